@@ -1,0 +1,61 @@
+"""Session fixtures shared by every test suite: a real nats-server and a real PostgreSQL.
+
+Each test isolates itself with its own municipality code (`municipality` fixture), which is part
+of every subject, so tests share the servers without seeing each other's events.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+from madoguchi_shared import bus, db
+from madoguchi_shared.logging import configure
+from madoguchi_shared.runtime import NatsServer, PostgresServer
+from tests.utils.servers import make_settings, unique_municipality
+
+configure("WARNING", json_logs=False)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory):
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    server = PostgresServer(tmp_path_factory.mktemp("pg")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(nats_server, pg_server, tmp_path_factory):
+    return make_settings(nats_server, pg_server, tmp_path_factory.mktemp("data"))
+
+
+@pytest_asyncio.fixture(scope="session")
+async def nc(nats_server):
+    client = await bus.connect(nats_server.url, name="tests")
+    await bus.ensure_streams(client.jetstream())
+    yield client
+    await client.drain()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def js(nc):
+    return nc.jetstream()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pg_pool(pg_server):
+    pool = await db.create_pool(pg_server.dsn, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def municipality() -> str:
+    return unique_municipality()

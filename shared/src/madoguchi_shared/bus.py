@@ -1,0 +1,244 @@
+"""The bus: JetStream streams, appending events, reading an aggregate back.
+
+Rules (ARCHITECTURE.md):
+1. every publish carries Nats-Msg-Id = event_id, so a retry never makes a second event;
+2. a command's append carries the aggregate subject's expected last sequence, so a stale
+   writer gets ConcurrencyConflict instead of a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, BadRequestError, NotFoundError
+
+from madoguchi_shared import subjects
+from madoguchi_shared.events import Event, dump_event, parse_event
+from madoguchi_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+WRONG_LAST_SEQUENCE = 10071
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    log: bool = True  # a log of record: deny delete and purge
+    duplicate_window: float = 120.0  # seconds
+
+
+# One stream per context. The device stream keeps a longer dedup window because an agent's
+# outbox may resend after a long offline spell (its consumers still skip what they applied).
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec("MG_DESK", ("mg.desk.>",)),
+    StreamSpec("MG_CALLS", ("mg.calls.>",)),
+    StreamSpec("MG_DEVICE", ("mg.device.>",), duplicate_window=3600.0),
+    StreamSpec("MG_AUDIT", ("mg.audit.>",)),
+    StreamSpec("MG_ADMIN", ("mg.admin.>",)),
+    StreamSpec("MG_REPORT", ("mg.report.>",)),
+    StreamSpec("MG_DLQ", ("mg.dlq.>",), log=False),
+)
+STREAM_OF_CONTEXT = {spec.subjects[0].split(".")[1]: spec.name for spec in STREAMS}
+LOG_STREAMS = tuple(spec.name for spec in STREAMS if spec.log)
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the aggregate since it was read (HTTP 409)."""
+
+    def __init__(self, subject: str, expected: int | None, detail: str = ""):
+        super().__init__(f"concurrent change on {subject} (expected last sequence {expected}) {detail}".strip())
+        self.subject = subject
+        self.expected = expected
+
+
+def stream_for(subject: str) -> str:
+    return STREAM_OF_CONTEXT[subject.split(".")[1]]
+
+
+async def connect(url: str, name: str, **kwargs) -> NATS:
+    """Connect with reconnects forever: a service outlives a restarting nats-server."""
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        **kwargs,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create or update every stream (idempotent)."""
+    for spec in STREAMS:
+        config = api.StreamConfig(
+            name=spec.name,
+            subjects=list(spec.subjects),
+            storage=api.StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=spec.duplicate_window,
+            deny_delete=spec.log,
+            deny_purge=spec.log,
+            allow_direct=True,
+            max_age=0 if spec.log else 30 * 24 * 3600.0,
+        )
+        try:
+            await js.add_stream(config)
+        except BadRequestError as exc:
+            if exc.err_code != 10058:  # stream name already in use with a different configuration
+                raise
+            await js.update_stream(config)
+
+
+def _headers(event: Event, expected: int | None) -> dict[str, str]:
+    headers = {"Nats-Msg-Id": str(event.event_id), "Mg-Type": event.type}
+    if expected is not None:
+        headers["Nats-Expected-Last-Subject-Sequence"] = str(expected)
+    return headers
+
+
+async def append(js: JetStreamContext, event: Event, expected: int | None = None) -> api.PubAck:
+    """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new)."""
+    subject = event.subject
+    try:
+        return await js.publish(subject, dump_event(event), headers=_headers(event, expected))
+    except APIError as exc:
+        if exc.err_code == WRONG_LAST_SEQUENCE:
+            raise ConcurrencyConflict(subject, expected) from exc
+        raise
+
+
+async def append_all(js: JetStreamContext, events: Sequence[Event], expected: int | None = None) -> list[int]:
+    """Append a command's events in order; each one's expectation chains on the previous append.
+
+    Events of one aggregate chain their expected sequence; an event on another subject is
+    appended without an expectation (it is a consequence, e.g. an alert).
+    """
+    seqs: list[int] = []
+    last: dict[str, int | None] = {}
+    for event in events:
+        subject = event.subject
+        if subject in last:
+            exp = last[subject]
+        elif subject == events[0].subject:
+            exp = expected
+        else:
+            exp = None
+        ack = await append(js, event, exp)
+        last[subject] = ack.seq
+        seqs.append(ack.seq)
+    return seqs
+
+
+async def publish_many(js: JetStreamContext, events: Iterable[Event], window: int = 2000) -> int:
+    """Pipelined publish for bulk (simulation, outbox drain). Returns how many were acknowledged."""
+    futures: list[asyncio.Future] = []
+    count = 0
+    for event in events:
+        futures.append(await js.publish_async(event.subject, dump_event(event), headers=_headers(event, None)))
+        if len(futures) >= window:
+            for fut in futures:
+                await fut
+            count += len(futures)
+            futures.clear()
+    for fut in futures:
+        await fut
+    return count + len(futures)
+
+
+@dataclass(frozen=True)
+class Stored:
+    seq: int
+    event: Event
+
+
+async def last_sequence(js: JetStreamContext, subject: str) -> int:
+    """The subject's last stream sequence, 0 if it holds nothing."""
+    try:
+        msg = await js.get_last_msg(stream_for(subject), subject, direct=True)
+    except NotFoundError:
+        return 0
+    return msg.seq or 0
+
+
+async def load(nc: NATS, subject: str, after: int = 0, batch: int = 1000) -> list[Stored]:
+    """Read every event of one aggregate subject, in order, after sequence `after`.
+
+    Uses JetStream batched direct get (server 2.11+): one request returns up to `batch` messages,
+    ended by a 204 status message; repeated while more remain.
+    """
+    stream = stream_for(subject)
+    out: list[Stored] = []
+    seq = after + 1
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    try:
+        while True:
+            req = json.dumps({"seq": seq, "next_by_subj": subject, "batch": batch}).encode()
+            await nc.publish(f"$JS.API.DIRECT.GET.{stream}", req, reply=inbox)
+            got = 0
+            more = False
+            while True:
+                msg = await sub.next_msg(timeout=5)
+                headers = msg.headers or {}
+                status = headers.get("Status")
+                if status:
+                    if status in ("404", "408"):
+                        break
+                    if status == "204":  # end of batch
+                        more = headers.get("Nats-Num-Pending", "0") not in ("0", "") and got == batch
+                        break
+                    raise RuntimeError(f"direct get failed: {status} {headers.get('Description', '')}")
+                s = int(headers["Nats-Sequence"])
+                out.append(Stored(s, parse_event(msg.data)))
+                seq = s + 1
+                got += 1
+            if not more:
+                return out
+    finally:
+        await sub.unsubscribe()
+
+
+async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int = 1, timeout: float = 2.0):
+    """Yield (seq, subject, data, headers) of every stored message matching a filter, then stop.
+
+    An ordered, ack-less pull over what is in the stream now; for replays and rebuilds.
+    """
+    stream = await js.find_stream_name_by_subject(filter_subject)
+    info = await js.stream_info(stream)
+    end = info.state.last_seq
+    if end < start_seq:
+        return
+    config = api.ConsumerConfig(
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start_seq,
+        ack_policy=api.AckPolicy.NONE,
+        inactive_threshold=30.0,
+        filter_subject=filter_subject,
+    )
+    psub = await js.pull_subscribe(filter_subject, stream=stream, config=config)
+    try:
+        while True:
+            try:
+                msgs = await psub.fetch(1000, timeout=timeout)
+            except TimeoutError:
+                return
+            for msg in msgs:
+                meta = msg.metadata
+                yield meta.sequence.stream, msg.subject, msg.data, msg.headers or {}
+                if meta.num_pending == 0:
+                    return
+    finally:
+        await psub.unsubscribe()
+
+
+__all__ = [
+    "STREAMS", "LOG_STREAMS", "StreamSpec", "ConcurrencyConflict", "Stored", "connect", "ensure_streams",
+    "append", "append_all", "publish_many", "last_sequence", "load", "load_filter", "stream_for", "subjects",
+]

@@ -1,0 +1,87 @@
+"""The one definition of every event: a discriminated union over all bounded contexts.
+
+Each context has its own module (desk, calls, device, audit, admin, report). Importing this
+package imports them all, so REGISTRY and the TypeAdapter below know every type.
+
+Reading an event: `parse_event(raw)` applies upcasters first, so an event written as version 1
+is read as the current version (ARCHITECTURE: "an upcasting hook").
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from collections.abc import Callable
+from functools import cache
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from madoguchi_shared.events.base import REGISTRY, SYSTEM, Actor, Event, Frozen, Ident, Role, new_id, utcnow
+
+__all__ = [
+    "REGISTRY", "SYSTEM", "Actor", "Event", "Frozen", "Ident", "Role", "new_id", "utcnow",
+    "UnknownEventType", "adapter", "parse_event", "dump_event", "upcaster", "event_types",
+]
+
+# Import every context module in this package so their classes register.
+for _mod in pkgutil.iter_modules(__path__):
+    if _mod.name != "base":
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+# (type, version written) -> function turning that payload dict into the next version's dict.
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def upcaster(event_type: str, from_version: int):
+    """Register a function that lifts a payload of `event_type` from `from_version` to the next."""
+
+    def register(fn: Callable[[dict[str, Any]], dict[str, Any]]):
+        UPCASTERS[(event_type, from_version)] = fn
+        return fn
+
+    return register
+
+
+def event_types() -> list[str]:
+    return sorted(REGISTRY)
+
+
+@cache
+def adapter() -> TypeAdapter:
+    """One TypeAdapter over the discriminated union of every registered event type."""
+    classes = tuple(REGISTRY[name] for name in sorted(REGISTRY))
+    union = Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007
+    return TypeAdapter(union)
+
+
+def upcast(data: dict[str, Any]) -> dict[str, Any]:
+    event_type = data.get("type")
+    version = data.get("version", 1)
+    while (event_type, version) in UPCASTERS:
+        data = UPCASTERS[(event_type, version)](dict(data))
+        version = data["version"] = version + 1
+    return data
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+    """Parse an event from JSON bytes (or a dict), upcasting old versions. Raises ValueError."""
+    data = json.loads(raw) if isinstance(raw, bytes | str) else raw
+    if not isinstance(data, dict):
+        raise ValueError("an event must be a JSON object")
+    if data.get("type") not in REGISTRY:
+        raise UnknownEventType(f"unknown event type {data.get('type')!r}")
+    return adapter().validate_python(upcast(data))
+
+
+def dump_event(event: Event) -> bytes:
+    return event.model_dump_json().encode()
+
+
+__all__ += ["ValidationError", "upcast"]

@@ -1,0 +1,121 @@
+"""The event envelope and the registry every event type joins.
+
+Every event is a frozen pydantic model with extra="forbid" and a Literal `type` tag. A concrete
+event class names its bounded context, its aggregate kind and the field that holds the aggregate
+id; from those it knows its subject (see madoguchi_shared.subjects). Nothing here carries
+personal data: the actor is a staff id and role, never a citizen (ARCHITECTURE.md rule 5).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from uuid6 import uuid7
+
+from madoguchi_shared import subjects
+
+MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+# Ids of wards, desks, devices, staff, tickets, ...: safe as subject tokens.
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+def new_id() -> UUID:
+    """A UUIDv7: time-ordered, used for event ids and aggregate ids."""
+    return uuid7()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(str, enum.Enum):
+    manager = "manager"  # 業務責任者
+    rounder = "rounder"  # ラウンダー
+    supporter = "supporter"  # 支援員
+    operator = "operator"  # オペレーター
+    city_staff = "city_staff"  # 委託者（市職員）
+    auditor = "auditor"
+    administrator = "administrator"
+    service = "service"  # another service of the system
+    device = "device"  # a desk PC's agent
+    system = "system"  # the platform itself (timers, rules)
+
+
+class Actor(BaseModel):
+    """Who caused the event: a staff id and role, a service or a device. Never a citizen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: Ident
+    role: Role
+
+
+SYSTEM = Actor(id="system", role=Role.system)
+
+
+class Frozen(BaseModel):
+    """Base for value objects inside events."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Event(BaseModel):
+    """The envelope. Subclasses add `type: Literal[...]`, their payload fields and three ClassVars."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    context: ClassVar[str]  # desk | calls | device | audit | admin | report
+    aggregate: ClassVar[str]  # aggregate kind, a subject token
+    aggregate_field: ClassVar[str]  # name of the field holding the aggregate id
+
+    event_id: UUID = Field(default_factory=new_id)
+    type: str
+    version: int = 1
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
+    recorded_at: AwareDatetime = Field(default_factory=utcnow)
+    municipality: MunicipalityCode
+    ward: Ident | None = None
+    desk: Ident | None = None
+    actor: Actor = SYSTEM
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("type")
+        literal = getattr(field, "annotation", None)
+        args = getattr(literal, "__args__", ())
+        if field is not None and len(args) == 1 and isinstance(args[0], str):
+            name = args[0]
+            if name in REGISTRY and REGISTRY[name] is not cls:
+                raise TypeError(f"event type {name!r} defined twice")
+            for attr in ("context", "aggregate", "aggregate_field"):
+                if not hasattr(cls, attr):
+                    raise TypeError(f"event {name} lacks ClassVar {attr}")
+            REGISTRY[name] = cls
+
+    @property
+    def aggregate_id(self) -> str:
+        return str(getattr(self, self.aggregate_field))
+
+    @property
+    def subject(self) -> str:
+        return subjects.aggregate_subject(self.context, self.municipality, self.aggregate, self.aggregate_id)
+
+    def caused(self, **changes: Any) -> dict[str, Any]:
+        """Envelope fields for an event caused by this one (same correlation, causation = this)."""
+        return {
+            "municipality": self.municipality,
+            "ward": self.ward,
+            "desk": self.desk,
+            "correlation_id": self.correlation_id or self.event_id,
+            "causation_id": self.event_id,
+            **changes,
+        }
+
+
+REGISTRY: dict[str, type[Event]] = {}

