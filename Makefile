@@ -1,0 +1,34 @@
+# Madoguchi: two commands on a fresh machine (Python 3.11, pip, apt).
+#   make run   installs what is needed and starts the whole system (data under var/)
+#   make test  installs what is needed and runs every test
+PYTHON ?= python3.11
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+.PHONY: install run demo test test-fast bench clean-data system-deps
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: $(UV) pyproject.toml uv.lock shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+	$(UV) sync --python $(PYTHON) --frozen
+	@touch $@
+
+install: system-deps .venv/.synced
+
+run: install
+	.venv/bin/madoguchi run
+
+test: install
+	.venv/bin/pytest -q -p no:cacheprovider
+
+bench: install
+	.venv/bin/python -m bench.run
+
+clean-data:
+	rm -rf var

@@ -1,0 +1,261 @@
+"""The `madoguchi` command line. Services add their own subcommands through the entry-point
+group `madoguchi.cli` (name = "module:typer_app"); HTTP services register in `madoguchi.services`
+(name = "module:create_app")."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from madoguchi_shared.settings import Settings
+
+app = typer.Typer(help="Madoguchi（窓口）: operations platform for My Number card support desks and phone lines.", no_args_is_help=True)
+schema_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff accounts and credentials.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+app.add_typer(staff_app, name="staff")
+
+
+def service_factories() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group="madoguchi.services")}
+
+
+@schema_app.command("export")
+def schema_export(directory: Path) -> None:
+    """Write a JSON Schema per event type (and the catalog) into DIRECTORY."""
+    from madoguchi_shared.events import REGISTRY, adapter
+
+    directory.mkdir(parents=True, exist_ok=True)
+    catalog = []
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        schema = cls.model_json_schema()
+        (directory / f"{name}.json").write_text(json.dumps(schema, ensure_ascii=False, indent=2) + "\n")
+        catalog.append({"type": name, "context": cls.context, "aggregate": cls.aggregate,
+                        "aggregate_field": cls.aggregate_field, "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""})
+    (directory / "_union.json").write_text(json.dumps(adapter().json_schema(), ensure_ascii=False, indent=2) + "\n")
+    (directory / "_catalog.json").write_text(json.dumps(catalog, ensure_ascii=False, indent=2) + "\n")
+    typer.echo(f"wrote {len(catalog)} event schemas to {directory}")
+
+
+@schema_app.command("list")
+def schema_list() -> None:
+    """List every event type with its subject pattern."""
+    from madoguchi_shared.events import REGISTRY
+
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        typer.echo(f"{name:45s} mg.{cls.context}.<municipality>.{cls.aggregate}.<{cls.aggregate_field}>")
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("パスワード / password: ")
+    if first != getpass.getpass("もう一度 / again: "):
+        raise typer.BadParameter("passwords differ")
+    return first
+
+
+@staff_app.command("add")
+def staff_add(
+    staff_id: Annotated[str, typer.Option("--id", help="staff id, e.g. S0001 (never a name)")],
+    role: Annotated[list[str], typer.Option("--role", help="manager, rounder, supporter, operator, city_staff, auditor, administrator")],
+    ward: Annotated[list[str], typer.Option("--ward", help="ward scope; omit for all wards (HQ roles)")] = [],  # noqa: B006
+    municipality: Annotated[str | None, typer.Option(help="municipality code; default from settings")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")] = False,
+) -> None:
+    """Create (or reset) a staff account, e.g. the first manager."""
+    from madoguchi_shared import auth, bus
+    from madoguchi_shared.events.base import Role
+
+    settings = Settings()
+    roles = [Role(r) for r in role]
+    password = _read_password(password_stdin)
+
+    async def go() -> None:
+        nc = await bus.connect(settings.nats_url, name="madoguchi-cli")
+        js = nc.jetstream()
+        await bus.ensure_streams(js, settings.stream_replicas)
+        await auth.add_staff(js, municipality=municipality or settings.municipality, staff_id=staff_id,
+                             roles=roles, wards=ward, password=password)
+        await nc.drain()
+
+    try:
+        asyncio.run(go())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"staff {staff_id}: roles {', '.join(r.value for r in roles)}; wards {', '.join(ward) or 'all'}")
+
+
+@staff_app.command("token")
+def staff_token(
+    subject: Annotated[str, typer.Option("--id", help="device id or service name")],
+    kind: Annotated[str, typer.Option(help="device or service")] = "device",
+    ward: Annotated[str | None, typer.Option()] = None,
+    desk: Annotated[str | None, typer.Option()] = None,
+    days: Annotated[int, typer.Option(help="validity in days")] = 30,
+) -> None:
+    """Print a device or service credential (a signed token)."""
+    from madoguchi_shared import auth
+    from madoguchi_shared.events.base import Role
+
+    if kind not in ("device", "service"):
+        raise typer.BadParameter("kind must be device or service")
+    settings = Settings()
+    role = Role.device if kind == "device" else Role.service
+    typer.echo(auth.issue_token(settings, staff_id=subject, roles=[role], wards=[ward] if ward else [], kind=kind, desk=desk, ttl=days * 86400))
+
+
+@app.command()
+def streams() -> None:
+    """Create or update the JetStream streams."""
+    from madoguchi_shared import bus
+
+    settings = Settings()
+
+    async def go() -> None:
+        nc = await bus.connect(settings.nats_url, name="madoguchi-cli")
+        await bus.ensure_streams(nc.jetstream(), settings.stream_replicas)
+        for spec in bus.STREAMS:
+            info = await nc.jetstream().stream_info(spec.name)
+            typer.echo(f"{spec.name:10s} {','.join(spec.subjects):14s} messages={info.state.messages}")
+        await nc.drain()
+
+    asyncio.run(go())
+
+
+@app.command()
+def serve(name: str) -> None:
+    """Run one HTTP service (desk, calls, reporting, audit, ...) in the foreground."""
+    import uvicorn
+
+    factories = service_factories()
+    if name not in factories:
+        raise typer.BadParameter(f"unknown service {name!r}; known: {', '.join(sorted(factories))}")
+    settings = Settings()
+    create_app = factories[name].load()
+    port = getattr(settings, f"{name}_port")
+    uvicorn.run(create_app(settings), host=settings.host, port=port, log_level="warning",
+                loop="uvloop", http="httptools", access_log=False)
+
+
+@app.command()
+def run(
+    embedded: Annotated[bool, typer.Option(help="start nats-server and PostgreSQL under the data folder")] = True,
+    only: Annotated[list[str], typer.Option(help="start only these services")] = [],  # noqa: B006
+) -> None:
+    """Start the whole system: NATS and PostgreSQL (embedded), streams, every service. Ctrl-C stops it."""
+    from madoguchi_shared.runtime import NatsServer, PostgresServer
+
+    settings = Settings()
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    settings.resolved_token_secret()  # create the key once, before services race for it
+    env = dict(os.environ)
+    started: list = []
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def stop_all(*_args) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        typer.echo("\nstopping ...")
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in children.items():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for server in reversed(started):
+            server.stop()
+        typer.echo("stopped; data kept in " + str(data))
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    try:
+        if embedded:
+            nats_server = NatsServer(data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port).start()
+            started.append(nats_server)
+            pg = PostgresServer(data / "postgres", port=settings.pg_port).start()
+            started.append(pg)
+            env["MADOGUCHI_NATS_URL"] = nats_server.url
+            env["MADOGUCHI_PG_DSN"] = pg.dsn
+            typer.echo(f"nats-server  {nats_server.url}  (JetStream store {data / 'nats'})")
+            typer.echo(f"postgresql   {pg.dsn}  (data {data / 'postgres'})")
+        env["MADOGUCHI_DATA_DIR"] = str(data)
+        subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True, stdout=subprocess.DEVNULL)
+        names = []
+        for name, ep in sorted(service_factories().items()):
+            if only and name not in only:
+                continue
+            try:
+                ep.load()
+            except Exception as exc:  # noqa: BLE001 - start the rest, say which one is missing
+                typer.echo(f"{name:12s} not started: {type(exc).__name__}: {exc}", err=True)
+                continue
+            names.append(name)
+        for name in names:
+            children[name] = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "serve", name], env=env)
+        deadline = time.monotonic() + 60
+        pending = set(names)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                if children[name].poll() is not None:
+                    raise RuntimeError(f"service {name} exited with {children[name].returncode}")
+                port = getattr(settings, f"{name}_port")
+                try:
+                    with urllib.request.urlopen(f"http://{settings.host}:{port}/readyz", timeout=1) as resp:
+                        if resp.status == 200:
+                            pending.discard(name)
+                            typer.echo(f"{name:12s} http://{settings.host}:{port}  (ready; API docs at /docs)")
+                except OSError:
+                    pass
+            time.sleep(0.3)
+        for name in pending:
+            typer.echo(f"{name:12s} not ready after 60 s; see its log above", err=True)
+        typer.echo("Madoguchi is running. Ctrl-C stops everything; `make run` again resumes with the data kept.")
+        while True:
+            for name, proc in children.items():
+                if proc.poll() is not None and not stopping:
+                    typer.echo(f"service {name} exited with {proc.returncode}", err=True)
+                    raise RuntimeError(f"service {name} exited")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all()
+
+
+def _add_service_commands() -> None:
+    for ep in entry_points(group="madoguchi.cli"):
+        try:
+            sub = ep.load()
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not take the CLI down
+            print(f"warning: subcommands of {ep.name} unavailable: {exc}", file=sys.stderr)
+            continue
+        app.add_typer(sub, name=ep.name)
+
+
+def main() -> None:
+    _add_service_commands()
+    app()
+
+
+if __name__ == "__main__":
+    main()

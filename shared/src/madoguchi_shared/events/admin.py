@@ -1,0 +1,114 @@
+"""Administration events: staff accounts, access, training records (ORG-2, ORG-4), configuration.
+
+Staff are identified by a staff id (e.g. "S0012"); names are not kept in events. A password hash
+lives in the identity store, never in an event.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from madoguchi_shared.events.base import Event, Ident, Role
+
+
+class _StaffEvent(Event):
+    context: ClassVar[str] = "admin"
+    aggregate: ClassVar[str] = "staff"
+    aggregate_field: ClassVar[str] = "staff_id"
+    staff_id: Ident
+
+
+class StaffAccountCreated(_StaffEvent):
+    type: Literal["admin.staff_account_created"] = "admin.staff_account_created"
+    roles: tuple[Role, ...] = Field(min_length=1)
+    wards: tuple[Ident, ...] = ()  # empty = every ward of the municipality
+
+
+class StaffRolesChanged(_StaffEvent):
+    type: Literal["admin.staff_roles_changed"] = "admin.staff_roles_changed"
+    roles: tuple[Role, ...] = Field(min_length=1)
+    wards: tuple[Ident, ...] = ()
+
+
+class StaffAccountDisabled(_StaffEvent):
+    type: Literal["admin.staff_account_disabled"] = "admin.staff_account_disabled"
+    reason: Literal["left", "suspended", "compromised", "other"] = "other"
+
+
+class StaffPasswordChanged(_StaffEvent):
+    type: Literal["admin.staff_password_changed"] = "admin.staff_password_changed"
+
+
+class LoginSucceeded(_StaffEvent):
+    type: Literal["admin.login_succeeded"] = "admin.login_succeeded"
+    service: Ident
+
+
+class LoginFailed(_StaffEvent):
+    type: Literal["admin.login_failed"] = "admin.login_failed"
+    service: Ident
+    reason: Literal["unknown_staff", "bad_password", "disabled"]
+
+
+TRAINING_ITEMS = (
+    "compliance",  # 個人情報・マイナンバー法・守秘義務
+    "scheme_overview",  # 制度概要（キャッシュレス決済サービスを含む）
+    "work_flow",  # 業務フロー
+    "customer_service",  # 接遇
+    "talk_script_faq",  # トークスクリプト・FAQ
+    "role_play",  # ロールプレイング
+    "system",  # システム操作
+    "escalation",  # エスカレーション
+    "complaints",  # クレーム対応
+    "security_policy",  # 情報セキュリティポリシー (SEC-1)
+)
+TrainingItem = Literal[
+    "compliance", "scheme_overview", "work_flow", "customer_service", "talk_script_faq",
+    "role_play", "system", "escalation", "complaints", "security_policy",
+]
+
+
+class TrainingItemCompleted(_StaffEvent):
+    """ORG-4: one curriculum item of the training before duty, recorded by the trainer."""
+
+    type: Literal["admin.training_item_completed"] = "admin.training_item_completed"
+    item: TrainingItem
+    hours: float = Field(ge=0, le=40)
+
+
+class TrainingTestRecorded(_StaffEvent):
+    """ORG-4: the test at the end of training (理解度テスト)."""
+
+    type: Literal["admin.training_test_recorded"] = "admin.training_test_recorded"
+    score: int = Field(ge=0, le=100)
+    passed: bool
+
+
+class AccessDenied(Event):
+    """An attempt outside one's role or ward (HTTP 403), recorded for the auditors (repeated 403s alert)."""
+
+    context: ClassVar[str] = "admin"
+    aggregate: ClassVar[str] = "access"
+    aggregate_field: ClassVar[str] = "subject_id"
+    type: Literal["admin.access_denied"] = "admin.access_denied"
+    subject_id: Ident  # the staff id, device id or service name that was refused
+    service: Ident
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str = Field(max_length=300)  # the route template, e.g. /v1/desks/{desk}/tickets
+    required_roles: tuple[Role, ...] = ()
+    target_ward: Ident | None = None
+    reason: Literal["role", "ward", "municipality", "token"]
+
+
+class ConfigurationChanged(Event):
+    """A change of the municipality's configuration (wards, desks, capacities, categories, policy)."""
+
+    context: ClassVar[str] = "admin"
+    aggregate: ClassVar[str] = "config"
+    aggregate_field: ClassVar[str] = "key"
+    type: Literal["admin.configuration_changed"] = "admin.configuration_changed"
+    key: Ident  # e.g. "desks", "call_categories", "agent_policy"
+    revision: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

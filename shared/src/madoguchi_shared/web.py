@@ -1,0 +1,280 @@
+"""What every service's FastAPI app shares: lifespan with bus and pool, health, metrics,
+request and correlation ids in logs, RFC 9457 problem+json errors, and the login route.
+
+Domain errors map to HTTP here, at one boundary; library errors are mapped to domain errors
+where they occur (bus.ConcurrencyConflict is raised by bus.append).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+
+from madoguchi_shared import auth, bus, logging
+from madoguchi_shared.events.admin import LoginFailed, LoginSucceeded
+from madoguchi_shared.events.base import Actor, Role
+from madoguchi_shared.pii import PersonalDataFound
+from madoguchi_shared.settings import Settings
+
+log = logging.get_logger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+class DomainError(Exception):
+    """A refusal the user can act on: becomes problem+json with this status."""
+
+    status = 400
+    title = "要求を処理できません"
+
+    def __init__(self, detail: str, *, status: int | None = None, title: str | None = None, field: str | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if title is not None:
+            self.title = title
+        self.field = field
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "見つかりません"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "競合が発生しました"
+
+
+def problem(status: int, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"https://madoguchi.invalid/problems/{status}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+_TITLES = {400: "要求が正しくありません", 401: "ログインが必要です", 403: "権限がありません", 404: "見つかりません",
+           405: "許可されていない操作です", 409: "競合が発生しました", 422: "入力内容に誤りがあります"}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError):
+        return problem(exc.status, exc.title, exc.detail, request, field=exc.field, **exc.extra)
+
+    @app.exception_handler(bus.ConcurrencyConflict)
+    async def conflict(request: Request, exc: bus.ConcurrencyConflict):
+        return problem(409, "競合が発生しました",
+                       "他の操作が先に行われました。画面を更新してからもう一度お試しください。", request)
+
+    @app.exception_handler(PersonalDataFound)
+    async def personal_data(request: Request, exc: PersonalDataFound):
+        return problem(422, "個人情報が含まれています", str(exc), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError):
+        # Never echo the input back: it may be the very personal data that was refused.
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": _clean_msg(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
+        return problem(422, "入力内容に誤りがあります", detail, request, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        response = problem(exc.status_code, _TITLES.get(exc.status_code, "エラー"), str(exc.detail), request)
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("request.failed", error_type=type(exc).__name__)
+        return problem(500, "システムエラー", "予期しないエラーが発生しました。時間をおいてもう一度お試しください。", request)
+
+
+def _clean_msg(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["S0001"])
+    password: str = Field(min_length=1, max_length=200)
+    municipality: str | None = Field(default=None, pattern=r"^[0-9]{6}$", examples=["011002"])
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    roles: list[str]
+    wards: list[str]
+
+
+def _auth_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+    @router.post("/token", response_model=TokenResponse)
+    async def login(body: LoginRequest, request: Request) -> TokenResponse:
+        """Log in with staff id and password; returns a short-lived bearer token."""
+        settings: Settings = request.app.state.settings
+        js = request.app.state.js
+        municipality = body.municipality or settings.municipality
+        record, reason = await auth.authenticate(js, municipality, body.username, body.password)
+        service = request.app.state.service_name
+        if record is None:
+            await bus.append(js, LoginFailed(municipality=municipality, staff_id=body.username, service=service, reason=reason))
+            raise HTTPException(401, "職員IDまたはパスワードが正しくありません。")
+        roles = [Role(r) for r in record["roles"]]
+        actor = Actor(id=body.username, role=roles[0])
+        await bus.append(js, LoginSucceeded(municipality=municipality, staff_id=body.username, service=service, actor=actor))
+        token = auth.issue_token(settings, staff_id=body.username, roles=roles, wards=record["wards"], municipality=municipality)
+        return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds, roles=[r.value for r in roles], wards=record["wards"])
+
+    @router.get("/me")
+    async def me(principal: auth.Principal = Depends(auth.current_principal)) -> dict:
+        """Who the bearer token belongs to."""
+        return {"staff_id": principal.staff_id, "roles": sorted(r.value for r in principal.roles),
+                "wards": list(principal.wards), "municipality": principal.municipality, "kind": principal.kind}
+
+    return router
+
+
+def _ops_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request):
+        """Readiness: the bus (and the database, where used) are reachable."""
+        checks: dict[str, str] = {}
+        nc = getattr(request.app.state, "nc", None)
+        checks["nats"] = "ok" if nc is not None and nc.is_connected else "down"
+        pool = getattr(request.app.state, "pool", None)
+        if request.app.state.use_db:
+            try:
+                async with pool.acquire(timeout=2) as conn:
+                    await conn.fetchval("SELECT 1")
+                checks["postgres"] = "ok"
+            except Exception:  # noqa: BLE001
+                checks["postgres"] = "down"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request):
+        """Prometheus metrics."""
+        return PlainTextResponse(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_service_app(
+    name: str,
+    settings: Settings,
+    *,
+    routers: list[APIRouter],
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager] | None = None,
+    use_db: bool = False,
+    version: str = "0.1.0",
+    description: str = "",
+) -> FastAPI:
+    """A service app: bus (and pool) opened in the lifespan, shared routes, error mapping."""
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.configure(settings.log_level, settings.log_json)
+        app.state.nc = await bus.connect(settings.nats_url, name=f"madoguchi-{name}")
+        app.state.js = app.state.nc.jetstream()
+        await bus.ensure_streams(app.state.js, settings.stream_replicas)
+        app.state.pool = None
+        if use_db:
+            from madoguchi_shared import db
+
+            app.state.pool = await db.create_pool(settings.resolved_pg_dsn())
+        log.info("service.started", service=name)
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            if app.state.pool is not None:
+                await app.state.pool.close()
+            try:
+                await app.state.nc.drain()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
+            log.info("service.stopped", service=name)
+
+    app = FastAPI(title=f"Madoguchi {name}", version=version, description=description, lifespan=app_lifespan)
+    app.state.settings = settings
+    app.state.service_name = name
+    app.state.use_db = use_db
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
+    latency = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"], registry=registry)
+    app.state.metrics = {"requests": requests, "latency": latency,
+                         "gauge": lambda n, d: Gauge(n, d, registry=registry)}
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        correlation_id = request.headers.get("x-correlation-id") or request_id
+        request.state.request_id = request_id
+        request.state.correlation_id = correlation_id
+        logging.clear()
+        logging.bind(request_id=request_id, correlation_id=correlation_id, service=name)
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        elapsed = time.perf_counter() - start
+        requests.labels(request.method, route, str(response.status_code)).inc()
+        latency.labels(request.method, route).observe(elapsed)
+        response.headers["x-request-id"] = request_id
+        if route not in ("/healthz", "/readyz", "/metrics"):
+            log.info("request", method=request.method, route=route, status=response.status_code, ms=round(elapsed * 1000, 1))
+        return response
+
+    _install_error_handlers(app)
+    app.include_router(_ops_router())
+    app.include_router(_auth_router())
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def correlation_id(request: Request) -> uuid.UUID | None:
+    """The request's correlation id as a UUID when the client sent one that is a UUID."""
+    try:
+        return uuid.UUID(request.state.correlation_id)
+    except (ValueError, AttributeError):
+        return None
+
+
+__all__ = ["create_service_app", "DomainError", "NotFound", "Conflict", "problem", "correlation_id"]

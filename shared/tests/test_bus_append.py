@@ -1,0 +1,69 @@
+"""ARCHITECTURE rules 1 and 2: idempotent publish, optimistic concurrency per aggregate."""
+
+from __future__ import annotations
+
+import pytest
+
+from madoguchi_shared import bus
+from madoguchi_shared.events.admin import StaffAccountCreated, TrainingItemCompleted
+from madoguchi_shared.events.base import Role
+
+
+def staff_created(municipality: str, staff_id: str = "S0001") -> StaffAccountCreated:
+    return StaffAccountCreated(municipality=municipality, staff_id=staff_id, roles=(Role.supporter,), wards=("chuo",))
+
+
+async def test_duplicate_event_id_published_three_times_leaves_one_message(js, nc, municipality):
+    event = staff_created(municipality)
+    acks = [await bus.append(js, event) for _ in range(3)]
+    assert [bool(a.duplicate) for a in acks] == [False, True, True]
+    assert len({a.seq for a in acks}) == 1
+    stored = await bus.load(nc, event.subject)
+    assert [s.event for s in stored] == [event]
+
+
+async def test_stale_expected_sequence_raises_conflict_and_stores_nothing(js, nc, municipality):
+    first = staff_created(municipality)
+    ack = await bus.append(js, first, expected=0)
+    second = TrainingItemCompleted(municipality=municipality, staff_id="S0001", item="compliance", hours=2)
+    await bus.append(js, second, expected=ack.seq)
+    stale = TrainingItemCompleted(municipality=municipality, staff_id="S0001", item="system", hours=1)
+    with pytest.raises(bus.ConcurrencyConflict):
+        await bus.append(js, stale, expected=ack.seq)
+    with pytest.raises(bus.ConcurrencyConflict):
+        await bus.append(js, staff_created(municipality), expected=0)  # "must be new" on an existing subject
+    assert [s.event.event_id for s in await bus.load(nc, first.subject)] == [first.event_id, second.event_id]
+
+
+async def test_append_all_chains_expectations_and_load_reads_in_order(js, nc, municipality):
+    events = [staff_created(municipality, "S0002")] + [
+        TrainingItemCompleted(municipality=municipality, staff_id="S0002", item=item, hours=1)
+        for item in ("compliance", "system", "escalation")
+    ]
+    seqs = await bus.append_all(js, events, expected=0)
+    assert seqs == sorted(seqs)
+    assert await bus.last_sequence(js, events[0].subject) == seqs[-1]
+    loaded = await bus.load(nc, events[0].subject)
+    assert [s.event for s in loaded] == events
+    assert [s.seq for s in await bus.load(nc, events[0].subject, after=seqs[1])] == seqs[2:]
+
+
+async def test_load_reads_aggregates_longer_than_one_batch(js, nc, municipality):
+    events = [staff_created(municipality, "S0003")] + [
+        TrainingItemCompleted(municipality=municipality, staff_id="S0003", item="role_play", hours=0.5) for _ in range(30)
+    ]
+    await bus.publish_many(js, events)
+    loaded = await bus.load(nc, events[0].subject, batch=7)
+    assert [s.event.event_id for s in loaded] == [e.event_id for e in events]
+
+
+async def test_unknown_subject_is_empty(js, nc, municipality):
+    subject = staff_created(municipality, "nobody").subject
+    assert await bus.last_sequence(js, subject) == 0
+    assert await bus.load(nc, subject) == []
+
+
+async def test_log_streams_deny_delete_and_purge(js):
+    for name in bus.LOG_STREAMS:
+        info = await js.stream_info(name)
+        assert info.config.deny_delete and info.config.deny_purge and info.config.allow_direct
