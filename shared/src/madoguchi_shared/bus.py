@@ -64,9 +64,12 @@ def stream_for(subject: str) -> str:
 
 
 async def connect(url: str, name: str, **kwargs) -> NATS:
-    """Connect with reconnects forever: a service outlives a restarting nats-server."""
+    """Connect with reconnects forever: a service outlives a restarting nats-server.
+
+    `url` may list several servers separated by commas (a cluster).
+    """
     return await nats.connect(
-        url,
+        [u.strip() for u in url.split(",") if u.strip()],
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
