@@ -28,7 +28,7 @@ test: install
 	.venv/bin/pytest -q -p no:cacheprovider
 
 bench: install
-	.venv/bin/python -m bench.run
+	.venv/bin/python -m bench.run $(BENCH_ARGS)
 
 clean-data:
 	rm -rf var
