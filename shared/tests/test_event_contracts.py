@@ -4,6 +4,7 @@ an unknown type is refused; an upcaster lets version 1 be read where version 2 i
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import types
 import typing
@@ -11,9 +12,11 @@ from datetime import date, datetime, time, timezone
 from typing import Literal, get_args, get_origin
 from uuid import UUID
 
+import hypothesis
 import jsonschema
+from hypothesis import strategies as st
 import pytest
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, NaiveDatetime
 from typer.testing import CliRunner
 
 from madoguchi_shared import events
@@ -40,6 +43,10 @@ def example_value(annotation, metadata=()):  # noqa: C901 - one branch per kind 
     if origin is dict:
         k, v = get_args(annotation)
         return {example_value(k): example_value(v)}
+    if annotation is AwareDatetime:
+        return datetime(2021, 4, 1, 9, 0, tzinfo=timezone.utc)
+    if annotation is NaiveDatetime:
+        return datetime(2021, 4, 1, 9, 0)
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             return list(annotation)[0]
@@ -54,9 +61,9 @@ def example_value(annotation, metadata=()):  # noqa: C901 - one branch per kind 
             pattern = _pattern(metadata)
             if pattern == r"^[0-9]{6}$":
                 return MUNICIPALITY
-            if pattern and "0-9a-f" in pattern:
-                return "0" * 64 if "64" in pattern else "00"
-            return "x1"
+            if pattern:  # the smallest string the field's own pattern accepts
+                return matching(pattern)
+            return "x" * max(2, _bound(metadata) or 0)
         if annotation is datetime:
             return datetime(2021, 4, 1, 9, 0, tzinfo=timezone.utc)
         if annotation is date:
@@ -66,6 +73,13 @@ def example_value(annotation, metadata=()):  # noqa: C901 - one branch per kind 
         if annotation is UUID:
             return UUID("0192f0a4-0000-7000-8000-000000000001")
     return "x1"
+
+
+@functools.cache
+def matching(pattern: str) -> str:
+    """A string the pattern accepts (hypothesis finds one; cached: patterns repeat across events)."""
+    quick = hypothesis.settings(database=None, max_examples=5, phases=[hypothesis.Phase.generate])
+    return hypothesis.find(st.from_regex(pattern, fullmatch=True), lambda _: True, settings=quick)
 
 
 def _bound(metadata):

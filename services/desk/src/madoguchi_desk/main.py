@@ -1,0 +1,101 @@
+"""The desk service (issue 3): calendar, day lifecycle, staffing, reception queue, visits,
+incidents. `create_app(settings)` builds the app; `madoguchi serve desk` runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from madoguchi_desk.api import routers
+from madoguchi_desk.domain import Refusal
+from madoguchi_desk.service import Appended, Clock, DeskService, system_clock
+from madoguchi_shared.logging import get_logger
+from madoguchi_shared.municipality import Municipality, load_municipality
+from madoguchi_shared.settings import Settings
+from madoguchi_shared.web import create_service_app, problem
+
+log = get_logger(__name__)
+
+DEFAULT_STAFFING_CHECK_SECONDS = 15.0
+
+
+def load_config(settings: Settings) -> Municipality:
+    """The municipality this deployment serves: `config_file` (taking the settings' code) or the
+    file named after `settings.municipality` in the config folders."""
+    if settings.config_file:
+        return load_municipality(settings.config_file, code=settings.municipality)
+    return load_municipality(settings.municipality, config_dir=settings.extra.get("config_dir"))
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check_seconds: float | None = None) -> FastAPI:
+    municipality = load_config(settings)
+    interval = staffing_check_seconds or float(settings.extra.get("desk_staffing_check_seconds", DEFAULT_STAFFING_CHECK_SECONDS))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = app.state.metrics_registry
+        counters = {
+            "breaches": Counter("madoguchi_desk_staffing_breaches_total", "DESK-5 staffing breaches detected", ["desk"], registry=registry),
+            "events": Counter("madoguchi_desk_events_total", "Desk events appended", ["type"], registry=registry),
+        }
+
+        def on_appended(appended: list[Appended]) -> None:
+            for a in appended:
+                counters["events"].labels(a.event.type).inc()
+                if a.event.type == "desk.staffing_breach_detected":
+                    counters["breaches"].labels(a.event.desk or "-").inc()
+                    log.warning("desk.staffing_breach", desk=a.event.desk, breach_no=a.event.breach_no)
+
+        service = DeskService(app.state.nc, app.state.js, municipality, clock or system_clock, on_appended)
+        app.state.desk = service
+
+        async def staffing_timer() -> None:
+            # DESK-5: also evaluated on every staffing change; the timer catches time passing
+            # (opening with nobody there, closing during a breach).
+            while True:
+                await asyncio.sleep(interval)
+                await service.staffing_sweep()
+
+        task = asyncio.create_task(staffing_timer(), name="desk-staffing-timer")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = create_service_app("desk", settings, routers=routers, lifespan=lifespan,
+                             description="窓口: opening calendar, day lifecycle, staffing, queue, visits, incidents")
+    app.state.municipality = municipality
+
+    @app.exception_handler(Refusal)
+    async def refusal(request: Request, exc: Refusal):
+        titles = {403: "権限がありません", 404: "見つかりません", 409: "現在の状態では実行できません", 422: "入力内容に誤りがあります"}
+        return problem(exc.status, titles.get(exc.status, "要求を処理できません"), exc.detail, request, code=exc.code)
+
+    @app.exception_handler(ValidationError)
+    async def invalid(request: Request, exc: ValidationError):
+        # An event refused its own contents (e.g. free text): never echo the input.
+        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", "")).removeprefix("Value error, ")}
+                  for e in exc.errors(include_input=False)]
+        return problem(422, "入力内容に誤りがあります", "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000], request,
+                       errors=errors)
+
+    return app
+
+
+def run() -> None:
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.desk_port, log_level="warning")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,303 @@
+"""The service shell: load an aggregate (bus.load + evolve, with a small cache), decide, append
+with the aggregate's expected last sequence, retry or report a conflict.
+
+Concurrency (ARCHITECTURE rule 2):
+- every append carries the expected last sequence of the subject it was decided on;
+- commands that only add to the day (issue a ticket, check in, raise an escalation, the DESK-5
+  timer) are re-decided on fresh state when another writer got there first (`retry=True`), and
+  serialised per subject inside this process so 50 concurrent ticket issues do not thrash;
+- commands whose meaning depends on what the user saw ("call next", visit edits) are not retried:
+  the loser gets ConcurrencyConflict (HTTP 409). A client may also send the `version` it saw;
+  a different current version is a 409 at once.
+A command touching two aggregates (start a visit, a card left behind) appends the desk-day first
+(with its expectation, the numbering and ordering live there) and the visit second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from madoguchi_desk import domain as d
+from madoguchi_shared import bus
+from madoguchi_shared.calendar import Calendar
+from madoguchi_shared.events import SYSTEM, Actor, Event, new_id
+from madoguchi_shared.events import desk as ev
+from madoguchi_shared.logging import get_logger
+from madoguchi_shared.municipality import Desk, Municipality
+from madoguchi_shared.subjects import aggregate_subject
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+MAX_ATTEMPTS = 25
+CACHE_SIZE = 5000
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    seq: int
+    state: Any
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    event: Event
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, **self.event.model_dump(mode="json")}
+
+
+class DeskService:
+    def __init__(self, nc: NATS, js: JetStreamContext, municipality: Municipality, clock: Clock = system_clock,
+                 on_appended: Callable[[list[Appended]], None] | None = None):
+        self.nc = nc
+        self.js = js
+        self.m = municipality
+        self.clock = clock
+        self.on_appended = on_appended
+        self._cache: OrderedDict[str, Loaded] = OrderedDict()
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._calendar: tuple[int, Calendar] | None = None
+
+    # --- subjects ------------------------------------------------------------------------
+
+    @property
+    def calendar_subject(self) -> str:
+        return aggregate_subject("desk", self.m.code, "calendar", "city")
+
+    def deskday_subject(self, desk: str, day: date) -> str:
+        return aggregate_subject("desk", self.m.code, "deskday", ev.deskday_id(desk, day))
+
+    def visit_subject(self, visit_id: UUID) -> str:
+        return aggregate_subject("desk", self.m.code, "visit", str(visit_id))
+
+    def staff_subject(self, staff_id: str) -> str:
+        return aggregate_subject("admin", self.m.code, "staff", staff_id)
+
+    # --- loading ---------------------------------------------------------------------------
+
+    async def load(self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any]) -> Loaded:
+        """The aggregate's state and last sequence: the cached fold plus whatever came after it."""
+        cached = self._cache.get(subject)
+        seq, state = (cached.seq, cached.state) if cached else (0, initial)
+        for stored in await bus.load(self.nc, subject, after=seq):
+            state = evolve(state, stored.event)
+            seq = stored.seq
+        loaded = Loaded(seq, state)
+        current = self._cache.get(subject)
+        if current is None or current.seq <= seq:
+            self._cache[subject] = loaded
+            self._cache.move_to_end(subject)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return loaded
+
+    async def city_calendar(self) -> Loaded:
+        return await self.load(self.calendar_subject, d.CityCalendar(), d.evolve_calendar)
+
+    async def calendar(self) -> Calendar:
+        """Configuration plus the city's run-time instructions (rebuilt only when they change)."""
+        loaded = await self.city_calendar()
+        if self._calendar is None or self._calendar[0] != loaded.seq:
+            self._calendar = (loaded.seq, loaded.state.calendar(self.m))
+        return self._calendar[1]
+
+    async def deskday(self, desk: Desk, day: date) -> Loaded:
+        return await self.load(self.deskday_subject(desk.id, day), d.DeskDay.empty(desk, day), d.evolve_deskday)
+
+    async def visit(self, visit_id: UUID) -> Loaded:
+        return await self.load(self.visit_subject(visit_id), None, d.evolve_visit)
+
+    async def training_missing(self, staff_id: str) -> tuple[str, ...]:
+        """ORG-4: read the staff member's training records from the admin stream."""
+        stored = await bus.load(self.nc, self.staff_subject(staff_id))
+        return d.training_missing(s.event for s in stored)
+
+    def today(self, calendar: Calendar | None = None) -> date:
+        return (calendar or self.m.calendar()).local_date(self.clock())
+
+    # --- executing -------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        aggregates: dict[str, tuple[Any, Callable[[Any, Event], Any]]],
+        decide: Callable[[dict[str, Loaded], datetime], list[Event]],
+        *,
+        retry: bool,
+        versions: dict[str, int] | None = None,
+    ) -> list[Appended]:
+        """Load the aggregates, decide, append. The first aggregate listed is the primary one
+        (its lock serialises retried commands in this process)."""
+        primary = next(iter(aggregates))
+        if retry and not versions:
+            async with self._locks[primary]:
+                return await self._attempts(aggregates, decide, retry=True, versions=None)
+        return await self._attempts(aggregates, decide, retry=False, versions=versions)
+
+    async def _attempts(self, aggregates, decide, *, retry: bool, versions: dict[str, int] | None) -> list[Appended]:
+        for attempt in range(MAX_ATTEMPTS):
+            loaded = {s: await self.load(s, init, evolve) for s, (init, evolve) in aggregates.items()}
+            for subject, version in (versions or {}).items():
+                if loaded[subject].seq != version:
+                    raise bus.ConcurrencyConflict(subject, version, f"(now at {loaded[subject].seq})")
+            events = decide(loaded, self.clock())
+            if not events:
+                return []
+            try:
+                appended = await self._append(events, {s: lo.seq for s, lo in loaded.items()})
+            except _PartialConflict as exc:
+                raise exc.conflict from None
+            except bus.ConcurrencyConflict:
+                if not retry or attempt == MAX_ATTEMPTS - 1:
+                    raise
+                continue
+            if self.on_appended:
+                self.on_appended(appended)
+            for a in appended:
+                log.info("desk.event", type=a.event.type, subject=a.event.subject, seq=a.seq)
+            return appended
+        raise AssertionError("unreachable")
+
+    async def _append(self, events: list[Event], expected: dict[str, int]) -> list[Appended]:
+        last = dict(expected)
+        out: list[Appended] = []
+        for event in events:
+            subject = event.subject
+            try:
+                ack = await bus.append(self.js, event, last.get(subject))
+            except bus.ConcurrencyConflict as exc:
+                if out:  # part of the command is stored: never retry it blindly
+                    raise _PartialConflict(exc) from exc
+                raise
+            last[subject] = ack.seq
+            out.append(Appended(ack.seq, event))
+        return out
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def deskday_command(self, desk: Desk, day: date | None, cmd: Any, actor: Actor, *, retry: bool = True,
+                              version: int | None = None, correlation_id: UUID | None = None) -> list[Appended]:
+        calendar = await self.calendar()
+        day = day or self.today(calendar)
+        subject = self.deskday_subject(desk.id, day)
+        hours = calendar.hours(day, desk.id)
+
+        def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
+            ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id)
+            return d.decide_deskday(loaded[subject].state, cmd, ctx)
+
+        return await self.execute({subject: (d.DeskDay.empty(desk, day), d.evolve_deskday)}, decide, retry=retry,
+                                  versions={subject: version} if version is not None else None)
+
+    async def call_next(self, desk: Desk, staff_id: str, actor: Actor, *, expected_ticket: int | None = None,
+                        version: int | None = None, correlation_id: UUID | None = None) -> list[Appended]:
+        """DESK-3. Two supporters racing for the same ticket: one gets it, the other a 409.
+
+        The ticket to call is pinned to what the caller's screen (`expected_ticket`, `version`) or,
+        failing that, the queue at the time of the request showed as next. A conflict caused by
+        something else (a ticket issued meanwhile) is retried; one caused by another call of that
+        same ticket ends in a 409 (Refusal "stale_queue" or ConcurrencyConflict)."""
+        if expected_ticket is None and version is None:
+            waiting = (await self.deskday(desk, self.today(await self.calendar()))).state.waiting()
+            expected_ticket = waiting[0].no if waiting else None
+        cmd = d.CallNext(staff_id, new_id(), expected_ticket)
+        return await self.deskday_command(desk, None, cmd, actor, retry=version is None, version=version,
+                                          correlation_id=correlation_id)
+
+    async def start_visit(self, desk: Desk, ticket_no: int, staff_id: str, actor: Actor, *, may_take_over: bool,
+                          correlation_id: UUID | None = None) -> list[Appended]:
+        calendar = await self.calendar()
+        day = self.today(calendar)
+        day_subject = self.deskday_subject(desk.id, day)
+        current = (await self.deskday(desk, day)).state
+        ticket = current.tickets.get(ticket_no)
+        if ticket is None or ticket.visit_id is None:
+            raise d.Refusal(f"番号札 {ticket_no} は呼び出されていません。", 409, "not_called")
+        visit_subject = self.visit_subject(ticket.visit_id)
+        hours = calendar.hours(day, desk.id)
+
+        def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
+            if loaded[visit_subject].seq != 0:
+                raise d.Refusal(f"番号札 {ticket_no} の対応はすでに始まっています。", 409, "visit_exists")
+            ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id)
+            return d.decide_start_visit(loaded[day_subject].state, d.StartVisit(ticket_no, staff_id, may_take_over), ctx)
+
+        return await self.execute({day_subject: (d.DeskDay.empty(desk, day), d.evolve_deskday),
+                                   visit_subject: (None, d.evolve_visit)}, decide, retry=True)
+
+    async def visit_command(self, visit_id: UUID, cmd: Any, actor: Actor, *, version: int | None = None,
+                            correlation_id: UUID | None = None) -> list[Appended]:
+        """Visit edits are not retried: a stale edit is a 409 (ARCHITECTURE rule 2)."""
+        subject = self.visit_subject(visit_id)
+
+        def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
+            return d.decide_visit(loaded[subject].state, cmd, d.Ctx(self.m, now, actor, correlation_id=correlation_id))
+
+        return await self.execute({subject: (None, d.evolve_visit)}, decide, retry=False,
+                                  versions={subject: version} if version is not None else None)
+
+    async def card_left_behind(self, visit: d.Visit, actor: Actor, *, correlation_id: UUID | None = None) -> list[Appended]:
+        """DESK-9: the urgent incident on the desk-day first, then the visit's record."""
+        desk = self.m.desk(visit.desk)
+        _, day = ev.parse_deskday_id(visit.deskday_id)
+        day_subject = self.deskday_subject(desk.id, day)
+        visit_subject = self.visit_subject(visit.id)
+
+        def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
+            current = loaded[visit_subject].state
+            ctx = d.Ctx(self.m, now, actor, desk, None, correlation_id)
+            return d.decide_card_left_behind(loaded[day_subject].state, current, ctx)
+
+        return await self.execute({day_subject: (d.DeskDay.empty(desk, day), d.evolve_deskday),
+                                   visit_subject: (None, d.evolve_visit)}, decide, retry=True)
+
+    async def calendar_command(self, cmd: Any, actor: Actor, *, correlation_id: UUID | None = None) -> list[Appended]:
+        subject = self.calendar_subject
+
+        def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
+            return d.decide_calendar(loaded[subject].state, cmd, d.Ctx(self.m, now, actor, correlation_id=correlation_id))
+
+        return await self.execute({subject: (d.CityCalendar(), d.evolve_calendar)}, decide, retry=True)
+
+    # --- DESK-5 timer ----------------------------------------------------------------------
+
+    async def staffing_sweep(self) -> list[Appended]:
+        """Evaluate DESK-5 at every desk now (called by the periodic timer in the lifespan)."""
+        out: list[Appended] = []
+        for desk in self.m.desks:
+            try:
+                out += await self.deskday_command(desk, None, d.CheckStaffing(), SYSTEM)
+            except Exception as exc:  # noqa: BLE001 - one desk's failure must not stop the others
+                log.error("desk.staffing_check_failed", desk=desk.id, error=str(exc))
+        return out
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def status(self, desk: Desk, day: date | None = None) -> dict[str, Any]:
+        calendar = await self.calendar()
+        now = self.clock()
+        day = day or calendar.local_date(now)
+        loaded = await self.deskday(desk, day)
+        out = d.desk_status(loaded.state, desk, calendar.hours(day, desk.id), self.m, now)
+        out["version"] = loaded.seq
+        return out
+
+
+class _PartialConflict(Exception):
+    def __init__(self, conflict: bus.ConcurrencyConflict):
+        super().__init__(str(conflict))
+        self.conflict = conflict

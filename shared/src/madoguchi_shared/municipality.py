@@ -1,0 +1,246 @@
+"""Municipal configuration (ORG-1, DESK-1, DESK-2, DESK-10, CALL-1), loaded from TOML.
+
+One file per municipality, named after its 6-digit local government code, under
+`config/municipalities/` (e.g. `011002.toml` for Sapporo). Another municipality is another
+file: nothing in the code knows Sapporo.
+
+    m = load_municipality("011002")            # by code, searched in the config folders
+    m = load_municipality("path/to/x.toml")     # by path
+    m.desk("chuo-1").expected_max_visitors      # 80
+    m.calendar().hours(date(2021, 4, 4), "chuo-1")
+
+Config folders searched for a code, first hit wins: `config_dir` argument, `$MADOGUCHI_CONFIG_DIR`,
+`./config/municipalities`, and the repository's `config/municipalities` next to the package.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from madoguchi_shared.calendar import Calendar, Hours, Instruction, SpecialDay
+
+__all__ = [
+    "Desk", "Ward", "OpeningHours", "SpecialDayConfig", "PhoneLine", "EquipmentItem", "Municipality",
+    "MunicipalityNotFound", "load_municipality", "config_dirs",
+]
+
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OpeningHours(_Frozen):
+    open: time = time(8, 45)
+    close: time = time(17, 15)
+
+    @model_validator(mode="after")
+    def _order(self) -> OpeningHours:
+        if not self.open < self.close:
+            raise ValueError("open must be before close")
+        return self
+
+
+class Desk(_Frozen):
+    id: Ident  # e.g. chuo-1; part of subjects and deskday ids
+    ward: Ident
+    name_ja: str
+    expected_max_visitors: int = Field(default=80, ge=1)  # DESK-2 (対応想定数)
+
+
+class Ward(_Frozen):
+    id: Ident
+    name_ja: str  # 中央区
+    name_en: str = ""
+    desks: tuple[Desk, ...] = Field(min_length=1)
+
+
+class SpecialDayConfig(_Frozen):
+    date: date
+    kind: Literal["special_opening", "extended", "closed"]
+    open: time | None = None
+    close: time | None = None
+    desks: tuple[Ident, ...] = ()  # empty = every desk
+    note: str = ""
+
+    def to_calendar(self) -> SpecialDay:
+        return SpecialDay(self.date, self.kind, self.open, self.close, frozenset(self.desks), self.note)
+
+
+class PhoneLine(_Frozen):
+    """CALL-1: the phone line's hours, expected load and minimum staffing."""
+
+    hours: OpeningHours = OpeningHours()
+    expected_max_calls_per_day: int = Field(default=20, ge=1)
+    min_seats: int = Field(default=1, ge=1)
+
+
+class EquipmentItem(_Frozen):
+    """DESK-10: one line of the per-desk equipment list."""
+
+    no: int = Field(ge=1)
+    key: Ident
+    name_ja: str
+    quantity: str = "1"  # as the specification words it: 1, 2程度, 必要量, 1式 ...
+    valuable: bool = False  # theft and loss prevention (DESK-10, SEC-4)
+    incident_if_missing: bool = False  # missing at an equipment check = an incident (ORG-3)
+
+
+class Municipality(_Frozen):
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+    name_ja: str
+    name_en: str = ""
+    timezone: Literal["Asia/Tokyo"] = "Asia/Tokyo"
+    regular_hours: OpeningHours = OpeningHours()
+    closed_weekdays: tuple[int, ...] = (5, 6)
+    year_end_closure: tuple[str, str] | None = ("12-29", "01-03")  # MM-DD, both included
+    extra_holidays: tuple[date, ...] = ()
+    capacity_thresholds: tuple[float, ...] = (0.8, 1.0, 1.25)  # DESK-2
+    wards: tuple[Ward, ...] = Field(min_length=1)
+    special_days: tuple[SpecialDayConfig, ...] = ()
+    phone: PhoneLine = PhoneLine()
+    equipment: tuple[EquipmentItem, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _desk_defaults(cls, data):
+        # TOML convenience: desks sit inside their ward and take [desk_defaults].
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        defaults = data.pop("desk_defaults", {}) or {}
+        wards = []
+        for ward in data.get("wards", ()):
+            if isinstance(ward, dict):
+                ward = dict(ward)
+                ward["desks"] = [
+                    {**defaults, "ward": ward.get("id"), **d} if isinstance(d, dict) else d for d in ward.get("desks", ())
+                ]
+            wards.append(ward)
+        if wards:
+            data["wards"] = wards
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Municipality:
+        ward_ids = [w.id for w in self.wards]
+        if len(set(ward_ids)) != len(ward_ids):
+            raise ValueError("ward ids must be unique")
+        desk_ids = [d.id for d in self.desks]
+        if len(set(desk_ids)) != len(desk_ids):
+            raise ValueError("desk ids must be unique")
+        for ward in self.wards:
+            for desk in ward.desks:
+                if desk.ward != ward.id:
+                    raise ValueError(f"desk {desk.id} is listed under ward {ward.id} but says {desk.ward}")
+        if list(self.capacity_thresholds) != sorted(self.capacity_thresholds) or any(t <= 0 for t in self.capacity_thresholds):
+            raise ValueError("capacity_thresholds must be positive and ascending")
+        keys = [e.key for e in self.equipment]
+        if len(set(keys)) != len(keys):
+            raise ValueError("equipment keys must be unique")
+        for sd in self.special_days:
+            unknown = set(sd.desks) - set(desk_ids)
+            if unknown:
+                raise ValueError(f"special day {sd.date} names unknown desks {sorted(unknown)}")
+            sd.to_calendar()  # validates the hours
+        return self
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    @property
+    def desks(self) -> tuple[Desk, ...]:
+        return tuple(d for w in self.wards for d in w.desks)
+
+    def desk(self, desk_id: str) -> Desk:
+        for d in self.desks:
+            if d.id == desk_id:
+                return d
+        raise KeyError(desk_id)
+
+    def ward(self, ward_id: str) -> Ward:
+        for w in self.wards:
+            if w.id == ward_id:
+                return w
+        raise KeyError(ward_id)
+
+    def equipment_item(self, key: str) -> EquipmentItem:
+        for e in self.equipment:
+            if e.key == key:
+                return e
+        raise KeyError(key)
+
+    def capacity_marks(self, desk_id: str) -> list[tuple[float, int]]:
+        """(threshold, visitor count that reaches it) for a desk, e.g. (0.8, 64) of 80 (DESK-2)."""
+        cap = self.desk(desk_id).expected_max_visitors
+        return [(t, math.ceil(round(t * cap, 6))) for t in self.capacity_thresholds]
+
+    def calendar(self, special_days: tuple[SpecialDay, ...] = (), instructions: tuple[Instruction, ...] = ()) -> Calendar:
+        """The opening calendar from this configuration, plus overrides recorded at run time."""
+        year_end = None
+        if self.year_end_closure:
+            (m0, d0), (m1, d1) = (tuple(int(x) for x in s.split("-")) for s in self.year_end_closure)
+            year_end = ((m0, d0), (m1, d1))
+        return Calendar(
+            regular=Hours(self.regular_hours.open, self.regular_hours.close),
+            special_days=(*(sd.to_calendar() for sd in self.special_days), *special_days),
+            instructions=tuple(instructions),
+            closed_weekdays=frozenset(self.closed_weekdays),
+            year_end=year_end,  # type: ignore[arg-type]
+            extra_holidays=frozenset(self.extra_holidays),
+        )
+
+    def phone_calendar(self) -> Calendar:
+        """The phone line's calendar (CALL-1): business days, the line's own hours, no desk specials."""
+        base = self.calendar()
+        return Calendar(regular=Hours(self.phone.hours.open, self.phone.hours.close), closed_weekdays=base.closed_weekdays,
+                        year_end=base.year_end, extra_holidays=base.extra_holidays)
+
+
+class MunicipalityNotFound(FileNotFoundError):
+    pass
+
+
+def config_dirs(config_dir: str | Path | None = None) -> list[Path]:
+    dirs: list[Path] = []
+    if config_dir:
+        dirs.append(Path(config_dir))
+    if os.environ.get("MADOGUCHI_CONFIG_DIR"):
+        dirs.append(Path(os.environ["MADOGUCHI_CONFIG_DIR"]))
+    dirs.append(Path.cwd() / "config" / "municipalities")
+    # shared/src/madoguchi_shared/municipality.py -> repository root
+    dirs.append(Path(__file__).resolve().parents[3] / "config" / "municipalities")
+    return dirs
+
+
+def load_municipality(code_or_path: str | Path, *, config_dir: str | Path | None = None, code: str | None = None) -> Municipality:
+    """Load a municipality by 6-digit code (searched in the config folders) or by TOML path.
+
+    `code` replaces the file's code: one file can serve as the template of another deployment
+    (the tests run Sapporo's configuration under throw-away codes).
+    """
+    text = str(code_or_path)
+    if len(text) == 6 and text.isdigit():
+        for folder in config_dirs(config_dir):
+            candidate = folder / f"{text}.toml"
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            raise MunicipalityNotFound(f"no configuration for municipality {text} in {[str(d) for d in config_dirs(config_dir)]}")
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise MunicipalityNotFound(f"no such configuration file: {path}")
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    if code is not None:
+        data["code"] = code
+    return Municipality.model_validate(data)
