@@ -18,7 +18,7 @@ from pathlib import Path
 from madoguchi_shared import db
 from madoguchi_shared.runtime import NatsServer, PostgresServer
 
-from bench import raw
+from bench import api_suite, raw  # noqa: F401 - suites register themselves
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -36,7 +36,7 @@ def table(rows: list[dict]) -> str:
     lines = [head]
     for r in rows:
         ceiling = f"{r['ceiling_name']}: {fmt(r.get('ceiling'))}" if r.get("ceiling_name") else ""
-        ratio = f"{r['ratio']:.0%}" if r.get("ratio") is not None else ""
+        ratio = f"{r['ratio']:.0%}" if isinstance(r.get("ratio"), int | float) else ""
         lines.append(f"| {r['area']} | {r['figure']} | {fmt(r['value'])} | {r['unit']} | {ceiling} | {ratio} | {r.get('target', '')} |")
     return "\n".join(lines)
 
@@ -64,7 +64,8 @@ async def main(args) -> None:
             pg.stop()
             nats_server.stop()
     for r in rows:
-        if r.get("ceiling") and r.get("value") is not None and r.get("ratio") is None:
+        numeric = isinstance(r.get("value"), int | float) and isinstance(r.get("ceiling"), int | float)
+        if numeric and r["ceiling"] and "ratio" not in r:
             r["ratio"] = r["value"] / r["ceiling"]
     md = table(rows)
     print(md)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -113,9 +114,17 @@ def issue_token(
     return jwt.encode(claims, settings.resolved_token_secret(), algorithm=ALGORITHM)
 
 
+@functools.lru_cache(maxsize=8192)
+def _verified_claims(secret: str, token: str) -> dict:
+    """Signature and claims checked once per token (~100 µs); expiry is re-checked on every use."""
+    return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+
+
 def decode_token(settings: Settings, token: str) -> Principal:
     try:
-        claims = jwt.decode(token, settings.resolved_token_secret(), algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        claims = _verified_claims(settings.resolved_token_secret(), token)
+        if claims["exp"] < time.time():
+            raise jwt.ExpiredSignatureError("expired")
         return Principal(
             staff_id=claims["sub"],
             roles=frozenset(Role(r) for r in claims.get("roles", [])),

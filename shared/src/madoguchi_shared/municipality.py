@@ -155,15 +155,23 @@ class Municipality(_Frozen):
 
     # --- lookups ---------------------------------------------------------------------------
 
+    def _desk_index(self) -> tuple[tuple[Desk, ...], dict[str, Desk]]:
+        # Built once per wards tuple (a lookup runs on every command). Keyed on the tuple's
+        # identity rather than a cached_property, which model_copy(update=...) would carry over stale.
+        cached = self.__dict__.get("_desk_index_cache")
+        if cached is None or cached[0] is not self.wards:
+            desks = tuple(d for w in self.wards for d in w.desks)
+            cached = (self.wards, desks, {d.id: d for d in desks})
+            self.__dict__["_desk_index_cache"] = cached
+        return cached[1], cached[2]
+
     @property
     def desks(self) -> tuple[Desk, ...]:
-        return tuple(d for w in self.wards for d in w.desks)
+        return self._desk_index()[0]
 
     def desk(self, desk_id: str) -> Desk:
-        for d in self.desks:
-            if d.id == desk_id:
-                return d
-        raise KeyError(desk_id)
+        """The desk with this id (KeyError if none)."""
+        return self._desk_index()[1][desk_id]
 
     def ward(self, ward_id: str) -> Ward:
         for w in self.wards:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from pathlib import Path
 
@@ -50,15 +51,20 @@ class Settings(BaseSettings):
         value = self.token_secret.get_secret_value()
         if value:
             return value
-        path = self.data_dir / "secrets" / "token.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return _key_file(self.data_dir.resolve() / "secrets" / "token.key")
 
     def embedded_pg_dsn(self) -> str:
         return f"postgresql://madoguchi@127.0.0.1:{self.pg_port}/madoguchi"
 
     def resolved_pg_dsn(self) -> str:
         return self.pg_dsn or self.embedded_pg_dsn()
+
+
+@functools.cache
+def _key_file(path: Path) -> str:
+    """A key kept in a file: created once (mode 0600), read once per process (it is on every request's path)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

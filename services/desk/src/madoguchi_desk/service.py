@@ -72,6 +72,7 @@ class DeskService:
         self._cache: OrderedDict[str, Loaded] = OrderedDict()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._calendar: tuple[int, Calendar] | None = None
+        self._calendar_watch = None
 
     # --- subjects ------------------------------------------------------------------------
 
@@ -90,9 +91,17 @@ class DeskService:
 
     # --- loading ---------------------------------------------------------------------------
 
-    async def load(self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any]) -> Loaded:
-        """The aggregate's state and last sequence: the cached fold plus whatever came after it."""
+    async def load(self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any], *, fresh: bool = True) -> Loaded:
+        """The aggregate's state and last sequence: the cached fold plus whatever came after it.
+
+        With fresh=False a cached fold is used as it is: a command decided on it appends with its
+        sequence as the expectation, so a stale cache costs a conflict and a refresh, never a
+        wrong write (ARCHITECTURE rule 2), and the common case costs no read at all.
+        """
         cached = self._cache.get(subject)
+        if cached is not None and not fresh:
+            self._cache.move_to_end(subject)
+            return cached
         seq, state = (cached.seq, cached.state) if cached else (0, initial)
         for stored in await bus.load(self.nc, subject, after=seq):
             state = evolve(state, stored.event)
@@ -107,7 +116,16 @@ class DeskService:
         return loaded
 
     async def city_calendar(self) -> Loaded:
-        return await self.load(self.calendar_subject, d.CityCalendar(), d.evolve_calendar)
+        # The city's instructions change rarely and must take effect at once: the cached fold is
+        # dropped whenever a message lands on the calendar subject (a core subscription sees every
+        # JetStream publish), so a command reads the calendar only after it changed.
+        if self._calendar_watch is None:
+            async def invalidate(_msg) -> None:
+                self._cache.pop(self.calendar_subject, None)
+
+            self._calendar_watch = await self.nc.subscribe(self.calendar_subject, cb=invalidate)
+            self._cache.pop(self.calendar_subject, None)
+        return await self.load(self.calendar_subject, d.CityCalendar(), d.evolve_calendar, fresh=False)
 
     async def calendar(self) -> Calendar:
         """Configuration plus the city's run-time instructions (rebuilt only when they change)."""
@@ -149,11 +167,17 @@ class DeskService:
         return await self._attempts(aggregates, decide, retry=False, versions=versions)
 
     async def _attempts(self, aggregates, decide, *, retry: bool, versions: dict[str, int] | None) -> list[Appended]:
-        for attempt in range(MAX_ATTEMPTS):
-            loaded = {s: await self.load(s, init, evolve) for s, (init, evolve) in aggregates.items()}
-            for subject, version in (versions or {}).items():
-                if loaded[subject].seq != version:
-                    raise bus.ConcurrencyConflict(subject, version, f"(now at {loaded[subject].seq})")
+        fresh = False  # first try on the cached folds; a conflict refreshes them
+        for attempt in range(MAX_ATTEMPTS + 1):
+            loaded = {s: await self.load(s, init, evolve, fresh=fresh) for s, (init, evolve) in aggregates.items()}
+            stale = [s for s, version in (versions or {}).items() if loaded[s].seq != version]
+            if stale and not fresh:
+                fresh = True
+                loaded = {s: await self.load(s, init, evolve) for s, (init, evolve) in aggregates.items()}
+                stale = [s for s, version in (versions or {}).items() if loaded[s].seq != version]
+            if stale:
+                subject = stale[0]
+                raise bus.ConcurrencyConflict(subject, versions[subject], f"(now at {loaded[subject].seq})")
             events = decide(loaded, self.clock())
             if not events:
                 return []
@@ -162,15 +186,35 @@ class DeskService:
             except _PartialConflict as exc:
                 raise exc.conflict from None
             except bus.ConcurrencyConflict:
-                if not retry or attempt == MAX_ATTEMPTS - 1:
+                if not fresh:  # decided on a stale cache: refresh and decide again, as a first try
+                    fresh = True
+                    continue
+                if not retry or attempt >= MAX_ATTEMPTS:
                     raise
                 continue
+            self._remember(loaded, aggregates, appended)
             if self.on_appended:
                 self.on_appended(appended)
             for a in appended:
                 log.info("desk.event", type=a.event.type, subject=a.event.subject, seq=a.seq)
             return appended
         raise AssertionError("unreachable")
+
+    def _remember(self, loaded: dict[str, Loaded], aggregates, appended: list[Appended]) -> None:
+        """Fold what this command appended into the cache: each append succeeded against the
+        expected sequence, so nothing came in between and the fold is exact."""
+        states = {s: [lo.seq, lo.state] for s, lo in loaded.items()}
+        for a in appended:
+            subject = a.event.subject
+            if subject in states:
+                states[subject][1] = aggregates[subject][1](states[subject][1], a.event)
+                states[subject][0] = a.seq
+            else:
+                self._cache.pop(subject, None)
+        for subject, (seq, state) in states.items():
+            current = self._cache.get(subject)
+            if current is None or current.seq <= seq:
+                self._cache[subject] = Loaded(seq, state)
 
     async def _append(self, events: list[Event], expected: dict[str, int]) -> list[Appended]:
         last = dict(expected)

@@ -1,0 +1,48 @@
+"""The desk service as the benchmark runs it: the real app, in its own process, under uvicorn with
+uvloop + httptools (1 worker), with a clock inside business hours (2021-04-06, a Tuesday, 10:00 JST
+plus the time elapsed) and a configuration of many desks so 64 clients spread over many desk-days."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+import time
+
+import uvicorn
+
+from madoguchi_shared.settings import Settings
+
+JST = timezone(timedelta(hours=9))
+START = datetime(2021, 4, 6, 10, 0, tzinfo=JST)
+
+
+def bench_config(path: Path, desks: int) -> Path:
+    wards = []
+    for w in range(desks // 4):
+        wards.append(f'[[wards]]\nid = "w{w}"\nname_ja = "区{w}"\nname_en = "W{w}"\n'
+                     f'desks = [' + ", ".join(f'{{ id = "w{w}-{k}", name_ja = "窓口{w}-{k}" }}' for k in range(4)) + "]\n")
+    path.write_text(
+        'code = "099999"\nname_ja = "ベンチ市"\nname_en = "Bench"\ntimezone = "Asia/Tokyo"\nclosed_weekdays = [5, 6]\n'
+        'year_end_closure = ["12-29", "01-03"]\ncapacity_thresholds = [0.8, 1.0, 1.25]\n\n'
+        "[regular_hours]\nopen = 08:45:00\nclose = 17:15:00\n\n[desk_defaults]\nexpected_max_visitors = 100000\n\n"
+        + "\n".join(wards)
+    )
+    return path
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    config = Path(sys.argv[2])
+    from madoguchi_desk.main import create_app
+
+    t0 = time.monotonic()
+    settings = Settings(config_file=config)
+    app = create_app(settings, clock=lambda: START + timedelta(seconds=time.monotonic() - t0), staffing_check_seconds=3600)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools", access_log=False)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")
+    main()
