@@ -1,0 +1,111 @@
+"""Helpers for the calls service tests: a settable clock, tokens, an app on the real servers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import httpx
+
+from madoguchi_calls.main import create_app
+from madoguchi_calls.schedule import CallbackPolicy
+from madoguchi_shared import bus, subjects
+from madoguchi_shared.auth import issue_token
+from madoguchi_shared.calendar import TOKYO
+from madoguchi_shared.events import Event, parse_event
+from madoguchi_shared.events.base import Role
+
+
+def jst(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=TOKYO)
+
+
+class Clock:
+    """A clock the test moves by hand (the service reads it for every command)."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        self.now = now
+
+    def advance(self, **kwargs) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+def headers(settings, municipality: str, staff_id: str, *roles: Role, kind: str = "staff") -> dict[str, str]:
+    token = issue_token(settings, staff_id=staff_id, roles=list(roles), wards=[], municipality=municipality, kind=kind)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Line:
+    """One app on the real servers plus the people who use it."""
+
+    client: httpx.AsyncClient
+    app: object
+    clock: Clock
+    municipality: str
+    operator: dict[str, str]
+    operator2: dict[str, str]
+    manager: dict[str, str]
+    city: dict[str, str]
+    auditor: dict[str, str]
+    phone_system: dict[str, str]
+
+    @property
+    def service(self):
+        return self.app.state.calls  # type: ignore[attr-defined]
+
+    async def post(self, url: str, who: dict[str, str], json: dict | None = None, expect: int | None = 200) -> dict:
+        r = await self.client.post(url, json=json or {}, headers=who)
+        if expect is not None:
+            assert r.status_code == expect, (r.status_code, r.text)
+        return r.json()
+
+    async def get(self, url: str, who: dict[str, str], expect: int | None = 200, **params) -> dict:
+        r = await self.client.get(url, headers=who, params=params)
+        if expect is not None:
+            assert r.status_code == expect, (r.status_code, r.text)
+        return r.json()
+
+    async def events(self, *, aggregate: str | None = None, aggregate_id: str | UUID | None = None) -> list[Event]:
+        """Every calls event of this test's municipality (or one aggregate), in stream order."""
+        js = self.service.js
+        if aggregate_id is not None:
+            stored = await bus.load(self.service.nc, subjects.aggregate_subject("calls", self.municipality, aggregate, str(aggregate_id)))
+            return [s.event for s in stored]
+        out = []
+        async for _seq, _subject, data, _h in bus.load_filter(js, subjects.context_filter("calls", self.municipality, aggregate), timeout=0.5):
+            out.append(parse_event(data))
+        return out
+
+    async def raw_messages(self) -> list[bytes]:
+        out = []
+        async for _seq, _subject, data, _h in bus.load_filter(self.service.js, subjects.context_filter("calls", self.municipality), timeout=0.5):
+            out.append(data)
+        return out
+
+
+@contextlib.asynccontextmanager
+async def running_line(settings, municipality: str, now: datetime, *, check_interval: float = 0,
+                       policy: CallbackPolicy | None = None) -> AsyncIterator[Line]:
+    clock = Clock(now)
+    app = create_app(settings, clock=clock, check_interval=check_interval, policy=policy)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            h = lambda staff, *roles, **kw: headers(settings, municipality, staff, *roles, **kw)  # noqa: E731
+            yield Line(
+                client=client, app=app, clock=clock, municipality=municipality,
+                operator=h("OP1", Role.operator), operator2=h("OP2", Role.operator),
+                manager=h("MG1", Role.manager), city=h("CITY1", Role.city_staff),
+                auditor=h("AUD1", Role.auditor), phone_system=h("pbx", Role.service, kind="service"),
+            )
