@@ -1,0 +1,3 @@
+from madoguchi_agent.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""The agent's own configuration file (TOML): who this PC is and where its data lives.
+
+What the PC is (device id, municipality, ward, desk, desk role) and how it reaches the bus is
+local; what it enforces (allow-list, USB, watched folders, thresholds) is the policy, which comes
+from the bus (policy.py). Example (`madoguchi agent init-config` writes one):
+
+    device_id = "chuo-1-pc"
+    municipality = "011002"
+    ward = "chuo"
+    desk = "chuo-1"
+    role = "desk"
+    nats_url = "nats://hq.example.jp:4222"
+    nats_creds = "/etc/madoguchi/agent.creds"   # the device credential
+    data_dir = "/var/lib/madoguchi-agent"
+    process_users = ["desk"]                     # OS accounts of the desk session
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from madoguchi_shared.events.base import Ident, MunicipalityCode
+
+
+class Monitors(BaseModel):
+    """Switch monitors off where a PC lacks the part (or in tests that exercise one alone)."""
+
+    model_config = ConfigDict(extra="forbid")
+    card: bool = True
+    processes: bool = True
+    usb: bool = True
+    files: bool = True
+    desk_visits: bool = True  # follow the desk's visits for DESK-9
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: Ident
+    municipality: MunicipalityCode
+    ward: Ident
+    desk: Ident
+    role: Ident = "desk"  # the desk role whose policy applies (key <municipality>.<role>)
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_creds: Path | None = None  # NATS credentials file: the device credential
+    nats_tls_ca: Path | None = None
+    data_dir: Path = Path("/var/lib/madoguchi-agent")
+
+    # Application restriction scope: processes of these OS accounts, and/or the process trees
+    # under these pids (a kiosk session leader). Never the whole machine: system services run
+    # under their own accounts and are not the desk's applications.
+    process_users: tuple[str, ...] = ()
+    process_root_pids: tuple[int, ...] = ()
+
+    sysfs_usb_root: Path = Path("/sys/bus/usb/devices")
+
+    # The local journal: a cap in bytes, alarms at 25 % / 75 % (OutboxSizeAlarm), shedding of
+    # low-value events only at 100 %.
+    outbox_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    outbox_batch: int = Field(default=2000, ge=1, le=4000)
+    outbox_ack_timeout_s: float = Field(default=10.0, gt=0)
+
+    policy_bucket: str = "mg_policy"
+    policy_poll_s: float = Field(default=30.0, gt=0)
+    # On start, replay this much of the desk's events to know whether a visit is in progress.
+    desk_lookback_h: float = Field(default=12.0, ge=0)
+    monitors: Monitors = Monitors()
+
+    @classmethod
+    def load(cls, path: Path) -> AgentConfig:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
+        return cls.model_validate(data)
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.db"
+
+    @property
+    def policy_cache_path(self) -> Path:
+        return self.data_dir / "policy.json"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def running_marker(self) -> Path:
+        return self.data_dir / "agent.running"
+
+    @property
+    def policy_key(self) -> str:
+        return f"{self.municipality}.{self.role}"
+
+
+EXAMPLE = '''# madoguchi-agent configuration (one desk PC)
+device_id = "chuo-1-pc"
+municipality = "011002"
+ward = "chuo"
+desk = "chuo-1"
+role = "desk"
+nats_url = "nats://127.0.0.1:4222"
+# nats_creds = "/etc/madoguchi/agent.creds"
+data_dir = "/var/lib/madoguchi-agent"
+process_users = ["desk"]
+
+[monitors]
+card = true
+processes = true
+usb = true
+files = true
+desk_visits = true
+'''

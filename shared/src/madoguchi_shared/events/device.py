@@ -1,0 +1,342 @@
+"""Device events: what the agent on each desk PC observes (SEC-2, SEC-4, DESK-9).
+
+One aggregate per PC: `agent`, id = the device id (e.g. "chuo-1-pc"), so every event of a PC
+lives on mg.device.<municipality>.agent.<device_id>. The agent writes them to its local outbox
+first and drains it to JetStream with Nats-Msg-Id = event_id (ARCHITECTURE rule 1), so an event
+may arrive long after `occurred_at`; consumers order by `occurred_at` where it matters.
+
+No personal data (ARCHITECTURE rule 5):
+- a card is its reader name and ATR only (the ATR identifies the card type, not the holder);
+  the agent never sends an APDU that reads card data;
+- a file is a root label and a path relative to that root, never its content; the watched
+  root itself (which holds the OS user name, e.g. /home/<user>/Desktop) is replaced by a label;
+  every path segment in which the PII guard finds something (a My Number, a 12-digit run, a
+  phone number, an e-mail address) is replaced as a whole by "[redacted]" (keeping a short
+  extension), since a segment holding a number usually holds a name beside it. The guard cannot
+  recognise a person's name on its own: a file called "山田太郎.txt" keeps its name. The
+  quarantined copy is named by the event id, so staff find the file without the event naming it;
+- an executable path under a home folder is shown from "~", hiding the account name;
+- every free-text field is checked again by `check_free_text` at validation, as a safety net:
+  the agent sanitises first, so a refusal here is a bug, not a lost event.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+
+from madoguchi_shared.events.base import Event, Ident
+from madoguchi_shared.pii import check_free_text, find_personal_data
+
+REDACTED = "[redacted]"
+
+_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+
+
+def redact(text: str) -> str:
+    """Replace every span the PII guard flags by "[redacted]" (for names of readers, products)."""
+    findings = find_personal_data(text)
+    for f in reversed(findings):
+        text = text[: f.start] + REDACTED + text[f.end :]
+    return text
+
+
+def _safe_segment(segment: str) -> str:
+    if not find_personal_data(segment):
+        return segment
+    suffix = PurePosixPath(segment).suffix
+    return REDACTED + (suffix if _SUFFIX.match(suffix) and not find_personal_data(suffix) else "")
+
+
+def safe_relative_path(path: str, root: str) -> str:
+    """`path` relative to the watched `root`, with every flagged segment replaced (see module doc)."""
+    rel = PurePosixPath(path).relative_to(PurePosixPath(root))
+    return "/".join(_safe_segment(part) for part in rel.parts)[:1024] or "."
+
+
+def safe_executable_path(path: str) -> str:
+    """An executable's path with the home folder's account name hidden and flagged segments replaced."""
+    parts = list(PurePosixPath(path).parts)
+    if len(parts) >= 3 and parts[0] == "/" and parts[1] == "home":
+        parts = ["~", *parts[3:]]
+    elif len(parts) >= 2 and parts[0] == "/" and parts[1] == "root":
+        parts = ["~", *parts[2:]]
+    out = "/".join(_safe_segment(p) for p in parts if p != "/")
+    return (out if parts and parts[0] == "~" else "/" + out)[:1024]
+
+
+def _checked(value: str) -> str:
+    return check_free_text(value)
+
+
+# A short text from the machine (reader, process, product names): screened for personal data.
+MachineText = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_checked)]
+SafePath = Annotated[str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_checked)]
+AtrHex = Annotated[str, StringConstraints(pattern=r"^(?:[0-9A-F]{2}){2,33}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+UsbId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]  # idVendor / idProduct
+UsbClass = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}$")]  # bDeviceClass / bInterfaceClass
+UsbPort = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.:_-]{1,32}$")]  # sysfs name, e.g. 1-1.2
+PersonalDataKind = Literal["my_number", "twelve_digits", "phone", "email"]
+
+
+class _AgentEvent(Event):
+    context: ClassVar[str] = "device"
+    aggregate: ClassVar[str] = "agent"
+    aggregate_field: ClassVar[str] = "device_id"
+    device_id: Ident
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle, heartbeat, policy (SEC-2 "security management"; tamper evidence)
+# ---------------------------------------------------------------------------------------------
+
+
+class AgentStarted(_AgentEvent):
+    """The agent started. `previous_run` = "unclean" when the last run never recorded its stop
+    (killed, crashed, power cut): a tamper indicator for the auditors."""
+
+    type: Literal["device.agent_started"] = "device.agent_started"
+    agent_version: str = Field(max_length=32)
+    policy_version: int = Field(ge=0)
+    previous_run: Literal["first", "clean", "unclean"]
+    outbox_depth: int = Field(ge=0)
+
+
+class AgentStopped(_AgentEvent):
+    """The agent stopped: on SIGTERM (shutdown, update), on request, or on an error."""
+
+    type: Literal["device.agent_stopped"] = "device.agent_stopped"
+    reason: Literal["signal", "requested", "error"]
+    uptime_s: int = Field(ge=0)
+
+
+class Heartbeat(_AgentEvent):
+    """Every N seconds (policy). HQ alerts on a gap during opening hours (the audit service)."""
+
+    type: Literal["device.heartbeat"] = "device.heartbeat"
+    agent_version: str = Field(max_length=32)
+    policy_version: int = Field(ge=0)
+    outbox_depth: int = Field(ge=0)  # events waiting in the local journal, this one included
+    outbox_bytes: int = Field(ge=0)
+    link_up: bool  # the NATS link was up when the heartbeat was written
+    uptime_s: int = Field(ge=0)
+    card_present: bool = False
+
+
+class PolicyApplied(_AgentEvent):
+    """At start: the policy the agent enforces and where it came from (bus, local cache, built-in)."""
+
+    type: Literal["device.policy_applied"] = "device.policy_applied"
+    policy_version: int = Field(ge=0)  # the key-value revision, 0 = built-in default
+    sha256: Sha256Hex
+    source: Literal["bus", "cache", "default"]
+
+
+class PolicyChanged(_AgentEvent):
+    """A new policy revision arrived from the bus while running and now applies."""
+
+    type: Literal["device.policy_changed"] = "device.policy_changed"
+    from_version: int = Field(ge=0)
+    policy_version: int = Field(ge=0)
+    sha256: Sha256Hex
+
+
+class OutboxSizeAlarm(_AgentEvent):
+    """The local journal grows (link down for long): warning at a quarter of the cap, critical at
+    three quarters, `shedding` at the cap (then only low-value events, heartbeats and device
+    inventory, are refused, and counted here), `cleared` once drained. Never a silent drop."""
+
+    type: Literal["device.outbox_size_alarm"] = "device.outbox_size_alarm"
+    level: Literal["warning", "critical", "shedding", "cleared"]
+    depth: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    cap_bytes: int = Field(ge=1)
+    shed: int = Field(ge=0, default=0)  # events refused since the last alarm
+
+
+class SyntheticLoad(_AgentEvent):
+    """Synthetic load for the agent benchmark and the outbox durability test; consumers ignore it."""
+
+    type: Literal["device.synthetic_load"] = "device.synthetic_load"
+    run_id: Ident
+    seq: int = Field(ge=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring notice (SEC-2: staff are told they are monitored)
+# ---------------------------------------------------------------------------------------------
+
+
+class MonitoringNoticeShown(_AgentEvent):
+    """SEC-2: the monitoring notice was shown to a staff member logging in on the PC."""
+
+    type: Literal["device.monitoring_notice_shown"] = "device.monitoring_notice_shown"
+    staff_id: Ident
+    notice_sha256: Sha256Hex  # which text was shown
+
+
+class MonitoringNoticeAcknowledged(_AgentEvent):
+    """SEC-2: the staff member acknowledged the monitoring notice (caused by the shown event)."""
+
+    type: Literal["device.monitoring_notice_acknowledged"] = "device.monitoring_notice_acknowledged"
+    staff_id: Ident
+    notice_sha256: Sha256Hex
+
+
+# ---------------------------------------------------------------------------------------------
+# Card reader (DESK-9, SEC-3): reader name and ATR only
+# ---------------------------------------------------------------------------------------------
+
+
+class ReaderAttached(_AgentEvent):
+    """An IC card reader appeared on PC/SC (also every reader present when the agent starts)."""
+
+    type: Literal["device.reader_attached"] = "device.reader_attached"
+    reader: MachineText
+
+
+class ReaderDetached(_AgentEvent):
+    """An IC card reader disappeared from PC/SC."""
+
+    type: Literal["device.reader_detached"] = "device.reader_detached"
+    reader: MachineText
+
+
+class CardInserted(_AgentEvent):
+    """A card was put into a reader: reader name and ATR only (no APDU is ever sent)."""
+
+    type: Literal["device.card_inserted"] = "device.card_inserted"
+    reader: MachineText
+    atr: AtrHex
+    visit_id: Ident | None = None  # the desk's visit in progress, when the agent knows one
+
+
+class CardRemoved(_AgentEvent):
+    """A card was taken out of a reader."""
+
+    type: Literal["device.card_removed"] = "device.card_removed"
+    reader: MachineText
+    atr: AtrHex
+    dwell_s: float | None = Field(default=None, ge=0)  # seconds since insertion, when seen
+
+
+class CardLeftInReader(_AgentEvent):
+    """DESK-9: a citizen's card is still in the reader when the visit ended, or for longer than
+    the policy's limit with no visit in progress. The manager phones the city at once."""
+
+    type: Literal["device.card_left_in_reader"] = "device.card_left_in_reader"
+    reader: MachineText
+    atr: AtrHex
+    inserted_at: AwareDatetime
+    reason: Literal["visit_ended", "no_visit"]
+    visit_id: Ident | None = None
+    seconds_in_reader: float = Field(ge=0)
+
+    def describe_ja(self) -> str:
+        if self.reason == "visit_ended":
+            return f"カードが読取機（{self.reader}）に残されたまま、受付が終了しました。至急確認してください。"
+        minutes = int(self.seconds_in_reader // 60)
+        return f"受付中でないのに、カードが読取機（{self.reader}）に {minutes} 分以上入ったままです。至急確認してください。"
+
+
+# ---------------------------------------------------------------------------------------------
+# Application restriction (SEC-2)
+# ---------------------------------------------------------------------------------------------
+
+
+class ProcessViolation(_AgentEvent):
+    """A process outside the desk role's allow-list. `enforced` = it was terminated."""
+
+    type: Literal["device.process_violation"] = "device.process_violation"
+    pid: int = Field(ge=0)
+    name: MachineText
+    path: SafePath | None = None  # None when the executable cannot be read (kernel thread, gone)
+    sha256: Sha256Hex | None = None
+    parent_name: MachineText | None = None
+    parent_path: SafePath | None = None
+    os_uid: int | None = Field(default=None, ge=0)  # the OS account's uid (its name may be a person's)
+    enforce: bool  # the policy asked for termination
+    enforced: bool  # the process was terminated
+    error: str | None = Field(default=None, max_length=64)  # why termination failed (errno name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Device management (SEC-2, SEC-4)
+# ---------------------------------------------------------------------------------------------
+
+
+class _UsbEvent(_AgentEvent):
+    port: UsbPort  # the sysfs device name, e.g. "1-1.2"
+    vendor_id: UsbId
+    product_id: UsbId
+    device_class: UsbClass
+    interface_classes: tuple[UsbClass, ...] = ()
+    manufacturer: MachineText | None = None
+    product: MachineText | None = None
+    serial: MachineText | None = None
+
+
+class UsbDeviceAttached(_UsbEvent):
+    """A USB device appeared (or was present at start); `allowed` by the policy's classes/ids."""
+
+    type: Literal["device.usb_device_attached"] = "device.usb_device_attached"
+    present_at_start: bool = False  # found by the first scan after the agent started
+    allowed: bool
+
+
+class UsbDeviceRemoved(_UsbEvent):
+    """A USB device disappeared."""
+
+    type: Literal["device.usb_device_removed"] = "device.usb_device_removed"
+
+
+class UsbViolation(_UsbEvent):
+    """Mass storage (interface class 08), or a class outside the policy's list. `blocked` = the
+    device was de-authorised through sysfs; `block_attempted` without `blocked` = the OS refused."""
+
+    type: Literal["device.usb_violation"] = "device.usb_violation"
+    kind: Literal["mass_storage", "class_not_allowed"]
+    block_attempted: bool
+    blocked: bool
+    error: str | None = Field(default=None, max_length=64)  # errno name when the block failed
+
+
+# ---------------------------------------------------------------------------------------------
+# Personal data on disk (SEC-2: nobody stores personal information on the PC)
+# ---------------------------------------------------------------------------------------------
+
+
+class PersonalDataFileFound(_AgentEvent):
+    """A file in a watched folder holds personal data: where it is and which kinds, never the data."""
+
+    type: Literal["device.personal_data_file_found"] = "device.personal_data_file_found"
+    root: Ident  # the watched folder's label from the policy, e.g. "desktop", "removable"
+    path: SafePath  # relative to that folder, flagged segments replaced (see module doc)
+    kinds: tuple[PersonalDataKind, ...] = Field(min_length=1)
+    findings: int = Field(ge=1)
+    size_bytes: int = Field(ge=0)
+    quarantine: bool  # the policy asked for quarantine
+    quarantined: bool
+    quarantine_name: str | None = Field(default=None, pattern=r"^[0-9a-f-]{36}(?:\.[A-Za-z0-9]{1,10})?$")
+    error: str | None = Field(default=None, max_length=64)
+
+    def describe_ja(self) -> str:
+        kinds = "、".join(_KIND_JA[k] for k in self.kinds)
+        where = "隔離フォルダへ移動しました" if self.quarantined else "端末上に残っています"
+        return f"個人情報（{kinds}）を含むファイル「{self.root}/{self.path}」を検知しました。ファイルは{where}。"
+
+
+_KIND_JA = {"my_number": "個人番号", "twelve_digits": "12桁の数字", "phone": "電話番号", "email": "メールアドレス"}
+
+
+__all__ = [
+    "REDACTED", "redact", "safe_relative_path", "safe_executable_path",
+    "AgentStarted", "AgentStopped", "Heartbeat", "PolicyApplied", "PolicyChanged", "OutboxSizeAlarm",
+    "SyntheticLoad", "MonitoringNoticeShown", "MonitoringNoticeAcknowledged", "ReaderAttached",
+    "ReaderDetached", "CardInserted", "CardRemoved", "CardLeftInReader", "ProcessViolation",
+    "UsbDeviceAttached", "UsbDeviceRemoved", "UsbViolation", "PersonalDataFileFound",
+]
