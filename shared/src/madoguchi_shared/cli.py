@@ -211,7 +211,8 @@ def run(
                 continue
             names.append(name)
         for name in names:
-            children[name] = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "serve", name], env=env)
+            children[name] = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "serve", name], env=env,
+                                              start_new_session=True)
         deadline = time.monotonic() + 60
         pending = set(names)
         while pending and time.monotonic() < deadline:

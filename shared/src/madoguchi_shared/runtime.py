@@ -88,7 +88,9 @@ class NatsServer:
             nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
             "-p", str(self.port), "-m", str(self.monitor_port), "-l", str(log), *self.extra_args,
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # own session: a terminal's Ctrl-C reaches only the supervisor, which stops things in order
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         _wait_port(self.port, self.proc, "nats-server", log)
         return self
 
@@ -185,7 +187,7 @@ class PostgresServer:
             "-c", "shared_buffers=256MB", "-c", "synchronous_commit=on",
         ]
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, **kwargs)
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs)
         _wait_port(self.port, self.proc, "postgres", log)
         self._wait_ready(bin_dir, log)
         if fresh:
