@@ -1,0 +1,86 @@
+"""The web console: server-rendered pages in Japanese over the services' HTTP APIs (issue 8).
+
+`create_app(settings)` builds the FastAPI app with the shared service shell (health, metrics,
+problem+json, request ids). The console keeps no data: an httpx client opened in the lifespan
+calls the desk, calls, reporting and audit services with the user's bearer token. Their base URLs
+are `app.state.service_urls` (from settings; tests point them at their own servers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from madoguchi_shared.settings import Settings
+from madoguchi_shared.web import create_service_app
+
+from madoguchi_console import api
+from madoguchi_console.deps import COOKIE, LoginRequired, ScreenForbidden, login_url
+from madoguchi_console.upstream import ApiError, default_urls
+from madoguchi_console.views import HERE, make_templates, render
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=3.0)) as client:
+        app.state.http = client
+        yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = create_service_app("console", settings, routers=api.routers(), lifespan=_lifespan,
+                             description="窓口コンソール（Web画面）")
+    app.state.service_urls = default_urls(settings)
+    app.state.templates = make_templates()
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    _install_page_errors(app)
+
+    @app.middleware("http")
+    async def same_origin_posts(request: Request, call_next):
+        # The session cookie is SameSite=Strict; refusing cross-origin form posts as well costs
+        # nothing and covers browsers that ignore SameSite.
+        if request.method == "POST":
+            origin = request.headers.get("origin")
+            if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+                return PlainTextResponse("他のサイトからの送信は受け付けません。", status_code=403)
+        response = await call_next(request)
+        response.headers.setdefault("x-frame-options", "DENY")
+        response.headers.setdefault("referrer-policy", "same-origin")
+        response.headers.setdefault("x-content-type-options", "nosniff")
+        if not request.url.path.startswith("/static/"):
+            # Pages carry live data and, after a refused form, what was typed: never cached.
+            response.headers.setdefault("cache-control", "no-store")
+        return response
+
+    return app
+
+
+def _install_page_errors(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired):
+        url = login_url(exc.next_path)
+        if exc.message:
+            url += "&expired=1"
+        response = RedirectResponse(url, status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.exception_handler(ScreenForbidden)
+    async def forbidden(request: Request, exc: ScreenForbidden):
+        return render(request, "error.html", 403, title="権限がありません",
+                      detail="この画面を開く権限がありません。上のメニューから担当の画面を選んでください。")
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        if exc.status == 401:
+            response = RedirectResponse(login_url(request.url.path) + "&expired=1", status_code=303)
+            response.delete_cookie(COOKIE, path="/")
+            return response
+        return render(request, "error.html", exc.status if exc.status >= 400 else 502, title=exc.title, detail=exc.detail)

@@ -1,0 +1,118 @@
+"""Audit screen for auditors (issue 8 §5; SEC-2, REP-5): search the operation log with filters,
+open a record with its hash and position, run the verification and see its result, export.
+
+Everything comes from the audit service (/v1/audit/...), which records every read as an event
+(who looked at what); the console adds nothing to the log itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from madoguchi_console.deps import Api, AuditSession
+from madoguchi_console.forms import read_form
+from madoguchi_console.upstream import ApiError
+from madoguchi_console.views import render
+
+router = APIRouter(include_in_schema=False)
+JST = ZoneInfo("Asia/Tokyo")
+FILTERS = ("time_from", "time_to", "ward", "desk", "device", "actor", "event_type", "correlation_id",
+           "position_from", "position_to")
+FIELD_LABELS = {"time_from": "開始日時", "time_to": "終了日時", "ward": "区", "desk": "窓口", "device": "端末",
+                "actor": "操作者ID", "event_type": "種類", "correlation_id": "相関ID", "position_from": "位置（から）",
+                "position_to": "位置（まで）"}
+FAULTS = {"hash_mismatch": "ハッシュ不一致", "chain_broken": "チェーンの断絶", "chain_replaced": "チェーンの置換",
+          "gap": "欠番", "checkpoint_bad_signature": "チェックポイントの署名不正", "checkpoint_mismatch": "チェックポイント不一致"}
+
+
+def _aware(value: str) -> str:
+    """<input type=datetime-local> gives Japan time without a zone; the API wants an aware time."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=JST)).isoformat()
+
+
+def _filters(values: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for name in FILTERS:
+        value = (values.get(name) or "").strip()
+        if value:
+            out[name] = _aware(value) if name.startswith("time_") else value
+    return out
+
+
+async def _page(request: Request, api, *, values: dict[str, Any], verification: dict | None = None,
+                status_code: int = 200, form_error: str | None = None):
+    params = _filters(values)
+    errors: dict[str, str] = {}
+    result = None
+    if values.get("after"):
+        params["after"] = values["after"]
+    try:
+        result = await api.get("audit", "/v1/audit/records", {**params, "limit": 50})
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        errors, form_error = exc.for_form({n: n for n in FILTERS} | {"after": "position_from"})
+    checkpoints = None
+    try:
+        checkpoints = await api.get("audit", "/v1/audit/checkpoints", {"limit": 5})
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+    query = urlencode(params)
+    return render(request, "audit.html", status_code if not errors else 422, active="audit", values=values,
+                  errors=errors, form_error=form_error, result=result, checkpoints=checkpoints, verification=verification,
+                  export_query=query, FIELD_LABELS=FIELD_LABELS, FAULTS=FAULTS,
+                  next_query=urlencode({**{k: v for k, v in values.items() if k in FILTERS and v}, "after": result["next_after"]})
+                  if result and result.get("next_after") else None)
+
+
+@router.get("/audit")
+async def audit(request: Request, session: AuditSession, api: Api):
+    """Search the operation log."""
+    return await _page(request, api, values=dict(request.query_params))
+
+
+@router.post("/audit/verify")
+async def run_verification(request: Request, session: AuditSession, api: Api):
+    """Recompute the hash chain and check the signed checkpoints; show the result."""
+    form = await read_form(request)
+    values = {k: form.get(k, "") for k in FILTERS}
+    try:
+        verification = await api.post("audit", "/v1/audit/verify", {"from_checkpoint": form.flag("from_checkpoint")})
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        return await _page(request, api, values=values, form_error=exc.detail, status_code=exc.status)
+    return await _page(request, api, values=values, verification=verification)
+
+
+@router.get("/audit/records/{position}")
+async def record(request: Request, position: int, session: AuditSession, api: Api):
+    """One record with its hash, the previous hash, its position and the covering checkpoint."""
+    doc = await api.get("audit", f"/v1/audit/records/{position}")
+    rec = doc["record"]
+    pretty = json.dumps(rec.get("event"), ensure_ascii=False, indent=2) if rec.get("event") is not None else rec.get("data")
+    return render(request, "audit_record.html", active="audit", rec=rec, checkpoint=doc.get("checkpoint"), pretty=pretty,
+                  header=json.dumps(rec.get("header"), ensure_ascii=False, indent=2) if rec.get("header") else None)
+
+
+@router.get("/audit/export")
+async def export(request: Request, session: AuditSession, api: Api):
+    """The search result as JSON Lines or a zip of CSV, with the covering signed checkpoint."""
+    values = dict(request.query_params)
+    fmt = values.get("format") if values.get("format") in ("csv", "jsonl") else "jsonl"
+    upstream = await api.request("GET", "audit", "/v1/audit/export", params={**_filters(values), "format": fmt}, timeout=120)
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() in ("content-disposition", "content-type")}
+    headers["cache-control"] = "no-store"
+    return Response(upstream.content, headers=headers)

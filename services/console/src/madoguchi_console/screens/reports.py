@@ -1,0 +1,184 @@
+"""Reports for city staff and the manager (issue 8 §4; REP-1..6): daily (desk and phone line),
+weekly and final reports with charts, downloads as xlsx, PDF and CSV, and the deliverables with
+their deadlines. Everything comes from the reporting service (/v1/reports, /v1/deliverables);
+downloads are passed through unchanged (the files are the reporting service's own)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from madoguchi_console import charts, domain
+from madoguchi_console.deps import Api, ReportsSession
+from madoguchi_console.forms import read_form
+from madoguchi_console.upstream import ApiError, Upstream
+from madoguchi_console.views import render, set_flash
+
+router = APIRouter(include_in_schema=False)
+JST = ZoneInfo("Asia/Tokyo")
+TABS = {"daily": "日次（窓口）", "line": "日次（電話）", "weekly": "週次", "final": "最終報告", "deliverables": "納入成果物"}
+FORMATS = {"xlsx": "Excel（xlsx）", "pdf": "PDF", "csv": "CSV"}
+DELIVERABLE_STATUS = {"pending": "未提出", "submitted": "提出済み", "overdue": "期限超過"}
+DESK_ROWS = ("visitors", "tickets_issued", "no_shows", "support_needed", "support_given", "completed", "not_completed",
+             "escalations", "opinions", "pin_failures", "card_incidents", "disinfections", "disinfection_misses",
+             "staffing_breaches")
+LINE_ROWS = ("received", "answered", "missed", "abandoned", "out_of_hours", "never_connected", "closed", "escalations", "opinions")
+FIGURE_LABELS = {
+    "visitors": "来庁者数", "tickets_issued": "受付番号札発行数", "no_shows": "呼出し時不在", "support_needed": "うち支援が必要な方",
+    "support_given": "うち支援を実施した方", "completed": "対応完了", "not_completed": "未完了", "escalations": "エスカレーション",
+    "opinions": "ご意見・トピック", "pin_failures": "暗証番号誤り", "card_incidents": "カード置き忘れ", "disinfections": "消毒実施回数",
+    "disinfection_misses": "消毒前の対応開始", "staffing_breaches": "支援員不在", "received": "入電数", "answered": "応答数",
+    "missed": "不応答", "abandoned": "放棄呼", "out_of_hours": "時間外", "never_connected": "つながらなかった電話", "closed": "記録済み",
+}
+RESOLUTIONS = {"answered_on_spot": "その場で回答", "referred_national_call_centre": "国のコールセンターを案内",
+               "referred_payment_provider": "決済事業者を案内", "guided_to_ward_desk": "区役所の窓口を案内",
+               "escalated_callback": "エスカレーション（折り返し）"}
+
+
+async def service_today(api: Upstream) -> date:
+    """'Today' as the services see it (their calendar), else today in Japan."""
+    try:
+        return date.fromisoformat((await api.get("desk", "/v1/calendar/next-business-day"))["after"])
+    except (ApiError, KeyError, ValueError):
+        return datetime.now(JST).date()
+
+
+def _parse_date(value: str | None, default: date) -> date:
+    try:
+        return date.fromisoformat(value) if value else default
+    except ValueError:
+        return default
+
+
+def _pairs(mapping: dict | None, labels: dict[str, str]) -> list[tuple[str, Any]]:
+    return [(labels.get(k, k), v) for k, v in (mapping or {}).items()]
+
+
+def desk_charts(fig: dict) -> list[tuple[str, Any]]:
+    return [
+        ("時間帯別の来庁者数", charts.columns([(f"{h}時", n) for h, n in (fig.get("by_hour") or {}).items()], title="時間帯別の来庁者数")),
+        ("性別", charts.hbars(_pairs(fig.get("by_gender"), domain.GENDERS), title="性別")),
+        ("年代別", charts.hbars(_pairs(fig.get("by_age_band"), domain.AGE_BANDS), title="年代別")),
+        ("来訪目的", charts.hbars(_pairs(fig.get("by_purpose"), domain.PURPOSES), title="来訪目的")),
+    ]
+
+
+def line_charts(fig: dict) -> list[tuple[str, Any]]:
+    out = []
+    if fig.get("by_hour"):
+        out.append(("時間帯別の入電数", charts.columns([(f"{h}時", n) for h, n in fig["by_hour"].items()], title="時間帯別の入電数")))
+    out.append(("対応結果", charts.hbars(_pairs(fig.get("by_resolution"), RESOLUTIONS), title="対応結果")))
+    return out
+
+
+@router.get("/reports")
+async def reports(request: Request, session: ReportsSession, api: Api, tab: str = "daily"):
+    """Reports: daily, weekly, final, deliverables."""
+    tab = tab if tab in TABS else "daily"
+    params = request.query_params
+    today = await service_today(api)
+    day = _parse_date(params.get("date"), today)
+    ctx: dict[str, Any] = {"tab": TABS, "current": tab, "day": day, "FORMATS": FORMATS, "FIGURE_LABELS": FIGURE_LABELS,
+                           "is_manager": domain.Role.manager in session.roles, "DELIVERABLE_STATUS": DELIVERABLE_STATUS}
+    error = None
+    try:
+        if tab == "daily":
+            desks = (await api.get("desk", "/v1/desks"))["desks"]
+            desk = params.get("desk") or (desks[0]["desk"] if desks else None)
+            ctx.update(desks=desks, desk=desk)
+            if desk:
+                report = await api.get("reporting", "/v1/reports/daily", {"desk": desk, "date": day.isoformat()})
+                ctx.update(report=report, rows=DESK_ROWS, charts=desk_charts(report.get("figures") or {}),
+                           download={"kind": "daily", "desk": desk, "date": day.isoformat()})
+        elif tab == "line":
+            report = await api.get("reporting", "/v1/reports/line/daily", {"date": day.isoformat()})
+            ctx.update(report=report, rows=LINE_ROWS, charts=line_charts(report.get("figures") or {}),
+                       download={"kind": "line", "date": day.isoformat()})
+        elif tab == "weekly":
+            week_start = _parse_date(params.get("week"), day - timedelta(days=day.weekday()))
+            report = await api.get("reporting", "/v1/reports/weekly", {"week_start": week_start.isoformat()})
+            wards = report.get("wards") or []
+            rows = report.get("figures", {}).get("wards", {})
+            ctx.update(report=report, week=week_start, download={"kind": "weekly", "week": week_start.isoformat()},
+                       charts=[("区別の来庁者数（週計）", charts.hbars(
+                           [(w["ward_name"], (rows.get(w["ward"]) or {}).get("total", {}).get("visitors", 0)) for w in wards],
+                           title="区別の来庁者数"))])
+        elif tab == "final":
+            q = {"from": params.get("from"), "to": params.get("to")}
+            report = await api.get("reporting", "/v1/reports/final", q)
+            fig = report.get("figures", {})
+            trend = fig.get("weekly_trend") or {}
+            ctx.update(report=report, rows=DESK_ROWS, q=q, download={"kind": "final", **{k: v for k, v in q.items() if v}},
+                       charts=[("週別の来庁者数", charts.columns([(k[5:], v.get("visitors", 0)) for k, v in trend.items()], title="週別の来庁者数")),
+                               ("週別の入電数", charts.columns([(k[5:], v.get("calls", 0)) for k, v in trend.items()], title="週別の入電数")),
+                               *desk_charts(fig.get("city") or {})[1:]])
+        else:
+            doc = await api.get("reporting", "/v1/deliverables")
+            items = doc.get("deliverables", [])
+            show_all = bool(params.get("all"))
+            if not show_all:
+                # REP-6: what needs attention now: overdue, due within two weeks, and the plans and final report.
+                horizon = (today + timedelta(days=14)).isoformat()
+                items = [d for d in items if d["status"] == "overdue" or d["due"] <= horizon and d["due"] >= (today - timedelta(days=7)).isoformat()
+                         or d["kind"] not in ("daily_report", "weekly_report")][:30]
+            ctx.update(deliverables={**doc, "deliverables": items}, show_all=show_all, total=len(doc.get("deliverables", [])))
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        error = exc.detail
+    return render(request, "reports.html", active="reports", form_error=error, **ctx)
+
+
+@router.get("/reports/download")
+async def download(request: Request, session: ReportsSession, api: Api, kind: str, format: str = "xlsx"):
+    """A report file (xlsx, PDF, CSV) exactly as the reporting service renders it."""
+    if format not in FORMATS:
+        format = "xlsx"
+    q = request.query_params
+    path, params = {
+        "daily": ("/v1/reports/daily", {"desk": q.get("desk"), "date": q.get("date")}),
+        "line": ("/v1/reports/line/daily", {"date": q.get("date")}),
+        "weekly": ("/v1/reports/weekly", {"week_start": q.get("week")}),
+        "final": ("/v1/reports/final", {"from": q.get("from"), "to": q.get("to")}),
+    }.get(kind, (None, None))
+    if path is None:
+        raise ApiError(404, "見つかりません", "報告書の種類が正しくありません。")
+    upstream = await api.request("GET", "reporting", path, params={**params, "format": format}, timeout=120)
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() in ("content-disposition", "content-type")}
+    headers["cache-control"] = "no-store"
+    return Response(upstream.content, status_code=200, headers=headers)
+
+
+@router.post("/reports/deliverables/{deliverable_id}/submit")
+async def submit(request: Request, deliverable_id: str, session: ReportsSession, api: Api):
+    """The manager records a deliverable as submitted (its reports are frozen as delivered)."""
+    try:
+        await api.post("reporting", f"/v1/deliverables/{deliverable_id}/submit", {})
+        message = "提出を記録しました。"
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        message = f"提出できません：{exc.detail}"
+    response = RedirectResponse("/reports?tab=deliverables", status_code=303)
+    set_flash(response, message)
+    return response
+
+
+@router.post("/reports/deliverables/plan")
+async def plan(request: Request, session: ReportsSession, api: Api):
+    """Define the contract's deliverables and their due dates (REP-6)."""
+    await read_form(request)
+    try:
+        await api.post("reporting", "/v1/deliverables/plan", {})
+        message = "納入成果物と期限を登録しました。"
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        message = f"登録できません：{exc.detail}"
+    response = RedirectResponse("/reports?tab=deliverables", status_code=303)
+    set_flash(response, message)
+    return response

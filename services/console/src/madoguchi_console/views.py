@@ -1,0 +1,120 @@
+"""Rendering: one Jinja2 environment, the layout's context (who is logged in, the navigation),
+and filters that show times in Japan time and dates in Japanese."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+
+from madoguchi_shared import wareki
+
+from madoguchi_console import domain
+from madoguchi_console.deps import read_session
+
+JST = ZoneInfo("Asia/Tokyo")
+HERE = Path(__file__).parent
+
+
+def _parse(value: Any) -> datetime | date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, (datetime, date)):
+        return value
+    text = str(value)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            return None
+
+
+def jst_time(value: Any) -> str:
+    """ISO timestamp → '09:05' in Japan time."""
+    parsed = _parse(value)
+    if isinstance(parsed, datetime):
+        if parsed.tzinfo:
+            parsed = parsed.astimezone(JST)
+        return parsed.strftime("%H:%M")
+    return str(value or "")
+
+
+def jst_datetime(value: Any) -> str:
+    parsed = _parse(value)
+    if isinstance(parsed, datetime):
+        if parsed.tzinfo:
+            parsed = parsed.astimezone(JST)
+        return parsed.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value or "")
+
+
+def ja_date(value: Any) -> str:
+    """'2021-04-01' → '令和3年4月1日（木）'."""
+    parsed = _parse(value)
+    if parsed is None:
+        return str(value or "")
+    try:
+        return wareki.to_wareki(parsed, weekday=True)
+    except Exception:  # noqa: BLE001 - dates outside the eras table shown as given
+        return str(value)
+
+
+def minutes(value: Any) -> str:
+    """Seconds → '12分' (waiting times)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return f"{int(seconds // 60)}分"
+
+
+def make_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    env = templates.env
+    env.filters.update(jst_time=jst_time, jst_datetime=jst_datetime, ja_date=ja_date, minutes=minutes)
+    env.globals.update(role_label=domain.role_label, ROLE_LABELS=domain.ROLE_LABELS, label=domain.label, L=domain)
+    return templates
+
+
+FLASH_COOKIE = "mg_flash"
+
+
+def set_flash(response, text: str) -> None:
+    """A one-time message for the page after a redirect (post/redirect/get)."""
+    response.set_cookie(FLASH_COOKIE, quote(text), max_age=60, path="/", httponly=True, samesite="strict")
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any):
+    session = read_session(request)
+    flash = context.pop("flash", None)
+    pending = request.cookies.get(FLASH_COOKIE)
+    if pending and flash is None and request.method == "GET":
+        flash = unquote(pending)
+    base = {
+        "request": request,
+        "session": session,
+        "principal": session.principal if session else None,
+        "nav": domain.nav_items(session.roles) if session else [],
+        "active": context.pop("active", None),
+        "errors": context.pop("errors", None) or {},
+        "form_error": context.pop("form_error", None),
+        "values": context.pop("values", None) or {},
+        "flash": flash,
+    }
+    base.update(context)
+    response = request.app.state.templates.TemplateResponse(request, template, base, status_code=status_code)
+    if pending and request.method == "GET":
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def fragment(request: Request, template: str, **context: Any) -> str:
+    """A partial template rendered to a string (live regions, search results)."""
+    return request.app.state.templates.get_template(template).render(request=request, **context)

@@ -1,0 +1,204 @@
+"""Browser tests of the console: the real services on free ports (uvicorn tasks in the test's event
+loop, against the session's real nats-server and PostgreSQL) and Debian's Chromium via Playwright."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from madoguchi_shared import bus
+from madoguchi_shared.auth import add_staff
+from madoguchi_shared.events.admin import TRAINING_ITEMS, TrainingItemCompleted, TrainingTestRecorded
+from tests.utils.servers import unique_municipality
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "test-output" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+PASSWORD = "correct-horse-battery"  # 10+ characters (auth.hash_password)
+REPO = Path(__file__).resolve().parents[3]
+# The services decide with this clock: Thursday 1 April 2021 (an extended day, 8:45-19:00), 10:00 in
+# Japan, advancing with real time, so the desks are open whenever the suite runs.
+DAY_START = datetime(2021, 4, 1, 10, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+UPSTREAMS = {"desk": "madoguchi_desk", "calls": "madoguchi_calls", "reporting": "madoguchi_reporting", "audit": "madoguchi_audit"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    def __init__(self, app, port: int):
+        self.app = app
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    timeout_graceful_shutdown=1, lifespan="on"))
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raises the startup error
+                raise RuntimeError("server stopped during startup")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task:
+            await asyncio.wait_for(self.task, 15)
+
+
+def _factory(module: str):
+    try:
+        return importlib.import_module(f"{module}.main").create_app
+    except (ImportError, AttributeError):
+        return None
+
+
+class Stack:
+    """The console and whichever upstream services exist, all served over real HTTP."""
+
+    def __init__(self):
+        self.services: dict[str, Served] = {}
+        self.console: Served | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.console
+        return self.console.url
+
+    def has(self, name: str) -> bool:
+        return name in self.services
+
+
+def make_clock():
+    started = datetime.now(UTC)
+
+    def clock() -> datetime:
+        return DAY_START.astimezone(UTC) + (datetime.now(UTC) - started)
+
+    return clock
+
+
+def _build(factory, settings, clock):
+    kwargs = {}
+    if "clock" in inspect.signature(factory).parameters:
+        kwargs["clock"] = clock
+    return factory(settings, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def stack_municipality() -> str:
+    """One municipality for the whole browser suite (each service serves one); tests keep apart
+    by using different desks and staff ids."""
+    return unique_municipality()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(settings, js, stack_municipality):
+    stack = Stack()
+    extra = {**settings.extra, "contract_start": "2021-03-15", "contract_end": "2021-09-30"}
+    settings = settings.model_copy(update={"municipality": stack_municipality, "log_level": "WARNING", "extra": extra,
+                                           "config_file": REPO / "config" / "municipalities" / "011002.toml"})
+    stack.settings = settings
+    clock = make_clock()
+    for name, module in UPSTREAMS.items():
+        factory = _factory(module)
+        if factory is None:
+            continue
+        served = Served(_build(factory, settings, clock), free_port())
+        await served.start()
+        stack.services[name] = served
+    from madoguchi_console.main import create_app
+
+    app = create_app(settings)
+    app.state.live_interval = 0.5
+    console = Served(app, free_port())
+    # A service that does not exist yet is reached nowhere; login falls back to the console's own
+    # /v1/auth/token (every service app has it) so the shell can be tested alone.
+    urls = {name: s.url for name, s in stack.services.items()}
+    urls.setdefault("desk", console.url)
+    for name in UPSTREAMS:
+        urls.setdefault(name, "http://127.0.0.1:9")
+    app.state.service_urls = urls
+    await console.start()
+    stack.console = console
+    yield stack
+    for served in [console, *stack.services.values()]:
+        await served.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        yield b
+        await b.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest_asyncio.fixture
+async def new_page(browser, stack):
+    """`await new_page(viewport=...)`: a fresh browser context (own cookies) per person."""
+    contexts = []
+
+    async def make(width: int = 1280, height: int = 800):
+        context = await browser.new_context(viewport={"width": width, "height": height}, locale="ja-JP",
+                                            timezone_id="Asia/Tokyo", accept_downloads=True, base_url=stack.url)
+        context.set_default_timeout(15000)
+        # A person answers "OK" to the confirmation questions (data-confirm).
+        context.on("page", lambda p: p.on("dialog", lambda d: asyncio.ensure_future(d.accept())))
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    for c in contexts:
+        await c.close()
+
+
+@pytest.fixture
+def staff(js, stack_municipality):
+    """`await staff("S1", "supporter", wards=["chuo"])`: a real account, trained (ORG-4)."""
+
+    async def make(staff_id: str, *roles: str, wards: tuple[str, ...] = ()):
+        m = stack_municipality
+        await add_staff(js, municipality=m, staff_id=staff_id, roles=list(roles), wards=list(wards), password=PASSWORD)
+        events = [TrainingItemCompleted(municipality=m, staff_id=staff_id, item=item, hours=1.0) for item in TRAINING_ITEMS]
+        events.append(TrainingTestRecorded(municipality=m, staff_id=staff_id, score=90, passed=True))
+        await bus.publish_many(js, events)
+        return staff_id
+
+    return make
+
+
+@pytest.fixture
+def login(stack_municipality):
+    """`await login(page, "S1")`: log in through the form, as a person would."""
+
+    async def go(page, staff_id: str, password: str = PASSWORD) -> None:
+        await page.goto("/login")
+        await page.fill("#f-username", staff_id)
+        await page.fill("#f-password", password)
+        await page.fill("#f-municipality", stack_municipality)
+        await page.click("form[action='/login'] button[type=submit]")
+        await page.wait_for_load_state("domcontentloaded")
+
+    return go

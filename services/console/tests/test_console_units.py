@@ -1,0 +1,44 @@
+"""The console's pure parts: where a role lands, what it may open, how API errors reach a field."""
+
+from __future__ import annotations
+
+from madoguchi_console import charts, domain
+from madoguchi_console.upstream import ApiError, _japanese_lines
+from madoguchi_shared.events.base import Role
+
+
+def test_each_role_lands_on_its_own_screen():
+    assert domain.home_path([Role.supporter]) == "/desk"
+    assert domain.home_path([Role.operator]) == "/phone"
+    assert domain.home_path([Role.manager]) == "/hq"
+    assert domain.home_path([Role.rounder]) == "/hq"
+    assert domain.home_path([Role.city_staff]) == "/reports"
+    assert domain.home_path([Role.auditor]) == "/audit"
+    assert [s.key for s in domain.nav_items([Role.manager])] == ["desk", "hq", "phone", "reports"]
+    assert not domain.may_open([Role.supporter], "audit")
+    assert not domain.may_open([Role.city_staff], "hq")
+
+
+def test_a_validation_error_lands_next_to_the_form_field():
+    exc = ApiError(422, "入力内容に誤りがあります", "text: ...",
+                   errors=[{"field": "opinions.0.text", "message": "個人情報が含まれています", "type": "value_error"}])
+    errors, top = exc.for_form({"text": "opinion_text", "gender": "gender"})
+    assert errors == {"opinion_text": "個人情報が含まれています"}
+    assert top is None
+
+
+def test_a_refusal_without_a_field_goes_to_the_top_of_the_form():
+    errors, top = ApiError(409, "競合", "お待ちの方はいません。", code="queue_empty").for_form({"text": "opinion_text"})
+    assert errors == {} and top == "お待ちの方はいません。"
+
+
+def test_english_type_messages_and_english_halves_are_not_shown():
+    exc = ApiError(422, "t", "d", errors=[{"field": "gender", "message": "Field required", "type": "missing"}])
+    assert exc.field_errors()["gender"] == "入力してください。"
+    assert _japanese_lines("保存しませんでした。\n・12桁の数字\nPersonal data was found.\n- a 12-digit number") == "保存しませんでした。\n・12桁の数字"
+
+
+def test_charts_escape_their_labels():
+    svg = charts.hbars([("<b>", 3), ("女性", 1)], title="性別")
+    assert "&lt;b&gt;" in svg and "<b>" not in svg
+    assert 'aria-label="性別"' in svg
