@@ -4,7 +4,7 @@
 # Installs only what is missing; apt-get update runs once, only when something is missing.
 set -euo pipefail
 packages=(swig libpcsclite-dev pcscd vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
-          chromium fonts-noto-cjk poppler-utils wrk)
+          chromium fonts-noto-cjk fonts-ipafont-gothic poppler-utils wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -94,6 +94,19 @@ class EquipmentItem(_Frozen):
     incident_if_missing: bool = False  # missing at an equipment check = an incident (ORG-3)
 
 
+class Contract(_Frozen):
+    """The contract period (契約履行期間): deliverables are due from it (REP-6)."""
+
+    start: date  # 契約締結日
+    end: date  # 契約履行期間の終わり
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end < self.start:
+            raise ValueError("contract end is before its start")
+        return self
+
+
 class Municipality(_Frozen):
     code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
     name_ja: str
@@ -108,6 +121,7 @@ class Municipality(_Frozen):
     special_days: tuple[SpecialDayConfig, ...] = ()
     phone: PhoneLine = PhoneLine()
     equipment: tuple[EquipmentItem, ...] = ()
+    contract: Contract | None = None
 
     @model_validator(mode="before")
     @classmethod

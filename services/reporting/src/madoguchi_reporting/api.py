@@ -1,0 +1,214 @@
+"""HTTP routes: reports as JSON or files (REP-1 … REP-4), their delivered versions, deliverables
+(REP-6), and the live stream of report changes (server-sent events)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sse_starlette.sse import EventSourceResponse
+
+from madoguchi_shared.auth import deny
+from madoguchi_shared.web import DomainError, NotFound
+
+from madoguchi_reporting import deadlines, deliverables, queries, submissions
+from madoguchi_reporting.deps import Config, Manager, Pool, Reader, Runtime
+
+Format = Literal["json", "xlsx", "pdf", "csv"]
+FormatQ = Annotated[Format, Query(description="json (default), xlsx, pdf or csv")]
+
+
+async def _respond(report: dict, fmt: str, name: str | None = None) -> Response:
+    if fmt == "json":
+        return JSONResponse(report)
+    data = await submissions.render_async(report, fmt)
+    filename = f"{name or report['report_id']}.{fmt}"
+    return Response(data, media_type=submissions.MEDIA[fmt],
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
+async def _city_wide(request: Request, principal) -> None:
+    # A ward-scoped reader sees its wards' daily reports, not the city-wide tables.
+    if principal.wards:
+        await deny(request, principal, "ward")
+
+
+def reports_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+    @router.get("/daily")
+    async def desk_daily(request: Request, principal: Reader, pool: Pool, cfg: Config,
+                         desk: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")], date: dt.date,
+                         format: FormatQ = "json") -> Response:
+        """REP-1: one desk's daily report."""
+        m = principal.municipality
+        async with pool.acquire() as conn:
+            wards = await queries.desk_wards(conn, cfg, m)
+            if desk not in wards:
+                raise NotFound(f"窓口「{desk}」は登録されていません。")
+            await principal.check_ward(request, wards[desk])
+            report = await queries.desk_daily(conn, cfg, m, desk, date)
+        return await _respond(report, format)
+
+    @router.get("/line/daily")
+    async def line_daily(principal: Reader, pool: Pool, cfg: Config, date: dt.date,
+                         line: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,58}$")] = None,
+                         format: FormatQ = "json") -> Response:
+        """REP-2: the phone line's daily figures (the only line when `line` is omitted)."""
+        m = principal.municipality
+        async with pool.acquire() as conn:
+            if line is None:
+                known = await queries.known_lines(conn, m)
+                if len(known) > 1:
+                    raise DomainError(f"回線を指定してください（{', '.join(known)}）。", status=422, field="line")
+                line = known[0] if known else cfg.settings.extra.get("phone_line", "main")
+            report = await queries.line_daily(conn, cfg, m, line, date)
+        return await _respond(report, format)
+
+    @router.get("/weekly")
+    async def weekly(request: Request, principal: Reader, pool: Pool, cfg: Config, week_start: dt.date,
+                     format: FormatQ = "json") -> Response:
+        """REP-3: the city-wide weekly table (wards x days, with totals); any date of the week works."""
+        await _city_wide(request, principal)
+        async with pool.acquire() as conn:
+            report = await queries.weekly(conn, cfg, principal.municipality, week_start)
+        return await _respond(report, format)
+
+    @router.get("/final")
+    async def final(request: Request, principal: Reader, pool: Pool, cfg: Config,
+                    start: Annotated[dt.date | None, Query(alias="from")] = None,
+                    end: Annotated[dt.date | None, Query(alias="to")] = None,
+                    format: FormatQ = "json") -> Response:
+        """REP-4: the final report with every call record (the contract period unless from/to given)."""
+        await _city_wide(request, principal)
+        m = principal.municipality
+        contract = cfg.contract(m)
+        start = start or (contract.start if contract else None)
+        end = end or (contract.end if contract else None)
+        if start is None or end is None:
+            raise DomainError("契約期間が設定されていません。from と to を指定してください。", status=422, field="from")
+        if end < start:
+            raise DomainError("終了日は開始日以降にしてください。", status=422, field="to")
+        async with pool.acquire() as conn:
+            report = await queries.final(conn, cfg, m, start, end)
+        return await _respond(report, format)
+
+    @router.get("/live")
+    async def live(request: Request, principal: Reader,
+                   kind: Annotated[Literal["daily", "weekly", "final"] | None, Query()] = None) -> EventSourceResponse:
+        """Server-sent events: report updated / submitted / revision made, as they are published."""
+        nc = request.app.state.nc
+        queue: asyncio.Queue = asyncio.Queue(maxsize=10000)
+
+        async def on_msg(msg) -> None:
+            if not queue.full():
+                queue.put_nowait(msg.data)
+
+        sub = await nc.subscribe(f"mg.report.{principal.municipality}.report.*", cb=on_msg)
+
+        async def events():
+            try:
+                yield {"event": "ready", "data": json.dumps({"municipality": principal.municipality})}
+                while True:
+                    try:
+                        data = await asyncio.wait_for(queue.get(), timeout=5.0)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        continue
+                    event = json.loads(data)
+                    if kind and event.get("kind") != kind:
+                        continue
+                    if principal.wards and event.get("ward") not in principal.wards:
+                        continue
+                    yield {"event": event["type"], "id": event["event_id"], "data": data.decode()}
+            finally:
+                await sub.unsubscribe()
+
+        return EventSourceResponse(events(), ping=15)
+
+    @router.get("/status")
+    async def status(principal: Reader, runtime: Runtime) -> dict:
+        """Projection positions against the streams (how far behind the statistics are)."""
+        return {"projections": await runtime.lag()}
+
+    @router.get("/{report_id}/submissions")
+    async def list_submissions(principal: Reader, pool: Pool, report_id: str) -> dict:
+        """The delivered versions of a report, with the sha256 of each file."""
+        async with pool.acquire() as conn:
+            return {"report_id": report_id, "submissions": await submissions.submissions(conn, principal.municipality, report_id)}
+
+    @router.get("/{report_id}/submissions/{revision}")
+    async def get_submission(principal: Reader, pool: Pool, report_id: str, revision: int,
+                             format: FormatQ = "json") -> Response:
+        """A delivered version exactly as delivered (the stored bytes; their sha256 is in the event)."""
+        async with pool.acquire() as conn:
+            found = await submissions.submitted_file(conn, principal.municipality, report_id, revision, format)
+        if found is None:
+            raise NotFound("提出版が見つかりません。")
+        name, data = found
+        return Response(data, media_type=submissions.MEDIA[format],
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+
+    @router.post("/{report_id}/submit")
+    async def submit_one(principal: Manager, pool: Pool, cfg: Config, request: Request, report_id: str) -> dict:
+        """Deliver one report now (normally done through its deliverable)."""
+        try:
+            submissions.parse_report_id(report_id)
+        except ValueError as exc:
+            raise DomainError("報告書IDの形式が正しくありません。", status=422, field="report_id") from exc
+        return await submissions.submit_report(pool, request.app.state.js, cfg, principal.municipality, report_id,
+                                               principal.actor)
+
+    return router
+
+
+class SubmitDeliverable(BaseModel):
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                               description="for a plan delivered as a document: the sha256 of the file")
+
+
+def deliverables_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/deliverables", tags=["deliverables"])
+
+    @router.get("")
+    async def listing(principal: Reader, pool: Pool) -> dict:
+        """REP-6: every deliverable with its due date and submission record."""
+        async with pool.acquire() as conn:
+            items = await deliverables.listing(conn, principal.municipality)
+        return {"deliverables": items,
+                "counts": {s: sum(1 for i in items if i["status"] == s) for s in ("pending", "submitted", "overdue")}}
+
+    @router.post("/plan")
+    async def plan(principal: Manager, runtime: Runtime) -> dict:
+        """Define the contract's deliverables (idempotent) and check for overdue ones."""
+        if runtime.cfg.contract(principal.municipality) is None:
+            raise DomainError("契約期間が設定されていません（設定 contract_start / contract_end）。", status=409)
+        return await runtime.check_deadlines(principal.municipality)
+
+    @router.post("/{deliverable_id}/submit")
+    async def submit(principal: Manager, runtime: Runtime, deliverable_id: str,
+                     body: Annotated[SubmitDeliverable | None, Body()] = None) -> dict:
+        """The manager marks a deliverable submitted; its reports are frozen as delivered versions."""
+        try:
+            result = await deliverables.submit(runtime.pool, runtime.nc, runtime.cfg, principal.municipality,
+                                               deliverable_id, principal.actor, sha256=body.sha256 if body else None)
+        except deadlines.CannotSubmit as exc:
+            raise DomainError(str(exc), status=409) from exc
+        await runtime.caught_up(only=("reporting-deliverables",))
+        return result
+
+    return router
+
+
+def routers() -> list[APIRouter]:
+    return [reports_router(), deliverables_router()]
+
+
+__all__ = ["routers"]

@@ -1,0 +1,119 @@
+"""What reporting needs to know beyond the events: the municipality's configuration (wards, desks,
+names, calendar), the city's run-time calendar changes, and the contract period (REP-6).
+
+The contract period comes from the municipality configuration when it has a ``contract`` section
+(``start``/``end``), else from settings: ``MADOGUCHI_EXTRA='{"contract_start": "2021-03-15",
+"contract_end": "2021-09-30"}'`` (optionally ``contract_start.<code>`` per municipality).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+import asyncpg
+
+from madoguchi_shared.calendar import Calendar, Instruction, SpecialDay
+from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, load_municipality
+from madoguchi_shared.settings import Settings
+
+from madoguchi_reporting.schema import SCHEMA
+
+
+@dataclass(frozen=True)
+class Contract:
+    start: dt.date
+    end: dt.date
+
+
+class ReportConfig:
+    """Per-municipality configuration, loaded once per code."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._cache: dict[str, Municipality] = {}
+
+    @cached_property
+    def _template(self) -> str:
+        return str(self.settings.config_file) if self.settings.config_file else self.settings.municipality
+
+    def municipality(self, code: str) -> Municipality:
+        """The configuration of `code`; an unknown code runs on the deployment's own file (tests use
+        throw-away codes with Sapporo's configuration)."""
+        if code not in self._cache:
+            try:
+                self._cache[code] = load_municipality(code)
+            except MunicipalityNotFound:
+                self._cache[code] = load_municipality(self._template, code=code)
+        return self._cache[code]
+
+    def ward_of(self, code: str, desk: str) -> str | None:
+        try:
+            return self.municipality(code).desk(desk).ward
+        except KeyError:
+            return None
+
+    def ward_name(self, code: str, ward: str) -> str:
+        try:
+            return self.municipality(code).ward(ward).name_ja
+        except KeyError:
+            return ward
+
+    def desk_name(self, code: str, desk: str) -> str:
+        try:
+            return self.municipality(code).desk(desk).name_ja
+        except KeyError:
+            return desk
+
+    def contract(self, code: str) -> Contract | None:
+        section = getattr(self.municipality(code), "contract", None)
+        if section is not None and getattr(section, "start", None) and getattr(section, "end", None):
+            return Contract(section.start, section.end)
+        extra = self.settings.extra
+        start = extra.get(f"contract_start.{code}") or extra.get("contract_start")
+        end = extra.get(f"contract_end.{code}") or extra.get("contract_end")
+        if start and end:
+            return Contract(dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+        return None
+
+    async def calendar(self, conn: asyncpg.Connection, code: str) -> Calendar:
+        """The desks' calendar: configuration plus the city's run-time changes (DESK-1)."""
+        rows = await conn.fetch(
+            f'SELECT event FROM "{SCHEMA}".calendar_override WHERE municipality = $1 ORDER BY seq', code
+        )
+        specials, instructions = fold_calendar([json.loads(r["event"]) if isinstance(r["event"], str) else r["event"]
+                                                for r in rows])
+        return self.municipality(code).calendar(specials, instructions)
+
+    def phone_calendar(self, code: str) -> Calendar:
+        return self.municipality(code).phone_calendar()
+
+
+def fold_calendar(events: list[dict]) -> tuple[tuple[SpecialDay, ...], tuple[Instruction, ...]]:
+    """Fold the desk calendar events (as JSON dicts) into special days and city instructions."""
+    specials: list[SpecialDay] = []
+    instructions: dict[str, Instruction] = {}
+    for e in events:
+        kind = e["type"]
+        desks = frozenset(e.get("desks") or ())
+        if kind == "desk.special_opening_scheduled":
+            specials.append(SpecialDay(dt.date.fromisoformat(e["day"]), "special_opening", dt.time.fromisoformat(e["open"]),
+                                       dt.time.fromisoformat(e["close"]), desks))
+        elif kind == "desk.extended_hours_scheduled":
+            specials.append(SpecialDay(dt.date.fromisoformat(e["day"]), "extended", None, dt.time.fromisoformat(e["close"]), desks))
+        elif kind in ("desk.opening_suspended", "desk.opening_delayed"):
+            end = e.get("end") if kind == "desk.opening_suspended" else e.get("until")
+            instructions[e["instruction_id"]] = Instruction(
+                e["instruction_id"], "suspend" if kind == "desk.opening_suspended" else "delay",
+                dt.datetime.fromisoformat(e["start"]), dt.datetime.fromisoformat(end) if end else None, desks, e.get("reason", ""),
+            )
+        elif kind == "desk.city_instruction_lifted" and e["instruction_id"] in instructions:
+            ins = instructions[e["instruction_id"]]
+            at = dt.datetime.fromisoformat(e["at"])
+            if at > ins.start and (ins.end is None or at < ins.end):
+                instructions[ins.id] = Instruction(ins.id, ins.kind, ins.start, at, ins.desks, ins.reason)
+            elif at <= ins.start:
+                del instructions[ins.id]
+    return tuple(specials), tuple(instructions.values())

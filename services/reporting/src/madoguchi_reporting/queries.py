@@ -1,0 +1,585 @@
+"""Reports as JSON, built from the statistics tables (REP-1 … REP-4).
+
+Every report is a dict with the same frame:
+
+    {"report_id", "kind", "scope", "scope_id", "municipality", "period": {...both calendars...},
+     "title", "figures": {...numbers, nested...}, lists (escalations, opinions, call records),
+     "revision": {...data revision, delivered versions, what changed since the last one...}}
+
+`flatten(report)` turns ``figures`` into ``{"by_hour.09": 7, "wait.p90_s": 412.5, ...}``: the figure
+keys the verifier (recount.py) checks and a revision lists as changed. Weekly and contract totals
+are SUMs over the daily counters; percentiles come from the per-visit and per-call rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from typing import Any, get_args
+
+import asyncpg
+
+from madoguchi_shared.events import calls as cl
+from madoguchi_shared.events import desk as dk
+from madoguchi_shared.events.report import line_scope_id, report_id
+from madoguchi_shared.wareki import heading_date, heading_period, to_wareki, weekday_kanji
+
+from madoguchi_reporting import labels as L
+from madoguchi_reporting.config import ReportConfig
+from madoguchi_reporting.schema import SCHEMA
+
+S = SCHEMA
+
+GENDERS = get_args(dk.Gender)
+AGE_BANDS = get_args(dk.AgeBand)
+PURPOSES = get_args(dk.Purpose)
+OUTCOMES = get_args(dk.Outcome)
+REASONS = get_args(dk.NotCompletedReason)
+PAYMENT = get_args(dk.PaymentServiceCategory)
+OPINION_KINDS = get_args(dk.OpinionKind)
+STEPS = get_args(dk.ProcedureStep)
+ESC_CATEGORIES = get_args(dk.EscalationCategory)
+INCIDENTS = get_args(dk.IncidentKind)
+RESOLUTIONS = get_args(cl.Resolution)
+PROVIDERS = get_args(cl.ProviderCategory)
+
+# The figures of the weekly city-wide table (REP-3), per ward and day.
+WEEKLY_DESK = ("visitors", "support_needed", "support_given", "completed", "not_completed", "no_shows",
+               "escalations", "opinions")
+WEEKLY_LINE = ("received", "answered", "missed", "abandoned", "out_of_hours", "escalations", "callbacks_opened",
+               "callbacks_done", "opinions")
+
+
+# --- arithmetic shared by every report (the verifier implements the same definitions itself) ------
+
+
+def ratio(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def mean_tenths(total_ms: int, n: int) -> float | None:
+    """Mean of millisecond durations in seconds, to 0.1 s, half up (integer arithmetic: exact)."""
+    if not n:
+        return None
+    return ((2 * total_ms + n * 100) // (n * 200)) / 10
+
+
+def duration_stats(n: int, total_ms: int, p90_ms: int | None, max_ms: int | None) -> dict[str, Any]:
+    return {"n": n, "mean_s": mean_tenths(total_ms, n),
+            "p90_s": p90_ms / 1000 if p90_ms is not None else None,
+            "max_s": max_ms / 1000 if max_ms is not None else None}
+
+
+def flatten(report_or_figures: dict[str, Any]) -> dict[str, int | float]:
+    figures = report_or_figures.get("figures", report_or_figures)
+    out: dict[str, int | float] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, bool):
+            out[prefix] = int(value)
+        elif isinstance(value, int | float):
+            out[prefix] = value
+        # None (a ratio of nothing) and lists are not figures
+
+    walk("", figures)
+    return out
+
+
+def diff_figures(old: dict[str, int | float], new: dict[str, int | float]) -> list[dict[str, Any]]:
+    """Figures that differ (a missing figure counts as absent, a zero as zero)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if (a or 0) != (b or 0):
+            out.append({"key": key, "old": a, "new": b})
+    return out
+
+
+def _zero_fill(codes, counts: dict[str, int], prefix: str) -> dict[str, int]:
+    out = {c: counts.get(f"{prefix}.{c}", 0) for c in codes}
+    for k, n in counts.items():  # codes outside the known list (configuration, new versions)
+        if k.startswith(prefix + ".") and k[len(prefix) + 1:] not in out and "." not in k[len(prefix) + 1:]:
+            out[k[len(prefix) + 1:]] = n
+    return out
+
+
+def _present(counts: dict[str, int], prefix: str) -> dict[str, int]:
+    p = prefix + "."
+    return {k[len(p):]: n for k, n in sorted(counts.items()) if k.startswith(p) and n}
+
+
+def _hours(counts: dict[str, int], opening: list[int]) -> dict[str, int]:
+    hours = set(opening) | {int(k.split(".")[1]) for k in counts if k.startswith("by_hour.")}
+    return {f"{h:02d}": counts.get(f"by_hour.{h:02d}", 0) for h in sorted(hours)}
+
+
+def opening_hours(hours) -> list[int]:
+    """Every clock hour the desk (or line) is open in: 8:45–17:15 -> 8..17; to 19:00 -> 8..18."""
+    out: set[int] = set()
+    for start, end in hours.intervals:
+        h = start.hour
+        last = (end - dt.timedelta(microseconds=1)).hour
+        out.update(range(h, last + 1))
+    return sorted(out)
+
+
+def desk_figures(c: dict[str, int], wait: dict, service: dict, opening: list[int] | None) -> dict[str, Any]:
+    visitors = c.get("visitors", 0)
+    completed, not_completed = c.get("completed", 0), c.get("not_completed", 0)
+    figures: dict[str, Any] = {
+        "visitors": visitors,
+        "tickets_issued": c.get("tickets_issued", 0),
+        "no_shows": c.get("no_shows", 0),
+        "support_needed": c.get("support_needed", 0),
+        "support_given": c.get("support_given", 0),
+        "support_needed_ratio": ratio(c.get("support_needed", 0), visitors),
+        "support_given_ratio": ratio(c.get("support_given", 0), c.get("support_needed", 0)),
+        "completed": completed,
+        "not_completed": not_completed,
+        "in_service": visitors - completed - not_completed,
+        "details_recorded": c.get("details_n", 0),
+    }
+    if opening is not None:
+        figures["by_hour"] = _hours(c, opening)
+    figures.update({
+        "by_gender": _zero_fill(GENDERS, c, "by_gender"),
+        "by_age_band": _zero_fill(AGE_BANDS, c, "by_age_band"),
+        "by_purpose": _zero_fill(PURPOSES, c, "by_purpose"),
+        "outcomes_by_purpose": {p: {o: c.get(f"outcome_by_purpose.{p}.{o}", 0) for o in OUTCOMES} for p in PURPOSES},
+        "not_completed_reasons": _zero_fill(REASONS, c, "not_completed_reason"),
+        "payment_services": _zero_fill(PAYMENT, c, "payment_service"),
+        "wait": wait,
+        "service": service,
+        "escalations": c.get("escalations", 0),
+        "escalations_to_city": c.get("escalations_to_city", 0),
+        "escalations_by_category": _zero_fill(ESC_CATEGORIES, c, "escalations_by_category"),
+        "opinions": c.get("opinions", 0),
+        "opinions_by_kind": _zero_fill(OPINION_KINDS, c, "opinions_by_kind"),
+        "difficulties_by_step": _zero_fill(STEPS, c, "difficulties_by_step"),
+        "pin_failures": c.get("pin_failures", 0),
+        "pin_locks": c.get("pin_locks", 0),
+        "pin_lock_warnings": c.get("pin_lock_warnings", 0),
+        "cards_handed": c.get("cards_handed", 0),
+        "card_incidents": c.get("card_incidents", 0),
+        "incidents": _zero_fill(INCIDENTS, c, "incidents"),
+        "disinfections": c.get("disinfections", 0),
+        "disinfection_misses": c.get("disinfection_misses", 0),
+        "disinfection_compliance": ratio(visitors - c.get("disinfection_misses", 0), visitors),
+        "masks_checked": c.get("masks_checked", 0),
+        "masks_missing": c.get("masks_missing", 0),
+        "staffing_breaches": c.get("staffing_breaches", 0),
+        "staffing_breach_s": (c.get("staffing_breach_ms", 0) + 500) // 1000,
+        "short_absences": c.get("short_absences", 0),
+        "capacity_alerts": c.get("capacity_alerts", 0),
+        "recalls": c.get("recalls", 0),
+        "day_stops": c.get("day_stops", 0),
+        "visit_corrections": c.get("visit_corrections", 0),
+    })
+    return figures
+
+
+def line_figures(c: dict[str, int], wait: dict, duration: dict, opening: list[int] | None) -> dict[str, Any]:
+    received = c.get("received", 0)
+    never = c.get("missed", 0) + c.get("abandoned", 0) + c.get("out_of_hours", 0)
+    figures: dict[str, Any] = {
+        "received": received,
+        "received_in_hours": c.get("received_in_hours", 0),
+        "answered": c.get("answered", 0),
+        "missed": c.get("missed", 0),
+        "missed_callback_chosen": c.get("missed_callback_chosen", 0),
+        "abandoned": c.get("abandoned", 0),
+        "out_of_hours": c.get("out_of_hours", 0),
+        "never_connected": never,
+        "never_connected_share": ratio(never, received),
+        "answer_rate": ratio(c.get("answered", 0), received),
+        "overflow_offered": c.get("overflow_offered", 0),
+        "closed": c.get("closed", 0),
+    }
+    if opening is not None:
+        figures["by_hour"] = _hours(c, opening)
+    figures.update({
+        "by_category": _present(c, "by_category"),
+        "by_resolution": _zero_fill(RESOLUTIONS, c, "by_resolution"),
+        "by_provider": _zero_fill(PROVIDERS, c, "by_provider"),
+        "guided_ward": _present(c, "guided_ward"),
+        "escalations": c.get("escalations", 0),
+        "opinions": c.get("opinions", 0),
+        "opinions_by_kind": _zero_fill(OPINION_KINDS, c, "opinions_by_kind"),
+        "difficulties_by_step": _zero_fill(STEPS, c, "difficulties_by_step"),
+        "answer_wait": wait,
+        "duration": duration,
+        "callbacks": {k: c.get(f"callbacks_{k}", 0)
+                      for k in ("opened", "done", "failed", "cancelled", "overdue", "to_city", "city_answered")},
+        "capacity_alerts": c.get("capacity_alerts", 0),
+        "staffing_breaches": c.get("staffing_breaches", 0),
+        "staffing_gap_s": c.get("staffing_gap_s_sum", 0),
+    })
+    return figures
+
+
+# --- reading the tables -------------------------------------------------------------------------
+
+
+async def _counts(conn, m: str, channel: str, scopes: list[str] | None, start: dt.date, end: dt.date) -> dict[str, int]:
+    rows = await conn.fetch(
+        f"""SELECT figure, sum(n)::bigint AS n FROM "{S}".day_count
+            WHERE municipality = $1 AND channel = $2 AND day BETWEEN $3 AND $4
+              AND ($5::text[] IS NULL OR scope = ANY($5::text[]))
+            GROUP BY figure""", m, channel, start, end, scopes)
+    return {r["figure"]: r["n"] for r in rows if r["n"]}
+
+
+async def _visit_stats(conn, m: str, desks: list[str] | None, start: dt.date, end: dt.date) -> tuple[dict, dict]:
+    row = await conn.fetchrow(
+        f"""SELECT count(waited_ms) AS wn, coalesce(sum(waited_ms), 0)::bigint AS ws,
+                   percentile_disc(0.9) WITHIN GROUP (ORDER BY waited_ms) AS wp, max(waited_ms) AS wm,
+                   count(service_ms) FILTER (WHERE outcome IS NOT NULL) AS sn,
+                   coalesce(sum(service_ms) FILTER (WHERE outcome IS NOT NULL), 0)::bigint AS ss,
+                   percentile_disc(0.9) WITHIN GROUP (ORDER BY service_ms) FILTER (WHERE outcome IS NOT NULL) AS sp,
+                   max(service_ms) FILTER (WHERE outcome IS NOT NULL) AS sm
+            FROM "{S}".visit
+            WHERE municipality = $1 AND day BETWEEN $2 AND $3 AND ($4::text[] IS NULL OR desk = ANY($4::text[]))""",
+        m, start, end, desks)
+    return (duration_stats(row["wn"], row["ws"], row["wp"], row["wm"]),
+            duration_stats(row["sn"], row["ss"], row["sp"], row["sm"]))
+
+
+async def _call_stats(conn, m: str, lines: list[str] | None, start: dt.date, end: dt.date) -> tuple[dict, dict]:
+    row = await conn.fetchrow(
+        f"""SELECT count(*) FILTER (WHERE connection = 'answered') AS wn,
+                   coalesce(sum(wait_s) FILTER (WHERE connection = 'answered'), 0)::bigint AS ws,
+                   percentile_disc(0.9) WITHIN GROUP (ORDER BY wait_s) FILTER (WHERE connection = 'answered') AS wp,
+                   max(wait_s) FILTER (WHERE connection = 'answered') AS wm,
+                   count(*) FILTER (WHERE resolution IS NOT NULL) AS dn,
+                   coalesce(sum(duration_s) FILTER (WHERE resolution IS NOT NULL), 0)::bigint AS ds,
+                   percentile_disc(0.9) WITHIN GROUP (ORDER BY duration_s) FILTER (WHERE resolution IS NOT NULL) AS dp,
+                   max(duration_s) FILTER (WHERE resolution IS NOT NULL) AS dm
+            FROM "{S}".call_record
+            WHERE municipality = $1 AND day BETWEEN $2 AND $3 AND ($4::text[] IS NULL OR line = ANY($4::text[]))""",
+        m, start, end, lines)
+
+    def ms(v):
+        return None if v is None else v * 1000
+
+    return (duration_stats(row["wn"], row["ws"] * 1000, ms(row["wp"]), ms(row["wm"])),
+            duration_stats(row["dn"], row["ds"] * 1000, ms(row["dp"]), ms(row["dm"])))
+
+
+async def _notes(conn, m: str, channel: str, scopes: list[str] | None, start: dt.date, end: dt.date, kind: str) -> list[dict]:
+    rows = await conn.fetch(
+        f"""SELECT scope, day, ref, at, category, step, text, status, detail FROM "{S}".note
+            WHERE municipality = $1 AND channel = $2 AND kind = $3 AND day BETWEEN $4 AND $5
+              AND ($6::text[] IS NULL OR scope = ANY($6::text[]))
+            ORDER BY day, at, scope, ref""", m, channel, kind, start, end, scopes)
+    out = []
+    for r in rows:
+        at = r["at"].astimezone(dt.timezone(dt.timedelta(hours=9)))
+        item = {"scope": r["scope"], "date": r["day"].isoformat(), "time": at.strftime("%H:%M"), "ref": r["ref"],
+                "category": r["category"], "text": r["text"]}
+        if kind == "escalation":
+            item.update(category_ja=L.label(L.ESCALATION_CATEGORY, r["category"]) if channel == "desk"
+                        else "、".join(L.label(L.CALL_CATEGORY, c) for c in (r["category"] or "").split(",") if c),
+                        status=r["status"], status_ja=L.label(L.ESCALATION_STATUS, r["status"]), outcome=r["detail"])
+        else:
+            item.update(kind_ja=L.label(L.OPINION_KIND, r["category"]), step=r["step"],
+                        step_ja=L.label(L.PROCEDURE_STEP, r["step"]))
+        out.append(item)
+    return out
+
+
+async def desk_wards(conn, cfg: ReportConfig, m: str) -> dict[str, str]:
+    """desk -> ward: from the events (desk_day), completed by the configuration."""
+    out = {d.id: d.ward for d in cfg.municipality(m).desks}
+    for r in await conn.fetch(f'SELECT DISTINCT desk, ward FROM "{S}".desk_day WHERE municipality = $1', m):
+        out[r["desk"]] = r["ward"]
+    return out
+
+
+async def known_lines(conn, m: str) -> list[str]:
+    rows = await conn.fetch(f"""SELECT DISTINCT scope FROM "{S}".day_count WHERE municipality = $1 AND channel = 'line'
+                                ORDER BY scope""", m)
+    return [r["scope"] for r in rows]
+
+
+# --- revisions: the delivered versions and what changed since -----------------------------------
+
+
+async def revision_info(conn, m: str, rid: str, figures_flat: dict[str, int | float], data_revision: int) -> dict[str, Any]:
+    rows = await conn.fetch(
+        f"""SELECT revision, submitted_at, submitted_by, sha256, figures FROM "{S}".report_submission
+            WHERE municipality = $1 AND report_id = $2 ORDER BY revision""", m, rid)
+    info: dict[str, Any] = {
+        "data_revision": data_revision,
+        "submitted": [{"revision": r["revision"], "submitted_at": r["submitted_at"].isoformat(),
+                       "submitted_by": r["submitted_by"], "sha256": r["sha256"]} for r in rows],
+    }
+    if not rows:
+        info.update(status="draft", revision=None, label_ja="未提出")
+        return info
+    last = rows[-1]
+    changes = diff_figures(json.loads(last["figures"]), figures_flat)
+    if changes:
+        rev = last["revision"] + 1
+        info.update(status="revised", revision=rev, based_on=last["revision"], changes=changes,
+                    label_ja=f"第{rev}版（第{last['revision']}版提出後の訂正あり・未提出）")
+    else:
+        info.update(status="submitted", revision=last["revision"], changes=[],
+                    label_ja=f"第{last['revision']}版（提出済）")
+    return info
+
+
+async def _data_revision(conn, m: str, channel: str, scope: str, day: dt.date) -> int:
+    return await conn.fetchval(
+        f"""SELECT data_revision FROM "{S}".report_day WHERE municipality = $1 AND channel = $2 AND scope = $3 AND day = $4""",
+        m, channel, scope, day) or 0
+
+
+def _period(start: dt.date, end: dt.date) -> dict[str, Any]:
+    return {"start": start.isoformat(), "end": end.isoformat(),
+            "start_wareki": to_wareki(start, weekday=True), "end_wareki": to_wareki(end, weekday=True),
+            "heading": heading_date(start) if start == end else heading_period(start, end)}
+
+
+# --- the reports ---------------------------------------------------------------------------------
+
+
+async def desk_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, desk: str, day: dt.date,
+                     *, with_revision: bool = True) -> dict[str, Any]:
+    """REP-1: one desk's daily report."""
+    counts = await _counts(conn, m, "desk", [desk], day, day)
+    wait, service = await _visit_stats(conn, m, [desk], day, day)
+    calendar = await cfg.calendar(conn, m)
+    hours = calendar.hours(day, desk)
+    opening = opening_hours(hours)
+    row = await conn.fetchrow(f"""SELECT ward, started_at, ended_at, stops FROM "{S}".desk_day
+                                  WHERE municipality = $1 AND desk = $2 AND day = $3""", m, desk, day)
+    ward = row["ward"] if row else cfg.ward_of(m, desk)
+    rid = report_id("daily", desk, day)
+    report: dict[str, Any] = {
+        "report_id": rid, "kind": "daily", "scope": "desk", "scope_id": desk, "municipality": m,
+        "municipality_name": cfg.municipality(m).name_ja,
+        "ward": ward, "ward_name": cfg.ward_name(m, ward) if ward else None, "desk": desk,
+        "desk_name": cfg.desk_name(m, desk), "date": day.isoformat(), "period": _period(day, day),
+        "title": f"日次報告書（窓口）　{cfg.ward_name(m, ward) if ward else desk}",
+        "opening": {
+            "kind": hours.kind if hours.open_day else "closed",
+            "closed_reason": hours.closed_reason,
+            "intervals": [[s.strftime("%H:%M"), e.strftime("%H:%M")] for s, e in hours.intervals],
+            "hours": opening,
+            "day_started_at": row["started_at"].isoformat() if row and row["started_at"] else None,
+            "day_ended_at": row["ended_at"].isoformat() if row and row["ended_at"] else None,
+        },
+        "figures": desk_figures(counts, wait, service, opening),
+        "escalations": await _notes(conn, m, "desk", [desk], day, day, "escalation"),
+        "opinions": await _notes(conn, m, "desk", [desk], day, day, "opinion"),
+    }
+    if with_revision:
+        report["revision"] = await revision_info(conn, m, rid, flatten(report),
+                                                 await _data_revision(conn, m, "desk", desk, day))
+    return report
+
+
+async def line_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, line: str, day: dt.date,
+                     *, with_revision: bool = True) -> dict[str, Any]:
+    """REP-2: the phone line's daily figures, under the desk report's headings where they apply."""
+    counts = await _counts(conn, m, "line", [line], day, day)
+    wait, duration = await _call_stats(conn, m, [line], day, day)
+    hours = cfg.phone_calendar(m).hours(day)
+    opening = opening_hours(hours)
+    sid = line_scope_id(line)
+    rid = report_id("daily", sid, day)
+    report: dict[str, Any] = {
+        "report_id": rid, "kind": "daily", "scope": "line", "scope_id": sid, "line": line, "municipality": m,
+        "municipality_name": cfg.municipality(m).name_ja,
+        "date": day.isoformat(), "period": _period(day, day),
+        "title": "日次報告書（電話対応）",
+        "opening": {"kind": hours.kind if hours.open_day else "closed", "closed_reason": hours.closed_reason,
+                    "intervals": [[s.strftime("%H:%M"), e.strftime("%H:%M")] for s, e in hours.intervals],
+                    "hours": opening},
+        "figures": line_figures(counts, wait, duration, opening),
+        "escalations": await _notes(conn, m, "line", [line], day, day, "escalation"),
+        "opinions": await _notes(conn, m, "line", [line], day, day, "opinion"),
+    }
+    if with_revision:
+        report["revision"] = await revision_info(conn, m, rid, flatten(report),
+                                                 await _data_revision(conn, m, "line", line, day))
+    return report
+
+
+async def _ward_day_counts(conn, cfg, m: str, start: dt.date, end: dt.date, figures: tuple[str, ...]):
+    wards = await desk_wards(conn, cfg, m)
+    rows = await conn.fetch(
+        f"""SELECT scope, day, figure, sum(n)::bigint AS n FROM "{S}".day_count
+            WHERE municipality = $1 AND channel = 'desk' AND day BETWEEN $2 AND $3 AND figure = ANY($4::text[])
+            GROUP BY scope, day, figure""", m, start, end, list(figures))
+    cells: dict[str, dict[dt.date, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        ward = wards.get(r["scope"], r["scope"])
+        cell = cells[ward][r["day"]]
+        cell[r["figure"]] = cell.get(r["figure"], 0) + r["n"]
+    return cells
+
+
+def _ward_order(cfg: ReportConfig, m: str, extra: set[str]) -> list[str]:
+    order = [w.id for w in cfg.municipality(m).wards]
+    return order + sorted(extra - set(order))
+
+
+def _sum(cells: list[dict[str, int]], figures) -> dict[str, int]:
+    return {f: sum(c.get(f, 0) for c in cells) for f in figures}
+
+
+async def weekly(conn: asyncpg.Connection, cfg: ReportConfig, m: str, week_start: dt.date,
+                 *, with_revision: bool = True) -> dict[str, Any]:
+    """REP-3: every desk's daily figures rolled up into one city-wide table (wards x days, totals)."""
+    week_start = week_start - dt.timedelta(days=week_start.weekday())
+    days = [week_start + dt.timedelta(days=i) for i in range(7)]
+    end = days[-1]
+    cells = await _ward_day_counts(conn, cfg, m, week_start, end, WEEKLY_DESK)
+    wards = _ward_order(cfg, m, set(cells))
+    ward_rows: dict[str, Any] = {}
+    for w in wards:
+        per_day = {d.isoformat(): _sum([cells[w].get(d, {})], WEEKLY_DESK) for d in days}
+        ward_rows[w] = {"days": per_day, "total": _sum(list(per_day.values()), WEEKLY_DESK)}
+    day_totals = {d.isoformat(): _sum([ward_rows[w]["days"][d.isoformat()] for w in wards], WEEKLY_DESK) for d in days}
+    line_rows = await conn.fetch(
+        f"""SELECT day, figure, sum(n)::bigint AS n FROM "{S}".day_count
+            WHERE municipality = $1 AND channel = 'line' AND day BETWEEN $2 AND $3 AND figure = ANY($4::text[])
+            GROUP BY day, figure""", m, week_start, end, list(WEEKLY_LINE))
+    line_cells: dict[dt.date, dict[str, int]] = defaultdict(dict)
+    for r in line_rows:
+        line_cells[r["day"]][r["figure"]] = r["n"]
+    line_days = {d.isoformat(): _sum([line_cells.get(d, {})], WEEKLY_LINE) for d in days}
+    calendar = await cfg.calendar(conn, m)
+    rid = report_id("weekly", "city", week_start)
+    report: dict[str, Any] = {
+        "report_id": rid, "kind": "weekly", "scope": "city", "scope_id": "city", "municipality": m,
+        "municipality_name": cfg.municipality(m).name_ja,
+        "week_start": week_start.isoformat(), "period": _period(week_start, end),
+        "title": "週次報告書（全市）",
+        "days": [{"date": d.isoformat(), "label": f"{d.month}/{d.day}（{weekday_kanji(d)}）",
+                  "wareki": to_wareki(d, weekday=True), "open": calendar.hours(d).open_day} for d in days],
+        "wards": [{"ward": w, "ward_name": cfg.ward_name(m, w)} for w in wards],
+        "figure_names": {f: FIGURE_JA[f] for f in WEEKLY_DESK},
+        "line_figure_names": {f: FIGURE_JA[f] for f in WEEKLY_LINE},
+        "figures": {
+            "wards": ward_rows,
+            "total": {"days": day_totals, "total": _sum(list(day_totals.values()), WEEKLY_DESK)},
+            "line": {"days": line_days, "total": _sum(list(line_days.values()), WEEKLY_LINE)},
+        },
+    }
+    if with_revision:
+        report["revision"] = await revision_info(conn, m, rid, flatten(report),
+                                                 await _data_revision(conn, m, "city", "city", week_start))
+    return report
+
+
+async def call_records(conn, m: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """CALL-5 / REP-4: every call record of the period, without personal data."""
+    rows = await conn.fetch(
+        f"""SELECT call_id, line, day, received_at, within_hours, connection, missed_reason, wait_s, overflow,
+                   categories, resolution, provider_category, guided_ward, duration_s, notes, opinions, callback_status
+            FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3
+            ORDER BY received_at, call_id""", m, start, end)
+    out = []
+    for no, r in enumerate(rows, start=1):
+        at = r["received_at"].astimezone(dt.timezone(dt.timedelta(hours=9)))
+        out.append({
+            "no": no, "call_id": str(r["call_id"]), "line": r["line"], "date": r["day"].isoformat(),
+            "time": at.strftime("%H:%M"), "within_hours": r["within_hours"], "connection": r["connection"],
+            "connection_ja": L.label(L.CONNECTION, r["connection"]), "wait_s": r["wait_s"],
+            "categories": list(r["categories"] or []),
+            "categories_ja": "、".join(L.label(L.CALL_CATEGORY, c) for c in (r["categories"] or [])),
+            "resolution": r["resolution"], "resolution_ja": L.label(L.RESOLUTION, r["resolution"]),
+            "provider_category": r["provider_category"], "guided_ward": r["guided_ward"],
+            "duration_s": r["duration_s"], "notes": r["notes"],
+            "opinions": json.loads(r["opinions"]) if r["opinions"] else [],
+            "callback": r["callback_status"], "callback_ja": L.label(L.CALLBACK_STATUS, r["callback_status"]),
+        })
+    return out
+
+
+async def final(conn: asyncpg.Connection, cfg: ReportConfig, m: str, start: dt.date, end: dt.date,
+                *, with_revision: bool = True, with_records: bool = True) -> dict[str, Any]:
+    """REP-4: the contract's totals per ward and month, the distributions, the line, the call records."""
+    wards_of = await desk_wards(conn, cfg, m)
+    rows = await conn.fetch(
+        f"""SELECT scope, date_trunc('month', day)::date AS month, figure, sum(n)::bigint AS n FROM "{S}".day_count
+            WHERE municipality = $1 AND channel = 'desk' AND day BETWEEN $2 AND $3
+            GROUP BY scope, month, figure""", m, start, end)
+    by_ward: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    by_month: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    city: dict[str, int] = defaultdict(int)
+    for r in rows:
+        ward = wards_of.get(r["scope"], r["scope"])
+        by_ward[ward][r["figure"]] += r["n"]
+        city[r["figure"]] += r["n"]
+        if r["figure"] == "visitors":
+            by_month[r["month"].strftime("%Y-%m")][ward] += r["n"]
+    wards = _ward_order(cfg, m, set(by_ward))
+    wait, service = await _visit_stats(conn, m, None, start, end)
+    ward_figures = {}
+    for w in wards:
+        desks = [d for d, ww in wards_of.items() if ww == w]
+        w_wait, w_service = await _visit_stats(conn, m, desks, start, end)
+        ward_figures[w] = desk_figures(dict(by_ward.get(w, {})), w_wait, w_service, None)
+    months = sorted(by_month)
+    line_counts = await _counts(conn, m, "line", None, start, end)
+    l_wait, l_duration = await _call_stats(conn, m, None, start, end)
+    # the weekly trend (PDF chart): visitors and calls per week
+    trend_rows = await conn.fetch(
+        f"""SELECT date_trunc('week', day)::date AS week, channel, sum(n)::bigint AS n FROM "{S}".day_count
+            WHERE municipality = $1 AND day BETWEEN $2 AND $3 AND figure IN ('visitors', 'received')
+            GROUP BY week, channel ORDER BY week""", m, start, end)
+    trend: dict[str, dict[str, int]] = defaultdict(lambda: {"visitors": 0, "calls": 0})
+    for r in trend_rows:
+        trend[r["week"].isoformat()]["visitors" if r["channel"] == "desk" else "calls"] = r["n"]
+    all_hours = sorted({int(k.split(".")[1]) for k in city if k.startswith("by_hour.")})
+    rid = report_id("final", "city", start)
+    records = await call_records(conn, m, start, end) if with_records else []
+    report: dict[str, Any] = {
+        "report_id": rid, "kind": "final", "scope": "city", "scope_id": "city", "municipality": m,
+        "municipality_name": cfg.municipality(m).name_ja,
+        "period": _period(start, end), "title": "最終報告書",
+        "wards": [{"ward": w, "ward_name": cfg.ward_name(m, w)} for w in wards],
+        "months": months,
+        "figures": {
+            "city": desk_figures(dict(city), wait, service, all_hours),
+            "wards": ward_figures,
+            "months": {mo: {w: by_month[mo].get(w, 0) for w in wards} for mo in months},
+            "line": line_figures(line_counts, l_wait, l_duration, None),
+            "weekly_trend": {wk: dict(v) for wk, v in sorted(trend.items())},
+            "call_records": await conn.fetchval(
+                f'SELECT count(*) FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3', m, start, end),
+        },
+        "escalations": await _notes(conn, m, "desk", None, start, end, "escalation"),
+        "line_escalations": await _notes(conn, m, "line", None, start, end, "escalation"),
+        "call_records": records,
+    }
+    if with_revision:
+        report["revision"] = await revision_info(conn, m, rid, flatten(report), 0)
+    return report
+
+
+FIGURE_JA: dict[str, str] = {
+    "visitors": "来庁者数", "tickets_issued": "受付番号札発行数", "no_shows": "呼出し時不在",
+    "support_needed": "うち支援が必要な方", "support_given": "うち支援を実施した方",
+    "support_needed_ratio": "支援が必要な方の割合", "support_given_ratio": "支援実施率（実施／必要）",
+    "completed": "対応完了件数", "not_completed": "未完了件数", "in_service": "対応中", "details_recorded": "属性記録数",
+    "escalations": "エスカレーション件数", "escalations_to_city": "うち市へ照会", "opinions": "ご意見・トピック件数",
+    "pin_failures": "暗証番号誤り", "pin_locks": "暗証番号ロック", "pin_lock_warnings": "ロック直前の注意喚起",
+    "cards_handed": "カードお預かり", "card_incidents": "カード置き忘れ",
+    "disinfections": "消毒実施回数", "disinfection_misses": "消毒前の対応開始", "disinfection_compliance": "消毒遵守率",
+    "masks_checked": "マスク確認", "masks_missing": "マスク未着用",
+    "staffing_breaches": "支援員不在（人員配置違反）", "staffing_breach_s": "不在時間（秒）", "short_absences": "短時間不在",
+    "capacity_alerts": "混雑アラート", "recalls": "再呼出し", "day_stops": "業務中断", "visit_corrections": "訂正件数",
+    "received": "入電数", "received_in_hours": "うち受付時間内", "answered": "応答数", "missed": "不応答",
+    "missed_callback_chosen": "うち折り返し希望", "abandoned": "放棄呼", "out_of_hours": "時間外入電",
+    "never_connected": "つながらなかった呼", "never_connected_share": "つながらなかった割合", "answer_rate": "応答率",
+    "overflow_offered": "混雑・時間外の案内", "closed": "対応記録数", "callbacks_opened": "折り返し受付",
+    "callbacks_done": "折り返し完了", "staffing_gap_s": "席不在時間（秒）",
+}

@@ -1,0 +1,31 @@
+"""Helpers of the reporting tests: settings with a contract, the app in its lifespan, tokens."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import httpx
+
+from madoguchi_shared.auth import issue_token
+from madoguchi_shared.events.base import Role
+
+from madoguchi_reporting.main import create_app
+
+CONTRACT = {"contract_start": "2021-03-15", "contract_end": "2021-09-30"}
+
+
+def reporting_settings(settings, **extra):
+    return settings.model_copy(update={"extra": {**settings.extra, "deadline_check_seconds": "0", **CONTRACT, **extra}})
+
+
+@asynccontextmanager
+async def running_app(settings):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as client:
+            yield app, client
+
+
+def headers(settings, municipality: str, role: Role = Role.manager, wards=(), staff_id: str = "M001") -> dict:
+    token = issue_token(settings, staff_id=staff_id, roles=[role], wards=list(wards), municipality=municipality)
+    return {"Authorization": f"Bearer {token}"}

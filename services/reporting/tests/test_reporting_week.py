@@ -1,0 +1,243 @@
+"""A simulated week at 10 desks and the phone line (REP-1 … REP-5): every figure of every report
+equals the count made directly from the generated events, after the projections were stopped
+and killed midway; the verifier agrees; a rebuild gives identical tables; the files hold the
+JSON's numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import openpyxl
+import pytest
+
+from madoguchi_shared import bus
+from madoguchi_shared.events import parse_event
+
+from madoguchi_reporting import queries, schema
+from madoguchi_reporting.cli import checksum_table, rebuild_async, verify_async
+
+from reporting_sim import WEEK_START
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+WEEK = [WEEK_START + dt.timedelta(days=i) for i in range(7)]
+
+
+def assert_figures(actual: dict, truth: dict, where: str) -> None:
+    bad = {k: (truth.get(k), actual.get(k)) for k in set(actual) | set(truth) if (truth.get(k) or 0) != (actual.get(k) or 0)}
+    assert not bad, f"{where}: truth vs report differ: {sorted(bad.items())[:15]}"
+
+
+async def test_every_desk_daily_report_equals_the_generated_counts(week_run):
+    checked = 0
+    for desk in week_run.week.config.desks:
+        for day in WEEK:
+            report = (await week_run.get("/v1/reports/daily", desk=desk.id, date=day.isoformat())).json()
+            truth = week_run.week.desk_truth(desk.id, day)
+            assert_figures(queries.flatten(report), truth, f"{desk.id} {day}")
+            checked += truth["visitors"]
+    assert checked == len(week_run.week.visits) > 2000
+    # the report lays out every opening hour, extended hours too (DESK-1: 4/1 to 19:00)
+    report = (await week_run.get("/v1/reports/daily", desk="chuo-1", date="2021-04-01")).json()
+    assert list(report["figures"]["by_hour"]) == [f"{h:02d}" for h in range(8, 19)]
+    assert report["opening"]["kind"] == "extended"
+    assert report["period"]["heading"] == "令和3年4月1日（木）（2021年4月1日）"
+    extended = (await week_run.get("/v1/reports/daily", desk="kita-1", date="2021-03-30")).json()  # extended by the city
+    assert list(extended["figures"]["by_hour"])[-1] == "19" and extended["opening"]["intervals"] == [["08:45", "19:30"]]
+    sunday = (await week_run.get("/v1/reports/daily", desk="chuo-1", date="2021-04-04")).json()
+    assert sunday["opening"]["kind"] == "special_opening" and list(sunday["figures"]["by_hour"])[:4] == ["08", "09", "10", "11"]
+
+
+async def test_every_line_daily_report_equals_the_generated_counts(week_run):
+    calls = 0
+    for day in WEEK:
+        report = (await week_run.get("/v1/reports/line/daily", date=day.isoformat())).json()
+        truth = week_run.week.line_truth(day)
+        assert_figures(queries.flatten(report), truth, f"line {day}")
+        calls += truth["received"]
+    assert calls == len(week_run.week.calls) > 50
+
+
+async def test_weekly_table_is_the_sum_of_the_daily_counts(week_run):
+    report = (await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat())).json()
+    fig = report["figures"]
+    totals: Counter = Counter()
+    for desk in week_run.week.config.desks:
+        for day in WEEK:
+            truth = week_run.week.desk_truth(desk.id, day)
+            for name in queries.WEEKLY_DESK:
+                cell = fig["wards"][desk.ward]["days"][day.isoformat()][name]
+                assert cell == truth.get(name, 0), (desk.ward, day, name)
+                totals[name] += truth.get(name, 0)
+    assert fig["total"]["total"] == {n: totals[n] for n in queries.WEEKLY_DESK}
+    for day in WEEK:
+        lt = week_run.week.line_truth(day)
+        row = fig["line"]["days"][day.isoformat()]
+        assert row["received"] == lt.get("received", 0) and row["escalations"] == lt.get("escalations", 0)
+        assert row["callbacks_opened"] == lt.get("callbacks.opened", 0)
+    assert [w["ward_name"] for w in report["wards"]][:2] == ["中央区", "北区"]
+
+
+async def test_final_report_totals_and_call_records(week_run):
+    report = (await week_run.get("/v1/reports/final", **{"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()})).json()
+    fig = report["figures"]
+    visits = week_run.week.visits
+    assert fig["city"]["visitors"] == len(visits)
+    assert fig["city"]["completed"] == sum(v.outcome == "completed" for v in visits)
+    assert fig["city"]["by_gender"] == {g: sum(v.gender == g for v in visits) for g in ("female", "male", "other", "not_stated")}
+    for ward in week_run.week.config.wards:
+        assert fig["wards"][ward.id]["visitors"] == sum(v.ward == ward.id for v in visits)
+    assert fig["line"]["received"] == len(week_run.week.calls)
+    assert fig["call_records"] == len(report["call_records"]) == len(week_run.week.calls)
+    # the call records carry no personal data: no phone number, no caller, only codes and screened notes
+    record = report["call_records"][0]
+    assert set(record) >= {"date", "time", "connection", "categories", "resolution", "duration_s", "notes"}
+    assert not any(k in record for k in ("phone", "caller", "name", "operator"))
+
+
+async def test_verify_recounts_every_figure_from_the_stream(week_run, capsys):
+    checks, text = await verify_async(week_run.app.state.js, week_run.app.state.pool, week_run.worker.cfg,
+                                      week_run.m, WEEK[0], WEEK[-1])
+    print(text)
+    assert sum(len(c.mismatches) for c in checks) == 0, text
+    kinds = Counter(c.kind for c in checks)
+    assert kinds["daily"] == 60 and kinds["daily (line)"] == 5 and kinds["weekly"] == 1 and kinds["final"] == 1
+    assert sum(c.checked for c in checks) > 5000
+
+
+async def _cli_verify(settings, m: str) -> tuple[int, str]:
+    env = {**os.environ, "MADOGUCHI_NATS_URL": settings.nats_url, "MADOGUCHI_PG_DSN": settings.pg_dsn,
+           "MADOGUCHI_DATA_DIR": str(settings.data_dir)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "madoguchi_reporting.cli", "verify", "--from", WEEK[0].isoformat(), "--to", WEEK[-1].isoformat(),
+        "--municipality", m,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_cli_verify_exits_0_only_when_every_figure_matches(week_run):
+    code, out = await _cli_verify(week_run.settings, week_run.m)
+    assert code == 0 and "OK: every figure matches the stream" in out, out
+    # a figure changed behind the projection's back is caught, with the report and figure named
+    tamper = """UPDATE reporting.day_count SET n = n + $2 WHERE municipality = $1 AND scope = 'chuo-1'
+                AND day = '2021-03-30' AND figure = 'visitors'"""
+    async with week_run.app.state.pool.acquire() as conn:
+        await conn.execute(tamper, week_run.m, 1)
+    try:
+        code, out = await _cli_verify(week_run.settings, week_run.m)
+    finally:
+        async with week_run.app.state.pool.acquire() as conn:
+            await conn.execute(tamper, week_run.m, -1)
+    assert code == 1 and "FAILED" in out, out
+    assert "MISMATCH daily_chuo-1_2021-03-30 visitors" in out
+
+
+async def test_xlsx_cells_hold_the_json_numbers(week_run):
+    params = {"desk": "kita-1", "date": "2021-04-01"}
+    report = (await week_run.get("/v1/reports/daily", **params)).json()
+    r = await week_run.get("/v1/reports/daily", **params, format="xlsx")
+    assert r.headers["content-type"].startswith("application/vnd.openxmlformats")
+    ws = openpyxl.load_workbook(io.BytesIO(r.content)).active
+    cells = {(c.row, c.column): c.value for row in ws.iter_rows() for c in row if c.value is not None}
+
+    def right_of(label: str) -> object:
+        (row, col), = [k for k, v in cells.items() if v == label][:1]
+        return cells.get((row, col + 1))
+
+    fig = report["figures"]
+    assert ws["A1"].value.startswith("日次報告書（窓口）")
+    assert any("令和3年4月1日（木）" in str(v) for v in cells.values())
+    for label, key in (("来庁者数", "visitors"), ("うち支援が必要な方", "support_needed"),
+                       ("うち支援を実施した方", "support_given"), ("対応完了件数", "completed"), ("呼出し時不在", "no_shows")):
+        assert right_of(label) == fig[key], label
+    assert right_of("支援が必要な方の割合") == pytest.approx(fig["support_needed_ratio"])
+    # the hourly table: header "9時台" ... and the counts under it
+    (hrow, hcol), = [k for k, v in cells.items() if v == "9時台"]
+    assert cells[(hrow + 1, hcol)] == fig["by_hour"]["09"]
+    (grow, gcol), = [k for k, v in cells.items() if v == "女性"][:1]
+    assert cells[(grow + 1, gcol)] == fig["by_gender"]["female"]
+    assert ws.cell(hrow + 1, hcol).border.left.style == "thin"
+
+    weekly = (await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat())).json()
+    wx = openpyxl.load_workbook(io.BytesIO((await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat(),
+                                                                  format="xlsx")).content)).active
+    rows = [[c.value for c in row] for row in wx.iter_rows()]
+    header_i = next(i for i, r_ in enumerate(rows) if r_[0] == "区")
+    header = rows[header_i]
+    assert header[1] == "3/29（月）" and header[-1] == "合計"
+    chuo = rows[header_i + 1]
+    assert chuo[0] == "中央区"
+    assert chuo[1:8] == [weekly["figures"]["wards"]["chuo"]["days"][d.isoformat()]["visitors"] for d in WEEK]
+    total = rows[header_i + 11]
+    assert total[0] == "合計" and total[8] == weekly["figures"]["total"]["total"]["visitors"]
+    assert wx.cell(header_i + 12, 1).font.bold
+
+
+async def test_pdf_renders_to_pages_with_charts(week_run, tmp_path):
+    for path, params, min_pages in (("/v1/reports/daily", {"desk": "chuo-1", "date": "2021-04-01"}, 4),
+                                     ("/v1/reports/line/daily", {"date": "2021-04-01"}, 3),
+                                     ("/v1/reports/weekly", {"week_start": WEEK_START.isoformat()}, 3),
+                                     ("/v1/reports/final", {"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()}, 5)):
+        r = await week_run.get(path, **params, format="pdf")
+        assert r.content.startswith(b"%PDF")
+        stem = tmp_path / path.strip("/").replace("/", "_")
+        stem.with_suffix(".pdf").write_bytes(r.content)
+        subprocess.run(["pdftoppm", "-r", "40", "-png", str(stem.with_suffix(".pdf")), str(stem)], check=True, timeout=60)
+        pages = sorted(tmp_path.glob(stem.name + "-*.png"))
+        assert len(pages) >= min_pages, path
+        assert all(p.stat().st_size > 2000 for p in pages)  # drawn pages, not blank ones
+        fonts = subprocess.run(["pdffonts", str(stem.with_suffix(".pdf"))], capture_output=True, text=True).stdout
+        assert "IPA" in fonts or "Noto" in fonts, fonts  # the Japanese font is embedded
+
+
+async def test_csv_is_utf8_with_bom_for_excel(week_run):
+    r = await week_run.get("/v1/reports/daily", desk="chuo-1", date="2021-03-30", format="csv")
+    assert r.content.startswith(b"\xef\xbb\xbf")
+    text = r.content.decode("utf-8-sig")
+    report = (await week_run.get("/v1/reports/daily", desk="chuo-1", date="2021-03-30")).json()
+    assert f"来庁者数,{report['figures']['visitors']}\r\n" in text
+
+
+async def test_report_updated_events_once_per_report_and_batch(week_run):
+    await week_run.worker.flush_outbox()
+    seen = []
+    async for _seq, _subject, data, _h in bus.load_filter(week_run.app.state.js, f"mg.report.{week_run.m}.report.*"):
+        seen.append(parse_event(data))
+    updated = [e for e in seen if e.type == "report.report_updated"]
+    per_report = Counter(e.report_id for e in updated)
+    for desk in week_run.week.config.desks:
+        assert per_report[f"daily_{desk.id}_2021-03-29"] >= 1
+    # a report's data revision counts its changes: 1, 2, 3, ... without gaps or repeats
+    for rid in per_report:
+        revs = sorted(e.data_revision for e in updated if e.report_id == rid)
+        assert revs == list(range(1, len(revs) + 1)), rid
+    desk_update = next(e for e in updated if e.report_id == "daily_chuo-1_2021-03-29")
+    assert desk_update.ward == "chuo" and desk_update.kind == "daily" and desk_update.scope == "desk"
+    assert any(e.report_id == "weekly_city_2021-03-29" for e in updated)
+    assert any(e.report_id == "daily_line-main_2021-03-29" and e.line == "main" for e in updated)
+
+
+async def test_rebuild_gives_identical_tables(week_run):
+    before = await _municipality_checksums(week_run)
+    all_before, all_after = await rebuild_async(week_run.app.state.nc, week_run.app.state.pool, progress=False)
+    print(checksum_table(all_before, all_after))
+    assert all_before == all_after
+    assert await _municipality_checksums(week_run) == before
+    # the live projections resume after the rebuild and still agree
+    await week_run.worker.caught_up()
+    report = (await week_run.get("/v1/reports/daily", desk="teine-1", date="2021-03-31")).json()
+    assert_figures(queries.flatten(report), week_run.week.desk_truth("teine-1", dt.date(2021, 3, 31)), "after rebuild")
+
+
+async def _municipality_checksums(week_run):
+    async with week_run.app.state.pool.acquire() as conn:
+        sums = await schema.checksums(conn, week_run.m)
+    assert sums["visit"][0] == len(week_run.week.visits)
+    return json.dumps(sums)
