@@ -1,0 +1,244 @@
+"""Audit benchmark: ingest into the hash-chained log vs. the plain ceiling, and verification.
+
+    .venv/bin/python services/audit/bench_audit.py [results.json] [--events 150000] [--rounds 3]
+
+Starts its own nats-server and PostgreSQL in a temp folder (or uses --nats/--dsn), publishes N
+events of the project's own types (~300-500 bytes) over four streams, then, in the same run:
+
+- ceiling: the same messages pulled with the same raw pull reader and COPY'd into an unchained
+  table (stream, seq, data) with no logic: no envelope, no hash, no per-stream checkpoint, no
+  indexes; one transaction per batch, the best of batches of 5,000 and of 20,000;
+- chained: the real writer (madoguchi_audit.ingest.Ingest, batches of up to 20,000) from an
+  empty schema until all N are written: envelope columns, sha256 chain, COPY into audit.log with
+  its indexes, per-stream positions and the head in the same transaction, signed checkpoints
+  every 10,000 records (each written to the file, published, and itself logged);
+- verify: the real verifier (madoguchi_audit.verify.verify_db) over the chained table.
+
+Rounds alternate ceiling and chained; the median of each is reported. Prints a table and writes
+JSON to the given path. `suite(...)` has the shape of bench/suites.py for `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import gc
+import json
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+from madoguchi_shared import bus, db
+from madoguchi_shared.events import Actor, Role, dump_event
+from madoguchi_shared.events.admin import AccessDenied, LoginSucceeded
+from madoguchi_shared.events.calls import CallReceived
+from madoguchi_shared.events.device import Heartbeat
+from madoguchi_shared.runtime import NatsServer, PostgresServer
+
+from madoguchi_audit import checkpoints, schema, verify
+from madoguchi_audit.config import AuditSettings
+from madoguchi_audit.ingest import Ingest, RawPuller, filter_subjects
+
+MUNICIPALITY = "999001"
+
+
+def make_events(n: int, municipality: str = MUNICIPALITY):
+    t = datetime(2021, 4, 1, tzinfo=UTC)
+    wards = ("chuo", "kita", "higashi", "shiroishi", "atsubetsu", "toyohira", "kiyota", "minami", "nishi", "teine")
+    for i in range(n):
+        t += timedelta(milliseconds=250)
+        ward = wards[i % 10]
+        staff = f"S{i % 97:04d}"
+        kind = i % 4
+        if kind == 0:
+            yield LoginSucceeded(municipality=municipality, staff_id=staff, service="desk", occurred_at=t,
+                                 actor=Actor(id=staff, role=Role.supporter))
+        elif kind == 1:
+            yield AccessDenied(municipality=municipality, ward=ward, subject_id=staff, service="desk", method="GET",
+                               path="/v1/desks/{desk}/tickets", reason="ward", target_ward=ward, occurred_at=t,
+                               actor=Actor(id=staff, role=Role.supporter), correlation_id=uuid4())
+        elif kind == 2:
+            yield Heartbeat(municipality=municipality, ward=ward, desk=f"{ward}-1", device_id=f"{ward}-1-pc",
+                            agent_version="1.0", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True,
+                            uptime_s=i, occurred_at=t, actor=Actor(id=f"{ward}-1-pc", role=Role.device))
+        else:
+            yield CallReceived(municipality=municipality, call_id=uuid4(), line="main", within_hours=True,
+                               seats_signed_in=2, seats_free=1, occurred_at=t)
+
+
+async def publish_all(js, n: int) -> float:
+    """Setup: the events as the services write them (dumped first, so the rate is the bus's)."""
+    batch = [(e.subject, dump_event(e), {"Nats-Msg-Id": str(e.event_id)}) for e in make_events(n)]
+    start = time.perf_counter()
+    futures = []
+    for subject, data, headers in batch:
+        futures.append(await js.publish_async(subject, data, headers=headers))
+        if len(futures) >= 2000:
+            await asyncio.gather(*futures)
+            futures.clear()
+    await asyncio.gather(*futures)
+    return n / (time.perf_counter() - start)
+
+
+async def plain_ceiling(nc, pool, n: int, batch: int, table: str) -> float:
+    """Raw pull of the same messages + COPY into an unchained table, nothing else."""
+    buffer: collections.deque = collections.deque()
+    wake = asyncio.Event()
+
+    def sink(msg):
+        buffer.append(msg)
+        wake.set()
+
+    async with pool.acquire() as conn:
+        await conn.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (stream text, seq bigint, data bytea)")
+        pullers = [RawPuller(nc, s, 1, filter_subjects(s, [MUNICIPALITY]), sink) for s in bus.LOG_STREAMS]
+        start = time.perf_counter()
+        for p in pullers:
+            await p.start()
+        written = 0
+        while written < n:
+            if not buffer:
+                wake.clear()
+                await asyncio.wait_for(wake.wait(), 30)
+                continue
+            take = [buffer.popleft() for _ in range(min(batch, len(buffer)))]
+            async with conn.transaction():
+                await conn.copy_records_to_table(table, records=[(m.stream, m.seq, m.data) for m in take])
+            written += len(take)
+        rate = written / (time.perf_counter() - start)
+        for p in pullers:
+            await p.stop()
+        await conn.execute(f"DROP TABLE {table}")
+    return rate
+
+
+async def chained(nc, pool, n: int, data_dir: Path, schema_name: str, batch: int) -> tuple[float, AuditSettings]:
+    audit = AuditSettings(data_dir=data_dir, municipality=MUNICIPALITY, schema_name=schema_name,
+                          municipalities=[MUNICIPALITY], ingest_batch=batch, checkpoint_every=10_000,
+                          checkpoint_seconds=60)
+    await schema.migrate_pool(pool, schema_name)
+    ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
+    start = time.perf_counter()
+    task = asyncio.create_task(ingest.run())
+    while ingest.written < n:
+        await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+    rate = ingest.written / (time.perf_counter() - start)
+    ingest.stop()  # a clean stop signs the tail
+    await task
+    return rate, audit
+
+
+async def verify_rate(pool, audit: AuditSettings) -> tuple[float, verify.Report]:
+    async with pool.acquire() as conn:
+        found = await checkpoints.gather(audit, conn)
+        report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found, checkpoints.load_keyring(audit))
+    if not report.ok:
+        raise RuntimeError("\n".join(report.lines()))
+    return report.rate, report
+
+
+async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batch: int = 20_000) -> dict:
+    nc = await bus.connect(nats_url, name="bench-audit")
+    js = nc.jetstream(publish_async_max_pending=4000)
+    await bus.ensure_streams(js)
+    pool = await db.create_pool(dsn, max_size=4)
+    try:
+        publish = await publish_all(js, n)
+        # Setup garbage out of the way, the same for every measurement below (long-lived objects
+        # would otherwise make every full collection walk the setup's leftovers).
+        gc.collect()
+        gc.freeze()
+        ceilings, chains, verifies = [], [], []
+        report = None
+        for r in range(rounds):
+            # The ceiling is the best of two batch sizes (small batches overlap COPY with pulling,
+            # large ones pay fewer transactions); the writer runs with its own default.
+            ceilings.append(max([await plain_ceiling(nc, pool, n, b, f"bench_plain_{r}_{b}") for b in (5000, 20_000)]))
+            rate, audit = await chained(nc, pool, n, data_dir / f"r{r}", f"bench_audit_{r}", batch)
+            chains.append(rate)
+            for _ in range(2):
+                v, report = await verify_rate(pool, audit)
+                verifies.append(v)
+            print(f"  round {r + 1}: ceiling {ceilings[-1]:,.0f}/s, chained {chains[-1]:,.0f}/s, "
+                  f"verify {max(verifies[-2:]):,.0f}/s", flush=True)
+        ceiling, chain_rate = statistics.median(ceilings), statistics.median(chains)
+        return {
+            "events": n, "rounds": rounds, "batch": batch,
+            "publish_events_per_s": publish,
+            "ceiling_events_per_s": ceiling, "ceiling_rounds": ceilings,
+            "chained_events_per_s": chain_rate, "chained_rounds": chains,
+            "ratio": chain_rate / ceiling,
+            "verify_records_per_s": statistics.median(verifies), "verify_rounds": verifies,
+            "verified_records": report.records if report else 0,
+        }
+    finally:
+        await pool.close()
+        await nc.drain()
+
+
+def table(res: dict) -> str:
+    return "\n".join([
+        "| figure | value | target |",
+        "|---|---:|---|",
+        f"| publish (setup), events/s | {res['publish_events_per_s']:,.0f} | |",
+        f"| plain ceiling: raw pull + COPY, unchained, events/s | {res['ceiling_events_per_s']:,.0f} | |",
+        f"| audit ingest into the chained log, events/s | {res['chained_events_per_s']:,.0f} | ≥ 60 % of ceiling |",
+        f"| ingest / ceiling | {res['ratio']:.0%} | ≥ 60 % |",
+        f"| verify, records/s ({res['verified_records']:,} records) | {res['verify_records_per_s']:,.0f} | ≥ 200,000 |",
+    ])
+
+
+async def suite(nats_server, pg, pool, ceilings, args) -> list[dict]:
+    """The bench/suites.py shape: rows for `make bench`."""
+    n = min(getattr(args, "events", 100_000), 150_000)
+    with tempfile.TemporaryDirectory(prefix="mgaudit") as tmp:
+        res = await run(nats_server.url, pg.dsn, n, 1, Path(tmp))
+    return [
+        {"area": "audit", "figure": "ingest into the hash-chained log", "value": res["chained_events_per_s"],
+         "unit": "events/s", "ceiling_name": "raw pull + COPY, unchained (same run)",
+         "ceiling": res["ceiling_events_per_s"], "target": "≥ 60 % of ceiling"},
+        {"area": "audit", "figure": "verify the chain", "value": res["verify_records_per_s"], "unit": "records/s",
+         "target": "≥ 200,000"},
+    ]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output", nargs="?", default="bench-audit.json", help="where to write the JSON results")
+    parser.add_argument("--events", type=int, default=150_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--nats", help="use this NATS server instead of starting one")
+    parser.add_argument("--dsn", help="use this PostgreSQL instead of starting one")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mgaudit") as tmp:
+        nats_server = pg = None
+        try:
+            if not args.nats:
+                nats_server = NatsServer(Path(tmp) / "nats").start()
+            if not args.dsn:
+                pg = PostgresServer(Path(tmp) / "pg").start()
+            res = await run(args.nats or nats_server.url, args.dsn or pg.dsn, args.events, args.rounds,
+                            Path(tmp) / "data")
+        finally:
+            if pg:
+                pg.stop()
+            if nats_server:
+                nats_server.stop()
+    res["seconds"] = round(time.perf_counter() - started, 1)
+    res["when"] = datetime.now(UTC).isoformat()
+    res["machine"] = platform.platform()
+    print(table(res))
+    Path(args.output).write_text(json.dumps(res, indent=2))
+    print(f"\nwritten {args.output} ({res['seconds']} s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,292 @@
+"""HTTP routes of the audit service: the auditors' log API, verification, HQ alerts (SEC-2, REP-5).
+
+Every read of the log is itself recorded as an `audit.query_performed` event before the answer
+leaves (ASVS 16.3: who looked at what); if it cannot be recorded, the answer is not given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+
+from madoguchi_shared import bus, subjects
+from madoguchi_shared.auth import Principal
+from madoguchi_shared.events import Ident, new_id
+from madoguchi_shared.events.audit import EventTypeFilter, QueryFilters, QueryPerformed, VerificationRun
+from madoguchi_shared.pii import FreeText
+from madoguchi_shared.web import NotFound, correlation_id
+
+from madoguchi_audit import checkpoints, domain, query, verify
+from madoguchi_audit.deps import AlertHandler, AlertViewer, Audit, Auditor, Hub, Js, Nc, Pool, VerifyRole
+
+log_router = APIRouter(prefix="/v1/audit", tags=["audit log"])
+alert_router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+
+class RecordParams(BaseModel):
+    """Filters of the log (all optional, combined with AND); pages follow `after` (a position)."""
+
+    model_config = ConfigDict(extra="forbid")
+    time_from: AwareDatetime | None = Field(default=None, description="occurred_at >= this")
+    time_to: AwareDatetime | None = Field(default=None, description="occurred_at < this")
+    ward: Ident | None = None
+    desk: Ident | None = None
+    device: Ident | None = None
+    actor: Ident | None = Field(default=None, description="the actor id (a staff id, device or service)")
+    event_type: EventTypeFilter | None = Field(default=None, description='an exact type, or a context like "desk."')
+    correlation_id: UUID | None = None
+    position_from: int | None = Field(default=None, ge=1)
+    position_to: int | None = Field(default=None, ge=1)
+    after: int = Field(default=0, ge=0, description="keyset pagination: records after this position")
+    limit: int = Field(default=100, ge=1, le=query.MAX_PAGE)
+
+    def filters(self, log_id: str, limit: int | None = None) -> QueryFilters:
+        data = self.model_dump(exclude={"limit", "format"})
+        return QueryFilters(log_id=log_id, limit=limit or self.limit, **data)
+
+
+class ExportParams(RecordParams):
+    format: Literal["csv", "jsonl"] = "jsonl"
+    limit: int = Field(default=10_000, ge=1, le=query.MAX_EXPORT)
+
+
+async def _scope(request: Request, principal: Principal, ward: str | None) -> query.Scope:
+    if ward is not None:
+        await principal.check_ward(request, ward)
+    return query.Scope(principal.municipality, tuple(principal.wards))
+
+
+async def _record_query(request: Request, js, principal: Principal, endpoint: str, filters: QueryFilters,
+                        positions: list[int], fmt: str = "json") -> UUID:
+    query_id = new_id()
+    await bus.append(js, QueryPerformed(
+        municipality=principal.municipality, actor=principal.actor, correlation_id=correlation_id(request),
+        query_id=str(query_id), endpoint=endpoint, filters=filters, result_count=len(positions),
+        first_position=positions[0] if positions else None, last_position=positions[-1] if positions else None,
+        export_format=fmt,
+    ))
+    return query_id
+
+
+@log_router.get("/records")
+async def records(request: Request, principal: Auditor, pool: Pool, audit: Audit, js: Js,
+                  params: Annotated[RecordParams, Query()]) -> dict[str, Any]:
+    """Search the operation log: filtered, by position, each record with its hash."""
+    scope = await _scope(request, principal, params.ward)
+    filters = params.filters(audit.log_id)
+    async with pool.acquire() as conn:
+        rows = await query.fetch_page(conn, audit.schema_name, filters, scope, params.limit)
+        positions = [r["position"] for r in rows]
+        cp = await query.covering_checkpoint(conn, audit.schema_name, positions[-1] if positions else None)
+    query_id = await _record_query(request, js, principal, "records", filters, positions)
+    return {
+        "query_id": str(query_id),
+        "records": [query.record_json(r) for r in rows],
+        "next_after": positions[-1] if len(rows) == params.limit else None,
+        "checkpoint": cp,
+        "covered": cp is not None or not rows,
+    }
+
+
+@log_router.get("/records/{position}")
+async def record(request: Request, position: int, principal: Auditor, pool: Pool, audit: Audit, js: Js) -> dict:
+    """One record by position, with its hash and the checkpoint that covers it."""
+    scope = await _scope(request, principal, None)
+    async with pool.acquire() as conn:
+        row = await query.fetch_one(conn, audit.schema_name, position, scope)
+        cp = await query.covering_checkpoint(conn, audit.schema_name, position) if row else None
+    filters = QueryFilters(log_id=audit.log_id, position_from=position, position_to=position)
+    await _record_query(request, js, principal, "record", filters, [position] if row else [])
+    if row is None:
+        raise NotFound("指定された位置の記録はありません（または閲覧の範囲外です）。")
+    return {"record": query.record_json(row), "checkpoint": cp}
+
+
+@log_router.get("/export")
+async def export(request: Request, principal: Auditor, pool: Pool, audit: Audit, js: Js,
+                 params: Annotated[ExportParams, Query()]) -> Response:
+    """Export a result as JSON Lines or as a zip of CSV, with the covering signed checkpoint."""
+    scope = await _scope(request, principal, params.ward)
+    filters = params.filters(audit.log_id)
+    rows = []
+    async with pool.acquire() as conn:
+        page = filters
+        while len(rows) < params.limit:
+            want = min(5000, params.limit - len(rows))
+            got = await query.fetch_page(conn, audit.schema_name, page, scope, want)
+            rows += got
+            if len(got) < want:
+                break
+            page = page.model_copy(update={"after": got[-1]["position"]})
+        positions = [r["position"] for r in rows]
+        cp = await query.covering_checkpoint(conn, audit.schema_name, positions[-1] if positions else None)
+    query_id = await _record_query(request, js, principal, "export", filters, positions, params.format)
+    meta = query.meta(filters, len(rows), datetime.now(UTC), query_id)
+    recs = [query.record_json(r) for r in rows]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if params.format == "jsonl":
+        return Response(query.export_jsonl(recs, cp, meta), media_type="application/x-ndjson",
+                        headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.jsonl"'})
+    keys = {k: checkpoints.public_bytes(v).hex() for k, v in checkpoints.load_keyring(audit).items()}
+    return Response(query.export_csv_zip(recs, cp, meta, keys), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.zip"'})
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_checkpoint: bool = Field(default=False, description="start after the newest signed checkpoint")
+
+
+@log_router.post("/verify")
+async def run_verify(request: Request, principal: VerifyRole, pool: Pool, audit: Audit, nc: Nc, js: Js,
+                     body: VerifyRequest | None = None) -> dict[str, Any]:
+    """Recompute the chain and check it against every signed checkpoint."""
+    body = body or VerifyRequest()
+    async with pool.acquire() as conn:
+        found = await checkpoints.gather(audit, conn, nc)
+        report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found, checkpoints.load_keyring(audit),
+                                        from_checkpoint=body.from_checkpoint)
+    run_id = new_id()
+    fault = report.first_fault
+    await bus.append(js, VerificationRun(
+        municipality=principal.municipality, actor=principal.actor, correlation_id=correlation_id(request),
+        run_id=str(run_id), log_id=audit.log_id, result="ok" if report.ok else "bad", records=report.records,
+        from_position=report.from_position, to_position=report.to_position, head=report.head,
+        checkpoints_checked=report.checkpoints_checked, first_bad_position=fault.position if fault else None,
+        fault=fault.kind if fault else None, trigger="api",
+    ))
+    return {"run_id": str(run_id), **report.as_dict(), "summary": report.lines()}
+
+
+@log_router.get("/checkpoints")
+async def list_checkpoints(principal: VerifyRole, pool: Pool, audit: Audit,
+                           limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
+    """The newest signed checkpoints (the trusted copies are the file and the stream)."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            f'SELECT event FROM "{audit.schema_name}".checkpoint ORDER BY position DESC LIMIT $1', limit)
+        head = await conn.fetchrow(f'SELECT position, hash FROM "{audit.schema_name}".chain_head WHERE log_id = $1',
+                                   audit.log_id)
+    return {
+        "head": {"position": head["position"], "hash": bytes(head["hash"]).hex()} if head else None,
+        "checkpoints": [json.loads(bytes(r["event"])) for r in rows],
+    }
+
+
+@log_router.get("/keys")
+async def public_keys(principal: VerifyRole, audit: Audit) -> dict[str, str]:
+    """The trusted Ed25519 public keys by key id (raw key as hex), for checking checkpoints offline."""
+    return {k: checkpoints.public_bytes(v).hex() for k, v in checkpoints.load_keyring(audit).items()}
+
+
+# --------------------------------------------------------------------------------------------
+# HQ alerts
+# --------------------------------------------------------------------------------------------
+
+
+def _alert_json(row) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("raised_at", "acknowledged_at", "last_raised_at", "resolved_at"):
+        if out.get(key) is not None:
+            out[key] = out[key].isoformat()
+    return out
+
+
+async def _alerts(pool, audit, principal: Principal, status: str, limit: int) -> list[dict[str, Any]]:
+    args: list[Any] = [principal.municipality, limit]
+    where = "municipality = $1"
+    if status != "all":
+        args.append(status)
+        where += f" AND status = ${len(args)}"
+    if principal.wards:
+        args.append(list(principal.wards))
+        where += f" AND (ward = ANY(${len(args)}) OR ward IS NULL)"
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            f'SELECT * FROM "{audit.schema_name}".alert WHERE {where} ORDER BY raised_at DESC LIMIT $2', *args)
+    return [_alert_json(r) for r in rows]
+
+
+@alert_router.get("")
+async def list_alerts(principal: AlertViewer, pool: Pool, audit: Audit,
+                      status: Literal["open", "acknowledged", "resolved", "all"] = "open",
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    """HQ alerts, newest first (default: the open ones)."""
+    return {"alerts": await _alerts(pool, audit, principal, status, limit)}
+
+
+@alert_router.get("/stream")
+async def alert_stream(request: Request, principal: AlertViewer, pool: Pool, audit: Audit, hub: Hub):
+    """Server-sent events: the open alerts first, then every alert event as it happens."""
+
+    async def events():
+        async with hub.listen() as q:
+            for alert in reversed(await _alerts(pool, audit, principal, "open", 200)):
+                yield {"event": "alert_open", "id": alert["alert_id"], "data": json.dumps(alert, ensure_ascii=False)}
+            while True:
+                try:
+                    event = await asyncio.wait_for(q.get(), timeout=5.0)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    continue
+                if event is None:
+                    return
+                if event.municipality != principal.municipality or not principal.sees_ward(event.ward):
+                    continue
+                yield {"event": event.type.removeprefix("audit."), "id": str(event.event_id),
+                       "data": event.model_dump_json()}
+
+    return EventSourceResponse(events(), ping=15)
+
+
+class AlertNote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Annotated[FreeText, Field(max_length=400)] | None = None
+
+
+async def _load_alert(nc, principal: Principal, alert_id: str):
+    try:
+        subject = subjects.aggregate_subject("audit", principal.municipality, "alert", alert_id)
+    except subjects.SubjectError as exc:
+        raise NotFound("指定された警報は見つかりません。") from exc
+    stored = await bus.load(nc, subject)
+    alert = None
+    for s in stored:
+        alert = domain.evolve(alert, s.event)
+    return alert, (stored[-1].seq if stored else 0)
+
+
+@alert_router.post("/{alert_id}/acknowledge")
+async def acknowledge(request: Request, alert_id: str, principal: AlertHandler, nc: Nc, js: Js,
+                      body: AlertNote | None = None) -> dict[str, Any]:
+    """HQ has seen the alert and takes it on (stops re-raising)."""
+    alert, seq = await _load_alert(nc, principal, alert_id)
+    if alert is not None:
+        await principal.check_ward(request, alert.ward)
+    events = domain.acknowledge(alert, principal.actor, body.note if body else None, correlation_id(request))
+    await bus.append_all(js, events, expected=seq)
+    return {"alert_id": alert_id, "status": "acknowledged", "acknowledged_by": principal.staff_id}
+
+
+@alert_router.post("/{alert_id}/close")
+async def close_alert(request: Request, alert_id: str, principal: AlertHandler, nc: Nc, js: Js,
+                      body: AlertNote | None = None) -> dict[str, Any]:
+    """HQ closes the alert (handled)."""
+    alert, seq = await _load_alert(nc, principal, alert_id)
+    if alert is not None:
+        await principal.check_ward(request, alert.ward)
+    events = domain.close(alert, principal.actor, body.note if body else None, correlation_id(request))
+    await bus.append_all(js, events, expected=seq)
+    return {"alert_id": alert_id, "status": "resolved"}
+
+
+routers = [log_router, alert_router]

@@ -1,0 +1,214 @@
+"""`madoguchi audit ...`: verify the log, make a signing key, run the log writer, retention.
+
+    madoguchi audit verify [--from-checkpoint] [--dsn DSN] [--checkpoints FILE] [--bus]
+    madoguchi audit keygen [--force]
+    madoguchi audit ingest
+    madoguchi audit archive [--delete]
+
+Settings come from MADOGUCHI_* / MADOGUCHI_AUDIT_* variables; options override them.
+`verify` exits 0 only when the log verifies, 1 when it does not, 2 when it could not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from madoguchi_shared.settings import Settings
+
+app = typer.Typer(help="The audit log: verify, keys, writer, retention.", no_args_is_help=True)
+
+
+def _settings(dsn: str | None, data_dir: Path | None, schema: str | None, nats_url: str | None = None):
+    from madoguchi_audit.config import AuditSettings
+
+    base = Settings()
+    updates = {k: v for k, v in {"pg_dsn": dsn, "data_dir": data_dir, "nats_url": nats_url}.items() if v}
+    base = base.model_copy(update=updates)
+    audit = AuditSettings.from_settings(base, **({"schema_name": schema} if schema else {}))
+    return base, audit
+
+
+DsnOpt = Annotated[str | None, typer.Option("--dsn", help="PostgreSQL DSN (default: MADOGUCHI_PG_DSN / embedded)")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="where keys and checkpoints.jsonl live")]
+SchemaOpt = Annotated[str | None, typer.Option("--schema", help="the audit schema (default audit)")]
+
+
+@app.command("verify")
+def verify_cmd(
+    from_checkpoint: Annotated[bool, typer.Option("--from-checkpoint", help="start after the newest signed checkpoint")] = False,
+    dsn: DsnOpt = None,
+    data_dir: DataDirOpt = None,
+    schema: SchemaOpt = None,
+    checkpoints_file: Annotated[Path | None, typer.Option("--checkpoints", help="checkpoint JSON Lines file")] = None,
+    key: Annotated[list[Path], typer.Option("--key", help="an extra trusted public key file (hex)")] = [],  # noqa: B006
+    use_bus: Annotated[bool, typer.Option("--bus/--no-bus", help="also read checkpoints from JetStream and record the run")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Recompute the hash chain and check every signed checkpoint; exit 0 only when it all holds."""
+    from tqdm import tqdm
+
+    from madoguchi_audit import checkpoints, verify
+
+    base, audit = _settings(dsn, data_dir, schema)
+    if checkpoints_file:
+        audit = audit.model_copy(update={"checkpoint_file": checkpoints_file})
+
+    async def go() -> verify.Report:
+        import asyncpg
+
+        nc = None
+        if use_bus:
+            from madoguchi_shared import bus
+
+            nc = await bus.connect(base.nats_url, name="madoguchi-audit-verify")
+        conn = await asyncpg.connect(base.resolved_pg_dsn())
+        bar = tqdm(unit="rec", unit_scale=True, desc="verify", file=sys.stderr, mininterval=0.3, leave=False)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            found = await checkpoints.gather(audit, conn, nc)
+            report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found,
+                                            checkpoints.load_keyring(audit, key), from_checkpoint=from_checkpoint,
+                                            progress=progress)
+            report.notes.append(f"checkpoints from {audit.resolved_checkpoint_file}, the database"
+                                + (" and the JetStream copy" if nc is not None else " (add --bus for the JetStream copy)"))
+            if nc is not None:
+                await _record_run(nc, audit, report)
+            return report
+        finally:
+            bar.close()
+            await conn.close()
+            if nc is not None:
+                await nc.drain()
+
+    try:
+        report = asyncio.run(go())
+    except Exception as exc:  # noqa: BLE001 - any failure to run is exit 2, never a false OK
+        typer.echo(f"ERROR could not verify: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else "\n".join(report.lines()))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+async def _record_run(nc, audit, report) -> None:
+    from madoguchi_shared import bus
+    from madoguchi_shared.events import new_id
+    from madoguchi_shared.events.audit import VerificationRun
+
+    from madoguchi_audit.checkpoints import SERVICE_ACTOR
+
+    fault = report.first_fault
+    await bus.append(nc.jetstream(), VerificationRun(
+        municipality=audit.municipality, actor=SERVICE_ACTOR, run_id=str(new_id()), log_id=audit.log_id,
+        result="ok" if report.ok else "bad", records=report.records, from_position=report.from_position,
+        to_position=report.to_position, head=report.head, checkpoints_checked=report.checkpoints_checked,
+        first_bad_position=fault.position if fault else None, fault=fault.kind if fault else None, trigger="cli"))
+
+
+@app.command("keygen")
+def keygen_cmd(
+    data_dir: DataDirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing key (the old public key stays trusted)")] = False,
+) -> None:
+    """Create the Ed25519 checkpoint signing key (mode 0600) and trust its public key."""
+    from madoguchi_audit import checkpoints
+
+    _, audit = _settings(None, data_dir, None)
+    path = audit.resolved_signing_key_file
+    if path.exists():
+        if not force:
+            old = checkpoints.SigningKey.from_seed_hex(path.read_text())
+            typer.echo(f"a key exists already: {path} (key id {old.key_id}); use --force to rotate", err=True)
+            raise typer.Exit(1)
+        old = checkpoints.SigningKey.from_seed_hex(path.read_text())
+        checkpoints.trust_key(audit, old.public)
+        path.rename(path.with_name(f"{path.name}.{old.key_id}.retired"))
+    key = checkpoints.generate_key(path)
+    trusted = checkpoints.trust_key(audit, key.public)
+    typer.echo(f"key id {key.key_id}\nprivate key {path} (0600)\npublic key {trusted}\n"
+               f"public key hex {checkpoints.public_bytes(key.public).hex()}")
+
+
+@app.command("ingest")
+def ingest_cmd(dsn: DsnOpt = None, data_dir: DataDirOpt = None, schema: SchemaOpt = None,
+               nats_url: Annotated[str | None, typer.Option("--nats", help="NATS URL")] = None) -> None:
+    """Run only the log writer (with checkpoints) until SIGTERM/SIGINT."""
+    from madoguchi_shared import bus, db
+    from madoguchi_shared.logging import configure
+
+    from madoguchi_audit import checkpoints
+    from madoguchi_audit import schema as audit_schema
+    from madoguchi_audit.ingest import Ingest
+
+    base, audit = _settings(dsn, data_dir, schema, nats_url)
+    configure(base.log_level, base.log_json)
+
+    async def go() -> None:
+        nc = await bus.connect(base.nats_url, name="madoguchi-audit-ingest")
+        await bus.ensure_streams(nc.jetstream(), base.stream_replicas)
+        pool = await db.create_pool(base.resolved_pg_dsn(), max_size=4)
+        await audit_schema.migrate_pool(pool, audit.schema_name)
+        ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, ingest.stop)
+        try:
+            await ingest.run()
+        finally:
+            await pool.close()
+            await nc.drain()
+
+    asyncio.run(go())
+
+
+@app.command("archive")
+def archive_cmd(
+    dsn: DsnOpt = None,
+    data_dir: DataDirOpt = None,
+    schema: SchemaOpt = None,
+    days: Annotated[int | None, typer.Option("--days", help="retention in days (default: the setting)")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="delete the range from the table after the archive verified")] = False,
+) -> None:
+    """Archive the records older than the retention period (with their checkpoints); optionally delete them."""
+    from madoguchi_shared import bus
+
+    from madoguchi_audit import retention
+
+    base, audit = _settings(dsn, data_dir, schema)
+
+    async def go():
+        import asyncpg
+
+        nc = await bus.connect(base.nats_url, name="madoguchi-audit-archive")
+        conn = await asyncpg.connect(base.resolved_pg_dsn())
+        try:
+            return await retention.archive(conn, audit, nc.jetstream(), delete=delete, retention_days=days)
+        finally:
+            await conn.close()
+            await nc.drain()
+
+    result = asyncio.run(go())
+    if result is None:
+        typer.echo("nothing older than the retention period ends on a signed checkpoint: nothing to archive")
+        return
+    typer.echo(f"archive {result.path}: positions {result.from_position}..{result.to_position}, "
+               f"{result.records} records, {'verified' if result.report.ok else 'NOT VERIFIED'}"
+               + (", deleted from the table" if result.deleted else ""))
+    if not result.report.ok:
+        typer.echo("\n".join(result.report.lines()), err=True)
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

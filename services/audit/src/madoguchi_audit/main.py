@@ -1,0 +1,66 @@
+"""The audit service: the append-only, hash-chained operation log with signed checkpoints, its
+verifier and query API for auditors, and the HQ alerts (SEC-2, REP-5, ASVS 16.4).
+
+Background tasks started in the lifespan: the log writer (ingest.Ingest, which also signs and
+exports checkpoints) and the alert engine (alert_engine.AlertEngine), woken after every commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from madoguchi_shared.logging import get_logger
+from madoguchi_shared.settings import Settings
+from madoguchi_shared.web import create_service_app
+
+from madoguchi_audit import api, checkpoints, schema
+from madoguchi_audit.alert_engine import AlertEngine, AlertHub
+from madoguchi_audit.config import AuditSettings
+from madoguchi_audit.ingest import Ingest
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings, audit: AuditSettings | None = None) -> FastAPI:
+    audit = audit or AuditSettings.from_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool, nc = app.state.pool, app.state.nc
+        await schema.migrate_pool(pool, audit.schema_name)
+        key = checkpoints.load_signing_key(audit)
+        hub = AlertHub(nc)
+        await hub.start()
+        engine = AlertEngine(audit, pool, app.state.js) if audit.run_alerts else None
+        ingest = Ingest(audit, nc, pool, key, on_commit=engine.notify if engine else None) if audit.run_ingest else None
+        app.state.hub, app.state.engine, app.state.ingest, app.state.signing_key = hub, engine, ingest, key
+        tasks = [asyncio.create_task(t.run(), name=f"audit-{type(t).__name__}") for t in (ingest, engine) if t]
+        try:
+            yield
+        finally:
+            for t in (ingest, engine):
+                if t:
+                    t.stop()
+            done, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if not task.cancelled() and task.exception():
+                    log.error("audit.task_failed", task=task.get_name(), error=str(task.exception()))
+            await hub.stop()
+
+    app = create_service_app("audit", settings, routers=api.routers, lifespan=lifespan, use_db=True,
+                             description="Append-only hash-chained operation log, verifier, auditors' queries, HQ alerts")
+    app.state.audit = audit
+    return app
+
+
+def run(settings: Settings | None = None) -> None:
+    import uvicorn
+
+    settings = settings or Settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.audit_port, log_config=None)

@@ -1,0 +1,206 @@
+"""Auditors' queries over the log: filters, keyset pagination by position, exports.
+
+Every record comes with its position, its hash, the hash before it and the exact header that was
+hashed, so an auditor can recompute `sha256(prev_hash || header || data)` on their own. A result
+is paired with the signed checkpoint that covers its last record (the first checkpoint at or
+after it), which anchors the hashes to a signature made outside the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from madoguchi_shared.events.audit import QueryFilters
+
+from madoguchi_audit import chain
+from madoguchi_audit.schema import READER
+
+MAX_PAGE = 1000
+MAX_EXPORT = 100_000
+
+_SELECT = f"""SELECT position, stream, stream_seq, subject, parsed, event_id, type, occurred_at, municipality,
+    ward, desk, actor_id, actor_role, device_id, correlation_id, data, prev_hash, hash,
+    convert_from({chain.HEADER_SQL}, 'UTF8') AS header"""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who asks: their municipality and, for a ward-scoped auditor, their wards."""
+
+    municipality: str
+    wards: tuple[str, ...] = ()
+
+
+def build(schema: str, filters: QueryFilters, scope: Scope, limit: int) -> tuple[str, list[Any]]:
+    """The SQL and arguments for one page (positions ascending, after `filters.after`)."""
+    args: list[Any] = [scope.municipality, filters.after or 0]
+    where = ["municipality = $1", "position > $2"]
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        where.append(sql.replace("?", f"${len(args)}"))
+
+    if scope.wards:
+        add("ward = ANY(?)", list(scope.wards))
+    if filters.ward:
+        add("ward = ?", filters.ward)
+    if filters.desk:
+        add("desk = ?", filters.desk)
+    if filters.device:
+        add("device_id = ?", filters.device)
+    if filters.actor:
+        add("actor_id = ?", filters.actor)
+    if filters.event_type:
+        if filters.event_type.endswith("."):
+            add("type LIKE ?", filters.event_type.replace("_", r"\_") + "%")
+        else:
+            add("type = ?", filters.event_type)
+    if filters.correlation_id:
+        add("correlation_id = ?", filters.correlation_id)
+    if filters.time_from:
+        add("occurred_at >= ?", filters.time_from)
+    if filters.time_to:
+        add("occurred_at < ?", filters.time_to)
+    if filters.position_from:
+        add("position >= ?", filters.position_from)
+    if filters.position_to:
+        add("position <= ?", filters.position_to)
+    args.append(limit)
+    sql = f'{_SELECT} FROM "{schema}".log WHERE {" AND ".join(where)} ORDER BY position LIMIT ${len(args)}'
+    return sql, args
+
+
+def _data_fields(data: bytes, parsed: bool) -> dict[str, Any]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"data_base64": base64.b64encode(data).decode(), "event": None}
+    event = None
+    if parsed:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            event = None
+    return {"data": text, "event": event}
+
+
+def record_json(row: asyncpg.Record) -> dict[str, Any]:
+    """One record for the API: position, source, envelope columns, hashes, header, exact data."""
+    out = {
+        "position": row["position"],
+        "stream": row["stream"],
+        "stream_seq": row["stream_seq"],
+        "subject": row["subject"],
+        "event_id": str(row["event_id"]) if row["event_id"] else None,
+        "type": row["type"],
+        "occurred_at": row["occurred_at"].isoformat() if row["occurred_at"] else None,
+        "ward": row["ward"],
+        "desk": row["desk"],
+        "actor_id": row["actor_id"],
+        "actor_role": row["actor_role"],
+        "device_id": row["device_id"],
+        "correlation_id": str(row["correlation_id"]) if row["correlation_id"] else None,
+        "prev_hash": bytes(row["prev_hash"]).hex(),
+        "hash": bytes(row["hash"]).hex(),
+        "header": row["header"],
+    }
+    out.update(_data_fields(bytes(row["data"]), row["parsed"]))
+    return out
+
+
+async def fetch_page(conn: asyncpg.Connection, schema: str, filters: QueryFilters, scope: Scope,
+                     limit: int) -> list[asyncpg.Record]:
+    sql, args = build(schema, filters, scope, limit)
+    async with conn.transaction(readonly=True):
+        await conn.execute(f"SET LOCAL ROLE {READER}")
+        return await conn.fetch(sql, *args)
+
+
+async def fetch_one(conn: asyncpg.Connection, schema: str, position: int, scope: Scope) -> asyncpg.Record | None:
+    filters = QueryFilters(position_from=position, position_to=position)
+    rows = await fetch_page(conn, schema, filters, scope, 1)
+    return rows[0] if rows else None
+
+
+async def covering_checkpoint(conn: asyncpg.Connection, schema: str, position: int | None) -> dict | None:
+    """The signed checkpoint at or after `position` (the one whose chain includes it)."""
+    if position is None:
+        return None
+    raw = await conn.fetchval(
+        f'SELECT event FROM "{schema}".checkpoint WHERE position >= $1 ORDER BY position LIMIT 1', position)
+    return json.loads(bytes(raw)) if raw is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# Exports
+# --------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("position", "stream", "stream_seq", "subject", "event_id", "type", "occurred_at", "ward", "desk",
+               "actor_id", "actor_role", "device_id", "correlation_id", "prev_hash", "hash", "header", "data")
+
+
+def _csv_cell(value: Any) -> Any:
+    # Spreadsheet formula injection: a cell starting with = + - @ is data, not a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def export_jsonl(records: list[dict], checkpoint: dict | None, meta: dict) -> bytes:
+    """JSON Lines: a header line, one line per record, then the covering checkpoint line."""
+    out = io.StringIO()
+    out.write(json.dumps({"kind": "export", **meta}, ensure_ascii=False) + "\n")
+    for rec in records:
+        out.write(json.dumps({"kind": "record", **rec}, ensure_ascii=False) + "\n")
+    out.write(json.dumps({"kind": "checkpoint", "checkpoint": checkpoint}, ensure_ascii=False) + "\n")
+    return out.getvalue().encode()
+
+
+def export_csv_zip(records: list[dict], checkpoint: dict | None, meta: dict, public_keys: dict[str, str]) -> bytes:
+    """A zip: records.csv (UTF-8 with BOM, for Excel), checkpoint.json, public_keys.json, README.txt."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for rec in records:
+        row = [rec.get(c) for c in CSV_COLUMNS]
+        if rec.get("data") is None:
+            row[-1] = "base64:" + rec.get("data_base64", "")
+        writer.writerow([_csv_cell(v) for v in row])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("records.csv", "\ufeff" + text.getvalue())
+        zf.writestr("checkpoint.json", json.dumps(checkpoint, ensure_ascii=False, indent=2))
+        zf.writestr("public_keys.json", json.dumps(public_keys, indent=2))
+        zf.writestr("export.json", json.dumps(meta, ensure_ascii=False, indent=2))
+        zf.writestr("README.txt", README_TXT)
+    return buf.getvalue()
+
+
+README_TXT = """Madoguchi audit log export / 操作ログの抽出結果
+
+records.csv     one row per log record. hash = sha256(prev_hash || header || data), with
+                prev_hash as raw bytes (hex in the file), header and data as UTF-8 bytes.
+                (Cells beginning with = + - @ are prefixed with ' to keep spreadsheets from
+                running them; remove that prefix before hashing.)
+checkpoint.json the signed checkpoint covering the last record: Ed25519 over the text
+                "madoguchi-audit-checkpoint/1\\n{log_id}\\n{position}\\n{head}\\n{signed_at}\\n{key_id}\\n{previous_position}\\n"
+                (signed_at as YYYY-MM-DDTHH:MM:SS.ffffffZ).
+public_keys.json the trusted public keys by key id (raw 32-byte Ed25519, hex).
+The records between the last exported record and the checkpoint are not in the export; ask the
+audit service to verify the whole chain (madoguchi audit verify) to link them.
+"""
+
+
+def meta(filters: QueryFilters, count: int, generated_at: datetime, query_id: UUID) -> dict:
+    return {"query_id": str(query_id), "generated_at": generated_at.isoformat(), "count": count,
+            "filters": json.loads(filters.model_dump_json(exclude_none=True))}

@@ -1,0 +1,207 @@
+"""The audit schema: the append-only log, its roles, checkpoints, archives, alerts.
+
+Roles (cluster-wide, created once, NOLOGIN; the service's login user is a member and switches
+with SET LOCAL ROLE per transaction):
+
+- ``audit_owner``  owns the log tables. Nobody writes as the owner except the retention job,
+  which deletes an archived and verified range (and the trigger checks exactly that).
+- ``audit_writer`` the application role of the ingest: SELECT and INSERT on the log, nothing
+  else (no UPDATE, DELETE, TRUNCATE); it moves its own bookkeeping (chain head, per-stream
+  position, checkpoint export flag).
+- ``audit_reader`` SELECT for the query API and the verifier.
+
+A trigger refuses UPDATE and DELETE row by row and TRUNCATE per statement, for every role,
+the owner included, so even a slip by an administrator fails loudly. A PostgreSQL superuser can
+still disable the trigger or edit the files: the chain and the signed checkpoints kept outside
+the database detect that (see README.md).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from madoguchi_shared import db
+
+OWNER = "audit_owner"
+WRITER = "audit_writer"
+READER = "audit_reader"
+RETENTION_FLAG = "madoguchi.audit_retention"  # SET LOCAL to 'verified-archive' by the retention job
+
+ROLES_SQL = f"""
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['{OWNER}', '{WRITER}', '{READER}'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      BEGIN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+      EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- another schema's migration won
+      END;
+    END IF;
+  END LOOP;
+  -- The login user must be able to SET ROLE to them (a superuser always can).
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    EXECUTE format('GRANT {OWNER}, {WRITER}, {READER} TO %I', current_user);
+  END IF;
+END $$;
+"""
+
+LOG_SQL = f"""
+CREATE TABLE log (
+    position       bigint PRIMARY KEY,
+    stream         text NOT NULL,
+    stream_seq     bigint NOT NULL,
+    subject        text NOT NULL,
+    parsed         boolean NOT NULL,
+    event_id       uuid,
+    type           text,
+    occurred_at    timestamptz,
+    municipality   text,
+    ward           text,
+    desk           text,
+    actor_id       text,
+    actor_role     text,
+    device_id      text,
+    correlation_id uuid,
+    data           bytea NOT NULL,
+    prev_hash      bytea NOT NULL,
+    hash           bytea NOT NULL
+);
+-- Indexes for the selective filters only (every index costs the writer on every record): who
+-- (actor), which PC (device), which kind of event (rare types: alerts, queries, violations) and
+-- one case (correlation). Ward and desk are not selective (a tenth of the records each): a page
+-- of them is found scanning by position; a time range is pruned by the BRIN index (occurred_at
+-- grows with position).
+CREATE INDEX log_occurred_at ON log USING brin (occurred_at);
+CREATE INDEX log_actor ON log (actor_id, position);
+CREATE INDEX log_device ON log (device_id, position) WHERE device_id IS NOT NULL;
+CREATE INDEX log_type ON log (type, position);
+CREATE INDEX log_correlation ON log (correlation_id) WHERE correlation_id IS NOT NULL;
+
+CREATE TABLE chain_head (
+    log_id   text PRIMARY KEY,
+    position bigint NOT NULL,
+    hash     bytea NOT NULL
+);
+
+CREATE TABLE ingest_checkpoint (
+    stream     text PRIMARY KEY,
+    last_seq   bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A copy of the signed checkpoints (the trusted copies are the file and the stream), also the
+-- outbox for exporting them: `exported` turns true once the file and JetStream have them.
+CREATE TABLE checkpoint (
+    position          bigint PRIMARY KEY,
+    log_id            text NOT NULL,
+    head              bytea NOT NULL,
+    signed_at         timestamptz NOT NULL,
+    key_id            text NOT NULL,
+    previous_position bigint NOT NULL,
+    event             bytea NOT NULL,
+    exported          boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE archive (
+    archive_id          text PRIMARY KEY,
+    from_position       bigint NOT NULL,
+    to_position         bigint NOT NULL,
+    records             bigint NOT NULL,
+    checkpoint_position bigint NOT NULL,
+    checkpoint_head     bytea NOT NULL,
+    file_name           text NOT NULL,
+    file_sha256         text NOT NULL,
+    verified            boolean NOT NULL,
+    made_at             timestamptz NOT NULL DEFAULT now(),
+    deleted_at          timestamptz
+);
+
+CREATE FUNCTION refuse_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    IF TG_OP = 'DELETE' AND TG_LEVEL = 'ROW' THEN
+        -- Retention only: the owner role, flagged, deleting a range already archived and verified.
+        IF current_user = '{OWNER}'
+           AND current_setting('{RETENTION_FLAG}', true) = 'verified-archive'
+           AND EXISTS (SELECT 1 FROM archive a
+                       WHERE a.verified AND OLD.position BETWEEN a.from_position AND a.to_position) THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$fn$;
+
+CREATE TRIGGER log_append_only BEFORE UPDATE OR DELETE ON log
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER log_no_truncate BEFORE TRUNCATE ON log
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER checkpoint_append_only BEFORE DELETE ON checkpoint
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER checkpoint_no_truncate BEFORE TRUNCATE ON checkpoint
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+
+ALTER TABLE log OWNER TO {OWNER};
+ALTER TABLE chain_head OWNER TO {OWNER};
+ALTER TABLE ingest_checkpoint OWNER TO {OWNER};
+ALTER TABLE checkpoint OWNER TO {OWNER};
+ALTER TABLE archive OWNER TO {OWNER};
+ALTER FUNCTION refuse_change() OWNER TO {OWNER};
+
+DO $$ BEGIN
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO {OWNER}, {WRITER}, {READER}', current_schema());
+END $$;
+REVOKE ALL ON log, chain_head, ingest_checkpoint, checkpoint, archive FROM PUBLIC;
+GRANT SELECT, INSERT ON log TO {WRITER};
+GRANT SELECT, INSERT, UPDATE ON chain_head, ingest_checkpoint TO {WRITER};
+GRANT SELECT, INSERT ON checkpoint TO {WRITER};
+GRANT UPDATE (exported) ON checkpoint TO {WRITER};
+GRANT SELECT ON archive TO {WRITER};
+GRANT SELECT ON log, chain_head, ingest_checkpoint, checkpoint, archive TO {READER};
+"""
+
+ALERTS_SQL = """
+-- Open and past HQ alerts, projected from the alert events in the log (the list and SSE backlog).
+CREATE TABLE alert (
+    alert_id        text PRIMARY KEY,
+    municipality    text NOT NULL,
+    rule            text NOT NULL,
+    severity        text NOT NULL,
+    status          text NOT NULL,  -- open | acknowledged | resolved
+    ward            text,
+    desk            text,
+    device_id       text,
+    about           text NOT NULL,
+    title           text NOT NULL,
+    message         text NOT NULL,
+    raised_at       timestamptz NOT NULL,
+    acknowledged_by text,
+    acknowledged_at timestamptz,
+    reraise_count   int NOT NULL DEFAULT 0,
+    last_raised_at  timestamptz NOT NULL,
+    resolved_at     timestamptz,
+    position        bigint NOT NULL  -- the log position of the last event applied
+);
+CREATE INDEX alert_open ON alert (municipality, status, raised_at);
+
+-- The alert engine's position in the log and its rule state, stored together (exactly once).
+CREATE TABLE alert_engine (
+    log_id     text PRIMARY KEY,
+    position   bigint NOT NULL,
+    state      jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL]
+
+
+async def migrate(conn: asyncpg.Connection, schema: str) -> int:
+    return await db.migrate(conn, schema, MIGRATIONS)
+
+
+async def migrate_pool(pool: asyncpg.Pool, schema: str) -> int:
+    async with pool.acquire() as conn:
+        return await migrate(conn, schema)

@@ -1,0 +1,368 @@
+"""The verifier: recompute the chain and hold it against the signed checkpoints.
+
+One core (`ChainCheck`) serves the database path (`verify_db`, a server-side cursor in a
+read-only snapshot, PostgreSQL building each record's header) and the in-memory path
+(`verify_rows`, the tampering trials). The fast loop does one sha256 and a few compares per
+record and stops at the first record that does not fit; `diagnose` then works out what is wrong
+there:
+
+- ``deleted``   a gap in the positions, or a record whose predecessor no longer exists
+                (a row deleted and the later ones renumbered);
+- ``edited``    a record whose content, envelope columns or stored prev_hash changed;
+- ``reordered`` a record that is intact but chained after a record at a later position
+                (swapped or moved rows);
+- ``inserted``  intact records that chain from a record further back (forged rows slipped in);
+- ``chain_replaced`` the chain is consistent but its head at a signed checkpoint differs: the
+                records were rewritten with recomputed hashes. The checkpoints only bound where:
+                the first position not vouched for by an earlier checkpoint is reported, with
+                the checkpoint that disagrees as the end of the range;
+- ``truncated`` the table ends before the last signed checkpoint (the tail was cut);
+- ``bad_signature`` a checkpoint whose signature does not verify or whose key is unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import asyncpg
+
+from madoguchi_shared.events.audit import CheckpointSigned
+
+from madoguchi_audit import chain
+from madoguchi_audit.checkpoints import signature_ok
+from madoguchi_audit.schema import READER
+
+SLICE = 500  # rows hashed between two looks at the socket
+
+
+@dataclass
+class Fault:
+    kind: str
+    position: int
+    detail: str
+    upto: int | None = None  # the end of the range a chain_replaced fault is known to lie in
+
+
+@dataclass
+class Report:
+    log_id: str
+    ok: bool = False
+    records: int = 0
+    from_position: int = 0
+    to_position: int = 0
+    head: str | None = None
+    checkpoints_checked: int = 0
+    last_checkpoint: int | None = None
+    fault: Fault | None = None
+    checkpoint_faults: list[Fault] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def first_fault(self) -> Fault | None:
+        return self.fault or (self.checkpoint_faults[0] if self.checkpoint_faults else None)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["rate"] = round(self.rate)
+        return data
+
+    def lines(self) -> list[str]:
+        if self.ok:
+            out = [
+                f"OK  log {self.log_id}: {self.records:,} records, positions {self.from_position}..{self.to_position}",
+                f"    head {self.head}",
+                f"    {self.checkpoints_checked} signed checkpoints verified"
+                + (f", the last at position {self.last_checkpoint}" if self.last_checkpoint else ""),
+            ]
+        else:
+            fault = self.first_fault
+            assert fault is not None
+            where = f"position {fault.position}" + (f" (somewhere in {fault.position}..{fault.upto})" if fault.upto else "")
+            out = [
+                f"BAD log {self.log_id}: first bad {where}: {fault.kind}",
+                f"    {fault.detail}",
+                f"    checked {self.records:,} records before it; {self.checkpoints_checked} signed checkpoints",
+            ]
+            out += [f"    also: checkpoint {f.position}: {f.kind}: {f.detail}" for f in self.checkpoint_faults
+                    if f is not fault]
+        out += [f"    note: {n}" for n in self.notes]
+        out.append(f"    {self.seconds:.2f} s, {self.rate:,.0f} records/s")
+        return out
+
+
+def trusted_checkpoints(cps: Iterable[CheckpointSigned], keyring: dict, log_id: str) -> tuple[dict[int, bytes], list[Fault]]:
+    """Checkpoints of this log whose signature verifies (position -> head), and faults for the rest."""
+    good: dict[int, bytes] = {}
+    faults: list[Fault] = []
+    seen: set[tuple[int, str, str]] = set()
+    for cp in cps:
+        if cp.log_id != log_id or (cp.position, cp.head, cp.signature) in seen:
+            continue
+        seen.add((cp.position, cp.head, cp.signature))
+        if not signature_ok(cp, keyring):
+            reason = "unknown key " + cp.key_id if cp.key_id not in keyring else "the signature does not verify"
+            faults.append(Fault("bad_signature", cp.position, f"checkpoint at {cp.position}: {reason}"))
+            continue
+        head = bytes.fromhex(cp.head)
+        if cp.position in good and good[cp.position] != head:
+            faults.append(Fault("bad_signature", cp.position,
+                                f"two validly signed checkpoints disagree at {cp.position} (key compromised?)"))
+            continue
+        good[cp.position] = head
+    return good, faults
+
+
+class ChainCheck:
+    """The fast loop. Feed rows (position, prev_hash || header || data, hash) in position order."""
+
+    def __init__(self, start_position: int, prev: bytes, checkpoints: dict[int, bytes]):
+        self.expected = start_position
+        self.run = prev
+        self.cps = checkpoints
+        self._cp_positions = sorted(p for p in checkpoints if p >= start_position)
+        self._cp_index = 0
+        self.vouched = start_position - 1  # the last position a matching checkpoint covers
+        self.checked = 0
+        self.checkpoints_matched = 0
+        self.failure: tuple[str, int] | None = None  # (what, position)
+
+    @property
+    def next_cp(self) -> int:
+        return self._cp_positions[self._cp_index] if self._cp_index < len(self._cp_positions) else 0
+
+    def feed(self, rows: Iterable[Sequence]) -> bool:
+        """Check rows; False once a row does not fit (see self.failure)."""
+        sha = hashlib.sha256
+        expected, run, next_cp = self.expected, self.run, self.next_cp
+        checked = 0
+        failure = None
+        for row in rows:
+            position = row[0]
+            payload = row[1]
+            if position != expected:
+                failure = ("gap", position)
+                break
+            if not payload.startswith(run):  # the stored prev_hash is not the hash before it
+                failure = ("link", position)
+                break
+            new = sha(payload).digest()
+            if new != row[2]:
+                failure = ("hash", position)
+                break
+            run = new
+            expected += 1
+            checked += 1
+            if position == next_cp:
+                if run != self.cps[position]:
+                    failure = ("checkpoint", position)
+                    break
+                self.vouched = position
+                self.checkpoints_matched += 1
+                self._cp_index += 1
+                next_cp = self.next_cp
+        self.expected, self.run, self.checked = expected, run, self.checked + checked
+        self.failure = failure
+        return failure is None
+
+
+def payloads(rows: Iterable[chain.Row]) -> list[tuple[int, bytes, bytes]]:
+    """Rows in the fast loop's shape: what is hashed is prev_hash || header || data."""
+    return [(r.position, r.prev_hash + r.header + r.data, r.hash) for r in rows]
+
+
+class Probe(Protocol):
+    """Random access for diagnosing one failure (a query or two, never on the fast path)."""
+
+    async def position_of(self, digest: bytes) -> int | None: ...
+
+    async def row(self, position: int) -> chain.Row | None: ...
+
+
+async def diagnose(check: ChainCheck, probe: Probe) -> Fault:
+    """Say what is wrong at the row the fast loop stopped on."""
+    assert check.failure is not None
+    kind, position = check.failure
+    expected, run = check.expected, check.run
+    row = await probe.row(position)
+    assert row is not None
+    if kind == "gap":
+        if row.position > expected:
+            return Fault("deleted", expected, f"records {expected}..{row.position - 1} are missing"
+                         if row.position - 1 > expected else f"record {expected} is missing")
+        return Fault("reordered", expected, f"position {row.position} appears where {expected} belongs")
+    if kind == "checkpoint":
+        signed = check.cps[row.position]
+        moved_to = await probe.position_of(signed)
+        if moved_to is not None and moved_to > row.position:
+            # The signed record is still there, further down: records were slipped in before it.
+            moved = await probe.row(moved_to)
+            origin = await probe.position_of(moved.prev_hash) if moved else None
+            if origin is not None and check.vouched <= origin < moved_to:
+                return Fault("inserted", origin + 1, f"records {origin + 1}..{moved_to - 1} do not belong: the "
+                             f"record signed at {row.position} now sits at {moved_to}")
+        return Fault("chain_replaced", check.vouched + 1,
+                     f"the chain is self-consistent but its head at {row.position} differs from the signed "
+                     f"checkpoint: records after {check.vouched} were rewritten", upto=row.position)
+    if kind == "hash":
+        return Fault("edited", row.position, "the record's content or envelope columns changed")
+    # kind == "link": the row's stored prev_hash is not the hash of the record before it
+    intact = chain.link(row.prev_hash, row.header, row.data) == row.hash
+    if not intact:
+        return Fault("edited", row.position,
+                     "the stored prev_hash changed" if chain.link(run, row.header, row.data) == row.hash
+                     else "the record's content and its link changed")
+    if row.prev_hash == chain.GENESIS:
+        return Fault("reordered", row.position, "the first record of the log appears here")
+    origin = await probe.position_of(row.prev_hash)
+    if origin is None:
+        return Fault("deleted", row.position,
+                     "the record this one was chained after no longer exists (deleted, later records renumbered)")
+    if origin > row.position:
+        return Fault("reordered", row.position, f"this record was chained after the record now at {origin}")
+    return Fault("inserted", origin + 1,
+                 f"records {origin + 1}..{row.position - 1} do not belong: position {row.position} was chained after {origin}")
+
+
+def finish(report: Report, check: ChainCheck, last_position: int | None, cps: dict[int, bytes]) -> None:
+    report.records = check.checked
+    report.to_position = check.expected - 1
+    report.head = check.run.hex() if check.checked or report.from_position > 1 else None
+    report.checkpoints_checked = check.checkpoints_matched
+    report.last_checkpoint = check.vouched if check.vouched >= report.from_position else None
+    if report.fault is None and cps:
+        top = max(cps)
+        end = last_position or 0
+        if top > end:
+            report.fault = Fault("truncated", end + 1,
+                                 f"the table ends at {end} but a checkpoint was signed at {top}: the tail was cut")
+    report.ok = report.fault is None and not report.checkpoint_faults
+
+
+# --------------------------------------------------------------------------------------------
+# In memory (tests, archives)
+# --------------------------------------------------------------------------------------------
+
+
+class _MemoryProbe:
+    def __init__(self, rows: Sequence[chain.Row]):
+        self.by_hash = {r.hash: r.position for r in rows}
+        self.by_position = {r.position: r for r in rows}
+
+    async def position_of(self, digest: bytes) -> int | None:
+        return self.by_hash.get(digest)
+
+    async def row(self, position: int) -> chain.Row | None:
+        return self.by_position.get(position)
+
+
+class _TableProbe:
+    def __init__(self, conn: asyncpg.Connection, table: str):
+        self.conn, self.table = conn, table
+
+    async def position_of(self, digest: bytes) -> int | None:
+        return await self.conn.fetchval(f"SELECT position FROM {self.table} WHERE hash = $1 LIMIT 1", digest)
+
+    async def row(self, position: int) -> chain.Row | None:
+        r = await self.conn.fetchrow(
+            f"SELECT position, {chain.HEADER_SQL}, data, prev_hash, hash FROM {self.table} WHERE position = $1",
+            position)
+        return chain.Row(*r) if r else None
+
+
+async def verify_rows(rows: Sequence[chain.Row], checkpoints: Iterable[CheckpointSigned], keyring: dict,
+                      log_id: str, *, start_position: int = 1, prev: bytes = chain.GENESIS) -> Report:
+    """Verify a list of rows the same way verify_db verifies the table."""
+    t0 = time.perf_counter()
+    cps, cp_faults = trusted_checkpoints(checkpoints, keyring, log_id)
+    report = Report(log_id=log_id, from_position=start_position, checkpoint_faults=cp_faults)
+    check = ChainCheck(start_position, prev, cps)
+    if not check.feed(payloads(rows)):
+        report.fault = await diagnose(check, _MemoryProbe(rows))
+    finish(report, check, rows[-1].position if rows else start_position - 1, cps)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------
+
+
+async def verify_db(conn: asyncpg.Connection, schema: str, log_id: str, checkpoints: Iterable[CheckpointSigned],
+                    keyring: dict, *, from_checkpoint: bool | int = False, chunk: int = 10_000,
+                    progress: Callable[[int, int], None] | None = None) -> Report:
+    """Verify the table `schema`.log against signed checkpoints.
+
+    from_checkpoint: False = from the start (or the archive boundary after retention); True = from
+    the newest signed checkpoint the table reaches; an int = from the signed checkpoint at it.
+    progress(done, total) is called after every chunk.
+    """
+    t0 = time.perf_counter()
+    q = f'"{schema}"'
+    cps, cp_faults = trusted_checkpoints(checkpoints, keyring, log_id)
+    report = Report(log_id=log_id, checkpoint_faults=cp_faults)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(f"SET LOCAL ROLE {READER}")
+        first, last = await conn.fetchrow(f"SELECT min(position), max(position) FROM {q}.log")
+        start, prev = 1, chain.GENESIS
+        if from_checkpoint is not False:
+            candidates = sorted(p for p in cps if last is not None and p <= last)
+            if from_checkpoint is not True:
+                candidates = [p for p in candidates if p == from_checkpoint]
+                if not candidates:
+                    raise ValueError(f"no signed checkpoint at {from_checkpoint} within the table")
+            if candidates:
+                start, prev = candidates[-1] + 1, cps[candidates[-1]]
+                report.notes.append(f"started after the signed checkpoint at {candidates[-1]}")
+        elif first is not None and first > 1:
+            boundary = await conn.fetchrow(
+                f"SELECT archive_id, to_position FROM {q}.archive WHERE to_position = $1 AND verified "
+                "AND deleted_at IS NOT NULL", first - 1)
+            if boundary is not None and (first - 1) in cps:
+                start, prev = first, cps[first - 1]
+                report.notes.append(f"positions 1..{first - 1} are in archive {boundary['archive_id']}")
+            else:
+                start = 1  # nothing vouches for the missing head: the gap is reported as deleted
+        report.from_position = start
+        check = ChainCheck(start, prev, cps)
+        total = max(0, (last or 0) - start + 1)
+        cursor = await conn.cursor(
+            f"SELECT position, prev_hash || {chain.HEADER_SQL} || data, hash FROM {q}.log "
+            "WHERE position >= $1 ORDER BY position", start)
+        # Keep the next chunk in flight while hashing this one, in slices that let the event loop
+        # read the socket: PostgreSQL builds headers on one core while Python hashes on the other.
+        done = 0
+        pending = asyncio.ensure_future(cursor.fetch(chunk))
+        while True:
+            rows = await pending
+            if not rows:
+                break
+            pending = asyncio.ensure_future(cursor.fetch(chunk))
+            ok = True
+            for i in range(0, len(rows), SLICE):
+                if not check.feed(rows[i:i + SLICE]):
+                    ok = False
+                    break
+                await asyncio.sleep(0)
+            done += len(rows)
+            if progress:
+                progress(done, total)
+            if not ok:
+                await pending
+                break
+
+        if check.failure is not None:
+            report.fault = await diagnose(check, _TableProbe(conn, f"{q}.log"))
+    finish(report, check, last, cps)
+    report.seconds = time.perf_counter() - t0
+    return report

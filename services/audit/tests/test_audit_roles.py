@@ -1,0 +1,99 @@
+"""The log is append-only for the application role and for everyone through the trigger; only a
+verified archive, deleted as the owner role, ever removes records (ASVS 16.4.2)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from audit_harness import publish, running_ingest, sample_events
+
+from madoguchi_audit import checkpoints, retention, schema, verify
+
+REFUSED = (asyncpg.InsufficientPrivilegeError,)
+
+
+async def _log_with_rows(nc, js, pg_pool, audit, n=60):
+    await schema.migrate_pool(pg_pool, audit.schema_name)
+    await publish(js, sample_events(audit.municipality, n))
+    async with running_ingest(audit, nc, pg_pool) as ingest:
+        await ingest.wait_idle()
+    return audit
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
+    "DELETE FROM {t}.log WHERE position = 1",
+    "TRUNCATE {t}.log",
+    "UPDATE {t}.checkpoint SET head = '\\x00'::bytea",
+    "DELETE FROM {t}.checkpoint",
+    "INSERT INTO {t}.archive (archive_id, from_position, to_position, records, checkpoint_position, checkpoint_head, "
+    "file_name, file_sha256, verified) VALUES ('x', 1, 1, 1, 1, '\\x00', 'x', 'x', true)",
+])
+async def test_the_application_role_cannot_change_or_remove_records(nc, js, pg_pool, audit_settings, sql):
+    audit = await _log_with_rows(nc, js, pg_pool, audit_settings, n=10)
+    async with pg_pool.acquire() as conn:
+        with pytest.raises(REFUSED):
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL ROLE {schema.WRITER}")
+                await conn.execute(sql.format(t=f'"{audit.schema_name}"'))
+        async with conn.transaction():  # while appending is what it may do
+            await conn.execute(f"SET LOCAL ROLE {schema.WRITER}")
+            assert await conn.fetchval(f'SELECT count(*) FROM "{audit.schema_name}".log') >= 10
+        owner = await conn.fetchval("SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'log'",
+                                    audit.schema_name)
+        assert owner == schema.OWNER
+        grants = {r["privilege_type"] for r in await conn.fetch(
+            "SELECT privilege_type FROM information_schema.role_table_grants "
+            "WHERE grantee = $1 AND table_schema = $2 AND table_name = 'log'", schema.WRITER, audit.schema_name)}
+        assert grants == {"SELECT", "INSERT"}
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
+    "DELETE FROM {t}.log WHERE position = 1",
+    "TRUNCATE {t}.log",
+])
+async def test_the_trigger_refuses_even_the_owner_and_a_superuser(nc, js, pg_pool, audit_settings, sql):
+    audit = await _log_with_rows(nc, js, pg_pool, audit_settings, n=5)
+    async with pg_pool.acquire() as conn:
+        for role in (schema.OWNER, None):  # None: the login user, a superuser here
+            with pytest.raises(REFUSED, match="append-only"):
+                async with conn.transaction():
+                    if role:
+                        await conn.execute(f"SET LOCAL ROLE {role}")
+                    await conn.execute(sql.format(t=f'"{audit.schema_name}"'))
+
+
+async def test_retention_archives_verifies_then_deletes_as_owner_and_the_rest_still_verifies(nc, js, pg_pool, audit_settings):
+    audit = audit_settings.model_copy(update={"checkpoint_every": 20, "ingest_batch": 20})
+    await _log_with_rows(nc, js, pg_pool, audit, n=100)
+    later = datetime.now(UTC) + timedelta(days=31)
+    async with pg_pool.acquire() as conn:
+        # Deleting without the flag, or without an archive, is refused even to the owner.
+        with pytest.raises(REFUSED):
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL ROLE {schema.OWNER}")
+                await conn.execute(f"SET LOCAL {schema.RETENTION_FLAG} = 'verified-archive'")
+                await conn.execute(f'DELETE FROM "{audit.schema_name}".log WHERE position = 1')
+
+        result = await retention.archive(conn, audit, js, now=later, delete=True, retention_days=30)
+        assert result is not None and result.report.ok and result.deleted, result and result.report.lines()
+        assert result.from_position == 1 and result.records == result.to_position
+        first = await conn.fetchval(f'SELECT min(position) FROM "{audit.schema_name}".log')
+        assert first == result.to_position + 1
+
+        keyring = checkpoints.load_keyring(audit)
+        found = await checkpoints.gather(audit, conn)
+        report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found, keyring)
+        assert report.ok and report.from_position == first, report.lines()
+        assert "archive" in report.notes[0]
+        again = await retention.verify_archive(result.path, keyring, audit.log_id)
+        assert again.ok and again.records == result.records
+        # Deleting what the archive does not cover stays refused.
+        with pytest.raises(REFUSED):
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL ROLE {schema.OWNER}")
+                await conn.execute(f"SET LOCAL {schema.RETENTION_FLAG} = 'verified-archive'")
+                await conn.execute(f'DELETE FROM "{audit.schema_name}".log WHERE position = $1', first)
