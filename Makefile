@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: install run demo test test-fast bench clean-data system-deps
+.PHONY: install run demo test bench bench-national clean-data system-deps
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -29,6 +29,11 @@ test: install
 
 bench: install
 	.venv/bin/python -m bench.run $(BENCH_ARGS)
+
+# the national peak day (15 million events) on this machine, from a slice of NATIONAL_EVENTS
+NATIONAL_EVENTS ?= 1000000
+bench-national: install
+	.venv/bin/python -m bench.national --events $(NATIONAL_EVENTS)
 
 clean-data:
 	rm -rf var

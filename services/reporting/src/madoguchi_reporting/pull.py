@@ -105,7 +105,10 @@ class RawPullProjection(Projection):
                 budgets.append(self.batch)
                 await nc.publish(next_subject, request, reply=inbox)
 
+        heard = [asyncio.get_running_loop().time()]  # when the server last said anything to this inbox
+
         async def on_msg(msg) -> None:
+            heard[0] = asyncio.get_running_loop().time()
             if msg.reply:
                 # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
                 t = msg.reply.split(".")
@@ -130,7 +133,6 @@ class RawPullProjection(Projection):
 
         sub = await nc.subscribe(inbox, cb=on_msg)
         log.info("projection.started", projection=self.name, position=self.position, start=start, reader="raw-pull")
-        quiet = 0
         try:
             await top_up()
             while not self._stop.is_set():
@@ -143,7 +145,6 @@ class RawPullProjection(Projection):
                     except TimeoutError:
                         pass
                 if buf:
-                    quiet = 0
                     await self._fill(buf, arrived)
                     msgs = buf[: self.batch]
                     del buf[: self.batch]
@@ -152,10 +153,11 @@ class RawPullProjection(Projection):
                     self.stream_last_seq = max(self.stream_last_seq, last.sequence.stream + last.num_pending)
                     await self.handle(nc, pool, msgs)
                 else:
-                    quiet += 1
                     await self._refresh_last_seq(js)
                     self._idle.set()
-                    if quiet % 6 == 0:  # 3 s without even a 408: requests were lost (reconnect)
+                    now = asyncio.get_running_loop().time()
+                    if now - heard[0] > 3 * EXPIRES_NS / 1e9:  # not even a 408: requests were lost (reconnect)
+                        heard[0] = now
                         budgets.clear()
                         await top_up()
         finally:

@@ -1,0 +1,101 @@
+"""The national peak day on this machine (issue 9 §4): fill the bus straight with (a slice of)
+the day of 1,741 municipalities and 4,000 desks, then replay it through the reporting projections
+and the audit ingest running together, and time both.
+
+    .venv/bin/python -m bench.national --events 1000000     (make bench-national)
+
+The full day is ~15 million events; a slice gives the rates, from which the full day's time is
+extrapolated (and stated as such)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from madoguchi_shared import bus, db
+from madoguchi_shared.runtime import NatsServer, PostgresServer
+from madoguchi_shared.settings import Settings
+
+RESULTS = Path(__file__).parent / "results"
+FULL_DAY = 15_000_000
+
+
+async def stream_total(js, names) -> int:
+    return sum([(await js.stream_info(n)).state.messages for n in names])
+
+
+async def main(events: int) -> dict:
+    from madoguchi_audit import checkpoints, schema
+    from madoguchi_audit.config import AuditSettings
+    from madoguchi_audit.ingest import Ingest
+    from madoguchi_reporting.worker import Worker
+    from madoguchi_sim import national
+
+    with tempfile.TemporaryDirectory(prefix="mgnational") as tmp:
+        nats_server = NatsServer(Path(tmp) / "nats").start()
+        pg = PostgresServer(Path(tmp) / "pg").start()
+        nc = await bus.connect(nats_server.url, name="bench-national")
+        js = nc.jetstream(publish_async_max_pending=4000)
+        await bus.ensure_streams(js)
+        pool = await db.create_pool(pg.dsn, max_size=12)
+        try:
+            t0 = time.perf_counter()
+            report = await national.fill(js, events=events, workers=1)
+            fill_s = time.perf_counter() - t0
+            logged = [s.name for s in bus.STREAMS if s.log]
+            total = await stream_total(js, logged)
+            projected_streams = {"MG_DESK": (await js.stream_info("MG_DESK")).state.last_seq,
+                                 "MG_CALLS": (await js.stream_info("MG_CALLS")).state.last_seq}
+            print(f"filled {total:,} events in {fill_s:.0f} s ({total / fill_s:,.0f}/s)", flush=True)
+
+            settings = Settings(nats_url=nats_server.url, pg_dsn=pg.dsn, token_secret="x" * 40, data_dir=Path(tmp),
+                                extra={"deadline_check_seconds": "0"})
+            audit = AuditSettings(data_dir=Path(tmp) / "audit", checkpoint_every=100_000, checkpoint_seconds=60)
+            await schema.migrate_pool(pool, audit.schema_name)
+            ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
+            worker = Worker(settings, nc, pool, batch=2000)
+            start = time.perf_counter()
+            await worker.start()
+            audit_task = asyncio.create_task(ingest.run())
+            done_at: dict[str, float] = {}
+            while len(done_at) < 2:
+                await asyncio.sleep(0.5)
+                if audit_task.done():
+                    audit_task.result()
+                if "audit" not in done_at and ingest.written >= total:
+                    done_at["audit"] = time.perf_counter() - start
+                positions = {p.stream: p.position for p in worker.projections}
+                if "reporting" not in done_at and all(positions.get(s, 0) >= last for s, last in projected_streams.items()):
+                    done_at["reporting"] = time.perf_counter() - start
+            both = time.perf_counter() - start
+            ingest.stop()
+            await audit_task
+            await worker.stop()
+        finally:
+            await pool.close()
+            await nc.close()
+            pg.stop()
+            nats_server.stop()
+    result = {
+        "events": total, "fill_s": round(fill_s, 1), "fill_events_per_s": round(total / fill_s),
+        "reporting_s": round(done_at["reporting"], 1), "audit_s": round(done_at["audit"], 1), "together_s": round(both, 1),
+        "together_events_per_s": round(total / both),
+        "full_day_events": FULL_DAY,
+        "full_day_fill_s_extrapolated": round(FULL_DAY / (total / fill_s)),
+        "full_day_replay_s_extrapolated": round(FULL_DAY / (total / both)),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "national.json").write_text(json.dumps(result, indent=2))
+    for k, v in result.items():
+        print(f"{k:35s} {v:>12,}" if isinstance(v, int | float) else f"{k:35s} {v}")
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    asyncio.run(main(parser.parse_args().events))
