@@ -24,6 +24,10 @@ install: system-deps .venv/.synced
 run: install
 	.venv/bin/madoguchi run
 
+# a living day at Sapporo's desks and phone line (DEMO_SPEED=51: a day in about 14 minutes)
+demo: install
+	bash scripts/demo.sh
+
 test: install
 	.venv/bin/pytest -q -p no:cacheprovider
 
