@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 SPEED="${DEMO_SPEED:-51}"
 .venv/bin/madoguchi run --only reporting --only audit --only console &
 RUN=$!
-trap 'kill -INT $RUN 2>/dev/null; wait $RUN 2>/dev/null || true' EXIT INT TERM
+# SIGTERM: a background job of a non-interactive shell ignores SIGINT; the supervisor handles TERM
+trap 'kill -TERM $RUN 2>/dev/null; wait $RUN 2>/dev/null || true' EXIT INT TERM
 port="${MADOGUCHI_CONSOLE_PORT:-8100}"
 for _ in $(seq 1 120); do
   curl -fs "http://127.0.0.1:${port}/readyz" >/dev/null 2>&1 && break

@@ -158,7 +158,7 @@ def run(
     only: Annotated[list[str], typer.Option(help="start only these services")] = [],  # noqa: B006
 ) -> None:
     """Start the whole system: NATS and PostgreSQL (embedded), streams, every service. Ctrl-C stops it."""
-    from madoguchi_shared.runtime import NatsServer, PostgresServer
+    from madoguchi_shared.runtime import NatsServer, PostgresServer, stop_stale
 
     settings = Settings()
     data = settings.data_dir.resolve()
@@ -210,9 +210,14 @@ def run(
                 typer.echo(f"{name:12s} not started: {type(exc).__name__}: {exc}", err=True)
                 continue
             names.append(name)
+        run_dir = data / "run"
+        run_dir.mkdir(exist_ok=True)
         for name in names:
+            pid_file = run_dir / f"{name}.pid"
+            stop_stale(pid_file, f"madoguchi_shared.cli serve {name}", signal.SIGTERM)
             children[name] = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "serve", name], env=env,
                                               start_new_session=True)
+            pid_file.write_text(str(children[name].pid))
         deadline = time.monotonic() + 60
         pending = set(names)
         while pending and time.monotonic() < deadline:

@@ -57,6 +57,23 @@ def _stop(proc: subprocess.Popen | None, sig: int, timeout: float = 20.0) -> Non
         proc.wait(5)
 
 
+def stop_stale(pid_file: Path, marker: str, sig: int) -> None:
+    """Stop a server left running on the same data folder by a supervisor that was killed hard
+    (its children live in their own sessions), so a new start does not fail on a held port or lock."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        return
+    if marker not in cmdline:
+        return
+    os.kill(pid, sig)
+    for _ in range(200):
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.05)
+
+
 def nats_server_binary() -> str:
     candidate = Path(sys.executable).parent / "nats-server"
     if candidate.exists():
@@ -84,6 +101,8 @@ class NatsServer:
         self.port = self.port or free_port()
         self.monitor_port = self.monitor_port or free_port()
         log = self.store_dir / "nats-server.log"
+        pid_file = self.store_dir / "nats-server.pid"
+        stop_stale(pid_file, str(self.store_dir), signal.SIGTERM)
         args = [
             nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
             "-p", str(self.port), "-m", str(self.monitor_port), "-l", str(log), *self.extra_args,
@@ -91,6 +110,7 @@ class NatsServer:
         # own session: a terminal's Ctrl-C reaches only the supervisor, which stops things in order
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
+        pid_file.write_text(str(self.proc.pid))
         _wait_port(self.port, self.proc, "nats-server", log)
         return self
 
@@ -172,6 +192,7 @@ class PostgresServer:
         log = self.data_dir / "postgres.log"
         log.touch()
         _open_path_for(self.data_dir, kwargs)
+        stop_stale(pgdata / "postmaster.pid", str(pgdata), signal.SIGINT)
         fresh = not (pgdata / "PG_VERSION").exists()
         if fresh:
             done = subprocess.run(
