@@ -18,9 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from madoguchi_shared import auth, bus, logging
+from madoguchi_shared.errors import Conflict, DomainError, NotFound
 from madoguchi_shared.events.admin import LoginFailed, LoginSucceeded
 from madoguchi_shared.events.base import Actor, Role
 from madoguchi_shared.pii import PersonalDataFound
@@ -29,33 +30,6 @@ from madoguchi_shared.settings import Settings
 log = logging.get_logger(__name__)
 
 PROBLEM = "application/problem+json"
-
-
-class DomainError(Exception):
-    """A refusal the user can act on: becomes problem+json with this status."""
-
-    status = 400
-    title = "要求を処理できません"
-
-    def __init__(self, detail: str, *, status: int | None = None, title: str | None = None, field: str | None = None, **extra: Any):
-        super().__init__(detail)
-        self.detail = detail
-        if status is not None:
-            self.status = status
-        if title is not None:
-            self.title = title
-        self.field = field
-        self.extra = extra
-
-
-class NotFound(DomainError):
-    status = 404
-    title = "見つかりません"
-
-
-class Conflict(DomainError):
-    status = 409
-    title = "競合が発生しました"
 
 
 def problem(status: int, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
@@ -88,6 +62,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PersonalDataFound)
     async def personal_data(request: Request, exc: PersonalDataFound):
         return problem(422, "個人情報が含まれています", str(exc), request)
+
+    @app.exception_handler(ValidationError)
+    async def event_invalid(request: Request, exc: ValidationError):
+        # An event (or another model built from the request) refused its own contents, e.g. free
+        # text the PII guard refused: a 422 that never echoes the input.
+        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": _clean_msg(e.get("msg", "")), "type": e.get("type")}
+                  for e in exc.errors(include_input=False)]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
+        return problem(422, "入力内容に誤りがあります", detail, request, errors=errors)
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError):

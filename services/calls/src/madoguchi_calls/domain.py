@@ -17,16 +17,14 @@ from uuid import UUID
 
 from madoguchi_shared.events import Actor, Event
 from madoguchi_shared.events import calls as ev
+from madoguchi_shared.errors import DomainError
 
 
-class Refused(Exception):
+class Refused(DomainError):
     """A command the current state does not allow (HTTP 409 unless ``status`` says otherwise)."""
 
     def __init__(self, detail: str, status: int = 409, field: str | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.status = status
-        self.field = field
+        super().__init__(detail, status=status, field=field)
 
 
 @dataclass(frozen=True)

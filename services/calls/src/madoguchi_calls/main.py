@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from madoguchi_calls import api, phone_store
-from madoguchi_calls.domain import Refused
 from madoguchi_calls.phone_store import InvalidPhoneNumber, PhoneStore
 from madoguchi_calls.schedule import CallbackPolicy
 from madoguchi_calls.service import CallsService, Clock, utc_clock
@@ -65,12 +64,6 @@ def create_app(
         "calls", settings, routers=api.ROUTERS, lifespan=lifespan, use_db=True,
         description="The phone line: seats, calls, overflow, callbacks, escalations to the city, the operators' Q&A.",
     )
-
-    @app.exception_handler(Refused)
-    async def refused(request: Request, exc: Refused):
-        titles = {404: "見つかりません", 403: "権限がありません", 409: "現在の状態では実行できません",
-                  410: "既に消去されています", 422: "入力内容に誤りがあります"}
-        return problem(exc.status, titles.get(exc.status, "要求を処理できません"), exc.detail, request, field=exc.field)
 
     @app.exception_handler(InvalidPhoneNumber)
     async def bad_phone(request: Request, exc: InvalidPhoneNumber):

@@ -28,18 +28,17 @@ from madoguchi_shared.events.admin import (
     TrainingTestRecorded,
 )
 from madoguchi_shared.municipality import Desk, Municipality
+from madoguchi_shared.errors import DomainError
 
 DEFAULT_SERVICE_MINUTES = 10.0  # estimate before the day has served enough visitors
 
 
-class Refusal(Exception):
+class Refusal(DomainError):
     """A command the current state does not allow (409), a bad reference (404/422), or a
     permission rule of the domain (403). `detail` is Japanese, for the person at the desk."""
 
     def __init__(self, detail: str, status: int = 409, code: str = "refused"):
-        super().__init__(detail)
-        self.detail = detail
-        self.status = status
+        super().__init__(detail, status=status, code=code)
         self.code = code
 
 

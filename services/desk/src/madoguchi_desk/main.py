@@ -8,17 +8,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from prometheus_client import Counter
-from pydantic import ValidationError
 
 from madoguchi_desk.api import routers
-from madoguchi_desk.domain import Refusal
 from madoguchi_desk.service import Appended, Clock, DeskService, system_clock
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Municipality, load_municipality
 from madoguchi_shared.settings import Settings
-from madoguchi_shared.web import create_service_app, problem
+from madoguchi_shared.web import create_service_app
 
 log = get_logger(__name__)
 
@@ -73,19 +71,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check
     app = create_service_app("desk", settings, routers=routers, lifespan=lifespan,
                              description="窓口: opening calendar, day lifecycle, staffing, queue, visits, incidents")
     app.state.municipality = municipality
-
-    @app.exception_handler(Refusal)
-    async def refusal(request: Request, exc: Refusal):
-        titles = {403: "権限がありません", 404: "見つかりません", 409: "現在の状態では実行できません", 422: "入力内容に誤りがあります"}
-        return problem(exc.status, titles.get(exc.status, "要求を処理できません"), exc.detail, request, code=exc.code)
-
-    @app.exception_handler(ValidationError)
-    async def invalid(request: Request, exc: ValidationError):
-        # An event refused its own contents (e.g. free text): never echo the input.
-        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", "")).removeprefix("Value error, ")}
-                  for e in exc.errors(include_input=False)]
-        return problem(422, "入力内容に誤りがあります", "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000], request,
-                       errors=errors)
 
     return app
 
