@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from madoguchi_shared.events.base import Role
+from madoguchi_shared import labels as L
 
 ROLE_LABELS = {
     Role.manager: "業務責任者",
@@ -74,45 +75,21 @@ def role_label(roles: Iterable[Role]) -> str:
 
 # --- Japanese labels of the services' codes (the events keep stable codes; labels live here) ---
 
-GENDERS = {"female": "女性", "male": "男性", "other": "その他", "not_stated": "回答なし"}
-AGE_BANDS = {"under_20": "20歳未満", "20s": "20代", "30s": "30代", "40s": "40代", "50s": "50代", "60s": "60代",
-             "70s": "70代", "80_and_over": "80歳以上"}
-PURPOSES = {
-    "mykey_pc": "マイキーID設定（窓口PC）",
-    "mykey_smartphone": "マイキーID設定（スマートフォン）",
-    "mynapoint_application": "マイナポイント申込み",
-    "health_insurance_registration": "健康保険証利用の初回登録",
-    "inquiry_only": "問合せのみ",
-    "flyer": "チラシ配布",
-}
-OUTCOMES = {"completed": "完了", "not_completed": "未完了"}
-NOT_COMPLETED_REASONS = {
-    "pin_locked_or_forgotten": "暗証番号ロック・失念",
-    "card_not_brought": "カード不持参",
-    "card_not_issued": "カード未交付",
-    "phone_not_nfc": "スマートフォンがNFC非対応",
-    "certificate_expired": "電子証明書の有効期限切れ",
-    "others_payment_service": "他の決済サービスで申込み済み",
-    "other": "その他",
-}
-PAYMENT_SERVICES = {"electronic_money": "電子マネー", "qr_code": "QRコード決済", "credit_card": "クレジットカード",
-                    "debit_card": "デビットカード", "prepaid_card": "プリペイドカード", "other": "その他", "not_chosen": "未選択"}
-OPINION_KINDS = {"opinion": "意見", "request": "要望", "topic": "話題", "difficulty": "つまずいた点"}
-PROCEDURE_STEPS = {
-    "understanding_scheme": "制度の理解", "pin_entry": "暗証番号の入力", "card_reading": "カードの読み取り",
-    "app_install": "アプリのインストール", "mykey_id_setup": "マイキーID設定", "payment_service_choice": "決済サービスの選択",
-    "health_insurance_registration": "健康保険証利用登録", "other": "その他",
-}
-PIN_KINDS = {"user_auth": "利用者証明用（4桁）", "card_info": "券面事項入力補助用（4桁）", "signature": "署名用（6〜16文字）"}
+GENDERS = L.GENDER
+AGE_BANDS = L.AGE_BAND
+PURPOSES = L.PURPOSE
+OUTCOMES = L.OUTCOME
+NOT_COMPLETED_REASONS = L.NOT_COMPLETED_REASON
+PAYMENT_SERVICES = {k: v for k, v in L.PAYMENT_SERVICE.items() if k != "prepaid"}  # the form offers the event's codes
+OPINION_KINDS = {k: v for k, v in L.OPINION_KIND.items() if k != "struggle"}
+PROCEDURE_STEPS = L.PROCEDURE_STEP
+PIN_KINDS = L.PIN_KIND
 PIN_LIMITS = {"user_auth": 3, "card_info": 3, "signature": 5}
-STOP_REASONS = {"staff_shortage": "人員不足", "equipment_failure": "機器の故障", "network_failure": "通信障害",
-                "facility": "施設の事情", "pandemic": "感染症", "weather": "天候", "city_instruction": "市の指示", "other": "その他"}
-INSTRUCTION_REASONS = {"pandemic": "感染症", "disaster": "災害", "facility": "施設の事情", "city_decision": "市の判断", "other": "その他"}
-ESCALATION_CATEGORIES = {"complaint": "苦情", "procedure": "手続き", "system_trouble": "システム障害", "card": "カード",
-                         "payment_service": "決済サービス", "city_decision": "市の判断が必要", "other": "その他"}
-ABSENCE_REASONS = {"restroom": "お手洗い", "break": "休憩", "helping_elsewhere": "他の対応", "fetching_supplies": "備品の補充", "other": "その他"}
-SEVERITIES = {"critical": "緊急", "urgent": "緊急", "high": "高", "warning": "注意", "medium": "中", "info": "情報", "low": "低", "normal": "通常"}
-
+STOP_REASONS = L.STOP_REASON
+INSTRUCTION_REASONS = L.INSTRUCTION_REASON
+ESCALATION_CATEGORIES = L.ESCALATION_CATEGORY
+ABSENCE_REASONS = L.ABSENCE_REASON
+SEVERITIES = L.SEVERITY
 
 def options(mapping: dict[str, str]) -> list[tuple[str, str]]:
     return list(mapping.items())

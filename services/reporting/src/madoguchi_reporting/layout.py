@@ -13,7 +13,7 @@ from typing import Any
 
 from madoguchi_shared.wareki import to_wareki
 
-from madoguchi_reporting import labels as L
+from madoguchi_shared import labels as L
 from madoguchi_reporting.queries import FIGURE_JA, WEEKLY_DESK, WEEKLY_LINE
 
 INT, PCT, SEC, TEXT = "int", "pct", "sec", "text"

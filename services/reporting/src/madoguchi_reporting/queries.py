@@ -25,7 +25,7 @@ from madoguchi_shared.events import desk as dk
 from madoguchi_shared.events.report import line_scope_id, report_id
 from madoguchi_shared.wareki import heading_date, heading_period, to_wareki, weekday_kanji
 
-from madoguchi_reporting import labels as L
+from madoguchi_shared import labels as L
 from madoguchi_reporting.config import ReportConfig
 from madoguchi_reporting.schema import SCHEMA
 

@@ -32,7 +32,7 @@ from madoguchi_shared.wareki import to_wareki  # noqa: E402
 # IPA Gothic has no bold face: matplotlib then uses the regular one, and says so once per text
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
-from madoguchi_reporting import labels as L  # noqa: E402
+from madoguchi_shared import labels as L  # noqa: E402
 from madoguchi_reporting.layout import PCT, SEC, Cell, Table, sheets  # noqa: E402
 from madoguchi_reporting.queries import FIGURE_JA  # noqa: E402
 

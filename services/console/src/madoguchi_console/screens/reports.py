@@ -17,6 +17,7 @@ from madoguchi_console.deps import Api, ReportsSession
 from madoguchi_console.forms import read_form
 from madoguchi_console.upstream import ApiError, Upstream
 from madoguchi_console.views import render, set_flash
+from madoguchi_shared import labels as L
 
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
@@ -34,9 +35,7 @@ FIGURE_LABELS = {
     "disinfection_misses": "消毒前の対応開始", "staffing_breaches": "支援員不在", "received": "入電数", "answered": "応答数",
     "missed": "不応答", "abandoned": "放棄呼", "out_of_hours": "時間外", "never_connected": "つながらなかった電話", "closed": "記録済み",
 }
-RESOLUTIONS = {"answered_on_spot": "その場で回答", "referred_national_call_centre": "国のコールセンターを案内",
-               "referred_payment_provider": "決済事業者を案内", "guided_to_ward_desk": "区役所の窓口を案内",
-               "escalated_callback": "エスカレーション（折り返し）"}
+RESOLUTIONS = L.RESOLUTION
 
 
 async def service_today(api: Upstream) -> date:

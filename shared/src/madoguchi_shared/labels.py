@@ -1,4 +1,5 @@
-"""Japanese labels of the codes that events carry, for report headings and rows.
+"""Japanese labels of the codes that events carry: one definition for the reports and the console,
+so the city's report and the screen at the desk name a thing the same way.
 
 Codes are stable (they are in the events); labels are presentation. An unknown code (a
 municipality's own inquiry category, a new enum value) is shown as the code itself.
@@ -15,7 +16,7 @@ PURPOSE = {
     "mykey_pc": "マイキーID設定（窓口PC）",
     "mykey_smartphone": "マイキーID設定（スマートフォン）",
     "mynapoint_application": "マイナポイント申込み",
-    "health_insurance_registration": "健康保険証利用登録",
+    "health_insurance_registration": "健康保険証利用の初回登録",  # DESK-4
     "inquiry_only": "問合せのみ",
     "flyer": "チラシ配布",
 }
@@ -34,7 +35,8 @@ PAYMENT_SERVICE = {
     "debit_card": "デビットカード", "prepaid_card": "プリペイドカード", "prepaid": "プリペイド",
     "other": "その他", "not_chosen": "未選択",
 }
-OPINION_KIND = {"opinion": "ご意見", "request": "ご要望", "topic": "トピック", "difficulty": "苦労した点", "struggle": "苦労した点"}
+# REP-1 意見・要望・話題; DESK-7 where in the procedure citizens struggled (つまずいた点)
+OPINION_KIND = {"opinion": "意見", "request": "要望", "topic": "話題", "difficulty": "つまずいた点", "struggle": "つまずいた点"}
 PROCEDURE_STEP = {
     "understanding_scheme": "制度の理解", "pin_entry": "暗証番号入力", "card_reading": "カード読取り",
     "app_install": "アプリのインストール", "mykey_id_setup": "マイキーID設定",
@@ -68,6 +70,16 @@ CALL_CATEGORY = {
     "complaint_card_system": "カード制度への苦情", "other": "その他",
 }
 CALLBACK_STATUS = {"open": "未完了", "done": "完了", "failed": "不通", "cancelled": "取消"}
+
+
+PIN_KIND = {"user_auth": "利用者証明用（4桁）", "card_info": "券面事項入力補助用（4桁）", "signature": "署名用（6〜16文字）"}
+STOP_REASON = {"staff_shortage": "人員不足", "equipment_failure": "機器の故障", "network_failure": "通信障害",
+               "facility": "施設の事情", "pandemic": "感染症", "weather": "天候", "city_instruction": "市の指示", "other": "その他"}
+INSTRUCTION_REASON = {"pandemic": "感染症", "disaster": "災害", "facility": "施設の事情", "city_decision": "市の判断", "other": "その他"}
+ABSENCE_REASON = {"restroom": "お手洗い", "break": "休憩", "helping_elsewhere": "他の対応", "fetching_supplies": "備品の補充",
+                  "other": "その他"}
+SEVERITY = {"critical": "緊急", "urgent": "緊急", "high": "高", "warning": "注意", "medium": "中", "info": "情報", "low": "低",
+            "normal": "通常"}
 
 
 def label(table: dict[str, str], code: str | None) -> str:
