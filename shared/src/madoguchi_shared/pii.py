@@ -265,6 +265,27 @@ def _is_international(groups: list[str]) -> bool:
     return 9 <= len(national) <= 10
 
 
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _parens_close(folded: str, start: int, end: int) -> bool:
+    """Brackets inside a phone number pair up: 03(1234)5678 and (03)1234-5678 are numbers, while in
+    "〒010-0000（2019-01-01）" the bracket opens a new phrase and the digits on either side stay apart."""
+    inner = folded[start:end]
+    if _balanced(inner):
+        return True
+    return start > 0 and folded[start - 1] == "(" and _balanced("(" + inner)
+
+
 def _phone_findings(folded: str) -> list[Finding]:
     found = []
     for cluster in _PHONE_CLUSTER.finditer(folded):
@@ -281,7 +302,7 @@ def _phone_findings(folded: str) -> list[Finding]:
                 if i == 0 and plus and _is_international(texts):
                     hit = (base, groups[j][1], j)
                     break
-                if _is_domestic(texts):
+                if _is_domestic(texts) and _parens_close(folded, groups[i][0], groups[j][1]):
                     hit = (groups[i][0], groups[j][1], j)
                     break
             if hit is None:
