@@ -72,3 +72,21 @@ def _types(events: list[Event]) -> set[str]:
 
 def _derived_or_unscripted() -> set[str]:
     return {"calls.callback_contact_erased", "calls.callback_overdue", "calls.capacity_threshold_crossed"}
+
+
+async def test_serving_on_a_taken_port_says_so_clearly(settings):
+    """`simulate run --mode api --serve` next to a running desk service: a clear error, no traceback."""
+    import socket
+
+    import pytest
+
+    from madoguchi_sim.demo import ServeError, serve_services
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        s = settings.model_copy(update={"host": "127.0.0.1", "desk_port": port})
+        with pytest.raises(ServeError, match=f"port {port} of the desk service is taken"):
+            async with serve_services(s, SimClock.starting_now(datetime.now(TOKYO), 1.0)):
+                pass

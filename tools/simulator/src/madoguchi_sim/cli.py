@@ -131,7 +131,7 @@ def run(
         return
     from madoguchi_sim.apimode import ApiTargets, ClockMismatch, run_api
     from madoguchi_sim.clock import SimClock
-    from madoguchi_sim.demo import create_demo_staff, serve_services
+    from madoguchi_sim.demo import ServeError, create_demo_staff, serve_services
 
     sim_clock = SimClock.from_settings(settings)
     if sim_clock is None and serve:
@@ -149,7 +149,7 @@ def run(
 
     try:
         outcome = asyncio.run(go())
-    except ClockMismatch as exc:
+    except (ClockMismatch, ServeError) as exc:
         typer.echo(f"cannot run through the APIs: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(outcome.summary())
@@ -204,7 +204,7 @@ def demo(
     """
     from madoguchi_sim.apimode import ApiTargets, ClockMismatch, run_api
     from madoguchi_sim.clock import SimClock
-    from madoguchi_sim.demo import create_demo_staff, print_logins, serve_services
+    from madoguchi_sim.demo import ServeError, create_demo_staff, print_logins, serve_services
     from madoguchi_sim.generator import today
 
     settings = Settings()
@@ -228,7 +228,7 @@ def demo(
 
     try:
         staff, outcome = asyncio.run(go())
-    except ClockMismatch as exc:
+    except (ClockMismatch, ServeError) as exc:
         typer.echo(f"cannot run the demo day: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(outcome.summary())

@@ -88,6 +88,24 @@ def print_logins(settings: Settings, people: list[DemoStaff], password: str, ech
     echo("")
 
 
+class ServeError(RuntimeError):
+    """The simulator could not serve a service itself (its port is taken, or it failed to start)."""
+
+
+def _check_port_free(host: str, port: int, name: str) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ServeError(
+                f"port {port} of the {name} service is taken ({exc.strerror}). The simulator serves {name} itself "
+                f"on the simulated clock: run the rest of the system with `madoguchi run --only reporting --only audit "
+                f"--only console` (as `make demo` does), or set MADOGUCHI_{name.upper()}_PORT to a free port") from exc
+
+
 @asynccontextmanager
 async def serve_services(settings: Settings, clock, names: tuple[str, ...] = ("desk", "calls")) -> AsyncIterator[dict]:
     """Run the named HTTP services in this process on their configured ports, reading `clock`.
@@ -108,14 +126,18 @@ async def serve_services(settings: Settings, clock, names: tuple[str, ...] = ("d
                 raise RuntimeError(f"service {name} is not installed")
             app = factories[name].load()(settings.model_copy(update={"log_level": "WARNING"}), clock=clock)
             port = getattr(settings, f"{name}_port")
+            _check_port_free(settings.host, port, name)
             server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning",
                                                    access_log=False, lifespan="on"))
             task = asyncio.create_task(server.serve(), name=f"serve-{name}")
             servers[name] = (server, task)
             while not server.started:
                 if task.done():
-                    task.result()  # raises why it stopped (e.g. the port is taken)
-                    raise RuntimeError(f"service {name} stopped at start")
+                    try:
+                        task.result()  # raises why it stopped
+                    except SystemExit:  # uvicorn exits when its startup fails
+                        pass
+                    raise ServeError(f"the {name} service stopped while starting on port {port}")
                 await asyncio.sleep(0.05)
         yield {name: f"http://{settings.host}:{getattr(settings, f'{name}_port')}" for name in servers}
     finally:
