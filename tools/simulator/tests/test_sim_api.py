@@ -90,3 +90,12 @@ async def test_serving_on_a_taken_port_says_so_clearly(settings):
         with pytest.raises(ServeError, match=f"port {port} of the desk service is taken"):
             async with serve_services(s, SimClock.starting_now(datetime.now(TOKYO), 1.0)):
                 pass
+
+
+def test_a_run_that_falls_behind_the_clock_says_so():
+    from madoguchi_sim.apimode import ApiOutcome
+
+    assert "warning" not in ApiOutcome(max_lag_s=5.0).summary()
+    behind = ApiOutcome(max_lag_s=3_600.0)
+    assert "60 simulated minutes behind" in behind.summary() and "--speed" in behind.summary()
+    assert behind.as_dict()["max_lag_simulated_s"] == 3_600.0

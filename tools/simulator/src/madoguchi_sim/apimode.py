@@ -82,6 +82,9 @@ class TruthView:
                 "reports": self.reports_by_municipality}
 
 
+LAG_WARNING_S = 120.0
+
+
 @dataclass
 class ApiOutcome:
     commands: Counter = field(default_factory=Counter)  # route -> ok count
@@ -90,6 +93,7 @@ class ApiOutcome:
     device_events: int = 0
     seconds: float = 0.0
     truth: TruthView | None = None
+    max_lag_s: float = 0.0  # how far (simulated seconds) the commands fell behind the simulated clock
 
     def ok(self) -> int:
         return sum(self.commands.values())
@@ -99,7 +103,7 @@ class ApiOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {"commands_ok": self.ok(), "commands_failed": self.failed(), "device_events": self.device_events,
-                "seconds": round(self.seconds, 1), "by_route": dict(sorted(self.commands.items())),
+                "seconds": round(self.seconds, 1), "max_lag_simulated_s": round(self.max_lag_s, 1), "by_route": dict(sorted(self.commands.items())),
                 "errors": {f"{r} {s}": n for (r, s), n in sorted(self.errors.items())}, "error_samples": self.error_samples[:20]}
 
     def summary(self) -> str:
@@ -108,6 +112,10 @@ class ApiOutcome:
         for (route, status), n in sorted(self.errors.items()):
             lines.append(f"  {status} x{n}  {route}")
         lines.extend(f"  e.g. {s}" for s in self.error_samples[:5])
+        if self.max_lag_s > LAG_WARNING_S:
+            lines.append(f"warning: the commands fell up to {self.max_lag_s / 60:,.0f} simulated minutes behind the clock "
+                         "(the APIs could not keep up at this speed), so some came after closing time and were "
+                         "refused; run at a lower --speed")
         if self.truth is not None:
             total = sum(self.truth.event_types.values())
             lines.append(f"recorded by the services: {total:,} desk and calls events")
@@ -197,6 +205,7 @@ async def _desk_script(s: _Session, clock: SimClock, desk: str, script: list[Eve
     """Play one desk's events (desk-days, visits, agent) in time order."""
     for e in script:
         await clock.sleep_until(e.occurred_at)
+        s.outcome.max_lag_s = max(s.outcome.max_lag_s, (clock() - e.occurred_at).total_seconds())
         try:
             await _desk_action(s, desk, e)
         except Exception as exc:  # noqa: BLE001 - one failed action must not stop the desk's day
@@ -353,6 +362,7 @@ async def _agent_event(s: _Session, e: Event) -> None:
 async def _line_script(s: _Session, clock: SimClock, script: list[Event]) -> None:
     for e in script:
         await clock.sleep_until(e.occurred_at)
+        s.outcome.max_lag_s = max(s.outcome.max_lag_s, (clock() - e.occurred_at).total_seconds())
         try:
             await _line_action(s, e)
         except Exception as exc:  # noqa: BLE001
