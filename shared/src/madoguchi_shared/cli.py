@@ -174,6 +174,10 @@ def run(
         if stopping:
             return
         stopping = True
+        # A second Ctrl-C or TERM while stopping (an impatient user, a wrapper script forwarding
+        # the signal) must not cut the shutdown short and leave NATS and PostgreSQL running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         typer.echo("\nstopping ...")
         for proc in children.values():
             if proc.poll() is None:
@@ -187,7 +191,11 @@ def run(
             server.stop()
         typer.echo("stopped; data kept in " + str(data))
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    def on_term(*_args) -> None:
+        stop_all()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         if embedded:
             nats_server = NatsServer(data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port).start()
