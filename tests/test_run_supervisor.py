@@ -74,9 +74,10 @@ def test_run_starts_ready_stops_cleanly_on_a_double_signal_and_resumes(tmp_path)
     data = tmp_path / "var"
     desk_port, nats_port, pg_port = free_port(), free_port(), free_port()
     env = {**os.environ, "MADOGUCHI_DATA_DIR": str(data), "MADOGUCHI_NATS_PORT": str(nats_port),
-           "MADOGUCHI_NATS_URL": f"nats://127.0.0.1:{nats_port}", "MADOGUCHI_NATS_MONITOR_PORT": str(free_port()),
+           "MADOGUCHI_NATS_MONITOR_PORT": str(free_port()),
            "MADOGUCHI_PG_PORT": str(pg_port), "MADOGUCHI_DESK_PORT": str(desk_port), "MADOGUCHI_LOG_LEVEL": "WARNING"}
     env.pop("MADOGUCHI_PG_DSN", None)
+    env.pop("MADOGUCHI_NATS_URL", None)  # the tools find NATS from MADOGUCHI_NATS_PORT alone
 
     proc = _start(env)
     try:

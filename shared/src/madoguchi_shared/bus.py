@@ -14,11 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import nats
+from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from madoguchi_shared import subjects
+from madoguchi_shared.errors import BusUnreachable
 from madoguchi_shared.events import Event, dump_event, parse_event
 from madoguchi_shared.logging import get_logger
 
@@ -63,18 +65,33 @@ def stream_for(subject: str) -> str:
     return STREAM_OF_CONTEXT[subject.split(".")[1]]
 
 
-async def connect(url: str, name: str, **kwargs) -> NATS:
+async def _quiet(_exc: Exception) -> None:
+    """Connection errors while waiting for the first connect: said once, by BusUnreachable."""
+
+
+async def connect(url: str, name: str, *, first_connect_timeout: float | None = None, **kwargs) -> NATS:
     """Connect with reconnects forever: a service outlives a restarting nats-server.
 
-    `url` may list several servers separated by commas (a cluster).
+    `url` may list several servers separated by commas (a cluster). A service waits for the
+    first connect as long as it takes; a command-line tool passes `first_connect_timeout` and
+    gets BusUnreachable, a clear message, instead of retrying without end.
     """
-    return await nats.connect(
-        [u.strip() for u in url.split(",") if u.strip()],
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        **kwargs,
-    )
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    if first_connect_timeout is None:
+        return await nats.connect(servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
+    kwargs.setdefault("error_cb", _quiet)
+    try:
+        return await asyncio.wait_for(
+            nats.connect(servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                         connect_timeout=max(1, int(first_connect_timeout)), **kwargs),
+            first_connect_timeout)
+    except (TimeoutError, OSError, nats_errors.Error) as exc:
+        raise BusUnreachable(
+            f"cannot reach NATS at {url} within {first_connect_timeout:g} s: is the system running (`make run`), "
+            "and do MADOGUCHI_NATS_URL / MADOGUCHI_NATS_PORT name its address?") from exc
+
+
+CLI_CONNECT_TIMEOUT = 10.0
 
 
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
@@ -243,5 +260,5 @@ async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int 
 
 __all__ = [
     "STREAMS", "LOG_STREAMS", "StreamSpec", "ConcurrencyConflict", "Stored", "connect", "ensure_streams",
-    "append", "append_all", "publish_many", "last_sequence", "load", "load_filter", "stream_for", "subjects",
+    "BusUnreachable", "CLI_CONNECT_TIMEOUT", "append", "append_all", "publish_many", "last_sequence", "load", "load_filter", "stream_for", "subjects",
 ]

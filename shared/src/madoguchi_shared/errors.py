@@ -39,3 +39,7 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status = 409
     title = "競合が発生しました"
+
+
+class BusUnreachable(ConnectionError):
+    """No NATS server answered the first connect within the time allowed (a command-line tool)."""

@@ -6,7 +6,7 @@ import functools
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     console_port: int = 8100
 
     extra: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _nats_url_follows_port(self) -> Settings:
+        """MADOGUCHI_NATS_PORT alone moves the embedded server, and every tool follows it there."""
+        if "nats_url" not in self.model_fields_set:
+            self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
+        return self
 
     def resolved_token_secret(self) -> str:
         """The token key: from settings, else read or created once under data_dir (mode 0600)."""

@@ -24,7 +24,6 @@ from madoguchi_reporting import queries, recount, schema
 from madoguchi_reporting.config import ReportConfig
 from madoguchi_reporting.projections import REBUILD_LOCK, Notifier, projections
 from madoguchi_reporting.schema import SCHEMA
-from madoguchi_reporting.worker import stream_target
 
 app = typer.Typer(help="Reports: verify the statistics against the event stream (REP-5), rebuild the projections.",
                   no_args_is_help=True)
@@ -74,6 +73,8 @@ async def verify_async(js, pool: asyncpg.Pool, cfg: ReportConfig, m: str, start:
 
 
 async def _lagging(js, pool) -> dict[str, int]:
+    from madoguchi_reporting.worker import stream_target  # here, not at import: it brings the PDF renderer
+
     behind = {}
     async with pool.acquire() as conn:
         for p in projections(Notifier(enabled=False)):
@@ -97,7 +98,7 @@ def verify(
     m = municipality or settings.municipality
 
     async def go() -> int:
-        nc = await bus.connect(settings.nats_url, name="madoguchi-report-verify")
+        nc = await bus.connect(settings.nats_url, name="madoguchi-report-verify", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
         pool = await db.create_pool(settings.resolved_pg_dsn())
         try:
             js = nc.jetstream()
@@ -129,6 +130,8 @@ async def rebuild_async(nc, pool: asyncpg.Pool, *, progress: bool = True, out=sy
     The live service's batches see the rebuild's lock and retry afterwards; delivered versions
     (report_submission*) are kept.
     """
+    from madoguchi_reporting.worker import stream_target  # here, not at import: it brings the PDF renderer
+
     js = nc.jetstream()
     async with pool.acquire() as conn:
         await schema.migrate(conn)
@@ -183,7 +186,7 @@ def rebuild(
     configure("WARNING", json_logs=False)
 
     async def go() -> int:
-        nc = await bus.connect(settings.nats_url, name="madoguchi-report-rebuild")
+        nc = await bus.connect(settings.nats_url, name="madoguchi-report-rebuild", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
         pool = await db.create_pool(settings.resolved_pg_dsn())
         try:
             started = time.monotonic()

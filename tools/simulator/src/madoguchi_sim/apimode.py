@@ -493,7 +493,7 @@ async def run_api(settings: Settings, scenario: Scenario, targets: ApiTargets, *
         first = min(e.occurred_at for e in events) - timedelta(seconds=5)
         clock = SimClock.starting_now(first, speed)
     own_nc = nats_client is None
-    nc = nats_client or await bus.connect(settings.nats_url, name="madoguchi-simulate-api")
+    nc = nats_client or await bus.connect(settings.nats_url, name="madoguchi-simulate-api", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
     js = nc.jetstream()
     outcome = ApiOutcome()
     session = _Session(settings, m.code, targets, passwords, outcome, js)

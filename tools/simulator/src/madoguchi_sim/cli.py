@@ -116,7 +116,7 @@ def run(
         result = Truth()
 
         async def go():
-            nc = await bus.connect(settings.nats_url, name="madoguchi-simulate")
+            nc = await bus.connect(settings.nats_url, name="madoguchi-simulate", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
             try:
                 js = nc.jetstream()
                 await bus.ensure_streams(js, settings.stream_replicas)
@@ -278,7 +278,7 @@ def national(
     settings = Settings()
 
     async def go():
-        nc = await bus.connect(settings.nats_url, name="madoguchi-simulate-national")
+        nc = await bus.connect(settings.nats_url, name="madoguchi-simulate-national", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
         try:
             js = nc.jetstream()
             await bus.ensure_streams(js, settings.stream_replicas)

@@ -53,7 +53,7 @@ async def create_demo_staff(settings: Settings, m: Municipality, password: str, 
     """Create the accounts and their training records (or only those named); returns who was created."""
     people = [p for p in demo_staff(m) if only is None or p.staff_id in only]
     own = nc is None
-    nc = nc or await bus.connect(settings.nats_url, name="madoguchi-simulate-demo")
+    nc = nc or await bus.connect(settings.nats_url, name="madoguchi-simulate-demo", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
     try:
         js = nc.jetstream()
         await bus.ensure_streams(js, settings.stream_replicas)
