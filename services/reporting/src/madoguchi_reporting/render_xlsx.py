@@ -25,6 +25,11 @@ TOTAL_BORDER = Border(left=THIN, right=THIN, top=DOUBLE, bottom=THIN)
 HEADER_FILL = PatternFill("solid", fgColor="D9E1F2")
 TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
 FORMATS = {INT: "#,##0", PCT: "0.0%", SEC: "#,##0.0"}
+# Style objects made once: a final report has tens of thousands of cells (every call record)
+BODY_FONT = Font(name=FONT, size=10)
+TOTAL_FONT = Font(name=FONT, size=10, bold=True)
+NUMBER_ALIGN = Alignment(horizontal="right", vertical="top")
+TEXT_ALIGN = Alignment(vertical="top", wrap_text=True)
 
 
 def _write_table(ws, row: int, table: Table) -> int:
@@ -53,14 +58,14 @@ def _write_table(ws, row: int, table: Table) -> int:
                 value = value.value
             cell = ws.cell(row=row, column=c, value=value)
             cell.border = TOTAL_BORDER if is_total else BORDER
-            cell.font = Font(name=FONT, size=10, bold=is_total)
+            cell.font = TOTAL_FONT if is_total else BODY_FONT
             if is_total:
                 cell.fill = TOTAL_FILL
             if isinstance(value, int | float) and not isinstance(value, bool):
                 cell.number_format = fmt or FORMATS[INT]
-                cell.alignment = Alignment(horizontal="right", vertical="top")
+                cell.alignment = NUMBER_ALIGN
             else:
-                cell.alignment = Alignment(vertical="top", wrap_text=True)
+                cell.alignment = TEXT_ALIGN
         row += 1
     if table.note:
         ws.cell(row=row, column=1, value=table.note).font = Font(name=FONT, size=9, italic=True)
