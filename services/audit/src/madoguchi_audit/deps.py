@@ -15,23 +15,24 @@ from madoguchi_audit.alert_engine import AlertHub
 from madoguchi_audit.config import AuditSettings
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+# Accessors are async: a plain `def` dependency would run in FastAPI's thread pool, a thread hop per request.
+async def _pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
-def _audit(request: Request) -> AuditSettings:
+async def _audit(request: Request) -> AuditSettings:
     return request.app.state.audit
 
 
-def _nc(request: Request) -> NATS:
+async def _nc(request: Request) -> NATS:
     return request.app.state.nc
 
 
-def _js(request: Request) -> JetStreamContext:
+async def _js(request: Request) -> JetStreamContext:
     return request.app.state.js
 
 
-def _hub(request: Request) -> AlertHub:
+async def _hub(request: Request) -> AlertHub:
     return request.app.state.hub
 
 

@@ -17,7 +17,8 @@ from madoguchi_shared.events.base import Role
 from madoguchi_shared.web import correlation_id
 
 
-def get_service(request: Request) -> CallsService:
+# Accessors are async: a plain `def` dependency would run in FastAPI's thread pool, a thread hop per request.
+async def get_service(request: Request) -> CallsService:
     return request.app.state.calls
 
 

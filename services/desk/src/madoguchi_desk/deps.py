@@ -20,7 +20,8 @@ MANAGER_ROLES = (Role.manager,)
 ESCALATION_HANDLERS = (Role.manager, Role.rounder)
 
 
-def get_service(request: Request) -> DeskService:
+# Accessors are async: a plain `def` dependency would run in FastAPI's thread pool, a thread hop per request.
+async def get_service(request: Request) -> DeskService:
     return request.app.state.desk
 
 

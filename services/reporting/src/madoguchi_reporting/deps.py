@@ -13,15 +13,16 @@ from madoguchi_reporting.config import ReportConfig
 from madoguchi_reporting.worker import Worker
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+# Accessors are async: a plain `def` dependency would run in FastAPI's thread pool, a thread hop per request.
+async def _pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
-def _worker(request: Request) -> Worker:
+async def _worker(request: Request) -> Worker:
     return request.app.state.reporting
 
 
-def _cfg(request: Request) -> ReportConfig:
+async def _cfg(request: Request) -> ReportConfig:
     return request.app.state.reporting.cfg
 
 
