@@ -155,9 +155,17 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 @pytest_asyncio.fixture
-async def new_page(browser, stack):
-    """`await new_page(viewport=...)`: a fresh browser context (own cookies) per person."""
+async def new_page(browser, stack, request, screenshots):
+    """`await new_page(viewport=...)`: a fresh browser context (own cookies) per person.
+    When the test fails, every page it opened is saved as FAILED-<test>-<n>.png to show why."""
     contexts = []
 
     async def make(width: int = 1280, height: int = 800):
@@ -170,6 +178,16 @@ async def new_page(browser, stack):
         return await context.new_page()
 
     yield make
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        n = 0
+        for c in contexts:
+            for page in c.pages:
+                n += 1
+                try:
+                    await page.screenshot(path=str(screenshots / f"FAILED-{request.node.name}-{n}.png"), full_page=True)
+                except Exception:  # noqa: BLE001 - a screenshot must not hide the failure itself
+                    pass
     for c in contexts:
         await c.close()
 

@@ -20,6 +20,28 @@
   function startLive(url) {
     if (!window.EventSource) return;
     var seen = {};  // region id -> the last HTML received (innerHTML re-serialises, so compare this)
+    // A region is not replaced under a pressed button: a click whose press landed on the old
+    // button and whose release on the new one would be lost. Updates wait for the release, and
+    // stop once a form is on its way (the next page shows the new state anyway).
+    var pressed = false, sending = false, waiting = {};
+    document.addEventListener("pointerdown", function () { pressed = true; }, true);
+    document.addEventListener("pointerup", function () {
+      setTimeout(function () {  // after the click that follows this release
+        pressed = false;
+        var held = waiting; waiting = {};
+        Object.keys(held).forEach(function (id) { apply(held[id]); });
+      }, 0);
+    }, true);
+    var sendingTimer;
+    document.addEventListener("submit", function (ev) {
+      setTimeout(function () {  // after the confirmation question, which may cancel it
+        if (ev.defaultPrevented) return;
+        sending = true;
+        clearTimeout(sendingTimer);  // a download keeps the page: updates resume
+        sendingTimer = setTimeout(function () { sending = false; }, 5000);
+      }, 0);
+    }, true);
+    window.addEventListener("pageshow", function () { sending = false; });
     var source = new EventSource(url);
     source.addEventListener("open", function () { setStatus("ライブ更新中", "ok"); });
     source.addEventListener("error", function () { setStatus("再接続しています…", "retry"); });
@@ -30,6 +52,12 @@
     source.addEventListener("region", function (ev) {
       var msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      if (sending) return;
+      if (pressed) { waiting[msg.id] = msg; return; }
+      apply(msg);
+    });
+
+    function apply(msg) {
       var el = document.getElementById(msg.id);
       if (!el || el.contains(document.activeElement) && document.activeElement.tagName !== "BODY" && document.activeElement.tagName !== "BUTTON") return;
       var first = !(msg.id in seen);
@@ -43,7 +71,7 @@
         }
       }
       document.dispatchEvent(new CustomEvent("live:updated", { detail: msg.id }));
-    });
+    }
     window.addEventListener("beforeunload", function () { source.close(); });
   }
 
