@@ -32,12 +32,15 @@ def cluster(tmp_path):
 async def wait_for_meta_leader(url: str, timeout: float = 30.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
+        nc = None
         try:
             nc = await bus.connect(url, name="cluster-test")
             js = nc.jetstream()
             await bus.ensure_streams(js, replicas=3)
             return nc, js
         except Exception:
+            if nc is not None:  # else it goes on reconnecting to the stopped cluster for the rest of the session
+                await nc.close()
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
