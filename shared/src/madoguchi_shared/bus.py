@@ -73,25 +73,26 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
     """Connect with reconnects forever: a service outlives a restarting nats-server.
 
     `url` may list several servers separated by commas (a cluster). A service waits for the
-    first connect as long as it takes; a command-line tool passes `first_connect_timeout` and
-    gets BusUnreachable, a clear message, instead of retrying without end.
+    first connect as long as it takes; with `first_connect_timeout` (command-line tools: see
+    `connect_tool`) an unreachable bus is BusUnreachable, a clear message, instead of retries without end.
     """
     servers = [u.strip() for u in url.split(",") if u.strip()]
+    options = dict(name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
     if first_connect_timeout is None:
-        return await nats.connect(servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
-    kwargs.setdefault("error_cb", _quiet)
+        return await nats.connect(servers, **options)
+    options.setdefault("error_cb", _quiet)
+    options.setdefault("connect_timeout", max(1, int(first_connect_timeout)))
     try:
-        return await asyncio.wait_for(
-            nats.connect(servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                         connect_timeout=max(1, int(first_connect_timeout)), **kwargs),
-            first_connect_timeout)
+        return await asyncio.wait_for(nats.connect(servers, **options), first_connect_timeout)
     except (TimeoutError, OSError, nats_errors.Error) as exc:
         raise BusUnreachable(
             f"cannot reach NATS at {url} within {first_connect_timeout:g} s: is the system running (`make run`), "
             "and do MADOGUCHI_NATS_URL / MADOGUCHI_NATS_PORT name its address?") from exc
 
 
-CLI_CONNECT_TIMEOUT = 10.0
+async def connect_tool(url: str, name: str, **kwargs) -> NATS:
+    """`connect` for a command-line tool: it gives up after 10 s with BusUnreachable."""
+    return await connect(url, name, first_connect_timeout=10.0, **kwargs)
 
 
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
@@ -260,5 +261,6 @@ async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int 
 
 __all__ = [
     "STREAMS", "LOG_STREAMS", "StreamSpec", "ConcurrencyConflict", "Stored", "connect", "ensure_streams",
-    "BusUnreachable", "CLI_CONNECT_TIMEOUT", "append", "append_all", "publish_many", "last_sequence", "load", "load_filter", "stream_for", "subjects",
+    "BusUnreachable", "connect_tool", "append", "append_all", "publish_many", "last_sequence", "load",
+    "load_filter", "stream_for", "subjects",
 ]

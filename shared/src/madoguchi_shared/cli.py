@@ -86,7 +86,7 @@ def staff_add(
     password = _read_password(password_stdin)
 
     async def go() -> None:
-        nc = await bus.connect(settings.nats_url, name="madoguchi-cli", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+        nc = await bus.connect_tool(settings.nats_url, name="madoguchi-cli")
         js = nc.jetstream()
         await bus.ensure_streams(js, settings.stream_replicas)
         await auth.add_staff(js, municipality=municipality or settings.municipality, staff_id=staff_id,
@@ -127,7 +127,7 @@ def streams() -> None:
     settings = Settings()
 
     async def go() -> None:
-        nc = await bus.connect(settings.nats_url, name="madoguchi-cli", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+        nc = await bus.connect_tool(settings.nats_url, name="madoguchi-cli")
         await bus.ensure_streams(nc.jetstream(), settings.stream_replicas)
         for spec in bus.STREAMS:
             info = await nc.jetstream().stream_info(spec.name)

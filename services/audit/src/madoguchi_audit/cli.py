@@ -67,7 +67,7 @@ def verify_cmd(
         if use_bus:
             from madoguchi_shared import bus
 
-            nc = await bus.connect(base.nats_url, name="madoguchi-audit-verify", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+            nc = await bus.connect_tool(base.nats_url, name="madoguchi-audit-verify")
         conn = await asyncpg.connect(base.resolved_pg_dsn())
         bar = tqdm(unit="rec", unit_scale=True, desc="verify", file=sys.stderr, mininterval=0.3, leave=False)
 
@@ -190,7 +190,7 @@ def archive_cmd(
     async def go():
         import asyncpg
 
-        nc = await bus.connect(base.nats_url, name="madoguchi-audit-archive", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+        nc = await bus.connect_tool(base.nats_url, name="madoguchi-audit-archive")
         conn = await asyncpg.connect(base.resolved_pg_dsn())
         try:
             return await retention.archive(conn, audit, nc.jetstream(), delete=delete, retention_days=days)

@@ -22,7 +22,7 @@ async def _seed(settings: Settings, municipality: str) -> tuple[int, int]:
     from madoguchi_shared import bus
     from madoguchi_shared.events import Actor, Role
 
-    nc = await bus.connect(settings.nats_url, name="madoguchi-calls-cli", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+    nc = await bus.connect_tool(settings.nats_url, name="madoguchi-calls-cli")
     try:
         await bus.ensure_streams(nc.jetstream(), settings.stream_replicas)
         service = CallsService(settings, nc, store=None)
@@ -65,7 +65,7 @@ def faq_search(
     settings = Settings()
 
     async def go() -> None:
-        nc = await bus.connect(settings.nats_url, name="madoguchi-calls-cli", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+        nc = await bus.connect_tool(settings.nats_url, name="madoguchi-calls-cli")
         try:
             view = LineView(municipality or settings.municipality)
             await view.start(nc)

@@ -98,7 +98,7 @@ def verify(
     m = municipality or settings.municipality
 
     async def go() -> int:
-        nc = await bus.connect(settings.nats_url, name="madoguchi-report-verify", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+        nc = await bus.connect_tool(settings.nats_url, name="madoguchi-report-verify")
         pool = await db.create_pool(settings.resolved_pg_dsn())
         try:
             js = nc.jetstream()
@@ -186,7 +186,7 @@ def rebuild(
     configure("WARNING", json_logs=False)
 
     async def go() -> int:
-        nc = await bus.connect(settings.nats_url, name="madoguchi-report-rebuild", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+        nc = await bus.connect_tool(settings.nats_url, name="madoguchi-report-rebuild")
         pool = await db.create_pool(settings.resolved_pg_dsn())
         try:
             started = time.monotonic()

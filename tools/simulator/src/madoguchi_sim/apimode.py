@@ -201,17 +201,23 @@ def _real_no(events: list[dict], kind: str, field_name: str) -> int | None:
     return None
 
 
-async def _desk_script(s: _Session, clock: SimClock, desk: str, script: list[Event]) -> None:
-    """Play one desk's events (desk-days, visits, agent) in time order."""
+async def _play(s: _Session, clock: SimClock, script: list[Event], action) -> None:
+    """Play events in time order on the simulated clock, each through `action(e)`, noting how far
+    the commands fall behind the clock."""
     for e in script:
         await clock.sleep_until(e.occurred_at)
         s.outcome.max_lag_s = max(s.outcome.max_lag_s, (clock() - e.occurred_at).total_seconds())
         try:
-            await _desk_action(s, desk, e)
-        except Exception as exc:  # noqa: BLE001 - one failed action must not stop the desk's day
+            await action(e)
+        except Exception as exc:  # noqa: BLE001 - one failed action must not stop the day
             s.outcome.errors[(e.type, type(exc).__name__)] += 1
             if len(s.outcome.error_samples) < 50:
                 s.outcome.error_samples.append(f"{e.type}: {exc!r}"[:300])
+
+
+async def _desk_script(s: _Session, clock: SimClock, desk: str, script: list[Event]) -> None:
+    """Play one desk's events (desk-days, visits, agent) in time order."""
+    await _play(s, clock, script, lambda e: _desk_action(s, desk, e))
 
 
 async def _desk_action(s: _Session, desk: str, e: Event) -> None:
@@ -360,15 +366,7 @@ async def _agent_event(s: _Session, e: Event) -> None:
 
 
 async def _line_script(s: _Session, clock: SimClock, script: list[Event]) -> None:
-    for e in script:
-        await clock.sleep_until(e.occurred_at)
-        s.outcome.max_lag_s = max(s.outcome.max_lag_s, (clock() - e.occurred_at).total_seconds())
-        try:
-            await _line_action(s, e)
-        except Exception as exc:  # noqa: BLE001
-            s.outcome.errors[(e.type, type(exc).__name__)] += 1
-            if len(s.outcome.error_samples) < 50:
-                s.outcome.error_samples.append(f"{e.type}: {exc!r}"[:300])
+    await _play(s, clock, script, lambda e: _line_action(s, e))
 
 
 def _phone(call_id: UUID) -> str:
@@ -493,7 +491,7 @@ async def run_api(settings: Settings, scenario: Scenario, targets: ApiTargets, *
         first = min(e.occurred_at for e in events) - timedelta(seconds=5)
         clock = SimClock.starting_now(first, speed)
     own_nc = nats_client is None
-    nc = nats_client or await bus.connect(settings.nats_url, name="madoguchi-simulate-api", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+    nc = nats_client or await bus.connect_tool(settings.nats_url, name="madoguchi-simulate-api")
     js = nc.jetstream()
     outcome = ApiOutcome()
     session = _Session(settings, m.code, targets, passwords, outcome, js)

@@ -116,7 +116,7 @@ def run(
         result = Truth()
 
         async def go():
-            nc = await bus.connect(settings.nats_url, name="madoguchi-simulate", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+            nc = await bus.connect_tool(settings.nats_url, name="madoguchi-simulate")
             try:
                 js = nc.jetstream()
                 await bus.ensure_streams(js, settings.stream_replicas)
@@ -204,12 +204,12 @@ def demo(
     """
     from madoguchi_sim.apimode import ApiTargets, ClockMismatch, run_api
     from madoguchi_sim.clock import SimClock
-    from madoguchi_sim.demo import ServeError, create_demo_staff, print_logins, serve_services
+    from madoguchi_sim.demo import ServeError, create_demo_staff, port_in_use, print_logins, serve_services
     from madoguchi_sim.generator import today
 
     settings = Settings()
     sim_clock = SimClock.from_settings(settings)
-    serving = serve if serve is not None else (sim_clock is None and not _port_in_use(settings.host, settings.desk_port))
+    serving = serve if serve is not None else (sim_clock is None and not port_in_use(settings.host, settings.desk_port))
     if sim_clock is None:
         sim_clock = SimClock.for_day(today(), speed)
     scenario = _scenario(None, 1, None, sim_clock().date(), 1, seed, "default", True, True, False, None)
@@ -234,14 +234,6 @@ def demo(
     typer.echo(outcome.summary())
     _write_truth(truth, outcome.truth, mode="demo", seed=seed, start=str(scenario.start), api=outcome.as_dict())
     print_logins(settings, staff, password, echo=typer.echo)
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
 
 
 @app.command()
@@ -278,7 +270,7 @@ def national(
     settings = Settings()
 
     async def go():
-        nc = await bus.connect(settings.nats_url, name="madoguchi-simulate-national", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+        nc = await bus.connect_tool(settings.nats_url, name="madoguchi-simulate-national")
         try:
             js = nc.jetstream()
             await bus.ensure_streams(js, settings.stream_replicas)

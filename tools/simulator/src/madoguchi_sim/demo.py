@@ -53,7 +53,7 @@ async def create_demo_staff(settings: Settings, m: Municipality, password: str, 
     """Create the accounts and their training records (or only those named); returns who was created."""
     people = [p for p in demo_staff(m) if only is None or p.staff_id in only]
     own = nc is None
-    nc = nc or await bus.connect(settings.nats_url, name="madoguchi-simulate-demo", first_connect_timeout=bus.CLI_CONNECT_TIMEOUT)
+    nc = nc or await bus.connect_tool(settings.nats_url, name="madoguchi-simulate-demo")
     try:
         js = nc.jetstream()
         await bus.ensure_streams(js, settings.stream_replicas)
@@ -92,18 +92,21 @@ class ServeError(RuntimeError):
     """The simulator could not serve a service itself (its port is taken, or it failed to start)."""
 
 
-def _check_port_free(host: str, port: int, name: str) -> None:
+def port_in_use(host: str, port: int) -> bool:
+    """Something listens on the port (a service `madoguchi run` already serves, say)."""
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise ServeError(
-                f"port {port} of the {name} service is taken ({exc.strerror}). The simulator serves {name} itself "
-                f"on the simulated clock: run the rest of the system with `madoguchi run --only reporting --only audit "
-                f"--only console` (as `make demo` does), or set MADOGUCHI_{name.upper()}_PORT to a free port") from exc
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _check_port_free(host: str, port: int, name: str) -> None:
+    if port_in_use(host, port):
+        raise ServeError(
+            f"port {port} of the {name} service is taken. The simulator serves {name} itself "
+            f"on the simulated clock: run the rest of the system with `madoguchi run --only reporting --only audit "
+            f"--only console` (as `make demo` does), or set MADOGUCHI_{name.upper()}_PORT to a free port")
 
 
 @asynccontextmanager
