@@ -56,5 +56,7 @@ def test_every_device_event_type_is_registered():
         "device.monitoring_notice_shown", "device.monitoring_notice_acknowledged", "device.reader_attached",
         "device.reader_detached", "device.card_inserted", "device.card_removed", "device.card_left_in_reader",
         "device.process_violation", "device.usb_device_attached", "device.usb_device_removed",
-        "device.usb_violation", "device.personal_data_file_found",
+        "device.usb_violation", "device.personal_data_file_found", "device.monitoring_notice_declined",
+        "device.monitoring_gap", "device.process_started", "device.session_changed", "device.file_activity",
+        "device.file_not_scanned", "device.print_job",
     }

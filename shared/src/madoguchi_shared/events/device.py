@@ -177,6 +177,7 @@ class MonitoringNoticeShown(_AgentEvent):
     type: Literal["device.monitoring_notice_shown"] = "device.monitoring_notice_shown"
     staff_id: Ident
     notice_sha256: Sha256Hex  # which text was shown
+    policy_version: int | None = Field(default=None, ge=0)  # the policy the text was generated from
 
 
 class MonitoringNoticeAcknowledged(_AgentEvent):
@@ -185,6 +186,115 @@ class MonitoringNoticeAcknowledged(_AgentEvent):
     type: Literal["device.monitoring_notice_acknowledged"] = "device.monitoring_notice_acknowledged"
     staff_id: Ident
     notice_sha256: Sha256Hex
+
+
+class MonitoringNoticeDeclined(_AgentEvent):
+    """SEC-2: the staff member declined the monitoring notice (caused by the shown event). The
+    desk refuses that staff member's check-in and HQ alerts the manager."""
+
+    type: Literal["device.monitoring_notice_declined"] = "device.monitoring_notice_declined"
+    staff_id: Ident
+    notice_sha256: Sha256Hex
+
+
+# ---------------------------------------------------------------------------------------------
+# Gaps in the monitoring itself (SEC-2: "every operation" or a loud warning, never silence)
+# ---------------------------------------------------------------------------------------------
+
+GapMonitor = Literal["processes", "usb", "files", "card", "link", "sessions", "printing"]
+
+
+class MonitoringGap(_AgentEvent):
+    """A part of the PC is not monitored, or only degraded: no desk user to watch, no USB sysfs, no
+    watched folder (or one missing), no kernel process notices (polling instead), the bus refusing
+    the agent. `closed` = the gap ended (the monitor works again). HQ alerts on an open gap."""
+
+    type: Literal["device.monitoring_gap"] = "device.monitoring_gap"
+    monitor: GapMonitor
+    reason: Ident  # a short code: no_desk_user, no_sysfs, no_watched_folder, folder_missing,
+    #                netlink_unavailable, watch_failed, connect_failed, ...
+    detail: MachineText | None = None  # the error's class or message (screened like any machine text)
+    closed: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Every operation (SEC-2): program starts, sessions, files, printing
+# ---------------------------------------------------------------------------------------------
+
+
+class ProcessStarted(_AgentEvent):
+    """A program started in the desk session (the kernel's exec notice; `source` = "scan" for one
+    found running by a scan: at start, after a policy change, or when kernel notices are missing).
+    An interpreter's script is named (sanitised like a path); code given on the command line
+    (`python3 -c`, `sh -c`) is flagged by `inline_code`, never copied."""
+
+    type: Literal["device.process_started"] = "device.process_started"
+    pid: int = Field(ge=0)
+    name: MachineText
+    path: SafePath | None = None
+    sha256: Sha256Hex | None = None
+    parent_pid: int | None = Field(default=None, ge=0)
+    parent_name: MachineText | None = None
+    parent_path: SafePath | None = None
+    os_uid: int | None = Field(default=None, ge=0)
+    script: SafePath | None = None
+    inline_code: bool = False
+    allowed: bool
+    source: Literal["netlink", "scan"]
+
+
+SessionAction = Literal["logon", "logoff", "lock", "unlock"]
+
+
+class SessionChanged(_AgentEvent):
+    """A desk-user session on the PC logged on, logged off, locked or unlocked (logind)."""
+
+    type: Literal["device.session_changed"] = "device.session_changed"
+    action: SessionAction
+    session: Ident  # the logind session id
+    os_uid: int | None = Field(default=None, ge=0)  # the account's uid (its name may be a person's)
+    seat: Ident | None = None
+    remote: bool = False
+
+
+FileAction = Literal["created", "modified", "moved", "deleted"]
+
+
+class FileActivity(_AgentEvent):
+    """A file was created, changed, moved or deleted in a watched folder or on removable media
+    (inotify). Path rules as for PersonalDataFileFound; `dest_path` for a move inside watched
+    folders. Never the content."""
+
+    type: Literal["device.file_activity"] = "device.file_activity"
+    root: Ident
+    path: SafePath
+    action: FileAction
+    dest_root: Ident | None = None
+    dest_path: SafePath | None = None
+    size_bytes: int | None = Field(default=None, ge=0)
+
+
+class FileNotScanned(_AgentEvent):
+    """A file in a watched folder that the personal-data scan could not read in full: never a
+    silent skip. `scanned_bytes` says how much was read before giving up."""
+
+    type: Literal["device.file_not_scanned"] = "device.file_not_scanned"
+    root: Ident
+    path: SafePath
+    size_bytes: int = Field(ge=0)
+    scanned_bytes: int = Field(ge=0, default=0)
+    reason: Literal["too_large", "unreadable", "archive_limit", "archive_encrypted", "archive_damaged"]
+
+
+class PrintJob(_AgentEvent):
+    """A print job of the PC (CUPS): printer, pages and state; never the document's title or content."""
+
+    type: Literal["device.print_job"] = "device.print_job"
+    job_id: int = Field(ge=0)
+    printer: MachineText
+    state: Literal["queued", "completed", "cancelled", "aborted", "stopped"]
+    pages: int | None = Field(default=None, ge=0)
+    size_bytes: int | None = Field(default=None, ge=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +421,8 @@ class UsbViolation(_UsbEvent):
 
 
 class PersonalDataFileFound(_AgentEvent):
-    """A file in a watched folder holds personal data: where it is and which kinds, never the data."""
+    """A file in a watched folder holds personal data: where it is and which kinds, never the data.
+    `in_name` = found in the file's name (as well); `in_archive` = inside a .zip archive."""
 
     type: Literal["device.personal_data_file_found"] = "device.personal_data_file_found"
     root: Ident  # the watched folder's label from the policy, e.g. "desktop", "removable"
@@ -323,6 +434,8 @@ class PersonalDataFileFound(_AgentEvent):
     quarantined: bool
     quarantine_name: str | None = Field(default=None, pattern=r"^[0-9a-f-]{36}(?:\.[A-Za-z0-9]{1,10})?$")
     error: str | None = Field(default=None, max_length=64)
+    in_name: bool = False
+    in_archive: bool = False
 
     def describe_ja(self) -> str:
         kinds = "、".join(_KIND_JA[k] for k in self.kinds)
@@ -339,4 +452,6 @@ __all__ = [
     "SyntheticLoad", "MonitoringNoticeShown", "MonitoringNoticeAcknowledged", "ReaderAttached",
     "ReaderDetached", "CardInserted", "CardRemoved", "CardLeftInReader", "ProcessViolation",
     "UsbDeviceAttached", "UsbDeviceRemoved", "UsbViolation", "PersonalDataFileFound",
+    "MonitoringNoticeDeclined", "MonitoringGap", "ProcessStarted", "SessionChanged", "FileActivity",
+    "FileNotScanned", "PrintJob",
 ]
