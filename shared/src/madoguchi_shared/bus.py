@@ -19,7 +19,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
-from madoguchi_shared import subjects
+from madoguchi_shared import reader, subjects
 from madoguchi_shared.errors import BusUnreachable
 from madoguchi_shared.events import Event, dump_event, parse_event
 from madoguchi_shared.logging import get_logger
@@ -229,34 +229,11 @@ async def load(nc: NATS, subject: str, after: int = 0, batch: int = 1000) -> lis
 async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int = 1, timeout: float = 2.0):
     """Yield (seq, subject, data, headers) of every stored message matching a filter, then stop.
 
-    An ordered, ack-less pull over what is in the stream now; for replays and rebuilds.
+    The tuple form of `reader.read_all` (the one reader), kept for the write-side services' tests
+    and tools; new code reads `reader.StoredMessage`s directly.
     """
-    stream = await js.find_stream_name_by_subject(filter_subject)
-    info = await js.stream_info(stream)
-    end = info.state.last_seq
-    if end < start_seq:
-        return
-    config = api.ConsumerConfig(
-        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=start_seq,
-        ack_policy=api.AckPolicy.NONE,
-        inactive_threshold=30.0,
-        filter_subject=filter_subject,
-    )
-    psub = await js.pull_subscribe(filter_subject, stream=stream, config=config)
-    try:
-        while True:
-            try:
-                msgs = await psub.fetch(1000, timeout=timeout)
-            except TimeoutError:
-                return
-            for msg in msgs:
-                meta = msg.metadata
-                yield meta.sequence.stream, msg.subject, msg.data, msg.headers or {}
-                if meta.num_pending == 0:
-                    return
-    finally:
-        await psub.unsubscribe()
+    async for m in reader.read_all(js._nc, filter_subject, start_seq, timeout=timeout):
+        yield m.seq, m.subject, m.data, m.headers or {}
 
 
 __all__ = [

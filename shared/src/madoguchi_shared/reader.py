@@ -1,0 +1,291 @@
+"""The one reader of the streams of record: an ack-less pull from a stored position.
+
+Every read-side consumer (projections, the audit ingest, replays, tools, bench, tests) reads
+through this module. The technique is the ceiling measured in ARCHITECTURE ("Measured ceilings"):
+
+- an ephemeral consumer with AckNone, started at the first sequence wanted (the stored position
+  + 1), filtered by subjects built with `madoguchi_shared.subjects`;
+- raw `$JS.API.CONSUMER.MSG.NEXT` requests of `batch` messages kept `depth` deep;
+- a core subscription callback that only reads the stream sequence and the pending count from the
+  reply subject (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`) and hands a
+  typed `StoredMessage` to a buffer (or to the owner's `sink`).
+
+No acknowledgements: the position a consumer stores with its effects is the truth; a redelivery
+(a new consumer, a replay) is skipped by whoever applies, by sequence.
+
+Backpressure: with the built-in buffer, new requests are sent only while fewer than
+`2 * batch` messages wait; with a `sink`, the owner calls `pause()` / `resume()`.
+Recovery: a request lost in a reconnect, or a consumer gone with a restarted server, is noticed
+after a quiet spell of three `expires` (`watchdog`), and the consumer is re-created just after
+the last sequence handed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NATS
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+from madoguchi_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message as the stream stores it.
+
+    `pending` is how many more messages the consumer's filter matched in the stream when this one
+    was delivered (0: this was the last one there was).
+    """
+
+    stream: str
+    seq: int
+    subject: str
+    headers: dict[str, str] | None
+    data: bytes
+    pending: int = 0
+
+
+def parse_ack_reply(reply: str) -> tuple[int, int, int] | None:
+    """(stream sequence, consumer sequence, pending) from a JetStream delivery's reply subject."""
+    if not reply or not reply.startswith("$JS.ACK."):
+        return None
+    t = reply.split(".")
+    if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return int(t[5]), int(t[6]), int(t[8])
+    if len(t) >= 12:  # $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<token>
+        return int(t[7]), int(t[8]), int(t[10])
+    return None
+
+
+class Reader:
+    """An ack-less pull over one stream from `start_seq`, filtered by `filters`.
+
+    Use as `async with Reader(...) as r:` and `await r.next_batch()`; or give a `sink` that gets
+    every message from the subscription callback (it must not block) and drive `watchdog()`.
+    """
+
+    def __init__(self, nc: NATS, stream: str, filters: Sequence[str], *, start_seq: int = 1, batch: int = 1000,
+                 depth: int = 2, expires: float = 1.0, sink: Callable[[StoredMessage], None] | None = None):
+        if not filters:
+            raise ValueError("a reader needs at least one filter subject")
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.stream = stream
+        self.filters = list(filters)
+        self.batch = batch
+        self.depth = depth
+        self.expires = expires
+        self.sink = sink
+        self.last_seq = max(0, start_seq - 1)  # the last sequence handed out
+        self.pending = 0  # what the server still held for us, as of the last delivery
+        self.consumer_seq = 0
+        self.consumer: str | None = None
+        self.paused = False
+        self.recreated = 0
+        self._buffer: collections.deque[StoredMessage] = collections.deque()
+        self._requests: collections.deque[int] = collections.deque()  # messages still due per request
+        self._arrived = asyncio.Event()
+        self._sub = None
+        self._inbox = ""
+        self._heard = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> Reader:
+        self._inbox = self.nc.new_inbox()
+        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1,
+                                            pending_bytes_limit=-1)
+        await self._create_consumer()
+        await self._top_up()
+        return self
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):  # the connection may be gone
+                await self._sub.unsubscribe()
+            self._sub = None
+        if self.consumer:
+            with contextlib.suppress(Exception):  # ephemeral anyway (inactive_threshold)
+                await self.js.delete_consumer(self.stream, self.consumer)
+            self.consumer = None
+
+    async def __aenter__(self) -> Reader:
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def _create_consumer(self) -> None:
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=self.last_seq + 1,
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=30.0,
+            mem_storage=True,
+            num_replicas=1,
+            filter_subject=self.filters[0] if len(self.filters) == 1 else None,
+            filter_subjects=self.filters if len(self.filters) > 1 else None,
+        )
+        info = await self.js.add_consumer(self.stream, config)
+        self.consumer = info.name
+        self.consumer_seq = 0
+        self.pending = info.num_pending or 0
+        self._requests.clear()
+
+    # ------------------------------------------------------------------ the pull
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    async def _top_up(self) -> None:
+        if self.consumer is None or self._sub is None:
+            return
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}"
+        while (not self.paused and len(self._requests) < self.depth
+               and (self.sink is not None or len(self._buffer) < 2 * self.batch)):
+            self._requests.append(self.batch)
+            payload = json.dumps({"batch": self.batch, "expires": int(self.expires * 1e9)}).encode()
+            await self.nc.publish(subject, payload, reply=self._inbox)
+
+    async def _on_msg(self, msg) -> None:
+        self._heard = time.monotonic()
+        parsed = parse_ack_reply(msg.reply)
+        if parsed is not None:
+            seq, cseq, pending = parsed
+            self.pending = pending
+            self.consumer_seq = max(self.consumer_seq, cseq)
+            if seq > self.last_seq:
+                self.last_seq = seq
+                stored = StoredMessage(self.stream, seq, msg.subject, msg.headers, msg.data, pending)
+                if self.sink is not None:
+                    self.sink(stored)
+                else:
+                    self._buffer.append(stored)
+                    self._arrived.set()
+            if self._requests:
+                self._requests[0] -= 1
+                if self._requests[0] <= 0:
+                    self._requests.popleft()
+                    await self._top_up()
+            return
+        headers = msg.headers or {}
+        status = headers.get("Status", "")
+        if status == "100":  # heartbeat
+            return
+        if self._requests:
+            self._requests.popleft()  # 404 no messages, 408 expired, 409 ...: that request is over
+        if status in ("404", "408"):
+            self.pending = 0
+            await self._top_up()
+            return
+        description = headers.get("Description", "")
+        if status == "409" and "Deleted" in description:
+            log.warning("reader.consumer_deleted", stream=self.stream, after=self.last_seq)
+            self.consumer = None  # the watchdog re-creates it
+            self._arrived.set()
+            return
+        log.warning("reader.pull_status", stream=self.stream, status=status, description=description)
+        await self._top_up()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    async def resume(self) -> None:
+        self.paused = False
+        await self._top_up()
+
+    async def watchdog(self) -> None:
+        """Re-create a vanished consumer (a restarted server) or re-prime requests lost in a reconnect."""
+        if self.paused or (self.consumer is not None and time.monotonic() - self._heard < 3 * self.expires):
+            return
+        self._heard = time.monotonic()
+        try:
+            if self.consumer is None:
+                raise NotFoundError
+            await self.js.consumer_info(self.stream, self.consumer)
+        except NotFoundError:
+            log.warning("reader.consumer_recreated", stream=self.stream, after=self.last_seq)
+            self.recreated += 1
+            await self._create_consumer()
+        self._requests.clear()
+        await self._top_up()
+
+    async def next_batch(self, limit: int | None = None, *, timeout: float = 0.5,
+                         fill_wait: float = 0.02) -> list[StoredMessage]:
+        """Up to `limit` (default `batch`) messages in stream order; [] after `timeout` with none.
+
+        A partial batch waits up to `fill_wait` for more while the stream says more is pending,
+        so a busy consumer pays one transaction per `batch` messages, not per network read.
+        """
+        limit = limit or self.batch
+        if not self._buffer:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            if not self._buffer:
+                await self.watchdog()
+                return []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + fill_wait
+        while len(self._buffer) < limit and self._buffer[-1].pending > 0:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                break
+        n = min(limit, len(self._buffer))
+        out = [self._buffer.popleft() for _ in range(n)]
+        await self._top_up()
+        return out
+
+    async def drained(self) -> bool:
+        """True when the server holds nothing more for us and everything it sent has been handed out."""
+        if self.consumer is None:
+            return False
+        info = await self.js.consumer_info(self.stream, self.consumer)
+        return not info.num_pending and (info.delivered.consumer_seq or 0) <= self.consumer_seq
+
+
+async def read_all(nc: NATS, filters: str | Sequence[str], start_seq: int = 1, *, stream: str | None = None,
+                   timeout: float = 2.0, batch: int = 1000) -> AsyncIterator[StoredMessage]:
+    """Every stored message matching `filters` from `start_seq`, in stream order, then stop.
+
+    What the stream holds when the call starts (a replay, a rebuild, a recount, a test's look).
+    `timeout` bounds a wait for the next message that the server said was there.
+    """
+    filters = [filters] if isinstance(filters, str) else list(filters)
+    js = nc.jetstream()
+    if stream is None:
+        stream = await js.find_stream_name_by_subject(filters[0])
+    info = await js.stream_info(stream)
+    end = info.state.last_seq
+    if end < start_seq:
+        return
+    async with Reader(nc, stream, filters, start_seq=start_seq, batch=batch) as reader:
+        if reader.pending == 0:
+            return
+        while True:
+            msgs = await reader.next_batch(timeout=timeout, fill_wait=0)
+            if not msgs:
+                return
+            for m in msgs:
+                if m.seq > end:
+                    return
+                yield m
+                if m.pending == 0 or m.seq == end:
+                    return
+
+
+__all__ = ["StoredMessage", "Reader", "read_all", "parse_ack_reply"]
