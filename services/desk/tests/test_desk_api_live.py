@@ -82,6 +82,16 @@ async def test_desk1_calendar_queries_through_the_api(settings, municipality):
         ok(await client.post("/v1/calendar/special-openings", headers=manager,
                              json={"date": "2021-05-09", "open": "08:45", "close": "12:00", "desks": ["chuo-1"]}), 201)
         ok(await client.post("/v1/calendar/extended-hours", headers=manager, json={"date": "2021-05-10", "close": "19:00"}), 201)
+        # a time with a zone is no wall-clock closing time: a clear 422 in Japanese, nothing stored (it was a 500)
+        for bad in ({"path": "/v1/calendar/extended-hours", "json": {"date": "2021-05-17", "close": "00:00:00Z"}},
+                    {"path": "/v1/calendar/extended-hours", "json": {"date": "2021-05-17", "close": "19:00+09:00"}},
+                    {"path": "/v1/calendar/special-openings", "json": {"date": "2021-05-16", "open": "08:45Z", "close": "12:00"}}):
+            refused = await client.post(bad["path"], headers=manager, json=bad["json"])
+            assert refused.status_code == 422, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert "タイムゾーンを付けずに" in refused.json()["detail"]
+        assert ok(await client.get("/v1/calendar/days/2021-05-17", headers=city))["intervals"][0][1] == "2021-05-17T17:15:00+09:00"
+        assert ok(await client.get("/v1/calendar/days/2021-05-16?desk=chuo-1", headers=city))["kind"] == "closed"
         assert ok(await client.get("/v1/calendar/days/2021-05-09?desk=chuo-1", headers=city))["kind"] == "special_opening"
         assert ok(await client.get("/v1/calendar/days/2021-05-09?desk=kita-1", headers=city))["kind"] == "closed"
         assert ok(await client.get("/v1/calendar/days/2021-05-10", headers=city))["intervals"][0][1] == "2021-05-10T19:00:00+09:00"

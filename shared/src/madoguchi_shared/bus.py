@@ -26,7 +26,18 @@ from madoguchi_shared.logging import get_logger
 
 log = get_logger(__name__)
 
+# JetStream's answers to an expected-last-subject-sequence that does not hold. A single server says
+# 10071 ("wrong last sequence: N"); a replicated stream often says 10164 ("wrong last sequence",
+# JSStreamWrongLastSequenceConstantErr) when another write to the subject is still in flight.
+# Both mean another writer won: a conflict (HTTP 409), which a command may retry after re-reading.
 WRONG_LAST_SEQUENCE = 10071
+WRONG_LAST_SEQUENCE_CONSTANT = 10164
+CONFLICT_CODES = frozenset({WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_CONSTANT})
+# Not an answer yet: the expected-sequence check is briefly unavailable on a new stream leader
+# (10163, JSStreamExpectedLastSeqPerSubjectNotReady) or this very message id is still in process
+# (10158, JSStreamDuplicateMessageConflict). The same publish is repeated (Nats-Msg-Id makes that safe).
+RETRY_CODES = frozenset({10163, 10158})
+RETRY_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -127,12 +138,17 @@ def _headers(event: Event, expected: int | None) -> dict[str, str]:
 async def append(js: JetStreamContext, event: Event, expected: int | None = None) -> api.PubAck:
     """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new)."""
     subject = event.subject
-    try:
-        return await js.publish(subject, dump_event(event), headers=_headers(event, expected))
-    except APIError as exc:
-        if exc.err_code == WRONG_LAST_SEQUENCE:
-            raise ConcurrencyConflict(subject, expected) from exc
-        raise
+    data, headers = dump_event(event), _headers(event, expected)
+    for attempt in range(RETRY_ATTEMPTS):
+        try:
+            return await js.publish(subject, data, headers=headers)
+        except APIError as exc:
+            if exc.err_code in CONFLICT_CODES:
+                raise ConcurrencyConflict(subject, expected) from exc
+            if exc.err_code not in RETRY_CODES or attempt == RETRY_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(min(0.01 * 2**attempt, 0.25))
+    raise AssertionError("unreachable")
 
 
 async def append_all(js: JetStreamContext, events: Sequence[Event], expected: int | None = None) -> list[int]:

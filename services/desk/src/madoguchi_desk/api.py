@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date, time
+from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -23,7 +23,7 @@ from madoguchi_desk.service import Appended
 from madoguchi_shared.auth import Principal, Role, deny
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.events import new_id, parse_event
-from madoguchi_shared.events.base import Ident
+from madoguchi_shared.events.base import Ident, WallClockTime
 from madoguchi_shared.pii import FreeText
 from madoguchi_shared.web import NotFound, correlation_id
 
@@ -85,15 +85,15 @@ class LiftBody(Body):
 
 class SpecialOpeningBody(Body):
     date: date
-    open: time
-    close: time
+    open: WallClockTime = Field(description="the desk's local time, without a zone (e.g. 08:45)")
+    close: WallClockTime = Field(description="the desk's local time, without a zone (e.g. 19:00)")
     desks: list[Ident] = []
     note: FreeText | None = None
 
 
 class ExtendedHoursBody(Body):
     date: date
-    close: time
+    close: WallClockTime = Field(description="the desk's local time, without a zone (e.g. 19:00)")
     desks: list[Ident] = []
     note: FreeText | None = None
 

@@ -9,11 +9,11 @@ personal data: the actor is a staff id and role, never a citizen (ARCHITECTURE.m
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from uuid6 import uuid7
 
 from madoguchi_shared import subjects
@@ -21,6 +21,17 @@ from madoguchi_shared import subjects
 MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 # Ids of wards, desks, devices, staff, tickets, ...: safe as subject tokens.
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+def _wall_clock(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("時刻は窓口の現地時刻（例: 19:00）で、タイムゾーンを付けずに指定してください。")
+    return value
+
+
+# A time of day on a desk's wall clock (opening hours): never with a zone, which would make it an
+# instant that cannot be compared with the configured hours (and "00:00:00Z" is no closing time).
+WallClockTime = Annotated[time, AfterValidator(_wall_clock)]
 
 
 def new_id() -> UUID:

@@ -25,13 +25,13 @@ an e-mail address makes the event invalid, so it can never be stored.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, Field, model_validator
 
-from madoguchi_shared.events.base import Event, Frozen, Ident
+from madoguchi_shared.events.base import Event, Frozen, Ident, WallClockTime
 from madoguchi_shared.pii import FreeText
 
 def _aware(value: datetime) -> datetime:
@@ -155,8 +155,8 @@ class SpecialOpeningScheduled(_CalendarEvent):
 
     type: Literal["desk.special_opening_scheduled"] = "desk.special_opening_scheduled"
     day: date
-    open: time
-    close: time
+    open: WallClockTime
+    close: WallClockTime
     desks: tuple[Ident, ...] = ()
     note: FreeText | None = None
 
@@ -166,7 +166,7 @@ class ExtendedHoursScheduled(_CalendarEvent):
 
     type: Literal["desk.extended_hours_scheduled"] = "desk.extended_hours_scheduled"
     day: date
-    close: time
+    close: WallClockTime
     desks: tuple[Ident, ...] = ()
     note: FreeText | None = None
 
