@@ -1,40 +1,103 @@
-"""The consumer runner for projections: exactly-once effects (ARCHITECTURE.md rule 3).
+"""The consumer runner for projections: exactly-once effects (ARCHITECTURE.md rule 3), poison isolated.
 
-A projection reads a stream in batches with an ack-less pull consumer started just after the
-position it stored; it applies a batch and stores the new position in the same PostgreSQL
-transaction. A redelivered or replayed message at or below the stored position is skipped, so
-restarts and replays never double-count. A message that is not a valid event goes to the
-dead-letter stream with the reason, and the position moves past it.
+A projection reads one stream with the one reader (`madoguchi_shared.reader`: an ack-less pull
+from just after the position it stored); it applies a batch and stores the new position in the
+same PostgreSQL transaction. A message at or below the stored position is skipped, so restarts and
+replays never double-count.
+
+Two kinds of failure, told apart (`is_transient`):
+
+- **transient** (the database is down or restarting, a connection was lost, a serialization
+  failure, a lock to wait for): the batch is retried with backoff (0.5 s doubling to 30 s),
+  nothing is dead-lettered, the position does not move;
+- **poison** (anything else: a value the tables cannot hold, a constraint, a bug in one handler):
+  the batch is bisected inside the transaction (a savepoint per half) until the failing event(s)
+  are found; the rest is applied; each failing event goes to the dead-letter stream with its
+  reason, is recorded in ``projection_dead_letter`` and the position moves past it in the same
+  transaction, and an HQ alert (`audit.alert_raised`, rule ``projection_dead_letter``) goes out.
+  Never a restart loop.
+
+A message that is not a valid event is a dead letter at once (the reason never echoes content).
+Dead letters can be replayed after a fix (`madoguchi dlq replay`): a request on
+``mg.dlq.replay.<projection>`` makes the runner apply the original message from the stream of
+record again (see `replay_pending`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 from nats.aio.client import Client as NATS
-from nats.js import api
 from pydantic import ValidationError
 
-from madoguchi_shared import subjects
+from madoguchi_shared import bus, subjects
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import Event, parse_event
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.reader import Reader, StoredMessage, read_all
 
 log = get_logger(__name__)
 
+
 Apply = Callable[[asyncpg.Connection, Sequence[Stored]], Awaitable[None]]
+
+DEAD_LETTERS_SQL = """
+CREATE TABLE IF NOT EXISTS "{schema}".projection_dead_letter (
+    name text NOT NULL,
+    seq bigint NOT NULL,
+    stream text NOT NULL,
+    subject text NOT NULL,
+    reason text NOT NULL,
+    dead_at timestamptz NOT NULL DEFAULT now(),
+    replayed_at timestamptz,
+    PRIMARY KEY (name, seq)
+)"""
+
+ALERT_RULE = "projection_dead_letter"
+_ALERT_NS = uuid.UUID("2f5d7c1e-8a4b-4e0f-9d3c-5b6a7e8f9012")
+BACKOFF_MAX = 30.0
+
+
+class Transient(Exception):
+    """Raised by an apply for a condition that passes (e.g. a rebuild holds the tables): retried."""
+
+
+_TRANSIENT_SQLSTATE = ("08", "40", "53", "55", "57", "58")  # connection, rollback, resources, locks, shutdown
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that says nothing about the events: retry the batch, never dead-letter it."""
+    if isinstance(exc, Transient | asyncpg.InterfaceError | ConnectionError | OSError | TimeoutError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return (getattr(exc, "sqlstate", None) or "")[:2] in _TRANSIENT_SQLSTATE
+    return False
+
+
+def describe_error(exc: BaseException) -> str:
+    """A reason that never echoes the message's content (it may hold text we refused to store)."""
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)[:10]]
+        return ("ValidationError: " + "; ".join(parts))[:2000]
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{type(exc).__name__} ({exc.sqlstate}): {exc.args[0] if exc.args else ''}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 @dataclass
 class Projection:
     """One projection: a name, the stream and filters it reads, and how it applies a batch.
 
-    `apply` gets the batch's parsed events (already de-duplicated against the stored position)
-    inside the transaction that will store the position. `schema` holds projection_checkpoint.
+    `apply` gets the batch's parsed events (already de-duplicated against the stored position),
+    in stream order, inside the transaction that will store the position. `schema` holds
+    projection_checkpoint and projection_dead_letter.
     """
 
     name: str
@@ -44,28 +107,50 @@ class Projection:
     schema: str
     batch: int = 1000
     accepts: Callable[[Event], bool] = lambda _e: True
+    lag_threshold: int = 10_000  # /readyz: more than this behind the stream is "behind"
     # runtime state
     position: int = 0
     stream_last_seq: int = 0
     applied: int = 0
     dead_lettered: int = 0
+    transient_failures: int = 0
+    last_error: str | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _replay_checked: float = 0.0
 
     @property
     def lag(self) -> int:
         """Messages in the stream past the stored position (all subjects of the stream)."""
         return max(0, self.stream_last_seq - self.position)
 
+    def health(self) -> dict:
+        """What /readyz shows: ok, or why not (behind the stream, dead letters since start)."""
+        status = "ok"
+        if self.lag > self.lag_threshold:
+            status = "behind"
+        elif self.dead_lettered:
+            status = "dead_lettered"
+        return {"status": status, "position": self.position, "behind": self.lag,
+                "dead_lettered": self.dead_lettered, "transient_failures": self.transient_failures}
+
+    def _q(self, table: str) -> str:
+        return f'"{self.schema}".{table}'
+
     async def stored_position(self, conn: asyncpg.Connection) -> int:
-        row = await conn.fetchval(
-            f'SELECT last_seq FROM "{self.schema}".projection_checkpoint WHERE name = $1', self.name
-        )
+        row = await conn.fetchval(f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1", self.name)
         return row or 0
 
     async def reset(self, conn: asyncpg.Connection) -> None:
-        await conn.execute(f'DELETE FROM "{self.schema}".projection_checkpoint WHERE name = $1', self.name)
+        """Forget the position and the dead letters (a rebuild replays everything)."""
+        await conn.execute(f"DELETE FROM {self._q('projection_checkpoint')} WHERE name = $1 OR name = $2",
+                           self.name, self.replay_checkpoint)
+        await conn.execute(f"DELETE FROM {self._q('projection_dead_letter')} WHERE name = $1", self.name)
         self.position = 0
+
+    @property
+    def replay_checkpoint(self) -> str:
+        return f"{self.name}.replay"
 
     def stop(self) -> None:
         self._stop.set()
@@ -75,109 +160,210 @@ class Projection:
         self._idle.clear()
         await asyncio.wait_for(self._idle.wait(), timeout)
 
+    async def ensure_tables(self, conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"dead-letters:{self.schema}")
+            await conn.execute(DEAD_LETTERS_SQL.format(schema=self.schema))
+
+    async def target(self, js) -> int:
+        """The last sequence this projection must reach: the stream's last message on its filters."""
+        info = await js.stream_info(self.stream)
+        last = info.state.last_seq
+        if list(self.filter_subjects) == [subjects.stream_filter(self.stream)]:
+            return last
+        best = 0
+        for f in self.filter_subjects:
+            try:
+                msg = await js.get_last_msg(self.stream, f, direct=True)
+                best = max(best, msg.seq or 0)
+            except Exception:  # noqa: BLE001 - nothing on the filter
+                pass
+        return best
+
+    # ------------------------------------------------------------------ running
     async def run(self, nc: NATS, pool: asyncpg.Pool, *, from_seq: int | None = None) -> None:
         """Run until stop(). `from_seq` forces a start (a replay); the stored position still rules."""
-        js = nc.jetstream()
         async with pool.acquire() as conn:
+            await self.ensure_tables(conn)
             self.position = await self.stored_position(conn)
         start = from_seq if from_seq is not None else self.position + 1
-        psub = await self._subscribe(js, start)
         log.info("projection.started", projection=self.name, position=self.position, start=start)
         try:
-            while not self._stop.is_set():
-                try:
-                    msgs = await psub.fetch(self.batch, timeout=0.5)
-                except TimeoutError:
-                    msgs = []
-                except Exception as exc:  # a lost connection: nats-py reconnects; try again
-                    log.warning("projection.fetch_failed", projection=self.name, error=str(exc))
-                    await asyncio.sleep(0.5)
-                    continue
-                if msgs:
-                    self.stream_last_seq = max(
-                        self.stream_last_seq, msgs[-1].metadata.sequence.stream + msgs[-1].metadata.num_pending
-                    )
-                    await self.handle(nc, pool, msgs)
-                else:
-                    await self._refresh_last_seq(js)
+            async with Reader(nc, self.stream, self.filter_subjects, start_seq=max(1, start),
+                              batch=self.batch) as reader:
+                while not self._stop.is_set():
+                    msgs = await reader.next_batch(timeout=0.5)
+                    if msgs:
+                        self.stream_last_seq = max(self.stream_last_seq, msgs[-1].seq + msgs[-1].pending)
+                        await self.handle(nc, pool, msgs)
+                        continue
+                    await self._refresh_last_seq(nc)
+                    if time.monotonic() - self._replay_checked > 2.0:
+                        self._replay_checked = time.monotonic()
+                        await self._retrying(lambda: self.replay_pending(nc, pool))
                     self._idle.set()  # nothing left for this filter: caught up
         finally:
-            try:
-                await psub.unsubscribe()
-            except Exception:  # noqa: BLE001 - shutting down, the server may be gone
-                pass
             log.info("projection.stopped", projection=self.name, position=self.position)
 
-    async def _refresh_last_seq(self, js) -> None:
+    async def _refresh_last_seq(self, nc: NATS) -> None:
         try:
-            info = await js.stream_info(self.stream)
+            info = await nc.jetstream().stream_info(self.stream)
             self.stream_last_seq = info.state.last_seq
         except Exception:  # noqa: BLE001
             pass
 
-    async def _subscribe(self, js, start: int):
-        config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=max(1, start),
-            ack_policy=api.AckPolicy.NONE,
-            inactive_threshold=60.0,
-            filter_subjects=list(self.filter_subjects) if len(self.filter_subjects) > 1 else None,
-            filter_subject=self.filter_subjects[0] if len(self.filter_subjects) == 1 else None,
-            max_waiting=1,
-        )
-        return await js.pull_subscribe(self.filter_subjects[0], stream=self.stream, config=config)
+    async def _retrying(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` until it succeeds, waiting out transient failures with backoff; never on stop."""
+        delay = 0.5
+        while True:
+            try:
+                await step()
+                self.last_error = None
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.transient_failures += 1
+                self.last_error = describe_error(exc)
+                log.warning("projection.transient_failure", projection=self.name, error=self.last_error[:300],
+                            retry_in=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                if self._stop.is_set():
+                    raise  # stopping: the batch is left for the next start
+                delay = min(BACKOFF_MAX, delay * 2)
 
-    async def handle(self, nc: NATS, pool: asyncpg.Pool, msgs) -> None:
-        """Apply one fetched batch exactly once: parse, dead-letter the bad, apply, store position."""
+    async def handle(self, nc: NATS, pool: asyncpg.Pool, msgs: Sequence[StoredMessage]) -> None:
+        """Apply one batch exactly once: parse, dead-letter the unreadable, apply (isolating poison), store position."""
         good: list[Stored] = []
+        bad: list[tuple[StoredMessage, Event | None, BaseException]] = []
+        by_seq: dict[int, StoredMessage] = {}
         last = self.position
         for msg in msgs:
-            seq = msg.metadata.sequence.stream
-            if seq <= self.position:
+            if msg.seq <= self.position:
                 continue  # already applied: a redelivery or a replay
-            last = max(last, seq)
+            last = max(last, msg.seq)
             try:
                 event = parse_event(msg.data)
             except Exception as exc:  # noqa: BLE001 - any parse failure is a dead letter
-                await dead_letter(nc, self.name, msg.subject, seq, msg.data, exc)
-                self.dead_lettered += 1
+                bad.append((msg, None, exc))
                 continue
             if self.accepts(event):
-                good.append(Stored(seq, event))
+                good.append(Stored(msg.seq, event))
+                by_seq[msg.seq] = msg
         if last == self.position:
             return
-        async with pool.acquire() as conn, conn.transaction():
+        await self._retrying(lambda: self._commit(nc, pool, good, bad, by_seq, last))
+
+    async def _commit(self, nc, pool, good: list[Stored], bad: list, by_seq: dict[int, StoredMessage],
+                      last: int) -> None:
+        async with pool.acquire() as conn:
+            try:
+                poison = await self._transaction(nc, conn, good, bad, by_seq, last, isolate=False)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.warning("projection.batch_failed", projection=self.name, events=len(good),
+                            error=describe_error(exc)[:300])
+                poison = await self._transaction(nc, conn, good, bad, by_seq, last, isolate=True)
+        if poison is None:
+            return  # another replica got there first
+        applied, dead = poison
+        self.position = last
+        self.applied += applied
+        self.dead_lettered += dead
+
+    async def _transaction(self, nc, conn, good, bad, by_seq, last: int, *, isolate: bool):
+        async with conn.transaction():
             stored = await conn.fetchval(
-                f'SELECT last_seq FROM "{self.schema}".projection_checkpoint WHERE name = $1 FOR UPDATE', self.name
-            )
+                f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE", self.name)
             if stored is not None and stored >= last:
-                self.position = stored  # another replica got there first
-                return
+                self.position = stored
+                return None
             if stored is not None and stored > self.position:
                 good = [s for s in good if s.seq > stored]
-            if good:
+                bad = [b for b in bad if b[0].seq > stored]
+            failed: list[tuple[Stored, BaseException]] = []
+            if good and not isolate:
                 await self.apply(conn, good)
+            elif good:
+                await self._isolate(conn, good, failed)
+            dead = bad + [(by_seq[s.seq], s.event, exc) for s, exc in failed]
+            for msg, event, exc in sorted(dead, key=lambda d: d[0].seq):
+                await self._dead_letter(nc, conn, msg, event, exc)
             await conn.execute(
-                f"""INSERT INTO "{self.schema}".projection_checkpoint(name, last_seq, updated_at)
-                    VALUES ($1, $2, now())
+                f"""INSERT INTO {self._q('projection_checkpoint')}(name, last_seq, updated_at) VALUES ($1, $2, now())
                     ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
-                self.name,
-                last,
-            )
-        self.position = last
-        self.applied += len(good)
+                self.name, last)
+            return len(good) - len(failed), len(dead)
+
+    async def _isolate(self, conn, items: list[Stored], failed: list) -> None:
+        """Apply `items`, bisecting (a savepoint per part) down to the events that fail on their own."""
+        try:
+            async with conn.transaction():
+                await self.apply(conn, items)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(items) == 1:
+                failed.append((items[0], exc))
+                return
+            mid = len(items) // 2
+            await self._isolate(conn, items[:mid], failed)
+            await self._isolate(conn, items[mid:], failed)
+
+    async def _dead_letter(self, nc, conn, msg: StoredMessage, event: Event | None, exc: BaseException) -> None:
+        reason = describe_error(exc)
+        await dead_letter(nc, self.name, msg.subject, msg.seq, msg.data, exc)
+        await conn.execute(
+            f"""INSERT INTO {self._q('projection_dead_letter')}(name, seq, stream, subject, reason)
+                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name, seq) DO UPDATE
+                SET reason = EXCLUDED.reason, dead_at = now(), replayed_at = NULL""",
+            self.name, msg.seq, msg.stream, msg.subject, reason)
+        await raise_alert(nc, self.name, msg, event, reason)
+
+    # ------------------------------------------------------------------ replays of dead letters
+    async def replay_pending(self, nc: NATS, pool: asyncpg.Pool) -> int:
+        """Apply the dead letters an operator asked to replay (`madoguchi dlq replay`), once each."""
+        async with pool.acquire() as conn:
+            after = await conn.fetchval(f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1",
+                                        self.replay_checkpoint) or 0
+        done = 0
+        js = nc.jetstream()
+        if await bus.last_sequence(js, subjects.dlq_replay_subject(self.name)) <= after:
+            return 0  # no request since the last look (one direct get, no consumer)
+        async for req in read_all(nc, subjects.dlq_replay_subject(self.name), after + 1, stream="MG_DLQ", timeout=1.0):
+            seq = int(json.loads(req.data)["seq"])
+            async with pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    f"""SELECT seq FROM {self._q('projection_dead_letter')} WHERE name = $1 AND seq = $2
+                        AND replayed_at IS NULL FOR UPDATE""", self.name, seq)
+                if row is not None:
+                    original = await js.get_msg(self.stream, seq, direct=True)
+                    try:
+                        async with conn.transaction():
+                            await self.apply(conn, [Stored(seq, parse_event(original.data))])
+                        await conn.execute(f"""UPDATE {self._q('projection_dead_letter')} SET replayed_at = now()
+                                               WHERE name = $1 AND seq = $2""", self.name, seq)
+                        done += 1
+                        log.info("projection.dead_letter_replayed", projection=self.name, seq=seq)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        await conn.execute(f"""UPDATE {self._q('projection_dead_letter')} SET reason = $3
+                                               WHERE name = $1 AND seq = $2""", self.name, seq,
+                                           "replay failed: " + describe_error(exc))
+                        log.warning("projection.replay_failed", projection=self.name, seq=seq,
+                                    error=describe_error(exc)[:300])
+                await conn.execute(
+                    f"""INSERT INTO {self._q('projection_checkpoint')}(name, last_seq, updated_at) VALUES ($1, $2, now())
+                        ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
+                    self.replay_checkpoint, req.seq)
+        return done
 
 
-def describe_error(exc: Exception) -> str:
-    """A reason that never echoes the message's content (it may hold text we refused to store)."""
-    if isinstance(exc, ValidationError):
-        parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)[:10]]
-        return ("ValidationError: " + "; ".join(parts))[:2000]
-    return f"{type(exc).__name__}: {exc}"[:500]
-
-
-async def dead_letter(nc: NATS, consumer: str, subject: str, seq: int, data: bytes, exc: Exception) -> None:
-    """Publish a message that could not be read to mg.dlq.<consumer>, with the reason (deduplicated)."""
+async def dead_letter(nc: NATS, consumer: str, subject: str, seq: int, data: bytes, exc: BaseException) -> None:
+    """Publish a message that could not be read or applied to mg.dlq.<consumer>, with the reason (deduplicated)."""
     reason = describe_error(exc)
     headers = {
         "Nats-Msg-Id": f"{consumer}:{seq}",
@@ -188,3 +374,42 @@ async def dead_letter(nc: NATS, consumer: str, subject: str, seq: int, data: byt
     }
     await nc.jetstream().publish(subjects.dlq_subject(consumer), data, headers=headers)
     log.warning("projection.dead_letter", consumer=consumer, subject=subject, seq=seq, reason=reason[:200])
+
+
+async def raise_alert(nc: NATS, consumer: str, msg: StoredMessage, event: Event | None, reason: str) -> None:
+    """An HQ alert (SEC-2 console) for one dead letter; idempotent (the alert id comes from consumer and seq)."""
+    from madoguchi_shared.events.audit import AlertRaised
+
+    if event is not None:
+        municipality = event.municipality
+    else:
+        tokens = msg.subject.split(".")
+        municipality = tokens[2] if len(tokens) > 2 and subjects.MUNICIPALITY.match(tokens[2]) else None
+    if municipality is None:
+        return  # a message on no municipality's subject: the dead letter and the log say it all
+    kind = reason.split(":", 1)[0].split(" ", 1)[0][:60]
+    try:
+        alert = _alert(AlertRaised, consumer, msg, event, municipality, kind)
+    except ValidationError as exc:  # never let the alert's own text stop the projection
+        log.error("projection.alert_refused", consumer=consumer, seq=msg.seq, error=describe_error(exc)[:300])
+        return
+    try:
+        await bus.append(nc.jetstream(), alert, expected=0)
+    except bus.ConcurrencyConflict:
+        pass  # raised before (a retried batch)
+
+
+def _alert(cls, consumer: str, msg: StoredMessage, event: Event | None, municipality: str, kind: str):
+    return cls(
+        municipality=municipality, ward=event.ward if event else None, desk=event.desk if event else None,
+        alert_id=str(uuid.uuid5(_ALERT_NS, f"{consumer}:{msg.stream}:{msg.seq}")), rule=ALERT_RULE,
+        severity="warning", title="集計に反映できないイベントがあります",
+        message=(f"集計処理 {consumer} が {msg.stream} の {msg.seq} 番のイベントを反映できず、"
+                 f"デッドレターに移しました（{kind}）。他のイベントの集計は続いています。"
+                 f"`madoguchi dlq show {consumer} {msg.seq}` で確認し、修正後に replay してください。")[:400],
+        source_event_ids=(event.event_id,) if event is not None else (), about=consumer[:64],
+    )
+
+
+__all__ = ["Projection", "Stored", "Transient", "is_transient", "describe_error", "dead_letter", "raise_alert",
+           "DEAD_LETTERS_SQL", "ALERT_RULE"]

@@ -61,6 +61,26 @@ def dlq_subject(consumer: str) -> str:
     return f"{PREFIX}.dlq.{token(consumer)}"
 
 
+def dlq_replay_subject(consumer: str) -> str:
+    """Where an operator asks a consumer to apply one of its dead letters again."""
+    return f"{PREFIX}.dlq.replay.{token(consumer)}"
+
+
+DLQ_FILTER = f"{PREFIX}.dlq.*"  # every consumer's dead letters (not the replay requests)
+
+
+def stream_of(context: str) -> str:
+    """The stream holding a context's events (see bus.STREAMS)."""
+    if context not in CONTEXTS and context != "dlq":
+        raise SubjectError(f"unknown context {context!r}")
+    return f"MG_{context.upper()}"
+
+
+def stream_filter(stream: str) -> str:
+    """The filter matching every message of one stream, e.g. MG_DESK -> mg.desk.>"""
+    return f"{PREFIX}.{stream.removeprefix('MG_').lower()}.>"
+
+
 def parse(subject: str) -> tuple[str, str, str, str]:
     """Split an aggregate subject into (context, municipality, aggregate, aggregate_id)."""
     parts = subject.split(".")

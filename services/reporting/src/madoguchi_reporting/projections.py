@@ -40,9 +40,9 @@ from madoguchi_shared.events import dump_event
 from madoguchi_shared.events import calls as cl
 from madoguchi_shared.events import report as rp
 from madoguchi_shared.events.base import Event
-from madoguchi_shared.projection import Projection
+from madoguchi_shared import subjects
+from madoguchi_shared.projection import Projection, Transient
 
-from madoguchi_reporting.pull import RawPullProjection
 from madoguchi_reporting.schema import SCHEMA
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -261,7 +261,7 @@ async def write_counts(conn: asyncpg.Connection, acc: Acc) -> None:
         )
 
 
-class RebuildInProgress(RuntimeError):
+class RebuildInProgress(Transient):
     """A live batch found a rebuild running: it rolls back, the projection retries later."""
 
 
@@ -871,13 +871,14 @@ async def apply_deliverables(conn: asyncpg.Connection, batch: Sequence[bus.Store
 
 
 def projections(notifier: Notifier | None = None, batch: int = 1000) -> list[Projection]:
-    """The three projections (shared runner, raw-pull reader); `Notifier(enabled=False)` for a rebuild."""
+    """The three projections (the shared runner and reader); `Notifier(enabled=False)` for a rebuild."""
     notifier = notifier or Notifier()
     return [
-        RawPullProjection(DESK, "MG_DESK", ["mg.desk.>"], make_desk_apply(notifier), SCHEMA, batch=batch),
-        RawPullProjection(CALLS, "MG_CALLS", ["mg.calls.>"], make_calls_apply(notifier), SCHEMA, batch=batch),
-        RawPullProjection(DELIVERABLES, "MG_REPORT", ["mg.report.*.deliverable.*"], apply_deliverables, SCHEMA,
-                          batch=batch),
+        Projection(DESK, "MG_DESK", [subjects.stream_filter("MG_DESK")], make_desk_apply(notifier), SCHEMA, batch=batch),
+        Projection(CALLS, "MG_CALLS", [subjects.stream_filter("MG_CALLS")], make_calls_apply(notifier), SCHEMA,
+                   batch=batch),
+        Projection(DELIVERABLES, "MG_REPORT", [subjects.context_filter("report", None, "deliverable")],
+                   apply_deliverables, SCHEMA, batch=batch),
     ]
 
 

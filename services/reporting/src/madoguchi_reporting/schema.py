@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncpg
 
 from madoguchi_shared import db
+from madoguchi_shared.projection import DEAD_LETTERS_SQL
 
 SCHEMA = "reporting"
 
@@ -228,6 +229,8 @@ MIGRATIONS = [
         PRIMARY KEY (municipality, report_id)
     );
     """,
+    # dead letters of the projections (madoguchi_shared.projection): recounts leave them out
+    DEAD_LETTERS_SQL.format(schema=SCHEMA),
 ]
 
 # Projection tables with the columns that define their content (checksums compare these; batch-
@@ -275,3 +278,4 @@ async def truncate_projections(conn: asyncpg.Connection) -> None:
     tables = ", ".join(f'"{SCHEMA}".{t}' for t in STAT_TABLES)
     await conn.execute(f"TRUNCATE {tables}")
     await conn.execute(f'DELETE FROM "{SCHEMA}".projection_checkpoint')
+    await conn.execute(f'DELETE FROM "{SCHEMA}".projection_dead_letter')

@@ -174,16 +174,7 @@ class Worker:
 
 async def stream_target(js, p: Projection) -> int:
     """The last sequence a projection must reach: the stream's last message on its filter."""
-    info = await js.stream_info(p.stream, subjects_filter=None)
-    last = info.state.last_seq
-    if p.filter_subjects == [f"mg.{p.stream.removeprefix('MG_').lower()}.>"]:
-        return last
-    # a partial filter: the last message on it (there may be none)
-    try:
-        msg = await js.get_last_msg(p.stream, p.filter_subjects[0], direct=True)
-        return msg.seq or 0
-    except Exception:  # noqa: BLE001 - nothing on the filter
-        return 0
+    return await p.target(js)
 
 
 __all__ = ["Worker", "RebuildInProgress", "REBUILD_LOCK", "stream_target"]
