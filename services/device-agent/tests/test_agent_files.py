@@ -10,6 +10,7 @@ import zipfile
 
 from agent_harness import make_config, of_type, running_agent, wait_for, write_policy_cache
 
+from madoguchi_agent import files
 from madoguchi_agent.files import scan_file
 from madoguchi_agent.policy import Policy, WatchedFolder
 from madoguchi_shared.events import dump_event
@@ -61,14 +62,79 @@ def test_office_files_are_read_without_joining_cells(tmp_path):
     xlsx = tmp_path / "cells.xlsx"
     with zipfile.ZipFile(xlsx, "w") as z:
         z.writestr("xl/worksheets/sheet1.xml", sheet)
-    assert scan_file(folder, xlsx, 1 << 20) is None
+    assert scan_file(folder, xlsx, 1 << 20).hit is None
     with zipfile.ZipFile(xlsx, "w") as z:
         z.writestr("xl/sharedStrings.xml", f"<sst><si><t>{MY_NUMBER}</t></si></sst>")
-    hit = scan_file(folder, xlsx, 1 << 20)
+    hit = scan_file(folder, xlsx, 1 << 20).hit
     assert hit is not None and hit.kinds == ("my_number",)
     binary = tmp_path / "image.bin"
     binary.write_bytes(b"\x00\x01" + MY_NUMBER.encode())
-    assert scan_file(folder, binary, 1 << 20) is None
+    assert scan_file(folder, binary, 1 << 20).hit is None
     utf16 = tmp_path / "memo.dat"
     utf16.write_bytes(json.dumps({"n": MY_NUMBER}).encode("utf-16"))
-    assert scan_file(folder, utf16, 1 << 20) is not None
+    assert scan_file(folder, utf16, 1 << 20).hit is not None
+
+
+async def test_a_file_written_while_the_agent_was_stopped_is_found_at_start(nats_server, nc, municipality, tmp_path):
+    docs = tmp_path / "home" / "desk-user" / "Documents"
+    docs.mkdir(parents=True)
+    config = make_config(tmp_path, nats_server.url, municipality, monitors={"files": True})
+    write_policy_cache(config, Policy(watched_folders=(WatchedFolder(label="documents", path=str(docs)),)))
+    (docs / "before.txt").write_text(f"番号 {MY_NUMBER}\n", encoding="utf-8")  # the agent is not running
+    async with running_agent(config):
+        events = await wait_for(nc, municipality, lambda es: of_type(es, "device.personal_data_file_found"),
+                                what="found at start")
+    found = of_type(events, "device.personal_data_file_found")
+    assert [(e.root, e.path, e.kinds, e.quarantined) for e in found] == [("documents", "before.txt", ("my_number",), True)]
+    assert not (docs / "before.txt").exists()
+
+
+async def test_archives_names_large_files_and_every_change_are_checked(nats_server, nc, municipality, tmp_path,
+                                                                       monkeypatch):
+    desk = tmp_path / "Desktop"
+    desk.mkdir()
+    config = make_config(tmp_path, nats_server.url, municipality, monitors={"files": True})
+    monkeypatch.setattr(files, "CHUNK", 256 * 1024)  # small chunks keep the test fast; same code path
+    limit = 600 * 1024  # bigger files are read this far, in chunks
+    write_policy_cache(config, Policy(watched_folders=(WatchedFolder(label="desktop", path=str(desk)),),
+                                      max_scan_bytes=limit, quarantine=False))
+    filler = ("窓口で受付をしました。" * 20 + "\n").encode("utf-8")
+    with zipfile.ZipFile(desk / "bundle.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("readme.txt", "nothing here")
+        z.writestr("data/list.csv", f"id,no\n1,{MY_NUMBER}\n")
+    (desk / f"{MY_NUMBER}.txt").write_text("中身に番号はありません", encoding="utf-8")  # only the name
+    deep = desk / "deep.log"  # the number past the first chunk, within the limit
+    deep.write_bytes(filler * (500 * 1024 // len(filler)) + f"番号 {MY_NUMBER}\n".encode())
+    huge = desk / "huge.csv"  # bigger than the limit: scanned that far, then said so
+    huge.write_bytes(filler * (800 * 1024 // len(filler)))
+    async with running_agent(config):
+        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.personal_data_file_found")) >= 3
+                                and of_type(es, "device.file_not_scanned"), what="scan at start")
+        # every change of a watched folder is recorded (inotify): create, modify, move, delete
+        note = desk / "note.txt"
+        note.write_text("メモ", encoding="utf-8")
+        await asyncio.sleep(0.6)
+        with open(note, "a", encoding="utf-8") as f:
+            f.write("追記")
+        await asyncio.sleep(0.6)
+        note.rename(desk / "note2.txt")
+        await asyncio.sleep(0.1)
+        (desk / "note2.txt").unlink()
+        events = await wait_for(nc, municipality, lambda es: any(
+            e.action == "deleted" for e in of_type(es, "device.file_activity")), what="file activity")
+
+    found = {e.path: e for e in of_type(events, "device.personal_data_file_found")}
+    assert set(found) == {"bundle.zip", "[redacted].txt", "deep.log"}
+    assert found["bundle.zip"].in_archive and found["bundle.zip"].kinds == ("my_number",)
+    assert found["[redacted].txt"].in_name and found["[redacted].txt"].findings == 1
+    assert not found["deep.log"].in_name and not found["deep.log"].quarantined
+    skipped = of_type(events, "device.file_not_scanned")
+    assert [(e.path, e.reason, e.scanned_bytes) for e in skipped] == [("huge.csv", "too_large", limit)]
+    assert skipped[0].size_bytes == huge.stat().st_size
+    activity = [(e.action, e.path, e.dest_path) for e in of_type(events, "device.file_activity")
+                if e.path.startswith("note")]
+    assert activity[0] == ("created", "note.txt", None)
+    assert ("modified", "note.txt", None) in activity
+    assert ("moved", "note.txt", "note2.txt") in activity and activity[-1] == ("deleted", "note2.txt", None)
+    for e in events:
+        assert MY_NUMBER not in dump_event(e).decode()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import os
 import signal
 import sqlite3
@@ -25,12 +26,11 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
 
-from madoguchi_agent import domain, policy as policy_mod
+from madoguchi_agent import domain, processes, policy as policy_mod
 from madoguchi_agent.cardreader import CardReaderWatch, ReaderChange
 from madoguchi_agent.config import AgentConfig
-from madoguchi_agent.files import FileWatch, quarantine, scan_file
+from madoguchi_agent.files import FileWatch, quarantine, scan_file, walk
 from madoguchi_agent.outbox import LEVELS, WARNING_AT, Outbox, drain_once, level_for, run_sender
-from madoguchi_agent.processes import ProcessWatch
 from madoguchi_agent.usb import UsbWatch
 from madoguchi_shared.events import Actor, Event, Role, new_id, parse_event
 from madoguchi_shared.events import device as ev
@@ -47,7 +47,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 # hide a violation. Violations, card alerts, policy and lifecycle events are always written.
 SHEDDABLE = frozenset({
     "device.heartbeat", "device.synthetic_load", "device.usb_device_attached", "device.usb_device_removed",
-    "device.reader_attached", "device.reader_detached",
+    "device.reader_attached", "device.reader_detached", "device.process_started", "device.file_activity",
 })
 VISIT_FILTER = "mg.desk.{municipality}.visit.*"
 VISIT_TYPES = ("desk.visit_started", "desk.visit_ended")
@@ -55,6 +55,11 @@ VISIT_TYPES = ("desk.visit_started", "desk.visit_ended")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def errno_name(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    return errno.errorcode.get(code, type(exc).__name__) if code else type(exc).__name__
 
 
 class Agent:
@@ -81,6 +86,13 @@ class Agent:
         self._wake = asyncio.Event()
         self._policy_kick = asyncio.Event()
         self.files: FileWatch | None = None
+        self.scope = processes.Scope(tuple(config.process_users), tuple(config.process_root_pids))
+        self.process_source = "none"
+        self._process_recheck = asyncio.Event()
+        self._short: set[asyncio.Task] = set()
+        self._files_rescan = asyncio.Event()
+        self._gaps: set[tuple[str, str]] = set()  # open monitoring gaps (monitor, reason)
+        self._connect_failures = 0
         # scans, hashing, quarantine moves: two worker threads are plenty and keep memory small
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="agent-io")
 
@@ -164,19 +176,28 @@ class Agent:
                 self.nc = await nats.connect(self.config.nats_url, **options)
                 self.js = self.nc.jetstream()
                 log.info("agent.connected")
+                self._connect_failures = 0
+                self._close_gap("link", "connect_failed")
                 self._wake.set()
                 self._policy_kick.set()
                 if self.config.monitors.desk_visits:
                     self._spawn(self._desk_visits_loop(), "desk_visits")
                 return
             except Exception as exc:
-                log.debug("agent.connect_failed", error=type(exc).__name__)
+                # WARNING with the reason: a refused credential must not look like a quiet agent
+                reason = _connect_reason(exc)
+                self._connect_failures += 1
+                log.warning("agent.connect_failed", reason=reason, attempt=self._connect_failures,
+                            url=self.config.nats_url)
+                if self._connect_failures == 2:  # one failure at boot may be the network coming up
+                    self._gap("link", "connect_failed", reason)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
                 delay = min(delay * 2, 10.0)
 
     async def _nats_error(self, exc: Exception) -> None:
-        log.debug("nats.error", error=type(exc).__name__)
+        # permissions violations and authorization errors arrive here: WARNING, with the reason
+        log.warning("nats.error", reason=_connect_reason(exc))
 
     async def _nats_reconnected(self) -> None:
         log.info("agent.reconnected")
@@ -196,16 +217,16 @@ class Agent:
             if js is not None:
                 try:
                     if watching is None:
-                        # a put on the key wakes us at once; the poll is the fallback
-                        watching = await self.nc.subscribe(f"$KV.{c.policy_bucket}.{c.policy_key}",
-                                                           cb=self._on_policy_put)
-                    fetched = await policy_mod.fetch(js, c.policy_bucket, c.policy_key)
+                        # a put on either key wakes us at once; the poll is the fallback
+                        watching = [await self.nc.subscribe(f"$KV.{c.policy_bucket}.{key}", cb=self._on_policy_put)
+                                    for key in (c.policy_key, c.desk_policy_key)]
+                    fetched = await policy_mod.fetch(js, c.policy_bucket, c.policy_key, c.desk_policy_key)
                     if fetched is not None and (fetched.version, fetched.sha256) != (self.loaded.version, self.loaded.sha256):
                         self._apply_policy(fetched)
                 except ValueError as exc:  # a malformed policy: keep the one we enforce
                     log.error("policy.invalid", error=str(exc)[:200])
                 except Exception as exc:
-                    log.debug("policy.fetch_failed", error=type(exc).__name__)
+                    log.warning("policy.fetch_failed", reason=_connect_reason(exc))
             self._policy_kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._policy_kick.wait(), timeout=c.policy_poll_s)
@@ -219,8 +240,8 @@ class Agent:
         policy_mod.save_cache(self.config.policy_cache_path, fetched)
         self.emit(ev.PolicyChanged, from_version=before.version, policy_version=fetched.version, sha256=fetched.sha256)
         log.info("policy.changed", from_version=before.version, version=fetched.version)
-        if self.files is not None:
-            self.files.apply(self.policy)
+        self._process_recheck.set()  # running programs are checked against the new policy
+        self._files_rescan.set()  # new folders are watched and every watched folder scanned
 
     # -- card reader and the desk's visits (DESK-9) --------------------------------------------
 
@@ -293,8 +314,8 @@ class Agent:
                     with contextlib.suppress(Exception):
                         await sub.unsubscribe()
                 return
-            except Exception as exc:  # no link, or the desk stream does not exist yet
-                log.debug("desk_visits.subscribe_failed", error=type(exc).__name__)
+            except Exception as exc:  # no link, or the desk stream does not exist yet, or not permitted
+                log.warning("desk_visits.subscribe_failed", reason=_connect_reason(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=5.0)
 
@@ -315,21 +336,96 @@ class Agent:
     # -- processes, USB, files -----------------------------------------------------------------
 
     async def _process_loop(self) -> None:
-        watch = ProcessWatch(tuple(self.config.process_users), tuple(self.config.process_root_pids))
-        while not self._stop.is_set():
+        """Every program start of the desk session, from the kernel (or a poll, loudly)."""
+        loop = asyncio.get_running_loop()
+        scope = self.scope
+        rescan = asyncio.Event()
+        listener = None
+        if self.config.process_source == "netlink":
+            def on_exec(pid: int) -> None:  # the listener's thread: read /proc now, while it runs
+                status = processes.read_status(pid)
+                if status is None or not scope.contains(pid, status[2], status[1]):
+                    return
+                info = processes.read_proc(pid, status)
+                if info is not None:
+                    loop.call_soon_threadsafe(self._on_program, info, "netlink")
+
+            listener = processes.ExecListener(on_exec, lambda: loop.call_soon_threadsafe(rescan.set))
             try:
-                for v in await self._in_thread(watch.scan, self.policy):
-                    self.emit(
-                        ev.ProcessViolation, pid=v.pid, name=ev.redact(v.name)[:256],
-                        path=ev.safe_executable_path(v.exe) if v.exe else None, sha256=v.sha256,
-                        parent_name=ev.redact(v.parent_name)[:256] if v.parent_name else None,
-                        parent_path=ev.safe_executable_path(v.parent_exe) if v.parent_exe else None,
-                        os_uid=v.uid,
-                        enforce=v.enforce, enforced=v.enforced, error=v.error,
-                    )
-            except Exception:
-                log.exception("process.scan_failed")
-            await self._pause(self.policy.process_scan_s)
+                listener.start()
+            except OSError as exc:
+                listener = None
+                self._gap("processes", "no_kernel_notices", errno_name(exc))
+        else:
+            self._gap("processes", "no_kernel_notices", "configured")
+        self.process_source = "netlink" if listener else "poll"
+        known: dict[int, tuple[int, str | None]] = {}
+        first = True
+        try:
+            while not self._stop.is_set():
+                recheck = self._process_recheck.is_set()
+                self._process_recheck.clear()
+                try:
+                    if first or recheck or rescan.is_set() or listener is None:
+                        rescan.clear()
+                        now = await self._in_thread(processes.running, scope)
+                        alive = {}
+                        for info in now:
+                            alive[info.pid] = (info.start, info.exe)
+                            if known.get(info.pid) != (info.start, info.exe):
+                                self._on_program(info, "scan")  # new to us: started before, or missed
+                            elif recheck:
+                                self._on_program(info, "scan", recheck=True)  # a new policy applies
+                        known = alive
+                        first = False
+                except Exception:
+                    log.exception("process.scan_failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._process_recheck.wait(), timeout=self.policy.process_scan_s)
+        finally:
+            if listener is not None:
+                await self._in_thread(listener.stop)
+
+    def _on_program(self, info: processes.ProcInfo, source: str, recheck: bool = False) -> None:
+        self._spawn_short(self._examine(info, source, recheck))
+
+    async def _examine(self, info: processes.ProcInfo, source: str, recheck: bool) -> None:
+        policy = self.policy
+        decision = processes.decide(policy, info)
+        digest, parent = await self._in_thread(self._hash_and_parent, info)
+        common = dict(
+            pid=info.pid, name=ev.redact(info.name)[:256] or "?",
+            path=ev.safe_executable_path(info.exe) if info.exe else None, sha256=digest,
+            parent_name=ev.redact(parent[0])[:256] if parent[0] else None,
+            parent_path=ev.safe_executable_path(parent[1]) if parent[1] else None,
+            os_uid=info.uid, script=ev.safe_executable_path(decision.script) if decision.script else None,
+        )
+        if not recheck:
+            self.emit(ev.ProcessStarted, parent_pid=info.ppid or None, inline_code=decision.inline_code,
+                      allowed=decision.allowed, source=source, **common)
+        if decision.allowed:
+            return
+        enforced, error = False, None
+        if policy.process_enforce:
+            enforced, error = await self._in_thread(processes.terminate_pid, info.pid, info.start)
+        log.warning("process.violation", pid=info.pid, reason=decision.reason, enforced=enforced, source=source)
+        self.emit(ev.ProcessViolation, enforce=policy.process_enforce, enforced=enforced, error=error,
+                  reason=decision.reason, source=source, **{k: v for k, v in common.items()})
+
+    @staticmethod
+    def _hash_and_parent(info: processes.ProcInfo):
+        digest = processes.file_sha256(info.exe, f"/proc/{info.pid}/exe") if info.exe else None
+        return digest, processes.parent_of(info)
+
+    def _spawn_short(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._short.add(task)
+        task.add_done_callback(self._short_done)
+
+    def _short_done(self, task: asyncio.Task) -> None:
+        self._short.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("agent.task_failed", task="examine", error=repr(task.exception()))
 
     async def _usb_loop(self) -> None:
         watch = UsbWatch(self.config.sysfs_usb_root)
@@ -358,13 +454,45 @@ class Agent:
     async def _files_loop(self) -> None:
         assert self.files is not None
         while not self._stop.is_set():
-            for path in await self.files.quiet_paths():
+            ready = await self.files.quiet_paths()
+            for kind, src, dest in self.files.take_immediate():
+                self._file_activity(kind, src, dest)
+            for path, action in ready:
                 try:
+                    self._file_activity(action, path, None)
                     await self._check_file(path)
                 except Exception:
                     log.exception("files.check_failed")
 
-    async def _check_file(self, path: str) -> None:
+    def _file_activity(self, action: str, path: str, dest: str | None) -> None:
+        if not self.policy.file_activity or self.files is None:
+            return
+        found = self.files.root_of(path) if action != "deleted" else self._root_of_gone(path)
+        to = self.files.root_of(dest) if dest else None
+        if found is None and to is None:
+            return
+        size = None
+        with contextlib.suppress(OSError):
+            size = os.stat(dest or path).st_size if action != "deleted" else None
+        if found is None:  # moved in from outside the watched folders: a new file here
+            assert dest is not None and to is not None
+            self.emit(ev.FileActivity, root=to[1].label, path=ev.safe_relative_path(os.path.realpath(dest), to[0]),
+                      action="created", size_bytes=size)
+            return
+        self.emit(ev.FileActivity, root=found[1].label, path=ev.safe_relative_path(self._real(path), found[0]),
+                  action=action, dest_root=to[1].label if to else None,
+                  dest_path=ev.safe_relative_path(os.path.realpath(dest), to[0]) if to and dest else None,
+                  size_bytes=size)
+
+    @staticmethod
+    def _real(path: str) -> str:
+        parent = os.path.realpath(os.path.dirname(path))
+        return os.path.join(parent, os.path.basename(path))
+
+    def _root_of_gone(self, path: str):
+        return self.files.root_of(os.path.dirname(path) or "/") if self.files else None
+
+    async def _check_file(self, path: str, force: bool = False) -> None:
         found = self.files.root_of(path)
         if found is None:
             return
@@ -373,13 +501,20 @@ class Agent:
             st = os.stat(path)
         except OSError:
             return
-        if self._seen_files.get(path) == (st.st_mtime_ns, st.st_size):
+        if not force and self._seen_files.get(path) == (st.st_mtime_ns, st.st_size):
             return
         self._seen_files[path] = (st.st_mtime_ns, st.st_size)
-        if len(self._seen_files) > 10000:
+        if len(self._seen_files) > 100_000:
             self._seen_files.clear()
         policy = self.policy
-        hit = await self._in_thread(scan_file, folder, Path(path), policy.max_scan_bytes)
+        result = await self._in_thread(scan_file, folder, Path(path), policy.max_scan_bytes, policy.max_archive_bytes)
+        rel = ev.safe_relative_path(os.path.realpath(path), root)
+        if result.not_scanned is not None:
+            ns = result.not_scanned
+            self.emit(ev.FileNotScanned, root=folder.label, path=rel, size_bytes=ns.size,
+                      scanned_bytes=ns.scanned_bytes, reason=ns.reason)
+            log.warning("files.not_scanned", root=folder.label, reason=ns.reason, size=ns.size)
+        hit = result.hit
         if hit is None:
             return
         event_id = new_id()
@@ -387,23 +522,46 @@ class Agent:
         name = f"{event_id}{suffix}" if ev._SUFFIX.match(suffix) else str(event_id)
         moved, error = (False, None)
         if policy.quarantine:
+            self.files.ours.add(path)
             moved, error = await self._in_thread(quarantine, Path(path), self.config.quarantine_dir, name)
+            if not moved:
+                self.files.ours.discard(path)
         event = self.build(
-            ev.PersonalDataFileFound, event_id=event_id, root=folder.label,
-            path=ev.safe_relative_path(os.path.realpath(path), root), kinds=hit.kinds, findings=hit.findings,
-            size_bytes=hit.size, quarantine=policy.quarantine, quarantined=moved,
-            quarantine_name=name if moved else None, error=error,
+            ev.PersonalDataFileFound, event_id=event_id, root=folder.label, path=rel, kinds=hit.kinds,
+            findings=hit.findings, size_bytes=hit.size, quarantine=policy.quarantine, quarantined=moved,
+            quarantine_name=name if moved else None, error=error, in_name=hit.in_name, in_archive=hit.in_archive,
         )
         self.write(event)
         log.warning("files.personal_data", root=folder.label, kinds=list(hit.kinds), quarantined=moved)
 
+    async def _scan_roots(self, roots: list[str]) -> None:
+        """The scan at start and after a policy change: every file of the given watched roots."""
+        for root in roots:
+            for path in await self._in_thread(walk, root):
+                if self._stop.is_set():
+                    return
+                try:
+                    await self._check_file(path)
+                except Exception:
+                    log.exception("files.check_failed")
+
     async def _files_rescan_loop(self) -> None:
-        """Pick up removable media mounted since the last look."""
+        """Watch the folders of the policy and of the desk users now (a login, a policy change, a
+        mounted stick); scan what is new to the watch, and everything after a policy change."""
+        assert self.files is not None
+        first = True
         while not self._stop.is_set():
+            policy_changed = self._files_rescan.is_set() and not first
+            self._files_rescan.clear()
+            added = self.files.apply(self.policy, self.scope.homes)
+            if self.policy.scan_at_start:
+                roots = list(self.files.roots()) if first or policy_changed else [r for r, _ in added]
+                if not first:
+                    self._seen_files.clear() if policy_changed else None
+                await self._scan_roots(roots)
+            first = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=10.0)
-            if self.files is not None:
-                self.files.apply(self.policy)
+                await asyncio.wait_for(self._files_rescan.wait(), timeout=10.0)
 
     async def _in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -412,6 +570,53 @@ class Agent:
         """Sleep, but wake at once when the agent stops."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    # -- gaps in the monitoring: loud, never silent ------------------------------------------------
+
+    def _gap(self, monitor: str, reason: str, detail: str | None = None) -> None:
+        if (monitor, reason) in self._gaps:
+            return
+        self._gaps.add((monitor, reason))
+        log.warning("monitoring.gap", monitor=monitor, reason=reason, detail=detail)
+        self.emit(ev.MonitoringGap, monitor=monitor, reason=reason,
+                  detail=ev.redact(detail)[:256] if detail else None)
+
+    def _close_gap(self, monitor: str, reason: str) -> None:
+        if (monitor, reason) not in self._gaps:
+            return
+        self._gaps.discard((monitor, reason))
+        log.info("monitoring.gap_closed", monitor=monitor, reason=reason)
+        self.emit(ev.MonitoringGap, monitor=monitor, reason=reason, closed=True)
+
+    def _set_gap(self, is_open: bool, monitor: str, reason: str, detail: str | None = None) -> None:
+        if is_open:
+            self._gap(monitor, reason, detail)
+        else:
+            self._close_gap(monitor, reason)
+
+    def check_gaps(self) -> None:
+        """What is not monitored right now: no desk user, no USB sysfs, no watched folder."""
+        c = self.config
+        self.scope.refresh()
+        if c.monitors.processes:
+            self._set_gap(self.scope.empty, "processes", "no_desk_user",
+                          "no process_users/process_root_pids and nobody logged in" if not c.process_users
+                          else "configured accounts unknown")
+        if c.monitors.usb:
+            self._set_gap(not c.sysfs_usb_root.is_dir(), "usb", "no_sysfs", "no USB device tree in sysfs")
+        if c.monitors.files and self.files is not None:
+            self._set_gap(not self.files.roots(), "files", "no_watched_folder", "no watched folder exists")
+
+    async def _gaps_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                before = self.scope.homes
+                self.check_gaps()
+                if self.files is not None and self.scope.homes != before:
+                    self._files_rescan.set()  # a desk user logged in: watch their folders
+            except Exception:
+                log.exception("monitoring.check_failed")
+            await self._pause(max(1.0, self.policy.process_scan_s))
 
     # -- heartbeat and synthetic load --------------------------------------------------------------
 
@@ -497,9 +702,11 @@ class Agent:
             self._spawn(self._usb_loop(), "usb")
         if c.monitors.files:
             self.files = FileWatch(loop, c.quarantine_dir)
-            self.files.apply(self.policy)
+            self.files.apply(self.policy, self.scope.homes)
             self._spawn(self._files_loop(), "files")
             self._spawn(self._files_rescan_loop(), "files_rescan")
+        self.check_gaps()  # loud at once: what is not monitored
+        self._spawn(self._gaps_loop(), "gaps")
         if self.load_rate or self.load_count:
             self._spawn(self._load_loop(), "load")
 
@@ -512,8 +719,9 @@ class Agent:
                     loop.remove_signal_handler(sig)
 
     async def _shutdown(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._short]:
             task.cancel()
+        await asyncio.gather(*self._short, return_exceptions=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.files is not None:
             self.files.stop()
@@ -534,3 +742,12 @@ class Agent:
         (self.config.data_dir / "agent.clean").touch()
         log.info("agent.stopped", reason=self._stop_reason)
 
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """A short reason for a failed connection or request (for the WARNING log and the gap event)."""
+    text = str(exc).strip().replace("\n", " ")
+    name = type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno:
+        return f"{name}: {errno_name(exc)}"
+    return f"{name}: {text}"[:200] if text else name

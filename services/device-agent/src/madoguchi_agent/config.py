@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from typing import Literal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,11 +52,16 @@ class AgentConfig(BaseModel):
     nats_tls_ca: Path | None = None
     data_dir: Path = Path("/var/lib/madoguchi-agent")
 
-    # Application restriction scope: processes of these OS accounts, and/or the process trees
-    # under these pids (a kiosk session leader). Never the whole machine: system services run
-    # under their own accounts and are not the desk's applications.
+    # The desk users: processes of these OS accounts are monitored, their home folders hold the
+    # watched folders ("~/Desktop"...). Empty = the accounts logged in on the PC now (uid >= 1000),
+    # looked at again every process_scan_s. And/or the process trees under these pids (a kiosk
+    # session leader). Never the whole machine: system services run under their own accounts
+    # and are not the desk's applications. Nothing in scope is a loud MonitoringGap.
     process_users: tuple[str, ...] = ()
     process_root_pids: tuple[int, ...] = ()
+    # where program starts come from: the kernel's notices (needs root), or a poll of /proc
+    # (a loud MonitoringGap: a short-lived program may be missed)
+    process_source: Literal["netlink", "poll"] = "netlink"
 
     sysfs_usb_root: Path = Path("/sys/bus/usb/devices")
 
@@ -96,6 +102,11 @@ class AgentConfig(BaseModel):
     @property
     def policy_key(self) -> str:
         return f"{self.municipality}.{self.role}"
+
+    @property
+    def desk_policy_key(self) -> str:
+        """This desk's own policy, when it differs from its role's (it wins)."""
+        return f"{self.municipality}.{self.role}.{self.desk}"
 
 
 EXAMPLE = '''# madoguchi-agent configuration (one desk PC)

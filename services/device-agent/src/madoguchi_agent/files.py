@@ -23,7 +23,7 @@ import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from xml.sax.saxutils import unescape
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -52,6 +52,8 @@ class Hit:
     kinds: tuple[str, ...]
     findings: int
     size: int
+    in_name: bool = False
+    in_archive: bool = False
 
 
 def decode(data: bytes) -> str:
@@ -65,8 +67,49 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+KIND_ORDER = ["my_number", "twelve_digits", "phone", "email"]
+CHUNK = 4 * 1024 * 1024  # large text files are read this much at a time
+OVERLAP = 256  # characters carried over between chunks, so no number is cut in two
+ARCHIVE_SUFFIXES = {".zip"}
+
+
+@dataclass(frozen=True)
+class NotScanned:
+    reason: str  # too_large | unreadable | archive_limit | archive_encrypted | archive_damaged
+    scanned_bytes: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Scan:
+    hit: Hit | None = None
+    not_scanned: NotScanned | None = None
+
+
+def _kinds(findings) -> set[str]:
+    return {f.kind for f in findings}
+
+
+def _is_binary(head: bytes) -> bool:
+    return b"\x00" in head[:8192] and not head.startswith((b"\xff\xfe", b"\xfe\xff"))
+
+
+def _encoding(head: bytes) -> str:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    for encoding in ("utf-8-sig", "cp932"):
+        try:
+            head.decode(encoding)
+            return encoding
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 4:  # only the last character was cut by the chunk
+                return encoding
+            continue
+    return "utf-8"
+
+
 def read_text(path: Path, max_bytes: int) -> str | None:
-    """The text of a text-like or office file, or None when it is neither (or too big)."""
+    """The text of a small text-like or office file, or None when it is neither (or too big)."""
     try:
         size = path.stat().st_size
     except OSError:
@@ -81,11 +124,32 @@ def read_text(path: Path, max_bytes: int) -> str | None:
             data = f.read(max_bytes)
     except (OSError, zipfile.BadZipFile):
         return None
-    if suffix not in TEXT_SUFFIXES:
-        head = data[:8192]
-        if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return None  # binary
+    if suffix not in TEXT_SUFFIXES and _is_binary(data):
+        return None
     return decode(data)
+
+
+def _scan_stream(f, first: bytes, budget: int) -> tuple[set[str], int, int]:
+    """Scan a text stream chunk by chunk: (kinds, findings, bytes read)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(_encoding(first))(errors="replace")
+    kinds: set[str] = set()
+    count, read, carry = 0, 0, ""
+    chunk = first
+    while chunk:
+        read += len(chunk)
+        text = carry + decoder.decode(chunk)
+        findings = find_personal_data(text)
+        # a finding wholly inside the carried-over head was counted with the previous chunk
+        fresh = [f for f in findings if f.end > len(carry)]
+        kinds |= _kinds(fresh)
+        count += len(fresh)
+        carry = text[-OVERLAP:]
+        if read >= budget:
+            break
+        chunk = f.read(min(CHUNK, budget - read))
+    return kinds, count, read
 
 
 def _office_text(path: Path, max_bytes: int) -> str:
@@ -101,19 +165,100 @@ def _office_text(path: Path, max_bytes: int) -> str:
     return "\n".join(parts)
 
 
-def scan_file(root: WatchedFolder, path: Path, max_bytes: int) -> Hit | None:
-    text = read_text(path, max_bytes)
-    if not text:
-        return None
-    findings = find_personal_data(text)
-    if not findings:
-        return None
-    kinds = tuple(sorted({f.kind for f in findings}, key=["my_number", "twelve_digits", "phone", "email"].index))
+def _archive(path: Path, budget: int) -> tuple[set[str], int, NotScanned | None]:
+    """Member names and text-like / office members of a .zip, up to `budget` uncompressed bytes."""
+    kinds: set[str] = set()
+    count = 0
+    problem = None
+    used = 0
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                name_findings = find_personal_data(info.filename)
+                kinds |= _kinds(name_findings)
+                count += len(name_findings)
+                if info.is_dir():
+                    continue
+                if info.flag_bits & 0x1:
+                    problem = problem or NotScanned("archive_encrypted", used, size)
+                    continue
+                suffix = PurePath(info.filename).suffix.lower()
+                if used + info.file_size > budget:
+                    problem = NotScanned("archive_limit", used, size)
+                    break
+                if suffix in OFFICE_SUFFIXES or suffix in ARCHIVE_SUFFIXES:
+                    import io
+
+                    data = z.read(info)
+                    used += len(data)
+                    try:
+                        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+                            if suffix in ARCHIVE_SUFFIXES:
+                                problem = problem or NotScanned("archive_limit", used, size)  # one level only
+                                continue
+                            text = "\n".join(unescape(_TAG.sub("\n", inner.read(i).decode("utf-8", "replace")))
+                                             for i in inner.infolist() if _OFFICE_PARTS.match(i.filename))
+                    except zipfile.BadZipFile:
+                        continue
+                else:
+                    data = z.read(info)
+                    used += len(data)
+                    if suffix not in TEXT_SUFFIXES and _is_binary(data):
+                        continue
+                    text = decode(data)
+                findings = find_personal_data(text)
+                kinds |= _kinds(findings)
+                count += len(findings)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError):
+        return kinds, count, NotScanned("archive_damaged", used, size)
+    return kinds, count, problem
+
+
+def scan_file(root: WatchedFolder, path: Path, max_bytes: int, max_archive_bytes: int | None = None) -> Scan:
+    """Scan a file's name and content (text, office, .zip), bounded: a file read only in part, or
+    not at all, comes back as `not_scanned` (the agent reports it; never a silent skip)."""
+    max_archive_bytes = max_bytes if max_archive_bytes is None else max_archive_bytes
     try:
         size = path.stat().st_size
+        if not path.is_file():
+            return Scan()
     except OSError:
-        size = 0
-    return Hit(root, str(path), kinds, len(findings), size)
+        return Scan()
+    name_findings = find_personal_data(path.name)
+    kinds, count = _kinds(name_findings), len(name_findings)
+    in_archive = False
+    problem: NotScanned | None = None
+    suffix = path.suffix.lower()
+    try:
+        if suffix in ARCHIVE_SUFFIXES:
+            k, n, problem = _archive(path, max_archive_bytes)
+            in_archive = bool(n)
+            kinds, count = kinds | k, count + n
+        elif suffix in OFFICE_SUFFIXES:
+            if size > max_bytes:
+                problem = NotScanned("too_large", 0, size)
+            else:
+                try:
+                    findings = find_personal_data(_office_text(path, max_bytes))
+                except zipfile.BadZipFile:
+                    findings = []
+                kinds, count = kinds | _kinds(findings), count + len(findings)
+        else:
+            with open(path, "rb") as f:
+                first = f.read(min(CHUNK, max_bytes))
+                if first and (suffix in TEXT_SUFFIXES or not _is_binary(first)):
+                    k, n, read = _scan_stream(f, first, max_bytes)
+                    kinds, count = kinds | k, count + n
+                    if read < size:
+                        problem = NotScanned("too_large", read, size)
+    except OSError:
+        problem = NotScanned("unreadable", 0, size)
+    hit = None
+    if count:
+        hit = Hit(root, str(path), tuple(sorted(kinds, key=KIND_ORDER.index)), count, size,
+                  in_name=bool(name_findings), in_archive=in_archive)
+    return Scan(hit, problem)
 
 
 def quarantine(path: Path, folder: Path, name: str) -> tuple[bool, str | None]:
@@ -130,18 +275,63 @@ def quarantine(path: Path, folder: Path, name: str) -> tuple[bool, str | None]:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, hand_over: Callable[[str], None]):
+    def __init__(self, hand_over: Callable[[str, str, str | None], None]):
         self._hand_over = hand_over
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
+        if event.is_directory:
             return
-        path = getattr(event, "dest_path", "") or event.src_path
-        self._hand_over(os.fsdecode(path))
+        kind = event.event_type
+        if kind not in ("created", "modified", "moved", "closed", "deleted"):
+            return
+        dest = getattr(event, "dest_path", "") or None
+        self._hand_over(kind, os.fsdecode(event.src_path), os.fsdecode(dest) if dest else None)
+
+
+def _xdg_dirs(home: str) -> dict[str, str]:
+    """~/.config/user-dirs.dirs of a home: {"DESKTOP": "/home/u/デスクトップ", ...}."""
+    out = {}
+    try:
+        text = Path(home, ".config", "user-dirs.dirs").read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        m = re.match(r'^XDG_([A-Z]+)_DIR="(.*)"\s*$', line.strip())
+        if m:
+            out[m.group(1)] = m.group(2).replace("$HOME", home)
+    return out
+
+
+_XDG_NAMES = {"Desktop": "DESKTOP", "Documents": "DOCUMENTS", "Downloads": "DOWNLOAD"}
+
+
+def resolve_folders(policy: Policy, homes: tuple[str, ...]) -> dict[str, WatchedFolder]:
+    """The policy's folders as real paths: "~/X" in each desk user's home (XDG names apply)."""
+    wanted: dict[str, WatchedFolder] = {}
+    for folder in policy.watched_folders:
+        if folder.path.startswith("~/") or folder.path == "~":
+            rest = folder.path[2:]
+            for home in homes:
+                first, _, tail = rest.partition("/")
+                xdg = _xdg_dirs(home).get(_XDG_NAMES.get(first, ""))
+                path = os.path.join(xdg, tail) if xdg else os.path.join(home, rest)
+                wanted[str(Path(path).resolve())] = folder
+        elif not folder.path.startswith("~"):
+            wanted[str(Path(folder.path).resolve())] = folder
+    for pattern in policy.removable_globs:
+        for mount in glob.glob(pattern):
+            if os.path.isdir(mount):
+                wanted.setdefault(str(Path(mount).resolve()), WatchedFolder(label="removable", path=mount))
+    return wanted
+
+
+# what a quiet path was: created wins over modified
+_RANK = {"modified": 0, "created": 1}
 
 
 class FileWatch:
-    """Watches folders; `changed()` yields paths that have been quiet for QUIET_S."""
+    """Watches folders (inotify through watchdog). `quiet_paths()` yields (path, action) once a
+    path has been quiet for QUIET_S; moves and deletions come at once through `moves()`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, quarantine_dir: Path):
         self._loop = loop
@@ -149,29 +339,41 @@ class FileWatch:
         self._observer = Observer()
         self._observer.daemon = True
         self._watches: dict[str, tuple[WatchedFolder, object]] = {}  # resolved root -> (folder, watch)
-        self._pending: dict[str, float] = {}
+        self._pending: dict[str, tuple[float, str]] = {}
+        self._immediate: list[tuple[str, str, str | None]] = []
         self._wake = asyncio.Event()
         self._started = False
+        self.ours: set[str] = set()  # paths the agent moved itself (quarantine): no activity event
 
-    def _hand_over(self, path: str) -> None:
+    def _hand_over(self, kind: str, src: str, dest: str | None) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._note, path)
+            self._loop.call_soon_threadsafe(self._note, kind, src, dest)
         except RuntimeError:
             pass
 
-    def _note(self, path: str) -> None:
-        self._pending[path] = self._loop.time()
+    def _note(self, kind: str, src: str, dest: str | None) -> None:
+        if kind in ("moved", "deleted"):
+            if src in self.ours:
+                self.ours.discard(src)
+                return
+            self._pending.pop(src, None)
+            self._immediate.append((kind, src, dest))
+            if kind == "moved" and dest:
+                self._pending[dest] = (self._loop.time(), "created")  # the moved-in file is scanned
+        else:
+            action = "created" if kind == "created" else "modified"
+            old = self._pending.get(src)
+            if old is not None and _RANK[old[1]] > _RANK[action]:
+                action = old[1]
+            self._pending[src] = (self._loop.time(), action)
         self._wake.set()
 
-    def apply(self, policy: Policy) -> list[WatchedFolder]:
-        """Watch the policy's folders and the removable mounts present now; returns new roots."""
-        wanted: dict[str, WatchedFolder] = {}
-        for folder in policy.watched_folders:
-            wanted[str(Path(folder.path).expanduser().resolve())] = folder
-        for pattern in policy.removable_globs:
-            for mount in glob.glob(pattern):
-                if os.path.isdir(mount):
-                    wanted.setdefault(str(Path(mount).resolve()), WatchedFolder(label="removable", path=mount))
+    def roots(self) -> dict[str, WatchedFolder]:
+        return {root: folder for root, (folder, _) in self._watches.items()}
+
+    def apply(self, policy: Policy, homes: tuple[str, ...] = ()) -> list[tuple[str, WatchedFolder]]:
+        """Watch the policy's folders and the removable mounts present now; returns the new roots."""
+        wanted = resolve_folders(policy, homes)
         added = []
         for root in list(self._watches):
             if root not in wanted:
@@ -186,7 +388,7 @@ class FileWatch:
                 log.warning("files.watch_failed", label=folder.label, error=type(exc).__name__)
                 continue
             self._watches[root] = (folder, watch)
-            added.append(folder)
+            added.append((root, folder))
         if not self._started:
             self._observer.start()
             self._started = True
@@ -203,16 +405,20 @@ class FileWatch:
                     best = (root, folder)
         return best
 
-    async def quiet_paths(self) -> list[str]:
-        """Wait until some changed paths have been quiet for QUIET_S; return them."""
+    def take_immediate(self) -> list[tuple[str, str, str | None]]:
+        out, self._immediate = self._immediate, []
+        return out
+
+    async def quiet_paths(self) -> list[tuple[str, str]]:
+        """Wait until some changed paths have been quiet for QUIET_S (or a move/delete came)."""
         while True:
-            if not self._pending:
+            if not self._pending and not self._immediate:
                 self._wake.clear()
                 await self._wake.wait()
             now = self._loop.time()
-            ready = [p for p, t in self._pending.items() if now - t >= QUIET_S]
-            if ready:
-                for p in ready:
+            ready = [(p, a) for p, (t, a) in self._pending.items() if now - t >= QUIET_S]
+            if ready or self._immediate:
+                for p, _ in ready:
                     del self._pending[p]
                 return ready
             await asyncio.sleep(QUIET_S / 2)
@@ -221,3 +427,15 @@ class FileWatch:
         if self._started:
             self._observer.stop()
             self._observer.join(timeout=5)
+
+
+def walk(root: str, limit: int = 200_000) -> list[str]:
+    """Every file under a watched root (for the scan at start), at most `limit`."""
+    out: list[str] = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            out.append(os.path.join(dirpath, name))
+            if len(out) >= limit:
+                log.warning("files.walk_limit", limit=limit)
+                return out
+    return out

@@ -1,9 +1,16 @@
 """The agent's policy: central configuration on the bus, cached locally so the agent works offline.
 
-The policy lives in the JetStream key-value bucket `mg_policy`, one key per municipality and
-desk role (`<municipality>.<role>`, e.g. `011002.desk`), as JSON. Its version is the key's
+The policy lives in the JetStream key-value bucket `mg_policy`, as JSON: one key per municipality
+and desk role (`<municipality>.<role>`, e.g. `011002.desk`) and, where one desk differs, a key of
+that desk (`<municipality>.<role>.<desk>`), which wins. `madoguchi policy show/set` reads and
+writes them (policy_cli.py; every change is also an admin event). Its version is the key's
 revision. Every policy the agent applies is written to a local JSON cache (atomically, fsynced)
 so that a PC that boots without a link enforces the last policy it knew, not the built-in one.
+
+The built-in default protects: programs outside the allow-list are stopped, USB storage, MTP
+phones and every class not on the list are blocked, the desk users' Desktop, Documents and
+Downloads are watched. A watched folder written "~/..." means that folder in the home of each
+desk user (the accounts of the agent config's `process_users`, or the users logged in now).
 """
 
 from __future__ import annotations
@@ -62,13 +69,28 @@ DEFAULT_ALLOW: tuple[AllowRule, ...] = (
 )
 
 
+# "~" = the home of each desk user; XDG names (~/.config/user-dirs.dirs, e.g. デスクトップ) apply.
+DEFAULT_FOLDERS: tuple[WatchedFolder, ...] = (
+    WatchedFolder(label="desktop", path="~/Desktop"),
+    WatchedFolder(label="documents", path="~/Documents"),
+    WatchedFolder(label="downloads", path="~/Downloads"),
+)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Application restriction (SEC-2)
     allow: tuple[AllowRule, ...] = DEFAULT_ALLOW
-    process_enforce: bool = False  # terminate what is not allowed (else report only)
+    process_enforce: bool = True  # terminate what is not allowed (else report only)
+    # the fallback poll when the kernel's process notices are unavailable (not root); also how
+    # often the desk users and the gaps in monitoring are looked at again
     process_scan_s: float = Field(default=5.0, gt=0)
+    # Interpreters whose inline code (`python3 -c ...`) is a violation: the code runs inside an
+    # allowed program, so no exec of its own shows it. Shells are not listed: every program a
+    # shell starts is an exec of its own and checked.
+    inline_code_forbidden: tuple[str, ...] = ("python*", "perl*", "ruby*", "node", "nodejs", "php*", "lua*",
+                                              "Rscript", "tclsh*", "wish*", "osascript")
 
     # Device management (SEC-2, SEC-4)
     usb_block_mass_storage: bool = True
@@ -77,14 +99,20 @@ class Policy(BaseModel):
     usb_allowed_classes: tuple[str, ...] = ("01", "02", "03", "09", "0a", "0b", "0e", "e0", "ef")
     # vendor:product pairs allowed whatever their class, e.g. Sony PaSoRi readers (class ff).
     usb_allowed_devices: tuple[str, ...] = ("054c:06c1", "054c:06c3", "054c:0dc8", "054c:0dc9")
-    usb_block_not_allowed: bool = False
+    # MTP phones (class 06 / ff), unknown and vendor-specific classes: blocked unless listed
+    usb_block_not_allowed: bool = True
     usb_scan_s: float = Field(default=2.0, gt=0)
 
     # Personal data on disk (SEC-2)
-    watched_folders: tuple[WatchedFolder, ...] = ()
+    watched_folders: tuple[WatchedFolder, ...] = DEFAULT_FOLDERS
     removable_globs: tuple[str, ...] = ("/media/*/*", "/run/media/*/*")
     quarantine: bool = True
-    max_scan_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
+    # Files are read in chunks up to this many bytes (a larger file is scanned this far and
+    # reported as not scanned in full); archive members up to max_archive_bytes in all.
+    max_scan_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    max_archive_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    scan_at_start: bool = True  # scan the watched folders at start and after a policy change
+    file_activity: bool = True  # record create/modify/move/delete in watched folders and media
 
     # Thresholds
     card_left_s: float = Field(default=600.0, gt=0)  # DESK-9: card in reader with no visit
@@ -137,16 +165,21 @@ def save_cache(path: Path, loaded: LoadedPolicy) -> None:
     os.replace(tmp, path)
 
 
-async def fetch(js: JetStreamContext, bucket: str, key: str) -> LoadedPolicy | None:
-    """The policy on the bus, or None when the bucket or key does not exist (yet)."""
+async def fetch(js: JetStreamContext, bucket: str, key: str, *more_specific: str) -> LoadedPolicy | None:
+    """The policy on the bus, or None when the bucket or key does not exist (yet). With
+    `more_specific` keys (a desk's own), the most specific one present wins."""
     try:
         kv = await js.key_value(bucket)
-        entry = await kv.get(key)
-    except (BucketNotFoundError, KeyNotFoundError, KeyDeletedError):
+    except BucketNotFoundError:
         return None
-    if entry.value is None:
-        return None
-    return from_bytes(entry.value, entry.revision or 0)
+    for k in (*reversed(more_specific), key):
+        try:
+            entry = await kv.get(k)
+        except (KeyNotFoundError, KeyDeletedError):
+            continue
+        if entry.value:
+            return from_bytes(entry.value, entry.revision or 0)
+    return None
 
 
 async def publish(js: JetStreamContext, bucket: str, key: str, policy: Policy) -> int:

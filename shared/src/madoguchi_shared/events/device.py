@@ -372,6 +372,11 @@ class ProcessViolation(_AgentEvent):
     enforce: bool  # the policy asked for termination
     enforced: bool  # the process was terminated
     error: str | None = Field(default=None, max_length=64)  # why termination failed (errno name)
+    # not_allowed: the executable; script_not_allowed: the script an interpreter runs; inline_code:
+    # code given on an interpreter's command line (`python3 -c`)
+    reason: Literal["not_allowed", "script_not_allowed", "inline_code"] = "not_allowed"
+    script: SafePath | None = None
+    source: Literal["netlink", "scan"] = "scan"
 
 
 # ---------------------------------------------------------------------------------------------
