@@ -83,3 +83,24 @@ async def test_mass_storage_is_blocked_and_a_refused_block_recorded(nats_server,
 
     removed = of_type(events, "device.usb_device_removed")
     assert [e.port for e in removed] == ["1-1"]
+
+
+async def test_phones_and_unknown_classes_are_blocked_by_default_and_a_re_authorised_stick_alerts_again(
+        nats_server, nc, municipality, tmp_path):
+    root = tmp_path / "sys-usb"
+    phone = _device(root, "1-4", "04e8", "6860", "00", ["06", "ff"], product_name="Galaxy (MTP)")
+    gadget = _device(root, "1-5", "1234", "abcd", "ff", ["ff"])
+    stick = _device(root, "1-6", "0781", "5583", "00", ["08"])
+    config = make_config(tmp_path, nats_server.url, municipality, monitors={"usb": True}, sysfs_usb_root=root)
+    write_policy_cache(config, Policy(usb_scan_s=0.2))  # the built-in defaults otherwise
+    async with running_agent(config):
+        await wait_for(nc, municipality, lambda es: len(of_type(es, "device.usb_violation")) >= 3, what="blocked")
+        (stick / "authorized").write_text("1\n")  # someone authorises the stick again
+        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.usb_violation")) >= 4,
+                                what="blocked again")
+    violations = of_type(events, "device.usb_violation")
+    assert {(v.port, v.kind, v.blocked, v.reauthorized) for v in violations} == {
+        ("1-4", "class_not_allowed", True, False), ("1-5", "class_not_allowed", True, False),
+        ("1-6", "mass_storage", True, False), ("1-6", "mass_storage", True, True)}
+    for d in (phone, gadget, stick):
+        assert (d / "authorized").read_text().strip() == "0"

@@ -45,6 +45,8 @@ from madoguchi_shared.events import Actor, Event, Role
 from madoguchi_shared.events.audit import AlertRaised, AlertReraised, AlertResolved
 from madoguchi_shared.pii import find_personal_data
 
+from madoguchi_audit import device_rules  # noqa: E402  (its rules use the helpers below at call time)
+
 ALERT_ACTOR = Actor(id="audit-alerts", role=Role.system)
 _NAMESPACE = uuid.UUID("6f1c2a52-3c55-4b8e-9a35-6d2b1c0f8e21")
 _IDENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -198,7 +200,9 @@ def _process_violation(state, e, rules) -> list[Out]:
     severity = "warning" if e.enforced else "urgent"
     name = _safe(e.name[:40], "名称非表示")
     done = "強制終了しました。" if e.enforced else "終了できていません。至急確認してください。"
-    return _raise(state, "application_violation", severity, about_key(e.device_id, e.sha256 or e.name, day),
+    # one alert per program a day; a renamed copy, another reason (inline code...) is another alert
+    return _raise(state, "application_violation", severity,
+                  about_key(e.device_id, e.sha256 or e.name, e.name, getattr(e, "reason", ""), day),
                   "許可されていないアプリケーション",
                   f"{_where(e, e.device_id)}の端末で許可されていないアプリケーション（{name}）が起動されました。{done}",
                   e, device_id=e.device_id)
@@ -209,8 +213,10 @@ def _usb_violation(state, e, rules) -> list[Out]:
     severity = "warning" if e.blocked else "urgent"
     kind = "記憶装置" if e.kind == "mass_storage" else "許可されていない種類の機器"
     done = "遮断しました。" if e.blocked else "遮断できていません。至急確認してください。"
+    # a stick re-authorised after its block (tamper) is a new alert each time
     return _raise(state, "usb_violation", severity,
-                  about_key(e.device_id, e.vendor_id + e.product_id, e.port.replace(".", "-").replace(":", "-"), day),
+                  about_key(e.device_id, e.vendor_id + e.product_id, e.port.replace(".", "-").replace(":", "-"), day,
+                            e.event_id if getattr(e, "reauthorized", False) else None),
                   "許可されていないUSB機器",
                   f"{_where(e, e.device_id)}の端末にUSB機器（{kind}、{e.vendor_id}:{e.product_id}）が接続されました。{done}",
                   e, device_id=e.device_id)
@@ -338,7 +344,8 @@ def _desk_day(state, e, rules) -> list[Out]:
     key = f"{e.municipality}/{e.desk}"
     day = e.deskday_id.rpartition("_")[2]
     is_open = e.type in ("desk.day_started", "desk.day_resumed")
-    state.desk_days[key] = {"day": day, "open": is_open}
+    opened = (state.desk_days.get(key) or {}).get("at") if e.type == "desk.day_resumed" else None
+    state.desk_days[key] = {"day": day, "open": is_open, "at": opened or (_iso(e.occurred_at) if is_open else None)}
     return []
 
 
@@ -401,6 +408,7 @@ ALERT_EVENTS = {
     "audit.alert_resolved": _alert_changed,
     "audit.alert_reraised": _alert_changed,
 }
+RULES.update(device_rules.DEVICE_RULES)
 TYPES = frozenset(RULES) | frozenset(ALERT_EVENTS)
 
 
@@ -430,27 +438,8 @@ def tick(state: RuleState, now: datetime, rules: Rules) -> list[Out]:
     """Time passed: silent desk PCs, re-raise unacknowledged urgent alerts, forget what is old."""
     outs: list[Out] = []
     today: date = now.astimezone(rules.tz).date()
-    for key, d in list(state.devices.items()):
-        last = _dt(d["last_hb"])
-        if now - last > rules.keep_for:
-            del state.devices[key]
-            continue
-        if d.get("silent") or now - last < rules.heartbeat_silence:
-            continue
-        if last.astimezone(rules.tz).date() != today or not desk_open(state, d["m"], d.get("desk"), now, rules):
-            continue
-        # The last heartbeat stands in as the source: the alert is caused by what came before the silence.
-        source = _Tick(municipality=d["m"], ward=d.get("ward"), desk=d.get("desk"), occurred_at=now,
-                       event_id=uuid.UUID(d["hb_id"]))
-        minutes = int((now - last).total_seconds() // 60)
-        raised = _raise(state, "desk_pc_silent", "warning", about_key(d["device"], int(last.timestamp())),
-                        "窓口PCの応答なし",
-                        f"{_where(source, d['device'])}の端末（{d['device']}）から {minutes} 分以上応答（ハートビート）が"
-                        "ありません。通信・電源・盗難のおそれを確認してください。",
-                        source, device_id=d["device"], condition=f"silent/{key}", at=now)
-        if raised:
-            d["silent"] = raised[0].event.alert_id
-            outs += raised
+    # silent desk PCs (device_rules.py); the last heartbeat stands in as the alert's source
+    outs += device_rules.silent_pcs(state, now, rules)
     for alert_id, info in list(state.alerts.items()):
         if info["resolved"] or info["acked"]:
             if now - _dt(info["raised_at"]) > rules.keep_for:

@@ -446,7 +446,7 @@ class Agent:
                         self.emit(ev.UsbDeviceRemoved, **common)
                     else:
                         self.emit(ev.UsbViolation, kind=ch.violation, block_attempted=ch.block_attempted,
-                                  blocked=ch.blocked, error=ch.error, **common)
+                                  blocked=ch.blocked, error=ch.error, reauthorized=ch.reauthorized, **common)
             except Exception:
                 log.exception("usb.scan_failed")
             await self._pause(self.policy.usb_scan_s)

@@ -124,6 +124,7 @@ class UsbChange:
     block_attempted: bool = False
     blocked: bool = False
     error: str | None = None
+    reauthorized: bool = False
 
 
 class UsbWatch:
@@ -148,15 +149,18 @@ class UsbWatch:
                 changes.append(UsbChange("attached", dev, present_at_start=self._first, allowed=ok))
             if ok:
                 continue
+            reauthorized = False
             if key in self._reported:
                 # once reported, only a device re-authorised after our block is news (tamper)
                 if not (self._reported[key] and dev.authorized is True):
                     continue
+                reauthorized = True
             kind = "mass_storage" if dev.mass_storage else "class_not_allowed"
             should_block = policy.usb_block_mass_storage if kind == "mass_storage" else policy.usb_block_not_allowed
             blocked, error = block(self.root, dev.port) if should_block else (False, None)
             changes.append(UsbChange("violation", dev, allowed=False, violation=kind,
-                                     block_attempted=should_block, blocked=blocked, error=error))
+                                     block_attempted=should_block, blocked=blocked, error=error,
+                                     reauthorized=reauthorized))
             self._reported[key] = blocked
         self._known = current
         self._first = False

@@ -418,6 +418,7 @@ class UsbViolation(_UsbEvent):
     block_attempted: bool
     blocked: bool
     error: str | None = Field(default=None, max_length=64)  # errno name when the block failed
+    reauthorized: bool = False  # the device was authorised again after the agent blocked it (tamper)
 
 
 # ---------------------------------------------------------------------------------------------
