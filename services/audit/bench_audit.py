@@ -33,7 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
-from madoguchi_shared import bus, db
+from madoguchi_shared import bus
+from madoguchi_shared import db
+from madoguchi_shared.reader import Reader
 from madoguchi_shared.events import Actor, Role, dump_event
 from madoguchi_shared.events.admin import AccessDenied, LoginSucceeded
 from madoguchi_shared.events.calls import CallReceived
@@ -42,7 +44,7 @@ from madoguchi_shared.runtime import NatsServer, PostgresServer
 
 from madoguchi_audit import checkpoints, schema, verify
 from madoguchi_audit.config import AuditSettings
-from madoguchi_audit.ingest import Ingest, RawPuller, filter_subjects
+from madoguchi_audit.ingest import Ingest, filter_subjects
 
 MUNICIPALITY = "999001"
 
@@ -96,7 +98,7 @@ async def plain_ceiling(nc, pool, n: int, batch: int, table: str) -> float:
 
     async with pool.acquire() as conn:
         await conn.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (stream text, seq bigint, data bytea)")
-        pullers = [RawPuller(nc, s, 1, filter_subjects(s, [MUNICIPALITY]), sink) for s in bus.LOG_STREAMS]
+        pullers = [Reader(nc, s, filter_subjects(s, [MUNICIPALITY]), sink=sink) for s in bus.LOG_STREAMS]
         start = time.perf_counter()
         for p in pullers:
             await p.start()

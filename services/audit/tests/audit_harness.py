@@ -84,7 +84,7 @@ def to_rows(full: list[tuple]) -> list[chain.Row]:
 
 @contextlib.asynccontextmanager
 async def running_ingest(audit: AuditSettings, nc, pool) -> AsyncIterator[Ingest]:
-    ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
+    ingest = Ingest(audit, nc, pool)
     task = asyncio.create_task(ingest.run())
     await ingest.wait_running()
     try:
@@ -92,6 +92,16 @@ async def running_ingest(audit: AuditSettings, nc, pool) -> AsyncIterator[Ingest
     finally:
         ingest.stop()
         await asyncio.wait_for(task, 20)
+
+
+def cli_env(audit: AuditSettings) -> dict[str, str]:
+    """The environment of a `madoguchi audit` process for this test's log (municipality, filter)."""
+    import json
+    import os
+
+    return {**os.environ, "MADOGUCHI_MUNICIPALITY": audit.municipality,
+            "MADOGUCHI_AUDIT_MUNICIPALITIES": json.dumps(audit.municipalities),
+            "MADOGUCHI_AUDIT_CHECKPOINT_EVERY": str(audit.checkpoint_every)}
 
 
 async def publish(js, events: list[Event]) -> None:

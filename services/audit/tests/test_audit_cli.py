@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from audit_harness import publish, running_ingest, sample_events
-from typer.testing import CliRunner
+from audit_harness import cli_env, publish, running_ingest, sample_events
 
-from madoguchi_audit.cli import app
 
 
 async def _cli(*args: str, env: dict | None = None) -> tuple[int, str, str]:
@@ -24,35 +22,25 @@ async def test_verify_says_ok_on_a_clean_log_and_names_the_first_bad_position_on
     await publish(js, sample_events(audit.municipality, 300))
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()
-    common = ["--dsn", settings.resolved_pg_dsn(), "--data-dir", str(audit.data_dir), "--schema", audit.schema_name]
+    common = ["--dsn", settings.resolved_pg_dsn(), "--data-dir", str(audit.data_dir), "--schema", audit.schema_name,
+              "--nats", settings.nats_url]
+    env = cli_env(audit)
 
-    code, out, err = await _cli("verify", *common)
+    code, out, err = await _cli("verify", *common, env=env)
     assert code == 0, out + err
     assert out.startswith("OK  log oplog: ") and "signed checkpoints verified" in out
 
-    code, out, _ = await _cli("verify", "--from-checkpoint", *common)
+    code, out, _ = await _cli("verify", "--from-checkpoint", *common, env=env)
     assert code == 0 and "started after the signed checkpoint" in out
 
     async with pg_pool.acquire() as conn:
         await conn.execute("SET session_replication_role = replica")  # a superuser switching the trigger off
         await conn.execute(f'UPDATE "{audit.schema_name}".log SET actor_id = \'S9999\' WHERE position = 123')
         await conn.execute("SET session_replication_role = origin")
-    code, out, _ = await _cli("verify", *common)
+    code, out, _ = await _cli("verify", *common, env=env)
     assert code == 1
     assert out.startswith("BAD log oplog: first bad position 123: edited")
 
     code, out, err = await _cli("verify", "--dsn", "postgresql://nobody@127.0.0.1:1/none", "--data-dir",
                                 str(audit.data_dir))
     assert code == 2 and "could not verify" in err
-
-
-def test_keygen_writes_a_private_key_0600_and_refuses_to_overwrite_it(tmp_path):
-    runner = CliRunner()
-    first = runner.invoke(app, ["keygen", "--data-dir", str(tmp_path)])
-    assert first.exit_code == 0 and "key id" in first.output
-    key = tmp_path / "audit" / "signing.key"
-    assert (key.stat().st_mode & 0o777) == 0o600
-    assert runner.invoke(app, ["keygen", "--data-dir", str(tmp_path)]).exit_code == 1
-    rotated = runner.invoke(app, ["keygen", "--data-dir", str(tmp_path), "--force"])
-    assert rotated.exit_code == 0
-    assert len(list((tmp_path / "audit" / "keys").glob("*.pub"))) == 2  # the old key still verifies old checkpoints

@@ -69,7 +69,11 @@ async def test_the_trigger_refuses_even_the_owner_and_a_superuser(nc, js, pg_poo
 async def test_retention_archives_verifies_then_deletes_as_owner_and_the_rest_still_verifies(nc, js, pg_pool, audit_settings):
     audit = audit_settings.model_copy(update={"checkpoint_every": 20, "ingest_batch": 20})
     await _log_with_rows(nc, js, pg_pool, audit, n=100)
-    later = datetime.now(UTC) + timedelta(days=31)
+    middle = datetime.now(UTC)
+    await publish(js, sample_events(audit.municipality, 30, seed=9))  # signed after `middle`: kept
+    async with running_ingest(audit, nc, pg_pool) as ingest:
+        await ingest.wait_idle()
+    later = middle + timedelta(days=30)
     async with pg_pool.acquire() as conn:
         # Deleting without the flag, or without an archive, is refused even to the owner.
         with pytest.raises(REFUSED):

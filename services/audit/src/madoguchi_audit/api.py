@@ -151,9 +151,7 @@ async def run_verify(request: Request, principal: VerifyRole, pool: Pool, audit:
     """Recompute the chain and check it against every signed checkpoint."""
     body = body or VerifyRequest()
     async with pool.acquire() as conn:
-        found = await checkpoints.gather(audit, conn, nc)
-        report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found, checkpoints.load_keyring(audit),
-                                        from_checkpoint=body.from_checkpoint)
+        report = await verify.verify_all(conn, nc, audit, from_checkpoint=body.from_checkpoint)
     run_id = new_id()
     fault = report.first_fault
     await bus.append(js, VerificationRun(
@@ -161,7 +159,7 @@ async def run_verify(request: Request, principal: VerifyRole, pool: Pool, audit:
         run_id=str(run_id), log_id=audit.log_id, result="ok" if report.ok else "bad", records=report.records,
         from_position=report.from_position, to_position=report.to_position, head=report.head,
         checkpoints_checked=report.checkpoints_checked, first_bad_position=fault.position if fault else None,
-        fault=fault.kind if fault else None, trigger="api",
+        fault={"duplicate": "extra"}.get(fault.kind, fault.kind) if fault else None, trigger="api",
     ))
     return {"run_id": str(run_id), **report.as_dict(), "summary": report.lines()}
 

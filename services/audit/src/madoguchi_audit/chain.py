@@ -228,11 +228,13 @@ class Message(NamedTuple):
     data: bytes
 
 
-def chain_records(messages: Iterable[Message], position: int, prev: bytes) -> tuple[list[tuple], int, bytes]:
-    """Turn messages into COPY rows (in COLUMNS order) after (position, prev). Returns rows, last position, head."""
+def chain_records(messages: Iterable, position: int, prev: bytes) -> tuple[list[tuple], int, bytes]:
+    """Turn messages (Message or the shared reader's StoredMessage) into COPY rows (in COLUMNS order)
+    after (position, prev). Returns rows, last position, head."""
     rows: list[tuple] = []
     sha = hashlib.sha256
-    for stream, seq, subject, data in messages:
+    for m in messages:
+        stream, seq, subject, data = m.stream, m.seq, m.subject, m.data
         env = envelope(data)
         position += 1
         digest = sha(prev + header(stream, seq, subject, env) + data).digest()

@@ -9,10 +9,9 @@ table cut short, edited or rebuilt with a fresh chain disagrees with a checkpoin
 without the private key.
 
 The signing key is a 32-byte Ed25519 seed: given in settings (MADOGUCHI_AUDIT_SIGNING_KEY_HEX)
-or generated once into `<data_dir>/audit/signing.key` (mode 0600). Its public key is written
-beside it and into the trusted keys folder as `<key_id>.pub`; key_id is the first 16 hex digits
-of sha256(public key). Keep a copy of the public keys away from the database host: a verifier
-that takes its keys from the machine it checks trusts that machine.
+or in `<data_dir>/audit/signing.key` (mode 0600); key_id is the first 16 hex digits of
+sha256(public key). A key signs only when it is the current key of the log's key chain
+(keys.py): introduced by `madoguchi audit init`, or handed on by `madoguchi audit rotate-key`.
 """
 
 from __future__ import annotations
@@ -87,45 +86,19 @@ def _publish_public(key: SigningKey, pub_path: Path) -> None:
     pub_path.write_text(pub_hex)
 
 
-def load_signing_key(settings: AuditSettings) -> SigningKey:
-    """The key from settings, else from its file, else a new key generated into the file."""
-    seed = settings.signing_key_hex.get_secret_value()
-    if seed:
-        key = SigningKey.from_seed_hex(seed)
-    else:
-        path = settings.resolved_signing_key_file
-        if path.exists():
-            key = SigningKey.from_seed_hex(path.read_text())
-        else:
-            key = generate_key(path)
-            log.info("audit.signing_key_generated", key_id=key.key_id, path=str(path))
-    trust_key(settings, key.public)
-    return key
+def load_signing_key(settings: AuditSettings) -> SigningKey | None:
+    """The private key configured (settings, else the key file), or None. Never generates one and
+    never trusts one: whether it may sign is for `keys.signing_key` to decide against the key chain."""
+    from madoguchi_audit import keys
+
+    return keys.private_key(settings)
 
 
-def trust_key(settings: AuditSettings, public: Ed25519PublicKey) -> Path:
-    """Add a public key to the trusted keys folder (idempotent)."""
-    folder = settings.resolved_trusted_keys_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key_id_of(public)}.pub"
-    if not path.exists():
-        path.write_text(public_bytes(public).hex() + "\n")
-    return path
+def load_keyring(settings: AuditSettings) -> dict[str, Ed25519PublicKey]:
+    """The keys of the chain in the local copy of the key statements (see keys.py)."""
+    from madoguchi_audit import keys
 
-
-def load_keyring(settings: AuditSettings, extra: Iterable[Path] = ()) -> dict[str, Ed25519PublicKey]:
-    """Every trusted public key: the keys folder plus any given files (hex of the raw key)."""
-    ring: dict[str, Ed25519PublicKey] = {}
-    folder = settings.resolved_trusted_keys_dir
-    files = sorted(folder.glob("*.pub")) if folder.exists() else []
-    for path in [*files, *extra]:
-        try:
-            public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(path.read_text().strip()))
-        except (ValueError, OSError) as exc:
-            log.warning("audit.bad_public_key", path=str(path), error=str(exc))
-            continue
-        ring[key_id_of(public)] = public
-    return ring
+    return keys.load_keyring(settings)
 
 
 def _time(value: datetime) -> str:
@@ -222,33 +195,36 @@ def read_file(path: Path, log_id: str | None = None) -> list[CheckpointSigned]:
     return out
 
 
-async def gather(settings: AuditSettings, conn=None, nc=None) -> list[CheckpointSigned]:
-    """Every checkpoint we can find: the file, the database copy and (given a connection) the stream.
-
-    The verifier checks each one's signature; where they come from only matters for what an
-    attacker would have to reach to remove them all (the file and the stream are outside the table).
-    """
-    found = read_file(settings.resolved_checkpoint_file, settings.log_id)
-    if conn is not None:
-        rows = await conn.fetch(f'SELECT event FROM "{settings.schema_name}".checkpoint WHERE log_id = $1',
-                                settings.log_id)
-        for row in rows:
-            try:
-                found.append(parse_event(bytes(row["event"])))
-            except ValueError:
-                continue
+async def gather_copies(settings: AuditSettings, conn=None, nc=None) -> dict[str, list[CheckpointSigned]]:
+    """Each copy of the checkpoints: the stream of record (given a connection), the file, the database."""
+    copies: dict[str, list[CheckpointSigned]] = {}
     if nc is not None:
         from madoguchi_shared import bus, subjects
 
         subject = subjects.aggregate_subject("audit", settings.municipality, "checkpoint", settings.log_id)
-        try:
-            found += [s.event for s in await bus.load(nc, subject) if isinstance(s.event, CheckpointSigned)]
-        except Exception as exc:  # noqa: BLE001 - the stream copy is one source of several
-            log.warning("audit.checkpoint_stream_unreadable", error=str(exc))
-    return found
+        copies["stream"] = [s.event for s in await bus.load(nc, subject) if isinstance(s.event, CheckpointSigned)]
+    copies["file"] = read_file(settings.resolved_checkpoint_file, settings.log_id)
+    if conn is not None:
+        rows = await conn.fetch(f'SELECT event FROM "{settings.schema_name}".checkpoint WHERE log_id = $1 '
+                                "ORDER BY position", settings.log_id)
+        db_copy = []
+        for row in rows:
+            try:
+                event = parse_event(bytes(row["event"]))
+            except ValueError:
+                continue
+            if isinstance(event, CheckpointSigned):
+                db_copy.append(event)
+        copies["database"] = db_copy
+    return copies
+
+
+async def gather(settings: AuditSettings, conn=None, nc=None) -> list[CheckpointSigned]:
+    """Every checkpoint we can find, from every copy (the verifier checks each one's signature)."""
+    return [cp for cps in (await gather_copies(settings, conn, nc)).values() for cp in cps]
 
 
 __all__ = [
-    "SERVICE_ACTOR", "SigningKey", "append_to_file", "gather", "generate_key", "key_id_of", "load_keyring",
-    "load_signing_key", "read_file", "sign", "signature_ok", "signed_bytes", "trust_key",
+    "SERVICE_ACTOR", "SigningKey", "append_to_file", "gather", "gather_copies", "generate_key", "key_id_of", "load_keyring",
+    "load_signing_key", "read_file", "sign", "signature_ok", "signed_bytes",
 ]

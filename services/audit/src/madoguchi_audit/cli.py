@@ -1,7 +1,8 @@
 """`madoguchi audit ...`: verify the log, make a signing key, run the log writer, retention.
 
     madoguchi audit verify [--from-checkpoint] [--dsn DSN] [--checkpoints FILE] [--bus]
-    madoguchi audit keygen [--force]
+    madoguchi audit init                  introduce the first signing key (prints its fingerprint)
+    madoguchi audit rotate-key            hand trust on to a new key, signed by the current one
     madoguchi audit ingest
     madoguchi audit archive [--delete]
 
@@ -47,18 +48,25 @@ def verify_cmd(
     data_dir: DataDirOpt = None,
     schema: SchemaOpt = None,
     checkpoints_file: Annotated[Path | None, typer.Option("--checkpoints", help="checkpoint JSON Lines file")] = None,
-    key: Annotated[list[Path], typer.Option("--key", help="an extra trusted public key file (hex)")] = [],  # noqa: B006
-    use_bus: Annotated[bool, typer.Option("--bus/--no-bus", help="also read checkpoints from JetStream and record the run")] = False,
+    nats_url: Annotated[str | None, typer.Option("--nats", help="NATS URL (default: MADOGUCHI_NATS_URL)")] = None,
+    use_bus: Annotated[bool, typer.Option("--bus/--no-bus", help="read the key chain and checkpoints from the stream "
+                                          "of record, reconcile the log with the streams, record the run (default)")] = True,
+    grace: Annotated[float | None, typer.Option("--grace", help="seconds: messages stored longer ago than this must "
+                                                "be in the log (default: the setting, 5)")] = None,
+    root: Annotated[str | None, typer.Option("--root", help="the fingerprint recorded at install: the key chain must start with it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Recompute the hash chain and check every signed checkpoint; exit 0 only when it all holds."""
+    """Check the key chain, every copy of the signed checkpoints, the hash chain, and every message of the
+    streams of record against the log; exit 0 only when it all holds."""
     from tqdm import tqdm
 
-    from madoguchi_audit import checkpoints, verify
+    from madoguchi_audit import verify
 
-    base, audit = _settings(dsn, data_dir, schema)
+    base, audit = _settings(dsn, data_dir, schema, nats_url)
     if checkpoints_file:
         audit = audit.model_copy(update={"checkpoint_file": checkpoints_file})
+    if root:
+        audit = audit.model_copy(update={"root_fingerprint": root})
 
     async def go() -> verify.Report:
         import asyncpg
@@ -77,12 +85,8 @@ def verify_cmd(
             bar.refresh()
 
         try:
-            found = await checkpoints.gather(audit, conn, nc)
-            report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found,
-                                            checkpoints.load_keyring(audit, key), from_checkpoint=from_checkpoint,
-                                            progress=progress)
-            report.notes.append(f"checkpoints from {audit.resolved_checkpoint_file}, the database"
-                                + (" and the JetStream copy" if nc is not None else " (add --bus for the JetStream copy)"))
+            report = await verify.verify_all(conn, nc, audit, from_checkpoint=from_checkpoint, progress=progress,
+                                             grace_seconds=grace)
             if nc is not None:
                 await _record_run(nc, audit, report)
             return report
@@ -97,7 +101,7 @@ def verify_cmd(
     except Exception as exc:  # noqa: BLE001 - any failure to run is exit 2, never a false OK
         typer.echo(f"ERROR could not verify: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else "\n".join(report.lines()))
+    typer.echo(json.dumps(report.as_dict(), indent=2, default=str) if as_json else "\n".join(report.lines()))
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -113,31 +117,77 @@ async def _record_run(nc, audit, report) -> None:
         municipality=audit.municipality, actor=SERVICE_ACTOR, run_id=str(new_id()), log_id=audit.log_id,
         result="ok" if report.ok else "bad", records=report.records, from_position=report.from_position,
         to_position=report.to_position, head=report.head, checkpoints_checked=report.checkpoints_checked,
-        first_bad_position=fault.position if fault else None, fault=fault.kind if fault else None, trigger="cli"))
+        first_bad_position=fault.position if fault else None, fault=_fault_kind(fault), trigger="cli"))
 
 
-@app.command("keygen")
-def keygen_cmd(
-    data_dir: DataDirOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="replace an existing key (the old public key stays trusted)")] = False,
-) -> None:
-    """Create the Ed25519 checkpoint signing key (mode 0600) and trust its public key."""
-    from madoguchi_audit import checkpoints
+def _fault_kind(fault) -> str | None:
+    if fault is None:
+        return None
+    return {"duplicate": "extra"}.get(fault.kind, fault.kind)
 
-    _, audit = _settings(None, data_dir, None)
-    path = audit.resolved_signing_key_file
-    if path.exists():
-        if not force:
-            old = checkpoints.SigningKey.from_seed_hex(path.read_text())
-            typer.echo(f"a key exists already: {path} (key id {old.key_id}); use --force to rotate", err=True)
-            raise typer.Exit(1)
-        old = checkpoints.SigningKey.from_seed_hex(path.read_text())
-        checkpoints.trust_key(audit, old.public)
-        path.rename(path.with_name(f"{path.name}.{old.key_id}.retired"))
-    key = checkpoints.generate_key(path)
-    trusted = checkpoints.trust_key(audit, key.public)
-    typer.echo(f"key id {key.key_id}\nprivate key {path} (0600)\npublic key {trusted}\n"
-               f"public key hex {checkpoints.public_bytes(key.public).hex()}")
+
+NatsOpt = Annotated[str | None, typer.Option("--nats", help="NATS URL (default: MADOGUCHI_NATS_URL)")]
+MunicipalityOpt = Annotated[str | None, typer.Option("--municipality", help="the municipality the audit service publishes under")]
+
+
+def _key_settings(data_dir, nats_url, municipality):
+    base, audit = _settings(None, data_dir, None, nats_url)
+    if municipality:
+        audit = audit.model_copy(update={"municipality": municipality})
+    return base, audit
+
+
+@app.command("init")
+def init_cmd(data_dir: DataDirOpt = None, nats_url: NatsOpt = None, municipality: MunicipalityOpt = None) -> None:
+    """Introduce the first checkpoint signing key of the log (install): prints the fingerprint to record."""
+    from madoguchi_shared import bus
+
+    from madoguchi_audit import keys
+
+    base, audit = _key_settings(data_dir, nats_url, municipality)
+
+    async def go():
+        nc = await bus.connect_tool(base.nats_url, name="madoguchi-audit-init")
+        try:
+            await bus.ensure_streams(nc.jetstream(), base.stream_replicas)
+            return await keys.introduce(audit, nc)
+        finally:
+            await nc.drain()
+
+    try:
+        key, trusted = asyncio.run(go())
+    except keys.KeyRefused as exc:
+        typer.echo(f"導入できません: {exc.reason}\n対処: {exc.fix}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"監査ログ {audit.log_id} の署名鍵を導入しました\n"
+               f"key id      {key.key_id}\nfingerprint {trusted.fingerprint}\n"
+               f"private key {audit.resolved_signing_key_file if not audit.signing_key_hex.get_secret_value() else '(MADOGUCHI_AUDIT_SIGNING_KEY_HEX)'}\n"
+               "この指紋（fingerprint）を記録してください。監査時に `madoguchi audit verify` が表示する鍵の連鎖の先頭と照合します。")
+
+
+@app.command("rotate-key")
+def rotate_key_cmd(data_dir: DataDirOpt = None, nats_url: NatsOpt = None, municipality: MunicipalityOpt = None) -> None:
+    """Replace the signing key: a rotation statement signed by the current key, published on the stream."""
+    from madoguchi_shared import bus
+
+    from madoguchi_audit import keys
+
+    base, audit = _key_settings(data_dir, nats_url, municipality)
+
+    async def go():
+        nc = await bus.connect_tool(base.nats_url, name="madoguchi-audit-rotate-key")
+        try:
+            return await keys.rotate(audit, nc)
+        finally:
+            await nc.drain()
+
+    try:
+        old, new = asyncio.run(go())
+    except keys.KeyRefused as exc:
+        typer.echo(f"ローテーションできません: {exc.reason}\n対処: {exc.fix}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"署名鍵をローテーションしました（旧鍵の署名付き）\nold key id  {old.key_id} {keys.fingerprint(old.public)}\n"
+               f"new key id  {new.key_id} {keys.fingerprint(new.public)}\nprivate key {audit.resolved_signing_key_file}")
 
 
 @app.command("ingest")
@@ -159,7 +209,7 @@ def ingest_cmd(dsn: DsnOpt = None, data_dir: DataDirOpt = None, schema: SchemaOp
         await bus.ensure_streams(nc.jetstream(), base.stream_replicas)
         pool = await db.create_pool(base.resolved_pg_dsn(), max_size=4)
         await audit_schema.migrate_pool(pool, audit.schema_name)
-        ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
+        ingest = Ingest(audit, nc, pool)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, ingest.stop)

@@ -29,12 +29,20 @@ class AuditSettings(BaseSettings):
     run_ingest: bool = True
 
     # Signed checkpoints: every N records or T seconds (whichever first, when there is news).
-    checkpoint_every: int = Field(default=10_000, ge=1)
-    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    checkpoint_every: int = Field(default=1_000, ge=1)
+    checkpoint_seconds: float = Field(default=1.0, gt=0)
     signing_key_hex: SecretStr = SecretStr("")  # 32-byte Ed25519 seed as hex; empty = key file
     signing_key_file: Path | None = None  # default <data_dir>/audit/signing.key
-    trusted_keys_dir: Path | None = None  # default <data_dir>/audit/keys (one <key_id>.pub each)
+    trusted_keys_dir: Path | None = None  # default <data_dir>/audit/keys (public keys, statements.jsonl)
     checkpoint_file: Path | None = None  # default <data_dir>/audit/checkpoints.jsonl
+    # Key trust (keys.py): the first start of a log with no key anywhere (no key file, no key
+    # statement on the stream or on disk) introduces a fresh key itself, as `madoguchi audit init`
+    # would, and logs its fingerprint. Set false where install is a separate, witnessed step.
+    init_on_first_start: bool = True
+    # The fingerprint the city recorded at install; when set, a key chain with another root is refused.
+    root_fingerprint: str = ""
+    # Verification: stream messages stored more than this long before the run must be in the log.
+    reconcile_grace_seconds: float = Field(default=5.0, ge=0)
 
     # Retention: the city sets it; 0 = keep everything in the table.
     retention_days: int = Field(default=1825, ge=0)
@@ -65,6 +73,10 @@ class AuditSettings(BaseSettings):
     @property
     def resolved_trusted_keys_dir(self) -> Path:
         return self.trusted_keys_dir or self.audit_dir / "keys"
+
+    @property
+    def resolved_statements_file(self) -> Path:
+        return self.resolved_trusted_keys_dir / "statements.jsonl"
 
     @property
     def resolved_checkpoint_file(self) -> Path:

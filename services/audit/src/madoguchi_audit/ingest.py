@@ -2,10 +2,9 @@
 
 Shape (ARCHITECTURE "Measured ceilings": raw pull + COPY is the fast path):
 
-- one `RawPuller` per stream (MG_DESK, MG_CALLS, MG_DEVICE, MG_AUDIT, MG_ADMIN, MG_REPORT; not
-  the DLQ): an ack-less ephemeral consumer started after the stream sequence stored for that
-  stream, read with raw `$JS.API.CONSUMER.MSG.NEXT` requests kept two deep and a core
-  subscription callback that only appends to one in-memory buffer;
+- one shared `Reader` per stream (MG_DESK, MG_CALLS, MG_DEVICE, MG_AUDIT, MG_ADMIN, MG_REPORT;
+  not the DLQ): an ack-less ephemeral consumer started after the stream sequence stored for that
+  stream, whose subscription callback only appends to one in-memory buffer;
 - one writer loop drains the buffer in arrival order: that order, fixed by the writer, is the
   merge of the streams. Per batch, in ONE transaction as `audit_writer`: COPY the chained rows,
   move every stream's stored sequence and the chain head. Positions are head+1.. assigned inside
@@ -22,6 +21,13 @@ Shape (ARCHITECTURE "Measured ceilings": raw pull + COPY is the fast path):
 
 After committing, the writer signs a checkpoint every N records or T seconds (checkpoints.py),
 in the same transaction as the batch that reaches it, and exports it (file, JetStream) after.
+
+Fails closed (SEC-2): it signs only with the current key of the log's key chain (keys.py), and on
+start and after every failure it checks the stored head against the last checkpoint it signed
+itself (read back from the stream and the file, never from the database) and against what this
+process committed: rows missing, a moved chain_head, a broken link since the checkpoint or a
+per-stream position that no record backs stop the writer for good, with an urgent HQ alert and
+no signature over it. Before each checkpoint it counts the records it is about to vouch for.
 """
 
 from __future__ import annotations
@@ -29,22 +35,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
 from nats.aio.client import Client as NATS
-from nats.js import api
 from nats.js.errors import NotFoundError
 
-from madoguchi_shared import bus
+from madoguchi_shared import bus, subjects
 from madoguchi_shared.events import parse_event
-from madoguchi_shared.events.audit import CheckpointSigned
+from madoguchi_shared.events.audit import AlertRaised, CheckpointSigned
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.reader import Reader, StoredMessage
 
-from madoguchi_audit import chain, checkpoints
+from madoguchi_audit import alerts, chain, checkpoints, keys
 from madoguchi_audit.config import AuditSettings
 from madoguchi_audit.schema import WRITER
 
@@ -54,134 +59,11 @@ CHECKPOINT_TYPE = "audit.checkpoint_signed"
 
 
 def filter_subjects(stream: str, municipalities: list[str]) -> list[str]:
-    context = stream.removeprefix("MG_").lower()
+    """The subjects of one log stream the log records (every municipality, or the listed ones)."""
+    context = {name: ctx for ctx, name in bus.STREAM_OF_CONTEXT.items()}[stream]
     if not municipalities:
-        return [f"mg.{context}.>"]
-    return [f"mg.{context}.{m}.>" for m in municipalities]
-
-
-class RawPuller:
-    """An ack-less pull consumer on one stream, read with raw MSG.NEXT requests.
-
-    The core subscription callback parses the stream sequence from the reply subject and hands
-    (stream, seq, subject, data) to `sink`. Requests are kept `depth` deep while not paused.
-    """
-
-    def __init__(self, nc: NATS, stream: str, start_seq: int, subjects: list[str],
-                 sink: Callable[[chain.Message], None], *, batch: int = 1000, depth: int = 2, expires: float = 1.0):
-        self.nc = nc
-        self.js = nc.jetstream()
-        self.stream = stream
-        self.subjects = subjects
-        self.sink = sink
-        self.batch = batch
-        self.depth = depth
-        self.expires = expires
-        self.last_seq = start_seq - 1  # the last sequence handed to the sink
-        self.pending = 0  # messages the server still holds for us, as of the last delivery
-        self.consumer_seq = 0  # the consumer's delivery count as of the last message handled
-        self.consumer: str | None = None
-        self.paused = False
-        self._requests: collections.deque[int] = collections.deque()
-        self._sub = None
-        self._inbox = ""
-        self._last_activity = time.monotonic()
-
-    async def start(self) -> None:
-        self._inbox = self.nc.new_inbox()
-        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
-        await self._create_consumer()
-        await self._fill()
-
-    async def stop(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be gone
-                pass
-            self._sub = None
-        if self.consumer:
-            try:
-                await self.js.delete_consumer(self.stream, self.consumer)
-            except Exception:  # noqa: BLE001 - ephemeral anyway (inactive_threshold)
-                pass
-
-    async def _create_consumer(self) -> None:
-        config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=max(1, self.last_seq + 1),
-            ack_policy=api.AckPolicy.NONE,
-            inactive_threshold=30.0,
-            mem_storage=True,
-            num_replicas=1,
-            filter_subject=self.subjects[0] if len(self.subjects) == 1 else None,
-            filter_subjects=self.subjects if len(self.subjects) > 1 else None,
-        )
-        info = await self.js.add_consumer(self.stream, config)
-        self.consumer = info.name
-        self.consumer_seq = 0
-        self._requests.clear()
-
-    async def _fill(self) -> None:
-        subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}"
-        while not self.paused and len(self._requests) < self.depth and self._sub is not None:
-            payload = json.dumps({"batch": self.batch, "expires": int(self.expires * 1e9)}).encode()
-            self._requests.append(self.batch)
-            await self.nc.publish(subject, payload, reply=self._inbox)
-
-    async def resume(self) -> None:
-        self.paused = False
-        await self._fill()
-
-    async def _on_msg(self, msg) -> None:
-        self._last_activity = time.monotonic()
-        reply = msg.reply
-        if reply and reply.startswith("$JS.ACK."):
-            tokens = reply.split(".")
-            if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-                seq, cseq, pending = int(tokens[5]), int(tokens[6]), int(tokens[8])
-            else:  # $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>...
-                seq, cseq, pending = int(tokens[7]), int(tokens[8]), int(tokens[10])
-            self.pending = pending
-            self.consumer_seq = max(self.consumer_seq, cseq)
-            if seq > self.last_seq:
-                self.last_seq = seq
-                self.sink(chain.Message(self.stream, seq, msg.subject, msg.data))
-            if self._requests:
-                self._requests[0] -= 1
-                if self._requests[0] <= 0:
-                    self._requests.popleft()
-                    await self._fill()
-            return
-        status = (msg.headers or {}).get("Status", "")
-        if self._requests:
-            self._requests.popleft()  # 404 no messages, 408 expired, 409 ...: that request is over
-        if status == "409" and "Deleted" in (msg.headers or {}).get("Description", ""):
-            self.consumer = None
-            return
-        if status in ("404", "408"):
-            self.pending = 0
-        await self._fill()
-
-    async def watchdog(self) -> None:
-        """Re-create a consumer that vanished (a nats-server restart) or re-prime lost requests."""
-        if time.monotonic() - self._last_activity < self.expires * 3 or self.paused:
-            return
-        self._last_activity = time.monotonic()
-        try:
-            if self.consumer is None:
-                raise NotFoundError
-            await self.js.consumer_info(self.stream, self.consumer)
-        except NotFoundError:
-            log.warning("audit.consumer_recreated", stream=self.stream, after=self.last_seq)
-            await self._create_consumer()
-        self._requests.clear()
-        await self._fill()
-
-    async def drained(self) -> bool:
-        """True when the server holds nothing more for us and everything it sent has been handled."""
-        info = await self.js.consumer_info(self.stream, self.consumer)
-        return not info.num_pending and (info.delivered.consumer_seq or 0) <= self.consumer_seq
+        return [subjects.context_filter(context)]
+    return [subjects.context_filter(context, m) for m in municipalities]
 
 
 @dataclass
@@ -196,6 +78,15 @@ class _Prepared:
     checkpoint: CheckpointSigned | None
 
 
+class Tampered(Exception):
+    """The stored log does not follow from what the writer signed or wrote: stop, alert, never sign."""
+
+    def __init__(self, detail: str, ja: str):
+        super().__init__(detail)
+        self.detail = detail
+        self.ja = ja  # the reason in Japanese, for the HQ alert (no personal data: positions and names)
+
+
 class Ingest:
     """The single writer of one log. `run()` until `stop()`; `wait_idle()` for tests and tools.
 
@@ -207,17 +98,21 @@ class Ingest:
 
     HIGH_WATER = 50_000
 
-    def __init__(self, settings: AuditSettings, nc: NATS, pool: asyncpg.Pool, key: checkpoints.SigningKey,
+    def __init__(self, settings: AuditSettings, nc: NATS, pool: asyncpg.Pool, key: checkpoints.SigningKey | None = None,
                  *, on_commit: Callable[[int], None] | None = None):
         self.settings = settings
         self.nc = nc
         self.js = nc.jetstream()
         self.pool = pool
-        self.key = key
+        self._configured_key = key  # None: the key file (or the setting), checked against the key chain
+        self.key: checkpoints.SigningKey | None = None
+        self._key_stamp: tuple | None = None
+        self.halted: str | None = None  # why the writer stopped for good (tampering, an untrusted key)
+        self._committed: tuple[int, bytes] | None = None  # the last (position, head) this process committed
         self.on_commit = on_commit
         self.schema = settings.schema_name
-        self.buffer: collections.deque[chain.Message] = collections.deque()
-        self.pullers: list[RawPuller] = []
+        self.buffer: collections.deque[StoredMessage] = collections.deque()
+        self.pullers: list[Reader] = []
         # committed state
         self.position = 0
         self.head = chain.GENESIS
@@ -269,18 +164,25 @@ class Ingest:
         self._stop.set()
         self._wake.set()
 
-    def _sink(self, msg: chain.Message) -> None:
+    def _sink(self, msg: StoredMessage) -> None:
         self.buffer.append(msg)
         if len(self.buffer) >= self.HIGH_WATER:
             for p in self.pullers:
-                p.paused = True
+                p.pause()
         self._wake.set()
 
     async def run(self) -> None:
         """Write until stopped; after a failure (database or bus gone), start over from the stored state."""
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.halted is None:
             try:
                 await self._run_once()
+            except keys.KeyRefused as exc:
+                await self._halt("untrusted_key", str(exc), "signing_key", self._key_alert(exc))
+            except Tampered as exc:
+                await self._halt("tampered", exc.detail, "log", (
+                    "監査ログの改ざんを検知しました",
+                    f"監査ログの書き込みと署名を停止しました。{exc.ja}。署名済みチェックポイントの上に署名することはありません。"
+                    "`madoguchi audit verify` で確認し、インシデントとして対応してください。"))
             except Exception as exc:  # noqa: BLE001 - never leave the log unwritten: retry from what is stored
                 self.restarts += 1
                 log.error("audit.ingest_failed", error=f"{type(exc).__name__}: {exc}", restarts=self.restarts)
@@ -288,6 +190,125 @@ class Ingest:
                     await asyncio.wait_for(self._stop.wait(), timeout=min(30.0, 0.5 * self.restarts))
                 except TimeoutError:
                     pass
+
+    def _key_alert(self, exc: keys.KeyRefused) -> tuple[str, str]:
+        return ("監査ログの署名鍵が信頼されていません",
+                "署名鍵ファイルの鍵は `madoguchi audit init` で導入された鍵でも、`madoguchi audit rotate-key` で"
+                "引き継がれた鍵でもないため、チェックポイントへの署名と監査ログの書き込みを停止しました。"
+                "無断で置き換えられた場合はインシデントとして扱い、正規の鍵をバックアップから戻してサービスを再起動してください。"
+                "鍵を変更する場合は、正規の鍵を戻してから `madoguchi audit rotate-key` を実行してください。")
+
+    async def _halt(self, kind: str, detail: str, about: str, texts: tuple[str, str]) -> None:
+        """Stop writing for good (until an operator restarts the service) and raise an urgent HQ alert."""
+        self.halted = f"{kind}: {detail}"
+        log.error("audit.writer_halted", kind=kind, detail=detail)
+        title, message = texts
+        municipality = self.settings.municipality
+        about_id = alerts.about_key(self.settings.log_id, about, kind, int(time.time()))
+        event = AlertRaised(municipality=municipality, actor=checkpoints.SERVICE_ACTOR,
+                            alert_id=alerts.alert_id_for(municipality, f"audit_{kind}", about_id),
+                            rule=f"audit_{kind}", severity="urgent", title=title, message=message, about=about_id)
+        try:
+            await bus.append(self.js, event, expected=0)
+        except Exception as exc:  # noqa: BLE001 - the log line above still says it
+            log.error("audit.alert_failed", error=str(exc))
+
+    def _key_file_stamp(self) -> tuple | None:
+        if self.settings.signing_key_hex.get_secret_value() or self._configured_key is not None:
+            return None
+        try:
+            st = self.settings.resolved_signing_key_file.stat()
+        except FileNotFoundError:
+            return ("missing",)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    async def _check_key(self) -> None:
+        """(Re)read the key and hold it against the key chain on the stream; KeyRefused when it may not sign."""
+        self.key = await keys.signing_key(self.settings, self.nc, self._configured_key)
+        self._key_stamp = self._key_file_stamp()
+
+    async def _key_changed(self) -> None:
+        """A key file touched while running (a rotation, or a replaced key) is checked again before the next signature."""
+        if self._key_file_stamp() != self._key_stamp:
+            await self._settle()
+            await self._check_key()
+            log.info("audit.signing_key_reloaded", key_id=self.key.key_id if self.key else None)
+
+    async def _last_signed(self) -> CheckpointSigned | None:
+        """The newest checkpoint this log's trusted keys signed, from the stream and the file (not the database)."""
+        ring = keys.build_chain((await keys.stream_statements(self.nc, self.settings))[0], self.settings.log_id).ring
+        found: list[CheckpointSigned] = []
+        subject = subjects.aggregate_subject("audit", self.settings.municipality, "checkpoint", self.settings.log_id)
+        try:
+            msg = await self.js.get_last_msg(bus.stream_for(subject), subject, direct=True)
+            event = parse_event(msg.data)
+            if isinstance(event, CheckpointSigned):
+                found.append(event)
+        except NotFoundError:
+            pass
+        path = self.settings.resolved_checkpoint_file
+        found += checkpoints.read_file(path, self.settings.log_id)[-1:]
+        good = [cp for cp in found if checkpoints.signature_ok(cp, ring)]
+        bad = [cp for cp in found if cp not in good]
+        if bad:
+            raise Tampered(f"a copy of the last checkpoint ({bad[0].position}) does not carry a valid signature",
+                           f"最後のチェックポイント（位置 {bad[0].position}）の署名を検証できません")
+        return max(good, key=lambda cp: cp.position, default=None)
+
+    async def _check_head(self, conn: asyncpg.Connection) -> None:
+        """Fail closed: the stored log must follow from our last signed checkpoint and from what we committed."""
+        cp = await self._last_signed()
+        anchors: list[tuple[int, bytes, str]] = []
+        if cp is not None:
+            anchors.append((cp.position, bytes.fromhex(cp.head), "signed checkpoint"))
+        if self._committed is not None:
+            anchors.append((*self._committed, "record this writer committed"))
+        log_t, head_t, seq_t = self._q("log"), self._q("chain_head"), self._q("ingest_checkpoint")
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute(f"SET LOCAL ROLE {WRITER}")
+            last = await conn.fetchrow(f"SELECT position, hash FROM {log_t} ORDER BY position DESC LIMIT 1")
+            end, end_hash = (last["position"], bytes(last["hash"])) if last else (0, chain.GENESIS)
+            head = await conn.fetchrow(f"SELECT position, hash FROM {head_t} WHERE log_id = $1", self.settings.log_id)
+            if head is not None and (head["position"], bytes(head["hash"])) != (end, end_hash):
+                raise Tampered(f"chain_head says {head['position']} but the log's last record is {end}",
+                               f"chain_head（位置 {head['position']}）が最後の記録（位置 {end}）を指していません")
+            start, prev = 0, chain.GENESIS
+            for position, digest, what in anchors:
+                archived = await conn.fetchval(
+                    f"SELECT checkpoint_head FROM {self._q('archive')} WHERE verified AND deleted_at IS NOT NULL "
+                    "AND to_position = $1", position)
+                if archived is not None and bytes(archived) == digest and (end == 0 or end >= position):
+                    if position > start:  # retention deleted the range this checkpoint closes: the archive vouches
+                        start, prev = position, digest
+                    continue
+                if end < position:
+                    raise Tampered(f"the log ends at {end} but the {what} is at {position}: records were removed",
+                                   f"記録が削除されています（ログは位置 {end} で終わり、位置 {position} まで記録済み）")
+                stored = await conn.fetchval(f"SELECT hash FROM {log_t} WHERE position = $1", position)
+                if stored is None or bytes(stored) != digest:
+                    raise Tampered(f"the record at {position} is not the {what}",
+                                   f"位置 {position} の記録が署名・記録済みの内容と一致しません")
+                if position > start:
+                    start, prev = position, digest
+            # Every record after the anchor links to the one before it.
+            rows = await conn.fetch(
+                f"SELECT position, prev_hash, {chain.HEADER_SQL} AS header, data, hash FROM {log_t} "
+                "WHERE position > $1 ORDER BY position", start)
+            expected = start + 1
+            for r in rows:
+                if r["position"] != expected or bytes(r["prev_hash"]) != prev or chain.link(
+                        prev, bytes(r["header"]), bytes(r["data"])) != bytes(r["hash"]):
+                    raise Tampered(f"the records after {start} do not follow from it (first at {expected})",
+                                   f"位置 {start} 以降の記録の連鎖が途切れています（位置 {expected}）")
+                prev = bytes(r["hash"])
+                expected += 1
+            # Every stream position the writer stored is backed by a record of that stream.
+            for r in await conn.fetch(f"SELECT stream, last_seq FROM {seq_t}"):
+                top = await conn.fetchval(f"SELECT max(stream_seq) FROM {log_t} WHERE stream = $1", r["stream"])
+                if top != r["last_seq"]:
+                    raise Tampered(f"{r['stream']} is stored as read to {r['last_seq']} but its last record has "
+                                   f"{top}: records were removed",
+                                   f"{r['stream']} の記録が削除されています（読込位置 {r['last_seq']}、最後の記録 {top}）")
 
     async def _run_once(self) -> None:
         """Take the writer lock (standby until free), then pull and write until stopped."""
@@ -299,11 +320,13 @@ class Ingest:
                 await asyncio.sleep(1.0)
             try:
                 self.buffer.clear()
+                await self._check_key()
+                await self._check_head(conn)
                 await self._load_state(conn)
                 await self._export(conn)
                 for stream in bus.LOG_STREAMS:
-                    puller = RawPuller(self.nc, stream, self.stream_seq.get(stream, 0) + 1,
-                                       filter_subjects(stream, self.settings.municipalities), self._sink)
+                    puller = Reader(self.nc, stream, filter_subjects(stream, self.settings.municipalities),
+                                    start_seq=self.stream_seq.get(stream, 0) + 1, sink=self._sink)
                     self.pullers.append(puller)
                     await puller.start()
                 self._running.set()
@@ -343,6 +366,7 @@ class Ingest:
                     except TimeoutError:
                         pass
             if self.buffer:
+                await self._key_changed()  # a stat: a key swapped under load is caught before it signs
                 n = min(len(self.buffer), self.settings.ingest_batch)
                 prepared = self._prepare([self.buffer.popleft() for _ in range(n)])
                 await self._settle()  # batch k commits while batch k+1 was being chained
@@ -359,6 +383,7 @@ class Ingest:
                 await self.checkpoint_now(conn)
             if now - last_watch > 1.0:
                 last_watch = now
+                await self._key_changed()
                 await self._export(conn)
                 for p in self.pullers:
                     await p.watchdog()
@@ -366,9 +391,9 @@ class Ingest:
         if self.pending_news > 0:  # a clean stop signs the tail, so cutting it is detected too
             await self.checkpoint_now(conn)
 
-    def _prepare(self, batch: list[chain.Message]) -> _Prepared | None:
+    def _prepare(self, batch: list[StoredMessage]) -> _Prepared | None:
         """Chain a batch after the pipeline's head (exactly once: skip what is at or below a stream's position)."""
-        fresh: list[chain.Message] = []
+        fresh: list[StoredMessage] = []
         seen = self._spec_seq
         moved: dict[str, int] = {}
         for msg in batch:
@@ -406,8 +431,10 @@ class Ingest:
             if ok is None:
                 raise RuntimeError("audit chain head moved under the writer: another writer without the lock?")
             if p.checkpoint is not None:
+                await self._vouch(conn, p.checkpoint)
                 await self._insert_checkpoint(conn, p.checkpoint)
         self.position, self.head = p.position, p.head
+        self._committed = (p.position, p.head)
         self.stream_seq.update(p.moved)
         self.written += len(p.rows)
         self.pending_news += p.news
@@ -421,6 +448,19 @@ class Ingest:
     def _sign(self, position: int, head: bytes, previous: int) -> CheckpointSigned:
         return checkpoints.sign(self.key, municipality=self.settings.municipality, log_id=self.settings.log_id,
                                 position=position, head=head, previous_position=previous)
+
+    async def _vouch(self, conn: asyncpg.Connection, cp: CheckpointSigned) -> None:
+        """Before a checkpoint is stored: every record it vouches for since the last one is there, unchanged at both ends."""
+        low = cp.previous_position
+        count, low_hash, top_hash = await conn.fetchrow(
+            f"""SELECT count(*), (SELECT hash FROM {self._q('log')} WHERE position = $1),
+                       (SELECT hash FROM {self._q('log')} WHERE position = $2)
+                FROM {self._q('log')} WHERE position > $1 AND position <= $2""", low, cp.position)
+        want_low = await conn.fetchval(f"SELECT head FROM {self._q('checkpoint')} WHERE position = $1", low) if low else None
+        if count != cp.position - low or (top_hash is not None and bytes(top_hash).hex() != cp.head) or (
+                low and (low_hash is None or want_low is None or bytes(low_hash) != bytes(want_low))):
+            raise Tampered(f"records {low + 1}..{cp.position} are not all there ({count}) or the signed one changed",
+                           f"署名しようとした範囲（位置 {low + 1}〜{cp.position}）の記録が欠けているか変更されています")
 
     async def _insert_checkpoint(self, conn: asyncpg.Connection, cp: CheckpointSigned) -> None:
         await conn.execute(
@@ -441,9 +481,11 @@ class Ingest:
         await self._settle()
         if self.position == 0 or self.position == self.last_cp_position:
             return None
+        await self._key_changed()
         cp = self._sign(self.position, self.head, self.last_cp_position)
         async with conn.transaction():
             await conn.execute(f"SET LOCAL ROLE {WRITER}")
+            await self._vouch(conn, cp)
             await self._insert_checkpoint(conn, cp)
         self._checkpointed(cp)
         self._spec_cp_position = cp.position
@@ -457,6 +499,12 @@ class Ingest:
         if not rows:
             return
         events = [parse_event(bytes(r["event"])) for r in rows]
+        ring = {self.key.key_id: self.key.public} if self.key else {}
+        ring |= keys.load_keyring(self.settings)
+        for event in events:
+            if not isinstance(event, CheckpointSigned) or not checkpoints.signature_ok(event, ring):
+                raise Tampered(f"the checkpoint outbox holds a checkpoint at {getattr(event, 'position', '?')} "
+                               "that no trusted key signed", "データベース内の未送信チェックポイントに正しい署名がありません")
         checkpoints.append_to_file(self.settings.resolved_checkpoint_file, events)
         try:
             for event in events:

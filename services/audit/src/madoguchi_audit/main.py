@@ -17,7 +17,7 @@ from madoguchi_shared.logging import get_logger
 from madoguchi_shared.settings import Settings
 from madoguchi_shared.web import create_service_app
 
-from madoguchi_audit import api, checkpoints, schema
+from madoguchi_audit import api, schema
 from madoguchi_audit.alert_engine import AlertEngine, AlertHub
 from madoguchi_audit.config import AuditSettings
 from madoguchi_audit.ingest import Ingest
@@ -32,12 +32,11 @@ def create_app(settings: Settings, audit: AuditSettings | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool, nc = app.state.pool, app.state.nc
         await schema.migrate_pool(pool, audit.schema_name)
-        key = checkpoints.load_signing_key(audit)
         hub = AlertHub(nc)
         await hub.start()
         engine = AlertEngine(audit, pool, app.state.js) if audit.run_alerts else None
-        ingest = Ingest(audit, nc, pool, key, on_commit=engine.notify if engine else None) if audit.run_ingest else None
-        app.state.hub, app.state.engine, app.state.ingest, app.state.signing_key = hub, engine, ingest, key
+        ingest = Ingest(audit, nc, pool, on_commit=engine.notify if engine else None) if audit.run_ingest else None
+        app.state.hub, app.state.engine, app.state.ingest = hub, engine, ingest
         tasks = [asyncio.create_task(t.run(), name=f"audit-{type(t).__name__}") for t in (ingest, engine) if t]
         try:
             yield

@@ -195,7 +195,13 @@ CREATE TABLE alert_engine (
 );
 """
 
-MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL]
+# The writer checks on start that every stream position it stored is backed by a record of that
+# stream (fail closed); the reconciliation finds a stream message's record.
+STREAM_SEQ_SQL = """
+CREATE INDEX log_stream_seq ON log (stream, stream_seq);
+"""
+
+MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL]
 
 
 async def migrate(conn: asyncpg.Connection, schema: str) -> int:

@@ -17,7 +17,14 @@ there:
                 the first position not vouched for by an earlier checkpoint is reported, with
                 the checkpoint that disagrees as the end of the range;
 - ``truncated`` the table ends before the last signed checkpoint (the tail was cut);
-- ``bad_signature`` a checkpoint whose signature does not verify or whose key is unknown.
+- ``bad_signature`` a checkpoint whose signature does not verify;
+- ``untrusted_key`` a checkpoint signed by a key that is not in the log's key chain (keys.py);
+- ``copies_disagree`` the stream, file and database copies of the checkpoints differ.
+
+`verify_all` (the CLI and the API) adds the key chain from the stream of record, the three copies
+of the checkpoints, and the reconciliation with the streams (reconcile.py): ``missing``,
+``extra``, ``altered``, ``reordered``, ``duplicate`` records named by stream, stream sequence and
+log position — which also locates a rebuilt chain at its first altered record.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from madoguchi_shared.events.audit import CheckpointSigned
 
 from madoguchi_audit import chain
 from madoguchi_audit.checkpoints import signature_ok
+from madoguchi_audit.reconcile import LogIndex, Reconciliation
 from madoguchi_audit.schema import READER
 
 SLICE = 500  # rows hashed between two looks at the socket
@@ -46,6 +54,8 @@ class Fault:
     position: int
     detail: str
     upto: int | None = None  # the end of the range a chain_replaced fault is known to lie in
+    stream: str | None = None  # where the streams of record locate it (reconciliation)
+    stream_seq: int | None = None
 
 
 @dataclass
@@ -62,21 +72,52 @@ class Report:
     checkpoint_faults: list[Fault] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    key_chain: list[str] = field(default_factory=list)
+    reconciliation: Reconciliation | None = None
 
     @property
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
+    def _recon_fault(self) -> Fault | None:
+        first = self.reconciliation.first if self.reconciliation else None
+        if first is None:
+            return None
+        position = (first.position or 0) + 1 if first.kind == "missing" else (first.position or 0)
+        return Fault(first.kind, position, first.line(), stream=first.stream, stream_seq=first.stream_seq)
+
     @property
     def first_fault(self) -> Fault | None:
-        return self.fault or (self.checkpoint_faults[0] if self.checkpoint_faults else None)
+        """The first bad record: the earliest of the chain's, the checkpoints' and the reconciliation's findings.
+
+        A rebuilt chain is known from the checkpoints only to a range; the streams locate its first altered record.
+        """
+        recon = self._recon_fault()
+        chain_fault = self.fault
+        if chain_fault is not None and chain_fault.kind == "chain_replaced" and recon is not None and (
+                chain_fault.position <= recon.position <= (chain_fault.upto or recon.position)):
+            chain_fault = Fault("chain_replaced", recon.position,
+                                f"{chain_fault.detail}; the first rewritten record: {recon.detail}",
+                                stream=recon.stream, stream_seq=recon.stream_seq)
+        found = [f for f in (chain_fault, recon) if f is not None] + list(self.checkpoint_faults)
+        return min(found, key=lambda f: f.position) if found else None
 
     def as_dict(self) -> dict:
         data = asdict(self)
+        data["reconciliation"] = self.reconciliation.as_dict() if self.reconciliation else None
+        data["first_bad"] = asdict(self.first_fault) if self.first_fault else None
         data["rate"] = round(self.rate)
         return data
 
     def lines(self) -> list[str]:
+        out = self._chain_lines()
+        if self.reconciliation is not None:
+            out[-1:-1] = self.reconciliation.lines()
+        if self.key_chain:
+            out[-1:-1] = ["    " + line for line in self.key_chain]
+        return out
+
+    def _chain_lines(self) -> list[str]:
         if self.ok:
             out = [
                 f"OK  log {self.log_id}: {self.records:,} records, positions {self.from_position}..{self.to_position}",
@@ -88,10 +129,14 @@ class Report:
             fault = self.first_fault
             assert fault is not None
             where = f"position {fault.position}" + (f" (somewhere in {fault.position}..{fault.upto})" if fault.upto else "")
+            if fault.stream:
+                where += f" ({fault.stream} seq {fault.stream_seq})"
             out = [
                 f"BAD log {self.log_id}: first bad {where}: {fault.kind}",
                 f"    {fault.detail}",
-                f"    checked {self.records:,} records before it; {self.checkpoints_checked} signed checkpoints",
+                f"    chain: checked {self.records:,} records" + (
+                    f"; first break at position {self.fault.position}: {self.fault.kind}" if self.fault else ", intact")
+                + f"; {self.checkpoints_checked} signed checkpoints matched",
             ]
             out += [f"    also: checkpoint {f.position}: {f.kind}: {f.detail}" for f in self.checkpoint_faults
                     if f is not fault]
@@ -110,8 +155,12 @@ def trusted_checkpoints(cps: Iterable[CheckpointSigned], keyring: dict, log_id: 
             continue
         seen.add((cp.position, cp.head, cp.signature))
         if not signature_ok(cp, keyring):
-            reason = "unknown key " + cp.key_id if cp.key_id not in keyring else "the signature does not verify"
-            faults.append(Fault("bad_signature", cp.position, f"checkpoint at {cp.position}: {reason}"))
+            if cp.key_id not in keyring:
+                faults.append(Fault("untrusted_key", cp.position, f"checkpoint at {cp.position} is signed by "
+                                    f"unknown key {cp.key_id}, which was never introduced nor rotated to"))
+            else:
+                faults.append(Fault("bad_signature", cp.position,
+                                    f"checkpoint at {cp.position}: the signature does not verify"))
             continue
         head = bytes.fromhex(cp.head)
         if cp.position in good and good[cp.position] != head:
@@ -245,7 +294,8 @@ def finish(report: Report, check: ChainCheck, last_position: int | None, cps: di
         if top > end:
             report.fault = Fault("truncated", end + 1,
                                  f"the table ends at {end} but a checkpoint was signed at {top}: the tail was cut")
-    report.ok = report.fault is None and not report.checkpoint_faults
+    report.ok = report.fault is None and not report.checkpoint_faults and (
+        report.reconciliation is None or report.reconciliation.ok)
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,12 +350,13 @@ async def verify_rows(rows: Sequence[chain.Row], checkpoints: Iterable[Checkpoin
 
 async def verify_db(conn: asyncpg.Connection, schema: str, log_id: str, checkpoints: Iterable[CheckpointSigned],
                     keyring: dict, *, from_checkpoint: bool | int = False, chunk: int = 10_000,
-                    progress: Callable[[int, int], None] | None = None) -> Report:
+                    progress: Callable[[int, int], None] | None = None, index: LogIndex | None = None) -> Report:
     """Verify the table `schema`.log against signed checkpoints.
 
     from_checkpoint: False = from the start (or the archive boundary after retention); True = from
     the newest signed checkpoint the table reaches; an int = from the signed checkpoint at it.
-    progress(done, total) is called after every chunk.
+    progress(done, total) is called after every chunk. Given an `index`, every record read also
+    goes into it for the reconciliation, and the table is read to its end even past a break.
     """
     t0 = time.perf_counter()
     q = f'"{schema}"'
@@ -336,8 +387,9 @@ async def verify_db(conn: asyncpg.Connection, schema: str, log_id: str, checkpoi
         report.from_position = start
         check = ChainCheck(start, prev, cps)
         total = max(0, (last or 0) - start + 1)
+        extra = ", stream, stream_seq, sha256(data)" if index is not None else ""
         cursor = await conn.cursor(
-            f"SELECT position, prev_hash || {chain.HEADER_SQL} || data, hash FROM {q}.log "
+            f"SELECT position, prev_hash || {chain.HEADER_SQL} || data, hash{extra} FROM {q}.log "
             "WHERE position >= $1 ORDER BY position", start)
         # Keep the next chunk in flight while hashing this one, in slices that let the event loop
         # read the socket: PostgreSQL builds headers on one core while Python hashes on the other.
@@ -348,21 +400,128 @@ async def verify_db(conn: asyncpg.Connection, schema: str, log_id: str, checkpoi
             if not rows:
                 break
             pending = asyncio.ensure_future(cursor.fetch(chunk))
-            ok = True
+            ok = check.failure is None
             for i in range(0, len(rows), SLICE):
-                if not check.feed(rows[i:i + SLICE]):
+                piece = rows[i:i + SLICE]
+                if index is not None:
+                    index.add_rows(piece)
+                if ok and not check.feed(piece):
                     ok = False
-                    break
+                    if index is None:
+                        break
                 await asyncio.sleep(0)
             done += len(rows)
             if progress:
                 progress(done, total)
-            if not ok:
+            if not ok and index is None:
                 await pending
                 break
 
         if check.failure is not None:
             report.fault = await diagnose(check, _TableProbe(conn, f"{q}.log"))
     finish(report, check, last, cps)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Everything an auditor runs: keys, copies of the checkpoints, the chain, the streams
+# --------------------------------------------------------------------------------------------
+
+
+def compare_copies(copies: dict[str, list[CheckpointSigned]], db_exported: dict[int, bool]) -> tuple[list[Fault], list[str]]:
+    """The stream, file and database copies of the checkpoints must agree.
+
+    The file is written before the stream and the database before both, so normally
+    stream ⊆ file ⊆ database; only the newest checkpoints may still wait to be published.
+    """
+    faults: list[Fault] = []
+    notes: list[str] = []
+    by: dict[str, dict[int, CheckpointSigned]] = {}
+    for name, cps in copies.items():
+        seen: dict[int, CheckpointSigned] = {}
+        for cp in cps:
+            other = seen.get(cp.position)
+            if other is not None and (other.head, other.signature) != (cp.head, cp.signature):
+                faults.append(Fault("copies_disagree", cp.position,
+                                    f"the {name} copy holds two different checkpoints at {cp.position}"))
+            seen.setdefault(cp.position, cp)
+        by[name] = seen
+    names = list(by)
+    positions = sorted(set().union(*[set(v) for v in by.values()])) if by else []
+    stream_top = max(by.get("stream", {}) or [0])
+    for p in positions:
+        present = {n: by[n][p] for n in names if p in by[n]}
+        values = {(cp.head, cp.key_id, cp.signature) for cp in present.values()}
+        if len(values) > 1:
+            faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} differs between the "
+                                + " and ".join(f"{n} copy" for n in present) + " (a copy was edited)"))
+            continue
+        absent = [n for n in names if n not in present]
+        for n in absent:
+            if n == "stream" and p > stream_top:
+                notes.append(f"the checkpoint at {p} is not on the stream yet")
+                continue
+            if n == "file" and "stream" in present:
+                faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} is on the stream but not in the file"))
+            elif n == "database" and ("stream" in present or "file" in present):
+                faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} is missing from the database copy"))
+            elif n == "stream":
+                faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} is missing from the stream copy "
+                                    "although later ones are there"))
+            elif n == "file" and db_exported.get(p, True):
+                faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} was exported but is not in the file"))
+    return faults, notes
+
+
+async def verify_all(conn: asyncpg.Connection, nc, settings, *, from_checkpoint: bool | int = False,
+                     reconcile_streams: bool = True, progress: Callable[[int, int], None] | None = None,
+                     grace_seconds: float | None = None) -> Report:
+    """`madoguchi audit verify` and POST /v1/audit/verify: the key chain (stream of record), the three
+    copies of the checkpoints, the chain, and the reconciliation with the streams of record.
+
+    nc None: no bus at hand — the local key statements and checkpoint copies only, no reconciliation.
+    """
+    from madoguchi_audit import checkpoints as cps_mod
+    from madoguchi_audit import keys, reconcile
+
+    t0 = time.perf_counter()
+    chain_of_keys, key_notes = await keys.load_chain(settings, nc)
+    copies = await cps_mod.gather_copies(settings, conn, nc)
+    exported = {p: e for p, e in (await conn.fetch(
+        f'SELECT position, exported FROM "{settings.schema_name}".checkpoint WHERE log_id = $1', settings.log_id))}
+    copy_faults, copy_notes = compare_copies(copies, exported)
+    found = [cp for cps in copies.values() for cp in cps]
+    index = reconcile.LogIndex() if (nc is not None and reconcile_streams) else None
+    cut: dict[str, int] = {}
+    at = None
+    if index is not None:
+        at = reconcile.cutoff_time(settings.reconcile_grace_seconds if grace_seconds is None else grace_seconds)
+        cut = await reconcile.cutoff(nc, list(reconcile.stream_filters(settings.municipalities)), at)
+    report = await verify_db(conn, settings.schema_name, settings.log_id, found, chain_of_keys.ring,
+                             from_checkpoint=from_checkpoint, progress=progress, index=index)
+    report.key_chain = chain_of_keys.lines()
+    for fault in chain_of_keys.faults:
+        report.checkpoint_faults.append(Fault("untrusted_key", 0, f"key chain: {fault}"))
+    if not chain_of_keys.keys and found:
+        report.checkpoint_faults.append(Fault("untrusted_key", 0, "no signing key was ever introduced for this log"))
+    report.checkpoint_faults += copy_faults
+    report.notes += key_notes + copy_notes[:3]
+    report.notes.append("checkpoints from " + ", ".join(f"the {n} ({len(v)})" for n, v in copies.items()))
+    if index is not None:
+        streams = reconcile.stream_filters(settings.municipalities)
+        after = None
+        if report.from_position > 1:  # incremental, or after an archive: compare from where the table is read
+            after = {}
+            for stream in streams:
+                after[stream] = await conn.fetchval(
+                    f'SELECT stream_seq FROM "{settings.schema_name}".log WHERE stream = $1 AND position < $2 '
+                    "ORDER BY position DESC LIMIT 1", stream, report.from_position)
+        report.reconciliation = await reconcile.reconcile(nc, index, streams, cut, at, after=after)
+    elif nc is None:
+        report.notes.append("not reconciled with the streams of record (no bus): a cut tail after the last "
+                            "checkpoint would not be seen")
+    report.ok = report.fault is None and not report.checkpoint_faults and (
+        report.reconciliation is None or report.reconciliation.ok)
     report.seconds = time.perf_counter() - t0
     return report

@@ -22,6 +22,11 @@ Aggregates and subjects (one subject per aggregate, see madoguchi_shared.subject
     log records what the bus holds); the checkpointer does not count its own checkpoint records
     when deciding whether a timed checkpoint is due, so an idle log does not checkpoint forever.
 
+``signing_key``  ``mg.audit.<municipality>.signing_key.<log_id>``
+    Which keys may sign a log's checkpoints: the first key introduced at install, then each
+    rotation signed by the key it replaces. A key on disk that is not the last of this chain is
+    never used (the service refuses and raises an urgent alert).
+
 ``query``  ``mg.audit.<municipality>.query.<query_id>``
     One auditor's query or export: who looked (the envelope actor), at what (the filters), how
     many records came back and in what format ("who looked at what", REP-5, ASVS 16.3).
@@ -154,6 +159,43 @@ class CheckpointSigned(Event):
     previous_position: int = Field(default=0, ge=0)  # the checkpoint before this one (0 = none)
 
 
+class SigningKeyIntroduced(Event):
+    """The first checkpoint signing key of a log, introduced by an explicit act (`madoguchi audit init`).
+
+    One per log: appended with "this subject must be empty", so a second introduction is refused
+    by the stream, and a verifier treats any later one as an alarm. The city records the printed
+    fingerprint (sha256 of the raw public key) to pin it.
+    """
+
+    context: ClassVar[str] = CONTEXT
+    aggregate: ClassVar[str] = "signing_key"
+    aggregate_field: ClassVar[str] = "log_id"
+    type: Literal["audit.signing_key_introduced"] = "audit.signing_key_introduced"
+
+    log_id: Ident
+    key_id: KeyId
+    public_key: HexDigest  # the raw 32-byte Ed25519 public key, hex
+
+
+class SigningKeyRotated(Event):
+    """The signing key of a log replaced by `madoguchi audit rotate-key`: signed by the old key.
+
+    The signature covers `madoguchi_audit.keys.rotation_bytes(...)` (log, old and new key ids, the
+    new public key, the time), so only the holder of the trusted key can hand trust on.
+    """
+
+    context: ClassVar[str] = CONTEXT
+    aggregate: ClassVar[str] = "signing_key"
+    aggregate_field: ClassVar[str] = "log_id"
+    type: Literal["audit.signing_key_rotated"] = "audit.signing_key_rotated"
+
+    log_id: Ident
+    old_key_id: KeyId
+    new_key_id: KeyId
+    new_public_key: HexDigest
+    signature: SignatureHex  # by the old key
+
+
 Fault = Literal[
     "edited",  # a record's content or its envelope columns changed
     "deleted",  # a record is missing (a gap, or a record whose predecessor is gone)
@@ -162,6 +204,11 @@ Fault = Literal[
     "chain_replaced",  # the chain is self-consistent but disagrees with a signed checkpoint
     "bad_signature",  # a checkpoint's signature does not verify or its key is unknown
     "head_missing",  # the table does not start at 1 and no archive covers the start
+    "missing",  # a message of a stream of record is not in the log
+    "extra",  # a log record that no stream of record holds
+    "altered",  # a log record whose bytes differ from the stream's message
+    "untrusted_key",  # a checkpoint signed by a key that was never introduced
+    "copies_disagree",  # the stream, file and database copies of the checkpoints differ
 ]
 
 

@@ -1,0 +1,330 @@
+"""Reconciliation of the log with the streams of record (ARCHITECTURE rule 9).
+
+The JetStream streams (delete and purge denied) are an independent copy of every event. Up to a
+cut-off (per stream: the last message stored at least `grace` seconds before the run started),
+every message of every recorded stream must appear in the log exactly once, in stream order,
+with the same bytes (compared by sha256), and the log must hold nothing the streams do not.
+This catches what the chain and the checkpoints cannot: a tail cut after the last signed
+checkpoint, a live deletion, a chain rebuilt from some record on — each located precisely, by
+stream, stream sequence and log position.
+
+Shape, for speed: the verifier's single pass over the table (verify.verify_db) also fills a
+`LogIndex` — per stream, the (stream sequence, log position, sha256 of the data) of every record
+in log order, in flat arrays (about 48 bytes a record). Then each stream is read once with the
+shared reader (ack-less raw pull), and each message is compared with the next record of its
+stream in the subscription callback itself.
+
+Tolerated: the audit service's own bookkeeping on MG_AUDIT after the log's last record of that
+stream (its checkpoints and the records of verification runs: a clean stop signs the tail and
+that checkpoint is never logged; a verification run is published after the table was read).
+Everything else missing at the end is reported: the writer is behind, stopped, or the tail was cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from array import array
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from nats.aio.client import Client as NATS
+
+from madoguchi_shared import bus
+from madoguchi_shared.reader import Reader, StoredMessage
+
+# Subjects of MG_AUDIT that may trail the log: mg.audit.<m>.<aggregate>.<id>
+_TRAILING = frozenset({"checkpoint", "verification"})
+
+
+class StreamIndex:
+    __slots__ = ("seqs", "positions", "digests")
+
+    def __init__(self) -> None:
+        self.seqs = array("q")
+        self.positions = array("q")
+        self.digests = bytearray()
+
+
+class LogIndex:
+    """Per stream, the records of the log in log order: sequence, position, sha256(data)."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, StreamIndex] = {}
+        self.records = 0
+        self.first_position: int | None = None
+        self.last_position = 0
+
+    def add_rows(self, rows) -> None:
+        """Rows as the verifier reads them: (position, payload, hash, stream, stream_seq, sha256(data))."""
+        streams = self.streams
+        for row in rows:
+            s = streams.get(row[3])
+            if s is None:
+                s = streams[row[3]] = StreamIndex()
+            s.seqs.append(row[4])
+            s.positions.append(row[0])
+            s.digests += row[5]
+        if rows:
+            if self.first_position is None:
+                self.first_position = rows[0][0]
+            self.last_position = rows[-1][0]
+            self.records += len(rows)
+
+
+@dataclass
+class Discrepancy:
+    kind: str  # missing | extra | altered | reordered | duplicate
+    stream: str
+    stream_seq: int
+    position: int | None  # the log position of the record, or (missing) of the record it should follow
+    detail: str
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.position if self.position is not None else 0, self.stream, self.stream_seq)
+
+    def line(self) -> str:
+        where = f"log position {self.position}" if self.position is not None else "the start of the log"
+        if self.kind == "missing":
+            where = f"expected after {where}" if self.position is not None else "expected at the start of the log"
+        return f"{self.stream} seq {self.stream_seq} ({where}): {self.kind}: {self.detail}"
+
+
+@dataclass
+class Reconciliation:
+    cutoff_time: datetime
+    cutoff: dict[str, int] = field(default_factory=dict)
+    messages: int = 0
+    records: int = 0
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+    total_discrepancies: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.total_discrepancies == 0
+
+    @property
+    def first(self) -> Discrepancy | None:
+        return min(self.discrepancies, key=lambda d: d.sort_key) if self.discrepancies else None
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok, "cutoff_time": self.cutoff_time.isoformat(), "cutoff": self.cutoff,
+            "messages": self.messages, "records": self.records, "discrepancies": self.total_discrepancies,
+            "first": self.first.__dict__ if self.first else None, "listed": [d.__dict__ for d in self.discrepancies],
+            "notes": self.notes, "seconds": round(self.seconds, 3),
+        }
+
+    def lines(self) -> list[str]:
+        cut = ", ".join(f"{s} {q}" for s, q in self.cutoff.items())
+        head = (f"reconciled with the streams of record up to the cut-off {self.cutoff_time.isoformat()} "
+                f"(stream seqs {cut}): {self.messages:,} messages, {self.records:,} records")
+        if self.ok:
+            out = [f"    {head}: every message once, in stream order, same bytes; nothing extra"]
+        else:
+            out = [f"    {head}: {self.total_discrepancies:,} discrepancies"]
+            first = self.first
+            out.append(f"    first: {first.line()}")
+            out += [f"      {d.line()}" for d in sorted(self.discrepancies, key=lambda d: d.sort_key)[:20]
+                    if d is not first]
+        out += [f"    note: {n}" for n in self.notes]
+        return out
+
+
+class _Compare:
+    """Compares one stream's messages, in order, with its records in the log; runs in the reader's callback."""
+
+    LIMIT = 1000  # discrepancies kept per stream (all are counted)
+
+    def __init__(self, stream: str, index: StreamIndex | None, cut: int, last_position: int):
+        self.stream = stream
+        self.cut = cut
+        self.seqs = index.seqs if index else array("q")
+        self.positions = index.positions if index else array("q")
+        self.digests = index.digests if index else bytearray()
+        self.n = len(self.seqs)
+        self.i = 0
+        self.last_position = last_position
+        self.messages = 0
+        self.found: list[Discrepancy] = []
+        self.count = 0
+        self.tolerated = 0  # the audit service's own messages past the log's last MG_AUDIT record
+        self.done = asyncio.Event()
+        self.last_seq = 0
+        self._check_order()
+
+    def _add(self, kind: str, seq: int, position: int | None, detail: str) -> None:
+        self.count += 1
+        if len(self.found) < self.LIMIT:
+            self.found.append(Discrepancy(kind, self.stream, seq, position, detail))
+
+    def _check_order(self) -> None:
+        """The stream's records must be in stream order in the log; a swap or duplicate is named here."""
+        seqs = self.seqs
+        bad = [j for j in range(1, self.n) if seqs[j] <= seqs[j - 1]]
+        if not bad:
+            return
+        for j in bad:
+            kind = "duplicate" if seqs[j] in (seqs[j - 1],) else "reordered"
+            self._add(kind, seqs[j], self.positions[j],
+                      "recorded twice" if kind == "duplicate" else
+                      f"recorded after seq {seqs[j - 1]} (log position {self.positions[j - 1]}): out of stream order")
+        # Match the rest by sequence: sort the records by (seq, position), keep the first of each seq.
+        order = sorted(range(self.n), key=lambda j: (seqs[j], self.positions[j]))
+        keep, last = [], None
+        for j in order:
+            if seqs[j] != last:
+                keep.append(j)
+                last = seqs[j]
+        self.seqs = array("q", (seqs[j] for j in keep))
+        self.positions = array("q", (self.positions[j] for j in keep))
+        self.digests = bytearray(b"".join(bytes(self.digests[j * 32:j * 32 + 32]) for j in keep))
+        self.n = len(self.seqs)
+
+    def _previous_position(self) -> int | None:
+        return self.positions[self.i - 1] if self.i > 0 else None
+
+    def feed(self, msg: StoredMessage) -> None:
+        seq = msg.seq
+        if seq > self.cut:
+            self.done.set()
+            return
+        self.messages += 1
+        self.last_seq = seq
+        seqs, i, n = self.seqs, self.i, self.n
+        while i < n and seqs[i] < seq:
+            self._add("extra", seqs[i], self.positions[i], "the log holds a record of a stream message that does not exist")
+            i += 1
+        if i < n and seqs[i] == seq:
+            if hashlib.sha256(msg.data).digest() != self.digests[i * 32:i * 32 + 32]:
+                self._add("altered", seq, self.positions[i], "the record's bytes differ from the stream's message")
+            i += 1
+        elif i >= n:
+            self._tail_missing(msg)
+        else:
+            self._add("missing", seq, self._previous_position() if i > 0 else None,
+                      f"the stream's message is not in the log (the next record of {self.stream} is seq {seqs[i]} "
+                      f"at log position {self.positions[i]})")
+        self.i = i
+        if seq >= self.cut or msg.pending == 0:
+            self.done.set()
+
+    def _tail_missing(self, msg: StoredMessage) -> None:
+        parts = msg.subject.split(".")
+        if self.stream == "MG_AUDIT" and len(parts) == 5 and parts[3] in _TRAILING:
+            self.tolerated += 1
+            return
+        self._add("missing", msg.seq, self.last_position,
+                  "the stream's message is not in the log: the log ends before it (tail cut, records deleted, "
+                  "or the writer is stopped or behind)")
+
+    def finish(self) -> int:
+        """Records after the last message up to the cut-off are extra; returns tolerated trailing messages."""
+        i = self.i
+        while i < self.n and self.seqs[i] <= self.cut:
+            self._add("extra", self.seqs[i], self.positions[i], "the log holds a record of a stream message that does not exist")
+            i += 1
+        self.i = i
+        return self.tolerated
+
+
+async def cutoff(nc: NATS, streams: list[str], at: datetime) -> dict[str, int]:
+    """Per stream, the last sequence stored before `at` (JetStream direct get by start time)."""
+    js = nc.jetstream()
+    out: dict[str, int] = {}
+    for stream in streams:
+        info = await js.stream_info(stream)
+        last = info.state.last_seq or 0
+        stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        try:
+            reply = await nc.request(f"$JS.API.DIRECT.GET.{stream}", json.dumps({"start_time": stamp}).encode(),
+                                     timeout=5)
+        except Exception:  # noqa: BLE001 - fall back to the ordinary get below
+            reply = None
+        headers = (reply.headers or {}) if reply is not None else {}
+        if reply is not None and "Nats-Sequence" in headers:
+            out[stream] = int(headers["Nats-Sequence"]) - 1
+        elif reply is not None and headers.get("Status") == "404":
+            out[stream] = last  # nothing stored at or after `at`
+        else:
+            raise RuntimeError(f"could not find the cut-off of {stream}: {headers}")
+    return out
+
+
+async def reconcile(nc: NATS, index: LogIndex, streams: dict[str, list[str]], cut: dict[str, int],
+                    cutoff_time: datetime, *, after: dict[str, int | None] | None = None) -> Reconciliation:
+    """Compare every stream (name -> filter subjects) up to its cut-off with the log index.
+
+    `after`: when the index starts past position 1 (incremental verification, archived records),
+    per stream the last sequence recorded before that position (None: unknown, e.g. archived):
+    messages up to it are not compared here.
+    """
+    t0 = time.perf_counter()
+    result = Reconciliation(cutoff_time=cutoff_time, cutoff=dict(cut), records=index.records)
+    compares: list[_Compare] = []
+    readers: list[Reader] = []
+    try:
+        for stream, filters in streams.items():
+            s_index = index.streams.get(stream)
+            start = 1
+            if after is not None:
+                before = after.get(stream)
+                if before is None and s_index is not None and len(s_index.seqs):
+                    before = s_index.seqs[0] - 1  # archived: the first record left tells where the table starts
+                start = (before or 0) + 1
+            compare = _Compare(stream, s_index, cut.get(stream, 0), index.last_position)
+            compares.append(compare)
+            if cut.get(stream, 0) < start:
+                compare.done.set()
+                continue
+            reader = Reader(nc, stream, filters, start_seq=start, batch=1000, sink=compare.feed)
+            readers.append(reader)
+            await reader.start()
+            if reader.pending == 0:
+                compare.done.set()
+        waiting = {c.stream: c for c in compares}
+        while waiting:
+            for name, c in list(waiting.items()):
+                if c.done.is_set():
+                    del waiting[name]
+            if not waiting:
+                break
+            await asyncio.wait([asyncio.ensure_future(c.done.wait()) for c in waiting.values()],
+                               timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            for r in readers:
+                await r.watchdog()
+    finally:
+        for r in readers:
+            await r.stop()
+    tolerated = 0
+    for c in compares:
+        tolerated += c.finish()
+        result.messages += c.messages
+        result.total_discrepancies += c.count
+        result.discrepancies += c.found
+    if after is not None:
+        result.notes.append("messages recorded before the first position read were not compared (" + ", ".join(
+            f"{s} to seq {q}" for s, q in after.items() if q) + ")")
+    if tolerated:
+        result.notes.append(f"{tolerated} of the audit service's own checkpoint / verification messages follow the "
+                            "log's last MG_AUDIT record (written after the writer stopped, or not yet ingested)")
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def cutoff_time(grace_seconds: float, now: datetime | None = None) -> datetime:
+    return (now or datetime.now(UTC)) - timedelta(seconds=grace_seconds)
+
+
+def stream_filters(municipalities: list[str]) -> dict[str, list[str]]:
+    from madoguchi_audit.ingest import filter_subjects
+
+    return {s: filter_subjects(s, municipalities) for s in bus.LOG_STREAMS}
+
+
+__all__ = ["Discrepancy", "LogIndex", "Reconciliation", "cutoff", "cutoff_time", "reconcile", "stream_filters"]
