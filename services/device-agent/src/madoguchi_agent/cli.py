@@ -60,16 +60,28 @@ def notice(
     config: ConfigOpt,
     staff_id: Annotated[str, typer.Option(prompt="職員ID (staff id)")],
     yes: Annotated[bool, typer.Option("--yes", help="Acknowledged elsewhere (a GUI dialog).")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not ask the bus whether the staff id exists.")] = False,
 ) -> None:
-    """Show the monitoring notice at a staff login and record that it was shown and acknowledged."""
-    from madoguchi_agent.notice import NOTICE_JA, record_notice
+    """Show the monitoring notice at a staff login and record the answer (exit 1 when declined)."""
+    import re
+
+    from madoguchi_agent.notice import notice_for, record_notice, staff_known
 
     cfg = _load(config)
-    typer.echo(NOTICE_JA)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", staff_id):
+        typer.echo("職員IDの形式が正しくありません（英数字、- と _ のみ）。", err=True)
+        raise typer.Exit(2)
+    verified = None if offline else asyncio.run(staff_known(cfg, staff_id))
+    if verified is False:
+        typer.echo(f"職員ID {staff_id} は登録されていません。記録しませんでした。", err=True)
+        raise typer.Exit(2)
+    text, _, _ = notice_for(cfg)
+    typer.echo(text)
     acknowledged = yes or typer.confirm("上記の内容を確認し、同意しますか？", default=False)
-    types = record_notice(cfg, staff_id, acknowledged)
+    types = record_notice(cfg, staff_id, acknowledged, verified=verified)
     typer.echo("記録しました: " + ", ".join(types))
     if not acknowledged:
+        typer.echo("同意されなかったため、この端末の窓口では受付を開始できません。業務責任者に連絡してください。")
         raise typer.Exit(1)
 
 

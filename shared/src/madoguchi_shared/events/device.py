@@ -178,6 +178,7 @@ class MonitoringNoticeShown(_AgentEvent):
     staff_id: Ident
     notice_sha256: Sha256Hex  # which text was shown
     policy_version: int | None = Field(default=None, ge=0)  # the policy the text was generated from
+    staff_verified: bool | None = None  # the staff account was found on the bus (None: could not ask)
 
 
 class MonitoringNoticeAcknowledged(_AgentEvent):
