@@ -106,6 +106,6 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
         assert [x["revision"] for x in listing] == [1, 2] and len(listing[0]["files"]) == 4
 
         # the recount from the stream agrees with the corrected figures; the bad message was set aside
-        checks, text = await verify_async(js, app.state.pool, worker.cfg, municipality, DAY, DAY + dt.timedelta(days=1))
+        checks, text = await verify_async(app.state.nc, app.state.pool, worker.cfg, municipality, DAY, DAY + dt.timedelta(days=1))
         assert sum(len(c.mismatches) for c in checks) == 0, text
         assert worker.projections[0].dead_lettered >= 1

@@ -102,7 +102,7 @@ async def test_final_report_totals_and_call_records(week_run):
 
 
 async def test_verify_recounts_every_figure_from_the_stream(week_run, capsys):
-    checks, text = await verify_async(week_run.app.state.js, week_run.app.state.pool, week_run.worker.cfg,
+    checks, text = await verify_async(week_run.app.state.nc, week_run.app.state.pool, week_run.worker.cfg,
                                       week_run.m, WEEK[0], WEEK[-1])
     print(text)
     assert sum(len(c.mismatches) for c in checks) == 0, text

@@ -28,6 +28,15 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(staff_app, name="staff")
 
 
+def _add_dlq() -> None:
+    from madoguchi_shared import dlq
+
+    app.add_typer(dlq.app, name="dlq")
+
+
+_add_dlq()
+
+
 def service_factories() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group="madoguchi.services")}
 

@@ -152,7 +152,7 @@ def _ops_router() -> APIRouter:
 
     @router.get("/readyz")
     async def readyz(request: Request):
-        """Readiness: the bus (and the database, where used) are reachable."""
+        """Readiness: the bus (and the database, where used) are reachable; plus the service's details."""
         checks: dict[str, str] = {}
         nc = getattr(request.app.state, "nc", None)
         checks["nats"] = "ok" if nc is not None and nc.is_connected else "down"
@@ -165,7 +165,14 @@ def _ops_router() -> APIRouter:
             except Exception:  # noqa: BLE001
                 checks["postgres"] = "down"
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+        body: dict = {"status": "ready" if ready else "not ready", "checks": checks}
+        # Details a service adds (e.g. its projections: behind the stream, dead letters since start).
+        # A detail that is not "ok" makes the status "degraded" (still 200: the service serves).
+        for name, detail in getattr(request.app.state, "ready_details", {}).items():
+            body[name] = section = detail()
+            if ready and any(v.get("status", "ok") != "ok" for v in section.values()):
+                body["status"] = "degraded"
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request):
@@ -265,6 +272,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.service_name = name
     app.state.use_db = use_db
+    app.state.ready_details = {}  # name -> () -> {item: {"status": "ok" | ..., ...}}, shown by /readyz
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)

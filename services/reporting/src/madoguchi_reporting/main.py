@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from madoguchi_shared.projection import install_health
 from madoguchi_shared.settings import Settings
 from madoguchi_shared.web import create_service_app
 
@@ -24,10 +25,12 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await worker.stop()
 
-    return create_service_app(
+    app = create_service_app(
         "reporting", settings, routers=api.routers(), lifespan=lifespan, use_db=True,
         description="Exact statistics and the daily, weekly and final reports (REP-1 … REP-6).",
     )
+    install_health(app, lambda: app.state.reporting.projections if hasattr(app.state, "reporting") else [])
+    return app
 
 
 def run() -> None:

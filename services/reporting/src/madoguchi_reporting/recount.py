@@ -1,7 +1,7 @@
 """The independent verifier (REP-5): recount every figure straight from the stream and compare.
 
 This module deliberately shares no code with projections.py: it reads every desk and calls event
-of a municipality (an ordered, ack-less replay, `bus.load_filter`), folds them into plain final
+of a municipality (the shared reader's ordered, ack-less replay), folds them into plain final
 states (one dict per visit, per call, per callback; one list of facts per desk-day and line-day),
 then counts, the simple way, what each report must show. The projection instead applies deltas
 batch by batch to PostgreSQL; two different computations agreeing is the evidence that the
@@ -25,7 +25,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from madoguchi_shared import bus
+from madoguchi_shared import subjects
+from madoguchi_shared.reader import read_all
 from madoguchi_shared.events import parse_event
 from madoguchi_shared.events.report import line_scope_id, report_id
 
@@ -57,14 +58,17 @@ def _stats(values_ms: list[int]) -> dict[str, Any]:
 # --- reading -------------------------------------------------------------------------------------
 
 
-async def read_events(js, municipality: str) -> tuple[list, list]:
-    """Every valid desk and calls event of the municipality, in stream order (invalid ones are
-    skipped: the projection dead-letters them)."""
+async def read_events(nc, municipality: str, dead: set[tuple[str, int]] = frozenset()) -> tuple[list, list]:
+    """Every valid desk and calls event of the municipality, in stream order. Invalid ones are
+    skipped (the projection dead-letters them), and so are the `dead` (stream, seq) the
+    projections dead-lettered and nobody has replayed yet: they are counted nowhere."""
     out: dict[str, list] = {"desk": [], "calls": []}
     for context in out:
-        async for _seq, _subject, data, _headers in bus.load_filter(js, f"mg.{context}.{municipality}.>", 1):
+        async for m in read_all(nc, subjects.context_filter(context, municipality), 1, stream=subjects.stream_of(context)):
+            if (m.stream, m.seq) in dead:
+                continue
             try:
-                out[context].append(parse_event(data))
+                out[context].append(parse_event(m.data))
             except Exception:  # noqa: BLE001 - a malformed message is not counted anywhere
                 continue
     return out["desk"], out["calls"]

@@ -83,6 +83,10 @@ class Worker:
         self._outbox.set()
 
     async def _supervise(self, p: Projection) -> None:
+        """Restart a projection that stopped on an error the runner does not handle itself (the bus
+        gone while creating its consumer, ...), with backoff. Bad events never get here: the runner
+        dead-letters them, and waits out a database that is away."""
+        delay = 1.0
         while True:
             try:
                 await p.run(self.nc, self.pool)
@@ -92,8 +96,10 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - restart from the stored position
                 if p._stop.is_set():
                     return
-                log.warning("projection.restart", projection=p.name, error=f"{type(exc).__name__}: {exc}"[:300])
-                await asyncio.sleep(1.0)
+                log.warning("projection.restart", projection=p.name, error=f"{type(exc).__name__}: {exc}"[:300],
+                            retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
 
     # --- outbox ----------------------------------------------------------------------------------
 
