@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_desk import domain as d
+from madoguchi_desk.notices import router as notice_router
 from madoguchi_desk.deps import DeskWorker, EscalationHandler, Manager, Reader, Service, desk_in_scope
 from madoguchi_desk.service import Appended
 from madoguchi_shared.auth import Principal, Role, deny
@@ -377,7 +378,9 @@ async def check_in(desk_id: str, body: StaffBody, request: Request, service: Ser
     """Go on duty at the desk; only staff whose training is complete (ORG-4)."""
     staff_id = await _self_or_manager(request, principal, body.staff_id)
     missing = await service.training_missing(staff_id)
-    cmd = d.CheckIn(staff_id, _duty_role(principal, staff_id == principal.staff_id), missing)
+    notices = getattr(request.app.state, "notices", None)
+    declined = notices is not None and notices.declined(staff_id, service.today())
+    cmd = d.CheckIn(staff_id, _duty_role(principal, staff_id == principal.staff_id), missing, declined)
     return await _day_cmd(request, service, principal, desk_id, cmd)
 
 
@@ -708,4 +711,4 @@ async def correct_visit(visit_id: UUID, body: CorrectionBody, request: Request, 
     return await _visit_cmd(request, service, principal, visit_id, cmd, body.version)
 
 
-routers = [calendar_router, desks_router, visits_router]
+routers = [calendar_router, desks_router, visits_router, notice_router]

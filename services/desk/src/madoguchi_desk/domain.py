@@ -515,6 +515,7 @@ class CheckIn:
     staff_id: str
     role: str
     training_missing: tuple[str, ...] = ()
+    notice_declined: bool = False  # declined the desk PC's monitoring notice today (SEC-2)
 
 
 @dataclass(frozen=True)
@@ -755,6 +756,9 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             if cmd.training_missing:
                 labels = "、".join(TRAINING_LABELS_JA.get(m, m) for m in cmd.training_missing)
                 raise Refusal(f"研修が完了していないため従事できません（未了: {labels}）。", 403, "training_incomplete")
+            if cmd.notice_declined:
+                raise Refusal("本日、窓口端末の監視についてのお知らせに同意していないため従事できません。"
+                              "業務責任者に連絡してください。", 403, "monitoring_notice_declined")
             if cmd.staff_id in day.staff:
                 raise Refusal(f"{cmd.staff_id} はすでに従事中です。", 409, "already_on_duty")
             return _with_staffing(day, [ev.StaffCheckedIn(staff_id=cmd.staff_id, role=cmd.role, **d)], ctx)

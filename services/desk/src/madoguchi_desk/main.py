@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter
 
 from madoguchi_desk.api import routers
+from madoguchi_desk.notices import NoticeBook
 from madoguchi_desk.service import Appended, Clock, DeskService, system_clock
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Municipality, load_municipality
@@ -61,9 +62,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check
                 await service.staffing_sweep()
 
         task = asyncio.create_task(staffing_timer(), name="desk-staffing-timer")
+        notices = app.state.notices = NoticeBook(app.state.js, municipality.code)
+        await notices.start()
         try:
             yield
         finally:
+            await notices.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
