@@ -138,3 +138,62 @@ async def test_archives_names_large_files_and_every_change_are_checked(nats_serv
     assert ("moved", "note.txt", "note2.txt") in activity and activity[-1] == ("deleted", "note2.txt", None)
     for e in events:
         assert MY_NUMBER not in dump_event(e).decode()
+
+
+# The same hostile spellings the free-text fields refuse are found in files (issue 14): kanji
+# numerals, readings, words for @ and the dot, a number split over Word runs or a line break.
+HOSTILE_MY_NUMBER = "個人番号は 一二三四　五六七八\n九〇一八 です"  # 123456789018, a valid My Number
+HOSTILE_PHONE = "連絡先：ゼロキューゼロ・イチニーサンヨン・ゴーロクナナハチ"
+HOSTILE_EMAIL = "メールは taro アットマーク example ドット co ドット jp まで"
+ORDINARY = "令和3年4月5日 10:30〜11:45 受付番号12、5,000円、〒060-8611、暗証番号を3回間違えた"
+
+
+def _docx(path, paragraphs: list[list[str]]) -> None:
+    body = "".join(
+        "<w:p>" + "".join(f"<w:r><w:t xml:space=\"preserve\">{run}</w:t></w:r>" for run in runs) + "</w:p>"
+        for runs in paragraphs
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", f"<w:document><w:body>{body}</w:body></w:document>")
+
+
+def _xlsx(path, rows: list[list[str]]) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    for row in rows:
+        wb.active.append(row)
+    wb.save(path)
+
+
+def test_hostile_spellings_found_in_txt_csv_xlsx_docx(tmp_path):
+    folder = WatchedFolder(label="desktop", path=str(tmp_path))
+    cases = {
+        "my_number": HOSTILE_MY_NUMBER,
+        "phone": HOSTILE_PHONE,
+        "email": HOSTILE_EMAIL,
+    }
+    for kind, text in cases.items():
+        txt = tmp_path / f"{kind}.txt"
+        txt.write_text(f"{ORDINARY}\n{text}\n", encoding="utf-8")
+        csv = tmp_path / f"{kind}.csv"
+        csv.write_text(f"日付,メモ\n2021/04/05,\"{text}\"\n", encoding="cp932")
+        xlsx = tmp_path / f"{kind}.xlsx"
+        _xlsx(xlsx, [["日付", "メモ"], ["2021/04/05", text], [ORDINARY, "3件"]])
+        docx = tmp_path / f"{kind}.docx"
+        half = len(text) // 2  # Word splits a paragraph into runs anywhere, even inside a number
+        _docx(docx, [[ORDINARY], [text[:half], text[half:]]])
+        for path in (txt, csv, xlsx, docx):
+            hit = scan_file(folder, path, 1 << 20).hit
+            assert hit is not None and kind in hit.kinds, (path.name, hit)
+    # ordinary writing in every format: no alert
+    (tmp_path / "ok.txt").write_text(ORDINARY, encoding="utf-8")
+    (tmp_path / "ok.csv").write_text(f"日付,件数,金額\n2021/04/05,3,\"5,000\"\n{ORDINARY}\n", encoding="cp932")
+    _xlsx(tmp_path / "ok.xlsx", [["日付", "件数", "金額"], ["2021/04/05", 3, 5000], ["令和3年4月5日", "受付番号12", "〒060-8611"]])
+    _docx(tmp_path / "ok.docx", [[ORDINARY[:10], ORDINARY[10:]], ["手順①", "受付"]])
+    for name in ("ok.txt", "ok.csv", "ok.xlsx", "ok.docx"):
+        assert scan_file(folder, tmp_path / name, 1 << 20).hit is None, name
+    # two numeric cells of a sheet never join into one number
+    _xlsx(tmp_path / "cells.xlsx", [["1234 5678", "9018"], ["090", "1234-5678"]])
+    assert scan_file(folder, tmp_path / "cells.xlsx", 1 << 20).hit is None

@@ -1,41 +1,56 @@
-"""The personal-data guard for free text (opinions, summaries, call notes).
+"""The personal-data guard for free text (opinions, summaries, call notes, FAQ entries, files).
 
-Architecture rule: free text is scanned before anything is stored, and refused when it contains
+One detector, `find_personal_data`, serves every free-text field (`FreeText`), every API, the
+console, CSV/FAQ imports, the device agent's file scanner and `madoguchi privacy scan`. It reads
+NORMALISED text, because people write numbers the way they speak them:
 
-* a run of 12 digits (half-width 0-9 or full-width ０-９), possibly separated by spaces or
-  hyphens. About 1 in 11 random 12-digit strings passes the My Number (個人番号) check digit,
-  so the check digit never decides *whether* to refuse, only how sure the refusal is
-  (kind ``my_number`` when it passes, ``twelve_digits`` otherwise);
-* a phone number (Japanese domestic or +81 forms);
-* an e-mail address.
+Normalisation (offsets are kept: every character of the normal form knows where it came from)
+* NFKC, one base character with its combining marks at a time (full-width forms, half-width kana
+  with their sound marks, circled and parenthesised numbers ①⑴⒈, superscripts, ...), then any
+  other character with a digit value (❶, Arabic-Indic, Devanagari, ...) to 0-9; hiragana to
+  katakana; lower case; every dash/minus/long-vowel-like character to "-"; every space
+  (ideographic, no-break, thin, ...) to " "; zero-width characters dropped.
+* Digit tokens are then read from the normal form: runs of 0-9 mixed with kanji numerals
+  (〇零○ 一二三 ... and 大字 壱弐参肆伍陸漆捌玖), and katakana/hiragana runs that are wholly a
+  sequence of digit readings (ゼロ/レイ/マル, イチ, ニ(ー), サン, ヨン/ヨ/シ, ゴ(ー), ロク,
+  ナナ/シチ, ハチ, キュウ/キュー/ク, and the English loan readings ワン, ツー, ...). A kanji
+  numeral or a reading that is part of a word (一般, 参加, 山田さん, 詳しく) is a word, not a
+  digit: short runs glued to letters are words.
 
-Error messages say WHAT was found and WHERE, never the digits or the address themselves.
+Ordinary numbers people write at a desk are recognised first and set aside: dates (2021/04/05,
+R3.4.5, 4/5, 令和3年4月5日), times (8:45, 8時45分), amounts with thousands separators
+(5,000円), a number followed by a counter or unit (105人, 3回, 20,000ポイント, 5万円, 98.5%),
+ticket/step numbers after a marker (No.105, 受付番号12, 手順3, A-012) and postal codes
+(〒060-8611). What remains is grouped:
 
-Decisions on edge cases (see also the comments at the patterns below):
+* a CLUSTER is digit groups joined only by separators: spaces of any width and count, every
+  dash, dots, slashes, commas (、，), colons, 〜/~, ・, brackets, line breaks;
+* a cluster of exactly 12 digits is refused: kind ``my_number`` when the check digit is right,
+  ``twelve_digits`` otherwise (about 1 in 11 random 12-digit strings pass the check, so it never
+  decides WHETHER to refuse, only how sure the refusal is); a longer cluster is searched for
+  My Numbers and phone numbers and refused as ``twelve_digits`` when it holds neither;
+* a cluster (or a run of groups inside one) that is a phone number of the Japanese numbering
+  plan is refused as ``phone``: 10 digits 0A..., 11 digits 0X0... (070/080/090, 050, 020,
+  0800), 0120/0570 (10), and +81 forms with the leading 0 dropped (and "(0)" tolerated);
+* numbers SPLIT across a sentence ("前半は1234 5678で、後半は9018です") — two or three clusters
+  of the same sentence with a few words between them — are refused when together they make a
+  My Number (with a right check digit, or in pieces of 4 digits or more) or a phone number
+  (first piece an area code or mobile prefix starting with 0).
 
-* Digits are every Unicode decimal digit (０-９ and other scripts), folded to 0-9 one character
-  for one character, so offsets in the folded text are offsets in the original text.
-* Between two digits of a run there may be up to ``_MAX_GAP`` separator characters: horizontal
-  spaces (half/full-width, tabs, no-break and zero-width spaces) and hyphens/dashes of any kind
-  (-, ‐, ‑, –, —, ―, −, ー, ｰ, －, ...). Line breaks, ``/ : . , 〜 ～`` and letters break a run, so
-  "2021-04-01 8:45", "2021/4/1", "令和3年4月1日", "5,000円" and "8時45分" pass.
-* A run with 12 or more digits is refused; exactly 12 with a valid check digit is ``my_number``,
-  anything else (12 with a wrong check digit, 13 or more digits, which contain a 12-digit run)
-  is ``twelve_digits``.
-* Deliberately, a date and a time written only with spaces/hyphens, such as "2021 04 01 0845" or
-  "2021-04-01 0845", ARE 12 digits separated by spaces/hyphens and are refused: the architecture
-  says any such run is refused, and nothing distinguishes "2021 0401 0845" from a My Number
-  grouped 4-4-4. The message then suggests writing dates and times with 年月日 and ":".
-* Findings contained in another finding are dropped (e.g. the 12 digits of "+81 90 1234 5678"
-  are reported once, as a phone number; a phone number inside a longer 12+ digit run is
-  reported as the run).
+E-mail addresses are matched on the normal form with every way of writing "@" (@, ＠, at, (at),
+[at], アットマーク, アット, ★) and "." (., ．, dot, (dot), ドット, and 。 between ASCII
+labels), spaces around either, and internationalised (IDN) domains such as 例え.jp or 例え.テスト.
+
+Messages say WHAT was found and WHERE (1-based character position of the original text), never
+the value.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from bisect import bisect_right
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, GetCoreSchemaHandler, StringConstraints
@@ -50,15 +65,18 @@ __all__ = [
     "is_valid_my_number",
     "my_number_check_digit",
     "normalize_digits",
+    "normalize",
+    "Normalised",
+    "phone_digits",
 ]
 
 Kind = Literal["my_number", "twelve_digits", "phone", "email"]
+KINDS: tuple[Kind, ...] = ("my_number", "twelve_digits", "phone", "email")
 
 # --------------------------------------------------------------------------------------------
-# Folding (always one character for one character, so offsets stay aligned)
+# Digits, one character for one character (kept for callers that need aligned offsets)
 # --------------------------------------------------------------------------------------------
 
-# Any decimal digit that is not ASCII: full-width ０-９, but also Arabic-Indic, Devanagari, ...
 _NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
 
 
@@ -67,14 +85,6 @@ def normalize_digits(text: str) -> str:
     if text.isascii():
         return text
     return _NON_ASCII_DIGIT.sub(lambda m: str(unicodedata.decimal(m.group())), text)
-
-
-# Full-width ASCII variants (！..～, including ＋ ＠ （ ） ． and Ａ-ｚ) -> ASCII; 　 -> space.
-_FOLD_ASCII = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-
-
-def _fold(text: str) -> str:
-    return normalize_digits(text).translate(_FOLD_ASCII)
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,41 +111,647 @@ def is_valid_my_number(digits: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Patterns
+# Normalisation with an offset map
 # --------------------------------------------------------------------------------------------
 
-# Separators allowed inside a digit run: horizontal spaces (no line breaks: a line break ends a
-# run), zero-width characters (an easy way to hide a number), and every hyphen/dash/minus/long
-# vowel mark people type between digit groups. Not the wave dash 〜/～ (ranges: "8:45〜17:15").
-_SPACES = " \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u200b-\u200d\u2060\ufeff"
-_HYPHENS = (
-    "\\-\u00ad\u058a\u1806\u2010-\u2015\u2043\u2212\u2500\u2501\u2e3a\u2e3b"
-    "\u30fc\ufe58\ufe63\uff0d\uff70"
+_DASHES = set(
+    "-\u00ad\u058a\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u2500\u2501\u2574\u2576"
+    "\u2e3a\u2e3b\ufe58\ufe63\uff0d\uff70\u30fc\u2796\u23af\u2e40\u301c\uff5e~\u2053\u223c\u223d"
 )
-_SEP = f"[{_SPACES}{_HYPHENS}]"
-# At most this many separator characters between two digits ("1234 - 5678" has 3). A wider gap
-# is taken as two separate numbers.
-_MAX_GAP = 3
-_DIGIT_RUN = re.compile(f"[0-9](?:{_SEP}{{0,{_MAX_GAP}}}[0-9])*")
+# ー (U+30FC) is a long-vowel mark inside katakana words; it is a dash only between digits, so it
+# is kept as itself and treated as a separator by the grouping below. 〜/～/~ likewise.
+_KEEP = {"\u30fc", "\u301c", "\uff5e", "~"}
+_ZERO_WIDTH = set("\u200b\u200c\u200d\u2060\ufeff\u180e")
+_COMBINING_KANA = {"\u3099", "\u309a", "\uff9e", "\uff9f"}
 
-# Phone numbers may also use parentheses and dots: (011)123-4567, 03(1234)5678, 03.1234.5678,
-# +81 (0)90 1234 5678. A cluster is a run of digit groups joined by such separators, with an
-# optional "+" in front; phone numbers are then looked for among contiguous groups.
-_PHONE_SEP = f"(?:{_SEP}|[().])"
-_PHONE_CLUSTER = re.compile(f"\\+?[0-9](?:{_PHONE_SEP}{{0,{_MAX_GAP}}}[0-9])*")
-_GROUP = re.compile("[0-9]+")
 
-# E-mail addresses, on text folded to ASCII (so ＠ and full-width letters count). The local part
-# is ASCII only, so Japanese text right before an address is not taken into it. "@" may also be
-# written (at), [at], (アット), (アットマーク). The domain must have a dot and an alphabetic TLD,
-# so "単価@500円" and "user@localhost" pass.
-_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_EMAIL = re.compile(
-    "(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~.-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+"
-    "[ \t]*(?:@|[(\\[][ \t]*(?:at|アット(?:マーク)?)[ \t]*[)\\]])[ \t]*"
-    f"{_LABEL}(?:\\.{_LABEL})*\\.[A-Za-z]{{2,63}}(?![A-Za-z0-9-])",
-    re.IGNORECASE,
+@dataclass
+class Normalised:
+    """The normal form of a text and, for each of its characters, the offset it came from."""
+
+    text: str
+    origin: list[int] = field(repr=False)
+    length: int  # length of the original
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Original offsets of the normal-form span [start, end)."""
+        if start >= len(self.origin):
+            return self.length, self.length
+        o_end = self.origin[end] if end < len(self.origin) else self.length
+        return self.origin[start], max(o_end, self.origin[start] + 1)
+
+
+def _char_form(chunk: str) -> str:
+    out = unicodedata.normalize("NFKC", chunk)
+    result = []
+    for ch in out:
+        cp = ord(ch)
+        if ch in _ZERO_WIDTH:
+            continue
+        if "0" <= ch <= "9":
+            result.append(ch)
+        elif ch.isspace() or unicodedata.category(ch) == "Zs":
+            result.append(" " if ch not in "\n\r\u2028\u2029\x0b\x0c\x85" else "\n")
+        elif ch in _KEEP:
+            result.append(ch if ch == "\u30fc" else "〜")
+        elif ch in _DASHES:
+            result.append("-")
+        elif 0x3041 <= cp <= 0x3096:  # hiragana -> katakana
+            result.append(chr(cp + 0x60))
+        elif ch.isdigit() or (unicodedata.category(ch) == "No" and unicodedata.numeric(ch, -1) >= 0):
+            value = unicodedata.numeric(ch, -1)
+            if value >= 0 and value == int(value):
+                result.append(str(int(value)))
+            else:
+                result.append(ch)
+        else:
+            result.append(ch.lower())
+    return "".join(result)
+
+
+def normalize(text: str) -> Normalised:
+    """NFKC and the folds described in the module docstring, with offsets back to ``text``."""
+    chars: list[str] = []
+    origin: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and (text[j] in _COMBINING_KANA or unicodedata.combining(text[j])):
+            j += 1
+        chunk = text[i:j]
+        if chunk == "\r":
+            form = "" if text[j : j + 1] == "\n" else "\n"  # CR LF is one line break
+        elif chunk.isascii():
+            form = chunk.lower().replace("~", "〜").replace("\t", " ")
+        else:
+            form = _char_form(chunk)
+        for ch in form:
+            chars.append(ch)
+            origin.append(i)
+        i = j
+    return Normalised("".join(chars), origin, n)
+
+
+# --------------------------------------------------------------------------------------------
+# Digit tokens: 0-9, kanji numerals and kana readings
+# --------------------------------------------------------------------------------------------
+
+_KANJI_DIGIT = {
+    "〇": "0", "零": "0", "○": "0", "◯": "0",
+    "一": "1", "壱": "1", "壹": "1", "弌": "1",
+    "二": "2", "弐": "2", "貳": "2", "弍": "2",
+    "三": "3", "参": "3", "參": "3", "弎": "3",
+    "四": "4", "肆": "4",
+    "五": "5", "伍": "5",
+    "六": "6", "陸": "6",
+    "七": "7", "漆": "7", "柒": "7",
+    "八": "8", "捌": "8",
+    "九": "9", "玖": "9",
+}  # fmt: skip
+
+_READINGS = {
+    "ゼロ": "0", "レイ": "0", "マル": "0", "ゼロー": "0",
+    "イチ": "1", "ワン": "1",
+    "ニ": "2", "ツー": "2", "ツウ": "2",
+    "サン": "3", "スリー": "3",
+    "ヨン": "4", "ヨ": "4", "シ": "4", "フォー": "4", "フォア": "4",
+    "ゴ": "5", "ファイブ": "5", "ファイヴ": "5",
+    "ロク": "6", "シックス": "6",
+    "ナナ": "7", "シチ": "7", "セブン": "7", "セヴン": "7",
+    "ハチ": "8", "エイト": "8",
+    "キュウ": "9", "キュー": "9", "キュ": "9", "ク": "9", "ナイン": "9",
+}  # fmt: skip
+_MAX_READING = max(map(len, _READINGS))
+_ENGLISH = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+
+
+def _is_letter(ch: str) -> bool:
+    return bool(ch) and (unicodedata.category(ch)[0] == "L") and ch not in _KANJI_DIGIT and ch != "ー"
+
+
+_WORD_ENDINGS = {"ニ", "シ", "ク", "サン", "シク", "ゴ", "イチ"}  # に, 少し, 詳しく, さん, 正しく
+
+
+def _is_ideograph(ch: str) -> bool:
+    return bool(ch) and ("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\uf900" <= ch <= "\ufaff"
+                         or ch in "々〆ヶ") and ch not in _KANJI_DIGIT
+
+
+def _is_kana(ch: str) -> bool:
+    return "\u30a1" <= ch <= "\u30fa" or ch == "\u30fc"
+
+
+def _segment_readings(run: str) -> str | None:
+    """The digits if the katakana ``run`` is wholly digit readings (each may be lengthened by ー)."""
+    n = len(run)
+    best: list[str | None] = [None] * (n + 1)
+    best[0] = ""
+    for i in range(n):
+        if best[i] is None:
+            continue
+        for k in range(1, min(_MAX_READING, n - i) + 1):
+            digit = _READINGS.get(run[i : i + k])
+            if digit is None:
+                continue
+            j = i + k
+            while j < n and run[j] == "ー":
+                j += 1
+            if best[j] is None:
+                best[j] = best[i] + digit
+    return best[n] if best[n] else None
+
+
+@dataclass
+class _Token:
+    digits: str
+    start: int  # normal-form offsets
+    end: int
+    masked: bool = False
+    weak: bool = False  # a short kanji/kana run glued to a word: a digit only next to other digits
+
+
+_ENGLISH_RUN = re.compile(r"(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine)"
+                          r"(?:[ \-]+(?:zero|one|two|three|four|five|six|seven|eight|nine))+(?![a-z])")
+_ENGLISH_WORD = re.compile(r"zero|one|two|three|four|five|six|seven|eight|nine")
+
+
+def _reading_segments(run: str) -> list[tuple[int, int, str]]:
+    """(start, end, digits) of the stretches of ``run`` that are wholly digit readings, leftmost
+    and longest first (particles and words around them are skipped: ハヨン -> ヨン)."""
+    out = []
+    i, n = 0, len(run)
+    while i < n:
+        if run[i] == "ー":
+            i += 1
+            continue
+        for j in range(min(n, i + 80), i, -1):
+            digits = _segment_readings(run[i:j])
+            if digits:
+                out.append((i, j, digits))
+                i = j
+                break
+        else:
+            i += 1
+    return out
+
+
+def _tokens(t: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    n = len(t)
+    i = 0
+    while i < n:
+        ch = t[i]
+        if "0" <= ch <= "9" or ch in _KANJI_DIGIT:
+            j = i
+            while j < n and ("0" <= t[j] <= "9" or t[j] in _KANJI_DIGIT):
+                j += 1
+            run = t[i:j]
+            has_arabic = any("0" <= c <= "9" for c in run)
+            glued = _is_letter(t[i - 1] if i else "") or _is_letter(t[j] if j < n else "")
+            weak = not has_arabic and len(run) < 3 and glued
+            tokens.append(_Token("".join(_KANJI_DIGIT.get(c, c) for c in run), i, j, weak=weak))
+            i = j
+        elif _is_kana(ch):
+            j = i
+            while j < n and _is_kana(t[j]):
+                j += 1
+            if j - i <= 200:
+                for a, b, digits in _reading_segments(t[i:j]):
+                    s, e = i + a, i + b
+                    before, after = (t[s - 1] if s else ""), (t[e] if e < n else "")
+                    # a particle between numbers (2019-01-01に2019-01-01, 9:00に3名) is a word too
+                    glued = _is_letter(before) or _is_letter(after) or before.isdigit() or after.isdigit()
+                    # part of a word (始まる番号, 後に, 詳しく, 山田さん) unless next to other digits
+                    tokens.append(_Token(digits, s, e, weak=len(digits) < 3 and glued))
+            i = j
+        else:
+            i += 1
+    for m in _ENGLISH_RUN.finditer(t):
+        for w in _ENGLISH_WORD.finditer(m.group()):
+            tokens.append(_Token(_ENGLISH[w.group()], m.start() + w.start(), m.start() + w.end()))
+    tokens.sort(key=lambda tok: tok.start)
+    # Adjacent tokens form one group ("ゼロキュー" "ゼロ" are already one run; 090イチニ stays two
+    # groups of one cluster, so that a particle next to a number can be left out again).
+    merged: list[_Token] = []
+    for tok in tokens:
+        if merged and merged[-1].end == tok.start and not (tok.weak or merged[-1].weak):
+            last = merged[-1]
+            merged[-1] = _Token(last.digits + tok.digits, last.start, tok.end, weak=last.weak and tok.weak)
+        else:
+            merged.append(tok)
+    return merged
+
+
+# --------------------------------------------------------------------------------------------
+# Ordinary numbers, set aside before grouping
+# --------------------------------------------------------------------------------------------
+
+_D = "[0-9〇零○◯一壱壹弌二弐貳弍三参參弎四肆五伍六陸七漆柒八捌九玖]"
+_COUNTER = re.compile(
+    r" ?(?:年|ヶ月|ヵ月|か月|カ月|ケ月|箇月|月|日|時|分|秒|件|人|名|回|枚|通|円|個|番|歳|才|代|%|度|倍|割|位|点|"
+    r"ポイント|ホ゜イント|pt|台|本|冊|部|階|号|丁目|週|組|席|課|係|桁|文字|字|行|ページ|頁|条|項|万|千|百|十|億|兆|"
+    r"箇所|か所|カ所|ヶ所|世帯|軒|次|期|便|区|泊|種|段|問|票|周|列|株|匹|頭|羽|杯|品|棟|室|戸|局|校|社|"
+    r"日目|回目|人目|番目|時間|分間|日間|週間|年間|年度|km|kg|cm|mm|m|g|mb|gb|kb|gb|ml|l|歳|才|度目|"
+    r"パーセント|セント|ドル|円玉|円札|万円|千円|割引|倍速|連休|連勤|人前|名様|件目)(?![a-z])"
 )
+_MARKER = re.compile(
+    r"(?:no\.?|#|♯|第|受付番号|整理番号|整理券|番号札|呼出番号|呼び出し番号|受付|窓口|手順|ステップ|step|問|q|"
+    r"ver\.?|v|版|表|図|p\.?|ページ|レーン|ブース|内線|ext\.?)[ :：.]*$"
+)
+_LETTER_TICKET = re.compile(r"(?<![a-z])[a-z]-?$")
+_MAX_ORDINARY_DIGITS = 9  # a number this long or longer is never set aside as a count or an amount
+_DATE = re.compile(r"(?<![0-9])([0-9]{4}|[0-9]{1,2})([/.\-])([0-9]{1,2})\2([0-9]{1,2})(?![0-9])")
+_MONTH_DAY = re.compile(r"(?<![0-9/.\-])([0-9]{1,2})/([0-9]{1,2})(?![0-9]|/[0-9])")
+_TIME = re.compile(r"(?<![0-9:])([0-9]{1,2}) ?[:：] ?([0-9]{2})(?: ?[:：] ?([0-9]{2}))?(?![0-9]| ?[:：] ?[0-9])")
+_AMOUNT = re.compile(rf"(?<![0-9,]|{_D})[1-9][0-9]{{0,2}}(?:,[0-9]{{3}})+(?:\.[0-9]+)?(?!{_D}|,{_D}|, {_D})")
+_POSTAL = re.compile(r"(?:〒|郵便番号|postal code|zip)[ :：]*([0-9]{3}) ?-? ?([0-9]{4})(?![0-9])")
+
+
+def _valid_date(y: str, mo: str, d: str) -> bool:
+    year_ok = (len(y) == 4 and 1900 <= int(y) <= 2100) or (len(y) <= 2 and 1 <= int(y) <= 99)
+    return year_ok and 1 <= int(mo) <= 12 and 1 <= int(d) <= 31
+
+
+def _ordinary_spans(t: str) -> list[tuple[int, int]]:
+    spans = []
+    for m in _DATE.finditer(t):
+        if _valid_date(m.group(1), m.group(3), m.group(4)):
+            spans.append(m.span())
+    for m in _MONTH_DAY.finditer(t):
+        if 1 <= int(m.group(1)) <= 12 and 1 <= int(m.group(2)) <= 31:
+            spans.append(m.span())
+    for m in _TIME.finditer(t):
+        if int(m.group(1)) <= 30 and int(m.group(2)) <= 59 and (m.group(3) is None or int(m.group(3)) <= 59):
+            spans.append(m.span())
+    for m in _AMOUNT.finditer(t):
+        if sum(c.isdigit() for c in m.group()) <= 11:
+            spans.append(m.span())
+    for m in _POSTAL.finditer(t):
+        spans.append(m.span())
+    return spans
+
+
+_GLUE = set(" -ー〜/.:・")
+_RANGE_GLUE = ("", "〜", "、", ",", "・", "-")
+
+
+def _isolated(t: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Dates and times that are not glued by separators to more digits (8-3-7-5-9-1… is no date),
+    unless those digits are another date or time (2021/4/1〜2021/4/30, 8:30〜17:15)."""
+    spans = sorted(spans)
+    starts = [s for s, _ in spans]
+
+    def containing(p: int) -> tuple[int, int] | None:
+        k = bisect_right(starts, p) - 1
+        while k >= 0 and k > bisect_right(starts, p) - 4:  # spans may overlap a little
+            if spans[k][0] <= p < spans[k][1]:
+                return spans[k]
+            k -= 1
+        return None
+
+    def inside(p: int, glue: str) -> bool:
+        # another date or time, joined as a range or a list (not 8-3-7-5-9-1 read as dates)
+        g = glue.strip()
+        if g not in _RANGE_GLUE:
+            return False
+        span = containing(p)
+        return span is not None and (g != "-" or ":" in t[span[0] : span[1]])
+
+    def digit_at(p: int) -> bool:
+        return 0 <= p < len(t) and ("0" <= t[p] <= "9" or t[p] in _KANJI_DIGIT)
+
+    out = []
+    for s, e in spans:
+        p = s - 1
+        while p >= 0 and t[p] in _GLUE:
+            p -= 1
+        q = e
+        while q < len(t) and t[q] in _GLUE:
+            q += 1
+        left_ok = not digit_at(p) or inside(p, t[p + 1 : s])
+        right_ok = not digit_at(q) or (inside(q, t[e:q]) and (":" in t[s:e] or t[e:q].strip() != "-"))
+        if t[s:e].startswith(("〒", "郵便", "postal", "zip")):
+            left_ok = right_ok = True  # postal codes and amounts stand on their own
+        if left_ok and right_ok:
+            out.append((s, e))
+    return out
+
+
+def _mask_ordinary(t: str, tokens: list[_Token]) -> None:
+    spans = sorted(_isolated(t, _ordinary_spans(t)))
+    starts = [s for s, _ in spans]
+    prev: _Token | None = None
+    for idx, tok in enumerate(tokens):
+        k = bisect_right(starts, tok.start) - 1
+        if any(spans[i][0] <= tok.start and tok.end <= spans[i][1] for i in range(max(0, k - 3), k + 1)):
+            tok.masked = True
+        elif len(tok.digits) < _MAX_ORDINARY_DIGITS and not (
+            # the last group of a longer number is not a count: "1234-5678-9018件"
+            prev is not None and not prev.masked and not prev.weak and _gap_kind(t[prev.end : tok.start]) == "tight"
+            and not any(c in "、,，" for c in t[prev.end : tok.start])
+        ):
+            nxt = tokens[idx + 1] if idx + 1 < len(tokens) else None
+            followed = nxt is not None and _gap_kind(t[tok.end : nxt.start]) == "tight" and not any(
+                c in "、,，" for c in t[tok.end : nxt.start])
+            tok.masked = _is_count_or_marked(t, tok, followed)
+        prev = tok
+
+
+def _is_count_or_marked(t: str, tok: _Token, followed: bool) -> bool:
+    """A count or an amount (a counter or unit right after: "3回", "98.5%"), or a ticket/step number
+    right after its marker ("No.105", "手順3", "A-012")."""
+    after = tok.end
+    if t.startswith(".", after) and after + 1 < len(t) and t[after + 1].isdigit():
+        k = after + 1
+        while k < len(t) and t[k].isdigit():
+            k += 1
+        after = k
+    if _COUNTER.match(t, after):
+        return True
+    before = t[max(0, tok.start - 12) : tok.start]
+    # (not the first group of a longer number: "A1234 5678 9018", "No.090-1234-5678")
+    return not followed and len(tok.digits) <= 4 and bool(_MARKER.search(before) or _LETTER_TICKET.search(before))
+
+
+# --------------------------------------------------------------------------------------------
+# Grouping and the numbering rules
+# --------------------------------------------------------------------------------------------
+
+_TIGHT = set(" \n\t-ー〜~/.,、，:;・()[]{}（）［］｛｝「」『』【】〔〕〈〉《》<>'\"|_*+=")
+_SENTENCE_END = set("。！？!?\n")
+_MAX_LOOSE_GAP = 24
+
+
+def _gap_kind(gap: str) -> str:
+    if all(c in _TIGHT for c in gap):
+        if "\n\n" in gap.replace(" ", ""):  # a blank line: a new paragraph
+            return "break"
+        return "tight"
+    if len(gap) > _MAX_LOOSE_GAP or any(c in _SENTENCE_END for c in gap):
+        return "break"
+    return "loose"
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        if ch in _OPENERS:
+            depth += 1
+        elif ch in _CLOSERS:
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+_OPENERS = "([{（［｛「『【〔〈《<"
+_CLOSERS = ")]}）］｝」』】〕〉》>"
+
+
+def _brackets_pair(t: str, start: int, end: int) -> bool:
+    """Brackets in a number pair up, counting one just outside it: (03)1234-5678, 03(1234)5678,
+    [0]1156; in "〒010-0000（2019-01-01…" the bracket opens a new phrase instead."""
+    starts = [start] + ([start - 1] if start and t[start - 1] in _OPENERS else [])
+    ends = [end] + ([end + 1] if end < len(t) and t[end] in _CLOSERS else [])
+    return any(_balanced(t[s:e]) for s in starts for e in ends)
+
+
+def _domestic(digits: str) -> bool:
+    """Japanese numbering plan, national significant number with its trunk prefix 0."""
+    if len(digits) not in (10, 11) or not digits.startswith("0") or digits[1] == "0":
+        return False
+    if len(digits) == 11:
+        return digits[:3] in ("020", "050", "060", "070", "080", "090") or digits[:4] in ("0800", "0990")
+    return True  # 0A-...: landlines (0 + area code + local, 10 digits), 0120/0570/0990
+
+
+def _international(groups: list[str]) -> bool:
+    """+81 forms, given the groups after the "+"."""
+    joined = "".join(groups)
+    if not joined.startswith("81"):
+        return False
+    rest = joined[2:]
+    if len(groups) > 1 and groups[0] == "81" and groups[1] == "0":
+        rest = "".join(groups[2:])  # +81 (0)3 ...
+    rest = rest.removeprefix("0")
+    return 9 <= len(rest) <= 10 and rest[0] != "0"
+
+
+@dataclass
+class _Found:
+    kind: Kind
+    start: int  # normal-form offsets
+    end: int
+
+
+def _check_window(groups: list[_Token], t: str, plus: bool) -> _Found | None:
+    digits = "".join(g.digits for g in groups)
+    start, end = groups[0].start, groups[-1].end
+    if plus and _international([g.digits for g in groups]):
+        return _Found("phone", start - 1 if t[start - 1 : start] == "+" else start, end)
+    if len(digits) == 12:
+        return _Found("my_number" if is_valid_my_number(digits) else "twelve_digits", start, end)
+    if _domestic(digits) and _brackets_pair(t, start, end):
+        return _Found("phone", start, end)
+    return None
+
+
+def _plus_before(t: str, start: int) -> bool:
+    k = start - 1
+    while k >= 0 and t[k] in " (（":
+        k -= 1
+    return k >= 0 and t[k] == "+"
+
+
+def _variants(groups: list[_Token]) -> list[list[_Token]]:
+    """The groups, and without a word-bound numeral at either end (番号に・はち… / …の後に キュウ)."""
+    out = [groups]
+    lo, hi = 0, len(groups)
+    if groups[0].weak and hi > 1:
+        lo = 1
+        out.append(groups[1:])
+    if groups[-1].weak and hi - lo > 1:
+        out.append(groups[:-1])
+        if lo:
+            out.append(groups[1:-1])
+    return out
+
+
+def _scan_cluster(groups: list[_Token], t: str) -> list[_Found]:
+    for variant in _variants(groups)[1:]:
+        whole = _check_window(variant, t, _plus_before(t, variant[0].start))
+        if whole is not None and _check_window(groups, t, _plus_before(t, groups[0].start)) is None:
+            return _scan_cluster(variant, t)
+    total = sum(len(g.digits) for g in groups)
+    plus = _plus_before(t, groups[0].start)
+    whole = _check_window(groups, t, plus)
+    if whole is not None:
+        if whole.kind == "phone" and plus and t[whole.start] != "+":
+            k = whole.start - 1
+            while t[k] != "+":
+                k -= 1
+            whole.start = k
+        return [whole]
+    if total < 10:
+        return []
+    found: list[_Found] = []
+    i = 0
+    while i < len(groups):
+        hit = None
+        for j in range(min(len(groups), i + 12), i, -1):  # longest first
+            window = groups[i:j]
+            size = sum(len(g.digits) for g in window)
+            if size < 10 or size > 13:
+                continue
+            f = _check_window(window, t, plus and i == 0)
+            if f is not None and (f.kind != "twelve_digits"):
+                hit = (f, j)
+                break
+        if hit is None:
+            i += 1
+            continue
+        found.append(hit[0])
+        i = hit[1]
+    if not found and total >= 12:
+        found.append(_Found("twelve_digits", groups[0].start, groups[-1].end))
+    return found
+
+
+def _scan_split(clusters: list[list[_Token]], t: str) -> list[_Found]:
+    """Two or three clusters of one sentence that together make a My Number or a phone number."""
+    found: list[_Found] = []
+    for i in range(len(clusters)):
+        for k in (2, 3):
+            if i + k > len(clusters):
+                break
+            for chain in _chains(clusters[i : i + k]):
+                hit = _split_hit(chain, t)
+                if hit is not None:
+                    found.append(hit)
+                    break
+    return found
+
+
+def _chains(clusters: list[list[_Token]]) -> list[list[list[_Token]]]:
+    out: list[list[list[_Token]]] = [[]]
+    for c in clusters:
+        out = [prefix + [v] for prefix in out for v in _variants(c)]
+    return out[:16]
+
+
+def _split_hit(chain: list[list[_Token]], t: str) -> _Found | None:
+    sizes = [sum(len(g.digits) for g in c) for c in chain]
+    digits = "".join(g.digits for c in chain for g in c)
+    start, end = chain[0][0].start, chain[-1][-1].end
+    if len(digits) == 12 and min(sizes) >= 2:
+        if is_valid_my_number(digits):
+            return _Found("my_number", start, end)
+        if min(sizes) >= 4:
+            return _Found("twelve_digits", start, end)
+    elif 2 <= sizes[0] <= 5 and _domestic(digits) and min(sizes) >= 2:
+        return _Found("phone", start, end)
+    elif sizes[0] == 2 and chain[0][0].digits == "81" and _plus_before(t, start):
+        if _international([g.digits for c in chain for g in c]):
+            return _Found("phone", start, end)
+    return None
+
+
+def _number_findings(t: str) -> list[_Found]:
+    tokens = _tokens(t)
+    if not tokens:
+        return []
+    _mask_ordinary(t, tokens)
+    # clusters: unmasked tokens joined by separators only
+    clusters: list[list[_Token]] = []
+    masked_between: list[bool] = []  # masked_between[i]: a set-aside number before clusters[i]
+    pending = False
+    for tok in tokens:
+        if tok.masked:
+            pending = True
+            continue
+        if clusters and not pending and _gap_kind(t[clusters[-1][-1].end : tok.start]) == "tight":
+            clusters[-1].append(tok)
+        else:
+            clusters.append([tok])
+            masked_between.append(pending)
+        pending = False
+    # a cluster of word-bound numerals only (一般, 参加, 詳しく, 始まる) holds no number
+    kept: list[list[_Token]] = []
+    links: list[str] = []  # links[i]: between kept[i] and kept[i + 1]
+    crossed = False
+    for c, masked in zip(clusters, masked_between):
+        crossed = False  # a set-aside count inside a sentence ("上6桁は…") does not cut it
+        weak_digits = "".join(tok.digits for tok in c) if all(tok.weak for tok in c) else None
+        if weak_digits is not None and not (len(weak_digits) >= 2 and weak_digits[0] == "0"):
+            continue  # (but 〇三の…, レイサンから…: a trunk prefix that opens a split phone number)
+        if kept:
+            links.append("break" if crossed else _gap_kind(t[kept[-1][-1].end : c[0].start]))
+        kept.append(c)
+        crossed = False
+    clusters = kept
+    found: list[_Found] = []
+    for c in clusters:
+        found.extend(_scan_cluster(c, t))
+    # split numbers: runs of clusters joined by loose links
+    run: list[list[_Token]] = []
+    for idx, c in enumerate(clusters):
+        run.append(c)
+        link = links[idx] if idx < len(links) else "break"
+        if link != "loose":
+            if len(run) >= 2:
+                found.extend(_scan_split(run, t))
+            run = []
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# E-mail addresses
+# --------------------------------------------------------------------------------------------
+
+_AT = (
+    r"(?:[ ]*(?:@|★|☆|[(\[{<（［｛「【][ ]*(?:at|@|アット|アットマーク|★)[ ]*[)\]}>）］｝」】])[ ]*"
+    r"|[ ]*(?:アットマーク|アット|at ?mark|atmark)[ ]*|[ ]+at[ ]+)"
+)
+_DOT = (
+    r"(?:[ ]*(?:\.|[(\[{<（［｛「【][ ]*(?:dot|ドット|\.|。)[ ]*[)\]}>）］｝」】]|ドット)[ ]*|[ ]+dot[ ]+)"
+)
+_DOT_JA = r"(?:[ ]*(?:\.|。|[(\[{<（［｛「【][ ]*(?:dot|ドット|\.|。)[ ]*[)\]}>）］｝」】]|ドット)[ ]*|[ ]+dot[ ]+)"
+_LOCAL = r"[a-z0-9!#$%&'*+/=?^_`{|}~-](?:[a-z0-9!#$%&'*+/=?^_`{|}~.-]{0,63})"
+_ALABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ULABEL = r"(?:[^\W_]|-)(?:[^\W_]|-){0,62}"
+_IDN_TLDS = "日本|みんな|コム|ネット|世界|中国|中國|香港|台湾|台灣|テスト|ストア|ポイント|クラウド|ファッション|グーグル|アマゾン"
+_EMAIL_ASCII = re.compile(
+    rf"(?<![a-z0-9!#$%&'*+/=?^_`{{|}}~.-]){_LOCAL}{_AT}{_ALABEL}(?:{_DOT_JA}{_ALABEL})*{_DOT_JA}[a-z]{{2,24}}(?![a-z0-9-])"
+)
+_EMAIL_EAI = re.compile(  # a local part in Japanese, a real @ and an ASCII domain: 山田@example.jp
+    rf"(?<![a-z0-9.])[^\W\d_a-z]{{1,20}}[ ]*@[ ]*{_ALABEL}(?:\.{_ALABEL})*\.[a-z]{{2,24}}(?![a-z0-9-])"
+)
+
+
+def _katakana_tlds() -> str:
+    return "".join(chr(ord(c) + 0x60) if 0x3041 <= ord(c) <= 0x3096 else c for c in _IDN_TLDS)
+
+
+_EMAIL_IDN = re.compile(
+    rf"(?<![a-z0-9!#$%&'*+/=?^_`{{|}}~.-]){_LOCAL}{_AT}{_ULABEL}(?:{_DOT}{_ULABEL})*"
+    rf"{_DOT}(?:[a-z]{{2,24}}(?![a-z0-9-])|{_katakana_tlds()})"
+)
+
+
+def _email_findings(t: str) -> list[_Found]:
+    if not any(x in t for x in ("@", "★", "☆", "at", "アット")):
+        return []
+    found = []
+    for regex in (_EMAIL_ASCII, _EMAIL_IDN, _EMAIL_EAI):
+        for m in regex.finditer(t):
+            start = m.start()
+            while start < m.end() and t[start] == ".":
+                start += 1
+            found.append(_Found("email", start, m.end()))
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +769,12 @@ _WHAT_EN: dict[str, str] = {
     "twelve_digits": "a run of 12 or more digits (possibly an Individual Number / My Number)",
     "phone": "what looks like a phone number",
     "email": "an e-mail address",
+}
+KIND_JA = {
+    "my_number": "個人番号",
+    "twelve_digits": "12桁以上の数字",
+    "phone": "電話番号",
+    "email": "メールアドレス",
 }
 _PRIORITY = {"my_number": 0, "twelve_digits": 1, "phone": 2, "email": 3}
 
@@ -193,14 +815,14 @@ def _message(findings: list[Finding]) -> str:
     shown, rest = findings[:_MAX_LISTED], len(findings) - _MAX_LISTED
     ja = [
         "自由記述に個人情報と思われる内容が含まれているため、保存しませんでした。"
-        "個人番号（マイナンバー）・電話番号・メールアドレスは記録できません。"
+        "個人番号（マイナンバー）・電話番号・メールアドレスは、漢数字・かな・記号を交えた書き方でも記録できません。"
         "該当箇所を削除してから、もう一度入力してください。",
         *(f"・{f.describe()}" for f in shown),
     ]
     en = [
         "Personal data was found in the free text, so it was not stored. Individual Numbers "
-        "(My Number), phone numbers and e-mail addresses must not be recorded; remove them "
-        "and try again.",
+        "(My Number), phone numbers and e-mail addresses must not be recorded, however they are "
+        "spelled; remove them and try again.",
         *(f"- {f._describe_en()}" for f in shown),
     ]
     if rest > 0:
@@ -217,126 +839,50 @@ def _message(findings: list[Finding]) -> str:
     return "\n".join([*ja, *en])
 
 
-def _twelve_digit_findings(folded: str) -> list[Finding]:
-    found = []
-    for m in _DIGIT_RUN.finditer(folded):
-        digits = "".join(c for c in m.group() if "0" <= c <= "9")
-        if len(digits) < 12:
-            continue
-        kind: Kind = "my_number" if is_valid_my_number(digits) else "twelve_digits"
-        found.append(Finding(kind, m.start(), m.end()))
-    return found
-
-
-def _is_domestic(groups: list[str]) -> bool:
-    """0X-XXXX-XXXX (10 or 11 digits from a leading 0), as 1 to 3 groups."""
-    first, last, total = groups[0], groups[-1], sum(map(len, groups))
-    if not first.startswith("0") or first.startswith("00") or not 10 <= total <= 11:
-        return False
-    if len(groups) == 1:
-        return True
-    if not 2 <= len(first) <= 5:
-        return False
-    if len(groups) == 2:
-        return True
-    if len(groups) == 3:
-        # 011-123-4567, 03-1234-5678, 090-1234-5678, 0120-123-456 (free dial: 4-3-3)
-        return 1 <= len(groups[1]) <= 4 and (len(last) == 4 or (len(last) == 3 and len(first) == 4))
-    return False
-
-
-def _is_international(groups: list[str]) -> bool:
-    """+81 forms: +81 90-1234-5678, +81-3-1234-5678, +81 (0)3 1234 5678, +819012345678."""
-    first = groups[0]
-    if not first.startswith("81"):
-        return False
-    if first == "81":
-        rest = groups[1:]
-        if rest and rest[0] == "0":  # the "(0)" some people keep
-            rest = rest[1:]
-        if not 1 <= len(rest) <= 4:
-            return False
-        national = "".join(rest)
-    elif len(groups) == 1:
-        national = first[2:]
-    else:
-        return False
-    national = national.removeprefix("0")
-    return 9 <= len(national) <= 10
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                return False
-    return depth == 0
-
-
-def _parens_close(folded: str, start: int, end: int) -> bool:
-    """Brackets inside a phone number pair up: 03(1234)5678 and (03)1234-5678 are numbers, while in
-    "〒010-0000（2019-01-01）" the bracket opens a new phrase and the digits on either side stay apart."""
-    inner = folded[start:end]
-    if _balanced(inner):
-        return True
-    return start > 0 and folded[start - 1] == "(" and _balanced("(" + inner)
-
-
-def _phone_findings(folded: str) -> list[Finding]:
-    found = []
-    for cluster in _PHONE_CLUSTER.finditer(folded):
-        base = cluster.start()
-        plus = cluster.group().startswith("+")
-        groups = [
-            (g.start() + base, g.end() + base, g.group()) for g in _GROUP.finditer(cluster.group())
-        ]
-        i = 0
-        while i < len(groups):
-            hit = None
-            for j in range(min(len(groups), i + 5) - 1, i - 1, -1):  # longest first
-                texts = [g[2] for g in groups[i : j + 1]]
-                if i == 0 and plus and _is_international(texts):
-                    hit = (base, groups[j][1], j)
-                    break
-                if _is_domestic(texts) and _parens_close(folded, groups[i][0], groups[j][1]):
-                    hit = (groups[i][0], groups[j][1], j)
-                    break
-            if hit is None:
-                i += 1
-                continue
-            found.append(Finding("phone", hit[0], hit[1]))
-            i = hit[2] + 1
-    return found
-
-
-def _email_findings(folded: str) -> list[Finding]:
-    found = []
-    for m in _EMAIL.finditer(folded):
-        start = m.start()
-        # a local part cannot start with a dot (keeps "。taro" style punctuation out of the span)
-        while folded[start] == ".":
-            start += 1
-        found.append(Finding("email", start, m.end()))
-    return found
-
-
 def find_personal_data(text: str) -> list[Finding]:
     """All personal data in ``text``, sorted by start; findings inside another one are dropped."""
-    folded = _fold(text)
-    candidates = _twelve_digit_findings(folded) + _phone_findings(folded) + _email_findings(folded)
+    if not text:
+        return []
+    norm = normalize(text)
+    t = norm.text
+    raw = _number_findings(t) + _email_findings(t)
+    candidates = []
+    for f in raw:
+        start, end = norm.span(f.start, f.end)
+        candidates.append(Finding(f.kind, start, end))
     candidates.sort(key=lambda f: (f.start, -f.end, _PRIORITY[f.kind]))
     kept: list[Finding] = []
     reach = -1
     for f in candidates:
         if f.end <= reach:  # contained in a finding kept before (which starts no later)
             continue
+        if kept and f.start < reach:  # overlapping: keep the stronger one
+            if _PRIORITY[f.kind] < _PRIORITY[kept[-1].kind] and f.kind != "twelve_digits":
+                kept[-1] = f
+                reach = f.end
+            continue
         kept.append(f)
         reach = f.end
     return kept
+
+
+def phone_digits(text: str) -> str | None:
+    """The digits of ``text`` when it is exactly one phone number (``0312345678``,
+    ``+819012345678``), however it is spelled; None otherwise."""
+    stripped = text.strip()
+    findings = find_personal_data(stripped)
+    if len(findings) != 1 or findings[0].kind != "phone":
+        return None
+    rest = stripped[: findings[0].start] + stripped[findings[0].end :]
+    if any(c not in "()（） " for c in rest):
+        return None
+    tokens = _tokens(normalize(stripped).text)
+    digits = "".join(tok.digits for tok in tokens)
+    if normalize(stripped).text.lstrip(" (").startswith("+"):
+        if digits.startswith("810"):
+            digits = "81" + digits[3:]
+        return "+" + digits
+    return digits
 
 
 def check_free_text(text: str) -> str:

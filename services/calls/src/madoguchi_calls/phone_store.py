@@ -43,7 +43,7 @@ import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from madoguchi_shared.logging import get_logger
-from madoguchi_shared.pii import find_personal_data, normalize_digits
+from madoguchi_shared.pii import phone_digits
 
 log = get_logger(__name__)
 
@@ -82,13 +82,10 @@ class InvalidPhoneNumber(ValueError):
 
 def normalize_phone(raw: str) -> str:
     """The number as digits (``0312345678``, ``+819012345678``); InvalidPhoneNumber otherwise."""
-    text = raw.strip()
-    findings = find_personal_data(text)
-    if len(findings) != 1 or findings[0].kind != "phone" or findings[0].start != 0 or findings[0].end != len(text):
+    digits = phone_digits(raw)
+    if digits is None:
         raise InvalidPhoneNumber()
-    folded = normalize_digits(text).replace("＋", "+")
-    digits = "".join(c for c in folded if c.isdigit())
-    return ("+" + digits) if folded.startswith("+") else digits
+    return digits
 
 
 def _aad(municipality: str, callback_id: UUID) -> bytes:

@@ -3,8 +3,9 @@
 A watchdog observer watches the policy's folders (and removable mounts, found by glob) for new,
 changed and moved-in files. A file quiet for a moment is scanned when it is text-like (by
 extension, or no NUL byte in its head; UTF-8, UTF-16 with BOM or Shift_JIS/CP932) or an Office
-Open XML / OpenDocument file (its XML parts, tags turned into line breaks so two cells never join
-into one number), with the PII guard's `find_personal_data`. A hit is reported with the folder's
+Open XML / OpenDocument file (its XML parts: runs of a paragraph joined, cells kept apart so two
+cells never join into one number), with the shared PII guard's `find_personal_data` — the same
+detector, on the same normalised text, as every free-text field. A hit is reported with the folder's
 label, the sanitised relative path (see events/device.py) and the kinds found, never the data;
 when the policy says quarantine, the file is moved to the agent's protected folder (mode 0700)
 under the event's id.
@@ -161,8 +162,21 @@ def _office_text(path: Path, max_bytes: int) -> str:
                 continue
             raw = z.read(info)[:budget]
             budget -= len(raw)
-            parts.append(unescape(_TAG.sub("\n", raw.decode("utf-8", errors="replace"))))
-    return "\n".join(parts)
+            parts.append(unescape(_xml_text(info.filename, raw.decode("utf-8", errors="replace"))))
+    return "\n\n".join(parts)
+
+
+_LINE_TAGS = re.compile(r"<w:tab/>|<w:br/>|<w:cr/>|</w:p>|</a:p>|<a:br/>|</text:p>|</text:h>|<text:line-break/>|<text:tab/>")
+_CELL_ENDS = re.compile(r"</si>|</c>|</is>|</table:table-cell>|</w:tc>")
+
+
+def _xml_text(name: str, xml: str) -> str:
+    """The text of an OOXML/ODF part as a person reads it: runs of a paragraph joined (Word splits
+    "090-1234" over several runs), paragraphs on their own lines, and table/sheet cells apart (a
+    blank line, which the detector takes as a boundary: two cells never join into one number)."""
+    xml = _CELL_ENDS.sub("\x00", xml)
+    xml = _LINE_TAGS.sub(lambda m: " " if "tab" in m.group() else "\n", xml)
+    return _TAG.sub("", xml).replace("\x00", "\n\n")
 
 
 def _archive(path: Path, budget: int) -> tuple[set[str], int, NotScanned | None]:
@@ -197,7 +211,7 @@ def _archive(path: Path, budget: int) -> tuple[set[str], int, NotScanned | None]
                             if suffix in ARCHIVE_SUFFIXES:
                                 problem = problem or NotScanned("archive_limit", used, size)  # one level only
                                 continue
-                            text = "\n".join(unescape(_TAG.sub("\n", inner.read(i).decode("utf-8", "replace")))
+                            text = "\n\n".join(unescape(_xml_text(i.filename, inner.read(i).decode("utf-8", "replace")))
                                              for i in inner.infolist() if _OFFICE_PARTS.match(i.filename))
                     except zipfile.BadZipFile:
                         continue
