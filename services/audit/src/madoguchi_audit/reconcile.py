@@ -223,12 +223,18 @@ class _Compare:
                   "the stream's message is not in the log: the log ends before it (tail cut, records deleted, "
                   "or the writer is stopped or behind)")
 
-    def finish(self) -> int:
-        """Records after the last message up to the cut-off are extra; returns tolerated trailing messages."""
+    def finish(self, stream_last: int | None = None) -> int:
+        """Records after the last message up to the cut-off are extra, and so is any record of a sequence the
+        stream has never reached (`stream_last`, read after the table). Returns the tolerated trailing messages."""
         i = self.i
         while i < self.n and self.seqs[i] <= self.cut:
             self._add("extra", self.seqs[i], self.positions[i], "the log holds a record of a stream message that does not exist")
             i += 1
+        if stream_last is not None:
+            for j in range(i, self.n):
+                if self.seqs[j] > stream_last:
+                    self._add("extra", self.seqs[j], self.positions[j],
+                              f"the log holds a record of seq {self.seqs[j]}, but the stream ends at {stream_last}")
         self.i = i
         return self.tolerated
 
@@ -301,9 +307,11 @@ async def reconcile(nc: NATS, index: LogIndex, streams: dict[str, list[str]], cu
     finally:
         for r in readers:
             await r.stop()
+    js = nc.jetstream()
     tolerated = 0
     for c in compares:
-        tolerated += c.finish()
+        last = (await js.stream_info(c.stream)).state.last_seq or 0  # read after the table: nothing recorded is newer
+        tolerated += c.finish(last)
         result.messages += c.messages
         result.total_discrepancies += c.count
         result.discrepancies += c.found

@@ -79,28 +79,40 @@ class Report:
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
-    def _recon_fault(self) -> Fault | None:
-        first = self.reconciliation.first if self.reconciliation else None
-        if first is None:
-            return None
-        position = (first.position or 0) + 1 if first.kind == "missing" else (first.position or 0)
-        return Fault(first.kind, position, first.line(), stream=first.stream, stream_seq=first.stream_seq)
+    def _recon_faults(self) -> tuple[Fault | None, Fault | None]:
+        """The reconciliation's first exactly located discrepancy, and its first missing message (whose
+        position is a bound: it belongs somewhere after the record named)."""
+        exact = missing = None
+        if self.reconciliation is not None:
+            for d in sorted(self.reconciliation.discrepancies, key=lambda d: d.sort_key):
+                if d.kind == "missing":
+                    missing = missing or Fault(d.kind, (d.position or 0) + 1, d.line(), stream=d.stream,
+                                               stream_seq=d.stream_seq)
+                else:
+                    exact = exact or Fault(d.kind, d.position or 0, d.line(), stream=d.stream, stream_seq=d.stream_seq)
+        return exact, missing
 
     @property
     def first_fault(self) -> Fault | None:
-        """The first bad record: the earliest of the chain's, the checkpoints' and the reconciliation's findings.
+        """The first bad record: the earliest exactly located finding of the chain, the checkpoints and the
+        reconciliation; a missing message only where nothing exact comes first.
 
         A rebuilt chain is known from the checkpoints only to a range; the streams locate its first altered record.
         """
-        recon = self._recon_fault()
+        exact, missing = self._recon_faults()
         chain_fault = self.fault
-        if chain_fault is not None and chain_fault.kind == "chain_replaced" and recon is not None and (
-                chain_fault.position <= recon.position <= (chain_fault.upto or recon.position)):
-            chain_fault = Fault("chain_replaced", recon.position,
-                                f"{chain_fault.detail}; the first rewritten record: {recon.detail}",
-                                stream=recon.stream, stream_seq=recon.stream_seq)
-        found = [f for f in (chain_fault, recon) if f is not None] + list(self.checkpoint_faults)
-        return min(found, key=lambda f: f.position) if found else None
+        if chain_fault is not None and chain_fault.kind == "chain_replaced":
+            inside = [f for f in (exact, missing) if f is not None
+                      and chain_fault.position <= f.position <= (chain_fault.upto or f.position)]
+            if inside:
+                located = min(inside, key=lambda f: f.position)
+                chain_fault = Fault("chain_replaced", located.position,
+                                    f"{chain_fault.detail}; the first rewritten record: {located.detail}",
+                                    stream=located.stream, stream_seq=located.stream_seq)
+        found = [f for f in (chain_fault, exact) if f is not None] + list(self.checkpoint_faults)
+        if found:
+            return min(found, key=lambda f: f.position)
+        return missing
 
     def as_dict(self) -> dict:
         data = asdict(self)
