@@ -124,3 +124,33 @@ async def test_policy_command_publishes_per_desk_with_an_admin_event(nats_server
     change = changes[0]
     assert change.actor.id == "S0001" and change.actor.role.value == "administrator" and change.desk == "chuo-1"
     assert change.revision == agent.loaded.version and change.sha256 == agent.loaded.sha256
+
+
+async def test_a_connection_failure_is_a_warning_with_its_reason_and_a_gap_for_hq(tmp_path, capsys):
+    """No link (here: nothing listens): logged at WARNING with the reason at every attempt, and
+    recorded as a monitoring gap (monitor link) that HQ shows as "agent cannot connect" once it
+    arrives; the agent keeps working offline meanwhile."""
+    from madoguchi_agent.outbox import Outbox
+    from madoguchi_shared.logging import configure
+
+    configure("INFO", json_logs=True)
+    config = make_config(tmp_path, "nats://127.0.0.1:9", "011002")
+    agent = Agent(config)
+    task = asyncio.create_task(agent.run(install_signals=False))
+    for _ in range(100):
+        if agent._connect_failures >= 2:
+            break
+        await asyncio.sleep(0.05)
+    agent.request_stop()
+    await task
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    with capsys.disabled():
+        configure("INFO", json_logs=True)  # the logger back on the real stderr
+    failures = [entry for entry in logged if entry.get("event") == "agent.connect_failed"]
+    assert failures and all(entry["level"] == "warning" for entry in failures)
+    assert "ConnectionRefused" in failures[0]["reason"] or "ECONNREFUSED" in failures[0]["reason"]
+    outbox = Outbox(config.outbox_path)
+    queued = [parse_event(r.data) for r in outbox.peek(100)]
+    outbox.close()
+    gaps = [e for e in queued if e.type == "device.monitoring_gap"]
+    assert [(g.monitor, g.reason) for g in gaps] == [("link", "connect_failed")] and gaps[0].detail

@@ -185,22 +185,30 @@ class Agent:
                 return
             except Exception as exc:
                 # WARNING with the reason: a refused credential must not look like a quiet agent
-                reason = _connect_reason(exc)
-                self._connect_failures += 1
-                log.warning("agent.connect_failed", reason=reason, attempt=self._connect_failures,
-                            url=self.config.nats_url)
-                if self._connect_failures == 2:  # one failure at boot may be the network coming up
-                    self._gap("link", "connect_failed", reason)
+                self._connect_failed(_connect_reason(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
                 delay = min(delay * 2, 10.0)
 
     async def _nats_error(self, exc: Exception) -> None:
-        # permissions violations and authorization errors arrive here: WARNING, with the reason
-        log.warning("nats.error", reason=_connect_reason(exc))
+        # connection refused, authorization errors (a refused credential), permissions violations
+        # arrive here: WARNING with the reason; while there is no link, a failure to connect
+        reason = _connect_reason(exc)
+        if self.nc is None or not self.nc.is_connected:
+            self._connect_failed(reason)
+        else:
+            log.warning("nats.error", reason=reason)
+
+    def _connect_failed(self, reason: str) -> None:
+        self._connect_failures += 1
+        log.warning("agent.connect_failed", reason=reason, attempt=self._connect_failures, url=self.config.nats_url)
+        if self._connect_failures == 2:  # one failure at boot may be the network coming up
+            self._gap("link", "connect_failed", reason)
 
     async def _nats_reconnected(self) -> None:
         log.info("agent.reconnected")
+        self._connect_failures = 0
+        self._close_gap("link", "connect_failed")
         self._wake.set()
         self._policy_kick.set()
 
