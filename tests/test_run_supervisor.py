@@ -7,6 +7,7 @@ The supervisor runs as a real child process on its own data folder and ports, as
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -108,3 +109,117 @@ def test_run_starts_ready_stops_cleanly_on_a_double_signal_and_resumes(tmp_path)
     finally:
         _stop_twice(again)
     assert again.returncode == 0
+
+
+def _request(method: str, url: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict, dict]:
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, method=method, headers=headers,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, json.loads(exc.read() or b"{}")
+    except OSError:
+        return 0, {}, {}  # not listening (the service itself is down)
+
+
+def _pid(path: Path) -> int:
+    return int(path.read_text().split()[0])
+
+
+def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_path):
+    """Issue 15 §4: kill -9 each child of `madoguchi run` in turn (a service, the other service,
+    nats-server, PostgreSQL); each is back and serving, the others unaffected, and no command ever
+    got a 500 (while NATS is down a command is a 503 with Retry-After)."""
+    data = tmp_path / "var"
+    ports = {name: free_port() for name in ("desk", "calls", "nats", "pg", "mon")}
+    env = {**os.environ, "MADOGUCHI_DATA_DIR": str(data), "MADOGUCHI_NATS_PORT": str(ports["nats"]),
+           "MADOGUCHI_NATS_MONITOR_PORT": str(ports["mon"]), "MADOGUCHI_PG_PORT": str(ports["pg"]),
+           "MADOGUCHI_DESK_PORT": str(ports["desk"]), "MADOGUCHI_CALLS_PORT": str(ports["calls"]),
+           "MADOGUCHI_LOG_LEVEL": "WARNING", "MADOGUCHI_MUNICIPALITY": "011002"}
+    for key in ("MADOGUCHI_PG_DSN", "MADOGUCHI_NATS_URL"):
+        env.pop(key, None)
+    desk, calls = f"http://127.0.0.1:{ports['desk']}", f"http://127.0.0.1:{ports['calls']}"
+    proc = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "run", "--only", "desk", "--only", "calls"],
+                            env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    statuses: list[int] = []
+    day = [0]
+
+    def command() -> tuple[int, dict, dict]:
+        """A manager's command on each service: extended hours on the desk, a call coming in on the line."""
+        day[0] += 1
+        got = _request("POST", f"{desk}/v1/calendar/extended-hours", token,
+                       {"date": f"2030-01-{day[0] % 28 + 1:02d}", "close": "19:00"})
+        statuses.append(got[0])
+        also = _request("POST", f"{calls}/v1/calls", token, {"line": "main"})
+        statuses.append(also[0])
+        return got if got[0] != 201 else also
+
+    def serving(timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"madoguchi run exited with {proc.returncode}"
+            if all(_request("GET", f"{url}/readyz")[0] == 200 for url in (desk, calls)):
+                if command()[0] == 201:
+                    return
+            time.sleep(0.3)
+        raise AssertionError("not serving again within the time allowed")
+
+    try:
+        for url in (desk, calls):
+            _wait_ready(f"{url}/readyz", proc)
+        added = subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "staff", "add", "--id", "M9002",
+                                "--role", "manager", "--password-stdin"], env=env, cwd=REPO, input=PASSWORD + "\n",
+                               capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0, added.stdout + added.stderr
+        code, _, body = _request("POST", f"{desk}/v1/auth/token", None, {"username": "M9002", "password": PASSWORD})
+        assert code == 200, body
+        token = body["access_token"]
+        serving()
+
+        pid_files = {"desk": data / "run" / "desk.pid", "calls": data / "run" / "calls.pid",
+                     "nats-server": data / "nats" / "nats-server.pid", "postgresql": data / "postgres" / "pgdata" / "postmaster.pid"}
+        for victim in ("desk", "calls", "nats-server", "postgresql"):
+            before = {name: _pid(path) for name, path in pid_files.items()}
+            os.kill(before[victim], signal.SIGKILL)
+            if victim in ("desk", "calls"):  # the other service goes on serving meanwhile
+                other = calls if victim == "desk" else desk
+                for _ in range(5):
+                    assert _request("GET", f"{other}/readyz")[0] == 200
+                    time.sleep(0.1)
+            if victim == "nats-server":  # commands while the bus is down: 503 with Retry-After, or already back
+                for _ in range(6):
+                    code, headers, body = command()
+                    assert code in (201, 503), body
+                    if code == 503:
+                        assert int(headers["retry-after"]) > 0 and body["title"] == "一時的に利用できません"
+            serving()
+            after = {name: _pid(path) for name, path in pid_files.items()}
+            assert after[victim] != before[victim] and _alive(after[victim]), f"{victim} not restarted"
+            assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}, \
+                f"killing {victim} restarted others too"
+        assert 500 not in statuses and all(s in (201, 503) for s in statuses), statuses
+
+        async def announced() -> dict[str, int]:
+            from madoguchi_shared import bus
+
+            nc = await bus.connect(f"nats://127.0.0.1:{ports['nats']}", name="check")
+            try:
+                return {name: len(await bus.load(nc, f"mg.admin.011002.process.{name}")) for name in pid_files}
+            finally:
+                await nc.close()
+
+        deadline = time.monotonic() + 30
+        while (seen := asyncio.run(announced())) != dict.fromkeys(pid_files, 1) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert seen == dict.fromkeys(pid_files, 1)  # each restart is an admin event, hence in the audit log
+    finally:
+        out = _stop_twice(proc)
+        (tmp_path / "run.log").write_text(out)  # the supervisor's and the services' output, for a failure
+    assert proc.returncode == 0, out
+    for victim in ("desk", "calls", "nats-server", "postgresql"):
+        assert f"{victim} exited (signal SIGKILL)" in out and f"{victim} restarted" in out, out[-3000:]

@@ -20,7 +20,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from madoguchi_shared import reader, subjects
-from madoguchi_shared.errors import BusUnreachable
+from madoguchi_shared.errors import BusUnreachable, Unavailable
 from madoguchi_shared.events import Event, dump_event, parse_event
 from madoguchi_shared.logging import get_logger
 
@@ -72,12 +72,67 @@ class ConcurrencyConflict(Exception):
         self.expected = expected
 
 
+class BusDown(Unavailable, nats_errors.ConnectionReconnectingError):
+    """The connection to NATS is down (the server restarting): nothing was published. HTTP 503 with
+    Retry-After at the web boundary; a worker retries it like any other connection error."""
+
+    def __init__(self) -> None:
+        super().__init__(part="bus")
+
+
+# How long a command waits for a lost connection to come back before it is refused (BusDown).
+# Publishing while disconnected would only buffer the message: the caller could not know whether
+# it will be stored, so a command is never published on a connection that is down.
+RECONNECT_GRACE = 1.0
+
+
+async def _connected(js: JetStreamContext) -> None:
+    nc = js._nc
+    if nc.is_connected:
+        return
+    deadline = asyncio.get_running_loop().time() + RECONNECT_GRACE
+    while not nc.is_closed and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        if nc.is_connected:
+            return
+    raise BusDown()
+
+
 def stream_for(subject: str) -> str:
     return STREAM_OF_CONTEXT[subject.split(".")[1]]
 
 
 async def _quiet(_exc: Exception) -> None:
     """Connection errors while waiting for the first connect: said once, by BusUnreachable."""
+
+
+async def _log_error(exc: Exception) -> None:
+    """A connection error of a long-lived client (the server restarting): one log line, no traceback."""
+    log.warning("bus.connection_error", error_type=type(exc).__name__, error=str(exc)[:200])
+
+
+def _resuming_ordered_consumers(holder: list[NATS], then=None):
+    """After a reconnect, re-create every ordered consumer of the connection from where it was.
+
+    An ordered consumer is an ephemeral, in-memory consumer: a restarted nats-server no longer has
+    it, and the client would notice only after two missed heartbeats (10 s and more) that its live
+    view stopped. Re-creating it at once (nats-py's own reset, from the last stream sequence seen)
+    makes a live view follow the stream again as soon as the bus is back.
+    """
+
+    async def reconnected() -> None:
+        for nc in holder:
+            for sub in list(nc._subs.values()):
+                jsi = getattr(sub, "_jsi", None)
+                if jsi is not None and getattr(jsi, "_ordered", False):
+                    try:
+                        await jsi.reset_ordered_consumer(jsi._sseq + 1)
+                    except Exception as exc:  # noqa: BLE001 - its heartbeat check tries again
+                        log.warning("bus.ordered_consumer_not_resumed", subject=sub.subject, error=str(exc)[:200])
+        if then is not None:
+            await then()
+
+    return reconnected
 
 
 async def connect(url: str, name: str, *, first_connect_timeout: float | None = None, **kwargs) -> NATS:
@@ -88,13 +143,18 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
     `connect_tool`) an unreachable bus is BusUnreachable, a clear message, instead of retries without end.
     """
     servers = [u.strip() for u in url.split(",") if u.strip()]
+    holder: list[NATS] = []
+    kwargs["reconnected_cb"] = _resuming_ordered_consumers(holder, kwargs.get("reconnected_cb"))
     options = dict(name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
     if first_connect_timeout is None:
-        return await nats.connect(servers, **options)
+        options.setdefault("error_cb", _log_error)
+        holder.append(await nats.connect(servers, **options))
+        return holder[0]
     options.setdefault("error_cb", _quiet)
     options.setdefault("connect_timeout", max(1, int(first_connect_timeout)))
     try:
-        return await asyncio.wait_for(nats.connect(servers, **options), first_connect_timeout)
+        holder.append(await asyncio.wait_for(nats.connect(servers, **options), first_connect_timeout))
+        return holder[0]
     except (TimeoutError, OSError, nats_errors.Error) as exc:
         raise BusUnreachable(
             f"cannot reach NATS at {url} within {first_connect_timeout:g} s: is the system running (`make run`), "
@@ -139,6 +199,7 @@ async def append(js: JetStreamContext, event: Event, expected: int | None = None
     """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new)."""
     subject = event.subject
     data, headers = dump_event(event), _headers(event, expected)
+    await _connected(js)
     for attempt in range(RETRY_ATTEMPTS):
         try:
             return await js.publish(subject, data, headers=headers)
@@ -253,7 +314,7 @@ async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int 
 
 
 __all__ = [
-    "STREAMS", "LOG_STREAMS", "StreamSpec", "ConcurrencyConflict", "Stored", "connect", "ensure_streams",
+    "STREAMS", "LOG_STREAMS", "StreamSpec", "ConcurrencyConflict", "BusDown", "Stored", "connect", "ensure_streams",
     "BusUnreachable", "connect_tool", "append", "append_all", "publish_many", "last_sequence", "load",
     "load_filter", "stream_for", "subjects",
 ]

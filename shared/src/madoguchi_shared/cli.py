@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import inspect
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -157,7 +157,12 @@ def serve(name: str) -> None:
     settings = Settings()
     create_app = factories[name].load()
     port = getattr(settings, f"{name}_port")
-    uvicorn.run(create_app(settings), host=settings.host, port=port, log_level="warning",
+    kwargs = {}
+    if settings.extra.get("clock") and "clock" in inspect.signature(create_app).parameters:
+        from madoguchi_shared.clock import clock_from_spec
+
+        kwargs["clock"] = clock_from_spec(settings.extra["clock"])  # a simulated day (make demo)
+    uvicorn.run(create_app(settings, **kwargs), host=settings.host, port=port, log_level="warning",
                 loop="uvloop", http="httptools", access_log=False)
 
 
@@ -166,38 +171,29 @@ def run(
     embedded: Annotated[bool, typer.Option(help="start nats-server and PostgreSQL under the data folder")] = True,
     only: Annotated[list[str], typer.Option(help="start only these services")] = [],  # noqa: B006
 ) -> None:
-    """Start the whole system: NATS and PostgreSQL (embedded), streams, every service. Ctrl-C stops it."""
-    from madoguchi_shared.runtime import NatsServer, PostgresServer, stop_stale
+    """Start the whole system: NATS and PostgreSQL (embedded), streams, every service, supervised:
+    a child that exits is restarted with backoff while the rest keep serving. Ctrl-C stops it."""
+    from madoguchi_shared.logging import configure
+    from madoguchi_shared.runtime import NatsServer, PostgresServer
+    from madoguchi_shared.supervisor import ServerChild, ServiceChild, Supervisor, announcer
 
     settings = Settings()
+    configure(settings.log_level, settings.log_json)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     settings.resolved_token_secret()  # create the key once, before services race for it
     env = dict(os.environ)
-    started: list = []
-    children: dict[str, subprocess.Popen] = {}
-    stopping = False
+    supervisor = Supervisor(echo=lambda line: typer.echo(line, err=True))
 
     def stop_all(*_args) -> None:
-        nonlocal stopping
-        if stopping:
+        if supervisor.stopping:
             return
-        stopping = True
         # A second Ctrl-C or TERM while stopping (an impatient user, a wrapper script forwarding
         # the signal) must not cut the shutdown short and leave NATS and PostgreSQL running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         typer.echo("\nstopping ...")
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for name, proc in children.items():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for server in reversed(started):
-            server.stop()
+        supervisor.stop()
         typer.echo("stopped; data kept in " + str(data))
 
     def on_term(*_args) -> None:
@@ -206,17 +202,6 @@ def run(
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        if embedded:
-            nats_server = NatsServer(data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port).start()
-            started.append(nats_server)
-            pg = PostgresServer(data / "postgres", port=settings.pg_port).start()
-            started.append(pg)
-            env["MADOGUCHI_NATS_URL"] = nats_server.url
-            env["MADOGUCHI_PG_DSN"] = pg.dsn
-            typer.echo(f"nats-server  {nats_server.url}  (JetStream store {data / 'nats'})")
-            typer.echo(f"postgresql   {pg.dsn}  (data {data / 'postgres'})")
-        env["MADOGUCHI_DATA_DIR"] = str(data)
-        subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True, stdout=subprocess.DEVNULL)
         names = []
         for name, ep in sorted(service_factories().items()):
             if only and name not in only:
@@ -227,38 +212,39 @@ def run(
                 typer.echo(f"{name:12s} not started: {type(exc).__name__}: {exc}", err=True)
                 continue
             names.append(name)
+        nats_url = settings.nats_url
+        if embedded:
+            nats_server = NatsServer(data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port)
+            supervisor.add(ServerChild("nats-server", nats_server))
+            pg = PostgresServer(data / "postgres", port=settings.pg_port)
+            supervisor.add(ServerChild("postgresql", pg))
+            nats_url = env["MADOGUCHI_NATS_URL"] = nats_server.url
+            env["MADOGUCHI_PG_DSN"] = pg.dsn
+            typer.echo(f"nats-server  {nats_server.url}  (JetStream store {data / 'nats'})")
+            typer.echo(f"postgresql   {pg.dsn}  (data {data / 'postgres'})")
+        env["MADOGUCHI_DATA_DIR"] = str(data)
+        supervisor.announce = announcer(nats_url, settings.municipality)
+        subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True, stdout=subprocess.DEVNULL)
         run_dir = data / "run"
         run_dir.mkdir(exist_ok=True)
         for name in names:
-            pid_file = run_dir / f"{name}.pid"
-            stop_stale(pid_file, f"madoguchi_shared.cli serve {name}", signal.SIGTERM)
-            children[name] = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "serve", name], env=env,
-                                              start_new_session=True)
-            pid_file.write_text(str(children[name].pid))
+            port = getattr(settings, f"{name}_port")
+            supervisor.add(ServiceChild(name, env, run_dir, f"http://{settings.host}:{port}/readyz"))
         deadline = time.monotonic() + 60
-        pending = set(names)
+        pending = {c.name: c for c in supervisor.services()}
         while pending and time.monotonic() < deadline:
-            for name in list(pending):
-                if children[name].poll() is not None:
-                    raise RuntimeError(f"service {name} exited with {children[name].returncode}")
-                port = getattr(settings, f"{name}_port")
-                try:
-                    with urllib.request.urlopen(f"http://{settings.host}:{port}/readyz", timeout=1) as resp:
-                        if resp.status == 200:
-                            pending.discard(name)
-                            typer.echo(f"{name:12s} http://{settings.host}:{port}  (ready; API docs at /docs)")
-                except OSError:
-                    pass
+            supervisor.tick()  # a service that dies while starting is restarted like any other
+            for name, child in list(pending.items()):
+                if child.exit_code() is None and child.ready():
+                    del pending[name]
+                    port = getattr(settings, f"{name}_port")
+                    typer.echo(f"{name:12s} http://{settings.host}:{port}  (ready; API docs at /docs)")
             time.sleep(0.3)
         for name in pending:
             typer.echo(f"{name:12s} not ready after 60 s; see its log above", err=True)
-        typer.echo("Madoguchi is running. Ctrl-C stops everything; `make run` again resumes with the data kept.")
-        while True:
-            for name, proc in children.items():
-                if proc.poll() is not None and not stopping:
-                    typer.echo(f"service {name} exited with {proc.returncode}", err=True)
-                    raise RuntimeError(f"service {name} exited")
-            time.sleep(1)
+        typer.echo("Madoguchi is running (supervised: a part that stops is restarted). "
+                   "Ctrl-C stops everything; `make run` again resumes with the data kept.")
+        supervisor.watch()
     except KeyboardInterrupt:
         pass
     finally:

@@ -43,3 +43,22 @@ class Conflict(DomainError):
 
 class BusUnreachable(ConnectionError):
     """No NATS server answered the first connect within the time allowed (a command-line tool)."""
+
+
+class Unavailable(DomainError):
+    """A part the command needs (the bus, the database) is down for a moment: HTTP 503 with
+    Retry-After. Nothing was stored; the same command may be sent again after `retry_after` seconds."""
+
+    status = 503
+    title = "一時的に利用できません"
+
+    def __init__(self, detail: str | None = None, *, part: str = "bus", retry_after: int = 5, **extra: Any):
+        super().__init__(detail or UNAVAILABLE_DETAIL[part], part=part, **extra)
+        self.retry_after = retry_after
+
+
+UNAVAILABLE_DETAIL = {
+    "bus": "システムの通信基盤（メッセージバス）に一時的に接続できません。操作は記録されていません。しばらくしてからもう一度お試しください。",
+    "database": "システムのデータベースに一時的に接続できません。しばらくしてからもう一度お試しください。",
+    "connection": "システムの一部に一時的に接続できません。しばらくしてからもう一度お試しください。",
+}

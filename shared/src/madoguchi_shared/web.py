@@ -16,12 +16,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from nats import errors as nats_errors
+from nats.js import errors as js_errors
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, ValidationError
 
 from madoguchi_shared import auth, bus, logging
-from madoguchi_shared.errors import Conflict, DomainError, NotFound
+from madoguchi_shared.errors import Conflict, DomainError, NotFound, Unavailable
 from madoguchi_shared.events.admin import LoginFailed, LoginSucceeded
 from madoguchi_shared.events.base import Actor, Role
 from madoguchi_shared.pii import PersonalDataFound
@@ -52,7 +54,28 @@ _TITLES = {400: "要求が正しくありません", 401: "ログインが必要
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError):
-        return problem(exc.status, exc.title, exc.detail, request, field=exc.field, **exc.extra)
+        response = problem(exc.status, exc.title, exc.detail, request, field=exc.field, **exc.extra)
+        if isinstance(exc, Unavailable):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(nats_errors.Error)
+    async def bus_error(request: Request, exc: nats_errors.Error):
+        # The bus is down or restarting (no connection, no answer in time, JetStream not ready):
+        # a 503 the client may retry, never a 500. A JetStream refusal of the request itself is a bug.
+        if isinstance(exc, js_errors.APIError) and not isinstance(exc, js_errors.ServiceUnavailableError):
+            return await unexpected(request, exc)
+        log.warning("request.bus_unavailable", error_type=type(exc).__name__)
+        return await domain_error(request, Unavailable(part="bus"))
+
+    @app.exception_handler(OSError)
+    async def part_down(request: Request, exc: OSError):
+        # A refused or reset connection (the database restarting) or a part that did not answer in
+        # time (a live view waiting for the bus that came back): 503, the client may retry.
+        if not isinstance(exc, ConnectionError | TimeoutError):
+            return await unexpected(request, exc)
+        log.warning("request.part_unavailable", error_type=type(exc).__name__)
+        return await domain_error(request, Unavailable(part="connection"))
 
     @app.exception_handler(bus.ConcurrencyConflict)
     async def conflict(request: Request, exc: bus.ConcurrencyConflict):
@@ -93,6 +116,19 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception):
         log.exception("request.failed", error_type=type(exc).__name__)
         return problem(500, "システムエラー", "予期しないエラーが発生しました。時間をおいてもう一度お試しください。", request)
+
+    try:
+        from asyncpg import exceptions as pg_errors
+    except ImportError:  # a service without a database
+        return
+
+    async def database_down(request: Request, exc: Exception):
+        log.warning("request.database_unavailable", error_type=type(exc).__name__)
+        return await domain_error(request, Unavailable(part="database"))
+
+    for cls in (pg_errors.PostgresConnectionError, pg_errors.CannotConnectNowError, pg_errors.AdminShutdownError,
+                pg_errors.CrashShutdownError):
+        app.add_exception_handler(cls, database_down)
 
 
 def _clean_msg(msg: str) -> str:
