@@ -107,6 +107,22 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
         by_type = (await client.get("/v1/audit/records", params={"event_type": "device.", "actor": "chuo-1-pc"},
                                     headers=auditor)).json()
         assert by_type["records"] and {r["type"] for r in by_type["records"]} == {"device.heartbeat"}
+        # Newest first with the total; routine heartbeats left out when asked.
+        # (one ward: the auditor's own queries, logged as they go, have none)
+        every = (await client.get("/v1/audit/records", params={"limit": 500, "ward": "chuo"}, headers=auditor)).json()
+        newest = (await client.get("/v1/audit/records", params={"newest_first": "true", "limit": 5, "ward": "chuo"},
+                                   headers=auditor)).json()
+        assert newest["total"] == len(every["records"])
+        assert [r["position"] for r in newest["records"]] == [r["position"] for r in every["records"]][::-1][:5]
+        older = (await client.get("/v1/audit/records", params={"newest_first": "true", "limit": 5, "ward": "chuo",
+                                                                "before": newest["next_before"]}, headers=auditor)).json()
+        chuo = [r["position"] for r in every["records"]][::-1]
+        assert [r["position"] for r in older["records"]] == chuo[5:10]
+        quiet = (await client.get("/v1/audit/records", params={"hide_routine": "true", "limit": 500, "ward": "chuo"},
+                                  headers=auditor)).json()
+        beats = sum(1 for r in every["records"] if r["type"] == "device.heartbeat")
+        assert beats and quiet["total"] == every["total"] - beats
+        assert all(r["type"] != "device.heartbeat" for r in quiet["records"])
         window = {"time_from": events[10].occurred_at.isoformat(), "time_to": events[20].occurred_at.isoformat()}
         timed = (await client.get("/v1/audit/records", params=window, headers=auditor)).json()
         assert len(timed["records"]) == 10
@@ -131,7 +147,7 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
         await app.state.ingest.wait_idle()
         looked = (await client.get("/v1/audit/records", params={"event_type": "audit.query_performed", "limit": 100},
                                    headers=auditor)).json()["records"]
-        assert len(looked) == 7 and all(r["actor_id"] == "A0001" for r in looked)  # the 403 and the 422 read nothing
+        assert len(looked) == 11 and all(r["actor_id"] == "A0001" for r in looked)  # the 403 and the 422 read nothing
         exports = [r["event"] for r in looked if r["event"]["endpoint"] == "export"]
         assert {e["export_format"] for e in exports} == {"csv", "jsonl"}
         assert exports[0]["filters"]["ward"] == "kita" and exports[0]["result_count"] == len(records)

@@ -42,3 +42,36 @@ def test_charts_escape_their_labels():
     svg = charts.hbars([("<b>", 3), ("女性", 1)], title="性別")
     assert "&lt;b&gt;" in svg and "<b>" not in svg
     assert 'aria-label="性別"' in svg
+
+
+def test_desk_severity_from_the_wait_the_queue_staffing_and_alerts():
+    from madoguchi_console.domain import Thresholds, desk_severity
+
+    t = Thresholds(wait_amber_minutes=30, wait_red_minutes=60, queue_amber=8, queue_red=15)
+    base = {"open_now": True, "queue": {"waiting": []}, "estimated_wait_minutes": 0, "staffing": {}, "alerts": []}
+    assert desk_severity(base, t) == ("ok", [])
+    assert desk_severity({**base, "estimated_wait_minutes": 40}, t) == ("amber", ["待ち時間40分"])
+    assert desk_severity({**base, "longest_wait_minutes": 70, "estimated_wait_minutes": 20}, t) == ("red", ["待ち時間70分"])
+    assert desk_severity({**base, "estimated_wait_minutes": 30}, t)[0] == "ok"  # above, not at, the threshold
+    assert desk_severity({**base, "queue": {"waiting": list(range(8))}}, t) == ("amber", ["待ち8人"])
+    assert desk_severity({**base, "queue": {"waiting": list(range(15))}}, t) == ("red", ["待ち15人"])
+    assert desk_severity({**base, "staffing": {"breach_open": True}}, t) == ("red", ["支援員不在"])
+    assert desk_severity({**base, "alerts": [{"level": "urgent"}]}, t) == ("red", ["緊急のお知らせ"])
+    assert desk_severity({**base, "open_now": False}, t) == ("closed", [])
+    assert desk_severity(None, t)[0] == "unknown"
+
+
+def test_japanese_dates_times_and_phone_numbers():
+    from madoguchi_console.views import jst_datetime, phone_number
+
+    assert jst_datetime("2021-04-02T03:00:00+00:00") == "令和3年4月2日（金）12:00"
+    assert phone_number("0111234567") == "011-123-4567"
+    assert phone_number("09012345678") == "090-1234-5678"
+    assert phone_number("0312345678") == "03-1234-5678"
+
+
+def test_the_municipality_sets_the_hq_thresholds():
+    from madoguchi_shared.municipality import load_municipality
+
+    m = load_municipality("011002")
+    assert (m.desk_severity.wait_amber_minutes, m.desk_severity.wait_red_minutes) == (30, 60)

@@ -121,5 +121,9 @@ def test_desk8_visit_started_before_disinfection_is_flagged():
     assert len(flag) == 1 and flag[0].visit_id == v3 and flag[0].previous_visit_id == v2
     assert h.visits[v3].disinfection_pending is True
     status = d.desk_status(h.day, h.desk, h.calendar.hours(h.day.day, h.desk.id), h.m, h.now)
+    flags = status["disinfection"].pop("flags")
     assert status["disinfection"] == {"visits": 3, "disinfected": 1, "flagged": 1, "compliance": 0.667,
                                       "pending_visit": str(v3)}
+    # The flagged visit names the visit (ticket) and the supporter that left the disinfection undone.
+    assert flags == [{"visit_id": str(v3), "previous_visit_id": str(h.day.tickets[2].visit_id),
+                      "previous_ticket": 2, "previous_staff": h.day.tickets[2].staff_id}]

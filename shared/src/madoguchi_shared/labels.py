@@ -86,3 +86,82 @@ def label(table: dict[str, str], code: str | None) -> str:
     if code is None:
         return ""
     return table.get(code, code)
+
+
+ROLE = {"manager": "業務責任者", "rounder": "ラウンダー", "supporter": "支援員", "operator": "オペレーター",
+        "city_staff": "市職員", "auditor": "監査担当", "administrator": "管理者", "device": "窓口端末", "system": "システム",
+        "service": "サービス"}
+
+# The operation log (監査ログ): each event type's Japanese name; the context is the first part of the type.
+EVENT_CONTEXT = {"desk": "窓口", "calls": "電話", "device": "窓口端末", "audit": "監査", "admin": "職員・設定",
+                 "report": "報告書"}
+EVENT_TYPE = {
+    "admin.access_denied": "権限外のアクセス", "admin.configuration_changed": "設定の変更", "admin.login_failed": "ログイン失敗",
+    "admin.login_succeeded": "ログイン", "admin.staff_account_created": "職員アカウントの作成",
+    "admin.staff_account_disabled": "職員アカウントの無効化", "admin.staff_password_changed": "パスワードの変更",
+    "admin.staff_roles_changed": "職員の役割の変更", "admin.training_item_completed": "研修項目の修了",
+    "admin.training_test_recorded": "研修テストの記録",
+    "audit.alert_acknowledged": "警報の確認", "audit.alert_raised": "警報の発生", "audit.alert_reraised": "警報の再通知",
+    "audit.alert_resolved": "警報の解消", "audit.archive_made": "記録の保管（アーカイブ）",
+    "audit.archived_records_deleted": "保管期間を過ぎた記録の削除", "audit.checkpoint_signed": "署名付きチェックポイント",
+    "audit.query_performed": "監査ログの閲覧", "audit.verification_run": "改ざん検証の実行",
+    "calls.call_abandoned": "放棄呼", "calls.call_answered": "電話の応答", "calls.call_closed": "通話の記録",
+    "calls.call_missed": "不応答", "calls.call_out_of_hours": "時間外の着信", "calls.call_received": "着信",
+    "calls.callback_attempt_failed": "折り返し（つながらず）", "calls.callback_cancelled": "折り返しの取消",
+    "calls.callback_completed": "折り返しの完了", "calls.callback_contact_erased": "折り返し先の消去",
+    "calls.callback_escalated_to_city": "折り返し案件を市へ確認", "calls.callback_failed": "折り返しの終了（不通）",
+    "calls.callback_number_read": "折り返し先の表示", "calls.callback_overdue": "折り返しの期限超過",
+    "calls.callback_requested": "折り返しの受付", "calls.capacity_threshold_crossed": "入電数の閾値",
+    "calls.city_answered": "市の回答の記録", "calls.faq_entry_created": "よくある質問の追加",
+    "calls.faq_entry_retired": "よくある質問の廃止", "calls.faq_entry_revised": "よくある質問の改訂",
+    "calls.no_operator_seated": "オペレーター不在", "calls.operator_signed_in": "オペレーターの着席",
+    "calls.operator_signed_out": "オペレーターの離席", "calls.overflow_offered": "混雑・時間外の案内",
+    "calls.seat_coverage_restored": "オペレーター不在の解消",
+    "desk.capacity_threshold_reached": "来訪者数の閾値", "desk.card_handed_to_staff": "カードの預かり",
+    "desk.card_left_behind": "カードの置き忘れ", "desk.card_returned": "カードの返却",
+    "desk.city_instruction_lifted": "市の指示の解除", "desk.cleanup_recorded": "片付けの記録",
+    "desk.day_cannot_continue": "業務継続不能の報告", "desk.day_cannot_start": "業務開始不能の報告",
+    "desk.day_ended": "業務終了の確認", "desk.day_resumed": "業務の再開", "desk.day_started": "業務開始の確認",
+    "desk.devices_disinfected": "機器の消毒", "desk.equipment_checked": "備品の点検",
+    "desk.escalation_acknowledged": "エスカレーションの受付", "desk.escalation_escalated_to_city": "エスカレーションを市へ報告",
+    "desk.escalation_raised": "エスカレーション", "desk.escalation_resolved": "エスカレーションの解決",
+    "desk.extended_hours_scheduled": "時間延長の登録", "desk.incident_closed": "事案の終了",
+    "desk.incident_opened": "事案の発生", "desk.incident_step_done": "事案の手順の完了",
+    "desk.mask_status_recorded": "マスク着用の記録", "desk.opening_delayed": "開設の延期",
+    "desk.opening_suspended": "窓口の休止", "desk.opinion_recorded": "ご意見・ご要望の記録",
+    "desk.pin_failure_recorded": "暗証番号の失敗", "desk.pin_lock_warning_issued": "暗証番号ロックの注意",
+    "desk.preparation_recorded": "準備の記録", "desk.short_absence_ended": "短時間不在の終了",
+    "desk.short_absence_started": "短時間不在", "desk.special_opening_scheduled": "特別開庁の登録",
+    "desk.staff_checked_in": "支援員のチェックイン", "desk.staff_checked_out": "支援員のチェックアウト",
+    "desk.staffing_breach_detected": "支援員不在の発生", "desk.staffing_breach_ended": "支援員不在の解消",
+    "desk.ticket_called": "番号の呼出", "desk.ticket_issued": "番号札の発行", "desk.ticket_no_show": "呼出に不在",
+    "desk.ticket_recalled": "番号の再呼出", "desk.ticket_served": "対応開始（番号札）",
+    "desk.ticket_transferred": "番号札の引継ぎ", "desk.visit_corrected": "来訪記録の訂正",
+    "desk.visit_details_recorded": "来訪記録", "desk.visit_ended": "対応の終了", "desk.visit_started": "対応の開始",
+    "desk.visit_started_before_disinfection": "消毒前の対応開始",
+    "device.agent_started": "端末監視の開始", "device.agent_stopped": "端末監視の停止",
+    "device.card_inserted": "カードの挿入", "device.card_left_in_reader": "カードの取り忘れ（読取機）",
+    "device.card_removed": "カードの取出し", "device.heartbeat": "端末の死活通知",
+    "device.monitoring_notice_acknowledged": "監視の告知の確認", "device.monitoring_notice_shown": "監視の告知の表示",
+    "device.outbox_size_alarm": "未送信記録の増加", "device.personal_data_file_found": "個人情報の可能性があるファイル",
+    "device.policy_applied": "端末ポリシーの適用", "device.policy_changed": "端末ポリシーの変更",
+    "device.process_violation": "許可されていないアプリケーション", "device.reader_attached": "読取機の接続",
+    "device.reader_detached": "読取機の取外し", "device.synthetic_load": "負荷試験の記録",
+    "device.usb_device_attached": "USB機器の接続", "device.usb_device_removed": "USB機器の取外し",
+    "device.usb_violation": "許可されていないUSB機器",
+    "report.deliverable_defined": "納入成果物の登録", "report.deliverable_overdue": "納入成果物の期限超過",
+    "report.deliverable_submitted": "納入成果物の提出", "report.report_revision_made": "報告書の改訂",
+    "report.report_submitted": "報告書の提出", "report.report_updated": "報告書の更新",
+}
+# Types an auditor rarely wants in a list: shown only when asked for.
+ROUTINE_EVENT_TYPES = ("device.heartbeat",)
+
+
+def event_type_label(event_type: str | None) -> str:
+    """'desk.visit_ended' → '対応の終了'; an unknown type → its context's name（その他）."""
+    if not event_type:
+        return ""
+    if event_type in EVENT_TYPE:
+        return EVENT_TYPE[event_type]
+    context = event_type.partition(".")[0]
+    return f"{EVENT_CONTEXT.get(context, 'その他')}（その他の記録）"

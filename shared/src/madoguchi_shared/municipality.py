@@ -107,6 +107,22 @@ class Contract(_Frozen):
         return self
 
 
+class DeskSeverity(_Frozen):
+    """How the HQ dashboard ranks a desk (issue 16): a wait or a queue above these is amber / red;
+    a staffing breach or an urgent alert is always red."""
+
+    wait_amber_minutes: float = Field(default=30, gt=0)
+    wait_red_minutes: float = Field(default=60, gt=0)
+    queue_amber: int = Field(default=8, gt=0)
+    queue_red: int = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.wait_red_minutes < self.wait_amber_minutes or self.queue_red < self.queue_amber:
+            raise ValueError("desk_severity: red thresholds must not be below amber ones")
+        return self
+
+
 class Municipality(_Frozen):
     code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
     name_ja: str
@@ -122,6 +138,7 @@ class Municipality(_Frozen):
     phone: PhoneLine = PhoneLine()
     equipment: tuple[EquipmentItem, ...] = ()
     contract: Contract | None = None
+    desk_severity: DeskSeverity = DeskSeverity()
 
     @model_validator(mode="before")
     @classmethod

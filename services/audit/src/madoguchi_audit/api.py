@@ -46,6 +46,9 @@ class RecordParams(BaseModel):
     position_from: int | None = Field(default=None, ge=1)
     position_to: int | None = Field(default=None, ge=1)
     after: int = Field(default=0, ge=0, description="keyset pagination: records after this position")
+    before: int | None = Field(default=None, ge=1, description="keyset pagination, newest first: records before this position")
+    newest_first: bool = Field(default=False, description="newest records first (then page with `before`)")
+    hide_routine: bool = Field(default=False, description="leave out routine records (device heartbeats)")
     limit: int = Field(default=100, ge=1, le=query.MAX_PAGE)
 
     def filters(self, log_id: str, limit: int | None = None) -> QueryFilters:
@@ -85,12 +88,16 @@ async def records(request: Request, principal: Auditor, pool: Pool, audit: Audit
     async with pool.acquire() as conn:
         rows = await query.fetch_page(conn, audit.schema_name, filters, scope, params.limit)
         positions = [r["position"] for r in rows]
-        cp = await query.covering_checkpoint(conn, audit.schema_name, positions[-1] if positions else None)
-    query_id = await _record_query(request, js, principal, "records", filters, positions)
+        total = await query.count(conn, audit.schema_name, filters, scope)
+        cp = await query.covering_checkpoint(conn, audit.schema_name, max(positions) if positions else None)
+    query_id = await _record_query(request, js, principal, "records", filters, sorted(positions))
+    full = len(rows) == params.limit
     return {
         "query_id": str(query_id),
         "records": [query.record_json(r) for r in rows],
-        "next_after": positions[-1] if len(rows) == params.limit else None,
+        "total": total,
+        "next_after": positions[-1] if full and not params.newest_first else None,
+        "next_before": positions[-1] if full and params.newest_first else None,
         "checkpoint": cp,
         "covered": cp is not None or not rows,
     }
@@ -115,7 +122,7 @@ async def export(request: Request, principal: Auditor, pool: Pool, audit: Audit,
                  params: Annotated[ExportParams, Query()]) -> Response:
     """Export a result as JSON Lines or as a zip of CSV, with the covering signed checkpoint."""
     scope = await _scope(request, principal, params.ward)
-    filters = params.filters(audit.log_id)
+    filters = params.filters(audit.log_id).model_copy(update={"newest_first": False, "before": None})  # in log order
     rows = []
     async with pool.acquire() as conn:
         page = filters

@@ -41,8 +41,12 @@ class Scope:
     wards: tuple[str, ...] = ()
 
 
-def build(schema: str, filters: QueryFilters, scope: Scope, limit: int) -> tuple[str, list[Any]]:
-    """The SQL and arguments for one page (positions ascending, after `filters.after`)."""
+ROUTINE_TYPES = ("device.heartbeat",)
+
+
+def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -> tuple[str, list[Any]]:
+    """The SQL and arguments for one page (positions ascending after `filters.after`, or newest
+    first before `filters.before`); `limit=None` counts the matching records instead."""
     args: list[Any] = [scope.municipality, filters.after or 0]
     where = ["municipality = $1", "position > $2"]
 
@@ -75,9 +79,24 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int) -> tuple
         add("position >= ?", filters.position_from)
     if filters.position_to:
         add("position <= ?", filters.position_to)
+    if filters.hide_routine:
+        add("type <> ALL(?)", list(ROUTINE_TYPES))
+    if filters.before:
+        add("position < ?", filters.before)
+    if limit is None:
+        return f'SELECT count(*) FROM "{schema}".log WHERE {" AND ".join(where)}', args
     args.append(limit)
-    sql = f'{_SELECT} FROM "{schema}".log WHERE {" AND ".join(where)} ORDER BY position LIMIT ${len(args)}'
+    order = "DESC" if filters.newest_first else ""
+    sql = f'{_SELECT} FROM "{schema}".log WHERE {" AND ".join(where)} ORDER BY position {order} LIMIT ${len(args)}'
     return sql, args
+
+
+async def count(conn: asyncpg.Connection, schema: str, filters: QueryFilters, scope: Scope) -> int:
+    """How many records match the filters (all pages)."""
+    sql, args = build(schema, filters.model_copy(update={"after": None, "before": None}), scope, None)
+    async with conn.transaction(readonly=True):
+        await conn.execute(f"SET LOCAL ROLE {READER}")
+        return int(await conn.fetchval(sql, *args))
 
 
 def _data_fields(data: bytes, parsed: bool) -> dict[str, Any]:

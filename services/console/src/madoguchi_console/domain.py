@@ -99,3 +99,50 @@ def label(mapping: dict[str, str], code: object) -> str:
     if code is None:
         return "—"
     return mapping.get(str(code), str(code))
+
+
+# --- HQ: how much trouble a desk is in (issue 16) ---
+
+SEVERITY_ORDER = {"red": 0, "amber": 1, "ok": 2, "closed": 3, "unknown": 4}
+SEVERITY_LABELS = {"red": "要対応", "amber": "注意", "ok": "通常", "closed": "時間外", "unknown": "不明"}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    wait_amber_minutes: float = 30
+    wait_red_minutes: float = 60
+    queue_amber: int = 8
+    queue_red: int = 15
+
+
+def desk_severity(status: dict | None, t: Thresholds) -> tuple[str, list[str]]:
+    """(red | amber | ok | closed | unknown, the reasons in Japanese) from a desk's status: the
+    wait (the longest current wait or the estimate for a newcomer, whichever is longer), the
+    queue, staffing and the desk's own alerts."""
+    if status is None:
+        return "unknown", ["状態を取得できません"]
+    waiting = len((status.get("queue") or {}).get("waiting") or [])
+    wait = max(float(status.get("estimated_wait_minutes") or 0), float(status.get("longest_wait_minutes") or 0))
+    red: list[str] = []
+    amber: list[str] = []
+    if (status.get("staffing") or {}).get("breach_open"):
+        red.append("支援員不在")
+    if any(a.get("level") == "urgent" for a in status.get("alerts") or []):
+        red.append("緊急のお知らせ")
+    if status.get("day_status") in ("halted", "cannot_start"):
+        red.append("業務停止")
+    if wait > t.wait_red_minutes:
+        red.append(f"待ち時間{round(wait)}分")
+    elif wait > t.wait_amber_minutes:
+        amber.append(f"待ち時間{round(wait)}分")
+    if waiting >= t.queue_red:
+        red.append(f"待ち{waiting}人")
+    elif waiting >= t.queue_amber:
+        amber.append(f"待ち{waiting}人")
+    if red:
+        return "red", red + amber
+    if amber:
+        return "amber", amber
+    if not status.get("open_now") and not waiting:
+        return "closed", []
+    return "ok", []

@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app("console", settings, routers=api.routers(), lifespan=_lifespan,
                              description="窓口コンソール（Web画面）")
     app.state.service_urls = default_urls(settings)
-    app.state.templates = make_templates()
+    app.state.municipality = _municipality(settings)
+    app.state.templates = make_templates(app.state.municipality)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     _install_page_errors(app)
 
@@ -60,6 +61,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     return app
+
+
+def _municipality(settings: Settings):
+    """The municipality's configuration (ward names, HQ thresholds); None when it cannot be read
+    (the console then falls back to the services' own names and default thresholds)."""
+    from madoguchi_shared.municipality import load_municipality
+
+    try:
+        if settings.config_file:
+            return load_municipality(settings.config_file, code=settings.municipality)
+        return load_municipality(settings.municipality, config_dir=settings.extra.get("config_dir"))
+    except Exception:  # noqa: BLE001 - a console without the file still works
+        return None
 
 
 def _install_page_errors(app: FastAPI) -> None:

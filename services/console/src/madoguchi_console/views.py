@@ -47,11 +47,34 @@ def jst_time(value: Any) -> str:
 
 
 def jst_datetime(value: Any) -> str:
+    """ISO timestamp → '令和3年4月2日（金）12:00' in Japan time (no seconds)."""
     parsed = _parse(value)
     if isinstance(parsed, datetime):
         if parsed.tzinfo:
             parsed = parsed.astimezone(JST)
-        return parsed.strftime("%Y-%m-%d %H:%M:%S")
+        return f"{ja_date(parsed.date())}{parsed.strftime('%H:%M')}"
+    return ja_date(value) if isinstance(parsed, date) else str(value or "")
+
+
+def jst_seconds(value: Any) -> str:
+    """For the audit record page, where the second matters: '令和3年4月2日（金）12:00:05'."""
+    parsed = _parse(value)
+    if isinstance(parsed, datetime):
+        if parsed.tzinfo:
+            parsed = parsed.astimezone(JST)
+        return f"{ja_date(parsed.date())}{parsed.strftime('%H:%M:%S')}"
+    return str(value or "")
+
+
+def phone_number(value: Any) -> str:
+    """'0111234567' → '011-123-4567' (Japanese grouping for the common lengths)."""
+    digits = "".join(ch for ch in str(value or "") if ch.isdigit())
+    if len(digits) == 11:
+        return f"{digits[:3]}-{digits[3:7]}-{digits[7:]}"
+    if len(digits) == 10:
+        if digits.startswith(("03", "06")):
+            return f"{digits[:2]}-{digits[2:6]}-{digits[6:]}"
+        return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
     return str(value or "")
 
 
@@ -75,11 +98,48 @@ def minutes(value: Any) -> str:
     return f"{int(seconds // 60)}分"
 
 
-def make_templates() -> Jinja2Templates:
+class Names:
+    """Japanese names of wards and desks from the municipality's configuration (ids otherwise)."""
+
+    def __init__(self, municipality=None):
+        self.wards: dict[str, str] = {}
+        self.desks: dict[str, str] = {}
+        if municipality is not None:
+            for w in municipality.wards:
+                self.wards[w.id] = w.name_ja
+                for d in w.desks:
+                    # One desk in a ward: the ward's name says it; several: the desk's own name.
+                    self.desks[d.id] = w.name_ja if len(w.desks) == 1 else d.name_ja
+
+    def ward(self, ward_id: Any) -> str:
+        return self.wards.get(str(ward_id), str(ward_id or ""))
+
+    def desk(self, desk_id: Any) -> str:
+        return self.desks.get(str(desk_id), str(desk_id or ""))
+
+    def named(self, text: Any) -> str:
+        """A service's Japanese message with the desk ids in it replaced by the desks' names."""
+        out = str(text or "").replace("回線 main ", "回線").replace("回線 main", "回線")
+        for desk_id in sorted(self.desks, key=len, reverse=True):
+            if desk_id in out:
+                out = out.replace(f"{desk_id}: ", f"{self.desks[desk_id]}：").replace(desk_id, self.desks[desk_id])
+        return out
+
+
+NAMES = Names()
+
+
+def make_templates(municipality=None) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
-    env.filters.update(jst_time=jst_time, jst_datetime=jst_datetime, ja_date=ja_date, minutes=minutes)
-    env.globals.update(role_label=domain.role_label, ROLE_LABELS=domain.ROLE_LABELS, label=domain.label, L=domain)
+    names = Names(municipality)
+    NAMES.wards.update(names.wards)
+    NAMES.desks.update(names.desks)
+    env.filters.update(jst_time=jst_time, jst_datetime=jst_datetime, jst_seconds=jst_seconds, ja_date=ja_date,
+                       minutes=minutes, phone_number=phone_number, ward_name=names.ward, desk_name=names.desk,
+                       named=names.named)
+    env.globals.update(role_label=domain.role_label, ROLE_LABELS=domain.ROLE_LABELS, label=domain.label, L=domain,
+                       names=names)
     return templates
 
 

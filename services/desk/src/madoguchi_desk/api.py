@@ -229,6 +229,8 @@ class MaskBody(Body):
 
 class CallNextBody(Versioned):
     expected_ticket: int | None = Field(default=None, ge=1, description="the ticket your screen shows as next")
+    whoever_is_next: bool = Field(default=False, description="call whoever is next when the request lands (no 409 when "
+                                                               "another supporter took the number the screen showed)")
 
 
 class TransferBody(Body):
@@ -429,9 +431,22 @@ async def call_next(desk_id: str, body: CallNextBody, request: Request, service:
     """Call the next waiting ticket to yourself; a concurrent call for the same ticket gets 409."""
     desk = await desk_in_scope(request, service, principal, desk_id)
     appended = await service.call_next(desk, principal.staff_id, principal.actor, expected_ticket=body.expected_ticket,
-                                       version=body.version, correlation_id=correlation_id(request))
+                                       version=body.version, correlation_id=correlation_id(request),
+                                       pinned=not body.whoever_is_next)
     called = appended[0].event
     return result(appended, ticket_no=called.ticket_no, visit_id=str(called.visit_id))
+
+
+@desks_router.post("/{desk_id}/walk-in", status_code=201)
+async def walk_in(desk_id: str, request: Request, service: Service, principal: DeskWorker) -> dict:
+    """A visitor at an empty desk: ticket, call and start of the visit in one step (tickets matter
+    only when people wait). Refused with 409 when someone is already waiting."""
+    desk = await desk_in_scope(request, service, principal, desk_id)
+    appended = await service.walk_in(desk, principal.staff_id, principal.actor,
+                                     may_take_over=principal.has(Role.manager, Role.rounder),
+                                     correlation_id=correlation_id(request))
+    started = next(a.event for a in appended if isinstance(a.event, ev.VisitStarted))
+    return result(appended, visit_id=str(started.visit_id), ticket_no=started.ticket_no)
 
 
 @desks_router.post("/{desk_id}/tickets/{ticket_no}/recall")

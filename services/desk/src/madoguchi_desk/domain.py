@@ -323,6 +323,7 @@ class DeskDay:
     disinfected: frozenset[UUID] = frozenset()
     disinfections: int = 0
     flagged_visits: tuple[UUID, ...] = ()  # DESK-8: started before the previous visit's disinfection
+    flag_previous: tuple[tuple[UUID, UUID], ...] = ()  # (flagged visit, the visit whose disinfection was missing)
     escalations: dict[int, Escalation] = field(default_factory=dict)
     incidents: dict[int, Incident] = field(default_factory=dict)
     events: int = 0
@@ -441,7 +442,8 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
             done = s.disinfected | {event.after_visit_id} if event.after_visit_id else s.disinfected
             return replace(s, disinfected=frozenset(done), disinfections=s.disinfections + 1)
         case ev.VisitStartedBeforeDisinfection():
-            return replace(s, flagged_visits=(*s.flagged_visits, event.visit_id))
+            return replace(s, flagged_visits=(*s.flagged_visits, event.visit_id),
+                           flag_previous=(*s.flag_previous, (event.visit_id, event.previous_visit_id)))
         case ev.EscalationRaised():
             esc = Escalation(event.escalation_no, event.category, event.summary, at, event.actor.id, event.visit_id)
             return replace(s, escalations={**s.escalations, esc.no: esc})
@@ -1228,16 +1230,25 @@ def desk_status(day: DeskDay, desk: Desk, hours: DayHours, municipality: Municip
                     "expected_minutes": p.absence_expected_minutes} for p in day.absent()],
         "visitors": day.visitors, "expected_max": cap, "capacity_ratio": round(day.visitors / cap, 3),
         "estimated_wait_minutes": estimated_wait_minutes(day, now),
+        "longest_wait_minutes": round(max(0.0, (now - day.waiting()[0].issued_at).total_seconds()) / 60, 1) if day.waiting() else 0,
         "staffing": {"breach_open": day.breach is not None, "breaches": day.breach_count,
                      "breach_seconds": round(day.breach_seconds + ((now - day.breach.since).total_seconds() if day.breach else 0), 1)},
         "disinfection": {"visits": served, "disinfected": len(day.disinfected), "flagged": len(day.flagged_visits),
                          "compliance": round(1 - len(day.flagged_visits) / served, 3) if served else None,
-                         "pending_visit": str(day.pending_disinfection()) if day.pending_disinfection() else None},
+                         "pending_visit": str(day.pending_disinfection()) if day.pending_disinfection() else None,
+                         "flags": [_flag_view(day, visit_id, previous) for visit_id, previous in day.flag_previous]},
         "escalations": [{"escalation_no": e.no, "category": e.category, "status": e.status, "summary": e.summary,
                          "raised_at": e.raised_at.isoformat(), "resolved_by": e.resolved_by, "outcome": e.outcome}
                         for e in day.escalations.values()],
         "alerts": alerts(day, hours, now),
     }
+
+
+def _flag_view(day: DeskDay, visit_id: UUID, previous: UUID) -> dict[str, Any]:
+    """A visit started before the previous visit's disinfection, naming that visit and its supporter."""
+    prev = day.ticket_of_visit(previous)
+    return {"visit_id": str(visit_id), "previous_visit_id": str(previous),
+            "previous_ticket": prev.no if prev else None, "previous_staff": prev.staff_id if prev else None}
 
 
 def visit_view(visit: Visit) -> dict[str, Any]:

@@ -248,19 +248,37 @@ class DeskService:
                                   versions={subject: version} if version is not None else None)
 
     async def call_next(self, desk: Desk, staff_id: str, actor: Actor, *, expected_ticket: int | None = None,
-                        version: int | None = None, correlation_id: UUID | None = None) -> list[Appended]:
+                        version: int | None = None, correlation_id: UUID | None = None, pinned: bool = True) -> list[Appended]:
         """DESK-3. Two supporters racing for the same ticket: one gets it, the other a 409.
+        With `pinned=False` ("call whoever is next") the loser is re-decided on fresh state and
+        gets the following ticket instead.
 
         The ticket to call is pinned to what the caller's screen (`expected_ticket`, `version`) or,
         failing that, the queue at the time of the request showed as next. A conflict caused by
         something else (a ticket issued meanwhile) is retried; one caused by another call of that
         same ticket ends in a 409 (Refusal "stale_queue" or ConcurrencyConflict)."""
+        if not pinned:
+            return await self.deskday_command(desk, None, d.CallNext(staff_id, new_id(), None), actor, retry=True,
+                                              correlation_id=correlation_id)
         if expected_ticket is None and version is None:
             waiting = (await self.deskday(desk, self.today(await self.calendar()))).state.waiting()
             expected_ticket = waiting[0].no if waiting else None
         cmd = d.CallNext(staff_id, new_id(), expected_ticket)
         return await self.deskday_command(desk, None, cmd, actor, retry=version is None, version=version,
                                           correlation_id=correlation_id)
+
+    async def walk_in(self, desk: Desk, staff_id: str, actor: Actor, *, may_take_over: bool,
+                      correlation_id: UUID | None = None) -> list[Appended]:
+        """A visitor at a desk where no one waits: issue, call and start in one step."""
+        current = (await self.deskday(desk, self.today(await self.calendar()))).state
+        if current.waiting():
+            raise d.Refusal("お待ちの方がいます。番号札を発行し、順番にお呼びしてください。", 409, "queue_not_empty")
+        issued = await self.deskday_command(desk, None, d.IssueTicket(), actor, correlation_id=correlation_id)
+        ticket_no = issued[0].event.ticket_no
+        called = await self.call_next(desk, staff_id, actor, expected_ticket=ticket_no, correlation_id=correlation_id)
+        started = await self.start_visit(desk, ticket_no, staff_id, actor, may_take_over=may_take_over,
+                                         correlation_id=correlation_id)
+        return [*issued, *called, *started]
 
     async def start_visit(self, desk: Desk, ticket_no: int, staff_id: str, actor: Actor, *, may_take_over: bool,
                           correlation_id: UUID | None = None) -> list[Appended]:

@@ -289,6 +289,9 @@ class QueryFilters(Frozen):
     position_from: int | None = Field(default=None, ge=0)
     position_to: int | None = Field(default=None, ge=0)
     after: int | None = Field(default=None, ge=0)  # keyset: positions after this one
+    before: int | None = Field(default=None, ge=1)  # keyset, newest first: positions before this one
+    newest_first: bool = False
+    hide_routine: bool = False  # leave out routine records (device heartbeats)
     limit: int | None = Field(default=None, ge=1)
 
 

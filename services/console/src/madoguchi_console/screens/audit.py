@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from madoguchi_shared import labels as L
+
 from madoguchi_console.deps import Api, AuditSession
 from madoguchi_console.forms import read_form
 from madoguchi_console.upstream import ApiError
@@ -24,10 +26,19 @@ from madoguchi_console.views import render
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
 FILTERS = ("time_from", "time_to", "ward", "desk", "device", "actor", "event_type", "correlation_id",
-           "position_from", "position_to")
+           "position_from", "position_to", "show_routine")
 FIELD_LABELS = {"time_from": "開始日時", "time_to": "終了日時", "ward": "区", "desk": "窓口", "device": "端末",
                 "actor": "操作者ID", "event_type": "種類", "correlation_id": "相関ID", "position_from": "位置（から）",
-                "position_to": "位置（まで）"}
+                "position_to": "位置（まで）", "show_routine": "端末の死活通知も表示"}
+
+
+def type_options() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The type filter by Japanese name: each category (all of it) and its types."""
+    groups: list[tuple[str, list[tuple[str, str]]]] = []
+    for context, name in L.EVENT_CONTEXT.items():
+        types = sorted(((t, label) for t, label in L.EVENT_TYPE.items() if t.startswith(context + ".")), key=lambda x: x[1])
+        groups.append((name, [(context + ".", f"{name}のすべて"), *types]))
+    return groups
 FAULTS = {"hash_mismatch": "ハッシュ不一致", "chain_broken": "チェーンの断絶", "chain_replaced": "チェーンの置換",
           "gap": "欠番", "checkpoint_bad_signature": "チェックポイントの署名不正", "checkpoint_mismatch": "チェックポイント不一致"}
 
@@ -44,9 +55,13 @@ def _aware(value: str) -> str:
 def _filters(values: dict[str, str]) -> dict[str, str]:
     out = {}
     for name in FILTERS:
+        if name == "show_routine":
+            continue
         value = (values.get(name) or "").strip()
         if value:
             out[name] = _aware(value) if name.startswith("time_") else value
+    if not values.get("show_routine"):
+        out["hide_routine"] = "true"
     return out
 
 
@@ -55,14 +70,14 @@ async def _page(request: Request, api, *, values: dict[str, Any], verification: 
     params = _filters(values)
     errors: dict[str, str] = {}
     result = None
-    if values.get("after"):
-        params["after"] = values["after"]
+    if values.get("before"):
+        params["before"] = values["before"]
     try:
-        result = await api.get("audit", "/v1/audit/records", {**params, "limit": 50})
+        result = await api.get("audit", "/v1/audit/records", {**params, "limit": 50, "newest_first": "true"})
     except ApiError as exc:
         if exc.status == 401:
             raise
-        errors, form_error = exc.for_form({n: n for n in FILTERS} | {"after": "position_from"})
+        errors, form_error = exc.for_form({n: n for n in FILTERS} | {"before": "position_to"})
     checkpoints = None
     try:
         checkpoints = await api.get("audit", "/v1/audit/checkpoints", {"limit": 5})
@@ -72,9 +87,9 @@ async def _page(request: Request, api, *, values: dict[str, Any], verification: 
     query = urlencode(params)
     return render(request, "audit.html", status_code if not errors else 422, active="audit", values=values,
                   errors=errors, form_error=form_error, result=result, checkpoints=checkpoints, verification=verification,
-                  export_query=query, FIELD_LABELS=FIELD_LABELS, FAULTS=FAULTS,
-                  next_query=urlencode({**{k: v for k, v in values.items() if k in FILTERS and v}, "after": result["next_after"]})
-                  if result and result.get("next_after") else None)
+                  export_query=query, FIELD_LABELS=FIELD_LABELS, FAULTS=FAULTS, type_options=type_options(),
+                  next_query=urlencode({**{k: v for k, v in values.items() if k in FILTERS and v}, "before": result["next_before"]})
+                  if result and result.get("next_before") else None)
 
 
 @router.get("/audit")

@@ -23,6 +23,8 @@ from madoguchi_console.views import fragment, render, set_flash
 router = APIRouter(include_in_schema=False)
 
 VISIT_COOKIE = "mg_visit"  # "<desk>:<visit id>": the visit this browser is serving (ids only, no personal data)
+DONE_COOKIE = "mg_done"  # "<desk>:<visit id>:<ticket>": the visit this browser finished, until its disinfection is recorded
+PURPOSES_COOKIE = "mg_purposes"  # the purposes of this browser's last visit, offered again (codes only)
 DETAIL_FIELDS = ("gender", "age_band", "purposes", "support_needed", "support_given", "payment_service")
 VISIT_API_FIELDS = {**{f: f for f in DETAIL_FIELDS}, "text": "opinion_text", "kind": "opinion_kind", "step": "opinion_step",
                     "outcome": "outcome", "reason": "reason", "pin": "pin"}
@@ -33,7 +35,7 @@ async def desks_in_scope(api: Upstream) -> list[dict]:
     return (await api.get("desk", "/v1/desks"))["desks"]
 
 
-def desk_view(status: dict, session: Session, in_visit: bool = False) -> dict[str, Any]:
+def desk_view(status: dict, session: Session, in_visit: bool = False, done: dict | None = None) -> dict[str, Any]:
     """What the desk's partial templates need, from GET /v1/desks/{id}/status."""
     me = session.principal.staff_id
     on_duty = {p["staff_id"]: p for p in status.get("on_duty", [])}
@@ -52,8 +54,8 @@ def desk_view(status: dict, session: Session, in_visit: bool = False) -> dict[st
         "my_called": [c for c in queue.get("called", []) if c.get("staff_id") == me],
         "others_called": [c for c in queue.get("called", []) if c.get("staff_id") != me],
         "capacity_pct": round(100 * visitors / expected) if expected else 0,
-        # DESK-8: offered once the visit has ended (the visit in progress is "pending" too).
-        "pending_disinfection": None if in_visit else (status.get("disinfection") or {}).get("pending_visit"),
+        # DESK-8: asked once per visit this browser finished, until its disinfection is recorded.
+        "pending_disinfection": None if in_visit else done,
     }
 
 
@@ -94,11 +96,16 @@ async def _page(request: Request, api: Upstream, session: Session, desk_id: str,
             visit = None
     if values is None:
         values = _visit_values(visit)
+        if visit and not visit.get("details"):
+            values["purposes"] = _remembered_purposes(request)
     values.setdefault("purposes", [])
+    flags = (desk_status.get("disinfection") or {}).get("flags") or []
+    visit_flag = next((f for f in flags if visit and f.get("visit_id") == visit.get("visit_id")), None)
     return render(
         request, "desk.html", status, active="desk", values=values, errors=errors, form_error=form_error, flash=flash,
         visit=visit, warning=warning or _pin_warning(visit), esc_values=esc_values or {}, esc_errors=esc_errors or {},
-        live_url=f"/desk/{desk_id}/live", **desk_view(desk_status, session, in_visit=visit is not None),
+        visit_flag=visit_flag, live_url=f"/desk/{desk_id}/live",
+        **desk_view(desk_status, session, in_visit=visit is not None, done=_done_visit(request, desk_id)),
     )
 
 
@@ -112,6 +119,17 @@ def _pin_warning(visit: dict | None) -> str | None:
         if limit - failures == 1:
             return f"{domain.label(domain.PIN_KINDS, kind)}の暗証番号をあと1回間違えるとロックされます。無理に入力しないようご案内ください。"
     return None
+
+
+def _done_visit(request: Request, desk_id: str) -> dict | None:
+    desk, _, rest = request.cookies.get(DONE_COOKIE, "").partition(":")
+    visit_id, _, ticket = rest.partition(":")
+    return {"visit_id": visit_id, "ticket_no": ticket} if desk == desk_id and visit_id else None
+
+
+def _remembered_purposes(request: Request) -> list[str]:
+    raw = request.cookies.get(PURPOSES_COOKIE, "")
+    return [p for p in raw.split(",") if p in domain.PURPOSES]
 
 
 def _current_visit(request: Request, desk_id: str) -> str | None:
@@ -142,7 +160,7 @@ async def desk_live(request: Request, desk_id: str, session: DeskSession):
 
     async def regions() -> dict[str, str]:
         view = desk_view(await api.get("desk", f"/v1/desks/{desk_id}/status"), session,
-                         in_visit=_current_visit(request, desk_id) is not None)
+                         in_visit=_current_visit(request, desk_id) is not None, done=_done_visit(request, desk_id))
         return {
             "desk-head": fragment(request, "desk/_head.html", **view),
             "queue": fragment(request, "desk/_queue.html", **view),
@@ -175,34 +193,60 @@ async def _desk_action(api: Upstream, desk_id: str, action: str, form: FormValue
             return "マスク着用を記録しました。" if verb == "mask_on" else "マスク未着用を記録しました。", None
         case "issue":
             out = await api.post("desk", f"{base}/tickets")
-            return f"番号札 {out['ticket_no']} 番を発行しました。", None
+            return f"番号札 {out['ticket_no']}番を発行しました。", None
         case "call_next":
-            body: dict[str, Any] = {}
-            if form.integer("expected_ticket"):
-                body["expected_ticket"] = form.integer("expected_ticket")
-            out = await api.post("desk", f"{base}/tickets/call-next", body)
-            return f"{out['ticket_no']} 番の方をお呼びしました。", None
+            # Whoever is next when the button is pressed (no 409 when a colleague took the number shown).
+            out = await api.post("desk", f"{base}/tickets/call-next", {"whoever_is_next": True})
+            return f"{out['ticket_no']}番の方をお呼びしました。", None
+        case "walk_in":
+            out = await api.post("desk", f"{base}/walk-in")
+            return f"受付しました（{out['ticket_no']}番）。対応を記録してください。", out["visit_id"]
+        case "inquiry_only":
+            errors = {}
+            if form.get("quick_gender") not in domain.GENDERS:
+                errors["quick_gender"] = "性別を選択してください。"
+            if form.get("quick_age") not in domain.AGE_BANDS:
+                errors["quick_age"] = "年代を選択してください。"
+            if errors:
+                raise FormRefused(errors)
+            out = await api.post("desk", f"{base}/walk-in")
+            path = f"/v1/visits/{out['visit_id']}"
+            await api.post("desk", f"{path}/details", {"gender": form["quick_gender"], "age_band": form["quick_age"],
+                                                        "purposes": ["inquiry_only"], "support_needed": False,
+                                                        "support_given": False})
+            await api.post("desk", f"{path}/end", {"outcome": "completed"})
+            return f"問合せのみとして記録しました（{out['ticket_no']}番）。", None
         case "recall":
             await api.post("desk", f"{base}/tickets/{int(arg)}/recall", {})
-            return f"{int(arg)} 番の方をもう一度お呼びしました。", None
+            return f"{int(arg)}番の方をもう一度お呼びしました。", None
         case "no_show":
             await api.post("desk", f"{base}/tickets/{int(arg)}/no-show", {})
-            return f"{int(arg)} 番を不在として記録しました。", None
+            return f"{int(arg)}番を不在として記録しました。", None
         case "serve":
             out = await api.post("desk", f"{base}/tickets/{int(arg)}/visit")
-            return f"{int(arg)} 番の方の対応を開始しました。", out["visit_id"]
+            return f"{int(arg)}番の方の対応を開始しました。", out["visit_id"]
         case "disinfect":
-            await api.post("desk", f"{base}/disinfections", {})
+            after = form.get("after_visit") or None
+            await api.post("desk", f"{base}/disinfections", {"after_visit_id": after} if after else {})
             return "機器の消毒を記録しました。次の方をお呼びできます。", None
     raise ApiError(400, "不明な操作です", "不明な操作です。画面を更新してください。")
+
+
+class FormRefused(Exception):
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
 
 
 @router.post("/desk/{desk_id}/act")
 async def desk_act(request: Request, desk_id: str, session: DeskSession, api: Api):
     """Queue, staffing and disinfection buttons."""
     form = await read_form(request)
+    action = form.get("action", "")
     try:
-        message, visit_id = await _desk_action(api, desk_id, form.get("action", ""), form)
+        message, visit_id = await _desk_action(api, desk_id, action, form)
+    except FormRefused as exc:
+        return await _page(request, api, session, desk_id, visit_id=_current_visit(request, desk_id), values=dict(form),
+                           errors=exc.errors, form_error="入力内容を確認してください。", status=422)
     except ApiError as exc:
         if exc.status == 401:
             raise
@@ -212,6 +256,8 @@ async def desk_act(request: Request, desk_id: str, session: DeskSession, api: Ap
     response = RedirectResponse(target, status_code=303)
     if visit_id:
         response.set_cookie(VISIT_COOKIE, f"{desk_id}:{visit_id}", path="/", httponly=True, samesite="strict", max_age=12 * 3600)
+    if action == "disinfect":
+        response.delete_cookie(DONE_COOKIE, path="/")
     set_flash(response, message)
     return response
 
@@ -300,6 +346,11 @@ async def visit_act(request: Request, desk_id: str, visit_id: str, session: Desk
         return await again(errors=errors, form_error=form_error or "入力内容を確認してください。", status=exc.status)
     response = RedirectResponse(f"/desk/{desk_id}", status_code=303)
     response.delete_cookie(VISIT_COOKIE, path="/")
+    ticket = values.get("ticket_no") or ""
+    response.set_cookie(DONE_COOKIE, f"{desk_id}:{visit_id}:{ticket}", path="/", httponly=True, samesite="strict",
+                        max_age=12 * 3600)
+    response.set_cookie(PURPOSES_COOKIE, ",".join(p for p in form.getlist("purposes") if p in domain.PURPOSES), path="/",
+                        httponly=True, samesite="strict", max_age=30 * 24 * 3600)
     set_flash(response, "対応を終了しました。次の方の前に機器を消毒してください。")
     return response
 

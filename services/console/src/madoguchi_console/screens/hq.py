@@ -21,9 +21,9 @@ from madoguchi_console import domain
 from madoguchi_console.deps import Api, HqSession, Session, upstream_for
 from madoguchi_console.forms import read_form
 from madoguchi_console.live import live_response
-from madoguchi_console.screens.phone import phone_labels
+from madoguchi_console.screens.phone import _flat, phone_labels, with_cases
 from madoguchi_console.upstream import ApiError, Upstream
-from madoguchi_console.views import fragment, render, set_flash
+from madoguchi_console.views import NAMES, fragment, render, set_flash
 
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
@@ -47,7 +47,20 @@ async def _safe(coro, default):
         return default, exc.detail
 
 
-async def gather_hq(api: Upstream) -> dict[str, Any]:
+def thresholds(request: Request) -> domain.Thresholds:
+    m = getattr(request.app.state, "municipality", None)
+    if m is None:
+        return domain.Thresholds()
+    c = m.desk_severity
+    return domain.Thresholds(c.wait_amber_minutes, c.wait_red_minutes, c.queue_amber, c.queue_red)
+
+
+def ward_names(request: Request) -> dict[str, str]:
+    m = getattr(request.app.state, "municipality", None)
+    return {w.id: w.name_ja for w in m.wards} if m is not None else {}
+
+
+async def gather_hq(api: Upstream, limits: domain.Thresholds | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, read in parallel from the services."""
     desks_doc, desks_error = await _safe(api.get("desk", "/v1/desks"), {"desks": []})
     desks = desks_doc.get("desks", [])
@@ -66,28 +79,51 @@ async def gather_hq(api: Upstream) -> dict[str, Any]:
     escalations = []
     incidents = []
     for d, st in zip(desks, statuses, strict=True):
-        cards.append(_card(d, st))
+        cards.append(_card(d, st, limits or domain.Thresholds()))
         for a in (st or {}).get("alerts", []):
             if str(a.get("kind", "")).startswith("incident.") and a.get("incident_no"):
                 incidents.append({**a, "desk": d["desk"], "desk_name": d.get("ward_name_ja") or d["desk"], "date": st.get("date")})
         for e in (st or {}).get("escalations", []):
             if e.get("status") != "resolved":
                 escalations.append({**e, "desk": d["desk"], "desk_name": d.get("ward_name_ja") or d["desk"], "date": st.get("date")})
+    cards.sort(key=lambda c: (domain.SEVERITY_ORDER[c["severity"]], -c["wait"], -c["waiting"]))
     alerts = [a for a in alerts_doc.get("alerts", []) if a.get("status") != "resolved"]
     callbacks = [cb for cb in (line or {}).get("callback_queue", []) if cb.get("needs_city") and not cb.get("city_answered")]
+    callbacks = await with_cases(api, callbacks) if callbacks else []
+    labels: dict[str, str] = {}
+    if callbacks:
+        tree, _ = await _safe(api.get("calls", "/v1/categories"), {"categories": []})
+        labels = {c: t for c, t, _ in _flat(tree.get("categories") or [])}
     return {"cards": cards, "desks_error": desks_error, "incidents": incidents, "line": line, "line_error": line_error,
             "alerts": alerts, "alerts_error": alerts_error, "escalations": escalations, "city_callbacks": callbacks,
+            "category_labels": labels,
             "open_alerts": sum(1 for a in alerts if a.get("status") == "open")}
 
 
-def _card(desk: dict, st: dict | None) -> dict[str, Any]:
+def _closing_reached(st: dict) -> bool:
+    """ORG-3: the end of the day is confirmed from the desk's closing time on."""
+    intervals = (st.get("hours") or {}).get("intervals") or []
+    if not intervals:
+        return True
+    try:
+        close = max(datetime.fromisoformat(str(iv[1])) for iv in intervals)
+        now = datetime.fromisoformat(str(st.get("at")))
+    except (TypeError, ValueError):
+        return True
+    return now >= close
+
+
+def _card(desk: dict, st: dict | None, limits: domain.Thresholds) -> dict[str, Any]:
+    severity, reasons = domain.desk_severity(st, limits)
     if st is None:
-        return {"desk": desk, "status": None}
+        return {"desk": desk, "status": None, "severity": severity, "reasons": reasons, "wait": 0, "waiting": 0}
     expected = st.get("expected_max") or 1
     ratio = (st.get("visitors") or 0) / expected
-    attention = bool(st.get("staffing", {}).get("breach_open")) or any(a.get("level") == "urgent" for a in st.get("alerts", []))
+    wait = max(float(st.get("estimated_wait_minutes") or 0), float(st.get("longest_wait_minutes") or 0))
     return {"desk": desk, "status": st, "ratio": ratio, "pct": min(100, round(ratio * 100)),
-            "meter": "bad" if ratio >= 1 else ("warn" if ratio >= 0.8 else ""), "attention": attention,
+            "meter": "bad" if ratio >= 1 else ("warn" if ratio >= 0.8 else ""), "severity": severity,
+            "severity_label": domain.SEVERITY_LABELS[severity], "reasons": reasons, "wait": wait,
+            "closing_reached": _closing_reached(st),
             "waiting": len(st.get("queue", {}).get("waiting", [])), "on_duty": len(st.get("on_duty", []))}
 
 
@@ -104,7 +140,7 @@ def hq_regions(request: Request, data: dict, session: Session) -> dict[str, str]
 
 async def _page(request: Request, api: Upstream, session: Session, *, values: dict | None = None, errors: dict | None = None,
                 form_error: str | None = None, status_code: int = 200):
-    data = await gather_hq(api)
+    data = await gather_hq(api, thresholds(request))
     instructions, _ = await _safe(api.get("desk", "/v1/calendar/instructions"), {"instructions": [], "special_days": []})
     return render(request, "hq.html", status_code, active="hq", values=values, errors=errors, form_error=form_error,
                   regions=hq_regions(request, data, session), data=data, instructions=instructions,
@@ -120,9 +156,10 @@ async def hq(request: Request, session: HqSession, api: Api):
 @router.get("/hq/live")
 async def hq_live(request: Request, session: HqSession):
     api = upstream_for(request, session)
+    limits = thresholds(request)
 
     async def regions() -> dict[str, str]:
-        return hq_regions(request, await gather_hq(api), session)
+        return hq_regions(request, await gather_hq(api, limits), session)
 
     return live_response(request, regions, interval=2.0)
 
@@ -169,9 +206,10 @@ async def day(request: Request, desk_id: str, session: HqSession, api: Api):
     except ApiError as exc:
         if exc.status == 401:
             raise
-        return await _page(request, api, session, form_error=f"{desk_id}: {exc.detail}", status_code=exc.status)
-    return _done({"start": f"{desk_id} の業務開始を確認しました。", "end": f"{desk_id} の業務終了を確認しました。",
-                  "resume": f"{desk_id} の業務再開を記録しました。"}[action])
+        return await _page(request, api, session, form_error=f"{NAMES.desk(desk_id)}：{exc.detail}", status_code=exc.status)
+    name = NAMES.desk(desk_id)
+    return _done({"start": f"{name}の業務開始を確認しました。", "end": f"{name}の業務終了を確認しました。",
+                  "resume": f"{name}の業務再開を記録しました。"}[action])
 
 
 @router.post("/hq/escalations/{desk_id}/{no}")
@@ -185,16 +223,16 @@ async def escalation(request: Request, desk_id: str, no: int, session: HqSession
     try:
         if action == "ack":
             await api.post("desk", f"{base}/acknowledge", {}, params=day_q)
-            message = f"エスカレーション {no} を受け付けました。"
+            message = f"エスカレーション{no}を受け付けました。"
         elif action in ("city", "resolve"):
             if not text:
                 raise ApiError(422, "入力してください", "内容を入力してください。", field=f"esc-{desk_id}-{no}")
             if action == "city":
                 await api.post("desk", f"{base}/escalate-to-city", {"summary": text}, params=day_q)
-                message = f"エスカレーション {no} を市へ報告しました。"
+                message = f"エスカレーション{no}を市へ報告しました。"
             else:
                 await api.post("desk", f"{base}/resolve", {"outcome": text}, params=day_q)
-                message = f"エスカレーション {no} を解決済みにしました。"
+                message = f"エスカレーション{no}を解決済みにしました。"
         else:
             raise ApiError(400, "不明な操作です", "不明な操作です。")
     except ApiError as exc:
@@ -218,7 +256,7 @@ async def incident(request: Request, desk_id: str, no: int, session: HqSession, 
             message = "チェックリストの項目を完了にしました。"
         elif action == "close":
             await api.post("desk", f"/v1/desks/{desk_id}/incidents/{no}/close", {}, params=day_q)
-            message = f"{desk_id} の事案 {no} を終了しました。"
+            message = f"{NAMES.desk(desk_id)}の事案{no}を終了しました。"
         else:
             raise ApiError(400, "不明な操作です", "不明な操作です。")
     except ApiError as exc:

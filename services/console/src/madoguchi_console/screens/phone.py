@@ -13,6 +13,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+import re
+
+from madoguchi_console import domain
 from madoguchi_console.deps import Api, PhoneSession, Session, upstream_for
 from madoguchi_console.forms import FormValues, read_form
 from madoguchi_console.live import live_response
@@ -42,9 +45,106 @@ CALL_API_FIELDS = {"categories": "categories", "resolution": "resolution", "prov
 NO_STORE = {"cache-control": "no-store"}
 
 
+CITY_CHANNELS = {"phone": "電話", "email": "メール", "meeting": "打合せ", "other": "その他"}
+
+
 def phone_labels() -> dict[str, Any]:
     return {"RESOLUTIONS": RESOLUTIONS, "PROVIDERS": PROVIDERS, "CALLBACK_STATUS": CALLBACK_STATUS,
-            "CALLBACK_REASONS": CALLBACK_REASONS, "ATTEMPT_FAILURES": ATTEMPT_FAILURES}
+            "CALLBACK_REASONS": CALLBACK_REASONS, "ATTEMPT_FAILURES": ATTEMPT_FAILURES, "CITY_CHANNELS": CITY_CHANNELS}
+
+
+def current_notices(state: dict) -> list[dict]:
+    """The line's notices that still hold now: 「オペレーター不在」 only while no one is seated, a
+    callback's 「市へ確認中」 only until the city's answer, an overdue callback only while open, the
+    latest capacity notice only. Newest first, at most three."""
+    queue = {cb.get("callback_id"): cb for cb in state.get("callback_queue") or []}
+    alerts = list(state.get("alerts") or [])
+    out: list[dict] = []
+    seen_capacity = False
+    for i, a in enumerate(reversed(alerts)):
+        kind = a.get("kind") or ""
+        if kind == "no_operator_seated" and not state.get("breach_open"):
+            continue
+        if kind == "seat_coverage_restored" and i > 0:
+            continue
+        if kind == "callback_escalated":
+            cb = queue.get(a.get("ref"))
+            if cb is None or cb.get("city_answered"):
+                continue
+        if kind == "callback_overdue":
+            cb = queue.get(a.get("ref"))
+            if cb is None or not cb.get("overdue"):
+                continue
+        if kind.startswith("capacity_"):
+            if seen_capacity:
+                continue
+            seen_capacity = True
+        text = re.sub(r"^電話回線「[^」]*」:\s*", "", str(a.get("message_ja") or ""))
+        out.append({**a, "message_ja": text})
+        if len(out) == 3:
+            break
+    return out
+
+
+def _who(actor: dict | None) -> str:
+    if not actor:
+        return ""
+    role = domain.ROLE_LABELS.get(domain.Role(actor["role"]), "") if actor.get("role") in domain.Role._value2member_map_ else ""
+    return f"{role} {actor.get('id', '')}".strip()
+
+
+async def callback_case(api: Upstream, cb: dict) -> dict[str, Any]:
+    """Everything the operator and the manager need about one callback: the call's topic and
+    categories, the operator's notes, the question to the city and its answer (who, when), the
+    attempts so far. Never the number (that is asked for separately, and recorded)."""
+    case: dict[str, Any] = {"categories": [], "notes": None, "resolution": None, "question": None, "answer": None,
+                            "attempts": [], "topic": None, "escalated": False}
+    try:
+        detail = await api.get("calls", f"/v1/callbacks/{cb['callback_id']}")
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        detail = {"events": []}
+    for e in detail.get("events") or []:
+        kind = e.get("type")
+        if kind == "calls.callback_requested":
+            case["topic"] = e.get("topic")
+        elif kind == "calls.callback_escalated_to_city":
+            case["escalated"] = True
+            case["question"] = {"text": e.get("question"), "channel": e.get("channel"), "at": e.get("occurred_at"),
+                                "by": _who(e.get("actor"))}
+        elif kind == "calls.city_answered":
+            case["answer"] = {"text": e.get("answer"), "at": e.get("occurred_at"), "by": _who(e.get("actor"))}
+        elif kind == "calls.callback_attempt_failed":
+            case["attempts"].append({"at": e.get("occurred_at"), "by": _who(e.get("actor")), "reached": False,
+                                     "result": ATTEMPT_FAILURES.get(e.get("reason"), "不通")})
+        elif kind == "calls.callback_completed":
+            case["attempts"].append({"at": e.get("occurred_at"), "by": _who(e.get("actor")), "reached": True,
+                                     "result": "つながりました"})
+    try:
+        call = await api.get("calls", f"/v1/calls/{cb['call_id']}")
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        call = {"events": []}
+    for e in call.get("events") or []:
+        if e.get("type") == "calls.call_closed":
+            case["categories"] = list(e.get("categories") or [])
+            case["notes"] = e.get("notes")
+            case["resolution"] = e.get("resolution")
+            case["call_at"] = e.get("occurred_at")
+            case["operator"] = _who(e.get("actor"))
+    case["state"] = ("ready" if cb.get("ready_to_call") else "awaiting_city" if case["escalated"] and not cb.get("city_answered")
+                     else "awaiting_manager" if cb.get("needs_city") and not cb.get("city_answered") else "open")
+    return case
+
+
+async def with_cases(api: Upstream, callbacks: list[dict], limit: int = 12) -> list[dict]:
+    import asyncio
+
+    shown = list(callbacks)[:limit]
+    cases = await asyncio.gather(*(callback_case(api, cb) for cb in shown))
+    return [{**cb, "case": case} for cb, case in zip(shown, cases, strict=True)]
 
 
 def _my_seat(state: dict, me: str) -> str | None:
@@ -90,7 +190,8 @@ async def _page(request: Request, api: Upstream, session: Session, line: str, *,
     values.setdefault("faq_used", [])
     response = render(
         request, "phone.html", status_code, active="phone", values=values, errors=errors, form_error=form_error,
-        state=state, line=line, call=call, categories=categories, wards=await _wards(api), faq=faq, faq_query=faq_query,
+        state=state, line=line, call=call, callbacks=await with_cases(api, state.get("callback_queue") or []),
+        notices=current_notices(state), category_labels=dict((c, t) for c, t, _ in categories), categories=categories, wards=await _wards(api), faq=faq, faq_query=faq_query,
         my_seat=_my_seat(state, session.principal.staff_id), live_url=f"/phone/live?line={line}", **phone_labels(),
     )
     response.headers.update(NO_STORE)
@@ -108,10 +209,13 @@ async def phone_page(request: Request, session: PhoneSession, api: Api, line: st
 async def phone_live(request: Request, session: PhoneSession, line: str = "main"):
     """Live regions: seats and calls, callbacks due, the line's alerts and today's counts."""
     api = upstream_for(request, session)
+    labels = dict((c, t) for c, t, _ in _flat((await api.get("calls", "/v1/categories"))["categories"]))
 
     async def regions() -> dict[str, str]:
         state = await api.get("calls", f"/v1/lines/{line}/state")
-        ctx = {"state": state, "line": line, "my_seat": _my_seat(state, session.principal.staff_id), **phone_labels()}
+        ctx = {"state": state, "line": line, "my_seat": _my_seat(state, session.principal.staff_id), **phone_labels(),
+               "callbacks": await with_cases(api, state.get("callback_queue") or []), "notices": current_notices(state),
+               "category_labels": labels}
         return {"line-state": fragment(request, "phone/_line.html", **ctx),
                 "callbacks": fragment(request, "phone/_callbacks.html", **ctx)}
 
@@ -134,10 +238,10 @@ async def seat(request: Request, session: PhoneSession, api: Api):
     try:
         if form.get("action") == "sign_out":
             await api.post("calls", f"/v1/lines/{line}/seats/{seat_id}/sign-out", {"reason": form.get("reason") or "end_of_shift"})
-            message = f"席 {seat_id} から離席しました。"
+            message = f"{seat_id}番席から離席しました。"
         else:
             await api.post("calls", f"/v1/lines/{line}/seats/{seat_id}/sign-in")
-            message = f"席 {seat_id} に着席しました。"
+            message = f"{seat_id}番席に着席しました。"
     except ApiError as exc:
         if exc.status == 401:
             raise
@@ -256,7 +360,8 @@ async def callback_attempt(request: Request, callback_id: str, session: PhoneSes
             raise
         return await _page(request, api, session, line, form_error=exc.detail, status_code=exc.status)
     response = RedirectResponse(f"/phone?line={line}", status_code=303)
-    set_flash(response, "折り返しが完了しました。" if reached else f"折り返しの結果を記録しました（{out.get('status')}）。")
+    status = {"open": "次の折り返しを予定しました", "failed": "規定の回数つながらず終了しました"}.get(str(out.get("status")), "記録しました")
+    set_flash(response, "折り返しが完了しました。" if reached else f"つながりませんでした。{status}。")
     return response
 
 
@@ -271,6 +376,9 @@ async def callback_number(request: Request, callback_id: str, session: PhoneSess
         if exc.status == 401:
             raise
         return await _page(request, api, session, line, form_error=exc.detail, status_code=exc.status)
-    response = render(request, "phone_number.html", active="phone", number=number, callback_id=callback_id, line=line)
+    cb = await api.get("calls", f"/v1/callbacks/{callback_id}")
+    response = render(request, "phone_number.html", active="phone", number=number, callback_id=callback_id, line=line,
+                      cb=cb, case=await callback_case(api, cb), **phone_labels(),
+                      category_labels=dict((c, t) for c, t, _ in _flat((await api.get("calls", "/v1/categories"))["categories"])))
     response.headers.update(NO_STORE)
     return response

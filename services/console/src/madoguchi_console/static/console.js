@@ -59,11 +59,16 @@
 
     function apply(msg) {
       var el = document.getElementById(msg.id);
-      if (!el || el.contains(document.activeElement) && document.activeElement.tagName !== "BODY" && document.activeElement.tagName !== "BUTTON") return;
+      if (!el) return;
+      var active = document.activeElement;
+      var typing = active && el.contains(active) && (active.tagName === "INPUT" && !/^(radio|checkbox|submit|button)$/.test(active.type) || active.tagName === "TEXTAREA" || active.tagName === "SELECT");
+      if (typing) return;  // never under the user's fingers: the next message brings it
       var first = !(msg.id in seen);
       if (seen[msg.id] !== msg.html) {
         seen[msg.id] = msg.html;
+        var key = active && el.contains(active) ? focusKey(active, el) : null;
         el.innerHTML = msg.html;
+        if (key) restoreFocus(el, key);
         if (!first) {  // the first message only syncs what the page was rendered with
           el.classList.remove("flash-update");
           void el.offsetWidth;
@@ -73,6 +78,63 @@
       document.dispatchEvent(new CustomEvent("live:updated", { detail: msg.id }));
     }
     window.addEventListener("beforeunload", function () { source.close(); });
+  }
+
+  // Focus survives a live update: the element with the same role in the new HTML (same id, or
+  // the same form action + name + value, or the same position) gets it back.
+  function focusKey(node, root) {
+    var form = node.form || node.closest("form");
+    var path = [];
+    for (var n = node; n && n !== root; n = n.parentElement) {
+      path.unshift(Array.prototype.indexOf.call(n.parentElement.children, n));
+    }
+    return { id: node.id, tag: node.tagName, name: node.getAttribute("name"), value: node.getAttribute("value"),
+             href: node.getAttribute("href"), action: form ? form.getAttribute("action") : null, text: node.textContent, path: path };
+  }
+
+  function restoreFocus(root, key) {
+    var found = null;
+    if (key.id) found = document.getElementById(key.id);
+    if (!found) {
+      var candidates = root.querySelectorAll(key.tag.toLowerCase());
+      for (var i = 0; i < candidates.length && !found; i++) {
+        var c = candidates[i], f = c.form || c.closest("form");
+        if (c.getAttribute("name") === key.name && c.getAttribute("value") === key.value && c.getAttribute("href") === key.href &&
+            (f ? f.getAttribute("action") : null) === key.action && (key.name || key.href || c.textContent === key.text)) found = c;
+      }
+    }
+    if (!found) {
+      var n = root;
+      for (var j = 0; j < key.path.length && n; j++) n = n.children[key.path[j]];
+      if (n && n !== root && n.tagName === key.tag) found = n;
+    }
+    if (found && typeof found.focus === "function") found.focus({ preventScroll: true });
+  }
+
+  // Enter on a choice (radio, checkbox) or a one-line field in a form marked data-enter-safe
+  // does nothing: a form is sent only by pressing one of its buttons.
+  function enterSafe(form) {
+    form.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Enter" || ev.isComposing) return;
+      var t = ev.target;
+      if (t.tagName === "INPUT" && !/^(submit|button|reset)$/.test(t.type)) ev.preventDefault();
+    });
+  }
+
+  // The browser's own validation messages follow the browser's language; these are Japanese always.
+  function japaneseValidity(field) {
+    field.addEventListener("invalid", function () {
+      var v = field.validity, text = "入力内容を確認してください。";
+      if (v.valueMissing) text = field.tagName === "SELECT" || field.type === "radio" || field.type === "checkbox"
+        ? "一覧から選択してください。" : "入力してください。";
+      else if (v.typeMismatch || v.badInput || v.patternMismatch) text = "形式を確認してください。";
+      else if (v.rangeUnderflow || v.rangeOverflow || v.stepMismatch) text = "数値の範囲を確認してください。";
+      else if (v.tooLong) text = "長すぎます。短くしてください。";
+      field.setCustomValidity(text);
+    });
+    var clear = function () { field.setCustomValidity(""); };
+    field.addEventListener("input", clear);
+    field.addEventListener("change", clear);
   }
 
   function debounce(fn, ms) {
@@ -119,6 +181,11 @@
     document.querySelectorAll("[data-search]").forEach(enhanceSearch);
     document.querySelectorAll("[data-pin-counter]").forEach(enhancePinCounter);
     document.querySelectorAll(".js-only").forEach(function (el) { el.hidden = false; });
+    document.querySelectorAll("form[data-enter-safe]").forEach(enterSafe);
+    document.querySelectorAll("input, select, textarea").forEach(japaneseValidity);
+    document.querySelectorAll("[data-back]").forEach(function (a) {
+      a.addEventListener("click", function (ev) { if (history.length > 1) { ev.preventDefault(); history.back(); } });
+    });
     document.addEventListener("submit", function (ev) {
       var form = ev.target;
       var submitter = ev.submitter;
