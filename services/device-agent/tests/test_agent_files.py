@@ -80,13 +80,19 @@ async def test_a_file_written_while_the_agent_was_stopped_is_found_at_start(nats
     docs.mkdir(parents=True)
     config = make_config(tmp_path, nats_server.url, municipality, monitors={"files": True})
     write_policy_cache(config, Policy(watched_folders=(WatchedFolder(label="documents", path=str(docs)),)))
-    (docs / "before.txt").write_text(f"番号 {MY_NUMBER}\n", encoding="utf-8")  # the agent is not running
+    # written while the agent is not running: one in digits, one in kanji numerals (Shift_JIS)
+    (docs / "before.txt").write_text(f"番号 {MY_NUMBER}\n", encoding="utf-8")
+    kanji = MY_NUMBER.translate(str.maketrans("0123456789", "〇一二三四五六七八九"))
+    (docs / "kanji.txt").write_text(f"個人番号：{kanji}\n", encoding="cp932")
     async with running_agent(config):
-        events = await wait_for(nc, municipality, lambda es: of_type(es, "device.personal_data_file_found"),
+        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.personal_data_file_found")) >= 2,
                                 what="found at start")
-    found = of_type(events, "device.personal_data_file_found")
-    assert [(e.root, e.path, e.kinds, e.quarantined) for e in found] == [("documents", "before.txt", ("my_number",), True)]
-    assert not (docs / "before.txt").exists()
+    found = sorted(of_type(events, "device.personal_data_file_found"), key=lambda e: e.path)
+    assert [(e.root, e.path, e.kinds, e.quarantined) for e in found] == [
+        ("documents", "before.txt", ("my_number",), True), ("documents", "kanji.txt", ("my_number",), True)]
+    assert not (docs / "before.txt").exists() and not (docs / "kanji.txt").exists()
+    for e in events:
+        assert kanji not in dump_event(e).decode()
 
 
 async def test_archives_names_large_files_and_every_change_are_checked(nats_server, nc, municipality, tmp_path,

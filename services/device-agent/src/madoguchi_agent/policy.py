@@ -109,8 +109,8 @@ class Policy(BaseModel):
     quarantine: bool = True
     # Files are read in chunks up to this many bytes (a larger file is scanned this far and
     # reported as not scanned in full); archive members up to max_archive_bytes in all.
-    max_scan_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
-    max_archive_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    max_scan_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
+    max_archive_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
     scan_at_start: bool = True  # scan the watched folders at start and after a policy change
     file_activity: bool = True  # record create/modify/move/delete in watched folders and media
 
