@@ -6,6 +6,11 @@ of every subject, so tests share the servers without seeing each other's events.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 import pytest_asyncio
 
@@ -15,6 +20,13 @@ from madoguchi_shared.runtime import NatsServer, PostgresServer
 from tests.utils.servers import make_settings, unique_municipality
 
 configure("WARNING", json_logs=False)
+
+# pytest keeps the last three numbered temp folders under one root per user and deletes older ones
+# when a run starts; two checkouts testing at once would delete each other's server data (the
+# session's PostgreSQL then crashes). Each checkout gets its own root (short: socket paths).
+_root = Path(tempfile.gettempdir()) / f"mg-{hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]}"
+_root.mkdir(exist_ok=True)
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(_root))
 
 
 @pytest.fixture(scope="session")
