@@ -12,7 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from madoguchi_shared.auth import issue_token
+from madoguchi_shared import bus
+from madoguchi_shared.auth import token_for
 from madoguchi_shared.events.base import Role
 from madoguchi_shared.runtime import free_port
 from madoguchi_shared.settings import Settings
@@ -47,7 +48,11 @@ async def desk_api(nats_server, pg, pool, ceilings, args) -> list[dict]:
         env = {**os.environ, "MADOGUCHI_NATS_URL": nats_server.url, "MADOGUCHI_PG_DSN": pg.dsn, "MADOGUCHI_TOKEN_SECRET": secret,
                "MADOGUCHI_MUNICIPALITY": "099999", "MADOGUCHI_DATA_DIR": tmp, "MADOGUCHI_LOG_LEVEL": "WARNING"}
         settings = Settings(token_secret=secret, municipality="099999")
-        token = issue_token(settings, staff_id="M0001", roles=[Role.manager], municipality="099999")
+        nc = await bus.connect(nats_server.url, name="bench-api")
+        await bus.ensure_streams(nc.jetstream())
+        # staff tokens are checked against the account (issue 15): the account exists first
+        token = await token_for(nc.jetstream(), settings, staff_id="M0001", roles=[Role.manager], municipality="099999")
+        await nc.drain()
         desks = [f"w{w}-{k}" for w in range(DESKS // 4) for k in range(4)]
 
         bare_port = free_port()

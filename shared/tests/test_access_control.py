@@ -46,8 +46,9 @@ async def client(settings):
             yield c
 
 
-def bearer(settings, municipality, roles, wards=()):
-    return {"Authorization": "Bearer " + issue_token(settings, staff_id="S9", roles=roles, wards=wards, municipality=municipality)}
+async def bearer(js, settings, municipality, roles, wards=()):
+    token = await auth.token_for(js, settings, staff_id="S9", roles=roles, wards=wards, municipality=municipality)
+    return {"Authorization": "Bearer " + token}
 
 
 async def denied_events(js, municipality):
@@ -60,7 +61,7 @@ async def denied_events(js, municipality):
 
 
 async def test_supporter_of_one_ward_cannot_act_on_another(client, settings, js, municipality):
-    headers = bearer(settings, municipality, [Role.supporter], ["chuo"])
+    headers = await bearer(js, settings, municipality, [Role.supporter], ["chuo"])
     ok = await client.post("/v1/wards/chuo/opinions", json={"text": "番号札の案内がわかりやすい"}, headers=headers)
     assert ok.status_code == 200
     refused = await client.post("/v1/wards/kita/opinions", json={"text": "ok"}, headers=headers)
@@ -72,7 +73,7 @@ async def test_supporter_of_one_ward_cannot_act_on_another(client, settings, js,
 
 
 async def test_auditor_cannot_write_but_can_read_every_ward(client, settings, js, municipality):
-    headers = bearer(settings, municipality, [Role.auditor])
+    headers = await bearer(js, settings, municipality, [Role.auditor])
     assert (await client.post("/v1/wards/chuo/opinions", json={"text": "x"}, headers=headers)).status_code == 403
     assert (await client.get("/v1/wards/teine/summary", headers=headers)).status_code == 200
     [event] = await denied_events(js, municipality)
@@ -101,8 +102,8 @@ async def test_login_issues_a_token_and_records_attempts(client, js, municipalit
     assert types == ["admin.staff_account_created", "admin.login_failed", "admin.login_succeeded"]
 
 
-async def test_personal_data_in_free_text_is_a_422_that_does_not_echo_it(client, settings, municipality):
-    headers = bearer(settings, municipality, [Role.supporter], ["chuo"])
+async def test_personal_data_in_free_text_is_a_422_that_does_not_echo_it(client, settings, municipality, js):
+    headers = await bearer(js, settings, municipality, [Role.supporter], ["chuo"])
     number = "1234 5678 9018"
     response = await client.post("/v1/wards/chuo/opinions", json={"text": f"番号は{number}です"}, headers=headers)
     assert response.status_code == 422

@@ -97,6 +97,8 @@ SCENARIOS = {
     "repeated_access_denied": ([admin.AccessDenied(municipality=M, subject_id="S0009", service="desk", method="GET",
                                                    path="/v1/desks/{desk}/tickets", reason="ward", target_ward="kita",
                                                    occurred_at=at(10, i * 2)) for i in range(5)], "warning"),
+    "account_locked": ([admin.StaffAccountLocked(municipality=M, staff_id="S0010", failures=5, until=at(10, 15),
+                                                 occurred_at=at(10))], "warning"),
     "desk_pc_silent": ([desk.DayStarted(deskday_id=DESKDAY, occurred_at=at(8, 30), **AT),
                         *[heartbeat(t) for t in every_minute(at(8, 40), at(10))],
                         *every_minute(at(10, 1), at(10, 10))], "warning"),

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from audit_harness import make_audit_settings, publish, sample_events
 
-from madoguchi_shared.auth import Role, issue_token
+from madoguchi_shared.auth import Role, token_for
 from madoguchi_shared.events import Actor
 from madoguchi_shared.events import device as dev
 
@@ -47,8 +47,8 @@ async def serve(app):
         await asyncio.wait_for(task, 20)
 
 
-def _auth(settings, municipality, staff: str, role: Role, wards=()) -> dict:
-    token = issue_token(settings, staff_id=staff, roles=[role], wards=list(wards), municipality=municipality)
+async def _auth(js, settings, municipality, staff: str, role: Role, wards=()) -> dict:
+    token = await token_for(js, settings, staff_id=staff, roles=[role], wards=list(wards), municipality=municipality)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -80,13 +80,13 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
     app = create_app(app_settings, audit)
     events = sample_events(municipality, 80, start=datetime.now(UTC) - timedelta(hours=2))
     await publish(js, events)
-    auditor = _auth(app_settings, municipality, "A0001", Role.auditor)
+    auditor = await _auth(js, app_settings, municipality, "A0001", Role.auditor)
     async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
         await app.state.ingest.wait_idle()
         await asyncio.sleep(0.8)  # a timed checkpoint covers the tail
         await app.state.ingest.wait_idle()
 
-        denied = await client.get("/v1/audit/records", headers=_auth(app_settings, municipality, "S1", Role.supporter))
+        denied = await client.get("/v1/audit/records", headers=await _auth(js, app_settings, municipality, "S1", Role.supporter))
         assert denied.status_code == 403 and denied.headers["content-type"].startswith("application/problem+json")
 
         page = (await client.get("/v1/audit/records", params={"ward": "chuo", "limit": 5}, headers=auditor)).json()
@@ -159,7 +159,7 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
 async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(app_settings, municipality, js, tmp_path):
     audit = make_audit_settings(app_settings, municipality, tmp_path)
     app = create_app(app_settings, audit)
-    manager = _auth(app_settings, municipality, "M0001", Role.manager)
+    manager = await _auth(js, app_settings, municipality, "M0001", Role.manager)
     await publish(js, [_usb(municipality, blocked=False)])
     async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
         async def open_alerts():
@@ -189,7 +189,7 @@ async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(
         await publish(js, [_usb(municipality, blocked=True).model_copy(update={"port": "2-1"})])
         await _until(lambda: asyncio.sleep(0, result=any(e == "alert_raised" for e, _ in seen)))
 
-        supporter = _auth(app_settings, municipality, "S0001", Role.supporter, wards=["chuo"])
+        supporter = await _auth(js, app_settings, municipality, "S0001", Role.supporter, wards=["chuo"])
         assert (await client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=supporter)).status_code == 403
         ok = await client.post(f"/v1/alerts/{alert_id}/acknowledge", json={"note": "現地の支援員に確認を依頼"},
                                headers=manager)

@@ -13,7 +13,9 @@ import httpx
 from madoguchi_calls.main import create_app
 from madoguchi_calls.schedule import CallbackPolicy
 from madoguchi_shared import bus, subjects
-from madoguchi_shared.auth import issue_token
+from madoguchi_shared.auth import issue_token, token_for
+from madoguchi_shared.events.admin import TrainingItemCompleted, TrainingTestRecorded
+from madoguchi_shared.municipality import TrainingPlan
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events import Event, parse_event
 from madoguchi_shared.events.base import Role
@@ -40,9 +42,21 @@ class Clock:
         return self.now
 
 
-def headers(settings, municipality: str, staff_id: str, *roles: Role, kind: str = "staff") -> dict[str, str]:
-    token = issue_token(settings, staff_id=staff_id, roles=list(roles), wards=[], municipality=municipality, kind=kind)
+async def headers(js, settings, municipality: str, staff_id: str, *roles: Role, kind: str = "staff") -> dict[str, str]:
+    """A bearer token: of a staff account with these roles (made if missing), or a service credential."""
+    if kind == "staff":
+        token = await token_for(js, settings, staff_id=staff_id, roles=list(roles), municipality=municipality)
+    else:
+        token = issue_token(settings, staff_id=staff_id, roles=list(roles), wards=[], municipality=municipality, kind=kind)
     return {"Authorization": f"Bearer {token}"}
+
+
+async def train(js, municipality: str, staff_id: str) -> None:
+    """A complete training record (ORG-4): the line refuses a seat to anyone without one."""
+    events = [TrainingItemCompleted(municipality=municipality, staff_id=staff_id, item=i.key, hours=i.hours)
+              for i in TrainingPlan().items]
+    events.append(TrainingTestRecorded(municipality=municipality, staff_id=staff_id, score=90, passed=True))
+    await bus.publish_many(js, events)
 
 
 @dataclass
@@ -102,10 +116,16 @@ async def running_line(settings, municipality: str, now: datetime, *, check_inte
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            h = lambda staff, *roles, **kw: headers(settings, municipality, staff, *roles, **kw)  # noqa: E731
+            js = app.state.calls.js
+
+            async def h(staff, *roles, **kw):
+                return await headers(js, settings, municipality, staff, *roles, **kw)
+
+            for staff in ("OP1", "OP2", "MG1"):
+                await train(js, municipality, staff)
             yield Line(
                 client=client, app=app, clock=clock, municipality=municipality,
-                operator=h("OP1", Role.operator), operator2=h("OP2", Role.operator),
-                manager=h("MG1", Role.manager), city=h("CITY1", Role.city_staff),
-                auditor=h("AUD1", Role.auditor), phone_system=h("pbx", Role.service, kind="service"),
+                operator=await h("OP1", Role.operator), operator2=await h("OP2", Role.operator),
+                manager=await h("MG1", Role.manager), city=await h("CITY1", Role.city_staff),
+                auditor=await h("AUD1", Role.auditor), phone_system=await h("pbx", Role.service, kind="service"),
             )

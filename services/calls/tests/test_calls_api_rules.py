@@ -141,7 +141,7 @@ async def test_call2_concurrent_answers_one_wins_the_other_gets_409(settings, mu
 
 async def test_live_line_state_over_sse(settings, municipality):
     """The SSE feed on a real HTTP server: the state at once, then alerts and new states on changes."""
-    from calls_harness import Clock, headers
+    from calls_harness import Clock, headers, train
     from madoguchi_shared.events.base import Role
 
     clock = Clock(jst(2021, 4, 8, 9, 0))
@@ -152,8 +152,10 @@ async def test_live_line_state_over_sse(settings, municipality):
     try:
         while not server.started:
             await asyncio.sleep(0.05)
-        manager = headers(settings, municipality, "MG1", Role.manager)
-        operator = headers(settings, municipality, "OP1", Role.operator)
+        js = app.state.calls.js
+        await train(js, municipality, "OP1")
+        manager = await headers(js, settings, municipality, "MG1", Role.manager)
+        operator = await headers(js, settings, municipality, "OP1", Role.operator)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             once = await client.get("/v1/lines/main/live", params={"once": "true"}, headers=manager)
             assert once.status_code == 200 and "event: state" in once.text
@@ -187,3 +189,28 @@ async def test_live_line_state_over_sse(settings, municipality):
     finally:
         server.should_exit = True
         await task
+
+
+async def test_org4_an_untrained_operator_is_refused_a_seat_until_the_training_is_recorded(settings, municipality):
+    """Training gates the phone as it gates the desk: recorded through /v1/staff (which the calls
+    service serves too), item by item with date and trainer, then the test."""
+    from calls_harness import headers
+
+    from madoguchi_shared.events.base import Role
+
+    async with running_line(settings, municipality, jst(2021, 4, 8, 9, 0)) as line:
+        js = line.service.js
+        newcomer = await headers(js, settings, municipality, "OP9", Role.operator)
+        r = await line.client.post("/v1/lines/main/seats/s3/sign-in", headers=newcomer)
+        assert r.status_code == 403 and "研修が完了していないため電話対応に従事できません" in r.json()["detail"]
+        assert "理解度テスト" in r.json()["detail"] and "コンプライアンス" in r.json()["detail"]
+        plan = await line.get("/v1/staff/training-plan", line.manager)
+        for item in plan["items"]:
+            await line.post("/v1/staff/OP9/training", line.manager,
+                            {"item": item["key"], "completed_on": "2021-04-01", "trainer": "MG1"}, expect=201)
+        r = await line.client.post("/v1/lines/main/seats/s3/sign-in", headers=newcomer)
+        assert r.status_code == 403 and "理解度テスト" in r.json()["detail"] and "コンプライアンス" not in r.json()["detail"]
+        cleared = await line.post("/v1/staff/OP9/training-test", line.manager,
+                                  {"score": 92, "tested_on": "2021-04-02", "trainer": "MG1"}, expect=201)
+        assert cleared["cleared"]["phone"] is True
+        await line.post("/v1/lines/main/seats/s3/sign-in", newcomer, expect=201)

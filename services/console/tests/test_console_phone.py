@@ -5,16 +5,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from madoguchi_shared.auth import Role, issue_token
+from madoguchi_shared.auth import Role, token_for
 
 pytestmark = pytest.mark.browser
 
 
-async def test_an_operator_logs_a_call_that_becomes_a_callback(new_page, staff, login, stack, screenshots):
+async def test_an_operator_logs_a_call_that_becomes_a_callback(new_page, staff, login, stack, screenshots, js):
     if not stack.has("calls"):
         pytest.skip("the calls service is not there yet")
     # The manager keeps the operators' Q&A (set up through the calls API).
-    token = issue_token(stack.settings, staff_id="M-faq", roles=[Role.manager], municipality=stack.settings.municipality)
+    token = await token_for(js, stack.settings, staff_id="M-faq", roles=[Role.manager], municipality=stack.settings.municipality)
     async with httpx.AsyncClient(base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}) as client:
         created = await client.post("/v1/faq", json={
             "question": "暗証番号を3回間違えてロックされました。どうすればよいですか。",

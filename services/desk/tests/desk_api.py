@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from madoguchi_desk.main import create_app
 from madoguchi_shared import bus
-from madoguchi_shared.auth import Role, issue_token
+from madoguchi_shared.auth import Role, token_for
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events.admin import TRAINING_ITEMS, TrainingItemCompleted, TrainingTestRecorded
 from madoguchi_shared.settings import Settings
@@ -48,8 +48,9 @@ async def desk_app(settings: Settings, municipality: str, clock: FakeClock) -> A
             yield app, client
 
 
-def auth(settings: Settings, municipality: str, staff_id: str, role: Role, wards: tuple[str, ...] = ()) -> dict[str, str]:
-    token = issue_token(settings, staff_id=staff_id, roles=[role], wards=wards, municipality=municipality)
+async def auth(js, settings: Settings, municipality: str, staff_id: str, role: Role, wards: tuple[str, ...] = ()) -> dict[str, str]:
+    """A bearer token of a staff account with this role and wards (made if missing)."""
+    token = await token_for(js, settings, staff_id=staff_id, roles=[role], wards=wards, municipality=municipality)
     return {"Authorization": f"Bearer {token}"}
 
 

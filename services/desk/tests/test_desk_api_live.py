@@ -38,8 +38,8 @@ async def test_desk_live_stream_shows_queue_staff_and_alerts(settings, municipal
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     serving = asyncio.create_task(server.serve())
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("chuo",))
-    console = auth(settings, municipality, "M1", Role.manager)
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("chuo",))
+    console = await auth(js, settings, municipality, "M1", Role.manager)
     try:
         async with asyncio.timeout(30):
             while not server.started:
@@ -65,10 +65,10 @@ async def test_desk_live_stream_shows_queue_staff_and_alerts(settings, municipal
         await serving
 
 
-async def test_desk1_calendar_queries_through_the_api(settings, municipality):
+async def test_desk1_calendar_queries_through_the_api(settings, municipality, js):
     clock = FakeClock(datetime(2021, 4, 28, 10, 0, tzinfo=TOKYO))
-    city = auth(settings, municipality, "C1", Role.city_staff)
-    manager = auth(settings, municipality, "M1", Role.manager)
+    city = await auth(js, settings, municipality, "C1", Role.city_staff)
+    manager = await auth(js, settings, municipality, "M1", Role.manager)
     async with desk_app(settings, municipality, clock) as (_app, client):
         sunday = ok(await client.get("/v1/calendar/days/2021-04-04?desk=chuo-1", headers=city))
         assert sunday["kind"] == "special_opening" and sunday["intervals"] == [["2021-04-04T08:45:00+09:00", "2021-04-04T12:00:00+09:00"]]

@@ -13,9 +13,9 @@ from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.subjects import aggregate_subject
 
 
-async def test_desk3_fifty_concurrent_tickets_numbered_without_gaps(settings, municipality, nc):
+async def test_desk3_fifty_concurrent_tickets_numbered_without_gaps(settings, municipality, nc, js):
     clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("kita",))
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("kita",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         responses = await asyncio.gather(*(client.post("/v1/desks/kita-1/tickets", headers=s1) for _ in range(50)))
     assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201][:3]
@@ -29,8 +29,8 @@ async def test_desk3_two_supporters_racing_for_the_same_ticket_one_409(settings,
     clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
     for staff in ("S1", "S2"):
         await train(js, municipality, staff)
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("kita",))
-    s2 = auth(settings, municipality, "S2", Role.supporter, ("kita",))
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("kita",))
+    s2 = await auth(js, settings, municipality, "S2", Role.supporter, ("kita",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         for h in (s1, s2):
             ok(await client.post("/v1/desks/kita-1/staff/check-in", headers=h, json={}))
@@ -62,7 +62,7 @@ async def test_desk3_two_supporters_racing_for_the_same_ticket_one_409(settings,
 async def test_visit_stale_edit_is_409(settings, municipality, js):
     clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
     await train(js, municipality, "S1")
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("kita",))
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("kita",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         ok(await client.post("/v1/desks/kita-1/staff/check-in", headers=s1, json={}))
         ok(await client.post("/v1/desks/kita-1/tickets", headers=s1), 201)

@@ -17,10 +17,10 @@ def deskday(m: str, desk: str, day: str) -> str:
     return aggregate_subject("desk", m, "deskday", f"{desk}_{day}")
 
 
-async def test_desk1_suspended_day_refuses_tickets(settings, municipality, nc):
+async def test_desk1_suspended_day_refuses_tickets(settings, municipality, nc, js):
     clock = FakeClock(datetime(2021, 4, 6, 9, 0, tzinfo=TOKYO))
-    manager = auth(settings, municipality, "M1", Role.manager)
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("minami",))
+    manager = await auth(js, settings, municipality, "M1", Role.manager)
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("minami",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         r = ok(await client.post("/v1/calendar/suspensions", headers=manager, json={
             "instruction_id": "covid-0406", "start": "2021-04-06T00:00:00+09:00", "end": "2021-04-07T00:00:00+09:00",
@@ -33,7 +33,7 @@ async def test_desk1_suspended_day_refuses_tickets(settings, municipality, nc):
         opened = ok(await client.get("/v1/desks/minami-1/open", headers=s1))
         assert opened["next_open_at"] == "2021-04-07T08:45:00+09:00"
         # another desk is not affected; lifting the instruction reopens minami-1
-        ok(await client.post("/v1/desks/nishi-1/tickets", headers=auth(settings, municipality, "S3", Role.supporter, ("nishi",))), 201)
+        ok(await client.post("/v1/desks/nishi-1/tickets", headers=await auth(js, settings, municipality, "S3", Role.supporter, ("nishi",))), 201)
         ok(await client.post("/v1/calendar/instructions/covid-0406/lift", headers=manager, json={}))
         assert ok(await client.post("/v1/desks/minami-1/tickets", headers=s1), 201)["ticket_no"] == 1
     assert await stream_types(nc, deskday(municipality, "minami-1", "2021-04-06")) == ["desk.ticket_issued"]
@@ -42,7 +42,7 @@ async def test_desk1_suspended_day_refuses_tickets(settings, municipality, nc):
 async def test_desk5_nobody_on_duty_for_a_minute(settings, municipality, nc, js):
     clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
     await train(js, municipality, "S1")
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("teine",))
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("teine",))
     async with desk_app(settings, municipality, clock) as (app, client):
         ok(await client.post("/v1/desks/teine-1/staff/check-in", headers=s1, json={}))
         out = ok(await client.post("/v1/desks/teine-1/staff/check-out", headers=s1, json={}))
@@ -65,8 +65,8 @@ async def test_desk5_nobody_on_duty_for_a_minute(settings, municipality, nc, js)
 async def test_desk9_card_left_behind_is_urgent(settings, municipality, js):
     clock = FakeClock(datetime(2021, 4, 6, 11, 0, tzinfo=TOKYO))
     await train(js, municipality, "S1")
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("kiyota",))
-    manager = auth(settings, municipality, "M1", Role.manager)
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("kiyota",))
+    manager = await auth(js, settings, municipality, "M1", Role.manager)
     async with desk_app(settings, municipality, clock) as (_app, client):
         ok(await client.post("/v1/desks/kiyota-1/staff/check-in", headers=s1, json={}))
         ok(await client.post("/v1/desks/kiyota-1/tickets", headers=s1), 201)
@@ -93,7 +93,7 @@ async def test_desk9_card_left_behind_is_urgent(settings, municipality, js):
 async def test_desk7_free_text_with_my_number_refused_422_and_nothing_stored(settings, municipality, nc, js):
     clock = FakeClock(datetime(2021, 4, 6, 11, 0, tzinfo=TOKYO))
     await train(js, municipality, "S1")
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("higashi",))
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("higashi",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         ok(await client.post("/v1/desks/higashi-1/staff/check-in", headers=s1, json={}))
         ok(await client.post("/v1/desks/higashi-1/tickets", headers=s1), 201)
@@ -117,8 +117,8 @@ async def test_desk7_free_text_with_my_number_refused_422_and_nothing_stored(set
 async def test_org4_untrained_staff_cannot_check_in(settings, municipality, js):
     clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
     await train(js, municipality, "S7", passed=False)
-    s7 = auth(settings, municipality, "S7", Role.supporter, ("atsubetsu",))
-    s8 = auth(settings, municipality, "S8", Role.supporter, ("atsubetsu",))
+    s7 = await auth(js, settings, municipality, "S7", Role.supporter, ("atsubetsu",))
+    s8 = await auth(js, settings, municipality, "S8", Role.supporter, ("atsubetsu",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         r = await client.post("/v1/desks/atsubetsu-1/staff/check-in", headers=s7, json={})
         assert r.status_code == 403 and "理解度テスト" in r.json()["detail"]
@@ -126,9 +126,9 @@ async def test_org4_untrained_staff_cannot_check_in(settings, municipality, js):
         assert r.status_code == 403 and "コンプライアンス" in r.json()["detail"]
 
 
-async def test_desk10_missing_laptop_at_opening_is_an_incident(settings, municipality):
+async def test_desk10_missing_laptop_at_opening_is_an_incident(settings, municipality, js):
     clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("shiroishi",))
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("shiroishi",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         out = ok(await client.post("/v1/desks/shiroishi-1/equipment-checks", headers=s1,
                                    json={"phase": "opening", "missing": ["laptop"]}), 201)
@@ -137,9 +137,9 @@ async def test_desk10_missing_laptop_at_opening_is_an_incident(settings, municip
         assert bad.status_code == 422
 
 
-async def test_desk2_capacity_alert_through_the_api(settings, municipality):
+async def test_desk2_capacity_alert_through_the_api(settings, municipality, js):
     clock = FakeClock(datetime(2021, 4, 6, 9, 0, tzinfo=TOKYO))
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("toyohira",))
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("toyohira",))
     async with desk_app(settings, municipality, clock) as (app, client):
         # this deployment's toyohira desk expects 4 visitors (configuration)
         m = app.state.desk.m
@@ -154,13 +154,13 @@ async def test_desk2_capacity_alert_through_the_api(settings, municipality):
         assert status["capacity_ratio"] == 1.0 and any(a["kind"] == "capacity" and a["threshold"] == 1.0 for a in status["alerts"])
 
 
-async def test_access_roles_and_wards(settings, municipality, nc):
+async def test_access_roles_and_wards(settings, municipality, nc, js):
     clock = FakeClock(datetime(2021, 4, 6, 9, 0, tzinfo=TOKYO))
-    other_ward = auth(settings, municipality, "S1", Role.supporter, ("kita",))
-    city = auth(settings, municipality, "C1", Role.city_staff)
-    auditor = auth(settings, municipality, "A1", Role.auditor)
-    rounder = auth(settings, municipality, "R1", Role.rounder)
-    foreign = auth(settings, "999999" if municipality != "999999" else "999998", "S1", Role.supporter, ("chuo",))
+    other_ward = await auth(js, settings, municipality, "S1", Role.supporter, ("kita",))
+    city = await auth(js, settings, municipality, "C1", Role.city_staff)
+    auditor = await auth(js, settings, municipality, "A1", Role.auditor)
+    rounder = await auth(js, settings, municipality, "R1", Role.rounder)
+    foreign = await auth(js, settings, "999999" if municipality != "999999" else "999998", "S1", Role.supporter, ("chuo",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         assert (await client.post("/v1/desks/chuo-1/tickets", headers=other_ward)).status_code == 403
         assert (await client.get("/v1/desks/chuo-1/status", headers=other_ward)).status_code == 403

@@ -18,10 +18,10 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
     m = municipality
     for staff in ("S1", "S2"):
         await train(js, m, staff)
-    manager = auth(settings, m, "M1", Role.manager)
-    s1 = auth(settings, m, "S1", Role.supporter, ("chuo",))
-    s2 = auth(settings, m, "S2", Role.supporter, ("chuo",))
-    city = auth(settings, m, "C1", Role.city_staff)
+    manager = await auth(js, settings, m, "M1", Role.manager)
+    s1 = await auth(js, settings, m, "S1", Role.supporter, ("chuo",))
+    s2 = await auth(js, settings, m, "S2", Role.supporter, ("chuo",))
+    city = await auth(js, settings, m, "C1", Role.city_staff)
     base = "/v1/desks/chuo-1"
     async with desk_app(settings, m, clock) as (app, client):
         # ORG-3 / DESK-5 / DESK-10: preparation before opening, the manager confirms the start, checks, check-in

@@ -24,7 +24,7 @@ class WeekRun:
         self.app = app
         self.client = client
         self.worker = app.state.reporting
-        self.h = headers(settings, self.m)
+        self.h: dict = {}
 
     async def get(self, path: str, **params):
         r = await self.client.get(path, params=params, headers=self.h)
@@ -56,4 +56,6 @@ async def week_run(settings, js):
         await worker.stop_projections()
         worker.start_projections()
         await worker.caught_up()
-        yield WeekRun(s, week, app, client)
+        run = WeekRun(s, week, app, client)
+        run.h = await headers(js, s, run.m)
+        yield run

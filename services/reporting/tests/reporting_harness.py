@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from madoguchi_shared.auth import issue_token
+from madoguchi_shared.auth import token_for
 from madoguchi_shared.events.base import Role
 
 from madoguchi_reporting.main import create_app
@@ -26,6 +26,8 @@ async def running_app(settings):
             yield app, client
 
 
-def headers(settings, municipality: str, role: Role = Role.manager, wards=(), staff_id: str = "M001") -> dict:
-    token = issue_token(settings, staff_id=staff_id, roles=[role], wards=list(wards), municipality=municipality)
+async def headers(js, settings, municipality: str, role: Role = Role.manager, wards=(), staff_id: str | None = None) -> dict:
+    """A bearer token of a staff account with this role and wards (made if missing; one account per role and wards)."""
+    staff_id = staff_id or f"T-{role.value}-{'_'.join(wards) or 'all'}"
+    token = await token_for(js, settings, staff_id=staff_id, roles=[role], wards=list(wards), municipality=municipality)
     return {"Authorization": f"Bearer {token}"}

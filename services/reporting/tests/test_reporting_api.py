@@ -19,12 +19,12 @@ from reporting_harness import headers, reporting_settings, running_app
 from reporting_sim import WEEK_START, simulate
 
 
-async def test_roles_wards_and_refusals(settings, municipality):
+async def test_roles_wards_and_refusals(settings, municipality, js):
     s = reporting_settings(settings)
     day = {"desk": "chuo-1", "date": WEEK_START.isoformat()}
     async with running_app(s) as (_app, client):
         async def get(path, params, role=Role.manager, wards=()):
-            return await client.get(path, params=params, headers=headers(s, municipality, role, wards))
+            return await client.get(path, params=params, headers=await headers(js, s, municipality, role, wards))
 
         for role in (Role.city_staff, Role.manager, Role.rounder, Role.auditor):
             assert (await get("/v1/reports/daily", day, role)).status_code == 200, role
@@ -65,7 +65,7 @@ async def test_live_stream_of_report_updates(settings, js, municipality):
         week = simulate(municipality, WEEK_START, desks=1, days=1, visits_per_day=(5, 6), seed=3)
         got: list[dict] = []
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            async with client.stream("GET", "/v1/reports/live", headers=headers(s, municipality, Role.city_staff)) as r:
+            async with client.stream("GET", "/v1/reports/live", headers=await headers(js, s, municipality, Role.city_staff)) as r:
                 assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
                 event = None
                 async for line in r.aiter_lines():

@@ -36,7 +36,7 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
     async with running_app(s) as (app, client):
         worker = app.state.reporting
         await worker.caught_up()
-        h = headers(s, municipality)
+        h = await headers(js, s, municipality)
         params = {"desk": "chuo-1", "date": DAY.isoformat()}
 
         # the manager delivers the day's report: revision 1, frozen with its files' sha256

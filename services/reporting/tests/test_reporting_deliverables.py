@@ -62,12 +62,12 @@ def test_overdue_is_raised_once_and_submission_records_lateness():
 async def test_deliverables_api(settings, js, municipality):
     s = reporting_settings(settings)
     async with running_app(s) as (app, client):
-        h = headers(s, municipality)
+        h = await headers(js, s, municipality)
         planned = (await client.post("/v1/deliverables/plan", headers=h)).json()
         assert planned["defined"] > 150 and planned["overdue"] == planned["defined"]  # 2021 is long past
         again = (await client.post("/v1/deliverables/plan", headers=h)).json()
         assert again == {"defined": 0, "overdue": 0}  # idempotent; overdue raised once
-        listing = (await client.get("/v1/deliverables", headers=headers(s, municipality, Role.city_staff))).json()
+        listing = (await client.get("/v1/deliverables", headers=await headers(js, s, municipality, Role.city_staff))).json()
         items = {d["deliverable_id"]: d for d in listing["deliverables"]}
         assert items["business_plan_2021-03-15"]["due"] == "2021-03-29"
         assert items["business_plan_2021-03-15"]["status"] == "overdue"
@@ -89,7 +89,7 @@ async def test_deliverables_api(settings, js, municipality):
 
         # only the manager delivers; an unknown deliverable is refused
         r = await client.post("/v1/deliverables/training_plan_2021-03-15/submit",
-                              headers=headers(s, municipality, Role.city_staff))
+                              headers=await headers(js, s, municipality, Role.city_staff))
         assert r.status_code == 403
         r = await client.post("/v1/deliverables/no_such_thing/submit", headers=h)
         assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")

@@ -28,7 +28,7 @@ from madoguchi_shared.calendar import Calendar, Hours, Instruction, SpecialDay
 
 __all__ = [
     "Desk", "Ward", "OpeningHours", "SpecialDayConfig", "PhoneLine", "EquipmentItem", "Municipality",
-    "MunicipalityNotFound", "load_municipality", "config_dirs",
+    "MunicipalityNotFound", "load_municipality", "config_dirs", "TrainingItem", "TrainingPlan", "DUTIES",
 ]
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -94,6 +94,62 @@ class EquipmentItem(_Frozen):
     incident_if_missing: bool = False  # missing at an equipment check = an incident (ORG-3)
 
 
+DUTIES = ("desk", "phone")  # 窓口（支援員） and 電話（オペレーター）
+
+
+class TrainingItem(_Frozen):
+    """ORG-4: one item of the training plan (研修計画書), taught before duty."""
+
+    key: Ident
+    name_ja: str
+    hours: float = Field(default=1.0, ge=0, le=40)
+    duties: tuple[Literal["desk", "phone"], ...] = DUTIES  # the duties this item clears for
+
+
+class TrainingPlan(_Frozen):
+    """ORG-4: the items each person completes and the test they pass before duty."""
+
+    items: tuple[TrainingItem, ...] = (
+        TrainingItem(key="compliance", name_ja="コンプライアンス（個人情報・マイナンバー法・守秘義務）", hours=2),
+        TrainingItem(key="scheme_overview", name_ja="制度概要（キャッシュレス決済サービスを含む）", hours=2),
+        TrainingItem(key="work_flow", name_ja="業務フロー", hours=2),
+        TrainingItem(key="customer_service", name_ja="対面対応（接遇）", hours=1),
+        TrainingItem(key="talk_script_faq", name_ja="トークスクリプト・FAQ", hours=2),
+        TrainingItem(key="role_play", name_ja="ロールプレイング", hours=2),
+        TrainingItem(key="system", name_ja="システム操作", hours=1),
+        TrainingItem(key="escalation", name_ja="エスカレーション対応", hours=1),
+        TrainingItem(key="complaints", name_ja="苦情対応", hours=1),
+        TrainingItem(key="security_policy", name_ja="情報セキュリティポリシー", hours=1),
+    )
+    pass_score: int = Field(default=80, ge=0, le=100)  # 理解度テストの合格点
+
+    @model_validator(mode="after")
+    def _unique(self) -> TrainingPlan:
+        keys = [i.key for i in self.items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("training item keys must be unique")
+        if "test" in keys:
+            raise ValueError("'test' is the training test, not an item")
+        return self
+
+    def item(self, key: str) -> TrainingItem:
+        for i in self.items:
+            if i.key == key:
+                return i
+        raise KeyError(key)
+
+    def items_for(self, duty: str) -> tuple[TrainingItem, ...]:
+        return tuple(i for i in self.items if duty in i.duties)
+
+    def label(self, key: str) -> str:
+        if key == "test":
+            return f"理解度テスト（{self.pass_score}点以上で合格）"
+        try:
+            return self.item(key).name_ja
+        except KeyError:
+            return key
+
+
 class Contract(_Frozen):
     """The contract period (契約履行期間): deliverables are due from it (REP-6)."""
 
@@ -139,6 +195,7 @@ class Municipality(_Frozen):
     equipment: tuple[EquipmentItem, ...] = ()
     contract: Contract | None = None
     desk_severity: DeskSeverity = DeskSeverity()
+    training: TrainingPlan = TrainingPlan()  # ORG-4
 
     @model_validator(mode="before")
     @classmethod

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     # Identity: HS256 key for staff tokens; empty means a key generated once under data_dir.
     token_secret: SecretStr = SecretStr("")
     token_ttl_seconds: int = 8 * 3600
+    # Login (ASVS 6.3): an account locks after this many failed passwords in a row, for this long;
+    # one client address may fail this many logins per window before it waits (HTTP 429).
+    login_max_failures: int = 5
+    login_lock_seconds: int = 15 * 60
+    login_rate_limit: int = 20
+    login_rate_window_seconds: int = 5 * 60
     # Shared secret for service-to-service calls (a service token is minted from it).
     service_secret: SecretStr = SecretStr("")
 

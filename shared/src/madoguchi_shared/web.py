@@ -7,6 +7,9 @@ where they occur (bus.ConcurrencyConflict is raised by bus.append).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -24,8 +27,6 @@ from pydantic import BaseModel, Field, ValidationError
 
 from madoguchi_shared import auth, bus, logging
 from madoguchi_shared.errors import Conflict, DomainError, NotFound, Unavailable
-from madoguchi_shared.events.admin import LoginFailed, LoginSucceeded
-from madoguchi_shared.events.base import Actor, Role
 from madoguchi_shared.pii import PersonalDataFound
 from madoguchi_shared.settings import Settings
 
@@ -48,7 +49,8 @@ def problem(status: int, title: str, detail: str, request: Request, **extra: Any
 
 
 _TITLES = {400: "要求が正しくありません", 401: "ログインが必要です", 403: "権限がありません", 404: "見つかりません",
-           405: "許可されていない操作です", 409: "競合が発生しました", 422: "入力内容に誤りがあります"}
+           405: "許可されていない操作です", 409: "競合が発生しました", 422: "入力内容に誤りがあります",
+           423: "アカウントがロックされています", 429: "しばらく待ってからお試しください"}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -76,6 +78,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             return await unexpected(request, exc)
         log.warning("request.part_unavailable", error_type=type(exc).__name__)
         return await domain_error(request, Unavailable(part="connection"))
+
+    @app.exception_handler(auth.LoginRefused)
+    async def login_refused(request: Request, exc: auth.LoginRefused):
+        response = problem(exc.status, _TITLES.get(exc.status, "ログインできません"), exc.detail, request, code=exc.code)
+        if exc.retry_after:
+            response.headers["retry-after"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(bus.ConcurrencyConflict)
     async def conflict(request: Request, exc: bus.ConcurrencyConflict):
@@ -139,6 +148,8 @@ class LoginRequest(BaseModel):
     username: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["S0001"])
     password: str = Field(min_length=1, max_length=200)
     municipality: str | None = Field(default=None, pattern=r"^[0-9]{6}$", examples=["011002"])
+    new_password: str | None = Field(default=None, max_length=200,
+                                     description="after a password reset: the new password (10+ characters)")
 
 
 class TokenResponse(BaseModel):
@@ -149,25 +160,72 @@ class TokenResponse(BaseModel):
     wards: list[str]
 
 
+class LoginThrottle:
+    """Failed logins per client address in a sliding window (in this process); over the limit the
+    address waits (HTTP 429 with Retry-After) before its next attempt is even checked."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit, self.window = limit, window
+        self.failures: dict[str, list[float]] = {}
+
+    def wait(self, client: str) -> int:
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(client, ()) if t > now - self.window]
+        if recent:
+            self.failures[client] = recent
+        else:
+            self.failures.pop(client, None)
+        if len(recent) >= self.limit:
+            return int(recent[0] + self.window - now) + 1
+        return 0
+
+    def failed(self, client: str) -> None:
+        if len(self.failures) > 10000:  # bounded memory under a spray from many addresses
+            self.failures.clear()
+        self.failures.setdefault(client, []).append(time.monotonic())
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def login_with_throttle(request: Request, *, username: str, password: str, municipality: str | None,
+                              new_password: str | None = None) -> auth.LoginResult:
+    """The login every service (and the console) serves: throttled per client address, counted and
+    locked per account (auth.login)."""
+    settings: Settings = request.app.state.settings
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = client_address(request)
+    wait = throttle.wait(client)
+    if wait:
+        raise auth.LoginRefused(429, "rate_limited", f"ログインの失敗が多すぎます。{wait}秒ほど待ってからもう一度お試しください。",
+                                retry_after=wait)
+    try:
+        return await auth.login(request.app.state.js, settings, municipality=municipality or settings.municipality,
+                                staff_id=username, password=password, new_password=new_password,
+                                service=request.app.state.service_name)
+    except auth.LoginRefused as exc:
+        if exc.code in ("bad_credentials", "locked"):
+            throttle.failed(client)
+        raise
+
+
 def _auth_router() -> APIRouter:
     router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
     @router.post("/token", response_model=TokenResponse)
     async def login(body: LoginRequest, request: Request) -> TokenResponse:
-        """Log in with staff id and password; returns a short-lived bearer token."""
-        settings: Settings = request.app.state.settings
-        js = request.app.state.js
-        municipality = body.municipality or settings.municipality
-        record, reason = await auth.authenticate(js, municipality, body.username, body.password)
-        service = request.app.state.service_name
-        if record is None:
-            await bus.append(js, LoginFailed(municipality=municipality, staff_id=body.username, service=service, reason=reason))
-            raise HTTPException(401, "職員IDまたはパスワードが正しくありません。")
-        roles = [Role(r) for r in record["roles"]]
-        actor = Actor(id=body.username, role=roles[0])
-        await bus.append(js, LoginSucceeded(municipality=municipality, staff_id=body.username, service=service, actor=actor))
-        token = auth.issue_token(settings, staff_id=body.username, roles=roles, wards=record["wards"], municipality=municipality)
-        return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds, roles=[r.value for r in roles], wards=record["wards"])
+        """Log in with staff id and password; returns a short-lived bearer token. After a password
+        reset, send `new_password` too (403 `password_change_required` without it)."""
+        result = await login_with_throttle(request, username=body.username, password=body.password,
+                                           municipality=body.municipality, new_password=body.new_password)
+        return TokenResponse(access_token=result.token, expires_in=result.expires_in,
+                             roles=[r.value for r in result.account.roles], wards=list(result.account.wards))
+
+    @router.post("/logout", status_code=204)
+    async def logout(request: Request, principal: auth.Principal = Depends(auth.current_principal)) -> None:
+        """Revoke this token in every service."""
+        await auth.logout(request.app.state.js, principal, request.app.state.service_name)
 
     @router.get("/me")
     async def me(principal: auth.Principal = Depends(auth.current_principal)) -> dict:
@@ -218,6 +276,22 @@ def _ops_router() -> APIRouter:
     return router
 
 
+# Security headers on every response (issue 15): no framing, no sniffing, no referrer leaving the
+# site, and a CSP. An API answers JSON and runs no script at all; the console sets its own policy
+# (`app.state.security_headers`, see security_headers()) and /docs its own (Swagger UI's one inline
+# script allowed by hash).
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def security_headers(csp: str = API_CSP) -> list[tuple[bytes, bytes]]:
+    return [(b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"),
+            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+            (b"cross-origin-opener-policy", b"same-origin")]
+
+
+_API_HEADERS = security_headers()
+
+
 class RequestContext:
     """Request and correlation ids bound into every log line of a request, the x-request-id
     response header, and the request metrics. Plain ASGI: BaseHTTPMiddleware costs a task group
@@ -246,11 +320,18 @@ class RequestContext:
         start = time.perf_counter()
         status = 500
 
+        app_state = getattr(scope.get("app"), "state", None)
+        secure = getattr(app_state, "security_headers", _API_HEADERS)
+
         async def send_with_id(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                headers.extend(h for h in secure if h[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -283,6 +364,7 @@ def create_service_app(
         app.state.nc = await bus.connect(settings.nats_url, name=f"madoguchi-{name}")
         app.state.js = app.state.nc.jetstream()
         await bus.ensure_streams(app.state.js, settings.stream_replicas)
+        app.state.accounts = await auth.AccountDirectory(app.state.js).start(settings.stream_replicas)
         app.state.pool = None
         if use_db:
             from madoguchi_shared import db
@@ -296,6 +378,7 @@ def create_service_app(
                 async with lifespan(app):
                     yield
         finally:
+            await app.state.accounts.stop()
             if app.state.pool is not None:
                 await app.state.pool.close()
             try:
@@ -304,11 +387,14 @@ def create_service_app(
                 pass
             log.info("service.stopped", service=name)
 
-    app = FastAPI(title=f"Madoguchi {name}", version=version, description=description, lifespan=app_lifespan)
+    app = FastAPI(title=f"Madoguchi {name}", version=version, description=description, lifespan=app_lifespan,
+                  docs_url=None, redoc_url=None)
+    _docs_route(app)
     app.state.settings = settings
     app.state.service_name = name
     app.state.use_db = use_db
     app.state.ready_details = {}  # name -> () -> {item: {"status": "ok" | ..., ...}}, shown by /readyz
+    app.state.login_throttle = LoginThrottle(settings.login_rate_limit, settings.login_rate_window_seconds)
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
@@ -321,9 +407,29 @@ def create_service_app(
     _install_error_handlers(app)
     app.include_router(_ops_router())
     app.include_router(_auth_router())
+    from madoguchi_shared.staff import staff_router
+
+    app.include_router(staff_router())
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _docs_route(app: FastAPI) -> None:
+    """Swagger UI at /docs under a CSP of its own: its assets from the CDN FastAPI uses, its one
+    inline script allowed by hash (no 'unsafe-inline')."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        page = get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API")
+        scripts = re.findall(r"<script>(.*?)</script>", page.body.decode(), re.S)
+        hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in scripts)
+        page.headers["content-security-policy"] = (
+            f"default-src 'none'; script-src https://cdn.jsdelivr.net {hashes}; style-src https://cdn.jsdelivr.net; "
+            "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'none'")
+        return page
 
 
 def correlation_id(request: Request) -> uuid.UUID | None:

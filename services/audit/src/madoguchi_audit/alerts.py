@@ -25,6 +25,7 @@ The rules, matched on event `type` strings of the other contexts:
 | call_capacity | calls.capacity_threshold_crossed (CALL-1) | info approaching, warning reached, urgent exceeded |
 | callback_overdue | calls.callback_overdue .. completed/failed/cancelled | warning |
 | repeated_access_denied | admin.access_denied N times in T minutes, same subject | warning |
+| account_locked | admin.staff_account_locked (too many failed logins, ASVS 6.3) | warning |
 
 Alerts never carry personal data: texts name desks, devices, staff ids and codes, never file
 paths or process arguments, and every text passes the PII guard (FreeText) on the event.
@@ -326,6 +327,13 @@ def _access_denied(state, e, rules) -> list[Out]:
                   f"（{e.service}、理由: {e.reason}）。", e)
 
 
+def _account_locked(state, e, rules) -> list[Out]:
+    return _raise(state, "account_locked", "warning", about_key(e.staff_id, int(e.until.timestamp())),
+                  "ログイン失敗によるアカウントのロック",
+                  f"職員ID {e.staff_id} のログインが {e.failures} 回続けて失敗したため、{_hhmm(e.until, rules)} まで"
+                  "ロックしました。本人に確認し、心当たりがなければ業務責任者がパスワードをリセットしてください。", e)
+
+
 def _heartbeat(state, e, rules) -> list[Out]:
     key = f"{e.municipality}/{e.device_id}"
     d = state.devices.get(key)
@@ -401,6 +409,7 @@ RULES = {
     "calls.callback_failed": _callback_done,
     "calls.callback_cancelled": _callback_done,
     "admin.access_denied": _access_denied,
+    "admin.staff_account_locked": _account_locked,
 }
 ALERT_EVENTS = {
     "audit.alert_raised": _alert_raised,

@@ -23,7 +23,7 @@ from madoguchi_calls import domain as d
 from madoguchi_calls import schedule
 from madoguchi_calls.live import LineView, Views, local_day
 from madoguchi_calls.phone_store import PhoneStore, normalize_phone
-from madoguchi_shared import bus, subjects
+from madoguchi_shared import bus, subjects, training
 from madoguchi_shared.calendar import Calendar
 from madoguchi_shared.events import SYSTEM, Actor, Event, new_id
 from madoguchi_shared.events import calls as ev
@@ -137,8 +137,18 @@ class CallsService:
 
     # --- seats (CALL-1) ----------------------------------------------------------------------
 
+    async def training_missing(self, municipality: str, staff_id: str) -> tuple[str, ...]:
+        """ORG-4: what keeps the person from phone duty under the municipality's training plan, in
+        Japanese (empty = cleared), read from their records on the admin stream."""
+        stored = await bus.load(self.nc, subjects.aggregate_subject("admin", municipality, "staff", staff_id))
+        return training.status(self.config(municipality).training, (s.event for s in stored)).missing_labels("phone")
+
     async def sign_in(self, municipality: str, actor: Actor, line: str, seat: str, cid: UUID | None = None) -> list[Event]:
         self.check_line(line)
+        missing = await self.training_missing(municipality, actor.id)
+        if missing:
+            raise d.Refused(f"研修が完了していないため電話対応に従事できません（未了: {'、'.join(missing)}）。",
+                            status=403)
         ctx = self.ctx(municipality, actor, cid)
         day = local_day(ctx.at)
         _, events = await self.decide_and_append(

@@ -48,24 +48,30 @@ def _next(request: Request) -> str:
     return path
 
 
-def read_session(request: Request) -> Session | None:
+def _session_or_reason(request: Request) -> tuple[Session | None, str | None]:
     token = request.cookies.get(COOKIE)
     if not token:
-        return None
+        return None, None
     try:
         principal = decode_token(request.app.state.settings, token)
     except HTTPException:
-        return None
+        return None, "expired"
     if principal.kind != "staff":
-        return None
-    return Session(token=token, principal=principal)
+        return None, "expired"
+    # Revocable (issue 15): the account's current status and version from the live directory.
+    if request.app.state.accounts.verify(principal):
+        return None, "revoked"
+    return Session(token=token, principal=principal), None
+
+
+def read_session(request: Request) -> Session | None:
+    return _session_or_reason(request)[0]
 
 
 async def current_session(request: Request) -> Session:
-    session = read_session(request)
+    session, reason = _session_or_reason(request)
     if session is None:
-        message = "ログインの有効期限が切れました。もう一度ログインしてください。" if request.cookies.get(COOKIE) else None
-        raise LoginRequired(_next(request), message)
+        raise LoginRequired(_next(request), reason)
     return session
 
 
@@ -91,6 +97,9 @@ async def upstream(request: Request, session: Annotated[Session, Depends(current
 
 def login_url(next_path: str) -> str:
     return "/login?next=" + quote(next_path, safe="/")
+
+
+StaffSession = Annotated[Session, Depends(screen("staff"))]
 
 
 CurrentSession = Annotated[Session, Depends(current_session)]

@@ -37,6 +37,7 @@ SCREENS = (
     Screen("phone", "/phone", "電話対応", frozenset({Role.operator, Role.manager, Role.administrator})),
     Screen("reports", "/reports", "報告書", frozenset({Role.city_staff, Role.manager, Role.administrator})),
     Screen("audit", "/audit", "監査ログ", frozenset({Role.auditor, Role.administrator})),
+    Screen("staff", "/staff", "職員管理", frozenset({Role.manager, Role.administrator})),
 )
 SCREEN_BY_KEY = {s.key: s for s in SCREENS}
 

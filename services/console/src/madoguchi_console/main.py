@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from madoguchi_shared.settings import Settings
-from madoguchi_shared.web import create_service_app
+from madoguchi_shared.web import create_service_app, security_headers
 
 from madoguchi_console import api
 from madoguchi_console.deps import COOKIE, LoginRequired, ScreenForbidden, login_url
@@ -33,6 +33,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
+# Scripts and styles only from the console itself: no inline script, no event-handler attributes,
+# no javascript: URLs, nothing loaded from elsewhere, never framed. Style attributes stay allowed
+# (style-src-attr): they cannot run code, and the screens use a few for layout.
+CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src-elem 'self'; style-src-attr 'unsafe-inline'; "
+               "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+               "form-action 'self'; frame-ancestors 'none'")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = create_service_app("console", settings, routers=api.routers(), lifespan=_lifespan,
@@ -40,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service_urls = default_urls(settings)
     app.state.municipality = _municipality(settings)
     app.state.templates = make_templates(app.state.municipality)
+    app.state.security_headers = security_headers(CONSOLE_CSP)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     _install_page_errors(app)
 
@@ -52,9 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
                 return PlainTextResponse("他のサイトからの送信は受け付けません。", status_code=403)
         response = await call_next(request)
-        response.headers.setdefault("x-frame-options", "DENY")
-        response.headers.setdefault("referrer-policy", "same-origin")
-        response.headers.setdefault("x-content-type-options", "nosniff")
         if not request.url.path.startswith("/static/"):
             # Pages carry live data and, after a refused form, what was typed: never cached.
             response.headers.setdefault("cache-control", "no-store")
@@ -81,7 +87,7 @@ def _install_page_errors(app: FastAPI) -> None:
     async def login_required(request: Request, exc: LoginRequired):
         url = login_url(exc.next_path)
         if exc.message:
-            url += "&expired=1"
+            url += "&expired=" + ("revoked" if exc.message == "revoked" else "1")
         response = RedirectResponse(url, status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

@@ -21,13 +21,8 @@ from uuid import UUID
 from madoguchi_shared.calendar import Calendar, DayHours, Instruction, SpecialDay
 from madoguchi_shared.events import Actor, Event
 from madoguchi_shared.events import desk as ev
-from madoguchi_shared.events.admin import (
-    TRAINING_ITEMS,
-    StaffAccountDisabled,
-    TrainingItemCompleted,
-    TrainingTestRecorded,
-)
-from madoguchi_shared.municipality import Desk, Municipality
+from madoguchi_shared import training
+from madoguchi_shared.municipality import Desk, Municipality, TrainingPlan
 from madoguchi_shared.errors import DomainError
 
 DEFAULT_SERVICE_MINUTES = 10.0  # estimate before the day has served enough visitors
@@ -205,25 +200,10 @@ def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Even
 # =====================================================================================
 
 
-def training_missing(staff_events: Iterable[Event]) -> tuple[str, ...]:
-    """What keeps a staff member from duty: curriculum items not completed, the test not passed,
-    or a disabled account. Empty = may check in (ORG-4)."""
-    done: set[str] = set()
-    passed = False
-    disabled = False
-    for event in staff_events:
-        if isinstance(event, TrainingItemCompleted):
-            done.add(event.item)
-        elif isinstance(event, TrainingTestRecorded):
-            passed = event.passed  # the latest test counts
-        elif isinstance(event, StaffAccountDisabled):
-            disabled = True
-    missing = [item for item in TRAINING_ITEMS if item not in done]
-    if not passed:
-        missing.append("test")
-    if disabled:
-        missing.append("account_disabled")
-    return tuple(missing)
+def training_missing(staff_events: Iterable[Event], plan: TrainingPlan | None = None) -> tuple[str, ...]:
+    """What keeps a staff member from desk duty: plan items not completed, the test not passed,
+    or a disabled account. Empty = may check in (ORG-4). The plan is the municipality's."""
+    return training.status(plan or TrainingPlan(), staff_events).missing("desk")
 
 
 TRAINING_LABELS_JA = {

@@ -27,7 +27,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from madoguchi_desk import domain as d
-from madoguchi_shared import bus
+from madoguchi_shared import bus, training
 from madoguchi_shared.calendar import Calendar
 from madoguchi_shared.events import SYSTEM, Actor, Event, new_id
 from madoguchi_shared.events import desk as ev
@@ -141,9 +141,10 @@ class DeskService:
         return await self.load(self.visit_subject(visit_id), None, d.evolve_visit)
 
     async def training_missing(self, staff_id: str) -> tuple[str, ...]:
-        """ORG-4: read the staff member's training records from the admin stream."""
+        """ORG-4: what keeps the person from desk duty under the municipality's training plan, in
+        Japanese (empty = cleared), read from their records on the admin stream."""
         stored = await bus.load(self.nc, self.staff_subject(staff_id))
-        return d.training_missing(s.event for s in stored)
+        return training.status(self.m.training, (s.event for s in stored)).missing_labels("desk")
 
     def today(self, calendar: Calendar | None = None) -> date:
         return (calendar or self.m.calendar()).local_date(self.clock())

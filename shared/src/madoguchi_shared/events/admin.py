@@ -6,9 +6,10 @@ lives in the identity store, never in an event.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from madoguchi_shared.events.base import Event, Ident, Role
 
@@ -32,13 +33,43 @@ class StaffRolesChanged(_StaffEvent):
     wards: tuple[Ident, ...] = ()
 
 
+DisableReason = Literal["left", "suspended", "compromised", "other"]
+
+
 class StaffAccountDisabled(_StaffEvent):
     type: Literal["admin.staff_account_disabled"] = "admin.staff_account_disabled"
-    reason: Literal["left", "suspended", "compromised", "other"] = "other"
+    reason: DisableReason = "other"
+
+
+class StaffAccountEnabled(_StaffEvent):
+    """A disabled (or locked) account is usable again; its old tokens stay invalid."""
+
+    type: Literal["admin.staff_account_enabled"] = "admin.staff_account_enabled"
 
 
 class StaffPasswordChanged(_StaffEvent):
     type: Literal["admin.staff_password_changed"] = "admin.staff_password_changed"
+
+
+class StaffPasswordReset(_StaffEvent):
+    """A manager reset the password: a temporary one, to be replaced by the person at the next login."""
+
+    type: Literal["admin.staff_password_reset"] = "admin.staff_password_reset"
+
+
+class StaffAccountLocked(_StaffEvent):
+    """Too many failed logins (ASVS 6.3): the account refuses logins until `until` (an HQ alert)."""
+
+    type: Literal["admin.staff_account_locked"] = "admin.staff_account_locked"
+    failures: int = Field(ge=1)
+    until: AwareDatetime
+
+
+class StaffLoggedOut(_StaffEvent):
+    """A token was revoked at logout (its id only)."""
+
+    type: Literal["admin.staff_logged_out"] = "admin.staff_logged_out"
+    token_id: str = Field(default="", max_length=64, pattern=r"^[0-9a-f]*$")
 
 
 class LoginSucceeded(_StaffEvent):
@@ -49,7 +80,7 @@ class LoginSucceeded(_StaffEvent):
 class LoginFailed(_StaffEvent):
     type: Literal["admin.login_failed"] = "admin.login_failed"
     service: Ident
-    reason: Literal["unknown_staff", "bad_password", "disabled"]
+    reason: Literal["unknown_staff", "bad_password", "disabled", "locked", "rate_limited"]
 
 
 TRAINING_ITEMS = (
@@ -71,19 +102,25 @@ TrainingItem = Literal[
 
 
 class TrainingItemCompleted(_StaffEvent):
-    """ORG-4: one curriculum item of the training before duty, recorded by the trainer."""
+    """ORG-4: one item of the municipality's training plan completed, with its date and trainer.
+
+    `item` is a key of the plan in the municipality's configuration (TRAINING_ITEMS is the default plan)."""
 
     type: Literal["admin.training_item_completed"] = "admin.training_item_completed"
-    item: TrainingItem
+    item: Ident
     hours: float = Field(ge=0, le=40)
+    completed_on: date | None = None
+    trainer: Ident | None = None  # the trainer's staff id
 
 
 class TrainingTestRecorded(_StaffEvent):
-    """ORG-4: the test at the end of training (理解度テスト)."""
+    """ORG-4: the test at the end of training (理解度テスト), with its date and trainer."""
 
     type: Literal["admin.training_test_recorded"] = "admin.training_test_recorded"
     score: int = Field(ge=0, le=100)
     passed: bool
+    tested_on: date | None = None
+    trainer: Ident | None = None
 
 
 class AccessDenied(Event):

@@ -35,7 +35,7 @@ from uuid import UUID
 import httpx
 
 from madoguchi_shared import bus
-from madoguchi_shared.auth import issue_token
+from madoguchi_shared.auth import issue_token, token_for
 from madoguchi_shared.events import Event, Role, new_id, parse_event
 from madoguchi_shared.events import calls as cev
 from madoguchi_shared.events import desk as dev
@@ -163,9 +163,12 @@ class _Session:
             r.raise_for_status()
             token = r.json()["access_token"]
         else:
-            kind = "service" if role == Role.service else "staff"
-            token = issue_token(self.settings, staff_id=staff_id, roles=[role], wards=wards, municipality=self.municipality,
-                                kind=kind)
+            if role == Role.service:
+                token = issue_token(self.settings, staff_id=staff_id, roles=[role], wards=wards,
+                                    municipality=self.municipality, kind="service")
+            else:  # a staff token is accepted only for an existing account of its version
+                token = await token_for(self.js, self.settings, staff_id=staff_id, roles=[role], wards=wards,
+                                        municipality=self.municipality)
         self.tokens[staff_id] = token
         return token
 

@@ -1,0 +1,321 @@
+"""Staff administration (ORG-2, ORG-4): accounts, roles and wards, disabling, password resets and
+the training record that clears a person for duty.
+
+Shared code: every service serves `/v1/staff` over the same account store (`mg_staff`) and admin
+stream, and the console calls these functions in its own process, so administration does not
+depend on any one service being up. Every change is an admin event naming staff ids only.
+
+    rows = await list_staff(js, directory, plan, "011002")
+    await change_roles(js, "011002", "S0001", [Role.operator], ["chuo"], actor)
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from nats.js import JetStreamContext
+from pydantic import BaseModel, Field
+
+from madoguchi_shared import auth, bus, subjects, training
+from madoguchi_shared.auth import Account, AccountDirectory, Principal, Role
+from madoguchi_shared.errors import Conflict, DomainError, NotFound
+from madoguchi_shared.events.admin import (
+    DisableReason, StaffAccountCreated, StaffAccountDisabled, StaffAccountEnabled, StaffPasswordReset,
+    StaffRolesChanged, TrainingItemCompleted, TrainingTestRecorded,
+)
+from madoguchi_shared.events.base import Actor, Ident
+from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, TrainingPlan, load_municipality
+from madoguchi_shared.settings import Settings
+
+ADMIN_ROLES = (Role.manager, Role.administrator)
+# Roles a manager may give; `administrator` only by an administrator.
+ASSIGNABLE = (Role.manager, Role.rounder, Role.supporter, Role.operator, Role.city_staff, Role.auditor, Role.administrator)
+WARD_ROLES = frozenset({Role.supporter, Role.operator})
+
+
+class Refused(DomainError):
+    pass
+
+
+def municipality_config(settings: Settings, municipality: str) -> Municipality | None:
+    """The municipality's configuration: its own file, else the deployment's file under its code."""
+    try:
+        return load_municipality(municipality)
+    except MunicipalityNotFound:
+        pass
+    try:
+        if settings.config_file:
+            return load_municipality(settings.config_file, code=municipality)
+        return load_municipality(settings.municipality, code=municipality)
+    except MunicipalityNotFound:
+        return None
+
+
+def training_plan(settings: Settings, municipality: str) -> TrainingPlan:
+    m = municipality_config(settings, municipality)
+    return m.training if m else TrainingPlan()
+
+
+def _check_roles_and_wards(roles: tuple[Role, ...], wards: tuple[str, ...], m: Municipality | None, actor_roles) -> None:
+    if not roles:
+        raise Refused("役割を1つ以上選んでください。", status=422, field="roles")
+    unknown = [r for r in roles if r not in ASSIGNABLE]
+    if unknown:
+        raise Refused("この役割は職員には付けられません。", status=422, field="roles")
+    if Role.administrator in roles and Role.administrator not in actor_roles:
+        raise Refused("管理者の役割は管理者だけが付けられます。", status=403, field="roles")
+    if m is not None:
+        known = {w.id for w in m.wards}
+        bad = [w for w in wards if w not in known]
+        if bad:
+            raise Refused(f"設定にない区です: {', '.join(bad)}", status=422, field="wards")
+    if set(roles) & WARD_ROLES and not set(roles) - WARD_ROLES and not wards:
+        raise Refused("支援員・オペレーターには担当区を指定してください。", status=422, field="wards")
+
+
+async def _account(js: JetStreamContext, municipality: str, staff_id: str) -> Account:
+    account = await auth.read_account(js, municipality, staff_id)
+    if account is None:
+        raise NotFound(f"職員 {staff_id} は登録されていません。")
+    return account
+
+
+async def staff_events(js: JetStreamContext, municipality: str, staff_id: str):
+    subject = subjects.aggregate_subject("admin", municipality, "staff", staff_id)
+    return [s.event for s in await bus.load(js._nc, subject)]
+
+
+async def training_status(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str) -> training.TrainingStatus:
+    return training.status(plan, await staff_events(js, municipality, staff_id))
+
+
+def _row(account: Account, st: training.TrainingStatus) -> dict:
+    row = account.public()
+    row["training"] = st.as_dict()
+    row["cleared"] = row["training"]["cleared"]
+    return row
+
+
+async def list_staff(js: JetStreamContext, directory: AccountDirectory, plan: TrainingPlan, municipality: str) -> list[dict]:
+    """Every account of the municipality with role, ward scope, status and duty clearance."""
+    rows = []
+    for account in directory.of_municipality(municipality):
+        rows.append(_row(account, await training_status(js, plan, municipality, account.staff_id)))
+    return rows
+
+
+async def staff_detail(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str) -> dict:
+    account = await _account(js, municipality, staff_id)
+    return _row(account, await training_status(js, plan, municipality, staff_id))
+
+
+async def create_staff(js: JetStreamContext, m: Municipality | None, municipality: str, staff_id: str,
+                       roles: tuple[Role, ...], wards: tuple[str, ...], actor: Actor, actor_roles) -> str:
+    """A new account with a temporary password (returned once; replaced at the first login)."""
+    _check_roles_and_wards(roles, wards, m, actor_roles)
+    if await auth.read_account(js, municipality, staff_id) is not None:
+        raise Conflict(f"職員ID {staff_id} はすでに登録されています。")
+    temporary = auth.temporary_password()
+    account = Account(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards,
+                      password_hash=auth.hash_password(temporary), must_change_password=True)
+    try:
+        await auth.write_account(js, account, create=True)
+    except bus.ConcurrencyConflict:
+        raise Conflict(f"職員ID {staff_id} はすでに登録されています。") from None
+    await bus.append(js, StaffAccountCreated(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards, actor=actor))
+    return temporary
+
+
+async def change_roles(js: JetStreamContext, m: Municipality | None, municipality: str, staff_id: str,
+                       roles: tuple[Role, ...], wards: tuple[str, ...], actor: Actor, actor_roles) -> Account:
+    _check_roles_and_wards(roles, wards, m, actor_roles)
+    account = await _account(js, municipality, staff_id)
+    if Role.administrator in account.roles and Role.administrator not in actor_roles:
+        raise Refused("管理者のアカウントは管理者だけが変更できます。", status=403)
+    account.roles, account.wards = roles, wards
+    account.version += 1
+    await auth.write_account(js, account)
+    await bus.append(js, StaffRolesChanged(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards, actor=actor))
+    return account
+
+
+async def set_disabled(js: JetStreamContext, municipality: str, staff_id: str, disabled: bool, actor: Actor, actor_roles,
+                       reason: DisableReason = "other") -> Account:
+    account = await _account(js, municipality, staff_id)
+    if Role.administrator in account.roles and Role.administrator not in actor_roles:
+        raise Refused("管理者のアカウントは管理者だけが変更できます。", status=403)
+    if disabled and staff_id == actor.id:
+        raise Refused("自分のアカウントは無効にできません。", status=422)
+    if account.disabled == disabled and not (not disabled and account.locked()):
+        raise Conflict("すでに無効です。" if disabled else "すでに有効です。")
+    account.disabled = disabled
+    account.version += 1
+    if not disabled:
+        account.failures, account.locked_until = 0, 0.0
+    await auth.write_account(js, account)
+    event = (StaffAccountDisabled(municipality=municipality, staff_id=staff_id, reason=reason, actor=actor) if disabled
+             else StaffAccountEnabled(municipality=municipality, staff_id=staff_id, actor=actor))
+    await bus.append(js, event)
+    return account
+
+
+async def reset_password(js: JetStreamContext, municipality: str, staff_id: str, actor: Actor, actor_roles) -> str:
+    """A temporary password (returned once); the person sets a new one at the next login; every
+    token of the account stops working."""
+    account = await _account(js, municipality, staff_id)
+    if Role.administrator in account.roles and Role.administrator not in actor_roles:
+        raise Refused("管理者のアカウントは管理者だけが変更できます。", status=403)
+    temporary = auth.temporary_password()
+    account.password_hash = auth.hash_password(temporary)
+    account.must_change_password = True
+    account.failures, account.locked_until = 0, 0.0
+    account.version += 1
+    await auth.write_account(js, account)
+    await bus.append(js, StaffPasswordReset(municipality=municipality, staff_id=staff_id, actor=actor))
+    return temporary
+
+
+async def record_item(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str, item: str,
+                      completed_on: date, trainer: str, hours: float | None, actor: Actor) -> None:
+    await _account(js, municipality, staff_id)
+    try:
+        planned = plan.item(item)
+    except KeyError:
+        raise Refused("研修計画にない項目です。", status=422, field="item") from None
+    await bus.append(js, TrainingItemCompleted(municipality=municipality, staff_id=staff_id, item=item,
+                                               hours=planned.hours if hours is None else hours,
+                                               completed_on=completed_on, trainer=trainer, actor=actor))
+
+
+async def record_test(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str, score: int,
+                      tested_on: date, trainer: str, actor: Actor) -> bool:
+    await _account(js, municipality, staff_id)
+    passed = score >= plan.pass_score
+    await bus.append(js, TrainingTestRecorded(municipality=municipality, staff_id=staff_id, score=score, passed=passed,
+                                              tested_on=tested_on, trainer=trainer, actor=actor))
+    return passed
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+StaffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class NewStaff(BaseModel):
+    staff_id: StaffId = Field(examples=["S0101"])
+    roles: list[Role] = Field(min_length=1, max_length=7)
+    wards: list[Ident] = Field(default=[], max_length=50)
+
+
+class RolesBody(BaseModel):
+    roles: list[Role] = Field(min_length=1, max_length=7)
+    wards: list[Ident] = Field(default=[], max_length=50)
+
+
+class DisableBody(BaseModel):
+    reason: DisableReason = "other"
+
+
+class TrainingItemBody(BaseModel):
+    item: Ident
+    completed_on: date
+    trainer: Ident  # the trainer's staff id
+    hours: float | None = Field(default=None, ge=0, le=40)
+
+
+class TrainingTestBody(BaseModel):
+    score: int = Field(ge=0, le=100)
+    tested_on: date
+    trainer: Ident
+
+
+def _admin(request: Request, principal: Principal) -> tuple[JetStreamContext, Settings]:
+    return request.app.state.js, request.app.state.settings
+
+
+Admin = Annotated[Principal, Depends(auth.require(*ADMIN_ROLES))]
+
+
+def staff_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/staff", tags=["staff"])
+
+    @router.get("")
+    async def list_(request: Request, principal: Admin) -> dict:
+        """Every staff account of the municipality: roles, ward scope, status and duty clearance (ORG-2, ORG-4)."""
+        js, settings = _admin(request, principal)
+        plan = training_plan(settings, principal.municipality)
+        return {"staff": await list_staff(js, request.app.state.accounts, plan, principal.municipality)}
+
+    @router.get("/training-plan")
+    async def plan_(request: Request, principal: Admin) -> dict:
+        """The municipality's training plan (ORG-4) from its configuration."""
+        plan = training_plan(request.app.state.settings, principal.municipality)
+        return {"items": [i.model_dump() for i in plan.items], "pass_score": plan.pass_score}
+
+    @router.post("", status_code=201)
+    async def create(body: NewStaff, request: Request, principal: Admin) -> dict:
+        """Add a staff member; the temporary password is shown once and replaced at the first login."""
+        js, settings = _admin(request, principal)
+        m = municipality_config(settings, principal.municipality)
+        temporary = await create_staff(js, m, principal.municipality, body.staff_id, tuple(body.roles), tuple(body.wards),
+                                       principal.actor, principal.roles)
+        return {"staff_id": body.staff_id, "temporary_password": temporary, "must_change_password": True}
+
+    @router.get("/{staff_id}")
+    async def detail(staff_id: StaffId, request: Request, principal: Admin) -> dict:
+        js, settings = _admin(request, principal)
+        return await staff_detail(js, training_plan(settings, principal.municipality), principal.municipality, staff_id)
+
+    @router.put("/{staff_id}/roles")
+    async def roles(staff_id: StaffId, body: RolesBody, request: Request, principal: Admin) -> dict:
+        """Change roles and ward scope; the person's tokens stop working (they log in again)."""
+        js, settings = _admin(request, principal)
+        m = municipality_config(settings, principal.municipality)
+        account = await change_roles(js, m, principal.municipality, staff_id, tuple(body.roles), tuple(body.wards),
+                                     principal.actor, principal.roles)
+        return account.public()
+
+    @router.post("/{staff_id}/disable")
+    async def disable(staff_id: StaffId, body: DisableBody, request: Request, principal: Admin) -> dict:
+        """Disable an account: its tokens are refused by every service at once."""
+        js, _ = _admin(request, principal)
+        account = await set_disabled(js, principal.municipality, staff_id, True, principal.actor, principal.roles, body.reason)
+        return account.public()
+
+    @router.post("/{staff_id}/enable")
+    async def enable(staff_id: StaffId, request: Request, principal: Admin) -> dict:
+        """Enable a disabled account again (also lifts a login lock)."""
+        js, _ = _admin(request, principal)
+        account = await set_disabled(js, principal.municipality, staff_id, False, principal.actor, principal.roles)
+        return account.public()
+
+    @router.post("/{staff_id}/password-reset")
+    async def password_reset(staff_id: StaffId, request: Request, principal: Admin) -> dict:
+        """A temporary password, shown once; the person sets a new one at the next login."""
+        js, _ = _admin(request, principal)
+        temporary = await reset_password(js, principal.municipality, staff_id, principal.actor, principal.roles)
+        return {"staff_id": staff_id, "temporary_password": temporary, "must_change_password": True}
+
+    @router.post("/{staff_id}/training", status_code=201)
+    async def training_item(staff_id: StaffId, body: TrainingItemBody, request: Request, principal: Admin) -> dict:
+        """Record one item of the training plan as completed, with its date and trainer (ORG-4)."""
+        js, settings = _admin(request, principal)
+        plan = training_plan(settings, principal.municipality)
+        await record_item(js, plan, principal.municipality, staff_id, body.item, body.completed_on, body.trainer,
+                          body.hours, principal.actor)
+        return await staff_detail(js, plan, principal.municipality, staff_id)
+
+    @router.post("/{staff_id}/training-test", status_code=201)
+    async def training_test(staff_id: StaffId, body: TrainingTestBody, request: Request, principal: Admin) -> dict:
+        """Record the training test (理解度テスト) result; passed at the plan's pass score (ORG-4)."""
+        js, settings = _admin(request, principal)
+        plan = training_plan(settings, principal.municipality)
+        await record_test(js, plan, principal.municipality, staff_id, body.score, body.tested_on, body.trainer, principal.actor)
+        return await staff_detail(js, plan, principal.municipality, staff_id)
+
+    return router
+
+
+DUTY = Literal["desk", "phone"]
