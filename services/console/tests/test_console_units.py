@@ -14,7 +14,8 @@ def test_each_role_lands_on_its_own_screen():
     assert domain.home_path([Role.rounder]) == "/hq"
     assert domain.home_path([Role.city_staff]) == "/reports"
     assert domain.home_path([Role.auditor]) == "/audit"
-    assert [s.key for s in domain.nav_items([Role.manager])] == ["desk", "hq", "phone", "reports"]
+    assert [s.key for s in domain.nav_items([Role.manager])] == ["desk", "hq", "phone", "reports", "staff"]
+    assert not domain.may_open([Role.supporter], "staff") and not domain.may_open([Role.rounder], "staff")
     assert not domain.may_open([Role.supporter], "audit")
     assert not domain.may_open([Role.city_staff], "hq")
 

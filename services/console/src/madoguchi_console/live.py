@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from madoguchi_shared import logging
 
+from madoguchi_console.deps import COOKIE, read_session
 from madoguchi_console.upstream import ApiError
 
 log = logging.get_logger(__name__)
@@ -41,7 +42,10 @@ def live_response(request: Request, regions: Regions, interval: float = 1.0) -> 
                 current = await regions()
             except ApiError as exc:
                 if exc.status == 401:
-                    yield _event("expired", json.dumps({"detail": exc.detail}, ensure_ascii=False))
+                    # revoked (disabled, changed, logged out) or simply expired: the login page says which
+                    revoked = request.cookies.get(COOKIE) and read_session(request) is None
+                    yield _event("expired", json.dumps({"detail": exc.detail, "reason": "revoked" if revoked else "1"},
+                                                       ensure_ascii=False))
                     return
                 current = {}
                 log.warning("live.upstream_failed", status=exc.status)

@@ -45,9 +45,11 @@
     var source = new EventSource(url);
     source.addEventListener("open", function () { setStatus("ライブ更新中", "ok"); });
     source.addEventListener("error", function () { setStatus("再接続しています…", "retry"); });
-    source.addEventListener("expired", function () {
+    source.addEventListener("expired", function (ev) {
+      var reason = "1";
+      try { reason = JSON.parse(ev.data).reason === "revoked" ? "revoked" : "1"; } catch (e) { /* expired */ }
       source.close();
-      window.location.href = "/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search);
+      window.location.href = "/login?expired=" + reason + "&next=" + encodeURIComponent(window.location.pathname + window.location.search);
     });
     source.addEventListener("region", function (ev) {
       var msg;
