@@ -67,7 +67,7 @@ async def test_desk_replicas_racing_through_the_api_get_201_200_or_409_never_5xx
     staff = [f"S{i}" for i in range(1, 5)]
     for s in staff:
         await train(js, municipality, s)
-    heads = [auth(settings, municipality, s, Role.supporter, ("kita",)) for s in staff]
+    heads = [await auth(js, settings, municipality, s, Role.supporter, ("kita",)) for s in staff]
     apps = []
     for node in cluster.nodes:  # one desk replica per node
         s = settings.model_copy(update={"municipality": municipality, "config_file": SAPPORO_TOML, "log_level": "WARNING",
