@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the project needs on a fresh machine: swig and libpcsclite-dev to build pyscard;
-# pcscd and the vsmartcard virtual reader for the card-reader tests (ARCHITECTURE.md, PC/SC).
+# pcscd and the vsmartcard virtual reader for the card-reader tests (ARCHITECTURE.md, PC/SC);
+# dbus-daemon for the agent's logind session test (a private bus).
 # Installs only what is missing; apt-get update runs once, only when something is missing.
 set -euo pipefail
 packages=(swig libpcsclite-dev pcscd vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
-          chromium fonts-noto-cjk fonts-ipafont-gothic poppler-utils wrk)
+          chromium fonts-noto-cjk fonts-ipafont-gothic poppler-utils wrk dbus-daemon)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

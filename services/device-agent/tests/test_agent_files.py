@@ -100,8 +100,8 @@ async def test_archives_names_large_files_and_every_change_are_checked(nats_serv
     desk = tmp_path / "Desktop"
     desk.mkdir()
     config = make_config(tmp_path, nats_server.url, municipality, monitors={"files": True})
-    monkeypatch.setattr(files, "CHUNK", 256 * 1024)  # small chunks keep the test fast; same code path
-    limit = 600 * 1024  # bigger files are read this far, in chunks
+    monkeypatch.setattr(files, "CHUNK", 64 * 1024)  # small chunks keep the test fast; same code path
+    limit = 150 * 1024  # bigger files are read this far, in chunks
     write_policy_cache(config, Policy(watched_folders=(WatchedFolder(label="desktop", path=str(desk)),),
                                       max_scan_bytes=limit, quarantine=False))
     filler = ("窓口で受付をしました。" * 20 + "\n").encode("utf-8")
@@ -110,12 +110,12 @@ async def test_archives_names_large_files_and_every_change_are_checked(nats_serv
         z.writestr("data/list.csv", f"id,no\n1,{MY_NUMBER}\n")
     (desk / f"{MY_NUMBER}.txt").write_text("中身に番号はありません", encoding="utf-8")  # only the name
     deep = desk / "deep.log"  # the number past the first chunk, within the limit
-    deep.write_bytes(filler * (500 * 1024 // len(filler)) + f"番号 {MY_NUMBER}\n".encode())
+    deep.write_bytes(filler * (120 * 1024 // len(filler)) + f"番号 {MY_NUMBER}\n".encode())
     huge = desk / "huge.csv"  # bigger than the limit: scanned that far, then said so
-    huge.write_bytes(filler * (800 * 1024 // len(filler)))
+    huge.write_bytes(filler * (200 * 1024 // len(filler)))
     async with running_agent(config):
         events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.personal_data_file_found")) >= 3
-                                and of_type(es, "device.file_not_scanned"), what="scan at start")
+                                and of_type(es, "device.file_not_scanned"), timeout=60, what="scan at start")
         # every change of a watched folder is recorded (inotify): create, modify, move, delete
         note = desk / "note.txt"
         note.write_text("メモ", encoding="utf-8")

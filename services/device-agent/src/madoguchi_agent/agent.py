@@ -571,6 +571,35 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._files_rescan.wait(), timeout=10.0)
 
+    async def _sessions_loop(self) -> None:
+        """Logon, logoff, lock, unlock from logind (sessions.py); a gap while logind cannot be reached."""
+        from madoguchi_agent.sessions import SessionWatch
+
+        loop = asyncio.get_running_loop()
+
+        def on_change(change) -> None:
+            loop.call_soon_threadsafe(self._on_session, change)
+
+        while not self._stop.is_set():
+            watch = SessionWatch(on_change, self.config.dbus_address)
+            try:
+                await self._in_thread(watch.start)
+            except Exception as exc:
+                self._gap("sessions", "no_logind", _connect_reason(exc))
+                await self._pause(30.0)
+                continue
+            self._close_gap("sessions", "no_logind")
+            try:
+                while not self._stop.is_set() and watch._thread is not None and watch._thread.is_alive():
+                    await self._pause(1.0)
+            finally:
+                watch.stop()  # at most the watch thread's 0.5 s receive timeout
+
+    def _on_session(self, change) -> None:
+        self.emit(ev.SessionChanged, action=change.action, session=change.session, os_uid=change.uid,
+                  seat=change.seat, remote=change.remote)
+        log.info("session.changed", action=change.action, uid=change.uid)
+
     async def _in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
@@ -713,6 +742,8 @@ class Agent:
             self.files.apply(self.policy, self.scope.homes)
             self._spawn(self._files_loop(), "files")
             self._spawn(self._files_rescan_loop(), "files_rescan")
+        if c.monitors.sessions:
+            self._spawn(self._sessions_loop(), "sessions")
         self.check_gaps()  # loud at once: what is not monitored
         self._spawn(self._gaps_loop(), "gaps")
         if self.load_rate or self.load_count:

@@ -36,6 +36,7 @@ class Monitors(BaseModel):
     usb: bool = True
     files: bool = True
     desk_visits: bool = True  # follow the desk's visits for DESK-9
+    sessions: bool = True  # logon, logoff, lock, unlock (logind on the system D-Bus)
 
 
 class AgentConfig(BaseModel):
@@ -64,6 +65,7 @@ class AgentConfig(BaseModel):
     process_source: Literal["netlink", "poll"] = "netlink"
 
     sysfs_usb_root: Path = Path("/sys/bus/usb/devices")
+    dbus_address: str | None = None  # the D-Bus where logind is; None = the system bus
 
     # The local journal: a cap in bytes, alarms at 25 % / 75 % (OutboxSizeAlarm), shedding of
     # low-value events only at 100 %.
@@ -126,4 +128,5 @@ processes = true
 usb = true
 files = true
 desk_visits = true
+sessions = true
 '''

@@ -40,6 +40,8 @@ def notice_text(policy: Policy, config: AgentConfig) -> str:
         recorded.append("アプリケーションの起動（プログラム名・場所・起動した利用者）")
     if m.files and policy.file_activity:
         recorded.append("監視フォルダ内のファイルの作成・変更・移動・削除（ファイル名のみ、内容は記録しません）")
+    if m.sessions:
+        recorded.append("ログオン・ログオフ・画面ロック")
     if m.usb:
         recorded.append("USB機器の接続・取り外し")
     if m.card:
