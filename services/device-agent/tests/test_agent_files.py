@@ -200,6 +200,9 @@ def test_hostile_spellings_found_in_txt_csv_xlsx_docx(tmp_path):
     _docx(tmp_path / "ok.docx", [[ORDINARY[:10], ORDINARY[10:]], ["手順①", "受付"]])
     for name in ("ok.txt", "ok.csv", "ok.xlsx", "ok.docx"):
         assert scan_file(folder, tmp_path / name, 1 << 20).hit is None, name
+    # a CSV of counts is not one long number; two cells of a sheet never join into one number
+    (tmp_path / "counts.csv").write_text("".join(f"{i},{i + 1},{i + 2},{i + 3},{i * 7}\n" for i in range(200)), encoding="utf-8")
+    assert scan_file(folder, tmp_path / "counts.csv", 1 << 20).hit is None
     # two numeric cells of a sheet never join into one number
     _xlsx(tmp_path / "cells.xlsx", [["1234 5678", "9018"], ["090", "1234-5678"]])
     assert scan_file(folder, tmp_path / "cells.xlsx", 1 << 20).hit is None

@@ -37,6 +37,15 @@ def _add_dlq() -> None:
 _add_dlq()
 
 
+def _add_privacy() -> None:
+    from madoguchi_shared import privacy
+
+    app.add_typer(privacy.app, name="privacy")
+
+
+_add_privacy()
+
+
 def service_factories() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group="madoguchi.services")}
 

@@ -364,8 +364,11 @@ _MARKER = re.compile(
 _LETTER_TICKET = re.compile(r"(?<![a-z])[a-z]-?$")
 _MAX_ORDINARY_DIGITS = 9  # a number this long or longer is never set aside as a count or an amount
 _DATE = re.compile(r"(?<![0-9])([0-9]{4}|[0-9]{1,2})([/.\-])([0-9]{1,2})\2([0-9]{1,2})(?![0-9])")
+_COMPACT_DATE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?![0-9])")  # 20210405
 _MONTH_DAY = re.compile(r"(?<![0-9/.\-])([0-9]{1,2})/([0-9]{1,2})(?![0-9]|/[0-9])")
-_TIME = re.compile(r"(?<![0-9:])([0-9]{1,2}) ?[:：] ?([0-9]{2})(?: ?[:：] ?([0-9]{2}))?(?![0-9]| ?[:：] ?[0-9])")
+_TIME = re.compile(
+    r"(?<![0-9:])([0-9]{1,2}) ?[:：] ?([0-9]{2})(?: ?[:：] ?([0-9]{2})(?:\.[0-9]{1,9})?)?(?![0-9]| ?[:：] ?[0-9])"
+)
 _AMOUNT = re.compile(rf"(?<![0-9,]|{_D})[1-9][0-9]{{0,2}}(?:,[0-9]{{3}})+(?:\.[0-9]+)?(?!{_D}|,{_D}|, {_D})")
 _POSTAL = re.compile(r"(?:〒|郵便番号|postal code|zip)[ :：]*([0-9]{3}) ?-? ?([0-9]{4})(?![0-9])")
 
@@ -380,6 +383,7 @@ def _ordinary_spans(t: str) -> list[tuple[int, int]]:
     for m in _DATE.finditer(t):
         if _valid_date(m.group(1), m.group(3), m.group(4)):
             spans.append(m.span())
+    spans.extend(m.span() for m in _COMPACT_DATE.finditer(t))
     for m in _MONTH_DAY.finditer(t):
         if 1 <= int(m.group(1)) <= 12 and 1 <= int(m.group(2)) <= 31:
             spans.append(m.span())
@@ -454,7 +458,7 @@ def _mask_ordinary(t: str, tokens: list[_Token]) -> None:
             and not any(c in "、,，" for c in t[prev.end : tok.start])
         ):
             nxt = tokens[idx + 1] if idx + 1 < len(tokens) else None
-            followed = nxt is not None and _gap_kind(t[tok.end : nxt.start]) == "tight" and not any(
+            followed = nxt is not None and not nxt.weak and _gap_kind(t[tok.end : nxt.start]) == "tight" and not any(
                 c in "、,，" for c in t[tok.end : nxt.start])
             tok.masked = _is_count_or_marked(t, tok, followed)
         prev = tok
@@ -486,6 +490,8 @@ _MAX_LOOSE_GAP = 24
 
 
 def _gap_kind(gap: str) -> str:
+    if gap and (gap[0].isascii() and gap[0].isalpha() or gap[-1].isascii() and gap[-1].isalpha()):
+        return "break"  # digits inside an identifier or a hash (01936b4e-7c1a…, a3f5e1…), not a sentence
     if all(c in _TIGHT for c in gap):
         if "\n\n" in gap.replace(" ", ""):  # a blank line: a new paragraph
             return "break"
@@ -547,6 +553,11 @@ class _Found:
     end: int
 
 
+def _my_number_fast(d: str) -> bool:
+    r = sum(int(c) * w for c, w in zip(d, _WEIGHTS)) % 11
+    return int(d[11]) == (0 if r <= 1 else 11 - r)
+
+
 def _check_window(groups: list[_Token], t: str, plus: bool) -> _Found | None:
     digits = "".join(g.digits for g in groups)
     start, end = groups[0].start, groups[-1].end
@@ -581,10 +592,14 @@ def _variants(groups: list[_Token]) -> list[list[_Token]]:
 
 
 def _scan_cluster(groups: list[_Token], t: str) -> list[_Found]:
-    for variant in _variants(groups)[1:]:
-        whole = _check_window(variant, t, _plus_before(t, variant[0].start))
-        if whole is not None and _check_window(groups, t, _plus_before(t, groups[0].start)) is None:
-            return _scan_cluster(variant, t)
+    variants = _variants(groups)[1:] if len(groups) <= 64 else []
+    if variants:
+        full = _check_window(groups, t, _plus_before(t, groups[0].start))
+        if full is None or full.kind == "twelve_digits":
+            for variant in variants:
+                v = _check_window(variant, t, _plus_before(t, variant[0].start))
+                if v is not None and (full is None or v.kind != "twelve_digits"):
+                    return _scan_cluster(variant, t)
     total = sum(len(g.digits) for g in groups)
     plus = _plus_before(t, groups[0].start)
     whole = _check_window(groups, t, plus)
@@ -598,15 +613,26 @@ def _scan_cluster(groups: list[_Token], t: str) -> list[_Found]:
     if total < 10:
         return []
     found: list[_Found] = []
+    all_digits = "".join(g.digits for g in groups)
+    prefix = [0]
+    for g in groups:
+        prefix.append(prefix[-1] + len(g.digits))
     i = 0
     while i < len(groups):
         hit = None
-        for j in range(min(len(groups), i + 12), i, -1):  # longest first
-            window = groups[i:j]
-            size = sum(len(g.digits) for g in window)
+        j_max = i + 1
+        while j_max < len(groups) and prefix[j_max + 1] - prefix[i] <= 13:
+            j_max += 1
+        for j in range(j_max, i, -1):  # longest first
+            size = prefix[j] - prefix[i]
             if size < 10 or size > 13:
                 continue
-            f = _check_window(window, t, plus and i == 0)
+            window_digits = all_digits[prefix[i] : prefix[j]]
+            if not (plus and i == 0) and not (
+                (size == 12 and _my_number_fast(window_digits)) or (window_digits[0] == "0" and _domestic(window_digits))
+            ):
+                continue
+            f = _check_window(groups[i:j], t, plus and i == 0)
             if f is not None and (f.kind != "twelve_digits"):
                 hit = (f, j)
                 break
@@ -659,10 +685,22 @@ def _split_hit(chain: list[list[_Token]], t: str) -> _Found | None:
     return None
 
 
+# Machine identifiers are not numbers people wrote: a UUID or a hex hash (32+ hex digits) may hold
+# 12 digits in a row by chance.
+_IDENTIFIER = re.compile(
+    r"(?<![0-9a-z])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[0-9]*[a-f])[0-9a-f]{32,})(?![0-9a-z])"
+)
+
+
 def _number_findings(t: str) -> list[_Found]:
     tokens = _tokens(t)
     if not tokens:
         return []
+    if any("a" <= c <= "z" for c in t):
+        # (base64 needs no rule: 12 digits in a row among 64 symbols do not happen by chance)
+        ids = [m.span() for m in _IDENTIFIER.finditer(t)]
+        if ids:
+            tokens = [tok for tok in tokens if not any(s <= tok.start and tok.end <= e for s, e in ids)]
     _mask_ordinary(t, tokens)
     # clusters: unmasked tokens joined by separators only
     clusters: list[list[_Token]] = []

@@ -1,0 +1,234 @@
+"""`madoguchi privacy ...`: the proof an auditor asks for, and the erasure of free text.
+
+    madoguchi privacy scan [--data-dir var]     every stream, table and log file under the data
+                                                folder through the PII guard; counts by kind and
+                                                location, never a value; exit 1 when anything is found
+
+The scan uses the same detector as every free-text field (madoguchi_shared.pii), on every string
+value: JSON payloads of stream messages (and their headers) are walked value by value, table
+columns of a text or JSON type row by row, log files line by line (JSON lines value by value).
+Machine values that are not writing are left out: UUIDs, hashes, base64 blobs, timestamps and
+sealed free text (ciphertext, see madoguchi_shared.sealed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from madoguchi_shared.pii import KIND_JA, KINDS, find_personal_data
+from madoguchi_shared.settings import Settings
+
+app = typer.Typer(help="個人情報の検査と自由記述の消去 / personal-data scan and erasure of free text.",
+                  no_args_is_help=True)
+
+# --------------------------------------------------------------------------------------------
+# What a value is
+# --------------------------------------------------------------------------------------------
+
+_MACHINE = re.compile(
+    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"  # UUID
+    r"|[0-9a-fA-F]{16,}"  # hash, key id
+    r"|[A-Za-z0-9+/_-]{24,}={0,2}"  # base64
+    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"  # timestamp
+    r"|sealed:v1:[A-Za-z0-9:_=+/-]+)$"  # sealed free text
+)
+
+
+def text_findings(value: str) -> list[str]:
+    """Kinds of personal data in one string value (nothing for machine values)."""
+    if len(value) < 10 or _MACHINE.match(value):
+        return []
+    return [f.kind for f in find_personal_data(value)]
+
+
+def walk(value: Any) -> list[str]:
+    """Kinds found in every string of a decoded JSON value (object keys are field names: skipped)."""
+    if isinstance(value, str):
+        return text_findings(value)
+    if isinstance(value, dict):
+        return [k for v in value.values() for k in walk(v)]
+    if isinstance(value, list):
+        return [k for v in value for k in walk(v)]
+    return []
+
+
+def payload_findings(data: bytes | str) -> list[str]:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    try:
+        return walk(json.loads(text))
+    except (ValueError, RecursionError):
+        return text_findings(text)
+
+
+# --------------------------------------------------------------------------------------------
+# The walk
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Place:
+    area: str  # ストリーム / テーブル / ログ
+    name: str
+    items: int = 0
+    kinds: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class ScanReport:
+    places: list[Place] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def total(self) -> Counter:
+        out: Counter = Counter()
+        for p in self.places:
+            out.update(p.kinds)
+        return out
+
+    def lines(self) -> list[str]:
+        out = []
+        for p in self.places:
+            found = sum(p.kinds.values())
+            detail = "、".join(f"{KIND_JA[k]} {p.kinds[k]}" for k in KINDS if p.kinds[k])
+            unit = {"ストリーム": "メッセージ", "テーブル": "行", "ログ": "行"}[p.area]
+            out.append(f"{p.area:<6s} {p.name:<48s} {p.items:>9,d} {unit}  検出 {found}" + (f"（{detail}）" if detail else ""))
+        total = self.total()
+        items = Counter()
+        for p in self.places:
+            items[p.area] += 1
+        out.append(
+            f"合計: ストリーム {items['ストリーム']}、テーブル {items['テーブル']}、ログ {items['ログ']} を検査、検出 {sum(total.values())} 件（"
+            + "、".join(f"{KIND_JA[k]} {total[k]}" for k in KINDS) + "）"
+        )
+        out.extend(f"検査できなかった箇所: {p}" for p in self.problems)
+        return out
+
+
+TEXT_KEYS_BUCKET = "MG_TEXT_KEYS"  # keys of sealed free text: random bytes, not writing
+
+
+async def scan_streams(nats_url: str, report: ScanReport) -> None:
+    from madoguchi_shared import bus
+    from madoguchi_shared.reader import read_all
+
+    nc = await bus.connect_tool(nats_url, name="madoguchi-privacy-scan")
+    try:
+        js = nc.jetstream()
+        infos = await js.streams_info()
+        for info in sorted(infos, key=lambda i: i.config.name):
+            name = info.config.name
+            if name == f"KV_{TEXT_KEYS_BUCKET}":
+                continue
+            place = Place("ストリーム", name)
+            report.places.append(place)
+            if not info.state.messages:
+                continue
+            async for msg in read_all(nc, list(info.config.subjects or [">"]), stream=name):
+                place.items += 1
+                place.kinds.update(payload_findings(msg.data))
+                for key, value in (msg.headers or {}).items():
+                    if not key.startswith("Nats-"):
+                        place.kinds.update(text_findings(str(value)))
+    finally:
+        await nc.drain()
+
+
+_TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb", "ARRAY")
+
+
+async def scan_tables(dsn: str, report: ScanReport) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        columns = await conn.fetch(
+            """SELECT c.table_schema, c.table_name, c.column_name, c.data_type
+                 FROM information_schema.columns c
+                 JOIN information_schema.tables t USING (table_schema, table_name)
+                WHERE c.table_schema NOT IN ('pg_catalog', 'information_schema') AND c.table_schema NOT LIKE 'pg_%'
+                  AND t.table_type = 'BASE TABLE'
+                ORDER BY 1, 2, c.ordinal_position""")
+        tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for r in columns:
+            tables.setdefault((r["table_schema"], r["table_name"]), []).append((r["column_name"], r["data_type"]))
+        for (schema, table), cols in tables.items():
+            place = Place("テーブル", f"{schema}.{table}")
+            report.places.append(place)
+            texty = [(c, t) for c, t in cols if t in _TEXT_TYPES]
+            if not texty:
+                place.items = await conn.fetchval(f'SELECT count(*) FROM "{schema}"."{table}"')
+                continue
+            select = ", ".join(f'"{c}"::text' for c, _ in texty)
+            async with conn.transaction():
+                async for row in conn.cursor(f'SELECT {select} FROM "{schema}"."{table}"', prefetch=2000):
+                    place.items += 1
+                    for (_, kind), value in zip(texty, row, strict=True):
+                        if value is None:
+                            continue
+                        if kind in ("json", "jsonb", "ARRAY"):
+                            place.kinds.update(payload_findings(value))
+                        else:
+                            place.kinds.update(text_findings(value))
+    finally:
+        await conn.close()
+
+
+_LOG_NAMES = ("*.log", "*.log.*", "*.jsonl", "*.out", "*.err")
+
+
+def scan_logs(data_dir: Path, report: ScanReport) -> None:
+    seen: set[Path] = set()
+    for pattern in _LOG_NAMES:
+        for path in sorted(data_dir.rglob(pattern)):
+            if path in seen or not path.is_file() or "pgdata" in path.parts and path.suffix != ".log":
+                continue
+            seen.add(path)
+            place = Place("ログ", str(path.relative_to(data_dir)))
+            report.places.append(place)
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        place.items += 1
+                        line = line.rstrip("\n")
+                        if line.startswith("{"):
+                            place.kinds.update(payload_findings(line))
+                        else:
+                            place.kinds.update(text_findings(line))
+            except OSError as exc:
+                report.problems.append(f"{place.name}: {type(exc).__name__}")
+
+
+async def scan_all(settings: Settings, *, streams: bool = True, tables: bool = True, logs: bool = True) -> ScanReport:
+    report = ScanReport()
+    if streams:
+        await scan_streams(settings.nats_url, report)
+    if tables:
+        await scan_tables(settings.resolved_pg_dsn(), report)
+    if logs:
+        scan_logs(settings.data_dir.resolve(), report)
+    return report
+
+
+@app.command()
+def scan(
+    data_dir: Annotated[Path | None, typer.Option(help="data folder (default: settings)")] = None,
+    streams: Annotated[bool, typer.Option(help="scan the JetStream streams")] = True,
+    tables: Annotated[bool, typer.Option(help="scan the PostgreSQL tables")] = True,
+    logs: Annotated[bool, typer.Option(help="scan the log files under the data folder")] = True,
+) -> None:
+    """Scan every stream, table and log file for personal data; print counts by kind and place, never
+    a value. Exit code 1 when something was found."""
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    report = asyncio.run(scan_all(settings, streams=streams, tables=tables, logs=logs))
+    typer.echo(f"個人情報スキャン: データフォルダ {settings.data_dir}")
+    for line in report.lines():
+        typer.echo(line)
+    if sum(report.total().values()):
+        raise typer.Exit(1)
