@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the project needs on a fresh machine: swig and libpcsclite-dev to build pyscard;
 # pcscd and the vsmartcard virtual reader for the card-reader tests (ARCHITECTURE.md, PC/SC);
-# dbus-daemon for the agent's logind session test (a private bus).
+# dbus-daemon for the agent's logind session test (a private bus); cups-daemon and cups-client
+# for its print-job test (a private cupsd).
 # Installs only what is missing; apt-get update runs once, only when something is missing.
 set -euo pipefail
 packages=(swig libpcsclite-dev pcscd vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
-          chromium fonts-noto-cjk fonts-ipafont-gothic poppler-utils wrk dbus-daemon)
+          chromium fonts-noto-cjk fonts-ipafont-gothic poppler-utils wrk dbus-daemon cups-daemon cups-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

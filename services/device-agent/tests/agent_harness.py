@@ -21,7 +21,8 @@ from madoguchi_shared.events import Event
 HERE = Path(__file__).parent
 VICC_SHIM = HERE / "vicc_shim.py"
 VIRTUAL_READER = "Virtual PCD 00 00"
-ALL_OFF = dict(card=False, processes=False, usb=False, files=False, desk_visits=False, sessions=False)
+ALL_OFF = dict(card=False, processes=False, usb=False, files=False, desk_visits=False, sessions=False,
+               printing=False)
 
 
 def make_config(tmp_path: Path, nats_url: str, municipality: str, **overrides) -> AgentConfig:

@@ -595,6 +595,21 @@ class Agent:
             finally:
                 watch.stop()  # at most the watch thread's 0.5 s receive timeout
 
+    async def _printing_loop(self) -> None:
+        """Print jobs from CUPS (printing.py); a gap while the scheduler cannot be asked."""
+        from madoguchi_agent.printing import PrintWatch
+
+        watch = PrintWatch(self.config.cups_url)
+        while not self._stop.is_set():
+            try:
+                for job in await self._in_thread(watch.step):
+                    self.emit(ev.PrintJob, job_id=job.job_id, printer=ev.redact(job.printer)[:256] or "?",
+                              state=job.state, pages=job.pages, size_bytes=job.size_bytes)
+                self._close_gap("printing", "no_cups")
+            except Exception as exc:
+                self._gap("printing", "no_cups", _connect_reason(exc))
+            await self._pause(self.config.print_poll_s)
+
     def _on_session(self, change) -> None:
         self.emit(ev.SessionChanged, action=change.action, session=change.session, os_uid=change.uid,
                   seat=change.seat, remote=change.remote)
@@ -744,6 +759,8 @@ class Agent:
             self._spawn(self._files_rescan_loop(), "files_rescan")
         if c.monitors.sessions:
             self._spawn(self._sessions_loop(), "sessions")
+        if c.monitors.printing:
+            self._spawn(self._printing_loop(), "printing")
         self.check_gaps()  # loud at once: what is not monitored
         self._spawn(self._gaps_loop(), "gaps")
         if self.load_rate or self.load_count:

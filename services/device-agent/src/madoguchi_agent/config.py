@@ -37,6 +37,7 @@ class Monitors(BaseModel):
     files: bool = True
     desk_visits: bool = True  # follow the desk's visits for DESK-9
     sessions: bool = True  # logon, logoff, lock, unlock (logind on the system D-Bus)
+    printing: bool = True  # print jobs (CUPS)
 
 
 class AgentConfig(BaseModel):
@@ -66,6 +67,8 @@ class AgentConfig(BaseModel):
 
     sysfs_usb_root: Path = Path("/sys/bus/usb/devices")
     dbus_address: str | None = None  # the D-Bus where logind is; None = the system bus
+    cups_url: str = "http://127.0.0.1:631"  # the CUPS scheduler (IPP over HTTP)
+    print_poll_s: float = Field(default=2.0, gt=0)
 
     # The local journal: a cap in bytes, alarms at 25 % / 75 % (OutboxSizeAlarm), shedding of
     # low-value events only at 100 %.
@@ -129,4 +132,5 @@ usb = true
 files = true
 desk_visits = true
 sessions = true
+printing = true
 '''

@@ -44,6 +44,8 @@ def notice_text(policy: Policy, config: AgentConfig) -> str:
         recorded.append("ログオン・ログオフ・画面ロック")
     if m.usb:
         recorded.append("USB機器の接続・取り外し")
+    if m.printing:
+        recorded.append("印刷（プリンター名と枚数のみ、文書名・内容は記録しません）")
     if m.card:
         recorded.append("ICカードの抜き差し（カードの有無と種別のみ）")
     lines = ["【端末監視についてのお知らせ】",
