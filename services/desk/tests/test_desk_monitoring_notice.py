@@ -32,8 +32,8 @@ async def test_declining_the_notice_blocks_check_in_and_hq_sees_who_has_not_ackn
     clock = FakeClock(datetime(2021, 4, 6, 9, 0, tzinfo=TOKYO))
     for staff in ("S1", "S2", "S3"):
         await train(js, municipality, staff)
-    s1, s2, s3 = (auth(settings, municipality, s, Role.supporter, ("teine",)) for s in ("S1", "S2", "S3"))
-    manager = auth(settings, municipality, "M1", Role.manager)
+    s1, s2, s3 = [await auth(js, settings, municipality, s, Role.supporter, ("teine",)) for s in ("S1", "S2", "S3")]
+    manager = await auth(js, settings, municipality, "M1", Role.manager)
     async with desk_app(settings, municipality, clock) as (app, client):
         await bus.append(js, _answer(dev.MonitoringNoticeAcknowledged, municipality, "S1", clock()))
         await bus.append(js, _answer(dev.MonitoringNoticeDeclined, municipality, "S2", clock()))
