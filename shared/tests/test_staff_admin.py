@@ -11,8 +11,12 @@ import time
 from datetime import date
 from pathlib import Path
 
+from typing import Annotated
+
 import httpx
 import pytest
+from fastapi import APIRouter, Depends, Request
+from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_shared import auth, bus, subjects
 from madoguchi_shared.auth import Role, issue_token
@@ -28,10 +32,28 @@ def service_settings(settings, municipality: str, **extra):
     return settings.model_copy(update={"municipality": municipality, "config_file": SAPPORO, **extra})
 
 
+def ticker() -> APIRouter:
+    """A live feed like the services' SSE endpoints, passed through auth.revocable."""
+    router = APIRouter()
+
+    @router.get("/v1/ticks")
+    async def ticks(request: Request, principal: Annotated[auth.Principal, Depends(auth.require())]):
+        async def stream():
+            n = 0
+            while True:
+                n += 1
+                yield {"event": "tick", "data": str(n)}
+                await asyncio.sleep(0.05)
+
+        return EventSourceResponse(auth.revocable(request.app, principal, stream()), ping=15)
+
+    return router
+
+
 @contextlib.asynccontextmanager
 async def service(name: str, settings):
     """A service app of the shared shell (every service has /v1/auth and /v1/staff) on the real NATS."""
-    app = create_service_app(name, settings, routers=[])
+    app = create_service_app(name, settings, routers=[ticker()])
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 5000)), base_url="http://t") as c:
             c.app = app
@@ -133,6 +155,27 @@ async def test_disable_role_change_and_password_reset_revoke_tokens_in_every_ser
         assert expected in types
     changes = [e for e in await admin_events(js, municipality, "S0101") if e.type != "admin.login_succeeded"]
     assert all(e.actor.id in ("M0001", "S0101", "system") for e in changes)  # staff ids only
+
+
+async def test_an_open_live_stream_ends_within_a_second_of_a_disable(two, js, municipality):
+    a, b = two
+    manager = await manager_token(js, a, municipality)
+    s1 = await new_staff(a, manager, "S0150", ["supporter"], ["chuo"], municipality)
+    disabled_at: list[float] = []
+
+    async def disable_soon():
+        await asyncio.sleep(0.5)
+        disabled_at.append(time.monotonic())
+        assert (await a.post("/v1/staff/S0150/disable", json={}, headers=manager)).status_code == 200
+
+    task = asyncio.create_task(disable_soon())
+    r = await asyncio.wait_for(b.get("/v1/ticks", headers=s1), 10)  # the stream ends by itself
+    ended = time.monotonic()
+    await task
+    assert r.status_code == 200 and "event: tick" in r.text
+    assert r.text.rstrip().splitlines()[0].startswith("event: tick")
+    assert "event: expired" in r.text and "無効" in r.text
+    assert ended - disabled_at[0] < 1.0
 
 
 async def test_unknown_account_and_stale_version_tokens_are_refused(two, js, settings, municipality):

@@ -167,6 +167,7 @@ async def new_page(browser, stack, request, screenshots):
     """`await new_page(viewport=...)`: a fresh browser context (own cookies) per person.
     When the test fails, every page it opened is saved as FAILED-<test>-<n>.png to show why."""
     contexts = []
+    csp_refusals: list[str] = []
 
     async def make(width: int = 1280, height: int = 800):
         context = await browser.new_context(viewport={"width": width, "height": height}, locale="ja-JP",
@@ -174,6 +175,9 @@ async def new_page(browser, stack, request, screenshots):
         context.set_default_timeout(15000)
         # A person answers "OK" to the confirmation questions (data-confirm).
         context.on("page", lambda p: p.on("dialog", lambda d: asyncio.ensure_future(d.accept())))
+        # The content security policy must refuse nothing the console itself serves (issue 15).
+        context.on("console", lambda m: csp_refusals.append(f"{m.page.url if m.page else ''}: {m.text}")
+                   if "Content Security Policy" in m.text else None)
         contexts.append(context)
         return await context.new_page()
 
@@ -190,6 +194,7 @@ async def new_page(browser, stack, request, screenshots):
                     pass
     for c in contexts:
         await c.close()
+    assert not csp_refusals, csp_refusals
 
 
 @pytest.fixture

@@ -531,6 +531,38 @@ class AccountDirectory:
         return account  # type: ignore[return-value]
 
 
+async def revocable(app, principal: Principal, source, check_every: float = 0.25):
+    """Pass a server-sent event stream through while the token that opened it stays valid: when the
+    account is disabled, changed or the token revoked, send `expired` and end (within `check_every`
+    plus the directory's watch delay), instead of streaming to a revoked token for hours."""
+    directory: AccountDirectory | None = getattr(app.state, "accounts", None)
+    it = source.__aiter__()
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            reason = directory.verify(principal) if directory is not None and principal.kind == "staff" else None
+            if reason:
+                yield {"event": "expired", "data": json.dumps({"detail": reason}, ensure_ascii=False)}
+                return
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=check_every)
+            if pending in done:
+                task, pending = pending, None
+                try:
+                    item = task.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        with contextlib.suppress(Exception):
+            await it.aclose()
+
+
 # --- login and logout ------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_shared import bus, subjects
-from madoguchi_shared.auth import Principal
+from madoguchi_shared.auth import Principal, revocable
 from madoguchi_shared.events import Ident, new_id
 from madoguchi_shared.events.audit import EventTypeFilter, QueryFilters, QueryPerformed, VerificationRun
 from madoguchi_shared.pii import FreeText
@@ -250,7 +250,7 @@ async def alert_stream(request: Request, principal: AlertViewer, pool: Pool, aud
                 yield {"event": event.type.removeprefix("audit."), "id": str(event.event_id),
                        "data": event.model_dump_json()}
 
-    return EventSourceResponse(events(), ping=15)
+    return EventSourceResponse(revocable(request.app, principal, events()), ping=15)
 
 
 class AlertNote(BaseModel):

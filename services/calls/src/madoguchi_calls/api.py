@@ -21,7 +21,7 @@ from madoguchi_calls import domain as d
 from madoguchi_calls.deps import CallWriter, CorrelationId, Manager, Operator, Reader, Service
 from madoguchi_calls.live import callback_dict
 from madoguchi_calls.phone_store import normalize_phone
-from madoguchi_shared.auth import Role
+from madoguchi_shared.auth import Role, revocable
 from madoguchi_shared.events import Event
 from madoguchi_shared.events import calls as ev
 from madoguchi_shared.events.base import Ident
@@ -149,7 +149,7 @@ async def live(line: Ident, request: Request, service: Service, principal: Reade
         finally:
             view.unsubscribe(queue)
 
-    return EventSourceResponse(stream(), ping=15)
+    return EventSourceResponse(revocable(request.app, principal, stream()), ping=15)
 
 
 categories_router = APIRouter(prefix="/v1/categories", tags=["lines"])

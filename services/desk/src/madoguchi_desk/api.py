@@ -21,7 +21,7 @@ from madoguchi_desk import domain as d
 from madoguchi_desk.notices import router as notice_router
 from madoguchi_desk.deps import DeskWorker, EscalationHandler, Manager, Reader, Service, desk_in_scope
 from madoguchi_desk.service import Appended
-from madoguchi_shared.auth import Principal, Role, deny
+from madoguchi_shared.auth import Principal, Role, deny, revocable
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.events import new_id, parse_event
 from madoguchi_shared.events.base import Ident, WallClockTime
@@ -592,7 +592,7 @@ async def live(desk_id: str, request: Request, service: Service, principal: Read
         finally:
             await sub.unsubscribe()
 
-    return EventSourceResponse(stream(), ping=15)
+    return EventSourceResponse(revocable(request.app, principal, stream()), ping=15)
 
 
 # =====================================================================================

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from madoguchi_shared.auth import deny
+from madoguchi_shared.auth import deny, revocable
 from madoguchi_shared.web import DomainError, NotFound
 
 from madoguchi_reporting import deadlines, deliverables, queries, submissions
@@ -131,7 +131,7 @@ def reports_router() -> APIRouter:
             finally:
                 await sub.unsubscribe()
 
-        return EventSourceResponse(events(), ping=15)
+        return EventSourceResponse(revocable(request.app, principal, events()), ping=15)
 
     @router.get("/status")
     async def status(principal: Reader, runtime: Runtime) -> dict:
