@@ -294,4 +294,6 @@ async def close_alert(request: Request, alert_id: str, principal: AlertHandler, 
     return {"alert_id": alert_id, "status": "resolved"}
 
 
-routers = [log_router, alert_router]
+from madoguchi_audit.device_activity import router as device_activity_router  # noqa: E402
+
+routers = [log_router, alert_router, device_activity_router]

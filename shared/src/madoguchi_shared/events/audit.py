@@ -304,7 +304,7 @@ class QueryPerformed(Event):
     type: Literal["audit.query_performed"] = "audit.query_performed"
 
     query_id: Ident
-    endpoint: Literal["records", "record", "export", "verify", "alerts"]
+    endpoint: Literal["records", "record", "export", "verify", "alerts", "device_activity"]
     filters: QueryFilters
     result_count: int = Field(ge=0)
     first_position: int | None = None
