@@ -206,3 +206,25 @@ def test_hostile_spellings_found_in_txt_csv_xlsx_docx(tmp_path):
     # two numeric cells of a sheet never join into one number
     _xlsx(tmp_path / "cells.xlsx", [["1234 5678", "9018"], ["090", "1234-5678"]])
     assert scan_file(folder, tmp_path / "cells.xlsx", 1 << 20).hit is None
+
+
+async def test_what_is_written_to_removable_media_is_recorded(nats_server, nc, municipality, tmp_path):
+    """A mounted stick (found by the policy's removable globs) is watched like a desk folder: what
+    is copied onto it is recorded, and personal data on it is found."""
+    media = tmp_path / "media"
+    stick = media / "desk" / "USBSTICK"
+    stick.mkdir(parents=True)
+    config = make_config(tmp_path, nats_server.url, municipality, monitors={"files": True})
+    write_policy_cache(config, Policy(watched_folders=(), removable_globs=(str(media / "*" / "*"),), quarantine=False))
+    async with running_agent(config):
+        await asyncio.sleep(0.5)
+        (stick / "report.csv").write_text("窓口,件数\n中央,12\n", encoding="utf-8")
+        (stick / "copy.txt").write_text(f"個人番号 {MY_NUMBER}", encoding="utf-8")
+        events = await wait_for(nc, municipality, lambda es: of_type(es, "device.personal_data_file_found") and len(
+            of_type(es, "device.file_activity")) >= 2, what="activity on the stick")
+    written = {(e.root, e.path, e.action) for e in of_type(events, "device.file_activity")}
+    assert {("removable", "report.csv", "created"), ("removable", "copy.txt", "created")} <= written
+    found = of_type(events, "device.personal_data_file_found")[0]
+    assert (found.root, found.path) == ("removable", "copy.txt")
+    gaps = [(g.monitor, g.reason) for g in of_type(events, "device.monitoring_gap")]
+    assert gaps == []  # a mounted medium is a watched folder
