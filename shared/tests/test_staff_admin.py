@@ -291,3 +291,34 @@ async def test_security_headers_on_every_response(two, js, municipality):
     docs = await a.get("/docs")
     csp = docs.headers["content-security-policy"]
     assert docs.status_code == 200 and "'sha256-" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+
+
+def test_the_command_line_adds_trains_lists_and_disables(settings, municipality, monkeypatch):
+    """`madoguchi staff add / train / list / disable / enable / reset-password` over the real bus."""
+    from typer.testing import CliRunner
+
+    from madoguchi_shared.cli import app
+
+    monkeypatch.setenv("MADOGUCHI_NATS_URL", settings.nats_url)
+    monkeypatch.setenv("MADOGUCHI_MUNICIPALITY", municipality)
+    monkeypatch.setenv("MADOGUCHI_CONFIG_FILE", str(SAPPORO))
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+
+    def run(*args, **kw):
+        result = runner.invoke(app, ["staff", *args], **kw)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("add", "--id", "OP0500", "--role", "operator", "--ward", "chuo", "--password-stdin", input="operator-password\n")
+    assert "cleared: -" in run("list")
+    out = run("train", "--id", "OP0500", "--trainer", "M0001", "--date", "2021-03-20", "--score", "85")
+    assert "10 training item(s) recorded; test passed" in out
+    listed = run("list")
+    assert "OP0500" in listed and "operator" in listed and "chuo" in listed and "cleared: desk, phone" in listed
+    assert "disabled" in run("disable", "--id", "OP0500", "--reason", "left")
+    assert "disabled" in run("list")
+    assert "すでに無効です" in runner.invoke(app, ["staff", "disable", "--id", "OP0500"]).output
+    run("enable", "--id", "OP0500")
+    assert "temporary password" in run("reset-password", "--id", "OP0500")
+    assert "password_reset" in run("list")

@@ -316,6 +316,27 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+async def hash_password_async(password: str) -> str:
+    """hash_password off the event loop: argon2 takes about a second of CPU on a busy 2-core
+    machine, and the service keeps answering other requests meanwhile."""
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def _verify(password_hash: str | None, password: str) -> bool:
+    """Check a password off the event loop; an unknown account costs the same as a known one."""
+
+    def check() -> bool:
+        if not password_hash:
+            _hasher.hash("timing-equaliser")
+            return False
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
 def temporary_password() -> str:
     """A one-time password for a new or reset account (the person replaces it at the first login)."""
     alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -367,7 +388,7 @@ async def add_staff(
     wards = tuple(wards)
     existing = await read_account(js, municipality, staff_id)
     account = Account(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards,
-                      password_hash=hash_password(password), version=(existing.version + 1) if existing else 1,
+                      password_hash=await hash_password_async(password), version=(existing.version + 1) if existing else 1,
                       revision=existing.revision if existing else 0)
     await write_account(js, account, create=existing is None)
     common: dict[str, Any] = {"municipality": municipality, "staff_id": staff_id}
@@ -632,7 +653,7 @@ async def login(
 
     account = await read_account(js, municipality, staff_id)
     if account is None or not account.password_hash:
-        _hasher.hash("timing-equaliser")  # same cost as a real check
+        await _verify(None, password)  # same cost as a real check
         await failed("unknown_staff")
         raise LoginRefused(401, "bad_credentials", BAD_CREDENTIALS)
     now = time.time()
@@ -641,15 +662,13 @@ async def login(
         minutes = max(1, int((account.locked_until - now + 59) // 60))
         raise LoginRefused(423, "locked", f"ログインの失敗が続いたため、このアカウントはロックされています。約{minutes}分後にもう一度お試しください。",
                            retry_after=int(account.locked_until - now) + 1)
-    try:
-        _hasher.verify(account.password_hash, password)
-    except (VerifyMismatchError, VerificationError):
+    if not await _verify(account.password_hash, password):
         account = await _count_failure(js, settings, account, service)
         await failed("bad_password")
         if account.locked():
             raise LoginRefused(423, "locked", "ログインの失敗が続いたため、このアカウントはロックされました。しばらくしてからもう一度お試しください。",
-                               retry_after=settings.login_lock_seconds) from None
-        raise LoginRefused(401, "bad_credentials", BAD_CREDENTIALS) from None
+                               retry_after=settings.login_lock_seconds)
+        raise LoginRefused(401, "bad_credentials", BAD_CREDENTIALS)
     if account.disabled:
         await failed("disabled")
         raise LoginRefused(403, "disabled", "このアカウントは無効になっています。業務責任者に連絡してください。")
@@ -662,7 +681,7 @@ async def login(
         if new_password == password:
             raise LoginRefused(422, "password_unchanged", "新しいパスワードは仮のパスワードと別のものにしてください。")
         try:
-            account.password_hash = hash_password(new_password)
+            account.password_hash = await hash_password_async(new_password)
         except ValueError as exc:
             raise LoginRefused(422, "weak_password", str(exc)) from None
         account.must_change_password = False
@@ -692,11 +711,9 @@ async def authenticate(js: JetStreamContext, municipality: str, staff_id: str, p
     """Check a password without counting or recording anything: (record, "") or (None, reason)."""
     account = await read_account(js, municipality, staff_id)
     if account is None or not account.password_hash:
-        _hasher.hash("timing-equaliser")
+        await _verify(None, password)
         return None, "unknown_staff"
-    try:
-        _hasher.verify(account.password_hash, password)
-    except (VerifyMismatchError, VerificationError):
+    if not await _verify(account.password_hash, password):
         return None, "bad_password"
     if account.disabled:
         return None, "disabled"

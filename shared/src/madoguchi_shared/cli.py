@@ -118,6 +118,115 @@ def staff_add(
     typer.echo(f"staff {staff_id}: roles {', '.join(r.value for r in roles)}; wards {', '.join(ward) or 'all'}")
 
 
+def _staff_run(work, municipality: str | None):
+    """Run `work(js, settings, municipality, actor)` against the bus, as the command line
+    (an administrator at the machine; events name the actor `cli`)."""
+    from madoguchi_shared import bus
+    from madoguchi_shared.errors import DomainError
+    from madoguchi_shared.events.base import Actor, Role
+
+    settings = Settings()
+    m = municipality or settings.municipality
+
+    async def go():
+        nc = await bus.connect_tool(settings.nats_url, name="madoguchi-cli")
+        try:
+            js = nc.jetstream()
+            await bus.ensure_streams(js, settings.stream_replicas)
+            return await work(js, settings, m, Actor(id="cli", role=Role.administrator))
+        finally:
+            await nc.drain()
+
+    try:
+        return asyncio.run(go())
+    except DomainError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise SystemExit(1) from None
+
+
+MunicipalityOpt = Annotated[str | None, typer.Option(help="municipality code; default from settings")]
+
+
+@staff_app.command("list")
+def staff_list(municipality: MunicipalityOpt = None) -> None:
+    """Every staff account: roles, wards, status and who is cleared for the desk and the phone (ORG-4)."""
+    from madoguchi_shared import auth, staff
+
+    async def work(js, settings, m, actor):
+        directory = await auth.AccountDirectory(js).start()
+        try:
+            return await staff.list_staff(js, directory, staff.training_plan(settings, m), m)
+        finally:
+            await directory.stop()
+
+    for row in _staff_run(work, municipality):
+        cleared = ", ".join(d for d, ok in row["cleared"].items() if ok) or "-"
+        typer.echo(f"{row['staff_id']:12s} {','.join(row['roles']):20s} {','.join(row['wards']) or 'all':12s} "
+                   f"{row['status']:15s} cleared: {cleared}")
+
+
+@staff_app.command("disable")
+def staff_disable(staff_id: Annotated[str, typer.Option("--id")], municipality: MunicipalityOpt = None,
+                  reason: Annotated[str, typer.Option(help="left, suspended, compromised, other")] = "other") -> None:
+    """Disable an account: its tokens are refused by every service at once."""
+    from madoguchi_shared import staff
+    from madoguchi_shared.events.base import Role
+
+    _staff_run(lambda js, s, m, actor: staff.set_disabled(js, m, staff_id, True, actor, {Role.administrator}, reason), municipality)
+    typer.echo(f"staff {staff_id}: disabled")
+
+
+@staff_app.command("enable")
+def staff_enable(staff_id: Annotated[str, typer.Option("--id")], municipality: MunicipalityOpt = None) -> None:
+    """Enable a disabled or locked account again."""
+    from madoguchi_shared import staff
+    from madoguchi_shared.events.base import Role
+
+    _staff_run(lambda js, s, m, actor: staff.set_disabled(js, m, staff_id, False, actor, {Role.administrator}), municipality)
+    typer.echo(f"staff {staff_id}: enabled")
+
+
+@staff_app.command("reset-password")
+def staff_reset_password(staff_id: Annotated[str, typer.Option("--id")], municipality: MunicipalityOpt = None) -> None:
+    """Print a temporary password; the person sets a new one at the next login."""
+    from madoguchi_shared import staff
+    from madoguchi_shared.events.base import Role
+
+    temporary = _staff_run(lambda js, s, m, actor: staff.reset_password(js, m, staff_id, actor, {Role.administrator}), municipality)
+    typer.echo(f"staff {staff_id}: temporary password {temporary} (to be replaced at the next login)")
+
+
+@staff_app.command("train")
+def staff_train(
+    staff_id: Annotated[str, typer.Option("--id")],
+    trainer: Annotated[str, typer.Option(help="the trainer's staff id")],
+    item: Annotated[list[str], typer.Option(help="training plan item key; 'all' for every item")] = ["all"],  # noqa: B006
+    on: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD; default today")] = None,
+    score: Annotated[int | None, typer.Option(help="also record the test with this score (0-100)")] = None,
+    municipality: MunicipalityOpt = None,
+) -> None:
+    """Record training items (ORG-4) with date and trainer, and optionally the test score."""
+    from datetime import date
+
+    from madoguchi_shared import staff
+
+    day = date.fromisoformat(on) if on else date.today()
+
+    async def work(js, settings, m, actor):
+        plan = staff.training_plan(settings, m)
+        keys = [i.key for i in plan.items] if item == ["all"] else item
+        for key in keys:
+            await staff.record_item(js, plan, m, staff_id, key, day, trainer, None, actor)
+        passed = None
+        if score is not None:
+            passed = await staff.record_test(js, plan, m, staff_id, score, day, trainer, actor)
+        return len(keys), passed
+
+    count, passed = _staff_run(work, municipality)
+    typer.echo(f"staff {staff_id}: {count} training item(s) recorded"
+               + ("" if passed is None else f"; test {'passed' if passed else 'not passed'}"))
+
+
 @staff_app.command("token")
 def staff_token(
     subject: Annotated[str, typer.Option("--id", help="device id or service name")],

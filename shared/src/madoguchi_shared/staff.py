@@ -119,7 +119,7 @@ async def create_staff(js: JetStreamContext, m: Municipality | None, municipalit
         raise Conflict(f"職員ID {staff_id} はすでに登録されています。")
     temporary = auth.temporary_password()
     account = Account(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards,
-                      password_hash=auth.hash_password(temporary), must_change_password=True)
+                      password_hash=await auth.hash_password_async(temporary), must_change_password=True)
     try:
         await auth.write_account(js, account, create=True)
     except bus.ConcurrencyConflict:
@@ -168,7 +168,7 @@ async def reset_password(js: JetStreamContext, municipality: str, staff_id: str,
     if Role.administrator in account.roles and Role.administrator not in actor_roles:
         raise Refused("管理者のアカウントは管理者だけが変更できます。", status=403)
     temporary = auth.temporary_password()
-    account.password_hash = auth.hash_password(temporary)
+    account.password_hash = await auth.hash_password_async(temporary)
     account.must_change_password = True
     account.failures, account.locked_until = 0, 0.0
     account.version += 1
