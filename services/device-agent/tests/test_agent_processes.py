@@ -133,6 +133,7 @@ async def test_programs_run_by_an_interpreter_are_visible_and_checked(nats_serve
     are seen, named (the script's path, never the code) and stopped."""
     script = tmp_path / "tool.sh"
     script.write_text("sleep 30\n")
+    os.chown(script, 65534, 65534)  # a desk user's own script (a root-owned one is the administrator's)
     session, go = _gated(tmp_path, f"/usr/bin/python3 -c 'import time; time.sleep(30)' & /bin/sh '{script}'; wait")
     config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True},
                          process_root_pids=(session.pid,))
@@ -190,3 +191,22 @@ async def test_no_kernel_notices_and_no_desk_user_are_loud(nats_server, nc, muni
                                 what="three gaps")
     gaps = {(g.monitor, g.reason) for g in of_type(events, "device.monitoring_gap") if not g.closed}
     assert gaps == {("processes", "no_kernel_notices"), ("processes", "no_desk_user"), ("usb", "no_sysfs")}
+
+
+def test_scripts_of_the_administrator_and_the_agent_itself_are_not_stopped(tmp_path):
+    from madoguchi_agent.processes import OWN_BIN, ProcInfo, decide
+
+    def run(*argv: str) -> str:
+        return decide(Policy(), ProcInfo(1, 0, 1000, "sh", "/usr/bin/dash", argv, str(tmp_path), 0)).reason
+
+    installed = tmp_path / "session.sh"
+    installed.write_text("true\n")
+    installed.chmod(0o644)  # root's, as every file the tests make
+    assert run("sh", str(installed)) == "allowed"
+    installed.chmod(0o666)  # anyone could have changed it
+    assert run("sh", str(installed)) == "script_not_allowed"
+    os.chown(installed, 65534, 65534)
+    installed.chmod(0o644)
+    assert run("sh", str(installed)) == "script_not_allowed"
+    assert run("sh", os.path.join(OWN_BIN, "madoguchi-agent")) == "allowed"
+    assert run("sh", "-c", "echo hi") == "allowed"  # a shell's inline code: what it starts is seen anyway

@@ -14,6 +14,8 @@ What is allowed (`decide`): the executable must match an allow rule; a script ru
 interpreter (`python3 tool.py`, `bash x.sh`) must match one too, by its own path; inline code
 (`python3 -c`, `perl -e`, `python3 -m`) in an interpreter of the policy's `inline_code_forbidden`
 is a violation, since the code runs inside an allowed program and no exec of its own shows it.
+A script owned by root and writable by no one else (installed by the administrator: the desktop's
+session scripts) and the agent's own commands are not checked against the list.
 Arguments themselves are never recorded (they may hold anything); only the script's sanitised path.
 
 Enforcement: SIGTERM, then SIGKILL after 2 s (`terminate`), in a worker thread.
@@ -28,6 +30,7 @@ import os
 import pwd
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -205,6 +208,21 @@ def is_allowed(policy: Policy, name: str, exe: str | None) -> bool:
     return any(rule.matches(name, exe, digest) for rule in policy.allow)
 
 
+# The agent's own commands (the notice at each login runs `madoguchi-agent notice` in the desk
+# user's session): never stopped by the agent.
+OWN_BIN = os.path.join(os.path.realpath(sys.prefix), "bin") + os.sep
+
+
+def system_file(path: str) -> bool:
+    """Owned by root and writable by nobody else: installed by the administrator, not by a desk
+    user (who cannot create such a file). Session scripts of the desktop live in /etc, /usr/share..."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_uid == 0 and not st.st_mode & 0o022
+
+
 def decide(policy: Policy, info: ProcInfo) -> Decision:
     script, inline = script_of(info)
     if not is_allowed(policy, info.name, info.exe):
@@ -212,7 +230,8 @@ def decide(policy: Policy, info: ProcInfo) -> Decision:
     base = os.path.basename(info.exe or info.name)
     if inline and _matches_any(base, policy.inline_code_forbidden):
         return Decision(False, "inline_code", script, inline)
-    if script is not None and not is_allowed(policy, os.path.basename(script), script):
+    if script is not None and not script.startswith(OWN_BIN) and not system_file(script) \
+            and not is_allowed(policy, os.path.basename(script), script):
         return Decision(False, "script_not_allowed", script, inline)
     return Decision(True, "allowed", script, inline)
 
