@@ -12,7 +12,15 @@ events of the project's own types (~300-500 bytes) over four streams, then, in t
   empty schema until all N are written: envelope columns, sha256 chain, COPY into audit.log with
   its indexes, per-stream positions and the head in the same transaction, signed checkpoints
   every 10,000 records (each written to the file, published, and itself logged);
-- verify: the real verifier (madoguchi_audit.verify.verify_db) over the chained table.
+- verify: the real verifier (madoguchi_audit.verify.verify_db) over the chained table;
+- verify + reconcile: `madoguchi audit verify`'s default (verify.verify_all): the key chain and
+  the checkpoint copies from the stream, the chain, and every message of every stream of record
+  read back with the shared reader and compared with the log (records/s over the whole run);
+- sha256-chain ceiling: Python hashing `prev || header || data` for records of the same table,
+  already in memory (the least any verifier must do per record), on a sample of up to 200,000.
+
+`--reconcile-only` skips the ingest ceiling rounds (for the 1 M record figure:
+`--events 1000000 --rounds 1 --reconcile-only`).
 
 Rounds alternate ceiling and chained; the median of each is reported. Prints a table and writes
 JSON to the given path. `suite(...)` has the shape of bench/suites.py for `make bench`.
@@ -42,6 +50,7 @@ from madoguchi_shared.events.calls import CallReceived
 from madoguchi_shared.events.device import Heartbeat
 from madoguchi_shared.runtime import NatsServer, PostgresServer
 
+from madoguchi_audit import chain as chain_mod
 from madoguchi_audit import checkpoints, schema, verify
 from madoguchi_audit.config import AuditSettings
 from madoguchi_audit.ingest import Ingest, filter_subjects
@@ -120,11 +129,11 @@ async def plain_ceiling(nc, pool, n: int, batch: int, table: str) -> float:
 
 
 async def chained(nc, pool, n: int, data_dir: Path, schema_name: str, batch: int) -> tuple[float, AuditSettings]:
-    audit = AuditSettings(data_dir=data_dir, municipality=MUNICIPALITY, schema_name=schema_name,
+    audit = AuditSettings(data_dir=data_dir, municipality=MUNICIPALITY, schema_name=schema_name, log_id=schema_name,
                           municipalities=[MUNICIPALITY], ingest_batch=batch, checkpoint_every=10_000,
                           checkpoint_seconds=60)
     await schema.migrate_pool(pool, schema_name)
-    ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
+    ingest = Ingest(audit, nc, pool)
     start = time.perf_counter()
     task = asyncio.create_task(ingest.run())
     while ingest.written < n:
@@ -146,6 +155,73 @@ async def verify_rate(pool, audit: AuditSettings) -> tuple[float, verify.Report]
     return report.rate, report
 
 
+async def reconcile_rate(nc, pool, audit: AuditSettings) -> verify.Report:
+    async with pool.acquire() as conn:
+        report = await verify.verify_all(conn, nc, audit, grace_seconds=0)
+    if not report.ok or report.reconciliation is None or not report.reconciliation.ok:
+        raise RuntimeError("\n".join(report.lines()))
+    return report
+
+
+async def sha_ceiling(pool, audit: AuditSettings, sample: int = 200_000) -> float:
+    """The sha256 chain alone over `prev || header || data` of the table's records, in memory."""
+    import hashlib
+
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(f'SELECT prev_hash || {chain_mod.HEADER_SQL} || data FROM "{audit.schema_name}".log '
+                                "ORDER BY position LIMIT $1", sample)
+    payloads = [bytes(r[0]) for r in rows]
+    sha = hashlib.sha256
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for p in payloads:
+            sha(p).digest()
+        best = max(best, len(payloads) / (time.perf_counter() - start))
+    return best
+
+
+async def run_reconcile(nats_url: str, dsn: str, n: int, data_dir: Path, batch: int = 20_000) -> dict:
+    """Publish n, write them with the real writer, then verify + reconcile beside the sha256-chain ceiling."""
+    nc = await bus.connect(nats_url, name="bench-audit")
+    js = nc.jetstream(publish_async_max_pending=4000)
+    await bus.ensure_streams(js)
+    pool = await db.create_pool(dsn, max_size=4)
+    try:
+        publish = await publish_all(js, n)
+        gc.collect()
+        gc.freeze()
+        rate, audit = await chained(nc, pool, n, data_dir / "rec", "bench_audit_rec", batch)
+        plain = await verify_rate(pool, audit)
+        full = await reconcile_rate(nc, pool, audit)
+        ceiling = await sha_ceiling(pool, audit)
+        return {
+            "events": n, "publish_events_per_s": publish, "chained_events_per_s": rate,
+            "verify_records_per_s": plain[0], "records": full.records,
+            "reconciled_messages": full.reconciliation.messages,
+            "verify_reconcile_seconds": full.seconds, "verify_reconcile_records_per_s": full.records / full.seconds,
+            "reconcile_seconds": full.reconciliation.seconds, "sha256_chain_ceiling_per_s": ceiling,
+            "ratio_to_sha_ceiling": (full.records / full.seconds) / ceiling,
+        }
+    finally:
+        await pool.close()
+        await nc.drain()
+
+
+def reconcile_table(res: dict) -> str:
+    return "\n".join([
+        "| figure | value | target |",
+        "|---|---:|---|",
+        f"| records in the log | {res['records']:,} | 1,000,000 |",
+        f"| verify + reconcile with the streams, seconds | {res['verify_reconcile_seconds']:.1f} | < 30 |",
+        f"| verify + reconcile, records/s | {res['verify_reconcile_records_per_s']:,.0f} | |",
+        f"| of which reading the streams and comparing, seconds | {res['reconcile_seconds']:.1f} | |",
+        f"| chain verification alone, records/s | {res['verify_records_per_s']:,.0f} | |",
+        f"| sha256-chain ceiling (Python, in memory), records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
+        f"| verify + reconcile / sha256 ceiling | {res['ratio_to_sha_ceiling']:.0%} | |",
+    ])
+
+
 async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batch: int = 20_000) -> dict:
     nc = await bus.connect(nats_url, name="bench-audit")
     js = nc.jetstream(publish_async_max_pending=4000)
@@ -157,7 +233,7 @@ async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batc
         # would otherwise make every full collection walk the setup's leftovers).
         gc.collect()
         gc.freeze()
-        ceilings, chains, verifies = [], [], []
+        ceilings, chains, verifies, reconciles, shas = [], [], [], [], []
         report = None
         for r in range(rounds):
             # The ceiling is the best of two batch sizes (small batches overlap COPY with pulling,
@@ -168,6 +244,9 @@ async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batc
             for _ in range(2):
                 v, report = await verify_rate(pool, audit)
                 verifies.append(v)
+            full = await reconcile_rate(nc, pool, audit)
+            reconciles.append(full.records / full.seconds)
+            shas.append(await sha_ceiling(pool, audit))
             print(f"  round {r + 1}: ceiling {ceilings[-1]:,.0f}/s, chained {chains[-1]:,.0f}/s, "
                   f"verify {max(verifies[-2:]):,.0f}/s", flush=True)
         ceiling, chain_rate = statistics.median(ceilings), statistics.median(chains)
@@ -179,6 +258,8 @@ async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batc
             "ratio": chain_rate / ceiling,
             "verify_records_per_s": statistics.median(verifies), "verify_rounds": verifies,
             "verified_records": report.records if report else 0,
+            "verify_reconcile_records_per_s": statistics.median(reconciles),
+            "sha256_chain_ceiling_per_s": statistics.median(shas),
         }
     finally:
         await pool.close()
@@ -194,6 +275,8 @@ def table(res: dict) -> str:
         f"| audit ingest into the chained log, events/s | {res['chained_events_per_s']:,.0f} | ≥ 60 % of ceiling |",
         f"| ingest / ceiling | {res['ratio']:.0%} | ≥ 60 % |",
         f"| verify, records/s ({res['verified_records']:,} records) | {res['verify_records_per_s']:,.0f} | ≥ 200,000 |",
+        f"| verify + reconcile with the streams, records/s | {res['verify_reconcile_records_per_s']:,.0f} | 1 M in < 30 s |",
+        f"| sha256-chain ceiling, records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
     ])
 
 
@@ -208,6 +291,9 @@ async def suite(nats_server, pg, pool, ceilings, args) -> list[dict]:
          "ceiling": res["ceiling_events_per_s"], "target": "≥ 60 % of ceiling"},
         {"area": "audit", "figure": "verify the chain", "value": res["verify_records_per_s"], "unit": "records/s",
          "target": "≥ 200,000"},
+        {"area": "audit", "figure": "verify + reconcile with the streams of record", "unit": "records/s",
+         "value": res["verify_reconcile_records_per_s"], "ceiling_name": "sha256 chain in Python, in memory (same run)",
+         "ceiling": res["sha256_chain_ceiling_per_s"], "target": "1 M records in < 30 s (≥ 33,400/s)"},
     ]
 
 
@@ -218,6 +304,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--nats", help="use this NATS server instead of starting one")
     parser.add_argument("--dsn", help="use this PostgreSQL instead of starting one")
+    parser.add_argument("--reconcile-only", action="store_true", help="only verify + reconcile vs the sha256 ceiling")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mgaudit") as tmp:
@@ -227,8 +314,12 @@ async def main() -> None:
                 nats_server = NatsServer(Path(tmp) / "nats").start()
             if not args.dsn:
                 pg = PostgresServer(Path(tmp) / "pg").start()
-            res = await run(args.nats or nats_server.url, args.dsn or pg.dsn, args.events, args.rounds,
-                            Path(tmp) / "data")
+            if args.reconcile_only:
+                res = await run_reconcile(args.nats or nats_server.url, args.dsn or pg.dsn, args.events,
+                                          Path(tmp) / "data")
+            else:
+                res = await run(args.nats or nats_server.url, args.dsn or pg.dsn, args.events, args.rounds,
+                                Path(tmp) / "data")
         finally:
             if pg:
                 pg.stop()
@@ -237,7 +328,7 @@ async def main() -> None:
     res["seconds"] = round(time.perf_counter() - started, 1)
     res["when"] = datetime.now(UTC).isoformat()
     res["machine"] = platform.platform()
-    print(table(res))
+    print(reconcile_table(res) if args.reconcile_only else table(res))
     Path(args.output).write_text(json.dumps(res, indent=2))
     print(f"\nwritten {args.output} ({res['seconds']} s)")
 
