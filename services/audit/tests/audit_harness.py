@@ -22,6 +22,15 @@ from madoguchi_audit.config import AuditSettings
 from madoguchi_audit.ingest import Ingest
 
 WARDS = ("chuo", "kita", "higashi", "shiroishi")
+# Set by the session fixture `service_role` (conftest.py): the audit service's login role mg_audit.
+SERVICE_DSN = ""
+SERVICE_POOL = None
+
+
+def service_pool():
+    """The pool the service itself would have: logged in as mg_audit, not as a superuser."""
+    assert SERVICE_POOL is not None, "the service_role fixture provisions it"
+    return SERVICE_POOL
 
 
 def make_audit_settings(settings: Settings, municipality: str, data_dir: Path, **overrides) -> AuditSettings:
@@ -83,8 +92,9 @@ def to_rows(full: list[tuple]) -> list[chain.Row]:
 
 
 @contextlib.asynccontextmanager
-async def running_ingest(audit: AuditSettings, nc, pool) -> AsyncIterator[Ingest]:
-    ingest = Ingest(audit, nc, pool)
+async def running_ingest(audit: AuditSettings, nc, pool=None) -> AsyncIterator[Ingest]:
+    """The writer as the service runs it: as mg_audit (`pool` is the superuser's in callers; not used)."""
+    ingest = Ingest(audit, nc, service_pool())
     task = asyncio.create_task(ingest.run())
     await ingest.wait_running()
     try:

@@ -22,6 +22,7 @@ from madoguchi_shared.auth import Role, token_for
 from madoguchi_shared.events import Actor
 from madoguchi_shared.events import device as dev
 
+from madoguchi_audit import schema
 from madoguchi_audit.main import create_app
 
 
@@ -72,11 +73,16 @@ def _usb(municipality: str, blocked: bool) -> dev.UsbViolation:
 
 @pytest.fixture
 def app_settings(settings, municipality, tmp_path):
-    return settings.model_copy(update={"municipality": municipality, "data_dir": tmp_path})
+    import audit_harness
+
+    # The service logs in as its own role (mg_audit), as under `madoguchi run`.
+    return settings.model_copy(update={"municipality": municipality, "data_dir": tmp_path,
+                                       "pg_dsn": audit_harness.SERVICE_DSN})
 
 
-async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_settings, municipality, js, tmp_path):
+async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_settings, municipality, js, tmp_path, pg_pool):
     audit = make_audit_settings(app_settings, municipality, tmp_path)
+    await schema.migrate_pool(pg_pool, audit.schema_name)  # the owner migrates; the service only uses it
     app = create_app(app_settings, audit)
     events = sample_events(municipality, 80, start=datetime.now(UTC) - timedelta(hours=2))
     await publish(js, events)
@@ -156,8 +162,9 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
         assert runs and runs[0]["event"]["result"] == "ok"
 
 
-async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(app_settings, municipality, js, tmp_path):
+async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(app_settings, municipality, js, tmp_path, pg_pool):
     audit = make_audit_settings(app_settings, municipality, tmp_path)
+    await schema.migrate_pool(pg_pool, audit.schema_name)  # the owner migrates; the service only uses it
     app = create_app(app_settings, audit)
     manager = await _auth(js, app_settings, municipality, "M0001", Role.manager)
     await publish(js, [_usb(municipality, blocked=False)])

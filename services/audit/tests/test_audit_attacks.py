@@ -15,7 +15,7 @@ import json
 import shutil
 from datetime import UTC, datetime
 
-from audit_harness import cli_env, publish, running_ingest, sample_events
+from audit_harness import service_pool, cli_env, publish, running_ingest, sample_events
 from typer.testing import CliRunner
 
 from madoguchi_shared import bus, subjects
@@ -35,7 +35,7 @@ async def _crashed_log(nc, js, pg_pool, audit, n: int = 200):
     audit = audit.model_copy(update={"checkpoint_every": 40, "ingest_batch": 40, "checkpoint_seconds": 3600})
     await schema.migrate_pool(pg_pool, audit.schema_name)
     await publish(js, sample_events(audit.municipality, n))
-    ingest = Ingest(audit, nc, pg_pool)
+    ingest = Ingest(audit, nc, service_pool())
     task = asyncio.create_task(ingest.run())
     await ingest.wait_idle()
     ingest.settings = audit.model_copy(update={"checkpoint_every": 10**6})  # what follows stays unsigned

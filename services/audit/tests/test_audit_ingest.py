@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 
-from audit_harness import publish, running_ingest, sample_events
+import audit_harness
+from audit_harness import service_pool, publish, running_ingest, sample_events
 
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.events import dump_event
@@ -23,7 +24,7 @@ def _start_writer(settings, audit, log_path):
     env = {
         **os.environ,
         "MADOGUCHI_NATS_URL": settings.nats_url,
-        "MADOGUCHI_PG_DSN": settings.resolved_pg_dsn(),
+        "MADOGUCHI_PG_DSN": audit_harness.SERVICE_DSN,  # the writer logs in as mg_audit
         "MADOGUCHI_DATA_DIR": str(audit.data_dir),
         "MADOGUCHI_MUNICIPALITY": audit.municipality,
         "MADOGUCHI_LOG_JSON": "false",
@@ -145,7 +146,7 @@ async def test_a_second_writer_waits_as_a_standby(nc, js, pg_pool, migrated):
         await ingest.wait_idle()
         from madoguchi_audit.ingest import Ingest
 
-        standby = Ingest(audit, nc, pg_pool, checkpoints.load_signing_key(audit))
+        standby = Ingest(audit, nc, service_pool())
         task = asyncio.create_task(standby.run())
         await asyncio.sleep(1.5)
         assert not standby._running.is_set()  # still waiting for the lock

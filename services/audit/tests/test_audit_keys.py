@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from audit_harness import cli_env, publish, running_ingest, sample_events
+from audit_harness import service_pool, cli_env, publish, running_ingest, sample_events
 
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.events.audit import AlertRaised, CheckpointSigned, SigningKeyIntroduced, SigningKeyRotated
@@ -91,7 +91,7 @@ async def test_a_key_replaced_on_disk_is_refused_alerted_and_never_signs(nc, js,
     audit.resolved_signing_key_file.unlink()
     intruder = checkpoints.generate_key(audit.resolved_signing_key_file)
     await publish(js, sample_events(audit.municipality, 30, seed=2))
-    ingest = Ingest(audit, nc, pg_pool)
+    ingest = Ingest(audit, nc, service_pool())
     await _run_until_halted(ingest)
     assert ingest.halted is not None and ingest.halted.startswith("untrusted_key")
     assert intruder.key_id in ingest.halted and "rotate-key" in ingest.halted and "backup" in ingest.halted

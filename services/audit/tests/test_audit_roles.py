@@ -101,3 +101,33 @@ async def test_retention_archives_verifies_then_deletes_as_owner_and_the_rest_st
                 await conn.execute(f"SET LOCAL ROLE {schema.OWNER}")
                 await conn.execute(f"SET LOCAL {schema.RETENTION_FLAG} = 'verified-archive'")
                 await conn.execute(f'DELETE FROM "{audit.schema_name}".log WHERE position = $1', first)
+
+
+async def test_the_service_logs_in_as_its_own_role_which_can_append_and_nothing_more(nc, js, pg_pool, audit_settings):
+    """Least privilege (SEC-2): the audit service's login role, as `madoguchi run` provisions it, is no superuser,
+    cannot become the owner, cannot switch the append-only trigger off, and cannot change the log."""
+    import audit_harness
+
+    audit = await _log_with_rows(nc, js, pg_pool, audit_settings, n=10)
+    t = f'"{audit.schema_name}"'
+    async with audit_harness.service_pool().acquire() as conn:
+        me = await conn.fetchrow("SELECT current_user AS who, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+                                 "WHERE rolname = current_user")
+        assert me["who"] == "mg_audit" and not me["rolsuper"] and not me["rolcreaterole"] and not me["rolcreatedb"]
+        for sql in ("SET session_replication_role = replica",  # the superuser's way around the trigger
+                    f"SET ROLE {schema.OWNER}",
+                    f"UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
+                    f"DELETE FROM {t}.log WHERE position = 1",
+                    f"TRUNCATE {t}.log",
+                    f"ALTER TABLE {t}.log DISABLE TRIGGER log_append_only",
+                    f"DROP TABLE {t}.log",
+                    "CREATE SCHEMA elsewhere",
+                    f"DELETE FROM {t}.checkpoint"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                async with conn.transaction():
+                    await conn.execute(sql)
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}.log") >= 10  # reading and appending is what it does
+        members = {r["rolname"] for r in await conn.fetch(
+            "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
+            "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = current_user")}
+        assert members == {schema.WRITER, schema.READER}

@@ -339,15 +339,25 @@ def run(
             nats_url = env["MADOGUCHI_NATS_URL"] = nats_server.url
             env["MADOGUCHI_PG_DSN"] = pg.dsn
             typer.echo(f"nats-server  {nats_server.url}  (JetStream store {data / 'nats'})")
-            typer.echo(f"postgresql   {pg.dsn}  (data {data / 'postgres'})")
+            typer.echo(f"postgresql   {pg.dsn.replace(':' + pg.password + '@', '@')}  (data {data / 'postgres'}; "
+                       "each service logs in as its own role)")
         env["MADOGUCHI_DATA_DIR"] = str(data)
         supervisor.announce = announcer(nats_url, settings.municipality)
         subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True, stdout=subprocess.DEVNULL)
         run_dir = data / "run"
         run_dir.mkdir(exist_ok=True)
+        service_env = {name: env for name in names}
+        if embedded:  # least privilege: a login role per service, migrations by a separate owner role
+            from madoguchi_shared import db
+
+            dsns = asyncio.run(db.provision(pg.dsn, data / "secrets", names))
+            if "audit" in names:
+                subprocess.run([sys.executable, "-m", "madoguchi_audit.cli", "migrate"],
+                               env={**env, "MADOGUCHI_PG_DSN": dsns["migrator"]}, check=True)
+            service_env = {name: {**env, "MADOGUCHI_PG_DSN": dsns[name]} for name in names}
         for name in names:
             port = getattr(settings, f"{name}_port")
-            supervisor.add(ServiceChild(name, env, run_dir, f"http://{settings.host}:{port}/readyz"))
+            supervisor.add(ServiceChild(name, service_env[name], run_dir, f"http://{settings.host}:{port}/readyz"))
         deadline = time.monotonic() + 60
         pending = {c.name: c for c in supervisor.services()}
         while pending and time.monotonic() < deadline:

@@ -3,7 +3,10 @@ each owns one schema (reporting, audit, ...)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -18,7 +21,10 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations: Sequence[st
     Migration i (1-based) runs in a transaction together with recording it; an advisory lock
     keeps two starting replicas from migrating at once.
     """
-    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    # A schema made for the service's own role at provisioning (see `provision`) already exists:
+    # CREATE SCHEMA would need the database-wide CREATE privilege that role does not have.
+    if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     await conn.execute(
         f'CREATE TABLE IF NOT EXISTS "{schema}".schema_version (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())'
     )
@@ -42,3 +48,109 @@ CREATE TABLE IF NOT EXISTS projection_checkpoint (
     updated_at timestamptz NOT NULL DEFAULT now()
 )
 """
+
+
+# --------------------------------------------------------------------------------------------
+# Least privilege: one login role per service, a separate owner role for migrations
+# --------------------------------------------------------------------------------------------
+
+# The schemas a service owns outright (it migrates them itself and can touch nothing else).
+OWN_SCHEMAS = {"reporting": ("reporting",), "calls": ("calls",)}
+MIGRATOR = "mg_migrator"  # runs the audit migrations at start; owns the audit schema
+AUDIT_ROLES = ("audit_owner", "audit_writer", "audit_reader")
+
+
+def role_of(service: str) -> str:
+    return f"mg_{service}"
+
+
+def _password(secrets_dir: Path, role: str) -> str:
+    path = secrets_dir / f"pg-{role}.password"
+    if not path.exists():
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def dsn_as(dsn: str, role: str, password: str) -> str:
+    """The same server and database, another login."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{quote(role)}:{quote(password)}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+async def provision(superuser_dsn: str, secrets_dir: Path, services: Sequence[str] = ("reporting", "calls", "audit"),
+                    ) -> dict[str, str]:
+    """Create (idempotently) a login role per service and the migration owner; returns name -> DSN.
+
+    - ``mg_reporting``, ``mg_calls``: own their schema and nothing else (no CREATE on the database);
+    - ``mg_audit``: member of audit_writer and audit_reader (INSERT/SELECT on the log, its own
+      bookkeeping), never of audit_owner;
+    - ``mg_migrator``: creates the audit schema and runs its migrations at start (member of the
+      audit roles, CREATE on the database), never used by a running service.
+    None is a superuser, none can create roles. Passwords live in ``secrets_dir`` (0600), one per role.
+    The returned DSNs include ``"migrator"``.
+    """
+    conn = await asyncpg.connect(superuser_dsn)
+    out: dict[str, str] = {}
+    try:
+        database = await conn.fetchval("SELECT current_database()")
+        for role in (*[role_of(s) for s in services], MIGRATOR, *AUDIT_ROLES):
+            login = role.startswith("mg_")
+            exists = await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role)
+            options = "LOGIN" if login else "NOLOGIN"
+            if not exists:
+                await conn.execute(f'CREATE ROLE "{role}" {options} NOSUPERUSER NOCREATEDB NOCREATEROLE')
+            if login:
+                password = _password(secrets_dir, role)
+                await conn.execute(f"ALTER ROLE \"{role}\" {options} NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                   f"PASSWORD '{password}'")
+                key = "migrator" if role == MIGRATOR else role.removeprefix("mg_")
+                out[key] = dsn_as(superuser_dsn, role, password)
+        await conn.execute(f'REVOKE CREATE ON DATABASE "{database}" FROM PUBLIC')
+        await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        await conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO {MIGRATOR}')
+        await conn.execute(f"GRANT {', '.join(AUDIT_ROLES)} TO {MIGRATOR}")
+        for service, schemas in OWN_SCHEMAS.items():
+            if service not in services:
+                continue
+            role = role_of(service)
+            for schema in schemas:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION "{role}"')
+                await _give(conn, schema, role)
+        if "audit" in services:
+            await conn.execute(f"GRANT audit_writer, audit_reader TO {role_of('audit')}")
+            await conn.execute(f"REVOKE audit_owner FROM {role_of('audit')}")
+            if await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = 'audit'"):
+                # Made before provisioning by the superuser: the migrator takes the schema and its
+                # version table, the audit owner role every other table.
+                await conn.execute(f"ALTER SCHEMA audit OWNER TO {MIGRATOR}")
+                for r in await conn.fetch(
+                        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = 'audit' AND c.relkind IN ('r', 'p')"""):
+                    owner = MIGRATOR if r["relname"] == "schema_version" else "audit_owner"
+                    await conn.execute(f'ALTER TABLE audit."{r["relname"]}" OWNER TO {owner}')
+    finally:
+        await conn.close()
+    return out
+
+
+async def _give(conn: asyncpg.Connection, schema: str, role: str) -> None:
+    """Hand a schema made before provisioning (by the superuser) and everything in it to its service's role."""
+    await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"')
+    rows = await conn.fetch(
+        """SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND pg_get_userbyid(c.relowner) <> $2""", schema, role)
+    for r in rows:
+        if r["relkind"] == "S" and await conn.fetchval(
+                "SELECT true FROM pg_depend d JOIN pg_class c ON c.oid = d.objid WHERE c.relname = $1 "
+                "AND d.deptype IN ('a', 'i')", r["relname"]):
+            continue  # a sequence owned by a column follows its table
+        await conn.execute(f'ALTER TABLE "{schema}"."{r["relname"]}" OWNER TO "{role}"')
+    for f in await conn.fetch(
+            """SELECT p.oid::regprocedure::text AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = $1 AND pg_get_userbyid(p.proowner) <> $2""", schema, role):
+        await conn.execute(f'ALTER ROUTINE {f["sig"]} OWNER TO "{role}"')

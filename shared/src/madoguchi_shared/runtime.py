@@ -8,6 +8,7 @@ folder, port 0). Nothing here relies on what a machine happens to have installed
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -176,10 +177,12 @@ class PostgresServer:
     proc: subprocess.Popen | None = None
     user: str = "madoguchi"
     database: str = "madoguchi"
+    password: str = ""  # the superuser's, from <data_dir>/superuser.password: TCP logins need a password
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+        auth = f"{self.user}:{self.password}" if self.password else self.user
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{self.database}"
 
     def start(self) -> PostgresServer:
         bin_dir = _pg_bin()
@@ -213,10 +216,35 @@ class PostgresServer:
         self._wait_ready(bin_dir, log)
         if fresh:
             subprocess.run(
-                [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database],
+                [str(bin_dir / "createdb"), "-h", str(socket_dir), "-p", str(self.port), "-U", self.user, self.database],
                 check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )
+        self._require_passwords(bin_dir, pgdata, socket_dir)
         return self
+
+    def _require_passwords(self, bin_dir: Path, pgdata: Path, socket_dir: Path) -> None:
+        """TCP logins need a password (scram), so a service's own role is the most it can be.
+
+        The superuser gets a password kept in <data_dir>/superuser.password (0600); only the
+        server's own socket, in the data folder, stays trusted (for this bootstrap).
+        """
+        secret = self.data_dir / "superuser.password"
+        if not secret.exists():
+            secret.write_text(secrets.token_urlsafe(32))
+            secret.chmod(0o600)
+        self.password = secret.read_text().strip()
+        psql = [str(bin_dir / "psql"), "-h", str(socket_dir), "-p", str(self.port), "-U", self.user, "-d", "postgres",
+                "-v", "ON_ERROR_STOP=1", "-q"]
+        subprocess.run([*psql, "-c", f"ALTER ROLE \"{self.user}\" PASSWORD '{self.password}'"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        hba = pgdata / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        changed = [(" ".join(line.split()[:-1]) + " scram-sha-256") if line.split()[:1] in (["host"], ["hostssl"])
+                   and line.split()[-1] == "trust" else line for line in lines]
+        if changed != lines:
+            hba.write_text("\n".join(changed) + "\n")
+            subprocess.run([*psql, "-c", "SELECT pg_reload_conf()"], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
 
     def _wait_ready(self, bin_dir: Path, log: Path, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

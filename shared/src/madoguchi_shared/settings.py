@@ -67,7 +67,10 @@ class Settings(BaseSettings):
         return _key_file(self.data_dir.resolve() / "secrets" / "token.key")
 
     def embedded_pg_dsn(self) -> str:
-        return f"postgresql://madoguchi@127.0.0.1:{self.pg_port}/madoguchi"
+        """The embedded server's superuser (operator tools): its password is in the data folder."""
+        secret = self.data_dir.resolve() / "postgres" / "superuser.password"
+        auth = f"madoguchi:{secret.read_text().strip()}" if secret.exists() else "madoguchi"
+        return f"postgresql://{auth}@127.0.0.1:{self.pg_port}/madoguchi"
 
     def resolved_pg_dsn(self) -> str:
         return self.pg_dsn or self.embedded_pg_dsn()

@@ -190,6 +190,25 @@ def rotate_key_cmd(data_dir: DataDirOpt = None, nats_url: NatsOpt = None, munici
                f"new key id  {new.key_id} {keys.fingerprint(new.public)}\nprivate key {audit.resolved_signing_key_file}")
 
 
+@app.command("migrate")
+def migrate_cmd(dsn: DsnOpt = None, schema: SchemaOpt = None) -> None:
+    """Bring the audit schema up to date (run with the owner role, before the service starts)."""
+    from madoguchi_audit import schema as audit_schema
+
+    base, audit = _settings(dsn, None, schema)
+
+    async def go() -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(base.resolved_pg_dsn())
+        try:
+            return await audit_schema.migrate(conn, audit.schema_name)
+        finally:
+            await conn.close()
+
+    typer.echo(f"audit schema {audit.schema_name}: version {asyncio.run(go())}")
+
+
 @app.command("ingest")
 def ingest_cmd(dsn: DsnOpt = None, data_dir: DataDirOpt = None, schema: SchemaOpt = None,
                nats_url: Annotated[str | None, typer.Option("--nats", help="NATS URL")] = None) -> None:
@@ -208,7 +227,7 @@ def ingest_cmd(dsn: DsnOpt = None, data_dir: DataDirOpt = None, schema: SchemaOp
         nc = await bus.connect(base.nats_url, name="madoguchi-audit-ingest")
         await bus.ensure_streams(nc.jetstream(), base.stream_replicas)
         pool = await db.create_pool(base.resolved_pg_dsn(), max_size=4)
-        await audit_schema.migrate_pool(pool, audit.schema_name)
+        await audit_schema.ensure(pool, audit.schema_name)
         ingest = Ingest(audit, nc, pool)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

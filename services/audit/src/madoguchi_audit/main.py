@@ -31,7 +31,7 @@ def create_app(settings: Settings, audit: AuditSettings | None = None) -> FastAP
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool, nc = app.state.pool, app.state.nc
-        await schema.migrate_pool(pool, audit.schema_name)
+        await schema.ensure(pool, audit.schema_name)
         hub = AlertHub(nc)
         await hub.start()
         engine = AlertEngine(audit, pool, app.state.js) if audit.run_alerts else None

@@ -39,14 +39,23 @@ BEGIN
       END;
     END IF;
   END LOOP;
-  -- The login user must be able to SET ROLE to them (a superuser always can).
+  -- The login user must be able to SET ROLE to them (a superuser always can; a provisioned
+  -- migrator is a member already).
   IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-    EXECUTE format('GRANT {OWNER}, {WRITER}, {READER} TO %I', current_user);
+    FOREACH r IN ARRAY ARRAY['{OWNER}', '{WRITER}', '{READER}'] LOOP
+      IF NOT pg_has_role(current_user, r, 'MEMBER') THEN
+        EXECUTE format('GRANT %I TO %I', r, current_user);
+      END IF;
+    END LOOP;
   END IF;
 END $$;
 """
 
 LOG_SQL = f"""
+-- A role that owns a table must be allowed to create in its schema (the migrator is no superuser).
+DO $$ BEGIN
+  EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO {OWNER}', current_schema());
+END $$;
 CREATE TABLE log (
     position       bigint PRIMARY KEY,
     stream         text NOT NULL,
@@ -201,7 +210,22 @@ STREAM_SEQ_SQL = """
 CREATE INDEX log_stream_seq ON log (stream, stream_seq);
 """
 
-MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL]
+# Least privilege: the service's login role (member of audit_writer and audit_reader, never of
+# audit_owner) runs the alert engine and reads the version; the migrator owns the rest.
+PRIVILEGES_SQL = f"""
+-- A role that owns a table must be allowed to create in its schema (the migrator is no superuser).
+DO $$ BEGIN
+  EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO {OWNER}', current_schema());
+END $$;
+ALTER TABLE alert OWNER TO {OWNER};
+ALTER TABLE alert_engine OWNER TO {OWNER};
+REVOKE ALL ON alert, alert_engine FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON alert, alert_engine TO {WRITER};
+GRANT SELECT ON alert, alert_engine TO {READER};
+GRANT SELECT ON schema_version TO {WRITER}, {READER};
+"""
+
+MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL]
 
 
 async def migrate(conn: asyncpg.Connection, schema: str) -> int:
@@ -211,3 +235,28 @@ async def migrate(conn: asyncpg.Connection, schema: str) -> int:
 async def migrate_pool(pool: asyncpg.Pool, schema: str) -> int:
     async with pool.acquire() as conn:
         return await migrate(conn, schema)
+
+
+async def version(conn: asyncpg.Connection, schema: str) -> int:
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".schema_version'):
+        return 0
+    return await conn.fetchval(f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_version')
+
+
+class NotMigrated(RuntimeError):
+    pass
+
+
+async def ensure(pool: asyncpg.Pool, schema: str) -> int:
+    """At service start: nothing to do when the migrator has brought the schema up to date; else migrate
+    (which only a role allowed to, such as the migrator or a test's superuser, can)."""
+    async with pool.acquire() as conn:
+        current = await version(conn, schema)
+        if current >= len(MIGRATIONS):
+            return current
+        try:
+            return await migrate(conn, schema)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise NotMigrated(f"the audit schema {schema!r} is at version {current} of {len(MIGRATIONS)} and this "
+                              f"role may not migrate it: run `madoguchi audit migrate` with the owner role "
+                              f"(MADOGUCHI_PG_DSN of {'mg_migrator'})") from exc
