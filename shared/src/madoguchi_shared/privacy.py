@@ -124,7 +124,7 @@ async def scan_streams(nats_url: str, report: ScanReport) -> None:
         infos = await js.streams_info()
         for info in sorted(infos, key=lambda i: i.config.name):
             name = info.config.name
-            if name == f"KV_{TEXT_KEYS_BUCKET}":
+            if name == TEXT_KEYS_BUCKET:
                 continue
             place = Place("ストリーム", name)
             report.places.append(place)
@@ -232,3 +232,152 @@ def scan(
         typer.echo(line)
     if sum(report.total().values()):
         raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Erasure of free text: a manager requests, an auditor approves (two people, two roles)
+# --------------------------------------------------------------------------------------------
+#
+#     madoguchi privacy erase <reference> --staff S0001 --reason "…"   (manager: the request)
+#     madoguchi privacy approve <reference> --staff A0001              (auditor: key destroyed)
+#     madoguchi privacy status <reference>                             (requested / erased / held)
+#
+# The reference is the one in the sealed text ("sealed:v1:<reference>:…"), which reports and
+# auditors' queries show next to the record. Each person proves who they are with their password
+# (prompted, or --password-stdin). The approval destroys the key (madoguchi_shared.sealed) and
+# publishes admin.text_erased: who asked, who approved, when, why — never the text.
+
+
+class ErasureRefused(Exception):
+    """A clear Japanese reason (exit code 1)."""
+
+
+async def _who(js, municipality: str, staff_id: str, password: str, role: str):
+    from madoguchi_shared import auth
+    from madoguchi_shared.events import Actor, Role
+
+    record, reason = await auth.authenticate(js, municipality, staff_id, password)
+    if record is None:
+        raise ErasureRefused(f"職員 {staff_id} を確認できませんでした（{ {'unknown_staff': '未登録', 'bad_password': 'パスワード不一致', 'disabled': '無効'}.get(reason, reason) }）。")
+    if role not in record["roles"]:
+        label = {"manager": "管理者（マネージャー）", "auditor": "監査担当"}[role]
+        raise ErasureRefused(f"職員 {staff_id} には{label}の役割がありません。")
+    return Actor(id=staff_id, role=Role(role))
+
+
+async def _text_history(nc, municipality: str, ref):
+    from madoguchi_shared import bus, subjects
+
+    subject = subjects.aggregate_subject("admin", municipality, "text", str(ref))
+    stored = await bus.load(nc, subject)
+    return stored, (stored[-1].seq if stored else 0)
+
+
+async def request_erasure(nc, municipality: str, ref, staff_id: str, password: str, reason: str):
+    from madoguchi_shared import bus
+    from madoguchi_shared.events.admin import TextErasureRequested
+    from madoguchi_shared.sealed import TextVault
+
+    js = nc.jetstream()
+    actor = await _who(js, municipality, staff_id, password, "manager")
+    event = TextErasureRequested(municipality=municipality, text_ref=ref, reason=reason, actor=actor)
+    stored, seq = await _text_history(nc, municipality, ref)
+    if any(s.event.type == "admin.text_erased" for s in stored):
+        raise ErasureRefused("この記述はすでに消去されています。")
+    if stored:
+        raise ErasureRefused("この記述の消去はすでに申請されています。監査担当の承認を待っています。")
+    if not await TextVault(js).holds(municipality, ref):
+        raise ErasureRefused("この参照の暗号化された記述は見つかりません（参照の誤り、または暗号化前の記述で消去できません）。")
+    try:
+        await bus.append(js, event, 0)
+    except bus.ConcurrencyConflict:
+        raise ErasureRefused("この記述の消去はすでに申請されています。") from None
+    return event
+
+
+async def approve_erasure(nc, municipality: str, ref, staff_id: str, password: str):
+    from madoguchi_shared import bus
+    from madoguchi_shared.events.admin import TextErased
+    from madoguchi_shared.sealed import TextVault
+
+    js = nc.jetstream()
+    actor = await _who(js, municipality, staff_id, password, "auditor")
+    stored, seq = await _text_history(nc, municipality, ref)
+    if any(s.event.type == "admin.text_erased" for s in stored):
+        raise ErasureRefused("この記述はすでに消去されています。")
+    requests = [s.event for s in stored if s.event.type == "admin.text_erasure_requested"]
+    if not requests:
+        raise ErasureRefused("この参照への消去申請がありません。先に管理者が申請してください。")
+    request = requests[-1]
+    if request.actor.id == staff_id:
+        raise ErasureRefused("申請した本人は承認できません。別の職員（監査担当）が承認してください。")
+    event = TextErased(municipality=municipality, text_ref=ref, requested_by=request.actor.id,
+                       requested_at=request.occurred_at, reason=request.reason, actor=actor,
+                       causation_id=request.event_id, correlation_id=request.correlation_id or request.event_id)
+    await TextVault(js).erase(municipality, ref)  # the key first: a crash before the record leaves it erased
+    try:
+        await bus.append(js, event, seq)
+    except bus.ConcurrencyConflict:
+        raise ErasureRefused("同時に別の操作がありました。状態を確認してください。") from None
+    return event
+
+
+def _password(staff_id: str, stdin: bool) -> str:
+    import getpass
+    import sys
+
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return getpass.getpass(f"{staff_id} のパスワード: ")
+
+
+def _run_erasure(fn, ref: str, municipality: str | None, *args) -> Any:
+    from uuid import UUID
+
+    from madoguchi_shared import bus
+
+    settings = Settings()
+    m = municipality or settings.municipality
+    try:
+        text_ref = UUID(ref.removeprefix("sealed:v1:").split(":")[0])
+    except ValueError:
+        raise typer.BadParameter("参照（UUID）を指定してください") from None
+
+    async def go():
+        nc = await bus.connect_tool(settings.nats_url, name="madoguchi-privacy")
+        try:
+            return await fn(nc, m, text_ref, *args)
+        finally:
+            await nc.drain()
+
+    try:
+        return asyncio.run(go())
+    except ErasureRefused as exc:
+        typer.echo(f"できません: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def erase(
+    reference: Annotated[str, typer.Argument(help="the text's reference (UUID)")],
+    staff: Annotated[str, typer.Option("--staff", help="the requesting manager's staff id")],
+    reason: Annotated[str, typer.Option("--reason", help="why (no personal data)")],
+    municipality: Annotated[str | None, typer.Option(help="municipality code; default from settings")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """A manager requests the erasure of one free text (an auditor must approve)."""
+    event = _run_erasure(request_erasure, reference, municipality, staff, _password(staff, password_stdin), reason)
+    typer.echo(f"消去を申請しました（参照 {event.text_ref}）。監査担当の承認で鍵が破棄されます。")
+
+
+@app.command()
+def approve(
+    reference: Annotated[str, typer.Argument(help="the text's reference (UUID)")],
+    staff: Annotated[str, typer.Option("--staff", help="the approving auditor's staff id")],
+    municipality: Annotated[str | None, typer.Option(help="municipality code; default from settings")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """An auditor approves a requested erasure: the key is destroyed and a redaction event published."""
+    event = _run_erasure(approve_erasure, reference, municipality, staff, _password(staff, password_stdin))
+    typer.echo(f"消去しました（参照 {event.text_ref}）。鍵を破棄し、記録は「削除済み」と表示されます。"
+               f"申請 {event.requested_by}、承認 {event.actor.id}。")

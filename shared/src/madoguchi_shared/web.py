@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, ValidationError
 
-from madoguchi_shared import auth, bus, logging
+from madoguchi_shared import auth, bus, logging, sealed
 from madoguchi_shared.errors import Conflict, DomainError, NotFound, Unavailable
 from madoguchi_shared.pii import PersonalDataFound
 from madoguchi_shared.settings import Settings
@@ -362,6 +362,7 @@ def create_service_app(
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.configure(settings.log_level, settings.log_json)
         app.state.nc = await bus.connect(settings.nats_url, name=f"madoguchi-{name}")
+        sealed.use(sealed.TextVault(app.state.nc.jetstream()))  # reports and screens reveal free text
         app.state.js = app.state.nc.jetstream()
         await bus.ensure_streams(app.state.js, settings.stream_replicas)
         app.state.accounts = await auth.AccountDirectory(app.state.js).start(settings.stream_replicas)

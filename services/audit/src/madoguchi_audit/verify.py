@@ -74,6 +74,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     key_chain: list[str] = field(default_factory=list)
     reconciliation: Reconciliation | None = None
+    redacted: int = 0  # free texts erased by destroying their keys (admin.text_erased): redacted, not tampered
 
     @property
     def rate(self) -> float:
@@ -127,6 +128,9 @@ class Report:
             out[-1:-1] = self.reconciliation.lines()
         if self.key_chain:
             out[-1:-1] = ["    " + line for line in self.key_chain]
+        if self.redacted:
+            out[-1:-1] = [f"    redacted: {self.redacted} free text(s) erased by key destruction (admin.text_erased); "
+                          "their records keep the ciphertext, the chain is intact — redacted, not tampered"]
         return out
 
     def _chain_lines(self) -> list[str]:
@@ -533,6 +537,9 @@ async def verify_all(conn: asyncpg.Connection, nc, settings, *, from_checkpoint:
     elif nc is None:
         report.notes.append("not reconciled with the streams of record (no bus): a cut tail after the last "
                             "checkpoint would not be seen")
+    report.redacted = await conn.fetchval(
+        f'SELECT count(*) FROM "{settings.schema_name}".log WHERE type = $1 AND position BETWEEN $2 AND $3',
+        "admin.text_erased", report.from_position, report.to_position) or 0
     report.ok = report.fault is None and not report.checkpoint_faults and (
         report.reconciliation is None or report.reconciliation.ok)
     report.seconds = time.perf_counter() - t0

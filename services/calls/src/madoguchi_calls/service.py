@@ -26,6 +26,7 @@ from madoguchi_calls.phone_store import PhoneStore, normalize_phone
 from madoguchi_shared import bus, subjects, training
 from madoguchi_shared.calendar import Calendar
 from madoguchi_shared.events import SYSTEM, Actor, Event, new_id
+from madoguchi_shared.sealed import TextVault
 from madoguchi_shared.events import calls as ev
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, load_municipality
@@ -69,6 +70,7 @@ class CallsService:
         self.settings = settings
         self.nc = nc
         self.js = nc.jetstream()
+        self.vault = TextVault(self.js)
         self.store = store
         self.clock = clock
         self.policy = policy or schedule.CallbackPolicy()
@@ -109,6 +111,8 @@ class CallsService:
     async def append(self, municipality: str, events: Sequence[Event], expected: int | None) -> list[int]:
         if not events:
             return []
+        # free text goes out sealed, its key outside the event log (madoguchi_shared.sealed)
+        events = [await self.vault.seal_event(e) for e in events]
         seqs = await bus.append_all(self.js, events, expected)
         view = await self.view(municipality)
         await view.wait_for(seqs[-1])

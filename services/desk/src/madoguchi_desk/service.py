@@ -30,6 +30,7 @@ from madoguchi_desk import domain as d
 from madoguchi_shared import bus, training
 from madoguchi_shared.calendar import Calendar
 from madoguchi_shared.events import SYSTEM, Actor, Event, new_id
+from madoguchi_shared.sealed import TextVault
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Desk, Municipality
@@ -66,6 +67,7 @@ class DeskService:
                  on_appended: Callable[[list[Appended]], None] | None = None):
         self.nc = nc
         self.js = js
+        self.vault = TextVault(js)
         self.m = municipality
         self.clock = clock
         self.on_appended = on_appended
@@ -222,6 +224,7 @@ class DeskService:
         out: list[Appended] = []
         for event in events:
             subject = event.subject
+            event = await self.vault.seal_event(event)  # free text sealed, key outside the log
             try:
                 ack = await bus.append(self.js, event, last.get(subject))
             except bus.ConcurrencyConflict as exc:
@@ -356,6 +359,8 @@ class DeskService:
         day = day or calendar.local_date(now)
         loaded = await self.deskday(desk, day)
         out = d.desk_status(loaded.state, desk, calendar.hours(day, desk.id), self.m, now)
+        # summaries and outcomes are stored sealed: shown decrypted, or 「削除済み」 once erased
+        await self.vault.reveal_all(self.m.code, out.get("escalations", []), "summary", "outcome")
         out["version"] = loaded.seq
         return out
 

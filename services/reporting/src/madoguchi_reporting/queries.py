@@ -26,6 +26,7 @@ from madoguchi_shared.events.report import line_scope_id, report_id
 from madoguchi_shared.wareki import heading_date, heading_period, to_wareki, weekday_kanji
 
 from madoguchi_shared import labels as L
+from madoguchi_shared import sealed
 from madoguchi_reporting.config import ReportConfig
 from madoguchi_reporting.schema import SCHEMA
 
@@ -279,11 +280,12 @@ async def _notes(conn, m: str, channel: str, scopes: list[str] | None, start: dt
     for r in rows:
         at = r["at"].astimezone(dt.timezone(dt.timedelta(hours=9)))
         item = {"scope": r["scope"], "date": r["day"].isoformat(), "time": at.strftime("%H:%M"), "ref": r["ref"],
-                "category": r["category"], "text": r["text"]}
+                "category": r["category"], "text": await sealed.reveal(m, r["text"])}  # 削除済み once erased
         if kind == "escalation":
             item.update(category_ja=L.label(L.ESCALATION_CATEGORY, r["category"]) if channel == "desk"
                         else "、".join(L.label(L.CALL_CATEGORY, c) for c in (r["category"] or "").split(",") if c),
-                        status=r["status"], status_ja=L.label(L.ESCALATION_STATUS, r["status"]), outcome=r["detail"])
+                        status=r["status"], status_ja=L.label(L.ESCALATION_STATUS, r["status"]),
+                        outcome=await sealed.reveal(m, r["detail"]))
         else:
             item.update(kind_ja=L.label(L.OPINION_KIND, r["category"]), step=r["step"],
                         step_ja=L.label(L.PROCEDURE_STEP, r["step"]))
@@ -496,8 +498,9 @@ async def call_records(conn, m: str, start: dt.date, end: dt.date) -> list[dict[
             "categories_ja": "、".join(L.label(L.CALL_CATEGORY, c) for c in (r["categories"] or [])),
             "resolution": r["resolution"], "resolution_ja": L.label(L.RESOLUTION, r["resolution"]),
             "provider_category": r["provider_category"], "guided_ward": r["guided_ward"],
-            "duration_s": r["duration_s"], "notes": r["notes"],
-            "opinions": json.loads(r["opinions"]) if r["opinions"] else [],
+            "duration_s": r["duration_s"], "notes": await sealed.reveal(m, r["notes"]),
+            "opinions": [o | {"text": await sealed.reveal(m, o.get("text"))} if isinstance(o, dict) else o
+                         for o in (json.loads(r["opinions"]) if r["opinions"] else [])],
             "callback": r["callback_status"], "callback_ja": L.label(L.CALLBACK_STATUS, r["callback_status"]),
         })
     return out

@@ -7,11 +7,13 @@ lives in the identity store, never in an event.
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from madoguchi_shared.events.base import Event, Ident, Role
+from madoguchi_shared.pii import FreeText
 
 
 class _StaffEvent(Event):
@@ -149,3 +151,33 @@ class ConfigurationChanged(Event):
     key: Ident  # e.g. "desks", "call_categories", "agent_policy"
     revision: int = Field(ge=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+# --- erasure of sealed free text (crypto-shredding): mg.admin.<m>.text.<ref> ----------------------
+
+
+class _TextEvent(Event):
+    """About one sealed free text (madoguchi_shared.sealed), named by its reference; never its content."""
+
+    context: ClassVar[str] = "admin"
+    aggregate: ClassVar[str] = "text"
+    aggregate_field: ClassVar[str] = "text_ref"
+    text_ref: UUID
+
+
+class TextErasureRequested(_TextEvent):
+    """A manager asks for a free text to be erased (the first of two roles)."""
+
+    type: Literal["admin.text_erasure_requested"] = "admin.text_erasure_requested"
+    reason: Annotated[FreeText, StringConstraints(min_length=1, max_length=400)]
+
+
+class TextErased(_TextEvent):
+    """The redaction record: an auditor approved, the text's key was destroyed. Who asked, who
+    approved (the actor), when and why — no content. Events that carry the ciphertext stay in the
+    streams and the audit chain unchanged; every read of them shows 「削除済み」."""
+
+    type: Literal["admin.text_erased"] = "admin.text_erased"
+    requested_by: Ident
+    requested_at: AwareDatetime
+    reason: Annotated[FreeText, StringConstraints(min_length=1, max_length=400)]

@@ -58,6 +58,7 @@ from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 from madoguchi_shared.events.base import Event, Frozen, Ident
 from madoguchi_shared.events.desk import OpinionKind, ProcedureStep
 from madoguchi_shared.pii import FreeText
+from madoguchi_shared.sealed import ErasableText
 
 CONTEXT = "calls"
 
@@ -228,7 +229,7 @@ class CallOpinion(Frozen):
 
     kind: OpinionKind
     step: ProcedureStep | None = None  # where in the procedure the caller struggled
-    text: FreeText = Field(min_length=1)
+    text: ErasableText = Field(min_length=1)
 
 
 class FaqRef(Frozen):
@@ -245,7 +246,7 @@ class CallClosed(_CallEvent):
     provider_category: ProviderCategory | None = None  # with referred_payment_provider
     ward: Ident | None = None  # with guided_to_ward_desk: the ward whose desk was suggested
     duration_seconds: int = Field(ge=0, le=6 * 3600)
-    notes: FreeText | None = None
+    notes: ErasableText | None = None
     opinions: tuple[CallOpinion, ...] = Field(default=(), max_length=20)
     faq_used: tuple[FaqRef, ...] = Field(default=(), max_length=20)
 
@@ -330,7 +331,7 @@ class CallbackCompleted(_CallbackEvent):
     resolution: Resolution
     categories: tuple[CategoryCode, ...] = Field(default=(), max_length=10)
     duration_seconds: int = Field(ge=0, le=6 * 3600)
-    notes: FreeText | None = None
+    notes: ErasableText | None = None
 
 
 class CallbackFailed(_CallbackEvent):

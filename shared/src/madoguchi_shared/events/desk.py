@@ -20,7 +20,9 @@ check is the concurrency check):
 
 Every desk-day and visit event carries `ward` and `desk` in the envelope (validated here).
 Free text uses `FreeText` (madoguchi_shared.pii): a My Number, a 12-digit run, a phone number or
-an e-mail address makes the event invalid, so it can never be stored.
+an e-mail address makes the event invalid, so it can never be stored. What a person writes about a
+case (escalation summaries and outcomes, opinions) is `ErasableText` (madoguchi_shared.sealed): the
+service publishes it sealed, with a key of its own outside the event log, so it can be erased.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from madoguchi_shared.events.base import Event, Frozen, Ident, WallClockTime
 from madoguchi_shared.pii import FreeText
+from madoguchi_shared.sealed import ErasableText
 
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
@@ -422,7 +425,7 @@ class EscalationRaised(_DayEvent):
     type: Literal["desk.escalation_raised"] = "desk.escalation_raised"
     escalation_no: int = Field(ge=1)
     category: EscalationCategory
-    summary: FreeText = Field(min_length=1)
+    summary: ErasableText = Field(min_length=1)
     visit_id: UUID | None = None
 
 
@@ -436,13 +439,13 @@ class EscalationEscalatedToCity(_DayEvent):
 
     type: Literal["desk.escalation_escalated_to_city"] = "desk.escalation_escalated_to_city"
     escalation_no: int = Field(ge=1)
-    summary: FreeText = Field(min_length=1)
+    summary: ErasableText = Field(min_length=1)
 
 
 class EscalationResolved(_DayEvent):
     type: Literal["desk.escalation_resolved"] = "desk.escalation_resolved"
     escalation_no: int = Field(ge=1)
-    outcome: FreeText = Field(min_length=1)
+    outcome: ErasableText = Field(min_length=1)
     resolved_by: Literal["manager", "city"]
 
 
@@ -482,7 +485,7 @@ class OpinionRecorded(_VisitEvent):
     type: Literal["desk.opinion_recorded"] = "desk.opinion_recorded"
     kind: OpinionKind
     step: ProcedureStep | None = None
-    text: FreeText = Field(min_length=1)
+    text: ErasableText = Field(min_length=1)
 
 
 class PinFailureRecorded(_VisitEvent):
