@@ -85,6 +85,8 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
         assert status["open_now"] and status["queue"]["served"] == 2 and status["visitors"] == 3
         assert [p["staff_id"] for p in status["on_duty"]] == ["S1", "S2"]
         assert status["disinfection"]["compliance"] == 1.0 and status["staffing"]["breaches"] == 0
+        # the summary and the outcome are stored sealed (issue 14) and shown decrypted
+        assert [(e["summary"], e["outcome"]) for e in status["escalations"]] == [("案内表示がわかりにくいとのご意見", "表示位置を変更")]
         visit = ok(await client.get(f"/v1/visits/{v1}", headers=city))
         assert visit["outcome"] == "completed" and visit["details"]["age_band"] == "70s"
 
@@ -103,6 +105,10 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
     counts: Counter[str] = Counter()
     async for _seq, _subject, data, headers in bus.load_filter(js, context_filter("desk", m)):
         counts[headers.get("Mg-Type", "?")] += 1
+        # free text leaves the desk sealed: the stream holds a reference and ciphertext only
+        assert "案内表示" not in data.decode() and "表示位置" not in data.decode()
+        if headers.get("Mg-Type") in ("desk.escalation_raised", "desk.escalation_resolved"):
+            assert '"sealed:v1:' in data.decode()
     print("\nsample day's event stream:", dict(sorted(counts.items())))
     assert counts["desk.ticket_issued"] == 3 and counts["desk.visit_started"] == 2 and counts["desk.visit_ended"] == 2
     assert counts["desk.pin_lock_warning_issued"] == 1 and counts["desk.staffing_breach_detected"] == 0
