@@ -225,3 +225,62 @@ def login(stack_municipality):
         await page.wait_for_load_state("domcontentloaded")
 
     return go
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"  # axe-core 4.14.1 (npm pack axe-core), MPL-2.0
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+# Visible text, placeholders and option labels; `.id` marks ids a person types (staff ids, hashes
+# copied into the audit filter), which stay as typed. A few Latin abbreviations are how Japanese
+# writes these things (マイキーID is the scheme's own name; QRコード, USB機器, PDF...): allowed.
+ALLOWED_LATIN = ["ID", "PC", "QR", "NFC", "USB", "PDF", "CSV", "ZIP", "Excel"]
+_VISIBLE_ASCII = """(allowed) => {
+  const latin = t => /[A-Za-z]/.test(allowed.reduce((s, w) => s.split(w).join(''), t));
+  const out = [];
+  const skip = el => el.closest('.id, script, style, template');
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || skip(el) || !latin(n.textContent)) continue;
+    if (el.tagName === 'OPTION') { out.push(n.textContent.trim()); continue; }
+    if (!el.checkVisibility({visibilityProperty: true})) continue;
+    out.push(n.textContent.trim());
+  }
+  document.querySelectorAll('[placeholder]').forEach(el => { if (latin(el.placeholder) && !skip(el)) out.push('placeholder: ' + el.placeholder); });
+  document.querySelectorAll('[aria-label]').forEach(el => { if (latin(el.getAttribute('aria-label')) && !skip(el)) out.push('aria-label: ' + el.getAttribute('aria-label')); });
+  if (latin(document.title)) out.push('title: ' + document.title);
+  return out;
+}"""
+
+
+@pytest.fixture
+def screen_check():
+    """`await screen_check(page, "HQ")`: axe-core (WCAG 2.1 A/AA) and no ASCII letters in what a
+    person reads; problems are collected, `screen_check.problems` asserted by the test at the end."""
+    source = AXE.read_text(encoding="utf-8")
+    problems: list[str] = []
+
+    async def check(page, name: str) -> None:
+        if not await page.evaluate("typeof window.axe !== 'undefined'"):
+            await page.evaluate(source)  # through the debugging protocol: not subject to the page's CSP
+        result = await page.evaluate(
+            "async (tags) => { const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});"
+            " return r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ').slice(0, 160)).join(' | ')); }",
+            AXE_TAGS)
+        problems.extend(f"{name}: axe {v}" for v in result)
+        ascii_text = await page.evaluate(_VISIBLE_ASCII, ALLOWED_LATIN)
+        problems.extend(f"{name}: ASCII in {t!r}" for t in ascii_text)
+
+    async def sanity(page) -> None:
+        """The checks can fail: an unlabelled field and an English word are both caught."""
+        await page.set_content('<html lang="ja"><head><title>確認</title></head><body><main><h1>確認</h1>'
+                               '<input type="text"><p>Submit</p></main></body></html>')
+        before = len(problems)
+        await check(page, "確認用")
+        found = problems[before:]
+        del problems[before:]
+        assert any("axe label" in p for p in found) and any("'Submit'" in p for p in found), found
+
+    check.problems = problems
+    check.sanity = sanity
+    return check

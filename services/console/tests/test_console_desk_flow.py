@@ -154,3 +154,44 @@ async def test_inquiry_only_in_one_step_and_call_next_takes_whoever_is_next(new_
     await b.wait_for_load_state("domcontentloaded")
     texts = [await a.inner_text(".flash.ok"), await b.inner_text(".flash.ok")]
     assert sorted(t.split("番")[0] for t in texts) == ["2", "3"], texts
+
+
+async def test_the_display_chimes_announces_only_a_new_number_and_keeps_the_last_five(new_page, staff, login, screenshots):
+    await staff("S-teine", "supporter", wards=["teine"])
+    page = await new_page(**DESK_TABLET)
+    await login(page, "S-teine")
+    await press(page, "チェックイン（従事開始）")
+    display = await page.context.new_page()
+    await display.set_viewport_size({"width": 1024, "height": 768})
+    await display.goto("/display/teine-1")
+    # One tap enables the sound (browsers allow audio only after a gesture); it chimes once to confirm.
+    await display.get_by_role("button", name="音を出す").click()
+    assert await display.evaluate("window.madoguchiDisplay.chimes") == 1
+    await display.get_by_label("音声でも案内").check()
+    assert await display.inner_text("[data-testid=announce]") == ""
+
+    # Seven numbers called one after another (and not answered): each chimes and is announced once.
+    for n in range(1, 8):
+        await press(page, "番号札を発行")
+        await press(page, "次の方を呼び出す")
+        await display.locator("[data-testid=calling-number]", has_text=str(n)).wait_for()
+        await display.locator("[data-testid=announce]", has_text=f"{n}番の方は窓口へお越しください").wait_for()
+        await page.locator(f".called-ticket[data-ticket='{n}']").get_by_role("button", name="不在").click()
+        await page.wait_for_load_state("domcontentloaded")
+    assert await display.evaluate("window.madoguchiDisplay.chimes") == 1 + 7
+    # The board itself is not a live region: only the new number is announced.
+    assert await display.locator("#display[aria-live]").count() == 0
+
+    # The supporter steps away while number 8 is called: no 「席を外しています」 under 「お越しください」.
+    await press(page, "番号札を発行")
+    await press(page, "次の方を呼び出す")
+    await display.locator("[data-testid=calling-number]", has_text="8").wait_for()
+    recent = await display.inner_text("[data-testid=recent-calls]")
+    assert recent.split() == ["7", "6", "5", "4", "3"]
+    await press(page, "短時間不在")
+    await page.wait_for_timeout(1500)
+    assert "席を外しています" not in await display.inner_text("[data-testid=display-foot]")
+    await display.screenshot(path=str(screenshots / "calling-display-1024.png"))
+    # Nor does the supporter's own header claim someone present is away.
+    await page.goto("/desk/teine-1")
+    assert "あなたは短時間不在中" in await page.inner_text("#desk-head")

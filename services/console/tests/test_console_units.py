@@ -43,6 +43,8 @@ def test_charts_escape_their_labels():
     svg = charts.hbars([("<b>", 3), ("女性", 1)], title="性別")
     assert "&lt;b&gt;" in svg and "<b>" not in svg
     assert 'aria-label="性別"' in svg
+    # every chart carries its numbers as a table (for screen readers and exact values)
+    assert "<table>" in svg and '<th scope="row">女性</th><td class="num">1</td>' in svg
 
 
 def test_desk_severity_from_the_wait_the_queue_staffing_and_alerts():

@@ -79,3 +79,33 @@ async def test_visit_stale_edit_is_409(settings, municipality, js):
                                      json={"outcome": "not_completed", "reason": "card_not_issued", "note": "後日判明"}), 201)
         assert fixed["events"][0]["type"] == "desk.visit_corrected"
         assert ok(await client.get(f"/v1/visits/{visit_id}", headers=s1))["reason"] == "card_not_issued"
+
+
+async def test_call_whoever_is_next_never_409s_and_a_walk_in_starts_in_one_step(settings, municipality, nc, js):
+    clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
+    for staff in ("S1", "S2"):
+        await train(js, municipality, staff)
+    s1 = auth(settings, municipality, "S1", Role.supporter, ("kita",))
+    s2 = auth(settings, municipality, "S2", Role.supporter, ("kita",))
+    async with desk_app(settings, municipality, clock) as (_app, client):
+        for h in (s1, s2):
+            ok(await client.post("/v1/desks/kita-1/staff/check-in", headers=h, json={}))
+        # An empty desk: ticket, call and visit in one request.
+        walk = ok(await client.post("/v1/desks/kita-1/walk-in", headers=s1), 201)
+        assert walk["ticket_no"] == 1 and walk["visit_id"]
+        visit = ok(await client.get(f"/v1/visits/{walk['visit_id']}", headers=s1))
+        assert visit["staff_id"] == "S1" and visit["ticket_no"] == 1
+        # Two waiting, both supporters press at once: each gets someone, no 409.
+        for _ in range(2):
+            ok(await client.post("/v1/desks/kita-1/tickets", headers=s1), 201)
+        body = {"whoever_is_next": True}
+        r1, r2 = await asyncio.gather(client.post("/v1/desks/kita-1/tickets/call-next", headers=s1, json=body),
+                                      client.post("/v1/desks/kita-1/tickets/call-next", headers=s2, json=body))
+        assert (r1.status_code, r2.status_code) == (200, 200), (r1.text, r2.text)
+        assert sorted([r1.json()["ticket_no"], r2.json()["ticket_no"]]) == [2, 3]
+        # With someone waiting, a walk-in would jump the queue: refused.
+        ok(await client.post("/v1/desks/kita-1/tickets", headers=s1), 201)
+        refused = await client.post("/v1/desks/kita-1/walk-in", headers=s2)
+        assert refused.status_code == 409 and "お待ちの方がいます" in refused.json()["detail"]
+    types = await stream_types(nc, aggregate_subject("desk", municipality, "deskday", "kita-1_2021-04-06"))
+    assert types.count("desk.ticket_called") == 3 and types.count("desk.ticket_served") == 1

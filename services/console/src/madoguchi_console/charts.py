@@ -17,6 +17,14 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
+def _table(rows: list[tuple[str, float]], title: str) -> str:
+    """The chart's numbers as a table, for screen readers and for reading exact values."""
+    body = "".join(f"<tr><th scope=\"row\">{escape(label)}</th><td class=\"num\">{_fmt(value)}</td></tr>" for label, value in rows)
+    return (f'<details class="chart-data"><summary>{escape(title)}の数値（表）</summary><table><caption class="visually-hidden">'
+            f'{escape(title)}</caption><thead><tr><th scope="col">項目</th><th scope="col" class="num">値</th></tr></thead>'
+            f"<tbody>{body}</tbody></table></details>")
+
+
 def hbars(items: list[tuple[str, object]], *, title: str, width: int = 560, label_w: int = 220) -> Markup:
     """Horizontal bars: one row per (label, value)."""
     rows = [(str(label), _num(v)) for label, v in items]
@@ -32,6 +40,7 @@ def hbars(items: list[tuple[str, object]], *, title: str, width: int = 560, labe
         parts.append(f'<rect class="bar" x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row_h - 9}" rx="3"></rect>')
         parts.append(f'<text class="val" x="{label_w + w + 5:.1f}" y="{y + 17}">{_fmt(value)}</text>')
     parts.append("</svg>")
+    parts.append(_table(rows, title))
     return Markup("".join(parts))
 
 
@@ -54,4 +63,5 @@ def columns(items: list[tuple[str, object]], *, title: str, width: int = 560, he
         parts.append(f'<text class="val" x="{x + col_w / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">{_fmt(value) if value else ""}</text>')
         parts.append(f'<text x="{x + col_w / 2:.1f}" y="{plot_h + 44}" text-anchor="middle">{escape(label)}</text>')
     parts.append("</svg>")
+    parts.append(_table(rows, title))
     return Markup("".join(parts))

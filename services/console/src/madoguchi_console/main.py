@@ -82,7 +82,51 @@ def _municipality(settings: Settings):
         return None
 
 
+_MACHINE_PATHS = ("/v1/", "/health", "/metrics", "/ready", "/docs", "/openapi")
+_PAGE_ERRORS = {
+    404: ("ページが見つかりません", "お探しのページは見つかりませんでした。アドレスを確かめるか、上のメニューから画面を選んでください。"),
+    405: ("この操作はできません", "この画面ではその操作はできません。画面を更新してもう一度お試しください。"),
+    422: ("入力内容に誤りがあります", "アドレスまたは入力の形式が正しくありません。画面を更新してもう一度お試しください。"),
+}
+
+
 def _install_page_errors(app: FastAPI) -> None:
+    """People get Japanese HTML pages for errors (404, 500...); machines keep problem+json."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from madoguchi_shared import logging
+
+    log = logging.get_logger(__name__)
+    machine_http = app.exception_handlers.get(StarletteHTTPException)
+    machine_any = app.exception_handlers.get(Exception)
+    machine_validation = app.exception_handlers.get(RequestValidationError)
+
+    def for_machines(request: Request) -> bool:
+        return request.url.path.startswith(_MACHINE_PATHS) or "text/html" not in request.headers.get("accept", "text/html")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def page_http_error(request: Request, exc: StarletteHTTPException):
+        if for_machines(request) and machine_http is not None:
+            return await machine_http(request, exc)
+        title, detail = _PAGE_ERRORS.get(exc.status_code, ("エラーが発生しました", "処理できませんでした。画面を更新してもう一度お試しください。"))
+        return render(request, "error.html", exc.status_code, title=title, detail=detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def page_validation_error(request: Request, exc: RequestValidationError):
+        if for_machines(request) and machine_validation is not None:
+            return await machine_validation(request, exc)
+        title, detail = _PAGE_ERRORS[422]
+        return render(request, "error.html", 422, title=title, detail=detail)
+
+    @app.exception_handler(Exception)
+    async def page_unexpected(request: Request, exc: Exception):
+        if for_machines(request) and machine_any is not None:
+            return await machine_any(request, exc)
+        log.exception("request.failed", error_type=type(exc).__name__)
+        return render(request, "error.html", 500, title="システムエラー",
+                      detail="予期しないエラーが発生しました。時間をおいてもう一度お試しください。問題が続く場合は業務責任者に連絡してください。")
+
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
         url = login_url(exc.next_path)

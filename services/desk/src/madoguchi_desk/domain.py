@@ -1201,6 +1201,9 @@ def desk_status(day: DeskDay, desk: Desk, hours: DayHours, municipality: Municip
             "waiting": [t.no for t in day.waiting()],
             "called": [{"ticket_no": t.no, "staff_id": t.staff_id, "call_count": t.call_count} for t in day.called()],
             "next_ticket": day.waiting()[0].no if day.waiting() else None,
+            # the calling display's 「先にお呼びした番号」: the latest calls, newest first, whatever became of them
+            "recent_calls": [t.no for t in sorted((t for t in day.tickets.values() if t.called_at is not None),
+                                                  key=lambda t: (t.called_at, t.no), reverse=True)[:6]],
             "last_issued": day.last_ticket,
             "served": served,
             "no_show": sum(1 for t in day.tickets.values() if t.status == "no_show"),

@@ -20,8 +20,11 @@ def display_view(status: dict) -> dict:
     called = list(queue.get("called") or [])
     # The most recently called number is the big one (called tickets come in calling order).
     now = called[-1] if called else None
-    return {"status": status, "now": now, "earlier": [c["ticket_no"] for c in reversed(called[:-1])],
-            "waiting": len(queue.get("waiting") or []), "absent": bool(status.get("absent")),
+    recent = [n for n in (queue.get("recent_calls") or []) if not now or n != now["ticket_no"]]
+    # While a number is called someone is at the desk: no 「席を外しています」 under 「お越しください」.
+    absent = bool(status.get("absent")) and not status.get("on_duty") and now is None
+    return {"status": status, "now": now, "earlier": recent[:5],
+            "waiting": len(queue.get("waiting") or []), "absent": absent,
             "open": status.get("open_now") and status.get("day_status") not in ("halted", "cannot_start", "ended")}
 
 

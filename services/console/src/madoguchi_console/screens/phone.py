@@ -15,6 +15,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 import re
 
+from markupsafe import Markup, escape
+
+from madoguchi_shared import labels as L
+
 from madoguchi_console import domain
 from madoguchi_console.deps import Api, PhoneSession, Session, upstream_for
 from madoguchi_console.forms import FormValues, read_form
@@ -86,11 +90,12 @@ def current_notices(state: dict) -> list[dict]:
     return out
 
 
-def _who(actor: dict | None) -> str:
+def _who(actor: dict | None) -> Markup:
+    """'業務責任者 M0001' with the staff id marked as an id."""
     if not actor:
-        return ""
-    role = domain.ROLE_LABELS.get(domain.Role(actor["role"]), "") if actor.get("role") in domain.Role._value2member_map_ else ""
-    return f"{role} {actor.get('id', '')}".strip()
+        return Markup("")
+    role = L.ROLE.get(str(actor.get("role")), "")
+    return Markup(f'{escape(role)} <span class="id">{escape(actor.get("id", ""))}</span>')
 
 
 async def callback_case(api: Upstream, cb: dict) -> dict[str, Any]:
@@ -193,6 +198,7 @@ async def _page(request: Request, api: Upstream, session: Session, line: str, *,
         state=state, line=line, call=call, callbacks=await with_cases(api, state.get("callback_queue") or []),
         notices=current_notices(state), category_labels=dict((c, t) for c, t, _ in categories), categories=categories, wards=await _wards(api), faq=faq, faq_query=faq_query,
         my_seat=_my_seat(state, session.principal.staff_id), live_url=f"/phone/live?line={line}", **phone_labels(),
+        is_manager=bool({domain.Role.manager, domain.Role.administrator} & set(session.roles)),
     )
     response.headers.update(NO_STORE)
     return response

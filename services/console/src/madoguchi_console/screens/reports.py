@@ -22,7 +22,7 @@ from madoguchi_shared import labels as L
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
 TABS = {"daily": "日次（窓口）", "line": "日次（電話）", "weekly": "週次", "final": "最終報告", "deliverables": "納入成果物"}
-FORMATS = {"xlsx": "Excel（xlsx）", "pdf": "PDF", "csv": "CSV"}
+FORMATS = {"xlsx": "Excel形式", "pdf": "PDF（印刷用）", "csv": "CSV形式"}
 DELIVERABLE_STATUS = {"pending": "未提出", "submitted": "提出済み", "overdue": "期限超過"}
 DESK_ROWS = ("visitors", "tickets_issued", "no_shows", "support_needed", "support_given", "completed", "not_completed",
              "escalations", "opinions", "pin_failures", "card_incidents", "disinfections", "disinfection_misses",
