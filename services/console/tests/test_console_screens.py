@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from madoguchi_shared.auth import Role, issue_token
+from madoguchi_shared.auth import Role, token_for
 
 pytestmark = pytest.mark.browser
 
@@ -20,9 +20,9 @@ async def press(page, text: str) -> None:
     await page.wait_for_load_state("domcontentloaded")
 
 
-async def test_every_screen_passes_axe_and_shows_no_ascii(new_page, staff, login, stack, screen_check, screenshots):
+async def test_every_screen_passes_axe_and_shows_no_ascii(new_page, staff, login, stack, screen_check, screenshots, js):
     check = screen_check
-    token = issue_token(stack.settings, staff_id="M-faq2", roles=[Role.manager], municipality=stack.settings.municipality)
+    token = await token_for(js, stack.settings, staff_id="M-faq2", roles=[Role.manager], municipality=stack.settings.municipality)
     async with httpx.AsyncClient(base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}) as client:
         r = await client.post("/v1/faq", json={"question": "マイキーIDの設定にはどのくらい時間がかかりますか。",
                                                "answer": "窓口ではおよそ15分です。", "categories": ["mykey_id"], "keywords": ["時間"]})

@@ -85,8 +85,8 @@ async def test_call_whoever_is_next_never_409s_and_a_walk_in_starts_in_one_step(
     clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
     for staff in ("S1", "S2"):
         await train(js, municipality, staff)
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("kita",))
-    s2 = auth(settings, municipality, "S2", Role.supporter, ("kita",))
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("kita",))
+    s2 = await auth(js, settings, municipality, "S2", Role.supporter, ("kita",))
     async with desk_app(settings, municipality, clock) as (_app, client):
         for h in (s1, s2):
             ok(await client.post("/v1/desks/kita-1/staff/check-in", headers=h, json={}))
