@@ -10,9 +10,11 @@ stream, stream sequence and log position.
 
 Shape, for speed: the verifier's single pass over the table (verify.verify_db) also fills a
 `LogIndex` — per stream, the (stream sequence, log position, sha256 of the data) of every record
-in log order, in flat arrays (about 48 bytes a record). Then each stream is read once with the
-shared reader (ack-less raw pull), and each message is compared with the next record of its
-stream in the subscription callback itself.
+in log order, in flat arrays (about 48 bytes a record). Meanwhile each stream is read once with
+the shared reader (ack-less raw pull) into flat arrays of (sequence, sha256) (`collect`), so the
+reading overlaps PostgreSQL building the headers; then the two are compared stream by stream.
+(An incremental run reads the streams after the pass, from where the table's read starts, and
+compares in the reader's callback.)
 
 Tolerated: the audit service's own bookkeeping on MG_AUDIT after the log's last record of that
 stream (its checkpoints and the records of verification runs: a clean stop signs the tail and
@@ -136,6 +138,76 @@ class Reconciliation:
         return out
 
 
+def _trailing(stream: str, subject: str) -> bool:
+    """The audit service's own bookkeeping on MG_AUDIT, which may trail the log (see the module docstring)."""
+    if stream != "MG_AUDIT":
+        return False
+    parts = subject.split(".")
+    return len(parts) == 5 and parts[3] in _TRAILING
+
+
+class Collected:
+    """One stream's messages up to the cut-off, read while the table is being verified: seq, sha256, trailing flag."""
+
+    def __init__(self, stream: str, cut: int):
+        self.stream = stream
+        self.cut = cut
+        self.seqs = array("q")
+        self.digests = bytearray()
+        self.trailing = bytearray()
+        self.done = asyncio.Event()
+
+    def feed(self, msg: StoredMessage) -> None:
+        seq = msg.seq
+        if seq > self.cut:
+            self.done.set()
+            return
+        self.seqs.append(seq)
+        self.digests += hashlib.sha256(msg.data).digest()
+        self.trailing.append(_trailing(self.stream, msg.subject))
+        if seq >= self.cut or msg.pending == 0:
+            self.done.set()
+
+
+async def _read(nc: NATS, streams: dict[str, list[str]], starts: dict[str, int], cut: dict[str, int],
+                sinks: dict) -> None:
+    """Read every stream from its start to its cut-off into its sink (an object with feed() and done)."""
+    readers: list[Reader] = []
+    try:
+        for stream, filters in streams.items():
+            sink = sinks[stream]
+            start = starts.get(stream, 1)
+            if cut.get(stream, 0) < start:
+                sink.done.set()
+                continue
+            reader = Reader(nc, stream, filters, start_seq=start, batch=1000, sink=sink.feed)
+            readers.append(reader)
+            await reader.start()
+            if reader.pending == 0:
+                sink.done.set()
+        waiting = dict(sinks)
+        while waiting:
+            for name, c in list(waiting.items()):
+                if c.done.is_set():
+                    del waiting[name]
+            if not waiting:
+                break
+            await asyncio.wait([asyncio.ensure_future(c.done.wait()) for c in waiting.values()],
+                               timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            for r in readers:
+                await r.watchdog()
+    finally:
+        for r in readers:
+            await r.stop()
+
+
+async def collect(nc: NATS, streams: dict[str, list[str]], cut: dict[str, int]) -> dict[str, Collected]:
+    """Read every stream from its start to the cut-off (run beside the verifier's pass over the table)."""
+    sinks = {s: Collected(s, cut.get(s, 0)) for s in streams}
+    await _read(nc, streams, {}, cut, sinks)
+    return sinks
+
+
 class _Compare:
     """Compares one stream's messages, in order, with its records in the log; runs in the reader's callback."""
 
@@ -190,10 +262,15 @@ class _Compare:
         return self.positions[self.i - 1] if self.i > 0 else None
 
     def feed(self, msg: StoredMessage) -> None:
-        seq = msg.seq
-        if seq > self.cut:
+        """The reader's sink: compare as the messages arrive."""
+        if msg.seq > self.cut:
             self.done.set()
             return
+        self.feed_digest(msg.seq, hashlib.sha256(msg.data).digest(), _trailing(self.stream, msg.subject))
+        if msg.seq >= self.cut or msg.pending == 0:
+            self.done.set()
+
+    def feed_digest(self, seq: int, digest: bytes, tolerable: bool) -> None:
         self.messages += 1
         self.last_seq = seq
         seqs, i, n = self.seqs, self.i, self.n
@@ -201,25 +278,22 @@ class _Compare:
             self._add("extra", seqs[i], self.positions[i], "the log holds a record of a stream message that does not exist")
             i += 1
         if i < n and seqs[i] == seq:
-            if hashlib.sha256(msg.data).digest() != self.digests[i * 32:i * 32 + 32]:
+            if digest != self.digests[i * 32:i * 32 + 32]:
                 self._add("altered", seq, self.positions[i], "the record's bytes differ from the stream's message")
             i += 1
         elif i >= n:
-            self._tail_missing(msg)
+            self._tail_missing(seq, tolerable)
         else:
             self._add("missing", seq, self._previous_position() if i > 0 else None,
                       f"the stream's message is not in the log (the next record of {self.stream} is seq {seqs[i]} "
                       f"at log position {self.positions[i]})")
         self.i = i
-        if seq >= self.cut or msg.pending == 0:
-            self.done.set()
 
-    def _tail_missing(self, msg: StoredMessage) -> None:
-        parts = msg.subject.split(".")
-        if self.stream == "MG_AUDIT" and len(parts) == 5 and parts[3] in _TRAILING:
+    def _tail_missing(self, seq: int, tolerable: bool) -> None:
+        if tolerable:
             self.tolerated += 1
             return
-        self._add("missing", msg.seq, self.last_position,
+        self._add("missing", seq, self.last_position,
                   "the stream's message is not in the log: the log ends before it (tail cut, records deleted, "
                   "or the writer is stopped or behind)")
 
@@ -263,7 +337,8 @@ async def cutoff(nc: NATS, streams: list[str], at: datetime) -> dict[str, int]:
 
 
 async def reconcile(nc: NATS, index: LogIndex, streams: dict[str, list[str]], cut: dict[str, int],
-                    cutoff_time: datetime, *, after: dict[str, int | None] | None = None) -> Reconciliation:
+                    cutoff_time: datetime, *, after: dict[str, int | None] | None = None,
+                    collected: dict[str, Collected] | None = None) -> Reconciliation:
     """Compare every stream (name -> filter subjects) up to its cut-off with the log index.
 
     `after`: when the index starts past position 1 (incremental verification, archived records),
@@ -272,44 +347,26 @@ async def reconcile(nc: NATS, index: LogIndex, streams: dict[str, list[str]], cu
     """
     t0 = time.perf_counter()
     result = Reconciliation(cutoff_time=cutoff_time, cutoff=dict(cut), records=index.records)
-    compares: list[_Compare] = []
-    readers: list[Reader] = []
-    try:
-        for stream, filters in streams.items():
+    compares = {s: _Compare(s, index.streams.get(s), cut.get(s, 0), index.last_position) for s in streams}
+    if collected is not None:  # read already, beside the pass over the table
+        for stream, c in compares.items():
+            got = collected[stream]
+            digests, trailing = got.digests, got.trailing
+            for k, seq in enumerate(got.seqs):
+                c.feed_digest(seq, digests[k * 32:k * 32 + 32], bool(trailing[k]))
+    else:
+        starts: dict[str, int] = {}
+        for stream in streams:
             s_index = index.streams.get(stream)
-            start = 1
             if after is not None:
                 before = after.get(stream)
                 if before is None and s_index is not None and len(s_index.seqs):
                     before = s_index.seqs[0] - 1  # archived: the first record left tells where the table starts
-                start = (before or 0) + 1
-            compare = _Compare(stream, s_index, cut.get(stream, 0), index.last_position)
-            compares.append(compare)
-            if cut.get(stream, 0) < start:
-                compare.done.set()
-                continue
-            reader = Reader(nc, stream, filters, start_seq=start, batch=1000, sink=compare.feed)
-            readers.append(reader)
-            await reader.start()
-            if reader.pending == 0:
-                compare.done.set()
-        waiting = {c.stream: c for c in compares}
-        while waiting:
-            for name, c in list(waiting.items()):
-                if c.done.is_set():
-                    del waiting[name]
-            if not waiting:
-                break
-            await asyncio.wait([asyncio.ensure_future(c.done.wait()) for c in waiting.values()],
-                               timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-            for r in readers:
-                await r.watchdog()
-    finally:
-        for r in readers:
-            await r.stop()
+                starts[stream] = (before or 0) + 1
+        await _read(nc, streams, starts, cut, compares)
     js = nc.jetstream()
     tolerated = 0
-    for c in compares:
+    for c in compares.values():
         last = (await js.stream_info(c.stream)).state.last_seq or 0  # read after the table: nothing recorded is newer
         tolerated += c.finish(last)
         result.messages += c.messages
@@ -335,4 +392,5 @@ def stream_filters(municipalities: list[str]) -> dict[str, list[str]]:
     return {s: filter_subjects(s, municipalities) for s in bus.LOG_STREAMS}
 
 
-__all__ = ["Discrepancy", "LogIndex", "Reconciliation", "cutoff", "cutoff_time", "reconcile", "stream_filters"]
+__all__ = ["Collected", "Discrepancy", "LogIndex", "Reconciliation", "collect", "cutoff", "cutoff_time", "reconcile",
+           "stream_filters"]

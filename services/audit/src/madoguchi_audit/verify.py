@@ -514,8 +514,18 @@ async def verify_all(conn: asyncpg.Connection, nc, settings, *, from_checkpoint:
     if index is not None:
         at = reconcile.cutoff_time(settings.reconcile_grace_seconds if grace_seconds is None else grace_seconds)
         cut = await reconcile.cutoff(nc, list(reconcile.stream_filters(settings.municipalities)), at)
-    report = await verify_db(conn, settings.schema_name, settings.log_id, found, chain_of_keys.ring,
-                             from_checkpoint=from_checkpoint, progress=progress, index=index)
+    streams = reconcile.stream_filters(settings.municipalities)
+    reading = None
+    if index is not None and from_checkpoint is False and not await conn.fetchval(
+            f'SELECT true FROM "{settings.schema_name}".archive WHERE deleted_at IS NOT NULL LIMIT 1'):
+        reading = asyncio.ensure_future(reconcile.collect(nc, streams, cut))  # beside the pass over the table
+    try:
+        report = await verify_db(conn, settings.schema_name, settings.log_id, found, chain_of_keys.ring,
+                                 from_checkpoint=from_checkpoint, progress=progress, index=index)
+    except BaseException:
+        if reading is not None:
+            reading.cancel()
+        raise
     report.key_chain = chain_of_keys.lines()
     for fault in chain_of_keys.faults:
         report.checkpoint_faults.append(Fault("untrusted_key", 0, f"key chain: {fault}"))
@@ -525,7 +535,7 @@ async def verify_all(conn: asyncpg.Connection, nc, settings, *, from_checkpoint:
     report.notes += key_notes + copy_notes[:3]
     report.notes.append("checkpoints from " + ", ".join(f"the {n} ({len(v)})" for n, v in copies.items()))
     if index is not None:
-        streams = reconcile.stream_filters(settings.municipalities)
+        collected = await reading if reading is not None else None
         after = None
         if report.from_position > 1:  # incremental, or after an archive: compare from where the table is read
             after = {}
@@ -533,7 +543,8 @@ async def verify_all(conn: asyncpg.Connection, nc, settings, *, from_checkpoint:
                 after[stream] = await conn.fetchval(
                     f'SELECT stream_seq FROM "{settings.schema_name}".log WHERE stream = $1 AND position < $2 '
                     "ORDER BY position DESC LIMIT 1", stream, report.from_position)
-        report.reconciliation = await reconcile.reconcile(nc, index, streams, cut, at, after=after)
+        report.reconciliation = await reconcile.reconcile(nc, index, streams, cut, at, after=after,
+                                                          collected=collected if after is None else None)
     elif nc is None:
         report.notes.append("not reconciled with the streams of record (no bus): a cut tail after the last "
                             "checkpoint would not be seen")
