@@ -164,6 +164,7 @@ async def test_a_policy_change_rechecks_running_programs(nats_server, nc, js, mu
         child = _child(session)
         config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True},
                              process_root_pids=(session.pid,))
+        write_policy_cache(config, Policy(process_enforce=False))  # not the enforcing built-in one at start
         await publish(js, "mg_policy", config.policy_key, Policy(process_enforce=False))
         async with running_agent(config):
             await wait_for(nc, municipality, lambda es: of_type(es, "device.process_violation"), what="reported")
