@@ -25,14 +25,14 @@ class _StaffEvent(Event):
 
 class StaffAccountCreated(_StaffEvent):
     type: Literal["admin.staff_account_created"] = "admin.staff_account_created"
-    roles: tuple[Role, ...] = Field(min_length=1)
-    wards: tuple[Ident, ...] = ()  # empty = every ward of the municipality
+    roles: tuple[Role, ...] = Field(min_length=1, max_length=10)
+    wards: tuple[Ident, ...] = Field(default=(), max_length=50)  # empty = every ward of the municipality
 
 
 class StaffRolesChanged(_StaffEvent):
     type: Literal["admin.staff_roles_changed"] = "admin.staff_roles_changed"
-    roles: tuple[Role, ...] = Field(min_length=1)
-    wards: tuple[Ident, ...] = ()
+    roles: tuple[Role, ...] = Field(min_length=1, max_length=10)
+    wards: tuple[Ident, ...] = Field(default=(), max_length=50)
 
 
 DisableReason = Literal["left", "suspended", "compromised", "other"]
@@ -63,7 +63,7 @@ class StaffAccountLocked(_StaffEvent):
     """Too many failed logins (ASVS 6.3): the account refuses logins until `until` (an HQ alert)."""
 
     type: Literal["admin.staff_account_locked"] = "admin.staff_account_locked"
-    failures: int = Field(ge=1)
+    failures: int = Field(ge=1, le=1_000)
     until: AwareDatetime
 
 
@@ -136,7 +136,7 @@ class AccessDenied(Event):
     service: Ident
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str = Field(max_length=300)  # the route template, e.g. /v1/desks/{desk}/tickets
-    required_roles: tuple[Role, ...] = ()
+    required_roles: tuple[Role, ...] = Field(default=(), max_length=10)
     target_ward: Ident | None = None
     reason: Literal["role", "ward", "municipality", "token"]
 
@@ -149,7 +149,7 @@ class ConfigurationChanged(Event):
     aggregate_field: ClassVar[str] = "key"
     type: Literal["admin.configuration_changed"] = "admin.configuration_changed"
     key: Ident  # e.g. "desks", "call_categories", "agent_policy"
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=1_000_000)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 

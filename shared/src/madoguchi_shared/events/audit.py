@@ -51,7 +51,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from madoguchi_shared.events.base import Event, Frozen, Ident
+from madoguchi_shared.events.base import MAX_SAFE_INT, Event, Frozen, Ident
 from madoguchi_shared.pii import FreeText
 
 CONTEXT = "audit"
@@ -120,8 +120,8 @@ class AlertReraised(_AlertEvent):
 
     type: Literal["audit.alert_reraised"] = "audit.alert_reraised"
     severity: Severity
-    reraise_count: int = Field(ge=1)
-    unacknowledged_seconds: int = Field(ge=0)
+    reraise_count: int = Field(ge=1, le=10_000)
+    unacknowledged_seconds: int = Field(ge=0, le=315_360_000)
 
 
 class AlertResolved(_AlertEvent):
@@ -151,12 +151,12 @@ class CheckpointSigned(Event):
     type: Literal["audit.checkpoint_signed"] = "audit.checkpoint_signed"
 
     log_id: Ident
-    position: int = Field(ge=1)
+    position: int = Field(ge=1, le=MAX_SAFE_INT)
     head: HexDigest
     signed_at: AwareDatetime
     key_id: KeyId
     signature: SignatureHex
-    previous_position: int = Field(default=0, ge=0)  # the checkpoint before this one (0 = none)
+    previous_position: int = Field(default=0, ge=0, le=MAX_SAFE_INT)  # the checkpoint before this one (0 = none)
 
 
 class SigningKeyIntroduced(Event):
@@ -223,12 +223,12 @@ class VerificationRun(Event):
     run_id: Ident
     log_id: Ident
     result: Literal["ok", "bad"]
-    records: int = Field(ge=0)
-    from_position: int = Field(ge=0)
-    to_position: int = Field(ge=0)
+    records: int = Field(ge=0, le=MAX_SAFE_INT)
+    from_position: int = Field(ge=0, le=MAX_SAFE_INT)
+    to_position: int = Field(ge=0, le=MAX_SAFE_INT)
     head: HexDigest | None = None
-    checkpoints_checked: int = Field(ge=0)
-    first_bad_position: int | None = None
+    checkpoints_checked: int = Field(ge=0, le=MAX_SAFE_INT)
+    first_bad_position: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
     fault: Fault | None = None
     trigger: Literal["api", "cli", "schedule", "retention"] = "api"
 
@@ -243,14 +243,14 @@ class ArchiveMade(Event):
 
     archive_id: Ident
     log_id: Ident
-    from_position: int = Field(ge=1)
-    to_position: int = Field(ge=1)
-    records: int = Field(ge=0)
-    checkpoint_position: int = Field(ge=1)  # the signed checkpoint that ends the range
+    from_position: int = Field(ge=1, le=MAX_SAFE_INT)
+    to_position: int = Field(ge=1, le=MAX_SAFE_INT)
+    records: int = Field(ge=0, le=MAX_SAFE_INT)
+    checkpoint_position: int = Field(ge=1, le=MAX_SAFE_INT)  # the signed checkpoint that ends the range
     checkpoint_head: HexDigest
     file_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
     file_sha256: HexDigest
-    retention_days: int = Field(ge=1)
+    retention_days: int = Field(ge=1, le=36_500)
     older_than: AwareDatetime
 
 
@@ -264,9 +264,9 @@ class ArchivedRecordsDeleted(Event):
 
     archive_id: Ident
     log_id: Ident
-    from_position: int = Field(ge=1)
-    to_position: int = Field(ge=1)
-    records: int = Field(ge=0)
+    from_position: int = Field(ge=1, le=MAX_SAFE_INT)
+    to_position: int = Field(ge=1, le=MAX_SAFE_INT)
+    records: int = Field(ge=0, le=MAX_SAFE_INT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,13 +286,13 @@ class QueryFilters(Frozen):
     actor: Ident | None = None
     event_type: EventTypeFilter | None = None
     correlation_id: UUID | None = None
-    position_from: int | None = Field(default=None, ge=0)
-    position_to: int | None = Field(default=None, ge=0)
-    after: int | None = Field(default=None, ge=0)  # keyset: positions after this one
-    before: int | None = Field(default=None, ge=1)  # keyset, newest first: positions before this one
+    position_from: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
+    position_to: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
+    after: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)  # keyset: positions after this one
+    before: int | None = Field(default=None, ge=1, le=MAX_SAFE_INT)  # keyset, newest first: positions before this one
     newest_first: bool = False
     hide_routine: bool = False  # leave out routine records (device heartbeats)
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class QueryPerformed(Event):
@@ -306,7 +306,7 @@ class QueryPerformed(Event):
     query_id: Ident
     endpoint: Literal["records", "record", "export", "verify", "alerts", "device_activity"]
     filters: QueryFilters
-    result_count: int = Field(ge=0)
-    first_position: int | None = None
-    last_position: int | None = None
+    result_count: int = Field(ge=0, le=MAX_SAFE_INT)
+    first_position: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
+    last_position: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
     export_format: Literal["json", "csv", "jsonl"] = "json"

@@ -21,6 +21,10 @@ from madoguchi_shared import subjects
 MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 # Ids of wards, desks, devices, staff, tickets, ...: safe as subject tokens.
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+# The largest integer any event carries: a PostgreSQL bigint holds it and JSON readers (JavaScript)
+# read it exactly. Every integer and float field of every event has an upper bound (issue 12):
+# what the tables can hold and what makes sense (a ticket number is at most 9,999, not 2^62).
+MAX_SAFE_INT = 2**53 - 1
 
 
 def _wall_clock(value: time) -> time:
@@ -84,7 +88,7 @@ class Event(BaseModel):
 
     event_id: UUID = Field(default_factory=new_id)
     type: str
-    version: int = 1
+    version: int = Field(default=1, ge=1, le=1_000)
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
     recorded_at: AwareDatetime = Field(default_factory=utcnow)
     municipality: MunicipalityCode

@@ -144,7 +144,7 @@ class SeatCoverageRestored(_LineDayEvent):
     """The gap of a NoOperatorSeated breach ends: an operator signed in again."""
 
     type: Literal["calls.seat_coverage_restored"] = "calls.seat_coverage_restored"
-    gap_seconds: int = Field(ge=0)
+    gap_seconds: int = Field(ge=0, le=86_400)
 
 
 class CapacityThresholdCrossed(_LineDayEvent):
@@ -156,10 +156,10 @@ class CapacityThresholdCrossed(_LineDayEvent):
 
     type: Literal["calls.capacity_threshold_crossed"] = "calls.capacity_threshold_crossed"
     level: CapacityLevel
-    threshold: int = Field(ge=1)  # the call count that makes this level
+    threshold: int = Field(ge=1, le=1_000_000)  # the call count that makes this level
     percent: int = Field(ge=1, le=1000)  # the threshold as a percentage of expected_max
-    expected_max: int = Field(ge=1)
-    count: int = Field(ge=1)
+    expected_max: int = Field(ge=1, le=1_000_000)
+    count: int = Field(ge=1, le=1_000_000)
     call_id: UUID
 
 
@@ -182,8 +182,8 @@ class CallReceived(_CallEvent):
     type: Literal["calls.call_received"] = "calls.call_received"
     line: Ident
     within_hours: bool
-    seats_signed_in: int = Field(ge=0)
-    seats_free: int = Field(ge=0)
+    seats_signed_in: int = Field(ge=0, le=10_000)
+    seats_free: int = Field(ge=0, le=10_000)
 
 
 class OverflowOffered(_CallEvent):
@@ -191,14 +191,14 @@ class OverflowOffered(_CallEvent):
 
     type: Literal["calls.overflow_offered"] = "calls.overflow_offered"
     reason: OverflowReason
-    options: tuple[OverflowOption, ...] = Field(min_length=1)
+    options: tuple[OverflowOption, ...] = Field(min_length=1, max_length=20)
 
 
 class CallAnswered(_CallEvent):
     type: Literal["calls.call_answered"] = "calls.call_answered"
     seat: Ident
     operator: Ident
-    wait_seconds: int = Field(ge=0)
+    wait_seconds: int = Field(ge=0, le=86_400)
 
 
 class CallMissed(_CallEvent):
@@ -206,14 +206,14 @@ class CallMissed(_CallEvent):
 
     type: Literal["calls.call_missed"] = "calls.call_missed"
     reason: Literal["no_answer", "callback_chosen"] = "no_answer"
-    ring_seconds: int = Field(ge=0, default=0)
+    ring_seconds: int = Field(ge=0, default=0, le=86_400)
 
 
 class CallAbandoned(_CallEvent):
     """Never connected: the caller hung up while waiting."""
 
     type: Literal["calls.call_abandoned"] = "calls.call_abandoned"
-    wait_seconds: int = Field(ge=0)
+    wait_seconds: int = Field(ge=0, le=86_400)
 
 
 class CallOutOfHours(_CallEvent):
@@ -234,7 +234,7 @@ class CallOpinion(Frozen):
 
 class FaqRef(Frozen):
     faq_id: UUID
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=1_000_000)
 
 
 class CallClosed(_CallEvent):
@@ -318,7 +318,7 @@ class CallbackNumberRead(_CallbackEvent):
 
 class CallbackAttemptFailed(_CallbackEvent):
     type: Literal["calls.callback_attempt_failed"] = "calls.callback_attempt_failed"
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=100)
     reason: AttemptFailure
     next_due_at: AwareDatetime
 
@@ -327,7 +327,7 @@ class CallbackCompleted(_CallbackEvent):
     """Called back: the citizen was reached and the matter settled."""
 
     type: Literal["calls.callback_completed"] = "calls.callback_completed"
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=100)
     resolution: Resolution
     categories: tuple[CategoryCode, ...] = Field(default=(), max_length=10)
     duration_seconds: int = Field(ge=0, le=6 * 3600)
@@ -338,7 +338,7 @@ class CallbackFailed(_CallbackEvent):
     """Failed for good: the last allowed attempt failed."""
 
     type: Literal["calls.callback_failed"] = "calls.callback_failed"
-    attempts: int = Field(ge=1)
+    attempts: int = Field(ge=1, le=100)
     last_reason: AttemptFailure
 
 
@@ -387,7 +387,7 @@ class FaqEntryCreated(_FaqEvent):
 
 class FaqEntryRevised(_FaqEvent):
     type: Literal["calls.faq_entry_revised"] = "calls.faq_entry_revised"
-    revision: int = Field(ge=2)
+    revision: int = Field(ge=2, le=1_000_000)
     question: FreeText
     answer: FreeText
     categories: tuple[CategoryCode, ...] = Field(default=(), max_length=10)
@@ -396,5 +396,5 @@ class FaqEntryRevised(_FaqEvent):
 
 class FaqEntryRetired(_FaqEvent):
     type: Literal["calls.faq_entry_retired"] = "calls.faq_entry_retired"
-    revision: int = Field(ge=1)  # the last revision, which stays readable for old call records
+    revision: int = Field(ge=1, le=1_000_000)  # the last revision, which stays readable for old call records
     reason: Literal["outdated", "duplicate", "wrong", "other"] = "outdated"

@@ -128,7 +128,7 @@ class OpeningSuspended(_CalendarEvent):
     instruction_id: Ident
     start: Instant
     end: Instant | None = None
-    desks: tuple[Ident, ...] = ()  # empty = every desk
+    desks: tuple[Ident, ...] = Field(default=(), max_length=200)  # empty = every desk
     reason: InstructionReason
     note: FreeText | None = None
 
@@ -140,7 +140,7 @@ class OpeningDelayed(_CalendarEvent):
     instruction_id: Ident
     start: Instant
     until: Instant
-    desks: tuple[Ident, ...] = ()
+    desks: tuple[Ident, ...] = Field(default=(), max_length=200)
     reason: InstructionReason
     note: FreeText | None = None
 
@@ -160,7 +160,7 @@ class SpecialOpeningScheduled(_CalendarEvent):
     day: date
     open: WallClockTime
     close: WallClockTime
-    desks: tuple[Ident, ...] = ()
+    desks: tuple[Ident, ...] = Field(default=(), max_length=200)
     note: FreeText | None = None
 
 
@@ -170,7 +170,7 @@ class ExtendedHoursScheduled(_CalendarEvent):
     type: Literal["desk.extended_hours_scheduled"] = "desk.extended_hours_scheduled"
     day: date
     close: WallClockTime
-    desks: tuple[Ident, ...] = ()
+    desks: tuple[Ident, ...] = Field(default=(), max_length=200)
     note: FreeText | None = None
 
 
@@ -248,9 +248,9 @@ class EquipmentChecked(_DayEvent):
 
     type: Literal["desk.equipment_checked"] = "desk.equipment_checked"
     phase: Literal["opening", "closing"]
-    items_checked: int = Field(ge=0)
-    missing: tuple[Ident, ...] = ()
-    damaged: tuple[Ident, ...] = ()
+    items_checked: int = Field(ge=0, le=10_000)
+    missing: tuple[Ident, ...] = Field(default=(), max_length=100)
+    damaged: tuple[Ident, ...] = Field(default=(), max_length=100)
     note: FreeText | None = None
 
 
@@ -263,24 +263,24 @@ class IncidentOpened(_DayEvent):
     """An incident at the desk: missing equipment (DESK-10) or a card left behind (DESK-9, urgent)."""
 
     type: Literal["desk.incident_opened"] = "desk.incident_opened"
-    incident_no: int = Field(ge=1)
+    incident_no: int = Field(ge=1, le=9_999)
     kind: IncidentKind
     urgency: Literal["urgent", "high", "normal"]
-    items: tuple[Ident, ...] = ()  # equipment keys, for equipment incidents
+    items: tuple[Ident, ...] = Field(default=(), max_length=100)  # equipment keys, for equipment incidents
     visit_id: UUID | None = None
-    checklist: tuple[ChecklistStep, ...] = ()
+    checklist: tuple[ChecklistStep, ...] = Field(default=(), max_length=50)
     message_ja: str = Field(max_length=500)
 
 
 class IncidentStepDone(_DayEvent):
     type: Literal["desk.incident_step_done"] = "desk.incident_step_done"
-    incident_no: int = Field(ge=1)
+    incident_no: int = Field(ge=1, le=9_999)
     step: Ident
 
 
 class IncidentClosed(_DayEvent):
     type: Literal["desk.incident_closed"] = "desk.incident_closed"
-    incident_no: int = Field(ge=1)
+    incident_no: int = Field(ge=1, le=9_999)
     note: FreeText | None = None
 
 
@@ -312,14 +312,14 @@ class ShortAbsenceStarted(_DayEvent):
 class ShortAbsenceEnded(_DayEvent):
     type: Literal["desk.short_absence_ended"] = "desk.short_absence_ended"
     staff_id: Ident
-    absent_seconds: float = Field(ge=0)
+    absent_seconds: float = Field(ge=0, le=86_400)
 
 
 class StaffingBreachDetected(_DayEvent):
     """DESK-5: the desk is open and no supporter is on duty. Raised at once, counted per day."""
 
     type: Literal["desk.staffing_breach_detected"] = "desk.staffing_breach_detected"
-    breach_no: int = Field(ge=1)
+    breach_no: int = Field(ge=1, le=9_999)
     since: Instant
     absence_notice_shown: bool  # someone is on a short absence and the notice is displayed
     trigger: Literal["staffing_change", "timer"]
@@ -328,8 +328,8 @@ class StaffingBreachDetected(_DayEvent):
 
 class StaffingBreachEnded(_DayEvent):
     type: Literal["desk.staffing_breach_ended"] = "desk.staffing_breach_ended"
-    breach_no: int = Field(ge=1)
-    duration_seconds: float = Field(ge=0)
+    breach_no: int = Field(ge=1, le=9_999)
+    duration_seconds: float = Field(ge=0, le=86_400)
     ended_by: Literal["staff_on_duty", "desk_closed"]
 
 
@@ -348,32 +348,32 @@ class TicketIssued(_DayEvent):
     """A queue ticket (受付番号札); numbers run 1, 2, 3, ... per desk and day, without gaps."""
 
     type: Literal["desk.ticket_issued"] = "desk.ticket_issued"
-    ticket_no: int = Field(ge=1)
+    ticket_no: int = Field(ge=1, le=9_999)
 
 
 class TicketCalled(_DayEvent):
     """The next waiting ticket is called to a supporter; its visit id is allocated here."""
 
     type: Literal["desk.ticket_called"] = "desk.ticket_called"
-    ticket_no: int = Field(ge=1)
+    ticket_no: int = Field(ge=1, le=9_999)
     staff_id: Ident
     visit_id: UUID
 
 
 class TicketRecalled(_DayEvent):
     type: Literal["desk.ticket_recalled"] = "desk.ticket_recalled"
-    ticket_no: int = Field(ge=1)
-    call_count: int = Field(ge=2)
+    ticket_no: int = Field(ge=1, le=9_999)
+    call_count: int = Field(ge=2, le=1_000)
 
 
 class TicketNoShow(_DayEvent):
     type: Literal["desk.ticket_no_show"] = "desk.ticket_no_show"
-    ticket_no: int = Field(ge=1)
+    ticket_no: int = Field(ge=1, le=9_999)
 
 
 class TicketTransferred(_DayEvent):
     type: Literal["desk.ticket_transferred"] = "desk.ticket_transferred"
-    ticket_no: int = Field(ge=1)
+    ticket_no: int = Field(ge=1, le=9_999)
     from_staff: Ident
     to_staff: Ident
 
@@ -382,19 +382,19 @@ class TicketServed(_DayEvent):
     """The called visitor came to the desk and service began (the visit started)."""
 
     type: Literal["desk.ticket_served"] = "desk.ticket_served"
-    ticket_no: int = Field(ge=1)
+    ticket_no: int = Field(ge=1, le=9_999)
     visit_id: UUID
     staff_id: Ident
-    waited_seconds: float = Field(ge=0)  # issued -> served
+    waited_seconds: float = Field(ge=0, le=86_400)  # issued -> served
 
 
 class CapacityThresholdReached(_DayEvent):
     """DESK-2: visitors reached a share of the expected maximum; the manager consults the city."""
 
     type: Literal["desk.capacity_threshold_reached"] = "desk.capacity_threshold_reached"
-    threshold: float = Field(gt=0)
-    visitors: int = Field(ge=0)
-    expected_max: int = Field(ge=1)
+    threshold: float = Field(gt=0, le=100.0)
+    visitors: int = Field(ge=0, le=1_000_000)
+    expected_max: int = Field(ge=1, le=1_000_000)
     message_ja: str = Field(max_length=300)
 
 
@@ -423,7 +423,7 @@ class EscalationRaised(_DayEvent):
     """A case raised to the manager with a summary (PII-screened)."""
 
     type: Literal["desk.escalation_raised"] = "desk.escalation_raised"
-    escalation_no: int = Field(ge=1)
+    escalation_no: int = Field(ge=1, le=9_999)
     category: EscalationCategory
     summary: ErasableText = Field(min_length=1)
     visit_id: UUID | None = None
@@ -431,20 +431,20 @@ class EscalationRaised(_DayEvent):
 
 class EscalationAcknowledged(_DayEvent):
     type: Literal["desk.escalation_acknowledged"] = "desk.escalation_acknowledged"
-    escalation_no: int = Field(ge=1)
+    escalation_no: int = Field(ge=1, le=9_999)
 
 
 class EscalationEscalatedToCity(_DayEvent):
     """The manager takes the case to the city (委託者へ連絡の上指示を仰ぐ)."""
 
     type: Literal["desk.escalation_escalated_to_city"] = "desk.escalation_escalated_to_city"
-    escalation_no: int = Field(ge=1)
+    escalation_no: int = Field(ge=1, le=9_999)
     summary: ErasableText = Field(min_length=1)
 
 
 class EscalationResolved(_DayEvent):
     type: Literal["desk.escalation_resolved"] = "desk.escalation_resolved"
-    escalation_no: int = Field(ge=1)
+    escalation_no: int = Field(ge=1, le=9_999)
     outcome: ErasableText = Field(min_length=1)
     resolved_by: Literal["manager", "city"]
 
@@ -461,9 +461,9 @@ class _VisitEvent(_AtDesk):
 class VisitStarted(_VisitEvent):
     type: Literal["desk.visit_started"] = "desk.visit_started"
     deskday_id: Ident
-    ticket_no: int = Field(ge=1)
+    ticket_no: int = Field(ge=1, le=9_999)
     staff_id: Ident
-    waited_seconds: float = Field(ge=0)
+    waited_seconds: float = Field(ge=0, le=86_400)
     disinfection_pending: bool = False  # DESK-8 flag: previous visit's devices not yet disinfected
 
 
@@ -473,7 +473,7 @@ class VisitDetailsRecorded(_VisitEvent):
     type: Literal["desk.visit_details_recorded"] = "desk.visit_details_recorded"
     gender: Gender
     age_band: AgeBand
-    purposes: tuple[Purpose, ...] = Field(min_length=1)
+    purposes: tuple[Purpose, ...] = Field(min_length=1, max_length=20)
     support_needed: bool
     support_given: bool
     payment_service: PaymentServiceCategory | None = None
@@ -493,8 +493,8 @@ class PinFailureRecorded(_VisitEvent):
 
     type: Literal["desk.pin_failure_recorded"] = "desk.pin_failure_recorded"
     pin: PinKind
-    failures: int = Field(ge=1)
-    limit: int = Field(ge=1)
+    failures: int = Field(ge=1, le=100)
+    limit: int = Field(ge=1, le=100)
     locked: bool
 
 
@@ -503,8 +503,8 @@ class PinLockWarningIssued(_VisitEvent):
 
     type: Literal["desk.pin_lock_warning_issued"] = "desk.pin_lock_warning_issued"
     pin: PinKind
-    failures: int = Field(ge=1)
-    remaining: int = Field(ge=0)
+    failures: int = Field(ge=1, le=100)
+    remaining: int = Field(ge=0, le=100)
     message_ja: str = Field(max_length=500)
 
 
@@ -522,7 +522,7 @@ class CardLeftBehind(_VisitEvent):
     """DESK-9: a card left behind; desk-day incident `incident_no` alerts the manager at once."""
 
     type: Literal["desk.card_left_behind"] = "desk.card_left_behind"
-    incident_no: int = Field(ge=1)
+    incident_no: int = Field(ge=1, le=9_999)
 
 
 class VisitEnded(_VisitEvent):
@@ -531,7 +531,7 @@ class VisitEnded(_VisitEvent):
     type: Literal["desk.visit_ended"] = "desk.visit_ended"
     outcome: Outcome
     reason: NotCompletedReason | None = None
-    service_seconds: float = Field(ge=0)
+    service_seconds: float = Field(ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _reason_iff_not_completed(self):
@@ -549,7 +549,7 @@ class VisitCorrected(_VisitEvent):
     reason: NotCompletedReason | None = None
     gender: Gender | None = None
     age_band: AgeBand | None = None
-    purposes: tuple[Purpose, ...] | None = None
+    purposes: tuple[Purpose, ...] | None = Field(default=None, max_length=20)
     support_needed: bool | None = None
     support_given: bool | None = None
     payment_service: PaymentServiceCategory | None = None

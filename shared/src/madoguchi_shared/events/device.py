@@ -28,7 +28,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
-from madoguchi_shared.events.base import Event, Ident
+from madoguchi_shared.events.base import MAX_SAFE_INT, Event, Ident
 from madoguchi_shared.pii import check_free_text, find_personal_data
 
 REDACTED = "[redacted]"
@@ -101,9 +101,9 @@ class AgentStarted(_AgentEvent):
 
     type: Literal["device.agent_started"] = "device.agent_started"
     agent_version: str = Field(max_length=32)
-    policy_version: int = Field(ge=0)
+    policy_version: int = Field(ge=0, le=1_000_000_000)
     previous_run: Literal["first", "clean", "unclean"]
-    outbox_depth: int = Field(ge=0)
+    outbox_depth: int = Field(ge=0, le=100_000_000)
 
 
 class AgentStopped(_AgentEvent):
@@ -111,7 +111,7 @@ class AgentStopped(_AgentEvent):
 
     type: Literal["device.agent_stopped"] = "device.agent_stopped"
     reason: Literal["signal", "requested", "error"]
-    uptime_s: int = Field(ge=0)
+    uptime_s: int = Field(ge=0, le=315_360_000)
 
 
 class Heartbeat(_AgentEvent):
@@ -119,11 +119,11 @@ class Heartbeat(_AgentEvent):
 
     type: Literal["device.heartbeat"] = "device.heartbeat"
     agent_version: str = Field(max_length=32)
-    policy_version: int = Field(ge=0)
-    outbox_depth: int = Field(ge=0)  # events waiting in the local journal, this one included
-    outbox_bytes: int = Field(ge=0)
+    policy_version: int = Field(ge=0, le=1_000_000_000)
+    outbox_depth: int = Field(ge=0, le=100_000_000)  # events waiting in the local journal, this one included
+    outbox_bytes: int = Field(ge=0, le=1_099_511_627_776)
     link_up: bool  # the NATS link was up when the heartbeat was written
-    uptime_s: int = Field(ge=0)
+    uptime_s: int = Field(ge=0, le=315_360_000)
     card_present: bool = False
 
 
@@ -131,7 +131,7 @@ class PolicyApplied(_AgentEvent):
     """At start: the policy the agent enforces and where it came from (bus, local cache, built-in)."""
 
     type: Literal["device.policy_applied"] = "device.policy_applied"
-    policy_version: int = Field(ge=0)  # the key-value revision, 0 = built-in default
+    policy_version: int = Field(ge=0, le=1_000_000_000)  # the key-value revision, 0 = built-in default
     sha256: Sha256Hex
     source: Literal["bus", "cache", "default"]
 
@@ -140,8 +140,8 @@ class PolicyChanged(_AgentEvent):
     """A new policy revision arrived from the bus while running and now applies."""
 
     type: Literal["device.policy_changed"] = "device.policy_changed"
-    from_version: int = Field(ge=0)
-    policy_version: int = Field(ge=0)
+    from_version: int = Field(ge=0, le=1_000_000_000)
+    policy_version: int = Field(ge=0, le=1_000_000_000)
     sha256: Sha256Hex
 
 
@@ -152,10 +152,10 @@ class OutboxSizeAlarm(_AgentEvent):
 
     type: Literal["device.outbox_size_alarm"] = "device.outbox_size_alarm"
     level: Literal["warning", "critical", "shedding", "cleared"]
-    depth: int = Field(ge=0)
-    bytes: int = Field(ge=0)
-    cap_bytes: int = Field(ge=1)
-    shed: int = Field(ge=0, default=0)  # events refused since the last alarm
+    depth: int = Field(ge=0, le=100_000_000)
+    bytes: int = Field(ge=0, le=1_099_511_627_776)
+    cap_bytes: int = Field(ge=1, le=1_099_511_627_776)
+    shed: int = Field(ge=0, default=0, le=100_000_000)  # events refused since the last alarm
 
 
 class SyntheticLoad(_AgentEvent):
@@ -163,7 +163,7 @@ class SyntheticLoad(_AgentEvent):
 
     type: Literal["device.synthetic_load"] = "device.synthetic_load"
     run_id: Ident
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_SAFE_INT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class MonitoringNoticeShown(_AgentEvent):
     type: Literal["device.monitoring_notice_shown"] = "device.monitoring_notice_shown"
     staff_id: Ident
     notice_sha256: Sha256Hex  # which text was shown
-    policy_version: int | None = Field(default=None, ge=0)  # the policy the text was generated from
+    policy_version: int | None = Field(default=None, ge=0, le=1_000_000_000)  # the policy the text was generated from
     staff_verified: bool | None = None  # the staff account was found on the bus (None: could not ask)
 
 
@@ -230,14 +230,14 @@ class ProcessStarted(_AgentEvent):
     (`python3 -c`, `sh -c`) is flagged by `inline_code`, never copied."""
 
     type: Literal["device.process_started"] = "device.process_started"
-    pid: int = Field(ge=0)
+    pid: int = Field(ge=0, le=4_294_967_295)
     name: MachineText
     path: SafePath | None = None
     sha256: Sha256Hex | None = None
-    parent_pid: int | None = Field(default=None, ge=0)
+    parent_pid: int | None = Field(default=None, ge=0, le=4_294_967_295)
     parent_name: MachineText | None = None
     parent_path: SafePath | None = None
-    os_uid: int | None = Field(default=None, ge=0)
+    os_uid: int | None = Field(default=None, ge=0, le=4_294_967_295)
     script: SafePath | None = None
     inline_code: bool = False
     allowed: bool
@@ -253,7 +253,7 @@ class SessionChanged(_AgentEvent):
     type: Literal["device.session_changed"] = "device.session_changed"
     action: SessionAction
     session: Ident  # the logind session id
-    os_uid: int | None = Field(default=None, ge=0)  # the account's uid (its name may be a person's)
+    os_uid: int | None = Field(default=None, ge=0, le=4_294_967_295)  # the account's uid (its name may be a person's)
     seat: Ident | None = None
     remote: bool = False
 
@@ -272,7 +272,7 @@ class FileActivity(_AgentEvent):
     action: FileAction
     dest_root: Ident | None = None
     dest_path: SafePath | None = None
-    size_bytes: int | None = Field(default=None, ge=0)
+    size_bytes: int | None = Field(default=None, ge=0, le=1_099_511_627_776)
 
 
 class FileNotScanned(_AgentEvent):
@@ -282,8 +282,8 @@ class FileNotScanned(_AgentEvent):
     type: Literal["device.file_not_scanned"] = "device.file_not_scanned"
     root: Ident
     path: SafePath
-    size_bytes: int = Field(ge=0)
-    scanned_bytes: int = Field(ge=0, default=0)
+    size_bytes: int = Field(ge=0, le=1_099_511_627_776)
+    scanned_bytes: int = Field(ge=0, default=0, le=1_099_511_627_776)
     reason: Literal["too_large", "unreadable", "archive_limit", "archive_encrypted", "archive_damaged"]
 
 
@@ -291,11 +291,11 @@ class PrintJob(_AgentEvent):
     """A print job of the PC (CUPS): printer, pages and state; never the document's title or content."""
 
     type: Literal["device.print_job"] = "device.print_job"
-    job_id: int = Field(ge=0)
+    job_id: int = Field(ge=0, le=2_147_483_647)
     printer: MachineText
     state: Literal["queued", "completed", "cancelled", "aborted", "stopped"]
-    pages: int | None = Field(default=None, ge=0)
-    size_bytes: int | None = Field(default=None, ge=0)
+    pages: int | None = Field(default=None, ge=0, le=100_000)
+    size_bytes: int | None = Field(default=None, ge=0, le=1_099_511_627_776)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ class CardRemoved(_AgentEvent):
     type: Literal["device.card_removed"] = "device.card_removed"
     reader: MachineText
     atr: AtrHex
-    dwell_s: float | None = Field(default=None, ge=0)  # seconds since insertion, when seen
+    dwell_s: float | None = Field(default=None, ge=0, le=86_400)  # seconds since insertion, when seen
 
 
 class CardLeftInReader(_AgentEvent):
@@ -345,7 +345,7 @@ class CardLeftInReader(_AgentEvent):
     inserted_at: AwareDatetime
     reason: Literal["visit_ended", "no_visit"]
     visit_id: Ident | None = None
-    seconds_in_reader: float = Field(ge=0)
+    seconds_in_reader: float = Field(ge=0, le=86_400)
 
     def describe_ja(self) -> str:
         if self.reason == "visit_ended":
@@ -363,13 +363,13 @@ class ProcessViolation(_AgentEvent):
     """A process outside the desk role's allow-list. `enforced` = it was terminated."""
 
     type: Literal["device.process_violation"] = "device.process_violation"
-    pid: int = Field(ge=0)
+    pid: int = Field(ge=0, le=4_294_967_295)
     name: MachineText
     path: SafePath | None = None  # None when the executable cannot be read (kernel thread, gone)
     sha256: Sha256Hex | None = None
     parent_name: MachineText | None = None
     parent_path: SafePath | None = None
-    os_uid: int | None = Field(default=None, ge=0)  # the OS account's uid (its name may be a person's)
+    os_uid: int | None = Field(default=None, ge=0, le=4_294_967_295)  # the OS account's uid (its name may be a person's)
     enforce: bool  # the policy asked for termination
     enforced: bool  # the process was terminated
     error: str | None = Field(default=None, max_length=64)  # why termination failed (errno name)
@@ -390,7 +390,7 @@ class _UsbEvent(_AgentEvent):
     vendor_id: UsbId
     product_id: UsbId
     device_class: UsbClass
-    interface_classes: tuple[UsbClass, ...] = ()
+    interface_classes: tuple[UsbClass, ...] = Field(default=(), max_length=32)
     manufacturer: MachineText | None = None
     product: MachineText | None = None
     serial: MachineText | None = None
@@ -434,9 +434,9 @@ class PersonalDataFileFound(_AgentEvent):
     type: Literal["device.personal_data_file_found"] = "device.personal_data_file_found"
     root: Ident  # the watched folder's label from the policy, e.g. "desktop", "removable"
     path: SafePath  # relative to that folder, flagged segments replaced (see module doc)
-    kinds: tuple[PersonalDataKind, ...] = Field(min_length=1)
-    findings: int = Field(ge=1)
-    size_bytes: int = Field(ge=0)
+    kinds: tuple[PersonalDataKind, ...] = Field(min_length=1, max_length=20)
+    findings: int = Field(ge=1, le=1_000_000)
+    size_bytes: int = Field(ge=0, le=1_099_511_627_776)
     quarantine: bool  # the policy asked for quarantine
     quarantined: bool
     quarantine_name: str | None = Field(default=None, pattern=r"^[0-9a-f-]{36}(?:\.[A-Za-z0-9]{1,10})?$")

@@ -30,11 +30,15 @@ No personal data: figures are counts and durations; a figure key names a statist
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from madoguchi_shared.events.base import Event, Frozen, Ident
+from madoguchi_shared.events.base import MAX_SAFE_INT, Event, Frozen, Ident
+
+# a report figure: a count or a share / mean, bounded like every number of the contract
+FigureValue = (Annotated[int, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
+               | Annotated[float, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT, allow_inf_nan=False)])
 
 __all__ = [
     "ReportKind", "ReportScope", "DeliverableKind", "report_id", "line_scope_id", "deliverable_id",
@@ -80,15 +84,15 @@ class SubmittedFile(Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,120}$")  # e.g. daily_chuo-1_2021-04-01.xlsx
     format: FileFormat
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=1_099_511_627_776)
 
 
 class FigureChange(Frozen):
     """One figure that differs from the submitted version (None = absent on that side)."""
 
     key: FigureKey = Field(pattern=_FIGURE_KEY)
-    old: int | float | None = None
-    new: int | float | None = None
+    old: FigureValue | None = None
+    new: FigureValue | None = None
 
 
 class _ReportEvent(Event):
@@ -111,18 +115,18 @@ class ReportUpdated(_ReportEvent):
 
     type: Literal["report.report_updated"] = "report.report_updated"
     line: Ident | None = None
-    data_revision: int = Field(ge=1)
+    data_revision: int = Field(ge=1, le=1_000_000_000)
     # The delivered version the change applies to: None before the first submission, else the
     # revision the next submission will get (last submitted + 1).
-    revision: int | None = Field(default=None, ge=1)
+    revision: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class ReportSubmitted(_ReportEvent):
     """REP-6: a report was delivered to the city; the submitted JSON and files are kept unchanged."""
 
     type: Literal["report.report_submitted"] = "report.report_submitted"
-    revision: int = Field(ge=1)  # 1 = first submission, 2.. = corrected versions
-    data_revision: int = Field(ge=0)
+    revision: int = Field(ge=1, le=1_000_000)  # 1 = first submission, 2.. = corrected versions
+    data_revision: int = Field(ge=0, le=1_000_000_000)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # over the file set (see files), in name order
     files: tuple[SubmittedFile, ...] = Field(default=(), max_length=20)
     deliverable_id: Ident | None = None
@@ -136,8 +140,8 @@ class ReportRevisionMade(_ReportEvent):
     """
 
     type: Literal["report.report_revision_made"] = "report.report_revision_made"
-    revision: int = Field(ge=2)
-    based_on: int = Field(ge=1)
+    revision: int = Field(ge=2, le=1_000_000)
+    based_on: int = Field(ge=1, le=1_000_000)
     changes: tuple[FigureChange, ...] = Field(min_length=1, max_length=2000)
     changes_truncated: bool = False
 
@@ -166,7 +170,7 @@ class DeliverableSubmitted(_DeliverableEvent):
 
     type: Literal["report.deliverable_submitted"] = "report.deliverable_submitted"
     submitted_on: dt.date  # local date of delivery
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=1_000_000)
     late: bool = False
     report_ids: tuple[Ident, ...] = Field(default=(), max_length=200)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")  # of the delivered file set

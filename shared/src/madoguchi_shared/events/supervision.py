@@ -22,7 +22,7 @@ class ProcessRestarted(Event):
     aggregate_field: ClassVar[str] = "process"
     type: Literal["admin.process_restarted"] = "admin.process_restarted"
     process: Ident  # desk, calls, ..., nats-server, postgresql
-    exit_code: int | None = None  # negative: the signal that ended it (-9: killed)
-    restarts: int = Field(ge=1)  # restarts of this child since `madoguchi run` started
-    down_seconds: float = Field(ge=0)  # from noticing the exit to serving again
-    backoff_seconds: float = Field(ge=0)
+    exit_code: int | None = Field(default=None, ge=-255, le=255)  # negative: the signal that ended it (-9: killed)
+    restarts: int = Field(ge=1, le=1_000_000)  # restarts of this child since `madoguchi run` started
+    down_seconds: float = Field(ge=0, le=31_536_000)  # from noticing the exit to serving again
+    backoff_seconds: float = Field(ge=0, le=86_400)
