@@ -4,6 +4,7 @@ no dead letter, no exception and no stall. Bounded examples, so it stays quick i
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from tests.utils.event_strategies import events as event_strategy
 from tests.utils.servers import unique_municipality
 
 ROOT = Path(__file__).resolve().parent.parent
-for folder in ("services/reporting/tests", "services/audit/tests"):
+for folder in ("services/reporting/tests",):
     if str(ROOT / folder) not in sys.path:
         sys.path.insert(0, str(ROOT / folder))
 
-from audit_harness import make_audit_settings, running_ingest  # noqa: E402
 from madoguchi_audit import schema as audit_schema  # noqa: E402
+from madoguchi_audit.config import AuditSettings  # noqa: E402
+from madoguchi_audit.ingest import Ingest  # noqa: E402
 from reporting_harness import reporting_settings, running_app  # noqa: E402
 
 EXAMPLES = 2  # valid events drawn per event type and run
@@ -50,12 +52,17 @@ async def test_valid_events_of_every_type_through_every_projection_and_the_audit
     ours = {e.type.split(".", 1)[0] for e in drawn}
     assert {"desk", "calls", "report", "audit", "admin", "device"} <= ours
 
-    audit = make_audit_settings(settings, m, tmp_path / "audit")
+    audit = AuditSettings(data_dir=tmp_path / "audit", municipality=m, schema_name=f"audit_{m}", municipalities=[m],
+                          checkpoint_every=100, checkpoint_seconds=0.5)
     await audit_schema.migrate_pool(pg_pool, audit.schema_name)
-    async with running_app(reporting_settings(settings)) as (app, _client), running_ingest(audit, nc, pg_pool) as ingest:
+    ingest = Ingest(audit, nc, pg_pool)  # the audit ingest's own entrypoint
+    ingest_task = asyncio.create_task(ingest.run())
+    async with running_app(reporting_settings(settings)) as (app, _client):
         worker = app.state.reporting
         await worker.caught_up(timeout=60)  # no stall: every projection reaches its stream's end
         await ingest.wait_idle(60)
+        ingest.stop()
+        await asyncio.wait_for(ingest_task, 20)
         dead = {p.name: p.dead_lettered for p in worker.projections}
         assert dead == {p.name: 0 for p in worker.projections}, "valid events were dead-lettered"
         async with pg_pool.acquire() as conn:
