@@ -225,7 +225,16 @@ GRANT SELECT ON alert, alert_engine TO {READER};
 GRANT SELECT ON schema_version TO {WRITER}, {READER};
 """
 
-MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL]
+# Auditors' pages (query.build: every page is `municipality = $1 AND position > $after ... ORDER BY
+# position LIMIT n`): a municipality that is not first in the log, or a desk or ward whose matches run
+# out, is found by index instead of walking the primary key (issue 13 item 7: 476 ms / 554 ms at 1 M).
+AUDITOR_INDEXES_SQL = """
+CREATE INDEX log_municipality ON log (municipality, position);
+CREATE INDEX log_desk ON log (municipality, desk, position) WHERE desk IS NOT NULL;
+CREATE INDEX log_ward ON log (municipality, ward, position) WHERE ward IS NOT NULL;
+"""
+
+MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL, AUDITOR_INDEXES_SQL]
 
 
 async def migrate(conn: asyncpg.Connection, schema: str) -> int:
