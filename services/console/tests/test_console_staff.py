@@ -166,3 +166,29 @@ async def test_city_staff_and_auditors_log_in_and_work_with_the_desk_service_dow
         assert "窓口サービスに接続できません" not in await auditor.inner_text("main")
     finally:
         urls["desk"] = saved
+
+
+async def test_an_operator_is_refused_a_seat_until_the_manager_records_the_training(new_page, staff, login, stack_municipality):
+    await staff("M-staff3", "manager")
+    manager = await new_page()
+    await login(manager, "M-staff3")
+    temporary = await add_person(manager, "O-new", "オペレーター", "中央区")
+    operator = await new_page()
+    await first_login(operator, "O-new", temporary, "O-new-own-password", stack_municipality)
+    assert operator.url.endswith("/phone")
+    await operator.fill("#seat-id", "7")
+    await press(operator, "着席する")
+    assert "研修が完了していないため電話対応に従事できません" in await operator.inner_text("main")
+
+    boxes = manager.locator("[data-testid=training-form] input[name=items]")
+    for i in range(await boxes.count()):
+        await boxes.nth(i).check()
+    await press(manager, "選んだ項目の修了を記録")
+    await manager.fill("#x-score", "95")
+    await press(manager, "結果を記録")
+    assert "従事可" in await manager.inner_text("[data-testid=cleared-phone]")
+
+    await operator.goto("/phone")
+    await operator.fill("#seat-id", "7")
+    await press(operator, "着席する")
+    assert "7番席に着席中" in await operator.inner_text("main")

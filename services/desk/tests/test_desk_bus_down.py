@@ -35,9 +35,9 @@ async def test_commands_get_503_with_retry_after_while_nats_is_stopped_then_serv
     server = NatsServer(tmp_path / "nats").start()
     s = settings.model_copy(update={"nats_url": server.url})
     clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
-    s1 = auth(settings, municipality, "S1", Role.supporter, ("kita",))
     try:
         async with desk_app(s, municipality, clock) as (app, client):
+            s1 = await auth(app.state.js, s, municipality, "S1", Role.supporter, ("kita",))  # an account on this bus
             assert ok(await client.post("/v1/desks/kita-1/tickets", headers=s1), 201)["ticket_no"] == 1
 
             server.stop()  # NATS stopped: the connection is lost at once
