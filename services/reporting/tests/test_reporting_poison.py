@@ -52,7 +52,7 @@ async def test_an_event_the_tables_cannot_hold_is_dead_lettered_and_the_rest_goe
             await bus.publish_many(js, later)
             day2 = WEEK_START + dt.timedelta(days=1)
             truth = week.desk_truth(issued.desk, day2)
-            h = headers(s, municipality)
+            h = await headers(js, s, municipality)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 5.0
             while True:
