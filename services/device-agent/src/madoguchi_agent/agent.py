@@ -614,6 +614,16 @@ class Agent:
         self.emit(ev.SessionChanged, action=change.action, session=change.session, os_uid=change.uid,
                   seat=change.seat, remote=change.remote)
         log.info("session.changed", action=change.action, uid=change.uid)
+        if change.action in ("logon", "logoff"):  # the desk users may have changed: look now
+            before, uids = self.scope.homes, self.scope.uids
+            self.check_gaps()
+            self._desk_users_changed(before, uids)
+
+    def _desk_users_changed(self, homes_before, uids_before) -> None:
+        if self.files is not None and self.scope.homes != homes_before:
+            self._files_rescan.set()  # a desk user logged in: watch (and scan) their folders
+        if self.scope.uids != uids_before:
+            self._process_recheck.set()  # their programs already running are found and checked
 
     async def _in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -662,10 +672,9 @@ class Agent:
     async def _gaps_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                before = self.scope.homes
+                before, uids = self.scope.homes, self.scope.uids
                 self.check_gaps()
-                if self.files is not None and self.scope.homes != before:
-                    self._files_rescan.set()  # a desk user logged in: watch their folders
+                self._desk_users_changed(before, uids)
             except Exception:
                 log.exception("monitoring.check_failed")
             await self._pause(max(1.0, self.policy.process_scan_s))
