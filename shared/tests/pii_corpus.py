@@ -367,9 +367,38 @@ def ordinary_text(rng: random.Random) -> str:
     return "".join(parts)
 
 
+def desk_sentence(rng: random.Random) -> str:
+    """Whole sentences as a desk writes them (a second, differently built ordinary source)."""
+    def n(a: int, b: int) -> int:
+        return rng.randint(a, b)
+
+    wd = rng.choice("月火水木金")
+    templates = [
+        lambda: f"{n(8, 17)}時{n(0, 59)}分に来庁。受付番号{n(1, 300)}番。暗証番号（{rng.choice([4, 6])}桁）を{n(1, 3)}回間違えロック。再設定を案内した",
+        lambda: f"令和{n(1, 8)}年{n(1, 12)}月{n(1, 28)}日（{wd}）の来庁者は計{n(10, 400)}名（うち交付{n(1, 200)}件）",
+        lambda: f"電話での問い合わせ {n(1, 300)}件、うち折り返し {n(0, 30)}件",
+        lambda: f"ポイント付与は最大{rng.choice(['5,000', '20,000', '15,000'])}円分。申込期限は{n(2021, 2025)}年{n(1, 12)}月{n(1, 28)}日まで",
+        lambda: f"〒{n(0, 999):03d}-{n(0, 9999):04d} 札幌市中央区北{n(1, 30)}条西{n(1, 20)}丁目{n(1, 30)}-{n(1, 30)}",
+        lambda: f"{n(1, 9)}番窓口→{n(1, 9)}番窓口へ移動（{n(8, 17)}:{n(0, 59):02d}）",
+        lambda: f"待ち人数 {n(0, 60)}人、平均待ち {n(0, 60)}分、最大 {n(0, 120)}分",
+        lambda: f"{n(2021, 2025)}/{n(1, 12):02d}/{n(1, 28):02d} {n(8, 10):02d}:00-{n(16, 19)}:30",
+        lambda: f"No.{n(1, 50)}〜No.{n(51, 200)} の整理券を配布",
+        lambda: f"手順{n(1, 5)}〜{n(6, 9)}を確認、手順{n(1, 9)}で署名",
+        lambda: f"カード {n(1, 9)}枚、通知書 {n(1, 9)}通、申請書 {n(1, 50)}部",
+        lambda: f"R{n(1, 6)}.{n(1, 12)}.{n(1, 28)} {n(9, 11)}:00 〜 R{n(1, 6)}.{n(1, 12)}.{n(1, 28)} {n(12, 17)}:00",
+        lambda: f"1日あたり{n(100, 400)}人×{n(2, 9)}日＝{n(1, 3)},{n(0, 999):03d}人",
+        lambda: f"受付 {n(100, 999)}、{n(100, 999)}、{n(100, 999)} を呼出",
+        lambda: f"{n(1, 12)}/{n(1, 28)}({wd}) {n(9, 16)}:{n(0, 5)}0 来庁予約 {n(1, 30)}件",
+        lambda: f"交付番号 {n(1000, 9999)}-{n(10, 99)} の方は{n(2, 5)}日後に再来庁",
+        lambda: f"来庁者{n(1, 99)}名中、{n(1, 40)}名が{n(60, 90)}歳以上（{n(10, 99)}.{n(0, 9)}%）",
+        lambda: f"第{n(1, 30)}回 研修（{n(1, 12)}/{n(1, 28)} {n(9, 15)}:00〜）に{n(3, 20)}名参加",
+    ]
+    return rng.choice(["。", "、", " ", "\n"]).join(rng.choice(templates)() for _ in range(rng.randint(1, 3))) + "。"
+
+
 def ordinary_corpus(n: int, seed: int) -> list[str]:
     rng = random.Random(f"ordinary-{seed}")
-    return [ordinary_text(rng) for _ in range(n)]
+    return [ordinary_text(rng) if i % 2 else desk_sentence(rng) for i in range(n)]
 
 
 # --------------------------------------------------------------------------------------------

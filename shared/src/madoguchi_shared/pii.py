@@ -146,8 +146,8 @@ def _char_form(chunk: str) -> str:
     result = []
     for ch in out:
         cp = ord(ch)
-        if ch in _ZERO_WIDTH:
-            continue
+        if ch in _ZERO_WIDTH or (unicodedata.combining(ch) and not ("\u3099" <= ch <= "\u309a")):
+            continue  # (a combining mark drawn over a digit, 0̸, hides nothing)
         if "0" <= ch <= "9":
             result.append(ch)
         elif ch.isspace() or unicodedata.category(ch) == "Zs":
@@ -212,10 +212,10 @@ _KANJI_DIGIT = {
 _READINGS = {
     "ゼロ": "0", "レイ": "0", "マル": "0", "ゼロー": "0",
     "イチ": "1", "ワン": "1",
-    "ニ": "2", "ツー": "2", "ツウ": "2",
+    "ニ": "2", "ニイ": "2", "ツー": "2", "ツウ": "2",
     "サン": "3", "スリー": "3",
     "ヨン": "4", "ヨ": "4", "シ": "4", "フォー": "4", "フォア": "4",
-    "ゴ": "5", "ファイブ": "5", "ファイヴ": "5",
+    "ゴ": "5", "ゴオ": "5", "ファイブ": "5", "ファイヴ": "5",
     "ロク": "6", "シックス": "6",
     "ナナ": "7", "シチ": "7", "セブン": "7", "セヴン": "7",
     "ハチ": "8", "エイト": "8",
@@ -358,7 +358,7 @@ _COUNTER = re.compile(
     r"パーセント|セント|ドル|円玉|円札|万円|千円|割引|倍速|連休|連勤|人前|名様|件目)(?![a-z])"
 )
 _MARKER = re.compile(
-    r"(?:no\.?|#|♯|第|受付番号|整理番号|整理券|番号札|呼出番号|呼び出し番号|受付|窓口|手順|ステップ|step|問|q|"
+    r"(?:no\.?|#|♯|第|受付番号|整理番号|整理券|番号札|呼出番号|呼び出し番号|交付番号|予約番号|受付|窓口|手順|ステップ|step|問|q|丁目|番地|"
     r"ver\.?|v|版|表|図|p\.?|ページ|レーン|ブース|内線|ext\.?)[ :：.]*$"
 )
 _LETTER_TICKET = re.compile(r"(?<![a-z])[a-z]-?$")
@@ -399,7 +399,7 @@ def _ordinary_spans(t: str) -> list[tuple[int, int]]:
 
 
 _GLUE = set(" -ー〜/.:・")
-_RANGE_GLUE = ("", "〜", "、", ",", "・", "-")
+_RANGE_GLUE = ("", "〜", "、", ",", "・", "-", "/")
 
 
 def _isolated(t: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -421,6 +421,8 @@ def _isolated(t: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         g = glue.strip()
         if g not in _RANGE_GLUE:
             return False
+        if g == "/" and glue == g:
+            return False  # 7/6/4/1/6/3 is no list of dates; "2031/10/28 / 2031/11/4" is
         span = containing(p)
         return span is not None and (g != "-" or ":" in t[span[0] : span[1]])
 
@@ -449,6 +451,9 @@ def _mask_ordinary(t: str, tokens: list[_Token]) -> None:
     starts = [s for s, _ in spans]
     prev: _Token | None = None
     for idx, tok in enumerate(tokens):
+        if tok.masked:  # set aside with the marker before it
+            prev = tok
+            continue
         k = bisect_right(starts, tok.start) - 1
         if any(spans[i][0] <= tok.start and tok.end <= spans[i][1] for i in range(max(0, k - 3), k + 1)):
             tok.masked = True
@@ -457,10 +462,17 @@ def _mask_ordinary(t: str, tokens: list[_Token]) -> None:
             prev is not None and not prev.masked and not prev.weak and _gap_kind(t[prev.end : tok.start]) == "tight"
             and not any(c in "、,，" for c in t[prev.end : tok.start])
         ):
-            nxt = tokens[idx + 1] if idx + 1 < len(tokens) else None
-            followed = nxt is not None and not nxt.weak and _gap_kind(t[tok.end : nxt.start]) == "tight" and not any(
-                c in "、,，" for c in t[tok.end : nxt.start])
+            chain = [tok]  # the groups written right after it: "交付番号 6885-80", "丁目27-20"
+            for nxt in tokens[idx + 1 :]:
+                if nxt.weak or _gap_kind(t[chain[-1].end : nxt.start]) != "tight" or any(
+                        c in "、,，" for c in t[chain[-1].end : nxt.start]):
+                    break
+                chain.append(nxt)
+            followed = len(chain) > 1
             tok.masked = _is_count_or_marked(t, tok, followed)
+            if not tok.masked and followed and sum(len(c.digits) for c in chain) <= 6 and _is_count_or_marked(t, tok, False):
+                for c in chain:  # a short ticket or house number after its marker, all of it
+                    c.masked = True
         prev = tok
 
 
@@ -486,7 +498,7 @@ def _is_count_or_marked(t: str, tok: _Token, followed: bool) -> bool:
 
 _TIGHT = set(" \n\t-ー〜~/.,、，:;・()[]{}（）［］｛｝「」『』【】〔〕〈〉《》<>'\"|_*+=")
 _SENTENCE_END = set("。！？!?\n")
-_MAX_LOOSE_GAP = 24
+_MAX_LOOSE_GAP = 40
 
 
 def _gap_kind(gap: str) -> str:
@@ -668,11 +680,22 @@ def _chains(clusters: list[list[_Token]]) -> list[list[list[_Token]]]:
     return out[:16]
 
 
+def _piece_ok(cluster: list[_Token], t: str) -> bool:
+    """A piece of a split number is not a list of small numbers ("受付 305、354 を呼出")."""
+    sizes = [len(g.digits) for g in cluster]
+    if len(sizes) == 1 or min(sizes) >= 4 or max(sizes) == 1:
+        return True
+    return not any(
+        any(c in t[a.end : b.start] for c in "、,，") and 2 <= len(a.digits) <= 3 and 2 <= len(b.digits) <= 3
+        for a, b in zip(cluster, cluster[1:])
+    )
+
+
 def _split_hit(chain: list[list[_Token]], t: str) -> _Found | None:
     sizes = [sum(len(g.digits) for g in c) for c in chain]
     digits = "".join(g.digits for c in chain for g in c)
     start, end = chain[0][0].start, chain[-1][-1].end
-    if len(digits) == 12 and min(sizes) >= 2:
+    if len(digits) == 12 and min(sizes) >= 2 and all(_piece_ok(c, t) for c in chain):
         if is_valid_my_number(digits):
             return _Found("my_number", start, end)
         if min(sizes) >= 4:
@@ -750,7 +773,7 @@ def _number_findings(t: str) -> list[_Found]:
 # --------------------------------------------------------------------------------------------
 
 _AT = (
-    r"(?:[ ]*(?:@|★|☆|[(\[{<（［｛「【][ ]*(?:at|@|アット|アットマーク|★)[ ]*[)\]}>）］｝」】])[ ]*"
+    r"(?:[ ]*(?:@|#|★|☆|[(\[{<（［｛「【][ ]*(?:at|a|@|アット|アットマーク|★)[ ]*[)\]}>）］｝」】])[ ]*"
     r"|[ ]*(?:アットマーク|アット|at ?mark|atmark)[ ]*|[ ]+at[ ]+)"
 )
 _DOT = (
@@ -764,11 +787,6 @@ _IDN_TLDS = "日本|みんな|コム|ネット|世界|中国|中國|香港|台�
 _EMAIL_ASCII = re.compile(
     rf"(?<![a-z0-9!#$%&'*+/=?^_`{{|}}~.-]){_LOCAL}{_AT}{_ALABEL}(?:{_DOT_JA}{_ALABEL})*{_DOT_JA}[a-z]{{2,24}}(?![a-z0-9-])"
 )
-_EMAIL_EAI = re.compile(  # a local part in Japanese, a real @ and an ASCII domain: 山田@example.jp
-    rf"(?<![a-z0-9.])[^\W\d_a-z]{{1,20}}[ ]*@[ ]*{_ALABEL}(?:\.{_ALABEL})*\.[a-z]{{2,24}}(?![a-z0-9-])"
-)
-
-
 def _katakana_tlds() -> str:
     return "".join(chr(ord(c) + 0x60) if 0x3041 <= ord(c) <= 0x3096 else c for c in _IDN_TLDS)
 
@@ -779,8 +797,14 @@ _EMAIL_IDN = re.compile(
 )
 
 
+_EMAIL_EAI = re.compile(  # a local part in Japanese and a real @: 山田@example.jp, 山田@例え.jp
+    rf"(?<![a-z0-9.])[^\W\d_a-z]{{1,20}}[ ]*[@＃#][ ]*(?:{_ALABEL}(?:\.{_ALABEL})*\.[a-z]{{2,24}}(?![a-z0-9-])"
+    rf"|{_ULABEL}(?:\.{_ULABEL})*\.(?:[a-z]{{2,24}}(?![a-z0-9-])|{_katakana_tlds()}))"
+)
+
+
 def _email_findings(t: str) -> list[_Found]:
-    if not any(x in t for x in ("@", "★", "☆", "at", "アット")):
+    if not any(x in t for x in ("@", "#", "★", "☆", "at", "(a)", "アット")):
         return []
     found = []
     for regex in (_EMAIL_ASCII, _EMAIL_IDN, _EMAIL_EAI):
