@@ -89,10 +89,12 @@ def test_a_monitoring_gap_alerts_until_it_closes_and_a_link_gap_says_the_agent_c
     closed = device.MonitoringGap(monitor="usb", reason="no_sysfs", closed=True, occurred_at=on(MONDAY, 9, 5), **AT)
     link = device.MonitoringGap(monitor="link", reason="connect_failed", detail="Authorization Violation",
                                 occurred_at=on(MONDAY, 9, 6), **AT)
-    events = replay([gap, again, closed, link])
+    printing = device.MonitoringGap(monitor="printing", reason="no_cups", occurred_at=on(MONDAY, 9, 7), **AT)
+    events = replay([gap, again, closed, link, printing])
     alerts = of(events, AlertRaised)
-    assert [a.rule for a in alerts] == ["monitoring_gap", "monitoring_gap"]
+    assert [a.rule for a in alerts] == ["monitoring_gap", "monitoring_gap", "monitoring_gap"]
     assert "USB機器" in alerts[0].message and alerts[1].title == "エージェントが接続できません"
+    assert "印刷の状況（CUPS）を確認できません" in alerts[2].message  # every reason in Japanese
     assert [r.alert_id for r in of(events, AlertResolved)] == [alerts[0].alert_id]
 
 
