@@ -134,3 +134,22 @@ async def test_sealed_text_field_rules(js, municipality):
     ok = EscalationRaised(municipality=municipality, ward="chuo", desk="chuo-1", deskday_id="chuo-1_2021-03-29",
                           escalation_no=1, category="other", summary=envelope)
     assert ok.summary == envelope
+
+
+async def test_every_free_text_of_a_call_is_sealed_nested_and_optional_ones_too(js, municipality):
+    from uuid import uuid4
+
+    from madoguchi_shared.events.calls import CallClosed, CallOpinion
+
+    vault = TextVault(js)
+    closed = CallClosed(municipality=municipality, call_id=uuid4(), categories=("card",), resolution="answered_on_spot",
+                        duration_seconds=300, notes="再発行の手順を説明した",
+                        opinions=(CallOpinion(kind="opinion", text="窓口の場所が分かりにくい"),))
+    sealed_event = await vault.seal_event(closed)
+    raw = dump_event(sealed_event).decode()
+    assert "再発行" not in raw and "窓口の場所" not in raw and raw.count('"sealed:v1:') == 2
+    assert await vault.reveal(municipality, sealed_event.notes) == "再発行の手順を説明した"
+    assert await vault.reveal(municipality, sealed_event.opinions[0].text) == "窓口の場所が分かりにくい"
+    assert parse_event(raw) == sealed_event
+    # sealing is idempotent (a retry of the same event seals nothing twice)
+    assert await vault.seal_event(sealed_event) == sealed_event

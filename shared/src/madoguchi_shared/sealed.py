@@ -27,6 +27,7 @@ says so.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 from typing import Annotated, Any
@@ -103,8 +104,33 @@ ERASABLE = _Erasable()
 ErasableText = Annotated[str, StringConstraints(max_length=SEALED_MAX), ERASABLE]
 
 
-def _erasable_fields(model: type[BaseModel]) -> list[str]:
-    return [name for name, f in model.model_fields.items() if any(m is ERASABLE for m in f.metadata)]
+@functools.lru_cache(maxsize=None)
+def _erasable_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, f in model.model_fields.items()
+                     if any(m is ERASABLE for m in f.metadata) or any(a is ERASABLE for a in _flatten(f.annotation)))
+
+
+@functools.lru_cache(maxsize=None)
+def _may_hold_text(model: type[BaseModel]) -> bool:
+    """Whether a model (or a model inside it) has an erasable field: most events have none."""
+    if _erasable_fields(model):
+        return True
+    for f in model.model_fields.values():
+        for arg in _flatten(f.annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel) and arg is not model and _may_hold_text(arg):
+                return True
+    return False
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    import typing
+
+    out, todo = [], [annotation]
+    while todo:
+        a = todo.pop()
+        out.append(a)
+        todo.extend(typing.get_args(a))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,6 +224,8 @@ class TextVault:
 
     async def seal_model(self, municipality: str, model: BaseModel) -> BaseModel:
         """A copy of `model` (an event, or a value inside one) with every erasable text sealed."""
+        if not _may_hold_text(type(model)):
+            return model
         changes: dict[str, Any] = {}
         for name in type(model).model_fields:
             value = getattr(model, name)
