@@ -465,23 +465,23 @@ def make_desk_apply(notifier: Notifier):
         await live_batch_guard(conn, notifier)
         acc = Acc()
         # 1. what the batch needs from earlier batches: visit rows, ticket issue times
+        # A ticket number can be issued twice on one desk-day (the day restarted): a visit's ticket
+        # is the LATEST issue of its number before it in stream order. So the issue times of earlier
+        # batches are loaded for every visit (even when the batch issues the number again later),
+        # and the batch's own issues override them in stream order; the table keeps the latest.
+        # The result never depends on where batches begin and end (issue 12, deterministic rebuilds).
         visit_keys: set[tuple[str, UUID]] = set()
         ticket_keys: set[tuple[str, str, dt.date, int]] = set()
-        issued_here: set[tuple[str, str, dt.date, int]] = set()
         for s in batch:
             e = s.event
-            if isinstance(e, dk.TicketIssued) and (dd_ := deskday(e.deskday_id)):
-                issued_here.add((e.municipality, *dd_, e.ticket_no))
-            elif isinstance(e, dk._VisitEvent):
+            if isinstance(e, dk._VisitEvent):
                 visit_keys.add((e.municipality, e.visit_id))
                 if isinstance(e, dk.VisitStarted) and (dd_ := deskday(e.deskday_id)):
-                    k = (e.municipality, *dd_, e.ticket_no)
-                    if k not in issued_here:
-                        ticket_keys.add(k)
+                    ticket_keys.add((e.municipality, *dd_, e.ticket_no))
         visits = await _load_visits(conn, visit_keys)
         before = {k: visit_figures(v) for k, v in visits.items()}
         issued = await _load_tickets(conn, ticket_keys)
-        new_tickets: list[tuple] = []
+        new_tickets: dict[tuple, dt.datetime] = {}
         desk_days: dict[tuple[str, str, dt.date], dict] = {}
         notes: dict[tuple, dict] = {}
         note_updates: list[tuple[tuple, dict]] = []
@@ -508,7 +508,7 @@ def make_desk_apply(notifier: Notifier):
                 match e:
                     case dk.TicketIssued():
                         issued[(m, desk, day, e.ticket_no)] = e.occurred_at
-                        new_tickets.append((m, desk, day, e.ticket_no, e.occurred_at))
+                        new_tickets[(m, desk, day, e.ticket_no)] = e.occurred_at
                         acc.add(key, "tickets_issued")
                     case dk.TicketNoShow():
                         acc.add(key, "no_shows")
@@ -623,8 +623,8 @@ def make_desk_apply(notifier: Notifier):
                 acc.add_all(key, old, -1, v.ward)
         # 3. write
         await upsert(conn, "ticket", [("municipality", "text"), ("desk", "text"), ("day", "date"), ("ticket_no", "int4"),
-                                      ("issued_at", "timestamptz")], new_tickets,
-                     "municipality, desk, day, ticket_no", "NOTHING")
+                                      ("issued_at", "timestamptz")], [(*k, t) for k, t in new_tickets.items()],
+                     "municipality, desk, day, ticket_no", "UPDATE SET issued_at = EXCLUDED.issued_at")
         vrows = []
         for v in visits.values():
             row = list(v.as_tuple())

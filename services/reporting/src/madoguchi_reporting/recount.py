@@ -109,7 +109,7 @@ def fold(desk_events: list, call_events: list) -> Fold:
             desk, day = where
             facts = f.facts[(desk, day)]
             if t == "desk.ticket_issued":
-                tickets.setdefault((desk, day, e.ticket_no), e.occurred_at)
+                tickets[(desk, day, e.ticket_no)] = e.occurred_at  # the latest issue before a visit counts
                 facts["tickets_issued"] += 1
             elif t == "desk.ticket_no_show":
                 facts["no_shows"] += 1
