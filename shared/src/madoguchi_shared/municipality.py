@@ -114,7 +114,7 @@ class TrainingPlan(_Frozen):
         TrainingItem(key="scheme_overview", name_ja="制度概要（キャッシュレス決済サービスを含む）", hours=2),
         TrainingItem(key="work_flow", name_ja="業務フロー", hours=2),
         TrainingItem(key="customer_service", name_ja="対面対応（接遇）", hours=1),
-        TrainingItem(key="talk_script_faq", name_ja="トークスクリプト・FAQ", hours=2),
+        TrainingItem(key="talk_script_faq", name_ja="トークスクリプト・よくある質問", hours=2),
         TrainingItem(key="role_play", name_ja="ロールプレイング", hours=2),
         TrainingItem(key="system", name_ja="システム操作", hours=1),
         TrainingItem(key="escalation", name_ja="エスカレーション対応", hours=1),

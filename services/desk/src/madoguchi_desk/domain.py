@@ -208,7 +208,7 @@ def training_missing(staff_events: Iterable[Event], plan: TrainingPlan | None = 
 
 TRAINING_LABELS_JA = {
     "compliance": "コンプライアンス", "scheme_overview": "制度概要", "work_flow": "業務フロー",
-    "customer_service": "対面対応", "talk_script_faq": "トークスクリプト・FAQ", "role_play": "ロールプレイング",
+    "customer_service": "対面対応", "talk_script_faq": "トークスクリプト・よくある質問", "role_play": "ロールプレイング",
     "system": "システム理解", "escalation": "エスカレーション対応", "complaints": "苦情対応",
     "security_policy": "情報セキュリティ", "test": "理解度テスト（合格）", "account_disabled": "アカウント無効",
 }
