@@ -117,6 +117,7 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
     assert code == 0, out
     assert out.startswith("OK  log oplog: ") and "every message once, in stream order, same bytes" in out
     assert "(current)" in out  # the key chain is printed
+    print(out)  # pytest -s shows the clean report
 
     async def attack(name: str, statements, want_position: int, want_kind: str, want_stream: tuple | None = None):
         copy = await _copy(pg_pool, audit, name)
