@@ -271,6 +271,7 @@ class _Token:
     end: int
     masked: bool = False
     weak: bool = False  # a short kanji/kana run glued to a word: a digit only next to other digits
+    dated: bool = False  # set aside as (part of) a date, a time or an amount
 
 
 _ENGLISH_RUN = re.compile(r"(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine)"
@@ -456,7 +457,7 @@ def _mask_ordinary(t: str, tokens: list[_Token]) -> None:
             continue
         k = bisect_right(starts, tok.start) - 1
         if any(spans[i][0] <= tok.start and tok.end <= spans[i][1] for i in range(max(0, k - 3), k + 1)):
-            tok.masked = True
+            tok.masked = tok.dated = True
         elif len(tok.digits) < _MAX_ORDINARY_DIGITS and not (
             # the last group of a longer number is not a count: "1234-5678-9018件"
             prev is not None and not prev.masked and not prev.weak and _gap_kind(t[prev.end : tok.start]) == "tight"
@@ -727,24 +728,27 @@ def _number_findings(t: str) -> list[_Found]:
     _mask_ordinary(t, tokens)
     # clusters: unmasked tokens joined by separators only
     clusters: list[list[_Token]] = []
-    masked_between: list[bool] = []  # masked_between[i]: a set-aside number before clusters[i]
+    masked_between: list[bool] = []  # masked_between[i]: a date or a time set aside before clusters[i]
     pending = False
+    dated = False
     for tok in tokens:
         if tok.masked:
             pending = True
+            dated = dated or tok.dated
             continue
         if clusters and not pending and _gap_kind(t[clusters[-1][-1].end : tok.start]) == "tight":
             clusters[-1].append(tok)
         else:
             clusters.append([tok])
-            masked_between.append(pending)
-        pending = False
+            masked_between.append(dated)
+        pending = dated = False
     # a cluster of word-bound numerals only (一般, 参加, 詳しく, 始まる) holds no number
     kept: list[list[_Token]] = []
     links: list[str] = []  # links[i]: between kept[i] and kept[i + 1]
     crossed = False
-    for c, masked in zip(clusters, masked_between):
-        crossed = False  # a set-aside count inside a sentence ("上6桁は…") does not cut it
+    for c, dated_before in zip(clusters, masked_between):
+        # a count inside a sentence ("上6桁は…") does not cut a split number; a date or a time does
+        crossed = crossed or dated_before
         weak_digits = "".join(tok.digits for tok in c) if all(tok.weak for tok in c) else None
         if weak_digits is not None and not (len(weak_digits) >= 2 and weak_digits[0] == "0"):
             continue  # (but 〇三の…, レイサンから…: a trunk prefix that opens a split phone number)
