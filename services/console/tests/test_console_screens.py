@@ -76,12 +76,17 @@ async def test_every_screen_passes_axe_and_shows_no_ascii(new_page, staff, login
     for summary in await desk.locator("summary").all():
         await summary.click()
     await check(desk, "来訪記録（すべて開いた状態）")
+    # The browser's own validation speaks Japanese whatever its language.
+    await desk.get_by_role("button", name="エスカレーションする").click()
+    assert await desk.eval_on_selector("#f-esc_category", "e => e.validationMessage") == "一覧から選択してください。"
 
     # The manager: HQ, the phone screen, the FAQ management, every report tab, the desk chooser.
     await staff("M-screens", "manager")
     hq = await new_page(**SIZE)
     await login(hq, "M-screens")
     await check(hq, "本部ダッシュボード")
+    for region in ("hq-desks", "hq-alerts", "hq-escalations", "hq-line"):
+        assert await hq.get_attribute(f"#{region}", "aria-live") == "polite"
     await hq.goto("/desk")
     await check(hq, "窓口の選択")
     await hq.goto("/staff")
@@ -117,6 +122,7 @@ async def test_every_screen_passes_axe_and_shows_no_ascii(new_page, staff, login
     await press(phone, "通話を記録する")
     await phone.locator("#callbacks [data-state=ready]").first.wait_for()
     await check(phone, "折り返し予定")
+    assert await phone.get_attribute("#callbacks", "aria-live") == "polite"
     await phone.locator("#callbacks [data-state=ready]").first.get_by_role("button", name="番号を表示").click()
     await phone.wait_for_load_state("domcontentloaded")
     assert await phone.inner_text("[data-testid=phone-number]") == "011-123-4567"

@@ -78,3 +78,26 @@ def test_the_municipality_sets_the_hq_thresholds():
 
     m = load_municipality("011002")
     assert (m.desk_severity.wait_amber_minutes, m.desk_severity.wait_red_minutes) == (30, 60)
+
+
+def test_phone_notices_shown_only_while_they_hold():
+    from madoguchi_console.screens.phone import current_notices
+
+    alerts = [
+        {"kind": "no_operator_seated", "severity": "critical", "at": "2021-04-01T23:45:00+00:00", "ref": "d",
+         "message_ja": "電話回線「main」: 受付時間中に着席しているオペレーターがいません（08:45から）。"},
+        {"kind": "seat_coverage_restored", "severity": "info", "at": "2021-04-02T00:05:00+00:00", "ref": "d",
+         "message_ja": "電話回線「main」: オペレーターが着席しました（不在 20 分）。"},
+        {"kind": "callback_escalated", "severity": "info", "at": "2021-04-02T01:00:00+00:00", "ref": "cb1",
+         "message_ja": "折り返し案件を委託者（市）へ確認中です。"},
+        {"kind": "capacity_approaching", "severity": "info", "at": "2021-04-02T02:00:00+00:00", "ref": "d", "message_ja": "80%"},
+        {"kind": "capacity_reached", "severity": "warning", "at": "2021-04-02T03:00:00+00:00", "ref": "d", "message_ja": "100%"},
+    ]
+    seated = {"breach_open": False, "alerts": alerts, "callback_queue": [{"callback_id": "cb1", "city_answered": True}]}
+    shown = current_notices(seated)
+    # Operators are seated (no 「不在」), the city answered (no 「市へ確認中」), the latest capacity only.
+    assert [a["kind"] for a in shown] == ["capacity_reached"]
+    asking = {**seated, "callback_queue": [{"callback_id": "cb1", "city_answered": False}]}
+    assert "callback_escalated" in [a["kind"] for a in current_notices(asking)]
+    empty = {"breach_open": True, "alerts": alerts[:1], "callback_queue": []}
+    assert [a["message_ja"] for a in current_notices(empty)] == ["受付時間中に着席しているオペレーターがいません（08:45から）。"]
