@@ -153,3 +153,37 @@ async def test_every_free_text_of_a_call_is_sealed_nested_and_optional_ones_too(
     assert parse_event(raw) == sealed_event
     # sealing is idempotent (a retry of the same event seals nothing twice)
     assert await vault.seal_event(sealed_event) == sealed_event
+
+
+async def _privacy_cli(settings, *args: str, password: str) -> tuple[int, str]:
+    import os
+    import sys
+
+    env = dict(os.environ, MADOGUCHI_NATS_URL=settings.nats_url)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from madoguchi_shared.cli import main; main()", "privacy", *args, "--password-stdin",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await asyncio.wait_for(proc.communicate(password.encode() + b"\n"), 120)
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_the_two_commands_as_people_run_them(settings, js, municipality):
+    m = municipality
+    await auth.add_staff(js, municipality=m, staff_id="S0811", roles=[Role.manager], password="manager-pass-0811")
+    await auth.add_staff(js, municipality=m, staff_id="A0811", roles=[Role.auditor], password="auditor-pass-0811")
+    vault = TextVault(js)
+    envelope = await vault.seal(m, "説明に時間がかかったとのご意見")
+    ref = str(ref_of(envelope))
+
+    code, out = await _privacy_cli(settings, "approve", ref, "--staff", "A0811", "--municipality", m,
+                                   password="auditor-pass-0811")
+    assert code == 1 and "申請がありません" in out
+    code, out = await _privacy_cli(settings, "erase", ref, "--staff", "S0811", "--reason", "本人からの申出",
+                                   "--municipality", m, password="manager-pass-0811")
+    assert code == 0 and "消去を申請しました" in out, out
+    assert await vault.reveal(m, envelope) == "説明に時間がかかったとのご意見"
+    code, out = await _privacy_cli(settings, "approve", ref, "--staff", "A0811", "--municipality", m,
+                                   password="auditor-pass-0811")
+    assert code == 0 and "消去しました" in out and "申請 S0811、承認 A0811" in out, out
+    assert await vault.reveal(m, envelope) == ERASED_JA
+    assert "説明に時間" not in out
