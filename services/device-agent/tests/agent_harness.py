@@ -113,6 +113,15 @@ def vicc_python() -> str:
     raise RuntimeError(f"no Python with pycryptodome for vicc; install it: {APT_HINT}")
 
 
+def _other_pcscd_running() -> bool:
+    try:
+        pid = int(Path("/run/pcscd/pcscd.pid").read_text().strip())
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 class Pcscd:
     """pcscd in the foreground, started only when none is running (and then stopped again)."""
 
@@ -125,6 +134,12 @@ class Pcscd:
             raise RuntimeError(f"pcscd with the vsmartcard virtual reader is not installed: {APT_HINT}")
         if VIRTUAL_READER in readers():
             return self  # a pcscd is already serving the virtual reader (e.g. the system one)
+        if _other_pcscd_running():  # another test session's pcscd may be starting up: give it a moment
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and _other_pcscd_running():
+                if VIRTUAL_READER in readers():
+                    return self
+                time.sleep(0.2)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(["pcscd", "--foreground"], stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
