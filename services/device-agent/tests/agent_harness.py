@@ -115,7 +115,7 @@ def vicc_python() -> str:
 
 def _other_pcscd_running() -> bool:
     try:
-        pid = int(Path("/run/pcscd/pcscd.pid").read_text().strip())
+        pid = int(Path("/run/pcscd/pcscd.pid").read_text().strip("\x00 \n"))  # pcscd writes a NUL too
         os.kill(pid, 0)
         return True
     except (OSError, ValueError):
