@@ -142,13 +142,9 @@ async def _give(conn: asyncpg.Connection, schema: str, role: str) -> None:
     await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"')
     rows = await conn.fetch(
         """SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'f')
              AND pg_get_userbyid(c.relowner) <> $2""", schema, role)
-    for r in rows:
-        if r["relkind"] == "S" and await conn.fetchval(
-                "SELECT true FROM pg_depend d JOIN pg_class c ON c.oid = d.objid WHERE c.relname = $1 "
-                "AND d.deptype IN ('a', 'i')", r["relname"]):
-            continue  # a sequence owned by a column follows its table
+    for r in rows:  # (sequences of a serial column follow their table; the services make no others)
         await conn.execute(f'ALTER TABLE "{schema}"."{r["relname"]}" OWNER TO "{role}"')
     for f in await conn.fetch(
             """SELECT p.oid::regprocedure::text AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
