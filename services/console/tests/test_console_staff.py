@@ -52,7 +52,7 @@ async def first_login(page, staff_id: str, temporary: str, new_password: str, mu
 
 
 async def test_a_manager_adds_a_supporter_records_the_training_and_the_supporter_checks_in(
-        new_page, staff, login, stack_municipality, screenshots):
+        new_page, staff, login, stack_municipality, screenshots, screen_check):
     await staff("M-staff", "manager")
     manager = await new_page()
     csp = csp_watch(manager)
@@ -60,8 +60,10 @@ async def test_a_manager_adds_a_supporter_records_the_training_and_the_supporter
     await manager.get_by_role("link", name="職員管理").click()
     await manager.wait_for_load_state("domcontentloaded")
     assert manager.url.endswith("/staff")
+    await screen_check(manager, "職員一覧")
     temporary = await add_person(manager, "S-new", "支援員", "手稲区")
     assert "研修未了" in await manager.inner_text("[data-testid=cleared-desk]")
+    await screen_check(manager, "職員（仮のパスワード）")
 
     # the new supporter cannot work yet
     supporter = await new_page(**TABLET)
@@ -88,7 +90,9 @@ async def test_a_manager_adds_a_supporter_records_the_training_and_the_supporter
     row = manager.locator("[data-testid=training-table] tr[data-item=compliance]")
     assert "M-staff" in await row.inner_text() and "令和3年3月25日" in await row.inner_text()
     await manager.screenshot(path=str(screenshots / "staff-detail.png"), full_page=True)
+    await screen_check(manager, "職員（研修記録）")
     await manager.goto("/staff")
+    await screen_check(manager, "職員一覧（追加後）")
     assert "可" in await manager.inner_text("[data-testid=cleared-desk-S-new]")
     assert "手稲区" in await manager.inner_text("tr[data-staff=S-new]")
     await manager.screenshot(path=str(screenshots / "staff-list.png"), full_page=True)
@@ -98,6 +102,7 @@ async def test_a_manager_adds_a_supporter_records_the_training_and_the_supporter
     await press(supporter, "チェックイン（従事開始）")
     assert "チェックインしました" in await supporter.inner_text(".flash.ok")
     assert csp == []
+    assert screen_check.problems == [], "\n".join(screen_check.problems)
     headers = (await supporter.request.get("/staff")).headers
     assert "frame-ancestors 'none'" in headers["content-security-policy"] and "script-src 'self'" in headers["content-security-policy"]
 

@@ -101,7 +101,7 @@ async def staff_add(request: Request, session: StaffSession):
         return await _list_page(request, session, exc.status, values=values, errors=errors,
                                 form_error=None if errors else exc.detail)
     return await _detail_page(request, session, staff_id, 201, temporary_password=temporary,
-                              flash=f"{staff_id} を追加しました。")
+                              flash="職員を追加しました。")
 
 
 def _ident(value: str) -> bool:
@@ -145,7 +145,7 @@ async def staff_roles(staff_id: str, request: Request, session: StaffSession):
         await st.change_roles(request.app.state.js, m, session.principal.municipality, staff_id, (role,), wards,
                               session.principal.actor, session.roles)
 
-    return await _act(request, session, staff_id, go, f"{staff_id} の役割・担当区を変更しました。本人は再ログインが必要です。")
+    return await _act(request, session, staff_id, go, "役割・担当区を変更しました。本人は再ログインが必要です。")
 
 
 @router.post("/staff/{staff_id}/disable")
@@ -157,7 +157,7 @@ async def staff_disable(staff_id: str, request: Request, session: StaffSession):
         await st.set_disabled(request.app.state.js, session.principal.municipality, staff_id, True,
                               session.principal.actor, session.roles, reason)  # type: ignore[arg-type]
 
-    return await _act(request, session, staff_id, go, f"{staff_id} を無効にしました。ログイン中の画面も使えなくなります。")
+    return await _act(request, session, staff_id, go, "アカウントを無効にしました。ログイン中の画面も使えなくなります。")
 
 
 @router.post("/staff/{staff_id}/enable")
@@ -166,7 +166,7 @@ async def staff_enable(staff_id: str, request: Request, session: StaffSession):
         await st.set_disabled(request.app.state.js, session.principal.municipality, staff_id, False,
                               session.principal.actor, session.roles)
 
-    return await _act(request, session, staff_id, go, f"{staff_id} を有効にしました。")
+    return await _act(request, session, staff_id, go, "アカウントを有効にしました。")
 
 
 @router.post("/staff/{staff_id}/password-reset")
@@ -176,7 +176,7 @@ async def staff_password_reset(staff_id: str, request: Request, session: StaffSe
                                             session.principal.actor, session.roles)
         return {"temporary_password": temporary}
 
-    return await _act(request, session, staff_id, go, f"{staff_id} のパスワードをリセットしました。")
+    return await _act(request, session, staff_id, go, "パスワードをリセットしました。")
 
 
 def _day(value: str | None) -> date | None:
