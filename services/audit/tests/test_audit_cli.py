@@ -33,6 +33,16 @@ async def test_verify_says_ok_on_a_clean_log_and_names_the_first_bad_position_on
     code, out, _ = await _cli("verify", "--from-checkpoint", *common, env=env)
     assert code == 0 and "started after the signed checkpoint" in out
 
+    # Incremental: from the newest signed checkpoint the last successful run covered, proportional to what is new.
+    await publish(js, sample_events(audit.municipality, 40, seed=21))
+    async with running_ingest(audit, nc, pg_pool) as ingest:
+        await ingest.wait_idle()
+    code, out, err = await _cli("verify", "--incremental", *common, env=env)
+    assert code == 0, out + err
+    assert "started after the signed checkpoint at" in out
+    start = int(out.split("started after the signed checkpoint at ")[1].split()[0])
+    assert start >= 300 and "every message once" in out
+
     async with pg_pool.acquire() as conn:
         await conn.execute("SET session_replication_role = replica")  # a superuser switching the trigger off
         await conn.execute(f'UPDATE "{audit.schema_name}".log SET actor_id = \'S9999\' WHERE position = 123')

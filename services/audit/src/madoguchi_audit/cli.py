@@ -44,6 +44,8 @@ SchemaOpt = Annotated[str | None, typer.Option("--schema", help="the audit schem
 @app.command("verify")
 def verify_cmd(
     from_checkpoint: Annotated[bool, typer.Option("--from-checkpoint", help="start after the newest signed checkpoint")] = False,
+    incremental: Annotated[bool, typer.Option("--incremental", help="start after the newest signed checkpoint the last "
+                                              "successful run verified (recorded on the stream); full otherwise")] = False,
     dsn: DsnOpt = None,
     data_dir: DataDirOpt = None,
     schema: SchemaOpt = None,
@@ -85,7 +87,10 @@ def verify_cmd(
             bar.refresh()
 
         try:
-            report = await verify.verify_all(conn, nc, audit, from_checkpoint=from_checkpoint, progress=progress,
+            start: bool | int = from_checkpoint
+            if incremental and nc is not None:
+                start = await verify.last_verified_checkpoint(conn, nc, audit) or False
+            report = await verify.verify_all(conn, nc, audit, from_checkpoint=start, progress=progress,
                                              grace_seconds=grace)
             if nc is not None:
                 await _record_run(nc, audit, report)

@@ -555,3 +555,31 @@ async def verify_all(conn: asyncpg.Connection, nc, settings, *, from_checkpoint:
         report.reconciliation is None or report.reconciliation.ok)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+async def last_verified_checkpoint(conn: asyncpg.Connection, nc, settings) -> int | None:
+    """Incremental verification: the newest trusted signed checkpoint at or below the end of the last
+    successful run of this log (audit.verification_run on the stream of record). None: verify in full."""
+    from madoguchi_shared import subjects
+    from madoguchi_shared.events import parse_event
+    from madoguchi_shared.events.audit import VerificationRun
+    from madoguchi_shared.reader import read_all
+
+    from madoguchi_audit import checkpoints as cps_mod
+    from madoguchi_audit import keys
+
+    upto = None
+    async for m in read_all(nc, subjects.context_filter("audit", settings.municipality, "verification")):
+        try:
+            run = parse_event(m.data)
+        except ValueError:
+            continue
+        if isinstance(run, VerificationRun) and run.log_id == settings.log_id and run.result == "ok":
+            upto = run.to_position
+    if not upto:
+        return None
+    chain_of_keys, _ = await keys.load_chain(settings, nc)
+    found = (await cps_mod.gather_copies(settings, None, nc)).get("stream", [])
+    trusted, _ = trusted_checkpoints(found, chain_of_keys.ring, settings.log_id)
+    candidates = [p for p in trusted if p <= upto]
+    return max(candidates) if candidates else None
