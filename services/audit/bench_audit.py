@@ -140,6 +140,7 @@ async def chained(nc, pool, n: int, data_dir: Path, schema_name: str, batch: int
         await asyncio.sleep(0.01)
         if task.done():
             task.result()
+            raise RuntimeError(f"the writer stopped: {ingest.halted}")
     rate = ingest.written / (time.perf_counter() - start)
     ingest.stop()  # a clean stop signs the tail
     await task
