@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from madoguchi_shared.pii import my_number_check_digit
@@ -101,6 +103,7 @@ async def test_a_my_number_in_an_opinion_is_refused_and_the_form_is_kept(new_pag
     error = page.locator("[data-error-for=opinion_text]")
     await error.wait_for()
     assert "マイナンバー" in await error.inner_text() or "12桁" in await error.inner_text()
+    assert not re.search("[A-Za-z]", await error.inner_text())  # the guard's English lines are not shown
     # Everything typed is still there, the refused text included, so it can be corrected.
     assert await page.input_value("#f-opinion_text") == text
     assert await page.locator("input[name=gender][value=male]").is_checked()
