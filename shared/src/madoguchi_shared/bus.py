@@ -135,14 +135,32 @@ def _resuming_ordered_consumers(holder: list[NATS], then=None):
     return reconnected
 
 
+def _tls_from_settings(kwargs: dict) -> None:
+    """TLS as configured (MADOGUCHI_NATS_TLS_CA / _CERT / _KEY / _HOSTNAME) unless the caller passed
+    its own `tls=`: every service and tool gets server verification without each passing it."""
+    if "tls" in kwargs:
+        return
+    from madoguchi_shared.settings import Settings
+
+    settings = Settings()
+    context = settings.nats_tls()
+    if context is not None:
+        kwargs["tls"] = context
+        if settings.nats_tls_hostname:
+            kwargs.setdefault("tls_hostname", settings.nats_tls_hostname)
+
+
 async def connect(url: str, name: str, *, first_connect_timeout: float | None = None, **kwargs) -> NATS:
     """Connect with reconnects forever: a service outlives a restarting nats-server.
 
     `url` may list several servers separated by commas (a cluster). A service waits for the
     first connect as long as it takes; with `first_connect_timeout` (command-line tools: see
     `connect_tool`) an unreachable bus is BusUnreachable, a clear message, instead of retries without end.
+    With a TLS CA configured (settings) the servers are verified against it and a server without
+    TLS is refused; `tls=None` connects without TLS whatever the settings say.
     """
     servers = [u.strip() for u in url.split(",") if u.strip()]
+    _tls_from_settings(kwargs)
     holder: list[NATS] = []
     kwargs["reconnected_cb"] = _resuming_ordered_consumers(holder, kwargs.get("reconnected_cb"))
     options = dict(name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)

@@ -92,6 +92,7 @@ class NatsServer:
     monitor_port: int = 0
     proc: subprocess.Popen | None = None
     extra_args: tuple[str, ...] = ()
+    config: str = ""  # a nats-server configuration (TLS, cluster): written to <store_dir>/nats.conf
 
     @property
     def url(self) -> str:
@@ -108,6 +109,10 @@ class NatsServer:
             nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
             "-p", str(self.port), "-m", str(self.monitor_port), "-l", str(log), *self.extra_args,
         ]
+        if self.config:
+            conf = self.store_dir / "nats.conf"
+            conf.write_text(self.config)
+            args[1:1] = ["-c", str(conf)]
         # own session: a terminal's Ctrl-C reaches only the supervisor, which stops things in order
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)

@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     nats_port: int = 4222
     nats_monitor_port: int = 8222
     stream_replicas: int = 1
+    # TLS to NATS (off the box): the CA that signed the servers' certificates (server verification),
+    # and this client's own certificate and key where the servers verify clients (desk laptops, and
+    # every service under `make cluster`). A CA set means TLS is required: no clear-text fallback.
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
+    nats_tls_hostname: str = ""  # the name in the servers' certificate when the URL holds another
 
     # PostgreSQL: a DSN to reach; empty means the embedded server under data_dir on pg_port.
     pg_dsn: str = ""
@@ -49,6 +56,11 @@ class Settings(BaseSettings):
     reporting_port: int = 8103
     audit_port: int = 8104
     console_port: int = 8100
+    # HTTPS for the console and APIs (uvicorn): certificate and key; with them every answer carries
+    # HSTS. Empty: plain HTTP on host (loopback), for a reverse proxy that terminates TLS (deploy/).
+    https_cert: Path | None = None
+    https_key: Path | None = None
+    hsts_max_age: int = 31536000
 
     extra: dict[str, str] = Field(default_factory=dict)
 
@@ -58,6 +70,14 @@ class Settings(BaseSettings):
         if "nats_url" not in self.model_fields_set:
             self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
         return self
+
+    def nats_tls(self):
+        """The bus client's ssl.SSLContext, or None when no TLS is configured."""
+        if self.nats_tls_ca is None and self.nats_tls_cert is None:
+            return None
+        from madoguchi_shared.tls import client_context
+
+        return client_context(self.nats_tls_ca, self.nats_tls_cert, self.nats_tls_key)
 
     def resolved_token_secret(self) -> str:
         """The token key: from settings, else read or created once under data_dir (mode 0600)."""

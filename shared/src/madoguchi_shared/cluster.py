@@ -1,0 +1,140 @@
+"""A cluster on loopback from the wheels (`make cluster`, `madoguchi run --cluster`, the tests):
+three NATS nodes (JetStream R3, `sync_interval: always`, TLS for clients and routes from a CA
+generated under the data folder) and PostgreSQL primary + streaming standby (pg_basebackup).
+
+deploy/README.md describes the same topology on real hosts; the configuration written here for
+each node is what deploy/nats/node*.conf hold, with loopback addresses and generated paths.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from madoguchi_shared import tls
+from madoguchi_shared.runtime import (
+    NatsServer, PostgresServer, _as_pg_user, _open_path_for, _pg_bin, _wait_port, free_port, stop_stale,
+)
+
+CLUSTER_NAME = "madoguchi"
+
+
+def node_config(index: int, route_ports: list[int], material: tls.Material | None, *, verify_clients: bool = True) -> str:
+    """nats-server configuration of node `index` (client port, store and monitor come from the command line);
+    with no route ports, a single node (no cluster block)."""
+    routes = "\n".join(f"    nats-route://127.0.0.1:{p}" for p in route_ports)
+    parts = [
+        f"server_name: mg-{index}",
+        "jetstream {",
+        "  # fsync every write before acknowledging it (the default acknowledges writes a crash can lose)",
+        "  sync_interval: always",
+        "}",
+    ]
+    if material is not None:
+        parts.append(tls.nats_tls_block(material.ca, material.server, verify_clients=verify_clients))
+    if not route_ports:
+        return "\n".join(parts) + "\n"
+    parts += [
+        "cluster {",
+        f"  name: {CLUSTER_NAME}",
+        f"  listen: 127.0.0.1:{route_ports[index]}",
+        "  routes: [",
+        routes,
+        "  ]",
+    ]
+    if material is not None:
+        parts.append(tls.nats_tls_block(material.ca, material.server, verify_clients=True, indent="  "))
+    parts.append("}")
+    return "\n".join(parts) + "\n"
+
+
+@dataclass
+class TlsNatsCluster:
+    """Three (or `size`) NATS nodes with routes between them; TLS when `material` is given."""
+
+    root: Path
+    material: tls.Material | None
+    size: int = 3
+    client_ports: list[int] = field(default_factory=list)
+    route_ports: list[int] = field(default_factory=list)
+    monitor_ports: list[int] = field(default_factory=list)
+    nodes: list[NatsServer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.client_ports = self.client_ports or [free_port() for _ in range(self.size)]
+        self.route_ports = self.route_ports or [free_port() for _ in range(self.size)]
+        self.monitor_ports = self.monitor_ports or [free_port() for _ in range(self.size)]
+        self.nodes = [
+            NatsServer(self.root / f"nats-{i}", port=self.client_ports[i], monitor_port=self.monitor_ports[i],
+                       config=node_config(i, self.route_ports, self.material))
+            for i in range(self.size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return ",".join(n.url for n in self.nodes)
+
+    def start(self) -> TlsNatsCluster:
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+class StandbyPostgres(PostgresServer):
+    """A streaming standby of `primary`: made once with pg_basebackup (-R writes primary_conninfo
+    and standby.signal), then started like any PostgreSQL; it serves reads and replays the primary's WAL."""
+
+    def __init__(self, data_dir: Path, primary: PostgresServer, port: int = 0):
+        super().__init__(data_dir, port=port)
+        self.primary = primary
+
+    def start(self) -> StandbyPostgres:
+        bin_dir = _pg_bin()
+        kwargs = _as_pg_user()
+        self.port = self.port or free_port()
+        pgdata = self.data_dir / "pgdata"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        socket_dir = self.data_dir / "sock"
+        socket_dir.mkdir(exist_ok=True)
+        log = self.data_dir / "postgres.log"
+        log.touch()
+        secret = self.data_dir / "superuser.password"
+        shutil.copyfile(self.primary.data_dir / "superuser.password", secret)
+        secret.chmod(0o600)
+        self.password = secret.read_text().strip()
+        _open_path_for(self.data_dir, kwargs)
+        stop_stale(pgdata / "postmaster.pid", str(pgdata), signal.SIGINT)
+        if not (pgdata / "PG_VERSION").exists():
+            done = subprocess.run(
+                [str(bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", self.primary.user,
+                 "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast", "--no-password"],
+                env={**os.environ, "PGPASSWORD": self.password}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True, **kwargs)
+            if done.returncode != 0:
+                raise RuntimeError(f"pg_basebackup failed ({done.returncode}): {done.stderr.strip()}")
+        args = [
+            str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port),
+            "-k", str(socket_dir), "-c", "fsync=on", "-c", "max_connections=200", "-c", "hot_standby=on",
+        ]
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs)
+        _wait_port(self.port, self.proc, "postgres standby", log)
+        self._wait_ready(bin_dir, log)
+        return self
+
+
+SERVICE_ENV_TLS = ("MADOGUCHI_NATS_TLS_CA", "MADOGUCHI_NATS_TLS_CERT", "MADOGUCHI_NATS_TLS_KEY")
+
+
+def tls_env(material: tls.Material, client: str) -> dict[str, str]:
+    """The environment that makes `client` verify the servers and present its own certificate."""
+    pair = material.clients[client]
+    return dict(zip(SERVICE_ENV_TLS, (str(material.ca), str(pair.cert), str(pair.key)), strict=True))
