@@ -1,4 +1,5 @@
-"""`madoguchi dlq list | show | replay`: the dead-letter stream (MG_DLQ) for operators.
+"""The dead-letter stream (MG_DLQ): sending a dead letter with its reason and HQ alert, and
+`madoguchi dlq list | show | replay` for operators.
 
     madoguchi dlq list [--consumer reporting-desk]     every dead letter: consumer, where it came from, why
     madoguchi dlq show reporting-desk 4711              one dead letter, its payload redacted
@@ -8,7 +9,7 @@ A dead letter may hold exactly what the system refused to store (personal data i
 `show` prints the payload's shape, never its strings. A string is shown only when it is an id,
 a code, a UUID or a time AND the PII guard finds nothing in it; numbers of nine digits or more
 are hidden too (a My Number, a phone number). The reason header never echoes content (see
-projection.describe_error).
+describe_error).
 """
 
 from __future__ import annotations
@@ -17,14 +18,86 @@ import asyncio
 import datetime as dt
 import json
 import re
+import time
+import uuid
 from typing import Annotated, Any
 
+import asyncpg
 import typer
+from nats.aio.client import Client as NATS
+from pydantic import ValidationError
 
-from madoguchi_shared import subjects
+from madoguchi_shared import bus, subjects
+from madoguchi_shared.events import Event
+from madoguchi_shared.logging import get_logger
 from madoguchi_shared.pii import find_personal_data
 from madoguchi_shared.reader import StoredMessage, read_all
 from madoguchi_shared.settings import Settings
+
+log = get_logger(__name__)
+
+def describe_error(exc: BaseException) -> str:
+    """A reason that never echoes the message's content (it may hold text we refused to store)."""
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)[:10]]
+        return ("ValidationError: " + "; ".join(parts))[:2000]
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{type(exc).__name__} ({exc.sqlstate}): {exc.args[0] if exc.args else ''}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+ALERT_RULE = "projection_dead_letter"
+_ALERT_NS = uuid.UUID("2f5d7c1e-8a4b-4e0f-9d3c-5b6a7e8f9012")
+
+
+async def dead_letter(nc: NATS, consumer: str, subject: str, seq: int, data: bytes, exc: BaseException) -> None:
+    """Publish a message that could not be read or applied to mg.dlq.<consumer>, with the reason (deduplicated)."""
+    reason = describe_error(exc)
+    headers = {
+        "Nats-Msg-Id": f"{consumer}:{seq}",
+        "Mg-Reason": reason.replace("\n", " ").replace("\r", " "),
+        "Mg-Original-Subject": subject,
+        "Mg-Original-Seq": str(seq),
+        "Mg-Dead-At": str(time.time()),
+    }
+    await nc.jetstream().publish(subjects.dlq_subject(consumer), data, headers=headers)
+    log.warning("projection.dead_letter", consumer=consumer, subject=subject, seq=seq, reason=reason[:200])
+
+
+async def raise_alert(nc: NATS, consumer: str, msg: StoredMessage, event: Event | None, reason: str) -> None:
+    """An HQ alert (SEC-2 console) for one dead letter; idempotent (the alert id comes from consumer and seq)."""
+    from madoguchi_shared.events.audit import AlertRaised
+
+    if event is not None:
+        municipality = event.municipality
+    else:
+        tokens = msg.subject.split(".")
+        municipality = tokens[2] if len(tokens) > 2 and subjects.MUNICIPALITY.match(tokens[2]) else None
+    if municipality is None:
+        return  # a message on no municipality's subject: the dead letter and the log say it all
+    kind = reason.split(":", 1)[0].split(" ", 1)[0][:60]
+    try:
+        alert = _alert(AlertRaised, consumer, msg, event, municipality, kind)
+    except ValidationError as exc:  # never let the alert's own text stop the projection
+        log.error("projection.alert_refused", consumer=consumer, seq=msg.seq, error=describe_error(exc)[:300])
+        return
+    try:
+        await bus.append(nc.jetstream(), alert, expected=0)
+    except bus.ConcurrencyConflict:
+        pass  # raised before (a retried batch)
+
+
+def _alert(cls, consumer: str, msg: StoredMessage, event: Event | None, municipality: str, kind: str):
+    return cls(
+        municipality=municipality, ward=event.ward if event else None, desk=event.desk if event else None,
+        alert_id=str(uuid.uuid5(_ALERT_NS, f"{consumer}:{msg.stream}:{msg.seq}")), rule=ALERT_RULE,
+        severity="warning", title="集計に反映できないイベントがあります",
+        message=(f"集計処理 {consumer} が {msg.stream} の {msg.seq} 番のイベントを反映できず、"
+                 f"デッドレターに移しました（{kind}）。他のイベントの集計は続いています。"
+                 f"`madoguchi dlq show {consumer} {msg.seq}` で確認し、修正後に replay してください。")[:400],
+        source_event_ids=(event.event_id,) if event is not None else (), about=consumer[:64],
+    )
+
 
 app = typer.Typer(help="デッドレター（処理できなかったイベント）の確認と再処理 / the dead-letter stream.",
                   no_args_is_help=True)
@@ -152,4 +225,4 @@ def replay_cmd(consumer: Consumer, seq: Seq) -> None:
     typer.echo(f"{consumer} に {seq} 番の再処理を依頼しました（次の待機時に反映されます）。")
 
 
-__all__ = ["app", "redact", "redacted_payload", "list_dead", "find", "request_replay"]
+__all__ = ["describe_error", "ALERT_RULE", "dead_letter", "raise_alert", "app", "redact", "redacted_payload", "list_dead", "find", "request_replay"]

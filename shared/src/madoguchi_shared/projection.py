@@ -29,17 +29,16 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 from nats.aio.client import Client as NATS
-from pydantic import ValidationError
 
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import Event, parse_event
+from madoguchi_shared.dlq import ALERT_RULE, dead_letter, describe_error, raise_alert
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.reader import Reader, StoredMessage, read_all
 
@@ -60,8 +59,6 @@ CREATE TABLE IF NOT EXISTS "{schema}".projection_dead_letter (
     PRIMARY KEY (name, seq)
 )"""
 
-ALERT_RULE = "projection_dead_letter"
-_ALERT_NS = uuid.UUID("2f5d7c1e-8a4b-4e0f-9d3c-5b6a7e8f9012")
 BACKOFF_MAX = 30.0
 
 
@@ -81,14 +78,14 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def describe_error(exc: BaseException) -> str:
-    """A reason that never echoes the message's content (it may hold text we refused to store)."""
-    if isinstance(exc, ValidationError):
-        parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)[:10]]
-        return ("ValidationError: " + "; ".join(parts))[:2000]
-    if isinstance(exc, asyncpg.PostgresError):
-        return f"{type(exc).__name__} ({exc.sqlstate}): {exc.args[0] if exc.args else ''}"[:500]
-    return f"{type(exc).__name__}: {exc}"[:500]
+@dataclass(slots=True)
+class Prepared:
+    """A parsed batch: the events to apply, the unreadable messages, the last sequence it covers."""
+
+    good: list[Stored]
+    bad: list
+    by_seq: dict[int, StoredMessage]
+    last: int
 
 
 @dataclass
@@ -233,14 +230,14 @@ class Projection:
                     raise  # stopping: the batch is left for the next start
                 delay = min(BACKOFF_MAX, delay * 2)
 
-    async def handle(self, nc: NATS, pool: asyncpg.Pool, msgs: Sequence[StoredMessage]) -> None:
-        """Apply one batch exactly once: parse, dead-letter the unreadable, apply (isolating poison), store position."""
+    def prepare(self, msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
+        """Parse a batch (messages at or below `after` are skipped: already applied or prepared)."""
         good: list[Stored] = []
         bad: list[tuple[StoredMessage, Event | None, BaseException]] = []
         by_seq: dict[int, StoredMessage] = {}
-        last = self.position
+        last = after
         for msg in msgs:
-            if msg.seq <= self.position:
+            if msg.seq <= after:
                 continue  # already applied: a redelivery or a replay
             last = max(last, msg.seq)
             try:
@@ -251,9 +248,17 @@ class Projection:
             if self.accepts(event):
                 good.append(Stored(msg.seq, event))
                 by_seq[msg.seq] = msg
-        if last == self.position:
-            return
-        await self._retrying(lambda: self._commit(nc, pool, good, bad, by_seq, last))
+        return None if last == after else Prepared(good, bad, by_seq, last)
+
+    async def commit(self, nc: NATS, pool: asyncpg.Pool, batch: Prepared) -> None:
+        """Apply a prepared batch exactly once (isolating poison), storing the position with it."""
+        await self._retrying(lambda: self._commit(nc, pool, batch.good, batch.bad, batch.by_seq, batch.last))
+
+    async def handle(self, nc: NATS, pool: asyncpg.Pool, msgs: Sequence[StoredMessage]) -> None:
+        """Apply one batch exactly once: parse, dead-letter the unreadable, apply (isolating poison), store position."""
+        batch = self.prepare(msgs, self.position)
+        if batch is not None:
+            await self.commit(nc, pool, batch)
 
     async def _commit(self, nc, pool, good: list[Stored], bad: list, by_seq: dict[int, StoredMessage],
                       last: int) -> None:
@@ -362,84 +367,7 @@ class Projection:
         return done
 
 
-class ProjectionMetrics:
-    """Prometheus collector: lag, dead letters, applied events and transient failures per projection."""
+from madoguchi_shared.projection_health import ProjectionMetrics, install_health  # noqa: E402 - re-exported
 
-    def __init__(self, projections: Callable[[], Sequence[Projection]]):
-        self.projections = projections
-
-    def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        lag = GaugeMetricFamily("madoguchi_projection_lag", "Messages in the stream past the stored position",
-                                labels=["projection"])
-        dead = CounterMetricFamily("madoguchi_projection_dead_letters", "Events dead-lettered since start",
-                                   labels=["projection"])
-        applied = CounterMetricFamily("madoguchi_projection_applied", "Events applied since start", labels=["projection"])
-        transient = CounterMetricFamily("madoguchi_projection_transient_failures",
-                                        "Batches retried after a transient failure", labels=["projection"])
-        for p in self.projections():
-            lag.add_metric([p.name], p.lag)
-            dead.add_metric([p.name], p.dead_lettered)
-            applied.add_metric([p.name], p.applied)
-            transient.add_metric([p.name], p.transient_failures)
-        yield from (lag, dead, applied, transient)
-
-
-def install_health(app, projections: Callable[[], Sequence[Projection]]) -> None:
-    """Show the projections in /readyz (`projections`: name -> health) and /metrics of a service app."""
-    app.state.ready_details["projections"] = lambda: {p.name: p.health() for p in projections()}
-    app.state.metrics_registry.register(ProjectionMetrics(projections))
-
-
-async def dead_letter(nc: NATS, consumer: str, subject: str, seq: int, data: bytes, exc: BaseException) -> None:
-    """Publish a message that could not be read or applied to mg.dlq.<consumer>, with the reason (deduplicated)."""
-    reason = describe_error(exc)
-    headers = {
-        "Nats-Msg-Id": f"{consumer}:{seq}",
-        "Mg-Reason": reason.replace("\n", " ").replace("\r", " "),
-        "Mg-Original-Subject": subject,
-        "Mg-Original-Seq": str(seq),
-        "Mg-Dead-At": str(time.time()),
-    }
-    await nc.jetstream().publish(subjects.dlq_subject(consumer), data, headers=headers)
-    log.warning("projection.dead_letter", consumer=consumer, subject=subject, seq=seq, reason=reason[:200])
-
-
-async def raise_alert(nc: NATS, consumer: str, msg: StoredMessage, event: Event | None, reason: str) -> None:
-    """An HQ alert (SEC-2 console) for one dead letter; idempotent (the alert id comes from consumer and seq)."""
-    from madoguchi_shared.events.audit import AlertRaised
-
-    if event is not None:
-        municipality = event.municipality
-    else:
-        tokens = msg.subject.split(".")
-        municipality = tokens[2] if len(tokens) > 2 and subjects.MUNICIPALITY.match(tokens[2]) else None
-    if municipality is None:
-        return  # a message on no municipality's subject: the dead letter and the log say it all
-    kind = reason.split(":", 1)[0].split(" ", 1)[0][:60]
-    try:
-        alert = _alert(AlertRaised, consumer, msg, event, municipality, kind)
-    except ValidationError as exc:  # never let the alert's own text stop the projection
-        log.error("projection.alert_refused", consumer=consumer, seq=msg.seq, error=describe_error(exc)[:300])
-        return
-    try:
-        await bus.append(nc.jetstream(), alert, expected=0)
-    except bus.ConcurrencyConflict:
-        pass  # raised before (a retried batch)
-
-
-def _alert(cls, consumer: str, msg: StoredMessage, event: Event | None, municipality: str, kind: str):
-    return cls(
-        municipality=municipality, ward=event.ward if event else None, desk=event.desk if event else None,
-        alert_id=str(uuid.uuid5(_ALERT_NS, f"{consumer}:{msg.stream}:{msg.seq}")), rule=ALERT_RULE,
-        severity="warning", title="集計に反映できないイベントがあります",
-        message=(f"集計処理 {consumer} が {msg.stream} の {msg.seq} 番のイベントを反映できず、"
-                 f"デッドレターに移しました（{kind}）。他のイベントの集計は続いています。"
-                 f"`madoguchi dlq show {consumer} {msg.seq}` で確認し、修正後に replay してください。")[:400],
-        source_event_ids=(event.event_id,) if event is not None else (), about=consumer[:64],
-    )
-
-
-__all__ = ["Projection", "ProjectionMetrics", "install_health", "Stored", "Transient", "is_transient", "describe_error", "dead_letter", "raise_alert",
+__all__ = ["Projection", "Prepared", "ProjectionMetrics", "install_health", "Stored", "Transient", "is_transient", "describe_error", "dead_letter", "raise_alert",
            "DEAD_LETTERS_SQL", "ALERT_RULE"]
