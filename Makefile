@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: install run demo test bench bench-national clean-data system-deps
+.PHONY: install run cluster demo test bench bench-national clean-data system-deps
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -23,6 +23,11 @@ install: system-deps .venv/.synced
 
 run: install
 	.venv/bin/madoguchi run
+
+# the same system on a loopback cluster: 3 NATS nodes (JetStream R3, TLS from a CA generated under
+# var/cluster/tls) and PostgreSQL primary + streaming standby; Ctrl-C stops it all (data kept)
+cluster: install
+	MADOGUCHI_DATA_DIR=$${MADOGUCHI_DATA_DIR:-var/cluster} .venv/bin/madoguchi run --cluster
 
 # a living day at Sapporo's desks and phone line (DEMO_SPEED=51: a day in about 14 minutes)
 demo: install

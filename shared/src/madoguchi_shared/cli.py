@@ -288,6 +288,8 @@ def serve(name: str) -> None:
 def run(
     embedded: Annotated[bool, typer.Option(help="start nats-server and PostgreSQL under the data folder")] = True,
     only: Annotated[list[str], typer.Option(help="start only these services")] = [],  # noqa: B006
+    cluster: Annotated[bool, typer.Option(help="3 NATS nodes (JetStream R3, TLS from a generated CA) and "
+                                                 "PostgreSQL primary + streaming standby, on loopback")] = False,
 ) -> None:
     """Start the whole system: NATS and PostgreSQL (embedded), streams, every service, supervised:
     a child that exits is restarted with backoff while the rest keep serving. Ctrl-C stops it."""
@@ -331,7 +333,27 @@ def run(
                 continue
             names.append(name)
         nats_url = settings.nats_url
-        if embedded:
+        loopback = None
+        if embedded and cluster:
+            from madoguchi_shared.cluster import LoopbackCluster, tls_env, wait_for_meta_leader
+
+            loopback = LoopbackCluster.plan(data, nats_port=settings.nats_port, monitor_port=settings.nats_monitor_port,
+                                            pg_port=settings.pg_port, clients=tuple(names))
+            for i, node in enumerate(loopback.nats.nodes):
+                supervisor.add(ServerChild(f"nats-server-{i}", node))
+            supervisor.add(ServerChild("postgresql", loopback.primary))
+            supervisor.add(ServerChild("postgresql-standby", loopback.standby))
+            wait_for_meta_leader(loopback.nats)
+            env.update(loopback.env())
+            os.environ.update(loopback.env())  # this supervisor's own bus client (restart events)
+            nats_url = loopback.nats.url
+            pg = loopback.primary
+            env["MADOGUCHI_PG_DSN"] = pg.dsn
+            for line in loopback.describe():
+                typer.echo(line)
+            (data / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in loopback.env().items()))
+            typer.echo(f"operator    `set -a; . {data / 'cluster.env'}; set +a` points madoguchi commands at it")
+        elif embedded:
             nats_server = NatsServer(data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port)
             supervisor.add(ServerChild("nats-server", nats_server))
             pg = PostgresServer(data / "postgres", port=settings.pg_port)
@@ -355,6 +377,8 @@ def run(
                 subprocess.run([sys.executable, "-m", "madoguchi_audit.cli", "migrate"],
                                env={**env, "MADOGUCHI_PG_DSN": dsns["migrator"]}, check=True)
             service_env = {name: {**env, "MADOGUCHI_PG_DSN": dsns[name]} for name in names}
+        if loopback is not None:  # each service presents its own certificate to the bus
+            service_env = {name: {**service_env[name], **tls_env(loopback.material, name)} for name in names}
         for name in names:
             port = getattr(settings, f"{name}_port")
             supervisor.add(ServiceChild(name, service_env[name], run_dir, f"http://{settings.host}:{port}/readyz"))

@@ -138,3 +138,57 @@ def tls_env(material: tls.Material, client: str) -> dict[str, str]:
     """The environment that makes `client` verify the servers and present its own certificate."""
     pair = material.clients[client]
     return dict(zip(SERVICE_ENV_TLS, (str(material.ca), str(pair.cert), str(pair.key)), strict=True))
+
+
+def wait_for_meta_leader(cluster: TlsNatsCluster, timeout: float = 60.0) -> None:
+    """Until the nodes have elected a JetStream meta leader (streams cannot be made before)."""
+    import json
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for node in cluster.nodes:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{node.monitor_port}/jsz", timeout=1) as resp:
+                    if json.loads(resp.read()).get("meta_cluster", {}).get("leader"):
+                        return
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the NATS cluster elected no JetStream leader within {timeout:g} s")
+
+
+@dataclass
+class LoopbackCluster:
+    """What `madoguchi run --cluster` starts: the NATS nodes, PostgreSQL primary and standby, the TLS material."""
+
+    nats: TlsNatsCluster
+    primary: PostgresServer
+    standby: StandbyPostgres
+    material: tls.Material
+
+    @classmethod
+    def plan(cls, data: Path, *, nats_port: int, monitor_port: int, pg_port: int, clients: tuple[str, ...]) -> LoopbackCluster:
+        """Fixed loopback ports from the settings: clients nats_port+0..2, routes nats_port+2000+0..2,
+        monitoring monitor_port+0..2; PostgreSQL primary pg_port, standby pg_port+1."""
+        material = tls.generate(data / "tls", clients=("operator", *clients))
+        nats = TlsNatsCluster(data / "nats", material, client_ports=[nats_port + i for i in range(3)],
+                              route_ports=[nats_port + 2000 + i for i in range(3)],
+                              monitor_ports=[monitor_port + i for i in range(3)])
+        primary = PostgresServer(data / "postgres", port=pg_port)
+        return cls(nats, primary, StandbyPostgres(data / "postgres-standby", primary, port=pg_port + 1), material)
+
+    def env(self) -> dict[str, str]:
+        """The environment of every process pointed at the cluster (the operator's certificate)."""
+        return {"MADOGUCHI_NATS_URL": self.nats.url, "MADOGUCHI_STREAM_REPLICAS": "3", **tls_env(self.material, "operator")}
+
+    def describe(self) -> list[str]:
+        lines = [f"nats-server  mg-{i} {n.url}  (TLS, clients verified; routes 127.0.0.1:{p} TLS; "
+                 f"monitor http://127.0.0.1:{n.monitor_port})"
+                 for i, (n, p) in enumerate(zip(self.nats.nodes, self.nats.route_ports, strict=True))]
+        lines.append(f"             JetStream R3, sync_interval always; CA {self.material.ca}")
+        lines.append(f"postgresql   primary 127.0.0.1:{self.primary.port} (data {self.primary.data_dir})")
+        lines.append(f"postgresql   standby 127.0.0.1:{self.standby.port} streaming from the primary, read-only "
+                     f"(data {self.standby.data_dir})")
+        return lines
