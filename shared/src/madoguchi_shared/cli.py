@@ -280,8 +280,11 @@ def serve(name: str) -> None:
         from madoguchi_shared.clock import clock_from_spec
 
         kwargs["clock"] = clock_from_spec(settings.extra["clock"])  # a simulated day (make demo)
+    https = {}
+    if settings.https_cert:  # HTTPS (with HSTS) straight from uvicorn; else a reverse proxy in front (deploy/)
+        https = {"ssl_certfile": str(settings.https_cert), "ssl_keyfile": str(settings.https_key or settings.https_cert)}
     uvicorn.run(create_app(settings, **kwargs), host=settings.host, port=port, log_level="warning",
-                loop="uvloop", http="httptools", access_log=False)
+                loop="uvloop", http="httptools", access_log=False, **https)
 
 
 @app.command()

@@ -56,11 +56,10 @@ class Settings(BaseSettings):
     reporting_port: int = 8103
     audit_port: int = 8104
     console_port: int = 8100
-    # HTTPS for the console and APIs (uvicorn): certificate and key; with them every answer carries
+    # HTTPS for the console and APIs (uvicorn): certificate and key; every answer over HTTPS carries
     # HSTS. Empty: plain HTTP on host (loopback), for a reverse proxy that terminates TLS (deploy/).
     https_cert: Path | None = None
     https_key: Path | None = None
-    hsts_max_age: int = 31536000
 
     extra: dict[str, str] = Field(default_factory=dict)
 

@@ -290,6 +290,9 @@ def security_headers(csp: str = API_CSP) -> list[tuple[bytes, bytes]]:
 
 
 _API_HEADERS = security_headers()
+# Over HTTPS (uvicorn with a certificate, or a reverse proxy on loopback saying X-Forwarded-Proto:
+# https): browsers keep to HTTPS for a year. Never sent over plain HTTP, where it means nothing.
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class RequestContext:
@@ -331,6 +334,8 @@ class RequestContext:
                 present = {k.lower() for k, _ in headers}
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 headers.extend(h for h in secure if h[0] not in present)
+                if scope.get("scheme") == "https":
+                    headers.append(HSTS)
                 message["headers"] = headers
             await send(message)
 
