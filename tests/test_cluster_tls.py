@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import urllib.request
 
@@ -159,3 +160,36 @@ async def test_three_tls_nodes_and_a_streaming_standby(tmp_path, material):
             standby.stop()
         primary.stop()
         cluster.stop()
+
+
+def test_deploy_nats_configs_are_valid_as_written(tmp_path, material):
+    """deploy/nats/node*.conf with accounts.conf: only the certificate and store paths moved to a temp
+    folder, the passwords from the environment (unquoted, so NATS substitutes them)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from madoguchi_shared.runtime import nats_server_binary
+
+    deploy = Path(__file__).resolve().parent.parent / "deploy" / "nats"
+    accounts = (deploy / "accounts.conf").read_text()
+    assert re.findall(r"password: (\S+),", accounts) and all(
+        p.startswith("$") for p in re.findall(r"password: (\S+),", accounts))  # unquoted: substituted
+    (tmp_path / "accounts.conf").write_text(accounts)
+    env = {**os.environ, **{f"{n}_PASS": "s3cret" for n in ("DESK", "CALLS", "REPORTING", "AUDIT", "AGENT")}}
+    for n in (1, 2, 3):
+        text = (deploy / f"node{n}.conf").read_text()
+        assert "sync_interval: always" in text and text.count("verify: true\n") == 2
+        text = (text.replace("/etc/madoguchi/tls/ca.pem", str(material.ca))
+                .replace("/etc/madoguchi/tls/server.pem", str(material.server.cert))
+                .replace("/etc/madoguchi/tls/server.key", str(material.server.key))
+                .replace("/var/lib/madoguchi/nats", str(tmp_path / "store")))
+        conf = tmp_path / f"node{n}.conf"
+        conf.write_text(text)
+        done = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    # a certificate path that does not exist makes the check fail (the check can fail)
+    (tmp_path / "broken.conf").write_text(text.replace(str(material.ca), str(tmp_path / "missing.pem")))
+    done = subprocess.run([nats_server_binary(), "-t", "-c", str(tmp_path / "broken.conf")], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode != 0

@@ -264,6 +264,23 @@ def streams() -> None:
     asyncio.run(go())
 
 
+@app.command("tls-certs")
+def tls_certs(
+    directory: Path,
+    server_name: Annotated[list[str], typer.Option(help="a name (or address) of the NATS nodes")] = [],  # noqa: B006
+    client: Annotated[list[str], typer.Option(help="a client certificate to issue (service or laptop)")] = [],  # noqa: B006
+) -> None:
+    """A CA, the NATS nodes' certificate and one per client under DIRECTORY (what exists is kept).
+    For hosts without a CA of their own; see deploy/README.md."""
+    from madoguchi_shared import tls
+
+    material = tls.generate(directory, server_names=tuple(server_name) or tls.LOOPBACK_NAMES, clients=tuple(client))
+    typer.echo(f"ca      {material.ca}")
+    typer.echo(f"server  {material.server.cert} {material.server.key}")
+    for name, pair in material.clients.items():
+        typer.echo(f"client  {name}: {pair.cert} {pair.key}")
+
+
 @app.command()
 def serve(name: str) -> None:
     """Run one HTTP service (desk, calls, reporting, audit, ...) in the foreground."""
