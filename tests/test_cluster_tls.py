@@ -72,15 +72,18 @@ async def test_a_client_without_the_ca_or_a_certificate_is_refused(tls_node, mat
         await nc.close()
 
 
-async def test_bus_connect_takes_tls_from_the_environment(tls_node, material, monkeypatch):
+async def test_bus_connect_takes_tls_from_the_environment(tls_node, material, monkeypatch, caplog):
     for key, value in tls_env(material, "desk").items():
         monkeypatch.setenv(key, value)
     nc = await bus.connect(tls_node.url, "from-env", first_connect_timeout=5)
     try:
         await nc.flush()
         assert nc.is_connected
+        assert nc._transport._io_writer.get_extra_info("ssl_object") is not None
     finally:
         await nc.close()
+    await asyncio.sleep(0.2)
+    assert not [r for r in caplog.records if "eof_received" in r.getMessage()]  # no noise when it closes
 
 
 async def test_three_tls_nodes_and_a_streaming_standby(tmp_path, material):

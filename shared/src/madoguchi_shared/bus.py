@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -135,6 +136,12 @@ def _resuming_ordered_consumers(holder: list[NATS], then=None):
     return reconnected
 
 
+def _quiet_tls_close(record: logging.LogRecord) -> bool:
+    """asyncio says "returning true from eof_received() has no effect when using ssl" each time a
+    TLS connection to NATS closes (nats-py's protocol): noise on every operator command."""
+    return "eof_received()" not in record.getMessage()
+
+
 def _tls_from_settings(kwargs: dict) -> None:
     """TLS as configured (MADOGUCHI_NATS_TLS_CA / _CERT / _KEY / _HOSTNAME) unless the caller passed
     its own `tls=`: every service and tool gets server verification without each passing it."""
@@ -161,6 +168,8 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
     """
     servers = [u.strip() for u in url.split(",") if u.strip()]
     _tls_from_settings(kwargs)
+    if kwargs.get("tls") is not None and _quiet_tls_close not in logging.getLogger("asyncio").filters:
+        logging.getLogger("asyncio").addFilter(_quiet_tls_close)
     holder: list[NATS] = []
     kwargs["reconnected_cb"] = _resuming_ordered_consumers(holder, kwargs.get("reconnected_cb"))
     options = dict(name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
