@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from madoguchi_shared import bus, db
+from madoguchi_shared import bus, db, natsauth
+from madoguchi_shared.cli import service_factories
 from madoguchi_shared.logging import configure
 from madoguchi_shared.runtime import NatsServer, PostgresServer
 from tests.utils.servers import make_settings, unique_municipality
@@ -30,8 +31,19 @@ os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(_root))
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory):
-    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+def data_dir(tmp_path_factory):
+    """The session's data folder; its secrets/nats/ holds the bus identities (one per service, admin, ...)."""
+    path = tmp_path_factory.mktemp("data")
+    natsauth.ensure_embedded(path, sorted(service_factories()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory, data_dir):
+    """nats-server with credentials on, as `madoguchi run` starts it: `nats_server.url` carries the
+    administrator's user and password (tests publish anything); a service app built from `settings`
+    connects as its own identity; `nats_server.address` carries none."""
+    server = NatsServer(tmp_path_factory.mktemp("nats"), auth_dir=data_dir).start()
     yield server
     server.stop()
 
@@ -44,8 +56,8 @@ def pg_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def settings(nats_server, pg_server, tmp_path_factory):
-    return make_settings(nats_server, pg_server, tmp_path_factory.mktemp("data"))
+def settings(nats_server, pg_server, data_dir):
+    return make_settings(nats_server, pg_server, data_dir)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from madoguchi_shared.runtime import free_port
+from madoguchi_shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "supervisor-test-pass"
@@ -207,7 +208,8 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
         async def announced() -> dict[str, int]:
             from madoguchi_shared import bus
 
-            nc = await bus.connect(f"nats://127.0.0.1:{ports['nats']}", name="check")
+            # the tools' (administrator's) credential from the data folder: the bus refuses anonymous clients
+            nc = await bus.connect(Settings(data_dir=data, nats_port=ports["nats"]).nats_url, name="check")
             try:
                 return {name: len(await bus.load(nc, f"mg.admin.011002.process.{name}")) for name in pid_files}
             finally:

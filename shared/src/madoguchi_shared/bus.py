@@ -24,6 +24,7 @@ from madoguchi_shared import reader, subjects
 from madoguchi_shared.errors import BusUnreachable, Unavailable
 from madoguchi_shared.events import Event, dump_event, parse_event
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.settings import redact_url
 
 log = get_logger(__name__)
 
@@ -184,7 +185,7 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
         return holder[0]
     except (TimeoutError, OSError, nats_errors.Error) as exc:
         raise BusUnreachable(
-            f"cannot reach NATS at {url} within {first_connect_timeout:g} s: is the system running (`make run`), "
+            f"cannot reach NATS at {redact_url(url)} within {first_connect_timeout:g} s: is the system running (`make run`), "
             "and do MADOGUCHI_NATS_URL / MADOGUCHI_NATS_PORT name its address?") from exc
 
 

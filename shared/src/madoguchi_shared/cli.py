@@ -25,7 +25,9 @@ app = typer.Typer(help="Madoguchi（窓口）: operations platform for My Number
 schema_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff accounts and credentials.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+nats_app = typer.Typer(help="Credentials on the bus (NATS users of the embedded server).", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
+app.add_typer(nats_app, name="nats")
 
 
 def _add_dlq() -> None:
@@ -234,8 +236,11 @@ def staff_token(
     ward: Annotated[str | None, typer.Option()] = None,
     desk: Annotated[str | None, typer.Option()] = None,
     days: Annotated[int, typer.Option(help="validity in days")] = 30,
+    nats_credential: Annotated[Path | None, typer.Option(
+        "--nats-credential", help="for a device: also write its NATS credential (user and password) to this file")] = None,
 ) -> None:
-    """Print a device or service credential (a signed token)."""
+    """Print a device or service credential (a signed token); for a device, --nats-credential FILE
+    also issues the bus credential its agent connects with (`madoguchi nats credential`)."""
     from madoguchi_shared import auth
     from madoguchi_shared.events.base import Role
 
@@ -244,6 +249,46 @@ def staff_token(
     settings = Settings()
     role = Role.device if kind == "device" else Role.service
     typer.echo(auth.issue_token(settings, staff_id=subject, roles=[role], wards=[ward] if ward else [], kind=kind, desk=desk, ttl=days * 86400))
+    if nats_credential is not None:
+        if kind != "device":
+            raise typer.BadParameter("--nats-credential is for a device")
+        typer.echo(_device_credential(settings, subject, settings.municipality, desk, nats_credential), err=True)
+
+
+def _device_credential(settings: Settings, device: str, municipality: str, desk: str | None, out: Path | None) -> str:
+    from madoguchi_shared import natsauth
+
+    identity = natsauth.issue_device(settings.data_dir.resolve(), device, municipality, desk)
+    if out is None:
+        return identity.credential().rstrip("\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.touch(mode=0o600)
+    out.chmod(0o600)
+    out.write_text(identity.credential())
+    return f"NATS credential of {device} ({identity.user}) written to {out}: set nats_credential = \"{out}\" in its agent config"
+
+
+@nats_app.command("credential")
+def nats_credential(
+    device: Annotated[str, typer.Option("--device", help="the desk PC's device id, e.g. chuo-1-pc")],
+    desk: Annotated[str | None, typer.Option(help="its desk, e.g. chuo-1")] = None,
+    municipality: Annotated[str | None, typer.Option(help="municipality code; default from settings")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the credential file here (mode 0600) instead of printing it")] = None,
+) -> None:
+    """Issue a desk laptop's NATS credential (user and password): it may publish only to its own
+    subject mg.device.<municipality>.agent.<device>. A running embedded nats-server reloads at once."""
+    settings = Settings()
+    typer.echo(_device_credential(settings, device, municipality or settings.municipality, desk, out))
+
+
+@nats_app.command("users")
+def nats_users() -> None:
+    """List the NATS identities of the embedded server and what each may publish."""
+    from madoguchi_shared import natsauth
+
+    for identity in natsauth.identities(Settings().data_dir):
+        allowed = natsauth.permissions(identity)["publish"]["allow"]
+        typer.echo(f"{identity.user:24s} {identity.kind:10s} {' '.join(allowed[:4])}{' ...' if len(allowed) > 4 else ''}")
 
 
 @app.command()
@@ -313,6 +358,7 @@ def run(
 ) -> None:
     """Start the whole system: NATS and PostgreSQL (embedded), streams, every service, supervised:
     a child that exits is restarted with backoff while the rest keep serving. Ctrl-C stops it."""
+    from madoguchi_shared import natsauth
     from madoguchi_shared.logging import configure
     from madoguchi_shared.runtime import NatsServer, PostgresServer
     from madoguchi_shared.supervisor import ServerChild, ServiceChild, Supervisor, announcer
@@ -374,17 +420,22 @@ def run(
             (data / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in loopback.env().items()))
             typer.echo(f"operator    `set -a; . {data / 'cluster.env'}; set +a` points madoguchi commands at it")
         elif embedded:
-            nats_server = NatsServer(data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port)
+            # credentials on the bus: one identity per service, the supervisor's, the tools' (admin)
+            natsauth.ensure_embedded(data, sorted(service_factories()))
+            nats_server = NatsServer(data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port,
+                                     auth_dir=data)
             supervisor.add(ServerChild("nats-server", nats_server))
             pg = PostgresServer(data / "postgres", port=settings.pg_port)
             supervisor.add(ServerChild("postgresql", pg))
-            nats_url = env["MADOGUCHI_NATS_URL"] = nats_server.url
+            nats_url = env["MADOGUCHI_NATS_URL"] = nats_server.address  # each process adds its own identity
             env["MADOGUCHI_PG_DSN"] = pg.dsn
-            typer.echo(f"nats-server  {nats_server.url}  (JetStream store {data / 'nats'})")
+            typer.echo(f"nats-server  {nats_server.address}  (JetStream store {data / 'nats'}; "
+                       f"credentials in {natsauth.secrets_dir(data)})")
             typer.echo(f"postgresql   {pg.dsn.replace(':' + pg.password + '@', '@')}  (data {data / 'postgres'}; "
                        "each service logs in as its own role)")
         env["MADOGUCHI_DATA_DIR"] = str(data)
-        supervisor.announce = announcer(nats_url, settings.municipality)
+        supervisor.announce = announcer(settings.model_copy(update={"nats_url": nats_url}).nats_url_for("supervisor"),
+                                        settings.municipality)
         subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True, stdout=subprocess.DEVNULL)
         run_dir = data / "run"
         run_dir.mkdir(exist_ok=True)

@@ -87,16 +87,57 @@ def nats_server_binary() -> str:
 
 @dataclass
 class NatsServer:
+    """`auth_dir`: a data folder whose NATS identities (madoguchi_shared.natsauth) the server is
+    started with; then no client gets in without a user and password, and `url` carries the
+    administrator's (for tools and tests), `address` none."""
+
     store_dir: Path
     port: int = 0
     monitor_port: int = 0
     proc: subprocess.Popen | None = None
     extra_args: tuple[str, ...] = ()
     config: str = ""  # a nats-server configuration (TLS, cluster): written to <store_dir>/nats.conf
+    auth_dir: Path | None = None
+
+    @property
+    def address(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return self.url_for("admin") if self.auth_dir is not None else self.address
+
+    def url_for(self, user: str) -> str:
+        """The address with that identity's user and password in it."""
+        from madoguchi_shared import natsauth
+
+        identity = natsauth.load(self.auth_dir, user) if self.auth_dir is not None else None
+        if identity is None:
+            return self.address
+        return f"nats://{identity.user}:{identity.password}@127.0.0.1:{self.port}"
+
+    def reload(self) -> None:
+        """Re-read the configuration (a credential added): nats-server reloads on SIGHUP."""
+        self._config_args()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+
+    def _config_args(self) -> list[str]:
+        """Write the configuration (the given one, the users of `auth_dir`) and return its -c option."""
+        conf_text = self.config
+        if self.auth_dir is not None:
+            from madoguchi_shared import natsauth
+
+            auth_conf = natsauth.write_server_config(self.auth_dir)
+            if not conf_text:
+                return ["-c", str(auth_conf)]
+            conf_text += "\n" + auth_conf.read_text()  # one -c only: the users go into the same file
+        if not conf_text:
+            return []
+        conf = self.store_dir / "nats.conf"
+        conf.touch(mode=0o600)
+        conf.write_text(conf_text)
+        return ["-c", str(conf)]
 
     def start(self) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -109,10 +150,7 @@ class NatsServer:
             nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
             "-p", str(self.port), "-m", str(self.monitor_port), "-l", str(log), *self.extra_args,
         ]
-        if self.config:
-            conf = self.store_dir / "nats.conf"
-            conf.write_text(self.config)
-            args[1:1] = ["-c", str(conf)]
+        args[1:1] = self._config_args()
         # own session: a terminal's Ctrl-C reaches only the supervisor, which stops things in order
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
     nats_tls_cert: Path | None = None
     nats_tls_key: Path | None = None
     nats_tls_hostname: str = ""  # the name in the servers' certificate when the URL holds another
+    # NATS credentials (deployments: one identity per service). Empty: the identity on file under
+    # data_dir/secrets/nats/ (madoguchi_shared.natsauth) — the service's own in a service, the
+    # administrator's in the command-line tools — or none when nothing is on file.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
 
     # PostgreSQL: a DSN to reach; empty means the embedded server under data_dir on pg_port.
     pg_dsn: str = ""
@@ -68,6 +74,8 @@ class Settings(BaseSettings):
         """MADOGUCHI_NATS_PORT alone moves the embedded server, and every tool follows it there."""
         if "nats_url" not in self.model_fields_set:
             self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
+        if "@" not in self.nats_url:
+            self.nats_url = self.nats_url_for("admin")
         return self
 
     def nats_tls(self):
@@ -77,6 +85,19 @@ class Settings(BaseSettings):
         from madoguchi_shared.tls import client_context
 
         return client_context(self.nats_tls_ca, self.nats_tls_cert, self.nats_tls_key)
+    def nats_url_for(self, identity: str) -> str:
+        """nats_url with credentials: MADOGUCHI_NATS_USER/_PASSWORD if set, else `identity`'s on file
+        (a service passes its name), else the URL as it is. Passwords are URL-safe (see natsauth)."""
+        if self.nats_user:
+            user, password = self.nats_user, self.nats_password.get_secret_value()
+        else:
+            from madoguchi_shared import natsauth
+
+            found = natsauth.load(self.data_dir, identity)
+            if found is None:
+                return self.nats_url
+            user, password = found.user, found.password
+        return ",".join(_with_userinfo(u.strip(), user, password) for u in self.nats_url.split(",") if u.strip())
 
     def resolved_token_secret(self) -> str:
         """The token key: from settings, else read or created once under data_dir (mode 0600)."""
@@ -103,3 +124,20 @@ def _key_file(path: Path) -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _with_userinfo(url: str, user: str, password: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "nats", url
+    host = rest.rsplit("@", 1)[-1]
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+
+
+def redact_url(url: str) -> str:
+    """A NATS URL (or a comma-separated list) fit for a message: user and password removed."""
+    out = []
+    for u in url.split(","):
+        scheme, sep, rest = u.strip().partition("://")
+        out.append(f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if sep else u.strip().rsplit("@", 1)[-1])
+    return ",".join(out)

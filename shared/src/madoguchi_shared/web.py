@@ -366,7 +366,7 @@ def create_service_app(
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.configure(settings.log_level, settings.log_json)
-        app.state.nc = await bus.connect(settings.nats_url, name=f"madoguchi-{name}")
+        app.state.nc = await bus.connect(settings.nats_url_for(name), name=f"madoguchi-{name}")
         sealed.use(sealed.TextVault(app.state.nc.jetstream()))  # reports and screens reveal free text
         app.state.js = app.state.nc.jetstream()
         await bus.ensure_streams(app.state.js, settings.stream_replicas)

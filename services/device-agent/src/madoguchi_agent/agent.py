@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import errno
 import os
 import signal
@@ -169,6 +170,9 @@ class Agent:
         )
         if self.config.nats_creds:
             options["user_credentials"] = str(self.config.nats_creds)
+        if self.config.nats_credential:
+            credential = json.loads(self.config.nats_credential.read_text())
+            options["user"], options["password"] = credential["user"], credential["password"]
         if self.config.nats_tls_ca:
             options["tls"] = ssl.create_default_context(cafile=str(self.config.nats_tls_ca))
         while not self._stop.is_set():

@@ -10,7 +10,7 @@ from the bus (policy.py). Example (`madoguchi agent init-config` writes one):
     desk = "chuo-1"
     role = "desk"
     nats_url = "nats://hq.example.jp:4222"
-    nats_creds = "/etc/madoguchi/agent.creds"   # the device credential
+    nats_credential = "/etc/madoguchi/nats.json"  # the device credential (`madoguchi nats credential`)
     data_dir = "/var/lib/madoguchi-agent"
     process_users = ["desk"]                     # OS accounts of the desk session
 """
@@ -50,7 +50,10 @@ class AgentConfig(BaseModel):
     role: Ident = "desk"  # the desk role whose policy applies (key <municipality>.<role>)
 
     nats_url: str = "nats://127.0.0.1:4222"
-    nats_creds: Path | None = None  # NATS credentials file: the device credential
+    nats_creds: Path | None = None  # a NATS .creds file (JWT + nkey seed), for an operator-mode NATS
+    # The device's own user and password on the bus (JSON {"user", "password"}, mode 0600), as
+    # `madoguchi nats credential --device <id>` writes it: it may publish only to its own subject.
+    nats_credential: Path | None = None
     nats_tls_ca: Path | None = None
     data_dir: Path = Path("/var/lib/madoguchi-agent")
 
@@ -121,7 +124,7 @@ ward = "chuo"
 desk = "chuo-1"
 role = "desk"
 nats_url = "nats://127.0.0.1:4222"
-# nats_creds = "/etc/madoguchi/agent.creds"
+# nats_credential = "/etc/madoguchi/nats.json"   # from `madoguchi nats credential --device chuo-1-pc ...`
 data_dir = "/var/lib/madoguchi-agent"
 process_users = ["desk"]
 

@@ -1,0 +1,193 @@
+"""Credentials on the bus (the embedded default): one NATS identity per service, per desk laptop,
+for the supervisor and for the administrator's command-line tools, each allowed only its own subjects.
+
+Identities live under ``<data_dir>/secrets/nats/`` (one JSON file each, mode 0600: user, password,
+what it is); `write_server_config` turns them into the ``authorization`` block nats-server is started
+with (``nats-auth.conf``, mode 0600). A client without a valid user and password is refused at
+connect, so no local process can publish into a stream of record.
+
+Permissions (publish; what a client may read matters less here and is kept simple):
+
+* a service: its own contexts' subjects (desk → ``mg.desk.>``), the admin stream (logins, refusals),
+  dead letters and the HQ alert a projection raises with one (``mg.audit.*.alert.>``), the JetStream API except deleting or purging streams and messages, acks, flow
+  control, KV writes and replies; it may subscribe to anything;
+* a desk laptop (``device-<id>``): only its own subject ``mg.device.<m>.agent.<device>``, plus the
+  JetStream calls its agent makes (the policy KV of its municipality, the ordered consumer that follows
+  the desk's visits, stream lookup, the notice's staff check); it may subscribe only to its replies
+  and its municipality's policy keys;
+* the supervisor: only ``mg.admin.*.process.>`` (its restart events);
+* ``admin``: everything (the `madoguchi` tools on the server, the test fixtures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal["admin", "service", "device", "supervisor"]
+
+# The contexts whose streams a service writes besides admin and the dead letters.
+SERVICE_CONTEXTS: dict[str, tuple[str, ...]] = {
+    "desk": ("desk",),
+    "calls": ("calls",),
+    "reporting": ("report",),
+    "audit": ("audit",),
+    "console": (),
+}
+POLICY_BUCKET = "mg_policy"
+# No service deletes a stream. Deleting or purging messages of the streams of record is refused by
+# the streams themselves (deny_delete, deny_purge); the text-key stream needs it to shred a key.
+_NEVER = ("$JS.API.STREAM.DELETE.>",)
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    password: str = field(repr=False)
+    kind: Kind
+    contexts: tuple[str, ...] = ()
+    municipality: str | None = None
+    device: str | None = None
+    desk: str | None = None
+
+    def connect_options(self) -> dict[str, str]:
+        return {"user": self.user, "password": self.password}
+
+    def credential(self) -> str:
+        """The credential file's contents for this identity (what an agent's config points to)."""
+        return json.dumps({"user": self.user, "password": self.password}, indent=2) + "\n"
+
+
+def secrets_dir(data_dir: Path) -> Path:
+    return Path(data_dir).resolve() / "secrets" / "nats"
+
+
+def _path(data_dir: Path, user: str) -> Path:
+    return secrets_dir(data_dir) / f"{user}.json"
+
+
+def load(data_dir: Path, user: str) -> Identity | None:
+    try:
+        raw = json.loads(_path(data_dir, user).read_text())
+    except (OSError, ValueError):
+        return None
+    raw["contexts"] = tuple(raw.get("contexts", ()))
+    return Identity(**raw)
+
+
+def ensure(data_dir: Path, user: str, kind: Kind, **details) -> Identity:
+    """The identity, created once with a random password (the file is mode 0600)."""
+    existing = load(data_dir, user)
+    wanted = {"kind": kind, **{k: (tuple(v) if k == "contexts" else v) for k, v in details.items()}}
+    if existing is not None and all(getattr(existing, k) == v for k, v in wanted.items()):
+        return existing
+    identity = Identity(user=user, password=existing.password if existing else secrets.token_urlsafe(32), **wanted)
+    path = _path(data_dir, user)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(json.dumps(asdict(identity), indent=2) + "\n")
+    tmp.replace(path)
+    return identity
+
+
+def identities(data_dir: Path) -> list[Identity]:
+    folder = secrets_dir(data_dir)
+    if not folder.is_dir():
+        return []
+    found = (load(data_dir, p.stem) for p in sorted(folder.glob("*.json")))
+    return [i for i in found if i is not None]
+
+
+def device_user(device_id: str) -> str:
+    return f"device-{device_id}"
+
+
+def permissions(identity: Identity) -> dict:
+    if identity.kind == "admin":
+        return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
+    if identity.kind == "supervisor":
+        return {"publish": {"allow": ["mg.admin.*.process.>"]}, "subscribe": {"allow": ["_INBOX.>"]}}
+    if identity.kind == "device":
+        m, bucket = identity.municipality, POLICY_BUCKET
+        return {
+            "publish": {"allow": [
+                f"mg.device.{m}.agent.{identity.device}",
+                "$JS.API.INFO", "$JS.API.STREAM.NAMES",
+                "$JS.API.STREAM.MSG.GET.MG_ADMIN",  # the monitoring notice's staff check (optional)
+                f"$JS.API.STREAM.INFO.KV_{bucket}", f"$JS.API.DIRECT.GET.KV_{bucket}.>", f"$JS.API.STREAM.MSG.GET.KV_{bucket}",
+                "$JS.API.STREAM.INFO.MG_DESK", "$JS.API.CONSUMER.CREATE.MG_DESK", "$JS.API.CONSUMER.CREATE.MG_DESK.>",
+                "$JS.API.CONSUMER.INFO.MG_DESK.>", "$JS.API.CONSUMER.DELETE.MG_DESK.>", "$JS.FC.MG_DESK.>",
+            ]},
+            "subscribe": {"allow": ["_INBOX.>", f"$KV.{bucket}.{m}.>"]},
+        }
+    own = [f"mg.{context}.>" for context in identity.contexts]
+    return {
+        "publish": {"allow": [*own, "mg.admin.>", "mg.dlq.>", "mg.audit.*.alert.>",  # a projection's dead-letter alert
+                              "mg_textkey.>",  # the keys of sealed free text (madoguchi_shared.sealed)
+                              "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "_INBOX.>"],
+                    "deny": list(_NEVER)},
+        "subscribe": {"allow": [">"]},
+    }
+
+
+def server_config_path(data_dir: Path) -> Path:
+    return secrets_dir(data_dir) / "nats-auth.conf"
+
+
+def write_server_config(data_dir: Path) -> Path:
+    """The authorization block for nats-server from every identity on file (mode 0600)."""
+    users = [{"user": i.user, "password": i.password, "permissions": permissions(i)} for i in identities(data_dir)]
+    if not users:
+        raise RuntimeError(f"no NATS identities under {secrets_dir(data_dir)}")
+    path = server_config_path(data_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    # JSON values are valid NATS configuration; the strings are quoted, so a "$" is never a variable
+    tmp.write_text("# generated by madoguchi from secrets/nats/*.json; edits are overwritten\n"
+                   f"authorization: {json.dumps({'users': users}, indent=2)}\n")
+    tmp.replace(path)
+    return path
+
+
+def ensure_embedded(data_dir: Path, services: list[str] | tuple[str, ...]) -> Path:
+    """Identities for the tools, the supervisor and every service (created once), and the server config."""
+    ensure(data_dir, "admin", "admin")
+    ensure(data_dir, "supervisor", "supervisor")
+    for name in services:
+        ensure(data_dir, name, "service", contexts=SERVICE_CONTEXTS.get(name, ()))
+    return write_server_config(data_dir)
+
+
+def issue_device(data_dir: Path, device_id: str, municipality: str, desk: str | None = None) -> Identity:
+    """A desk laptop's identity (created once), the server config rewritten, and a running embedded
+    nats-server told to reload it (SIGHUP) so the credential is accepted at once."""
+    identity = ensure(data_dir, device_user(device_id), "device", municipality=municipality, device=device_id, desk=desk)
+    write_server_config(data_dir)
+    reload_server(data_dir)
+    return identity
+
+
+def reload_server(data_dir: Path) -> bool:
+    pid_file = Path(data_dir).resolve() / "nats" / "nats-server.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return False
+    if b"nats-server" not in cmdline:
+        return False
+    os.kill(pid, signal.SIGHUP)
+    return True
+
+
+def connect_options(data_dir: Path, user: str) -> dict[str, str]:
+    """user/password for `bus.connect` when that identity is on file, else nothing (a server without auth)."""
+    identity = load(data_dir, user)
+    return identity.connect_options() if identity else {}
