@@ -198,6 +198,15 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
                     assert code in (201, 503), body
                     if code == 503:
                         assert int(headers["retry-after"]) > 0 and body["title"] == "一時的に利用できません"
+            deadline = time.monotonic() + 120  # the pid file names a new, live process (the old one may linger a moment)
+            while time.monotonic() < deadline:
+                try:
+                    again = _pid(pid_files[victim])
+                except (OSError, ValueError, IndexError):
+                    again = before[victim]
+                if again != before[victim] and _alive(again):
+                    break
+                time.sleep(0.2)
             serving()
             after = {name: _pid(path) for name, path in pid_files.items()}
             assert after[victim] != before[victim] and _alive(after[victim]), f"{victim} not restarted"
