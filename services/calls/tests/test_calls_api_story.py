@@ -98,6 +98,13 @@ async def test_call4_city_escalation_through_the_manager_then_call_back(settings
         cb = await line.get(f"/v1/callbacks/{call_id}", line.city)
         assert cb["status"] == "open" and cb["city_answered"] and cb["due_at"] == jst(2021, 4, 8, 16).isoformat()
         assert "2112345" not in str(cb)
+        # the case is shown as written (notes, opinions, question, answer), though the stream holds it sealed
+        shown = {e["type"]: e for e in cb["events"]} | {
+            e["type"]: e for e in (await line.get(f"/v1/calls/{call_id}", line.operator))["events"]}
+        assert shown["calls.call_closed"]["notes"] == "転入者のポイント対象可否について市の判断が必要"
+        assert shown["calls.call_closed"]["opinions"][0]["text"] == "対象者の条件をホームページに載せてほしい"
+        assert "sealed:" not in str(shown)
+        assert not any("市の判断が必要".encode() in raw for raw in await line.raw_messages())
         assert (await line.get(f"/v1/callbacks/{call_id}/phone", line.operator))["phone"] == "0112112345"
         done = await line.post(f"/v1/callbacks/{call_id}/attempts", line.operator,
                                {"reached": True, "resolution": "guided_to_ward_desk", "duration_seconds": 180})

@@ -245,6 +245,16 @@ class TextVault:
     async def seal_event(self, event: Any) -> Any:
         return await self.seal_model(event.municipality, event)
 
+    async def reveal_tree(self, municipality: str, value: Any) -> Any:
+        """Every sealed text anywhere in a JSON-like value (an event's dump) revealed; a new value."""
+        if isinstance(value, str):
+            return await self.reveal(municipality, value) if is_sealed(value) else value
+        if isinstance(value, list):
+            return [await self.reveal_tree(municipality, v) for v in value]
+        if isinstance(value, dict):
+            return {k: await self.reveal_tree(municipality, v) for k, v in value.items()}
+        return value
+
     async def reveal_all(self, municipality: str, rows: list[dict], *fields: str) -> list[dict]:
         """Rows (dicts) with the given fields revealed, in place; returns the rows."""
         for row in rows:

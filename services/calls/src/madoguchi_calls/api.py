@@ -235,7 +235,9 @@ async def get_call(call_id: UUID, service: Service, principal: Reader) -> dict:
     call, events = await service.get_call(principal.municipality, call_id)
     if call is None:
         raise d.Refused("通話が見つかりません。", status=404)
-    return {**_call_dict(call), "events": [json.loads(e.model_dump_json()) for e in events]}
+    # notes and opinions are stored sealed: shown decrypted, or 「削除済み」 once erased
+    dumped = [json.loads(e.model_dump_json()) for e in events]
+    return {**_call_dict(call), "events": await service.vault.reveal_tree(principal.municipality, dumped)}
 
 
 @calls_router.post("/{call_id}/answer")
@@ -345,7 +347,8 @@ async def get_callback(callback_id: UUID, service: Service, principal: Reader) -
     cb, events = await service.get_callback(principal.municipality, callback_id)
     if cb is None:
         raise d.Refused("折り返しが見つかりません。", status=404)
-    return {**callback_dict(cb, service.clock()), "events": [json.loads(e.model_dump_json()) for e in events]}
+    dumped = [json.loads(e.model_dump_json()) for e in events]
+    return {**callback_dict(cb, service.clock()), "events": await service.vault.reveal_tree(principal.municipality, dumped)}
 
 
 @callbacks_router.get("/{callback_id}/phone")
