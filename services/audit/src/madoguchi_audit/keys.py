@@ -156,6 +156,11 @@ def build_chain(statements: list, log_id: str, source: str = "") -> KeyChain:
 # --------------------------------------------------------------------------------------------
 
 
+def _mine(statements: list, settings: AuditSettings) -> list:
+    """The statements of this log (a data folder may hold the logs of several municipalities)."""
+    return [s for s in statements if s.log_id == settings.log_id and s.municipality == settings.municipality]
+
+
 def read_statements(path: Path) -> list:
     out: list = []
     if not path.exists():
@@ -196,11 +201,11 @@ async def load_chain(settings: AuditSettings, nc: NATS | None) -> tuple[KeyChain
     local = read_statements(settings.resolved_statements_file)
     notes: list[str] = []
     if nc is None:
-        chain = build_chain(local, settings.log_id, f"file {settings.resolved_statements_file}")
+        chain = build_chain(_mine(local, settings), settings.log_id, f"file {settings.resolved_statements_file}")
     else:
         remote, _ = await stream_statements(nc, settings)
         chain = build_chain(remote, settings.log_id, "the MG_AUDIT stream")
-        if [str(s.event_id) for s in remote] != [str(s.event_id) for s in local if s.log_id == settings.log_id]:
+        if [str(s.event_id) for s in remote] != [str(s.event_id) for s in _mine(local, settings)]:
             notes.append(f"the key statements in {settings.resolved_statements_file} differ from the stream's")
     if settings.root_fingerprint and chain.keys and _fp_norm(chain.keys[0].fingerprint) != _fp_norm(
             settings.root_fingerprint):
@@ -211,7 +216,7 @@ async def load_chain(settings: AuditSettings, nc: NATS | None) -> tuple[KeyChain
 
 def load_keyring(settings: AuditSettings) -> dict[str, Ed25519PublicKey]:
     """The trusted keys by the local copy of the statements (no bus at hand: tests, archives)."""
-    return build_chain(read_statements(settings.resolved_statements_file), settings.log_id).ring
+    return build_chain(_mine(read_statements(settings.resolved_statements_file), settings), settings.log_id).ring
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +306,7 @@ async def signing_key(settings: AuditSettings, nc: NATS, key: SigningKey | None 
     statements, last = await stream_statements(nc, settings)
     chain = build_chain(statements, settings.log_id, "the MG_AUDIT stream")
     if not chain.keys and not last:
-        local = read_statements(settings.resolved_statements_file)
+        local = _mine(read_statements(settings.resolved_statements_file), settings)
         if local:
             raise KeyRefused("the local key statements name a key the stream of record never saw",
                              "check MADOGUCHI_NATS_URL and the municipality; an install is introduced with "
@@ -330,13 +335,14 @@ async def signing_key(settings: AuditSettings, nc: NATS, key: SigningKey | None 
             "a key that was not introduced is never used. If it was replaced without authorisation, treat it as an "
             "incident and restore the trusted key from its backup; to change the key on purpose, put the trusted key "
             "back and run `madoguchi audit rotate-key`")
-    local = read_statements(settings.resolved_statements_file)
-    if [str(s.event_id) for s in local] != [str(s.event_id) for s in statements]:
-        # The stream is the record; keep the local copy in step with it.
+    every = read_statements(settings.resolved_statements_file)
+    if [str(s.event_id) for s in _mine(every, settings)] != [str(s.event_id) for s in statements]:
+        # The stream is the record; keep the local copy of this log in step with it (others' lines kept).
         path = settings.resolved_statements_file
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(s.model_dump_json() + "\n" for s in statements), encoding="utf-8")
+        others = [s for s in every if s not in _mine(every, settings)]
+        tmp.write_text("".join(s.model_dump_json() + "\n" for s in [*others, *statements]), encoding="utf-8")
         tmp.replace(path)
     return key
 
