@@ -83,3 +83,11 @@ async def pg_pool(pg_server):
 @pytest.fixture
 def municipality() -> str:
     return unique_municipality()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The browser suite's stack (every service, for the whole session) projects and alerts on every
+    municipality's events; run after it, other suites' own workers would race it for positions, dead
+    letters and alerts. So the browser suite runs last."""
+    console = [i for i in items if "services/console/" in i.nodeid]
+    items[:] = [i for i in items if "services/console/" not in i.nodeid] + console
