@@ -33,6 +33,8 @@ paths or process arguments, and every text passes the PII guard (FreeText) on th
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 import hashlib
 import re
 import uuid
@@ -159,12 +161,18 @@ def _raise(state: RuleState, rule: str, severity: str, about: str, title: str, m
     alert_id = alert_id_for(source.municipality, rule, about)
     if alert_id in state.alerts:
         return []  # already raised (replay, or the same condition reported twice)
-    event = AlertRaised(
+    fields = dict(
         municipality=source.municipality, ward=ward or source.ward, desk=desk or source.desk, actor=ALERT_ACTOR,
         correlation_id=source.correlation_id or source.event_id, causation_id=source.event_id,
         occurred_at=at or source.occurred_at, alert_id=alert_id, rule=rule, severity=severity, title=title,
-        message=message, source_event_ids=(source.event_id,), device_id=device_id, about=about,
+        source_event_ids=(source.event_id,), device_id=device_id, about=about,
     )
+    try:
+        event = AlertRaised(message=message, **fields)
+    except ValidationError:
+        # A composed message the personal-data guard refuses (ids, times and counts read together as a
+        # number) must not stop the alert, nor every alert after it: raise it with its title only.
+        event = AlertRaised(message=f"{title}。詳細は操作ログの元の記録を確認してください。", **fields)
     state.alerts[alert_id] = {
         "m": source.municipality, "rule": rule, "severity": severity, "raised_at": _iso(event.occurred_at),
         "last_raised_at": _iso(event.occurred_at), "count": 0, "acked": False, "resolved": False, "seq": 0,
