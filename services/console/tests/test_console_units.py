@@ -14,8 +14,9 @@ def test_each_role_lands_on_its_own_screen():
     assert domain.home_path([Role.rounder]) == "/hq"
     assert domain.home_path([Role.city_staff]) == "/reports"
     assert domain.home_path([Role.auditor]) == "/audit"
-    assert [s.key for s in domain.nav_items([Role.manager])] == ["desk", "hq", "phone", "reports", "staff"]
+    assert [s.key for s in domain.nav_items([Role.manager])] == ["desk", "hq", "phone", "reports", "staff", "policy"]
     assert not domain.may_open([Role.supporter], "staff") and not domain.may_open([Role.rounder], "staff")
+    assert domain.may_open([Role.manager], "policy") and not domain.may_open([Role.rounder], "policy")
     assert not domain.may_open([Role.supporter], "audit")
     assert not domain.may_open([Role.city_staff], "hq")
 

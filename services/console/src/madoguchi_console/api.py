@@ -20,10 +20,10 @@ router = APIRouter(include_in_schema=False)
 
 
 def routers() -> list[APIRouter]:
-    from madoguchi_console.screens import audit, desk, display, faq, hq, phone, reports, staff
+    from madoguchi_console.screens import audit, desk, display, faq, hq, phone, policy, reports, staff
 
     return [router, desk.router, display.router, hq.router, faq.router, phone.router, reports.router, audit.router,
-            staff.router]
+            staff.router, policy.router]
 
 
 def _safe_next(value: str | None) -> str | None:

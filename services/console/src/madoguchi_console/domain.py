@@ -38,6 +38,7 @@ SCREENS = (
     Screen("reports", "/reports", "報告書", frozenset({Role.city_staff, Role.manager, Role.administrator})),
     Screen("audit", "/audit", "監査ログ", frozenset({Role.auditor, Role.administrator})),
     Screen("staff", "/staff", "職員管理", frozenset({Role.manager, Role.administrator})),
+    Screen("policy", "/policy", "窓口PC監視", frozenset({Role.manager, Role.administrator})),
 )
 SCREEN_BY_KEY = {s.key: s for s in SCREENS}
 

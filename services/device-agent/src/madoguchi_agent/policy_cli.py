@@ -27,39 +27,10 @@ import typer
 app = typer.Typer(help="窓口PCの監視ポリシー（アプリ許可リスト、強制終了、監視フォルダ、USB）の表示と設定。",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 
-BUCKET = "mg_policy"
 IDENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Desk = Annotated[str | None, typer.Option(help="one desk's own policy (default: the role's)")]
 Role_ = Annotated[str, typer.Option("--role", help="desk role whose policy it is")]
 Municipality = Annotated[str | None, typer.Option(help="municipality code; default from settings")]
-
-
-def keys(municipality: str, role: str, desk: str | None) -> tuple[str, str]:
-    """(key-value key, admin configuration key)."""
-    kv_key = f"{municipality}.{role}" + (f".{desk}" if desk else "")
-    config_key = f"agent_policy-{role}" + (f"-{desk}" if desk else "")
-    return kv_key, config_key
-
-
-async def _effective(js, municipality: str, role: str, desk: str | None):
-    from madoguchi_agent import policy as p
-
-    more = (f"{municipality}.{role}.{desk}",) if desk else ()
-    loaded = await p.fetch(js, BUCKET, f"{municipality}.{role}", *more)
-    if loaded is None:
-        return p.default_policy(), "default"
-    where = "desk" if desk and await _exists(js, f"{municipality}.{role}.{desk}") else "role"
-    return loaded, where
-
-
-async def _exists(js, key: str) -> bool:
-    from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError
-
-    try:
-        entry = await (await js.key_value(BUCKET)).get(key)
-        return bool(entry.value)
-    except (BucketNotFoundError, KeyNotFoundError, KeyDeletedError):
-        return False
 
 
 def _connect_and(fn):
@@ -88,8 +59,11 @@ def show(desk: Desk = None, role: Role_ = "desk", municipality: Municipality = N
          as_json: Annotated[bool, typer.Option("--json", help="the policy alone, as JSON")] = False) -> None:
     """The policy in force for a desk (or a role): version, where it comes from, every setting."""
 
+    from madoguchi_shared import device_policy as p
+
     async def fn(settings, js):
-        return await _effective(js, municipality or settings.municipality, role, desk)
+        found = await p.effective(js, municipality or settings.municipality, role, desk)
+        return found.loaded, found.where
 
     loaded, where = _connect_and(fn)
     body = loaded.policy.model_dump(mode="json")
@@ -119,7 +93,7 @@ def set_(
     """Change the policy of a role or desk; the agents apply it at once. Every change is an admin event."""
     from pydantic import ValidationError
 
-    from madoguchi_agent import policy as p
+    from madoguchi_shared import device_policy as p
 
     if not IDENT.match(by) or (desk and not IDENT.match(desk)):
         raise typer.BadParameter("staff id / desk: letters, digits, - and _ only")
@@ -139,25 +113,24 @@ def set_(
     async def fn(settings, js):
         from madoguchi_shared import bus
         from madoguchi_shared.events import Actor, Role
-        from madoguchi_shared.events.admin import ConfigurationChanged
 
         m = municipality or settings.municipality
-        current, _ = await _effective(js, m, role, desk)
-        data = base_from_file if base_from_file is not None else current.policy.model_dump(mode="json")
+        current = await p.effective(js, m, role, desk)
+        data = base_from_file if base_from_file is not None else current.loaded.policy.model_dump(mode="json")
         try:
             policy = p.Policy.model_validate({**data, **patch})
         except ValidationError as exc:
             raise typer.BadParameter(f"invalid policy:\n{exc}") from exc
-        kv_key, config_key = keys(m, role, desk)
-        revision = await p.publish(js, BUCKET, kv_key, policy)
         await bus.ensure_streams(js, settings.stream_replicas)
-        await bus.append(js, ConfigurationChanged(
-            municipality=m, desk=desk, actor=Actor(id=by, role=Role.administrator), key=config_key,
-            revision=revision, sha256=p.policy_digest(policy)))
+        try:
+            revision = await p.change(js, m, role, desk, policy, Actor(id=by, role=Role.administrator),
+                                      base_revision=current.own_revision)
+        except p.PolicyConflict as exc:
+            raise typer.BadParameter(f"the policy changed meanwhile (now revision {exc.current}); run it again") from exc
         return revision, p.policy_digest(policy)
 
     revision, digest = _connect_and(fn)
-    typer.echo(f"ポリシーを更新しました: {keys('-', role, desk)[1]}　版 {revision}　sha256 {digest[:12]}")
+    typer.echo(f"ポリシーを更新しました: {p.keys('-', role, desk)[1]}　版 {revision}　sha256 {digest[:12]}")
 
 
 @app.command()
@@ -167,26 +140,16 @@ def unset(
     role: Role_ = "desk", municipality: Municipality = None,
 ) -> None:
     """Remove a desk's own policy: the desk follows its role's policy again (an admin event too)."""
-    from madoguchi_agent import policy as p
+    from madoguchi_shared import device_policy as p
 
     async def fn(settings, js):
         from madoguchi_shared import bus
         from madoguchi_shared.events import Actor, Role
-        from madoguchi_shared.events.admin import ConfigurationChanged
 
-        m = municipality or settings.municipality
-        kv_key, config_key = keys(m, role, desk)
-        if not await _exists(js, kv_key):
-            return None
-        kv = await js.key_value(BUCKET)
-        await kv.delete(kv_key)
-        role_policy, _ = await _effective(js, m, role, None)
-        # the desk's new revision: the role's (the agents fetch it when the desk key is deleted)
         await bus.ensure_streams(js, settings.stream_replicas)
-        await bus.append(js, ConfigurationChanged(
-            municipality=m, desk=desk, actor=Actor(id=by, role=Role.administrator), key=config_key,
-            revision=max(1, role_policy.version), sha256=p.policy_digest(role_policy.policy)))
-        return role_policy.version
+        now = await p.remove_desk(js, municipality or settings.municipality, role, desk,
+                                  Actor(id=by, role=Role.administrator))
+        return None if now is None else now.version
 
     version = _connect_and(fn)
     if version is None:
