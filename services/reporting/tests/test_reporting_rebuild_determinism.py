@@ -12,12 +12,11 @@ import uuid
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.events import desk as dk
 from madoguchi_shared.events.base import Actor, Role
-from madoguchi_shared.projection import Projection
 
 from madoguchi_reporting import schema
 from madoguchi_reporting.cli import verify_async
 from madoguchi_reporting.config import ReportConfig
-from madoguchi_reporting.projections import Notifier, make_desk_apply
+from madoguchi_reporting.projections import Notifier, desk_projection
 from madoguchi_reporting.schema import SCHEMA, STAT_TABLES
 
 from reporting_harness import reporting_settings
@@ -39,8 +38,7 @@ def second_session(events: list, shift: dt.timedelta) -> list:
 async def project(nc, pool, m: str, name: str, batch: int) -> dict:
     """Drop the municipality's statistics, project its desk stream with batches of `batch`, checksum."""
     await clear(pool, m)
-    p = Projection(name, "MG_DESK", [subjects.context_filter("desk", m)], make_desk_apply(Notifier(enabled=False)),
-                   SCHEMA, batch=batch)
+    p = desk_projection(Notifier(enabled=False), name=name, filters=[subjects.context_filter("desk", m)], batch=batch)
     target = await p.target(nc.jetstream())
     task = asyncio.create_task(p.run(nc, pool))
     try:

@@ -1,6 +1,6 @@
 """The independent verifier (REP-5): recount every figure straight from the stream and compare.
 
-This module deliberately shares no code with projections.py: it reads every desk and calls event
+This module deliberately shares no code with the projections package: it reads every desk and calls event
 of a municipality (the shared reader's ordered, ack-less replay), folds them into plain final
 states (one dict per visit, per call, per callback; one list of facts per desk-day and line-day),
 then counts, the simple way, what each report must show. The projection instead applies deltas

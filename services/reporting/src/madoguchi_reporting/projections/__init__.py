@@ -1,0 +1,57 @@
+"""The statistics projections (REP-1, REP-2, REP-6), exactly once (ARCHITECTURE rule 3).
+
+Three `madoguchi_shared.projection.Projection`s, each storing its stream position in
+``reporting.projection_checkpoint`` in the same transaction as its changes:
+
+* ``reporting-desk``   MG_DESK  (mg.desk.>):  visits, tickets, desk-days, escalations, opinions, ... (`desk`)
+* ``reporting-calls``  MG_CALLS (mg.calls.>): calls, callbacks, line-days (`calls`)
+* ``reporting-deliverables`` MG_REPORT (mg.report.*.deliverable.*): deliverables (`deliverables`)
+
+Each batch is folded in memory and written set-based through `store`; after the statistics, in
+the same transaction, `outbox` bumps the affected reports' data revisions and queues their
+`report.report_updated` events (switched off for a rebuild: `Notifier(enabled=False)`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from madoguchi_shared import subjects
+from madoguchi_shared.projection import Projection
+
+from madoguchi_reporting.projections.calls import CallRow, apply_calls, call_figures
+from madoguchi_reporting.projections.deliverables import apply_deliverables
+from madoguchi_reporting.projections.desk import VisitRow, apply_desk, visit_figures
+from madoguchi_reporting.projections.outbox import Notifier, drain_outbox, write_outbox
+from madoguchi_reporting.projections.store import REBUILD_LOCK, RebuildInProgress, local, to_ms
+from madoguchi_reporting.schema import SCHEMA
+
+DESK = "reporting-desk"
+CALLS = "reporting-calls"
+DELIVERABLES = "reporting-deliverables"
+
+
+def desk_projection(notifier: Notifier, *, name: str = DESK, filters: list[str] | None = None,
+                    batch: int = 1000) -> Projection:
+    """The desk projection (a test may give another name and a municipality's filter)."""
+    return Projection(name, "MG_DESK", filters or [subjects.stream_filter("MG_DESK")],
+                      partial(apply_desk, notifier=notifier), SCHEMA, batch=batch)
+
+
+def projections(notifier: Notifier | None = None, batch: int = 1000) -> list[Projection]:
+    """The three projections (the shared runner and reader); `Notifier(enabled=False)` for a rebuild."""
+    notifier = notifier or Notifier()
+    return [
+        desk_projection(notifier, batch=batch),
+        Projection(CALLS, "MG_CALLS", [subjects.stream_filter("MG_CALLS")], partial(apply_calls, notifier=notifier),
+                   SCHEMA, batch=batch),
+        Projection(DELIVERABLES, "MG_REPORT", [subjects.context_filter("report", None, "deliverable")],
+                   apply_deliverables, SCHEMA, batch=batch),
+    ]
+
+
+__all__ = [
+    "projections", "desk_projection", "Notifier", "VisitRow", "CallRow", "visit_figures", "call_figures",
+    "drain_outbox", "write_outbox", "REBUILD_LOCK", "RebuildInProgress", "DESK", "CALLS", "DELIVERABLES", "to_ms",
+    "local",
+]

@@ -1,0 +1,282 @@
+"""The reporting-calls projection (REP-2): MG_CALLS (mg.calls.>) into call records, callbacks,
+notes and the line-day counters.
+
+Like the desk projection: load the batch's call and callback rows, fold its events into them in
+stream order (one handler per event type), write; each touched call contributes the difference
+between its figures after and before the batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from madoguchi_shared.bus import Stored
+from madoguchi_shared.events import calls as cl
+
+from madoguchi_reporting.projections.outbox import Notifier, notify_affected
+from madoguchi_reporting.projections.store import (
+    Acc, DayKey, NoteKey, joined, live_batch_guard, load_rows, local, note, upsert, upsert_rows, write_counts, write_notes,
+)
+
+CALL_COLUMNS = (
+    "municipality", "call_id", "line", "day", "received_at", "within_hours", "connection", "missed_reason", "wait_s",
+    "overflow", "categories", "resolution", "provider_category", "guided_ward", "duration_s", "notes", "opinions",
+    "callback_status",
+)
+CALL_TYPES = ("text", "uuid", "text", "date", "timestamptz", "bool", "text", "text", "int4", "text", "text", "text",
+              "text", "text", "int4", "text", "jsonb", "text")
+CALLBACK_COLUMNS = ("municipality", "callback_id", "call_id", "line", "opened_day", "reason", "needs_city", "status")
+CALLBACK_TYPES = ("text", "uuid", "uuid", "text", "date", "text", "bool", "text")
+
+
+@dataclass
+class CallRow:
+    municipality: str
+    call_id: UUID
+    line: str
+    day: dt.date
+    received_at: dt.datetime
+    within_hours: bool
+    connection: str = "pending"
+    missed_reason: str | None = None
+    wait_s: int | None = None
+    overflow: str | None = None
+    categories: list[str] | None = None
+    resolution: str | None = None
+    provider_category: str | None = None
+    guided_ward: str | None = None
+    duration_s: int | None = None
+    notes: str | None = None
+    opinions: str | None = None  # JSON text
+    callback_status: str | None = None
+
+    def as_row(self) -> tuple:
+        """The call_record table's row (categories comma-joined, see `store.upsert`)."""
+        return tuple(joined(self.categories) if c == "categories" else getattr(self, c) for c in CALL_COLUMNS)
+
+
+def call_figures(c: CallRow | None) -> Counter:
+    """What one call contributes to its line-day's counters (REP-2)."""
+    out: Counter = Counter()
+    if c is None:
+        return out
+    out["received"] += 1
+    out[f"by_hour.{local(c.received_at).hour:02d}"] += 1
+    if c.within_hours:
+        out["received_in_hours"] += 1
+    if c.connection != "pending":
+        out[c.connection] += 1  # answered | missed | abandoned | out_of_hours
+    if c.connection == "missed" and c.missed_reason == "callback_chosen":
+        out["missed_callback_chosen"] += 1
+    if c.connection == "answered":
+        out["answer_wait_n"] += 1
+        out["answer_wait_s_sum"] += c.wait_s or 0
+    if c.overflow:
+        out["overflow_offered"] += 1
+    if c.resolution is not None:
+        out["closed"] += 1
+        out[f"by_resolution.{c.resolution}"] += 1
+        for cat in c.categories or ():
+            out[f"by_category.{cat}"] += 1
+        if c.provider_category:
+            out[f"by_provider.{c.provider_category}"] += 1
+        if c.guided_ward:
+            out[f"guided_ward.{c.guided_ward}"] += 1
+        if c.resolution == "escalated_callback":
+            out["escalations"] += 1
+        out["duration_n"] += 1
+        out["duration_s_sum"] += c.duration_s or 0
+        for op in json.loads(c.opinions or "[]"):
+            out["opinions"] += 1
+            out[f"opinions_by_kind.{op['kind']}"] += 1
+            if op.get("step"):
+                out[f"difficulties_by_step.{op['step']}"] += 1
+    return out
+
+
+@dataclass
+class CallsBatch:
+    """What a batch folds its events into before anything is written."""
+
+    calls: dict[tuple[str, UUID], CallRow]
+    callbacks: dict[tuple[str, UUID], dict]
+    acc: Acc = field(default_factory=Acc)
+    callbacks_changed: set[tuple[str, UUID]] = field(default_factory=set)
+    notes: dict[NoteKey, dict] = field(default_factory=dict)
+    call_with_callback: dict[tuple[str, UUID], str] = field(default_factory=dict)  # call -> callback status
+
+
+async def load_calls(conn: asyncpg.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], CallRow]:
+    return {(r["municipality"], r["call_id"]): CallRow(**r) for r in await load_rows(conn, "call_record", "call_id", keys)}
+
+
+async def load_callbacks(conn: asyncpg.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], dict]:
+    return {(r["municipality"], r["callback_id"]): r for r in await load_rows(conn, "callback", "callback_id", keys)}
+
+
+# --- line-day events ---------------------------------------------------------------------------------
+
+LINE_DAY_COUNTERS: dict[type[cl._LineDayEvent], str] = {
+    cl.CapacityThresholdCrossed: "capacity_alerts",
+    cl.NoOperatorSeated: "staffing_breaches",
+}
+
+
+def fold_line_day_event(b: CallsBatch, e: cl._LineDayEvent) -> None:
+    key: DayKey = (e.municipality, "line", e.line, e.day)
+    if (figure := LINE_DAY_COUNTERS.get(type(e))) is not None:
+        b.acc.add(key, figure)
+    elif isinstance(e, cl.SeatCoverageRestored):
+        b.acc.add(key, "staffing_gap_s_sum", e.gap_seconds)
+
+
+# --- call events: (batch, the call's row, the event) --------------------------------------------------
+
+
+def on_answered(b: CallsBatch, c: CallRow, e: cl.CallAnswered) -> None:
+    c.connection, c.wait_s = "answered", e.wait_seconds
+
+
+def on_missed(b: CallsBatch, c: CallRow, e: cl.CallMissed) -> None:
+    c.connection, c.missed_reason = "missed", e.reason
+
+
+def on_abandoned(b: CallsBatch, c: CallRow, e: cl.CallAbandoned) -> None:
+    c.connection, c.wait_s = "abandoned", e.wait_seconds
+
+
+def on_out_of_hours(b: CallsBatch, c: CallRow, e: cl.CallOutOfHours) -> None:
+    c.connection = "out_of_hours"
+
+
+def on_overflow(b: CallsBatch, c: CallRow, e: cl.OverflowOffered) -> None:
+    c.overflow = e.reason
+
+
+def on_closed(b: CallsBatch, c: CallRow, e: cl.CallClosed) -> None:
+    c.categories, c.resolution = list(e.categories), e.resolution
+    c.provider_category, c.guided_ward, c.duration_s = e.provider_category, e.ward, e.duration_seconds
+    c.notes = e.notes
+    c.opinions = json.dumps([op.model_dump(mode="json") for op in e.opinions], ensure_ascii=False)
+    day: DayKey = (c.municipality, "line", c.line, c.day)
+    for i, op in enumerate(e.opinions):
+        b.notes[(*day, "opinion", f"{e.call_id}:{i}")] = note(e.occurred_at, op.kind, op.text, step=op.step)
+    if e.resolution == "escalated_callback":
+        b.notes[(*day, "escalation", str(e.call_id))] = note(e.occurred_at, ",".join(e.categories), e.notes or "",
+                                                             status="raised")
+
+
+CALL_HANDLERS: dict[type[cl._CallEvent], Callable[[CallsBatch, CallRow, Any], None]] = {
+    cl.CallAnswered: on_answered, cl.CallMissed: on_missed, cl.CallAbandoned: on_abandoned,
+    cl.CallOutOfHours: on_out_of_hours, cl.OverflowOffered: on_overflow, cl.CallClosed: on_closed,
+}
+
+
+def fold_call_event(b: CallsBatch, e: cl._CallEvent) -> None:
+    ck = (e.municipality, e.call_id)
+    if isinstance(e, cl.CallReceived):
+        b.calls[ck] = CallRow(e.municipality, e.call_id, e.line, local(e.occurred_at).date(), e.occurred_at,
+                              e.within_hours)
+        return
+    c = b.calls.get(ck)
+    if c is None:
+        return  # a call whose reception was never recorded cannot be dated; the verifier skips it too
+    if (handler := CALL_HANDLERS.get(type(e))) is not None:
+        handler(b, c, e)
+
+
+# --- callback events ---------------------------------------------------------------------------------
+
+# callback event -> (the counter it adds to on the day it happened, the callback's status after it)
+CALLBACK_OUTCOMES: dict[type[cl._CallbackEvent], tuple[str, str | None]] = {
+    cl.CallbackCompleted: ("callbacks_done", "done"),
+    cl.CallbackFailed: ("callbacks_failed", "failed"),
+    cl.CallbackCancelled: ("callbacks_cancelled", "cancelled"),
+    cl.CallbackOverdue: ("callbacks_overdue", None),
+    cl.CallbackEscalatedToCity: ("callbacks_to_city", None),
+    cl.CityAnswered: ("callbacks_city_answered", None),
+}
+
+
+def on_callback_requested(b: CallsBatch, e: cl.CallbackRequested) -> None:
+    m, day = e.municipality, local(e.occurred_at).date()
+    bk = (m, e.callback_id)
+    b.callbacks[bk] = {"municipality": m, "callback_id": e.callback_id, "call_id": e.call_id, "line": e.line,
+                       "opened_day": day, "reason": e.reason, "needs_city": e.needs_city, "status": "open"}
+    b.callbacks_changed.add(bk)
+    b.acc.add((m, "line", e.line, day), "callbacks_opened")
+    b.call_with_callback[(m, e.call_id)] = "open"
+
+
+def fold_callback_event(b: CallsBatch, e: cl._CallbackEvent) -> None:
+    if isinstance(e, cl.CallbackRequested):
+        on_callback_requested(b, e)
+        return
+    bk = (e.municipality, e.callback_id)
+    cb = b.callbacks.get(bk)
+    if cb is None or (outcome := CALLBACK_OUTCOMES.get(type(e))) is None:
+        return
+    figure, status = outcome
+    b.acc.add((e.municipality, "line", cb["line"], local(e.occurred_at).date()), figure)
+    if status:
+        cb["status"] = status
+        b.callbacks_changed.add(bk)
+        b.call_with_callback[(e.municipality, cb["call_id"])] = status
+
+
+# --- the batch -------------------------------------------------------------------------------------
+
+
+async def load_batch(conn: asyncpg.Connection, batch: Sequence[Stored]) -> CallsBatch:
+    call_keys: set[tuple[str, UUID]] = set()
+    callback_keys: set[tuple[str, UUID]] = set()
+    for s in batch:
+        e = s.event
+        if isinstance(e, cl._CallEvent) and not isinstance(e, cl.CallReceived):
+            call_keys.add((e.municipality, e.call_id))
+        elif isinstance(e, cl._CallbackEvent):
+            callback_keys.add((e.municipality, e.callback_id))
+            if isinstance(e, cl.CallbackRequested):
+                call_keys.add((e.municipality, e.call_id))
+    return CallsBatch(await load_calls(conn, call_keys), await load_callbacks(conn, callback_keys))
+
+
+async def apply_calls(conn: asyncpg.Connection, batch: Sequence[Stored], notifier: Notifier) -> None:
+    """Apply one batch of calls events (in stream order) inside the projection's transaction."""
+    await live_batch_guard(conn, notifier.enabled)
+    b = await load_batch(conn, batch)
+    before = {k: call_figures(c) for k, c in b.calls.items()}
+    for s in batch:
+        e = s.event
+        if isinstance(e, cl._LineDayEvent):
+            fold_line_day_event(b, e)
+        elif isinstance(e, cl._CallEvent):
+            fold_call_event(b, e)
+        elif isinstance(e, cl._CallbackEvent):
+            fold_callback_event(b, e)
+    # the callback status shown on the call record (the final report lists it)
+    for ck, status in b.call_with_callback.items():
+        if ck not in b.calls:
+            loaded = await load_calls(conn, {ck})
+            b.calls.update(loaded)
+            before.update({k: call_figures(c) for k, c in loaded.items()})
+        if ck in b.calls:
+            b.calls[ck].callback_status = status
+    for ck, c in b.calls.items():
+        b.acc.add_change((c.municipality, "line", c.line, c.day), before.get(ck, Counter()), call_figures(c), c.line)
+    await upsert_rows(conn, "call_record", CALL_COLUMNS, CALL_TYPES, [c.as_row() for c in b.calls.values()],
+                      "municipality, call_id")
+    await upsert(conn, "callback", list(zip(CALLBACK_COLUMNS, CALLBACK_TYPES, strict=True)),
+                 [tuple(b.callbacks[k][c] for c in CALLBACK_COLUMNS) for k in b.callbacks_changed],
+                 "municipality, callback_id", "UPDATE SET status = EXCLUDED.status")
+    await write_notes(conn, b.notes)
+    await write_counts(conn, b.acc)
+    await notify_affected(conn, b.acc.affected, notifier)

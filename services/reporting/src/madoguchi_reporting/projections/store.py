@@ -1,0 +1,186 @@
+"""The small store every projection writes through: counters summed per key, set-based upserts,
+notes, and the first statement of every live batch.
+
+A batch is folded in memory first (ARCHITECTURE: summing a batch in Python is ~12x faster than a
+counter upsert per event); `Acc` holds the batch's counter deltas per (day, figure) and which
+report days it touched, and `write_counts` writes them all with one upsert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from madoguchi_shared.projection import Transient
+
+from madoguchi_reporting.schema import SCHEMA
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+REBUILD_LOCK = 0x5245504F  # "REPO": held exclusively by a rebuild, shared by every live batch
+
+DayKey = tuple[str, str, str, dt.date]  # municipality, channel, scope, day
+NoteKey = tuple[str, str, str, dt.date, str, str]  # municipality, channel, scope, day, kind, ref
+
+
+def to_ms(seconds: float) -> int:
+    """Durations are kept as integer milliseconds, so sums and means are exact."""
+    return int(round(seconds * 1000))
+
+
+def local(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(TOKYO)
+
+
+@dataclass
+class Acc:
+    """A batch's counter deltas and the report days it touched."""
+
+    counts: Counter = field(default_factory=Counter)  # (m, channel, scope, day, figure) -> delta
+    affected: dict[DayKey, str | None] = field(default_factory=dict)  # -> ward (desk) / line id
+
+    def add(self, key: DayKey, figure: str, n: int = 1, ward: str | None = None) -> None:
+        if n:
+            self.counts[(*key, figure)] += n
+        self.touch(key, ward)
+
+    def touch(self, key: DayKey, ward: str | None = None) -> None:
+        if key not in self.affected or self.affected[key] is None:
+            self.affected[key] = ward
+
+    def add_all(self, key: DayKey, figures: Counter, sign: int, ward: str | None) -> None:
+        for figure, n in figures.items():
+            if n:
+                self.counts[(*key, figure)] += sign * n
+        self.touch(key, ward)
+
+    def add_change(self, key: DayKey, before: Counter, after: Counter, ward: str | None) -> None:
+        """A row's contribution moved from `before` to `after` (nothing when they are equal)."""
+        if before != after:
+            self.add_all(key, after, +1, ward)
+            self.add_all(key, before, -1, ward)
+
+
+async def write_counts(conn: asyncpg.Connection, acc: Acc) -> None:
+    items = [(k, n) for k, n in acc.counts.items() if n]
+    if not items:
+        return
+    cols = list(zip(*[(*k, n) for k, n in items], strict=True))
+    await conn.execute(
+        f"""INSERT INTO "{SCHEMA}".day_count (municipality, channel, scope, day, figure, n)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[])
+            ON CONFLICT (municipality, channel, scope, day, figure) DO UPDATE SET n = day_count.n + EXCLUDED.n""",
+        *[list(c) for c in cols],
+    )
+    negative = [k for k, n in items if n < 0]
+    if negative:
+        # A figure that went back to zero is removed, so the table equals a rebuild's (which never
+        # writes a zero) and a checksum can compare them.
+        cols = list(zip(*negative, strict=True))
+        await conn.execute(
+            f"""DELETE FROM "{SCHEMA}".day_count d USING unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[])
+                    AS u(municipality, channel, scope, day, figure)
+                WHERE d.municipality = u.municipality AND d.channel = u.channel AND d.scope = u.scope
+                  AND d.day = u.day AND d.figure = u.figure AND d.n = 0""",
+            *[list(c) for c in cols],
+        )
+
+
+class RebuildInProgress(Transient):
+    """A live batch found a rebuild running: it rolls back, the projection retries later."""
+
+
+async def live_batch_guard(conn: asyncpg.Connection, live: bool) -> None:
+    """Every batch's first statement.
+
+    - Asynchronous commit: a batch lost to a crash loses its checkpoint with it (one transaction),
+      so it is simply applied again from the stream; waiting for the WAL flush buys nothing here.
+    - A live batch never waits for a rebuild's lock: this transaction already holds the checkpoint
+      row, which the rebuild must delete (waiting would deadlock); it fails and is retried.
+    """
+    if not live:
+        await conn.execute("SET LOCAL synchronous_commit TO off")
+        return
+    if not await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock_shared($1) FROM set_config('synchronous_commit', 'off', true)", REBUILD_LOCK
+    ):
+        raise RebuildInProgress("a rebuild of the reporting projections is running")
+
+
+async def load_rows(conn: asyncpg.Connection, table: str, id_column: str, keys: set[tuple[str, UUID]]) -> list[dict]:
+    """The rows of `table` whose (municipality, `id_column`) is one of `keys`."""
+    if not keys:
+        return []
+    ms, ids = zip(*keys, strict=True)
+    rows = await conn.fetch(
+        f"""SELECT t.* FROM "{SCHEMA}".{table} t JOIN unnest($1::text[], $2::uuid[]) AS k(m, id)
+            ON t.municipality = k.m AND t.{id_column} = k.id""", list(ms), list(ids))
+    return [dict(r) for r in rows]
+
+
+ARRAY_EXPR = {"purposes": "string_to_array(u.purposes, ',')", "categories": "string_to_array(u.categories, ',')"}
+
+
+def joined(values: list[str] | None) -> str | None:
+    """A text[] column travels as one comma-joined text (see `upsert`)."""
+    return None if values is None else ",".join(values)
+
+
+async def upsert(conn: asyncpg.Connection, table: str, cols: Sequence[tuple[str, str]], rows: Sequence[tuple],
+                 conflict: str, action: str, expr: dict[str, str] | None = None) -> None:
+    """Write many rows in one set-based statement (unnest of one array per column).
+
+    A text[] column travels as one comma-joined text (`expr` splits it back): unnest cannot carry
+    arrays of different lengths per row.
+    """
+    if not rows:
+        return
+    names = [c for c, _t in cols]
+    params = ", ".join(f"${i}::{t}[]" for i, (_c, t) in enumerate(cols, start=1))
+    select = ", ".join((expr or {}).get(c, c) for c in names)
+    await conn.execute(
+        f"""INSERT INTO "{SCHEMA}".{table} ({", ".join(names)}) SELECT {select}
+            FROM unnest({params}) AS u({", ".join(names)}) ON CONFLICT ({conflict}) DO {action}""",
+        *[list(c) for c in zip(*rows, strict=True)],
+    )
+
+
+async def upsert_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str], types: Sequence[str],
+                      rows: Sequence[tuple], conflict: str) -> None:
+    """Upsert whole rows: every column after the key (`conflict`) is replaced."""
+    keys = len(conflict.split(","))
+    await upsert(conn, table, list(zip(columns, types, strict=True)), rows, conflict,
+                 "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[keys:]), ARRAY_EXPR)
+
+
+def note(at: dt.datetime, category: str | None, text: str, *, step: str | None = None,
+         status: str | None = None) -> dict:
+    return {"at": at, "category": category, "step": step, "text": text, "status": status, "detail": None}
+
+
+async def write_notes(conn: asyncpg.Connection, notes: dict[NoteKey, dict],
+                      updates: Sequence[tuple[NoteKey, dict]] = ()) -> None:
+    """Write the batch's new notes, then apply status updates to notes of earlier batches."""
+    remote: list[tuple[NoteKey, dict]] = []
+    for key, change in updates:
+        if key in notes:
+            notes[key].update(change)
+        else:
+            remote.append((key, change))
+    await upsert(conn, "note", [("municipality", "text"), ("channel", "text"), ("scope", "text"), ("day", "date"),
+                                ("kind", "text"), ("ref", "text"), ("at", "timestamptz"), ("category", "text"),
+                                ("step", "text"), ("text", "text"), ("status", "text"), ("detail", "text")],
+                 [(*k, n["at"], n["category"], n["step"], n["text"], n["status"], n["detail"]) for k, n in notes.items()],
+                 "municipality, channel, scope, day, kind, ref",
+                 """UPDATE SET at = EXCLUDED.at, category = EXCLUDED.category, step = EXCLUDED.step, text = EXCLUDED.text,
+                      status = EXCLUDED.status, detail = EXCLUDED.detail""")
+    for key, change in remote:
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change, start=7))
+        await conn.execute(
+            f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = $2 AND scope = $3
+                AND day = $4 AND kind = $5 AND ref = $6""", *key, *change.values())
