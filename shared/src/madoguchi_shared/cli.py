@@ -274,11 +274,29 @@ def nats_credential(
     desk: Annotated[str | None, typer.Option(help="its desk, e.g. chuo-1")] = None,
     municipality: Annotated[str | None, typer.Option(help="municipality code; default from settings")] = None,
     out: Annotated[Path | None, typer.Option(help="write the credential file here (mode 0600) instead of printing it")] = None,
+    edge: Annotated[bool, typer.Option("--edge", help="the laptop's desk edge (services/desk/EDGE.md) instead of its agent; needs --desk")] = False,
 ) -> None:
     """Issue a desk laptop's NATS credential (user and password): it may publish only to its own
-    subject mg.device.<municipality>.agent.<device>. A running embedded nats-server reloads at once."""
+    subject mg.device.<municipality>.agent.<device>. A running embedded nats-server reloads at once.
+    With --edge: the credential of the laptop's desk edge (its desk's desk-days and visits)."""
     settings = Settings()
-    typer.echo(_device_credential(settings, device, municipality or settings.municipality, desk, out))
+    if not edge:
+        typer.echo(_device_credential(settings, device, municipality or settings.municipality, desk, out))
+        return
+    from madoguchi_shared import natsauth
+
+    if not desk:
+        raise typer.BadParameter("--edge needs --desk")
+    identity = natsauth.issue_edge(settings.data_dir.resolve(), device, municipality or settings.municipality, desk)
+    if out is None:
+        typer.echo(identity.credential().rstrip("\n"))
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.touch(mode=0o600)
+    out.chmod(0o600)
+    out.write_text(identity.credential())
+    typer.echo(f"NATS credential of the desk edge on {device} ({identity.user}) written to {out}: "
+               f"MADOGUCHI_EDGE_NATS_CREDENTIAL={out} in its desk-edge.env")
 
 
 @nats_app.command("users")

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["admin", "service", "device", "supervisor"]
+Kind = Literal["admin", "service", "device", "edge", "supervisor"]
 
 # The contexts whose streams a service writes besides admin and the dead letters.
 SERVICE_CONTEXTS: dict[str, tuple[str, ...]] = {
@@ -114,6 +114,9 @@ def permissions(identity: Identity) -> dict:
         return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
     if identity.kind == "supervisor":
         return {"publish": {"allow": ["mg.admin.*.process.>"]}, "subscribe": {"allow": ["_INBOX.>"]}}
+    if identity.kind == "edge":
+        return {"publish": {"allow": ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.MG_DESK", *_edge_publish(identity)]},
+                "subscribe": {"allow": ["_INBOX.>", *_edge_subscribe(identity)]}}
     if identity.kind == "device":
         m, bucket = identity.municipality, POLICY_BUCKET
         return {
@@ -135,6 +138,29 @@ def permissions(identity: Identity) -> dict:
                     "deny": list(_NEVER)},
         "subscribe": {"allow": [">"]},
     }
+
+
+def _edge_publish(identity: Identity) -> list[str]:
+    """A laptop's desk edge (`edge-<device>`, services/desk/EDGE.md), beside its agent: it appends the
+    desk's desk-days and visits (subjects cannot name the desk inside the desk-day token, so any
+    desk-day of its municipality; HQ's domain refuses a desk-day held by another edge), seals free
+    text, reads the calendar, staff and accounts, and sends its heartbeat."""
+    m, desk = identity.municipality, identity.desk
+    kv = [f"KV_{b}" for b in ("mg_staff", "mg_revoked")]
+    return [
+        f"mg.desk.{m}.deskday.*", f"mg.desk.{m}.visit.*", f"mg.edge.{m}.{desk}", f"mg_textkey.{m}.>",
+        "$JS.API.DIRECT.GET.MG_DESK", "$JS.API.DIRECT.GET.MG_ADMIN", "$JS.API.STREAM.INFO.MG_TEXT_KEYS",
+        "$JS.API.DIRECT.GET.MG_TEXT_KEYS", "$JS.API.DIRECT.GET.MG_TEXT_KEYS.>", "$JS.API.STREAM.MSG.GET.MG_TEXT_KEYS",
+        *(f"$JS.API.STREAM.INFO.{s}" for s in kv), *(f"$JS.API.CONSUMER.CREATE.{s}" for s in kv),
+        *(f"$JS.API.CONSUMER.CREATE.{s}.>" for s in kv), *(f"$JS.API.CONSUMER.DELETE.{s}.>" for s in kv),
+        *(f"$JS.API.CONSUMER.INFO.{s}.>" for s in kv),
+        *(f"$JS.API.DIRECT.GET.{s}.>" for s in kv), *(f"$JS.API.STREAM.MSG.GET.{s}" for s in kv), *(f"$JS.FC.{s}.>" for s in kv),
+    ]
+
+
+def _edge_subscribe(identity: Identity) -> list[str]:
+    m = identity.municipality
+    return [f"mg.desk.{m}.calendar.city", f"mg.desk.{m}.deskday.*"]
 
 
 def server_config_path(data_dir: Path) -> Path:
@@ -169,6 +195,18 @@ def issue_device(data_dir: Path, device_id: str, municipality: str, desk: str | 
     """A desk laptop's identity (created once), the server config rewritten, and a running embedded
     nats-server told to reload it (SIGHUP) so the credential is accepted at once."""
     identity = ensure(data_dir, device_user(device_id), "device", municipality=municipality, device=device_id, desk=desk)
+    write_server_config(data_dir)
+    reload_server(data_dir)
+    return identity
+
+
+def edge_user(device_id: str) -> str:
+    return f"edge-{device_id}"
+
+
+def issue_edge(data_dir: Path, device_id: str, municipality: str, desk: str) -> Identity:
+    """The desk edge's identity on a laptop (its own user beside the agent's), accepted at once (reload)."""
+    identity = ensure(data_dir, edge_user(device_id), "edge", municipality=municipality, device=device_id, desk=desk)
     write_server_config(data_dir)
     reload_server(data_dir)
     return identity

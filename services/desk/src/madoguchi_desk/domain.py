@@ -47,6 +47,7 @@ class Ctx:
     desk: Desk | None = None
     hours: DayHours | None = None
     correlation_id: UUID | None = None
+    on_edge: bool = False  # decided by the desk edge on the laptop (EDGE.md), not by HQ
 
     def envelope(self, ward: str | None = None, desk: str | None = None) -> dict[str, Any]:
         return {
@@ -306,6 +307,8 @@ class DeskDay:
     flag_previous: tuple[tuple[UUID, UUID], ...] = ()  # (flagged visit, the visit whose disinfection was missing)
     escalations: dict[int, Escalation] = field(default_factory=dict)
     incidents: dict[int, Incident] = field(default_factory=dict)
+    edge: str | None = None  # the laptop deciding this desk-day's own work (EDGE.md)
+    marked: tuple[ev.EdgeRecordsMarked, ...] = ()
     events: int = 0
 
     @classmethod
@@ -437,6 +440,10 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
             esc = replace(s.escalations[event.escalation_no], status="resolved", resolved_at=at, outcome=event.outcome,
                           resolved_by=event.resolved_by)
             return replace(s, escalations={**s.escalations, esc.no: esc})
+        case ev.EdgeAttached():
+            return replace(s, edge=event.device_id)
+        case ev.EdgeRecordsMarked():
+            return replace(s, marked=(*s.marked, event))
     return s
 
 
@@ -524,6 +531,26 @@ class RecordMask:
 
 
 @dataclass(frozen=True)
+class AttachEdge:
+    """The desk's laptop takes over the desk-day's own work (EDGE.md)."""
+
+    device_id: str
+
+
+@dataclass(frozen=True)
+class MarkEdgeRecords:
+    """Keep and mark what the edge recorded offline after HQ decided otherwise (EDGE.md merge rules)."""
+
+    device_id: str
+    rule: str  # during_suspension | after_day_end
+    decided_at: datetime
+    learned_at: datetime
+    tickets: tuple[int, ...] = ()
+    visit_ids: tuple[UUID, ...] = ()
+    instruction_id: str | None = None
+
+
+@dataclass(frozen=True)
 class CheckStaffing:
     """The periodic DESK-5 evaluation (the service's timer)."""
 
@@ -566,6 +593,12 @@ class RaiseEscalation:
     category: str
     summary: str
     visit_id: UUID | None = None
+
+
+# The desk's own work, decided by its edge once attached (EDGE.md); the manager's day lifecycle,
+# escalation handling and incident steps stay HQ's decisions and are merged.
+EDGE_OWNED: tuple[type, ...] = (IssueTicket, CallNext, Recall, NoShow, Transfer, MarkDisinfected, RaiseEscalation,
+                                CheckIn, CheckOut, StartAbsence, EndAbsence, RecordMask, CheckEquipment)
 
 
 @dataclass(frozen=True)
@@ -675,11 +708,33 @@ def _overlaps_hours(hours: DayHours, start: datetime, end: datetime) -> bool:
     return any(start < e and end > s for s, e in hours.intervals)
 
 
+def _edge_refusal(day: DeskDay, ctx: Ctx) -> Refusal | None:
+    """One writer per desk-day (EDGE.md): once the laptop's edge holds the day, HQ does not decide
+    the desk's own work (its numbering and order live on the laptop, also while offline)."""
+    if day.edge is not None and not ctx.on_edge:
+        return Refusal(f"この窓口はノートPC（{day.edge}）で受付中です。窓口の画面から操作してください。", 409, "edge_holds_desk")
+    return None
+
+
 def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
     env = ctx.envelope(day.ward, day.desk)
     d = {"deskday_id": day.id, **env}
     hours = ctx.hours
+    if isinstance(cmd, EDGE_OWNED) and (refusal := _edge_refusal(day, ctx)):
+        raise refusal
     match cmd:
+        case AttachEdge():
+            if not ctx.on_edge:
+                raise Refusal("ノートPCの窓口エッジだけが接続できます。", 403, "not_edge")
+            if day.edge == cmd.device_id:
+                return []
+            return [ev.EdgeAttached(device_id=cmd.device_id, **d)]
+        case MarkEdgeRecords():
+            if not ctx.on_edge:
+                raise Refusal("ノートPCの窓口エッジだけが記録できます。", 403, "not_edge")
+            return [ev.EdgeRecordsMarked(device_id=cmd.device_id, rule=cmd.rule, instruction_id=cmd.instruction_id,
+                                         decided_at=cmd.decided_at, learned_at=cmd.learned_at, tickets=cmd.tickets,
+                                         visit_ids=cmd.visit_ids, **d)]
         # --- day lifecycle (ORG-3) ---
         case StartDay():
             if day.status in ("started", "halted"):
@@ -767,6 +822,8 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
                 raise Refusal(f"{cmd.staff_id} は従事中ではありません。", 409, "not_on_duty")
             return [ev.MaskStatusRecorded(staff_id=cmd.staff_id, wearing=cmd.wearing, **d)]
         case CheckStaffing():
+            if day.edge is not None and not ctx.on_edge:
+                return []  # the edge's own timer evaluates DESK-5 for its desk: never detected twice
             return staffing_events(day, ctx, "timer")
         # --- queue (DESK-3) and capacity (DESK-2) ---
         case IssueTicket():
@@ -1027,6 +1084,8 @@ PIN_LABELS_JA = {"user_auth": "利用者証明用電子証明書の暗証番号�
 def decide_start_visit(day: DeskDay, cmd: StartVisit, ctx: Ctx) -> list[Event]:
     """The called visitor arrives: the ticket is served (desk-day) and the visit begins (visit).
     DESK-8: flagged when the previous visit's devices were not disinfected yet."""
+    if refusal := _edge_refusal(day, ctx):
+        raise refusal
     t = _ticket(day, cmd.ticket_no)
     if t.status != "called":
         raise Refusal(f"番号札 {t.no} は呼び出し中ではありません。", 409, "not_called")
@@ -1224,6 +1283,9 @@ def desk_status(day: DeskDay, desk: Desk, hours: DayHours, municipality: Municip
                          "raised_at": e.raised_at.isoformat(), "resolved_by": e.resolved_by, "outcome": e.outcome}
                         for e in day.escalations.values()],
         "alerts": alerts(day, hours, now),
+        "edge": day.edge,
+        "marked": [{"rule": m.rule, "instruction_id": m.instruction_id, "decided_at": m.decided_at.isoformat(),
+                    "learned_at": m.learned_at.isoformat(), "tickets": list(m.tickets)} for m in day.marked],
     }
 
 

@@ -62,12 +62,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check
                 await service.staffing_sweep()
 
         task = asyncio.create_task(staffing_timer(), name="desk-staffing-timer")
+
+        async def edge_beat(msg) -> None:
+            service.note_edge(msg.data)
+
+        beats = await app.state.nc.subscribe(f"mg.edge.{municipality.code}.*", cb=edge_beat)
         notices = app.state.notices = NoticeBook(app.state.js, municipality.code)
         await notices.start()
         try:
             yield
         finally:
             await notices.stop()
+            await beats.unsubscribe()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

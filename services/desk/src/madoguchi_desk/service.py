@@ -16,6 +16,8 @@ A command touching two aggregates (start a visit, a card left behind) appends th
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from nats.js import JetStreamContext
 
 from madoguchi_desk import domain as d
 from madoguchi_shared import bus, training
-from madoguchi_shared.calendar import Calendar
+from madoguchi_shared.calendar import TOKYO, Calendar
 from madoguchi_shared.events import SYSTEM, Actor, Event, new_id
 from madoguchi_shared.sealed import TextVault
 from madoguchi_shared.events import desk as ev
@@ -63,6 +65,8 @@ class Appended:
 
 
 class DeskService:
+    on_edge = False  # the desk edge on a laptop decides as the desk's one writer (edge/, EDGE.md)
+
     def __init__(self, nc: NATS, js: JetStreamContext, municipality: Municipality, clock: Clock = system_clock,
                  on_appended: Callable[[list[Appended]], None] | None = None):
         self.nc = nc
@@ -75,6 +79,7 @@ class DeskService:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._calendar: tuple[int, Calendar] | None = None
         self._calendar_watch = None
+        self.edges: dict[str, dict[str, Any]] = {}  # desk -> the last heartbeat of its edge (EDGE.md)
 
     # --- subjects ------------------------------------------------------------------------
 
@@ -245,7 +250,7 @@ class DeskService:
         hours = calendar.hours(day, desk.id)
 
         def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
-            ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id)
+            ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id, self.on_edge)
             return d.decide_deskday(loaded[subject].state, cmd, ctx)
 
         return await self.execute({subject: (d.DeskDay.empty(desk, day), d.evolve_deskday)}, decide, retry=retry,
@@ -299,7 +304,7 @@ class DeskService:
         def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
             if loaded[visit_subject].seq != 0:
                 raise d.Refusal(f"番号札 {ticket_no} の対応はすでに始まっています。", 409, "visit_exists")
-            ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id)
+            ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id, self.on_edge)
             return d.decide_start_visit(loaded[day_subject].state, d.StartVisit(ticket_no, staff_id, may_take_over), ctx)
 
         return await self.execute({day_subject: (d.DeskDay.empty(desk, day), d.evolve_deskday),
@@ -311,7 +316,7 @@ class DeskService:
         subject = self.visit_subject(visit_id)
 
         def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
-            return d.decide_visit(loaded[subject].state, cmd, d.Ctx(self.m, now, actor, correlation_id=correlation_id))
+            return d.decide_visit(loaded[subject].state, cmd, d.Ctx(self.m, now, actor, correlation_id=correlation_id, on_edge=self.on_edge))
 
         return await self.execute({subject: (None, d.evolve_visit)}, decide, retry=False,
                                   versions={subject: version} if version is not None else None)
@@ -325,7 +330,7 @@ class DeskService:
 
         def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
             current = loaded[visit_subject].state
-            ctx = d.Ctx(self.m, now, actor, desk, None, correlation_id)
+            ctx = d.Ctx(self.m, now, actor, desk, None, correlation_id, self.on_edge)
             return d.decide_card_left_behind(loaded[day_subject].state, current, ctx)
 
         return await self.execute({day_subject: (d.DeskDay.empty(desk, day), d.evolve_deskday),
@@ -335,7 +340,7 @@ class DeskService:
         subject = self.calendar_subject
 
         def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
-            return d.decide_calendar(loaded[subject].state, cmd, d.Ctx(self.m, now, actor, correlation_id=correlation_id))
+            return d.decide_calendar(loaded[subject].state, cmd, d.Ctx(self.m, now, actor, correlation_id=correlation_id, on_edge=self.on_edge))
 
         return await self.execute({subject: (d.CityCalendar(), d.evolve_calendar)}, decide, retry=True)
 
@@ -362,7 +367,33 @@ class DeskService:
         # summaries and outcomes are stored sealed: shown decrypted, or 「削除済み」 once erased
         await self.vault.reveal_all(self.m.code, out.get("escalations", []), "summary", "outcome")
         out["version"] = loaded.seq
+        out["edge_link"] = self.edge_link(desk.id)
         return out
+
+    # --- desk edges on the laptops (EDGE.md) ------------------------------------------------------
+
+    def note_edge(self, data: bytes) -> None:
+        """A heartbeat of a desk's edge (core NATS `mg.edge.<m>.<desk>`); anything malformed is ignored."""
+        try:
+            beat = json.loads(data)
+            desk, pending, every = str(beat["desk"]), int(beat["pending"]), float(beat.get("every", 2.0))
+            self.m.desk(desk)
+        except (ValueError, KeyError, TypeError):
+            return
+        self.edges[desk] = {"device": str(beat.get("device", ""))[:64], "pending": pending, "every": max(0.5, min(every, 60.0)),
+                            "seen_at": self.clock(), "seen_mono": time.monotonic(), "waiting": beat.get("waiting")}
+
+    def edge_link(self, desk_id: str) -> dict[str, Any] | None:
+        """HQ's view of a desk's edge: online, or offline since its last heartbeat (with the queue HQ
+        last received from it, which the status shows)."""
+        seen = self.edges.get(desk_id)
+        if seen is None:
+            return None
+        silent = time.monotonic() - seen["seen_mono"] > 3 * seen["every"] + 1.0
+        since = seen["seen_at"].astimezone(TOKYO)
+        return {"device": seen["device"], "online": not silent, "pending_at_last_contact": seen["pending"],
+                "offline_since": since.isoformat() if silent else None,
+                "label_ja": f"オフライン（{since:%H:%M} から）" if silent else "オンライン"}
 
 
 class _PartialConflict(Exception):

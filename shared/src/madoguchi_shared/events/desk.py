@@ -449,6 +449,31 @@ class EscalationResolved(_DayEvent):
     resolved_by: Literal["manager", "city"]
 
 
+# the desk edge on the laptop (issue 21; services/desk/EDGE.md)
+
+
+class EdgeAttached(_DayEvent):
+    """The desk's laptop (its desk edge) decides the desk-day's own work from now on, online or
+    offline: HQ refuses those commands for this desk-day and leaves its DESK-5 timer to the edge."""
+
+    type: Literal["desk.edge_attached"] = "desk.edge_attached"
+    device_id: Ident
+
+
+class EdgeRecordsMarked(_DayEvent):
+    """Records the edge made while offline after HQ had decided otherwise (a city suspension, the
+    manager's day-end confirmation): kept, and marked here (EDGE.md, merge rules). Never an edit."""
+
+    type: Literal["desk.edge_records_marked"] = "desk.edge_records_marked"
+    device_id: Ident
+    rule: Literal["during_suspension", "after_day_end"]
+    instruction_id: Ident | None = None
+    decided_at: Instant  # when HQ's decision took effect (the suspension's start, the day-end confirmation)
+    learned_at: Instant  # when the desk learned of it (the rule applies from then on)
+    tickets: tuple[Annotated[int, Field(ge=1, le=9_999)], ...] = Field(default=(), max_length=10_000)
+    visit_ids: tuple[UUID, ...] = Field(default=(), max_length=10_000)
+
+
 # --- visit: mg.desk.<m>.visit.<uuid7> ------------------------------------------------------------
 
 
