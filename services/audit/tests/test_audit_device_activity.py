@@ -54,6 +54,15 @@ async def test_counts_per_desk_and_pc_with_a_link_to_the_timeline(settings, muni
                                      headers=await _auth(js, app_settings, municipality, "A1", Role.auditor))).json()
         assert [rec["type"] for rec in timeline["records"]] == ["device.process_started"] * 3 + [
             "device.file_activity", "device.session_changed"]
+        # the manager's own timeline of one PC: time and kind only, newest first, heartbeats left out
+        line = (await client.get("/v1/audit/device-activity/chuo-1-pc/timeline", headers=manager)).json()
+        assert [e["type"] for e in line["events"]] == ["session_changed", "file_activity"] + ["process_started"] * 3
+        assert all(set(e) == {"position", "at", "type", "desk", "ward"} for e in line["events"])  # no data fields
+        beats = (await client.get("/v1/audit/device-activity/kita-1-pc/timeline", headers=manager,
+                                  params={"routine": "true"})).json()
+        assert [e["type"] for e in beats["events"]].count("heartbeat") == 4
+        hidden = await client.get("/v1/audit/device-activity/chuo-1-pc/timeline", headers=kita_manager)
+        assert hidden.status_code == 200 and hidden.json()["events"] == []  # another ward's PC
         mine = (await client.get("/v1/audit/device-activity", headers=kita_manager)).json()
         assert [pc["device_id"] for pc in mine["pcs"]] == ["kita-1-pc"]  # a ward manager sees their ward
         refused = await client.get("/v1/audit/device-activity", headers=kita_manager, params={"ward": "chuo"})
@@ -62,3 +71,5 @@ async def test_counts_per_desk_and_pc_with_a_link_to_the_timeline(settings, muni
         assert (await client.get("/v1/audit/device-activity", headers=supporter)).status_code == 403
     recorded = [s.event for s in await bus.load(nc, f"mg.audit.{municipality}.query.{body['query_id']}")]
     assert recorded and recorded[0].endpoint == "device_activity" and recorded[0].result_count == 10
+    read = [s.event for s in await bus.load(nc, f"mg.audit.{municipality}.query.{line['query_id']}")]
+    assert read and read[0].filters.device == "chuo-1-pc" and read[0].result_count == 5

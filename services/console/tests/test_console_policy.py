@@ -142,3 +142,48 @@ def test_the_form_round_trips_the_policy_and_refuses_bad_lines():
     assert "card_left_minutes" in refused(card_left_minutes="0")
     assert "enforce" in refused(enforce="maybe")
     assert "allow" in refused(allow="/home/s/１２３４５６７８９０１８/*")  # a My Number, full-width
+
+
+async def test_hq_sees_each_pcs_counts_and_timeline(new_page, staff, login, js, stack_municipality, screen_check,
+                                                    screenshots):
+    import asyncio
+    from datetime import UTC, datetime
+
+    from madoguchi_shared.events import Actor, Role
+    from madoguchi_shared.events import device as dev
+
+    m = stack_municipality
+    now = datetime.now(UTC)
+    pc = dict(municipality=m, ward="higashi", desk="higashi-1", device_id="higashi-1-pc", occurred_at=now,
+              actor=Actor(id="higashi-1-pc", role=Role.device))
+    await bus.publish_many(js, [
+        *[dev.ProcessStarted(pid=100 + i, name="chromium", allowed=True, source="netlink", **pc) for i in range(3)],
+        dev.FileActivity(root="desktop", path="memo.txt", action="created", **pc),
+        dev.SessionChanged(action="logon", session="2", os_uid=1000, **pc),
+        dev.ProcessViolation(pid=7, name="game", enforce=True, enforced=True, **pc),
+        dev.Heartbeat(agent_version="1", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True, uptime_s=1, **pc),
+    ])
+    await staff("M-activity", "manager")
+    page = await new_page(**SMALL)
+    await login(page, "M-activity")
+    await page.goto("/policy")
+    await page.get_by_role("link", name="窓口PCの記録").click()
+    row = page.locator("[data-testid=device-counts] tr[data-device=higashi-1-pc]")
+    for _ in range(60):  # the audit service ingests the events in its own time
+        if await row.count():
+            break
+        await asyncio.sleep(0.5)
+        await page.reload()
+    cells = [c.strip() for c in await row.locator("td").all_inner_texts()]
+    assert cells[:9] == ["東区", "higashi-1-pc", "3", "1", "1", "0", "0", "0", "1"]
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 1024
+    await screen_check(page, "窓口PCの記録")
+    await row.get_by_role("link", name="時系列").click()
+    await page.wait_for_load_state("domcontentloaded")
+    timeline = await page.inner_text("[data-testid=device-timeline]")
+    assert timeline.count("プログラム起動") == 3 and "許可されていないアプリケーション" in timeline
+    assert "ファイル操作" in timeline and "ログオン・ロック" in timeline and "稼働通知" not in timeline
+    assert "memo" not in timeline and "chromium" not in timeline  # kinds and times only, never names
+    await screen_check(page, "窓口PCの時系列")
+    await page.screenshot(path=str(screenshots / "policy-activity-1024.png"), full_page=True)
+    assert not screen_check.problems, screen_check.problems

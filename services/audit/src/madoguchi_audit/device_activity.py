@@ -1,6 +1,7 @@
 """HQ's view of the desk PCs' activity (SEC-2 "every operation"): per desk and PC, how many of
-each device event the log holds for a day, with the first and last time; the timeline itself is
-the auditors' record search (`/v1/audit/records?desk=...&event_type=device.&hide_routine=true`).
+each device event the log holds for a day, with the first and last time, and one PC's timeline of
+the day (time and kind of each event, for the manager); the events' details are the auditors'
+record search (`/v1/audit/records?desk=...&event_type=device.&hide_routine=true`).
 
 Kept apart from api.py. Like every read of the log, the query is recorded (audit.query_performed)
 before the answer leaves. Managers see the counts of their municipality (and wards); auditors too.
@@ -74,4 +75,47 @@ async def device_activity(request: Request, principal: HqReader, pool: Pool, aud
                      "device": pc["device_id"], "event_type": "device.", "hide_routine": "true",
                      "time_from": start.isoformat(), "time_to": end.isoformat()})}
                 for pc in pcs.values()],
+    }
+
+
+# What a timeline row shows: when and what kind, never the event's data (no paths, names or
+# programs here); an auditor reads those, redacted as stored, in the record search.
+TIMELINE_LIMIT = 500
+
+
+@router.get("/device-activity/{device_id}/timeline")
+async def device_timeline(request: Request, device_id: Ident, principal: HqReader, pool: Pool, audit: Audit, js: Js,
+                          day: Annotated[date | None, Query(alias="date", description="default: today (Asia/Tokyo)")] = None,
+                          routine: Annotated[bool, Query(description="include heartbeats")] = False) -> dict[str, Any]:
+    """One PC's device events of a day, newest first (time and type); for the manager at HQ, who
+    may not read the records themselves."""
+    day = day or datetime.now(TOKYO).date()
+    start = datetime.combine(day, time(0), TOKYO)
+    end = start + timedelta(days=1)
+    args: list[Any] = [principal.municipality, device_id, start, end]
+    where = ["municipality = $1", "device_id = $2", "occurred_at >= $3", "occurred_at < $4", "type LIKE 'device.%'"]
+    if not routine:
+        where.append("type NOT IN ('device.heartbeat', 'device.synthetic_load')")
+    if principal.wards:
+        args.append(list(principal.wards))
+        where.append(f"ward = ANY(${len(args)})")
+    sql = (f'SELECT position, occurred_at, type, desk, ward FROM "{audit.schema_name}".log '
+           f'WHERE {" AND ".join(where)} ORDER BY position DESC LIMIT {TIMELINE_LIMIT + 1}')
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(f"SET LOCAL ROLE {READER}")
+        rows = await conn.fetch(sql, *args)
+    more, rows = len(rows) > TIMELINE_LIMIT, rows[:TIMELINE_LIMIT]
+    filters = QueryFilters(log_id=audit.log_id, time_from=start, time_to=end, device=device_id, event_type="device.",
+                           hide_routine=not routine)
+    positions = sorted(r["position"] for r in rows)
+    query_id = new_id()
+    await bus.append(js, QueryPerformed(
+        municipality=principal.municipality, actor=principal.actor, correlation_id=correlation_id(request),
+        query_id=str(query_id), endpoint="device_activity", filters=filters, result_count=len(rows),
+        first_position=positions[0] if positions else None, last_position=positions[-1] if positions else None))
+    return {
+        "query_id": str(query_id), "date": day.isoformat(), "device_id": device_id, "more": more,
+        "events": [{"position": r["position"], "at": r["occurred_at"].isoformat(), "type": r["type"].removeprefix("device."),
+                    "desk": r["desk"], "ward": r["ward"]}
+                   for r in rows],
     }

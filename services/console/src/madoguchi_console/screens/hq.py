@@ -34,6 +34,9 @@ ALERT_RULES = {
     "card_left_behind": "カードの置き忘れ", "no_supporter_on_duty": "支援員不在", "no_operator_seated": "オペレーター不在",
     "desk_pc_silent": "窓口PCの応答なし", "desk_capacity": "来訪者数の閾値", "call_capacity": "入電数の閾値",
     "callback_overdue": "折り返し期限超過", "repeated_access_denied": "権限外アクセスの繰り返し",
+    "monitoring_gap": "監視されていない項目（エージェントが接続できない等）", "agent_stopped": "監視エージェントの停止",
+    "agent_unclean_restart": "監視エージェントの異常終了", "notice_declined": "監視の告知に不同意",
+    "file_not_scanned": "検査できなかったファイル",
 }
 ESC_STATUS = {"raised": "未対応", "acknowledged": "対応中", "escalated_to_city": "市へ報告済み", "resolved": "解決済み"}
 

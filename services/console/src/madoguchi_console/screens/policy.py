@@ -23,7 +23,7 @@ from madoguchi_shared import device_policy as p
 from madoguchi_shared.pii import find_personal_data
 from madoguchi_shared.web import correlation_id
 
-from madoguchi_console.deps import PolicySession, Session
+from madoguchi_console.deps import Api, PolicySession, Session
 from madoguchi_console.forms import FormValues, read_form
 from madoguchi_console.views import render, set_flash
 
@@ -235,3 +235,60 @@ async def policy_remove(request: Request, session: PolicySession):
     set_flash(response, "この窓口個別のポリシーはありませんでした。" if now is None
               else f"この窓口個別のポリシーを削除しました。窓口共通のポリシー（版 {now.version}）に従います。")
     return response
+
+
+# --- what the desk PCs did (issue 17 §3: HQ shows per desk a timeline and counts) ---------------
+
+EVENT_LABELS = {
+    "agent_started": "監視エージェント開始", "agent_stopped": "監視エージェント停止", "heartbeat": "稼働通知",
+    "policy_applied": "ポリシー適用", "policy_changed": "ポリシー変更", "outbox_size_alarm": "未送信記録の増加",
+    "monitoring_notice_shown": "監視の告知を表示", "monitoring_notice_acknowledged": "監視の告知に同意",
+    "monitoring_notice_declined": "監視の告知に不同意", "monitoring_gap": "監視されていない項目",
+    "process_started": "プログラム起動", "session_changed": "ログオン・ロック", "file_activity": "ファイル操作",
+    "file_not_scanned": "検査できなかったファイル", "print_job": "印刷", "reader_attached": "カード読取機の接続",
+    "reader_detached": "カード読取機の取り外し", "card_inserted": "カード挿入", "card_removed": "カード取り出し",
+    "card_left_in_reader": "カードの置き忘れ", "process_violation": "許可されていないアプリケーション",
+    "usb_device_attached": "USB機器の接続", "usb_device_removed": "USB機器の取り外し",
+    "usb_violation": "許可されていないUSB機器", "personal_data_file_found": "個人情報を含むファイル",
+    "synthetic_load": "試験用の記録",
+}
+# The table's columns: a label and the event kinds it counts; `warn` columns are shown as problems.
+COUNT_COLUMNS = (
+    ("プログラム起動", ("process_started",), False),
+    ("ファイル操作", ("file_activity",), False),
+    ("ログオン・ロック", ("session_changed",), False),
+    ("印刷", ("print_job",), False),
+    ("USB接続", ("usb_device_attached",), False),
+    ("カード挿入", ("card_inserted",), False),
+    ("違反・警報", ("process_violation", "usb_violation", "personal_data_file_found", "card_left_in_reader",
+                 "monitoring_notice_declined"), True),
+    ("監視の欠落", ("monitoring_gap", "file_not_scanned"), True),
+)
+WARN_TYPES = {t for _, kinds, warn in COUNT_COLUMNS if warn for t in kinds}
+
+
+@router.get("/policy/activity")
+async def activity_page(request: Request, session: PolicySession, api: Api, date: str | None = None,
+                        device: str | None = None):
+    """Per desk and PC: how many programs, files, logons, prints, USB devices, cards, violations and
+    gaps the log holds for a day, and one PC's timeline (time and kind of every event)."""
+    from datetime import date as date_
+
+    params: dict[str, str] = {}
+    if date:
+        try:
+            params["date"] = date_.fromisoformat(date).isoformat()
+        except ValueError:
+            return render(request, "error.html", 422, title="入力内容に誤りがあります", detail="日付の形式が正しくありません。")
+    if device is not None and not IDENT.match(device):
+        return _not_found(request)
+    counts = await api.get("audit", "/v1/audit/device-activity", params)
+    timeline = None
+    if device:
+        timeline = await api.get("audit", f"/v1/audit/device-activity/{device}/timeline", params)
+    rows = []
+    for pc in counts.get("pcs", []):
+        cells = [sum(pc["counts"].get(k, 0) for k in kinds) for _, kinds, _ in COUNT_COLUMNS]
+        rows.append({**pc, "cells": cells})
+    return render(request, "policy_activity.html", active="policy", day=counts.get("date"), rows=rows,
+                  columns=COUNT_COLUMNS, timeline=timeline, device=device, labels=EVENT_LABELS, warn_types=WARN_TYPES)
