@@ -99,3 +99,79 @@ async def test_sink_mode_pauses_and_resumes(nc, js, municipality):
         assert [m.seq for m in got] == sorted({m.seq for m in got}) and len(got) == 50
     finally:
         await r.stop()
+
+
+def _hmsg(subject: bytes, sid: int, reply: bytes, headers: bytes, data: bytes) -> bytes:
+    total = len(headers) + len(data)
+    return b"HMSG %s %d %s %d %d\r\n%s%s\r\n" % (subject, sid, reply, len(headers), total, headers, data)
+
+
+async def test_fast_parser_frames_deliveries_across_split_reads_and_passes_everything_else_on():
+    """The bulk path must frame messages cut anywhere by the socket, keep their order, and hand every other
+    message and protocol line to nats-py as its own parser would."""
+
+    class Conn:  # what nats-py's parser calls on its client
+        def __init__(self):
+            self.seen: list = []
+
+        async def _process_msg(self, sid, subject, reply, data, headers):
+            self.seen.append(("msg", sid, subject, reply, data, headers))
+
+        async def _process_ping(self):
+            self.seen.append(("ping",))
+
+        async def _process_pong(self):
+            self.seen.append(("pong",))
+
+        async def _process_info(self, info):
+            self.seen.append(("info", info["server_id"]))
+
+        async def _process_err(self, err):
+            self.seen.append(("err", err))
+
+    hdr = b"NATS/1.0\r\nNats-Msg-Id: e1\r\nMg-Type: admin.x\r\n\r\n"
+    wire = (_hmsg(b"mg.admin.1.a", 7, b"$JS.ACK.MG_ADMIN.c.1.41.1.1700000000.2", hdr, b'{"a":1}')
+            + b"PING\r\n"
+            + _hmsg(b"mg.admin.1.b", 7, b"$JS.ACK.MG_ADMIN.c.1.42.2.1700000000.1", hdr, b'{"b":2}')
+            + b"MSG other.subject 9 _INBOX.r 3\r\nabc\r\n"
+            + b'INFO {"server_id":"S1"}\r\n'
+            + _hmsg(b"mg.admin.1.c", 7, b"$JS.ACK.MG_ADMIN.c.1.43.3.1700000000.0", hdr, b"")
+            + b"HMSG _INBOX.x 7 32 32\r\nNATS/1.0 408 Request Timeout\r\n\r\n\r\n"
+            + b"+OK\r\n")
+    for step in (1, 2, 7, 64, len(wire)):
+        conn = Conn()
+        parser = reader._FastParser(conn)
+        got: list = []
+
+        async def bulk(deliveries, got=got):
+            got.append(list(deliveries))
+
+        parser.bulk[7] = bulk
+        for i in range(0, len(wire), step):
+            await parser.parse(wire[i:i + step])
+        flat = [d for chunk in got for d in chunk]
+        status = flat.pop()
+        assert status[1] == b"" and reader.parse_headers(status[2]) == {"Status": "408", "Description": "Request Timeout"}
+        assert [(s, r.split(b".")[5], data) for s, r, _, data in flat] == [
+            (b"mg.admin.1.a", b"41", b'{"a":1}'), (b"mg.admin.1.b", b"42", b'{"b":2}'), (b"mg.admin.1.c", b"43", b"")]
+        assert reader.parse_headers(flat[0][2]) == {"Nats-Msg-Id": "e1", "Mg-Type": "admin.x"}
+        assert conn.seen == [("ping",), ("msg", 9, b"other.subject", b"_INBOX.r", b"abc", None), ("info", "S1")]
+        assert not parser.buf
+
+
+async def test_batch_sink_gets_every_message_once_in_order(nc, js, municipality):
+    flt = subjects.context_filter("admin", municipality)
+    await bus.publish_many(js, events(municipality, 3000))
+    got: list[reader.StoredMessage] = []
+    r = reader.Reader(nc, "MG_ADMIN", [flt], batch=500, depth=3, batch_sink=got.extend)
+    await r.start()
+    try:
+        for _ in range(200):
+            if len(got) >= 3000:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await r.stop()
+    assert len(got) == 3000 and [m.seq for m in got] == sorted({m.seq for m in got})
+    assert got[-1].pending == 0 and got[0].headers["Mg-Type"] == "admin.training_item_completed"
+    assert [parse_event(m.data).staff_id for m in got[:5]] == [f"S{i}" for i in range(5)]

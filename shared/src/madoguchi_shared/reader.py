@@ -6,9 +6,13 @@ through this module. The technique is the ceiling measured in ARCHITECTURE ("Mea
 - an ephemeral consumer with AckNone, started at the first sequence wanted (the stored position
   + 1), filtered by subjects built with `madoguchi_shared.subjects`;
 - raw `$JS.API.CONSUMER.MSG.NEXT` requests of `batch` messages kept `depth` deep;
-- a core subscription callback that only reads the stream sequence and the pending count from the
-  reply subject (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`) and hands a
-  typed `StoredMessage` to a buffer (or to the owner's `sink`).
+- the deliveries are framed straight off the socket (`_FastParser`, installed on the connection:
+  nats-py's parser with a bulk path for the readers' inboxes), so a chunk of the socket becomes a
+  list of typed `StoredMessage`s in one go — no nats-py `Msg`, no per-message queue or task; the
+  stream sequence and the pending count come from the reply subject
+  (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`). They go to a buffer,
+  to the owner's `sink` (one message at a time) or `batch_sink` (a list per socket read: the
+  fastest, e.g. the audit reconciliation reading a million messages).
 
 No acknowledgements: the position a consumer stores with its effects is the truth; a redelivery
 (a new consumer, a replay) is skipped by whoever applies, by sequence.
@@ -27,32 +31,47 @@ import collections
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from nats.aio.client import Client as NATS
+from nats.errors import ProtocolError
 from nats.js import api
 from nats.js.errors import NotFoundError
+from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
 from madoguchi_shared.logging import get_logger
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
 class StoredMessage:
     """One message as the stream stores it.
 
     `pending` is how many more messages the consumer's filter matched in the stream when this one
-    was delivered (0: this was the last one there was).
+    was delivered (0: this was the last one there was). `headers` is read from the header block
+    the first time it is asked for (most readers never look).
     """
 
-    stream: str
-    seq: int
-    subject: str
-    headers: dict[str, str] | None
-    data: bytes
-    pending: int = 0
+    __slots__ = ("stream", "seq", "subject", "_headers", "data", "pending")
+
+    def __init__(self, stream: str, seq: int, subject: str, headers: dict[str, str] | bytes | None, data: bytes,
+                 pending: int = 0):
+        self.stream = stream
+        self.seq = seq
+        self.subject = subject
+        self._headers = headers
+        self.data = data
+        self.pending = pending
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        h = self._headers
+        if isinstance(h, bytes):
+            h = self._headers = parse_headers(h)
+        return h
+
+    def __repr__(self) -> str:
+        return f"StoredMessage({self.stream!r}, seq={self.seq}, subject={self.subject!r}, pending={self.pending})"
 
 
 def parse_ack_reply(reply: str) -> tuple[int, int, int] | None:
@@ -67,17 +86,131 @@ def parse_ack_reply(reply: str) -> tuple[int, int, int] | None:
     return None
 
 
+def parse_headers(raw: bytes | None) -> dict[str, str] | None:
+    """A NATS header block (`NATS/1.0[ status description]\r\nName: Value\r\n...`) as nats-py reads it:
+    names kept as sent, values stripped; the status line as `Status` / `Description`."""
+    if not raw:
+        return None
+    lines = raw.split(b"\r\n")
+    out: dict[str, str] = {}
+    first = lines[0].split(b" ", 2)
+    if len(first) > 1 and first[1]:
+        out["Status"] = first[1].decode()
+        if len(first) > 2 and first[2].strip():
+            out["Description"] = first[2].strip().decode("utf-8", "replace")
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            out[name.strip().decode("ascii", "replace")] = value.strip().decode("utf-8", "replace")
+    return out or None
+
+
+# A delivery framed by _FastParser: (subject, reply, header block or None, payload).
+Delivery = tuple[bytes, bytes, "bytes | None", bytes]
+
+
+class _FastParser(Parser):
+    """nats-py's protocol parser with a bulk path: every MSG/HMSG is framed here (split, not regex);
+    those for a registered subscription id go, a whole socket read at a time, to its handler as a list
+    of `Delivery`; any other message goes to nats-py's own `_process_msg`, and every other protocol
+    line (PING, PONG, INFO, +OK, -ERR) to nats-py's parser, one line at a time, in order.
+    """
+
+    def __init__(self, nc=None) -> None:
+        super().__init__(nc)
+        self.bulk: dict[int, Callable[[list[Delivery]], Awaitable[None]]] = {}
+
+    async def parse(self, data: bytes = b"") -> None:
+        buf = self.buf
+        buf.extend(data)
+        if self.state != AWAITING_CONTROL_LINE:  # left mid-message by the parser this one replaced
+            await super().parse()
+            buf = self.buf
+            if self.state != AWAITING_CONTROL_LINE:
+                return
+        bulk, pos, size = self.bulk, 0, len(buf)
+        sid_now, pending = -1, []  # consecutive deliveries for one bulk subscription
+        try:
+            while pos < size:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                op = buf[pos]
+                if op == 72 or op == 77:  # H(MSG) / M(SG)
+                    args = bytes(buf[pos:eol]).split()
+                    if args[0] == b"HMSG" and len(args) in (5, 6):
+                        subject, sid, hlen, tlen = args[1], int(args[2]), int(args[-2]), int(args[-1])
+                        reply = args[3] if len(args) == 6 else b""
+                    elif args[0] == b"MSG" and len(args) in (4, 5):
+                        subject, sid, hlen, tlen = args[1], int(args[2]), 0, int(args[-1])
+                        reply = args[3] if len(args) == 5 else b""
+                    else:
+                        raise ProtocolError("nats: malformed MSG")
+                    start = eol + 2
+                    stop = start + tlen
+                    if stop + 2 > size:
+                        break  # the rest of this message is still on its way
+                    hdr = bytes(buf[start:start + hlen]) if hlen else None
+                    payload = bytes(buf[start + hlen:stop])
+                    pos = stop + 2
+                    if sid in bulk:
+                        if sid != sid_now and pending:
+                            await bulk[sid_now](pending)
+                            pending = []
+                        sid_now = sid
+                        pending.append((subject, reply, hdr, payload))
+                        continue
+                    if pending:
+                        await bulk[sid_now](pending)
+                        pending = []
+                    await self.nc._process_msg(sid, subject, reply, payload, hdr)
+                    continue
+                line = bytes(buf[pos:eol + 2])
+                if line.startswith(b"INFO") or line.startswith(b"-ERR") or op in (43, 80):  # +OK, PING/PONG
+                    pos = eol + 2
+                    if pending:
+                        await bulk[sid_now](pending)
+                        pending = []
+                    self.buf = bytearray(line)
+                    try:
+                        await super().parse()
+                    finally:
+                        self.buf = buf
+                    continue
+                raise ProtocolError("nats: unknown protocol")
+        finally:
+            del buf[:pos]
+        if pending and sid_now in bulk:
+            await bulk[sid_now](pending)
+
+
+def fast_parser(nc: NATS) -> _FastParser:
+    """The connection's parser, replaced once by `_FastParser` (which takes over its buffer and state)."""
+    current = nc._ps
+    if isinstance(current, _FastParser):
+        return current
+    fast = _FastParser(nc)
+    fast.buf, fast.state, fast.needed = current.buf, current.state, current.needed
+    fast.header_needed, fast.msg_arg = current.header_needed, current.msg_arg
+    nc._ps = fast
+    return fast
+
+
 class Reader:
     """An ack-less pull over one stream from `start_seq`, filtered by `filters`.
 
     Use as `async with Reader(...) as r:` and `await r.next_batch()`; or give a `sink` that gets
-    every message from the subscription callback (it must not block) and drive `watchdog()`.
+    every message, or a `batch_sink` that gets them a list at a time, from the connection's read
+    loop (neither may block), and drive `watchdog()`.
     """
 
     def __init__(self, nc: NATS, stream: str, filters: Sequence[str], *, start_seq: int = 1, batch: int = 1000,
-                 depth: int = 2, expires: float = 1.0, sink: Callable[[StoredMessage], None] | None = None):
+                 depth: int = 2, expires: float = 1.0, sink: Callable[[StoredMessage], None] | None = None,
+                 batch_sink: Callable[[list[StoredMessage]], None] | None = None):
         if not filters:
             raise ValueError("a reader needs at least one filter subject")
+        if sink is not None and batch_sink is not None:
+            raise ValueError("give a sink or a batch_sink, not both")
         self.nc = nc
         self.js = nc.jetstream()
         self.stream = stream
@@ -86,6 +219,7 @@ class Reader:
         self.depth = depth
         self.expires = expires
         self.sink = sink
+        self.batch_sink = batch_sink
         self.last_seq = max(0, start_seq - 1)  # the last sequence handed out
         self.pending = 0  # what the server still held for us, as of the last delivery
         self.consumer_seq = 0
@@ -101,15 +235,21 @@ class Reader:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> Reader:
+        parser = fast_parser(self.nc)
         self._inbox = self.nc.new_inbox()
+        # nats-py keeps the subscription (and re-subscribes it after a reconnect); its deliveries are framed
+        # by the fast parser and handed over in bulk. The callback only sees one if the connection's previous
+        # parser was mid-read when the fast one took over.
         self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1,
                                             pending_bytes_limit=-1)
+        parser.bulk[self._sub._id] = self._on_deliveries
         await self._create_consumer()
         await self._top_up()
         return self
 
     async def stop(self) -> None:
         if self._sub is not None:
+            fast_parser(self.nc).bulk.pop(self._sub._id, None)
             with contextlib.suppress(Exception):  # the connection may be gone
                 await self._sub.unsubscribe()
             self._sub = None
@@ -150,8 +290,9 @@ class Reader:
         if self.consumer is None or self._sub is None:
             return
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}"
+        owner_paces = self.sink is not None or self.batch_sink is not None
         while (not self.paused and len(self._requests) < self.depth
-               and (self.sink is not None or len(self._buffer) < 2 * self.batch)):
+               and (owner_paces or len(self._buffer) < 2 * self.batch)):
             self._requests.append(self.batch)
             payload = json.dumps({"batch": self.batch, "expires": int(self.expires * 1e9)}).encode()
             await self.nc.publish(subject, payload, reply=self._inbox)
@@ -164,13 +305,7 @@ class Reader:
             self.pending = pending
             self.consumer_seq = max(self.consumer_seq, cseq)
             if seq > self.last_seq:
-                self.last_seq = seq
-                stored = StoredMessage(self.stream, seq, msg.subject, msg.headers, msg.data, pending)
-                if self.sink is not None:
-                    self.sink(stored)
-                else:
-                    self._buffer.append(stored)
-                    self._arrived.set()
+                self._hand_over([StoredMessage(self.stream, seq, msg.subject, msg.headers, msg.data, pending)], seq, 1)
             if self._requests:
                 self._requests[0] -= 1
                 if self._requests[0] <= 0:
@@ -178,7 +313,66 @@ class Reader:
                     await self._top_up()
             return
         headers = msg.headers or {}
-        status = headers.get("Status", "")
+        await self._status(headers.get("Status", ""), headers.get("Description", ""))
+
+    async def _on_deliveries(self, deliveries: list[Delivery]) -> None:
+        """A socket read's worth of deliveries (the fast parser's bulk path)."""
+        self._heard = time.monotonic()
+        stream, last, out, counted = self.stream, self.last_seq, [], 0
+        for subject, reply, hdr, data in deliveries:
+            if reply[:8] != b"$JS.ACK.":
+                if out or counted:
+                    last = self._hand_over(out, last, counted)
+                    await self._account(counted)
+                    out, counted = [], 0
+                headers = parse_headers(hdr) or {}
+                await self._status(headers.get("Status", ""), headers.get("Description", ""))
+                continue
+            t = reply.split(b".")
+            if len(t) == 9:
+                seq, cseq, pending = int(t[5]), int(t[6]), int(t[8])
+            elif len(t) >= 12:
+                seq, cseq, pending = int(t[7]), int(t[8]), int(t[10])
+            else:
+                continue
+            counted += 1
+            if cseq > self.consumer_seq:
+                self.consumer_seq = cseq
+            self.pending = pending
+            if seq > last:
+                last = seq
+                out.append(StoredMessage(stream, seq, subject.decode(), hdr, data, pending))
+        if out or counted:
+            self._hand_over(out, last, counted)
+            await self._account(counted)
+
+    def _hand_over(self, out: list[StoredMessage], last: int, counted: int) -> int:
+        self.last_seq = last
+        if out:
+            if self.batch_sink is not None:
+                self.batch_sink(out)
+            elif self.sink is not None:
+                for m in out:
+                    self.sink(m)
+            else:
+                self._buffer.extend(out)
+                self._arrived.set()
+        return last
+
+    async def _account(self, delivered: int) -> None:
+        """`delivered` messages of the outstanding requests arrived; ask for more once a request is done."""
+        done = False
+        while delivered and self._requests:
+            take = min(delivered, self._requests[0])
+            self._requests[0] -= take
+            delivered -= take
+            if self._requests[0] <= 0:
+                self._requests.popleft()
+                done = True
+        if done:
+            await self._top_up()
+
+    async def _status(self, status: str, description: str) -> None:
         if status == "100":  # heartbeat
             return
         if self._requests:
@@ -187,7 +381,6 @@ class Reader:
             self.pending = 0
             await self._top_up()
             return
-        description = headers.get("Description", "")
         if status == "409" and "Deleted" in description:
             log.warning("reader.consumer_deleted", stream=self.stream, after=self.last_seq)
             self.consumer = None  # the watchdog re-creates it
@@ -288,4 +481,4 @@ async def read_all(nc: NATS, filters: str | Sequence[str], start_seq: int = 1, *
                     return
 
 
-__all__ = ["StoredMessage", "Reader", "read_all", "parse_ack_reply"]
+__all__ = ["StoredMessage", "Reader", "read_all", "parse_ack_reply", "parse_headers", "fast_parser"]

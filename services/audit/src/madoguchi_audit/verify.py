@@ -403,7 +403,7 @@ async def verify_db(conn: asyncpg.Connection, schema: str, log_id: str, checkpoi
         report.from_position = start
         check = ChainCheck(start, prev, cps)
         total = max(0, (last or 0) - start + 1)
-        extra = ", stream, stream_seq, sha256(data)" if index is not None else ""
+        extra = ", stream, stream_seq, octet_length(data)" if index is not None else ""
         cursor = await conn.cursor(
             f"SELECT position, prev_hash || {chain.HEADER_SQL} || data, hash{extra} FROM {q}.log "
             "WHERE position >= $1 ORDER BY position", start)
