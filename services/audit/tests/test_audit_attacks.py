@@ -135,21 +135,29 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
             assert f"({want_stream[0]} seq {want_stream[1]})" in head, (name, out)
         return out
 
+    def at(position: int) -> tuple[str, int]:
+        return where[position]["stream"], where[position]["stream_seq"]
+    async with pg_pool.acquire() as conn:
+        where = {r["position"]: r for r in await conn.fetch(
+            f'SELECT position, stream, stream_seq FROM "{audit.schema_name}".log WHERE position IN (57, 58, 70, 101)')}
+
     # 1. edit a field of an event (the chain breaks there; the streams say which message)
-    await attack("edit", ["UPDATE {t} SET data = convert_to(replace(convert_from(data, 'UTF8'), '\"version\":1', "
-                          "'\"version\":2'), 'UTF8') WHERE position = 57"], 57, "edited")
-    # ... or an envelope column only
-    await attack("column", ["UPDATE {t} SET ward = 'teine' WHERE position = 58"], 58, "edited")
-    # 2. delete a record in the middle
-    await attack("delete", ["DELETE FROM {t} WHERE position = 57"], 57, "deleted")
+    out = await attack("edit", ["UPDATE {t} SET data = convert_to(replace(convert_from(data, 'UTF8'), '\"version\":1', "
+                                "'\"version\":2'), 'UTF8') WHERE position = 57"], 57, "edited", at(57))
+    assert f"{at(57)[0]} seq {at(57)[1]} (log position 57): altered" in out, out
+    # ... or an envelope column only (the bytes still match the stream: the chain names it)
+    await attack("column", ["UPDATE {t} SET ward = 'teine' WHERE position = 58"], 58, "edited", at(58))
+    # 2. delete a record in the middle: the streams of record name the message that is gone
+    out = await attack("delete", ["DELETE FROM {t} WHERE position = 57"], 57, "deleted", at(57))
+    assert f"{at(57)[0]} seq {at(57)[1]} (expected after log position 56): missing" in out, out
     # 3. delete and renumber the later records
     await attack("renumber", ["DELETE FROM {t} WHERE position = 57",
                               "UPDATE {t} SET position = -position WHERE position > 57",
-                              "UPDATE {t} SET position = -position - 1 WHERE position < 0"], 57, "deleted")
-    # 4. swap two records
+                              "UPDATE {t} SET position = -position - 1 WHERE position < 0"], 57, "deleted", at(57))
+    # 4. swap two records: position 60 now holds the record of position 70
     await attack("swap", ["UPDATE {t} SET position = -1 WHERE position = 60",
                           "UPDATE {t} SET position = 60 WHERE position = 70",
-                          "UPDATE {t} SET position = 70 WHERE position = -1"], 60, "reordered")
+                          "UPDATE {t} SET position = 70 WHERE position = -1"], 60, "reordered", at(70))
 
     # 5. insert a forged record and recompute the chain from there to the head: the checkpoints only
     #    bound it to a range, the streams of record name the record
@@ -173,8 +181,8 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
         await _superuser(pg_pool, f"UPDATE {t} SET data = $1 WHERE position = 101", args=(_edit(bytes(
             (await _record(pg_pool, copy, 101))["data"])),))
         await _relink_from(pg_pool, copy, 101)
-    rec = await _record(pg_pool, audit, 101)
-    await attack("rebuild", rebuild, 101, "chain_replaced", (rec["stream"], rec["stream_seq"]))
+    out = await attack("rebuild", rebuild, 101, "chain_replaced", at(101))
+    assert f"{at(101)[0]} seq {at(101)[1]} (log position 101): altered" in out, out
 
     # 7. cut the tail after the last signed checkpoint (and point chain_head at the new end)
     cut = signed + 2
@@ -242,7 +250,8 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
     first_cp = checkpoints.read_file(audit.resolved_checkpoint_file)[0].position
     out = await attack("newkey", replace_key, first_cp, "")
     assert "untrusted_key" in out or "copies_disagree" in out, out
-    assert "(current)" in out and "altered" in out  # the key chain printed, and the streams name the record
+    assert "(current)" in out  # the key chain printed
+    assert f"{at(101)[0]} seq {at(101)[1]} (log position 101): altered" in out, out  # the streams name the record
 
 
 async def test_live_deletion_while_the_service_runs_stops_the_writer_and_verify_names_the_records(

@@ -110,6 +110,14 @@ class Report:
                 chain_fault = Fault("chain_replaced", located.position,
                                     f"{chain_fault.detail}; the first rewritten record: {located.detail}",
                                     stream=located.stream, stream_seq=located.stream_seq)
+        elif chain_fault is not None and chain_fault.kind == "deleted" and self.reconciliation is not None:
+            # The record is gone from the table; the streams of record name the message that was there.
+            gone = [d for d in self.reconciliation.discrepancies
+                    if d.kind == "missing" and (d.position or 0) + 1 == chain_fault.position]
+            if gone:
+                first = min(gone, key=lambda d: d.stream_seq)
+                chain_fault = Fault("deleted", chain_fault.position, f"{chain_fault.detail}; {first.line()}",
+                                    stream=first.stream, stream_seq=first.stream_seq)
         found = [f for f in (chain_fault, exact) if f is not None] + list(self.checkpoint_faults)
         if found:
             return min(found, key=lambda f: f.position)
@@ -435,6 +443,11 @@ async def verify_db(conn: asyncpg.Connection, schema: str, log_id: str, checkpoi
 
         if check.failure is not None:
             report.fault = await diagnose(check, _TableProbe(conn, f"{q}.log"))
+            if report.fault.kind in ("edited", "reordered", "inserted"):  # the record is there: its stream position
+                where = await conn.fetchrow(f"SELECT stream, stream_seq FROM {q}.log WHERE position = $1",
+                                            report.fault.position)
+                if where is not None:
+                    report.fault.stream, report.fault.stream_seq = where["stream"], where["stream_seq"]
     finish(report, check, last, cps)
     report.seconds = time.perf_counter() - t0
     return report
