@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from madoguchi_shared import bus, db, subjects
 from madoguchi_shared.events.admin import TrainingItemCompleted
@@ -123,3 +124,75 @@ async def test_malformed_message_goes_to_dead_letter_with_reason_and_consumer_ke
     assert reasons[0].startswith("JSONDecodeError")
     assert "hours" in reasons[1] and "-5" not in reasons[1]  # the reason never echoes content
     assert "unknown event type" in reasons[2]
+
+
+async def resend_after_window(js, batch, attempt: int = 1) -> None:
+    """What the stream holds when an outbox sends a batch again after the duplicate window: the same
+    events under new sequences (a new Nats-Msg-Id is what the server sees once the window is over)."""
+    for event in batch:
+        await js.publish(event.subject, event.model_dump_json().encode(),
+                         headers={"Nats-Msg-Id": f"{event.event_id}.resent-{attempt}"})
+
+
+async def test_events_resent_after_the_duplicate_window_count_once(js, nc, pg_pool, municipality):
+    await setup_schema(pg_pool)
+    batch = events(municipality, 40)
+    await bus.publish_many(js, batch)
+    name = f"dup{municipality}"
+    first = counting_projection(name, municipality)
+    task = asyncio.create_task(first.run(nc, pg_pool))
+    await first.wait_idle(20)
+    assert await count(pg_pool, municipality) == (40, 60.0)
+
+    # the re-send reaches the running projection (the stream holds both copies), plus 10 new events;
+    # inside one batch, a copy and its original may meet too
+    await resend_after_window(js, batch[:25])
+    await bus.publish_many(js, events(municipality, 10))
+    await resend_after_window(js, batch[25:] + batch[:5], attempt=2)
+    for _ in range(200):
+        await first.wait_idle(20)
+        if first.duplicates == 45:
+            break
+        await asyncio.sleep(0.05)
+    first.stop()
+    await task
+    assert await count(pg_pool, municipality) == (50, 75.0)
+    assert first.duplicates == 45 and first.health()["duplicates"] == 45
+
+    # a restart from sequence 1 still counts once; a rebuild (reset) replays both copies and keeps the first
+    again = counting_projection(name, municipality)
+    task = asyncio.create_task(again.run(nc, pg_pool, from_seq=1))
+    await again.wait_idle(20)
+    again.stop()
+    await task
+    assert await count(pg_pool, municipality) == (50, 75.0) and again.applied == 0
+
+    async with pg_pool.acquire() as conn:
+        await conn.execute(f'DELETE FROM "{SCHEMA}".training_hours WHERE municipality = $1', municipality)
+        await again.reset(conn)
+    rebuilt = counting_projection(name, municipality)
+    task = asyncio.create_task(rebuilt.run(nc, pg_pool))
+    await rebuilt.wait_idle(20)
+    rebuilt.stop()
+    await task
+    assert await count(pg_pool, municipality) == (50, 75.0)
+    assert rebuilt.duplicates == 45
+
+
+async def test_applied_event_ids_are_pruned_by_their_own_time(nc, pg_pool, municipality):
+    from madoguchi_shared.events.base import new_id  # noqa: PLC0415
+    from madoguchi_shared.projection import uuid7_floor
+
+    await setup_schema(pg_pool)
+    p = counting_projection(f"prune{municipality}", municipality)
+    p.dedupe_days = 1.0
+    async with pg_pool.acquire() as conn:
+        await p.ensure_tables(conn)
+        old = uuid7_floor(time.time() - 2 * 86400)
+        fresh = new_id()
+        await conn.executemany(f'INSERT INTO "{SCHEMA}".projection_applied_event VALUES ($1, $2)',
+                               [(p.name, old), (p.name, fresh), ("other", old)])
+    assert await p.prune_applied(pg_pool) == 1
+    rows = await pg_pool.fetch(f'SELECT name, event_id FROM "{SCHEMA}".projection_applied_event '
+                               "WHERE name = ANY($1)", [p.name, "other"])
+    assert sorted((r["name"], r["event_id"]) for r in rows) == sorted([(p.name, fresh), ("other", old)])

@@ -132,6 +132,11 @@ async def test_duplicates_and_unreadable_messages_are_recorded_as_the_bus_holds_
     async with pg_pool.acquire() as conn:
         t = f'"{audit.schema_name}".log'
         assert await conn.fetchval(f"SELECT count(*) FROM {t} WHERE event_id = $1", events[0].event_id) == 2
+        # the resend is named a duplicate of the first record (in the writer's transaction), nothing else is
+        first, again = [r["position"] for r in await conn.fetch(
+            f"SELECT position FROM {t} WHERE event_id = $1 ORDER BY position", events[0].event_id)]
+        named = await conn.fetch(f'SELECT position, first_position FROM "{audit.schema_name}".duplicate')
+        assert [(r["position"], r["first_position"]) for r in named] == [(again, first)]
         bad = await conn.fetchrow(f"SELECT parsed, type, data FROM {t} WHERE NOT parsed")
         assert bad["type"] is None and bytes(bad["data"]) == b"\xff not json"
         found = await checkpoints.gather(audit, conn)

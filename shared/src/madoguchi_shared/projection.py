@@ -17,6 +17,14 @@ Two kinds of failure, told apart (`is_transient`):
   transaction, and an HQ alert (`audit.alert_raised`, rule ``projection_dead_letter``) goes out.
   Never a restart loop.
 
+Duplicates by event id (ARCHITECTURE rule 8): a desk laptop's outbox may send an event again after
+the stream's duplicate window (a kill -9 between the ack and the delete, then a night off), and the
+stream then holds it twice under two sequences. Every batch records the event ids it applies in
+``projection_applied_event`` (one INSERT .. ON CONFLICT DO NOTHING RETURNING per batch, in the
+transaction that stores the position) and applies only the ids that were new: a re-send counts once.
+The ids are kept `dedupe_days` (by the UUIDv7's own time, pruned while the projection is caught up),
+which must exceed the longest time an event can wait in an outbox.
+
 A message that is not a valid event is a dead letter at once (the reason never echoes content).
 Dead letters can be replayed after a fix (`madoguchi dlq replay`): a request on
 ``mg.dlq.replay.<projection>`` makes the runner apply the original message from the stream of
@@ -31,6 +39,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -59,7 +68,31 @@ CREATE TABLE IF NOT EXISTS "{schema}".projection_dead_letter (
     PRIMARY KEY (name, seq)
 )"""
 
+APPLIED_EVENTS_SQL = """
+CREATE TABLE IF NOT EXISTS "{schema}".projection_applied_event (
+    name text NOT NULL,
+    event_id uuid NOT NULL,
+    PRIMARY KEY (name, event_id)
+)"""
+
 BACKOFF_MAX = 30.0
+DEDUPE_DAYS = 62.0  # applied event ids kept (by event time): longer than any outbox waits
+PRUNE_EVERY = 600.0  # seconds between prunes of old applied ids (only while caught up)
+
+
+def uuid7_floor(epoch_seconds: float) -> UUID:
+    """The smallest UUIDv7 of a moment: every UUIDv7 made before it sorts below it."""
+    ms = max(0, int(epoch_seconds * 1000))
+    return UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62))
+
+
+async def forget_applied(conn: asyncpg.Connection, schema: str, name: str | None = None) -> None:
+    """Forget the applied event ids (of one projection, or all in `schema`) for a rebuild."""
+    await conn.execute(APPLIED_EVENTS_SQL.format(schema=schema))
+    if name is None:
+        await conn.execute(f'TRUNCATE "{schema}".projection_applied_event')
+    else:
+        await conn.execute(f'DELETE FROM "{schema}".projection_applied_event WHERE name = $1', name)
 
 
 class Transient(Exception):
@@ -105,16 +138,19 @@ class Projection:
     batch: int = 1000
     accepts: Callable[[Event], bool] = lambda _e: True
     lag_threshold: int = 10_000  # /readyz: more than this behind the stream is "behind"
+    dedupe_days: float = DEDUPE_DAYS
     # runtime state
     position: int = 0
     stream_last_seq: int = 0
     applied: int = 0
     dead_lettered: int = 0
     transient_failures: int = 0
+    duplicates: int = 0  # events skipped because their event id was applied before (an outbox re-send)
     last_error: str | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _replay_checked: float = 0.0
+    _pruned: float = 0.0
 
     @property
     def lag(self) -> int:
@@ -129,7 +165,8 @@ class Projection:
         elif self.dead_lettered:
             status = "dead_lettered"
         return {"status": status, "position": self.position, "behind": self.lag,
-                "dead_lettered": self.dead_lettered, "transient_failures": self.transient_failures}
+                "dead_lettered": self.dead_lettered, "transient_failures": self.transient_failures,
+                "duplicates": self.duplicates}
 
     def _q(self, table: str) -> str:
         return f'"{self.schema}".{table}'
@@ -143,6 +180,7 @@ class Projection:
         await conn.execute(f"DELETE FROM {self._q('projection_checkpoint')} WHERE name = $1 OR name = $2",
                            self.name, self.replay_checkpoint)
         await conn.execute(f"DELETE FROM {self._q('projection_dead_letter')} WHERE name = $1", self.name)
+        await forget_applied(conn, self.schema, self.name)
         self.position = 0
 
     @property
@@ -161,6 +199,7 @@ class Projection:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"dead-letters:{self.schema}")
             await conn.execute(DEAD_LETTERS_SQL.format(schema=self.schema))
+            await conn.execute(APPLIED_EVENTS_SQL.format(schema=self.schema))
 
     async def target(self, js) -> int:
         """The last sequence this projection must reach: the stream's last message on its filters."""
@@ -198,6 +237,9 @@ class Projection:
                     if time.monotonic() - self._replay_checked > 2.0:
                         self._replay_checked = time.monotonic()
                         await self._retrying(lambda: self.replay_pending(nc, pool))
+                    if time.monotonic() - self._pruned > PRUNE_EVERY:
+                        self._pruned = time.monotonic()
+                        await self._retrying(lambda: self.prune_applied(pool))
                     self._idle.set()  # nothing left for this filter: caught up
         finally:
             log.info("projection.stopped", projection=self.name, position=self.position)
@@ -273,10 +315,11 @@ class Projection:
                 poison = await self._transaction(nc, conn, good, bad, by_seq, last, isolate=True)
         if poison is None:
             return  # another replica got there first
-        applied, dead = poison
+        applied, dead, skipped = poison
         self.position = last
         self.applied += applied
         self.dead_lettered += dead
+        self.duplicates += skipped
 
     async def _transaction(self, nc, conn, good, bad, by_seq, last: int, *, isolate: bool):
         async with conn.transaction():
@@ -289,6 +332,10 @@ class Projection:
                 good = [s for s in good if s.seq > stored]
                 bad = [b for b in bad if b[0].seq > stored]
             failed: list[tuple[Stored, BaseException]] = []
+            total = len(good)
+            if good:
+                good = await self._first_time(conn, good)
+            skipped = total - len(good)
             if good and not isolate:
                 await self.apply(conn, good)
             elif good:
@@ -300,7 +347,31 @@ class Projection:
                 f"""INSERT INTO {self._q('projection_checkpoint')}(name, last_seq, updated_at) VALUES ($1, $2, now())
                     ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
                 self.name, last)
-            return len(good) - len(failed), len(dead)
+            return len(good) - len(failed), len(dead), skipped
+
+    async def _first_time(self, conn, good: list[Stored]) -> list[Stored]:
+        """The events of `good` whose event id this projection never applied (one query), recording them."""
+        first: dict[UUID, Stored] = {}
+        for s in good:
+            first.setdefault(s.event.event_id, s)
+        fresh = {r[0] for r in await conn.fetch(
+            f"""INSERT INTO {self._q('projection_applied_event')}(name, event_id) SELECT $1, unnest($2::uuid[])
+                ON CONFLICT DO NOTHING RETURNING event_id""", self.name, list(first))}
+        if len(fresh) == len(good):
+            return good
+        kept = [s for s in good if s.event.event_id in fresh and first[s.event.event_id] is s]
+        kept_seqs = {s.seq for s in kept}
+        log.warning("projection.duplicate_events_skipped", projection=self.name, skipped=len(good) - len(kept),
+                    first_seq=next(s.seq for s in good if s.seq not in kept_seqs))
+        return kept
+
+    async def prune_applied(self, pool: asyncpg.Pool) -> int:
+        """Forget applied event ids older than `dedupe_days` (by the id's own time)."""
+        async with pool.acquire() as conn:
+            done = await conn.execute(
+                f"DELETE FROM {self._q('projection_applied_event')} WHERE name = $1 AND event_id < $2",
+                self.name, uuid7_floor(time.time() - self.dedupe_days * 86400))
+        return int(done.split()[-1])
 
     async def _isolate(self, conn, items: list[Stored], failed: list) -> None:
         """Apply `items`, bisecting (a savepoint per part) down to the events that fail on their own."""
@@ -369,5 +440,5 @@ class Projection:
 
 from madoguchi_shared.projection_health import ProjectionMetrics, install_health  # noqa: E402 - re-exported
 
-__all__ = ["Projection", "Prepared", "ProjectionMetrics", "install_health", "Stored", "Transient", "is_transient", "describe_error", "dead_letter", "raise_alert",
+__all__ = ["Projection", "forget_applied", "uuid7_floor", "APPLIED_EVENTS_SQL", "Prepared", "ProjectionMetrics", "install_health", "Stored", "Transient", "is_transient", "describe_error", "dead_letter", "raise_alert",
            "DEAD_LETTERS_SQL", "ALERT_RULE"]

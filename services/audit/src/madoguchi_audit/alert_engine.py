@@ -106,7 +106,9 @@ class AlertEngine:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 f'''SELECT position, stream_seq, type, data FROM "{self.schema}".log
-                    WHERE position > $1 AND type = ANY($2::text[]) ORDER BY position LIMIT $3''',
+                    WHERE position > $1 AND type = ANY($2::text[])
+                      AND NOT EXISTS (SELECT 1 FROM "{self.schema}".duplicate d WHERE d.position = log.position)
+                    ORDER BY position LIMIT $3''',
                 self.position, self._types, limit)
         if not rows:
             return 0

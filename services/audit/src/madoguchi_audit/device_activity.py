@@ -1,6 +1,7 @@
 """HQ's view of the desk PCs' activity (SEC-2 "every operation"): per desk and PC, how many of
 each device event the log holds for a day, with the first and last time, and one PC's timeline of
-the day (time and kind of each event, for the manager); the events' details are the auditors'
+the day (time and kind of each event, for the manager); an event an outbox sent again after the
+stream's duplicate window counts once (see ingest.py); the events' details are the auditors'
 record search (`/v1/audit/records?desk=...&event_type=device.&hide_routine=true`).
 
 Kept apart from api.py. Like every read of the log, the query is recorded (audit.query_performed)
@@ -41,7 +42,8 @@ async def device_activity(request: Request, principal: HqReader, pool: Pool, aud
     start = datetime.combine(day, time(0), TOKYO)
     end = start + timedelta(days=1)
     args: list[Any] = [principal.municipality, start, end]
-    where = ["municipality = $1", "occurred_at >= $2", "occurred_at < $3", "type LIKE 'device.%'"]
+    where = ["municipality = $1", "occurred_at >= $2", "occurred_at < $3", "type LIKE 'device.%'",
+             f'NOT EXISTS (SELECT 1 FROM "{audit.schema_name}".duplicate d WHERE d.position = log.position)']
     for column, value in (("ward", ward), ("desk", desk)):
         if value is not None:
             args.append(value)
@@ -93,7 +95,8 @@ async def device_timeline(request: Request, device_id: Ident, principal: HqReade
     start = datetime.combine(day, time(0), TOKYO)
     end = start + timedelta(days=1)
     args: list[Any] = [principal.municipality, device_id, start, end]
-    where = ["municipality = $1", "device_id = $2", "occurred_at >= $3", "occurred_at < $4", "type LIKE 'device.%'"]
+    where = ["municipality = $1", "device_id = $2", "occurred_at >= $3", "occurred_at < $4", "type LIKE 'device.%'",
+             f'NOT EXISTS (SELECT 1 FROM "{audit.schema_name}".duplicate d WHERE d.position = log.position)']
     if not routine:
         where.append("type NOT IN ('device.heartbeat', 'device.synthetic_load')")
     if principal.wards:

@@ -14,8 +14,9 @@ Shape (ARCHITECTURE "Measured ceilings": raw pull + COPY is the fast path):
   advisory lock makes a second replica wait as a standby instead of interleaving.
 - Duplicate event ids (an outbox resend after the dedup window) are recorded: the log records
   what the bus holds, in bus order, and the auditors can see the resend (same event_id twice);
-  dropping them here would make the log disagree with the stream it vouches for. Projections
-  skip them by event id where it matters.
+  dropping them here would make the log disagree with the stream it vouches for. The batch's
+  transaction names each such record in `duplicate` with the position that first carried the id
+  (one indexed query per batch), so counts over the log (device activity, alert rules) take it once.
 - Malformed messages are recorded too (parsed = false, envelope columns empty): the audit log
   is the one consumer that must not look away from bad input.
 
@@ -430,6 +431,13 @@ class Ingest:
             )
             if ok is None:
                 raise RuntimeError("audit chain head moved under the writer: another writer without the lock?")
+            await conn.execute(
+                f"""INSERT INTO {self._q('duplicate')}(position, first_position)
+                    SELECT b.position, f.first FROM unnest($1::uuid[], $2::bigint[]) AS b(event_id, position)
+                    CROSS JOIN LATERAL (SELECT min(l.position) AS first FROM {self._q('log')} l
+                                        WHERE l.event_id = b.event_id) f
+                    WHERE f.first < b.position""",
+                [r[5] for r in p.rows if r[5] is not None], [r[0] for r in p.rows if r[5] is not None])
             if p.checkpoint is not None:
                 await self._vouch(conn, p.checkpoint)
                 await self._insert_checkpoint(conn, p.checkpoint)

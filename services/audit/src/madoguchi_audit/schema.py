@@ -234,7 +234,23 @@ CREATE INDEX log_desk ON log (municipality, desk, position) WHERE desk IS NOT NU
 CREATE INDEX log_ward ON log (municipality, ward, position) WHERE ward IS NOT NULL;
 """
 
-MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL, AUDITOR_INDEXES_SQL]
+# An event sent again after the stream's duplicate window (a desk laptop's outbox after a kill -9 and a
+# night off) is a second message on the stream: the log records it like every message (it vouches for
+# the stream), and the writer names it here, in the same transaction, with the position of the record
+# that first carried its event id. Counts (device activity, the alert rules) leave these out.
+DUPLICATES_SQL = f"""
+CREATE INDEX log_event_id ON log (event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE duplicate (
+    position       bigint PRIMARY KEY,
+    first_position bigint NOT NULL CHECK (first_position < position)
+);
+ALTER TABLE duplicate OWNER TO {OWNER};
+REVOKE ALL ON duplicate FROM PUBLIC;
+GRANT SELECT, INSERT ON duplicate TO {WRITER};
+GRANT SELECT ON duplicate TO {READER};
+"""
+
+MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL, AUDITOR_INDEXES_SQL, DUPLICATES_SQL]
 
 
 async def migrate(conn: asyncpg.Connection, schema: str) -> int:

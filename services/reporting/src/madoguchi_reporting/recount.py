@@ -61,16 +61,20 @@ def _stats(values_ms: list[int]) -> dict[str, Any]:
 async def read_events(nc, municipality: str, dead: set[tuple[str, int]] = frozenset()) -> tuple[list, list]:
     """Every valid desk and calls event of the municipality, in stream order. Invalid ones are
     skipped (the projection dead-letters them), and so are the `dead` (stream, seq) the
-    projections dead-lettered and nobody has replayed yet: they are counted nowhere."""
+    projections dead-lettered and nobody has replayed yet: they are counted nowhere. An event id seen
+    before (an outbox re-send after the stream's duplicate window) is the same event: counted once."""
     out: dict[str, list] = {"desk": [], "calls": []}
     for context in out:
+        seen: set = set()
         async for m in read_all(nc, subjects.context_filter(context, municipality), 1, stream=subjects.stream_of(context)):
-            if (m.stream, m.seq) in dead:
-                continue
             try:
-                out[context].append(parse_event(m.data))
+                event = parse_event(m.data)
             except Exception:  # noqa: BLE001 - a malformed message is not counted anywhere
                 continue
+            first = event.event_id not in seen
+            seen.add(event.event_id)  # a dead-lettered event's copy is left out like the event itself
+            if first and (m.stream, m.seq) not in dead:
+                out[context].append(event)
     return out["desk"], out["calls"]
 
 

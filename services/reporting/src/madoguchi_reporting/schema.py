@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from madoguchi_shared import db
+from madoguchi_shared import db, projection
 from madoguchi_shared.projection import DEAD_LETTERS_SQL
 
 SCHEMA = "reporting"
@@ -279,3 +279,4 @@ async def truncate_projections(conn: asyncpg.Connection) -> None:
     await conn.execute(f"TRUNCATE {tables}")
     await conn.execute(f'DELETE FROM "{SCHEMA}".projection_checkpoint')
     await conn.execute(f'DELETE FROM "{SCHEMA}".projection_dead_letter')
+    await projection.forget_applied(conn, SCHEMA)
