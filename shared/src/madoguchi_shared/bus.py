@@ -18,7 +18,7 @@ import nats
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from madoguchi_shared import reader, subjects
 from madoguchi_shared.errors import BusUnreachable, Unavailable
@@ -40,6 +40,14 @@ CONFLICT_CODES = frozenset({WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_CONSTANT})
 # (10158, JSStreamDuplicateMessageConflict). The same publish is repeated (Nats-Msg-Id makes that safe).
 RETRY_CODES = frozenset({10163, 10158})
 RETRY_ATTEMPTS = 20
+# A stream leader election in a cluster (a node killed or restarting) leaves a publish without an
+# answer for a few seconds: no responders, a timeout, a 503 "JetStream system temporarily unavailable",
+# or the connection dropped by the node that went away. A command waits that out for up to
+# ELECTION_GRACE, repeating the same publish (Nats-Msg-Id makes a repeat safe) with ATTEMPT_TIMEOUT per
+# try, instead of failing; only past the grace is it a 503. A repeat whose earlier try was stored after
+# all meets its own write as a "wrong last sequence": `_stored_as` recognises it as success.
+ELECTION_GRACE = 15.0
+ATTEMPT_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -88,11 +96,14 @@ class BusDown(Unavailable, nats_errors.ConnectionReconnectingError):
 RECONNECT_GRACE = 1.0
 
 
-async def _connected(js: JetStreamContext) -> None:
+async def _connected(js: JetStreamContext, deadline: float | None = None) -> None:
     nc = js._nc
     if nc.is_connected:
         return
-    deadline = asyncio.get_running_loop().time() + RECONNECT_GRACE
+    if deadline is None:
+        # one server: it is restarting, say so at once; a cluster: another node takes over in a moment
+        grace = RECONNECT_GRACE if len(getattr(nc, "_server_pool", ())) <= 1 else ELECTION_GRACE
+        deadline = asyncio.get_running_loop().time() + grace
     while not nc.is_closed and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.05)
         if nc.is_connected:
@@ -223,21 +234,61 @@ def _headers(event: Event, expected: int | None) -> dict[str, str]:
     return headers
 
 
+_ELECTION_ERRORS = (nats_errors.TimeoutError, nats_errors.NoRespondersError, nats_errors.ConnectionClosedError,
+                    nats_errors.ConnectionReconnectingError, nats_errors.StaleConnectionError, NoStreamResponseError,
+                    ServiceUnavailableError)
+
+
+async def _stored_as(js: JetStreamContext, event: Event, expected: int) -> api.PubAck | None:
+    """After a try whose answer was lost: the ack of our own event if it is the one stored right after
+    `expected` on its subject (the try was stored after all), else None (another writer won)."""
+    stream = stream_for(event.subject)
+    try:
+        msg = await js.get_msg(stream, seq=expected + 1, subject=event.subject, next=True, direct=True)
+    except NotFoundError:
+        return None
+    if (msg.headers or {}).get("Nats-Msg-Id") != str(event.event_id):
+        return None
+    return api.PubAck(stream=stream, seq=msg.seq, duplicate=True)
+
+
 async def append(js: JetStreamContext, event: Event, expected: int | None = None) -> api.PubAck:
     """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new)."""
     subject = event.subject
     data, headers = dump_event(event), _headers(event, expected)
     await _connected(js)
-    for attempt in range(RETRY_ATTEMPTS):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ELECTION_GRACE
+    retries = 0
+    unanswered = False  # a try may have been stored without its answer reaching us
+    while True:
         try:
-            return await js.publish(subject, data, headers=headers)
+            return await js.publish(subject, data, headers=headers, timeout=ATTEMPT_TIMEOUT)
         except APIError as exc:
             if exc.err_code in CONFLICT_CODES:
+                if unanswered and expected is not None:
+                    mine = await _stored_as(js, event, expected)
+                    if mine is not None:
+                        return mine
                 raise ConcurrencyConflict(subject, expected) from exc
-            if exc.err_code not in RETRY_CODES or attempt == RETRY_ATTEMPTS - 1:
+            if exc.err_code in RETRY_CODES:
+                retries += 1
+                if retries >= RETRY_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(0.01 * 2**retries, 0.25))
+                continue
+            if not isinstance(exc, ServiceUnavailableError):
                 raise
-            await asyncio.sleep(min(0.01 * 2**attempt, 0.25))
-    raise AssertionError("unreachable")
+            failure: Exception = exc
+        except _ELECTION_ERRORS as exc:
+            failure = exc
+            unanswered = unanswered or not isinstance(exc, NoStreamResponseError | nats_errors.NoRespondersError)
+        if loop.time() >= deadline:
+            log.warning("bus.append_gave_up", subject=subject, error=type(failure).__name__, grace=ELECTION_GRACE)
+            raise failure
+        log.info("bus.append_waiting", subject=subject, error=type(failure).__name__)
+        await asyncio.sleep(0.2)
+        await _connected(js, deadline)
 
 
 async def append_all(js: JetStreamContext, events: Sequence[Event], expected: int | None = None) -> list[int]:

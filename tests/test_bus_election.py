@@ -1,0 +1,71 @@
+"""Commands during a NATS stream leader election wait and retry within a bound instead of failing
+(issue 18 item 3): on a 3-node cluster (JetStream R3), the stream leader is killed with SIGKILL while
+commands append, each on its aggregate's expected sequence. Every append returns (none raises), every
+acknowledged event is stored exactly once, and the longest wait stays under bus.ELECTION_GRACE.
+The longest wait is printed (run with -s): speed belongs to `make chaos`, not to an assertion here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from madoguchi_shared import bus
+from madoguchi_shared.events.admin import TrainingItemCompleted
+from tests.utils.servers import NatsCluster
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    nodes = NatsCluster(tmp_path).start()
+    yield nodes
+    nodes.stop()
+
+
+async def test_commands_wait_out_a_killed_stream_leader(cluster, municipality):
+    nc, js = await cluster.connect()
+    try:
+        info = await js.stream_info("MG_ADMIN")
+        leader = cluster.node(info.cluster.leader)
+        acked: dict[str, list] = {}
+        waits: list[float] = []
+
+        async def desk(staff: str) -> None:
+            expected = 0
+            for _ in range(30):
+                event = TrainingItemCompleted(municipality=municipality, staff_id=staff, item="system", hours=1)
+                t0 = time.monotonic()
+                ack = await bus.append(js, event, expected=expected)
+                waits.append(time.monotonic() - t0)
+                expected = ack.seq
+                acked.setdefault(event.subject, []).append(event.event_id)
+                await asyncio.sleep(0.05)
+
+        async def kill_leader() -> None:
+            await asyncio.sleep(0.4)
+            leader.kill()
+
+        await asyncio.gather(*(desk(f"E{i}") for i in range(4)), kill_leader())
+        assert len(waits) == 4 * 30
+        for subject, ids in acked.items():
+            stored = [s.event.event_id for s in await bus.load(nc, subject)]
+            assert stored == ids  # every acknowledged command once, in order, nothing else
+        new_leader = (await js.stream_info("MG_ADMIN")).cluster.leader
+        assert new_leader != info.cluster.leader
+        print(f"\nlongest append during the leader election: {max(waits):.2f} s (grace {bus.ELECTION_GRACE:g} s)")
+        assert max(waits) < bus.ELECTION_GRACE
+    finally:
+        await nc.close()
+
+
+async def test_a_retried_append_stored_after_all_is_recognised_as_its_own(nc, js, municipality):
+    """An append whose answer was lost (a timeout in an election) but that was stored meets its own write as
+    'wrong last sequence' when repeated: that is success, not a conflict; another writer's event is a conflict."""
+    mine = TrainingItemCompleted(municipality=municipality, staff_id="S1", item="system", hours=1)
+    ack = await bus.append(js, mine, expected=0)
+    assert (await bus._stored_as(js, mine, 0)).seq == ack.seq
+    other = TrainingItemCompleted(municipality=municipality, staff_id="S1", item="system", hours=1)
+    assert await bus._stored_as(js, other, 0) is None
+    assert await bus._stored_as(js, mine, ack.seq) is None  # nothing after it
