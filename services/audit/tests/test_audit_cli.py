@@ -45,11 +45,12 @@ async def test_verify_says_ok_on_a_clean_log_and_names_the_first_bad_position_on
 
     async with pg_pool.acquire() as conn:
         await conn.execute("SET session_replication_role = replica")  # a superuser switching the trigger off
+        stream, seq = await conn.fetchrow(f'SELECT stream, stream_seq FROM "{audit.schema_name}".log WHERE position = 123')
         await conn.execute(f'UPDATE "{audit.schema_name}".log SET actor_id = \'S9999\' WHERE position = 123')
         await conn.execute("SET session_replication_role = origin")
     code, out, _ = await _cli("verify", *common, env=env)
     assert code == 1
-    assert out.startswith("BAD log oplog: first bad position 123: edited")
+    assert out.startswith(f"BAD log oplog: first bad position 123 ({stream} seq {seq}): edited"), out
 
     code, out, err = await _cli("verify", "--dsn", "postgresql://nobody@127.0.0.1:1/none", "--data-dir",
                                 str(audit.data_dir))
