@@ -162,6 +162,11 @@ class TextVault:
                 await self.js.stream_info(BUCKET)
         self._ready = True
 
+    async def ensure(self) -> None:
+        """Make the key stream now (a service at start), for writers that may not create streams
+        (a desk edge on a laptop seals with a credential limited to its own keys)."""
+        await self._stream()
+
     async def seal(self, municipality: str, text: str) -> str:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check
                     log.warning("desk.staffing_breach", desk=a.event.desk, breach_no=a.event.breach_no)
 
         service = DeskService(app.state.nc, app.state.js, municipality, clock or system_clock, on_appended)
+        await service.vault.ensure()  # the desk edges seal into it and may not create it (EDGE.md)
         app.state.desk = service
 
         async def staffing_timer() -> None:

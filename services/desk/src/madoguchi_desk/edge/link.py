@@ -37,7 +37,7 @@ from madoguchi_shared.subjects import aggregate_subject
 
 log = get_logger(__name__)
 
-PUBLISH_TIMEOUT = 3.0
+PUBLISH_TIMEOUT = 2.0
 PULL_EVERY = 3.0
 
 
@@ -57,6 +57,7 @@ class EdgeLink:
         self.js = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._sync_task: asyncio.Task | None = None
         self._sub = None
         self._failing = False
         self._last_pull = 0.0
@@ -73,6 +74,12 @@ class EdgeLink:
     @property
     def online(self) -> bool:
         return self.nc is not None and self.nc.is_connected and not self._failing
+
+    def decided(self) -> None:
+        """A command was recorded in the journal (counted for the outage timeline while offline)."""
+        if self._current is not None and self._current.get("online_at") is None:
+            self._current["commands"] += 1
+        self.wake()
 
     def wake(self) -> None:
         self._wake.set()
@@ -98,7 +105,7 @@ class EdgeLink:
             return
         self.offline_since = self.service.clock()
         self._current = {"offline_at": time.monotonic(), "offline_since": self.offline_since.isoformat(),
-                         "pending_at_cut": self.journal.depth(), "online_at": None}
+                         "pending_at_cut": self.journal.depth(), "commands": 0, "online_at": None}
         log.warning("edge.offline", desk=self.service.desk.id, why=why, pending=self._current["pending_at_cut"])
 
     def _came_online(self) -> None:
@@ -138,6 +145,8 @@ class EdgeLink:
     async def _connect(self) -> bool:
         async def disconnected() -> None:
             self._went_offline("disconnected")
+            if self._sync_task is not None and not self._sync_task.done():
+                self._sync_task.cancel()  # a publish in flight would wait out its timeout for an ack that cannot come
 
         async def reconnected() -> None:
             self._failing = False
@@ -189,9 +198,15 @@ class EdgeLink:
             if not self.nc.is_connected:
                 self._went_offline("disconnected")
                 continue
+            self._sync_task = asyncio.create_task(self.sync(), name="desk-edge-sync")
             try:
-                await self.sync()
+                await self._sync_task
                 self._failing = False
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():
+                    self._sync_task.cancel()
+                    raise
+                # the link dropped mid-sync: the rows stay pending and are sent again (idempotent)
             except Exception as exc:  # noqa: BLE001 - a dropped link mid-sync: the rows stay, tried again
                 if not self._failing:
                     log.warning("edge.sync_failed", error_type=type(exc).__name__, error=str(exc)[:200])

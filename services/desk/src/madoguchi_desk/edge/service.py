@@ -97,7 +97,7 @@ class EdgeDeskService(DeskService):
         except LocalConflict as exc:
             raise bus.ConcurrencyConflict(exc.subject, exc.expected, f"(now at {exc.actual})") from None
         if self.link is not None:
-            self.link.wake()
+            self.link.decided()
         return [Appended(seq, event) for seq, event in zip(seqs, events, strict=True)]
 
     async def training_missing(self, staff_id: str) -> tuple[str, ...]:
