@@ -120,3 +120,20 @@ def test_a_file_not_scanned_is_an_info_alert_without_its_name():
                               reason="too_large", occurred_at=on(MONDAY, 10), **AT)
     alert = of(replay([e]), AlertRaised)[0]
     assert alert.severity == "info" and "山田" not in alert.message
+
+
+def test_a_full_disk_on_a_pc_is_an_urgent_alert_until_the_journal_clears():
+    t = on(MONDAY, 10)
+
+    def alarm(level: str, minutes: int, disk_full: bool = False, shed: int = 0) -> device.OutboxSizeAlarm:
+        return device.OutboxSizeAlarm(level=level, depth=10, bytes=4096, cap_bytes=1 << 20, shed=shed,
+                                      disk_full=disk_full, occurred_at=t + timedelta(minutes=minutes), **AT)
+
+    events = replay([alarm("warning", 0), alarm("critical", 1, disk_full=True, shed=40), alarm("critical", 2, True),
+                     alarm("cleared", 3)])
+    raised = of(events, AlertRaised)
+    assert [(r.rule, r.severity) for r in raised] == [("outbox_critical", "urgent")]  # once, not for the warning
+    assert "ディスクが満杯" in raised[0].message and "40 件" in raised[0].message
+    assert [r.alert_id for r in of(events, AlertResolved)] == [raised[0].alert_id]
+    size_only = of(replay([alarm("critical", 0)]), AlertRaised)
+    assert [(r.rule, r.severity) for r in size_only] == [("outbox_critical", "warning")]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from agent_harness import agent_subject, make_config
 
 from madoguchi_agent.agent import Agent
-from madoguchi_agent.outbox import Outbox, drain_once
+import asyncio
+
+from madoguchi_agent.outbox import Outbox, _acked_as_they_come, drain_once
 from madoguchi_shared.events import device as ev
 
 ENVELOPE = dict(ward="chuo", desk="chuo-1", device_id="chuo-1-pc")
@@ -66,3 +68,25 @@ async def test_size_alarms_long_before_the_cap_and_shedding_is_counted(tmp_path,
     heartbeats = sum(1 for r in rows if r.type == "device.heartbeat")
     assert heartbeats < 200 and agent.shed == 200 - heartbeats  # refused, counted for the next alarm
     agent.outbox.close()
+
+
+async def test_each_row_is_deleted_when_its_own_ack_arrives_not_with_its_batch(tmp_path, municipality):
+    """The acks of one batch arrive one by one: each row leaves the journal with its own ack, while
+    the others still wait; a row whose ack never comes stays for the next try."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.put_many(_load_events(municipality, 4))
+    rows = outbox.peek(10)
+    loop = asyncio.get_running_loop()
+    acks = [loop.create_future() for _ in rows]
+    waiting = asyncio.create_task(_acked_as_they_come(outbox, list(zip(rows, acks, strict=True)), timeout=2.0))
+    depths = []
+    for i in (2, 0, 1):
+        acks[i].set_result(object())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        depths.append(outbox.depth()[0])
+    assert depths == [3, 2, 1]  # one row less per ack, while the batch is still in flight
+    assert not waiting.done()
+    acked, errors = await waiting  # the fourth ack never comes: timed out, its future cancelled
+    assert acked == 3 and errors == set() and acks[3].cancelled()
+    assert [r.event_id for r in outbox.peek(10)] == [rows[3].event_id]

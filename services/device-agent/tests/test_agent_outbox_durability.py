@@ -90,6 +90,15 @@ async def test_nothing_lost_nothing_doubled_across_link_loss_and_kill_9(tmp_path
                 break
             await asyncio.sleep(0.002)
         assert killed_at is not None and killed_at > 0, f"drain not caught in flight (depth {killed_at})"
+        # rows the stream holds that the journal still holds: acks on the wire at the kill (each
+        # row is deleted as soon as its own ack is read); sent again after restart, deduplicated
+        nc = await bus.connect(server.url, "durability-kill")
+        in_stream = {str(s.event.event_id) for s in await bus.load(nc, subject)}
+        await nc.close()
+        outbox = Outbox(config.outbox_path)
+        waiting = {r.event_id for r in outbox.peek(N + 100)}
+        outbox.close()
+        stored_not_deleted = len(waiting & in_stream)
 
         agent = _start_agent(config_path, log)
         await _wait(lambda: _async(_depth(config.outbox_path) == 0), 60, "the outbox to drain")
@@ -105,7 +114,8 @@ async def test_nothing_lost_nothing_doubled_across_link_loss_and_kill_9(tmp_path
         assert len({s.event.event_id for s in stored}) == len(stored)  # no event twice, of any type
         starts = [s.event for s in stored if s.event.type == "device.agent_started"]
         assert [e.previous_run for e in starts] == ["first", "unclean"]  # the kill -9 is on record
-        print(f"\noffline depth {offline}, killed at depth {killed_at}, stream {len(stored)} events")
+        print(f"\noffline depth {offline}, killed at depth {killed_at}, in the stream and still in the "
+              f"journal {stored_not_deleted}, stream {len(stored)} events")
     finally:
         if agent.poll() is None:
             agent.kill()

@@ -7,6 +7,7 @@
 | agent_unclean_restart | device.agent_started with previous_run = unclean (killed, crashed, power cut) | warning |
 | notice_declined | device.monitoring_notice_declined | warning (the manager) |
 | file_not_scanned | device.file_not_scanned | info |
+| outbox_critical | device.outbox_size_alarm at critical or shedding (urgent when the disk is full); `cleared` resolves it | warning / urgent |
 | desk_pc_silent | no heartbeat for N s while the desk is open, counted from the desk's opening when the last heartbeat is older; re-raised every `reraise_after` until a heartbeat resolves it (tick) | warning |
 
 Texts name desks, devices, staff ids and reasons, never paths or names of files or programs.
@@ -91,7 +92,25 @@ def _file_not_scanned(state, e, rules) -> list[a.Out]:
                     f"（{e.size_bytes:,} バイト）。確認してください。", e, device_id=e.device_id)
 
 
+def _outbox_alarm(state, e, rules) -> list[a.Out]:
+    condition = f"outbox/{e.municipality}/{e.device_id}"
+    if e.level == "cleared":
+        return a._resolve(state, condition, e)
+    if e.level == "warning" or condition in state.conditions:
+        return []
+    if e.disk_full:
+        what = "端末のディスクが満杯のため、違反・カードの警報など失えない記録だけを予備領域に保存しています"
+    else:
+        what = "本部へ送れていない記録が保存上限に近づいています（通信が長く途絶えているおそれ）"
+    shed = f"（保存できなかった重要度の低い記録 {e.shed:,} 件）" if e.shed else ""
+    return a._raise(state, "outbox_critical", "urgent" if e.disk_full else "warning", a.about_key(e.device_id, e.event_id),
+                    "窓口PCの記録の保存が危険な状態です",
+                    f"{a._where(e, e.device_id)}の端末（{e.device_id}）: {what}{shed}。ディスクの空きと通信を確認してください。",
+                    e, device_id=e.device_id, condition=condition)
+
+
 DEVICE_RULES = {
+    "device.outbox_size_alarm": _outbox_alarm,
     "device.monitoring_gap": _monitoring_gap,
     "device.agent_stopped": _agent_stopped,
     "device.agent_started": _agent_started,

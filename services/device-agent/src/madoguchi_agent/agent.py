@@ -31,7 +31,7 @@ from madoguchi_agent import domain, processes, policy as policy_mod
 from madoguchi_agent.cardreader import CardReaderWatch, ReaderChange
 from madoguchi_agent.config import AgentConfig
 from madoguchi_agent.files import FileWatch, quarantine, scan_file, walk
-from madoguchi_agent.outbox import LEVELS, WARNING_AT, Outbox, drain_once, level_for, run_sender
+from madoguchi_agent.outbox import LEVELS, WARNING_AT, Outbox, OutboxFull, drain_once, level_for, run_sender
 from madoguchi_agent.usb import UsbWatch
 from madoguchi_shared.events import Actor, Event, Role, new_id, parse_event
 from madoguchi_shared.events import device as ev
@@ -67,7 +67,7 @@ class Agent:
     def __init__(self, config: AgentConfig, *, load_rate: float = 0.0, load_count: int = 0):
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.outbox = Outbox(config.outbox_path, config.outbox_max_bytes)
+        self.outbox = Outbox(config.outbox_path, config.outbox_max_bytes, config.outbox_reserve_bytes)
         self.loaded = policy_mod.load_cache(config.policy_cache_path) or policy_mod.default_policy()
         self.actor = Actor(id=config.device_id, role=Role.device)
         self.nc: NATS | None = None
@@ -116,45 +116,79 @@ class Agent:
         return event if written else None
 
     def write_many(self, events: list[Event]) -> int:
+        """Commit events; low-value ones (SHEDDABLE) are refused and counted at the cap and while
+        the disk is full; the others are written into the journal's reserve on a full disk, and
+        only lost (counted, CRITICAL in the log) when even that is spent."""
         depth, size = self.outbox.depth()
-        if level_for(size, self.config.outbox_max_bytes) == "shedding":
+        if self.outbox.disk_full or level_for(size, self.config.outbox_max_bytes) == "shedding":
             kept = [e for e in events if e.type not in SHEDDABLE]
             self.shed += len(events) - len(kept)
             events = kept
         written = 0
         if events:
             try:
-                self.outbox.put_many(events)
-                written = len(events)
-            except sqlite3.Error as exc:  # disk full, journal damaged: counted, alarmed, logged
+                written = self._put(events)
+            except sqlite3.Error as exc:  # journal damaged, read-only...: counted, alarmed, logged
                 self.shed += len(events)
                 log.error("outbox.write_failed", error=type(exc).__name__, events=len(events))
             self._wake.set()
         self._check_alarm()
         return written
 
+    def _put(self, events: list[Event]) -> int:
+        try:
+            self.outbox.put_many(events, may_use_reserve=False)
+            return len(events)
+        except OutboxFull:
+            pass
+        # the disk is full: what must never be lost goes into the reserve, the rest is counted
+        keep = [e for e in events if e.type not in SHEDDABLE]
+        self.shed += len(events) - len(keep)
+        if not keep:
+            return 0
+        try:
+            self.outbox.put_many(keep, may_use_reserve=True)
+            return len(keep)
+        except OutboxFull:
+            self.shed += len(keep)
+            log.critical("outbox.lost_on_full_disk", events=len(keep), types=sorted({e.type for e in keep}))
+            return 0
+
     def _check_alarm(self) -> None:
-        """Raise OutboxSizeAlarm when the level rises, when refused events are pending (at most once a
-        minute while still shedding) and when the journal has drained (`cleared`)."""
+        """Raise OutboxSizeAlarm when the level rises (a full disk is "critical" at once), when
+        refused events are pending (at most once a minute while still refusing) and when the journal
+        has drained and has its reserve again (`cleared`)."""
         depth, size = self.outbox.depth()
         cap = self.config.outbox_max_bytes
+        full = self.outbox.disk_full
         level = level_for(size, cap)
+        if full and LEVELS.index(level) < LEVELS.index("critical"):
+            level = "critical"
         now = time.monotonic()
         raise_it = LEVELS.index(level) > LEVELS.index(self.alarm)
-        report_shed = self.shed > 0 and (level != "shedding" or now - self._last_shed_alarm >= 60)
-        cleared = self.alarm != "ok" and size < cap * WARNING_AT / 2
+        refusing = level == "shedding" or full
+        report_shed = self.shed > 0 and (not refusing or now - self._last_shed_alarm >= 60)
+        cleared = self.alarm != "ok" and size < cap * WARNING_AT / 2 and not full
         if not (raise_it or report_shed or cleared):
             return
         name = "cleared" if cleared else level if level != "ok" else "warning"
-        alarm = self.build(ev.OutboxSizeAlarm, level=name, depth=depth, bytes=size, cap_bytes=cap, shed=self.shed)
-        log.warning("outbox.size_alarm", level=name, depth=depth, bytes=size, shed=self.shed)
+        alarm = self.build(ev.OutboxSizeAlarm, level=name, depth=depth, bytes=size, cap_bytes=cap, shed=self.shed,
+                           disk_full=full)
+        (log.critical if name in ("critical", "shedding") else log.warning)(
+            "outbox.size_alarm", level=name, depth=depth, bytes=size, shed=self.shed, disk_full=full)
         try:
-            self.outbox.put(alarm)  # never shed
-        except sqlite3.Error:
+            self.outbox.put(alarm)  # never shed: into the reserve if need be
+        except (sqlite3.Error, OutboxFull):
             return  # the count stays pending for the next alarm
         self.shed = 0
         self._last_shed_alarm = now
         self.alarm = "ok" if cleared else level
+
+    def check_disk(self) -> None:
+        """While the disk is full: write the reserve again once there is room (then `cleared`)."""
+        if self.outbox.disk_full and self.outbox.restore_reserve():
+            log.warning("outbox.disk_space_back")
+            self._check_alarm()
 
     # -- the bus -----------------------------------------------------------------------------
 
@@ -733,6 +767,7 @@ class Agent:
 
     def _on_drained(self, n: int) -> None:
         self.drained += n
+        self.check_disk()
         self._check_alarm()
 
     async def run(self, install_signals: bool = True) -> None:

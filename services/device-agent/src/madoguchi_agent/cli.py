@@ -92,7 +92,7 @@ def status(config: ConfigOpt) -> None:
     from madoguchi_agent.policy import load_cache
 
     cfg = _load(config)
-    outbox = Outbox(cfg.outbox_path, cfg.outbox_max_bytes)
+    outbox = Outbox(cfg.outbox_path, cfg.outbox_max_bytes, cfg.outbox_reserve_bytes)
     depth, size = outbox.depth()
     cached = load_cache(cfg.policy_cache_path)
     running = cfg.running_marker.exists()

@@ -76,6 +76,8 @@ class AgentConfig(BaseModel):
     # The local journal: a cap in bytes, alarms at 25 % / 75 % (OutboxSizeAlarm), shedding of
     # low-value events only at 100 %.
     outbox_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    # kept free for a full disk: the events that must never be lost and the deletes of sent rows
+    outbox_reserve_bytes: int = Field(default=2 * 1024 * 1024, ge=0)
     outbox_batch: int = Field(default=2000, ge=1, le=4000)
     outbox_ack_timeout_s: float = Field(default=10.0, gt=0)
 

@@ -18,6 +18,7 @@ async def run_heartbeat(agent: Agent, stop: asyncio.Event) -> None:
     last = float("-inf")
     while not stop.is_set():
         interval = agent.policy.heartbeat_s  # read each time: a new policy applies at once
+        agent.check_disk()  # after a full disk: the reserve back (and "cleared") once there is room
         if time.monotonic() - last >= interval:
             agent.heartbeat()
             last = time.monotonic()

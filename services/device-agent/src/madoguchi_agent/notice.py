@@ -121,7 +121,7 @@ def record_notice(config: AgentConfig, staff_id: str, acknowledged: bool, *, ver
     answer = MonitoringNoticeAcknowledged if acknowledged else MonitoringNoticeDeclined
     events = [shown, answer(staff_id=staff_id, notice_sha256=digest, correlation_id=shown.event_id,
                             causation_id=shown.event_id, **envelope)]
-    outbox = Outbox(config.outbox_path, config.outbox_max_bytes)
+    outbox = Outbox(config.outbox_path, config.outbox_max_bytes, config.outbox_reserve_bytes)
     try:
         outbox.put_many(events)
     finally:

@@ -156,6 +156,9 @@ class OutboxSizeAlarm(_AgentEvent):
     bytes: int = Field(ge=0, le=1_099_511_627_776)
     cap_bytes: int = Field(ge=1, le=1_099_511_627_776)
     shed: int = Field(ge=0, default=0, le=100_000_000)  # events refused since the last alarm
+    # the disk holding the journal is full: "critical" whatever the size; only events that must
+    # never be lost are written (into the journal's reserve) until there is room again
+    disk_full: bool = False
 
 
 class SyntheticLoad(_AgentEvent):
