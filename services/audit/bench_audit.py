@@ -16,8 +16,10 @@ events of the project's own types (~300-500 bytes) over four streams, then, in t
 - verify + reconcile: `madoguchi audit verify`'s default (verify.verify_all): the key chain and
   the checkpoint copies from the stream, the chain, and every message of every stream of record
   read back with the shared reader and compared with the log (records/s over the whole run);
-- sha256-chain ceiling: Python hashing `prev || header || data` for records of the same table,
-  already in memory (the least any verifier must do per record), on a sample of up to 200,000.
+- sha256-chain ceilings: (a) over the table — the verifier's own read (snapshot, server-side cursor,
+  PostgreSQL building `prev || header || data`, next chunk in flight) and one chained sha256 a record,
+  no checks: what `audit verify` must at least do (the ≥ 80 % target is against this one); (b) in
+  memory — Python hashing the same payloads already fetched, on a sample of up to 200,000.
 
 `--reconcile-only` skips the ingest ceiling rounds (for the 1 M record figure:
 `--events 1000000 --rounds 1 --reconcile-only`).
@@ -213,6 +215,33 @@ async def sha_ceiling(pool, audit: AuditSettings, sample: int = 200_000) -> floa
     return best
 
 
+async def sha_table_ceiling(pool, audit: AuditSettings) -> float:
+    """The sha256 chain over the table: the verifier's own read (a read-only snapshot, a server-side cursor
+    with PostgreSQL building `prev_hash || header || data`, the next chunk in flight) and one chained sha256
+    per record, with no check at all — what `audit verify` must at least do, in the same run."""
+    import hashlib
+
+    sha = hashlib.sha256
+    async with pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cursor = await conn.cursor(f'SELECT prev_hash || {chain_mod.HEADER_SQL} || data FROM '
+                                       f'"{audit.schema_name}".log ORDER BY position')
+            count, run = 0, chain_mod.GENESIS
+            start = time.perf_counter()
+            pending = asyncio.ensure_future(cursor.fetch(10_000))
+            while True:
+                rows = await pending
+                if not rows:
+                    break
+                pending = asyncio.ensure_future(cursor.fetch(10_000))
+                for i in range(0, len(rows), 500):
+                    for r in rows[i:i + 500]:
+                        run = sha(r[0]).digest()
+                    await asyncio.sleep(0)
+                count += len(rows)
+            return count / (time.perf_counter() - start)
+
+
 async def run_reconcile(nats_url: str, dsn: str, n: int, data_dir: Path, batch: int = 20_000) -> dict:
     """Publish n, write them with the real writer, then verify + reconcile beside the sha256-chain ceiling."""
     nc = await bus.connect(nats_url, name="bench-audit")
@@ -227,8 +256,12 @@ async def run_reconcile(nats_url: str, dsn: str, n: int, data_dir: Path, batch: 
         plain = await verify_rate(pool, audit)
         full = await reconcile_rate(nc, pool, audit)
         ceiling = await sha_ceiling(pool, audit)
+        table_ceiling = await sha_table_ceiling(pool, audit)
         reading = await read_ceiling(nc, audit)
         return {
+            "sha256_chain_table_ceiling_per_s": table_ceiling,
+            "verify_ratio_to_table_ceiling": plain[0] / table_ceiling,
+            "reconcile_ratio_to_table_ceiling": (full.records / full.seconds) / table_ceiling,
             "read_ceiling_per_s": reading, "ratio_to_read_ceiling": (full.records / full.seconds) / reading,
             "events": n, "publish_events_per_s": publish, "chained_events_per_s": rate,
             "verify_records_per_s": plain[0], "records": full.records,
@@ -253,6 +286,10 @@ def reconcile_table(res: dict) -> str:
         f"| chain verification alone, records/s | {res['verify_records_per_s']:,.0f} | |",
         f"| sha256-chain ceiling (Python, in memory), records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
         f"| verify + reconcile / sha256 ceiling | {res['ratio_to_sha_ceiling']:.0%} | |",
+        f"| sha256-chain ceiling over the table (verify's read + one sha256 a record, no checks), records/s | "
+        f"{res['sha256_chain_table_ceiling_per_s']:,.0f} | |",
+        f"| audit verify / table sha256-chain ceiling | {res['verify_ratio_to_table_ceiling']:.0%} | ≥ 80 % |",
+        f"| verify + reconcile / table sha256-chain ceiling | {res['reconcile_ratio_to_table_ceiling']:.0%} | |",
         f"| reading the streams alone (shared reader, no logic), messages/s | {res['read_ceiling_per_s']:,.0f} | |",
         f"| verify + reconcile / reading ceiling | {res['ratio_to_read_ceiling']:.0%} | |",
     ])
@@ -269,7 +306,7 @@ async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batc
         # would otherwise make every full collection walk the setup's leftovers).
         gc.collect()
         gc.freeze()
-        ceilings, chains, verifies, reconciles, shas = [], [], [], [], []
+        ceilings, chains, verifies, reconciles, shas, tables = [], [], [], [], [], []
         report = None
         for r in range(rounds):
             # The ceiling is the best of two batch sizes (small batches overlap COPY with pulling,
@@ -283,6 +320,7 @@ async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batc
             full = await reconcile_rate(nc, pool, audit)
             reconciles.append(full.records / full.seconds)
             shas.append(await sha_ceiling(pool, audit))
+            tables.append(await sha_table_ceiling(pool, audit))
             print(f"  round {r + 1}: ceiling {ceilings[-1]:,.0f}/s, chained {chains[-1]:,.0f}/s, "
                   f"verify {max(verifies[-2:]):,.0f}/s", flush=True)
         ceiling, chain_rate = statistics.median(ceilings), statistics.median(chains)
@@ -296,6 +334,9 @@ async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batc
             "verified_records": report.records if report else 0,
             "verify_reconcile_records_per_s": statistics.median(reconciles),
             "sha256_chain_ceiling_per_s": statistics.median(shas),
+            "sha256_chain_table_ceiling_per_s": statistics.median(tables),
+            "verify_ratio_to_table_ceiling": statistics.median(verifies) / statistics.median(tables),
+            "reconcile_ratio_to_table_ceiling": statistics.median(reconciles) / statistics.median(tables),
         }
     finally:
         await pool.close()
@@ -312,7 +353,11 @@ def table(res: dict) -> str:
         f"| ingest / ceiling | {res['ratio']:.0%} | ≥ 60 % |",
         f"| verify, records/s ({res['verified_records']:,} records) | {res['verify_records_per_s']:,.0f} | ≥ 200,000 |",
         f"| verify + reconcile with the streams, records/s | {res['verify_reconcile_records_per_s']:,.0f} | 1 M in < 30 s |",
-        f"| sha256-chain ceiling, records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
+        f"| sha256-chain ceiling (Python, in memory), records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
+        f"| sha256-chain ceiling over the table (verify's read, no checks), records/s | "
+        f"{res['sha256_chain_table_ceiling_per_s']:,.0f} | |",
+        f"| audit verify / table sha256-chain ceiling | {res['verify_ratio_to_table_ceiling']:.0%} | ≥ 80 % |",
+        f"| verify + reconcile / table sha256-chain ceiling | {res['reconcile_ratio_to_table_ceiling']:.0%} | |",
     ])
 
 
@@ -325,11 +370,15 @@ async def suite(nats_server, pg, pool, ceilings, args) -> list[dict]:
         {"area": "audit", "figure": "ingest into the hash-chained log", "value": res["chained_events_per_s"],
          "unit": "events/s", "ceiling_name": "raw pull + COPY, unchained (same run)",
          "ceiling": res["ceiling_events_per_s"], "target": "≥ 60 % of ceiling"},
-        {"area": "audit", "figure": "verify the chain", "value": res["verify_records_per_s"], "unit": "records/s",
-         "target": "≥ 200,000"},
+        {"area": "audit", "figure": "audit verify (the chain)", "value": res["verify_records_per_s"], "unit": "records/s",
+         "ceiling_name": "sha256 chain over the table: the same read, one sha256 a record, no checks (same run)",
+         "ceiling": res["sha256_chain_table_ceiling_per_s"], "target": "≥ 80 % of ceiling"},
+        {"area": "audit", "figure": "sha256 chain in Python, in memory (no read)", "unit": "records/s",
+         "value": res["sha256_chain_ceiling_per_s"], "target": "reference"},
         {"area": "audit", "figure": "verify + reconcile with the streams of record", "unit": "records/s",
-         "value": res["verify_reconcile_records_per_s"], "ceiling_name": "sha256 chain in Python, in memory (same run)",
-         "ceiling": res["sha256_chain_ceiling_per_s"], "target": "1 M records in < 30 s (≥ 33,400/s)"},
+         "value": res["verify_reconcile_records_per_s"],
+         "ceiling_name": "sha256 chain over the table (same run)",
+         "ceiling": res["sha256_chain_table_ceiling_per_s"], "target": "1 M records in < 30 s (≥ 33,400/s)"},
     ]
 
 
