@@ -98,6 +98,7 @@ async def edge_app(settings: Settings, desk: str, state_dir: Path, link: LinkPro
                                     "config_file": SAPPORO_TOML, "log_level": "WARNING"})
     app = create_edge_app(s, config, clock=clock)
     async with app.router.lifespan_context(app):
+        await until(lambda: getattr(app.state, "accounts", None))  # staff tokens are checked once HQ's accounts are read
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge", timeout=30) as client:
             yield app, client
 

@@ -88,8 +88,8 @@ async def _attached(nc, m: str) -> bool:
 
 
 async def _edge_knows_start(edge, headers) -> bool:
-    status = (await edge.get(f"{BASE}/status", headers=headers)).json()
-    return status["day_status"] == "started"
+    response = await edge.get(f"{BASE}/status", headers=headers)
+    return response.status_code == 200 and response.json()["day_status"] == "started"
 
 
 async def _edge_state(edge, label: str) -> dict | None:
@@ -105,3 +105,103 @@ async def _hq_offline(hq, headers) -> dict | None:
 async def _hq_online(hq, headers) -> bool:
     status = (await hq.get(f"{BASE}/status", headers=headers)).json()
     return bool(status["edge_link"] and status["edge_link"]["online"])
+
+
+async def test_a_suspension_decided_at_hq_during_the_outage_keeps_and_marks_the_offline_visits(
+        settings, municipality, nc, js, nats_server, data_dir, tmp_path):
+    m = municipality
+    clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
+    await train(js, m, "S1")
+    manager = await auth(js, settings, m, "M1", Role.manager)
+    s1 = await auth(js, settings, m, "S1", Role.supporter, ("chuo",))
+    link = await LinkProxy(nats_server.url).start()
+    laptop = laptop_identity(data_dir, nats_server, m, "chuo-1")
+    async with desk_app(settings, m, clock) as (_hq, hq), \
+            edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge):
+        ok(await hq.post(f"{BASE}/day/start", headers=manager))
+        await until(lambda: _edge_knows_start(edge, s1))
+        ok(await edge.post(f"{BASE}/staff/check-in", headers=s1, json={}))
+        clock.at(10, 0)
+        ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)
+        await until(lambda: _edge_state(edge, "送信済み"))
+
+        await link.cut()
+        await until(lambda: _edge_state(edge, "オフライン"))
+        clock.at(10, 1)
+        ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)  # ticket 2, before the suspension
+        ok(await edge.post(f"{BASE}/tickets/call-next", headers=s1, json={}))
+        first = ok(await edge.post(f"{BASE}/tickets/1/visit", headers=s1), 201)["visit_id"]
+        # HQ: the city suspends the desk from 10:03 (the desk cannot hear it)
+        clock.at(10, 3)
+        suspension = ok(await hq.post("/v1/calendar/suspensions", headers=manager, json={
+            "start": "2021-04-06T10:03:00+09:00", "desks": ["chuo-1"], "reason": "disaster"}), 201)
+        instruction = suspension["events"][0]["instruction_id"]
+        clock.at(10, 4)
+        assert ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)["ticket_no"] == 3  # offline, it does not know yet
+        ok(await edge.post(f"/v1/visits/{first}/end", headers=s1, json={"outcome": "completed"}))
+        clock.at(10, 5)
+        ok(await edge.post(f"{BASE}/tickets/call-next", headers=s1, json={}))
+        second = ok(await edge.post(f"{BASE}/tickets/2/visit", headers=s1), 201)["visit_id"]
+
+        clock.at(10, 8)
+        await link.restore()
+        await until(lambda: _edge_state(edge, "送信済み"))
+        stored = await _hq_day(nc, m)
+        marks = [s.event for s in stored if s.event.type == "desk.edge_records_marked"]
+        assert len(marks) == 1
+        mark = marks[0]
+        # the suspension applies from the moment the desk learned of it; what it did offline after
+        # the suspension began is kept, and marked
+        assert (mark.rule, mark.instruction_id, mark.tickets, [str(v) for v in mark.visit_ids]) == \
+               ("during_suspension", instruction, (3,), [second])
+        assert mark.decided_at == datetime(2021, 4, 6, 10, 3, tzinfo=TOKYO) and mark.learned_at == clock.now
+        assert [s.event.ticket_no for s in stored if s.event.type == "desk.ticket_issued"] == [1, 2, 3]
+        for visit in (first, second):
+            assert (await bus.load(nc, f"mg.desk.{m}.visit.{visit}"))[0].event.type == "desk.visit_started"
+        # from now on the desk refuses new visitors, as the suspension says
+        refused = await edge.post(f"{BASE}/tickets", headers=s1)
+        assert refused.status_code == 409 and refused.json()["code"] == "suspended"
+        status = ok(await hq.get(f"{BASE}/status", headers=manager))
+        assert status["marked"][0]["tickets"] == [3]
+        # the merge ran once: a second sync finds nothing new to mark
+        await edge.post(f"{BASE}/tickets", headers=s1)
+        await until(lambda: _edge_state(edge, "送信済み"))
+        assert [s.event.type for s in await _hq_day(nc, m)].count("desk.edge_records_marked") == 1
+    await link.cut()
+
+
+async def test_a_day_end_confirmed_at_hq_during_the_outage_marks_what_it_could_not_see(
+        settings, municipality, nc, js, nats_server, data_dir, tmp_path):
+    m = municipality
+    clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
+    await train(js, m, "S1")
+    manager = await auth(js, settings, m, "M1", Role.manager)
+    s1 = await auth(js, settings, m, "S1", Role.supporter, ("chuo",))
+    link = await LinkProxy(nats_server.url).start()
+    laptop = laptop_identity(data_dir, nats_server, m, "chuo-1")
+    async with desk_app(settings, m, clock) as (_hq, hq), \
+            edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge):
+        ok(await hq.post(f"{BASE}/day/start", headers=manager))
+        await until(lambda: _edge_knows_start(edge, s1))
+        ok(await edge.post(f"{BASE}/staff/check-in", headers=s1, json={}))
+        await until(lambda: _edge_state(edge, "送信済み"))
+        await link.cut()
+        await until(lambda: _edge_state(edge, "オフライン"))
+        clock.at(16, 50)
+        ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)
+        clock.at(16, 55)
+        ended = ok(await hq.post(f"{BASE}/day/end", headers=manager))  # HQ sees an empty queue
+        clock.at(17, 0)
+        await link.restore()
+        await until(lambda: _edge_state(edge, "送信済み"))
+        stored = [s.event for s in await _hq_day(nc, m)]
+        types = [e.type for e in stored]
+        # both sides kept: HQ's confirmation, then the desk's ticket it could not see, marked
+        assert types.index("desk.day_ended") < types.index("desk.ticket_issued") < types.index("desk.edge_records_marked")
+        mark = next(e for e in stored if e.type == "desk.edge_records_marked")
+        assert mark.rule == "after_day_end" and mark.tickets == (1,)
+        assert mark.decided_at == datetime.fromisoformat(ended["events"][0]["occurred_at"]) == \
+            datetime(2021, 4, 6, 16, 55, tzinfo=TOKYO)
+        edge_status = ok(await edge.get(f"{BASE}/status", headers=s1))
+        assert edge_status["day_status"] == "ended" and edge_status["marked"][0]["rule"] == "after_day_end"
+    await link.cut()

@@ -113,6 +113,7 @@ class EdgeLink:
         if cur is None or cur.get("online_at") is not None:
             return
         cur["online_at"] = time.monotonic()
+        self._last_pull = 0.0  # what HQ decided meanwhile is read (and merged) before anything is sent
         cur["queued"] = self.journal.depth()
         cur["offline_seconds"] = round(cur["online_at"] - cur["offline_at"], 3)
         log.info("edge.online", desk=self.service.desk.id, queued=cur["queued"], offline_seconds=cur["offline_seconds"])
@@ -317,10 +318,11 @@ class EdgeLink:
                         end = event.end if isinstance(event, ev.OpeningSuspended) else event.until
                         until = min(learned_at, end) if end is not None else learned_at
                         await self._mark("during_suspension", event.start, learned_at,
-                                         lambda at, s=event.start, u=until: s <= at < u, event.instruction_id)
+                                         lambda r, at, s=event.start, u=until: s <= at < u, event.instruction_id)
                 case ev.DayEnded() if event.desk == self.service.desk.id:
+                    # the confirmation did not see what the desk had not sent yet: those records are marked
                     await self._mark("after_day_end", event.occurred_at, learned_at,
-                                     lambda at, s=event.occurred_at: at > s, None, day_subject=row.subject)
+                                     lambda r, at: r.hq_seq is None, None, day_subject=row.subject)
             self.journal.note_merged(row.event_id, learned_at.isoformat())
 
     async def _mark(self, rule: str, decided_at: datetime, learned_at: datetime, within, instruction_id: str | None,
@@ -334,11 +336,11 @@ class EdgeLink:
         visits: list = []
         for r in day_rows:
             e = r.event()
-            if isinstance(e, ev.TicketIssued) and within(e.occurred_at):
+            if isinstance(e, ev.TicketIssued) and within(r, e.occurred_at):
                 tickets.append(e.ticket_no)
         for r in self.journal.edge_rows(visit_subjects):
             e = r.event()
-            if isinstance(e, ev.VisitStarted) and within(e.occurred_at):
+            if isinstance(e, ev.VisitStarted) and within(r, e.occurred_at):
                 visits.append(e.visit_id)
         if not tickets and not visits:
             return
