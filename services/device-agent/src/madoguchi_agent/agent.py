@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import errno
 import os
 import signal
 import sqlite3
-import ssl
 import time
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -202,16 +200,16 @@ class Agent:
             connect_timeout=2, allow_reconnect=True, error_cb=self._nats_error,
             reconnected_cb=self._nats_reconnected, disconnected_cb=self._nats_disconnected,
         )
-        if self.config.nats_creds:
-            options["user_credentials"] = str(self.config.nats_creds)
-        if self.config.nats_credential:
-            credential = json.loads(self.config.nats_credential.read_text())
-            options["user"], options["password"] = credential["user"], credential["password"]
-        if self.config.nats_tls_ca:
-            options["tls"] = ssl.create_default_context(cafile=str(self.config.nats_tls_ca))
         while not self._stop.is_set():
             try:
-                self.nc = await nats.connect(self.config.nats_url, **options)
+                # read each time: a credential or certificate replaced on disk is taken at the next try.
+                # The first connection is tried once per round here (nats-py's own loop for it goes
+                # quiet after a failed TLS handshake: no second error, no connection); reconnecting
+                # after a link loss stays nats-py's (the option is read when the link drops).
+                nc = await nats.connect(self.config.nats_url, **{**options, "allow_reconnect": False},
+                                        **self.config.nats_options())
+                nc.options["allow_reconnect"] = True
+                self.nc = nc
                 self.js = self.nc.jetstream()
                 log.info("agent.connected")
                 self._connect_failures = 0

@@ -11,6 +11,9 @@ from the bus (policy.py). Example (`madoguchi agent init-config` writes one):
     role = "desk"
     nats_url = "nats://hq.example.jp:4222"
     nats_credential = "/etc/madoguchi/nats.json"  # the device credential (`madoguchi nats credential`)
+    nats_tls_ca = "/etc/madoguchi/tls/ca.pem"      # verify the servers (TLS off the box)
+    nats_tls_cert = "/etc/madoguchi/tls/chuo-1-pc.pem"  # this laptop's client certificate
+    nats_tls_key = "/etc/madoguchi/tls/chuo-1-pc.key"
     data_dir = "/var/lib/madoguchi-agent"
     process_users = ["desk"]                     # OS accounts of the desk session
 """
@@ -22,7 +25,7 @@ import tomllib
 from typing import Literal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from madoguchi_shared.events.base import Ident, MunicipalityCode
 
@@ -54,7 +57,13 @@ class AgentConfig(BaseModel):
     # The device's own user and password on the bus (JSON {"user", "password"}, mode 0600), as
     # `madoguchi nats credential --device <id>` writes it: it may publish only to its own subject.
     nats_credential: Path | None = None
+    # TLS to the bus (issue 18 §5): the server is verified against `nats_tls_ca` (the system's
+    # roots when only a certificate is given); `nats_tls_cert`/`_key` are this laptop's client
+    # certificate, where the servers verify clients. The credential above goes over the same TLS.
     nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
+    nats_tls_hostname: str | None = None  # the name in the server's certificate, when not the URL's host
     data_dir: Path = Path("/var/lib/madoguchi-agent")
 
     # The desk users: processes of these OS accounts are monitored, their home folders hold the
@@ -86,6 +95,28 @@ class AgentConfig(BaseModel):
     # On start, replay this much of the desk's events to know whether a visit is in progress.
     desk_lookback_h: float = Field(default=12.0, ge=0)
     monitors: Monitors = Monitors()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> AgentConfig:
+        if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
+            raise ValueError("nats_tls_cert and nats_tls_key go together (the client certificate and its key)")
+        return self
+
+    def nats_options(self) -> dict:
+        """Credential and TLS options for nats.connect (the agent, the notice's staff check)."""
+        options: dict = {}
+        if self.nats_creds:
+            options["user_credentials"] = str(self.nats_creds)
+        if self.nats_credential:
+            credential = json.loads(self.nats_credential.read_text())
+            options["user"], options["password"] = credential["user"], credential["password"]
+        if self.nats_tls_ca or self.nats_tls_cert:
+            from madoguchi_shared import tls
+
+            options["tls"] = tls.client_context(self.nats_tls_ca, self.nats_tls_cert, self.nats_tls_key)
+            if self.nats_tls_hostname:
+                options["tls_hostname"] = self.nats_tls_hostname
+        return options
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:
@@ -127,6 +158,9 @@ desk = "chuo-1"
 role = "desk"
 nats_url = "nats://127.0.0.1:4222"
 # nats_credential = "/etc/madoguchi/nats.json"   # from `madoguchi nats credential --device chuo-1-pc ...`
+# nats_tls_ca = "/etc/madoguchi/tls/ca.pem"       # TLS off the box: the servers' CA
+# nats_tls_cert = "/etc/madoguchi/tls/chuo-1-pc.pem"   # this laptop's client certificate and key
+# nats_tls_key = "/etc/madoguchi/tls/chuo-1-pc.key"
 data_dir = "/var/lib/madoguchi-agent"
 process_users = ["desk"]
 

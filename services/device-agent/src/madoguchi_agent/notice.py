@@ -91,9 +91,8 @@ async def staff_known(config: AgentConfig, staff_id: str, timeout: float = 3.0) 
     from nats.js.errors import NotFoundError
 
     try:
-        options = {"connect_timeout": timeout, "allow_reconnect": False, "max_reconnect_attempts": 0}
-        if config.nats_creds:
-            options["user_credentials"] = str(config.nats_creds)
+        options = {"connect_timeout": timeout, "allow_reconnect": False, "max_reconnect_attempts": 0,
+                   **config.nats_options()}
         nc = await asyncio.wait_for(nats.connect(config.nats_url, **options), timeout)
     except Exception:
         return None
