@@ -102,3 +102,16 @@ def test_phone_notices_shown_only_while_they_hold():
     assert "callback_escalated" in [a["kind"] for a in current_notices(asking)]
     empty = {"breach_open": True, "alerts": alerts[:1], "callback_queue": []}
     assert [a["message_ja"] for a in current_notices(empty)] == ["受付時間中に着席しているオペレーターがいません（08:45から）。"]
+
+
+def test_a_desk_whose_laptop_is_offline_is_amber_at_hq_with_since_when():
+    from madoguchi_console.domain import Thresholds, desk_severity
+
+    t = Thresholds(wait_amber_minutes=30, wait_red_minutes=60, queue_amber=8, queue_red=15)
+    base = {"open_now": True, "queue": {"waiting": [4, 5]}, "estimated_wait_minutes": 5, "staffing": {}, "alerts": []}
+    online = {**base, "edge_link": {"online": True, "label_ja": "オンライン"}}
+    assert desk_severity(online, t) == ("ok", [])
+    offline = {**base, "edge_link": {"online": False, "label_ja": "オフライン（10:20 から）"}}
+    assert desk_severity(offline, t) == ("amber", ["オフライン（10:20 から）"])
+    marked = {**online, "marked": [{"rule": "during_suspension", "tickets": [3]}]}
+    assert desk_severity(marked, t) == ("amber", ["オフライン中の記録 要確認1件"])

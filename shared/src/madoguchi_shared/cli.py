@@ -373,6 +373,8 @@ def run(
     only: Annotated[list[str], typer.Option(help="start only these services")] = [],  # noqa: B006
     cluster: Annotated[bool, typer.Option(help="3 NATS nodes (JetStream R3, TLS from a generated CA) and "
                                                  "PostgreSQL primary + streaming standby, on loopback")] = False,
+    edge: Annotated[list[str], typer.Option(help="also start a desk edge for this desk, as its laptop would run it, "
+                                                 "with a console of its own (services/desk/EDGE.md)")] = [],  # noqa: B006
 ) -> None:
     """Start the whole system: NATS and PostgreSQL (embedded), streams, every service, supervised:
     a child that exits is restarted with backoff while the rest keep serving. Ctrl-C stops it."""
@@ -471,6 +473,8 @@ def run(
         for name in names:
             port = getattr(settings, f"{name}_port")
             supervisor.add(ServiceChild(name, service_env[name], run_dir, f"http://{settings.host}:{port}/readyz"))
+        for line in _edge_children(supervisor, settings, env, run_dir, edge, with_console="console" in names):
+            typer.echo(line)
         deadline = time.monotonic() + 60
         pending = {c.name: c for c in supervisor.services()}
         while pending and time.monotonic() < deadline:
@@ -478,8 +482,7 @@ def run(
             for name, child in list(pending.items()):
                 if child.exit_code() is None and child.ready():
                     del pending[name]
-                    port = getattr(settings, f"{name}_port")
-                    typer.echo(f"{name:12s} http://{settings.host}:{port}  (ready; API docs at /docs)")
+                    typer.echo(f"{name:12s} {child.ready_url.rsplit('/', 1)[0]}  (ready; API docs at /docs)")
             time.sleep(0.3)
         for name in pending:
             typer.echo(f"{name:12s} not ready after 60 s; see its log above", err=True)
@@ -490,6 +493,39 @@ def run(
         pass
     finally:
         stop_all()
+
+
+def _edge_children(supervisor, settings: Settings, env: dict[str, str], run_dir: Path, desks: list[str],
+                   *, with_console: bool) -> list[str]:
+    """A desk edge per desk (as its laptop runs it, services/desk/EDGE.md) on ports 8111, 8112, ..., each
+    with a console of its own (8110, 8120, ...) whose desk screen and calling display read the edge."""
+    from madoguchi_shared.runtime import stop_stale
+    from madoguchi_shared.supervisor import ServiceChild
+
+    class CommandChild(ServiceChild):
+        def __init__(self, name: str, argv: list[str], child_env: dict[str, str], ready_url: str):
+            super().__init__(name, child_env, run_dir, ready_url)
+            self.argv = argv
+
+        def start(self) -> None:
+            stop_stale(self.pid_file, " ".join(self.argv), signal.SIGTERM)
+            self.proc = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", *self.argv], env=self.env,
+                                         start_new_session=True)
+            self.pid_file.write_text(str(self.proc.pid))
+
+    lines = []
+    for i, desk in enumerate(desks):
+        port, console_port = settings.desk_port + 10 + i, settings.console_port + 10 * (i + 1)
+        supervisor.add(CommandChild(f"edge-{desk}", ["edge", "run", "--desk", desk, "--port", str(port)], env,
+                                    f"http://{settings.host}:{port}/healthz"))
+        lines.append(f"edge {desk:7s} http://{settings.host}:{port}  (the desk's laptop: its commands work offline)")
+        if with_console:
+            console_env = {**env, "MADOGUCHI_DESK_PORT": str(port), "MADOGUCHI_CONSOLE_PORT": str(console_port)}
+            supervisor.add(CommandChild(f"console-{desk}", ["serve", "console"], console_env,
+                                        f"http://{settings.host}:{console_port}/healthz"))
+            lines.append(f"console {desk} http://{settings.host}:{console_port}/desk/{desk}  "
+                         f"(the laptop's desk screen; calling display /display/{desk})")
+    return lines
 
 
 def _add_service_commands() -> None:

@@ -141,6 +141,11 @@ def desk_severity(status: dict | None, t: Thresholds) -> tuple[str, list[str]]:
         red.append(f"待ち{waiting}人")
     elif waiting >= t.queue_amber:
         amber.append(f"待ち{waiting}人")
+    link = status.get("edge_link") or {}
+    if link and not link.get("online", True):  # the desk's laptop works offline: HQ sees its last known queue
+        amber.append(link.get("label_ja") or "オフライン")
+    if status.get("marked"):
+        amber.append(f"オフライン中の記録 要確認{len(status['marked'])}件")
     if red:
         return "red", red + amber
     if amber:

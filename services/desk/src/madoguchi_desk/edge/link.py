@@ -60,6 +60,7 @@ class EdgeLink:
         self._sync_task: asyncio.Task | None = None
         self._sub = None
         self._failing = False
+        self._stopping = False
         self._last_pull = 0.0
         self._last_beat = 0.0
         # the outage timeline: wall-clock (monotonic) instants and counts, plus the desk's clock for people
@@ -135,6 +136,7 @@ class EdgeLink:
         self._task = asyncio.create_task(self._run(), name="desk-edge-link")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,6 +147,8 @@ class EdgeLink:
 
     async def _connect(self) -> bool:
         async def disconnected() -> None:
+            if self._stopping:
+                return
             self._went_offline("disconnected")
             if self._sync_task is not None and not self._sync_task.done():
                 self._sync_task.cancel()  # a publish in flight would wait out its timeout for an ack that cannot come
