@@ -165,7 +165,13 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
                   description=f"窓口エッジ（{desk.id}）: the desk's commands on its laptop, drained to HQ")
     journal = Journal(Path(config.state_dir) / f"edge-{desk.id}.sqlite")
     service = EdgeDeskService(municipality, desk, config.device_id, journal, clock or system_clock)
-    link = EdgeLink(service, config.nats_url, connect_options=config.connect_options,
+    options = dict(config.connect_options)
+    tls = settings.nats_tls()  # the pocket WiFi is the internet: HQ's CA, the laptop's client certificate
+    if tls is not None and "tls" not in options:
+        options["tls"] = tls
+        if settings.nats_tls_hostname:
+            options["tls_hostname"] = settings.nats_tls_hostname
+    link = EdgeLink(service, config.nats_url, connect_options=options,
                     heartbeat_seconds=config.heartbeat_seconds)
     app.state.settings = settings
     app.state.service_name = "desk-edge"
