@@ -107,3 +107,35 @@ async def test_card_left_in_reader_with_no_visit(nats_server, nc, municipality, 
     assert alert.seconds_in_reader >= 1.5
     types = [e.type for e in events if e.type.startswith("device.card")]
     assert types == ["device.card_inserted", "device.card_left_in_reader", "device.card_removed"]
+
+
+def test_the_reader_list_survives_pcscd_going_away():
+    """pyscard's ReaderMonitor thread ends for good at the first failure to reach pcscd (a pcscd
+    restart), after which readers are never reported again; the agent's poller goes on and reports
+    the readers once pcscd answers. (Here the list function fails as pyscard's does while pcscd is
+    down; stopping the machine's pcscd would disturb the other tests.)"""
+    import threading
+
+    from smartcard.pcsc.PCSCExceptions import EstablishContextException
+
+    from madoguchi_agent.cardreader import _ReaderPoller
+
+    answers = iter([[], EstablishContextException(0x8010001D), EstablishContextException(0x8010001D),
+                    ["Virtual PCD 00 00"], ["Virtual PCD 00 00"]])
+    changes, done = [], threading.Event()
+
+    def list_readers():
+        answer = next(answers, None)
+        if answer is None:
+            done.set()
+            return ["Virtual PCD 00 00"]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    poller = _ReaderPoller(0.01, changes.append, list_readers)
+    poller.start()
+    assert done.wait(5)
+    poller.stop()
+    poller.join(5)
+    assert [(c.kind, c.reader) for c in changes] == [("reader_attached", "Virtual PCD 00 00")]

@@ -13,6 +13,7 @@ card thread has died (it stops for good on SCARD_E_NO_SERVICE).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -46,6 +47,58 @@ def pcsc_available() -> bool:
     return True
 
 
+class _ReaderPoller(threading.Thread):
+    """Polls the reader list (PC/SC has no reader-insertion event) and hands over the changes; the
+    first poll reports every reader present as attached.
+
+    Not pyscard's ReaderMonitor: its polling thread keeps its state in a dict shared by every
+    instance, so a monitor started again in the same process (the agent after a pcscd restart, or
+    the next test) re-initialises the old thread's state under it: the old thread may keep running
+    on the new stop event, and the new one may find the reader list already "known" and never
+    report the readers; and the thread dies for good on the first failure to reach pcscd
+    (EstablishContextException is not caught), so a pcscd restarted under the agent (or between
+    tests) left it blind to readers: the flaky re-attach of
+    test_card_inserted_and_removed_arrive_in_jetstream. This one keeps polling through failures."""
+
+    def __init__(self, period: float, hand_over: Callable[[ReaderChange], None],
+                 list_readers: Callable[[], list] | None = None):
+        super().__init__(name="agent-card-readers", daemon=True)
+        self._period = period
+        self._hand_over = hand_over
+        self._list = list_readers
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        if self._list is None:
+            from smartcard.System import readers
+
+            self._list = readers
+        known: list[str] = []
+        failing = False
+        while not self._stopped.is_set():
+            try:
+                current = [str(r) for r in self._list()]
+                if failing:
+                    log.info("cardreader.list_back")
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - pcscd gone for a moment: the list stays as it was
+                if not failing:
+                    log.warning("cardreader.list_failed", error=type(exc).__name__)
+                failing = True
+                current = known
+            for reader in current:
+                if reader not in known:
+                    self._hand_over(ReaderChange("reader_attached", reader))
+            for reader in known:
+                if reader not in current:
+                    self._hand_over(ReaderChange("reader_detached", reader))
+            known = current
+            self._stopped.wait(self._period)
+
+
 class CardReaderWatch:
     """Owns one ReaderObserver and one CardObserver; `post` runs on the asyncio loop."""
 
@@ -53,9 +106,8 @@ class CardReaderWatch:
         self._loop = loop
         self._post = post
         self._period = reader_period
-        self._reader_monitor = None
+        self._reader_monitor: _ReaderPoller | None = None
         self._card_monitor = None
-        self._reader_observer = None
         self._card_observer = None
 
     @property
@@ -75,17 +127,8 @@ class CardReaderWatch:
         if not pcsc_available():
             return False
         from smartcard.CardMonitoring import CardMonitor, CardObserver
-        from smartcard.ReaderMonitoring import ReaderMonitor, ReaderObserver
 
         hand_over = self._hand_over
-
-        class _Readers(ReaderObserver):
-            def update(self, observable, handlers):
-                added, removed = handlers
-                for reader in added:
-                    hand_over(ReaderChange("reader_attached", str(reader)))
-                for reader in removed:
-                    hand_over(ReaderChange("reader_detached", str(reader)))
 
         class _Cards(CardObserver):
             def update(self, observable, handlers):
@@ -95,9 +138,8 @@ class CardReaderWatch:
                 for card in added:
                     hand_over(ReaderChange("card_inserted", str(card.reader), atr_hex(card.atr)))
 
-        self._reader_monitor = ReaderMonitor(period=self._period)
-        self._reader_observer = _Readers()
-        self._reader_monitor.addObserver(self._reader_observer)
+        self._reader_monitor = _ReaderPoller(self._period, hand_over)
+        self._reader_monitor.start()
         self._card_monitor = CardMonitor()
         self._card_observer = _Cards()
         # addObserver reports the cards already present as "added": they are in the reader now.
@@ -106,11 +148,11 @@ class CardReaderWatch:
         return True
 
     def stop(self) -> None:
-        if self._reader_observer is not None and self._reader_monitor is not None:
-            self._reader_monitor.deleteObserver(self._reader_observer)
+        if self._reader_monitor is not None:
+            self._reader_monitor.stop()
         if self._card_observer is not None and self._card_monitor is not None:
             self._card_monitor.deleteObserver(self._card_observer)
-        self._reader_observer = self._card_observer = None
+        self._card_observer = None
         self._reader_monitor = self._card_monitor = None
 
     def check(self) -> bool:
