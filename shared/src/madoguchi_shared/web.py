@@ -14,7 +14,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,11 +24,12 @@ from nats import errors as nats_errors
 from nats.js import errors as js_errors
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from madoguchi_shared import auth, bus, logging, sealed
 from madoguchi_shared.errors import Conflict, DomainError, NotFound, Unavailable
 from madoguchi_shared.pii import PersonalDataFound
+from madoguchi_shared.subjects import SubjectError
 from madoguchi_shared.settings import Settings
 
 log = logging.get_logger(__name__)
@@ -95,11 +97,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def personal_data(request: Request, exc: PersonalDataFound):
         return problem(422, "個人情報が含まれています", str(exc), request)
 
+    @app.exception_handler(SubjectError)
+    async def no_such_id(request: Request, exc: SubjectError):
+        # An id in the path that no record can have (a dot, a space, a character outside the id
+        # alphabet): nothing by that id exists. Never echo it: it may be anything.
+        return problem(404, "見つかりません", "指定された識別子の記録はありません（識別子は英数字・ハイフン・下線のみ）。", request)
+
     @app.exception_handler(ValidationError)
     async def event_invalid(request: Request, exc: ValidationError):
         # An event (or another model built from the request) refused its own contents, e.g. free
         # text the PII guard refused: a 422 that never echoes the input.
-        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": _clean_msg(e.get("msg", "")), "type": e.get("type")}
+        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": _clean_msg(e.get("msg", ""), e.get("type"), e.get("ctx")),
+                   "type": e.get("type")}
                   for e in exc.errors(include_input=False)]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
         return problem(422, "入力内容に誤りがあります", detail, request, errors=errors)
@@ -108,7 +117,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation(request: Request, exc: RequestValidationError):
         # Never echo the input back: it may be the very personal data that was refused.
         errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": _clean_msg(e.get("msg", "")), "type": e.get("type")}
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": _clean_msg(e.get("msg", ""), e.get("type"), e.get("ctx")),
+             "type": e.get("type")}
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
@@ -140,8 +150,82 @@ def _install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(cls, database_down)
 
 
-def _clean_msg(msg: str) -> str:
-    return msg.removeprefix("Value error, ")
+# Pydantic's messages in Japanese, by error type (ctx fills the limits); our own validators'
+# messages (value_error / assertion_error) are Japanese already and pass through.
+_MESSAGES_JA = {
+    "missing": "必須の項目です。",
+    "extra_forbidden": "この項目は指定できません。",
+    "string_type": "文字列で指定してください。",
+    "string_too_short": "{min_length}文字以上で指定してください。",
+    "string_too_long": "{max_length}文字以内で指定してください。",
+    "string_pattern_mismatch": "形式が正しくありません。",
+    "int_type": "整数で指定してください。",
+    "int_parsing": "整数で指定してください。",
+    "int_from_float": "整数で指定してください。",
+    "float_type": "数値で指定してください。",
+    "float_parsing": "数値で指定してください。",
+    "bool_type": "真偽値（true / false）で指定してください。",
+    "bool_parsing": "真偽値（true / false）で指定してください。",
+    "greater_than": "{gt}より大きい値を指定してください。",
+    "greater_than_equal": "{ge}以上の値を指定してください。",
+    "less_than": "{lt}より小さい値を指定してください。",
+    "less_than_equal": "{le}以下の値を指定してください。",
+    "too_short": "{min_length}件以上指定してください。",
+    "too_long": "{max_length}件以内で指定してください。",
+    "list_type": "一覧（配列）で指定してください。",
+    "dict_type": "オブジェクトで指定してください。",
+    "model_type": "オブジェクトで指定してください。",
+    "model_attributes_type": "オブジェクトで指定してください。",
+    "literal_error": "指定できる値のいずれかを選んでください（{expected}）。",
+    "enum": "指定できる値のいずれかを選んでください（{expected}）。",
+    "date_type": "日付（YYYY-MM-DD）で指定してください。",
+    "date_parsing": "日付（YYYY-MM-DD）で指定してください。",
+    "date_from_datetime_parsing": "日付（YYYY-MM-DD）で指定してください。",
+    "date_from_datetime_inexact": "日付（YYYY-MM-DD）で指定してください。",
+    "datetime_type": "日時（ISO 8601）で指定してください。",
+    "datetime_parsing": "日時（ISO 8601）で指定してください。",
+    "datetime_from_date_parsing": "日時（ISO 8601）で指定してください。",
+    "timezone_aware": "時差（+09:00 など）付きの日時で指定してください。",
+    "timezone_naive": "時差を付けずに指定してください。",
+    "time_type": "時刻（HH:MM）で指定してください。",
+    "time_parsing": "時刻（HH:MM）で指定してください。",
+    "uuid_type": "UUID で指定してください。",
+    "uuid_parsing": "UUID で指定してください。",
+    "json_invalid": "JSON として読めません。",
+    "json_type": "JSON で指定してください。",
+    "union_tag_invalid": "種類（{discriminator}）の値が正しくありません。",
+    "union_tag_not_found": "種類（{discriminator}）を指定してください。",
+    "url_parsing": "URL の形式が正しくありません。",
+    "decimal_parsing": "数値で指定してください。",
+    "multiple_of": "{multiple_of}の倍数を指定してください。",
+    "finite_number": "有限の数値を指定してください。",
+    "frozen_field": "この項目は変更できません。",
+}
+
+
+def _clean_msg(msg: str, kind: str | None = None, ctx: dict | None = None) -> str:
+    template = _MESSAGES_JA.get(kind or "")
+    if template is None:
+        own = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        # our validators speak Japanese; anything else (a library's English) gets a plain Japanese line
+        return "値が正しくありません。" if own.isascii() else own
+    try:
+        return template.format(**{k: v for k, v in (ctx or {}).items()})
+    except (KeyError, IndexError, ValueError):
+        return template.split("{")[0].rstrip("（") + ("。" if "{" in template else "")
+
+
+def _in_service_years(value: date) -> date:
+    if not SERVICE_DATES[0] <= value <= SERVICE_DATES[1]:
+        raise ValueError(f"{SERVICE_DATES[0].year}年から{SERVICE_DATES[1].year}年までの日付を指定してください。")
+    return value
+
+
+# The days a report, a calendar or a statistic can be asked for: wide enough for any contract,
+# narrow enough that a date is never before the Gregorian calendar in Japan (和暦) or near the
+# end of the representable range (a week or a month after it must still be a date).
+SERVICE_DATES = (date(2000, 1, 1), date(2199, 12, 31))
+ServiceDate = Annotated[date, AfterValidator(_in_service_years)]
 
 
 class LoginRequest(BaseModel):

@@ -9,13 +9,13 @@ import json
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_shared.auth import deny, revocable
-from madoguchi_shared.web import DomainError, NotFound
+from madoguchi_shared.web import DomainError, NotFound, ServiceDate
 
 from madoguchi_reporting import deadlines, deliverables, queries, submissions
 from madoguchi_reporting.deps import Config, Manager, Pool, Reader, Runtime
@@ -44,7 +44,7 @@ def reports_router() -> APIRouter:
 
     @router.get("/daily")
     async def desk_daily(request: Request, principal: Reader, pool: Pool, cfg: Config,
-                         desk: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")], date: dt.date,
+                         desk: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")], date: ServiceDate,
                          format: FormatQ = "json") -> Response:
         """REP-1: one desk's daily report."""
         m = principal.municipality
@@ -57,7 +57,7 @@ def reports_router() -> APIRouter:
         return await _respond(report, format)
 
     @router.get("/line/daily")
-    async def line_daily(principal: Reader, pool: Pool, cfg: Config, date: dt.date,
+    async def line_daily(principal: Reader, pool: Pool, cfg: Config, date: ServiceDate,
                          line: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,58}$")] = None,
                          format: FormatQ = "json") -> Response:
         """REP-2: the phone line's daily figures (the only line when `line` is omitted)."""
@@ -72,7 +72,7 @@ def reports_router() -> APIRouter:
         return await _respond(report, format)
 
     @router.get("/weekly")
-    async def weekly(request: Request, principal: Reader, pool: Pool, cfg: Config, week_start: dt.date,
+    async def weekly(request: Request, principal: Reader, pool: Pool, cfg: Config, week_start: ServiceDate,
                      format: FormatQ = "json") -> Response:
         """REP-3: the city-wide weekly table (wards x days, with totals); any date of the week works."""
         await _city_wide(request, principal)
@@ -82,8 +82,8 @@ def reports_router() -> APIRouter:
 
     @router.get("/final")
     async def final(request: Request, principal: Reader, pool: Pool, cfg: Config,
-                    start: Annotated[dt.date | None, Query(alias="from")] = None,
-                    end: Annotated[dt.date | None, Query(alias="to")] = None,
+                    start: Annotated[ServiceDate | None, Query(alias="from")] = None,
+                    end: Annotated[ServiceDate | None, Query(alias="to")] = None,
                     format: FormatQ = "json") -> Response:
         """REP-4: the final report with every call record (the contract period unless from/to given)."""
         await _city_wide(request, principal)
@@ -145,7 +145,7 @@ def reports_router() -> APIRouter:
             return {"report_id": report_id, "submissions": await submissions.submissions(conn, principal.municipality, report_id)}
 
     @router.get("/{report_id}/submissions/{revision}")
-    async def get_submission(principal: Reader, pool: Pool, report_id: str, revision: int,
+    async def get_submission(principal: Reader, pool: Pool, report_id: str, revision: Annotated[int, Path(ge=1, le=2**31 - 1)],
                              format: FormatQ = "json") -> Response:
         """A delivered version exactly as delivered (the stored bytes; their sha256 is in the event)."""
         async with pool.acquire() as conn:
