@@ -148,6 +148,7 @@ async def test_hq_sees_each_pcs_counts_and_timeline(new_page, staff, login, js, 
                                                     screenshots):
     import asyncio
     from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
 
     from madoguchi_shared.events import Actor, Role
     from madoguchi_shared.events import device as dev
@@ -163,6 +164,12 @@ async def test_hq_sees_each_pcs_counts_and_timeline(new_page, staff, login, js, 
         dev.ProcessViolation(pid=7, name="game", enforce=True, enforced=True, **pc),
         dev.Heartbeat(agent_version="1", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True, uptime_s=1, **pc),
     ])
+    # the monitoring notice on the desk's day (the stack's clock): one staff member acknowledged, one declined
+    desk_day = dict(pc, occurred_at=datetime(2021, 4, 1, 10, 1, tzinfo=ZoneInfo("Asia/Tokyo")))  # conftest.DAY_START
+    await bus.publish_many(js, [
+        dev.MonitoringNoticeAcknowledged(staff_id="S-ack", notice_sha256="a" * 64, **desk_day),
+        dev.MonitoringNoticeDeclined(staff_id="S-dec", notice_sha256="a" * 64, **desk_day),
+    ])
     await staff("M-activity", "manager")
     page = await new_page(**SMALL)
     await login(page, "M-activity")
@@ -174,6 +181,14 @@ async def test_hq_sees_each_pcs_counts_and_timeline(new_page, staff, login, js, 
             break
         await asyncio.sleep(0.5)
         await page.reload()
+    notice = page.locator("[data-testid=notice-status]")
+    for _ in range(60):  # the desk service follows the notices in its own time
+        if "S-dec" in await notice.inner_text():
+            break
+        await asyncio.sleep(0.5)
+        await page.reload()
+    assert "S-ack" in await page.inner_text("[data-testid=notice-acknowledged]")
+    assert "S-dec" in await page.inner_text("[data-testid=notice-declined]")
     cells = [c.strip() for c in await row.locator("td").all_inner_texts()]
     assert cells[:9] == ["東区", "higashi-1-pc", "3", "1", "1", "0", "0", "0", "1"]
     assert await page.evaluate("document.documentElement.scrollWidth") <= 1024

@@ -25,6 +25,7 @@ from madoguchi_shared.web import correlation_id
 
 from madoguchi_console.deps import Api, PolicySession, Session
 from madoguchi_console.forms import FormValues, read_form
+from madoguchi_console.upstream import ApiError
 from madoguchi_console.views import render, set_flash
 
 router = APIRouter(include_in_schema=False)
@@ -283,6 +284,13 @@ async def activity_page(request: Request, session: PolicySession, api: Api, date
     if device is not None and not IDENT.match(device):
         return _not_found(request)
     counts = await api.get("audit", "/v1/audit/device-activity", params)
+    # who acknowledged the monitoring notice that day, who declined, who is on duty without (desk service)
+    try:
+        notice, notice_error = await api.get("desk", "/v1/monitoring-notice", params), None
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        notice, notice_error = None, exc.detail
     timeline = None
     if device:
         timeline = await api.get("audit", f"/v1/audit/device-activity/{device}/timeline", params)
@@ -291,4 +299,5 @@ async def activity_page(request: Request, session: PolicySession, api: Api, date
         cells = [sum(pc["counts"].get(k, 0) for k in kinds) for _, kinds, _ in COUNT_COLUMNS]
         rows.append({**pc, "cells": cells})
     return render(request, "policy_activity.html", active="policy", day=counts.get("date"), rows=rows,
-                  columns=COUNT_COLUMNS, timeline=timeline, device=device, labels=EVENT_LABELS, warn_types=WARN_TYPES)
+                  columns=COUNT_COLUMNS, timeline=timeline, device=device, labels=EVENT_LABELS, warn_types=WARN_TYPES,
+                  notice=notice, notice_error=notice_error)
