@@ -84,6 +84,53 @@ async def test_the_agent_connects_over_tls_and_one_without_the_ca_is_refused(tls
     assert not of_type(events, "device.monitoring_gap")  # this agent never failed to connect
 
 
+async def test_the_agent_signs_in_with_its_nkey_over_tls(municipality, tmp_path):
+    """A NATS user defined by the laptop's public nkey (with the laptop's permissions), over TLS
+    with client certificates: the agent with the seed drains; one with another seed is refused."""
+    import json
+    import os
+
+    import nkeys
+
+    material = tls.generate(tmp_path / "tls", clients=("admin", "chuo-1-pc"))
+
+    def seed_file(name: str) -> tuple:
+        seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+        path = tmp_path / f"{name}.nk"
+        path.write_bytes(seed)
+        path.chmod(0o600)
+        return path, nkeys.from_seed(bytearray(seed)).public_key.decode()
+
+    seed, public = seed_file("chuo-1-pc")
+    other_seed, _ = seed_file("other")
+    laptop = natsauth.Identity(user=public, password="", kind="device", municipality=municipality,
+                               device="chuo-1-pc", desk="chuo-1")
+    users = [{"nkey": public, "permissions": natsauth.permissions(laptop)},
+             {"user": "admin", "password": "admin-secret", "permissions": {"publish": ">", "subscribe": ">"}}]
+    config_text = node_config(0, [], material) + f"authorization: {json.dumps({'users': users})}\n"
+    server = NatsServer(tmp_path / "nats", config=config_text).start()
+    try:
+        admin = material.clients["admin"]
+        url = server.address.replace("nats://", "nats://admin:admin-secret@")
+        nc = await bus.connect(url, "nkey-check", first_connect_timeout=5,
+                               tls=tls.client_context(material.ca, admin.cert, admin.key))
+        await bus.ensure_streams(nc.jetstream())
+        cert = dict(nats_tls_ca=material.ca, nats_tls_cert=material.clients["chuo-1-pc"].cert,
+                    nats_tls_key=material.clients["chuo-1-pc"].key)
+        stranger = make_config(tmp_path / "other", server.address, municipality, nats_nkey_seed=other_seed, **cert)
+        async with running_agent(stranger) as agent:
+            await _until(lambda: _true(agent._connect_failures >= 2))
+            assert agent.js is None
+        config = make_config(tmp_path / "ok", server.address, municipality, nats_nkey_seed=seed, **cert)
+        async with running_agent(config):
+            async def heartbeat() -> bool:
+                return bool(of_type([s.event for s in await bus.load(nc, agent_subject(municipality))], "device.heartbeat"))
+            await _until(heartbeat)
+        await nc.close()
+    finally:
+        server.stop()
+
+
 def test_a_certificate_without_its_key_is_refused_in_the_config(tmp_path):
     with pytest.raises(ValueError, match="nats_tls_cert and nats_tls_key go together"):
         AgentConfig(device_id="pc", municipality="011002", ward="chuo", desk="chuo-1", nats_tls_cert=tmp_path / "c.pem")

@@ -54,6 +54,9 @@ class AgentConfig(BaseModel):
 
     nats_url: str = "nats://127.0.0.1:4222"
     nats_creds: Path | None = None  # a NATS .creds file (JWT + nkey seed), for an operator-mode NATS
+    # the seed of this laptop's own nkey (a file "SU..."), where the NATS user is defined by its
+    # public key (`authorization { users: [{nkey: U...}] }`): nothing secret leaves the laptop
+    nats_nkey_seed: Path | None = None
     # The device's own user and password on the bus (JSON {"user", "password"}, mode 0600), as
     # `madoguchi nats credential --device <id>` writes it: it may publish only to its own subject.
     nats_credential: Path | None = None
@@ -107,6 +110,8 @@ class AgentConfig(BaseModel):
         options: dict = {}
         if self.nats_creds:
             options["user_credentials"] = str(self.nats_creds)
+        if self.nats_nkey_seed:
+            options["nkeys_seed"] = str(self.nats_nkey_seed)
         if self.nats_credential:
             credential = json.loads(self.nats_credential.read_text())
             options["user"], options["password"] = credential["user"], credential["password"]
