@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
@@ -18,6 +19,7 @@ from madoguchi_shared import bus, db, natsauth
 from madoguchi_shared.cli import service_factories
 from madoguchi_shared.logging import configure
 from madoguchi_shared.runtime import NatsServer, PostgresServer
+from tests.utils import servers
 from tests.utils.servers import make_settings, unique_municipality
 
 configure("WARNING", json_logs=False)
@@ -53,6 +55,33 @@ def pg_server(tmp_path_factory):
     server = PostgresServer(tmp_path_factory.mktemp("pg")).start()
     yield server
     server.stop()
+
+
+@pytest_asyncio.fixture(scope="session", autouse=True)
+async def pg_roles(pg_server, data_dir):
+    """One login role per service (mg_reporting, mg_calls, mg_audit) and the migration owner (mg_migrator), as
+    `madoguchi run` provisions them, passwords under the data folder's secrets/: services built by the tests
+    connect as their role (`tests.utils.servers.as_service`); fixtures that tamper or look as an operator use
+    the superuser's `pg_pool`."""
+    dsns = await db.provision(pg_server.dsn, data_dir / "secrets", servers.PG_SERVICES)
+    servers.SERVICE_DSNS.update(dsns)
+    # Each service migrates its own schema at start, as its own role: done once here, so a test that happens to
+    # start a service as the superuser first (an operator's view) does not leave tables its role cannot use.
+    # The audit schema is migrated by the owner role (mg_migrator) before the service starts, as `make run` does.
+    from madoguchi_audit import schema as audit_schema
+    from madoguchi_calls import phone_store
+    from madoguchi_reporting import schema as reporting_schema
+
+    for service, migrate in (("reporting", reporting_schema.migrate),
+                             ("calls", lambda c: db.migrate(c, phone_store.SCHEMA, phone_store.MIGRATIONS)),
+                             ("migrator", lambda c: audit_schema.migrate(c, "audit"))):
+        conn = await asyncpg.connect(dsns[service])
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+    yield dsns
+    servers.SERVICE_DSNS.clear()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from nats.js.errors import NotFoundError
 
+from tests.utils.servers import as_service
 from madoguchi_shared import auth, bus, sealed
 from madoguchi_shared.events import dump_event, parse_event
 from madoguchi_shared.events.base import Role
@@ -62,7 +63,7 @@ async def test_erase_request_approve_redacts_everywhere_and_keeps_the_log(settin
     # a plain text (an event written before sealing) stays readable as it is: upcast on read
     assert await vault.reveal(m, SUMMARY) == SUMMARY
 
-    s = settings.model_copy(update={"extra": {**settings.extra, "deadline_check_seconds": "0",
+    s = as_service(settings, "reporting").model_copy(update={"extra": {**settings.extra, "deadline_check_seconds": "0",
                                               "contract_start": "2021-03-15", "contract_end": "2021-09-30"}})
     app = create_app(s)
     async with app.router.lifespan_context(app):

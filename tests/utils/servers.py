@@ -11,6 +11,19 @@ from madoguchi_shared.runtime import NatsServer, PostgresServer, free_port
 from madoguchi_shared.settings import Settings
 
 
+# Least privilege in the test session as in `madoguchi run`: the root conftest provisions (db.provision) one
+# login role per service that uses PostgreSQL and the migration owner (mg_migrator); a service built for a
+# test connects as its own role (`as_service`), never as the superuser. Filled by the `pg_roles` fixture.
+PG_SERVICES = ("reporting", "calls", "audit")
+SERVICE_DSNS: dict[str, str] = {}
+
+
+def as_service(settings: Settings, service: str) -> Settings:
+    """The settings a service's process gets from `madoguchi run`: its own PostgreSQL login."""
+    dsn = SERVICE_DSNS.get(service)
+    return settings if dsn is None else settings.model_copy(update={"pg_dsn": dsn})
+
+
 def unique_municipality() -> str:
     """Tests isolate by municipality: it is part of every subject and key. 9xxxxx is never real."""
     return f"9{random.randrange(0, 100000):05d}"

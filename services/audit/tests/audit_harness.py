@@ -25,12 +25,19 @@ WARDS = ("chuo", "kita", "higashi", "shiroishi")
 # Set by the session fixture `service_role` (conftest.py): the audit service's login role mg_audit.
 SERVICE_DSN = ""
 SERVICE_POOL = None
+MIGRATOR_POOL = None  # mg_migrator: runs the migrations, as `madoguchi run` does before the service starts
 
 
 def service_pool():
     """The pool the service itself would have: logged in as mg_audit, not as a superuser."""
     assert SERVICE_POOL is not None, "the service_role fixture provisions it"
     return SERVICE_POOL
+
+
+def migrator_pool():
+    """The migration owner's pool (mg_migrator): the tests migrate as `madoguchi run` does, not as a superuser."""
+    assert MIGRATOR_POOL is not None, "the service_role fixture provisions it"
+    return MIGRATOR_POOL
 
 
 def make_audit_settings(settings: Settings, municipality: str, data_dir: Path, **overrides) -> AuditSettings:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import uvicorn
-from audit_harness import make_audit_settings, publish, sample_events
+from audit_harness import migrator_pool, make_audit_settings, publish, sample_events
 
 from madoguchi_shared.auth import Role, token_for
 from madoguchi_shared.events import Actor
@@ -82,7 +82,7 @@ def app_settings(settings, municipality, tmp_path):
 
 async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_settings, municipality, js, tmp_path, pg_pool):
     audit = make_audit_settings(app_settings, municipality, tmp_path)
-    await schema.migrate_pool(pg_pool, audit.schema_name)  # the owner migrates; the service only uses it
+    await schema.migrate_pool(migrator_pool(), audit.schema_name)  # the owner migrates; the service only uses it
     app = create_app(app_settings, audit)
     events = sample_events(municipality, 80, start=datetime.now(UTC) - timedelta(hours=2))
     await publish(js, events)
@@ -164,7 +164,7 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
 
 async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(app_settings, municipality, js, tmp_path, pg_pool):
     audit = make_audit_settings(app_settings, municipality, tmp_path)
-    await schema.migrate_pool(pg_pool, audit.schema_name)  # the owner migrates; the service only uses it
+    await schema.migrate_pool(migrator_pool(), audit.schema_name)  # the owner migrates; the service only uses it
     app = create_app(app_settings, audit)
     manager = await _auth(js, app_settings, municipality, "M0001", Role.manager)
     await publish(js, [_usb(municipality, blocked=False)])

@@ -15,7 +15,7 @@ import json
 import shutil
 from datetime import UTC, datetime
 
-from audit_harness import service_pool, cli_env, publish, running_ingest, sample_events
+from audit_harness import migrator_pool, service_pool, cli_env, publish, running_ingest, sample_events
 from typer.testing import CliRunner
 
 from madoguchi_shared import bus, subjects
@@ -33,7 +33,7 @@ from madoguchi_audit.ingest import Ingest
 async def _crashed_log(nc, js, pg_pool, audit, n: int = 200):
     """A log written by the real writer that then crashed: signed every 40 records, an unsigned tail."""
     audit = audit.model_copy(update={"checkpoint_every": 40, "ingest_batch": 40, "checkpoint_seconds": 3600})
-    await schema.migrate_pool(pg_pool, audit.schema_name)
+    await schema.migrate_pool(migrator_pool(), audit.schema_name)
     await publish(js, sample_events(audit.municipality, n))
     ingest = Ingest(audit, nc, service_pool())
     task = asyncio.create_task(ingest.run())
@@ -55,7 +55,7 @@ async def _crashed_log(nc, js, pg_pool, audit, n: int = 200):
 async def _copy(pg_pool, audit, name: str):
     """The log and its bookkeeping in a schema of its own, the data folder copied: what an attack edits."""
     target = f"{audit.schema_name}_{name}"[:63]
-    await schema.migrate_pool(pg_pool, target)
+    await schema.migrate_pool(migrator_pool(), target)
     async with pg_pool.acquire() as conn:
         for table in ("log", "checkpoint", "chain_head", "ingest_checkpoint"):
             await conn.execute(f'INSERT INTO "{target}".{table} SELECT * FROM "{audit.schema_name}".{table}')

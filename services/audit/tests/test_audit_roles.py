@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from audit_harness import publish, running_ingest, sample_events
+from audit_harness import migrator_pool, publish, running_ingest, sample_events
 
 from madoguchi_audit import checkpoints, retention, schema, verify
 
@@ -15,7 +15,7 @@ REFUSED = (asyncpg.InsufficientPrivilegeError,)
 
 
 async def _log_with_rows(nc, js, pg_pool, audit, n=60):
-    await schema.migrate_pool(pg_pool, audit.schema_name)
+    await schema.migrate_pool(migrator_pool(), audit.schema_name)
     await publish(js, sample_events(audit.municipality, n))
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()

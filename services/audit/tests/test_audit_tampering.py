@@ -8,7 +8,7 @@ import json
 import random
 from collections import Counter
 
-from audit_harness import publish, running_ingest, sample_events
+from audit_harness import migrator_pool, publish, running_ingest, sample_events
 
 from madoguchi_audit import chain, checkpoints, schema, verify
 
@@ -18,7 +18,7 @@ ENVELOPE_COLUMNS = {"stream_seq": 2, "subject": 3, "type": 6, "ward": 9, "desk":
 async def _real_log(nc, js, pg_pool, audit, n: int = 200):
     """A log table written by the real writer (checkpoints every 25 records), and a copy of it."""
     audit = audit.model_copy(update={"checkpoint_every": 25, "ingest_batch": 25})
-    await schema.migrate_pool(pg_pool, audit.schema_name)
+    await schema.migrate_pool(migrator_pool(), audit.schema_name)
     await publish(js, sample_events(audit.municipality, n))
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()
@@ -155,7 +155,7 @@ async def test_a_forged_checkpoint_or_an_unknown_key_is_reported(nc, js, pg_pool
 
 async def _scratch_copy(pg_pool, audit, name: str) -> str:
     target = f"{audit.schema_name}_{name}"[:63]
-    await schema.migrate_pool(pg_pool, target)
+    await schema.migrate_pool(migrator_pool(), target)
     async with pg_pool.acquire() as conn:
         await conn.execute(f'INSERT INTO "{target}".log SELECT * FROM "{audit.schema_name}".log')
     return target

@@ -12,6 +12,7 @@ import httpx
 
 from madoguchi_calls.main import create_app
 from madoguchi_calls.schedule import CallbackPolicy
+from tests.utils.servers import as_service
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.auth import issue_token, token_for
 from madoguchi_shared.events.admin import TrainingItemCompleted, TrainingTestRecorded
@@ -112,7 +113,7 @@ class Line:
 async def running_line(settings, municipality: str, now: datetime, *, check_interval: float = 0,
                        policy: CallbackPolicy | None = None) -> AsyncIterator[Line]:
     clock = Clock(now)
-    app = create_app(settings, clock=clock, check_interval=check_interval, policy=policy)
+    app = create_app(as_service(settings, "calls"), clock=clock, check_interval=check_interval, policy=policy)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -145,7 +145,9 @@ async def test_live_line_state_over_sse(settings, municipality):
     from madoguchi_shared.events.base import Role
 
     clock = Clock(jst(2021, 4, 8, 9, 0))
-    app = create_app(settings, clock=clock, check_interval=0)
+    from tests.utils.servers import as_service
+
+    app = create_app(as_service(settings, "calls"), clock=clock, check_interval=0)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())

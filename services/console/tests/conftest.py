@@ -18,7 +18,7 @@ import uvicorn
 from madoguchi_shared import bus
 from madoguchi_shared.auth import add_staff
 from madoguchi_shared.events.admin import TRAINING_ITEMS, TrainingItemCompleted, TrainingTestRecorded
-from tests.utils.servers import unique_municipality
+from tests.utils.servers import as_service, unique_municipality
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "test-output" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -91,11 +91,11 @@ def make_clock():
     return clock
 
 
-def _build(factory, settings, clock):
+def _build(factory, settings, clock, name: str):
     kwargs = {}
     if "clock" in inspect.signature(factory).parameters:
         kwargs["clock"] = clock
-    return factory(settings, **kwargs)
+    return factory(as_service(settings, name), **kwargs)  # its own PostgreSQL login, as `madoguchi run` gives it
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +117,7 @@ async def stack(settings, js, stack_municipality):
         factory = _factory(module)
         if factory is None:
             continue
-        served = Served(_build(factory, settings, clock), free_port())
+        served = Served(_build(factory, settings, clock, name), free_port())
         await served.start()
         stack.services[name] = served
     from madoguchi_console.main import create_app

@@ -10,11 +10,14 @@ from madoguchi_shared.auth import token_for
 from madoguchi_shared.events.base import Role
 
 from madoguchi_reporting.main import create_app
+from tests.utils.servers import as_service
 
 CONTRACT = {"contract_start": "2021-03-15", "contract_end": "2021-09-30"}
 
 
 def reporting_settings(settings, **extra):
+    """The service's settings: a contract, and its own PostgreSQL login (mg_reporting), as `madoguchi run` gives it."""
+    settings = as_service(settings, "reporting")
     return settings.model_copy(update={"extra": {**settings.extra, "deadline_check_seconds": "0", **CONTRACT, **extra}})
 
 
