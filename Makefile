@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: install run cluster demo test bench bench-national clean-data system-deps
+.PHONY: install run cluster demo test bench bench-national bench-audit-scale clean-data system-deps
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -43,6 +43,11 @@ bench: install
 NATIONAL_EVENTS ?= 1000000
 bench-national: install
 	.venv/bin/python -m bench.national --events $(NATIONAL_EVENTS)
+
+# auditors' pages and exports at 100 k and 1 M records (AUDIT_SCALE_SIZES=100000,1000000,10000000 for 10 M)
+AUDIT_SCALE_SIZES ?= 100000,1000000
+bench-audit-scale: install
+	.venv/bin/python services/audit/bench_audit_scale.py bench-audit-scale.json --sizes $(AUDIT_SCALE_SIZES)
 
 clean-data:
 	rm -rf var

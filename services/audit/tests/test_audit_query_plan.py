@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from audit_harness import migrator_pool
+
 from madoguchi_shared.events.audit import QueryFilters
 
 from madoguchi_audit import chain, query, schema
@@ -12,7 +14,7 @@ from madoguchi_audit import chain, query, schema
 
 async def test_a_later_municipality_and_an_exhausted_desk_filter_use_their_indexes(pg_pool, audit_settings):
     audit = audit_settings
-    await schema.migrate_pool(pg_pool, audit.schema_name)
+    await schema.migrate_pool(migrator_pool(), audit.schema_name)
     first, later = "900001", "900002"
     rows, prev = [], chain.GENESIS
     for position in range(1, 30_001):  # 28,000 records of another municipality first, then ours
@@ -37,3 +39,75 @@ async def test_a_later_municipality_and_an_exhausted_desk_filter_use_their_index
             assert all(kind != "Seq Scan" for kind, _, _ in scans), (filters, scans)
             assert any(name in ("log_municipality", "log_desk") for _, name, _ in scans), (filters, scans)
             assert sum(removed for _, _, removed in scans) < 1000, (filters, scans)  # not 28,000 walked past
+
+
+def _scans(plan: dict) -> list[tuple]:
+    out = []
+
+    def walk(node):
+        out.append((node["Node Type"], node.get("Index Name"), node.get("Rows Removed by Filter", 0)))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan)
+    return out
+
+
+async def test_every_auditor_filter_pages_by_index_with_exact_results(pg_pool, audit_settings):
+    """Time, type, staff and device filters (scoped to a municipality that is not first in the log) start at their
+    first match and stop after a page — a time range through the days' position ranges (day_span), including a
+    record that arrived late — and give the same records as a plain scan."""
+    from datetime import UTC, datetime, timedelta
+
+    audit = audit_settings
+    await schema.migrate_pool(migrator_pool(), audit.schema_name)
+    first, later = "900001", "900002"
+    base = datetime(2021, 4, 1, tzinfo=UTC)
+    rows, prev = [], chain.GENESIS
+    for position in range(1, 30_001):
+        municipality = first if position <= 28_000 else later
+        occurred = base + timedelta(minutes=position)
+        if position == 29_990:
+            occurred = base + timedelta(hours=3)  # sent late: an offline desk's event of the first day
+        kind = "desk.rare" if position % 997 == 0 else "desk.x"
+        rows.append((position, "MG_DESK", position, f"mg.desk.{municipality}.x.y", True, None, kind, occurred,
+                     municipality, "chuo", f"d{position % 50}", f"S{position % 300}", "supporter",
+                     f"pc-{position % 40}", None, b"{}", prev, prev))
+    async with pg_pool.acquire() as conn:
+        await conn.copy_records_to_table("log", schema_name=audit.schema_name, records=rows, columns=chain.COLUMNS)
+        await schema.rebuild_day_spans(conn, audit.schema_name)
+        await conn.execute(f'ANALYZE "{audit.schema_name}".log')
+        t = f'"{audit.schema_name}".log'
+        day20 = base + timedelta(days=20)
+        cases = [
+            (QueryFilters(time_from=day20, time_to=day20 + timedelta(hours=6)),
+             f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND occurred_at < $3 "
+             "ORDER BY position LIMIT 50", (later, day20, day20 + timedelta(hours=6))),
+            (QueryFilters(time_from=base, time_to=base + timedelta(days=1)),  # only the late record
+             f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND occurred_at < $3 "
+             "ORDER BY position LIMIT 50", (later, base, base + timedelta(days=1))),
+            (QueryFilters(time_from=day20, desk="d7"),
+             f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND desk = 'd7' "
+             "ORDER BY position LIMIT 50", (later, day20)),
+            (QueryFilters(event_type="desk.rare"),
+             f"SELECT position FROM {t} WHERE municipality = $1 AND type = 'desk.rare' ORDER BY position LIMIT 50",
+             (later,)),
+            (QueryFilters(actor="S7"),
+             f"SELECT position FROM {t} WHERE municipality = $1 AND actor_id = 'S7' ORDER BY position LIMIT 50", (later,)),
+            (QueryFilters(device="pc-3"),
+             f"SELECT position FROM {t} WHERE municipality = $1 AND device_id = 'pc-3' ORDER BY position LIMIT 50",
+             (later,)),
+        ]
+        for filters, plain, plain_args in cases:
+            sql, args = query.build(audit.schema_name, filters, query.Scope(later), 50)
+            got = [r["position"] for r in await conn.fetch(sql, *args)]
+            assert got == [r["position"] for r in await conn.fetch(plain, *plain_args)] and got, (filters, got)
+            scans = _scans(json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args))[0]["Plan"])
+            assert all(kind != "Seq Scan" for kind, _, _ in scans), (filters, scans)
+            assert sum(removed for _, _, removed in scans) < 1000, (filters, scans)  # not the log walked past
+        sql, args = query.build(audit.schema_name, QueryFilters(time_from=base, time_to=base + timedelta(days=1)),
+                                query.Scope(later), 50)
+        late = [r["position"] for r in await conn.fetch(sql, *args)]
+        assert late == [29_990]
+        counted = await query.count(conn, audit.schema_name, QueryFilters(), query.Scope(first))
+        assert counted == query.COUNT_CAP + 1  # 28,000 matches: counted only up to the cap

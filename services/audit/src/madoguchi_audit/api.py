@@ -95,7 +95,8 @@ async def records(request: Request, principal: Auditor, pool: Pool, audit: Audit
     return {
         "query_id": str(query_id),
         "records": [query.record_json(r) for r in rows],
-        "total": total,
+        "total": min(total, query.COUNT_CAP),
+        "total_capped": total > query.COUNT_CAP,  # more matches than counted: "at least total"
         "next_after": positions[-1] if full and not params.newest_first else None,
         "next_before": positions[-1] if full and params.newest_first else None,
         "checkpoint": cp,

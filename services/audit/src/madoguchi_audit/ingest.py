@@ -39,6 +39,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -67,6 +68,22 @@ def filter_subjects(stream: str, municipalities: list[str]) -> list[str]:
     return [subjects.context_filter(context, m) for m in municipalities]
 
 
+def day_spans(rows: list[tuple]) -> dict[tuple[str, date], list[int]]:
+    """Per (municipality, UTC day of occurred_at), the first and last position of a batch's rows (COPY rows)."""
+    spans: dict[tuple[str, date], list[int]] = {}
+    for r in rows:
+        occurred, municipality = r[7], r[8]
+        if occurred is None or municipality is None:
+            continue
+        key = (municipality, occurred.astimezone(UTC).date() if occurred.tzinfo else occurred.date())
+        span = spans.get(key)
+        if span is None:
+            spans[key] = [r[0], r[0]]
+        else:
+            span[1] = r[0]
+    return spans
+
+
 @dataclass
 class _Prepared:
     """A batch chained in memory, ready for its transaction."""
@@ -77,6 +94,7 @@ class _Prepared:
     moved: dict[str, int]  # stream -> last sequence after this batch
     news: int  # records that are not our own checkpoints
     checkpoint: CheckpointSigned | None
+    spans: dict[tuple[str, date], list[int]]  # (municipality, UTC day of occurred_at) -> [first, last position]
 
 
 class Tampered(Exception):
@@ -410,7 +428,7 @@ class Ingest:
             cp = self._sign(position, head, self._spec_cp_position)
             self._spec_cp_position = position
         self._spec_position, self._spec_head = position, head
-        return _Prepared(rows, position, head, moved, news, cp)
+        return _Prepared(rows, position, head, moved, news, cp, day_spans(rows))
 
     async def _commit(self, conn: asyncpg.Connection, p: _Prepared) -> None:
         """One batch, one transaction as audit_writer: records, stream positions, head, maybe a checkpoint."""
@@ -431,6 +449,15 @@ class Ingest:
             )
             if ok is None:
                 raise RuntimeError("audit chain head moved under the writer: another writer without the lock?")
+            if p.spans:  # the auditors' time filter: each day's position range (schema.AUDITOR_KEYSET_SQL)
+                keys, ends = list(p.spans), list(p.spans.values())
+                await conn.execute(
+                    f"""INSERT INTO {self._q('day_span')} AS d (municipality, day, first_position, last_position)
+                        SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[], $4::bigint[])
+                        ON CONFLICT (municipality, day) DO UPDATE
+                        SET first_position = least(d.first_position, EXCLUDED.first_position),
+                            last_position = greatest(d.last_position, EXCLUDED.last_position)""",
+                    [k[0] for k in keys], [k[1] for k in keys], [e[0] for e in ends], [e[1] for e in ends])
             # One lookup by event id per record of the batch, by the event_id index. `position + 0`: a plain
             # min(position) lets PostgreSQL walk the primary key from the start until a row has that event id —
             # the whole log per record for a new event, the end of the log (a 20,000-record batch timed out at

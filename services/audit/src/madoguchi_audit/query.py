@@ -14,7 +14,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +27,7 @@ from madoguchi_audit.schema import READER
 
 MAX_PAGE = 1000
 MAX_EXPORT = 100_000
+COUNT_CAP = 1_000  # a page's total is exact up to this many matches (20 pages of 50)
 
 _SELECT = f"""SELECT position, stream, stream_seq, subject, parsed, event_id, type, occurred_at, municipality,
     ward, desk, actor_id, actor_role, device_id, correlation_id, data, prev_hash, hash,
@@ -75,6 +76,19 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -
         add("occurred_at >= ?", filters.time_from)
     if filters.time_to:
         add("occurred_at < ?", filters.time_to)
+    if filters.time_from or filters.time_to:
+        # The exact position range of the days asked for (day_span, kept by the writer): the page's index walk
+        # starts at the first record of the first day and stops after the last record of the last day.
+        days = ["municipality = $1"]
+        if filters.time_from:
+            args.append(_utc_day(filters.time_from))
+            days.append(f"day >= ${len(args)}")
+        if filters.time_to:
+            args.append(_utc_day(filters.time_to - timedelta(microseconds=1)))
+            days.append(f"day <= ${len(args)}")
+        span = f'FROM "{schema}".day_span WHERE {" AND ".join(days)}'
+        where.append(f"position >= coalesce((SELECT min(first_position) {span}), 1)")
+        where.append(f"position <= coalesce((SELECT max(last_position) {span}), 0)")
     if filters.position_from:
         add("position >= ?", filters.position_from)
     if filters.position_to:
@@ -83,16 +97,22 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -
         add("type <> ALL(?)", list(ROUTINE_TYPES))
     if filters.before:
         add("position < ?", filters.before)
-    if limit is None:
-        return f'SELECT count(*) FROM "{schema}".log WHERE {" AND ".join(where)}', args
+    if limit is None:  # count up to COUNT_CAP + 1 matches: a page never walks every match of a national log
+        args.append(COUNT_CAP + 1)
+        return (f'SELECT count(*) FROM (SELECT 1 FROM "{schema}".log WHERE {" AND ".join(where)} '
+                f"LIMIT ${len(args)}) matches"), args
     args.append(limit)
     order = "DESC" if filters.newest_first else ""
     sql = f'{_SELECT} FROM "{schema}".log WHERE {" AND ".join(where)} ORDER BY position {order} LIMIT ${len(args)}'
     return sql, args
 
 
+def _utc_day(t: datetime) -> date:
+    return (t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)).date()
+
+
 async def count(conn: asyncpg.Connection, schema: str, filters: QueryFilters, scope: Scope) -> int:
-    """How many records match the filters (all pages)."""
+    """How many records match the filters (all pages), up to COUNT_CAP + 1 (more than COUNT_CAP: "at least")."""
     sql, args = build(schema, filters.model_copy(update={"after": None, "before": None}), scope, None)
     async with conn.transaction(readonly=True):
         await conn.execute(f"SET LOCAL ROLE {READER}")

@@ -250,7 +250,38 @@ GRANT SELECT, INSERT ON duplicate TO {WRITER};
 GRANT SELECT ON duplicate TO {READER};
 """
 
-MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL, AUDITOR_INDEXES_SQL, DUPLICATES_SQL]
+# Keyset paging for every auditor filter (issue 13 item 7): each page is `municipality = $1 AND <filter> AND
+# position > $after ORDER BY position LIMIT n`, so each filter has an index (municipality, <filter>, position)
+# that starts at the page and stops after n matches, whatever the log's size and the other municipalities in it.
+# Type keeps its unscoped index too (the alert engine reads by type across the log); actor and device move
+# under the municipality. Time: `day_span` holds, per municipality and UTC day of occurred_at, the first and
+# last position of its records (the writer keeps it in the batch's transaction); a time range becomes the
+# exact position range of its days, which the (municipality[, desk | ward | ...], position) indexes walk.
+DAY_SPANS_SELECT = """SELECT municipality, (occurred_at AT TIME ZONE 'UTC')::date, min(position), max(position) FROM log
+    WHERE municipality IS NOT NULL AND occurred_at IS NOT NULL GROUP BY 1, 2"""
+
+AUDITOR_KEYSET_SQL = f"""
+CREATE INDEX log_m_type ON log (municipality, type, position);
+CREATE INDEX log_m_actor ON log (municipality, actor_id, position) WHERE actor_id IS NOT NULL;
+CREATE INDEX log_m_device ON log (municipality, device_id, position) WHERE device_id IS NOT NULL;
+DROP INDEX log_actor;
+DROP INDEX log_device;
+CREATE TABLE day_span (
+    municipality   text NOT NULL,
+    day            date NOT NULL,
+    first_position bigint NOT NULL,
+    last_position  bigint NOT NULL,
+    PRIMARY KEY (municipality, day)
+);
+INSERT INTO day_span {DAY_SPANS_SELECT};
+ALTER TABLE day_span OWNER TO {OWNER};
+REVOKE ALL ON day_span FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON day_span TO {WRITER};
+GRANT SELECT ON day_span TO {READER};
+"""
+
+MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL, AUDITOR_INDEXES_SQL, DUPLICATES_SQL,
+              AUDITOR_KEYSET_SQL]
 
 
 async def migrate(conn: asyncpg.Connection, schema: str) -> int:
@@ -285,3 +316,11 @@ async def ensure(pool: asyncpg.Pool, schema: str) -> int:
             raise NotMigrated(f"the audit schema {schema!r} is at version {current} of {len(MIGRATIONS)} and this "
                               f"role may not migrate it: run `madoguchi audit migrate` with the owner role "
                               f"(MADOGUCHI_PG_DSN of {'mg_migrator'})") from exc
+
+
+async def rebuild_day_spans(conn: asyncpg.Connection, schema: str) -> None:
+    """day_span from the records (the migration does this once; tests and benches that load records directly)."""
+    async with conn.transaction():
+        await conn.execute(f'SET LOCAL search_path = "{schema}"')
+        await conn.execute("DELETE FROM day_span")
+        await conn.execute(f"INSERT INTO day_span {DAY_SPANS_SELECT}")

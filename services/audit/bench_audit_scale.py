@@ -1,0 +1,184 @@
+"""Auditor pages and exports at national scale: the same queries at 100 k and 1 M records (and more), with
+the growth ratio (issue 13 item 7: every page and export < 50 ms at any log size).
+
+    .venv/bin/python services/audit/bench_audit_scale.py [results.json] [--sizes 100000,1000000] [--repeat 5]
+    make bench-audit-scale
+
+Starts its own PostgreSQL in a temp folder (or --dsn), migrates an audit schema per size (the real
+migrations: every index the writer maintains) and fills it in SQL with a national-looking log: 20
+municipalities interleaved in arrival order, 200 desks, 5,000 staff, 2,000 PCs, 30 days of time with
+0.1 % of the events arriving days late, a rare event type, a desk that closed after the first 1 % of
+the log. The chain columns are filler (pages do not verify; `bench_audit.py` measures verification).
+`day_span` is built as the writer keeps it.
+
+Each figure is what the API does for one request, as the auditor reading role: a page is
+`query.fetch_page` (50 records) plus the page's total (`query.count`, capped) — the console's
+audit screen; an export is every matching record in pages of 5,000 (`GET /v1/audit/export`), up
+to 10,000. Median of `--repeat` runs after one warm-up, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from madoguchi_shared import db
+from madoguchi_shared.events.audit import QueryFilters
+from madoguchi_shared.runtime import PostgresServer
+
+from madoguchi_audit import query, schema
+
+BASE = datetime(2021, 4, 1, tzinfo=UTC)
+DAYS = 30
+M = "M07"  # a municipality that is not first in the log
+
+FILL = """
+INSERT INTO log (position, stream, stream_seq, subject, parsed, event_id, type, occurred_at, municipality, ward, desk,
+                 actor_id, actor_role, device_id, correlation_id, data, prev_hash, hash)
+SELECT p, 'MG_DESK', p, 'mg.desk.' || m || '.deskday.x', true, NULL,
+       CASE WHEN p % 1000 = 27 THEN 'audit.alert_raised' WHEN p % 3 = 0 THEN 'device.heartbeat' ELSE 'desk.ticket_issued' END,
+       CASE WHEN p % 1000 = 7 THEN t - interval '3 days' ELSE t END,
+       m, 'w' || (p % 10), CASE WHEN p % 200 = 27 AND p > $1::bigint / 100 THEN 'd-open' WHEN p % 200 = 27 THEN 'd-closed'
+                                 ELSE 'd' || (p % 200) END,
+       'S' || (p % 5000), 'supporter', 'pc-' || (p % 2000), NULL, $3::bytea, $4::bytea, $4::bytea
+FROM (SELECT p, 'M' || lpad((p % 20)::text, 2, '0') AS m,
+             $2::timestamptz + (p * ($5::float8 / $1::bigint)) * interval '1 second' AS t
+      FROM generate_series($6::bigint, $7::bigint) AS p) s
+"""
+
+
+async def build(pool, name: str, n: int) -> float:
+    """A migrated schema `name` with n records; returns the seconds it took."""
+    start = time.perf_counter()
+    await schema.migrate_pool(pool, name)
+    data = json.dumps({"v": 1, "note": "x" * 260}).encode()
+    async with pool.acquire() as conn:
+        await conn.execute(f'SET search_path = "{name}"')
+        await conn.execute("SET session_replication_role = replica")  # a bench filling its own table
+        step = 200_000
+        for low in range(1, n + 1, step):
+            await conn.execute(FILL, n, BASE, data, bytes(32), DAYS * 86400.0, low, min(n, low + step - 1))
+        await conn.execute("SET session_replication_role = origin")
+        await conn.execute("RESET search_path")
+        await schema.rebuild_day_spans(conn, name)
+        await conn.execute(f'VACUUM ANALYZE "{name}".log')
+    return time.perf_counter() - start
+
+
+def cases(n: int) -> dict[str, tuple[str, QueryFilters]]:
+    middle = BASE + timedelta(days=DAYS / 2)
+    return {
+        "page: first page of a municipality not first in the log": ("page", QueryFilters()),
+        "page: deep keyset page (after the middle of the log)": ("page", QueryFilters(after=n // 2)),
+        "page: newest first": ("page", QueryFilters(newest_first=True)),
+        "page: desk": ("page", QueryFilters(desk="d7")),
+        "page: desk whose matches ran out (closed early)": ("page", QueryFilters(desk="d-closed", after=n // 50)),
+        "page: ward, routine hidden": ("page", QueryFilters(ward="w7", hide_routine=True)),
+        "page: one hour in the middle of the log": ("page", QueryFilters(time_from=middle,
+                                                                          time_to=middle + timedelta(hours=1))),
+        "page: desk within one day": ("page", QueryFilters(desk="d7", time_from=middle,
+                                                           time_to=middle + timedelta(days=1))),
+        "page: rare event type": ("page", QueryFilters(event_type="audit.alert_raised")),
+        "page: staff": ("page", QueryFilters(actor="S7")),
+        "page: PC": ("page", QueryFilters(device="pc-7")),
+        "export: one desk, one day": ("export", QueryFilters(desk="d7", time_from=middle,
+                                                             time_to=middle + timedelta(days=1))),
+        "export: rare event type (runs out of matches)": ("export", QueryFilters(event_type="audit.alert_raised")),
+        "export: a staff member's last week": ("export", QueryFilters(actor="S7", time_from=BASE + timedelta(days=DAYS - 7))),
+    }
+
+
+async def one(conn, name: str, kind: str, filters: QueryFilters) -> int:
+    scope = query.Scope(M)
+    if kind == "page":
+        rows = await query.fetch_page(conn, name, filters, scope, 50)
+        await query.count(conn, name, filters, scope)
+        return len(rows)
+    rows, page = [], filters
+    while len(rows) < 10_000:
+        got = await query.fetch_page(conn, name, page, scope, 5000)
+        rows += got
+        if len(got) < 5000:
+            break
+        page = page.model_copy(update={"after": got[-1]["position"]})
+    return len(rows)
+
+
+async def measure(pool, name: str, n: int, repeat: int) -> dict[str, dict]:
+    out = {}
+    async with pool.acquire() as conn:
+        for label, (kind, filters) in cases(n).items():
+            await one(conn, name, kind, filters)  # warm
+            times, found = [], 0
+            for _ in range(repeat):
+                start = time.perf_counter()
+                found = await one(conn, name, kind, filters)
+                times.append((time.perf_counter() - start) * 1000)
+            out[label] = {"ms": statistics.median(times), "records": found}
+    return out
+
+
+async def run(dsn: str, sizes: list[int], repeat: int) -> dict:
+    pool = await db.create_pool(dsn, max_size=2)
+    try:
+        res: dict = {"sizes": sizes, "built_s": {}, "figures": {}}
+        for n in sizes:
+            name = f"scale_{n}"
+            res["built_s"][n] = round(await build(pool, name, n), 1)
+            print(f"  {n:,} records built in {res['built_s'][n]} s", flush=True)
+            res["figures"][n] = await measure(pool, name, n, repeat)
+            async with pool.acquire() as conn:
+                res.setdefault("table_mb", {})[n] = round(await conn.fetchval(
+                    f"SELECT pg_total_relation_size('\"{name}\".log') / 1e6"), 1)
+        return res
+    finally:
+        await pool.close()
+
+
+def table(res: dict) -> str:
+    sizes = res["sizes"]
+    head = "| query | " + " | ".join(f"{n:,} records, ms" for n in sizes) + " | growth (largest / smallest) | records |"
+    lines = [head, "|---|" + "---:|" * (len(sizes) + 2)]
+    for label in res["figures"][sizes[0]]:
+        ms = [res["figures"][n][label]["ms"] for n in sizes]
+        lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in ms)
+                     + f" | {ms[-1] / ms[0]:.2f}× | {res['figures'][sizes[-1]][label]['records']:,} |")
+    worst = max(res["figures"][n][label]["ms"] for n in sizes for label in res["figures"][n])
+    lines.append(f"\nslowest request at any size: {worst:.1f} ms (target < 50 ms); "
+                 + ", ".join(f"{n:,}: {res['table_mb'][n]} MB" for n in sizes))
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output", nargs="?", default="bench-audit-scale.json")
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated record counts")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--dsn", help="use this PostgreSQL instead of starting one")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mgscale") as tmp:
+        pg = None if args.dsn else PostgresServer(Path(tmp) / "pg").start()
+        try:
+            res = await run(args.dsn or pg.dsn, sizes, args.repeat)
+        finally:
+            if pg:
+                pg.stop()
+    res["seconds"] = round(time.perf_counter() - started, 1)
+    res["when"] = datetime.now(UTC).isoformat()
+    res["machine"] = platform.platform()
+    print(table(res))
+    Path(args.output).write_text(json.dumps(res, indent=2, default=str))
+    print(f"\nwritten {args.output} ({res['seconds']} s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
