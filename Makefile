@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: install run cluster demo test bench bench-national bench-audit-scale clean-data system-deps
+.PHONY: install run cluster demo test lint bench bench-national bench-audit-scale clean-data system-deps
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -35,6 +35,12 @@ demo: install
 
 test: install
 	.venv/bin/pytest -q -p no:cacheprovider
+
+# ruff's lint rules and pyright's type check, both configured in pyproject.toml
+# (`ruff format --check` joins once the tree has had its one format pass)
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/pyright
 
 bench: install
 	.venv/bin/python -m bench.run $(BENCH_ARGS)
