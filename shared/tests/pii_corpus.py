@@ -129,7 +129,7 @@ WEIGHTS = [6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2]
 
 
 def check_digit(first11: str) -> int:
-    r = sum(int(c) * w for c, w in zip(first11, WEIGHTS)) % 11
+    r = sum(int(c) * w for c, w in zip(first11, WEIGHTS, strict=True)) % 11
     return 0 if r <= 1 else 11 - r
 
 

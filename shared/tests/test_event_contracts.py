@@ -8,7 +8,7 @@ import functools
 import json
 import types
 import typing
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, UTC
 from typing import Literal, get_args, get_origin
 from uuid import UUID
 
@@ -26,7 +26,7 @@ from madoguchi_shared.events import REGISTRY, Event, parse_event
 MUNICIPALITY = "011002"
 
 
-def example_value(annotation, metadata=()):  # noqa: C901 - one branch per kind of type
+def example_value(annotation, metadata=()):  # one branch per kind of type
     origin = get_origin(annotation)
     if origin is Literal:
         return get_args(annotation)[0]
@@ -44,7 +44,7 @@ def example_value(annotation, metadata=()):  # noqa: C901 - one branch per kind 
         k, v = get_args(annotation)
         return {example_value(k): example_value(v)}
     if annotation is AwareDatetime:
-        return datetime(2021, 4, 1, 9, 0, tzinfo=timezone.utc)
+        return datetime(2021, 4, 1, 9, 0, tzinfo=UTC)
     if annotation is NaiveDatetime:
         return datetime(2021, 4, 1, 9, 0)
     if isinstance(annotation, type):
@@ -65,7 +65,7 @@ def example_value(annotation, metadata=()):  # noqa: C901 - one branch per kind 
                 return matching(pattern)
             return "x" * max(2, _bound(metadata) or 0)
         if annotation is datetime:
-            return datetime(2021, 4, 1, 9, 0, tzinfo=timezone.utc)
+            return datetime(2021, 4, 1, 9, 0, tzinfo=UTC)
         if annotation is date:
             return date(2021, 4, 1)
         if annotation is time:

@@ -35,7 +35,7 @@ def check_digit_by_hand(first11: str) -> int:
     """The formula of the architecture, written out independently of the module."""
     weights = [6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2]
     total = 0
-    for digit, weight in zip(first11, weights):
+    for digit, weight in zip(first11, weights, strict=True):
         total += int(digit) * weight
     r = total % 11
     return 0 if r <= 1 else 11 - r
@@ -340,7 +340,7 @@ def test_mixed_findings_sorted() -> None:
     exc = refused(text)
     assert [f.kind for f in exc.findings] == ["email", "phone", "my_number"]
     assert [f.start for f in exc.findings] == sorted(f.start for f in exc.findings)
-    for f, what in zip(exc.findings, ["taro@example.com", "090-1234-5678", "1234-5678-9018"]):
+    for f, what in zip(exc.findings, ["taro@example.com", "090-1234-5678", "1234-5678-9018"], strict=True):
         assert text[f.start : f.end] == what
     assert_not_echoed(str(exc), "090-1234-5678", "1234-5678-9018")
     assert "taro" not in str(exc)

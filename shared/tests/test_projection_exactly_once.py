@@ -180,7 +180,7 @@ async def test_events_resent_after_the_duplicate_window_count_once(js, nc, pg_po
 
 
 async def test_applied_event_ids_are_pruned_by_their_own_time(nc, pg_pool, municipality):
-    from madoguchi_shared.events.base import new_id  # noqa: PLC0415
+    from madoguchi_shared.events.base import new_id
     from madoguchi_shared.projection import uuid7_floor
 
     await setup_schema(pg_pool)

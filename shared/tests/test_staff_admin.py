@@ -20,7 +20,6 @@ from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_shared import auth, bus, subjects
 from madoguchi_shared.auth import Role, issue_token
-from madoguchi_shared.events import parse_event
 from madoguchi_shared.web import create_service_app
 
 PASSWORD = "manager-password-1"
@@ -179,7 +178,7 @@ async def test_an_open_live_stream_ends_within_a_second_of_a_disable(two, js, mu
 
 
 async def test_unknown_account_and_stale_version_tokens_are_refused(two, js, settings, municipality):
-    a, b = two
+    _, b = two
     s = service_settings(settings, municipality)
     ghost = issue_token(s, staff_id="NOBODY1", roles=[Role.manager], municipality=municipality)
     r = await b.get("/v1/staff", headers=bearer(ghost))

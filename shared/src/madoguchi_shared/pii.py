@@ -47,6 +47,7 @@ the value.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from bisect import bisect_right
@@ -503,7 +504,7 @@ _MAX_LOOSE_GAP = 40
 
 
 def _gap_kind(gap: str) -> str:
-    if gap and (gap[0].isascii() and gap[0].isalpha() or gap[-1].isascii() and gap[-1].isalpha()):
+    if gap and ((gap[0].isascii() and gap[0].isalpha()) or (gap[-1].isascii() and gap[-1].isalpha())):
         return "break"  # digits inside an identifier or a hash (01936b4e-7c1a…, a3f5e1…), not a sentence
     if all(c in _TIGHT for c in gap):
         if "\n\n" in gap.replace(" ", ""):  # a blank line: a new paragraph
@@ -567,7 +568,7 @@ class _Found:
 
 
 def _my_number_fast(d: str) -> bool:
-    r = sum(int(c) * w for c, w in zip(d, _WEIGHTS)) % 11
+    r = sum(int(c) * w for c, w in zip(d, _WEIGHTS, strict=False)) % 11
     return int(d[11]) == (0 if r <= 1 else 11 - r)
 
 
@@ -688,7 +689,7 @@ def _piece_ok(cluster: list[_Token], t: str) -> bool:
         return True
     return not any(
         any(c in t[a.end : b.start] for c in "、,，") and 2 <= len(a.digits) <= 3 and 2 <= len(b.digits) <= 3
-        for a, b in zip(cluster, cluster[1:])
+        for a, b in itertools.pairwise(cluster)
     )
 
 
@@ -746,7 +747,7 @@ def _number_findings(t: str) -> list[_Found]:
     kept: list[list[_Token]] = []
     links: list[str] = []  # links[i]: between kept[i] and kept[i + 1]
     crossed = False
-    for c, dated_before in zip(clusters, masked_between):
+    for c, dated_before in zip(clusters, masked_between, strict=False):
         # a count inside a sentence ("上6桁は…") does not cut a split number; a date or a time does
         crossed = crossed or dated_before
         weak_digits = "".join(tok.digits for tok in c) if all(tok.weak for tok in c) else None

@@ -187,7 +187,7 @@ def scan_logs(data_dir: Path, report: ScanReport) -> None:
     seen: set[Path] = set()
     for pattern in _LOG_NAMES:
         for path in sorted(data_dir.rglob(pattern)):
-            if path in seen or not path.is_file() or "pgdata" in path.parts and path.suffix != ".log":
+            if path in seen or not path.is_file() or ("pgdata" in path.parts and path.suffix != ".log"):
                 continue
             seen.add(path)
             place = Place("ログ", str(path.relative_to(data_dir)))
@@ -281,7 +281,7 @@ async def request_erasure(nc, municipality: str, ref, staff_id: str, password: s
     js = nc.jetstream()
     actor = await _who(js, municipality, staff_id, password, "manager")
     event = TextErasureRequested(municipality=municipality, text_ref=ref, reason=reason, actor=actor)
-    stored, seq = await _text_history(nc, municipality, ref)
+    stored, _ = await _text_history(nc, municipality, ref)
     if any(s.event.type == "admin.text_erased" for s in stored):
         raise ErasureRefused("この記述はすでに消去されています。")
     if stored:

@@ -104,13 +104,13 @@ ERASABLE = _Erasable()
 ErasableText = Annotated[str, StringConstraints(max_length=SEALED_MAX), ERASABLE]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _erasable_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(name for name, f in model.model_fields.items()
                      if any(m is ERASABLE for m in f.metadata) or any(a is ERASABLE for a in _flatten(f.annotation)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _may_hold_text(model: type[BaseModel]) -> bool:
     """Whether a model (or a model inside it) has an erasable field: most events have none."""
     if _erasable_fields(model):
