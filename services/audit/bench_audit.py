@@ -231,7 +231,7 @@ async def sha_table_ceiling(pool, audit: AuditSettings) -> float:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = await conn.cursor(f'SELECT prev_hash || {chain_mod.HEADER_SQL} || data FROM '
                                        f'"{audit.schema_name}".log ORDER BY position')
-            count, run = 0, chain_mod.GENESIS
+            count = 0
             start = time.perf_counter()
             pending = asyncio.ensure_future(cursor.fetch(10_000))
             while True:
@@ -241,7 +241,7 @@ async def sha_table_ceiling(pool, audit: AuditSettings) -> float:
                 pending = asyncio.ensure_future(cursor.fetch(10_000))
                 for i in range(0, len(rows), 500):
                     for r in rows[i:i + 500]:
-                        run = sha(r[0]).digest()
+                        sha(r[0]).digest()
                     await asyncio.sleep(0)
                 count += len(rows)
             return count / (time.perf_counter() - start)

@@ -168,7 +168,7 @@ def test_replaying_the_same_events_proposes_the_same_alert_once():
     state, events = replay(steps)
     again = fold(state, steps[0], None, RULES)
     assert again == []  # the state knows it; after a crash, the same id hits the create check
-    fresh_state, fresh = replay(steps)
+    _, fresh = replay(steps)
     assert raised(fresh)[0].alert_id == raised(events)[0].alert_id
 
 

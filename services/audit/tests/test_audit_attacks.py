@@ -112,7 +112,7 @@ def _edit(data: bytes) -> bytes:
 
 
 async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, js, pg_pool, settings, audit_settings):
-    audit, end, signed = await _crashed_log(nc, js, pg_pool, audit_settings)
+    audit, _end, signed = await _crashed_log(nc, js, pg_pool, audit_settings)
     code, out = await _verify(settings, audit)
     assert code == 0, out
     assert out.startswith("OK  log oplog: ") and "every message once, in stream order, same bytes" in out

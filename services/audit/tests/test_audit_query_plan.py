@@ -30,7 +30,7 @@ async def test_a_later_municipality_and_an_exhausted_desk_filter_use_their_index
             plan = json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args))[0]["Plan"]
             scans = []
 
-            def walk(node):
+            def walk(node, scans=scans):
                 scans.append((node["Node Type"], node.get("Index Name"), node.get("Rows Removed by Filter", 0)))
                 for child in node.get("Plans", []):
                     walk(child)

@@ -48,7 +48,7 @@ from madoguchi_shared.events import Actor, Event, Role
 from madoguchi_shared.events.audit import AlertRaised, AlertReraised, AlertResolved
 from madoguchi_shared.pii import find_personal_data
 
-from madoguchi_audit import device_rules  # noqa: E402  (its rules use the helpers below at call time)
+from madoguchi_audit import device_rules  # its rules use the helpers below at call time
 
 ALERT_ACTOR = Actor(id="audit-alerts", role=Role.system)
 _NAMESPACE = uuid.UUID("6f1c2a52-3c55-4b8e-9a35-6d2b1c0f8e21")

@@ -103,7 +103,7 @@ def verify_cmd(
 
     try:
         report = asyncio.run(go())
-    except Exception as exc:  # noqa: BLE001 - any failure to run is exit 2, never a false OK
+    except Exception as exc:  # any failure to run is exit 2, never a false OK
         typer.echo(f"ERROR could not verify: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(report.as_dict(), indent=2, default=str) if as_json else "\n".join(report.lines()))
@@ -221,7 +221,6 @@ def ingest_cmd(dsn: DsnOpt = None, data_dir: DataDirOpt = None, schema: SchemaOp
     from madoguchi_shared import bus, db
     from madoguchi_shared.logging import configure
 
-    from madoguchi_audit import checkpoints
     from madoguchi_audit import schema as audit_schema
     from madoguchi_audit.ingest import Ingest
 

@@ -159,7 +159,7 @@ async def archive(conn: asyncpg.Connection, settings: AuditSettings, js=None, *,
                 count += len(rows)
             for cp in sorted(unique.values(), key=lambda c: c.position):
                 f.write(json.dumps({"kind": "checkpoint", "event": json.loads(cp.model_dump_json())}) + "\n")
-    with open(tmp, "rb") as f:
+    with open(tmp, "rb") as f:  # noqa: ASYNC230 - fsync of the local file just written, before the rename
         os.fsync(f.fileno())
     tmp.replace(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
