@@ -11,7 +11,7 @@ async def test_call1_day_with_25_calls_against_a_maximum_of_20(settings, municip
     async with running_line(settings, municipality, jst(2021, 4, 8, 8, 40)) as line:
         await line.post("/v1/lines/main/seats/s1/sign-in", line.operator, expect=201)
         line.clock.set(jst(2021, 4, 8, 9, 0))
-        for i in range(25):
+        for _ in range(25):
             line.clock.advance(minutes=10)
             r = await line.post("/v1/calls", line.phone_system, {"line": "main"}, expect=201)
             assert r["route"] == "ring"

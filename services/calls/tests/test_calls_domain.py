@@ -85,7 +85,7 @@ def test_call1_thresholds_of_the_expected_maximum_once_each():
 # --- CALL-2 / CALL-3 / CALL-5: a call ---------------------------------------------------------
 
 
-def receive(within=True, free=1, at=jst(2021, 4, 8, 10)):
+def receive(within=True, free=1, at=jst(2021, 4, 8, 10)):  # noqa: B008 - a constant instant, built once
     call_id = new_id()
     cmd = d.ReceiveCall(call_id, "main", within_hours=within, seats_signed_in=1, seats_free=free,
                         next_opening=None if within else jst(2021, 4, 9, 8, 45))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import pytest
 
@@ -64,4 +65,4 @@ async def test_an_auditor_verifies_the_log(new_page, staff, login, stack, screen
         await page.click("a[data-format=jsonl]")
     download = await info.value
     assert download.suggested_filename.endswith(".jsonl")
-    assert b'"position"' in open(await download.path(), "rb").read()
+    assert b'"position"' in Path(await download.path()).read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -29,7 +30,7 @@ async def test_city_staff_download_the_daily_xlsx(new_page, staff, login, stack,
         await page.click("a[data-format=xlsx]")
     download = await info.value
     assert download.suggested_filename.endswith(".xlsx")
-    data = open(await download.path(), "rb").read()
+    data = Path(await download.path()).read_bytes()
     book = openpyxl.load_workbook(io.BytesIO(data))
     text = " ".join(str(c.value) for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value is not None)
     assert "日次報告書" in text

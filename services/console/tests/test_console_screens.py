@@ -3,7 +3,6 @@ no violation, and no ASCII letter is shown outside ids a person types (staff ids
 
 from __future__ import annotations
 
-import asyncio
 
 import httpx
 import pytest

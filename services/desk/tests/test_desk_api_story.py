@@ -23,7 +23,7 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
     s2 = await auth(js, settings, m, "S2", Role.supporter, ("chuo",))
     city = await auth(js, settings, m, "C1", Role.city_staff)
     base = "/v1/desks/chuo-1"
-    async with desk_app(settings, m, clock) as (app, client):
+    async with desk_app(settings, m, clock) as (_app, client):
         # ORG-3 / DESK-5 / DESK-10: preparation before opening, the manager confirms the start, checks, check-in
         ok(await client.post(f"{base}/day/preparation", headers=s1,
                              json={"start": "2021-04-01T08:10:00+09:00", "end": "2021-04-01T08:35:00+09:00"}))

@@ -225,7 +225,7 @@ class LineView:
         if event is not None:
             try:
                 alert = self.apply(event)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("live.apply_failed", subject=msg.subject, seq=seq, type=event.type)
         self.position = seq
         async with self._advanced:

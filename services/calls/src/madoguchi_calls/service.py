@@ -437,7 +437,7 @@ class CallsService:
             for view in self.views.all():
                 try:
                     await self.run_checks(view.municipality)
-                except Exception:  # noqa: BLE001 - one municipality's trouble must not stop the others
+                except Exception:  # one municipality's trouble must not stop the others
                     log.exception("checks.failed", municipality=view.municipality)
             try:
                 await asyncio.wait_for(stop.wait(), interval)

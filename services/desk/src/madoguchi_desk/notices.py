@@ -56,7 +56,7 @@ class NoticeBook:
                     f"mg.device.{self.municipality}.agent.>", cb=self._on_msg, ordered_consumer=True,
                     deliver_policy=api.DeliverPolicy.BY_START_TIME, config=api.ConsumerConfig(opt_start_time=start))
                 return
-            except Exception as exc:  # the device stream may not exist yet on a fresh bus
+            except Exception as exc:  # noqa: BLE001 - the device stream may not exist yet on a fresh bus
                 log.warning("desk.notice_book_failed", error=type(exc).__name__, attempt=attempt)
                 await asyncio.sleep(1.0)
 

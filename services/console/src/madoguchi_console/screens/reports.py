@@ -122,7 +122,7 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
             if not show_all:
                 # REP-6: what needs attention now: overdue, due within two weeks, and the plans and final report.
                 horizon = (today + timedelta(days=14)).isoformat()
-                items = [d for d in items if d["status"] == "overdue" or d["due"] <= horizon and d["due"] >= (today - timedelta(days=7)).isoformat()
+                items = [d for d in items if d["status"] == "overdue" or (d["due"] <= horizon and d["due"] >= (today - timedelta(days=7)).isoformat())
                          or d["kind"] not in ("daily_report", "weekly_report")][:30]
             ctx.update(deliverables={**doc, "deliverables": items}, show_all=show_all, total=len(doc.get("deliverables", [])))
     except ApiError as exc:
