@@ -94,7 +94,7 @@ def readers() -> list[str]:
         from smartcard.System import readers as list_readers
 
         return [str(r) for r in list_readers()]
-    except Exception:
+    except Exception:  # noqa: BLE001 - no pcscd: no readers
         return []
 
 

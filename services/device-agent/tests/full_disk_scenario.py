@@ -21,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from agent_harness import make_config  # noqa: E402
+from agent_harness import make_config
 
-from madoguchi_agent.agent import Agent  # noqa: E402
-from madoguchi_agent.outbox import drain_once  # noqa: E402
-from madoguchi_shared import bus  # noqa: E402
-from madoguchi_shared.events import device as ev  # noqa: E402
+from madoguchi_agent.agent import Agent
+from madoguchi_agent.outbox import drain_once
+from madoguchi_shared import bus
+from madoguchi_shared.events import device as ev
 
 
 def free_bytes(path: Path) -> int:

@@ -26,7 +26,7 @@ async def test_a_full_disk_keeps_critical_events_says_critical_and_drains(nats_s
     assert unshare, "util-linux unshare is needed for the full-disk test"
     folder = tmp_path / "small-disk"
     folder.mkdir()
-    mount = f'mount -t tmpfs -o size=6m tmpfs "$0" && exec "$1" "$2" "$0" "$3" "$4"'
+    mount = 'mount -t tmpfs -o size=6m tmpfs "$0" && exec "$1" "$2" "$0" "$3" "$4"'
     proc = await asyncio.create_subprocess_exec(
         unshare, "-Urm", "sh", "-c", mount, str(folder), sys.executable, str(SCENARIO), nats_server.url, municipality,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -159,7 +159,7 @@ async def test_programs_run_by_an_interpreter_are_visible_and_checked(nats_serve
 
 async def test_a_policy_change_rechecks_running_programs(nats_server, nc, js, municipality, tmp_path):
     """A violator started under a report-only policy is stopped once enforcement is switched on."""
-    session, tool = _session(tmp_path, "early-tool")
+    session, _tool = _session(tmp_path, "early-tool")
     try:
         child = _child(session)
         config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True},

@@ -117,7 +117,7 @@ class Agent:
         """Commit events; low-value ones (SHEDDABLE) are refused and counted at the cap and while
         the disk is full; the others are written into the journal's reserve on a full disk, and
         only lost (counted, CRITICAL in the log) when even that is spent."""
-        depth, size = self.outbox.depth()
+        _, size = self.outbox.depth()
         if self.outbox.disk_full or level_for(size, self.config.outbox_max_bytes) == "shedding":
             kept = [e for e in events if e.type not in SHEDDABLE]
             self.shed += len(events) - len(kept)
@@ -219,7 +219,7 @@ class Agent:
                 if self.config.monitors.desk_visits:
                     self._spawn(self._desk_visits_loop(), "desk_visits")
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to connect is reported as a gap and retried
                 # WARNING with the reason: a refused credential must not look like a quiet agent
                 self._connect_failed(_connect_reason(exc))
                 with contextlib.suppress(TimeoutError):
@@ -269,7 +269,7 @@ class Agent:
                         self._apply_policy(fetched)
                 except ValueError as exc:  # a malformed policy: keep the one we enforce
                     log.error("policy.invalid", error=str(exc)[:200])
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a failed fetch keeps the policy in force
                     log.warning("policy.fetch_failed", reason=_connect_reason(exc))
             self._policy_kick.clear()
             with contextlib.suppress(TimeoutError):
@@ -326,7 +326,7 @@ class Agent:
             while not self._stop.is_set():
                 try:
                     watch.check()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a reader check failure must not end the watch loop
                     log.warning("cardreader.check_failed", error=type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=5.0)
@@ -358,7 +358,7 @@ class Agent:
                     with contextlib.suppress(Exception):
                         await sub.unsubscribe()
                 return
-            except Exception as exc:  # no link, or the desk stream does not exist yet, or not permitted
+            except Exception as exc:  # noqa: BLE001 - no link, or the desk stream does not exist yet, or not permitted
                 log.warning("desk_visits.subscribe_failed", reason=_connect_reason(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=5.0)
@@ -552,7 +552,7 @@ class Agent:
             self._seen_files.clear()
         policy = self.policy
         result = await self._in_thread(scan_file, folder, Path(path), policy.max_scan_bytes, policy.max_archive_bytes)
-        rel = ev.safe_relative_path(os.path.realpath(path), root)
+        rel = ev.safe_relative_path(os.path.realpath(path), root)  # noqa: ASYNC240 - resolves a path just stat-ed, no I/O wait
         if result.not_scanned is not None:
             ns = result.not_scanned
             self.emit(ev.FileNotScanned, root=folder.label, path=rel, size_bytes=ns.size,
@@ -620,7 +620,7 @@ class Agent:
             watch = SessionWatch(on_change, self.config.dbus_address)
             try:
                 await self._in_thread(watch.start)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to reach logind is a gap, retried
                 self._gap("sessions", "no_logind", _connect_reason(exc))
                 await self._pause(30.0)
                 continue
@@ -642,7 +642,7 @@ class Agent:
                     self.emit(ev.PrintJob, job_id=job.job_id, printer=ev.redact(job.printer)[:256] or "?",
                               state=job.state, pages=job.pages, size_bytes=job.size_bytes)
                 self._close_gap("printing", "no_cups")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to reach CUPS is a gap, retried
                 self._gap("printing", "no_cups", _connect_reason(exc))
             await self._pause(self.config.print_poll_s)
 
@@ -832,7 +832,7 @@ class Agent:
         deadline = time.monotonic() + 3.0
         while self._js() is not None and self.outbox.depth()[0] and time.monotonic() < deadline:
             with contextlib.suppress(Exception):
-                acked, failed = await drain_once(self.js, self.outbox, self.config.outbox_batch, 2.0)
+                _, failed = await drain_once(self.js, self.outbox, self.config.outbox_batch, 2.0)
                 if failed:
                     break
         if self.nc is not None:

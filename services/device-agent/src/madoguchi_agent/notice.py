@@ -94,7 +94,7 @@ async def staff_known(config: AgentConfig, staff_id: str, timeout: float = 3.0) 
         options = {"connect_timeout": timeout, "allow_reconnect": False, "max_reconnect_attempts": 0,
                    **config.nats_options()}
         nc = await asyncio.wait_for(nats.connect(config.nats_url, **options), timeout)
-    except Exception:
+    except Exception:  # noqa: BLE001 - cannot connect: the notice cannot tell
         return None
     try:
         js = nc.jetstream(timeout=timeout)
@@ -102,7 +102,7 @@ async def staff_known(config: AgentConfig, staff_id: str, timeout: float = 3.0) 
         return True
     except NotFoundError:
         return False
-    except Exception:  # no permission, no stream yet, timeout: cannot tell
+    except Exception:  # noqa: BLE001 - no permission, no stream yet, timeout: cannot tell
         return None
     finally:
         await nc.close()

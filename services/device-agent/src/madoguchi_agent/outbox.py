@@ -372,7 +372,7 @@ async def _publish(js: JetStreamContext, outbox: Outbox, rows: list[Row]) -> tup
             log.error("outbox.row_refused", event_id=row.event_id, type=row.type, error=type(exc).__name__)
             outbox.bury(row, type(exc).__name__)
             continue
-        except Exception as exc:  # link dropped while publishing: keep the rest for later
+        except Exception as exc:  # noqa: BLE001 - link dropped while publishing: keep the rest for later
             log.info("outbox.publish_interrupted", error=type(exc).__name__)
             return sent, False
         sent.append((row, fut))

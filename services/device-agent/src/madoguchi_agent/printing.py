@@ -96,7 +96,7 @@ class PrintWatch:
     def jobs(self, timeout: float = 5.0) -> list[Job]:
         request = urllib.request.Request(self.url, data=get_jobs_request(self.printer_uri),
                                          headers={"Content-Type": "application/ipp"}, method="POST")
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - a configured local URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # a configured local URL
             status, groups = parse_jobs(response.read())
         if status >= 0x0400 and status != 0x0406:  # client/server error (0x0406: no jobs, not found)
             raise OSError(f"IPP status 0x{status:04x}")
