@@ -205,7 +205,7 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
 
         # 4. rebuild, extrapolated to a million events
         start = time.perf_counter()
-        before, after = await rebuild_async(nc, pool, progress=False, out=sys.stderr)
+        await rebuild_async(nc, pool, progress=False, out=sys.stderr)
         secs = time.perf_counter() - start
         stream_total = sum([(await js.stream_info(s)).state.messages for s in ("MG_DESK", "MG_CALLS")])
         results["rebuild_s"] = round(secs, 2)

@@ -38,7 +38,7 @@ WEEK_START = dt.date(2021, 3, 29)
 
 
 def ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def stats(values: list[int]) -> dict[str, Any]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 from typing import Annotated, Literal
 from urllib.parse import quote

@@ -38,7 +38,7 @@ def _jst(t: dt.datetime) -> dt.datetime:
 
 
 def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def _share(a: int, b: int) -> float | None:

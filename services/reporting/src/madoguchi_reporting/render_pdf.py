@@ -23,11 +23,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib import font_manager
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
 
-from madoguchi_shared.wareki import to_wareki  # noqa: E402
+from madoguchi_shared.wareki import to_wareki
 
 # IPA Gothic has no bold face: matplotlib then uses the regular one, and says so once per text
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)

@@ -38,7 +38,7 @@ async def notify_affected(conn: asyncpg.Connection, affected: dict[DayKey, str |
         return
     weeks: dict[tuple[str, dt.date], None] = {}
     rows = []
-    for (m, channel, scope, day), ward in sorted(affected.items()):
+    for m, channel, scope, day in sorted(affected):
         rows.append((m, channel, scope, day))
         weeks[(m, day - dt.timedelta(days=day.weekday()))] = None
     for (m, ws) in weeks:

@@ -30,7 +30,7 @@ NoteKey = tuple[str, str, str, dt.date, str, str]  # municipality, channel, scop
 
 def to_ms(seconds: float) -> int:
     """Durations are kept as integer milliseconds, so sums and means are exact."""
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def local(t: dt.datetime) -> dt.datetime:
