@@ -3,7 +3,6 @@ the same body under the same server settings (issue 9 §3)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -33,9 +32,9 @@ def start(args: list[str], env: dict, port: int) -> subprocess.Popen:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz" if "desk" in args[-2] else f"http://127.0.0.1:{port}/docs", timeout=1):
                 return proc
-        except OSError:
+        except OSError as exc:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode()[-2000:])
+                raise RuntimeError(proc.stderr.read().decode()[-2000:]) from exc
             time.sleep(0.2)
     raise RuntimeError("server did not start")
 

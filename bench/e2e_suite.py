@@ -12,7 +12,6 @@ import statistics
 import time
 from datetime import date
 
-import nats
 
 from bench.suites import suite
 from madoguchi_shared import bus

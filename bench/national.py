@@ -44,7 +44,7 @@ async def main(events: int) -> dict:
         pool = await db.create_pool(pg.dsn, max_size=12)
         try:
             t0 = time.perf_counter()
-            report = await national.fill(js, events=events, workers=1)
+            await national.fill(js, events=events, workers=1)
             fill_s = time.perf_counter() - t0
             logged = [s.name for s in bus.STREAMS if s.log]
             total = await stream_total(js, logged)

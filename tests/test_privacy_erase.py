@@ -52,7 +52,7 @@ async def test_erase_request_approve_redacts_everywhere_and_keeps_the_log(settin
     # the desk service seals the summary before it is published (TextVault.seal_event)
     plain = EscalationRaised(municipality=m, ward="chuo", desk="chuo-1", deskday_id=deskday_id("chuo-1", DAY),
                              escalation_no=1, category="complaint", summary=SUMMARY,
-                             occurred_at=dt.datetime(2021, 3, 29, 1, 0, tzinfo=dt.timezone.utc))
+                             occurred_at=dt.datetime(2021, 3, 29, 1, 0, tzinfo=dt.UTC))
     vault = TextVault(js)
     event = await vault.seal_event(plain)
     assert is_sealed(event.summary) and SUMMARY not in dump_event(event).decode()
@@ -111,7 +111,7 @@ async def test_erase_request_approve_redacts_everywhere_and_keeps_the_log(settin
     raw = dump_event(last).decode()
     assert SUMMARY not in raw and "sealed:v1" not in raw
     # a process without a vault never shows ciphertext
-    assert sealed.SEALED_JA != event.summary
+    assert event.summary != sealed.SEALED_JA
 
 
 async def test_sealed_text_field_rules(js, municipality):

@@ -52,7 +52,7 @@ def test_every_event_validates_and_passes_the_pii_guard(week):
             assert parse_event(dump_event(e)) == e
         for name in free_text_fields:
             value = getattr(e, name, None)
-            if isinstance(value, str) and name != "outcome" or name == "outcome" and e.type == "desk.escalation_resolved":
+            if (isinstance(value, str) and name != "outcome") or (name == "outcome" and e.type == "desk.escalation_resolved"):
                 check_free_text(value)
         for op in getattr(e, "opinions", ()) or ():
             check_free_text(op.text)
@@ -78,7 +78,7 @@ def test_events_happen_in_tokyo_business_hours(week):
             assert (8, 30) <= (local.hour, local.minute) < (19, 0), e
         elif e.context in ("desk", "device") and e.type.startswith(("desk.", "device.")) and e.desk:
             assert 7 <= local.hour < 22, e
-        assert e.ward is not None and e.desk is not None or e.context in ("calls", "admin")
+        assert (e.ward is not None and e.desk is not None) or e.context in ("calls", "admin")
 
 
 def test_envelopes_name_ward_desk_and_actor(week):
@@ -97,7 +97,7 @@ def test_the_mix_is_plausible(week):
     lines = [r for k, r in reports.items() if k.startswith("daily_line-") and r["received_in_hours"]]
     assert len(desk_days) == 50
     visitors = [r["visitors"] for r in desk_days]
-    assert 20 <= min(visitors) and max(visitors) <= 130 and 45 <= sum(visitors) / len(visitors) <= 80
+    assert min(visitors) >= 20 and max(visitors) <= 130 and 45 <= sum(visitors) / len(visitors) <= 80
     assert sum(r["capacity_alerts"] for r in desk_days) > 0  # some days pass 80 % of the 80 expected
     older = sum(r.get("by_age_band.60s", 0) + r.get("by_age_band.70s", 0) + r.get("by_age_band.80_and_over", 0)
                 for r in desk_days)

@@ -31,7 +31,7 @@ from madoguchi_sim.desk import DeskDayResult
 
 
 def ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def share(a: int, b: int) -> float | None:
