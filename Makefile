@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: install run cluster demo test lint bench bench-national bench-audit-scale clean-data system-deps
+.PHONY: install run cluster demo test lint bench bench-national bench-audit-scale profile-commands clean-data system-deps
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -42,8 +42,14 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/pyright
 
+# the bench's own dependencies (the pyeventsourcing peer) on top: `make test` leaves them in place
 bench: install
+	$(UV) sync --python $(PYTHON) --frozen --group bench --inexact
 	.venv/bin/python -m bench.run $(BENCH_ARGS)
+
+# where a desk and a calls command spend their time: cProfile of the bench's command servers under wrk
+profile-commands: install
+	.venv/bin/python -m bench.profile_command $(PROFILE_ARGS)
 
 # the national peak day (15 million events) on this machine, from a slice of NATIONAL_EVENTS
 NATIONAL_EVENTS ?= 1000000

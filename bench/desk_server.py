@@ -27,6 +27,7 @@ def bench_config(path: Path, desks: int) -> Path:
         'code = "099999"\nname_ja = "ベンチ市"\nname_en = "Bench"\ntimezone = "Asia/Tokyo"\nclosed_weekdays = [5, 6]\n'
         'year_end_closure = ["12-29", "01-03"]\ncapacity_thresholds = [0.8, 1.0, 1.25]\n\n'
         "[regular_hours]\nopen = 08:45:00\nclose = 17:15:00\n\n[desk_defaults]\nexpected_max_visitors = 100000\n\n"
+        "[phone]\nexpected_max_calls_per_day = 100000\n\n"
         + "\n".join(wards)
     )
     return path
@@ -40,7 +41,29 @@ def main() -> None:
     t0 = time.monotonic()
     settings = Settings(config_file=config)
     app = create_app(settings, clock=lambda: START + timedelta(seconds=time.monotonic() - t0), staffing_check_seconds=3600)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools", access_log=False)
+    serve(app, port)
+
+
+def serve(app, port: int) -> None:
+    """uvicorn with uvloop + httptools. Under MG_BENCH_PROFILE=<file> the process profiles itself with
+    cProfile from SIGUSR1 (sent after the warm-up) until it stops, and writes the stats there
+    (bench.profile_command)."""
+    profile_to = os.environ.get("MG_BENCH_PROFILE")
+    if not profile_to:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools", access_log=False)
+        return
+    import cProfile
+    import signal
+
+    profiler = cProfile.Profile()
+    signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+    # uvicorn re-raises the SIGTERM it caught once it has shut down: exit through `finally` instead
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools", access_log=False)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
 
 
 if __name__ == "__main__":
