@@ -71,8 +71,8 @@ class Principal:
     version: int = field(default=0, compare=False)
     expires: int = field(default=0, compare=False)
 
-    @property
-    def actor(self) -> Actor:
+    @functools.cached_property
+    def actor(self) -> Actor:  # a principal is cached per token (_verified): built once
         role = next(iter(sorted(self.roles, key=lambda r: _ROLE_ORDER.index(r))), Role.system)
         return Actor(id=self.staff_id, role=role)
 
@@ -135,31 +135,34 @@ def issue_token(
 
 
 @functools.lru_cache(maxsize=8192)
-def _verified_claims(secret: str, token: str) -> dict:
-    """Signature and claims checked once per token (~100 µs); expiry is re-checked on every use."""
-    return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+def _verified(secret: str, token: str) -> Principal:
+    """Signature and claims checked, and the principal built, once per token (~100 µs); the expiry is
+    re-checked on every use (decode_token) and revocation by the account directory on every request
+    (check_account), so a cached token is refused as soon as it expires or is revoked."""
+    claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    return Principal(
+        staff_id=claims["sub"],
+        roles=frozenset(Role(r) for r in claims.get("roles", [])),
+        wards=tuple(claims.get("wards", [])),
+        municipality=claims["mun"],
+        kind=claims.get("kind", "staff"),
+        desk=claims.get("desk"),
+        token_id=claims.get("jti", ""),
+        version=int(claims.get("ver", 0)),
+        expires=int(claims["exp"]),
+    )
 
 
 def decode_token(settings: Settings, token: str) -> Principal:
     try:
-        claims = _verified_claims(settings.resolved_token_secret(), token)
-        if claims["exp"] < time.time():
-            raise jwt.ExpiredSignatureError("expired")
-        return Principal(
-            staff_id=claims["sub"],
-            roles=frozenset(Role(r) for r in claims.get("roles", [])),
-            wards=tuple(claims.get("wards", [])),
-            municipality=claims["mun"],
-            kind=claims.get("kind", "staff"),
-            desk=claims.get("desk"),
-            token_id=claims.get("jti", ""),
-            version=int(claims.get("ver", 0)),
-            expires=int(claims["exp"]),
-        )
+        principal = _verified(settings.resolved_token_secret(), token)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("トークンの有効期限が切れています。もう一度ログインしてください。") from exc
-    except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("トークンが無効です。") from exc
+    if principal.expires < time.time():
+        raise Unauthorized("トークンの有効期限が切れています。もう一度ログインしてください。")
+    return principal
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -518,6 +521,11 @@ class AccountDirectory:
                 else:
                     found = current
         return found
+
+    def revoke_locally(self, principal: Principal) -> None:
+        """The token is refused by this copy from now on (its revocation also reaches the watch)."""
+        if principal.token_id:
+            self.revoked[principal.token_id] = float(principal.expires or time.time() + 86400)
 
     def of_municipality(self, municipality: str) -> list[Account]:
         prefix = municipality + "."

@@ -8,11 +8,12 @@ where they occur (bus.ConcurrencyConflict is raised by bus.append).
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
@@ -310,6 +311,8 @@ def _auth_router() -> APIRouter:
     async def logout(request: Request, principal: auth.Principal = Depends(auth.current_principal)) -> None:
         """Revoke this token in every service."""
         await auth.logout(request.app.state.js, principal, request.app.state.service_name)
+        # refused here at once, not only when this service's own watch brings the revocation back
+        request.app.state.accounts.revoke_locally(principal)
 
     @router.get("/me")
     async def me(principal: auth.Principal = Depends(auth.current_principal)) -> dict:
@@ -440,12 +443,17 @@ def create_service_app(
     settings: Settings,
     *,
     routers: list[APIRouter],
+    first: Sequence[APIRouter] = (),
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager] | None = None,
     use_db: bool = False,
     version: str = "0.1.0",
     description: str = "",
 ) -> FastAPI:
-    """A service app: bus (and pool) opened in the lifespan, shared routes, error mapping."""
+    """A service app: bus (and pool) opened in the lifespan, shared routes, error mapping.
+
+    `first`: the routers of the busiest commands, matched before every other route (FastAPI tries
+    the routes in order, an included router's twice: a command at the end of seventy routes paid a
+    fifth of its CPU time for finding its route). Their paths must not overlap the shared routes."""
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -463,9 +471,11 @@ def create_service_app(
         log.info("service.started", service=name)
         try:
             if lifespan is None:
+                _freeze_startup_heap()
                 yield
             else:
                 async with lifespan(app):
+                    _freeze_startup_heap()
                     yield
         finally:
             await app.state.accounts.stop()
@@ -479,6 +489,8 @@ def create_service_app(
 
     app = FastAPI(title=f"Madoguchi {name}", version=version, description=description, lifespan=app_lifespan,
                   docs_url=None, redoc_url=None)
+    for router in first:
+        app.include_router(router)
     _docs_route(app)
     app.state.settings = settings
     app.state.service_name = name
@@ -503,6 +515,14 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _freeze_startup_heap() -> None:
+    """Keep what start-up built (modules, pydantic schemas, configuration) out of every later garbage
+    collection: a full collection otherwise walks that whole heap again and again under load, a
+    pause of milliseconds landing on whichever request allocated at the time."""
+    gc.collect()
+    gc.freeze()
 
 
 def _docs_route(app: FastAPI) -> None:

@@ -22,8 +22,12 @@ async def get_service(request: Request) -> CallsService:
     return request.app.state.calls
 
 
+async def get_correlation_id(request: Request) -> UUID | None:
+    return correlation_id(request)
+
+
 Service = Annotated[CallsService, Depends(get_service)]
-CorrelationId = Annotated[UUID | None, Depends(correlation_id)]
+CorrelationId = Annotated[UUID | None, Depends(get_correlation_id)]
 
 # Who records calls: the operators at their seats, the manager, and the phone system (a service
 # token) for calls arriving when nobody is seated or after hours.

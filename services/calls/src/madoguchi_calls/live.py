@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -167,7 +169,8 @@ class LineView:
         self.faq = FaqIndex()
         self.alerts: deque[Alert] = deque(maxlen=alert_limit)
         self.busy: dict[str, UUID] = {}  # operator -> the call they are on
-        self._advanced = asyncio.Condition()
+        self._waiters: list[tuple[int, int, asyncio.Future]] = []  # (sequence, tie-break, future), a heap
+        self._waiter_ids = itertools.count()
         self._subscribers: set[asyncio.Queue] = set()
         self._sub = None
         self._js = None
@@ -209,8 +212,17 @@ class LineView:
     async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
         if self.position >= seq:
             return
-        async with self._advanced:
-            await asyncio.wait_for(self._advanced.wait_for(lambda: self.position >= seq), timeout)
+        # one future per waiter, woken only when the view reaches its sequence (a condition woke
+        # every waiting command on every event: quadratic under load)
+        waiter = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (seq, next(self._waiter_ids), waiter))
+        await asyncio.wait_for(waiter, timeout)  # a timed-out waiter is cancelled, dropped by _wake later
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self.position:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _on_msg(self, msg) -> None:
         seq = msg.metadata.sequence.stream
@@ -228,8 +240,7 @@ class LineView:
             except Exception:
                 log.exception("live.apply_failed", subject=msg.subject, seq=seq, type=event.type)
         self.position = seq
-        async with self._advanced:
-            self._advanced.notify_all()
+        self._wake()
         if event is not None and self._subscribers:
             for queue in list(self._subscribers):
                 with contextlib.suppress(asyncio.QueueFull):

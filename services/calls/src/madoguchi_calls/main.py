@@ -61,7 +61,7 @@ def create_app(
             await service.views.close()
 
     app = create_service_app(
-        "calls", settings, routers=api.ROUTERS, lifespan=lifespan, use_db=True,
+        "calls", settings, routers=api.ROUTERS, first=api.FIRST, lifespan=lifespan, use_db=True,
         description="The phone line: seats, calls, overflow, callbacks, escalations to the city, the operators' Q&A.",
     )
 

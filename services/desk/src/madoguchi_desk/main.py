@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import Counter
 
-from madoguchi_desk.api import routers
+from madoguchi_desk.api import first, routers
 from madoguchi_desk.notices import NoticeBook
 from madoguchi_desk.service import Appended, Clock, DeskService, system_clock
 from madoguchi_shared.logging import get_logger
@@ -79,7 +79,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app = create_service_app("desk", settings, routers=routers, lifespan=lifespan,
+    app = create_service_app("desk", settings, routers=routers, first=first, lifespan=lifespan,
                              description="窓口: opening calendar, day lifecycle, staffing, queue, visits, incidents")
     app.state.municipality = municipality
 
