@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -217,6 +218,7 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             deny_delete=spec.log,
             deny_purge=spec.log,
             allow_direct=True,
+            allow_atomic=True,  # group commit (append_batch): a batch of appends stored all or nothing
             max_age=0 if spec.log else 30 * 24 * 3600.0,
         )
         try:
@@ -313,6 +315,73 @@ async def append_all(js: JetStreamContext, events: Sequence[Event], expected: in
     return seqs
 
 
+class AtomicBatchUnsupported(Exception):
+    """The stream does not take atomic batches (a server before 2.12, or allow_atomic off)."""
+
+
+# JetStream's refusals of an atomic batch as such (ADR-50): publishing disabled on the stream (10174),
+# batch limits (10175-10179, 10199-10201): none stored anything; the caller appends one by one instead.
+ATOMIC_REFUSALS = frozenset({10174, 10175, 10176, 10177, 10178, 10179, 10199, 10200, 10201})
+MAX_BATCH = 1000
+
+
+async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: dict[str, int]) -> list[int]:
+    """Append several events as one atomic batch (stored all or none) and return their sequences.
+
+    The first event of each subject listed in `expected` carries that subject's expected last
+    sequence; nothing can come between the batch's own events, so one check per subject is the
+    whole guarantee (ARCHITECTURE rule 2). A per-message pipeline cannot give it: an event's
+    expectation would have to name the sequence its predecessor gets, unknown before its ack. One
+    round trip for the whole batch. A conflict raises ConcurrencyConflict with nothing stored.
+    """
+    if not events:
+        return []
+    if len(events) == 1:
+        event = events[0]
+        return [(await append(js, event, expected.get(event.subject))).seq]
+    if len(events) > MAX_BATCH:
+        raise ValueError(f"an atomic batch holds at most {MAX_BATCH} events")
+    nc = js._nc
+    await _connected(js)
+    batch_id = uuid.uuid4().hex
+    checked: set[str] = set()
+    messages = []
+    for i, event in enumerate(events, 1):
+        headers = {"Nats-Msg-Id": str(event.event_id), "Mg-Type": event.type, "Nats-Batch-Id": batch_id,
+                   "Nats-Batch-Sequence": str(i)}
+        if event.subject in expected and event.subject not in checked:
+            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected[event.subject])
+            checked.add(event.subject)
+        messages.append((event.subject, dump_event(event), headers))
+    messages[-1][2]["Nats-Batch-Commit"] = "1"
+    first_subject = next(iter(expected), events[0].subject)
+    for attempt in range(RETRY_ATTEMPTS):
+        for subject, data, headers in messages[:-1]:
+            await nc.publish(subject, data, headers=headers)
+        subject, data, headers = messages[-1]
+        msg = await nc.request(subject, data, timeout=js._timeout, headers=headers)
+        answer = json.loads(msg.data)
+        error = answer.get("error")
+        if not error:
+            last = int(answer["seq"])
+            count = int(answer.get("count", len(events)))
+            if count != len(events):
+                raise RuntimeError(f"atomic batch stored {count} of {len(events)} events")
+            return list(range(last - count + 1, last + 1))  # a batch is stored in one piece, in order
+        code = error.get("err_code")
+        if code in CONFLICT_CODES:
+            raise ConcurrencyConflict(first_subject, expected.get(first_subject), error.get("description", ""))
+        if code in ATOMIC_REFUSALS:
+            raise AtomicBatchUnsupported(error.get("description", ""))
+        if code not in RETRY_CODES or attempt == RETRY_ATTEMPTS - 1:
+            APIError.from_error(error)  # raises the matching nats-py error
+        await asyncio.sleep(min(0.01 * 2**attempt, 0.25))
+        batch_id = uuid.uuid4().hex
+        for _, _, headers in messages:
+            headers["Nats-Batch-Id"] = batch_id
+    raise AssertionError("unreachable")
+
+
 async def publish_many(js: JetStreamContext, events: Iterable[Event], window: int = 2000) -> int:
     """Pipelined publish for bulk (simulation, outbox drain). Returns how many were acknowledged."""
     futures: list[asyncio.Future] = []
@@ -394,6 +463,6 @@ async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int 
 
 __all__ = [
     "STREAMS", "LOG_STREAMS", "StreamSpec", "ConcurrencyConflict", "BusDown", "Stored", "connect", "ensure_streams",
-    "BusUnreachable", "connect_tool", "append", "append_all", "publish_many", "last_sequence", "load",
+    "BusUnreachable", "connect_tool", "append", "append_all", "append_batch", "AtomicBatchUnsupported", "publish_many", "last_sequence", "load",
     "load_filter", "stream_for", "subjects",
 ]

@@ -192,6 +192,9 @@ async def extended_hours(body: ExtendedHoursBody, request: Request, service: Ser
 # =====================================================================================
 
 desks_router = APIRouter(prefix="/v1/desks", tags=["desks"])
+# The reception queue's routes (DESK-3), the busiest of the service, in a router of their own that
+# the app matches before any other (`create_service_app(first=...)`): FastAPI tries routes in order.
+queue_router = APIRouter(prefix="/v1/desks", tags=["desks"])
 
 
 class StopBody(Body):
@@ -418,7 +421,7 @@ async def mask(desk_id: str, body: MaskBody, request: Request, service: Service,
 # --- queue (DESK-3) ---
 
 
-@desks_router.post("/{desk_id}/tickets", status_code=201)
+@queue_router.post("/{desk_id}/tickets", status_code=201)
 async def issue_ticket(desk_id: str, request: Request, service: Service, principal: DeskWorker) -> dict:
     """Issue the next queue ticket (numbers without gaps per desk and day; DESK-2 alerts)."""
     out = await _day_cmd(request, service, principal, desk_id, d.IssueTicket())
@@ -426,7 +429,7 @@ async def issue_ticket(desk_id: str, request: Request, service: Service, princip
     return out
 
 
-@desks_router.post("/{desk_id}/tickets/call-next")
+@queue_router.post("/{desk_id}/tickets/call-next")
 async def call_next(desk_id: str, body: CallNextBody, request: Request, service: Service, principal: DeskWorker) -> dict:
     """Call the next waiting ticket to yourself; a concurrent call for the same ticket gets 409."""
     desk = await desk_in_scope(request, service, principal, desk_id)
@@ -437,7 +440,7 @@ async def call_next(desk_id: str, body: CallNextBody, request: Request, service:
     return result(appended, ticket_no=called.ticket_no, visit_id=str(called.visit_id))
 
 
-@desks_router.post("/{desk_id}/walk-in", status_code=201)
+@queue_router.post("/{desk_id}/walk-in", status_code=201)
 async def walk_in(desk_id: str, request: Request, service: Service, principal: DeskWorker) -> dict:
     """A visitor at an empty desk: ticket, call and start of the visit in one step (tickets matter
     only when people wait). Refused with 409 when someone is already waiting."""
@@ -449,26 +452,26 @@ async def walk_in(desk_id: str, request: Request, service: Service, principal: D
     return result(appended, visit_id=str(started.visit_id), ticket_no=started.ticket_no)
 
 
-@desks_router.post("/{desk_id}/tickets/{ticket_no}/recall")
+@queue_router.post("/{desk_id}/tickets/{ticket_no}/recall")
 async def recall(desk_id: str, ticket_no: int, body: Versioned, request: Request, service: Service, principal: DeskWorker) -> dict:
     """Call a ticket again."""
     return await _day_cmd(request, service, principal, desk_id, d.Recall(ticket_no), retry=False, version=body.version)
 
 
-@desks_router.post("/{desk_id}/tickets/{ticket_no}/no-show")
+@queue_router.post("/{desk_id}/tickets/{ticket_no}/no-show")
 async def no_show(desk_id: str, ticket_no: int, body: Versioned, request: Request, service: Service, principal: DeskWorker) -> dict:
     """The called visitor did not come."""
     return await _day_cmd(request, service, principal, desk_id, d.NoShow(ticket_no), retry=False, version=body.version)
 
 
-@desks_router.post("/{desk_id}/tickets/{ticket_no}/transfer")
+@queue_router.post("/{desk_id}/tickets/{ticket_no}/transfer")
 async def transfer(desk_id: str, ticket_no: int, body: TransferBody, request: Request, service: Service,
                    principal: DeskWorker) -> dict:
     """Hand a called ticket to another supporter on duty."""
     return await _day_cmd(request, service, principal, desk_id, d.Transfer(ticket_no, body.to_staff), retry=False)
 
 
-@desks_router.post("/{desk_id}/tickets/{ticket_no}/visit", status_code=201)
+@queue_router.post("/{desk_id}/tickets/{ticket_no}/visit", status_code=201)
 async def start_visit(desk_id: str, ticket_no: int, request: Request, service: Service, principal: DeskWorker) -> dict:
     """The called visitor arrives: the ticket is served and the visit starts (DESK-8 check)."""
     desk = await desk_in_scope(request, service, principal, desk_id)
@@ -727,3 +730,4 @@ async def correct_visit(visit_id: UUID, body: CorrectionBody, request: Request, 
 
 
 routers = [calendar_router, desks_router, visits_router, notice_router]
+first = [queue_router]

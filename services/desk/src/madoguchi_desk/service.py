@@ -4,8 +4,13 @@ with the aggregate's expected last sequence, retry or report a conflict.
 Concurrency (ARCHITECTURE rule 2):
 - every append carries the expected last sequence of the subject it was decided on;
 - commands that only add to the day (issue a ticket, check in, raise an escalation, the DESK-5
-  timer) are re-decided on fresh state when another writer got there first (`retry=True`), and
-  serialised per subject inside this process so 50 concurrent ticket issues do not thrash;
+  timer) are re-decided on fresh state when another writer got there first (`retry=True`);
+  inside this process they are group-committed per subject: the commands waiting on one desk-day
+  are decided in order on its cached state (each on the state the previous ones leave) and
+  appended as one atomic batch carrying the subject's expected last sequence (bus.append_batch),
+  one round trip for all of them; a conflict stores nothing and re-decides the batch on fresh
+  state. A refusal is answered only once the batch it was decided in is stored (it may depend on
+  the commands before it);
 - commands whose meaning depends on what the user saw ("call next", visit edits) are not retried:
   the loser gets ConcurrencyConflict (HTTP 409). A client may also send the `version` it saw;
   a different current version is a 409 at once.
@@ -43,6 +48,7 @@ log = get_logger(__name__)
 Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 25
 CACHE_SIZE = 5000
+MAX_GROUP = 100  # commands in one group commit (an atomic batch holds up to 1,000 events)
 
 
 def system_clock() -> datetime:
@@ -53,6 +59,25 @@ def system_clock() -> datetime:
 class Loaded:
     seq: int
     state: Any
+
+
+@dataclass
+class _Queued:
+    """A command waiting for its group commit: its decision, and where its answer goes."""
+
+    decide: Callable[[dict[str, Any], datetime], list[Event]]
+    answer: asyncio.Future
+
+
+@dataclass
+class GroupStats:
+    """What the group commits did, and how often a cached fold proved stale (for tests and the bench)."""
+
+    batches: int = 0
+    commands: int = 0
+    largest: int = 0
+    conflicts: int = 0
+    stale_cache: int = 0  # a command decided on a cached fold that another process had overtaken
 
 
 @dataclass(frozen=True)
@@ -80,6 +105,9 @@ class DeskService:
         self._calendar: tuple[int, Calendar] | None = None
         self._calendar_watch = None
         self.edges: dict[str, dict[str, Any]] = {}  # desk -> the last heartbeat of its edge (EDGE.md)
+        self._queues: dict[str, list[_Queued]] = {}  # subject -> commands waiting while a batch commits
+        self.group_stats = GroupStats()
+        self._drainers: set[asyncio.Task] = set()
 
     # --- subjects ------------------------------------------------------------------------
 
@@ -169,10 +197,153 @@ class DeskService:
         """Load the aggregates, decide, append. The first aggregate listed is the primary one
         (its lock serialises retried commands in this process)."""
         primary = next(iter(aggregates))
+        if retry and not versions and len(aggregates) == 1:
+            return await self._grouped(primary, *aggregates[primary], decide)
         if retry and not versions:
             async with self._locks[primary]:
                 return await self._attempts(aggregates, decide, retry=True, versions=None)
         return await self._attempts(aggregates, decide, retry=False, versions=versions)
+
+    # --- group commit ----------------------------------------------------------------------
+
+    async def settled(self, subject: str, timeout: float = 5.0) -> None:
+        """Wait until no group commit of this process is storing on `subject`: a batch's messages
+        reach core subscribers (the live view) as they are sent, before the batch is stored."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while subject in self._queues and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.002)
+
+    async def _grouped(self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any], decide) -> list[Appended]:
+        """Run a retried one-aggregate command in the subject's group commit: alone at once when no
+        batch is committing, else in the next batch (drained by one task per busy subject)."""
+        queued = _Queued(decide, asyncio.get_running_loop().create_future())
+        waiting = self._queues.get(subject)
+        if waiting is not None:
+            waiting.append(queued)
+            return await queued.answer
+        self._queues[subject] = waiting = []
+        try:
+            await self._commit(subject, initial, evolve, [queued])
+        finally:
+            if waiting:
+                task = asyncio.create_task(self._drain(subject, initial, evolve), name=f"group-commit {subject}")
+                self._drainers.add(task)  # a task nobody references may be collected mid-way
+                task.add_done_callback(self._drainers.discard)
+            else:
+                del self._queues[subject]
+        return queued.answer.result()
+
+    async def _drain(self, subject: str, initial: Any, evolve) -> None:
+        waiting = self._queues[subject]
+        try:
+            while waiting:
+                batch, waiting[:] = waiting[:MAX_GROUP], waiting[MAX_GROUP:]
+                await self._commit(subject, initial, evolve, batch)
+        finally:
+            del self._queues[subject]
+            for queued in waiting:  # only if this task itself failed
+                if not queued.answer.done():
+                    queued.answer.set_exception(RuntimeError("group commit stopped"))
+
+    async def _commit(self, subject: str, initial: Any, evolve, batch: list[_Queued]) -> None:
+        """Decide the batch in order on the subject's state and append it in one atomic batch;
+        every command gets its answer (its events, a refusal or the failure) through its future."""
+        try:
+            async with self._locks[subject]:  # two-aggregate commands on this desk-day wait their turn
+                await self._commit_locked(subject, initial, evolve, batch)
+        except BaseException as exc:
+            answer = exc.conflict if isinstance(exc, _PartialConflict) else exc
+            for queued in batch:
+                if not queued.answer.done():
+                    queued.answer.set_exception(answer if isinstance(answer, Exception) else RuntimeError("cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _commit_locked(self, subject: str, initial: Any, evolve, batch: list[_Queued]) -> None:
+        fresh = False  # first try on the cached fold; a conflict refreshes it
+        for attempt in range(MAX_ATTEMPTS + 1):
+            loaded = await self.load(subject, initial, evolve, fresh=fresh)
+            state = loaded.state
+            decided: list[tuple[_Queued, list[Event]]] = []
+            refused: list[tuple[_Queued, Exception]] = []
+            for queued in batch:
+                try:
+                    events = queued.decide({subject: Loaded(loaded.seq, state)}, self.clock())
+                except Exception as exc:  # noqa: BLE001 - a refusal, answered once the batch is stored
+                    refused.append((queued, exc))
+                    continue
+                for event in events:
+                    if event.subject == subject:
+                        state = evolve(state, event)
+                decided.append((queued, [await self.vault.seal_event(e) for e in events]))
+            if refused and not decided and not fresh:
+                fresh = True  # refused on the cached fold, nothing to prove it current: decide again on the current state
+                continue
+            events = [e for _, evs in decided for e in evs]
+            try:
+                seqs = await self._append_batch(events, subject, loaded.seq, len(decided))
+            except bus.ConcurrencyConflict:
+                self.group_stats.conflicts += 1
+                self.group_stats.stale_cache += not fresh
+                if attempt >= MAX_ATTEMPTS:
+                    raise
+                fresh = True
+                continue
+            self._stored(subject, loaded, evolve, decided, seqs)
+            for queued, exc in refused:
+                queued.answer.set_exception(exc)
+            self.group_stats.batches += 1
+            self.group_stats.commands += len(batch)
+            self.group_stats.largest = max(self.group_stats.largest, len(batch))
+            return
+
+    async def _append_batch(self, events: list[Event], subject: str, expected: int, commands: int) -> list[int]:
+        try:
+            if commands > 1:
+                return await bus.append_batch(self.js, events, {subject: expected})
+        except bus.AtomicBatchUnsupported:
+            pass
+        # one command alone (as before group commit: each event stored, and seen by core
+        # subscribers such as the live view, only after the one before it), or a server without
+        # atomic batches: one by one, each expectation on the one before; a conflict after the
+        # first stored event would leave half a batch: never retried blindly
+        seqs: list[int] = []
+        last = {subject: expected}
+        for event in events:
+            try:
+                ack = await bus.append(self.js, event, last.get(event.subject))
+            except bus.ConcurrencyConflict as exc:
+                if seqs:
+                    raise _PartialConflict(exc) from exc
+                raise
+            if event.subject == subject:
+                last[subject] = ack.seq
+            seqs.append(ack.seq)
+        return seqs
+
+    def _stored(self, subject: str, loaded: Loaded, evolve, decided: list[tuple[_Queued, list[Event]]], seqs: list[int]) -> None:
+        """The batch is stored: fold it into the cache, answer each command with its own events."""
+        seq, state = loaded.seq, loaded.state
+        position = 0
+        everything: list[Appended] = []
+        for queued, events in decided:
+            appended = [Appended(s, e) for s, e in zip(seqs[position:position + len(events)], events, strict=True)]
+            position += len(events)
+            for a in appended:
+                if a.event.subject == subject:
+                    state, seq = evolve(state, a.event), a.seq
+                else:
+                    self._cache.pop(a.event.subject, None)
+            everything += appended
+            queued.answer.set_result(appended)
+        current = self._cache.get(subject)
+        if current is None or current.seq <= seq:
+            self._cache[subject] = Loaded(seq, state)
+            self._cache.move_to_end(subject)
+        if everything and self.on_appended:
+            self.on_appended(everything)
+        for a in everything:
+            log.info("desk.event", type=a.event.type, subject=a.event.subject, seq=a.seq)
 
     async def _attempts(self, aggregates, decide, *, retry: bool, versions: dict[str, int] | None) -> list[Appended]:
         fresh = False  # first try on the cached folds; a conflict refreshes them
@@ -186,7 +357,13 @@ class DeskService:
             if stale:
                 subject = stale[0]
                 raise bus.ConcurrencyConflict(subject, versions[subject], f"(now at {loaded[subject].seq})")
-            events = decide(loaded, self.clock())
+            try:
+                events = decide(loaded, self.clock())
+            except d.Refusal:
+                if fresh:
+                    raise
+                fresh = True  # refused on the cached fold: only a refusal on the current state stands
+                continue
             if not events:
                 return []
             try:
@@ -195,6 +372,7 @@ class DeskService:
                 raise exc.conflict from None
             except bus.ConcurrencyConflict:
                 if not fresh:  # decided on a stale cache: refresh and decide again, as a first try
+                    self.group_stats.stale_cache += 1
                     fresh = True
                     continue
                 if not retry or attempt >= MAX_ATTEMPTS:
@@ -362,6 +540,7 @@ class DeskService:
         calendar = await self.calendar()
         now = self.clock()
         day = day or calendar.local_date(now)
+        await self.settled(self.deskday_subject(desk.id, day))
         loaded = await self.deskday(desk, day)
         out = d.desk_status(loaded.state, desk, calendar.hours(day, desk.id), self.m, now)
         # summaries and outcomes are stored sealed: shown decrypted, or 「削除済み」 once erased
