@@ -18,7 +18,7 @@ from pathlib import Path
 from madoguchi_shared import db
 from madoguchi_shared.runtime import NatsServer, PostgresServer
 
-from bench import api_suite, e2e_suite, raw, service_suites  # noqa: F401 - suites register themselves
+from bench import api_suite, e2e_suite, peer_suite, raw, service_suites  # noqa: F401 - suites register themselves
 
 RESULTS = Path(__file__).parent / "results"
 
