@@ -197,7 +197,7 @@ class DeskService:
         """Load the aggregates, decide, append. The first aggregate listed is the primary one
         (its lock serialises retried commands in this process)."""
         primary = next(iter(aggregates))
-        if retry and not versions and len(aggregates) == 1:
+        if retry and not versions and len(aggregates) == 1 and not self.on_edge:  # the edge is its desk's one writer
             return await self._grouped(primary, *aggregates[primary], decide)
         if retry and not versions:
             async with self._locks[primary]:
@@ -275,13 +275,13 @@ class DeskService:
                 for event in events:
                     if event.subject == subject:
                         state = evolve(state, event)
-                decided.append((queued, [await self.vault.seal_event(e) for e in events]))
+                decided.append((queued, events))
             if refused and not decided and not fresh:
                 fresh = True  # refused on the cached fold, nothing to prove it current: decide again on the current state
                 continue
             events = [e for _, evs in decided for e in evs]
             try:
-                seqs = await self._append_batch(events, subject, loaded.seq, len(decided))
+                appended = await self._append_batch(events, subject, loaded.seq, len(decided))
             except bus.ConcurrencyConflict:
                 self.group_stats.conflicts += 1
                 self.group_stats.stale_cache += not fresh
@@ -289,7 +289,7 @@ class DeskService:
                     raise
                 fresh = True
                 continue
-            self._stored(subject, loaded, evolve, decided, seqs)
+            self._stored(subject, loaded, evolve, decided, appended)
             for queued, exc in refused:
                 queued.answer.set_exception(exc)
             self.group_stats.batches += 1
@@ -297,45 +297,35 @@ class DeskService:
             self.group_stats.largest = max(self.group_stats.largest, len(batch))
             return
 
-    async def _append_batch(self, events: list[Event], subject: str, expected: int, commands: int) -> list[int]:
-        try:
-            if commands > 1:
-                return await bus.append_batch(self.js, events, {subject: expected})
-        except bus.AtomicBatchUnsupported:
-            pass
-        # one command alone (as before group commit: each event stored, and seen by core
-        # subscribers such as the live view, only after the one before it), or a server without
-        # atomic batches: one by one, each expectation on the one before; a conflict after the
-        # first stored event would leave half a batch: never retried blindly
-        seqs: list[int] = []
-        last = {subject: expected}
-        for event in events:
+    async def _append_batch(self, events: list[Event], subject: str, expected: int, commands: int) -> list[Appended]:
+        """Several commands: one atomic batch. One command alone: `_append`, as before group commit
+        (each event stored, and seen by core subscribers such as the live view, only after the one
+        before it); also when the server takes no atomic batches."""
+        if commands > 1:
+            sealed = [await self.vault.seal_event(e) for e in events]  # free text sealed, key outside the log
             try:
-                ack = await bus.append(self.js, event, last.get(event.subject))
-            except bus.ConcurrencyConflict as exc:
-                if seqs:
-                    raise _PartialConflict(exc) from exc
-                raise
-            if event.subject == subject:
-                last[subject] = ack.seq
-            seqs.append(ack.seq)
-        return seqs
+                seqs = await bus.append_batch(self.js, sealed, {subject: expected})
+            except bus.AtomicBatchUnsupported:
+                pass
+            else:
+                return [Appended(seq, event) for seq, event in zip(seqs, sealed, strict=True)]
+        return await self._append(events, {subject: expected})
 
-    def _stored(self, subject: str, loaded: Loaded, evolve, decided: list[tuple[_Queued, list[Event]]], seqs: list[int]) -> None:
+    def _stored(self, subject: str, loaded: Loaded, evolve, decided: list[tuple[_Queued, list[Event]]],
+                stored: list[Appended]) -> None:
         """The batch is stored: fold it into the cache, answer each command with its own events."""
         seq, state = loaded.seq, loaded.state
         position = 0
-        everything: list[Appended] = []
         for queued, events in decided:
-            appended = [Appended(s, e) for s, e in zip(seqs[position:position + len(events)], events, strict=True)]
+            appended = stored[position:position + len(events)]
             position += len(events)
             for a in appended:
                 if a.event.subject == subject:
                     state, seq = evolve(state, a.event), a.seq
                 else:
                     self._cache.pop(a.event.subject, None)
-            everything += appended
             queued.answer.set_result(appended)
+        everything = stored
         current = self._cache.get(subject)
         if current is None or current.seq <= seq:
             self._cache[subject] = Loaded(seq, state)

@@ -18,7 +18,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from madoguchi_desk.api import calendar_router, desks_router, visits_router
+from madoguchi_desk.api import calendar_router, desks_router, queue_router, visits_router
 from madoguchi_desk.edge.journal import Journal
 from madoguchi_desk.edge.link import EdgeLink
 from madoguchi_desk.edge.service import COMMAND_KEY, EdgeDeskService
@@ -190,6 +190,6 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
     _install_error_handlers(app)
     app.include_router(_ops_router())
     app.include_router(_auth_router())
-    for router in (calendar_router, desks_router, visits_router, edge_router):
+    for router in (queue_router, calendar_router, desks_router, visits_router, edge_router):
         app.include_router(router)
     return app
