@@ -88,6 +88,9 @@ async def test_a_manager_sets_the_policy_per_municipality_and_desk(new_page, sta
     await other.goto("/policy?desk=kita-1")
     await press(page, "保存して窓口PCに反映する")
     assert "この窓口個別のポリシー" in await page.inner_text("[data-testid=policy-source]")
+    overview = {await r.get_attribute("data-desk"): await r.inner_text()
+                for r in await page.locator("[data-testid=policy-overview] tbody tr").all()}
+    assert "個別" in overview["kita-1"] and "窓口共通" in overview["chuo-1"] and "記録のみ" in overview["chuo-1"]
     own = await p.fetch(js, p.BUCKET, f"{m}.desk", f"{m}.desk.kita-1")
     assert own.policy.process_enforce is True and [f.label for f in own.policy.watched_folders] == ["desktop"]
     assert (await p.fetch(js, p.BUCKET, f"{m}.desk")).version == common.version  # the common one unchanged

@@ -12,6 +12,7 @@ refuses My Numbers, phone numbers and e-mail addresses in them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -169,7 +170,13 @@ async def _page(request: Request, session: Session, desk: str | None, status_cod
     revisions = await p.history(js, m, ROLE, desk)
     role_found = await p.effective(js, m, ROLE, None) if desk else found
     values = extra.pop("values", None) or form_values(found.loaded.policy)
-    return render(request, "policy.html", status_code, active="policy", desk=desk, desks=_desks(request, session),
+    desks = _desks(request, session)
+    # every desk at a glance: whose policy is in force there and its version
+    in_force = await asyncio.gather(*(p.effective(js, m, ROLE, d) for d, _ in desks))
+    overview = [{"desk": d, "name": name, "where": e.where, "version": e.loaded.version,
+                 "enforce": e.loaded.policy.process_enforce, "folders": len(e.loaded.policy.watched_folders)}
+                for (d, name), e in zip(desks, in_force, strict=True)]
+    return render(request, "policy.html", status_code, active="policy", desk=desk, desks=desks, overview=overview,
                   found=found, role_found=role_found, revisions=revisions, sources=SOURCES, usb_classes=USB_CLASSES,
                   may_edit_common=not session.principal.wards, values=values,
                   base_revision=extra.pop("base_revision", found.own_revision), **extra)
