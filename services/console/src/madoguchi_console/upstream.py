@@ -9,12 +9,14 @@ the field concerned.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 SERVICES = ("desk", "calls", "reporting", "audit")
+_COMMAND_ID = re.compile(r"^[0-9a-f]{32}$")
 SERVICE_LABELS = {"desk": "窓口", "calls": "電話", "reporting": "報告", "audit": "監査"}
 
 
@@ -117,6 +119,16 @@ class Upstream:
         self.urls = urls
         self.token = token
         self.request_id = request_id
+        self._command: str | None = None
+        self._posts = 0
+
+    def command(self, command_id: str | None) -> None:
+        """The form's client-made command id (a hidden field, one per rendered form): every POST of
+        this submission carries `Idempotency-Key: <id>-<n>`, so a form sent twice (a double click, a
+        retry after a dropped answer) is answered from the desk edge's journal, not decided again
+        (services/desk/EDGE.md)."""
+        self._command = command_id if command_id and _COMMAND_ID.match(command_id) else None
+        self._posts = 0
 
     def headers(self) -> dict[str, str]:
         headers = {"accept": "application/json"}
@@ -130,10 +142,11 @@ class Upstream:
         return self.urls[service].rstrip("/") + path
 
     async def request(self, method: str, service: str, path: str, *, params: dict | None = None,
-                      json: Any = None, timeout: float | None = None) -> httpx.Response:
+                      json: Any = None, timeout: float | None = None, key: str | None = None) -> httpx.Response:
+        headers = self.headers() | ({"idempotency-key": key} if key else {})
         try:
             response = await self.client.request(
-                method, self.url(service, path), params=_clean(params), json=json, headers=self.headers(),
+                method, self.url(service, path), params=_clean(params), json=json, headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
@@ -148,7 +161,11 @@ class Upstream:
         return response.json() if response.content else None
 
     async def post(self, service: str, path: str, json: Any = None, params: dict | None = None) -> Any:
-        response = await self.request("POST", service, path, json=json if json is not None else {}, params=params)
+        key = None
+        if self._command is not None:
+            self._posts += 1
+            key = f"{self._command}-{self._posts}"
+        response = await self.request("POST", service, path, json=json if json is not None else {}, params=params, key=key)
         return response.json() if response.content and "json" in response.headers.get("content-type", "") else None
 
     async def put(self, service: str, path: str, json: Any = None) -> Any:

@@ -3,6 +3,8 @@ and filters that show times in Japan time and dates in Japanese."""
 
 from __future__ import annotations
 
+import uuid
+
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -139,7 +141,7 @@ def make_templates(municipality=None) -> Jinja2Templates:
                        minutes=minutes, phone_number=phone_number, ward_name=names.ward, desk_name=names.desk,
                        named=names.named)
     env.globals.update(role_label=domain.role_label, ROLE_LABELS=domain.ROLE_LABELS, label=domain.label, L=domain,
-                       names=names)
+                       names=names, command_id=lambda: uuid.uuid4().hex)  # a desk form's client command id
     return templates
 
 

@@ -242,6 +242,7 @@ async def desk_act(request: Request, desk_id: str, session: DeskSession, api: Ap
     """Queue, staffing and disinfection buttons."""
     form = await read_form(request)
     action = form.get("action", "")
+    api.command(form.get("command_id"))
     try:
         message, visit_id = await _desk_action(api, desk_id, action, form)
     except FormRefused as exc:
@@ -290,6 +291,7 @@ def _any_details(form: FormValues) -> bool:
 async def visit_act(request: Request, desk_id: str, visit_id: str, session: DeskSession, api: Api):
     """The visit form: save, PIN failures, card custody, end of the visit."""
     form = await read_form(request)
+    api.command(form.get("command_id"))
     action = form.get("action", "save")
     values = _form_values(form)
     path = f"/v1/visits/{visit_id}"
@@ -359,6 +361,7 @@ async def visit_act(request: Request, desk_id: str, visit_id: str, session: Desk
 async def escalate(request: Request, desk_id: str, session: DeskSession, api: Api):
     """DESK-6: raise a case to the manager."""
     form = await read_form(request)
+    api.command(form.get("command_id"))
     esc_values = {"esc_category": form.get("esc_category", ""), "esc_summary": form.get("esc_summary", "")}
     visit_id = form.get("visit_id") or None
     errors: dict[str, str] = {}
