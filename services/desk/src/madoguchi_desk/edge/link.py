@@ -260,6 +260,7 @@ class EdgeLink:
         if stored and ".visit." in subject and stored[0].event.desk != self.service.desk.id:
             return
         await self._mirror(subject, stored)
+        self.service.forget(subject)
 
     async def pull(self, subject: str) -> None:
         stored = await asyncio.wait_for(bus.load(self.nc, subject, after=self.journal.hq_last(subject)), 5.0)

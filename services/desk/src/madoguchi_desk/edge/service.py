@@ -19,6 +19,7 @@ from madoguchi_desk.edge.journal import Journal, LocalConflict
 from madoguchi_desk.service import Appended, Clock, DeskService, Loaded, system_clock
 from madoguchi_shared import bus
 from madoguchi_shared.events import Actor, Event, Role
+from madoguchi_shared.events import desk as ev
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Desk, Municipality
 from madoguchi_shared.web import NotFound
@@ -40,6 +41,8 @@ class EdgeDeskService(DeskService):
         self.actor = Actor(id=device_id, role=Role.device)
         self.journal = journal
         self.link = None  # EdgeLink, set by it
+        self._adopted: set[str] = set()  # subjects looked up at HQ once
+        self._own_visits: set[str] = set()  # visit subjects of tickets this edge called
 
     # --- one desk only -------------------------------------------------------------------------
 
@@ -68,8 +71,14 @@ class EdgeDeskService(DeskService):
     # --- the journal instead of the stream -------------------------------------------------------
 
     async def load(self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any], *, fresh: bool = True) -> Loaded:
-        if self.link is not None and not self.journal.knows(subject):
-            await self.link.adopt(subject)  # e.g. a visit HQ started before the edge took the desk over
+        if self.link is not None and subject not in self._adopted and not self.journal.knows(subject):
+            # e.g. a visit HQ started before the edge took the desk over; a visit this edge called is
+            # its own and new, so the command path does not wait on the link for it
+            if subject in self._own_visits:
+                self._adopted.add(subject)
+            elif self.link.online:
+                await self.link.adopt(subject)
+                self._adopted.add(subject)
         cached = self._cache.get(subject)
         seq, state = (cached.seq, cached.state) if cached else (0, initial)
         for row in self.journal.rows(subject, after=seq):
@@ -96,6 +105,9 @@ class EdgeDeskService(DeskService):
             seqs = self.journal.append(list(events), expected, COMMAND_KEY.get())
         except LocalConflict as exc:
             raise bus.ConcurrencyConflict(exc.subject, exc.expected, f"(now at {exc.actual})") from None
+        for event in events:
+            if isinstance(event, ev.TicketCalled):
+                self._own_visits.add(self.visit_subject(event.visit_id))
         if self.link is not None:
             self.link.decided()
         return [Appended(seq, event) for seq, event in zip(seqs, events, strict=True)]
