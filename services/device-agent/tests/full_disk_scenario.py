@@ -91,9 +91,26 @@ async def main() -> None:
     out["journal_depth_full"] = agent.outbox.depth()[0]
     out["waiting_before_fill"] = waiting
 
-    # the link comes back while the disk is still full: everything drains
+    # the link comes back while the disk is still full
     nc = await bus.connect(url, "full-disk-scenario")
     js = nc.jetstream()
+    agent.nc, agent.js = nc, js  # as the agent's connect loop would have it
+    # someone takes the rest of the disk too, the reserve's space included: a violation can no
+    # longer be written; the agent says "critical" straight to the bus instead
+    fill(root / "more-of-someone-elses")
+    written = 0
+    while written < 20_000 and agent.emit(ev.ProcessViolation, pid=4343, name="game2", enforce=True,
+                                          enforced=True) is not None:
+        written += 1  # the journal's own free pages and WAL take some first
+    out["violations_until_nothing_left"] = written
+    out["lost_counted"] = agent.lost
+    await asyncio.gather(*agent._short)
+    (root / "more-of-someone-elses").unlink()  # that one goes again; the disk is as full as before
+
+    # everything drains while the disk is still full. The violations just written may still sit in
+    # the WAL, and copying them into the database may grow it (what the reserve is for): settled
+    # first, so the free space measured around the drain is what deleting costs.
+    agent.outbox._restart_wal()
     out["free_before_drain"] = free_bytes(root)
     rounds = 0
     while agent.outbox.depth()[0] and rounds < 100:

@@ -43,6 +43,9 @@ async def test_a_full_disk_keeps_critical_events_says_critical_and_drains(nats_s
     assert ("critical", True) in [(level, full) for level, full, _ in out["alarms_while_full"]], out
     assert "outbox.size_alarm" in log and "critical" in log and "outbox.disk_full_reserve_used" in log
     assert out["shed_counted"] >= 5
+    # with not even the reserve left, a violation is lost: counted, and "critical" goes straight to the bus
+    assert out["violations_until_nothing_left"] < 20_000 and out["lost_counted"] == 1
+    assert "outbox.lost_on_full_disk" in log and "outbox.alarm_sent_directly" in log
     # the whole journal went out while the disk was still full
     assert out["depth_after_drain"] == 0 and out["still_full_when_drained"], out
     assert out["free_after_drain"] >= out["free_before_drain"], out  # the drain took no new space
@@ -55,6 +58,9 @@ async def test_a_full_disk_keeps_critical_events_says_critical_and_drains(nats_s
     ids = {str(e.event_id) for e in stored}
     assert out["violation_id"] in ids and out["card_id"] in ids
     assert sum(1 for e in stored if e.type == "device.synthetic_load") == 2000  # none lost to the full disk
+    # every violation the journal took arrived (the one it could not take is the counted loss)
+    assert sum(1 for e in stored if e.type == "device.process_violation") == 1 + out["violations_until_nothing_left"]
     assert len(ids) == len(stored)  # none twice
     alarms = [e for e in stored if e.type == "device.outbox_size_alarm"]
     assert any(a.level == "critical" and a.disk_full for a in alarms) and alarms[-1].level == "cleared"
+    assert any(a.level == "critical" and a.shed >= 1 for a in alarms[1:-1])  # the one said directly, with the loss

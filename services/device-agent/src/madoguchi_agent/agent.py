@@ -31,7 +31,7 @@ from madoguchi_agent.config import AgentConfig
 from madoguchi_agent.files import FileWatch, quarantine, scan_file, walk
 from madoguchi_agent.outbox import LEVELS, WARNING_AT, Outbox, OutboxFull, drain_once, level_for, run_sender
 from madoguchi_agent.usb import UsbWatch
-from madoguchi_shared.events import Actor, Event, Role, new_id, parse_event
+from madoguchi_shared.events import Actor, Event, Role, dump_event, new_id, parse_event
 from madoguchi_shared.events import device as ev
 from madoguchi_shared.logging import get_logger
 
@@ -75,6 +75,8 @@ class Agent:
         self.load_count = load_count
         self.alarm = "ok"
         self.shed = 0
+        self.lost = 0  # events that must never be lost and could not be written (counted in shed too)
+        self._lost_reported = 0
         self.drained = 0
         self._started = time.monotonic()
         self._stop_reason = "requested"
@@ -126,9 +128,10 @@ class Agent:
         if events:
             try:
                 written = self._put(events)
-            except sqlite3.Error as exc:  # journal damaged, read-only...: counted, alarmed, logged
+            except sqlite3.Error as exc:  # journal damaged, read-only...: counted, "critical", logged
                 self.shed += len(events)
-                log.error("outbox.write_failed", error=type(exc).__name__, events=len(events))
+                self.lost += sum(1 for e in events if e.type not in SHEDDABLE)
+                log.critical("outbox.write_failed", error=type(exc).__name__, events=len(events))
             self._wake.set()
         self._check_alarm()
         return written
@@ -149,38 +152,67 @@ class Agent:
             return len(keep)
         except OutboxFull:
             self.shed += len(keep)
+            self.lost += len(keep)
             log.critical("outbox.lost_on_full_disk", events=len(keep), types=sorted({e.type for e in keep}))
             return 0
 
     def _check_alarm(self) -> None:
-        """Raise OutboxSizeAlarm when the level rises (a full disk is "critical" at once), when
-        refused events are pending (at most once a minute while still refusing) and when the journal
-        has drained and has its reserve again (`cleared`)."""
+        """Raise OutboxSizeAlarm when the level rises (a full disk is "critical" at once), when an
+        event that must never be lost could not be written (at once, "critical"), when refused
+        events are pending (at most once a minute while still refusing) and when the journal has
+        drained and has its reserve again (`cleared`). An alarm the journal cannot take goes
+        straight to the bus when there is a link."""
         depth, size = self.outbox.depth()
         cap = self.config.outbox_max_bytes
         full = self.outbox.disk_full
+        lost = self.lost > self._lost_reported
         level = level_for(size, cap)
-        if full and LEVELS.index(level) < LEVELS.index("critical"):
+        if (full or lost) and LEVELS.index(level) < LEVELS.index("critical"):
             level = "critical"
         now = time.monotonic()
-        raise_it = LEVELS.index(level) > LEVELS.index(self.alarm)
+        raise_it = LEVELS.index(level) > LEVELS.index(self.alarm) or lost
         refusing = level == "shedding" or full
         report_shed = self.shed > 0 and (not refusing or now - self._last_shed_alarm >= 60)
-        cleared = self.alarm != "ok" and size < cap * WARNING_AT / 2 and not full
+        cleared = self.alarm != "ok" and size < cap * WARNING_AT / 2 and not full and not lost
         if not (raise_it or report_shed or cleared):
             return
         name = "cleared" if cleared else level if level != "ok" else "warning"
         alarm = self.build(ev.OutboxSizeAlarm, level=name, depth=depth, bytes=size, cap_bytes=cap, shed=self.shed,
                            disk_full=full)
         (log.critical if name in ("critical", "shedding") else log.warning)(
-            "outbox.size_alarm", level=name, depth=depth, bytes=size, shed=self.shed, disk_full=full)
+            "outbox.size_alarm", level=name, depth=depth, bytes=size, shed=self.shed, disk_full=full, lost=self.lost)
         try:
             self.outbox.put(alarm)  # never shed: into the reserve if need be
         except (sqlite3.Error, OutboxFull):
-            return  # the count stays pending for the next alarm
+            if not self._say_directly(alarm):
+                return  # no journal, no link: the count stays pending for the next alarm
         self.shed = 0
+        self._lost_reported = self.lost
         self._last_shed_alarm = now
         self.alarm = "ok" if cleared else level
+
+    def _say_directly(self, alarm: Event) -> bool:
+        """Publish an alarm the journal cannot take straight to JetStream (same Nats-Msg-Id)."""
+        js = self._js()
+        if js is None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+
+        async def send() -> None:
+            try:
+                await js.publish(alarm.subject, dump_event(alarm),
+                                 headers={"Nats-Msg-Id": str(alarm.event_id), "Mg-Type": alarm.type})
+                log.critical("outbox.alarm_sent_directly", level=getattr(alarm, "level", None))
+            except Exception as exc:  # noqa: BLE001 - nothing else can carry it: the log says so
+                log.critical("outbox.alarm_not_sent", error=type(exc).__name__)
+
+        task = loop.create_task(send())
+        self._short.add(task)
+        task.add_done_callback(self._short.discard)
+        return True
 
     def check_disk(self) -> None:
         """While the disk is full: write the reserve again once there is room (then `cleared`)."""
