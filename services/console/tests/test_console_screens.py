@@ -99,7 +99,7 @@ async def test_every_screen_passes_axe_and_shows_no_ascii(new_page, staff, login
     await hq.get_by_role("link", name="改訂する").first.click()
     await hq.wait_for_load_state("domcontentloaded")
     await check(hq, "よくある質問の改訂")
-    for tab in ("daily", "weekly", "line", "final", "deliverables"):
+    for tab in ("daily", "city", "weekly", "line", "final", "deliverables"):
         await hq.goto(f"/reports?tab={tab}")
         await check(hq, f"報告書（{tab}）")
         if tab != "deliverables":  # every chart has its numbers as a table

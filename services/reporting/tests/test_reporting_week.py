@@ -157,13 +157,12 @@ async def test_xlsx_cells_hold_the_json_numbers(week_run):
     for label, key in (("来庁者数", "visitors"), ("うち支援が必要な方", "support_needed"),
                        ("うち支援を実施した方", "support_given"), ("対応完了件数", "completed"), ("呼出し時不在", "no_shows")):
         assert right_of(label) == fig[key], label
-    assert right_of("支援が必要な方の割合") == pytest.approx(fig["support_needed_ratio"])
-    # the hourly table: header "9時台" ... and the counts under it
+    assert right_of("支援が必要な方の割合（対来庁者数）") == pytest.approx(fig["support_needed_ratio"])
+    # the hourly table is vertical (時間帯 | 人数), so it shares no column with a wide text
+    assert right_of("9時台") == fig["by_hour"]["09"]
+    assert right_of("女性") == fig["by_gender"]["female"]
     (hrow, hcol), = [k for k, v in cells.items() if v == "9時台"]
-    assert cells[(hrow + 1, hcol)] == fig["by_hour"]["09"]
-    (grow, gcol), = [k for k, v in cells.items() if v == "女性"][:1]
-    assert cells[(grow + 1, gcol)] == fig["by_gender"]["female"]
-    assert ws.cell(hrow + 1, hcol).border.left.style == "thin"
+    assert ws.cell(hrow, hcol + 1).border.left.style == "thin"
 
     weekly = (await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat())).json()
     wx = openpyxl.load_workbook(io.BytesIO((await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat(),
@@ -171,18 +170,98 @@ async def test_xlsx_cells_hold_the_json_numbers(week_run):
     rows = [[c.value for c in row] for row in wx.iter_rows()]
     header_i = next(i for i, r_ in enumerate(rows) if r_[0] == "区")
     header = rows[header_i]
-    assert header[1] == "3/29（月）" and header[-1] == "合計"
+    assert header[1] == "3/29（月）" and header[8] == "合計"
     chuo = rows[header_i + 1]
     assert chuo[0] == "中央区"
-    assert chuo[1:8] == [weekly["figures"]["wards"]["chuo"]["days"][d.isoformat()]["visitors"] for d in WEEK]
+    # a closed day reads 閉庁, not 0 (Saturday 4/3); the Sunday opening 4/4 has its figure
+    expected = [weekly["figures"]["wards"]["chuo"]["days"][d.isoformat()]["visitors"] for d in WEEK]
+    shown = [("閉庁" if not day["open"] and not n else n) for day, n in zip(weekly["days"], expected, strict=True)]
+    assert chuo[1:8] == shown and chuo[6] == "閉庁"
     total = rows[header_i + 11]
     assert total[0] == "合計" and total[8] == weekly["figures"]["total"]["total"]["visitors"]
     assert wx.cell(header_i + 12, 1).font.bold
 
 
+async def _workbook(week_run, path: str, **params):
+    r = await week_run.get(path, **params, format="xlsx")
+    return openpyxl.load_workbook(io.BytesIO(r.content))
+
+
+async def test_xlsx_prints_readably_on_a4_with_charts_and_the_signature_block(week_run):
+    """Printed as set up (fit to the page width), every sheet of every report comes out at 90 % or more
+    of full size: figure tables are narrow and vertical, long texts wrap in their own sheet."""
+    from madoguchi_reporting.render_xlsx import print_scale
+
+    daily = await _workbook(week_run, "/v1/reports/daily", desk="chuo-1", date="2021-04-01")
+    assert daily.sheetnames == ["日次報告書", "エスカレーション・ご意見", "グラフ"]
+    books = {
+        "daily": daily,
+        "line": await _workbook(week_run, "/v1/reports/line/daily", date="2021-04-01"),
+        "city": await _workbook(week_run, "/v1/reports/city/daily", date="2021-04-01"),
+        "weekly": await _workbook(week_run, "/v1/reports/weekly", week_start=WEEK_START.isoformat()),
+        "final": await _workbook(week_run, "/v1/reports/final", **{"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()}),
+    }
+    for name, book in books.items():
+        for ws in book.worksheets:
+            assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4) and ws.sheet_properties.pageSetUpPr.fitToPage
+            assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
+            assert print_scale(ws) >= 0.9, (name, ws.title, print_scale(ws))
+    # the old layout (hour table across 12 columns beside 70-character texts) printed at about a third
+    main = daily["日次報告書"]
+    assert main.max_column <= 5 and main.page_setup.orientation == "portrait"
+    # wrapped long texts: every escalation / opinion cell wraps and its row is tall enough
+    text = daily["エスカレーション・ご意見"]
+    assert text.page_setup.orientation == "landscape"
+    long_cells = [c for row in text.iter_rows() for c in row if isinstance(c.value, str) and len(c.value) > 40]
+    for c in long_cells:
+        assert c.alignment.wrap_text
+        assert (text.row_dimensions[c.row].height or 15) >= 14 * (len(c.value) * 2 // text.column_dimensions[c.column_letter].width)
+    # native charts: hours (columns), gender and age band (bars) with whole-number axes
+    charts = daily["グラフ"]._charts
+    assert [c.type for c in charts] == ["col", "bar", "bar"]
+    for c in charts:
+        assert c.y_axis.number_format.formatCode == "0" and float(c.y_axis.majorUnit).is_integer() and c.y_axis.majorUnit >= 1
+    # the signature block: contractor, date of submission, approval boxes from the configuration
+    values = [c.value for row in main.iter_rows(max_row=12) for c in row if c.value]
+    assert "受託者" in values and "提出日" in values and {"承認", "確認", "作成"} <= set(values)
+    assert "マイナポイント支援等業務 受託者" in values
+    # 注記 defines the figures
+    assert any(str(v).startswith("窓口に来庁した人数") for row in main.iter_rows() for v in (c.value for c in row))
+
+
+async def test_city_wide_daily_report_has_every_desk_and_the_line(week_run):
+    day = dt.date(2021, 3, 30)
+    report = (await week_run.get("/v1/reports/city/daily", date=day.isoformat())).json()
+    assert report["report_id"] == "daily_city_2021-03-30" and report["title"] == "日次報告書（全市）"
+    assert [d["ward_name"] for d in report["desks"]][:2] == ["中央区", "北区"] and len(report["desks"]) == 10
+    total_visitors = 0
+    for desk in week_run.week.config.desks:
+        truth = week_run.week.desk_truth(desk.id, day)
+        row = report["figures"]["desks"][desk.id]
+        assert row["visitors"] == truth["visitors"] and row["completed"] == truth.get("completed", 0), desk.id
+        total_visitors += truth["visitors"]
+    assert report["figures"]["total"]["visitors"] == total_visitors
+    assert report["figures"]["line"]["received"] == week_run.week.line_truth(day)["received"]
+    # a closed day: every desk reads 閉庁 in the file
+    saturday = await _workbook(week_run, "/v1/reports/city/daily", date="2021-04-03")
+    ws = saturday.active
+    rows = [[c.value for c in row] for row in ws.iter_rows()]
+    chuo = next(r for r in rows if r[0] == "中央区")
+    assert chuo[1] == "閉庁"
+    pdf = await week_run.get("/v1/reports/city/daily", date=day.isoformat(), format="pdf")
+    assert pdf.content.startswith(b"%PDF")
+    # a ward-scoped reader does not see the city-wide table
+    from madoguchi_shared.events.base import Role
+    from reporting_harness import headers
+    h = await headers(week_run.app.state.js, week_run.settings, week_run.m, Role.city_staff, wards=("chuo",))
+    r = await week_run.client.get("/v1/reports/city/daily", params={"date": day.isoformat()}, headers=h)
+    assert r.status_code == 403
+
+
 async def test_pdf_renders_to_pages_with_charts(week_run, tmp_path):
     for path, params, min_pages in (("/v1/reports/daily", {"desk": "chuo-1", "date": "2021-04-01"}, 4),
                                      ("/v1/reports/line/daily", {"date": "2021-04-01"}, 3),
+                                     ("/v1/reports/city/daily", {"date": "2021-04-01"}, 2),
                                      ("/v1/reports/weekly", {"week_start": WEEK_START.isoformat()}, 3),
                                      ("/v1/reports/final", {"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()}, 5)):
         r = await week_run.get(path, **params, format="pdf")
@@ -195,6 +274,23 @@ async def test_pdf_renders_to_pages_with_charts(week_run, tmp_path):
         assert all(p.stat().st_size > 2000 for p in pages)  # drawn pages, not blank ones
         fonts = subprocess.run(["pdffonts", str(stem.with_suffix(".pdf"))], capture_output=True, text=True).stdout
         assert "IPA" in fonts or "Noto" in fonts, fonts  # the Japanese font is embedded
+        _assert_footer_clear_and_minutes(stem.with_suffix(".pdf"), path)
+
+
+def _assert_footer_clear_and_minutes(pdf, where: str) -> None:
+    """Nothing but the page number is drawn in the footer band (no table row runs into it), and
+    durations are minutes to 0.1, never seconds with three decimals."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    out = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    root = ET.fromstring(re.sub(r"<!DOCTYPE[^>]*>", "", out).replace('xmlns="http://www.w3.org/1999/xhtml"', ""))
+    for page in root.iter("page"):
+        height = float(page.get("height"))
+        words = [(w.text or "", float(w.get("yMax"))) for w in page.iter("word")]
+        low = [t for t, y in words if y > height * (1 - 0.045)]
+        assert all(re.fullmatch(r"[0-9/]+", t) for t in low), (where, low)
+        assert not [t for t, _y in words if re.fullmatch(r"[0-9,]+\.[0-9]{2,}", t)], (where, "seconds with decimals")
 
 
 async def test_csv_is_utf8_with_bom_for_excel(week_run):
@@ -241,3 +337,4 @@ async def _municipality_checksums(week_run):
         sums = await schema.checksums(conn, week_run.m)
     assert sums["visit"][0] == len(week_run.week.visits)
     return json.dumps(sums)
+

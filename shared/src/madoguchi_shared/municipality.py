@@ -155,12 +155,23 @@ class Contract(_Frozen):
 
     start: date  # 契約締結日
     end: date  # 契約履行期間の終わり
+    opens: date | None = None  # the first day of operations (窓口開設日): daily reports are due from it
 
     @model_validator(mode="after")
     def _ordered(self):
         if self.end < self.start:
             raise ValueError("contract end is before its start")
+        if self.opens is not None and not self.start <= self.opens <= self.end:
+            raise ValueError("contract opens outside the contract period")
         return self
+
+
+class ReportSignature(_Frozen):
+    """What every report carries for the city (issue 16): the contractor's name (受託者) and the
+    approval boxes (承認欄) the city stamps, left to right."""
+
+    contractor_ja: str = ""
+    approvals: tuple[str, ...] = ("承認", "確認", "作成")
 
 
 class DeskSeverity(_Frozen):
@@ -194,6 +205,7 @@ class Municipality(_Frozen):
     phone: PhoneLine = PhoneLine()
     equipment: tuple[EquipmentItem, ...] = ()
     contract: Contract | None = None
+    report: ReportSignature = ReportSignature()
     desk_severity: DeskSeverity = DeskSeverity()
     training: TrainingPlan = TrainingPlan()  # ORG-4
 

@@ -55,6 +55,15 @@ def reports_router() -> APIRouter:
             report = await queries.desk_daily(conn, cfg, m, desk, date)
         return await _respond(report, format)
 
+    @router.get("/city/daily")
+    async def city_daily(request: Request, principal: Reader, pool: Pool, cfg: Config, date: dt.date,
+                         format: FormatQ = "json") -> Response:
+        """Every desk's daily figures in one table, with the city's total and the phone line."""
+        await _city_wide(request, principal)
+        async with pool.acquire() as conn:
+            report = await queries.city_daily(conn, cfg, principal.municipality, date)
+        return await _respond(report, format)
+
     @router.get("/line/daily")
     async def line_daily(principal: Reader, pool: Pool, cfg: Config, date: ServiceDate,
                          line: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,58}$")] = None,
@@ -177,10 +186,12 @@ def deliverables_router() -> APIRouter:
     router = APIRouter(prefix="/v1/deliverables", tags=["deliverables"])
 
     @router.get("")
-    async def listing(principal: Reader, pool: Pool) -> dict:
-        """REP-6: every deliverable with its due date and submission record."""
+    async def listing(principal: Reader, pool: Pool, cfg: Config) -> dict:
+        """REP-6: every deliverable with its due date and submission record (daily and weekly reports
+        from the contract's first day of operations)."""
+        contract = cfg.contract(principal.municipality)
         async with pool.acquire() as conn:
-            items = await deliverables.listing(conn, principal.municipality)
+            items = await deliverables.listing(conn, principal.municipality, opens=contract.first_day if contract else None)
         return {"deliverables": items,
                 "counts": {s: sum(1 for i in items if i["status"] == s) for s in ("pending", "submitted", "overdue")}}
 

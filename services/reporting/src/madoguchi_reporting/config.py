@@ -26,6 +26,11 @@ from madoguchi_reporting.schema import SCHEMA
 class Contract:
     start: dt.date
     end: dt.date
+    opens: dt.date | None = None  # the first day of operations: daily and weekly reports are due from it
+
+    @property
+    def first_day(self) -> dt.date:
+        return self.opens or self.start
 
 
 class ReportConfig:
@@ -70,12 +75,14 @@ class ReportConfig:
     def contract(self, code: str) -> Contract | None:
         section = getattr(self.municipality(code), "contract", None)
         if section is not None and getattr(section, "start", None) and getattr(section, "end", None):
-            return Contract(section.start, section.end)
+            return Contract(section.start, section.end, getattr(section, "opens", None))
         extra = self.settings.extra
         start = extra.get(f"contract_start.{code}") or extra.get("contract_start")
         end = extra.get(f"contract_end.{code}") or extra.get("contract_end")
+        opens = extra.get(f"contract_opens.{code}") or extra.get("contract_opens")
         if start and end:
-            return Contract(dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+            return Contract(dt.date.fromisoformat(start), dt.date.fromisoformat(end),
+                            dt.date.fromisoformat(opens) if opens else None)
         return None
 
     async def calendar(self, conn: asyncpg.Connection, code: str) -> Calendar:

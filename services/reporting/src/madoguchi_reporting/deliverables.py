@@ -63,7 +63,8 @@ async def plan(pool: asyncpg.Pool, nc, cfg: ReportConfig, m: str) -> int:
         return 0
     js = nc.jetstream()
     async with pool.acquire() as conn:
-        days = await report_days(conn, cfg, m, contract.start, contract.end)
+        # daily and weekly reports from the first day of operations (the desks open after the contract is signed)
+        days = await report_days(conn, cfg, m, contract.first_day, contract.end)
         calendar = await cfg.calendar(conn, m)
         known = {r["deliverable_id"]: r["due"] for r in await conn.fetch(
             f'SELECT deliverable_id, due FROM "{S}".deliverable WHERE municipality = $1', m)}
@@ -115,7 +116,8 @@ async def reports_of(conn, cfg: ReportConfig, m: str, state: deadlines.Deliverab
             f"""SELECT DISTINCT scope FROM "{S}".day_count WHERE municipality = $1 AND channel = 'desk' AND day = $2""", m, day)}
         lines = {r["scope"] for r in await conn.fetch(
             f"""SELECT DISTINCT scope FROM "{S}".day_count WHERE municipality = $1 AND channel = 'line' AND day = $2""", m, day)}
-        return [report_id("daily", d, day) for d in sorted(desks)] + [report_id("daily", line_scope_id(x), day) for x in sorted(lines)]
+        return ([report_id("daily", "city", day)] + [report_id("daily", d, day) for d in sorted(desks)]
+                + [report_id("daily", line_scope_id(x), day) for x in sorted(lines)])
     if state.kind == "weekly_report":
         ws = state.period_start - dt.timedelta(days=state.period_start.weekday())
         return [report_id("weekly", "city", ws)]
@@ -155,10 +157,13 @@ def describe(row: asyncpg.Record, on: dt.date) -> dict[str, Any]:
     }
 
 
-async def listing(conn, m: str, on: dt.date | None = None) -> list[dict[str, Any]]:
+async def listing(conn, m: str, on: dt.date | None = None, opens: dt.date | None = None) -> list[dict[str, Any]]:
+    """Every deliverable; daily and weekly reports only from the first day of operations (`opens`),
+    also when an older plan defined some before it."""
     on = on or today()
     rows = await conn.fetch(f"""SELECT * FROM "{S}".deliverable WHERE municipality = $1 ORDER BY due, kind, period_start""", m)
-    return [describe(r, on) for r in rows]
+    return [describe(r, on) for r in rows
+            if opens is None or r["kind"] not in ("daily_report", "weekly_report") or r["period_end"] >= opens]
 
 
 __all__ = ["plan", "check_overdue", "submit", "listing", "today", "load_state", "reports_of"]

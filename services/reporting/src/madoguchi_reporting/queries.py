@@ -52,6 +52,29 @@ WEEKLY_LINE = ("received", "answered", "missed", "abandoned", "out_of_hours", "e
                "callbacks_done", "opinions")
 
 
+# 注記: what each figure of a report means (printed with every report).
+DESK_NOTES = [
+    ("来庁者数", "窓口に来庁した人数。対応した方に、受付番号札を受け取り対応前に帰られた方を加えた人数（仕様書4(5)オ）。"),
+    ("支援が必要な方", "来庁者のうち、マイキーID設定・マイナポイント申込みの支援が必要と判断した方の人数。割合は来庁者数に対する割合。"),
+    ("支援を実施した方", "来庁者のうち、支援を実施した方の人数。割合は来庁者数に対する割合。"),
+    ("支援実施率（実施／必要）", "支援を実施した方の人数を、支援が必要な方の人数で割った値（参考値）。"),
+    ("性別・年代別", "対応した方は記録した属性。対応前に帰られた方は「不明」。"),
+    ("時間帯別", "受付番号札の発行時刻（番号札なしで対応した方は対応開始時刻）の時間帯。"),
+    ("待ち時間・対応時間", "待ち時間は受付から対応開始まで、対応時間は対応開始から終了まで。単位は分（小数第1位）。"),
+    ("呼出し時不在", "番号を呼び出したときに不在だった回数（再呼出しで対応した方を含む）。"),
+]
+LINE_NOTES = [
+    ("入電数", "受付時間内・時間外を含む全ての着信。"),
+    ("つながらなかった呼", "不応答・放棄呼・時間外入電の合計。人数は、再入電時に案内した受付番号で同じ方と分かった着信を1人として数えた値。"),
+    ("混雑時の案内・時間外の案内", "混雑時に待つ・折り返し・かけ直しを案内した件数と、受付時間外に案内した件数を分けて集計。"),
+    ("エスカレーション", "市（委託者）への確認を要した件。折り返しの結果と市の回答を含む。"),
+    ("応答待ち時間・通話時間", "単位は分（小数第1位）。"),
+]
+
+
+CITY_NOTES = [DESK_NOTES[0], DESK_NOTES[1], DESK_NOTES[2], DESK_NOTES[6], ("閉庁", "その日に開設していない窓口（来庁者がいなかった日とは区別）。")]
+
+
 # --- arithmetic shared by every report (the verifier implements the same definitions itself) ------
 
 
@@ -378,6 +401,8 @@ async def desk_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, desk: 
         "figures": desk_figures(counts, wait, service, opening),
         "escalations": await _notes(conn, m, "desk", [desk], day, day, "escalation"),
         "opinions": await _notes(conn, m, "desk", [desk], day, day, "opinion"),
+        "notes": [list(n) for n in DESK_NOTES],
+        "signature": signature(cfg, m),
     }
     if with_revision:
         report["revision"] = await revision_info(conn, m, rid, flatten(report),
@@ -405,11 +430,104 @@ async def line_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, line: 
         "figures": line_figures(counts, wait, duration, opening),
         "escalations": await _notes(conn, m, "line", [line], day, day, "escalation"),
         "opinions": await _notes(conn, m, "line", [line], day, day, "opinion"),
+        "notes": [list(n) for n in LINE_NOTES],
+        "signature": signature(cfg, m),
     }
     if with_revision:
         report["revision"] = await revision_info(conn, m, rid, flatten(report),
                                                  await _data_revision(conn, m, "line", line, day))
     return report
+
+
+# The per-desk columns of the city-wide daily report (issue 16): one row per desk, the phone line below.
+CITY_DAILY_DESK = ("visitors", "support_needed", "support_needed_ratio", "support_given", "support_given_ratio",
+                   "completed", "not_completed", "no_shows", "escalations", "opinions", "wait.mean_s", "service.mean_s")
+CITY_DAILY_LINE = ("received", "answered", "answer_rate", "never_connected", "out_of_hours", "overflow_offered",
+                   "closed", "escalations", "callbacks.opened", "callbacks.done", "opinions")
+
+
+def _pick(figures: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys:
+        value: Any = figures
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        head, _, tail = key.partition(".")
+        if tail:
+            out.setdefault(head, {})[tail] = value
+        else:
+            out[key] = value
+    return out
+
+
+def signature(cfg: ReportConfig, m: str) -> dict[str, Any]:
+    """The report's signature block: contractor (受託者), submission date (提出日, set when delivered)
+    and the city's approval boxes (承認欄), from the municipality configuration."""
+    sig = cfg.municipality(m).report
+    return {"contractor": sig.contractor_ja, "approvals": list(sig.approvals), "submitted_on": None}
+
+
+async def city_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, day: dt.date,
+                     *, with_revision: bool = True) -> dict[str, Any]:
+    """Every desk's daily figures in one table, the city's total and the phone line (issue 16)."""
+    calendar = await cfg.calendar(conn, m)
+    wards_of = await desk_wards(conn, cfg, m)
+    rows = await conn.fetch(
+        f"""SELECT scope, figure, sum(n)::bigint AS n FROM "{S}".day_count
+            WHERE municipality = $1 AND channel = 'desk' AND day = $2 GROUP BY scope, figure""", m, day)
+    per_desk: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in rows:
+        per_desk[r["scope"]][r["figure"]] = r["n"]
+    configured = [d.id for d in cfg.municipality(m).desks]
+    desks = configured + sorted(set(per_desk) - set(configured))
+    desk_rows: list[dict[str, Any]] = []
+    desk_figs: dict[str, Any] = {}
+    for desk in desks:
+        hours = calendar.hours(day, desk)
+        counts = per_desk.get(desk, {})
+        ward = wards_of.get(desk) or cfg.ward_of(m, desk)
+        open_day = hours.open_day or bool(counts)
+        desk_rows.append({"desk": desk, "desk_name": cfg.desk_name(m, desk), "ward": ward,
+                          "ward_name": cfg.ward_name(m, ward) if ward else desk, "open": open_day,
+                          "hours_ja": "、".join(f"{s.strftime('%H:%M')}～{e.strftime('%H:%M')}" for s, e in hours.intervals)
+                          or ("閉庁" if not counts else "")})
+        if open_day:
+            wait, service = await _visit_stats(conn, m, [desk], day, day)
+            desk_figs[desk] = _pick(desk_figures(counts, wait, service, None), CITY_DAILY_DESK)
+    total_counts = _counts_sum(per_desk.values())
+    wait, service = await _visit_stats(conn, m, None, day, day)
+    line_counts = await _counts(conn, m, "line", None, day, day)
+    l_wait, l_duration = await _call_stats(conn, m, None, day, day)
+    phone = cfg.phone_calendar(m).hours(day)
+    rid = report_id("daily", "city", day)
+    report: dict[str, Any] = {
+        "report_id": rid, "kind": "daily", "scope": "city", "scope_id": "city", "municipality": m,
+        "municipality_name": cfg.municipality(m).name_ja, "date": day.isoformat(), "period": _period(day, day),
+        "title": "日次報告書（全市）",
+        "desks": desk_rows,
+        "line_hours_ja": "、".join(f"{s.strftime('%H:%M')}～{e.strftime('%H:%M')}" for s, e in phone.intervals) or "受付なし",
+        "figures": {
+            "desks": desk_figs,
+            "total": _pick(desk_figures(total_counts, wait, service, None), CITY_DAILY_DESK),
+            "line": _pick(line_figures(line_counts, l_wait, l_duration, None), CITY_DAILY_LINE),
+        },
+        "notes": [list(n) for n in CITY_NOTES],
+        "signature": signature(cfg, m),
+    }
+    if with_revision:
+        revision = await conn.fetchval(
+            f"""SELECT coalesce(sum(data_revision), 0)::bigint FROM "{S}".report_day
+                WHERE municipality = $1 AND channel IN ('desk', 'line') AND day = $2""", m, day)
+        report["revision"] = await revision_info(conn, m, rid, flatten(report), revision)
+    return report
+
+
+def _counts_sum(parts) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for part in parts:
+        for k, n in part.items():
+            out[k] += n
+    return dict(out)
 
 
 async def _ward_day_counts(conn, cfg, m: str, start: dt.date, end: dt.date, figures: tuple[str, ...]):
@@ -473,6 +591,8 @@ async def weekly(conn: asyncpg.Connection, cfg: ReportConfig, m: str, week_start
             "total": {"days": day_totals, "total": _sum(list(day_totals.values()), WEEKLY_DESK)},
             "line": {"days": line_days, "total": _sum(list(line_days.values()), WEEKLY_LINE)},
         },
+        "notes": [list(n) for n in CITY_NOTES],
+        "signature": signature(cfg, m),
     }
     if with_revision:
         report["revision"] = await revision_info(conn, m, rid, flatten(report),
@@ -562,6 +682,8 @@ async def final(conn: asyncpg.Connection, cfg: ReportConfig, m: str, start: dt.d
         "escalations": await _notes(conn, m, "desk", None, start, end, "escalation"),
         "line_escalations": await _notes(conn, m, "line", None, start, end, "escalation"),
         "call_records": records,
+        "notes": [list(n) for n in DESK_NOTES + LINE_NOTES],
+        "signature": signature(cfg, m),
     }
     if with_revision:
         report["revision"] = await revision_info(conn, m, rid, flatten(report), 0)

@@ -26,6 +26,8 @@ matplotlib.use("Agg")
 from matplotlib import font_manager
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from madoguchi_shared.wareki import to_wareki
 
@@ -33,7 +35,7 @@ from madoguchi_shared.wareki import to_wareki
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 from madoguchi_shared import labels as L  # noqa: E402
-from madoguchi_reporting.layout import PCT, SEC, Cell, Table, sheets  # noqa: E402
+from madoguchi_reporting.layout import DESK_NOTES, LINE_NOTES, MIN, PCT, SEC, Cell, Table, report_notes, sheets  # noqa: E402
 from madoguchi_reporting.queries import FIGURE_JA  # noqa: E402
 
 FONT_CANDIDATES = (
@@ -76,7 +78,7 @@ def _fmt(v: Any) -> str:
             return "－"
         if v.fmt == PCT:
             return f"{v.value * 100:.1f}%"
-        if v.fmt == SEC:
+        if v.fmt in (SEC, MIN) and isinstance(v.value, int | float):
             return f"{v.value:,.1f}"
         return f"{v.value:,}" if isinstance(v.value, int | float) else str(v.value)
     return "" if v is None else str(v)
@@ -87,34 +89,89 @@ def _page(landscape: bool = False) -> Figure:
     return fig
 
 
-def _header(fig: Figure, title: str, lines: list[str]) -> float:
+FOOTER_TOP = 0.045  # nothing is drawn below this: the page number sits under it
+
+
+def _header(fig: Figure, title: str, lines: list[str], signature: dict | None = None) -> float:
     fig.text(0.5, 0.965, title, ha="center", va="top", fontsize=16, weight="bold")
     y = 0.93
     for line in lines:
         fig.text(0.06, y, line, ha="left", va="top", fontsize=9)
         y -= 0.018
+    if signature:
+        y = min(y, _signature(fig, signature))
     return y - 0.01
 
 
+def _signature(fig: Figure, sig: dict) -> float:
+    """受託者 / 提出日 under the heading and the approval boxes (承認欄) at the right."""
+    w_in, h_in = fig.get_size_inches()
+    submitted = sig.get("submitted_on")
+    date_text = to_wareki(dt.date.fromisoformat(submitted), weekday=True) if submitted else "令和　　年　　月　　日"
+    boxes = list(sig.get("approvals") or [])
+    box_w, head_h, box_h = 0.75 / w_in, 0.22 / h_in, 0.55 / h_in
+    top = 0.93
+    right = 0.94
+    for i, label in enumerate(reversed(boxes)):
+        x = right - (i + 1) * box_w
+        fig.add_artist(Rectangle((x, top - head_h), box_w, head_h, transform=fig.transFigure, facecolor="#d9e1f2",
+                                 edgecolor="black", linewidth=0.6))
+        fig.add_artist(Rectangle((x, top - head_h - box_h), box_w, box_h, transform=fig.transFigure, facecolor="none",
+                                 edgecolor="black", linewidth=0.6))
+        fig.text(x + box_w / 2, top - head_h / 2, label, ha="center", va="center", fontsize=8)
+    left_limit = right - len(boxes) * box_w - 0.02
+    y = top - head_h - box_h - 0.012
+    fig.text(0.06, y, f"受託者：{sig.get('contractor') or ''}", fontsize=9, va="top")
+    fig.text(0.06, y - 0.018, f"提出日：{date_text}", fontsize=9, va="top")
+    del left_limit
+    return y - 0.036
+
+
+def _row_h(fig: Figure, fontsize: float) -> float:
+    return fontsize * 2.0 / 72 / fig.get_size_inches()[1]
+
+
 def _table(fig: Figure, rect: tuple[float, float, float, float], table: Table, fontsize: float = 8,
-           max_rows: int = 40) -> None:
-    ax = fig.add_axes(rect)
-    ax.axis("off")
-    ax.set_title(f"■ {table.title}", loc="left", fontsize=10, weight="bold")
+           max_rows: int = 40) -> float:
+    """The table drawn from the top of `rect` down, never below it (rows get at most their natural
+    height; a table with more rows than fit is cut with a note). Returns the y of its bottom."""
+    x, bottom, width, height = rect
+    top = bottom + height
     rows = [[_fmt(v) for v in r] for r in table.rows[:max_rows]] or [["（該当なし）"] + [""] * (len(table.header) - 1)]
     rows = [[textwrap.shorten(c, 60, placeholder="…") if len(c) > 60 else c for c in r] for r in rows]
-    t = ax.table(cellText=rows, colLabels=table.header, loc="upper center", cellLoc="center")
+    title_h = 0.022
+    row_h = _row_h(fig, fontsize)
+    fit = max(int((height - title_h) / row_h) - 1, 1)
+    cut = len(rows) > fit
+    if cut:
+        rows = rows[: max(fit - 1, 1)]
+    table_h = min(height - title_h, row_h * (len(rows) + 1))
+    ax = fig.add_axes((x, top - title_h - table_h, width, table_h))
+    ax.axis("off")
+    fig.text(x, top, f"■ {table.title}", fontsize=10, weight="bold", va="top")
+    widths = table.widths or ([2.5] + [1] * (len(table.header) - 1) if len(table.header) > 1 else None)
+    t = ax.table(cellText=rows, colLabels=table.header, cellLoc="center", bbox=[0, 0, 1, 1],
+                 colWidths=[w / sum(widths) for w in widths] if widths and len(widths) == len(table.header) else None)
     t.auto_set_font_size(False)
     t.set_fontsize(fontsize)
-    t.scale(1, 1.25)
     for (r, _c), cell in t.get_celld().items():
         cell.set_linewidth(0.5)
         if r == 0:
             cell.set_facecolor("#d9e1f2")
             cell.set_text_props(weight="bold")
-        elif table.totals and r > len(rows) - table.totals:
+        elif table.totals and not cut and r > len(rows) - table.totals:
             cell.set_facecolor("#f2f2f2")
             cell.set_text_props(weight="bold")
+    y = top - title_h - table_h
+    if cut:
+        fig.text(x, y - 0.004, "…（以下略：xlsx / CSV を参照）", fontsize=7, va="top")
+        y -= 0.018
+    return y - 0.015
+
+
+def _integer_axis(ax, horizontal: bool = False) -> None:
+    """People and calls are counted in ones: no 0.25 on an axis."""
+    (ax.xaxis if horizontal else ax.yaxis).set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def _bar(ax, labels: list[str], values: list[float], title: str, color: str = COLORS[0], horizontal: bool = False) -> None:
@@ -126,12 +183,19 @@ def _bar(ax, labels: list[str], values: list[float], title: str, color: str = CO
     else:
         bars = ax.bar(labels, values, color=color)
         ax.bar_label(bars, fontsize=7)
+    _integer_axis(ax, horizontal)
     ax.set_title(title, fontsize=10, weight="bold")
     ax.tick_params(labelsize=7)
     ax.spines[["top", "right"]].set_visible(False)
 
 
+def _notes_page(fig: Figure, y: float, notes: list[tuple[str, str]]) -> float:
+    return _text_block(fig, y, "注記", [f"{a}：{b}" for a, b in notes], width=60)
+
+
 def _text_block(fig: Figure, y: float, title: str, items: list[str], width: int = 70) -> float:
+    if y < FOOTER_TOP + 0.08:
+        return y  # no room left on this page (the caller puts it on the next)
     fig.text(0.06, y, f"■ {title}", fontsize=10, weight="bold", va="top")
     y -= 0.022
     if not items:
@@ -139,7 +203,7 @@ def _text_block(fig: Figure, y: float, title: str, items: list[str], width: int 
         return y - 0.02
     for item in items:
         for i, line in enumerate(textwrap.wrap(item, width) or [""]):
-            if y < 0.05:
+            if y < FOOTER_TOP + 0.04:
                 fig.text(0.08, y, "…（以下略：xlsx / CSV を参照）", fontsize=8, va="top")
                 return y - 0.02
             fig.text(0.08 if i == 0 else 0.1, y, line, fontsize=8, va="top")
@@ -147,23 +211,34 @@ def _text_block(fig: Figure, y: float, title: str, items: list[str], width: int 
     return y - 0.01
 
 
-def _desk_pages(report: dict, sheet) -> list[Figure]:
+def _tables(sheet) -> dict[str, Table]:
+    return {t.title.split("（")[0]: t for t in sheet.tables}
+
+
+def _vertical_chart(fig: Figure, rect, table: Table, color: str, horizontal: bool = False) -> None:
+    body = table.rows[: len(table.rows) - table.totals]
+    labels = [str(r[0]) for r in body]
+    values = [r[1].value or 0 for r in body]
+    ax = fig.add_axes(rect)
+    _bar(ax, labels, values, table.title, color, horizontal=horizontal)
+    if not horizontal and len(labels) > 6:
+        ax.tick_params(axis="x", labelrotation=45)
+
+
+def _desk_pages(report: dict, all_sheets) -> list[Figure]:
+    sheet, text = all_sheets[0], all_sheets[1]
     f = report["figures"]
-    tables = {t.title.split("（")[0]: t for t in sheet.tables}
+    tables = _tables(sheet)
     p1 = _page()
-    y = _header(p1, sheet.title, sheet.lines)
-    _table(p1, (0.08, y - 0.30, 0.5, 0.28), tables["来庁者数等"])
-    hours = list(f["by_hour"])
-    ax = p1.add_axes((0.1, y - 0.62, 0.82, 0.24))
-    _bar(ax, [f"{int(h)}時" for h in hours], [f["by_hour"][h] for h in hours], "時間毎来庁者数（受付時刻）")
-    _table(p1, (0.08, 0.05, 0.84, 0.12), tables["待ち時間・対応時間"])
+    y = _header(p1, sheet.title, sheet.lines, sheet.signature)
+    y = _table(p1, (0.08, y - 0.30, 0.6, 0.30), tables["来庁者数等"])
+    hours = tables["時間帯別来庁者数"]
+    _vertical_chart(p1, (0.1, y - 0.27, 0.82, 0.22), hours, COLORS[0])
+    _table(p1, (0.08, FOOTER_TOP + 0.01, 0.84, max(y - 0.32 - FOOTER_TOP - 0.01, 0.08)), tables["待ち時間・対応時間"])
     p2 = _page()
     p2.text(0.5, 0.965, "来庁者の内訳・対応結果", ha="center", va="top", fontsize=14, weight="bold")
-    ax = p2.add_axes((0.1, 0.70, 0.35, 0.22))
-    _bar(ax, [L.label(L.GENDER, g) for g in f["by_gender"]], list(f["by_gender"].values()), "性別", COLORS[1])
-    ax = p2.add_axes((0.55, 0.70, 0.38, 0.22))
-    _bar(ax, [L.label(L.AGE_BAND, a) for a in f["by_age_band"]], list(f["by_age_band"].values()), "年代別", COLORS[2])
-    ax.tick_params(axis="x", labelrotation=45)
+    _vertical_chart(p2, (0.1, 0.70, 0.35, 0.22), tables["性別来庁者数"], COLORS[1])
+    _vertical_chart(p2, (0.55, 0.70, 0.38, 0.22), tables["年代別来庁者数"], COLORS[2])
     ax = p2.add_axes((0.32, 0.38, 0.6, 0.25))
     purposes = list(f["outcomes_by_purpose"])
     done = [f["outcomes_by_purpose"][p]["completed"] for p in purposes]
@@ -172,39 +247,58 @@ def _desk_pages(report: dict, sheet) -> list[Figure]:
     ax.barh(names, done, color=COLORS[0], label="完了")
     ax.barh(names, notd, left=done, color=COLORS[1], label="未完了")
     ax.invert_yaxis()
+    _integer_axis(ax, horizontal=True)
     ax.legend(fontsize=7)
     ax.set_title("目的別の対応結果", fontsize=10, weight="bold")
     ax.tick_params(labelsize=7)
-    ax = p2.add_axes((0.32, 0.07, 0.6, 0.24))
+    ax = p2.add_axes((0.32, 0.08, 0.6, 0.23))
     reasons = f["not_completed_reasons"]
     _bar(ax, [L.label(L.NOT_COMPLETED_REASON, r) for r in reasons], list(reasons.values()), "未完了の理由", COLORS[3],
          horizontal=True)
     p3 = _page()
-    y = _header(p3, "エスカレーション・ご意見等", [report["period"]["heading"]])
-    esc = [f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}" for e in report["escalations"]]
+    y = _header(p3, text.title, [report["period"]["heading"]])
+    esc = [f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}"
+           + (f" → {e['outcome']}" if e.get("outcome") else "") for e in report["escalations"]]
     y = _text_block(p3, y, f"エスカレーション（{f['escalations']}件）", esc)
     ops = [f"{o['time']} ［{o.get('kind_ja') or ''}{'／' + o['step_ja'] if o.get('step_ja') else ''}］ {o['text']}"
            for o in report["opinions"]]
-    y = _text_block(p3, y, f"ご意見・ご要望・トピック（{f['opinions']}件）", ops)
-    pages = [p1, p2, p3]
+    _text_block(p3, y, f"ご意見・ご要望・トピック（{f['opinions']}件）", ops)
     p4 = _page()
-    _header(p4, "運営状況", [report["period"]["heading"]])
-    _table(p4, (0.1, 0.35, 0.6, 0.52), tables["運営状況"])
+    y = _header(p4, "運営状況・注記", [report["period"]["heading"]])
+    y = _table(p4, (0.1, y - 0.5, 0.6, 0.5), tables["運営状況"])
     if "訂正内容" in tables:
-        _table(p4, (0.1, 0.05, 0.8, 0.25), tables["訂正内容"])
-    pages.append(p4)
-    return pages
+        y = _table(p4, (0.1, y - 0.2, 0.8, 0.2), tables["訂正内容"])
+    _notes_page(p4, y, report_notes(report, DESK_NOTES))
+    return [p1, p2, p3, p4]
 
 
-def _line_pages(report: dict, sheet) -> list[Figure]:
+def _city_pages(report: dict, all_sheets) -> list[Figure]:
+    sheet = all_sheets[0]
+    tables = sheet.tables
+    p1 = _page(landscape=True)
+    y = _header(p1, sheet.title, sheet.lines, sheet.signature)
+    desk_table = tables[0]
+    desk_table.widths = [1.6, 1, 1, 1, 1, 1, 1, 1, 1.3, 1.7, 1, 1.3, 1.3][: len(desk_table.header)]
+    y = _table(p1, (0.04, y - 0.45, 0.92, 0.45), desk_table, fontsize=7)
+    _table(p1, (0.04, FOOTER_TOP + 0.01, 0.45, max(y - FOOTER_TOP - 0.01, 0.1)), tables[1], fontsize=7)
+    p2 = _page(landscape=True)
+    p2.text(0.5, 0.965, "区別の来庁者数・注記", ha="center", va="top", fontsize=14, weight="bold")
+    ax = p2.add_axes((0.1, 0.45, 0.8, 0.45))
+    rows = desk_table.rows[:-1]
+    _bar(ax, [str(r[0]) for r in rows], [r[1].value if isinstance(r[1].value, int) else 0 for r in rows],
+         "来庁者数（区別）", COLORS[0], horizontal=True)
+    _notes_page(p2, 0.38, [(r[0], r[1]) for r in tables[-1].rows])
+    return [p1, p2]
+
+
+def _line_pages(report: dict, all_sheets) -> list[Figure]:
+    sheet, text = all_sheets[0], all_sheets[1]
     f = report["figures"]
-    tables = {t.title.split("（")[0]: t for t in sheet.tables}
+    tables = _tables(sheet)
     p1 = _page()
-    y = _header(p1, sheet.title, sheet.lines)
-    _table(p1, (0.08, y - 0.52, 0.5, 0.5), tables["入電状況"], fontsize=7)
-    hours = list(f["by_hour"])
-    ax = p1.add_axes((0.1, 0.06, 0.82, 0.22))
-    _bar(ax, [f"{int(h)}時" for h in hours], [f["by_hour"][h] for h in hours], "時間毎入電数")
+    y = _header(p1, sheet.title, sheet.lines, sheet.signature)
+    y = _table(p1, (0.08, max(y - 0.58, 0.3), 0.6, min(0.58, y - 0.3)), tables["入電状況"], fontsize=7)
+    _vertical_chart(p1, (0.1, FOOTER_TOP + 0.04, 0.82, max(y - FOOTER_TOP - 0.1, 0.1)), tables["時間帯別入電数"], COLORS[0])
     p2 = _page()
     p2.text(0.5, 0.965, "問い合わせの内訳・対応結果", ha="center", va="top", fontsize=14, weight="bold")
     ax = p2.add_axes((0.38, 0.62, 0.55, 0.3))
@@ -213,15 +307,18 @@ def _line_pages(report: dict, sheet) -> list[Figure]:
     ax = p2.add_axes((0.38, 0.34, 0.55, 0.22))
     res = f["by_resolution"]
     _bar(ax, [L.label(L.RESOLUTION, r) for r in res], list(res.values()), "対応結果", COLORS[0], horizontal=True)
-    ax = p2.add_axes((0.1, 0.05, 0.35, 0.22))
+    ax = p2.add_axes((0.1, 0.07, 0.35, 0.2))
     conn = {k: f[k] for k in ("answered", "missed", "abandoned", "out_of_hours")}
     _bar(ax, [L.label(L.CONNECTION, k) for k in conn], list(conn.values()), "接続状況", COLORS[1])
+    _table(p2, (0.55, FOOTER_TOP + 0.01, 0.4, 0.24), tables["応答待ち時間・通話時間"], fontsize=7)
     p3 = _page()
-    y = _header(p3, "エスカレーション・ご意見等", [report["period"]["heading"]])
-    esc = [f"{e['time']} ［{e.get('category_ja') or ''}］ {e['text']}" for e in report["escalations"]]
+    y = _header(p3, text.title, [report["period"]["heading"]])
+    esc = [f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}"
+           + (f" → {e['outcome']}" if e.get("outcome") else "") for e in report["escalations"]]
     y = _text_block(p3, y, f"エスカレーション（{f['escalations']}件）", esc)
     ops = [f"{o['time']} ［{o.get('kind_ja') or ''}］ {o['text']}" for o in report["opinions"]]
-    _text_block(p3, y, f"ご意見・ご要望・トピック（{f['opinions']}件）", ops)
+    y = _text_block(p3, y, f"ご意見・ご要望・トピック（{f['opinions']}件）", ops)
+    _notes_page(p3, y, report_notes(report, LINE_NOTES))
     return [p1, p2, p3]
 
 
@@ -229,8 +326,8 @@ def _weekly_pages(report: dict, sheet) -> list[Figure]:
     f = report["figures"]
     days = report["days"]
     p1 = _page(landscape=True)
-    y = _header(p1, sheet.title, sheet.lines)
-    _table(p1, (0.05, 0.08, 0.9, y - 0.12), sheet.tables[0], fontsize=8)
+    y = _header(p1, sheet.title, sheet.lines, sheet.signature)
+    _table(p1, (0.05, FOOTER_TOP + 0.01, 0.9, y - FOOTER_TOP - 0.01), sheet.tables[0], fontsize=8)
     p2 = _page(landscape=True)
     p2.text(0.5, 0.965, "日別・区別の来庁者数と入電数", ha="center", va="top", fontsize=14, weight="bold")
     ax = p2.add_axes((0.07, 0.12, 0.6, 0.75))
@@ -240,21 +337,24 @@ def _weekly_pages(report: dict, sheet) -> list[Figure]:
         vals = [f["wards"][w["ward"]]["days"][d["date"]]["visitors"] for d in days]
         ax.bar(labels, vals, bottom=bottom, color=COLORS[i % len(COLORS)], label=w["ward_name"])
         bottom = [a + b for a, b in zip(bottom, vals, strict=True)]
+    _integer_axis(ax)
     ax.set_title("来庁者数（区別の積み上げ）", fontsize=10, weight="bold")
     ax.legend(fontsize=7, ncol=2)
     ax.tick_params(labelsize=8)
     ax = p2.add_axes((0.73, 0.12, 0.24, 0.75))
     calls = [f["line"]["days"][d["date"]]["received"] for d in days]
     ax.plot(labels, calls, marker="o", color=COLORS[1])
+    ax.set_ylim(bottom=0)
+    _integer_axis(ax)
     ax.set_title("入電数", fontsize=10, weight="bold")
     ax.tick_params(labelsize=7, axis="x", labelrotation=45)
     pages = [p1, p2]
     for start in range(1, len(sheet.tables), 2):
         p = _page(landscape=True)
         p.text(0.5, 0.965, sheet.title, ha="center", va="top", fontsize=12, weight="bold")
-        _table(p, (0.05, 0.52, 0.9, 0.4), sheet.tables[start], fontsize=7)
+        y = _table(p, (0.05, 0.5, 0.9, 0.43), sheet.tables[start], fontsize=7)
         if start + 1 < len(sheet.tables):
-            _table(p, (0.05, 0.05, 0.9, 0.4), sheet.tables[start + 1], fontsize=7)
+            _table(p, (0.05, FOOTER_TOP + 0.01, 0.9, y - FOOTER_TOP - 0.01), sheet.tables[start + 1], fontsize=7)
         pages.append(p)
     return pages
 
@@ -265,9 +365,9 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
     summary = all_sheets[0]
     tables = {t.title.split("（")[0]: t for t in summary.tables}
     p1 = _page(landscape=True)
-    y = _header(p1, summary.title, summary.lines)
-    _table(p1, (0.05, 0.35, 0.9, y - 0.38), tables["区別の集計"], fontsize=8)
-    _table(p1, (0.05, 0.03, 0.9, 0.27), tables["月別来庁者数"], fontsize=8)
+    y = _header(p1, summary.title, summary.lines, summary.signature)
+    y = _table(p1, (0.05, max(y - 0.42, 0.35), 0.9, min(0.42, y - 0.35)), tables["区別の集計"], fontsize=8)
+    _table(p1, (0.05, FOOTER_TOP + 0.01, 0.9, y - FOOTER_TOP - 0.01), tables["月別来庁者数"], fontsize=8)
     p2 = _page(landscape=True)
     p2.text(0.5, 0.965, "週別の推移（来庁者数・入電数）", ha="center", va="top", fontsize=14, weight="bold")
     ax = p2.add_axes((0.07, 0.12, 0.86, 0.75))
@@ -280,20 +380,18 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
     ax2.set_ylabel("入電数")
     ax.set_ylim(bottom=0)
     ax2.set_ylim(bottom=0)
+    _integer_axis(ax)
+    _integer_axis(ax2)
     ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.legend(loc="upper left", fontsize=8)
     ax2.legend(loc="upper right", fontsize=8)
     p3 = _page()
     p3.text(0.5, 0.965, "来庁者の内訳（契約期間）", ha="center", va="top", fontsize=14, weight="bold")
-    ax = p3.add_axes((0.1, 0.68, 0.35, 0.24))
-    _bar(ax, [L.label(L.GENDER, g) for g in city["by_gender"]], list(city["by_gender"].values()), "性別", COLORS[1])
-    ax = p3.add_axes((0.55, 0.68, 0.38, 0.24))
-    _bar(ax, [L.label(L.AGE_BAND, a) for a in city["by_age_band"]], list(city["by_age_band"].values()), "年代別", COLORS[2])
-    ax.tick_params(axis="x", labelrotation=45)
-    hours = list(city.get("by_hour") or {})
-    ax = p3.add_axes((0.1, 0.38, 0.82, 0.22))
-    _bar(ax, [f"{int(h)}時" for h in hours], [city["by_hour"][h] for h in hours], "時間帯別来庁者数")
-    ax = p3.add_axes((0.35, 0.05, 0.57, 0.25))
+    _vertical_chart(p3, (0.1, 0.68, 0.35, 0.24), tables["性別来庁者数"], COLORS[1])
+    _vertical_chart(p3, (0.55, 0.68, 0.38, 0.24), tables["年代別来庁者数"], COLORS[2])
+    if "時間帯別来庁者数" in tables:
+        _vertical_chart(p3, (0.1, 0.38, 0.82, 0.22), tables["時間帯別来庁者数"], COLORS[0])
+    ax = p3.add_axes((0.35, 0.07, 0.57, 0.24))
     purposes = list(city["outcomes_by_purpose"])
     done = [city["outcomes_by_purpose"][p]["completed"] for p in purposes]
     notd = [city["outcomes_by_purpose"][p]["not_completed"] for p in purposes]
@@ -301,6 +399,7 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
     ax.barh(names, done, color=COLORS[0], label="完了")
     ax.barh(names, notd, left=done, color=COLORS[1], label="未完了")
     ax.invert_yaxis()
+    _integer_axis(ax, horizontal=True)
     ax.legend(fontsize=7)
     ax.set_title("目的別の対応結果", fontsize=10, weight="bold")
     ax.tick_params(labelsize=7)
@@ -308,9 +407,9 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
     ltables = {t.title.split("（")[0]: t for t in line.tables}
     p4 = _page()
     y = _header(p4, line.title, line.lines)
-    _table(p4, (0.08, y - 0.52, 0.5, 0.5), ltables["入電状況"], fontsize=7)
+    y = _table(p4, (0.08, y - 0.55, 0.55, 0.55), ltables["入電状況"], fontsize=7)
     lf = f["line"]
-    ax = p4.add_axes((0.38, 0.06, 0.55, 0.3))
+    ax = p4.add_axes((0.38, FOOTER_TOP + 0.03, 0.55, max(y - FOOTER_TOP - 0.08, 0.1)))
     _bar(ax, [L.label(L.CALL_CATEGORY, c) for c in lf["by_category"]], list(lf["by_category"].values()),
          "問い合わせ分類", COLORS[2], horizontal=True)
     p5 = _page()
@@ -319,7 +418,11 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
             fontsize=9, va="top")
     esc = [f"{e['date']} {e['time']} {e['scope']} ［{e.get('category_ja') or ''}］ {e['text']}" for e in report["escalations"]]
     _text_block(p5, y - 0.04, f"窓口のエスカレーション（{city['escalations']}件）", esc)
-    return [p1, p2, p3, p4, p5]
+    p6 = _page()
+    y = _header(p6, "注記", [report["period"]["heading"]])
+    y = _notes_page(p6, y, DESK_NOTES)
+    _notes_page(p6, y - 0.01, LINE_NOTES)
+    return [p1, p2, p3, p4, p5, p6]
 
 
 def render_pdf(report: dict) -> bytes:
@@ -327,9 +430,11 @@ def render_pdf(report: dict) -> bytes:
     all_sheets = sheets(report)
     with matplotlib.rc_context({"font.family": [family, "DejaVu Sans"], "pdf.fonttype": 42, "axes.unicode_minus": False}):
         if report["kind"] == "daily" and report["scope"] == "line":
-            pages = _line_pages(report, all_sheets[0])
+            pages = _line_pages(report, all_sheets)
+        elif report["kind"] == "daily" and report["scope"] == "city":
+            pages = _city_pages(report, all_sheets)
         elif report["kind"] == "daily":
-            pages = _desk_pages(report, all_sheets[0])
+            pages = _desk_pages(report, all_sheets)
         elif report["kind"] == "weekly":
             pages = _weekly_pages(report, all_sheets[0])
         else:
@@ -338,7 +443,7 @@ def render_pdf(report: dict) -> bytes:
         with PdfPages(buf, metadata={"Title": f"{report.get('title', '')} {report['period']['heading']}",
                                      "Creator": "Madoguchi", "CreationDate": None}) as pdf:
             for i, page in enumerate(pages, start=1):
-                page.text(0.5, 0.015, f"{i} / {len(pages)}", ha="center", fontsize=7, color="#555555")
+                page.text(0.5, 0.018, f"{i} / {len(pages)}", ha="center", fontsize=7, color="#555555")
                 pdf.savefig(page)
     return buf.getvalue()
 

@@ -76,6 +76,8 @@ async def render_async(report: dict, fmt: str) -> bytes:
 async def build(conn, cfg: ReportConfig, m: str, rid: str, *, with_revision: bool = True) -> dict[str, Any]:
     """The current report of an id (daily desk / daily line / weekly / final)."""
     kind, scope_id, day = parse_report_id(rid)
+    if kind == "daily" and scope_id == "city":
+        return await queries.city_daily(conn, cfg, m, day, with_revision=with_revision)
     if kind == "daily" and scope_id.startswith("line-"):
         return await queries.line_daily(conn, cfg, m, scope_id.removeprefix("line-"), day, with_revision=with_revision)
     if kind == "daily":
@@ -111,6 +113,8 @@ async def submit_report(pool: asyncpg.Pool, js, cfg: ReportConfig, m: str, rid: 
         "label_ja": f"第{revision}版" + ("（訂正版）" if revision > 1 else ""),
         "submitted": rev["submitted"],
     }
+    if report.get("signature") is not None:  # 提出日 of the delivered files
+        report["signature"]["submitted_on"] = dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date().isoformat()
     figures = queries.flatten(report)
     files: list[SubmittedFile] = []
     contents: dict[str, bytes] = {}
