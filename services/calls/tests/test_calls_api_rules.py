@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from uuid import UUID
 
 import httpx
 import uvicorn
 from calls_harness import jst, running_line
 
 from madoguchi_calls.main import create_app
+from madoguchi_shared.events.calls import call_reference
 from madoguchi_shared.runtime import free_port
 
 
@@ -216,3 +218,38 @@ async def test_org4_an_untrained_operator_is_refused_a_seat_until_the_training_i
                                   {"score": 92, "tested_on": "2021-04-02", "trainer": "MG1"}, expect=201)
         assert cleared["cleared"]["phone"] is True
         await line.post("/v1/lines/main/seats/s3/sign-in", newcomer, expect=201)
+
+
+async def test_call3_offer_choice_and_repeat_call_by_reference(settings, municipality):
+    """The caller's choice at an offer is recorded once and checked against the offer; a repeat call
+    links to the earlier call by the reference the caller was given (no phone number anywhere)."""
+    async with running_line(settings, municipality, jst(2021, 4, 8, 9, 0)) as line:
+        await line.post("/v1/lines/main/seats/s1/sign-in", line.operator, expect=201)
+        first = (await line.post("/v1/calls", line.phone_system, {}, expect=201))["call_id"]
+        await line.post(f"/v1/calls/{first}/answer", line.operator, {"seat": "s1"})
+        busy = await line.post("/v1/calls", line.phone_system, {}, expect=201)  # every seat busy: an offer
+        assert busy["reference"] == call_reference(UUID(busy["call_id"]))
+        r = await line.post(f"/v1/calls/{first}/offer-choice", line.phone_system, {"choice": "wait"}, expect=409)
+        assert "案内をしていない" in r["detail"]  # no offer was made on the answered call
+        await line.post(f"/v1/calls/{busy['call_id']}/offer-choice", line.phone_system, {"choice": "call_again"})
+        again = await line.post(f"/v1/calls/{busy['call_id']}/offer-choice", line.phone_system, {"choice": "wait"}, expect=409)
+        assert "既に記録" in again["detail"]
+        await line.post(f"/v1/calls/{busy['call_id']}/abandoned", line.phone_system)
+        # out of hours: waiting is not a choice
+        line.clock.set(jst(2021, 4, 8, 19, 0))
+        closed = await line.post("/v1/calls", line.phone_system, {}, expect=201)
+        await line.post(f"/v1/calls/{closed['call_id']}/offer-choice", line.phone_system, {"choice": "wait"}, expect=422)
+        await line.post(f"/v1/calls/{closed['call_id']}/offer-choice", line.phone_system, {"choice": "call_again"})
+        # the next morning the caller calls again and quotes the reference given at the busy call
+        line.clock.set(jst(2021, 4, 9, 9, 30))
+        repeat = await line.post("/v1/calls", line.phone_system, {}, expect=201)
+        ref = busy["reference"]
+        await line.post(f"/v1/calls/{repeat['call_id']}/repeat-of", line.operator, {"reference": ref.replace("-", "")})
+        await line.post(f"/v1/calls/{repeat['call_id']}/repeat-of", line.operator, {"reference": ref}, expect=409)
+        await line.post(f"/v1/calls/{repeat['call_id']}/repeat-of", line.operator, {"reference": "12-34"}, expect=422)
+        own = await line.post("/v1/calls", line.phone_system, {}, expect=201)
+        await line.post(f"/v1/calls/{own['call_id']}/repeat-of", line.operator, {"reference": own["reference"]}, expect=422)
+        call = await line.get(f"/v1/calls/{repeat['call_id']}", line.city)
+        assert call["repeat_of"] == ref and call["reference"] == repeat["reference"]
+        kinds = [e.type for e in await line.events()]
+        assert kinds.count("calls.offer_choice_recorded") == 2 and kinds.count("calls.repeat_call_linked") == 1

@@ -84,8 +84,10 @@ class SimCall:
     conn: str
     wait: int = 0
     closed: cl.CallClosed | None = None
-    overflow: bool = False
+    overflow: str | None = None  # the offer's reason: all_seats_busy | out_of_hours
     cb_chosen: bool = False
+    choice: str | None = None  # the caller's choice at the offer
+    repeat_of: str | None = None  # the reference of the earlier call this one repeats
 
 
 @dataclass
@@ -95,6 +97,8 @@ class Week:
     days: list[dt.date]
     events: list[Event] = field(default_factory=list)
     visits: list[SimVisit] = field(default_factory=list)
+    # people who took a ticket and left before being served: (desk, day, ticket issued at)
+    unserved: list[tuple[str, dt.date, dt.datetime]] = field(default_factory=list)
     desk_facts: dict[tuple[str, dt.date], Counter] = field(default_factory=dict)
     calls: list[SimCall] = field(default_factory=list)
     line_facts: dict[dt.date, Counter] = field(default_factory=dict)
@@ -105,7 +109,14 @@ class Week:
         vs = [v for v in self.visits if v.desk == desk and v.day == day]
         f = self.desk_facts.get((desk, day), Counter())
         t: dict[str, Any] = Counter()
-        t["visitors"] = len(vs)
+        gone = [issued for d, dd, issued in self.unserved if d == desk and dd == day]
+        # 仕様書 4(5)オ: 来庁者数 is everyone who came, served or not
+        t["visitors"] = len(vs) + len(gone)
+        t["served"] = len(vs)
+        t["left_unserved"] = len(gone)
+        t["by_gender.unknown"] = t["by_age_band.unknown"] = len(gone)
+        for issued in gone:
+            t[f"by_hour.{issued.astimezone(TOKYO).hour:02d}"] += 1
         t["details_recorded"] = len(vs)
         for v in vs:
             t[f"by_hour.{v.issued_at.astimezone(TOKYO).hour:02d}"] += 1
@@ -124,8 +135,9 @@ class Week:
             t["visit_corrections"] += v.corrections
         t = dict(t)
         t["in_service"] = 0
-        t["support_needed_ratio"] = share(t.get("support_needed", 0), len(vs))
-        t["support_given_ratio"] = share(t.get("support_given", 0), t.get("support_needed", 0))
+        t["support_needed_ratio"] = share(t.get("support_needed", 0), t["visitors"])
+        t["support_given_ratio"] = share(t.get("support_given", 0), t["visitors"])
+        t["support_given_of_needed"] = share(t.get("support_given", 0), t.get("support_needed", 0))
         for k, val in stats([ms(v.waited) for v in vs]).items():
             t[f"wait.{k}"] = val
         for k, val in stats([ms(v.service) for v in vs]).items():
@@ -146,7 +158,11 @@ class Week:
             t[f"by_hour.{c.at.astimezone(TOKYO).hour:02d}"] += 1
             t["received_in_hours"] += c.in_hours
             t[c.conn] += 1
-            t["overflow_offered"] += c.overflow
+            t["overflow_offered"] += c.overflow == "all_seats_busy"
+            t["after_hours_guided"] += c.overflow == "out_of_hours"
+            if c.choice:
+                t[f"offer_choices.{c.choice}"] += 1
+            t["repeat_calls"] += c.repeat_of is not None
             t["missed_callback_chosen"] += c.cb_chosen
             if c.closed is not None:
                 e = c.closed
@@ -167,6 +183,16 @@ class Week:
         t = dict(t)
         never = t.get("missed", 0) + t.get("abandoned", 0) + t.get("out_of_hours", 0)
         t["never_connected"] = never
+        # the people behind the unconnected calls: a repeat call (linked by reference) is the same caller
+        first = {cl.call_reference(c.call_id): c.repeat_of for c in self.calls}
+
+        def root(ref: str) -> str:
+            while first.get(ref):
+                ref = first[ref]
+            return ref
+
+        t["never_connected_people"] = len({root(cl.call_reference(c.call_id)) for c in cs
+                                           if c.conn in ("missed", "abandoned", "out_of_hours")})
         t["never_connected_share"] = share(never, len(cs))
         t["answer_rate"] = share(t.get("answered", 0), len(cs))
         for k, v in stats([c.wait * 1000 for c in cs if c.conn == "answered"]).items():
@@ -238,6 +264,7 @@ def _desk_day(rng: random.Random, week: Week, desk: str, ward: str, day: dt.date
         if rng.random() < 0.05:
             ev.append(dk.TicketNoShow(deskday_id=did, ticket_no=ticket_no, occurred_at=served + dt.timedelta(minutes=3), **env))
             facts["no_shows"] += 1
+            week.unserved.append((desk, day, issued))
             continue
         ev.append(dk.TicketServed(deskday_id=did, ticket_no=ticket_no, visit_id=vid, staff_id=supporter.id,
                                   waited_seconds=waited, occurred_at=served, **env))
@@ -338,7 +365,13 @@ def _line_day(rng: random.Random, week: Week, day: dt.date, hours) -> None:
         ev.append(cl.CallReceived(call_id=cid, line=LINE, within_hours=in_hours, seats_signed_in=1,
                                   seats_free=1, occurred_at=at, **env))
         call = SimCall(cid, day, at, in_hours, "pending")
+        xr = random.Random(f"{day}-{i}")  # the offer choices and repeat links draw apart from the rest
+        unreached = [c for c in week.calls if c.conn in ("missed", "abandoned", "out_of_hours")
+                     and not any(o.repeat_of == cl.call_reference(c.call_id) for o in week.calls)]
         week.calls.append(call)
+        if unreached and xr.random() < 0.35:  # the caller quotes the reference given on the earlier call
+            call.repeat_of = cl.call_reference(unreached[-1].call_id)
+            ev.append(cl.RepeatCallLinked(call_id=cid, earlier_reference=call.repeat_of, occurred_at=at, **env))
         if i == 16:
             ev.append(cl.CapacityThresholdCrossed(line=LINE, day=day, level="approaching", threshold=16, percent=80,
                                                   expected_max=20, count=16, call_id=cid, occurred_at=at, **env))
@@ -348,7 +381,10 @@ def _line_day(rng: random.Random, week: Week, day: dt.date, hours) -> None:
             ev.append(cl.OverflowOffered(call_id=cid, reason="out_of_hours", options=("callback", "call_again"),
                                          occurred_at=at, **env))
             ev.append(cl.CallOutOfHours(call_id=cid, occurred_at=at, **env))
-            call.conn, call.overflow = "out_of_hours", True
+            call.conn, call.overflow = "out_of_hours", "out_of_hours"
+            if xr.random() < 0.8:
+                call.choice = xr.choice(["callback", "call_again"])
+                ev.append(cl.OfferChoiceRecorded(call_id=cid, choice=call.choice, occurred_at=at, **env))
             if rng.random() < 0.5:
                 _callback(rng, week, call, "out_of_hours", env, facts)
             continue
@@ -361,6 +397,12 @@ def _line_day(rng: random.Random, week: Week, day: dt.date, hours) -> None:
                 _callback(rng, week, call, "missed", env, facts)
             continue
         if r < 0.18:
+            if xr.random() < 0.7:  # every seat busy: offered to wait, a callback or to call again
+                call.overflow = "all_seats_busy"
+                ev.append(cl.OverflowOffered(call_id=cid, reason="all_seats_busy", options=("wait", "callback"),
+                                             occurred_at=at, **env))
+                call.choice = xr.choice(["wait", "call_again"])
+                ev.append(cl.OfferChoiceRecorded(call_id=cid, choice=call.choice, occurred_at=at, **env))
             w = rng.randint(10, 120)
             ev.append(cl.CallAbandoned(call_id=cid, wait_seconds=w, occurred_at=at + dt.timedelta(seconds=w), **env))
             call.conn = "abandoned"

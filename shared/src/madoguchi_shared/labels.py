@@ -47,7 +47,8 @@ ESCALATION_CATEGORY = {
     "complaint": "苦情", "procedure": "手続き", "system_trouble": "システム障害", "card": "カード",
     "payment_service": "決済サービス", "city_decision": "市の判断が必要", "other": "その他",
 }
-ESCALATION_STATUS = {"raised": "対応中", "acknowledged": "責任者確認済", "to_city": "市へ照会中", "resolved": "解決"}
+ESCALATION_STATUS = {"raised": "対応中", "acknowledged": "責任者確認済", "to_city": "市へ照会中", "resolved": "解決",
+                     "city_answered": "市の回答あり・折り返し待ち", "failed": "折り返し不通", "cancelled": "取消"}
 INCIDENT_KIND = {
     "card_left_behind": "カード置き忘れ", "equipment_missing": "備品の紛失", "equipment_damaged": "備品の破損",
     "other": "その他",

@@ -216,6 +216,8 @@ def _call_dict(call: d.Call) -> dict[str, Any]:
         "overflow": call.overflow, "seat": call.seat, "operator": call.operator,
         "answered_at": call.answered_at.isoformat() if call.answered_at else None,
         "resolution": call.resolution, "never_connected": call.status in d.NEVER_CONNECTED,
+        # the reference (受付番号) to give the caller: a repeat call quotes it (no phone number kept)
+        "reference": ev.call_reference(call.call_id), "offer_choice": call.offer_choice, "repeat_of": call.repeat_of,
     }
 
 
@@ -226,7 +228,32 @@ async def receive(body: ReceiveIn, service: Service, principal: CallWriter, cid:
     offer = next((e for e in events if isinstance(e, ev.OverflowOffered)), None)
     route = "ring" if offer is None else ("out_of_hours" if offer.reason == "out_of_hours" else "overflow")
     return {"call_id": str(call_id), "route": route, "options": list(offer.options) if offer else [],
-            "events": _events(events)}
+            "reference": ev.call_reference(call_id), "events": _events(events)}
+
+
+class OfferChoiceIn(_In):
+    choice: ev.OverflowOption
+
+
+class RepeatOfIn(_In):
+    reference: str = Field(pattern=r"^[0-9]{4}-?[0-9]{4}$", description="the earlier call's reference, e.g. 4821-0937")
+
+
+@calls_router.post("/{call_id}/offer-choice")
+async def offer_choice(call_id: UUID, body: OfferChoiceIn, service: Service, principal: CallWriter,
+                       cid: CorrelationId) -> dict:
+    """The caller's choice at the overflow / out-of-hours offer: wait, callback or call again later (CALL-3)."""
+    events = await service.record_offer_choice(principal.municipality, principal.actor, call_id, body.choice, cid)
+    return {"call_id": str(call_id), "choice": body.choice, "events": _events(events)}
+
+
+@calls_router.post("/{call_id}/repeat-of")
+async def repeat_of(call_id: UUID, body: RepeatOfIn, service: Service, principal: CallWriter, cid: CorrelationId) -> dict:
+    """This call repeats the caller's earlier call, by the reference given then (no phone number is kept)."""
+    digits = body.reference.replace("-", "")
+    reference = f"{digits[:4]}-{digits[4:]}"
+    events = await service.link_repeat_call(principal.municipality, principal.actor, call_id, reference, cid)
+    return {"call_id": str(call_id), "repeat_of": reference, "events": _events(events)}
 
 
 @calls_router.get("/{call_id}")

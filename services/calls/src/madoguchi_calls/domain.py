@@ -209,6 +209,28 @@ class Call:
     answered_at: datetime | None = None
     resolution: ev.Resolution | None = None
     missed_reason: str | None = None
+    offer_choice: ev.OverflowOption | None = None
+    repeat_of: str | None = None  # the reference of the caller's earlier call
+
+
+@dataclass(frozen=True)
+class RecordOfferChoice:
+    """The caller's choice at the overflow / out-of-hours offer (CALL-3)."""
+
+    choice: ev.OverflowOption
+
+
+@dataclass(frozen=True)
+class LinkRepeatCall:
+    """The caller quotes the reference (受付番号) given on an earlier call."""
+
+    reference: str
+
+
+# what a caller may choose at each kind of offer: waiting makes no sense when the line is closed
+OFFER_CHOICES: dict[str, tuple[str, ...]] = {"all_seats_busy": ("wait", "callback", "call_again"),
+                                             "out_of_hours": ("callback", "call_again")}
+CHOICE_JA = {"wait": "待つ", "callback": "折り返し", "call_again": "かけ直し"}
 
 
 @dataclass(frozen=True)
@@ -275,6 +297,20 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
         raise Refused("通話が見つかりません。", status=404)
     common = {**ctx.env(), "call_id": state.call_id}
     match cmd:
+        case RecordOfferChoice():
+            if state.overflow is None:
+                raise Refused("この通話では混雑時・時間外の案内をしていないため、選択を記録できません。")
+            if state.offer_choice is not None:
+                raise Refused(f"この通話の選択は既に記録されています（{CHOICE_JA[state.offer_choice]}）。")
+            if cmd.choice not in OFFER_CHOICES[state.overflow]:
+                raise Refused("受付時間外の案内では「待つ」は選べません。", status=422, field="choice")
+            return [ev.OfferChoiceRecorded(choice=cmd.choice, **common)]
+        case LinkRepeatCall():
+            if state.repeat_of is not None:
+                raise Refused("この通話は既に以前の通話と結び付けられています。")
+            if cmd.reference == ev.call_reference(state.call_id):
+                raise Refused("この通話自身の受付番号です。以前の通話の受付番号を入力してください。", status=422, field="reference")
+            return [ev.RepeatCallLinked(earlier_reference=cmd.reference, **common)]
         case AnswerCall():
             if state.status not in ("ringing", "waiting"):
                 raise Refused(_status_message(state, "応答"))
@@ -353,6 +389,10 @@ def evolve_call(state: Call | None, event: Event) -> Call:
             return replace(state, status="abandoned")
         case ev.CallClosed():
             return replace(state, status="closed", resolution=event.resolution)
+        case ev.OfferChoiceRecorded():
+            return replace(state, offer_choice=event.choice)
+        case ev.RepeatCallLinked():
+            return replace(state, repeat_of=event.earlier_reference)
     return state
 
 

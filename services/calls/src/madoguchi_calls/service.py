@@ -232,6 +232,14 @@ class CallsService:
     async def mark_missed(self, municipality: str, actor: Actor, call_id: UUID, cid: UUID | None = None) -> list[Event]:
         return await self._call_command(municipality, actor, call_id, d.MarkMissed(), cid)
 
+    async def record_offer_choice(self, municipality: str, actor: Actor, call_id: UUID, choice: str,
+                                  cid: UUID | None = None) -> list[Event]:
+        return await self._call_command(municipality, actor, call_id, d.RecordOfferChoice(choice), cid)
+
+    async def link_repeat_call(self, municipality: str, actor: Actor, call_id: UUID, reference: str,
+                               cid: UUID | None = None) -> list[Event]:
+        return await self._call_command(municipality, actor, call_id, d.LinkRepeatCall(reference), cid)
+
     async def mark_abandoned(self, municipality: str, actor: Actor, call_id: UUID, cid: UUID | None = None) -> list[Event]:
         return await self._call_command(municipality, actor, call_id, d.MarkAbandoned(), cid)
 

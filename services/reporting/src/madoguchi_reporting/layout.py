@@ -163,6 +163,8 @@ def desk_daily(report: dict) -> list[Sheet]:
                   signature=report.get("signature"))
     main = [
         ["来庁者数", C(fig, "visitors")],
+        ["うち対応した方", C(fig, "served")],
+        ["うち対応前に帰られた方", C(fig, "left_unserved")],
         ["うち支援が必要な方", C(fig, "support_needed")],
         ["支援が必要な方の割合（対来庁者数）", C(fig, "support_needed_ratio", PCT)],
         ["うち支援を実施した方", C(fig, "support_given")],
@@ -171,10 +173,8 @@ def desk_daily(report: dict) -> list[Sheet]:
         ["対応完了件数", C(fig, "completed")],
         ["未完了件数", C(fig, "not_completed")],
         ["受付番号札発行数", C(fig, "tickets_issued")],
-        ["対応前に帰られた方", C(fig, "left_unserved")],
         ["呼出し時不在", C(fig, "no_shows")],
     ]
-    main = [r for r in main if r[1].value is not None or r[1].key in ("support_needed_ratio", "support_given_ratio")]
     sheet.tables.append(Table("来庁者数等", ["項目", "人数・割合"], main))
     sheet.tables.append(_hours_table(fig, "時間帯別来庁者数", "visitors"))
     sheet.tables.append(_vertical("性別来庁者数", "性別", [(gender_label(x), C(fig, f"by_gender.{x}")) for x in fig["by_gender"]],

@@ -32,6 +32,7 @@ from madoguchi_reporting.schema import SCHEMA
 
 S = SCHEMA
 
+UNKNOWN = "unknown"  # gender / age band of a person who left before being served (不明)
 GENDERS = get_args(dk.Gender)
 AGE_BANDS = get_args(dk.AgeBand)
 PURPOSES = get_args(dk.Purpose)
@@ -62,6 +63,7 @@ DESK_NOTES = [
     ("時間帯別", "受付番号札の発行時刻（番号札なしで対応した方は対応開始時刻）の時間帯。"),
     ("待ち時間・対応時間", "待ち時間は受付から対応開始まで、対応時間は対応開始から終了まで。単位は分（小数第1位）。"),
     ("呼出し時不在", "番号を呼び出したときに不在だった回数（再呼出しで対応した方を含む）。"),
+    ("対応前に帰られた方", "受付番号札を受け取り、対応を始める前に帰られた方（集計時点で待っている方を含む）。来庁者数に含む。"),
 ]
 LINE_NOTES = [
     ("入電数", "受付時間内・時間外を含む全ての着信。"),
@@ -152,26 +154,36 @@ def opening_hours(hours) -> list[int]:
 
 
 def desk_figures(c: dict[str, int], wait: dict, service: dict, opening: list[int] | None) -> dict[str, Any]:
-    visitors = c.get("visitors", 0)
+    """The desk figures (REP-1) by the specification's definitions (仕様書 4(5)オ): 来庁者数 is every
+    person who came, the visits served and those who took a ticket and left before being served
+    (`left_unserved`, gender and age band 不明); the shares of people needing and given support are
+    of 来庁者数, given / needed kept beside them (`support_given_of_needed`)."""
+    served = c.get("visitors", 0)  # the counter counts served visits; the unserved are added by the query
+    unserved = c.get("left_unserved", 0)
+    visitors = served + unserved
+    needed, given = c.get("support_needed", 0), c.get("support_given", 0)
     completed, not_completed = c.get("completed", 0), c.get("not_completed", 0)
     figures: dict[str, Any] = {
         "visitors": visitors,
+        "served": served,
+        "left_unserved": unserved,
         "tickets_issued": c.get("tickets_issued", 0),
         "no_shows": c.get("no_shows", 0),
-        "support_needed": c.get("support_needed", 0),
-        "support_given": c.get("support_given", 0),
-        "support_needed_ratio": ratio(c.get("support_needed", 0), visitors),
-        "support_given_ratio": ratio(c.get("support_given", 0), c.get("support_needed", 0)),
+        "support_needed": needed,
+        "support_given": given,
+        "support_needed_ratio": ratio(needed, visitors),
+        "support_given_ratio": ratio(given, visitors),
+        "support_given_of_needed": ratio(given, needed),
         "completed": completed,
         "not_completed": not_completed,
-        "in_service": visitors - completed - not_completed,
+        "in_service": served - completed - not_completed,
         "details_recorded": c.get("details_n", 0),
     }
     if opening is not None:
         figures["by_hour"] = _hours(c, opening)
     figures.update({
-        "by_gender": _zero_fill(GENDERS, c, "by_gender"),
-        "by_age_band": _zero_fill(AGE_BANDS, c, "by_age_band"),
+        "by_gender": {**_zero_fill(GENDERS, c, "by_gender"), UNKNOWN: unserved},
+        "by_age_band": {**_zero_fill(AGE_BANDS, c, "by_age_band"), UNKNOWN: unserved},
         "by_purpose": _zero_fill(PURPOSES, c, "by_purpose"),
         "outcomes_by_purpose": {p: {o: c.get(f"outcome_by_purpose.{p}.{o}", 0) for o in OUTCOMES} for p in PURPOSES},
         "not_completed_reasons": _zero_fill(REASONS, c, "not_completed_reason"),
@@ -192,7 +204,7 @@ def desk_figures(c: dict[str, int], wait: dict, service: dict, opening: list[int
         "incidents": _zero_fill(INCIDENTS, c, "incidents"),
         "disinfections": c.get("disinfections", 0),
         "disinfection_misses": c.get("disinfection_misses", 0),
-        "disinfection_compliance": ratio(visitors - c.get("disinfection_misses", 0), visitors),
+        "disinfection_compliance": ratio(served - c.get("disinfection_misses", 0), served),
         "masks_checked": c.get("masks_checked", 0),
         "masks_missing": c.get("masks_missing", 0),
         "staffing_breaches": c.get("staffing_breaches", 0),
@@ -206,7 +218,10 @@ def desk_figures(c: dict[str, int], wait: dict, service: dict, opening: list[int
     return figures
 
 
-def line_figures(c: dict[str, int], wait: dict, duration: dict, opening: list[int] | None) -> dict[str, Any]:
+def line_figures(c: dict[str, int], wait: dict, duration: dict, opening: list[int] | None,
+                 people: int | None = None) -> dict[str, Any]:
+    """The line figures (REP-2). `people`: the callers behind the unconnected calls, a repeat call
+    linked by its reference counted with the caller's earlier call (None: not counted)."""
     received = c.get("received", 0)
     never = c.get("missed", 0) + c.get("abandoned", 0) + c.get("out_of_hours", 0)
     figures: dict[str, Any] = {
@@ -218,9 +233,13 @@ def line_figures(c: dict[str, int], wait: dict, duration: dict, opening: list[in
         "abandoned": c.get("abandoned", 0),
         "out_of_hours": c.get("out_of_hours", 0),
         "never_connected": never,
+        "never_connected_people": never if people is None else people,
         "never_connected_share": ratio(never, received),
         "answer_rate": ratio(c.get("answered", 0), received),
         "overflow_offered": c.get("overflow_offered", 0),
+        "after_hours_guided": c.get("after_hours_guided", 0),
+        "offer_choices": {k: c.get(f"offer_choices.{k}", 0) for k in get_args(cl.OverflowOption)},
+        "repeat_calls": c.get("repeat_calls", 0),
         "closed": c.get("closed", 0),
     }
     if opening is not None:
@@ -255,6 +274,29 @@ async def _counts(conn, m: str, channel: str, scopes: list[str] | None, start: d
               AND ($5::text[] IS NULL OR scope = ANY($5::text[]))
             GROUP BY figure""", m, channel, start, end, scopes)
     return {r["figure"]: r["n"] for r in rows if r["n"]}
+
+
+async def _unserved(conn, m: str, desks: list[str] | None, start: dt.date, end: dt.date) -> list[asyncpg.Record]:
+    """People who took a ticket and left before being served (or are still waiting): tickets of the
+    desk-day that no visit started with, per desk, day and hour of issue (Tokyo)."""
+    return await conn.fetch(
+        f"""SELECT t.desk, t.day, extract(hour FROM t.issued_at AT TIME ZONE 'Asia/Tokyo')::int AS hour,
+                   count(*)::bigint AS n
+            FROM "{S}".ticket t
+            WHERE t.municipality = $1 AND t.day BETWEEN $2 AND $3 AND ($4::text[] IS NULL OR t.desk = ANY($4::text[]))
+              AND NOT EXISTS (SELECT 1 FROM "{S}".visit v WHERE v.municipality = t.municipality AND v.day = t.day
+                              AND v.desk = t.desk AND v.ticket_no = t.ticket_no)
+            GROUP BY 1, 2, 3""", m, start, end, desks)
+
+
+def _with_unserved(counts: dict[str, int], rows) -> dict[str, int]:
+    """Counts with the unserved people added: `left_unserved` and their hours of arrival."""
+    out = dict(counts)
+    for r in rows:
+        out["left_unserved"] = out.get("left_unserved", 0) + r["n"]
+        key = f"by_hour.{r['hour']:02d}"
+        out[key] = out.get(key, 0) + r["n"]
+    return out
 
 
 async def _visit_stats(conn, m: str, desks: list[str] | None, start: dt.date, end: dt.date) -> tuple[dict, dict]:
@@ -293,6 +335,45 @@ async def _call_stats(conn, m: str, lines: list[str] | None, start: dt.date, end
             duration_stats(row["dn"], row["ds"] * 1000, ms(row["dp"]), ms(row["dm"])))
 
 
+NEVER_CONNECTED = ("missed", "abandoned", "out_of_hours")
+LINE_ESCALATION_OUTCOME = {"resolved": "折り返し完了", "failed": "折り返し不通", "cancelled": "折り返し取消"}
+
+
+def caller_roots(links: dict[str, str | None]) -> dict[str, str]:
+    """reference -> the reference of the caller's first call, following repeat links (a link to an
+    unknown reference ends the chain there; a loop is cut)."""
+    out: dict[str, str] = {}
+    for ref in links:
+        seen = [ref]
+        cur = ref
+        while (nxt := links.get(cur)) and nxt not in seen:
+            seen.append(nxt)
+            cur = nxt
+        out[ref] = cur
+    return out
+
+
+async def _unreached_people(conn, m: str, lines: list[str] | None, start: dt.date, end: dt.date) -> int:
+    """The callers behind the period's unconnected calls: calls linked as repeats (by the reference
+    the caller was given) count as one person (issue 16)."""
+    rows = await conn.fetch(
+        f"""SELECT reference, repeat_of FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3
+              AND ($4::text[] IS NULL OR line = ANY($4::text[])) AND connection = ANY($5::text[])""",
+        m, start, end, lines, list(NEVER_CONNECTED))
+    links: dict[str, str | None] = {r["reference"]: r["repeat_of"] for r in rows if r["reference"]}
+    missing = {r["repeat_of"] for r in rows if r["repeat_of"]} - set(links)
+    for _ in range(50):  # earlier calls of a chain, whatever their day or outcome
+        if not missing:
+            break
+        found = await conn.fetch(f"""SELECT reference, repeat_of FROM "{S}".call_record
+                                     WHERE municipality = $1 AND reference = ANY($2::text[])""", m, list(missing))
+        for r in found:
+            links[r["reference"]] = r["repeat_of"]
+        missing = {r["repeat_of"] for r in found if r["repeat_of"]} - set(links)  # an unknown reference ends its chain
+    roots = caller_roots(links)
+    return len({roots[r["reference"]] for r in rows if r["reference"]}) + sum(1 for r in rows if not r["reference"])
+
+
 async def _notes(conn, m: str, channel: str, scopes: list[str] | None, start: dt.date, end: dt.date, kind: str) -> list[dict]:
     rows = await conn.fetch(
         f"""SELECT scope, day, ref, at, category, step, text, status, detail FROM "{S}".note
@@ -304,9 +385,18 @@ async def _notes(conn, m: str, channel: str, scopes: list[str] | None, start: dt
         at = r["at"].astimezone(dt.timezone(dt.timedelta(hours=9)))
         item = {"scope": r["scope"], "date": r["day"].isoformat(), "time": at.strftime("%H:%M"), "ref": r["ref"],
                 "category": r["category"], "text": await sealed.reveal(m, r["text"])}  # 削除済み once erased
-        if kind == "escalation":
-            item.update(category_ja=L.label(L.ESCALATION_CATEGORY, r["category"]) if channel == "desk"
-                        else "、".join(L.label(L.CALL_CATEGORY, c) for c in (r["category"] or "").split(",") if c),
+        if kind == "escalation" and channel == "line":
+            # a phone escalation followed through its callback: the city's answer and the outcome
+            answer = await sealed.reveal(m, r["detail"]) if r["detail"] else None
+            done = LINE_ESCALATION_OUTCOME.get(r["status"] or "")
+            parts = [f"市の回答：{answer}"] if answer else []
+            if done:
+                parts.append(done + (f"（{L.label(L.RESOLUTION, r['step'])}）" if r["step"] else ""))
+            item.update(category_ja="、".join(L.label(L.CALL_CATEGORY, c) for c in (r["category"] or "").split(",") if c),
+                        status=r["status"], status_ja=L.label(L.ESCALATION_STATUS, r["status"]),
+                        city_answer=answer, callback_resolution=r["step"], outcome="／".join(parts))
+        elif kind == "escalation":
+            item.update(category_ja=L.label(L.ESCALATION_CATEGORY, r["category"]),
                         status=r["status"], status_ja=L.label(L.ESCALATION_STATUS, r["status"]),
                         outcome=await sealed.reveal(m, r["detail"]))
         else:
@@ -375,7 +465,7 @@ def _period(start: dt.date, end: dt.date) -> dict[str, Any]:
 async def desk_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, desk: str, day: dt.date,
                      *, with_revision: bool = True) -> dict[str, Any]:
     """REP-1: one desk's daily report."""
-    counts = await _counts(conn, m, "desk", [desk], day, day)
+    counts = _with_unserved(await _counts(conn, m, "desk", [desk], day, day), await _unserved(conn, m, [desk], day, day))
     wait, service = await _visit_stats(conn, m, [desk], day, day)
     calendar = await cfg.calendar(conn, m)
     hours = calendar.hours(day, desk)
@@ -427,7 +517,7 @@ async def line_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, line: 
         "opening": {"kind": hours.kind if hours.open_day else "closed", "closed_reason": hours.closed_reason,
                     "intervals": [[s.strftime("%H:%M"), e.strftime("%H:%M")] for s, e in hours.intervals],
                     "hours": opening},
-        "figures": line_figures(counts, wait, duration, opening),
+        "figures": line_figures(counts, wait, duration, opening, await _unreached_people(conn, m, [line], day, day)),
         "escalations": await _notes(conn, m, "line", [line], day, day, "escalation"),
         "opinions": await _notes(conn, m, "line", [line], day, day, "opinion"),
         "notes": [list(n) for n in LINE_NOTES],
@@ -442,7 +532,8 @@ async def line_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, line: 
 # The per-desk columns of the city-wide daily report (issue 16): one row per desk, the phone line below.
 CITY_DAILY_DESK = ("visitors", "support_needed", "support_needed_ratio", "support_given", "support_given_ratio",
                    "completed", "not_completed", "no_shows", "escalations", "opinions", "wait.mean_s", "service.mean_s")
-CITY_DAILY_LINE = ("received", "answered", "answer_rate", "never_connected", "out_of_hours", "overflow_offered",
+CITY_DAILY_LINE = ("received", "answered", "answer_rate", "never_connected", "never_connected_people", "out_of_hours",
+                   "overflow_offered", "after_hours_guided",
                    "closed", "escalations", "callbacks.opened", "callbacks.done", "opinions")
 
 
@@ -478,6 +569,11 @@ async def city_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, day: d
     per_desk: dict[str, dict[str, int]] = defaultdict(dict)
     for r in rows:
         per_desk[r["scope"]][r["figure"]] = r["n"]
+    unserved: dict[str, list] = defaultdict(list)
+    for r in await _unserved(conn, m, None, day, day):
+        unserved[r["desk"]].append(r)
+    for desk, rs in unserved.items():
+        per_desk[desk] = _with_unserved(per_desk[desk], rs)
     configured = [d.id for d in cfg.municipality(m).desks]
     desks = configured + sorted(set(per_desk) - set(configured))
     desk_rows: list[dict[str, Any]] = []
@@ -509,7 +605,8 @@ async def city_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, day: d
         "figures": {
             "desks": desk_figs,
             "total": _pick(desk_figures(total_counts, wait, service, None), CITY_DAILY_DESK),
-            "line": _pick(line_figures(line_counts, l_wait, l_duration, None), CITY_DAILY_LINE),
+            "line": _pick(line_figures(line_counts, l_wait, l_duration, None,
+                                       await _unreached_people(conn, m, None, day, day)), CITY_DAILY_LINE),
         },
         "notes": [list(n) for n in CITY_NOTES],
         "signature": signature(cfg, m),
@@ -541,6 +638,10 @@ async def _ward_day_counts(conn, cfg, m: str, start: dt.date, end: dt.date, figu
         ward = wards.get(r["scope"], r["scope"])
         cell = cells[ward][r["day"]]
         cell[r["figure"]] = cell.get(r["figure"], 0) + r["n"]
+    if "visitors" in figures:  # 来庁者数 includes those who left unserved
+        for r in await _unserved(conn, m, None, start, end):
+            cell = cells[wards.get(r["desk"], r["desk"])][r["day"]]
+            cell["visitors"] = cell.get("visitors", 0) + r["n"]
     return cells
 
 
@@ -643,6 +744,14 @@ async def final(conn: asyncpg.Connection, cfg: ReportConfig, m: str, start: dt.d
         city[r["figure"]] += r["n"]
         if r["figure"] == "visitors":
             by_month[r["month"].strftime("%Y-%m")][ward] += r["n"]
+    unserved_weeks: dict[str, int] = defaultdict(int)
+    for r in await _unserved(conn, m, None, start, end):  # 来庁者数 includes those who left unserved
+        ward = wards_of.get(r["desk"], r["desk"])
+        for target in (by_ward[ward], city):
+            target["left_unserved"] += r["n"]
+        city[f"by_hour.{r['hour']:02d}"] += r["n"]
+        by_month[r["day"].strftime("%Y-%m")][ward] += r["n"]
+        unserved_weeks[(r["day"] - dt.timedelta(days=r["day"].weekday())).isoformat()] += r["n"]
     wards = _ward_order(cfg, m, set(by_ward))
     wait, service = await _visit_stats(conn, m, None, start, end)
     ward_figures = {}
@@ -661,6 +770,8 @@ async def final(conn: asyncpg.Connection, cfg: ReportConfig, m: str, start: dt.d
     trend: dict[str, dict[str, int]] = defaultdict(lambda: {"visitors": 0, "calls": 0})
     for r in trend_rows:
         trend[r["week"].isoformat()]["visitors" if r["channel"] == "desk" else "calls"] = r["n"]
+    for week, n in unserved_weeks.items():
+        trend[week]["visitors"] += n
     all_hours = sorted({int(k.split(".")[1]) for k in city if k.startswith("by_hour.")})
     rid = report_id("final", "city", start)
     records = await call_records(conn, m, start, end) if with_records else []
@@ -674,7 +785,7 @@ async def final(conn: asyncpg.Connection, cfg: ReportConfig, m: str, start: dt.d
             "city": desk_figures(dict(city), wait, service, all_hours),
             "wards": ward_figures,
             "months": {mo: {w: by_month[mo].get(w, 0) for w in wards} for mo in months},
-            "line": line_figures(line_counts, l_wait, l_duration, None),
+            "line": line_figures(line_counts, l_wait, l_duration, None, await _unreached_people(conn, m, None, start, end)),
             "weekly_trend": {wk: dict(v) for wk, v in sorted(trend.items())},
             "call_records": await conn.fetchval(
                 f'SELECT count(*) FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3', m, start, end),
@@ -693,7 +804,8 @@ async def final(conn: asyncpg.Connection, cfg: ReportConfig, m: str, start: dt.d
 FIGURE_JA: dict[str, str] = {
     "visitors": "来庁者数", "tickets_issued": "受付番号札発行数", "no_shows": "呼出し時不在",
     "support_needed": "うち支援が必要な方", "support_given": "うち支援を実施した方",
-    "support_needed_ratio": "支援が必要な方の割合", "support_given_ratio": "支援実施率（実施／必要）",
+    "support_needed_ratio": "支援が必要な方の割合（対来庁者数）", "support_given_ratio": "支援を実施した方の割合（対来庁者数）",
+    "support_given_of_needed": "支援実施率（実施／必要）", "served": "うち対応した方", "left_unserved": "うち対応前に帰られた方",
     "completed": "対応完了件数", "not_completed": "未完了件数", "in_service": "対応中", "details_recorded": "属性記録数",
     "escalations": "エスカレーション件数", "escalations_to_city": "うち市へ照会", "opinions": "ご意見・トピック件数",
     "pin_failures": "暗証番号誤り", "pin_locks": "暗証番号ロック", "pin_lock_warnings": "ロック直前の注意喚起",
@@ -705,6 +817,7 @@ FIGURE_JA: dict[str, str] = {
     "received": "入電数", "received_in_hours": "うち受付時間内", "answered": "応答数", "missed": "不応答",
     "missed_callback_chosen": "うち折り返し希望", "abandoned": "放棄呼", "out_of_hours": "時間外入電",
     "never_connected": "つながらなかった呼", "never_connected_share": "つながらなかった割合", "answer_rate": "応答率",
-    "overflow_offered": "混雑・時間外の案内", "closed": "対応記録数", "callbacks_opened": "折り返し受付",
+    "overflow_offered": "混雑時の案内", "after_hours_guided": "時間外の案内", "repeat_calls": "再入電（受付番号で確認）",
+    "never_connected_people": "つながらなかった方（人数）", "closed": "対応記録数", "callbacks_opened": "折り返し受付",
     "callbacks_done": "折り返し完了", "staffing_gap_s": "席不在時間（秒）",
 }

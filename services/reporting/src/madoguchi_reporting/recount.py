@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from madoguchi_shared import subjects
 from madoguchi_shared.reader import read_all
 from madoguchi_shared.events import parse_event
+from madoguchi_shared.events.calls import call_reference
 from madoguchi_shared.events.report import line_scope_id, report_id
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -90,6 +91,19 @@ class Fold:
     escalations: dict[tuple[str, dt.date], set] = field(default_factory=lambda: defaultdict(set))
     calls: dict[Any, dict] = field(default_factory=dict)
     line_facts: dict[tuple[str, dt.date], Counter] = field(default_factory=lambda: defaultdict(Counter))
+    links: dict[str, str | None] = field(default_factory=dict)  # call reference -> the earlier call's it repeats
+
+
+def caller_roots(links: dict[str, str | None]) -> dict[str, str]:
+    """reference -> the first call of its caller's chain of repeat calls."""
+    roots: dict[str, str] = {}
+    for ref in links:
+        chain, cur = {ref}, ref
+        while links.get(cur) and links[cur] not in chain:
+            cur = links[cur]
+            chain.add(cur)
+        roots[ref] = cur
+    return roots
 
 
 def _desk_day_of(deskday_id: str) -> tuple[str, dt.date] | None:
@@ -155,7 +169,8 @@ def fold(desk_events: list, call_events: list) -> Fold:
             desk, day = _desk_day_of(e.deskday_id)
             issued = tickets.get((desk, day, e.ticket_no))
             arrived = issued if issued is not None else e.occurred_at - dt.timedelta(seconds=e.waited_seconds)
-            v.update(desk=desk, ward=e.ward, day=day, hour=_jst(arrived).hour, wait_ms=_ms(e.waited_seconds))
+            v.update(desk=desk, ward=e.ward, day=day, hour=_jst(arrived).hour, wait_ms=_ms(e.waited_seconds),
+                     ticket=e.ticket_no)
         elif t == "desk.visit_details_recorded":
             v.update(gender=e.gender, age=e.age_band, purposes=tuple(e.purposes), needed=e.support_needed,
                      given=e.support_given, payment=e.payment_service)
@@ -187,6 +202,13 @@ def fold(desk_events: list, call_events: list) -> Fold:
             elif t == "desk.card_handed_to_staff":
                 facts["cards_handed"] += 1
 
+    # 来庁者数 counts those who took a ticket and left unserved: tickets no visit started with
+    served = {(v["desk"], v["day"], v.get("ticket")) for v in f.visits.values() if v["day"] is not None}
+    for (desk, day, no), issued in tickets.items():
+        if (desk, day, no) not in served:
+            f.facts[(desk, day)]["left_unserved"] += 1
+            f.facts[(desk, day)][f"unserved_hour.{_jst(issued).hour:02d}"] += 1
+
     callbacks: dict[Any, dict] = {}
     for e in call_events:
         t = e.type
@@ -200,7 +222,17 @@ def fold(desk_events: list, call_events: list) -> Fold:
                 lf["gap_s"] += e.gap_seconds
         elif t == "calls.call_received":
             f.calls[e.call_id] = {"line": e.line, "at": e.occurred_at, "day": _jst(e.occurred_at).date(),
-                                  "in_hours": e.within_hours, "conn": None, "closed": None, "overflow": False}
+                                  "in_hours": e.within_hours, "conn": None, "closed": None, "overflow": None,
+                                  "ref": call_reference(e.call_id), "repeat_of": None, "choice": None}
+            f.links[f.calls[e.call_id]["ref"]] = None
+        elif t in ("calls.offer_choice_recorded", "calls.repeat_call_linked"):
+            c = f.calls.get(e.call_id)
+            if c is None:
+                continue
+            if t == "calls.offer_choice_recorded":
+                c["choice"] = e.choice
+            else:
+                c["repeat_of"] = f.links[c["ref"]] = e.earlier_reference
         elif t.startswith("calls.call_") or t == "calls.overflow_offered":
             c = f.calls.get(e.call_id)
             if c is None:
@@ -214,7 +246,7 @@ def fold(desk_events: list, call_events: list) -> Fold:
             elif t == "calls.call_out_of_hours":
                 c.update(conn="out_of_hours")
             elif t == "calls.overflow_offered":
-                c["overflow"] = True
+                c["overflow"] = e.reason
             elif t == "calls.call_closed":
                 c["closed"] = e
         elif t == "calls.callback_requested":
@@ -239,19 +271,28 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
     started = [v for v in visits if v["day"] is not None]
     ended = [v for v in started if v.get("outcome")]
     detailed = [v for v in started if v.get("gender")]
-    out["visitors"] = len(started)
+    unserved = facts.get("left_unserved", 0)
+    out["served"] = len(started)
+    out["left_unserved"] = unserved
+    out["visitors"] = len(started) + unserved  # 仕様書 4(5)オ: every person who came
     out["details_recorded"] = len(detailed)
     out["support_needed"] = sum(1 for v in detailed if v["needed"])
     out["support_given"] = sum(1 for v in detailed if v["given"])
     out["support_needed_ratio"] = _share(out["support_needed"], out["visitors"])
-    out["support_given_ratio"] = _share(out["support_given"], out["support_needed"])
+    out["support_given_ratio"] = _share(out["support_given"], out["visitors"])
+    out["support_given_of_needed"] = _share(out["support_given"], out["support_needed"])
     out["completed"] = sum(1 for v in ended if v["outcome"] == "completed")
     out["not_completed"] = sum(1 for v in ended if v["outcome"] == "not_completed")
-    out["in_service"] = out["visitors"] - len(ended)
+    out["in_service"] = len(started) - len(ended)
+    out["by_gender.unknown"] = out["by_age_band.unknown"] = unserved
     if hours:
         for v in started:
             key = f"by_hour.{v['hour']:02d}"
             out[key] = out.get(key, 0) + 1
+        for k, n in facts.items():
+            if k.startswith("unserved_hour."):
+                key = f"by_hour.{k.split('.', 1)[1]}"
+                out[key] = out.get(key, 0) + n
     for v in detailed:
         for key in (f"by_gender.{v['gender']}", f"by_age_band.{v['age']}",
                     *(f"by_purpose.{p}" for p in v["purposes"])):
@@ -277,14 +318,15 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
     out["escalations"] = facts.get("escalations_raised", 0)
     out["card_incidents"] = facts.get("incidents.card_left_behind", 0)
     out["staffing_breach_s"] = (facts.get("breach_ms", 0) + 500) // 1000
-    out["disinfection_compliance"] = _share(out["visitors"] - out["disinfection_misses"], out["visitors"])
+    out["disinfection_compliance"] = _share(out["served"] - out["disinfection_misses"], out["served"])
     for k, n in facts.items():
         if k.split(".")[0] in ("incidents", "escalations_by_category", "opinions_by_kind", "difficulties_by_step"):
             out[k] = n
     return out
 
 
-def _line_numbers(calls: list[dict], facts: Counter, hours: bool = True) -> dict[str, Any]:
+def _line_numbers(calls: list[dict], facts: Counter, hours: bool = True,
+                  links: dict[str, str | None] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["received"] = len(calls)
     out["received_in_hours"] = sum(1 for c in calls if c["in_hours"])
@@ -294,7 +336,16 @@ def _line_numbers(calls: list[dict], facts: Counter, hours: bool = True) -> dict
     out["never_connected"] = out["missed"] + out["abandoned"] + out["out_of_hours"]
     out["never_connected_share"] = _share(out["never_connected"], out["received"])
     out["answer_rate"] = _share(out["answered"], out["received"])
-    out["overflow_offered"] = sum(1 for c in calls if c["overflow"])
+    # overflow offers (every seat busy) and out-of-hours guidance are separate figures
+    out["overflow_offered"] = sum(1 for c in calls if c["overflow"] == "all_seats_busy")
+    out["after_hours_guided"] = sum(1 for c in calls if c["overflow"] == "out_of_hours")
+    for choice in ("wait", "callback", "call_again"):
+        out[f"offer_choices.{choice}"] = sum(1 for c in calls if c.get("choice") == choice)
+    out["repeat_calls"] = sum(1 for c in calls if c.get("repeat_of"))
+    # the people behind the unconnected calls: a repeat linked by its reference is the same caller
+    roots = caller_roots(links if links is not None else {c["ref"]: c.get("repeat_of") for c in calls})
+    out["never_connected_people"] = len({roots.get(c["ref"], c["ref"]) for c in calls
+                                         if c["conn"] in ("missed", "abandoned", "out_of_hours")})
     closed = [c["closed"] for c in calls if c["closed"] is not None]
     out["closed"] = len(closed)
     if hours:
@@ -351,7 +402,7 @@ def expected(f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.
     line_days = {k for k in (*calls_by_day, *f.line_facts) if start <= k[1] <= end}
     line_daily: dict[tuple[str, dt.date], dict] = {}
     for line, day in sorted(line_days):
-        nums = _line_numbers(calls_by_day.get((line, day), []), f.line_facts.get((line, day), Counter()))
+        nums = _line_numbers(calls_by_day.get((line, day), []), f.line_facts.get((line, day), Counter()), links=f.links)
         line_daily[(line, day)] = nums
         out[report_id("daily", line_scope_id(line), day)] = nums
     # weekly (REP-3): every week touching the range, counted over its whole week
@@ -400,16 +451,19 @@ def _final(f: Fold, visits_by_day, calls_by_day, start: dt.date, end: dt.date) -
         for k, v in _desk_numbers(wv, wf, hours=False).items():
             nums[f"wards.{ward}.{k}"] = v
     trend: Counter = Counter()
-    for (d, day), vs in in_range:
+    people = Counter({k: len(vs) for k, vs in in_range})
+    for k in fact_keys:
+        people[k] += f.facts[k].get("left_unserved", 0)
+    for (d, day), n in people.items():
         month = day.strftime("%Y-%m")
-        nums[f"months.{month}.{f.desk_ward.get(d, d)}"] = nums.get(f"months.{month}.{f.desk_ward.get(d, d)}", 0) + len(vs)
-        trend[(day - dt.timedelta(days=day.weekday())).isoformat(), "visitors"] += len(vs)
+        nums[f"months.{month}.{f.desk_ward.get(d, d)}"] = nums.get(f"months.{month}.{f.desk_ward.get(d, d)}", 0) + n
+        trend[(day - dt.timedelta(days=day.weekday())).isoformat(), "visitors"] += n
     calls = [c for k, cs in calls_by_day.items() if start <= k[1] <= end for c in cs]
     lf: Counter = Counter()
     for k, facts in f.line_facts.items():
         if start <= k[1] <= end:
             lf.update(facts)
-    for k, v in _line_numbers(calls, lf, hours=False).items():
+    for k, v in _line_numbers(calls, lf, hours=False, links=f.links).items():
         nums[f"line.{k}"] = v
     for c in calls:
         trend[(c["day"] - dt.timedelta(days=c["day"].weekday())).isoformat(), "calls"] += 1

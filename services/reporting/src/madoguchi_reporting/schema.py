@@ -231,6 +231,12 @@ MIGRATIONS = [
     """,
     # dead letters of the projections (madoguchi_shared.projection): recounts leave them out
     DEAD_LETTERS_SQL.format(schema=SCHEMA),
+    # issue 16: the caller's choice at an offer, the repeat call's link (by the earlier call's
+    # reference) and the reference itself (so a repeat can be followed to the earlier call)
+    """
+    ALTER TABLE call_record ADD COLUMN offer_choice text, ADD COLUMN reference text, ADD COLUMN repeat_of text;
+    CREATE INDEX call_record_by_reference ON call_record (municipality, reference);
+    """,
 ]
 
 # Projection tables with the columns that define their content (checksums compare these; batch-
@@ -244,7 +250,7 @@ STAT_TABLES: dict[str, str] = {
               "ended_at, corrections"),
     "call_record": ("municipality, call_id, line, day, received_at, within_hours, connection, missed_reason, wait_s, "
                     "overflow, categories, resolution, provider_category, guided_ward, duration_s, notes, opinions, "
-                    "callback_status"),
+                    "callback_status, offer_choice, reference, repeat_of"),
     "callback": "municipality, callback_id, call_id, line, opened_day, reason, needs_city, status",
     "note": "municipality, channel, scope, day, kind, ref, at, category, step, text, status, detail",
     "calendar_override": "municipality, event_id, seq, event",

@@ -49,6 +49,7 @@ events carry codes and numbers, never message text.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -84,6 +85,17 @@ CallbackReason = Literal["out_of_hours", "overflow", "missed", "abandoned", "esc
 AttemptFailure = Literal["no_answer", "busy", "voicemail", "wrong_number", "other"]
 CapacityLevel = Literal["approaching", "reached", "exceeded"]
 Keyword = Annotated[FreeText, StringConstraints(min_length=1, max_length=40)]  # search words of an FAQ entry
+
+
+# The reference a caller is given (受付番号, e.g. 「4821-0937」): derived from the call id, so nothing
+# about the caller is kept; a repeat call quotes it to link to the earlier call (RepeatCallLinked).
+CallReference = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{4}$")]
+
+
+def call_reference(call_id: UUID) -> str:
+    """The 8-digit reference of a call (受付番号), the same wherever it is computed."""
+    n = int.from_bytes(hashlib.sha256(call_id.bytes).digest()[:8], "big") % 10**8
+    return f"{n // 10**4:04d}-{n % 10**4:04d}"
 
 
 def line_day_id(line: str, day: date) -> str:
@@ -192,6 +204,22 @@ class OverflowOffered(_CallEvent):
     type: Literal["calls.overflow_offered"] = "calls.overflow_offered"
     reason: OverflowReason
     options: tuple[OverflowOption, ...] = Field(min_length=1, max_length=20)
+
+
+class OfferChoiceRecorded(_CallEvent):
+    """The caller's choice at an overflow or out-of-hours offer (CALL-3): wait for an operator, a
+    callback, or call again later."""
+
+    type: Literal["calls.offer_choice_recorded"] = "calls.offer_choice_recorded"
+    choice: OverflowOption
+
+
+class RepeatCallLinked(_CallEvent):
+    """This call repeats a caller's earlier call, known by the reference the caller was given on it
+    (`call_reference`); no phone number is kept. Lets unconnected callers be counted as people."""
+
+    type: Literal["calls.repeat_call_linked"] = "calls.repeat_call_linked"
+    earlier_reference: CallReference
 
 
 class CallAnswered(_CallEvent):

@@ -138,7 +138,7 @@ def recount(events: Iterable[Event]) -> dict[str, dict[str, dict]]:
                     case "calls.call_out_of_hours":
                         c["conn"] = "out_of_hours"
                     case "calls.overflow_offered":
-                        c["overflow"] = True
+                        c["overflow"] = e.reason
                     case "calls.call_closed":
                         c["closed"] = e
             elif hasattr(e, "callback_id") and e.callback_id in callback_line:
@@ -169,16 +169,25 @@ def _desk(vs: list[dict], f: Counter, tickets: dict, key: tuple[str, str, str]) 
     out: dict[str, Any] = {}
     ended = [v for v in vs if v.get("outcome")]
     detailed = [v for v in vs if v.get("gender")]
-    out["visitors"] = len(vs)
+    # 仕様書 4(5)オ: 来庁者数 is everyone who came, those who took a ticket and left unserved too
+    served_tickets = {v["ticket"] for v in vs}
+    gone = [at for (tm, td, tday, no), at in tickets.items() if (tm, td, tday) == key and no not in served_tickets]
+    out["served"] = len(vs)
+    out["left_unserved"] = len(gone)
+    out["visitors"] = len(vs) + len(gone)
     out["details_recorded"] = len(detailed)
     out["support_needed"] = sum(1 for v in detailed if v["needed"])
     out["support_given"] = sum(1 for v in detailed if v["given"])
     out["support_needed_ratio"] = share(out["support_needed"], out["visitors"])
-    out["support_given_ratio"] = share(out["support_given"], out["support_needed"])
+    out["support_given_ratio"] = share(out["support_given"], out["visitors"])
+    out["support_given_of_needed"] = share(out["support_given"], out["support_needed"])
     out["completed"] = sum(1 for v in ended if v["outcome"] == "completed")
     out["not_completed"] = sum(1 for v in ended if v["outcome"] == "not_completed")
     out["in_service"] = len(vs) - len(ended)
     counts: Counter = Counter()
+    counts["by_gender.unknown"] = counts["by_age_band.unknown"] = len(gone)
+    for at in gone:
+        counts[f"by_hour.{at.astimezone(TOKYO).hour:02d}"] += 1
     for v in vs:
         issued = tickets.get((m, desk, day, v["ticket"]))
         counts[f"by_hour.{(issued or v['started_at']).astimezone(TOKYO).hour:02d}"] += 1
@@ -206,7 +215,7 @@ def _desk(vs: list[dict], f: Counter, tickets: dict, key: tuple[str, str, str]) 
         out[name] = f.get(name, 0)
     out["card_incidents"] = f.get("incidents.card_left_behind", 0)
     out["staffing_breach_s"] = (f.get("_breach_ms", 0) + 500) // 1000
-    out["disinfection_compliance"] = share(out["visitors"] - out["disinfection_misses"], out["visitors"])
+    out["disinfection_compliance"] = share(out["served"] - out["disinfection_misses"], out["served"])
     for k, n in f.items():
         if k.split(".")[0] in ("incidents", "escalations_by_category", "opinions_by_kind", "difficulties_by_step"):
             out[k] = n
@@ -223,7 +232,9 @@ def _line(cs: list[dict], f: Counter) -> dict[str, Any]:
     out["never_connected"] = out["missed"] + out["abandoned"] + out["out_of_hours"]
     out["never_connected_share"] = share(out["never_connected"], out["received"])
     out["answer_rate"] = share(out["answered"], out["received"])
-    out["overflow_offered"] = sum(1 for c in cs if c["overflow"])
+    out["overflow_offered"] = sum(1 for c in cs if c["overflow"] == "all_seats_busy")
+    out["after_hours_guided"] = sum(1 for c in cs if c["overflow"] == "out_of_hours")
+    out["never_connected_people"] = out["never_connected"]  # no repeat links in the simulator's calls
     closed = [c["closed"] for c in cs if c["closed"] is not None]
     out["closed"] = len(closed)
     counts: Counter = Counter()

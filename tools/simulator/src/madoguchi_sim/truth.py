@@ -56,12 +56,19 @@ def desk_day_figures(res: DeskDayResult) -> dict[str, Any]:
     """The daily desk report's flat figures (REP-1 and what a manager asks next)."""
     out: dict[str, Any] = {}
     served = [r for r in res.visits if r.served_at is not None]
-    out["visitors"] = len(served)
+    gone = [r for r in res.visits if r.served_at is None]  # took a ticket and left unserved (仕様書 4(5)オ)
+    out["visitors"] = len(served) + len(gone)
+    out["served"] = len(served)
+    out["left_unserved"] = len(gone)
     out["details_recorded"] = len(served)
     out["support_needed"] = sum(1 for r in served if r.visitor.support_needed)
     out["support_given"] = sum(1 for r in served if r.visitor.support_given)
     out["support_needed_ratio"] = share(out["support_needed"], out["visitors"])
-    out["support_given_ratio"] = share(out["support_given"], out["support_needed"])
+    out["support_given_ratio"] = share(out["support_given"], out["visitors"])
+    out["support_given_of_needed"] = share(out["support_given"], out["support_needed"])
+    out["by_gender.unknown"] = out["by_age_band.unknown"] = len(gone)
+    for r in gone:
+        _inc(out, f"by_hour.{r.issued_at.astimezone(TOKYO).hour:02d}")
     out["completed"] = sum(1 for r in served if r.outcome == "completed")
     out["not_completed"] = sum(1 for r in served if r.outcome == "not_completed")
     out["in_service"] = 0
@@ -105,7 +112,7 @@ def desk_day_figures(res: DeskDayResult) -> dict[str, Any]:
     out["escalations"] = len(escalated)
     out["card_incidents"] = res.incidents.count("card_left_behind")
     out["staffing_breach_s"] = (sum(ms(d) for d in res.breach_durations) + 500) // 1000
-    out["disinfection_compliance"] = share(out["visitors"] - out["disinfection_misses"], out["visitors"])
+    out["disinfection_compliance"] = share(out["served"] - out["disinfection_misses"], out["served"])
     for kind in res.incidents:
         _inc(out, f"incidents.{kind}")
     for r in escalated:
@@ -138,7 +145,9 @@ def line_day_figures(calls: list[CallRecord], facts: Counter) -> dict[str, Any]:
     out["never_connected"] = out["missed"] + out["abandoned"] + out["out_of_hours"]
     out["never_connected_share"] = share(out["never_connected"], out["received"])
     out["answer_rate"] = share(out["answered"], out["received"])
-    out["overflow_offered"] = sum(1 for c in calls if c.overflow)
+    out["overflow_offered"] = sum(1 for c in calls if c.overflow == "all_seats_busy")
+    out["after_hours_guided"] = sum(1 for c in calls if c.overflow == "out_of_hours")
+    out["never_connected_people"] = out["never_connected"]  # the simulator's callers do not quote a reference
     closed = [c for c in calls if c.resolution is not None]
     out["closed"] = len(closed)
     for c in calls:

@@ -21,6 +21,7 @@ import asyncpg
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import calls as cl
 
+from madoguchi_reporting.schema import SCHEMA
 from madoguchi_reporting.projections.outbox import Notifier, notify_affected
 from madoguchi_reporting.projections.store import (
     Acc, DayKey, NoteKey, joined, live_batch_guard, load_rows, local, note, upsert, upsert_rows, write_counts, write_notes,
@@ -29,10 +30,10 @@ from madoguchi_reporting.projections.store import (
 CALL_COLUMNS = (
     "municipality", "call_id", "line", "day", "received_at", "within_hours", "connection", "missed_reason", "wait_s",
     "overflow", "categories", "resolution", "provider_category", "guided_ward", "duration_s", "notes", "opinions",
-    "callback_status",
+    "callback_status", "offer_choice", "reference", "repeat_of",
 )
 CALL_TYPES = ("text", "uuid", "text", "date", "timestamptz", "bool", "text", "text", "int4", "text", "text", "text",
-              "text", "text", "int4", "text", "jsonb", "text")
+              "text", "text", "int4", "text", "jsonb", "text", "text", "text", "text")
 CALLBACK_COLUMNS = ("municipality", "callback_id", "call_id", "line", "opened_day", "reason", "needs_city", "status")
 CALLBACK_TYPES = ("text", "uuid", "uuid", "text", "date", "text", "bool", "text")
 
@@ -57,6 +58,9 @@ class CallRow:
     notes: str | None = None
     opinions: str | None = None  # JSON text
     callback_status: str | None = None
+    offer_choice: str | None = None  # wait | callback | call_again (the caller's choice at an offer)
+    reference: str | None = None  # the reference the caller was given (cl.call_reference)
+    repeat_of: str | None = None  # the reference of the caller's earlier call, when this call repeats it
 
     def as_row(self) -> tuple:
         """The call_record table's row (categories comma-joined, see `store.upsert`)."""
@@ -79,8 +83,14 @@ def call_figures(c: CallRow | None) -> Counter:
     if c.connection == "answered":
         out["answer_wait_n"] += 1
         out["answer_wait_s_sum"] += c.wait_s or 0
-    if c.overflow:
-        out["overflow_offered"] += 1
+    if c.overflow == "out_of_hours":
+        out["after_hours_guided"] += 1  # guidance given while the line was closed
+    elif c.overflow:
+        out["overflow_offered"] += 1  # every seat busy: wait, callback or call again
+    if c.offer_choice:
+        out[f"offer_choices.{c.offer_choice}"] += 1
+    if c.repeat_of:
+        out["repeat_calls"] += 1
     if c.resolution is not None:
         out["closed"] += 1
         out[f"by_resolution.{c.resolution}"] += 1
@@ -111,6 +121,8 @@ class CallsBatch:
     acc: Acc = field(default_factory=Acc)
     callbacks_changed: set[tuple[str, UUID]] = field(default_factory=set)
     notes: dict[NoteKey, dict] = field(default_factory=dict)
+    # a phone escalation followed through its callback: (municipality, call id) -> note changes, in order
+    escalation_updates: list[tuple[str, str, dict]] = field(default_factory=list)
     call_with_callback: dict[tuple[str, UUID], str] = field(default_factory=dict)  # call -> callback status
 
 
@@ -174,9 +186,18 @@ def on_closed(b: CallsBatch, c: CallRow, e: cl.CallClosed) -> None:
                                                              status="raised")
 
 
+def on_offer_choice(b: CallsBatch, c: CallRow, e: cl.OfferChoiceRecorded) -> None:
+    c.offer_choice = e.choice
+
+
+def on_repeat_linked(b: CallsBatch, c: CallRow, e: cl.RepeatCallLinked) -> None:
+    c.repeat_of = e.earlier_reference
+
+
 CALL_HANDLERS: dict[type[cl._CallEvent], Callable[[CallsBatch, CallRow, Any], None]] = {
     cl.CallAnswered: on_answered, cl.CallMissed: on_missed, cl.CallAbandoned: on_abandoned,
     cl.CallOutOfHours: on_out_of_hours, cl.OverflowOffered: on_overflow, cl.CallClosed: on_closed,
+    cl.OfferChoiceRecorded: on_offer_choice, cl.RepeatCallLinked: on_repeat_linked,
 }
 
 
@@ -184,7 +205,7 @@ def fold_call_event(b: CallsBatch, e: cl._CallEvent) -> None:
     ck = (e.municipality, e.call_id)
     if isinstance(e, cl.CallReceived):
         b.calls[ck] = CallRow(e.municipality, e.call_id, e.line, local(e.occurred_at).date(), e.occurred_at,
-                              e.within_hours)
+                              e.within_hours, reference=cl.call_reference(e.call_id))
         return
     c = b.calls.get(ck)
     if c is None:
@@ -216,12 +237,31 @@ def on_callback_requested(b: CallsBatch, e: cl.CallbackRequested) -> None:
     b.call_with_callback[(m, e.call_id)] = "open"
 
 
+# how a phone escalation's note follows its callback (the task of an escalation closed as
+# escalated_callback): status, the city's answer (detail) and the callback's resolution (step)
+def escalation_change(e: cl._CallbackEvent) -> dict | None:
+    match e:
+        case cl.CallbackEscalatedToCity():
+            return {"status": "to_city"}
+        case cl.CityAnswered():
+            return {"status": "city_answered", "detail": e.answer}
+        case cl.CallbackCompleted():
+            return {"status": "resolved", "step": e.resolution}
+        case cl.CallbackFailed():
+            return {"status": "failed"}
+        case cl.CallbackCancelled():
+            return {"status": "cancelled"}
+    return None
+
+
 def fold_callback_event(b: CallsBatch, e: cl._CallbackEvent) -> None:
     if isinstance(e, cl.CallbackRequested):
         on_callback_requested(b, e)
         return
     bk = (e.municipality, e.callback_id)
     cb = b.callbacks.get(bk)
+    if cb is not None and cb["reason"] == "escalation" and (change := escalation_change(e)) is not None:
+        b.escalation_updates.append((e.municipality, str(cb["call_id"]), change))
     if cb is None or (outcome := CALLBACK_OUTCOMES.get(type(e))) is None:
         return
     figure, status = outcome
@@ -278,5 +318,16 @@ async def apply_calls(conn: asyncpg.Connection, batch: Sequence[Stored], notifie
                  [tuple(b.callbacks[k][c] for c in CALLBACK_COLUMNS) for k in b.callbacks_changed],
                  "municipality, callback_id", "UPDATE SET status = EXCLUDED.status")
     await write_notes(conn, b.notes)
+    await follow_escalations(conn, b)
     await write_counts(conn, b.acc)
     await notify_affected(conn, b.acc.affected, notifier)
+
+
+async def follow_escalations(conn: asyncpg.Connection, b: CallsBatch) -> None:
+    """Apply the callback workflow's steps to the phone escalations' notes (written before: the call
+    is closed as escalated_callback before its callback task opens)."""
+    for m, ref, change in b.escalation_updates:
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change, start=3))
+        await conn.execute(
+            f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = 'line' AND kind = 'escalation'
+                AND ref = $2""", m, ref, *change.values())
