@@ -70,6 +70,10 @@ async def test_deliverables_api(settings, js, municipality):
         listing = (await client.get("/v1/deliverables", headers=await headers(js, s, municipality, Role.city_staff))).json()
         items = {d["deliverable_id"]: d for d in listing["deliverables"]}
         assert items["business_plan_2021-03-15"]["due"] == "2021-03-29"
+        # daily and weekly reports only from the first day of operations ([contract] opens = 2021-04-01)
+        dailies = sorted(d for d in items if d.startswith("daily_report_"))
+        assert dailies[0] == "daily_report_2021-04-01" and "daily_report_2021-03-15" not in items
+        assert min(d for d in items if d.startswith("weekly_report_")) == "weekly_report_2021-03-29"
         assert items["business_plan_2021-03-15"]["status"] == "overdue"
         assert items["business_plan_2021-03-15"]["overdue_raised_on"] is not None
 
@@ -82,6 +86,16 @@ async def test_deliverables_api(settings, js, municipality):
         r = await client.post("/v1/deliverables/weekly_report_2021-04-05/submit", headers=h)
         assert r.status_code == 200, r.text
         assert [x["report_id"] for x in r.json()["reports"]] == ["weekly_city_2021-04-05"]
+        # a daily deliverable consists of the city-wide daily report beside each desk's
+        from madoguchi_reporting import deliverables
+        state, _last = await deliverables.load_state(app.state.nc, municipality, "daily_report_2021-04-01")
+        async with app.state.pool.acquire() as conn:
+            rids = await deliverables.reports_of(conn, app.state.reporting.cfg, municipality, state)
+        assert rids[0] == "daily_city_2021-04-01" and "daily_chuo-1_2021-04-01" in rids
+        r = await client.post("/v1/reports/daily_city_2021-04-01/submit", headers=h)
+        assert r.status_code == 200, r.text
+        delivered = await client.get("/v1/reports/daily_city_2021-04-01/submissions/1", headers=h)
+        assert delivered.json()["signature"]["submitted_on"] is not None  # 提出日 in the delivered files
         items = {d["deliverable_id"]: d for d in (await client.get("/v1/deliverables", headers=h)).json()["deliverables"]}
         assert items["business_plan_2021-03-15"]["status"] == "submitted"
         assert items["business_plan_2021-03-15"]["sha256"] == digest
