@@ -75,6 +75,7 @@ def show(value, kind: str) -> str:
         return f"{int(value * 10 / 60 + 0.5) / 10:.1f}"
     return f"{value:,}" if isinstance(value, int | float) else str(value)
 RESOLUTIONS = L.RESOLUTION
+UNKNOWN = {"unknown": "不明"}  # the gender / age band of those who left before being served
 
 
 async def service_today(api: Upstream) -> date:
@@ -99,8 +100,8 @@ def _pairs(mapping: dict | None, labels: dict[str, str]) -> list[tuple[str, Any]
 def desk_charts(fig: dict) -> list[tuple[str, Any]]:
     return [
         ("時間帯別の来庁者数", charts.columns([(f"{h}時", n) for h, n in (fig.get("by_hour") or {}).items()], title="時間帯別の来庁者数")),
-        ("性別", charts.hbars(_pairs(fig.get("by_gender"), domain.GENDERS), title="性別")),
-        ("年代別", charts.hbars(_pairs(fig.get("by_age_band"), domain.AGE_BANDS), title="年代別")),
+        ("性別", charts.hbars(_pairs(fig.get("by_gender"), {**domain.GENDERS, **UNKNOWN}), title="性別")),
+        ("年代別", charts.hbars(_pairs(fig.get("by_age_band"), {**domain.AGE_BANDS, **UNKNOWN}), title="年代別")),
         ("来訪目的", charts.hbars(_pairs(fig.get("by_purpose"), domain.PURPOSES), title="来訪目的")),
     ]
 
