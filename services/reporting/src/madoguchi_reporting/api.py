@@ -56,7 +56,7 @@ def reports_router() -> APIRouter:
         return await _respond(report, format)
 
     @router.get("/city/daily")
-    async def city_daily(request: Request, principal: Reader, pool: Pool, cfg: Config, date: dt.date,
+    async def city_daily(request: Request, principal: Reader, pool: Pool, cfg: Config, date: ServiceDate,
                          format: FormatQ = "json") -> Response:
         """Every desk's daily figures in one table, with the city's total and the phone line."""
         await _city_wide(request, principal)
