@@ -66,7 +66,7 @@ async def test_city_wide_daily_and_the_weekly_table_at_1024(new_page, staff, log
     await page.screenshot(path=str(screenshots / "reports-city-daily-1024.png"), full_page=True)
     async with page.expect_download() as info:
         await page.click("a[data-format=xlsx]")
-    book = openpyxl.load_workbook(io.BytesIO(open(await (await info.value).path(), "rb").read()))
+    book = openpyxl.load_workbook(io.BytesIO(Path(await (await info.value).path()).read_bytes()))
     assert book.active.title == "日次報告書（全市）"
 
     await page.goto("/reports?tab=weekly&week=2021-04-01")

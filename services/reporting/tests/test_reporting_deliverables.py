@@ -61,7 +61,7 @@ def test_overdue_is_raised_once_and_submission_records_lateness():
 
 async def test_deliverables_api(settings, js, municipality):
     s = reporting_settings(settings)
-    async with running_app(s) as (_app, client):
+    async with running_app(s) as (app, client):
         h = await headers(js, s, municipality)
         planned = (await client.post("/v1/deliverables/plan", headers=h)).json()
         assert planned["defined"] > 150 and planned["overdue"] == planned["defined"]  # 2021 is long past

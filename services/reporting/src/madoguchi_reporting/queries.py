@@ -615,7 +615,7 @@ async def city_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, day: d
         revision = await conn.fetchval(
             f"""SELECT coalesce(sum(data_revision), 0)::bigint FROM "{S}".report_day
                 WHERE municipality = $1 AND channel IN ('desk', 'line') AND day = $2""", m, day)
-        report["revision"] = await revision_info(conn, m, rid, flatten(report), revision)
+        report["revision"] = await revision_info(conn, m, rid, flatten(report), int(revision or 0))
     return report
 
 

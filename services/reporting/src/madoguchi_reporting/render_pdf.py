@@ -28,6 +28,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
 from madoguchi_shared.wareki import to_wareki
 
@@ -150,7 +151,7 @@ def _table(fig: Figure, rect: tuple[float, float, float, float], table: Table, f
     ax.axis("off")
     fig.text(x, top, f"■ {table.title}", fontsize=10, weight="bold", va="top")
     widths = table.widths or ([2.5] + [1] * (len(table.header) - 1) if len(table.header) > 1 else None)
-    t = ax.table(cellText=rows, colLabels=table.header, cellLoc="center", bbox=[0, 0, 1, 1],
+    t = ax.table(cellText=rows, colLabels=table.header, cellLoc="center", bbox=Bbox.from_bounds(0, 0, 1, 1),
                  colWidths=[w / sum(widths) for w in widths] if widths and len(widths) == len(table.header) else None)
     t.auto_set_font_size(False)
     t.set_fontsize(fontsize)

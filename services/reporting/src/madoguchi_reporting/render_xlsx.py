@@ -247,7 +247,7 @@ def integer_step(maximum: float) -> int:
     if maximum <= 5:
         return 1
     raw = maximum / 5
-    magnitude = 10 ** int(math.floor(math.log10(raw)))
+    magnitude = 10 ** math.floor(math.log10(raw))
     for m in (1, 2, 5, 10):
         if m * magnitude >= raw:
             return int(m * magnitude)
