@@ -65,7 +65,57 @@ async def test_a_retried_append_stored_after_all_is_recognised_as_its_own(nc, js
     'wrong last sequence' when repeated: that is success, not a conflict; another writer's event is a conflict."""
     mine = TrainingItemCompleted(municipality=municipality, staff_id="S1", item="system", hours=1)
     ack = await bus.append(js, mine, expected=0)
-    assert (await bus._stored_as(js, mine, 0)).seq == ack.seq
+    subject = mine.subject
+    assert (await bus._stored_as(js, "MG_ADMIN", subject, str(mine.event_id), 0)).seq == ack.seq
     other = TrainingItemCompleted(municipality=municipality, staff_id="S1", item="system", hours=1)
-    assert await bus._stored_as(js, other, 0) is None
-    assert await bus._stored_as(js, mine, ack.seq) is None  # nothing after it
+    assert await bus._stored_as(js, "MG_ADMIN", subject, str(other.event_id), 0) is None
+    assert await bus._stored_as(js, "MG_ADMIN", subject, str(mine.event_id), ack.seq) is None  # nothing after it
+
+
+async def test_a_live_view_started_by_time_resumes_after_its_consumer_is_re_created(nc, js, municipality):
+    """A live view that started by time (the desk's notices) keeps following after its ordered consumer is
+    re-created from the next sequence (what nats-py does after a failover): no 10094 refusal, no stop."""
+    from datetime import UTC, datetime
+
+    from nats.js import api
+
+    from madoguchi_shared.events import parse_event
+
+    got: list = []
+    subject_filter = f"mg.admin.{municipality}.>"
+    await bus.append(js, TrainingItemCompleted(municipality=municipality, staff_id="L0", item="system", hours=1))
+    async def take(msg) -> None:
+        got.append(msg.data)
+
+    sub = await js.subscribe(subject_filter, cb=take, ordered_consumer=True, stream="MG_ADMIN",
+                             deliver_policy=api.DeliverPolicy.BY_START_TIME,
+                             config=api.ConsumerConfig(opt_start_time=datetime.now(UTC).isoformat()))
+    try:
+        first = TrainingItemCompleted(municipality=municipality, staff_id="L1", item="system", hours=1)
+        await bus.append(js, first)
+        await _until(lambda: len(got) == 1)
+        refused: list[str] = []
+        nc._error_cb = _collect(refused)
+        jsi = sub._sub._jsi
+        await jsi.reset_ordered_consumer(jsi._sseq + 1)
+        second = TrainingItemCompleted(municipality=municipality, staff_id="L2", item="system", hours=1)
+        await bus.append(js, second)
+        await _until(lambda: len(got) == 2)
+        assert [parse_event(m).event_id for m in got] == [first.event_id, second.event_id]
+        assert not [r for r in refused if "10094" in r]
+    finally:
+        await sub.unsubscribe()
+
+
+def _collect(into: list):
+    async def on_error(exc: Exception) -> None:
+        into.append(str(exc))
+
+    return on_error
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
+        await asyncio.sleep(0.05)

@@ -149,6 +149,27 @@ def _resuming_ordered_consumers(holder: list[NATS], then=None):
     return reconnected
 
 
+def _reset_from_sequence_only() -> None:
+    """nats-py re-creates an ordered consumer (after a reconnect, or missed heartbeats when its node died)
+    from the next stream sequence, but keeps the `opt_start_time` it was first made with: the server refuses
+    that pair (10094, "deliver by start sequence, but optional start time is also set") on every try, and a
+    live view that started by time (the desk's notices, the agent's visits) stops for good after a failover."""
+    jsi = JetStreamContext._JSI
+    original = jsi.reset_ordered_consumer
+    if getattr(original, "_from_sequence_only", False):
+        return
+
+    async def reset_ordered_consumer(self, sseq):
+        self._ccreq.opt_start_time = None
+        return await original(self, sseq)
+
+    reset_ordered_consumer._from_sequence_only = True
+    jsi.reset_ordered_consumer = reset_ordered_consumer
+
+
+_reset_from_sequence_only()
+
+
 def _quiet_tls_close(record: logging.LogRecord) -> bool:
     """asyncio says "returning true from eof_received() has no effect when using ssl" each time a
     TLS connection to NATS closes (nats-py's protocol): noise on every operator command."""
@@ -241,23 +262,21 @@ _ELECTION_ERRORS = (nats_errors.TimeoutError, nats_errors.NoRespondersError, nat
                     ServiceUnavailableError)
 
 
-async def _stored_as(js: JetStreamContext, event: Event, expected: int) -> api.PubAck | None:
-    """After a try whose answer was lost: the ack of our own event if it is the one stored right after
+async def _stored_as(js: JetStreamContext, stream: str, subject: str, msg_id: str, expected: int) -> api.PubAck | None:
+    """After a try whose answer was lost: the ack of our own message if it is the one stored right after
     `expected` on its subject (the try was stored after all), else None (another writer won)."""
-    stream = stream_for(event.subject)
     try:
-        msg = await js.get_msg(stream, seq=expected + 1, subject=event.subject, next=True, direct=True)
+        msg = await js.get_msg(stream, seq=expected + 1, subject=subject, next=True, direct=True)
     except NotFoundError:
         return None
-    if (msg.headers or {}).get("Nats-Msg-Id") != str(event.event_id):
+    if (msg.headers or {}).get("Nats-Msg-Id") != msg_id:
         return None
     return api.PubAck(stream=stream, seq=msg.seq, duplicate=True)
 
 
-async def append(js: JetStreamContext, event: Event, expected: int | None = None) -> api.PubAck:
-    """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new)."""
-    subject = event.subject
-    data, headers = dump_event(event), _headers(event, expected)
+async def _publish(js: JetStreamContext, subject: str, data: bytes, headers: dict[str, str], expected: int | None,
+                   stream: str) -> api.PubAck:
+    """One publish with its Nats-Msg-Id, waiting out an election within ELECTION_GRACE (see above)."""
     await _connected(js)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ELECTION_GRACE
@@ -269,7 +288,7 @@ async def append(js: JetStreamContext, event: Event, expected: int | None = None
         except APIError as exc:
             if exc.err_code in CONFLICT_CODES:
                 if unanswered and expected is not None:
-                    mine = await _stored_as(js, event, expected)
+                    mine = await _stored_as(js, stream, subject, headers["Nats-Msg-Id"], expected)
                     if mine is not None:
                         return mine
                 raise ConcurrencyConflict(subject, expected) from exc
@@ -291,6 +310,19 @@ async def append(js: JetStreamContext, event: Event, expected: int | None = None
         log.info("bus.append_waiting", subject=subject, error=type(failure).__name__)
         await asyncio.sleep(0.2)
         await _connected(js, deadline)
+
+
+async def append(js: JetStreamContext, event: Event, expected: int | None = None) -> api.PubAck:
+    """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new)."""
+    return await _publish(js, event.subject, dump_event(event), _headers(event, expected), expected,
+                          stream_for(event.subject))
+
+
+async def publish_new(js: JetStreamContext, subject: str, data: bytes, *, stream: str, msg_id: str) -> api.PubAck:
+    """Publish the first message of a subject that must be empty (a key made once), like `append`:
+    deduplicated by `msg_id`, waiting out an election; ConcurrencyConflict when the subject holds another."""
+    headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": "0", "Nats-Expected-Stream": stream}
+    return await _publish(js, subject, data, headers, 0, stream)
 
 
 async def append_all(js: JetStreamContext, events: Sequence[Event], expected: int | None = None) -> list[int]:
@@ -355,11 +387,25 @@ async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: 
         messages.append((event.subject, dump_event(event), headers))
     messages[-1][2]["Nats-Batch-Commit"] = "1"
     first_subject = next(iter(expected), events[0].subject)
-    for attempt in range(RETRY_ATTEMPTS):
-        for subject, data, headers in messages[:-1]:
-            await nc.publish(subject, data, headers=headers)
-        subject, data, headers = messages[-1]
-        msg = await nc.request(subject, data, timeout=js._timeout, headers=headers)
+    deadline = asyncio.get_running_loop().time() + ELECTION_GRACE
+    unanswered = False  # a try may have been stored without its answer reaching us (an election)
+    attempt = 0
+    while True:
+        try:
+            for subject, data, headers in messages[:-1]:
+                await nc.publish(subject, data, headers=headers)
+            subject, data, headers = messages[-1]
+            msg = await nc.request(subject, data, timeout=ATTEMPT_TIMEOUT, headers=headers)
+        except _ELECTION_ERRORS as exc:  # wait the election out, as `append` does
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            unanswered = unanswered or not isinstance(exc, nats_errors.NoRespondersError)
+            await asyncio.sleep(0.2)
+            await _connected(js, deadline)
+            batch_id = uuid.uuid4().hex
+            for _, _, headers in messages:
+                headers["Nats-Batch-Id"] = batch_id
+            continue
         answer = json.loads(msg.data)
         error = answer.get("error")
         if not error:
@@ -370,16 +416,23 @@ async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: 
             return list(range(last - count + 1, last + 1))  # a batch is stored in one piece, in order
         code = error.get("err_code")
         if code in CONFLICT_CODES:
+            if unanswered and first_subject in expected:  # an earlier try stored the whole batch after all?
+                k = next(i for i, e in enumerate(events) if e.subject == first_subject)
+                mine = await _stored_as(js, stream_for(first_subject), first_subject, str(events[k].event_id),
+                                        expected[first_subject])
+                if mine is not None:
+                    return list(range(mine.seq - k, mine.seq - k + len(events)))
             raise ConcurrencyConflict(first_subject, expected.get(first_subject), error.get("description", ""))
         if code in ATOMIC_REFUSALS:
             raise AtomicBatchUnsupported(error.get("description", ""))
-        if code not in RETRY_CODES or attempt == RETRY_ATTEMPTS - 1:
+        attempt += 1
+        busy = error.get("code") == 503 and asyncio.get_running_loop().time() < deadline  # JetStream away a moment
+        if not busy and (code not in RETRY_CODES or attempt == RETRY_ATTEMPTS):
             APIError.from_error(error)  # raises the matching nats-py error
-        await asyncio.sleep(min(0.01 * 2**attempt, 0.25))
+        await asyncio.sleep(0.2 if busy else min(0.01 * 2**attempt, 0.25))
         batch_id = uuid.uuid4().hex
         for _, _, headers in messages:
             headers["Nats-Batch-Id"] = batch_id
-    raise AssertionError("unreachable")
 
 
 async def publish_many(js: JetStreamContext, events: Iterable[Event], window: int = 2000) -> int:
@@ -404,25 +457,55 @@ class Stored:
     event: Event
 
 
+class _NoAnswer(Exception):
+    """A read the cluster did not answer (a node gone, an election): repeated within ELECTION_GRACE."""
+
+
+async def _within_grace(read, what: str):
+    """Run `read()` again while the bus gives no answer (timeout, no responders, 503), up to ELECTION_GRACE."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ELECTION_GRACE
+    while True:
+        try:
+            return await read()
+        except (_NoAnswer, nats_errors.TimeoutError, nats_errors.NoRespondersError, ServiceUnavailableError) as exc:
+            if loop.time() >= deadline:
+                if isinstance(exc, _NoAnswer):
+                    raise nats_errors.TimeoutError from exc
+                raise
+            log.info("bus.read_waiting", what=what, error=type(exc).__name__)
+            await asyncio.sleep(0.2)
+
+
 async def last_sequence(js: JetStreamContext, subject: str) -> int:
     """The subject's last stream sequence, 0 if it holds nothing."""
-    try:
-        msg = await js.get_last_msg(stream_for(subject), subject, direct=True)
-    except NotFoundError:
-        return 0
-    return msg.seq or 0
+
+    async def read() -> int:
+        try:
+            msg = await js.get_last_msg(stream_for(subject), subject, direct=True)
+        except NotFoundError:
+            return 0
+        return msg.seq or 0
+
+    return await _within_grace(read, subject)
 
 
 async def load(nc: NATS, subject: str, after: int = 0, batch: int = 1000) -> list[Stored]:
     """Read every event of one aggregate subject, in order, after sequence `after`.
 
     Uses JetStream batched direct get (server 2.11+): one request returns up to `batch` messages,
-    ended by a 204 status message; repeated while more remain.
+    ended by a 204 status message; repeated while more remain. A request the cluster does not
+    answer (a node killed, an election) is repeated from the last message read, within ELECTION_GRACE.
     """
-    stream = stream_for(subject)
     out: list[Stored] = []
+    await _within_grace(lambda: _load_into(nc, subject, out[-1].seq if out else after, batch, out), subject)
+    return out
+
+
+async def _load_into(nc: NATS, subject: str, after: int, batch: int, out: list[Stored]) -> None:
+    stream = stream_for(subject)
     seq = after + 1
-    inbox = nc.new_inbox()
+    inbox = nc.new_inbox()  # one per try: a late answer to an earlier try never mixes in
     sub = await nc.subscribe(inbox)
     try:
         while True:
@@ -431,7 +514,7 @@ async def load(nc: NATS, subject: str, after: int = 0, batch: int = 1000) -> lis
             got = 0
             more = False
             while True:
-                msg = await sub.next_msg(timeout=5)
+                msg = await sub.next_msg(timeout=ATTEMPT_TIMEOUT)
                 headers = msg.headers or {}
                 status = headers.get("Status")
                 if status:
@@ -440,13 +523,15 @@ async def load(nc: NATS, subject: str, after: int = 0, batch: int = 1000) -> lis
                     if status == "204":  # end of batch
                         more = headers.get("Nats-Num-Pending", "0") not in ("0", "") and got == batch
                         break
+                    if status == "503":  # no responders: the stream has no leader or replica answering yet
+                        raise _NoAnswer(status)
                     raise RuntimeError(f"direct get failed: {status} {headers.get('Description', '')}")
                 s = int(headers["Nats-Sequence"])
                 out.append(Stored(s, parse_event(msg.data)))
                 seq = s + 1
                 got += 1
             if not more:
-                return out
+                return
     finally:
         await sub.unsubscribe()
 
@@ -463,6 +548,7 @@ async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int 
 
 __all__ = [
     "STREAMS", "LOG_STREAMS", "StreamSpec", "ConcurrencyConflict", "BusDown", "Stored", "connect", "ensure_streams",
-    "BusUnreachable", "connect_tool", "append", "append_all", "append_batch", "AtomicBatchUnsupported", "publish_many", "last_sequence", "load",
+    "BusUnreachable", "connect_tool", "append", "append_all", "append_batch", "AtomicBatchUnsupported", "publish_new",
+    "publish_many", "last_sequence", "load",
     "load_filter", "stream_for", "subjects",
 ]

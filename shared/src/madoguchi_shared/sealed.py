@@ -175,8 +175,9 @@ class TextVault:
         key = AESGCM.generate_key(bit_length=256)
         nonce = os.urandom(12)
         sealed = AESGCM(key).encrypt(nonce, text.encode(), _aad(municipality, ref))
-        await self.js.publish(_subject(municipality, ref), key, stream=BUCKET,
-                              headers={"Nats-Expected-Last-Subject-Sequence": "0"})
+        from madoguchi_shared import bus
+
+        await bus.publish_new(self.js, _subject(municipality, ref), key, stream=BUCKET, msg_id=f"key-{ref}")
         del key
         return f"sealed:v1:{ref}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 

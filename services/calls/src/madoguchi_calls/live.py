@@ -29,7 +29,7 @@ from nats.js.errors import NotFoundError
 
 from madoguchi_calls import domain as d
 from madoguchi_calls.faq import FaqIndex
-from madoguchi_shared import subjects
+from madoguchi_shared import bus, subjects
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events import Event, parse_event
 from madoguchi_shared.events import calls as ev
@@ -205,8 +205,10 @@ class LineView:
             return 0
         return msg.seq or 0
 
-    async def catch_up(self, timeout: float = 5.0) -> None:
-        """Wait until everything stored so far has been applied (for cross-aggregate facts)."""
+    async def catch_up(self, timeout: float = bus.ELECTION_GRACE) -> None:
+        """Wait until everything stored so far has been applied (for cross-aggregate facts). In a cluster the
+        view's consumer is re-created after its node dies (missed heartbeats): a command waits that out like
+        an append waits out a leader election, instead of a 503."""
         await self.wait_for(await self.last_stored(), timeout)
 
     async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
