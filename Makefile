@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: install run cluster demo test lint bench bench-national bench-audit-scale profile-commands clean-data system-deps
+.PHONY: install run cluster chaos demo test lint bench bench-national bench-audit-scale profile-commands clean-data system-deps
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -28,6 +28,12 @@ run: install
 # var/cluster/tls) and PostgreSQL primary + streaming standby; Ctrl-C stops it all (data kept)
 cluster: install
 	MADOGUCHI_DATA_DIR=$${MADOGUCHI_DATA_DIR:-var/cluster} .venv/bin/madoguchi run --cluster
+
+# faults under a simulated day's load through the APIs on a loopback cluster (NATS leader and follower,
+# a desk replica and the reporting worker killed with -9, the PostgreSQL standby promoted), then
+# report verify and audit verify, and a table of what clients saw (several minutes; CHAOS_ARGS=--help)
+chaos: install
+	.venv/bin/python -m madoguchi_sim.chaos $(CHAOS_ARGS)
 
 # a living day at Sapporo's desks and phone line (DEMO_SPEED=51: a day in about 14 minutes)
 demo: install
