@@ -4,6 +4,7 @@ streams are R3, the operator's commands reach the cluster through cluster.env, a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -18,6 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from nats import errors as nats_errors
+from nats.js.errors import NoStreamResponseError
 
 from madoguchi_shared import bus
 
@@ -68,6 +71,7 @@ async def test_run_cluster_starts_tls_nats_r3_and_a_standby_and_stops_on_ctrl_c(
             assert proc.poll() is None and time.monotonic() < deadline, out.read_text(errors="replace")
             time.sleep(0.3)
         text = out.read_text()
+        assert "admin:" not in text  # no password on the terminal
         for i in range(3):
             assert f"mg-{i} nats://127.0.0.1:{nats_port + i}" in text
         assert f"primary 127.0.0.1:{pg_port}" in text and f"standby 127.0.0.1:{pg_port + 1}" in text
@@ -79,8 +83,13 @@ async def test_run_cluster_starts_tls_nats_r3_and_a_standby_and_stops_on_ctrl_c(
         assert values["MADOGUCHI_STREAM_REPLICAS"] == "3"
         from madoguchi_shared.settings import Settings
 
+        assert "@" not in values["MADOGUCHI_NATS_URL"]  # no password in the file: the tools' identity is on file
         settings = Settings(nats_url=values["MADOGUCHI_NATS_URL"], nats_tls_ca=values["MADOGUCHI_NATS_TLS_CA"],
-                            nats_tls_cert=values["MADOGUCHI_NATS_TLS_CERT"], nats_tls_key=values["MADOGUCHI_NATS_TLS_KEY"])
+                            nats_tls_cert=values["MADOGUCHI_NATS_TLS_CERT"], nats_tls_key=values["MADOGUCHI_NATS_TLS_KEY"],
+                            data_dir=Path(values["MADOGUCHI_DATA_DIR"]))
+        # a client with the CA and a certificate but no bus identity is refused: every node wants a user
+        with pytest.raises(bus.BusUnreachable):
+            await bus.connect(values["MADOGUCHI_NATS_URL"], "nobody", first_connect_timeout=3, tls=settings.nats_tls())
         nc = await bus.connect(settings.nats_url, "operator", first_connect_timeout=10, tls=settings.nats_tls())
         try:
             info = await nc.jetstream().stream_info("MG_DESK")
@@ -88,10 +97,26 @@ async def test_run_cluster_starts_tls_nats_r3_and_a_standby_and_stops_on_ctrl_c(
             # the desk service is connected to one of the nodes, over TLS
             conns = []
             for i in range(3):
-                with urllib.request.urlopen(f"http://127.0.0.1:{monitor + i}/connz?limit=1000", timeout=5) as resp:
+                with urllib.request.urlopen(f"http://127.0.0.1:{monitor + i}/connz?limit=1000&auth=1", timeout=5) as resp:
                     conns += json.loads(resp.read())["connections"] or []
             desk = [c for c in conns if c.get("name") == "madoguchi-desk"]
             assert desk and all(c.get("tls_version") for c in desk), conns
+            assert {c.get("authorized_user") for c in desk} == {"desk"}  # its own identity, as on one node
+            # which may publish only its own context: the desk identity cannot write the calls stream
+            refusals: list[str] = []
+
+            async def on_error(exc: Exception) -> None:
+                refusals.append(str(exc))
+
+            as_desk = await bus.connect(settings.nats_url_for("desk"), "as-desk", first_connect_timeout=10,
+                                        tls=settings.nats_tls(), error_cb=on_error)
+            try:
+                with pytest.raises((nats_errors.TimeoutError, nats_errors.NoRespondersError, NoStreamResponseError)):
+                    await as_desk.jetstream().publish("mg.calls.011002.call.x", b"{}", timeout=2)
+                await asyncio.sleep(0.2)
+                assert any("permissions violation" in r.lower() for r in refusals), refusals
+            finally:
+                await as_desk.close()
         finally:
             await nc.close()
     finally:

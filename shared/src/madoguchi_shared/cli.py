@@ -423,8 +423,9 @@ def run(
         if embedded and cluster:
             from madoguchi_shared.cluster import LoopbackCluster, tls_env, wait_for_meta_leader
 
+            # one TLS certificate and one bus identity (user, password, permissions) per service, as single-node
             loopback = LoopbackCluster.plan(data, nats_port=settings.nats_port, monitor_port=settings.nats_monitor_port,
-                                            pg_port=settings.pg_port, clients=tuple(names))
+                                            pg_port=settings.pg_port, clients=tuple(sorted(service_factories())))
             for i, node in enumerate(loopback.nats.nodes):
                 supervisor.add(ServerChild(f"nats-server-{i}", node))
             supervisor.add(ServerChild("postgresql", loopback.primary))
@@ -432,12 +433,13 @@ def run(
             wait_for_meta_leader(loopback.nats)
             env.update(loopback.env())
             os.environ.update(loopback.env())  # this supervisor's own bus client (restart events)
-            nats_url = loopback.nats.url
+            nats_url = loopback.nats.address  # each process adds its own identity
             pg = loopback.primary
             env["MADOGUCHI_PG_DSN"] = pg.dsn
             for line in loopback.describe():
                 typer.echo(line)
-            (data / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in loopback.env().items()))
+            operator = {**loopback.env(), "MADOGUCHI_DATA_DIR": str(data)}  # the tools' identity is on file there
+            (data / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in operator.items()))
             typer.echo(f"operator    `set -a; . {data / 'cluster.env'}; set +a` points madoguchi commands at it")
         elif embedded:
             # credentials on the bus: one identity per service, the supervisor's, the tools' (admin)

@@ -54,7 +54,9 @@ def node_config(index: int, route_ports: list[int], material: tls.Material | Non
 
 @dataclass
 class TlsNatsCluster:
-    """Three (or `size`) NATS nodes with routes between them; TLS when `material` is given."""
+    """Three (or `size`) NATS nodes with routes between them; TLS when `material` is given; with
+    `auth_dir`, the identities on file there (madoguchi_shared.natsauth: one per service, the
+    supervisor, the tools, each desk laptop) are the only users each node lets in."""
 
     root: Path
     material: tls.Material | None
@@ -63,6 +65,7 @@ class TlsNatsCluster:
     route_ports: list[int] = field(default_factory=list)
     monitor_ports: list[int] = field(default_factory=list)
     nodes: list[NatsServer] = field(default_factory=list)
+    auth_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.client_ports = self.client_ports or [free_port() for _ in range(self.size)]
@@ -70,13 +73,24 @@ class TlsNatsCluster:
         self.monitor_ports = self.monitor_ports or [free_port() for _ in range(self.size)]
         self.nodes = [
             NatsServer(self.root / f"nats-{i}", port=self.client_ports[i], monitor_port=self.monitor_ports[i],
-                       config=node_config(i, self.route_ports, self.material))
+                       config=node_config(i, self.route_ports, self.material), auth_dir=self.auth_dir)
             for i in range(self.size)
         ]
 
     @property
     def url(self) -> str:
+        """Every node's URL (with the tools' identity when the nodes require one)."""
         return ",".join(n.url for n in self.nodes)
+
+    @property
+    def address(self) -> str:
+        """Every node's address, no identity: each process adds its own (Settings.nats_url_for)."""
+        return ",".join(n.address for n in self.nodes)
+
+    def reload(self) -> None:
+        """Every node re-reads its users (a laptop credential issued): SIGHUP."""
+        for node in self.nodes:
+            node.reload()
 
     def start(self) -> TlsNatsCluster:
         for node in self.nodes:
@@ -169,25 +183,33 @@ class LoopbackCluster:
     material: tls.Material
 
     @classmethod
-    def plan(cls, data: Path, *, nats_port: int, monitor_port: int, pg_port: int, clients: tuple[str, ...]) -> LoopbackCluster:
+    def plan(cls, data: Path, *, nats_port: int, monitor_port: int, pg_port: int, clients: tuple[str, ...],
+             auth: bool = True) -> LoopbackCluster:
         """Fixed loopback ports from the settings: clients nats_port+0..2, routes nats_port+2000+0..2,
-        monitoring monitor_port+0..2; PostgreSQL primary pg_port, standby pg_port+1."""
+        monitoring monitor_port+0..2; PostgreSQL primary pg_port, standby pg_port+1. With `auth`, one NATS
+        identity per client (service), the supervisor's and the tools' (admin), as `madoguchi run` makes them."""
         material = tls.generate(data / "tls", clients=("operator", *clients))
+        if auth:
+            from madoguchi_shared import natsauth
+
+            natsauth.ensure_embedded(data, list(clients))
         nats = TlsNatsCluster(data / "nats", material, client_ports=[nats_port + i for i in range(3)],
                               route_ports=[nats_port + 2000 + i for i in range(3)],
-                              monitor_ports=[monitor_port + i for i in range(3)])
+                              monitor_ports=[monitor_port + i for i in range(3)], auth_dir=data if auth else None)
         primary = PostgresServer(data / "postgres", port=pg_port)
         return cls(nats, primary, StandbyPostgres(data / "postgres-standby", primary, port=pg_port + 1), material)
 
     def env(self) -> dict[str, str]:
         """The environment of every process pointed at the cluster (the operator's certificate)."""
-        return {"MADOGUCHI_NATS_URL": self.nats.url, "MADOGUCHI_STREAM_REPLICAS": "3", **tls_env(self.material, "operator")}
+        return {"MADOGUCHI_NATS_URL": self.nats.address, "MADOGUCHI_STREAM_REPLICAS": "3",
+                **tls_env(self.material, "operator")}
 
     def describe(self) -> list[str]:
-        lines = [f"nats-server  mg-{i} {n.url}  (TLS, clients verified; routes 127.0.0.1:{p} TLS; "
+        lines = [f"nats-server  mg-{i} {n.address}  (TLS, clients verified; routes 127.0.0.1:{p} TLS; "
                  f"monitor http://127.0.0.1:{n.monitor_port})"
                  for i, (n, p) in enumerate(zip(self.nats.nodes, self.nats.route_ports, strict=True))]
-        lines.append(f"             JetStream R3, sync_interval always; CA {self.material.ca}")
+        lines.append(f"             JetStream R3, sync_interval always; CA {self.material.ca}"
+                     + ("; one bus identity per service" if self.nats.auth_dir else ""))
         lines.append(f"postgresql   primary 127.0.0.1:{self.primary.port} (data {self.primary.data_dir})")
         lines.append(f"postgresql   standby 127.0.0.1:{self.standby.port} streaming from the primary, read-only "
                      f"(data {self.standby.data_dir})")

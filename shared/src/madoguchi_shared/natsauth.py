@@ -213,16 +213,20 @@ def issue_edge(data_dir: Path, device_id: str, municipality: str, desk: str) -> 
 
 
 def reload_server(data_dir: Path) -> bool:
-    pid_file = Path(data_dir).resolve() / "nats" / "nats-server.pid"
-    try:
-        pid = int(pid_file.read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
-        return False
-    if b"nats-server" not in cmdline:
-        return False
-    os.kill(pid, signal.SIGHUP)
-    return True
+    """Tell the running embedded nats-server, or every node of a loopback cluster (`make cluster`), to
+    re-read its users (SIGHUP). False when none runs."""
+    nats_dir = Path(data_dir).resolve() / "nats"
+    told = False
+    for pid_file in [nats_dir / "nats-server.pid", *sorted(nats_dir.glob("nats-*/nats-server.pid"))]:
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"nats-server" in cmdline:
+            os.kill(pid, signal.SIGHUP)
+            told = True
+    return told
 
 
 def connect_options(data_dir: Path, user: str) -> dict[str, str]:
