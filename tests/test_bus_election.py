@@ -66,7 +66,8 @@ async def test_a_retried_append_stored_after_all_is_recognised_as_its_own(nc, js
     mine = TrainingItemCompleted(municipality=municipality, staff_id="S1", item="system", hours=1)
     ack = await bus.append(js, mine, expected=0)
     subject = mine.subject
-    assert (await bus._stored_as(js, "MG_ADMIN", subject, str(mine.event_id), 0)).seq == ack.seq
+    found = await bus._stored_as(js, "MG_ADMIN", subject, str(mine.event_id), 0)
+    assert found is not None and found.seq == ack.seq
     other = TrainingItemCompleted(municipality=municipality, staff_id="S1", item="system", hours=1)
     assert await bus._stored_as(js, "MG_ADMIN", subject, str(other.event_id), 0) is None
     assert await bus._stored_as(js, "MG_ADMIN", subject, str(mine.event_id), ack.seq) is None  # nothing after it
@@ -89,7 +90,7 @@ async def test_a_live_view_started_by_time_resumes_after_its_consumer_is_re_crea
 
     sub = await js.subscribe(subject_filter, cb=take, ordered_consumer=True, stream="MG_ADMIN",
                              deliver_policy=api.DeliverPolicy.BY_START_TIME,
-                             config=api.ConsumerConfig(opt_start_time=datetime.now(UTC).isoformat()))
+                             config=api.ConsumerConfig(opt_start_time=datetime.now(UTC)))
     try:
         first = TrainingItemCompleted(municipality=municipality, staff_id="L1", item="system", hours=1)
         await bus.append(js, first)

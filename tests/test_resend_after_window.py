@@ -15,6 +15,7 @@ import sys
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,7 +39,7 @@ from tests.utils.servers import unique_municipality  # noqa: E402
 
 
 def agent_batch(municipality: str) -> list:
-    pc = dict(municipality=municipality, ward="chuo", desk="chuo-1", device_id="chuo-1-pc", occurred_at=datetime.now(UTC),
+    pc: dict[str, Any] = dict(municipality=municipality, ward="chuo", desk="chuo-1", device_id="chuo-1-pc", occurred_at=datetime.now(UTC),
               actor=Actor(id="chuo-1-pc", role=Role.device))
     return [
         *[dev.ProcessStarted(pid=100 + i, name="chromium", allowed=True, source="netlink", **pc) for i in range(4)],

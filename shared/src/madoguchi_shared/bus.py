@@ -271,7 +271,7 @@ async def _stored_as(js: JetStreamContext, stream: str, subject: str, msg_id: st
         return None
     if (msg.headers or {}).get("Nats-Msg-Id") != msg_id:
         return None
-    return api.PubAck(stream=stream, seq=msg.seq, duplicate=True)
+    return api.PubAck(stream=stream, seq=msg.seq or 0, duplicate=True)
 
 
 async def _publish(js: JetStreamContext, subject: str, data: bytes, headers: dict[str, str], expected: int | None,

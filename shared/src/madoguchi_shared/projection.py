@@ -251,7 +251,7 @@ class Projection:
         except Exception:  # noqa: BLE001
             pass
 
-    async def _retrying(self, step: Callable[[], Awaitable[None]]) -> None:
+    async def _retrying(self, step: Callable[[], Awaitable[object]]) -> None:
         """Run `step` until it succeeds, waiting out transient failures with backoff; never on stop."""
         delay = 0.5
         while True:

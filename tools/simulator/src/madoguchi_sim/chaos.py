@@ -235,17 +235,20 @@ class System:
 
     def kill_nats(self, i: int) -> int:
         proc = self.nats.nodes[i].proc
+        assert proc is not None
         os.kill(proc.pid, signal.SIGKILL)
         return proc.pid
 
     def kill_service(self, name: str, k: int = 0) -> int:
         pid = self.children[name][k].pid
+        assert pid is not None
         os.kill(pid, signal.SIGKILL)
         return pid
 
     async def promote_standby(self) -> None:
         import asyncpg
 
+        assert self.primary.proc is not None
         os.kill(self.primary.proc.pid, signal.SIGKILL)
         conn = await asyncpg.connect(self.standby.dsn)
         try:
@@ -376,7 +379,7 @@ def _p99(values: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="make chaos", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("var/chaos"), help="data folder (emptied first)")
     parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
     parser.add_argument("--until", default="12:00", help="simulated time the load stops (HH:MM, Tokyo)")
