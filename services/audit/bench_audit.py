@@ -87,7 +87,12 @@ def make_events(n: int, municipality: str = MUNICIPALITY):
 
 async def publish_all(js, n: int) -> float:
     """Setup: the events as the services write them (dumped first, so the rate is the bus's)."""
-    batch = [(e.subject, dump_event(e), {"Nats-Msg-Id": str(e.event_id)}) for e in make_events(n)]
+    batch = []
+    for e in make_events(n):
+        batch.append((e.subject, dump_event(e), {"Nats-Msg-Id": str(e.event_id)}))
+        if len(batch) % 5000 == 0:
+            await asyncio.sleep(0)  # answer the server's PINGs: a stale client is cut off (on a loaded machine,
+            # dumping 1 M events at once took longer than the server waits)
     start = time.perf_counter()
     futures = []
     for subject, data, headers in batch:

@@ -29,7 +29,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from madoguchi_shared import db
 from madoguchi_shared.events.audit import QueryFilters
 from madoguchi_shared.runtime import PostgresServer
 
@@ -62,7 +61,7 @@ async def build(pool, name: str, n: int) -> float:
     async with pool.acquire() as conn:
         await conn.execute(f'SET search_path = "{name}"')
         await conn.execute("SET session_replication_role = replica")  # a bench filling its own table
-        step = 200_000
+        step = 50_000
         for low in range(1, n + 1, step):
             await conn.execute(FILL, n, BASE, data, bytes(32), DAYS * 86400.0, low, min(n, low + step - 1))
         await conn.execute("SET session_replication_role = origin")
@@ -126,7 +125,9 @@ async def measure(pool, name: str, n: int, repeat: int) -> dict[str, dict]:
 
 
 async def run(dsn: str, sizes: list[int], repeat: int) -> dict:
-    pool = await db.create_pool(dsn, max_size=2)
+    import asyncpg
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, command_timeout=None)  # building 10 M takes long
     try:
         res: dict = {"sizes": sizes, "built_s": {}, "figures": {}}
         for n in sizes:
@@ -134,6 +135,8 @@ async def run(dsn: str, sizes: list[int], repeat: int) -> dict:
             res["built_s"][n] = round(await build(pool, name, n), 1)
             print(f"  {n:,} records built in {res['built_s'][n]} s", flush=True)
             res["figures"][n] = await measure(pool, name, n, repeat)
+            for label, fig in res["figures"][n].items():
+                print(f"    {fig['ms']:7.1f} ms  {label} ({fig['records']:,})", flush=True)
             async with pool.acquire() as conn:
                 res.setdefault("table_mb", {})[n] = round(await conn.fetchval(
                     f"SELECT pg_total_relation_size('\"{name}\".log') / 1e6"), 1)
