@@ -89,7 +89,7 @@ def credentials_municipality(credentials: dict[str, str]) -> str | None:
 
 @asynccontextmanager
 async def edge_app(settings: Settings, desk: str, state_dir: Path, link: LinkProxy, credentials: dict[str, str], clock,
-                   *, heartbeat_seconds: float = 0.3, staffing_check_seconds: float = 3600.0
+                   *, heartbeat_seconds: float = 0.3, staffing_check_seconds: float = 3600.0, wait_for_accounts: bool = True
                    ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     config = EdgeConfig(desk=desk, device_id=f"{desk}-pc", state_dir=state_dir, nats_url=link.url,
                         connect_options={k: v for k, v in credentials.items() if k != "municipality"}, heartbeat_seconds=heartbeat_seconds,
@@ -98,7 +98,8 @@ async def edge_app(settings: Settings, desk: str, state_dir: Path, link: LinkPro
                                     "config_file": SAPPORO_TOML, "log_level": "WARNING"})
     app = create_edge_app(s, config, clock=clock)
     async with app.router.lifespan_context(app):
-        await until(lambda: getattr(app.state, "accounts", None))  # staff tokens are checked once HQ's accounts are read
+        if wait_for_accounts:  # staff tokens are checked once HQ's accounts are read
+            await until(lambda: getattr(app.state, "accounts", None))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge", timeout=30) as client:
             yield app, client
 

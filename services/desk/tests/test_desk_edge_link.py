@@ -3,6 +3,7 @@ lost link and HQ ends up with exactly what it did, once; command ids make a repl
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import datetime
 
@@ -205,3 +206,77 @@ async def test_a_day_end_confirmed_at_hq_during_the_outage_marks_what_it_could_n
         edge_status = ok(await edge.get(f"{BASE}/status", headers=s1))
         assert edge_status["day_status"] == "ended" and edge_status["marked"][0]["rule"] == "after_day_end"
     await link.cut()
+
+
+async def test_an_edge_restarted_while_offline_loses_nothing_and_refuses_a_bad_command_id(
+        settings, municipality, nc, js, nats_server, data_dir, tmp_path):
+    """The journal is the laptop's disk: commands recorded offline survive a restart of the edge
+    (a reboot, a crash) and reach HQ once; a malformed command id is a 422 that stores nothing."""
+    m = municipality
+    clock = FakeClock(datetime(2021, 4, 6, 9, 0, tzinfo=TOKYO))
+    await train(js, m, "S1")
+    manager = await auth(js, settings, m, "M1", Role.manager)
+    s1 = await auth(js, settings, m, "S1", Role.supporter, ("chuo",))
+    link = await LinkProxy(nats_server.url).start()
+    laptop = laptop_identity(data_dir, nats_server, m, "chuo-1")
+    async with desk_app(settings, m, clock) as (_hq, hq):
+        ok(await hq.post(f"{BASE}/day/start", headers=manager))
+        async with edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge):
+            await until(lambda: _edge_knows_start(edge, s1))
+            ok(await edge.post(f"{BASE}/staff/check-in", headers=s1, json={}))
+            await until(lambda: _edge_state(edge, "送信済み"))
+            await link.cut()
+            await until(lambda: _edge_state(edge, "オフライン"))
+            for _ in range(4):
+                ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)
+            bad = await edge.post(f"{BASE}/tickets", headers=s1 | {"Idempotency-Key": "x y"})
+            assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["detail"]
+            assert (await edge.get("/v1/edge")).json()["pending"] == 4
+        # the laptop restarts, still without a link, and keeps numbering from its journal
+        async with edge_app(settings, "chuo-1", tmp_path, link, laptop, clock, wait_for_accounts=False) as (app, edge):
+            assert app.state.link.journal.depth() == 4
+            await link.restore()
+            await until(lambda: _edge_state(edge, "送信済み"))
+            await until(lambda: getattr(app.state, "accounts", None))  # staff tokens need HQ's accounts once
+            assert ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)["ticket_no"] == 5
+            await until(lambda: _edge_state(edge, "送信済み"))
+        stored = await _hq_day(nc, m)
+        assert [s.event.ticket_no for s in stored if s.event.type == "desk.ticket_issued"] == [1, 2, 3, 4, 5]
+        assert max(Counter(str(s.event.event_id) for s in stored).values()) == 1
+    await link.cut()
+
+
+async def test_the_edge_credential_appends_only_desk_work_of_its_municipality(nats_server, data_dir, municipality):
+    """The laptop's edge identity (EDGE.md, credentials): its desk-days, visits and heartbeat; not the
+    phone line, the admin stream, another municipality or a stream deletion."""
+    import nats
+
+    from madoguchi_shared import natsauth
+
+    refusals: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        refusals.append(str(exc))
+
+    options = laptop_identity(data_dir, nats_server, municipality, "chuo-1")
+    options.pop("municipality")
+    await asyncio.sleep(0.3)  # the reload is asynchronous
+    client = await nats.connect(nats_server.address, error_cb=on_error, **options)
+    try:
+        for subject in (f"mg.calls.{municipality}.call.x", f"mg.admin.{municipality}.staff.S1",
+                        f"mg.desk.{municipality}.calendar.city", f"mg.desk.011002.deskday.chuo-1_2021-04-06",
+                        f"mg.device.{municipality}.agent.chuo-1-pc", "$JS.API.STREAM.DELETE.MG_DESK",
+                        f"mg.edge.{municipality}.kita-1"):
+            before = len(refusals)
+            await client.publish(subject, b"{}")
+            await client.flush()
+            await asyncio.sleep(0.1)
+            assert len(refusals) > before and "permissions violation" in refusals[-1].lower(), subject
+        before = len(refusals)
+        await client.publish(f"mg.edge.{municipality}.chuo-1", b"{}")  # its heartbeat
+        await client.flush()
+        await asyncio.sleep(0.1)
+        assert len(refusals) == before
+        assert natsauth.load(data_dir, natsauth.edge_user("chuo-1-pc")).kind == "edge"
+    finally:
+        await client.close()
