@@ -40,7 +40,7 @@ from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundErro
 
 from madoguchi_shared import bus
 from madoguchi_shared.events.admin import (
-    AccessDenied, LoginFailed, LoginSucceeded, StaffAccountCreated, StaffAccountLocked, StaffLoggedOut,
+    AccessDenied, DenialReason, LoginFailed, LoginFailure, LoginSucceeded, StaffAccountCreated, StaffAccountLocked, StaffLoggedOut,
     StaffPasswordChanged, StaffRolesChanged,
 )
 from madoguchi_shared.events.base import Actor, Role
@@ -189,7 +189,7 @@ async def check_account(app, principal: Principal) -> None:
     await directory.check(principal)
 
 
-async def deny(request: Request, principal: Principal, reason: str, *, required: Iterable[Role] = (), target_ward: str | None = None):
+async def deny(request: Request, principal: Principal, reason: DenialReason, *, required: Iterable[Role] = (), target_ward: str | None = None):
     """Record an access refusal as an event, then raise 403."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)[:300]
@@ -354,7 +354,7 @@ async def read_account(js: JetStreamContext, municipality: str, staff_id: str) -
         return None
     if entry.value is None or entry.operation in ("DEL", "PURGE"):
         return None
-    return Account.from_entry(entry.key, entry.value, entry.revision)
+    return Account.from_entry(entry.key, entry.value, entry.revision or 0)
 
 
 async def write_account(js: JetStreamContext, account: Account, *, create: bool = False) -> Account:
@@ -656,7 +656,7 @@ async def login(
     An account whose password was reset logs in only with `new_password`, which replaces the
     temporary one."""
 
-    async def failed(reason: str) -> None:
+    async def failed(reason: LoginFailure) -> None:
         await bus.append(js, LoginFailed(municipality=municipality, staff_id=staff_id, service=service, reason=reason))
 
     account = await read_account(js, municipality, staff_id)

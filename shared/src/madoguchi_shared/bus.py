@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 from nats import errors as nats_errors
@@ -206,7 +207,7 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
         logging.getLogger("asyncio").addFilter(_quiet_tls_close)
     holder: list[NATS] = []
     kwargs["reconnected_cb"] = _resuming_ordered_consumers(holder, kwargs.get("reconnected_cb"))
-    options = dict(name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
+    options: dict[str, Any] = dict(name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
     if first_connect_timeout is None:
         options.setdefault("error_cb", _log_error)
         holder.append(await nats.connect(servers, **options))

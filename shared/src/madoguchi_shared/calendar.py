@@ -295,7 +295,7 @@ class Calendar:
             scheduled, kind = (special.open, special.close), "special_opening"  # type: ignore[assignment]
         elif business:
             scheduled, kind = (self.regular.open, self.regular.close), "regular"
-            if special is not None and special.kind == "extended" and special.close > self.regular.open:
+            if special is not None and special.kind == "extended" and special.close is not None and special.close > self.regular.open:
                 scheduled, kind = (self.regular.open, special.close), "extended"  # type: ignore[assignment]
         if scheduled is None:
             return DayHours(day, desk, business, "closed", None, (), (), reason)

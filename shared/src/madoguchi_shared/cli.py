@@ -13,13 +13,16 @@ import signal
 import subprocess
 import sys
 import time
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from madoguchi_shared.settings import Settings
+
+if TYPE_CHECKING:
+    from madoguchi_shared.events.admin import DisableReason
 
 app = typer.Typer(help="Madoguchi（窓口）: operations platform for My Number card support desks and phone lines.", no_args_is_help=True)
 schema_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
@@ -48,7 +51,7 @@ def _add_privacy() -> None:
 _add_privacy()
 
 
-def service_factories() -> dict[str, object]:
+def service_factories() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group="madoguchi.services")}
 
 
@@ -174,7 +177,7 @@ def staff_disable(staff_id: Annotated[str, typer.Option("--id")], municipality: 
     from madoguchi_shared import staff
     from madoguchi_shared.events.base import Role
 
-    _staff_run(lambda js, s, m, actor: staff.set_disabled(js, m, staff_id, True, actor, {Role.administrator}, reason), municipality)
+    _staff_run(lambda js, s, m, actor: staff.set_disabled(js, m, staff_id, True, actor, {Role.administrator}, cast("DisableReason", reason)), municipality)
     typer.echo(f"staff {staff_id}: disabled")
 
 
@@ -360,7 +363,7 @@ def serve(name: str) -> None:
         from madoguchi_shared.clock import clock_from_spec
 
         kwargs["clock"] = clock_from_spec(settings.extra["clock"])  # a simulated day (make demo)
-    https = {}
+    https: dict[str, Any] = {}
     if settings.https_cert:  # HTTPS (with HSTS) straight from uvicorn; else a reverse proxy in front (deploy/)
         https = {"ssl_certfile": str(settings.https_cert), "ssl_keyfile": str(settings.https_key or settings.https_cert)}
     uvicorn.run(create_app(settings, **kwargs), host=settings.host, port=port, log_level="warning",

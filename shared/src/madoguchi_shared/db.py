@@ -9,13 +9,18 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What a function that runs SQL takes: a connection, or the proxy of one that `pool.acquire()` hands out
+# (the proxy forwards every Connection method; asyncpg types the two apart).
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60)
 
 
-async def migrate(conn: asyncpg.Connection, schema: str, migrations: Sequence[str]) -> int:
+async def migrate(conn: Connection, schema: str, migrations: Sequence[str]) -> int:
     """Apply, in order and once each, the SQL migrations of one schema. Returns the version.
 
     Migration i (1-based) runs in a transaction together with recording it; an advisory lock
@@ -30,7 +35,7 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations: Sequence[st
     )
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
-        current = await conn.fetchval(f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_version')
+        current = await conn.fetchval(f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_version') or 0
         for version, sql in enumerate(migrations, start=1):
             if version <= current:
                 continue
@@ -137,7 +142,7 @@ async def provision(superuser_dsn: str, secrets_dir: Path, services: Sequence[st
     return out
 
 
-async def _give(conn: asyncpg.Connection, schema: str, role: str) -> None:
+async def _give(conn: Connection, schema: str, role: str) -> None:
     """Hand a schema made before provisioning (by the superuser) and everything in it to its service's role."""
     await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"')
     rows = await conn.fetch(

@@ -207,7 +207,7 @@ async def effective(js: JetStreamContext, municipality: str, role: str, desk: st
     desk_key = keys(municipality, role, desk)[0] if desk else None
     own = await _entry(js, desk_key or role_key)
     if own is not None:
-        return Effective(from_bytes(own.value, own.revision or 0), "desk" if desk else "role", own.revision or 0)
+        return Effective(from_bytes(own.value or b"", own.revision or 0), "desk" if desk else "role", own.revision or 0)
     if desk:
         loaded = await fetch(js, BUCKET, role_key)
         if loaded is not None:
@@ -279,7 +279,7 @@ async def change(js: JetStreamContext, municipality: str, role: str, desk: str |
         if not isinstance(exc, KeyWrongLastSequenceError) and exc.err_code not in bus.CONFLICT_CODES:
             raise
         own = await _entry(js, kv_key)
-        raise PolicyConflict(own.revision if own else 0) from exc
+        raise PolicyConflict((own.revision or 0) if own else 0) from exc
     await bus.append(js, ConfigurationChanged(
         municipality=municipality, desk=desk, actor=actor, key=config_key, revision=revision,
         sha256=policy_digest(policy), **({"correlation_id": correlation_id} if correlation_id else {})))

@@ -42,7 +42,7 @@ def describe_error(exc: BaseException) -> str:
         parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)[:10]]
         return ("ValidationError: " + "; ".join(parts))[:2000]
     if isinstance(exc, asyncpg.PostgresError):
-        return f"{type(exc).__name__} ({exc.sqlstate}): {exc.args[0] if exc.args else ''}"[:500]
+        return f"{type(exc).__name__} ({getattr(exc, 'sqlstate', '')}): {exc.args[0] if exc.args else ''}"[:500]
     return f"{type(exc).__name__}: {exc}"[:500]
 
 

@@ -262,7 +262,7 @@ class Municipality(_Frozen):
         if cached is None or cached[0] is not self.wards:
             desks = tuple(d for w in self.wards for d in w.desks)
             cached = (self.wards, desks, {d.id: d for d in desks})
-            self.__dict__["_desk_index_cache"] = cached
+            vars(self)["_desk_index_cache"] = cached
         return cached[1], cached[2]
 
     @property

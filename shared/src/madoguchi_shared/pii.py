@@ -251,7 +251,8 @@ def _segment_readings(run: str) -> str | None:
     best: list[str | None] = [None] * (n + 1)
     best[0] = ""
     for i in range(n):
-        if best[i] is None:
+        prefix = best[i]
+        if prefix is None:
             continue
         for k in range(1, min(_MAX_READING, n - i) + 1):
             digit = _READINGS.get(run[i : i + k])
@@ -261,7 +262,7 @@ def _segment_readings(run: str) -> str | None:
             while j < n and run[j] == "ー":
                 j += 1
             if best[j] is None:
-                best[j] = best[i] + digit
+                best[j] = prefix + digit
     return best[n] if best[n] else None
 
 

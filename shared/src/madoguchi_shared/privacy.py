@@ -122,8 +122,8 @@ async def scan_streams(nats_url: str, report: ScanReport) -> None:
     try:
         js = nc.jetstream()
         infos = await js.streams_info()
-        for info in sorted(infos, key=lambda i: i.config.name):
-            name = info.config.name
+        for info in sorted(infos, key=lambda i: i.config.name or ""):
+            name = info.config.name or ""
             if name == TEXT_KEYS_BUCKET:
                 continue
             place = Place("ストリーム", name)
@@ -297,7 +297,7 @@ async def request_erasure(nc, municipality: str, ref, staff_id: str, password: s
 
 async def approve_erasure(nc, municipality: str, ref, staff_id: str, password: str):
     from madoguchi_shared import bus
-    from madoguchi_shared.events.admin import TextErased
+    from madoguchi_shared.events.admin import TextErased, TextErasureRequested
     from madoguchi_shared.sealed import TextVault
 
     js = nc.jetstream()
@@ -305,7 +305,7 @@ async def approve_erasure(nc, municipality: str, ref, staff_id: str, password: s
     stored, seq = await _text_history(nc, municipality, ref)
     if any(s.event.type == "admin.text_erased" for s in stored):
         raise ErasureRefused("この記述はすでに消去されています。")
-    requests = [s.event for s in stored if s.event.type == "admin.text_erasure_requested"]
+    requests = [s.event for s in stored if isinstance(s.event, TextErasureRequested)]
     if not requests:
         raise ErasureRefused("この参照への消去申請がありません。先に管理者が申請してください。")
     request = requests[-1]

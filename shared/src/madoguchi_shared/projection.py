@@ -44,6 +44,7 @@ from uuid import UUID
 import asyncpg
 from nats.aio.client import Client as NATS
 
+from madoguchi_shared import db
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import Event, parse_event
@@ -54,7 +55,7 @@ from madoguchi_shared.reader import Reader, StoredMessage, read_all
 log = get_logger(__name__)
 
 
-Apply = Callable[[asyncpg.Connection, Sequence[Stored]], Awaitable[None]]
+Apply = Callable[[db.Connection, Sequence[Stored]], Awaitable[None]]
 
 DEAD_LETTERS_SQL = """
 CREATE TABLE IF NOT EXISTS "{schema}".projection_dead_letter (
@@ -86,7 +87,7 @@ def uuid7_floor(epoch_seconds: float) -> UUID:
     return UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62))
 
 
-async def forget_applied(conn: asyncpg.Connection, schema: str, name: str | None = None) -> None:
+async def forget_applied(conn: db.Connection, schema: str, name: str | None = None) -> None:
     """Forget the applied event ids (of one projection, or all in `schema`) for a rebuild."""
     await conn.execute(APPLIED_EVENTS_SQL.format(schema=schema))
     if name is None:
@@ -171,11 +172,11 @@ class Projection:
     def _q(self, table: str) -> str:
         return f'"{self.schema}".{table}'
 
-    async def stored_position(self, conn: asyncpg.Connection) -> int:
+    async def stored_position(self, conn: db.Connection) -> int:
         row = await conn.fetchval(f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1", self.name)
         return row or 0
 
-    async def reset(self, conn: asyncpg.Connection) -> None:
+    async def reset(self, conn: db.Connection) -> None:
         """Forget the position and the dead letters (a rebuild replays everything)."""
         await conn.execute(f"DELETE FROM {self._q('projection_checkpoint')} WHERE name = $1 OR name = $2",
                            self.name, self.replay_checkpoint)
@@ -195,7 +196,7 @@ class Projection:
         self._idle.clear()
         await asyncio.wait_for(self._idle.wait(), timeout)
 
-    async def ensure_tables(self, conn: asyncpg.Connection) -> None:
+    async def ensure_tables(self, conn: db.Connection) -> None:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"dead-letters:{self.schema}")
             await conn.execute(DEAD_LETTERS_SQL.format(schema=self.schema))
@@ -418,7 +419,7 @@ class Projection:
                     original = await js.get_msg(self.stream, seq, direct=True)
                     try:
                         async with conn.transaction():
-                            await self.apply(conn, [Stored(seq, parse_event(original.data))])
+                            await self.apply(conn, [Stored(seq, parse_event(original.data or b""))])
                         await conn.execute(f"""UPDATE {self._q('projection_dead_letter')} SET replayed_at = now()
                                                WHERE name = $1 AND seq = $2""", self.name, seq)
                         done += 1

@@ -116,7 +116,9 @@ class _FastParser(Parser):
     line (PING, PONG, INFO, +OK, -ERR) to nats-py's parser, one line at a time, in order.
     """
 
-    def __init__(self, nc=None) -> None:
+    nc: NATS  # always given: the client whose socket this parser reads
+
+    def __init__(self, nc: NATS) -> None:
         super().__init__(nc)
         self.bulk: dict[int, Callable[[list[Delivery]], Awaitable[None]]] = {}
 
@@ -163,7 +165,7 @@ class _FastParser(Parser):
                     if pending:
                         await bulk[sid_now](pending)
                         pending = []
-                    await self.nc._process_msg(sid, subject, reply, payload, hdr)
+                    await self.nc._process_msg(sid, subject, reply, payload, hdr)  # pyright: ignore[reportArgumentType] - nats-py passes None for no headers itself
                     continue
                 line = bytes(buf[pos:eol + 2])
                 if line.startswith(b"INFO") or line.startswith(b"-ERR") or op in (43, 80):  # +OK, PING/PONG
@@ -448,7 +450,8 @@ class Reader:
         if self.consumer is None:
             return False
         info = await self.js.consumer_info(self.stream, self.consumer)
-        return not info.num_pending and (info.delivered.consumer_seq or 0) <= self.consumer_seq
+        delivered = info.delivered.consumer_seq if info.delivered is not None else None
+        return not info.num_pending and (delivered or 0) <= self.consumer_seq
 
 
 async def read_all(nc: NATS, filters: str | Sequence[str], start_seq: int = 1, *, stream: str | None = None,

@@ -236,7 +236,8 @@ class TextVault:
         for name in type(model).model_fields:
             value = getattr(model, name)
             if name in _erasable_fields(type(model)):
-                if isinstance(value, str) and not (is_sealed(value) and await self.holds(municipality, ref_of(value))):
+                if isinstance(value, str) and not (
+                        is_sealed(value) and (ref := ref_of(value)) is not None and await self.holds(municipality, ref)):
                     changes[name] = await self.seal(municipality, value)
             elif isinstance(value, BaseModel):
                 sealed = await self.seal_model(municipality, value)

@@ -68,7 +68,7 @@ def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(entries)
 
 
-def _issue(ca_key, ca_cert, common_name: str, names: tuple[str, ...], usages) -> tuple[x509.Certificate, object]:
+def _issue(ca_key, ca_cert, common_name: str, names: tuple[str, ...], usages) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _key()
     now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(ca_cert.subject)

@@ -59,7 +59,7 @@ _TITLES = {400: "要求が正しくありません", 401: "ログインが必要
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError):
-        response = problem(exc.status, exc.title, exc.detail, request, field=exc.field, **exc.extra)
+        response = problem(exc.status, exc.title or "", exc.detail, request, field=exc.field, **exc.extra)
         if isinstance(exc, Unavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
@@ -340,6 +340,8 @@ def _ops_router() -> APIRouter:
         pool = getattr(request.app.state, "pool", None)
         if request.app.state.use_db:
             try:
+                if pool is None:
+                    raise RuntimeError("no database pool")
                 async with pool.acquire(timeout=2) as conn:
                     await conn.fetchval("SELECT 1")
                 checks["postgres"] = "ok"
@@ -532,8 +534,8 @@ def _docs_route(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs():
-        page = get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API")
-        scripts = re.findall(r"<script>(.*?)</script>", page.body.decode(), re.S)
+        page = get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - API")
+        scripts = re.findall(r"<script>(.*?)</script>", bytes(page.body).decode(), re.S)
         hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in scripts)
         page.headers["content-security-policy"] = (
             f"default-src 'none'; script-src https://cdn.jsdelivr.net {hashes}; style-src https://cdn.jsdelivr.net; "

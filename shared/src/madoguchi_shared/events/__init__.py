@@ -58,12 +58,12 @@ def adapter() -> TypeAdapter:
     """One TypeAdapter over the discriminated union of every registered event type."""
     classes = tuple(REGISTRY[name] for name in sorted(REGISTRY))
     union = Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007
-    return TypeAdapter(union)
+    return TypeAdapter(union)  # pyright: ignore[reportArgumentType] - a union built at run time is no static type
 
 
 def upcast(data: dict[str, Any]) -> dict[str, Any]:
-    event_type = data.get("type")
-    version = data.get("version", 1)
+    event_type: str = data.get("type", "")
+    version: int = data.get("version", 1)
     while (event_type, version) in UPCASTERS:
         data = UPCASTERS[(event_type, version)](dict(data))
         version = data["version"] = version + 1

@@ -16,6 +16,9 @@ from madoguchi_shared.events.base import Event, Ident, Role
 from madoguchi_shared.pii import FreeText
 
 
+DenialReason = Literal["role", "ward", "municipality", "token"]
+LoginFailure = Literal["unknown_staff", "bad_password", "disabled", "locked", "rate_limited"]
+
 class _StaffEvent(Event):
     context: ClassVar[str] = "admin"
     aggregate: ClassVar[str] = "staff"
@@ -82,7 +85,7 @@ class LoginSucceeded(_StaffEvent):
 class LoginFailed(_StaffEvent):
     type: Literal["admin.login_failed"] = "admin.login_failed"
     service: Ident
-    reason: Literal["unknown_staff", "bad_password", "disabled", "locked", "rate_limited"]
+    reason: LoginFailure
 
 
 TRAINING_ITEMS = (
@@ -138,7 +141,7 @@ class AccessDenied(Event):
     path: str = Field(max_length=300)  # the route template, e.g. /v1/desks/{desk}/tickets
     required_roles: tuple[Role, ...] = Field(default=(), max_length=10)
     target_ward: Ident | None = None
-    reason: Literal["role", "ward", "municipality", "token"]
+    reason: DenialReason
 
 
 class ConfigurationChanged(Event):

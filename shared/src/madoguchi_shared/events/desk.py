@@ -89,6 +89,10 @@ EscalationCategory = Literal[
 ]
 IncidentKind = Literal["card_left_behind", "equipment_missing", "equipment_damaged", "other"]
 AbsenceReason = Literal["restroom", "break", "helping_elsewhere", "fetching_supplies", "other"]
+CheckPhase = Literal["opening", "closing"]
+DeskRole = Literal["supporter", "rounder", "manager"]
+StaffingTrigger = Literal["staffing_change", "timer"]
+EdgeMarkRule = Literal["during_suspension", "after_day_end"]
 
 
 def deskday_id(desk: str, day: date) -> str:
@@ -108,8 +112,10 @@ class _DeskEvent(Event):
 class _AtDesk(_DeskEvent):
     """Events of a desk (desk-day, visit): the envelope must name the ward and the desk."""
 
-    ward: Ident
-    desk: Ident
+    # pydantic fields are keyword-only, so a subclass may make an optional envelope field required;
+    # pyright applies the positional-dataclass rule that forbids it
+    ward: Ident  # pyright: ignore[reportGeneralTypeIssues]
+    desk: Ident  # pyright: ignore[reportGeneralTypeIssues]
 
 
 # --- calendar (DESK-1): mg.desk.<m>.calendar.city ------------------------------------------------
@@ -247,7 +253,7 @@ class EquipmentChecked(_DayEvent):
     """The equipment check at opening or closing against the desk's inventory."""
 
     type: Literal["desk.equipment_checked"] = "desk.equipment_checked"
-    phase: Literal["opening", "closing"]
+    phase: CheckPhase
     items_checked: int = Field(ge=0, le=10_000)
     missing: tuple[Ident, ...] = Field(default=(), max_length=100)
     damaged: tuple[Ident, ...] = Field(default=(), max_length=100)
@@ -292,7 +298,7 @@ class StaffCheckedIn(_DayEvent):
 
     type: Literal["desk.staff_checked_in"] = "desk.staff_checked_in"
     staff_id: Ident
-    role: Literal["supporter", "rounder", "manager"]
+    role: DeskRole
 
 
 class StaffCheckedOut(_DayEvent):
@@ -322,7 +328,7 @@ class StaffingBreachDetected(_DayEvent):
     breach_no: int = Field(ge=1, le=9_999)
     since: Instant
     absence_notice_shown: bool  # someone is on a short absence and the notice is displayed
-    trigger: Literal["staffing_change", "timer"]
+    trigger: StaffingTrigger
     message_ja: str = Field(max_length=300)
 
 
@@ -466,7 +472,7 @@ class EdgeRecordsMarked(_DayEvent):
 
     type: Literal["desk.edge_records_marked"] = "desk.edge_records_marked"
     device_id: Ident
-    rule: Literal["during_suspension", "after_day_end"]
+    rule: EdgeMarkRule
     instruction_id: Ident | None = None
     decided_at: Instant  # when HQ's decision took effect (the suspension's start, the day-end confirmation)
     learned_at: Instant  # when the desk learned of it (the rule applies from then on)
