@@ -26,8 +26,10 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from madoguchi_shared import db
 from madoguchi_shared import bus
 from madoguchi_shared.events import Event, parse_event
+from madoguchi_shared.events.audit import AlertAcknowledged, AlertRaised, AlertReraised, AlertResolved
 from madoguchi_shared.logging import get_logger
 
 from madoguchi_audit import alerts
@@ -153,10 +155,10 @@ class AlertEngine:
         self.position = position
 
 
-async def project_alert(conn: asyncpg.Connection, schema: str, position: int, e: Event) -> None:
+async def project_alert(conn: db.Connection, schema: str, position: int, e: Event) -> None:
     """Apply one alert event to the alert table (idempotent; runs in the engine's transaction)."""
     t = f'"{schema}".alert'
-    if e.type == "audit.alert_raised":
+    if isinstance(e, AlertRaised):
         await conn.execute(
             f"""INSERT INTO {t} (alert_id, municipality, rule, severity, status, ward, desk, device_id, about,
                     title, message, raised_at, last_raised_at, position)
@@ -164,16 +166,16 @@ async def project_alert(conn: asyncpg.Connection, schema: str, position: int, e:
                 ON CONFLICT (alert_id) DO NOTHING""",
             e.alert_id, e.municipality, e.rule, e.severity, e.ward, e.desk, e.device_id, e.about, e.title, e.message,
             e.occurred_at, position)
-    elif e.type == "audit.alert_acknowledged":
+    elif isinstance(e, AlertAcknowledged):
         await conn.execute(
             f"""UPDATE {t} SET status = CASE WHEN status = 'open' THEN 'acknowledged' ELSE status END,
                     acknowledged_by = $2, acknowledged_at = $3, position = $4 WHERE alert_id = $1""",
             e.alert_id, e.acknowledged_by, e.occurred_at, position)
-    elif e.type == "audit.alert_reraised":
+    elif isinstance(e, AlertReraised):
         await conn.execute(
             f"UPDATE {t} SET reraise_count = greatest(reraise_count, $2), last_raised_at = $3, position = $4 "
             "WHERE alert_id = $1", e.alert_id, e.reraise_count, e.occurred_at, position)
-    elif e.type == "audit.alert_resolved":
+    elif isinstance(e, AlertResolved):
         await conn.execute(
             f"UPDATE {t} SET status = 'resolved', resolved_at = $2, position = $3 WHERE alert_id = $1",
             e.alert_id, e.occurred_at, position)

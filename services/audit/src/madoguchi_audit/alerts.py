@@ -161,7 +161,7 @@ def _raise(state: RuleState, rule: str, severity: str, about: str, title: str, m
     alert_id = alert_id_for(source.municipality, rule, about)
     if alert_id in state.alerts:
         return []  # already raised (replay, or the same condition reported twice)
-    fields = dict(
+    fields: dict[str, Any] = dict(
         municipality=source.municipality, ward=ward or source.ward, desk=desk or source.desk, actor=ALERT_ACTOR,
         correlation_id=source.correlation_id or source.event_id, causation_id=source.event_id,
         occurred_at=at or source.occurred_at, alert_id=alert_id, rule=rule, severity=severity, title=title,

@@ -45,6 +45,7 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
+from madoguchi_shared import db
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.events import parse_event
 from madoguchi_shared.events.audit import AlertRaised, CheckpointSigned
@@ -155,12 +156,12 @@ class Ingest:
     def _q(self, table: str) -> str:
         return f'"{self.schema}".{table}'
 
-    async def _load_state(self, conn: asyncpg.Connection) -> None:
+    async def _load_state(self, conn: db.Connection) -> None:
         async with conn.transaction():
             await conn.execute(f"SET LOCAL ROLE {WRITER}")
             await self._read_state(conn)
 
-    async def _read_state(self, conn: asyncpg.Connection) -> None:
+    async def _read_state(self, conn: db.Connection) -> None:
         await conn.execute(
             f"INSERT INTO {self._q('chain_head')}(log_id, position, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
             self.settings.log_id, chain.GENESIS,
@@ -274,7 +275,7 @@ class Ingest:
                            f"最後のチェックポイント（位置 {bad[0].position}）の署名を検証できません")
         return max(good, key=lambda cp: cp.position, default=None)
 
-    async def _check_head(self, conn: asyncpg.Connection) -> None:
+    async def _check_head(self, conn: db.Connection) -> None:
         """Fail closed: the stored log must follow from our last signed checkpoint and from what we committed."""
         cp = await self._last_signed()
         anchors: list[tuple[int, bytes, str]] = []
@@ -373,7 +374,7 @@ class Ingest:
             task, self._inflight = self._inflight, None
             await task
 
-    async def _loop(self, conn: asyncpg.Connection) -> None:
+    async def _loop(self, conn: db.Connection) -> None:
         last_watch = time.monotonic()
         while not self._stop.is_set():
             if not self.buffer:
@@ -430,7 +431,7 @@ class Ingest:
         self._spec_position, self._spec_head = position, head
         return _Prepared(rows, position, head, moved, news, cp, day_spans(rows))
 
-    async def _commit(self, conn: asyncpg.Connection, p: _Prepared) -> None:
+    async def _commit(self, conn: db.Connection, p: _Prepared) -> None:
         """One batch, one transaction as audit_writer: records, stream positions, head, maybe a checkpoint."""
         async with conn.transaction():
             await conn.execute(f"SET LOCAL ROLE {WRITER}")
@@ -488,7 +489,7 @@ class Ingest:
         return checkpoints.sign(self.key, municipality=self.settings.municipality, log_id=self.settings.log_id,
                                 position=position, head=head, previous_position=previous)
 
-    async def _vouch(self, conn: asyncpg.Connection, cp: CheckpointSigned) -> None:
+    async def _vouch(self, conn: db.Connection, cp: CheckpointSigned) -> None:
         """Before a checkpoint is stored: every record it vouches for since the last one is there, unchanged at both ends."""
         low = cp.previous_position
         count, low_hash, top_hash = await conn.fetchrow(
@@ -501,7 +502,7 @@ class Ingest:
             raise Tampered(f"records {low + 1}..{cp.position} are not all there ({count}) or the signed one changed",
                            f"署名しようとした範囲（位置 {low + 1}〜{cp.position}）の記録が欠けているか変更されています")
 
-    async def _insert_checkpoint(self, conn: asyncpg.Connection, cp: CheckpointSigned) -> None:
+    async def _insert_checkpoint(self, conn: db.Connection, cp: CheckpointSigned) -> None:
         await conn.execute(
             f"""INSERT INTO {self._q('checkpoint')}
                 (position, log_id, head, signed_at, key_id, previous_position, event)
@@ -515,7 +516,7 @@ class Ingest:
         self.last_cp_time = time.monotonic()
         self.pending_news = 0
 
-    async def checkpoint_now(self, conn: asyncpg.Connection) -> CheckpointSigned | None:
+    async def checkpoint_now(self, conn: db.Connection) -> CheckpointSigned | None:
         """Sign the committed head now (the timer, a clean stop). Only with nothing in flight."""
         await self._settle()
         if self.position == 0 or self.position == self.last_cp_position:
@@ -531,7 +532,7 @@ class Ingest:
         await self._export(conn)
         return cp
 
-    async def _export(self, conn: asyncpg.Connection) -> None:
+    async def _export(self, conn: db.Connection) -> None:
         """Copy checkpoints not yet exported to the file, then to JetStream; then mark them."""
         rows = await conn.fetch(
             f"SELECT position, event FROM {self._q('checkpoint')} WHERE NOT exported ORDER BY position")

@@ -20,6 +20,7 @@ from uuid import UUID
 
 import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared.events.audit import QueryFilters
 
 from madoguchi_audit import chain
@@ -111,7 +112,7 @@ def _utc_day(t: datetime) -> date:
     return (t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)).date()
 
 
-async def count(conn: asyncpg.Connection, schema: str, filters: QueryFilters, scope: Scope) -> int:
+async def count(conn: db.Connection, schema: str, filters: QueryFilters, scope: Scope) -> int:
     """How many records match the filters (all pages), up to COUNT_CAP + 1 (more than COUNT_CAP: "at least")."""
     sql, args = build(schema, filters.model_copy(update={"after": None, "before": None}), scope, None)
     async with conn.transaction(readonly=True):
@@ -157,7 +158,7 @@ def record_json(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def fetch_page(conn: asyncpg.Connection, schema: str, filters: QueryFilters, scope: Scope,
+async def fetch_page(conn: db.Connection, schema: str, filters: QueryFilters, scope: Scope,
                      limit: int) -> list[asyncpg.Record]:
     sql, args = build(schema, filters, scope, limit)
     async with conn.transaction(readonly=True):
@@ -165,13 +166,13 @@ async def fetch_page(conn: asyncpg.Connection, schema: str, filters: QueryFilter
         return await conn.fetch(sql, *args)
 
 
-async def fetch_one(conn: asyncpg.Connection, schema: str, position: int, scope: Scope) -> asyncpg.Record | None:
+async def fetch_one(conn: db.Connection, schema: str, position: int, scope: Scope) -> asyncpg.Record | None:
     filters = QueryFilters(position_from=position, position_to=position)
     rows = await fetch_page(conn, schema, filters, scope, 1)
     return rows[0] if rows else None
 
 
-async def covering_checkpoint(conn: asyncpg.Connection, schema: str, position: int | None) -> dict | None:
+async def covering_checkpoint(conn: db.Connection, schema: str, position: int | None) -> dict | None:
     """The signed checkpoint at or after `position` (the one whose chain includes it)."""
     if position is None:
         return None

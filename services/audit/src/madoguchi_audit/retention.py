@@ -31,6 +31,7 @@ from uuid import UUID
 
 import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared import bus
 from madoguchi_shared.events import parse_event
 from madoguchi_shared.events.audit import ArchivedRecordsDeleted, ArchiveMade, CheckpointSigned
@@ -113,7 +114,7 @@ async def verify_archive(path: Path, keyring: dict, log_id: str) -> verify.Repor
     return report
 
 
-async def archive(conn: asyncpg.Connection, settings: AuditSettings, js=None, *, now: datetime | None = None,
+async def archive(conn: db.Connection, settings: AuditSettings, js=None, *, now: datetime | None = None,
                   delete: bool = False, retention_days: int | None = None) -> ArchiveResult | None:
     """Archive (and optionally delete) what is older than the retention period. None = nothing to do."""
     days = settings.retention_days if retention_days is None else retention_days

@@ -284,7 +284,7 @@ MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL, AU
               AUDITOR_KEYSET_SQL]
 
 
-async def migrate(conn: asyncpg.Connection, schema: str) -> int:
+async def migrate(conn: db.Connection, schema: str) -> int:
     return await db.migrate(conn, schema, MIGRATIONS)
 
 
@@ -293,7 +293,7 @@ async def migrate_pool(pool: asyncpg.Pool, schema: str) -> int:
         return await migrate(conn, schema)
 
 
-async def version(conn: asyncpg.Connection, schema: str) -> int:
+async def version(conn: db.Connection, schema: str) -> int:
     if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".schema_version'):
         return 0
     return await conn.fetchval(f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_version')
@@ -318,7 +318,7 @@ async def ensure(pool: asyncpg.Pool, schema: str) -> int:
                               f"(MADOGUCHI_PG_DSN of {'mg_migrator'})") from exc
 
 
-async def rebuild_day_spans(conn: asyncpg.Connection, schema: str) -> None:
+async def rebuild_day_spans(conn: db.Connection, schema: str) -> None:
     """day_span from the records (the migration does this once; tests and benches that load records directly)."""
     async with conn.transaction():
         await conn.execute(f'SET LOCAL search_path = "{schema}"')

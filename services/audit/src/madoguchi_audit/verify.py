@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared.events.audit import CheckpointSigned
 
 from madoguchi_audit import chain
@@ -340,7 +340,7 @@ class _MemoryProbe:
 
 
 class _TableProbe:
-    def __init__(self, conn: asyncpg.Connection, table: str):
+    def __init__(self, conn: db.Connection, table: str):
         self.conn, self.table = conn, table
 
     async def position_of(self, digest: bytes) -> int | None:
@@ -372,7 +372,7 @@ async def verify_rows(rows: Sequence[chain.Row], checkpoints: Iterable[Checkpoin
 # --------------------------------------------------------------------------------------------
 
 
-async def verify_db(conn: asyncpg.Connection, schema: str, log_id: str, checkpoints: Iterable[CheckpointSigned],
+async def verify_db(conn: db.Connection, schema: str, log_id: str, checkpoints: Iterable[CheckpointSigned],
                     keyring: dict, *, from_checkpoint: bool | int = False, chunk: int = 10_000,
                     progress: Callable[[int, int], None] | None = None, index: LogIndex | None = None) -> Report:
     """Verify the table `schema`.log against signed checkpoints.
@@ -503,7 +503,7 @@ def compare_copies(copies: dict[str, list[CheckpointSigned]], db_exported: dict[
     return faults, notes
 
 
-async def verify_all(conn: asyncpg.Connection, nc, settings, *, from_checkpoint: bool | int = False,
+async def verify_all(conn: db.Connection, nc, settings, *, from_checkpoint: bool | int = False,
                      reconcile_streams: bool = True, progress: Callable[[int, int], None] | None = None,
                      grace_seconds: float | None = None) -> Report:
     """`madoguchi audit verify` and POST /v1/audit/verify: the key chain (stream of record), the three
@@ -570,7 +570,7 @@ async def verify_all(conn: asyncpg.Connection, nc, settings, *, from_checkpoint:
     return report
 
 
-async def last_verified_checkpoint(conn: asyncpg.Connection, nc, settings) -> int | None:
+async def last_verified_checkpoint(conn: db.Connection, nc, settings) -> int | None:
     """Incremental verification: the newest trusted signed checkpoint at or below the end of the last
     successful run of this log (audit.verification_run on the stream of record). None: verify in full."""
     from madoguchi_shared import subjects

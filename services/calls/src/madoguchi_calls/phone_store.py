@@ -42,6 +42,7 @@ from uuid import UUID
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from madoguchi_shared import db
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.pii import phone_digits
 
@@ -146,7 +147,7 @@ class PhoneStore:
         log.info("phone_store.destroyed", callback_id=str(callback_id), had_contact=had)
         return had
 
-    async def _destroy_rows(self, conn: asyncpg.Connection, callback_id: UUID) -> bool:
+    async def _destroy_rows(self, conn: db.Connection, callback_id: UUID) -> bool:
         # Overwrite the key before deleting it (see the module docstring for what this does and
         # does not achieve under MVCC); then the ciphertext goes as well.
         overwritten = await conn.execute(
@@ -161,7 +162,7 @@ class PhoneStore:
         async with self.pool.acquire() as conn:
             return await self._sweep(conn)
 
-    async def _sweep(self, conn: asyncpg.Connection) -> int:
+    async def _sweep(self, conn: db.Connection) -> int:
         notices: list[str] = []
 
         def listener(_conn, message) -> None:

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 
-import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared.calendar import Calendar, Instruction, SpecialDay
 from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, load_municipality
 from madoguchi_shared.settings import Settings
@@ -85,7 +85,7 @@ class ReportConfig:
                             dt.date.fromisoformat(opens) if opens else None)
         return None
 
-    async def calendar(self, conn: asyncpg.Connection, code: str) -> Calendar:
+    async def calendar(self, conn: db.Connection, code: str) -> Calendar:
         """The desks' calendar: configuration plus the city's run-time changes (DESK-1)."""
         rows = await conn.fetch(
             f'SELECT event FROM "{SCHEMA}".calendar_override WHERE municipality = $1 ORDER BY seq', code

@@ -18,8 +18,8 @@ import json
 from collections import defaultdict
 from typing import Any, get_args
 
-import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared.events import calls as cl
 from madoguchi_shared.events import desk as dk
 from madoguchi_shared.events.report import line_scope_id, report_id
@@ -462,7 +462,7 @@ def _period(start: dt.date, end: dt.date) -> dict[str, Any]:
 # --- the reports ---------------------------------------------------------------------------------
 
 
-async def desk_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, desk: str, day: dt.date,
+async def desk_daily(conn: db.Connection, cfg: ReportConfig, m: str, desk: str, day: dt.date,
                      *, with_revision: bool = True) -> dict[str, Any]:
     """REP-1: one desk's daily report."""
     counts = _with_unserved(await _counts(conn, m, "desk", [desk], day, day), await _unserved(conn, m, [desk], day, day))
@@ -500,7 +500,7 @@ async def desk_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, desk: 
     return report
 
 
-async def line_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, line: str, day: dt.date,
+async def line_daily(conn: db.Connection, cfg: ReportConfig, m: str, line: str, day: dt.date,
                      *, with_revision: bool = True) -> dict[str, Any]:
     """REP-2: the phone line's daily figures, under the desk report's headings where they apply."""
     counts = await _counts(conn, m, "line", [line], day, day)
@@ -654,7 +654,7 @@ def _sum(cells: list[dict[str, int]], figures) -> dict[str, int]:
     return {f: sum(c.get(f, 0) for c in cells) for f in figures}
 
 
-async def weekly(conn: asyncpg.Connection, cfg: ReportConfig, m: str, week_start: dt.date,
+async def weekly(conn: db.Connection, cfg: ReportConfig, m: str, week_start: dt.date,
                  *, with_revision: bool = True) -> dict[str, Any]:
     """REP-3: every desk's daily figures rolled up into one city-wide table (wards x days, totals)."""
     week_start = week_start - dt.timedelta(days=week_start.weekday())
@@ -727,7 +727,7 @@ async def call_records(conn, m: str, start: dt.date, end: dt.date) -> list[dict[
     return out
 
 
-async def final(conn: asyncpg.Connection, cfg: ReportConfig, m: str, start: dt.date, end: dt.date,
+async def final(conn: db.Connection, cfg: ReportConfig, m: str, start: dt.date, end: dt.date,
                 *, with_revision: bool = True, with_records: bool = True) -> dict[str, Any]:
     """REP-4: the contract's totals per ward and month, the distributions, the line, the call records."""
     wards_of = await desk_wards(conn, cfg, m)

@@ -28,7 +28,6 @@ and their sha256), ``report_revision`` (the last revision notice sent for a subm
 
 from __future__ import annotations
 
-import asyncpg
 
 from madoguchi_shared import db, projection
 from madoguchi_shared.projection import DEAD_LETTERS_SQL
@@ -261,11 +260,11 @@ STAT_TABLES: dict[str, str] = {
 BATCH_TABLES = ("report_day", "outbox")
 
 
-async def migrate(conn: asyncpg.Connection) -> int:
+async def migrate(conn: db.Connection) -> int:
     return await db.migrate(conn, SCHEMA, MIGRATIONS)
 
 
-async def checksums(conn: asyncpg.Connection, municipality: str | None = None) -> dict[str, tuple[int, str]]:
+async def checksums(conn: db.Connection, municipality: str | None = None) -> dict[str, tuple[int, str]]:
     """(row count, md5 over the ordered rows' content columns) of every statistics table."""
     out: dict[str, tuple[int, str]] = {}
     for table, cols in STAT_TABLES.items():
@@ -280,7 +279,7 @@ async def checksums(conn: asyncpg.Connection, municipality: str | None = None) -
     return out
 
 
-async def truncate_projections(conn: asyncpg.Connection) -> None:
+async def truncate_projections(conn: db.Connection) -> None:
     tables = ", ".join(f'"{SCHEMA}".{t}' for t in STAT_TABLES)
     await conn.execute(f"TRUNCATE {tables}")
     await conn.execute(f'DELETE FROM "{SCHEMA}".projection_checkpoint')

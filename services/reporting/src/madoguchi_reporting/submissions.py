@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared import bus
 from madoguchi_shared.events.base import Actor
 from madoguchi_shared.events.report import (
@@ -153,7 +154,7 @@ async def submit_report(pool: asyncpg.Pool, js, cfg: ReportConfig, m: str, rid: 
 def make_revision_check(cfg: ReportConfig):
     """The projections' hook: for delivered reports whose figures a batch changed, emit what changed."""
 
-    async def check(conn: asyncpg.Connection, m: str, report_ids: list[str]) -> list:
+    async def check(conn: db.Connection, m: str, report_ids: list[str]) -> list:
         events = []
         for rid in report_ids:
             last = await conn.fetchrow(

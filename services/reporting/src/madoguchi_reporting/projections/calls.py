@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import calls as cl
 
@@ -126,11 +126,11 @@ class CallsBatch:
     call_with_callback: dict[tuple[str, UUID], str] = field(default_factory=dict)  # call -> callback status
 
 
-async def load_calls(conn: asyncpg.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], CallRow]:
+async def load_calls(conn: db.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], CallRow]:
     return {(r["municipality"], r["call_id"]): CallRow(**r) for r in await load_rows(conn, "call_record", "call_id", keys)}
 
 
-async def load_callbacks(conn: asyncpg.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], dict]:
+async def load_callbacks(conn: db.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], dict]:
     return {(r["municipality"], r["callback_id"]): r for r in await load_rows(conn, "callback", "callback_id", keys)}
 
 
@@ -275,7 +275,7 @@ def fold_callback_event(b: CallsBatch, e: cl._CallbackEvent) -> None:
 # --- the batch -------------------------------------------------------------------------------------
 
 
-async def load_batch(conn: asyncpg.Connection, batch: Sequence[Stored]) -> CallsBatch:
+async def load_batch(conn: db.Connection, batch: Sequence[Stored]) -> CallsBatch:
     call_keys: set[tuple[str, UUID]] = set()
     callback_keys: set[tuple[str, UUID]] = set()
     for s in batch:
@@ -289,7 +289,7 @@ async def load_batch(conn: asyncpg.Connection, batch: Sequence[Stored]) -> Calls
     return CallsBatch(await load_calls(conn, call_keys), await load_callbacks(conn, callback_keys))
 
 
-async def apply_calls(conn: asyncpg.Connection, batch: Sequence[Stored], notifier: Notifier) -> None:
+async def apply_calls(conn: db.Connection, batch: Sequence[Stored], notifier: Notifier) -> None:
     """Apply one batch of calls events (in stream order) inside the projection's transaction."""
     await live_batch_guard(conn, notifier.enabled)
     b = await load_batch(conn, batch)

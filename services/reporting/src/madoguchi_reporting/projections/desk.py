@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import desk as dk
 
@@ -84,7 +84,7 @@ class DeskBatch:
         return self.desk_days[k]
 
 
-async def load_tickets(conn: asyncpg.Connection, keys: set[tuple[str, str, dt.date, int]]) -> dict[tuple, dt.datetime]:
+async def load_tickets(conn: db.Connection, keys: set[tuple[str, str, dt.date, int]]) -> dict[tuple, dt.datetime]:
     if not keys:
         return {}
     cols = list(zip(*keys, strict=True))
@@ -282,7 +282,7 @@ def fold_calendar_event(b: DeskBatch, s: Stored) -> None:
 # --- the batch -------------------------------------------------------------------------------------
 
 
-async def load_batch(conn: asyncpg.Connection, batch: Sequence[Stored]) -> DeskBatch:
+async def load_batch(conn: db.Connection, batch: Sequence[Stored]) -> DeskBatch:
     """What the batch needs from earlier batches: visit rows, ticket issue times.
 
     A ticket number can be issued twice on one desk-day (the day restarted): a visit's ticket is
@@ -302,7 +302,7 @@ async def load_batch(conn: asyncpg.Connection, batch: Sequence[Stored]) -> DeskB
     return DeskBatch(await load_visits(conn, visit_keys), await load_tickets(conn, ticket_keys))
 
 
-async def write_batch(conn: asyncpg.Connection, b: DeskBatch) -> None:
+async def write_batch(conn: db.Connection, b: DeskBatch) -> None:
     await upsert(conn, "ticket", [("municipality", "text"), ("desk", "text"), ("day", "date"), ("ticket_no", "int4"),
                                   ("issued_at", "timestamptz")], [(*k, t) for k, t in b.new_tickets.items()],
                  "municipality, desk, day, ticket_no", "UPDATE SET issued_at = EXCLUDED.issued_at")
@@ -322,7 +322,7 @@ async def write_batch(conn: asyncpg.Connection, b: DeskBatch) -> None:
     await write_counts(conn, b.acc)
 
 
-async def apply_desk(conn: asyncpg.Connection, batch: Sequence[Stored], notifier: Notifier) -> None:
+async def apply_desk(conn: db.Connection, batch: Sequence[Stored], notifier: Notifier) -> None:
     """Apply one batch of desk events (in stream order) inside the projection's transaction."""
     await live_batch_guard(conn, notifier.enabled)
     b = await load_batch(conn, batch)

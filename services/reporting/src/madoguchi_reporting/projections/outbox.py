@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared.events import dump_event
 from madoguchi_shared.events import report as rp
 from madoguchi_shared.events.base import Event
@@ -29,11 +29,11 @@ class Notifier:
     """What a live projection does after its statistics: report events into the outbox."""
 
     enabled: bool = True
-    revision_check: Callable[[asyncpg.Connection, str, list[str]], Any] | None = None
+    revision_check: Callable[[db.Connection, str, list[str]], Any] | None = None
     on_outbox: Callable[[], None] | None = None
 
 
-async def notify_affected(conn: asyncpg.Connection, affected: dict[DayKey, str | None], notifier: Notifier) -> None:
+async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None], notifier: Notifier) -> None:
     if not affected or not notifier.enabled:
         return
     weeks: dict[tuple[str, dt.date], None] = {}
@@ -88,7 +88,7 @@ async def notify_affected(conn: asyncpg.Connection, affected: dict[DayKey, str |
         notifier.on_outbox()
 
 
-async def write_outbox(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+async def write_outbox(conn: db.Connection, events: Sequence[Event]) -> None:
     if not events:
         return
     await conn.executemany(
@@ -98,7 +98,7 @@ async def write_outbox(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     await conn.execute("SELECT pg_notify('reporting_outbox', '')")
 
 
-async def drain_outbox(conn: asyncpg.Connection, js, limit: int = 2000) -> int:
+async def drain_outbox(conn: db.Connection, js, limit: int = 2000) -> int:
     """Publish waiting report events (Nats-Msg-Id = event id: a retry is deduplicated)."""
     async with conn.transaction():
         rows = await conn.fetch(

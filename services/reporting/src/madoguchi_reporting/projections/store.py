@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import asyncpg
 
+from madoguchi_shared import db
 from madoguchi_shared.projection import Transient
 
 from madoguchi_reporting.schema import SCHEMA
@@ -66,7 +66,7 @@ class Acc:
             self.add_all(key, before, -1, ward)
 
 
-async def write_counts(conn: asyncpg.Connection, acc: Acc) -> None:
+async def write_counts(conn: db.Connection, acc: Acc) -> None:
     items = [(k, n) for k, n in acc.counts.items() if n]
     if not items:
         return
@@ -95,7 +95,7 @@ class RebuildInProgress(Transient):
     """A live batch found a rebuild running: it rolls back, the projection retries later."""
 
 
-async def live_batch_guard(conn: asyncpg.Connection, live: bool) -> None:
+async def live_batch_guard(conn: db.Connection, live: bool) -> None:
     """Every batch's first statement.
 
     - Asynchronous commit: a batch lost to a crash loses its checkpoint with it (one transaction),
@@ -112,7 +112,7 @@ async def live_batch_guard(conn: asyncpg.Connection, live: bool) -> None:
         raise RebuildInProgress("a rebuild of the reporting projections is running")
 
 
-async def load_rows(conn: asyncpg.Connection, table: str, id_column: str, keys: set[tuple[str, UUID]]) -> list[dict]:
+async def load_rows(conn: db.Connection, table: str, id_column: str, keys: set[tuple[str, UUID]]) -> list[dict]:
     """The rows of `table` whose (municipality, `id_column`) is one of `keys`."""
     if not keys:
         return []
@@ -131,7 +131,7 @@ def joined(values: list[str] | None) -> str | None:
     return None if values is None else ",".join(values)
 
 
-async def upsert(conn: asyncpg.Connection, table: str, cols: Sequence[tuple[str, str]], rows: Sequence[tuple],
+async def upsert(conn: db.Connection, table: str, cols: Sequence[tuple[str, str]], rows: Sequence[tuple],
                  conflict: str, action: str, expr: dict[str, str] | None = None) -> None:
     """Write many rows in one set-based statement (unnest of one array per column).
 
@@ -150,7 +150,7 @@ async def upsert(conn: asyncpg.Connection, table: str, cols: Sequence[tuple[str,
     )
 
 
-async def upsert_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str], types: Sequence[str],
+async def upsert_rows(conn: db.Connection, table: str, columns: Sequence[str], types: Sequence[str],
                       rows: Sequence[tuple], conflict: str) -> None:
     """Upsert whole rows: every column after the key (`conflict`) is replaced."""
     keys = len(conflict.split(","))
@@ -163,7 +163,7 @@ def note(at: dt.datetime, category: str | None, text: str, *, step: str | None =
     return {"at": at, "category": category, "step": step, "text": text, "status": status, "detail": None}
 
 
-async def write_notes(conn: asyncpg.Connection, notes: dict[NoteKey, dict],
+async def write_notes(conn: db.Connection, notes: dict[NoteKey, dict],
                       updates: Sequence[tuple[NoteKey, dict]] = ()) -> None:
     """Write the batch's new notes, then apply status updates to notes of earlier batches."""
     remote: list[tuple[NoteKey, dict]] = []

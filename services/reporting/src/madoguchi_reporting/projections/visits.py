@@ -7,7 +7,8 @@ from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
 
-import asyncpg
+
+from madoguchi_shared import db
 
 from madoguchi_reporting.projections.store import joined, load_rows
 
@@ -81,5 +82,5 @@ def visit_figures(v: VisitRow | None) -> Counter:
     return out
 
 
-async def load_visits(conn: asyncpg.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], VisitRow]:
+async def load_visits(conn: db.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], VisitRow]:
     return {(r["municipality"], r["visit_id"]): VisitRow(**r) for r in await load_rows(conn, "visit", "visit_id", keys)}
