@@ -49,6 +49,12 @@ class Ctx:
     correlation_id: UUID | None = None
     on_edge: bool = False  # decided by the desk edge on the laptop (EDGE.md), not by HQ
 
+    def day_hours(self) -> DayHours:
+        """The day's hours, which the shell always hands to a desk-day decision."""
+        if self.hours is None:
+            raise RuntimeError("a desk-day decision needs the day's hours")
+        return self.hours
+
     def envelope(self, ward: str | None = None, desk: str | None = None) -> dict[str, Any]:
         return {
             "municipality": self.municipality.code,
@@ -114,7 +120,7 @@ class SuspendOpening:
     instruction_id: str
     start: datetime
     end: datetime | None
-    reason: str
+    reason: ev.InstructionReason
     desks: tuple[str, ...] = ()
     note: str | None = None
 
@@ -124,7 +130,7 @@ class DelayOpening:
     instruction_id: str
     start: datetime
     until: datetime
-    reason: str
+    reason: ev.InstructionReason
     desks: tuple[str, ...] = ()
     note: str | None = None
 
@@ -462,14 +468,14 @@ class EndDay:
 
 @dataclass(frozen=True)
 class ReportCannotStart:
-    reason: str
+    reason: ev.StopReason
     reported_to_city_at: datetime
     note: str | None = None
 
 
 @dataclass(frozen=True)
 class ReportCannotContinue:
-    reason: str
+    reason: ev.StopReason
     reported_to_city_at: datetime
     note: str | None = None
 
@@ -493,7 +499,7 @@ class RecordCleanup:
 
 @dataclass(frozen=True)
 class CheckEquipment:
-    phase: str  # opening | closing
+    phase: ev.CheckPhase
     missing: tuple[str, ...] = ()
     damaged: tuple[str, ...] = ()
     note: str | None = None
@@ -502,7 +508,7 @@ class CheckEquipment:
 @dataclass(frozen=True)
 class CheckIn:
     staff_id: str
-    role: str
+    role: ev.DeskRole
     training_missing: tuple[str, ...] = ()
     notice_declined: bool = False  # declined the desk PC's monitoring notice today (SEC-2)
 
@@ -515,7 +521,7 @@ class CheckOut:
 @dataclass(frozen=True)
 class StartAbsence:
     staff_id: str
-    reason: str
+    reason: ev.AbsenceReason
     expected_minutes: int = 5
 
 
@@ -542,7 +548,7 @@ class MarkEdgeRecords:
     """Keep and mark what the edge recorded offline after HQ decided otherwise (EDGE.md merge rules)."""
 
     device_id: str
-    rule: str  # during_suspension | after_day_end
+    rule: ev.EdgeMarkRule
     decided_at: datetime
     learned_at: datetime
     tickets: tuple[int, ...] = ()
@@ -590,7 +596,7 @@ class MarkDisinfected:
 
 @dataclass(frozen=True)
 class RaiseEscalation:
-    category: str
+    category: ev.EscalationCategory
     summary: str
     visit_id: UUID | None = None
 
@@ -655,7 +661,7 @@ def _hours_refusal(day: DeskDay, hours: DayHours, now: datetime) -> Refusal | No
     opening once the manager has confirmed the start of the day (people queue at 8:40)."""
     if hours.is_open_at(now):
         return None
-    if hours.open_day and now < hours.opens and day.status == "started":
+    if hours.opens is not None and now < hours.opens and day.status == "started":
         return None
     for ins in hours.instructions:
         end = ins.end or datetime.max.replace(tzinfo=now.tzinfo)
@@ -675,11 +681,11 @@ def desk_open_now(day: DeskDay, hours: DayHours, now: datetime) -> bool:
     return hours.is_open_at(now) and day.status not in ("cannot_start", "halted", "ended")
 
 
-def staffing_events(day: DeskDay, ctx: Ctx, trigger: str) -> list[Event]:
+def staffing_events(day: DeskDay, ctx: Ctx, trigger: ev.StaffingTrigger) -> list[Event]:
     """DESK-5: during opening hours at least one supporter is on duty. A breach starts at once
     and ends when someone is on duty again or the desk closes."""
     env = ctx.envelope(day.ward, day.desk)
-    open_now = desk_open_now(day, ctx.hours, ctx.now)
+    open_now = desk_open_now(day, ctx.day_hours(), ctx.now)
     on_duty = day.on_duty()
     if day.breach is None and open_now and not on_duty:
         notice = bool(day.absent())
@@ -719,7 +725,6 @@ def _edge_refusal(day: DeskDay, ctx: Ctx) -> Refusal | None:
 def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
     env = ctx.envelope(day.ward, day.desk)
     d = {"deskday_id": day.id, **env}
-    hours = ctx.hours
     if isinstance(cmd, EDGE_OWNED) and (refusal := _edge_refusal(day, ctx)):
         raise refusal
     match cmd:
@@ -741,7 +746,7 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
                 raise Refusal("本日の業務開始はすでに確認済みです。", 409, "already_started")
             if day.status == "ended":
                 raise Refusal("本日の業務はすでに終了しています。", 409, "day_ended")
-            if not hours.open_day:
+            if not ctx.day_hours().open_day:
                 raise Refusal("本日はこの窓口の開設日ではありません（休止中を含む）。", 409, "closed_day")
             return _with_staffing(day, [ev.DayStarted(**d)], ctx)
         case EndDay():
@@ -768,7 +773,7 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
         case RecordPreparation() | RecordCleanup():
             if not cmd.start < cmd.end:
                 raise Refusal("終了時刻は開始時刻より後にしてください。", 422, "period")
-            outside = not _overlaps_hours(hours, cmd.start, cmd.end)
+            outside = not _overlaps_hours(ctx.day_hours(), cmd.start, cmd.end)
             cls = ev.PreparationRecorded if isinstance(cmd, RecordPreparation) else ev.CleanupRecorded
             return [cls(start=cmd.start, end=cmd.end, outside_opening_hours=outside, **d)]
         # --- equipment (DESK-10) ---
@@ -827,7 +832,7 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             return staffing_events(day, ctx, "timer")
         # --- queue (DESK-3) and capacity (DESK-2) ---
         case IssueTicket():
-            refusal = _day_refusal(day) or _hours_refusal(day, hours, ctx.now)
+            refusal = _day_refusal(day) or _hours_refusal(day, ctx.day_hours(), ctx.now)
             if refusal:
                 raise refusal
             n = day.last_ticket + 1
@@ -1018,24 +1023,24 @@ class StartVisit:
 
 @dataclass(frozen=True)
 class RecordDetails:
-    gender: str
-    age_band: str
-    purposes: tuple[str, ...]
+    gender: ev.Gender
+    age_band: ev.AgeBand
+    purposes: tuple[ev.Purpose, ...]
     support_needed: bool
     support_given: bool
-    payment_service: str | None = None
+    payment_service: ev.PaymentServiceCategory | None = None
 
 
 @dataclass(frozen=True)
 class RecordOpinion:
-    kind: str
+    kind: ev.OpinionKind
     text: str
-    step: str | None = None
+    step: ev.ProcedureStep | None = None
 
 
 @dataclass(frozen=True)
 class RecordPinFailure:
-    pin: str = "user_auth"
+    pin: ev.PinKind = "user_auth"
 
 
 @dataclass(frozen=True)
@@ -1055,8 +1060,8 @@ class ReportCardLeftBehind:
 
 @dataclass(frozen=True)
 class EndVisit:
-    outcome: str
-    reason: str | None = None
+    outcome: ev.Outcome
+    reason: ev.NotCompletedReason | None = None
 
 
 @dataclass(frozen=True)
