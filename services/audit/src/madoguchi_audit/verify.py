@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-
 from madoguchi_shared import db
 from madoguchi_shared.events.audit import CheckpointSigned
 

@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 
-
 from madoguchi_shared import db
 from madoguchi_shared.calendar import Calendar, Instruction, SpecialDay
 from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, load_municipality

@@ -18,6 +18,7 @@ import json
 from collections import defaultdict
 from typing import Any, get_args
 
+import asyncpg
 
 from madoguchi_shared import db
 from madoguchi_shared.events import calls as cl
@@ -558,7 +559,7 @@ def signature(cfg: ReportConfig, m: str) -> dict[str, Any]:
     return {"contractor": sig.contractor_ja, "approvals": list(sig.approvals), "submitted_on": None}
 
 
-async def city_daily(conn: asyncpg.Connection, cfg: ReportConfig, m: str, day: dt.date,
+async def city_daily(conn: db.Connection, cfg: ReportConfig, m: str, day: dt.date,
                      *, with_revision: bool = True) -> dict[str, Any]:
     """Every desk's daily figures in one table, the city's total and the phone line (issue 16)."""
     calendar = await cfg.calendar(conn, m)

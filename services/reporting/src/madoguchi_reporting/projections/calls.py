@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-
 from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import calls as cl
@@ -323,7 +322,7 @@ async def apply_calls(conn: db.Connection, batch: Sequence[Stored], notifier: No
     await notify_affected(conn, b.acc.affected, notifier)
 
 
-async def follow_escalations(conn: asyncpg.Connection, b: CallsBatch) -> None:
+async def follow_escalations(conn: db.Connection, b: CallsBatch) -> None:
     """Apply the callback workflow's steps to the phone escalations' notes (written before: the call
     is closed as escalated_callback before its callback task opens)."""
     for m, ref, change in b.escalation_updates:

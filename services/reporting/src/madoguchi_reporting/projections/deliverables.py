@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
 from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import report as rp

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-
 from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import desk as dk

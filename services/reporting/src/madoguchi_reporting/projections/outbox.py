@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 from madoguchi_shared import db
 from madoguchi_shared.events import dump_event
 from madoguchi_shared.events import report as rp

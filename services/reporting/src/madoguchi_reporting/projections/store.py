@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-
 from madoguchi_shared import db
 from madoguchi_shared.projection import Transient
 

@@ -7,7 +7,6 @@ from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
 
-
 from madoguchi_shared import db
 
 from madoguchi_reporting.projections.store import joined, load_rows
