@@ -92,3 +92,37 @@ async def test_an_operator_logs_a_call_that_becomes_a_callback(new_page, staff, 
     await page.get_by_role("button", name="つながった（完了）").click()
     await page.wait_for_load_state("domcontentloaded")
     assert "折り返しが完了しました" in await page.inner_text(".flash.ok")
+
+
+async def test_a_repeat_caller_is_linked_by_the_reference_given(new_page, staff, login, stack, screenshots, js,
+                                                               screen_check):
+    """The operator sees the call's 受付番号 to give the caller, and links a repeat call by the number the
+    caller was given on an earlier, unconnected call (typed in full-width digits as people do)."""
+    token = await token_for(js, stack.settings, staff_id="SYS-phone", roles=[Role.service],
+                            municipality=stack.settings.municipality)
+    async with httpx.AsyncClient(base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}) as api:
+        earlier = (await api.post("/v1/calls", json={"line": "main"})).json()
+        r = await api.post(f"/v1/calls/{earlier['call_id']}/abandoned")
+        assert r.status_code == 200, r.text
+    reference = earlier["reference"]
+
+    await staff("O-rep", "operator")
+    page = await new_page(1024, 768)
+    await login(page, "O-rep")
+    await page.fill("#seat-id", "7")
+    await page.get_by_role("button", name="着席する").click()
+    await page.wait_for_load_state("domcontentloaded")
+    await page.get_by_role("button", name="着信に応答する").click()
+    await page.wait_for_load_state("domcontentloaded")
+    shown = await page.inner_text("[data-testid=call-reference]")
+    assert "受付番号" in shown and shown.split("受付番号")[1].strip()[:9].count("-") == 1
+    await screen_check(page, "電話対応（受付番号）")
+    full_width = reference.translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
+    await page.fill("#f-reference", full_width)
+    await page.get_by_role("button", name="以前のお電話と結び付ける").click()
+    await page.wait_for_load_state("domcontentloaded")
+    assert f"受付番号 {reference}）と結び付けました" in await page.inner_text(".flash")
+    assert reference in await page.inner_text("[data-testid=repeat-of]")
+    await screen_check(page, "電話対応（再度のお電話）")
+    await page.screenshot(path=str(screenshots / "phone-repeat-call-1024.png"), full_page=True)
+    assert not screen_check.problems, screen_check.problems

@@ -325,6 +325,31 @@ def _close_body(form: FormValues) -> tuple[dict[str, Any], dict[str, str]]:
     return body, errors
 
 
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９－ー", "0123456789--")
+
+
+@router.post("/phone/calls/{call_id}/repeat-of")
+async def link_repeat(request: Request, call_id: str, session: PhoneSession, api: Api):
+    """A caller calls again and quotes the reference given on the earlier call: the two are linked
+    (no phone number is kept), so unconnected callers are counted as people in the line report."""
+    form = await read_form(request)
+    line = form.get("line") or "main"
+    reference = (form.get("reference") or "").strip().translate(FULL_WIDTH_DIGITS)
+    if not re.fullmatch(r"[0-9]{4}-?[0-9]{4}", reference):
+        message = "受付番号は8桁の数字で入力してください（例：4821-0937）。"
+    else:
+        try:
+            linked = await api.post("calls", f"/v1/calls/{call_id}/repeat-of", {"reference": reference})
+            message = f"以前のお電話（受付番号 {linked['repeat_of']}）と結び付けました。"
+        except ApiError as exc:
+            if exc.status == 401:
+                raise
+            message = f"結び付けられません：{exc.detail}"
+    response = RedirectResponse(f"/phone?line={line}&call={call_id}", status_code=303)
+    set_flash(response, message)
+    return response
+
+
 @router.post("/phone/calls/{call_id}/close")
 async def close_call(request: Request, call_id: str, session: PhoneSession, api: Api):
     """Record the call: categories, resolution, notes, opinions, FAQ used; a callback when escalated."""
