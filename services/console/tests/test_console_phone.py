@@ -98,7 +98,8 @@ async def test_a_repeat_caller_is_linked_by_the_reference_given(new_page, staff,
                                                                screen_check):
     """The operator sees the call's 受付番号 to give the caller, and links a repeat call by the number the
     caller was given on an earlier, unconnected call (typed in full-width digits as people do)."""
-    token = await token_for(js, stack.settings, staff_id="SYS-phone", roles=[Role.service],
+    await staff("O-rep", "operator")
+    token = await token_for(js, stack.settings, staff_id="O-rep", roles=[Role.operator],
                             municipality=stack.settings.municipality)
     async with httpx.AsyncClient(base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}) as api:
         earlier = (await api.post("/v1/calls", json={"line": "main"})).json()
@@ -106,7 +107,6 @@ async def test_a_repeat_caller_is_linked_by_the_reference_given(new_page, staff,
         assert r.status_code == 200, r.text
     reference = earlier["reference"]
 
-    await staff("O-rep", "operator")
     page = await new_page(1024, 768)
     await login(page, "O-rep")
     await page.fill("#seat-id", "7")
