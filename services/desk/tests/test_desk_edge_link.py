@@ -211,7 +211,8 @@ async def test_a_day_end_confirmed_at_hq_during_the_outage_marks_what_it_could_n
 async def test_an_edge_restarted_while_offline_loses_nothing_and_refuses_a_bad_command_id(
         settings, municipality, nc, js, nats_server, data_dir, tmp_path):
     """The journal is the laptop's disk: commands recorded offline survive a restart of the edge
-    (a reboot, a crash) and reach HQ once; a malformed command id is a 422 that stores nothing."""
+    (a reboot, a crash) and reach HQ once; a restarted edge serves offline on the accounts it kept;
+    a malformed command id is a 422 that stores nothing."""
     m = municipality
     clock = FakeClock(datetime(2021, 4, 6, 9, 0, tzinfo=TOKYO))
     await train(js, m, "S1")
@@ -232,13 +233,13 @@ async def test_an_edge_restarted_while_offline_loses_nothing_and_refuses_a_bad_c
             bad = await edge.post(f"{BASE}/tickets", headers=s1 | {"Idempotency-Key": "x y"})
             assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["detail"]
             assert (await edge.get("/v1/edge")).json()["pending"] == 4
-        # the laptop restarts, still without a link, and keeps numbering from its journal
+        # the laptop restarts, still without a link: the last copy of the accounts checks the token,
+        # and it numbers on from its journal
         async with edge_app(settings, "chuo-1", tmp_path, link, laptop, clock, wait_for_accounts=False) as (app, edge):
-            assert app.state.link.journal.depth() == 4
-            await link.restore()
-            await until(lambda: _edge_state(edge, "送信済み"))
-            await until(lambda: getattr(app.state, "accounts", None))  # staff tokens need HQ's accounts once
+            assert app.state.link.journal.depth() == 4 and not app.state.link.online
             assert ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)["ticket_no"] == 5
+            assert (await edge.post(f"{BASE}/tickets", headers=manager | {"Authorization": "Bearer forged"})).status_code == 401
+            await link.restore()
             await until(lambda: _edge_state(edge, "送信済み"))
         stored = await _hq_day(nc, m)
         assert [s.event.ticket_no for s in stored if s.event.type == "desk.ticket_issued"] == [1, 2, 3, 4, 5]

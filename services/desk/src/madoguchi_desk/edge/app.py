@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import time
 import json
 import re
 from collections.abc import AsyncIterator
@@ -25,6 +27,7 @@ from madoguchi_desk.edge.service import COMMAND_KEY, EdgeDeskService
 from madoguchi_desk.main import load_config
 from madoguchi_desk.service import Clock, system_clock
 from madoguchi_shared import auth, logging, sealed
+from madoguchi_shared.events.base import Role
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.settings import Settings
 from madoguchi_shared.web import (LoginThrottle, RequestContext, _auth_router, _install_error_handlers, _ops_router,
@@ -104,6 +107,36 @@ class CommandIds:
         await send({"type": "http.response.body", "body": body})
 
 
+ACCOUNTS_KEPT_EVERY = 30.0
+
+
+class KeptAccounts(auth.AccountDirectory):
+    """The last copy of HQ's accounts of this municipality, from the journal: what checks staff tokens
+    after a restart while the link is down (an account it does not hold is refused)."""
+
+    @staticmethod
+    def snapshot(directory: auth.AccountDirectory, municipality: str) -> dict:
+        now = time.time()
+        accounts = [{**dataclasses.asdict(a), "password_hash": None, "roles": [r.value for r in a.roles]}
+                    for a in directory.of_municipality(municipality)]
+        return {"accounts": accounts, "revoked": {k: v for k, v in directory.revoked.items() if v > now}}
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict) -> KeptAccounts:
+        kept = cls(None)  # type: ignore[arg-type]
+        for raw in snapshot.get("accounts", []):
+            account = auth.Account(**{**raw, "roles": tuple(Role(r) for r in raw["roles"]), "wards": tuple(raw["wards"])})
+            kept.accounts[account.key] = account
+        kept.revoked = dict(snapshot.get("revoked", {}))
+        return kept
+
+    async def account(self, municipality: str, staff_id: str):
+        return self.accounts.get(f"{municipality}.{staff_id}")
+
+    async def stop(self) -> None:
+        return None
+
+
 edge_router = APIRouter(prefix="/v1/edge", tags=["edge"])
 
 
@@ -125,19 +158,28 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
         app.state.nc = None
         app.state.js = None
 
+        snapshot = service.journal.fact("accounts")
+        if snapshot is not None:  # a restart without a link: the last copy checks tokens until HQ is reached
+            app.state.accounts = KeptAccounts.from_snapshot(snapshot)
+
         async def accounts() -> None:
             # staff tokens are checked against HQ's accounts; the copy stays in memory through an outage
+            # and is kept in the journal (no password hashes) for a restart while offline
             while service.js is None:
                 await asyncio.sleep(0.2)
             app.state.nc, app.state.js = service.nc, service.js
             sealed.use(sealed.TextVault(service.js))
             while True:
                 try:
-                    app.state.accounts = await auth.AccountDirectory(service.js).start(settings.stream_replicas)
-                    return
+                    live = await auth.AccountDirectory(service.js).start(settings.stream_replicas)
+                    break
                 except Exception as exc:  # noqa: BLE001 - HQ not reachable yet
                     log.warning("edge.accounts_unreadable", error_type=type(exc).__name__)
                     await asyncio.sleep(2.0)
+            app.state.accounts = live
+            while True:
+                service.journal.set_fact("accounts", KeptAccounts.snapshot(live, municipality.code))
+                await asyncio.sleep(ACCOUNTS_KEPT_EVERY)
 
         async def staffing_timer() -> None:
             while True:  # DESK-5 for this desk, online or not (HQ's timer leaves it to the edge)
