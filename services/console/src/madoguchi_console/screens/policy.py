@@ -208,6 +208,7 @@ async def policy_change(request: Request, session: PolicySession):
     m = session.principal.municipality
     found = await p.effective(js, m, ROLE, desk)
     base = form.integer("base_revision", -1)
+    base = -1 if base is None else base
     policy, errors, values = parse_form(form, found.loaded.policy)
     if policy is None:
         return await _page(request, session, desk, 422, values=values, errors=errors, base_revision=base,
