@@ -115,3 +115,22 @@ def test_a_desk_whose_laptop_is_offline_is_amber_at_hq_with_since_when():
     assert desk_severity(offline, t) == ("amber", ["オフライン（10:20 から）"])
     marked = {**online, "marked": [{"rule": "during_suspension", "tickets": [3]}]}
     assert desk_severity(marked, t) == ("amber", ["オフライン中の記録 要確認1件"])
+
+
+def test_hq_shows_a_desk_offline_since_its_last_heartbeat_with_the_last_known_queue():
+    from madoguchi_console.domain import Thresholds
+    from madoguchi_console.screens.hq import _card
+    from madoguchi_console.views import make_templates
+
+    t = Thresholds(wait_amber_minutes=30, wait_red_minutes=60, queue_amber=8, queue_red=15)
+    status = {"desk": "chuo-1", "open_now": True, "day_status": "started", "staffing": {"breach_open": False}, "absent": [],
+              "on_duty": [{"staff_id": "S1"}], "visitors": 12, "expected_max": 80, "alerts": [],
+              "queue": {"waiting": [11, 12], "served": 9}, "estimated_wait_minutes": 8,
+              "edge_link": {"online": False, "label_ja": "オフライン（10:20 から）", "pending_at_last_contact": 0}}
+    card = _card({"desk": "chuo-1", "ward_name_ja": "中央区"}, status, t)
+    html = make_templates().get_template("hq/_desks.html").render(cards=[card], is_manager=False)
+    assert 'data-testid="hq-edge-offline">オフライン（10:20 から）・最後に届いた待ち状況<' in html
+    assert 'data-testid="hq-waiting">2<' in html and 'data-severity="amber"' in html
+    online = {**status, "edge_link": {"online": True, "label_ja": "オンライン"}}
+    html = make_templates().get_template("hq/_desks.html").render(cards=[_card({"desk": "chuo-1"}, online, t)], is_manager=False)
+    assert "hq-edge-offline" not in html

@@ -265,7 +265,7 @@ async def test_the_edge_credential_appends_only_desk_work_of_its_municipality(na
     client = await nats.connect(nats_server.address, error_cb=on_error, **options)
     try:
         for subject in (f"mg.calls.{municipality}.call.x", f"mg.admin.{municipality}.staff.S1",
-                        f"mg.desk.{municipality}.calendar.city", f"mg.desk.011002.deskday.chuo-1_2021-04-06",
+                        f"mg.desk.{municipality}.calendar.city", "mg.desk.011002.deskday.chuo-1_2021-04-06",
                         f"mg.device.{municipality}.agent.chuo-1-pc", "$JS.API.STREAM.DELETE.MG_DESK",
                         f"mg.edge.{municipality}.kita-1"):
             before = len(refusals)
