@@ -12,8 +12,6 @@ pytestmark = pytest.mark.browser
 
 
 async def test_an_auditor_verifies_the_log(new_page, staff, login, stack, screenshots):
-    if not stack.has("audit"):
-        pytest.skip("the audit service is not there yet")
     await staff("A-audit", "auditor")
     page = await new_page(1024, 768)
     await login(page, "A-audit")

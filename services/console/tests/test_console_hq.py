@@ -13,8 +13,6 @@ async def press(page, text: str) -> None:
 
 
 async def test_the_manager_sees_the_visit_and_an_alert_appear_live(new_page, staff, login, stack, screenshots):
-    if not stack.has("audit"):
-        pytest.skip("the audit service is not there yet")
     await staff("M-hq", "manager")
     await staff("S-toyohira", "supporter", wards=["toyohira"])
     hq = await new_page(1600, 1000)

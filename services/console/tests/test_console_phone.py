@@ -11,8 +11,6 @@ pytestmark = pytest.mark.browser
 
 
 async def test_an_operator_logs_a_call_that_becomes_a_callback(new_page, staff, login, stack, screenshots, js):
-    if not stack.has("calls"):
-        pytest.skip("the calls service is not there yet")
     # The manager keeps the operators' Q&A (set up through the calls API).
     token = await token_for(js, stack.settings, staff_id="M-faq", roles=[Role.manager], municipality=stack.settings.municipality)
     async with httpx.AsyncClient(base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}) as client:
