@@ -155,6 +155,8 @@ async def test_desk2_capacity_alert_through_the_api(settings, municipality, js):
 
 
 async def test_access_roles_and_wards(settings, municipality, nc, js):
+    """ORG-2: each role does its own part: supporters and rounders work the desks of their wards, only the
+    manager confirms the day, city staff and auditors read and never write."""
     clock = FakeClock(datetime(2021, 4, 6, 9, 0, tzinfo=TOKYO))
     other_ward = await auth(js, settings, municipality, "S1", Role.supporter, ("kita",))
     city = await auth(js, settings, municipality, "C1", Role.city_staff)

@@ -61,6 +61,7 @@ def test_desk5_no_breach_outside_opening_hours():
 
 
 def test_org4_check_in_refused_until_training_complete():
+    """ORG-4 and SEC-1: no duty before the training, the information security policy included."""
     h = DeskHarness().at(8, 30)
     staff = [TrainingItemCompleted(municipality=M, staff_id="S9", item=i, hours=1) for i in TRAINING_ITEMS[:-1]]
     missing = d.training_missing(staff)

@@ -57,6 +57,7 @@ async def test_every_desk_daily_report_equals_the_generated_counts(week_run):
 
 
 async def test_every_line_daily_report_equals_the_generated_counts(week_run):
+    """REP-2: the phone line's daily figures, for every day of the week, equal what was generated."""
     calls = 0
     escalations = []
     people = unconnected = 0
@@ -83,6 +84,7 @@ async def test_every_line_daily_report_equals_the_generated_counts(week_run):
 
 
 async def test_weekly_table_is_the_sum_of_the_daily_counts(week_run):
+    """REP-3: the weekly report rolls every desk's daily reports up into one city-wide table."""
     report = (await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat())).json()
     fig = report["figures"]
     totals: Counter = Counter()
@@ -103,6 +105,7 @@ async def test_weekly_table_is_the_sum_of_the_daily_counts(week_run):
 
 
 async def test_final_report_totals_and_call_records(week_run):
+    """REP-4: the final report, with the call records."""
     report = (await week_run.get("/v1/reports/final", **{"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()})).json()
     fig = report["figures"]
     visits = week_run.week.visits
