@@ -54,6 +54,9 @@ async def test_a_desk_served_through_a_cut_link_reaches_hq_once(settings, munici
         called = ok(await edge.post(f"{BASE}/tickets/call-next", headers=s1 | key, json={}))
         again = await edge.post(f"{BASE}/tickets/call-next", headers=s1 | key, json={})  # the screen sent it twice
         assert again.json() == called and again.headers["idempotent-replayed"] == "true"
+        assert _app.state.link.journal.forget_answers(older_than=0) >= 1  # later: the answer is no longer kept ...
+        late = ok(await edge.post(f"{BASE}/tickets/call-next", headers=s1 | key, json={}))
+        assert late["replayed"] and [e["event_id"] for e in late["events"]] == [e["event_id"] for e in called["events"]]
         visit = ok(await edge.post(f"{BASE}/tickets/1/visit", headers=s1), 201)["visit_id"]
         ok(await edge.post(f"/v1/visits/{visit}/details", headers=s1, json={
             "gender": "female", "age_band": "70s", "purposes": ["mykey_pc"], "support_needed": True, "support_given": True}))

@@ -72,10 +72,14 @@ class CommandIds:
             await self.inflight[key].wait()
         known, status, body = self.journal.answer(key)
         if known:
-            if status is None:  # stored events, answer lost (a crash in between): the events it made
+            if body is None and status is not None and status >= 400:  # an old refusal, its text no longer kept
+                body = json.dumps({"title": "Conflict", "status": status, "replayed": True,
+                                   "detail": "この操作は以前に受け付けられませんでした。画面を更新してください。"},
+                                  ensure_ascii=False).encode()
+            elif body is None:  # the answer lost in a crash, or no longer kept: the events the command made
                 rows = self.journal.command_events(key)
-                status, body = 200, json.dumps({"events": [{"seq": r.seq, **json.loads(r.data)} for r in rows],
-                                                 "replayed": True}, ensure_ascii=False).encode()
+                status, body = status or 200, json.dumps({"events": [{"seq": r.seq, **json.loads(r.data)} for r in rows],
+                                                           "replayed": True}, ensure_ascii=False).encode()
             return await self._answer(send, status, body, True)
         done = self.inflight[key] = asyncio.Event()
         token = COMMAND_KEY.set(key)
@@ -108,6 +112,9 @@ class CommandIds:
 
 
 ACCOUNTS_KEPT_EVERY = 30.0
+# A form sent twice comes back within seconds (a double click, a retry after a lost answer): the first
+# answer is replayed as it was for this long, later repeats get the command's events (still one command).
+ANSWERS_KEPT_SECONDS = 600.0
 
 
 class KeptAccounts(auth.AccountDirectory):
@@ -185,6 +192,7 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
             while True:  # DESK-5 for this desk, online or not (HQ's timer leaves it to the edge)
                 await asyncio.sleep(config.staffing_check_seconds)
                 await service.staffing_sweep()
+                service.journal.forget_answers(ANSWERS_KEPT_SECONDS)
 
         await link.start()
         tasks = [asyncio.create_task(accounts(), name="edge-accounts"),

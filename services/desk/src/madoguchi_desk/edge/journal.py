@@ -84,6 +84,7 @@ class Journal:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA secure_delete=ON")  # replaced free text is overwritten, not left in free pages
         self.db.executescript(SCHEMA)
         self.path.chmod(0o600)
 
@@ -207,6 +208,13 @@ class Journal:
         self.db.execute("INSERT INTO commands (key, status, body, created_at) VALUES (?, ?, ?, ?) "
                         "ON CONFLICT (key) DO UPDATE SET status = excluded.status, body = excluded.body",
                         (key, status, body, time.time()))
+
+    def forget_answers(self, older_than: float) -> int:
+        """Drop stored answers older than `older_than` seconds (they may quote free text in the clear);
+        the key stays, so a late repeat is still one command, answered from its events (sealed by then)."""
+        cur = self.db.execute("UPDATE commands SET body = NULL WHERE body IS NOT NULL AND created_at < ?",
+                              (time.time() - older_than,))
+        return cur.rowcount
 
     def command_events(self, key: str) -> list[Row]:
         cur = self.db.execute(f"SELECT {_COLUMNS} FROM journal WHERE command = ? ORDER BY seq", (key,))
