@@ -233,6 +233,8 @@ async def test_an_edge_restarted_while_offline_loses_nothing_and_refuses_a_bad_c
             await until(lambda: _edge_state(edge, "オフライン"))
             for _ in range(4):
                 ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)
+            assert (await edge.get(f"{BASE}/live", headers=s1)).status_code == 404  # HQ's bus feed is not on the laptop
+            assert (await edge.get("/v1/desks/kita-1/status", headers=manager)).status_code == 404  # one desk only
             bad = await edge.post(f"{BASE}/tickets", headers=s1 | {"Idempotency-Key": "x y"})
             assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["detail"]
             assert (await edge.get("/v1/edge")).json()["pending"] == 4

@@ -20,6 +20,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from madoguchi_desk import domain as d
 from madoguchi_desk.api import calendar_router, desks_router, queue_router, visits_router
 from madoguchi_desk.edge.journal import Journal
 from madoguchi_desk.edge.link import EdgeLink
@@ -145,6 +146,13 @@ class KeptAccounts(auth.AccountDirectory):
 
 
 edge_router = APIRouter(prefix="/v1/edge", tags=["edge"])
+not_on_edge = APIRouter(tags=["edge"])
+
+
+@not_on_edge.get("/v1/desks/{desk_id}/live", include_in_schema=False)
+async def no_live_feed(desk_id: str) -> None:
+    """HQ's live feed follows the bus; on the laptop the screens poll the status instead."""
+    raise d.Refusal("ライブ配信は本部のサービスで利用できます。この端末では状態（/status）を参照してください。", 404, "not_on_edge")
 
 
 @edge_router.get("")
@@ -240,6 +248,6 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
     _install_error_handlers(app)
     app.include_router(_ops_router())
     app.include_router(_auth_router())
-    for router in (queue_router, calendar_router, desks_router, visits_router, edge_router):
+    for router in (not_on_edge, queue_router, calendar_router, desks_router, visits_router, edge_router):
         app.include_router(router)
     return app
