@@ -7,9 +7,9 @@ MADOGUCHI_PG_DSN when set):
 1. simulates --weeks weeks at 10 desks and the phone line (tests/reporting_sim.py) and publishes
    them (pipelined publish);
 2. the raw ceiling: the fastest plain way to move the same events from JetStream into PostgreSQL
-   with no logic: a raw pull ($JS.API.CONSUMER.MSG.NEXT requests of 1,000 kept two deep, AckNone,
-   core subscription callback) and COPY into an unchained table, 1,000 rows and a checkpoint per
-   transaction (ARCHITECTURE: about 21,000 events/s on these machines);
+   with no logic: the shared reader (`madoguchi_shared.reader`, the projections' own pull: raw
+   $JS.API.CONSUMER.MSG.NEXT requests kept two deep, AckNone) and COPY into an unchained table,
+   a batch and a checkpoint per transaction (ARCHITECTURE: about 21,000 events/s on these machines);
 3. projection throughput: the real projections over the same events, from an empty schema, in
    rebuild mode and in live mode (report-updated events into the outbox); target >= 60 % of (2);
 4. rebuild (`madoguchi report rebuild` path) of everything, extrapolated to 1 million events
@@ -34,11 +34,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "tests"))
 
-from madoguchi_shared import bus, db  # noqa: E402
+from madoguchi_shared import bus, db, subjects  # noqa: E402
+from madoguchi_shared.reader import Reader  # noqa: E402
 from madoguchi_shared.logging import configure  # noqa: E402
 from madoguchi_shared.runtime import NatsServer, PostgresServer  # noqa: E402
 from madoguchi_shared.settings import Settings  # noqa: E402
-from nats.js import api  # noqa: E402
 
 from madoguchi_reporting import queries, schema  # noqa: E402
 from madoguchi_reporting.cli import rebuild_async  # noqa: E402
@@ -52,55 +52,26 @@ MUNICIPALITY = "990001"
 FINAL_MUNICIPALITY = "990002"
 
 
-async def raw_ceiling(nc, pool, stream: str, filter_subject: str, total: int) -> float:
-    """Events/s of a raw pull + COPY (no parsing, no logic), `total` messages."""
-    js = nc.jetstream()
-    name = f"bench-raw-{int(time.time() * 1000)}"
-    await js.add_consumer(stream, api.ConsumerConfig(
-        name=name, ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL,
-        filter_subject=filter_subject, inactive_threshold=60.0, max_waiting=8))
+async def raw_ceiling(nc, pool, stream: str, total: int) -> float:
+    """Events/s of the shared reader + COPY, no parsing and no logic, `total` messages.
+
+    The same pull the projections use (`madoguchi_shared.reader`), each batch COPied into an
+    unchained table with a checkpoint in the same transaction: what a projection could reach.
+    """
     async with pool.acquire() as conn:
-        await conn.execute("DROP TABLE IF EXISTS bench_raw; CREATE UNLOGGED TABLE bench_raw (seq bigint, subject text, data bytea)")
+        await conn.execute("DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (seq bigint, subject text, data bytea)")
         await conn.execute("DROP TABLE IF EXISTS bench_raw_ckpt; CREATE TABLE bench_raw_ckpt (name text PRIMARY KEY, seq bigint)")
         await conn.execute("INSERT INTO bench_raw_ckpt VALUES ('raw', 0)")
-        await conn.execute("ALTER TABLE bench_raw SET LOGGED")
-    inbox = nc.new_inbox()
-    queue: asyncio.Queue = asyncio.Queue()
-    rows: list = []
-    received = 0
-    next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"
-    request = json.dumps({"batch": 1000, "expires": 5_000_000_000}).encode()
-
-    async def on_msg(msg) -> None:
-        nonlocal received
-        if not msg.reply:  # a status message (timeout, ...)
-            return
-        received += 1
-        rows.append((int(msg.reply.split(".")[5]), msg.subject, msg.data))
-        if received % 1000 == 0:
-            queue.put_nowait(rows.copy())
-            rows.clear()
-            await nc.publish(next_subject, request, reply=inbox)  # keep two requests in flight
-        elif received == total:
-            queue.put_nowait(rows.copy())
-            rows.clear()
-
-    sub = await nc.subscribe(inbox, cb=on_msg)
-    start = time.perf_counter()
-    await nc.publish(next_subject, request, reply=inbox)
-    await nc.publish(next_subject, request, reply=inbox)
     written = 0
-    async with pool.acquire() as conn:
+    start = time.perf_counter()
+    async with Reader(nc, stream, [subjects.stream_filter(stream)], batch=1000) as reader, pool.acquire() as conn:
         while written < total:
-            chunk = await queue.get()
+            rows = [(m.seq, m.subject, m.data) for m in await reader.next_batch(timeout=5.0)]
             async with conn.transaction():
-                await conn.copy_records_to_table("bench_raw", records=chunk)
-                await conn.execute("UPDATE bench_raw_ckpt SET seq = $1 WHERE name = 'raw'", chunk[-1][0])
-            written += len(chunk)
-    elapsed = time.perf_counter() - start
-    await sub.unsubscribe()
-    await js.delete_consumer(stream, name)
-    return total / elapsed
+                await conn.copy_records_to_table("bench_raw", records=rows)
+                await conn.execute("UPDATE bench_raw_ckpt SET seq = $1 WHERE name = 'raw'", rows[-1][0])
+            written += len(rows)
+    return total / (time.perf_counter() - start)
 
 
 async def run_projections(nc, pool, notifier: Notifier) -> tuple[int, float]:
@@ -194,7 +165,7 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
 
         # 2. raw ceiling over the desk stream (the big one), then 3. the projections
         total_desk = (await js.stream_info("MG_DESK")).state.messages
-        results["raw_ceiling_events_per_s"] = round(await raw_ceiling(nc, pool, "MG_DESK", "mg.desk.>", total_desk))
+        results["raw_ceiling_events_per_s"] = round(await raw_ceiling(nc, pool, "MG_DESK", total_desk))
         n, secs = await run_projections(nc, pool, Notifier(enabled=False))
         results["projection_rebuild_mode_events_per_s"] = round(n / secs)
         cfg = ReportConfig(Settings(nats_url=nats_url, pg_dsn=pg_dsn))

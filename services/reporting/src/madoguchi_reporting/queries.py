@@ -27,6 +27,8 @@ from madoguchi_shared.events.report import line_scope_id, report_id
 from madoguchi_shared.wareki import heading_date, heading_period, to_wareki, weekday_kanji
 
 from madoguchi_shared import labels as L
+from madoguchi_shared.figures import LABELS, duration_stats
+from madoguchi_shared.figures import share as ratio
 from madoguchi_shared import sealed
 from madoguchi_reporting.config import ReportConfig
 from madoguchi_reporting.schema import SCHEMA
@@ -78,24 +80,7 @@ LINE_NOTES = [
 CITY_NOTES = [DESK_NOTES[0], DESK_NOTES[1], DESK_NOTES[2], DESK_NOTES[6], ("閉庁", "その日に開設していない窓口（来庁者がいなかった日とは区別）。")]
 
 
-# --- arithmetic shared by every report (the verifier implements the same definitions itself) ------
-
-
-def ratio(a: int, b: int) -> float | None:
-    return round(a / b, 4) if b else None
-
-
-def mean_tenths(total_ms: int, n: int) -> float | None:
-    """Mean of millisecond durations in seconds, to 0.1 s, half up (integer arithmetic: exact)."""
-    if not n:
-        return None
-    return ((2 * total_ms + n * 100) // (n * 200)) / 10
-
-
-def duration_stats(n: int, total_ms: int, p90_ms: int | None, max_ms: int | None) -> dict[str, Any]:
-    return {"n": n, "mean_s": mean_tenths(total_ms, n),
-            "p90_s": p90_ms / 1000 if p90_ms is not None else None,
-            "max_s": max_ms / 1000 if max_ms is not None else None}
+# --- arithmetic shared by every report: madoguchi_shared.figures (share, mean_tenths, duration_stats) -----
 
 
 def flatten(report_or_figures: dict[str, Any]) -> dict[str, int | float]:
@@ -802,23 +787,4 @@ async def final(conn: db.Connection, cfg: ReportConfig, m: str, start: dt.date, 
     return report
 
 
-FIGURE_JA: dict[str, str] = {
-    "visitors": "来庁者数", "tickets_issued": "受付番号札発行数", "no_shows": "呼出し時不在",
-    "support_needed": "うち支援が必要な方", "support_given": "うち支援を実施した方",
-    "support_needed_ratio": "支援が必要な方の割合（対来庁者数）", "support_given_ratio": "支援を実施した方の割合（対来庁者数）",
-    "support_given_of_needed": "支援実施率（実施／必要）", "served": "うち対応した方", "left_unserved": "うち対応前に帰られた方",
-    "completed": "対応完了件数", "not_completed": "未完了件数", "in_service": "対応中", "details_recorded": "属性記録数",
-    "escalations": "エスカレーション件数", "escalations_to_city": "うち市へ照会", "opinions": "ご意見・トピック件数",
-    "pin_failures": "暗証番号誤り", "pin_locks": "暗証番号ロック", "pin_lock_warnings": "ロック直前の注意喚起",
-    "cards_handed": "カードお預かり", "card_incidents": "カード置き忘れ",
-    "disinfections": "消毒実施回数", "disinfection_misses": "消毒前の対応開始", "disinfection_compliance": "消毒遵守率",
-    "masks_checked": "マスク確認", "masks_missing": "マスク未着用",
-    "staffing_breaches": "支援員不在（人員配置違反）", "staffing_breach_s": "不在時間（秒）", "short_absences": "短時間不在",
-    "capacity_alerts": "混雑アラート", "recalls": "再呼出し", "day_stops": "業務中断", "visit_corrections": "訂正件数",
-    "received": "入電数", "received_in_hours": "うち受付時間内", "answered": "応答数", "missed": "不応答",
-    "missed_callback_chosen": "うち折り返し希望", "abandoned": "放棄呼", "out_of_hours": "時間外入電",
-    "never_connected": "つながらなかった呼", "never_connected_share": "つながらなかった割合", "answer_rate": "応答率",
-    "overflow_offered": "混雑時の案内", "after_hours_guided": "時間外の案内", "repeat_calls": "再入電（受付番号で確認）",
-    "never_connected_people": "つながらなかった方（人数）", "closed": "対応記録数", "callbacks_opened": "折り返し受付",
-    "callbacks_done": "折り返し完了", "staffing_gap_s": "席不在時間（秒）",
-}
+FIGURE_JA: dict[str, str] = LABELS

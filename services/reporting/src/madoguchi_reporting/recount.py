@@ -18,13 +18,15 @@ Definitions both sides follow (they are the meaning of the figures, not shared c
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from madoguchi_shared.figures import Fig, whole_seconds
+from madoguchi_shared.figures import share as _share
+from madoguchi_shared.figures import stats as _stats
+from madoguchi_shared.figures import to_ms as _ms
 from madoguchi_shared import subjects
 from madoguchi_shared.reader import read_all
 from madoguchi_shared.events import parse_event
@@ -38,22 +40,10 @@ def _jst(t: dt.datetime) -> dt.datetime:
     return t.astimezone(JST)
 
 
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
-def _share(a: int, b: int) -> float | None:
-    return round(a / b, 4) if b else None
 
 
-def _stats(values_ms: list[int]) -> dict[str, Any]:
-    n = len(values_ms)
-    if not n:
-        return {"n": 0}
-    ordered = sorted(values_ms)
-    mean = (Decimal(sum(ordered)) / n / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    rank = math.ceil(Decimal(9 * n) / 10)
-    return {"n": n, "mean_s": float(mean), "p90_s": ordered[rank - 1] / 1000, "max_s": ordered[-1] / 1000}
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -128,26 +118,26 @@ def fold(desk_events: list, call_events: list) -> Fold:
             facts = f.facts[(desk, day)]
             if t == "desk.ticket_issued":
                 tickets[(desk, day, e.ticket_no)] = e.occurred_at  # the latest issue before a visit counts
-                facts["tickets_issued"] += 1
+                facts[Fig.tickets_issued] += 1
             elif t == "desk.ticket_no_show":
-                facts["no_shows"] += 1
+                facts[Fig.no_shows] += 1
             elif t == "desk.ticket_recalled":
-                facts["recalls"] += 1
+                facts[Fig.recalls] += 1
             elif t == "desk.devices_disinfected":
-                facts["disinfections"] += 1
+                facts[Fig.disinfections] += 1
             elif t == "desk.visit_started_before_disinfection":
-                facts["disinfection_misses"] += 1
+                facts[Fig.disinfection_misses] += 1
             elif t == "desk.mask_status_recorded":
-                facts["masks_checked"] += 1
-                facts["masks_missing"] += 0 if e.wearing else 1
+                facts[Fig.masks_checked] += 1
+                facts[Fig.masks_missing] += 0 if e.wearing else 1
             elif t == "desk.staffing_breach_detected":
-                facts["staffing_breaches"] += 1
+                facts[Fig.staffing_breaches] += 1
             elif t == "desk.staffing_breach_ended":
                 facts["breach_ms"] += _ms(e.duration_seconds)
             elif t == "desk.short_absence_started":
-                facts["short_absences"] += 1
+                facts[Fig.short_absences] += 1
             elif t == "desk.capacity_threshold_reached":
-                facts["capacity_alerts"] += 1
+                facts[Fig.capacity_alerts] += 1
             elif t == "desk.incident_opened":
                 facts[f"incidents.{e.kind}"] += 1
             elif t == "desk.escalation_raised":
@@ -155,9 +145,9 @@ def fold(desk_events: list, call_events: list) -> Fold:
                 facts["escalations_raised"] += 1
                 facts[f"escalations_by_category.{e.category}"] += 1
             elif t == "desk.escalation_escalated_to_city":
-                facts["escalations_to_city"] += 1
+                facts[Fig.escalations_to_city] += 1
             elif t in ("desk.day_cannot_start", "desk.day_cannot_continue"):
-                facts["day_stops"] += 1
+                facts[Fig.day_stops] += 1
             continue
         if not hasattr(e, "visit_id") or (t == "desk.visit_started" and _desk_day_of(e.deskday_id) is None):
             continue
@@ -190,17 +180,17 @@ def fold(desk_events: list, call_events: list) -> Fold:
             day = v["day"] if v["day"] is not None else _jst(e.occurred_at).date()
             facts = f.facts[(v["desk"], day)]
             if t == "desk.opinion_recorded":
-                facts["opinions"] += 1
+                facts[Fig.opinions] += 1
                 facts[f"opinions_by_kind.{e.kind}"] += 1
                 if e.step:
                     facts[f"difficulties_by_step.{e.step}"] += 1
             elif t == "desk.pin_failure_recorded":
-                facts["pin_failures"] += 1
-                facts["pin_locks"] += 1 if e.locked else 0
+                facts[Fig.pin_failures] += 1
+                facts[Fig.pin_locks] += 1 if e.locked else 0
             elif t == "desk.pin_lock_warning_issued":
-                facts["pin_lock_warnings"] += 1
+                facts[Fig.pin_lock_warnings] += 1
             elif t == "desk.card_handed_to_staff":
-                facts["cards_handed"] += 1
+                facts[Fig.cards_handed] += 1
 
     # 来庁者数 counts those who took a ticket and left unserved: tickets no visit started with
     served = {(v["desk"], v["day"], v.get("ticket")) for v in f.visits.values() if v["day"] is not None}
@@ -215,9 +205,9 @@ def fold(desk_events: list, call_events: list) -> Fold:
         if t in ("calls.capacity_threshold_crossed", "calls.no_operator_seated", "calls.seat_coverage_restored"):
             lf = f.line_facts[(e.line, e.day)]
             if t == "calls.capacity_threshold_crossed":
-                lf["capacity_alerts"] += 1
+                lf[Fig.capacity_alerts] += 1
             elif t == "calls.no_operator_seated":
-                lf["staffing_breaches"] += 1
+                lf[Fig.staffing_breaches] += 1
             else:
                 lf["gap_s"] += e.gap_seconds
         elif t == "calls.call_received":
@@ -271,19 +261,19 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
     started = [v for v in visits if v["day"] is not None]
     ended = [v for v in started if v.get("outcome")]
     detailed = [v for v in started if v.get("gender")]
-    unserved = facts.get("left_unserved", 0)
-    out["served"] = len(started)
-    out["left_unserved"] = unserved
-    out["visitors"] = len(started) + unserved  # 仕様書 4(5)オ: every person who came
-    out["details_recorded"] = len(detailed)
-    out["support_needed"] = sum(1 for v in detailed if v["needed"])
-    out["support_given"] = sum(1 for v in detailed if v["given"])
-    out["support_needed_ratio"] = _share(out["support_needed"], out["visitors"])
-    out["support_given_ratio"] = _share(out["support_given"], out["visitors"])
-    out["support_given_of_needed"] = _share(out["support_given"], out["support_needed"])
-    out["completed"] = sum(1 for v in ended if v["outcome"] == "completed")
-    out["not_completed"] = sum(1 for v in ended if v["outcome"] == "not_completed")
-    out["in_service"] = len(started) - len(ended)
+    unserved = facts.get(Fig.left_unserved, 0)
+    out[Fig.served] = len(started)
+    out[Fig.left_unserved] = unserved
+    out[Fig.visitors] = len(started) + unserved  # 仕様書 4(5)オ: every person who came
+    out[Fig.details_recorded] = len(detailed)
+    out[Fig.support_needed] = sum(1 for v in detailed if v["needed"])
+    out[Fig.support_given] = sum(1 for v in detailed if v["given"])
+    out[Fig.support_needed_ratio] = _share(out[Fig.support_needed], out[Fig.visitors])
+    out[Fig.support_given_ratio] = _share(out[Fig.support_given], out[Fig.visitors])
+    out[Fig.support_given_of_needed] = _share(out[Fig.support_given], out[Fig.support_needed])
+    out[Fig.completed] = sum(1 for v in ended if v["outcome"] == "completed")
+    out[Fig.not_completed] = sum(1 for v in ended if v["outcome"] == "not_completed")
+    out[Fig.in_service] = len(started) - len(ended)
     out["by_gender.unknown"] = out["by_age_band.unknown"] = unserved
     if hours:
         for v in started:
@@ -309,16 +299,16 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
     for prefix, values in (("wait", [v["wait_ms"] for v in started]), ("service", [v["service_ms"] for v in ended])):
         for k, val in _stats(values).items():
             out[f"{prefix}.{k}"] = val
-    out["visit_corrections"] = sum(v["corrections"] for v in started)
+    out[Fig.visit_corrections] = sum(v["corrections"] for v in started)
     simple = ("tickets_issued", "no_shows", "recalls", "disinfections", "disinfection_misses", "masks_checked",
               "masks_missing", "staffing_breaches", "short_absences", "capacity_alerts", "escalations_to_city",
               "opinions", "pin_failures", "pin_locks", "pin_lock_warnings", "cards_handed", "day_stops")
     for name in simple:
         out[name] = facts.get(name, 0)
-    out["escalations"] = facts.get("escalations_raised", 0)
-    out["card_incidents"] = facts.get("incidents.card_left_behind", 0)
-    out["staffing_breach_s"] = (facts.get("breach_ms", 0) + 500) // 1000
-    out["disinfection_compliance"] = _share(out["served"] - out["disinfection_misses"], out["served"])
+    out[Fig.escalations] = facts.get("escalations_raised", 0)
+    out[Fig.card_incidents] = facts.get("incidents.card_left_behind", 0)
+    out[Fig.staffing_breach_s] = whole_seconds(facts.get("breach_ms", 0))
+    out[Fig.disinfection_compliance] = _share(out[Fig.served] - out[Fig.disinfection_misses], out[Fig.served])
     for k, n in facts.items():
         if k.split(".")[0] in ("incidents", "escalations_by_category", "opinions_by_kind", "difficulties_by_step"):
             out[k] = n
@@ -328,26 +318,26 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
 def _line_numbers(calls: list[dict], facts: Counter, hours: bool = True,
                   links: dict[str, str | None] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    out["received"] = len(calls)
-    out["received_in_hours"] = sum(1 for c in calls if c["in_hours"])
+    out[Fig.received] = len(calls)
+    out[Fig.received_in_hours] = sum(1 for c in calls if c["in_hours"])
     for name in ("answered", "missed", "abandoned", "out_of_hours"):
         out[name] = sum(1 for c in calls if c["conn"] == name)
-    out["missed_callback_chosen"] = sum(1 for c in calls if c["conn"] == "missed" and c.get("cb_chosen"))
-    out["never_connected"] = out["missed"] + out["abandoned"] + out["out_of_hours"]
-    out["never_connected_share"] = _share(out["never_connected"], out["received"])
-    out["answer_rate"] = _share(out["answered"], out["received"])
+    out[Fig.missed_callback_chosen] = sum(1 for c in calls if c["conn"] == "missed" and c.get("cb_chosen"))
+    out[Fig.never_connected] = out[Fig.missed] + out[Fig.abandoned] + out[Fig.out_of_hours]
+    out[Fig.never_connected_share] = _share(out[Fig.never_connected], out[Fig.received])
+    out[Fig.answer_rate] = _share(out[Fig.answered], out[Fig.received])
     # overflow offers (every seat busy) and out-of-hours guidance are separate figures
-    out["overflow_offered"] = sum(1 for c in calls if c["overflow"] == "all_seats_busy")
-    out["after_hours_guided"] = sum(1 for c in calls if c["overflow"] == "out_of_hours")
+    out[Fig.overflow_offered] = sum(1 for c in calls if c["overflow"] == "all_seats_busy")
+    out[Fig.after_hours_guided] = sum(1 for c in calls if c["overflow"] == "out_of_hours")
     for choice in ("wait", "callback", "call_again"):
         out[f"offer_choices.{choice}"] = sum(1 for c in calls if c.get("choice") == choice)
-    out["repeat_calls"] = sum(1 for c in calls if c.get("repeat_of"))
+    out[Fig.repeat_calls] = sum(1 for c in calls if c.get("repeat_of"))
     # the people behind the unconnected calls: a repeat linked by its reference is the same caller
     roots = caller_roots(links if links is not None else {c["ref"]: c.get("repeat_of") for c in calls})
-    out["never_connected_people"] = len({roots.get(c["ref"], c["ref"]) for c in calls
+    out[Fig.never_connected_people] = len({roots.get(c["ref"], c["ref"]) for c in calls
                                          if c["conn"] in ("missed", "abandoned", "out_of_hours")})
     closed = [c["closed"] for c in calls if c["closed"] is not None]
-    out["closed"] = len(closed)
+    out[Fig.closed] = len(closed)
     if hours:
         for c in calls:
             key = f"by_hour.{_jst(c['at']).hour:02d}"
@@ -362,17 +352,17 @@ def _line_numbers(calls: list[dict], facts: Counter, hours: bool = True,
         keys += [f"difficulties_by_step.{op.step}" for op in e.opinions if op.step]
         for k in keys:
             out[k] = out.get(k, 0) + 1
-    out["escalations"] = sum(1 for e in closed if e.resolution == "escalated_callback")
-    out["opinions"] = sum(len(e.opinions) for e in closed)
+    out[Fig.escalations] = sum(1 for e in closed if e.resolution == "escalated_callback")
+    out[Fig.opinions] = sum(len(e.opinions) for e in closed)
     for k, v in _stats([c["wait"] * 1000 for c in calls if c["conn"] == "answered"]).items():
         out[f"answer_wait.{k}"] = v
     for k, v in _stats([e.duration_seconds * 1000 for e in closed]).items():
         out[f"duration.{k}"] = v
     for name in ("opened", "done", "failed", "cancelled", "overdue", "to_city", "city_answered"):
         out[f"callbacks.{name}"] = facts.get(f"callbacks_{name}", 0)
-    out["capacity_alerts"] = facts.get("capacity_alerts", 0)
-    out["staffing_breaches"] = facts.get("staffing_breaches", 0)
-    out["staffing_gap_s"] = facts.get("gap_s", 0)
+    out[Fig.capacity_alerts] = facts.get(Fig.capacity_alerts, 0)
+    out[Fig.staffing_breaches] = facts.get(Fig.staffing_breaches, 0)
+    out[Fig.staffing_gap_s] = facts.get("gap_s", 0)
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, Union
@@ -70,13 +71,22 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+# The event's tag as written by `dump_event` (the envelope's second field); a tag that is not the
+# top-level one cannot pass the concrete class's `type` literal, so a wrong guess only costs time.
+_TAG = re.compile(rb'"type"\s*:\s*"([a-z_]+\.[a-z_]+)"')
+
+
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     """Parse an event from JSON bytes (or a dict), upcasting old versions. Raises ValueError."""
     if not UPCASTERS and isinstance(raw, bytes | str):
-        # Fast path (projections parse every event): pydantic-core parses and validates the JSON
-        # in one pass, about twice as fast. Any failure is re-read below for a precise reason.
+        # Fast path (every read-side consumer parses every event it reads back): the concrete class
+        # named by the tag parses and validates the JSON in one pass (pydantic-core), about twice as
+        # fast as the discriminated union and four times the dict path below; still every field is
+        # validated, so what does not parse is refused as before. Any failure is re-read below.
+        tag = _TAG.search(raw.encode() if isinstance(raw, str) else raw)
+        cls = REGISTRY.get(tag.group(1).decode()) if tag else None
         try:
-            return adapter().validate_json(raw)
+            return cls.model_validate_json(raw) if cls is not None else adapter().validate_json(raw)
         except ValidationError:
             pass
     data = json.loads(raw) if isinstance(raw, bytes | str) else raw

@@ -15,11 +15,12 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+from madoguchi_shared.figures import Fig, share, stats
+from madoguchi_shared.figures import to_ms as ms
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events import Event
 from madoguchi_shared.events.report import line_scope_id, report_id
 
-from madoguchi_sim.truth import ms, share, stats
 
 
 def _day(e: Event) -> date:
@@ -45,35 +46,35 @@ def recount(events: Iterable[Event]) -> dict[str, dict[str, dict]]:
                 match t:
                     case "desk.ticket_issued":
                         tickets[(m, desk, day, e.ticket_no)] = e.occurred_at
-                        f["tickets_issued"] += 1
+                        f[Fig.tickets_issued] += 1
                     case "desk.ticket_no_show":
-                        f["no_shows"] += 1
+                        f[Fig.no_shows] += 1
                     case "desk.ticket_recalled":
-                        f["recalls"] += 1
+                        f[Fig.recalls] += 1
                     case "desk.devices_disinfected":
-                        f["disinfections"] += 1
+                        f[Fig.disinfections] += 1
                     case "desk.visit_started_before_disinfection":
-                        f["disinfection_misses"] += 1
+                        f[Fig.disinfection_misses] += 1
                     case "desk.mask_status_recorded":
-                        f["masks_checked"] += 1
-                        f["masks_missing"] += 0 if e.wearing else 1
+                        f[Fig.masks_checked] += 1
+                        f[Fig.masks_missing] += 0 if e.wearing else 1
                     case "desk.staffing_breach_detected":
-                        f["staffing_breaches"] += 1
+                        f[Fig.staffing_breaches] += 1
                     case "desk.staffing_breach_ended":
                         f["_breach_ms"] += ms(e.duration_seconds)
                     case "desk.short_absence_started":
-                        f["short_absences"] += 1
+                        f[Fig.short_absences] += 1
                     case "desk.capacity_threshold_reached":
-                        f["capacity_alerts"] += 1
+                        f[Fig.capacity_alerts] += 1
                     case "desk.incident_opened":
                         f[f"incidents.{e.kind}"] += 1
                     case "desk.escalation_raised":
-                        f["escalations"] += 1
+                        f[Fig.escalations] += 1
                         f[f"escalations_by_category.{e.category}"] += 1
                     case "desk.escalation_escalated_to_city":
-                        f["escalations_to_city"] += 1
+                        f[Fig.escalations_to_city] += 1
                     case "desk.day_cannot_start" | "desk.day_cannot_continue":
-                        f["day_stops"] += 1
+                        f[Fig.day_stops] += 1
                 continue
             if not hasattr(e, "visit_id"):
                 continue
@@ -101,26 +102,26 @@ def recount(events: Iterable[Event]) -> dict[str, dict[str, dict]]:
                         if getattr(e, src) is not None:
                             v[dst] = tuple(getattr(e, src)) if src == "purposes" else getattr(e, src)
                 case "desk.opinion_recorded":
-                    f["opinions"] += 1
+                    f[Fig.opinions] += 1
                     f[f"opinions_by_kind.{e.kind}"] += 1
                     if e.step:
                         f[f"difficulties_by_step.{e.step}"] += 1
                 case "desk.pin_failure_recorded":
-                    f["pin_failures"] += 1
-                    f["pin_locks"] += 1 if e.locked else 0
+                    f[Fig.pin_failures] += 1
+                    f[Fig.pin_locks] += 1 if e.locked else 0
                 case "desk.pin_lock_warning_issued":
-                    f["pin_lock_warnings"] += 1
+                    f[Fig.pin_lock_warnings] += 1
                 case "desk.card_handed_to_staff":
-                    f["cards_handed"] += 1
+                    f[Fig.cards_handed] += 1
         elif t.startswith("calls."):
             if t in ("calls.capacity_threshold_crossed", "calls.no_operator_seated", "calls.seat_coverage_restored"):
                 lf = line_facts[(m, e.line, e.day)]
                 if t == "calls.capacity_threshold_crossed":
-                    lf["capacity_alerts"] += 1
+                    lf[Fig.capacity_alerts] += 1
                 elif t == "calls.no_operator_seated":
-                    lf["staffing_breaches"] += 1
+                    lf[Fig.staffing_breaches] += 1
                 else:
-                    lf["staffing_gap_s"] += e.gap_seconds
+                    lf[Fig.staffing_gap_s] += e.gap_seconds
             elif t == "calls.call_received":
                 calls[e.call_id] = {"m": m, "line": e.line, "at": e.occurred_at, "in_hours": e.within_hours, "conn": None,
                                     "closed": None, "overflow": False}
@@ -173,18 +174,18 @@ def _desk(vs: list[dict], f: Counter, tickets: dict, key: tuple[str, str, str]) 
     # 仕様書 4(5)オ: 来庁者数 is everyone who came, those who took a ticket and left unserved too
     served_tickets = {v["ticket"] for v in vs}
     gone = [at for (tm, td, tday, no), at in tickets.items() if (tm, td, tday) == key and no not in served_tickets]
-    out["served"] = len(vs)
-    out["left_unserved"] = len(gone)
-    out["visitors"] = len(vs) + len(gone)
-    out["details_recorded"] = len(detailed)
-    out["support_needed"] = sum(1 for v in detailed if v["needed"])
-    out["support_given"] = sum(1 for v in detailed if v["given"])
-    out["support_needed_ratio"] = share(out["support_needed"], out["visitors"])
-    out["support_given_ratio"] = share(out["support_given"], out["visitors"])
-    out["support_given_of_needed"] = share(out["support_given"], out["support_needed"])
-    out["completed"] = sum(1 for v in ended if v["outcome"] == "completed")
-    out["not_completed"] = sum(1 for v in ended if v["outcome"] == "not_completed")
-    out["in_service"] = len(vs) - len(ended)
+    out[Fig.served] = len(vs)
+    out[Fig.left_unserved] = len(gone)
+    out[Fig.visitors] = len(vs) + len(gone)
+    out[Fig.details_recorded] = len(detailed)
+    out[Fig.support_needed] = sum(1 for v in detailed if v["needed"])
+    out[Fig.support_given] = sum(1 for v in detailed if v["given"])
+    out[Fig.support_needed_ratio] = share(out[Fig.support_needed], out[Fig.visitors])
+    out[Fig.support_given_ratio] = share(out[Fig.support_given], out[Fig.visitors])
+    out[Fig.support_given_of_needed] = share(out[Fig.support_given], out[Fig.support_needed])
+    out[Fig.completed] = sum(1 for v in ended if v["outcome"] == "completed")
+    out[Fig.not_completed] = sum(1 for v in ended if v["outcome"] == "not_completed")
+    out[Fig.in_service] = len(vs) - len(ended)
     counts: Counter = Counter()
     counts["by_gender.unknown"] = counts["by_age_band.unknown"] = len(gone)
     for at in gone:
@@ -209,14 +210,14 @@ def _desk(vs: list[dict], f: Counter, tickets: dict, key: tuple[str, str, str]) 
         out[f"wait.{k}"] = val
     for k, val in stats([v["service_ms"] for v in ended]).items():
         out[f"service.{k}"] = val
-    out["visit_corrections"] = sum(v["corrections"] for v in vs)
+    out[Fig.visit_corrections] = sum(v["corrections"] for v in vs)
     for name in ("tickets_issued", "no_shows", "recalls", "disinfections", "disinfection_misses", "masks_checked",
                  "masks_missing", "staffing_breaches", "short_absences", "capacity_alerts", "escalations_to_city",
                  "opinions", "pin_failures", "pin_locks", "pin_lock_warnings", "cards_handed", "day_stops", "escalations"):
         out[name] = f.get(name, 0)
-    out["card_incidents"] = f.get("incidents.card_left_behind", 0)
-    out["staffing_breach_s"] = (f.get("_breach_ms", 0) + 500) // 1000
-    out["disinfection_compliance"] = share(out["served"] - out["disinfection_misses"], out["served"])
+    out[Fig.card_incidents] = f.get("incidents.card_left_behind", 0)
+    out[Fig.staffing_breach_s] = (f.get("_breach_ms", 0) + 500) // 1000
+    out[Fig.disinfection_compliance] = share(out[Fig.served] - out[Fig.disinfection_misses], out[Fig.served])
     for k, n in f.items():
         if k.split(".")[0] in ("incidents", "escalations_by_category", "opinions_by_kind", "difficulties_by_step"):
             out[k] = n
@@ -225,19 +226,19 @@ def _desk(vs: list[dict], f: Counter, tickets: dict, key: tuple[str, str, str]) 
 
 def _line(cs: list[dict], f: Counter) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    out["received"] = len(cs)
-    out["received_in_hours"] = sum(1 for c in cs if c["in_hours"])
+    out[Fig.received] = len(cs)
+    out[Fig.received_in_hours] = sum(1 for c in cs if c["in_hours"])
     for name in ("answered", "missed", "abandoned", "out_of_hours"):
         out[name] = sum(1 for c in cs if c["conn"] == name)
-    out["missed_callback_chosen"] = sum(1 for c in cs if c["conn"] == "missed" and c.get("cb"))
-    out["never_connected"] = out["missed"] + out["abandoned"] + out["out_of_hours"]
-    out["never_connected_share"] = share(out["never_connected"], out["received"])
-    out["answer_rate"] = share(out["answered"], out["received"])
-    out["overflow_offered"] = sum(1 for c in cs if c["overflow"] == "all_seats_busy")
-    out["after_hours_guided"] = sum(1 for c in cs if c["overflow"] == "out_of_hours")
-    out["never_connected_people"] = out["never_connected"]  # no repeat links in the simulator's calls
+    out[Fig.missed_callback_chosen] = sum(1 for c in cs if c["conn"] == "missed" and c.get("cb"))
+    out[Fig.never_connected] = out[Fig.missed] + out[Fig.abandoned] + out[Fig.out_of_hours]
+    out[Fig.never_connected_share] = share(out[Fig.never_connected], out[Fig.received])
+    out[Fig.answer_rate] = share(out[Fig.answered], out[Fig.received])
+    out[Fig.overflow_offered] = sum(1 for c in cs if c["overflow"] == "all_seats_busy")
+    out[Fig.after_hours_guided] = sum(1 for c in cs if c["overflow"] == "out_of_hours")
+    out[Fig.never_connected_people] = out[Fig.never_connected]  # no repeat links in the simulator's calls
     closed = [c["closed"] for c in cs if c["closed"] is not None]
-    out["closed"] = len(closed)
+    out[Fig.closed] = len(closed)
     counts: Counter = Counter()
     for c in cs:
         counts[f"by_hour.{c['at'].astimezone(TOKYO).hour:02d}"] += 1
@@ -254,15 +255,15 @@ def _line(cs: list[dict], f: Counter) -> dict[str, Any]:
             if op.step:
                 counts[f"difficulties_by_step.{op.step}"] += 1
     out.update(counts)
-    out["escalations"] = sum(1 for e in closed if e.resolution == "escalated_callback")
-    out["opinions"] = sum(len(e.opinions) for e in closed)
+    out[Fig.escalations] = sum(1 for e in closed if e.resolution == "escalated_callback")
+    out[Fig.opinions] = sum(len(e.opinions) for e in closed)
     for k, v in stats([c["wait"] * 1000 for c in cs if c["conn"] == "answered"]).items():
         out[f"answer_wait.{k}"] = v
     for k, v in stats([e.duration_seconds * 1000 for e in closed]).items():
         out[f"duration.{k}"] = v
     for name in ("opened", "done", "failed", "cancelled", "overdue", "to_city", "city_answered"):
         out[f"callbacks.{name}"] = f.get(f"callbacks.{name}", 0)
-    out["capacity_alerts"] = f.get("capacity_alerts", 0)
-    out["staffing_breaches"] = f.get("staffing_breaches", 0)
-    out["staffing_gap_s"] = f.get("staffing_gap_s", 0)
+    out[Fig.capacity_alerts] = f.get(Fig.capacity_alerts, 0)
+    out[Fig.staffing_breaches] = f.get(Fig.staffing_breaches, 0)
+    out[Fig.staffing_gap_s] = f.get(Fig.staffing_gap_s, 0)
     return out

@@ -17,12 +17,12 @@ Figure names and definitions are the reporting service's (services/reporting `re
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from madoguchi_shared.figures import Fig, share, stats, whole_seconds
+from madoguchi_shared.figures import to_ms as ms
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events.report import line_scope_id, report_id
 
@@ -30,22 +30,10 @@ from madoguchi_sim.calls import CallRecord, LineDayResult
 from madoguchi_sim.desk import DeskDayResult
 
 
-def ms(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
-def share(a: int, b: int) -> float | None:
-    return round(a / b, 4) if b else None
 
 
-def stats(values_ms: list[int]) -> dict[str, Any]:
-    n = len(values_ms)
-    if not n:
-        return {"n": 0}
-    ordered = sorted(values_ms)
-    mean = (Decimal(sum(ordered)) / n / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    rank = math.ceil(Decimal(9 * n) / 10)
-    return {"n": n, "mean_s": float(mean), "p90_s": ordered[rank - 1] / 1000, "max_s": ordered[-1] / 1000}
 
 
 def _inc(out: dict[str, Any], key: str, n: int = 1) -> None:
@@ -57,21 +45,21 @@ def desk_day_figures(res: DeskDayResult) -> dict[str, Any]:
     out: dict[str, Any] = {}
     served = [r for r in res.visits if r.served_at is not None]
     gone = [r for r in res.visits if r.served_at is None]  # took a ticket and left unserved (仕様書 4(5)オ)
-    out["visitors"] = len(served) + len(gone)
-    out["served"] = len(served)
-    out["left_unserved"] = len(gone)
-    out["details_recorded"] = len(served)
-    out["support_needed"] = sum(1 for r in served if r.visitor.support_needed)
-    out["support_given"] = sum(1 for r in served if r.visitor.support_given)
-    out["support_needed_ratio"] = share(out["support_needed"], out["visitors"])
-    out["support_given_ratio"] = share(out["support_given"], out["visitors"])
-    out["support_given_of_needed"] = share(out["support_given"], out["support_needed"])
+    out[Fig.visitors] = len(served) + len(gone)
+    out[Fig.served] = len(served)
+    out[Fig.left_unserved] = len(gone)
+    out[Fig.details_recorded] = len(served)
+    out[Fig.support_needed] = sum(1 for r in served if r.visitor.support_needed)
+    out[Fig.support_given] = sum(1 for r in served if r.visitor.support_given)
+    out[Fig.support_needed_ratio] = share(out[Fig.support_needed], out[Fig.visitors])
+    out[Fig.support_given_ratio] = share(out[Fig.support_given], out[Fig.visitors])
+    out[Fig.support_given_of_needed] = share(out[Fig.support_given], out[Fig.support_needed])
     out["by_gender.unknown"] = out["by_age_band.unknown"] = len(gone)
     for r in gone:
         _inc(out, f"by_hour.{r.issued_at.astimezone(TOKYO).hour:02d}")
-    out["completed"] = sum(1 for r in served if r.outcome == "completed")
-    out["not_completed"] = sum(1 for r in served if r.outcome == "not_completed")
-    out["in_service"] = 0
+    out[Fig.completed] = sum(1 for r in served if r.outcome == "completed")
+    out[Fig.not_completed] = sum(1 for r in served if r.outcome == "not_completed")
+    out[Fig.in_service] = 0
     for r in served:
         v = r.visitor
         _inc(out, f"by_hour.{r.issued_at.astimezone(TOKYO).hour:02d}")
@@ -88,31 +76,31 @@ def desk_day_figures(res: DeskDayResult) -> dict[str, Any]:
         out[f"wait.{k}"] = val
     for k, val in stats([ms((r.ended_at - r.served_at).total_seconds()) for r in served]).items():
         out[f"service.{k}"] = val
-    out["visit_corrections"] = sum(1 for r in served if r.visitor.correction)
+    out[Fig.visit_corrections] = sum(1 for r in served if r.visitor.correction)
     no_shows = sum(1 for r in res.visits if r.called_at is not None and r.served_at is None)
-    out["tickets_issued"] = len(res.visits)
-    out["no_shows"] = no_shows
-    out["recalls"] = no_shows  # each no-show was called twice
-    out["disinfections"] = res.disinfections
-    out["disinfection_misses"] = sum(1 for r in served if r.flagged)
-    out["masks_checked"] = res.masks_checked
-    out["masks_missing"] = 0
-    out["staffing_breaches"] = res.breaches
-    out["short_absences"] = res.short_absences
-    out["capacity_alerts"] = len(res.capacity_alerts)
+    out[Fig.tickets_issued] = len(res.visits)
+    out[Fig.no_shows] = no_shows
+    out[Fig.recalls] = no_shows  # each no-show was called twice
+    out[Fig.disinfections] = res.disinfections
+    out[Fig.disinfection_misses] = sum(1 for r in served if r.flagged)
+    out[Fig.masks_checked] = res.masks_checked
+    out[Fig.masks_missing] = 0
+    out[Fig.staffing_breaches] = res.breaches
+    out[Fig.short_absences] = res.short_absences
+    out[Fig.capacity_alerts] = len(res.capacity_alerts)
     escalated = [r for r in served if r.visitor.escalation]
-    out["escalations_to_city"] = sum(1 for r in escalated if r.visitor.escalation[2])
+    out[Fig.escalations_to_city] = sum(1 for r in escalated if r.visitor.escalation[2])
     opinions = [r.visitor.opinion for r in served if r.visitor.opinion]
-    out["opinions"] = len(opinions)
-    out["pin_failures"] = sum(r.visitor.pin_failures for r in served)
-    out["pin_locks"] = sum(1 for r in served if r.pin_locked)
-    out["pin_lock_warnings"] = sum(r.pin_warnings for r in served)
-    out["cards_handed"] = sum(1 for r in served if r.visitor.card_held)
-    out["day_stops"] = 0
-    out["escalations"] = len(escalated)
-    out["card_incidents"] = res.incidents.count("card_left_behind")
-    out["staffing_breach_s"] = (sum(ms(d) for d in res.breach_durations) + 500) // 1000
-    out["disinfection_compliance"] = share(out["served"] - out["disinfection_misses"], out["served"])
+    out[Fig.opinions] = len(opinions)
+    out[Fig.pin_failures] = sum(r.visitor.pin_failures for r in served)
+    out[Fig.pin_locks] = sum(1 for r in served if r.pin_locked)
+    out[Fig.pin_lock_warnings] = sum(r.pin_warnings for r in served)
+    out[Fig.cards_handed] = sum(1 for r in served if r.visitor.card_held)
+    out[Fig.day_stops] = 0
+    out[Fig.escalations] = len(escalated)
+    out[Fig.card_incidents] = res.incidents.count("card_left_behind")
+    out[Fig.staffing_breach_s] = whole_seconds(sum(ms(d) for d in res.breach_durations))
+    out[Fig.disinfection_compliance] = share(out[Fig.served] - out[Fig.disinfection_misses], out[Fig.served])
     for kind in res.incidents:
         _inc(out, f"incidents.{kind}")
     for r in escalated:
@@ -137,19 +125,19 @@ def desk_day_notes(res: DeskDayResult) -> dict[str, list]:
 def line_day_figures(calls: list[CallRecord], facts: Counter) -> dict[str, Any]:
     """The daily phone report's flat figures (REP-2)."""
     out: dict[str, Any] = {}
-    out["received"] = len(calls)
-    out["received_in_hours"] = sum(1 for c in calls if c.within_hours)
+    out[Fig.received] = len(calls)
+    out[Fig.received_in_hours] = sum(1 for c in calls if c.within_hours)
     for status in ("answered", "missed", "abandoned", "out_of_hours"):
         out[status] = sum(1 for c in calls if c.status == status)
-    out["missed_callback_chosen"] = sum(1 for c in calls if c.status == "missed" and c.missed_reason == "callback_chosen")
-    out["never_connected"] = out["missed"] + out["abandoned"] + out["out_of_hours"]
-    out["never_connected_share"] = share(out["never_connected"], out["received"])
-    out["answer_rate"] = share(out["answered"], out["received"])
-    out["overflow_offered"] = sum(1 for c in calls if c.overflow == "all_seats_busy")
-    out["after_hours_guided"] = sum(1 for c in calls if c.overflow == "out_of_hours")
-    out["never_connected_people"] = out["never_connected"]  # the simulator's callers do not quote a reference
+    out[Fig.missed_callback_chosen] = sum(1 for c in calls if c.status == "missed" and c.missed_reason == "callback_chosen")
+    out[Fig.never_connected] = out[Fig.missed] + out[Fig.abandoned] + out[Fig.out_of_hours]
+    out[Fig.never_connected_share] = share(out[Fig.never_connected], out[Fig.received])
+    out[Fig.answer_rate] = share(out[Fig.answered], out[Fig.received])
+    out[Fig.overflow_offered] = sum(1 for c in calls if c.overflow == "all_seats_busy")
+    out[Fig.after_hours_guided] = sum(1 for c in calls if c.overflow == "out_of_hours")
+    out[Fig.never_connected_people] = out[Fig.never_connected]  # the simulator's callers do not quote a reference
     closed = [c for c in calls if c.resolution is not None]
-    out["closed"] = len(closed)
+    out[Fig.closed] = len(closed)
     for c in calls:
         _inc(out, f"by_hour.{c.received_at.astimezone(TOKYO).hour:02d}")
     for c in closed:
@@ -164,17 +152,17 @@ def line_day_figures(calls: list[CallRecord], facts: Counter) -> dict[str, Any]:
             _inc(out, f"opinions_by_kind.{kind}")
             if step:
                 _inc(out, f"difficulties_by_step.{step}")
-    out["escalations"] = sum(1 for c in closed if c.resolution == "escalated_callback")
-    out["opinions"] = sum(len(c.opinions) for c in closed)
+    out[Fig.escalations] = sum(1 for c in closed if c.resolution == "escalated_callback")
+    out[Fig.opinions] = sum(len(c.opinions) for c in closed)
     for k, v in stats([c.answer_wait_s * 1000 for c in calls if c.answer_wait_s is not None]).items():
         out[f"answer_wait.{k}"] = v
     for k, v in stats([c.duration_s * 1000 for c in closed]).items():
         out[f"duration.{k}"] = v
     for name in ("opened", "done", "failed", "cancelled", "overdue", "to_city", "city_answered"):
         out[f"callbacks.{name}"] = facts.get(f"callbacks.{name}", 0)
-    out["capacity_alerts"] = facts.get("capacity_alerts", 0)
-    out["staffing_breaches"] = facts.get("staffing_breaches", 0)
-    out["staffing_gap_s"] = facts.get("staffing_gap_s", 0)
+    out[Fig.capacity_alerts] = facts.get(Fig.capacity_alerts, 0)
+    out[Fig.staffing_breaches] = facts.get(Fig.staffing_breaches, 0)
+    out[Fig.staffing_gap_s] = facts.get(Fig.staffing_gap_s, 0)
     return out
 
 

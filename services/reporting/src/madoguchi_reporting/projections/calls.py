@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from madoguchi_shared.figures import Fig
 from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import calls as cl
@@ -23,7 +24,7 @@ from madoguchi_shared.events import calls as cl
 from madoguchi_reporting.schema import SCHEMA
 from madoguchi_reporting.projections.outbox import Notifier, notify_affected
 from madoguchi_reporting.projections.store import (
-    Acc, DayKey, NoteKey, joined, live_batch_guard, load_rows, local, note, upsert, upsert_rows, write_counts, write_notes,
+    Acc, DayKey, NoteKey, Writes, joined, live_batch_guard, load_rows, local, note,
 )
 
 CALL_COLUMNS = (
@@ -71,27 +72,27 @@ def call_figures(c: CallRow | None) -> Counter:
     out: Counter = Counter()
     if c is None:
         return out
-    out["received"] += 1
+    out[Fig.received] += 1
     out[f"by_hour.{local(c.received_at).hour:02d}"] += 1
     if c.within_hours:
-        out["received_in_hours"] += 1
+        out[Fig.received_in_hours] += 1
     if c.connection != "pending":
         out[c.connection] += 1  # answered | missed | abandoned | out_of_hours
     if c.connection == "missed" and c.missed_reason == "callback_chosen":
-        out["missed_callback_chosen"] += 1
+        out[Fig.missed_callback_chosen] += 1
     if c.connection == "answered":
         out["answer_wait_n"] += 1
         out["answer_wait_s_sum"] += c.wait_s or 0
     if c.overflow == "out_of_hours":
-        out["after_hours_guided"] += 1  # guidance given while the line was closed
+        out[Fig.after_hours_guided] += 1  # guidance given while the line was closed
     elif c.overflow:
-        out["overflow_offered"] += 1  # every seat busy: wait, callback or call again
+        out[Fig.overflow_offered] += 1  # every seat busy: wait, callback or call again
     if c.offer_choice:
         out[f"offer_choices.{c.offer_choice}"] += 1
     if c.repeat_of:
-        out["repeat_calls"] += 1
+        out[Fig.repeat_calls] += 1
     if c.resolution is not None:
-        out["closed"] += 1
+        out[Fig.closed] += 1
         out[f"by_resolution.{c.resolution}"] += 1
         for cat in c.categories or ():
             out[f"by_category.{cat}"] += 1
@@ -100,11 +101,11 @@ def call_figures(c: CallRow | None) -> Counter:
         if c.guided_ward:
             out[f"guided_ward.{c.guided_ward}"] += 1
         if c.resolution == "escalated_callback":
-            out["escalations"] += 1
+            out[Fig.escalations] += 1
         out["duration_n"] += 1
         out["duration_s_sum"] += c.duration_s or 0
         for op in json.loads(c.opinions or "[]"):
-            out["opinions"] += 1
+            out[Fig.opinions] += 1
             out[f"opinions_by_kind.{op['kind']}"] += 1
             if op.get("step"):
                 out[f"difficulties_by_step.{op['step']}"] += 1
@@ -311,14 +312,15 @@ async def apply_calls(conn: db.Connection, batch: Sequence[Stored], notifier: No
             b.calls[ck].callback_status = status
     for ck, c in b.calls.items():
         b.acc.add_change((c.municipality, "line", c.line, c.day), before.get(ck, Counter()), call_figures(c), c.line)
-    await upsert_rows(conn, "call_record", CALL_COLUMNS, CALL_TYPES, [c.as_row() for c in b.calls.values()],
-                      "municipality, call_id")
-    await upsert(conn, "callback", list(zip(CALLBACK_COLUMNS, CALLBACK_TYPES, strict=True)),
-                 [tuple(b.callbacks[k][c] for c in CALLBACK_COLUMNS) for k in b.callbacks_changed],
-                 "municipality, callback_id", "UPDATE SET status = EXCLUDED.status")
-    await write_notes(conn, b.notes)
-    await follow_escalations(conn, b)
-    await write_counts(conn, b.acc)
+    w = Writes()
+    w.rows("call_record", CALL_COLUMNS, CALL_TYPES, [c.as_row() for c in b.calls.values()], "municipality, call_id")
+    w.upsert("callback", list(zip(CALLBACK_COLUMNS, CALLBACK_TYPES, strict=True)),
+             [tuple(b.callbacks[k][c] for c in CALLBACK_COLUMNS) for k in b.callbacks_changed],
+             "municipality, callback_id", "UPDATE SET status = EXCLUDED.status")
+    w.notes(b.notes)
+    w.counts(b.acc)
+    await w.run(conn)
+    await follow_escalations(conn, b)  # after the notes it updates
     await notify_affected(conn, b.acc.affected, notifier)
 
 

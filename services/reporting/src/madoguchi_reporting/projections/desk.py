@@ -18,15 +18,14 @@ from typing import Any
 from uuid import UUID
 
 from madoguchi_shared import db
+
+from madoguchi_shared.figures import Fig
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import desk as dk
 
 from madoguchi_reporting.projections.outbox import Notifier, notify_affected
-from madoguchi_reporting.projections.store import (
-    Acc, DayKey, NoteKey, live_batch_guard, local, note, to_ms, upsert, upsert_rows, write_counts, write_notes,
-)
+from madoguchi_reporting.projections.store import Acc, DayKey, NoteKey, Writes, live_batch_guard, local, note, to_ms
 from madoguchi_reporting.projections.visits import VISIT_COLUMNS, VISIT_TYPES, VisitRow, load_visits, visit_figures
-from madoguchi_reporting.schema import SCHEMA
 
 _DESKDAYS: dict[str, tuple[str, dt.date] | None] = {}
 
@@ -83,18 +82,6 @@ class DeskBatch:
         return self.desk_days[k]
 
 
-async def load_tickets(conn: db.Connection, keys: set[tuple[str, str, dt.date, int]]) -> dict[tuple, dt.datetime]:
-    if not keys:
-        return {}
-    cols = list(zip(*keys, strict=True))
-    rows = await conn.fetch(
-        f"""SELECT t.municipality, t.desk, t.day, t.ticket_no, t.issued_at FROM "{SCHEMA}".ticket t
-            JOIN unnest($1::text[], $2::text[], $3::date[], $4::int[]) AS k(m, desk, day, no)
-            ON t.municipality = k.m AND t.desk = k.desk AND t.day = k.day AND t.ticket_no = k.no""",
-        *[list(c) for c in cols])
-    return {(r["municipality"], r["desk"], r["day"], r["ticket_no"]): r["issued_at"] for r in rows}
-
-
 # --- desk-day events: (batch, the day's key, its desk-day row, the event) ----------------------------
 
 DAY_COUNTERS: dict[type[dk._DayEvent], str] = {
@@ -112,13 +99,13 @@ def on_ticket_issued(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.TicketIssued
     m, _ch, desk, day = key
     b.issued[(m, desk, day, e.ticket_no)] = e.occurred_at
     b.new_tickets[(m, desk, day, e.ticket_no)] = e.occurred_at
-    b.acc.add(key, "tickets_issued")
+    b.acc.add(key, Fig.tickets_issued)
 
 
 def on_mask_status(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.MaskStatusRecorded) -> None:
-    b.acc.add(key, "masks_checked")
+    b.acc.add(key, Fig.masks_checked)
     if not e.wearing:
-        b.acc.add(key, "masks_missing")
+        b.acc.add(key, Fig.masks_missing)
 
 
 def on_breach_ended(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.StaffingBreachEnded) -> None:
@@ -128,7 +115,7 @@ def on_breach_ended(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.StaffingBreac
 def on_incident(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.IncidentOpened) -> None:
     b.acc.add(key, f"incidents.{e.kind}")
     if e.kind == "card_left_behind":
-        b.acc.add(key, "card_incidents")
+        b.acc.add(key, Fig.card_incidents)
 
 
 def escalation_key(key: DayKey, e: dk.EscalationRaised | dk.EscalationAcknowledged | dk.EscalationEscalatedToCity
@@ -137,7 +124,7 @@ def escalation_key(key: DayKey, e: dk.EscalationRaised | dk.EscalationAcknowledg
 
 
 def on_escalation_raised(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.EscalationRaised) -> None:
-    b.acc.add(key, "escalations")
+    b.acc.add(key, Fig.escalations)
     b.acc.add(key, f"escalations_by_category.{e.category}")
     b.notes[escalation_key(key, e)] = note(e.occurred_at, e.category, e.summary, status="raised")
 
@@ -148,7 +135,7 @@ def on_escalation_acknowledged(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.Es
 
 
 def on_escalation_to_city(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.EscalationEscalatedToCity) -> None:
-    b.acc.add(key, "escalations_to_city", ward=e.ward)
+    b.acc.add(key, Fig.escalations_to_city, ward=e.ward)
     b.note_updates.append((escalation_key(key, e), {"status": "to_city"}))
 
 
@@ -169,7 +156,7 @@ def on_day_ended(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.DayEnded) -> Non
 
 def on_day_stopped(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.DayCannotStart | dk.DayCannotContinue) -> None:
     row.stops += 1
-    b.acc.add(key, "day_stops")
+    b.acc.add(key, Fig.day_stops)
 
 
 DAY_HANDLERS: dict[type[dk._DayEvent], Callable[[DeskBatch, DayKey, DeskDay, Any], None]] = {
@@ -233,7 +220,7 @@ def visit_day_key(v: VisitRow, e: dk._VisitEvent) -> DayKey:
 
 def on_opinion(b: DeskBatch, v: VisitRow, e: dk.OpinionRecorded) -> None:
     key = visit_day_key(v, e)
-    b.acc.add(key, "opinions", ward=v.ward)
+    b.acc.add(key, Fig.opinions, ward=v.ward)
     b.acc.add(key, f"opinions_by_kind.{e.kind}")
     if e.step:
         b.acc.add(key, f"difficulties_by_step.{e.step}")
@@ -242,9 +229,9 @@ def on_opinion(b: DeskBatch, v: VisitRow, e: dk.OpinionRecorded) -> None:
 
 def on_pin_failure(b: DeskBatch, v: VisitRow, e: dk.PinFailureRecorded) -> None:
     key = visit_day_key(v, e)
-    b.acc.add(key, "pin_failures", ward=v.ward)
+    b.acc.add(key, Fig.pin_failures, ward=v.ward)
     if e.locked:
-        b.acc.add(key, "pin_locks")
+        b.acc.add(key, Fig.pin_locks)
 
 
 def on_pin_lock_warning(b: DeskBatch, v: VisitRow, e: dk.PinLockWarningIssued) -> None:
@@ -298,27 +285,26 @@ async def load_batch(conn: db.Connection, batch: Sequence[Stored]) -> DeskBatch:
             visit_keys.add((e.municipality, e.visit_id))
             if isinstance(e, dk.VisitStarted) and (dd := deskday(e.deskday_id)):
                 ticket_keys.add((e.municipality, *dd, e.ticket_no))
-    return DeskBatch(await load_visits(conn, visit_keys), await load_tickets(conn, ticket_keys))
+    return DeskBatch(*await load_visits(conn, visit_keys, ticket_keys))
 
 
-async def write_batch(conn: db.Connection, b: DeskBatch) -> None:
-    await upsert(conn, "ticket", [("municipality", "text"), ("desk", "text"), ("day", "date"), ("ticket_no", "int4"),
-                                  ("issued_at", "timestamptz")], [(*k, t) for k, t in b.new_tickets.items()],
-                 "municipality, desk, day, ticket_no", "UPDATE SET issued_at = EXCLUDED.issued_at")
-    await upsert_rows(conn, "visit", VISIT_COLUMNS, VISIT_TYPES, [v.as_row() for v in b.visits.values()],
-                      "municipality, visit_id")
-    await upsert(conn, "desk_day", [("municipality", "text"), ("desk", "text"), ("day", "date"), ("ward", "text"),
-                                    ("started_at", "timestamptz"), ("ended_at", "timestamptz"), ("stops", "int4")],
-                 [(m, desk, day, r.ward, r.started_at, r.ended_at, r.stops) for (m, desk, day), r in b.desk_days.items()],
-                 "municipality, desk, day",
-                 """UPDATE SET started_at = LEAST(desk_day.started_at, EXCLUDED.started_at),
-                      ended_at = GREATEST(desk_day.ended_at, EXCLUDED.ended_at), stops = desk_day.stops + EXCLUDED.stops""")
-    await write_notes(conn, b.notes, b.note_updates)
-    if b.calendar_rows:
-        await conn.executemany(
-            f"""INSERT INTO "{SCHEMA}".calendar_override (municipality, event_id, seq, event) VALUES ($1, $2, $3, $4::jsonb)
-                ON CONFLICT DO NOTHING""", b.calendar_rows)
-    await write_counts(conn, b.acc)
+def write_batch(b: DeskBatch) -> Writes:
+    w = Writes()
+    w.upsert("ticket", [("municipality", "text"), ("desk", "text"), ("day", "date"), ("ticket_no", "int4"),
+                        ("issued_at", "timestamptz")], [(*k, t) for k, t in b.new_tickets.items()],
+             "municipality, desk, day, ticket_no", "UPDATE SET issued_at = EXCLUDED.issued_at")
+    w.rows("visit", VISIT_COLUMNS, VISIT_TYPES, [v.as_row() for v in b.visits.values()], "municipality, visit_id")
+    w.upsert("desk_day", [("municipality", "text"), ("desk", "text"), ("day", "date"), ("ward", "text"),
+                          ("started_at", "timestamptz"), ("ended_at", "timestamptz"), ("stops", "int4")],
+             [(m, desk, day, r.ward, r.started_at, r.ended_at, r.stops) for (m, desk, day), r in b.desk_days.items()],
+             "municipality, desk, day",
+             """UPDATE SET started_at = LEAST(desk_day.started_at, EXCLUDED.started_at),
+                  ended_at = GREATEST(desk_day.ended_at, EXCLUDED.ended_at), stops = desk_day.stops + EXCLUDED.stops""")
+    w.notes(b.notes, b.note_updates)
+    w.upsert("calendar_override", [("municipality", "text"), ("event_id", "uuid"), ("seq", "int8"), ("event", "text")],
+             b.calendar_rows, "municipality, event_id", "NOTHING", {"event": "u.event::jsonb"})
+    w.counts(b.acc)
+    return w
 
 
 async def apply_desk(conn: db.Connection, batch: Sequence[Stored], notifier: Notifier) -> None:
@@ -339,7 +325,7 @@ async def apply_desk(conn: db.Connection, batch: Sequence[Stored], notifier: Not
     for vk, v in b.visits.items():
         if v.day is not None:
             b.acc.add_change((v.municipality, "desk", v.desk, v.day), before.get(vk, Counter()), visit_figures(v), v.ward)
-    await write_batch(conn, b)
+    await write_batch(b).run(conn)
     for (m, ch, desk, day), ward in b.acc.affected.items():
         if ward is None and (m, desk, day) in b.desk_days:
             b.acc.affected[(m, ch, desk, day)] = b.desk_days[(m, desk, day)].ward

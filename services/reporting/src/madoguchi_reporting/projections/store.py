@@ -16,6 +16,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from madoguchi_shared import db
+
 from madoguchi_shared.projection import Transient
 
 from madoguchi_reporting.schema import SCHEMA
@@ -65,29 +66,88 @@ class Acc:
             self.add_all(key, before, -1, ward)
 
 
-async def write_counts(conn: db.Connection, acc: Acc) -> None:
-    items = [(k, n) for k, n in acc.counts.items() if n]
-    if not items:
-        return
-    cols = list(zip(*[(*k, n) for k, n in items], strict=True))
-    await conn.execute(
-        f"""INSERT INTO "{SCHEMA}".day_count (municipality, channel, scope, day, figure, n)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[])
-            ON CONFLICT (municipality, channel, scope, day, figure) DO UPDATE SET n = day_count.n + EXCLUDED.n""",
-        *[list(c) for c in cols],
-    )
-    negative = [k for k, n in items if n < 0]
-    if negative:
-        # A figure that went back to zero is removed, so the table equals a rebuild's (which never
-        # writes a zero) and a checksum can compare them.
-        cols = list(zip(*negative, strict=True))
-        await conn.execute(
-            f"""DELETE FROM "{SCHEMA}".day_count d USING unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[])
-                    AS u(municipality, channel, scope, day, figure)
-                WHERE d.municipality = u.municipality AND d.channel = u.channel AND d.scope = u.scope
-                  AND d.day = u.day AND d.figure = u.figure AND d.n = 0""",
-            *[list(c) for c in cols],
-        )
+COUNT_COLUMNS = (("municipality", "text"), ("channel", "text"), ("scope", "text"), ("day", "date"), ("figure", "text"),
+                 ("n", "int8"))
+
+
+class Writes:
+    """A batch's writes as ONE statement: each upsert a data-modifying CTE (unnest of one array
+    per column), so a batch costs one round trip to PostgreSQL however many tables it touches.
+
+    A text[] column travels as one comma-joined text (`expr` splits it back): unnest cannot carry
+    arrays of different lengths per row. Each table may appear once (rows unique per key).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list[list] = []
+        self.after: list[tuple[str, list]] = []  # statements that must see the upserts (run next)
+
+    def upsert(self, table: str, cols: Sequence[tuple[str, str]], rows: Sequence[tuple], conflict: str, action: str,
+               expr: dict[str, str] | None = None) -> None:
+        if not rows:
+            return
+        names = [c for c, _t in cols]
+        first = len(self.params) + 1
+        params = ", ".join(f"${i}::{t}[]" for i, (_c, t) in enumerate(cols, start=first))
+        select = ", ".join((expr or {}).get(c, c) for c in names)
+        self.parts.append(f"""INSERT INTO "{SCHEMA}".{table} ({", ".join(names)}) SELECT {select}
+            FROM unnest({params}) AS u({", ".join(names)}) ON CONFLICT ({conflict}) DO {action}""")
+        self.params.extend(list(c) for c in zip(*rows, strict=True))
+
+    def rows(self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[tuple],
+             conflict: str) -> None:
+        """Upsert whole rows: every column after the key (`conflict`) is replaced."""
+        keys = len(conflict.split(","))
+        self.upsert(table, list(zip(columns, types, strict=True)), rows, conflict,
+                    "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[keys:]), ARRAY_EXPR)
+
+    def counts(self, acc: Acc) -> None:
+        """The batch's counter deltas, summed per (day, figure), added to day_count."""
+        items = [(*k, n) for k, n in acc.counts.items() if n]
+        self.upsert("day_count", COUNT_COLUMNS, items, "municipality, channel, scope, day, figure",
+                    "UPDATE SET n = day_count.n + EXCLUDED.n")
+        negative = [k[:5] for k in items if k[5] < 0]
+        if negative:
+            # A figure that went back to zero is removed, so the table equals a rebuild's (which
+            # never writes a zero) and a checksum can compare them.
+            self.after.append((
+                f"""DELETE FROM "{SCHEMA}".day_count d USING unnest($1::text[], $2::text[], $3::text[], $4::date[],
+                        $5::text[]) AS u(municipality, channel, scope, day, figure)
+                    WHERE d.municipality = u.municipality AND d.channel = u.channel AND d.scope = u.scope
+                      AND d.day = u.day AND d.figure = u.figure AND d.n = 0""",
+                [list(c) for c in zip(*negative, strict=True)]))
+
+    def notes(self, notes: dict[NoteKey, dict], updates: Sequence[tuple[NoteKey, dict]] = ()) -> None:
+        """The batch's new notes, then status updates to notes of earlier batches."""
+        remote: list[tuple[NoteKey, dict]] = []
+        for key, change in updates:
+            if key in notes:
+                notes[key].update(change)
+            else:
+                remote.append((key, change))
+        self.upsert("note", NOTE_COLUMNS,
+                    [(*k, n["at"], n["category"], n["step"], n["text"], n["status"], n["detail"])
+                     for k, n in notes.items()],
+                    "municipality, channel, scope, day, kind, ref",
+                    "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c, _t in NOTE_COLUMNS[6:]))
+        for key, change in remote:
+            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change, start=7))
+            self.after.append((f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = $2
+                                   AND scope = $3 AND day = $4 AND kind = $5 AND ref = $6""", [*key, *change.values()]))
+
+    async def run(self, conn: db.Connection) -> None:
+        """One statement for every upsert; it also makes the commit asynchronous (see `live_batch_guard`)."""
+        ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(self.parts))
+        await conn.execute(f"{'WITH ' + ctes if ctes else ''} SELECT set_config('synchronous_commit', 'off', true)",
+                           *self.params)
+        for sql, args in self.after:
+            await conn.execute(sql, *args)
+
+
+NOTE_COLUMNS = (("municipality", "text"), ("channel", "text"), ("scope", "text"), ("day", "date"), ("kind", "text"),
+                ("ref", "text"), ("at", "timestamptz"), ("category", "text"), ("step", "text"), ("text", "text"),
+                ("status", "text"), ("detail", "text"))
 
 
 class RebuildInProgress(Transient):
@@ -95,20 +155,24 @@ class RebuildInProgress(Transient):
 
 
 async def live_batch_guard(conn: db.Connection, live: bool) -> None:
-    """Every batch's first statement.
+    """A live batch's first statement: it never waits for a rebuild's lock.
 
-    - Asynchronous commit: a batch lost to a crash loses its checkpoint with it (one transaction),
-      so it is simply applied again from the stream; waiting for the WAL flush buys nothing here.
-    - A live batch never waits for a rebuild's lock: this transaction already holds the checkpoint
-      row, which the rebuild must delete (waiting would deadlock); it fails and is retried.
+    This transaction already holds the checkpoint row, which the rebuild must delete (waiting
+    would deadlock); it fails and is retried. A rebuild's own batches need no statement here.
+    Every batch's commit is asynchronous (`Writes.run`): a batch lost to a crash loses its
+    checkpoint with it (one transaction), so it is simply applied again from the stream; waiting
+    for the WAL flush buys nothing here.
     """
-    if not live:
-        await conn.execute("SET LOCAL synchronous_commit TO off")
-        return
-    if not await conn.fetchval(
-        "SELECT pg_try_advisory_xact_lock_shared($1) FROM set_config('synchronous_commit', 'off', true)", REBUILD_LOCK
-    ):
+    if live and not await conn.fetchval("SELECT pg_try_advisory_xact_lock_shared($1)", REBUILD_LOCK):
         raise RebuildInProgress("a rebuild of the reporting projections is running")
+
+
+ARRAY_EXPR = {"purposes": "string_to_array(u.purposes, ',')", "categories": "string_to_array(u.categories, ',')"}
+
+
+def joined(values: list[str] | None) -> str | None:
+    """A text[] column travels as one comma-joined text (see `Writes`)."""
+    return None if values is None else ",".join(values)
 
 
 async def load_rows(conn: db.Connection, table: str, id_column: str, keys: set[tuple[str, UUID]]) -> list[dict]:
@@ -122,64 +186,6 @@ async def load_rows(conn: db.Connection, table: str, id_column: str, keys: set[t
     return [dict(r) for r in rows]
 
 
-ARRAY_EXPR = {"purposes": "string_to_array(u.purposes, ',')", "categories": "string_to_array(u.categories, ',')"}
-
-
-def joined(values: list[str] | None) -> str | None:
-    """A text[] column travels as one comma-joined text (see `upsert`)."""
-    return None if values is None else ",".join(values)
-
-
-async def upsert(conn: db.Connection, table: str, cols: Sequence[tuple[str, str]], rows: Sequence[tuple],
-                 conflict: str, action: str, expr: dict[str, str] | None = None) -> None:
-    """Write many rows in one set-based statement (unnest of one array per column).
-
-    A text[] column travels as one comma-joined text (`expr` splits it back): unnest cannot carry
-    arrays of different lengths per row.
-    """
-    if not rows:
-        return
-    names = [c for c, _t in cols]
-    params = ", ".join(f"${i}::{t}[]" for i, (_c, t) in enumerate(cols, start=1))
-    select = ", ".join((expr or {}).get(c, c) for c in names)
-    await conn.execute(
-        f"""INSERT INTO "{SCHEMA}".{table} ({", ".join(names)}) SELECT {select}
-            FROM unnest({params}) AS u({", ".join(names)}) ON CONFLICT ({conflict}) DO {action}""",
-        *[list(c) for c in zip(*rows, strict=True)],
-    )
-
-
-async def upsert_rows(conn: db.Connection, table: str, columns: Sequence[str], types: Sequence[str],
-                      rows: Sequence[tuple], conflict: str) -> None:
-    """Upsert whole rows: every column after the key (`conflict`) is replaced."""
-    keys = len(conflict.split(","))
-    await upsert(conn, table, list(zip(columns, types, strict=True)), rows, conflict,
-                 "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[keys:]), ARRAY_EXPR)
-
-
 def note(at: dt.datetime, category: str | None, text: str, *, step: str | None = None,
          status: str | None = None) -> dict:
     return {"at": at, "category": category, "step": step, "text": text, "status": status, "detail": None}
-
-
-async def write_notes(conn: db.Connection, notes: dict[NoteKey, dict],
-                      updates: Sequence[tuple[NoteKey, dict]] = ()) -> None:
-    """Write the batch's new notes, then apply status updates to notes of earlier batches."""
-    remote: list[tuple[NoteKey, dict]] = []
-    for key, change in updates:
-        if key in notes:
-            notes[key].update(change)
-        else:
-            remote.append((key, change))
-    await upsert(conn, "note", [("municipality", "text"), ("channel", "text"), ("scope", "text"), ("day", "date"),
-                                ("kind", "text"), ("ref", "text"), ("at", "timestamptz"), ("category", "text"),
-                                ("step", "text"), ("text", "text"), ("status", "text"), ("detail", "text")],
-                 [(*k, n["at"], n["category"], n["step"], n["text"], n["status"], n["detail"]) for k, n in notes.items()],
-                 "municipality, channel, scope, day, kind, ref",
-                 """UPDATE SET at = EXCLUDED.at, category = EXCLUDED.category, step = EXCLUDED.step, text = EXCLUDED.text,
-                      status = EXCLUDED.status, detail = EXCLUDED.detail""")
-    for key, change in remote:
-        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change, start=7))
-        await conn.execute(
-            f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = $2 AND scope = $3
-                AND day = $4 AND kind = $5 AND ref = $6""", *key, *change.values())
