@@ -105,3 +105,30 @@ def test_desk1_add_business_days_counts_business_days(start, n):
         assert len(CAL.business_days(start + timedelta(days=1), end)) == n  # exactly n business days in (start, end]
         if CAL.is_business_day(start):
             assert CAL.add_business_days(end, -n) == start
+
+
+def test_desk1_city_calendar_fold_is_one_for_desk_and_reporting():
+    """The city's run-time changes, as events in stream order, folded by the one fold the desk
+    service and reporting share (madoguchi_shared.city_calendar)."""
+    from madoguchi_shared.city_calendar import fold_calendar
+    from madoguchi_shared.events import desk as dk
+    from madoguchi_shared.events import dump_event, parse_event
+    from madoguchi_shared.municipality import load_municipality
+
+    m = load_municipality("011002")
+    events = [
+        dk.OpeningSuspended(municipality=m.code, instruction_id="storm", start=t(2021, 4, 6, 8, 45),
+                            end=t(2021, 4, 6, 17, 15), reason="disaster"),
+        dk.CityInstructionLifted(municipality=m.code, instruction_id="storm", at=t(2021, 4, 6, 13, 0)),
+        dk.OpeningDelayed(municipality=m.code, instruction_id="late", start=t(2021, 4, 7, 8, 45),
+                          until=t(2021, 4, 7, 10, 0), reason="facility"),
+        dk.CityInstructionLifted(municipality=m.code, instruction_id="late", at=t(2021, 4, 7, 8, 0)),
+        dk.ExtendedHoursScheduled(municipality=m.code, day=date(2021, 4, 8), close=time(19, 0)),
+    ]
+    # reporting folds the stored JSON (calendar_override), the desk its typed events: the same fold
+    city = fold_calendar([parse_event(dump_event(e)) for e in events])
+    assert [i.id for i in city.instructions] == ["storm"] and city.instruction("storm").end == t(2021, 4, 6, 13, 0)
+    cal = city.calendar(m)
+    assert cal.is_open(t(2021, 4, 6, 14, 0)) and not cal.is_open(t(2021, 4, 6, 10, 0))  # lifted at 13:00
+    assert cal.is_open(t(2021, 4, 7, 9, 0))  # the delay was lifted before it began: as if never given
+    assert cal.is_open(t(2021, 4, 8, 18, 30)) and not cal.is_open(t(2021, 4, 9, 18, 30))  # extended to 19:00

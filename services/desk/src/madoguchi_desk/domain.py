@@ -18,7 +18,8 @@ from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
 
-from madoguchi_shared.calendar import Calendar, DayHours, Instruction, SpecialDay
+from madoguchi_shared.calendar import DayHours
+from madoguchi_shared.city_calendar import CityCalendar, evolve_calendar  # noqa: F401 - the desk's calendar fold
 from madoguchi_shared.events import Actor, Event
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared import training
@@ -73,46 +74,6 @@ def _hm(t: datetime) -> str:
 # =====================================================================================
 # City calendar (DESK-1)
 # =====================================================================================
-
-
-@dataclass(frozen=True)
-class CityCalendar:
-    instructions: tuple[Instruction, ...] = ()
-    special_days: tuple[SpecialDay, ...] = ()
-
-    def calendar(self, municipality: Municipality) -> Calendar:
-        return municipality.calendar(self.special_days, self.instructions)
-
-    def instruction(self, instruction_id: str) -> Instruction | None:
-        return next((i for i in self.instructions if i.id == instruction_id), None)
-
-
-def evolve_calendar(state: CityCalendar | None, event: Event) -> CityCalendar:
-    state = state or CityCalendar()
-    match event:
-        case ev.OpeningSuspended():
-            ins = Instruction(event.instruction_id, "suspend", event.start, event.end, frozenset(event.desks), event.reason)
-            return replace(state, instructions=(*state.instructions, ins))
-        case ev.OpeningDelayed():
-            ins = Instruction(event.instruction_id, "delay", event.start, event.until, frozenset(event.desks), event.reason)
-            return replace(state, instructions=(*state.instructions, ins))
-        case ev.CityInstructionLifted():
-            kept = []
-            for ins in state.instructions:
-                if ins.id == event.instruction_id:
-                    if event.at <= ins.start:
-                        continue  # lifted before it began: as if never given
-                    if ins.end is None or event.at < ins.end:
-                        ins = replace(ins, end=event.at)
-                kept.append(ins)
-            return replace(state, instructions=tuple(kept))
-        case ev.SpecialOpeningScheduled():
-            sd = SpecialDay(event.day, "special_opening", event.open, event.close, frozenset(event.desks), event.note or "")
-            return replace(state, special_days=(*state.special_days, sd))
-        case ev.ExtendedHoursScheduled():
-            sd = SpecialDay(event.day, "extended", None, event.close, frozenset(event.desks), event.note or "")
-            return replace(state, special_days=(*state.special_days, sd))
-    return state
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ The contract period comes from the municipality configuration when it has a ``co
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from functools import cached_property
 
 from madoguchi_shared import db
-from madoguchi_shared.calendar import Calendar, Instruction, SpecialDay
+from madoguchi_shared.calendar import Calendar
+from madoguchi_shared.city_calendar import fold_calendar
+from madoguchi_shared.events import parse_event
 from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, load_municipality
 from madoguchi_shared.settings import Settings
 
@@ -89,37 +90,8 @@ class ReportConfig:
         rows = await conn.fetch(
             f'SELECT event FROM "{SCHEMA}".calendar_override WHERE municipality = $1 ORDER BY seq', code
         )
-        specials, instructions = fold_calendar([json.loads(r["event"]) if isinstance(r["event"], str) else r["event"]
-                                                for r in rows])
-        return self.municipality(code).calendar(specials, instructions)
+        city = fold_calendar([parse_event(r["event"]) for r in rows])
+        return city.calendar(self.municipality(code))
 
     def phone_calendar(self, code: str) -> Calendar:
         return self.municipality(code).phone_calendar()
-
-
-def fold_calendar(events: list[dict]) -> tuple[tuple[SpecialDay, ...], tuple[Instruction, ...]]:
-    """Fold the desk calendar events (as JSON dicts) into special days and city instructions."""
-    specials: list[SpecialDay] = []
-    instructions: dict[str, Instruction] = {}
-    for e in events:
-        kind = e["type"]
-        desks = frozenset(e.get("desks") or ())
-        if kind == "desk.special_opening_scheduled":
-            specials.append(SpecialDay(dt.date.fromisoformat(e["day"]), "special_opening", dt.time.fromisoformat(e["open"]),
-                                       dt.time.fromisoformat(e["close"]), desks))
-        elif kind == "desk.extended_hours_scheduled":
-            specials.append(SpecialDay(dt.date.fromisoformat(e["day"]), "extended", None, dt.time.fromisoformat(e["close"]), desks))
-        elif kind in ("desk.opening_suspended", "desk.opening_delayed"):
-            end = e.get("end") if kind == "desk.opening_suspended" else e.get("until")
-            instructions[e["instruction_id"]] = Instruction(
-                e["instruction_id"], "suspend" if kind == "desk.opening_suspended" else "delay",
-                dt.datetime.fromisoformat(e["start"]), dt.datetime.fromisoformat(end) if end else None, desks, e.get("reason", ""),
-            )
-        elif kind == "desk.city_instruction_lifted" and e["instruction_id"] in instructions:
-            ins = instructions[e["instruction_id"]]
-            at = dt.datetime.fromisoformat(e["at"])
-            if at > ins.start and (ins.end is None or at < ins.end):
-                instructions[ins.id] = Instruction(ins.id, ins.kind, ins.start, at, ins.desks, ins.reason)
-            elif at <= ins.start:
-                del instructions[ins.id]
-    return tuple(specials), tuple(instructions.values())
