@@ -21,8 +21,9 @@ $(UV):
 
 install: system-deps .venv/.synced
 
+# the command services (desk, calls) with one worker process per core (MADOGUCHI_API_WORKERS=0)
 run: install
-	.venv/bin/madoguchi run
+	MADOGUCHI_API_WORKERS=$${MADOGUCHI_API_WORKERS:-0} .venv/bin/madoguchi run
 
 # the same system on a loopback cluster: 3 NATS nodes (JetStream R3, TLS from a CA generated under
 # var/cluster/tls) and PostgreSQL primary + streaming standby; Ctrl-C stops it all (data kept)

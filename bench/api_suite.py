@@ -130,7 +130,9 @@ def measure(env: dict, config: Path, tokens: dict) -> dict[str, dict]:
 
 def rows(res: dict[str, dict]) -> list[dict]:
     bare = res["bare"]
-    out = [{"area": "command API", "figure": "bare FastAPI endpoint, same body (ceiling)", "value": bare["rps"], "unit": "req/s",
+    workers = int(os.environ.get("MG_BENCH_WORKERS", "1"))
+    out = [{"area": "command API", "figure": f"bare FastAPI endpoint, same body, uvicorn {workers} worker(s) like the servers below (ceiling)",
+            "value": bare["rps"], "unit": "req/s",
             "p50_ms": bare["p50_ms"], "p99_ms": bare["p99_ms"]}]
     figures = {"desk": "desk: issue ticket (validate against desk-day state + append with ack), 64 clients",
                "calls": "calls: a call comes in (recorded, routed, counted on the line-day), 64 clients"}

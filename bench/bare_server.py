@@ -1,9 +1,8 @@
-"""Serve bench.bare_app under the same settings as bench.desk_server."""
+"""Serve bench.bare_app under the same settings as bench.desk_server (MG_BENCH_WORKERS too)."""
 
 import sys
 
-import uvicorn
+from bench.desk_server import serve
 
-from bench.bare_app import create_app
-
-uvicorn.run(create_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", loop="uvloop", http="httptools", access_log=False)
+if __name__ == "__main__":
+    serve("bench.bare_app:create_app", int(sys.argv[1]))

@@ -7,24 +7,24 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from madoguchi_shared.settings import Settings
 
-from bench.desk_server import START, serve
+from bench.desk_server import bench_clock, serve
 
 
 def main() -> None:
-    port = int(sys.argv[1])
-    config = Path(sys.argv[2])
+    os.environ["MG_BENCH_CONFIG"] = sys.argv[2]
+    os.environ.setdefault("MG_BENCH_T0", str(time.time()))  # one clock for every worker process
+    serve("bench.calls_server:calls_app", int(sys.argv[1]))
+
+
+def calls_app():
     from madoguchi_calls.main import create_app
 
-    t0 = time.monotonic()
-    settings = Settings(config_file=config)
-    app = create_app(settings, clock=lambda: START + timedelta(seconds=time.monotonic() - t0), check_interval=0)
-    serve(app, port)
-
+    settings = Settings(config_file=Path(os.environ["MG_BENCH_CONFIG"]))
+    return create_app(settings, clock=bench_clock(), check_interval=0)
 
 if __name__ == "__main__":
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")

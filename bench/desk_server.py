@@ -1,9 +1,11 @@
 """The desk service as the benchmark runs it: the real app, in its own process, under uvicorn with
 uvloop + httptools (1 worker), with a clock inside business hours (2021-04-06, a Tuesday, 10:00 JST
-plus the time elapsed) and a configuration of many desks so 64 clients spread over many desk-days."""
+plus the time elapsed) and a configuration of many desks so 64 clients spread over many desk-days.
+MG_BENCH_WORKERS=n runs it (and the bare and calls servers) with n uvicorn worker processes."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from datetime import datetime, timedelta, timezone
@@ -34,23 +36,38 @@ def bench_config(path: Path, desks: int) -> Path:
 
 
 def main() -> None:
-    port = int(sys.argv[1])
-    config = Path(sys.argv[2])
+    os.environ["MG_BENCH_CONFIG"] = sys.argv[2]
+    os.environ.setdefault("MG_BENCH_T0", str(time.time()))  # one clock for every worker process
+    serve("bench.desk_server:desk_app", int(sys.argv[1]))
+
+
+def bench_clock():
+    t0 = float(os.environ["MG_BENCH_T0"])
+    return lambda: START + timedelta(seconds=time.time() - t0)
+
+
+def desk_app():
     from madoguchi_desk.main import create_app
 
-    t0 = time.monotonic()
-    settings = Settings(config_file=config)
-    app = create_app(settings, clock=lambda: START + timedelta(seconds=time.monotonic() - t0), staffing_check_seconds=3600)
-    serve(app, port)
+    settings = Settings(config_file=Path(os.environ["MG_BENCH_CONFIG"]))
+    return create_app(settings, clock=bench_clock(), staffing_check_seconds=3600)
 
 
-def serve(app, port: int) -> None:
-    """uvicorn with uvloop + httptools. Under MG_BENCH_PROFILE=<file> the process profiles itself with
-    cProfile from SIGUSR1 (sent after the warm-up) until it stops, and writes the stats there
-    (bench.profile_command)."""
+def serve(factory: str, port: int) -> None:
+    """uvicorn with uvloop + httptools, the app from `factory` ("module:function"), with
+    MG_BENCH_WORKERS worker processes (default 1). Under MG_BENCH_PROFILE=<file> (one worker) the
+    process profiles itself with cProfile from SIGUSR1 (sent after the warm-up) until it stops, and
+    writes the stats there (bench.profile_command)."""
+    options = dict(host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools", access_log=False)
+    workers = int(os.environ.get("MG_BENCH_WORKERS", "1"))
     profile_to = os.environ.get("MG_BENCH_PROFILE")
+    if workers > 1:
+        uvicorn.run(factory, factory=True, workers=workers, **options)
+        return
+    module, _, function = factory.partition(":")
+    app = getattr(importlib.import_module(module), function)()
     if not profile_to:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools", access_log=False)
+        uvicorn.run(app, **options)
         return
     import cProfile
     import signal
@@ -60,11 +77,10 @@ def serve(app, port: int) -> None:
     # uvicorn re-raises the SIGTERM it caught once it has shut down: exit through `finally` instead
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools", access_log=False)
+        uvicorn.run(app, **options)
     finally:
         profiler.disable()
         profiler.dump_stats(profile_to)
-
 
 if __name__ == "__main__":
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")

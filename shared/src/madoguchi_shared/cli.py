@@ -349,25 +349,51 @@ def tls_certs(
 
 @app.command()
 def serve(name: str) -> None:
-    """Run one HTTP service (desk, calls, reporting, audit, ...) in the foreground."""
+    """Run one HTTP service (desk, calls, reporting, audit, ...) in the foreground; the command
+    services with MADOGUCHI_API_WORKERS worker processes (0 = one per core)."""
     import uvicorn
 
     factories = service_factories()
     if name not in factories:
         raise typer.BadParameter(f"unknown service {name!r}; known: {', '.join(sorted(factories))}")
     settings = Settings()
-    create_app = factories[name].load()
     port = getattr(settings, f"{name}_port")
+    https: dict[str, Any] = {}
+    if settings.https_cert:  # HTTPS (with HSTS) straight from uvicorn; else a reverse proxy in front (deploy/)
+        https = {"ssl_certfile": str(settings.https_cert), "ssl_keyfile": str(settings.https_key or settings.https_cert)}
+    options: dict[str, Any] = dict(host=settings.host, port=port, log_level="warning", loop="uvloop", http="httptools",
+                                   access_log=False, **https)
+    workers = api_workers(name, settings)
+    if workers > 1:
+        os.environ[SERVE_NAME] = name  # read by each worker process's factory
+        uvicorn.run("madoguchi_shared.cli:served_app", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(served_app(name, settings), **options)
+
+
+SERVE_NAME = "MADOGUCHI_SERVE_NAME"
+# The services that take commands and keep only caches in memory: safe to run as several processes.
+# The others hold a single writer (audit's hash chain) or their projection runners: one process each.
+WORKER_SERVICES = frozenset({"desk", "calls"})
+
+
+def api_workers(name: str, settings: Settings) -> int:
+    if name not in WORKER_SERVICES:
+        return 1
+    return settings.api_workers or os.cpu_count() or 1
+
+
+def served_app(name: str | None = None, settings: Settings | None = None):
+    """The app of service `name` (default: MADOGUCHI_SERVE_NAME, in a uvicorn worker process)."""
+    name = name or os.environ[SERVE_NAME]
+    settings = settings or Settings()
+    create_app = service_factories()[name].load()
     kwargs = {}
     if settings.extra.get("clock") and "clock" in inspect.signature(create_app).parameters:
         from madoguchi_shared.clock import clock_from_spec
 
         kwargs["clock"] = clock_from_spec(settings.extra["clock"])  # a simulated day (make demo)
-    https: dict[str, Any] = {}
-    if settings.https_cert:  # HTTPS (with HSTS) straight from uvicorn; else a reverse proxy in front (deploy/)
-        https = {"ssl_certfile": str(settings.https_cert), "ssl_keyfile": str(settings.https_key or settings.https_cert)}
-    uvicorn.run(create_app(settings, **kwargs), host=settings.host, port=port, log_level="warning",
-                loop="uvloop", http="httptools", access_log=False, **https)
+    return create_app(settings, **kwargs)
 
 
 @app.command()

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     reporting_port: int = 8103
     audit_port: int = 8104
     console_port: int = 8100
+    # uvicorn worker processes for the command services (desk, calls); 0 = one per core (`make run`).
+    # Each worker keeps its own aggregate cache: a stale one costs a conflict and a refresh (rule 2).
+    api_workers: int = Field(default=1, ge=0, le=64)
     # HTTPS for the console and APIs (uvicorn): certificate and key; every answer over HTTPS carries
     # HSTS. Empty: plain HTTP on host (loopback), for a reverse proxy that terminates TLS (deploy/).
     https_cert: Path | None = None
