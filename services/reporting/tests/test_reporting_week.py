@@ -139,6 +139,10 @@ async def test_verify_recounts_every_figure_from_the_stream(week_run, capsys):
     assert sum(len(c.mismatches) for c in checks) == 0, text
     kinds = Counter(c.kind for c in checks)
     assert kinds["daily"] == 60 and kinds["daily (line)"] == 5 and kinds["weekly"] == 1 and kinds["final"] == 1
+    # the city-wide daily report is recounted too, for every day with a desk or the line at work
+    days = {d for d in WEEK if week_run.week.line_truth(d)["received"]
+            or any(week_run.week.desk_truth(x.id, d)["visitors"] for x in week_run.week.config.desks)}
+    assert kinds["daily (city)"] == len(days) >= 6
     assert sum(c.checked for c in checks) > 5000
 
 

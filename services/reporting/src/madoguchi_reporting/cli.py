@@ -43,12 +43,15 @@ async def actual_figures(pool: asyncpg.Pool, cfg: ReportConfig, m: str, report_i
         for r in rows:
             sid = r["scope"] if r["channel"] == "desk" else f"line-{r['scope']}"
             ids.add(f"daily_{sid}_{r['day'].isoformat()}")
+            ids.add(f"daily_city_{r['day'].isoformat()}")
         out: dict[str, dict] = {}
         for rid in sorted(ids):
             kind, rest = rid.split("_", 1)
             scope_id, day_s = rest.rsplit("_", 1)
             day = dt.date.fromisoformat(day_s)
-            if kind == "daily" and scope_id.startswith("line-"):
+            if kind == "daily" and scope_id == "city":
+                report = await queries.city_daily(conn, cfg, m, day, with_revision=False)
+            elif kind == "daily" and scope_id.startswith("line-"):
                 report = await queries.line_daily(conn, cfg, m, scope_id.removeprefix("line-"), day, with_revision=False)
             elif kind == "daily":
                 report = await queries.desk_daily(conn, cfg, m, scope_id, day, with_revision=False)

@@ -370,6 +370,12 @@ WEEKLY_DESK = ("visitors", "support_needed", "support_given", "completed", "not_
                "escalations", "opinions")
 WEEKLY_LINE = ("received", "answered", "missed", "abandoned", "out_of_hours", "escalations", "callbacks.opened",
                "callbacks.done", "opinions")
+# the city-wide daily report's columns per desk and its phone-line figures
+CITY_DESK = ("visitors", "support_needed", "support_needed_ratio", "support_given", "support_given_ratio", "completed",
+             "not_completed", "no_shows", "escalations", "opinions", "wait.mean_s", "service.mean_s")
+CITY_LINE = ("received", "answered", "answer_rate", "never_connected", "never_connected_people", "out_of_hours",
+             "overflow_offered", "after_hours_guided", "closed", "escalations", "callbacks.opened", "callbacks.done",
+             "opinions")
 
 
 def expected(f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.date] | None = None) -> dict[str, dict]:
@@ -395,6 +401,26 @@ def expected(f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.
         nums = _line_numbers(calls_by_day.get((line, day), []), f.line_facts.get((line, day), Counter()), links=f.links)
         line_daily[(line, day)] = nums
         out[report_id("daily", line_scope_id(line), day)] = nums
+    # the city-wide daily report: each desk's columns, the day's total over every desk, the line
+    for day in sorted({d for _k, d in desk_days} | {d for _k, d in line_days}):
+        nums = {}
+        all_visits: list = []
+        all_facts: Counter = Counter()
+        for desk, d in desk_days:
+            if d == day:
+                nums.update({f"desks.{desk}.{k}": daily[(desk, d)].get(k) for k in CITY_DESK})
+                all_visits += visits_by_day.get((desk, d), [])
+                all_facts.update(f.facts.get((desk, d), Counter()))
+        total = _desk_numbers(all_visits, all_facts, hours=False)
+        nums.update({f"total.{k}": total.get(k) for k in CITY_DESK})
+        calls = [c for (_line, d), cs in calls_by_day.items() if d == day for c in cs]
+        lf: Counter = Counter()
+        for (_line, d), facts in f.line_facts.items():
+            if d == day:
+                lf.update(facts)
+        line = _line_numbers(calls, lf, hours=False, links=f.links)
+        nums.update({f"line.{k}": line.get(k) for k in CITY_LINE})
+        out[report_id("daily", "city", day)] = nums
     # weekly (REP-3): every week touching the range, counted over its whole week
     first = start - dt.timedelta(days=start.weekday())
     ws = first
@@ -489,6 +515,8 @@ def compare(expected_flat: dict[str, dict], actual_flat: dict[str, dict]) -> lis
         kind = rid.split("_", 1)[0]
         if kind == "daily" and rid.split("_", 1)[1].startswith("line-"):
             kind = "daily (line)"
+        elif kind == "daily" and rid.split("_", 1)[1].startswith("city_"):
+            kind = "daily (city)"
         checks.append(Check(rid, kind, len(keys), bad))
     return checks
 

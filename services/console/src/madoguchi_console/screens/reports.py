@@ -29,7 +29,8 @@ DESK_ROWS = ("visitors", "left_unserved", "tickets_issued", "no_shows", "support
              "escalations", "opinions", "pin_failures", "card_incidents", "disinfections", "disinfection_misses",
              "staffing_breaches")
 LINE_ROWS = ("received", "answered", "missed", "abandoned", "out_of_hours", "never_connected", "never_connected_people",
-             "overflow_offered", "after_hours_guided", "repeat_calls", "closed", "escalations", "opinions")
+             "overflow_offered", "offer_choices.wait", "offer_choices.callback", "offer_choices.call_again",
+             "after_hours_guided", "repeat_calls", "closed", "escalations", "opinions")
 # percentages shown under the counts (shares of 来庁者数 per the specification, and given / needed)
 RATIO_ROWS = {
     "daily": (("support_needed_ratio", "支援が必要な方の割合（対来庁者数）"), ("support_given_ratio", "支援を実施した方の割合（対来庁者数）"),
@@ -54,6 +55,8 @@ FIGURE_LABELS = {
     "missed": "不応答", "abandoned": "放棄呼", "out_of_hours": "時間外", "never_connected": "つながらなかった電話", "closed": "記録済み",
     "never_connected_people": "つながらなかった方（人数）", "overflow_offered": "混雑時の案内", "after_hours_guided": "時間外の案内",
     "repeat_calls": "再入電（受付番号で確認）", "left_unserved": "対応前に帰られた方",
+    "offer_choices.wait": "うち待つを選択", "offer_choices.callback": "うち折り返しを選択",
+    "offer_choices.call_again": "うちかけ直しを選択",
 }
 
 
