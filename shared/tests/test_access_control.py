@@ -14,6 +14,7 @@ from madoguchi_shared import auth, bus, subjects
 from madoguchi_shared.auth import Principal, Role, issue_token, require
 from madoguchi_shared.pii import FreeText
 from madoguchi_shared.web import create_service_app
+from tests.utils.auth import staff_headers
 
 
 class Opinion(BaseModel):
@@ -47,8 +48,7 @@ async def client(settings):
 
 
 async def bearer(js, settings, municipality, roles, wards=()):
-    token = await auth.token_for(js, settings, staff_id="S9", roles=roles, wards=wards, municipality=municipality)
-    return {"Authorization": "Bearer " + token}
+    return await staff_headers(js, settings, municipality, "S9", roles, wards)
 
 
 async def denied_events(js, municipality):

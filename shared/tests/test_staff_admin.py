@@ -21,6 +21,7 @@ from sse_starlette.sse import EventSourceResponse
 from madoguchi_shared import auth, bus, subjects
 from madoguchi_shared.auth import Role, issue_token
 from madoguchi_shared.web import create_service_app
+from tests.utils.auth import bearer
 
 PASSWORD = "manager-password-1"
 SAPPORO = Path(__file__).resolve().parents[2] / "config" / "municipalities" / "011002.toml"
@@ -70,10 +71,6 @@ async def two(settings, municipality):
 async def login(client, username, password, municipality, **extra) -> httpx.Response:
     return await client.post("/v1/auth/token", json={"username": username, "password": password,
                                                       "municipality": municipality, **extra})
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def manager_token(js, client, municipality) -> dict:

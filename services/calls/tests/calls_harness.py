@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 import httpx
 
 from madoguchi_calls.main import create_app
 from madoguchi_calls.schedule import CallbackPolicy
+from tests.utils.auth import credential_headers, staff_headers
+from tests.utils.clock import FakeClock
 from tests.utils.servers import as_service
 from madoguchi_shared import bus, subjects
-from madoguchi_shared.auth import issue_token, token_for
 from madoguchi_shared.events.admin import TrainingItemCompleted, TrainingTestRecorded
 from madoguchi_shared.municipality import TrainingPlan
 from madoguchi_shared.calendar import TOKYO
@@ -26,30 +27,11 @@ def jst(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
     return datetime(y, m, d, hh, mm, tzinfo=TOKYO)
 
 
-class Clock:
-    """A clock the test moves by hand (the service reads it for every command)."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, now: datetime) -> None:
-        self.now = now
-
-    def advance(self, **kwargs) -> datetime:
-        self.now += timedelta(**kwargs)
-        return self.now
-
-
 async def headers(js, settings, municipality: str, staff_id: str, *roles: Role, kind: str = "staff") -> dict[str, str]:
     """A bearer token: of a staff account with these roles (made if missing), or a service credential."""
     if kind == "staff":
-        token = await token_for(js, settings, staff_id=staff_id, roles=list(roles), municipality=municipality)
-    else:
-        token = issue_token(settings, staff_id=staff_id, roles=list(roles), wards=[], municipality=municipality, kind=kind)
-    return {"Authorization": f"Bearer {token}"}
+        return await staff_headers(js, settings, municipality, staff_id, roles)
+    return credential_headers(settings, municipality, staff_id, roles, kind)
 
 
 async def train(js, municipality: str, staff_id: str) -> None:
@@ -66,7 +48,7 @@ class Line:
 
     client: httpx.AsyncClient
     app: object
-    clock: Clock
+    clock: FakeClock
     municipality: str
     operator: dict[str, str]
     operator2: dict[str, str]
@@ -112,7 +94,7 @@ class Line:
 @contextlib.asynccontextmanager
 async def running_line(settings, municipality: str, now: datetime, *, check_interval: float = 0,
                        policy: CallbackPolicy | None = None) -> AsyncIterator[Line]:
-    clock = Clock(now)
+    clock = FakeClock(now)
     app = create_app(as_service(settings, "calls"), clock=clock, check_interval=check_interval, policy=policy)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -143,10 +143,12 @@ async def test_call2_concurrent_answers_one_wins_the_other_gets_409(settings, mu
 
 async def test_live_line_state_over_sse(settings, municipality):
     """The SSE feed on a real HTTP server: the state at once, then alerts and new states on changes."""
-    from calls_harness import Clock, headers, train
+    from calls_harness import headers, train
+
+    from tests.utils.clock import FakeClock
     from madoguchi_shared.events.base import Role
 
-    clock = Clock(jst(2021, 4, 8, 9, 0))
+    clock = FakeClock(jst(2021, 4, 8, 9, 0))
     from tests.utils.servers import as_service
 
     app = create_app(as_service(settings, "calls"), clock=clock, check_interval=0)

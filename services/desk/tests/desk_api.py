@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import httpx
@@ -12,30 +11,13 @@ from fastapi import FastAPI
 
 from madoguchi_desk.main import create_app
 from madoguchi_shared import bus
-from madoguchi_shared.auth import Role, token_for
-from madoguchi_shared.calendar import TOKYO
+from madoguchi_shared.auth import Role
 from madoguchi_shared.events.admin import TRAINING_ITEMS, TrainingItemCompleted, TrainingTestRecorded
 from madoguchi_shared.settings import Settings
+from tests.utils.auth import staff_headers
+from tests.utils.clock import FakeClock
 
 SAPPORO_TOML = Path(__file__).resolve().parents[3] / "config" / "municipalities" / "011002.toml"
-
-
-class FakeClock:
-    """An injectable clock: tests move time instead of sleeping."""
-
-    def __init__(self, at: datetime):
-        self.now = at
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, hh: int, mm: int = 0, ss: int = 0) -> FakeClock:
-        self.now = datetime.combine(self.now.date(), time(hh, mm, ss), TOKYO)
-        return self
-
-    def advance(self, **kwargs) -> FakeClock:
-        self.now += timedelta(**kwargs)
-        return self
 
 
 @asynccontextmanager
@@ -50,8 +32,7 @@ async def desk_app(settings: Settings, municipality: str, clock: FakeClock) -> A
 
 async def auth(js, settings: Settings, municipality: str, staff_id: str, role: Role, wards: tuple[str, ...] = ()) -> dict[str, str]:
     """A bearer token of a staff account with this role and wards (made if missing)."""
-    token = await token_for(js, settings, staff_id=staff_id, roles=[role], wards=wards, municipality=municipality)
-    return {"Authorization": f"Bearer {token}"}
+    return await staff_headers(js, settings, municipality, staff_id, [role], wards)
 
 
 async def train(js, municipality: str, staff_id: str, *, passed: bool = True) -> None:

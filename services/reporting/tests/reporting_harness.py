@@ -6,10 +6,10 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from madoguchi_shared.auth import token_for
 from madoguchi_shared.events.base import Role
 
 from madoguchi_reporting.main import create_app
+from tests.utils.auth import staff_headers
 from tests.utils.servers import as_service
 
 CONTRACT = {"contract_start": "2021-03-15", "contract_end": "2021-09-30"}
@@ -32,5 +32,4 @@ async def running_app(settings):
 async def headers(js, settings, municipality: str, role: Role = Role.manager, wards=(), staff_id: str | None = None) -> dict:
     """A bearer token of a staff account with this role and wards (made if missing; one account per role and wards)."""
     staff_id = staff_id or f"T-{role.value}-{'_'.join(wards) or 'all'}"
-    token = await token_for(js, settings, staff_id=staff_id, roles=[role], wards=list(wards), municipality=municipality)
-    return {"Authorization": f"Bearer {token}"}
+    return await staff_headers(js, settings, municipality, staff_id, [role], wards)
