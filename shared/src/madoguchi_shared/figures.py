@@ -23,7 +23,7 @@ from typing import Any
 class Rule(enum.StrEnum):
     """How a figure is rounded and shown."""
 
-    count = "count"  # an integer
+    count = "count"  # an integer  # pyright: ignore[reportAssignmentType] - the member (not str.count) by design
     share = "share"  # a fraction to 4 places, shown as %
     seconds = "seconds"  # whole seconds (from a millisecond total)
 
