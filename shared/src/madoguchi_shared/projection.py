@@ -324,8 +324,12 @@ class Projection:
 
     async def _transaction(self, nc, conn, good, bad, by_seq, last: int, *, isolate: bool):
         async with conn.transaction():
-            stored = await conn.fetchval(
-                f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE", self.name)
+            lock = f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE"
+            stored = await conn.fetchval(lock, self.name)
+            if stored is None:  # the first batch: a row to lock, so a second replica waits here instead of racing
+                await conn.execute(f"""INSERT INTO {self._q('projection_checkpoint')}(name, last_seq, updated_at)
+                                       VALUES ($1, 0, now()) ON CONFLICT (name) DO NOTHING""", self.name)
+                stored = await conn.fetchval(lock, self.name)
             if stored is not None and stored >= last:
                 self.position = stored
                 return None
@@ -355,12 +359,17 @@ class Projection:
         first: dict[UUID, Stored] = {}
         for s in good:
             first.setdefault(s.event.event_id, s)
-        fresh = {r[0] for r in await conn.fetch(
-            f"""INSERT INTO {self._q('projection_applied_event')}(name, event_id) SELECT $1, unnest($2::uuid[])
-                ON CONFLICT DO NOTHING RETURNING event_id""", self.name, list(first))}
+        seen = {r[0] for r in await conn.fetch(
+            f"SELECT event_id FROM {self._q('projection_applied_event')} WHERE name = $1 AND event_id = ANY($2::uuid[])",
+            self.name, list(first))}
+        fresh = [i for i in first if i not in seen]
+        if fresh:  # the position's row is locked (FOR UPDATE): no other replica records these meanwhile (COPY is
+            # cheaper than INSERT .. ON CONFLICT at a thousand ids a batch)
+            await conn.copy_records_to_table("projection_applied_event", schema_name=self.schema,
+                                             records=[(self.name, i) for i in fresh], columns=("name", "event_id"))
         if len(fresh) == len(good):
             return good
-        kept = [s for s in good if s.event.event_id in fresh and first[s.event.event_id] is s]
+        kept = [s for s in good if s.event.event_id not in seen and first[s.event.event_id] is s]
         kept_seqs = {s.seq for s in kept}
         log.warning("projection.duplicate_events_skipped", projection=self.name, skipped=len(good) - len(kept),
                     first_seq=next(s.seq for s in good if s.seq not in kept_seqs))

@@ -439,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         ("audit verify", "green" if aud_rc == 0 else f"RED (exit {aud_rc})"),
     ]
     print(_table([("result", "value"), *summary]))
+    longest = max(answered, key=lambda r: r[1], default=None)
+    if longest is not None:
+        print(f"  longest wait: {longest[1]:.2f} s for {longest[2]} started at {longest[0]:.1f} s (answer {longest[3]})")
     for r in [r for r in seen.requests if r[3].startswith("5") or r[3] == "cut in flight"][:20]:
         print(f"  {r[3]} at {r[0]:.1f} s after {r[1]:.2f} s: {r[2]}")
     if rep_rc:
