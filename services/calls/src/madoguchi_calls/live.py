@@ -365,7 +365,7 @@ class LineView:
         seats = []
         for seat, operator in sorted((state.seats if state else {}).items()):
             seats.append({"seat": seat, "operator": operator,
-                          "since": state.seated_since.get(seat).isoformat() if state.seated_since.get(seat) else None,
+                          "since": since.isoformat() if (since := state and state.seated_since.get(seat)) else None,
                           "on_call": str(self.busy[operator]) if operator in self.busy else None})
         calls = [
             {"call_id": str(c.call_id), "status": c.status, "received_at": c.received_at.isoformat(),

@@ -263,7 +263,7 @@ class CallsService:
     async def mark_missed(self, municipality: str, actor: Actor, call_id: UUID, cid: UUID | None = None) -> list[Event]:
         return await self._call_command(municipality, actor, call_id, d.MarkMissed(), cid)
 
-    async def record_offer_choice(self, municipality: str, actor: Actor, call_id: UUID, choice: str,
+    async def record_offer_choice(self, municipality: str, actor: Actor, call_id: UUID, choice: ev.OverflowOption,
                                   cid: UUID | None = None) -> list[Event]:
         return await self._call_command(municipality, actor, call_id, d.RecordOfferChoice(choice), cid)
 
