@@ -370,11 +370,15 @@ async def equipment_check(desk_id: str, body: EquipmentBody, request: Request, s
 # --- staffing (DESK-5, ORG-4) ---
 
 
-def _duty_role(principal: Principal, for_self: bool) -> str:
+_DUTIES: tuple[tuple[Role, ev.DeskRole], ...] = (
+    (Role.supporter, "supporter"), (Role.rounder, "rounder"), (Role.manager, "manager"))
+
+
+def _duty_role(principal: Principal, for_self: bool) -> ev.DeskRole:
     if for_self:
-        for role in (Role.supporter, Role.rounder, Role.manager):
+        for role, duty in _DUTIES:
             if role in principal.roles:
-                return role.value
+                return duty
     return "supporter"
 
 
@@ -437,6 +441,7 @@ async def call_next(desk_id: str, body: CallNextBody, request: Request, service:
                                        version=body.version, correlation_id=correlation_id(request),
                                        pinned=not body.whoever_is_next)
     called = appended[0].event
+    assert isinstance(called, ev.TicketCalled)  # CallNext's one event
     return result(appended, ticket_no=called.ticket_no, visit_id=str(called.visit_id))
 
 

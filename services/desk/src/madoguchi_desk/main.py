@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from madoguchi_desk.api import first, routers
 from madoguchi_desk.notices import NoticeBook
 from madoguchi_desk.service import Appended, Clock, DeskService, system_clock
+from madoguchi_shared.events.desk import StaffingBreachDetected
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Municipality, load_municipality
 from madoguchi_shared.settings import Settings
@@ -47,7 +48,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check
         def on_appended(appended: list[Appended]) -> None:
             for a in appended:
                 counters["events"].labels(a.event.type).inc()
-                if a.event.type == "desk.staffing_breach_detected":
+                if isinstance(a.event, StaffingBreachDetected):
                     counters["breaches"].labels(a.event.desk or "-").inc()
                     log.warning("desk.staffing_breach", desk=a.event.desk, breach_no=a.event.breach_no)
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from nats.js import api
@@ -25,6 +25,9 @@ from madoguchi_shared.auth import Principal, Role, require
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events import parse_event
 from madoguchi_shared.logging import get_logger
+
+if TYPE_CHECKING:
+    from madoguchi_desk.service import DeskService
 
 log = get_logger(__name__)
 
@@ -102,7 +105,7 @@ async def notice_status(request: Request, principal: HQ,
                         day: Annotated[date | None, Query(alias="date", description="default: today")] = None) -> dict[str, Any]:
     """Who acknowledged the monitoring notice on a day, who declined, and who went on duty without
     acknowledging it (HQ: manager, auditor, administrator)."""
-    service = request.app.state.desk
+    service: DeskService = request.app.state.desk
     await principal.check_municipality(request, service.m.code)
     book: NoticeBook = request.app.state.notices
     day = day or service.today()

@@ -346,7 +346,7 @@ class DeskService:
                 stale = [s for s, version in (versions or {}).items() if loaded[s].seq != version]
             if stale:
                 subject = stale[0]
-                raise bus.ConcurrencyConflict(subject, versions[subject], f"(now at {loaded[subject].seq})")
+                raise bus.ConcurrencyConflict(subject, (versions or {})[subject], f"(now at {loaded[subject].seq})")
             try:
                 events = decide(loaded, self.clock())
             except d.Refusal:
@@ -451,7 +451,9 @@ class DeskService:
         if current.waiting():
             raise d.Refusal("お待ちの方がいます。番号札を発行し、順番にお呼びしてください。", 409, "queue_not_empty")
         issued = await self.deskday_command(desk, None, d.IssueTicket(), actor, correlation_id=correlation_id)
-        ticket_no = issued[0].event.ticket_no
+        ticket = issued[0].event
+        assert isinstance(ticket, ev.TicketIssued)  # IssueTicket's first event
+        ticket_no = ticket.ticket_no
         called = await self.call_next(desk, staff_id, actor, expected_ticket=ticket_no, correlation_id=correlation_id)
         started = await self.start_visit(desk, ticket_no, staff_id, actor, may_take_over=may_take_over,
                                          correlation_id=correlation_id)
