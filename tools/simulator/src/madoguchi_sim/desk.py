@@ -30,6 +30,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from madoguchi_shared.calendar import TOKYO, Calendar
@@ -52,7 +53,10 @@ READER = "SONY FeliCa RC-S300/P 00 00"
 CARD_ATR = "3B8A800180318065B0850300EF120FFF82"  # a contact-less card answering as type B (no holder data)
 
 
-def pick(rng: random.Random, weighted: tuple[tuple[object, float], ...]):
+T = TypeVar("T")
+
+
+def pick(rng: random.Random, weighted: tuple[tuple[T, float], ...]) -> T:
     """One item of (item, weight) pairs."""
     total = sum(w for _, w in weighted)
     x = rng.random() * total
@@ -269,13 +273,13 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     cal = calendar or municipality.calendar()
     hours = cal.hours(day, desk.id)
     res = DeskDayResult(municipality.code, desk.ward, desk.id, day)
-    if not hours.open_day:
+    opens, closes = hours.opens, hours.closes
+    if opens is None or closes is None:  # not an open day
         return res
     res.opened = True
     rng = ids.unit_rng(seed, "desk", municipality.code, desk.id, day.isoformat())
     emit = _Emitter(rng, municipality.code, desk.ward, desk.id)
     dd = ev.deskday_id(desk.id, day)
-    opens, closes = hours.opens, hours.closes
     regular = (datetime.combine(day, municipality.regular_hours.close) - datetime.combine(day, municipality.regular_hours.open))
     n_visitors = visitors_for_day(rng, profile, day, hours.open_seconds(), regular.total_seconds())
     manager = Actor(id=ids.MANAGER_ID, role=Role.manager)
@@ -300,13 +304,13 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     emit(ev.DayStarted, started, manager, deskday_id=dd)
     t = started + timedelta(minutes=4)
     for i, s in enumerate(supporters):
-        at = t + timedelta(seconds=40 * i)
-        emit(ev.StaffCheckedIn, at, s.actor, deskday_id=dd, staff_id=s.id, role="supporter")
-        emit(ev.MaskStatusRecorded, at + timedelta(seconds=5), s.actor, deskday_id=dd, staff_id=s.id, wearing=True)
+        checked_in = t + timedelta(seconds=40 * i)
+        emit(ev.StaffCheckedIn, checked_in, s.actor, deskday_id=dd, staff_id=s.id, role="supporter")
+        emit(ev.MaskStatusRecorded, checked_in + timedelta(seconds=5), s.actor, deskday_id=dd, staff_id=s.id, wearing=True)
         res.masks_checked += 1
-        dev_emit(dv.MonitoringNoticeShown, at + timedelta(seconds=20), dev_actor, device_id=device, staff_id=s.id,
+        dev_emit(dv.MonitoringNoticeShown, checked_in + timedelta(seconds=20), dev_actor, device_id=device, staff_id=s.id,
                  notice_sha256=NOTICE_SHA)
-        dev_emit(dv.MonitoringNoticeAcknowledged, at + timedelta(seconds=35), dev_actor, device_id=device, staff_id=s.id,
+        dev_emit(dv.MonitoringNoticeAcknowledged, checked_in + timedelta(seconds=35), dev_actor, device_id=device, staff_id=s.id,
                  notice_sha256=NOTICE_SHA)
     prep_start = t + timedelta(minutes=2)
     prep_end = opens - timedelta(minutes=8)
