@@ -229,7 +229,7 @@ async def _desk_action(s: _Session, desk: str, e: Event) -> None:
     if e.context == "device":
         await _agent_event(s, e)
         return
-    dd = getattr(e, "deskday_id", None)
+    dd: str = getattr(e, "deskday_id", None) or ""  # "" for the events of no desk-day
     match e:
         case dev.DayStarted():
             await s.send(s.desk, "POST", "day/start", f"{base}/day/start", who)
