@@ -150,7 +150,7 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
         return datetime.combine(nxt, CALLBACK_DUE, TOKYO)
 
     # --- seats (CALL-1) ----------------------------------------------------------------------
-    if hours.open_day:
+    if opens is not None and closes is not None:  # an open day has both
         second_absent = rng.random() < profile.second_operator_absent_rate
         at(opens - timedelta(minutes=10), "sign_in", "seat-1", ops[0])
         lunch = datetime.combine(day, time(12, 0), TOKYO) + timedelta(seconds=rng.uniform(-300, 300))
@@ -167,9 +167,9 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
             at(t, "call", True)
     # out of hours: early callers, late callers, weekend callers (CALL-3)
     for _ in range(rng.randint(*profile.out_of_hours_calls) if hours.open_day else rng.randint(0, 1)):
-        if hours.open_day and rng.random() < 0.4:
+        if opens is not None and rng.random() < 0.4:
             t = opens - timedelta(seconds=rng.uniform(60, 75 * 60))
-        elif hours.open_day:
+        elif closes is not None:
             t = closes + timedelta(seconds=rng.uniform(60, 150 * 60))
         else:
             t = day_start + timedelta(hours=rng.uniform(9, 17))
@@ -186,6 +186,7 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
 
     def answer(call: CallRecord, seat: str, now: datetime) -> None:
         operator = seats[seat]
+        assert operator is not None  # a free seat is a signed-in one
         busy[seat] = True
         call.status = "answered"
         call.operator = operator.id
