@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from typing import Any
 
 from madoguchi_agent.config import AgentConfig
 from madoguchi_agent.outbox import Outbox
@@ -111,7 +112,7 @@ async def staff_known(config: AgentConfig, staff_id: str, timeout: float = 3.0) 
 def record_notice(config: AgentConfig, staff_id: str, acknowledged: bool, *, verified: bool | None = None) -> list[str]:
     """Write shown and acknowledged (or declined) into the outbox; returns the event types written."""
     _text, digest, version = notice_for(config)
-    envelope = dict(
+    envelope: dict[str, Any] = dict(
         municipality=config.municipality, ward=config.ward, desk=config.desk, device_id=config.device_id,
         actor=Actor(id=config.device_id, role=Role.device),
     )

@@ -58,7 +58,8 @@ async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None
         if channel == "desk":
             rid = rp.report_id("daily", scope, day)
             ward = affected.get((m, channel, scope, day))
-            e = dict(kind="daily", scope="desk", scope_id=scope, date=day, period_end=day, ward=ward, desk=scope)
+            e: dict[str, Any] = dict(kind="daily", scope="desk", scope_id=scope, date=day, period_end=day, ward=ward,
+                                     desk=scope)
         elif channel == "line":
             sid = rp.line_scope_id(scope)
             rid = rp.report_id("daily", sid, day)
