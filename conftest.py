@@ -26,8 +26,11 @@ configure("WARNING", json_logs=False)
 
 # pytest keeps the last three numbered temp folders under one root per user and deletes older ones
 # when a run starts; two checkouts testing at once would delete each other's server data (the
-# session's PostgreSQL then crashes). Each checkout gets its own root (short: socket paths).
-_root = Path(tempfile.gettempdir()) / f"mg-{hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]}"
+# session's PostgreSQL then crashes). Each checkout gets its own root (short: socket paths), named
+# in letters only: the servers' logs quote these paths, and digits in them read together with a pid
+# can look like a 12-digit number to the personal-data scan of those logs.
+_checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
+_root = Path(tempfile.gettempdir()) / f"mg-{_checkout.translate(str.maketrans('0123456789', 'ghijklmnop'))}"
 _root.mkdir(exist_ok=True)
 os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(_root))
 

@@ -163,6 +163,17 @@ def test_an_unacknowledged_urgent_alert_is_reraised_until_someone_acknowledges_i
     assert [type(e) for e in events] == [AlertRaised]
 
 
+def test_an_alert_from_an_event_dated_years_back_is_reraised_within_what_the_event_holds():
+    """An urgent alert raised by an event dated long ago (a replayed old stream, a laptop clock set years
+    back) is re-raised with its waiting time held at the event's bound instead of failing the tick,
+    which would stop the re-raising of every other alert too."""
+    steps, _ = SCENARIOS["card_left_behind"]
+    thirty_years_on = DAY.replace(year=2051)
+    _, events = replay([*steps, thirty_years_on])
+    reraised = [e for e in events if isinstance(e, AlertReraised)]
+    assert len(reraised) == 1 and reraised[0].unacknowledged_seconds == 315_360_000
+
+
 def test_replaying_the_same_events_proposes_the_same_alert_once():
     steps, _ = SCENARIOS["usb_violation"]
     state, events = replay(steps)

@@ -464,12 +464,12 @@ def tick(state: RuleState, now: datetime, rules: Rules) -> list[Out]:
             continue
         if info["severity"] != "urgent" or now - _dt(info["last_raised_at"]) < rules.reraise_after:
             continue
-        count = info["count"] + 1
+        count = min(info["count"] + 1, 10_000)  # the event holds up to 10,000 re-raises
         info["count"], info["last_raised_at"] = count, _iso(now)
         outs.append(Out(AlertReraised(
             municipality=info["m"], ward=info["ward"], desk=info["desk"], actor=ALERT_ACTOR, occurred_at=now,
             alert_id=alert_id, severity="urgent", reraise_count=count,
-            unacknowledged_seconds=int((now - _dt(info["raised_at"])).total_seconds()),
+            unacknowledged_seconds=unacknowledged_seconds(now, info["raised_at"]),
         ), info["seq"] or None))
     for key, times in list(state.denied.items()):
         if not times or now - _dt(times[-1]) > rules.denied_window:
@@ -478,6 +478,14 @@ def tick(state: RuleState, now: datetime, rules: Rules) -> list[Out]:
         if day["day"] < (today - timedelta(days=1)).isoformat():
             del state.desk_days[key]
     return outs
+
+
+def unacknowledged_seconds(now: datetime, raised_at: str) -> int:
+    """How long an alert has waited, within what the event may hold (an alert raised by an event dated
+    years back, or a clock set back, must not stop the re-raising of every other alert)."""
+    field = AlertReraised.model_fields["unacknowledged_seconds"]
+    most = next(m.le for m in field.metadata if getattr(m, "le", None) is not None)
+    return max(0, min(most, int((now - _dt(raised_at)).total_seconds())))
 
 
 class _Tick(Event):

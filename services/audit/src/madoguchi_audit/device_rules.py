@@ -171,10 +171,10 @@ def _reraise_silence(state, alert_id: str, now: datetime, rules) -> list[a.Out]:
     info: dict[str, Any] | None = state.alerts.get(alert_id)
     if info is None or info["resolved"] or now - a._dt(info["last_raised_at"]) < rules.reraise_after:
         return []
-    count = info["count"] + 1
+    count = min(info["count"] + 1, 10_000)  # the event holds up to 10,000 re-raises
     info["count"], info["last_raised_at"] = count, a._iso(now)
     return [a.Out(AlertReraised(
         municipality=info["m"], ward=info["ward"], desk=info["desk"], actor=a.ALERT_ACTOR, occurred_at=now,
         alert_id=alert_id, severity=info["severity"], reraise_count=count,
-        unacknowledged_seconds=int((now - a._dt(info["raised_at"])).total_seconds()),
+        unacknowledged_seconds=a.unacknowledged_seconds(now, info["raised_at"]),
     ), info["seq"] or None)]

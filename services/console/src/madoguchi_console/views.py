@@ -4,6 +4,7 @@ and filters that show times in Japan time and dates in Japanese."""
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 
 from datetime import date, datetime
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
+from markupsafe import Markup, escape
 
 from madoguchi_shared import wareki
 
@@ -121,13 +123,28 @@ class Names:
     def desk(self, desk_id: Any) -> str:
         return self.desks.get(str(desk_id), str(desk_id or ""))
 
-    def named(self, text: Any) -> str:
-        """A service's Japanese message with the desk ids in it replaced by the desks' names."""
+    def named(self, text: Any) -> Markup:
+        """A service's Japanese message with the desk ids in it replaced by the desks' names; what is
+        left in Latin letters is a value a person typed or a program reported (a staff id, a program's
+        name), marked as such like every id on the screens."""
         out = str(text or "").replace("回線 main ", "回線").replace("回線 main", "回線")
         for desk_id in sorted(self.desks, key=len, reverse=True):
             if desk_id in out:
                 out = out.replace(f"{desk_id}: ", f"{self.desks[desk_id]}：").replace(desk_id, self.desks[desk_id])
-        return out
+        parts, last = [], 0
+        for m in _LATIN_VALUE.finditer(out):
+            if m.group(0) in _JAPANESE_ABBREVIATIONS:
+                continue
+            parts += [escape(out[last:m.start()]), Markup('<span class="id">%s</span>') % m.group(0)]
+            last = m.end()
+        parts.append(escape(out[last:]))
+        return Markup("").join(parts)
+
+
+# Latin abbreviations that are how Japanese writes these things (職員ID, USB機器, PDF): words, not values.
+_JAPANESE_ABBREVIATIONS = frozenset({"ID", "PC", "QR", "NFC", "USB", "PDF", "CSV", "ZIP", "Excel"})
+# A run of id characters with at least one Latin letter in it (S-dec, game.exe, C:/tmp, 0781:5567a).
+_LATIN_VALUE = re.compile(r"[A-Za-z0-9_.:/\\@+-]*[A-Za-z][A-Za-z0-9_.:/\\@+-]*")
 
 
 NAMES = Names()
