@@ -163,3 +163,21 @@ def test_schema_export_writes_the_catalog(tmp_path):
     assert {c["type"] for c in catalog} == set(REGISTRY)
     for name in REGISTRY:
         assert json.loads((tmp_path / f"{name}.json").read_text())["type"] == "object"
+
+
+def test_no_event_holds_a_nul_character():
+    """PostgreSQL stores no NUL (text refuses the byte, jsonb the \\u0000 escape): the contract refuses it
+    in any string of any event, nested ones included, so no stored event can stall a projection."""
+    from pydantic import ValidationError
+
+    from madoguchi_shared.events import desk
+
+    ticket = desk.TicketIssued(municipality="011002", ward="chuo", desk="chuo-1", deskday_id="chuo-1_2021-04-01",
+                               ticket_no=1)
+    doc = json.loads(ticket.model_dump_json())
+    assert desk.TicketIssued.model_validate(doc) == ticket
+    for where in ("desk", "deskday_id"):
+        with pytest.raises(ValidationError, match="NUL"):
+            desk.TicketIssued.model_validate({**doc, where: "chuo-1\x00"})
+    with pytest.raises(ValidationError, match="NUL"):
+        desk.TicketIssued.model_validate_json(json.dumps({**doc, "actor": {**doc["actor"], "id": "S\u0000"}}))

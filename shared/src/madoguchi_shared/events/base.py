@@ -13,7 +13,7 @@ from datetime import UTC, datetime, time
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from uuid6 import uuid7
 
 from madoguchi_shared import subjects
@@ -77,6 +77,16 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 class Event(BaseModel):
     """The envelope. Subclasses add `type: Literal[...]`, their payload fields and three ClassVars."""
 
@@ -97,6 +107,15 @@ class Event(BaseModel):
     actor: Actor = SYSTEM
     correlation_id: UUID | None = None
     causation_id: UUID | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # PostgreSQL can hold no NUL character (text refuses the byte, jsonb the \u0000 escape), and no
+        # person types one: an event holding one is refused here rather than stalling a projection.
+        if _holds_nul(data):
+            raise ValueError("文字コード0（NUL）を含む値は記録できません。")
+        return data
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
