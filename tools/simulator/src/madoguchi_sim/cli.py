@@ -115,7 +115,7 @@ def run(
             scenario = dataclasses.replace(scenario, group_desks=10**9)
         result = Truth()
 
-        async def go():
+        async def publish_all():
             nc = await bus.connect_tool(settings.nats_url, name="madoguchi-simulate")
             try:
                 js = nc.jetstream()
@@ -124,7 +124,7 @@ def run(
             finally:
                 await nc.drain()
 
-        report = asyncio.run(go())
+        report = asyncio.run(publish_all())
         typer.echo(f"published {report.events:,} events in {report.seconds:.1f} s ({report.rate:,.0f} events/s)")
         _print_mix(result.event_types, result)
         _write_truth(truth, result, mode="bus", seed=seed, start=str(scenario.start), days=days, fill=report.as_dict())
