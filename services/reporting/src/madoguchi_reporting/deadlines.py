@@ -128,7 +128,7 @@ def plan(
 @dataclass(frozen=True)
 class DeliverableState:
     id: str
-    kind: str
+    kind: DeliverableKind
     period_start: dt.date
     period_end: dt.date
     due: dt.date
