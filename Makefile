@@ -40,7 +40,8 @@ chaos: install
 demo: install
 	bash scripts/demo.sh
 
-test: install
+# the lint and type gate first (a minute), then every test
+test: lint
 	.venv/bin/pytest -q -p no:cacheprovider
 
 # ruff's lint rules and pyright's type check, both configured in pyproject.toml; pyright fails on any

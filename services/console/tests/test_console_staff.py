@@ -181,7 +181,7 @@ async def test_an_operator_is_refused_a_seat_until_the_manager_records_the_train
     operator = await new_page()
     await first_login(operator, "O-new", temporary, "O-new-own-password", stack_municipality)
     assert operator.url.endswith("/phone")
-    await operator.fill("#seat-id", "7")
+    await operator.fill("#seat-id", "17")
     await press(operator, "着席する")
     assert "研修が完了していないため電話対応に従事できません" in await operator.inner_text("main")
 
@@ -194,6 +194,6 @@ async def test_an_operator_is_refused_a_seat_until_the_manager_records_the_train
     assert "従事可" in await manager.inner_text("[data-testid=cleared-phone]")
 
     await operator.goto("/phone")
-    await operator.fill("#seat-id", "7")
+    await operator.fill("#seat-id", "17")
     await press(operator, "着席する")
-    assert "7番席に着席中" in await operator.inner_text("main")
+    assert "17番席に着席中" in await operator.inner_text("main")

@@ -42,6 +42,7 @@ async def test_a_desk_served_through_a_cut_link_reaches_hq_once(settings, munici
         clock.at(9, 0)
         assert ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)["ticket_no"] == 1
         await until(lambda: _edge_state(edge, "送信済み"))
+        await until(lambda: _hq_heard_at(_hq, "09:00"))  # a heartbeat since the clock moved
 
         # the pocket WiFi drops: the desk keeps issuing, calling and recording
         await link.cut()
@@ -85,6 +86,11 @@ async def test_a_desk_served_through_a_cut_link_reaches_hq_once(settings, munici
         assert [s.event.type for s in stored].count("desk.ticket_called") == 1  # the repeated command made nothing
         await until(lambda: _hq_online(hq, manager))
     await link.cut()
+
+
+async def _hq_heard_at(hq_app, hm: str) -> bool:
+    seen = hq_app.state.desk.edges.get("chuo-1")
+    return bool(seen) and f"{seen['seen_at'].astimezone(TOKYO):%H:%M}" == hm
 
 
 async def _attached(nc, m: str) -> bool:

@@ -109,6 +109,7 @@ class CardReaderWatch:
         self._reader_monitor: _ReaderPoller | None = None
         self._card_monitor = None
         self._card_observer = None
+        self._present: dict[str, str] = {}  # reader -> ATR of the card the monitor last reported there
 
     @property
     def running(self) -> bool:
@@ -129,13 +130,16 @@ class CardReaderWatch:
         from smartcard.CardMonitoring import CardMonitor, CardObserver
 
         hand_over = self._hand_over
+        present = self._present
 
         class _Cards(CardObserver):
             def update(self, observable, handlers):
                 added, removed = handlers
                 for card in removed:
+                    present.pop(str(card.reader), None)
                     hand_over(ReaderChange("card_removed", str(card.reader), atr_hex(card.atr)))
                 for card in added:
+                    present[str(card.reader)] = atr_hex(card.atr)
                     hand_over(ReaderChange("card_inserted", str(card.reader), atr_hex(card.atr)))
 
         self._reader_monitor = _ReaderPoller(self._period, hand_over)
@@ -159,6 +163,13 @@ class CardReaderWatch:
         """Start when PC/SC has come up; restart when pyscard's card thread died (pcscd restarted)."""
         if self.running and not _card_thread_alive():
             log.warning("cardreader.monitor_died")
+            # What happened while the thread was dead is unknown: the cards it had reported are
+            # closed as removed, and the new monitor reports the cards present now as inserted (a
+            # card that stayed is seen again; a card taken out meanwhile is not left open for ever,
+            # which would raise a false card-left alert).
+            for reader, atr in list(self._present.items()):
+                self._hand_over(ReaderChange("card_removed", reader, atr))
+            self._present.clear()
             self.stop()
             _reset_card_monitor()
         return self.start()
