@@ -718,13 +718,18 @@ _IDENTIFIER = re.compile(
 )
 
 
+# ... but not 20 in a row: a random hex string holds such a run about once in 250 sha256 hashes, and
+# "000…0aa" is a number with letters after it, not a hash.
+_LONG_DIGIT_RUN = re.compile(r"[0-9]{20}")
+
+
 def _number_findings(t: str) -> list[_Found]:
     tokens = _tokens(t)
     if not tokens:
         return []
     if any("a" <= c <= "z" for c in t):
         # (base64 needs no rule: 12 digits in a row among 64 symbols do not happen by chance)
-        ids = [m.span() for m in _IDENTIFIER.finditer(t)]
+        ids = [m.span() for m in _IDENTIFIER.finditer(t) if not _LONG_DIGIT_RUN.search(m.group(0))]
         if ids:
             tokens = [tok for tok in tokens if not any(s <= tok.start and tok.end <= e for s, e in ids)]
     _mask_ordinary(t, tokens)
