@@ -140,17 +140,22 @@ class Pcscd:
                 if VIRTUAL_READER in readers():
                     return self
                 time.sleep(0.2)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(["pcscd", "--foreground"], stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if VIRTUAL_READER in readers():
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pcscd exited with {self.proc.returncode}; see {self.log_path}")
-            time.sleep(0.1)
-        raise RuntimeError(f"pcscd shows no '{VIRTUAL_READER}' within 15 s; see {self.log_path}")
+        # Twice: a pcscd that just stopped may still hold vpcd's port ("Address already in use"),
+        # and the new one then serves no virtual reader; it is stopped and started again.
+        for _attempt in range(2):
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(["pcscd", "--foreground"], stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if VIRTUAL_READER in readers():
+                    return self
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            self.stop()
+            time.sleep(2)
+        raise RuntimeError(f"pcscd shows no '{VIRTUAL_READER}' within 15 s, twice; see {self.log_path}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
