@@ -75,9 +75,11 @@ async def pg_roles(pg_server, data_dir):
     from madoguchi_calls import phone_store
     from madoguchi_reporting import schema as reporting_schema
 
-    for service, migrate in (("reporting", reporting_schema.migrate),
-                             ("calls", lambda c: db.migrate(c, phone_store.SCHEMA, phone_store.MIGRATIONS)),
-                             ("migrator", lambda c: audit_schema.migrate(c, "audit"))):
+    for service, migrate in (
+        ("reporting", reporting_schema.migrate),
+        ("calls", lambda c: db.migrate(c, phone_store.SCHEMA, phone_store.MIGRATIONS)),
+        ("migrator", lambda c: audit_schema.migrate(c, "audit")),
+    ):
         conn = await asyncpg.connect(dsns[service])
         try:
             await migrate(conn)

@@ -64,15 +64,26 @@ async def bench_env(nats_server, pg):
     """The config file, environment and tokens the command servers run with."""
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(Path(tmp) / f"{MUNICIPALITY}.toml", DESKS)
-        env = {**os.environ, "MADOGUCHI_NATS_URL": nats_server.url, "MADOGUCHI_PG_DSN": pg.dsn, "MADOGUCHI_TOKEN_SECRET": SECRET,
-               "MADOGUCHI_MUNICIPALITY": MUNICIPALITY, "MADOGUCHI_DATA_DIR": tmp, "MADOGUCHI_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "MADOGUCHI_NATS_URL": nats_server.url,
+            "MADOGUCHI_PG_DSN": pg.dsn,
+            "MADOGUCHI_TOKEN_SECRET": SECRET,
+            "MADOGUCHI_MUNICIPALITY": MUNICIPALITY,
+            "MADOGUCHI_DATA_DIR": tmp,
+            "MADOGUCHI_LOG_LEVEL": "WARNING",
+        }
         settings = Settings(token_secret=SECRET, municipality=MUNICIPALITY)
         nc = await bus.connect(nats_server.url, name="bench-api")
         await bus.ensure_streams(nc.jetstream())
         # staff tokens are checked against the account (issue 15): the accounts exist first
         tokens = {
-            "manager": await token_for(nc.jetstream(), settings, staff_id="M0001", roles=[Role.manager], municipality=MUNICIPALITY),
-            "operator": await token_for(nc.jetstream(), settings, staff_id="O0001", roles=[Role.operator], municipality=MUNICIPALITY),
+            "manager": await token_for(
+                nc.jetstream(), settings, staff_id="M0001", roles=[Role.manager], municipality=MUNICIPALITY
+            ),
+            "operator": await token_for(
+                nc.jetstream(), settings, staff_id="O0001", roles=[Role.operator], municipality=MUNICIPALITY
+            ),
         }
         await nc.drain()
         yield config, env, tokens
@@ -100,8 +111,9 @@ def children(pid: int) -> list[int]:
         return []
 
 
-def run_load(module: str, port_args: list[str], env: dict, paths: list[str], token: str, body: str = "{}",
-             seconds: int = SECONDS) -> dict:
+def run_load(
+    module: str, port_args: list[str], env: dict, paths: list[str], token: str, body: str = "{}", seconds: int = SECONDS
+) -> dict:
     """Start `module` on a free port, warm it up for 2 s, then measure `seconds` of load. Besides
     wrk's figures: the server's CPU time per request (`cpu_ms`), which a busy shared machine
     disturbs far less than the rate."""
@@ -122,32 +134,73 @@ def run_load(module: str, port_args: list[str], env: dict, paths: list[str], tok
 
 def measure(env: dict, config: Path, tokens: dict) -> dict[str, dict]:
     return {
-        "bare": run_load("bench.bare_server", [], env, [f"/v1/bare/{d.split('/')[3]}/tickets" for d in DESK_PATHS], tokens["manager"]),
+        "bare": run_load(
+            "bench.bare_server", [], env, [f"/v1/bare/{d.split('/')[3]}/tickets" for d in DESK_PATHS], tokens["manager"]
+        ),
         "desk": run_load("bench.desk_server", [str(config)], env, DESK_PATHS, tokens["manager"]),
-        "calls": run_load("bench.calls_server", [str(config)], env, ["/v1/calls"], tokens["operator"], body='{"line":"main"}'),
+        "calls": run_load(
+            "bench.calls_server", [str(config)], env, ["/v1/calls"], tokens["operator"], body='{"line":"main"}'
+        ),
     }
 
 
 def rows(res: dict[str, dict]) -> list[dict]:
     bare = res["bare"]
     workers = int(os.environ.get("MG_BENCH_WORKERS", "1"))
-    out = [{"area": "command API", "figure": f"bare FastAPI endpoint, same body, uvicorn {workers} worker(s) like the servers below (ceiling)",
-            "value": bare["rps"], "unit": "req/s",
-            "p50_ms": bare["p50_ms"], "p99_ms": bare["p99_ms"]}]
-    figures = {"desk": "desk: issue ticket (validate against desk-day state + append with ack), 64 clients",
-               "calls": "calls: a call comes in (recorded, routed, counted on the line-day), 64 clients"}
+    out = [
+        {
+            "area": "command API",
+            "figure": f"bare FastAPI endpoint, same body, uvicorn {workers} worker(s) like the servers below (ceiling)",
+            "value": bare["rps"],
+            "unit": "req/s",
+            "p50_ms": bare["p50_ms"],
+            "p99_ms": bare["p99_ms"],
+        }
+    ]
+    figures = {
+        "desk": "desk: issue ticket (validate against desk-day state + append with ack), 64 clients",
+        "calls": "calls: a call comes in (recorded, routed, counted on the line-day), 64 clients",
+    }
     for key, figure in figures.items():
         r = res[key]
         out += [
-            {"area": "command API", "figure": figure, "value": r["rps"], "unit": "commands/s", "ceiling_name": "bare FastAPI",
-             "ceiling": bare["rps"], "target": "≥ 50 % of bare, p99 < 30 ms", "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
-             "errors": r["non2xx"]},
-            {"area": "command API", "figure": f"{key}: server CPU per command", "value": r["cpu_ms"], "unit": "ms",
-             "ceiling_name": "bare", "ceiling": bare["cpu_ms"], "ratio": bare["cpu_ms"] / r["cpu_ms"] if r["cpu_ms"] else None},
-            {"area": "command API", "figure": f"{key} latency p50 / p99", "value": f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}",
-             "unit": "ms", "ceiling_name": "bare p50/p99", "ceiling": f"{bare['p50_ms']:.1f} / {bare['p99_ms']:.1f}",
-             "ratio": None, "target": "p99 < 30 ms"},
-            {"area": "command API", "figure": f"{key}: non-2xx responses during the run", "value": r["non2xx"], "unit": "responses"},
+            {
+                "area": "command API",
+                "figure": figure,
+                "value": r["rps"],
+                "unit": "commands/s",
+                "ceiling_name": "bare FastAPI",
+                "ceiling": bare["rps"],
+                "target": "≥ 50 % of bare, p99 < 30 ms",
+                "p50_ms": r["p50_ms"],
+                "p99_ms": r["p99_ms"],
+                "errors": r["non2xx"],
+            },
+            {
+                "area": "command API",
+                "figure": f"{key}: server CPU per command",
+                "value": r["cpu_ms"],
+                "unit": "ms",
+                "ceiling_name": "bare",
+                "ceiling": bare["cpu_ms"],
+                "ratio": bare["cpu_ms"] / r["cpu_ms"] if r["cpu_ms"] else None,
+            },
+            {
+                "area": "command API",
+                "figure": f"{key} latency p50 / p99",
+                "value": f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}",
+                "unit": "ms",
+                "ceiling_name": "bare p50/p99",
+                "ceiling": f"{bare['p50_ms']:.1f} / {bare['p99_ms']:.1f}",
+                "ratio": None,
+                "target": "p99 < 30 ms",
+            },
+            {
+                "area": "command API",
+                "figure": f"{key}: non-2xx responses during the run",
+                "value": r["non2xx"],
+                "unit": "responses",
+            },
         ]
     return out
 

@@ -26,6 +26,7 @@ def calls_app():
     settings = Settings(config_file=Path(os.environ["MG_BENCH_CONFIG"]))
     return create_app(settings, clock=bench_clock(), check_interval=0)
 
+
 if __name__ == "__main__":
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")
     main()

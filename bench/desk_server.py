@@ -23,14 +23,15 @@ START = datetime(2021, 4, 6, 10, 0, tzinfo=JST)
 def bench_config(path: Path, desks: int) -> Path:
     wards = []
     for w in range(desks // 4):
-        wards.append(f'[[wards]]\nid = "w{w}"\nname_ja = "区{w}"\nname_en = "W{w}"\n'
-                     f'desks = [' + ", ".join(f'{{ id = "w{w}-{k}", name_ja = "窓口{w}-{k}" }}' for k in range(4)) + "]\n")
+        wards.append(
+            f'[[wards]]\nid = "w{w}"\nname_ja = "区{w}"\nname_en = "W{w}"\n'
+            f"desks = [" + ", ".join(f'{{ id = "w{w}-{k}", name_ja = "窓口{w}-{k}" }}' for k in range(4)) + "]\n"
+        )
     path.write_text(
         'code = "099999"\nname_ja = "ベンチ市"\nname_en = "Bench"\ntimezone = "Asia/Tokyo"\nclosed_weekdays = [5, 6]\n'
         'year_end_closure = ["12-29", "01-03"]\ncapacity_thresholds = [0.8, 1.0, 1.25]\n\n'
         "[regular_hours]\nopen = 08:45:00\nclose = 17:15:00\n\n[desk_defaults]\nexpected_max_visitors = 100000\n\n"
-        "[phone]\nexpected_max_calls_per_day = 100000\n\n"
-        + "\n".join(wards)
+        "[phone]\nexpected_max_calls_per_day = 100000\n\n" + "\n".join(wards)
     )
     return path
 
@@ -81,6 +82,7 @@ def serve(factory: str, port: int) -> None:
     finally:
         profiler.disable()
         profiler.dump_stats(profile_to)
+
 
 if __name__ == "__main__":
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")

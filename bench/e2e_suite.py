@@ -26,8 +26,15 @@ SECONDS = 15
 def desk_events(n: int):
     from madoguchi_sim.generator import Scenario, iter_events
 
-    scenario = Scenario(municipalities=(load_municipality("011002"),), start=date(2021, 4, 6), days=30,
-                        lines=False, devices=False, setup=False, seed=7)
+    scenario = Scenario(
+        municipalities=(load_municipality("011002"),),
+        start=date(2021, 4, 6),
+        days=30,
+        lines=False,
+        devices=False,
+        setup=False,
+        seed=7,
+    )
     out = []
     for event in iter_events(scenario):
         out.append(event)
@@ -47,7 +54,9 @@ async def end_to_end(nats_server, pg, pool, ceilings, args) -> list[dict]:
     from madoguchi_reporting.worker import Worker
 
     events = desk_events(RATE * SECONDS)
-    settings = Settings(nats_url=nats_server.url, pg_dsn=pg.dsn, token_secret="x" * 40, extra={"deadline_check_seconds": "0"})
+    settings = Settings(
+        nats_url=nats_server.url, pg_dsn=pg.dsn, token_secret="x" * 40, extra={"deadline_check_seconds": "0"}
+    )
     nc = await bus.connect(nats_server.url, name="bench-e2e")
     js = nc.jetstream(publish_async_max_pending=4000)
     await bus.ensure_streams(js)
@@ -66,7 +75,10 @@ async def end_to_end(nats_server, pg, pool, ceilings, args) -> list[dict]:
         pending = []
         async with pool.acquire() as conn:
             while not done.is_set() or pending or len(lags) < len(events):
-                position = await conn.fetchval("SELECT last_seq FROM reporting.projection_checkpoint WHERE name = $1", DESK) or 0
+                position = (
+                    await conn.fetchval("SELECT last_seq FROM reporting.projection_checkpoint WHERE name = $1", DESK)
+                    or 0
+                )
                 now = time.perf_counter()
                 for seq in [s for s in published if s <= position]:
                     lags.append(now - published.pop(seq))
@@ -83,8 +95,10 @@ async def end_to_end(nats_server, pg, pool, ceilings, args) -> list[dict]:
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            futures = [await js.publish_async(e.subject, dump_event(e), headers={"Nats-Msg-Id": str(e.event_id)})
-                       for e in events[i:i + RATE // 100]]
+            futures = [
+                await js.publish_async(e.subject, dump_event(e), headers={"Nats-Msg-Id": str(e.event_id)})
+                for e in events[i : i + RATE // 100]
+            ]
             for fut in futures:
                 ack = await fut
                 published[ack.seq] = time.perf_counter()
@@ -96,10 +110,30 @@ async def end_to_end(nats_server, pg, pool, ceilings, args) -> list[dict]:
         await nc.close()
     lags_ms = [x * 1000 for x in lags]
     return [
-        {"area": "end to end", "figure": f"steady publish rate achieved ({len(events):,} desk events)", "value": rate, "unit": "events/s"},
-        {"area": "end to end", "figure": "projection lag p50 (ack → committed checkpoint)", "value": statistics.median(lags_ms), "unit": "ms"},
-        {"area": "end to end", "figure": "projection lag p99", "value": pct(lags_ms, 0.99), "unit": "ms", "target": "< 250 ms"},
+        {
+            "area": "end to end",
+            "figure": f"steady publish rate achieved ({len(events):,} desk events)",
+            "value": rate,
+            "unit": "events/s",
+        },
+        {
+            "area": "end to end",
+            "figure": "projection lag p50 (ack → committed checkpoint)",
+            "value": statistics.median(lags_ms),
+            "unit": "ms",
+        },
+        {
+            "area": "end to end",
+            "figure": "projection lag p99",
+            "value": pct(lags_ms, 0.99),
+            "unit": "ms",
+            "target": "< 250 ms",
+        },
         {"area": "end to end", "figure": "projection lag max", "value": max(lags_ms), "unit": "ms"},
-        {"area": "end to end", "figure": "catch-up on the earlier suites' events before measuring", "value": catch_up_s,
-         "unit": "s"},
+        {
+            "area": "end to end",
+            "figure": "catch-up on the earlier suites' events before measuring",
+            "value": catch_up_s,
+            "unit": "s",
+        },
     ]

@@ -20,13 +20,23 @@ end
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url_base: str, paths: list[str], token: str = "", body: str = "{}", connections: int = 64, seconds: int = 10, threads: int = 1) -> dict:
+def wrk(
+    url_base: str,
+    paths: list[str],
+    token: str = "",
+    body: str = "{}",
+    connections: int = 64,
+    seconds: int = 10,
+    threads: int = 1,
+) -> dict:
     script = LUA % {"paths": ",".join(f'"{p}"' for p in paths), "token": token, "body": body}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", f.name, url_base],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     Path(f.name).unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -36,5 +46,11 @@ def wrk(url_base: str, paths: list[str], token: str = "", body: str = "{}", conn
         lat[pct] = float(m.group(1)) * UNITS[m.group(2)] if m else None
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = re.search(r"(\d+) requests in", out)
-    return {"rps": rps, "p50_ms": lat["50%"], "p99_ms": lat["99%"], "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "requests": int(total.group(1)) if total else 0, "raw": out}
+    return {
+        "rps": rps,
+        "p50_ms": lat["50%"],
+        "p99_ms": lat["99%"],
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "requests": int(total.group(1)) if total else 0,
+        "raw": out,
+    }

@@ -48,12 +48,19 @@ async def main(events: int) -> dict:
             fill_s = time.perf_counter() - t0
             logged = [s.name for s in bus.STREAMS if s.log]
             total = await stream_total(js, logged)
-            projected_streams = {"MG_DESK": (await js.stream_info("MG_DESK")).state.last_seq,
-                                 "MG_CALLS": (await js.stream_info("MG_CALLS")).state.last_seq}
+            projected_streams = {
+                "MG_DESK": (await js.stream_info("MG_DESK")).state.last_seq,
+                "MG_CALLS": (await js.stream_info("MG_CALLS")).state.last_seq,
+            }
             print(f"filled {total:,} events in {fill_s:.0f} s ({total / fill_s:,.0f}/s)", flush=True)
 
-            settings = Settings(nats_url=nats_server.url, pg_dsn=pg.dsn, token_secret="x" * 40, data_dir=Path(tmp),
-                                extra={"deadline_check_seconds": "0"})
+            settings = Settings(
+                nats_url=nats_server.url,
+                pg_dsn=pg.dsn,
+                token_secret="x" * 40,
+                data_dir=Path(tmp),
+                extra={"deadline_check_seconds": "0"},
+            )
             audit = AuditSettings(data_dir=Path(tmp) / "audit", checkpoint_every=100_000, checkpoint_seconds=60)
             await schema.migrate_pool(pool, audit.schema_name)
             ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
@@ -69,7 +76,9 @@ async def main(events: int) -> dict:
                 if "audit" not in done_at and ingest.written >= total:
                     done_at["audit"] = time.perf_counter() - start
                 positions = {p.stream: p.position for p in worker.projections}
-                if "reporting" not in done_at and all(positions.get(s, 0) >= last for s, last in projected_streams.items()):
+                if "reporting" not in done_at and all(
+                    positions.get(s, 0) >= last for s, last in projected_streams.items()
+                ):
                     done_at["reporting"] = time.perf_counter() - start
             both = time.perf_counter() - start
             ingest.stop()
@@ -81,8 +90,12 @@ async def main(events: int) -> dict:
             pg.stop()
             nats_server.stop()
     result = {
-        "events": total, "fill_s": round(fill_s, 1), "fill_events_per_s": round(total / fill_s),
-        "reporting_s": round(done_at["reporting"], 1), "audit_s": round(done_at["audit"], 1), "together_s": round(both, 1),
+        "events": total,
+        "fill_s": round(fill_s, 1),
+        "fill_events_per_s": round(total / fill_s),
+        "reporting_s": round(done_at["reporting"], 1),
+        "audit_s": round(done_at["audit"], 1),
+        "together_s": round(both, 1),
         "together_events_per_s": round(total / both),
         "full_day_events": FULL_DAY,
         "full_day_fill_s_extrapolated": round(FULL_DAY / (total / fill_s)),

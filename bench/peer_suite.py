@@ -38,10 +38,16 @@ def _application(dsn: str, schema: str):
         pass
 
     url = urlparse(dsn)
-    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": url.path.lstrip("/"),
-           "POSTGRES_HOST": url.hostname or "127.0.0.1", "POSTGRES_PORT": str(url.port or 5432),
-           "POSTGRES_USER": url.username or "postgres", "POSTGRES_PASSWORD": url.password or "",
-           "POSTGRES_SCHEMA": schema, "CREATE_TABLE": "y"}
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": url.path.lstrip("/"),
+        "POSTGRES_HOST": url.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": url.username or "postgres",
+        "POSTGRES_PASSWORD": url.password or "",
+        "POSTGRES_SCHEMA": schema,
+        "CREATE_TABLE": "y",
+    }
     return Desks(env=env), DeskDay
 
 
@@ -81,17 +87,40 @@ async def peer(nats_server, pg, pool, ceilings, args) -> list[dict]:
     try:
         import eventsourcing  # noqa: F401
     except ImportError:
-        return [{"area": "peer", "figure": "pyeventsourcing not installed: `make bench` installs the bench group", "value": None, "unit": ""}]
+        return [
+            {
+                "area": "peer",
+                "figure": "pyeventsourcing not installed: `make bench` installs the bench group",
+                "value": None,
+                "unit": "",
+            }
+        ]
     r = measure(pg.dsn)
     desk = ceilings.get("command API: desk commands/s")
     rows = [
-        {"area": "peer", "figure": "pyeventsourcing (PostgreSQL): single-event command per save, in-process", "value": r["single"],
-         "unit": "commands/s"},
-        {"area": "peer", "figure": "pyeventsourcing (PostgreSQL): load + command + save, in-process", "value": r["load"],
-         "unit": "commands/s"},
+        {
+            "area": "peer",
+            "figure": "pyeventsourcing (PostgreSQL): single-event command per save, in-process",
+            "value": r["single"],
+            "unit": "commands/s",
+        },
+        {
+            "area": "peer",
+            "figure": "pyeventsourcing (PostgreSQL): load + command + save, in-process",
+            "value": r["load"],
+            "unit": "commands/s",
+        },
     ]
     if desk:
-        rows.append({"area": "peer", "figure": "desk command (HTTP, 64 clients) vs. the peer's single-event command", "value": desk,
-                     "unit": "commands/s", "ceiling_name": "pyeventsourcing single-event", "ceiling": r["single"],
-                     "target": "≥ 3×"})
+        rows.append(
+            {
+                "area": "peer",
+                "figure": "desk command (HTTP, 64 clients) vs. the peer's single-event command",
+                "value": desk,
+                "unit": "commands/s",
+                "ceiling_name": "pyeventsourcing single-event",
+                "ceiling": r["single"],
+                "target": "≥ 3×",
+            }
+        )
     return rows

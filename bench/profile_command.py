@@ -36,10 +36,19 @@ async def main(args) -> None:
                 for name in args.commands:
                     module, paths, role, body = COMMANDS[name]
                     stats_file = Path(tmp) / f"{name}.prof"
-                    res = api_suite.run_load(module, [str(config)], {**env, "MG_BENCH_PROFILE": str(stats_file)}, paths,
-                                             tokens[role], body=body, seconds=args.seconds)
-                    print(f"\n=== {name}: {res['rps']:,.0f} commands/s under the profiler, p50/p99 "
-                          f"{res['p50_ms']} / {res['p99_ms']} ms, non-2xx {res['non2xx']}")
+                    res = api_suite.run_load(
+                        module,
+                        [str(config)],
+                        {**env, "MG_BENCH_PROFILE": str(stats_file)},
+                        paths,
+                        tokens[role],
+                        body=body,
+                        seconds=args.seconds,
+                    )
+                    print(
+                        f"\n=== {name}: {res['rps']:,.0f} commands/s under the profiler, p50/p99 "
+                        f"{res['p50_ms']} / {res['p99_ms']} ms, non-2xx {res['non2xx']}"
+                    )
                     stats = pstats.Stats(str(stats_file))
                     stats.sort_stats("tottime").print_stats(args.top)
                     stats.sort_stats("cumulative").print_stats(args.top)

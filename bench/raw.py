@@ -11,8 +11,16 @@ import uuid
 import nats
 from nats.js import api
 
-PAYLOAD = json.dumps({"type": "desk.bench", "municipality": "011002", "ward": "chuo", "desk": "chuo-1",
-                      "actor": {"id": "S0001", "role": "supporter"}, "pad": "x" * 150}).encode()  # ~300 bytes
+PAYLOAD = json.dumps(
+    {
+        "type": "desk.bench",
+        "municipality": "011002",
+        "ward": "chuo",
+        "desk": "chuo-1",
+        "actor": {"id": "S0001", "role": "supporter"},
+        "pad": "x" * 150,
+    }
+).encode()  # ~300 bytes
 
 
 async def fresh_stream(js, name: str, subject: str) -> None:
@@ -20,7 +28,9 @@ async def fresh_stream(js, name: str, subject: str) -> None:
         await js.delete_stream(name)
     except Exception:  # noqa: BLE001
         pass
-    await js.add_stream(api.StreamConfig(name=name, subjects=[subject], storage=api.StorageType.FILE, allow_direct=True))
+    await js.add_stream(
+        api.StreamConfig(name=name, subjects=[subject], storage=api.StorageType.FILE, allow_direct=True)
+    )
 
 
 async def publish_acked(nc, n: int) -> float:
@@ -50,8 +60,11 @@ async def publish_async(nc, n: int, headers: bool = False, stream: str = "BENCH_
 async def pull_fetch(nc, n: int, stream: str = "BENCH_ASYNC") -> float:
     """pull fetch(1000) with per-message ack."""
     js = nc.jetstream()
-    psub = await js.pull_subscribe(f"{stream.lower()}.>", stream=stream,
-                                   config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_ack_pending=-1))
+    psub = await js.pull_subscribe(
+        f"{stream.lower()}.>",
+        stream=stream,
+        config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_ack_pending=-1),
+    )
     got = 0
     start = time.perf_counter()
     while got < n:
@@ -74,7 +87,11 @@ async def raw_pull(nc, n: int, stream: str = "BENCH_ASYNC") -> float:
     state = {"got": 0, "in_batch": 0}
 
     async def request():
-        await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}", json.dumps({"batch": 1000, "expires": 2_000_000_000}).encode(), reply=inbox)
+        await nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}",
+            json.dumps({"batch": 1000, "expires": 2_000_000_000}).encode(),
+            reply=inbox,
+        )
 
     async def on_msg(msg):
         if msg.headers and msg.headers.get("Status"):
@@ -104,7 +121,7 @@ async def pg_copy(pool, n: int) -> float:
         start = time.perf_counter()
         for i in range(0, n, 1000):
             async with conn.transaction():
-                await conn.copy_records_to_table("bench_copy", records=rows[i:i + 1000])
+                await conn.copy_records_to_table("bench_copy", records=rows[i : i + 1000])
         rate = n / (time.perf_counter() - start)
         await conn.execute("DROP TABLE bench_copy")
     return rate
@@ -114,12 +131,42 @@ async def measure(nats_url: str, pool, n: int = 100_000) -> list[dict]:
     nc = await nats.connect(nats_url)
     try:
         rows = [
-            {"area": "raw", "figure": "JetStream publish, awaiting each ack", "value": await publish_acked(nc, n // 10), "unit": "events/s"},
-            {"area": "raw", "figure": "JetStream publish_async, 2,000 in flight", "value": await publish_async(nc, n), "unit": "events/s"},
-            {"area": "raw", "figure": "... with Nats-Msg-Id", "value": await publish_async(nc, n, headers=True, stream="BENCH_HDR"), "unit": "events/s"},
-            {"area": "raw", "figure": "pull fetch(1000), per-message ack", "value": await pull_fetch(nc, n), "unit": "events/s"},
-            {"area": "raw", "figure": "raw pull (MSG.NEXT x2 deep, AckNone)", "value": await raw_pull(nc, n), "unit": "events/s"},
-            {"area": "raw", "figure": "PostgreSQL COPY, 1,000 rows a transaction", "value": await pg_copy(pool, n), "unit": "rows/s"},
+            {
+                "area": "raw",
+                "figure": "JetStream publish, awaiting each ack",
+                "value": await publish_acked(nc, n // 10),
+                "unit": "events/s",
+            },
+            {
+                "area": "raw",
+                "figure": "JetStream publish_async, 2,000 in flight",
+                "value": await publish_async(nc, n),
+                "unit": "events/s",
+            },
+            {
+                "area": "raw",
+                "figure": "... with Nats-Msg-Id",
+                "value": await publish_async(nc, n, headers=True, stream="BENCH_HDR"),
+                "unit": "events/s",
+            },
+            {
+                "area": "raw",
+                "figure": "pull fetch(1000), per-message ack",
+                "value": await pull_fetch(nc, n),
+                "unit": "events/s",
+            },
+            {
+                "area": "raw",
+                "figure": "raw pull (MSG.NEXT x2 deep, AckNone)",
+                "value": await raw_pull(nc, n),
+                "unit": "events/s",
+            },
+            {
+                "area": "raw",
+                "figure": "PostgreSQL COPY, 1,000 rows a transaction",
+                "value": await pg_copy(pool, n),
+                "unit": "rows/s",
+            },
         ]
         for name in ("BENCH_ACK", "BENCH_ASYNC", "BENCH_HDR"):
             await nc.jetstream().delete_stream(name)

@@ -37,7 +37,9 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         ceiling = f"{r['ceiling_name']}: {fmt(r.get('ceiling'))}" if r.get("ceiling_name") else ""
         ratio = f"{r['ratio']:.0%}" if isinstance(r.get("ratio"), int | float) else ""
-        lines.append(f"| {r['area']} | {r['figure']} | {fmt(r['value'])} | {r['unit']} | {ceiling} | {ratio} | {r.get('target', '')} |")
+        lines.append(
+            f"| {r['area']} | {r['figure']} | {fmt(r['value'])} | {r['unit']} | {ceiling} | {ratio} | {r.get('target', '')} |"
+        )
     return "\n".join(lines)
 
 
@@ -57,7 +59,14 @@ async def main(args) -> None:
                 try:
                     rows += await suite(nats_server, pg, pool, ceilings, args)
                 except Exception as exc:  # noqa: BLE001 - one failing suite must not hide the others
-                    rows.append({"area": suite.__name__, "figure": f"FAILED: {type(exc).__name__}: {exc}"[:200], "value": None, "unit": ""})
+                    rows.append(
+                        {
+                            "area": suite.__name__,
+                            "figure": f"FAILED: {type(exc).__name__}: {exc}"[:200],
+                            "value": None,
+                            "unit": "",
+                        }
+                    )
                 print(f"  {suite.__name__}: {time.perf_counter() - t0:.0f}s", flush=True)
         finally:
             await pool.close()
@@ -70,10 +79,17 @@ async def main(args) -> None:
     md = table(rows)
     print(md)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"when": datetime.now(UTC).isoformat(), "machine": platform.platform(), "cores": __import__("os").cpu_count(),
-            "seconds": round(time.perf_counter() - started, 1), "events": args.events}
+    meta = {
+        "when": datetime.now(UTC).isoformat(),
+        "machine": platform.platform(),
+        "cores": __import__("os").cpu_count(),
+        "seconds": round(time.perf_counter() - started, 1),
+        "events": args.events,
+    }
     (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, ensure_ascii=False, indent=2))
-    (RESULTS / "latest.md").write_text(f"# make bench — {meta['when']}\n\n{meta['machine']}, {meta['cores']} cores, {meta['seconds']} s\n\n{md}\n")
+    (RESULTS / "latest.md").write_text(
+        f"# make bench — {meta['when']}\n\n{meta['machine']}, {meta['cores']} cores, {meta['seconds']} s\n\n{md}\n"
+    )
     print(f"\nwritten {RESULTS / 'latest.json'} and latest.md ({meta['seconds']} s)")
 
 

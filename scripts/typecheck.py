@@ -51,8 +51,10 @@ def main() -> int:
     for (f, r, m), n in sorted(new.items()):
         print(f"{f}: error ({r}): {m}" + (f"  [{n} more than known]" if known[(f, r, m)] else ""))
     took = time.monotonic() - started
-    print(f"pyright: {sum(found.values())} errors, {sum(known.values())} known in the baseline, "
-          f"{sum(new.values())} new, {sum(gone.values())} fixed ({took:.0f} s)")
+    print(
+        f"pyright: {sum(found.values())} errors, {sum(known.values())} known in the baseline, "
+        f"{sum(new.values())} new, {sum(gone.values())} fixed ({took:.0f} s)"
+    )
     if gone:
         print("fixed since the baseline: shrink it with `.venv/bin/python scripts/typecheck.py --update`")
     return 1 if new else 0

@@ -57,8 +57,18 @@ class _Client:
 
 
 def _heartbeat(municipality: str, device: str) -> Heartbeat:
-    return Heartbeat(municipality=municipality, device_id=device, ward="chuo", desk="chuo-1", agent_version="t",
-                     policy_version=0, outbox_depth=0, outbox_bytes=0, link_up=True, uptime_s=1)
+    return Heartbeat(
+        municipality=municipality,
+        device_id=device,
+        ward="chuo",
+        desk="chuo-1",
+        agent_version="t",
+        policy_version=0,
+        outbox_depth=0,
+        outbox_bytes=0,
+        link_up=True,
+        uptime_s=1,
+    )
 
 
 async def test_a_laptop_credential_publishes_only_to_its_own_subject(nats_server, data_dir, nc, municipality):
@@ -73,10 +83,15 @@ async def test_a_laptop_credential_publishes_only_to_its_own_subject(nats_server
         other = _heartbeat(municipality, "cred-pc-2")  # another laptop's subject
         assert await laptop.refused(other.subject, dump_event(other))
         assert await laptop.refused(_heartbeat("011002", "cred-pc-1").subject)  # its own id in another municipality
-        for subject in (f"mg.desk.{municipality}.deskday.chuo-1_2021-04-06", f"mg.admin.{municipality}.staff.S1",
-                        f"mg.audit.{municipality}.alert.x", f"mg.calls.{municipality}.call.x",
-                        f"mg.report.{municipality}.report.x", "$JS.API.STREAM.DELETE.MG_DEVICE",
-                        f"$KV.mg_policy.{municipality}.desk"):
+        for subject in (
+            f"mg.desk.{municipality}.deskday.chuo-1_2021-04-06",
+            f"mg.admin.{municipality}.staff.S1",
+            f"mg.audit.{municipality}.alert.x",
+            f"mg.calls.{municipality}.call.x",
+            f"mg.report.{municipality}.report.x",
+            "$JS.API.STREAM.DELETE.MG_DEVICE",
+            f"$KV.mg_policy.{municipality}.desk",
+        ):
             assert await laptop.refused(subject), subject
     finally:
         await laptop.nc.close()
@@ -84,7 +99,9 @@ async def test_a_laptop_credential_publishes_only_to_its_own_subject(nats_server
     assert await bus.load(nc, other.subject) == []
 
 
-async def test_service_and_supervisor_identities_publish_only_their_own_streams(nats_server, data_dir, nc, municipality):
+async def test_service_and_supervisor_identities_publish_only_their_own_streams(
+    nats_server, data_dir, nc, municipality
+):
     desk = await _Client().connect(nats_server.address, natsauth.load(data_dir, "desk"))
     supervisor = await _Client().connect(nats_server.address, natsauth.load(data_dir, "supervisor"))
     try:
@@ -95,7 +112,9 @@ async def test_service_and_supervisor_identities_publish_only_their_own_streams(
         assert await desk.refused("$JS.API.STREAM.DELETE.MG_DESK")
         with pytest.raises(nats.js.errors.APIError):  # a purge gets through to the stream, which refuses it
             await desk.js.purge_stream("MG_DESK")
-        restarted = ProcessRestarted(municipality=municipality, process="desk", restarts=1, down_seconds=1, backoff_seconds=0.5)
+        restarted = ProcessRestarted(
+            municipality=municipality, process="desk", restarts=1, down_seconds=1, backoff_seconds=0.5
+        )
         await bus.append(supervisor.js, restarted)
         assert await supervisor.refused(item.subject, dump_event(item))
     finally:

@@ -85,12 +85,18 @@ async def test_a_live_view_started_by_time_resumes_after_its_consumer_is_re_crea
     got: list = []
     subject_filter = f"mg.admin.{municipality}.>"
     await bus.append(js, TrainingItemCompleted(municipality=municipality, staff_id="L0", item="system", hours=1))
+
     async def take(msg) -> None:
         got.append(msg.data)
 
-    sub = await js.subscribe(subject_filter, cb=take, ordered_consumer=True, stream="MG_ADMIN",
-                             deliver_policy=api.DeliverPolicy.BY_START_TIME,
-                             config=api.ConsumerConfig(opt_start_time=datetime.now(UTC)))
+    sub = await js.subscribe(
+        subject_filter,
+        cb=take,
+        ordered_consumer=True,
+        stream="MG_ADMIN",
+        deliver_policy=api.DeliverPolicy.BY_START_TIME,
+        config=api.ConsumerConfig(opt_start_time=datetime.now(UTC)),
+    )
     try:
         first = TrainingItemCompleted(municipality=municipality, staff_id="L1", item="system", hours=1)
         await bus.append(js, first)

@@ -44,7 +44,9 @@ async def test_a_client_without_the_ca_or_a_certificate_is_refused(tls_node, mat
     desk = material.clients["desk"]
     # no CA: the system's roots do not know the loopback CA
     with pytest.raises(BusUnreachable):
-        await bus.connect(tls_node.url, "no-ca", first_connect_timeout=3, tls=tls.client_context(None, desk.cert, desk.key))
+        await bus.connect(
+            tls_node.url, "no-ca", first_connect_timeout=3, tls=tls.client_context(None, desk.cert, desk.key)
+        )
     # clear text: the server requires TLS
     with pytest.raises(BusUnreachable):
         await bus.connect(tls_node.url, "clear", first_connect_timeout=3, tls=None)
@@ -54,8 +56,12 @@ async def test_a_client_without_the_ca_or_a_certificate_is_refused(tls_node, mat
     # a certificate from another CA
     other = tls.generate(tmp_path / "other", clients=("desk",))
     with pytest.raises(BusUnreachable):
-        await bus.connect(tls_node.url, "other-ca", first_connect_timeout=3,
-                          tls=tls.client_context(material.ca, other.clients["desk"].cert, other.clients["desk"].key))
+        await bus.connect(
+            tls_node.url,
+            "other-ca",
+            first_connect_timeout=3,
+            tls=tls.client_context(material.ca, other.clients["desk"].cert, other.clients["desk"].key),
+        )
 
     # the settings a service reads from its environment: CA, certificate and key
     settings = Settings(**{k.removeprefix("MADOGUCHI_").lower(): v for k, v in tls_env(material, "desk").items()})
@@ -129,8 +135,10 @@ async def test_three_tls_nodes_and_a_streaming_standby(tmp_path, material):
                     greeting = b""
             assert greeting != b"INFO ", "a route port speaks clear text"
             route_client = tls.client_context(material.ca, material.server.cert, material.server.key)
-            with socket.create_connection(("127.0.0.1", route_port), timeout=5) as raw, \
-                    route_client.wrap_socket(raw, server_hostname="127.0.0.1") as wrapped:
+            with (
+                socket.create_connection(("127.0.0.1", route_port), timeout=5) as raw,
+                route_client.wrap_socket(raw, server_hostname="127.0.0.1") as wrapped,
+            ):
                 assert wrapped.version() in ("TLSv1.2", "TLSv1.3")
 
         stored = await bus.load(nc, event.subject)
@@ -177,23 +185,27 @@ def test_deploy_nats_configs_are_valid_as_written(tmp_path, material):
     deploy = Path(__file__).resolve().parent.parent / "deploy" / "nats"
     accounts = (deploy / "accounts.conf").read_text()
     assert re.findall(r"password: (\S+),", accounts) and all(
-        p.startswith("$") for p in re.findall(r"password: (\S+),", accounts))  # unquoted: substituted
+        p.startswith("$") for p in re.findall(r"password: (\S+),", accounts)
+    )  # unquoted: substituted
     (tmp_path / "accounts.conf").write_text(accounts)
     # every password the file names comes from the environment, as an operator's unit file gives it
     env = {**os.environ, **{p[1:]: "s3cret" for p in re.findall(r"password: (\S+),", accounts)}}
     for n in (1, 2, 3):
         text = (deploy / f"node{n}.conf").read_text()
         assert "sync_interval: always" in text and text.count("verify: true\n") == 2
-        text = (text.replace("/etc/madoguchi/tls/ca.pem", str(material.ca))
-                .replace("/etc/madoguchi/tls/server.pem", str(material.server.cert))
-                .replace("/etc/madoguchi/tls/server.key", str(material.server.key))
-                .replace("/var/lib/madoguchi/nats", str(tmp_path / "store")))
+        text = (
+            text.replace("/etc/madoguchi/tls/ca.pem", str(material.ca))
+            .replace("/etc/madoguchi/tls/server.pem", str(material.server.cert))
+            .replace("/etc/madoguchi/tls/server.key", str(material.server.key))
+            .replace("/var/lib/madoguchi/nats", str(tmp_path / "store"))
+        )
         conf = tmp_path / f"node{n}.conf"
         conf.write_text(text)
         done = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
     # a certificate path that does not exist makes the check fail (the check can fail)
     (tmp_path / "broken.conf").write_text(text.replace(str(material.ca), str(tmp_path / "missing.pem")))
-    done = subprocess.run([nats_server_binary(), "-t", "-c", str(tmp_path / "broken.conf")], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [nats_server_binary(), "-t", "-c", str(tmp_path / "broken.conf")], env=env, capture_output=True, text=True
+    )
     assert done.returncode != 0

@@ -29,7 +29,9 @@ async def test_three_node_cluster_keeps_dedup_concurrency_and_survives_a_node(cl
         first = await bus.append(js, created, expected=0)
         assert (await bus.append(js, created)).duplicate  # idempotent across the cluster
         with pytest.raises(bus.ConcurrencyConflict):
-            await bus.append(js, StaffAccountCreated(municipality="011002", staff_id="S1", roles=(Role.manager,)), expected=0)
+            await bus.append(
+                js, StaffAccountCreated(municipality="011002", staff_id="S1", roles=(Role.manager,)), expected=0
+            )
 
         # lose the node that leads the stream; the other two elect a new leader and keep the log
         leader = (await js.stream_info("MG_ADMIN")).cluster.leader

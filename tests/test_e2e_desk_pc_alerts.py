@@ -61,9 +61,15 @@ def pcsc(tmp_path):
 
 async def test_event_to_hq_alert_timeline(nats_server, nc, js, pg_pool, settings, municipality, tmp_path, pcsc):
     await bus.ensure_streams(js)
-    audit = AuditSettings(data_dir=tmp_path / "audit", municipality=municipality, schema_name=f"audit_{municipality}",
-                          municipalities=[municipality], checkpoint_every=1000, checkpoint_seconds=5,
-                          heartbeat_silence_seconds=SILENCE_S)
+    audit = AuditSettings(
+        data_dir=tmp_path / "audit",
+        municipality=municipality,
+        schema_name=f"audit_{municipality}",
+        municipalities=[municipality],
+        checkpoint_every=1000,
+        checkpoint_seconds=5,
+        heartbeat_silence_seconds=SILENCE_S,
+    )
     await schema.migrate_pool(pg_pool, audit.schema_name)
     engine = AlertEngine(audit, pg_pool, js, tick_every=0.2)
     ingest = Ingest(audit, nc, pg_pool, on_commit=engine.notify)
@@ -91,8 +97,9 @@ async def test_event_to_hq_alert_timeline(nats_server, nc, js, pg_pool, settings
 
     # the desk is open today (its day_started event), whatever the calendar says about today
     today = datetime.now(TOKYO).date()
-    await bus.append(js, DayStarted(municipality=municipality, ward="chuo", desk="chuo-1",
-                                    deskday_id=deskday_id("chuo-1", today)))
+    await bus.append(
+        js, DayStarted(municipality=municipality, ward="chuo", desk="chuo-1", deskday_id=deskday_id("chuo-1", today))
+    )
 
     desk_folder = tmp_path / "Desktop"
     desk_folder.mkdir()
@@ -102,11 +109,23 @@ async def test_event_to_hq_alert_timeline(nats_server, nc, js, pg_pool, settings
     shutil.copy("/bin/sleep", tool)
     go = tmp_path / "go"
     session = subprocess.Popen(["/bin/sh", "-c", f"while [ ! -e '{go}' ]; do sleep 0.02; done; '{tool}' 30"])
-    config = make_config(tmp_path, nats_server.url, municipality, process_root_pids=(session.pid,),
-                         monitors={"processes": True, "files": True, "usb": True, "card": True}, sysfs_usb_root=usb_root)
-    write_policy_cache(config, Policy(
-        watched_folders=(WatchedFolder(label="desktop", path=str(desk_folder)),), usb_scan_s=0.2, card_left_s=1.0,
-        heartbeat_s=0.5))
+    config = make_config(
+        tmp_path,
+        nats_server.url,
+        municipality,
+        process_root_pids=(session.pid,),
+        monitors={"processes": True, "files": True, "usb": True, "card": True},
+        sysfs_usb_root=usb_root,
+    )
+    write_policy_cache(
+        config,
+        Policy(
+            watched_folders=(WatchedFolder(label="desktop", path=str(desk_folder)),),
+            usb_scan_s=0.2,
+            card_left_s=1.0,
+            heartbeat_s=0.5,
+        ),
+    )
     timeline: dict[str, float] = {}
     card = VirtualCard(tmp_path / "vicc.log")
     try:
@@ -134,15 +153,20 @@ async def test_event_to_hq_alert_timeline(nats_server, nc, js, pg_pool, settings
             source = await bus.load(nc, f"mg.device.{municipality}.agent.chuo-1-pc")
             left = [s.event for s in source if s.event.type == "device.card_left_in_reader"][0]
             timeline["card: agent's card_left_in_reader event -> HQ alert"] = (
-                received_at[event.event_id] - left.occurred_at).total_seconds()
+                received_at[event.event_id] - left.occurred_at
+            ).total_seconds()
             t_stop = time.monotonic()
         timeline["agent stopped while open -> agent_stopped"], _ = await alert("agent_stopped", t_stop)
-        beats = [s.event for s in await bus.load(nc, f"mg.device.{municipality}.agent.chuo-1-pc")
-                 if s.event.type == "device.heartbeat"]
+        beats = [
+            s.event
+            for s in await bus.load(nc, f"mg.device.{municipality}.agent.chuo-1-pc")
+            if s.event.type == "device.heartbeat"
+        ]
         last_beat = beats[-1].occurred_at
         took, silent = await alert("desk_pc_silent", t_stop, timeout=SILENCE_S + 20)
         timeline[f"silent PC: last heartbeat -> desk_pc_silent (threshold {SILENCE_S} s)"] = (
-            received_at[silent.event_id] - last_beat).total_seconds()
+            received_at[silent.event_id] - last_beat
+        ).total_seconds()
         assert silent.device_id == "chuo-1-pc"
     finally:
         card.remove()

@@ -21,15 +21,25 @@ from madoguchi_shared.runtime import free_port
 def test_serve_over_https_with_hsts(settings, tmp_path):
     material = tls.generate(tmp_path / "tls")
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")},
-           "MADOGUCHI_NATS_URL": settings.nats_url, "MADOGUCHI_PG_DSN": settings.pg_dsn,
-           "MADOGUCHI_DATA_DIR": str(tmp_path / "data"), "MADOGUCHI_DESK_PORT": str(port),
-           "MADOGUCHI_TOKEN_SECRET": settings.token_secret.get_secret_value(),
-           "MADOGUCHI_SERVICE_SECRET": settings.service_secret.get_secret_value(),
-           "MADOGUCHI_HTTPS_CERT": str(material.server.cert), "MADOGUCHI_HTTPS_KEY": str(material.server.key),
-           "MADOGUCHI_LOG_JSON": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "serve", "desk"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")},
+        "MADOGUCHI_NATS_URL": settings.nats_url,
+        "MADOGUCHI_PG_DSN": settings.pg_dsn,
+        "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
+        "MADOGUCHI_DESK_PORT": str(port),
+        "MADOGUCHI_TOKEN_SECRET": settings.token_secret.get_secret_value(),
+        "MADOGUCHI_SERVICE_SECRET": settings.service_secret.get_secret_value(),
+        "MADOGUCHI_HTTPS_CERT": str(material.server.cert),
+        "MADOGUCHI_HTTPS_KEY": str(material.server.key),
+        "MADOGUCHI_LOG_JSON": "false",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "madoguchi_shared.cli", "serve", "desk"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     trusted = ssl.create_default_context(cafile=str(material.ca))
     url = f"https://127.0.0.1:{port}/healthz"
     try:

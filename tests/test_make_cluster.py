@@ -57,14 +57,25 @@ async def test_run_cluster_starts_tls_nats_r3_and_a_standby_and_stops_on_ctrl_c(
     monitor = _free_block((0, 1, 2))
     pg_port = _free_block((0, 1))
     desk_port = _free_block((0,))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")},
-           "MADOGUCHI_DATA_DIR": str(tmp_path / "var"), "MADOGUCHI_NATS_PORT": str(nats_port),
-           "MADOGUCHI_NATS_MONITOR_PORT": str(monitor), "MADOGUCHI_PG_PORT": str(pg_port),
-           "MADOGUCHI_DESK_PORT": str(desk_port), "MADOGUCHI_LOG_JSON": "false", "MADOGUCHI_LOG_LEVEL": "WARNING"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")},
+        "MADOGUCHI_DATA_DIR": str(tmp_path / "var"),
+        "MADOGUCHI_NATS_PORT": str(nats_port),
+        "MADOGUCHI_NATS_MONITOR_PORT": str(monitor),
+        "MADOGUCHI_PG_PORT": str(pg_port),
+        "MADOGUCHI_DESK_PORT": str(desk_port),
+        "MADOGUCHI_LOG_JSON": "false",
+        "MADOGUCHI_LOG_LEVEL": "WARNING",
+    }
     out = tmp_path / "out.log"
     with open(out, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "run", "--cluster", "--only", "desk"],
-                                env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "madoguchi_shared.cli", "run", "--cluster", "--only", "desk"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while "Madoguchi is running" not in out.read_text(errors="replace"):
@@ -84,9 +95,13 @@ async def test_run_cluster_starts_tls_nats_r3_and_a_standby_and_stops_on_ctrl_c(
         from madoguchi_shared.settings import Settings
 
         assert "@" not in values["MADOGUCHI_NATS_URL"]  # no password in the file: the tools' identity is on file
-        settings = Settings(nats_url=values["MADOGUCHI_NATS_URL"], nats_tls_ca=values["MADOGUCHI_NATS_TLS_CA"],
-                            nats_tls_cert=values["MADOGUCHI_NATS_TLS_CERT"], nats_tls_key=values["MADOGUCHI_NATS_TLS_KEY"],
-                            data_dir=Path(values["MADOGUCHI_DATA_DIR"]))
+        settings = Settings(
+            nats_url=values["MADOGUCHI_NATS_URL"],
+            nats_tls_ca=values["MADOGUCHI_NATS_TLS_CA"],
+            nats_tls_cert=values["MADOGUCHI_NATS_TLS_CERT"],
+            nats_tls_key=values["MADOGUCHI_NATS_TLS_KEY"],
+            data_dir=Path(values["MADOGUCHI_DATA_DIR"]),
+        )
         # a client with the CA and a certificate but no bus identity is refused: every node wants a user
         with pytest.raises(bus.BusUnreachable):
             await bus.connect(values["MADOGUCHI_NATS_URL"], "nobody", first_connect_timeout=3, tls=settings.nats_tls())
@@ -97,7 +112,9 @@ async def test_run_cluster_starts_tls_nats_r3_and_a_standby_and_stops_on_ctrl_c(
             # the desk service is connected to one of the nodes, over TLS
             conns = []
             for i in range(3):
-                with urllib.request.urlopen(f"http://127.0.0.1:{monitor + i}/connz?limit=1000&auth=1", timeout=5) as resp:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{monitor + i}/connz?limit=1000&auth=1", timeout=5
+                ) as resp:
                     conns += json.loads(resp.read())["connections"] or []
             desk = [c for c in conns if c.get("name") == "madoguchi-desk"]
             assert desk and all(c.get("tls_version") for c in desk), conns
@@ -108,8 +125,13 @@ async def test_run_cluster_starts_tls_nats_r3_and_a_standby_and_stops_on_ctrl_c(
             async def on_error(exc: Exception) -> None:
                 refusals.append(str(exc))
 
-            as_desk = await bus.connect(settings.nats_url_for("desk"), "as-desk", first_connect_timeout=10,
-                                        tls=settings.nats_tls(), error_cb=on_error)
+            as_desk = await bus.connect(
+                settings.nats_url_for("desk"),
+                "as-desk",
+                first_connect_timeout=10,
+                tls=settings.nats_tls(),
+                error_cb=on_error,
+            )
             try:
                 with pytest.raises((nats_errors.TimeoutError, nats_errors.NoRespondersError, NoStreamResponseError)):
                     await as_desk.jetstream().publish("mg.calls.011002.call.x", b"{}", timeout=2)

@@ -50,9 +50,16 @@ async def test_erase_request_approve_redacts_everywhere_and_keeps_the_log(settin
         await auth.add_staff(js, municipality=m, staff_id=staff_id, roles=[role], password=PASSWORDS[staff_id])
 
     # the desk service seals the summary before it is published (TextVault.seal_event)
-    plain = EscalationRaised(municipality=m, ward="chuo", desk="chuo-1", deskday_id=deskday_id("chuo-1", DAY),
-                             escalation_no=1, category="complaint", summary=SUMMARY,
-                             occurred_at=dt.datetime(2021, 3, 29, 1, 0, tzinfo=dt.UTC))
+    plain = EscalationRaised(
+        municipality=m,
+        ward="chuo",
+        desk="chuo-1",
+        deskday_id=deskday_id("chuo-1", DAY),
+        escalation_no=1,
+        category="complaint",
+        summary=SUMMARY,
+        occurred_at=dt.datetime(2021, 3, 29, 1, 0, tzinfo=dt.UTC),
+    )
     vault = TextVault(js)
     event = await vault.seal_event(plain)
     assert is_sealed(event.summary) and SUMMARY not in dump_event(event).decode()
@@ -63,8 +70,16 @@ async def test_erase_request_approve_redacts_everywhere_and_keeps_the_log(settin
     # a plain text (an event written before sealing) stays readable as it is: upcast on read
     assert await vault.reveal(m, SUMMARY) == SUMMARY
 
-    s = as_service(settings, "reporting").model_copy(update={"extra": {**settings.extra, "deadline_check_seconds": "0",
-                                              "contract_start": "2021-03-15", "contract_end": "2021-09-30"}})
+    s = as_service(settings, "reporting").model_copy(
+        update={
+            "extra": {
+                **settings.extra,
+                "deadline_check_seconds": "0",
+                "contract_start": "2021-03-15",
+                "contract_end": "2021-09-30",
+            }
+        }
+    )
     app = create_app(s)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as client:
@@ -130,10 +145,24 @@ async def test_sealed_text_field_rules(js, municipality):
     assert not await vault.erase(municipality, ref_of(envelope))  # already gone
     # the event field still refuses personal data in plain text, and a sealed text is not screened
     with pytest.raises(ValueError):
-        EscalationRaised(municipality=municipality, ward="chuo", desk="chuo-1", deskday_id="chuo-1_2021-03-29",
-                         escalation_no=1, category="other", summary="連絡先は〇九〇の一二三四の五六七八")
-    ok = EscalationRaised(municipality=municipality, ward="chuo", desk="chuo-1", deskday_id="chuo-1_2021-03-29",
-                          escalation_no=1, category="other", summary=envelope)
+        EscalationRaised(
+            municipality=municipality,
+            ward="chuo",
+            desk="chuo-1",
+            deskday_id="chuo-1_2021-03-29",
+            escalation_no=1,
+            category="other",
+            summary="連絡先は〇九〇の一二三四の五六七八",
+        )
+    ok = EscalationRaised(
+        municipality=municipality,
+        ward="chuo",
+        desk="chuo-1",
+        deskday_id="chuo-1_2021-03-29",
+        escalation_no=1,
+        category="other",
+        summary=envelope,
+    )
     assert ok.summary == envelope
 
 
@@ -143,9 +172,15 @@ async def test_every_free_text_of_a_call_is_sealed_nested_and_optional_ones_too(
     from madoguchi_shared.events.calls import CallClosed, CallOpinion
 
     vault = TextVault(js)
-    closed = CallClosed(municipality=municipality, call_id=uuid4(), categories=("card",), resolution="answered_on_spot",
-                        duration_seconds=300, notes="再発行の手順を説明した",
-                        opinions=(CallOpinion(kind="opinion", text="窓口の場所が分かりにくい"),))
+    closed = CallClosed(
+        municipality=municipality,
+        call_id=uuid4(),
+        categories=("card",),
+        resolution="answered_on_spot",
+        duration_seconds=300,
+        notes="再発行の手順を説明した",
+        opinions=(CallOpinion(kind="opinion", text="窓口の場所が分かりにくい"),),
+    )
     sealed_event = await vault.seal_event(closed)
     raw = dump_event(sealed_event).decode()
     assert "再発行" not in raw and "窓口の場所" not in raw and raw.count('"sealed:v1:') == 2
@@ -162,8 +197,17 @@ async def _privacy_cli(settings, *args: str, password: str) -> tuple[int, str]:
 
     env = dict(os.environ, MADOGUCHI_NATS_URL=settings.nats_url)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from madoguchi_shared.cli import main; main()", "privacy", *args, "--password-stdin",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        sys.executable,
+        "-c",
+        "from madoguchi_shared.cli import main; main()",
+        "privacy",
+        *args,
+        "--password-stdin",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     out, err = await asyncio.wait_for(proc.communicate(password.encode() + b"\n"), 120)
     return proc.returncode, out.decode() + err.decode()
 
@@ -176,15 +220,27 @@ async def test_the_two_commands_as_people_run_them(settings, js, municipality):
     envelope = await vault.seal(m, "説明に時間がかかったとのご意見")
     ref = str(ref_of(envelope))
 
-    code, out = await _privacy_cli(settings, "approve", ref, "--staff", "A0811", "--municipality", m,
-                                   password="auditor-pass-0811")
+    code, out = await _privacy_cli(
+        settings, "approve", ref, "--staff", "A0811", "--municipality", m, password="auditor-pass-0811"
+    )
     assert code == 1 and "申請がありません" in out
-    code, out = await _privacy_cli(settings, "erase", ref, "--staff", "S0811", "--reason", "本人からの申出",
-                                   "--municipality", m, password="manager-pass-0811")
+    code, out = await _privacy_cli(
+        settings,
+        "erase",
+        ref,
+        "--staff",
+        "S0811",
+        "--reason",
+        "本人からの申出",
+        "--municipality",
+        m,
+        password="manager-pass-0811",
+    )
     assert code == 0 and "消去を申請しました" in out, out
     assert await vault.reveal(m, envelope) == "説明に時間がかかったとのご意見"
-    code, out = await _privacy_cli(settings, "approve", ref, "--staff", "A0811", "--municipality", m,
-                                   password="auditor-pass-0811")
+    code, out = await _privacy_cli(
+        settings, "approve", ref, "--staff", "A0811", "--municipality", m, password="auditor-pass-0811"
+    )
     assert code == 0 and "消去しました" in out and "申請 S0811、承認 A0811" in out, out
     assert await vault.reveal(m, envelope) == ERASED_JA
     assert "説明に時間" not in out

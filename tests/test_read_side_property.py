@@ -33,9 +33,13 @@ def draw_events(municipality: str) -> list[Event]:
     and EXAMPLES more with every number at its upper bound and every list at its longest."""
     drawn: list[Event] = []
     for name, extreme in ((n, x) for n in sorted(REGISTRY) for x in (False, True)):
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                         HealthCheck.large_base_example])
+
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.large_base_example],
+        )
         @given(event_strategy(REGISTRY[name], municipality, extreme=extreme))
         def collect(event: Event) -> None:
             drawn.append(event)
@@ -44,7 +48,9 @@ def draw_events(municipality: str) -> list[Event]:
     return drawn
 
 
-async def test_valid_events_of_every_type_through_every_projection_and_the_audit_ingest(settings, js, nc, pg_pool, tmp_path):
+async def test_valid_events_of_every_type_through_every_projection_and_the_audit_ingest(
+    settings, js, nc, pg_pool, tmp_path
+):
     m = unique_municipality()
     drawn = draw_events(m)
     assert {e.type for e in drawn} == set(REGISTRY)  # every type, valid by its own model
@@ -52,8 +58,14 @@ async def test_valid_events_of_every_type_through_every_projection_and_the_audit
     ours = {e.type.split(".", 1)[0] for e in drawn}
     assert {"desk", "calls", "report", "audit", "admin", "device"} <= ours
 
-    audit = AuditSettings(data_dir=tmp_path / "audit", municipality=m, schema_name=f"audit_{m}", municipalities=[m],
-                          checkpoint_every=100, checkpoint_seconds=0.5)
+    audit = AuditSettings(
+        data_dir=tmp_path / "audit",
+        municipality=m,
+        schema_name=f"audit_{m}",
+        municipalities=[m],
+        checkpoint_every=100,
+        checkpoint_seconds=0.5,
+    )
     await audit_schema.migrate_pool(pg_pool, audit.schema_name)
     ingest = Ingest(audit, nc, pg_pool)  # the audit ingest's own entrypoint
     ingest_task = asyncio.create_task(ingest.run())
@@ -66,10 +78,14 @@ async def test_valid_events_of_every_type_through_every_projection_and_the_audit
         dead = {p.name: p.dead_lettered for p in worker.projections}
         assert dead == {p.name: 0 for p in worker.projections}, "valid events were dead-lettered"
         async with pg_pool.acquire() as conn:
-            reasons = await conn.fetch("""SELECT name, seq, reason FROM reporting.projection_dead_letter
-                                          WHERE split_part(subject, '.', 3) = $1""", m)
+            reasons = await conn.fetch(
+                """SELECT name, seq, reason FROM reporting.projection_dead_letter
+                                          WHERE split_part(subject, '.', 3) = $1""",
+                m,
+            )
             assert [dict(r) for r in reasons] == []
             logged = await conn.fetchval(
-                f'SELECT count(*) FROM "{audit.schema_name}".log WHERE parsed AND municipality = $1', m)
+                f'SELECT count(*) FROM "{audit.schema_name}".log WHERE parsed AND municipality = $1', m
+            )
         assert logged >= len(drawn)  # every event recorded (plus the log's own checkpoints)
         assert all(not t.done() for t in worker.tasks)

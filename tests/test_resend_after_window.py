@@ -39,15 +39,25 @@ from tests.utils.servers import unique_municipality  # noqa: E402
 
 
 def agent_batch(municipality: str) -> list:
-    pc: dict[str, Any] = dict(municipality=municipality, ward="chuo", desk="chuo-1", device_id="chuo-1-pc", occurred_at=datetime.now(UTC),
-              actor=Actor(id="chuo-1-pc", role=Role.device))
+    pc: dict[str, Any] = dict(
+        municipality=municipality,
+        ward="chuo",
+        desk="chuo-1",
+        device_id="chuo-1-pc",
+        occurred_at=datetime.now(UTC),
+        actor=Actor(id="chuo-1-pc", role=Role.device),
+    )
     return [
         *[dev.ProcessStarted(pid=100 + i, name="chromium", allowed=True, source="netlink", **pc) for i in range(4)],
         dev.FileActivity(root="desktop", path="memo.txt", action="created", **pc),
         dev.SessionChanged(action="logon", session="2", os_uid=1000, **pc),
         dev.PrintJob(job_id=1, printer="desk-printer", state="completed", pages=2, **pc),
-        *[dev.Heartbeat(agent_version="1", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True, uptime_s=i,
-                        **pc) for i in range(3)],
+        *[
+            dev.Heartbeat(
+                agent_version="1", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True, uptime_s=i, **pc
+            )
+            for i in range(3)
+        ],
     ]
 
 
@@ -56,13 +66,21 @@ async def send_again_after_window(js, events) -> None:
         await js.publish(event.subject, dump_event(event), headers={"Nats-Msg-Id": f"{event.event_id}.after-window"})
 
 
-async def test_a_batch_sent_again_after_the_duplicate_window_counts_once_everywhere(settings, js, nc, pg_pool, tmp_path):
+async def test_a_batch_sent_again_after_the_duplicate_window_counts_once_everywhere(
+    settings, js, nc, pg_pool, tmp_path
+):
     m = unique_municipality()
     week = simulate(m, WEEK_START, desks=2, days=1, visits_per_day=(15, 20), seed=18)
     desks = sorted({v.desk for v in week.visits})
     device = agent_batch(m)
-    audit = AuditSettings(data_dir=tmp_path / "audit", municipality=m, schema_name=f"audit_{m}", municipalities=[m],
-                          checkpoint_every=100, checkpoint_seconds=0.5)
+    audit = AuditSettings(
+        data_dir=tmp_path / "audit",
+        municipality=m,
+        schema_name=f"audit_{m}",
+        municipalities=[m],
+        checkpoint_every=100,
+        checkpoint_seconds=0.5,
+    )
     await audit_schema.migrate_pool(pg_pool, audit.schema_name)
     app_settings = settings.model_copy(update={"municipality": m, "data_dir": tmp_path})
     audit_app = create_audit_app(app_settings, audit)
@@ -70,8 +88,9 @@ async def test_a_batch_sent_again_after_the_duplicate_window_counts_once_everywh
     async with AsyncExitStack() as stack:
         rep_app, rep = await stack.enter_async_context(running_app(reporting_settings(settings)))
         await stack.enter_async_context(audit_app.router.lifespan_context(audit_app))
-        hq = await stack.enter_async_context(httpx.AsyncClient(transport=httpx.ASGITransport(app=audit_app),
-                                                               base_url="http://audit", timeout=60))
+        hq = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=audit_app), base_url="http://audit", timeout=60)
+        )
         manager = await headers(js, reporting_settings(settings), m)
 
         async def settle() -> None:
@@ -81,8 +100,9 @@ async def test_a_batch_sent_again_after_the_duplicate_window_counts_once_everywh
         async def figures() -> dict:
             out = {}
             for desk in desks:
-                r = await rep.get("/v1/reports/daily", params={"desk": desk, "date": WEEK_START.isoformat()},
-                                  headers=manager)
+                r = await rep.get(
+                    "/v1/reports/daily", params={"desk": desk, "date": WEEK_START.isoformat()}, headers=manager
+                )
                 assert r.status_code == 200, r.text
                 out[desk] = queries.flatten(r.json())
             r = await hq.get("/v1/audit/device-activity", headers=manager)
@@ -98,8 +118,15 @@ async def test_a_batch_sent_again_after_the_duplicate_window_counts_once_everywh
             assert truth["visitors"] > 0
             actual = before[desk]
             assert not {k for k in set(actual) | set(truth) if (truth.get(k) or 0) != (actual.get(k) or 0)}
-        assert before["pcs"] == {"chuo-1-pc": {"process_started": 4, "file_activity": 1, "session_changed": 1,
-                                               "print_job": 1, "heartbeat": 3}}
+        assert before["pcs"] == {
+            "chuo-1-pc": {
+                "process_started": 4,
+                "file_activity": 1,
+                "session_changed": 1,
+                "print_job": 1,
+                "heartbeat": 3,
+            }
+        }
 
         # the laptop's batch and half a desk day come again, as new messages on the streams
         again = device + week.events[: len(week.events) // 2]
@@ -119,6 +146,8 @@ async def test_a_batch_sent_again_after_the_duplicate_window_counts_once_everywh
             report = await audit_verify.verify_all(conn, nc, audit, grace_seconds=0)
         assert report.ok, report.lines()
 
-        checks, text = await verify_async(nc, rep_app.state.pool, rep_app.state.reporting.cfg, m, WEEK_START, WEEK_START)
+        checks, text = await verify_async(
+            nc, rep_app.state.pool, rep_app.state.reporting.cfg, m, WEEK_START, WEEK_START
+        )
         assert sum(len(c.mismatches) for c in checks) == 0, text
         assert sum(c.checked for c in checks) > 0

@@ -48,9 +48,12 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> flo
 
 
 def _token(desk_port: int, username: str, password: str) -> int:
-    req = urllib.request.Request(f"http://127.0.0.1:{desk_port}/v1/auth/token", method="POST",
-                                 data=json.dumps({"username": username, "password": password}).encode(),
-                                 headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{desk_port}/v1/auth/token",
+        method="POST",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"content-type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status
@@ -59,9 +62,16 @@ def _token(desk_port: int, username: str, password: str) -> int:
 
 
 def _start(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "run", "--only", "desk"], env=env, cwd=REPO,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "madoguchi_shared.cli", "run", "--only", "desk"],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _stop_twice(proc: subprocess.Popen) -> str:
@@ -75,9 +85,15 @@ def _stop_twice(proc: subprocess.Popen) -> str:
 def test_run_starts_ready_stops_cleanly_on_a_double_signal_and_resumes(tmp_path):
     data = tmp_path / "var"
     desk_port, nats_port, pg_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "MADOGUCHI_DATA_DIR": str(data), "MADOGUCHI_NATS_PORT": str(nats_port),
-           "MADOGUCHI_NATS_MONITOR_PORT": str(free_port()),
-           "MADOGUCHI_PG_PORT": str(pg_port), "MADOGUCHI_DESK_PORT": str(desk_port), "MADOGUCHI_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "MADOGUCHI_DATA_DIR": str(data),
+        "MADOGUCHI_NATS_PORT": str(nats_port),
+        "MADOGUCHI_NATS_MONITOR_PORT": str(free_port()),
+        "MADOGUCHI_PG_PORT": str(pg_port),
+        "MADOGUCHI_DESK_PORT": str(desk_port),
+        "MADOGUCHI_LOG_LEVEL": "WARNING",
+    }
     env.pop("MADOGUCHI_PG_DSN", None)
     env.pop("MADOGUCHI_NATS_URL", None)  # the tools find NATS from MADOGUCHI_NATS_PORT alone
 
@@ -87,9 +103,26 @@ def test_run_starts_ready_stops_cleanly_on_a_double_signal_and_resumes(tmp_path)
         nats_pid = int((data / "nats" / "nats-server.pid").read_text().split()[0])
         pg_pid = int((data / "postgres" / "pgdata" / "postmaster.pid").read_text().split()[0])
         assert _alive(nats_pid) and _alive(pg_pid)
-        added = subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "staff", "add", "--id", "M9001",
-                                "--role", "manager", "--password-stdin"], env=env, cwd=REPO, input=PASSWORD + "\n",
-                               capture_output=True, text=True, timeout=60)
+        added = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "madoguchi_shared.cli",
+                "staff",
+                "add",
+                "--id",
+                "M9001",
+                "--role",
+                "manager",
+                "--password-stdin",
+            ],
+            env=env,
+            cwd=REPO,
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert added.returncode == 0, added.stdout + added.stderr
         assert _token(desk_port, "M9001", PASSWORD) == 200
     finally:
@@ -116,8 +149,9 @@ def _request(method: str, url: str, token: str | None = None, body: dict | None 
     headers = {"content-type": "application/json"}
     if token:
         headers["authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, method=method, headers=headers,
-                                 data=json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(
+        url, method=method, headers=headers, data=json.dumps(body).encode() if body is not None else None
+    )
     try:
         with urllib.request.urlopen(req, timeout=15) as resp:
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, json.loads(resp.read() or b"{}")
@@ -137,24 +171,42 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
     got a 500 (while NATS is down a command is a 503 with Retry-After)."""
     data = tmp_path / "var"
     ports = {name: free_port() for name in ("desk", "calls", "nats", "pg", "mon")}
-    env = {**os.environ, "MADOGUCHI_DATA_DIR": str(data), "MADOGUCHI_NATS_PORT": str(ports["nats"]),
-           "MADOGUCHI_NATS_MONITOR_PORT": str(ports["mon"]), "MADOGUCHI_PG_PORT": str(ports["pg"]),
-           "MADOGUCHI_DESK_PORT": str(ports["desk"]), "MADOGUCHI_CALLS_PORT": str(ports["calls"]),
-           "MADOGUCHI_LOG_LEVEL": "WARNING", "MADOGUCHI_MUNICIPALITY": "011002"}
+    env = {
+        **os.environ,
+        "MADOGUCHI_DATA_DIR": str(data),
+        "MADOGUCHI_NATS_PORT": str(ports["nats"]),
+        "MADOGUCHI_NATS_MONITOR_PORT": str(ports["mon"]),
+        "MADOGUCHI_PG_PORT": str(ports["pg"]),
+        "MADOGUCHI_DESK_PORT": str(ports["desk"]),
+        "MADOGUCHI_CALLS_PORT": str(ports["calls"]),
+        "MADOGUCHI_LOG_LEVEL": "WARNING",
+        "MADOGUCHI_MUNICIPALITY": "011002",
+    }
     for key in ("MADOGUCHI_PG_DSN", "MADOGUCHI_NATS_URL"):
         env.pop(key, None)
     desk, calls = f"http://127.0.0.1:{ports['desk']}", f"http://127.0.0.1:{ports['calls']}"
-    proc = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "run", "--only", "desk", "--only", "calls"],
-                            env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "madoguchi_shared.cli", "run", "--only", "desk", "--only", "calls"],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     statuses: list[int] = []
     day = [0]
 
     def command() -> tuple[int, dict, dict]:
         """A manager's command on each service: extended hours on the desk, a call coming in on the line."""
         day[0] += 1
-        got = _request("POST", f"{desk}/v1/calendar/extended-hours", token,
-                       {"date": f"2030-01-{day[0] % 28 + 1:02d}", "close": "19:00"})
+        got = _request(
+            "POST",
+            f"{desk}/v1/calendar/extended-hours",
+            token,
+            {"date": f"2030-01-{day[0] % 28 + 1:02d}", "close": "19:00"},
+        )
         statuses.append(got[0])
         also = _request("POST", f"{calls}/v1/calls", token, {"line": "main"})
         statuses.append(also[0])
@@ -173,17 +225,38 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
     try:
         for url in (desk, calls):
             _wait_ready(f"{url}/readyz", proc)
-        added = subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "staff", "add", "--id", "M9002",
-                                "--role", "manager", "--password-stdin"], env=env, cwd=REPO, input=PASSWORD + "\n",
-                               capture_output=True, text=True, timeout=60)
+        added = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "madoguchi_shared.cli",
+                "staff",
+                "add",
+                "--id",
+                "M9002",
+                "--role",
+                "manager",
+                "--password-stdin",
+            ],
+            env=env,
+            cwd=REPO,
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert added.returncode == 0, added.stdout + added.stderr
         code, _, body = _request("POST", f"{desk}/v1/auth/token", None, {"username": "M9002", "password": PASSWORD})
         assert code == 200, body
         token = body["access_token"]
         serving()
 
-        pid_files = {"desk": data / "run" / "desk.pid", "calls": data / "run" / "calls.pid",
-                     "nats-server": data / "nats" / "nats-server.pid", "postgresql": data / "postgres" / "pgdata" / "postmaster.pid"}
+        pid_files = {
+            "desk": data / "run" / "desk.pid",
+            "calls": data / "run" / "calls.pid",
+            "nats-server": data / "nats" / "nats-server.pid",
+            "postgresql": data / "postgres" / "pgdata" / "postmaster.pid",
+        }
         for victim in ("desk", "calls", "nats-server", "postgresql"):
             before = {name: _pid(path) for name, path in pid_files.items()}
             os.kill(before[victim], signal.SIGKILL)
@@ -198,7 +271,9 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
                     assert code in (201, 503), body
                     if code == 503:
                         assert int(headers["retry-after"]) > 0 and body["title"] == "一時的に利用できません"
-            deadline = time.monotonic() + 120  # the pid file names a new, live process (the old one may linger a moment)
+            deadline = (
+                time.monotonic() + 120
+            )  # the pid file names a new, live process (the old one may linger a moment)
             while time.monotonic() < deadline:
                 try:
                     again = _pid(pid_files[victim])
@@ -210,8 +285,9 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
             serving()
             after = {name: _pid(path) for name, path in pid_files.items()}
             assert after[victim] != before[victim] and _alive(after[victim]), f"{victim} not restarted"
-            assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}, \
-                f"killing {victim} restarted others too"
+            assert {k: v for k, v in after.items() if k != victim} == {
+                k: v for k, v in before.items() if k != victim
+            }, f"killing {victim} restarted others too"
         assert 500 not in statuses and all(s in (201, 503) for s in statuses), statuses
 
         async def announced() -> dict[str, int]:

@@ -13,8 +13,9 @@ from tests.utils.servers import PG_SERVICES, SERVICE_DSNS, as_service
 
 async def _who(pool) -> tuple[str, bool, bool]:
     async with pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT current_user AS u, rolsuper, rolcreaterole FROM pg_roles "
-                                  "WHERE rolname = current_user")
+        row = await conn.fetchrow(
+            "SELECT current_user AS u, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        )
         return row["u"], row["rolsuper"], row["rolcreaterole"]
 
 
@@ -42,8 +43,11 @@ async def test_a_service_role_cannot_create_schemas_or_read_another_services_tab
             await conn.execute("CREATE ROLE intruder")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("SET session_replication_role = replica")  # the audit trigger stays on
-        others = {"reporting": "calls.callback_key", "calls": "reporting.schema_version",
-                  "audit": "reporting.schema_version"}
+        others = {
+            "reporting": "calls.callback_key",
+            "calls": "reporting.schema_version",
+            "audit": "reporting.schema_version",
+        }
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.fetchval(f"SELECT count(*) FROM {others[service]}")
         if service == "audit":  # the writer appends, never rewrites (trigger aside: no UPDATE grant at all)

@@ -70,19 +70,52 @@ def make_events(n: int, municipality: str = MUNICIPALITY):
         staff = f"S{i % 97:04d}"
         kind = i % 4
         if kind == 0:
-            yield LoginSucceeded(municipality=municipality, staff_id=staff, service="desk", occurred_at=t,
-                                 actor=Actor(id=staff, role=Role.supporter))
+            yield LoginSucceeded(
+                municipality=municipality,
+                staff_id=staff,
+                service="desk",
+                occurred_at=t,
+                actor=Actor(id=staff, role=Role.supporter),
+            )
         elif kind == 1:
-            yield AccessDenied(municipality=municipality, ward=ward, subject_id=staff, service="desk", method="GET",
-                               path="/v1/desks/{desk}/tickets", reason="ward", target_ward=ward, occurred_at=t,
-                               actor=Actor(id=staff, role=Role.supporter), correlation_id=uuid4())
+            yield AccessDenied(
+                municipality=municipality,
+                ward=ward,
+                subject_id=staff,
+                service="desk",
+                method="GET",
+                path="/v1/desks/{desk}/tickets",
+                reason="ward",
+                target_ward=ward,
+                occurred_at=t,
+                actor=Actor(id=staff, role=Role.supporter),
+                correlation_id=uuid4(),
+            )
         elif kind == 2:
-            yield Heartbeat(municipality=municipality, ward=ward, desk=f"{ward}-1", device_id=f"{ward}-1-pc",
-                            agent_version="1.0", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True,
-                            uptime_s=i, occurred_at=t, actor=Actor(id=f"{ward}-1-pc", role=Role.device))
+            yield Heartbeat(
+                municipality=municipality,
+                ward=ward,
+                desk=f"{ward}-1",
+                device_id=f"{ward}-1-pc",
+                agent_version="1.0",
+                policy_version=1,
+                outbox_depth=0,
+                outbox_bytes=0,
+                link_up=True,
+                uptime_s=i,
+                occurred_at=t,
+                actor=Actor(id=f"{ward}-1-pc", role=Role.device),
+            )
         else:
-            yield CallReceived(municipality=municipality, call_id=uuid4(), line="main", within_hours=True,
-                               seats_signed_in=2, seats_free=1, occurred_at=t)
+            yield CallReceived(
+                municipality=municipality,
+                call_id=uuid4(),
+                line="main",
+                within_hours=True,
+                seats_signed_in=2,
+                seats_free=1,
+                occurred_at=t,
+            )
 
 
 async def publish_all(js, n: int) -> float:
@@ -137,9 +170,16 @@ async def plain_ceiling(nc, pool, n: int, batch: int, table: str) -> float:
 
 
 async def chained(nc, pool, n: int, data_dir: Path, schema_name: str, batch: int) -> tuple[float, AuditSettings]:
-    audit = AuditSettings(data_dir=data_dir, municipality=MUNICIPALITY, schema_name=schema_name, log_id=schema_name,
-                          municipalities=[MUNICIPALITY], ingest_batch=batch, checkpoint_every=10_000,
-                          checkpoint_seconds=60)
+    audit = AuditSettings(
+        data_dir=data_dir,
+        municipality=MUNICIPALITY,
+        schema_name=schema_name,
+        log_id=schema_name,
+        municipalities=[MUNICIPALITY],
+        ingest_batch=batch,
+        checkpoint_every=10_000,
+        checkpoint_seconds=60,
+    )
     await schema.migrate_pool(pool, schema_name)
     ingest = Ingest(audit, nc, pool)
     start = time.perf_counter()
@@ -212,8 +252,11 @@ async def sha_ceiling(pool, audit: AuditSettings, sample: int = 200_000) -> floa
     import hashlib
 
     async with pool.acquire() as conn:
-        rows = await conn.fetch(f'SELECT prev_hash || {chain_mod.HEADER_SQL} || data FROM "{audit.schema_name}".log '
-                                "ORDER BY position LIMIT $1", sample)
+        rows = await conn.fetch(
+            f'SELECT prev_hash || {chain_mod.HEADER_SQL} || data FROM "{audit.schema_name}".log '
+            "ORDER BY position LIMIT $1",
+            sample,
+        )
     payloads = [bytes(r[0]) for r in rows]
     sha = hashlib.sha256
     best = 0.0
@@ -234,8 +277,9 @@ async def sha_table_ceiling(pool, audit: AuditSettings) -> float:
     sha = hashlib.sha256
     async with pool.acquire() as conn:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            cursor = await conn.cursor(f'SELECT prev_hash || {chain_mod.HEADER_SQL} || data FROM '
-                                       f'"{audit.schema_name}".log ORDER BY position')
+            cursor = await conn.cursor(
+                f'SELECT prev_hash || {chain_mod.HEADER_SQL} || data FROM "{audit.schema_name}".log ORDER BY position'
+            )
             count = 0
             start = time.perf_counter()
             pending = asyncio.ensure_future(cursor.fetch(10_000))
@@ -245,7 +289,7 @@ async def sha_table_ceiling(pool, audit: AuditSettings) -> float:
                     break
                 pending = asyncio.ensure_future(cursor.fetch(10_000))
                 for i in range(0, len(rows), 500):
-                    for r in rows[i:i + 500]:
+                    for r in rows[i : i + 500]:
                         sha(r[0]).digest()
                     await asyncio.sleep(0)
                 count += len(rows)
@@ -272,13 +316,20 @@ async def run_reconcile(nats_url: str, dsn: str, n: int, data_dir: Path, batch: 
             "sha256_chain_table_ceiling_per_s": table_ceiling,
             "verify_ratio_to_table_ceiling": plain[0] / table_ceiling,
             "reconcile_ratio_to_table_ceiling": (full.records / full.seconds) / table_ceiling,
-            "read_ceiling_per_s": reading, "ratio_to_read_ceiling": (full.records / full.seconds) / reading,
-            "events": n, "publish_events_per_s": publish, "chained_events_per_s": rate,
-            "verify_records_per_s": plain[0], "records": full.records,
+            "read_ceiling_per_s": reading,
+            "ratio_to_read_ceiling": (full.records / full.seconds) / reading,
+            "events": n,
+            "publish_events_per_s": publish,
+            "chained_events_per_s": rate,
+            "verify_records_per_s": plain[0],
+            "records": full.records,
             "reconciled_messages": full.reconciliation.messages,
-            "verify_reconcile_seconds": full.seconds, "verify_reconcile_records_per_s": full.records / full.seconds,
-            "verify_reconcile_cpu_seconds": full.cpu_seconds, "load_average": os.getloadavg(),
-            "reconcile_seconds": full.reconciliation.seconds, "sha256_chain_ceiling_per_s": ceiling,
+            "verify_reconcile_seconds": full.seconds,
+            "verify_reconcile_records_per_s": full.records / full.seconds,
+            "verify_reconcile_cpu_seconds": full.cpu_seconds,
+            "load_average": os.getloadavg(),
+            "reconcile_seconds": full.reconciliation.seconds,
+            "sha256_chain_ceiling_per_s": ceiling,
             "ratio_to_sha_ceiling": (full.records / full.seconds) / ceiling,
         }
     finally:
@@ -287,25 +338,27 @@ async def run_reconcile(nats_url: str, dsn: str, n: int, data_dir: Path, batch: 
 
 
 def reconcile_table(res: dict) -> str:
-    return "\n".join([
-        "| figure | value | target |",
-        "|---|---:|---|",
-        f"| records in the log | {res['records']:,} | 1,000,000 |",
-        f"| verify + reconcile with the streams, seconds | {res['verify_reconcile_seconds']:.1f} | < 30 |",
-        f"| verify + reconcile, records/s | {res['verify_reconcile_records_per_s']:,.0f} | |",
-        f"| of which the verifier's own CPU, seconds (load average {res['load_average'][0]:.1f}) | "
-        f"{res['verify_reconcile_cpu_seconds']:.1f} | |",
-        f"| of which comparing after the pass (the reading overlaps it), seconds | {res['reconcile_seconds']:.1f} | |",
-        f"| chain verification alone, records/s | {res['verify_records_per_s']:,.0f} | |",
-        f"| sha256-chain ceiling (Python, in memory), records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
-        f"| verify + reconcile / sha256 ceiling | {res['ratio_to_sha_ceiling']:.0%} | |",
-        f"| sha256-chain ceiling over the table (verify's read + one sha256 a record, no checks), records/s | "
-        f"{res['sha256_chain_table_ceiling_per_s']:,.0f} | |",
-        f"| audit verify / table sha256-chain ceiling | {res['verify_ratio_to_table_ceiling']:.0%} | ≥ 80 % |",
-        f"| verify + reconcile / table sha256-chain ceiling | {res['reconcile_ratio_to_table_ceiling']:.0%} | |",
-        f"| reading the streams alone (shared reader, no logic), messages/s | {res['read_ceiling_per_s']:,.0f} | |",
-        f"| verify + reconcile / reading ceiling | {res['ratio_to_read_ceiling']:.0%} | |",
-    ])
+    return "\n".join(
+        [
+            "| figure | value | target |",
+            "|---|---:|---|",
+            f"| records in the log | {res['records']:,} | 1,000,000 |",
+            f"| verify + reconcile with the streams, seconds | {res['verify_reconcile_seconds']:.1f} | < 30 |",
+            f"| verify + reconcile, records/s | {res['verify_reconcile_records_per_s']:,.0f} | |",
+            f"| of which the verifier's own CPU, seconds (load average {res['load_average'][0]:.1f}) | "
+            f"{res['verify_reconcile_cpu_seconds']:.1f} | |",
+            f"| of which comparing after the pass (the reading overlaps it), seconds | {res['reconcile_seconds']:.1f} | |",
+            f"| chain verification alone, records/s | {res['verify_records_per_s']:,.0f} | |",
+            f"| sha256-chain ceiling (Python, in memory), records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
+            f"| verify + reconcile / sha256 ceiling | {res['ratio_to_sha_ceiling']:.0%} | |",
+            f"| sha256-chain ceiling over the table (verify's read + one sha256 a record, no checks), records/s | "
+            f"{res['sha256_chain_table_ceiling_per_s']:,.0f} | |",
+            f"| audit verify / table sha256-chain ceiling | {res['verify_ratio_to_table_ceiling']:.0%} | ≥ 80 % |",
+            f"| verify + reconcile / table sha256-chain ceiling | {res['reconcile_ratio_to_table_ceiling']:.0%} | |",
+            f"| reading the streams alone (shared reader, no logic), messages/s | {res['read_ceiling_per_s']:,.0f} | |",
+            f"| verify + reconcile / reading ceiling | {res['ratio_to_read_ceiling']:.0%} | |",
+        ]
+    )
 
 
 async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batch: int = 20_000) -> dict:
@@ -334,16 +387,24 @@ async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batc
             reconciles.append(full.records / full.seconds)
             shas.append(await sha_ceiling(pool, audit))
             tables.append(await sha_table_ceiling(pool, audit))
-            print(f"  round {r + 1}: ceiling {ceilings[-1]:,.0f}/s, chained {chains[-1]:,.0f}/s, "
-                  f"verify {max(verifies[-2:]):,.0f}/s", flush=True)
+            print(
+                f"  round {r + 1}: ceiling {ceilings[-1]:,.0f}/s, chained {chains[-1]:,.0f}/s, "
+                f"verify {max(verifies[-2:]):,.0f}/s",
+                flush=True,
+            )
         ceiling, chain_rate = statistics.median(ceilings), statistics.median(chains)
         return {
-            "events": n, "rounds": rounds, "batch": batch,
+            "events": n,
+            "rounds": rounds,
+            "batch": batch,
             "publish_events_per_s": publish,
-            "ceiling_events_per_s": ceiling, "ceiling_rounds": ceilings,
-            "chained_events_per_s": chain_rate, "chained_rounds": chains,
+            "ceiling_events_per_s": ceiling,
+            "ceiling_rounds": ceilings,
+            "chained_events_per_s": chain_rate,
+            "chained_rounds": chains,
             "ratio": chain_rate / ceiling,
-            "verify_records_per_s": statistics.median(verifies), "verify_rounds": verifies,
+            "verify_records_per_s": statistics.median(verifies),
+            "verify_rounds": verifies,
             "verified_records": report.records if report else 0,
             "verify_reconcile_records_per_s": statistics.median(reconciles),
             "sha256_chain_ceiling_per_s": statistics.median(shas),
@@ -357,21 +418,23 @@ async def run(nats_url: str, dsn: str, n: int, rounds: int, data_dir: Path, batc
 
 
 def table(res: dict) -> str:
-    return "\n".join([
-        "| figure | value | target |",
-        "|---|---:|---|",
-        f"| publish (setup), events/s | {res['publish_events_per_s']:,.0f} | |",
-        f"| plain ceiling: raw pull + COPY, unchained, events/s | {res['ceiling_events_per_s']:,.0f} | |",
-        f"| audit ingest into the chained log, events/s | {res['chained_events_per_s']:,.0f} | ≥ 60 % of ceiling |",
-        f"| ingest / ceiling | {res['ratio']:.0%} | ≥ 60 % |",
-        f"| verify, records/s ({res['verified_records']:,} records) | {res['verify_records_per_s']:,.0f} | ≥ 200,000 |",
-        f"| verify + reconcile with the streams, records/s | {res['verify_reconcile_records_per_s']:,.0f} | 1 M in < 30 s |",
-        f"| sha256-chain ceiling (Python, in memory), records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
-        f"| sha256-chain ceiling over the table (verify's read, no checks), records/s | "
-        f"{res['sha256_chain_table_ceiling_per_s']:,.0f} | |",
-        f"| audit verify / table sha256-chain ceiling | {res['verify_ratio_to_table_ceiling']:.0%} | ≥ 80 % |",
-        f"| verify + reconcile / table sha256-chain ceiling | {res['reconcile_ratio_to_table_ceiling']:.0%} | |",
-    ])
+    return "\n".join(
+        [
+            "| figure | value | target |",
+            "|---|---:|---|",
+            f"| publish (setup), events/s | {res['publish_events_per_s']:,.0f} | |",
+            f"| plain ceiling: raw pull + COPY, unchained, events/s | {res['ceiling_events_per_s']:,.0f} | |",
+            f"| audit ingest into the chained log, events/s | {res['chained_events_per_s']:,.0f} | ≥ 60 % of ceiling |",
+            f"| ingest / ceiling | {res['ratio']:.0%} | ≥ 60 % |",
+            f"| verify, records/s ({res['verified_records']:,} records) | {res['verify_records_per_s']:,.0f} | ≥ 200,000 |",
+            f"| verify + reconcile with the streams, records/s | {res['verify_reconcile_records_per_s']:,.0f} | 1 M in < 30 s |",
+            f"| sha256-chain ceiling (Python, in memory), records/s | {res['sha256_chain_ceiling_per_s']:,.0f} | |",
+            f"| sha256-chain ceiling over the table (verify's read, no checks), records/s | "
+            f"{res['sha256_chain_table_ceiling_per_s']:,.0f} | |",
+            f"| audit verify / table sha256-chain ceiling | {res['verify_ratio_to_table_ceiling']:.0%} | ≥ 80 % |",
+            f"| verify + reconcile / table sha256-chain ceiling | {res['reconcile_ratio_to_table_ceiling']:.0%} | |",
+        ]
+    )
 
 
 async def suite(nats_server, pg, pool, ceilings, args) -> list[dict]:
@@ -380,18 +443,40 @@ async def suite(nats_server, pg, pool, ceilings, args) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="mgaudit") as tmp:
         res = await run(nats_server.url, pg.dsn, n, 1, Path(tmp))
     return [
-        {"area": "audit", "figure": "ingest into the hash-chained log", "value": res["chained_events_per_s"],
-         "unit": "events/s", "ceiling_name": "raw pull + COPY, unchained (same run)",
-         "ceiling": res["ceiling_events_per_s"], "target": "≥ 60 % of ceiling"},
-        {"area": "audit", "figure": "audit verify (the chain)", "value": res["verify_records_per_s"], "unit": "records/s",
-         "ceiling_name": "sha256 chain over the table: the same read, one sha256 a record, no checks (same run)",
-         "ceiling": res["sha256_chain_table_ceiling_per_s"], "target": "≥ 80 % of ceiling"},
-        {"area": "audit", "figure": "sha256 chain in Python, in memory (no read)", "unit": "records/s",
-         "value": res["sha256_chain_ceiling_per_s"], "target": "reference"},
-        {"area": "audit", "figure": "verify + reconcile with the streams of record", "unit": "records/s",
-         "value": res["verify_reconcile_records_per_s"],
-         "ceiling_name": "sha256 chain over the table (same run)",
-         "ceiling": res["sha256_chain_table_ceiling_per_s"], "target": "1 M records in < 30 s (≥ 33,400/s)"},
+        {
+            "area": "audit",
+            "figure": "ingest into the hash-chained log",
+            "value": res["chained_events_per_s"],
+            "unit": "events/s",
+            "ceiling_name": "raw pull + COPY, unchained (same run)",
+            "ceiling": res["ceiling_events_per_s"],
+            "target": "≥ 60 % of ceiling",
+        },
+        {
+            "area": "audit",
+            "figure": "audit verify (the chain)",
+            "value": res["verify_records_per_s"],
+            "unit": "records/s",
+            "ceiling_name": "sha256 chain over the table: the same read, one sha256 a record, no checks (same run)",
+            "ceiling": res["sha256_chain_table_ceiling_per_s"],
+            "target": "≥ 80 % of ceiling",
+        },
+        {
+            "area": "audit",
+            "figure": "sha256 chain in Python, in memory (no read)",
+            "unit": "records/s",
+            "value": res["sha256_chain_ceiling_per_s"],
+            "target": "reference",
+        },
+        {
+            "area": "audit",
+            "figure": "verify + reconcile with the streams of record",
+            "unit": "records/s",
+            "value": res["verify_reconcile_records_per_s"],
+            "ceiling_name": "sha256 chain over the table (same run)",
+            "ceiling": res["sha256_chain_table_ceiling_per_s"],
+            "target": "1 M records in < 30 s (≥ 33,400/s)",
+        },
     ]
 
 
@@ -413,11 +498,13 @@ async def main() -> None:
             if not args.dsn:
                 pg = PostgresServer(Path(tmp) / "pg").start()
             if args.reconcile_only:
-                res = await run_reconcile(args.nats or nats_server.url, args.dsn or pg.dsn, args.events,
-                                          Path(tmp) / "data")
+                res = await run_reconcile(
+                    args.nats or nats_server.url, args.dsn or pg.dsn, args.events, Path(tmp) / "data"
+                )
             else:
-                res = await run(args.nats or nats_server.url, args.dsn or pg.dsn, args.events, args.rounds,
-                                Path(tmp) / "data")
+                res = await run(
+                    args.nats or nats_server.url, args.dsn or pg.dsn, args.events, args.rounds, Path(tmp) / "data"
+                )
         finally:
             if pg:
                 pg.stop()

@@ -80,17 +80,26 @@ def cases(n: int) -> dict[str, tuple[str, QueryFilters]]:
         "page: desk": ("page", QueryFilters(desk="d7")),
         "page: desk whose matches ran out (closed early)": ("page", QueryFilters(desk="d-closed", after=n // 50)),
         "page: ward, routine hidden": ("page", QueryFilters(ward="w7", hide_routine=True)),
-        "page: one hour in the middle of the log": ("page", QueryFilters(time_from=middle,
-                                                                          time_to=middle + timedelta(hours=1))),
-        "page: desk within one day": ("page", QueryFilters(desk="d7", time_from=middle,
-                                                           time_to=middle + timedelta(days=1))),
+        "page: one hour in the middle of the log": (
+            "page",
+            QueryFilters(time_from=middle, time_to=middle + timedelta(hours=1)),
+        ),
+        "page: desk within one day": (
+            "page",
+            QueryFilters(desk="d7", time_from=middle, time_to=middle + timedelta(days=1)),
+        ),
         "page: rare event type": ("page", QueryFilters(event_type="audit.alert_raised")),
         "page: staff": ("page", QueryFilters(actor="S7")),
         "page: PC": ("page", QueryFilters(device="pc-7")),
-        "export: one desk, one day": ("export", QueryFilters(desk="d7", time_from=middle,
-                                                             time_to=middle + timedelta(days=1))),
+        "export: one desk, one day": (
+            "export",
+            QueryFilters(desk="d7", time_from=middle, time_to=middle + timedelta(days=1)),
+        ),
         "export: rare event type (runs out of matches)": ("export", QueryFilters(event_type="audit.alert_raised")),
-        "export: a staff member's last week": ("export", QueryFilters(actor="S7", time_from=BASE + timedelta(days=DAYS - 7))),
+        "export: a staff member's last week": (
+            "export",
+            QueryFilters(actor="S7", time_from=BASE + timedelta(days=DAYS - 7)),
+        ),
     }
 
 
@@ -138,8 +147,9 @@ async def run(dsn: str, sizes: list[int], repeat: int) -> dict:
             for label, fig in res["figures"][n].items():
                 print(f"    {fig['ms']:7.1f} ms  {label} ({fig['records']:,})", flush=True)
             async with pool.acquire() as conn:
-                res.setdefault("table_mb", {})[n] = round(await conn.fetchval(
-                    f"SELECT pg_total_relation_size('\"{name}\".log') / 1e6"), 1)
+                res.setdefault("table_mb", {})[n] = round(
+                    await conn.fetchval(f"SELECT pg_total_relation_size('\"{name}\".log') / 1e6"), 1
+                )
         return res
     finally:
         await pool.close()
@@ -151,11 +161,16 @@ def table(res: dict) -> str:
     lines = [head, "|---|" + "---:|" * (len(sizes) + 2)]
     for label in res["figures"][sizes[0]]:
         ms = [res["figures"][n][label]["ms"] for n in sizes]
-        lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in ms)
-                     + f" | {ms[-1] / ms[0]:.2f}× | {res['figures'][sizes[-1]][label]['records']:,} |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{v:.1f}" for v in ms)
+            + f" | {ms[-1] / ms[0]:.2f}× | {res['figures'][sizes[-1]][label]['records']:,} |"
+        )
     worst = max(res["figures"][n][label]["ms"] for n in sizes for label in res["figures"][n])
-    lines.append(f"\nslowest request at any size: {worst:.1f} ms (target < 50 ms); "
-                 + ", ".join(f"{n:,}: {res['table_mb'][n]} MB" for n in sizes))
+    lines.append(
+        f"\nslowest request at any size: {worst:.1f} ms (target < 50 ms); "
+        + ", ".join(f"{n:,}: {res['table_mb'][n]} MB" for n in sizes)
+    )
     return "\n".join(lines)
 
 

@@ -38,9 +38,17 @@ def make_config(root: Path, name: str, url: str) -> Path:
     data = root / name
     (data / "sys-usb").mkdir(parents=True)
     (data / "desktop").mkdir()
-    config = AgentConfig(device_id=f"bench-{name}", municipality=MUNICIPALITY, ward="chuo", desk="chuo-1",
-                         nats_url=url, data_dir=data / "state", sysfs_usb_root=data / "sys-usb",
-                         process_users=("bench-nobody",), monitors=Monitors())
+    config = AgentConfig(
+        device_id=f"bench-{name}",
+        municipality=MUNICIPALITY,
+        ward="chuo",
+        desk="chuo-1",
+        nats_url=url,
+        data_dir=data / "state",
+        sysfs_usb_root=data / "sys-usb",
+        process_users=("bench-nobody",),
+        monitors=Monitors(),
+    )
     policy = Policy(watched_folders=(WatchedFolder(label="desktop", path=str(data / "desktop")),))
     save_cache(config.policy_cache_path, LoadedPolicy(policy, 1, policy_digest(policy), "cache"))
     path = data / "agent.json"
@@ -51,8 +59,11 @@ def make_config(root: Path, name: str, url: str) -> Path:
 def start_agent(config: Path, *extra: str) -> subprocess.Popen:
     log = config.parent / "agent.log"
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "madoguchi_agent", "run", "--config", str(config),
-                                 "--log-level", "WARNING", *extra], stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "madoguchi_agent", "run", "--config", str(config), "--log-level", "WARNING", *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_agent(proc: subprocess.Popen) -> None:
@@ -129,8 +140,12 @@ async def raw_publish_rate(url: str, n: int, runs: int = 3) -> float:
 async def _raw_run(url: str, n: int, run_id: str) -> float:
     nc = await bus.connect(url, "bench-raw")
     js = nc.jetstream()
-    events = [ev.SyntheticLoad(municipality=MUNICIPALITY, ward="chuo", desk="chuo-1", device_id="bench-raw",
-                               run_id=run_id, seq=i) for i in range(n)]
+    events = [
+        ev.SyntheticLoad(
+            municipality=MUNICIPALITY, ward="chuo", desk="chuo-1", device_id="bench-raw", run_id=run_id, seq=i
+        )
+        for i in range(n)
+    ]
     payloads = [(e.subject, dump_event(e), {"Nats-Msg-Id": str(e.event_id), "Mg-Type": e.type}) for e in events]
     t0 = time.monotonic()
     futures = []

@@ -59,8 +59,12 @@ async def raw_ceiling(nc, pool, stream: str, total: int) -> float:
     unchained table with a checkpoint in the same transaction: what a projection could reach.
     """
     async with pool.acquire() as conn:
-        await conn.execute("DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (seq bigint, subject text, data bytea)")
-        await conn.execute("DROP TABLE IF EXISTS bench_raw_ckpt; CREATE TABLE bench_raw_ckpt (name text PRIMARY KEY, seq bigint)")
+        await conn.execute(
+            "DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (seq bigint, subject text, data bytea)"
+        )
+        await conn.execute(
+            "DROP TABLE IF EXISTS bench_raw_ckpt; CREATE TABLE bench_raw_ckpt (name text PRIMARY KEY, seq bigint)"
+        )
         await conn.execute("INSERT INTO bench_raw_ckpt VALUES ('raw', 0)")
     written = 0
     start = time.perf_counter()
@@ -99,23 +103,42 @@ async def replicate_six_months(pool, weeks: int, final_weeks: int) -> None:
             await conn.execute(f"DELETE FROM reporting.{t} WHERE municipality = $1", FINAL_MUNICIPALITY)
         for k in range(0, final_weeks, weeks):
             shift = 7 * k
-            await conn.execute(f"""INSERT INTO reporting.day_count SELECT $1, channel, scope, day + {shift}, figure, n
-                                   FROM reporting.day_count WHERE municipality = $2""", FINAL_MUNICIPALITY, MUNICIPALITY)
-            await conn.execute(f"""INSERT INTO reporting.desk_day SELECT $1, desk, day + {shift}, ward, started_at, ended_at, stops
-                                   FROM reporting.desk_day WHERE municipality = $2""", FINAL_MUNICIPALITY, MUNICIPALITY)
-            await conn.execute(f"""INSERT INTO reporting.visit SELECT $1, gen_random_uuid(), desk, ward, day + {shift}, ticket_no,
+            await conn.execute(
+                f"""INSERT INTO reporting.day_count SELECT $1, channel, scope, day + {shift}, figure, n
+                                   FROM reporting.day_count WHERE municipality = $2""",
+                FINAL_MUNICIPALITY,
+                MUNICIPALITY,
+            )
+            await conn.execute(
+                f"""INSERT INTO reporting.desk_day SELECT $1, desk, day + {shift}, ward, started_at, ended_at, stops
+                                   FROM reporting.desk_day WHERE municipality = $2""",
+                FINAL_MUNICIPALITY,
+                MUNICIPALITY,
+            )
+            await conn.execute(
+                f"""INSERT INTO reporting.visit SELECT $1, gen_random_uuid(), desk, ward, day + {shift}, ticket_no,
                                    arrival_hour, started_at + interval '{shift} days', waited_ms, gender, age_band, purposes,
                                    support_needed, support_given, payment_service, outcome, reason, service_ms,
                                    ended_at + interval '{shift} days', corrections
-                                   FROM reporting.visit WHERE municipality = $2""", FINAL_MUNICIPALITY, MUNICIPALITY)
-            await conn.execute(f"""INSERT INTO reporting.call_record SELECT $1, gen_random_uuid(), line, day + {shift},
+                                   FROM reporting.visit WHERE municipality = $2""",
+                FINAL_MUNICIPALITY,
+                MUNICIPALITY,
+            )
+            await conn.execute(
+                f"""INSERT INTO reporting.call_record SELECT $1, gen_random_uuid(), line, day + {shift},
                                    received_at + interval '{shift} days', within_hours, connection, missed_reason, wait_s,
                                    overflow, categories, resolution, provider_category, guided_ward, duration_s, notes,
                                    opinions, callback_status FROM reporting.call_record WHERE municipality = $2""",
-                               FINAL_MUNICIPALITY, MUNICIPALITY)
-            await conn.execute(f"""INSERT INTO reporting.note SELECT $1, channel, scope, day + {shift}, kind, ref || '-{k}',
+                FINAL_MUNICIPALITY,
+                MUNICIPALITY,
+            )
+            await conn.execute(
+                f"""INSERT INTO reporting.note SELECT $1, channel, scope, day + {shift}, kind, ref || '-{k}',
                                    at + interval '{shift} days', category, step, text, status, detail
-                                   FROM reporting.note WHERE municipality = $2""", FINAL_MUNICIPALITY, MUNICIPALITY)
+                                   FROM reporting.note WHERE municipality = $2""",
+                FINAL_MUNICIPALITY,
+                MUNICIPALITY,
+            )
         await conn.execute("ANALYZE reporting.day_count; ANALYZE reporting.visit; ANALYZE reporting.call_record")
 
 
@@ -171,8 +194,9 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
         cfg = ReportConfig(Settings(nats_url=nats_url, pg_dsn=pg_dsn))
         n, secs = await run_projections(nc, pool, Notifier(enabled=True))
         results["projection_live_mode_events_per_s"] = round(n / secs)
-        results["projection_share_of_ceiling"] = round(results["projection_rebuild_mode_events_per_s"]
-                                                       / results["raw_ceiling_events_per_s"], 3)
+        results["projection_share_of_ceiling"] = round(
+            results["projection_rebuild_mode_events_per_s"] / results["raw_ceiling_events_per_s"], 3
+        )
 
         # 4. rebuild, extrapolated to a million events
         start = time.perf_counter()
@@ -190,8 +214,14 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
         last = WEEK_START + dt.timedelta(days=7 * final_weeks - 1)
         async with pool.acquire() as conn:
             for name, fn in (
-                ("daily desk", lambda: queries.desk_daily(conn, cfg, MUNICIPALITY, "chuo-1", WEEK_START + dt.timedelta(days=3))),
-                ("daily line", lambda: queries.line_daily(conn, cfg, MUNICIPALITY, "main", WEEK_START + dt.timedelta(days=3))),
+                (
+                    "daily desk",
+                    lambda: queries.desk_daily(conn, cfg, MUNICIPALITY, "chuo-1", WEEK_START + dt.timedelta(days=3)),
+                ),
+                (
+                    "daily line",
+                    lambda: queries.line_daily(conn, cfg, MUNICIPALITY, "main", WEEK_START + dt.timedelta(days=3)),
+                ),
                 ("weekly", lambda: queries.weekly(conn, cfg, MUNICIPALITY, WEEK_START)),
                 (f"final ({final_weeks} weeks)", lambda: queries.final(conn, cfg, FINAL_MUNICIPALITY, first, last)),
             ):
@@ -224,8 +254,11 @@ def print_table(r: dict) -> None:
     rows = [
         ("publish (pipelined)", f"{r['publish_events_per_s']:,} ev/s", ""),
         ("raw ceiling: raw pull + COPY (same events)", f"{ceiling:,} ev/s", "~21,000 (ARCHITECTURE)"),
-        ("projection, rebuild mode", f"{r['projection_rebuild_mode_events_per_s']:,} ev/s",
-         f">= {int(0.6 * ceiling):,} (60 %)"),
+        (
+            "projection, rebuild mode",
+            f"{r['projection_rebuild_mode_events_per_s']:,} ev/s",
+            f">= {int(0.6 * ceiling):,} (60 %)",
+        ),
         ("projection, live mode (+ report events)", f"{r['projection_live_mode_events_per_s']:,} ev/s", ""),
         ("projection / ceiling", f"{r['projection_share_of_ceiling'] * 100:.0f} %", ">= 60 %"),
         (f"rebuild of {r['rebuild_events']:,} events", f"{r['rebuild_s']} s", ""),
@@ -233,8 +266,13 @@ def print_table(r: dict) -> None:
     ]
     for name, t in r["reports"].items():
         rows.append((f"report {name}: JSON", f"{t['json_s']:.3f} s", "< 1 s" if name.startswith("final") else ""))
-        rows.append((f"report {name}: xlsx / PDF / CSV", f"{t['xlsx_s']:.2f}/{t['pdf_s']:.2f}/{t['csv_s']:.2f} s",
-                     "< 5 s" if name.startswith("final") else ""))
+        rows.append(
+            (
+                f"report {name}: xlsx / PDF / CSV",
+                f"{t['xlsx_s']:.2f}/{t['pdf_s']:.2f}/{t['csv_s']:.2f} s",
+                "< 5 s" if name.startswith("final") else "",
+            )
+        )
     for name, value, target in rows:
         print(f"{name:<44} {value:>14}  {target}")
 

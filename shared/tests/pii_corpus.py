@@ -35,9 +35,28 @@ READINGS = [
     ["ハチ"],
     ["キュウ", "キュー", "ク"],
 ]
-HALFWIDTH_KANA = {"ゼ": "ｾﾞ", "ロ": "ﾛ", "レ": "ﾚ", "イ": "ｲ", "チ": "ﾁ", "ニ": "ﾆ", "ー": "ｰ", "サ": "ｻ", "ン": "ﾝ",
-                  "ヨ": "ﾖ", "シ": "ｼ", "ゴ": "ｺﾞ", "ク": "ｸ", "ナ": "ﾅ", "ハ": "ﾊ", "キ": "ｷ", "ュ": "ｭ", "ウ": "ｳ",
-                  "マ": "ﾏ", "ル": "ﾙ"}
+HALFWIDTH_KANA = {
+    "ゼ": "ｾﾞ",
+    "ロ": "ﾛ",
+    "レ": "ﾚ",
+    "イ": "ｲ",
+    "チ": "ﾁ",
+    "ニ": "ﾆ",
+    "ー": "ｰ",
+    "サ": "ｻ",
+    "ン": "ﾝ",
+    "ヨ": "ﾖ",
+    "シ": "ｼ",
+    "ゴ": "ｺﾞ",
+    "ク": "ｸ",
+    "ナ": "ﾅ",
+    "ハ": "ﾊ",
+    "キ": "ｷ",
+    "ュ": "ｭ",
+    "ウ": "ｳ",
+    "マ": "ﾏ",
+    "ル": "ﾙ",
+}
 
 
 def to_hiragana(s: str) -> str:
@@ -49,8 +68,22 @@ def to_halfwidth_kana(s: str) -> str:
 
 
 def digit_writer(rng: random.Random) -> str:
-    return rng.choice(["arabic", "fullwidth", "kanji", "kanji_rei", "daiji", "circled", "neg_circled",
-                       "katakana", "hiragana", "halfkana", "mixed", "mixed"])
+    return rng.choice(
+        [
+            "arabic",
+            "fullwidth",
+            "kanji",
+            "kanji_rei",
+            "daiji",
+            "circled",
+            "neg_circled",
+            "katakana",
+            "hiragana",
+            "halfkana",
+            "mixed",
+            "mixed",
+        ]
+    )
 
 
 def write_digit(d: int, style: str, rng: random.Random) -> str:
@@ -78,9 +111,43 @@ def write_digit(d: int, style: str, rng: random.Random) -> str:
     return reading
 
 
-SEPARATORS = [" ", "  ", "    ", "      ", "\u3000", "\u3000\u3000", "-", "‐", "−", "–", "—", "ー", "－", "ｰ",
-              ".", "．", "/", "／", ",", "，", "、", "〜", "～", "~", "・", "\n", "\r\n", " \n ", "\t", " - ", " / ",
-              "_", ":", "：", "\u200b"]
+SEPARATORS = [
+    " ",
+    "  ",
+    "    ",
+    "      ",
+    "\u3000",
+    "\u3000\u3000",
+    "-",
+    "‐",
+    "−",
+    "–",
+    "—",
+    "ー",
+    "－",
+    "ｰ",
+    ".",
+    "．",
+    "/",
+    "／",
+    ",",
+    "，",
+    "、",
+    "〜",
+    "～",
+    "~",
+    "・",
+    "\n",
+    "\r\n",
+    " \n ",
+    "\t",
+    " - ",
+    " / ",
+    "_",
+    ":",
+    "：",
+    "\u200b",
+]
 KANA_STYLES = {"katakana", "hiragana", "halfkana"}
 
 
@@ -134,16 +201,35 @@ def check_digit(first11: str) -> int:
 
 
 MY_NUMBER_TEMPLATES = [
-    "{}", "個人番号は{}です。", "マイナンバー：{}", "マイナンバー {} の確認済み", "お客様の番号{}を控えました",
-    "番号 {} で照会", "{} の方が来庁", "カード記載の番号（{}）を読み上げてもらった", "個人番号{}、本人確認OK",
-    "念のためメモ→{}", "申請者: {} 様", "番号は\n{}\nです", "確認用 {}。", "{}（本人申告）",
+    "{}",
+    "個人番号は{}です。",
+    "マイナンバー：{}",
+    "マイナンバー {} の確認済み",
+    "お客様の番号{}を控えました",
+    "番号 {} で照会",
+    "{} の方が来庁",
+    "カード記載の番号（{}）を読み上げてもらった",
+    "個人番号{}、本人確認OK",
+    "念のためメモ→{}",
+    "申請者: {} 様",
+    "番号は\n{}\nです",
+    "確認用 {}。",
+    "{}（本人申告）",
 ]
 SPLIT_TEMPLATES_2 = [
-    "番号は{}で、続きは{}です", "前半{}、後半{}", "個人番号の上6桁は{}、下6桁は{}", "{} と {} をつなげた番号",
-    "最初が{}で最後が{}でした", "番号{}…いや{}の続き", "カードの番号は {} の後に {}",
+    "番号は{}で、続きは{}です",
+    "前半{}、後半{}",
+    "個人番号の上6桁は{}、下6桁は{}",
+    "{} と {} をつなげた番号",
+    "最初が{}で最後が{}でした",
+    "番号{}…いや{}の続き",
+    "カードの番号は {} の後に {}",
 ]
 SPLIT_TEMPLATES_3 = [
-    "番号は{}、{}、それと{}", "{}の{}の{}", "最初{}、次{}、最後{}", "個人番号 {} / 次は {} / 最後 {}",
+    "番号は{}、{}、それと{}",
+    "{}の{}の{}",
+    "最初{}、次{}、最後{}",
+    "個人番号 {} / 次は {} / 最後 {}",
 ]
 
 
@@ -166,14 +252,31 @@ def hostile_my_number(rng: random.Random) -> str:
 # Hostile: phone numbers (Japanese numbering plan)
 # --------------------------------------------------------------------------------------------
 
+
 def rand_digits(rng: random.Random, n: int) -> str:
     return "".join(rng.choice("0123456789") for _ in range(n))
 
 
 def phone_number(rng: random.Random) -> tuple[str, list[int], bool]:
     """(digits, typical grouping, international?)"""
-    kind = rng.choice(["mobile", "mobile", "mobile", "ip", "tokyo", "osaka", "sapporo", "rural", "rural5",
-                       "free", "free0800", "navi", "intl", "intl"])
+    kind = rng.choice(
+        [
+            "mobile",
+            "mobile",
+            "mobile",
+            "ip",
+            "tokyo",
+            "osaka",
+            "sapporo",
+            "rural",
+            "rural5",
+            "free",
+            "free0800",
+            "navi",
+            "intl",
+            "intl",
+        ]
+    )
     if kind == "mobile":
         return rng.choice(["070", "080", "090"]) + rand_digits(rng, 8), [3, 4, 4], False
     if kind == "ip":
@@ -195,13 +298,25 @@ def phone_number(rng: random.Random) -> tuple[str, list[int], bool]:
     if kind == "navi":
         return "0570" + rand_digits(rng, 6), [4, 3, 3], False
     national = rng.choice(["90", "80", "70", "3", "6", "11"])
-    rest = rand_digits(rng, 10 - len(national)) if national in ("90", "80", "70") else rand_digits(rng, 9 - len(national))
+    rest = (
+        rand_digits(rng, 10 - len(national)) if national in ("90", "80", "70") else rand_digits(rng, 9 - len(national))
+    )
     return "81" + national + rest, [2, len(national), len(rest) - 4, 4], True
 
 
 PHONE_TEMPLATES = [
-    "{}", "電話番号は{}です。", "連絡先：{}", "TEL {}", "tel:{}", "携帯 {} に折り返し希望", "お客様の電話{}へ連絡",
-    "{}（自宅）", "☎{}", "折返し先は {} とのこと", "電話 {} 夕方以降", "番号{}までお願いします",
+    "{}",
+    "電話番号は{}です。",
+    "連絡先：{}",
+    "TEL {}",
+    "tel:{}",
+    "携帯 {} に折り返し希望",
+    "お客様の電話{}へ連絡",
+    "{}（自宅）",
+    "☎{}",
+    "折返し先は {} とのこと",
+    "電話 {} 夕方以降",
+    "番号{}までお願いします",
 ]
 PHONE_SPLIT = ["市外局番は{}、その後{}", "電話は{}の{}", "{}から始まる番号で{}", "携帯{}、続きが{}"]
 
@@ -218,14 +333,20 @@ def hostile_phone(rng: random.Random) -> str:
         elif style < 0.7:
             body = "＋８１" + rng.choice(["　", "－", ""]) + "".join(FULLWIDTH[int(c)] for c in national)
         else:
-            body = "+81" + rng.choice([" ", "-"]) + "-".join([national[:typical[1]], national[typical[1]:-4], national[-4:]])
+            body = (
+                "+81"
+                + rng.choice([" ", "-"])
+                + "-".join([national[: typical[1]], national[typical[1] : -4], national[-4:]])
+            )
         return rng.choice(PHONE_TEMPLATES).format(body)
     if rng.random() < 0.12:
         cut = typical[0]
         return rng.choice(PHONE_SPLIT).format(spell(rng, digits[:cut], [cut]), spell(rng, digits[cut:], typical[1:]))
     if rng.random() < 0.1:
         a, b = typical[0], typical[1]
-        spelled = rng.choice(["({}){}-{}", "{}({}){}", "（{}）{}－{}"]).format(digits[:a], digits[a : a + b], digits[a + b :])
+        spelled = rng.choice(["({}){}-{}", "{}({}){}", "（{}）{}－{}"]).format(
+            digits[:a], digits[a : a + b], digits[a + b :]
+        )
     else:
         spelled = spell(rng, digits, grouping(rng, len(digits), [typical, typical, [len(digits)]]))
     return rng.choice(PHONE_TEMPLATES).format(spelled)
@@ -237,20 +358,68 @@ def hostile_phone(rng: random.Random) -> str:
 
 LOCAL_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 NAMES = ["taro", "hanako", "yamada", "suzuki", "k.tanaka", "sato_ichiro", "info", "m-ito", "yui1985", "kenji.w"]
-ASCII_DOMAINS = [["example", "com"], ["example", "co", "jp"], ["docomo", "ne", "jp"], ["ezweb", "ne", "jp"],
-                 ["gmail", "com"], ["i", "softbank", "jp"], ["city", "sapporo", "lg", "jp"], ["mail", "example", "org"],
-                 ["yahoo", "co", "jp"], ["icloud", "com"], ["outlook", "jp"], ["au", "com"]]
-IDN_DOMAINS = [["例え", "jp"], ["例え", "テスト"], ["山田商店", "jp"], ["市役所", "日本"], ["ドメイン名例", "jp"],
-               ["さくら", "ne", "jp"], ["お店", "みんな"], ["日本語", "コム"]]
-AT_FORMS = ["@", "@", "＠", " @ ", "＠ ", " at ", " AT ", "(at)", " (at) ", "[at]", " [at] ", "アットマーク", " アットマーク ",
-            "あっとまーく", "(アットマーク)", "＠マーク" , "★", "アット", " at mark "]
+ASCII_DOMAINS = [
+    ["example", "com"],
+    ["example", "co", "jp"],
+    ["docomo", "ne", "jp"],
+    ["ezweb", "ne", "jp"],
+    ["gmail", "com"],
+    ["i", "softbank", "jp"],
+    ["city", "sapporo", "lg", "jp"],
+    ["mail", "example", "org"],
+    ["yahoo", "co", "jp"],
+    ["icloud", "com"],
+    ["outlook", "jp"],
+    ["au", "com"],
+]
+IDN_DOMAINS = [
+    ["例え", "jp"],
+    ["例え", "テスト"],
+    ["山田商店", "jp"],
+    ["市役所", "日本"],
+    ["ドメイン名例", "jp"],
+    ["さくら", "ne", "jp"],
+    ["お店", "みんな"],
+    ["日本語", "コム"],
+]
+AT_FORMS = [
+    "@",
+    "@",
+    "＠",
+    " @ ",
+    "＠ ",
+    " at ",
+    " AT ",
+    "(at)",
+    " (at) ",
+    "[at]",
+    " [at] ",
+    "アットマーク",
+    " アットマーク ",
+    "あっとまーく",
+    "(アットマーク)",
+    "＠マーク",
+    "★",
+    "アット",
+    " at mark ",
+]
 DOT_FORMS = [".", ".", "．", " . ", " dot ", " DOT ", "(dot)", "[dot]", "ドット", " ドット ", "どっと", "。", " ． "]
-EMAIL_TEMPLATES = ["{}", "メールは{}です", "連絡先 {}", "mail: {}", "メールアドレス：{}（本人）", "{} に送付希望",
-                   "返信先は {} とのこと", "お客様のアドレス{}を控えた"]
+EMAIL_TEMPLATES = [
+    "{}",
+    "メールは{}です",
+    "連絡先 {}",
+    "mail: {}",
+    "メールアドレス：{}（本人）",
+    "{} に送付希望",
+    "返信先は {} とのこと",
+    "お客様のアドレス{}を控えた",
+]
 
 
 def hostile_email(rng: random.Random) -> str:
-    local = rng.choice(NAMES) if rng.random() < 0.6 else "".join(rng.choice(LOCAL_CHARS) for _ in range(rng.randint(3, 12)))
+    local = (
+        rng.choice(NAMES) if rng.random() < 0.6 else "".join(rng.choice(LOCAL_CHARS) for _ in range(rng.randint(3, 12)))
+    )
     labels = rng.choice(IDN_DOMAINS) if rng.random() < 0.25 else rng.choice(ASCII_DOMAINS)
     at = rng.choice(AT_FORMS)
     if at == "＠マーク":
@@ -261,7 +430,9 @@ def hostile_email(rng: random.Random) -> str:
         dot = "."
     domain = labels[0]
     for lab in labels[1:]:
-        domain += (dot if same_dot else rng.choice([d for d in DOT_FORMS if d != "。" or all(x.isascii() for x in labels)])) + lab
+        domain += (
+            dot if same_dot else rng.choice([d for d in DOT_FORMS if d != "。" or all(x.isascii() for x in labels)])
+        ) + lab
     address = local + at + domain
     r = rng.random()
     if r < 0.15:
@@ -283,6 +454,7 @@ def hostile_corpus(kind: str, n: int, seed: int) -> list[str]:
 # Ordinary desk writing
 # --------------------------------------------------------------------------------------------
 
+
 def _fw(rng: random.Random, s: str) -> str:
     return "".join(FULLWIDTH[int(c)] if "0" <= c <= "9" else c for c in s) if rng.random() < 0.2 else s
 
@@ -291,13 +463,54 @@ def ordinary_fragment(rng: random.Random) -> str:
     y, mo, d = rng.randint(2019, 2031), rng.randint(1, 12), rng.randint(1, 28)
     h, mi = rng.randint(0, 23), rng.choice([0, 5, 10, 15, 20, 30, 45, rng.randint(0, 59)])
     wd = rng.choice("月火水木金土日")
-    kind = rng.choice([
-        "wareki", "wareki_kanji", "iso", "slash", "dot", "md", "md_kanji", "time", "time_kanji", "range", "datetime",
-        "ticket", "ticket_letter", "no", "seiri", "count", "people", "yen", "yen_big", "man_yen", "points", "postal",
-        "postal_kanji", "step", "step_circled", "step_paren", "pin", "pin_kanji", "percent", "minutes", "window",
-        "floor", "age", "version", "counts_list", "page", "duration", "wait", "kanji_word", "kana_word", "name",
-        "reiwa_short", "year_only", "month_range",
-    ])
+    kind = rng.choice(
+        [
+            "wareki",
+            "wareki_kanji",
+            "iso",
+            "slash",
+            "dot",
+            "md",
+            "md_kanji",
+            "time",
+            "time_kanji",
+            "range",
+            "datetime",
+            "ticket",
+            "ticket_letter",
+            "no",
+            "seiri",
+            "count",
+            "people",
+            "yen",
+            "yen_big",
+            "man_yen",
+            "points",
+            "postal",
+            "postal_kanji",
+            "step",
+            "step_circled",
+            "step_paren",
+            "pin",
+            "pin_kanji",
+            "percent",
+            "minutes",
+            "window",
+            "floor",
+            "age",
+            "version",
+            "counts_list",
+            "page",
+            "duration",
+            "wait",
+            "kanji_word",
+            "kana_word",
+            "name",
+            "reiwa_short",
+            "year_only",
+            "month_range",
+        ]
+    )
     kanji_num = "〇一二三四五六七八九"
     f = {
         "wareki": f"令和{y - 2018}年{mo}月{d}日",
@@ -338,10 +551,51 @@ def ordinary_fragment(rng: random.Random) -> str:
         "page": f"{rng.randint(1, 300)}ページ",
         "duration": f"約{rng.randint(1, 60)}分{rng.randint(0, 59)}秒",
         "wait": f"待ち時間{rng.randint(1, 90)}分",
-        "kanji_word": rng.choice(["一般", "一部", "統一", "三名", "一人", "二重", "四国", "九州", "一緒", "参加", "持参", "参照",
-                                  "五十音", "一度", "唯一", "七五三", "八百屋", "一番", "同一", "六本木", "十分"]),
-        "kana_word": rng.choice(["サービス", "データ", "カード", "マイナポイント", "ログイン", "パスワード", "よろしく",
-                                 "詳しく", "ください", "いちご", "しごと", "ごご", "いちにち", "さん", "くに", "しく"]),
+        "kanji_word": rng.choice(
+            [
+                "一般",
+                "一部",
+                "統一",
+                "三名",
+                "一人",
+                "二重",
+                "四国",
+                "九州",
+                "一緒",
+                "参加",
+                "持参",
+                "参照",
+                "五十音",
+                "一度",
+                "唯一",
+                "七五三",
+                "八百屋",
+                "一番",
+                "同一",
+                "六本木",
+                "十分",
+            ]
+        ),
+        "kana_word": rng.choice(
+            [
+                "サービス",
+                "データ",
+                "カード",
+                "マイナポイント",
+                "ログイン",
+                "パスワード",
+                "よろしく",
+                "詳しく",
+                "ください",
+                "いちご",
+                "しごと",
+                "ごご",
+                "いちにち",
+                "さん",
+                "くに",
+                "しく",
+            ]
+        ),
         "name": rng.choice(["山田さん", "佐藤さま", "鈴木様", "担当の高橋", "お客様"]),
         "reiwa_short": f"R{y - 2018}年度",
         "year_only": f"{y}年",
@@ -350,10 +604,44 @@ def ordinary_fragment(rng: random.Random) -> str:
     return _fw(rng, f)
 
 
-CONNECTORS = ["、", "。", "に", "で", "の", "から", "まで", " と ", "（", "）", "について、", "、その後", "。次に", "\n", " ",
-              "を確認。", "は", "も", "→", " / "]
-PHRASES = ["来庁", "受付", "交付完了", "申請受理", "本人確認済み", "再来庁予定", "電話で問い合わせあり", "予約", "暗証番号再設定",
-           "署名用電子証明書の更新", "券面事項の確認", "マイナポイントの申込支援", "住所変更", "転入手続き"]
+CONNECTORS = [
+    "、",
+    "。",
+    "に",
+    "で",
+    "の",
+    "から",
+    "まで",
+    " と ",
+    "（",
+    "）",
+    "について、",
+    "、その後",
+    "。次に",
+    "\n",
+    " ",
+    "を確認。",
+    "は",
+    "も",
+    "→",
+    " / ",
+]
+PHRASES = [
+    "来庁",
+    "受付",
+    "交付完了",
+    "申請受理",
+    "本人確認済み",
+    "再来庁予定",
+    "電話で問い合わせあり",
+    "予約",
+    "暗証番号再設定",
+    "署名用電子証明書の更新",
+    "券面事項の確認",
+    "マイナポイントの申込支援",
+    "住所変更",
+    "転入手続き",
+]
 
 
 def ordinary_text(rng: random.Random) -> str:
@@ -369,15 +657,20 @@ def ordinary_text(rng: random.Random) -> str:
 
 def desk_sentence(rng: random.Random) -> str:
     """Whole sentences as a desk writes them (a second, differently built ordinary source)."""
+
     def n(a: int, b: int) -> int:
         return rng.randint(a, b)
 
     wd = rng.choice("月火水木金")
     templates = [
-        lambda: f"{n(8, 17)}時{n(0, 59)}分に来庁。受付番号{n(1, 300)}番。暗証番号（{rng.choice([4, 6])}桁）を{n(1, 3)}回間違えロック。再設定を案内した",
+        lambda: (
+            f"{n(8, 17)}時{n(0, 59)}分に来庁。受付番号{n(1, 300)}番。暗証番号（{rng.choice([4, 6])}桁）を{n(1, 3)}回間違えロック。再設定を案内した"
+        ),
         lambda: f"令和{n(1, 8)}年{n(1, 12)}月{n(1, 28)}日（{wd}）の来庁者は計{n(10, 400)}名（うち交付{n(1, 200)}件）",
         lambda: f"電話での問い合わせ {n(1, 300)}件、うち折り返し {n(0, 30)}件",
-        lambda: f"ポイント付与は最大{rng.choice(['5,000', '20,000', '15,000'])}円分。申込期限は{n(2021, 2025)}年{n(1, 12)}月{n(1, 28)}日まで",
+        lambda: (
+            f"ポイント付与は最大{rng.choice(['5,000', '20,000', '15,000'])}円分。申込期限は{n(2021, 2025)}年{n(1, 12)}月{n(1, 28)}日まで"
+        ),
         lambda: f"〒{n(0, 999):03d}-{n(0, 9999):04d} 札幌市中央区北{n(1, 30)}条西{n(1, 20)}丁目{n(1, 30)}-{n(1, 30)}",
         lambda: f"{n(1, 9)}番窓口→{n(1, 9)}番窓口へ移動（{n(8, 17)}:{n(0, 59):02d}）",
         lambda: f"待ち人数 {n(0, 60)}人、平均待ち {n(0, 60)}分、最大 {n(0, 120)}分",
@@ -404,6 +697,7 @@ def ordinary_corpus(n: int, seed: int) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Rates
 # --------------------------------------------------------------------------------------------
+
 
 def rates(n: int = 2000, seed: int = 14) -> dict[str, tuple[float, list[str]]]:
     out = {}

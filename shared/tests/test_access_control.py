@@ -25,8 +25,12 @@ def demo_router() -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.post("/wards/{ward}/opinions")
-    async def post_opinion(ward: str, body: Opinion, request: Request,
-                           principal: Annotated[Principal, Depends(require(Role.supporter, Role.manager))]):
+    async def post_opinion(
+        ward: str,
+        body: Opinion,
+        request: Request,
+        principal: Annotated[Principal, Depends(require(Role.supporter, Role.manager))],
+    ):
         await principal.check_ward(request, ward)
         return {"ok": True, "length": len(body.text)}
 
@@ -83,22 +87,45 @@ async def test_auditor_cannot_write_but_can_read_every_ward(client, settings, js
 async def test_missing_expired_or_forged_token_is_401(client, settings, municipality):
     assert (await client.get("/v1/wards/chuo/summary")).status_code == 401
     expired = issue_token(settings, staff_id="S1", roles=[Role.manager], municipality=municipality, ttl=-10)
-    assert (await client.get("/v1/wards/chuo/summary", headers={"Authorization": f"Bearer {expired}"})).status_code == 401
-    forged = issue_token(settings.model_copy(update={"token_secret": SecretStr("another-secret-another-secret-xx")}),
-                         staff_id="S1", roles=[Role.manager], municipality=municipality)
-    assert (await client.get("/v1/wards/chuo/summary", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
+    assert (
+        await client.get("/v1/wards/chuo/summary", headers={"Authorization": f"Bearer {expired}"})
+    ).status_code == 401
+    forged = issue_token(
+        settings.model_copy(update={"token_secret": SecretStr("another-secret-another-secret-xx")}),
+        staff_id="S1",
+        roles=[Role.manager],
+        municipality=municipality,
+    )
+    assert (
+        await client.get("/v1/wards/chuo/summary", headers={"Authorization": f"Bearer {forged}"})
+    ).status_code == 401
 
 
 async def test_login_issues_a_token_and_records_attempts(client, js, municipality):
-    await auth.add_staff(js, municipality=municipality, staff_id="M0001", roles=[Role.manager], password="correct horse battery")
-    bad = await client.post("/v1/auth/token", json={"username": "M0001", "password": "wrong", "municipality": municipality})
+    await auth.add_staff(
+        js, municipality=municipality, staff_id="M0001", roles=[Role.manager], password="correct horse battery"
+    )
+    bad = await client.post(
+        "/v1/auth/token", json={"username": "M0001", "password": "wrong", "municipality": municipality}
+    )
     assert bad.status_code == 401
-    good = await client.post("/v1/auth/token", json={"username": "M0001", "password": "correct horse battery", "municipality": municipality})
+    good = await client.post(
+        "/v1/auth/token", json={"username": "M0001", "password": "correct horse battery", "municipality": municipality}
+    )
     assert good.status_code == 200
     token = good.json()["access_token"]
     me = await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
-    assert me.json() == {"staff_id": "M0001", "roles": ["manager"], "wards": [], "municipality": municipality, "kind": "staff"}
-    types = [s.event.type for s in await bus.load(js._nc, subjects.aggregate_subject("admin", municipality, "staff", "M0001"))]
+    assert me.json() == {
+        "staff_id": "M0001",
+        "roles": ["manager"],
+        "wards": [],
+        "municipality": municipality,
+        "kind": "staff",
+    }
+    types = [
+        s.event.type
+        for s in await bus.load(js._nc, subjects.aggregate_subject("admin", municipality, "staff", "M0001"))
+    ]
     assert types == ["admin.staff_account_created", "admin.login_failed", "admin.login_succeeded"]
 
 

@@ -50,7 +50,8 @@ async def test_append_all_chains_expectations_and_load_reads_in_order(js, nc, mu
 
 async def test_load_reads_aggregates_longer_than_one_batch(js, nc, municipality):
     events = [staff_created(municipality, "S0003")] + [
-        TrainingItemCompleted(municipality=municipality, staff_id="S0003", item="role_play", hours=0.5) for _ in range(30)
+        TrainingItemCompleted(municipality=municipality, staff_id="S0003", item="role_play", hours=0.5)
+        for _ in range(30)
     ]
     await bus.publish_many(js, events)
     loaded = await bus.load(nc, events[0].subject, batch=7)
@@ -91,7 +92,8 @@ def test_the_command_line_says_so_and_exits_2(tmp_path):
     from madoguchi_shared.runtime import free_port
 
     env = {**os.environ, "MADOGUCHI_NATS_URL": f"nats://127.0.0.1:{free_port()}", "MADOGUCHI_DATA_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "error: cannot reach NATS at" in done.stderr and "Traceback" not in done.stderr

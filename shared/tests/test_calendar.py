@@ -15,10 +15,12 @@ def t(y, m, d, hh=0, mm=0):
     return datetime(y, m, d, hh, mm, tzinfo=TOKYO)
 
 
-CAL = Calendar(special_days=(
-    SpecialDay(date(2021, 4, 4), "special_opening", time(8, 45), time(12, 0)),
-    SpecialDay(date(2021, 4, 1), "extended", close=time(19, 0)),
-))
+CAL = Calendar(
+    special_days=(
+        SpecialDay(date(2021, 4, 4), "special_opening", time(8, 45), time(12, 0)),
+        SpecialDay(date(2021, 4, 1), "extended", close=time(19, 0)),
+    )
+)
 
 
 def test_desk1_weekends_holidays_and_year_end_are_not_business_days():
@@ -45,20 +47,38 @@ def test_desk1_add_business_days_and_range():
     assert CAL.add_business_days(date(2021, 5, 10), -3) == date(2021, 4, 30)
     assert CAL.add_business_days(date(2021, 5, 3), 0) == date(2021, 5, 6)
     days = CAL.business_days(date(2021, 4, 26), date(2021, 5, 9))
-    assert days == [date(2021, 4, 26), date(2021, 4, 27), date(2021, 4, 28), date(2021, 4, 30), date(2021, 5, 6), date(2021, 5, 7)]
+    assert days == [
+        date(2021, 4, 26),
+        date(2021, 4, 27),
+        date(2021, 4, 28),
+        date(2021, 4, 30),
+        date(2021, 5, 6),
+        date(2021, 5, 7),
+    ]
 
 
 def test_desk1_regular_special_and_extended_hours():
     regular = CAL.hours(date(2021, 4, 6))
-    assert regular.kind == "regular" and (regular.opens, regular.closes) == (t(2021, 4, 6, 8, 45), t(2021, 4, 6, 17, 15))
+    assert regular.kind == "regular" and (regular.opens, regular.closes) == (
+        t(2021, 4, 6, 8, 45),
+        t(2021, 4, 6, 17, 15),
+    )
     sunday = CAL.hours(date(2021, 4, 4))
     assert sunday.kind == "special_opening" and sunday.closes == t(2021, 4, 4, 12) and not sunday.business_day
     assert CAL.hours(date(2021, 4, 1)).closes == t(2021, 4, 1, 19)
     assert CAL.is_open(t(2021, 4, 1, 18, 59)) and not CAL.is_open(t(2021, 4, 1, 19, 0))
-    assert CAL.is_open(t(2021, 4, 6, 8, 45)) and not CAL.is_open(t(2021, 4, 6, 8, 44)) and not CAL.is_open(t(2021, 4, 6, 17, 15))
+    assert (
+        CAL.is_open(t(2021, 4, 6, 8, 45))
+        and not CAL.is_open(t(2021, 4, 6, 8, 44))
+        and not CAL.is_open(t(2021, 4, 6, 17, 15))
+    )
     assert not CAL.hours(date(2021, 4, 3)).open_day
     # an extension does not open a closed day
-    assert not CAL.with_special_days([SpecialDay(date(2021, 4, 3), "extended", close=time(19))]).hours(date(2021, 4, 3)).open_day
+    assert (
+        not CAL.with_special_days([SpecialDay(date(2021, 4, 3), "extended", close=time(19))])
+        .hours(date(2021, 4, 3))
+        .open_day
+    )
 
 
 def test_desk1_special_days_per_desk_beat_general_ones():
@@ -68,11 +88,13 @@ def test_desk1_special_days_per_desk_beat_general_ones():
 
 
 def test_desk1_city_suspension_and_delay_cut_the_hours():
-    cal = CAL.with_instructions([
-        Instruction("s1", "suspend", t(2021, 4, 6, 12), t(2021, 4, 6, 13), reason="pandemic"),
-        Instruction("d1", "delay", t(2021, 4, 7), t(2021, 4, 9), frozenset({"chuo-1"}), reason="pandemic"),
-        Instruction("s2", "suspend", t(2021, 4, 12), None, frozenset({"kita-1"})),
-    ])
+    cal = CAL.with_instructions(
+        [
+            Instruction("s1", "suspend", t(2021, 4, 6, 12), t(2021, 4, 6, 13), reason="pandemic"),
+            Instruction("d1", "delay", t(2021, 4, 7), t(2021, 4, 9), frozenset({"chuo-1"}), reason="pandemic"),
+            Instruction("s2", "suspend", t(2021, 4, 12), None, frozenset({"kita-1"})),
+        ]
+    )
     lunch = cal.hours(date(2021, 4, 6), "chuo-1")
     assert lunch.intervals == ((t(2021, 4, 6, 8, 45), t(2021, 4, 6, 12)), (t(2021, 4, 6, 13), t(2021, 4, 6, 17, 15)))
     assert not cal.is_open(t(2021, 4, 6, 12, 30), "chuo-1") and cal.is_open(t(2021, 4, 6, 13), "chuo-1")
@@ -87,8 +109,12 @@ def test_desk1_city_suspension_and_delay_cut_the_hours():
 
 
 def test_desk1_other_configurations():
-    cal = Calendar(regular=Hours(time(9), time(17)), closed_weekdays=frozenset({6}), year_end=None,
-                   extra_holidays=frozenset({date(2021, 4, 6)}))
+    cal = Calendar(
+        regular=Hours(time(9), time(17)),
+        closed_weekdays=frozenset({6}),
+        year_end=None,
+        extra_holidays=frozenset({date(2021, 4, 6)}),
+    )
     assert cal.is_business_day(date(2021, 4, 3))  # Saturday open here
     assert not cal.is_business_day(date(2021, 4, 6)) and cal.is_business_day(date(2021, 12, 30))
     with pytest.raises(ValueError):
@@ -117,11 +143,21 @@ def test_desk1_city_calendar_fold_is_one_for_desk_and_reporting():
 
     m = load_municipality("011002")
     events = [
-        dk.OpeningSuspended(municipality=m.code, instruction_id="storm", start=t(2021, 4, 6, 8, 45),
-                            end=t(2021, 4, 6, 17, 15), reason="disaster"),
+        dk.OpeningSuspended(
+            municipality=m.code,
+            instruction_id="storm",
+            start=t(2021, 4, 6, 8, 45),
+            end=t(2021, 4, 6, 17, 15),
+            reason="disaster",
+        ),
         dk.CityInstructionLifted(municipality=m.code, instruction_id="storm", at=t(2021, 4, 6, 13, 0)),
-        dk.OpeningDelayed(municipality=m.code, instruction_id="late", start=t(2021, 4, 7, 8, 45),
-                          until=t(2021, 4, 7, 10, 0), reason="facility"),
+        dk.OpeningDelayed(
+            municipality=m.code,
+            instruction_id="late",
+            start=t(2021, 4, 7, 8, 45),
+            until=t(2021, 4, 7, 10, 0),
+            reason="facility",
+        ),
         dk.CityInstructionLifted(municipality=m.code, instruction_id="late", at=t(2021, 4, 7, 8, 0)),
         dk.ExtendedHoursScheduled(municipality=m.code, day=date(2021, 4, 8), close=time(19, 0)),
     ]

@@ -19,14 +19,27 @@ PHONE = "090-1234-5678"
 def test_dlq_list_show_and_replay_without_printing_personal_data(nats_server, monkeypatch):
     m = unique_municipality()
     consumer = f"cli{m}"
-    payload = {"type": "calls.call_noted", "municipality": m, "call_id": "0192f0a4-0000-7000-8000-000000000001",
-               "text": f"山田太郎さん {PHONE} に折り返し", "ticket_no": 2**62, "desk": "chuo-1", "minutes": 12}
+    payload = {
+        "type": "calls.call_noted",
+        "municipality": m,
+        "call_id": "0192f0a4-0000-7000-8000-000000000001",
+        "text": f"山田太郎さん {PHONE} に折り返し",
+        "ticket_no": 2**62,
+        "desk": "chuo-1",
+        "minutes": 12,
+    }
 
     async def setup():
         nc = await bus.connect(nats_server.url, name="dlq-test")
         await bus.ensure_streams(nc.jetstream())
-        await dead_letter(nc, consumer, f"mg.calls.{m}.call.x", 4711, json.dumps(payload, ensure_ascii=False).encode(),
-                          ValueError("text: personal data refused"))
+        await dead_letter(
+            nc,
+            consumer,
+            f"mg.calls.{m}.call.x",
+            4711,
+            json.dumps(payload, ensure_ascii=False).encode(),
+            ValueError("text: personal data refused"),
+        )
         await nc.drain()
 
     asyncio.run(setup())
@@ -53,7 +66,10 @@ def test_dlq_list_show_and_replay_without_printing_personal_data(nats_server, mo
     async def requests():
         nc = await bus.connect(nats_server.url, name="dlq-test")
         try:
-            return [json.loads(x.data) async for x in reader.read_all(nc, subjects.dlq_replay_subject(consumer), stream="MG_DLQ")]
+            return [
+                json.loads(x.data)
+                async for x in reader.read_all(nc, subjects.dlq_replay_subject(consumer), stream="MG_DLQ")
+            ]
         finally:
             await nc.drain()
 

@@ -141,13 +141,20 @@ def test_upcaster_reads_version_1_as_version_2():
         attempt: int
 
     try:
+
         @events.upcaster("test.training_test_recorded_v2", 1)
         def v1_to_v2(data):
             return {**data, "attempt": 1}
 
         events.adapter.cache_clear()
-        v1 = {"type": "test.training_test_recorded_v2", "version": 1, "municipality": MUNICIPALITY,
-              "staff_id": "S1", "score": 80, "passed": True}
+        v1 = {
+            "type": "test.training_test_recorded_v2",
+            "version": 1,
+            "municipality": MUNICIPALITY,
+            "staff_id": "S1",
+            "score": 80,
+            "passed": True,
+        }
         event = parse_event(v1)
         assert isinstance(event, TrainingTestRecordedV2) and event.version == 2 and event.attempt == 1
     finally:
@@ -172,8 +179,9 @@ def test_no_event_holds_a_nul_character():
 
     from madoguchi_shared.events import desk
 
-    ticket = desk.TicketIssued(municipality="011002", ward="chuo", desk="chuo-1", deskday_id="chuo-1_2021-04-01",
-                               ticket_no=1)
+    ticket = desk.TicketIssued(
+        municipality="011002", ward="chuo", desk="chuo-1", deskday_id="chuo-1_2021-04-01", ticket_no=1
+    )
     doc = json.loads(ticket.model_dump_json())
     assert desk.TicketIssued.model_validate(doc) == ticket
     for where in ("desk", "deskday_id"):

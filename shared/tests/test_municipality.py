@@ -53,7 +53,7 @@ def test_load_by_path_with_code_override(tmp_path):
 def test_another_municipality_is_another_file(tmp_path):
     (tmp_path / "012025.toml").write_text(
         'code = "012025"\nname_ja = "小樽市"\ncapacity_thresholds = [1.0]\n'
-        '[desk_defaults]\nexpected_max_visitors = 30\n'
+        "[desk_defaults]\nexpected_max_visitors = 30\n"
         '[[wards]]\nid = "otaru"\nname_ja = "小樽市"\ndesks = [{ id = "otaru-1", name_ja = "本庁舎" }, '
         '{ id = "otaru-2", name_ja = "支所", expected_max_visitors = 10 }]\n'
     )

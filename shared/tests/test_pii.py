@@ -75,7 +75,9 @@ SURROUNDING_ALPHABET = (
 _READING_STARTS = set("ゼレマイワニツサスヨシフゴロナセハエキク") | set("ぜれまいわにつさすよしふごろなせはえきく")
 SURROUNDING_ALPHABET = "".join(c for c in SURROUNDING_ALPHABET if c not in _READING_STARTS)
 surrounding = st.text(alphabet=SURROUNDING_ALPHABET, max_size=40)
-japanese_only = st.text(alphabet="あうえおかけこ窓口受付番号申請交付、。「」 \u3000", max_size=30)  # no い(ち), き(ゅう), く
+japanese_only = st.text(
+    alphabet="あうえおかけこ窓口受付番号申請交付、。「」 \u3000", max_size=30
+)  # no い(ち), き(ゅう), く
 
 SPACES = [" ", "\u3000"]
 HYPHENS = ["-", "‐", "‑", "–", "—", "―", "−", "ー", "ｰ", "－"]
@@ -324,7 +326,14 @@ TLD = st.sampled_from(["jp", "com", "net", "org", "info"])
 
 
 @PROPERTY
-@given(LOCAL, st.lists(LABEL, min_size=1, max_size=3), TLD, st.sampled_from(["plain", "at", "all"]), japanese_only, japanese_only)
+@given(
+    LOCAL,
+    st.lists(LABEL, min_size=1, max_size=3),
+    TLD,
+    st.sampled_from(["plain", "at", "all"]),
+    japanese_only,
+    japanese_only,
+)
 def test_emails_refused(local: str, labels: list[str], tld: str, style: str, before: str, after: str) -> None:
     email = f"{local}@{'.'.join(labels)}.{tld}"
     spelled = {"plain": email, "at": email.replace("@", "＠"), "all": fullwidth(email)}[style]

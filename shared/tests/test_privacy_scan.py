@@ -37,8 +37,15 @@ def data_folder(tmp_path_factory):
 async def _scan(data, nats, pg) -> tuple[int, str]:
     env = dict(os.environ, MADOGUCHI_DATA_DIR=str(data), MADOGUCHI_NATS_URL=nats.url, MADOGUCHI_PG_DSN=pg.dsn)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from madoguchi_shared.cli import main; main()", "privacy", "scan",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        sys.executable,
+        "-c",
+        "from madoguchi_shared.cli import main; main()",
+        "privacy",
+        "scan",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode, out.decode() + err.decode()
 
@@ -53,15 +60,23 @@ async def test_scan_counts_by_kind_and_place_never_values(data_folder):
     js = nc.jetstream()
     await bus.ensure_streams(js)
     event_id = str(uuid.uuid4())
-    clean_event = {"event_id": event_id, "type": "desk.note", "note": CLEAN, "hash": "ab" * 32,
-                   "occurred_at": "2026-12-05T09:10:20+09:00"}
+    clean_event = {
+        "event_id": event_id,
+        "type": "desk.note",
+        "note": CLEAN,
+        "hash": "ab" * 32,
+        "occurred_at": "2026-12-05T09:10:20+09:00",
+    }
     await js.publish("mg.desk.900001.visit.1", json.dumps(clean_event).encode())
     conn = await asyncpg.connect(pg.dsn)
-    await conn.execute("CREATE SCHEMA demo; CREATE TABLE demo.note (id uuid PRIMARY KEY, text text, extra jsonb, n int)")
+    await conn.execute(
+        "CREATE SCHEMA demo; CREATE TABLE demo.note (id uuid PRIMARY KEY, text text, extra jsonb, n int)"
+    )
     await conn.execute("INSERT INTO demo.note VALUES ($1, $2, $3, 1)", uuid.uuid4(), CLEAN, json.dumps({"a": CLEAN}))
     (data / "logs").mkdir()
-    (data / "logs" / "desk.log").write_text(json.dumps({"event": "desk.note_added", "id": event_id}) + "\n" + CLEAN + "\n",
-                                            encoding="utf-8")
+    (data / "logs" / "desk.log").write_text(
+        json.dumps({"event": "desk.note_added", "id": event_id}) + "\n" + CLEAN + "\n", encoding="utf-8"
+    )
 
     code, out = await _scan(data, nats, pg)
     assert code == 0, out
@@ -72,8 +87,12 @@ async def test_scan_counts_by_kind_and_place_never_values(data_folder):
     # what slipped through somewhere, in the hostile spellings of issue 14
     await js.publish("mg.dlq.reporting.1", json.dumps({"summary": f"折返し {PHONE}"}).encode())
     await js.publish("mg.desk.900001.visit.2", json.dumps({"note": f"番号 {MY_NUMBER}", "hash": "cd" * 32}).encode())
-    await conn.execute("INSERT INTO demo.note VALUES ($1, $2, $3, 2)", uuid.uuid4(), f"メール {EMAIL}",
-                       json.dumps({"a": [CLEAN, f"携帯 {PHONE}"]}))
+    await conn.execute(
+        "INSERT INTO demo.note VALUES ($1, $2, $3, 2)",
+        uuid.uuid4(),
+        f"メール {EMAIL}",
+        json.dumps({"a": [CLEAN, f"携帯 {PHONE}"]}),
+    )
     with open(data / "logs" / "desk.log", "a", encoding="utf-8") as f:
         f.write(json.dumps({"event": "oops", "detail": f"連絡先 {EMAIL}"}) + "\n")
     await conn.close()

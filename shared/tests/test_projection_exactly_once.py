@@ -16,9 +16,17 @@ SCHEMA = "test_projection"
 
 async def setup_schema(pool) -> None:
     async with pool.acquire() as conn:
-        await db.migrate(conn, SCHEMA, [db.CHECKPOINTS_SQL + ";" + """
+        await db.migrate(
+            conn,
+            SCHEMA,
+            [
+                db.CHECKPOINTS_SQL
+                + ";"
+                + """
             CREATE TABLE training_hours (municipality text, staff_id text, n int, hours numeric,
-                                         PRIMARY KEY (municipality, staff_id))"""])
+                                         PRIMARY KEY (municipality, staff_id))"""
+            ],
+        )
 
 
 def counting_projection(name: str, municipality: str, hang_after: int | None = None) -> Projection:
@@ -42,17 +50,29 @@ def counting_projection(name: str, municipality: str, hang_after: int | None = N
         if hang_after is not None and calls["n"] > hang_after:
             await asyncio.Event().wait()  # hangs mid-batch until the process is killed (cancelled)
 
-    return Projection(name=name, stream="MG_ADMIN", filter_subjects=[subjects.context_filter("admin", municipality)],
-                      apply=apply, schema=SCHEMA, batch=50)
+    return Projection(
+        name=name,
+        stream="MG_ADMIN",
+        filter_subjects=[subjects.context_filter("admin", municipality)],
+        apply=apply,
+        schema=SCHEMA,
+        batch=50,
+    )
 
 
 async def count(pool, municipality: str) -> tuple[int, float]:
-    row = await pool.fetchrow(f'SELECT coalesce(sum(n),0) n, coalesce(sum(hours),0) h FROM "{SCHEMA}".training_hours WHERE municipality=$1', municipality)
+    row = await pool.fetchrow(
+        f'SELECT coalesce(sum(n),0) n, coalesce(sum(hours),0) h FROM "{SCHEMA}".training_hours WHERE municipality=$1',
+        municipality,
+    )
     return row["n"], float(row["h"])
 
 
 def events(municipality: str, n: int) -> list[TrainingItemCompleted]:
-    return [TrainingItemCompleted(municipality=municipality, staff_id=f"S{i % 7}", item="system", hours=1.5) for i in range(n)]
+    return [
+        TrainingItemCompleted(municipality=municipality, staff_id=f"S{i % 7}", item="system", hours=1.5)
+        for i in range(n)
+    ]
 
 
 async def test_killed_projection_restarted_with_redelivery_counts_each_event_once(js, nc, pg_pool, municipality):
@@ -93,7 +113,9 @@ async def test_killed_projection_restarted_with_redelivery_counts_each_event_onc
     assert third.applied == 0
 
 
-async def test_malformed_message_goes_to_dead_letter_with_reason_and_consumer_keeps_going(js, nc, pg_pool, municipality):
+async def test_malformed_message_goes_to_dead_letter_with_reason_and_consumer_keeps_going(
+    js, nc, pg_pool, municipality
+):
     await setup_schema(pg_pool)
     good = events(municipality, 3)
     subject = good[0].subject
@@ -130,8 +152,11 @@ async def resend_after_window(js, batch, attempt: int = 1) -> None:
     """What the stream holds when an outbox sends a batch again after the duplicate window: the same
     events under new sequences (a new Nats-Msg-Id is what the server sees once the window is over)."""
     for event in batch:
-        await js.publish(event.subject, event.model_dump_json().encode(),
-                         headers={"Nats-Msg-Id": f"{event.event_id}.resent-{attempt}"})
+        await js.publish(
+            event.subject,
+            event.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": f"{event.event_id}.resent-{attempt}"},
+        )
 
 
 async def test_events_resent_after_the_duplicate_window_count_once(js, nc, pg_pool, municipality):
@@ -190,9 +215,12 @@ async def test_applied_event_ids_are_pruned_by_their_own_time(nc, pg_pool, munic
         await p.ensure_tables(conn)
         old = uuid7_floor(time.time() - 2 * 86400)
         fresh = new_id()
-        await conn.executemany(f'INSERT INTO "{SCHEMA}".projection_applied_event VALUES ($1, $2)',
-                               [(p.name, old), (p.name, fresh), ("other", old)])
+        await conn.executemany(
+            f'INSERT INTO "{SCHEMA}".projection_applied_event VALUES ($1, $2)',
+            [(p.name, old), (p.name, fresh), ("other", old)],
+        )
     assert await p.prune_applied(pg_pool) == 1
-    rows = await pg_pool.fetch(f'SELECT name, event_id FROM "{SCHEMA}".projection_applied_event '
-                               "WHERE name = ANY($1)", [p.name, "other"])
+    rows = await pg_pool.fetch(
+        f'SELECT name, event_id FROM "{SCHEMA}".projection_applied_event WHERE name = ANY($1)', [p.name, "other"]
+    )
     assert sorted((r["name"], r["event_id"]) for r in rows) == sorted([(p.name, fresh), ("other", old)])

@@ -18,9 +18,17 @@ SCHEMA = "test_poison"
 
 async def setup_schema(pool) -> None:
     async with pool.acquire() as conn:
-        await db.migrate(conn, SCHEMA, [db.CHECKPOINTS_SQL + ";" + """
+        await db.migrate(
+            conn,
+            SCHEMA,
+            [
+                db.CHECKPOINTS_SQL
+                + ";"
+                + """
             CREATE TABLE training_log (municipality text, staff_id text, hours numeric CHECK (hours <= 24));
-            CREATE TABLE training_total (municipality text PRIMARY KEY, n int, hours numeric)"""])
+            CREATE TABLE training_total (municipality text PRIMARY KEY, n int, hours numeric)"""
+            ],
+        )
 
 
 async def apply(conn, batch) -> None:
@@ -28,16 +36,25 @@ async def apply(conn, batch) -> None:
         e = stored.event
         if e.staff_id == "BUG":
             raise KeyError("a bug in one handler")
-        await conn.execute(f'INSERT INTO "{SCHEMA}".training_log VALUES ($1, $2, $3)', e.municipality, e.staff_id, e.hours)
+        await conn.execute(
+            f'INSERT INTO "{SCHEMA}".training_log VALUES ($1, $2, $3)', e.municipality, e.staff_id, e.hours
+        )
     await conn.executemany(
         f"""INSERT INTO "{SCHEMA}".training_total VALUES ($1, 1, $2) ON CONFLICT (municipality) DO UPDATE
             SET n = training_total.n + 1, hours = training_total.hours + EXCLUDED.hours""",
-        [(s.event.municipality, s.event.hours) for s in batch])
+        [(s.event.municipality, s.event.hours) for s in batch],
+    )
 
 
 def projection(name: str, municipality: str, schema: str = SCHEMA) -> Projection:
-    return Projection(name=name, stream="MG_ADMIN", filter_subjects=[subjects.context_filter("admin", municipality)],
-                      apply=apply, schema=schema, batch=40)
+    return Projection(
+        name=name,
+        stream="MG_ADMIN",
+        filter_subjects=[subjects.context_filter("admin", municipality)],
+        apply=apply,
+        schema=schema,
+        batch=40,
+    )
 
 
 def ev(municipality: str, staff: str, hours: float = 1.0) -> TrainingItemCompleted:
@@ -45,8 +62,11 @@ def ev(municipality: str, staff: str, hours: float = 1.0) -> TrainingItemComplet
 
 
 async def total(pool, municipality: str) -> tuple[int, float]:
-    row = await pool.fetchrow(f'SELECT coalesce(sum(n), 0) n, coalesce(sum(hours), 0) h FROM "{SCHEMA}".training_total '
-                              "WHERE municipality = $1", municipality)
+    row = await pool.fetchrow(
+        f'SELECT coalesce(sum(n), 0) n, coalesce(sum(hours), 0) h FROM "{SCHEMA}".training_total '
+        "WHERE municipality = $1",
+        municipality,
+    )
     return row["n"], float(row["h"])
 
 
@@ -87,12 +107,16 @@ async def test_poison_events_are_dead_lettered_alerted_and_the_rest_is_applied(n
     assert dead[1].headers["Mg-Reason"].startswith("KeyError")
     # recorded in the same transaction as the position, which is past them
     async with pg_pool.acquire() as conn:
-        rows = await conn.fetch(f'SELECT seq, reason FROM "{SCHEMA}".projection_dead_letter WHERE name = $1 ORDER BY seq', name)
+        rows = await conn.fetch(
+            f'SELECT seq, reason FROM "{SCHEMA}".projection_dead_letter WHERE name = $1 ORDER BY seq', name
+        )
         assert [r["seq"] for r in rows] == [int(m.headers["Mg-Original-Seq"]) for m in dead]
         assert await p.stored_position(conn) > rows[-1]["seq"]
     # an HQ alert per dead letter
-    alerts = [parse_event(m.data) async for m in
-              reader.read_all(nc, subjects.context_filter("audit", municipality, "alert"), stream="MG_AUDIT")]
+    alerts = [
+        parse_event(m.data)
+        async for m in reader.read_all(nc, subjects.context_filter("audit", municipality, "alert"), stream="MG_AUDIT")
+    ]
     assert [a.rule for a in alerts] == [ALERT_RULE, ALERT_RULE]
     assert all(a.severity == "warning" and name in a.message for a in alerts)
     assert {a.source_event_ids[0] for a in alerts} == {events[17].event_id, events[71].event_id}
@@ -112,8 +136,12 @@ async def test_dead_letter_replayed_after_a_fix(nc, js, pg_pool, municipality):
 
         async def fixed(conn, batch):  # the handler after the fix
             await apply(conn, [b for b in batch if b.event.staff_id != "BUG"])
-            await conn.execute(f"""INSERT INTO "{SCHEMA}".training_total VALUES ($1, 1, 0) ON CONFLICT (municipality)
-                                   DO UPDATE SET n = training_total.n + 1""", municipality)
+            await conn.execute(
+                f"""INSERT INTO "{SCHEMA}".training_total VALUES ($1, 1, 0) ON CONFLICT (municipality)
+                                   DO UPDATE SET n = training_total.n + 1""",
+                municipality,
+            )
+
         p.apply = fixed
         await js.publish(subjects.dlq_replay_subject(name), b'{"seq": %d}' % seq)
         await until(lambda: _eq(total(pg_pool, municipality), (3, 2.0)))
@@ -121,8 +149,9 @@ async def test_dead_letter_replayed_after_a_fix(nc, js, pg_pool, municipality):
         await asyncio.sleep(2.5)
         assert await total(pg_pool, municipality) == (3, 2.0)
         async with pg_pool.acquire() as conn:
-            assert await conn.fetchval(f'SELECT replayed_at IS NOT NULL FROM "{SCHEMA}".projection_dead_letter '
-                                       "WHERE name = $1", name)
+            assert await conn.fetchval(
+                f'SELECT replayed_at IS NOT NULL FROM "{SCHEMA}".projection_dead_letter WHERE name = $1', name
+            )
     finally:
         p.stop()
         await task
@@ -144,6 +173,7 @@ async def test_database_down_is_retried_with_backoff_and_never_dead_lettered(nc,
 
         async def retried() -> bool:
             return p.transient_failures >= 2
+
         await until(retried, timeout=20)
         assert not task.done() and p.dead_lettered == 0
 

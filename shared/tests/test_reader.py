@@ -11,8 +11,10 @@ from madoguchi_shared.events import parse_event
 
 
 def events(municipality: str, n: int, staff: str = "S") -> list[TrainingItemCompleted]:
-    return [TrainingItemCompleted(municipality=municipality, staff_id=f"{staff}{i % 5}", item="system", hours=1.0)
-            for i in range(n)]
+    return [
+        TrainingItemCompleted(municipality=municipality, staff_id=f"{staff}{i % 5}", item="system", hours=1.0)
+        for i in range(n)
+    ]
 
 
 async def test_read_all_yields_typed_messages_in_stream_order_from_a_position(nc, js, municipality):
@@ -130,14 +132,16 @@ async def test_fast_parser_frames_deliveries_across_split_reads_and_passes_every
             self.seen.append(("err", err))
 
     hdr = b"NATS/1.0\r\nNats-Msg-Id: e1\r\nMg-Type: admin.x\r\n\r\n"
-    wire = (_hmsg(b"mg.admin.1.a", 7, b"$JS.ACK.MG_ADMIN.c.1.41.1.1700000000.2", hdr, b'{"a":1}')
-            + b"PING\r\n"
-            + _hmsg(b"mg.admin.1.b", 7, b"$JS.ACK.MG_ADMIN.c.1.42.2.1700000000.1", hdr, b'{"b":2}')
-            + b"MSG other.subject 9 _INBOX.r 3\r\nabc\r\n"
-            + b'INFO {"server_id":"S1"}\r\n'
-            + _hmsg(b"mg.admin.1.c", 7, b"$JS.ACK.MG_ADMIN.c.1.43.3.1700000000.0", hdr, b"")
-            + b"HMSG _INBOX.x 7 32 32\r\nNATS/1.0 408 Request Timeout\r\n\r\n\r\n"
-            + b"+OK\r\n")
+    wire = (
+        _hmsg(b"mg.admin.1.a", 7, b"$JS.ACK.MG_ADMIN.c.1.41.1.1700000000.2", hdr, b'{"a":1}')
+        + b"PING\r\n"
+        + _hmsg(b"mg.admin.1.b", 7, b"$JS.ACK.MG_ADMIN.c.1.42.2.1700000000.1", hdr, b'{"b":2}')
+        + b"MSG other.subject 9 _INBOX.r 3\r\nabc\r\n"
+        + b'INFO {"server_id":"S1"}\r\n'
+        + _hmsg(b"mg.admin.1.c", 7, b"$JS.ACK.MG_ADMIN.c.1.43.3.1700000000.0", hdr, b"")
+        + b"HMSG _INBOX.x 7 32 32\r\nNATS/1.0 408 Request Timeout\r\n\r\n\r\n"
+        + b"+OK\r\n"
+    )
     for step in (1, 2, 7, 64, len(wire)):
         conn = Conn()
         parser = reader._FastParser(conn)
@@ -148,12 +152,18 @@ async def test_fast_parser_frames_deliveries_across_split_reads_and_passes_every
 
         parser.bulk[7] = bulk
         for i in range(0, len(wire), step):
-            await parser.parse(wire[i:i + step])
+            await parser.parse(wire[i : i + step])
         flat = [d for chunk in got for d in chunk]
         status = flat.pop()
-        assert status[1] == b"" and reader.parse_headers(status[2]) == {"Status": "408", "Description": "Request Timeout"}
+        assert status[1] == b"" and reader.parse_headers(status[2]) == {
+            "Status": "408",
+            "Description": "Request Timeout",
+        }
         assert [(s, r.split(b".")[5], data) for s, r, _, data in flat] == [
-            (b"mg.admin.1.a", b"41", b'{"a":1}'), (b"mg.admin.1.b", b"42", b'{"b":2}'), (b"mg.admin.1.c", b"43", b"")]
+            (b"mg.admin.1.a", b"41", b'{"a":1}'),
+            (b"mg.admin.1.b", b"42", b'{"b":2}'),
+            (b"mg.admin.1.c", b"43", b""),
+        ]
         assert reader.parse_headers(flat[0][2]) == {"Nats-Msg-Id": "e1", "Mg-Type": "admin.x"}
         assert conn.seen == [("ping",), ("msg", 9, b"other.subject", b"_INBOX.r", b"abc", None), ("info", "S1")]
         assert not parser.buf

@@ -55,7 +55,9 @@ async def service(name: str, settings):
     """A service app of the shared shell (every service has /v1/auth and /v1/staff) on the real NATS."""
     app = create_service_app(name, settings, routers=[ticker()])
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 5000)), base_url="http://t") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 5000)), base_url="http://t"
+        ) as c:
             c.app = app
             yield c
 
@@ -69,8 +71,9 @@ async def two(settings, municipality):
 
 
 async def login(client, username, password, municipality, **extra) -> httpx.Response:
-    return await client.post("/v1/auth/token", json={"username": username, "password": password,
-                                                      "municipality": municipality, **extra})
+    return await client.post(
+        "/v1/auth/token", json={"username": username, "password": password, "municipality": municipality, **extra}
+    )
 
 
 async def manager_token(js, client, municipality) -> dict:
@@ -105,10 +108,14 @@ async def refused_within(client, headers, seconds: float = 1.0) -> float:
 
 
 async def admin_events(js, municipality, staff_id):
-    return [s.event for s in await bus.load(js._nc, subjects.aggregate_subject("admin", municipality, "staff", staff_id))]
+    return [
+        s.event for s in await bus.load(js._nc, subjects.aggregate_subject("admin", municipality, "staff", staff_id))
+    ]
 
 
-async def test_disable_role_change_and_password_reset_revoke_tokens_in_every_service_within_a_second(two, js, municipality):
+async def test_disable_role_change_and_password_reset_revoke_tokens_in_every_service_within_a_second(
+    two, js, municipality
+):
     a, b = two
     manager = await manager_token(js, a, municipality)
     s1 = await new_staff(a, manager, "S0101", ["supporter"], ["chuo"], municipality)
@@ -146,8 +153,14 @@ async def test_disable_role_change_and_password_reset_revoke_tokens_in_every_ser
     assert (await login(b, "S0101", "S0101-second-password", municipality)).status_code == 200
 
     types = [e.type for e in await admin_events(js, municipality, "S0101")]
-    for expected in ("admin.staff_account_created", "admin.staff_account_disabled", "admin.staff_account_enabled",
-                     "admin.staff_roles_changed", "admin.staff_password_reset", "admin.staff_password_changed"):
+    for expected in (
+        "admin.staff_account_created",
+        "admin.staff_account_disabled",
+        "admin.staff_account_enabled",
+        "admin.staff_roles_changed",
+        "admin.staff_password_reset",
+        "admin.staff_password_changed",
+    ):
         assert expected in types
     changes = [e for e in await admin_events(js, municipality, "S0101") if e.type != "admin.login_succeeded"]
     assert all(e.actor.id in ("M0001", "S0101", "system") for e in changes)  # staff ids only
@@ -197,13 +210,16 @@ async def test_logout_revokes_the_token_everywhere(two, js, municipality):
 async def test_account_locks_after_n_failures_for_a_period_and_alerts(settings, js, municipality):
     s = service_settings(settings, municipality, login_max_failures=3, login_lock_seconds=2, login_rate_limit=100)
     async with service("alpha", s) as a, service("beta", s) as b:
-        await auth.add_staff(js, municipality=municipality, staff_id="S0200", roles=[Role.supporter], wards=["chuo"],
-                             password=PASSWORD)
+        await auth.add_staff(
+            js, municipality=municipality, staff_id="S0200", roles=[Role.supporter], wards=["chuo"], password=PASSWORD
+        )
         # failures counted on the account, whichever service took them
         assert (await login(a, "S0200", "wrong-password-1", municipality)).status_code == 401
         assert (await login(b, "S0200", "wrong-password-2", municipality)).status_code == 401
         third = await login(a, "S0200", "wrong-password-3", municipality)
-        assert third.status_code == 423 and "ロック" in third.json()["detail"] and int(third.headers["retry-after"]) >= 1
+        assert (
+            third.status_code == 423 and "ロック" in third.json()["detail"] and int(third.headers["retry-after"]) >= 1
+        )
         locked = await login(b, "S0200", PASSWORD, municipality)  # even the right password
         assert locked.status_code == 423 and locked.json()["code"] == "locked"
         events = await admin_events(js, municipality, "S0200")
@@ -217,8 +233,9 @@ async def test_account_locks_after_n_failures_for_a_period_and_alerts(settings, 
 async def test_login_failures_from_one_address_are_throttled(settings, js, municipality):
     s = service_settings(settings, municipality, login_rate_limit=3, login_max_failures=50)
     async with service("alpha", s) as a:
-        await auth.add_staff(js, municipality=municipality, staff_id="S0300", roles=[Role.supporter], wards=["chuo"],
-                             password=PASSWORD)
+        await auth.add_staff(
+            js, municipality=municipality, staff_id="S0300", roles=[Role.supporter], wards=["chuo"], password=PASSWORD
+        )
         for i in range(3):
             assert (await login(a, f"X{i}", "guess-guess-guess", municipality)).status_code == 401
         r = await login(a, "S0300", PASSWORD, municipality)
@@ -233,24 +250,45 @@ async def test_training_recorded_with_date_and_trainer_clears_for_duty(two, js, 
     assert len(plan["items"]) == 10 and plan["pass_score"] == 80
     detail = (await b.get("/v1/staff/OP0001", headers=manager)).json()
     assert detail["cleared"] == {"desk": False, "phone": False}
-    bad = await a.post("/v1/staff/OP0001/training", json={"item": "juggling", "completed_on": "2021-03-20", "trainer": "M0001"},
-                       headers=manager)
+    bad = await a.post(
+        "/v1/staff/OP0001/training",
+        json={"item": "juggling", "completed_on": "2021-03-20", "trainer": "M0001"},
+        headers=manager,
+    )
     assert bad.status_code == 422
     for item in plan["items"]:
-        r = await a.post("/v1/staff/OP0001/training", headers=manager,
-                         json={"item": item["key"], "completed_on": "2021-03-20", "trainer": "M0001"})
+        r = await a.post(
+            "/v1/staff/OP0001/training",
+            headers=manager,
+            json={"item": item["key"], "completed_on": "2021-03-20", "trainer": "M0001"},
+        )
         assert r.status_code == 201, r.text
-    failed = (await a.post("/v1/staff/OP0001/training-test", headers=manager,
-                           json={"score": 60, "tested_on": "2021-03-22", "trainer": "M0001"})).json()
+    failed = (
+        await a.post(
+            "/v1/staff/OP0001/training-test",
+            headers=manager,
+            json={"score": 60, "tested_on": "2021-03-22", "trainer": "M0001"},
+        )
+    ).json()
     assert failed["training"]["test"]["passed"] is False and failed["cleared"]["phone"] is False
-    passed = (await a.post("/v1/staff/OP0001/training-test", headers=manager,
-                           json={"score": 85, "tested_on": "2021-03-23", "trainer": "M0001"})).json()
+    passed = (
+        await a.post(
+            "/v1/staff/OP0001/training-test",
+            headers=manager,
+            json={"score": 85, "tested_on": "2021-03-23", "trainer": "M0001"},
+        )
+    ).json()
     assert passed["cleared"] == {"desk": True, "phone": True}
     done = passed["training"]["items"][0]
     assert done["completed_on"] == "2021-03-20" and done["trainer"] == "M0001" and done["recorded_by"] == "M0001"
     listing = (await b.get("/v1/staff", headers=manager)).json()["staff"]
     row = next(r for r in listing if r["staff_id"] == "OP0001")
-    assert row["roles"] == ["operator"] and row["wards"] == ["chuo"] and row["status"] == "active" and row["cleared"]["phone"]
+    assert (
+        row["roles"] == ["operator"]
+        and row["wards"] == ["chuo"]
+        and row["status"] == "active"
+        and row["cleared"]["phone"]
+    )
     events = await admin_events(js, municipality, "OP0001")
     item = next(e for e in events if e.type == "admin.training_item_completed")
     assert item.completed_on == date(2021, 3, 20) and item.trainer == "M0001"
@@ -262,22 +300,36 @@ async def test_staff_administration_is_for_managers_and_checks_its_input(two, js
     s1 = await new_staff(a, manager, "S0400", ["supporter"], ["kita"], municipality)
     assert (await a.get("/v1/staff", headers=s1)).status_code == 403
     assert (await a.post("/v1/staff", headers=s1, json={"staff_id": "S0401", "roles": ["manager"]})).status_code == 403
-    dup = await a.post("/v1/staff", headers=manager, json={"staff_id": "S0400", "roles": ["supporter"], "wards": ["kita"]})
+    dup = await a.post(
+        "/v1/staff", headers=manager, json={"staff_id": "S0400", "roles": ["supporter"], "wards": ["kita"]}
+    )
     assert dup.status_code == 409
-    assert (await a.post("/v1/staff", headers=manager, json={"staff_id": "S0402", "roles": ["supporter"]})).status_code == 422
-    assert (await a.post("/v1/staff", headers=manager,
-                         json={"staff_id": "S0403", "roles": ["supporter"], "wards": ["atlantis"]})).status_code == 422
-    assert (await a.post("/v1/staff", headers=manager, json={"staff_id": "山田", "roles": ["supporter"]})).status_code == 422
-    assert (await a.post("/v1/staff", headers=manager,
-                         json={"staff_id": "S0404", "roles": ["administrator"]})).status_code == 403
+    assert (
+        await a.post("/v1/staff", headers=manager, json={"staff_id": "S0402", "roles": ["supporter"]})
+    ).status_code == 422
+    assert (
+        await a.post(
+            "/v1/staff", headers=manager, json={"staff_id": "S0403", "roles": ["supporter"], "wards": ["atlantis"]}
+        )
+    ).status_code == 422
+    assert (
+        await a.post("/v1/staff", headers=manager, json={"staff_id": "山田", "roles": ["supporter"]})
+    ).status_code == 422
+    assert (
+        await a.post("/v1/staff", headers=manager, json={"staff_id": "S0404", "roles": ["administrator"]})
+    ).status_code == 403
     assert (await a.post("/v1/staff/M0001/disable", headers=manager, json={})).status_code == 422  # not oneself
     assert (await a.post("/v1/staff/NOPE/disable", headers=manager, json={})).status_code == 404
 
 
 async def test_security_headers_on_every_response(two, js, municipality):
     a, _ = two
-    for response in (await a.get("/healthz"), await a.get("/v1/staff"), await a.get("/nothing-here"),
-                     await a.post("/v1/auth/token", json={})):
+    for response in (
+        await a.get("/healthz"),
+        await a.get("/v1/staff"),
+        await a.get("/nothing-here"),
+        await a.post("/v1/auth/token", json={}),
+    ):
         h = response.headers
         assert h["content-security-policy"].startswith("default-src 'none'")
         assert "frame-ancestors 'none'" in h["content-security-policy"]
@@ -286,7 +338,9 @@ async def test_security_headers_on_every_response(two, js, municipality):
         assert h["x-frame-options"] == "DENY"
     docs = await a.get("/docs")
     csp = docs.headers["content-security-policy"]
-    assert docs.status_code == 200 and "'sha256-" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert (
+        docs.status_code == 200 and "'sha256-" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    )
 
 
 def test_the_command_line_adds_trains_lists_and_disables(settings, municipality, monkeypatch):
@@ -306,7 +360,9 @@ def test_the_command_line_adds_trains_lists_and_disables(settings, municipality,
         assert result.exit_code == 0, result.output
         return result.output
 
-    run("add", "--id", "OP0500", "--role", "operator", "--ward", "chuo", "--password-stdin", input="operator-password\n")
+    run(
+        "add", "--id", "OP0500", "--role", "operator", "--ward", "chuo", "--password-stdin", input="operator-password\n"
+    )
     assert "cleared: -" in run("list")
     out = run("train", "--id", "OP0500", "--trainer", "M0001", "--date", "2021-03-20", "--score", "85")
     assert "10 training item(s) recorded; test passed" in out

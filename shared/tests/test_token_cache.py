@@ -33,7 +33,9 @@ async def test_a_cached_token_is_refused_once_it_expires(settings, js, municipal
     s = service_settings(settings, municipality)
     async with service("alpha", s) as a:
         account = await auth.ensure_account(js, municipality=municipality, staff_id="M0002", roles=[Role.manager])
-        token = issue_token(s, staff_id="M0002", roles=[Role.manager], municipality=municipality, version=account.version, ttl=1)
+        token = issue_token(
+            s, staff_id="M0002", roles=[Role.manager], municipality=municipality, version=account.version, ttl=1
+        )
         assert (await a.get("/v1/auth/me", headers=bearer(token))).status_code == 200
         assert (await a.get("/v1/auth/me", headers=bearer(token))).status_code == 200
         await asyncio.sleep(1.2)

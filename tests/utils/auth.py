@@ -12,15 +12,18 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def staff_headers(js, settings, municipality: str, staff_id: str, roles: Iterable[Role],
-                        wards: Iterable[str] = ()) -> dict[str, str]:
+async def staff_headers(
+    js, settings, municipality: str, staff_id: str, roles: Iterable[Role], wards: Iterable[str] = ()
+) -> dict[str, str]:
     """The header of a staff account with these roles and wards, logged in as the services do (made if missing)."""
-    token = await token_for(js, settings, staff_id=staff_id, roles=list(roles), wards=list(wards),
-                            municipality=municipality)
+    token = await token_for(
+        js, settings, staff_id=staff_id, roles=list(roles), wards=list(wards), municipality=municipality
+    )
     return bearer(token)
 
 
 def credential_headers(settings, municipality: str, staff_id: str, roles: Iterable[Role], kind: str) -> dict[str, str]:
     """The header of a non-staff credential (`kind`: service, device, ...), issued directly."""
-    return bearer(issue_token(settings, staff_id=staff_id, roles=list(roles), wards=[], municipality=municipality,
-                              kind=kind))
+    return bearer(
+        issue_token(settings, staff_id=staff_id, roles=list(roles), wards=[], municipality=municipality, kind=kind)
+    )

@@ -19,8 +19,9 @@ from madoguchi_shared.events import Event
 
 _ZONES = [dt.timezone(dt.timedelta(hours=h)) for h in (-12, -5, 0, 9, 14)]
 FORMATS = {
-    "date-time": st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2099, 12, 31),
-                              timezones=st.sampled_from(_ZONES)).map(lambda t: t.isoformat()),
+    "date-time": st.datetimes(
+        min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2099, 12, 31), timezones=st.sampled_from(_ZONES)
+    ).map(lambda t: t.isoformat()),
     "date": st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2099, 12, 31)).map(dt.date.isoformat),
     "time": st.times().map(lambda t: t.isoformat()),
     "uuid": st.uuids().map(str),
@@ -32,8 +33,9 @@ TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_siz
 # Ids whose shape the contract leaves to Ident but which the read side takes apart (a desk-day is
 # "<desk>_<YYYY-MM-DD>"): drawn in that shape, or nothing downstream would look at them.
 HINTS = {
-    "deskday_id": st.tuples(st.from_regex(r"^[a-z]{1,8}-[0-9]{1,2}$", fullmatch=True),
-                            FORMATS["date"]).map(lambda t: f"{t[0]}_{t[1]}"),
+    "deskday_id": st.tuples(st.from_regex(r"^[a-z]{1,8}-[0-9]{1,2}$", fullmatch=True), FORMATS["date"]).map(
+        lambda t: f"{t[0]}_{t[1]}"
+    ),
 }
 
 
@@ -44,6 +46,7 @@ DERIVED = {"line_day"}
 def strategy(schema: dict[str, Any], defs: dict[str, Any], depth: int = 0, extreme: bool = False) -> st.SearchStrategy:
     """A strategy for documents of `schema`. `extreme`: every number at its upper bound, every
     list at its longest (what a table cannot hold is found there)."""
+
     def sub(s: dict[str, Any]) -> st.SearchStrategy:
         return strategy(s, defs, depth + 1, extreme)
 
@@ -74,10 +77,14 @@ def strategy(schema: dict[str, Any], defs: dict[str, Any], depth: int = 0, extre
     if t == "number":
         if extreme and "maximum" in schema:
             return st.just(float(schema["maximum"]))
-        return (st.floats(min_value=schema.get("minimum", schema.get("exclusiveMinimum")),
-                         max_value=schema.get("maximum", schema.get("exclusiveMaximum")),
-                         exclude_min="exclusiveMinimum" in schema, exclude_max="exclusiveMaximum" in schema,
-                         allow_nan=False, allow_infinity=False))
+        return st.floats(
+            min_value=schema.get("minimum", schema.get("exclusiveMinimum")),
+            max_value=schema.get("maximum", schema.get("exclusiveMaximum")),
+            exclude_min="exclusiveMinimum" in schema,
+            exclude_max="exclusiveMaximum" in schema,
+            allow_nan=False,
+            allow_infinity=False,
+        )
     if t == "string":
         if schema.get("format") in FORMATS:
             return FORMATS[schema["format"]]
@@ -90,18 +97,25 @@ def strategy(schema: dict[str, Any], defs: dict[str, Any], depth: int = 0, extre
         if "prefixItems" in schema:
             return st.tuples(*[sub(s) for s in schema["prefixItems"]]).map(list)
         items = sub(schema.get("items", {"type": "string"}))
-        return st.lists(items, min_size=max(lo, hi) if extreme else lo, max_size=max(lo, hi), unique_by=(lambda x: repr(x)) if schema.get("uniqueItems") else None)
+        return st.lists(
+            items,
+            min_size=max(lo, hi) if extreme else lo,
+            max_size=max(lo, hi),
+            unique_by=(lambda x: repr(x)) if schema.get("uniqueItems") else None,
+        )
     if t == "object" or "properties" in schema:
         props = schema.get("properties", {})
         required = set(schema.get("required", ()))
         fixed = {k: HINTS[k] if k in HINTS else sub(v) for k, v in props.items() if k in required}
-        optional = {k: HINTS[k] if k in HINTS else sub(v) for k, v in props.items()
-                    if k not in required and k not in DERIVED}
+        optional = {
+            k: HINTS[k] if k in HINTS else sub(v) for k, v in props.items() if k not in required and k not in DERIVED
+        }
         if extreme:  # every optional field present
             fixed, optional = {**fixed, **optional}, {}
         if not props and isinstance(schema.get("additionalProperties"), dict):
-            return st.dictionaries(st.from_regex(r"^[a-z_]{1,16}$", fullmatch=True),
-                                   sub(schema["additionalProperties"]), max_size=3)
+            return st.dictionaries(
+                st.from_regex(r"^[a-z_]{1,16}$", fullmatch=True), sub(schema["additionalProperties"]), max_size=3
+            )
         return st.fixed_dictionaries(fixed, optional=optional)
     return st.one_of(st.integers(-1000, 1000), TEXT, st.none())  # an unconstrained value (Any)
 

@@ -42,8 +42,12 @@ def migrator_pool():
 
 def make_audit_settings(settings: Settings, municipality: str, data_dir: Path, **overrides) -> AuditSettings:
     values = dict(
-        data_dir=data_dir, municipality=municipality, schema_name=f"audit_{municipality}",
-        municipalities=[municipality], checkpoint_every=100, checkpoint_seconds=0.5,
+        data_dir=data_dir,
+        municipality=municipality,
+        schema_name=f"audit_{municipality}",
+        municipalities=[municipality],
+        checkpoint_every=100,
+        checkpoint_seconds=0.5,
     )
     values.update(overrides)
     return AuditSettings(**values)
@@ -61,25 +65,66 @@ def sample_events(municipality: str, n: int, seed: int = 1, start: datetime | No
         staff = f"S{rnd.randint(1, 20):04d}"
         kind = i % 4
         if kind == 0:
-            out.append(LoginSucceeded(municipality=municipality, staff_id=staff, service="desk", occurred_at=t,
-                                      actor=Actor(id=staff, role=Role.supporter)))
+            out.append(
+                LoginSucceeded(
+                    municipality=municipality,
+                    staff_id=staff,
+                    service="desk",
+                    occurred_at=t,
+                    actor=Actor(id=staff, role=Role.supporter),
+                )
+            )
         elif kind == 1:
-            out.append(AccessDenied(municipality=municipality, ward=ward, subject_id=staff, service="desk",
-                                    method="GET", path="/v1/desks/{desk}/tickets", reason="ward", target_ward=ward,
-                                    occurred_at=t, actor=Actor(id=staff, role=Role.supporter),
-                                    correlation_id=uuid4()))
+            out.append(
+                AccessDenied(
+                    municipality=municipality,
+                    ward=ward,
+                    subject_id=staff,
+                    service="desk",
+                    method="GET",
+                    path="/v1/desks/{desk}/tickets",
+                    reason="ward",
+                    target_ward=ward,
+                    occurred_at=t,
+                    actor=Actor(id=staff, role=Role.supporter),
+                    correlation_id=uuid4(),
+                )
+            )
         elif kind == 2:
-            out.append(Heartbeat(municipality=municipality, ward=ward, desk=desk, device_id=f"{desk}-pc",
-                                 agent_version="1.0", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True,
-                                 uptime_s=i, occurred_at=t, actor=Actor(id=f"{desk}-pc", role=Role.device)))
+            out.append(
+                Heartbeat(
+                    municipality=municipality,
+                    ward=ward,
+                    desk=desk,
+                    device_id=f"{desk}-pc",
+                    agent_version="1.0",
+                    policy_version=1,
+                    outbox_depth=0,
+                    outbox_bytes=0,
+                    link_up=True,
+                    uptime_s=i,
+                    occurred_at=t,
+                    actor=Actor(id=f"{desk}-pc", role=Role.device),
+                )
+            )
         else:
-            out.append(CallReceived(municipality=municipality, call_id=uuid4(), line="main", within_hours=True,
-                                    seats_signed_in=2, seats_free=1, occurred_at=t))
+            out.append(
+                CallReceived(
+                    municipality=municipality,
+                    call_id=uuid4(),
+                    line="main",
+                    within_hours=True,
+                    seats_signed_in=2,
+                    seats_free=1,
+                    occurred_at=t,
+                )
+            )
     return out
 
 
-def memory_log(events: list[Event], key: checkpoints.SigningKey, municipality: str, *, cp_every: int = 25,
-               log_id: str = "oplog") -> tuple[list[tuple], list]:
+def memory_log(
+    events: list[Event], key: checkpoints.SigningKey, municipality: str, *, cp_every: int = 25, log_id: str = "oplog"
+) -> tuple[list[tuple], list]:
     """A log built in memory exactly as the writer builds it: full rows and signed checkpoints."""
     messages = [chain.Message(f"MG_{e.context.upper()}", i + 1, e.subject, dump_event(e)) for i, e in enumerate(events)]
     rows, _, _ = chain.chain_records(messages, 0, chain.GENESIS)
@@ -88,8 +133,16 @@ def memory_log(events: list[Event], key: checkpoints.SigningKey, municipality: s
     for row in rows:
         position = row[0]
         if position % cp_every == 0 or position == len(rows):
-            cps.append(checkpoints.sign(key, municipality=municipality, log_id=log_id, position=position,
-                                        head=row[-1], previous_position=previous))
+            cps.append(
+                checkpoints.sign(
+                    key,
+                    municipality=municipality,
+                    log_id=log_id,
+                    position=position,
+                    head=row[-1],
+                    previous_position=previous,
+                )
+            )
             previous = position
     return rows, cps
 
@@ -116,9 +169,12 @@ def cli_env(audit: AuditSettings) -> dict[str, str]:
     import json
     import os
 
-    return {**os.environ, "MADOGUCHI_MUNICIPALITY": audit.municipality,
-            "MADOGUCHI_AUDIT_MUNICIPALITIES": json.dumps(audit.municipalities),
-            "MADOGUCHI_AUDIT_CHECKPOINT_EVERY": str(audit.checkpoint_every)}
+    return {
+        **os.environ,
+        "MADOGUCHI_MUNICIPALITY": audit.municipality,
+        "MADOGUCHI_AUDIT_MUNICIPALITIES": json.dumps(audit.municipalities),
+        "MADOGUCHI_AUDIT_CHECKPOINT_EVERY": str(audit.checkpoint_every),
+    }
 
 
 async def publish(js, events: list[Event]) -> None:

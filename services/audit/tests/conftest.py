@@ -21,7 +21,11 @@ async def service_role(pg_roles):
     session's superuser pool (`pg_pool`)."""
     pool = await db.create_pool(pg_roles["audit"], max_size=10)
     migrator = await db.create_pool(pg_roles["migrator"], max_size=2)
-    audit_harness.SERVICE_DSN, audit_harness.SERVICE_POOL, audit_harness.MIGRATOR_POOL = pg_roles["audit"], pool, migrator
+    audit_harness.SERVICE_DSN, audit_harness.SERVICE_POOL, audit_harness.MIGRATOR_POOL = (
+        pg_roles["audit"],
+        pool,
+        migrator,
+    )
     yield pg_roles
     await pool.close()
     await migrator.close()

@@ -40,6 +40,7 @@ def replay(steps: list) -> tuple[RuleState, list[Event]]:
             seqs[ev.subject] = seqs.get(ev.subject, 0) + 1
             more = fold(state, ev, seqs[ev.subject], RULES)
             assert not more
+
     for step in steps:
         outs = tick(state, step, RULES) if isinstance(step, datetime) else fold(state, step, None, RULES)
         feed([o.event for o in outs])
@@ -58,8 +59,18 @@ def every_minute(start: datetime, end: datetime):
 
 
 def heartbeat(t: datetime) -> device.Heartbeat:
-    return device.Heartbeat(device_id=PC, agent_version="1.0", policy_version=3, outbox_depth=0, outbox_bytes=0,
-                            link_up=True, uptime_s=60, occurred_at=t, actor=Actor(id=PC, role=Role.device), **AT)
+    return device.Heartbeat(
+        device_id=PC,
+        agent_version="1.0",
+        policy_version=3,
+        outbox_depth=0,
+        outbox_bytes=0,
+        link_up=True,
+        uptime_s=60,
+        occurred_at=t,
+        actor=Actor(id=PC, role=Role.device),
+        **AT,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,41 +78,147 @@ def heartbeat(t: datetime) -> device.Heartbeat:
 # --------------------------------------------------------------------------------------------
 
 SCENARIOS = {
-    "application_violation": ([device.ProcessViolation(device_id=PC, pid=4242, name="torrent-client", enforce=True,
-                                                       enforced=False, occurred_at=at(10), **AT)], "urgent"),
-    "usb_violation": ([device.UsbViolation(device_id=PC, port="1-1.2", vendor_id="0781", product_id="5581",
-                                           device_class="00", interface_classes=("08",), kind="mass_storage",
-                                           block_attempted=True, blocked=True, occurred_at=at(10), **AT)], "warning"),
-    "personal_data_file": ([device.PersonalDataFileFound(device_id=PC, root="desktop", path="申込控え.csv",
-                                                         kinds=("my_number",), findings=3, size_bytes=2048,
-                                                         quarantine=True, quarantined=False, occurred_at=at(11),
-                                                         **AT)], "urgent"),
-    "card_left_in_reader": ([device.CardLeftInReader(device_id=PC, reader="Virtual PCD 00 00", atr="3B8F8001",
-                                                     inserted_at=at(11), reason="visit_ended", seconds_in_reader=700,
-                                                     occurred_at=at(11, 12), **AT)], "urgent"),
+    "application_violation": (
+        [
+            device.ProcessViolation(
+                device_id=PC, pid=4242, name="torrent-client", enforce=True, enforced=False, occurred_at=at(10), **AT
+            )
+        ],
+        "urgent",
+    ),
+    "usb_violation": (
+        [
+            device.UsbViolation(
+                device_id=PC,
+                port="1-1.2",
+                vendor_id="0781",
+                product_id="5581",
+                device_class="00",
+                interface_classes=("08",),
+                kind="mass_storage",
+                block_attempted=True,
+                blocked=True,
+                occurred_at=at(10),
+                **AT,
+            )
+        ],
+        "warning",
+    ),
+    "personal_data_file": (
+        [
+            device.PersonalDataFileFound(
+                device_id=PC,
+                root="desktop",
+                path="申込控え.csv",
+                kinds=("my_number",),
+                findings=3,
+                size_bytes=2048,
+                quarantine=True,
+                quarantined=False,
+                occurred_at=at(11),
+                **AT,
+            )
+        ],
+        "urgent",
+    ),
+    "card_left_in_reader": (
+        [
+            device.CardLeftInReader(
+                device_id=PC,
+                reader="Virtual PCD 00 00",
+                atr="3B8F8001",
+                inserted_at=at(11),
+                reason="visit_ended",
+                seconds_in_reader=700,
+                occurred_at=at(11, 12),
+                **AT,
+            )
+        ],
+        "urgent",
+    ),
     "card_left_behind": ([desk.CardLeftBehind(visit_id=uuid4(), incident_no=1, occurred_at=at(12), **AT)], "urgent"),
-    "no_supporter_on_duty": ([desk.StaffingBreachDetected(deskday_id=DESKDAY, breach_no=1, since=at(13),
-                                                          absence_notice_shown=False, trigger="timer",
-                                                          message_ja="支援員が不在です", occurred_at=at(13, 1), **AT)],
-                             "urgent"),
-    "no_operator_seated": ([calls.NoOperatorSeated(municipality=M, line="main", day=DAY.date(), since=at(9),
-                                                   occurred_at=at(9, 1))], "urgent"),
-    "desk_capacity": ([desk.CapacityThresholdReached(deskday_id=DESKDAY, threshold=1.0, visitors=80, expected_max=80,
-                                                     message_ja="想定数に達しました", occurred_at=at(15), **AT)],
-                      "warning"),
-    "call_capacity": ([calls.CapacityThresholdCrossed(municipality=M, line="main", day=DAY.date(), level="exceeded",
-                                                      threshold=30, percent=150, expected_max=20, count=30,
-                                                      call_id=uuid4(), occurred_at=at(15))], "urgent"),
-    "callback_overdue": ([calls.CallbackOverdue(municipality=M, callback_id=uuid4(), due_at=at(14),
-                                                occurred_at=at(14, 5))], "warning"),
-    "repeated_access_denied": ([admin.AccessDenied(municipality=M, subject_id="S0009", service="desk", method="GET",
-                                                   path="/v1/desks/{desk}/tickets", reason="ward", target_ward="kita",
-                                                   occurred_at=at(10, i * 2)) for i in range(5)], "warning"),
-    "account_locked": ([admin.StaffAccountLocked(municipality=M, staff_id="S0010", failures=5, until=at(10, 15),
-                                                 occurred_at=at(10))], "warning"),
-    "desk_pc_silent": ([desk.DayStarted(deskday_id=DESKDAY, occurred_at=at(8, 30), **AT),
-                        *[heartbeat(t) for t in every_minute(at(8, 40), at(10))],
-                        *every_minute(at(10, 1), at(10, 10))], "warning"),
+    "no_supporter_on_duty": (
+        [
+            desk.StaffingBreachDetected(
+                deskday_id=DESKDAY,
+                breach_no=1,
+                since=at(13),
+                absence_notice_shown=False,
+                trigger="timer",
+                message_ja="支援員が不在です",
+                occurred_at=at(13, 1),
+                **AT,
+            )
+        ],
+        "urgent",
+    ),
+    "no_operator_seated": (
+        [calls.NoOperatorSeated(municipality=M, line="main", day=DAY.date(), since=at(9), occurred_at=at(9, 1))],
+        "urgent",
+    ),
+    "desk_capacity": (
+        [
+            desk.CapacityThresholdReached(
+                deskday_id=DESKDAY,
+                threshold=1.0,
+                visitors=80,
+                expected_max=80,
+                message_ja="想定数に達しました",
+                occurred_at=at(15),
+                **AT,
+            )
+        ],
+        "warning",
+    ),
+    "call_capacity": (
+        [
+            calls.CapacityThresholdCrossed(
+                municipality=M,
+                line="main",
+                day=DAY.date(),
+                level="exceeded",
+                threshold=30,
+                percent=150,
+                expected_max=20,
+                count=30,
+                call_id=uuid4(),
+                occurred_at=at(15),
+            )
+        ],
+        "urgent",
+    ),
+    "callback_overdue": (
+        [calls.CallbackOverdue(municipality=M, callback_id=uuid4(), due_at=at(14), occurred_at=at(14, 5))],
+        "warning",
+    ),
+    "repeated_access_denied": (
+        [
+            admin.AccessDenied(
+                municipality=M,
+                subject_id="S0009",
+                service="desk",
+                method="GET",
+                path="/v1/desks/{desk}/tickets",
+                reason="ward",
+                target_ward="kita",
+                occurred_at=at(10, i * 2),
+            )
+            for i in range(5)
+        ],
+        "warning",
+    ),
+    "account_locked": (
+        [admin.StaffAccountLocked(municipality=M, staff_id="S0010", failures=5, until=at(10, 15), occurred_at=at(10))],
+        "warning",
+    ),
+    "desk_pc_silent": (
+        [
+            desk.DayStarted(deskday_id=DESKDAY, occurred_at=at(8, 30), **AT),
+            *[heartbeat(t) for t in every_minute(at(8, 40), at(10))],
+            *every_minute(at(10, 1), at(10, 10)),
+        ],
+        "warning",
+    ),
 }
 
 
@@ -124,16 +241,19 @@ def test_the_personal_data_alert_does_not_repeat_the_file_name():
 
 def test_repeated_403s_need_the_count_within_the_window():
     four = SCENARIOS["repeated_access_denied"][0][:4]
-    spread = [e.model_copy(update={"occurred_at": at(10) + timedelta(minutes=11 * i), "event_id": uuid4()})
-              for i, e in enumerate(SCENARIOS["repeated_access_denied"][0])]
+    spread = [
+        e.model_copy(update={"occurred_at": at(10) + timedelta(minutes=11 * i), "event_id": uuid4()})
+        for i, e in enumerate(SCENARIOS["repeated_access_denied"][0])
+    ]
     assert raised(replay(four)[1]) == []
     assert raised(replay(spread)[1]) == []
 
 
 def test_conditions_that_end_resolve_their_alert():
     breach, _ = SCENARIOS["no_supporter_on_duty"]
-    ended = desk.StaffingBreachEnded(deskday_id=DESKDAY, breach_no=1, duration_seconds=240, ended_by="staff_on_duty",
-                                     occurred_at=at(13, 5), **AT)
+    ended = desk.StaffingBreachEnded(
+        deskday_id=DESKDAY, breach_no=1, duration_seconds=240, ended_by="staff_on_duty", occurred_at=at(13, 5), **AT
+    )
     _, events = replay([*breach, ended])
     assert [type(e) for e in events] == [AlertRaised, AlertResolved]
 
@@ -142,8 +262,14 @@ def test_conditions_that_end_resolve_their_alert():
     assert [type(e) for e in events] == [AlertRaised, AlertResolved]
 
     overdue, _ = SCENARIOS["callback_overdue"]
-    done = calls.CallbackCompleted(municipality=M, callback_id=overdue[0].callback_id, attempt=1,
-                                   resolution="answered_on_spot", duration_seconds=120, occurred_at=at(14, 30))
+    done = calls.CallbackCompleted(
+        municipality=M,
+        callback_id=overdue[0].callback_id,
+        attempt=1,
+        resolution="answered_on_spot",
+        duration_seconds=120,
+        occurred_at=at(14, 30),
+    )
     _, events = replay([*overdue, done])
     assert [type(e) for e in events] == [AlertRaised, AlertResolved]
 
@@ -154,8 +280,13 @@ def test_an_unacknowledged_urgent_alert_is_reraised_until_someone_acknowledges_i
     assert [type(e) for e in events] == [AlertRaised, AlertReraised, AlertReraised]
     assert [e.reraise_count for e in events[1:]] == [1, 2]
     alert = events[0]
-    ack = AlertAcknowledged(alert_id=alert.alert_id, acknowledged_by="S0001", municipality=M,
-                            actor=Actor(id="S0001", role=Role.manager), occurred_at=at(12, 33))
+    ack = AlertAcknowledged(
+        alert_id=alert.alert_id,
+        acknowledged_by="S0001",
+        municipality=M,
+        actor=Actor(id="S0001", role=Role.manager),
+        occurred_at=at(12, 33),
+    )
     fold(state, ack, 9, RULES)
     assert tick(state, at(13, 30), RULES) == []
     # a warning is never re-raised
@@ -189,13 +320,21 @@ def test_an_ordinary_day_raises_no_alert():
         visit_id = uuid4()
         visits += [
             desk.TicketIssued(deskday_id=DESKDAY, ticket_no=n, occurred_at=at(hh, 0), **AT),
-            desk.VisitStarted(visit_id=visit_id, deskday_id=DESKDAY, ticket_no=n, staff_id="S0001", waited_seconds=60,
-                              occurred_at=at(hh, 1), **AT),
+            desk.VisitStarted(
+                visit_id=visit_id,
+                deskday_id=DESKDAY,
+                ticket_no=n,
+                staff_id="S0001",
+                waited_seconds=60,
+                occurred_at=at(hh, 1),
+                **AT,
+            ),
             device.CardInserted(device_id=PC, reader="Virtual PCD 00 00", atr="3B8F8001", occurred_at=at(hh, 5), **AT),
             desk.CardHandedToStaff(visit_id=visit_id, occurred_at=at(hh, 6), **AT),
             desk.CardReturned(visit_id=visit_id, occurred_at=at(hh, 20), **AT),
-            device.CardRemoved(device_id=PC, reader="Virtual PCD 00 00", atr="3B8F8001", dwell_s=900,
-                               occurred_at=at(hh, 20), **AT),
+            device.CardRemoved(
+                device_id=PC, reader="Virtual PCD 00 00", atr="3B8F8001", dwell_s=900, occurred_at=at(hh, 20), **AT
+            ),
             desk.VisitEnded(visit_id=visit_id, outcome="completed", service_seconds=1200, occurred_at=at(hh, 25), **AT),
             desk.DevicesDisinfected(deskday_id=DESKDAY, after_visit_id=visit_id, occurred_at=at(hh, 27), **AT),
         ]
@@ -203,29 +342,77 @@ def test_an_ordinary_day_raises_no_alert():
     for hh in (9, 11, 14, 16):
         call_id = uuid4()
         phone += [
-            calls.CallReceived(municipality=M, call_id=call_id, line="main", within_hours=True, seats_signed_in=2,
-                               seats_free=1, occurred_at=at(hh, 10)),
-            calls.CallAnswered(municipality=M, call_id=call_id, seat="seat-1", operator="S0101", wait_seconds=5,
-                               occurred_at=at(hh, 10, 5)),
-            calls.CallClosed(municipality=M, call_id=call_id, categories=("mykey_id",), resolution="answered_on_spot",
-                             duration_seconds=300, occurred_at=at(hh, 15)),
+            calls.CallReceived(
+                municipality=M,
+                call_id=call_id,
+                line="main",
+                within_hours=True,
+                seats_signed_in=2,
+                seats_free=1,
+                occurred_at=at(hh, 10),
+            ),
+            calls.CallAnswered(
+                municipality=M,
+                call_id=call_id,
+                seat="seat-1",
+                operator="S0101",
+                wait_seconds=5,
+                occurred_at=at(hh, 10, 5),
+            ),
+            calls.CallClosed(
+                municipality=M,
+                call_id=call_id,
+                categories=("mykey_id",),
+                resolution="answered_on_spot",
+                duration_seconds=300,
+                occurred_at=at(hh, 15),
+            ),
         ]
     callback_id = uuid4()
     phone += [
-        calls.CallbackRequested(municipality=M, callback_id=callback_id, call_id=uuid4(), line="main", reason="overflow",
-                                due_at=at(15), max_attempts=3, occurred_at=at(13)),
-        calls.CallbackCompleted(municipality=M, callback_id=callback_id, attempt=1, resolution="answered_on_spot",
-                                duration_seconds=200, occurred_at=at(14)),
+        calls.CallbackRequested(
+            municipality=M,
+            callback_id=callback_id,
+            call_id=uuid4(),
+            line="main",
+            reason="overflow",
+            due_at=at(15),
+            max_attempts=3,
+            occurred_at=at(13),
+        ),
+        calls.CallbackCompleted(
+            municipality=M,
+            callback_id=callback_id,
+            attempt=1,
+            resolution="answered_on_spot",
+            duration_seconds=200,
+            occurred_at=at(14),
+        ),
     ]
     staffing = [
         desk.DayStarted(deskday_id=DESKDAY, occurred_at=at(8, 30), **AT),
         desk.StaffCheckedIn(deskday_id=DESKDAY, staff_id="S0001", role="supporter", occurred_at=at(8, 35), **AT),
-        calls.OperatorSignedIn(municipality=M, line="main", day=DAY.date(), seat="seat-1", operator="S0101",
-                               occurred_at=at(8, 40)),
-        admin.AccessDenied(municipality=M, subject_id="S0002", service="desk", method="GET", path="/v1/x", reason="role",
-                           occurred_at=at(9, 30)),
-        admin.AccessDenied(municipality=M, subject_id="S0002", service="desk", method="GET", path="/v1/x", reason="role",
-                           occurred_at=at(9, 31)),
+        calls.OperatorSignedIn(
+            municipality=M, line="main", day=DAY.date(), seat="seat-1", operator="S0101", occurred_at=at(8, 40)
+        ),
+        admin.AccessDenied(
+            municipality=M,
+            subject_id="S0002",
+            service="desk",
+            method="GET",
+            path="/v1/x",
+            reason="role",
+            occurred_at=at(9, 30),
+        ),
+        admin.AccessDenied(
+            municipality=M,
+            subject_id="S0002",
+            service="desk",
+            method="GET",
+            path="/v1/x",
+            reason="role",
+            occurred_at=at(9, 31),
+        ),
         desk.StaffCheckedOut(deskday_id=DESKDAY, staff_id="S0001", occurred_at=at(17, 20), **AT),
         desk.DayEnded(deskday_id=DESKDAY, occurred_at=at(17, 25), **AT),
     ]

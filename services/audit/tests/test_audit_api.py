@@ -65,10 +65,21 @@ async def _until(fn, timeout=20.0):
 
 
 def _usb(municipality: str, blocked: bool) -> dev.UsbViolation:
-    return dev.UsbViolation(municipality=municipality, ward="chuo", desk="chuo-1", device_id="chuo-1-pc", port="1-1",
-                            vendor_id="0781", product_id="5581", device_class="00", interface_classes=("08",),
-                            kind="mass_storage", block_attempted=True, blocked=blocked,
-                            actor=Actor(id="chuo-1-pc", role=Role.device))
+    return dev.UsbViolation(
+        municipality=municipality,
+        ward="chuo",
+        desk="chuo-1",
+        device_id="chuo-1-pc",
+        port="1-1",
+        vendor_id="0781",
+        product_id="5581",
+        device_class="00",
+        interface_classes=("08",),
+        kind="mass_storage",
+        block_attempted=True,
+        blocked=blocked,
+        actor=Actor(id="chuo-1-pc", role=Role.device),
+    )
 
 
 @pytest.fixture
@@ -76,11 +87,14 @@ def app_settings(settings, municipality, tmp_path):
     import audit_harness
 
     # The service logs in as its own role (mg_audit), as under `madoguchi run`.
-    return settings.model_copy(update={"municipality": municipality, "data_dir": tmp_path,
-                                       "pg_dsn": audit_harness.SERVICE_DSN})
+    return settings.model_copy(
+        update={"municipality": municipality, "data_dir": tmp_path, "pg_dsn": audit_harness.SERVICE_DSN}
+    )
 
 
-async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_settings, municipality, js, tmp_path, pg_pool):
+async def test_auditors_query_export_and_verify_and_every_query_is_recorded(
+    app_settings, municipality, js, tmp_path, pg_pool
+):
     audit = make_audit_settings(app_settings, municipality, tmp_path)
     await schema.migrate_pool(migrator_pool(), audit.schema_name)  # the owner migrates; the service only uses it
     app = create_app(app_settings, audit)
@@ -92,7 +106,9 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
         await asyncio.sleep(0.8)  # a timed checkpoint covers the tail
         await app.state.ingest.wait_idle()
 
-        denied = await client.get("/v1/audit/records", headers=await _auth(js, app_settings, municipality, "S1", Role.supporter))
+        denied = await client.get(
+            "/v1/audit/records", headers=await _auth(js, app_settings, municipality, "S1", Role.supporter)
+        )
         assert denied.status_code == 403 and denied.headers["content-type"].startswith("application/problem+json")
 
         page = (await client.get("/v1/audit/records", params={"ward": "chuo", "limit": 5}, headers=auditor)).json()
@@ -102,30 +118,48 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
             digest = hashlib.sha256(bytes.fromhex(rec["prev_hash"]) + rec["header"].encode() + rec["data"].encode())
             assert digest.hexdigest() == rec["hash"]  # checkable by the auditor alone
         assert page["checkpoint"]["position"] >= page["records"][-1]["position"]
-        following = (await client.get("/v1/audit/records", params={"ward": "chuo", "after": page["next_after"]},
-                                      headers=auditor)).json()
+        following = (
+            await client.get("/v1/audit/records", params={"ward": "chuo", "after": page["next_after"]}, headers=auditor)
+        ).json()
         assert following["records"][0]["position"] > page["next_after"]
 
         denial = next(e for e in events if e.type == "admin.access_denied")
-        by_corr = (await client.get("/v1/audit/records", params={"correlation_id": str(denial.correlation_id)},
-                                    headers=auditor)).json()
+        by_corr = (
+            await client.get(
+                "/v1/audit/records", params={"correlation_id": str(denial.correlation_id)}, headers=auditor
+            )
+        ).json()
         assert [r["event_id"] for r in by_corr["records"]] == [str(denial.event_id)]
-        by_type = (await client.get("/v1/audit/records", params={"event_type": "device.", "actor": "chuo-1-pc"},
-                                    headers=auditor)).json()
+        by_type = (
+            await client.get(
+                "/v1/audit/records", params={"event_type": "device.", "actor": "chuo-1-pc"}, headers=auditor
+            )
+        ).json()
         assert by_type["records"] and {r["type"] for r in by_type["records"]} == {"device.heartbeat"}
         # Newest first with the total; routine heartbeats left out when asked.
         # (one ward: the auditor's own queries, logged as they go, have none)
         every = (await client.get("/v1/audit/records", params={"limit": 500, "ward": "chuo"}, headers=auditor)).json()
-        newest = (await client.get("/v1/audit/records", params={"newest_first": "true", "limit": 5, "ward": "chuo"},
-                                   headers=auditor)).json()
+        newest = (
+            await client.get(
+                "/v1/audit/records", params={"newest_first": "true", "limit": 5, "ward": "chuo"}, headers=auditor
+            )
+        ).json()
         assert newest["total"] == len(every["records"])
         assert [r["position"] for r in newest["records"]] == [r["position"] for r in every["records"]][::-1][:5]
-        older = (await client.get("/v1/audit/records", params={"newest_first": "true", "limit": 5, "ward": "chuo",
-                                                                "before": newest["next_before"]}, headers=auditor)).json()
+        older = (
+            await client.get(
+                "/v1/audit/records",
+                params={"newest_first": "true", "limit": 5, "ward": "chuo", "before": newest["next_before"]},
+                headers=auditor,
+            )
+        ).json()
         chuo = [r["position"] for r in every["records"]][::-1]
         assert [r["position"] for r in older["records"]] == chuo[5:10]
-        quiet = (await client.get("/v1/audit/records", params={"hide_routine": "true", "limit": 500, "ward": "chuo"},
-                                  headers=auditor)).json()
+        quiet = (
+            await client.get(
+                "/v1/audit/records", params={"hide_routine": "true", "limit": 500, "ward": "chuo"}, headers=auditor
+            )
+        ).json()
         beats = sum(1 for r in every["records"] if r["type"] == "device.heartbeat")
         assert beats and quiet["total"] == every["total"] - beats
         assert all(r["type"] != "device.heartbeat" for r in quiet["records"])
@@ -151,24 +185,31 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(app_
 
         # who looked at what: every query above is itself in the log
         await app.state.ingest.wait_idle()
-        looked = (await client.get("/v1/audit/records", params={"event_type": "audit.query_performed", "limit": 100},
-                                   headers=auditor)).json()["records"]
+        looked = (
+            await client.get(
+                "/v1/audit/records", params={"event_type": "audit.query_performed", "limit": 100}, headers=auditor
+            )
+        ).json()["records"]
         assert len(looked) == 11 and all(r["actor_id"] == "A0001" for r in looked)  # the 403 and the 422 read nothing
         exports = [r["event"] for r in looked if r["event"]["endpoint"] == "export"]
         assert {e["export_format"] for e in exports} == {"csv", "jsonl"}
         assert exports[0]["filters"]["ward"] == "kita" and exports[0]["result_count"] == len(records)
-        runs = (await client.get("/v1/audit/records", params={"event_type": "audit.verification_run"},
-                                 headers=auditor)).json()["records"]
+        runs = (
+            await client.get("/v1/audit/records", params={"event_type": "audit.verification_run"}, headers=auditor)
+        ).json()["records"]
         assert runs and runs[0]["event"]["result"] == "ok"
 
 
-async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(app_settings, municipality, js, tmp_path, pg_pool):
+async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(
+    app_settings, municipality, js, tmp_path, pg_pool
+):
     audit = make_audit_settings(app_settings, municipality, tmp_path)
     await schema.migrate_pool(migrator_pool(), audit.schema_name)  # the owner migrates; the service only uses it
     app = create_app(app_settings, audit)
     manager = await _auth(js, app_settings, municipality, "M0001", Role.manager)
     await publish(js, [_usb(municipality, blocked=False)])
     async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+
         async def open_alerts():
             return (await client.get("/v1/alerts", headers=manager)).json()["alerts"]
 
@@ -198,13 +239,15 @@ async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(
 
         supporter = await _auth(js, app_settings, municipality, "S0001", Role.supporter, wards=["chuo"])
         assert (await client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=supporter)).status_code == 403
-        ok = await client.post(f"/v1/alerts/{alert_id}/acknowledge", json={"note": "現地の支援員に確認を依頼"},
-                               headers=manager)
+        ok = await client.post(
+            f"/v1/alerts/{alert_id}/acknowledge", json={"note": "現地の支援員に確認を依頼"}, headers=manager
+        )
         assert ok.status_code == 200, ok.text
         again = await client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=manager)
         assert again.status_code == 409 and again.json()["title"]
-        note_with_phone = await client.post(f"/v1/alerts/{alert_id}/close", json={"note": "090-1234-5678 に連絡"},
-                                            headers=manager)
+        note_with_phone = await client.post(
+            f"/v1/alerts/{alert_id}/close", json={"note": "090-1234-5678 に連絡"}, headers=manager
+        )
         assert note_with_phone.status_code == 422
         assert (await client.post("/v1/alerts/no-such-alert/acknowledge", headers=manager)).status_code == 404
         await asyncio.wait_for(listener, 20)

@@ -78,8 +78,9 @@ async def _relink_from(pg_pool, audit, position: int) -> None:
     """What an attacker does to hide an edit: recompute every hash from `position` to the head."""
     t = f'"{audit.schema_name}".log'
     async with pg_pool.acquire() as conn:
-        rows = await conn.fetch(f"SELECT {', '.join(chain.COLUMNS)} FROM {t} WHERE position >= $1 ORDER BY position",
-                                position)
+        rows = await conn.fetch(
+            f"SELECT {', '.join(chain.COLUMNS)} FROM {t} WHERE position >= $1 ORDER BY position", position
+        )
         prev = bytes(await conn.fetchval(f"SELECT hash FROM {t} WHERE position = $1", position - 1) or chain.GENESIS)
         updates = []
         for r in rows:
@@ -89,15 +90,27 @@ async def _relink_from(pg_pool, audit, position: int) -> None:
             prev = digest
         await conn.execute("SET session_replication_role = replica")
         await conn.executemany(f"UPDATE {t} SET prev_hash = $1, hash = $2 WHERE position = $3", updates)
-        await conn.execute(f'UPDATE "{audit.schema_name}".chain_head SET position = $1, hash = $2',
-                           updates[-1][2], prev)
+        await conn.execute(
+            f'UPDATE "{audit.schema_name}".chain_head SET position = $1, hash = $2', updates[-1][2], prev
+        )
         await conn.execute("SET session_replication_role = origin")
 
 
 async def _verify(settings, audit) -> tuple[int, str]:
     """`madoguchi audit verify` as an operator runs it (default: the stream copy and the reconciliation)."""
-    args = ["verify", "--dsn", settings.resolved_pg_dsn(), "--data-dir", str(audit.data_dir), "--schema",
-            audit.schema_name, "--nats", settings.nats_url, "--grace", "0"]
+    args = [
+        "verify",
+        "--dsn",
+        settings.resolved_pg_dsn(),
+        "--data-dir",
+        str(audit.data_dir),
+        "--schema",
+        audit.schema_name,
+        "--nats",
+        settings.nats_url,
+        "--grace",
+        "0",
+    ]
     result = await asyncio.to_thread(CliRunner().invoke, app, args, env=cli_env(audit))
     return result.exit_code, result.stdout
 
@@ -137,13 +150,26 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
 
     def at(position: int) -> tuple[str, int]:
         return where[position]["stream"], where[position]["stream_seq"]
+
     async with pg_pool.acquire() as conn:
-        where = {r["position"]: r for r in await conn.fetch(
-            f'SELECT position, stream, stream_seq FROM "{audit.schema_name}".log WHERE position IN (57, 58, 70, 101)')}
+        where = {
+            r["position"]: r
+            for r in await conn.fetch(
+                f'SELECT position, stream, stream_seq FROM "{audit.schema_name}".log WHERE position IN (57, 58, 70, 101)'
+            )
+        }
 
     # 1. edit a field of an event (the chain breaks there; the streams say which message)
-    out = await attack("edit", ["UPDATE {t} SET data = convert_to(replace(convert_from(data, 'UTF8'), '\"version\":1', "
-                                "'\"version\":2'), 'UTF8') WHERE position = 57"], 57, "edited", at(57))
+    out = await attack(
+        "edit",
+        [
+            "UPDATE {t} SET data = convert_to(replace(convert_from(data, 'UTF8'), '\"version\":1', "
+            "'\"version\":2'), 'UTF8') WHERE position = 57"
+        ],
+        57,
+        "edited",
+        at(57),
+    )
     assert f"{at(57)[0]} seq {at(57)[1]} (log position 57): altered" in out, out
     # ... or an envelope column only (the bytes still match the stream: the chain names it)
     await attack("column", ["UPDATE {t} SET ward = 'teine' WHERE position = 58"], 58, "edited", at(58))
@@ -151,44 +177,78 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
     out = await attack("delete", ["DELETE FROM {t} WHERE position = 57"], 57, "deleted", at(57))
     assert f"{at(57)[0]} seq {at(57)[1]} (expected after log position 56): missing" in out, out
     # 3. delete and renumber the later records
-    await attack("renumber", ["DELETE FROM {t} WHERE position = 57",
-                              "UPDATE {t} SET position = -position WHERE position > 57",
-                              "UPDATE {t} SET position = -position - 1 WHERE position < 0"], 57, "deleted", at(57))
+    await attack(
+        "renumber",
+        [
+            "DELETE FROM {t} WHERE position = 57",
+            "UPDATE {t} SET position = -position WHERE position > 57",
+            "UPDATE {t} SET position = -position - 1 WHERE position < 0",
+        ],
+        57,
+        "deleted",
+        at(57),
+    )
     # 4. swap two records: position 60 now holds the record of position 70
-    await attack("swap", ["UPDATE {t} SET position = -1 WHERE position = 60",
-                          "UPDATE {t} SET position = 60 WHERE position = 70",
-                          "UPDATE {t} SET position = 70 WHERE position = -1"], 60, "reordered", at(70))
+    await attack(
+        "swap",
+        [
+            "UPDATE {t} SET position = -1 WHERE position = 60",
+            "UPDATE {t} SET position = 60 WHERE position = 70",
+            "UPDATE {t} SET position = 70 WHERE position = -1",
+        ],
+        60,
+        "reordered",
+        at(70),
+    )
 
     # 5. insert a forged record and recompute the chain from there to the head: the checkpoints only
     #    bound it to a range, the streams of record name the record
     async def forge(copy, t):
-        forged = LoginSucceeded(municipality=copy.municipality, staff_id="S0001", service="desk",
-                                occurred_at=datetime(2021, 4, 1, 9, tzinfo=UTC), actor=Actor(id="S0001", role=Role.supporter))
-        await _superuser(pg_pool, f"UPDATE {t} SET position = -position WHERE position >= 90",
-                         f"UPDATE {t} SET position = -position + 1 WHERE position < 0")
-        values = chain.chain_records([chain.Message("MG_ADMIN", 10**6, forged.subject, dump_event(forged))],
-                                     89, bytes(32))[0][0]
+        forged = LoginSucceeded(
+            municipality=copy.municipality,
+            staff_id="S0001",
+            service="desk",
+            occurred_at=datetime(2021, 4, 1, 9, tzinfo=UTC),
+            actor=Actor(id="S0001", role=Role.supporter),
+        )
+        await _superuser(
+            pg_pool,
+            f"UPDATE {t} SET position = -position WHERE position >= 90",
+            f"UPDATE {t} SET position = -position + 1 WHERE position < 0",
+        )
+        values = chain.chain_records(
+            [chain.Message("MG_ADMIN", 10**6, forged.subject, dump_event(forged))], 89, bytes(32)
+        )[0][0]
         async with pg_pool.acquire() as conn:
             await conn.execute("SET session_replication_role = replica")
-            await conn.copy_records_to_table("log", schema_name=copy.schema_name, records=[values],
-                                             columns=chain.COLUMNS)
+            await conn.copy_records_to_table(
+                "log", schema_name=copy.schema_name, records=[values], columns=chain.COLUMNS
+            )
             await conn.execute("SET session_replication_role = origin")
         await _relink_from(pg_pool, copy, 90)
+
     await attack("forge", forge, 90, "chain_replaced", ("MG_ADMIN", 10**6))
 
     # 6. rebuild the chain after editing one record inside the signed range: located exactly
     async def rebuild(copy, t):
-        await _superuser(pg_pool, f"UPDATE {t} SET data = $1 WHERE position = 101", args=(_edit(bytes(
-            (await _record(pg_pool, copy, 101))["data"])),))
+        await _superuser(
+            pg_pool,
+            f"UPDATE {t} SET data = $1 WHERE position = 101",
+            args=(_edit(bytes((await _record(pg_pool, copy, 101))["data"])),),
+        )
         await _relink_from(pg_pool, copy, 101)
+
     out = await attack("rebuild", rebuild, 101, "chain_replaced", at(101))
     assert f"{at(101)[0]} seq {at(101)[1]} (log position 101): altered" in out, out
 
     # 7. cut the tail after the last signed checkpoint (and point chain_head at the new end)
     cut = signed + 2
     async with pg_pool.acquire() as conn:
-        gone = await conn.fetch(f'SELECT stream, stream_seq FROM "{audit.schema_name}".log WHERE position > $1 '
-                                "AND type <> 'audit.checkpoint_signed' ORDER BY position", cut)
+        gone = await conn.fetch(
+            f'SELECT stream, stream_seq FROM "{audit.schema_name}".log WHERE position > $1 '
+            "AND type <> 'audit.checkpoint_signed' ORDER BY position",
+            cut,
+        )
     assert len(gone) >= 5
 
     async def cut_tail(copy, t):
@@ -196,6 +256,7 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
         await _superuser(pg_pool, f"DELETE FROM {t} WHERE position > {cut}")
         async with pg_pool.acquire() as conn:
             await conn.execute(f'UPDATE "{copy.schema_name}".chain_head SET position = $1, hash = $2', cut, head)
+
     out = await attack("tail", cut_tail, cut + 1, "missing")
     for record in gone:  # every cut record is named by its stream position
         assert f"{record['stream']} seq {record['stream_seq']} (expected after log position {cut}): missing" in out, out
@@ -208,13 +269,18 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
         doc["head"] = "0" * 64
         lines[2] = json.dumps(doc)
         path.write_text("\n".join(lines) + "\n")
+
     third = checkpoints.read_file(audit.resolved_checkpoint_file)[2].position
     await attack("cpfile", edit_file, third, "")
 
     async def edit_db(copy, t):
-        await _superuser(pg_pool, f'UPDATE "{copy.schema_name}".checkpoint SET event = convert_to(replace('
-                                  f"convert_from(event, 'UTF8'), '\"position\":{third},', '\"position\":{third + 1},'), "
-                                  f"'UTF8') WHERE position = {third}")
+        await _superuser(
+            pg_pool,
+            f'UPDATE "{copy.schema_name}".checkpoint SET event = convert_to(replace('
+            f"convert_from(event, 'UTF8'), '\"position\":{third},', '\"position\":{third + 1},'), "
+            f"'UTF8') WHERE position = {third}",
+        )
+
     out = await attack("cpdb", edit_db, third, "")
     assert "differs between" in out or "does not verify" in out, out
 
@@ -222,20 +288,34 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
     async def replace_key(copy, t):
         intruder = checkpoints.generate_key(copy.data_dir / "intruder.key")
         shutil.copy(copy.data_dir / "intruder.key", copy.resolved_signing_key_file)
-        intro = SigningKeyIntroduced(municipality=copy.municipality, actor=checkpoints.SERVICE_ACTOR,
-                                     log_id=copy.log_id, key_id=intruder.key_id,
-                                     public_key=checkpoints.public_bytes(intruder.public).hex())
+        intro = SigningKeyIntroduced(
+            municipality=copy.municipality,
+            actor=checkpoints.SERVICE_ACTOR,
+            log_id=copy.log_id,
+            key_id=intruder.key_id,
+            public_key=checkpoints.public_bytes(intruder.public).hex(),
+        )
         copy.resolved_statements_file.write_text(intro.model_dump_json() + "\n")
-        await _superuser(pg_pool, f"UPDATE {t} SET data = $1 WHERE position = 101", args=(_edit(bytes(
-            (await _record(pg_pool, copy, 101))["data"])),))
+        await _superuser(
+            pg_pool,
+            f"UPDATE {t} SET data = $1 WHERE position = 101",
+            args=(_edit(bytes((await _record(pg_pool, copy, 101))["data"])),),
+        )
         await _relink_from(pg_pool, copy, 101)
         async with pg_pool.acquire() as conn:
             heads = {r["position"]: bytes(r["hash"]) for r in await conn.fetch(f"SELECT position, hash FROM {t}")}
             resigned, previous = [], 0
             for cp in checkpoints.read_file(copy.resolved_checkpoint_file):
-                resigned.append(checkpoints.sign(intruder, municipality=copy.municipality, log_id=copy.log_id,
-                                                 position=cp.position, head=heads[cp.position],
-                                                 previous_position=previous))
+                resigned.append(
+                    checkpoints.sign(
+                        intruder,
+                        municipality=copy.municipality,
+                        log_id=copy.log_id,
+                        position=cp.position,
+                        head=heads[cp.position],
+                        previous_position=previous,
+                    )
+                )
                 previous = cp.position
             copy.resolved_checkpoint_file.write_text("".join(c.model_dump_json() + "\n" for c in resigned))
             await conn.execute("SET session_replication_role = replica")
@@ -244,9 +324,16 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
                 await conn.execute(
                     f'INSERT INTO "{copy.schema_name}".checkpoint (position, log_id, head, signed_at, key_id, '
                     "previous_position, event, exported) VALUES ($1, $2, $3, $4, $5, $6, $7, true)",
-                    c.position, c.log_id, bytes.fromhex(c.head), c.signed_at, c.key_id, c.previous_position,
-                    c.model_dump_json().encode())
+                    c.position,
+                    c.log_id,
+                    bytes.fromhex(c.head),
+                    c.signed_at,
+                    c.key_id,
+                    c.previous_position,
+                    c.model_dump_json().encode(),
+                )
             await conn.execute("SET session_replication_role = origin")
+
     first_cp = checkpoints.read_file(audit.resolved_checkpoint_file)[0].position
     out = await attack("newkey", replace_key, first_cp, "")
     assert "untrusted_key" in out or "copies_disagree" in out, out
@@ -255,7 +342,8 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
 
 
 async def test_live_deletion_while_the_service_runs_stops_the_writer_and_verify_names_the_records(
-        nc, js, pg_pool, settings, migrated):
+    nc, js, pg_pool, settings, migrated
+):
     """The reported attack: wait for a checkpoint, make 5 failed logins, delete the log rows past the last signed
     position and point chain_head at that position's hash."""
     audit = migrated.model_copy(update={"checkpoint_every": 40, "checkpoint_seconds": 3600})
@@ -264,14 +352,26 @@ async def test_live_deletion_while_the_service_runs_stops_the_writer_and_verify_
         await ingest.wait_idle()
         async with pg_pool.acquire() as conn:
             signed = await conn.fetchval(f'SELECT max(position) FROM "{audit.schema_name}".checkpoint')
-        denied = [AccessDenied(municipality=audit.municipality, ward="chuo", subject_id="S0666", service="desk",
-                               method="POST", path="/v1/login", reason="role", occurred_at=datetime.now(UTC),
-                               actor=Actor(id="S0666", role=Role.supporter)) for _ in range(5)]
+        denied = [
+            AccessDenied(
+                municipality=audit.municipality,
+                ward="chuo",
+                subject_id="S0666",
+                service="desk",
+                method="POST",
+                path="/v1/login",
+                reason="role",
+                occurred_at=datetime.now(UTC),
+                actor=Actor(id="S0666", role=Role.supporter),
+            )
+            for _ in range(5)
+        ]
         await publish(js, denied)
         await ingest.wait_idle()
         async with pg_pool.acquire() as conn:
             first_gone = await conn.fetchrow(
-                f'SELECT stream, stream_seq FROM "{audit.schema_name}".log WHERE event_id = $1', denied[0].event_id)
+                f'SELECT stream, stream_seq FROM "{audit.schema_name}".log WHERE event_id = $1', denied[0].event_id
+            )
             head = await conn.fetchval(f'SELECT hash FROM "{audit.schema_name}".log WHERE position = $1', signed)
         assert first_gone is not None
         t = f'"{audit.schema_name}".log'
@@ -284,16 +384,21 @@ async def test_live_deletion_while_the_service_runs_stops_the_writer_and_verify_
                 break
             await asyncio.sleep(0.1)
         assert ingest.halted and ingest.halted.startswith("tampered"), ingest.halted
-    stream_cps = [s.event for s in await bus.load(
-        nc, subjects.aggregate_subject("audit", audit.municipality, "checkpoint", audit.log_id))
-        if isinstance(s.event, CheckpointSigned)]
+    stream_cps = [
+        s.event
+        for s in await bus.load(nc, subjects.aggregate_subject("audit", audit.municipality, "checkpoint", audit.log_id))
+        if isinstance(s.event, CheckpointSigned)
+    ]
     assert max(cp.position for cp in stream_cps) <= signed  # never signed over the forged head
-    alerts = [parse_event(m.data) async for m in read_all(nc, subjects.context_filter("audit", audit.municipality, "alert"))]
+    alerts = [
+        parse_event(m.data) async for m in read_all(nc, subjects.context_filter("audit", audit.municipality, "alert"))
+    ]
     assert [(a.rule, a.severity) for a in alerts if isinstance(a, AlertRaised)] == [("audit_tampered", "urgent")]
 
     code, out = await _verify(settings, audit)
     assert code == 1, out
     assert out.splitlines()[0].startswith(
-        f"BAD log oplog: first bad position {signed + 1} ({first_gone['stream']} seq {first_gone['stream_seq']}): missing"), out
+        f"BAD log oplog: first bad position {signed + 1} ({first_gone['stream']} seq {first_gone['stream_seq']}): missing"
+    ), out
     assert "AccessDenied" not in out and out.count("missing") >= 1
     print(out)  # the closing note shows it

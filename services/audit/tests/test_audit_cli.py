@@ -8,22 +8,37 @@ import sys
 from audit_harness import cli_env, publish, running_ingest, sample_events
 
 
-
 async def _cli(*args: str, env: dict | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "madoguchi_audit.cli", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "madoguchi_audit.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()
 
 
 async def test_verify_says_ok_on_a_clean_log_and_names_the_first_bad_position_on_a_tampered_one(
-        nc, js, pg_pool, settings, migrated):
+    nc, js, pg_pool, settings, migrated
+):
     audit = migrated
     await publish(js, sample_events(audit.municipality, 300))
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()
-    common = ["--dsn", settings.resolved_pg_dsn(), "--data-dir", str(audit.data_dir), "--schema", audit.schema_name,
-              "--nats", settings.nats_url]
+    common = [
+        "--dsn",
+        settings.resolved_pg_dsn(),
+        "--data-dir",
+        str(audit.data_dir),
+        "--schema",
+        audit.schema_name,
+        "--nats",
+        settings.nats_url,
+    ]
     env = cli_env(audit)
 
     code, out, err = await _cli("verify", *common, env=env)
@@ -45,13 +60,16 @@ async def test_verify_says_ok_on_a_clean_log_and_names_the_first_bad_position_on
 
     async with pg_pool.acquire() as conn:
         await conn.execute("SET session_replication_role = replica")  # a superuser switching the trigger off
-        stream, seq = await conn.fetchrow(f'SELECT stream, stream_seq FROM "{audit.schema_name}".log WHERE position = 123')
-        await conn.execute(f'UPDATE "{audit.schema_name}".log SET actor_id = \'S9999\' WHERE position = 123')
+        stream, seq = await conn.fetchrow(
+            f'SELECT stream, stream_seq FROM "{audit.schema_name}".log WHERE position = 123'
+        )
+        await conn.execute(f"UPDATE \"{audit.schema_name}\".log SET actor_id = 'S9999' WHERE position = 123")
         await conn.execute("SET session_replication_role = origin")
     code, out, _ = await _cli("verify", *common, env=env)
     assert code == 1
     assert out.startswith(f"BAD log oplog: first bad position 123 ({stream} seq {seq}): edited"), out
 
-    code, out, err = await _cli("verify", "--dsn", "postgresql://nobody@127.0.0.1:1/none", "--data-dir",
-                                str(audit.data_dir))
+    code, out, err = await _cli(
+        "verify", "--dsn", "postgresql://nobody@127.0.0.1:1/none", "--data-dir", str(audit.data_dir)
+    )
     assert code == 2 and "could not verify" in err

@@ -18,8 +18,14 @@ from madoguchi_audit.main import create_app
 
 
 def _pc(municipality: str, desk: str, ward: str, at: datetime) -> dict:
-    return dict(municipality=municipality, ward=ward, desk=desk, device_id=f"{desk}-pc", occurred_at=at,
-                actor=Actor(id=f"{desk}-pc", role=Role.device))
+    return dict(
+        municipality=municipality,
+        ward=ward,
+        desk=desk,
+        device_id=f"{desk}-pc",
+        occurred_at=at,
+        actor=Actor(id=f"{desk}-pc", role=Role.device),
+    )
 
 
 async def test_counts_per_desk_and_pc_with_a_link_to_the_timeline(settings, municipality, js, nc, tmp_path):
@@ -31,11 +37,20 @@ async def test_counts_per_desk_and_pc_with_a_link_to_the_timeline(settings, muni
         *[dev.ProcessStarted(pid=100 + i, name="chromium", allowed=True, source="netlink", **chuo) for i in range(3)],
         dev.FileActivity(root="desktop", path="memo.txt", action="created", **chuo),
         dev.SessionChanged(action="logon", session="2", os_uid=1000, **chuo),
-        *[dev.Heartbeat(agent_version="1", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True,
-                        uptime_s=i, **kita) for i in range(4)],
+        *[
+            dev.Heartbeat(
+                agent_version="1", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True, uptime_s=i, **kita
+            )
+            for i in range(4)
+        ],
         dev.PrintJob(job_id=1, printer="desk-printer", state="completed", pages=2, **kita),
-        dev.ProcessStarted(pid=9, name="old", allowed=True, source="scan",
-                           **_pc(municipality, "chuo-1", "chuo", now - timedelta(days=2))),  # another day
+        dev.ProcessStarted(
+            pid=9,
+            name="old",
+            allowed=True,
+            source="scan",
+            **_pc(municipality, "chuo-1", "chuo", now - timedelta(days=2)),
+        ),  # another day
     ]
     await publish(js, events)
     app = create_app(app_settings, audit)
@@ -50,16 +65,24 @@ async def test_counts_per_desk_and_pc_with_a_link_to_the_timeline(settings, muni
         assert by_pc["chuo-1-pc"]["counts"] == {"process_started": 3, "file_activity": 1, "session_changed": 1}
         assert by_pc["kita-1-pc"]["counts"] == {"heartbeat": 4, "print_job": 1}
         assert body["total"] == 10
-        timeline = (await client.get(by_pc["chuo-1-pc"]["timeline"],
-                                     headers=await _auth(js, app_settings, municipality, "A1", Role.auditor))).json()
+        timeline = (
+            await client.get(
+                by_pc["chuo-1-pc"]["timeline"], headers=await _auth(js, app_settings, municipality, "A1", Role.auditor)
+            )
+        ).json()
         assert [rec["type"] for rec in timeline["records"]] == ["device.process_started"] * 3 + [
-            "device.file_activity", "device.session_changed"]
+            "device.file_activity",
+            "device.session_changed",
+        ]
         # the manager's own timeline of one PC: time and kind only, newest first, heartbeats left out
         line = (await client.get("/v1/audit/device-activity/chuo-1-pc/timeline", headers=manager)).json()
         assert [e["type"] for e in line["events"]] == ["session_changed", "file_activity"] + ["process_started"] * 3
         assert all(set(e) == {"position", "at", "type", "desk", "ward"} for e in line["events"])  # no data fields
-        beats = (await client.get("/v1/audit/device-activity/kita-1-pc/timeline", headers=manager,
-                                  params={"routine": "true"})).json()
+        beats = (
+            await client.get(
+                "/v1/audit/device-activity/kita-1-pc/timeline", headers=manager, params={"routine": "true"}
+            )
+        ).json()
         assert [e["type"] for e in beats["events"]].count("heartbeat") == 4
         hidden = await client.get("/v1/audit/device-activity/chuo-1-pc/timeline", headers=kita_manager)
         assert hidden.status_code == 200 and hidden.json()["events"] == []  # another ward's PC

@@ -43,8 +43,16 @@ def of(events, cls):
 
 
 def heartbeat(t: datetime) -> device.Heartbeat:
-    return device.Heartbeat(agent_version="1.0", policy_version=3, outbox_depth=0, outbox_bytes=0, link_up=True,
-                            uptime_s=60, occurred_at=t, **AT)
+    return device.Heartbeat(
+        agent_version="1.0",
+        policy_version=3,
+        outbox_depth=0,
+        outbox_bytes=0,
+        link_up=True,
+        uptime_s=60,
+        occurred_at=t,
+        **AT,
+    )
 
 
 def test_a_pc_killed_on_friday_evening_is_alerted_on_monday_from_the_opening_and_re_raised():
@@ -64,8 +72,9 @@ def test_a_pc_killed_on_friday_evening_is_alerted_on_monday_from_the_opening_and
 
 
 def test_silence_counts_from_the_day_started_event_when_the_desk_opened_late():
-    started = desk.DayStarted(deskday_id="chuo-1_2021-04-05", occurred_at=on(MONDAY, 9, 30),
-                              municipality=M, ward="chuo", desk="chuo-1")
+    started = desk.DayStarted(
+        deskday_id="chuo-1_2021-04-05", occurred_at=on(MONDAY, 9, 30), municipality=M, ward="chuo", desk="chuo-1"
+    )
     events = replay([heartbeat(on(FRIDAY, 17, 9)), started, on(MONDAY, 9, 33)])
     assert of(events, AlertRaised) == []
     events = replay([heartbeat(on(FRIDAY, 17, 9)), started, on(MONDAY, 9, 36)])
@@ -75,11 +84,20 @@ def test_silence_counts_from_the_day_started_event_when_the_desk_opened_late():
 def test_agent_stopped_while_open_and_an_unclean_restart_alert():
     stopped_open = device.AgentStopped(reason="signal", uptime_s=100, occurred_at=on(MONDAY, 11), **AT)
     stopped_closing = device.AgentStopped(reason="signal", uptime_s=100, occurred_at=on(MONDAY, 17, 30), **AT)
-    unclean = device.AgentStarted(agent_version="1.0", policy_version=3, previous_run="unclean", outbox_depth=0,
-                                  occurred_at=on(MONDAY, 11, 5), **AT)
+    unclean = device.AgentStarted(
+        agent_version="1.0",
+        policy_version=3,
+        previous_run="unclean",
+        outbox_depth=0,
+        occurred_at=on(MONDAY, 11, 5),
+        **AT,
+    )
     clean = unclean.model_copy(update={"previous_run": "clean", "event_id": uuid4()})
     alerts = of(replay([stopped_open, stopped_closing, unclean, clean]), AlertRaised)
-    assert [(a.rule, a.severity) for a in alerts] == [("agent_stopped", "warning"), ("agent_unclean_restart", "warning")]
+    assert [(a.rule, a.severity) for a in alerts] == [
+        ("agent_stopped", "warning"),
+        ("agent_unclean_restart", "warning"),
+    ]
     assert "11:00" in alerts[0].message
 
 
@@ -87,8 +105,9 @@ def test_a_monitoring_gap_alerts_until_it_closes_and_a_link_gap_says_the_agent_c
     gap = device.MonitoringGap(monitor="usb", reason="no_sysfs", occurred_at=on(MONDAY, 9), **AT)
     again = gap.model_copy(update={"event_id": uuid4()})
     closed = device.MonitoringGap(monitor="usb", reason="no_sysfs", closed=True, occurred_at=on(MONDAY, 9, 5), **AT)
-    link = device.MonitoringGap(monitor="link", reason="connect_failed", detail="Authorization Violation",
-                                occurred_at=on(MONDAY, 9, 6), **AT)
+    link = device.MonitoringGap(
+        monitor="link", reason="connect_failed", detail="Authorization Violation", occurred_at=on(MONDAY, 9, 6), **AT
+    )
     printing = device.MonitoringGap(monitor="printing", reason="no_cups", occurred_at=on(MONDAY, 9, 7), **AT)
     events = replay([gap, again, closed, link, printing])
     alerts = of(events, AlertRaised)
@@ -99,25 +118,50 @@ def test_a_monitoring_gap_alerts_until_it_closes_and_a_link_gap_says_the_agent_c
 
 
 def test_declined_notice_renamed_program_and_re_authorised_stick_each_alert():
-    declined = device.MonitoringNoticeDeclined(staff_id="S0013", notice_sha256="a" * 64, occurred_at=on(MONDAY, 9),
-                                               **AT)
-    tool = device.ProcessViolation(pid=10, name="tool", sha256="b" * 64, enforce=True, enforced=True,
-                                   occurred_at=on(MONDAY, 10), **AT)
+    declined = device.MonitoringNoticeDeclined(
+        staff_id="S0013", notice_sha256="a" * 64, occurred_at=on(MONDAY, 9), **AT
+    )
+    tool = device.ProcessViolation(
+        pid=10, name="tool", sha256="b" * 64, enforce=True, enforced=True, occurred_at=on(MONDAY, 10), **AT
+    )
     same = tool.model_copy(update={"event_id": uuid4(), "pid": 11})
     renamed = tool.model_copy(update={"event_id": uuid4(), "pid": 12, "name": "tool-copy"})
-    usb = dict(port="1-2", vendor_id="0781", product_id="5583", device_class="00", interface_classes=("08",),
-               kind="mass_storage", block_attempted=True, blocked=True, occurred_at=on(MONDAY, 11), **AT)
+    usb = dict(
+        port="1-2",
+        vendor_id="0781",
+        product_id="5583",
+        device_class="00",
+        interface_classes=("08",),
+        kind="mass_storage",
+        block_attempted=True,
+        blocked=True,
+        occurred_at=on(MONDAY, 11),
+        **AT,
+    )
     stick = device.UsbViolation(**usb)
     reauthorized = [device.UsbViolation(**usb, reauthorized=True) for _ in range(2)]
     alerts = of(replay([declined, tool, same, renamed, stick, *reauthorized]), AlertRaised)
-    assert [a.rule for a in alerts] == ["notice_declined", "application_violation", "application_violation",
-                                        "usb_violation", "usb_violation", "usb_violation"]
+    assert [a.rule for a in alerts] == [
+        "notice_declined",
+        "application_violation",
+        "application_violation",
+        "usb_violation",
+        "usb_violation",
+        "usb_violation",
+    ]
     assert "S0013" in alerts[0].message
 
 
 def test_a_file_not_scanned_is_an_info_alert_without_its_name():
-    e = device.FileNotScanned(root="desktop", path="山田様_申請.csv", size_bytes=300_000_000, scanned_bytes=64,
-                              reason="too_large", occurred_at=on(MONDAY, 10), **AT)
+    e = device.FileNotScanned(
+        root="desktop",
+        path="山田様_申請.csv",
+        size_bytes=300_000_000,
+        scanned_bytes=64,
+        reason="too_large",
+        occurred_at=on(MONDAY, 10),
+        **AT,
+    )
     alert = of(replay([e]), AlertRaised)[0]
     assert alert.severity == "info" and "山田" not in alert.message
 
@@ -126,11 +170,25 @@ def test_a_full_disk_on_a_pc_is_an_urgent_alert_until_the_journal_clears():
     t = on(MONDAY, 10)
 
     def alarm(level: str, minutes: int, disk_full: bool = False, shed: int = 0) -> device.OutboxSizeAlarm:
-        return device.OutboxSizeAlarm(level=level, depth=10, bytes=4096, cap_bytes=1 << 20, shed=shed,
-                                      disk_full=disk_full, occurred_at=t + timedelta(minutes=minutes), **AT)
+        return device.OutboxSizeAlarm(
+            level=level,
+            depth=10,
+            bytes=4096,
+            cap_bytes=1 << 20,
+            shed=shed,
+            disk_full=disk_full,
+            occurred_at=t + timedelta(minutes=minutes),
+            **AT,
+        )
 
-    events = replay([alarm("warning", 0), alarm("critical", 1, disk_full=True, shed=40), alarm("critical", 2, True),
-                     alarm("cleared", 3)])
+    events = replay(
+        [
+            alarm("warning", 0),
+            alarm("critical", 1, disk_full=True, shed=40),
+            alarm("critical", 2, True),
+            alarm("cleared", 3),
+        ]
+    )
     raised = of(events, AlertRaised)
     assert [(r.rule, r.severity) for r in raised] == [("outbox_critical", "urgent")]  # once, not for the warning
     assert "ディスクが満杯" in raised[0].message and "40 件" in raised[0].message

@@ -15,10 +15,29 @@ from madoguchi_audit import chain
 
 BASE = [dump_event(e) for e in sample_events("011002", 40, seed=3)]
 
-KEYS = ["event_id", "type", "occurred_at", "municipality", "ward", "desk", "actor", "correlation_id", "device",
-        "device_id", "id", "role", "note"]
-VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=12), st.sampled_from(["chuo", "S0001", "device"]),
-                   st.just({"id": "x", "role": "device"}), st.lists(st.just({"device_id": "pc-9"}), max_size=2))
+KEYS = [
+    "event_id",
+    "type",
+    "occurred_at",
+    "municipality",
+    "ward",
+    "desk",
+    "actor",
+    "correlation_id",
+    "device",
+    "device_id",
+    "id",
+    "role",
+    "note",
+]
+VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=12),
+    st.sampled_from(["chuo", "S0001", "device"]),
+    st.just({"id": "x", "role": "device"}),
+    st.lists(st.just({"device_id": "pc-9"}), max_size=2),
+)
 
 
 def test_real_events_take_the_fast_reading_and_agree_with_json():
@@ -28,8 +47,11 @@ def test_real_events_take_the_fast_reading_and_agree_with_json():
 
 
 @settings(max_examples=300, deadline=None)
-@given(base=st.sampled_from(BASE), extra=st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=3),
-       nested=st.booleans())
+@given(
+    base=st.sampled_from(BASE),
+    extra=st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=3),
+    nested=st.booleans(),
+)
 def test_any_appended_keys_give_the_json_reading(base, extra, nested):
     text = base.decode()[:-1]
     for key, value in extra:

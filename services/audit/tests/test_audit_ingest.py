@@ -41,7 +41,8 @@ def _start_writer(settings, audit, log_path):
 async def _count(pg_pool, audit) -> int:
     async with pg_pool.acquire() as conn:
         return await conn.fetchval(
-            f"""SELECT count(*) FROM "{audit.schema_name}".log WHERE type IS DISTINCT FROM 'audit.checkpoint_signed'""")
+            f"""SELECT count(*) FROM "{audit.schema_name}".log WHERE type IS DISTINCT FROM 'audit.checkpoint_signed'"""
+        )
 
 
 async def _wait_for(predicate, timeout: float, what: str):
@@ -53,14 +54,16 @@ async def _wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_killing_the_writer_during_a_load_loses_and_doubles_nothing(nc, js, pg_pool, settings, migrated, tmp_path):
+async def test_killing_the_writer_during_a_load_loses_and_doubles_nothing(
+    nc, js, pg_pool, settings, migrated, tmp_path
+):
     audit = migrated
     events = sample_events(audit.municipality, 6000, seed=7)
     log_path = tmp_path / "writer.log"
 
     async def load():  # the load keeps coming while the writer dies and comes back
         for i in range(0, len(events), 500):
-            await publish(js, events[i:i + 500])
+            await publish(js, events[i : i + 500])
             await asyncio.sleep(0.02)
 
     loader = asyncio.create_task(load())
@@ -87,13 +90,19 @@ async def test_killing_the_writer_during_a_load_loses_and_doubles_nothing(nc, js
         count, low, high = await conn.fetchrow(f"SELECT count(*), min(position), max(position) FROM {t}")
         assert (low, high) == (1, count)  # 1..N: no gap, no duplicate (position is the key)
         assert await conn.fetchval(f"SELECT count(DISTINCT (stream, stream_seq)) FROM {t}") == count
-        ids = await conn.fetchval(f"SELECT count(DISTINCT event_id) FROM {t} WHERE type NOT IN ('audit.checkpoint_signed', 'audit.signing_key_introduced')")
+        ids = await conn.fetchval(
+            f"SELECT count(DISTINCT event_id) FROM {t} WHERE type NOT IN ('audit.checkpoint_signed', 'audit.signing_key_introduced')"
+        )
         assert ids == len(events)
         # the auditors' day spans, kept by the writer batch by batch across the kill, equal those of the records
-        spans = f'SELECT municipality, day, first_position, last_position FROM "{audit.schema_name}".day_span ORDER BY 1, 2'
+        spans = (
+            f'SELECT municipality, day, first_position, last_position FROM "{audit.schema_name}".day_span ORDER BY 1, 2'
+        )
         kept = [tuple(r) for r in await conn.fetch(spans)]
-        assert kept and kept == [tuple(r) for r in await conn.fetch(
-            f'{schema.DAY_SPANS_SELECT.replace("FROM log", f"FROM {t}")} ORDER BY 1, 2')]
+        assert kept and kept == [
+            tuple(r)
+            for r in await conn.fetch(f"{schema.DAY_SPANS_SELECT.replace('FROM log', f'FROM {t}')} ORDER BY 1, 2")
+        ]
         found = await checkpoints.gather(audit, conn, nc)
         report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found, checkpoints.load_keyring(audit))
     assert report.ok and report.records == count, report.lines()
@@ -130,7 +139,9 @@ async def test_duplicates_and_unreadable_messages_are_recorded_as_the_bus_holds_
     events = sample_events(audit.municipality, 3)
     await publish(js, events)
     # An outbox resend after the dedup window: the same event id with a different message id.
-    await js.publish(events[0].subject, dump_event(events[0]), headers={"Nats-Msg-Id": "resend-" + str(events[0].event_id)})
+    await js.publish(
+        events[0].subject, dump_event(events[0]), headers={"Nats-Msg-Id": "resend-" + str(events[0].event_id)}
+    )
     await js.publish(f"mg.admin.{audit.municipality}.staff.S1", b"\xff not json", headers={"Nats-Msg-Id": "bad-1"})
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()
@@ -138,8 +149,12 @@ async def test_duplicates_and_unreadable_messages_are_recorded_as_the_bus_holds_
         t = f'"{audit.schema_name}".log'
         assert await conn.fetchval(f"SELECT count(*) FROM {t} WHERE event_id = $1", events[0].event_id) == 2
         # the resend is named a duplicate of the first record (in the writer's transaction), nothing else is
-        first, again = [r["position"] for r in await conn.fetch(
-            f"SELECT position FROM {t} WHERE event_id = $1 ORDER BY position", events[0].event_id)]
+        first, again = [
+            r["position"]
+            for r in await conn.fetch(
+                f"SELECT position FROM {t} WHERE event_id = $1 ORDER BY position", events[0].event_id
+            )
+        ]
         named = await conn.fetch(f'SELECT position, first_position FROM "{audit.schema_name}".duplicate')
         assert [(r["position"], r["first_position"]) for r in named] == [(again, first)]
         bad = await conn.fetchrow(f"SELECT parsed, type, data FROM {t} WHERE NOT parsed")

@@ -17,8 +17,15 @@ from madoguchi_audit.ingest import Ingest
 
 
 async def _cli(*args: str, env: dict) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "madoguchi_audit.cli", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "madoguchi_audit.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()
 
@@ -69,9 +76,13 @@ async def test_init_introduces_one_key_prints_its_fingerprint_and_refuses_a_seco
     assert code == 1 and "rotate-key" in err
     # Even a statement forced past the CLI (no expected-sequence header) is no key: the chain names it.
     stranger = checkpoints.generate_key(audit.data_dir / "stranger.key")
-    forged = SigningKeyIntroduced(municipality=audit.municipality, actor=checkpoints.SERVICE_ACTOR,
-                                  log_id=audit.log_id, key_id=stranger.key_id,
-                                  public_key=checkpoints.public_bytes(stranger.public).hex())
+    forged = SigningKeyIntroduced(
+        municipality=audit.municipality,
+        actor=checkpoints.SERVICE_ACTOR,
+        log_id=audit.log_id,
+        key_id=stranger.key_id,
+        public_key=checkpoints.public_bytes(stranger.public).hex(),
+    )
     await bus.append(nc.jetstream(), forged)
     chain, _ = await keys.load_chain(audit, nc)
     assert [k.key_id for k in chain.keys] == [key.key_id]
@@ -125,8 +136,9 @@ async def test_rotation_end_to_end_while_the_writer_runs(nc, js, pg_pool, settin
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()
         old = ingest.key
-        code, out, err = await _cli("rotate-key", "--data-dir", str(audit.data_dir), "--nats", settings.nats_url,
-                                    env=env)
+        code, out, err = await _cli(
+            "rotate-key", "--data-dir", str(audit.data_dir), "--nats", settings.nats_url, env=env
+        )
         assert code == 0, out + err
         new = keys.private_key(audit)
         assert new.key_id != old.key_id and f"new key id  {new.key_id}" in out
@@ -143,17 +155,33 @@ async def test_rotation_end_to_end_while_the_writer_runs(nc, js, pg_pool, settin
     signers = [cp.key_id for cp in await _checkpoints_on_stream(nc, audit)]
     assert signers[0] == old.key_id and signers[-1] == new.key_id and set(signers) == {old.key_id, new.key_id}
 
-    code, out, err = await _cli("verify", "--dsn", settings.resolved_pg_dsn(), "--data-dir", str(audit.data_dir),
-                                "--schema", audit.schema_name, "--nats", settings.nats_url, env=env)
+    code, out, err = await _cli(
+        "verify",
+        "--dsn",
+        settings.resolved_pg_dsn(),
+        "--data-dir",
+        str(audit.data_dir),
+        "--schema",
+        audit.schema_name,
+        "--nats",
+        settings.nats_url,
+        env=env,
+    )
     assert code == 0, out + err
     assert f"1. {old.key_id} {keys.fingerprint(old.public)}  introduced" in out
     assert f"2. {new.key_id} {keys.fingerprint(new.public)}  rotated from {old.key_id}" in out and "(current)" in out
 
     # A rotation not signed by the current key hands nothing on.
     rogue = checkpoints.generate_key(audit.data_dir / "rogue.key")
-    fake = SigningKeyRotated(municipality=audit.municipality, actor=checkpoints.SERVICE_ACTOR, log_id=audit.log_id,
-                             old_key_id=new.key_id, new_key_id=rogue.key_id,
-                             new_public_key=checkpoints.public_bytes(rogue.public).hex(), signature="ab" * 64)
+    fake = SigningKeyRotated(
+        municipality=audit.municipality,
+        actor=checkpoints.SERVICE_ACTOR,
+        log_id=audit.log_id,
+        old_key_id=new.key_id,
+        new_key_id=rogue.key_id,
+        new_public_key=checkpoints.public_bytes(rogue.public).hex(),
+        signature="ab" * 64,
+    )
     await bus.append(js, fake)
     chain, _ = await keys.load_chain(audit, nc)
     assert chain.current.key_id == new.key_id and "not signed by the current key" in chain.faults[0]

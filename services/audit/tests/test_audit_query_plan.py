@@ -20,8 +20,28 @@ async def test_a_later_municipality_and_an_exhausted_desk_filter_use_their_index
     for position in range(1, 30_001):  # 28,000 records of another municipality first, then ours
         municipality = first if position <= 28_000 else later
         desk = f"d{position % 50}" if position <= 29_000 else None
-        rows.append((position, "MG_DESK", position, f"mg.desk.{municipality}.x.y", True, None, "desk.x", None,
-                     municipality, "chuo", desk, "S1", "supporter", None, None, b"{}", prev, prev))
+        rows.append(
+            (
+                position,
+                "MG_DESK",
+                position,
+                f"mg.desk.{municipality}.x.y",
+                True,
+                None,
+                "desk.x",
+                None,
+                municipality,
+                "chuo",
+                desk,
+                "S1",
+                "supporter",
+                None,
+                None,
+                b"{}",
+                prev,
+                prev,
+            )
+        )
     async with pg_pool.acquire() as conn:
         await conn.copy_records_to_table("log", schema_name=audit.schema_name, records=rows, columns=chain.COLUMNS)
         await conn.execute(f'ANALYZE "{audit.schema_name}".log')
@@ -70,9 +90,28 @@ async def test_every_auditor_filter_pages_by_index_with_exact_results(pg_pool, a
         if position == 29_990:
             occurred = base + timedelta(hours=3)  # sent late: an offline desk's event of the first day
         kind = "desk.rare" if position % 997 == 0 else "desk.x"
-        rows.append((position, "MG_DESK", position, f"mg.desk.{municipality}.x.y", True, None, kind, occurred,
-                     municipality, "chuo", f"d{position % 50}", f"S{position % 300}", "supporter",
-                     f"pc-{position % 40}", None, b"{}", prev, prev))
+        rows.append(
+            (
+                position,
+                "MG_DESK",
+                position,
+                f"mg.desk.{municipality}.x.y",
+                True,
+                None,
+                kind,
+                occurred,
+                municipality,
+                "chuo",
+                f"d{position % 50}",
+                f"S{position % 300}",
+                "supporter",
+                f"pc-{position % 40}",
+                None,
+                b"{}",
+                prev,
+                prev,
+            )
+        )
     async with pg_pool.acquire() as conn:
         await conn.copy_records_to_table("log", schema_name=audit.schema_name, records=rows, columns=chain.COLUMNS)
         await schema.rebuild_day_spans(conn, audit.schema_name)
@@ -80,23 +119,39 @@ async def test_every_auditor_filter_pages_by_index_with_exact_results(pg_pool, a
         t = f'"{audit.schema_name}".log'
         day20 = base + timedelta(days=20)
         cases = [
-            (QueryFilters(time_from=day20, time_to=day20 + timedelta(hours=6)),
-             f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND occurred_at < $3 "
-             "ORDER BY position LIMIT 50", (later, day20, day20 + timedelta(hours=6))),
-            (QueryFilters(time_from=base, time_to=base + timedelta(days=1)),  # only the late record
-             f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND occurred_at < $3 "
-             "ORDER BY position LIMIT 50", (later, base, base + timedelta(days=1))),
-            (QueryFilters(time_from=day20, desk="d7"),
-             f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND desk = 'd7' "
-             "ORDER BY position LIMIT 50", (later, day20)),
-            (QueryFilters(event_type="desk.rare"),
-             f"SELECT position FROM {t} WHERE municipality = $1 AND type = 'desk.rare' ORDER BY position LIMIT 50",
-             (later,)),
-            (QueryFilters(actor="S7"),
-             f"SELECT position FROM {t} WHERE municipality = $1 AND actor_id = 'S7' ORDER BY position LIMIT 50", (later,)),
-            (QueryFilters(device="pc-3"),
-             f"SELECT position FROM {t} WHERE municipality = $1 AND device_id = 'pc-3' ORDER BY position LIMIT 50",
-             (later,)),
+            (
+                QueryFilters(time_from=day20, time_to=day20 + timedelta(hours=6)),
+                f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND occurred_at < $3 "
+                "ORDER BY position LIMIT 50",
+                (later, day20, day20 + timedelta(hours=6)),
+            ),
+            (
+                QueryFilters(time_from=base, time_to=base + timedelta(days=1)),  # only the late record
+                f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND occurred_at < $3 "
+                "ORDER BY position LIMIT 50",
+                (later, base, base + timedelta(days=1)),
+            ),
+            (
+                QueryFilters(time_from=day20, desk="d7"),
+                f"SELECT position FROM {t} WHERE municipality = $1 AND occurred_at >= $2 AND desk = 'd7' "
+                "ORDER BY position LIMIT 50",
+                (later, day20),
+            ),
+            (
+                QueryFilters(event_type="desk.rare"),
+                f"SELECT position FROM {t} WHERE municipality = $1 AND type = 'desk.rare' ORDER BY position LIMIT 50",
+                (later,),
+            ),
+            (
+                QueryFilters(actor="S7"),
+                f"SELECT position FROM {t} WHERE municipality = $1 AND actor_id = 'S7' ORDER BY position LIMIT 50",
+                (later,),
+            ),
+            (
+                QueryFilters(device="pc-3"),
+                f"SELECT position FROM {t} WHERE municipality = $1 AND device_id = 'pc-3' ORDER BY position LIMIT 50",
+                (later,),
+            ),
         ]
         for filters, plain, plain_args in cases:
             sql, args = query.build(audit.schema_name, filters, query.Scope(later), 50)
@@ -105,8 +160,9 @@ async def test_every_auditor_filter_pages_by_index_with_exact_results(pg_pool, a
             scans = _scans(json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args))[0]["Plan"])
             assert all(kind != "Seq Scan" for kind, _, _ in scans), (filters, scans)
             assert sum(removed for _, _, removed in scans) < 1000, (filters, scans)  # not the log walked past
-        sql, args = query.build(audit.schema_name, QueryFilters(time_from=base, time_to=base + timedelta(days=1)),
-                                query.Scope(later), 50)
+        sql, args = query.build(
+            audit.schema_name, QueryFilters(time_from=base, time_to=base + timedelta(days=1)), query.Scope(later), 50
+        )
         late = [r["position"] for r in await conn.fetch(sql, *args)]
         assert late == [29_990]
         counted = await query.count(conn, audit.schema_name, QueryFilters(), query.Scope(first))

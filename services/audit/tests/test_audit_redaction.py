@@ -17,8 +17,15 @@ from madoguchi_shared.sealed import ERASED_JA, TextVault, ref_of
 
 
 async def _cli(*args: str, env: dict) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "madoguchi_audit.cli", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "madoguchi_audit.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode() + err.decode()
 
@@ -29,9 +36,17 @@ async def test_verify_reports_an_erased_text_as_redacted_not_tampered(nc, js, pg
     await auth.add_staff(js, municipality=m, staff_id="S0901", roles=[Role.manager], password="manager-pass-0901")
     await auth.add_staff(js, municipality=m, staff_id="A0901", roles=[Role.auditor], password="auditor-pass-0901")
     vault = TextVault(js)
-    event = await vault.seal_event(EscalationRaised(
-        municipality=m, ward="chuo", desk="chuo-1", deskday_id="chuo-1_2021-03-29", escalation_no=1,
-        category="complaint", summary="説明が分かりにくいとのご意見、資料を渡して説明した。"))
+    event = await vault.seal_event(
+        EscalationRaised(
+            municipality=m,
+            ward="chuo",
+            desk="chuo-1",
+            deskday_id="chuo-1_2021-03-29",
+            escalation_no=1,
+            category="complaint",
+            summary="説明が分かりにくいとのご意見、資料を渡して説明した。",
+        )
+    )
     await publish(js, sample_events(m, 40) + [event])
     ref = ref_of(event.summary)
     await request_erasure(nc, m, ref, "S0901", "manager-pass-0901", "本人からの削除の申出")
@@ -44,8 +59,16 @@ async def test_verify_reports_an_erased_text_as_redacted_not_tampered(nc, js, pg
         kept = await conn.fetchval(f'SELECT data FROM "{audit.schema_name}".log WHERE event_id = $1', event.event_id)
     assert event.summary.encode() in bytes(kept)  # the record keeps its ciphertext: nothing cut, nothing edited
 
-    common = ["--dsn", settings.resolved_pg_dsn(), "--data-dir", str(audit.data_dir), "--schema", audit.schema_name,
-              "--nats", settings.nats_url]
+    common = [
+        "--dsn",
+        settings.resolved_pg_dsn(),
+        "--data-dir",
+        str(audit.data_dir),
+        "--schema",
+        audit.schema_name,
+        "--nats",
+        settings.nats_url,
+    ]
     code, out = await _cli("verify", *common, env=cli_env(audit))
     assert code == 0, out
     assert out.startswith("OK  log ")

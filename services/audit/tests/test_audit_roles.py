@@ -22,15 +22,18 @@ async def _log_with_rows(nc, js, pg_pool, audit, n=60):
     return audit
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
-    "DELETE FROM {t}.log WHERE position = 1",
-    "TRUNCATE {t}.log",
-    "UPDATE {t}.checkpoint SET head = '\\x00'::bytea",
-    "DELETE FROM {t}.checkpoint",
-    "INSERT INTO {t}.archive (archive_id, from_position, to_position, records, checkpoint_position, checkpoint_head, "
-    "file_name, file_sha256, verified) VALUES ('x', 1, 1, 1, 1, '\\x00', 'x', 'x', true)",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
+        "DELETE FROM {t}.log WHERE position = 1",
+        "TRUNCATE {t}.log",
+        "UPDATE {t}.checkpoint SET head = '\\x00'::bytea",
+        "DELETE FROM {t}.checkpoint",
+        "INSERT INTO {t}.archive (archive_id, from_position, to_position, records, checkpoint_position, checkpoint_head, "
+        "file_name, file_sha256, verified) VALUES ('x', 1, 1, 1, 1, '\\x00', 'x', 'x', true)",
+    ],
+)
 async def test_the_application_role_cannot_change_or_remove_records(nc, js, pg_pool, audit_settings, sql):
     audit = await _log_with_rows(nc, js, pg_pool, audit_settings, n=10)
     async with pg_pool.acquire() as conn:
@@ -41,20 +44,30 @@ async def test_the_application_role_cannot_change_or_remove_records(nc, js, pg_p
         async with conn.transaction():  # while appending is what it may do
             await conn.execute(f"SET LOCAL ROLE {schema.WRITER}")
             assert await conn.fetchval(f'SELECT count(*) FROM "{audit.schema_name}".log') >= 10
-        owner = await conn.fetchval("SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'log'",
-                                    audit.schema_name)
+        owner = await conn.fetchval(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'log'", audit.schema_name
+        )
         assert owner == schema.OWNER
-        grants = {r["privilege_type"] for r in await conn.fetch(
-            "SELECT privilege_type FROM information_schema.role_table_grants "
-            "WHERE grantee = $1 AND table_schema = $2 AND table_name = 'log'", schema.WRITER, audit.schema_name)}
+        grants = {
+            r["privilege_type"]
+            for r in await conn.fetch(
+                "SELECT privilege_type FROM information_schema.role_table_grants "
+                "WHERE grantee = $1 AND table_schema = $2 AND table_name = 'log'",
+                schema.WRITER,
+                audit.schema_name,
+            )
+        }
         assert grants == {"SELECT", "INSERT"}
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
-    "DELETE FROM {t}.log WHERE position = 1",
-    "TRUNCATE {t}.log",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
+        "DELETE FROM {t}.log WHERE position = 1",
+        "TRUNCATE {t}.log",
+    ],
+)
 async def test_the_trigger_refuses_even_the_owner_and_a_superuser(nc, js, pg_pool, audit_settings, sql):
     audit = await _log_with_rows(nc, js, pg_pool, audit_settings, n=5)
     async with pg_pool.acquire() as conn:
@@ -66,7 +79,9 @@ async def test_the_trigger_refuses_even_the_owner_and_a_superuser(nc, js, pg_poo
                     await conn.execute(sql.format(t=f'"{audit.schema_name}"'))
 
 
-async def test_retention_archives_verifies_then_deletes_as_owner_and_the_rest_still_verifies(nc, js, pg_pool, audit_settings):
+async def test_retention_archives_verifies_then_deletes_as_owner_and_the_rest_still_verifies(
+    nc, js, pg_pool, audit_settings
+):
     audit = audit_settings.model_copy(update={"checkpoint_every": 20, "ingest_batch": 20})
     await _log_with_rows(nc, js, pg_pool, audit, n=100)
     middle = datetime.now(UTC)
@@ -111,23 +126,31 @@ async def test_the_service_logs_in_as_its_own_role_which_can_append_and_nothing_
     audit = await _log_with_rows(nc, js, pg_pool, audit_settings, n=10)
     t = f'"{audit.schema_name}"'
     async with audit_harness.service_pool().acquire() as conn:
-        me = await conn.fetchrow("SELECT current_user AS who, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
-                                 "WHERE rolname = current_user")
+        me = await conn.fetchrow(
+            "SELECT current_user AS who, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+            "WHERE rolname = current_user"
+        )
         assert me["who"] == "mg_audit" and not me["rolsuper"] and not me["rolcreaterole"] and not me["rolcreatedb"]
-        for sql in ("SET session_replication_role = replica",  # the superuser's way around the trigger
-                    f"SET ROLE {schema.OWNER}",
-                    f"UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
-                    f"DELETE FROM {t}.log WHERE position = 1",
-                    f"TRUNCATE {t}.log",
-                    f"ALTER TABLE {t}.log DISABLE TRIGGER log_append_only",
-                    f"DROP TABLE {t}.log",
-                    "CREATE SCHEMA elsewhere",
-                    f"DELETE FROM {t}.checkpoint"):
+        for sql in (
+            "SET session_replication_role = replica",  # the superuser's way around the trigger
+            f"SET ROLE {schema.OWNER}",
+            f"UPDATE {t}.log SET ward = 'kita' WHERE position = 1",
+            f"DELETE FROM {t}.log WHERE position = 1",
+            f"TRUNCATE {t}.log",
+            f"ALTER TABLE {t}.log DISABLE TRIGGER log_append_only",
+            f"DROP TABLE {t}.log",
+            "CREATE SCHEMA elsewhere",
+            f"DELETE FROM {t}.checkpoint",
+        ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 async with conn.transaction():
                     await conn.execute(sql)
         assert await conn.fetchval(f"SELECT count(*) FROM {t}.log") >= 10  # reading and appending is what it does
-        members = {r["rolname"] for r in await conn.fetch(
-            "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
-            "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = current_user")}
+        members = {
+            r["rolname"]
+            for r in await conn.fetch(
+                "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
+                "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = current_user"
+            )
+        }
         assert members == {schema.WRITER, schema.READER}

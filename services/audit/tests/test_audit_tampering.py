@@ -23,8 +23,12 @@ async def _real_log(nc, js, pg_pool, audit, n: int = 200):
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()
     async with pg_pool.acquire() as conn:
-        full = [tuple(r) for r in await conn.fetch(
-            f'SELECT {", ".join(chain.COLUMNS)} FROM "{audit.schema_name}".log ORDER BY position')]
+        full = [
+            tuple(r)
+            for r in await conn.fetch(
+                f'SELECT {", ".join(chain.COLUMNS)} FROM "{audit.schema_name}".log ORDER BY position'
+            )
+        ]
     cps = checkpoints.read_file(audit.resolved_checkpoint_file, audit.log_id)
     # The writer's own checkpoint records after the last checkpoint are covered by the next one
     # (a checkpoint is not news that needs a checkpoint); the trials use the signed part.
@@ -89,8 +93,9 @@ def tamper(kind: str, full: list[tuple], base: list[chain.Row], cp_positions: li
         forged_values = list(full[k - 1])
         forged_values[15] = _edit_json(forged_values[15], rnd)
         forged = chain.row_from_columns(forged_values)
-        forged = forged._replace(position=k + 1, prev_hash=rows[k - 1].hash,
-                                 hash=chain.link(rows[k - 1].hash, forged.header, forged.data))
+        forged = forged._replace(
+            position=k + 1, prev_hash=rows[k - 1].hash, hash=chain.link(rows[k - 1].hash, forged.header, forged.data)
+        )
         rows = rows[:k] + [forged] + [r._replace(position=r.position + 1) for r in rows[k:]]
         return rows, "inserted", k + 1, None
     if kind == "cut_tail":
@@ -108,11 +113,22 @@ def tamper(kind: str, full: list[tuple], base: list[chain.Row], cp_positions: li
     raise AssertionError(kind)
 
 
-KINDS = ("edit_data", "edit_column", "edit_prev_hash", "delete_row", "delete_renumber", "swap", "insert",
-         "cut_tail", "replace_chain")
+KINDS = (
+    "edit_data",
+    "edit_column",
+    "edit_prev_hash",
+    "delete_row",
+    "delete_renumber",
+    "swap",
+    "insert",
+    "cut_tail",
+    "replace_chain",
+)
 
 
-async def test_thousand_randomised_tampering_trials_are_all_caught_at_the_first_bad_position(nc, js, pg_pool, audit_settings):
+async def test_thousand_randomised_tampering_trials_are_all_caught_at_the_first_bad_position(
+    nc, js, pg_pool, audit_settings
+):
     audit, full, cps = await _real_log(nc, js, pg_pool, audit_settings)
     keyring = checkpoints.load_keyring(audit)
     base = [chain.row_from_columns(r) for r in full]
@@ -147,8 +163,14 @@ async def test_a_forged_checkpoint_or_an_unknown_key_is_reported(nc, js, pg_pool
     report = await verify.verify_rows(rows, [*cps[:-1], forged], keyring, audit.log_id)
     assert not report.ok and report.checkpoint_faults[0].kind == "bad_signature"
     other = checkpoints.generate_key(tmp_path / "other.key")
-    stranger = checkpoints.sign(other, municipality=audit.municipality, log_id=audit.log_id, position=len(rows),
-                                head=rows[-1].hash, previous_position=0)
+    stranger = checkpoints.sign(
+        other,
+        municipality=audit.municipality,
+        log_id=audit.log_id,
+        position=len(rows),
+        head=rows[-1].hash,
+        previous_position=0,
+    )
     report = await verify.verify_rows(rows, [*cps, stranger], keyring, audit.log_id)
     assert not report.ok and "unknown key" in report.checkpoint_faults[0].detail
 
@@ -169,17 +191,26 @@ async def test_tampering_in_postgresql_itself_is_found_by_the_database_verifier(
         clean = await verify.verify_db(conn, audit.schema_name, audit.log_id, cps, keyring)
         assert clean.ok and clean.records >= n, clean.lines()
         # The header PostgreSQL builds from the columns is the one the writer hashed.
-        headers = await conn.fetch(f'SELECT position, {chain.HEADER_SQL} AS h FROM "{audit.schema_name}".log ORDER BY position')
+        headers = await conn.fetch(
+            f'SELECT position, {chain.HEADER_SQL} AS h FROM "{audit.schema_name}".log ORDER BY position'
+        )
         assert [bytes(r["h"]) for r in headers][:n] == [chain.row_from_columns(r).header for r in full]
 
     cases = {
-        "edit": ("UPDATE {t} SET data = convert_to(replace(convert_from(data, 'UTF8'), '\"version\":1', "
-                 "'\"version\":2'), 'UTF8') WHERE position = 40", "edited", 40),
+        "edit": (
+            "UPDATE {t} SET data = convert_to(replace(convert_from(data, 'UTF8'), '\"version\":1', "
+            "'\"version\":2'), 'UTF8') WHERE position = 40",
+            "edited",
+            40,
+        ),
         "column": ("UPDATE {t} SET ward = 'teine' WHERE position = 41", "edited", 41),
         "delete": ("DELETE FROM {t} WHERE position = 42", "deleted", 42),
-        "swap": ("UPDATE {t} SET position = CASE position WHEN 43 THEN -1 ELSE position END WHERE position = 43; "
-                 "UPDATE {t} SET position = 43 WHERE position = 50; UPDATE {t} SET position = 50 WHERE position = -1",
-                 "reordered", 43),
+        "swap": (
+            "UPDATE {t} SET position = CASE position WHEN 43 THEN -1 ELSE position END WHERE position = 43; "
+            "UPDATE {t} SET position = 43 WHERE position = 50; UPDATE {t} SET position = 50 WHERE position = -1",
+            "reordered",
+            43,
+        ),
         "cut": ("DELETE FROM {t} WHERE position > 70", "truncated", 71),
     }
     for name, (sql, want_kind, want_position) in cases.items():
@@ -191,4 +222,6 @@ async def test_tampering_in_postgresql_itself_is_found_by_the_database_verifier(
             await conn.execute("SET session_replication_role = origin")
             report = await verify.verify_db(conn, target, audit.log_id, cps, keyring)
         assert not report.ok and report.fault.kind == want_kind and report.fault.position == want_position, (
-            name, report.lines())
+            name,
+            report.lines(),
+        )

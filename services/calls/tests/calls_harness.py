@@ -36,8 +36,10 @@ async def headers(js, settings, municipality: str, staff_id: str, *roles: Role, 
 
 async def train(js, municipality: str, staff_id: str) -> None:
     """A complete training record (ORG-4): the line refuses a seat to anyone without one."""
-    events = [TrainingItemCompleted(municipality=municipality, staff_id=staff_id, item=i.key, hours=i.hours)
-              for i in TrainingPlan().items]
+    events = [
+        TrainingItemCompleted(municipality=municipality, staff_id=staff_id, item=i.key, hours=i.hours)
+        for i in TrainingPlan().items
+    ]
     events.append(TrainingTestRecorded(municipality=municipality, staff_id=staff_id, score=90, passed=True))
     await bus.publish_many(js, events)
 
@@ -77,23 +79,30 @@ class Line:
         """Every calls event of this test's municipality (or one aggregate), in stream order."""
         js = self.service.js
         if aggregate_id is not None:
-            stored = await bus.load(self.service.nc, subjects.aggregate_subject("calls", self.municipality, aggregate, str(aggregate_id)))
+            stored = await bus.load(
+                self.service.nc, subjects.aggregate_subject("calls", self.municipality, aggregate, str(aggregate_id))
+            )
             return [s.event for s in stored]
         out = []
-        async for _seq, _subject, data, _h in bus.load_filter(js, subjects.context_filter("calls", self.municipality, aggregate), timeout=0.5):
+        async for _seq, _subject, data, _h in bus.load_filter(
+            js, subjects.context_filter("calls", self.municipality, aggregate), timeout=0.5
+        ):
             out.append(parse_event(data))
         return out
 
     async def raw_messages(self) -> list[bytes]:
         out = []
-        async for _seq, _subject, data, _h in bus.load_filter(self.service.js, subjects.context_filter("calls", self.municipality), timeout=0.5):
+        async for _seq, _subject, data, _h in bus.load_filter(
+            self.service.js, subjects.context_filter("calls", self.municipality), timeout=0.5
+        ):
             out.append(data)
         return out
 
 
 @contextlib.asynccontextmanager
-async def running_line(settings, municipality: str, now: datetime, *, check_interval: float = 0,
-                       policy: CallbackPolicy | None = None) -> AsyncIterator[Line]:
+async def running_line(
+    settings, municipality: str, now: datetime, *, check_interval: float = 0, policy: CallbackPolicy | None = None
+) -> AsyncIterator[Line]:
     clock = FakeClock(now)
     app = create_app(as_service(settings, "calls"), clock=clock, check_interval=check_interval, policy=policy)
     async with app.router.lifespan_context(app):
@@ -107,8 +116,14 @@ async def running_line(settings, municipality: str, now: datetime, *, check_inte
             for staff in ("OP1", "OP2", "MG1"):
                 await train(js, municipality, staff)
             yield Line(
-                client=client, app=app, clock=clock, municipality=municipality,
-                operator=await h("OP1", Role.operator), operator2=await h("OP2", Role.operator),
-                manager=await h("MG1", Role.manager), city=await h("CITY1", Role.city_staff),
-                auditor=await h("AUD1", Role.auditor), phone_system=await h("pbx", Role.service, kind="service"),
+                client=client,
+                app=app,
+                clock=clock,
+                municipality=municipality,
+                operator=await h("OP1", Role.operator),
+                operator2=await h("OP2", Role.operator),
+                manager=await h("MG1", Role.manager),
+                city=await h("CITY1", Role.city_staff),
+                auditor=await h("AUD1", Role.auditor),
+                phone_system=await h("pbx", Role.service, kind="service"),
             )

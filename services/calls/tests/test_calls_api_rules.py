@@ -27,8 +27,11 @@ async def test_call5_note_with_a_phone_number_is_refused_422_and_nothing_stored(
             {"notes": "カード番号 1234 5678 9018 を読み上げた"},
             {"opinions": [{"kind": "opinion", "text": "連絡先 taro@example.jp"}]},
         ):
-            r = await line.client.post(f"/v1/calls/{call_id}/close", headers=line.operator,
-                                       json={"categories": ["other"], "resolution": "answered_on_spot", **body})
+            r = await line.client.post(
+                f"/v1/calls/{call_id}/close",
+                headers=line.operator,
+                json={"categories": ["other"], "resolution": "answered_on_spot", **body},
+            )
             assert r.status_code == 422, r.text
             assert r.headers["content-type"].startswith("application/problem+json")
             assert "個人情報" in r.text
@@ -37,8 +40,11 @@ async def test_call5_note_with_a_phone_number_is_refused_422_and_nothing_stored(
         call = await line.get(f"/v1/calls/{call_id}", line.city)
         assert call["status"] == "answered"
         # the same close without the number goes through
-        await line.post(f"/v1/calls/{call_id}/close", line.operator,
-                        {"categories": ["other"], "resolution": "answered_on_spot", "notes": "折り返し不要と確認"})
+        await line.post(
+            f"/v1/calls/{call_id}/close",
+            line.operator,
+            {"categories": ["other"], "resolution": "answered_on_spot", "notes": "折り返し不要と確認"},
+        )
 
 
 async def test_call4_roles_operators_write_manager_escalates_city_and_auditors_read(settings, municipality):
@@ -55,8 +61,11 @@ async def test_call4_roles_operators_write_manager_escalates_city_and_auditors_r
         denied = [e for e in await line.events() if e.type == "admin.access_denied"]
         assert denied == []  # access denials are admin events, on their own stream
         from madoguchi_shared import bus, subjects
+
         admin = []
-        async for _s, _subj, data, _h in bus.load_filter(line.service.js, subjects.context_filter("admin", municipality), timeout=0.5):
+        async for _s, _subj, data, _h in bus.load_filter(
+            line.service.js, subjects.context_filter("admin", municipality), timeout=0.5
+        ):
             admin.append(json.loads(data)["type"])
         assert admin.count("admin.access_denied") == 7
 
@@ -72,8 +81,12 @@ async def test_call3_overflow_and_the_never_connected_share_per_day(settings, mu
         line.clock.advance(minutes=2)
         await line.post(f"/v1/calls/{hung_up['call_id']}/abandoned", line.phone_system)
         # the second caller chooses a callback instead of waiting
-        await line.post(f"/v1/calls/{busy['call_id']}/callback", line.phone_system, {"phone": "090-1111-3333"}, expect=201)
-        await line.post(f"/v1/calls/{first}/close", line.operator, {"categories": ["pin"], "resolution": "answered_on_spot"})
+        await line.post(
+            f"/v1/calls/{busy['call_id']}/callback", line.phone_system, {"phone": "090-1111-3333"}, expect=201
+        )
+        await line.post(
+            f"/v1/calls/{first}/close", line.operator, {"categories": ["pin"], "resolution": "answered_on_spot"}
+        )
         line.clock.set(jst(2021, 4, 8, 19, 0))
         await line.post("/v1/calls", line.phone_system, {}, expect=201)  # out of hours, no callback
         line.clock.set(jst(2021, 4, 9, 10, 0))
@@ -122,7 +135,11 @@ async def test_call4_overdue_callback_raises_an_alert_from_the_lifespan_check(se
             if any(a.kind == "callback_overdue" for a in view.alerts):
                 break
             await asyncio.sleep(0.05)
-        overdue = [e for e in await line.events(aggregate="callback", aggregate_id=call_id) if e.type == "calls.callback_overdue"]
+        overdue = [
+            e
+            for e in await line.events(aggregate="callback", aggregate_id=call_id)
+            if e.type == "calls.callback_overdue"
+        ]
         assert len(overdue) == 1 and overdue[0].due_at == jst(2021, 4, 9, 12)
         queue = await line.get("/v1/callbacks", line.manager)
         assert queue["callbacks"][0]["overdue"] is True
@@ -135,9 +152,12 @@ async def test_call2_concurrent_answers_one_wins_the_other_gets_409(settings, mu
         call_id = (await line.post("/v1/calls", line.phone_system, {}, expect=201))["call_id"]
         r1, r2 = await asyncio.gather(
             line.client.post(f"/v1/calls/{call_id}/answer", json={"seat": "s1"}, headers=line.operator),
-            line.client.post(f"/v1/calls/{call_id}/answer", json={"seat": "s2"}, headers=line.operator2))
+            line.client.post(f"/v1/calls/{call_id}/answer", json={"seat": "s2"}, headers=line.operator2),
+        )
         assert sorted([r1.status_code, r2.status_code]) == [200, 409]
-        answered = [e for e in await line.events(aggregate="call", aggregate_id=call_id) if e.type == "calls.call_answered"]
+        answered = [
+            e for e in await line.events(aggregate="call", aggregate_id=call_id) if e.type == "calls.call_answered"
+        ]
         assert len(answered) == 1
 
 
@@ -175,8 +195,11 @@ async def test_live_line_state_over_sse(settings, municipality):
                             kind = raw.split(":", 1)[1].strip()
                         elif raw.startswith("data:") and kind:
                             received.append((kind, json.loads(raw.split(":", 1)[1])))
-                            if any(k == "alert" for k, _ in received) and received[-1][0] == "state" and \
-                                    received[-1][1]["seats"]:
+                            if (
+                                any(k == "alert" for k, _ in received)
+                                and received[-1][0] == "state"
+                                and received[-1][1]["seats"]
+                            ):
                                 return
 
                 reader = asyncio.create_task(read())
@@ -212,12 +235,24 @@ async def test_org4_an_untrained_operator_is_refused_a_seat_until_the_training_i
         assert "理解度テスト" in r.json()["detail"] and "コンプライアンス" in r.json()["detail"]
         plan = await line.get("/v1/staff/training-plan", line.manager)
         for item in plan["items"]:
-            await line.post("/v1/staff/OP9/training", line.manager,
-                            {"item": item["key"], "completed_on": "2021-04-01", "trainer": "MG1"}, expect=201)
+            await line.post(
+                "/v1/staff/OP9/training",
+                line.manager,
+                {"item": item["key"], "completed_on": "2021-04-01", "trainer": "MG1"},
+                expect=201,
+            )
         r = await line.client.post("/v1/lines/main/seats/s3/sign-in", headers=newcomer)
-        assert r.status_code == 403 and "理解度テスト" in r.json()["detail"] and "コンプライアンス" not in r.json()["detail"]
-        cleared = await line.post("/v1/staff/OP9/training-test", line.manager,
-                                  {"score": 92, "tested_on": "2021-04-02", "trainer": "MG1"}, expect=201)
+        assert (
+            r.status_code == 403
+            and "理解度テスト" in r.json()["detail"]
+            and "コンプライアンス" not in r.json()["detail"]
+        )
+        cleared = await line.post(
+            "/v1/staff/OP9/training-test",
+            line.manager,
+            {"score": 92, "tested_on": "2021-04-02", "trainer": "MG1"},
+            expect=201,
+        )
         assert cleared["cleared"]["phone"] is True
         await line.post("/v1/lines/main/seats/s3/sign-in", newcomer, expect=201)
 
@@ -234,13 +269,17 @@ async def test_call3_offer_choice_and_repeat_call_by_reference(settings, municip
         r = await line.post(f"/v1/calls/{first}/offer-choice", line.phone_system, {"choice": "wait"}, expect=409)
         assert "案内をしていない" in r["detail"]  # no offer was made on the answered call
         await line.post(f"/v1/calls/{busy['call_id']}/offer-choice", line.phone_system, {"choice": "call_again"})
-        again = await line.post(f"/v1/calls/{busy['call_id']}/offer-choice", line.phone_system, {"choice": "wait"}, expect=409)
+        again = await line.post(
+            f"/v1/calls/{busy['call_id']}/offer-choice", line.phone_system, {"choice": "wait"}, expect=409
+        )
         assert "既に記録" in again["detail"]
         await line.post(f"/v1/calls/{busy['call_id']}/abandoned", line.phone_system)
         # out of hours: waiting is not a choice
         line.clock.set(jst(2021, 4, 8, 19, 0))
         closed = await line.post("/v1/calls", line.phone_system, {}, expect=201)
-        await line.post(f"/v1/calls/{closed['call_id']}/offer-choice", line.phone_system, {"choice": "wait"}, expect=422)
+        await line.post(
+            f"/v1/calls/{closed['call_id']}/offer-choice", line.phone_system, {"choice": "wait"}, expect=422
+        )
         await line.post(f"/v1/calls/{closed['call_id']}/offer-choice", line.phone_system, {"choice": "call_again"})
         # the next morning the caller calls again and quotes the reference given at the busy call
         line.clock.set(jst(2021, 4, 9, 9, 30))
@@ -250,7 +289,9 @@ async def test_call3_offer_choice_and_repeat_call_by_reference(settings, municip
         await line.post(f"/v1/calls/{repeat['call_id']}/repeat-of", line.operator, {"reference": ref}, expect=409)
         await line.post(f"/v1/calls/{repeat['call_id']}/repeat-of", line.operator, {"reference": "12-34"}, expect=422)
         own = await line.post("/v1/calls", line.phone_system, {}, expect=201)
-        await line.post(f"/v1/calls/{own['call_id']}/repeat-of", line.operator, {"reference": own["reference"]}, expect=422)
+        await line.post(
+            f"/v1/calls/{own['call_id']}/repeat-of", line.operator, {"reference": own["reference"]}, expect=422
+        )
         call = await line.get(f"/v1/calls/{repeat['call_id']}", line.city)
         assert call["repeat_of"] == ref and call["reference"] == repeat["reference"]
         kinds = [e.type for e in await line.events()]

@@ -41,7 +41,9 @@ async def test_call4_phone_number_unrecoverable_after_the_task_ends(settings, mu
         async with pg_pool.acquire() as conn:
             # While the task is open: a key of its own in its own table, the number sealed elsewhere.
             key = bytes(await conn.fetchval("SELECT key FROM calls.callback_key WHERE callback_id = $1", cid))
-            row = await conn.fetchrow("SELECT nonce, ciphertext FROM calls.callback_contact WHERE callback_id = $1", cid)
+            row = await conn.fetchrow(
+                "SELECT nonce, ciphertext FROM calls.callback_contact WHERE callback_id = $1", cid
+            )
             nonce, sealed = bytes(row["nonce"]), bytes(row["ciphertext"])
             assert len(key) == 32 and DIGITS.encode() not in sealed
             contact_raw = await raw_relation(conn, "calls.callback_contact")
@@ -62,8 +64,11 @@ async def test_call4_phone_number_unrecoverable_after_the_task_ends(settings, mu
                 assert not any(f in raw for f in digit_forms(DIGITS))
         # and the event log never had it: only the task reference, and the erasure is recorded
         assert not any(f in raw for raw in await line.raw_messages() for f in digit_forms(DIGITS))
-        erased = [e for e in await line.events(aggregate="callback", aggregate_id=call_id)
-                  if e.type == "calls.callback_contact_erased"]
+        erased = [
+            e
+            for e in await line.events(aggregate="callback", aggregate_id=call_id)
+            if e.type == "calls.callback_contact_erased"
+        ]
         assert len(erased) == 1 and erased[0].had_contact
         await line.get(f"/v1/callbacks/{call_id}/phone", line.manager, expect=410)
 
@@ -81,9 +86,13 @@ async def test_call4_phone_store_seals_per_task_and_refuses_bad_numbers(pg_pool,
             keys = await conn.fetch("SELECT key FROM calls.callback_key WHERE callback_id = ANY($1::uuid[])", [a, b])
             assert len({bytes(k["key"]) for k in keys}) == 2  # a key of its own per callback
             # a ciphertext moved onto another task does not open (bound by the associated data)
-            await conn.execute("""UPDATE calls.callback_contact SET ciphertext = (SELECT ciphertext FROM calls.callback_contact
+            await conn.execute(
+                """UPDATE calls.callback_contact SET ciphertext = (SELECT ciphertext FROM calls.callback_contact
                                   WHERE callback_id = $1), nonce = (SELECT nonce FROM calls.callback_contact WHERE callback_id = $1)
-                                  WHERE callback_id = $2""", a, b)
+                                  WHERE callback_id = $2""",
+                a,
+                b,
+            )
         with pytest.raises(Exception):  # noqa: B017 - cryptography's InvalidTag
             await store.get(municipality, b)
         assert await store.destroy(a) and await store.destroy(b)
@@ -93,7 +102,9 @@ async def test_call4_phone_store_seals_per_task_and_refuses_bad_numbers(pg_pool,
                 normalize_phone(bad)
             assert bad not in str(refused.value)
         call_id = (await line.post("/v1/calls", line.phone_system, {}, expect=201))["call_id"]
-        r = await line.client.post(f"/v1/calls/{call_id}/callback", json={"phone": "電話番号は後ほどお伝えします"}, headers=line.phone_system)
+        r = await line.client.post(
+            f"/v1/calls/{call_id}/callback", json={"phone": "電話番号は後ほどお伝えします"}, headers=line.phone_system
+        )
         assert r.status_code == 422 and r.json()["field"] == "phone"
         assert [e.type for e in await line.events(aggregate="callback", aggregate_id=call_id)] == []
 
@@ -109,13 +120,19 @@ async def test_call4_periodic_check_erases_numbers_left_behind_by_a_crash(settin
         await line.post(f"/v1/calls/{call_id}/callback", line.phone_system, {"phone": PHONE}, expect=201)
         cid = UUID(call_id)
         subject = service.subject(municipality, "callback", cid)
-        await bus.append(service.js, ev.CallbackCancelled(municipality=municipality, callback_id=cid, reason="withdrawn"),
-                         await bus.last_sequence(service.js, subject))
+        await bus.append(
+            service.js,
+            ev.CallbackCancelled(municipality=municipality, callback_id=cid, reason="withdrawn"),
+            await bus.last_sequence(service.js, subject),
+        )
         # 2. a number stored for a task that was never created (the append failed), an hour ago
         orphan = new_id()
         await service.store.put(municipality, orphan, "090-7777-8888")
         async with pg_pool.acquire() as conn:
-            await conn.execute("UPDATE calls.callback_contact SET created_at = now() - interval '1 hour' WHERE callback_id = $1", orphan)
+            await conn.execute(
+                "UPDATE calls.callback_contact SET created_at = now() - interval '1 hour' WHERE callback_id = $1",
+                orphan,
+            )
         line.clock.set(jst(2021, 4, 9, 8, 0))
         report = await service.run_checks(municipality)
         assert report.erased == [cid] and report.orphans_destroyed == 1

@@ -21,14 +21,26 @@ from madoguchi_shared.events.admin import TRAINING_ITEMS, TrainingItemCompleted,
 from tests.utils.servers import as_service, unique_municipality
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "test-output" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 PASSWORD = "correct-horse-battery"  # 10+ characters (auth.hash_password)
 REPO = Path(__file__).resolve().parents[3]
 # The services decide with this clock: Thursday 1 April 2021 (an extended day, 8:45-19:00), 10:00 in
 # Japan, advancing with real time, so the desks are open whenever the suite runs.
 DAY_START = datetime(2021, 4, 1, 10, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
-UPSTREAMS = {"desk": "madoguchi_desk", "calls": "madoguchi_calls", "reporting": "madoguchi_reporting", "audit": "madoguchi_audit"}
+UPSTREAMS = {
+    "desk": "madoguchi_desk",
+    "calls": "madoguchi_calls",
+    "reporting": "madoguchi_reporting",
+    "audit": "madoguchi_audit",
+}
 
 
 def free_port() -> int:
@@ -41,8 +53,11 @@ class Served:
     def __init__(self, app, port: int):
         self.app = app
         self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                    timeout_graceful_shutdown=1, lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
+            )
+        )
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -105,8 +120,14 @@ def stack_municipality() -> str:
 async def stack(settings, js, stack_municipality):
     stack = Stack()
     extra = {**settings.extra, "contract_start": "2021-03-15", "contract_end": "2021-09-30"}
-    settings = settings.model_copy(update={"municipality": stack_municipality, "log_level": "WARNING", "extra": extra,
-                                           "config_file": REPO / "config" / "municipalities" / "011002.toml"})
+    settings = settings.model_copy(
+        update={
+            "municipality": stack_municipality,
+            "log_level": "WARNING",
+            "extra": extra,
+            "config_file": REPO / "config" / "municipalities" / "011002.toml",
+        }
+    )
     stack.settings = settings
     clock = make_clock()
     for name, module in UPSTREAMS.items():
@@ -158,14 +179,25 @@ async def new_page(browser, stack, request, screenshots):
     csp_refusals: list[str] = []
 
     async def make(width: int = 1280, height: int = 800):
-        context = await browser.new_context(viewport={"width": width, "height": height}, locale="ja-JP",
-                                            timezone_id="Asia/Tokyo", accept_downloads=True, base_url=stack.url)
+        context = await browser.new_context(
+            viewport={"width": width, "height": height},
+            locale="ja-JP",
+            timezone_id="Asia/Tokyo",
+            accept_downloads=True,
+            base_url=stack.url,
+        )
         context.set_default_timeout(15000)
         # A person answers "OK" to the confirmation questions (data-confirm).
         context.on("page", lambda p: p.on("dialog", lambda d: asyncio.ensure_future(d.accept())))
         # The content security policy must refuse nothing the console itself serves (issue 15).
-        context.on("console", lambda m: csp_refusals.append(f"{m.page.url if m.page else ''}: {m.text}")
-                   if "Content Security Policy" in m.text else None)
+        context.on(
+            "console",
+            lambda m: (
+                csp_refusals.append(f"{m.page.url if m.page else ''}: {m.text}")
+                if "Content Security Policy" in m.text
+                else None
+            ),
+        )
         contexts.append(context)
         return await context.new_page()
 
@@ -192,7 +224,9 @@ def staff(js, stack_municipality):
     async def make(staff_id: str, *roles: str, wards: tuple[str, ...] = ()):
         m = stack_municipality
         await add_staff(js, municipality=m, staff_id=staff_id, roles=list(roles), wards=list(wards), password=PASSWORD)
-        events = [TrainingItemCompleted(municipality=m, staff_id=staff_id, item=item, hours=1.0) for item in TRAINING_ITEMS]
+        events = [
+            TrainingItemCompleted(municipality=m, staff_id=staff_id, item=item, hours=1.0) for item in TRAINING_ITEMS
+        ]
         events.append(TrainingTestRecorded(municipality=m, staff_id=staff_id, score=90, passed=True))
         await bus.publish_many(js, events)
         return staff_id
@@ -254,15 +288,18 @@ def screen_check():
         result = await page.evaluate(
             "async (tags) => { const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});"
             " return r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ').slice(0, 160)).join(' | ')); }",
-            AXE_TAGS)
+            AXE_TAGS,
+        )
         problems.extend(f"{name}: axe {v}" for v in result)
         ascii_text = await page.evaluate(_VISIBLE_ASCII, ALLOWED_LATIN)
         problems.extend(f"{name}: ASCII in {t!r}" for t in ascii_text)
 
     async def sanity(page) -> None:
         """The checks can fail: an unlabelled field and an English word are both caught."""
-        await page.set_content('<html lang="ja"><head><title>確認</title></head><body><main><h1>確認</h1>'
-                               '<input type="text"><p>Submit</p></main></body></html>')
+        await page.set_content(
+            '<html lang="ja"><head><title>確認</title></head><body><main><h1>確認</h1>'
+            '<input type="text"><p>Submit</p></main></body></html>'
+        )
         before = len(problems)
         await check(page, "確認用")
         found = problems[before:]

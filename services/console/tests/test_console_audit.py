@@ -35,7 +35,9 @@ async def test_an_auditor_verifies_the_log(new_page, staff, login, stack, screen
     # Unfiltered: newest first, with the total; heartbeats only when asked for.
     await page.goto("/audit")
     total = int((await page.inner_text("[data-testid=audit-total]")).strip("全件"))
-    positions = [int(p) for p in await page.eval_on_selector_all("tr[data-position]", "rs => rs.map(r => r.dataset.position)")]
+    positions = [
+        int(p) for p in await page.eval_on_selector_all("tr[data-position]", "rs => rs.map(r => r.dataset.position)")
+    ]
     assert positions == sorted(positions, reverse=True) and total >= len(positions) > 0
     assert await page.locator("td[data-type='device.heartbeat']").count() == 0
     # The page fits 1024 wide: nothing sticks out (the navigation stays in view).

@@ -21,7 +21,8 @@ async def in_viewport(page, selector: str) -> bool:
     return await page.evaluate(
         """(sel) => { const r = document.querySelector(sel).getBoundingClientRect();
                       return r.top >= 0 && r.bottom <= window.innerHeight && r.left >= 0 && r.right <= window.innerWidth; }""",
-        selector)
+        selector,
+    )
 
 
 async def test_a_walk_in_is_served_with_one_tap_and_recorded_without_scrolling(new_page, staff, login, screenshots):
@@ -39,9 +40,14 @@ async def test_a_walk_in_is_served_with_one_tap_and_recorded_without_scrolling(n
 
     # Everything the record needs and the end button are on the one screen, without scrolling.
     assert await page.evaluate("window.scrollY") == 0
-    for selector in ("input[name=gender][value=female]", "input[name=age_band][value='80_and_over']",
-                     "input[name=purposes][value=flyer]", "input[name=support_given][value=no]",
-                     "input[name=outcome][value=completed]", "[data-testid=end-visit]"):
+    for selector in (
+        "input[name=gender][value=female]",
+        "input[name=age_band][value='80_and_over']",
+        "input[name=purposes][value=flyer]",
+        "input[name=support_given][value=no]",
+        "input[name=outcome][value=completed]",
+        "[data-testid=end-visit]",
+    ):
         assert await in_viewport(page, selector), selector
     await page.get_by_label("女性").check()
     await page.get_by_label("80歳以上").check()
@@ -112,7 +118,11 @@ async def test_a_visit_with_the_keyboard_alone_and_enter_on_a_choice_does_nothin
     seen = []
     for _ in range(6):
         await page.keyboard.press("Tab")
-        seen.append(await page.evaluate("(e => e.tagName === 'BUTTON' ? e.textContent.trim() : e.tagName + ':' + e.name)(document.activeElement)"))
+        seen.append(
+            await page.evaluate(
+                "(e => e.tagName === 'BUTTON' ? e.textContent.trim() : e.tagName + ':' + e.name)(document.activeElement)"
+            )
+        )
         if seen[-1] == "対応を終了する":
             break
     assert seen[-1] == "対応を終了する", seen
@@ -149,6 +159,7 @@ async def test_inquiry_only_in_one_step_and_call_next_takes_whoever_is_next(new_
     for page in (a, b):
         results.append(page.get_by_role("button", name="次の方を呼び出す").click())
     import asyncio
+
     await asyncio.gather(*results)
     await a.wait_for_load_state("domcontentloaded")
     await b.wait_for_load_state("domcontentloaded")
@@ -156,7 +167,9 @@ async def test_inquiry_only_in_one_step_and_call_next_takes_whoever_is_next(new_
     assert sorted(t.split("番")[0] for t in texts) == ["2", "3"], texts
 
 
-async def test_the_display_chimes_announces_only_a_new_number_and_keeps_the_last_five(new_page, staff, login, screenshots):
+async def test_the_display_chimes_announces_only_a_new_number_and_keeps_the_last_five(
+    new_page, staff, login, screenshots
+):
     await staff("S-teine", "supporter", wards=["teine"])
     page = await new_page(**DESK_TABLET)
     await login(page, "S-teine")

@@ -104,7 +104,9 @@ async def test_keyboard_focus_survives_live_updates(new_page, staff, login):
     # ... while a colleague's ticket changes that panel live.
     await press(b, "番号札を発行")
     await a.locator("#queue [data-testid=waiting-count]", has_text="1").wait_for()
-    focused = await a.evaluate("[document.activeElement.textContent.trim(), !!document.activeElement.closest('#queue')]")
+    focused = await a.evaluate(
+        "[document.activeElement.textContent.trim(), !!document.activeElement.closest('#queue')]"
+    )
     assert focused == ["番号札を発行", True]
     # And the next key press acts on it, not on the page body.
     await a.keyboard.press("Enter")

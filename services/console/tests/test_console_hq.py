@@ -82,7 +82,9 @@ async def test_the_manager_sees_the_visit_and_an_alert_appear_live(new_page, sta
     assert "手稲区" in await hq.inner_text(".alert-item:has-text('休止')")
 
 
-async def test_a_desk_with_a_70_minute_wait_is_red_and_first_with_the_alerts_in_view(new_page, staff, login, screenshots):
+async def test_a_desk_with_a_70_minute_wait_is_red_and_first_with_the_alerts_in_view(
+    new_page, staff, login, screenshots
+):
     await staff("M-sev", "manager")
     await staff("S-higashi-q", "supporter", wards=["higashi"])
     desk = await new_page(1024, 768)

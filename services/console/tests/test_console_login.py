@@ -7,7 +7,9 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-async def test_login_lands_on_the_role_screen_and_keeps_the_token_out_of_scripts(new_page, staff, login, screenshots, stack_municipality):
+async def test_login_lands_on_the_role_screen_and_keeps_the_token_out_of_scripts(
+    new_page, staff, login, screenshots, stack_municipality
+):
     await staff("A1", "auditor")
     page = await new_page()
     await page.goto("/")

@@ -12,12 +12,21 @@ pytestmark = pytest.mark.browser
 
 async def test_an_operator_logs_a_call_that_becomes_a_callback(new_page, staff, login, stack, screenshots, js):
     # The manager keeps the operators' Q&A (set up through the calls API).
-    token = await token_for(js, stack.settings, staff_id="M-faq", roles=[Role.manager], municipality=stack.settings.municipality)
-    async with httpx.AsyncClient(base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}) as client:
-        created = await client.post("/v1/faq", json={
-            "question": "暗証番号を3回間違えてロックされました。どうすればよいですか。",
-            "answer": "お住まいの区役所の戸籍住民課で暗証番号の再設定ができます。マイナンバーカードと本人確認書類をお持ちください。",
-            "categories": ["pin"], "keywords": ["ロック", "暗証番号"]})
+    token = await token_for(
+        js, stack.settings, staff_id="M-faq", roles=[Role.manager], municipality=stack.settings.municipality
+    )
+    async with httpx.AsyncClient(
+        base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}
+    ) as client:
+        created = await client.post(
+            "/v1/faq",
+            json={
+                "question": "暗証番号を3回間違えてロックされました。どうすればよいですか。",
+                "answer": "お住まいの区役所の戸籍住民課で暗証番号の再設定ができます。マイナンバーカードと本人確認書類をお持ちください。",
+                "categories": ["pin"],
+                "keywords": ["ロック", "暗証番号"],
+            },
+        )
         assert created.status_code == 201, created.text
 
     await staff("O-1", "operator")
@@ -92,14 +101,18 @@ async def test_an_operator_logs_a_call_that_becomes_a_callback(new_page, staff, 
     assert "折り返しが完了しました" in await page.inner_text(".flash.ok")
 
 
-async def test_a_repeat_caller_is_linked_by_the_reference_given(new_page, staff, login, stack, screenshots, js,
-                                                               screen_check):
+async def test_a_repeat_caller_is_linked_by_the_reference_given(
+    new_page, staff, login, stack, screenshots, js, screen_check
+):
     """The operator sees the call's 受付番号 to give the caller, and links a repeat call by the number the
     caller was given on an earlier, unconnected call (typed in full-width digits as people do)."""
     await staff("O-rep", "operator")
-    token = await token_for(js, stack.settings, staff_id="O-rep", roles=[Role.operator],
-                            municipality=stack.settings.municipality)
-    async with httpx.AsyncClient(base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}) as api:
+    token = await token_for(
+        js, stack.settings, staff_id="O-rep", roles=[Role.operator], municipality=stack.settings.municipality
+    )
+    async with httpx.AsyncClient(
+        base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}
+    ) as api:
         earlier = (await api.post("/v1/calls", json={"line": "main"})).json()
         r = await api.post(f"/v1/calls/{earlier['call_id']}/abandoned")
         assert r.status_code == 200, r.text

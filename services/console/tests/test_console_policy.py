@@ -28,8 +28,9 @@ async def admin_changes(nc, municipality: str) -> list:
     return [s.event for s in stored if s.event.type == "admin.configuration_changed"]
 
 
-async def test_a_manager_sets_the_policy_per_municipality_and_desk(new_page, staff, login, nc, js, stack_municipality,
-                                                                   screen_check, screenshots):
+async def test_a_manager_sets_the_policy_per_municipality_and_desk(
+    new_page, staff, login, nc, js, stack_municipality, screen_check, screenshots
+):
     m = stack_municipality
     await staff("M-policy", "manager")
     await staff("S-policy", "supporter", wards=("kita",))
@@ -50,7 +51,9 @@ async def test_a_manager_sets_the_policy_per_municipality_and_desk(new_page, sta
     await page.check("input[name=enforce][value=report]")
     allow = await page.input_value("#f-allow")
     await page.fill("#f-allow", allow + "\n/opt/madoguchi/bin/* madoguchi-kiosk")
-    await page.fill("#f-folders", "desktop ~/Desktop\ndocuments ~/Documents\ndownloads ~/Downloads\nshared /srv/desk-share")
+    await page.fill(
+        "#f-folders", "desktop ~/Desktop\ndocuments ~/Documents\ndownloads ~/Downloads\nshared /srv/desk-share"
+    )
     await page.uncheck("input[name=classes][value=e0]")
     await press(page, "保存して窓口PCに反映する")
     assert "ポリシーを保存しました" in await page.inner_text("main")
@@ -63,7 +66,8 @@ async def test_a_manager_sets_the_policy_per_municipality_and_desk(new_page, sta
     assert str(common.version) in await page.inner_text("[data-testid=policy-version]")
     changes = await admin_changes(nc, m)
     assert [(c.key, c.revision, c.sha256, c.actor.id) for c in changes] == [
-        ("agent_policy-desk", common.version, common.sha256, "M-policy")]
+        ("agent_policy-desk", common.version, common.sha256, "M-policy")
+    ]
     assert await page.locator("[data-testid=policy-history] tbody tr").count() == 1
     await screen_check(page, "窓口PC監視（保存後）")
 
@@ -88,8 +92,10 @@ async def test_a_manager_sets_the_policy_per_municipality_and_desk(new_page, sta
     await other.goto("/policy?desk=kita-1")
     await press(page, "保存して窓口PCに反映する")
     assert "この窓口個別のポリシー" in await page.inner_text("[data-testid=policy-source]")
-    overview = {await r.get_attribute("data-desk"): await r.inner_text()
-                for r in await page.locator("[data-testid=policy-overview] tbody tr").all()}
+    overview = {
+        await r.get_attribute("data-desk"): await r.inner_text()
+        for r in await page.locator("[data-testid=policy-overview] tbody tr").all()
+    }
     assert "個別" in overview["kita-1"] and "窓口共通" in overview["chuo-1"] and "記録のみ" in overview["chuo-1"]
     own = await p.fetch(js, p.BUCKET, f"{m}.desk", f"{m}.desk.kita-1")
     assert own.policy.process_enforce is True and [f.label for f in own.policy.watched_folders] == ["desktop"]
@@ -109,7 +115,9 @@ async def test_a_manager_sets_the_policy_per_municipality_and_desk(new_page, sta
     assert (await p.fetch(js, p.BUCKET, f"{m}.desk", f"{m}.desk.kita-1")).version == common.version
     changes = await admin_changes(nc, m)
     assert [(c.key, c.desk, c.actor.id) for c in changes[1:]] == [
-        ("agent_policy-desk-kita-1", "kita-1", "M-policy"), ("agent_policy-desk-kita-1", "kita-1", "M-policy")]
+        ("agent_policy-desk-kita-1", "kita-1", "M-policy"),
+        ("agent_policy-desk-kita-1", "kita-1", "M-policy"),
+    ]
     assert changes[-1].revision == common.version and changes[-1].sha256 == common.sha256
 
     # a supporter may not open the screen
@@ -147,8 +155,9 @@ def test_the_form_round_trips_the_policy_and_refuses_bad_lines():
     assert "allow" in refused(allow="/home/s/１２３４５６７８９０１８/*")  # a My Number, full-width
 
 
-async def test_hq_sees_each_pcs_counts_and_timeline(new_page, staff, login, js, stack_municipality, screen_check,
-                                                    screenshots):
+async def test_hq_sees_each_pcs_counts_and_timeline(
+    new_page, staff, login, js, stack_municipality, screen_check, screenshots
+):
     import asyncio
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
@@ -158,21 +167,35 @@ async def test_hq_sees_each_pcs_counts_and_timeline(new_page, staff, login, js, 
 
     m = stack_municipality
     now = datetime.now(UTC)
-    pc = dict(municipality=m, ward="higashi", desk="higashi-1", device_id="higashi-1-pc", occurred_at=now,
-              actor=Actor(id="higashi-1-pc", role=Role.device))
-    await bus.publish_many(js, [
-        *[dev.ProcessStarted(pid=100 + i, name="chromium", allowed=True, source="netlink", **pc) for i in range(3)],
-        dev.FileActivity(root="desktop", path="memo.txt", action="created", **pc),
-        dev.SessionChanged(action="logon", session="2", os_uid=1000, **pc),
-        dev.ProcessViolation(pid=7, name="game", enforce=True, enforced=True, **pc),
-        dev.Heartbeat(agent_version="1", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True, uptime_s=1, **pc),
-    ])
+    pc = dict(
+        municipality=m,
+        ward="higashi",
+        desk="higashi-1",
+        device_id="higashi-1-pc",
+        occurred_at=now,
+        actor=Actor(id="higashi-1-pc", role=Role.device),
+    )
+    await bus.publish_many(
+        js,
+        [
+            *[dev.ProcessStarted(pid=100 + i, name="chromium", allowed=True, source="netlink", **pc) for i in range(3)],
+            dev.FileActivity(root="desktop", path="memo.txt", action="created", **pc),
+            dev.SessionChanged(action="logon", session="2", os_uid=1000, **pc),
+            dev.ProcessViolation(pid=7, name="game", enforce=True, enforced=True, **pc),
+            dev.Heartbeat(
+                agent_version="1", policy_version=1, outbox_depth=0, outbox_bytes=0, link_up=True, uptime_s=1, **pc
+            ),
+        ],
+    )
     # the monitoring notice on the desk's day (the stack's clock): one staff member acknowledged, one declined
     desk_day = dict(pc, occurred_at=datetime(2021, 4, 1, 10, 1, tzinfo=ZoneInfo("Asia/Tokyo")))  # conftest.DAY_START
-    await bus.publish_many(js, [
-        dev.MonitoringNoticeAcknowledged(staff_id="S-ack", notice_sha256="a" * 64, **desk_day),
-        dev.MonitoringNoticeDeclined(staff_id="S-dec", notice_sha256="a" * 64, **desk_day),
-    ])
+    await bus.publish_many(
+        js,
+        [
+            dev.MonitoringNoticeAcknowledged(staff_id="S-ack", notice_sha256="a" * 64, **desk_day),
+            dev.MonitoringNoticeDeclined(staff_id="S-dec", notice_sha256="a" * 64, **desk_day),
+        ],
+    )
     await staff("M-activity", "manager")
     page = await new_page(**SMALL)
     await login(page, "M-activity")

@@ -30,7 +30,9 @@ async def test_city_staff_download_the_daily_xlsx(new_page, staff, login, stack,
     assert download.suggested_filename.endswith(".xlsx")
     data = Path(await download.path()).read_bytes()
     book = openpyxl.load_workbook(io.BytesIO(data))
-    text = " ".join(str(c.value) for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value is not None)
+    text = " ".join(
+        str(c.value) for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value is not None
+    )
     assert "日次報告書" in text
 
     # the daily report gives the spec's shares of 来庁者数, given / needed beside them, and its 注記
@@ -75,7 +77,8 @@ async def test_city_wide_daily_and_the_weekly_table_at_1024(new_page, staff, log
     box = await table.bounding_box()
     assert box["width"] >= 0.85 * main_box["width"], (box, main_box)  # not squeezed into half the width
     lines = await page.locator("[data-testid=weekly-visitors] tbody th[scope=row]").first.evaluate(
-        "el => { const r = document.createRange(); r.selectNodeContents(el); return r.getClientRects().length; }")
+        "el => { const r = document.createRange(); r.selectNodeContents(el); return r.getClientRects().length; }"
+    )
     assert lines == 1  # 中央区 on one line, not one character per line
     saturday = page.locator("[data-testid=weekly-visitors] tbody tr").first.locator("td").nth(5)  # 4/3（土）
     assert (await saturday.inner_text()).strip() == "閉庁"

@@ -21,10 +21,21 @@ async def press(page, text: str) -> None:
 
 async def test_every_screen_passes_axe_and_shows_no_ascii(new_page, staff, login, stack, screen_check, screenshots, js):
     check = screen_check
-    token = await token_for(js, stack.settings, staff_id="M-faq2", roles=[Role.manager], municipality=stack.settings.municipality)
-    async with httpx.AsyncClient(base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}) as client:
-        r = await client.post("/v1/faq", json={"question": "マイキーIDの設定にはどのくらい時間がかかりますか。",
-                                               "answer": "窓口ではおよそ15分です。", "categories": ["mykey_id"], "keywords": ["時間"]})
+    token = await token_for(
+        js, stack.settings, staff_id="M-faq2", roles=[Role.manager], municipality=stack.settings.municipality
+    )
+    async with httpx.AsyncClient(
+        base_url=stack.services["calls"].url, headers={"authorization": f"Bearer {token}"}
+    ) as client:
+        r = await client.post(
+            "/v1/faq",
+            json={
+                "question": "マイキーIDの設定にはどのくらい時間がかかりますか。",
+                "answer": "窓口ではおよそ15分です。",
+                "categories": ["mykey_id"],
+                "keywords": ["時間"],
+            },
+        )
         assert r.status_code == 201
 
     # Logged out: the login form, its errors, a page that does not exist.

@@ -52,7 +52,8 @@ async def first_login(page, staff_id: str, temporary: str, new_password: str, mu
 
 
 async def test_a_manager_adds_a_supporter_records_the_training_and_the_supporter_checks_in(
-        new_page, staff, login, stack_municipality, screenshots, screen_check):
+    new_page, staff, login, stack_municipality, screenshots, screen_check
+):
     await staff("M-staff", "manager")
     manager = await new_page()
     csp = csp_watch(manager)
@@ -104,11 +105,15 @@ async def test_a_manager_adds_a_supporter_records_the_training_and_the_supporter
     assert csp == []
     assert screen_check.problems == [], "\n".join(screen_check.problems)
     headers = (await supporter.request.get("/staff")).headers
-    assert "frame-ancestors 'none'" in headers["content-security-policy"] and "script-src 'self'" in headers["content-security-policy"]
+    assert (
+        "frame-ancestors 'none'" in headers["content-security-policy"]
+        and "script-src 'self'" in headers["content-security-policy"]
+    )
 
 
-async def test_a_disabled_supporters_open_session_is_refused_at_the_next_action(new_page, browser, stack, staff, login,
-                                                                              screenshots):
+async def test_a_disabled_supporters_open_session_is_refused_at_the_next_action(
+    new_page, browser, stack, staff, login, screenshots
+):
     await staff("M-staff2", "manager")
     await staff("S-leaving", "supporter", wards=["nishi"])
     # The desk tablet's screen (live updates on) and a second screen of the same person without
@@ -173,7 +178,9 @@ async def test_city_staff_and_auditors_log_in_and_work_with_the_desk_service_dow
         urls["desk"] = saved
 
 
-async def test_an_operator_is_refused_a_seat_until_the_manager_records_the_training(new_page, staff, login, stack_municipality):
+async def test_an_operator_is_refused_a_seat_until_the_manager_records_the_training(
+    new_page, staff, login, stack_municipality
+):
     await staff("M-staff3", "manager")
     manager = await new_page()
     await login(manager, "M-staff3")

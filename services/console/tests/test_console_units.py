@@ -22,8 +22,12 @@ def test_each_role_lands_on_its_own_screen():
 
 
 def test_a_validation_error_lands_next_to_the_form_field():
-    exc = ApiError(422, "入力内容に誤りがあります", "text: ...",
-                   errors=[{"field": "opinions.0.text", "message": "個人情報が含まれています", "type": "value_error"}])
+    exc = ApiError(
+        422,
+        "入力内容に誤りがあります",
+        "text: ...",
+        errors=[{"field": "opinions.0.text", "message": "個人情報が含まれています", "type": "value_error"}],
+    )
     errors, top = exc.for_form({"text": "opinion_text", "gender": "gender"})
     assert errors == {"opinion_text": "個人情報が含まれています"}
     assert top is None
@@ -37,7 +41,10 @@ def test_a_refusal_without_a_field_goes_to_the_top_of_the_form():
 def test_english_type_messages_and_english_halves_are_not_shown():
     exc = ApiError(422, "t", "d", errors=[{"field": "gender", "message": "Field required", "type": "missing"}])
     assert exc.field_errors()["gender"] == "入力してください。"
-    assert _japanese_lines("保存しませんでした。\n・12桁の数字\nPersonal data was found.\n- a 12-digit number") == "保存しませんでした。\n・12桁の数字"
+    assert (
+        _japanese_lines("保存しませんでした。\n・12桁の数字\nPersonal data was found.\n- a 12-digit number")
+        == "保存しませんでした。\n・12桁の数字"
+    )
 
 
 def test_charts_escape_their_labels():
@@ -55,7 +62,10 @@ def test_desk_severity_from_the_wait_the_queue_staffing_and_alerts():
     base = {"open_now": True, "queue": {"waiting": []}, "estimated_wait_minutes": 0, "staffing": {}, "alerts": []}
     assert desk_severity(base, t) == ("ok", [])
     assert desk_severity({**base, "estimated_wait_minutes": 40}, t) == ("amber", ["待ち時間40分"])
-    assert desk_severity({**base, "longest_wait_minutes": 70, "estimated_wait_minutes": 20}, t) == ("red", ["待ち時間70分"])
+    assert desk_severity({**base, "longest_wait_minutes": 70, "estimated_wait_minutes": 20}, t) == (
+        "red",
+        ["待ち時間70分"],
+    )
     assert desk_severity({**base, "estimated_wait_minutes": 30}, t)[0] == "ok"  # above, not at, the threshold
     assert desk_severity({**base, "queue": {"waiting": list(range(8))}}, t) == ("amber", ["待ち8人"])
     assert desk_severity({**base, "queue": {"waiting": list(range(15))}}, t) == ("red", ["待ち15人"])
@@ -85,14 +95,41 @@ def test_phone_notices_shown_only_while_they_hold():
     from madoguchi_console.screens.phone import current_notices
 
     alerts = [
-        {"kind": "no_operator_seated", "severity": "critical", "at": "2021-04-01T23:45:00+00:00", "ref": "d",
-         "message_ja": "電話回線「main」: 受付時間中に着席しているオペレーターがいません（08:45から）。"},
-        {"kind": "seat_coverage_restored", "severity": "info", "at": "2021-04-02T00:05:00+00:00", "ref": "d",
-         "message_ja": "電話回線「main」: オペレーターが着席しました（不在 20 分）。"},
-        {"kind": "callback_escalated", "severity": "info", "at": "2021-04-02T01:00:00+00:00", "ref": "cb1",
-         "message_ja": "折り返し案件を委託者（市）へ確認中です。"},
-        {"kind": "capacity_approaching", "severity": "info", "at": "2021-04-02T02:00:00+00:00", "ref": "d", "message_ja": "80%"},
-        {"kind": "capacity_reached", "severity": "warning", "at": "2021-04-02T03:00:00+00:00", "ref": "d", "message_ja": "100%"},
+        {
+            "kind": "no_operator_seated",
+            "severity": "critical",
+            "at": "2021-04-01T23:45:00+00:00",
+            "ref": "d",
+            "message_ja": "電話回線「main」: 受付時間中に着席しているオペレーターがいません（08:45から）。",
+        },
+        {
+            "kind": "seat_coverage_restored",
+            "severity": "info",
+            "at": "2021-04-02T00:05:00+00:00",
+            "ref": "d",
+            "message_ja": "電話回線「main」: オペレーターが着席しました（不在 20 分）。",
+        },
+        {
+            "kind": "callback_escalated",
+            "severity": "info",
+            "at": "2021-04-02T01:00:00+00:00",
+            "ref": "cb1",
+            "message_ja": "折り返し案件を委託者（市）へ確認中です。",
+        },
+        {
+            "kind": "capacity_approaching",
+            "severity": "info",
+            "at": "2021-04-02T02:00:00+00:00",
+            "ref": "d",
+            "message_ja": "80%",
+        },
+        {
+            "kind": "capacity_reached",
+            "severity": "warning",
+            "at": "2021-04-02T03:00:00+00:00",
+            "ref": "d",
+            "message_ja": "100%",
+        },
     ]
     seated = {"breach_open": False, "alerts": alerts, "callback_queue": [{"callback_id": "cb1", "city_answered": True}]}
     shown = current_notices(seated)
@@ -101,7 +138,9 @@ def test_phone_notices_shown_only_while_they_hold():
     asking = {**seated, "callback_queue": [{"callback_id": "cb1", "city_answered": False}]}
     assert "callback_escalated" in [a["kind"] for a in current_notices(asking)]
     empty = {"breach_open": True, "alerts": alerts[:1], "callback_queue": []}
-    assert [a["message_ja"] for a in current_notices(empty)] == ["受付時間中に着席しているオペレーターがいません（08:45から）。"]
+    assert [a["message_ja"] for a in current_notices(empty)] == [
+        "受付時間中に着席しているオペレーターがいません（08:45から）。"
+    ]
 
 
 def test_a_desk_whose_laptop_is_offline_is_amber_at_hq_with_since_when():
@@ -123,14 +162,28 @@ def test_hq_shows_a_desk_offline_since_its_last_heartbeat_with_the_last_known_qu
     from madoguchi_console.views import make_templates
 
     t = Thresholds(wait_amber_minutes=30, wait_red_minutes=60, queue_amber=8, queue_red=15)
-    status = {"desk": "chuo-1", "open_now": True, "day_status": "started", "staffing": {"breach_open": False}, "absent": [],
-              "on_duty": [{"staff_id": "S1"}], "visitors": 12, "expected_max": 80, "alerts": [],
-              "queue": {"waiting": [11, 12], "served": 9}, "estimated_wait_minutes": 8,
-              "edge_link": {"online": False, "label_ja": "オフライン（10:20 から）", "pending_at_last_contact": 0}}
+    status = {
+        "desk": "chuo-1",
+        "open_now": True,
+        "day_status": "started",
+        "staffing": {"breach_open": False},
+        "absent": [],
+        "on_duty": [{"staff_id": "S1"}],
+        "visitors": 12,
+        "expected_max": 80,
+        "alerts": [],
+        "queue": {"waiting": [11, 12], "served": 9},
+        "estimated_wait_minutes": 8,
+        "edge_link": {"online": False, "label_ja": "オフライン（10:20 から）", "pending_at_last_contact": 0},
+    }
     card = _card({"desk": "chuo-1", "ward_name_ja": "中央区"}, status, t)
     html = make_templates().get_template("hq/_desks.html").render(cards=[card], is_manager=False)
     assert 'data-testid="hq-edge-offline">オフライン（10:20 から）・最後に届いた待ち状況<' in html
     assert 'data-testid="hq-waiting">2<' in html and 'data-severity="amber"' in html
     online = {**status, "edge_link": {"online": True, "label_ja": "オンライン"}}
-    html = make_templates().get_template("hq/_desks.html").render(cards=[_card({"desk": "chuo-1"}, online, t)], is_manager=False)
+    html = (
+        make_templates()
+        .get_template("hq/_desks.html")
+        .render(cards=[_card({"desk": "chuo-1"}, online, t)], is_manager=False)
+    )
     assert "hq-edge-offline" not in html

@@ -21,7 +21,9 @@ SAPPORO_TOML = Path(__file__).resolve().parents[3] / "config" / "municipalities"
 
 
 @asynccontextmanager
-async def desk_app(settings: Settings, municipality: str, clock: FakeClock) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def desk_app(
+    settings: Settings, municipality: str, clock: FakeClock
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The desk app serving Sapporo's configuration under the test's own municipality code."""
     s = settings.model_copy(update={"municipality": municipality, "config_file": SAPPORO_TOML, "log_level": "WARNING"})
     app = create_app(s, clock=clock, staffing_check_seconds=3600)  # the tests drive the DESK-5 timer themselves
@@ -30,7 +32,9 @@ async def desk_app(settings: Settings, municipality: str, clock: FakeClock) -> A
             yield app, client
 
 
-async def auth(js, settings: Settings, municipality: str, staff_id: str, role: Role, wards: tuple[str, ...] = ()) -> dict[str, str]:
+async def auth(
+    js, settings: Settings, municipality: str, staff_id: str, role: Role, wards: tuple[str, ...] = ()
+) -> dict[str, str]:
     """A bearer token of a staff account with this role and wards (made if missing)."""
     return await staff_headers(js, settings, municipality, staff_id, [role], wards)
 
@@ -39,7 +43,10 @@ async def train(js, municipality: str, staff_id: str, *, passed: bool = True) ->
     """Record a complete training (ORG-4) for a staff member on the admin stream."""
     for item in TRAINING_ITEMS:
         await bus.append(js, TrainingItemCompleted(municipality=municipality, staff_id=staff_id, item=item, hours=1.5))
-    await bus.append(js, TrainingTestRecorded(municipality=municipality, staff_id=staff_id, score=90 if passed else 30, passed=passed))
+    await bus.append(
+        js,
+        TrainingTestRecorded(municipality=municipality, staff_id=staff_id, score=90 if passed else 30, passed=passed),
+    )
 
 
 async def stream_types(nc, subject: str) -> list[str]:

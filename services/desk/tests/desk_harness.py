@@ -18,8 +18,13 @@ SUPPORTER2 = Actor(id="S2", role=Role.supporter)
 
 
 class DeskHarness:
-    def __init__(self, day: date = date(2021, 4, 6), desk: str = "chuo-1", municipality: Municipality = SAPPORO,
-                 calendar: Calendar | None = None):
+    def __init__(
+        self,
+        day: date = date(2021, 4, 6),
+        desk: str = "chuo-1",
+        municipality: Municipality = SAPPORO,
+        calendar: Calendar | None = None,
+    ):
         self.m = municipality
         self.desk = municipality.desk(desk)
         self.calendar = calendar or municipality.calendar()

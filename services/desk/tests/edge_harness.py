@@ -76,8 +76,9 @@ class LinkProxy:
 
 def laptop_identity(data_dir: Path, nats_server, municipality: str, desk: str) -> dict[str, str]:
     """The laptop's NATS credential (the agent's model), accepted by the running server at once."""
-    identity = natsauth.ensure(data_dir, natsauth.edge_user(f"{desk}-pc"), "edge", municipality=municipality,
-                               device=f"{desk}-pc", desk=desk)
+    identity = natsauth.ensure(
+        data_dir, natsauth.edge_user(f"{desk}-pc"), "edge", municipality=municipality, device=f"{desk}-pc", desk=desk
+    )
     natsauth.write_server_config(data_dir)
     nats_server.reload()
     return identity.connect_options() | {"municipality": municipality}
@@ -88,19 +89,41 @@ def credentials_municipality(credentials: dict[str, str]) -> str | None:
 
 
 @asynccontextmanager
-async def edge_app(settings: Settings, desk: str, state_dir: Path, link: LinkProxy, credentials: dict[str, str], clock,
-                   *, heartbeat_seconds: float = 0.3, staffing_check_seconds: float = 3600.0, wait_for_accounts: bool = True
-                   ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    config = EdgeConfig(desk=desk, device_id=f"{desk}-pc", state_dir=state_dir, nats_url=link.url,
-                        connect_options={k: v for k, v in credentials.items() if k != "municipality"}, heartbeat_seconds=heartbeat_seconds,
-                        staffing_check_seconds=staffing_check_seconds)
-    s = settings.model_copy(update={"municipality": credentials_municipality(credentials) or settings.municipality,
-                                    "config_file": SAPPORO_TOML, "log_level": "WARNING"})
+async def edge_app(
+    settings: Settings,
+    desk: str,
+    state_dir: Path,
+    link: LinkProxy,
+    credentials: dict[str, str],
+    clock,
+    *,
+    heartbeat_seconds: float = 0.3,
+    staffing_check_seconds: float = 3600.0,
+    wait_for_accounts: bool = True,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    config = EdgeConfig(
+        desk=desk,
+        device_id=f"{desk}-pc",
+        state_dir=state_dir,
+        nats_url=link.url,
+        connect_options={k: v for k, v in credentials.items() if k != "municipality"},
+        heartbeat_seconds=heartbeat_seconds,
+        staffing_check_seconds=staffing_check_seconds,
+    )
+    s = settings.model_copy(
+        update={
+            "municipality": credentials_municipality(credentials) or settings.municipality,
+            "config_file": SAPPORO_TOML,
+            "log_level": "WARNING",
+        }
+    )
     app = create_edge_app(s, config, clock=clock)
     async with app.router.lifespan_context(app):
         if wait_for_accounts:  # staff tokens are checked once HQ's accounts are read
             await until(lambda: getattr(app.state, "accounts", None))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge", timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://edge", timeout=30
+        ) as client:
             yield app, client
 
 

@@ -59,7 +59,9 @@ async def test_desk_live_stream_shows_queue_staff_and_alerts(settings, municipal
                     while "desk.staffing_breach_detected" not in [e.get("type") for k, e in seen if k == "alert"]:
                         seen.append(await anext(events))
                     kind, state = await anext(events)
-                    assert kind == "state" and state["on_duty"] == [] and state["alerts"][0]["kind"] == "staffing_breach"
+                    assert (
+                        kind == "state" and state["on_duty"] == [] and state["alerts"][0]["kind"] == "staffing_breach"
+                    )
     finally:
         server.should_exit = True
         await serving
@@ -71,33 +73,81 @@ async def test_desk1_calendar_queries_through_the_api(settings, municipality, js
     manager = await auth(js, settings, municipality, "M1", Role.manager)
     async with desk_app(settings, municipality, clock) as (_app, client):
         sunday = ok(await client.get("/v1/calendar/days/2021-04-04?desk=chuo-1", headers=city))
-        assert sunday["kind"] == "special_opening" and sunday["intervals"] == [["2021-04-04T08:45:00+09:00", "2021-04-04T12:00:00+09:00"]]
+        assert sunday["kind"] == "special_opening" and sunday["intervals"] == [
+            ["2021-04-04T08:45:00+09:00", "2021-04-04T12:00:00+09:00"]
+        ]
         nxt = ok(await client.get("/v1/calendar/next-business-day", headers=city))
-        assert nxt == {"after": "2021-04-28", "next_business_day": "2021-04-30", "deadline": "2021-04-30T17:15:00+09:00"}
+        assert nxt == {
+            "after": "2021-04-28",
+            "next_business_day": "2021-04-30",
+            "deadline": "2021-04-30T17:15:00+09:00",
+        }
         days = ok(await client.get("/v1/calendar/business-days?start=2021-04-26&end=2021-05-09", headers=city))
         assert days["count"] == 6
-        assert ok(await client.get("/v1/calendar/add-business-days?date=2021-04-30&n=3", headers=city))["result"] == "2021-05-10"
-        assert (await client.post("/v1/calendar/special-openings", headers=city,
-                                  json={"date": "2021-05-09", "open": "08:45", "close": "12:00"})).status_code == 403
-        ok(await client.post("/v1/calendar/special-openings", headers=manager,
-                             json={"date": "2021-05-09", "open": "08:45", "close": "12:00", "desks": ["chuo-1"]}), 201)
-        ok(await client.post("/v1/calendar/extended-hours", headers=manager, json={"date": "2021-05-10", "close": "19:00"}), 201)
+        assert (
+            ok(await client.get("/v1/calendar/add-business-days?date=2021-04-30&n=3", headers=city))["result"]
+            == "2021-05-10"
+        )
+        assert (
+            await client.post(
+                "/v1/calendar/special-openings",
+                headers=city,
+                json={"date": "2021-05-09", "open": "08:45", "close": "12:00"},
+            )
+        ).status_code == 403
+        ok(
+            await client.post(
+                "/v1/calendar/special-openings",
+                headers=manager,
+                json={"date": "2021-05-09", "open": "08:45", "close": "12:00", "desks": ["chuo-1"]},
+            ),
+            201,
+        )
+        ok(
+            await client.post(
+                "/v1/calendar/extended-hours", headers=manager, json={"date": "2021-05-10", "close": "19:00"}
+            ),
+            201,
+        )
         # a time with a zone is no wall-clock closing time: a clear 422 in Japanese, nothing stored (it was a 500)
-        for bad in ({"path": "/v1/calendar/extended-hours", "json": {"date": "2021-05-17", "close": "00:00:00Z"}},
-                    {"path": "/v1/calendar/extended-hours", "json": {"date": "2021-05-17", "close": "19:00+09:00"}},
-                    {"path": "/v1/calendar/special-openings", "json": {"date": "2021-05-16", "open": "08:45Z", "close": "12:00"}}):
+        for bad in (
+            {"path": "/v1/calendar/extended-hours", "json": {"date": "2021-05-17", "close": "00:00:00Z"}},
+            {"path": "/v1/calendar/extended-hours", "json": {"date": "2021-05-17", "close": "19:00+09:00"}},
+            {
+                "path": "/v1/calendar/special-openings",
+                "json": {"date": "2021-05-16", "open": "08:45Z", "close": "12:00"},
+            },
+        ):
             refused = await client.post(bad["path"], headers=manager, json=bad["json"])
             assert refused.status_code == 422, refused.text
             assert refused.headers["content-type"].startswith("application/problem+json")
             assert "タイムゾーンを付けずに" in refused.json()["detail"]
-        assert ok(await client.get("/v1/calendar/days/2021-05-17", headers=city))["intervals"][0][1] == "2021-05-17T17:15:00+09:00"
+        assert (
+            ok(await client.get("/v1/calendar/days/2021-05-17", headers=city))["intervals"][0][1]
+            == "2021-05-17T17:15:00+09:00"
+        )
         assert ok(await client.get("/v1/calendar/days/2021-05-16?desk=chuo-1", headers=city))["kind"] == "closed"
-        assert ok(await client.get("/v1/calendar/days/2021-05-09?desk=chuo-1", headers=city))["kind"] == "special_opening"
+        assert (
+            ok(await client.get("/v1/calendar/days/2021-05-09?desk=chuo-1", headers=city))["kind"] == "special_opening"
+        )
         assert ok(await client.get("/v1/calendar/days/2021-05-09?desk=kita-1", headers=city))["kind"] == "closed"
-        assert ok(await client.get("/v1/calendar/days/2021-05-10", headers=city))["intervals"][0][1] == "2021-05-10T19:00:00+09:00"
-        delay = ok(await client.post("/v1/calendar/delays", headers=manager, json={
-            "instruction_id": "delay-1", "start": "2021-05-11T00:00:00+09:00", "until": "2021-05-13T00:00:00+09:00",
-            "reason": "pandemic"}), 201)
+        assert (
+            ok(await client.get("/v1/calendar/days/2021-05-10", headers=city))["intervals"][0][1]
+            == "2021-05-10T19:00:00+09:00"
+        )
+        delay = ok(
+            await client.post(
+                "/v1/calendar/delays",
+                headers=manager,
+                json={
+                    "instruction_id": "delay-1",
+                    "start": "2021-05-11T00:00:00+09:00",
+                    "until": "2021-05-13T00:00:00+09:00",
+                    "reason": "pandemic",
+                },
+            ),
+            201,
+        )
         assert delay["events"][0]["type"] == "desk.opening_delayed"
         assert ok(await client.get("/v1/calendar/days/2021-05-12", headers=city))["closed_reason"] == "delayed"
         listed = ok(await client.get("/v1/calendar/instructions", headers=city))

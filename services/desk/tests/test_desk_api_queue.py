@@ -40,8 +40,10 @@ async def test_desk3_two_supporters_racing_for_the_same_ticket_one_409(settings,
         assert queue["next_ticket"] == 1
         # both screens show ticket 1 as next, at the same version; both press "call next"
         body = {"version": queue["version"]}
-        r1, r2 = await asyncio.gather(client.post("/v1/desks/kita-1/tickets/call-next", headers=s1, json=body),
-                                      client.post("/v1/desks/kita-1/tickets/call-next", headers=s2, json=body))
+        r1, r2 = await asyncio.gather(
+            client.post("/v1/desks/kita-1/tickets/call-next", headers=s1, json=body),
+            client.post("/v1/desks/kita-1/tickets/call-next", headers=s2, json=body),
+        )
         assert sorted([r1.status_code, r2.status_code]) == [200, 409]
         loser = r1 if r1.status_code == 409 else r2
         assert loser.headers["content-type"].startswith("application/problem+json") and loser.json()["status"] == 409
@@ -52,8 +54,10 @@ async def test_desk3_two_supporters_racing_for_the_same_ticket_one_409(settings,
         # a ticket issued while someone calls next does not make the call fail
         for _ in range(3):
             ok(await client.post("/v1/desks/kita-1/tickets", headers=s1), 201)
-        issued, called = await asyncio.gather(client.post("/v1/desks/kita-1/tickets", headers=s1),
-                                              client.post("/v1/desks/kita-1/tickets/call-next", headers=s1, json={}))
+        issued, called = await asyncio.gather(
+            client.post("/v1/desks/kita-1/tickets", headers=s1),
+            client.post("/v1/desks/kita-1/tickets/call-next", headers=s1, json={}),
+        )
         assert issued.status_code == 201 and called.status_code == 200 and called.json()["ticket_no"] == 3
     types = await stream_types(nc, aggregate_subject("desk", municipality, "deskday", "kita-1_2021-04-06"))
     assert types.count("desk.ticket_called") == 3
@@ -69,14 +73,28 @@ async def test_visit_stale_edit_is_409(settings, municipality, js):
         ok(await client.post("/v1/desks/kita-1/tickets/call-next", headers=s1, json={}))
         visit_id = ok(await client.post("/v1/desks/kita-1/tickets/1/visit", headers=s1), 201)["visit_id"]
         seen = ok(await client.get(f"/v1/visits/{visit_id}", headers=s1))["version"]
-        details = {"gender": "male", "age_band": "40s", "purposes": ["inquiry_only"], "support_needed": False, "support_given": False}
+        details = {
+            "gender": "male",
+            "age_band": "40s",
+            "purposes": ["inquiry_only"],
+            "support_needed": False,
+            "support_given": False,
+        }
         ok(await client.post(f"/v1/visits/{visit_id}/details", headers=s1, json={**details, "version": seen}))
-        stale = await client.post(f"/v1/visits/{visit_id}/end", headers=s1, json={"outcome": "completed", "version": seen})
+        stale = await client.post(
+            f"/v1/visits/{visit_id}/end", headers=s1, json={"outcome": "completed", "version": seen}
+        )
         assert stale.status_code == 409
         ok(await client.post(f"/v1/visits/{visit_id}/end", headers=s1, json={"outcome": "completed"}))
         # a later correction of the outcome (reporting recounts from it)
-        fixed = ok(await client.post(f"/v1/visits/{visit_id}/corrections", headers=s1,
-                                     json={"outcome": "not_completed", "reason": "card_not_issued", "note": "後日判明"}), 201)
+        fixed = ok(
+            await client.post(
+                f"/v1/visits/{visit_id}/corrections",
+                headers=s1,
+                json={"outcome": "not_completed", "reason": "card_not_issued", "note": "後日判明"},
+            ),
+            201,
+        )
         assert fixed["events"][0]["type"] == "desk.visit_corrected"
         assert ok(await client.get(f"/v1/visits/{visit_id}", headers=s1))["reason"] == "card_not_issued"
 
@@ -99,8 +117,10 @@ async def test_call_whoever_is_next_never_409s_and_a_walk_in_starts_in_one_step(
         for _ in range(2):
             ok(await client.post("/v1/desks/kita-1/tickets", headers=s1), 201)
         body = {"whoever_is_next": True}
-        r1, r2 = await asyncio.gather(client.post("/v1/desks/kita-1/tickets/call-next", headers=s1, json=body),
-                                      client.post("/v1/desks/kita-1/tickets/call-next", headers=s2, json=body))
+        r1, r2 = await asyncio.gather(
+            client.post("/v1/desks/kita-1/tickets/call-next", headers=s1, json=body),
+            client.post("/v1/desks/kita-1/tickets/call-next", headers=s2, json=body),
+        )
         assert (r1.status_code, r2.status_code) == (200, 200), (r1.text, r2.text)
         assert sorted([r1.json()["ticket_no"], r2.json()["ticket_no"]]) == [2, 3]
         # With someone waiting, a walk-in would jump the queue: refused.

@@ -22,18 +22,40 @@ async def test_desk1_suspended_day_refuses_tickets(settings, municipality, nc, j
     manager = await auth(js, settings, municipality, "M1", Role.manager)
     s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("minami",))
     async with desk_app(settings, municipality, clock) as (_app, client):
-        r = ok(await client.post("/v1/calendar/suspensions", headers=manager, json={
-            "instruction_id": "covid-0406", "start": "2021-04-06T00:00:00+09:00", "end": "2021-04-07T00:00:00+09:00",
-            "desks": ["minami-1"], "reason": "pandemic", "note": "感染拡大防止のため市の指示で休止"}), 201)
+        r = ok(
+            await client.post(
+                "/v1/calendar/suspensions",
+                headers=manager,
+                json={
+                    "instruction_id": "covid-0406",
+                    "start": "2021-04-06T00:00:00+09:00",
+                    "end": "2021-04-07T00:00:00+09:00",
+                    "desks": ["minami-1"],
+                    "reason": "pandemic",
+                    "note": "感染拡大防止のため市の指示で休止",
+                },
+            ),
+            201,
+        )
         assert r["events"][0]["type"] == "desk.opening_suspended"
         refused = await client.post("/v1/desks/minami-1/tickets", headers=s1)
-        assert refused.status_code == 409 and "市の指示" in refused.json()["detail"] and refused.json()["code"] == "suspended"
+        assert (
+            refused.status_code == 409
+            and "市の指示" in refused.json()["detail"]
+            and refused.json()["code"] == "suspended"
+        )
         status = ok(await client.get("/v1/desks/minami-1/status", headers=s1))
         assert status["open_now"] is False and status["hours"]["closed_reason"] == "suspended"
         opened = ok(await client.get("/v1/desks/minami-1/open", headers=s1))
         assert opened["next_open_at"] == "2021-04-07T08:45:00+09:00"
         # another desk is not affected; lifting the instruction reopens minami-1
-        ok(await client.post("/v1/desks/nishi-1/tickets", headers=await auth(js, settings, municipality, "S3", Role.supporter, ("nishi",))), 201)
+        ok(
+            await client.post(
+                "/v1/desks/nishi-1/tickets",
+                headers=await auth(js, settings, municipality, "S3", Role.supporter, ("nishi",)),
+            ),
+            201,
+        )
         ok(await client.post("/v1/calendar/instructions/covid-0406/lift", headers=manager, json={}))
         assert ok(await client.post("/v1/desks/minami-1/tickets", headers=s1), 201)["ticket_no"] == 1
     assert await stream_types(nc, deskday(municipality, "minami-1", "2021-04-06")) == ["desk.ticket_issued"]
@@ -46,7 +68,10 @@ async def test_desk5_nobody_on_duty_for_a_minute(settings, municipality, nc, js)
     async with desk_app(settings, municipality, clock) as (app, client):
         ok(await client.post("/v1/desks/teine-1/staff/check-in", headers=s1, json={}))
         out = ok(await client.post("/v1/desks/teine-1/staff/check-out", headers=s1, json={}))
-        assert [e["type"] for e in out["events"]] == ["desk.staff_checked_out", "desk.staffing_breach_detected"]  # at once
+        assert [e["type"] for e in out["events"]] == [
+            "desk.staff_checked_out",
+            "desk.staffing_breach_detected",
+        ]  # at once
         clock.advance(minutes=1)
         swept = await app.state.desk.staffing_sweep()  # the periodic timer's work, driven by the test
         assert all(a.event.desk != "teine-1" for a in swept)  # the same breach: nothing new for teine-1
@@ -87,7 +112,11 @@ async def test_desk9_card_left_behind_is_urgent(settings, municipality, js):
         assert refused.status_code == 409
         for step in ("phone_city", "keep_card_safe", "record_handover"):
             ok(await client.post("/v1/desks/kiyota-1/incidents/1/steps", headers=manager, json={"step": step}))
-        ok(await client.post("/v1/desks/kiyota-1/incidents/1/close", headers=manager, json={"note": "市職員へ引渡し済み"}))
+        ok(
+            await client.post(
+                "/v1/desks/kiyota-1/incidents/1/close", headers=manager, json={"note": "市職員へ引渡し済み"}
+            )
+        )
 
 
 async def test_desk7_free_text_with_my_number_refused_422_and_nothing_stored(settings, municipality, nc, js):
@@ -101,13 +130,20 @@ async def test_desk7_free_text_with_my_number_refused_422_and_nothing_stored(set
         visit_id = ok(await client.post("/v1/desks/higashi-1/tickets/1/visit", headers=s1), 201)["visit_id"]
         before = await stream_types(nc, aggregate_subject("desk", municipality, "visit", visit_id))
         my_number = "1234 5678 9018"  # a valid check digit
-        r = await client.post(f"/v1/visits/{visit_id}/opinions", headers=s1, json={"kind": "opinion", "text": f"番号は{my_number}です"})
+        r = await client.post(
+            f"/v1/visits/{visit_id}/opinions", headers=s1, json={"kind": "opinion", "text": f"番号は{my_number}です"}
+        )
         assert r.status_code == 422 and my_number not in r.text and "個人番号" in r.text
-        r = await client.post("/v1/desks/higashi-1/escalations", headers=s1,
-                              json={"category": "complaint", "summary": f"連絡先 taro@example.jp 番号{my_number}"})
+        r = await client.post(
+            "/v1/desks/higashi-1/escalations",
+            headers=s1,
+            json={"category": "complaint", "summary": f"連絡先 taro@example.jp 番号{my_number}"},
+        )
         assert r.status_code == 422 and "taro@example.jp" not in r.text
         # a PIN has no field to go in
-        r = await client.post(f"/v1/visits/{visit_id}/pin-failures", headers=s1, json={"pin": "user_auth", "value": "1234"})
+        r = await client.post(
+            f"/v1/visits/{visit_id}/pin-failures", headers=s1, json={"pin": "user_auth", "value": "1234"}
+        )
         assert r.status_code == 422
     assert await stream_types(nc, aggregate_subject("desk", municipality, "visit", visit_id)) == before
     async for _seq, _subject, data, _headers in bus.load_filter(js, context_filter("desk", municipality)):
@@ -131,10 +167,16 @@ async def test_desk10_missing_laptop_at_opening_is_an_incident(settings, municip
     clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
     s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("shiroishi",))
     async with desk_app(settings, municipality, clock) as (_app, client):
-        out = ok(await client.post("/v1/desks/shiroishi-1/equipment-checks", headers=s1,
-                                   json={"phase": "opening", "missing": ["laptop"]}), 201)
+        out = ok(
+            await client.post(
+                "/v1/desks/shiroishi-1/equipment-checks", headers=s1, json={"phase": "opening", "missing": ["laptop"]}
+            ),
+            201,
+        )
         assert [e["type"] for e in out["events"]] == ["desk.equipment_checked", "desk.incident_opened"]
-        bad = await client.post("/v1/desks/shiroishi-1/equipment-checks", headers=s1, json={"phase": "opening", "missing": ["tv"]})
+        bad = await client.post(
+            "/v1/desks/shiroishi-1/equipment-checks", headers=s1, json={"phase": "opening", "missing": ["tv"]}
+        )
         assert bad.status_code == 422
 
 
@@ -144,15 +186,26 @@ async def test_desk2_capacity_alert_through_the_api(settings, municipality, js):
     async with desk_app(settings, municipality, clock) as (app, client):
         # this deployment's toyohira desk expects 4 visitors (configuration)
         m = app.state.desk.m
-        app.state.desk.m = m.model_copy(update={"wards": tuple(
-            w.model_copy(update={"desks": tuple(dk.model_copy(update={"expected_max_visitors": 4}) for dk in w.desks)})
-            for w in m.wards)})
+        app.state.desk.m = m.model_copy(
+            update={
+                "wards": tuple(
+                    w.model_copy(
+                        update={"desks": tuple(dk.model_copy(update={"expected_max_visitors": 4}) for dk in w.desks)}
+                    )
+                    for w in m.wards
+                )
+            }
+        )
         types = []
         for _ in range(4):
-            types += [e["type"] for e in ok(await client.post("/v1/desks/toyohira-1/tickets", headers=s1), 201)["events"]]
+            types += [
+                e["type"] for e in ok(await client.post("/v1/desks/toyohira-1/tickets", headers=s1), 201)["events"]
+            ]
         assert types.count("desk.capacity_threshold_reached") == 2  # 80 % and 100 % at the 4th visitor
         status = ok(await client.get("/v1/desks/toyohira-1/status", headers=s1))
-        assert status["capacity_ratio"] == 1.0 and any(a["kind"] == "capacity" and a["threshold"] == 1.0 for a in status["alerts"])
+        assert status["capacity_ratio"] == 1.0 and any(
+            a["kind"] == "capacity" and a["threshold"] == 1.0 for a in status["alerts"]
+        )
 
 
 async def test_access_roles_and_wards(settings, municipality, nc, js):
@@ -163,7 +216,9 @@ async def test_access_roles_and_wards(settings, municipality, nc, js):
     city = await auth(js, settings, municipality, "C1", Role.city_staff)
     auditor = await auth(js, settings, municipality, "A1", Role.auditor)
     rounder = await auth(js, settings, municipality, "R1", Role.rounder)
-    foreign = await auth(js, settings, "999999" if municipality != "999999" else "999998", "S1", Role.supporter, ("chuo",))
+    foreign = await auth(
+        js, settings, "999999" if municipality != "999999" else "999998", "S1", Role.supporter, ("chuo",)
+    )
     async with desk_app(settings, municipality, clock) as (_app, client):
         assert (await client.post("/v1/desks/chuo-1/tickets", headers=other_ward)).status_code == 403
         assert (await client.get("/v1/desks/chuo-1/status", headers=other_ward)).status_code == 403

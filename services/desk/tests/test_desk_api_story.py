@@ -25,8 +25,13 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
     base = "/v1/desks/chuo-1"
     async with desk_app(settings, m, clock) as (_app, client):
         # ORG-3 / DESK-5 / DESK-10: preparation before opening, the manager confirms the start, checks, check-in
-        ok(await client.post(f"{base}/day/preparation", headers=s1,
-                             json={"start": "2021-04-01T08:10:00+09:00", "end": "2021-04-01T08:35:00+09:00"}))
+        ok(
+            await client.post(
+                f"{base}/day/preparation",
+                headers=s1,
+                json={"start": "2021-04-01T08:10:00+09:00", "end": "2021-04-01T08:35:00+09:00"},
+            )
+        )
         clock.at(8, 35)
         ok(await client.post(f"{base}/day/start", headers=manager))
         ok(await client.post(f"{base}/equipment-checks", headers=s1, json={"phase": "opening"}), 201)
@@ -46,9 +51,20 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
         started = ok(await client.post(f"{base}/tickets/1/visit", headers=s1), 201)
         v1 = started["visit_id"]
         assert [e["type"] for e in started["events"]] == ["desk.ticket_served", "desk.visit_started"]
-        ok(await client.post(f"/v1/visits/{v1}/details", headers=s1, json={
-            "gender": "female", "age_band": "70s", "purposes": ["mykey_pc", "mynapoint_application"],
-            "support_needed": True, "support_given": True, "payment_service": "qr_code"}))
+        ok(
+            await client.post(
+                f"/v1/visits/{v1}/details",
+                headers=s1,
+                json={
+                    "gender": "female",
+                    "age_band": "70s",
+                    "purposes": ["mykey_pc", "mynapoint_application"],
+                    "support_needed": True,
+                    "support_given": True,
+                    "payment_service": "qr_code",
+                },
+            )
+        )
         ok(await client.post(f"/v1/visits/{v1}/card/handed", headers=s1))
         ok(await client.post(f"/v1/visits/{v1}/card/returned", headers=s1))
         clock.at(9, 25)
@@ -62,23 +78,56 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
         ok(await client.post(f"/v1/visits/{v2}/pin-failures", headers=s2, json={"pin": "user_auth"}), 201)
         warned = ok(await client.post(f"/v1/visits/{v2}/pin-failures", headers=s2, json={}), 201)
         assert "あと1回" in warned["warning_ja"]
-        ok(await client.post(f"/v1/visits/{v2}/details", headers=s2, json={
-            "gender": "not_stated", "age_band": "60s", "purposes": ["mynapoint_application"],
-            "support_needed": True, "support_given": False}))
-        ok(await client.post(f"/v1/visits/{v2}/opinions", headers=s2,
-                             json={"kind": "difficulty", "step": "pin_entry", "text": "暗証番号を覚えていなかった"}), 201)
-        ok(await client.post(f"/v1/visits/{v2}/end", headers=s2,
-                             json={"outcome": "not_completed", "reason": "pin_locked_or_forgotten"}))
+        ok(
+            await client.post(
+                f"/v1/visits/{v2}/details",
+                headers=s2,
+                json={
+                    "gender": "not_stated",
+                    "age_band": "60s",
+                    "purposes": ["mynapoint_application"],
+                    "support_needed": True,
+                    "support_given": False,
+                },
+            )
+        )
+        ok(
+            await client.post(
+                f"/v1/visits/{v2}/opinions",
+                headers=s2,
+                json={"kind": "difficulty", "step": "pin_entry", "text": "暗証番号を覚えていなかった"},
+            ),
+            201,
+        )
+        ok(
+            await client.post(
+                f"/v1/visits/{v2}/end",
+                headers=s2,
+                json={"outcome": "not_completed", "reason": "pin_locked_or_forgotten"},
+            )
+        )
         ok(await client.post(f"{base}/disinfections", headers=s2, json={}), 201)
 
         # ticket 3 does not come; an escalation is raised and resolved by the manager
         ok(await client.post(f"{base}/tickets/call-next", headers=s1, json={}))
         ok(await client.post(f"{base}/tickets/3/recall", headers=s1, json={}))
         ok(await client.post(f"{base}/tickets/3/no-show", headers=s1, json={}))
-        esc = ok(await client.post(f"{base}/escalations", headers=s1,
-                                   json={"category": "complaint", "summary": "案内表示がわかりにくいとのご意見"}), 201)
+        esc = ok(
+            await client.post(
+                f"{base}/escalations",
+                headers=s1,
+                json={"category": "complaint", "summary": "案内表示がわかりにくいとのご意見"},
+            ),
+            201,
+        )
         ok(await client.post(f"{base}/escalations/{esc['escalation_no']}/acknowledge", headers=manager))
-        ok(await client.post(f"{base}/escalations/{esc['escalation_no']}/resolve", headers=manager, json={"outcome": "表示位置を変更"}))
+        ok(
+            await client.post(
+                f"{base}/escalations/{esc['escalation_no']}/resolve",
+                headers=manager,
+                json={"outcome": "表示位置を変更"},
+            )
+        )
 
         # city staff read the desk status (and only read)
         status = ok(await client.get(f"{base}/status", headers=city))
@@ -86,7 +135,9 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
         assert [p["staff_id"] for p in status["on_duty"]] == ["S1", "S2"]
         assert status["disinfection"]["compliance"] == 1.0 and status["staffing"]["breaches"] == 0
         # the summary and the outcome are stored sealed (issue 14) and shown decrypted
-        assert [(e["summary"], e["outcome"]) for e in status["escalations"]] == [("案内表示がわかりにくいとのご意見", "表示位置を変更")]
+        assert [(e["summary"], e["outcome"]) for e in status["escalations"]] == [
+            ("案内表示がわかりにくいとのご意見", "表示位置を変更")
+        ]
         visit = ok(await client.get(f"/v1/visits/{v1}", headers=city))
         assert visit["outcome"] == "completed" and visit["details"]["age_band"] == "70s"
 
@@ -95,8 +146,13 @@ async def test_story_full_day_at_one_desk(settings, municipality, nc, js):
         for h in (s1, s2):
             ok(await client.post(f"{base}/staff/check-out", headers=h, json={}))
         ok(await client.post(f"{base}/equipment-checks", headers=s1, json={"phase": "closing"}), 201)
-        ok(await client.post(f"{base}/day/cleanup", headers=s1,
-                             json={"start": "2021-04-01T19:05:00+09:00", "end": "2021-04-01T19:30:00+09:00"}))
+        ok(
+            await client.post(
+                f"{base}/day/cleanup",
+                headers=s1,
+                json={"start": "2021-04-01T19:05:00+09:00", "end": "2021-04-01T19:30:00+09:00"},
+            )
+        )
         clock.at(19, 30)
         ok(await client.post(f"{base}/day/end", headers=manager))
         assert ok(await client.get(f"{base}/status", headers=manager))["day_status"] == "ended"

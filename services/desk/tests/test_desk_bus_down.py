@@ -31,7 +31,9 @@ async def _wait_connected(app, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_commands_get_503_with_retry_after_while_nats_is_stopped_then_serve_again(settings, municipality, tmp_path):
+async def test_commands_get_503_with_retry_after_while_nats_is_stopped_then_serve_again(
+    settings, municipality, tmp_path
+):
     server = NatsServer(tmp_path / "nats").start()
     s = settings.model_copy(update={"nats_url": server.url})
     clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))

@@ -45,8 +45,11 @@ async def test_appends_racing_on_one_subject_in_a_cluster_are_conflicts_never_er
             for _ in range(40):
                 last = await bus.last_sequence(rjs, first.subject)
                 try:
-                    await bus.append(rjs, TrainingItemCompleted(municipality=municipality, staff_id="R1", item="system",
-                                                                hours=1), expected=last)
+                    await bus.append(
+                        rjs,
+                        TrainingItemCompleted(municipality=municipality, staff_id="R1", item="system", hours=1),
+                        expected=last,
+                    )
                     outcome["won"] += 1
                 except bus.ConcurrencyConflict:
                     outcome["conflict"] += 1
@@ -70,23 +73,35 @@ async def test_desk_replicas_racing_through_the_api_get_201_200_or_409_never_5xx
     heads = [await auth(js, settings, municipality, s, Role.supporter, ("kita",)) for s in staff]
     apps = []
     for node in cluster.nodes:  # one desk replica per node
-        s = settings.model_copy(update={"municipality": municipality, "config_file": SAPPORO_TOML, "log_level": "WARNING",
-                                        "nats_url": node.url, "stream_replicas": 3})
+        s = settings.model_copy(
+            update={
+                "municipality": municipality,
+                "config_file": SAPPORO_TOML,
+                "log_level": "WARNING",
+                "nats_url": node.url,
+                "stream_replicas": 3,
+            }
+        )
         apps.append(create_app(s, clock=clock, staffing_check_seconds=3600))
     try:
         async with contextlib.AsyncExitStack() as stack:
             clients = []
             for app in apps:
                 await stack.enter_async_context(app.router.lifespan_context(app))
-                clients.append(await stack.enter_async_context(
-                    httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60)))
+                clients.append(
+                    await stack.enter_async_context(
+                        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60)
+                    )
+                )
 
             # 4 supporters on 3 replicas issue 20 tickets each at once: every one re-decided until it lands
             async def issue(i: int) -> list[httpx.Response]:
                 return [await clients[i % 3].post("/v1/desks/kita-1/tickets", headers=heads[i]) for _ in range(20)]
 
             issued = [r for rs in await asyncio.gather(*(issue(i) for i in range(4))) for r in rs]
-            assert all(r.status_code in (201, 409) for r in issued), [r.text for r in issued if r.status_code not in (201, 409)][:3]
+            assert all(r.status_code in (201, 409) for r in issued), [
+                r.text for r in issued if r.status_code not in (201, 409)
+            ][:3]
             winners = [r.json()["ticket_no"] for r in issued if r.status_code == 201]
             assert sorted(winners) == list(range(1, len(winners) + 1)) and len(winners) >= 70
             for i, h in enumerate(heads):
@@ -96,11 +111,19 @@ async def test_desk_replicas_racing_through_the_api_get_201_200_or_409_never_5xx
             for _ in range(5):
                 queue = ok(await clients[0].get("/v1/desks/kita-1/queue", headers=heads[0]))
                 body = {"version": queue["version"]}
-                calls = await asyncio.gather(*(clients[i % 3].post("/v1/desks/kita-1/tickets/call-next", headers=heads[i], json=body)
-                                               for i in range(4)))
+                calls = await asyncio.gather(
+                    *(
+                        clients[i % 3].post("/v1/desks/kita-1/tickets/call-next", headers=heads[i], json=body)
+                        for i in range(4)
+                    )
+                )
                 codes = sorted(r.status_code for r in calls)
                 assert codes == [200, 409, 409, 409], [r.text for r in calls]
-                assert all(r.headers["content-type"].startswith("application/problem+json") for r in calls if r.status_code == 409)
+                assert all(
+                    r.headers["content-type"].startswith("application/problem+json")
+                    for r in calls
+                    if r.status_code == 409
+                )
         stored = await bus.load(nc, aggregate_subject("desk", municipality, "deskday", "kita-1_2021-04-06"))
         numbers = [s.event.ticket_no for s in stored if s.event.type == "desk.ticket_issued"]
         assert numbers == sorted(winners)  # in stream order: no gaps, no duplicates

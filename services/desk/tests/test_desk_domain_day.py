@@ -61,8 +61,14 @@ def test_desk10_equipment_check_with_missing_laptop_opens_an_incident():
     h = DeskHarness().at(8, 30)
     events = h.run(d.CheckEquipment("opening", missing=("laptop", "flyers")))
     check, incident = events
-    assert isinstance(check, ev.EquipmentChecked) and check.items_checked == 20 and check.missing == ("flyers", "laptop")
-    assert isinstance(incident, ev.IncidentOpened) and incident.kind == "equipment_missing" and incident.items == ("laptop",)
+    assert (
+        isinstance(check, ev.EquipmentChecked) and check.items_checked == 20 and check.missing == ("flyers", "laptop")
+    )
+    assert (
+        isinstance(incident, ev.IncidentOpened)
+        and incident.kind == "equipment_missing"
+        and incident.items == ("laptop",)
+    )
     assert "ノートパソコン" in incident.message_ja
 
 
@@ -82,8 +88,13 @@ def test_desk10_unknown_equipment_is_refused():
 
 def test_desk1_suspended_day_refuses_tickets():
     day = date(2021, 4, 6)
-    ins = Instruction("pandemic-1", "suspend", datetime(2021, 4, 6, 0, 0, tzinfo=TOKYO), datetime(2021, 4, 8, 0, 0, tzinfo=TOKYO),
-                      reason="pandemic")
+    ins = Instruction(
+        "pandemic-1",
+        "suspend",
+        datetime(2021, 4, 6, 0, 0, tzinfo=TOKYO),
+        datetime(2021, 4, 8, 0, 0, tzinfo=TOKYO),
+        reason="pandemic",
+    )
     h = DeskHarness(day, calendar=SAPPORO.calendar(instructions=(ins,))).at(10)
     with pytest.raises(d.Refusal) as refused:
         h.issue()

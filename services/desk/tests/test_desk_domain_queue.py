@@ -88,9 +88,16 @@ def test_desk3_day_cannot_end_with_people_waiting():
 
 
 def test_desk2_capacity_thresholds_alert_once_each():
-    small = SAPPORO.model_copy(update={"wards": tuple(
-        w.model_copy(update={"desks": tuple(dk.model_copy(update={"expected_max_visitors": 4}) for dk in w.desks)})
-        for w in SAPPORO.wards)})
+    small = SAPPORO.model_copy(
+        update={
+            "wards": tuple(
+                w.model_copy(
+                    update={"desks": tuple(dk.model_copy(update={"expected_max_visitors": 4}) for dk in w.desks)}
+                )
+                for w in SAPPORO.wards
+            )
+        }
+    )
     h = DeskHarness(municipality=small)
     h.open_morning()
     h.at(9)
@@ -122,8 +129,19 @@ def test_desk8_visit_started_before_disinfection_is_flagged():
     assert h.visits[v3].disinfection_pending is True
     status = d.desk_status(h.day, h.desk, h.calendar.hours(h.day.day, h.desk.id), h.m, h.now)
     flags = status["disinfection"].pop("flags")
-    assert status["disinfection"] == {"visits": 3, "disinfected": 1, "flagged": 1, "compliance": 0.667,
-                                      "pending_visit": str(v3)}
+    assert status["disinfection"] == {
+        "visits": 3,
+        "disinfected": 1,
+        "flagged": 1,
+        "compliance": 0.667,
+        "pending_visit": str(v3),
+    }
     # The flagged visit names the visit (ticket) and the supporter that left the disinfection undone.
-    assert flags == [{"visit_id": str(v3), "previous_visit_id": str(h.day.tickets[2].visit_id),
-                      "previous_ticket": 2, "previous_staff": h.day.tickets[2].staff_id}]
+    assert flags == [
+        {
+            "visit_id": str(v3),
+            "previous_visit_id": str(h.day.tickets[2].visit_id),
+            "previous_ticket": 2,
+            "previous_staff": h.day.tickets[2].staff_id,
+        }
+    ]

@@ -7,7 +7,12 @@ from desk_harness import MANAGER, SUPPORTER, SUPPORTER2, DeskHarness
 
 from madoguchi_desk import domain as d
 from madoguchi_shared.events import desk as ev
-from madoguchi_shared.events.admin import TRAINING_ITEMS, StaffAccountDisabled, TrainingItemCompleted, TrainingTestRecorded
+from madoguchi_shared.events.admin import (
+    TRAINING_ITEMS,
+    StaffAccountDisabled,
+    TrainingItemCompleted,
+    TrainingTestRecorded,
+)
 
 M = "011002"
 
@@ -24,7 +29,9 @@ def test_desk5_nobody_on_duty_raises_breach_at_once_and_counts_it():
     assert h.at(10, 1).run(d.CheckStaffing()) == []
     events = h.run(d.CheckIn(SUPPORTER2.id, "supporter"), SUPPORTER2)
     ended = events[-1]
-    assert isinstance(ended, ev.StaffingBreachEnded) and ended.duration_seconds == 60 and ended.ended_by == "staff_on_duty"
+    assert (
+        isinstance(ended, ev.StaffingBreachEnded) and ended.duration_seconds == 60 and ended.ended_by == "staff_on_duty"
+    )
     assert h.day.breach_count == 1 and h.day.breach_seconds == 60
 
 
@@ -69,8 +76,10 @@ def test_org4_check_in_refused_until_training_complete():
     with pytest.raises(d.Refusal) as refused:
         h.run(d.CheckIn("S9", "supporter", missing))
     assert refused.value.status == 403 and "情報セキュリティ" in refused.value.detail
-    staff += [TrainingItemCompleted(municipality=M, staff_id="S9", item="security_policy", hours=1),
-              TrainingTestRecorded(municipality=M, staff_id="S9", score=40, passed=False)]
+    staff += [
+        TrainingItemCompleted(municipality=M, staff_id="S9", item="security_policy", hours=1),
+        TrainingTestRecorded(municipality=M, staff_id="S9", score=40, passed=False),
+    ]
     assert d.training_missing(staff) == ("test",)
     staff.append(TrainingTestRecorded(municipality=M, staff_id="S9", score=90, passed=True))
     assert d.training_missing(staff) == ()

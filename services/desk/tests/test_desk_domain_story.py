@@ -62,7 +62,9 @@ def test_story_a_day_at_chuo_1():
     h.run(d.EndDay(), MANAGER)
 
     counts = Counter(h.types())
-    assert counts["desk.ticket_issued"] == 3 and counts["desk.ticket_served"] == 2 and counts["desk.ticket_no_show"] == 1
+    assert (
+        counts["desk.ticket_issued"] == 3 and counts["desk.ticket_served"] == 2 and counts["desk.ticket_no_show"] == 1
+    )
     assert counts["desk.pin_lock_warning_issued"] == 1 and counts["desk.devices_disinfected"] == 2
     assert "desk.staffing_breach_detected" not in counts  # DESK-5 held all day
     assert "desk.visit_started_before_disinfection" not in counts

@@ -21,14 +21,35 @@ def _visit(h: DeskHarness):
 def test_desk4_visit_carries_only_statistics():
     h = DeskHarness()
     v = _visit(h)
-    [e] = h.visit(v, d.RecordDetails("not_stated", "80_and_over", ("mykey_pc", "mynapoint_application", "mykey_pc"), True, True,
-                                     "qr_code"))
+    [e] = h.visit(
+        v,
+        d.RecordDetails(
+            "not_stated", "80_and_over", ("mykey_pc", "mynapoint_application", "mykey_pc"), True, True, "qr_code"
+        ),
+    )
     assert e.purposes == ("mykey_pc", "mynapoint_application")
     fields = set(ev.VisitDetailsRecorded.model_fields) - set(ev.Event.model_fields)
-    assert fields == {"visit_id", "gender", "age_band", "purposes", "support_needed", "support_given", "payment_service"}
+    assert fields == {
+        "visit_id",
+        "gender",
+        "age_band",
+        "purposes",
+        "support_needed",
+        "support_given",
+        "payment_service",
+    }
     with pytest.raises(ValidationError):
-        ev.VisitDetailsRecorded(municipality="011002", ward="chuo", desk="chuo-1", visit_id=v, gender="male", age_band="45",
-                                purposes=("mykey_pc",), support_needed=True, support_given=True)
+        ev.VisitDetailsRecorded(
+            municipality="011002",
+            ward="chuo",
+            desk="chuo-1",
+            visit_id=v,
+            gender="male",
+            age_band="45",
+            purposes=("mykey_pc",),
+            support_needed=True,
+            support_given=True,
+        )
 
 
 def test_desk4_outcome_not_completed_needs_a_reason():
@@ -110,7 +131,12 @@ def test_desk6_escalation_raised_acknowledged_escalated_to_city_and_resolved():
     [resolved] = h.at(10).run(d.ResolveEscalation(1, "市より案内方法の指示あり、対応済み"), MANAGER)
     assert resolved.resolved_by == "city"
     esc = h.day.escalations[1]
-    assert (esc.raised_at.hour, esc.acknowledged_at.minute, esc.escalated_at.minute, esc.resolved_at.hour) == (9, 5, 10, 10)
+    assert (esc.raised_at.hour, esc.acknowledged_at.minute, esc.escalated_at.minute, esc.resolved_at.hour) == (
+        9,
+        5,
+        10,
+        10,
+    )
     with pytest.raises(d.Refusal):
         h.run(d.AcknowledgeEscalation(1), MANAGER)
     with pytest.raises(ValidationError):

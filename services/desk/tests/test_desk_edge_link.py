@@ -21,8 +21,9 @@ async def _hq_day(nc, m: str, day: str = "2021-04-06") -> list[bus.Stored]:
     return await bus.load(nc, f"mg.desk.{m}.deskday.chuo-1_{day}")
 
 
-async def test_a_desk_served_through_a_cut_link_reaches_hq_once(settings, municipality, nc, js, nats_server, data_dir,
-                                                                 tmp_path):
+async def test_a_desk_served_through_a_cut_link_reaches_hq_once(
+    settings, municipality, nc, js, nats_server, data_dir, tmp_path
+):
     m = municipality
     clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
     await train(js, m, "S1")
@@ -30,8 +31,10 @@ async def test_a_desk_served_through_a_cut_link_reaches_hq_once(settings, munici
     s1 = await auth(js, settings, m, "S1", Role.supporter, ("chuo",))
     link = await LinkProxy(nats_server.url).start()
     laptop = laptop_identity(data_dir, nats_server, m, "chuo-1")
-    async with desk_app(settings, m, clock) as (_hq, hq), \
-            edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge):
+    async with (
+        desk_app(settings, m, clock) as (_hq, hq),
+        edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge),
+    ):
         ok(await hq.post(f"{BASE}/day/start", headers=manager))
         await until(lambda: _attached(nc, m))
         # the desk's own work now goes through the laptop; HQ refuses it for this desk-day
@@ -59,15 +62,30 @@ async def test_a_desk_served_through_a_cut_link_reaches_hq_once(settings, munici
         late = ok(await edge.post(f"{BASE}/tickets/call-next", headers=s1 | key, json={}))
         assert late["replayed"] and [e["event_id"] for e in late["events"]] == [e["event_id"] for e in called["events"]]
         visit = ok(await edge.post(f"{BASE}/tickets/1/visit", headers=s1), 201)["visit_id"]
-        ok(await edge.post(f"/v1/visits/{visit}/details", headers=s1, json={
-            "gender": "female", "age_band": "70s", "purposes": ["mykey_pc"], "support_needed": True, "support_given": True}))
+        ok(
+            await edge.post(
+                f"/v1/visits/{visit}/details",
+                headers=s1,
+                json={
+                    "gender": "female",
+                    "age_band": "70s",
+                    "purposes": ["mykey_pc"],
+                    "support_needed": True,
+                    "support_given": True,
+                },
+            )
+        )
         ok(await edge.post(f"/v1/visits/{visit}/card/handed", headers=s1))
         ok(await edge.post(f"/v1/visits/{visit}/card/returned", headers=s1))
         clock.at(9, 20)
         ok(await edge.post(f"/v1/visits/{visit}/end", headers=s1, json={"outcome": "completed"}))
         ok(await edge.post(f"{BASE}/disinfections", headers=s1, json={}), 201)
         state = ok(await edge.get("/v1/edge"))
-        assert not state["online"] and state["pending"] >= 12 and state["label_ja"] == f"オフライン：{state['pending']}件 未送信"
+        assert (
+            not state["online"]
+            and state["pending"] >= 12
+            and state["label_ja"] == f"オフライン：{state['pending']}件 未送信"
+        )
         # HQ shows the desk offline since its last heartbeat, with the queue it last received
         hq_view = await until(lambda: _hq_offline(hq, manager))
         assert hq_view["edge_link"]["label_ja"] == "オフライン（09:00 から）" and hq_view["queue"]["last_issued"] == 1
@@ -81,8 +99,13 @@ async def test_a_desk_served_through_a_cut_link_reaches_hq_once(settings, munici
         ids = Counter(str(s.event.event_id) for s in stored)
         assert max(ids.values()) == 1
         visit_events = await bus.load(nc, f"mg.desk.{m}.visit.{visit}")
-        assert [s.event.type for s in visit_events] == ["desk.visit_started", "desk.visit_details_recorded",
-                                                          "desk.card_handed_to_staff", "desk.card_returned", "desk.visit_ended"]
+        assert [s.event.type for s in visit_events] == [
+            "desk.visit_started",
+            "desk.visit_details_recorded",
+            "desk.card_handed_to_staff",
+            "desk.card_returned",
+            "desk.visit_ended",
+        ]
         assert [s.event.type for s in stored].count("desk.ticket_called") == 1  # the repeated command made nothing
         await until(lambda: _hq_online(hq, manager))
     await link.cut()
@@ -118,7 +141,8 @@ async def _hq_online(hq, headers) -> bool:
 
 
 async def test_a_suspension_decided_at_hq_during_the_outage_keeps_and_marks_the_offline_visits(
-        settings, municipality, nc, js, nats_server, data_dir, tmp_path):
+    settings, municipality, nc, js, nats_server, data_dir, tmp_path
+):
     m = municipality
     clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
     await train(js, m, "S1")
@@ -126,8 +150,10 @@ async def test_a_suspension_decided_at_hq_during_the_outage_keeps_and_marks_the_
     s1 = await auth(js, settings, m, "S1", Role.supporter, ("chuo",))
     link = await LinkProxy(nats_server.url).start()
     laptop = laptop_identity(data_dir, nats_server, m, "chuo-1")
-    async with desk_app(settings, m, clock) as (_hq, hq), \
-            edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge):
+    async with (
+        desk_app(settings, m, clock) as (_hq, hq),
+        edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge),
+    ):
         ok(await hq.post(f"{BASE}/day/start", headers=manager))
         await until(lambda: _edge_knows_start(edge, s1))
         ok(await edge.post(f"{BASE}/staff/check-in", headers=s1, json={}))
@@ -143,11 +169,19 @@ async def test_a_suspension_decided_at_hq_during_the_outage_keeps_and_marks_the_
         first = ok(await edge.post(f"{BASE}/tickets/1/visit", headers=s1), 201)["visit_id"]
         # HQ: the city suspends the desk from 10:03 (the desk cannot hear it)
         clock.at(10, 3)
-        suspension = ok(await hq.post("/v1/calendar/suspensions", headers=manager, json={
-            "start": "2021-04-06T10:03:00+09:00", "desks": ["chuo-1"], "reason": "disaster"}), 201)
+        suspension = ok(
+            await hq.post(
+                "/v1/calendar/suspensions",
+                headers=manager,
+                json={"start": "2021-04-06T10:03:00+09:00", "desks": ["chuo-1"], "reason": "disaster"},
+            ),
+            201,
+        )
         instruction = suspension["events"][0]["instruction_id"]
         clock.at(10, 4)
-        assert ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)["ticket_no"] == 3  # offline, it does not know yet
+        assert (
+            ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)["ticket_no"] == 3
+        )  # offline, it does not know yet
         ok(await edge.post(f"/v1/visits/{first}/end", headers=s1, json={"outcome": "completed"}))
         clock.at(10, 5)
         ok(await edge.post(f"{BASE}/tickets/call-next", headers=s1, json={}))
@@ -162,8 +196,12 @@ async def test_a_suspension_decided_at_hq_during_the_outage_keeps_and_marks_the_
         mark = marks[0]
         # the suspension applies from the moment the desk learned of it; what it did offline after
         # the suspension began is kept, and marked
-        assert (mark.rule, mark.instruction_id, mark.tickets, [str(v) for v in mark.visit_ids]) == \
-               ("during_suspension", instruction, (3,), [second])
+        assert (mark.rule, mark.instruction_id, mark.tickets, [str(v) for v in mark.visit_ids]) == (
+            "during_suspension",
+            instruction,
+            (3,),
+            [second],
+        )
         assert mark.decided_at == datetime(2021, 4, 6, 10, 3, tzinfo=TOKYO) and mark.learned_at == clock.now
         assert [s.event.ticket_no for s in stored if s.event.type == "desk.ticket_issued"] == [1, 2, 3]
         for visit in (first, second):
@@ -181,7 +219,8 @@ async def test_a_suspension_decided_at_hq_during_the_outage_keeps_and_marks_the_
 
 
 async def test_a_day_end_confirmed_at_hq_during_the_outage_marks_what_it_could_not_see(
-        settings, municipality, nc, js, nats_server, data_dir, tmp_path):
+    settings, municipality, nc, js, nats_server, data_dir, tmp_path
+):
     m = municipality
     clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
     await train(js, m, "S1")
@@ -189,8 +228,10 @@ async def test_a_day_end_confirmed_at_hq_during_the_outage_marks_what_it_could_n
     s1 = await auth(js, settings, m, "S1", Role.supporter, ("chuo",))
     link = await LinkProxy(nats_server.url).start()
     laptop = laptop_identity(data_dir, nats_server, m, "chuo-1")
-    async with desk_app(settings, m, clock) as (_hq, hq), \
-            edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge):
+    async with (
+        desk_app(settings, m, clock) as (_hq, hq),
+        edge_app(settings, "chuo-1", tmp_path, link, laptop, clock) as (_app, edge),
+    ):
         ok(await hq.post(f"{BASE}/day/start", headers=manager))
         await until(lambda: _edge_knows_start(edge, s1))
         ok(await edge.post(f"{BASE}/staff/check-in", headers=s1, json={}))
@@ -207,18 +248,24 @@ async def test_a_day_end_confirmed_at_hq_during_the_outage_marks_what_it_could_n
         stored = [s.event for s in await _hq_day(nc, m)]
         types = [e.type for e in stored]
         # both sides kept: HQ's confirmation, then the desk's ticket it could not see, marked
-        assert types.index("desk.day_ended") < types.index("desk.ticket_issued") < types.index("desk.edge_records_marked")
+        assert (
+            types.index("desk.day_ended") < types.index("desk.ticket_issued") < types.index("desk.edge_records_marked")
+        )
         mark = next(e for e in stored if e.type == "desk.edge_records_marked")
         assert mark.rule == "after_day_end" and mark.tickets == (1,)
-        assert mark.decided_at == datetime.fromisoformat(ended["events"][0]["occurred_at"]) == \
-            datetime(2021, 4, 6, 16, 55, tzinfo=TOKYO)
+        assert (
+            mark.decided_at
+            == datetime.fromisoformat(ended["events"][0]["occurred_at"])
+            == datetime(2021, 4, 6, 16, 55, tzinfo=TOKYO)
+        )
         edge_status = ok(await edge.get(f"{BASE}/status", headers=s1))
         assert edge_status["day_status"] == "ended" and edge_status["marked"][0]["rule"] == "after_day_end"
     await link.cut()
 
 
 async def test_an_edge_restarted_while_offline_loses_nothing_and_refuses_a_bad_command_id(
-        settings, municipality, nc, js, nats_server, data_dir, tmp_path):
+    settings, municipality, nc, js, nats_server, data_dir, tmp_path
+):
     """The journal is the laptop's disk: commands recorded offline survive a restart of the edge
     (a reboot, a crash) and reach HQ once; a restarted edge serves offline on the accounts it kept;
     a malformed command id is a 422 that stores nothing."""
@@ -249,7 +296,9 @@ async def test_an_edge_restarted_while_offline_loses_nothing_and_refuses_a_bad_c
         async with edge_app(settings, "chuo-1", tmp_path, link, laptop, clock, wait_for_accounts=False) as (app, edge):
             assert app.state.link.journal.depth() == 4 and not app.state.link.online
             assert ok(await edge.post(f"{BASE}/tickets", headers=s1), 201)["ticket_no"] == 5
-            assert (await edge.post(f"{BASE}/tickets", headers=manager | {"Authorization": "Bearer forged"})).status_code == 401
+            assert (
+                await edge.post(f"{BASE}/tickets", headers=manager | {"Authorization": "Bearer forged"})
+            ).status_code == 401
             await link.restore()
             await until(lambda: _edge_state(edge, "送信済み"))
         stored = await _hq_day(nc, m)
@@ -275,10 +324,15 @@ async def test_the_edge_credential_appends_only_desk_work_of_its_municipality(na
     await asyncio.sleep(0.3)  # the reload is asynchronous
     client = await nats.connect(nats_server.address, error_cb=on_error, **options)
     try:
-        for subject in (f"mg.calls.{municipality}.call.x", f"mg.admin.{municipality}.staff.S1",
-                        f"mg.desk.{municipality}.calendar.city", "mg.desk.011002.deskday.chuo-1_2021-04-06",
-                        f"mg.device.{municipality}.agent.chuo-1-pc", "$JS.API.STREAM.DELETE.MG_DESK",
-                        f"mg.edge.{municipality}.kita-1"):
+        for subject in (
+            f"mg.calls.{municipality}.call.x",
+            f"mg.admin.{municipality}.staff.S1",
+            f"mg.desk.{municipality}.calendar.city",
+            "mg.desk.011002.deskday.chuo-1_2021-04-06",
+            f"mg.device.{municipality}.agent.chuo-1-pc",
+            "$JS.API.STREAM.DELETE.MG_DESK",
+            f"mg.edge.{municipality}.kita-1",
+        ):
             before = len(refusals)
             await client.publish(subject, b"{}")
             await client.flush()

@@ -34,20 +34,50 @@ from madoguchi_sim.recount import recount
 SPEED = 600.0  # a simulated hour in 6 s
 DAY = date(2021, 4, 6)
 PASSWORD = "demo-password-for-tests"
-COMPARED = ("visitors", "completed", "not_completed", "tickets_issued", "no_shows", "recalls", "masks_checked",
-            "short_absences", "capacity_alerts", "escalations", "escalations_to_city", "opinions", "pin_failures",
-            "pin_locks", "pin_lock_warnings", "cards_handed")
-BUSY = dataclasses.replace(DEFAULT, visitors_mean=125.0, visitors_sd=3.0, visitors_max=130,
-                           hourly_weights=((8, 2.0), (9, 2.4), *DEFAULT.hourly_weights[2:]))
+COMPARED = (
+    "visitors",
+    "completed",
+    "not_completed",
+    "tickets_issued",
+    "no_shows",
+    "recalls",
+    "masks_checked",
+    "short_absences",
+    "capacity_alerts",
+    "escalations",
+    "escalations_to_city",
+    "opinions",
+    "pin_failures",
+    "pin_locks",
+    "pin_lock_warnings",
+    "cards_handed",
+)
+BUSY = dataclasses.replace(
+    DEFAULT,
+    visitors_mean=125.0,
+    visitors_sd=3.0,
+    visitors_max=130,
+    hourly_weights=((8, 2.0), (9, 2.4), *DEFAULT.hourly_weights[2:]),
+)
 
 
-async def test_a_busy_hour_with_the_link_cut_for_ten_minutes_reports_the_truth(settings, municipality, nc, js, nats_server,
-                                                                                data_dir, tmp_path):
+async def test_a_busy_hour_with_the_link_cut_for_ten_minutes_reports_the_truth(
+    settings, municipality, nc, js, nats_server, data_dir, tmp_path
+):
     m = load_municipality(SAPPORO_TOML, code=municipality)
     until_at = datetime.combine(DAY, dtime(10, 0), TOKYO)
     for seed in range(40):  # a morning whose busiest hour has at least 20 visitors (the scenario varies with the code)
-        sc = Scenario(municipalities=(m,), start=DAY, days=1, seed=seed, profile=BUSY, setup=False, lines=False,
-                      devices=False, only_desks=frozenset({"chuo-1"}))
+        sc = Scenario(
+            municipalities=(m,),
+            start=DAY,
+            days=1,
+            seed=seed,
+            profile=BUSY,
+            setup=False,
+            lines=False,
+            devices=False,
+            only_desks=frozenset({"chuo-1"}),
+        )
         script = [e for e in iter_events(sc) if e.occurred_at <= until_at]
         issued = [e.occurred_at.astimezone(TOKYO) for e in script if e.type == "desk.ticket_issued"]
         busiest = max((8, 9), key=lambda h: sum(1 for t in issued if t.hour == h))
@@ -91,19 +121,24 @@ async def test_a_busy_hour_with_the_link_cut_for_ten_minutes_reports_the_truth(s
         hq = create_desk(s, clock=clock, staffing_check_seconds=1.0)
         await stack.enter_async_context(hq.router.lifespan_context(hq))
         edge_state, edge = await stack.enter_async_context(
-            edge_app(settings, "chuo-1", tmp_path, link, laptop, clock, staffing_check_seconds=1.0))
+            edge_app(settings, "chuo-1", tmp_path, link, laptop, clock, staffing_check_seconds=1.0)
+        )
         await until(lambda: edge_state.state.link.online and getattr(edge_state.state, "accounts", None))
         wifi = asyncio.create_task(pocket_wifi(edge_state.state.desk))
         targets = ApiTargets("http://edge", "http://calls", httpx.ASGITransport(app=edge_state), None)
-        outcome = await run_api(s, sc, targets, clock=clock, nats_client=nc, until=until_at, passwords={}, settle_seconds=0)
+        outcome = await run_api(
+            s, sc, targets, clock=clock, nats_client=nc, until=until_at, passwords={}, settle_seconds=0
+        )
         await wifi
         assert outcome.failed() == 0, outcome.summary()
         converged = await until(lambda: _drained(edge), timeout=30)
         outage = converged["outages"][0]
-        print(f"\nedge outage: {outage['commands']} commands decided offline, {outage['queued']} events queued "
-              f"({outage['offline_seconds']} s wall offline = 10 simulated minutes at x{SPEED:g}); drained in "
-              f"{outage['seconds_to_converge']} s after the link came back, "
-              f"{timeline['converged'] - timeline['restored']:.2f} s from restoring the link to HQ holding every event")
+        print(
+            f"\nedge outage: {outage['commands']} commands decided offline, {outage['queued']} events queued "
+            f"({outage['offline_seconds']} s wall offline = 10 simulated minutes at x{SPEED:g}); drained in "
+            f"{outage['seconds_to_converge']} s after the link came back, "
+            f"{timeline['converged'] - timeline['restored']:.2f} s from restoring the link to HQ holding every event"
+        )
         assert outage["commands"] >= 5 and outage["queued"] >= 10 and len(converged["outages"]) == 1
 
         # HQ holds every event once, every ticket once and in order
@@ -123,8 +158,16 @@ async def test_a_busy_hour_with_the_link_cut_for_ten_minutes_reports_the_truth(s
                 assert recorded.get(key) == truth[key], key
 
         # and the reports agree with the stream: `report verify` green
-        rs = s.model_copy(update={"extra": {**s.extra, "deadline_check_seconds": "0", "contract_start": "2021-03-15",
-                                            "contract_end": "2021-09-30"}})
+        rs = s.model_copy(
+            update={
+                "extra": {
+                    **s.extra,
+                    "deadline_check_seconds": "0",
+                    "contract_start": "2021-03-15",
+                    "contract_end": "2021-09-30",
+                }
+            }
+        )
         reporting = create_reporting(rs)
         await stack.enter_async_context(reporting.router.lifespan_context(reporting))
         worker = reporting.state.reporting

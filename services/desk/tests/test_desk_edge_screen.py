@@ -25,8 +25,11 @@ PASSWORD = "edge-screen-password-1"
 
 async def _serve(app) -> tuple[uvicorn.Server, asyncio.Task, str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         assert not task.done(), "the edge did not start"
@@ -36,9 +39,11 @@ async def _serve(app) -> tuple[uvicorn.Server, asyncio.Task, str]:
 
 async def _page_saying(browser: httpx.AsyncClient, text: str) -> str:
     """The desk screen once it says `text` (the edge sends in the background: 送信中 comes first)."""
+
     async def page() -> str | None:
         body = (await browser.get("/desk/chuo-1")).text
         return body if text in body else None
+
     return await until(page, every=0.2)
 
 
@@ -50,8 +55,9 @@ def _command_id(page: str, action: str) -> str:
     raise AssertionError(f"no form for {action}")
 
 
-async def test_the_laptops_desk_screen_works_offline_and_says_so(settings, municipality, nc, js, nats_server, data_dir,
-                                                                  tmp_path):
+async def test_the_laptops_desk_screen_works_offline_and_says_so(
+    settings, municipality, nc, js, nats_server, data_dir, tmp_path
+):
     m = municipality
     clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
     s = settings.model_copy(update={"municipality": m, "config_file": SAPPORO_TOML, "log_level": "WARNING"})
@@ -61,20 +67,35 @@ async def test_the_laptops_desk_screen_works_offline_and_says_so(settings, munic
     link = await LinkProxy(nats_server.url).start()
     credentials = laptop_identity(data_dir, nats_server, m, "chuo-1")
     credentials.pop("municipality")
-    edge = create_edge_app(s, EdgeConfig(desk="chuo-1", device_id="chuo-1-pc", state_dir=tmp_path, nats_url=link.url,
-                                         connect_options=credentials, heartbeat_seconds=0.3), clock=clock)
+    edge = create_edge_app(
+        s,
+        EdgeConfig(
+            desk="chuo-1",
+            device_id="chuo-1-pc",
+            state_dir=tmp_path,
+            nats_url=link.url,
+            connect_options=credentials,
+            heartbeat_seconds=0.3,
+        ),
+        clock=clock,
+    )
     server, task, edge_url = await _serve(edge)
     console = create_console(s)
     try:
         await until(lambda: getattr(edge.state, "accounts", None))
-        async with console.router.lifespan_context(console), \
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=console), base_url="http://laptop",
-                                  follow_redirects=True, timeout=30) as browser:
+        async with (
+            console.router.lifespan_context(console),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=console), base_url="http://laptop", follow_redirects=True, timeout=30
+            ) as browser,
+        ):
             console.state.service_urls = {**console.state.service_urls, "desk": edge_url}
             r = await browser.post("/login", data={"username": "S1", "password": PASSWORD, "municipality": m})
             assert r.status_code == 200, r.text
             page = await _page_saying(browser, "送信済み")  # once the edge has sent what it holds
-            await browser.post("/desk/chuo-1/act", data={"action": "check_in", "command_id": _command_id(page, "check_in")})
+            await browser.post(
+                "/desk/chuo-1/act", data={"action": "check_in", "command_id": _command_id(page, "check_in")}
+            )
 
             await link.cut()
             await until(lambda: not edge.state.link.online)
@@ -85,9 +106,12 @@ async def test_the_laptops_desk_screen_works_offline_and_says_so(settings, munic
             again = await browser.post("/desk/chuo-1/act", data=form)  # the same form sent twice
             assert "番号札 1番を発行しました。" in again.text
             page = (await browser.get("/desk/chuo-1")).text
-            called = await browser.post("/desk/chuo-1/act", data={"action": "call_next",
-                                                                  "command_id": _command_id(page, "call_next")})
-            assert "1番の方をお呼びしました。" in called.text, re.findall(r'class="[^"]*(?:error|flash)[^"]*"[^>]*>([^<]*)', called.text)
+            called = await browser.post(
+                "/desk/chuo-1/act", data={"action": "call_next", "command_id": _command_id(page, "call_next")}
+            )
+            assert "1番の方をお呼びしました。" in called.text, re.findall(
+                r'class="[^"]*(?:error|flash)[^"]*"[^>]*>([^<]*)', called.text
+            )
             page = (await browser.get("/desk/chuo-1")).text
             pending = edge.state.link.journal.depth()
             assert f"オフライン：{pending}件 未送信" in page and pending == 2  # the ticket and its call

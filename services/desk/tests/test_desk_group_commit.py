@@ -32,8 +32,13 @@ async def test_group_commit_under_conflicts_numbers_every_ticket_once_in_stream_
     for _ in range(3):
         await issue(there)  # ... which is stale once the other process issued 2-4
     refused_call = here.deskday_command(desk, None, d.CallNext("S1", new_id(), 999), SUPPORTER)
-    answers = await asyncio.gather(*[issue(here) for _ in range(10)], refused_call, *[issue(here) for _ in range(10)],
-                                   *[issue(there) for _ in range(10)], return_exceptions=True)
+    answers = await asyncio.gather(
+        *[issue(here) for _ in range(10)],
+        refused_call,
+        *[issue(here) for _ in range(10)],
+        *[issue(there) for _ in range(10)],
+        return_exceptions=True,
+    )
 
     assert isinstance(answers[10], d.Refusal)  # refused on its own, the commands around it stored
     issued = [a for i, a in enumerate(answers) if i != 10]
@@ -58,10 +63,14 @@ async def test_a_batch_is_stored_whole_or_not_at_all(nc, js, municipality):
     await service.deskday_command(desk, None, d.IssueTicket(), SUPPORTER)
     subject = service.deskday_subject(desk.id, clock().date())
     loaded = await service.deskday(desk, clock().date())
-    events = d.decide_deskday(loaded.state, d.IssueTicket(), d.Ctx(m, clock(), SUPPORTER, desk,
-                                                                    m.calendar().hours(clock().date(), desk.id)))
-    second = d.decide_deskday(d.evolve_deskday(loaded.state, events[0]), d.IssueTicket(),
-                              d.Ctx(m, clock(), SUPPORTER, desk, m.calendar().hours(clock().date(), desk.id)))
+    events = d.decide_deskday(
+        loaded.state, d.IssueTicket(), d.Ctx(m, clock(), SUPPORTER, desk, m.calendar().hours(clock().date(), desk.id))
+    )
+    second = d.decide_deskday(
+        d.evolve_deskday(loaded.state, events[0]),
+        d.IssueTicket(),
+        d.Ctx(m, clock(), SUPPORTER, desk, m.calendar().hours(clock().date(), desk.id)),
+    )
     stale = loaded.seq - 1
     try:
         await bus.append_batch(js, [*events, *second], {subject: stale})

@@ -16,8 +16,16 @@ from madoguchi_shared.events import device as dev
 
 
 def _answer(cls, municipality: str, staff_id: str, at: datetime):
-    return cls(municipality=municipality, ward="teine", desk="teine-1", device_id="teine-1-pc", staff_id=staff_id,
-               notice_sha256="c" * 64, occurred_at=at, actor=Actor(id="teine-1-pc", role="device"))
+    return cls(
+        municipality=municipality,
+        ward="teine",
+        desk="teine-1",
+        device_id="teine-1-pc",
+        staff_id=staff_id,
+        notice_sha256="c" * 64,
+        occurred_at=at,
+        actor=Actor(id="teine-1-pc", role="device"),
+    )
 
 
 async def _until(condition, timeout: float = 10.0) -> None:

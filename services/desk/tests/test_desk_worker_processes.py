@@ -28,13 +28,25 @@ def workers_of(pid: int) -> list[int]:
 
 async def test_two_worker_processes_number_tickets_once_each(settings, municipality, nc, js, tmp_path):
     port = free_port()
-    env = {**os.environ, "MADOGUCHI_NATS_URL": settings.nats_url, "MADOGUCHI_TOKEN_SECRET": settings.token_secret.get_secret_value(),
-           "MADOGUCHI_MUNICIPALITY": municipality, "MADOGUCHI_CONFIG_FILE": str(SAPPORO_TOML), "MADOGUCHI_DESK_PORT": str(port),
-           "MADOGUCHI_DATA_DIR": str(tmp_path), "MADOGUCHI_LOG_LEVEL": "WARNING", "MADOGUCHI_API_WORKERS": "2",
-           # a Tuesday at 10:00 in Sapporo, running at real speed from now
-           "MADOGUCHI_EXTRA": json.dumps({"clock": f"2021-04-06T10:00:00+09:00@1@{time.time()}"})}
-    server = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "serve", "desk"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "MADOGUCHI_NATS_URL": settings.nats_url,
+        "MADOGUCHI_TOKEN_SECRET": settings.token_secret.get_secret_value(),
+        "MADOGUCHI_MUNICIPALITY": municipality,
+        "MADOGUCHI_CONFIG_FILE": str(SAPPORO_TOML),
+        "MADOGUCHI_DESK_PORT": str(port),
+        "MADOGUCHI_DATA_DIR": str(tmp_path),
+        "MADOGUCHI_LOG_LEVEL": "WARNING",
+        "MADOGUCHI_API_WORKERS": "2",
+        # a Tuesday at 10:00 in Sapporo, running at real speed from now
+        "MADOGUCHI_EXTRA": json.dumps({"clock": f"2021-04-06T10:00:00+09:00@1@{time.time()}"}),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "madoguchi_shared.cli", "serve", "desk"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("kita",))
     base = f"http://127.0.0.1:{port}"
     try:
@@ -49,9 +61,13 @@ async def test_two_worker_processes_number_tickets_once_each(settings, municipal
                     pass
                 assert time.monotonic() < deadline, "two workers did not start"
                 await asyncio.sleep(0.2)
-        clients = [httpx.AsyncClient(base_url=base, timeout=30) for _ in range(8)]  # connections spread over both workers
+        clients = [
+            httpx.AsyncClient(base_url=base, timeout=30) for _ in range(8)
+        ]  # connections spread over both workers
         try:
-            responses = await asyncio.gather(*(c.post("/v1/desks/kita-1/tickets", headers=s1) for _ in range(5) for c in clients))
+            responses = await asyncio.gather(
+                *(c.post("/v1/desks/kita-1/tickets", headers=s1) for _ in range(5) for c in clients)
+            )
         finally:
             for c in clients:
                 await c.aclose()

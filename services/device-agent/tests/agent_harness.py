@@ -21,16 +21,22 @@ from madoguchi_shared.events import Event
 HERE = Path(__file__).parent
 VICC_SHIM = HERE / "vicc_shim.py"
 VIRTUAL_READER = "Virtual PCD 00 00"
-ALL_OFF = dict(card=False, processes=False, usb=False, files=False, desk_visits=False, sessions=False,
-               printing=False)
+ALL_OFF = dict(card=False, processes=False, usb=False, files=False, desk_visits=False, sessions=False, printing=False)
 
 
 def make_config(tmp_path: Path, nats_url: str, municipality: str, **overrides) -> AgentConfig:
     monitors = {**ALL_OFF, **overrides.pop("monitors", {})}
     data = dict(
-        device_id="chuo-1-pc", municipality=municipality, ward="chuo", desk="chuo-1", role="desk",
-        nats_url=nats_url, data_dir=tmp_path / "agent-data", monitors=Monitors(**monitors),
-        sysfs_usb_root=tmp_path / "sys-usb", policy_poll_s=1.0,
+        device_id="chuo-1-pc",
+        municipality=municipality,
+        ward="chuo",
+        desk="chuo-1",
+        role="desk",
+        nats_url=nats_url,
+        data_dir=tmp_path / "agent-data",
+        monitors=Monitors(**monitors),
+        sysfs_usb_root=tmp_path / "sys-usb",
+        policy_poll_s=1.0,
     )
     data.update(overrides)
     return AgentConfig(**data)
@@ -62,8 +68,9 @@ async def device_events(nc, municipality: str, device_id: str = "chuo-1-pc") -> 
     return [s.event for s in await bus.load(nc, agent_subject(municipality, device_id))]
 
 
-async def wait_for(nc, municipality: str, predicate: Callable[[list[Event]], object], timeout: float = 20.0,
-                   what: str = "events") -> list[Event]:
+async def wait_for(
+    nc, municipality: str, predicate: Callable[[list[Event]], object], timeout: float = 20.0, what: str = "events"
+) -> list[Event]:
     """Poll the device's subject in JetStream until predicate(events) holds."""
     deadline = time.monotonic() + timeout
     events: list[Event] = []
@@ -105,9 +112,15 @@ def vicc_python() -> str:
     for python in filter(None, candidates):
         if not os.path.exists(python):
             continue
-        ok = subprocess.run([python, "-c", "import importlib.util as u, sys; "
-                             "sys.exit(0 if (u.find_spec('Crypto') or u.find_spec('Cryptodome')) else 1)"],
-                            capture_output=True)
+        ok = subprocess.run(
+            [
+                python,
+                "-c",
+                "import importlib.util as u, sys; "
+                "sys.exit(0 if (u.find_spec('Crypto') or u.find_spec('Cryptodome')) else 1)",
+            ],
+            capture_output=True,
+        )
         if ok.returncode == 0:
             return python
     raise RuntimeError(f"no Python with pycryptodome for vicc; install it: {APT_HINT}")
@@ -144,8 +157,9 @@ class Pcscd:
         # and the new one then serves no virtual reader; it is stopped and started again.
         for _attempt in range(2):
             with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(["pcscd", "--foreground"], stdin=subprocess.DEVNULL, stdout=log,
-                                             stderr=subprocess.STDOUT)
+                self.proc = subprocess.Popen(
+                    ["pcscd", "--foreground"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                )
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 if VIRTUAL_READER in readers():
@@ -176,8 +190,12 @@ class VirtualCard:
 
     def insert(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([vicc_python(), str(VICC_SHIM), "-t", "iso7816"], stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [vicc_python(), str(VICC_SHIM), "-t", "iso7816"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def remove(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -23,9 +23,12 @@ class DbusDaemon:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> DbusDaemon:
-        self.proc = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--nopidfile",
-                                      f"--address={self.address}", "--print-address=1"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", "--nopidfile", f"--address={self.address}", "--print-address=1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         if not line.startswith("unix:"):
             raise RuntimeError(f"dbus-daemon did not start: {line}")
@@ -74,10 +77,14 @@ class FakeLogind:
                     if s is None:
                         self._send(new_error(msg, "org.freedesktop.login1.NoSuchSession"))
                         continue
-                    props = {"Id": ("s", s["id"]), "User": ("(uo)", (s["uid"], f"/org/freedesktop/login1/user/_{s['uid']}")),
-                             "Seat": ("(so)", (s["seat"], "/org/freedesktop/login1/seat/seat0")),
-                             "Remote": ("b", s["remote"]), "Class": ("s", s["class"]),
-                             "LockedHint": ("b", s["locked"])}
+                    props = {
+                        "Id": ("s", s["id"]),
+                        "User": ("(uo)", (s["uid"], f"/org/freedesktop/login1/user/_{s['uid']}")),
+                        "Seat": ("(so)", (s["seat"], "/org/freedesktop/login1/seat/seat0")),
+                        "Remote": ("b", s["remote"]),
+                        "Class": ("s", s["class"]),
+                        "LockedHint": ("b", s["locked"]),
+                    }
                     self._send(new_method_return(msg, "a{sv}", (props,)))
                 else:
                     self._send(new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod"))
@@ -91,22 +98,35 @@ class FakeLogind:
 
     def logon(self, sid: str, uid: int, klass: str = "user", remote: bool = False) -> None:
         with self._lock:
-            self.sessions[sid] = {"id": sid, "uid": uid, "seat": "seat0", "remote": remote, "class": klass,
-                                  "locked": False}
-        self._emit("/org/freedesktop/login1", "org.freedesktop.login1.Manager", "SessionNew", "so",
-                   (sid, self.path(sid)))
+            self.sessions[sid] = {
+                "id": sid,
+                "uid": uid,
+                "seat": "seat0",
+                "remote": remote,
+                "class": klass,
+                "locked": False,
+            }
+        self._emit(
+            "/org/freedesktop/login1", "org.freedesktop.login1.Manager", "SessionNew", "so", (sid, self.path(sid))
+        )
 
     def set_locked(self, sid: str, locked: bool) -> None:
         with self._lock:
             self.sessions[sid]["locked"] = locked
-        self._emit(self.path(sid), "org.freedesktop.DBus.Properties", "PropertiesChanged", "sa{sv}as",
-                   ("org.freedesktop.login1.Session", {"LockedHint": ("b", locked)}, []))
+        self._emit(
+            self.path(sid),
+            "org.freedesktop.DBus.Properties",
+            "PropertiesChanged",
+            "sa{sv}as",
+            ("org.freedesktop.login1.Session", {"LockedHint": ("b", locked)}, []),
+        )
 
     def logoff(self, sid: str) -> None:
         with self._lock:
             self.sessions.pop(sid)
-        self._emit("/org/freedesktop/login1", "org.freedesktop.login1.Manager", "SessionRemoved", "so",
-                   (sid, self.path(sid)))
+        self._emit(
+            "/org/freedesktop/login1", "org.freedesktop.login1.Manager", "SessionRemoved", "so", (sid, self.path(sid))
+        )
 
     def stop(self) -> None:
         self._stop.set()

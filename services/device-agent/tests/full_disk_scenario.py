@@ -82,8 +82,14 @@ async def main() -> None:
     refused = [agent.heartbeat() for _ in range(5)]
     out["heartbeats_refused"] = sum(1 for e in refused if e is None)
     violation = agent.emit(ev.ProcessViolation, pid=4242, name="game", enforce=True, enforced=True)
-    card = agent.emit(ev.CardLeftInReader, reader="Virtual PCD 00 00", atr="3B8F8001", inserted_at=datetime.now(UTC),
-                      reason="no_visit", seconds_in_reader=700.0)
+    card = agent.emit(
+        ev.CardLeftInReader,
+        reader="Virtual PCD 00 00",
+        atr="3B8F8001",
+        inserted_at=datetime.now(UTC),
+        reason="no_visit",
+        seconds_in_reader=700.0,
+    )
     out["violation_id"] = str(violation.event_id) if violation else None
     out["card_id"] = str(card.event_id) if card else None
     out["alarms_while_full"] = levels(agent)
@@ -99,8 +105,10 @@ async def main() -> None:
     # longer be written; the agent says "critical" straight to the bus instead
     fill(root / "more-of-someone-elses")
     written = 0
-    while written < 20_000 and agent.emit(ev.ProcessViolation, pid=4343, name="game2", enforce=True,
-                                          enforced=True) is not None:
+    while (
+        written < 20_000
+        and agent.emit(ev.ProcessViolation, pid=4343, name="game2", enforce=True, enforced=True) is not None
+    ):
         written += 1  # the journal's own free pages and WAL take some first
     out["violations_until_nothing_left"] = written
     out["lost_counted"] = agent.lost

@@ -23,13 +23,27 @@ ATR_PATTERN = r"^(?:[0-9A-F]{2})+$"
 
 
 def _visit_started(municipality: str, visit_id) -> VisitStarted:
-    return VisitStarted(deskday_id=deskday_id("chuo-1", date.today()), ticket_no=12, staff_id="S0012",
-                        waited_seconds=30, municipality=municipality, ward="chuo", desk="chuo-1", visit_id=visit_id)
+    return VisitStarted(
+        deskday_id=deskday_id("chuo-1", date.today()),
+        ticket_no=12,
+        staff_id="S0012",
+        waited_seconds=30,
+        municipality=municipality,
+        ward="chuo",
+        desk="chuo-1",
+        visit_id=visit_id,
+    )
 
 
 def _visit_ended(municipality: str, visit_id) -> VisitEnded:
-    return VisitEnded(outcome="completed", service_seconds=600, municipality=municipality, ward="chuo",
-                      desk="chuo-1", visit_id=visit_id)
+    return VisitEnded(
+        outcome="completed",
+        service_seconds=600,
+        municipality=municipality,
+        ward="chuo",
+        desk="chuo-1",
+        visit_id=visit_id,
+    )
 
 
 async def _until(condition, timeout: float = 15.0) -> None:
@@ -43,8 +57,12 @@ async def _until(condition, timeout: float = 15.0) -> None:
 async def test_card_inserted_and_removed_arrive_in_jetstream(nats_server, nc, municipality, tmp_path, virtual_card):
     config = make_config(tmp_path, nats_server.url, municipality, monitors={"card": True})
     async with running_agent(config):
-        await wait_for(nc, municipality, lambda es: VIRTUAL_READER in {e.reader for e in of_type(es, "device.reader_attached")},
-                       what="reader attached")
+        await wait_for(
+            nc,
+            municipality,
+            lambda es: VIRTUAL_READER in {e.reader for e in of_type(es, "device.reader_attached")},
+            what="reader attached",
+        )
         virtual_card.insert()
         events = await wait_for(nc, municipality, lambda es: of_type(es, "device.card_inserted"), what="card inserted")
         virtual_card.remove()
@@ -88,8 +106,11 @@ async def test_card_left_in_reader_when_the_visit_ends(nats_server, nc, js, muni
     print("\nDESK-9 sequence (visit ended):")
     for e in events:
         if e.type.startswith("device.card") or e.type == "device.reader_attached":
-            extra = {k: getattr(e, k) for k in ("reader", "atr", "visit_id", "reason", "seconds_in_reader", "dwell_s")
-                     if hasattr(e, k)}
+            extra = {
+                k: getattr(e, k)
+                for k in ("reader", "atr", "visit_id", "reason", "seconds_in_reader", "dwell_s")
+                if hasattr(e, k)
+            }
             print(f"  {e.occurred_at.isoformat()} {e.type} {extra}")
 
 
@@ -120,8 +141,15 @@ def test_the_reader_list_survives_pcscd_going_away():
 
     from madoguchi_agent.cardreader import _ReaderPoller
 
-    answers = iter([[], EstablishContextException(0x8010001D), EstablishContextException(0x8010001D),
-                    ["Virtual PCD 00 00"], ["Virtual PCD 00 00"]])
+    answers = iter(
+        [
+            [],
+            EstablishContextException(0x8010001D),
+            EstablishContextException(0x8010001D),
+            ["Virtual PCD 00 00"],
+            ["Virtual PCD 00 00"],
+        ]
+    )
     changes, done = [], threading.Event()
 
     def list_readers():

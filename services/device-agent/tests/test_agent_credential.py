@@ -12,17 +12,24 @@ from madoguchi_agent.policy import Policy, publish
 from madoguchi_shared import natsauth
 
 
-async def test_agent_runs_on_a_laptop_credential_policy_visits_and_outbox(nats_server, data_dir, nc, js, municipality, tmp_path):
+async def test_agent_runs_on_a_laptop_credential_policy_visits_and_outbox(
+    nats_server, data_dir, nc, js, municipality, tmp_path
+):
     identity = natsauth.issue_device(data_dir, "chuo-1-pc", municipality, desk="chuo-1")
     nats_server.reload()
     credential = tmp_path / "nats.json"
     credential.write_text(identity.credential())
-    config = make_config(tmp_path, nats_server.address, municipality, nats_credential=credential,
-                         monitors={"desk_visits": True})
+    config = make_config(
+        tmp_path, nats_server.address, municipality, nats_credential=credential, monitors={"desk_visits": True}
+    )
     version = await publish(js, "mg_policy", config.policy_key, Policy(heartbeat_s=0.5, card_left_s=90))
     async with running_agent(config) as agent:
-        events = await wait_for(nc, municipality, lambda es: of_type(es, "device.policy_changed") and of_type(es, "device.heartbeat"),
-                                what="policy change and heartbeat drained on the laptop credential")
+        events = await wait_for(
+            nc,
+            municipality,
+            lambda es: of_type(es, "device.policy_changed") and of_type(es, "device.heartbeat"),
+            what="policy change and heartbeat drained on the laptop credential",
+        )
         assert agent.policy.card_left_s == 90 and of_type(events, "device.policy_changed")[0].policy_version == version
         # the ordered consumer following the desk's visits exists, created with the laptop's credential
         deadline = asyncio.get_running_loop().time() + 20

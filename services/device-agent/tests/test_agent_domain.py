@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from madoguchi_agent.domain import (
-    CardGone, CardLeft, CardSeen, DeskState, Tick, VisitEnded, VisitStarted, decide, evolve,
+    CardGone,
+    CardLeft,
+    CardSeen,
+    DeskState,
+    Tick,
+    VisitEnded,
+    VisitStarted,
+    decide,
+    evolve,
 )
 
 T0 = datetime(2021, 4, 1, 9, 0, tzinfo=UTC)
@@ -29,8 +37,9 @@ def at(minutes: float) -> datetime:
 
 
 def test_card_returned_before_the_visit_ends_raises_nothing():
-    _, alerts = run([VisitStarted("v1", at(0)), CardSeen(R, ATR, at(1)), CardGone(R, at(5)), VisitEnded("v1", at(6)),
-                     Tick(at(30))])
+    _, alerts = run(
+        [VisitStarted("v1", at(0)), CardSeen(R, ATR, at(1)), CardGone(R, at(5)), VisitEnded("v1", at(6)), Tick(at(30))]
+    )
     assert alerts == []
 
 
@@ -52,15 +61,23 @@ def test_card_in_the_reader_with_no_visit_for_longer_than_the_limit():
 
 def test_the_no_visit_clock_starts_when_the_last_visit_ended():
     # the card of visit v2 was alerted at v2's end; a new card after the end counts from its insertion
-    _, alerts = run([VisitStarted("v1", at(0)), VisitEnded("v1", at(1)), CardSeen(R, ATR, at(2)), Tick(at(11)),
-                     Tick(at(12))])
+    _, alerts = run(
+        [VisitStarted("v1", at(0)), VisitEnded("v1", at(1)), CardSeen(R, ATR, at(2)), Tick(at(11)), Tick(at(12))]
+    )
     assert [(a.reason, a.seconds) for a in alerts] == [("no_visit", 600.0)]
 
 
 def test_another_open_visit_keeps_its_own_card():
     # two supporters at one desk PC: v2's card is not left behind when v1 ends
-    _, alerts = run([VisitStarted("v1", at(0)), VisitStarted("v2", at(1)), CardSeen(R, ATR, at(2)),
-                     VisitEnded("v1", at(3)), VisitEnded("v2", at(4))])
+    _, alerts = run(
+        [
+            VisitStarted("v1", at(0)),
+            VisitStarted("v2", at(1)),
+            CardSeen(R, ATR, at(2)),
+            VisitEnded("v1", at(3)),
+            VisitEnded("v2", at(4)),
+        ]
+    )
     assert [(a.reason, a.visit_id) for a in alerts] == [("visit_ended", "v2")]
 
 

@@ -14,8 +14,9 @@ ENVELOPE = dict(municipality="011002", ward="chuo", desk="chuo-1", device_id="ch
 
 
 def test_subject_is_one_per_device():
-    e = ev.Heartbeat(agent_version="0.1.0", policy_version=3, outbox_depth=1, outbox_bytes=10, link_up=True,
-                     uptime_s=5, **ENVELOPE)
+    e = ev.Heartbeat(
+        agent_version="0.1.0", policy_version=3, outbox_depth=1, outbox_bytes=10, link_up=True, uptime_s=5, **ENVELOPE
+    )
     assert e.subject == "mg.device.011002.agent.chuo-1-pc"
     assert parse_event(dump_event(e)) == e
 
@@ -37,8 +38,16 @@ def test_executable_paths_hide_the_account_name():
 
 def test_fields_refuse_personal_data_as_a_safety_net():
     with pytest.raises(ValidationError):
-        ev.PersonalDataFileFound(root="desktop", path=f"{MY_NUMBER}.txt", kinds=("my_number",), findings=1,
-                                 size_bytes=1, quarantine=True, quarantined=False, **ENVELOPE)
+        ev.PersonalDataFileFound(
+            root="desktop",
+            path=f"{MY_NUMBER}.txt",
+            kinds=("my_number",),
+            findings=1,
+            size_bytes=1,
+            quarantine=True,
+            quarantined=False,
+            **ENVELOPE,
+        )
     with pytest.raises(ValidationError):
         ev.CardInserted(reader=f"reader {MY_NUMBER}", atr="3B95", **ENVELOPE)
     with pytest.raises(ValidationError):
@@ -51,12 +60,30 @@ def test_every_device_event_type_is_registered():
 
     device_types = {t for t in event_types() if t.startswith("device.")}
     assert device_types == {
-        "device.agent_started", "device.agent_stopped", "device.heartbeat", "device.policy_applied",
-        "device.policy_changed", "device.outbox_size_alarm", "device.synthetic_load",
-        "device.monitoring_notice_shown", "device.monitoring_notice_acknowledged", "device.reader_attached",
-        "device.reader_detached", "device.card_inserted", "device.card_removed", "device.card_left_in_reader",
-        "device.process_violation", "device.usb_device_attached", "device.usb_device_removed",
-        "device.usb_violation", "device.personal_data_file_found", "device.monitoring_notice_declined",
-        "device.monitoring_gap", "device.process_started", "device.session_changed", "device.file_activity",
-        "device.file_not_scanned", "device.print_job",
+        "device.agent_started",
+        "device.agent_stopped",
+        "device.heartbeat",
+        "device.policy_applied",
+        "device.policy_changed",
+        "device.outbox_size_alarm",
+        "device.synthetic_load",
+        "device.monitoring_notice_shown",
+        "device.monitoring_notice_acknowledged",
+        "device.reader_attached",
+        "device.reader_detached",
+        "device.card_inserted",
+        "device.card_removed",
+        "device.card_left_in_reader",
+        "device.process_violation",
+        "device.usb_device_attached",
+        "device.usb_device_removed",
+        "device.usb_violation",
+        "device.personal_data_file_found",
+        "device.monitoring_notice_declined",
+        "device.monitoring_gap",
+        "device.process_started",
+        "device.session_changed",
+        "device.file_activity",
+        "device.file_not_scanned",
+        "device.print_job",
     }

@@ -25,8 +25,9 @@ async def test_my_number_file_is_reported_and_quarantined(nats_server, nc, munic
     desk = tmp_path / "home" / "desk-user" / "Desktop"
     (desk / "申請メモ").mkdir(parents=True)
     config = make_config(tmp_path, nats_server.url, municipality, monitors={"files": True})
-    write_policy_cache(config, Policy(watched_folders=(WatchedFolder(label="desktop", path=str(desk)),),
-                                      quarantine=True))
+    write_policy_cache(
+        config, Policy(watched_folders=(WatchedFolder(label="desktop", path=str(desk)),), quarantine=True)
+    )
     async with running_agent(config):
         await asyncio.sleep(0.3)  # the observer is scheduled
         (desk / "harmless.txt").write_text("2021年4月1日 8:45 窓口開設", encoding="utf-8")
@@ -34,8 +35,12 @@ async def test_my_number_file_is_reported_and_quarantined(nats_server, nc, munic
         leaked.write_text(f"受付,番号\n12,{MY_NUMBER[:4]} {MY_NUMBER[4:8]} {MY_NUMBER[8:]}\n", encoding="cp932")
         named = desk / "090-1234-5678 さん.txt"  # a phone number in the file name
         named.write_text(f"個人番号 {MY_NUMBER}", encoding="utf-8")
-        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.personal_data_file_found")) >= 2,
-                                what="personal data alerts")
+        events = await wait_for(
+            nc,
+            municipality,
+            lambda es: len(of_type(es, "device.personal_data_file_found")) >= 2,
+            what="personal data alerts",
+        )
 
     found = {e.path: e for e in of_type(events, "device.personal_data_file_found")}
     assert set(found) == {"申請メモ/list.csv", "[redacted].txt"}  # no alert for the harmless file
@@ -85,25 +90,33 @@ async def test_a_file_written_while_the_agent_was_stopped_is_found_at_start(nats
     kanji = MY_NUMBER.translate(str.maketrans("0123456789", "〇一二三四五六七八九"))
     (docs / "kanji.txt").write_text(f"個人番号：{kanji}\n", encoding="cp932")
     async with running_agent(config):
-        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.personal_data_file_found")) >= 2,
-                                what="found at start")
+        events = await wait_for(
+            nc, municipality, lambda es: len(of_type(es, "device.personal_data_file_found")) >= 2, what="found at start"
+        )
     found = sorted(of_type(events, "device.personal_data_file_found"), key=lambda e: e.path)
     assert [(e.root, e.path, e.kinds, e.quarantined) for e in found] == [
-        ("documents", "before.txt", ("my_number",), True), ("documents", "kanji.txt", ("my_number",), True)]
+        ("documents", "before.txt", ("my_number",), True),
+        ("documents", "kanji.txt", ("my_number",), True),
+    ]
     assert not (docs / "before.txt").exists() and not (docs / "kanji.txt").exists()
     for e in events:
         assert kanji not in dump_event(e).decode()
 
 
-async def test_archives_names_large_files_and_every_change_are_checked(nats_server, nc, municipality, tmp_path,
-                                                                       monkeypatch):
+async def test_archives_names_large_files_and_every_change_are_checked(
+    nats_server, nc, municipality, tmp_path, monkeypatch
+):
     desk = tmp_path / "Desktop"
     desk.mkdir()
     config = make_config(tmp_path, nats_server.url, municipality, monitors={"files": True})
     monkeypatch.setattr(files, "CHUNK", 64 * 1024)  # small chunks keep the test fast; same code path
     limit = 150 * 1024  # bigger files are read this far, in chunks
-    write_policy_cache(config, Policy(watched_folders=(WatchedFolder(label="desktop", path=str(desk)),),
-                                      max_scan_bytes=limit, quarantine=False))
+    write_policy_cache(
+        config,
+        Policy(
+            watched_folders=(WatchedFolder(label="desktop", path=str(desk)),), max_scan_bytes=limit, quarantine=False
+        ),
+    )
     filler = ("窓口で受付をしました。" * 20 + "\n").encode("utf-8")
     with zipfile.ZipFile(desk / "bundle.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("readme.txt", "nothing here")
@@ -114,8 +127,15 @@ async def test_archives_names_large_files_and_every_change_are_checked(nats_serv
     huge = desk / "huge.csv"  # bigger than the limit: scanned that far, then said so
     huge.write_bytes(filler * (200 * 1024 // len(filler)))
     async with running_agent(config):
-        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.personal_data_file_found")) >= 3
-                                and of_type(es, "device.file_not_scanned"), timeout=60, what="scan at start")
+        events = await wait_for(
+            nc,
+            municipality,
+            lambda es: (
+                len(of_type(es, "device.personal_data_file_found")) >= 3 and of_type(es, "device.file_not_scanned")
+            ),
+            timeout=60,
+            what="scan at start",
+        )
         # every change of a watched folder is recorded (inotify): create, modify, move, delete
         note = desk / "note.txt"
         note.write_text("メモ", encoding="utf-8")
@@ -126,8 +146,12 @@ async def test_archives_names_large_files_and_every_change_are_checked(nats_serv
         note.rename(desk / "note2.txt")
         await asyncio.sleep(0.1)
         (desk / "note2.txt").unlink()
-        events = await wait_for(nc, municipality, lambda es: any(
-            e.action == "deleted" for e in of_type(es, "device.file_activity")), what="file activity")
+        events = await wait_for(
+            nc,
+            municipality,
+            lambda es: any(e.action == "deleted" for e in of_type(es, "device.file_activity")),
+            what="file activity",
+        )
 
     found = {e.path: e for e in of_type(events, "device.personal_data_file_found")}
     assert set(found) == {"bundle.zip", "[redacted].txt", "deep.log"}
@@ -137,8 +161,9 @@ async def test_archives_names_large_files_and_every_change_are_checked(nats_serv
     skipped = of_type(events, "device.file_not_scanned")
     assert [(e.path, e.reason, e.scanned_bytes) for e in skipped] == [("huge.csv", "too_large", limit)]
     assert skipped[0].size_bytes == huge.stat().st_size
-    activity = [(e.action, e.path, e.dest_path) for e in of_type(events, "device.file_activity")
-                if e.path.startswith("note")]
+    activity = [
+        (e.action, e.path, e.dest_path) for e in of_type(events, "device.file_activity") if e.path.startswith("note")
+    ]
     assert activity[0] == ("created", "note.txt", None)
     assert ("modified", "note.txt", None) in activity
     assert ("moved", "note.txt", "note2.txt") in activity and activity[-1] == ("deleted", "note2.txt", None)
@@ -156,7 +181,7 @@ ORDINARY = "令和3年4月5日 10:30〜11:45 受付番号12、5,000円、〒060-
 
 def _docx(path, paragraphs: list[list[str]]) -> None:
     body = "".join(
-        "<w:p>" + "".join(f"<w:r><w:t xml:space=\"preserve\">{run}</w:t></w:r>" for run in runs) + "</w:p>"
+        "<w:p>" + "".join(f'<w:r><w:t xml:space="preserve">{run}</w:t></w:r>' for run in runs) + "</w:p>"
         for runs in paragraphs
     )
     with zipfile.ZipFile(path, "w") as z:
@@ -184,7 +209,7 @@ def test_hostile_spellings_found_in_txt_csv_xlsx_docx(tmp_path):
         txt = tmp_path / f"{kind}.txt"
         txt.write_text(f"{ORDINARY}\n{text}\n", encoding="utf-8")
         csv = tmp_path / f"{kind}.csv"
-        csv.write_text(f"日付,メモ\n2021/04/05,\"{text}\"\n", encoding="cp932")
+        csv.write_text(f'日付,メモ\n2021/04/05,"{text}"\n', encoding="cp932")
         xlsx = tmp_path / f"{kind}.xlsx"
         _xlsx(xlsx, [["日付", "メモ"], ["2021/04/05", text], [ORDINARY, "3件"]])
         docx = tmp_path / f"{kind}.docx"
@@ -195,13 +220,18 @@ def test_hostile_spellings_found_in_txt_csv_xlsx_docx(tmp_path):
             assert hit is not None and kind in hit.kinds, (path.name, hit)
     # ordinary writing in every format: no alert
     (tmp_path / "ok.txt").write_text(ORDINARY, encoding="utf-8")
-    (tmp_path / "ok.csv").write_text(f"日付,件数,金額\n2021/04/05,3,\"5,000\"\n{ORDINARY}\n", encoding="cp932")
-    _xlsx(tmp_path / "ok.xlsx", [["日付", "件数", "金額"], ["2021/04/05", 3, 5000], ["令和3年4月5日", "受付番号12", "〒060-8611"]])
+    (tmp_path / "ok.csv").write_text(f'日付,件数,金額\n2021/04/05,3,"5,000"\n{ORDINARY}\n', encoding="cp932")
+    _xlsx(
+        tmp_path / "ok.xlsx",
+        [["日付", "件数", "金額"], ["2021/04/05", 3, 5000], ["令和3年4月5日", "受付番号12", "〒060-8611"]],
+    )
     _docx(tmp_path / "ok.docx", [[ORDINARY[:10], ORDINARY[10:]], ["手順①", "受付"]])
     for name in ("ok.txt", "ok.csv", "ok.xlsx", "ok.docx"):
         assert scan_file(folder, tmp_path / name, 1 << 20).hit is None, name
     # a CSV of counts is not one long number; two cells of a sheet never join into one number
-    (tmp_path / "counts.csv").write_text("".join(f"{i},{i + 1},{i + 2},{i + 3},{i * 7}\n" for i in range(200)), encoding="utf-8")
+    (tmp_path / "counts.csv").write_text(
+        "".join(f"{i},{i + 1},{i + 2},{i + 3},{i * 7}\n" for i in range(200)), encoding="utf-8"
+    )
     assert scan_file(folder, tmp_path / "counts.csv", 1 << 20).hit is None
     # two numeric cells of a sheet never join into one number
     _xlsx(tmp_path / "cells.xlsx", [["1234 5678", "9018"], ["090", "1234-5678"]])
@@ -220,8 +250,12 @@ async def test_what_is_written_to_removable_media_is_recorded(nats_server, nc, m
         await asyncio.sleep(0.5)
         (stick / "report.csv").write_text("窓口,件数\n中央,12\n", encoding="utf-8")
         (stick / "copy.txt").write_text(f"個人番号 {MY_NUMBER}", encoding="utf-8")
-        events = await wait_for(nc, municipality, lambda es: of_type(es, "device.personal_data_file_found") and len(
-            of_type(es, "device.file_activity")) >= 2, what="activity on the stick")
+        events = await wait_for(
+            nc,
+            municipality,
+            lambda es: of_type(es, "device.personal_data_file_found") and len(of_type(es, "device.file_activity")) >= 2,
+            what="activity on the stick",
+        )
     written = {(e.root, e.path, e.action) for e in of_type(events, "device.file_activity")}
     assert {("removable", "report.csv", "created"), ("removable", "copy.txt", "created")} <= written
     found = of_type(events, "device.personal_data_file_found")[0]

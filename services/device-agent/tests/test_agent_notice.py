@@ -41,8 +41,9 @@ async def test_notice_answers_are_recorded_for_known_staff_only(nats_server, nc,
     assert hostile.exit_code == 2
 
     async with running_agent(config):  # the agent drains what the login session wrote
-        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.monitoring_notice_shown")) == 2,
-                                what="notice events")
+        events = await wait_for(
+            nc, municipality, lambda es: len(of_type(es, "device.monitoring_notice_shown")) == 2, what="notice events"
+        )
     shown = of_type(events, "device.monitoring_notice_shown")
     acked = of_type(events, "device.monitoring_notice_acknowledged")
     refused = of_type(events, "device.monitoring_notice_declined")
@@ -55,8 +56,9 @@ async def test_notice_answers_are_recorded_for_known_staff_only(nats_server, nc,
 
 
 def test_the_text_follows_the_policy(tmp_path):
-    config = make_config(tmp_path, "nats://127.0.0.1:9", "011002",
-                         monitors={"processes": True, "usb": True, "files": True, "card": True})
+    config = make_config(
+        tmp_path, "nats://127.0.0.1:9", "011002", monitors={"processes": True, "usb": True, "files": True, "card": True}
+    )
     enforcing, digest, version = notice_for(config)
     assert version == 0 and "直ちに終了されます" in enforcing and "スマートフォン" in enforcing
     assert "デスクトップ・ドキュメント・ダウンロードフォルダ" in enforcing and "隔離されます" in enforcing

@@ -56,8 +56,9 @@ async def test_size_alarms_long_before_the_cap_and_shedding_is_counted(tmp_path,
     agent = Agent(config)
     levels = []
     for i in range(200):
-        agent.emit(ev.Heartbeat, agent_version="t", policy_version=0, outbox_depth=i, outbox_bytes=0,
-                   link_up=False, uptime_s=i)
+        agent.emit(
+            ev.Heartbeat, agent_version="t", policy_version=0, outbox_depth=i, outbox_bytes=0, link_up=False, uptime_s=i
+        )
     violation = agent.emit(ev.ProcessViolation, pid=1, name="x", enforce=False, enforced=False)
     rows = agent.outbox.peek(10_000)
     alarms = [ev.OutboxSizeAlarm.model_validate_json(r.data) for r in rows if r.type == "device.outbox_size_alarm"]

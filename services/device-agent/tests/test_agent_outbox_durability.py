@@ -26,8 +26,12 @@ N = 10_000
 
 def _start_agent(config_path: Path, log: Path, *extra: str) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "madoguchi_agent", "run", "--config", str(config_path), *extra],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "madoguchi_agent", "run", "--config", str(config_path), *extra],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _depth(path: Path) -> int:
@@ -114,8 +118,10 @@ async def test_nothing_lost_nothing_doubled_across_link_loss_and_kill_9(tmp_path
         assert len({s.event.event_id for s in stored}) == len(stored)  # no event twice, of any type
         starts = [s.event for s in stored if s.event.type == "device.agent_started"]
         assert [e.previous_run for e in starts] == ["first", "unclean"]  # the kill -9 is on record
-        print(f"\noffline depth {offline}, killed at depth {killed_at}, in the stream and still in the "
-              f"journal {stored_not_deleted}, stream {len(stored)} events")
+        print(
+            f"\noffline depth {offline}, killed at depth {killed_at}, in the stream and still in the "
+            f"journal {stored_not_deleted}, stream {len(stored)} events"
+        )
     finally:
         if agent.poll() is None:
             agent.kill()

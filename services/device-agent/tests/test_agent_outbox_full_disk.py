@@ -28,8 +28,19 @@ async def test_a_full_disk_keeps_critical_events_says_critical_and_drains(nats_s
     folder.mkdir()
     mount = 'mount -t tmpfs -o size=6m tmpfs "$0" && exec "$1" "$2" "$0" "$3" "$4"'
     proc = await asyncio.create_subprocess_exec(
-        unshare, "-Urm", "sh", "-c", mount, str(folder), sys.executable, str(SCENARIO), nats_server.url, municipality,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        unshare,
+        "-Urm",
+        "sh",
+        "-c",
+        mount,
+        str(folder),
+        sys.executable,
+        str(SCENARIO),
+        nats_server.url,
+        municipality,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 240)
     assert proc.returncode == 0, stderr.decode()[-3000:]
     out = json.loads(stdout.decode().strip().splitlines()[-1])

@@ -20,11 +20,15 @@ async def test_policy_from_the_bus_is_applied_cached_and_used_offline(nats_serve
         await wait_for(nc, municipality, lambda es: of_type(es, "device.policy_changed"), what="policy changed")
         assert agent.policy.card_left_s == 120
         rev2 = await publish(js, "mg_policy", config.policy_key, Policy(heartbeat_s=0.5, card_left_s=60))
-        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.policy_changed")) == 2,
-                                what="second policy change")
-        await wait_for(nc, municipality,
-                       lambda es: any(h.policy_version == rev2 for h in of_type(es, "device.heartbeat")),
-                       what="heartbeat with the new policy version")
+        events = await wait_for(
+            nc, municipality, lambda es: len(of_type(es, "device.policy_changed")) == 2, what="second policy change"
+        )
+        await wait_for(
+            nc,
+            municipality,
+            lambda es: any(h.policy_version == rev2 for h in of_type(es, "device.heartbeat")),
+            what="heartbeat with the new policy version",
+        )
     applied = of_type(events, "device.policy_applied")[0]
     assert (applied.source, applied.policy_version) == ("default", 0)
     changes = of_type(events, "device.policy_changed")
@@ -67,28 +71,37 @@ def test_the_built_in_policy_protects():
     p = Policy()
     assert p.process_enforce and p.usb_block_mass_storage and p.usb_block_not_allowed and p.quarantine
     assert [(f.label, f.path) for f in p.watched_folders] == [
-        ("desktop", "~/Desktop"), ("documents", "~/Documents"), ("downloads", "~/Downloads")]
+        ("desktop", "~/Desktop"),
+        ("documents", "~/Documents"),
+        ("downloads", "~/Downloads"),
+    ]
     assert "06" not in p.usb_allowed_classes and "ff" not in p.usb_allowed_classes  # MTP phones, vendor classes
 
 
 def test_watched_folders_are_each_desk_users_own(tmp_path):
-    """"~/Desktop" is the Desktop of every desk user; a Japanese desktop's XDG names apply."""
+    """ "~/Desktop" is the Desktop of every desk user; a Japanese desktop's XDG names apply."""
     from madoguchi_agent.files import resolve_folders
 
     en, ja = tmp_path / "desk1", tmp_path / "desk2"
     (en / "Desktop").mkdir(parents=True)
     (ja / ".config").mkdir(parents=True)
     (ja / ".config" / "user-dirs.dirs").write_text(
-        'XDG_DESKTOP_DIR="$HOME/デスクトップ"\nXDG_DOWNLOAD_DIR="$HOME/ダウンロード"\n', encoding="utf-8")
+        'XDG_DESKTOP_DIR="$HOME/デスクトップ"\nXDG_DOWNLOAD_DIR="$HOME/ダウンロード"\n', encoding="utf-8"
+    )
     folders = resolve_folders(Policy(removable_globs=()), (str(en), str(ja)))
     assert {path: f.label for path, f in folders.items()} == {
-        str(en / "Desktop"): "desktop", str(en / "Documents"): "documents", str(en / "Downloads"): "downloads",
-        str(ja / "デスクトップ"): "desktop", str(ja / "Documents"): "documents", str(ja / "ダウンロード"): "downloads",
+        str(en / "Desktop"): "desktop",
+        str(en / "Documents"): "documents",
+        str(en / "Downloads"): "downloads",
+        str(ja / "デスクトップ"): "desktop",
+        str(ja / "Documents"): "documents",
+        str(ja / "ダウンロード"): "downloads",
     }
 
 
-async def test_policy_command_publishes_per_desk_with_an_admin_event(nats_server, nc, js, municipality, tmp_path,
-                                                                      monkeypatch):
+async def test_policy_command_publishes_per_desk_with_an_admin_event(
+    nats_server, nc, js, municipality, tmp_path, monkeypatch
+):
     from typer.testing import CliRunner
 
     from madoguchi_agent.policy_cli import app
@@ -105,14 +118,24 @@ async def test_policy_command_publishes_per_desk_with_an_admin_event(nats_server
     assert "組み込みの既定値" in shown.output and '"process_enforce": true' in shown.output
     config = make_config(tmp_path, nats_server.url, municipality)
     async with running_agent(config) as agent:
-        done = await asyncio.to_thread(run, "set", "--desk", "chuo-1", "--by", "S0001",
-                                       "--set", "card_left_s=90", "--set", 'usb_allowed_devices=["054c:06c3"]')
+        done = await asyncio.to_thread(
+            run,
+            "set",
+            "--desk",
+            "chuo-1",
+            "--by",
+            "S0001",
+            "--set",
+            "card_left_s=90",
+            "--set",
+            'usb_allowed_devices=["054c:06c3"]',
+        )
         assert done.exit_code == 0, done.output
         await wait_for(nc, municipality, lambda es: of_type(es, "device.policy_changed"), what="policy applied")
         assert agent.policy.card_left_s == 90 and agent.policy.usb_allowed_devices == ("054c:06c3",)
         assert agent.policy.process_enforce  # the rest kept from the policy in force (the default)
         # hostile input: refused with a reason, nothing stored
-        for bad in (["--set", "card_left_s=-5"], ["--set", "no_such=1"], ["--set", "allow=[{\"name\": 3}]"]):
+        for bad in (["--set", "card_left_s=-5"], ["--set", "no_such=1"], ["--set", 'allow=[{"name": 3}]']):
             refused = await asyncio.to_thread(run, "set", "--desk", "chuo-1", "--by", "S0001", *bad)
             assert refused.exit_code == 2, refused.output
         other = await asyncio.to_thread(run, "show", "--desk", "chuo-2", "--json")

@@ -50,16 +50,20 @@ AccessLog {root}/access_log
 PageLog {root}/page_log
 FileDevice Yes
 """)
-    proc = subprocess.Popen(["cupsd", "-f", "-c", str(root / "cupsd.conf"), "-s", str(root / "cups-files.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        ["cupsd", "-f", "-c", str(root / "cupsd.conf"), "-s", str(root / "cups-files.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     server = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 15
     while subprocess.run(["lpstat", "-h", server, "-r"], capture_output=True, text=True).stdout.find("is running") < 0:
         if proc.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"cupsd did not start; see {root / 'error_log'}")
         time.sleep(0.1)
-    subprocess.run(["lpadmin", "-h", server, "-p", "desk-printer", "-E", "-v", "file:///dev/null"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["lpadmin", "-h", server, "-p", "desk-printer", "-E", "-v", "file:///dev/null"], check=True, capture_output=True
+    )
     yield server
     proc.terminate()
     proc.wait(10)
@@ -73,14 +77,24 @@ async def test_print_jobs_are_recorded_without_their_title(nats_server, nc, muni
     doc = tmp_path / "doc.txt"
     doc.write_text("窓口の掲示\n" * 300, encoding="utf-8")
     _print(cups, doc, "before the agent")  # history: not reported
-    config = make_config(tmp_path, nats_server.url, municipality, monitors={"printing": True},
-                         cups_url=f"http://{cups}", print_poll_s=0.2)
+    config = make_config(
+        tmp_path,
+        nats_server.url,
+        municipality,
+        monitors={"printing": True},
+        cups_url=f"http://{cups}",
+        print_poll_s=0.2,
+    )
     async with running_agent(config):
         await wait_for(nc, municipality, lambda es: of_type(es, "device.heartbeat"), what="started")
         await asyncio.sleep(0.6)  # the first look at the queue (history) is done
         _print(cups, doc, "山田太郎様 申請書 090-1234-5678")
-        events = await wait_for(nc, municipality, lambda es: any(
-            e.state == "completed" for e in of_type(es, "device.print_job")), what="a completed print job")
+        events = await wait_for(
+            nc,
+            municipality,
+            lambda es: any(e.state == "completed" for e in of_type(es, "device.print_job")),
+            what="a completed print job",
+        )
     jobs = of_type(events, "device.print_job")
     assert {j.job_id for j in jobs} == {2}  # job 1 was printed before the agent started
     assert jobs[-1].state == "completed" and jobs[-1].printer == "desk-printer"
@@ -92,8 +106,14 @@ async def test_print_jobs_are_recorded_without_their_title(nats_server, nc, muni
 
 
 async def test_no_cups_is_a_gap(nats_server, nc, municipality, tmp_path):
-    config = make_config(tmp_path, nats_server.url, municipality, monitors={"printing": True},
-                         cups_url="http://127.0.0.1:9", print_poll_s=0.2)
+    config = make_config(
+        tmp_path,
+        nats_server.url,
+        municipality,
+        monitors={"printing": True},
+        cups_url="http://127.0.0.1:9",
+        print_poll_s=0.2,
+    )
     async with running_agent(config):
         events = await wait_for(nc, municipality, lambda es: of_type(es, "device.monitoring_gap"), what="gap")
     gap = of_type(events, "device.monitoring_gap")[0]

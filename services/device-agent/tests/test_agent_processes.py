@@ -36,12 +36,14 @@ async def test_unlisted_program_is_reported_and_terminated(nats_server, nc, muni
     session, tool = _session(tmp_path)
     try:
         child = _child(session)
-        config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True},
-                             process_root_pids=(session.pid,))
+        config = make_config(
+            tmp_path, nats_server.url, municipality, monitors={"processes": True}, process_root_pids=(session.pid,)
+        )
         write_policy_cache(config, Policy(process_enforce=True, process_scan_s=0.2))
         async with running_agent(config):
-            events = await wait_for(nc, municipality, lambda es: of_type(es, "device.process_violation"),
-                                    what="process violation")
+            events = await wait_for(
+                nc, municipality, lambda es: of_type(es, "device.process_violation"), what="process violation"
+            )
         violations = of_type(events, "device.process_violation")
         assert len(violations) == 1  # the allowed shell and its later `sleep` are not reported
         v = violations[0]
@@ -62,12 +64,14 @@ async def test_report_only_policy_leaves_the_program_running(nats_server, nc, mu
     session, _ = _session(tmp_path, "another-tool")
     try:
         child = _child(session)
-        config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True},
-                             process_root_pids=(session.pid,))
+        config = make_config(
+            tmp_path, nats_server.url, municipality, monitors={"processes": True}, process_root_pids=(session.pid,)
+        )
         write_policy_cache(config, Policy(process_enforce=False, process_scan_s=0.2))
         async with running_agent(config):
-            events = await wait_for(nc, municipality, lambda es: of_type(es, "device.process_violation"),
-                                    what="process violation")
+            events = await wait_for(
+                nc, municipality, lambda es: of_type(es, "device.process_violation"), what="process violation"
+            )
         v = of_type(events, "device.process_violation")[0]
         assert v.name == "another-tool" and v.enforce is False and v.enforced is False
         assert child.is_running()
@@ -85,8 +89,9 @@ async def test_twenty_one_second_runs_are_twenty_events_from_the_kernel(nats_ser
     shutil.copy("/bin/sleep", tool)
     loop = f"for i in 1 2 3 4 5 6 7 8 9 10; do '{tool}' 1; done"
     session, go = _gated(tmp_path, f"{loop} & {loop}; wait")
-    config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True},
-                         process_root_pids=(session.pid,))
+    config = make_config(
+        tmp_path, nats_server.url, municipality, monitors={"processes": True}, process_root_pids=(session.pid,)
+    )
     write_policy_cache(config, Policy(process_enforce=False))
     try:
         async with running_agent(config) as agent:
@@ -94,8 +99,13 @@ async def test_twenty_one_second_runs_are_twenty_events_from_the_kernel(nats_ser
             assert agent.process_source == "netlink"
             go.touch()
             await asyncio.to_thread(session.wait, 30)
-            events = await wait_for(nc, municipality, lambda es: len(_started(es, "short-tool")) >= 20, timeout=30,
-                                    what="twenty program starts")
+            events = await wait_for(
+                nc,
+                municipality,
+                lambda es: len(_started(es, "short-tool")) >= 20,
+                timeout=30,
+                what="twenty program starts",
+            )
     finally:
         session.kill()
         session.wait()
@@ -135,15 +145,17 @@ async def test_programs_run_by_an_interpreter_are_visible_and_checked(nats_serve
     script.write_text("sleep 30\n")
     os.chown(script, 65534, 65534)  # a desk user's own script (a root-owned one is the administrator's)
     session, go = _gated(tmp_path, f"/usr/bin/python3 -c 'import time; time.sleep(30)' & /bin/sh '{script}'; wait")
-    config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True},
-                         process_root_pids=(session.pid,))
+    config = make_config(
+        tmp_path, nats_server.url, municipality, monitors={"processes": True}, process_root_pids=(session.pid,)
+    )
     write_policy_cache(config, Policy(process_enforce=True))
     try:
         async with running_agent(config) as agent:
             await _until(lambda: agent.process_source != "none")
             go.touch()
-            events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.process_violation")) >= 2,
-                                    what="two violations")
+            events = await wait_for(
+                nc, municipality, lambda es: len(of_type(es, "device.process_violation")) >= 2, what="two violations"
+            )
             await asyncio.to_thread(session.wait, 10)  # both were stopped: the session ends
     finally:
         session.kill()
@@ -162,16 +174,21 @@ async def test_a_policy_change_rechecks_running_programs(nats_server, nc, js, mu
     session, _tool = _session(tmp_path, "early-tool")
     try:
         child = _child(session)
-        config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True},
-                             process_root_pids=(session.pid,))
+        config = make_config(
+            tmp_path, nats_server.url, municipality, monitors={"processes": True}, process_root_pids=(session.pid,)
+        )
         write_policy_cache(config, Policy(process_enforce=False))  # not the enforcing built-in one at start
         await publish(js, "mg_policy", config.policy_key, Policy(process_enforce=False))
         async with running_agent(config):
             await wait_for(nc, municipality, lambda es: of_type(es, "device.process_violation"), what="reported")
             assert child.is_running()
             await publish(js, "mg_policy", config.desk_policy_key, Policy(process_enforce=True))
-            events = await wait_for(nc, municipality, lambda es: any(
-                v.enforced for v in of_type(es, "device.process_violation")), what="enforced after the change")
+            events = await wait_for(
+                nc,
+                municipality,
+                lambda es: any(v.enforced for v in of_type(es, "device.process_violation")),
+                what="enforced after the change",
+            )
         violations = of_type(events, "device.process_violation")
         assert {v.pid for v in violations} == {child.pid}
         assert not violations[0].enforced and violations[-1].enforced  # reported, then stopped
@@ -184,12 +201,19 @@ async def test_a_policy_change_rechecks_running_programs(nats_server, nc, js, mu
 
 
 async def test_no_kernel_notices_and_no_desk_user_are_loud(nats_server, nc, municipality, tmp_path):
-    config = make_config(tmp_path, nats_server.url, municipality, monitors={"processes": True, "usb": True},
-                         process_users=("no-such-desk-user",), process_source="poll",
-                         sysfs_usb_root=tmp_path / "no-sysfs")
+    config = make_config(
+        tmp_path,
+        nats_server.url,
+        municipality,
+        monitors={"processes": True, "usb": True},
+        process_users=("no-such-desk-user",),
+        process_source="poll",
+        sysfs_usb_root=tmp_path / "no-sysfs",
+    )
     async with running_agent(config):
-        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.monitoring_gap")) >= 3,
-                                what="three gaps")
+        events = await wait_for(
+            nc, municipality, lambda es: len(of_type(es, "device.monitoring_gap")) >= 3, what="three gaps"
+        )
     gaps = {(g.monitor, g.reason) for g in of_type(events, "device.monitoring_gap") if not g.closed}
     assert gaps == {("processes", "no_kernel_notices"), ("processes", "no_desk_user"), ("usb", "no_sysfs")}
 

@@ -18,12 +18,26 @@ from agent_harness import make_config, of_type, running_agent, wait_for, write_p
 from madoguchi_agent.policy import Policy
 
 
-def _device(root: Path, port: str, vendor: str, product: str, device_class: str, interfaces: list[str],
-            serial: str | None = None, product_name: str | None = None) -> Path:
+def _device(
+    root: Path,
+    port: str,
+    vendor: str,
+    product: str,
+    device_class: str,
+    interfaces: list[str],
+    serial: str | None = None,
+    product_name: str | None = None,
+) -> Path:
     d = root / port
     d.mkdir(parents=True)
-    for name, value in (("idVendor", vendor), ("idProduct", product), ("bDeviceClass", device_class),
-                        ("authorized", "1"), ("serial", serial), ("product", product_name)):
+    for name, value in (
+        ("idVendor", vendor),
+        ("idProduct", product),
+        ("bDeviceClass", device_class),
+        ("authorized", "1"),
+        ("serial", serial),
+        ("product", product_name),
+    ):
         if value is not None:
             (d / name).write_text(value + "\n")
     for i, cls in enumerate(interfaces):
@@ -36,8 +50,11 @@ def _device(root: Path, port: str, vendor: str, product: str, device_class: str,
 @contextlib.contextmanager
 def _unwritable(path: Path):
     """Make a file refuse writes even to root: the immutable attribute (ext4 here); else 0444."""
-    immutable = os.geteuid() == 0 and shutil.which("chattr") and \
-        subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    immutable = (
+        os.geteuid() == 0
+        and shutil.which("chattr")
+        and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    )
     if not immutable:
         path.chmod(0o444)
     try:
@@ -58,10 +75,13 @@ async def test_mass_storage_is_blocked_and_a_refused_block_recorded(nats_server,
     write_policy_cache(config, Policy(usb_block_mass_storage=True, usb_scan_s=0.2))
     with _unwritable(locked / "authorized"):
         async with running_agent(config):
-            await wait_for(nc, municipality, lambda es: len(of_type(es, "device.usb_violation")) >= 2, what="violations")
+            await wait_for(
+                nc, municipality, lambda es: len(of_type(es, "device.usb_violation")) >= 2, what="violations"
+            )
             shutil.rmtree(root / "1-1")  # the reader is unplugged
-            events = await wait_for(nc, municipality, lambda es: of_type(es, "device.usb_device_removed"),
-                                    what="device removed")
+            events = await wait_for(
+                nc, municipality, lambda es: of_type(es, "device.usb_device_removed"), what="device removed"
+            )
 
     attached = {e.port: e for e in of_type(events, "device.usb_device_attached")}
     assert set(attached) == {"1-1", "1-2", "1-3"}
@@ -86,7 +106,8 @@ async def test_mass_storage_is_blocked_and_a_refused_block_recorded(nats_server,
 
 
 async def test_phones_and_unknown_classes_are_blocked_by_default_and_a_re_authorised_stick_alerts_again(
-        nats_server, nc, municipality, tmp_path):
+    nats_server, nc, municipality, tmp_path
+):
     root = tmp_path / "sys-usb"
     phone = _device(root, "1-4", "04e8", "6860", "00", ["06", "ff"], product_name="Galaxy (MTP)")
     gadget = _device(root, "1-5", "1234", "abcd", "ff", ["ff"])
@@ -96,11 +117,15 @@ async def test_phones_and_unknown_classes_are_blocked_by_default_and_a_re_author
     async with running_agent(config):
         await wait_for(nc, municipality, lambda es: len(of_type(es, "device.usb_violation")) >= 3, what="blocked")
         (stick / "authorized").write_text("1\n")  # someone authorises the stick again
-        events = await wait_for(nc, municipality, lambda es: len(of_type(es, "device.usb_violation")) >= 4,
-                                what="blocked again")
+        events = await wait_for(
+            nc, municipality, lambda es: len(of_type(es, "device.usb_violation")) >= 4, what="blocked again"
+        )
     violations = of_type(events, "device.usb_violation")
     assert {(v.port, v.kind, v.blocked, v.reauthorized) for v in violations} == {
-        ("1-4", "class_not_allowed", True, False), ("1-5", "class_not_allowed", True, False),
-        ("1-6", "mass_storage", True, False), ("1-6", "mass_storage", True, True)}
+        ("1-4", "class_not_allowed", True, False),
+        ("1-5", "class_not_allowed", True, False),
+        ("1-6", "mass_storage", True, False),
+        ("1-6", "mass_storage", True, True),
+    }
     for d in (phone, gadget, stick):
         assert (d / "authorized").read_text().strip() == "0"

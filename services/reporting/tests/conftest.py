@@ -50,8 +50,11 @@ async def week_run(settings, js):
         await bus.publish_many(js, events[half:])
         worker.start_projections()
         await asyncio.sleep(0.5)
-        for t in [t for t in worker.tasks if t.get_name().startswith("reporting-") and t.get_name() not in
-                  ("reporting-outbox", "reporting-deadlines")]:
+        for t in [
+            t
+            for t in worker.tasks
+            if t.get_name().startswith("reporting-") and t.get_name() not in ("reporting-outbox", "reporting-deadlines")
+        ]:
             t.cancel()
         await worker.stop_projections()
         worker.start_projections()

@@ -29,7 +29,9 @@ async def running_app(settings):
             yield app, client
 
 
-async def headers(js, settings, municipality: str, role: Role = Role.manager, wards=(), staff_id: str | None = None) -> dict:
+async def headers(
+    js, settings, municipality: str, role: Role = Role.manager, wards=(), staff_id: str | None = None
+) -> dict:
     """A bearer token of a staff account with this role and wards (made if missing; one account per role and wards)."""
     staff_id = staff_id or f"T-{role.value}-{'_'.join(wards) or 'all'}"
     return await staff_headers(js, settings, municipality, staff_id, [role], wards)

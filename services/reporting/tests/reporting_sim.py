@@ -30,9 +30,20 @@ PURPOSES = ["mykey_pc", "mykey_smartphone", "mynapoint_application", "health_ins
 REASONS = ["pin_locked_or_forgotten", "card_not_brought", "card_not_issued", "phone_not_nfc", "other"]
 PAYMENTS = ["electronic_money", "qr_code", "credit_card", None]
 STEPS = ["pin_entry", "card_reading", "app_install", "mykey_id_setup", "payment_service_choice"]
-CATEGORIES = ["mykey_id.setup", "mynapoint.application", "card.issue", "pin", "payment_services", "desk_locations_hours"]
-RESOLUTIONS = ["answered_on_spot"] * 6 + ["referred_national_call_centre", "referred_payment_provider",
-                                          "guided_to_ward_desk", "escalated_callback"]
+CATEGORIES = [
+    "mykey_id.setup",
+    "mynapoint.application",
+    "card.issue",
+    "pin",
+    "payment_services",
+    "desk_locations_hours",
+]
+RESOLUTIONS = ["answered_on_spot"] * 6 + [
+    "referred_national_call_centre",
+    "referred_payment_provider",
+    "guided_to_ward_desk",
+    "escalated_callback",
+]
 LINE = "main"
 WEEK_START = dt.date(2021, 3, 29)
 
@@ -46,9 +57,12 @@ def stats(values: list[int]) -> dict[str, Any]:
         return {"n": 0}
     v = sorted(values)
     n = len(v)
-    return {"n": n,
-            "mean_s": float((Decimal(sum(v)) / n / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)),
-            "p90_s": v[math.ceil(Decimal(9 * n) / 10) - 1] / 1000, "max_s": v[-1] / 1000}
+    return {
+        "n": n,
+        "mean_s": float((Decimal(sum(v)) / n / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)),
+        "p90_s": v[math.ceil(Decimal(9 * n) / 10) - 1] / 1000,
+        "max_s": v[-1] / 1000,
+    }
 
 
 def share(a: int, b: int) -> float | None:
@@ -191,8 +205,9 @@ class Week:
                 ref = first[ref]
             return ref
 
-        t["never_connected_people"] = len({root(cl.call_reference(c.call_id)) for c in cs
-                                           if c.conn in ("missed", "abandoned", "out_of_hours")})
+        t["never_connected_people"] = len(
+            {root(cl.call_reference(c.call_id)) for c in cs if c.conn in ("missed", "abandoned", "out_of_hours")}
+        )
         t["never_connected_share"] = share(never, len(cs))
         t["answer_rate"] = share(t.get("answered", 0), len(cs))
         for k, v in stats([c.wait * 1000 for c in cs if c.conn == "answered"]).items():
@@ -208,18 +223,30 @@ def _at(day: dt.date, t: dt.time) -> dt.datetime:
     return dt.datetime.combine(day, t, TOKYO)
 
 
-def simulate(municipality: str, week_start: dt.date = dt.date(2021, 3, 29), *, seed: int = 7,
-             visits_per_day: tuple[int, int] = (45, 75), desks: int | None = None, days: int = 7) -> Week:
+def simulate(
+    municipality: str,
+    week_start: dt.date = dt.date(2021, 3, 29),
+    *,
+    seed: int = 7,
+    visits_per_day: tuple[int, int] = (45, 75),
+    desks: int | None = None,
+    days: int = 7,
+) -> Week:
     """Generate a week. Default: Sapporo's 10 desks, the week of 2021-03-29 (with the extended
     days 4/1, 4/2 and the Sunday opening 4/4), ~60 visits per desk and day, the phone line."""
     rng = random.Random(seed)
     config = load_municipality("011002", code=municipality)
     # the city extends one desk's hours at run time (DESK-1): the reports must show those hours
-    extended = dk.ExtendedHoursScheduled(municipality=municipality, day=week_start + dt.timedelta(days=1),
-                                         close=dt.time(19, 30), desks=("kita-1",),
-                                         occurred_at=_at(week_start, dt.time(8, 0)))
-    calendar = config.calendar(special_days=(SpecialDay(extended.day, "extended", None, extended.close,
-                                                        frozenset(extended.desks)),))
+    extended = dk.ExtendedHoursScheduled(
+        municipality=municipality,
+        day=week_start + dt.timedelta(days=1),
+        close=dt.time(19, 30),
+        desks=("kita-1",),
+        occurred_at=_at(week_start, dt.time(8, 0)),
+    )
+    calendar = config.calendar(
+        special_days=(SpecialDay(extended.day, "extended", None, extended.close, frozenset(extended.desks)),)
+    )
     phone = config.phone_calendar()
     week = Week(municipality, config, [week_start + dt.timedelta(days=i) for i in range(days)])
     week.events.append(extended)
@@ -259,36 +286,91 @@ def _desk_day(rng: random.Random, week: Week, desk: str, ward: str, day: dt.date
         vid = uuid7()
         waited = rng.uniform(0, 2400)
         served = issued + dt.timedelta(seconds=waited)
-        ev.append(dk.TicketCalled(deskday_id=did, ticket_no=ticket_no, staff_id=supporter.id, visit_id=vid,
-                                  occurred_at=served, **env))
+        ev.append(
+            dk.TicketCalled(
+                deskday_id=did, ticket_no=ticket_no, staff_id=supporter.id, visit_id=vid, occurred_at=served, **env
+            )
+        )
         if rng.random() < 0.05:
-            ev.append(dk.TicketNoShow(deskday_id=did, ticket_no=ticket_no, occurred_at=served + dt.timedelta(minutes=3), **env))
+            ev.append(
+                dk.TicketNoShow(
+                    deskday_id=did, ticket_no=ticket_no, occurred_at=served + dt.timedelta(minutes=3), **env
+                )
+            )
             facts["no_shows"] += 1
             week.unserved.append((desk, day, issued))
             continue
-        ev.append(dk.TicketServed(deskday_id=did, ticket_no=ticket_no, visit_id=vid, staff_id=supporter.id,
-                                  waited_seconds=waited, occurred_at=served, **env))
+        ev.append(
+            dk.TicketServed(
+                deskday_id=did,
+                ticket_no=ticket_no,
+                visit_id=vid,
+                staff_id=supporter.id,
+                waited_seconds=waited,
+                occurred_at=served,
+                **env,
+            )
+        )
         venv = {**env, "occurred_at": served}
         if rng.random() < 0.05:
-            ev.append(dk.VisitStartedBeforeDisinfection(deskday_id=did, visit_id=vid, previous_visit_id=uuid7(), **venv))
+            ev.append(
+                dk.VisitStartedBeforeDisinfection(deskday_id=did, visit_id=vid, previous_visit_id=uuid7(), **venv)
+            )
             facts["disinfection_misses"] += 1
-        ev.append(dk.VisitStarted(visit_id=vid, deskday_id=did, ticket_no=ticket_no, staff_id=supporter.id,
-                                  waited_seconds=waited, **venv))
-        v = SimVisit(vid, desk, ward, day, issued, waited, rng.choice(GENDERS), rng.choice(AGES),
-                     tuple(rng.sample(PURPOSES, rng.choice((1, 1, 2)))), needed=rng.random() < 0.75, given=False,
-                     payment=rng.choice(PAYMENTS), outcome="completed", reason=None, service=rng.uniform(90, 1800))
+        ev.append(
+            dk.VisitStarted(
+                visit_id=vid, deskday_id=did, ticket_no=ticket_no, staff_id=supporter.id, waited_seconds=waited, **venv
+            )
+        )
+        v = SimVisit(
+            vid,
+            desk,
+            ward,
+            day,
+            issued,
+            waited,
+            rng.choice(GENDERS),
+            rng.choice(AGES),
+            tuple(rng.sample(PURPOSES, rng.choice((1, 1, 2)))),
+            needed=rng.random() < 0.75,
+            given=False,
+            payment=rng.choice(PAYMENTS),
+            outcome="completed",
+            reason=None,
+            service=rng.uniform(90, 1800),
+        )
         v.given = v.needed and rng.random() < 0.95
-        ev.append(dk.VisitDetailsRecorded(visit_id=vid, gender=v.gender, age_band=v.age, purposes=v.purposes,
-                                          support_needed=v.needed, support_given=v.given, payment_service=v.payment, **venv))
+        ev.append(
+            dk.VisitDetailsRecorded(
+                visit_id=vid,
+                gender=v.gender,
+                age_band=v.age,
+                purposes=v.purposes,
+                support_needed=v.needed,
+                support_given=v.given,
+                payment_service=v.payment,
+                **venv,
+            )
+        )
         if rng.random() < 0.06:
             ev.append(dk.PinFailureRecorded(visit_id=vid, pin="user_auth", failures=1, limit=3, locked=False, **venv))
             ev.append(dk.PinFailureRecorded(visit_id=vid, pin="user_auth", failures=2, limit=3, locked=False, **venv))
-            ev.append(dk.PinLockWarningIssued(visit_id=vid, pin="user_auth", failures=2, remaining=1,
-                                              message_ja="あと1回でロックされます。", **venv))
+            ev.append(
+                dk.PinLockWarningIssued(
+                    visit_id=vid,
+                    pin="user_auth",
+                    failures=2,
+                    remaining=1,
+                    message_ja="あと1回でロックされます。",
+                    **venv,
+                )
+            )
             facts["pin_failures"] += 2
             facts["pin_lock_warnings"] += 1
             if rng.random() < 0.3:
-                ev.append(dk.PinFailureRecorded(visit_id=vid, pin="user_auth", failures=3, limit=3, locked=True, **venv))
+                ev.append(
+                    dk.PinFailureRecorded(visit_id=vid, pin="user_auth", failures=3, limit=3, locked=True, **venv)
+                )
                 facts["pin_failures"] += 1
                 facts["pin_locks"] += 1
         if rng.random() < 0.1:
@@ -298,8 +380,11 @@ def _desk_day(rng: random.Random, week: Week, desk: str, ward: str, day: dt.date
         if rng.random() < 0.12:
             step = rng.choice(STEPS + [None])
             kind = rng.choice(["opinion", "request", "topic", "difficulty"])
-            ev.append(dk.OpinionRecorded(visit_id=vid, kind=kind, step=step,
-                                         text=f"暗証番号の入力で戸惑われた（番号札{ticket_no}）", **venv))
+            ev.append(
+                dk.OpinionRecorded(
+                    visit_id=vid, kind=kind, step=step, text=f"暗証番号の入力で戸惑われた（番号札{ticket_no}）", **venv
+                )
+            )
             facts["opinions"] += 1
             facts[f"opinions_by_kind.{kind}"] += 1
             if step:
@@ -307,44 +392,100 @@ def _desk_day(rng: random.Random, week: Week, desk: str, ward: str, day: dt.date
         if rng.random() < 0.03:
             escalation_no += 1
             cat = rng.choice(["complaint", "procedure", "card", "city_decision"])
-            ev.append(dk.EscalationRaised(deskday_id=did, escalation_no=escalation_no, category=cat,
-                                          summary="待ち時間についてのご不満。業務責任者が説明し了承を得た。", visit_id=vid, **venv))
+            ev.append(
+                dk.EscalationRaised(
+                    deskday_id=did,
+                    escalation_no=escalation_no,
+                    category=cat,
+                    summary="待ち時間についてのご不満。業務責任者が説明し了承を得た。",
+                    visit_id=vid,
+                    **venv,
+                )
+            )
             facts["escalations"] += 1
             facts[f"escalations_by_category.{cat}"] += 1
             if cat == "city_decision":
-                ev.append(dk.EscalationEscalatedToCity(deskday_id=did, escalation_no=escalation_no,
-                                                       summary="市の判断を仰ぐ", **{**venv, "actor": manager}))
+                ev.append(
+                    dk.EscalationEscalatedToCity(
+                        deskday_id=did,
+                        escalation_no=escalation_no,
+                        summary="市の判断を仰ぐ",
+                        **{**venv, "actor": manager},
+                    )
+                )
                 facts["escalations_to_city"] += 1
         if rng.random() < 0.15:
             v.outcome, v.reason = "not_completed", rng.choice(REASONS)
         ended = served + dt.timedelta(seconds=v.service)
         if rng.random() < 0.01:
             incident_no += 1
-            ev.append(dk.IncidentOpened(deskday_id=did, incident_no=incident_no, kind="card_left_behind", urgency="urgent",
-                                        visit_id=vid, message_ja="カードの置き忘れ", **{**env, "occurred_at": ended}))
+            ev.append(
+                dk.IncidentOpened(
+                    deskday_id=did,
+                    incident_no=incident_no,
+                    kind="card_left_behind",
+                    urgency="urgent",
+                    visit_id=vid,
+                    message_ja="カードの置き忘れ",
+                    **{**env, "occurred_at": ended},
+                )
+            )
             ev.append(dk.CardLeftBehind(visit_id=vid, incident_no=incident_no, **{**env, "occurred_at": ended}))
             facts["incidents.card_left_behind"] += 1
             facts["card_incidents"] += 1
-        ev.append(dk.VisitEnded(visit_id=vid, outcome=v.outcome, reason=v.reason, service_seconds=v.service,
-                                **{**env, "occurred_at": ended}))
+        ev.append(
+            dk.VisitEnded(
+                visit_id=vid,
+                outcome=v.outcome,
+                reason=v.reason,
+                service_seconds=v.service,
+                **{**env, "occurred_at": ended},
+            )
+        )
         if rng.random() < 0.95:
             ev.append(dk.DevicesDisinfected(deskday_id=did, after_visit_id=vid, **{**env, "occurred_at": ended}))
             facts["disinfections"] += 1
         week.visits.append(v)
     if rng.random() < 0.3:
         since = opens + dt.timedelta(hours=2)
-        ev.append(dk.StaffingBreachDetected(deskday_id=did, breach_no=1, since=since, absence_notice_shown=False,
-                                            trigger="timer", message_ja="支援員不在", **{**env, "occurred_at": since}))
+        ev.append(
+            dk.StaffingBreachDetected(
+                deskday_id=did,
+                breach_no=1,
+                since=since,
+                absence_notice_shown=False,
+                trigger="timer",
+                message_ja="支援員不在",
+                **{**env, "occurred_at": since},
+            )
+        )
         secs = rng.uniform(30, 600)
-        ev.append(dk.StaffingBreachEnded(deskday_id=did, breach_no=1, duration_seconds=secs, ended_by="staff_on_duty",
-                                         **{**env, "occurred_at": since + dt.timedelta(seconds=secs)}))
+        ev.append(
+            dk.StaffingBreachEnded(
+                deskday_id=did,
+                breach_no=1,
+                duration_seconds=secs,
+                ended_by="staff_on_duty",
+                **{**env, "occurred_at": since + dt.timedelta(seconds=secs)},
+            )
+        )
         facts["staffing_breaches"] += 1
         facts["breach_ms"] += ms(secs)
     if n >= 64:
-        ev.append(dk.CapacityThresholdReached(deskday_id=did, threshold=0.8, visitors=64, expected_max=80,
-                                              message_ja="想定の8割に達しました", **{**env, "occurred_at": closes}))
+        ev.append(
+            dk.CapacityThresholdReached(
+                deskday_id=did,
+                threshold=0.8,
+                visitors=64,
+                expected_max=80,
+                message_ja="想定の8割に達しました",
+                **{**env, "occurred_at": closes},
+            )
+        )
         facts["capacity_alerts"] += 1
-    ev.append(dk.DayEnded(deskday_id=did, **{**env, "actor": manager, "occurred_at": closes + dt.timedelta(minutes=10)}))
+    ev.append(
+        dk.DayEnded(deskday_id=did, **{**env, "actor": manager, "occurred_at": closes + dt.timedelta(minutes=10)})
+    )
 
 
 def _line_day(rng: random.Random, week: Week, day: dt.date, hours) -> None:
@@ -362,24 +503,46 @@ def _line_day(rng: random.Random, week: Week, day: dt.date, hours) -> None:
     for i, at in enumerate(times, start=1):
         cid = uuid7()
         in_hours = at < closes
-        ev.append(cl.CallReceived(call_id=cid, line=LINE, within_hours=in_hours, seats_signed_in=1,
-                                  seats_free=1, occurred_at=at, **env))
+        ev.append(
+            cl.CallReceived(
+                call_id=cid, line=LINE, within_hours=in_hours, seats_signed_in=1, seats_free=1, occurred_at=at, **env
+            )
+        )
         call = SimCall(cid, day, at, in_hours, "pending")
         xr = random.Random(f"{day}-{i}")  # the offer choices and repeat links draw apart from the rest
-        unreached = [c for c in week.calls if c.conn in ("missed", "abandoned", "out_of_hours")
-                     and not any(o.repeat_of == cl.call_reference(c.call_id) for o in week.calls)]
+        unreached = [
+            c
+            for c in week.calls
+            if c.conn in ("missed", "abandoned", "out_of_hours")
+            and not any(o.repeat_of == cl.call_reference(c.call_id) for o in week.calls)
+        ]
         week.calls.append(call)
         if unreached and xr.random() < 0.35:  # the caller quotes the reference given on the earlier call
             call.repeat_of = cl.call_reference(unreached[-1].call_id)
             ev.append(cl.RepeatCallLinked(call_id=cid, earlier_reference=call.repeat_of, occurred_at=at, **env))
         if i == 16:
-            ev.append(cl.CapacityThresholdCrossed(line=LINE, day=day, level="approaching", threshold=16, percent=80,
-                                                  expected_max=20, count=16, call_id=cid, occurred_at=at, **env))
+            ev.append(
+                cl.CapacityThresholdCrossed(
+                    line=LINE,
+                    day=day,
+                    level="approaching",
+                    threshold=16,
+                    percent=80,
+                    expected_max=20,
+                    count=16,
+                    call_id=cid,
+                    occurred_at=at,
+                    **env,
+                )
+            )
             facts["capacity_alerts"] += 1
         r = rng.random()
         if not in_hours:
-            ev.append(cl.OverflowOffered(call_id=cid, reason="out_of_hours", options=("callback", "call_again"),
-                                         occurred_at=at, **env))
+            ev.append(
+                cl.OverflowOffered(
+                    call_id=cid, reason="out_of_hours", options=("callback", "call_again"), occurred_at=at, **env
+                )
+            )
             ev.append(cl.CallOutOfHours(call_id=cid, occurred_at=at, **env))
             call.conn, call.overflow = "out_of_hours", "out_of_hours"
             if xr.random() < 0.8:
@@ -390,8 +553,15 @@ def _line_day(rng: random.Random, week: Week, day: dt.date, hours) -> None:
             continue
         if r < 0.1:
             chosen = rng.random() < 0.5
-            ev.append(cl.CallMissed(call_id=cid, reason="callback_chosen" if chosen else "no_answer", ring_seconds=30,
-                                    occurred_at=at + dt.timedelta(seconds=30), **env))
+            ev.append(
+                cl.CallMissed(
+                    call_id=cid,
+                    reason="callback_chosen" if chosen else "no_answer",
+                    ring_seconds=30,
+                    occurred_at=at + dt.timedelta(seconds=30),
+                    **env,
+                )
+            )
             call.conn, call.cb_chosen = "missed", chosen
             if chosen:
                 _callback(rng, week, call, "missed", env, facts)
@@ -399,8 +569,11 @@ def _line_day(rng: random.Random, week: Week, day: dt.date, hours) -> None:
         if r < 0.18:
             if xr.random() < 0.7:  # every seat busy: offered to wait, a callback or to call again
                 call.overflow = "all_seats_busy"
-                ev.append(cl.OverflowOffered(call_id=cid, reason="all_seats_busy", options=("wait", "callback"),
-                                             occurred_at=at, **env))
+                ev.append(
+                    cl.OverflowOffered(
+                        call_id=cid, reason="all_seats_busy", options=("wait", "callback"), occurred_at=at, **env
+                    )
+                )
                 call.choice = xr.choice(["wait", "call_again"])
                 ev.append(cl.OfferChoiceRecorded(call_id=cid, choice=call.choice, occurred_at=at, **env))
             w = rng.randint(10, 120)
@@ -409,20 +582,34 @@ def _line_day(rng: random.Random, week: Week, day: dt.date, hours) -> None:
             continue
         call.wait = rng.randint(0, 90)
         answered = at + dt.timedelta(seconds=call.wait)
-        ev.append(cl.CallAnswered(call_id=cid, seat="seat-1", operator=op.id, wait_seconds=call.wait,
-                                  occurred_at=answered, **env))
+        ev.append(
+            cl.CallAnswered(
+                call_id=cid, seat="seat-1", operator=op.id, wait_seconds=call.wait, occurred_at=answered, **env
+            )
+        )
         call.conn = "answered"
         resolution = rng.choice(RESOLUTIONS)
         opinions = ()
         if rng.random() < 0.15:
-            opinions = (cl.CallOpinion(kind=rng.choice(["opinion", "request", "topic", "difficulty"]),
-                                       text="申込み画面の文字が小さいとのご意見", step=rng.choice(STEPS + [None])),)
+            opinions = (
+                cl.CallOpinion(
+                    kind=rng.choice(["opinion", "request", "topic", "difficulty"]),
+                    text="申込み画面の文字が小さいとのご意見",
+                    step=rng.choice(STEPS + [None]),
+                ),
+            )
         closed = cl.CallClosed(
-            call_id=cid, categories=tuple(rng.sample(CATEGORIES, rng.choice((1, 1, 2)))), resolution=resolution,
+            call_id=cid,
+            categories=tuple(rng.sample(CATEGORIES, rng.choice((1, 1, 2)))),
+            resolution=resolution,
             provider_category="qr_code" if resolution == "referred_payment_provider" else None,
-            ward="chuo" if resolution == "guided_to_ward_desk" else None, duration_seconds=rng.randint(60, 900),
-            notes="制度の概要を説明した。" if rng.random() < 0.5 else None, opinions=opinions,
-            occurred_at=answered + dt.timedelta(minutes=5), **env)
+            ward="chuo" if resolution == "guided_to_ward_desk" else None,
+            duration_seconds=rng.randint(60, 900),
+            notes="制度の概要を説明した。" if rng.random() < 0.5 else None,
+            opinions=opinions,
+            occurred_at=answered + dt.timedelta(minutes=5),
+            **env,
+        )
         ev.append(closed)
         call.closed = closed
         if resolution == "escalated_callback":
@@ -434,21 +621,44 @@ def _callback(rng, week: Week, call: SimCall, reason: str, env: dict, facts: Cou
     ev = week.events
     cb = call.call_id
     at = call.at + dt.timedelta(minutes=10)
-    ev.append(cl.CallbackRequested(callback_id=cb, call_id=call.call_id, line=LINE, reason=reason,
-                                   due_at=at + dt.timedelta(hours=2), max_attempts=3, needs_city=needs_city,
-                                   occurred_at=at, **env))
+    ev.append(
+        cl.CallbackRequested(
+            callback_id=cb,
+            call_id=call.call_id,
+            line=LINE,
+            reason=reason,
+            due_at=at + dt.timedelta(hours=2),
+            max_attempts=3,
+            needs_city=needs_city,
+            occurred_at=at,
+            **env,
+        )
+    )
     facts["callbacks.opened"] += 1
     if needs_city:
         ev.append(cl.CallbackEscalatedToCity(callback_id=cb, question="市の判断を確認", occurred_at=at, **env))
-        ev.append(cl.CityAnswered(callback_id=cb, answer="回答あり", due_at=at + dt.timedelta(hours=3), occurred_at=at, **env))
+        ev.append(
+            cl.CityAnswered(callback_id=cb, answer="回答あり", due_at=at + dt.timedelta(hours=3), occurred_at=at, **env)
+        )
         facts["callbacks.to_city"] += 1
         facts["callbacks.city_answered"] += 1
     r = rng.random()
     if r < 0.6:
-        ev.append(cl.CallbackCompleted(callback_id=cb, attempt=1, resolution="answered_on_spot", duration_seconds=120,
-                                       occurred_at=at + dt.timedelta(minutes=30), **env))
+        ev.append(
+            cl.CallbackCompleted(
+                callback_id=cb,
+                attempt=1,
+                resolution="answered_on_spot",
+                duration_seconds=120,
+                occurred_at=at + dt.timedelta(minutes=30),
+                **env,
+            )
+        )
         facts["callbacks.done"] += 1
     elif r < 0.8:
-        ev.append(cl.CallbackOverdue(callback_id=cb, due_at=at + dt.timedelta(hours=2),
-                                     occurred_at=at + dt.timedelta(minutes=40), **env))
+        ev.append(
+            cl.CallbackOverdue(
+                callback_id=cb, due_at=at + dt.timedelta(hours=2), occurred_at=at + dt.timedelta(minutes=40), **env
+            )
+        )
         facts["callbacks.overdue"] += 1

@@ -23,6 +23,7 @@ async def test_roles_wards_and_refusals(settings, municipality, js):
     s = reporting_settings(settings)
     day = {"desk": "chuo-1", "date": WEEK_START.isoformat()}
     async with running_app(s) as (_app, client):
+
         async def get(path, params, role=Role.manager, wards=()):
             return await client.get(path, params=params, headers=await headers(js, s, municipality, role, wards))
 
@@ -35,7 +36,9 @@ async def test_roles_wards_and_refusals(settings, municipality, js):
         # a rounder scoped to Kita reads Kita's desk, not Chuo's, nor the city-wide tables
         assert (await get("/v1/reports/daily", {**day, "desk": "kita-1"}, Role.rounder, ["kita"])).status_code == 200
         assert (await get("/v1/reports/daily", day, Role.rounder, ["kita"])).status_code == 403
-        assert (await get("/v1/reports/weekly", {"week_start": "2021-03-29"}, Role.rounder, ["kita"])).status_code == 403
+        assert (
+            await get("/v1/reports/weekly", {"week_start": "2021-03-29"}, Role.rounder, ["kita"])
+        ).status_code == 403
         # clear refusals, in Japanese, as problem+json
         r = await get("/v1/reports/daily", {**day, "desk": "nowhere-9"})
         assert r.status_code == 404 and "nowhere-9" in r.json()["detail"]
@@ -56,8 +59,9 @@ async def test_live_stream_of_report_updates(settings, js, municipality):
     """GET /v1/reports/live streams report.report_updated as server-sent events (real uvicorn)."""
     s = reporting_settings(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(s), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -65,7 +69,9 @@ async def test_live_stream_of_report_updates(settings, js, municipality):
         week = simulate(municipality, WEEK_START, desks=1, days=1, visits_per_day=(5, 6), seed=3)
         got: list[dict] = []
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            async with client.stream("GET", "/v1/reports/live", headers=await headers(js, s, municipality, Role.city_staff)) as r:
+            async with client.stream(
+                "GET", "/v1/reports/live", headers=await headers(js, s, municipality, Role.city_staff)
+            ) as r:
                 assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
                 event = None
                 async for line in r.aiter_lines():
@@ -78,7 +84,12 @@ async def test_live_stream_of_report_updates(settings, js, municipality):
                         if {g["report_id"] for g in got} >= {"daily_chuo-1_2021-03-29", "daily_line-main_2021-03-29"}:
                             break
         desk = next(g for g in got if g["report_id"] == "daily_chuo-1_2021-03-29")
-        assert desk["ward"] == "chuo" and desk["desk"] == "chuo-1" and desk["kind"] == "daily" and desk["data_revision"] >= 1
+        assert (
+            desk["ward"] == "chuo"
+            and desk["desk"] == "chuo-1"
+            and desk["kind"] == "daily"
+            and desk["data_revision"] >= 1
+        )
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 30)

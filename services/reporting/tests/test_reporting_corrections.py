@@ -50,10 +50,17 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
 
         # next day, the supervisor corrects a visit: it was not completed after all
         visit = next(v for v in week.visits if v.day == DAY and v.outcome == "completed")
-        correction = dk.VisitCorrected(municipality=municipality, ward=visit.ward, desk=visit.desk, visit_id=visit.visit_id,
-                                       outcome="not_completed", reason="card_not_brought", note="翌日に訂正",
-                                       actor=Actor(id="M001", role=Role.manager),
-                                       occurred_at=dt.datetime(2021, 3, 30, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))))
+        correction = dk.VisitCorrected(
+            municipality=municipality,
+            ward=visit.ward,
+            desk=visit.desk,
+            visit_id=visit.visit_id,
+            outcome="not_completed",
+            reason="card_not_brought",
+            note="翌日に訂正",
+            actor=Actor(id="M001", role=Role.manager),
+            occurred_at=dt.datetime(2021, 3, 30, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+        )
         await bus.append(js, correction)
         visit.outcome, visit.reason, visit.corrections = "not_completed", "card_not_brought", 1
         # and a malformed message on the desk stream goes to the dead-letter stream, counting nothing
@@ -65,15 +72,19 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
         report = (await client.get("/v1/reports/daily", params=params, headers=h)).json()
         flat = queries.flatten(report)
         truth = week.desk_truth("chuo-1", DAY)
-        assert {k: flat.get(k, 0) for k in truth if isinstance(truth[k], int)} == \
-               {k: v for k, v in truth.items() if isinstance(v, int)}
+        assert {k: flat.get(k, 0) for k in truth if isinstance(truth[k], int)} == {
+            k: v for k, v in truth.items() if isinstance(v, int)
+        }
         assert report["figures"]["completed"] == completed_before - 1
         # ... and the report is marked as a revision of the delivered version, with what changed
         rev = report["revision"]
         assert rev["status"] == "revised" and rev["revision"] == 2 and rev["based_on"] == 1
         changed = {c["key"]: (c["old"], c["new"]) for c in rev["changes"]}
         assert changed["completed"] == (completed_before, completed_before - 1)
-        assert changed["not_completed_reasons.card_not_brought"][1] == changed["not_completed_reasons.card_not_brought"][0] + 1
+        assert (
+            changed["not_completed_reasons.card_not_brought"][1]
+            == changed["not_completed_reasons.card_not_brought"][0] + 1
+        )
         assert changed["visit_corrections"] == (0, 1)
         assert "第2版" in rev["label_ja"]
 
@@ -106,6 +117,8 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
         assert [x["revision"] for x in listing] == [1, 2] and len(listing[0]["files"]) == 4
 
         # the recount from the stream agrees with the corrected figures; the bad message was set aside
-        checks, text = await verify_async(app.state.nc, app.state.pool, worker.cfg, municipality, DAY, DAY + dt.timedelta(days=1))
+        checks, text = await verify_async(
+            app.state.nc, app.state.pool, worker.cfg, municipality, DAY, DAY + dt.timedelta(days=1)
+        )
         assert sum(len(c.mismatches) for c in checks) == 0, text
         assert worker.projections[0].dead_lettered >= 1

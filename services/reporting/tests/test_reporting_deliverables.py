@@ -45,8 +45,12 @@ def test_due_dates_follow_the_specification_and_the_calendar():
 
 def test_overdue_is_raised_once_and_submission_records_lateness():
     p = _plan()["daily_report_2021-04-01"]
-    state = deadlines.evolve(None, deadlines.decide_define(None, p, municipality="011002", contract_start=D(2021, 3, 15),
-                                                           contract_end=D(2021, 9, 30))[0])
+    state = deadlines.evolve(
+        None,
+        deadlines.decide_define(
+            None, p, municipality="011002", contract_start=D(2021, 3, 15), contract_end=D(2021, 9, 30)
+        )[0],
+    )
     assert deadlines.decide_overdue(state, today=D(2021, 4, 2), municipality="011002") == []  # due day itself
     [overdue] = deadlines.decide_overdue(state, today=D(2021, 4, 3), municipality="011002")
     state = deadlines.evolve(state, overdue)
@@ -67,7 +71,9 @@ async def test_deliverables_api(settings, js, municipality):
         assert planned["defined"] > 150 and planned["overdue"] == planned["defined"]  # 2021 is long past
         again = (await client.post("/v1/deliverables/plan", headers=h)).json()
         assert again == {"defined": 0, "overdue": 0}  # idempotent; overdue raised once
-        listing = (await client.get("/v1/deliverables", headers=await headers(js, s, municipality, Role.city_staff))).json()
+        listing = (
+            await client.get("/v1/deliverables", headers=await headers(js, s, municipality, Role.city_staff))
+        ).json()
         items = {d["deliverable_id"]: d for d in listing["deliverables"]}
         assert items["business_plan_2021-03-15"]["due"] == "2021-03-29"
         # daily and weekly reports only from the first day of operations ([contract] opens = 2021-04-01)
@@ -88,6 +94,7 @@ async def test_deliverables_api(settings, js, municipality):
         assert [x["report_id"] for x in r.json()["reports"]] == ["weekly_city_2021-04-05"]
         # a daily deliverable consists of the city-wide daily report beside each desk's
         from madoguchi_reporting import deliverables
+
         state, _last = await deliverables.load_state(app.state.nc, municipality, "daily_report_2021-04-01")
         async with app.state.pool.acquire() as conn:
             rids = await deliverables.reports_of(conn, app.state.reporting.cfg, municipality, state)
@@ -96,18 +103,26 @@ async def test_deliverables_api(settings, js, municipality):
         assert r.status_code == 200, r.text
         delivered = await client.get("/v1/reports/daily_city_2021-04-01/submissions/1", headers=h)
         assert delivered.json()["signature"]["submitted_on"] is not None  # 提出日 in the delivered files
-        items = {d["deliverable_id"]: d for d in (await client.get("/v1/deliverables", headers=h)).json()["deliverables"]}
+        items = {
+            d["deliverable_id"]: d for d in (await client.get("/v1/deliverables", headers=h)).json()["deliverables"]
+        }
         assert items["business_plan_2021-03-15"]["status"] == "submitted"
         assert items["business_plan_2021-03-15"]["sha256"] == digest
         assert items["weekly_report_2021-04-05"]["report_ids"] == ["weekly_city_2021-04-05"]
 
         # only the manager delivers; an unknown deliverable is refused
-        r = await client.post("/v1/deliverables/training_plan_2021-03-15/submit",
-                              headers=await headers(js, s, municipality, Role.city_staff))
+        r = await client.post(
+            "/v1/deliverables/training_plan_2021-03-15/submit",
+            headers=await headers(js, s, municipality, Role.city_staff),
+        )
         assert r.status_code == 403
         r = await client.post("/v1/deliverables/no_such_thing/submit", headers=h)
         assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
 
-    kinds = [parse_event(data).type async for _s, _subj, data, _h in
-             bus.load_filter(js, f"mg.report.{municipality}.deliverable.business_plan_2021-03-15")]
+    kinds = [
+        parse_event(data).type
+        async for _s, _subj, data, _h in bus.load_filter(
+            js, f"mg.report.{municipality}.deliverable.business_plan_2021-03-15"
+        )
+    ]
     assert kinds == ["report.deliverable_defined", "report.deliverable_overdue", "report.deliverable_submitted"]

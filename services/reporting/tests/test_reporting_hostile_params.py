@@ -19,11 +19,13 @@ async def test_out_of_range_and_impossible_parameters_are_refused_in_japanese(se
             assert r.headers["content-type"].startswith("application/problem+json"), r.text
             return r.status_code, r.json()
 
-        for path, params in (("/v1/reports/weekly", {"week_start": "0007-02-01"}),
-                             ("/v1/reports/weekly", {"week_start": "9999-12-31"}),
-                             ("/v1/reports/final", {"from": "0225-12-09"}),
-                             ("/v1/reports/line/daily", {"date": "0262-11-20", "line": "Dm"}),
-                             ("/v1/reports/daily", {"desk": "chuo-1", "date": "1872-12-31"})):
+        for path, params in (
+            ("/v1/reports/weekly", {"week_start": "0007-02-01"}),
+            ("/v1/reports/weekly", {"week_start": "9999-12-31"}),
+            ("/v1/reports/final", {"from": "0225-12-09"}),
+            ("/v1/reports/line/daily", {"date": "0262-11-20", "line": "Dm"}),
+            ("/v1/reports/daily", {"desk": "chuo-1", "date": "1872-12-31"}),
+        ):
             code, body = await status("GET", path, params)
             assert code == 422, (path, params, body)
             assert body["errors"][0]["message"] == "2000年から2199年までの日付を指定してください。"

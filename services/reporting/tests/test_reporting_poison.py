@@ -22,19 +22,27 @@ from reporting_sim import WEEK_START, simulate
 CAP = 9000  # what this test's desk-day ticket table is made to hold
 
 
-async def test_an_event_the_tables_cannot_hold_is_dead_lettered_and_the_rest_goes_on(settings, js, nc, pg_pool, municipality):
+async def test_an_event_the_tables_cannot_hold_is_dead_lettered_and_the_rest_goes_on(
+    settings, js, nc, pg_pool, municipality
+):
     s = reporting_settings(settings)
     week = simulate(municipality, WEEK_START, desks=1, days=2, visits_per_day=(10, 14), seed=5)
     day1 = [e for e in week.events if e.occurred_at.date() == WEEK_START]
     later = [e for e in week.events if e.occurred_at.date() != WEEK_START]
     issued = next(e for e in day1 if isinstance(e, dk.TicketIssued))
     # valid by the contract, but the table (for this municipality) cannot hold it
-    poison = dk.TicketIssued(municipality=municipality, ward=issued.ward, desk=issued.desk,
-                             deskday_id=issued.deskday_id, ticket_no=CAP + 500,
-                             occurred_at=issued.occurred_at + dt.timedelta(minutes=1))
+    poison = dk.TicketIssued(
+        municipality=municipality,
+        ward=issued.ward,
+        desk=issued.desk,
+        deskday_id=issued.deskday_id,
+        ticket_no=CAP + 500,
+        occurred_at=issued.occurred_at + dt.timedelta(minutes=1),
+    )
     constraint = f"poison_{municipality}"
     async with pg_pool.acquire() as conn:
         from madoguchi_reporting import schema
+
         await schema.migrate(conn)
         await conn.execute(f"""ALTER TABLE reporting.ticket ADD CONSTRAINT {constraint}
                                CHECK (municipality <> '{municipality}' OR ticket_no < {CAP}) NOT VALID""")
@@ -56,7 +64,9 @@ async def test_an_event_the_tables_cannot_hold_is_dead_lettered_and_the_rest_goe
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 5.0
             while True:
-                r = await client.get("/v1/reports/daily", params={"desk": issued.desk, "date": day2.isoformat()}, headers=h)
+                r = await client.get(
+                    "/v1/reports/daily", params={"desk": issued.desk, "date": day2.isoformat()}, headers=h
+                )
                 if r.status_code == 200 and r.json()["figures"]["visitors"] == truth["visitors"]:
                     break
                 assert loop.time() < deadline, "later events not projected within 5 s"
@@ -64,12 +74,21 @@ async def test_an_event_the_tables_cannot_hold_is_dead_lettered_and_the_rest_goe
             assert all(not t.done() for t in tasks.values())
 
             # the dead letter, its reason (no content), the HQ alert
-            dead = [m async for m in reader.read_all(nc, subjects.dlq_subject(DESK), stream="MG_DLQ")
-                    if m.headers["Mg-Original-Seq"] == str(ack.seq)]
+            dead = [
+                m
+                async for m in reader.read_all(nc, subjects.dlq_subject(DESK), stream="MG_DLQ")
+                if m.headers["Mg-Original-Seq"] == str(ack.seq)
+            ]
             assert len(dead) == 1 and parse_event(dead[0].data).event_id == poison.event_id
-            assert "CheckViolation" in dead[0].headers["Mg-Reason"] and str(CAP + 500) not in dead[0].headers["Mg-Reason"]
-            alerts = [parse_event(m.data) async for m in
-                      reader.read_all(nc, subjects.context_filter("audit", municipality, "alert"), stream="MG_AUDIT")]
+            assert (
+                "CheckViolation" in dead[0].headers["Mg-Reason"] and str(CAP + 500) not in dead[0].headers["Mg-Reason"]
+            )
+            alerts = [
+                parse_event(m.data)
+                async for m in reader.read_all(
+                    nc, subjects.context_filter("audit", municipality, "alert"), stream="MG_AUDIT"
+                )
+            ]
             assert [(a.rule, a.source_event_ids) for a in alerts] == [(ALERT_RULE, (poison.event_id,))]
 
             # health: /readyz says which projection dead-lettered; the metrics count it
@@ -91,8 +110,11 @@ async def test_an_event_the_tables_cannot_hold_is_dead_lettered_and_the_rest_goe
                 await conn.execute(f"ALTER TABLE reporting.ticket DROP CONSTRAINT {constraint}")
             await dlq.request_replay(nc, DESK, ack.seq)
             deadline = loop.time() + 10
-            while not await pg_pool.fetchval("SELECT count(*) FROM reporting.ticket WHERE municipality = $1 AND ticket_no = $2",
-                                             municipality, CAP + 500):
+            while not await pg_pool.fetchval(
+                "SELECT count(*) FROM reporting.ticket WHERE municipality = $1 AND ticket_no = $2",
+                municipality,
+                CAP + 500,
+            ):
                 assert loop.time() < deadline, "the replay was not applied"
                 await asyncio.sleep(0.1)
             checks, text = await verify_async(nc, app.state.pool, worker.cfg, municipality, WEEK_START, day2)

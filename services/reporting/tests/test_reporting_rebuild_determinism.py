@@ -59,20 +59,37 @@ async def test_rebuilds_give_identical_tables_however_the_stream_is_batched(sett
         await schema.migrate(conn)
     day = simulate(m, WEEK_START, desks=1, days=1, visits_per_day=(24, 28), seed=21).events
     desk_events = [e for e in day if e.context == "desk"]
-    again = second_session([e for e in desk_events if e.type not in
-                            ("desk.extended_hours_scheduled", "desk.opening_suspended", "desk.opening_delayed")],
-                           dt.timedelta(hours=2, minutes=30))
+    again = second_session(
+        [
+            e
+            for e in desk_events
+            if e.type not in ("desk.extended_hours_scheduled", "desk.opening_suspended", "desk.opening_delayed")
+        ],
+        dt.timedelta(hours=2, minutes=30),
+    )
     # overlapping sessions, published out of wall-clock order: half of the first, all of the second, the rest
     half = len(desk_events) // 2
     await bus.publish_many(js, desk_events[:half] + again + desk_events[half:])
     visit = next(e for e in desk_events if isinstance(e, dk.VisitEnded) and e.outcome == "completed")
-    await bus.append(js, dk.VisitCorrected(
-        municipality=m, ward=visit.ward, desk=visit.desk, visit_id=visit.visit_id, outcome="not_completed",
-        reason="card_not_brought", note="訂正", actor=Actor(id="M001", role=Role.manager),
-        occurred_at=visit.occurred_at - dt.timedelta(hours=1)))  # dated before the visit ended: out of order
+    await bus.append(
+        js,
+        dk.VisitCorrected(
+            municipality=m,
+            ward=visit.ward,
+            desk=visit.desk,
+            visit_id=visit.visit_id,
+            outcome="not_completed",
+            reason="card_not_brought",
+            note="訂正",
+            actor=Actor(id="M001", role=Role.manager),
+            occurred_at=visit.occurred_at - dt.timedelta(hours=1),
+        ),
+    )  # dated before the visit ended: out of order
 
     runs = [await project(nc, pg_pool, m, f"det{m}-{i}", batch) for i, batch in enumerate((1000, 7, 1000, 50))]
-    assert all(r == runs[0] for r in runs[1:]), [(t, [r[t] for r in runs]) for t in runs[0] if len({r[t] for r in runs}) > 1]
+    assert all(r == runs[0] for r in runs[1:]), [
+        (t, [r[t] for r in runs]) for t in runs[0] if len({r[t] for r in runs}) > 1
+    ]
     assert runs[0]["visit"][0] >= 40 and runs[0]["ticket"][0] >= 20  # both sessions are in the tables
 
     cfg = ReportConfig(reporting_settings(settings))

@@ -30,7 +30,11 @@ WEEK = [WEEK_START + dt.timedelta(days=i) for i in range(7)]
 
 
 def assert_figures(actual: dict, truth: dict, where: str) -> None:
-    bad = {k: (truth.get(k), actual.get(k)) for k in set(actual) | set(truth) if (truth.get(k) or 0) != (actual.get(k) or 0)}
+    bad = {
+        k: (truth.get(k), actual.get(k))
+        for k in set(actual) | set(truth)
+        if (truth.get(k) or 0) != (actual.get(k) or 0)
+    }
     assert not bad, f"{where}: truth vs report differ: {sorted(bad.items())[:15]}"
 
 
@@ -50,10 +54,17 @@ async def test_every_desk_daily_report_equals_the_generated_counts(week_run):
     assert list(report["figures"]["by_hour"]) == [f"{h:02d}" for h in range(8, 19)]
     assert report["opening"]["kind"] == "extended"
     assert report["period"]["heading"] == "令和3年4月1日（木）（2021年4月1日）"
-    extended = (await week_run.get("/v1/reports/daily", desk="kita-1", date="2021-03-30")).json()  # extended by the city
+    extended = (
+        await week_run.get("/v1/reports/daily", desk="kita-1", date="2021-03-30")
+    ).json()  # extended by the city
     assert list(extended["figures"]["by_hour"])[-1] == "19" and extended["opening"]["intervals"] == [["08:45", "19:30"]]
     sunday = (await week_run.get("/v1/reports/daily", desk="chuo-1", date="2021-04-04")).json()
-    assert sunday["opening"]["kind"] == "special_opening" and list(sunday["figures"]["by_hour"])[:4] == ["08", "09", "10", "11"]
+    assert sunday["opening"]["kind"] == "special_opening" and list(sunday["figures"]["by_hour"])[:4] == [
+        "08",
+        "09",
+        "10",
+        "11",
+    ]
 
 
 async def test_every_line_daily_report_equals_the_generated_counts(week_run):
@@ -106,15 +117,19 @@ async def test_weekly_table_is_the_sum_of_the_daily_counts(week_run):
 
 async def test_final_report_totals_and_call_records(week_run):
     """REP-4: the final report, with the call records."""
-    report = (await week_run.get("/v1/reports/final", **{"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()})).json()
+    report = (
+        await week_run.get("/v1/reports/final", **{"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()})
+    ).json()
     fig = report["figures"]
     visits = week_run.week.visits
     gone = week_run.week.unserved
     assert fig["city"]["visitors"] == len(visits) + len(gone)
     assert fig["city"]["served"] == len(visits) and fig["city"]["left_unserved"] == len(gone)
     assert fig["city"]["completed"] == sum(v.outcome == "completed" for v in visits)
-    assert fig["city"]["by_gender"] == {**{g: sum(v.gender == g for v in visits) for g in ("female", "male", "other", "not_stated")},
-                                        "unknown": len(gone)}
+    assert fig["city"]["by_gender"] == {
+        **{g: sum(v.gender == g for v in visits) for g in ("female", "male", "other", "not_stated")},
+        "unknown": len(gone),
+    }
     # the spec's shares are of 来庁者数; given / needed is kept as its own figure
     city = fig["city"]
     assert city["support_needed_ratio"] == round(city["support_needed"] / city["visitors"], 4)
@@ -122,8 +137,9 @@ async def test_final_report_totals_and_call_records(week_run):
     assert city["support_given_of_needed"] == round(city["support_given"] / city["support_needed"], 4)
     ward_of = {d.id: d.ward for d in week_run.week.config.desks}
     for ward in week_run.week.config.wards:
-        assert fig["wards"][ward.id]["visitors"] == (sum(v.ward == ward.id for v in visits)
-                                                     + sum(ward_of[d] == ward.id for d, _day, _t in gone))
+        assert fig["wards"][ward.id]["visitors"] == (
+            sum(v.ward == ward.id for v in visits) + sum(ward_of[d] == ward.id for d, _day, _t in gone)
+        )
     assert fig["line"]["received"] == len(week_run.week.calls)
     assert fig["call_records"] == len(report["call_records"]) == len(week_run.week.calls)
     # the call records carry no personal data: no phone number, no caller, only codes and screened notes
@@ -133,26 +149,46 @@ async def test_final_report_totals_and_call_records(week_run):
 
 
 async def test_verify_recounts_every_figure_from_the_stream(week_run, capsys):
-    checks, text = await verify_async(week_run.app.state.nc, week_run.app.state.pool, week_run.worker.cfg,
-                                      week_run.m, WEEK[0], WEEK[-1])
+    checks, text = await verify_async(
+        week_run.app.state.nc, week_run.app.state.pool, week_run.worker.cfg, week_run.m, WEEK[0], WEEK[-1]
+    )
     print(text)
     assert sum(len(c.mismatches) for c in checks) == 0, text
     kinds = Counter(c.kind for c in checks)
     assert kinds["daily"] == 60 and kinds["daily (line)"] == 5 and kinds["weekly"] == 1 and kinds["final"] == 1
     # the city-wide daily report is recounted too, for every day with a desk or the line at work
-    days = {d for d in WEEK if week_run.week.line_truth(d)["received"]
-            or any(week_run.week.desk_truth(x.id, d)["visitors"] for x in week_run.week.config.desks)}
+    days = {
+        d
+        for d in WEEK
+        if week_run.week.line_truth(d)["received"]
+        or any(week_run.week.desk_truth(x.id, d)["visitors"] for x in week_run.week.config.desks)
+    }
     assert kinds["daily (city)"] == len(days) >= 6
     assert sum(c.checked for c in checks) > 5000
 
 
 async def _cli_verify(settings, m: str) -> tuple[int, str]:
-    env = {**os.environ, "MADOGUCHI_NATS_URL": settings.nats_url, "MADOGUCHI_PG_DSN": settings.pg_dsn,
-           "MADOGUCHI_DATA_DIR": str(settings.data_dir)}
+    env = {
+        **os.environ,
+        "MADOGUCHI_NATS_URL": settings.nats_url,
+        "MADOGUCHI_PG_DSN": settings.pg_dsn,
+        "MADOGUCHI_DATA_DIR": str(settings.data_dir),
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "madoguchi_reporting.cli", "verify", "--from", WEEK[0].isoformat(), "--to", WEEK[-1].isoformat(),
-        "--municipality", m,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "madoguchi_reporting.cli",
+        "verify",
+        "--from",
+        WEEK[0].isoformat(),
+        "--to",
+        WEEK[-1].isoformat(),
+        "--municipality",
+        m,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     return proc.returncode, out.decode() + err.decode()
 
@@ -183,25 +219,31 @@ async def test_xlsx_cells_hold_the_json_numbers(week_run):
     cells = {(c.row, c.column): c.value for row in ws.iter_rows() for c in row if c.value is not None}
 
     def right_of(label: str) -> object:
-        (row, col), = [k for k, v in cells.items() if v == label][:1]
+        ((row, col),) = [k for k, v in cells.items() if v == label][:1]
         return cells.get((row, col + 1))
 
     fig = report["figures"]
     assert ws["A1"].value.startswith("日次報告書（窓口）")
     assert any("令和3年4月1日（木）" in str(v) for v in cells.values())
-    for label, key in (("来庁者数", "visitors"), ("うち支援が必要な方", "support_needed"),
-                       ("うち支援を実施した方", "support_given"), ("対応完了件数", "completed"), ("呼出し時不在", "no_shows")):
+    for label, key in (
+        ("来庁者数", "visitors"),
+        ("うち支援が必要な方", "support_needed"),
+        ("うち支援を実施した方", "support_given"),
+        ("対応完了件数", "completed"),
+        ("呼出し時不在", "no_shows"),
+    ):
         assert right_of(label) == fig[key], label
     assert right_of("支援が必要な方の割合（対来庁者数）") == pytest.approx(fig["support_needed_ratio"])
     # the hourly table is vertical (時間帯 | 人数), so it shares no column with a wide text
     assert right_of("9時台") == fig["by_hour"]["09"]
     assert right_of("女性") == fig["by_gender"]["female"]
-    (hrow, hcol), = [k for k, v in cells.items() if v == "9時台"]
+    ((hrow, hcol),) = [k for k, v in cells.items() if v == "9時台"]
     assert ws.cell(hrow, hcol + 1).border.left.style == "thin"
 
     weekly = (await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat())).json()
-    wx = openpyxl.load_workbook(io.BytesIO((await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat(),
-                                                                  format="xlsx")).content)).active
+    wx = openpyxl.load_workbook(
+        io.BytesIO((await week_run.get("/v1/reports/weekly", week_start=WEEK_START.isoformat(), format="xlsx")).content)
+    ).active
     rows = [[c.value for c in row] for row in wx.iter_rows()]
     header_i = next(i for i, r_ in enumerate(rows) if r_[0] == "区")
     header = rows[header_i]
@@ -234,7 +276,9 @@ async def test_xlsx_prints_readably_on_a4_with_charts_and_the_signature_block(we
         "line": await _workbook(week_run, "/v1/reports/line/daily", date="2021-04-01"),
         "city": await _workbook(week_run, "/v1/reports/city/daily", date="2021-04-01"),
         "weekly": await _workbook(week_run, "/v1/reports/weekly", week_start=WEEK_START.isoformat()),
-        "final": await _workbook(week_run, "/v1/reports/final", **{"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()}),
+        "final": await _workbook(
+            week_run, "/v1/reports/final", **{"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()}
+        ),
     }
     for name, book in books.items():
         for ws in book.worksheets:
@@ -250,12 +294,18 @@ async def test_xlsx_prints_readably_on_a4_with_charts_and_the_signature_block(we
     long_cells = [c for row in text.iter_rows() for c in row if isinstance(c.value, str) and len(c.value) > 40]
     for c in long_cells:
         assert c.alignment.wrap_text
-        assert (text.row_dimensions[c.row].height or 15) >= 14 * (len(c.value) * 2 // text.column_dimensions[c.column_letter].width)
+        assert (text.row_dimensions[c.row].height or 15) >= 14 * (
+            len(c.value) * 2 // text.column_dimensions[c.column_letter].width
+        )
     # native charts: hours (columns), gender and age band (bars) with whole-number axes
     charts = daily["グラフ"]._charts
     assert [c.type for c in charts] == ["col", "bar", "bar"]
     for c in charts:
-        assert c.y_axis.number_format.formatCode == "0" and float(c.y_axis.majorUnit).is_integer() and c.y_axis.majorUnit >= 1
+        assert (
+            c.y_axis.number_format.formatCode == "0"
+            and float(c.y_axis.majorUnit).is_integer()
+            and c.y_axis.majorUnit >= 1
+        )
     # the signature block: contractor, date of submission, approval boxes from the configuration
     values = [c.value for row in main.iter_rows(max_row=12) for c in row if c.value]
     assert "受託者" in values and "提出日" in values and {"承認", "確認", "作成"} <= set(values)
@@ -288,22 +338,27 @@ async def test_city_wide_daily_report_has_every_desk_and_the_line(week_run):
     # a ward-scoped reader does not see the city-wide table
     from madoguchi_shared.events.base import Role
     from reporting_harness import headers
+
     h = await headers(week_run.app.state.js, week_run.settings, week_run.m, Role.city_staff, wards=("chuo",))
     r = await week_run.client.get("/v1/reports/city/daily", params={"date": day.isoformat()}, headers=h)
     assert r.status_code == 403
 
 
 async def test_pdf_renders_to_pages_with_charts(week_run, tmp_path):
-    for path, params, min_pages in (("/v1/reports/daily", {"desk": "chuo-1", "date": "2021-04-01"}, 4),
-                                     ("/v1/reports/line/daily", {"date": "2021-04-01"}, 3),
-                                     ("/v1/reports/city/daily", {"date": "2021-04-01"}, 2),
-                                     ("/v1/reports/weekly", {"week_start": WEEK_START.isoformat()}, 3),
-                                     ("/v1/reports/final", {"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()}, 5)):
+    for path, params, min_pages in (
+        ("/v1/reports/daily", {"desk": "chuo-1", "date": "2021-04-01"}, 4),
+        ("/v1/reports/line/daily", {"date": "2021-04-01"}, 3),
+        ("/v1/reports/city/daily", {"date": "2021-04-01"}, 2),
+        ("/v1/reports/weekly", {"week_start": WEEK_START.isoformat()}, 3),
+        ("/v1/reports/final", {"from": WEEK[0].isoformat(), "to": WEEK[-1].isoformat()}, 5),
+    ):
         r = await week_run.get(path, **params, format="pdf")
         assert r.content.startswith(b"%PDF")
         stem = tmp_path / path.strip("/").replace("/", "_")
         stem.with_suffix(".pdf").write_bytes(r.content)
-        subprocess.run(["pdftoppm", "-r", "40", "-png", str(stem.with_suffix(".pdf")), str(stem)], check=True, timeout=60)
+        subprocess.run(
+            ["pdftoppm", "-r", "40", "-png", str(stem.with_suffix(".pdf")), str(stem)], check=True, timeout=60
+        )
         pages = sorted(tmp_path.glob(stem.name + "-*.png"))
         assert len(pages) >= min_pages, path
         assert all(p.stat().st_size > 2000 for p in pages)  # drawn pages, not blank ones
@@ -372,4 +427,3 @@ async def _municipality_checksums(week_run):
         sums = await schema.checksums(conn, week_run.m)
     assert sums["visit"][0] == len(week_run.week.visits)
     return json.dumps(sums)
-

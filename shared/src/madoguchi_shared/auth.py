@@ -40,8 +40,16 @@ from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundErro
 
 from madoguchi_shared import bus
 from madoguchi_shared.events.admin import (
-    AccessDenied, DenialReason, LoginFailed, LoginFailure, LoginSucceeded, StaffAccountCreated, StaffAccountLocked, StaffLoggedOut,
-    StaffPasswordChanged, StaffRolesChanged,
+    AccessDenied,
+    DenialReason,
+    LoginFailed,
+    LoginFailure,
+    LoginSucceeded,
+    StaffAccountCreated,
+    StaffAccountLocked,
+    StaffLoggedOut,
+    StaffPasswordChanged,
+    StaffRolesChanged,
 )
 from madoguchi_shared.events.base import Actor, Role
 from madoguchi_shared.logging import get_logger
@@ -95,8 +103,16 @@ class Principal:
 
 
 _ROLE_ORDER = [
-    Role.manager, Role.rounder, Role.supporter, Role.operator, Role.city_staff, Role.auditor,
-    Role.administrator, Role.service, Role.device, Role.system,
+    Role.manager,
+    Role.rounder,
+    Role.supporter,
+    Role.operator,
+    Role.city_staff,
+    Role.auditor,
+    Role.administrator,
+    Role.service,
+    Role.device,
+    Role.system,
 ]
 
 
@@ -189,7 +205,14 @@ async def check_account(app, principal: Principal) -> None:
     await directory.check(principal)
 
 
-async def deny(request: Request, principal: Principal, reason: DenialReason, *, required: Iterable[Role] = (), target_ward: str | None = None):
+async def deny(
+    request: Request,
+    principal: Principal,
+    reason: DenialReason,
+    *,
+    required: Iterable[Role] = (),
+    target_ward: str | None = None,
+):
     """Record an access refusal as an event, then raise 403."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)[:300]
@@ -269,27 +292,48 @@ class Account:
         return "active"
 
     def record(self) -> bytes:
-        return json.dumps({
-            "password_hash": self.password_hash, "roles": [r.value for r in self.roles], "wards": list(self.wards),
-            "disabled": self.disabled, "version": self.version, "must_change_password": self.must_change_password,
-            "failures": self.failures, "locked_until": self.locked_until,
-        }).encode()
+        return json.dumps(
+            {
+                "password_hash": self.password_hash,
+                "roles": [r.value for r in self.roles],
+                "wards": list(self.wards),
+                "disabled": self.disabled,
+                "version": self.version,
+                "must_change_password": self.must_change_password,
+                "failures": self.failures,
+                "locked_until": self.locked_until,
+            }
+        ).encode()
 
     @classmethod
     def from_entry(cls, key: str, value: bytes, revision: int = 0) -> Account:
         municipality, _, staff_id = key.partition(".")
         data = json.loads(value)
         return cls(
-            municipality=municipality, staff_id=staff_id, roles=tuple(Role(r) for r in data.get("roles", ())),
-            wards=tuple(data.get("wards", ())), disabled=bool(data.get("disabled")), version=int(data.get("version", 0)),
-            must_change_password=bool(data.get("must_change_password")), failures=int(data.get("failures", 0)),
-            locked_until=float(data.get("locked_until", 0)), password_hash=data.get("password_hash"), revision=revision,
+            municipality=municipality,
+            staff_id=staff_id,
+            roles=tuple(Role(r) for r in data.get("roles", ())),
+            wards=tuple(data.get("wards", ())),
+            disabled=bool(data.get("disabled")),
+            version=int(data.get("version", 0)),
+            must_change_password=bool(data.get("must_change_password")),
+            failures=int(data.get("failures", 0)),
+            locked_until=float(data.get("locked_until", 0)),
+            password_hash=data.get("password_hash"),
+            revision=revision,
         )
 
     def public(self) -> dict:
-        return {"staff_id": self.staff_id, "roles": [r.value for r in self.roles], "wards": list(self.wards),
-                "status": self.status, "disabled": self.disabled, "must_change_password": self.must_change_password,
-                "locked_until": self.locked_until if self.locked() else None, "version": self.version}
+        return {
+            "staff_id": self.staff_id,
+            "roles": [r.value for r in self.roles],
+            "wards": list(self.wards),
+            "status": self.status,
+            "disabled": self.disabled,
+            "must_change_password": self.must_change_password,
+            "locked_until": self.locked_until if self.locked() else None,
+            "version": self.version,
+        }
 
 
 async def staff_bucket(js: JetStreamContext, replicas: int = 1):
@@ -308,7 +352,9 @@ async def revoked_bucket(js: JetStreamContext, replicas: int = 1):
     except BucketNotFoundError:
         from nats.js.api import KeyValueConfig
 
-        return await js.create_key_value(KeyValueConfig(bucket=REVOKED_BUCKET, history=1, ttl=7 * 86400, replicas=replicas))
+        return await js.create_key_value(
+            KeyValueConfig(bucket=REVOKED_BUCKET, history=1, ttl=7 * 86400, replicas=replicas)
+        )
 
 
 def hash_password(password: str) -> str:
@@ -390,9 +436,15 @@ async def add_staff(
     roles = tuple(Role(r) for r in roles)
     wards = tuple(wards)
     existing = await read_account(js, municipality, staff_id)
-    account = Account(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards,
-                      password_hash=await hash_password_async(password), version=(existing.version + 1) if existing else 1,
-                      revision=existing.revision if existing else 0)
+    account = Account(
+        municipality=municipality,
+        staff_id=staff_id,
+        roles=roles,
+        wards=wards,
+        password_hash=await hash_password_async(password),
+        version=(existing.version + 1) if existing else 1,
+        revision=existing.revision if existing else 0,
+    )
     await write_account(js, account, create=existing is None)
     common: dict[str, Any] = {"municipality": municipality, "staff_id": staff_id}
     if actor:
@@ -405,14 +457,20 @@ async def add_staff(
     return account
 
 
-async def ensure_account(js: JetStreamContext, *, municipality: str, staff_id: str, roles: Iterable[Role],
-                         wards: Iterable[str] = ()) -> Account:
+async def ensure_account(
+    js: JetStreamContext, *, municipality: str, staff_id: str, roles: Iterable[Role], wards: Iterable[str] = ()
+) -> Account:
     """An account with these roles and wards, created without a password if there is none (it cannot
     log in: its tokens come from `issue_token`, e.g. tools and tests acting as a staff member)."""
     roles = tuple(Role(r) for r in roles)
     wards = tuple(wards)
     existing = await read_account(js, municipality, staff_id)
-    if existing is not None and set(existing.roles) == set(roles) and set(existing.wards) == set(wards) and not existing.disabled:
+    if (
+        existing is not None
+        and set(existing.roles) == set(roles)
+        and set(existing.wards) == set(wards)
+        and not existing.disabled
+    ):
         return existing
     if existing is None:
         account = Account(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards)
@@ -420,7 +478,9 @@ async def ensure_account(js: JetStreamContext, *, municipality: str, staff_id: s
             await write_account(js, account, create=True)
         except bus.ConcurrencyConflict:
             return await ensure_account(js, municipality=municipality, staff_id=staff_id, roles=roles, wards=wards)
-        await bus.append(js, StaffAccountCreated(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards))
+        await bus.append(
+            js, StaffAccountCreated(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards)
+        )
         return account
     existing.roles, existing.wards, existing.disabled = roles, wards, False
     existing.version += 1
@@ -429,12 +489,27 @@ async def ensure_account(js: JetStreamContext, *, municipality: str, staff_id: s
     return existing
 
 
-async def token_for(js: JetStreamContext, settings: Settings, *, municipality: str, staff_id: str,
-                    roles: Iterable[Role], wards: Iterable[str] = (), ttl: int | None = None) -> str:
+async def token_for(
+    js: JetStreamContext,
+    settings: Settings,
+    *,
+    municipality: str,
+    staff_id: str,
+    roles: Iterable[Role],
+    wards: Iterable[str] = (),
+    ttl: int | None = None,
+) -> str:
     """A staff token for an account made sure of with `ensure_account` (tools, tests, the simulator)."""
     account = await ensure_account(js, municipality=municipality, staff_id=staff_id, roles=roles, wards=wards)
-    return issue_token(settings, staff_id=staff_id, roles=account.roles, wards=account.wards, municipality=municipality,
-                       version=account.version, ttl=ttl)
+    return issue_token(
+        settings,
+        staff_id=staff_id,
+        roles=account.roles,
+        wards=account.wards,
+        municipality=municipality,
+        version=account.version,
+        ttl=ttl,
+    )
 
 
 # --- the live directory every service checks tokens against --------------------------------
@@ -633,9 +708,15 @@ async def _count_failure(js: JetStreamContext, settings: Settings, account: Acco
         if locked_now:
             from datetime import UTC, datetime
 
-            await bus.append(js, StaffAccountLocked(
-                municipality=account.municipality, staff_id=account.staff_id, failures=failures,
-                until=datetime.fromtimestamp(account.locked_until, UTC)))
+            await bus.append(
+                js,
+                StaffAccountLocked(
+                    municipality=account.municipality,
+                    staff_id=account.staff_id,
+                    failures=failures,
+                    until=datetime.fromtimestamp(account.locked_until, UTC),
+                ),
+            )
             log.warning("login.account_locked", staff_id=account.staff_id, service=service)
         return account
     return account
@@ -668,14 +749,22 @@ async def login(
     if account.locked(now):
         await failed("locked")
         minutes = max(1, int((account.locked_until - now + 59) // 60))
-        raise LoginRefused(423, "locked", f"ログインの失敗が続いたため、このアカウントはロックされています。約{minutes}分後にもう一度お試しください。",
-                           retry_after=int(account.locked_until - now) + 1)
+        raise LoginRefused(
+            423,
+            "locked",
+            f"ログインの失敗が続いたため、このアカウントはロックされています。約{minutes}分後にもう一度お試しください。",
+            retry_after=int(account.locked_until - now) + 1,
+        )
     if not await _verify(account.password_hash, password):
         account = await _count_failure(js, settings, account, service)
         await failed("bad_password")
         if account.locked():
-            raise LoginRefused(423, "locked", "ログインの失敗が続いたため、このアカウントはロックされました。しばらくしてからもう一度お試しください。",
-                               retry_after=settings.login_lock_seconds)
+            raise LoginRefused(
+                423,
+                "locked",
+                "ログインの失敗が続いたため、このアカウントはロックされました。しばらくしてからもう一度お試しください。",
+                retry_after=settings.login_lock_seconds,
+            )
         raise LoginRefused(401, "bad_credentials", BAD_CREDENTIALS)
     if account.disabled:
         await failed("disabled")
@@ -684,8 +773,11 @@ async def login(
     changed = False
     if account.must_change_password:
         if not new_password:
-            raise LoginRefused(403, "password_change_required",
-                               "パスワードがリセットされています。新しいパスワードを設定してください。")
+            raise LoginRefused(
+                403,
+                "password_change_required",
+                "パスワードがリセットされています。新しいパスワードを設定してください。",
+            )
         if new_password == password:
             raise LoginRefused(422, "password_unchanged", "新しいパスワードは仮のパスワードと別のものにしてください。")
         try:
@@ -700,8 +792,14 @@ async def login(
     if changed:
         await bus.append(js, StaffPasswordChanged(municipality=municipality, staff_id=staff_id, actor=actor))
     await bus.append(js, LoginSucceeded(municipality=municipality, staff_id=staff_id, service=service, actor=actor))
-    token = issue_token(settings, staff_id=staff_id, roles=account.roles, wards=account.wards, municipality=municipality,
-                        version=account.version)
+    token = issue_token(
+        settings,
+        staff_id=staff_id,
+        roles=account.roles,
+        wards=account.wards,
+        municipality=municipality,
+        version=account.version,
+    )
     return LoginResult(token=token, account=account, expires_in=settings.token_ttl_seconds)
 
 
@@ -711,11 +809,20 @@ async def logout(js: JetStreamContext, principal: Principal, service: str) -> No
         return
     rkv = await revoked_bucket(js)
     await rkv.put(principal.token_id, str(principal.expires or int(time.time()) + 86400).encode())
-    await bus.append(js, StaffLoggedOut(municipality=principal.municipality, staff_id=principal.staff_id,
-                                        token_id=principal.token_id, actor=principal.actor))
+    await bus.append(
+        js,
+        StaffLoggedOut(
+            municipality=principal.municipality,
+            staff_id=principal.staff_id,
+            token_id=principal.token_id,
+            actor=principal.actor,
+        ),
+    )
 
 
-async def authenticate(js: JetStreamContext, municipality: str, staff_id: str, password: str) -> tuple[dict | None, str]:
+async def authenticate(
+    js: JetStreamContext, municipality: str, staff_id: str, password: str
+) -> tuple[dict | None, str]:
     """Check a password without counting or recording anything: (record, "") or (None, reason)."""
     account = await read_account(js, municipality, staff_id)
     if account is None or not account.password_hash:
@@ -729,7 +836,26 @@ async def authenticate(js: JetStreamContext, municipality: str, staff_id: str, p
 
 
 __all__ = [
-    "Principal", "Role", "Unauthorized", "issue_token", "decode_token", "current_principal", "require", "deny",
-    "add_staff", "authenticate", "hash_password", "staff_bucket", "Account", "AccountDirectory", "LoginRefused",
-    "login", "logout", "ensure_account", "token_for", "read_account", "write_account", "check_account",
+    "Principal",
+    "Role",
+    "Unauthorized",
+    "issue_token",
+    "decode_token",
+    "current_principal",
+    "require",
+    "deny",
+    "add_staff",
+    "authenticate",
+    "hash_password",
+    "staff_bucket",
+    "Account",
+    "AccountDirectory",
+    "LoginRefused",
+    "login",
+    "logout",
+    "ensure_account",
+    "token_for",
+    "read_account",
+    "write_account",
+    "check_account",
 ]

@@ -220,7 +220,8 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
     except (TimeoutError, OSError, nats_errors.Error) as exc:
         raise BusUnreachable(
             f"cannot reach NATS at {redact_url(url)} within {first_connect_timeout:g} s: is the system running (`make run`), "
-            "and do MADOGUCHI_NATS_URL / MADOGUCHI_NATS_PORT name its address?") from exc
+            "and do MADOGUCHI_NATS_URL / MADOGUCHI_NATS_PORT name its address?"
+        ) from exc
 
 
 async def connect_tool(url: str, name: str, **kwargs) -> NATS:
@@ -258,9 +259,15 @@ def _headers(event: Event, expected: int | None) -> dict[str, str]:
     return headers
 
 
-_ELECTION_ERRORS = (nats_errors.TimeoutError, nats_errors.NoRespondersError, nats_errors.ConnectionClosedError,
-                    nats_errors.ConnectionReconnectingError, nats_errors.StaleConnectionError, NoStreamResponseError,
-                    ServiceUnavailableError)
+_ELECTION_ERRORS = (
+    nats_errors.TimeoutError,
+    nats_errors.NoRespondersError,
+    nats_errors.ConnectionClosedError,
+    nats_errors.ConnectionReconnectingError,
+    nats_errors.StaleConnectionError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+)
 
 
 async def _stored_as(js: JetStreamContext, stream: str, subject: str, msg_id: str, expected: int) -> api.PubAck | None:
@@ -275,8 +282,9 @@ async def _stored_as(js: JetStreamContext, stream: str, subject: str, msg_id: st
     return api.PubAck(stream=stream, seq=msg.seq or 0, duplicate=True)
 
 
-async def _publish(js: JetStreamContext, subject: str, data: bytes, headers: dict[str, str], expected: int | None,
-                   stream: str) -> api.PubAck:
+async def _publish(
+    js: JetStreamContext, subject: str, data: bytes, headers: dict[str, str], expected: int | None, stream: str
+) -> api.PubAck:
     """One publish with its Nats-Msg-Id, waiting out an election within ELECTION_GRACE (see above)."""
     await _connected(js)
     loop = asyncio.get_running_loop()
@@ -315,8 +323,9 @@ async def _publish(js: JetStreamContext, subject: str, data: bytes, headers: dic
 
 async def append(js: JetStreamContext, event: Event, expected: int | None = None) -> api.PubAck:
     """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new)."""
-    return await _publish(js, event.subject, dump_event(event), _headers(event, expected), expected,
-                          stream_for(event.subject))
+    return await _publish(
+        js, event.subject, dump_event(event), _headers(event, expected), expected, stream_for(event.subject)
+    )
 
 
 async def publish_new(js: JetStreamContext, subject: str, data: bytes, *, stream: str, msg_id: str) -> api.PubAck:
@@ -380,8 +389,12 @@ async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: 
     checked: set[str] = set()
     messages = []
     for i, event in enumerate(events, 1):
-        headers = {"Nats-Msg-Id": str(event.event_id), "Mg-Type": event.type, "Nats-Batch-Id": batch_id,
-                   "Nats-Batch-Sequence": str(i)}
+        headers = {
+            "Nats-Msg-Id": str(event.event_id),
+            "Mg-Type": event.type,
+            "Nats-Batch-Id": batch_id,
+            "Nats-Batch-Sequence": str(i),
+        }
         if event.subject in expected and event.subject not in checked:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected[event.subject])
             checked.add(event.subject)
@@ -419,8 +432,9 @@ async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: 
         if code in CONFLICT_CODES:
             if unanswered and first_subject in expected:  # an earlier try stored the whole batch after all?
                 k = next(i for i, e in enumerate(events) if e.subject == first_subject)
-                mine = await _stored_as(js, stream_for(first_subject), first_subject, str(events[k].event_id),
-                                        expected[first_subject])
+                mine = await _stored_as(
+                    js, stream_for(first_subject), first_subject, str(events[k].event_id), expected[first_subject]
+                )
                 if mine is not None:
                     return list(range(mine.seq - k, mine.seq - k + len(events)))
             raise ConcurrencyConflict(first_subject, expected.get(first_subject), error.get("description", ""))
@@ -548,8 +562,25 @@ async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int 
 
 
 __all__ = [
-    "STREAMS", "LOG_STREAMS", "StreamSpec", "ConcurrencyConflict", "BusDown", "Stored", "connect", "ensure_streams",
-    "BusUnreachable", "connect_tool", "append", "append_all", "append_batch", "AtomicBatchUnsupported", "publish_new",
-    "publish_many", "last_sequence", "load",
-    "load_filter", "stream_for", "subjects",
+    "STREAMS",
+    "LOG_STREAMS",
+    "StreamSpec",
+    "ConcurrencyConflict",
+    "BusDown",
+    "Stored",
+    "connect",
+    "ensure_streams",
+    "BusUnreachable",
+    "connect_tool",
+    "append",
+    "append_all",
+    "append_batch",
+    "AtomicBatchUnsupported",
+    "publish_new",
+    "publish_many",
+    "last_sequence",
+    "load",
+    "load_filter",
+    "stream_for",
+    "subjects",
 ]

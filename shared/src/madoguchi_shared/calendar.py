@@ -31,8 +31,16 @@ from zoneinfo import ZoneInfo
 import holidays
 
 __all__ = [
-    "TOKYO", "REGULAR_OPEN", "REGULAR_CLOSE", "Hours", "SpecialDay", "Instruction", "DayHours", "Calendar",
-    "Interval", "holiday_name",
+    "TOKYO",
+    "REGULAR_OPEN",
+    "REGULAR_CLOSE",
+    "Hours",
+    "SpecialDay",
+    "Instruction",
+    "DayHours",
+    "Calendar",
+    "Interval",
+    "holiday_name",
 ]
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -263,7 +271,7 @@ class Calendar:
         return out
 
     def next_business_day_deadline(self, day: date) -> datetime:
-        """"By the next business day" (翌営業日中): the end of the next business day's regular hours."""
+        """ "By the next business day" (翌営業日中): the end of the next business day's regular hours."""
         nxt = self.next_business_day(day)
         return datetime.combine(nxt, self.regular.close, self.tz)
 
@@ -295,7 +303,12 @@ class Calendar:
             scheduled, kind = (special.open, special.close), "special_opening"  # type: ignore[assignment]
         elif business:
             scheduled, kind = (self.regular.open, self.regular.close), "regular"
-            if special is not None and special.kind == "extended" and special.close is not None and special.close > self.regular.open:
+            if (
+                special is not None
+                and special.kind == "extended"
+                and special.close is not None
+                and special.close > self.regular.open
+            ):
                 scheduled, kind = (self.regular.open, special.close), "extended"  # type: ignore[assignment]
         if scheduled is None:
             return DayHours(day, desk, business, "closed", None, (), (), reason)

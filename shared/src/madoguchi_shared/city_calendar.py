@@ -36,10 +36,14 @@ def evolve_calendar(state: CityCalendar | None, event: Event) -> CityCalendar:
     state = state or CityCalendar()
     match event:
         case dk.OpeningSuspended():
-            ins = Instruction(event.instruction_id, "suspend", event.start, event.end, frozenset(event.desks), event.reason)
+            ins = Instruction(
+                event.instruction_id, "suspend", event.start, event.end, frozenset(event.desks), event.reason
+            )
             return replace(state, instructions=(*state.instructions, ins))
         case dk.OpeningDelayed():
-            ins = Instruction(event.instruction_id, "delay", event.start, event.until, frozenset(event.desks), event.reason)
+            ins = Instruction(
+                event.instruction_id, "delay", event.start, event.until, frozenset(event.desks), event.reason
+            )
             return replace(state, instructions=(*state.instructions, ins))
         case dk.CityInstructionLifted():
             kept = []
@@ -52,7 +56,9 @@ def evolve_calendar(state: CityCalendar | None, event: Event) -> CityCalendar:
                 kept.append(ins)
             return replace(state, instructions=tuple(kept))
         case dk.SpecialOpeningScheduled():
-            sd = SpecialDay(event.day, "special_opening", event.open, event.close, frozenset(event.desks), event.note or "")
+            sd = SpecialDay(
+                event.day, "special_opening", event.open, event.close, frozenset(event.desks), event.note or ""
+            )
             return replace(state, special_days=(*state.special_days, sd))
         case dk.ExtendedHoursScheduled():
             sd = SpecialDay(event.day, "extended", None, event.close, frozenset(event.desks), event.note or "")

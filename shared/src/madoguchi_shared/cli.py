@@ -24,7 +24,10 @@ from madoguchi_shared.settings import Settings
 if TYPE_CHECKING:
     from madoguchi_shared.events.admin import DisableReason
 
-app = typer.Typer(help="Madoguchi（窓口）: operations platform for My Number card support desks and phone lines.", no_args_is_help=True)
+app = typer.Typer(
+    help="Madoguchi（窓口）: operations platform for My Number card support desks and phone lines.",
+    no_args_is_help=True,
+)
 schema_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff accounts and credentials.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
@@ -66,8 +69,15 @@ def schema_export(directory: Path) -> None:
         cls = REGISTRY[name]
         schema = cls.model_json_schema()
         (directory / f"{name}.json").write_text(json.dumps(schema, ensure_ascii=False, indent=2) + "\n")
-        catalog.append({"type": name, "context": cls.context, "aggregate": cls.aggregate,
-                        "aggregate_field": cls.aggregate_field, "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""})
+        catalog.append(
+            {
+                "type": name,
+                "context": cls.context,
+                "aggregate": cls.aggregate,
+                "aggregate_field": cls.aggregate_field,
+                "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+            }
+        )
     (directory / "_union.json").write_text(json.dumps(adapter().json_schema(), ensure_ascii=False, indent=2) + "\n")
     (directory / "_catalog.json").write_text(json.dumps(catalog, ensure_ascii=False, indent=2) + "\n")
     typer.echo(f"wrote {len(catalog)} event schemas to {directory}")
@@ -95,10 +105,15 @@ def _read_password(password_stdin: bool) -> str:
 @staff_app.command("add")
 def staff_add(
     staff_id: Annotated[str, typer.Option("--id", help="staff id, e.g. S0001 (never a name)")],
-    role: Annotated[list[str], typer.Option("--role", help="manager, rounder, supporter, operator, city_staff, auditor, administrator")],
+    role: Annotated[
+        list[str],
+        typer.Option("--role", help="manager, rounder, supporter, operator, city_staff, auditor, administrator"),
+    ],
     ward: Annotated[list[str], typer.Option("--ward", help="ward scope; omit for all wards (HQ roles)")] = [],  # noqa: B006
     municipality: Annotated[str | None, typer.Option(help="municipality code; default from settings")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
 ) -> None:
     """Create (or reset) a staff account, e.g. the first manager."""
     from madoguchi_shared import auth, bus
@@ -112,8 +127,14 @@ def staff_add(
         nc = await bus.connect_tool(settings.nats_url, name="madoguchi-cli")
         js = nc.jetstream()
         await bus.ensure_streams(js, settings.stream_replicas)
-        await auth.add_staff(js, municipality=municipality or settings.municipality, staff_id=staff_id,
-                             roles=roles, wards=ward, password=password)
+        await auth.add_staff(
+            js,
+            municipality=municipality or settings.municipality,
+            staff_id=staff_id,
+            roles=roles,
+            wards=ward,
+            password=password,
+        )
         await nc.drain()
 
     try:
@@ -166,18 +187,28 @@ def staff_list(municipality: MunicipalityOpt = None) -> None:
 
     for row in _staff_run(work, municipality):
         cleared = ", ".join(d for d, ok in row["cleared"].items() if ok) or "-"
-        typer.echo(f"{row['staff_id']:12s} {','.join(row['roles']):20s} {','.join(row['wards']) or 'all':12s} "
-                   f"{row['status']:15s} cleared: {cleared}")
+        typer.echo(
+            f"{row['staff_id']:12s} {','.join(row['roles']):20s} {','.join(row['wards']) or 'all':12s} "
+            f"{row['status']:15s} cleared: {cleared}"
+        )
 
 
 @staff_app.command("disable")
-def staff_disable(staff_id: Annotated[str, typer.Option("--id")], municipality: MunicipalityOpt = None,
-                  reason: Annotated[str, typer.Option(help="left, suspended, compromised, other")] = "other") -> None:
+def staff_disable(
+    staff_id: Annotated[str, typer.Option("--id")],
+    municipality: MunicipalityOpt = None,
+    reason: Annotated[str, typer.Option(help="left, suspended, compromised, other")] = "other",
+) -> None:
     """Disable an account: its tokens are refused by every service at once."""
     from madoguchi_shared import staff
     from madoguchi_shared.events.base import Role
 
-    _staff_run(lambda js, s, m, actor: staff.set_disabled(js, m, staff_id, True, actor, {Role.administrator}, cast("DisableReason", reason)), municipality)
+    _staff_run(
+        lambda js, s, m, actor: staff.set_disabled(
+            js, m, staff_id, True, actor, {Role.administrator}, cast("DisableReason", reason)
+        ),
+        municipality,
+    )
     typer.echo(f"staff {staff_id}: disabled")
 
 
@@ -187,7 +218,9 @@ def staff_enable(staff_id: Annotated[str, typer.Option("--id")], municipality: M
     from madoguchi_shared import staff
     from madoguchi_shared.events.base import Role
 
-    _staff_run(lambda js, s, m, actor: staff.set_disabled(js, m, staff_id, False, actor, {Role.administrator}), municipality)
+    _staff_run(
+        lambda js, s, m, actor: staff.set_disabled(js, m, staff_id, False, actor, {Role.administrator}), municipality
+    )
     typer.echo(f"staff {staff_id}: enabled")
 
 
@@ -197,7 +230,9 @@ def staff_reset_password(staff_id: Annotated[str, typer.Option("--id")], municip
     from madoguchi_shared import staff
     from madoguchi_shared.events.base import Role
 
-    temporary = _staff_run(lambda js, s, m, actor: staff.reset_password(js, m, staff_id, actor, {Role.administrator}), municipality)
+    temporary = _staff_run(
+        lambda js, s, m, actor: staff.reset_password(js, m, staff_id, actor, {Role.administrator}), municipality
+    )
     typer.echo(f"staff {staff_id}: temporary password {temporary} (to be replaced at the next login)")
 
 
@@ -228,8 +263,10 @@ def staff_train(
         return len(keys), passed
 
     count, passed = _staff_run(work, municipality)
-    typer.echo(f"staff {staff_id}: {count} training item(s) recorded"
-               + ("" if passed is None else f"; test {'passed' if passed else 'not passed'}"))
+    typer.echo(
+        f"staff {staff_id}: {count} training item(s) recorded"
+        + ("" if passed is None else f"; test {'passed' if passed else 'not passed'}")
+    )
 
 
 @staff_app.command("token")
@@ -239,8 +276,12 @@ def staff_token(
     ward: Annotated[str | None, typer.Option()] = None,
     desk: Annotated[str | None, typer.Option()] = None,
     days: Annotated[int, typer.Option(help="validity in days")] = 30,
-    nats_credential: Annotated[Path | None, typer.Option(
-        "--nats-credential", help="for a device: also write its NATS credential (user and password) to this file")] = None,
+    nats_credential: Annotated[
+        Path | None,
+        typer.Option(
+            "--nats-credential", help="for a device: also write its NATS credential (user and password) to this file"
+        ),
+    ] = None,
 ) -> None:
     """Print a device or service credential (a signed token); for a device, --nats-credential FILE
     also issues the bus credential its agent connects with (`madoguchi nats credential`)."""
@@ -251,7 +292,17 @@ def staff_token(
         raise typer.BadParameter("kind must be device or service")
     settings = Settings()
     role = Role.device if kind == "device" else Role.service
-    typer.echo(auth.issue_token(settings, staff_id=subject, roles=[role], wards=[ward] if ward else [], kind=kind, desk=desk, ttl=days * 86400))
+    typer.echo(
+        auth.issue_token(
+            settings,
+            staff_id=subject,
+            roles=[role],
+            wards=[ward] if ward else [],
+            kind=kind,
+            desk=desk,
+            ttl=days * 86400,
+        )
+    )
     if nats_credential is not None:
         if kind != "device":
             raise typer.BadParameter("--nats-credential is for a device")
@@ -268,7 +319,7 @@ def _device_credential(settings: Settings, device: str, municipality: str, desk:
     out.touch(mode=0o600)
     out.chmod(0o600)
     out.write_text(identity.credential())
-    return f"NATS credential of {device} ({identity.user}) written to {out}: set nats_credential = \"{out}\" in its agent config"
+    return f'NATS credential of {device} ({identity.user}) written to {out}: set nats_credential = "{out}" in its agent config'
 
 
 @nats_app.command("credential")
@@ -276,8 +327,15 @@ def nats_credential(
     device: Annotated[str, typer.Option("--device", help="the desk PC's device id, e.g. chuo-1-pc")],
     desk: Annotated[str | None, typer.Option(help="its desk, e.g. chuo-1")] = None,
     municipality: Annotated[str | None, typer.Option(help="municipality code; default from settings")] = None,
-    out: Annotated[Path | None, typer.Option(help="write the credential file here (mode 0600) instead of printing it")] = None,
-    edge: Annotated[bool, typer.Option("--edge", help="the laptop's desk edge (services/desk/EDGE.md) instead of its agent; needs --desk")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="write the credential file here (mode 0600) instead of printing it")
+    ] = None,
+    edge: Annotated[
+        bool,
+        typer.Option(
+            "--edge", help="the laptop's desk edge (services/desk/EDGE.md) instead of its agent; needs --desk"
+        ),
+    ] = False,
 ) -> None:
     """Issue a desk laptop's NATS credential (user and password): it may publish only to its own
     subject mg.device.<municipality>.agent.<device>. A running embedded nats-server reloads at once.
@@ -298,8 +356,10 @@ def nats_credential(
     out.touch(mode=0o600)
     out.chmod(0o600)
     out.write_text(identity.credential())
-    typer.echo(f"NATS credential of the desk edge on {device} ({identity.user}) written to {out}: "
-               f"MADOGUCHI_EDGE_NATS_CREDENTIAL={out} in its desk-edge.env")
+    typer.echo(
+        f"NATS credential of the desk edge on {device} ({identity.user}) written to {out}: "
+        f"MADOGUCHI_EDGE_NATS_CREDENTIAL={out} in its desk-edge.env"
+    )
 
 
 @nats_app.command("users")
@@ -309,7 +369,9 @@ def nats_users() -> None:
 
     for identity in natsauth.identities(Settings().data_dir):
         allowed = natsauth.permissions(identity)["publish"]["allow"]
-        typer.echo(f"{identity.user:24s} {identity.kind:10s} {' '.join(allowed[:4])}{' ...' if len(allowed) > 4 else ''}")
+        typer.echo(
+            f"{identity.user:24s} {identity.kind:10s} {' '.join(allowed[:4])}{' ...' if len(allowed) > 4 else ''}"
+        )
 
 
 @app.command()
@@ -360,9 +422,13 @@ def serve(name: str) -> None:
     port = getattr(settings, f"{name}_port")
     https: dict[str, Any] = {}
     if settings.https_cert:  # HTTPS (with HSTS) straight from uvicorn; else a reverse proxy in front (deploy/)
-        https = {"ssl_certfile": str(settings.https_cert), "ssl_keyfile": str(settings.https_key or settings.https_cert)}
-    options: dict[str, Any] = dict(host=settings.host, port=port, log_level="warning", loop="uvloop", http="httptools",
-                                   access_log=False, **https)
+        https = {
+            "ssl_certfile": str(settings.https_cert),
+            "ssl_keyfile": str(settings.https_key or settings.https_cert),
+        }
+    options: dict[str, Any] = dict(
+        host=settings.host, port=port, log_level="warning", loop="uvloop", http="httptools", access_log=False, **https
+    )
     workers = api_workers(name, settings)
     if workers > 1:
         os.environ[SERVE_NAME] = name  # read by each worker process's factory
@@ -400,10 +466,20 @@ def served_app(name: str | None = None, settings: Settings | None = None):
 def run(
     embedded: Annotated[bool, typer.Option(help="start nats-server and PostgreSQL under the data folder")] = True,
     only: Annotated[list[str], typer.Option(help="start only these services")] = [],  # noqa: B006
-    cluster: Annotated[bool, typer.Option(help="3 NATS nodes (JetStream R3, TLS from a generated CA) and "
-                                                 "PostgreSQL primary + streaming standby, on loopback")] = False,
-    edge: Annotated[list[str], typer.Option(help="also start a desk edge for this desk, as its laptop would run it, "
-                                                 "with a console of its own (services/desk/EDGE.md)")] = [],  # noqa: B006
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            help="3 NATS nodes (JetStream R3, TLS from a generated CA) and "
+            "PostgreSQL primary + streaming standby, on loopback"
+        ),
+    ] = False,
+    edge: Annotated[
+        list[str],
+        typer.Option(
+            help="also start a desk edge for this desk, as its laptop would run it, "
+            "with a console of its own (services/desk/EDGE.md)"
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """Start the whole system: NATS and PostgreSQL (embedded), streams, every service, supervised:
     a child that exits is restarted with backoff while the rest keep serving. Ctrl-C stops it."""
@@ -453,8 +529,13 @@ def run(
             from madoguchi_shared.cluster import LoopbackCluster, tls_env, wait_for_meta_leader
 
             # one TLS certificate and one bus identity (user, password, permissions) per service, as single-node
-            loopback = LoopbackCluster.plan(data, nats_port=settings.nats_port, monitor_port=settings.nats_monitor_port,
-                                            pg_port=settings.pg_port, clients=tuple(sorted(service_factories())))
+            loopback = LoopbackCluster.plan(
+                data,
+                nats_port=settings.nats_port,
+                monitor_port=settings.nats_monitor_port,
+                pg_port=settings.pg_port,
+                clients=tuple(sorted(service_factories())),
+            )
             for i, node in enumerate(loopback.nats.nodes):
                 supervisor.add(ServerChild(f"nats-server-{i}", node))
             supervisor.add(ServerChild("postgresql", loopback.primary))
@@ -473,21 +554,29 @@ def run(
         elif embedded:
             # credentials on the bus: one identity per service, the supervisor's, the tools' (admin)
             natsauth.ensure_embedded(data, sorted(service_factories()))
-            nats_server = NatsServer(data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port,
-                                     auth_dir=data)
+            nats_server = NatsServer(
+                data / "nats", port=settings.nats_port, monitor_port=settings.nats_monitor_port, auth_dir=data
+            )
             supervisor.add(ServerChild("nats-server", nats_server))
             pg = PostgresServer(data / "postgres", port=settings.pg_port)
             supervisor.add(ServerChild("postgresql", pg))
             nats_url = env["MADOGUCHI_NATS_URL"] = nats_server.address  # each process adds its own identity
             env["MADOGUCHI_PG_DSN"] = pg.dsn
-            typer.echo(f"nats-server  {nats_server.address}  (JetStream store {data / 'nats'}; "
-                       f"credentials in {natsauth.secrets_dir(data)})")
-            typer.echo(f"postgresql   {pg.dsn.replace(':' + pg.password + '@', '@')}  (data {data / 'postgres'}; "
-                       "each service logs in as its own role)")
+            typer.echo(
+                f"nats-server  {nats_server.address}  (JetStream store {data / 'nats'}; "
+                f"credentials in {natsauth.secrets_dir(data)})"
+            )
+            typer.echo(
+                f"postgresql   {pg.dsn.replace(':' + pg.password + '@', '@')}  (data {data / 'postgres'}; "
+                "each service logs in as its own role)"
+            )
         env["MADOGUCHI_DATA_DIR"] = str(data)
-        supervisor.announce = announcer(settings.model_copy(update={"nats_url": nats_url}).nats_url_for("supervisor"),
-                                        settings.municipality)
-        subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True, stdout=subprocess.DEVNULL)
+        supervisor.announce = announcer(
+            settings.model_copy(update={"nats_url": nats_url}).nats_url_for("supervisor"), settings.municipality
+        )
+        subprocess.run(
+            [sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
         run_dir = data / "run"
         run_dir.mkdir(exist_ok=True)
         service_env = {name: env for name in names}
@@ -496,8 +585,11 @@ def run(
 
             dsns = asyncio.run(db.provision(pg.dsn, data / "secrets", names))
             if "audit" in names:
-                subprocess.run([sys.executable, "-m", "madoguchi_audit.cli", "migrate"],
-                               env={**env, "MADOGUCHI_PG_DSN": dsns["migrator"]}, check=True)
+                subprocess.run(
+                    [sys.executable, "-m", "madoguchi_audit.cli", "migrate"],
+                    env={**env, "MADOGUCHI_PG_DSN": dsns["migrator"]},
+                    check=True,
+                )
             service_env = {name: {**env, "MADOGUCHI_PG_DSN": dsns[name]} for name in names}
         if loopback is not None:  # each service presents its own certificate to the bus
             service_env = {name: {**service_env[name], **tls_env(loopback.material, name)} for name in names}
@@ -517,8 +609,10 @@ def run(
             time.sleep(0.3)
         for name in pending:
             typer.echo(f"{name:12s} not ready after 60 s; see its log above", err=True)
-        typer.echo("Madoguchi is running (supervised: a part that stops is restarted). "
-                   "Ctrl-C stops everything; `make run` again resumes with the data kept.")
+        typer.echo(
+            "Madoguchi is running (supervised: a part that stops is restarted). "
+            "Ctrl-C stops everything; `make run` again resumes with the data kept."
+        )
         supervisor.watch()
     except KeyboardInterrupt:
         pass
@@ -526,8 +620,9 @@ def run(
         stop_all()
 
 
-def _edge_children(supervisor, settings: Settings, env: dict[str, str], run_dir: Path, desks: list[str],
-                   *, with_console: bool) -> list[str]:
+def _edge_children(
+    supervisor, settings: Settings, env: dict[str, str], run_dir: Path, desks: list[str], *, with_console: bool
+) -> list[str]:
     """A desk edge per desk (as its laptop runs it, services/desk/EDGE.md) on ports 8111, 8112, ..., each
     with a console of its own (8110, 8120, ...) whose desk screen and calling display read the edge."""
     from madoguchi_shared.runtime import stop_stale
@@ -540,22 +635,37 @@ def _edge_children(supervisor, settings: Settings, env: dict[str, str], run_dir:
 
         def start(self) -> None:
             stop_stale(self.pid_file, " ".join(self.argv), signal.SIGTERM)
-            self.proc = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", *self.argv], env=self.env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "madoguchi_shared.cli", *self.argv], env=self.env, start_new_session=True
+            )
             self.pid_file.write_text(str(self.proc.pid))
 
     lines = []
     for i, desk in enumerate(desks):
         port, console_port = settings.desk_port + 10 + i, settings.console_port + 10 * (i + 1)
-        supervisor.add(CommandChild(f"edge-{desk}", ["edge", "run", "--desk", desk, "--port", str(port)], env,
-                                    f"http://{settings.host}:{port}/healthz"))
+        supervisor.add(
+            CommandChild(
+                f"edge-{desk}",
+                ["edge", "run", "--desk", desk, "--port", str(port)],
+                env,
+                f"http://{settings.host}:{port}/healthz",
+            )
+        )
         lines.append(f"edge {desk:7s} http://{settings.host}:{port}  (the desk's laptop: its commands work offline)")
         if with_console:
             console_env = {**env, "MADOGUCHI_DESK_PORT": str(port), "MADOGUCHI_CONSOLE_PORT": str(console_port)}
-            supervisor.add(CommandChild(f"console-{desk}", ["serve", "console"], console_env,
-                                        f"http://{settings.host}:{console_port}/healthz"))
-            lines.append(f"console {desk} http://{settings.host}:{console_port}/desk/{desk}  "
-                         f"(the laptop's desk screen; calling display /display/{desk})")
+            supervisor.add(
+                CommandChild(
+                    f"console-{desk}",
+                    ["serve", "console"],
+                    console_env,
+                    f"http://{settings.host}:{console_port}/healthz",
+                )
+            )
+            lines.append(
+                f"console {desk} http://{settings.host}:{console_port}/desk/{desk}  "
+                f"(the laptop's desk screen; calling display /display/{desk})"
+            )
     return lines
 
 

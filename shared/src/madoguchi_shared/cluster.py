@@ -17,13 +17,22 @@ from pathlib import Path
 
 from madoguchi_shared import tls
 from madoguchi_shared.runtime import (
-    NatsServer, PostgresServer, _as_pg_user, _open_path_for, _pg_bin, _wait_port, free_port, stop_stale,
+    NatsServer,
+    PostgresServer,
+    _as_pg_user,
+    _open_path_for,
+    _pg_bin,
+    _wait_port,
+    free_port,
+    stop_stale,
 )
 
 CLUSTER_NAME = "madoguchi"
 
 
-def node_config(index: int, route_ports: list[int], material: tls.Material | None, *, verify_clients: bool = True) -> str:
+def node_config(
+    index: int, route_ports: list[int], material: tls.Material | None, *, verify_clients: bool = True
+) -> str:
     """nats-server configuration of node `index` (client port, store and monitor come from the command line);
     with no route ports, a single node (no cluster block)."""
     routes = "\n".join(f"    nats-route://127.0.0.1:{p}" for p in route_ports)
@@ -72,8 +81,13 @@ class TlsNatsCluster:
         self.route_ports = self.route_ports or [free_port() for _ in range(self.size)]
         self.monitor_ports = self.monitor_ports or [free_port() for _ in range(self.size)]
         self.nodes = [
-            NatsServer(self.root / f"nats-{i}", port=self.client_ports[i], monitor_port=self.monitor_ports[i],
-                       config=node_config(i, self.route_ports, self.material), auth_dir=self.auth_dir)
+            NatsServer(
+                self.root / f"nats-{i}",
+                port=self.client_ports[i],
+                monitor_port=self.monitor_ports[i],
+                config=node_config(i, self.route_ports, self.material),
+                auth_dir=self.auth_dir,
+            )
             for i in range(self.size)
         ]
 
@@ -128,18 +142,52 @@ class StandbyPostgres(PostgresServer):
         stop_stale(pgdata / "postmaster.pid", str(pgdata), signal.SIGINT)
         if not (pgdata / "PG_VERSION").exists():
             done = subprocess.run(
-                [str(bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", self.primary.user,
-                 "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast", "--no-password"],
-                env={**os.environ, "PGPASSWORD": self.password}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                text=True, **kwargs)
+                [
+                    str(bin_dir / "pg_basebackup"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.primary.port),
+                    "-U",
+                    self.primary.user,
+                    "-D",
+                    str(pgdata),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "--no-password",
+                ],
+                env={**os.environ, "PGPASSWORD": self.password},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                **kwargs,
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"pg_basebackup failed ({done.returncode}): {done.stderr.strip()}")
         args = [
-            str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port),
-            "-k", str(socket_dir), "-c", "fsync=on", "-c", "max_connections=200", "-c", "hot_standby=on",
+            str(bin_dir / "postgres"),
+            "-D",
+            str(pgdata),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            str(socket_dir),
+            "-c",
+            "fsync=on",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "hot_standby=on",
         ]
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs)
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs
+            )
         _wait_port(self.port, self.proc, "postgres standby", log)
         self._wait_ready(bin_dir, log)
         return self
@@ -183,8 +231,9 @@ class LoopbackCluster:
     material: tls.Material
 
     @classmethod
-    def plan(cls, data: Path, *, nats_port: int, monitor_port: int, pg_port: int, clients: tuple[str, ...],
-             auth: bool = True) -> LoopbackCluster:
+    def plan(
+        cls, data: Path, *, nats_port: int, monitor_port: int, pg_port: int, clients: tuple[str, ...], auth: bool = True
+    ) -> LoopbackCluster:
         """Fixed loopback ports from the settings: clients nats_port+0..2, routes nats_port+2000+0..2,
         monitoring monitor_port+0..2; PostgreSQL primary pg_port, standby pg_port+1. With `auth`, one NATS
         identity per client (service), the supervisor's and the tools' (admin), as `madoguchi run` makes them."""
@@ -193,24 +242,38 @@ class LoopbackCluster:
             from madoguchi_shared import natsauth
 
             natsauth.ensure_embedded(data, list(clients))
-        nats = TlsNatsCluster(data / "nats", material, client_ports=[nats_port + i for i in range(3)],
-                              route_ports=[nats_port + 2000 + i for i in range(3)],
-                              monitor_ports=[monitor_port + i for i in range(3)], auth_dir=data if auth else None)
+        nats = TlsNatsCluster(
+            data / "nats",
+            material,
+            client_ports=[nats_port + i for i in range(3)],
+            route_ports=[nats_port + 2000 + i for i in range(3)],
+            monitor_ports=[monitor_port + i for i in range(3)],
+            auth_dir=data if auth else None,
+        )
         primary = PostgresServer(data / "postgres", port=pg_port)
         return cls(nats, primary, StandbyPostgres(data / "postgres-standby", primary, port=pg_port + 1), material)
 
     def env(self) -> dict[str, str]:
         """The environment of every process pointed at the cluster (the operator's certificate)."""
-        return {"MADOGUCHI_NATS_URL": self.nats.address, "MADOGUCHI_STREAM_REPLICAS": "3",
-                **tls_env(self.material, "operator")}
+        return {
+            "MADOGUCHI_NATS_URL": self.nats.address,
+            "MADOGUCHI_STREAM_REPLICAS": "3",
+            **tls_env(self.material, "operator"),
+        }
 
     def describe(self) -> list[str]:
-        lines = [f"nats-server  mg-{i} {n.address}  (TLS, clients verified; routes 127.0.0.1:{p} TLS; "
-                 f"monitor http://127.0.0.1:{n.monitor_port})"
-                 for i, (n, p) in enumerate(zip(self.nats.nodes, self.nats.route_ports, strict=True))]
-        lines.append(f"             JetStream R3, sync_interval always; CA {self.material.ca}"
-                     + ("; one bus identity per service" if self.nats.auth_dir else ""))
+        lines = [
+            f"nats-server  mg-{i} {n.address}  (TLS, clients verified; routes 127.0.0.1:{p} TLS; "
+            f"monitor http://127.0.0.1:{n.monitor_port})"
+            for i, (n, p) in enumerate(zip(self.nats.nodes, self.nats.route_ports, strict=True))
+        ]
+        lines.append(
+            f"             JetStream R3, sync_interval always; CA {self.material.ca}"
+            + ("; one bus identity per service" if self.nats.auth_dir else "")
+        )
         lines.append(f"postgresql   primary 127.0.0.1:{self.primary.port} (data {self.primary.data_dir})")
-        lines.append(f"postgresql   standby 127.0.0.1:{self.standby.port} streaming from the primary, read-only "
-                     f"(data {self.standby.data_dir})")
+        lines.append(
+            f"postgresql   standby 127.0.0.1:{self.standby.port} streaming from the primary, read-only "
+            f"(data {self.standby.data_dir})"
+        )
         return lines

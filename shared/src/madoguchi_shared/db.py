@@ -86,8 +86,11 @@ def dsn_as(dsn: str, role: str, password: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-async def provision(superuser_dsn: str, secrets_dir: Path, services: Sequence[str] = ("reporting", "calls", "audit"),
-                    ) -> dict[str, str]:
+async def provision(
+    superuser_dsn: str,
+    secrets_dir: Path,
+    services: Sequence[str] = ("reporting", "calls", "audit"),
+) -> dict[str, str]:
     """Create (idempotently) a login role per service and the migration owner; returns name -> DSN.
 
     - ``mg_reporting``, ``mg_calls``: own their schema and nothing else (no CREATE on the database);
@@ -110,8 +113,9 @@ async def provision(superuser_dsn: str, secrets_dir: Path, services: Sequence[st
                 await conn.execute(f'CREATE ROLE "{role}" {options} NOSUPERUSER NOCREATEDB NOCREATEROLE')
             if login:
                 password = _password(secrets_dir, role)
-                await conn.execute(f"ALTER ROLE \"{role}\" {options} NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                                   f"PASSWORD '{password}'")
+                await conn.execute(
+                    f"ALTER ROLE \"{role}\" {options} NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'"
+                )
                 key = "migrator" if role == MIGRATOR else role.removeprefix("mg_")
                 out[key] = dsn_as(superuser_dsn, role, password)
         await conn.execute(f'REVOKE CREATE ON DATABASE "{database}" FROM PUBLIC')
@@ -133,8 +137,9 @@ async def provision(superuser_dsn: str, secrets_dir: Path, services: Sequence[st
                 # version table, the audit owner role every other table.
                 await conn.execute(f"ALTER SCHEMA audit OWNER TO {MIGRATOR}")
                 for r in await conn.fetch(
-                        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                           WHERE n.nspname = 'audit' AND c.relkind IN ('r', 'p')"""):
+                    """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = 'audit' AND c.relkind IN ('r', 'p')"""
+                ):
                     owner = MIGRATOR if r["relname"] == "schema_version" else "audit_owner"
                     await conn.execute(f'ALTER TABLE audit."{r["relname"]}" OWNER TO {owner}')
     finally:
@@ -148,10 +153,16 @@ async def _give(conn: Connection, schema: str, role: str) -> None:
     rows = await conn.fetch(
         """SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'f')
-             AND pg_get_userbyid(c.relowner) <> $2""", schema, role)
+             AND pg_get_userbyid(c.relowner) <> $2""",
+        schema,
+        role,
+    )
     for r in rows:  # (sequences of a serial column follow their table; the services make no others)
         await conn.execute(f'ALTER TABLE "{schema}"."{r["relname"]}" OWNER TO "{role}"')
     for f in await conn.fetch(
-            """SELECT p.oid::regprocedure::text AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-               WHERE n.nspname = $1 AND pg_get_userbyid(p.proowner) <> $2""", schema, role):
+        """SELECT p.oid::regprocedure::text AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = $1 AND pg_get_userbyid(p.proowner) <> $2""",
+        schema,
+        role,
+    ):
         await conn.execute(f'ALTER ROUTINE {f["sig"]} OWNER TO "{role}"')

@@ -24,7 +24,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from nats.js import JetStreamContext
-from nats.js.errors import BadRequestError, BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import (
+    BadRequestError,
+    BucketNotFoundError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from madoguchi_shared.events.base import Actor, Ident
@@ -92,8 +99,19 @@ class Policy(BaseModel):
     # Interpreters whose inline code (`python3 -c ...`) is a violation: the code runs inside an
     # allowed program, so no exec of its own shows it. Shells are not listed: every program a
     # shell starts is an exec of its own and checked.
-    inline_code_forbidden: tuple[str, ...] = ("python*", "perl*", "ruby*", "node", "nodejs", "php*", "lua*",
-                                              "Rscript", "tclsh*", "wish*", "osascript")
+    inline_code_forbidden: tuple[str, ...] = (
+        "python*",
+        "perl*",
+        "ruby*",
+        "node",
+        "nodejs",
+        "php*",
+        "lua*",
+        "Rscript",
+        "tclsh*",
+        "wish*",
+        "osascript",
+    )
 
     # Device management (SEC-2, SEC-4)
     usb_block_mass_storage: bool = True
@@ -254,8 +272,16 @@ async def history(js: JetStreamContext, municipality: str, role: str, desk: str 
     return sorted(out, key=lambda r: -r.revision)
 
 
-async def change(js: JetStreamContext, municipality: str, role: str, desk: str | None, policy: Policy,
-                 actor: Actor, base_revision: int | None = None, correlation_id=None) -> int:
+async def change(
+    js: JetStreamContext,
+    municipality: str,
+    role: str,
+    desk: str | None,
+    policy: Policy,
+    actor: Actor,
+    base_revision: int | None = None,
+    correlation_id=None,
+) -> int:
     """Write a role's or desk's own policy and append the admin event; returns the new revision.
 
     `base_revision`: the revision of the key the change was made from (0 = the key did not
@@ -280,14 +306,24 @@ async def change(js: JetStreamContext, municipality: str, role: str, desk: str |
             raise
         own = await _entry(js, kv_key)
         raise PolicyConflict((own.revision or 0) if own else 0) from exc
-    await bus.append(js, ConfigurationChanged(
-        municipality=municipality, desk=desk, actor=actor, key=config_key, revision=revision,
-        sha256=policy_digest(policy), **({"correlation_id": correlation_id} if correlation_id else {})))
+    await bus.append(
+        js,
+        ConfigurationChanged(
+            municipality=municipality,
+            desk=desk,
+            actor=actor,
+            key=config_key,
+            revision=revision,
+            sha256=policy_digest(policy),
+            **({"correlation_id": correlation_id} if correlation_id else {}),
+        ),
+    )
     return revision
 
 
-async def remove_desk(js: JetStreamContext, municipality: str, role: str, desk: str, actor: Actor,
-                      correlation_id=None) -> LoadedPolicy | None:
+async def remove_desk(
+    js: JetStreamContext, municipality: str, role: str, desk: str, actor: Actor, correlation_id=None
+) -> LoadedPolicy | None:
     """Remove a desk's own policy (the desk follows its role again) and append the admin event;
     returns the policy now in force there, or None when the desk had none of its own."""
     from madoguchi_shared import bus
@@ -298,8 +334,16 @@ async def remove_desk(js: JetStreamContext, municipality: str, role: str, desk: 
         return None
     await (await js.key_value(BUCKET)).delete(kv_key)
     now = (await effective(js, municipality, role, desk)).loaded
-    await bus.append(js, ConfigurationChanged(
-        municipality=municipality, desk=desk, actor=actor, key=config_key, revision=max(1, now.version),
-        sha256=now.sha256, **({"correlation_id": correlation_id} if correlation_id else {})))
+    await bus.append(
+        js,
+        ConfigurationChanged(
+            municipality=municipality,
+            desk=desk,
+            actor=actor,
+            key=config_key,
+            revision=max(1, now.version),
+            sha256=now.sha256,
+            **({"correlation_id": correlation_id} if correlation_id else {}),
+        ),
+    )
     return now
-

@@ -36,6 +36,7 @@ from madoguchi_shared.settings import Settings
 
 log = get_logger(__name__)
 
+
 def describe_error(exc: BaseException) -> str:
     """A reason that never echoes the message's content (it may hold text we refused to store)."""
     if isinstance(exc, ValidationError):
@@ -89,18 +90,26 @@ async def raise_alert(nc: NATS, consumer: str, msg: StoredMessage, event: Event 
 
 def _alert(cls, consumer: str, msg: StoredMessage, event: Event | None, municipality: str, kind: str):
     return cls(
-        municipality=municipality, ward=event.ward if event else None, desk=event.desk if event else None,
-        alert_id=str(uuid.uuid5(_ALERT_NS, f"{consumer}:{msg.stream}:{msg.seq}")), rule=ALERT_RULE,
-        severity="warning", title="集計に反映できないイベントがあります",
-        message=(f"集計処理 {consumer} が {msg.stream} の {msg.seq} 番のイベントを反映できず、"
-                 f"デッドレターに移しました（{kind}）。他のイベントの集計は続いています。"
-                 f"`madoguchi dlq show {consumer} {msg.seq}` で確認し、修正後に replay してください。")[:400],
-        source_event_ids=(event.event_id,) if event is not None else (), about=consumer[:64],
+        municipality=municipality,
+        ward=event.ward if event else None,
+        desk=event.desk if event else None,
+        alert_id=str(uuid.uuid5(_ALERT_NS, f"{consumer}:{msg.stream}:{msg.seq}")),
+        rule=ALERT_RULE,
+        severity="warning",
+        title="集計に反映できないイベントがあります",
+        message=(
+            f"集計処理 {consumer} が {msg.stream} の {msg.seq} 番のイベントを反映できず、"
+            f"デッドレターに移しました（{kind}）。他のイベントの集計は続いています。"
+            f"`madoguchi dlq show {consumer} {msg.seq}` で確認し、修正後に replay してください。"
+        )[:400],
+        source_event_ids=(event.event_id,) if event is not None else (),
+        about=consumer[:64],
     )
 
 
-app = typer.Typer(help="デッドレター（処理できなかったイベント）の確認と再処理 / the dead-letter stream.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="デッドレター（処理できなかったイベント）の確認と再処理 / the dead-letter stream.", no_args_is_help=True
+)
 
 _SAFE = re.compile(r"^(?:[A-Za-z0-9_.:+-]{1,64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 HIDDEN = "＜非表示＞"
@@ -157,7 +166,9 @@ async def find(nc, consumer: str, original_seq: int) -> StoredMessage | None:
 
 
 async def request_replay(nc, consumer: str, original_seq: int) -> int:
-    ack = await nc.jetstream().publish(subjects.dlq_replay_subject(consumer), json.dumps({"seq": original_seq}).encode())
+    ack = await nc.jetstream().publish(
+        subjects.dlq_replay_subject(consumer), json.dumps({"seq": original_seq}).encode()
+    )
     return ack.seq
 
 
@@ -181,8 +192,10 @@ Seq = Annotated[int, typer.Argument(help="the original stream sequence of the de
 
 
 @app.command("list")
-def list_cmd(consumer: Annotated[str | None, typer.Option(help="only this consumer")] = None,
-             as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
+def list_cmd(
+    consumer: Annotated[str | None, typer.Option(help="only this consumer")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+) -> None:
     """デッドレターの一覧 / list dead letters."""
     rows = _run(lambda nc: list_dead(nc, consumer))
     if as_json:
@@ -194,8 +207,10 @@ def list_cmd(consumer: Annotated[str | None, typer.Option(help="only this consum
         return
     typer.echo(f"{'処理名':<24} {'元の番号':>9} {'日時 (UTC)':<26} {'元のサブジェクト':<44} 理由")
     for r in rows:
-        typer.echo(f"{r['consumer']:<24} {r['original_seq'] or '':>9} {r['dead_at'] or '':<26} "
-                   f"{r['original_subject'][:44]:<44} {r['reason'][:120]}")
+        typer.echo(
+            f"{r['consumer']:<24} {r['original_seq'] or '':>9} {r['dead_at'] or '':<26} "
+            f"{r['original_subject'][:44]:<44} {r['reason'][:120]}"
+        )
     typer.echo(f"{len(rows)} 件")
 
 
@@ -214,6 +229,7 @@ def show_cmd(consumer: Consumer, seq: Seq) -> None:
 @app.command("replay")
 def replay_cmd(consumer: Consumer, seq: Seq) -> None:
     """修正後に再処理を依頼します / ask the consumer to apply the dead letter again."""
+
     async def go(nc):
         if await find(nc, consumer, seq) is None:
             return None
@@ -225,4 +241,15 @@ def replay_cmd(consumer: Consumer, seq: Seq) -> None:
     typer.echo(f"{consumer} に {seq} 番の再処理を依頼しました（次の待機時に反映されます）。")
 
 
-__all__ = ["describe_error", "ALERT_RULE", "dead_letter", "raise_alert", "app", "redact", "redacted_payload", "list_dead", "find", "request_replay"]
+__all__ = [
+    "describe_error",
+    "ALERT_RULE",
+    "dead_letter",
+    "raise_alert",
+    "app",
+    "redact",
+    "redacted_payload",
+    "list_dead",
+    "find",
+    "request_replay",
+]

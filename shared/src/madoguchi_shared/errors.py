@@ -22,7 +22,15 @@ class DomainError(Exception):
     status = 400
     title: str | None = None
 
-    def __init__(self, detail: str, *, status: int | None = None, title: str | None = None, field: str | None = None, **extra: Any):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        title: str | None = None,
+        field: str | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail)
         self.detail = detail
         if status is not None:

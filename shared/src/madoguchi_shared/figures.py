@@ -114,28 +114,69 @@ def family(name: Family | str, *codes: str) -> str:
 
 
 LABELS: dict[str, str] = {
-    Fig.visitors: "来庁者数", Fig.tickets_issued: "受付番号札発行数", Fig.no_shows: "呼出し時不在", Fig.support_needed: "うち支援が必要な方",
-    Fig.support_given: "うち支援を実施した方", Fig.support_needed_ratio: "支援が必要な方の割合（対来庁者数）",
-    Fig.support_given_ratio: "支援を実施した方の割合（対来庁者数）", Fig.support_given_of_needed: "支援実施率（実施／必要）", Fig.served: "うち対応した方",
-    Fig.left_unserved: "うち対応前に帰られた方", Fig.completed: "対応完了件数", Fig.not_completed: "未完了件数", Fig.in_service: "対応中",
-    Fig.details_recorded: "属性記録数", Fig.escalations: "エスカレーション件数", Fig.escalations_to_city: "うち市へ照会",
-    Fig.opinions: "ご意見・トピック件数", Fig.pin_failures: "暗証番号誤り", Fig.pin_locks: "暗証番号ロック",
-    Fig.pin_lock_warnings: "ロック直前の注意喚起", Fig.cards_handed: "カードお預かり", Fig.card_incidents: "カード置き忘れ",
-    Fig.disinfections: "消毒実施回数", Fig.disinfection_misses: "消毒前の対応開始", Fig.disinfection_compliance: "消毒遵守率",
-    Fig.masks_checked: "マスク確認", Fig.masks_missing: "マスク未着用", Fig.staffing_breaches: "支援員不在（人員配置違反）",
-    Fig.staffing_breach_s: "不在時間（秒）", Fig.short_absences: "短時間不在", Fig.capacity_alerts: "混雑アラート", Fig.recalls: "再呼出し",
-    Fig.day_stops: "業務中断", Fig.visit_corrections: "訂正件数", Fig.received: "入電数", Fig.received_in_hours: "うち受付時間内",
-    Fig.answered: "応答数", Fig.missed: "不応答", Fig.missed_callback_chosen: "うち折り返し希望", Fig.abandoned: "放棄呼",
-    Fig.out_of_hours: "時間外入電", Fig.never_connected: "つながらなかった呼", Fig.never_connected_share: "つながらなかった割合",
-    Fig.answer_rate: "応答率", Fig.overflow_offered: "混雑時の案内", Fig.after_hours_guided: "時間外の案内",
-    Fig.repeat_calls: "再入電（受付番号で確認）", Fig.never_connected_people: "つながらなかった方（人数）", Fig.closed: "対応記録数",
-    Fig.callbacks_opened: "折り返し受付", Fig.callbacks_done: "折り返し完了", Fig.staffing_gap_s: "席不在時間（秒）",
+    Fig.visitors: "来庁者数",
+    Fig.tickets_issued: "受付番号札発行数",
+    Fig.no_shows: "呼出し時不在",
+    Fig.support_needed: "うち支援が必要な方",
+    Fig.support_given: "うち支援を実施した方",
+    Fig.support_needed_ratio: "支援が必要な方の割合（対来庁者数）",
+    Fig.support_given_ratio: "支援を実施した方の割合（対来庁者数）",
+    Fig.support_given_of_needed: "支援実施率（実施／必要）",
+    Fig.served: "うち対応した方",
+    Fig.left_unserved: "うち対応前に帰られた方",
+    Fig.completed: "対応完了件数",
+    Fig.not_completed: "未完了件数",
+    Fig.in_service: "対応中",
+    Fig.details_recorded: "属性記録数",
+    Fig.escalations: "エスカレーション件数",
+    Fig.escalations_to_city: "うち市へ照会",
+    Fig.opinions: "ご意見・トピック件数",
+    Fig.pin_failures: "暗証番号誤り",
+    Fig.pin_locks: "暗証番号ロック",
+    Fig.pin_lock_warnings: "ロック直前の注意喚起",
+    Fig.cards_handed: "カードお預かり",
+    Fig.card_incidents: "カード置き忘れ",
+    Fig.disinfections: "消毒実施回数",
+    Fig.disinfection_misses: "消毒前の対応開始",
+    Fig.disinfection_compliance: "消毒遵守率",
+    Fig.masks_checked: "マスク確認",
+    Fig.masks_missing: "マスク未着用",
+    Fig.staffing_breaches: "支援員不在（人員配置違反）",
+    Fig.staffing_breach_s: "不在時間（秒）",
+    Fig.short_absences: "短時間不在",
+    Fig.capacity_alerts: "混雑アラート",
+    Fig.recalls: "再呼出し",
+    Fig.day_stops: "業務中断",
+    Fig.visit_corrections: "訂正件数",
+    Fig.received: "入電数",
+    Fig.received_in_hours: "うち受付時間内",
+    Fig.answered: "応答数",
+    Fig.missed: "不応答",
+    Fig.missed_callback_chosen: "うち折り返し希望",
+    Fig.abandoned: "放棄呼",
+    Fig.out_of_hours: "時間外入電",
+    Fig.never_connected: "つながらなかった呼",
+    Fig.never_connected_share: "つながらなかった割合",
+    Fig.answer_rate: "応答率",
+    Fig.overflow_offered: "混雑時の案内",
+    Fig.after_hours_guided: "時間外の案内",
+    Fig.repeat_calls: "再入電（受付番号で確認）",
+    Fig.never_connected_people: "つながらなかった方（人数）",
+    Fig.closed: "対応記録数",
+    Fig.callbacks_opened: "折り返し受付",
+    Fig.callbacks_done: "折り返し完了",
+    Fig.staffing_gap_s: "席不在時間（秒）",
 }
 
 RULES: dict[Fig, Rule] = {f: Rule.count for f in Fig} | {
-    Fig.support_needed_ratio: Rule.share, Fig.support_given_ratio: Rule.share,
-    Fig.disinfection_compliance: Rule.share, Fig.support_given_of_needed: Rule.share, Fig.never_connected_share: Rule.share, Fig.answer_rate: Rule.share,
-    Fig.staffing_breach_s: Rule.seconds, Fig.staffing_gap_s: Rule.seconds,
+    Fig.support_needed_ratio: Rule.share,
+    Fig.support_given_ratio: Rule.share,
+    Fig.disinfection_compliance: Rule.share,
+    Fig.support_given_of_needed: Rule.share,
+    Fig.never_connected_share: Rule.share,
+    Fig.answer_rate: Rule.share,
+    Fig.staffing_breach_s: Rule.seconds,
+    Fig.staffing_gap_s: Rule.seconds,
 }
 
 
@@ -176,9 +217,12 @@ def p90_rank(n: int) -> int:
 
 def duration_stats(n: int, total_ms: int, p90_ms: int | None, max_ms: int | None) -> dict[str, Any]:
     """n, mean (0.1 s), 90th percentile and maximum (s) of a duration."""
-    return {"n": n, "mean_s": mean_tenths(total_ms, n),
-            "p90_s": p90_ms / 1000 if p90_ms is not None else None,
-            "max_s": max_ms / 1000 if max_ms is not None else None}
+    return {
+        "n": n,
+        "mean_s": mean_tenths(total_ms, n),
+        "p90_s": p90_ms / 1000 if p90_ms is not None else None,
+        "max_s": max_ms / 1000 if max_ms is not None else None,
+    }
 
 
 def stats(values_ms: Sequence[int]) -> dict[str, Any]:
@@ -190,5 +234,19 @@ def stats(values_ms: Sequence[int]) -> dict[str, Any]:
     return duration_stats(n, sum(ordered), ordered[p90_rank(n) - 1], ordered[-1])
 
 
-__all__ = ["Fig", "Family", "Rule", "LABELS", "RULES", "family", "label", "to_ms", "whole_seconds", "share",
-           "mean_tenths", "p90_rank", "duration_stats", "stats"]
+__all__ = [
+    "Fig",
+    "Family",
+    "Rule",
+    "LABELS",
+    "RULES",
+    "family",
+    "label",
+    "to_ms",
+    "whole_seconds",
+    "share",
+    "mean_tenths",
+    "p90_rank",
+    "duration_stats",
+    "stats",
+]

@@ -27,8 +27,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from madoguchi_shared.calendar import Calendar, Hours, Instruction, SpecialDay
 
 __all__ = [
-    "Desk", "Ward", "OpeningHours", "SpecialDayConfig", "PhoneLine", "EquipmentItem", "Municipality",
-    "MunicipalityNotFound", "load_municipality", "config_dirs", "TrainingItem", "TrainingPlan", "DUTIES",
+    "Desk",
+    "Ward",
+    "OpeningHours",
+    "SpecialDayConfig",
+    "PhoneLine",
+    "EquipmentItem",
+    "Municipality",
+    "MunicipalityNotFound",
+    "load_municipality",
+    "config_dirs",
+    "TrainingItem",
+    "TrainingPlan",
+    "DUTIES",
 ]
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -222,7 +233,8 @@ class Municipality(_Frozen):
             if isinstance(ward, dict):
                 ward = dict(ward)
                 ward["desks"] = [
-                    {**defaults, "ward": ward.get("id"), **d} if isinstance(d, dict) else d for d in ward.get("desks", ())
+                    {**defaults, "ward": ward.get("id"), **d} if isinstance(d, dict) else d
+                    for d in ward.get("desks", ())
                 ]
             wards.append(ward)
         if wards:
@@ -241,7 +253,9 @@ class Municipality(_Frozen):
             for desk in ward.desks:
                 if desk.ward != ward.id:
                     raise ValueError(f"desk {desk.id} is listed under ward {ward.id} but says {desk.ward}")
-        if list(self.capacity_thresholds) != sorted(self.capacity_thresholds) or any(t <= 0 for t in self.capacity_thresholds):
+        if list(self.capacity_thresholds) != sorted(self.capacity_thresholds) or any(
+            t <= 0 for t in self.capacity_thresholds
+        ):
             raise ValueError("capacity_thresholds must be positive and ascending")
         keys = [e.key for e in self.equipment]
         if len(set(keys)) != len(keys):
@@ -290,7 +304,9 @@ class Municipality(_Frozen):
         cap = self.desk(desk_id).expected_max_visitors
         return [(t, math.ceil(round(t * cap, 6))) for t in self.capacity_thresholds]
 
-    def calendar(self, special_days: tuple[SpecialDay, ...] = (), instructions: tuple[Instruction, ...] = ()) -> Calendar:
+    def calendar(
+        self, special_days: tuple[SpecialDay, ...] = (), instructions: tuple[Instruction, ...] = ()
+    ) -> Calendar:
         """The opening calendar from this configuration, plus overrides recorded at run time."""
         year_end = None
         if self.year_end_closure:
@@ -308,8 +324,12 @@ class Municipality(_Frozen):
     def phone_calendar(self) -> Calendar:
         """The phone line's calendar (CALL-1): business days, the line's own hours, no desk specials."""
         base = self.calendar()
-        return Calendar(regular=Hours(self.phone.hours.open, self.phone.hours.close), closed_weekdays=base.closed_weekdays,
-                        year_end=base.year_end, extra_holidays=base.extra_holidays)
+        return Calendar(
+            regular=Hours(self.phone.hours.open, self.phone.hours.close),
+            closed_weekdays=base.closed_weekdays,
+            year_end=base.year_end,
+            extra_holidays=base.extra_holidays,
+        )
 
 
 class MunicipalityNotFound(FileNotFoundError):
@@ -328,7 +348,9 @@ def config_dirs(config_dir: str | Path | None = None) -> list[Path]:
     return dirs
 
 
-def load_municipality(code_or_path: str | Path, *, config_dir: str | Path | None = None, code: str | None = None) -> Municipality:
+def load_municipality(
+    code_or_path: str | Path, *, config_dir: str | Path | None = None, code: str | None = None
+) -> Municipality:
     """Load a municipality by 6-digit code (searched in the config folders) or by TOML path.
 
     `code` replaces the file's code: one file can serve as the template of another deployment
@@ -342,7 +364,9 @@ def load_municipality(code_or_path: str | Path, *, config_dir: str | Path | None
                 path = candidate
                 break
         else:
-            raise MunicipalityNotFound(f"no configuration for municipality {text} in {[str(d) for d in config_dirs(config_dir)]}")
+            raise MunicipalityNotFound(
+                f"no configuration for municipality {text} in {[str(d) for d in config_dirs(config_dir)]}"
+            )
     else:
         path = Path(text)
         if not path.is_file():

@@ -115,27 +115,56 @@ def permissions(identity: Identity) -> dict:
     if identity.kind == "supervisor":
         return {"publish": {"allow": ["mg.admin.*.process.>"]}, "subscribe": {"allow": ["_INBOX.>"]}}
     if identity.kind == "edge":
-        return {"publish": {"allow": ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.MG_DESK", *_edge_publish(identity)]},
-                "subscribe": {"allow": ["_INBOX.>", *_edge_subscribe(identity)]}}
+        return {
+            "publish": {
+                "allow": [
+                    "$JS.API.INFO",
+                    "$JS.API.STREAM.NAMES",
+                    "$JS.API.STREAM.INFO.MG_DESK",
+                    *_edge_publish(identity),
+                ]
+            },
+            "subscribe": {"allow": ["_INBOX.>", *_edge_subscribe(identity)]},
+        }
     if identity.kind == "device":
         m, bucket = identity.municipality, POLICY_BUCKET
         return {
-            "publish": {"allow": [
-                f"mg.device.{m}.agent.{identity.device}",
-                "$JS.API.INFO", "$JS.API.STREAM.NAMES",
-                "$JS.API.STREAM.MSG.GET.MG_ADMIN",  # the monitoring notice's staff check (optional)
-                f"$JS.API.STREAM.INFO.KV_{bucket}", f"$JS.API.DIRECT.GET.KV_{bucket}.>", f"$JS.API.STREAM.MSG.GET.KV_{bucket}",
-                "$JS.API.STREAM.INFO.MG_DESK", "$JS.API.CONSUMER.CREATE.MG_DESK", "$JS.API.CONSUMER.CREATE.MG_DESK.>",
-                "$JS.API.CONSUMER.INFO.MG_DESK.>", "$JS.API.CONSUMER.DELETE.MG_DESK.>", "$JS.FC.MG_DESK.>",
-            ]},
+            "publish": {
+                "allow": [
+                    f"mg.device.{m}.agent.{identity.device}",
+                    "$JS.API.INFO",
+                    "$JS.API.STREAM.NAMES",
+                    "$JS.API.STREAM.MSG.GET.MG_ADMIN",  # the monitoring notice's staff check (optional)
+                    f"$JS.API.STREAM.INFO.KV_{bucket}",
+                    f"$JS.API.DIRECT.GET.KV_{bucket}.>",
+                    f"$JS.API.STREAM.MSG.GET.KV_{bucket}",
+                    "$JS.API.STREAM.INFO.MG_DESK",
+                    "$JS.API.CONSUMER.CREATE.MG_DESK",
+                    "$JS.API.CONSUMER.CREATE.MG_DESK.>",
+                    "$JS.API.CONSUMER.INFO.MG_DESK.>",
+                    "$JS.API.CONSUMER.DELETE.MG_DESK.>",
+                    "$JS.FC.MG_DESK.>",
+                ]
+            },
             "subscribe": {"allow": ["_INBOX.>", f"$KV.{bucket}.{m}.>"]},
         }
     own = [f"mg.{context}.>" for context in identity.contexts]
     return {
-        "publish": {"allow": [*own, "mg.admin.>", "mg.dlq.>", "mg.audit.*.alert.>",  # a projection's dead-letter alert
-                              "mg_textkey.>",  # the keys of sealed free text (madoguchi_shared.sealed)
-                              "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "_INBOX.>"],
-                    "deny": list(_NEVER)},
+        "publish": {
+            "allow": [
+                *own,
+                "mg.admin.>",
+                "mg.dlq.>",
+                "mg.audit.*.alert.>",  # a projection's dead-letter alert
+                "mg_textkey.>",  # the keys of sealed free text (madoguchi_shared.sealed)
+                "$JS.API.>",
+                "$JS.ACK.>",
+                "$JS.FC.>",
+                "$KV.>",
+                "_INBOX.>",
+            ],
+            "deny": list(_NEVER),
+        },
         "subscribe": {"allow": [">"]},
     }
 
@@ -148,13 +177,24 @@ def _edge_publish(identity: Identity) -> list[str]:
     m, desk = identity.municipality, identity.desk
     kv = [f"KV_{b}" for b in ("mg_staff", "mg_revoked")]
     return [
-        f"mg.desk.{m}.deskday.*", f"mg.desk.{m}.visit.*", f"mg.edge.{m}.{desk}", f"mg_textkey.{m}.>",
-        "$JS.API.DIRECT.GET.MG_DESK", "$JS.API.DIRECT.GET.MG_ADMIN", "$JS.API.STREAM.INFO.MG_TEXT_KEYS",
-        "$JS.API.DIRECT.GET.MG_TEXT_KEYS", "$JS.API.DIRECT.GET.MG_TEXT_KEYS.>", "$JS.API.STREAM.MSG.GET.MG_TEXT_KEYS",
-        *(f"$JS.API.STREAM.INFO.{s}" for s in kv), *(f"$JS.API.CONSUMER.CREATE.{s}" for s in kv),
-        *(f"$JS.API.CONSUMER.CREATE.{s}.>" for s in kv), *(f"$JS.API.CONSUMER.DELETE.{s}.>" for s in kv),
+        f"mg.desk.{m}.deskday.*",
+        f"mg.desk.{m}.visit.*",
+        f"mg.edge.{m}.{desk}",
+        f"mg_textkey.{m}.>",
+        "$JS.API.DIRECT.GET.MG_DESK",
+        "$JS.API.DIRECT.GET.MG_ADMIN",
+        "$JS.API.STREAM.INFO.MG_TEXT_KEYS",
+        "$JS.API.DIRECT.GET.MG_TEXT_KEYS",
+        "$JS.API.DIRECT.GET.MG_TEXT_KEYS.>",
+        "$JS.API.STREAM.MSG.GET.MG_TEXT_KEYS",
+        *(f"$JS.API.STREAM.INFO.{s}" for s in kv),
+        *(f"$JS.API.CONSUMER.CREATE.{s}" for s in kv),
+        *(f"$JS.API.CONSUMER.CREATE.{s}.>" for s in kv),
+        *(f"$JS.API.CONSUMER.DELETE.{s}.>" for s in kv),
         *(f"$JS.API.CONSUMER.INFO.{s}.>" for s in kv),
-        *(f"$JS.API.DIRECT.GET.{s}.>" for s in kv), *(f"$JS.API.STREAM.MSG.GET.{s}" for s in kv), *(f"$JS.FC.{s}.>" for s in kv),
+        *(f"$JS.API.DIRECT.GET.{s}.>" for s in kv),
+        *(f"$JS.API.STREAM.MSG.GET.{s}" for s in kv),
+        *(f"$JS.FC.{s}.>" for s in kv),
     ]
 
 
@@ -176,8 +216,10 @@ def write_server_config(data_dir: Path) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.touch(mode=0o600)
     # JSON values are valid NATS configuration; the strings are quoted, so a "$" is never a variable
-    tmp.write_text("# generated by madoguchi from secrets/nats/*.json; edits are overwritten\n"
-                   f"authorization: {json.dumps({'users': users}, indent=2)}\n")
+    tmp.write_text(
+        "# generated by madoguchi from secrets/nats/*.json; edits are overwritten\n"
+        f"authorization: {json.dumps({'users': users}, indent=2)}\n"
+    )
     tmp.replace(path)
     return path
 
@@ -194,7 +236,9 @@ def ensure_embedded(data_dir: Path, services: list[str] | tuple[str, ...]) -> Pa
 def issue_device(data_dir: Path, device_id: str, municipality: str, desk: str | None = None) -> Identity:
     """A desk laptop's identity (created once), the server config rewritten, and a running embedded
     nats-server told to reload it (SIGHUP) so the credential is accepted at once."""
-    identity = ensure(data_dir, device_user(device_id), "device", municipality=municipality, device=device_id, desk=desk)
+    identity = ensure(
+        data_dir, device_user(device_id), "device", municipality=municipality, device=device_id, desk=desk
+    )
     write_server_config(data_dir)
     reload_server(data_dir)
     return identity

@@ -237,8 +237,11 @@ _WORD_ENDINGS = {"ニ", "シ", "ク", "サン", "シク", "ゴ", "イチ"}  # �
 
 
 def _is_ideograph(ch: str) -> bool:
-    return bool(ch) and ("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\uf900" <= ch <= "\ufaff"
-                         or ch in "々〆ヶ") and ch not in _KANJI_DIGIT
+    return (
+        bool(ch)
+        and ("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\uf900" <= ch <= "\ufaff" or ch in "々〆ヶ")
+        and ch not in _KANJI_DIGIT
+    )
 
 
 def _is_kana(ch: str) -> bool:
@@ -276,8 +279,10 @@ class _Token:
     dated: bool = False  # set aside as (part of) a date, a time or an amount
 
 
-_ENGLISH_RUN = re.compile(r"(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine)"
-                          r"(?:[ \-]+(?:zero|one|two|three|four|five|six|seven|eight|nine))+(?![a-z])")
+_ENGLISH_RUN = re.compile(
+    r"(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine)"
+    r"(?:[ \-]+(?:zero|one|two|three|four|five|six|seven|eight|nine))+(?![a-z])"
+)
 _ENGLISH_WORD = re.compile(r"zero|one|two|three|four|five|six|seven|eight|nine")
 
 
@@ -367,7 +372,9 @@ _MARKER = re.compile(
 _LETTER_TICKET = re.compile(r"(?<![a-z])[a-z]-?$")
 _MAX_ORDINARY_DIGITS = 9  # a number this long or longer is never set aside as a count or an amount
 _DATE = re.compile(r"(?<![0-9])([0-9]{4}|[0-9]{1,2})([/.\-])([0-9]{1,2})\2([0-9]{1,2})(?![0-9])")
-_COMPACT_DATE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?![0-9])")  # 20210405
+_COMPACT_DATE = re.compile(
+    r"(?<![0-9])(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?![0-9])"
+)  # 20210405
 _MONTH_DAY = re.compile(r"(?<![0-9/.\-])([0-9]{1,2})/([0-9]{1,2})(?![0-9]|/[0-9])")
 _TIME = re.compile(
     r"(?<![0-9:])([0-9]{1,2}) ?[:：] ?([0-9]{2})(?: ?[:：] ?([0-9]{2})(?:\.[0-9]{1,9})?)?(?![0-9]| ?[:：] ?[0-9])"
@@ -462,18 +469,29 @@ def _mask_ordinary(t: str, tokens: list[_Token]) -> None:
             tok.masked = tok.dated = True
         elif len(tok.digits) < _MAX_ORDINARY_DIGITS and not (
             # the last group of a longer number is not a count: "1234-5678-9018件"
-            prev is not None and not prev.masked and not prev.weak and _gap_kind(t[prev.end : tok.start]) == "tight"
+            prev is not None
+            and not prev.masked
+            and not prev.weak
+            and _gap_kind(t[prev.end : tok.start]) == "tight"
             and not any(c in "、,，" for c in t[prev.end : tok.start])
         ):
             chain = [tok]  # the groups written right after it: "交付番号 6885-80", "丁目27-20"
             for nxt in tokens[idx + 1 :]:
-                if nxt.weak or _gap_kind(t[chain[-1].end : nxt.start]) != "tight" or any(
-                        c in "、,，" for c in t[chain[-1].end : nxt.start]):
+                if (
+                    nxt.weak
+                    or _gap_kind(t[chain[-1].end : nxt.start]) != "tight"
+                    or any(c in "、,，" for c in t[chain[-1].end : nxt.start])
+                ):
                     break
                 chain.append(nxt)
             followed = len(chain) > 1
             tok.masked = _is_count_or_marked(t, tok, followed)
-            if not tok.masked and followed and sum(len(c.digits) for c in chain) <= 6 and _is_count_or_marked(t, tok, False):
+            if (
+                not tok.masked
+                and followed
+                and sum(len(c.digits) for c in chain) <= 6
+                and _is_count_or_marked(t, tok, False)
+            ):
                 for c in chain:  # a short ticket or house number after its marker, all of it
                     c.masked = True
         prev = tok
@@ -644,7 +662,8 @@ def _scan_cluster(groups: list[_Token], t: str) -> list[_Found]:
                 continue
             window_digits = all_digits[prefix[i] : prefix[j]]
             if not (plus and i == 0) and not (
-                (size == 12 and _my_number_fast(window_digits)) or (window_digits[0] == "0" and _domestic(window_digits))
+                (size == 12 and _my_number_fast(window_digits))
+                or (window_digits[0] == "0" and _domestic(window_digits))
             ):
                 continue
             f = _check_window(groups[i:j], t, plus and i == 0)
@@ -787,9 +806,7 @@ _AT = (
     r"(?:[ ]*(?:@|#|★|☆|[(\[{<（［｛「【][ ]*(?:at|a|@|アット|アットマーク|★)[ ]*[)\]}>）］｝」】])[ ]*"
     r"|[ ]*(?:アットマーク|アット|at ?mark|atmark)[ ]*|[ ]+at[ ]+)"
 )
-_DOT = (
-    r"(?:[ ]*(?:\.|[(\[{<（［｛「【][ ]*(?:dot|ドット|\.|。)[ ]*[)\]}>）］｝」】]|ドット)[ ]*|[ ]+dot[ ]+)"
-)
+_DOT = r"(?:[ ]*(?:\.|[(\[{<（［｛「【][ ]*(?:dot|ドット|\.|。)[ ]*[)\]}>）］｝」】]|ドット)[ ]*|[ ]+dot[ ]+)"
 _DOT_JA = r"(?:[ ]*(?:\.|。|[(\[{<（［｛「【][ ]*(?:dot|ドット|\.|。)[ ]*[)\]}>）］｝」】]|ドット)[ ]*|[ ]+dot[ ]+)"
 _LOCAL = r"[a-z0-9!#$%&'*+/=?^_`{|}~-](?:[a-z0-9!#$%&'*+/=?^_`{|}~.-]{0,63})"
 _ALABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -798,6 +815,8 @@ _IDN_TLDS = "日本|みんな|コム|ネット|世界|中国|中國|香港|台�
 _EMAIL_ASCII = re.compile(
     rf"(?<![a-z0-9!#$%&'*+/=?^_`{{|}}~.-]){_LOCAL}{_AT}{_ALABEL}(?:{_DOT_JA}{_ALABEL})*{_DOT_JA}[a-z]{{2,24}}(?![a-z0-9-])"
 )
+
+
 def _katakana_tlds() -> str:
     return "".join(chr(ord(c) + 0x60) if 0x3041 <= ord(c) <= 0x3096 else c for c in _IDN_TLDS)
 
@@ -902,13 +921,8 @@ def _message(findings: list[Finding]) -> str:
         ja.append(f"・ほか {rest} 件")
         en.append(f"- and {rest} more")
     if any(f.kind == "twelve_digits" for f in findings):
-        ja.append(
-            "（日付や時刻が続いている場合は「2021年4月1日 8:45」のように"
-            "年月日や「:」を使って書いてください。）"
-        )
-        en.append(
-            "(If this is a date and a time, write them with 年月日 and ':', e.g. 2021年4月1日 8:45.)"
-        )
+        ja.append("（日付や時刻が続いている場合は「2021年4月1日 8:45」のように年月日や「:」を使って書いてください。）")
+        en.append("(If this is a date and a time, write them with 年月日 and ':', e.g. 2021年4月1日 8:45.)")
     return "\n".join([*ja, *en])
 
 
@@ -1000,16 +1014,12 @@ def _refuse(value: Any) -> Any:
 class _ScreenBeforeValidation:
     """Annotated marker: run the personal-data screen before the rest, without echoing input."""
 
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         inner = handler(source)
         return core_schema.chain_schema(
             [
                 # JSON schema: the first step of a chain documents the input, so point it at str
-                core_schema.no_info_plain_validator_function(
-                    _screen, json_schema_input_schema=inner
-                ),
+                core_schema.no_info_plain_validator_function(_screen, json_schema_input_schema=inner),
                 core_schema.no_info_plain_validator_function(_refuse),
                 inner,
             ]

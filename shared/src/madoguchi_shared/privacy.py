@@ -26,8 +26,9 @@ import typer
 from madoguchi_shared.pii import KIND_JA, KINDS, find_personal_data
 from madoguchi_shared.settings import Settings
 
-app = typer.Typer(help="個人情報の検査と自由記述の消去 / personal-data scan and erasure of free text.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="個人情報の検査と自由記述の消去 / personal-data scan and erasure of free text.", no_args_is_help=True
+)
 
 # --------------------------------------------------------------------------------------------
 # What a value is
@@ -98,14 +99,17 @@ class ScanReport:
             found = sum(p.kinds.values())
             detail = "、".join(f"{KIND_JA[k]} {p.kinds[k]}" for k in KINDS if p.kinds[k])
             unit = {"ストリーム": "メッセージ", "テーブル": "行", "ログ": "行"}[p.area]
-            out.append(f"{p.area:<6s} {p.name:<48s} {p.items:>9,d} {unit}  検出 {found}" + (f"（{detail}）" if detail else ""))
+            out.append(
+                f"{p.area:<6s} {p.name:<48s} {p.items:>9,d} {unit}  検出 {found}" + (f"（{detail}）" if detail else "")
+            )
         total = self.total()
         items = Counter()
         for p in self.places:
             items[p.area] += 1
         out.append(
             f"合計: ストリーム {items['ストリーム']}、テーブル {items['テーブル']}、ログ {items['ログ']} を検査、検出 {sum(total.values())} 件（"
-            + "、".join(f"{KIND_JA[k]} {total[k]}" for k in KINDS) + "）"
+            + "、".join(f"{KIND_JA[k]} {total[k]}" for k in KINDS)
+            + "）"
         )
         out.extend(f"検査できなかった箇所: {p}" for p in self.problems)
         return out
@@ -154,7 +158,8 @@ async def scan_tables(dsn: str, report: ScanReport) -> None:
                  JOIN information_schema.tables t USING (table_schema, table_name)
                 WHERE c.table_schema NOT IN ('pg_catalog', 'information_schema') AND c.table_schema NOT LIKE 'pg_%'
                   AND t.table_type = 'BASE TABLE'
-                ORDER BY 1, 2, c.ordinal_position""")
+                ORDER BY 1, 2, c.ordinal_position"""
+        )
         tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for r in columns:
             tables.setdefault((r["table_schema"], r["table_name"]), []).append((r["column_name"], r["data_type"]))
@@ -258,7 +263,9 @@ async def _who(js, municipality: str, staff_id: str, password: str, role: str):
 
     record, reason = await auth.authenticate(js, municipality, staff_id, password)
     if record is None:
-        raise ErasureRefused(f"職員 {staff_id} を確認できませんでした（{ {'unknown_staff': '未登録', 'bad_password': 'パスワード不一致', 'disabled': '無効'}.get(reason, reason) }）。")
+        raise ErasureRefused(
+            f"職員 {staff_id} を確認できませんでした（{ {'unknown_staff': '未登録', 'bad_password': 'パスワード不一致', 'disabled': '無効'}.get(reason, reason) }）。"
+        )
     if role not in record["roles"]:
         label = {"manager": "管理者（マネージャー）", "auditor": "監査担当"}[role]
         raise ErasureRefused(f"職員 {staff_id} には{label}の役割がありません。")
@@ -287,7 +294,9 @@ async def request_erasure(nc, municipality: str, ref, staff_id: str, password: s
     if stored:
         raise ErasureRefused("この記述の消去はすでに申請されています。監査担当の承認を待っています。")
     if not await TextVault(js).holds(municipality, ref):
-        raise ErasureRefused("この参照の暗号化された記述は見つかりません（参照の誤り、または暗号化前の記述で消去できません）。")
+        raise ErasureRefused(
+            "この参照の暗号化された記述は見つかりません（参照の誤り、または暗号化前の記述で消去できません）。"
+        )
     try:
         await bus.append(js, event, 0)
     except bus.ConcurrencyConflict:
@@ -311,9 +320,16 @@ async def approve_erasure(nc, municipality: str, ref, staff_id: str, password: s
     request = requests[-1]
     if request.actor.id == staff_id:
         raise ErasureRefused("申請した本人は承認できません。別の職員（監査担当）が承認してください。")
-    event = TextErased(municipality=municipality, text_ref=ref, requested_by=request.actor.id,
-                       requested_at=request.occurred_at, reason=request.reason, actor=actor,
-                       causation_id=request.event_id, correlation_id=request.correlation_id or request.event_id)
+    event = TextErased(
+        municipality=municipality,
+        text_ref=ref,
+        requested_by=request.actor.id,
+        requested_at=request.occurred_at,
+        reason=request.reason,
+        actor=actor,
+        causation_id=request.event_id,
+        correlation_id=request.correlation_id or request.event_id,
+    )
     await TextVault(js).erase(municipality, ref)  # the key first: a crash before the record leaves it erased
     try:
         await bus.append(js, event, seq)
@@ -379,5 +395,7 @@ def approve(
 ) -> None:
     """An auditor approves a requested erasure: the key is destroyed and a redaction event published."""
     event = _run_erasure(approve_erasure, reference, municipality, staff, _password(staff, password_stdin))
-    typer.echo(f"消去しました（参照 {event.text_ref}）。鍵を破棄し、記録は「削除済み」と表示されます。"
-               f"申請 {event.requested_by}、承認 {event.actor.id}。")
+    typer.echo(
+        f"消去しました（参照 {event.text_ref}）。鍵を破棄し、記録は「削除済み」と表示されます。"
+        f"申請 {event.requested_by}、承認 {event.actor.id}。"
+    )

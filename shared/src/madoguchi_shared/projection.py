@@ -165,9 +165,14 @@ class Projection:
             status = "behind"
         elif self.dead_lettered:
             status = "dead_lettered"
-        return {"status": status, "position": self.position, "behind": self.lag,
-                "dead_lettered": self.dead_lettered, "transient_failures": self.transient_failures,
-                "duplicates": self.duplicates}
+        return {
+            "status": status,
+            "position": self.position,
+            "behind": self.lag,
+            "dead_lettered": self.dead_lettered,
+            "transient_failures": self.transient_failures,
+            "duplicates": self.duplicates,
+        }
 
     def _q(self, table: str) -> str:
         return f'"{self.schema}".{table}'
@@ -178,8 +183,11 @@ class Projection:
 
     async def reset(self, conn: db.Connection) -> None:
         """Forget the position and the dead letters (a rebuild replays everything)."""
-        await conn.execute(f"DELETE FROM {self._q('projection_checkpoint')} WHERE name = $1 OR name = $2",
-                           self.name, self.replay_checkpoint)
+        await conn.execute(
+            f"DELETE FROM {self._q('projection_checkpoint')} WHERE name = $1 OR name = $2",
+            self.name,
+            self.replay_checkpoint,
+        )
         await conn.execute(f"DELETE FROM {self._q('projection_dead_letter')} WHERE name = $1", self.name)
         await forget_applied(conn, self.schema, self.name)
         self.position = 0
@@ -226,8 +234,9 @@ class Projection:
         start = from_seq if from_seq is not None else self.position + 1
         log.info("projection.started", projection=self.name, position=self.position, start=start)
         try:
-            async with Reader(nc, self.stream, self.filter_subjects, start_seq=max(1, start),
-                              batch=self.batch) as reader:
+            async with Reader(
+                nc, self.stream, self.filter_subjects, start_seq=max(1, start), batch=self.batch
+            ) as reader:
                 while not self._stop.is_set():
                     msgs = await reader.next_batch(timeout=0.5)
                     if msgs:
@@ -265,8 +274,9 @@ class Projection:
                     raise
                 self.transient_failures += 1
                 self.last_error = describe_error(exc)
-                log.warning("projection.transient_failure", projection=self.name, error=self.last_error[:300],
-                            retry_in=delay)
+                log.warning(
+                    "projection.transient_failure", projection=self.name, error=self.last_error[:300], retry_in=delay
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
                 if self._stop.is_set():
@@ -303,16 +313,18 @@ class Projection:
         if batch is not None:
             await self.commit(nc, pool, batch)
 
-    async def _commit(self, nc, pool, good: list[Stored], bad: list, by_seq: dict[int, StoredMessage],
-                      last: int) -> None:
+    async def _commit(
+        self, nc, pool, good: list[Stored], bad: list, by_seq: dict[int, StoredMessage], last: int
+    ) -> None:
         async with pool.acquire() as conn:
             try:
                 poison = await self._transaction(nc, conn, good, bad, by_seq, last, isolate=False)
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                log.warning("projection.batch_failed", projection=self.name, events=len(good),
-                            error=describe_error(exc)[:300])
+                log.warning(
+                    "projection.batch_failed", projection=self.name, events=len(good), error=describe_error(exc)[:300]
+                )
                 poison = await self._transaction(nc, conn, good, bad, by_seq, last, isolate=True)
         if poison is None:
             return  # another replica got there first
@@ -327,8 +339,11 @@ class Projection:
             lock = f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE"
             stored = await conn.fetchval(lock, self.name)
             if stored is None:  # the first batch: a row to lock, so a second replica waits here instead of racing
-                await conn.execute(f"""INSERT INTO {self._q('projection_checkpoint')}(name, last_seq, updated_at)
-                                       VALUES ($1, 0, now()) ON CONFLICT (name) DO NOTHING""", self.name)
+                await conn.execute(
+                    f"""INSERT INTO {self._q("projection_checkpoint")}(name, last_seq, updated_at)
+                                       VALUES ($1, 0, now()) ON CONFLICT (name) DO NOTHING""",
+                    self.name,
+                )
                 stored = await conn.fetchval(lock, self.name)
             if stored is not None and stored >= last:
                 self.position = stored
@@ -349,9 +364,11 @@ class Projection:
             for msg, event, exc in sorted(dead, key=lambda d: d[0].seq):
                 await self._dead_letter(nc, conn, msg, event, exc)
             await conn.execute(
-                f"""INSERT INTO {self._q('projection_checkpoint')}(name, last_seq, updated_at) VALUES ($1, $2, now())
+                f"""INSERT INTO {self._q("projection_checkpoint")}(name, last_seq, updated_at) VALUES ($1, $2, now())
                     ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
-                self.name, last)
+                self.name,
+                last,
+            )
             return len(good) - len(failed), len(dead), skipped
 
     async def _first_time(self, conn, good: list[Stored]) -> list[Stored]:
@@ -359,20 +376,33 @@ class Projection:
         first: dict[UUID, Stored] = {}
         for s in good:
             first.setdefault(s.event.event_id, s)
-        seen = {r[0] for r in await conn.fetch(
-            f"SELECT event_id FROM {self._q('projection_applied_event')} WHERE name = $1 AND event_id = ANY($2::uuid[])",
-            self.name, list(first))}
+        seen = {
+            r[0]
+            for r in await conn.fetch(
+                f"SELECT event_id FROM {self._q('projection_applied_event')} WHERE name = $1 AND event_id = ANY($2::uuid[])",
+                self.name,
+                list(first),
+            )
+        }
         fresh = [i for i in first if i not in seen]
         if fresh:  # the position's row is locked (FOR UPDATE): no other replica records these meanwhile (COPY is
             # cheaper than INSERT .. ON CONFLICT at a thousand ids a batch)
-            await conn.copy_records_to_table("projection_applied_event", schema_name=self.schema,
-                                             records=[(self.name, i) for i in fresh], columns=("name", "event_id"))
+            await conn.copy_records_to_table(
+                "projection_applied_event",
+                schema_name=self.schema,
+                records=[(self.name, i) for i in fresh],
+                columns=("name", "event_id"),
+            )
         if len(fresh) == len(good):
             return good
         kept = [s for s in good if s.event.event_id not in seen and first[s.event.event_id] is s]
         kept_seqs = {s.seq for s in kept}
-        log.warning("projection.duplicate_events_skipped", projection=self.name, skipped=len(good) - len(kept),
-                    first_seq=next(s.seq for s in good if s.seq not in kept_seqs))
+        log.warning(
+            "projection.duplicate_events_skipped",
+            projection=self.name,
+            skipped=len(good) - len(kept),
+            first_seq=next(s.seq for s in good if s.seq not in kept_seqs),
+        )
         return kept
 
     async def prune_applied(self, pool: asyncpg.Pool) -> int:
@@ -380,7 +410,9 @@ class Projection:
         async with pool.acquire() as conn:
             done = await conn.execute(
                 f"DELETE FROM {self._q('projection_applied_event')} WHERE name = $1 AND event_id < $2",
-                self.name, uuid7_floor(time.time() - self.dedupe_days * 86400))
+                self.name,
+                uuid7_floor(time.time() - self.dedupe_days * 86400),
+            )
         return int(done.split()[-1])
 
     async def _isolate(self, conn, items: list[Stored], failed: list) -> None:
@@ -402,18 +434,27 @@ class Projection:
         reason = describe_error(exc)
         await dead_letter(nc, self.name, msg.subject, msg.seq, msg.data, exc)
         await conn.execute(
-            f"""INSERT INTO {self._q('projection_dead_letter')}(name, seq, stream, subject, reason)
+            f"""INSERT INTO {self._q("projection_dead_letter")}(name, seq, stream, subject, reason)
                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name, seq) DO UPDATE
                 SET reason = EXCLUDED.reason, dead_at = now(), replayed_at = NULL""",
-            self.name, msg.seq, msg.stream, msg.subject, reason)
+            self.name,
+            msg.seq,
+            msg.stream,
+            msg.subject,
+            reason,
+        )
         await raise_alert(nc, self.name, msg, event, reason)
 
     # ------------------------------------------------------------------ replays of dead letters
     async def replay_pending(self, nc: NATS, pool: asyncpg.Pool) -> int:
         """Apply the dead letters an operator asked to replay (`madoguchi dlq replay`), once each."""
         async with pool.acquire() as conn:
-            after = await conn.fetchval(f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1",
-                                        self.replay_checkpoint) or 0
+            after = (
+                await conn.fetchval(
+                    f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1", self.replay_checkpoint
+                )
+                or 0
+            )
         done = 0
         js = nc.jetstream()
         if await bus.last_sequence(js, subjects.dlq_replay_subject(self.name)) <= after:
@@ -422,33 +463,62 @@ class Projection:
             seq = int(json.loads(req.data)["seq"])
             async with pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(
-                    f"""SELECT seq FROM {self._q('projection_dead_letter')} WHERE name = $1 AND seq = $2
-                        AND replayed_at IS NULL FOR UPDATE""", self.name, seq)
+                    f"""SELECT seq FROM {self._q("projection_dead_letter")} WHERE name = $1 AND seq = $2
+                        AND replayed_at IS NULL FOR UPDATE""",
+                    self.name,
+                    seq,
+                )
                 if row is not None:
                     original = await js.get_msg(self.stream, seq, direct=True)
                     try:
                         async with conn.transaction():
                             await self.apply(conn, [Stored(seq, parse_event(original.data or b""))])
-                        await conn.execute(f"""UPDATE {self._q('projection_dead_letter')} SET replayed_at = now()
-                                               WHERE name = $1 AND seq = $2""", self.name, seq)
+                        await conn.execute(
+                            f"""UPDATE {self._q("projection_dead_letter")} SET replayed_at = now()
+                                               WHERE name = $1 AND seq = $2""",
+                            self.name,
+                            seq,
+                        )
                         done += 1
                         log.info("projection.dead_letter_replayed", projection=self.name, seq=seq)
                     except Exception as exc:
                         if is_transient(exc):
                             raise
-                        await conn.execute(f"""UPDATE {self._q('projection_dead_letter')} SET reason = $3
-                                               WHERE name = $1 AND seq = $2""", self.name, seq,
-                                           "replay failed: " + describe_error(exc))
-                        log.warning("projection.replay_failed", projection=self.name, seq=seq,
-                                    error=describe_error(exc)[:300])
+                        await conn.execute(
+                            f"""UPDATE {self._q("projection_dead_letter")} SET reason = $3
+                                               WHERE name = $1 AND seq = $2""",
+                            self.name,
+                            seq,
+                            "replay failed: " + describe_error(exc),
+                        )
+                        log.warning(
+                            "projection.replay_failed", projection=self.name, seq=seq, error=describe_error(exc)[:300]
+                        )
                 await conn.execute(
-                    f"""INSERT INTO {self._q('projection_checkpoint')}(name, last_seq, updated_at) VALUES ($1, $2, now())
+                    f"""INSERT INTO {self._q("projection_checkpoint")}(name, last_seq, updated_at) VALUES ($1, $2, now())
                         ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
-                    self.replay_checkpoint, req.seq)
+                    self.replay_checkpoint,
+                    req.seq,
+                )
         return done
 
 
 from madoguchi_shared.projection_health import ProjectionMetrics, install_health  # noqa: E402 - re-exported
 
-__all__ = ["Projection", "forget_applied", "uuid7_floor", "APPLIED_EVENTS_SQL", "Prepared", "ProjectionMetrics", "install_health", "Stored", "Transient", "is_transient", "describe_error", "dead_letter", "raise_alert",
-           "DEAD_LETTERS_SQL", "ALERT_RULE"]
+__all__ = [
+    "Projection",
+    "forget_applied",
+    "uuid7_floor",
+    "APPLIED_EVENTS_SQL",
+    "Prepared",
+    "ProjectionMetrics",
+    "install_health",
+    "Stored",
+    "Transient",
+    "is_transient",
+    "describe_error",
+    "dead_letter",
+    "raise_alert",
+    "DEAD_LETTERS_SQL",
+    "ALERT_RULE",
+]

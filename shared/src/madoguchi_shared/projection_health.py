@@ -18,13 +18,20 @@ class ProjectionMetrics:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        lag = GaugeMetricFamily("madoguchi_projection_lag", "Messages in the stream past the stored position",
-                                labels=["projection"])
-        dead = CounterMetricFamily("madoguchi_projection_dead_letters", "Events dead-lettered since start",
-                                   labels=["projection"])
-        applied = CounterMetricFamily("madoguchi_projection_applied", "Events applied since start", labels=["projection"])
-        transient = CounterMetricFamily("madoguchi_projection_transient_failures",
-                                        "Batches retried after a transient failure", labels=["projection"])
+        lag = GaugeMetricFamily(
+            "madoguchi_projection_lag", "Messages in the stream past the stored position", labels=["projection"]
+        )
+        dead = CounterMetricFamily(
+            "madoguchi_projection_dead_letters", "Events dead-lettered since start", labels=["projection"]
+        )
+        applied = CounterMetricFamily(
+            "madoguchi_projection_applied", "Events applied since start", labels=["projection"]
+        )
+        transient = CounterMetricFamily(
+            "madoguchi_projection_transient_failures",
+            "Batches retried after a transient failure",
+            labels=["projection"],
+        )
         for p in self.projections():
             lag.add_metric([p.name], p.lag)
             dead.add_metric([p.name], p.dead_lettered)

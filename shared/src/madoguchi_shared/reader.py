@@ -54,8 +54,9 @@ class StoredMessage:
 
     __slots__ = ("stream", "seq", "subject", "_headers", "data", "pending")
 
-    def __init__(self, stream: str, seq: int, subject: str, headers: dict[str, str] | bytes | None, data: bytes,
-                 pending: int = 0):
+    def __init__(
+        self, stream: str, seq: int, subject: str, headers: dict[str, str] | bytes | None, data: bytes, pending: int = 0
+    ):
         self.stream = stream
         self.seq = seq
         self.subject = subject
@@ -81,7 +82,9 @@ def parse_ack_reply(reply: str) -> tuple[int, int, int] | None:
     t = reply.split(".")
     if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
         return int(t[5]), int(t[6]), int(t[8])
-    if len(t) >= 12:  # $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<token>
+    if (
+        len(t) >= 12
+    ):  # $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<token>
         return int(t[7]), int(t[8]), int(t[10])
     return None
 
@@ -152,8 +155,8 @@ class _FastParser(Parser):
                     stop = start + tlen
                     if stop + 2 > size:
                         break  # the rest of this message is still on its way
-                    hdr = bytes(buf[start:start + hlen]) if hlen else None
-                    payload = bytes(buf[start + hlen:stop])
+                    hdr = bytes(buf[start : start + hlen]) if hlen else None
+                    payload = bytes(buf[start + hlen : stop])
                     pos = stop + 2
                     if sid in bulk:
                         if sid != sid_now and pending:
@@ -167,7 +170,7 @@ class _FastParser(Parser):
                         pending = []
                     await self.nc._process_msg(sid, subject, reply, payload, hdr)  # pyright: ignore[reportArgumentType] - nats-py passes None for no headers itself
                     continue
-                line = bytes(buf[pos:eol + 2])
+                line = bytes(buf[pos : eol + 2])
                 if line.startswith(b"INFO") or line.startswith(b"-ERR") or op in (43, 80):  # +OK, PING/PONG
                     pos = eol + 2
                     if pending:
@@ -206,9 +209,19 @@ class Reader:
     loop (neither may block), and drive `watchdog()`.
     """
 
-    def __init__(self, nc: NATS, stream: str, filters: Sequence[str], *, start_seq: int = 1, batch: int = 1000,
-                 depth: int = 2, expires: float = 1.0, sink: Callable[[StoredMessage], None] | None = None,
-                 batch_sink: Callable[[list[StoredMessage]], None] | None = None):
+    def __init__(
+        self,
+        nc: NATS,
+        stream: str,
+        filters: Sequence[str],
+        *,
+        start_seq: int = 1,
+        batch: int = 1000,
+        depth: int = 2,
+        expires: float = 1.0,
+        sink: Callable[[StoredMessage], None] | None = None,
+        batch_sink: Callable[[list[StoredMessage]], None] | None = None,
+    ):
         if not filters:
             raise ValueError("a reader needs at least one filter subject")
         if sink is not None and batch_sink is not None:
@@ -242,8 +255,7 @@ class Reader:
         # nats-py keeps the subscription (and re-subscribes it after a reconnect); its deliveries are framed
         # by the fast parser and handed over in bulk. The callback only sees one if the connection's previous
         # parser was mid-read when the fast one took over.
-        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1,
-                                            pending_bytes_limit=-1)
+        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
         parser.bulk[self._sub._id] = self._on_deliveries
         await self._create_consumer()
         await self._top_up()
@@ -293,8 +305,9 @@ class Reader:
             return
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}"
         owner_paces = self.sink is not None or self.batch_sink is not None
-        while (not self.paused and len(self._requests) < self.depth
-               and (owner_paces or len(self._buffer) < 2 * self.batch)):
+        while (
+            not self.paused and len(self._requests) < self.depth and (owner_paces or len(self._buffer) < 2 * self.batch)
+        ):
             self._requests.append(self.batch)
             payload = json.dumps({"batch": self.batch, "expires": int(self.expires * 1e9)}).encode()
             await self.nc.publish(subject, payload, reply=self._inbox)
@@ -414,8 +427,9 @@ class Reader:
         self._requests.clear()
         await self._top_up()
 
-    async def next_batch(self, limit: int | None = None, *, timeout: float = 0.5,
-                         fill_wait: float = 0.02) -> list[StoredMessage]:
+    async def next_batch(
+        self, limit: int | None = None, *, timeout: float = 0.5, fill_wait: float = 0.02
+    ) -> list[StoredMessage]:
         """Up to `limit` (default `batch`) messages in stream order; [] after `timeout` with none.
 
         A partial batch waits up to `fill_wait` for more while the stream says more is pending,
@@ -454,8 +468,15 @@ class Reader:
         return not info.num_pending and (delivered or 0) <= self.consumer_seq
 
 
-async def read_all(nc: NATS, filters: str | Sequence[str], start_seq: int = 1, *, stream: str | None = None,
-                   timeout: float = 2.0, batch: int = 1000) -> AsyncIterator[StoredMessage]:
+async def read_all(
+    nc: NATS,
+    filters: str | Sequence[str],
+    start_seq: int = 1,
+    *,
+    stream: str | None = None,
+    timeout: float = 2.0,
+    batch: int = 1000,
+) -> AsyncIterator[StoredMessage]:
     """Every stored message matching `filters` from `start_seq`, in stream order, then stop.
 
     What the stream holds when the call starts (a replay, a rebuild, a recount, a test's look).

@@ -147,13 +147,25 @@ class NatsServer:
         pid_file = self.store_dir / "nats-server.pid"
         stop_stale(pid_file, str(self.store_dir), signal.SIGTERM)
         args = [
-            nats_server_binary(), "-js", "-sd", str(self.store_dir), "-a", "127.0.0.1",
-            "-p", str(self.port), "-m", str(self.monitor_port), "-l", str(log), *self.extra_args,
+            nats_server_binary(),
+            "-js",
+            "-sd",
+            str(self.store_dir),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-m",
+            str(self.monitor_port),
+            "-l",
+            str(log),
+            *self.extra_args,
         ]
         args[1:1] = self._config_args()
         # own session: a terminal's Ctrl-C reaches only the supervisor, which stops things in order
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         pid_file.write_text(str(self.proc.pid))
         _wait_port(self.port, self.proc, "nats-server", log)
         return self
@@ -186,7 +198,9 @@ def _as_pg_user() -> dict:
     try:
         pwd.getpwnam(PG_USER_WHEN_ROOT)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_USER_WHEN_ROOT], check=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_USER_WHEN_ROOT], check=True
+        )
     # group and supplementary groups too: a child keeping root's group would be judged by group bits
     return {"user": PG_USER_WHEN_ROOT, "group": PG_USER_WHEN_ROOT, "extra_groups": []}
 
@@ -242,25 +256,63 @@ class PostgresServer:
         fresh = not (pgdata / "PG_VERSION").exists()
         if fresh:
             done = subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", self.user, "--auth=trust", "--encoding=UTF8",
-                 "--locale=C.UTF-8" if _has_c_utf8() else "--no-locale"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs,
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8" if _has_c_utf8() else "--no-locale",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                **kwargs,
             )
             if done.returncode != 0:
                 raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.strip()}")
         args = [
-            str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port),
-            "-k", str(socket_dir), "-c", "fsync=on", "-c", "max_connections=200",
-            "-c", "shared_buffers=256MB", "-c", "synchronous_commit=on",
+            str(bin_dir / "postgres"),
+            "-D",
+            str(pgdata),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            str(socket_dir),
+            "-c",
+            "fsync=on",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "synchronous_commit=on",
         ]
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs)
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs
+            )
         _wait_port(self.port, self.proc, "postgres", log)
         self._wait_ready(bin_dir, log)
         if fresh:
             subprocess.run(
-                [str(bin_dir / "createdb"), "-h", str(socket_dir), "-p", str(self.port), "-U", self.user, self.database],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    str(socket_dir),
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    self.user,
+                    self.database,
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         self._require_passwords(bin_dir, pgdata, socket_dir)
         return self
@@ -276,25 +328,57 @@ class PostgresServer:
             secret.write_text(secrets.token_urlsafe(32))
             secret.chmod(0o600)
         self.password = secret.read_text().strip()
-        psql = [str(bin_dir / "psql"), "-h", str(socket_dir), "-p", str(self.port), "-U", self.user, "-d", "postgres",
-                "-v", "ON_ERROR_STOP=1", "-q"]
-        subprocess.run([*psql, "-c", f"ALTER ROLE \"{self.user}\" PASSWORD '{self.password}'"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        psql = [
+            str(bin_dir / "psql"),
+            "-h",
+            str(socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+        ]
+        subprocess.run(
+            [*psql, "-c", f"ALTER ROLE \"{self.user}\" PASSWORD '{self.password}'"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         hba = pgdata / "pg_hba.conf"
         lines = hba.read_text().splitlines()
-        changed = [(" ".join(line.split()[:-1]) + " scram-sha-256") if line.split()[:1] in (["host"], ["hostssl"])
-                   and line.split()[-1] == "trust" else line for line in lines]
+        changed = [
+            (" ".join(line.split()[:-1]) + " scram-sha-256")
+            if line.split()[:1] in (["host"], ["hostssl"]) and line.split()[-1] == "trust"
+            else line
+            for line in lines
+        ]
         if changed != lines:
             hba.write_text("\n".join(changed) + "\n")
-            subprocess.run([*psql, "-c", "SELECT pg_reload_conf()"], check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
+            subprocess.run(
+                [*psql, "-c", "SELECT pg_reload_conf()"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
 
     def _wait_ready(self, bin_dir: Path, log: Path, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ok = subprocess.run(
-                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    str(bin_dir / "pg_isready"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    self.user,
+                    "-d",
+                    "postgres",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             if ok.returncode == 0:
                 return

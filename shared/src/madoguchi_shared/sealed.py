@@ -79,8 +79,9 @@ def _screen_erasable(value: Any) -> Any:
         return value
     screened = _screen(value)
     if isinstance(screened, str) and screened is value and len(value) > PLAIN_MAX:
-        raise PydanticCustomError("string_too_long", "String should have at most {max_length} characters",
-                                  {"max_length": PLAIN_MAX})
+        raise PydanticCustomError(
+            "string_too_long", "String should have at most {max_length} characters", {"max_length": PLAIN_MAX}
+        )
     return screened
 
 
@@ -90,11 +91,13 @@ class _Erasable:
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         inner = handler(source)
-        return core_schema.chain_schema([
-            core_schema.no_info_plain_validator_function(_screen_erasable, json_schema_input_schema=inner),
-            core_schema.no_info_plain_validator_function(_refuse),
-            inner,
-        ])
+        return core_schema.chain_schema(
+            [
+                core_schema.no_info_plain_validator_function(_screen_erasable, json_schema_input_schema=inner),
+                core_schema.no_info_plain_validator_function(_refuse),
+                inner,
+            ]
+        )
 
     def __repr__(self) -> str:
         return "Erasable()"
@@ -106,8 +109,11 @@ ErasableText = Annotated[str, StringConstraints(max_length=SEALED_MAX), ERASABLE
 
 @functools.cache
 def _erasable_fields(model: type[BaseModel]) -> frozenset[str]:
-    return frozenset(name for name, f in model.model_fields.items()
-                     if any(m is ERASABLE for m in f.metadata) or any(a is ERASABLE for a in _flatten(f.annotation)))
+    return frozenset(
+        name
+        for name, f in model.model_fields.items()
+        if any(m is ERASABLE for m in f.metadata) or any(a is ERASABLE for a in _flatten(f.annotation))
+    )
 
 
 @functools.cache
@@ -155,9 +161,15 @@ class TextVault:
             await self.js.stream_info(BUCKET)
         except NotFoundError:
             try:
-                await self.js.add_stream(name=BUCKET, subjects=[f"{SUBJECT}.>"], allow_direct=True,
-                                         deny_delete=False, deny_purge=False, num_replicas=self.replicas,
-                                         description="keys of sealed free text (crypto-shredding); not a log of record")
+                await self.js.add_stream(
+                    name=BUCKET,
+                    subjects=[f"{SUBJECT}.>"],
+                    allow_direct=True,
+                    deny_delete=False,
+                    deny_purge=False,
+                    num_replicas=self.replicas,
+                    description="keys of sealed free text (crypto-shredding); not a log of record",
+                )
             except Exception:  # noqa: BLE001 - another process made it at the same moment
                 await self.js.stream_info(BUCKET)
         self._ready = True
@@ -237,7 +249,8 @@ class TextVault:
             value = getattr(model, name)
             if name in _erasable_fields(type(model)):
                 if isinstance(value, str) and not (
-                        is_sealed(value) and (ref := ref_of(value)) is not None and await self.holds(municipality, ref)):
+                    is_sealed(value) and (ref := ref_of(value)) is not None and await self.holds(municipality, ref)
+                ):
                     changes[name] = await self.seal(municipality, value)
             elif isinstance(value, BaseModel):
                 sealed = await self.seal_model(municipality, value)

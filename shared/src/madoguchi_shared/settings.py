@@ -88,6 +88,7 @@ class Settings(BaseSettings):
         from madoguchi_shared.tls import client_context
 
         return client_context(self.nats_tls_ca, self.nats_tls_cert, self.nats_tls_key)
+
     def nats_url_for(self, identity: str) -> str:
         """nats_url with credentials: MADOGUCHI_NATS_USER/_PASSWORD if set, else `identity`'s on file
         (a service passes its name), else the URL as it is. Passwords are URL-safe (see natsauth)."""

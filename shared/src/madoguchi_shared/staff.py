@@ -22,8 +22,14 @@ from madoguchi_shared import auth, bus, subjects, training
 from madoguchi_shared.auth import Account, AccountDirectory, Principal, Role
 from madoguchi_shared.errors import Conflict, DomainError, NotFound
 from madoguchi_shared.events.admin import (
-    DisableReason, StaffAccountCreated, StaffAccountDisabled, StaffAccountEnabled, StaffPasswordReset,
-    StaffRolesChanged, TrainingItemCompleted, TrainingTestRecorded,
+    DisableReason,
+    StaffAccountCreated,
+    StaffAccountDisabled,
+    StaffAccountEnabled,
+    StaffPasswordReset,
+    StaffRolesChanged,
+    TrainingItemCompleted,
+    TrainingTestRecorded,
 )
 from madoguchi_shared.events.base import Actor, Ident
 from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, TrainingPlan, load_municipality
@@ -31,7 +37,15 @@ from madoguchi_shared.settings import Settings
 
 ADMIN_ROLES = (Role.manager, Role.administrator)
 # Roles a manager may give; `administrator` only by an administrator.
-ASSIGNABLE = (Role.manager, Role.rounder, Role.supporter, Role.operator, Role.city_staff, Role.auditor, Role.administrator)
+ASSIGNABLE = (
+    Role.manager,
+    Role.rounder,
+    Role.supporter,
+    Role.operator,
+    Role.city_staff,
+    Role.auditor,
+    Role.administrator,
+)
 WARD_ROLES = frozenset({Role.supporter, Role.operator})
 
 
@@ -58,7 +72,9 @@ def training_plan(settings: Settings, municipality: str) -> TrainingPlan:
     return m.training if m else TrainingPlan()
 
 
-def _check_roles_and_wards(roles: tuple[Role, ...], wards: tuple[str, ...], m: Municipality | None, actor_roles) -> None:
+def _check_roles_and_wards(
+    roles: tuple[Role, ...], wards: tuple[str, ...], m: Municipality | None, actor_roles
+) -> None:
     if not roles:
         raise Refused("役割を1つ以上選んでください。", status=422, field="roles")
     unknown = [r for r in roles if r not in ASSIGNABLE]
@@ -87,7 +103,9 @@ async def staff_events(js: JetStreamContext, municipality: str, staff_id: str):
     return [s.event for s in await bus.load(js._nc, subject)]
 
 
-async def training_status(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str) -> training.TrainingStatus:
+async def training_status(
+    js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str
+) -> training.TrainingStatus:
     return training.status(plan, await staff_events(js, municipality, staff_id))
 
 
@@ -98,7 +116,9 @@ def _row(account: Account, st: training.TrainingStatus) -> dict:
     return row
 
 
-async def list_staff(js: JetStreamContext, directory: AccountDirectory, plan: TrainingPlan, municipality: str) -> list[dict]:
+async def list_staff(
+    js: JetStreamContext, directory: AccountDirectory, plan: TrainingPlan, municipality: str
+) -> list[dict]:
     """Every account of the municipality with role, ward scope, status and duty clearance."""
     rows = []
     for account in directory.of_municipality(municipality):
@@ -111,25 +131,49 @@ async def staff_detail(js: JetStreamContext, plan: TrainingPlan, municipality: s
     return _row(account, await training_status(js, plan, municipality, staff_id))
 
 
-async def create_staff(js: JetStreamContext, m: Municipality | None, municipality: str, staff_id: str,
-                       roles: tuple[Role, ...], wards: tuple[str, ...], actor: Actor, actor_roles) -> str:
+async def create_staff(
+    js: JetStreamContext,
+    m: Municipality | None,
+    municipality: str,
+    staff_id: str,
+    roles: tuple[Role, ...],
+    wards: tuple[str, ...],
+    actor: Actor,
+    actor_roles,
+) -> str:
     """A new account with a temporary password (returned once; replaced at the first login)."""
     _check_roles_and_wards(roles, wards, m, actor_roles)
     if await auth.read_account(js, municipality, staff_id) is not None:
         raise Conflict(f"職員ID {staff_id} はすでに登録されています。")
     temporary = auth.temporary_password()
-    account = Account(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards,
-                      password_hash=await auth.hash_password_async(temporary), must_change_password=True)
+    account = Account(
+        municipality=municipality,
+        staff_id=staff_id,
+        roles=roles,
+        wards=wards,
+        password_hash=await auth.hash_password_async(temporary),
+        must_change_password=True,
+    )
     try:
         await auth.write_account(js, account, create=True)
     except bus.ConcurrencyConflict:
         raise Conflict(f"職員ID {staff_id} はすでに登録されています。") from None
-    await bus.append(js, StaffAccountCreated(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards, actor=actor))
+    await bus.append(
+        js, StaffAccountCreated(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards, actor=actor)
+    )
     return temporary
 
 
-async def change_roles(js: JetStreamContext, m: Municipality | None, municipality: str, staff_id: str,
-                       roles: tuple[Role, ...], wards: tuple[str, ...], actor: Actor, actor_roles) -> Account:
+async def change_roles(
+    js: JetStreamContext,
+    m: Municipality | None,
+    municipality: str,
+    staff_id: str,
+    roles: tuple[Role, ...],
+    wards: tuple[str, ...],
+    actor: Actor,
+    actor_roles,
+) -> Account:
     _check_roles_and_wards(roles, wards, m, actor_roles)
     account = await _account(js, municipality, staff_id)
     if Role.administrator in account.roles and Role.administrator not in actor_roles:
@@ -137,12 +181,21 @@ async def change_roles(js: JetStreamContext, m: Municipality | None, municipalit
     account.roles, account.wards = roles, wards
     account.version += 1
     await auth.write_account(js, account)
-    await bus.append(js, StaffRolesChanged(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards, actor=actor))
+    await bus.append(
+        js, StaffRolesChanged(municipality=municipality, staff_id=staff_id, roles=roles, wards=wards, actor=actor)
+    )
     return account
 
 
-async def set_disabled(js: JetStreamContext, municipality: str, staff_id: str, disabled: bool, actor: Actor, actor_roles,
-                       reason: DisableReason = "other") -> Account:
+async def set_disabled(
+    js: JetStreamContext,
+    municipality: str,
+    staff_id: str,
+    disabled: bool,
+    actor: Actor,
+    actor_roles,
+    reason: DisableReason = "other",
+) -> Account:
     account = await _account(js, municipality, staff_id)
     if Role.administrator in account.roles and Role.administrator not in actor_roles:
         raise Refused("管理者のアカウントは管理者だけが変更できます。", status=403)
@@ -155,8 +208,11 @@ async def set_disabled(js: JetStreamContext, municipality: str, staff_id: str, d
     if not disabled:
         account.failures, account.locked_until = 0, 0.0
     await auth.write_account(js, account)
-    event = (StaffAccountDisabled(municipality=municipality, staff_id=staff_id, reason=reason, actor=actor) if disabled
-             else StaffAccountEnabled(municipality=municipality, staff_id=staff_id, actor=actor))
+    event = (
+        StaffAccountDisabled(municipality=municipality, staff_id=staff_id, reason=reason, actor=actor)
+        if disabled
+        else StaffAccountEnabled(municipality=municipality, staff_id=staff_id, actor=actor)
+    )
     await bus.append(js, event)
     return account
 
@@ -177,24 +233,60 @@ async def reset_password(js: JetStreamContext, municipality: str, staff_id: str,
     return temporary
 
 
-async def record_item(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str, item: str,
-                      completed_on: date, trainer: str, hours: float | None, actor: Actor) -> None:
+async def record_item(
+    js: JetStreamContext,
+    plan: TrainingPlan,
+    municipality: str,
+    staff_id: str,
+    item: str,
+    completed_on: date,
+    trainer: str,
+    hours: float | None,
+    actor: Actor,
+) -> None:
     await _account(js, municipality, staff_id)
     try:
         planned = plan.item(item)
     except KeyError:
         raise Refused("研修計画にない項目です。", status=422, field="item") from None
-    await bus.append(js, TrainingItemCompleted(municipality=municipality, staff_id=staff_id, item=item,
-                                               hours=planned.hours if hours is None else hours,
-                                               completed_on=completed_on, trainer=trainer, actor=actor))
+    await bus.append(
+        js,
+        TrainingItemCompleted(
+            municipality=municipality,
+            staff_id=staff_id,
+            item=item,
+            hours=planned.hours if hours is None else hours,
+            completed_on=completed_on,
+            trainer=trainer,
+            actor=actor,
+        ),
+    )
 
 
-async def record_test(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str, score: int,
-                      tested_on: date, trainer: str, actor: Actor) -> bool:
+async def record_test(
+    js: JetStreamContext,
+    plan: TrainingPlan,
+    municipality: str,
+    staff_id: str,
+    score: int,
+    tested_on: date,
+    trainer: str,
+    actor: Actor,
+) -> bool:
     await _account(js, municipality, staff_id)
     passed = score >= plan.pass_score
-    await bus.append(js, TrainingTestRecorded(municipality=municipality, staff_id=staff_id, score=score, passed=passed,
-                                              tested_on=tested_on, trainer=trainer, actor=actor))
+    await bus.append(
+        js,
+        TrainingTestRecorded(
+            municipality=municipality,
+            staff_id=staff_id,
+            score=score,
+            passed=passed,
+            tested_on=tested_on,
+            trainer=trainer,
+            actor=actor,
+        ),
+    )
     return passed
 
 
@@ -259,8 +351,16 @@ def staff_router() -> APIRouter:
         """Add a staff member; the temporary password is shown once and replaced at the first login."""
         js, settings = _admin(request, principal)
         m = municipality_config(settings, principal.municipality)
-        temporary = await create_staff(js, m, principal.municipality, body.staff_id, tuple(body.roles), tuple(body.wards),
-                                       principal.actor, principal.roles)
+        temporary = await create_staff(
+            js,
+            m,
+            principal.municipality,
+            body.staff_id,
+            tuple(body.roles),
+            tuple(body.wards),
+            principal.actor,
+            principal.roles,
+        )
         return {"staff_id": body.staff_id, "temporary_password": temporary, "must_change_password": True}
 
     @router.get("/{staff_id}")
@@ -273,15 +373,25 @@ def staff_router() -> APIRouter:
         """Change roles and ward scope; the person's tokens stop working (they log in again)."""
         js, settings = _admin(request, principal)
         m = municipality_config(settings, principal.municipality)
-        account = await change_roles(js, m, principal.municipality, staff_id, tuple(body.roles), tuple(body.wards),
-                                     principal.actor, principal.roles)
+        account = await change_roles(
+            js,
+            m,
+            principal.municipality,
+            staff_id,
+            tuple(body.roles),
+            tuple(body.wards),
+            principal.actor,
+            principal.roles,
+        )
         return account.public()
 
     @router.post("/{staff_id}/disable")
     async def disable(staff_id: StaffId, body: DisableBody, request: Request, principal: Admin) -> dict:
         """Disable an account: its tokens are refused by every service at once."""
         js, _ = _admin(request, principal)
-        account = await set_disabled(js, principal.municipality, staff_id, True, principal.actor, principal.roles, body.reason)
+        account = await set_disabled(
+            js, principal.municipality, staff_id, True, principal.actor, principal.roles, body.reason
+        )
         return account.public()
 
     @router.post("/{staff_id}/enable")
@@ -303,8 +413,17 @@ def staff_router() -> APIRouter:
         """Record one item of the training plan as completed, with its date and trainer (ORG-4)."""
         js, settings = _admin(request, principal)
         plan = training_plan(settings, principal.municipality)
-        await record_item(js, plan, principal.municipality, staff_id, body.item, body.completed_on, body.trainer,
-                          body.hours, principal.actor)
+        await record_item(
+            js,
+            plan,
+            principal.municipality,
+            staff_id,
+            body.item,
+            body.completed_on,
+            body.trainer,
+            body.hours,
+            principal.actor,
+        )
         return await staff_detail(js, plan, principal.municipality, staff_id)
 
     @router.post("/{staff_id}/training-test", status_code=201)
@@ -312,7 +431,9 @@ def staff_router() -> APIRouter:
         """Record the training test (理解度テスト) result; passed at the plan's pass score (ORG-4)."""
         js, settings = _admin(request, principal)
         plan = training_plan(settings, principal.municipality)
-        await record_test(js, plan, principal.municipality, staff_id, body.score, body.tested_on, body.trainer, principal.actor)
+        await record_test(
+            js, plan, principal.municipality, staff_id, body.score, body.tested_on, body.trainer, principal.actor
+        )
         return await staff_detail(js, plan, principal.municipality, staff_id)
 
     return router

@@ -105,8 +105,9 @@ class ServiceChild(Child):
 
     def start(self) -> None:
         stop_stale(self.pid_file, f"madoguchi_shared.cli serve {self.name}", signal.SIGTERM)
-        self.proc = subprocess.Popen([sys.executable, "-m", "madoguchi_shared.cli", "serve", self.name], env=self.env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "madoguchi_shared.cli", "serve", self.name], env=self.env, start_new_session=True
+        )
         self.pid_file.write_text(str(self.proc.pid))
 
     def exit_code(self) -> int | None:
@@ -173,14 +174,19 @@ class Supervisor:
                 elif child.failures and not child.awaiting_ready and now - child.up_since > STABLE_AFTER:
                     child.failures = 0
                 continue
-            child.backoff = min(BACKOFF_MAX, BACKOFF_START * 2 ** child.failures)
+            child.backoff = min(BACKOFF_MAX, BACKOFF_START * 2**child.failures)
             child.failures += 1
             child.last_exit = code
             child.down_since = child.down_since or now
             child.restart_at = now + child.backoff
             child.awaiting_ready = False
-            log.warning("process.exited", process=child.name, exit_code=code, restart_in_s=child.backoff,
-                        failures=child.failures)
+            log.warning(
+                "process.exited",
+                process=child.name,
+                exit_code=code,
+                restart_in_s=child.backoff,
+                failures=child.failures,
+            )
             self.echo(f"{child.name} exited ({_describe(code)}); restarting in {child.backoff:g} s")
 
     def _restart(self, child: Child) -> None:
@@ -201,8 +207,14 @@ class Supervisor:
         child.awaiting_ready = False
         down = time.monotonic() - (child.down_since or time.monotonic())
         child.down_since = None
-        log.warning("process.restarted", process=child.name, pid=child.pid, restarts=child.restarts,
-                    down_s=round(down, 2), exit_code=child.last_exit)
+        log.warning(
+            "process.restarted",
+            process=child.name,
+            pid=child.pid,
+            restarts=child.restarts,
+            down_s=round(down, 2),
+            exit_code=child.last_exit,
+        )
         self.echo(f"{child.name} restarted (pid {child.pid}, restart {child.restarts}, down {down:.1f} s)")
         if self.announce is not None:
             self.announce(child, down)
@@ -251,8 +263,14 @@ def announcer(nats_url: str, municipality: str, **connect_kwargs) -> Callable[[C
             log.warning("process.restart_not_announced", process=event.process, error=str(exc)[:300])
 
     def announce(child: Child, down: float) -> None:
-        event = ProcessRestarted(municipality=municipality, process=child.name, exit_code=child.last_exit,
-                                 restarts=child.restarts, down_seconds=round(down, 3), backoff_seconds=child.backoff)
+        event = ProcessRestarted(
+            municipality=municipality,
+            process=child.name,
+            exit_code=child.last_exit,
+            restarts=child.restarts,
+            down_seconds=round(down, 3),
+            backoff_seconds=child.backoff,
+        )
         threading.Thread(target=publish, args=(event,), name=f"announce-{child.name}", daemon=True).start()
 
     return announce

@@ -13,7 +13,10 @@ from datetime import date
 
 from madoguchi_shared.events import Event
 from madoguchi_shared.events.admin import (
-    StaffAccountDisabled, StaffAccountEnabled, TrainingItemCompleted, TrainingTestRecorded,
+    StaffAccountDisabled,
+    StaffAccountEnabled,
+    TrainingItemCompleted,
+    TrainingTestRecorded,
 )
 from madoguchi_shared.municipality import DUTIES, TrainingPlan
 
@@ -58,13 +61,33 @@ class TrainingStatus:
 
     def as_dict(self) -> dict:
         return {
-            "items": [{"key": i.key, "name_ja": i.name_ja, "hours": i.hours, "duties": list(i.duties),
-                       "done": i.key in self.items,
-                       **({"completed_on": _iso(self.items[i.key].on), "trainer": self.items[i.key].trainer,
-                           "recorded_by": self.items[i.key].recorded_by} if i.key in self.items else {})}
-                      for i in self.plan.items],
-            "test": None if self.test is None else {"score": self.test.score, "passed": self.test.passed,
-                                                    "tested_on": _iso(self.test.on), "trainer": self.test.trainer},
+            "items": [
+                {
+                    "key": i.key,
+                    "name_ja": i.name_ja,
+                    "hours": i.hours,
+                    "duties": list(i.duties),
+                    "done": i.key in self.items,
+                    **(
+                        {
+                            "completed_on": _iso(self.items[i.key].on),
+                            "trainer": self.items[i.key].trainer,
+                            "recorded_by": self.items[i.key].recorded_by,
+                        }
+                        if i.key in self.items
+                        else {}
+                    ),
+                }
+                for i in self.plan.items
+            ],
+            "test": None
+            if self.test is None
+            else {
+                "score": self.test.score,
+                "passed": self.test.passed,
+                "tested_on": _iso(self.test.on),
+                "trainer": self.test.trainer,
+            },
             "pass_score": self.plan.pass_score,
             "cleared": {duty: self.cleared(duty) for duty in DUTIES},
             "missing": {duty: list(self.missing(duty)) for duty in DUTIES},
@@ -79,8 +102,12 @@ def status(plan: TrainingPlan, events: Iterable[Event]) -> TrainingStatus:
     st = TrainingStatus(plan=plan)
     for event in events:
         if isinstance(event, TrainingItemCompleted):
-            st.items[event.item] = ItemRecord(event.completed_on or event.occurred_at.date(), event.trainer, event.hours,
-                                              event.actor.id if event.actor else None)
+            st.items[event.item] = ItemRecord(
+                event.completed_on or event.occurred_at.date(),
+                event.trainer,
+                event.hours,
+                event.actor.id if event.actor else None,
+            )
         elif isinstance(event, TrainingTestRecorded):
             st.test = TestRecord(event.score, event.passed, event.tested_on or event.occurred_at.date(), event.trainer)
         elif isinstance(event, StaffAccountDisabled):

@@ -16,8 +16,16 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 __all__ = [
-    "ERAS", "Era", "era_of", "wareki_year", "to_wareki", "weekday_kanji", "to_gregorian_ja",
-    "heading_date", "heading_period", "from_wareki",
+    "ERAS",
+    "Era",
+    "era_of",
+    "wareki_year",
+    "to_wareki",
+    "weekday_kanji",
+    "to_gregorian_ja",
+    "heading_date",
+    "heading_period",
+    "from_wareki",
 ]
 
 

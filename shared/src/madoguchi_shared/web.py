@@ -51,9 +51,17 @@ def problem(status: int, title: str, detail: str, request: Request, **extra: Any
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-_TITLES = {400: "要求が正しくありません", 401: "ログインが必要です", 403: "権限がありません", 404: "見つかりません",
-           405: "許可されていない操作です", 409: "競合が発生しました", 422: "入力内容に誤りがあります",
-           423: "アカウントがロックされています", 429: "しばらく待ってからお試しください"}
+_TITLES = {
+    400: "要求が正しくありません",
+    401: "ログインが必要です",
+    403: "権限がありません",
+    404: "見つかりません",
+    405: "許可されていない操作です",
+    409: "競合が発生しました",
+    422: "入力内容に誤りがあります",
+    423: "アカウントがロックされています",
+    429: "しばらく待ってからお試しください",
+}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -84,15 +92,18 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(auth.LoginRefused)
     async def login_refused(request: Request, exc: auth.LoginRefused):
-        response = problem(exc.status, _TITLES.get(exc.status, "ログインできません"), exc.detail, request, code=exc.code)
+        response = problem(
+            exc.status, _TITLES.get(exc.status, "ログインできません"), exc.detail, request, code=exc.code
+        )
         if exc.retry_after:
             response.headers["retry-after"] = str(exc.retry_after)
         return response
 
     @app.exception_handler(bus.ConcurrencyConflict)
     async def conflict(request: Request, exc: bus.ConcurrencyConflict):
-        return problem(409, "競合が発生しました",
-                       "他の操作が先に行われました。画面を更新してからもう一度お試しください。", request)
+        return problem(
+            409, "競合が発生しました", "他の操作が先に行われました。画面を更新してからもう一度お試しください。", request
+        )
 
     @app.exception_handler(PersonalDataFound)
     async def personal_data(request: Request, exc: PersonalDataFound):
@@ -102,15 +113,22 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def no_such_id(request: Request, exc: SubjectError):
         # An id in the path that no record can have (a dot, a space, a character outside the id
         # alphabet): nothing by that id exists. Never echo it: it may be anything.
-        return problem(404, "見つかりません", "指定された識別子の記録はありません（識別子は英数字・ハイフン・下線のみ）。", request)
+        return problem(
+            404, "見つかりません", "指定された識別子の記録はありません（識別子は英数字・ハイフン・下線のみ）。", request
+        )
 
     @app.exception_handler(ValidationError)
     async def event_invalid(request: Request, exc: ValidationError):
         # An event (or another model built from the request) refused its own contents, e.g. free
         # text the PII guard refused: a 422 that never echoes the input.
-        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": _clean_msg(e.get("msg", ""), e.get("type"), e.get("ctx")),
-                   "type": e.get("type")}
-                  for e in exc.errors(include_input=False)]
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ())),
+                "message": _clean_msg(e.get("msg", ""), e.get("type"), e.get("ctx")),
+                "type": e.get("type"),
+            }
+            for e in exc.errors(include_input=False)
+        ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
         return problem(422, "入力内容に誤りがあります", detail, request, errors=errors)
 
@@ -118,8 +136,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation(request: Request, exc: RequestValidationError):
         # Never echo the input back: it may be the very personal data that was refused.
         errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": _clean_msg(e.get("msg", ""), e.get("type"), e.get("ctx")),
-             "type": e.get("type")}
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                "message": _clean_msg(e.get("msg", ""), e.get("type"), e.get("ctx")),
+                "type": e.get("type"),
+            }
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
@@ -135,7 +156,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         log.exception("request.failed", error_type=type(exc).__name__)
-        return problem(500, "システムエラー", "予期しないエラーが発生しました。時間をおいてもう一度お試しください。", request)
+        return problem(
+            500, "システムエラー", "予期しないエラーが発生しました。時間をおいてもう一度お試しください。", request
+        )
 
     try:
         from asyncpg import exceptions as pg_errors
@@ -146,8 +169,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("request.database_unavailable", error_type=type(exc).__name__)
         return await domain_error(request, Unavailable(part="database"))
 
-    for cls in (pg_errors.PostgresConnectionError, pg_errors.CannotConnectNowError, pg_errors.AdminShutdownError,
-                pg_errors.CrashShutdownError):
+    for cls in (
+        pg_errors.PostgresConnectionError,
+        pg_errors.CannotConnectNowError,
+        pg_errors.AdminShutdownError,
+        pg_errors.CrashShutdownError,
+    ):
         app.add_exception_handler(cls, database_down)
 
 
@@ -233,8 +260,9 @@ class LoginRequest(BaseModel):
     username: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["S0001"])
     password: str = Field(min_length=1, max_length=200)
     municipality: str | None = Field(default=None, pattern=r"^[0-9]{6}$", examples=["011002"])
-    new_password: str | None = Field(default=None, max_length=200,
-                                     description="after a password reset: the new password (10+ characters)")
+    new_password: str | None = Field(
+        default=None, max_length=200, description="after a password reset: the new password (10+ characters)"
+    )
 
 
 class TokenResponse(BaseModel):
@@ -274,8 +302,9 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def login_with_throttle(request: Request, *, username: str, password: str, municipality: str | None,
-                              new_password: str | None = None) -> auth.LoginResult:
+async def login_with_throttle(
+    request: Request, *, username: str, password: str, municipality: str | None, new_password: str | None = None
+) -> auth.LoginResult:
     """The login every service (and the console) serves: throttled per client address, counted and
     locked per account (auth.login)."""
     settings: Settings = request.app.state.settings
@@ -283,12 +312,22 @@ async def login_with_throttle(request: Request, *, username: str, password: str,
     client = client_address(request)
     wait = throttle.wait(client)
     if wait:
-        raise auth.LoginRefused(429, "rate_limited", f"ログインの失敗が多すぎます。{wait}秒ほど待ってからもう一度お試しください。",
-                                retry_after=wait)
+        raise auth.LoginRefused(
+            429,
+            "rate_limited",
+            f"ログインの失敗が多すぎます。{wait}秒ほど待ってからもう一度お試しください。",
+            retry_after=wait,
+        )
     try:
-        return await auth.login(request.app.state.js, settings, municipality=municipality or settings.municipality,
-                                staff_id=username, password=password, new_password=new_password,
-                                service=request.app.state.service_name)
+        return await auth.login(
+            request.app.state.js,
+            settings,
+            municipality=municipality or settings.municipality,
+            staff_id=username,
+            password=password,
+            new_password=new_password,
+            service=request.app.state.service_name,
+        )
     except auth.LoginRefused as exc:
         if exc.code in ("bad_credentials", "locked"):
             throttle.failed(client)
@@ -302,10 +341,19 @@ def _auth_router() -> APIRouter:
     async def login(body: LoginRequest, request: Request) -> TokenResponse:
         """Log in with staff id and password; returns a short-lived bearer token. After a password
         reset, send `new_password` too (403 `password_change_required` without it)."""
-        result = await login_with_throttle(request, username=body.username, password=body.password,
-                                           municipality=body.municipality, new_password=body.new_password)
-        return TokenResponse(access_token=result.token, expires_in=result.expires_in,
-                             roles=[r.value for r in result.account.roles], wards=list(result.account.wards))
+        result = await login_with_throttle(
+            request,
+            username=body.username,
+            password=body.password,
+            municipality=body.municipality,
+            new_password=body.new_password,
+        )
+        return TokenResponse(
+            access_token=result.token,
+            expires_in=result.expires_in,
+            roles=[r.value for r in result.account.roles],
+            wards=list(result.account.wards),
+        )
 
     @router.post("/logout", status_code=204)
     async def logout(request: Request, principal: auth.Principal = Depends(auth.current_principal)) -> None:
@@ -317,8 +365,13 @@ def _auth_router() -> APIRouter:
     @router.get("/me")
     async def me(principal: auth.Principal = Depends(auth.current_principal)) -> dict:
         """Who the bearer token belongs to."""
-        return {"staff_id": principal.staff_id, "roles": sorted(r.value for r in principal.roles),
-                "wards": list(principal.wards), "municipality": principal.municipality, "kind": principal.kind}
+        return {
+            "staff_id": principal.staff_id,
+            "roles": sorted(r.value for r in principal.roles),
+            "wards": list(principal.wards),
+            "municipality": principal.municipality,
+            "kind": principal.kind,
+        }
 
     return router
 
@@ -373,9 +426,13 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 
 
 def security_headers(csp: str = API_CSP) -> list[tuple[bytes, bytes]]:
-    return [(b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
-            (b"cross-origin-opener-policy", b"same-origin")]
+    return [
+        (b"content-security-policy", csp.encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
 
 
 _API_HEADERS = security_headers()
@@ -489,8 +546,14 @@ def create_service_app(
                 pass
             log.info("service.stopped", service=name)
 
-    app = FastAPI(title=f"Madoguchi {name}", version=version, description=description, lifespan=app_lifespan,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=f"Madoguchi {name}",
+        version=version,
+        description=description,
+        lifespan=app_lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     for router in first:
         app.include_router(router)
     _docs_route(app)
@@ -503,8 +566,7 @@ def create_service_app(
     app.state.metrics_registry = registry
     requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
     latency = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"], registry=registry)
-    app.state.metrics = {"requests": requests, "latency": latency,
-                         "gauge": lambda n, d: Gauge(n, d, registry=registry)}
+    app.state.metrics = {"requests": requests, "latency": latency, "gauge": lambda n, d: Gauge(n, d, registry=registry)}
 
     app.add_middleware(RequestContext, service=name, requests=requests, latency=latency)
 
@@ -536,11 +598,14 @@ def _docs_route(app: FastAPI) -> None:
     async def docs():
         page = get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - API")
         scripts = re.findall(r"<script>(.*?)</script>", bytes(page.body).decode(), re.S)
-        hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in scripts)
+        hashes = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in scripts
+        )
         page.headers["content-security-policy"] = (
             f"default-src 'none'; script-src https://cdn.jsdelivr.net {hashes}; style-src https://cdn.jsdelivr.net; "
             "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'none'")
+            "base-uri 'none'; form-action 'none'"
+        )
         return page
 
 

@@ -24,8 +24,9 @@ def fresh_codes(n: int) -> list[str]:
     return [f"9{rng.randrange(0, 100000):05d}" for _ in range(n)]
 
 
-def scenario(code: str = "011002", *, days: int = 2, desks: int | None = None, seed: int = 7, start: date = WEEK,
-             **changes) -> Scenario:
+def scenario(
+    code: str = "011002", *, days: int = 2, desks: int | None = None, seed: int = 7, start: date = WEEK, **changes
+) -> Scenario:
     m = load_municipality(SAPPORO_TOML, code=code)
     if desks is not None:
         m = resize(m, desks)
@@ -42,8 +43,14 @@ def order_problems(events: list[Event]) -> list[str]:
         for a, b in zip(evs, evs[1:], strict=False):
             if b.occurred_at < a.occurred_at:
                 problems.append(f"{subject}: {b.type} at {b.occurred_at} before {a.type} at {a.occurred_at}")
-        check = {"deskday": _deskday, "visit": _visit, "call": _call, "callback": _callback, "line": _line,
-                 "agent": _agent}.get(subject.split(".")[3])
+        check = {
+            "deskday": _deskday,
+            "visit": _visit,
+            "call": _call,
+            "callback": _callback,
+            "line": _line,
+            "agent": _agent,
+        }.get(subject.split(".")[3])
         if check:
             problems.extend(f"{subject}: {p}" for p in check(evs))
     return problems
@@ -101,7 +108,9 @@ def _deskday(evs: list[Event]) -> list[str]:
                 out.append("capacity thresholds not ascending")
             thresholds.append(e.threshold)
         elif t == "desk.ticket_called":
-            if tickets.get(e.ticket_no) != "waiting" or any(s == "waiting" for n, s in tickets.items() if n < e.ticket_no):
+            if tickets.get(e.ticket_no) != "waiting" or any(
+                s == "waiting" for n, s in tickets.items() if n < e.ticket_no
+            ):
                 out.append(f"ticket {e.ticket_no} called out of order")
             if e.staff_id not in on_duty or e.staff_id in absent:
                 out.append(f"ticket {e.ticket_no} called by {e.staff_id} not on duty")
@@ -205,13 +214,17 @@ def _call(evs: list[Event]) -> list[str]:
     out = []
     if evs[0].type != "calls.call_received":
         out.append(f"starts with {evs[0].type}")
-    terminal = [e.type for e in evs if e.type in ("calls.call_answered", "calls.call_missed", "calls.call_abandoned",
-                                                    "calls.call_out_of_hours")]
+    terminal = [
+        e.type
+        for e in evs
+        if e.type in ("calls.call_answered", "calls.call_missed", "calls.call_abandoned", "calls.call_out_of_hours")
+    ]
     if len(terminal) != 1:
         out.append(f"connection outcomes: {terminal}")
     types = [e.type for e in evs]
-    if "calls.call_closed" in types and (terminal != ["calls.call_answered"]
-                                         or types.index("calls.call_closed") < types.index("calls.call_answered")):
+    if "calls.call_closed" in types and (
+        terminal != ["calls.call_answered"] or types.index("calls.call_closed") < types.index("calls.call_answered")
+    ):
         out.append("closed without being answered first")
     if terminal == ["calls.call_answered"] and "calls.call_closed" not in types:
         out.append("answered but never closed")

@@ -23,8 +23,21 @@ from madoguchi_sim.recount import recount
 SPEED = 600.0
 PASSWORD = "demo-password-for-tests"
 STAFF = ("mgr-1", "op-1", "op-2", "chuo-1-s1", "chuo-1-s2", "chuo-1-s3")
-COMPARED = ("tickets_issued", "no_shows", "recalls", "masks_checked", "short_absences", "capacity_alerts", "escalations",
-            "escalations_to_city", "opinions", "pin_failures", "pin_locks", "pin_lock_warnings", "cards_handed")
+COMPARED = (
+    "tickets_issued",
+    "no_shows",
+    "recalls",
+    "masks_checked",
+    "short_absences",
+    "capacity_alerts",
+    "escalations",
+    "escalations_to_city",
+    "opinions",
+    "pin_failures",
+    "pin_locks",
+    "pin_lock_warnings",
+    "cards_handed",
+)
 
 
 async def test_one_desk_and_the_line_for_an_hour_through_the_apis(settings, nc, municipality):
@@ -41,9 +54,12 @@ async def test_one_desk_and_the_line_for_an_hour_through_the_apis(settings, nc, 
         calls = create_calls(s, clock=clock, check_interval=1.0)
         await stack.enter_async_context(desk.router.lifespan_context(desk))
         await stack.enter_async_context(calls.router.lifespan_context(calls))
-        targets = ApiTargets("http://desk", "http://calls", httpx.ASGITransport(app=desk), httpx.ASGITransport(app=calls))
-        outcome = await run_api(s, sc, targets, clock=clock, nats_client=nc, until=until,
-                                passwords={p: PASSWORD for p in STAFF})
+        targets = ApiTargets(
+            "http://desk", "http://calls", httpx.ASGITransport(app=desk), httpx.ASGITransport(app=calls)
+        )
+        outcome = await run_api(
+            s, sc, targets, clock=clock, nats_client=nc, until=until, passwords={p: PASSWORD for p in STAFF}
+        )
 
     assert outcome.failed() == 0, outcome.summary()
     desk_script, line_script = scripts(script)

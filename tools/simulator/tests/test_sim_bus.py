@@ -66,8 +66,9 @@ async def test_national_fill_streams_a_slice_of_the_peak_day(js):
     # share the servers (a random code may be one an earlier test used, and a service still running may
     # raise alerts about the fill's municipalities in the audit stream)
     before = {code: await _count(js, code) for code in codes}
-    report = await national.fill(js, 6_000, municipalities=30, desks=60, day=date(2021, 9, 30), seed=2, workers=1,
-                                 codes=codes, with_truth=True)
+    report = await national.fill(
+        js, 6_000, municipalities=30, desks=60, day=date(2021, 9, 30), seed=2, workers=1, codes=codes, with_truth=True
+    )
     assert {m.code for m in report.plan.municipalities} <= set(codes)
     added = sum([await _count(js, m.code) - before[m.code] for m in report.plan.municipalities])
     assert added == report.fill.events == sum(report.by_type.values())

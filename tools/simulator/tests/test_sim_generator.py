@@ -52,7 +52,9 @@ def test_every_event_validates_and_passes_the_pii_guard(week):
             assert parse_event(dump_event(e)) == e
         for name in free_text_fields:
             value = getattr(e, name, None)
-            if (isinstance(value, str) and name != "outcome") or (name == "outcome" and e.type == "desk.escalation_resolved"):
+            if (isinstance(value, str) and name != "outcome") or (
+                name == "outcome" and e.type == "desk.escalation_resolved"
+            ):
                 check_free_text(value)
         for op in getattr(e, "opinions", ()) or ():
             check_free_text(op.text)
@@ -99,8 +101,10 @@ def test_the_mix_is_plausible(week):
     visitors = [r["visitors"] for r in desk_days]
     assert min(visitors) >= 20 and max(visitors) <= 130 and 45 <= sum(visitors) / len(visitors) <= 80
     assert sum(r["capacity_alerts"] for r in desk_days) > 0  # some days pass 80 % of the 80 expected
-    older = sum(r.get("by_age_band.60s", 0) + r.get("by_age_band.70s", 0) + r.get("by_age_band.80_and_over", 0)
-                for r in desk_days)
+    older = sum(
+        r.get("by_age_band.60s", 0) + r.get("by_age_band.70s", 0) + r.get("by_age_band.80_and_over", 0)
+        for r in desk_days
+    )
     assert older / sum(visitors) > 0.5
     reasons = Counter()
     for r in desk_days:
@@ -130,11 +134,30 @@ def test_truth_json_names_the_reporting_figures(week):
     _, truth = week
     doc = truth.as_json(seed=11)
     report = doc["reports"]["011002"]["daily_chuo-1_2021-04-06"]
-    for figure in ("visitors", "support_needed", "support_given", "support_given_ratio", "completed", "by_hour.09",
-                   "by_gender.female", "by_age_band.70s", "escalations", "opinions", "wait.p90_s"):
+    for figure in (
+        "visitors",
+        "support_needed",
+        "support_given",
+        "support_given_ratio",
+        "completed",
+        "by_hour.09",
+        "by_gender.female",
+        "by_age_band.70s",
+        "escalations",
+        "opinions",
+        "wait.p90_s",
+    ):
         assert figure in report
     line = doc["reports"]["011002"]["daily_line-main_2021-04-06"]
-    for figure in ("received", "answered", "missed", "abandoned", "out_of_hours", "never_connected_share", "callbacks.opened"):
+    for figure in (
+        "received",
+        "answered",
+        "missed",
+        "abandoned",
+        "out_of_hours",
+        "never_connected_share",
+        "callbacks.opened",
+    ):
         assert figure in line
     assert doc["notes"]["011002"]["daily_chuo-1_2021-04-06"]["opinions"]
 
@@ -173,8 +196,9 @@ def test_the_profile_speaks_the_event_vocabularies():
     assert keys(DEFAULT.payment_services) <= set(get_args(dev.PaymentServiceCategory))
     assert keys(DEFAULT.opinion_kinds) <= set(get_args(dev.OpinionKind))
     assert {s for steps in texts.OPINIONS.values() for s in steps} <= set(get_args(dev.ProcedureStep))
-    assert keys(DEFAULT.escalation_categories) <= set(get_args(dev.EscalationCategory)) and set(texts.ESCALATIONS) <= set(
-        get_args(dev.EscalationCategory))
+    assert keys(DEFAULT.escalation_categories) <= set(get_args(dev.EscalationCategory)) and set(
+        texts.ESCALATIONS
+    ) <= set(get_args(dev.EscalationCategory))
     assert keys(DEFAULT.resolutions) <= set(get_args(cev.Resolution))
     assert keys(DEFAULT.provider_categories) <= set(get_args(cev.ProviderCategory))
     assert keys(DEFAULT.call_categories) <= codes(DEFAULT_TREE)

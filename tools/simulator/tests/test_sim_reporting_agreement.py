@@ -28,8 +28,11 @@ def test_every_daily_figure_matches_the_reporting_recount():
                 desk = key.split(".")[1]
                 assert value == ours[f"daily_{desk}_{day}"]["visitors"], (rid, key)
     assert set(ours) == {rid for rid in theirs if rid.startswith("daily_") and rid not in city}
-    mismatches = [(rid, key, figures.get(key), theirs[rid].get(key))
-                  for rid, figures in ours.items() for key in set(figures) | set(theirs[rid])
-                  if (figures.get(key) or 0) != (theirs[rid].get(key) or 0)]
+    mismatches = [
+        (rid, key, figures.get(key), theirs[rid].get(key))
+        for rid, figures in ours.items()
+        for key in set(figures) | set(theirs[rid])
+        if (figures.get(key) or 0) != (theirs[rid].get(key) or 0)
+    ]
     assert mismatches == []
     assert sum(len(f) for f in ours.values()) > 3000

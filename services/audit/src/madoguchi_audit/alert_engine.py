@@ -39,8 +39,15 @@ log = get_logger(__name__)
 
 
 class AlertEngine:
-    def __init__(self, settings: AuditSettings, pool: asyncpg.Pool, js: JetStreamContext, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), tick_every: float = 5.0):
+    def __init__(
+        self,
+        settings: AuditSettings,
+        pool: asyncpg.Pool,
+        js: JetStreamContext,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tick_every: float = 5.0,
+    ):
         self.settings = settings
         self.schema = settings.schema_name
         self.pool = pool
@@ -65,8 +72,9 @@ class AlertEngine:
 
     async def _load(self) -> None:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(f'SELECT position, state FROM "{self.schema}".alert_engine WHERE log_id = $1',
-                                      self.settings.log_id)
+            row = await conn.fetchrow(
+                f'SELECT position, state FROM "{self.schema}".alert_engine WHERE log_id = $1', self.settings.log_id
+            )
         if row is not None:
             self.position = row["position"]
             self.state = alerts.RuleState.from_json(json.loads(row["state"]))
@@ -111,7 +119,10 @@ class AlertEngine:
                     WHERE position > $1 AND type = ANY($2::text[])
                       AND NOT EXISTS (SELECT 1 FROM "{self.schema}".duplicate d WHERE d.position = log.position)
                     ORDER BY position LIMIT $3''',
-                self.position, self._types, limit)
+                self.position,
+                self._types,
+                limit,
+            )
         if not rows:
             return 0
         outs: list[alerts.Out] = []
@@ -151,7 +162,10 @@ class AlertEngine:
                     VALUES ($1, $2, $3::jsonb, now())
                     ON CONFLICT (log_id) DO UPDATE SET position = EXCLUDED.position, state = EXCLUDED.state,
                         updated_at = now()''',
-                self.settings.log_id, position, json.dumps(self.state.to_json()))
+                self.settings.log_id,
+                position,
+                json.dumps(self.state.to_json()),
+            )
         self.position = position
 
 
@@ -164,21 +178,44 @@ async def project_alert(conn: db.Connection, schema: str, position: int, e: Even
                     title, message, raised_at, last_raised_at, position)
                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $11, $11, $12)
                 ON CONFLICT (alert_id) DO NOTHING""",
-            e.alert_id, e.municipality, e.rule, e.severity, e.ward, e.desk, e.device_id, e.about, e.title, e.message,
-            e.occurred_at, position)
+            e.alert_id,
+            e.municipality,
+            e.rule,
+            e.severity,
+            e.ward,
+            e.desk,
+            e.device_id,
+            e.about,
+            e.title,
+            e.message,
+            e.occurred_at,
+            position,
+        )
     elif isinstance(e, AlertAcknowledged):
         await conn.execute(
             f"""UPDATE {t} SET status = CASE WHEN status = 'open' THEN 'acknowledged' ELSE status END,
                     acknowledged_by = $2, acknowledged_at = $3, position = $4 WHERE alert_id = $1""",
-            e.alert_id, e.acknowledged_by, e.occurred_at, position)
+            e.alert_id,
+            e.acknowledged_by,
+            e.occurred_at,
+            position,
+        )
     elif isinstance(e, AlertReraised):
         await conn.execute(
             f"UPDATE {t} SET reraise_count = greatest(reraise_count, $2), last_raised_at = $3, position = $4 "
-            "WHERE alert_id = $1", e.alert_id, e.reraise_count, e.occurred_at, position)
+            "WHERE alert_id = $1",
+            e.alert_id,
+            e.reraise_count,
+            e.occurred_at,
+            position,
+        )
     elif isinstance(e, AlertResolved):
         await conn.execute(
             f"UPDATE {t} SET status = 'resolved', resolved_at = $2, position = $3 WHERE alert_id = $1",
-            e.alert_id, e.occurred_at, position)
+            e.alert_id,
+            e.occurred_at,
+            position,
+        )
 
 
 class AlertHub:

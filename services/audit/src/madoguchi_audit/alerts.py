@@ -84,10 +84,12 @@ class Rules:
     @classmethod
     def from_settings(cls, s) -> Rules:
         return cls(
-            timezone=s.timezone, opening_time=time.fromisoformat(s.opening_time),
+            timezone=s.timezone,
+            opening_time=time.fromisoformat(s.opening_time),
             closing_time=time.fromisoformat(s.closing_time),
             heartbeat_silence=timedelta(seconds=s.heartbeat_silence_seconds),
-            reraise_after=timedelta(seconds=s.reraise_after_seconds), denied_count=s.denied_count,
+            reraise_after=timedelta(seconds=s.reraise_after_seconds),
+            denied_count=s.denied_count,
             denied_window=timedelta(seconds=s.denied_window_seconds),
         )
 
@@ -155,17 +157,39 @@ def _hhmm(t: datetime, rules: Rules) -> str:
     return t.astimezone(rules.tz).strftime("%H:%M")
 
 
-def _raise(state: RuleState, rule: str, severity: str, about: str, title: str, message: str, source: Event,
-           *, device_id: str | None = None, condition: str | None = None, at: datetime | None = None,
-           ward: str | None = None, desk: str | None = None) -> list[Out]:
+def _raise(
+    state: RuleState,
+    rule: str,
+    severity: str,
+    about: str,
+    title: str,
+    message: str,
+    source: Event,
+    *,
+    device_id: str | None = None,
+    condition: str | None = None,
+    at: datetime | None = None,
+    ward: str | None = None,
+    desk: str | None = None,
+) -> list[Out]:
     alert_id = alert_id_for(source.municipality, rule, about)
     if alert_id in state.alerts:
         return []  # already raised (replay, or the same condition reported twice)
     fields: dict[str, Any] = dict(
-        municipality=source.municipality, ward=ward or source.ward, desk=desk or source.desk, actor=ALERT_ACTOR,
-        correlation_id=source.correlation_id or source.event_id, causation_id=source.event_id,
-        occurred_at=at or source.occurred_at, alert_id=alert_id, rule=rule, severity=severity, title=title,
-        source_event_ids=(source.event_id,), device_id=device_id, about=about,
+        municipality=source.municipality,
+        ward=ward or source.ward,
+        desk=desk or source.desk,
+        actor=ALERT_ACTOR,
+        correlation_id=source.correlation_id or source.event_id,
+        causation_id=source.event_id,
+        occurred_at=at or source.occurred_at,
+        alert_id=alert_id,
+        rule=rule,
+        severity=severity,
+        title=title,
+        source_event_ids=(source.event_id,),
+        device_id=device_id,
+        about=about,
     )
     try:
         event = AlertRaised(message=message, **fields)
@@ -174,9 +198,17 @@ def _raise(state: RuleState, rule: str, severity: str, about: str, title: str, m
         # number) must not stop the alert, nor every alert after it: raise it with its title only.
         event = AlertRaised(message=f"{title}。詳細は操作ログの元の記録を確認してください。", **fields)
     state.alerts[alert_id] = {
-        "m": source.municipality, "rule": rule, "severity": severity, "raised_at": _iso(event.occurred_at),
-        "last_raised_at": _iso(event.occurred_at), "count": 0, "acked": False, "resolved": False, "seq": 0,
-        "ward": event.ward, "desk": event.desk,
+        "m": source.municipality,
+        "rule": rule,
+        "severity": severity,
+        "raised_at": _iso(event.occurred_at),
+        "last_raised_at": _iso(event.occurred_at),
+        "count": 0,
+        "acked": False,
+        "resolved": False,
+        "seq": 0,
+        "ward": event.ward,
+        "desk": event.desk,
     }
     if condition:
         state.conditions[condition] = alert_id
@@ -192,9 +224,15 @@ def _resolve(state: RuleState, condition: str, source: Event) -> list[Out]:
         return []
     info["resolved"] = True
     event = AlertResolved(
-        municipality=info["m"], ward=info["ward"], desk=info["desk"], actor=ALERT_ACTOR,
-        correlation_id=source.correlation_id or source.event_id, causation_id=source.event_id,
-        alert_id=alert_id, reason="condition_cleared", source_event_ids=(source.event_id,),
+        municipality=info["m"],
+        ward=info["ward"],
+        desk=info["desk"],
+        actor=ALERT_ACTOR,
+        correlation_id=source.correlation_id or source.event_id,
+        causation_id=source.event_id,
+        alert_id=alert_id,
+        reason="condition_cleared",
+        source_event_ids=(source.event_id,),
     )
     return [Out(event, info["seq"] or None)]
 
@@ -210,11 +248,16 @@ def _process_violation(state, e, rules) -> list[Out]:
     name = _safe(e.name[:40], "名称非表示")
     done = "強制終了しました。" if e.enforced else "終了できていません。至急確認してください。"
     # one alert per program a day; a renamed copy, another reason (inline code...) is another alert
-    return _raise(state, "application_violation", severity,
-                  about_key(e.device_id, e.sha256 or e.name, e.name, getattr(e, "reason", ""), day),
-                  "許可されていないアプリケーション",
-                  f"{_where(e, e.device_id)}の端末で許可されていないアプリケーション（{name}）が起動されました。{done}",
-                  e, device_id=e.device_id)
+    return _raise(
+        state,
+        "application_violation",
+        severity,
+        about_key(e.device_id, e.sha256 or e.name, e.name, getattr(e, "reason", ""), day),
+        "許可されていないアプリケーション",
+        f"{_where(e, e.device_id)}の端末で許可されていないアプリケーション（{name}）が起動されました。{done}",
+        e,
+        device_id=e.device_id,
+    )
 
 
 def _usb_violation(state, e, rules) -> list[Out]:
@@ -223,12 +266,22 @@ def _usb_violation(state, e, rules) -> list[Out]:
     kind = "記憶装置" if e.kind == "mass_storage" else "許可されていない種類の機器"
     done = "遮断しました。" if e.blocked else "遮断できていません。至急確認してください。"
     # a stick re-authorised after its block (tamper) is a new alert each time
-    return _raise(state, "usb_violation", severity,
-                  about_key(e.device_id, e.vendor_id + e.product_id, e.port.replace(".", "-").replace(":", "-"), day,
-                            e.event_id if getattr(e, "reauthorized", False) else None),
-                  "許可されていないUSB機器",
-                  f"{_where(e, e.device_id)}の端末にUSB機器（{kind}、{e.vendor_id}:{e.product_id}）が接続されました。{done}",
-                  e, device_id=e.device_id)
+    return _raise(
+        state,
+        "usb_violation",
+        severity,
+        about_key(
+            e.device_id,
+            e.vendor_id + e.product_id,
+            e.port.replace(".", "-").replace(":", "-"),
+            day,
+            e.event_id if getattr(e, "reauthorized", False) else None,
+        ),
+        "許可されていないUSB機器",
+        f"{_where(e, e.device_id)}の端末にUSB機器（{kind}、{e.vendor_id}:{e.product_id}）が接続されました。{done}",
+        e,
+        device_id=e.device_id,
+    )
 
 
 _KINDS_JA = {"my_number": "個人番号", "twelve_digits": "12桁の数字", "phone": "電話番号", "email": "メールアドレス"}
@@ -239,35 +292,60 @@ def _personal_data_file(state, e, rules) -> list[Out]:
     kinds = "、".join(_KINDS_JA.get(k, k) for k in e.kinds)
     done = "隔離フォルダへ移動しました。" if e.quarantined else "端末上に残っています。至急確認し、削除してください。"
     # The path is not repeated here: the guard cannot recognise a name in a file name.
-    return _raise(state, "personal_data_file", severity, about_key(e.device_id, e.event_id),
-                  "個人情報を含むファイル",
-                  f"{_where(e, e.device_id)}の端末の「{e.root}」で個人情報（{kinds}）を含むファイルを検知しました。{done}",
-                  e, device_id=e.device_id)
+    return _raise(
+        state,
+        "personal_data_file",
+        severity,
+        about_key(e.device_id, e.event_id),
+        "個人情報を含むファイル",
+        f"{_where(e, e.device_id)}の端末の「{e.root}」で個人情報（{kinds}）を含むファイルを検知しました。{done}",
+        e,
+        device_id=e.device_id,
+    )
 
 
 def _card_left_in_reader(state, e, rules) -> list[Out]:
     minutes = int(e.seconds_in_reader // 60)
     why = "受付終了後も" if e.reason == "visit_ended" else f"受付中でないのに {minutes} 分以上"
-    return _raise(state, "card_left_in_reader", "urgent", about_key(e.device_id, e.event_id),
-                  "カードが読取機に残っています",
-                  f"{_where(e, e.device_id)}の読取機に{why}マイナンバーカードが残っています。"
-                  "至急確認し、業務責任者は直ちに市へ連絡してください。",
-                  e, device_id=e.device_id)
+    return _raise(
+        state,
+        "card_left_in_reader",
+        "urgent",
+        about_key(e.device_id, e.event_id),
+        "カードが読取機に残っています",
+        f"{_where(e, e.device_id)}の読取機に{why}マイナンバーカードが残っています。"
+        "至急確認し、業務責任者は直ちに市へ連絡してください。",
+        e,
+        device_id=e.device_id,
+    )
 
 
 def _card_left_behind(state, e, rules) -> list[Out]:
-    return _raise(state, "card_left_behind", "urgent", about_key("visit", e.visit_id),
-                  "マイナンバーカードの置き忘れ",
-                  f"{_where(e)}でマイナンバーカードの置き忘れがありました（インシデント {e.incident_no}）。"
-                  "業務責任者は直ちに市へ電話連絡してください。", e)
+    return _raise(
+        state,
+        "card_left_behind",
+        "urgent",
+        about_key("visit", e.visit_id),
+        "マイナンバーカードの置き忘れ",
+        f"{_where(e)}でマイナンバーカードの置き忘れがありました（インシデント {e.incident_no}）。"
+        "業務責任者は直ちに市へ電話連絡してください。",
+        e,
+    )
 
 
 def _staffing_breach(state, e, rules) -> list[Out]:
     severity = "warning" if e.absence_notice_shown else "urgent"
     note = "（一時不在の表示あり）" if e.absence_notice_shown else ""
-    return _raise(state, "no_supporter_on_duty", severity, about_key(e.deskday_id, f"b{e.breach_no}"),
-                  "支援員不在", f"{_where(e)}に支援員がいません（{_hhmm(e.since, rules)} から）{note}。",
-                  e, condition=f"staffing/{e.municipality}/{e.deskday_id}/{e.breach_no}")
+    return _raise(
+        state,
+        "no_supporter_on_duty",
+        severity,
+        about_key(e.deskday_id, f"b{e.breach_no}"),
+        "支援員不在",
+        f"{_where(e)}に支援員がいません（{_hhmm(e.since, rules)} から）{note}。",
+        e,
+        condition=f"staffing/{e.municipality}/{e.deskday_id}/{e.breach_no}",
+    )
 
 
 def _staffing_breach_ended(state, e, rules) -> list[Out]:
@@ -275,10 +353,16 @@ def _staffing_breach_ended(state, e, rules) -> list[Out]:
 
 
 def _no_operator(state, e, rules) -> list[Out]:
-    return _raise(state, "no_operator_seated", "urgent",
-                  about_key(e.line_day, int(e.since.timestamp())), "オペレーター不在",
-                  f"電話回線 {e.line} でオペレーターが着席していません（{_hhmm(e.since, rules)} から）。",
-                  e, condition=f"seat/{e.municipality}/{e.line_day}")
+    return _raise(
+        state,
+        "no_operator_seated",
+        "urgent",
+        about_key(e.line_day, int(e.since.timestamp())),
+        "オペレーター不在",
+        f"電話回線 {e.line} でオペレーターが着席していません（{_hhmm(e.since, rules)} から）。",
+        e,
+        condition=f"seat/{e.municipality}/{e.line_day}",
+    )
 
 
 def _coverage_restored(state, e, rules) -> list[Out]:
@@ -289,25 +373,42 @@ def _desk_capacity(state, e, rules) -> list[Out]:
     share = e.visitors / e.expected_max
     severity = "urgent" if e.threshold >= 1.5 else "warning" if e.threshold >= 1.0 else "info"
     advice = "市への協議が必要です。" if e.threshold >= 1.0 else "混雑に備えてください。"
-    return _raise(state, "desk_capacity", severity, about_key(e.deskday_id, f"t{round(e.threshold * 100)}"),
-                  "来庁者数の閾値",
-                  f"{_where(e)}の来庁者数が {e.visitors} 人（想定 {e.expected_max} 人の {share:.0%}）に達しました。{advice}",
-                  e)
+    return _raise(
+        state,
+        "desk_capacity",
+        severity,
+        about_key(e.deskday_id, f"t{round(e.threshold * 100)}"),
+        "来庁者数の閾値",
+        f"{_where(e)}の来庁者数が {e.visitors} 人（想定 {e.expected_max} 人の {share:.0%}）に達しました。{advice}",
+        e,
+    )
 
 
 def _call_capacity(state, e, rules) -> list[Out]:
     severity = {"approaching": "info", "reached": "warning", "exceeded": "urgent"}[e.level]
     label = {"approaching": "に近づいています", "reached": "に達しました", "exceeded": "を超えました"}[e.level]
-    return _raise(state, "call_capacity", severity, about_key(e.line_day, e.level),
-                  "入電数の閾値",
-                  f"電話回線 {e.line} の本日の入電数が {e.count} 件となり、想定（{e.expected_max} 件）{label}。", e)
+    return _raise(
+        state,
+        "call_capacity",
+        severity,
+        about_key(e.line_day, e.level),
+        "入電数の閾値",
+        f"電話回線 {e.line} の本日の入電数が {e.count} 件となり、想定（{e.expected_max} 件）{label}。",
+        e,
+    )
 
 
 def _callback_overdue(state, e, rules) -> list[Out]:
-    return _raise(state, "callback_overdue", "warning", about_key(e.callback_id, int(e.due_at.timestamp())),
-                  "折り返しの期限超過",
-                  f"折り返し（受付 {str(e.callback_id)[:8]}）が期限 {_hhmm(e.due_at, rules)} を過ぎています。",
-                  e, condition=f"callback/{e.municipality}/{e.callback_id}/{int(e.due_at.timestamp())}")
+    return _raise(
+        state,
+        "callback_overdue",
+        "warning",
+        about_key(e.callback_id, int(e.due_at.timestamp())),
+        "折り返しの期限超過",
+        f"折り返し（受付 {str(e.callback_id)[:8]}）が期限 {_hhmm(e.due_at, rules)} を過ぎています。",
+        e,
+        condition=f"callback/{e.municipality}/{e.callback_id}/{int(e.due_at.timestamp())}",
+    )
 
 
 def _callback_done(state, e, rules) -> list[Out]:
@@ -329,26 +430,44 @@ def _access_denied(state, e, rules) -> list[Out]:
         return []
     state.denied.pop(key, None)
     minutes = max(1, int(rules.denied_window.total_seconds() // 60))
-    return _raise(state, "repeated_access_denied", "warning", about_key(e.subject_id, int(_dt(times[0]).timestamp())),
-                  "権限外アクセスの繰り返し",
-                  f"職員ID {e.subject_id} による権限外の操作が {minutes} 分間に {len(times)} 回ありました"
-                  f"（{e.service}、理由: {e.reason}）。", e)
+    return _raise(
+        state,
+        "repeated_access_denied",
+        "warning",
+        about_key(e.subject_id, int(_dt(times[0]).timestamp())),
+        "権限外アクセスの繰り返し",
+        f"職員ID {e.subject_id} による権限外の操作が {minutes} 分間に {len(times)} 回ありました"
+        f"（{e.service}、理由: {e.reason}）。",
+        e,
+    )
 
 
 def _account_locked(state, e, rules) -> list[Out]:
-    return _raise(state, "account_locked", "warning", about_key(e.staff_id, int(e.until.timestamp())),
-                  "ログイン失敗によるアカウントのロック",
-                  f"職員ID {e.staff_id} のログインが {e.failures} 回続けて失敗したため、{_hhmm(e.until, rules)} まで"
-                  "ロックしました。本人に確認し、心当たりがなければ業務責任者がパスワードをリセットしてください。", e)
+    return _raise(
+        state,
+        "account_locked",
+        "warning",
+        about_key(e.staff_id, int(e.until.timestamp())),
+        "ログイン失敗によるアカウントのロック",
+        f"職員ID {e.staff_id} のログインが {e.failures} 回続けて失敗したため、{_hhmm(e.until, rules)} まで"
+        "ロックしました。本人に確認し、心当たりがなければ業務責任者がパスワードをリセットしてください。",
+        e,
+    )
 
 
 def _heartbeat(state, e, rules) -> list[Out]:
     key = f"{e.municipality}/{e.device_id}"
     d = state.devices.get(key)
     if d is None or _dt(d["last_hb"]) < e.occurred_at:
-        state.devices[key] = d = {"m": e.municipality, "device": e.device_id, "ward": e.ward or (d or {}).get("ward"),
-                                  "desk": e.desk or (d or {}).get("desk"), "last_hb": _iso(e.occurred_at),
-                                  "hb_id": str(e.event_id), "silent": (d or {}).get("silent")}
+        state.devices[key] = d = {
+            "m": e.municipality,
+            "device": e.device_id,
+            "ward": e.ward or (d or {}).get("ward"),
+            "desk": e.desk or (d or {}).get("desk"),
+            "last_hb": _iso(e.occurred_at),
+            "hb_id": str(e.event_id),
+            "silent": (d or {}).get("silent"),
+        }
     if d.get("silent"):
         condition = f"silent/{key}"
         d["silent"] = None
@@ -367,11 +486,22 @@ def _desk_day(state, e, rules) -> list[Out]:
 
 # Alert events coming back through the log: what re-raising and resolving need to know.
 def _alert_raised(state, e, rules, seq) -> list[Out]:
-    info = state.alerts.setdefault(e.alert_id, {
-        "m": e.municipality, "rule": e.rule, "severity": e.severity, "raised_at": _iso(e.occurred_at),
-        "last_raised_at": _iso(e.occurred_at), "count": 0, "acked": False, "resolved": False, "seq": 0,
-        "ward": e.ward, "desk": e.desk,
-    })
+    info = state.alerts.setdefault(
+        e.alert_id,
+        {
+            "m": e.municipality,
+            "rule": e.rule,
+            "severity": e.severity,
+            "raised_at": _iso(e.occurred_at),
+            "last_raised_at": _iso(e.occurred_at),
+            "count": 0,
+            "acked": False,
+            "resolved": False,
+            "seq": 0,
+            "ward": e.ward,
+            "desk": e.desk,
+        },
+    )
     info["seq"] = max(info["seq"], seq or 0)
     return []
 
@@ -466,11 +596,22 @@ def tick(state: RuleState, now: datetime, rules: Rules) -> list[Out]:
             continue
         count = min(info["count"] + 1, 10_000)  # the event holds up to 10,000 re-raises
         info["count"], info["last_raised_at"] = count, _iso(now)
-        outs.append(Out(AlertReraised(
-            municipality=info["m"], ward=info["ward"], desk=info["desk"], actor=ALERT_ACTOR, occurred_at=now,
-            alert_id=alert_id, severity="urgent", reraise_count=count,
-            unacknowledged_seconds=unacknowledged_seconds(now, info["raised_at"]),
-        ), info["seq"] or None))
+        outs.append(
+            Out(
+                AlertReraised(
+                    municipality=info["m"],
+                    ward=info["ward"],
+                    desk=info["desk"],
+                    actor=ALERT_ACTOR,
+                    occurred_at=now,
+                    alert_id=alert_id,
+                    severity="urgent",
+                    reraise_count=count,
+                    unacknowledged_seconds=unacknowledged_seconds(now, info["raised_at"]),
+                ),
+                info["seq"] or None,
+            )
+        )
     for key, times in list(state.denied.items()):
         if not times or now - _dt(times[-1]) > rules.denied_window:
             del state.denied[key]

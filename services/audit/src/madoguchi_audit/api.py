@@ -46,7 +46,9 @@ class RecordParams(BaseModel):
     position_from: int | None = Field(default=None, ge=1)
     position_to: int | None = Field(default=None, ge=1)
     after: int = Field(default=0, ge=0, description="keyset pagination: records after this position")
-    before: int | None = Field(default=None, ge=1, description="keyset pagination, newest first: records before this position")
+    before: int | None = Field(
+        default=None, ge=1, description="keyset pagination, newest first: records before this position"
+    )
     newest_first: bool = Field(default=False, description="newest records first (then page with `before`)")
     hide_routine: bool = Field(default=False, description="leave out routine records (device heartbeats)")
     limit: int = Field(default=100, ge=1, le=query.MAX_PAGE)
@@ -67,21 +69,38 @@ async def _scope(request: Request, principal: Principal, ward: str | None) -> qu
     return query.Scope(principal.municipality, tuple(principal.wards))
 
 
-async def _record_query(request: Request, js, principal: Principal, endpoint: str, filters: QueryFilters,
-                        positions: list[int], fmt: str = "json") -> UUID:
+async def _record_query(
+    request: Request,
+    js,
+    principal: Principal,
+    endpoint: str,
+    filters: QueryFilters,
+    positions: list[int],
+    fmt: str = "json",
+) -> UUID:
     query_id = new_id()
-    await bus.append(js, QueryPerformed(
-        municipality=principal.municipality, actor=principal.actor, correlation_id=correlation_id(request),
-        query_id=str(query_id), endpoint=endpoint, filters=filters, result_count=len(positions),
-        first_position=positions[0] if positions else None, last_position=positions[-1] if positions else None,
-        export_format=fmt,
-    ))
+    await bus.append(
+        js,
+        QueryPerformed(
+            municipality=principal.municipality,
+            actor=principal.actor,
+            correlation_id=correlation_id(request),
+            query_id=str(query_id),
+            endpoint=endpoint,
+            filters=filters,
+            result_count=len(positions),
+            first_position=positions[0] if positions else None,
+            last_position=positions[-1] if positions else None,
+            export_format=fmt,
+        ),
+    )
     return query_id
 
 
 @log_router.get("/records")
-async def records(request: Request, principal: Auditor, pool: Pool, audit: Audit, js: Js,
-                  params: Annotated[RecordParams, Query()]) -> dict[str, Any]:
+async def records(
+    request: Request, principal: Auditor, pool: Pool, audit: Audit, js: Js, params: Annotated[RecordParams, Query()]
+) -> dict[str, Any]:
     """Search the operation log: filtered, by position, each record with its hash."""
     scope = await _scope(request, principal, params.ward)
     filters = params.filters(audit.log_id)
@@ -119,8 +138,9 @@ async def record(request: Request, position: int, principal: Auditor, pool: Pool
 
 
 @log_router.get("/export")
-async def export(request: Request, principal: Auditor, pool: Pool, audit: Audit, js: Js,
-                 params: Annotated[ExportParams, Query()]) -> Response:
+async def export(
+    request: Request, principal: Auditor, pool: Pool, audit: Audit, js: Js, params: Annotated[ExportParams, Query()]
+) -> Response:
     """Export a result as JSON Lines or as a zip of CSV, with the covering signed checkpoint."""
     scope = await _scope(request, principal, params.ward)
     filters = params.filters(audit.log_id).model_copy(update={"newest_first": False, "before": None})  # in log order
@@ -141,11 +161,17 @@ async def export(request: Request, principal: Auditor, pool: Pool, audit: Audit,
     recs = [query.record_json(r) for r in rows]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if params.format == "jsonl":
-        return Response(query.export_jsonl(recs, cp, meta), media_type="application/x-ndjson",
-                        headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.jsonl"'})
+        return Response(
+            query.export_jsonl(recs, cp, meta),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.jsonl"'},
+        )
     keys = {k: checkpoints.public_bytes(v).hex() for k, v in checkpoints.load_keyring(audit).items()}
-    return Response(query.export_csv_zip(recs, cp, meta, keys), media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.zip"'})
+    return Response(
+        query.export_csv_zip(recs, cp, meta, keys),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.zip"'},
+    )
 
 
 class VerifyRequest(BaseModel):
@@ -154,33 +180,49 @@ class VerifyRequest(BaseModel):
 
 
 @log_router.post("/verify")
-async def run_verify(request: Request, principal: VerifyRole, pool: Pool, audit: Audit, nc: Nc, js: Js,
-                     body: VerifyRequest | None = None) -> dict[str, Any]:
+async def run_verify(
+    request: Request, principal: VerifyRole, pool: Pool, audit: Audit, nc: Nc, js: Js, body: VerifyRequest | None = None
+) -> dict[str, Any]:
     """Recompute the chain and check it against every signed checkpoint."""
     body = body or VerifyRequest()
     async with pool.acquire() as conn:
         report = await verify.verify_all(conn, nc, audit, from_checkpoint=body.from_checkpoint)
     run_id = new_id()
     fault = report.first_fault
-    await bus.append(js, VerificationRun(
-        municipality=principal.municipality, actor=principal.actor, correlation_id=correlation_id(request),
-        run_id=str(run_id), log_id=audit.log_id, result="ok" if report.ok else "bad", records=report.records,
-        from_position=report.from_position, to_position=report.to_position, head=report.head,
-        checkpoints_checked=report.checkpoints_checked, first_bad_position=fault.position if fault else None,
-        fault={"duplicate": "extra"}.get(fault.kind, fault.kind) if fault else None, trigger="api",
-    ))
+    await bus.append(
+        js,
+        VerificationRun(
+            municipality=principal.municipality,
+            actor=principal.actor,
+            correlation_id=correlation_id(request),
+            run_id=str(run_id),
+            log_id=audit.log_id,
+            result="ok" if report.ok else "bad",
+            records=report.records,
+            from_position=report.from_position,
+            to_position=report.to_position,
+            head=report.head,
+            checkpoints_checked=report.checkpoints_checked,
+            first_bad_position=fault.position if fault else None,
+            fault={"duplicate": "extra"}.get(fault.kind, fault.kind) if fault else None,
+            trigger="api",
+        ),
+    )
     return {"run_id": str(run_id), **report.as_dict(), "summary": report.lines()}
 
 
 @log_router.get("/checkpoints")
-async def list_checkpoints(principal: VerifyRole, pool: Pool, audit: Audit,
-                           limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
+async def list_checkpoints(
+    principal: VerifyRole, pool: Pool, audit: Audit, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> dict[str, Any]:
     """The newest signed checkpoints (the trusted copies are the file and the stream)."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            f'SELECT event FROM "{audit.schema_name}".checkpoint ORDER BY position DESC LIMIT $1', limit)
-        head = await conn.fetchrow(f'SELECT position, hash FROM "{audit.schema_name}".chain_head WHERE log_id = $1',
-                                   audit.log_id)
+            f'SELECT event FROM "{audit.schema_name}".checkpoint ORDER BY position DESC LIMIT $1', limit
+        )
+        head = await conn.fetchrow(
+            f'SELECT position, hash FROM "{audit.schema_name}".chain_head WHERE log_id = $1', audit.log_id
+        )
     return {
         "head": {"position": head["position"], "hash": bytes(head["hash"]).hex()} if head else None,
         "checkpoints": [json.loads(bytes(r["event"])) for r in rows],
@@ -217,14 +259,19 @@ async def _alerts(pool, audit, principal: Principal, status: str, limit: int) ->
         where += f" AND (ward = ANY(${len(args)}) OR ward IS NULL)"
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            f'SELECT * FROM "{audit.schema_name}".alert WHERE {where} ORDER BY raised_at DESC LIMIT $2', *args)
+            f'SELECT * FROM "{audit.schema_name}".alert WHERE {where} ORDER BY raised_at DESC LIMIT $2', *args
+        )
     return [_alert_json(r) for r in rows]
 
 
 @alert_router.get("")
-async def list_alerts(principal: AlertViewer, pool: Pool, audit: Audit,
-                      status: Literal["open", "acknowledged", "resolved", "all"] = "open",
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+async def list_alerts(
+    principal: AlertViewer,
+    pool: Pool,
+    audit: Audit,
+    status: Literal["open", "acknowledged", "resolved", "all"] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
     """HQ alerts, newest first (default: the open ones)."""
     return {"alerts": await _alerts(pool, audit, principal, status, limit)}
 
@@ -248,8 +295,11 @@ async def alert_stream(request: Request, principal: AlertViewer, pool: Pool, aud
                     return
                 if event.municipality != principal.municipality or not principal.sees_ward(event.ward):
                     continue
-                yield {"event": event.type.removeprefix("audit."), "id": str(event.event_id),
-                       "data": event.model_dump_json()}
+                yield {
+                    "event": event.type.removeprefix("audit."),
+                    "id": str(event.event_id),
+                    "data": event.model_dump_json(),
+                }
 
     return EventSourceResponse(revocable(request.app, principal, events()), ping=15)
 
@@ -272,8 +322,9 @@ async def _load_alert(nc, principal: Principal, alert_id: str):
 
 
 @alert_router.post("/{alert_id}/acknowledge")
-async def acknowledge(request: Request, alert_id: str, principal: AlertHandler, nc: Nc, js: Js,
-                      body: AlertNote | None = None) -> dict[str, Any]:
+async def acknowledge(
+    request: Request, alert_id: str, principal: AlertHandler, nc: Nc, js: Js, body: AlertNote | None = None
+) -> dict[str, Any]:
     """HQ has seen the alert and takes it on (stops re-raising)."""
     alert, seq = await _load_alert(nc, principal, alert_id)
     if alert is not None:
@@ -284,8 +335,9 @@ async def acknowledge(request: Request, alert_id: str, principal: AlertHandler, 
 
 
 @alert_router.post("/{alert_id}/close")
-async def close_alert(request: Request, alert_id: str, principal: AlertHandler, nc: Nc, js: Js,
-                      body: AlertNote | None = None) -> dict[str, Any]:
+async def close_alert(
+    request: Request, alert_id: str, principal: AlertHandler, nc: Nc, js: Js, body: AlertNote | None = None
+) -> dict[str, Any]:
     """HQ closes the alert (handled)."""
     alert, seq = await _load_alert(nc, principal, alert_id)
     if alert is not None:

@@ -34,10 +34,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Columns of audit.log in COPY order.
 COLUMNS = (
-    "position", "stream", "stream_seq", "subject", "parsed",
-    "event_id", "type", "occurred_at", "municipality", "ward", "desk",
-    "actor_id", "actor_role", "device_id", "correlation_id",
-    "data", "prev_hash", "hash",
+    "position",
+    "stream",
+    "stream_seq",
+    "subject",
+    "parsed",
+    "event_id",
+    "type",
+    "occurred_at",
+    "municipality",
+    "ward",
+    "desk",
+    "actor_id",
+    "actor_role",
+    "device_id",
+    "correlation_id",
+    "data",
+    "prev_hash",
+    "hash",
 )
 
 
@@ -155,7 +169,7 @@ def _fast(data: bytes) -> Envelope | None:
     m = _FAST.match(text)
     if m is None:
         return None
-    rest = text[m.end():]
+    rest = text[m.end() :]
     if _AGAIN.search(rest):
         return None
     eid, typ, occ, mun, ward, desk, aid, role, corr = m.groups()
@@ -192,8 +206,19 @@ def header(stream: str, stream_seq: int, subject: str, env: Sequence) -> bytes:
 
     `env` is an Envelope, or the same eleven values read back from the table (uuids as UUID).
     """
-    (parsed, event_id, type_, occurred_at, municipality, ward, desk, actor_id, actor_role, device_id,
-     correlation_id) = env
+    (
+        parsed,
+        event_id,
+        type_,
+        occurred_at,
+        municipality,
+        ward,
+        desk,
+        actor_id,
+        actor_role,
+        device_id,
+        correlation_id,
+    ) = env
     n = NULL
     return (
         f"{stream}\x1f{stream_seq}\x1f{subject}\x1f{'1' if parsed else '0'}\x1f"

@@ -105,8 +105,9 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def signed_bytes(log_id: str, position: int, head_hex: str, signed_at: datetime, key_id: str,
-                 previous_position: int) -> bytes:
+def signed_bytes(
+    log_id: str, position: int, head_hex: str, signed_at: datetime, key_id: str, previous_position: int
+) -> bytes:
     """What the signature covers: a fixed text, so a file line can be checked without our code."""
     return (
         f"madoguchi-audit-checkpoint/1\n{log_id}\n{position}\n{head_hex}\n{_time(signed_at)}\n"
@@ -114,14 +115,29 @@ def signed_bytes(log_id: str, position: int, head_hex: str, signed_at: datetime,
     ).encode()
 
 
-def sign(key: SigningKey, *, municipality: str, log_id: str, position: int, head: bytes,
-         previous_position: int, signed_at: datetime | None = None) -> CheckpointSigned:
+def sign(
+    key: SigningKey,
+    *,
+    municipality: str,
+    log_id: str,
+    position: int,
+    head: bytes,
+    previous_position: int,
+    signed_at: datetime | None = None,
+) -> CheckpointSigned:
     signed_at = signed_at or datetime.now(UTC)
     head_hex = head.hex()
     signature = key.private.sign(signed_bytes(log_id, position, head_hex, signed_at, key.key_id, previous_position))
     return CheckpointSigned(
-        municipality=municipality, actor=SERVICE_ACTOR, log_id=log_id, position=position, head=head_hex,
-        signed_at=signed_at, occurred_at=signed_at, key_id=key.key_id, signature=signature.hex(),
+        municipality=municipality,
+        actor=SERVICE_ACTOR,
+        log_id=log_id,
+        position=position,
+        head=head_hex,
+        signed_at=signed_at,
+        occurred_at=signed_at,
+        key_id=key.key_id,
+        signature=signature.hex(),
         previous_position=previous_position,
     )
 
@@ -131,8 +147,10 @@ def signature_ok(cp: CheckpointSigned, keyring: dict[str, Ed25519PublicKey]) -> 
     if public is None:
         return False
     try:
-        public.verify(bytes.fromhex(cp.signature),
-                      signed_bytes(cp.log_id, cp.position, cp.head, cp.signed_at, cp.key_id, cp.previous_position))
+        public.verify(
+            bytes.fromhex(cp.signature),
+            signed_bytes(cp.log_id, cp.position, cp.head, cp.signed_at, cp.key_id, cp.previous_position),
+        )
     except InvalidSignature:
         return False
     return True
@@ -205,8 +223,10 @@ async def gather_copies(settings: AuditSettings, conn=None, nc=None) -> dict[str
         copies["stream"] = [s.event for s in await bus.load(nc, subject) if isinstance(s.event, CheckpointSigned)]
     copies["file"] = read_file(settings.resolved_checkpoint_file, settings.log_id)
     if conn is not None:
-        rows = await conn.fetch(f'SELECT event FROM "{settings.schema_name}".checkpoint WHERE log_id = $1 '
-                                "ORDER BY position", settings.log_id)
+        rows = await conn.fetch(
+            f'SELECT event FROM "{settings.schema_name}".checkpoint WHERE log_id = $1 ORDER BY position',
+            settings.log_id,
+        )
         db_copy = []
         for row in rows:
             try:
@@ -225,6 +245,17 @@ async def gather(settings: AuditSettings, conn=None, nc=None) -> list[Checkpoint
 
 
 __all__ = [
-    "SERVICE_ACTOR", "SigningKey", "append_to_file", "gather", "gather_copies", "generate_key", "key_id_of", "load_keyring",
-    "load_signing_key", "read_file", "sign", "signature_ok", "signed_bytes",
+    "SERVICE_ACTOR",
+    "SigningKey",
+    "append_to_file",
+    "gather",
+    "gather_copies",
+    "generate_key",
+    "key_id_of",
+    "load_keyring",
+    "load_signing_key",
+    "read_file",
+    "sign",
+    "signature_ok",
+    "signed_bytes",
 ]

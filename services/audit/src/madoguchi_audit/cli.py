@@ -43,19 +43,39 @@ SchemaOpt = Annotated[str | None, typer.Option("--schema", help="the audit schem
 
 @app.command("verify")
 def verify_cmd(
-    from_checkpoint: Annotated[bool, typer.Option("--from-checkpoint", help="start after the newest signed checkpoint")] = False,
-    incremental: Annotated[bool, typer.Option("--incremental", help="start after the newest signed checkpoint the last "
-                                              "successful run verified (recorded on the stream); full otherwise")] = False,
+    from_checkpoint: Annotated[
+        bool, typer.Option("--from-checkpoint", help="start after the newest signed checkpoint")
+    ] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="start after the newest signed checkpoint the last "
+            "successful run verified (recorded on the stream); full otherwise",
+        ),
+    ] = False,
     dsn: DsnOpt = None,
     data_dir: DataDirOpt = None,
     schema: SchemaOpt = None,
     checkpoints_file: Annotated[Path | None, typer.Option("--checkpoints", help="checkpoint JSON Lines file")] = None,
     nats_url: Annotated[str | None, typer.Option("--nats", help="NATS URL (default: MADOGUCHI_NATS_URL)")] = None,
-    use_bus: Annotated[bool, typer.Option("--bus/--no-bus", help="read the key chain and checkpoints from the stream "
-                                          "of record, reconcile the log with the streams, record the run (default)")] = True,
-    grace: Annotated[float | None, typer.Option("--grace", help="seconds: messages stored longer ago than this must "
-                                                "be in the log (default: the setting, 5)")] = None,
-    root: Annotated[str | None, typer.Option("--root", help="the fingerprint recorded at install: the key chain must start with it")] = None,
+    use_bus: Annotated[
+        bool,
+        typer.Option(
+            "--bus/--no-bus",
+            help="read the key chain and checkpoints from the stream "
+            "of record, reconcile the log with the streams, record the run (default)",
+        ),
+    ] = True,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace", help="seconds: messages stored longer ago than this must be in the log (default: the setting, 5)"
+        ),
+    ] = None,
+    root: Annotated[
+        str | None, typer.Option("--root", help="the fingerprint recorded at install: the key chain must start with it")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Check the key chain, every copy of the signed checkpoints, the hash chain, and every message of the
@@ -90,8 +110,9 @@ def verify_cmd(
             start: bool | int = from_checkpoint
             if incremental and nc is not None:
                 start = await verify.last_verified_checkpoint(conn, nc, audit) or False
-            report = await verify.verify_all(conn, nc, audit, from_checkpoint=start, progress=progress,
-                                             grace_seconds=grace)
+            report = await verify.verify_all(
+                conn, nc, audit, from_checkpoint=start, progress=progress, grace_seconds=grace
+            )
             if nc is not None:
                 await _record_run(nc, audit, report)
             return report
@@ -118,11 +139,24 @@ async def _record_run(nc, audit, report) -> None:
     from madoguchi_audit.checkpoints import SERVICE_ACTOR
 
     fault = report.first_fault
-    await bus.append(nc.jetstream(), VerificationRun(
-        municipality=audit.municipality, actor=SERVICE_ACTOR, run_id=str(new_id()), log_id=audit.log_id,
-        result="ok" if report.ok else "bad", records=report.records, from_position=report.from_position,
-        to_position=report.to_position, head=report.head, checkpoints_checked=report.checkpoints_checked,
-        first_bad_position=fault.position if fault else None, fault=_fault_kind(fault), trigger="cli"))
+    await bus.append(
+        nc.jetstream(),
+        VerificationRun(
+            municipality=audit.municipality,
+            actor=SERVICE_ACTOR,
+            run_id=str(new_id()),
+            log_id=audit.log_id,
+            result="ok" if report.ok else "bad",
+            records=report.records,
+            from_position=report.from_position,
+            to_position=report.to_position,
+            head=report.head,
+            checkpoints_checked=report.checkpoints_checked,
+            first_bad_position=fault.position if fault else None,
+            fault=_fault_kind(fault),
+            trigger="cli",
+        ),
+    )
 
 
 def _fault_kind(fault) -> str | None:
@@ -132,7 +166,9 @@ def _fault_kind(fault) -> str | None:
 
 
 NatsOpt = Annotated[str | None, typer.Option("--nats", help="NATS URL (default: MADOGUCHI_NATS_URL)")]
-MunicipalityOpt = Annotated[str | None, typer.Option("--municipality", help="the municipality the audit service publishes under")]
+MunicipalityOpt = Annotated[
+    str | None, typer.Option("--municipality", help="the municipality the audit service publishes under")
+]
 
 
 def _key_settings(data_dir, nats_url, municipality):
@@ -164,10 +200,12 @@ def init_cmd(data_dir: DataDirOpt = None, nats_url: NatsOpt = None, municipality
     except keys.KeyRefused as exc:
         typer.echo(f"導入できません: {exc.reason}\n対処: {exc.fix}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"監査ログ {audit.log_id} の署名鍵を導入しました\n"
-               f"key id      {key.key_id}\nfingerprint {trusted.fingerprint}\n"
-               f"private key {audit.resolved_signing_key_file if not audit.signing_key_hex.get_secret_value() else '(MADOGUCHI_AUDIT_SIGNING_KEY_HEX)'}\n"
-               "この指紋（fingerprint）を記録してください。監査時に `madoguchi audit verify` が表示する鍵の連鎖の先頭と照合します。")
+    typer.echo(
+        f"監査ログ {audit.log_id} の署名鍵を導入しました\n"
+        f"key id      {key.key_id}\nfingerprint {trusted.fingerprint}\n"
+        f"private key {audit.resolved_signing_key_file if not audit.signing_key_hex.get_secret_value() else '(MADOGUCHI_AUDIT_SIGNING_KEY_HEX)'}\n"
+        "この指紋（fingerprint）を記録してください。監査時に `madoguchi audit verify` が表示する鍵の連鎖の先頭と照合します。"
+    )
 
 
 @app.command("rotate-key")
@@ -191,8 +229,10 @@ def rotate_key_cmd(data_dir: DataDirOpt = None, nats_url: NatsOpt = None, munici
     except keys.KeyRefused as exc:
         typer.echo(f"ローテーションできません: {exc.reason}\n対処: {exc.fix}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"署名鍵をローテーションしました（旧鍵の署名付き）\nold key id  {old.key_id} {keys.fingerprint(old.public)}\n"
-               f"new key id  {new.key_id} {keys.fingerprint(new.public)}\nprivate key {audit.resolved_signing_key_file}")
+    typer.echo(
+        f"署名鍵をローテーションしました（旧鍵の署名付き）\nold key id  {old.key_id} {keys.fingerprint(old.public)}\n"
+        f"new key id  {new.key_id} {keys.fingerprint(new.public)}\nprivate key {audit.resolved_signing_key_file}"
+    )
 
 
 @app.command("migrate")
@@ -215,8 +255,12 @@ def migrate_cmd(dsn: DsnOpt = None, schema: SchemaOpt = None) -> None:
 
 
 @app.command("ingest")
-def ingest_cmd(dsn: DsnOpt = None, data_dir: DataDirOpt = None, schema: SchemaOpt = None,
-               nats_url: Annotated[str | None, typer.Option("--nats", help="NATS URL")] = None) -> None:
+def ingest_cmd(
+    dsn: DsnOpt = None,
+    data_dir: DataDirOpt = None,
+    schema: SchemaOpt = None,
+    nats_url: Annotated[str | None, typer.Option("--nats", help="NATS URL")] = None,
+) -> None:
     """Run only the log writer (with checkpoints) until SIGTERM/SIGINT."""
     from madoguchi_shared import bus, db
     from madoguchi_shared.logging import configure
@@ -251,7 +295,9 @@ def archive_cmd(
     data_dir: DataDirOpt = None,
     schema: SchemaOpt = None,
     days: Annotated[int | None, typer.Option("--days", help="retention in days (default: the setting)")] = None,
-    delete: Annotated[bool, typer.Option("--delete", help="delete the range from the table after the archive verified")] = False,
+    delete: Annotated[
+        bool, typer.Option("--delete", help="delete the range from the table after the archive verified")
+    ] = False,
 ) -> None:
     """Archive the records older than the retention period (with their checkpoints); optionally delete them."""
     from madoguchi_shared import bus
@@ -275,9 +321,11 @@ def archive_cmd(
     if result is None:
         typer.echo("nothing older than the retention period ends on a signed checkpoint: nothing to archive")
         return
-    typer.echo(f"archive {result.path}: positions {result.from_position}..{result.to_position}, "
-               f"{result.records} records, {'verified' if result.report.ok else 'NOT VERIFIED'}"
-               + (", deleted from the table" if result.deleted else ""))
+    typer.echo(
+        f"archive {result.path}: positions {result.from_position}..{result.to_position}, "
+        f"{result.records} records, {'verified' if result.report.ok else 'NOT VERIFIED'}"
+        + (", deleted from the table" if result.deleted else "")
+    )
     if not result.report.ok:
         typer.echo("\n".join(result.report.lines()), err=True)
         raise typer.Exit(1)

@@ -47,5 +47,6 @@ Auditor = Annotated[Principal, Depends(require(Role.auditor))]
 VerifyRole = Annotated[Principal, Depends(require(Role.auditor, Role.administrator))]
 # HQ (本部) watches and handles the alerts (SEC-2); the city and auditors may look.
 AlertHandler = Annotated[Principal, Depends(require(Role.manager, Role.rounder))]
-AlertViewer = Annotated[Principal, Depends(require(Role.manager, Role.rounder, Role.city_staff, Role.auditor,
-                                                   Role.administrator))]
+AlertViewer = Annotated[
+    Principal, Depends(require(Role.manager, Role.rounder, Role.city_staff, Role.auditor, Role.administrator))
+]

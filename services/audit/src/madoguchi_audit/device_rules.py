@@ -27,8 +27,15 @@ from madoguchi_audit import alerts as a
 # still missed on Monday morning, and after a long weekend).
 DEVICE_MEMORY = timedelta(days=14)
 
-_MONITOR_JA = {"processes": "アプリケーション（プロセス）", "usb": "USB機器", "files": "ファイル", "card": "カード読取機",
-               "link": "本部との通信", "sessions": "ログオン", "printing": "印刷"}
+_MONITOR_JA = {
+    "processes": "アプリケーション（プロセス）",
+    "usb": "USB機器",
+    "files": "ファイル",
+    "card": "カード読取機",
+    "link": "本部との通信",
+    "sessions": "ログオン",
+    "printing": "印刷",
+}
 _GAP_JA = {
     "no_desk_user": "監視対象の利用者（OSアカウント）がありません",
     "no_sysfs": "USB機器の一覧（sysfs）を読めません",
@@ -49,47 +56,88 @@ def _monitoring_gap(state, e, rules) -> list[a.Out]:
     what = _MONITOR_JA.get(e.monitor, e.monitor)
     why = _GAP_JA.get(e.reason, e.reason)
     title = "エージェントが接続できません" if e.monitor == "link" else "監視されていない項目があります"
-    return a._raise(state, "monitoring_gap", "warning", a.about_key(e.device_id, e.monitor, e.reason, e.event_id),
-                    title, f"{a._where(e, e.device_id)}の端末（{e.device_id}）で{what}が監視されていません: {why}。",
-                    e, device_id=e.device_id, condition=condition)
+    return a._raise(
+        state,
+        "monitoring_gap",
+        "warning",
+        a.about_key(e.device_id, e.monitor, e.reason, e.event_id),
+        title,
+        f"{a._where(e, e.device_id)}の端末（{e.device_id}）で{what}が監視されていません: {why}。",
+        e,
+        device_id=e.device_id,
+        condition=condition,
+    )
 
 
 def _agent_stopped(state, e, rules) -> list[a.Out]:
     if not a.desk_open(state, e.municipality, e.desk, e.occurred_at, rules):
         return []  # stopped at closing time or on a closed day: an ordinary shutdown
     why = {"signal": "停止操作（シャットダウン等）", "requested": "停止要求", "error": "エラー"}[e.reason]
-    return a._raise(state, "agent_stopped", "warning", a.about_key(e.device_id, e.event_id),
-                    "監視エージェントの停止",
-                    f"{a._where(e, e.device_id)}の端末（{e.device_id}）で、窓口の開設時間中に監視エージェントが停止しました"
-                    f"（{why}、{a._hhmm(e.occurred_at, rules)}）。", e, device_id=e.device_id)
+    return a._raise(
+        state,
+        "agent_stopped",
+        "warning",
+        a.about_key(e.device_id, e.event_id),
+        "監視エージェントの停止",
+        f"{a._where(e, e.device_id)}の端末（{e.device_id}）で、窓口の開設時間中に監視エージェントが停止しました"
+        f"（{why}、{a._hhmm(e.occurred_at, rules)}）。",
+        e,
+        device_id=e.device_id,
+    )
 
 
 def _agent_started(state, e, rules) -> list[a.Out]:
     if e.previous_run != "unclean":
         return []
-    return a._raise(state, "agent_unclean_restart", "warning", a.about_key(e.device_id, e.event_id),
-                    "監視エージェントの異常終了",
-                    f"{a._where(e, e.device_id)}の端末（{e.device_id}）の監視エージェントは、前回正常に終了していません"
-                    "（強制終了・電源断・異常終了のおそれ）。停止中の操作は監視されていません。", e, device_id=e.device_id)
+    return a._raise(
+        state,
+        "agent_unclean_restart",
+        "warning",
+        a.about_key(e.device_id, e.event_id),
+        "監視エージェントの異常終了",
+        f"{a._where(e, e.device_id)}の端末（{e.device_id}）の監視エージェントは、前回正常に終了していません"
+        "（強制終了・電源断・異常終了のおそれ）。停止中の操作は監視されていません。",
+        e,
+        device_id=e.device_id,
+    )
 
 
 def _notice_declined(state, e, rules) -> list[a.Out]:
-    return a._raise(state, "notice_declined", "warning", a.about_key(e.staff_id, e.event_id),
-                    "監視への同意拒否",
-                    f"職員ID {e.staff_id} が{a._where(e, e.device_id)}の端末で監視についてのお知らせに同意しませんでした。"
-                    "この職員は窓口で受付を開始できません。業務責任者は確認してください。", e, device_id=e.device_id)
+    return a._raise(
+        state,
+        "notice_declined",
+        "warning",
+        a.about_key(e.staff_id, e.event_id),
+        "監視への同意拒否",
+        f"職員ID {e.staff_id} が{a._where(e, e.device_id)}の端末で監視についてのお知らせに同意しませんでした。"
+        "この職員は窓口で受付を開始できません。業務責任者は確認してください。",
+        e,
+        device_id=e.device_id,
+    )
 
 
-_NOT_SCANNED_JA = {"too_large": "大きすぎるため途中まで", "unreadable": "読み取れないため", "archive_limit": "圧縮ファイルの上限のため一部",
-                   "archive_encrypted": "暗号化されているため", "archive_damaged": "壊れているため"}
+_NOT_SCANNED_JA = {
+    "too_large": "大きすぎるため途中まで",
+    "unreadable": "読み取れないため",
+    "archive_limit": "圧縮ファイルの上限のため一部",
+    "archive_encrypted": "暗号化されているため",
+    "archive_damaged": "壊れているため",
+}
 
 
 def _file_not_scanned(state, e, rules) -> list[a.Out]:
     why = _NOT_SCANNED_JA.get(e.reason, e.reason)
-    return a._raise(state, "file_not_scanned", "info", a.about_key(e.device_id, e.event_id),
-                    "個人情報の検査ができないファイル",
-                    f"{a._where(e, e.device_id)}の端末の「{e.root}」に、{why}しか個人情報の検査ができないファイルがあります"
-                    f"（{e.size_bytes:,} バイト）。確認してください。", e, device_id=e.device_id)
+    return a._raise(
+        state,
+        "file_not_scanned",
+        "info",
+        a.about_key(e.device_id, e.event_id),
+        "個人情報の検査ができないファイル",
+        f"{a._where(e, e.device_id)}の端末の「{e.root}」に、{why}しか個人情報の検査ができないファイルがあります"
+        f"（{e.size_bytes:,} バイト）。確認してください。",
+        e,
+        device_id=e.device_id,
+    )
 
 
 def _outbox_alarm(state, e, rules) -> list[a.Out]:
@@ -103,10 +151,17 @@ def _outbox_alarm(state, e, rules) -> list[a.Out]:
     else:
         what = "本部へ送れていない記録が保存上限に近づいています（通信が長く途絶えているおそれ）"
     shed = f"（保存できなかった重要度の低い記録 {e.shed:,} 件）" if e.shed else ""
-    return a._raise(state, "outbox_critical", "urgent" if e.disk_full else "warning", a.about_key(e.device_id, e.event_id),
-                    "窓口PCの記録の保存が危険な状態です",
-                    f"{a._where(e, e.device_id)}の端末（{e.device_id}）: {what}{shed}。ディスクの空きと通信を確認してください。",
-                    e, device_id=e.device_id, condition=condition)
+    return a._raise(
+        state,
+        "outbox_critical",
+        "urgent" if e.disk_full else "warning",
+        a.about_key(e.device_id, e.event_id),
+        "窓口PCの記録の保存が危険な状態です",
+        f"{a._where(e, e.device_id)}の端末（{e.device_id}）: {what}{shed}。ディスクの空きと通信を確認してください。",
+        e,
+        device_id=e.device_id,
+        condition=condition,
+    )
 
 
 DEVICE_RULES = {
@@ -150,17 +205,30 @@ def silent_pcs(state, now: datetime, rules) -> list[a.Out]:
         since = max(last, _opened_at(state, d["m"], d.get("desk"), now, rules))
         if now - since < rules.heartbeat_silence:
             continue
-        source = a._Tick(municipality=d["m"], ward=d.get("ward"), desk=d.get("desk"), occurred_at=now,
-                         event_id=uuid.UUID(d["hb_id"]))
+        source = a._Tick(
+            municipality=d["m"], ward=d.get("ward"), desk=d.get("desk"), occurred_at=now, event_id=uuid.UUID(d["hb_id"])
+        )
         minutes = int((now - since).total_seconds() // 60)
         earlier = last.astimezone(rules.tz).date() != now.astimezone(rules.tz).date()
-        when = (f"開設（{a._hhmm(since, rules)}）から {minutes} 分以上、最後の応答は "
-                f"{last.astimezone(rules.tz):%m/%d %H:%M}" if earlier else f"{minutes} 分以上")
-        raised = a._raise(state, "desk_pc_silent", "warning", a.about_key(d["device"], int(last.timestamp())),
-                          "窓口PCの応答なし",
-                          f"{a._where(source, d['device'])}の端末（{d['device']}）から{when}応答（ハートビート）が"
-                          "ありません。通信・電源・盗難のおそれを確認してください。",
-                          source, device_id=d["device"], condition=f"silent/{key}", at=now)
+        when = (
+            f"開設（{a._hhmm(since, rules)}）から {minutes} 分以上、最後の応答は "
+            f"{last.astimezone(rules.tz):%m/%d %H:%M}"
+            if earlier
+            else f"{minutes} 分以上"
+        )
+        raised = a._raise(
+            state,
+            "desk_pc_silent",
+            "warning",
+            a.about_key(d["device"], int(last.timestamp())),
+            "窓口PCの応答なし",
+            f"{a._where(source, d['device'])}の端末（{d['device']}）から{when}応答（ハートビート）が"
+            "ありません。通信・電源・盗難のおそれを確認してください。",
+            source,
+            device_id=d["device"],
+            condition=f"silent/{key}",
+            at=now,
+        )
         if raised:
             d["silent"] = raised[0].event.alert_id
             outs += raised
@@ -173,8 +241,19 @@ def _reraise_silence(state, alert_id: str, now: datetime, rules) -> list[a.Out]:
         return []
     count = min(info["count"] + 1, 10_000)  # the event holds up to 10,000 re-raises
     info["count"], info["last_raised_at"] = count, a._iso(now)
-    return [a.Out(AlertReraised(
-        municipality=info["m"], ward=info["ward"], desk=info["desk"], actor=a.ALERT_ACTOR, occurred_at=now,
-        alert_id=alert_id, severity=info["severity"], reraise_count=count,
-        unacknowledged_seconds=a.unacknowledged_seconds(now, info["raised_at"]),
-    ), info["seq"] or None)]
+    return [
+        a.Out(
+            AlertReraised(
+                municipality=info["m"],
+                ward=info["ward"],
+                desk=info["desk"],
+                actor=a.ALERT_ACTOR,
+                occurred_at=now,
+                alert_id=alert_id,
+                severity=info["severity"],
+                reraise_count=count,
+                unacknowledged_seconds=a.unacknowledged_seconds(now, info["raised_at"]),
+            ),
+            info["seq"] or None,
+        )
+    ]

@@ -38,13 +38,27 @@ class Alert:
 
 def evolve(alert: Alert | None, event: Event) -> Alert | None:
     if isinstance(event, AlertRaised):
-        return Alert(event.alert_id, event.municipality, event.rule, event.severity, event.ward, event.desk,
-                     event.device_id, event.title, event.message, event.occurred_at)
+        return Alert(
+            event.alert_id,
+            event.municipality,
+            event.rule,
+            event.severity,
+            event.ward,
+            event.desk,
+            event.device_id,
+            event.title,
+            event.message,
+            event.occurred_at,
+        )
     if alert is None:
         return None
     if isinstance(event, AlertAcknowledged):
-        return replace(alert, status="acknowledged" if alert.status == "open" else alert.status,
-                       acknowledged_by=event.acknowledged_by, acknowledged_at=event.occurred_at)
+        return replace(
+            alert,
+            status="acknowledged" if alert.status == "open" else alert.status,
+            acknowledged_by=event.acknowledged_by,
+            acknowledged_at=event.occurred_at,
+        )
     if isinstance(event, AlertReraised):
         return replace(alert, reraise_count=event.reraise_count)
     if isinstance(event, AlertResolved):
@@ -53,8 +67,13 @@ def evolve(alert: Alert | None, event: Event) -> Alert | None:
 
 
 def _envelope(alert: Alert, actor: Actor, correlation_id) -> dict:
-    return {"municipality": alert.municipality, "ward": alert.ward, "desk": alert.desk, "actor": actor,
-            "correlation_id": correlation_id}
+    return {
+        "municipality": alert.municipality,
+        "ward": alert.ward,
+        "desk": alert.desk,
+        "actor": actor,
+        "correlation_id": correlation_id,
+    }
 
 
 def acknowledge(alert: Alert | None, actor: Actor, note: str | None, correlation_id=None) -> list[Event]:
@@ -64,8 +83,11 @@ def acknowledge(alert: Alert | None, actor: Actor, note: str | None, correlation
         raise Conflict("この警報は既に解決済みです。")
     if alert.status == "acknowledged":
         raise Conflict(f"この警報は既に確認済みです（確認者: {alert.acknowledged_by}）。")
-    return [AlertAcknowledged(alert_id=alert.alert_id, acknowledged_by=actor.id, note=note,
-                              **_envelope(alert, actor, correlation_id))]
+    return [
+        AlertAcknowledged(
+            alert_id=alert.alert_id, acknowledged_by=actor.id, note=note, **_envelope(alert, actor, correlation_id)
+        )
+    ]
 
 
 def close(alert: Alert | None, actor: Actor, note: str | None, correlation_id=None) -> list[Event]:
@@ -73,5 +95,8 @@ def close(alert: Alert | None, actor: Actor, note: str | None, correlation_id=No
         raise NotFound("指定された警報は見つかりません。")
     if alert.status == "resolved":
         raise Conflict("この警報は既に解決済みです。")
-    return [AlertResolved(alert_id=alert.alert_id, reason="closed_by_staff", note=note,
-                          **_envelope(alert, actor, correlation_id))]
+    return [
+        AlertResolved(
+            alert_id=alert.alert_id, reason="closed_by_staff", note=note, **_envelope(alert, actor, correlation_id)
+        )
+    ]

@@ -118,8 +118,15 @@ class Ingest:
 
     HIGH_WATER = 50_000
 
-    def __init__(self, settings: AuditSettings, nc: NATS, pool: asyncpg.Pool, key: checkpoints.SigningKey | None = None,
-                 *, on_commit: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        settings: AuditSettings,
+        nc: NATS,
+        pool: asyncpg.Pool,
+        key: checkpoints.SigningKey | None = None,
+        *,
+        on_commit: Callable[[int], None] | None = None,
+    ):
         self.settings = settings
         self.nc = nc
         self.js = nc.jetstream()
@@ -164,13 +171,17 @@ class Ingest:
     async def _read_state(self, conn: db.Connection) -> None:
         await conn.execute(
             f"INSERT INTO {self._q('chain_head')}(log_id, position, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
-            self.settings.log_id, chain.GENESIS,
+            self.settings.log_id,
+            chain.GENESIS,
         )
-        row = await conn.fetchrow(f"SELECT position, hash FROM {self._q('chain_head')} WHERE log_id = $1",
-                                  self.settings.log_id)
+        row = await conn.fetchrow(
+            f"SELECT position, hash FROM {self._q('chain_head')} WHERE log_id = $1", self.settings.log_id
+        )
         self.position, self.head = row["position"], bytes(row["hash"])
-        self.stream_seq = {r["stream"]: r["last_seq"] for r in await conn.fetch(
-            f"SELECT stream, last_seq FROM {self._q('ingest_checkpoint')}")}
+        self.stream_seq = {
+            r["stream"]: r["last_seq"]
+            for r in await conn.fetch(f"SELECT stream, last_seq FROM {self._q('ingest_checkpoint')}")
+        }
         cp = await conn.fetchval(f"SELECT max(position) FROM {self._q('checkpoint')}")
         self.last_cp_position = cp or 0
         self.pending_news = self.position - self.last_cp_position
@@ -199,10 +210,16 @@ class Ingest:
             except keys.KeyRefused as exc:
                 await self._halt("untrusted_key", str(exc), "signing_key", self._key_alert(exc))
             except Tampered as exc:
-                await self._halt("tampered", exc.detail, "log", (
-                    "監査ログの改ざんを検知しました",
-                    f"監査ログの書き込みと署名を停止しました。{exc.ja}。署名済みチェックポイントの上に署名することはありません。"
-                    "`madoguchi audit verify` で確認し、インシデントとして対応してください。"))
+                await self._halt(
+                    "tampered",
+                    exc.detail,
+                    "log",
+                    (
+                        "監査ログの改ざんを検知しました",
+                        f"監査ログの書き込みと署名を停止しました。{exc.ja}。署名済みチェックポイントの上に署名することはありません。"
+                        "`madoguchi audit verify` で確認し、インシデントとして対応してください。",
+                    ),
+                )
             except Exception as exc:  # noqa: BLE001 - never leave the log unwritten: retry from what is stored
                 self.restarts += 1
                 log.error("audit.ingest_failed", error=f"{type(exc).__name__}: {exc}", restarts=self.restarts)
@@ -212,11 +229,13 @@ class Ingest:
                     pass
 
     def _key_alert(self, exc: keys.KeyRefused) -> tuple[str, str]:
-        return ("監査ログの署名鍵が信頼されていません",
-                "署名鍵ファイルの鍵は `madoguchi audit init` で導入された鍵でも、`madoguchi audit rotate-key` で"
-                "引き継がれた鍵でもないため、チェックポイントへの署名と監査ログの書き込みを停止しました。"
-                "無断で置き換えられた場合はインシデントとして扱い、正規の鍵をバックアップから戻してサービスを再起動してください。"
-                "鍵を変更する場合は、正規の鍵を戻してから `madoguchi audit rotate-key` を実行してください。")
+        return (
+            "監査ログの署名鍵が信頼されていません",
+            "署名鍵ファイルの鍵は `madoguchi audit init` で導入された鍵でも、`madoguchi audit rotate-key` で"
+            "引き継がれた鍵でもないため、チェックポイントへの署名と監査ログの書き込みを停止しました。"
+            "無断で置き換えられた場合はインシデントとして扱い、正規の鍵をバックアップから戻してサービスを再起動してください。"
+            "鍵を変更する場合は、正規の鍵を戻してから `madoguchi audit rotate-key` を実行してください。",
+        )
 
     async def _halt(self, kind: str, detail: str, about: str, texts: tuple[str, str]) -> None:
         """Stop writing for good (until an operator restarts the service) and raise an urgent HQ alert."""
@@ -225,9 +244,16 @@ class Ingest:
         title, message = texts
         municipality = self.settings.municipality
         about_id = alerts.about_key(self.settings.log_id, about, kind, int(time.time()))
-        event = AlertRaised(municipality=municipality, actor=checkpoints.SERVICE_ACTOR,
-                            alert_id=alerts.alert_id_for(municipality, f"audit_{kind}", about_id),
-                            rule=f"audit_{kind}", severity="urgent", title=title, message=message, about=about_id)
+        event = AlertRaised(
+            municipality=municipality,
+            actor=checkpoints.SERVICE_ACTOR,
+            alert_id=alerts.alert_id_for(municipality, f"audit_{kind}", about_id),
+            rule=f"audit_{kind}",
+            severity="urgent",
+            title=title,
+            message=message,
+            about=about_id,
+        )
         try:
             await bus.append(self.js, event, expected=0)
         except Exception as exc:  # noqa: BLE001 - the log line above still says it
@@ -271,8 +297,10 @@ class Ingest:
         good = [cp for cp in found if checkpoints.signature_ok(cp, ring)]
         bad = [cp for cp in found if cp not in good]
         if bad:
-            raise Tampered(f"a copy of the last checkpoint ({bad[0].position}) does not carry a valid signature",
-                           f"最後のチェックポイント（位置 {bad[0].position}）の署名を検証できません")
+            raise Tampered(
+                f"a copy of the last checkpoint ({bad[0].position}) does not carry a valid signature",
+                f"最後のチェックポイント（位置 {bad[0].position}）の署名を検証できません",
+            )
         return max(good, key=lambda cp: cp.position, default=None)
 
     async def _check_head(self, conn: db.Connection) -> None:
@@ -290,45 +318,62 @@ class Ingest:
             end, end_hash = (last["position"], bytes(last["hash"])) if last else (0, chain.GENESIS)
             head = await conn.fetchrow(f"SELECT position, hash FROM {head_t} WHERE log_id = $1", self.settings.log_id)
             if head is not None and (head["position"], bytes(head["hash"])) != (end, end_hash):
-                raise Tampered(f"chain_head says {head['position']} but the log's last record is {end}",
-                               f"chain_head（位置 {head['position']}）が最後の記録（位置 {end}）を指していません")
+                raise Tampered(
+                    f"chain_head says {head['position']} but the log's last record is {end}",
+                    f"chain_head（位置 {head['position']}）が最後の記録（位置 {end}）を指していません",
+                )
             start, prev = 0, chain.GENESIS
             for position, digest, what in anchors:
                 archived = await conn.fetchval(
                     f"SELECT checkpoint_head FROM {self._q('archive')} WHERE verified AND deleted_at IS NOT NULL "
-                    "AND to_position = $1", position)
+                    "AND to_position = $1",
+                    position,
+                )
                 if archived is not None and bytes(archived) == digest and (end == 0 or end >= position):
                     if position > start:  # retention deleted the range this checkpoint closes: the archive vouches
                         start, prev = position, digest
                     continue
                 if end < position:
-                    raise Tampered(f"the log ends at {end} but the {what} is at {position}: records were removed",
-                                   f"記録が削除されています（ログは位置 {end} で終わり、位置 {position} まで記録済み）")
+                    raise Tampered(
+                        f"the log ends at {end} but the {what} is at {position}: records were removed",
+                        f"記録が削除されています（ログは位置 {end} で終わり、位置 {position} まで記録済み）",
+                    )
                 stored = await conn.fetchval(f"SELECT hash FROM {log_t} WHERE position = $1", position)
                 if stored is None or bytes(stored) != digest:
-                    raise Tampered(f"the record at {position} is not the {what}",
-                                   f"位置 {position} の記録が署名・記録済みの内容と一致しません")
+                    raise Tampered(
+                        f"the record at {position} is not the {what}",
+                        f"位置 {position} の記録が署名・記録済みの内容と一致しません",
+                    )
                 if position > start:
                     start, prev = position, digest
             # Every record after the anchor links to the one before it.
             rows = await conn.fetch(
                 f"SELECT position, prev_hash, {chain.HEADER_SQL} AS header, data, hash FROM {log_t} "
-                "WHERE position > $1 ORDER BY position", start)
+                "WHERE position > $1 ORDER BY position",
+                start,
+            )
             expected = start + 1
             for r in rows:
-                if r["position"] != expected or bytes(r["prev_hash"]) != prev or chain.link(
-                        prev, bytes(r["header"]), bytes(r["data"])) != bytes(r["hash"]):
-                    raise Tampered(f"the records after {start} do not follow from it (first at {expected})",
-                                   f"位置 {start} 以降の記録の連鎖が途切れています（位置 {expected}）")
+                if (
+                    r["position"] != expected
+                    or bytes(r["prev_hash"]) != prev
+                    or chain.link(prev, bytes(r["header"]), bytes(r["data"])) != bytes(r["hash"])
+                ):
+                    raise Tampered(
+                        f"the records after {start} do not follow from it (first at {expected})",
+                        f"位置 {start} 以降の記録の連鎖が途切れています（位置 {expected}）",
+                    )
                 prev = bytes(r["hash"])
                 expected += 1
             # Every stream position the writer stored is backed by a record of that stream.
             for r in await conn.fetch(f"SELECT stream, last_seq FROM {seq_t}"):
                 top = await conn.fetchval(f"SELECT max(stream_seq) FROM {log_t} WHERE stream = $1", r["stream"])
                 if top != r["last_seq"]:
-                    raise Tampered(f"{r['stream']} is stored as read to {r['last_seq']} but its last record has "
-                                   f"{top}: records were removed",
-                                   f"{r['stream']} の記録が削除されています（読込位置 {r['last_seq']}、最後の記録 {top}）")
+                    raise Tampered(
+                        f"{r['stream']} is stored as read to {r['last_seq']} but its last record has "
+                        f"{top}: records were removed",
+                        f"{r['stream']} の記録が削除されています（読込位置 {r['last_seq']}、最後の記録 {top}）",
+                    )
 
     async def _run_once(self) -> None:
         """Take the writer lock (standby until free), then pull and write until stopped."""
@@ -345,13 +390,17 @@ class Ingest:
                 await self._load_state(conn)
                 await self._export(conn)
                 for stream in bus.LOG_STREAMS:
-                    puller = Reader(self.nc, stream, filter_subjects(stream, self.settings.municipalities),
-                                    start_seq=self.stream_seq.get(stream, 0) + 1, sink=self._sink)
+                    puller = Reader(
+                        self.nc,
+                        stream,
+                        filter_subjects(stream, self.settings.municipalities),
+                        start_seq=self.stream_seq.get(stream, 0) + 1,
+                        sink=self._sink,
+                    )
                     self.pullers.append(puller)
                     await puller.start()
                 self._running.set()
-                log.info("audit.ingest_started", schema=self.schema, position=self.position,
-                         streams=self.stream_seq)
+                log.info("audit.ingest_started", schema=self.schema, position=self.position, streams=self.stream_seq)
                 await self._loop(conn)
             finally:
                 self._running.clear()
@@ -438,14 +487,18 @@ class Ingest:
             await conn.copy_records_to_table("log", schema_name=self.schema, records=p.rows, columns=chain.COLUMNS)
             ok = await conn.fetchval(
                 f"""WITH c AS (
-                        INSERT INTO {self._q('ingest_checkpoint')} AS ic (stream, last_seq, updated_at)
+                        INSERT INTO {self._q("ingest_checkpoint")} AS ic (stream, last_seq, updated_at)
                         SELECT s, q, now() FROM unnest($4::text[], $5::bigint[]) AS u(s, q)
                         ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
                         WHERE ic.last_seq < EXCLUDED.last_seq
                         RETURNING 1)
-                    UPDATE {self._q('chain_head')} SET position = $2, hash = $3
+                    UPDATE {self._q("chain_head")} SET position = $2, hash = $3
                     WHERE log_id = $1 AND position = $6 RETURNING (SELECT count(*) FROM c)""",
-                self.settings.log_id, p.position, p.head, list(p.moved), list(p.moved.values()),
+                self.settings.log_id,
+                p.position,
+                p.head,
+                list(p.moved),
+                list(p.moved.values()),
                 p.rows[0][0] - 1,
             )
             if ok is None:
@@ -453,23 +506,29 @@ class Ingest:
             if p.spans:  # the auditors' time filter: each day's position range (schema.AUDITOR_KEYSET_SQL)
                 keys, ends = list(p.spans), list(p.spans.values())
                 await conn.execute(
-                    f"""INSERT INTO {self._q('day_span')} AS d (municipality, day, first_position, last_position)
+                    f"""INSERT INTO {self._q("day_span")} AS d (municipality, day, first_position, last_position)
                         SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[], $4::bigint[])
                         ON CONFLICT (municipality, day) DO UPDATE
                         SET first_position = least(d.first_position, EXCLUDED.first_position),
                             last_position = greatest(d.last_position, EXCLUDED.last_position)""",
-                    [k[0] for k in keys], [k[1] for k in keys], [e[0] for e in ends], [e[1] for e in ends])
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [e[0] for e in ends],
+                    [e[1] for e in ends],
+                )
             # One lookup by event id per record of the batch, by the event_id index. `position + 0`: a plain
             # min(position) lets PostgreSQL walk the primary key from the start until a row has that event id —
             # the whole log per record for a new event, the end of the log (a 20,000-record batch timed out at
             # 100,000 records).
             await conn.execute(
-                f"""INSERT INTO {self._q('duplicate')}(position, first_position)
+                f"""INSERT INTO {self._q("duplicate")}(position, first_position)
                     SELECT b.position, f.first FROM unnest($1::uuid[], $2::bigint[]) AS b(event_id, position)
-                    CROSS JOIN LATERAL (SELECT min(l.position + 0) AS first FROM {self._q('log')} l
+                    CROSS JOIN LATERAL (SELECT min(l.position + 0) AS first FROM {self._q("log")} l
                                         WHERE l.event_id = b.event_id) f
                     WHERE f.first < b.position""",
-                [r[5] for r in p.rows if r[5] is not None], [r[0] for r in p.rows if r[5] is not None])
+                [r[5] for r in p.rows if r[5] is not None],
+                [r[0] for r in p.rows if r[5] is not None],
+            )
             if p.checkpoint is not None:
                 await self._vouch(conn, p.checkpoint)
                 await self._insert_checkpoint(conn, p.checkpoint)
@@ -486,28 +545,49 @@ class Ingest:
 
     # ---------------------------------------------------------------- checkpoints
     def _sign(self, position: int, head: bytes, previous: int) -> CheckpointSigned:
-        return checkpoints.sign(self.key, municipality=self.settings.municipality, log_id=self.settings.log_id,
-                                position=position, head=head, previous_position=previous)
+        return checkpoints.sign(
+            self.key,
+            municipality=self.settings.municipality,
+            log_id=self.settings.log_id,
+            position=position,
+            head=head,
+            previous_position=previous,
+        )
 
     async def _vouch(self, conn: db.Connection, cp: CheckpointSigned) -> None:
         """Before a checkpoint is stored: every record it vouches for since the last one is there, unchanged at both ends."""
         low = cp.previous_position
         count, low_hash, top_hash = await conn.fetchrow(
-            f"""SELECT count(*), (SELECT hash FROM {self._q('log')} WHERE position = $1),
-                       (SELECT hash FROM {self._q('log')} WHERE position = $2)
-                FROM {self._q('log')} WHERE position > $1 AND position <= $2""", low, cp.position)
-        want_low = await conn.fetchval(f"SELECT head FROM {self._q('checkpoint')} WHERE position = $1", low) if low else None
-        if count != cp.position - low or (top_hash is not None and bytes(top_hash).hex() != cp.head) or (
-                low and (low_hash is None or want_low is None or bytes(low_hash) != bytes(want_low))):
-            raise Tampered(f"records {low + 1}..{cp.position} are not all there ({count}) or the signed one changed",
-                           f"署名しようとした範囲（位置 {low + 1}〜{cp.position}）の記録が欠けているか変更されています")
+            f"""SELECT count(*), (SELECT hash FROM {self._q("log")} WHERE position = $1),
+                       (SELECT hash FROM {self._q("log")} WHERE position = $2)
+                FROM {self._q("log")} WHERE position > $1 AND position <= $2""",
+            low,
+            cp.position,
+        )
+        want_low = (
+            await conn.fetchval(f"SELECT head FROM {self._q('checkpoint')} WHERE position = $1", low) if low else None
+        )
+        if (
+            count != cp.position - low
+            or (top_hash is not None and bytes(top_hash).hex() != cp.head)
+            or (low and (low_hash is None or want_low is None or bytes(low_hash) != bytes(want_low)))
+        ):
+            raise Tampered(
+                f"records {low + 1}..{cp.position} are not all there ({count}) or the signed one changed",
+                f"署名しようとした範囲（位置 {low + 1}〜{cp.position}）の記録が欠けているか変更されています",
+            )
 
     async def _insert_checkpoint(self, conn: db.Connection, cp: CheckpointSigned) -> None:
         await conn.execute(
-            f"""INSERT INTO {self._q('checkpoint')}
+            f"""INSERT INTO {self._q("checkpoint")}
                 (position, log_id, head, signed_at, key_id, previous_position, event)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            cp.position, cp.log_id, bytes.fromhex(cp.head), cp.signed_at, cp.key_id, cp.previous_position,
+            cp.position,
+            cp.log_id,
+            bytes.fromhex(cp.head),
+            cp.signed_at,
+            cp.key_id,
+            cp.previous_position,
             cp.model_dump_json().encode(),
         )
 
@@ -535,7 +615,8 @@ class Ingest:
     async def _export(self, conn: db.Connection) -> None:
         """Copy checkpoints not yet exported to the file, then to JetStream; then mark them."""
         rows = await conn.fetch(
-            f"SELECT position, event FROM {self._q('checkpoint')} WHERE NOT exported ORDER BY position")
+            f"SELECT position, event FROM {self._q('checkpoint')} WHERE NOT exported ORDER BY position"
+        )
         if not rows:
             return
         events = [parse_event(bytes(r["event"])) for r in rows]
@@ -543,8 +624,11 @@ class Ingest:
         ring |= keys.load_keyring(self.settings)
         for event in events:
             if not isinstance(event, CheckpointSigned) or not checkpoints.signature_ok(event, ring):
-                raise Tampered(f"the checkpoint outbox holds a checkpoint at {getattr(event, 'position', '?')} "
-                               "that no trusted key signed", "データベース内の未送信チェックポイントに正しい署名がありません")
+                raise Tampered(
+                    f"the checkpoint outbox holds a checkpoint at {getattr(event, 'position', '?')} "
+                    "that no trusted key signed",
+                    "データベース内の未送信チェックポイントに正しい署名がありません",
+                )
         checkpoints.append_to_file(self.settings.resolved_checkpoint_file, events)
         try:
             for event in events:
@@ -554,8 +638,10 @@ class Ingest:
             return
         async with conn.transaction():
             await conn.execute(f"SET LOCAL ROLE {WRITER}")
-            await conn.execute(f"UPDATE {self._q('checkpoint')} SET exported = true WHERE position = ANY($1)",
-                               [r["position"] for r in rows])
+            await conn.execute(
+                f"UPDATE {self._q('checkpoint')} SET exported = true WHERE position = ANY($1)",
+                [r["position"] for r in rows],
+            )
 
     # ---------------------------------------------------------------- for tests and tools
     async def wait_running(self, timeout: float = 30.0) -> None:
@@ -578,5 +664,7 @@ class Ingest:
                 return
             await asyncio.sleep(0.05)
         state = {p.stream: (p.last_seq, self.stream_seq.get(p.stream, 0), await p.drained()) for p in self.pullers}
-        raise TimeoutError(f"audit ingest did not catch up: buffer {len(self.buffer)}, inflight {self._inflight}, "
-                           f"running {self._running.is_set()}, streams (pulled, written, drained) {state}")
+        raise TimeoutError(
+            f"audit ingest did not catch up: buffer {len(self.buffer)}, inflight {self._inflight}, "
+            f"running {self._running.is_set()}, streams (pulled, written, drained) {state}"
+        )

@@ -47,7 +47,7 @@ Statement = SigningKeyIntroduced | SigningKeyRotated
 def fingerprint(public: Ed25519PublicKey | bytes) -> str:
     raw = public if isinstance(public, bytes) else public_bytes(public)
     digest = hashlib.sha256(raw).hexdigest()
-    return "SHA256:" + " ".join(digest[i:i + 4] for i in range(0, 64, 4))
+    return "SHA256:" + " ".join(digest[i : i + 4] for i in range(0, 64, 4))
 
 
 def _fp_norm(text: str) -> str:
@@ -60,8 +60,9 @@ def _time(value: datetime) -> str:
 
 def rotation_bytes(log_id: str, old_key_id: str, new_key_id: str, new_public_hex: str, at: datetime) -> bytes:
     """What the old key signs to hand trust on: a fixed text, checkable without our code."""
-    return (f"madoguchi-audit-key-rotation/1\n{log_id}\n{old_key_id}\n{new_key_id}\n{new_public_hex}\n"
-            f"{_time(at)}\n").encode()
+    return (
+        f"madoguchi-audit-key-rotation/1\n{log_id}\n{old_key_id}\n{new_key_id}\n{new_public_hex}\n{_time(at)}\n"
+    ).encode()
 
 
 def subject(settings: AuditSettings) -> str:
@@ -124,8 +125,10 @@ def build_chain(statements: list, log_id: str, source: str = "") -> KeyChain:
                 chain.faults.append(f"introduction of {st.key_id} names another key's id")
                 continue
             if chain.keys:
-                chain.faults.append(f"a second introduction ({st.key_id} at {_time(st.occurred_at)}): "
-                                    "only a rotation signed by the current key may add a key")
+                chain.faults.append(
+                    f"a second introduction ({st.key_id} at {_time(st.occurred_at)}): "
+                    "only a rotation signed by the current key may add a key"
+                )
                 continue
             chain.keys.append(TrustedKey(st.key_id, public, st.occurred_at, "introduced"))
         elif isinstance(st, SigningKeyRotated):
@@ -134,13 +137,17 @@ def build_chain(statements: list, log_id: str, source: str = "") -> KeyChain:
                 chain.faults.append(f"rotation to {st.new_key_id} before any key was introduced")
                 continue
             if st.old_key_id != current.key_id:
-                chain.faults.append(f"rotation to {st.new_key_id} claims to come from {st.old_key_id}, "
-                                    f"but the current key is {current.key_id}")
+                chain.faults.append(
+                    f"rotation to {st.new_key_id} claims to come from {st.old_key_id}, "
+                    f"but the current key is {current.key_id}"
+                )
                 continue
             try:
                 new = Ed25519PublicKey.from_public_bytes(bytes.fromhex(st.new_public_key))
-                current.public.verify(bytes.fromhex(st.signature), rotation_bytes(
-                    log_id, st.old_key_id, st.new_key_id, st.new_public_key, st.occurred_at))
+                current.public.verify(
+                    bytes.fromhex(st.signature),
+                    rotation_bytes(log_id, st.old_key_id, st.new_key_id, st.new_public_key, st.occurred_at),
+                )
             except (ValueError, InvalidSignature):
                 chain.faults.append(f"rotation to {st.new_key_id} is not signed by the current key {current.key_id}")
                 continue
@@ -207,10 +214,14 @@ async def load_chain(settings: AuditSettings, nc: NATS | None) -> tuple[KeyChain
         chain = build_chain(remote, settings.log_id, "the MG_AUDIT stream")
         if [str(s.event_id) for s in remote] != [str(s.event_id) for s in _mine(local, settings)]:
             notes.append(f"the key statements in {settings.resolved_statements_file} differ from the stream's")
-    if settings.root_fingerprint and chain.keys and _fp_norm(chain.keys[0].fingerprint) != _fp_norm(
-            settings.root_fingerprint):
-        chain.faults.append(f"the first key's fingerprint {chain.keys[0].fingerprint} is not the recorded "
-                            f"{settings.root_fingerprint}")
+    if (
+        settings.root_fingerprint
+        and chain.keys
+        and _fp_norm(chain.keys[0].fingerprint) != _fp_norm(settings.root_fingerprint)
+    ):
+        chain.faults.append(
+            f"the first key's fingerprint {chain.keys[0].fingerprint} is not the recorded {settings.root_fingerprint}"
+        )
     return chain, notes
 
 
@@ -249,19 +260,29 @@ async def introduce(settings: AuditSettings, nc: NATS, key: SigningKey | None = 
     js = nc.jetstream()
     statements, last = await stream_statements(nc, settings)
     if build_chain(statements, settings.log_id).keys or last:
-        raise KeyRefused("this log already has an introduced signing key",
-                         "use `madoguchi audit rotate-key` to replace it")
+        raise KeyRefused(
+            "this log already has an introduced signing key", "use `madoguchi audit rotate-key` to replace it"
+        )
     key = key or private_key(settings) or generate_key(settings.resolved_signing_key_file)
-    statement = SigningKeyIntroduced(municipality=settings.municipality, actor=SERVICE_ACTOR, log_id=settings.log_id,
-                                     key_id=key.key_id, public_key=public_bytes(key.public).hex())
+    statement = SigningKeyIntroduced(
+        municipality=settings.municipality,
+        actor=SERVICE_ACTOR,
+        log_id=settings.log_id,
+        key_id=key.key_id,
+        public_key=public_bytes(key.public).hex(),
+    )
     try:
         await bus.append(js, statement, expected=0)
     except bus.ConcurrencyConflict as exc:
         raise KeyRefused("another key was introduced at the same moment", "run `madoguchi audit verify`") from exc
     append_statement(settings.resolved_statements_file, statement)
     trusted = TrustedKey(key.key_id, key.public, statement.occurred_at, "introduced")
-    log.warning("audit.signing_key_introduced", key_id=key.key_id, fingerprint=trusted.fingerprint,
-                note="record this fingerprint: it is the root of trust of the audit log's checkpoints")
+    log.warning(
+        "audit.signing_key_introduced",
+        key_id=key.key_id,
+        fingerprint=trusted.fingerprint,
+        note="record this fingerprint: it is the root of trust of the audit log's checkpoints",
+    )
     return key, trusted
 
 
@@ -274,11 +295,15 @@ async def rotate(settings: AuditSettings, nc: NATS) -> tuple[SigningKey, Signing
     if chain.current is None:
         raise KeyRefused("no key was ever introduced for this log", "run `madoguchi audit init` first")
     if old is None or old.key_id != chain.current.key_id:
-        raise KeyRefused(f"the key on disk is not the current trusted key {chain.current.key_id}",
-                         "only the holder of the trusted key can rotate it: restore that key file first")
+        raise KeyRefused(
+            f"the key on disk is not the current trusted key {chain.current.key_id}",
+            "only the holder of the trusted key can rotate it: restore that key file first",
+        )
     if settings.signing_key_hex.get_secret_value():
-        raise KeyRefused("the key is given in MADOGUCHI_AUDIT_SIGNING_KEY_HEX",
-                         "rotate by hand: unset it, put the key in the key file, rotate, then set the new one")
+        raise KeyRefused(
+            "the key is given in MADOGUCHI_AUDIT_SIGNING_KEY_HEX",
+            "rotate by hand: unset it, put the key in the key file, rotate, then set the new one",
+        )
     path = settings.resolved_signing_key_file
     staged = path.with_name(path.name + ".new")
     staged.unlink(missing_ok=True)
@@ -286,9 +311,16 @@ async def rotate(settings: AuditSettings, nc: NATS) -> tuple[SigningKey, Signing
     at = datetime.now(UTC)
     new_hex = public_bytes(new.public).hex()
     signature = old.private.sign(rotation_bytes(settings.log_id, old.key_id, new.key_id, new_hex, at)).hex()
-    statement = SigningKeyRotated(municipality=settings.municipality, actor=SERVICE_ACTOR, log_id=settings.log_id,
-                                  occurred_at=at, old_key_id=old.key_id, new_key_id=new.key_id,
-                                  new_public_key=new_hex, signature=signature)
+    statement = SigningKeyRotated(
+        municipality=settings.municipality,
+        actor=SERVICE_ACTOR,
+        log_id=settings.log_id,
+        occurred_at=at,
+        old_key_id=old.key_id,
+        new_key_id=new.key_id,
+        new_public_key=new_hex,
+        signature=signature,
+    )
     await bus.append(js, statement, expected=last)
     append_statement(settings.resolved_statements_file, statement)
     path.rename(path.with_name(f"{path.name}.{old.key_id}.retired"))
@@ -308,33 +340,43 @@ async def signing_key(settings: AuditSettings, nc: NATS, key: SigningKey | None 
     if not chain.keys and not last:
         local = _mine(read_statements(settings.resolved_statements_file), settings)
         if local:
-            raise KeyRefused("the local key statements name a key the stream of record never saw",
-                             "check MADOGUCHI_NATS_URL and the municipality; an install is introduced with "
-                             "`madoguchi audit init`")
+            raise KeyRefused(
+                "the local key statements name a key the stream of record never saw",
+                "check MADOGUCHI_NATS_URL and the municipality; an install is introduced with `madoguchi audit init`",
+            )
         if not settings.init_on_first_start:
-            raise KeyRefused("no signing key was introduced for this log",
-                             "run `madoguchi audit init` and record the fingerprint it prints")
+            raise KeyRefused(
+                "no signing key was introduced for this log",
+                "run `madoguchi audit init` and record the fingerprint it prints",
+            )
         key, _ = await introduce(settings, nc, key)
         return key
     if chain.faults:
-        raise KeyRefused("the key chain on the stream of record is broken: " + "; ".join(chain.faults),
-                         "run `madoguchi audit verify` and treat it as an incident")
+        raise KeyRefused(
+            "the key chain on the stream of record is broken: " + "; ".join(chain.faults),
+            "run `madoguchi audit verify` and treat it as an incident",
+        )
     current = chain.current
     assert current is not None
     if settings.root_fingerprint and _fp_norm(chain.keys[0].fingerprint) != _fp_norm(settings.root_fingerprint):
-        raise KeyRefused(f"the first key {chain.keys[0].fingerprint} is not the recorded root "
-                         f"{settings.root_fingerprint}", "treat it as an incident")
+        raise KeyRefused(
+            f"the first key {chain.keys[0].fingerprint} is not the recorded root {settings.root_fingerprint}",
+            "treat it as an incident",
+        )
     if key is None:
-        raise KeyRefused(f"the trusted signing key {current.key_id} is not on this machine "
-                         f"({settings.resolved_signing_key_file} is missing)",
-                         "restore the key file from its backup (mode 0600)")
+        raise KeyRefused(
+            f"the trusted signing key {current.key_id} is not on this machine "
+            f"({settings.resolved_signing_key_file} is missing)",
+            "restore the key file from its backup (mode 0600)",
+        )
     if key.key_id != current.key_id:
         raise KeyRefused(
             f"the private key in {settings.resolved_signing_key_file} (key id {key.key_id}, "
             f"{fingerprint(key.public)}) is not the trusted signing key {current.key_id} ({current.fingerprint})",
             "a key that was not introduced is never used. If it was replaced without authorisation, treat it as an "
             "incident and restore the trusted key from its backup; to change the key on purpose, put the trusted key "
-            "back and run `madoguchi audit rotate-key`")
+            "back and run `madoguchi audit rotate-key`",
+        )
     every = read_statements(settings.resolved_statements_file)
     if [str(s.event_id) for s in _mine(every, settings)] != [str(s.event_id) for s in statements]:
         # The stream is the record; keep the local copy of this log in step with it (others' lines kept).
@@ -348,7 +390,20 @@ async def signing_key(settings: AuditSettings, nc: NATS, key: SigningKey | None 
 
 
 __all__ = [
-    "KeyChain", "KeyRefused", "TrustedKey", "append_statement", "build_chain", "fingerprint", "introduce",
-    "load_chain", "load_keyring", "private_key", "read_statements", "rotate", "rotation_bytes", "signing_key",
-    "stream_statements", "subject",
+    "KeyChain",
+    "KeyRefused",
+    "TrustedKey",
+    "append_statement",
+    "build_chain",
+    "fingerprint",
+    "introduce",
+    "load_chain",
+    "load_keyring",
+    "private_key",
+    "read_statements",
+    "rotate",
+    "rotation_bytes",
+    "signing_key",
+    "stream_statements",
+    "subject",
 ]

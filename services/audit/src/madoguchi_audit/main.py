@@ -52,8 +52,14 @@ def create_app(settings: Settings, audit: AuditSettings | None = None) -> FastAP
                     log.error("audit.task_failed", task=task.get_name(), error=str(task.exception()))
             await hub.stop()
 
-    app = create_service_app("audit", settings, routers=api.routers, lifespan=lifespan, use_db=True,
-                             description="Append-only hash-chained operation log, verifier, auditors' queries, HQ alerts")
+    app = create_service_app(
+        "audit",
+        settings,
+        routers=api.routers,
+        lifespan=lifespan,
+        use_db=True,
+        description="Append-only hash-chained operation log, verifier, auditors' queries, HQ alerts",
+    )
     app.state.audit = audit
     return app
 

@@ -100,8 +100,10 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -
         add("position < ?", filters.before)
     if limit is None:  # count up to COUNT_CAP + 1 matches: a page never walks every match of a national log
         args.append(COUNT_CAP + 1)
-        return (f'SELECT count(*) FROM (SELECT 1 FROM "{schema}".log WHERE {" AND ".join(where)} '
-                f"LIMIT ${len(args)}) matches"), args
+        return (
+            f'SELECT count(*) FROM (SELECT 1 FROM "{schema}".log WHERE {" AND ".join(where)} '
+            f"LIMIT ${len(args)}) matches"
+        ), args
     args.append(limit)
     order = "DESC" if filters.newest_first else ""
     sql = f'{_SELECT} FROM "{schema}".log WHERE {" AND ".join(where)} ORDER BY position {order} LIMIT ${len(args)}'
@@ -158,8 +160,9 @@ def record_json(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def fetch_page(conn: db.Connection, schema: str, filters: QueryFilters, scope: Scope,
-                     limit: int) -> list[asyncpg.Record]:
+async def fetch_page(
+    conn: db.Connection, schema: str, filters: QueryFilters, scope: Scope, limit: int
+) -> list[asyncpg.Record]:
     sql, args = build(schema, filters, scope, limit)
     async with conn.transaction(readonly=True):
         await conn.execute(f"SET LOCAL ROLE {READER}")
@@ -177,7 +180,8 @@ async def covering_checkpoint(conn: db.Connection, schema: str, position: int | 
     if position is None:
         return None
     raw = await conn.fetchval(
-        f'SELECT event FROM "{schema}".checkpoint WHERE position >= $1 ORDER BY position LIMIT 1', position)
+        f'SELECT event FROM "{schema}".checkpoint WHERE position >= $1 ORDER BY position LIMIT 1', position
+    )
     return json.loads(bytes(raw)) if raw is not None else None
 
 
@@ -185,8 +189,25 @@ async def covering_checkpoint(conn: db.Connection, schema: str, position: int | 
 # Exports
 # --------------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("position", "stream", "stream_seq", "subject", "event_id", "type", "occurred_at", "ward", "desk",
-               "actor_id", "actor_role", "device_id", "correlation_id", "prev_hash", "hash", "header", "data")
+CSV_COLUMNS = (
+    "position",
+    "stream",
+    "stream_seq",
+    "subject",
+    "event_id",
+    "type",
+    "occurred_at",
+    "ward",
+    "desk",
+    "actor_id",
+    "actor_role",
+    "device_id",
+    "correlation_id",
+    "prev_hash",
+    "hash",
+    "header",
+    "data",
+)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -242,5 +263,9 @@ audit service to verify the whole chain (madoguchi audit verify) to link them.
 
 
 def meta(filters: QueryFilters, count: int, generated_at: datetime, query_id: UUID) -> dict:
-    return {"query_id": str(query_id), "generated_at": generated_at.isoformat(), "count": count,
-            "filters": json.loads(filters.model_dump_json(exclude_none=True))}
+    return {
+        "query_id": str(query_id),
+        "generated_at": generated_at.isoformat(),
+        "count": count,
+        "filters": json.loads(filters.model_dump_json(exclude_none=True)),
+    }

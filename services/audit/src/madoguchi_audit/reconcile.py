@@ -76,7 +76,7 @@ class LogIndex:
             s.seqs.append(row[4])
             s.positions.append(row[0])
             payload = row[1]
-            s.digests += sha(memoryview(payload)[len(payload) - row[5]:]).digest()
+            s.digests += sha(memoryview(payload)[len(payload) - row[5] :]).digest()
         if rows:
             if self.first_position is None:
                 self.first_position = rows[0][0]
@@ -124,24 +124,33 @@ class Reconciliation:
 
     def as_dict(self) -> dict:
         return {
-            "ok": self.ok, "cutoff_time": self.cutoff_time.isoformat(), "cutoff": self.cutoff,
-            "messages": self.messages, "records": self.records, "discrepancies": self.total_discrepancies,
-            "first": self.first.__dict__ if self.first else None, "listed": [d.__dict__ for d in self.discrepancies],
-            "notes": self.notes, "seconds": round(self.seconds, 3),
+            "ok": self.ok,
+            "cutoff_time": self.cutoff_time.isoformat(),
+            "cutoff": self.cutoff,
+            "messages": self.messages,
+            "records": self.records,
+            "discrepancies": self.total_discrepancies,
+            "first": self.first.__dict__ if self.first else None,
+            "listed": [d.__dict__ for d in self.discrepancies],
+            "notes": self.notes,
+            "seconds": round(self.seconds, 3),
         }
 
     def lines(self) -> list[str]:
         cut = ", ".join(f"{s} {q}" for s, q in self.cutoff.items())
-        head = (f"reconciled with the streams of record up to the cut-off {self.cutoff_time.isoformat()} "
-                f"(stream seqs {cut}): {self.messages:,} messages, {self.records:,} records")
+        head = (
+            f"reconciled with the streams of record up to the cut-off {self.cutoff_time.isoformat()} "
+            f"(stream seqs {cut}): {self.messages:,} messages, {self.records:,} records"
+        )
         if self.ok:
             out = [f"    {head}: every message once, in stream order, same bytes; nothing extra"]
         else:
             out = [f"    {head}: {self.total_discrepancies:,} discrepancies"]
             first = self.first
             out.append(f"    first: {first.line()}")
-            out += [f"      {d.line()}" for d in sorted(self.discrepancies, key=lambda d: d.sort_key)[:20]
-                    if d is not first]
+            out += [
+                f"      {d.line()}" for d in sorted(self.discrepancies, key=lambda d: d.sort_key)[:20] if d is not first
+            ]
         out += [f"    note: {n}" for n in self.notes]
         return out
 
@@ -184,8 +193,9 @@ class Collected:
                 return
 
 
-async def _read(nc: NATS, streams: dict[str, list[str]], starts: dict[str, int], cut: dict[str, int],
-                sinks: dict) -> None:
+async def _read(
+    nc: NATS, streams: dict[str, list[str]], starts: dict[str, int], cut: dict[str, int], sinks: dict
+) -> None:
     """Read every stream from its start to its cut-off into its sink (an object with feed() and done)."""
     readers: list[Reader] = []
     try:
@@ -207,8 +217,11 @@ async def _read(nc: NATS, streams: dict[str, list[str]], starts: dict[str, int],
                     del waiting[name]
             if not waiting:
                 break
-            await asyncio.wait([asyncio.ensure_future(c.done.wait()) for c in waiting.values()],
-                               timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [asyncio.ensure_future(c.done.wait()) for c in waiting.values()],
+                timeout=1.0,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             for r in readers:
                 await r.watchdog()
     finally:
@@ -258,9 +271,14 @@ class _Compare:
             return
         for j in bad:
             kind = "duplicate" if seqs[j] in (seqs[j - 1],) else "reordered"
-            self._add(kind, seqs[j], self.positions[j],
-                      "recorded twice" if kind == "duplicate" else
-                      f"recorded after seq {seqs[j - 1]} (log position {self.positions[j - 1]}): out of stream order")
+            self._add(
+                kind,
+                seqs[j],
+                self.positions[j],
+                "recorded twice"
+                if kind == "duplicate"
+                else f"recorded after seq {seqs[j - 1]} (log position {self.positions[j - 1]}): out of stream order",
+            )
         # Match the rest by sequence: sort the records by (seq, position), keep the first of each seq.
         order = sorted(range(self.n), key=lambda j: (seqs[j], self.positions[j]))
         keep, last = [], None
@@ -270,7 +288,7 @@ class _Compare:
                 last = seqs[j]
         self.seqs = array("q", (seqs[j] for j in keep))
         self.positions = array("q", (self.positions[j] for j in keep))
-        self.digests = bytearray(b"".join(bytes(self.digests[j * 32:j * 32 + 32]) for j in keep))
+        self.digests = bytearray(b"".join(bytes(self.digests[j * 32 : j * 32 + 32]) for j in keep))
         self.n = len(self.seqs)
 
     def _previous_position(self) -> int | None:
@@ -294,14 +312,17 @@ class _Compare:
         k = 0
         if self.i == 0:
             n = min(self.n, len(seqs))
-            if self.seqs[:n] == seqs[:n] and self.digests[:32 * n] == digests[:32 * n]:
+            if self.seqs[:n] == seqs[:n] and self.digests[: 32 * n] == digests[: 32 * n]:
                 k = n
             else:
                 # Narrow down to the first difference by halves, so a late fault costs array compares, not a loop.
                 lo, hi = 0, n
                 while hi - lo > 1024:
                     mid = (lo + hi) // 2
-                    if self.seqs[lo:mid] == seqs[lo:mid] and self.digests[32 * lo:32 * mid] == digests[32 * lo:32 * mid]:
+                    if (
+                        self.seqs[lo:mid] == seqs[lo:mid]
+                        and self.digests[32 * lo : 32 * mid] == digests[32 * lo : 32 * mid]
+                    ):
                         lo = mid
                     else:
                         hi = mid
@@ -311,47 +332,66 @@ class _Compare:
                 self.messages += k
                 self.last_seq = seqs[k - 1]
         for j in range(k, len(seqs)):
-            self.feed_digest(seqs[j], bytes(digests[32 * j:32 * j + 32]), bool(trailing[j]))
+            self.feed_digest(seqs[j], bytes(digests[32 * j : 32 * j + 32]), bool(trailing[j]))
 
     def feed_digest(self, seq: int, digest: bytes, tolerable: bool) -> None:
         self.messages += 1
         self.last_seq = seq
         seqs, i, n = self.seqs, self.i, self.n
         while i < n and seqs[i] < seq:
-            self._add("extra", seqs[i], self.positions[i], "the log holds a record of a stream message that does not exist")
+            self._add(
+                "extra", seqs[i], self.positions[i], "the log holds a record of a stream message that does not exist"
+            )
             i += 1
         if i < n and seqs[i] == seq:
-            if digest != self.digests[i * 32:i * 32 + 32]:
+            if digest != self.digests[i * 32 : i * 32 + 32]:
                 self._add("altered", seq, self.positions[i], "the record's bytes differ from the stream's message")
             i += 1
         elif i >= n:
             self._tail_missing(seq, tolerable)
         else:
-            self._add("missing", seq, self._previous_position() if i > 0 else None,
-                      f"the stream's message is not in the log (the next record of {self.stream} is seq {seqs[i]} "
-                      f"at log position {self.positions[i]})")
+            self._add(
+                "missing",
+                seq,
+                self._previous_position() if i > 0 else None,
+                f"the stream's message is not in the log (the next record of {self.stream} is seq {seqs[i]} "
+                f"at log position {self.positions[i]})",
+            )
         self.i = i
 
     def _tail_missing(self, seq: int, tolerable: bool) -> None:
         if tolerable:
             self.tolerated += 1
             return
-        self._add("missing", seq, self.last_position,
-                  "the stream's message is not in the log: the log ends before it (tail cut, records deleted, "
-                  "or the writer is stopped or behind)")
+        self._add(
+            "missing",
+            seq,
+            self.last_position,
+            "the stream's message is not in the log: the log ends before it (tail cut, records deleted, "
+            "or the writer is stopped or behind)",
+        )
 
     def finish(self, stream_last: int | None = None) -> int:
         """Records after the last message up to the cut-off are extra, and so is any record of a sequence the
         stream has never reached (`stream_last`, read after the table). Returns the tolerated trailing messages."""
         i = self.i
         while i < self.n and self.seqs[i] <= self.cut:
-            self._add("extra", self.seqs[i], self.positions[i], "the log holds a record of a stream message that does not exist")
+            self._add(
+                "extra",
+                self.seqs[i],
+                self.positions[i],
+                "the log holds a record of a stream message that does not exist",
+            )
             i += 1
         if stream_last is not None:
             for j in range(i, self.n):
                 if self.seqs[j] > stream_last:
-                    self._add("extra", self.seqs[j], self.positions[j],
-                              f"the log holds a record of seq {self.seqs[j]}, but the stream ends at {stream_last}")
+                    self._add(
+                        "extra",
+                        self.seqs[j],
+                        self.positions[j],
+                        f"the log holds a record of seq {self.seqs[j]}, but the stream ends at {stream_last}",
+                    )
         self.i = i
         return self.tolerated
 
@@ -365,8 +405,9 @@ async def cutoff(nc: NATS, streams: list[str], at: datetime) -> dict[str, int]:
         last = info.state.last_seq or 0
         stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
-            reply = await nc.request(f"$JS.API.DIRECT.GET.{stream}", json.dumps({"start_time": stamp}).encode(),
-                                     timeout=5)
+            reply = await nc.request(
+                f"$JS.API.DIRECT.GET.{stream}", json.dumps({"start_time": stamp}).encode(), timeout=5
+            )
         except Exception:  # noqa: BLE001 - fall back to the ordinary get below
             reply = None
         headers = (reply.headers or {}) if reply is not None else {}
@@ -379,9 +420,16 @@ async def cutoff(nc: NATS, streams: list[str], at: datetime) -> dict[str, int]:
     return out
 
 
-async def reconcile(nc: NATS, index: LogIndex, streams: dict[str, list[str]], cut: dict[str, int],
-                    cutoff_time: datetime, *, after: dict[str, int | None] | None = None,
-                    collected: dict[str, Collected] | None = None) -> Reconciliation:
+async def reconcile(
+    nc: NATS,
+    index: LogIndex,
+    streams: dict[str, list[str]],
+    cut: dict[str, int],
+    cutoff_time: datetime,
+    *,
+    after: dict[str, int | None] | None = None,
+    collected: dict[str, Collected] | None = None,
+) -> Reconciliation:
     """Compare every stream (name -> filter subjects) up to its cut-off with the log index.
 
     `after`: when the index starts past position 1 (incremental verification, archived records),
@@ -414,11 +462,16 @@ async def reconcile(nc: NATS, index: LogIndex, streams: dict[str, list[str]], cu
         result.total_discrepancies += c.count
         result.discrepancies += c.found
     if after is not None:
-        result.notes.append("messages recorded before the first position read were not compared (" + ", ".join(
-            f"{s} to seq {q}" for s, q in after.items() if q) + ")")
+        result.notes.append(
+            "messages recorded before the first position read were not compared ("
+            + ", ".join(f"{s} to seq {q}" for s, q in after.items() if q)
+            + ")"
+        )
     if tolerated:
-        result.notes.append(f"{tolerated} of the audit service's own checkpoint / verification messages follow the "
-                            "log's last MG_AUDIT record (written after the writer stopped, or not yet ingested)")
+        result.notes.append(
+            f"{tolerated} of the audit service's own checkpoint / verification messages follow the "
+            "log's last MG_AUDIT record (written after the writer stopped, or not yet ingested)"
+        )
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -433,5 +486,14 @@ def stream_filters(municipalities: list[str]) -> dict[str, list[str]]:
     return {s: filter_subjects(s, municipalities) for s in bus.LOG_STREAMS}
 
 
-__all__ = ["Collected", "Discrepancy", "LogIndex", "Reconciliation", "collect", "cutoff", "cutoff_time", "reconcile",
-           "stream_filters"]
+__all__ = [
+    "Collected",
+    "Discrepancy",
+    "LogIndex",
+    "Reconciliation",
+    "collect",
+    "cutoff",
+    "cutoff_time",
+    "reconcile",
+    "stream_filters",
+]

@@ -55,13 +55,23 @@ class ArchiveResult:
 
 def _row_json(r: asyncpg.Record) -> dict:
     return {
-        "position": r["position"], "stream": r["stream"], "stream_seq": r["stream_seq"], "subject": r["subject"],
-        "parsed": r["parsed"], "event_id": str(r["event_id"]) if r["event_id"] else None, "type": r["type"],
+        "position": r["position"],
+        "stream": r["stream"],
+        "stream_seq": r["stream_seq"],
+        "subject": r["subject"],
+        "parsed": r["parsed"],
+        "event_id": str(r["event_id"]) if r["event_id"] else None,
+        "type": r["type"],
         "occurred_at": r["occurred_at"].isoformat() if r["occurred_at"] else None,
-        "municipality": r["municipality"], "ward": r["ward"], "desk": r["desk"], "actor_id": r["actor_id"],
-        "actor_role": r["actor_role"], "device_id": r["device_id"],
+        "municipality": r["municipality"],
+        "ward": r["ward"],
+        "desk": r["desk"],
+        "actor_id": r["actor_id"],
+        "actor_role": r["actor_role"],
+        "device_id": r["device_id"],
         "correlation_id": str(r["correlation_id"]) if r["correlation_id"] else None,
-        "data": base64.b64encode(bytes(r["data"])).decode(), "prev_hash": bytes(r["prev_hash"]).hex(),
+        "data": base64.b64encode(bytes(r["data"])).decode(),
+        "prev_hash": bytes(r["prev_hash"]).hex(),
         "hash": bytes(r["hash"]).hex(),
     }
 
@@ -69,12 +79,24 @@ def _row_json(r: asyncpg.Record) -> dict:
 def row_from_json(d: dict) -> chain.Row:
     """An archived record back as a verifier Row (the header rebuilt from its columns)."""
     values = (
-        d["position"], d["stream"], d["stream_seq"], d["subject"], d["parsed"],
-        UUID(d["event_id"]) if d["event_id"] else None, d["type"],
+        d["position"],
+        d["stream"],
+        d["stream_seq"],
+        d["subject"],
+        d["parsed"],
+        UUID(d["event_id"]) if d["event_id"] else None,
+        d["type"],
         datetime.fromisoformat(d["occurred_at"]) if d["occurred_at"] else None,
-        d["municipality"], d["ward"], d["desk"], d["actor_id"], d["actor_role"], d["device_id"],
+        d["municipality"],
+        d["ward"],
+        d["desk"],
+        d["actor_id"],
+        d["actor_role"],
+        d["device_id"],
         UUID(d["correlation_id"]) if d["correlation_id"] else None,
-        base64.b64decode(d["data"]), bytes.fromhex(d["prev_hash"]), bytes.fromhex(d["hash"]),
+        base64.b64decode(d["data"]),
+        bytes.fromhex(d["prev_hash"]),
+        bytes.fromhex(d["hash"]),
     )
     return chain.row_from_columns(values)
 
@@ -103,19 +125,30 @@ async def verify_archive(path: Path, keyring: dict, log_id: str) -> verify.Repor
     report = await verify.verify_rows(rows, cps, keyring, log_id, start_position=manifest["from_position"], prev=prev)
     if report.ok and report.last_checkpoint != manifest["to_position"]:
         report.ok = False
-        report.fault = verify.Fault("truncated", manifest["to_position"],
-                                    "the archive does not end on a matching signed checkpoint")
+        report.fault = verify.Fault(
+            "truncated", manifest["to_position"], "the archive does not end on a matching signed checkpoint"
+        )
     if report.ok and manifest["from_position"] > 1:
         trusted, _ = verify.trusted_checkpoints(cps, keyring, log_id)
         if trusted.get(manifest["from_position"] - 1) != prev:
             report.ok = False
-            report.fault = verify.Fault("chain_replaced", manifest["from_position"],
-                                        "the archive's start is not vouched for by a signed checkpoint")
+            report.fault = verify.Fault(
+                "chain_replaced",
+                manifest["from_position"],
+                "the archive's start is not vouched for by a signed checkpoint",
+            )
     return report
 
 
-async def archive(conn: db.Connection, settings: AuditSettings, js=None, *, now: datetime | None = None,
-                  delete: bool = False, retention_days: int | None = None) -> ArchiveResult | None:
+async def archive(
+    conn: db.Connection,
+    settings: AuditSettings,
+    js=None,
+    *,
+    now: datetime | None = None,
+    delete: bool = False,
+    retention_days: int | None = None,
+) -> ArchiveResult | None:
     """Archive (and optionally delete) what is older than the retention period. None = nothing to do."""
     days = settings.retention_days if retention_days is None else retention_days
     if days <= 0:
@@ -129,8 +162,12 @@ async def archive(conn: db.Connection, settings: AuditSettings, js=None, *, now:
     first = await conn.fetchval(f"SELECT min(position) FROM {q}.log")
     if first is None:
         return None
-    ends = await conn.fetch(f"SELECT position, signed_at FROM {q}.checkpoint WHERE position >= $1 AND signed_at < $2 "
-                            "ORDER BY position DESC", first, cutoff)
+    ends = await conn.fetch(
+        f"SELECT position, signed_at FROM {q}.checkpoint WHERE position >= $1 AND signed_at < $2 "
+        "ORDER BY position DESC",
+        first,
+        cutoff,
+    )
     end = next((r["position"] for r in ends if r["position"] in trusted), None)
     if end is None:
         return None
@@ -149,11 +186,23 @@ async def archive(conn: db.Connection, settings: AuditSettings, js=None, *, now:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute(f"SET LOCAL ROLE {READER}")
         with gzip.open(tmp, "wt", encoding="utf-8") as f:
-            f.write(json.dumps({"kind": "archive", "log_id": settings.log_id, "from_position": first,
-                                "to_position": end, "start_prev_hash": start_prev.hex(),
-                                "created_at": now.isoformat(), "retention_days": days}) + "\n")
-            cursor = await conn.cursor(f"SELECT * FROM {q}.log WHERE position BETWEEN $1 AND $2 ORDER BY position",
-                                       first, end)
+            f.write(
+                json.dumps(
+                    {
+                        "kind": "archive",
+                        "log_id": settings.log_id,
+                        "from_position": first,
+                        "to_position": end,
+                        "start_prev_hash": start_prev.hex(),
+                        "created_at": now.isoformat(),
+                        "retention_days": days,
+                    }
+                )
+                + "\n"
+            )
+            cursor = await conn.cursor(
+                f"SELECT * FROM {q}.log WHERE position BETWEEN $1 AND $2 ORDER BY position", first, end
+            )
             while rows := await cursor.fetch(10_000):
                 for r in rows:
                     f.write(json.dumps({"kind": "record", **_row_json(r)}) + "\n")
@@ -175,13 +224,34 @@ async def archive(conn: db.Connection, settings: AuditSettings, js=None, *, now:
             f"""INSERT INTO {q}.archive (archive_id, from_position, to_position, records, checkpoint_position,
                     checkpoint_head, file_name, file_sha256, verified)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true) ON CONFLICT (archive_id) DO NOTHING""",
-            archive_id, first, end, count, end, trusted[end], path.name, digest)
+            archive_id,
+            first,
+            end,
+            count,
+            end,
+            trusted[end],
+            path.name,
+            digest,
+        )
     if js is not None:
-        await bus.append(js, ArchiveMade(
-            municipality=settings.municipality, actor=SERVICE_ACTOR, archive_id=archive_id, log_id=settings.log_id,
-            from_position=first, to_position=end, records=count, checkpoint_position=end,
-            checkpoint_head=trusted[end].hex(), file_name=path.name, file_sha256=digest, retention_days=days,
-            older_than=cutoff))
+        await bus.append(
+            js,
+            ArchiveMade(
+                municipality=settings.municipality,
+                actor=SERVICE_ACTOR,
+                archive_id=archive_id,
+                log_id=settings.log_id,
+                from_position=first,
+                to_position=end,
+                records=count,
+                checkpoint_position=end,
+                checkpoint_head=trusted[end].hex(),
+                file_name=path.name,
+                file_sha256=digest,
+                retention_days=days,
+                older_than=cutoff,
+            ),
+        )
     if delete:
         async with conn.transaction():
             await conn.execute(f"SET LOCAL ROLE {OWNER}")
@@ -190,7 +260,16 @@ async def archive(conn: db.Connection, settings: AuditSettings, js=None, *, now:
             await conn.execute(f"UPDATE {q}.archive SET deleted_at = now() WHERE archive_id = $1", archive_id)
         result.deleted = deleted == f"DELETE {count}"
         if js is not None:
-            await bus.append(js, ArchivedRecordsDeleted(
-                municipality=settings.municipality, actor=SERVICE_ACTOR, archive_id=archive_id,
-                log_id=settings.log_id, from_position=first, to_position=end, records=count))
+            await bus.append(
+                js,
+                ArchivedRecordsDeleted(
+                    municipality=settings.municipality,
+                    actor=SERVICE_ACTOR,
+                    archive_id=archive_id,
+                    log_id=settings.log_id,
+                    from_position=first,
+                    to_position=end,
+                    records=count,
+                ),
+            )
     return result

@@ -280,8 +280,16 @@ GRANT SELECT, INSERT, UPDATE ON day_span TO {WRITER};
 GRANT SELECT ON day_span TO {READER};
 """
 
-MIGRATIONS = [ROLES_SQL, LOG_SQL, ALERTS_SQL, STREAM_SEQ_SQL, PRIVILEGES_SQL, AUDITOR_INDEXES_SQL, DUPLICATES_SQL,
-              AUDITOR_KEYSET_SQL]
+MIGRATIONS = [
+    ROLES_SQL,
+    LOG_SQL,
+    ALERTS_SQL,
+    STREAM_SEQ_SQL,
+    PRIVILEGES_SQL,
+    AUDITOR_INDEXES_SQL,
+    DUPLICATES_SQL,
+    AUDITOR_KEYSET_SQL,
+]
 
 
 async def migrate(conn: db.Connection, schema: str) -> int:
@@ -313,9 +321,11 @@ async def ensure(pool: asyncpg.Pool, schema: str) -> int:
         try:
             return await migrate(conn, schema)
         except asyncpg.InsufficientPrivilegeError as exc:
-            raise NotMigrated(f"the audit schema {schema!r} is at version {current} of {len(MIGRATIONS)} and this "
-                              f"role may not migrate it: run `madoguchi audit migrate` with the owner role "
-                              f"(MADOGUCHI_PG_DSN of {'mg_migrator'})") from exc
+            raise NotMigrated(
+                f"the audit schema {schema!r} is at version {current} of {len(MIGRATIONS)} and this "
+                f"role may not migrate it: run `madoguchi audit migrate` with the owner role "
+                f"(MADOGUCHI_PG_DSN of {'mg_migrator'})"
+            ) from exc
 
 
 async def rebuild_day_spans(conn: db.Connection, schema: str) -> None:

@@ -86,8 +86,9 @@ class Report:
         if self.reconciliation is not None:
             for d in sorted(self.reconciliation.discrepancies, key=lambda d: d.sort_key):
                 if d.kind == "missing":
-                    missing = missing or Fault(d.kind, (d.position or 0) + 1, d.line(), stream=d.stream,
-                                               stream_seq=d.stream_seq)
+                    missing = missing or Fault(
+                        d.kind, (d.position or 0) + 1, d.line(), stream=d.stream, stream_seq=d.stream_seq
+                    )
                 else:
                     exact = exact or Fault(d.kind, d.position or 0, d.line(), stream=d.stream, stream_seq=d.stream_seq)
         return exact, missing
@@ -102,21 +103,36 @@ class Report:
         exact, missing = self._recon_faults()
         chain_fault = self.fault
         if chain_fault is not None and chain_fault.kind == "chain_replaced":
-            inside = [f for f in (exact, missing) if f is not None
-                      and chain_fault.position <= f.position <= (chain_fault.upto or f.position)]
+            inside = [
+                f
+                for f in (exact, missing)
+                if f is not None and chain_fault.position <= f.position <= (chain_fault.upto or f.position)
+            ]
             if inside:
                 located = min(inside, key=lambda f: f.position)
-                chain_fault = Fault("chain_replaced", located.position,
-                                    f"{chain_fault.detail}; the first rewritten record: {located.detail}",
-                                    stream=located.stream, stream_seq=located.stream_seq)
+                chain_fault = Fault(
+                    "chain_replaced",
+                    located.position,
+                    f"{chain_fault.detail}; the first rewritten record: {located.detail}",
+                    stream=located.stream,
+                    stream_seq=located.stream_seq,
+                )
         elif chain_fault is not None and chain_fault.kind == "deleted" and self.reconciliation is not None:
             # The record is gone from the table; the streams of record name the message that was there.
-            gone = [d for d in self.reconciliation.discrepancies
-                    if d.kind == "missing" and (d.position or 0) + 1 == chain_fault.position]
+            gone = [
+                d
+                for d in self.reconciliation.discrepancies
+                if d.kind == "missing" and (d.position or 0) + 1 == chain_fault.position
+            ]
             if gone:
                 first = min(gone, key=lambda d: d.stream_seq)
-                chain_fault = Fault("deleted", chain_fault.position, f"{chain_fault.detail}; {first.line()}",
-                                    stream=first.stream, stream_seq=first.stream_seq)
+                chain_fault = Fault(
+                    "deleted",
+                    chain_fault.position,
+                    f"{chain_fault.detail}; {first.line()}",
+                    stream=first.stream,
+                    stream_seq=first.stream_seq,
+                )
         found = [f for f in (chain_fault, exact) if f is not None] + list(self.checkpoint_faults)
         if found:
             return min(found, key=lambda f: f.position)
@@ -136,8 +152,10 @@ class Report:
         if self.key_chain:
             out[-1:-1] = ["    " + line for line in self.key_chain]
         if self.redacted:
-            out[-1:-1] = [f"    redacted: {self.redacted} free text(s) erased by key destruction (admin.text_erased); "
-                          "their records keep the ciphertext, the chain is intact — redacted, not tampered"]
+            out[-1:-1] = [
+                f"    redacted: {self.redacted} free text(s) erased by key destruction (admin.text_erased); "
+                "their records keep the ciphertext, the chain is intact — redacted, not tampered"
+            ]
         return out
 
     def _chain_lines(self) -> list[str]:
@@ -151,24 +169,31 @@ class Report:
         else:
             fault = self.first_fault
             assert fault is not None
-            where = f"position {fault.position}" + (f" (somewhere in {fault.position}..{fault.upto})" if fault.upto else "")
+            where = f"position {fault.position}" + (
+                f" (somewhere in {fault.position}..{fault.upto})" if fault.upto else ""
+            )
             if fault.stream:
                 where += f" ({fault.stream} seq {fault.stream_seq})"
             out = [
                 f"BAD log {self.log_id}: first bad {where}: {fault.kind}",
                 f"    {fault.detail}",
-                f"    chain: checked {self.records:,} records" + (
-                    f"; first break at position {self.fault.position}: {self.fault.kind}" if self.fault else ", intact")
+                f"    chain: checked {self.records:,} records"
+                + (f"; first break at position {self.fault.position}: {self.fault.kind}" if self.fault else ", intact")
                 + f"; {self.checkpoints_checked} signed checkpoints matched",
             ]
-            out += [f"    also: checkpoint {f.position}: {f.kind}: {f.detail}" for f in self.checkpoint_faults
-                    if f is not fault]
+            out += [
+                f"    also: checkpoint {f.position}: {f.kind}: {f.detail}"
+                for f in self.checkpoint_faults
+                if f is not fault
+            ]
         out += [f"    note: {n}" for n in self.notes]
         out.append(f"    {self.seconds:.2f} s, {self.rate:,.0f} records/s")
         return out
 
 
-def trusted_checkpoints(cps: Iterable[CheckpointSigned], keyring: dict, log_id: str) -> tuple[dict[int, bytes], list[Fault]]:
+def trusted_checkpoints(
+    cps: Iterable[CheckpointSigned], keyring: dict, log_id: str
+) -> tuple[dict[int, bytes], list[Fault]]:
     """Checkpoints of this log whose signature verifies (position -> head), and faults for the rest."""
     good: dict[int, bytes] = {}
     faults: list[Fault] = []
@@ -179,16 +204,28 @@ def trusted_checkpoints(cps: Iterable[CheckpointSigned], keyring: dict, log_id: 
         seen.add((cp.position, cp.head, cp.signature))
         if not signature_ok(cp, keyring):
             if cp.key_id not in keyring:
-                faults.append(Fault("untrusted_key", cp.position, f"checkpoint at {cp.position} is signed by "
-                                    f"unknown key {cp.key_id}, which was never introduced nor rotated to"))
+                faults.append(
+                    Fault(
+                        "untrusted_key",
+                        cp.position,
+                        f"checkpoint at {cp.position} is signed by "
+                        f"unknown key {cp.key_id}, which was never introduced nor rotated to",
+                    )
+                )
             else:
-                faults.append(Fault("bad_signature", cp.position,
-                                    f"checkpoint at {cp.position}: the signature does not verify"))
+                faults.append(
+                    Fault("bad_signature", cp.position, f"checkpoint at {cp.position}: the signature does not verify")
+                )
             continue
         head = bytes.fromhex(cp.head)
         if cp.position in good and good[cp.position] != head:
-            faults.append(Fault("bad_signature", cp.position,
-                                f"two validly signed checkpoints disagree at {cp.position} (key compromised?)"))
+            faults.append(
+                Fault(
+                    "bad_signature",
+                    cp.position,
+                    f"two validly signed checkpoints disagree at {cp.position} (key compromised?)",
+                )
+            )
             continue
         good[cp.position] = head
     return good, faults
@@ -269,8 +306,13 @@ async def diagnose(check: ChainCheck, probe: Probe) -> Fault:
     assert row is not None
     if kind == "gap":
         if row.position > expected:
-            return Fault("deleted", expected, f"records {expected}..{row.position - 1} are missing"
-                         if row.position - 1 > expected else f"record {expected} is missing")
+            return Fault(
+                "deleted",
+                expected,
+                f"records {expected}..{row.position - 1} are missing"
+                if row.position - 1 > expected
+                else f"record {expected} is missing",
+            )
         return Fault("reordered", expected, f"position {row.position} appears where {expected} belongs")
     if kind == "checkpoint":
         signed = check.cps[row.position]
@@ -280,29 +322,47 @@ async def diagnose(check: ChainCheck, probe: Probe) -> Fault:
             moved = await probe.row(moved_to)
             origin = await probe.position_of(moved.prev_hash) if moved else None
             if origin is not None and check.vouched <= origin < moved_to:
-                return Fault("inserted", origin + 1, f"records {origin + 1}..{moved_to - 1} do not belong: the "
-                             f"record signed at {row.position} now sits at {moved_to}")
-        return Fault("chain_replaced", check.vouched + 1,
-                     f"the chain is self-consistent but its head at {row.position} differs from the signed "
-                     f"checkpoint: records after {check.vouched} were rewritten", upto=row.position)
+                return Fault(
+                    "inserted",
+                    origin + 1,
+                    f"records {origin + 1}..{moved_to - 1} do not belong: the "
+                    f"record signed at {row.position} now sits at {moved_to}",
+                )
+        return Fault(
+            "chain_replaced",
+            check.vouched + 1,
+            f"the chain is self-consistent but its head at {row.position} differs from the signed "
+            f"checkpoint: records after {check.vouched} were rewritten",
+            upto=row.position,
+        )
     if kind == "hash":
         return Fault("edited", row.position, "the record's content or envelope columns changed")
     # kind == "link": the row's stored prev_hash is not the hash of the record before it
     intact = chain.link(row.prev_hash, row.header, row.data) == row.hash
     if not intact:
-        return Fault("edited", row.position,
-                     "the stored prev_hash changed" if chain.link(run, row.header, row.data) == row.hash
-                     else "the record's content and its link changed")
+        return Fault(
+            "edited",
+            row.position,
+            "the stored prev_hash changed"
+            if chain.link(run, row.header, row.data) == row.hash
+            else "the record's content and its link changed",
+        )
     if row.prev_hash == chain.GENESIS:
         return Fault("reordered", row.position, "the first record of the log appears here")
     origin = await probe.position_of(row.prev_hash)
     if origin is None:
-        return Fault("deleted", row.position,
-                     "the record this one was chained after no longer exists (deleted, later records renumbered)")
+        return Fault(
+            "deleted",
+            row.position,
+            "the record this one was chained after no longer exists (deleted, later records renumbered)",
+        )
     if origin > row.position:
         return Fault("reordered", row.position, f"this record was chained after the record now at {origin}")
-    return Fault("inserted", origin + 1,
-                 f"records {origin + 1}..{row.position - 1} do not belong: position {row.position} was chained after {origin}")
+    return Fault(
+        "inserted",
+        origin + 1,
+        f"records {origin + 1}..{row.position - 1} do not belong: position {row.position} was chained after {origin}",
+    )
 
 
 def finish(report: Report, check: ChainCheck, last_position: int | None, cps: dict[int, bytes]) -> None:
@@ -315,10 +375,14 @@ def finish(report: Report, check: ChainCheck, last_position: int | None, cps: di
         top = max(cps)
         end = last_position or 0
         if top > end:
-            report.fault = Fault("truncated", end + 1,
-                                 f"the table ends at {end} but a checkpoint was signed at {top}: the tail was cut")
-    report.ok = report.fault is None and not report.checkpoint_faults and (
-        report.reconciliation is None or report.reconciliation.ok)
+            report.fault = Fault(
+                "truncated", end + 1, f"the table ends at {end} but a checkpoint was signed at {top}: the tail was cut"
+            )
+    report.ok = (
+        report.fault is None
+        and not report.checkpoint_faults
+        and (report.reconciliation is None or report.reconciliation.ok)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,12 +412,20 @@ class _TableProbe:
     async def row(self, position: int) -> chain.Row | None:
         r = await self.conn.fetchrow(
             f"SELECT position, {chain.HEADER_SQL}, data, prev_hash, hash FROM {self.table} WHERE position = $1",
-            position)
+            position,
+        )
         return chain.Row(*r) if r else None
 
 
-async def verify_rows(rows: Sequence[chain.Row], checkpoints: Iterable[CheckpointSigned], keyring: dict,
-                      log_id: str, *, start_position: int = 1, prev: bytes = chain.GENESIS) -> Report:
+async def verify_rows(
+    rows: Sequence[chain.Row],
+    checkpoints: Iterable[CheckpointSigned],
+    keyring: dict,
+    log_id: str,
+    *,
+    start_position: int = 1,
+    prev: bytes = chain.GENESIS,
+) -> Report:
     """Verify a list of rows the same way verify_db verifies the table."""
     t0 = time.perf_counter()
     cps, cp_faults = trusted_checkpoints(checkpoints, keyring, log_id)
@@ -371,9 +443,18 @@ async def verify_rows(rows: Sequence[chain.Row], checkpoints: Iterable[Checkpoin
 # --------------------------------------------------------------------------------------------
 
 
-async def verify_db(conn: db.Connection, schema: str, log_id: str, checkpoints: Iterable[CheckpointSigned],
-                    keyring: dict, *, from_checkpoint: bool | int = False, chunk: int = 10_000,
-                    progress: Callable[[int, int], None] | None = None, index: LogIndex | None = None) -> Report:
+async def verify_db(
+    conn: db.Connection,
+    schema: str,
+    log_id: str,
+    checkpoints: Iterable[CheckpointSigned],
+    keyring: dict,
+    *,
+    from_checkpoint: bool | int = False,
+    chunk: int = 10_000,
+    progress: Callable[[int, int], None] | None = None,
+    index: LogIndex | None = None,
+) -> Report:
     """Verify the table `schema`.log against signed checkpoints.
 
     from_checkpoint: False = from the start (or the archive boundary after retention); True = from
@@ -401,7 +482,9 @@ async def verify_db(conn: db.Connection, schema: str, log_id: str, checkpoints: 
         elif first is not None and first > 1:
             boundary = await conn.fetchrow(
                 f"SELECT archive_id, to_position FROM {q}.archive WHERE to_position = $1 AND verified "
-                "AND deleted_at IS NOT NULL", first - 1)
+                "AND deleted_at IS NOT NULL",
+                first - 1,
+            )
             if boundary is not None and (first - 1) in cps:
                 start, prev = first, cps[first - 1]
                 report.notes.append(f"positions 1..{first - 1} are in archive {boundary['archive_id']}")
@@ -413,7 +496,9 @@ async def verify_db(conn: db.Connection, schema: str, log_id: str, checkpoints: 
         extra = ", stream, stream_seq, octet_length(data)" if index is not None else ""
         cursor = await conn.cursor(
             f"SELECT position, prev_hash || {chain.HEADER_SQL} || data, hash{extra} FROM {q}.log "
-            "WHERE position >= $1 ORDER BY position", start)
+            "WHERE position >= $1 ORDER BY position",
+            start,
+        )
         # Keep the next chunk in flight while hashing this one, in slices that let the event loop
         # read the socket: PostgreSQL builds headers on one core while Python hashes on the other.
         done = 0
@@ -425,7 +510,7 @@ async def verify_db(conn: db.Connection, schema: str, log_id: str, checkpoints: 
             pending = asyncio.ensure_future(cursor.fetch(chunk))
             ok = check.failure is None
             for i in range(0, len(rows), SLICE):
-                piece = rows[i:i + SLICE]
+                piece = rows[i : i + SLICE]
                 if index is not None:
                     index.add_rows(piece)
                 if ok and not check.feed(piece):
@@ -443,8 +528,9 @@ async def verify_db(conn: db.Connection, schema: str, log_id: str, checkpoints: 
         if check.failure is not None:
             report.fault = await diagnose(check, _TableProbe(conn, f"{q}.log"))
             if report.fault.kind in ("edited", "reordered", "inserted"):  # the record is there: its stream position
-                where = await conn.fetchrow(f"SELECT stream, stream_seq FROM {q}.log WHERE position = $1",
-                                            report.fault.position)
+                where = await conn.fetchrow(
+                    f"SELECT stream, stream_seq FROM {q}.log WHERE position = $1", report.fault.position
+                )
                 if where is not None:
                     report.fault.stream, report.fault.stream_seq = where["stream"], where["stream_seq"]
     finish(report, check, last, cps)
@@ -457,7 +543,9 @@ async def verify_db(conn: db.Connection, schema: str, log_id: str, checkpoints: 
 # --------------------------------------------------------------------------------------------
 
 
-def compare_copies(copies: dict[str, list[CheckpointSigned]], db_exported: dict[int, bool]) -> tuple[list[Fault], list[str]]:
+def compare_copies(
+    copies: dict[str, list[CheckpointSigned]], db_exported: dict[int, bool]
+) -> tuple[list[Fault], list[str]]:
     """The stream, file and database copies of the checkpoints must agree.
 
     The file is written before the stream and the database before both, so normally
@@ -471,8 +559,13 @@ def compare_copies(copies: dict[str, list[CheckpointSigned]], db_exported: dict[
         for cp in cps:
             other = seen.get(cp.position)
             if other is not None and (other.head, other.signature) != (cp.head, cp.signature):
-                faults.append(Fault("copies_disagree", cp.position,
-                                    f"the {name} copy holds two different checkpoints at {cp.position}"))
+                faults.append(
+                    Fault(
+                        "copies_disagree",
+                        cp.position,
+                        f"the {name} copy holds two different checkpoints at {cp.position}",
+                    )
+                )
             seen.setdefault(cp.position, cp)
         by[name] = seen
     names = list(by)
@@ -482,8 +575,15 @@ def compare_copies(copies: dict[str, list[CheckpointSigned]], db_exported: dict[
         present = {n: by[n][p] for n in names if p in by[n]}
         values = {(cp.head, cp.key_id, cp.signature) for cp in present.values()}
         if len(values) > 1:
-            faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} differs between the "
-                                + " and ".join(f"{n} copy" for n in present) + " (a copy was edited)"))
+            faults.append(
+                Fault(
+                    "copies_disagree",
+                    p,
+                    f"the checkpoint at {p} differs between the "
+                    + " and ".join(f"{n} copy" for n in present)
+                    + " (a copy was edited)",
+                )
+            )
             continue
         absent = [n for n in names if n not in present]
         for n in absent:
@@ -491,20 +591,34 @@ def compare_copies(copies: dict[str, list[CheckpointSigned]], db_exported: dict[
                 notes.append(f"the checkpoint at {p} is not on the stream yet")
                 continue
             if n == "file" and "stream" in present:
-                faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} is on the stream but not in the file"))
+                faults.append(
+                    Fault("copies_disagree", p, f"the checkpoint at {p} is on the stream but not in the file")
+                )
             elif n == "database" and ("stream" in present or "file" in present):
                 faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} is missing from the database copy"))
             elif n == "stream":
-                faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} is missing from the stream copy "
-                                    "although later ones are there"))
+                faults.append(
+                    Fault(
+                        "copies_disagree",
+                        p,
+                        f"the checkpoint at {p} is missing from the stream copy although later ones are there",
+                    )
+                )
             elif n == "file" and db_exported.get(p, True):
                 faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} was exported but is not in the file"))
     return faults, notes
 
 
-async def verify_all(conn: db.Connection, nc, settings, *, from_checkpoint: bool | int = False,
-                     reconcile_streams: bool = True, progress: Callable[[int, int], None] | None = None,
-                     grace_seconds: float | None = None) -> Report:
+async def verify_all(
+    conn: db.Connection,
+    nc,
+    settings,
+    *,
+    from_checkpoint: bool | int = False,
+    reconcile_streams: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    grace_seconds: float | None = None,
+) -> Report:
     """`madoguchi audit verify` and POST /v1/audit/verify: the key chain (stream of record), the three
     copies of the checkpoints, the chain, and the reconciliation with the streams of record.
 
@@ -516,8 +630,14 @@ async def verify_all(conn: db.Connection, nc, settings, *, from_checkpoint: bool
     t0 = time.perf_counter()
     chain_of_keys, key_notes = await keys.load_chain(settings, nc)
     copies = await cps_mod.gather_copies(settings, conn, nc)
-    exported = {p: e for p, e in (await conn.fetch(
-        f'SELECT position, exported FROM "{settings.schema_name}".checkpoint WHERE log_id = $1', settings.log_id))}
+    exported = {
+        p: e
+        for p, e in (
+            await conn.fetch(
+                f'SELECT position, exported FROM "{settings.schema_name}".checkpoint WHERE log_id = $1', settings.log_id
+            )
+        )
+    }
     copy_faults, copy_notes = compare_copies(copies, exported)
     found = [cp for cps in copies.values() for cp in cps]
     index = reconcile.LogIndex() if (nc is not None and reconcile_streams) else None
@@ -528,12 +648,25 @@ async def verify_all(conn: db.Connection, nc, settings, *, from_checkpoint: bool
         cut = await reconcile.cutoff(nc, list(reconcile.stream_filters(settings.municipalities)), at)
     streams = reconcile.stream_filters(settings.municipalities)
     reading = None
-    if index is not None and from_checkpoint is False and not await conn.fetchval(
-            f'SELECT true FROM "{settings.schema_name}".archive WHERE deleted_at IS NOT NULL LIMIT 1'):
+    if (
+        index is not None
+        and from_checkpoint is False
+        and not await conn.fetchval(
+            f'SELECT true FROM "{settings.schema_name}".archive WHERE deleted_at IS NOT NULL LIMIT 1'
+        )
+    ):
         reading = asyncio.ensure_future(reconcile.collect(nc, streams, cut))  # beside the pass over the table
     try:
-        report = await verify_db(conn, settings.schema_name, settings.log_id, found, chain_of_keys.ring,
-                                 from_checkpoint=from_checkpoint, progress=progress, index=index)
+        report = await verify_db(
+            conn,
+            settings.schema_name,
+            settings.log_id,
+            found,
+            chain_of_keys.ring,
+            from_checkpoint=from_checkpoint,
+            progress=progress,
+            index=index,
+        )
     except BaseException:
         if reading is not None:
             reading.cancel()
@@ -554,17 +687,31 @@ async def verify_all(conn: db.Connection, nc, settings, *, from_checkpoint: bool
             for stream in streams:
                 after[stream] = await conn.fetchval(
                     f'SELECT stream_seq FROM "{settings.schema_name}".log WHERE stream = $1 AND position < $2 '
-                    "ORDER BY position DESC LIMIT 1", stream, report.from_position)
-        report.reconciliation = await reconcile.reconcile(nc, index, streams, cut, at, after=after,
-                                                          collected=collected if after is None else None)
+                    "ORDER BY position DESC LIMIT 1",
+                    stream,
+                    report.from_position,
+                )
+        report.reconciliation = await reconcile.reconcile(
+            nc, index, streams, cut, at, after=after, collected=collected if after is None else None
+        )
     elif nc is None:
-        report.notes.append("not reconciled with the streams of record (no bus): a cut tail after the last "
-                            "checkpoint would not be seen")
-    report.redacted = await conn.fetchval(
-        f'SELECT count(*) FROM "{settings.schema_name}".log WHERE type = $1 AND position BETWEEN $2 AND $3',
-        "admin.text_erased", report.from_position, report.to_position) or 0
-    report.ok = report.fault is None and not report.checkpoint_faults and (
-        report.reconciliation is None or report.reconciliation.ok)
+        report.notes.append(
+            "not reconciled with the streams of record (no bus): a cut tail after the last checkpoint would not be seen"
+        )
+    report.redacted = (
+        await conn.fetchval(
+            f'SELECT count(*) FROM "{settings.schema_name}".log WHERE type = $1 AND position BETWEEN $2 AND $3',
+            "admin.text_erased",
+            report.from_position,
+            report.to_position,
+        )
+        or 0
+    )
+    report.ok = (
+        report.fault is None
+        and not report.checkpoint_faults
+        and (report.reconciliation is None or report.reconciliation.ok)
+    )
     report.seconds = time.perf_counter() - t0
     return report
 

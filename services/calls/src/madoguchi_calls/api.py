@@ -56,8 +56,9 @@ async def sign_in(line: Ident, seat: Ident, service: Service, principal: Operato
 
 
 @lines_router.post("/{line}/seats/{seat}/sign-out")
-async def sign_out(line: Ident, seat: Ident, body: SignOutIn, service: Service, principal: Operator,
-                   cid: CorrelationId) -> dict:
+async def sign_out(
+    line: Ident, seat: Ident, body: SignOutIn, service: Service, principal: Operator, cid: CorrelationId
+) -> dict:
     """An operator leaves a seat; the last one leaving during hours raises the CALL-1 alert."""
     events = await service.sign_out(principal.municipality, principal.actor, line, seat, body.reason, cid)
     return {"line": line, "seat": seat, "events": _events(events)}
@@ -80,14 +81,22 @@ async def day_stats(line: Ident, day: date, service: Service, principal: Reader)
     view = await service.view(principal.municipality)
     await view.catch_up()
     cal = service.calendar(principal.municipality)
-    return {"line": line, "day": day.isoformat(), "business_day": cal.is_business_day(day),
-            **view.day_stats(line, day).as_dict()}
+    return {
+        "line": line,
+        "day": day.isoformat(),
+        "business_day": cal.is_business_day(day),
+        **view.day_stats(line, day).as_dict(),
+    }
 
 
 @lines_router.get("/{line}/never-connected")
-async def never_connected(line: Ident, service: Service, principal: Reader,
-                          start: Annotated[date, Query(description="first day (YYYY-MM-DD)")],
-                          end: Annotated[date | None, Query(description="last day, default = start")] = None) -> dict:
+async def never_connected(
+    line: Ident,
+    service: Service,
+    principal: Reader,
+    start: Annotated[date, Query(description="first day (YYYY-MM-DD)")],
+    end: Annotated[date | None, Query(description="last day, default = start")] = None,
+) -> dict:
     """CALL-3: per day, the share of calls that never connected: (missed + abandoned + out of hours) / received."""
     service.check_line(line)
     end = end or start
@@ -99,22 +108,34 @@ async def never_connected(line: Ident, service: Service, principal: Reader,
     day = start
     while day <= end:
         s = view.day_stats(line, day)
-        row = {"day": day.isoformat(), "received": s.received, "missed": s.missed, "abandoned": s.abandoned,
-               "out_of_hours": s.out_of_hours, "never_connected": s.never_connected,
-               "share": s.never_connected_share}
+        row = {
+            "day": day.isoformat(),
+            "received": s.received,
+            "missed": s.missed,
+            "abandoned": s.abandoned,
+            "out_of_hours": s.out_of_hours,
+            "never_connected": s.never_connected,
+            "share": s.never_connected_share,
+        }
         days.append(row)
         for k in totals:
             totals[k] += row[k]
         day += timedelta(days=1)
     never = totals["missed"] + totals["abandoned"] + totals["out_of_hours"]
     share = round(never / totals["received"], 4) if totals["received"] else None
-    return {"line": line, "start": start.isoformat(), "end": end.isoformat(), "days": days,
-            "total": {**totals, "never_connected": never, "share": share}}
+    return {
+        "line": line,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "days": days,
+        "total": {**totals, "never_connected": never, "share": share},
+    }
 
 
 @lines_router.get("/{line}/live")
-async def live(line: Ident, request: Request, service: Service, principal: Reader,
-               once: bool = False) -> EventSourceResponse:
+async def live(
+    line: Ident, request: Request, service: Service, principal: Reader, once: bool = False
+) -> EventSourceResponse:
     """Server-sent events: `state` (seats, calls in progress, callback queue, alerts) at once and
     on every change, `alert` for each new alert. `once=true` sends the state and ends."""
     service.check_line(line)
@@ -124,7 +145,10 @@ async def live(line: Ident, request: Request, service: Service, principal: Reade
 
     def state() -> dict:
         now = service.clock()
-        return {"event": "state", "data": json.dumps(view.snapshot(line, now, open_now=cal.is_open(now)), ensure_ascii=False)}
+        return {
+            "event": "state",
+            "data": json.dumps(view.snapshot(line, now, open_now=cal.is_open(now)), ensure_ascii=False),
+        }
 
     queue = view.subscribe()
 
@@ -193,7 +217,9 @@ class CallbackIn(_In):
     phone: SecretStr = Field(min_length=10, max_length=30, description="kept only in the encrypted phone store")
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
-    needs_city: bool | None = Field(default=None, description="the city must decide first (default: true for escalations)")
+    needs_city: bool | None = Field(
+        default=None, description="the city must decide first (default: true for escalations)"
+    )
     topic: ev.CategoryCode | None = None
 
 
@@ -211,13 +237,21 @@ class CloseIn(_In):
 
 def _call_dict(call: d.Call) -> dict[str, Any]:
     return {
-        "call_id": str(call.call_id), "line": call.line, "status": call.status,
-        "received_at": call.received_at.isoformat(), "within_hours": call.within_hours,
-        "overflow": call.overflow, "seat": call.seat, "operator": call.operator,
+        "call_id": str(call.call_id),
+        "line": call.line,
+        "status": call.status,
+        "received_at": call.received_at.isoformat(),
+        "within_hours": call.within_hours,
+        "overflow": call.overflow,
+        "seat": call.seat,
+        "operator": call.operator,
         "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-        "resolution": call.resolution, "never_connected": call.status in d.NEVER_CONNECTED,
+        "resolution": call.resolution,
+        "never_connected": call.status in d.NEVER_CONNECTED,
         # the reference (受付番号) to give the caller: a repeat call quotes it (no phone number kept)
-        "reference": ev.call_reference(call.call_id), "offer_choice": call.offer_choice, "repeat_of": call.repeat_of,
+        "reference": ev.call_reference(call.call_id),
+        "offer_choice": call.offer_choice,
+        "repeat_of": call.repeat_of,
     }
 
 
@@ -227,8 +261,13 @@ async def receive(body: ReceiveIn, service: Service, principal: CallWriter, cid:
     call_id, events = await service.receive_call(principal.municipality, principal.actor, body.line, cid)
     offer = next((e for e in events if isinstance(e, ev.OverflowOffered)), None)
     route = "ring" if offer is None else ("out_of_hours" if offer.reason == "out_of_hours" else "overflow")
-    return {"call_id": str(call_id), "route": route, "options": list(offer.options) if offer else [],
-            "reference": ev.call_reference(call_id), "events": _events(events)}
+    return {
+        "call_id": str(call_id),
+        "route": route,
+        "options": list(offer.options) if offer else [],
+        "reference": ev.call_reference(call_id),
+        "events": _events(events),
+    }
 
 
 class OfferChoiceIn(_In):
@@ -240,15 +279,18 @@ class RepeatOfIn(_In):
 
 
 @calls_router.post("/{call_id}/offer-choice")
-async def offer_choice(call_id: UUID, body: OfferChoiceIn, service: Service, principal: CallWriter,
-                       cid: CorrelationId) -> dict:
+async def offer_choice(
+    call_id: UUID, body: OfferChoiceIn, service: Service, principal: CallWriter, cid: CorrelationId
+) -> dict:
     """The caller's choice at the overflow / out-of-hours offer: wait, callback or call again later (CALL-3)."""
     events = await service.record_offer_choice(principal.municipality, principal.actor, call_id, body.choice, cid)
     return {"call_id": str(call_id), "choice": body.choice, "events": _events(events)}
 
 
 @calls_router.post("/{call_id}/repeat-of")
-async def repeat_of(call_id: UUID, body: RepeatOfIn, service: Service, principal: CallWriter, cid: CorrelationId) -> dict:
+async def repeat_of(
+    call_id: UUID, body: RepeatOfIn, service: Service, principal: CallWriter, cid: CorrelationId
+) -> dict:
     """This call repeats the caller's earlier call, by the reference given then (no phone number is kept)."""
     digits = body.reference.replace("-", "")
     reference = f"{digits[:4]}-{digits[4:]}"
@@ -293,40 +335,71 @@ async def close(call_id: UUID, body: CloseIn, service: Service, principal: Opera
     """Close an answered call: categories, resolution, duration, notes, opinions, FAQ used (CALL-2, CALL-5);
     with `escalated_callback` and `callback`, the callback task is opened too (CALL-4)."""
     if body.callback is not None and body.resolution != "escalated_callback":
-        raise d.Refused("折り返し情報は、エスカレーション（折り返し）で終了する場合だけ入力します。", status=422, field="callback")
+        raise d.Refused(
+            "折り返し情報は、エスカレーション（折り返し）で終了する場合だけ入力します。", status=422, field="callback"
+        )
     m, actor = principal.municipality, principal.actor
     if body.callback is not None:
         # a bad number or window refuses the whole request, before the call is closed
         normalize_phone(body.callback.phone.get_secret_value())
         d.check_window(body.callback.window_start, body.callback.window_end, service.clock())
     events = await service.close_call(
-        m, actor, call_id, by_manager=principal.has(Role.manager), cid=cid,
-        categories=tuple(body.categories), resolution=body.resolution, provider_category=body.provider_category,
-        ward=body.ward, duration_seconds=body.duration_seconds, notes=body.notes,
+        m,
+        actor,
+        call_id,
+        by_manager=principal.has(Role.manager),
+        cid=cid,
+        categories=tuple(body.categories),
+        resolution=body.resolution,
+        provider_category=body.provider_category,
+        ward=body.ward,
+        duration_seconds=body.duration_seconds,
+        notes=body.notes,
         opinions=tuple(ev.CallOpinion(kind=o.kind, step=o.step, text=o.text) for o in body.opinions),
-        faq_used=tuple(ev.FaqRef(faq_id=r.faq_id, revision=r.revision) for r in body.faq_used))
+        faq_used=tuple(ev.FaqRef(faq_id=r.faq_id, revision=r.revision) for r in body.faq_used),
+    )
     result: dict[str, Any] = {"call_id": str(call_id), "events": _events(events)}
     if body.callback is not None:
         cb = body.callback
         more = await service.request_callback(
-            m, actor, call_id, cb.phone.get_secret_value(), window_start=cb.window_start, window_end=cb.window_end,
-            needs_city=cb.needs_city, topic=cb.topic, cid=cid)
+            m,
+            actor,
+            call_id,
+            cb.phone.get_secret_value(),
+            window_start=cb.window_start,
+            window_end=cb.window_end,
+            needs_city=cb.needs_city,
+            topic=cb.topic,
+            cid=cid,
+        )
         result["callback_id"] = str(call_id)
         result["events"] += _events(more)
     return result
 
 
 @calls_router.post("/{call_id}/callback", status_code=201)
-async def request_callback(call_id: UUID, body: CallbackIn, service: Service, principal: CallWriter,
-                           cid: CorrelationId) -> dict:
+async def request_callback(
+    call_id: UUID, body: CallbackIn, service: Service, principal: CallWriter, cid: CorrelationId
+) -> dict:
     """The caller chose a callback (out of hours, all seats busy, missed) or an escalation needs one."""
     events = await service.request_callback(
-        principal.municipality, principal.actor, call_id, body.phone.get_secret_value(),
-        window_start=body.window_start, window_end=body.window_end, needs_city=body.needs_city,
-        topic=body.topic, cid=cid)
+        principal.municipality,
+        principal.actor,
+        call_id,
+        body.phone.get_secret_value(),
+        window_start=body.window_start,
+        window_end=body.window_end,
+        needs_city=body.needs_city,
+        topic=body.topic,
+        cid=cid,
+    )
     requested = next(e for e in events if isinstance(e, ev.CallbackRequested))
-    return {"callback_id": str(requested.callback_id), "due_at": requested.due_at.isoformat(),
-            "needs_city": requested.needs_city, "events": _events(events)}
+    return {
+        "callback_id": str(requested.callback_id),
+        "due_at": requested.due_at.isoformat(),
+        "needs_city": requested.needs_city,
+        "events": _events(events),
+    }
 
 
 # =============================================================================================
@@ -364,8 +437,10 @@ async def list_callbacks(service: Service, principal: Reader, line: Ident | None
     view = await service.view(principal.municipality)
     await view.catch_up()
     now = service.clock()
-    return {"callbacks": [callback_dict(cb, now) for cb in view.open_callbacks(line)],
-            "totals": dict(view.callback_totals)}
+    return {
+        "callbacks": [callback_dict(cb, now) for cb in view.open_callbacks(line)],
+        "totals": dict(view.callback_totals),
+    }
 
 
 @callbacks_router.get("/{callback_id}")
@@ -375,12 +450,16 @@ async def get_callback(callback_id: UUID, service: Service, principal: Reader) -
     if cb is None:
         raise d.Refused("折り返しが見つかりません。", status=404)
     dumped = [json.loads(e.model_dump_json()) for e in events]
-    return {**callback_dict(cb, service.clock()), "events": await service.vault.reveal_tree(principal.municipality, dumped)}
+    return {
+        **callback_dict(cb, service.clock()),
+        "events": await service.vault.reveal_tree(principal.municipality, dumped),
+    }
 
 
 @callbacks_router.get("/{callback_id}/phone")
-async def read_phone(callback_id: UUID, response: Response, service: Service, principal: Operator,
-                     cid: CorrelationId) -> dict:
+async def read_phone(
+    callback_id: UUID, response: Response, service: Service, principal: Operator, cid: CorrelationId
+) -> dict:
     """The number to call back, for an operator or the manager with the task due; the read is recorded."""
     number = await service.read_number(principal.municipality, principal.actor, callback_id, cid)
     response.headers["Cache-Control"] = "no-store"
@@ -388,30 +467,42 @@ async def read_phone(callback_id: UUID, response: Response, service: Service, pr
 
 
 @callbacks_router.post("/{callback_id}/escalate")
-async def escalate(callback_id: UUID, body: EscalateIn, service: Service, principal: Manager,
-                   cid: CorrelationId) -> dict:
+async def escalate(
+    callback_id: UUID, body: EscalateIn, service: Service, principal: Manager, cid: CorrelationId
+) -> dict:
     """CALL-4: the manager asks the city (委託者) for instructions."""
-    events = await service.escalate_to_city(principal.municipality, principal.actor, callback_id, body.question,
-                                            body.channel, cid)
+    events = await service.escalate_to_city(
+        principal.municipality, principal.actor, callback_id, body.question, body.channel, cid
+    )
     return {"callback_id": str(callback_id), "events": _events(events)}
 
 
 @callbacks_router.post("/{callback_id}/city-answer")
-async def city_answer(callback_id: UUID, body: CityAnswerIn, service: Service, principal: Manager,
-                      cid: CorrelationId) -> dict:
+async def city_answer(
+    callback_id: UUID, body: CityAnswerIn, service: Service, principal: Manager, cid: CorrelationId
+) -> dict:
     """CALL-4: the manager records the city's answer; the call back is due again."""
     events = await service.record_city_answer(principal.municipality, principal.actor, callback_id, body.answer, cid)
     return {"callback_id": str(callback_id), "events": _events(events)}
 
 
 @callbacks_router.post("/{callback_id}/attempts")
-async def attempt(callback_id: UUID, body: AttemptIn, service: Service, principal: Operator,
-                  cid: CorrelationId) -> dict:
+async def attempt(
+    callback_id: UUID, body: AttemptIn, service: Service, principal: Operator, cid: CorrelationId
+) -> dict:
     """The result of a call-back attempt: done, or failed (next one due; the last one ends the task)."""
     events = await service.record_attempt(
-        principal.municipality, principal.actor, callback_id, reached=body.reached, failure=body.failure, cid=cid,
-        resolution=body.resolution, categories=tuple(body.categories), duration_seconds=body.duration_seconds,
-        notes=body.notes)
+        principal.municipality,
+        principal.actor,
+        callback_id,
+        reached=body.reached,
+        failure=body.failure,
+        cid=cid,
+        resolution=body.resolution,
+        categories=tuple(body.categories),
+        duration_seconds=body.duration_seconds,
+        notes=body.notes,
+    )
     cb, _ = await service.get_callback(principal.municipality, callback_id)
     return {"callback_id": str(callback_id), "status": cb.status if cb else None, "events": _events(events)}
 
@@ -449,14 +540,26 @@ class FaqRetireIn(_In):
 
 
 def _faq_dict(entry: d.Faq) -> dict[str, Any]:
-    return {"faq_id": str(entry.faq_id), "revision": entry.revision, "question": entry.question,
-            "answer": entry.answer, "categories": list(entry.categories), "keywords": list(entry.keywords),
-            "retired": entry.retired, "updated_at": entry.updated_at.isoformat() if entry.updated_at else None}
+    return {
+        "faq_id": str(entry.faq_id),
+        "revision": entry.revision,
+        "question": entry.question,
+        "answer": entry.answer,
+        "categories": list(entry.categories),
+        "keywords": list(entry.keywords),
+        "retired": entry.retired,
+        "updated_at": entry.updated_at.isoformat() if entry.updated_at else None,
+    }
 
 
 @faq_router.get("")
-async def search_faq(service: Service, principal: Reader, q: Annotated[str, Query(max_length=200)] = "",
-                     category: ev.CategoryCode | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+async def search_faq(
+    service: Service,
+    principal: Reader,
+    q: Annotated[str, Query(max_length=200)] = "",
+    category: ev.CategoryCode | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict:
     """Search the Q&A while on a call: every word of `q` must appear (question, answer or keywords)."""
     view = await service.view(principal.municipality)
     hits = view.faq.search(q, category=category, limit=limit)
@@ -476,8 +579,15 @@ async def get_faq(faq_id: UUID, service: Service, principal: Reader, revision: i
 @faq_router.post("", status_code=201)
 async def create_faq(body: FaqIn, service: Service, principal: Manager, cid: CorrelationId) -> dict:
     """The manager adds an entry (revision 1)."""
-    events = await service.create_faq(principal.municipality, principal.actor, question=body.question,
-                                      answer=body.answer, categories=body.categories, keywords=body.keywords, cid=cid)
+    events = await service.create_faq(
+        principal.municipality,
+        principal.actor,
+        question=body.question,
+        answer=body.answer,
+        categories=body.categories,
+        keywords=body.keywords,
+        cid=cid,
+    )
     created = events[0]
     return {"faq_id": str(created.faq_id), "revision": 1, "events": _events(events)}  # type: ignore[attr-defined]
 
@@ -485,9 +595,17 @@ async def create_faq(body: FaqIn, service: Service, principal: Manager, cid: Cor
 @faq_router.put("/{faq_id}")
 async def revise_faq(faq_id: UUID, body: FaqReviseIn, service: Service, principal: Manager, cid: CorrelationId) -> dict:
     """The manager revises an entry (a new revision; old ones stay readable)."""
-    events = await service.revise_faq(principal.municipality, principal.actor, faq_id, question=body.question,
-                                      answer=body.answer, categories=body.categories, keywords=body.keywords,
-                                      expected_revision=body.expected_revision, cid=cid)
+    events = await service.revise_faq(
+        principal.municipality,
+        principal.actor,
+        faq_id,
+        question=body.question,
+        answer=body.answer,
+        categories=body.categories,
+        keywords=body.keywords,
+        expected_revision=body.expected_revision,
+        cid=cid,
+    )
     view = await service.view(principal.municipality)
     entry = view.faq.get(faq_id)
     return {"faq_id": str(faq_id), "revision": entry.revision if entry else None, "events": _events(events)}
@@ -496,8 +614,14 @@ async def revise_faq(faq_id: UUID, body: FaqReviseIn, service: Service, principa
 @faq_router.post("/{faq_id}/retire")
 async def retire_faq(faq_id: UUID, body: FaqRetireIn, service: Service, principal: Manager, cid: CorrelationId) -> dict:
     """The manager retires an entry (no longer found by search)."""
-    events = await service.retire_faq(principal.municipality, principal.actor, faq_id, reason=body.reason,
-                                      expected_revision=body.expected_revision, cid=cid)
+    events = await service.retire_faq(
+        principal.municipality,
+        principal.actor,
+        faq_id,
+        reason=body.reason,
+        expected_revision=body.expected_revision,
+        cid=cid,
+    )
     return {"faq_id": str(faq_id), "events": _events(events)}
 
 

@@ -33,16 +33,25 @@ def _node(code: str, label: str, *children: Category) -> Category:
 
 
 DEFAULT_TREE: tuple[Category, ...] = (
-    _node("mykey_id", "マイキーIDの設定",
-          _node("mykey_id.setup", "設定の方法"),
-          _node("mykey_id.trouble", "設定できない・エラー")),
-    _node("mynapoint", "マイナポイント",
-          _node("mynapoint.application", "申込みの方法"),
-          _node("mynapoint.eligibility", "対象者・期間"),
-          _node("mynapoint.points", "ポイントの付与・確認")),
-    _node("card", "マイナンバーカード",
-          _node("card.application", "カードの申請"),
-          _node("card.issue", "カードの交付・受取")),
+    _node(
+        "mykey_id",
+        "マイキーIDの設定",
+        _node("mykey_id.setup", "設定の方法"),
+        _node("mykey_id.trouble", "設定できない・エラー"),
+    ),
+    _node(
+        "mynapoint",
+        "マイナポイント",
+        _node("mynapoint.application", "申込みの方法"),
+        _node("mynapoint.eligibility", "対象者・期間"),
+        _node("mynapoint.points", "ポイントの付与・確認"),
+    ),
+    _node(
+        "card",
+        "マイナンバーカード",
+        _node("card.application", "カードの申請"),
+        _node("card.issue", "カードの交付・受取"),
+    ),
     _node("pin", "暗証番号（ロック・失念）"),
     _node("payment_services", "キャッシュレス決済サービス"),
     _node("desk_locations_hours", "支援窓口の場所・開設時間"),

@@ -1,7 +1,7 @@
 """`madoguchi calls ...`: commands of the calls service.
 
-    madoguchi calls faq-seed [--municipality 011002]   # the starter Q&A, once (idempotent)
-    madoguchi calls faq-search マイキー                   # what an operator would find
+madoguchi calls faq-seed [--municipality 011002]   # the starter Q&A, once (idempotent)
+madoguchi calls faq-search マイキー                   # what an operator would find
 """
 
 from __future__ import annotations
@@ -34,8 +34,14 @@ async def _seed(settings: Settings, municipality: str) -> tuple[int, int]:
             if item["question"] in existing:
                 skipped += 1
                 continue
-            await service.create_faq(municipality, actor, question=item["question"], answer=item["answer"],
-                                     categories=item["categories"], keywords=item["keywords"])
+            await service.create_faq(
+                municipality,
+                actor,
+                question=item["question"],
+                answer=item["answer"],
+                categories=item["categories"],
+                keywords=item["keywords"],
+            )
             created += 1
         await service.views.close()
         return created, skipped

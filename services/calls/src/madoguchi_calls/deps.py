@@ -37,5 +37,7 @@ Operator = Annotated[Principal, Depends(require(Role.operator, Role.manager))]
 # Escalations to the city, cancelling callbacks, the FAQ's content.
 Manager = Annotated[Principal, Depends(require(Role.manager))]
 # Everyone who may look: the line's staff, the city, the auditors.
-Reader = Annotated[Principal, Depends(require(
-    Role.operator, Role.manager, Role.city_staff, Role.auditor, Role.administrator, Role.rounder))]
+Reader = Annotated[
+    Principal,
+    Depends(require(Role.operator, Role.manager, Role.city_staff, Role.auditor, Role.administrator, Role.rounder)),
+]

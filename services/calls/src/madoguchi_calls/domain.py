@@ -160,10 +160,17 @@ def decide_line(state: LineDay | None, cmd, ctx: Ctx) -> list[Event]:
             out = []
             for count, percent in threshold_counts(cmd.expected_max, cmd.percents):
                 if cmd.count >= count and count not in state.thresholds:
-                    out.append(ev.CapacityThresholdCrossed(
-                        level=capacity_level(percent), threshold=count, percent=percent,
-                        expected_max=cmd.expected_max, count=cmd.count, call_id=cmd.call_id, **common,
-                    ))
+                    out.append(
+                        ev.CapacityThresholdCrossed(
+                            level=capacity_level(percent),
+                            threshold=count,
+                            percent=percent,
+                            expected_max=cmd.expected_max,
+                            count=cmd.count,
+                            call_id=cmd.call_id,
+                            **common,
+                        )
+                    )
             return out
     raise TypeError(f"not a line command: {cmd!r}")
 
@@ -172,8 +179,11 @@ def evolve_line(state: LineDay | None, event: Event) -> LineDay:
     state = state or LineDay(line=event.line, day=event.day)  # type: ignore[attr-defined]
     match event:
         case ev.OperatorSignedIn():
-            return replace(state, seats={**state.seats, event.seat: event.operator},
-                           seated_since={**state.seated_since, event.seat: event.occurred_at})
+            return replace(
+                state,
+                seats={**state.seats, event.seat: event.operator},
+                seated_since={**state.seated_since, event.seat: event.occurred_at},
+            )
         case ev.OperatorSignedOut():
             seats = {k: v for k, v in state.seats.items() if k != event.seat}
             since = {k: v for k, v in state.seated_since.items() if k != event.seat}
@@ -228,8 +238,10 @@ class LinkRepeatCall:
 
 
 # what a caller may choose at each kind of offer: waiting makes no sense when the line is closed
-OFFER_CHOICES: dict[str, tuple[str, ...]] = {"all_seats_busy": ("wait", "callback", "call_again"),
-                                             "out_of_hours": ("callback", "call_again")}
+OFFER_CHOICES: dict[str, tuple[str, ...]] = {
+    "all_seats_busy": ("wait", "callback", "call_again"),
+    "out_of_hours": ("callback", "call_again"),
+}
 CHOICE_JA = {"wait": "待つ", "callback": "折り返し", "call_again": "かけ直し"}
 
 
@@ -284,9 +296,15 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
             if state is not None:
                 raise Refused("この通話は既に受け付けています。")
             common = {**ctx.env(), "call_id": cmd.call_id}
-            out: list[Event] = [ev.CallReceived(
-                line=cmd.line, within_hours=cmd.within_hours, seats_signed_in=cmd.seats_signed_in,
-                seats_free=cmd.seats_free, **common)]
+            out: list[Event] = [
+                ev.CallReceived(
+                    line=cmd.line,
+                    within_hours=cmd.within_hours,
+                    seats_signed_in=cmd.seats_signed_in,
+                    seats_free=cmd.seats_free,
+                    **common,
+                )
+            ]
             if not cmd.within_hours:  # CALL-3: closed line -> callback or call again later
                 out.append(ev.OverflowOffered(reason="out_of_hours", options=("callback", "call_again"), **common))
                 out.append(ev.CallOutOfHours(next_opening=cmd.next_opening, **common))
@@ -309,7 +327,11 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
             if state.repeat_of is not None:
                 raise Refused("この通話は既に以前の通話と結び付けられています。")
             if cmd.reference == ev.call_reference(state.call_id):
-                raise Refused("この通話自身の受付番号です。以前の通話の受付番号を入力してください。", status=422, field="reference")
+                raise Refused(
+                    "この通話自身の受付番号です。以前の通話の受付番号を入力してください。",
+                    status=422,
+                    field="reference",
+                )
             return [ev.RepeatCallLinked(earlier_reference=cmd.reference, **common)]
         case AnswerCall():
             if state.status not in ("ringing", "waiting"):
@@ -337,11 +359,17 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
                 raise Refused("この通話に応答したオペレーターまたは業務責任者だけが終了できます。", status=403)
             unknown = [c for c in cmd.categories if c not in cmd.known_categories]
             if unknown:
-                raise Refused(f"問い合わせ分類が登録されていません: {', '.join(unknown)}", status=422, field="categories")
+                raise Refused(
+                    f"問い合わせ分類が登録されていません: {', '.join(unknown)}", status=422, field="categories"
+                )
             if cmd.resolution == "referred_payment_provider" and cmd.provider_category is None:
                 raise Refused("案内した決済事業者の種類を選んでください。", status=422, field="provider_category")
             if cmd.resolution != "referred_payment_provider" and cmd.provider_category is not None:
-                raise Refused("決済事業者の種類は、決済事業者を案内した場合だけ入力します。", status=422, field="provider_category")
+                raise Refused(
+                    "決済事業者の種類は、決済事業者を案内した場合だけ入力します。",
+                    status=422,
+                    field="provider_category",
+                )
             if cmd.ward is not None and cmd.resolution != "guided_to_ward_desk":
                 raise Refused("区は、区役所の窓口を案内した場合だけ入力します。", status=422, field="ward")
             if cmd.ward is not None and cmd.known_wards is not None and cmd.ward not in cmd.known_wards:
@@ -351,16 +379,30 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
             duration = cmd.duration_seconds
             if duration is None:
                 duration = max(0, int((ctx.at - (state.answered_at or state.received_at)).total_seconds()))
-            return [ev.CallClosed(
-                categories=cmd.categories, resolution=cmd.resolution, provider_category=cmd.provider_category,
-                ward=cmd.ward, duration_seconds=duration, notes=cmd.notes, opinions=cmd.opinions,
-                faq_used=cmd.faq_used, **common)]
+            return [
+                ev.CallClosed(
+                    categories=cmd.categories,
+                    resolution=cmd.resolution,
+                    provider_category=cmd.provider_category,
+                    ward=cmd.ward,
+                    duration_seconds=duration,
+                    notes=cmd.notes,
+                    opinions=cmd.opinions,
+                    faq_used=cmd.faq_used,
+                    **common,
+                )
+            ]
     raise TypeError(f"not a call command: {cmd!r}")
 
 
 _STATUS_JA = {
-    "ringing": "呼び出し中", "waiting": "待機中", "answered": "対応中", "closed": "対応終了",
-    "missed": "不在着信", "abandoned": "放棄呼", "out_of_hours": "時間外着信",
+    "ringing": "呼び出し中",
+    "waiting": "待機中",
+    "answered": "対応中",
+    "closed": "対応終了",
+    "missed": "不在着信",
+    "abandoned": "放棄呼",
+    "out_of_hours": "時間外着信",
 }
 
 
@@ -371,8 +413,13 @@ def _status_message(state: Call, action: str) -> str:
 def evolve_call(state: Call | None, event: Event) -> Call:
     match event:
         case ev.CallReceived():
-            return Call(call_id=event.call_id, line=event.line, received_at=event.occurred_at,
-                        within_hours=event.within_hours, status="ringing")
+            return Call(
+                call_id=event.call_id,
+                line=event.line,
+                received_at=event.occurred_at,
+                within_hours=event.within_hours,
+                status="ringing",
+            )
     assert state is not None, f"{event.type} before calls.call_received"
     match event:
         case ev.OverflowOffered():
@@ -381,8 +428,9 @@ def evolve_call(state: Call | None, event: Event) -> Call:
         case ev.CallOutOfHours():
             return replace(state, status="out_of_hours")
         case ev.CallAnswered():
-            return replace(state, status="answered", seat=event.seat, operator=event.operator,
-                           answered_at=event.occurred_at)
+            return replace(
+                state, status="answered", seat=event.seat, operator=event.operator, answered_at=event.occurred_at
+            )
         case ev.CallMissed():
             return replace(state, status="missed", missed_reason=event.reason)
         case ev.CallAbandoned():
@@ -529,10 +577,21 @@ def decide_request_callback(call: Call | None, state: Callback | None, cmd: Requ
         ring = max(0, int((ctx.at - call.received_at).total_seconds()))
         out.append(ev.CallMissed(reason="callback_chosen", ring_seconds=ring, call_id=call.call_id, **ctx.env()))
     needs_city = cmd.needs_city if cmd.needs_city is not None else reason == "escalation"
-    out.append(ev.CallbackRequested(
-        callback_id=cmd.callback_id, call_id=call.call_id, line=call.line, reason=reason,
-        window_start=cmd.window_start, window_end=cmd.window_end, due_at=cmd.due_at,
-        max_attempts=cmd.max_attempts, needs_city=needs_city, topic=cmd.topic, **ctx.env()))
+    out.append(
+        ev.CallbackRequested(
+            callback_id=cmd.callback_id,
+            call_id=call.call_id,
+            line=call.line,
+            reason=reason,
+            window_start=cmd.window_start,
+            window_end=cmd.window_end,
+            due_at=cmd.due_at,
+            max_attempts=cmd.max_attempts,
+            needs_city=needs_city,
+            topic=cmd.topic,
+            **ctx.env(),
+        )
+    )
     return out
 
 
@@ -566,16 +625,25 @@ def decide_callback(state: Callback | None, cmd, ctx: Ctx) -> list[Event]:
             _check_ready(state, ctx)
             attempt = state.failed_attempts + 1
             if cmd.reached:
-                return [ev.CallbackCompleted(
-                    attempt=attempt, resolution=cmd.resolution, categories=cmd.categories,
-                    duration_seconds=cmd.duration_seconds, notes=cmd.notes, **common)]
+                return [
+                    ev.CallbackCompleted(
+                        attempt=attempt,
+                        resolution=cmd.resolution,
+                        categories=cmd.categories,
+                        duration_seconds=cmd.duration_seconds,
+                        notes=cmd.notes,
+                        **common,
+                    )
+                ]
             if cmd.failure is None:
                 raise Refused("つながらなかった理由を選んでください。", status=422, field="failure")
             if attempt >= state.max_attempts:
                 return [ev.CallbackFailed(attempts=attempt, last_reason=cmd.failure, **common)]
             if cmd.next_due_at is None:
                 raise ValueError("the shell computes the next due time")
-            return [ev.CallbackAttemptFailed(attempt=attempt, reason=cmd.failure, next_due_at=cmd.next_due_at, **common)]
+            return [
+                ev.CallbackAttemptFailed(attempt=attempt, reason=cmd.failure, next_due_at=cmd.next_due_at, **common)
+            ]
         case CancelCallback():
             return [ev.CallbackCancelled(reason=cmd.reason, **common)]
     raise TypeError(f"not a callback command: {cmd!r}")
@@ -592,10 +660,18 @@ def evolve_callback(state: Callback | None, event: Event) -> Callback:
     match event:
         case ev.CallbackRequested():
             return Callback(
-                callback_id=event.callback_id, call_id=event.call_id, line=event.line, reason=event.reason,
-                status="open", requested_at=event.occurred_at, due_at=event.due_at,
-                max_attempts=event.max_attempts, window_start=event.window_start,
-                window_end=event.window_end, needs_city=event.needs_city)
+                callback_id=event.callback_id,
+                call_id=event.call_id,
+                line=event.line,
+                reason=event.reason,
+                status="open",
+                requested_at=event.occurred_at,
+                due_at=event.due_at,
+                max_attempts=event.max_attempts,
+                window_start=event.window_start,
+                window_end=event.window_end,
+                needs_city=event.needs_city,
+            )
     assert state is not None, f"{event.type} before calls.callback_requested"
     match event:
         case ev.CallbackEscalatedToCity():
@@ -675,8 +751,16 @@ def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
             if state is not None:
                 raise Refused("このQ&Aは既に登録されています。")
             _check_faq_categories(cmd.categories, cmd.known_categories)
-            return [ev.FaqEntryCreated(faq_id=cmd.faq_id, question=cmd.question, answer=cmd.answer,
-                                       categories=cmd.categories, keywords=cmd.keywords, **ctx.env())]
+            return [
+                ev.FaqEntryCreated(
+                    faq_id=cmd.faq_id,
+                    question=cmd.question,
+                    answer=cmd.answer,
+                    categories=cmd.categories,
+                    keywords=cmd.keywords,
+                    **ctx.env(),
+                )
+            ]
     if state is None:
         raise Refused("Q&Aが見つかりません。", status=404)
     if state.retired:
@@ -688,10 +772,22 @@ def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
         case ReviseFaq():
             _check_faq_categories(cmd.categories, cmd.known_categories)
             if (cmd.question, cmd.answer, tuple(cmd.categories), tuple(cmd.keywords)) == (
-                state.question, state.answer, state.categories, state.keywords):
+                state.question,
+                state.answer,
+                state.categories,
+                state.keywords,
+            ):
                 return []  # nothing changed: no new revision
-            return [ev.FaqEntryRevised(revision=state.revision + 1, question=cmd.question, answer=cmd.answer,
-                                       categories=cmd.categories, keywords=cmd.keywords, **common)]
+            return [
+                ev.FaqEntryRevised(
+                    revision=state.revision + 1,
+                    question=cmd.question,
+                    answer=cmd.answer,
+                    categories=cmd.categories,
+                    keywords=cmd.keywords,
+                    **common,
+                )
+            ]
         case RetireFaq():
             return [ev.FaqEntryRetired(revision=state.revision, reason=cmd.reason, **common)]
     raise TypeError(f"not an FAQ command: {cmd!r}")
@@ -700,9 +796,15 @@ def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
 def evolve_faq(state: Faq | None, event: Event) -> Faq:
     match event:
         case ev.FaqEntryCreated() | ev.FaqEntryRevised():
-            return Faq(faq_id=event.faq_id, revision=event.revision, question=event.question, answer=event.answer,
-                       categories=tuple(event.categories), keywords=tuple(event.keywords),
-                       updated_at=event.occurred_at)
+            return Faq(
+                faq_id=event.faq_id,
+                revision=event.revision,
+                question=event.question,
+                answer=event.answer,
+                categories=tuple(event.categories),
+                keywords=tuple(event.keywords),
+                updated_at=event.occurred_at,
+            )
         case ev.FaqEntryRetired():
             assert state is not None
             return replace(state, retired=True, updated_at=event.occurred_at)

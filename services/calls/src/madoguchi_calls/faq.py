@@ -47,8 +47,11 @@ class FaqIndex:
         entry = evolve_faq(self.entries.get(event.faq_id), event)
         self.entries[entry.faq_id] = entry
         self.history.setdefault(entry.faq_id, {})[entry.revision] = entry
-        self._norm[entry.faq_id] = (normalize(entry.question), normalize(entry.answer),
-                                    normalize(" ".join(entry.keywords)))
+        self._norm[entry.faq_id] = (
+            normalize(entry.question),
+            normalize(entry.answer),
+            normalize(" ".join(entry.keywords)),
+        )
 
     def get(self, faq_id: UUID, revision: int | None = None) -> Faq | None:
         if revision is None:
@@ -58,8 +61,9 @@ class FaqIndex:
     def active(self) -> list[Faq]:
         return sorted((e for e in self.entries.values() if not e.retired), key=lambda e: e.question)
 
-    def search(self, query: str, *, category: str | None = None, limit: int = 20,
-               include_retired: bool = False) -> list[Hit]:
+    def search(
+        self, query: str, *, category: str | None = None, limit: int = 20, include_retired: bool = False
+    ) -> list[Hit]:
         tokens = [t for t in normalize(query).split() if t]
         hits: list[Hit] = []
         for faq_id, entry in self.entries.items():
@@ -88,56 +92,56 @@ SEED: tuple[dict, ...] = (
     {
         "question": "マイキーIDとは何ですか？",
         "answer": "マイナポイントの申込みに必要なIDです。マイナンバーカードと暗証番号（数字4桁）を使い、"
-                  "パソコンやスマートフォン、区役所の支援窓口で設定できます。",
+        "パソコンやスマートフォン、区役所の支援窓口で設定できます。",
         "categories": ["mykey_id.setup"],
         "keywords": ["マイキー", "ID設定"],
     },
     {
         "question": "マイナポイントの申込みには何が必要ですか？",
         "answer": "マイナンバーカード、利用者証明用電子証明書の暗証番号（数字4桁）、"
-                  "対応するスマートフォンまたはパソコンとICカードリーダー、選んだキャッシュレス決済サービスが必要です。",
+        "対応するスマートフォンまたはパソコンとICカードリーダー、選んだキャッシュレス決済サービスが必要です。",
         "categories": ["mynapoint.application"],
         "keywords": ["持ち物", "必要なもの", "申込み"],
     },
     {
         "question": "暗証番号を忘れた、またはロックされてしまいました。",
         "answer": "暗証番号の再設定・ロック解除はお住まいの区の区役所戸籍住民課で行います。"
-                  "ご本人がマイナンバーカードをお持ちのうえ、お越しください。電話では手続きできません。",
+        "ご本人がマイナンバーカードをお持ちのうえ、お越しください。電話では手続きできません。",
         "categories": ["pin"],
         "keywords": ["暗証番号", "ロック", "忘れた", "パスワード"],
     },
     {
         "question": "支援窓口はどこにありますか？開設時間は？",
         "answer": "各区役所に支援窓口があります。開設時間は区役所の開庁日の8:45〜17:15です"
-                  "（特別開庁・時間延長の日はお知らせのとおり）。混雑時は受付番号札をお渡しします。",
+        "（特別開庁・時間延長の日はお知らせのとおり）。混雑時は受付番号札をお渡しします。",
         "categories": ["desk_locations_hours"],
         "keywords": ["場所", "窓口", "時間", "区役所"],
     },
     {
         "question": "選んだキャッシュレス決済サービスのポイント還元や使い方を知りたい。",
         "answer": "各キャッシュレス決済サービス独自の還元内容や使い方は、その決済事業者の問い合わせ先にご確認ください。"
-                  "当窓口では申込み手続きの流れをご案内します。",
+        "当窓口では申込み手続きの流れをご案内します。",
         "categories": ["payment_services"],
         "keywords": ["決済", "チャージ", "還元", "QRコード", "電子マネー"],
     },
     {
         "question": "マイナンバーカードを健康保険証として使う登録はできますか？",
         "answer": "はい。マイナポイントの申込みに続けて、健康保険証利用の初回登録もご案内できます。"
-                  "支援窓口でもお手伝いします。",
+        "支援窓口でもお手伝いします。",
         "categories": ["health_insurance"],
         "keywords": ["保険証", "健康保険"],
     },
     {
         "question": "マイナンバーカードの制度について意見・苦情を伝えたい。",
         "answer": "制度に関するご意見やご質問は、国のコールセンター（マイナンバー総合フリーダイヤル）をご案内します。"
-                  "いただいたご意見は記録し、委託者（市）へ報告します。",
+        "いただいたご意見は記録し、委託者（市）へ報告します。",
         "categories": ["complaint_card_system"],
         "keywords": ["苦情", "制度", "総合フリーダイヤル", "コールセンター"],
     },
     {
         "question": "マイナンバーカードの申請・受取はどうすればよいですか？",
         "answer": "カードの申請は郵送・スマートフォン・パソコン・証明用写真機から行えます。"
-                  "交付通知書が届いたら、記載の会場で受け取ってください。詳しくは国のコールセンターをご案内します。",
+        "交付通知書が届いたら、記載の会場で受け取ってください。詳しくは国のコールセンターをご案内します。",
         "categories": ["card.application", "card.issue"],
         "keywords": ["申請", "受取", "交付"],
     },

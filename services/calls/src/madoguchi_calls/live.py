@@ -77,16 +77,25 @@ class DayStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "received": self.received, "within_hours": self.within_hours, "answered": self.answered,
-            "missed": self.missed, "abandoned": self.abandoned, "out_of_hours": self.out_of_hours,
-            "callback_chosen": self.callback_chosen, "overflow_offered": self.overflow_offered,
-            "closed": self.closed, "never_connected": self.never_connected,
+            "received": self.received,
+            "within_hours": self.within_hours,
+            "answered": self.answered,
+            "missed": self.missed,
+            "abandoned": self.abandoned,
+            "out_of_hours": self.out_of_hours,
+            "callback_chosen": self.callback_chosen,
+            "overflow_offered": self.overflow_offered,
+            "closed": self.closed,
+            "never_connected": self.never_connected,
             "never_connected_share": self.never_connected_share,
             "average_wait_seconds": round(self.wait_seconds / self.answered, 1) if self.answered else None,
             "average_talk_seconds": round(self.talk_seconds / self.closed, 1) if self.closed else None,
-            "callbacks_requested": self.callbacks_requested, "escalations": self.escalations,
-            "resolutions": dict(self.resolutions), "categories": dict(self.categories),
-            "payment_provider_categories": dict(self.providers), "opinions": self.opinions,
+            "callbacks_requested": self.callbacks_requested,
+            "escalations": self.escalations,
+            "resolutions": dict(self.resolutions),
+            "categories": dict(self.categories),
+            "payment_provider_categories": dict(self.providers),
+            "opinions": self.opinions,
             "per_hour": {f"{h:02d}": n for h, n in sorted(self.per_hour.items())},
         }
 
@@ -101,8 +110,14 @@ class Alert:
     ref: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "severity": self.severity, "at": self.at.isoformat(), "line": self.line,
-                "message_ja": self.message_ja, "ref": self.ref}
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "at": self.at.isoformat(),
+            "line": self.line,
+            "message_ja": self.message_ja,
+            "ref": self.ref,
+        }
 
 
 def _hm(t: datetime) -> str:
@@ -118,40 +133,71 @@ def alert_for(event: Event, view: LineView) -> Alert | None:
     at = event.occurred_at
     match event:
         case ev.NoOperatorSeated():
-            return Alert("no_operator_seated", "critical", at, event.line,
-                         f"電話回線「{event.line}」: 受付時間中に着席しているオペレーターがいません（{_hm(event.since)}から）。",
-                         event.line_day)
+            return Alert(
+                "no_operator_seated",
+                "critical",
+                at,
+                event.line,
+                f"電話回線「{event.line}」: 受付時間中に着席しているオペレーターがいません（{_hm(event.since)}から）。",
+                event.line_day,
+            )
         case ev.SeatCoverageRestored():
-            return Alert("seat_coverage_restored", "info", at, event.line,
-                         f"電話回線「{event.line}」: オペレーターが着席しました（不在 {event.gap_seconds // 60} 分）。",
-                         event.line_day)
+            return Alert(
+                "seat_coverage_restored",
+                "info",
+                at,
+                event.line,
+                f"電話回線「{event.line}」: オペレーターが着席しました（不在 {event.gap_seconds // 60} 分）。",
+                event.line_day,
+            )
         case ev.CapacityThresholdCrossed():
             if event.level == "approaching":
-                text = (f"本日の入電が {event.count} 件になり、想定最大 {event.expected_max} 件の "
-                        f"{event.percent}% に達しました。")
+                text = (
+                    f"本日の入電が {event.count} 件になり、想定最大 {event.expected_max} 件の "
+                    f"{event.percent}% に達しました。"
+                )
                 severity = "info"
             elif event.level == "reached":
                 text = f"本日の入電が想定最大 {event.expected_max} 件に達しました。"
                 severity = "warning"
             else:
-                text = (f"本日の入電が {event.count} 件となり、想定最大 {event.expected_max} 件を大幅に超えています"
-                        f"（{event.percent}%）。委託者への報告・協議を検討してください。")
+                text = (
+                    f"本日の入電が {event.count} 件となり、想定最大 {event.expected_max} 件を大幅に超えています"
+                    f"（{event.percent}%）。委託者への報告・協議を検討してください。"
+                )
                 severity = "critical"
             return Alert(f"capacity_{event.level}", severity, at, event.line, text, event.line_day)
         case ev.CallbackOverdue():
             cb = view.callbacks.get(event.callback_id)
             line = cb.line if cb else None
-            return Alert("callback_overdue", "warning", at, line,
-                         f"折り返しの期限（{_mdhm(event.due_at)}）を過ぎています。至急対応してください。",
-                         str(event.callback_id))
+            return Alert(
+                "callback_overdue",
+                "warning",
+                at,
+                line,
+                f"折り返しの期限（{_mdhm(event.due_at)}）を過ぎています。至急対応してください。",
+                str(event.callback_id),
+            )
         case ev.CallbackEscalatedToCity():
             cb = view.callbacks.get(event.callback_id)
-            return Alert("callback_escalated", "info", at, cb.line if cb else None,
-                         "折り返し案件を委託者（市）へ確認中です。", str(event.callback_id))
+            return Alert(
+                "callback_escalated",
+                "info",
+                at,
+                cb.line if cb else None,
+                "折り返し案件を委託者（市）へ確認中です。",
+                str(event.callback_id),
+            )
         case ev.CallbackFailed():
             cb = view.callbacks.get(event.callback_id)
-            return Alert("callback_failed", "warning", at, cb.line if cb else None,
-                         f"折り返しが {event.attempts} 回つながらず、終了しました。", str(event.callback_id))
+            return Alert(
+                "callback_failed",
+                "warning",
+                at,
+                cb.line if cb else None,
+                f"折り返しが {event.attempts} 回つながらず、終了しました。",
+                str(event.callback_id),
+            )
     return None
 
 
@@ -186,8 +232,8 @@ class LineView:
         self._js = nc.jetstream()
         target = await self.last_stored()
         self._sub = await self._js.subscribe(
-            self.filter, cb=self._on_msg, ordered_consumer=True, stream=STREAM,
-            deliver_policy=api.DeliverPolicy.ALL)
+            self.filter, cb=self._on_msg, ordered_consumer=True, stream=STREAM, deliver_policy=api.DeliverPolicy.ALL
+        )
         await self.wait_for(target, timeout=60)
         self.ready.set()
 
@@ -271,8 +317,13 @@ class LineView:
 
     def _apply(self, event: Event) -> None:
         match event:
-            case ev.OperatorSignedIn() | ev.OperatorSignedOut() | ev.NoOperatorSeated() | \
-                    ev.SeatCoverageRestored() | ev.CapacityThresholdCrossed():
+            case (
+                ev.OperatorSignedIn()
+                | ev.OperatorSignedOut()
+                | ev.NoOperatorSeated()
+                | ev.SeatCoverageRestored()
+                | ev.CapacityThresholdCrossed()
+            ):
                 key = (event.line, event.day)
                 self.line_days[key] = d.evolve_line(self.line_days.get(key), event)
             case ev.CallReceived():
@@ -282,8 +333,14 @@ class LineView:
                 stats.received += 1
                 stats.within_hours += int(call.within_hours)
                 stats.per_hour[call.received_at.astimezone(TOKYO).hour] += 1
-            case ev.OverflowOffered() | ev.CallAnswered() | ev.CallMissed() | ev.CallAbandoned() | \
-                    ev.CallOutOfHours() | ev.CallClosed():
+            case (
+                ev.OverflowOffered()
+                | ev.CallAnswered()
+                | ev.CallMissed()
+                | ev.CallAbandoned()
+                | ev.CallOutOfHours()
+                | ev.CallClosed()
+            ):
                 self._apply_call(event)
             case ev.CallbackRequested():
                 self.callbacks[event.callback_id] = d.evolve_callback(None, event)
@@ -364,33 +421,62 @@ class LineView:
         state = self.line_days.get((line, day))
         seats = []
         for seat, operator in sorted((state.seats if state else {}).items()):
-            seats.append({"seat": seat, "operator": operator,
-                          "since": since.isoformat() if (since := state and state.seated_since.get(seat)) else None,
-                          "on_call": str(self.busy[operator]) if operator in self.busy else None})
+            seats.append(
+                {
+                    "seat": seat,
+                    "operator": operator,
+                    "since": since.isoformat() if (since := state and state.seated_since.get(seat)) else None,
+                    "on_call": str(self.busy[operator]) if operator in self.busy else None,
+                }
+            )
         calls = [
-            {"call_id": str(c.call_id), "status": c.status, "received_at": c.received_at.isoformat(),
-             "seat": c.seat, "operator": c.operator, "overflow": c.overflow}
-            for c in sorted(self.calls.values(), key=lambda c: c.received_at) if c.line == line
+            {
+                "call_id": str(c.call_id),
+                "status": c.status,
+                "received_at": c.received_at.isoformat(),
+                "seat": c.seat,
+                "operator": c.operator,
+                "overflow": c.overflow,
+            }
+            for c in sorted(self.calls.values(), key=lambda c: c.received_at)
+            if c.line == line
         ]
         queue = [callback_dict(cb, now) for cb in self.open_callbacks(line)]
         alerts = [a.as_dict() for a in self.alerts if (a.line in (line, None)) and local_day(a.at) == day]
         return {
-            "municipality": self.municipality, "line": line, "day": day.isoformat(), "now": now.isoformat(),
-            "open_now": open_now, "seats": seats, "calls_in_progress": calls, "callback_queue": queue,
-            "alerts": alerts, "breach_open": bool(state and state.breach_since),
-            "today": self.day_stats(line, day).as_dict(), "position": self.position,
+            "municipality": self.municipality,
+            "line": line,
+            "day": day.isoformat(),
+            "now": now.isoformat(),
+            "open_now": open_now,
+            "seats": seats,
+            "calls_in_progress": calls,
+            "callback_queue": queue,
+            "alerts": alerts,
+            "breach_open": bool(state and state.breach_since),
+            "today": self.day_stats(line, day).as_dict(),
+            "position": self.position,
         }
 
 
 def callback_dict(cb: d.Callback, now: datetime | None = None) -> dict[str, Any]:
     return {
-        "callback_id": str(cb.callback_id), "call_id": str(cb.call_id), "line": cb.line, "reason": cb.reason,
-        "status": cb.status, "requested_at": cb.requested_at.isoformat(), "due_at": cb.due_at.isoformat(),
+        "callback_id": str(cb.callback_id),
+        "call_id": str(cb.call_id),
+        "line": cb.line,
+        "reason": cb.reason,
+        "status": cb.status,
+        "requested_at": cb.requested_at.isoformat(),
+        "due_at": cb.due_at.isoformat(),
         "window_start": cb.window_start.isoformat() if cb.window_start else None,
         "window_end": cb.window_end.isoformat() if cb.window_end else None,
-        "needs_city": cb.needs_city, "city_answered": cb.city_answered, "failed_attempts": cb.failed_attempts,
-        "max_attempts": cb.max_attempts, "overdue": bool(now and not cb.ended and now > cb.due_at),
-        "ready_to_call": cb.ready_to_call, "contact_erased": cb.erased,
+        "needs_city": cb.needs_city,
+        "city_answered": cb.city_answered,
+        "failed_attempts": cb.failed_attempts,
+        "max_attempts": cb.max_attempts,
+        "overdue": bool(now and not cb.ended and now > cb.due_at),
+        "ready_to_call": cb.ready_to_call,
+        "contact_erased": cb.erased,
     }
 
 

@@ -44,12 +44,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with app.state.pool.acquire() as conn:
             await db.migrate(conn, phone_store.SCHEMA, phone_store.MIGRATIONS)
-        service = CallsService(settings, app.state.nc, PhoneStore(app.state.pool),
-                               clock=clock or utc_clock, policy=policy)
+        service = CallsService(
+            settings, app.state.nc, PhoneStore(app.state.pool), clock=clock or utc_clock, policy=policy
+        )
         app.state.calls = service
         await service.views.get(settings.municipality)
         stop = asyncio.Event()
-        checks = asyncio.create_task(service.checks_forever(interval, stop), name="calls-checks") if interval > 0 else None
+        checks = (
+            asyncio.create_task(service.checks_forever(interval, stop), name="calls-checks") if interval > 0 else None
+        )
         try:
             yield
         finally:
@@ -61,7 +64,12 @@ def create_app(
             await service.views.close()
 
     app = create_service_app(
-        "calls", settings, routers=api.ROUTERS, first=api.FIRST, lifespan=lifespan, use_db=True,
+        "calls",
+        settings,
+        routers=api.ROUTERS,
+        first=api.FIRST,
+        lifespan=lifespan,
+        use_db=True,
         description="The phone line: seats, calls, overflow, callbacks, escalations to the city, the operators' Q&A.",
     )
 

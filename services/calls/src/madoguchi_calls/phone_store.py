@@ -110,10 +110,16 @@ class PhoneStore:
         async with self.pool.acquire() as conn, conn.transaction():
             replaced = await self._destroy_rows(conn, callback_id)
             await conn.execute(
-                f"INSERT INTO {self.schema}.callback_key(callback_id, key) VALUES ($1, $2)", callback_id, key)
+                f"INSERT INTO {self.schema}.callback_key(callback_id, key) VALUES ($1, $2)", callback_id, key
+            )
             await conn.execute(
                 f"INSERT INTO {self.schema}.callback_contact(callback_id, municipality, nonce, ciphertext)"
-                " VALUES ($1, $2, $3, $4)", callback_id, municipality, nonce, sealed)
+                " VALUES ($1, $2, $3, $4)",
+                callback_id,
+                municipality,
+                nonce,
+                sealed,
+            )
         if replaced:
             self.dirty = True
         del key, number
@@ -124,17 +130,27 @@ class PhoneStore:
             row = await conn.fetchrow(
                 f"""SELECT c.nonce, c.ciphertext, k.key FROM {self.schema}.callback_contact c
                     JOIN {self.schema}.callback_key k USING (callback_id)
-                    WHERE c.callback_id = $1 AND c.municipality = $2""", callback_id, municipality)
+                    WHERE c.callback_id = $1 AND c.municipality = $2""",
+                callback_id,
+                municipality,
+            )
         if row is None:
             return None
-        return AESGCM(bytes(row["key"])).decrypt(
-            bytes(row["nonce"]), bytes(row["ciphertext"]), _aad(municipality, callback_id)).decode()
+        return (
+            AESGCM(bytes(row["key"]))
+            .decrypt(bytes(row["nonce"]), bytes(row["ciphertext"]), _aad(municipality, callback_id))
+            .decode()
+        )
 
     async def holds(self, callback_id: UUID) -> bool:
         async with self.pool.acquire() as conn:
-            return bool(await conn.fetchval(
-                f"SELECT EXISTS(SELECT 1 FROM {self.schema}.callback_key WHERE callback_id = $1)"
-                f" OR EXISTS(SELECT 1 FROM {self.schema}.callback_contact WHERE callback_id = $1)", callback_id))
+            return bool(
+                await conn.fetchval(
+                    f"SELECT EXISTS(SELECT 1 FROM {self.schema}.callback_key WHERE callback_id = $1)"
+                    f" OR EXISTS(SELECT 1 FROM {self.schema}.callback_contact WHERE callback_id = $1)",
+                    callback_id,
+                )
+            )
 
     async def destroy(self, callback_id: UUID, *, sweep: bool = True) -> bool:
         """Make the task's number unrecoverable; True if the store held something for it."""
@@ -151,8 +167,8 @@ class PhoneStore:
         # Overwrite the key before deleting it (see the module docstring for what this does and
         # does not achieve under MVCC); then the ciphertext goes as well.
         overwritten = await conn.execute(
-            f"UPDATE {self.schema}.callback_key SET key = $2 WHERE callback_id = $1",
-            callback_id, os.urandom(KEY_BYTES))
+            f"UPDATE {self.schema}.callback_key SET key = $2 WHERE callback_id = $1", callback_id, os.urandom(KEY_BYTES)
+        )
         await conn.execute(f"DELETE FROM {self.schema}.callback_key WHERE callback_id = $1", callback_id)
         deleted = await conn.execute(f"DELETE FROM {self.schema}.callback_contact WHERE callback_id = $1", callback_id)
         return overwritten != "UPDATE 0" or deleted != "DELETE 0"
@@ -190,5 +206,6 @@ class PhoneStore:
             rows = await conn.fetch(
                 f"SELECT callback_id, municipality, now() - created_at AS age FROM {self.schema}.callback_contact"
                 f" UNION SELECT k.callback_id, NULL, now() - k.created_at FROM {self.schema}.callback_key k"
-                f" WHERE NOT EXISTS (SELECT 1 FROM {self.schema}.callback_contact c WHERE c.callback_id = k.callback_id)")
+                f" WHERE NOT EXISTS (SELECT 1 FROM {self.schema}.callback_contact c WHERE c.callback_id = k.callback_id)"
+            )
         return [(r["callback_id"], r["municipality"], r["age"]) for r in rows]

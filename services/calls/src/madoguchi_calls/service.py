@@ -178,35 +178,60 @@ class CallsService:
         stored = await bus.load(self.nc, subjects.aggregate_subject("admin", municipality, "staff", staff_id))
         return training.status(self.config(municipality).training, (s.event for s in stored)).missing_labels("phone")
 
-    async def sign_in(self, municipality: str, actor: Actor, line: str, seat: str, cid: UUID | None = None) -> list[Event]:
+    async def sign_in(
+        self, municipality: str, actor: Actor, line: str, seat: str, cid: UUID | None = None
+    ) -> list[Event]:
         self.check_line(line)
         missing = await self.training_missing(municipality, actor.id)
         if missing:
-            raise d.Refused(f"研修が完了していないため電話対応に従事できません（未了: {'、'.join(missing)}）。",
-                            status=403)
+            raise d.Refused(
+                f"研修が完了していないため電話対応に従事できません（未了: {'、'.join(missing)}）。", status=403
+            )
         ctx = self.ctx(municipality, actor, cid)
         day = local_day(ctx.at)
         _, events = await self.decide_and_append(
-            self.line_subject(municipality, line, day), d.evolve_line, d.decide_line,
-            d.SignIn(line=line, day=day, seat=seat, operator=actor.id), ctx)
+            self.line_subject(municipality, line, day),
+            d.evolve_line,
+            d.decide_line,
+            d.SignIn(line=line, day=day, seat=seat, operator=actor.id),
+            ctx,
+        )
         return events
 
-    async def sign_out(self, municipality: str, actor: Actor, line: str, seat: str, reason: str = "end_of_shift",
-                       cid: UUID | None = None, operator: str | None = None) -> list[Event]:
+    async def sign_out(
+        self,
+        municipality: str,
+        actor: Actor,
+        line: str,
+        seat: str,
+        reason: str = "end_of_shift",
+        cid: UUID | None = None,
+        operator: str | None = None,
+    ) -> list[Event]:
         self.check_line(line)
         ctx = self.ctx(municipality, actor, cid)
         day = local_day(ctx.at)
         view = await self.view(municipality)
         who = operator or actor.id
-        cmd = d.SignOut(line=line, day=day, seat=seat, operator=who, within_hours=self.calendar(municipality).is_open(ctx.at),
-                        reason=reason, on_call=who in view.busy)  # type: ignore[arg-type]
+        cmd = d.SignOut(
+            line=line,
+            day=day,
+            seat=seat,
+            operator=who,
+            within_hours=self.calendar(municipality).is_open(ctx.at),
+            reason=reason,
+            on_call=who in view.busy,
+        )  # type: ignore[arg-type]
         _, events = await self.decide_and_append(
-            self.line_subject(municipality, line, day), d.evolve_line, d.decide_line, cmd, ctx)
+            self.line_subject(municipality, line, day), d.evolve_line, d.decide_line, cmd, ctx
+        )
         return events
 
     # --- calls (CALL-2 … CALL-5) -------------------------------------------------------------
 
-    async def receive_call(self, municipality: str, actor: Actor, line: str, cid: UUID | None = None) -> tuple[UUID, list[Event]]:
+    async def receive_call(
+        self, municipality: str, actor: Actor, line: str, cid: UUID | None = None
+    ) -> tuple[UUID, list[Event]]:
         """A call comes in: record it, route it (ring / overflow / out of hours), count it."""
         self.check_line(line)
         view = await self.view(municipality)
@@ -217,8 +242,13 @@ class CallsService:
         within = cal.is_open(ctx.at)
         call_id = new_id()
         cmd = d.ReceiveCall(
-            call_id=call_id, line=line, within_hours=within, seats_signed_in=len(view.seats(line, day)),
-            seats_free=view.free_seats(line, day), next_opening=None if within else cal.next_open_at(ctx.at))
+            call_id=call_id,
+            line=line,
+            within_hours=within,
+            seats_signed_in=len(view.seats(line, day)),
+            seats_free=view.free_seats(line, day),
+            next_opening=None if within else cal.next_open_at(ctx.at),
+        )
         events = d.decide_call(None, cmd, ctx)
         await self.append(municipality, events, 0)
         await self._count(municipality, line, day, call_id, events[0])
@@ -229,12 +259,17 @@ class CallsService:
         view = await self.view(municipality)
         config = self.config(municipality)
         cmd = d.CountCalls(
-            line=line, day=day, count=view.day_stats(line, day).received, call_id=call_id,
+            line=line,
+            day=day,
+            count=view.day_stats(line, day).received,
+            call_id=call_id,
             expected_max=config.phone.expected_max_calls_per_day,
-            percents=tuple(round(t * 100) for t in config.capacity_thresholds))
+            percents=tuple(round(t * 100) for t in config.capacity_thresholds),
+        )
         ctx = d.Ctx(municipality, SYSTEM, self.clock(), received.correlation_id or received.event_id)
-        await self.decide_and_append(self.line_subject(municipality, line, day), d.evolve_line, d.decide_line,
-                                     cmd, ctx, retries=5)
+        await self.decide_and_append(
+            self.line_subject(municipality, line, day), d.evolve_line, d.decide_line, cmd, ctx, retries=5
+        )
 
     async def get_call(self, municipality: str, call_id: UUID) -> tuple[d.Call | None, list[Event]]:
         stored = await bus.load(self.nc, self.subject(municipality, "call", call_id))
@@ -245,51 +280,87 @@ class CallsService:
 
     async def _call_command(self, municipality: str, actor: Actor, call_id: UUID, cmd, cid: UUID | None) -> list[Event]:
         _, events = await self.decide_and_append(
-            self.subject(municipality, "call", call_id), d.evolve_call, d.decide_call, cmd,
-            self.ctx(municipality, actor, cid))
+            self.subject(municipality, "call", call_id),
+            d.evolve_call,
+            d.decide_call,
+            cmd,
+            self.ctx(municipality, actor, cid),
+        )
         return events
 
-    async def answer(self, municipality: str, actor: Actor, call_id: UUID, seat: str, cid: UUID | None = None) -> list[Event]:
+    async def answer(
+        self, municipality: str, actor: Actor, call_id: UUID, seat: str, cid: UUID | None = None
+    ) -> list[Event]:
         view = await self.view(municipality)
         await view.catch_up()
         call, _ = await self.get_call(municipality, call_id)
         line = call.line if call else self.lines[0]
         day = local_day(self.clock())
-        cmd = d.AnswerCall(seat=seat, operator=actor.id,
-                           operator_seated=view.seats(line, day).get(seat) == actor.id,
-                           operator_busy=actor.id in view.busy)
+        cmd = d.AnswerCall(
+            seat=seat,
+            operator=actor.id,
+            operator_seated=view.seats(line, day).get(seat) == actor.id,
+            operator_busy=actor.id in view.busy,
+        )
         return await self._call_command(municipality, actor, call_id, cmd, cid)
 
     async def mark_missed(self, municipality: str, actor: Actor, call_id: UUID, cid: UUID | None = None) -> list[Event]:
         return await self._call_command(municipality, actor, call_id, d.MarkMissed(), cid)
 
-    async def record_offer_choice(self, municipality: str, actor: Actor, call_id: UUID, choice: ev.OverflowOption,
-                                  cid: UUID | None = None) -> list[Event]:
+    async def record_offer_choice(
+        self, municipality: str, actor: Actor, call_id: UUID, choice: ev.OverflowOption, cid: UUID | None = None
+    ) -> list[Event]:
         return await self._call_command(municipality, actor, call_id, d.RecordOfferChoice(choice), cid)
 
-    async def link_repeat_call(self, municipality: str, actor: Actor, call_id: UUID, reference: str,
-                               cid: UUID | None = None) -> list[Event]:
+    async def link_repeat_call(
+        self, municipality: str, actor: Actor, call_id: UUID, reference: str, cid: UUID | None = None
+    ) -> list[Event]:
         return await self._call_command(municipality, actor, call_id, d.LinkRepeatCall(reference), cid)
 
-    async def mark_abandoned(self, municipality: str, actor: Actor, call_id: UUID, cid: UUID | None = None) -> list[Event]:
+    async def mark_abandoned(
+        self, municipality: str, actor: Actor, call_id: UUID, cid: UUID | None = None
+    ) -> list[Event]:
         return await self._call_command(municipality, actor, call_id, d.MarkAbandoned(), cid)
 
-    async def close_call(self, municipality: str, actor: Actor, call_id: UUID, *, by_manager: bool = False,
-                         cid: UUID | None = None, **fields: Any) -> list[Event]:
+    async def close_call(
+        self,
+        municipality: str,
+        actor: Actor,
+        call_id: UUID,
+        *,
+        by_manager: bool = False,
+        cid: UUID | None = None,
+        **fields: Any,
+    ) -> list[Event]:
         view = await self.view(municipality)
         refs = tuple(fields.pop("faq_used", ()) or ())
         unknown = tuple(r.faq_id for r in refs if not (e := view.faq.get(r.faq_id)) or r.revision > e.revision)
         wards = frozenset(w.id for w in self.config(municipality).wards)
-        cmd = d.CloseCall(operator=actor.id, known_categories=self.category_codes, known_wards=wards,
-                          faq_used=refs, unknown_faq=unknown, by_manager=by_manager, **fields)
+        cmd = d.CloseCall(
+            operator=actor.id,
+            known_categories=self.category_codes,
+            known_wards=wards,
+            faq_used=refs,
+            unknown_faq=unknown,
+            by_manager=by_manager,
+            **fields,
+        )
         return await self._call_command(municipality, actor, call_id, cmd, cid)
 
     # --- callbacks (CALL-3, CALL-4) ----------------------------------------------------------
 
     async def request_callback(
-        self, municipality: str, actor: Actor, call_id: UUID, phone: str, *,
-        window_start: datetime | None = None, window_end: datetime | None = None,
-        needs_city: bool | None = None, topic: str | None = None, cid: UUID | None = None,
+        self,
+        municipality: str,
+        actor: Actor,
+        call_id: UUID,
+        phone: str,
+        *,
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        needs_city: bool | None = None,
+        topic: str | None = None,
+        cid: UUID | None = None,
     ) -> list[Event]:
         """Open the call's callback task; the number goes to the phone store, never to an event."""
         normalize_phone(phone)  # refuse a malformed number before anything is stored
@@ -301,8 +372,15 @@ class CallsService:
         callback, _ = await self.load(cb_subject, d.evolve_callback)
         ctx = self.ctx(municipality, actor, cid)
         due = schedule.first_due(self.calendar(municipality), self.policy, ctx.at, window_start, window_end)
-        cmd = d.RequestCallback(callback_id=call_id, due_at=due, max_attempts=self.policy.max_attempts,
-                                window_start=window_start, window_end=window_end, needs_city=needs_city, topic=topic)
+        cmd = d.RequestCallback(
+            callback_id=call_id,
+            due_at=due,
+            max_attempts=self.policy.max_attempts,
+            window_start=window_start,
+            window_end=window_end,
+            needs_city=needs_city,
+            topic=topic,
+        )
         events = d.decide_request_callback(call, callback, cmd, ctx)
         assert self.store is not None
         await self.store.put(municipality, call_id, phone)
@@ -323,11 +401,13 @@ class CallsService:
             state = d.evolve_callback(state, item.event)
         return state, [item.event for item in stored]
 
-    async def _callback_command(self, municipality: str, actor: Actor, callback_id: UUID, cmd,
-                                cid: UUID | None = None, retries: int = 0) -> tuple[d.Callback | None, list[Event]]:
+    async def _callback_command(
+        self, municipality: str, actor: Actor, callback_id: UUID, cmd, cid: UUID | None = None, retries: int = 0
+    ) -> tuple[d.Callback | None, list[Event]]:
         subject = self.subject(municipality, "callback", callback_id)
-        state, events = await self.decide_and_append(subject, d.evolve_callback, d.decide_callback, cmd,
-                                                     self.ctx(municipality, actor, cid), retries=retries)
+        state, events = await self.decide_and_append(
+            subject, d.evolve_callback, d.decide_callback, cmd, self.ctx(municipality, actor, cid), retries=retries
+        )
         if any(isinstance(e, ev.CallbackCompleted | ev.CallbackFailed | ev.CallbackCancelled) for e in events):
             events = [*events, *await self.erase_contact(municipality, callback_id, events[-1])]
         return state, events
@@ -337,24 +417,38 @@ class CallsService:
         tables vacuumed) and record that it is gone."""
         assert self.store is not None
         had = await self.store.destroy(callback_id)
-        ctx = d.Ctx(municipality, SYSTEM, self.clock(),
-                    (cause.correlation_id or cause.event_id) if cause else None)
+        ctx = d.Ctx(municipality, SYSTEM, self.clock(), (cause.correlation_id or cause.event_id) if cause else None)
         _, events = await self.decide_and_append(
-            self.subject(municipality, "callback", callback_id), d.evolve_callback, d.decide_callback,
-            d.EraseContact(had_contact=had), ctx, retries=5)
+            self.subject(municipality, "callback", callback_id),
+            d.evolve_callback,
+            d.decide_callback,
+            d.EraseContact(had_contact=had),
+            ctx,
+            retries=5,
+        )
         return events
 
-    async def escalate_to_city(self, municipality: str, actor: Actor, callback_id: UUID, question: str,
-                               channel: str = "phone", cid: UUID | None = None) -> list[Event]:
-        _, events = await self._callback_command(municipality, actor, callback_id,
-                                                 d.EscalateToCity(question=question, channel=channel), cid)  # type: ignore[arg-type]
+    async def escalate_to_city(
+        self,
+        municipality: str,
+        actor: Actor,
+        callback_id: UUID,
+        question: str,
+        channel: str = "phone",
+        cid: UUID | None = None,
+    ) -> list[Event]:
+        _, events = await self._callback_command(
+            municipality, actor, callback_id, d.EscalateToCity(question=question, channel=channel), cid
+        )  # type: ignore[arg-type]
         return events
 
-    async def record_city_answer(self, municipality: str, actor: Actor, callback_id: UUID, answer: str,
-                                 cid: UUID | None = None) -> list[Event]:
+    async def record_city_answer(
+        self, municipality: str, actor: Actor, callback_id: UUID, answer: str, cid: UUID | None = None
+    ) -> list[Event]:
         due = schedule.after_city_answer_due(self.calendar(municipality), self.policy, self.clock())
-        _, events = await self._callback_command(municipality, actor, callback_id,
-                                                 d.RecordCityAnswer(answer=answer, due_at=due), cid)
+        _, events = await self._callback_command(
+            municipality, actor, callback_id, d.RecordCityAnswer(answer=answer, due_at=due), cid
+        )
         return events
 
     async def read_number(self, municipality: str, actor: Actor, callback_id: UUID, cid: UUID | None = None) -> str:
@@ -369,48 +463,114 @@ class CallsService:
             raise PhoneGone()
         return number
 
-    async def record_attempt(self, municipality: str, actor: Actor, callback_id: UUID, *, reached: bool,
-                             failure: str | None = None, cid: UUID | None = None, **fields: Any) -> list[Event]:
+    async def record_attempt(
+        self,
+        municipality: str,
+        actor: Actor,
+        callback_id: UUID,
+        *,
+        reached: bool,
+        failure: str | None = None,
+        cid: UUID | None = None,
+        **fields: Any,
+    ) -> list[Event]:
         if fields.get("categories"):
             unknown = [c for c in fields["categories"] if c not in self.category_codes]
             if unknown:
-                raise d.Refused(f"問い合わせ分類が登録されていません: {', '.join(unknown)}", status=422, field="categories")
+                raise d.Refused(
+                    f"問い合わせ分類が登録されていません: {', '.join(unknown)}", status=422, field="categories"
+                )
         now = self.clock()
         next_due = None if reached else schedule.next_attempt_due(self.calendar(municipality), self.policy, now)
         cmd = d.RecordAttempt(reached=reached, failure=failure, next_due_at=next_due, **fields)  # type: ignore[arg-type]
         _, events = await self._callback_command(municipality, actor, callback_id, cmd, cid)
         return events
 
-    async def cancel_callback(self, municipality: str, actor: Actor, callback_id: UUID, reason: str,
-                              cid: UUID | None = None) -> list[Event]:
+    async def cancel_callback(
+        self, municipality: str, actor: Actor, callback_id: UUID, reason: str, cid: UUID | None = None
+    ) -> list[Event]:
         _, events = await self._callback_command(municipality, actor, callback_id, d.CancelCallback(reason=reason), cid)  # type: ignore[arg-type]
         return events
 
     # --- FAQ ---------------------------------------------------------------------------------
 
-    async def create_faq(self, municipality: str, actor: Actor, *, question: str, answer: str,
-                         categories: Sequence[str] = (), keywords: Sequence[str] = (), cid: UUID | None = None) -> list[Event]:
+    async def create_faq(
+        self,
+        municipality: str,
+        actor: Actor,
+        *,
+        question: str,
+        answer: str,
+        categories: Sequence[str] = (),
+        keywords: Sequence[str] = (),
+        cid: UUID | None = None,
+    ) -> list[Event]:
         faq_id = new_id()
-        cmd = d.CreateFaq(faq_id=faq_id, question=question, answer=answer, categories=tuple(categories),
-                          keywords=tuple(keywords), known_categories=self.category_codes)
-        _, events = await self.decide_and_append(self.subject(municipality, "faq", faq_id), d.evolve_faq,
-                                                 d.decide_faq, cmd, self.ctx(municipality, actor, cid))
+        cmd = d.CreateFaq(
+            faq_id=faq_id,
+            question=question,
+            answer=answer,
+            categories=tuple(categories),
+            keywords=tuple(keywords),
+            known_categories=self.category_codes,
+        )
+        _, events = await self.decide_and_append(
+            self.subject(municipality, "faq", faq_id),
+            d.evolve_faq,
+            d.decide_faq,
+            cmd,
+            self.ctx(municipality, actor, cid),
+        )
         return events
 
-    async def revise_faq(self, municipality: str, actor: Actor, faq_id: UUID, *, question: str, answer: str,
-                         categories: Sequence[str] = (), keywords: Sequence[str] = (),
-                         expected_revision: int | None = None, cid: UUID | None = None) -> list[Event]:
-        cmd = d.ReviseFaq(question=question, answer=answer, categories=tuple(categories), keywords=tuple(keywords),
-                          expected_revision=expected_revision, known_categories=self.category_codes)
-        _, events = await self.decide_and_append(self.subject(municipality, "faq", faq_id), d.evolve_faq,
-                                                 d.decide_faq, cmd, self.ctx(municipality, actor, cid))
+    async def revise_faq(
+        self,
+        municipality: str,
+        actor: Actor,
+        faq_id: UUID,
+        *,
+        question: str,
+        answer: str,
+        categories: Sequence[str] = (),
+        keywords: Sequence[str] = (),
+        expected_revision: int | None = None,
+        cid: UUID | None = None,
+    ) -> list[Event]:
+        cmd = d.ReviseFaq(
+            question=question,
+            answer=answer,
+            categories=tuple(categories),
+            keywords=tuple(keywords),
+            expected_revision=expected_revision,
+            known_categories=self.category_codes,
+        )
+        _, events = await self.decide_and_append(
+            self.subject(municipality, "faq", faq_id),
+            d.evolve_faq,
+            d.decide_faq,
+            cmd,
+            self.ctx(municipality, actor, cid),
+        )
         return events
 
-    async def retire_faq(self, municipality: str, actor: Actor, faq_id: UUID, *, reason: str = "outdated",
-                         expected_revision: int | None = None, cid: UUID | None = None) -> list[Event]:
+    async def retire_faq(
+        self,
+        municipality: str,
+        actor: Actor,
+        faq_id: UUID,
+        *,
+        reason: str = "outdated",
+        expected_revision: int | None = None,
+        cid: UUID | None = None,
+    ) -> list[Event]:
         cmd = d.RetireFaq(reason=reason, expected_revision=expected_revision)  # type: ignore[arg-type]
-        _, events = await self.decide_and_append(self.subject(municipality, "faq", faq_id), d.evolve_faq,
-                                                 d.decide_faq, cmd, self.ctx(municipality, actor, cid))
+        _, events = await self.decide_and_append(
+            self.subject(municipality, "faq", faq_id),
+            d.evolve_faq,
+            d.decide_faq,
+            cmd,
+            self.ctx(municipality, actor, cid),
+        )
         return events
 
     # --- periodic checks ---------------------------------------------------------------------
@@ -431,15 +591,25 @@ class CallsService:
             opens = next(s for s, e in hours.intervals if s <= now < e)
             ctx = d.Ctx(municipality, SYSTEM, now)
             _, events = await self.decide_and_append(
-                self.line_subject(municipality, line, day), d.evolve_line, d.decide_line,
-                d.CheckCoverage(line=line, day=day, within_hours=True, opens_at=opens), ctx, retries=5)
+                self.line_subject(municipality, line, day),
+                d.evolve_line,
+                d.decide_line,
+                d.CheckCoverage(line=line, day=day, within_hours=True, opens_at=opens),
+                ctx,
+                retries=5,
+            )
             if events:
                 report.breaches.append(line)
         for cb in view.open_callbacks():
             if cb.status == "open" and now > cb.due_at and cb.overdue_for != cb.due_at:
                 _, events = await self.decide_and_append(
-                    self.subject(municipality, "callback", cb.callback_id), d.evolve_callback, d.decide_callback,
-                    d.CheckOverdue(), d.Ctx(municipality, SYSTEM, now), retries=5)
+                    self.subject(municipality, "callback", cb.callback_id),
+                    d.evolve_callback,
+                    d.decide_callback,
+                    d.CheckOverdue(),
+                    d.Ctx(municipality, SYSTEM, now),
+                    retries=5,
+                )
                 if events:
                     report.overdue.append(cb.callback_id)
         for cb in list(view.callbacks.values()):

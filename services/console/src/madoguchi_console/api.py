@@ -22,8 +22,18 @@ router = APIRouter(include_in_schema=False)
 def routers() -> list[APIRouter]:
     from madoguchi_console.screens import audit, desk, display, faq, hq, phone, policy, reports, staff
 
-    return [router, desk.router, display.router, hq.router, faq.router, phone.router, reports.router, audit.router,
-            staff.router, policy.router]
+    return [
+        router,
+        desk.router,
+        display.router,
+        hq.router,
+        faq.router,
+        phone.router,
+        reports.router,
+        audit.router,
+        staff.router,
+        policy.router,
+    ]
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -65,8 +75,11 @@ async def login(request: Request):
     needed); the token is kept in an HttpOnly cookie. After a password reset the form asks for a
     new password and logs in with it."""
     form = await read_form(request)
-    values = {"username": form.get("username", "").strip(), "municipality": form.get("municipality", "").strip(),
-              "next": form.get("next", "")}
+    values = {
+        "username": form.get("username", "").strip(),
+        "municipality": form.get("municipality", "").strip(),
+        "next": form.get("next", ""),
+    }
     change = bool(form.get("change"))
     errors: dict[str, str] = {}
     if not values["username"]:
@@ -86,24 +99,45 @@ async def login(request: Request):
     if errors:
         return render(request, "login.html", 422, values=values, errors=errors, change=change)
     try:
-        result = await login_with_throttle(request, username=values["username"], password=form.get("password", ""),
-                                           municipality=values["municipality"] or None,
-                                           new_password=new_password if change else None)
+        result = await login_with_throttle(
+            request,
+            username=values["username"],
+            password=form.get("password", ""),
+            municipality=values["municipality"] or None,
+            new_password=new_password if change else None,
+        )
     except LoginRefused as exc:
         if exc.code == "password_change_required":
-            return render(request, "login.html", 200, values=values, change=True,
-                          notice="パスワードがリセットされています。仮のパスワードと、新しいパスワード（10文字以上）を入力してください。")
+            return render(
+                request,
+                "login.html",
+                200,
+                values=values,
+                change=True,
+                notice="パスワードがリセットされています。仮のパスワードと、新しいパスワード（10文字以上）を入力してください。",
+            )
         if exc.code in ("weak_password", "password_unchanged"):
-            return render(request, "login.html", exc.status, values=values, change=True, errors={"new_password": exc.detail})
-        response = render(request, "login.html", exc.status, values=values, change=change, errors={"password": exc.detail})
+            return render(
+                request, "login.html", exc.status, values=values, change=True, errors={"new_password": exc.detail}
+            )
+        response = render(
+            request, "login.html", exc.status, values=values, change=change, errors={"password": exc.detail}
+        )
         if exc.retry_after:
             response.headers["retry-after"] = str(exc.retry_after)
         return response
     roles = list(result.account.roles)
     target = _safe_next(values["next"]) or domain.home_path(roles)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, result.token, max_age=int(result.expires_in), path="/",
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(
+        COOKIE,
+        result.token,
+        max_age=int(result.expires_in),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -120,4 +154,10 @@ async def logout(request: Request):
 
 @router.get("/forbidden")
 async def forbidden(request: Request):
-    return render(request, "error.html", 403, title="権限がありません", detail="このアカウントで使える画面がありません。管理者に連絡してください。")
+    return render(
+        request,
+        "error.html",
+        403,
+        title="権限がありません",
+        detail="このアカウントで使える画面がありません。管理者に連絡してください。",
+    )

@@ -19,10 +19,14 @@ def _fmt(value: float) -> str:
 
 def _table(rows: list[tuple[str, float]], title: str) -> str:
     """The chart's numbers as a table, for screen readers and for reading exact values."""
-    body = "".join(f"<tr><th scope=\"row\">{escape(label)}</th><td class=\"num\">{_fmt(value)}</td></tr>" for label, value in rows)
-    return (f'<details class="chart-data"><summary>{escape(title)}の数値（表）</summary><table><caption class="visually-hidden">'
-            f'{escape(title)}</caption><thead><tr><th scope="col">項目</th><th scope="col" class="num">値</th></tr></thead>'
-            f"<tbody>{body}</tbody></table></details>")
+    body = "".join(
+        f'<tr><th scope="row">{escape(label)}</th><td class="num">{_fmt(value)}</td></tr>' for label, value in rows
+    )
+    return (
+        f'<details class="chart-data"><summary>{escape(title)}の数値（表）</summary><table><caption class="visually-hidden">'
+        f'{escape(title)}</caption><thead><tr><th scope="col">項目</th><th scope="col" class="num">値</th></tr></thead>'
+        f"<tbody>{body}</tbody></table></details>"
+    )
 
 
 def hbars(items: list[tuple[str, object]], *, title: str, width: int = 560, label_w: int = 220) -> Markup:
@@ -53,14 +57,18 @@ def columns(items: list[tuple[str, object]], *, title: str, width: int = 560, he
     plot_h = height - 56
     step = (width - 20) / len(rows)
     col_w = max(4.0, step * 0.6)
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-             f'<line x1="10" y1="{plot_h + 26}" x2="{width - 10}" y2="{plot_h + 26}" stroke="#c5ccd6"></line>']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<line x1="10" y1="{plot_h + 26}" x2="{width - 10}" y2="{plot_h + 26}" stroke="#c5ccd6"></line>',
+    ]
     for i, (label, value) in enumerate(rows):
         x = 10 + i * step + (step - col_w) / 2
         h = 0 if value <= 0 else max(2.0, plot_h * value / top)
         y = plot_h + 26 - h
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{col_w:.1f}" height="{h:.1f}" rx="2"></rect>')
-        parts.append(f'<text class="val" x="{x + col_w / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">{_fmt(value) if value else ""}</text>')
+        parts.append(
+            f'<text class="val" x="{x + col_w / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">{_fmt(value) if value else ""}</text>'
+        )
         parts.append(f'<text x="{x + col_w / 2:.1f}" y="{plot_h + 44}" text-anchor="middle">{escape(label)}</text>')
     parts.append("</svg>")
     parts.append(_table(rows, title))

@@ -87,8 +87,12 @@ def screen(key: str):
 
 
 def upstream_for(request: Request, session: Session | None) -> Upstream:
-    return Upstream(request.app.state.http, request.app.state.service_urls, session.token if session else None,
-                    getattr(request.state, "request_id", None))
+    return Upstream(
+        request.app.state.http,
+        request.app.state.service_urls,
+        session.token if session else None,
+        getattr(request.state, "request_id", None),
+    )
 
 
 async def upstream(request: Request, session: Annotated[Session, Depends(current_session)]) -> Upstream:

@@ -72,7 +72,10 @@ def may_open(roles: Iterable[Role], key: str) -> bool:
 
 
 def role_label(roles: Iterable[Role]) -> str:
-    return "・".join(ROLE_LABELS.get(r, r.value) for r in sorted(roles, key=lambda r: list(ROLE_LABELS).index(r) if r in ROLE_LABELS else 99))
+    return "・".join(
+        ROLE_LABELS.get(r, r.value)
+        for r in sorted(roles, key=lambda r: list(ROLE_LABELS).index(r) if r in ROLE_LABELS else 99)
+    )
 
 
 # --- Japanese labels of the services' codes (the events keep stable codes; labels live here) ---
@@ -92,6 +95,7 @@ INSTRUCTION_REASONS = L.INSTRUCTION_REASON
 ESCALATION_CATEGORIES = L.ESCALATION_CATEGORY
 ABSENCE_REASONS = L.ABSENCE_REASON
 SEVERITIES = L.SEVERITY
+
 
 def options(mapping: dict[str, str]) -> list[tuple[str, str]]:
     return list(mapping.items())

@@ -44,8 +44,10 @@ def live_response(request: Request, regions: Regions, interval: float = 1.0) -> 
                 if exc.status == 401:
                     # revoked (disabled, changed, logged out) or simply expired: the login page says which
                     revoked = request.cookies.get(COOKIE) and read_session(request) is None
-                    yield _event("expired", json.dumps({"detail": exc.detail, "reason": "revoked" if revoked else "1"},
-                                                       ensure_ascii=False))
+                    yield _event(
+                        "expired",
+                        json.dumps({"detail": exc.detail, "reason": "revoked" if revoked else "1"}, ensure_ascii=False),
+                    )
                     return
                 current = {}
                 log.warning("live.upstream_failed", status=exc.status)
@@ -63,5 +65,6 @@ def live_response(request: Request, regions: Regions, interval: float = 1.0) -> 
                 yield b": keep-alive\n\n"
             await asyncio.sleep(interval)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"cache-control": "no-store", "x-accel-buffering": "no"}
+    )

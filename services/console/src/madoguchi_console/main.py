@@ -36,15 +36,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 # Scripts and styles only from the console itself: no inline script, no event-handler attributes,
 # no javascript: URLs, nothing loaded from elsewhere, never framed. Style attributes stay allowed
 # (style-src-attr): they cannot run code, and the screens use a few for layout.
-CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src-elem 'self'; style-src-attr 'unsafe-inline'; "
-               "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-               "form-action 'self'; frame-ancestors 'none'")
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src-elem 'self'; style-src-attr 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = create_service_app("console", settings, routers=api.routers(), lifespan=_lifespan,
-                             description="窓口コンソール（Web画面）")
+    app = create_service_app(
+        "console", settings, routers=api.routers(), lifespan=_lifespan, description="窓口コンソール（Web画面）"
+    )
     app.state.service_urls = default_urls(settings)
     app.state.municipality = _municipality(settings)
     app.state.templates = make_templates(app.state.municipality)
@@ -84,9 +87,15 @@ def _municipality(settings: Settings):
 
 _MACHINE_PATHS = ("/v1/", "/health", "/metrics", "/ready", "/docs", "/openapi")
 _PAGE_ERRORS = {
-    404: ("ページが見つかりません", "お探しのページは見つかりませんでした。アドレスを確かめるか、上のメニューから画面を選んでください。"),
+    404: (
+        "ページが見つかりません",
+        "お探しのページは見つかりませんでした。アドレスを確かめるか、上のメニューから画面を選んでください。",
+    ),
     405: ("この操作はできません", "この画面ではその操作はできません。画面を更新してもう一度お試しください。"),
-    422: ("入力内容に誤りがあります", "アドレスまたは入力の形式が正しくありません。画面を更新してもう一度お試しください。"),
+    422: (
+        "入力内容に誤りがあります",
+        "アドレスまたは入力の形式が正しくありません。画面を更新してもう一度お試しください。",
+    ),
 }
 
 
@@ -103,13 +112,17 @@ def _install_page_errors(app: FastAPI) -> None:
     machine_validation = app.exception_handlers.get(RequestValidationError)
 
     def for_machines(request: Request) -> bool:
-        return request.url.path.startswith(_MACHINE_PATHS) or "text/html" not in request.headers.get("accept", "text/html")
+        return request.url.path.startswith(_MACHINE_PATHS) or "text/html" not in request.headers.get(
+            "accept", "text/html"
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def page_http_error(request: Request, exc: StarletteHTTPException):
         if for_machines(request) and machine_http is not None:
             return await machine_http(request, exc)
-        title, detail = _PAGE_ERRORS.get(exc.status_code, ("エラーが発生しました", "処理できませんでした。画面を更新してもう一度お試しください。"))
+        title, detail = _PAGE_ERRORS.get(
+            exc.status_code, ("エラーが発生しました", "処理できませんでした。画面を更新してもう一度お試しください。")
+        )
         return render(request, "error.html", exc.status_code, title=title, detail=detail)
 
     @app.exception_handler(RequestValidationError)
@@ -124,8 +137,13 @@ def _install_page_errors(app: FastAPI) -> None:
         if for_machines(request) and machine_any is not None:
             return await machine_any(request, exc)
         log.exception("request.failed", error_type=type(exc).__name__)
-        return render(request, "error.html", 500, title="システムエラー",
-                      detail="予期しないエラーが発生しました。時間をおいてもう一度お試しください。問題が続く場合は業務責任者に連絡してください。")
+        return render(
+            request,
+            "error.html",
+            500,
+            title="システムエラー",
+            detail="予期しないエラーが発生しました。時間をおいてもう一度お試しください。問題が続く場合は業務責任者に連絡してください。",
+        )
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
@@ -138,8 +156,13 @@ def _install_page_errors(app: FastAPI) -> None:
 
     @app.exception_handler(ScreenForbidden)
     async def forbidden(request: Request, exc: ScreenForbidden):
-        return render(request, "error.html", 403, title="権限がありません",
-                      detail="この画面を開く権限がありません。上のメニューから担当の画面を選んでください。")
+        return render(
+            request,
+            "error.html",
+            403,
+            title="権限がありません",
+            detail="この画面を開く権限がありません。上のメニューから担当の画面を選んでください。",
+        )
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -147,4 +170,6 @@ def _install_page_errors(app: FastAPI) -> None:
             response = RedirectResponse(login_url(request.url.path) + "&expired=1", status_code=303)
             response.delete_cookie(COOKIE, path="/")
             return response
-        return render(request, "error.html", exc.status if exc.status >= 400 else 502, title=exc.title, detail=exc.detail)
+        return render(
+            request, "error.html", exc.status if exc.status >= 400 else 502, title=exc.title, detail=exc.detail
+        )

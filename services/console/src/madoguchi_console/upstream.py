@@ -98,7 +98,10 @@ def _problem(response: httpx.Response) -> ApiError:
         body = {}
     detail = body.get("detail")
     if isinstance(detail, list):  # a bare FastAPI validation list
-        errors = [{"field": ".".join(str(p) for p in d.get("loc", ()) if p != "body"), "message": d.get("msg", "")} for d in detail]
+        errors = [
+            {"field": ".".join(str(p) for p in d.get("loc", ()) if p != "body"), "message": d.get("msg", "")}
+            for d in detail
+        ]
         detail = "入力内容に誤りがあります。"
         body["errors"] = errors
     return ApiError(
@@ -114,7 +117,9 @@ def _problem(response: httpx.Response) -> ApiError:
 class Upstream:
     """One user's view of the services: their token is sent with every call."""
 
-    def __init__(self, client: httpx.AsyncClient, urls: dict[str, str], token: str | None, request_id: str | None = None):
+    def __init__(
+        self, client: httpx.AsyncClient, urls: dict[str, str], token: str | None, request_id: str | None = None
+    ):
         self.client = client
         self.urls = urls
         self.token = token
@@ -141,17 +146,33 @@ class Upstream:
     def url(self, service: str, path: str) -> str:
         return self.urls[service].rstrip("/") + path
 
-    async def request(self, method: str, service: str, path: str, *, params: dict | None = None,
-                      json: Any = None, timeout: float | None = None, key: str | None = None) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        key: str | None = None,
+    ) -> httpx.Response:
         headers = self.headers() | ({"idempotency-key": key} if key else {})
         try:
             response = await self.client.request(
-                method, self.url(service, path), params=_clean(params), json=json, headers=headers,
+                method,
+                self.url(service, path),
+                params=_clean(params),
+                json=json,
+                headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
-            raise ApiError(503, "サービスに接続できません",
-                           f"{SERVICE_LABELS.get(service, service)}サービスに接続できません。しばらくしてからもう一度お試しください。") from exc
+            raise ApiError(
+                503,
+                "サービスに接続できません",
+                f"{SERVICE_LABELS.get(service, service)}サービスに接続できません。しばらくしてからもう一度お試しください。",
+            ) from exc
         if response.status_code >= 400:
             raise _problem(response)
         return response
@@ -165,7 +186,9 @@ class Upstream:
         if self._command is not None:
             self._posts += 1
             key = f"{self._command}-{self._posts}"
-        response = await self.request("POST", service, path, json=json if json is not None else {}, params=params, key=key)
+        response = await self.request(
+            "POST", service, path, json=json if json is not None else {}, params=params, key=key
+        )
         return response.json() if response.content and "json" in response.headers.get("content-type", "") else None
 
     async def put(self, service: str, path: str, json: Any = None) -> Any:

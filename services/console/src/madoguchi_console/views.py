@@ -135,7 +135,7 @@ class Names:
         for m in _LATIN_VALUE.finditer(out):
             if m.group(0) in _JAPANESE_ABBREVIATIONS:
                 continue
-            parts += [escape(out[last:m.start()]), Markup('<span class="id">%s</span>') % m.group(0)]
+            parts += [escape(out[last : m.start()]), Markup('<span class="id">%s</span>') % m.group(0)]
             last = m.end()
         parts.append(escape(out[last:]))
         return Markup("").join(parts)
@@ -160,8 +160,14 @@ def command_id(context, *parts: Any) -> str:
     of an unchanged screen is the same HTML (the live regions replace only what changed)."""
     session = context.get("session")
     status = context.get("status") or {}
-    seed = repr((getattr(getattr(session, "principal", None), "staff_id", None), status.get("desk"),
-                 status.get("version"), parts)).encode()
+    seed = repr(
+        (
+            getattr(getattr(session, "principal", None), "staff_id", None),
+            status.get("desk"),
+            status.get("version"),
+            parts,
+        )
+    ).encode()
     return hashlib.sha256(_COMMAND_SALT + seed).hexdigest()[:32]
 
 
@@ -171,11 +177,25 @@ def make_templates(municipality=None) -> Jinja2Templates:
     names = Names(municipality)
     NAMES.wards.update(names.wards)
     NAMES.desks.update(names.desks)
-    env.filters.update(jst_time=jst_time, jst_datetime=jst_datetime, jst_seconds=jst_seconds, ja_date=ja_date,
-                       minutes=minutes, phone_number=phone_number, ward_name=names.ward, desk_name=names.desk,
-                       named=names.named)
-    env.globals.update(role_label=domain.role_label, ROLE_LABELS=domain.ROLE_LABELS, label=domain.label, L=domain,
-                       names=names, command_id=command_id)
+    env.filters.update(
+        jst_time=jst_time,
+        jst_datetime=jst_datetime,
+        jst_seconds=jst_seconds,
+        ja_date=ja_date,
+        minutes=minutes,
+        phone_number=phone_number,
+        ward_name=names.ward,
+        desk_name=names.desk,
+        named=names.named,
+    )
+    env.globals.update(
+        role_label=domain.role_label,
+        ROLE_LABELS=domain.ROLE_LABELS,
+        label=domain.label,
+        L=domain,
+        names=names,
+        command_id=command_id,
+    )
     return templates
 
 

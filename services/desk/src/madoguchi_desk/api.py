@@ -36,15 +36,21 @@ class Body(BaseModel):
 
 
 class Versioned(Body):
-    version: int | None = Field(default=None, ge=0, description="the aggregate version you saw; a different one is a 409")
+    version: int | None = Field(
+        default=None, ge=0, description="the aggregate version you saw; a different one is a 409"
+    )
 
 
 def result(appended: list[Appended], **extra: Any) -> dict[str, Any]:
     versions: dict[str, int] = {}
     for a in appended:
         versions[a.event.aggregate] = a.seq
-    return {"events": [a.as_json() for a in appended], "version": appended[-1].seq if appended else None,
-            "versions": versions, **extra}
+    return {
+        "events": [a.as_json() for a in appended],
+        "version": appended[-1].seq if appended else None,
+        "versions": versions,
+        **extra,
+    }
 
 
 async def _self_or_manager(request: Request, principal: Principal, staff_id: str | None) -> str:
@@ -112,8 +118,11 @@ async def next_business_day(service: Service, principal: Reader, after: date | N
     cal = await service.calendar()
     after = after or service.today(cal)
     nxt = cal.next_business_day(after)
-    return {"after": after.isoformat(), "next_business_day": nxt.isoformat(),
-            "deadline": cal.next_business_day_deadline(after).isoformat()}
+    return {
+        "after": after.isoformat(),
+        "next_business_day": nxt.isoformat(),
+        "deadline": cal.next_business_day_deadline(after).isoformat(),
+    }
 
 
 @calendar_router.get("/business-days")
@@ -123,12 +132,21 @@ async def business_days(start: date, end: date, service: Service, principal: Rea
         raise d.Refusal("期間は800日以内にしてください。", 422, "range")
     cal = await service.calendar()
     days = cal.business_days(start, end)
-    return {"start": start.isoformat(), "end": end.isoformat(), "count": len(days), "days": [x.isoformat() for x in days]}
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "count": len(days),
+        "days": [x.isoformat() for x in days],
+    }
 
 
 @calendar_router.get("/add-business-days")
-async def add_business_days(day: Annotated[date, Query(alias="date")], n: Annotated[int, Query(ge=-400, le=400)],
-                            service: Service, principal: Reader) -> dict:
+async def add_business_days(
+    day: Annotated[date, Query(alias="date")],
+    n: Annotated[int, Query(ge=-400, le=400)],
+    service: Service,
+    principal: Reader,
+) -> dict:
     """The date n business days from a date."""
     cal = await service.calendar()
     return {"date": day.isoformat(), "n": n, "result": cal.add_business_days(day, n).isoformat()}
@@ -139,18 +157,39 @@ async def instructions(service: Service, principal: Reader) -> dict:
     """City instructions and special days recorded at run time."""
     loaded = await service.city_calendar()
     state: d.CityCalendar = loaded.state
-    return {"version": loaded.seq,
-            "instructions": [{"id": i.id, "kind": i.kind, "start": i.start.isoformat(), "end": i.end.isoformat() if i.end else None,
-                              "desks": sorted(i.desks), "reason": i.reason} for i in state.instructions],
-            "special_days": [{"date": s.day.isoformat(), "kind": s.kind, "open": s.open.isoformat() if s.open else None,
-                              "close": s.close.isoformat() if s.close else None, "desks": sorted(s.desks)} for s in state.special_days]}
+    return {
+        "version": loaded.seq,
+        "instructions": [
+            {
+                "id": i.id,
+                "kind": i.kind,
+                "start": i.start.isoformat(),
+                "end": i.end.isoformat() if i.end else None,
+                "desks": sorted(i.desks),
+                "reason": i.reason,
+            }
+            for i in state.instructions
+        ],
+        "special_days": [
+            {
+                "date": s.day.isoformat(),
+                "kind": s.kind,
+                "open": s.open.isoformat() if s.open else None,
+                "close": s.close.isoformat() if s.close else None,
+                "desks": sorted(s.desks),
+            }
+            for s in state.special_days
+        ],
+    }
 
 
 @calendar_router.post("/suspensions", status_code=201)
 async def suspend(body: SuspendBody, request: Request, service: Service, principal: Manager) -> dict:
     """The city instructs to suspend opening for a period (manager records it)."""
     await principal.check_municipality(request, service.m.code)
-    cmd = d.SuspendOpening(body.instruction_id or f"s-{new_id()}", body.start, body.end, body.reason, tuple(body.desks), body.note)
+    cmd = d.SuspendOpening(
+        body.instruction_id or f"s-{new_id()}", body.start, body.end, body.reason, tuple(body.desks), body.note
+    )
     return result(await service.calendar_command(cmd, principal.actor, correlation_id=correlation_id(request)))
 
 
@@ -158,8 +197,14 @@ async def suspend(body: SuspendBody, request: Request, service: Service, princip
 async def delay(body: DelayBody, request: Request, service: Service, principal: Manager) -> dict:
     """The city instructs to delay opening until a time."""
     await principal.check_municipality(request, service.m.code)
-    cmd = d.DelayOpening(body.instruction_id or f"d-{new_id()}", body.start or service.clock(), body.until, body.reason,
-                         tuple(body.desks), body.note)
+    cmd = d.DelayOpening(
+        body.instruction_id or f"d-{new_id()}",
+        body.start or service.clock(),
+        body.until,
+        body.reason,
+        tuple(body.desks),
+        body.note,
+    )
     return result(await service.calendar_command(cmd, principal.actor, correlation_id=correlation_id(request)))
 
 
@@ -232,8 +277,11 @@ class MaskBody(Body):
 
 class CallNextBody(Versioned):
     expected_ticket: int | None = Field(default=None, ge=1, description="the ticket your screen shows as next")
-    whoever_is_next: bool = Field(default=False, description="call whoever is next when the request lands (no 409 when "
-                                                               "another supporter took the number the screen showed)")
+    whoever_is_next: bool = Field(
+        default=False,
+        description="call whoever is next when the request lands (no 409 when "
+        "another supporter took the number the screen showed)",
+    )
 
 
 class TransferBody(Body):
@@ -272,14 +320,28 @@ async def list_desks(request: Request, service: Service, principal: Reader) -> d
     await principal.check_municipality(request, service.m.code)
     cal = await service.calendar()
     now = service.clock()
-    return {"municipality": service.m.code, "name_ja": service.m.name_ja, "desks": [
-        {"desk": dk.id, "ward": dk.ward, "ward_name_ja": service.m.ward(dk.ward).name_ja, "name_ja": dk.name_ja,
-         "expected_max_visitors": dk.expected_max_visitors, "open_now": cal.is_open(now, dk.id)}
-        for dk in service.m.desks if principal.sees_ward(dk.ward)]}
+    return {
+        "municipality": service.m.code,
+        "name_ja": service.m.name_ja,
+        "desks": [
+            {
+                "desk": dk.id,
+                "ward": dk.ward,
+                "ward_name_ja": service.m.ward(dk.ward).name_ja,
+                "name_ja": dk.name_ja,
+                "expected_max_visitors": dk.expected_max_visitors,
+                "open_now": cal.is_open(now, dk.id),
+            }
+            for dk in service.m.desks
+            if principal.sees_ward(dk.ward)
+        ],
+    }
 
 
 @desks_router.get("/{desk_id}/status")
-async def desk_status(desk_id: str, request: Request, service: Service, principal: Reader, day: DayParam = None) -> dict:
+async def desk_status(
+    desk_id: str, request: Request, service: Service, principal: Reader, day: DayParam = None
+) -> dict:
     """Open now? hours, queue, staff on duty, visitors vs capacity, estimated wait, alerts."""
     desk = await desk_in_scope(request, service, principal, desk_id)
     return await service.status(desk, day)
@@ -294,21 +356,40 @@ async def desk_queue(desk_id: str, request: Request, service: Service, principal
 
 
 @desks_router.get("/{desk_id}/open")
-async def desk_open(desk_id: str, request: Request, service: Service, principal: Reader, at: AwareDatetime | None = None) -> dict:
+async def desk_open(
+    desk_id: str, request: Request, service: Service, principal: Reader, at: AwareDatetime | None = None
+) -> dict:
     """Is the desk open at a moment (default now), and when does it open next."""
     desk = await desk_in_scope(request, service, principal, desk_id)
     cal = await service.calendar()
     at = at or service.clock()
     nxt = cal.next_open_at(at, desk.id)
-    return {"desk": desk.id, "at": at.isoformat(), "open": cal.is_open(at, desk.id),
-            "next_open_at": nxt.isoformat() if nxt else None, "hours": cal.hours(cal.local_date(at), desk.id).as_dict()}
+    return {
+        "desk": desk.id,
+        "at": at.isoformat(),
+        "open": cal.is_open(at, desk.id),
+        "next_open_at": nxt.isoformat() if nxt else None,
+        "hours": cal.hours(cal.local_date(at), desk.id).as_dict(),
+    }
 
 
-async def _day_cmd(request: Request, service, principal: Principal, desk_id: str, cmd: Any, day: date | None = None,
-                   *, retry: bool = True, version: int | None = None) -> dict:
+async def _day_cmd(
+    request: Request,
+    service,
+    principal: Principal,
+    desk_id: str,
+    cmd: Any,
+    day: date | None = None,
+    *,
+    retry: bool = True,
+    version: int | None = None,
+) -> dict:
     desk = await desk_in_scope(request, service, principal, desk_id)
-    return result(await service.deskday_command(desk, day, cmd, principal.actor, retry=retry, version=version,
-                                                correlation_id=correlation_id(request)))
+    return result(
+        await service.deskday_command(
+            desk, day, cmd, principal.actor, retry=retry, version=version, correlation_id=correlation_id(request)
+        )
+    )
 
 
 # --- day lifecycle (ORG-3) ---
@@ -347,21 +428,25 @@ async def resume_day(desk_id: str, request: Request, service: Service, principal
 
 
 @desks_router.post("/{desk_id}/day/preparation")
-async def preparation(desk_id: str, body: PeriodBody, request: Request, service: Service, principal: DeskWorker,
-                      day: DayParam = None) -> dict:
+async def preparation(
+    desk_id: str, body: PeriodBody, request: Request, service: Service, principal: DeskWorker, day: DayParam = None
+) -> dict:
     """Record the preparation (flagged when inside opening hours)."""
     return await _day_cmd(request, service, principal, desk_id, d.RecordPreparation(body.start, body.end), day)
 
 
 @desks_router.post("/{desk_id}/day/cleanup")
-async def cleanup(desk_id: str, body: PeriodBody, request: Request, service: Service, principal: DeskWorker,
-                  day: DayParam = None) -> dict:
+async def cleanup(
+    desk_id: str, body: PeriodBody, request: Request, service: Service, principal: DeskWorker, day: DayParam = None
+) -> dict:
     """Record the clean-up (flagged when inside opening hours)."""
     return await _day_cmd(request, service, principal, desk_id, d.RecordCleanup(body.start, body.end), day)
 
 
 @desks_router.post("/{desk_id}/equipment-checks", status_code=201)
-async def equipment_check(desk_id: str, body: EquipmentBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def equipment_check(
+    desk_id: str, body: EquipmentBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """DESK-10: the opening or closing equipment check; a missing laptop or card reader opens an incident."""
     cmd = d.CheckEquipment(body.phase, tuple(body.missing), tuple(body.damaged), body.note)
     return await _day_cmd(request, service, principal, desk_id, cmd)
@@ -371,7 +456,10 @@ async def equipment_check(desk_id: str, body: EquipmentBody, request: Request, s
 
 
 _DUTIES: tuple[tuple[Role, ev.DeskRole], ...] = (
-    (Role.supporter, "supporter"), (Role.rounder, "rounder"), (Role.manager, "manager"))
+    (Role.supporter, "supporter"),
+    (Role.rounder, "rounder"),
+    (Role.manager, "manager"),
+)
 
 
 def _duty_role(principal: Principal, for_self: bool) -> ev.DeskRole:
@@ -401,7 +489,9 @@ async def check_out(desk_id: str, body: StaffBody, request: Request, service: Se
 
 
 @desks_router.post("/{desk_id}/staff/absence/start")
-async def absence_start(desk_id: str, body: AbsenceBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def absence_start(
+    desk_id: str, body: AbsenceBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Start a short absence; the desk shows the notice (DESK-5)."""
     staff_id = await _self_or_manager(request, principal, body.staff_id)
     cmd = d.StartAbsence(staff_id, body.reason, body.expected_minutes)
@@ -434,12 +524,20 @@ async def issue_ticket(desk_id: str, request: Request, service: Service, princip
 
 
 @queue_router.post("/{desk_id}/tickets/call-next")
-async def call_next(desk_id: str, body: CallNextBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def call_next(
+    desk_id: str, body: CallNextBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Call the next waiting ticket to yourself; a concurrent call for the same ticket gets 409."""
     desk = await desk_in_scope(request, service, principal, desk_id)
-    appended = await service.call_next(desk, principal.staff_id, principal.actor, expected_ticket=body.expected_ticket,
-                                       version=body.version, correlation_id=correlation_id(request),
-                                       pinned=not body.whoever_is_next)
+    appended = await service.call_next(
+        desk,
+        principal.staff_id,
+        principal.actor,
+        expected_ticket=body.expected_ticket,
+        version=body.version,
+        correlation_id=correlation_id(request),
+        pinned=not body.whoever_is_next,
+    )
     called = appended[0].event
     assert isinstance(called, ev.TicketCalled)  # CallNext's one event
     return result(appended, ticket_no=called.ticket_no, visit_id=str(called.visit_id))
@@ -450,28 +548,37 @@ async def walk_in(desk_id: str, request: Request, service: Service, principal: D
     """A visitor at an empty desk: ticket, call and start of the visit in one step (tickets matter
     only when people wait). Refused with 409 when someone is already waiting."""
     desk = await desk_in_scope(request, service, principal, desk_id)
-    appended = await service.walk_in(desk, principal.staff_id, principal.actor,
-                                     may_take_over=principal.has(Role.manager, Role.rounder),
-                                     correlation_id=correlation_id(request))
+    appended = await service.walk_in(
+        desk,
+        principal.staff_id,
+        principal.actor,
+        may_take_over=principal.has(Role.manager, Role.rounder),
+        correlation_id=correlation_id(request),
+    )
     started = next(a.event for a in appended if isinstance(a.event, ev.VisitStarted))
     return result(appended, visit_id=str(started.visit_id), ticket_no=started.ticket_no)
 
 
 @queue_router.post("/{desk_id}/tickets/{ticket_no}/recall")
-async def recall(desk_id: str, ticket_no: int, body: Versioned, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def recall(
+    desk_id: str, ticket_no: int, body: Versioned, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Call a ticket again."""
     return await _day_cmd(request, service, principal, desk_id, d.Recall(ticket_no), retry=False, version=body.version)
 
 
 @queue_router.post("/{desk_id}/tickets/{ticket_no}/no-show")
-async def no_show(desk_id: str, ticket_no: int, body: Versioned, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def no_show(
+    desk_id: str, ticket_no: int, body: Versioned, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """The called visitor did not come."""
     return await _day_cmd(request, service, principal, desk_id, d.NoShow(ticket_no), retry=False, version=body.version)
 
 
 @queue_router.post("/{desk_id}/tickets/{ticket_no}/transfer")
-async def transfer(desk_id: str, ticket_no: int, body: TransferBody, request: Request, service: Service,
-                   principal: DeskWorker) -> dict:
+async def transfer(
+    desk_id: str, ticket_no: int, body: TransferBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Hand a called ticket to another supporter on duty."""
     return await _day_cmd(request, service, principal, desk_id, d.Transfer(ticket_no, body.to_staff), retry=False)
 
@@ -480,9 +587,14 @@ async def transfer(desk_id: str, ticket_no: int, body: TransferBody, request: Re
 async def start_visit(desk_id: str, ticket_no: int, request: Request, service: Service, principal: DeskWorker) -> dict:
     """The called visitor arrives: the ticket is served and the visit starts (DESK-8 check)."""
     desk = await desk_in_scope(request, service, principal, desk_id)
-    appended = await service.start_visit(desk, ticket_no, principal.staff_id, principal.actor,
-                                         may_take_over=principal.has(Role.manager, Role.rounder),
-                                         correlation_id=correlation_id(request))
+    appended = await service.start_visit(
+        desk,
+        ticket_no,
+        principal.staff_id,
+        principal.actor,
+        may_take_over=principal.has(Role.manager, Role.rounder),
+        correlation_id=correlation_id(request),
+    )
     started = next(a.event for a in appended if isinstance(a.event, ev.VisitStarted))
     return result(appended, visit_id=str(started.visit_id), version=appended[-1].seq)
 
@@ -491,7 +603,9 @@ async def start_visit(desk_id: str, ticket_no: int, request: Request, service: S
 
 
 @desks_router.post("/{desk_id}/disinfections", status_code=201)
-async def disinfected(desk_id: str, body: DisinfectionBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def disinfected(
+    desk_id: str, body: DisinfectionBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Mark the devices disinfected after a visit (default: the latest one)."""
     return await _day_cmd(request, service, principal, desk_id, d.MarkDisinfected(body.after_visit_id))
 
@@ -500,30 +614,49 @@ async def disinfected(desk_id: str, body: DisinfectionBody, request: Request, se
 
 
 @desks_router.post("/{desk_id}/escalations", status_code=201)
-async def raise_escalation(desk_id: str, body: EscalationBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def raise_escalation(
+    desk_id: str, body: EscalationBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Raise a case to the manager with a summary (PII-screened)."""
-    out = await _day_cmd(request, service, principal, desk_id, d.RaiseEscalation(body.category, body.summary, body.visit_id))
+    out = await _day_cmd(
+        request, service, principal, desk_id, d.RaiseEscalation(body.category, body.summary, body.visit_id)
+    )
     out["escalation_no"] = out["events"][0]["escalation_no"]
     return out
 
 
 @desks_router.post("/{desk_id}/escalations/{no}/acknowledge")
-async def acknowledge(desk_id: str, no: int, request: Request, service: Service, principal: EscalationHandler,
-                      day: DayParam = None) -> dict:
+async def acknowledge(
+    desk_id: str, no: int, request: Request, service: Service, principal: EscalationHandler, day: DayParam = None
+) -> dict:
     """The manager (or a rounder) takes the case."""
     return await _day_cmd(request, service, principal, desk_id, d.AcknowledgeEscalation(no), day)
 
 
 @desks_router.post("/{desk_id}/escalations/{no}/escalate-to-city")
-async def escalate_to_city(desk_id: str, no: int, body: CitySummaryBody, request: Request, service: Service, principal: Manager,
-                           day: DayParam = None) -> dict:
+async def escalate_to_city(
+    desk_id: str,
+    no: int,
+    body: CitySummaryBody,
+    request: Request,
+    service: Service,
+    principal: Manager,
+    day: DayParam = None,
+) -> dict:
     """The manager takes the case to the city."""
     return await _day_cmd(request, service, principal, desk_id, d.EscalateToCity(no, body.summary), day)
 
 
 @desks_router.post("/{desk_id}/escalations/{no}/resolve")
-async def resolve(desk_id: str, no: int, body: ResolveBody, request: Request, service: Service, principal: Manager,
-                  day: DayParam = None) -> dict:
+async def resolve(
+    desk_id: str,
+    no: int,
+    body: ResolveBody,
+    request: Request,
+    service: Service,
+    principal: Manager,
+    day: DayParam = None,
+) -> dict:
     """Record the outcome (by the manager, or the city's after escalation)."""
     return await _day_cmd(request, service, principal, desk_id, d.ResolveEscalation(no, body.outcome), day)
 
@@ -532,32 +665,63 @@ async def resolve(desk_id: str, no: int, body: ResolveBody, request: Request, se
 
 
 @desks_router.post("/{desk_id}/incidents/{no}/steps")
-async def incident_step(desk_id: str, no: int, body: StepBody, request: Request, service: Service, principal: EscalationHandler,
-                        day: DayParam = None) -> dict:
+async def incident_step(
+    desk_id: str,
+    no: int,
+    body: StepBody,
+    request: Request,
+    service: Service,
+    principal: EscalationHandler,
+    day: DayParam = None,
+) -> dict:
     """Tick a step of the incident's checklist."""
     return await _day_cmd(request, service, principal, desk_id, d.CompleteIncidentStep(no, body.step), day)
 
 
 @desks_router.post("/{desk_id}/incidents/{no}/close")
-async def incident_close(desk_id: str, no: int, body: CloseIncidentBody, request: Request, service: Service, principal: Manager,
-                         day: DayParam = None) -> dict:
+async def incident_close(
+    desk_id: str,
+    no: int,
+    body: CloseIncidentBody,
+    request: Request,
+    service: Service,
+    principal: Manager,
+    day: DayParam = None,
+) -> dict:
     """Close an incident once its checklist is done."""
     return await _day_cmd(request, service, principal, desk_id, d.CloseIncident(no, body.note), day)
 
 
 # --- live state for the console (server-sent events) ---
 
-ALERT_TYPES = frozenset({
-    "desk.staffing_breach_detected", "desk.staffing_breach_ended", "desk.capacity_threshold_reached", "desk.incident_opened",
-    "desk.card_left_behind", "desk.escalation_raised", "desk.pin_lock_warning_issued", "desk.visit_started_before_disinfection",
-    "desk.short_absence_started", "desk.short_absence_ended", "desk.day_cannot_start", "desk.day_cannot_continue",
-    "desk.opening_suspended", "desk.opening_delayed",
-})
+ALERT_TYPES = frozenset(
+    {
+        "desk.staffing_breach_detected",
+        "desk.staffing_breach_ended",
+        "desk.capacity_threshold_reached",
+        "desk.incident_opened",
+        "desk.card_left_behind",
+        "desk.escalation_raised",
+        "desk.pin_lock_warning_issued",
+        "desk.visit_started_before_disinfection",
+        "desk.short_absence_started",
+        "desk.short_absence_ended",
+        "desk.day_cannot_start",
+        "desk.day_cannot_continue",
+        "desk.opening_suspended",
+        "desk.opening_delayed",
+    }
+)
 
 
 @desks_router.get("/{desk_id}/live")
-async def live(desk_id: str, request: Request, service: Service, principal: Reader,
-               refresh_seconds: Annotated[float, Query(ge=0.5, le=300)] = 30.0) -> EventSourceResponse:
+async def live(
+    desk_id: str,
+    request: Request,
+    service: Service,
+    principal: Reader,
+    refresh_seconds: Annotated[float, Query(ge=0.5, le=300)] = 30.0,
+) -> EventSourceResponse:
     """Server-sent events: `state` (queue, staff on duty, alerts) on every change, and `alert` events."""
     desk = await desk_in_scope(request, service, principal, desk_id)
     queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
@@ -657,10 +821,15 @@ async def _visit_in_scope(request: Request, service, principal: Principal, visit
     return loaded.state
 
 
-async def _visit_cmd(request: Request, service, principal: Principal, visit_id: UUID, cmd: Any, version: int | None = None) -> dict:
+async def _visit_cmd(
+    request: Request, service, principal: Principal, visit_id: UUID, cmd: Any, version: int | None = None
+) -> dict:
     await _visit_in_scope(request, service, principal, visit_id)
-    return result(await service.visit_command(visit_id, cmd, principal.actor, version=version,
-                                              correlation_id=correlation_id(request)))
+    return result(
+        await service.visit_command(
+            visit_id, cmd, principal.actor, version=version, correlation_id=correlation_id(request)
+        )
+    )
 
 
 @visits_router.get("/{visit_id}")
@@ -672,21 +841,28 @@ async def get_visit(visit_id: UUID, request: Request, service: Service, principa
 
 
 @visits_router.post("/{visit_id}/details")
-async def visit_details(visit_id: UUID, body: DetailsBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def visit_details(
+    visit_id: UUID, body: DetailsBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Record gender, age band, purposes, support and payment-service category."""
-    cmd = d.RecordDetails(body.gender, body.age_band, tuple(body.purposes), body.support_needed, body.support_given,
-                          body.payment_service)
+    cmd = d.RecordDetails(
+        body.gender, body.age_band, tuple(body.purposes), body.support_needed, body.support_given, body.payment_service
+    )
     return await _visit_cmd(request, service, principal, visit_id, cmd, body.version)
 
 
 @visits_router.post("/{visit_id}/opinions", status_code=201)
-async def visit_opinion(visit_id: UUID, body: OpinionBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def visit_opinion(
+    visit_id: UUID, body: OpinionBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """DESK-7: an opinion, request or topic (free text through the PII guard)."""
     return await _visit_cmd(request, service, principal, visit_id, d.RecordOpinion(body.kind, body.text, body.step))
 
 
 @visits_router.post("/{visit_id}/pin-failures", status_code=201)
-async def pin_failure(visit_id: UUID, body: PinFailureBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def pin_failure(
+    visit_id: UUID, body: PinFailureBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Record a failed PIN attempt (never the PIN); warns before the attempt that would lock the card."""
     out = await _visit_cmd(request, service, principal, visit_id, d.RecordPinFailure(body.pin))
     warning = next((e for e in out["events"] if e["type"] == "desk.pin_lock_warning_issued"), None)
@@ -714,23 +890,38 @@ async def card_left_behind(visit_id: UUID, request: Request, service: Service, p
     incident = next((a.event for a in appended if isinstance(a.event, ev.IncidentOpened)), None)
     out = result(appended)
     if incident is not None:
-        out["incident"] = {"incident_no": incident.incident_no, "message_ja": incident.message_ja,
-                           "checklist": [s.model_dump() for s in incident.checklist]}
+        out["incident"] = {
+            "incident_no": incident.incident_no,
+            "message_ja": incident.message_ja,
+            "checklist": [s.model_dump() for s in incident.checklist],
+        }
     return out
 
 
 @visits_router.post("/{visit_id}/end")
-async def end_visit(visit_id: UUID, body: EndVisitBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def end_visit(
+    visit_id: UUID, body: EndVisitBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """End the visit: completed, or not completed with the reason (not while the card is held)."""
     return await _visit_cmd(request, service, principal, visit_id, d.EndVisit(body.outcome, body.reason), body.version)
 
 
 @visits_router.post("/{visit_id}/corrections", status_code=201)
-async def correct_visit(visit_id: UUID, body: CorrectionBody, request: Request, service: Service, principal: DeskWorker) -> dict:
+async def correct_visit(
+    visit_id: UUID, body: CorrectionBody, request: Request, service: Service, principal: DeskWorker
+) -> dict:
     """Correct an ended visit (e.g. the outcome changed later)."""
-    cmd = d.CorrectVisit(body.outcome, body.reason, body.gender, body.age_band,
-                         tuple(body.purposes) if body.purposes is not None else None, body.support_needed,
-                         body.support_given, body.payment_service, body.note)
+    cmd = d.CorrectVisit(
+        body.outcome,
+        body.reason,
+        body.gender,
+        body.age_band,
+        tuple(body.purposes) if body.purposes is not None else None,
+        body.support_needed,
+        body.support_given,
+        body.payment_service,
+        body.note,
+    )
     return await _visit_cmd(request, service, principal, visit_id, cmd, body.version)
 
 

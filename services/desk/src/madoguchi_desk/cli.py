@@ -1,8 +1,8 @@
 """`madoguchi desk ...`: calendar questions from the configuration, without a server.
 
-    madoguchi desk calendar --date 2021-04-04 --desk chuo-1
-    madoguchi desk business-days --start 2021-04-26 --end 2021-05-09
-    madoguchi desk desks
+madoguchi desk calendar --date 2021-04-04 --desk chuo-1
+madoguchi desk business-days --start 2021-04-26 --end 2021-05-09
+madoguchi desk desks
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from madoguchi_shared.settings import Settings
 
 app = typer.Typer(help="Desk service (窓口): opening calendar and desks.", no_args_is_help=True)
 
-Municipality = Annotated[str | None, typer.Option("--municipality", "-m", help="6-digit code or TOML path (default: settings)")]
+Municipality = Annotated[
+    str | None, typer.Option("--municipality", "-m", help="6-digit code or TOML path (default: settings)")
+]
 
 
 def _load(municipality: str | None):
@@ -44,10 +46,14 @@ def calendar(
     info = hours.as_dict()
     label = "、".join(f"{s:%H:%M}～{e:%H:%M}" for s, e in hours.intervals) or "閉庁"
     typer.echo(f"{m.name_ja} {desk or '全窓口'} {d.isoformat()}（{'月火水木金土日'[d.weekday()]}）: {label}")
-    typer.echo(f"  kind={info['kind']} business_day={info['business_day']} closed_reason={info['closed_reason']}"
-               + (f" holiday={info['holiday']}" if info["holiday"] else ""))
-    typer.echo(f"  next business day: {cal.next_business_day(d).isoformat()}"
-               f" (deadline 翌営業日中: {cal.next_business_day_deadline(d):%Y-%m-%d %H:%M})")
+    typer.echo(
+        f"  kind={info['kind']} business_day={info['business_day']} closed_reason={info['closed_reason']}"
+        + (f" holiday={info['holiday']}" if info["holiday"] else "")
+    )
+    typer.echo(
+        f"  next business day: {cal.next_business_day(d).isoformat()}"
+        f" (deadline 翌営業日中: {cal.next_business_day_deadline(d):%Y-%m-%d %H:%M})"
+    )
 
 
 @app.command("business-days")

@@ -13,8 +13,16 @@ from madoguchi_shared.web import NotFound
 
 # Who may do what (ORG-2): supporters work a desk of their own wards; rounders help any desk;
 # the manager runs the day and handles escalations; city staff and auditors only read.
-READ_ROLES = (Role.manager, Role.rounder, Role.supporter, Role.operator, Role.city_staff, Role.auditor,
-              Role.administrator, Role.service)
+READ_ROLES = (
+    Role.manager,
+    Role.rounder,
+    Role.supporter,
+    Role.operator,
+    Role.city_staff,
+    Role.auditor,
+    Role.administrator,
+    Role.service,
+)
 DESK_ROLES = (Role.supporter, Role.rounder, Role.manager)
 MANAGER_ROLES = (Role.manager,)
 ESCALATION_HANDLERS = (Role.manager, Role.rounder)

@@ -139,10 +139,28 @@ def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Even
             if end is not None and end <= cmd.start:
                 raise Refusal("終了日時は開始日時より後にしてください。", 422, "period")
             if isinstance(cmd, SuspendOpening):
-                return [ev.OpeningSuspended(instruction_id=cmd.instruction_id, start=cmd.start, end=cmd.end, desks=cmd.desks,
-                                            reason=cmd.reason, note=cmd.note, **env)]
-            return [ev.OpeningDelayed(instruction_id=cmd.instruction_id, start=cmd.start, until=cmd.until, desks=cmd.desks,
-                                      reason=cmd.reason, note=cmd.note, **env)]
+                return [
+                    ev.OpeningSuspended(
+                        instruction_id=cmd.instruction_id,
+                        start=cmd.start,
+                        end=cmd.end,
+                        desks=cmd.desks,
+                        reason=cmd.reason,
+                        note=cmd.note,
+                        **env,
+                    )
+                ]
+            return [
+                ev.OpeningDelayed(
+                    instruction_id=cmd.instruction_id,
+                    start=cmd.start,
+                    until=cmd.until,
+                    desks=cmd.desks,
+                    reason=cmd.reason,
+                    note=cmd.note,
+                    **env,
+                )
+            ]
         case LiftInstruction():
             ins = state.instruction(cmd.instruction_id)
             if ins is None:
@@ -154,7 +172,11 @@ def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Even
             _known_desks(ctx, cmd.desks)
             if not cmd.open < cmd.close:
                 raise Refusal("開設時刻は終了時刻より前にしてください。", 422, "hours")
-            return [ev.SpecialOpeningScheduled(day=cmd.day, open=cmd.open, close=cmd.close, desks=cmd.desks, note=cmd.note, **env)]
+            return [
+                ev.SpecialOpeningScheduled(
+                    day=cmd.day, open=cmd.open, close=cmd.close, desks=cmd.desks, note=cmd.note, **env
+                )
+            ]
         case ScheduleExtendedHours():
             _known_desks(ctx, cmd.desks)
             if cmd.close <= ctx.municipality.regular_hours.close:
@@ -175,10 +197,18 @@ def training_missing(staff_events: Iterable[Event], plan: TrainingPlan | None = 
 
 
 TRAINING_LABELS_JA = {
-    "compliance": "コンプライアンス", "scheme_overview": "制度概要", "work_flow": "業務フロー",
-    "customer_service": "対面対応", "talk_script_faq": "トークスクリプト・よくある質問", "role_play": "ロールプレイング",
-    "system": "システム理解", "escalation": "エスカレーション対応", "complaints": "苦情対応",
-    "security_policy": "情報セキュリティ", "test": "理解度テスト（合格）", "account_disabled": "アカウント無効",
+    "compliance": "コンプライアンス",
+    "scheme_overview": "制度概要",
+    "work_flow": "業務フロー",
+    "customer_service": "対面対応",
+    "talk_script_faq": "トークスクリプト・よくある質問",
+    "role_play": "ロールプレイング",
+    "system": "システム理解",
+    "escalation": "エスカレーション対応",
+    "complaints": "苦情対応",
+    "security_policy": "情報セキュリティ",
+    "test": "理解度テスト（合格）",
+    "account_disabled": "アカウント無効",
 }
 
 
@@ -335,7 +365,16 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
         case ev.EquipmentChecked():
             return replace(s, equipment_checks=(*s.equipment_checks, event))
         case ev.IncidentOpened():
-            inc = Incident(event.incident_no, event.kind, event.urgency, at, event.message_ja, event.checklist, event.items, event.visit_id)
+            inc = Incident(
+                event.incident_no,
+                event.kind,
+                event.urgency,
+                at,
+                event.message_ja,
+                event.checklist,
+                event.items,
+                event.visit_id,
+            )
             return replace(s, incidents={**s.incidents, event.incident_no: inc})
         case ev.IncidentStepDone():
             inc = s.incidents[event.incident_no]
@@ -351,8 +390,12 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
             staff.pop(event.staff_id, None)
             return replace(s, staff=staff)
         case ev.ShortAbsenceStarted():
-            p = replace(s.staff[event.staff_id], absent_since=at, absence_reason=event.reason,
-                        absence_expected_minutes=event.expected_minutes)
+            p = replace(
+                s.staff[event.staff_id],
+                absent_since=at,
+                absence_reason=event.reason,
+                absence_expected_minutes=event.expected_minutes,
+            )
             return replace(s, staff={**s.staff, p.staff_id: p})
         case ev.ShortAbsenceEnded():
             p = replace(s.staff[event.staff_id], absent_since=None, absence_reason=None, absence_expected_minutes=None)
@@ -363,15 +406,24 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
             p = replace(s.staff[event.staff_id], mask=event.wearing)
             return replace(s, staff={**s.staff, p.staff_id: p})
         case ev.StaffingBreachDetected():
-            return replace(s, breach=Breach(event.breach_no, event.since, event.absence_notice_shown),
-                           breach_count=s.breach_count + 1)
+            return replace(
+                s,
+                breach=Breach(event.breach_no, event.since, event.absence_notice_shown),
+                breach_count=s.breach_count + 1,
+            )
         case ev.StaffingBreachEnded():
             return replace(s, breach=None, breach_seconds=s.breach_seconds + event.duration_seconds)
         case ev.TicketIssued():
             return replace(s, tickets={**s.tickets, event.ticket_no: Ticket(event.ticket_no, at)})
         case ev.TicketCalled():
-            t = replace(s.tickets[event.ticket_no], status="called", staff_id=event.staff_id, visit_id=event.visit_id,
-                        called_at=at, call_count=1)
+            t = replace(
+                s.tickets[event.ticket_no],
+                status="called",
+                staff_id=event.staff_id,
+                visit_id=event.visit_id,
+                called_at=at,
+                call_count=1,
+            )
             return replace(s, tickets={**s.tickets, t.no: t})
         case ev.TicketRecalled():
             t = replace(s.tickets[event.ticket_no], call_count=event.call_count, called_at=at)
@@ -383,8 +435,13 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
             t = replace(s.tickets[event.ticket_no], staff_id=event.to_staff)
             return replace(s, tickets={**s.tickets, t.no: t})
         case ev.TicketServed():
-            t = replace(s.tickets[event.ticket_no], status="served", served_at=at, waited_seconds=event.waited_seconds,
-                        staff_id=event.staff_id)
+            t = replace(
+                s.tickets[event.ticket_no],
+                status="served",
+                served_at=at,
+                waited_seconds=event.waited_seconds,
+                staff_id=event.staff_id,
+            )
             return replace(s, tickets={**s.tickets, t.no: t}, served_visits=(*s.served_visits, event.visit_id))
         case ev.CapacityThresholdReached():
             return replace(s, thresholds_reached=(*s.thresholds_reached, event.threshold))
@@ -392,8 +449,11 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
             done = s.disinfected | {event.after_visit_id} if event.after_visit_id else s.disinfected
             return replace(s, disinfected=frozenset(done), disinfections=s.disinfections + 1)
         case ev.VisitStartedBeforeDisinfection():
-            return replace(s, flagged_visits=(*s.flagged_visits, event.visit_id),
-                           flag_previous=(*s.flag_previous, (event.visit_id, event.previous_visit_id)))
+            return replace(
+                s,
+                flagged_visits=(*s.flagged_visits, event.visit_id),
+                flag_previous=(*s.flag_previous, (event.visit_id, event.previous_visit_id)),
+            )
         case ev.EscalationRaised():
             esc = Escalation(event.escalation_no, event.category, event.summary, at, event.actor.id, event.visit_id)
             return replace(s, escalations={**s.escalations, esc.no: esc})
@@ -404,8 +464,13 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
             esc = replace(s.escalations[event.escalation_no], status="escalated_to_city", escalated_at=at)
             return replace(s, escalations={**s.escalations, esc.no: esc})
         case ev.EscalationResolved():
-            esc = replace(s.escalations[event.escalation_no], status="resolved", resolved_at=at, outcome=event.outcome,
-                          resolved_by=event.resolved_by)
+            esc = replace(
+                s.escalations[event.escalation_no],
+                status="resolved",
+                resolved_at=at,
+                outcome=event.outcome,
+                resolved_by=event.resolved_by,
+            )
             return replace(s, escalations={**s.escalations, esc.no: esc})
         case ev.EdgeAttached():
             return replace(s, edge=event.device_id)
@@ -564,8 +629,21 @@ class RaiseEscalation:
 
 # The desk's own work, decided by its edge once attached (EDGE.md); the manager's day lifecycle,
 # escalation handling and incident steps stay HQ's decisions and are merged.
-EDGE_OWNED: tuple[type, ...] = (IssueTicket, CallNext, Recall, NoShow, Transfer, MarkDisinfected, RaiseEscalation,
-                                CheckIn, CheckOut, StartAbsence, EndAbsence, RecordMask, CheckEquipment)
+EDGE_OWNED: tuple[type, ...] = (
+    IssueTicket,
+    CallNext,
+    Recall,
+    NoShow,
+    Transfer,
+    MarkDisinfected,
+    RaiseEscalation,
+    CheckIn,
+    CheckOut,
+    StartAbsence,
+    EndAbsence,
+    RecordMask,
+    CheckEquipment,
+)
 
 
 @dataclass(frozen=True)
@@ -650,14 +728,31 @@ def staffing_events(day: DeskDay, ctx: Ctx, trigger: ev.StaffingTrigger) -> list
     on_duty = day.on_duty()
     if day.breach is None and open_now and not on_duty:
         notice = bool(day.absent())
-        msg = (f"{day.desk}: 開設時間中に従事中の支援員がいません（{_hm(ctx.now)}）。"
-               + ("短時間不在の表示中です。" if notice else "至急、支援員を配置してください。"))
-        return [ev.StaffingBreachDetected(deskday_id=day.id, breach_no=day.breach_count + 1, since=ctx.now,
-                                          absence_notice_shown=notice, trigger=trigger, message_ja=msg, **env)]
+        msg = f"{day.desk}: 開設時間中に従事中の支援員がいません（{_hm(ctx.now)}）。" + (
+            "短時間不在の表示中です。" if notice else "至急、支援員を配置してください。"
+        )
+        return [
+            ev.StaffingBreachDetected(
+                deskday_id=day.id,
+                breach_no=day.breach_count + 1,
+                since=ctx.now,
+                absence_notice_shown=notice,
+                trigger=trigger,
+                message_ja=msg,
+                **env,
+            )
+        ]
     if day.breach is not None and (on_duty or not open_now):
         duration = max(0.0, (ctx.now - day.breach.since).total_seconds())
-        return [ev.StaffingBreachEnded(deskday_id=day.id, breach_no=day.breach.no, duration_seconds=duration,
-                                       ended_by="staff_on_duty" if on_duty else "desk_closed", **env)]
+        return [
+            ev.StaffingBreachEnded(
+                deskday_id=day.id,
+                breach_no=day.breach.no,
+                duration_seconds=duration,
+                ended_by="staff_on_duty" if on_duty else "desk_closed",
+                **env,
+            )
+        ]
     return []
 
 
@@ -679,7 +774,9 @@ def _edge_refusal(day: DeskDay, ctx: Ctx) -> Refusal | None:
     """One writer per desk-day (EDGE.md): once the laptop's edge holds the day, HQ does not decide
     the desk's own work (its numbering and order live on the laptop, also while offline)."""
     if day.edge is not None and not ctx.on_edge:
-        return Refusal(f"この窓口はノートPC（{day.edge}）で受付中です。窓口の画面から操作してください。", 409, "edge_holds_desk")
+        return Refusal(
+            f"この窓口はノートPC（{day.edge}）で受付中です。窓口の画面から操作してください。", 409, "edge_holds_desk"
+        )
     return None
 
 
@@ -698,9 +795,18 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
         case MarkEdgeRecords():
             if not ctx.on_edge:
                 raise Refusal("ノートPCの窓口エッジだけが記録できます。", 403, "not_edge")
-            return [ev.EdgeRecordsMarked(device_id=cmd.device_id, rule=cmd.rule, instruction_id=cmd.instruction_id,
-                                         decided_at=cmd.decided_at, learned_at=cmd.learned_at, tickets=cmd.tickets,
-                                         visit_ids=cmd.visit_ids, **d)]
+            return [
+                ev.EdgeRecordsMarked(
+                    device_id=cmd.device_id,
+                    rule=cmd.rule,
+                    instruction_id=cmd.instruction_id,
+                    decided_at=cmd.decided_at,
+                    learned_at=cmd.learned_at,
+                    tickets=cmd.tickets,
+                    visit_ids=cmd.visit_ids,
+                    **d,
+                )
+            ]
         # --- day lifecycle (ORG-3) ---
         case StartDay():
             if day.status in ("started", "halted"):
@@ -715,18 +821,32 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
                 raise Refusal("本日の業務はすでに終了しています。", 409, "day_ended")
             left = len(day.waiting()) + len(day.called())
             if left:
-                raise Refusal(f"まだ {left} 名の番号札が残っています。対応または不在の記録をしてから終了してください。", 409, "queue_not_empty")
+                raise Refusal(
+                    f"まだ {left} 名の番号札が残っています。対応または不在の記録をしてから終了してください。",
+                    409,
+                    "queue_not_empty",
+                )
             return _with_staffing(day, [ev.DayEnded(**d)], ctx)
         case ReportCannotStart():
             if day.status not in ("not_started",):
                 raise Refusal("業務開始前の窓口だけが「開始できない」と報告できます。", 409, "wrong_state")
-            return _with_staffing(day, [ev.DayCannotStart(reason=cmd.reason, note=cmd.note,
-                                                          reported_to_city_at=cmd.reported_to_city_at, **d)], ctx)
+            return _with_staffing(
+                day,
+                [ev.DayCannotStart(reason=cmd.reason, note=cmd.note, reported_to_city_at=cmd.reported_to_city_at, **d)],
+                ctx,
+            )
         case ReportCannotContinue():
             if day.status not in ("started", "not_started"):
                 raise Refusal("業務中の窓口だけが「継続できない」と報告できます。", 409, "wrong_state")
-            return _with_staffing(day, [ev.DayCannotContinue(reason=cmd.reason, note=cmd.note,
-                                                             reported_to_city_at=cmd.reported_to_city_at, **d)], ctx)
+            return _with_staffing(
+                day,
+                [
+                    ev.DayCannotContinue(
+                        reason=cmd.reason, note=cmd.note, reported_to_city_at=cmd.reported_to_city_at, **d
+                    )
+                ],
+                ctx,
+            )
         case ResumeDay():
             if day.status != "halted":
                 raise Refusal("停止中の窓口ではありません。", 409, "wrong_state")
@@ -743,16 +863,31 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             unknown = sorted((set(cmd.missing) | set(cmd.damaged)) - keys)
             if unknown:
                 raise Refusal(f"備品一覧にない項目です: {', '.join(unknown)}", 422, "unknown_item")
-            out: list[Event] = [ev.EquipmentChecked(phase=cmd.phase, items_checked=len(keys), missing=tuple(sorted(set(cmd.missing))),
-                                                    damaged=tuple(sorted(set(cmd.damaged))), note=cmd.note, **d)]
+            out: list[Event] = [
+                ev.EquipmentChecked(
+                    phase=cmd.phase,
+                    items_checked=len(keys),
+                    missing=tuple(sorted(set(cmd.missing))),
+                    damaged=tuple(sorted(set(cmd.damaged))),
+                    note=cmd.note,
+                    **d,
+                )
+            ]
             critical = [k for k in sorted(set(cmd.missing)) if ctx.municipality.equipment_item(k).incident_if_missing]
             if critical:
                 names = "、".join(ctx.municipality.equipment_item(k).name_ja for k in critical)
-                out.append(ev.IncidentOpened(
-                    incident_no=len(day.incidents) + 1, kind="equipment_missing", urgency="high", items=tuple(critical),
-                    checklist=EQUIPMENT_MISSING_CHECKLIST,
-                    message_ja=f"{day.desk}: {'開設時' if cmd.phase == 'opening' else '終了時'}の備品確認で{names}が見つかりません。"
-                               "業務責任者は状況を確認し、委託者へ報告してください。", **d))
+                out.append(
+                    ev.IncidentOpened(
+                        incident_no=len(day.incidents) + 1,
+                        kind="equipment_missing",
+                        urgency="high",
+                        items=tuple(critical),
+                        checklist=EQUIPMENT_MISSING_CHECKLIST,
+                        message_ja=f"{day.desk}: {'開設時' if cmd.phase == 'opening' else '終了時'}の備品確認で{names}が見つかりません。"
+                        "業務責任者は状況を確認し、委託者へ報告してください。",
+                        **d,
+                    )
+                )
             return out
         # --- staffing (DESK-5, ORG-4) ---
         case CheckIn():
@@ -760,8 +895,12 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
                 labels = "、".join(TRAINING_LABELS_JA.get(m, m) for m in cmd.training_missing)
                 raise Refusal(f"研修が完了していないため従事できません（未了: {labels}）。", 403, "training_incomplete")
             if cmd.notice_declined:
-                raise Refusal("本日、窓口端末の監視についてのお知らせに同意していないため従事できません。"
-                              "業務責任者に連絡してください。", 403, "monitoring_notice_declined")
+                raise Refusal(
+                    "本日、窓口端末の監視についてのお知らせに同意していないため従事できません。"
+                    "業務責任者に連絡してください。",
+                    403,
+                    "monitoring_notice_declined",
+                )
             if cmd.staff_id in day.staff:
                 raise Refusal(f"{cmd.staff_id} はすでに従事中です。", 409, "already_on_duty")
             return _with_staffing(day, [ev.StaffCheckedIn(staff_id=cmd.staff_id, role=cmd.role, **d)], ctx)
@@ -775,8 +914,15 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
                 raise Refusal(f"{cmd.staff_id} は従事中ではありません。", 409, "not_on_duty")
             if p.absent_since is not None:
                 raise Refusal("すでに不在中です。", 409, "already_absent")
-            return _with_staffing(day, [ev.ShortAbsenceStarted(staff_id=cmd.staff_id, reason=cmd.reason,
-                                                               expected_minutes=cmd.expected_minutes, **d)], ctx)
+            return _with_staffing(
+                day,
+                [
+                    ev.ShortAbsenceStarted(
+                        staff_id=cmd.staff_id, reason=cmd.reason, expected_minutes=cmd.expected_minutes, **d
+                    )
+                ],
+                ctx,
+            )
         case EndAbsence():
             p = day.staff.get(cmd.staff_id)
             if p is None or p.absent_since is None:
@@ -802,22 +948,32 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             for threshold, mark in ctx.municipality.capacity_marks(day.desk):
                 if n >= mark and threshold not in day.thresholds_reached:
                     pct = round(threshold * 100)
-                    out.append(ev.CapacityThresholdReached(
-                        threshold=threshold, visitors=n, expected_max=cap,
-                        message_ja=f"{day.desk}: 本日の来訪者が想定（{cap}人）の{pct}%（{n}人）に達しました。"
-                                   + ("委託者と協議してください。" if threshold >= 1 else "混雑に備えてください。"), **d))
+                    out.append(
+                        ev.CapacityThresholdReached(
+                            threshold=threshold,
+                            visitors=n,
+                            expected_max=cap,
+                            message_ja=f"{day.desk}: 本日の来訪者が想定（{cap}人）の{pct}%（{n}人）に達しました。"
+                            + ("委託者と協議してください。" if threshold >= 1 else "混雑に備えてください。"),
+                            **d,
+                        )
+                    )
             return out
         case CallNext():
             if refusal := _day_refusal(day):
                 raise refusal
             if cmd.staff_id not in {p.staff_id for p in day.on_duty()}:
-                raise Refusal("呼び出すには窓口で従事中（チェックイン済み・不在でない）である必要があります。", 409, "not_on_duty")
+                raise Refusal(
+                    "呼び出すには窓口で従事中（チェックイン済み・不在でない）である必要があります。", 409, "not_on_duty"
+                )
             waiting = day.waiting()
             if not waiting:
                 raise Refusal("お待ちの方はいません。", 409, "queue_empty")
             nxt = waiting[0]
             if cmd.expected_ticket is not None and cmd.expected_ticket != nxt.no:
-                raise Refusal(f"番号札 {cmd.expected_ticket} はすでに呼び出されています（次は {nxt.no} 番）。", 409, "stale_queue")
+                raise Refusal(
+                    f"番号札 {cmd.expected_ticket} はすでに呼び出されています（次は {nxt.no} 番）。", 409, "stale_queue"
+                )
             return [ev.TicketCalled(ticket_no=nxt.no, staff_id=cmd.staff_id, visit_id=cmd.visit_id, **d)]
         case Recall():
             t = _ticket(day, cmd.ticket_no)
@@ -848,8 +1004,15 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             return [ev.DevicesDisinfected(after_visit_id=target, **d)]
         # --- escalations (DESK-6) ---
         case RaiseEscalation():
-            return [ev.EscalationRaised(escalation_no=len(day.escalations) + 1, category=cmd.category, summary=cmd.summary,
-                                        visit_id=cmd.visit_id, **d)]
+            return [
+                ev.EscalationRaised(
+                    escalation_no=len(day.escalations) + 1,
+                    category=cmd.category,
+                    summary=cmd.summary,
+                    visit_id=cmd.visit_id,
+                    **d,
+                )
+            ]
         case AcknowledgeEscalation():
             esc = _escalation(day, cmd.escalation_no)
             if esc.status != "raised":
@@ -942,8 +1105,17 @@ class Visit:
 
 def evolve_visit(state: Visit | None, event: Event) -> Visit:
     if isinstance(event, ev.VisitStarted):
-        return Visit(event.visit_id, event.deskday_id, event.desk or "", event.ward or "", event.ticket_no, event.staff_id,
-                     event.occurred_at, event.waited_seconds, event.disinfection_pending)
+        return Visit(
+            event.visit_id,
+            event.deskday_id,
+            event.desk or "",
+            event.ward or "",
+            event.ticket_no,
+            event.staff_id,
+            event.occurred_at,
+            event.waited_seconds,
+            event.disinfection_pending,
+        )
     if state is None:
         raise ValueError(f"visit event {event.type} before visit_started")
     match event:
@@ -960,15 +1132,23 @@ def evolve_visit(state: Visit | None, event: Event) -> Visit:
         case ev.CardLeftBehind():
             return replace(state, card_held=False, card_left_behind=True)
         case ev.VisitEnded():
-            return replace(state, ended_at=event.occurred_at, outcome=event.outcome, reason=event.reason,
-                           service_seconds=event.service_seconds)
+            return replace(
+                state,
+                ended_at=event.occurred_at,
+                outcome=event.outcome,
+                reason=event.reason,
+                service_seconds=event.service_seconds,
+            )
         case ev.VisitCorrected():
             s = replace(state, corrections=state.corrections + 1)
             if event.outcome is not None:
                 s = replace(s, outcome=event.outcome, reason=event.reason)
             if s.details is not None:
-                changes = {k: getattr(event, k) for k in ("gender", "age_band", "purposes", "support_needed", "support_given",
-                                                          "payment_service") if getattr(event, k) is not None}
+                changes = {
+                    k: getattr(event, k)
+                    for k in ("gender", "age_band", "purposes", "support_needed", "support_given", "payment_service")
+                    if getattr(event, k) is not None
+                }
                 if changes:
                     s = replace(s, details=s.details.model_copy(update=changes))
             return s
@@ -1042,9 +1222,11 @@ PIN_RESET_PROCEDURE_JA = (
     "ロックされた場合は、ご本人がマイナンバーカードを持参し、住所地の区役所（戸籍住民課）で"
     "暗証番号の初期化・再設定の手続きを行う必要があります。"
 )
-PIN_LABELS_JA = {"user_auth": "利用者証明用電子証明書の暗証番号（数字4桁）",
-                 "card_info": "券面事項入力補助用の暗証番号（数字4桁）",
-                 "signature": "署名用電子証明書の暗証番号（英数字6～16桁）"}
+PIN_LABELS_JA = {
+    "user_auth": "利用者証明用電子証明書の暗証番号（数字4桁）",
+    "card_info": "券面事項入力補助用の暗証番号（数字4桁）",
+    "signature": "署名用電子証明書の暗証番号（英数字6～16桁）",
+}
 
 
 def decide_start_visit(day: DeskDay, cmd: StartVisit, ctx: Ctx) -> list[Event]:
@@ -1061,12 +1243,26 @@ def decide_start_visit(day: DeskDay, cmd: StartVisit, ctx: Ctx) -> list[Event]:
     env = ctx.envelope(day.ward, day.desk)
     waited = max(0.0, (ctx.now - t.issued_at).total_seconds())
     pending = day.pending_disinfection()
-    out: list[Event] = [ev.TicketServed(deskday_id=day.id, ticket_no=t.no, visit_id=t.visit_id, staff_id=cmd.staff_id,
-                                        waited_seconds=waited, **env)]
+    out: list[Event] = [
+        ev.TicketServed(
+            deskday_id=day.id, ticket_no=t.no, visit_id=t.visit_id, staff_id=cmd.staff_id, waited_seconds=waited, **env
+        )
+    ]
     if pending is not None:
-        out.append(ev.VisitStartedBeforeDisinfection(deskday_id=day.id, visit_id=t.visit_id, previous_visit_id=pending, **env))
-    out.append(ev.VisitStarted(visit_id=t.visit_id, deskday_id=day.id, ticket_no=t.no, staff_id=cmd.staff_id,
-                               waited_seconds=waited, disinfection_pending=pending is not None, **env))
+        out.append(
+            ev.VisitStartedBeforeDisinfection(deskday_id=day.id, visit_id=t.visit_id, previous_visit_id=pending, **env)
+        )
+    out.append(
+        ev.VisitStarted(
+            visit_id=t.visit_id,
+            deskday_id=day.id,
+            ticket_no=t.no,
+            staff_id=cmd.staff_id,
+            waited_seconds=waited,
+            disinfection_pending=pending is not None,
+            **env,
+        )
+    )
     return out
 
 
@@ -1075,15 +1271,25 @@ def decide_card_left_behind(day: DeskDay, visit: Visit, ctx: Ctx) -> list[Event]
     if visit.card_left_behind:
         raise Refusal("置き忘れはすでに記録されています。", 409, "already_recorded")
     env = ctx.envelope(day.ward, day.desk)
-    existing = next((i for i in day.incidents.values() if i.kind == "card_left_behind" and i.visit_id == visit.id), None)
+    existing = next(
+        (i for i in day.incidents.values() if i.kind == "card_left_behind" and i.visit_id == visit.id), None
+    )
     out: list[Event] = []
     if existing is None:
         no = len(day.incidents) + 1
-        out.append(ev.IncidentOpened(
-            deskday_id=day.id, incident_no=no, kind="card_left_behind", urgency="urgent", visit_id=visit.id,
-            checklist=CARD_LEFT_BEHIND_CHECKLIST,
-            message_ja=f"【至急】{day.desk}: マイナンバーカードの置き忘れ（番号札 {visit.ticket_no}）。"
-                       "業務責任者は直ちに委託者（市）へ電話で報告してください。", **env))
+        out.append(
+            ev.IncidentOpened(
+                deskday_id=day.id,
+                incident_no=no,
+                kind="card_left_behind",
+                urgency="urgent",
+                visit_id=visit.id,
+                checklist=CARD_LEFT_BEHIND_CHECKLIST,
+                message_ja=f"【至急】{day.desk}: マイナンバーカードの置き忘れ（番号札 {visit.ticket_no}）。"
+                "業務責任者は直ちに委託者（市）へ電話で報告してください。",
+                **env,
+            )
+        )
     else:
         no = existing.no
     out.append(ev.CardLeftBehind(visit_id=visit.id, incident_no=no, **env))
@@ -1099,9 +1305,17 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
         case RecordDetails():
             if visit.ended:
                 raise Refusal("対応完了後の変更は「訂正」として記録してください。", 409, "visit_ended")
-            return [ev.VisitDetailsRecorded(gender=cmd.gender, age_band=cmd.age_band, purposes=tuple(dict.fromkeys(cmd.purposes)),
-                                            support_needed=cmd.support_needed, support_given=cmd.support_given,
-                                            payment_service=cmd.payment_service, **v)]
+            return [
+                ev.VisitDetailsRecorded(
+                    gender=cmd.gender,
+                    age_band=cmd.age_band,
+                    purposes=tuple(dict.fromkeys(cmd.purposes)),
+                    support_needed=cmd.support_needed,
+                    support_given=cmd.support_given,
+                    payment_service=cmd.payment_service,
+                    **v,
+                )
+            ]
         case RecordOpinion():
             return [ev.OpinionRecorded(kind=cmd.kind, step=cmd.step, text=cmd.text, **v)]
         case RecordPinFailure():
@@ -1111,13 +1325,21 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
             failures = visit.pin_failures.get(cmd.pin, 0) + 1
             if failures > limit:
                 raise Refusal("この暗証番号はすでにロックされています。" + PIN_RESET_PROCEDURE_JA, 409, "pin_locked")
-            out: list[Event] = [ev.PinFailureRecorded(pin=cmd.pin, failures=failures, limit=limit, locked=failures >= limit, **v)]
+            out: list[Event] = [
+                ev.PinFailureRecorded(pin=cmd.pin, failures=failures, limit=limit, locked=failures >= limit, **v)
+            ]
             if limit - failures == 1:
-                out.append(ev.PinLockWarningIssued(
-                    pin=cmd.pin, failures=failures, remaining=1,
-                    message_ja=f"{PIN_LABELS_JA[cmd.pin]}を{failures}回間違えています。あと1回間違えるとロックされます。"
-                               "入力の前に、暗証番号がわからない場合は無理に入力しないようご案内ください。" + PIN_RESET_PROCEDURE_JA,
-                    **v))
+                out.append(
+                    ev.PinLockWarningIssued(
+                        pin=cmd.pin,
+                        failures=failures,
+                        remaining=1,
+                        message_ja=f"{PIN_LABELS_JA[cmd.pin]}を{failures}回間違えています。あと1回間違えるとロックされます。"
+                        "入力の前に、暗証番号がわからない場合は無理に入力しないようご案内ください。"
+                        + PIN_RESET_PROCEDURE_JA,
+                        **v,
+                    )
+                )
             return out
         case HandCardToStaff():
             if visit.ended:
@@ -1133,7 +1355,11 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
             if visit.ended:
                 raise Refusal("対応はすでに完了しています。", 409, "visit_ended")
             if visit.card_held:
-                raise Refusal("マイナンバーカードをお預かりしたままです。カードを返却してから対応を完了してください。", 409, "card_held")
+                raise Refusal(
+                    "マイナンバーカードをお預かりしたままです。カードを返却してから対応を完了してください。",
+                    409,
+                    "card_held",
+                )
             if (cmd.outcome == "not_completed") != (cmd.reason is not None):
                 raise Refusal("未完了の場合は理由を、完了の場合は理由なしで記録してください。", 422, "reason")
             secs = max(0.0, (ctx.now - visit.started_at).total_seconds())
@@ -1141,8 +1367,20 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
         case CorrectVisit():
             if not visit.ended:
                 raise Refusal("訂正は対応完了後に行います。完了前は通常の記録を更新してください。", 409, "visit_open")
-            changes = {k: getattr(cmd, k) for k in ("outcome", "reason", "gender", "age_band", "purposes", "support_needed",
-                                                     "support_given", "payment_service") if getattr(cmd, k) is not None}
+            changes = {
+                k: getattr(cmd, k)
+                for k in (
+                    "outcome",
+                    "reason",
+                    "gender",
+                    "age_band",
+                    "purposes",
+                    "support_needed",
+                    "support_given",
+                    "payment_service",
+                )
+                if getattr(cmd, k) is not None
+            }
             if not changes:
                 raise Refusal("訂正する項目がありません。", 422, "nothing_to_correct")
             if "reason" in changes and "outcome" not in changes:
@@ -1153,8 +1391,12 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
                 raise Refusal("完了に訂正する場合は理由は不要です。", 422, "reason")
             if visit.details is None and set(changes) - {"outcome", "reason"}:
                 raise Refusal("来訪者情報が未記録のため訂正できません。", 409, "no_details")
-            same_outcome = ("outcome" not in changes or (changes["outcome"] == visit.outcome and changes.get("reason") == visit.reason))
-            same_details = all(getattr(visit.details, k) == v_ for k, v_ in changes.items() if k not in ("outcome", "reason"))
+            same_outcome = "outcome" not in changes or (
+                changes["outcome"] == visit.outcome and changes.get("reason") == visit.reason
+            )
+            same_details = all(
+                getattr(visit.details, k) == v_ for k, v_ in changes.items() if k not in ("outcome", "reason")
+            )
             if same_outcome and same_details:
                 raise Refusal("訂正内容が現在の記録と同じです。", 409, "no_change")
             return [ev.VisitCorrected(note=cmd.note, **changes, **v)]
@@ -1184,24 +1426,63 @@ def alerts(day: DeskDay, hours: DayHours | None, now: datetime) -> list[dict[str
     out: list[dict[str, Any]] = []
     for inc in sorted(day.incidents.values(), key=lambda i: (i.urgency != "urgent", i.no)):
         if inc.closed_at is None:
-            out.append({"kind": f"incident.{inc.kind}", "level": inc.urgency, "message_ja": inc.message_ja,
-                        "since": inc.opened_at.isoformat(), "incident_no": inc.no,
-                        "checklist": [{"key": s.key, "text_ja": s.text_ja, "done": s.key in inc.steps_done} for s in inc.checklist]})
+            out.append(
+                {
+                    "kind": f"incident.{inc.kind}",
+                    "level": inc.urgency,
+                    "message_ja": inc.message_ja,
+                    "since": inc.opened_at.isoformat(),
+                    "incident_no": inc.no,
+                    "checklist": [
+                        {"key": s.key, "text_ja": s.text_ja, "done": s.key in inc.steps_done} for s in inc.checklist
+                    ],
+                }
+            )
     if day.breach is not None:
-        out.append({"kind": "staffing_breach", "level": "urgent", "since": day.breach.since.isoformat(),
-                    "message_ja": "開設時間中に従事中の支援員がいません。" + ("（短時間不在の表示中）" if day.breach.absence_notice_shown else "")})
+        out.append(
+            {
+                "kind": "staffing_breach",
+                "level": "urgent",
+                "since": day.breach.since.isoformat(),
+                "message_ja": "開設時間中に従事中の支援員がいません。"
+                + ("（短時間不在の表示中）" if day.breach.absence_notice_shown else ""),
+            }
+        )
     for p in day.absent():
-        out.append({"kind": "short_absence", "level": "info", "since": p.absent_since.isoformat() if p.absent_since else None,
-                    "message_ja": f"ただいま担当者が席を外しています（{p.absence_expected_minutes}分程度）。しばらくお待ちください。"})
+        out.append(
+            {
+                "kind": "short_absence",
+                "level": "info",
+                "since": p.absent_since.isoformat() if p.absent_since else None,
+                "message_ja": f"ただいま担当者が席を外しています（{p.absence_expected_minutes}分程度）。しばらくお待ちください。",
+            }
+        )
     for th in day.thresholds_reached:
-        out.append({"kind": "capacity", "level": "high" if th >= 1 else "info", "threshold": th,
-                    "message_ja": f"来訪者が想定の{round(th * 100)}%に達しました。" + ("委託者と協議してください。" if th >= 1 else "")})
+        out.append(
+            {
+                "kind": "capacity",
+                "level": "high" if th >= 1 else "info",
+                "threshold": th,
+                "message_ja": f"来訪者が想定の{round(th * 100)}%に達しました。"
+                + ("委託者と協議してください。" if th >= 1 else ""),
+            }
+        )
     for esc in day.escalations.values():
         if esc.status != "resolved":
-            out.append({"kind": "escalation", "level": "high", "escalation_no": esc.no, "status": esc.status,
-                        "since": esc.raised_at.isoformat(), "message_ja": f"エスカレーション {esc.no}（{esc.status}）"})
+            out.append(
+                {
+                    "kind": "escalation",
+                    "level": "high",
+                    "escalation_no": esc.no,
+                    "status": esc.status,
+                    "since": esc.raised_at.isoformat(),
+                    "message_ja": f"エスカレーション {esc.no}（{esc.status}）",
+                }
+            )
     if day.pending_disinfection() is not None and len(day.called()) > 0:
-        out.append({"kind": "disinfection_due", "level": "info", "message_ja": "次の方の対応前に機器を消毒してください。"})
+        out.append(
+            {"kind": "disinfection_due", "level": "info", "message_ja": "次の方の対応前に機器を消毒してください。"}
+        )
     for p in day.staff.values():
         if p.mask is False:
             out.append({"kind": "mask", "level": "info", "message_ja": f"{p.staff_id} のマスク着用が確認できません。"})
@@ -1209,8 +1490,16 @@ def alerts(day: DeskDay, hours: DayHours | None, now: datetime) -> list[dict[str
         for ins in hours.instructions:
             end = ins.end or datetime.max.replace(tzinfo=now.tzinfo)
             if ins.start <= now < end:
-                out.append({"kind": "city_instruction", "level": "high", "instruction_id": ins.id,
-                            "message_ja": "市の指示により窓口の開設を" + ("延期" if ins.kind == "delay" else "休止") + "しています。"})
+                out.append(
+                    {
+                        "kind": "city_instruction",
+                        "level": "high",
+                        "instruction_id": ins.id,
+                        "message_ja": "市の指示により窓口の開設を"
+                        + ("延期" if ins.kind == "delay" else "休止")
+                        + "しています。",
+                    }
+                )
     return out
 
 
@@ -1219,59 +1508,129 @@ def desk_status(day: DeskDay, desk: Desk, hours: DayHours, municipality: Municip
     cap = desk.expected_max_visitors
     served = len(day.served_visits)
     return {
-        "desk": desk.id, "ward": desk.ward, "name_ja": desk.name_ja, "date": day.day.isoformat(), "at": now.isoformat(),
-        "open_now": desk_open_now(day, hours, now), "hours": hours.as_dict(), "day_status": day.status,
+        "desk": desk.id,
+        "ward": desk.ward,
+        "name_ja": desk.name_ja,
+        "date": day.day.isoformat(),
+        "at": now.isoformat(),
+        "open_now": desk_open_now(day, hours, now),
+        "hours": hours.as_dict(),
+        "day_status": day.status,
         "stop_reason": day.stop_reason,
         "queue": {
             "waiting": [t.no for t in day.waiting()],
             "called": [{"ticket_no": t.no, "staff_id": t.staff_id, "call_count": t.call_count} for t in day.called()],
             "next_ticket": day.waiting()[0].no if day.waiting() else None,
             # the calling display's 「先にお呼びした番号」: the latest calls, newest first, whatever became of them
-            "recent_calls": [t.no for t in sorted((t for t in day.tickets.values() if t.called_at is not None),
-                                                  key=lambda t: (t.called_at, t.no), reverse=True)[:6]],
+            "recent_calls": [
+                t.no
+                for t in sorted(
+                    (t for t in day.tickets.values() if t.called_at is not None),
+                    key=lambda t: (t.called_at, t.no),
+                    reverse=True,
+                )[:6]
+            ],
             "last_issued": day.last_ticket,
             "served": served,
             "no_show": sum(1 for t in day.tickets.values() if t.status == "no_show"),
         },
-        "on_duty": [{"staff_id": p.staff_id, "role": p.role, "since": p.since.isoformat(), "mask": p.mask} for p in day.on_duty()],
-        "absent": [{"staff_id": p.staff_id, "since": p.absent_since.isoformat() if p.absent_since else None,
-                    "expected_minutes": p.absence_expected_minutes} for p in day.absent()],
-        "visitors": day.visitors, "expected_max": cap, "capacity_ratio": round(day.visitors / cap, 3),
+        "on_duty": [
+            {"staff_id": p.staff_id, "role": p.role, "since": p.since.isoformat(), "mask": p.mask}
+            for p in day.on_duty()
+        ],
+        "absent": [
+            {
+                "staff_id": p.staff_id,
+                "since": p.absent_since.isoformat() if p.absent_since else None,
+                "expected_minutes": p.absence_expected_minutes,
+            }
+            for p in day.absent()
+        ],
+        "visitors": day.visitors,
+        "expected_max": cap,
+        "capacity_ratio": round(day.visitors / cap, 3),
         "estimated_wait_minutes": estimated_wait_minutes(day, now),
-        "longest_wait_minutes": round(max(0.0, (now - day.waiting()[0].issued_at).total_seconds()) / 60, 1) if day.waiting() else 0,
-        "staffing": {"breach_open": day.breach is not None, "breaches": day.breach_count,
-                     "breach_seconds": round(day.breach_seconds + ((now - day.breach.since).total_seconds() if day.breach else 0), 1)},
-        "disinfection": {"visits": served, "disinfected": len(day.disinfected), "flagged": len(day.flagged_visits),
-                         "compliance": round(1 - len(day.flagged_visits) / served, 3) if served else None,
-                         "pending_visit": str(day.pending_disinfection()) if day.pending_disinfection() else None,
-                         "flags": [_flag_view(day, visit_id, previous) for visit_id, previous in day.flag_previous]},
-        "escalations": [{"escalation_no": e.no, "category": e.category, "status": e.status, "summary": e.summary,
-                         "raised_at": e.raised_at.isoformat(), "resolved_by": e.resolved_by, "outcome": e.outcome}
-                        for e in day.escalations.values()],
+        "longest_wait_minutes": round(max(0.0, (now - day.waiting()[0].issued_at).total_seconds()) / 60, 1)
+        if day.waiting()
+        else 0,
+        "staffing": {
+            "breach_open": day.breach is not None,
+            "breaches": day.breach_count,
+            "breach_seconds": round(
+                day.breach_seconds + ((now - day.breach.since).total_seconds() if day.breach else 0), 1
+            ),
+        },
+        "disinfection": {
+            "visits": served,
+            "disinfected": len(day.disinfected),
+            "flagged": len(day.flagged_visits),
+            "compliance": round(1 - len(day.flagged_visits) / served, 3) if served else None,
+            "pending_visit": str(day.pending_disinfection()) if day.pending_disinfection() else None,
+            "flags": [_flag_view(day, visit_id, previous) for visit_id, previous in day.flag_previous],
+        },
+        "escalations": [
+            {
+                "escalation_no": e.no,
+                "category": e.category,
+                "status": e.status,
+                "summary": e.summary,
+                "raised_at": e.raised_at.isoformat(),
+                "resolved_by": e.resolved_by,
+                "outcome": e.outcome,
+            }
+            for e in day.escalations.values()
+        ],
         "alerts": alerts(day, hours, now),
         "edge": day.edge,
-        "marked": [{"rule": m.rule, "instruction_id": m.instruction_id, "decided_at": m.decided_at.isoformat(),
-                    "learned_at": m.learned_at.isoformat(), "tickets": list(m.tickets)} for m in day.marked],
+        "marked": [
+            {
+                "rule": m.rule,
+                "instruction_id": m.instruction_id,
+                "decided_at": m.decided_at.isoformat(),
+                "learned_at": m.learned_at.isoformat(),
+                "tickets": list(m.tickets),
+            }
+            for m in day.marked
+        ],
     }
 
 
 def _flag_view(day: DeskDay, visit_id: UUID, previous: UUID) -> dict[str, Any]:
     """A visit started before the previous visit's disinfection, naming that visit and its supporter."""
     prev = day.ticket_of_visit(previous)
-    return {"visit_id": str(visit_id), "previous_visit_id": str(previous),
-            "previous_ticket": prev.no if prev else None, "previous_staff": prev.staff_id if prev else None}
+    return {
+        "visit_id": str(visit_id),
+        "previous_visit_id": str(previous),
+        "previous_ticket": prev.no if prev else None,
+        "previous_staff": prev.staff_id if prev else None,
+    }
 
 
 def visit_view(visit: Visit) -> dict[str, Any]:
     d = visit.details
     return {
-        "visit_id": str(visit.id), "deskday_id": visit.deskday_id, "desk": visit.desk, "ward": visit.ward,
-        "ticket_no": visit.ticket_no, "staff_id": visit.staff_id, "started_at": visit.started_at.isoformat(),
-        "waited_seconds": visit.waited_seconds, "disinfection_pending": visit.disinfection_pending,
-        "details": d.model_dump(include={"gender", "age_band", "purposes", "support_needed", "support_given", "payment_service"},
-                                mode="json") if d else None,
-        "opinions": visit.opinions, "pin_failures": visit.pin_failures, "card_held": visit.card_held,
-        "card_left_behind": visit.card_left_behind, "ended_at": visit.ended_at.isoformat() if visit.ended_at else None,
-        "outcome": visit.outcome, "reason": visit.reason, "service_seconds": visit.service_seconds,
+        "visit_id": str(visit.id),
+        "deskday_id": visit.deskday_id,
+        "desk": visit.desk,
+        "ward": visit.ward,
+        "ticket_no": visit.ticket_no,
+        "staff_id": visit.staff_id,
+        "started_at": visit.started_at.isoformat(),
+        "waited_seconds": visit.waited_seconds,
+        "disinfection_pending": visit.disinfection_pending,
+        "details": d.model_dump(
+            include={"gender", "age_band", "purposes", "support_needed", "support_given", "payment_service"},
+            mode="json",
+        )
+        if d
+        else None,
+        "opinions": visit.opinions,
+        "pin_failures": visit.pin_failures,
+        "card_held": visit.card_held,
+        "card_left_behind": visit.card_left_behind,
+        "ended_at": visit.ended_at.isoformat() if visit.ended_at else None,
+        "outcome": visit.outcome,
+        "reason": visit.reason,
+        "service_seconds": visit.service_seconds,
         "corrections": visit.corrections,
     }

@@ -33,15 +33,24 @@ def load_config(settings: Settings) -> Municipality:
     return load_municipality(settings.municipality, config_dir=settings.extra.get("config_dir"))
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check_seconds: float | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, staffing_check_seconds: float | None = None
+) -> FastAPI:
     municipality = load_config(settings)
-    interval = staffing_check_seconds or float(settings.extra.get("desk_staffing_check_seconds", DEFAULT_STAFFING_CHECK_SECONDS))
+    interval = staffing_check_seconds or float(
+        settings.extra.get("desk_staffing_check_seconds", DEFAULT_STAFFING_CHECK_SECONDS)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = app.state.metrics_registry
         counters = {
-            "breaches": Counter("madoguchi_desk_staffing_breaches_total", "DESK-5 staffing breaches detected", ["desk"], registry=registry),
+            "breaches": Counter(
+                "madoguchi_desk_staffing_breaches_total",
+                "DESK-5 staffing breaches detected",
+                ["desk"],
+                registry=registry,
+            ),
             "events": Counter("madoguchi_desk_events_total", "Desk events appended", ["type"], registry=registry),
         }
 
@@ -80,8 +89,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, staffing_check
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app = create_service_app("desk", settings, routers=routers, first=first, lifespan=lifespan,
-                             description="窓口: opening calendar, day lifecycle, staffing, queue, visits, incidents")
+    app = create_service_app(
+        "desk",
+        settings,
+        routers=routers,
+        first=first,
+        lifespan=lifespan,
+        description="窓口: opening calendar, day lifecycle, staffing, queue, visits, incidents",
+    )
     app.state.municipality = municipality
 
     return app

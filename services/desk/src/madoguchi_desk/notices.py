@@ -56,8 +56,12 @@ class NoticeBook:
         for attempt in range(3):
             try:
                 self._sub = await self.js.subscribe(
-                    f"mg.device.{self.municipality}.agent.>", cb=self._on_msg, ordered_consumer=True,
-                    deliver_policy=api.DeliverPolicy.BY_START_TIME, config=api.ConsumerConfig(opt_start_time=start))
+                    f"mg.device.{self.municipality}.agent.>",
+                    cb=self._on_msg,
+                    ordered_consumer=True,
+                    deliver_policy=api.DeliverPolicy.BY_START_TIME,
+                    config=api.ConsumerConfig(opt_start_time=start),
+                )
                 return
             except Exception as exc:  # noqa: BLE001 - the device stream may not exist yet on a fresh bus
                 log.warning("desk.notice_book_failed", error=type(exc).__name__, attempt=attempt)
@@ -101,8 +105,11 @@ HQ = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role.admin
 
 
 @router.get("")
-async def notice_status(request: Request, principal: HQ,
-                        day: Annotated[date | None, Query(alias="date", description="default: today")] = None) -> dict[str, Any]:
+async def notice_status(
+    request: Request,
+    principal: HQ,
+    day: Annotated[date | None, Query(alias="date", description="default: today")] = None,
+) -> dict[str, Any]:
     """Who acknowledged the monitoring notice on a day, who declined, and who went on duty without
     acknowledging it (HQ: manager, auditor, administrator)."""
     service: DeskService = request.app.state.desk
@@ -124,6 +131,7 @@ async def notice_status(request: Request, principal: HQ,
         "date": day.isoformat(),
         "acknowledged": [row(a) for a in answers if a.answer == "acknowledged"],
         "declined": [row(a) for a in answers if a.answer == "declined"],
-        "not_acknowledged": [{"staff_id": s, "desks": desks} for s, desks in sorted(on_duty.items())
-                             if s not in acknowledged],
+        "not_acknowledged": [
+            {"staff_id": s, "desks": desks} for s, desks in sorted(on_duty.items()) if s not in acknowledged
+        ],
     }

@@ -92,8 +92,14 @@ class Appended:
 class DeskService:
     on_edge = False  # the desk edge on a laptop decides as the desk's one writer (edge/, EDGE.md)
 
-    def __init__(self, nc: NATS, js: JetStreamContext, municipality: Municipality, clock: Clock = system_clock,
-                 on_appended: Callable[[list[Appended]], None] | None = None):
+    def __init__(
+        self,
+        nc: NATS,
+        js: JetStreamContext,
+        municipality: Municipality,
+        clock: Clock = system_clock,
+        on_appended: Callable[[list[Appended]], None] | None = None,
+    ):
         self.nc = nc
         self.js = js
         self.vault = TextVault(js)
@@ -126,7 +132,9 @@ class DeskService:
 
     # --- loading ---------------------------------------------------------------------------
 
-    async def load(self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any], *, fresh: bool = True) -> Loaded:
+    async def load(
+        self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any], *, fresh: bool = True
+    ) -> Loaded:
         """The aggregate's state and last sequence: the cached fold plus whatever came after it.
 
         With fresh=False a cached fold is used as it is: a command decided on it appends with its
@@ -155,6 +163,7 @@ class DeskService:
         # dropped whenever a message lands on the calendar subject (a core subscription sees every
         # JetStream publish), so a command reads the calendar only after it changed.
         if self._calendar_watch is None:
+
             async def invalidate(_msg) -> None:
                 self._cache.pop(self.calendar_subject, None)
 
@@ -277,7 +286,9 @@ class DeskService:
                         state = evolve(state, event)
                 decided.append((queued, events))
             if refused and not decided and not fresh:
-                fresh = True  # refused on the cached fold, nothing to prove it current: decide again on the current state
+                fresh = (
+                    True  # refused on the cached fold, nothing to prove it current: decide again on the current state
+                )
                 continue
             events = [e for _, evs in decided for e in evs]
             try:
@@ -311,13 +322,14 @@ class DeskService:
                 return [Appended(seq, event) for seq, event in zip(seqs, sealed, strict=True)]
         return await self._append(events, {subject: expected})
 
-    def _stored(self, subject: str, loaded: Loaded, evolve, decided: list[tuple[_Queued, list[Event]]],
-                stored: list[Appended]) -> None:
+    def _stored(
+        self, subject: str, loaded: Loaded, evolve, decided: list[tuple[_Queued, list[Event]]], stored: list[Appended]
+    ) -> None:
         """The batch is stored: fold it into the cache, answer each command with its own events."""
         seq, state = loaded.seq, loaded.state
         position = 0
         for queued, events in decided:
-            appended = stored[position:position + len(events)]
+            appended = stored[position : position + len(events)]
             position += len(events)
             for a in appended:
                 if a.event.subject == subject:
@@ -410,8 +422,17 @@ class DeskService:
 
     # --- commands ---------------------------------------------------------------------------
 
-    async def deskday_command(self, desk: Desk, day: date | None, cmd: Any, actor: Actor, *, retry: bool = True,
-                              version: int | None = None, correlation_id: UUID | None = None) -> list[Appended]:
+    async def deskday_command(
+        self,
+        desk: Desk,
+        day: date | None,
+        cmd: Any,
+        actor: Actor,
+        *,
+        retry: bool = True,
+        version: int | None = None,
+        correlation_id: UUID | None = None,
+    ) -> list[Appended]:
         calendar = await self.calendar()
         day = day or self.today(calendar)
         subject = self.deskday_subject(desk.id, day)
@@ -421,11 +442,24 @@ class DeskService:
             ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id, self.on_edge)
             return d.decide_deskday(loaded[subject].state, cmd, ctx)
 
-        return await self.execute({subject: (d.DeskDay.empty(desk, day), d.evolve_deskday)}, decide, retry=retry,
-                                  versions={subject: version} if version is not None else None)
+        return await self.execute(
+            {subject: (d.DeskDay.empty(desk, day), d.evolve_deskday)},
+            decide,
+            retry=retry,
+            versions={subject: version} if version is not None else None,
+        )
 
-    async def call_next(self, desk: Desk, staff_id: str, actor: Actor, *, expected_ticket: int | None = None,
-                        version: int | None = None, correlation_id: UUID | None = None, pinned: bool = True) -> list[Appended]:
+    async def call_next(
+        self,
+        desk: Desk,
+        staff_id: str,
+        actor: Actor,
+        *,
+        expected_ticket: int | None = None,
+        version: int | None = None,
+        correlation_id: UUID | None = None,
+        pinned: bool = True,
+    ) -> list[Appended]:
         """DESK-3. Two supporters racing for the same ticket: one gets it, the other a 409.
         With `pinned=False` ("call whoever is next") the loser is re-decided on fresh state and
         gets the following ticket instead.
@@ -435,17 +469,20 @@ class DeskService:
         something else (a ticket issued meanwhile) is retried; one caused by another call of that
         same ticket ends in a 409 (Refusal "stale_queue" or ConcurrencyConflict)."""
         if not pinned:
-            return await self.deskday_command(desk, None, d.CallNext(staff_id, new_id(), None), actor, retry=True,
-                                              correlation_id=correlation_id)
+            return await self.deskday_command(
+                desk, None, d.CallNext(staff_id, new_id(), None), actor, retry=True, correlation_id=correlation_id
+            )
         if expected_ticket is None and version is None:
             waiting = (await self.deskday(desk, self.today(await self.calendar()))).state.waiting()
             expected_ticket = waiting[0].no if waiting else None
         cmd = d.CallNext(staff_id, new_id(), expected_ticket)
-        return await self.deskday_command(desk, None, cmd, actor, retry=version is None, version=version,
-                                          correlation_id=correlation_id)
+        return await self.deskday_command(
+            desk, None, cmd, actor, retry=version is None, version=version, correlation_id=correlation_id
+        )
 
-    async def walk_in(self, desk: Desk, staff_id: str, actor: Actor, *, may_take_over: bool,
-                      correlation_id: UUID | None = None) -> list[Appended]:
+    async def walk_in(
+        self, desk: Desk, staff_id: str, actor: Actor, *, may_take_over: bool, correlation_id: UUID | None = None
+    ) -> list[Appended]:
         """A visitor at a desk where no one waits: issue, call and start in one step."""
         current = (await self.deskday(desk, self.today(await self.calendar()))).state
         if current.waiting():
@@ -455,12 +492,21 @@ class DeskService:
         assert isinstance(ticket, ev.TicketIssued)  # IssueTicket's first event
         ticket_no = ticket.ticket_no
         called = await self.call_next(desk, staff_id, actor, expected_ticket=ticket_no, correlation_id=correlation_id)
-        started = await self.start_visit(desk, ticket_no, staff_id, actor, may_take_over=may_take_over,
-                                         correlation_id=correlation_id)
+        started = await self.start_visit(
+            desk, ticket_no, staff_id, actor, may_take_over=may_take_over, correlation_id=correlation_id
+        )
         return [*issued, *called, *started]
 
-    async def start_visit(self, desk: Desk, ticket_no: int, staff_id: str, actor: Actor, *, may_take_over: bool,
-                          correlation_id: UUID | None = None) -> list[Appended]:
+    async def start_visit(
+        self,
+        desk: Desk,
+        ticket_no: int,
+        staff_id: str,
+        actor: Actor,
+        *,
+        may_take_over: bool,
+        correlation_id: UUID | None = None,
+    ) -> list[Appended]:
         calendar = await self.calendar()
         day = self.today(calendar)
         day_subject = self.deskday_subject(desk.id, day)
@@ -475,23 +521,39 @@ class DeskService:
             if loaded[visit_subject].seq != 0:
                 raise d.Refusal(f"番号札 {ticket_no} の対応はすでに始まっています。", 409, "visit_exists")
             ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id, self.on_edge)
-            return d.decide_start_visit(loaded[day_subject].state, d.StartVisit(ticket_no, staff_id, may_take_over), ctx)
+            return d.decide_start_visit(
+                loaded[day_subject].state, d.StartVisit(ticket_no, staff_id, may_take_over), ctx
+            )
 
-        return await self.execute({day_subject: (d.DeskDay.empty(desk, day), d.evolve_deskday),
-                                   visit_subject: (None, d.evolve_visit)}, decide, retry=True)
+        return await self.execute(
+            {day_subject: (d.DeskDay.empty(desk, day), d.evolve_deskday), visit_subject: (None, d.evolve_visit)},
+            decide,
+            retry=True,
+        )
 
-    async def visit_command(self, visit_id: UUID, cmd: Any, actor: Actor, *, version: int | None = None,
-                            correlation_id: UUID | None = None) -> list[Appended]:
+    async def visit_command(
+        self, visit_id: UUID, cmd: Any, actor: Actor, *, version: int | None = None, correlation_id: UUID | None = None
+    ) -> list[Appended]:
         """Visit edits are not retried: a stale edit is a 409 (ARCHITECTURE rule 2)."""
         subject = self.visit_subject(visit_id)
 
         def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
-            return d.decide_visit(loaded[subject].state, cmd, d.Ctx(self.m, now, actor, correlation_id=correlation_id, on_edge=self.on_edge))
+            return d.decide_visit(
+                loaded[subject].state,
+                cmd,
+                d.Ctx(self.m, now, actor, correlation_id=correlation_id, on_edge=self.on_edge),
+            )
 
-        return await self.execute({subject: (None, d.evolve_visit)}, decide, retry=False,
-                                  versions={subject: version} if version is not None else None)
+        return await self.execute(
+            {subject: (None, d.evolve_visit)},
+            decide,
+            retry=False,
+            versions={subject: version} if version is not None else None,
+        )
 
-    async def card_left_behind(self, visit: d.Visit, actor: Actor, *, correlation_id: UUID | None = None) -> list[Appended]:
+    async def card_left_behind(
+        self, visit: d.Visit, actor: Actor, *, correlation_id: UUID | None = None
+    ) -> list[Appended]:
         """DESK-9: the urgent incident on the desk-day first, then the visit's record."""
         desk = self.m.desk(visit.desk)
         _, day = ev.parse_deskday_id(visit.deskday_id)
@@ -503,14 +565,21 @@ class DeskService:
             ctx = d.Ctx(self.m, now, actor, desk, None, correlation_id, self.on_edge)
             return d.decide_card_left_behind(loaded[day_subject].state, current, ctx)
 
-        return await self.execute({day_subject: (d.DeskDay.empty(desk, day), d.evolve_deskday),
-                                   visit_subject: (None, d.evolve_visit)}, decide, retry=True)
+        return await self.execute(
+            {day_subject: (d.DeskDay.empty(desk, day), d.evolve_deskday), visit_subject: (None, d.evolve_visit)},
+            decide,
+            retry=True,
+        )
 
     async def calendar_command(self, cmd: Any, actor: Actor, *, correlation_id: UUID | None = None) -> list[Appended]:
         subject = self.calendar_subject
 
         def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
-            return d.decide_calendar(loaded[subject].state, cmd, d.Ctx(self.m, now, actor, correlation_id=correlation_id, on_edge=self.on_edge))
+            return d.decide_calendar(
+                loaded[subject].state,
+                cmd,
+                d.Ctx(self.m, now, actor, correlation_id=correlation_id, on_edge=self.on_edge),
+            )
 
         return await self.execute({subject: (d.CityCalendar(), d.evolve_calendar)}, decide, retry=True)
 
@@ -551,8 +620,14 @@ class DeskService:
             self.m.desk(desk)
         except (ValueError, KeyError, TypeError):
             return
-        self.edges[desk] = {"device": str(beat.get("device", ""))[:64], "pending": pending, "every": max(0.5, min(every, 60.0)),
-                            "seen_at": self.clock(), "seen_mono": time.monotonic(), "waiting": beat.get("waiting")}
+        self.edges[desk] = {
+            "device": str(beat.get("device", ""))[:64],
+            "pending": pending,
+            "every": max(0.5, min(every, 60.0)),
+            "seen_at": self.clock(),
+            "seen_mono": time.monotonic(),
+            "waiting": beat.get("waiting"),
+        }
 
     def edge_link(self, desk_id: str) -> dict[str, Any] | None:
         """HQ's view of a desk's edge: online, or offline since its last heartbeat (with the queue HQ
@@ -562,9 +637,13 @@ class DeskService:
             return None
         silent = time.monotonic() - seen["seen_mono"] > 3 * seen["every"] + 1.0
         since = seen["seen_at"].astimezone(TOKYO)
-        return {"device": seen["device"], "online": not silent, "pending_at_last_contact": seen["pending"],
-                "offline_since": since.isoformat() if silent else None,
-                "label_ja": f"オフライン（{since:%H:%M} から）" if silent else "オンライン"}
+        return {
+            "device": seen["device"],
+            "online": not silent,
+            "pending_at_last_contact": seen["pending"],
+            "offline_since": since.isoformat() if silent else None,
+            "label_ja": f"オフライン（{since:%H:%M} から）" if silent else "オンライン",
+        }
 
 
 class _PartialConflict(Exception):

@@ -44,10 +44,18 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 # Refused (and counted in the alarm) once the journal reaches its cap: events whose loss does not
 # hide a violation. Violations, card alerts, policy and lifecycle events are always written.
-SHEDDABLE = frozenset({
-    "device.heartbeat", "device.synthetic_load", "device.usb_device_attached", "device.usb_device_removed",
-    "device.reader_attached", "device.reader_detached", "device.process_started", "device.file_activity",
-})
+SHEDDABLE = frozenset(
+    {
+        "device.heartbeat",
+        "device.synthetic_load",
+        "device.usb_device_attached",
+        "device.usb_device_removed",
+        "device.reader_attached",
+        "device.reader_detached",
+        "device.process_started",
+        "device.file_activity",
+    }
+)
 VISIT_FILTER = "mg.desk.{municipality}.visit.*"
 VISIT_TYPES = ("desk.visit_started", "desk.visit_ended")
 
@@ -105,7 +113,9 @@ class Agent:
 
     def build(self, cls: type[Event], **fields) -> Event:
         c = self.config
-        return cls(municipality=c.municipality, ward=c.ward, desk=c.desk, device_id=c.device_id, actor=self.actor, **fields)
+        return cls(
+            municipality=c.municipality, ward=c.ward, desk=c.desk, device_id=c.device_id, actor=self.actor, **fields
+        )
 
     def emit(self, cls: type[Event], **fields) -> Event | None:
         """Build an event of this device and commit it to the journal (None when shed)."""
@@ -177,10 +187,12 @@ class Agent:
         if not (raise_it or report_shed or cleared):
             return
         name = "cleared" if cleared else level if level != "ok" else "warning"
-        alarm = self.build(ev.OutboxSizeAlarm, level=name, depth=depth, bytes=size, cap_bytes=cap, shed=self.shed,
-                           disk_full=full)
+        alarm = self.build(
+            ev.OutboxSizeAlarm, level=name, depth=depth, bytes=size, cap_bytes=cap, shed=self.shed, disk_full=full
+        )
         (log.critical if name in ("critical", "shedding") else log.warning)(
-            "outbox.size_alarm", level=name, depth=depth, bytes=size, shed=self.shed, disk_full=full, lost=self.lost)
+            "outbox.size_alarm", level=name, depth=depth, bytes=size, shed=self.shed, disk_full=full, lost=self.lost
+        )
         try:
             self.outbox.put(alarm)  # never shed: into the reserve if need be
         except (sqlite3.Error, OutboxFull):
@@ -203,8 +215,11 @@ class Agent:
 
         async def send() -> None:
             try:
-                await js.publish(alarm.subject, dump_event(alarm),
-                                 headers={"Nats-Msg-Id": str(alarm.event_id), "Mg-Type": alarm.type})
+                await js.publish(
+                    alarm.subject,
+                    dump_event(alarm),
+                    headers={"Nats-Msg-Id": str(alarm.event_id), "Mg-Type": alarm.type},
+                )
                 log.critical("outbox.alarm_sent_directly", level=getattr(alarm, "level", None))
             except Exception as exc:  # noqa: BLE001 - nothing else can carry it: the log says so
                 log.critical("outbox.alarm_not_sent", error=type(exc).__name__)
@@ -228,9 +243,14 @@ class Agent:
     async def _connect_loop(self) -> None:
         delay = 0.5
         options = dict(
-            name=f"agent-{self.config.device_id}", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            connect_timeout=2, allow_reconnect=True, error_cb=self._nats_error,
-            reconnected_cb=self._nats_reconnected, disconnected_cb=self._nats_disconnected,
+            name=f"agent-{self.config.device_id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+            allow_reconnect=True,
+            error_cb=self._nats_error,
+            reconnected_cb=self._nats_reconnected,
+            disconnected_cb=self._nats_disconnected,
         )
         while not self._stop.is_set():
             try:
@@ -238,8 +258,9 @@ class Agent:
                 # The first connection is tried once per round here (nats-py's own loop for it goes
                 # quiet after a failed TLS handshake: no second error, no connection); reconnecting
                 # after a link loss stays nats-py's (the option is read when the link drops).
-                nc = await nats.connect(self.config.nats_url, **{**options, "allow_reconnect": False},
-                                        **self.config.nats_options())
+                nc = await nats.connect(
+                    self.config.nats_url, **{**options, "allow_reconnect": False}, **self.config.nats_options()
+                )
                 nc.options["allow_reconnect"] = True
                 self.nc = nc
                 self.js = self.nc.jetstream()
@@ -294,10 +315,15 @@ class Agent:
                 try:
                     if watching is None:
                         # a put on either key wakes us at once; the poll is the fallback
-                        watching = [await self.nc.subscribe(f"$KV.{c.policy_bucket}.{key}", cb=self._on_policy_put)
-                                    for key in (c.policy_key, c.desk_policy_key)]
+                        watching = [
+                            await self.nc.subscribe(f"$KV.{c.policy_bucket}.{key}", cb=self._on_policy_put)
+                            for key in (c.policy_key, c.desk_policy_key)
+                        ]
                     fetched = await policy_mod.fetch(js, c.policy_bucket, c.policy_key, c.desk_policy_key)
-                    if fetched is not None and (fetched.version, fetched.sha256) != (self.loaded.version, self.loaded.sha256):
+                    if fetched is not None and (fetched.version, fetched.sha256) != (
+                        self.loaded.version,
+                        self.loaded.sha256,
+                    ):
                         self._apply_policy(fetched)
                 except ValueError as exc:  # a malformed policy: keep the one we enforce
                     log.error("policy.invalid", error=str(exc)[:200])
@@ -331,8 +357,13 @@ class Agent:
         elif change.kind == "card_inserted":
             self._fold(domain.CardSeen(reader, change.atr, now))
             slot = self.desk_state.card(reader)
-            self.emit(ev.CardInserted, reader=reader, atr=change.atr, visit_id=slot.visit_id if slot else None,
-                      occurred_at=now)
+            self.emit(
+                ev.CardInserted,
+                reader=reader,
+                atr=change.atr,
+                visit_id=slot.visit_id if slot else None,
+                occurred_at=now,
+            )
         elif change.kind == "card_removed":
             slot = self.desk_state.card(reader)
             dwell = (now - slot.inserted_at).total_seconds() if slot else None
@@ -344,8 +375,13 @@ class Agent:
         self.desk_state = domain.evolve(self.desk_state, fact)
         for alert in domain.decide(self.desk_state, fact, self.policy.card_left_s):
             event = self.emit(
-                ev.CardLeftInReader, reader=alert.reader, atr=alert.atr, inserted_at=alert.inserted_at,
-                reason=alert.reason, visit_id=alert.visit_id, seconds_in_reader=alert.seconds,
+                ev.CardLeftInReader,
+                reader=alert.reader,
+                atr=alert.atr,
+                inserted_at=alert.inserted_at,
+                reason=alert.reason,
+                visit_id=alert.visit_id,
+                seconds_in_reader=alert.seconds,
             )
             log.warning("card.left_in_reader", reason=alert.reason, reader=alert.reader)
             if event is not None:
@@ -380,7 +416,9 @@ class Agent:
             try:
                 start = utcnow() - timedelta(hours=c.desk_lookback_h)
                 sub = await self.js.subscribe(
-                    subject, cb=self._on_desk_event, ordered_consumer=True,
+                    subject,
+                    cb=self._on_desk_event,
+                    ordered_consumer=True,
                     deliver_policy=api.DeliverPolicy.BY_START_TIME,
                     config=api.ConsumerConfig(opt_start_time=start),
                 )
@@ -418,6 +456,7 @@ class Agent:
         rescan = asyncio.Event()
         listener = None
         if self.config.process_source == "netlink":
+
             def on_exec(pid: int) -> None:  # the listener's thread: read /proc now, while it runs
                 status = processes.read_status(pid)
                 if status is None or not scope.contains(pid, status[2], status[1]):
@@ -470,23 +509,39 @@ class Agent:
         decision = processes.decide(policy, info)
         digest, parent = await self._in_thread(self._hash_and_parent, info)
         common = dict(
-            pid=info.pid, name=ev.redact(info.name)[:256] or "?",
-            path=ev.safe_executable_path(info.exe) if info.exe else None, sha256=digest,
+            pid=info.pid,
+            name=ev.redact(info.name)[:256] or "?",
+            path=ev.safe_executable_path(info.exe) if info.exe else None,
+            sha256=digest,
             parent_name=ev.redact(parent[0])[:256] if parent[0] else None,
             parent_path=ev.safe_executable_path(parent[1]) if parent[1] else None,
-            os_uid=info.uid, script=ev.safe_executable_path(decision.script) if decision.script else None,
+            os_uid=info.uid,
+            script=ev.safe_executable_path(decision.script) if decision.script else None,
         )
         if not recheck:
-            self.emit(ev.ProcessStarted, parent_pid=info.ppid or None, inline_code=decision.inline_code,
-                      allowed=decision.allowed, source=source, **common)
+            self.emit(
+                ev.ProcessStarted,
+                parent_pid=info.ppid or None,
+                inline_code=decision.inline_code,
+                allowed=decision.allowed,
+                source=source,
+                **common,
+            )
         if decision.allowed:
             return
         enforced, error = False, None
         if policy.process_enforce:
             enforced, error = await self._in_thread(processes.terminate_pid, info.pid, info.start)
         log.warning("process.violation", pid=info.pid, reason=decision.reason, enforced=enforced, source=source)
-        self.emit(ev.ProcessViolation, enforce=policy.process_enforce, enforced=enforced, error=error,
-                  reason=decision.reason, source=source, **{k: v for k, v in common.items()})
+        self.emit(
+            ev.ProcessViolation,
+            enforce=policy.process_enforce,
+            enforced=enforced,
+            error=error,
+            reason=decision.reason,
+            source=source,
+            **{k: v for k, v in common.items()},
+        )
 
     @staticmethod
     def _hash_and_parent(info: processes.ProcInfo):
@@ -510,19 +565,31 @@ class Agent:
                 for ch in await self._in_thread(watch.step, self.policy):
                     d = ch.device
                     common = dict(
-                        port=d.port, vendor_id=d.vendor_id, product_id=d.product_id, device_class=d.device_class,
+                        port=d.port,
+                        vendor_id=d.vendor_id,
+                        product_id=d.product_id,
+                        device_class=d.device_class,
                         interface_classes=d.interface_classes,
                         manufacturer=ev.redact(d.manufacturer)[:256] if d.manufacturer else None,
                         product=ev.redact(d.product)[:256] if d.product else None,
                         serial=ev.redact(d.serial)[:256] if d.serial else None,
                     )
                     if ch.kind == "attached":
-                        self.emit(ev.UsbDeviceAttached, present_at_start=ch.present_at_start, allowed=ch.allowed, **common)
+                        self.emit(
+                            ev.UsbDeviceAttached, present_at_start=ch.present_at_start, allowed=ch.allowed, **common
+                        )
                     elif ch.kind == "removed":
                         self.emit(ev.UsbDeviceRemoved, **common)
                     else:
-                        self.emit(ev.UsbViolation, kind=ch.violation, block_attempted=ch.block_attempted,
-                                  blocked=ch.blocked, error=ch.error, reauthorized=ch.reauthorized, **common)
+                        self.emit(
+                            ev.UsbViolation,
+                            kind=ch.violation,
+                            block_attempted=ch.block_attempted,
+                            blocked=ch.blocked,
+                            error=ch.error,
+                            reauthorized=ch.reauthorized,
+                            **common,
+                        )
             except Exception:
                 log.exception("usb.scan_failed")
             await self._pause(self.policy.usb_scan_s)
@@ -552,13 +619,23 @@ class Agent:
             size = os.stat(dest or path).st_size if action != "deleted" else None
         if found is None:  # moved in from outside the watched folders: a new file here
             assert dest is not None and to is not None
-            self.emit(ev.FileActivity, root=to[1].label, path=ev.safe_relative_path(os.path.realpath(dest), to[0]),
-                      action="created", size_bytes=size)
+            self.emit(
+                ev.FileActivity,
+                root=to[1].label,
+                path=ev.safe_relative_path(os.path.realpath(dest), to[0]),
+                action="created",
+                size_bytes=size,
+            )
             return
-        self.emit(ev.FileActivity, root=found[1].label, path=ev.safe_relative_path(self._real(path), found[0]),
-                  action=action, dest_root=to[1].label if to else None,
-                  dest_path=ev.safe_relative_path(os.path.realpath(dest), to[0]) if to and dest else None,
-                  size_bytes=size)
+        self.emit(
+            ev.FileActivity,
+            root=found[1].label,
+            path=ev.safe_relative_path(self._real(path), found[0]),
+            action=action,
+            dest_root=to[1].label if to else None,
+            dest_path=ev.safe_relative_path(os.path.realpath(dest), to[0]) if to and dest else None,
+            size_bytes=size,
+        )
 
     @staticmethod
     def _real(path: str) -> str:
@@ -587,8 +664,14 @@ class Agent:
         rel = ev.safe_relative_path(os.path.realpath(path), root)  # noqa: ASYNC240 - resolves a path just stat-ed, no I/O wait
         if result.not_scanned is not None:
             ns = result.not_scanned
-            self.emit(ev.FileNotScanned, root=folder.label, path=rel, size_bytes=ns.size,
-                      scanned_bytes=ns.scanned_bytes, reason=ns.reason)
+            self.emit(
+                ev.FileNotScanned,
+                root=folder.label,
+                path=rel,
+                size_bytes=ns.size,
+                scanned_bytes=ns.scanned_bytes,
+                reason=ns.reason,
+            )
             log.warning("files.not_scanned", root=folder.label, reason=ns.reason, size=ns.size)
         hit = result.hit
         if hit is None:
@@ -603,9 +686,19 @@ class Agent:
             if not moved:
                 self.files.ours.discard(path)
         event = self.build(
-            ev.PersonalDataFileFound, event_id=event_id, root=folder.label, path=rel, kinds=hit.kinds,
-            findings=hit.findings, size_bytes=hit.size, quarantine=policy.quarantine, quarantined=moved,
-            quarantine_name=name if moved else None, error=error, in_name=hit.in_name, in_archive=hit.in_archive,
+            ev.PersonalDataFileFound,
+            event_id=event_id,
+            root=folder.label,
+            path=rel,
+            kinds=hit.kinds,
+            findings=hit.findings,
+            size_bytes=hit.size,
+            quarantine=policy.quarantine,
+            quarantined=moved,
+            quarantine_name=name if moved else None,
+            error=error,
+            in_name=hit.in_name,
+            in_archive=hit.in_archive,
         )
         self.write(event)
         log.warning("files.personal_data", root=folder.label, kinds=list(hit.kinds), quarantined=moved)
@@ -671,16 +764,28 @@ class Agent:
         while not self._stop.is_set():
             try:
                 for job in await self._in_thread(watch.step):
-                    self.emit(ev.PrintJob, job_id=job.job_id, printer=ev.redact(job.printer)[:256] or "?",
-                              state=job.state, pages=job.pages, size_bytes=job.size_bytes)
+                    self.emit(
+                        ev.PrintJob,
+                        job_id=job.job_id,
+                        printer=ev.redact(job.printer)[:256] or "?",
+                        state=job.state,
+                        pages=job.pages,
+                        size_bytes=job.size_bytes,
+                    )
                 self._close_gap("printing", "no_cups")
             except Exception as exc:  # noqa: BLE001 - any failure to reach CUPS is a gap, retried
                 self._gap("printing", "no_cups", _connect_reason(exc))
             await self._pause(self.config.print_poll_s)
 
     def _on_session(self, change) -> None:
-        self.emit(ev.SessionChanged, action=change.action, session=change.session, os_uid=change.uid,
-                  seat=change.seat, remote=change.remote)
+        self.emit(
+            ev.SessionChanged,
+            action=change.action,
+            session=change.session,
+            os_uid=change.uid,
+            seat=change.seat,
+            remote=change.remote,
+        )
         log.info("session.changed", action=change.action, uid=change.uid)
         if change.action in ("logon", "logoff"):  # the desk users may have changed: look now
             before, uids = self.scope.homes, self.scope.uids
@@ -708,8 +813,7 @@ class Agent:
             return
         self._gaps.add((monitor, reason))
         log.warning("monitoring.gap", monitor=monitor, reason=reason, detail=detail)
-        self.emit(ev.MonitoringGap, monitor=monitor, reason=reason,
-                  detail=ev.redact(detail)[:256] if detail else None)
+        self.emit(ev.MonitoringGap, monitor=monitor, reason=reason, detail=ev.redact(detail)[:256] if detail else None)
 
     def _close_gap(self, monitor: str, reason: str) -> None:
         if (monitor, reason) not in self._gaps:
@@ -729,9 +833,14 @@ class Agent:
         c = self.config
         self.scope.refresh()
         if c.monitors.processes:
-            self._set_gap(self.scope.empty, "processes", "no_desk_user",
-                          "no process_users/process_root_pids and nobody logged in" if not c.process_users
-                          else "configured accounts unknown")
+            self._set_gap(
+                self.scope.empty,
+                "processes",
+                "no_desk_user",
+                "no process_users/process_root_pids and nobody logged in"
+                if not c.process_users
+                else "configured accounts unknown",
+            )
         if c.monitors.usb:
             self._set_gap(not c.sysfs_usb_root.is_dir(), "usb", "no_sysfs", "no USB device tree in sysfs")
         if c.monitors.files and self.files is not None:
@@ -752,8 +861,13 @@ class Agent:
     def heartbeat(self) -> Event | None:
         depth, size = self.outbox.depth()
         return self.emit(
-            ev.Heartbeat, agent_version=AGENT_VERSION, policy_version=self.loaded.version, outbox_depth=depth + 1,
-            outbox_bytes=size, link_up=self._js() is not None, uptime_s=int(time.monotonic() - self._started),
+            ev.Heartbeat,
+            agent_version=AGENT_VERSION,
+            policy_version=self.loaded.version,
+            outbox_depth=depth + 1,
+            outbox_bytes=size,
+            link_up=self._js() is not None,
+            uptime_s=int(time.monotonic() - self._started),
             card_present=bool(self.desk_state.cards),
         )
 
@@ -812,15 +926,25 @@ class Agent:
         previous = "unclean" if marker.exists() else "clean" if clean.exists() else "first"
         marker.write_text(str(os.getpid()))
         clean.unlink(missing_ok=True)
-        self.emit(ev.AgentStarted, agent_version=AGENT_VERSION, policy_version=self.loaded.version,
-                  previous_run=previous, outbox_depth=self.outbox.depth()[0])
-        self.emit(ev.PolicyApplied, policy_version=self.loaded.version, sha256=self.loaded.sha256,
-                  source=self.loaded.source)
+        self.emit(
+            ev.AgentStarted,
+            agent_version=AGENT_VERSION,
+            policy_version=self.loaded.version,
+            previous_run=previous,
+            outbox_depth=self.outbox.depth()[0],
+        )
+        self.emit(
+            ev.PolicyApplied, policy_version=self.loaded.version, sha256=self.loaded.sha256, source=self.loaded.source
+        )
         log.info("agent.started", device=c.device_id, previous_run=previous, policy_version=self.loaded.version)
 
         self._spawn(self._connect_loop(), "connect")
-        self._spawn(run_sender(self._js, self.outbox, self._wake, self._stop, c.outbox_batch,
-                               c.outbox_ack_timeout_s, self._on_drained), "sender")
+        self._spawn(
+            run_sender(
+                self._js, self.outbox, self._wake, self._stop, c.outbox_batch, c.outbox_ack_timeout_s, self._on_drained
+            ),
+            "sender",
+        )
         self._spawn(self._policy_loop(), "policy")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         if c.monitors.card:
@@ -875,7 +999,6 @@ class Agent:
         self.config.running_marker.unlink(missing_ok=True)
         (self.config.data_dir / "agent.clean").touch()
         log.info("agent.stopped", reason=self._stop_reason)
-
 
 
 def _connect_reason(exc: BaseException) -> str:

@@ -60,8 +60,9 @@ class _ReaderPoller(threading.Thread):
     tests) left it blind to readers: the flaky re-attach of
     test_card_inserted_and_removed_arrive_in_jetstream. This one keeps polling through failures."""
 
-    def __init__(self, period: float, hand_over: Callable[[ReaderChange], None],
-                 list_readers: Callable[[], list] | None = None):
+    def __init__(
+        self, period: float, hand_over: Callable[[ReaderChange], None], list_readers: Callable[[], list] | None = None
+    ):
         super().__init__(name="agent-card-readers", daemon=True)
         self._period = period
         self._hand_over = hand_over
@@ -102,7 +103,9 @@ class _ReaderPoller(threading.Thread):
 class CardReaderWatch:
     """Owns one ReaderObserver and one CardObserver; `post` runs on the asyncio loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, post: Callable[[ReaderChange], None], reader_period: float = 1.0):
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, post: Callable[[ReaderChange], None], reader_period: float = 1.0
+    ):
         self._loop = loop
         self._post = post
         self._period = reader_period

@@ -13,11 +13,16 @@ from typing import Annotated
 import typer
 
 # No pretty exceptions: a daemon's traceback must not print local variables (they may hold paths).
-app = typer.Typer(help="Desk PC agent: card reader, applications, USB, files, heartbeat, offline outbox.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Desk PC agent: card reader, applications, USB, files, heartbeat, offline outbox.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The agent's TOML (or JSON) config file.",
-                                         envvar="MADOGUCHI_AGENT_CONFIG")]
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="The agent's TOML (or JSON) config file.", envvar="MADOGUCHI_AGENT_CONFIG"),
+]
 
 
 def _load(config: Path):
@@ -96,12 +101,22 @@ def status(config: ConfigOpt) -> None:
     depth, size = outbox.depth()
     cached = load_cache(cfg.policy_cache_path)
     running = cfg.running_marker.exists()
-    typer.echo(json.dumps({
-        "device_id": cfg.device_id, "outbox_depth": depth, "outbox_bytes": size, "outbox_cap_bytes": cfg.outbox_max_bytes,
-        "outbox_level": outbox.level(), "refused_rows": outbox.dead_count(),
-        "policy_version": cached.version if cached else 0, "running": running,
-        "pid": int(cfg.running_marker.read_text() or 0) if running else None,
-    }, ensure_ascii=False))
+    typer.echo(
+        json.dumps(
+            {
+                "device_id": cfg.device_id,
+                "outbox_depth": depth,
+                "outbox_bytes": size,
+                "outbox_cap_bytes": cfg.outbox_max_bytes,
+                "outbox_level": outbox.level(),
+                "refused_rows": outbox.dead_count(),
+                "policy_version": cached.version if cached else 0,
+                "running": running,
+                "pid": int(cfg.running_marker.read_text() or 0) if running else None,
+            },
+            ensure_ascii=False,
+        )
+    )
     outbox.close()
 
 

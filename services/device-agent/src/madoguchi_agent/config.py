@@ -155,7 +155,7 @@ class AgentConfig(BaseModel):
         return f"{self.municipality}.{self.role}.{self.desk}"
 
 
-EXAMPLE = '''# madoguchi-agent configuration (one desk PC)
+EXAMPLE = """# madoguchi-agent configuration (one desk PC)
 device_id = "chuo-1-pc"
 municipality = "011002"
 ward = "chuo"
@@ -177,4 +177,4 @@ files = true
 desk_visits = true
 sessions = true
 printing = true
-'''
+"""

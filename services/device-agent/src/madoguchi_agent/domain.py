@@ -104,8 +104,16 @@ def decide(state: DeskState, fact: Fact, limit_s: float) -> list[CardLeft]:
             if card.alerted or card.inserted_at > fact.at + CLOCK_SKEW:
                 continue  # already alerted, or inserted after this (replayed) end
             if card.visit_id == fact.visit_id or not still_open:
-                out.append(CardLeft(card.reader, card.atr, card.inserted_at, "visit_ended",
-                                    card.visit_id or fact.visit_id, _seconds(card.inserted_at, fact.at)))
+                out.append(
+                    CardLeft(
+                        card.reader,
+                        card.atr,
+                        card.inserted_at,
+                        "visit_ended",
+                        card.visit_id or fact.visit_id,
+                        _seconds(card.inserted_at, fact.at),
+                    )
+                )
         return out
     if isinstance(fact, Tick):
         if _live_visits(state, fact.at):
@@ -116,8 +124,11 @@ def decide(state: DeskState, fact: Fact, limit_s: float) -> list[CardLeft]:
                 continue
             idle_from = max(card.inserted_at, state.last_visit_end) if state.last_visit_end else card.inserted_at
             if _seconds(idle_from, fact.at) >= limit_s:
-                out.append(CardLeft(card.reader, card.atr, card.inserted_at, "no_visit", None,
-                                    _seconds(card.inserted_at, fact.at)))
+                out.append(
+                    CardLeft(
+                        card.reader, card.atr, card.inserted_at, "no_visit", None, _seconds(card.inserted_at, fact.at)
+                    )
+                )
         return out
     return []
 
@@ -140,10 +151,16 @@ def evolve(state: DeskState, fact: Fact) -> DeskState:
             for c in state.cards
         )
         last = max(state.last_visit_end, fact.at) if state.last_visit_end else fact.at
-        return replace(state, cards=cards, open_visits=tuple(v for v in state.open_visits if v[0] != fact.visit_id),
-                       last_visit_end=last)
+        return replace(
+            state,
+            cards=cards,
+            open_visits=tuple(v for v in state.open_visits if v[0] != fact.visit_id),
+            last_visit_end=last,
+        )
     if isinstance(fact, CardLeft):
-        return replace(state, cards=tuple(replace(c, alerted=True) if c.reader == fact.reader else c for c in state.cards))
+        return replace(
+            state, cards=tuple(replace(c, alerted=True) if c.reader == fact.reader else c for c in state.cards)
+        )
     if isinstance(fact, Tick):
         live = _live_visits(state, fact.at)
         return state if len(live) == len(state.open_visits) else replace(state, open_visits=live)

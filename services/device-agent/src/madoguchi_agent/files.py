@@ -37,11 +37,31 @@ from madoguchi_shared.pii import find_personal_data
 log = get_logger(__name__)
 
 TEXT_SUFFIXES = {
-    ".txt", ".csv", ".tsv", ".json", ".xml", ".html", ".htm", ".md", ".log", ".ini", ".yaml", ".yml",
-    ".conf", ".sql", ".eml", ".vcf", ".rtf", ".tex", ".py", ".js",
+    ".txt",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".xml",
+    ".html",
+    ".htm",
+    ".md",
+    ".log",
+    ".ini",
+    ".yaml",
+    ".yml",
+    ".conf",
+    ".sql",
+    ".eml",
+    ".vcf",
+    ".rtf",
+    ".tex",
+    ".py",
+    ".js",
 }
 OFFICE_SUFFIXES = {".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp"}
-_OFFICE_PARTS = re.compile(r"^(word/document\.xml|xl/sharedStrings\.xml|xl/worksheets/[^/]+\.xml|ppt/slides/[^/]+\.xml|content\.xml)$")
+_OFFICE_PARTS = re.compile(
+    r"^(word/document\.xml|xl/sharedStrings\.xml|xl/worksheets/[^/]+\.xml|ppt/slides/[^/]+\.xml|content\.xml)$"
+)
 _TAG = re.compile(r"<[^>]*>")
 QUIET_S = 0.3  # a file is scanned once no event touched it for this long
 
@@ -184,7 +204,9 @@ def _office_text(path: Path, max_bytes: int) -> str:
     return "\n\n".join(parts)
 
 
-_LINE_TAGS = re.compile(r"<w:tab/>|<w:br/>|<w:cr/>|</w:p>|</a:p>|<a:br/>|</text:p>|</text:h>|<text:line-break/>|<text:tab/>")
+_LINE_TAGS = re.compile(
+    r"<w:tab/>|<w:br/>|<w:cr/>|</w:p>|</a:p>|<a:br/>|</text:p>|</text:h>|<text:line-break/>|<text:tab/>"
+)
 _CELL_ENDS = re.compile(r"</si>|</c>|</is>|</table:table-cell>|</w:tc>")
 
 
@@ -229,8 +251,11 @@ def _archive(path: Path, budget: int) -> tuple[set[str], int, NotScanned | None]
                             if suffix in ARCHIVE_SUFFIXES:
                                 problem = problem or NotScanned("archive_limit", used, size)  # one level only
                                 continue
-                            text = "\n\n".join(unescape(_xml_text(i.filename, inner.read(i).decode("utf-8", "replace")))
-                                             for i in inner.infolist() if _OFFICE_PARTS.match(i.filename))
+                            text = "\n\n".join(
+                                unescape(_xml_text(i.filename, inner.read(i).decode("utf-8", "replace")))
+                                for i in inner.infolist()
+                                if _OFFICE_PARTS.match(i.filename)
+                            )
                     except zipfile.BadZipFile:
                         continue
                 else:
@@ -288,8 +313,15 @@ def scan_file(root: WatchedFolder, path: Path, max_bytes: int, max_archive_bytes
         problem = NotScanned("unreadable", 0, size)
     hit = None
     if count:
-        hit = Hit(root, str(path), tuple(sorted(kinds, key=KIND_ORDER.index)), count, size,
-                  in_name=bool(name_findings), in_archive=in_archive)
+        hit = Hit(
+            root,
+            str(path),
+            tuple(sorted(kinds, key=KIND_ORDER.index)),
+            count,
+            size,
+            in_name=bool(name_findings),
+            in_archive=in_archive,
+        )
     return Scan(hit, problem)
 
 

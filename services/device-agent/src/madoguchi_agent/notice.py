@@ -30,7 +30,12 @@ from madoguchi_shared.events.device import (
     MonitoringNoticeShown,
 )
 
-_FOLDER_JA = {"desktop": "デスクトップ", "documents": "ドキュメント", "downloads": "ダウンロード", "removable": "外部記憶媒体"}
+_FOLDER_JA = {
+    "desktop": "デスクトップ",
+    "documents": "ドキュメント",
+    "downloads": "ダウンロード",
+    "removable": "外部記憶媒体",
+}
 
 
 def notice_text(policy: Policy, config: AgentConfig) -> str:
@@ -49,13 +54,14 @@ def notice_text(policy: Policy, config: AgentConfig) -> str:
         recorded.append("印刷（プリンター名と枚数のみ、文書名・内容は記録しません）")
     if m.card:
         recorded.append("ICカードの抜き差し（カードの有無と種別のみ）")
-    lines = ["【端末監視についてのお知らせ】",
-             "この窓口端末は、個人情報保護と情報セキュリティのため監視されています。"]
+    lines = ["【端末監視についてのお知らせ】", "この窓口端末は、個人情報保護と情報セキュリティのため監視されています。"]
     if recorded:
         lines.append("・次の操作が記録され、本部および現場で確認されます: " + "、".join(recorded) + "。")
     if m.processes:
-        lines.append("・許可されていないアプリケーションは" + ("直ちに終了されます。" if policy.process_enforce
-                                                         else "記録され、本部に通知されます。"))
+        lines.append(
+            "・許可されていないアプリケーションは"
+            + ("直ちに終了されます。" if policy.process_enforce else "記録され、本部に通知されます。")
+        )
     if m.usb:
         blocked = []
         if policy.usb_block_mass_storage:
@@ -67,11 +73,15 @@ def notice_text(policy: Policy, config: AgentConfig) -> str:
     if m.files and policy.watched_folders:
         names = "・".join(dict.fromkeys(_FOLDER_JA.get(f.label, f.label) for f in policy.watched_folders))
         action = "隔離されます" if policy.quarantine else "本部に通知されます"
-        lines.append(f"・{names}フォルダおよび外部記憶媒体のファイルは個人情報（個人番号・電話番号・メールアドレス等）を"
-                     f"検査され、検知したファイルは{action}。個人情報を端末に保存しないでください。")
+        lines.append(
+            f"・{names}フォルダおよび外部記憶媒体のファイルは個人情報（個人番号・電話番号・メールアドレス等）を"
+            f"検査され、検知したファイルは{action}。個人情報を端末に保存しないでください。"
+        )
     if m.card:
         lines.append("・マイナンバーカードの内容は読み取りません。")
-    lines.append("内容を確認し、同意のうえ業務を開始してください。同意しない場合、この端末の窓口では受付を開始できません。")
+    lines.append(
+        "内容を確認し、同意のうえ業務を開始してください。同意しない場合、この端末の窓口では受付を開始できません。"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -92,8 +102,12 @@ async def staff_known(config: AgentConfig, staff_id: str, timeout: float = 3.0) 
     from nats.js.errors import NotFoundError
 
     try:
-        options = {"connect_timeout": timeout, "allow_reconnect": False, "max_reconnect_attempts": 0,
-                   **config.nats_options()}
+        options = {
+            "connect_timeout": timeout,
+            "allow_reconnect": False,
+            "max_reconnect_attempts": 0,
+            **config.nats_options(),
+        }
         nc = await asyncio.wait_for(nats.connect(config.nats_url, **options), timeout)
     except Exception:  # noqa: BLE001 - cannot connect: the notice cannot tell
         return None
@@ -113,14 +127,26 @@ def record_notice(config: AgentConfig, staff_id: str, acknowledged: bool, *, ver
     """Write shown and acknowledged (or declined) into the outbox; returns the event types written."""
     _text, digest, version = notice_for(config)
     envelope: dict[str, Any] = dict(
-        municipality=config.municipality, ward=config.ward, desk=config.desk, device_id=config.device_id,
+        municipality=config.municipality,
+        ward=config.ward,
+        desk=config.desk,
+        device_id=config.device_id,
         actor=Actor(id=config.device_id, role=Role.device),
     )
-    shown = MonitoringNoticeShown(staff_id=staff_id, notice_sha256=digest, policy_version=version,
-                                  staff_verified=verified, **envelope)
+    shown = MonitoringNoticeShown(
+        staff_id=staff_id, notice_sha256=digest, policy_version=version, staff_verified=verified, **envelope
+    )
     answer = MonitoringNoticeAcknowledged if acknowledged else MonitoringNoticeDeclined
-    events = [shown, answer(staff_id=staff_id, notice_sha256=digest, correlation_id=shown.event_id,
-                            causation_id=shown.event_id, **envelope)]
+    events = [
+        shown,
+        answer(
+            staff_id=staff_id,
+            notice_sha256=digest,
+            correlation_id=shown.event_id,
+            causation_id=shown.event_id,
+            **envelope,
+        ),
+    ]
     outbox = Outbox(config.outbox_path, config.outbox_max_bytes, config.outbox_reserve_bytes)
     try:
         outbox.put_many(events)

@@ -107,7 +107,8 @@ class OutboxFull(Exception):
 
 def is_full(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.Error) and (
-        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc))
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    )
 
 
 RESERVE_BYTES = 2 * 1024 * 1024
@@ -271,7 +272,7 @@ class Outbox:
             return
         step = DELETE_CHUNK if self.disk_full else len(rows)
         for i in range(0, len(rows), step):
-            chunk = rows[i:i + step]
+            chunk = rows[i : i + step]
             self._write(lambda chunk=chunk: self._delete(chunk))
             if self.disk_full:
                 self._restart_wal()
@@ -283,8 +284,10 @@ class Outbox:
         try:
             cur = db.executemany("DELETE FROM outbox WHERE id = ?", [(r.id,) for r in rows])
             if cur.rowcount == len(rows):
-                db.execute("UPDATE outbox_stats SET depth = depth - ?, bytes = bytes - ? WHERE one = 1",
-                           (len(rows), sum(len(r.data) for r in rows)))
+                db.execute(
+                    "UPDATE outbox_stats SET depth = depth - ?, bytes = bytes - ? WHERE one = 1",
+                    (len(rows), sum(len(r.data) for r in rows)),
+                )
             else:  # some rows were already gone: count again
                 db.execute(_RECOUNT)
             db.execute("COMMIT")
@@ -362,7 +365,9 @@ def headers_for(row: Row) -> dict[str, str]:
     return {"Nats-Msg-Id": row.event_id, "Mg-Type": row.type}
 
 
-async def _publish(js: JetStreamContext, outbox: Outbox, rows: list[Row]) -> tuple[list[tuple[Row, asyncio.Future]], bool]:
+async def _publish(
+    js: JetStreamContext, outbox: Outbox, rows: list[Row]
+) -> tuple[list[tuple[Row, asyncio.Future]], bool]:
     """Publish rows pipelined; (row, ack future) pairs, and False when the link broke on the way."""
     sent: list[tuple[Row, asyncio.Future]] = []
     for row in rows:
@@ -379,7 +384,9 @@ async def _publish(js: JetStreamContext, outbox: Outbox, rows: list[Row]) -> tup
     return sent, True
 
 
-async def _acked_as_they_come(outbox: Outbox, sent: list[tuple[Row, asyncio.Future]], timeout: float) -> tuple[int, set[str]]:
+async def _acked_as_they_come(
+    outbox: Outbox, sent: list[tuple[Row, asyncio.Future]], timeout: float
+) -> tuple[int, set[str]]:
     """Wait for the acks of `sent`, deleting each row as soon as its own ack is in (the rows whose
     acks arrived since the last delete, together); (rows acknowledged, error names)."""
     ready: list[Row] = []
@@ -419,7 +426,9 @@ async def _acked_as_they_come(outbox: Outbox, sent: list[tuple[Row, asyncio.Futu
             if not fut.done():
                 fut.cancel()  # releases nats-py's in-flight slot; a late ack is then ignored
     # a done future's callback may not have run yet: the last rows from the futures themselves
-    rest = [row for row, f in sent if row.id not in deleted and f.done() and not f.cancelled() and f.exception() is None]
+    rest = [
+        row for row, f in sent if row.id not in deleted and f.done() and not f.cancelled() and f.exception() is None
+    ]
     if rest:
         delete(rest)
     acked = len(deleted)
@@ -428,7 +437,11 @@ async def _acked_as_they_come(outbox: Outbox, sent: list[tuple[Row, asyncio.Futu
 
 
 async def drain_once(
-    js: JetStreamContext, outbox: Outbox, batch: int = 2000, ack_timeout: float = 10.0, limit: int | None = None,
+    js: JetStreamContext,
+    outbox: Outbox,
+    batch: int = 2000,
+    ack_timeout: float = 10.0,
+    limit: int | None = None,
 ) -> tuple[int, int]:
     """Send the oldest rows (up to `limit`, default one batch); delete each one once acknowledged.
 

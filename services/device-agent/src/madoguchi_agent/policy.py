@@ -14,8 +14,18 @@ import os
 from pathlib import Path
 
 from madoguchi_shared.device_policy import (  # noqa: F401 - the agent's modules import them from here
-    BUCKET, DEFAULT_ALLOW, DEFAULT_FOLDERS, AllowRule, LoadedPolicy, Policy, WatchedFolder, default_policy, fetch,
-    from_bytes, policy_digest, publish,
+    BUCKET,
+    DEFAULT_ALLOW,
+    DEFAULT_FOLDERS,
+    AllowRule,
+    LoadedPolicy,
+    Policy,
+    WatchedFolder,
+    default_policy,
+    fetch,
+    from_bytes,
+    policy_digest,
+    publish,
 )
 
 

@@ -24,8 +24,11 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="窓口PCの監視ポリシー（アプリ許可リスト、強制終了、監視フォルダ、USB）の表示と設定。",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="窓口PCの監視ポリシー（アプリ許可リスト、強制終了、監視フォルダ、USB）の表示と設定。",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 IDENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Desk = Annotated[str | None, typer.Option(help="one desk's own policy (default: the role's)")]
@@ -55,8 +58,12 @@ def _connect_and(fn):
 
 
 @app.command()
-def show(desk: Desk = None, role: Role_ = "desk", municipality: Municipality = None,
-         as_json: Annotated[bool, typer.Option("--json", help="the policy alone, as JSON")] = False) -> None:
+def show(
+    desk: Desk = None,
+    role: Role_ = "desk",
+    municipality: Municipality = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the policy alone, as JSON")] = False,
+) -> None:
     """The policy in force for a desk (or a role): version, where it comes from, every setting."""
 
     from madoguchi_shared import device_policy as p
@@ -70,8 +77,11 @@ def show(desk: Desk = None, role: Role_ = "desk", municipality: Municipality = N
     if as_json:
         typer.echo(json.dumps(body, ensure_ascii=False, indent=1))
         return
-    source = {"default": "組み込みの既定値（未設定）", "role": f"役割「{role}」のポリシー",
-              "desk": f"窓口「{desk}」個別のポリシー"}[where]
+    source = {
+        "default": "組み込みの既定値（未設定）",
+        "role": f"役割「{role}」のポリシー",
+        "desk": f"窓口「{desk}」個別のポリシー",
+    }[where]
     typer.echo(f"適用中のポリシー: {source}　版 {loaded.version}　sha256 {loaded.sha256[:12]}")
     typer.echo(json.dumps(body, ensure_ascii=False, indent=1))
 
@@ -86,7 +96,9 @@ def _parse_value(text: str):
 @app.command("set")
 def set_(
     by: Annotated[str, typer.Option("--by", help="the administrator's staff id (recorded in the admin event)")],
-    desk: Desk = None, role: Role_ = "desk", municipality: Municipality = None,
+    desk: Desk = None,
+    role: Role_ = "desk",
+    municipality: Municipality = None,
     file: Annotated[Path | None, typer.Option("--file", help="a whole policy (JSON or TOML)")] = None,
     changes: Annotated[list[str], typer.Option("--set", help="field=value (value as JSON), repeatable")] = [],  # noqa: B006
 ) -> None:
@@ -107,7 +119,9 @@ def set_(
     for change in changes:
         field, sep, value = change.partition("=")
         if not sep or field not in p.Policy.model_fields:
-            raise typer.BadParameter(f"unknown field or no '=': {change!r} (fields: {', '.join(p.Policy.model_fields)})")
+            raise typer.BadParameter(
+                f"unknown field or no '=': {change!r} (fields: {', '.join(p.Policy.model_fields)})"
+            )
         patch[field] = _parse_value(value)
 
     async def fn(settings, js):
@@ -123,10 +137,13 @@ def set_(
             raise typer.BadParameter(f"invalid policy:\n{exc}") from exc
         await bus.ensure_streams(js, settings.stream_replicas)
         try:
-            revision = await p.change(js, m, role, desk, policy, Actor(id=by, role=Role.administrator),
-                                      base_revision=current.own_revision)
+            revision = await p.change(
+                js, m, role, desk, policy, Actor(id=by, role=Role.administrator), base_revision=current.own_revision
+            )
         except p.PolicyConflict as exc:
-            raise typer.BadParameter(f"the policy changed meanwhile (now revision {exc.current}); run it again") from exc
+            raise typer.BadParameter(
+                f"the policy changed meanwhile (now revision {exc.current}); run it again"
+            ) from exc
         return revision, p.policy_digest(policy)
 
     revision, digest = _connect_and(fn)
@@ -137,7 +154,8 @@ def set_(
 def unset(
     by: Annotated[str, typer.Option("--by", help="the administrator's staff id")],
     desk: Annotated[str, typer.Option(help="the desk whose own policy is removed")],
-    role: Role_ = "desk", municipality: Municipality = None,
+    role: Role_ = "desk",
+    municipality: Municipality = None,
 ) -> None:
     """Remove a desk's own policy: the desk follows its role's policy again (an admin event too)."""
     from madoguchi_shared import device_policy as p
@@ -147,8 +165,9 @@ def unset(
         from madoguchi_shared.events import Actor, Role
 
         await bus.ensure_streams(js, settings.stream_replicas)
-        now = await p.remove_desk(js, municipality or settings.municipality, role, desk,
-                                  Actor(id=by, role=Role.administrator))
+        now = await p.remove_desk(
+            js, municipality or settings.municipality, role, desk, Actor(id=by, role=Role.administrator)
+        )
         return None if now is None else now.version
 
     version = _connect_and(fn)

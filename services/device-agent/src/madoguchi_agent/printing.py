@@ -59,11 +59,11 @@ def parse_jobs(data: bytes) -> tuple[int, list[dict]]:
         nlen = struct.unpack_from(">H", data, pos)[0]
         pos += 2
         if nlen:
-            name = data[pos:pos + nlen].decode("utf-8", "replace")
+            name = data[pos : pos + nlen].decode("utf-8", "replace")
         pos += nlen
         vlen = struct.unpack_from(">H", data, pos)[0]
         pos += 2
-        raw = data[pos:pos + vlen]
+        raw = data[pos : pos + vlen]
         pos += vlen
         if current is None or nlen == 0:
             continue  # operation attributes, or a further value of a 1setOf
@@ -94,8 +94,12 @@ class PrintWatch:
         self._first = True
 
     def jobs(self, timeout: float = 5.0) -> list[Job]:
-        request = urllib.request.Request(self.url, data=get_jobs_request(self.printer_uri),
-                                         headers={"Content-Type": "application/ipp"}, method="POST")
+        request = urllib.request.Request(
+            self.url,
+            data=get_jobs_request(self.printer_uri),
+            headers={"Content-Type": "application/ipp"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:  # a configured local URL
             status, groups = parse_jobs(response.read())
         if status >= 0x0400 and status != 0x0406:  # client/server error (0x0406: no jobs, not found)
@@ -106,9 +110,15 @@ class PrintWatch:
                 continue
             uri = str(g.get("job-printer-uri", ""))
             k = g.get("job-k-octets")
-            out.append(Job(int(g["job-id"]), uri.rstrip("/").rsplit("/", 1)[-1] or "?",
-                           STATES.get(int(g.get("job-state", 3)), "queued"),
-                           g.get("job-impressions-completed"), k * 1024 if isinstance(k, int) else None))
+            out.append(
+                Job(
+                    int(g["job-id"]),
+                    uri.rstrip("/").rsplit("/", 1)[-1] or "?",
+                    STATES.get(int(g.get("job-state", 3)), "queued"),
+                    g.get("job-impressions-completed"),
+                    k * 1024 if isinstance(k, int) else None,
+                )
+            )
         return out
 
     def step(self) -> list[Job]:

@@ -45,8 +45,20 @@ log = get_logger(__name__)
 
 PROC = "/proc"
 SHELLS = ("sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "busybox")
-INTERPRETERS = (*SHELLS, "python*", "perl*", "ruby*", "node", "nodejs", "php*", "lua*", "Rscript", "tclsh*",
-                "wish*", "osascript")
+INTERPRETERS = (
+    *SHELLS,
+    "python*",
+    "perl*",
+    "ruby*",
+    "node",
+    "nodejs",
+    "php*",
+    "lua*",
+    "Rscript",
+    "tclsh*",
+    "wish*",
+    "osascript",
+)
 # options that make the interpreter run code from its command line (or a module by name)
 INLINE_FLAGS = {"-c", "-e", "-E", "-m", "-r", "--eval", "--print", "-p", "--command"}
 # options that take a value as the next argument (so that value is not taken for the script)
@@ -80,7 +92,7 @@ def _stat(pid: int) -> tuple[int, int] | None:
             raw = f.read()
     except OSError:
         return None
-    fields = raw[raw.rfind(b")") + 2:].split()
+    fields = raw[raw.rfind(b")") + 2 :].split()
     try:
         return int(fields[1]), int(fields[19])
     except (IndexError, ValueError):
@@ -187,8 +199,9 @@ def script_of(info: ProcInfo) -> tuple[str | None, bool]:
         if arg == "--":
             i += 1
             break
-        if arg in INLINE_FLAGS or (arg.startswith("-") and not arg.startswith("--") and 2 < len(arg) <= 4
-                                   and any(c in "ceE" for c in arg[1:])):
+        if arg in INLINE_FLAGS or (
+            arg.startswith("-") and not arg.startswith("--") and 2 < len(arg) <= 4 and any(c in "ceE" for c in arg[1:])
+        ):
             return None, True  # `sh -ec '...'`, `perl -pe '...'` too
         if arg.startswith("-"):
             i += 2 if arg in VALUE_FLAGS else 1
@@ -230,8 +243,12 @@ def decide(policy: Policy, info: ProcInfo) -> Decision:
     base = os.path.basename(info.exe or info.name)
     if inline and _matches_any(base, policy.inline_code_forbidden):
         return Decision(False, "inline_code", script, inline)
-    if script is not None and not script.startswith(OWN_BIN) and not system_file(script) \
-            and not is_allowed(policy, os.path.basename(script), script):
+    if (
+        script is not None
+        and not script.startswith(OWN_BIN)
+        and not system_file(script)
+        and not is_allowed(policy, os.path.basename(script), script)
+    ):
         return Decision(False, "script_not_allowed", script, inline)
     return Decision(True, "allowed", script, inline)
 

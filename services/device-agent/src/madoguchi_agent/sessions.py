@@ -62,10 +62,17 @@ class SessionWatch:
             has_owner = conn.send_and_get_reply(message_bus.NameHasOwner(LOGIND), timeout=2).body[0]
             if not has_owner:
                 raise RuntimeError("logind is not on the bus")
-            for rule in (MatchRule(type="signal", sender=LOGIND, interface=MANAGER_IF, member="SessionNew"),
-                         MatchRule(type="signal", sender=LOGIND, interface=MANAGER_IF, member="SessionRemoved"),
-                         MatchRule(type="signal", sender=LOGIND, interface=PROPS_IF, member="PropertiesChanged",
-                                   path_namespace=SESSION_PATHS)):
+            for rule in (
+                MatchRule(type="signal", sender=LOGIND, interface=MANAGER_IF, member="SessionNew"),
+                MatchRule(type="signal", sender=LOGIND, interface=MANAGER_IF, member="SessionRemoved"),
+                MatchRule(
+                    type="signal",
+                    sender=LOGIND,
+                    interface=PROPS_IF,
+                    member="PropertiesChanged",
+                    path_namespace=SESSION_PATHS,
+                ),
+            ):
                 conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=2)
             conn.filter(MatchRule(type="signal"), queue=self._signals)
             self._conn = conn
@@ -89,14 +96,25 @@ class SessionWatch:
         reply = self._conn.send_and_get_reply(Properties(session).get_all(), timeout=2)
         if reply.header.message_type != MessageType.method_return:
             log.warning("sessions.properties_failed", error=str(reply.header.fields.get(4)), body=str(reply.body)[:200])
-            return {"id": path.rsplit("/", 1)[-1], "uid": None, "seat": None, "remote": False, "locked": False,
-                    "class": ""}
+            return {
+                "id": path.rsplit("/", 1)[-1],
+                "uid": None,
+                "seat": None,
+                "remote": False,
+                "locked": False,
+                "class": "",
+            }
         props = {k: v[1] for k, v in reply.body[0].items()}
         user = props.get("User")
         seat = props.get("Seat")
-        return {"id": str(props.get("Id") or path.rsplit("/", 1)[-1]), "uid": int(user[0]) if user else None,
-                "seat": str(seat[0]) if seat and seat[0] else None, "remote": bool(props.get("Remote", False)),
-                "locked": bool(props.get("LockedHint", False)), "class": str(props.get("Class", ""))}
+        return {
+            "id": str(props.get("Id") or path.rsplit("/", 1)[-1]),
+            "uid": int(user[0]) if user else None,
+            "seat": str(seat[0]) if seat and seat[0] else None,
+            "remote": bool(props.get("Remote", False)),
+            "locked": bool(props.get("LockedHint", False)),
+            "class": str(props.get("Class", "")),
+        }
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -126,8 +144,13 @@ class SessionWatch:
             self._report("logon", info)
         elif member == "SessionRemoved":
             _sid, spath = msg.body
-            info = self._sessions.pop(spath, None) or {"id": _sid, "uid": None, "seat": None, "remote": False,
-                                                       "class": ""}
+            info = self._sessions.pop(spath, None) or {
+                "id": _sid,
+                "uid": None,
+                "seat": None,
+                "remote": False,
+                "class": "",
+            }
             self._report("logoff", info)
         elif member == "PropertiesChanged" and msg.body[0] == SESSION_IF:
             changed = msg.body[1]

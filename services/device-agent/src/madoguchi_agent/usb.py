@@ -158,9 +158,18 @@ class UsbWatch:
             kind = "mass_storage" if dev.mass_storage else "class_not_allowed"
             should_block = policy.usb_block_mass_storage if kind == "mass_storage" else policy.usb_block_not_allowed
             blocked, error = block(self.root, dev.port) if should_block else (False, None)
-            changes.append(UsbChange("violation", dev, allowed=False, violation=kind,
-                                     block_attempted=should_block, blocked=blocked, error=error,
-                                     reauthorized=reauthorized))
+            changes.append(
+                UsbChange(
+                    "violation",
+                    dev,
+                    allowed=False,
+                    violation=kind,
+                    block_attempted=should_block,
+                    blocked=blocked,
+                    error=error,
+                    reauthorized=reauthorized,
+                )
+            )
             self._reported[key] = blocked
         self._known = current
         self._first = False

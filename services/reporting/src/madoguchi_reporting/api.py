@@ -28,8 +28,11 @@ async def _respond(report: dict, fmt: str, name: str | None = None) -> Response:
         return JSONResponse(report)
     data = await submissions.render_async(report, fmt)
     filename = f"{name or report['report_id']}.{fmt}"
-    return Response(data, media_type=submissions.MEDIA[fmt],
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+    return Response(
+        data,
+        media_type=submissions.MEDIA[fmt],
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )
 
 
 async def _city_wide(request: Request, principal) -> None:
@@ -42,9 +45,15 @@ def reports_router() -> APIRouter:
     router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
     @router.get("/daily")
-    async def desk_daily(request: Request, principal: Reader, pool: Pool, cfg: Config,
-                         desk: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")], date: ServiceDate,
-                         format: FormatQ = "json") -> Response:
+    async def desk_daily(
+        request: Request,
+        principal: Reader,
+        pool: Pool,
+        cfg: Config,
+        desk: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+        date: ServiceDate,
+        format: FormatQ = "json",
+    ) -> Response:
         """REP-1: one desk's daily report."""
         m = principal.municipality
         async with pool.acquire() as conn:
@@ -56,8 +65,9 @@ def reports_router() -> APIRouter:
         return await _respond(report, format)
 
     @router.get("/city/daily")
-    async def city_daily(request: Request, principal: Reader, pool: Pool, cfg: Config, date: ServiceDate,
-                         format: FormatQ = "json") -> Response:
+    async def city_daily(
+        request: Request, principal: Reader, pool: Pool, cfg: Config, date: ServiceDate, format: FormatQ = "json"
+    ) -> Response:
         """Every desk's daily figures in one table, with the city's total and the phone line."""
         await _city_wide(request, principal)
         async with pool.acquire() as conn:
@@ -65,9 +75,14 @@ def reports_router() -> APIRouter:
         return await _respond(report, format)
 
     @router.get("/line/daily")
-    async def line_daily(principal: Reader, pool: Pool, cfg: Config, date: ServiceDate,
-                         line: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,58}$")] = None,
-                         format: FormatQ = "json") -> Response:
+    async def line_daily(
+        principal: Reader,
+        pool: Pool,
+        cfg: Config,
+        date: ServiceDate,
+        line: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,58}$")] = None,
+        format: FormatQ = "json",
+    ) -> Response:
         """REP-2: the phone line's daily figures (the only line when `line` is omitted)."""
         m = principal.municipality
         async with pool.acquire() as conn:
@@ -80,8 +95,9 @@ def reports_router() -> APIRouter:
         return await _respond(report, format)
 
     @router.get("/weekly")
-    async def weekly(request: Request, principal: Reader, pool: Pool, cfg: Config, week_start: ServiceDate,
-                     format: FormatQ = "json") -> Response:
+    async def weekly(
+        request: Request, principal: Reader, pool: Pool, cfg: Config, week_start: ServiceDate, format: FormatQ = "json"
+    ) -> Response:
         """REP-3: the city-wide weekly table (wards x days, with totals); any date of the week works."""
         await _city_wide(request, principal)
         async with pool.acquire() as conn:
@@ -89,10 +105,15 @@ def reports_router() -> APIRouter:
         return await _respond(report, format)
 
     @router.get("/final")
-    async def final(request: Request, principal: Reader, pool: Pool, cfg: Config,
-                    start: Annotated[ServiceDate | None, Query(alias="from")] = None,
-                    end: Annotated[ServiceDate | None, Query(alias="to")] = None,
-                    format: FormatQ = "json") -> Response:
+    async def final(
+        request: Request,
+        principal: Reader,
+        pool: Pool,
+        cfg: Config,
+        start: Annotated[ServiceDate | None, Query(alias="from")] = None,
+        end: Annotated[ServiceDate | None, Query(alias="to")] = None,
+        format: FormatQ = "json",
+    ) -> Response:
         """REP-4: the final report with every call record (the contract period unless from/to given)."""
         await _city_wide(request, principal)
         m = principal.municipality
@@ -108,8 +129,9 @@ def reports_router() -> APIRouter:
         return await _respond(report, format)
 
     @router.get("/live")
-    async def live(request: Request, principal: Reader,
-                   kind: Annotated[Literal["daily", "weekly", "final"] | None, Query()] = None) -> EventSourceResponse:
+    async def live(
+        request: Request, principal: Reader, kind: Annotated[Literal["daily", "weekly", "final"] | None, Query()] = None
+    ) -> EventSourceResponse:
         """Server-sent events: report updated / submitted / revision made, as they are published."""
         nc = request.app.state.nc
         queue: asyncio.Queue = asyncio.Queue(maxsize=10000)
@@ -150,19 +172,30 @@ def reports_router() -> APIRouter:
     async def list_submissions(principal: Reader, pool: Pool, report_id: str) -> dict:
         """The delivered versions of a report, with the sha256 of each file."""
         async with pool.acquire() as conn:
-            return {"report_id": report_id, "submissions": await submissions.submissions(conn, principal.municipality, report_id)}
+            return {
+                "report_id": report_id,
+                "submissions": await submissions.submissions(conn, principal.municipality, report_id),
+            }
 
     @router.get("/{report_id}/submissions/{revision}")
-    async def get_submission(principal: Reader, pool: Pool, report_id: str, revision: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                             format: FormatQ = "json") -> Response:
+    async def get_submission(
+        principal: Reader,
+        pool: Pool,
+        report_id: str,
+        revision: Annotated[int, Path(ge=1, le=2**31 - 1)],
+        format: FormatQ = "json",
+    ) -> Response:
         """A delivered version exactly as delivered (the stored bytes; their sha256 is in the event)."""
         async with pool.acquire() as conn:
             found = await submissions.submitted_file(conn, principal.municipality, report_id, revision, format)
         if found is None:
             raise NotFound("提出版が見つかりません。")
         name, data = found
-        return Response(data, media_type=submissions.MEDIA[format],
-                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+        return Response(
+            data,
+            media_type=submissions.MEDIA[format],
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+        )
 
     @router.post("/{report_id}/submit")
     async def submit_one(principal: Manager, pool: Pool, cfg: Config, request: Request, report_id: str) -> dict:
@@ -171,15 +204,19 @@ def reports_router() -> APIRouter:
             submissions.parse_report_id(report_id)
         except ValueError as exc:
             raise DomainError("報告書IDの形式が正しくありません。", status=422, field="report_id") from exc
-        return await submissions.submit_report(pool, request.app.state.js, cfg, principal.municipality, report_id,
-                                               principal.actor)
+        return await submissions.submit_report(
+            pool, request.app.state.js, cfg, principal.municipality, report_id, principal.actor
+        )
 
     return router
 
 
 class SubmitDeliverable(BaseModel):
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
-                               description="for a plan delivered as a document: the sha256 of the file")
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="for a plan delivered as a document: the sha256 of the file",
+    )
 
 
 def deliverables_router() -> APIRouter:
@@ -191,9 +228,13 @@ def deliverables_router() -> APIRouter:
         from the contract's first day of operations)."""
         contract = cfg.contract(principal.municipality)
         async with pool.acquire() as conn:
-            items = await deliverables.listing(conn, principal.municipality, opens=contract.first_day if contract else None)
-        return {"deliverables": items,
-                "counts": {s: sum(1 for i in items if i["status"] == s) for s in ("pending", "submitted", "overdue")}}
+            items = await deliverables.listing(
+                conn, principal.municipality, opens=contract.first_day if contract else None
+            )
+        return {
+            "deliverables": items,
+            "counts": {s: sum(1 for i in items if i["status"] == s) for s in ("pending", "submitted", "overdue")},
+        }
 
     @router.post("/plan")
     async def plan(principal: Manager, runtime: Runtime) -> dict:
@@ -203,12 +244,23 @@ def deliverables_router() -> APIRouter:
         return await runtime.check_deadlines(principal.municipality)
 
     @router.post("/{deliverable_id}/submit")
-    async def submit(principal: Manager, runtime: Runtime, deliverable_id: str,
-                     body: Annotated[SubmitDeliverable | None, Body()] = None) -> dict:
+    async def submit(
+        principal: Manager,
+        runtime: Runtime,
+        deliverable_id: str,
+        body: Annotated[SubmitDeliverable | None, Body()] = None,
+    ) -> dict:
         """The manager marks a deliverable submitted; its reports are frozen as delivered versions."""
         try:
-            result = await deliverables.submit(runtime.pool, runtime.nc, runtime.cfg, principal.municipality,
-                                               deliverable_id, principal.actor, sha256=body.sha256 if body else None)
+            result = await deliverables.submit(
+                runtime.pool,
+                runtime.nc,
+                runtime.cfg,
+                principal.municipality,
+                deliverable_id,
+                principal.actor,
+                sha256=body.sha256 if body else None,
+            )
         except deadlines.CannotSubmit as exc:
             raise DomainError(str(exc), status=409) from exc
         await runtime.caught_up(only=("reporting-deliverables",))

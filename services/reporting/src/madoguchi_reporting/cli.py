@@ -1,7 +1,7 @@
 """`madoguchi report ...`: verify the statistics against the stream (REP-5), rebuild the projections.
 
-    madoguchi report verify --from 2021-04-01 --to 2021-04-30     exit 0 only if every figure matches
-    madoguchi report rebuild                                       drop, replay, compare checksums
+madoguchi report verify --from 2021-04-01 --to 2021-04-30     exit 0 only if every figure matches
+madoguchi report rebuild                                       drop, replay, compare checksums
 """
 
 from __future__ import annotations
@@ -25,20 +25,27 @@ from madoguchi_reporting.config import ReportConfig
 from madoguchi_reporting.projections import REBUILD_LOCK, Notifier, projections
 from madoguchi_reporting.schema import SCHEMA
 
-app = typer.Typer(help="Reports: verify the statistics against the event stream (REP-5), rebuild the projections.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Reports: verify the statistics against the event stream (REP-5), rebuild the projections.",
+    no_args_is_help=True,
+)
 
 
 # --- verify --------------------------------------------------------------------------------------
 
 
-async def actual_figures(pool: asyncpg.Pool, cfg: ReportConfig, m: str, report_ids: set[str],
-                         start: dt.date, end: dt.date) -> dict[str, dict]:
+async def actual_figures(
+    pool: asyncpg.Pool, cfg: ReportConfig, m: str, report_ids: set[str], start: dt.date, end: dt.date
+) -> dict[str, dict]:
     """What the reports show now (built from the tables, as the API serves them)."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
             f"""SELECT DISTINCT channel, scope, day FROM "{SCHEMA}".day_count
-                WHERE municipality = $1 AND day BETWEEN $2 AND $3""", m, start, end)
+                WHERE municipality = $1 AND day BETWEEN $2 AND $3""",
+            m,
+            start,
+            end,
+        )
         ids = set(report_ids)
         for r in rows:
             sid = r["scope"] if r["channel"] == "desk" else f"line-{r['scope']}"
@@ -52,7 +59,9 @@ async def actual_figures(pool: asyncpg.Pool, cfg: ReportConfig, m: str, report_i
             if kind == "daily" and scope_id == "city":
                 report = await queries.city_daily(conn, cfg, m, day, with_revision=False)
             elif kind == "daily" and scope_id.startswith("line-"):
-                report = await queries.line_daily(conn, cfg, m, scope_id.removeprefix("line-"), day, with_revision=False)
+                report = await queries.line_daily(
+                    conn, cfg, m, scope_id.removeprefix("line-"), day, with_revision=False
+                )
             elif kind == "daily":
                 report = await queries.desk_daily(conn, cfg, m, scope_id, day, with_revision=False)
             elif kind == "weekly":
@@ -66,22 +75,28 @@ async def actual_figures(pool: asyncpg.Pool, cfg: ReportConfig, m: str, report_i
 async def dead_letters(pool: asyncpg.Pool, m: str) -> set[tuple[str, int]]:
     """(stream, seq) of the municipality's events the projections dead-lettered and nobody has replayed."""
     async with pool.acquire() as conn:
-        rows = await conn.fetch(f"""SELECT stream, seq FROM "{SCHEMA}".projection_dead_letter
-                                    WHERE replayed_at IS NULL AND split_part(subject, '.', 3) = $1""", m)
+        rows = await conn.fetch(
+            f"""SELECT stream, seq FROM "{SCHEMA}".projection_dead_letter
+                                    WHERE replayed_at IS NULL AND split_part(subject, '.', 3) = $1""",
+            m,
+        )
     return {(r["stream"], r["seq"]) for r in rows}
 
 
-async def verify_async(nc, pool: asyncpg.Pool, cfg: ReportConfig, m: str, start: dt.date, end: dt.date,
-                       *, final: bool = True) -> tuple[list[recount.Check], str]:
+async def verify_async(
+    nc, pool: asyncpg.Pool, cfg: ReportConfig, m: str, start: dt.date, end: dt.date, *, final: bool = True
+) -> tuple[list[recount.Check], str]:
     dead = await dead_letters(pool, m)
     desk_events, call_events = await recount.read_events(nc, m, dead)
     folded = recount.fold(desk_events, call_events)
     expected = recount.expected(folded, start, end, final=(start, end) if final else None)
     actual = await actual_figures(pool, cfg, m, set(expected), start, end)
     checks = recount.compare(expected, actual)
-    header = (f"municipality {m}, {start} .. {end}: {len(desk_events)} desk and {len(call_events)} calls events "
-              f"recounted from the stream" + (f" ({len(dead)} dead-lettered events left out: `madoguchi dlq list`)"
-                                              if dead else ""))
+    header = (
+        f"municipality {m}, {start} .. {end}: {len(desk_events)} desk and {len(call_events)} calls events "
+        f"recounted from the stream"
+        + (f" ({len(dead)} dead-lettered events left out: `madoguchi dlq list`)" if dead else "")
+    )
     return checks, header + "\n" + recount.summary_table(checks)
 
 
@@ -121,7 +136,9 @@ def verify(
             while (behind := await _lagging(js, pool)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
             if behind:
-                typer.echo(f"warning: projections behind the stream: {behind} (is the reporting service running?)", err=True)
+                typer.echo(
+                    f"warning: projections behind the stream: {behind} (is the reporting service running?)", err=True
+                )
             checks, text = await verify_async(nc, pool, ReportConfig(settings), m, start.date(), end.date())
             typer.echo(text)
             bad = sum(len(c.mismatches) for c in checks)
@@ -180,8 +197,10 @@ async def rebuild_async(nc, pool: asyncpg.Pool, *, progress: bool = True, out=sy
 
 
 def checksum_table(before: dict, after: dict) -> str:
-    lines = [f"{'table':<18} {'rows before':>11} {'md5 before':<34} {'rows after':>10} {'md5 after':<34} same",
-             "-" * 116]
+    lines = [
+        f"{'table':<18} {'rows before':>11} {'md5 before':<34} {'rows after':>10} {'md5 after':<34} same",
+        "-" * 116,
+    ]
     for t in before:
         b, a = before[t], after[t]
         lines.append(f"{t:<18} {b[0]:>11} {b[1]:<34} {a[0]:>10} {a[1]:<34} {'yes' if a == b else 'NO'}")
@@ -206,8 +225,10 @@ def rebuild(
             before, after = await rebuild_async(nc, pool)
             typer.echo(checksum_table(before, after))
             same = before == after
-            typer.echo(f"rebuilt in {time.monotonic() - started:.1f} s; "
-                       + ("the same tables as before" if same else "tables DIFFER from before the rebuild"))
+            typer.echo(
+                f"rebuilt in {time.monotonic() - started:.1f} s; "
+                + ("the same tables as before" if same else "tables DIFFER from before the rebuild")
+            )
             return 0 if same else 2
         finally:
             await pool.close()

@@ -81,8 +81,11 @@ class ReportConfig:
         end = extra.get(f"contract_end.{code}") or extra.get("contract_end")
         opens = extra.get(f"contract_opens.{code}") or extra.get("contract_opens")
         if start and end:
-            return Contract(dt.date.fromisoformat(start), dt.date.fromisoformat(end),
-                            dt.date.fromisoformat(opens) if opens else None)
+            return Contract(
+                dt.date.fromisoformat(start),
+                dt.date.fromisoformat(end),
+                dt.date.fromisoformat(opens) if opens else None,
+            )
         return None
 
     async def calendar(self, conn: db.Connection, code: str) -> Calendar:

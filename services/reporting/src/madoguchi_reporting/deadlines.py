@@ -115,10 +115,20 @@ def plan(
     for ws in sorted({week_start(d) for d in days}):
         we = ws + dt.timedelta(days=6)
         due = min(weekly_due(ws, is_business_day), contract_end)
-        out.append(Deliverable(deliverable_id("weekly_report", ws), "weekly_report", max(ws, contract_start),
-                               min(we, contract_end), due))
-    out.append(Deliverable(deliverable_id("final_report", contract_start), "final_report", contract_start,
-                           contract_end, contract_end))
+        out.append(
+            Deliverable(
+                deliverable_id("weekly_report", ws),
+                "weekly_report",
+                max(ws, contract_start),
+                min(we, contract_end),
+                due,
+            )
+        )
+    out.append(
+        Deliverable(
+            deliverable_id("final_report", contract_start), "final_report", contract_start, contract_end, contract_end
+        )
+    )
     return sorted(out, key=lambda x: (x.due, x.kind, x.period_start))
 
 
@@ -150,39 +160,70 @@ def evolve(state: DeliverableState | None, event) -> DeliverableState | None:
     return state
 
 
-def decide_define(state: DeliverableState | None, planned: Deliverable, *, municipality: str,
-                  contract_start: dt.date, contract_end: dt.date) -> list[DeliverableDefined]:
+def decide_define(
+    state: DeliverableState | None,
+    planned: Deliverable,
+    *,
+    municipality: str,
+    contract_start: dt.date,
+    contract_end: dt.date,
+) -> list[DeliverableDefined]:
     """Define a planned deliverable once (a re-plan with the same due date changes nothing)."""
     if state is not None and state.due == planned.due:
         return []
-    return [DeliverableDefined(
-        municipality=municipality, deliverable_id=planned.id, kind=planned.kind,
-        period_start=planned.period_start, period_end=planned.period_end, due=planned.due,
-        contract_start=contract_start, contract_end=contract_end,
-    )]
+    return [
+        DeliverableDefined(
+            municipality=municipality,
+            deliverable_id=planned.id,
+            kind=planned.kind,
+            period_start=planned.period_start,
+            period_end=planned.period_end,
+            due=planned.due,
+            contract_start=contract_start,
+            contract_end=contract_end,
+        )
+    ]
 
 
 class CannotSubmit(ValueError):
     """A refusal with a Japanese message for the user."""
 
 
-def decide_submit(state: DeliverableState | None, *, today: dt.date, municipality: str, actor: Actor,
-                  report_ids: tuple[str, ...] = (), sha256: str | None = None) -> list[DeliverableSubmitted]:
+def decide_submit(
+    state: DeliverableState | None,
+    *,
+    today: dt.date,
+    municipality: str,
+    actor: Actor,
+    report_ids: tuple[str, ...] = (),
+    sha256: str | None = None,
+) -> list[DeliverableSubmitted]:
     """The manager marks a deliverable delivered; a second submission is a new revision."""
     if state is None:
         raise CannotSubmit("この成果物は定義されていません。")
     if state.kind in ("daily_report", "weekly_report") and today < state.period_end:
         raise CannotSubmit("対象期間が終わる前の報告書は提出できません。")
-    return [DeliverableSubmitted(
-        municipality=municipality, deliverable_id=state.id, kind=state.kind, submitted_on=today,
-        revision=state.revision + 1, late=(state.submitted_on or today) > state.due,
-        report_ids=report_ids, sha256=sha256, actor=actor,
-    )]
+    return [
+        DeliverableSubmitted(
+            municipality=municipality,
+            deliverable_id=state.id,
+            kind=state.kind,
+            submitted_on=today,
+            revision=state.revision + 1,
+            late=(state.submitted_on or today) > state.due,
+            report_ids=report_ids,
+            sha256=sha256,
+            actor=actor,
+        )
+    ]
 
 
 def decide_overdue(state: DeliverableState | None, *, today: dt.date, municipality: str) -> list[DeliverableOverdue]:
     """Overdue once: past its due day, never submitted, not yet raised."""
     if state is None or state.submitted_on is not None or state.overdue_raised or today <= state.due:
         return []
-    return [DeliverableOverdue(municipality=municipality, deliverable_id=state.id, kind=state.kind,
-                               due=state.due, detected_on=today)]
+    return [
+        DeliverableOverdue(
+            municipality=municipality, deliverable_id=state.id, kind=state.kind, due=state.due, detected_on=today
+        )
+    ]

@@ -26,7 +26,11 @@ def create_app(settings: Settings) -> FastAPI:
             await worker.stop()
 
     app = create_service_app(
-        "reporting", settings, routers=api.routers(), lifespan=lifespan, use_db=True,
+        "reporting",
+        settings,
+        routers=api.routers(),
+        lifespan=lifespan,
+        use_db=True,
         description="Exact statistics and the daily, weekly and final reports (REP-1 … REP-6).",
     )
     install_health(app, lambda: app.state.reporting.projections if hasattr(app.state, "reporting") else [])

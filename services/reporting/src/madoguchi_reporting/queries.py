@@ -50,34 +50,72 @@ RESOLUTIONS = get_args(cl.Resolution)
 PROVIDERS = get_args(cl.ProviderCategory)
 
 # The figures of the weekly city-wide table (REP-3), per ward and day.
-WEEKLY_DESK = ("visitors", "support_needed", "support_given", "completed", "not_completed", "no_shows",
-               "escalations", "opinions")
-WEEKLY_LINE = ("received", "answered", "missed", "abandoned", "out_of_hours", "escalations", "callbacks_opened",
-               "callbacks_done", "opinions")
+WEEKLY_DESK = (
+    "visitors",
+    "support_needed",
+    "support_given",
+    "completed",
+    "not_completed",
+    "no_shows",
+    "escalations",
+    "opinions",
+)
+WEEKLY_LINE = (
+    "received",
+    "answered",
+    "missed",
+    "abandoned",
+    "out_of_hours",
+    "escalations",
+    "callbacks_opened",
+    "callbacks_done",
+    "opinions",
+)
 
 
 # 注記: what each figure of a report means (printed with every report).
 DESK_NOTES = [
-    ("来庁者数", "窓口に来庁した人数。対応した方に、受付番号札を受け取り対応前に帰られた方を加えた人数（仕様書4(5)オ）。"),
-    ("支援が必要な方", "来庁者のうち、マイキーID設定・マイナポイント申込みの支援が必要と判断した方の人数。割合は来庁者数に対する割合。"),
+    (
+        "来庁者数",
+        "窓口に来庁した人数。対応した方に、受付番号札を受け取り対応前に帰られた方を加えた人数（仕様書4(5)オ）。",
+    ),
+    (
+        "支援が必要な方",
+        "来庁者のうち、マイキーID設定・マイナポイント申込みの支援が必要と判断した方の人数。割合は来庁者数に対する割合。",
+    ),
     ("支援を実施した方", "来庁者のうち、支援を実施した方の人数。割合は来庁者数に対する割合。"),
     ("支援実施率（実施／必要）", "支援を実施した方の人数を、支援が必要な方の人数で割った値（参考値）。"),
     ("性別・年代別", "対応した方は記録した属性。対応前に帰られた方は「不明」。"),
     ("時間帯別", "受付番号札の発行時刻（番号札なしで対応した方は対応開始時刻）の時間帯。"),
     ("待ち時間・対応時間", "待ち時間は受付から対応開始まで、対応時間は対応開始から終了まで。単位は分（小数第1位）。"),
     ("呼出し時不在", "番号を呼び出したときに不在だった回数（再呼出しで対応した方を含む）。"),
-    ("対応前に帰られた方", "受付番号札を受け取り、対応を始める前に帰られた方（集計時点で待っている方を含む）。来庁者数に含む。"),
+    (
+        "対応前に帰られた方",
+        "受付番号札を受け取り、対応を始める前に帰られた方（集計時点で待っている方を含む）。来庁者数に含む。",
+    ),
 ]
 LINE_NOTES = [
     ("入電数", "受付時間内・時間外を含む全ての着信。"),
-    ("つながらなかった呼", "不応答・放棄呼・時間外入電の合計。人数は、再入電時に案内した受付番号で同じ方と分かった着信を1人として数えた値。"),
-    ("混雑時の案内・時間外の案内", "混雑時に待つ・折り返し・かけ直しを案内した件数と、受付時間外に案内した件数を分けて集計。"),
+    (
+        "つながらなかった呼",
+        "不応答・放棄呼・時間外入電の合計。人数は、再入電時に案内した受付番号で同じ方と分かった着信を1人として数えた値。",
+    ),
+    (
+        "混雑時の案内・時間外の案内",
+        "混雑時に待つ・折り返し・かけ直しを案内した件数と、受付時間外に案内した件数を分けて集計。",
+    ),
     ("エスカレーション", "市（委託者）への確認を要した件。折り返しの結果と市の回答を含む。"),
     ("応答待ち時間・通話時間", "単位は分（小数第1位）。"),
 ]
 
 
-CITY_NOTES = [DESK_NOTES[0], DESK_NOTES[1], DESK_NOTES[2], DESK_NOTES[6], ("閉庁", "その日に開設していない窓口（来庁者がいなかった日とは区別）。")]
+CITY_NOTES = [
+    DESK_NOTES[0],
+    DESK_NOTES[1],
+    DESK_NOTES[2],
+    DESK_NOTES[6],
+    ("閉庁", "その日に開設していない窓口（来庁者がいなかった日とは区別）。"),
+]
 
 
 # --- arithmetic shared by every report: madoguchi_shared.figures (share, mean_tenths, duration_stats) -----
@@ -114,14 +152,14 @@ def diff_figures(old: dict[str, int | float], new: dict[str, int | float]) -> li
 def _zero_fill(codes, counts: dict[str, int], prefix: str) -> dict[str, int]:
     out = {c: counts.get(f"{prefix}.{c}", 0) for c in codes}
     for k, n in counts.items():  # codes outside the known list (configuration, new versions)
-        if k.startswith(prefix + ".") and k[len(prefix) + 1:] not in out and "." not in k[len(prefix) + 1:]:
-            out[k[len(prefix) + 1:]] = n
+        if k.startswith(prefix + ".") and k[len(prefix) + 1 :] not in out and "." not in k[len(prefix) + 1 :]:
+            out[k[len(prefix) + 1 :]] = n
     return out
 
 
 def _present(counts: dict[str, int], prefix: str) -> dict[str, int]:
     p = prefix + "."
-    return {k[len(p):]: n for k, n in sorted(counts.items()) if k.startswith(p) and n}
+    return {k[len(p) :]: n for k, n in sorted(counts.items()) if k.startswith(p) and n}
 
 
 def _hours(counts: dict[str, int], opening: list[int]) -> dict[str, int]:
@@ -167,45 +205,50 @@ def desk_figures(c: dict[str, int], wait: dict, service: dict, opening: list[int
     }
     if opening is not None:
         figures["by_hour"] = _hours(c, opening)
-    figures.update({
-        "by_gender": {**_zero_fill(GENDERS, c, "by_gender"), UNKNOWN: unserved},
-        "by_age_band": {**_zero_fill(AGE_BANDS, c, "by_age_band"), UNKNOWN: unserved},
-        "by_purpose": _zero_fill(PURPOSES, c, "by_purpose"),
-        "outcomes_by_purpose": {p: {o: c.get(f"outcome_by_purpose.{p}.{o}", 0) for o in OUTCOMES} for p in PURPOSES},
-        "not_completed_reasons": _zero_fill(REASONS, c, "not_completed_reason"),
-        "payment_services": _zero_fill(PAYMENT, c, "payment_service"),
-        "wait": wait,
-        "service": service,
-        "escalations": c.get("escalations", 0),
-        "escalations_to_city": c.get("escalations_to_city", 0),
-        "escalations_by_category": _zero_fill(ESC_CATEGORIES, c, "escalations_by_category"),
-        "opinions": c.get("opinions", 0),
-        "opinions_by_kind": _zero_fill(OPINION_KINDS, c, "opinions_by_kind"),
-        "difficulties_by_step": _zero_fill(STEPS, c, "difficulties_by_step"),
-        "pin_failures": c.get("pin_failures", 0),
-        "pin_locks": c.get("pin_locks", 0),
-        "pin_lock_warnings": c.get("pin_lock_warnings", 0),
-        "cards_handed": c.get("cards_handed", 0),
-        "card_incidents": c.get("card_incidents", 0),
-        "incidents": _zero_fill(INCIDENTS, c, "incidents"),
-        "disinfections": c.get("disinfections", 0),
-        "disinfection_misses": c.get("disinfection_misses", 0),
-        "disinfection_compliance": ratio(served - c.get("disinfection_misses", 0), served),
-        "masks_checked": c.get("masks_checked", 0),
-        "masks_missing": c.get("masks_missing", 0),
-        "staffing_breaches": c.get("staffing_breaches", 0),
-        "staffing_breach_s": (c.get("staffing_breach_ms", 0) + 500) // 1000,
-        "short_absences": c.get("short_absences", 0),
-        "capacity_alerts": c.get("capacity_alerts", 0),
-        "recalls": c.get("recalls", 0),
-        "day_stops": c.get("day_stops", 0),
-        "visit_corrections": c.get("visit_corrections", 0),
-    })
+    figures.update(
+        {
+            "by_gender": {**_zero_fill(GENDERS, c, "by_gender"), UNKNOWN: unserved},
+            "by_age_band": {**_zero_fill(AGE_BANDS, c, "by_age_band"), UNKNOWN: unserved},
+            "by_purpose": _zero_fill(PURPOSES, c, "by_purpose"),
+            "outcomes_by_purpose": {
+                p: {o: c.get(f"outcome_by_purpose.{p}.{o}", 0) for o in OUTCOMES} for p in PURPOSES
+            },
+            "not_completed_reasons": _zero_fill(REASONS, c, "not_completed_reason"),
+            "payment_services": _zero_fill(PAYMENT, c, "payment_service"),
+            "wait": wait,
+            "service": service,
+            "escalations": c.get("escalations", 0),
+            "escalations_to_city": c.get("escalations_to_city", 0),
+            "escalations_by_category": _zero_fill(ESC_CATEGORIES, c, "escalations_by_category"),
+            "opinions": c.get("opinions", 0),
+            "opinions_by_kind": _zero_fill(OPINION_KINDS, c, "opinions_by_kind"),
+            "difficulties_by_step": _zero_fill(STEPS, c, "difficulties_by_step"),
+            "pin_failures": c.get("pin_failures", 0),
+            "pin_locks": c.get("pin_locks", 0),
+            "pin_lock_warnings": c.get("pin_lock_warnings", 0),
+            "cards_handed": c.get("cards_handed", 0),
+            "card_incidents": c.get("card_incidents", 0),
+            "incidents": _zero_fill(INCIDENTS, c, "incidents"),
+            "disinfections": c.get("disinfections", 0),
+            "disinfection_misses": c.get("disinfection_misses", 0),
+            "disinfection_compliance": ratio(served - c.get("disinfection_misses", 0), served),
+            "masks_checked": c.get("masks_checked", 0),
+            "masks_missing": c.get("masks_missing", 0),
+            "staffing_breaches": c.get("staffing_breaches", 0),
+            "staffing_breach_s": (c.get("staffing_breach_ms", 0) + 500) // 1000,
+            "short_absences": c.get("short_absences", 0),
+            "capacity_alerts": c.get("capacity_alerts", 0),
+            "recalls": c.get("recalls", 0),
+            "day_stops": c.get("day_stops", 0),
+            "visit_corrections": c.get("visit_corrections", 0),
+        }
+    )
     return figures
 
 
-def line_figures(c: dict[str, int], wait: dict, duration: dict, opening: list[int] | None,
-                 people: int | None = None) -> dict[str, Any]:
+def line_figures(
+    c: dict[str, int], wait: dict, duration: dict, opening: list[int] | None, people: int | None = None
+) -> dict[str, Any]:
     """The line figures (REP-2). `people`: the callers behind the unconnected calls, a repeat call
     linked by its reference counted with the caller's earlier call (None: not counted)."""
     received = c.get("received", 0)
@@ -230,23 +273,27 @@ def line_figures(c: dict[str, int], wait: dict, duration: dict, opening: list[in
     }
     if opening is not None:
         figures["by_hour"] = _hours(c, opening)
-    figures.update({
-        "by_category": _present(c, "by_category"),
-        "by_resolution": _zero_fill(RESOLUTIONS, c, "by_resolution"),
-        "by_provider": _zero_fill(PROVIDERS, c, "by_provider"),
-        "guided_ward": _present(c, "guided_ward"),
-        "escalations": c.get("escalations", 0),
-        "opinions": c.get("opinions", 0),
-        "opinions_by_kind": _zero_fill(OPINION_KINDS, c, "opinions_by_kind"),
-        "difficulties_by_step": _zero_fill(STEPS, c, "difficulties_by_step"),
-        "answer_wait": wait,
-        "duration": duration,
-        "callbacks": {k: c.get(f"callbacks_{k}", 0)
-                      for k in ("opened", "done", "failed", "cancelled", "overdue", "to_city", "city_answered")},
-        "capacity_alerts": c.get("capacity_alerts", 0),
-        "staffing_breaches": c.get("staffing_breaches", 0),
-        "staffing_gap_s": c.get("staffing_gap_s_sum", 0),
-    })
+    figures.update(
+        {
+            "by_category": _present(c, "by_category"),
+            "by_resolution": _zero_fill(RESOLUTIONS, c, "by_resolution"),
+            "by_provider": _zero_fill(PROVIDERS, c, "by_provider"),
+            "guided_ward": _present(c, "guided_ward"),
+            "escalations": c.get("escalations", 0),
+            "opinions": c.get("opinions", 0),
+            "opinions_by_kind": _zero_fill(OPINION_KINDS, c, "opinions_by_kind"),
+            "difficulties_by_step": _zero_fill(STEPS, c, "difficulties_by_step"),
+            "answer_wait": wait,
+            "duration": duration,
+            "callbacks": {
+                k: c.get(f"callbacks_{k}", 0)
+                for k in ("opened", "done", "failed", "cancelled", "overdue", "to_city", "city_answered")
+            },
+            "capacity_alerts": c.get("capacity_alerts", 0),
+            "staffing_breaches": c.get("staffing_breaches", 0),
+            "staffing_gap_s": c.get("staffing_gap_s_sum", 0),
+        }
+    )
     return figures
 
 
@@ -258,7 +305,13 @@ async def _counts(conn, m: str, channel: str, scopes: list[str] | None, start: d
         f"""SELECT figure, sum(n)::bigint AS n FROM "{S}".day_count
             WHERE municipality = $1 AND channel = $2 AND day BETWEEN $3 AND $4
               AND ($5::text[] IS NULL OR scope = ANY($5::text[]))
-            GROUP BY figure""", m, channel, start, end, scopes)
+            GROUP BY figure""",
+        m,
+        channel,
+        start,
+        end,
+        scopes,
+    )
     return {r["figure"]: r["n"] for r in rows if r["n"]}
 
 
@@ -272,7 +325,12 @@ async def _unserved(conn, m: str, desks: list[str] | None, start: dt.date, end: 
             WHERE t.municipality = $1 AND t.day BETWEEN $2 AND $3 AND ($4::text[] IS NULL OR t.desk = ANY($4::text[]))
               AND NOT EXISTS (SELECT 1 FROM "{S}".visit v WHERE v.municipality = t.municipality AND v.day = t.day
                               AND v.desk = t.desk AND v.ticket_no = t.ticket_no)
-            GROUP BY 1, 2, 3""", m, start, end, desks)
+            GROUP BY 1, 2, 3""",
+        m,
+        start,
+        end,
+        desks,
+    )
 
 
 def _with_unserved(counts: dict[str, int], rows) -> dict[str, int]:
@@ -295,9 +353,15 @@ async def _visit_stats(conn, m: str, desks: list[str] | None, start: dt.date, en
                    max(service_ms) FILTER (WHERE outcome IS NOT NULL) AS sm
             FROM "{S}".visit
             WHERE municipality = $1 AND day BETWEEN $2 AND $3 AND ($4::text[] IS NULL OR desk = ANY($4::text[]))""",
-        m, start, end, desks)
-    return (duration_stats(row["wn"], row["ws"], row["wp"], row["wm"]),
-            duration_stats(row["sn"], row["ss"], row["sp"], row["sm"]))
+        m,
+        start,
+        end,
+        desks,
+    )
+    return (
+        duration_stats(row["wn"], row["ws"], row["wp"], row["wm"]),
+        duration_stats(row["sn"], row["ss"], row["sp"], row["sm"]),
+    )
 
 
 async def _call_stats(conn, m: str, lines: list[str] | None, start: dt.date, end: dt.date) -> tuple[dict, dict]:
@@ -312,13 +376,19 @@ async def _call_stats(conn, m: str, lines: list[str] | None, start: dt.date, end
                    max(duration_s) FILTER (WHERE resolution IS NOT NULL) AS dm
             FROM "{S}".call_record
             WHERE municipality = $1 AND day BETWEEN $2 AND $3 AND ($4::text[] IS NULL OR line = ANY($4::text[]))""",
-        m, start, end, lines)
+        m,
+        start,
+        end,
+        lines,
+    )
 
     def ms(v):
         return None if v is None else v * 1000
 
-    return (duration_stats(row["wn"], row["ws"] * 1000, ms(row["wp"]), ms(row["wm"])),
-            duration_stats(row["dn"], row["ds"] * 1000, ms(row["dp"]), ms(row["dm"])))
+    return (
+        duration_stats(row["wn"], row["ws"] * 1000, ms(row["wp"]), ms(row["wm"])),
+        duration_stats(row["dn"], row["ds"] * 1000, ms(row["dp"]), ms(row["dm"])),
+    )
 
 
 NEVER_CONNECTED = ("missed", "abandoned", "out_of_hours")
@@ -345,14 +415,23 @@ async def _unreached_people(conn, m: str, lines: list[str] | None, start: dt.dat
     rows = await conn.fetch(
         f"""SELECT reference, repeat_of FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3
               AND ($4::text[] IS NULL OR line = ANY($4::text[])) AND connection = ANY($5::text[])""",
-        m, start, end, lines, list(NEVER_CONNECTED))
+        m,
+        start,
+        end,
+        lines,
+        list(NEVER_CONNECTED),
+    )
     links: dict[str, str | None] = {r["reference"]: r["repeat_of"] for r in rows if r["reference"]}
     missing = {r["repeat_of"] for r in rows if r["repeat_of"]} - set(links)
     for _ in range(50):  # earlier calls of a chain, whatever their day or outcome
         if not missing:
             break
-        found = await conn.fetch(f"""SELECT reference, repeat_of FROM "{S}".call_record
-                                     WHERE municipality = $1 AND reference = ANY($2::text[])""", m, list(missing))
+        found = await conn.fetch(
+            f"""SELECT reference, repeat_of FROM "{S}".call_record
+                                     WHERE municipality = $1 AND reference = ANY($2::text[])""",
+            m,
+            list(missing),
+        )
         for r in found:
             links[r["reference"]] = r["repeat_of"]
         missing = {r["repeat_of"] for r in found if r["repeat_of"]} - set(links)  # an unknown reference ends its chain
@@ -360,17 +439,32 @@ async def _unreached_people(conn, m: str, lines: list[str] | None, start: dt.dat
     return len({roots[r["reference"]] for r in rows if r["reference"]}) + sum(1 for r in rows if not r["reference"])
 
 
-async def _notes(conn, m: str, channel: str, scopes: list[str] | None, start: dt.date, end: dt.date, kind: str) -> list[dict]:
+async def _notes(
+    conn, m: str, channel: str, scopes: list[str] | None, start: dt.date, end: dt.date, kind: str
+) -> list[dict]:
     rows = await conn.fetch(
         f"""SELECT scope, day, ref, at, category, step, text, status, detail FROM "{S}".note
             WHERE municipality = $1 AND channel = $2 AND kind = $3 AND day BETWEEN $4 AND $5
               AND ($6::text[] IS NULL OR scope = ANY($6::text[]))
-            ORDER BY day, at, scope, ref""", m, channel, kind, start, end, scopes)
+            ORDER BY day, at, scope, ref""",
+        m,
+        channel,
+        kind,
+        start,
+        end,
+        scopes,
+    )
     out = []
     for r in rows:
         at = r["at"].astimezone(dt.timezone(dt.timedelta(hours=9)))
-        item = {"scope": r["scope"], "date": r["day"].isoformat(), "time": at.strftime("%H:%M"), "ref": r["ref"],
-                "category": r["category"], "text": await sealed.reveal(m, r["text"])}  # 削除済み once erased
+        item = {
+            "scope": r["scope"],
+            "date": r["day"].isoformat(),
+            "time": at.strftime("%H:%M"),
+            "ref": r["ref"],
+            "category": r["category"],
+            "text": await sealed.reveal(m, r["text"]),
+        }  # 削除済み once erased
         if kind == "escalation" and channel == "line":
             # a phone escalation followed through its callback: the city's answer and the outcome
             answer = await sealed.reveal(m, r["detail"]) if r["detail"] else None
@@ -378,16 +472,27 @@ async def _notes(conn, m: str, channel: str, scopes: list[str] | None, start: dt
             parts = [f"市の回答：{answer}"] if answer else []
             if done:
                 parts.append(done + (f"（{L.label(L.RESOLUTION, r['step'])}）" if r["step"] else ""))
-            item.update(category_ja="、".join(L.label(L.CALL_CATEGORY, c) for c in (r["category"] or "").split(",") if c),
-                        status=r["status"], status_ja=L.label(L.ESCALATION_STATUS, r["status"]),
-                        city_answer=answer, callback_resolution=r["step"], outcome="／".join(parts))
+            item.update(
+                category_ja="、".join(L.label(L.CALL_CATEGORY, c) for c in (r["category"] or "").split(",") if c),
+                status=r["status"],
+                status_ja=L.label(L.ESCALATION_STATUS, r["status"]),
+                city_answer=answer,
+                callback_resolution=r["step"],
+                outcome="／".join(parts),
+            )
         elif kind == "escalation":
-            item.update(category_ja=L.label(L.ESCALATION_CATEGORY, r["category"]),
-                        status=r["status"], status_ja=L.label(L.ESCALATION_STATUS, r["status"]),
-                        outcome=await sealed.reveal(m, r["detail"]))
+            item.update(
+                category_ja=L.label(L.ESCALATION_CATEGORY, r["category"]),
+                status=r["status"],
+                status_ja=L.label(L.ESCALATION_STATUS, r["status"]),
+                outcome=await sealed.reveal(m, r["detail"]),
+            )
         else:
-            item.update(kind_ja=L.label(L.OPINION_KIND, r["category"]), step=r["step"],
-                        step_ja=L.label(L.PROCEDURE_STEP, r["step"]))
+            item.update(
+                kind_ja=L.label(L.OPINION_KIND, r["category"]),
+                step=r["step"],
+                step_ja=L.label(L.PROCEDURE_STEP, r["step"]),
+            )
         out.append(item)
     return out
 
@@ -401,22 +506,37 @@ async def desk_wards(conn, cfg: ReportConfig, m: str) -> dict[str, str]:
 
 
 async def known_lines(conn, m: str) -> list[str]:
-    rows = await conn.fetch(f"""SELECT DISTINCT scope FROM "{S}".day_count WHERE municipality = $1 AND channel = 'line'
-                                ORDER BY scope""", m)
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT scope FROM "{S}".day_count WHERE municipality = $1 AND channel = 'line'
+                                ORDER BY scope""",
+        m,
+    )
     return [r["scope"] for r in rows]
 
 
 # --- revisions: the delivered versions and what changed since -----------------------------------
 
 
-async def revision_info(conn, m: str, rid: str, figures_flat: dict[str, int | float], data_revision: int) -> dict[str, Any]:
+async def revision_info(
+    conn, m: str, rid: str, figures_flat: dict[str, int | float], data_revision: int
+) -> dict[str, Any]:
     rows = await conn.fetch(
         f"""SELECT revision, submitted_at, submitted_by, sha256, figures FROM "{S}".report_submission
-            WHERE municipality = $1 AND report_id = $2 ORDER BY revision""", m, rid)
+            WHERE municipality = $1 AND report_id = $2 ORDER BY revision""",
+        m,
+        rid,
+    )
     info: dict[str, Any] = {
         "data_revision": data_revision,
-        "submitted": [{"revision": r["revision"], "submitted_at": r["submitted_at"].isoformat(),
-                       "submitted_by": r["submitted_by"], "sha256": r["sha256"]} for r in rows],
+        "submitted": [
+            {
+                "revision": r["revision"],
+                "submitted_at": r["submitted_at"].isoformat(),
+                "submitted_by": r["submitted_by"],
+                "sha256": r["sha256"],
+            }
+            for r in rows
+        ],
     }
     if not rows:
         info.update(status="draft", revision=None, label_ja="未提出")
@@ -425,46 +545,79 @@ async def revision_info(conn, m: str, rid: str, figures_flat: dict[str, int | fl
     changes = diff_figures(json.loads(last["figures"]), figures_flat)
     if changes:
         rev = last["revision"] + 1
-        info.update(status="revised", revision=rev, based_on=last["revision"], changes=changes,
-                    label_ja=f"第{rev}版（第{last['revision']}版提出後の訂正あり・未提出）")
+        info.update(
+            status="revised",
+            revision=rev,
+            based_on=last["revision"],
+            changes=changes,
+            label_ja=f"第{rev}版（第{last['revision']}版提出後の訂正あり・未提出）",
+        )
     else:
-        info.update(status="submitted", revision=last["revision"], changes=[],
-                    label_ja=f"第{last['revision']}版（提出済）")
+        info.update(
+            status="submitted", revision=last["revision"], changes=[], label_ja=f"第{last['revision']}版（提出済）"
+        )
     return info
 
 
 async def _data_revision(conn, m: str, channel: str, scope: str, day: dt.date) -> int:
-    return await conn.fetchval(
-        f"""SELECT data_revision FROM "{S}".report_day WHERE municipality = $1 AND channel = $2 AND scope = $3 AND day = $4""",
-        m, channel, scope, day) or 0
+    return (
+        await conn.fetchval(
+            f"""SELECT data_revision FROM "{S}".report_day WHERE municipality = $1 AND channel = $2 AND scope = $3 AND day = $4""",
+            m,
+            channel,
+            scope,
+            day,
+        )
+        or 0
+    )
 
 
 def _period(start: dt.date, end: dt.date) -> dict[str, Any]:
-    return {"start": start.isoformat(), "end": end.isoformat(),
-            "start_wareki": to_wareki(start, weekday=True), "end_wareki": to_wareki(end, weekday=True),
-            "heading": heading_date(start) if start == end else heading_period(start, end)}
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "start_wareki": to_wareki(start, weekday=True),
+        "end_wareki": to_wareki(end, weekday=True),
+        "heading": heading_date(start) if start == end else heading_period(start, end),
+    }
 
 
 # --- the reports ---------------------------------------------------------------------------------
 
 
-async def desk_daily(conn: db.Connection, cfg: ReportConfig, m: str, desk: str, day: dt.date,
-                     *, with_revision: bool = True) -> dict[str, Any]:
+async def desk_daily(
+    conn: db.Connection, cfg: ReportConfig, m: str, desk: str, day: dt.date, *, with_revision: bool = True
+) -> dict[str, Any]:
     """REP-1: one desk's daily report."""
-    counts = _with_unserved(await _counts(conn, m, "desk", [desk], day, day), await _unserved(conn, m, [desk], day, day))
+    counts = _with_unserved(
+        await _counts(conn, m, "desk", [desk], day, day), await _unserved(conn, m, [desk], day, day)
+    )
     wait, service = await _visit_stats(conn, m, [desk], day, day)
     calendar = await cfg.calendar(conn, m)
     hours = calendar.hours(day, desk)
     opening = opening_hours(hours)
-    row = await conn.fetchrow(f"""SELECT ward, started_at, ended_at, stops FROM "{S}".desk_day
-                                  WHERE municipality = $1 AND desk = $2 AND day = $3""", m, desk, day)
+    row = await conn.fetchrow(
+        f"""SELECT ward, started_at, ended_at, stops FROM "{S}".desk_day
+                                  WHERE municipality = $1 AND desk = $2 AND day = $3""",
+        m,
+        desk,
+        day,
+    )
     ward = row["ward"] if row else cfg.ward_of(m, desk)
     rid = report_id("daily", desk, day)
     report: dict[str, Any] = {
-        "report_id": rid, "kind": "daily", "scope": "desk", "scope_id": desk, "municipality": m,
+        "report_id": rid,
+        "kind": "daily",
+        "scope": "desk",
+        "scope_id": desk,
+        "municipality": m,
         "municipality_name": cfg.municipality(m).name_ja,
-        "ward": ward, "ward_name": cfg.ward_name(m, ward) if ward else None, "desk": desk,
-        "desk_name": cfg.desk_name(m, desk), "date": day.isoformat(), "period": _period(day, day),
+        "ward": ward,
+        "ward_name": cfg.ward_name(m, ward) if ward else None,
+        "desk": desk,
+        "desk_name": cfg.desk_name(m, desk),
+        "date": day.isoformat(),
+        "period": _period(day, day),
         "title": f"日次報告書（窓口）　{cfg.ward_name(m, ward) if ward else desk}",
         "opening": {
             "kind": hours.kind if hours.open_day else "closed",
@@ -481,13 +634,15 @@ async def desk_daily(conn: db.Connection, cfg: ReportConfig, m: str, desk: str, 
         "signature": signature(cfg, m),
     }
     if with_revision:
-        report["revision"] = await revision_info(conn, m, rid, flatten(report),
-                                                 await _data_revision(conn, m, "desk", desk, day))
+        report["revision"] = await revision_info(
+            conn, m, rid, flatten(report), await _data_revision(conn, m, "desk", desk, day)
+        )
     return report
 
 
-async def line_daily(conn: db.Connection, cfg: ReportConfig, m: str, line: str, day: dt.date,
-                     *, with_revision: bool = True) -> dict[str, Any]:
+async def line_daily(
+    conn: db.Connection, cfg: ReportConfig, m: str, line: str, day: dt.date, *, with_revision: bool = True
+) -> dict[str, Any]:
     """REP-2: the phone line's daily figures, under the desk report's headings where they apply."""
     counts = await _counts(conn, m, "line", [line], day, day)
     wait, duration = await _call_stats(conn, m, [line], day, day)
@@ -496,13 +651,22 @@ async def line_daily(conn: db.Connection, cfg: ReportConfig, m: str, line: str, 
     sid = line_scope_id(line)
     rid = report_id("daily", sid, day)
     report: dict[str, Any] = {
-        "report_id": rid, "kind": "daily", "scope": "line", "scope_id": sid, "line": line, "municipality": m,
+        "report_id": rid,
+        "kind": "daily",
+        "scope": "line",
+        "scope_id": sid,
+        "line": line,
+        "municipality": m,
         "municipality_name": cfg.municipality(m).name_ja,
-        "date": day.isoformat(), "period": _period(day, day),
+        "date": day.isoformat(),
+        "period": _period(day, day),
         "title": "日次報告書（電話対応）",
-        "opening": {"kind": hours.kind if hours.open_day else "closed", "closed_reason": hours.closed_reason,
-                    "intervals": [[s.strftime("%H:%M"), e.strftime("%H:%M")] for s, e in hours.intervals],
-                    "hours": opening},
+        "opening": {
+            "kind": hours.kind if hours.open_day else "closed",
+            "closed_reason": hours.closed_reason,
+            "intervals": [[s.strftime("%H:%M"), e.strftime("%H:%M")] for s, e in hours.intervals],
+            "hours": opening,
+        },
         "figures": line_figures(counts, wait, duration, opening, await _unreached_people(conn, m, [line], day, day)),
         "escalations": await _notes(conn, m, "line", [line], day, day, "escalation"),
         "opinions": await _notes(conn, m, "line", [line], day, day, "opinion"),
@@ -510,17 +674,42 @@ async def line_daily(conn: db.Connection, cfg: ReportConfig, m: str, line: str, 
         "signature": signature(cfg, m),
     }
     if with_revision:
-        report["revision"] = await revision_info(conn, m, rid, flatten(report),
-                                                 await _data_revision(conn, m, "line", line, day))
+        report["revision"] = await revision_info(
+            conn, m, rid, flatten(report), await _data_revision(conn, m, "line", line, day)
+        )
     return report
 
 
 # The per-desk columns of the city-wide daily report (issue 16): one row per desk, the phone line below.
-CITY_DAILY_DESK = ("visitors", "support_needed", "support_needed_ratio", "support_given", "support_given_ratio",
-                   "completed", "not_completed", "no_shows", "escalations", "opinions", "wait.mean_s", "service.mean_s")
-CITY_DAILY_LINE = ("received", "answered", "answer_rate", "never_connected", "never_connected_people", "out_of_hours",
-                   "overflow_offered", "after_hours_guided",
-                   "closed", "escalations", "callbacks.opened", "callbacks.done", "opinions")
+CITY_DAILY_DESK = (
+    "visitors",
+    "support_needed",
+    "support_needed_ratio",
+    "support_given",
+    "support_given_ratio",
+    "completed",
+    "not_completed",
+    "no_shows",
+    "escalations",
+    "opinions",
+    "wait.mean_s",
+    "service.mean_s",
+)
+CITY_DAILY_LINE = (
+    "received",
+    "answered",
+    "answer_rate",
+    "never_connected",
+    "never_connected_people",
+    "out_of_hours",
+    "overflow_offered",
+    "after_hours_guided",
+    "closed",
+    "escalations",
+    "callbacks.opened",
+    "callbacks.done",
+    "opinions",
+)
 
 
 def _pick(figures: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -544,14 +733,18 @@ def signature(cfg: ReportConfig, m: str) -> dict[str, Any]:
     return {"contractor": sig.contractor_ja, "approvals": list(sig.approvals), "submitted_on": None}
 
 
-async def city_daily(conn: db.Connection, cfg: ReportConfig, m: str, day: dt.date,
-                     *, with_revision: bool = True) -> dict[str, Any]:
+async def city_daily(
+    conn: db.Connection, cfg: ReportConfig, m: str, day: dt.date, *, with_revision: bool = True
+) -> dict[str, Any]:
     """Every desk's daily figures in one table, the city's total and the phone line (issue 16)."""
     calendar = await cfg.calendar(conn, m)
     wards_of = await desk_wards(conn, cfg, m)
     rows = await conn.fetch(
         f"""SELECT scope, figure, sum(n)::bigint AS n FROM "{S}".day_count
-            WHERE municipality = $1 AND channel = 'desk' AND day = $2 GROUP BY scope, figure""", m, day)
+            WHERE municipality = $1 AND channel = 'desk' AND day = $2 GROUP BY scope, figure""",
+        m,
+        day,
+    )
     per_desk: dict[str, dict[str, int]] = defaultdict(dict)
     for r in rows:
         per_desk[r["scope"]][r["figure"]] = r["n"]
@@ -569,10 +762,17 @@ async def city_daily(conn: db.Connection, cfg: ReportConfig, m: str, day: dt.dat
         counts = per_desk.get(desk, {})
         ward = wards_of.get(desk) or cfg.ward_of(m, desk)
         open_day = hours.open_day or bool(counts)
-        desk_rows.append({"desk": desk, "desk_name": cfg.desk_name(m, desk), "ward": ward,
-                          "ward_name": cfg.ward_name(m, ward) if ward else desk, "open": open_day,
-                          "hours_ja": "、".join(f"{s.strftime('%H:%M')}～{e.strftime('%H:%M')}" for s, e in hours.intervals)
-                          or ("閉庁" if not counts else "")})
+        desk_rows.append(
+            {
+                "desk": desk,
+                "desk_name": cfg.desk_name(m, desk),
+                "ward": ward,
+                "ward_name": cfg.ward_name(m, ward) if ward else desk,
+                "open": open_day,
+                "hours_ja": "、".join(f"{s.strftime('%H:%M')}～{e.strftime('%H:%M')}" for s, e in hours.intervals)
+                or ("閉庁" if not counts else ""),
+            }
+        )
         if open_day:
             wait, service = await _visit_stats(conn, m, [desk], day, day)
             desk_figs[desk] = _pick(desk_figures(counts, wait, service, None), CITY_DAILY_DESK)
@@ -583,16 +783,25 @@ async def city_daily(conn: db.Connection, cfg: ReportConfig, m: str, day: dt.dat
     phone = cfg.phone_calendar(m).hours(day)
     rid = report_id("daily", "city", day)
     report: dict[str, Any] = {
-        "report_id": rid, "kind": "daily", "scope": "city", "scope_id": "city", "municipality": m,
-        "municipality_name": cfg.municipality(m).name_ja, "date": day.isoformat(), "period": _period(day, day),
+        "report_id": rid,
+        "kind": "daily",
+        "scope": "city",
+        "scope_id": "city",
+        "municipality": m,
+        "municipality_name": cfg.municipality(m).name_ja,
+        "date": day.isoformat(),
+        "period": _period(day, day),
         "title": "日次報告書（全市）",
         "desks": desk_rows,
-        "line_hours_ja": "、".join(f"{s.strftime('%H:%M')}～{e.strftime('%H:%M')}" for s, e in phone.intervals) or "受付なし",
+        "line_hours_ja": "、".join(f"{s.strftime('%H:%M')}～{e.strftime('%H:%M')}" for s, e in phone.intervals)
+        or "受付なし",
         "figures": {
             "desks": desk_figs,
             "total": _pick(desk_figures(total_counts, wait, service, None), CITY_DAILY_DESK),
-            "line": _pick(line_figures(line_counts, l_wait, l_duration, None,
-                                       await _unreached_people(conn, m, None, day, day)), CITY_DAILY_LINE),
+            "line": _pick(
+                line_figures(line_counts, l_wait, l_duration, None, await _unreached_people(conn, m, None, day, day)),
+                CITY_DAILY_LINE,
+            ),
         },
         "notes": [list(n) for n in CITY_NOTES],
         "signature": signature(cfg, m),
@@ -600,7 +809,10 @@ async def city_daily(conn: db.Connection, cfg: ReportConfig, m: str, day: dt.dat
     if with_revision:
         revision = await conn.fetchval(
             f"""SELECT coalesce(sum(data_revision), 0)::bigint FROM "{S}".report_day
-                WHERE municipality = $1 AND channel IN ('desk', 'line') AND day = $2""", m, day)
+                WHERE municipality = $1 AND channel IN ('desk', 'line') AND day = $2""",
+            m,
+            day,
+        )
         report["revision"] = await revision_info(conn, m, rid, flatten(report), int(revision or 0))
     return report
 
@@ -618,7 +830,12 @@ async def _ward_day_counts(conn, cfg, m: str, start: dt.date, end: dt.date, figu
     rows = await conn.fetch(
         f"""SELECT scope, day, figure, sum(n)::bigint AS n FROM "{S}".day_count
             WHERE municipality = $1 AND channel = 'desk' AND day BETWEEN $2 AND $3 AND figure = ANY($4::text[])
-            GROUP BY scope, day, figure""", m, start, end, list(figures))
+            GROUP BY scope, day, figure""",
+        m,
+        start,
+        end,
+        list(figures),
+    )
     cells: dict[str, dict[dt.date, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for r in rows:
         ward = wards.get(r["scope"], r["scope"])
@@ -640,8 +857,9 @@ def _sum(cells: list[dict[str, int]], figures) -> dict[str, int]:
     return {f: sum(c.get(f, 0) for c in cells) for f in figures}
 
 
-async def weekly(conn: db.Connection, cfg: ReportConfig, m: str, week_start: dt.date,
-                 *, with_revision: bool = True) -> dict[str, Any]:
+async def weekly(
+    conn: db.Connection, cfg: ReportConfig, m: str, week_start: dt.date, *, with_revision: bool = True
+) -> dict[str, Any]:
     """REP-3: every desk's daily figures rolled up into one city-wide table (wards x days, totals)."""
     week_start = week_start - dt.timedelta(days=week_start.weekday())
     days = [week_start + dt.timedelta(days=i) for i in range(7)]
@@ -656,7 +874,12 @@ async def weekly(conn: db.Connection, cfg: ReportConfig, m: str, week_start: dt.
     line_rows = await conn.fetch(
         f"""SELECT day, figure, sum(n)::bigint AS n FROM "{S}".day_count
             WHERE municipality = $1 AND channel = 'line' AND day BETWEEN $2 AND $3 AND figure = ANY($4::text[])
-            GROUP BY day, figure""", m, week_start, end, list(WEEKLY_LINE))
+            GROUP BY day, figure""",
+        m,
+        week_start,
+        end,
+        list(WEEKLY_LINE),
+    )
     line_cells: dict[dt.date, dict[str, int]] = defaultdict(dict)
     for r in line_rows:
         line_cells[r["day"]][r["figure"]] = r["n"]
@@ -664,12 +887,24 @@ async def weekly(conn: db.Connection, cfg: ReportConfig, m: str, week_start: dt.
     calendar = await cfg.calendar(conn, m)
     rid = report_id("weekly", "city", week_start)
     report: dict[str, Any] = {
-        "report_id": rid, "kind": "weekly", "scope": "city", "scope_id": "city", "municipality": m,
+        "report_id": rid,
+        "kind": "weekly",
+        "scope": "city",
+        "scope_id": "city",
+        "municipality": m,
         "municipality_name": cfg.municipality(m).name_ja,
-        "week_start": week_start.isoformat(), "period": _period(week_start, end),
+        "week_start": week_start.isoformat(),
+        "period": _period(week_start, end),
         "title": "週次報告書（全市）",
-        "days": [{"date": d.isoformat(), "label": f"{d.month}/{d.day}（{weekday_kanji(d)}）",
-                  "wareki": to_wareki(d, weekday=True), "open": calendar.hours(d).open_day} for d in days],
+        "days": [
+            {
+                "date": d.isoformat(),
+                "label": f"{d.month}/{d.day}（{weekday_kanji(d)}）",
+                "wareki": to_wareki(d, weekday=True),
+                "open": calendar.hours(d).open_day,
+            }
+            for d in days
+        ],
         "wards": [{"ward": w, "ward_name": cfg.ward_name(m, w)} for w in wards],
         "figure_names": {f: FIGURE_JA[f] for f in WEEKLY_DESK},
         "line_figure_names": {f: FIGURE_JA[f] for f in WEEKLY_LINE},
@@ -682,8 +917,9 @@ async def weekly(conn: db.Connection, cfg: ReportConfig, m: str, week_start: dt.
         "signature": signature(cfg, m),
     }
     if with_revision:
-        report["revision"] = await revision_info(conn, m, rid, flatten(report),
-                                                 await _data_revision(conn, m, "city", "city", week_start))
+        report["revision"] = await revision_info(
+            conn, m, rid, flatten(report), await _data_revision(conn, m, "city", "city", week_start)
+        )
     return report
 
 
@@ -693,34 +929,64 @@ async def call_records(conn, m: str, start: dt.date, end: dt.date) -> list[dict[
         f"""SELECT call_id, line, day, received_at, within_hours, connection, missed_reason, wait_s, overflow,
                    categories, resolution, provider_category, guided_ward, duration_s, notes, opinions, callback_status
             FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3
-            ORDER BY received_at, call_id""", m, start, end)
+            ORDER BY received_at, call_id""",
+        m,
+        start,
+        end,
+    )
     out = []
     for no, r in enumerate(rows, start=1):
         at = r["received_at"].astimezone(dt.timezone(dt.timedelta(hours=9)))
-        out.append({
-            "no": no, "call_id": str(r["call_id"]), "line": r["line"], "date": r["day"].isoformat(),
-            "time": at.strftime("%H:%M"), "within_hours": r["within_hours"], "connection": r["connection"],
-            "connection_ja": L.label(L.CONNECTION, r["connection"]), "wait_s": r["wait_s"],
-            "categories": list(r["categories"] or []),
-            "categories_ja": "、".join(L.label(L.CALL_CATEGORY, c) for c in (r["categories"] or [])),
-            "resolution": r["resolution"], "resolution_ja": L.label(L.RESOLUTION, r["resolution"]),
-            "provider_category": r["provider_category"], "guided_ward": r["guided_ward"],
-            "duration_s": r["duration_s"], "notes": await sealed.reveal(m, r["notes"]),
-            "opinions": [o | {"text": await sealed.reveal(m, o.get("text"))} if isinstance(o, dict) else o
-                         for o in (json.loads(r["opinions"]) if r["opinions"] else [])],
-            "callback": r["callback_status"], "callback_ja": L.label(L.CALLBACK_STATUS, r["callback_status"]),
-        })
+        out.append(
+            {
+                "no": no,
+                "call_id": str(r["call_id"]),
+                "line": r["line"],
+                "date": r["day"].isoformat(),
+                "time": at.strftime("%H:%M"),
+                "within_hours": r["within_hours"],
+                "connection": r["connection"],
+                "connection_ja": L.label(L.CONNECTION, r["connection"]),
+                "wait_s": r["wait_s"],
+                "categories": list(r["categories"] or []),
+                "categories_ja": "、".join(L.label(L.CALL_CATEGORY, c) for c in (r["categories"] or [])),
+                "resolution": r["resolution"],
+                "resolution_ja": L.label(L.RESOLUTION, r["resolution"]),
+                "provider_category": r["provider_category"],
+                "guided_ward": r["guided_ward"],
+                "duration_s": r["duration_s"],
+                "notes": await sealed.reveal(m, r["notes"]),
+                "opinions": [
+                    o | {"text": await sealed.reveal(m, o.get("text"))} if isinstance(o, dict) else o
+                    for o in (json.loads(r["opinions"]) if r["opinions"] else [])
+                ],
+                "callback": r["callback_status"],
+                "callback_ja": L.label(L.CALLBACK_STATUS, r["callback_status"]),
+            }
+        )
     return out
 
 
-async def final(conn: db.Connection, cfg: ReportConfig, m: str, start: dt.date, end: dt.date,
-                *, with_revision: bool = True, with_records: bool = True) -> dict[str, Any]:
+async def final(
+    conn: db.Connection,
+    cfg: ReportConfig,
+    m: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    with_revision: bool = True,
+    with_records: bool = True,
+) -> dict[str, Any]:
     """REP-4: the contract's totals per ward and month, the distributions, the line, the call records."""
     wards_of = await desk_wards(conn, cfg, m)
     rows = await conn.fetch(
         f"""SELECT scope, date_trunc('month', day)::date AS month, figure, sum(n)::bigint AS n FROM "{S}".day_count
             WHERE municipality = $1 AND channel = 'desk' AND day BETWEEN $2 AND $3
-            GROUP BY scope, month, figure""", m, start, end)
+            GROUP BY scope, month, figure""",
+        m,
+        start,
+        end,
+    )
     by_ward: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_month: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     city: dict[str, int] = defaultdict(int)
@@ -752,7 +1018,11 @@ async def final(conn: db.Connection, cfg: ReportConfig, m: str, start: dt.date, 
     trend_rows = await conn.fetch(
         f"""SELECT date_trunc('week', day)::date AS week, channel, sum(n)::bigint AS n FROM "{S}".day_count
             WHERE municipality = $1 AND day BETWEEN $2 AND $3 AND figure IN ('visitors', 'received')
-            GROUP BY week, channel ORDER BY week""", m, start, end)
+            GROUP BY week, channel ORDER BY week""",
+        m,
+        start,
+        end,
+    )
     trend: dict[str, dict[str, int]] = defaultdict(lambda: {"visitors": 0, "calls": 0})
     for r in trend_rows:
         trend[r["week"].isoformat()]["visitors" if r["channel"] == "desk" else "calls"] = r["n"]
@@ -762,19 +1032,30 @@ async def final(conn: db.Connection, cfg: ReportConfig, m: str, start: dt.date, 
     rid = report_id("final", "city", start)
     records = await call_records(conn, m, start, end) if with_records else []
     report: dict[str, Any] = {
-        "report_id": rid, "kind": "final", "scope": "city", "scope_id": "city", "municipality": m,
+        "report_id": rid,
+        "kind": "final",
+        "scope": "city",
+        "scope_id": "city",
+        "municipality": m,
         "municipality_name": cfg.municipality(m).name_ja,
-        "period": _period(start, end), "title": "最終報告書",
+        "period": _period(start, end),
+        "title": "最終報告書",
         "wards": [{"ward": w, "ward_name": cfg.ward_name(m, w)} for w in wards],
         "months": months,
         "figures": {
             "city": desk_figures(dict(city), wait, service, all_hours),
             "wards": ward_figures,
             "months": {mo: {w: by_month[mo].get(w, 0) for w in wards} for mo in months},
-            "line": line_figures(line_counts, l_wait, l_duration, None, await _unreached_people(conn, m, None, start, end)),
+            "line": line_figures(
+                line_counts, l_wait, l_duration, None, await _unreached_people(conn, m, None, start, end)
+            ),
             "weekly_trend": {wk: dict(v) for wk, v in sorted(trend.items())},
             "call_records": await conn.fetchval(
-                f'SELECT count(*) FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3', m, start, end),
+                f'SELECT count(*) FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3',
+                m,
+                start,
+                end,
+            ),
         },
         "escalations": await _notes(conn, m, "desk", None, start, end, "escalation"),
         "line_escalations": await _notes(conn, m, "line", None, start, end, "escalation"),

@@ -40,12 +40,6 @@ def _jst(t: dt.datetime) -> dt.datetime:
     return t.astimezone(JST)
 
 
-
-
-
-
-
-
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -57,7 +51,9 @@ async def read_events(nc, municipality: str, dead: set[tuple[str, int]] = frozen
     out: dict[str, list] = {"desk": [], "calls": []}
     for context in out:
         seen: set = set()
-        async for m in read_all(nc, subjects.context_filter(context, municipality), 1, stream=subjects.stream_of(context)):
+        async for m in read_all(
+            nc, subjects.context_filter(context, municipality), 1, stream=subjects.stream_of(context)
+        ):
             try:
                 event = parse_event(m.data)
             except Exception:  # noqa: BLE001 - a malformed message is not counted anywhere
@@ -159,18 +155,35 @@ def fold(desk_events: list, call_events: list) -> Fold:
             desk, day = _desk_day_of(e.deskday_id)
             issued = tickets.get((desk, day, e.ticket_no))
             arrived = issued if issued is not None else e.occurred_at - dt.timedelta(seconds=e.waited_seconds)
-            v.update(desk=desk, ward=e.ward, day=day, hour=_jst(arrived).hour, wait_ms=_ms(e.waited_seconds),
-                     ticket=e.ticket_no)
+            v.update(
+                desk=desk,
+                ward=e.ward,
+                day=day,
+                hour=_jst(arrived).hour,
+                wait_ms=_ms(e.waited_seconds),
+                ticket=e.ticket_no,
+            )
         elif t == "desk.visit_details_recorded":
-            v.update(gender=e.gender, age=e.age_band, purposes=tuple(e.purposes), needed=e.support_needed,
-                     given=e.support_given, payment=e.payment_service)
+            v.update(
+                gender=e.gender,
+                age=e.age_band,
+                purposes=tuple(e.purposes),
+                needed=e.support_needed,
+                given=e.support_given,
+                payment=e.payment_service,
+            )
         elif t == "desk.visit_ended":
             v.update(outcome=e.outcome, reason=e.reason, service_ms=_ms(e.service_seconds))
         elif t == "desk.visit_corrected":
             if e.outcome is not None:
                 v.update(outcome=e.outcome, reason=e.reason)
-            for src, dst in (("gender", "gender"), ("age_band", "age"), ("support_needed", "needed"),
-                             ("support_given", "given"), ("payment_service", "payment")):
+            for src, dst in (
+                ("gender", "gender"),
+                ("age_band", "age"),
+                ("support_needed", "needed"),
+                ("support_given", "given"),
+                ("payment_service", "payment"),
+            ):
                 if getattr(e, src) is not None:
                     v[dst] = getattr(e, src)
             if e.purposes is not None:
@@ -211,9 +224,18 @@ def fold(desk_events: list, call_events: list) -> Fold:
             else:
                 lf["gap_s"] += e.gap_seconds
         elif t == "calls.call_received":
-            f.calls[e.call_id] = {"line": e.line, "at": e.occurred_at, "day": _jst(e.occurred_at).date(),
-                                  "in_hours": e.within_hours, "conn": None, "closed": None, "overflow": None,
-                                  "ref": call_reference(e.call_id), "repeat_of": None, "choice": None}
+            f.calls[e.call_id] = {
+                "line": e.line,
+                "at": e.occurred_at,
+                "day": _jst(e.occurred_at).date(),
+                "in_hours": e.within_hours,
+                "conn": None,
+                "closed": None,
+                "overflow": None,
+                "ref": call_reference(e.call_id),
+                "repeat_of": None,
+                "choice": None,
+            }
             f.links[f.calls[e.call_id]["ref"]] = None
         elif t in ("calls.offer_choice_recorded", "calls.repeat_call_linked"):
             c = f.calls.get(e.call_id)
@@ -243,10 +265,14 @@ def fold(desk_events: list, call_events: list) -> Fold:
             callbacks[e.callback_id] = {"line": e.line}
             f.line_facts[(e.line, _jst(e.occurred_at).date())]["callbacks_opened"] += 1
         elif hasattr(e, "callback_id") and e.callback_id in callbacks:
-            name = {"calls.callback_completed": "callbacks_done", "calls.callback_failed": "callbacks_failed",
-                    "calls.callback_cancelled": "callbacks_cancelled", "calls.callback_overdue": "callbacks_overdue",
-                    "calls.callback_escalated_to_city": "callbacks_to_city",
-                    "calls.city_answered": "callbacks_city_answered"}.get(t)
+            name = {
+                "calls.callback_completed": "callbacks_done",
+                "calls.callback_failed": "callbacks_failed",
+                "calls.callback_cancelled": "callbacks_cancelled",
+                "calls.callback_overdue": "callbacks_overdue",
+                "calls.callback_escalated_to_city": "callbacks_to_city",
+                "calls.city_answered": "callbacks_city_answered",
+            }.get(t)
             if name:
                 f.line_facts[(callbacks[e.callback_id]["line"], _jst(e.occurred_at).date())][name] += 1
     return f
@@ -284,8 +310,7 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
                 key = f"by_hour.{k.split('.', 1)[1]}"
                 out[key] = out.get(key, 0) + n
     for v in detailed:
-        for key in (f"by_gender.{v['gender']}", f"by_age_band.{v['age']}",
-                    *(f"by_purpose.{p}" for p in v["purposes"])):
+        for key in (f"by_gender.{v['gender']}", f"by_age_band.{v['age']}", *(f"by_purpose.{p}" for p in v["purposes"])):
             out[key] = out.get(key, 0) + 1
         if v.get("payment"):
             out[f"payment_services.{v['payment']}"] = out.get(f"payment_services.{v['payment']}", 0) + 1
@@ -300,9 +325,25 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
         for k, val in _stats(values).items():
             out[f"{prefix}.{k}"] = val
     out[Fig.visit_corrections] = sum(v["corrections"] for v in started)
-    simple = ("tickets_issued", "no_shows", "recalls", "disinfections", "disinfection_misses", "masks_checked",
-              "masks_missing", "staffing_breaches", "short_absences", "capacity_alerts", "escalations_to_city",
-              "opinions", "pin_failures", "pin_locks", "pin_lock_warnings", "cards_handed", "day_stops")
+    simple = (
+        "tickets_issued",
+        "no_shows",
+        "recalls",
+        "disinfections",
+        "disinfection_misses",
+        "masks_checked",
+        "masks_missing",
+        "staffing_breaches",
+        "short_absences",
+        "capacity_alerts",
+        "escalations_to_city",
+        "opinions",
+        "pin_failures",
+        "pin_locks",
+        "pin_lock_warnings",
+        "cards_handed",
+        "day_stops",
+    )
     for name in simple:
         out[name] = facts.get(name, 0)
     out[Fig.escalations] = facts.get("escalations_raised", 0)
@@ -315,8 +356,9 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
     return out
 
 
-def _line_numbers(calls: list[dict], facts: Counter, hours: bool = True,
-                  links: dict[str, str | None] | None = None) -> dict[str, Any]:
+def _line_numbers(
+    calls: list[dict], facts: Counter, hours: bool = True, links: dict[str, str | None] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out[Fig.received] = len(calls)
     out[Fig.received_in_hours] = sum(1 for c in calls if c["in_hours"])
@@ -334,8 +376,9 @@ def _line_numbers(calls: list[dict], facts: Counter, hours: bool = True,
     out[Fig.repeat_calls] = sum(1 for c in calls if c.get("repeat_of"))
     # the people behind the unconnected calls: a repeat linked by its reference is the same caller
     roots = caller_roots(links if links is not None else {c["ref"]: c.get("repeat_of") for c in calls})
-    out[Fig.never_connected_people] = len({roots.get(c["ref"], c["ref"]) for c in calls
-                                         if c["conn"] in ("missed", "abandoned", "out_of_hours")})
+    out[Fig.never_connected_people] = len(
+        {roots.get(c["ref"], c["ref"]) for c in calls if c["conn"] in ("missed", "abandoned", "out_of_hours")}
+    )
     closed = [c["closed"] for c in calls if c["closed"] is not None]
     out[Fig.closed] = len(closed)
     if hours:
@@ -366,16 +409,57 @@ def _line_numbers(calls: list[dict], facts: Counter, hours: bool = True,
     return out
 
 
-WEEKLY_DESK = ("visitors", "support_needed", "support_given", "completed", "not_completed", "no_shows",
-               "escalations", "opinions")
-WEEKLY_LINE = ("received", "answered", "missed", "abandoned", "out_of_hours", "escalations", "callbacks.opened",
-               "callbacks.done", "opinions")
+WEEKLY_DESK = (
+    "visitors",
+    "support_needed",
+    "support_given",
+    "completed",
+    "not_completed",
+    "no_shows",
+    "escalations",
+    "opinions",
+)
+WEEKLY_LINE = (
+    "received",
+    "answered",
+    "missed",
+    "abandoned",
+    "out_of_hours",
+    "escalations",
+    "callbacks.opened",
+    "callbacks.done",
+    "opinions",
+)
 # the city-wide daily report's columns per desk and its phone-line figures
-CITY_DESK = ("visitors", "support_needed", "support_needed_ratio", "support_given", "support_given_ratio", "completed",
-             "not_completed", "no_shows", "escalations", "opinions", "wait.mean_s", "service.mean_s")
-CITY_LINE = ("received", "answered", "answer_rate", "never_connected", "never_connected_people", "out_of_hours",
-             "overflow_offered", "after_hours_guided", "closed", "escalations", "callbacks.opened", "callbacks.done",
-             "opinions")
+CITY_DESK = (
+    "visitors",
+    "support_needed",
+    "support_needed_ratio",
+    "support_given",
+    "support_given_ratio",
+    "completed",
+    "not_completed",
+    "no_shows",
+    "escalations",
+    "opinions",
+    "wait.mean_s",
+    "service.mean_s",
+)
+CITY_LINE = (
+    "received",
+    "answered",
+    "answer_rate",
+    "never_connected",
+    "never_connected_people",
+    "out_of_hours",
+    "overflow_offered",
+    "after_hours_guided",
+    "closed",
+    "escalations",
+    "callbacks.opened",
+    "callbacks.done",
+    "opinions",
+)
 
 
 def expected(f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.date] | None = None) -> dict[str, dict]:
@@ -431,8 +515,12 @@ def expected(f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.
             ward = f.desk_ward.get(desk, desk)
             d = _desk_numbers(visits_by_day.get((desk, day), []), f.facts.get((desk, day), Counter()), hours=False)
             for name in WEEKLY_DESK:
-                for key in (f"wards.{ward}.days.{day}.{name}", f"wards.{ward}.total.{name}",
-                            f"total.days.{day}.{name}", f"total.total.{name}"):
+                for key in (
+                    f"wards.{ward}.days.{day}.{name}",
+                    f"wards.{ward}.total.{name}",
+                    f"total.days.{day}.{name}",
+                    f"total.total.{name}",
+                ):
                     nums[key] = nums.get(key, 0) + d.get(name, 0)
         for line, day in {k for k in (*calls_by_day, *f.line_facts) if ws <= k[1] <= week[-1]}:
             d = _line_numbers(calls_by_day.get((line, day), []), f.line_facts.get((line, day), Counter()), hours=False)

@@ -24,7 +24,13 @@ def render_csv(report: dict) -> bytes:
             w.writerow([f"■ {table.title}"])
             w.writerow(table.header)
             for values in table.rows:
-                w.writerow(["" if (v.value if isinstance(v, Cell) else v) is None else (v.value if isinstance(v, Cell) else v)
-                            for v in values])
+                w.writerow(
+                    [
+                        ""
+                        if (v.value if isinstance(v, Cell) else v) is None
+                        else (v.value if isinstance(v, Cell) else v)
+                        for v in values
+                    ]
+                )
             w.writerow([])
     return (BOM + buf.getvalue()).encode("utf-8")

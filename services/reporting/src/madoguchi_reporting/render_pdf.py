@@ -69,8 +69,10 @@ def japanese_font() -> str:
         if p and Path(p).is_file():
             font_manager.fontManager.addfont(p)
             return font_manager.FontProperties(fname=p).get_name()
-    raise FontMissing("no Japanese font found: install fonts-ipafont-gothic (or fonts-noto-cjk), "
-                      "or set MADOGUCHI_REPORT_FONT to a .ttf/.otf path")
+    raise FontMissing(
+        "no Japanese font found: install fonts-ipafont-gothic (or fonts-noto-cjk), "
+        "or set MADOGUCHI_REPORT_FONT to a .ttf/.otf path"
+    )
 
 
 def _fmt(v: Any) -> str:
@@ -115,10 +117,28 @@ def _signature(fig: Figure, sig: dict) -> float:
     right = 0.94
     for i, label in enumerate(reversed(boxes)):
         x = right - (i + 1) * box_w
-        fig.add_artist(Rectangle((x, top - head_h), box_w, head_h, transform=fig.transFigure, facecolor="#d9e1f2",
-                                 edgecolor="black", linewidth=0.6))
-        fig.add_artist(Rectangle((x, top - head_h - box_h), box_w, box_h, transform=fig.transFigure, facecolor="none",
-                                 edgecolor="black", linewidth=0.6))
+        fig.add_artist(
+            Rectangle(
+                (x, top - head_h),
+                box_w,
+                head_h,
+                transform=fig.transFigure,
+                facecolor="#d9e1f2",
+                edgecolor="black",
+                linewidth=0.6,
+            )
+        )
+        fig.add_artist(
+            Rectangle(
+                (x, top - head_h - box_h),
+                box_w,
+                box_h,
+                transform=fig.transFigure,
+                facecolor="none",
+                edgecolor="black",
+                linewidth=0.6,
+            )
+        )
         fig.text(x + box_w / 2, top - head_h / 2, label, ha="center", va="center", fontsize=8)
     left_limit = right - len(boxes) * box_w - 0.02
     y = top - head_h - box_h - 0.012
@@ -132,8 +152,9 @@ def _row_h(fig: Figure, fontsize: float) -> float:
     return fontsize * 2.0 / 72 / fig.get_size_inches()[1]
 
 
-def _table(fig: Figure, rect: tuple[float, float, float, float], table: Table, fontsize: float = 8,
-           max_rows: int = 40) -> float:
+def _table(
+    fig: Figure, rect: tuple[float, float, float, float], table: Table, fontsize: float = 8, max_rows: int = 40
+) -> float:
     """The table drawn from the top of `rect` down, never below it (rows get at most their natural
     height; a table with more rows than fit is cut with a note). Returns the y of its bottom."""
     x, bottom, width, height = rect
@@ -151,8 +172,13 @@ def _table(fig: Figure, rect: tuple[float, float, float, float], table: Table, f
     ax.axis("off")
     fig.text(x, top, f"■ {table.title}", fontsize=10, weight="bold", va="top")
     widths = table.widths or ([2.5] + [1] * (len(table.header) - 1) if len(table.header) > 1 else None)
-    t = ax.table(cellText=rows, colLabels=table.header, cellLoc="center", bbox=Bbox.from_bounds(0, 0, 1, 1),
-                 colWidths=[w / sum(widths) for w in widths] if widths and len(widths) == len(table.header) else None)
+    t = ax.table(
+        cellText=rows,
+        colLabels=table.header,
+        cellLoc="center",
+        bbox=Bbox.from_bounds(0, 0, 1, 1),
+        colWidths=[w / sum(widths) for w in widths] if widths and len(widths) == len(table.header) else None,
+    )
     t.auto_set_font_size(False)
     t.set_fontsize(fontsize)
     for (r, _c), cell in t.get_celld().items():
@@ -175,7 +201,9 @@ def _integer_axis(ax, horizontal: bool = False) -> None:
     (ax.xaxis if horizontal else ax.yaxis).set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
-def _bar(ax, labels: list[str], values: list[float], title: str, color: str = COLORS[0], horizontal: bool = False) -> None:
+def _bar(
+    ax, labels: list[str], values: list[float], title: str, color: str = COLORS[0], horizontal: bool = False
+) -> None:
     if horizontal:
         ax.barh(labels, values, color=color)
         ax.invert_yaxis()
@@ -254,15 +282,26 @@ def _desk_pages(report: dict, all_sheets) -> list[Figure]:
     ax.tick_params(labelsize=7)
     ax = p2.add_axes((0.32, 0.08, 0.6, 0.23))
     reasons = f["not_completed_reasons"]
-    _bar(ax, [L.label(L.NOT_COMPLETED_REASON, r) for r in reasons], list(reasons.values()), "未完了の理由", COLORS[3],
-         horizontal=True)
+    _bar(
+        ax,
+        [L.label(L.NOT_COMPLETED_REASON, r) for r in reasons],
+        list(reasons.values()),
+        "未完了の理由",
+        COLORS[3],
+        horizontal=True,
+    )
     p3 = _page()
     y = _header(p3, text.title, [report["period"]["heading"]])
-    esc = [f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}"
-           + (f" → {e['outcome']}" if e.get("outcome") else "") for e in report["escalations"]]
+    esc = [
+        f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}"
+        + (f" → {e['outcome']}" if e.get("outcome") else "")
+        for e in report["escalations"]
+    ]
     y = _text_block(p3, y, f"エスカレーション（{f['escalations']}件）", esc)
-    ops = [f"{o['time']} ［{o.get('kind_ja') or ''}{'／' + o['step_ja'] if o.get('step_ja') else ''}］ {o['text']}"
-           for o in report["opinions"]]
+    ops = [
+        f"{o['time']} ［{o.get('kind_ja') or ''}{'／' + o['step_ja'] if o.get('step_ja') else ''}］ {o['text']}"
+        for o in report["opinions"]
+    ]
     _text_block(p3, y, f"ご意見・ご要望・トピック（{f['opinions']}件）", ops)
     p4 = _page()
     y = _header(p4, "運営状況・注記", [report["period"]["heading"]])
@@ -286,8 +325,14 @@ def _city_pages(report: dict, all_sheets) -> list[Figure]:
     p2.text(0.5, 0.965, "区別の来庁者数・注記", ha="center", va="top", fontsize=14, weight="bold")
     ax = p2.add_axes((0.1, 0.45, 0.8, 0.45))
     rows = desk_table.rows[:-1]
-    _bar(ax, [str(r[0]) for r in rows], [r[1].value if isinstance(r[1].value, int) else 0 for r in rows],
-         "来庁者数（区別）", COLORS[0], horizontal=True)
+    _bar(
+        ax,
+        [str(r[0]) for r in rows],
+        [r[1].value if isinstance(r[1].value, int) else 0 for r in rows],
+        "来庁者数（区別）",
+        COLORS[0],
+        horizontal=True,
+    )
     _notes_page(p2, 0.38, [(r[0], r[1]) for r in tables[-1].rows])
     return [p1, p2]
 
@@ -299,12 +344,21 @@ def _line_pages(report: dict, all_sheets) -> list[Figure]:
     p1 = _page()
     y = _header(p1, sheet.title, sheet.lines, sheet.signature)
     y = _table(p1, (0.08, max(y - 0.58, 0.3), 0.6, min(0.58, y - 0.3)), tables["入電状況"], fontsize=7)
-    _vertical_chart(p1, (0.1, FOOTER_TOP + 0.04, 0.82, max(y - FOOTER_TOP - 0.1, 0.1)), tables["時間帯別入電数"], COLORS[0])
+    _vertical_chart(
+        p1, (0.1, FOOTER_TOP + 0.04, 0.82, max(y - FOOTER_TOP - 0.1, 0.1)), tables["時間帯別入電数"], COLORS[0]
+    )
     p2 = _page()
     p2.text(0.5, 0.965, "問い合わせの内訳・対応結果", ha="center", va="top", fontsize=14, weight="bold")
     ax = p2.add_axes((0.38, 0.62, 0.55, 0.3))
     cats = f["by_category"]
-    _bar(ax, [L.label(L.CALL_CATEGORY, c) for c in cats], list(cats.values()), "問い合わせ分類", COLORS[2], horizontal=True)
+    _bar(
+        ax,
+        [L.label(L.CALL_CATEGORY, c) for c in cats],
+        list(cats.values()),
+        "問い合わせ分類",
+        COLORS[2],
+        horizontal=True,
+    )
     ax = p2.add_axes((0.38, 0.34, 0.55, 0.22))
     res = f["by_resolution"]
     _bar(ax, [L.label(L.RESOLUTION, r) for r in res], list(res.values()), "対応結果", COLORS[0], horizontal=True)
@@ -314,8 +368,11 @@ def _line_pages(report: dict, all_sheets) -> list[Figure]:
     _table(p2, (0.55, FOOTER_TOP + 0.01, 0.4, 0.24), tables["応答待ち時間・通話時間"], fontsize=7)
     p3 = _page()
     y = _header(p3, text.title, [report["period"]["heading"]])
-    esc = [f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}"
-           + (f" → {e['outcome']}" if e.get("outcome") else "") for e in report["escalations"]]
+    esc = [
+        f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}"
+        + (f" → {e['outcome']}" if e.get("outcome") else "")
+        for e in report["escalations"]
+    ]
     y = _text_block(p3, y, f"エスカレーション（{f['escalations']}件）", esc)
     ops = [f"{o['time']} ［{o.get('kind_ja') or ''}］ {o['text']}" for o in report["opinions"]]
     y = _text_block(p3, y, f"ご意見・ご要望・トピック（{f['opinions']}件）", ops)
@@ -411,13 +468,27 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
     y = _table(p4, (0.08, y - 0.55, 0.55, 0.55), ltables["入電状況"], fontsize=7)
     lf = f["line"]
     ax = p4.add_axes((0.38, FOOTER_TOP + 0.03, 0.55, max(y - FOOTER_TOP - 0.08, 0.1)))
-    _bar(ax, [L.label(L.CALL_CATEGORY, c) for c in lf["by_category"]], list(lf["by_category"].values()),
-         "問い合わせ分類", COLORS[2], horizontal=True)
+    _bar(
+        ax,
+        [L.label(L.CALL_CATEGORY, c) for c in lf["by_category"]],
+        list(lf["by_category"].values()),
+        "問い合わせ分類",
+        COLORS[2],
+        horizontal=True,
+    )
     p5 = _page()
     y = _header(p5, "通話記録・エスカレーション", [report["period"]["heading"]])
-    p5.text(0.06, y, f"通話記録：{f['call_records']}件。明細（個人情報を含まない対応記録）は xlsx「通話記録」シート及び CSV に収録。",
-            fontsize=9, va="top")
-    esc = [f"{e['date']} {e['time']} {e['scope']} ［{e.get('category_ja') or ''}］ {e['text']}" for e in report["escalations"]]
+    p5.text(
+        0.06,
+        y,
+        f"通話記録：{f['call_records']}件。明細（個人情報を含まない対応記録）は xlsx「通話記録」シート及び CSV に収録。",
+        fontsize=9,
+        va="top",
+    )
+    esc = [
+        f"{e['date']} {e['time']} {e['scope']} ［{e.get('category_ja') or ''}］ {e['text']}"
+        for e in report["escalations"]
+    ]
     _text_block(p5, y - 0.04, f"窓口のエスカレーション（{city['escalations']}件）", esc)
     p6 = _page()
     y = _header(p6, "注記", [report["period"]["heading"]])
@@ -429,7 +500,9 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
 def render_pdf(report: dict) -> bytes:
     family = japanese_font()
     all_sheets = sheets(report)
-    with matplotlib.rc_context({"font.family": [family, "DejaVu Sans"], "pdf.fonttype": 42, "axes.unicode_minus": False}):
+    with matplotlib.rc_context(
+        {"font.family": [family, "DejaVu Sans"], "pdf.fonttype": 42, "axes.unicode_minus": False}
+    ):
         if report["kind"] == "daily" and report["scope"] == "line":
             pages = _line_pages(report, all_sheets)
         elif report["kind"] == "daily" and report["scope"] == "city":
@@ -441,8 +514,14 @@ def render_pdf(report: dict) -> bytes:
         else:
             pages = _final_pages(report, all_sheets)
         buf = io.BytesIO()
-        with PdfPages(buf, metadata={"Title": f"{report.get('title', '')} {report['period']['heading']}",
-                                     "Creator": "Madoguchi", "CreationDate": None}) as pdf:
+        with PdfPages(
+            buf,
+            metadata={
+                "Title": f"{report.get('title', '')} {report['period']['heading']}",
+                "Creator": "Madoguchi",
+                "CreationDate": None,
+            },
+        ) as pdf:
             for i, page in enumerate(pages, start=1):
                 page.text(0.5, 0.018, f"{i} / {len(pages)}", ha="center", fontsize=7, color="#555555")
                 pdf.savefig(page)

@@ -119,16 +119,22 @@ class Writer:
         ws.page_setup.fitToWidth = 1
         ws.page_setup.fitToHeight = 0
         ws.sheet_properties.pageSetUpPr.fitToPage = True
-        ws.page_margins = PageMargins(left=MARGIN_LR_IN, right=MARGIN_LR_IN, top=MARGIN_TB_IN, bottom=MARGIN_TB_IN,
-                                      header=0.3, footer=0.3)
+        ws.page_margins = PageMargins(
+            left=MARGIN_LR_IN, right=MARGIN_LR_IN, top=MARGIN_TB_IN, bottom=MARGIN_TB_IN, header=0.3, footer=0.3
+        )
         ws.print_options.horizontalCentered = True
         ws.oddFooter.center.text = "&P / &N"
 
     def _signature(self, ws, row: int, sig: dict, width: int) -> int:
         """受託者 and 提出日 across the sheet, then the approval boxes (承認欄) in the last columns."""
         submitted = sig.get("submitted_on")
-        items = [("受託者", sig.get("contractor") or ""),
-                 ("提出日", to_wareki(dt.date.fromisoformat(submitted), weekday=True) if submitted else "令和　　年　　月　　日")]
+        items = [
+            ("受託者", sig.get("contractor") or ""),
+            (
+                "提出日",
+                to_wareki(dt.date.fromisoformat(submitted), weekday=True) if submitted else "令和　　年　　月　　日",
+            ),
+        ]
         for label, value in items:
             a = ws.cell(row=row, column=1, value=label)
             a.font, a.border, a.fill, a.alignment = TOTAL_FONT, BORDER, HEADER_FILL, CENTER
@@ -218,7 +224,7 @@ class Writer:
     def _span(self, c: int, ncols: int, last: int) -> float:
         """Characters of text a cell's column(s) hold."""
         if c == ncols and last > ncols:
-            return sum(self.grid[c - 1:last])
+            return sum(self.grid[c - 1 : last])
         return self.grid[c - 1] if c - 1 < len(self.grid) else 10
 
     def chart_sheet(self) -> None:
@@ -237,8 +243,9 @@ class Writer:
         ws.page_setup.fitToWidth = 1
         ws.page_setup.fitToHeight = 0
         ws.sheet_properties.pageSetUpPr.fitToPage = True
-        ws.page_margins = PageMargins(left=MARGIN_LR_IN, right=MARGIN_LR_IN, top=MARGIN_TB_IN, bottom=MARGIN_TB_IN,
-                                      header=0.3, footer=0.3)
+        ws.page_margins = PageMargins(
+            left=MARGIN_LR_IN, right=MARGIN_LR_IN, top=MARGIN_TB_IN, bottom=MARGIN_TB_IN, header=0.3, footer=0.3
+        )
         ws.oddFooter.center.text = "&P / &N"
 
 

@@ -244,17 +244,23 @@ STAT_TABLES: dict[str, str] = {
     "day_count": "municipality, channel, scope, day, figure, n",
     "desk_day": "municipality, desk, day, ward, started_at, ended_at, stops",
     "ticket": "municipality, desk, day, ticket_no, issued_at",
-    "visit": ("municipality, visit_id, desk, ward, day, ticket_no, arrival_hour, started_at, waited_ms, gender, "
-              "age_band, purposes, support_needed, support_given, payment_service, outcome, reason, service_ms, "
-              "ended_at, corrections"),
-    "call_record": ("municipality, call_id, line, day, received_at, within_hours, connection, missed_reason, wait_s, "
-                    "overflow, categories, resolution, provider_category, guided_ward, duration_s, notes, opinions, "
-                    "callback_status, offer_choice, reference, repeat_of"),
+    "visit": (
+        "municipality, visit_id, desk, ward, day, ticket_no, arrival_hour, started_at, waited_ms, gender, "
+        "age_band, purposes, support_needed, support_given, payment_service, outcome, reason, service_ms, "
+        "ended_at, corrections"
+    ),
+    "call_record": (
+        "municipality, call_id, line, day, received_at, within_hours, connection, missed_reason, wait_s, "
+        "overflow, categories, resolution, provider_category, guided_ward, duration_s, notes, opinions, "
+        "callback_status, offer_choice, reference, repeat_of"
+    ),
     "callback": "municipality, callback_id, call_id, line, opened_day, reason, needs_city, status",
     "note": "municipality, channel, scope, day, kind, ref, at, category, step, text, status, detail",
     "calendar_override": "municipality, event_id, seq, event",
-    "deliverable": ("municipality, deliverable_id, kind, period_start, period_end, due, contract_start, contract_end, "
-                    "submitted_on, revision, late, overdue_on, report_ids, sha256"),
+    "deliverable": (
+        "municipality, deliverable_id, kind, period_start, period_end, due, contract_start, contract_end, "
+        "submitted_on, revision, late, overdue_on, report_ids, sha256"
+    ),
 }
 # Written by the projections, but neither compared nor reset (see the module docstring).
 BATCH_TABLES = ("report_day", "outbox")

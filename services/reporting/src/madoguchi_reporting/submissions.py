@@ -97,8 +97,9 @@ def file_set_sha256(files: list[SubmittedFile]) -> str:
     return h.hexdigest()
 
 
-async def submit_report(pool: asyncpg.Pool, js, cfg: ReportConfig, m: str, rid: str, actor: Actor,
-                        deliverable_id: str | None = None) -> dict[str, Any]:
+async def submit_report(
+    pool: asyncpg.Pool, js, cfg: ReportConfig, m: str, rid: str, actor: Actor, deliverable_id: str | None = None
+) -> dict[str, Any]:
     """Freeze the current version of a report; unchanged since the last delivery = nothing new."""
     async with pool.acquire() as conn:
         report = await build(conn, cfg, m, rid)
@@ -109,8 +110,11 @@ async def submit_report(pool: asyncpg.Pool, js, cfg: ReportConfig, m: str, rid: 
     revision = (rev["submitted"][-1]["revision"] + 1) if rev["submitted"] else 1
     changes = rev.get("changes", [])
     report["revision"] = {
-        "data_revision": rev["data_revision"], "status": "submitted", "revision": revision,
-        "based_on": revision - 1 if revision > 1 else None, "changes": changes,
+        "data_revision": rev["data_revision"],
+        "status": "submitted",
+        "revision": revision,
+        "based_on": revision - 1 if revision > 1 else None,
+        "changes": changes,
         "label_ja": f"第{revision}版" + ("（訂正版）" if revision > 1 else ""),
         "submitted": rev["submitted"],
     }
@@ -128,27 +132,58 @@ async def submit_report(pool: asyncpg.Pool, js, cfg: ReportConfig, m: str, rid: 
     kind, scope_id, start = parse_report_id(rid)
     period_end = dt.date.fromisoformat(report["period"]["end"])
     event = ReportSubmitted(
-        municipality=m, report_id=rid, kind=kind, scope=report["scope"], scope_id=scope_id, date=start,
-        period_end=period_end, revision=revision, data_revision=rev["data_revision"], sha256=sha, files=tuple(files),
-        deliverable_id=deliverable_id, actor=actor, ward=report.get("ward"), desk=report.get("desk"),
+        municipality=m,
+        report_id=rid,
+        kind=kind,
+        scope=report["scope"],
+        scope_id=scope_id,
+        date=start,
+        period_end=period_end,
+        revision=revision,
+        data_revision=rev["data_revision"],
+        sha256=sha,
+        files=tuple(files),
+        deliverable_id=deliverable_id,
+        actor=actor,
+        ward=report.get("ward"),
+        desk=report.get("desk"),
     )
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             f"""INSERT INTO "{S}".report_submission (municipality, report_id, revision, kind, scope, scope_id, period_start,
                     period_end, data_revision, submitted_by, deliverable_id, sha256, figures, report)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb)""",
-            m, rid, revision, kind, report["scope"], scope_id, start, period_end, rev["data_revision"], actor.id,
-            deliverable_id, sha, json.dumps(figures), json.dumps(report, ensure_ascii=False, default=str))
+            m,
+            rid,
+            revision,
+            kind,
+            report["scope"],
+            scope_id,
+            start,
+            period_end,
+            rev["data_revision"],
+            actor.id,
+            deliverable_id,
+            sha,
+            json.dumps(figures),
+            json.dumps(report, ensure_ascii=False, default=str),
+        )
         await conn.executemany(
             f"""INSERT INTO "{S}".report_submission_file (municipality, report_id, revision, name, format, sha256, size, content)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            [(m, rid, revision, f.name, f.format, f.sha256, f.size, contents[f.name]) for f in files])
+            [(m, rid, revision, f.name, f.format, f.sha256, f.size, contents[f.name]) for f in files],
+        )
         await conn.execute(f'DELETE FROM "{S}".report_revision WHERE municipality = $1 AND report_id = $2', m, rid)
         # the event is appended inside the transaction: if the bus refuses, nothing is recorded
         await bus.append(js, event)
     log.info("report.submitted", report_id=rid, revision=revision)
-    return {"report_id": rid, "revision": revision, "sha256": sha, "new": True,
-            "files": [f.model_dump() for f in files]}
+    return {
+        "report_id": rid,
+        "revision": revision,
+        "sha256": sha,
+        "new": True,
+        "files": [f.model_dump() for f in files],
+    }
 
 
 def make_revision_check(cfg: ReportConfig):
@@ -159,16 +194,22 @@ def make_revision_check(cfg: ReportConfig):
         for rid in report_ids:
             last = await conn.fetchrow(
                 f"""SELECT revision, figures FROM "{S}".report_submission WHERE municipality = $1 AND report_id = $2
-                    ORDER BY revision DESC LIMIT 1""", m, rid)
+                    ORDER BY revision DESC LIMIT 1""",
+                m,
+                rid,
+            )
             if last is None:
                 continue
             current = await build(conn, cfg, m, rid, with_revision=False)
             changes = queries.diff_figures(json.loads(last["figures"]), queries.flatten(current))
             noted = await conn.fetchval(
-                f'SELECT changes FROM "{S}".report_revision WHERE municipality = $1 AND report_id = $2', m, rid)
+                f'SELECT changes FROM "{S}".report_revision WHERE municipality = $1 AND report_id = $2', m, rid
+            )
             if not changes:
                 if noted is not None:
-                    await conn.execute(f'DELETE FROM "{S}".report_revision WHERE municipality = $1 AND report_id = $2', m, rid)
+                    await conn.execute(
+                        f'DELETE FROM "{S}".report_revision WHERE municipality = $1 AND report_id = $2', m, rid
+                    )
                 continue
             if noted is not None and json.loads(noted) == changes:
                 continue
@@ -178,15 +219,31 @@ def make_revision_check(cfg: ReportConfig):
                     VALUES ($1, $2, $3, $4, $5::jsonb)
                     ON CONFLICT (municipality, report_id) DO UPDATE SET revision = EXCLUDED.revision,
                       based_on = EXCLUDED.based_on, changes = EXCLUDED.changes, detected_at = now()""",
-                m, rid, revision, last["revision"], json.dumps(changes))
+                m,
+                rid,
+                revision,
+                last["revision"],
+                json.dumps(changes),
+            )
             kind, scope_id, start = parse_report_id(rid)
             truncated = len(changes) > 2000
-            events.append(ReportRevisionMade(
-                municipality=m, report_id=rid, kind=kind, scope=current["scope"], scope_id=scope_id, date=start,
-                period_end=dt.date.fromisoformat(current["period"]["end"]), revision=revision, based_on=last["revision"],
-                changes=tuple(FigureChange(**c) for c in changes[:2000]), changes_truncated=truncated,
-                ward=current.get("ward"), desk=current.get("desk"),
-            ))
+            events.append(
+                ReportRevisionMade(
+                    municipality=m,
+                    report_id=rid,
+                    kind=kind,
+                    scope=current["scope"],
+                    scope_id=scope_id,
+                    date=start,
+                    period_end=dt.date.fromisoformat(current["period"]["end"]),
+                    revision=revision,
+                    based_on=last["revision"],
+                    changes=tuple(FigureChange(**c) for c in changes[:2000]),
+                    changes_truncated=truncated,
+                    ward=current.get("ward"),
+                    desk=current.get("desk"),
+                )
+            )
         return events
 
     return check
@@ -200,14 +257,31 @@ async def submissions(conn, m: str, rid: str) -> list[dict[str, Any]]:
             FROM "{S}".report_submission s
             LEFT JOIN "{S}".report_submission_file f USING (municipality, report_id, revision)
             WHERE s.municipality = $1 AND s.report_id = $2 GROUP BY s.revision, s.submitted_at, s.submitted_by,
-                  s.sha256, s.deliverable_id, s.data_revision ORDER BY s.revision""", m, rid)
-    return [{"revision": r["revision"], "submitted_at": r["submitted_at"].isoformat(), "submitted_by": r["submitted_by"],
-             "sha256": r["sha256"], "deliverable_id": r["deliverable_id"], "data_revision": r["data_revision"],
-             "files": json.loads(r["files"])} for r in rows]
+                  s.sha256, s.deliverable_id, s.data_revision ORDER BY s.revision""",
+        m,
+        rid,
+    )
+    return [
+        {
+            "revision": r["revision"],
+            "submitted_at": r["submitted_at"].isoformat(),
+            "submitted_by": r["submitted_by"],
+            "sha256": r["sha256"],
+            "deliverable_id": r["deliverable_id"],
+            "data_revision": r["data_revision"],
+            "files": json.loads(r["files"]),
+        }
+        for r in rows
+    ]
 
 
 async def submitted_file(conn, m: str, rid: str, revision: int, fmt: str) -> tuple[str, bytes] | None:
     row = await conn.fetchrow(
         f"""SELECT name, content FROM "{S}".report_submission_file WHERE municipality = $1 AND report_id = $2
-            AND revision = $3 AND format = $4""", m, rid, revision, fmt)
+            AND revision = $3 AND format = $4""",
+        m,
+        rid,
+        revision,
+        fmt,
+    )
     return (row["name"], bytes(row["content"])) if row else None

@@ -97,8 +97,9 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - restart from the stored position
                 if p._stop.is_set():
                     return
-                log.warning("projection.restart", projection=p.name, error=f"{type(exc).__name__}: {exc}"[:300],
-                            retry_in=delay)
+                log.warning(
+                    "projection.restart", projection=p.name, error=f"{type(exc).__name__}: {exc}"[:300], retry_in=delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(30.0, delay * 2)
 

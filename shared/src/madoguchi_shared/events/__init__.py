@@ -22,8 +22,21 @@ from pydantic import Field, TypeAdapter, ValidationError
 from madoguchi_shared.events.base import REGISTRY, SYSTEM, Actor, Event, Frozen, Ident, Role, new_id, utcnow
 
 __all__ = [
-    "REGISTRY", "SYSTEM", "Actor", "Event", "Frozen", "Ident", "Role", "new_id", "utcnow",
-    "UnknownEventType", "adapter", "parse_event", "dump_event", "upcaster", "event_types",
+    "REGISTRY",
+    "SYSTEM",
+    "Actor",
+    "Event",
+    "Frozen",
+    "Ident",
+    "Role",
+    "new_id",
+    "utcnow",
+    "UnknownEventType",
+    "adapter",
+    "parse_event",
+    "dump_event",
+    "upcaster",
+    "event_types",
 ]
 
 # Import every context module in this package so their classes register.

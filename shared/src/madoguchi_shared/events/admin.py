@@ -19,6 +19,7 @@ from madoguchi_shared.pii import FreeText
 DenialReason = Literal["role", "ward", "municipality", "token"]
 LoginFailure = Literal["unknown_staff", "bad_password", "disabled", "locked", "rate_limited"]
 
+
 class _StaffEvent(Event):
     context: ClassVar[str] = "admin"
     aggregate: ClassVar[str] = "staff"
@@ -101,8 +102,16 @@ TRAINING_ITEMS = (
     "security_policy",  # 情報セキュリティポリシー (SEC-1)
 )
 TrainingItem = Literal[
-    "compliance", "scheme_overview", "work_flow", "customer_service", "talk_script_faq",
-    "role_play", "system", "escalation", "complaints", "security_policy",
+    "compliance",
+    "scheme_overview",
+    "work_flow",
+    "customer_service",
+    "talk_script_faq",
+    "role_play",
+    "system",
+    "escalation",
+    "complaints",
+    "security_policy",
 ]
 
 

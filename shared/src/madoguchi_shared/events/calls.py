@@ -77,7 +77,12 @@ Resolution = Literal[
 # alone: the category is what the reports count; CALL-2).
 # Same codes as the desk's PaymentServiceCategory, so reports add desk and phone up.
 ProviderCategory = Literal[
-    "electronic_money", "qr_code", "credit_card", "debit_card", "prepaid_card", "other",
+    "electronic_money",
+    "qr_code",
+    "credit_card",
+    "debit_card",
+    "prepaid_card",
+    "other",
 ]
 OverflowReason = Literal["all_seats_busy", "out_of_hours"]
 OverflowOption = Literal["wait", "callback", "call_again"]

@@ -37,6 +37,7 @@ from madoguchi_shared.events.base import Event, Frozen, Ident, WallClockTime
 from madoguchi_shared.pii import FreeText
 from madoguchi_shared.sealed import ErasableText
 
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("a time must carry its UTC offset (e.g. +09:00)")
@@ -69,23 +70,48 @@ NotCompletedReason = Literal[
     "other",
 ]
 PaymentServiceCategory = Literal[
-    "electronic_money", "qr_code", "credit_card", "debit_card", "prepaid_card", "other", "not_chosen",
+    "electronic_money",
+    "qr_code",
+    "credit_card",
+    "debit_card",
+    "prepaid_card",
+    "other",
+    "not_chosen",
 ]
 OpinionKind = Literal["opinion", "request", "topic", "difficulty"]
 ProcedureStep = Literal[
-    "understanding_scheme", "pin_entry", "card_reading", "app_install", "mykey_id_setup",
-    "payment_service_choice", "health_insurance_registration", "other",
+    "understanding_scheme",
+    "pin_entry",
+    "card_reading",
+    "app_install",
+    "mykey_id_setup",
+    "payment_service_choice",
+    "health_insurance_registration",
+    "other",
 ]
 # Kinds of card PINs (never the PIN itself): the 4-digit user-authentication PIN (3 tries),
 # the 4-digit card-information PIN (3 tries), the 6-16 character signature password (5 tries).
 PinKind = Literal["user_auth", "card_info", "signature"]
 PIN_LIMITS: dict[str, int] = {"user_auth": 3, "card_info": 3, "signature": 5}
 StopReason = Literal[
-    "staff_shortage", "equipment_failure", "network_failure", "facility", "pandemic", "weather", "city_instruction", "other",
+    "staff_shortage",
+    "equipment_failure",
+    "network_failure",
+    "facility",
+    "pandemic",
+    "weather",
+    "city_instruction",
+    "other",
 ]
 InstructionReason = Literal["pandemic", "disaster", "facility", "city_decision", "other"]
 EscalationCategory = Literal[
-    "complaint", "procedure", "system_trouble", "card", "payment_service", "city_decision", "other",
+    "complaint",
+    "procedure",
+    "system_trouble",
+    "card",
+    "payment_service",
+    "city_decision",
+    "other",
 ]
 IncidentKind = Literal["card_left_behind", "equipment_missing", "equipment_damaged", "other"]
 AbsenceReason = Literal["restroom", "break", "helping_elsewhere", "fetching_supplies", "other"]

@@ -372,7 +372,9 @@ class ProcessViolation(_AgentEvent):
     sha256: Sha256Hex | None = None
     parent_name: MachineText | None = None
     parent_path: SafePath | None = None
-    os_uid: int | None = Field(default=None, ge=0, le=4_294_967_295)  # the OS account's uid (its name may be a person's)
+    os_uid: int | None = Field(
+        default=None, ge=0, le=4_294_967_295
+    )  # the OS account's uid (its name may be a person's)
     enforce: bool  # the policy asked for termination
     enforced: bool  # the process was terminated
     error: str | None = Field(default=None, max_length=64)  # why termination failed (errno name)
@@ -457,11 +459,34 @@ _KIND_JA = {"my_number": "個人番号", "twelve_digits": "12桁の数字", "pho
 
 
 __all__ = [
-    "REDACTED", "redact", "safe_relative_path", "safe_executable_path",
-    "AgentStarted", "AgentStopped", "Heartbeat", "PolicyApplied", "PolicyChanged", "OutboxSizeAlarm",
-    "SyntheticLoad", "MonitoringNoticeShown", "MonitoringNoticeAcknowledged", "ReaderAttached",
-    "ReaderDetached", "CardInserted", "CardRemoved", "CardLeftInReader", "ProcessViolation",
-    "UsbDeviceAttached", "UsbDeviceRemoved", "UsbViolation", "PersonalDataFileFound",
-    "MonitoringNoticeDeclined", "MonitoringGap", "ProcessStarted", "SessionChanged", "FileActivity",
-    "FileNotScanned", "PrintJob",
+    "REDACTED",
+    "redact",
+    "safe_relative_path",
+    "safe_executable_path",
+    "AgentStarted",
+    "AgentStopped",
+    "Heartbeat",
+    "PolicyApplied",
+    "PolicyChanged",
+    "OutboxSizeAlarm",
+    "SyntheticLoad",
+    "MonitoringNoticeShown",
+    "MonitoringNoticeAcknowledged",
+    "ReaderAttached",
+    "ReaderDetached",
+    "CardInserted",
+    "CardRemoved",
+    "CardLeftInReader",
+    "ProcessViolation",
+    "UsbDeviceAttached",
+    "UsbDeviceRemoved",
+    "UsbViolation",
+    "PersonalDataFileFound",
+    "MonitoringNoticeDeclined",
+    "MonitoringGap",
+    "ProcessStarted",
+    "SessionChanged",
+    "FileActivity",
+    "FileNotScanned",
+    "PrintJob",
 ]

@@ -37,14 +37,26 @@ from pydantic import Field
 from madoguchi_shared.events.base import MAX_SAFE_INT, Event, Frozen, Ident
 
 # a report figure: a count or a share / mean, bounded like every number of the contract
-FigureValue = (Annotated[int, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
-               | Annotated[float, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT, allow_inf_nan=False)])
+FigureValue = (
+    Annotated[int, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
+    | Annotated[float, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT, allow_inf_nan=False)]
+)
 
 __all__ = [
-    "ReportKind", "ReportScope", "DeliverableKind", "report_id", "line_scope_id", "deliverable_id",
-    "SubmittedFile", "FigureChange",
-    "ReportUpdated", "ReportSubmitted", "ReportRevisionMade",
-    "DeliverableDefined", "DeliverableSubmitted", "DeliverableOverdue",
+    "ReportKind",
+    "ReportScope",
+    "DeliverableKind",
+    "report_id",
+    "line_scope_id",
+    "deliverable_id",
+    "SubmittedFile",
+    "FigureChange",
+    "ReportUpdated",
+    "ReportSubmitted",
+    "ReportRevisionMade",
+    "DeliverableDefined",
+    "DeliverableSubmitted",
+    "DeliverableOverdue",
 ]
 
 ReportKind = Literal["daily", "weekly", "final"]

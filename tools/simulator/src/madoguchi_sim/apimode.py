@@ -77,9 +77,12 @@ class TruthView:
         return self.reports_by_municipality
 
     def as_json(self, **meta: Any) -> dict[str, Any]:
-        return {**meta, "definitions": "recounted from the desk and calls streams after the API run",
-                "events": {"total": sum(self.event_types.values()), "by_type": dict(sorted(self.event_types.items()))},
-                "reports": self.reports_by_municipality}
+        return {
+            **meta,
+            "definitions": "recounted from the desk and calls streams after the API run",
+            "events": {"total": sum(self.event_types.values()), "by_type": dict(sorted(self.event_types.items()))},
+            "reports": self.reports_by_municipality,
+        }
 
 
 LAG_WARNING_S = 120.0
@@ -102,20 +105,31 @@ class ApiOutcome:
         return sum(self.errors.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"commands_ok": self.ok(), "commands_failed": self.failed(), "device_events": self.device_events,
-                "seconds": round(self.seconds, 1), "max_lag_simulated_s": round(self.max_lag_s, 1), "by_route": dict(sorted(self.commands.items())),
-                "errors": {f"{r} {s}": n for (r, s), n in sorted(self.errors.items())}, "error_samples": self.error_samples[:20]}
+        return {
+            "commands_ok": self.ok(),
+            "commands_failed": self.failed(),
+            "device_events": self.device_events,
+            "seconds": round(self.seconds, 1),
+            "max_lag_simulated_s": round(self.max_lag_s, 1),
+            "by_route": dict(sorted(self.commands.items())),
+            "errors": {f"{r} {s}": n for (r, s), n in sorted(self.errors.items())},
+            "error_samples": self.error_samples[:20],
+        }
 
     def summary(self) -> str:
-        lines = [f"API run: {self.ok():,} commands ok, {self.failed():,} refused or failed, "
-                 f"{self.device_events:,} agent events on the bus, {self.seconds:.0f} s"]
+        lines = [
+            f"API run: {self.ok():,} commands ok, {self.failed():,} refused or failed, "
+            f"{self.device_events:,} agent events on the bus, {self.seconds:.0f} s"
+        ]
         for (route, status), n in sorted(self.errors.items()):
             lines.append(f"  {status} x{n}  {route}")
         lines.extend(f"  e.g. {s}" for s in self.error_samples[:5])
         if self.max_lag_s > LAG_WARNING_S:
-            lines.append(f"warning: the commands fell up to {self.max_lag_s / 60:,.0f} simulated minutes behind the clock "
-                         "(the APIs could not keep up at this speed), so some came after closing time and were "
-                         "refused; run at a lower --speed")
+            lines.append(
+                f"warning: the commands fell up to {self.max_lag_s / 60:,.0f} simulated minutes behind the clock "
+                "(the APIs could not keep up at this speed), so some came after closing time and were "
+                "refused; run at a lower --speed"
+            )
         if self.truth is not None:
             total = sum(self.truth.event_types.values())
             lines.append(f"recorded by the services: {total:,} desk and calls events")
@@ -129,8 +143,15 @@ class ClockMismatch(RuntimeError):
 class _Session:
     """Tokens per staff member, HTTP clients, id maps, the outcome tally."""
 
-    def __init__(self, settings: Settings, municipality: str, targets: ApiTargets, passwords: dict[str, str] | None,
-                 outcome: ApiOutcome, js):
+    def __init__(
+        self,
+        settings: Settings,
+        municipality: str,
+        targets: ApiTargets,
+        passwords: dict[str, str] | None,
+        outcome: ApiOutcome,
+        js,
+    ):
         self.settings = settings
         self.municipality = municipality
         self.targets = targets
@@ -139,7 +160,9 @@ class _Session:
         self.js = js
         self.tokens: dict[str, str] = {}
         self.desk = httpx.AsyncClient(base_url=targets.desk_url, transport=targets.desk_transport, timeout=LINE_TIMEOUT)
-        self.calls = httpx.AsyncClient(base_url=targets.calls_url, transport=targets.calls_transport, timeout=LINE_TIMEOUT)
+        self.calls = httpx.AsyncClient(
+            base_url=targets.calls_url, transport=targets.calls_transport, timeout=LINE_TIMEOUT
+        )
         self.visit: dict[UUID, str] = {}  # script visit id -> real
         self.ticket: dict[tuple[str, int], int] = {}  # (deskday, script ticket) -> real
         self.escalation: dict[tuple[str, int], int] = {}
@@ -158,22 +181,32 @@ class _Session:
             return self.tokens[staff_id]
         role, wards = self.roles.get(staff_id, (Role.supporter, []))
         if staff_id in self.passwords:
-            r = await self.desk.post("/v1/auth/token", json={"username": staff_id, "password": self.passwords[staff_id],
-                                                              "municipality": self.municipality})
+            r = await self.desk.post(
+                "/v1/auth/token",
+                json={"username": staff_id, "password": self.passwords[staff_id], "municipality": self.municipality},
+            )
             r.raise_for_status()
             token = r.json()["access_token"]
         else:
             if role == Role.service:
-                token = issue_token(self.settings, staff_id=staff_id, roles=[role], wards=wards,
-                                    municipality=self.municipality, kind="service")
+                token = issue_token(
+                    self.settings,
+                    staff_id=staff_id,
+                    roles=[role],
+                    wards=wards,
+                    municipality=self.municipality,
+                    kind="service",
+                )
             else:  # a staff token is accepted only for an existing account of its version
-                token = await token_for(self.js, self.settings, staff_id=staff_id, roles=[role], wards=wards,
-                                        municipality=self.municipality)
+                token = await token_for(
+                    self.js, self.settings, staff_id=staff_id, roles=[role], wards=wards, municipality=self.municipality
+                )
         self.tokens[staff_id] = token
         return token
 
-    async def send(self, client: httpx.AsyncClient, method: str, route: str, path: str, staff_id: str,
-                   body: dict | None = None) -> dict | None:
+    async def send(
+        self, client: httpx.AsyncClient, method: str, route: str, path: str, staff_id: str, body: dict | None = None
+    ) -> dict | None:
         headers = {"Authorization": f"Bearer {await self.token(staff_id)}"}
         try:
             r = await client.request(method, path, json=body, headers=headers)
@@ -242,20 +275,38 @@ async def _desk_action(s: _Session, desk: str, e: Event) -> None:
         case dev.MaskStatusRecorded():
             await s.send(s.desk, "POST", "staff/mask", f"{base}/staff/mask", e.staff_id, {"wearing": e.wearing})
         case dev.ShortAbsenceStarted():
-            await s.send(s.desk, "POST", "staff/absence/start", f"{base}/staff/absence/start", e.staff_id,
-                         {"reason": e.reason, "expected_minutes": e.expected_minutes})
+            await s.send(
+                s.desk,
+                "POST",
+                "staff/absence/start",
+                f"{base}/staff/absence/start",
+                e.staff_id,
+                {"reason": e.reason, "expected_minutes": e.expected_minutes},
+            )
         case dev.ShortAbsenceEnded():
             await s.send(s.desk, "POST", "staff/absence/end", f"{base}/staff/absence/end", e.staff_id, {})
         case dev.EquipmentChecked():
-            out = await s.send(s.desk, "POST", "equipment-checks", f"{base}/equipment-checks", who,
-                               {"phase": e.phase, "missing": list(e.missing), "damaged": list(e.damaged)})
+            out = await s.send(
+                s.desk,
+                "POST",
+                "equipment-checks",
+                f"{base}/equipment-checks",
+                who,
+                {"phase": e.phase, "missing": list(e.missing), "damaged": list(e.damaged)},
+            )
             no = _real_no(out["events"] if out else [], "desk.incident_opened", "incident_no")
             if no is not None:
                 s.last_incident[dd] = no  # the script's IncidentOpened comes next and takes it
         case dev.PreparationRecorded() | dev.CleanupRecorded():
             kind = "preparation" if isinstance(e, dev.PreparationRecorded) else "cleanup"
-            await s.send(s.desk, "POST", f"day/{kind}", f"{base}/day/{kind}", who,
-                         {"start": _body_time(e.start), "end": _body_time(e.end)})
+            await s.send(
+                s.desk,
+                "POST",
+                f"day/{kind}",
+                f"{base}/day/{kind}",
+                who,
+                {"start": _body_time(e.start), "end": _body_time(e.end)},
+            )
         case dev.IncidentStepDone():
             no = s.incident.get((dd, e.incident_no), e.incident_no)
             await s.send(s.desk, "POST", "incidents/steps", f"{base}/incidents/{no}/steps", who, {"step": e.step})
@@ -285,8 +336,9 @@ async def _desk_action(s: _Session, desk: str, e: Event) -> None:
                 s.visit[e.visit_id] = out["visit_id"]
         case dev.DevicesDisinfected():
             real = s.visit.get(e.after_visit_id) if e.after_visit_id else None
-            await s.send(s.desk, "POST", "disinfections", f"{base}/disinfections", who,
-                         {"after_visit_id": real} if real else {})
+            await s.send(
+                s.desk, "POST", "disinfections", f"{base}/disinfections", who, {"after_visit_id": real} if real else {}
+            )
         case dev.EscalationRaised():
             body = {"category": e.category, "summary": e.summary}
             if e.visit_id and e.visit_id in s.visit:
@@ -299,16 +351,30 @@ async def _desk_action(s: _Session, desk: str, e: Event) -> None:
             await s.send(s.desk, "POST", "escalations/acknowledge", f"{base}/escalations/{no}/acknowledge", who)
         case dev.EscalationEscalatedToCity():
             no = s.escalation.get((dd, e.escalation_no), e.escalation_no)
-            await s.send(s.desk, "POST", "escalations/escalate-to-city", f"{base}/escalations/{no}/escalate-to-city", who,
-                         {"summary": e.summary})
+            await s.send(
+                s.desk,
+                "POST",
+                "escalations/escalate-to-city",
+                f"{base}/escalations/{no}/escalate-to-city",
+                who,
+                {"summary": e.summary},
+            )
         case dev.EscalationResolved():
             no = s.escalation.get((dd, e.escalation_no), e.escalation_no)
-            await s.send(s.desk, "POST", "escalations/resolve", f"{base}/escalations/{no}/resolve", who, {"outcome": e.outcome})
+            await s.send(
+                s.desk, "POST", "escalations/resolve", f"{base}/escalations/{no}/resolve", who, {"outcome": e.outcome}
+            )
         case dev.IncidentOpened():
             if e.kind != "card_left_behind" and dd in s.last_incident:  # opened by the equipment check just sent
                 s.incident[(dd, e.incident_no)] = s.last_incident.pop(dd)
-        case dev.VisitStarted() | dev.VisitStartedBeforeDisinfection() | dev.PinLockWarningIssued() \
-                | dev.CapacityThresholdReached() | dev.StaffingBreachDetected() | dev.StaffingBreachEnded():
+        case (
+            dev.VisitStarted()
+            | dev.VisitStartedBeforeDisinfection()
+            | dev.PinLockWarningIssued()
+            | dev.CapacityThresholdReached()
+            | dev.StaffingBreachDetected()
+            | dev.StaffingBreachEnded()
+        ):
             return  # the desk service derives these itself
         case _ if isinstance(e, dev._VisitEvent):
             await _visit_action(s, e)
@@ -325,12 +391,30 @@ async def _visit_action(s: _Session, e: Event) -> None:
     path = f"/v1/visits/{real}"
     match e:
         case dev.VisitDetailsRecorded():
-            await s.send(s.desk, "POST", "visits/details", f"{path}/details", who, {
-                "gender": e.gender, "age_band": e.age_band, "purposes": list(e.purposes), "support_needed": e.support_needed,
-                "support_given": e.support_given, "payment_service": e.payment_service})
+            await s.send(
+                s.desk,
+                "POST",
+                "visits/details",
+                f"{path}/details",
+                who,
+                {
+                    "gender": e.gender,
+                    "age_band": e.age_band,
+                    "purposes": list(e.purposes),
+                    "support_needed": e.support_needed,
+                    "support_given": e.support_given,
+                    "payment_service": e.payment_service,
+                },
+            )
         case dev.OpinionRecorded():
-            await s.send(s.desk, "POST", "visits/opinions", f"{path}/opinions", who,
-                         {"kind": e.kind, "step": e.step, "text": e.text})
+            await s.send(
+                s.desk,
+                "POST",
+                "visits/opinions",
+                f"{path}/opinions",
+                who,
+                {"kind": e.kind, "step": e.step, "text": e.text},
+            )
         case dev.PinFailureRecorded():
             await s.send(s.desk, "POST", "visits/pin-failures", f"{path}/pin-failures", who, {"pin": e.pin})
         case dev.CardHandedToStaff():
@@ -344,8 +428,20 @@ async def _visit_action(s: _Session, e: Event) -> None:
         case dev.VisitEnded():
             await s.send(s.desk, "POST", "visits/end", f"{path}/end", who, {"outcome": e.outcome, "reason": e.reason})
         case dev.VisitCorrected():
-            body = {k: getattr(e, k) for k in ("outcome", "reason", "gender", "age_band", "support_needed", "support_given",
-                                                "payment_service", "note") if getattr(e, k) is not None}
+            body = {
+                k: getattr(e, k)
+                for k in (
+                    "outcome",
+                    "reason",
+                    "gender",
+                    "age_band",
+                    "support_needed",
+                    "support_given",
+                    "payment_service",
+                    "note",
+                )
+                if getattr(e, k) is not None
+            }
             if e.purposes is not None:
                 body["purposes"] = list(e.purposes)
             await s.send(s.desk, "POST", "visits/corrections", f"{path}/corrections", who, body)
@@ -382,8 +478,14 @@ async def _line_action(s: _Session, e: Event) -> None:
         case cev.OperatorSignedIn():
             await s.send(s.calls, "POST", "seats/sign-in", f"/v1/lines/{e.line}/seats/{e.seat}/sign-in", e.operator)
         case cev.OperatorSignedOut():
-            await s.send(s.calls, "POST", "seats/sign-out", f"/v1/lines/{e.line}/seats/{e.seat}/sign-out", e.operator,
-                         {"reason": e.reason})
+            await s.send(
+                s.calls,
+                "POST",
+                "seats/sign-out",
+                f"/v1/lines/{e.line}/seats/{e.seat}/sign-out",
+                e.operator,
+                {"reason": e.reason},
+            )
         case cev.CallReceived():
             out = await s.send(s.calls, "POST", "calls", "/v1/calls", PHONE_SYSTEM, {"line": e.line})
             if out:
@@ -399,10 +501,22 @@ async def _line_action(s: _Session, e: Event) -> None:
                 await s.send(s.calls, "POST", "calls/abandoned", f"/v1/calls/{real}/abandoned", PHONE_SYSTEM)
         case cev.CallClosed():
             if (real := s.call.get(e.call_id)) is not None:
-                await s.send(s.calls, "POST", "calls/close", f"/v1/calls/{real}/close", who, {
-                    "categories": list(e.categories), "resolution": e.resolution, "provider_category": e.provider_category,
-                    "ward": e.ward, "duration_seconds": e.duration_seconds, "notes": e.notes,
-                    "opinions": [{"kind": o.kind, "step": o.step, "text": o.text} for o in e.opinions]})
+                await s.send(
+                    s.calls,
+                    "POST",
+                    "calls/close",
+                    f"/v1/calls/{real}/close",
+                    who,
+                    {
+                        "categories": list(e.categories),
+                        "resolution": e.resolution,
+                        "provider_category": e.provider_category,
+                        "ward": e.ward,
+                        "duration_seconds": e.duration_seconds,
+                        "notes": e.notes,
+                        "opinions": [{"kind": o.kind, "step": o.step, "text": o.text} for o in e.opinions],
+                    },
+                )
         case cev.CallbackRequested():
             if (real := s.call.get(e.call_id)) is not None:
                 body: dict[str, Any] = {"phone": _phone(e.call_id)}
@@ -411,25 +525,54 @@ async def _line_action(s: _Session, e: Event) -> None:
                 await s.send(s.calls, "POST", "calls/callback", f"/v1/calls/{real}/callback", who, body)
         case cev.CallbackEscalatedToCity():
             if (real := s.call.get(e.callback_id)) is not None:
-                await s.send(s.calls, "POST", "callbacks/escalate", f"/v1/callbacks/{real}/escalate", who,
-                             {"question": e.question, "channel": e.channel})
+                await s.send(
+                    s.calls,
+                    "POST",
+                    "callbacks/escalate",
+                    f"/v1/callbacks/{real}/escalate",
+                    who,
+                    {"question": e.question, "channel": e.channel},
+                )
         case cev.CityAnswered():
             if (real := s.call.get(e.callback_id)) is not None:
-                await s.send(s.calls, "POST", "callbacks/city-answer", f"/v1/callbacks/{real}/city-answer", who,
-                             {"answer": e.answer})
+                await s.send(
+                    s.calls,
+                    "POST",
+                    "callbacks/city-answer",
+                    f"/v1/callbacks/{real}/city-answer",
+                    who,
+                    {"answer": e.answer},
+                )
         case cev.CallbackNumberRead():
             if (real := s.call.get(e.callback_id)) is not None:
                 await s.send(s.calls, "GET", "callbacks/phone", f"/v1/callbacks/{real}/phone", who)
         case cev.CallbackAttemptFailed() | cev.CallbackFailed():
             if (real := s.call.get(e.callback_id)) is not None:
                 failure = e.reason if isinstance(e, cev.CallbackAttemptFailed) else e.last_reason
-                await s.send(s.calls, "POST", "callbacks/attempts", f"/v1/callbacks/{real}/attempts", who,
-                             {"reached": False, "failure": failure})
+                await s.send(
+                    s.calls,
+                    "POST",
+                    "callbacks/attempts",
+                    f"/v1/callbacks/{real}/attempts",
+                    who,
+                    {"reached": False, "failure": failure},
+                )
         case cev.CallbackCompleted():
             if (real := s.call.get(e.callback_id)) is not None:
-                await s.send(s.calls, "POST", "callbacks/attempts", f"/v1/callbacks/{real}/attempts", who, {
-                    "reached": True, "resolution": e.resolution, "categories": list(e.categories),
-                    "duration_seconds": e.duration_seconds, "notes": e.notes})
+                await s.send(
+                    s.calls,
+                    "POST",
+                    "callbacks/attempts",
+                    f"/v1/callbacks/{real}/attempts",
+                    who,
+                    {
+                        "reached": True,
+                        "resolution": e.resolution,
+                        "categories": list(e.categories),
+                        "duration_seconds": e.duration_seconds,
+                        "notes": e.notes,
+                    },
+                )
         case _:
             return  # derived by the calls service: overflow offers, out of hours, thresholds, breaches, erasure
 
@@ -452,8 +595,11 @@ def scripts(events: Iterable[Event]) -> tuple[dict[str, list[Event]], list[Event
 def staff_roles(scenario: Scenario) -> dict[str, tuple[Role, list[str]]]:
     """Who acts in the script, with the role and ward scope their token needs."""
     m = scenario.municipalities[0]
-    roles: dict[str, tuple[Role, list[str]]] = {ids.MANAGER_ID: (Role.manager, []), ids.ROUNDER_ID: (Role.rounder, []),
-                                                PHONE_SYSTEM: (Role.service, [])}
+    roles: dict[str, tuple[Role, list[str]]] = {
+        ids.MANAGER_ID: (Role.manager, []),
+        ids.ROUNDER_ID: (Role.rounder, []),
+        PHONE_SYSTEM: (Role.service, []),
+    }
     for op in ids.OPERATOR_IDS:
         roles[op] = (Role.operator, [])
     for desk in m.desks:
@@ -462,7 +608,9 @@ def staff_roles(scenario: Scenario) -> dict[str, tuple[Role, list[str]]]:
     return roles
 
 
-async def check_clock(client: httpx.AsyncClient, token: str, desk: str, clock: SimClock, tolerance_s: float = 120.0) -> None:
+async def check_clock(
+    client: httpx.AsyncClient, token: str, desk: str, clock: SimClock, tolerance_s: float = 120.0
+) -> None:
     """Refuse to run when the desk service's clock is not the simulation's (see clock.py)."""
     r = await client.get(f"/v1/desks/{desk}/open", headers={"Authorization": f"Bearer {token}"})
     r.raise_for_status()
@@ -473,13 +621,24 @@ async def check_clock(client: httpx.AsyncClient, token: str, desk: str, clock: S
             f"the desk service's clock reads {theirs.isoformat()}, the simulation's {ours.isoformat()}. "
             "The desk and calls services must read the simulation's clock: let the simulator serve them "
             "(--serve; start the rest with `madoguchi run --only reporting --only audit --only console`), or start "
-            f"them with MADOGUCHI_EXTRA='{{\"clock\": \"{clock.spec()}\"}}' once they read settings.extra['clock'].")
+            f"them with MADOGUCHI_EXTRA='{{\"clock\": \"{clock.spec()}\"}}' once they read settings.extra['clock']."
+        )
 
 
-async def run_api(settings: Settings, scenario: Scenario, targets: ApiTargets, *, speed: float = 1.0,
-                  clock: SimClock | None = None, progress: bool = False, passwords: dict[str, str] | None = None,
-                  nats_client=None, settle_seconds: float = 1.0, check: bool = True,
-                  until: datetime | None = None) -> ApiOutcome:
+async def run_api(
+    settings: Settings,
+    scenario: Scenario,
+    targets: ApiTargets,
+    *,
+    speed: float = 1.0,
+    clock: SimClock | None = None,
+    progress: bool = False,
+    passwords: dict[str, str] | None = None,
+    nats_client=None,
+    settle_seconds: float = 1.0,
+    check: bool = True,
+    until: datetime | None = None,
+) -> ApiOutcome:
     """Play `scenario` (its first municipality) through the APIs, up to `until` if given; returns
     the tally and the truth."""
     from dataclasses import replace
@@ -508,8 +667,11 @@ async def run_api(settings: Settings, scenario: Scenario, targets: ApiTargets, *
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=round((max(e.occurred_at for e in events) - clock()).total_seconds() / 60), unit="min",
-                       desc=f"simulated day (x{clock.speed:g})")
+            bar = tqdm(
+                total=round((max(e.occurred_at for e in events) - clock()).total_seconds() / 60),
+                unit="min",
+                desc=f"simulated day (x{clock.speed:g})",
+            )
 
         async def ticker():
             last = clock()
@@ -522,7 +684,9 @@ async def run_api(settings: Settings, scenario: Scenario, targets: ApiTargets, *
 
         tick = asyncio.create_task(ticker())
         try:
-            tasks = [asyncio.create_task(_desk_script(session, clock, desk, script)) for desk, script in desk_scripts.items()]
+            tasks = [
+                asyncio.create_task(_desk_script(session, clock, desk, script)) for desk, script in desk_scripts.items()
+            ]
             tasks.append(asyncio.create_task(_line_script(session, clock, line_script)))
             await asyncio.gather(*tasks)
         finally:
@@ -543,8 +707,9 @@ async def recount_stream(js, municipality: str, start_seqs: dict[str, int]) -> T
     """Recount the reports from what the desk and calls streams recorded since `start_seqs`."""
     events: list[Event] = []
     for stream, context in (("MG_DESK", "desk"), ("MG_CALLS", "calls")):
-        async for _seq, _subject, data, _headers in bus.load_filter(js, f"mg.{context}.{municipality}.>",
-                                                                    start_seqs.get(stream, 0) + 1):
+        async for _seq, _subject, data, _headers in bus.load_filter(
+            js, f"mg.{context}.{municipality}.>", start_seqs.get(stream, 0) + 1
+        ):
             try:
                 events.append(parse_event(data))
             except ValueError:

@@ -56,8 +56,15 @@ class _Counting:
             self.progress.update(tick)
 
 
-async def publish(js: JetStreamContext, events: Iterable[Event], *, speed: float = 0.0, window: int = 2000,
-                  progress: bool = False, total: int | None = None) -> FillReport:
+async def publish(
+    js: JetStreamContext,
+    events: Iterable[Event],
+    *,
+    speed: float = 0.0,
+    window: int = 2000,
+    progress: bool = False,
+    total: int | None = None,
+) -> FillReport:
     """Publish every event; returns how many and how fast. `speed` > 0 paces by `occurred_at`."""
     bar = None
     if progress:

@@ -108,8 +108,15 @@ def _call_categories(rng: random.Random, p: Profile) -> tuple[str, ...]:
     return (first,)
 
 
-def simulate_line_day(seed: int | str, municipality: Municipality, day: date, profile: Profile, state: LineState,
-                      calendar: Calendar | None = None, line: str = LINE) -> LineDayResult:
+def simulate_line_day(
+    seed: int | str,
+    municipality: Municipality,
+    day: date,
+    profile: Profile,
+    state: LineState,
+    calendar: Calendar | None = None,
+    line: str = LINE,
+) -> LineDayResult:
     """Simulate the line on `day`, updating `state` (callbacks carried to later days)."""
     cal = calendar or municipality.phone_calendar()
     hours = cal.hours(day)
@@ -192,19 +199,47 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
         call.operator = operator.id
         call.wait_seconds = (now - call.received_at).total_seconds()
         call.answer_wait_s = int(call.wait_seconds)
-        emit(ev.CallAnswered, now, operator, call.call_id, call_id=call.call_id, seat=seat, operator=operator.id,
-             wait_seconds=call.answer_wait_s)
+        emit(
+            ev.CallAnswered,
+            now,
+            operator,
+            call.call_id,
+            call_id=call.call_id,
+            seat=seat,
+            operator=operator.id,
+            wait_seconds=call.answer_wait_s,
+        )
         low, high, mode = profile.call_minutes
         at(now + timedelta(minutes=rng.triangular(low, high, mode)), "close_call", call, seat)
 
-    def open_callback(call: CallRecord, reason: str, now: datetime, actor: Actor, needs_city: bool = False,
-                      topic: str | None = None) -> None:
-        task = CallbackTask(callback_id=call.call_id, reason=reason, requested_at=now, due_at=due_for(now),
-                            needs_city=needs_city, max_attempts=profile.callback_max_attempts, topic=topic)
+    def open_callback(
+        call: CallRecord, reason: str, now: datetime, actor: Actor, needs_city: bool = False, topic: str | None = None
+    ) -> None:
+        task = CallbackTask(
+            callback_id=call.call_id,
+            reason=reason,
+            requested_at=now,
+            due_at=due_for(now),
+            needs_city=needs_city,
+            max_attempts=profile.callback_max_attempts,
+            topic=topic,
+        )
         call.callback = reason
         res.facts[(now.date(), "callbacks.opened")] += 1
-        emit(ev.CallbackRequested, now, actor, call.call_id, callback_id=task.callback_id, call_id=call.call_id, line=line,
-             reason=reason, due_at=task.due_at, max_attempts=task.max_attempts, needs_city=needs_city, topic=topic)
+        emit(
+            ev.CallbackRequested,
+            now,
+            actor,
+            call.call_id,
+            callback_id=task.callback_id,
+            call_id=call.call_id,
+            line=line,
+            reason=reason,
+            due_at=task.due_at,
+            max_attempts=task.max_attempts,
+            needs_city=needs_city,
+            topic=topic,
+        )
         state.pending.append(task)
         _plan_task(task, day, hours, rng, profile, at, cal, opened_now=now)
 
@@ -246,19 +281,46 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
             free = free_seat()
             n_free = sum(1 for s in SEATS if seats[s] is not None and not busy[s])
             cid = {"call_id": call.call_id}
-            emit(ev.CallReceived, now, SYSTEM, call.call_id, line=line, within_hours=within,
-                 seats_signed_in=seats_signed_in(), seats_free=n_free, **cid)
+            emit(
+                ev.CallReceived,
+                now,
+                SYSTEM,
+                call.call_id,
+                line=line,
+                within_hours=within,
+                seats_signed_in=seats_signed_in(),
+                seats_free=n_free,
+                **cid,
+            )
             received += 1
             for count, percent in marks:
                 if received == count:
                     res.facts[(day, "capacity_alerts")] += 1
                     level = "approaching" if percent < 100 else "reached" if percent == 100 else "exceeded"
-                    emit(ev.CapacityThresholdCrossed, now, SYSTEM, level=level, threshold=count, percent=percent,
-                         expected_max=expected, count=received, call_id=call.call_id, **lineday)
+                    emit(
+                        ev.CapacityThresholdCrossed,
+                        now,
+                        SYSTEM,
+                        level=level,
+                        threshold=count,
+                        percent=percent,
+                        expected_max=expected,
+                        count=received,
+                        call_id=call.call_id,
+                        **lineday,
+                    )
             if not within:
                 call.status = "out_of_hours"
                 call.overflow = "out_of_hours"
-                emit(ev.OverflowOffered, now, SYSTEM, call.call_id, reason="out_of_hours", options=("callback", "call_again"), **cid)
+                emit(
+                    ev.OverflowOffered,
+                    now,
+                    SYSTEM,
+                    call.call_id,
+                    reason="out_of_hours",
+                    options=("callback", "call_again"),
+                    **cid,
+                )
                 emit(ev.CallOutOfHours, now, SYSTEM, call.call_id, next_opening=next_open_after(now), **cid)
                 if rng.random() < profile.out_of_hours_callback_rate:
                     open_callback(call, "out_of_hours", now + timedelta(seconds=rng.uniform(20, 60)), SYSTEM)
@@ -267,14 +329,29 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
                 if rng.random() < profile.rang_out_rate:
                     ring = rng.uniform(30, 60)
                     call.status, call.missed_reason = "missed", "no_answer"
-                    emit(ev.CallMissed, now + timedelta(seconds=ring), SYSTEM, call.call_id, reason="no_answer",
-                         ring_seconds=int(ring), **cid)
+                    emit(
+                        ev.CallMissed,
+                        now + timedelta(seconds=ring),
+                        SYSTEM,
+                        call.call_id,
+                        reason="no_answer",
+                        ring_seconds=int(ring),
+                        **cid,
+                    )
                     continue
                 busy[free] = True  # reserved while it rings
                 at(now + timedelta(seconds=rng.uniform(*profile.ring_seconds)), "pick_up", call, free)
                 continue
             call.overflow = "all_seats_busy"
-            emit(ev.OverflowOffered, now, SYSTEM, call.call_id, reason="all_seats_busy", options=("wait", "callback"), **cid)
+            emit(
+                ev.OverflowOffered,
+                now,
+                SYSTEM,
+                call.call_id,
+                reason="all_seats_busy",
+                options=("wait", "callback"),
+                **cid,
+            )
             choice = pick(rng, profile.overflow_choice)
             if choice == "wait":
                 gives_up = now + timedelta(minutes=rng.uniform(*profile.patience_minutes))
@@ -283,8 +360,15 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
             elif choice == "callback":
                 chosen = now + timedelta(seconds=rng.uniform(20, 45))
                 call.status, call.missed_reason = "missed", "callback_chosen"
-                emit(ev.CallMissed, chosen, SYSTEM, call.call_id, reason="callback_chosen",
-                     ring_seconds=int((chosen - now).total_seconds()), **cid)
+                emit(
+                    ev.CallMissed,
+                    chosen,
+                    SYSTEM,
+                    call.call_id,
+                    reason="callback_chosen",
+                    ring_seconds=int((chosen - now).total_seconds()),
+                    **cid,
+                )
                 open_callback(call, "overflow", chosen, SYSTEM)
             else:
                 gone = now + timedelta(seconds=rng.uniform(5, 20))
@@ -300,7 +384,14 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
             if call.status == "ringing":
                 call.status = "abandoned"
                 call.wait_seconds = (now - call.received_at).total_seconds()
-                emit(ev.CallAbandoned, now, SYSTEM, call.call_id, call_id=call.call_id, wait_seconds=int(call.wait_seconds))
+                emit(
+                    ev.CallAbandoned,
+                    now,
+                    SYSTEM,
+                    call.call_id,
+                    call_id=call.call_id,
+                    wait_seconds=int(call.wait_seconds),
+                )
         elif kind == "close_call":
             call, seat = payload
             operator = Actor(id=call.operator, role=Role.operator)
@@ -314,15 +405,30 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
                 call.opinions = (rng.choice(texts.CALL_OPINIONS),)
             call.notes = rng.random() < profile.call_notes_rate
             call.duration_s = int((now - call.received_at).total_seconds() - call.wait_seconds)
-            emit(ev.CallClosed, now, operator, call.call_id, call_id=call.call_id, categories=call.categories,
-                 resolution=call.resolution, provider_category=call.provider_category, ward=call.ward,
-                 duration_seconds=call.duration_s,
-                 notes=rng.choice(texts.CALL_NOTES) if call.notes else None,
-                 opinions=tuple(ev.CallOpinion(kind=k, step=st, text=t) for k, st, t in call.opinions))
+            emit(
+                ev.CallClosed,
+                now,
+                operator,
+                call.call_id,
+                call_id=call.call_id,
+                categories=call.categories,
+                resolution=call.resolution,
+                provider_category=call.provider_category,
+                ward=call.ward,
+                duration_seconds=call.duration_s,
+                notes=rng.choice(texts.CALL_NOTES) if call.notes else None,
+                opinions=tuple(ev.CallOpinion(kind=k, step=st, text=t) for k, st, t in call.opinions),
+            )
             busy[seat] = False
             if call.resolution == "escalated_callback":
-                open_callback(call, "escalation", now + timedelta(seconds=rng.uniform(30, 90)), operator, needs_city=True,
-                              topic=call.categories[0])
+                open_callback(
+                    call,
+                    "escalation",
+                    now + timedelta(seconds=rng.uniform(30, 90)),
+                    operator,
+                    needs_city=True,
+                    topic=call.categories[0],
+                )
             take_waiting(seat, now)
         elif kind == "task":
             task, action = payload
@@ -335,8 +441,16 @@ def simulate_line_day(seed: int | str, municipality: Municipality, day: date, pr
 # --- callbacks ----------------------------------------------------------------------------------
 
 
-def _plan_task(task: CallbackTask, day: date, hours, rng: random.Random, profile: Profile, at, cal: Calendar,
-               opened_now: datetime | None = None) -> None:
+def _plan_task(
+    task: CallbackTask,
+    day: date,
+    hours,
+    rng: random.Random,
+    profile: Profile,
+    at,
+    cal: Calendar,
+    opened_now: datetime | None = None,
+) -> None:
     """Schedule today's next action of a callback task, if it has one today."""
     if not hours.open_day:
         return
@@ -370,14 +484,35 @@ def _plan_task(task: CallbackTask, day: date, hours, rng: random.Random, profile
     at(when, "task", task, "attempt")
 
 
-def _run_task(task: CallbackTask, action: str, now: datetime, res: LineDayResult, emit: _Emitter, rng: random.Random,
-              profile: Profile, ops: list[Actor], manager: Actor, at, cal: Calendar, hours, state: LineState) -> None:
+def _run_task(
+    task: CallbackTask,
+    action: str,
+    now: datetime,
+    res: LineDayResult,
+    emit: _Emitter,
+    rng: random.Random,
+    profile: Profile,
+    ops: list[Actor],
+    manager: Actor,
+    at,
+    cal: Calendar,
+    hours,
+    state: LineState,
+) -> None:
     cb = {"callback_id": task.callback_id}
     corr = task.callback_id
     if action == "escalate":
         task.escalated = True
         res.facts[(now.date(), "callbacks.to_city")] += 1
-        emit(ev.CallbackEscalatedToCity, now, manager, corr, channel="phone", question=rng.choice(texts.CITY_QUESTIONS), **cb)
+        emit(
+            ev.CallbackEscalatedToCity,
+            now,
+            manager,
+            corr,
+            channel="phone",
+            question=rng.choice(texts.CITY_QUESTIONS),
+            **cb,
+        )
         return
     if action == "city_answer":
         task.city_answered = True
@@ -402,9 +537,18 @@ def _run_task(task: CallbackTask, action: str, now: datetime, res: LineDayResult
     if rng.random() < profile.callback_reach_rate:
         minutes = rng.uniform(2, 8)
         done = now + timedelta(minutes=minutes)
-        emit(ev.CallbackCompleted, done, operator, corr, attempt=attempt, resolution="answered_on_spot",
-             categories=(task.topic,) if task.topic else (), duration_seconds=int(minutes * 60),
-             notes=rng.choice(texts.CALLBACK_NOTES), **cb)
+        emit(
+            ev.CallbackCompleted,
+            done,
+            operator,
+            corr,
+            attempt=attempt,
+            resolution="answered_on_spot",
+            categories=(task.topic,) if task.topic else (),
+            duration_seconds=int(minutes * 60),
+            notes=rng.choice(texts.CALLBACK_NOTES),
+            **cb,
+        )
         res.facts[(done.date(), "callbacks.done")] += 1
         emit(ev.CallbackContactErased, done + timedelta(seconds=1), SYSTEM, corr, had_contact=True, **cb)
         state.pending.remove(task)

@@ -97,7 +97,9 @@ class Recording(httpx.AsyncBaseTransport):
             self.next = (i + 1) % len(self.ports)
             await response.aread()
             self.seen.by_replica[f"{self.name}:{self.ports[i]}"] += 1
-            self.seen.requests.append((start - self.seen.t0, time.monotonic() - start, route, str(response.status_code)))
+            self.seen.requests.append(
+                (start - self.seen.t0, time.monotonic() - start, route, str(response.status_code))
+            )
             if 200 <= response.status_code < 300:
                 try:
                     body = json.loads(response.content)
@@ -146,14 +148,22 @@ class System:
     def env(self) -> dict[str, str]:
         from madoguchi_shared.cluster import tls_env
 
-        return {**os.environ, "MADOGUCHI_NATS_URL": self.nats.address, "MADOGUCHI_STREAM_REPLICAS": "3",
-                "MADOGUCHI_DATA_DIR": str(self.data), "MADOGUCHI_EXTRA": json.dumps({"clock": self.clock.spec(), "deadline_check_seconds": "0"}),
-                "MADOGUCHI_PG_DSN": self.both_hosts(self.primary.dsn), "MADOGUCHI_LOG_LEVEL": "WARNING",
-                **tls_env(self.material, "operator")}
+        return {
+            **os.environ,
+            "MADOGUCHI_NATS_URL": self.nats.address,
+            "MADOGUCHI_STREAM_REPLICAS": "3",
+            "MADOGUCHI_DATA_DIR": str(self.data),
+            "MADOGUCHI_EXTRA": json.dumps({"clock": self.clock.spec(), "deadline_check_seconds": "0"}),
+            "MADOGUCHI_PG_DSN": self.both_hosts(self.primary.dsn),
+            "MADOGUCHI_LOG_LEVEL": "WARNING",
+            **tls_env(self.material, "operator"),
+        }
 
     def both_hosts(self, dsn: str) -> str:
         """The DSN with the standby as a second host: a client connects to whichever is read-write."""
-        both = dsn.replace(f"@127.0.0.1:{self.primary.port}/", f"@127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}/")
+        both = dsn.replace(
+            f"@127.0.0.1:{self.primary.port}/", f"@127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}/"
+        )
         return both + ("&" if "?" in both else "?") + "target_session_attrs=read-write"
 
     def start(self) -> None:
@@ -169,19 +179,27 @@ class System:
         wait_for_meta_leader(self.nats)
         env = self.env()
         os.environ.update({k: v for k, v in env.items() if k.startswith("MADOGUCHI_")})
-        subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
         names = ["desk", *SERVICES]
         dsns = asyncio.run(db.provision(self.primary.dsn, self.data / "secrets", names))
-        subprocess.run([sys.executable, "-m", "madoguchi_audit.cli", "migrate"],
-                       env={**env, "MADOGUCHI_PG_DSN": self.both_hosts(dsns["migrator"])}, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "madoguchi_audit.cli", "migrate"],
+            env={**env, "MADOGUCHI_PG_DSN": self.both_hosts(dsns["migrator"])},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         for name in names:
             for k, port in enumerate(self.ports[name]):
                 run_dir = self.data / "run" / f"{name}-{k}"
                 run_dir.mkdir(parents=True, exist_ok=True)
-                child_env = {**env, "MADOGUCHI_PG_DSN": self.both_hosts(dsns[name]), **tls_env(self.material, name),
-                             f"MADOGUCHI_{name.upper()}_PORT": str(port)}
+                child_env = {
+                    **env,
+                    "MADOGUCHI_PG_DSN": self.both_hosts(dsns[name]),
+                    **tls_env(self.material, name),
+                    f"MADOGUCHI_{name.upper()}_PORT": str(port),
+                }
                 child = ServiceChild(name, child_env, run_dir, f"http://127.0.0.1:{port}/readyz")
                 self.supervisor.add(child)
                 self.children.setdefault(name, []).append(child)
@@ -281,22 +299,31 @@ async def _faults(system: System, seen: Seen, every: float, faults: list[Fault],
     await at(0)
     leader, followers = await system.stream_roles(js)
     pid = system.kill_nats(leader)
-    faults.append(Fault("NATS stream leader kill -9", time.monotonic() - seen.t0, f"mg-{leader} (pid {pid}) led MG_DESK"))
+    faults.append(
+        Fault("NATS stream leader kill -9", time.monotonic() - seen.t0, f"mg-{leader} (pid {pid}) led MG_DESK")
+    )
     await at(1)
     leader, followers = await system.stream_roles(js)
     pid = system.kill_nats(followers[0])
     faults.append(Fault("NATS follower kill -9", time.monotonic() - seen.t0, f"mg-{followers[0]} (pid {pid})"))
     await at(2)
     pid = system.kill_service("desk", 0)
-    faults.append(Fault("desk replica kill -9", time.monotonic() - seen.t0, f"pid {pid}, port {system.ports['desk'][0]}"))
+    faults.append(
+        Fault("desk replica kill -9", time.monotonic() - seen.t0, f"pid {pid}, port {system.ports['desk'][0]}")
+    )
     await at(3)
     pid = system.kill_service("reporting")
     faults.append(Fault("reporting worker kill -9", time.monotonic() - seen.t0, f"pid {pid}"))
     await at(4)
     t = time.monotonic() - seen.t0
     await system.promote_standby()
-    faults.append(Fault("PostgreSQL primary kill -9, standby promoted", t,
-                        f"standby 127.0.0.1:{system.standby.port} read-write after {time.monotonic() - seen.t0 - t:.1f} s"))
+    faults.append(
+        Fault(
+            "PostgreSQL primary kill -9, standby promoted",
+            t,
+            f"standby 127.0.0.1:{system.standby.port} read-write after {time.monotonic() - seen.t0 - t:.1f} s",
+        )
+    )
 
 
 async def _load(system: System, seen: Seen, day: date, until: dtime, seed: int, faults: list[Fault], every: float):
@@ -313,8 +340,12 @@ async def _load(system: System, seen: Seen, day: date, until: dtime, seed: int, 
     staff = await create_demo_staff(settings, m, password)
     desk = Recording(system.ports["desk"], seen, "desk")
     calls = Recording(system.ports["calls"], seen, "calls")
-    targets = ApiTargets(f"http://127.0.0.1:{system.ports['desk'][0]}", f"http://127.0.0.1:{system.ports['calls'][0]}",
-                         desk_transport=desk, calls_transport=calls)
+    targets = ApiTargets(
+        f"http://127.0.0.1:{system.ports['desk'][0]}",
+        f"http://127.0.0.1:{system.ports['calls'][0]}",
+        desk_transport=desk,
+        calls_transport=calls,
+    )
     scenario = Scenario(municipalities=(m,), start=day, days=1, seed=seed, setup=False)
     nc = await bus.connect_tool(settings.nats_url, name="madoguchi-chaos")
     try:
@@ -322,14 +353,22 @@ async def _load(system: System, seen: Seen, day: date, until: dtime, seed: int, 
         start_seqs = {s: (await js.stream_info(s)).state.last_seq for s in ("MG_DESK", "MG_CALLS")}
         seen.t0 = time.monotonic()
         chaos = asyncio.create_task(_faults(system, seen, every, faults, js))
-        outcome = await run_api(settings, scenario, targets, clock=system.clock, nats_client=nc,
-                                passwords={p.staff_id: password for p in staff}, progress=False,
-                                until=datetime.combine(day, until, TOKYO))
+        outcome = await run_api(
+            settings,
+            scenario,
+            targets,
+            clock=system.clock,
+            nats_client=nc,
+            passwords={p.staff_id: password for p in staff},
+            progress=False,
+            until=datetime.combine(day, until, TOKYO),
+        )
         await chaos
         stored: Counter = Counter()
         for stream, context in (("MG_DESK", "desk"), ("MG_CALLS", "calls")):
-            async for _seq, _subject, data, _headers in bus.load_filter(js, f"mg.{context}.{m.code}.>",
-                                                                        start_seqs[stream] + 1, timeout=5.0):
+            async for _seq, _subject, data, _headers in bus.load_filter(
+                js, f"mg.{context}.{m.code}.>", start_seqs[stream] + 1, timeout=5.0
+            ):
                 try:
                     stored[json.loads(data)["event_id"]] += 1
                 except (ValueError, KeyError):
@@ -342,8 +381,9 @@ async def _load(system: System, seen: Seen, day: date, until: dtime, seed: int, 
 
 
 def _cli(args: list[str], env: dict[str, str], timeout: float = 600) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-m", "madoguchi_shared.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "madoguchi_shared.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
     return done.returncode, (done.stdout + done.stderr).strip()
 
 
@@ -352,8 +392,12 @@ async def _audit_duplicates(dsn: str) -> int:
 
     conn = await asyncpg.connect(dsn)
     try:
-        schemas = [r[0] for r in await conn.fetch(
-            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'duplicate'")]
+        schemas = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'duplicate'"
+            )
+        ]
         return sum([await conn.fetchval(f'SELECT count(*) FROM "{s}".duplicate') for s in schemas])
     finally:
         await conn.close()
@@ -396,21 +440,29 @@ def main(argv: list[str] | None = None) -> int:
     while day.weekday() >= 5:  # the day's load: a weekday at every desk
         day += timedelta(days=1)
     system = System(data, args.speed, day)
-    print(f"chaos: starting the cluster under {data} (3 NATS nodes R3 TLS, PostgreSQL primary + synchronous standby, "
-          f"2 desk replicas, calls, reporting, audit) ...", flush=True)
+    print(
+        f"chaos: starting the cluster under {data} (3 NATS nodes R3 TLS, PostgreSQL primary + synchronous standby, "
+        f"2 desk replicas, calls, reporting, audit) ...",
+        flush=True,
+    )
     seen = Seen()
     faults: list[Fault] = []
     try:
         system.start()
-        print(f"chaos: load of {day} through the APIs at x{args.speed:g} until {args.until}; a fault every {args.every:g} s",
-              flush=True)
-        outcome, stored, code = asyncio.run(_load(system, seen, day, dtime.fromisoformat(args.until), args.seed, faults,
-                                                  args.every))
+        print(
+            f"chaos: load of {day} through the APIs at x{args.speed:g} until {args.until}; a fault every {args.every:g} s",
+            flush=True,
+        )
+        outcome, stored, code = asyncio.run(
+            _load(system, seen, day, dtime.fromisoformat(args.until), args.seed, faults, args.every)
+        )
         print(outcome.summary(), flush=True)
         for f in faults:
             print(f"  fault at {f.at:6.1f} s: {f.name} ({f.detail})")
         env = {**system.env(), "MADOGUCHI_PG_DSN": system.standby.dsn, "MADOGUCHI_MUNICIPALITY": code}
-        rep_rc, rep_out = _cli(["report", "verify", "--from", day.isoformat(), "--to", day.isoformat(), "--wait", "180"], env)
+        rep_rc, rep_out = _cli(
+            ["report", "verify", "--from", day.isoformat(), "--to", day.isoformat(), "--wait", "180"], env
+        )
         time.sleep(5)
         aud_rc, aud_out = _cli(["audit", "verify", "--grace", "5"], env)
         audit_dups = asyncio.run(_audit_duplicates(system.standby.dsn))
@@ -422,10 +474,26 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("fault", "at s", "requests in next 20 s", "5xx", "cut in flight", "longest wait s")]
     for f in faults:
         w = seen.window(f.at, 20.0)
-        rows.append((f.name, f"{f.at:.1f}", str(len(w)), str(sum(1 for r in w if r[3].startswith("5"))),
-                     str(sum(1 for r in w if r[3] == "cut in flight")), f"{max((r[1] for r in w), default=0):.2f}"))
-    rows.append(("whole run", f"{max((r[0] for r in seen.requests), default=0):.0f}", str(len(seen.requests)),
-                 str(seen.fives()), str(seen.cut()), f"{max((r[1] for r in answered), default=0):.2f}"))
+        rows.append(
+            (
+                f.name,
+                f"{f.at:.1f}",
+                str(len(w)),
+                str(sum(1 for r in w if r[3].startswith("5"))),
+                str(sum(1 for r in w if r[3] == "cut in flight")),
+                f"{max((r[1] for r in w), default=0):.2f}",
+            )
+        )
+    rows.append(
+        (
+            "whole run",
+            f"{max((r[0] for r in seen.requests), default=0):.0f}",
+            str(len(seen.requests)),
+            str(seen.fives()),
+            str(seen.cut()),
+            f"{max((r[1] for r in answered), default=0):.2f}",
+        )
+    )
     print()
     print(_table(rows))
     summary = [
@@ -441,7 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     print(_table([("result", "value"), *summary]))
     longest = max(answered, key=lambda r: r[1], default=None)
     if longest is not None:
-        print(f"  longest wait: {longest[1]:.2f} s for {longest[2]} started at {longest[0]:.1f} s (answer {longest[3]})")
+        print(
+            f"  longest wait: {longest[1]:.2f} s for {longest[2]} started at {longest[0]:.1f} s (answer {longest[3]})"
+        )
     for r in [r for r in seen.requests if r[3].startswith("5") or r[3] == "cut in flight"][:20]:
         print(f"  {r[3]} at {r[0]:.1f} s after {r[1]:.2f} s: {r[2]}")
     if rep_rc:

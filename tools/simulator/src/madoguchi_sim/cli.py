@@ -1,10 +1,10 @@
 """`madoguchi simulate ...`: realistic operations for demos, tests and benchmarks (issue 9).
 
-    madoguchi simulate run --mode bus --days 5 --seed 7 --truth var/sim/truth.json
-    madoguchi simulate run --mode api --days 1 --speed 60          (the services must be running)
-    madoguchi simulate demo --speed 51                              (today at every desk, in 10 minutes)
-    madoguchi simulate national --events 200000                     (a slice of the national peak day)
-    madoguchi simulate mix --days 1                                 (the event mix, nothing published)
+madoguchi simulate run --mode bus --days 5 --seed 7 --truth var/sim/truth.json
+madoguchi simulate run --mode api --days 1 --speed 60          (the services must be running)
+madoguchi simulate demo --speed 51                              (today at every desk, in 10 minutes)
+madoguchi simulate national --events 200000                     (a slice of the national peak day)
+madoguchi simulate mix --days 1                                 (the event mix, nothing published)
 """
 
 from __future__ import annotations
@@ -43,9 +43,20 @@ def _profile(name: str, heartbeat_minutes: float | None = None):
     return chosen
 
 
-def _scenario(municipality: str | None, municipalities: int, desks: int | None, start: date | None, days: int, seed: int,
-              profile: str, devices: bool, lines: bool, setup: bool, config: Path | None,
-              heartbeat_minutes: float | None = None):
+def _scenario(
+    municipality: str | None,
+    municipalities: int,
+    desks: int | None,
+    start: date | None,
+    days: int,
+    seed: int,
+    profile: str,
+    devices: bool,
+    lines: bool,
+    setup: bool,
+    config: Path | None,
+    heartbeat_minutes: float | None = None,
+):
     from madoguchi_shared.municipality import load_municipality
 
     from madoguchi_sim.generator import Scenario, scaled_municipalities, today
@@ -54,9 +65,16 @@ def _scenario(municipality: str | None, municipalities: int, desks: int | None, 
     code = municipality or settings.municipality
     template = load_municipality(config, code=code) if config else load_municipality(code)
     munis = scaled_municipalities(template, municipalities, desks) if (municipalities > 1 or desks) else [template]
-    return Scenario(municipalities=tuple(munis), start=start or today(), days=days, seed=seed,
-                    profile=_profile(profile, heartbeat_minutes),
-                    devices=devices, lines=lines, setup=setup)
+    return Scenario(
+        municipalities=tuple(munis),
+        start=start or today(),
+        days=days,
+        seed=seed,
+        profile=_profile(profile, heartbeat_minutes),
+        devices=devices,
+        lines=lines,
+        setup=setup,
+    )
 
 
 def _write_truth(path: Path | None, truth, **meta) -> None:
@@ -68,7 +86,9 @@ def _write_truth(path: Path | None, truth, **meta) -> None:
 
 
 Municipality = Annotated[str | None, typer.Option(help="municipality code (default: settings, 011002 Sapporo)")]
-Municipalities = Annotated[int, typer.Option(help="how many municipalities (more than 1: synthetic ones from the template)")]
+Municipalities = Annotated[
+    int, typer.Option(help="how many municipalities (more than 1: synthetic ones from the template)")
+]
 Desks = Annotated[int | None, typer.Option(help="desks in all (default: as configured)")]
 Start = Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (default: today in Tokyo)")]
 Days = Annotated[int, typer.Option(help="days on which desks open (nights and weekends between come too)")]
@@ -80,10 +100,14 @@ TruthOpt = Annotated[Path | None, typer.Option("--truth", help="write the ground
 
 @app.command()
 def run(
-    mode: Annotated[str, typer.Option(help="bus (straight onto JetStream) or api (through the services' REST APIs)")] = "bus",
+    mode: Annotated[
+        str, typer.Option(help="bus (straight onto JetStream) or api (through the services' REST APIs)")
+    ] = "bus",
     days: Days = 1,
     seed: Seed = 1,
-    speed: Annotated[float, typer.Option(help="0 = as fast as possible; N = a day N times faster than real time")] = 0.0,
+    speed: Annotated[
+        float, typer.Option(help="0 = as fast as possible; N = a day N times faster than real time")
+    ] = 0.0,
     truth: TruthOpt = None,
     start: Start = None,
     municipality: Municipality = None,
@@ -94,16 +118,32 @@ def run(
     devices: Annotated[bool, typer.Option(help="desk PC agent traffic (heartbeats, card reader, violations)")] = True,
     lines: Annotated[bool, typer.Option(help="the phone line")] = True,
     setup: Annotated[bool, typer.Option(help="bus mode: staff accounts and training records first")] = True,
-    config: Annotated[Path | None, typer.Option(help="municipality TOML (default: by code from config/municipalities)")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="municipality TOML (default: by code from config/municipalities)")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="progress bar")] = True,
     serve: Annotated[bool, typer.Option(help="api mode: serve desk and calls here on the simulation's clock")] = False,
-    password: Annotated[str, typer.Option(help="api mode: password of the simulated staff accounts")] = "demo-password-2021",
+    password: Annotated[
+        str, typer.Option(help="api mode: password of the simulated staff accounts")
+    ] = "demo-password-2021",
 ) -> None:
     """Simulate operations and write them to the system, bus or API mode."""
     if mode not in ("bus", "api"):
         raise typer.BadParameter("mode must be bus or api")
-    scenario = _scenario(municipality, municipalities, desks, date.fromisoformat(start) if start else None, days, seed,
-                         profile, devices, lines, setup and mode == "bus", config, heartbeat_minutes)
+    scenario = _scenario(
+        municipality,
+        municipalities,
+        desks,
+        date.fromisoformat(start) if start else None,
+        days,
+        seed,
+        profile,
+        devices,
+        lines,
+        setup and mode == "bus",
+        config,
+        heartbeat_minutes,
+    )
     settings = Settings()
     if mode == "bus":
         from madoguchi_sim.busmode import publish
@@ -143,9 +183,12 @@ def run(
         passwords = {p.staff_id: password for p in staff}
         if serve:
             async with serve_services(settings, sim_clock):
-                return await run_api(settings, scenario, targets, clock=sim_clock, progress=progress, passwords=passwords)
-        return await run_api(settings, scenario, targets, speed=speed or 1.0, clock=sim_clock, progress=progress,
-                             passwords=passwords)
+                return await run_api(
+                    settings, scenario, targets, clock=sim_clock, progress=progress, passwords=passwords
+                )
+        return await run_api(
+            settings, scenario, targets, speed=speed or 1.0, clock=sim_clock, progress=progress, passwords=passwords
+        )
 
     try:
         outcome = asyncio.run(go())
@@ -153,22 +196,41 @@ def run(
         typer.echo(f"cannot run through the APIs: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(outcome.summary())
-    _write_truth(truth, outcome.truth, mode="api", seed=seed, start=str(scenario.start), days=days,
-                 api=outcome.as_dict())
+    _write_truth(
+        truth, outcome.truth, mode="api", seed=seed, start=str(scenario.start), days=days, api=outcome.as_dict()
+    )
 
 
 @app.command()
 def mix(
-    days: Days = 1, seed: Seed = 1, start: Start = None, municipality: Municipality = None,
-    municipalities: Municipalities = 1, desks: Desks = None, profile: ProfileOpt = "default", truth: TruthOpt = None,
+    days: Days = 1,
+    seed: Seed = 1,
+    start: Start = None,
+    municipality: Municipality = None,
+    municipalities: Municipalities = 1,
+    desks: Desks = None,
+    profile: ProfileOpt = "default",
+    truth: TruthOpt = None,
     heartbeat_minutes: Heartbeat = None,
 ) -> None:
     """Generate without publishing: the event mix per desk-day and the ground truth."""
     from madoguchi_sim.generator import iter_events
     from madoguchi_sim.truth import Truth
 
-    scenario = _scenario(municipality, municipalities, desks, date.fromisoformat(start) if start else None, days, seed,
-                         profile, True, True, True, None, heartbeat_minutes)
+    scenario = _scenario(
+        municipality,
+        municipalities,
+        desks,
+        date.fromisoformat(start) if start else None,
+        days,
+        seed,
+        profile,
+        True,
+        True,
+        True,
+        None,
+        heartbeat_minutes,
+    )
     result = Truth()
     n = sum(1 for _ in iter_events(scenario, result))
     typer.echo(f"{n:,} events")
@@ -177,7 +239,9 @@ def mix(
 
 
 def _print_mix(types: Counter, truth) -> None:
-    desk_days = sum(len([r for r in reports if not r.startswith("daily_line-")]) for reports in truth.reports().values())
+    desk_days = sum(
+        len([r for r in reports if not r.startswith("daily_line-")]) for reports in truth.reports().values()
+    )
     if not desk_days:
         return
     typer.echo(f"event mix per desk-day ({desk_days} desk-days; setup and phone-line events included in the totals):")
@@ -187,13 +251,19 @@ def _print_mix(types: Counter, truth) -> None:
 
 @app.command()
 def demo(
-    speed: Annotated[float, typer.Option(help="how much faster than real time (51 = a day in about 14 minutes)")] = 51.0,
+    speed: Annotated[
+        float, typer.Option(help="how much faster than real time (51 = a day in about 14 minutes)")
+    ] = 51.0,
     seed: Seed = 1,
     password: Annotated[str, typer.Option(help="password of the demo staff accounts")] = "demo-password-2021",
     truth: TruthOpt = Path("var/sim/demo-truth.json"),
-    serve: Annotated[bool | None, typer.Option(
-        help="serve the desk and calls services in this process on the simulation's clock "
-             "(default: when their ports are free)")] = None,
+    serve: Annotated[
+        bool | None,
+        typer.Option(
+            help="serve the desk and calls services in this process on the simulation's clock "
+            "(default: when their ports are free)"
+        ),
+    ] = None,
 ) -> None:
     """A living day: demo staff, then today at Sapporo's desks and the phone line through the APIs.
 
@@ -221,10 +291,17 @@ def demo(
         if serving:
             async with serve_services(settings, sim_clock) as urls:
                 typer.echo(f"desk and calls served here on the simulated clock (x{sim_clock.speed:g}): {urls}")
-                return staff, await run_api(settings, scenario, ApiTargets.from_settings(settings), clock=sim_clock,
-                                            progress=True, passwords=passwords)
-        return staff, await run_api(settings, scenario, ApiTargets.from_settings(settings), clock=sim_clock,
-                                    progress=True, passwords=passwords)
+                return staff, await run_api(
+                    settings,
+                    scenario,
+                    ApiTargets.from_settings(settings),
+                    clock=sim_clock,
+                    progress=True,
+                    passwords=passwords,
+                )
+        return staff, await run_api(
+            settings, scenario, ApiTargets.from_settings(settings), clock=sim_clock, progress=True, passwords=passwords
+        )
 
     try:
         staff, outcome = asyncio.run(go())
@@ -254,7 +331,9 @@ def clock(
 
 @app.command()
 def national(
-    events: Annotated[int, typer.Option(help="about how many events (the whole day is ~15 million; more is capped)")] = 200_000,
+    events: Annotated[
+        int, typer.Option(help="about how many events (the whole day is ~15 million; more is capped)")
+    ] = 200_000,
     municipalities: Annotated[int, typer.Option(help="municipalities in Japan")] = 1741,
     desks: Annotated[int, typer.Option(help="desks in all")] = 4000,
     seed: Seed = 1,
@@ -274,21 +353,44 @@ def national(
         try:
             js = nc.jetstream()
             await bus.ensure_streams(js, settings.stream_replicas)
-            return await nat.fill(js, events, municipalities=municipalities, desks=desks, day=date.fromisoformat(day),
-                                  seed=seed, workers=workers, with_truth=truth is not None, progress=progress)
+            return await nat.fill(
+                js,
+                events,
+                municipalities=municipalities,
+                desks=desks,
+                day=date.fromisoformat(day),
+                seed=seed,
+                workers=workers,
+                with_truth=truth is not None,
+                progress=progress,
+            )
         finally:
             await nc.drain()
 
     report = asyncio.run(go())
     d = report.as_dict()
-    typer.echo(f"national peak day {day}: {d['municipalities']} municipalities, {d['desks']} desks "
-               f"(~{d['events_per_desk_day']:.0f} events per desk-day, agent heartbeats every {d['heartbeat_seconds']:g} s; "
-               f"the whole day ~{d['whole_day_events_estimate']:,})")
+    typer.echo(
+        f"national peak day {day}: {d['municipalities']} municipalities, {d['desks']} desks "
+        f"(~{d['events_per_desk_day']:.0f} events per desk-day, agent heartbeats every {d['heartbeat_seconds']:g} s; "
+        f"the whole day ~{d['whole_day_events_estimate']:,})"
+    )
     typer.echo(f"published {d['events']:,} events in {d['seconds']:.1f} s: {d['events_per_second']:,.0f} events/s")
     typer.echo("by context: " + ", ".join(f"{k} {v:,}" for k, v in d["by_context"].items()))
     if truth is not None:
         truth.parent.mkdir(parents=True, exist_ok=True)
-        truth.write_text(json.dumps({"mode": "national", "seed": seed, "day": day, "fill": d,
-                                     "events": {"total": sum(report.by_type.values()), "by_type": dict(report.by_type)},
-                                     "reports": report.truth}, ensure_ascii=False, default=str) + "\n")
+        truth.write_text(
+            json.dumps(
+                {
+                    "mode": "national",
+                    "seed": seed,
+                    "day": day,
+                    "fill": d,
+                    "events": {"total": sum(report.by_type.values()), "by_type": dict(report.by_type)},
+                    "reports": report.truth,
+                },
+                ensure_ascii=False,
+                default=str,
+            )
+            + "\n"
+        )
         typer.echo(f"ground truth written to {truth}")

@@ -48,8 +48,9 @@ def demo_staff(m: Municipality, supporters_per_desk: int = DEFAULT.supporters_pe
     return people
 
 
-async def create_demo_staff(settings: Settings, m: Municipality, password: str, nc=None,
-                            only: set[str] | None = None) -> list[DemoStaff]:
+async def create_demo_staff(
+    settings: Settings, m: Municipality, password: str, nc=None, only: set[str] | None = None
+) -> list[DemoStaff]:
     """Create the accounts and their training records (or only those named); returns who was created."""
     people = [p for p in demo_staff(m) if only is None or p.staff_id in only]
     own = nc is None
@@ -59,13 +60,23 @@ async def create_demo_staff(settings: Settings, m: Municipality, password: str, 
         await bus.ensure_streams(js, settings.stream_replicas)
         trainer = Actor(id=ids.MANAGER_ID, role=Role.manager)
         for p in people:
-            await auth.add_staff(js, municipality=m.code, staff_id=p.staff_id, roles=[p.role], wards=p.wards, password=password)
+            await auth.add_staff(
+                js, municipality=m.code, staff_id=p.staff_id, roles=[p.role], wards=p.wards, password=password
+            )
             if p.role in (Role.supporter, Role.rounder, Role.manager, Role.operator):
                 for item in TRAINING_ITEMS:
-                    await bus.append(js, TrainingItemCompleted(municipality=m.code, staff_id=p.staff_id, item=item, hours=2.0,
-                                                               actor=trainer))
-                await bus.append(js, TrainingTestRecorded(municipality=m.code, staff_id=p.staff_id, score=92, passed=True,
-                                                          actor=trainer))
+                    await bus.append(
+                        js,
+                        TrainingItemCompleted(
+                            municipality=m.code, staff_id=p.staff_id, item=item, hours=2.0, actor=trainer
+                        ),
+                    )
+                await bus.append(
+                    js,
+                    TrainingTestRecorded(
+                        municipality=m.code, staff_id=p.staff_id, score=92, passed=True, actor=trainer
+                    ),
+                )
     finally:
         if own:
             await nc.drain()
@@ -106,7 +117,8 @@ def _check_port_free(host: str, port: int, name: str) -> None:
         raise ServeError(
             f"port {port} of the {name} service is taken. The simulator serves {name} itself "
             f"on the simulated clock: run the rest of the system with `madoguchi run --only reporting --only audit "
-            f"--only console` (as `make demo` does), or set MADOGUCHI_{name.upper()}_PORT to a free port")
+            f"--only console` (as `make demo` does), or set MADOGUCHI_{name.upper()}_PORT to a free port"
+        )
 
 
 @asynccontextmanager
@@ -130,8 +142,9 @@ async def serve_services(settings: Settings, clock, names: tuple[str, ...] = ("d
             app = factories[name].load()(settings.model_copy(update={"log_level": "WARNING"}), clock=clock)
             port = getattr(settings, f"{name}_port")
             _check_port_free(settings.host, port, name)
-            server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning",
-                                                   access_log=False, lifespan="on"))
+            server = uvicorn.Server(
+                uvicorn.Config(app, host=settings.host, port=port, log_level="warning", access_log=False, lifespan="on")
+            )
             task = asyncio.create_task(server.serve(), name=f"serve-{name}")
             servers[name] = (server, task)
             while not server.started:

@@ -37,7 +37,12 @@ from madoguchi_shared.calendar import TOKYO, Calendar
 from madoguchi_shared.events import Actor, Event, Role
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.events import device as dv
-from madoguchi_shared.events.admin import TRAINING_ITEMS, StaffAccountCreated, TrainingItemCompleted, TrainingTestRecorded
+from madoguchi_shared.events.admin import (
+    TRAINING_ITEMS,
+    StaffAccountCreated,
+    TrainingItemCompleted,
+    TrainingTestRecorded,
+)
 from madoguchi_shared.municipality import Desk, Municipality
 
 from madoguchi_sim import ids, texts
@@ -102,7 +107,17 @@ def draw_visitor(rng: random.Random, p: Profile) -> Visitor:
     age = pick(rng, p.age_bands)
     younger = age in ("under_20", "20s", "30s", "40s")
     sets = tuple(
-        (s, w * (2.5 if younger and "mykey_smartphone" in s else 0.2 if age == "80_and_over" and "mykey_smartphone" in s else 1.0))
+        (
+            s,
+            w
+            * (
+                2.5
+                if younger and "mykey_smartphone" in s
+                else 0.2
+                if age == "80_and_over" and "mykey_smartphone" in s
+                else 1.0
+            ),
+        )
         for s, w in p.purpose_sets
     )
     purposes: tuple[str, ...] = pick(rng, sets)
@@ -154,21 +169,37 @@ def draw_visitor(rng: random.Random, p: Profile) -> Visitor:
     minutes = 0.0
     for purpose in purposes:
         minutes += {
-            "mykey_pc": rng.uniform(3, 6.5), "mynapoint_application": rng.uniform(1.5, 4),
-            "health_insurance_registration": rng.uniform(1, 2.5), "mykey_smartphone": rng.uniform(5, 10),
-            "inquiry_only": rng.uniform(1, 3.5), "flyer": rng.uniform(0.3, 1),
+            "mykey_pc": rng.uniform(3, 6.5),
+            "mynapoint_application": rng.uniform(1.5, 4),
+            "health_insurance_registration": rng.uniform(1, 2.5),
+            "mykey_smartphone": rng.uniform(5, 10),
+            "inquiry_only": rng.uniform(1, 3.5),
+            "flyer": rng.uniform(0.3, 1),
         }[purpose]
     if outcome == "not_completed":
         minutes = max(1.5, minutes * rng.uniform(0.35, 0.7))
     if age == "80_and_over":
         minutes *= 1.2
     return Visitor(
-        gender=gender, age_band=age, purposes=purposes, support_needed=needed, support_given=given, outcome=outcome,
-        reason=reason, payment_service=payment, has_card=has_card, uses_reader=uses_reader, pin_failures=pin_failures,
+        gender=gender,
+        age_band=age,
+        purposes=purposes,
+        support_needed=needed,
+        support_given=given,
+        outcome=outcome,
+        reason=reason,
+        payment_service=payment,
+        has_card=has_card,
+        uses_reader=uses_reader,
+        pin_failures=pin_failures,
         card_held=uses_reader and rng.random() < p.card_held_by_staff_rate,
         card_left_behind=uses_reader and rng.random() < p.card_left_behind_rate,
-        opinion=opinion, escalation=escalation, first_details=first, correction=correction,
-        no_show=rng.random() < p.no_show_rate, service_seconds=minutes * 60.0,
+        opinion=opinion,
+        escalation=escalation,
+        first_details=first,
+        correction=correction,
+        no_show=rng.random() < p.no_show_rate,
+        service_seconds=minutes * 60.0,
     )
 
 
@@ -222,9 +253,17 @@ class _Emitter:
         self.base = {"municipality": municipality, "ward": ward, "desk": desk}
         self.events: list[Event] = []
 
-    def __call__(self, cls: type[Event], at: datetime, actor: Actor, correlation: UUID | None = None, **fields) -> Event:
-        event = cls(event_id=ids.uuid7_at(self.rng, at), occurred_at=at, recorded_at=at, actor=actor,
-                    correlation_id=correlation, **{**self.base, **fields})
+    def __call__(
+        self, cls: type[Event], at: datetime, actor: Actor, correlation: UUID | None = None, **fields
+    ) -> Event:
+        event = cls(
+            event_id=ids.uuid7_at(self.rng, at),
+            occurred_at=at,
+            recorded_at=at,
+            actor=actor,
+            correlation_id=correlation,
+            **{**self.base, **fields},
+        )
         self.events.append(event)
         return event
 
@@ -267,8 +306,14 @@ def visitors_for_day(rng: random.Random, p: Profile, day: date, open_seconds: fl
     return max(p.visitors_min if open_seconds >= regular_seconds else 5, min(p.visitors_max, round(n)))
 
 
-def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, day: date, profile: Profile,
-                      calendar: Calendar | None = None) -> DeskDayResult:
+def simulate_desk_day(
+    seed: int | str,
+    municipality: Municipality,
+    desk: Desk,
+    day: date,
+    profile: Profile,
+    calendar: Calendar | None = None,
+) -> DeskDayResult:
     """Simulate one desk's day (see the module docstring). A closed day yields no events."""
     cal = calendar or municipality.calendar()
     hours = cal.hours(day, desk.id)
@@ -280,7 +325,9 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     rng = ids.unit_rng(seed, "desk", municipality.code, desk.id, day.isoformat())
     emit = _Emitter(rng, municipality.code, desk.ward, desk.id)
     dd = ev.deskday_id(desk.id, day)
-    regular = (datetime.combine(day, municipality.regular_hours.close) - datetime.combine(day, municipality.regular_hours.open))
+    regular = datetime.combine(day, municipality.regular_hours.close) - datetime.combine(
+        day, municipality.regular_hours.open
+    )
     n_visitors = visitors_for_day(rng, profile, day, hours.open_seconds(), regular.total_seconds())
     manager = Actor(id=ids.MANAGER_ID, role=Role.manager)
     n_sup = profile.supporters_per_desk + (1 if n_visitors > profile.extra_supporter_above else 0)
@@ -292,13 +339,40 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
 
     # --- before opening --------------------------------------------------------------------
     boot = opens - timedelta(minutes=52) + timedelta(seconds=rng.uniform(-120, 120))
-    dev_emit(dv.AgentStarted, boot, dev_actor, agent_version=AGENT_VERSION, policy_version=POLICY_VERSION,
-             previous_run="unclean" if rng.random() < profile.unclean_start_rate else "clean", outbox_depth=0, device_id=device)
-    dev_emit(dv.PolicyApplied, boot + timedelta(seconds=1), dev_actor, policy_version=POLICY_VERSION, sha256=POLICY_SHA,
-             source="bus", device_id=device)
-    dev_emit(dv.UsbDeviceAttached, boot + timedelta(seconds=2), dev_actor, device_id=device, port="1-1", vendor_id="054c",
-             product_id="0dc9", device_class="00", interface_classes=("0b",), manufacturer="Sony", product="RC-S300/P",
-             present_at_start=True, allowed=True)
+    dev_emit(
+        dv.AgentStarted,
+        boot,
+        dev_actor,
+        agent_version=AGENT_VERSION,
+        policy_version=POLICY_VERSION,
+        previous_run="unclean" if rng.random() < profile.unclean_start_rate else "clean",
+        outbox_depth=0,
+        device_id=device,
+    )
+    dev_emit(
+        dv.PolicyApplied,
+        boot + timedelta(seconds=1),
+        dev_actor,
+        policy_version=POLICY_VERSION,
+        sha256=POLICY_SHA,
+        source="bus",
+        device_id=device,
+    )
+    dev_emit(
+        dv.UsbDeviceAttached,
+        boot + timedelta(seconds=2),
+        dev_actor,
+        device_id=device,
+        port="1-1",
+        vendor_id="054c",
+        product_id="0dc9",
+        device_class="00",
+        interface_classes=("0b",),
+        manufacturer="Sony",
+        product="RC-S300/P",
+        present_at_start=True,
+        allowed=True,
+    )
     dev_emit(dv.ReaderAttached, boot + timedelta(seconds=3), dev_actor, device_id=device, reader=READER)
     started = opens - timedelta(minutes=45) + timedelta(seconds=rng.uniform(-90, 90))
     emit(ev.DayStarted, started, manager, deskday_id=dd)
@@ -306,12 +380,31 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     for i, s in enumerate(supporters):
         checked_in = t + timedelta(seconds=40 * i)
         emit(ev.StaffCheckedIn, checked_in, s.actor, deskday_id=dd, staff_id=s.id, role="supporter")
-        emit(ev.MaskStatusRecorded, checked_in + timedelta(seconds=5), s.actor, deskday_id=dd, staff_id=s.id, wearing=True)
+        emit(
+            ev.MaskStatusRecorded,
+            checked_in + timedelta(seconds=5),
+            s.actor,
+            deskday_id=dd,
+            staff_id=s.id,
+            wearing=True,
+        )
         res.masks_checked += 1
-        dev_emit(dv.MonitoringNoticeShown, checked_in + timedelta(seconds=20), dev_actor, device_id=device, staff_id=s.id,
-                 notice_sha256=NOTICE_SHA)
-        dev_emit(dv.MonitoringNoticeAcknowledged, checked_in + timedelta(seconds=35), dev_actor, device_id=device, staff_id=s.id,
-                 notice_sha256=NOTICE_SHA)
+        dev_emit(
+            dv.MonitoringNoticeShown,
+            checked_in + timedelta(seconds=20),
+            dev_actor,
+            device_id=device,
+            staff_id=s.id,
+            notice_sha256=NOTICE_SHA,
+        )
+        dev_emit(
+            dv.MonitoringNoticeAcknowledged,
+            checked_in + timedelta(seconds=35),
+            dev_actor,
+            device_id=device,
+            staff_id=s.id,
+            notice_sha256=NOTICE_SHA,
+        )
     prep_start = t + timedelta(minutes=2)
     prep_end = opens - timedelta(minutes=8)
     missing: tuple[str, ...] = ()
@@ -330,14 +423,44 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     if critical:
         incidents.append("equipment_missing")
         no = len(incidents)
-        emit(ev.IncidentOpened, check_at, first, deskday_id=dd, incident_no=no, kind="equipment_missing", urgency="high",
-             items=tuple(critical), checklist=tuple(ev.ChecklistStep(key=k, text_ja=x) for k, x in texts.EQUIPMENT_CHECKLIST),
-             message_ja=texts.INCIDENT_MESSAGE_EQUIPMENT)
+        emit(
+            ev.IncidentOpened,
+            check_at,
+            first,
+            deskday_id=dd,
+            incident_no=no,
+            kind="equipment_missing",
+            urgency="high",
+            items=tuple(critical),
+            checklist=tuple(ev.ChecklistStep(key=k, text_ja=x) for k, x in texts.EQUIPMENT_CHECKLIST),
+            message_ja=texts.INCIDENT_MESSAGE_EQUIPMENT,
+        )
         for j, (key, _) in enumerate(texts.EQUIPMENT_CHECKLIST):
-            emit(ev.IncidentStepDone, check_at + timedelta(minutes=3 + 4 * j), manager, deskday_id=dd, incident_no=no, step=key)
-        emit(ev.IncidentClosed, check_at + timedelta(minutes=30), manager, deskday_id=dd, incident_no=no,
-             note=texts.INCIDENT_CLOSED_NOTE)
-    emit(ev.PreparationRecorded, prep_end, first, deskday_id=dd, start=prep_start, end=prep_end, outside_opening_hours=True)
+            emit(
+                ev.IncidentStepDone,
+                check_at + timedelta(minutes=3 + 4 * j),
+                manager,
+                deskday_id=dd,
+                incident_no=no,
+                step=key,
+            )
+        emit(
+            ev.IncidentClosed,
+            check_at + timedelta(minutes=30),
+            manager,
+            deskday_id=dd,
+            incident_no=no,
+            note=texts.INCIDENT_CLOSED_NOTE,
+        )
+    emit(
+        ev.PreparationRecorded,
+        prep_end,
+        first,
+        deskday_id=dd,
+        start=prep_start,
+        end=prep_end,
+        outside_opening_hours=True,
+    )
 
     # --- the day: a discrete-event simulation ------------------------------------------------
     # the last ticket a minute before closing: a visitor arriving at the door at 17:15 is told to come back
@@ -361,7 +484,12 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     long_day = (closes - opens) >= timedelta(hours=6)
     for i, s in enumerate(supporters):
         if long_day:
-            at(datetime.combine(day, time(11, 15), TOKYO) + timedelta(minutes=55 * i), "absence_due", s, ("break", 45 * 60.0, False))
+            at(
+                datetime.combine(day, time(11, 15), TOKYO) + timedelta(minutes=55 * i),
+                "absence_due",
+                s,
+                ("break", 45 * 60.0, False),
+            )
         for _ in range(rng.randint(*profile.restroom_absences)):
             when = opens + timedelta(seconds=rng.uniform(0.1, 0.92) * (closes - opens).total_seconds())
             at(when, "absence_due", s, ("restroom", _minutes(rng, 4, 11), False))
@@ -397,13 +525,29 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
         s.due.popleft()
         s.present = False
         res.short_absences += 1
-        emit(ev.ShortAbsenceStarted, now, s.actor, deskday_id=dd, staff_id=s.id, reason=reason,
-             expected_minutes=max(1, min(60, round(seconds / 60))))
+        emit(
+            ev.ShortAbsenceStarted,
+            now,
+            s.actor,
+            deskday_id=dd,
+            staff_id=s.id,
+            reason=reason,
+            expected_minutes=max(1, min(60, round(seconds / 60))),
+        )
         if not present() and within_hours(now) and breach["since"] is None:
             breach["no"] += 1
             breach["since"] = now
-            emit(ev.StaffingBreachDetected, now, s.actor, deskday_id=dd, breach_no=breach["no"], since=now,
-                 absence_notice_shown=True, trigger="staffing_change", message_ja=texts.BREACH_MESSAGE)
+            emit(
+                ev.StaffingBreachDetected,
+                now,
+                s.actor,
+                deskday_id=dd,
+                breach_no=breach["no"],
+                since=now,
+                absence_notice_shown=True,
+                trigger="staffing_change",
+                message_ja=texts.BREACH_MESSAGE,
+            )
         at(now + timedelta(seconds=seconds), "absence_end", s, seconds)
 
     def choose() -> _Supporter | None:
@@ -425,8 +569,16 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
         rec.staff_id = s.id
         rec.called_at = now
         rec.visit_id = ids.uuid7_at(rng, now)
-        emit(ev.TicketCalled, now, s.actor, rec.visit_id, deskday_id=dd, ticket_no=rec.ticket_no, staff_id=s.id,
-             visit_id=rec.visit_id)
+        emit(
+            ev.TicketCalled,
+            now,
+            s.actor,
+            rec.visit_id,
+            deskday_id=dd,
+            ticket_no=rec.ticket_no,
+            staff_id=s.id,
+            visit_id=rec.visit_id,
+        )
         waited_long = (now - rec.issued_at).total_seconds() > 3600
         if rec.visitor.no_show or (waited_long and rng.random() < profile.no_show_after_long_wait):
             recall = now + timedelta(seconds=rng.uniform(60, 120))
@@ -445,22 +597,69 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
         rec.served_at = now
         s.last_served = now.timestamp()
         pending = station["pending"]
-        emit(ev.TicketServed, now, s.actor, vid, deskday_id=dd, ticket_no=rec.ticket_no, visit_id=vid, staff_id=s.id,
-             waited_seconds=waited)
+        emit(
+            ev.TicketServed,
+            now,
+            s.actor,
+            vid,
+            deskday_id=dd,
+            ticket_no=rec.ticket_no,
+            visit_id=vid,
+            staff_id=s.id,
+            waited_seconds=waited,
+        )
         if pending is not None:
             rec.flagged = True
-            emit(ev.VisitStartedBeforeDisinfection, now, s.actor, vid, deskday_id=dd, visit_id=vid, previous_visit_id=pending)
+            emit(
+                ev.VisitStartedBeforeDisinfection,
+                now,
+                s.actor,
+                vid,
+                deskday_id=dd,
+                visit_id=vid,
+                previous_visit_id=pending,
+            )
         station["pending"] = vid
-        emit(ev.VisitStarted, now, s.actor, vid, visit_id=vid, deskday_id=dd, ticket_no=rec.ticket_no, staff_id=s.id,
-             waited_seconds=waited, disinfection_pending=pending is not None)
+        emit(
+            ev.VisitStarted,
+            now,
+            s.actor,
+            vid,
+            visit_id=vid,
+            deskday_id=dd,
+            ticket_no=rec.ticket_no,
+            staff_id=s.id,
+            waited_seconds=waited,
+            disinfection_pending=pending is not None,
+        )
         d = v.service_seconds
         step = lambda frac: now + timedelta(seconds=d * frac)  # noqa: E731 - an instant inside the visit
         if v.first_details:
-            emit(ev.VisitDetailsRecorded, step(0.05), s.actor, vid, visit_id=vid, gender=v.gender, age_band=v.age_band,
-                 purposes=v.first_details, support_needed=False, support_given=False)
-        emit(ev.VisitDetailsRecorded, step(0.1), s.actor, vid, visit_id=vid, gender=v.gender, age_band=v.age_band,
-             purposes=v.purposes, support_needed=v.support_needed, support_given=v.support_given,
-             payment_service=v.payment_service)
+            emit(
+                ev.VisitDetailsRecorded,
+                step(0.05),
+                s.actor,
+                vid,
+                visit_id=vid,
+                gender=v.gender,
+                age_band=v.age_band,
+                purposes=v.first_details,
+                support_needed=False,
+                support_given=False,
+            )
+        emit(
+            ev.VisitDetailsRecorded,
+            step(0.1),
+            s.actor,
+            vid,
+            visit_id=vid,
+            gender=v.gender,
+            age_band=v.age_band,
+            purposes=v.purposes,
+            support_needed=v.support_needed,
+            support_given=v.support_given,
+            payment_service=v.payment_service,
+        )
         if v.uses_reader:
             start_read = step(0.2)
             if reader_windows and reader_windows[-1][1] > start_read:
@@ -468,22 +667,62 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
             removed = max(start_read + timedelta(seconds=20 * v.pin_failures + 40), step(0.65))
             reader_windows.append((start_read, removed))
             if v.card_held:
-                emit(ev.CardHandedToStaff, max(now + timedelta(seconds=1), start_read - timedelta(seconds=10)), s.actor, vid,
-                     visit_id=vid)
-            dev_emit(dv.CardInserted, start_read, dev_actor, vid, device_id=device, reader=READER, atr=CARD_ATR, visit_id=str(vid))
+                emit(
+                    ev.CardHandedToStaff,
+                    max(now + timedelta(seconds=1), start_read - timedelta(seconds=10)),
+                    s.actor,
+                    vid,
+                    visit_id=vid,
+                )
+            dev_emit(
+                dv.CardInserted,
+                start_read,
+                dev_actor,
+                vid,
+                device_id=device,
+                reader=READER,
+                atr=CARD_ATR,
+                visit_id=str(vid),
+            )
             for k in range(1, v.pin_failures + 1):
                 failed_at = start_read + timedelta(seconds=20 * k)
                 locked = k >= ev.PIN_LIMITS["user_auth"]
-                emit(ev.PinFailureRecorded, failed_at, s.actor, vid, visit_id=vid, pin="user_auth", failures=k,
-                     limit=ev.PIN_LIMITS["user_auth"], locked=locked)
+                emit(
+                    ev.PinFailureRecorded,
+                    failed_at,
+                    s.actor,
+                    vid,
+                    visit_id=vid,
+                    pin="user_auth",
+                    failures=k,
+                    limit=ev.PIN_LIMITS["user_auth"],
+                    locked=locked,
+                )
                 rec.pin_locked = rec.pin_locked or locked
                 if ev.PIN_LIMITS["user_auth"] - k == 1:
                     rec.pin_warnings += 1
-                    emit(ev.PinLockWarningIssued, failed_at, s.actor, vid, visit_id=vid, pin="user_auth", failures=k,
-                         remaining=1, message_ja=texts.PIN_WARNING)
+                    emit(
+                        ev.PinLockWarningIssued,
+                        failed_at,
+                        s.actor,
+                        vid,
+                        visit_id=vid,
+                        pin="user_auth",
+                        failures=k,
+                        remaining=1,
+                        message_ja=texts.PIN_WARNING,
+                    )
             if not v.card_left_behind:
-                dev_emit(dv.CardRemoved, removed, dev_actor, vid, device_id=device, reader=READER, atr=CARD_ATR,
-                         dwell_s=(removed - start_read).total_seconds())
+                dev_emit(
+                    dv.CardRemoved,
+                    removed,
+                    dev_actor,
+                    vid,
+                    device_id=device,
+                    reader=READER,
+                    atr=CARD_ATR,
+                    dwell_s=(removed - start_read).total_seconds(),
+                )
             if v.card_held:
                 emit(ev.CardReturned, removed + timedelta(seconds=10), s.actor, vid, visit_id=vid)
             end = max(now + timedelta(seconds=d), removed + timedelta(seconds=30))
@@ -491,17 +730,44 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
             for k in range(1, v.pin_failures + 1):  # on the citizen's smartphone
                 failed_at = step(0.3) + timedelta(seconds=20 * k)
                 locked = k >= ev.PIN_LIMITS["user_auth"]
-                emit(ev.PinFailureRecorded, failed_at, s.actor, vid, visit_id=vid, pin="user_auth", failures=k,
-                     limit=ev.PIN_LIMITS["user_auth"], locked=locked)
+                emit(
+                    ev.PinFailureRecorded,
+                    failed_at,
+                    s.actor,
+                    vid,
+                    visit_id=vid,
+                    pin="user_auth",
+                    failures=k,
+                    limit=ev.PIN_LIMITS["user_auth"],
+                    locked=locked,
+                )
                 rec.pin_locked = rec.pin_locked or locked
                 if ev.PIN_LIMITS["user_auth"] - k == 1:
                     rec.pin_warnings += 1
-                    emit(ev.PinLockWarningIssued, failed_at, s.actor, vid, visit_id=vid, pin="user_auth", failures=k,
-                         remaining=1, message_ja=texts.PIN_WARNING)
+                    emit(
+                        ev.PinLockWarningIssued,
+                        failed_at,
+                        s.actor,
+                        vid,
+                        visit_id=vid,
+                        pin="user_auth",
+                        failures=k,
+                        remaining=1,
+                        message_ja=texts.PIN_WARNING,
+                    )
             end = max(now + timedelta(seconds=d), step(0.3) + timedelta(seconds=20 * v.pin_failures + 30))
         if v.opinion:
             kind, opinion_step, text = v.opinion
-            emit(ev.OpinionRecorded, now + (end - now) * 0.85, s.actor, vid, visit_id=vid, kind=kind, step=opinion_step, text=text)
+            emit(
+                ev.OpinionRecorded,
+                now + (end - now) * 0.85,
+                s.actor,
+                vid,
+                visit_id=vid,
+                kind=kind,
+                step=opinion_step,
+                text=text,
+            )
         if v.escalation:
             category, summary, to_city = v.escalation
             raised = now + (end - now) * 0.5
@@ -513,37 +779,108 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
             emit(ev.EscalationAcknowledged, ack, manager, vid, **esc)
             if to_city:
                 asked = ack + timedelta(seconds=rng.uniform(300, 900))
-                emit(ev.EscalationEscalatedToCity, asked, manager, vid, summary=rng.choice(texts.ESCALATION_TO_CITY), **esc)
-                emit(ev.EscalationResolved, asked + timedelta(seconds=rng.uniform(1200, 5400)), manager, vid,
-                     outcome=rng.choice(texts.ESCALATION_OUTCOMES["city"]), resolved_by="city", **esc)
+                emit(
+                    ev.EscalationEscalatedToCity,
+                    asked,
+                    manager,
+                    vid,
+                    summary=rng.choice(texts.ESCALATION_TO_CITY),
+                    **esc,
+                )
+                emit(
+                    ev.EscalationResolved,
+                    asked + timedelta(seconds=rng.uniform(1200, 5400)),
+                    manager,
+                    vid,
+                    outcome=rng.choice(texts.ESCALATION_OUTCOMES["city"]),
+                    resolved_by="city",
+                    **esc,
+                )
             else:
-                emit(ev.EscalationResolved, ack + timedelta(seconds=rng.uniform(300, 1800)), manager, vid,
-                     outcome=rng.choice(texts.ESCALATION_OUTCOMES["manager"]), resolved_by="manager", **esc)
-        emit(ev.VisitEnded, end, s.actor, vid, visit_id=vid, outcome=v.outcome, reason=v.reason,
-             service_seconds=(end - now).total_seconds())
+                emit(
+                    ev.EscalationResolved,
+                    ack + timedelta(seconds=rng.uniform(300, 1800)),
+                    manager,
+                    vid,
+                    outcome=rng.choice(texts.ESCALATION_OUTCOMES["manager"]),
+                    resolved_by="manager",
+                    **esc,
+                )
+        emit(
+            ev.VisitEnded,
+            end,
+            s.actor,
+            vid,
+            visit_id=vid,
+            outcome=v.outcome,
+            reason=v.reason,
+            service_seconds=(end - now).total_seconds(),
+        )
         rec.ended_at = end
         rec.outcome, rec.reason = v.outcome, v.reason
         if v.card_left_behind:
             inserted, _ = reader_windows[-1]
             noticed = end + timedelta(seconds=30)
-            dev_emit(dv.CardLeftInReader, noticed, dev_actor, vid, device_id=device, reader=READER, atr=CARD_ATR,
-                     inserted_at=inserted, reason="visit_ended", visit_id=str(vid),
-                     seconds_in_reader=(noticed - inserted).total_seconds())
+            dev_emit(
+                dv.CardLeftInReader,
+                noticed,
+                dev_actor,
+                vid,
+                device_id=device,
+                reader=READER,
+                atr=CARD_ATR,
+                inserted_at=inserted,
+                reason="visit_ended",
+                visit_id=str(vid),
+                seconds_in_reader=(noticed - inserted).total_seconds(),
+            )
             incidents.append("card_left_behind")
             no = len(incidents)
             found = end + timedelta(seconds=60)
             reader_windows[-1] = (inserted, found + timedelta(seconds=20))  # the card stays in the reader until found
-            emit(ev.IncidentOpened, found, s.actor, vid, deskday_id=dd, incident_no=no, kind="card_left_behind",
-                 urgency="urgent", visit_id=vid, message_ja=texts.INCIDENT_MESSAGE_CARD,
-                 checklist=tuple(ev.ChecklistStep(key=k, text_ja=x) for k, x in texts.CARD_CHECKLIST))
+            emit(
+                ev.IncidentOpened,
+                found,
+                s.actor,
+                vid,
+                deskday_id=dd,
+                incident_no=no,
+                kind="card_left_behind",
+                urgency="urgent",
+                visit_id=vid,
+                message_ja=texts.INCIDENT_MESSAGE_CARD,
+                checklist=tuple(ev.ChecklistStep(key=k, text_ja=x) for k, x in texts.CARD_CHECKLIST),
+            )
             emit(ev.CardLeftBehind, found, s.actor, vid, visit_id=vid, incident_no=no)
-            dev_emit(dv.CardRemoved, found + timedelta(seconds=20), dev_actor, vid, device_id=device, reader=READER,
-                     atr=CARD_ATR, dwell_s=(found + timedelta(seconds=20) - inserted).total_seconds())
+            dev_emit(
+                dv.CardRemoved,
+                found + timedelta(seconds=20),
+                dev_actor,
+                vid,
+                device_id=device,
+                reader=READER,
+                atr=CARD_ATR,
+                dwell_s=(found + timedelta(seconds=20) - inserted).total_seconds(),
+            )
             for j, (key, _) in enumerate(texts.CARD_CHECKLIST):
-                emit(ev.IncidentStepDone, found + timedelta(minutes=2 + 10 * j), manager, vid, deskday_id=dd, incident_no=no,
-                     step=key)
-            emit(ev.IncidentClosed, found + timedelta(minutes=40), manager, vid, deskday_id=dd, incident_no=no,
-                 note=texts.INCIDENT_CLOSED_NOTE)
+                emit(
+                    ev.IncidentStepDone,
+                    found + timedelta(minutes=2 + 10 * j),
+                    manager,
+                    vid,
+                    deskday_id=dd,
+                    incident_no=no,
+                    step=key,
+                )
+            emit(
+                ev.IncidentClosed,
+                found + timedelta(minutes=40),
+                manager,
+                vid,
+                deskday_id=dd,
+                incident_no=no,
+                note=texts.INCIDENT_CLOSED_NOTE,
+            )
         at(end, "visit_end", s, rec)
 
     while heap:
@@ -561,8 +898,16 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
             for threshold, mark in marks:
                 if issued == mark:
                     res.capacity_alerts.append(threshold)
-                    emit(ev.CapacityThresholdReached, now, issuer.actor, deskday_id=dd, threshold=threshold, visitors=issued,
-                         expected_max=desk.expected_max_visitors, message_ja=texts.CAPACITY_MESSAGE)
+                    emit(
+                        ev.CapacityThresholdReached,
+                        now,
+                        issuer.actor,
+                        deskday_id=dd,
+                        threshold=threshold,
+                        visitors=issued,
+                        expected_max=desk.expected_max_visitors,
+                        message_ja=texts.CAPACITY_MESSAGE,
+                    )
             queue.append(rec)
             try_call(now)
         elif kind == "open":
@@ -579,8 +924,15 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
             if breach["since"] is not None:
                 duration = (now - breach["since"]).total_seconds()
                 res.breach_durations.append(duration)
-                emit(ev.StaffingBreachEnded, now, s.actor, deskday_id=dd, breach_no=breach["no"], duration_seconds=duration,
-                     ended_by="staff_on_duty")
+                emit(
+                    ev.StaffingBreachEnded,
+                    now,
+                    s.actor,
+                    deskday_id=dd,
+                    breach_no=breach["no"],
+                    duration_seconds=duration,
+                    ended_by="staff_on_duty",
+                )
                 breach["since"] = None
             for o in supporters:
                 try_absence(o, now)
@@ -617,16 +969,44 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     for rec in records:
         if rec.served_at is not None and rec.visitor.correction:
             corrected_at += timedelta(seconds=30)
-            emit(ev.VisitCorrected, corrected_at, Actor(id=rec.staff_id or supporters[0].id, role=Role.supporter), rec.visit_id,
-                 visit_id=rec.visit_id, outcome="completed", note=None)
+            emit(
+                ev.VisitCorrected,
+                corrected_at,
+                Actor(id=rec.staff_id or supporters[0].id, role=Role.supporter),
+                rec.visit_id,
+                visit_id=rec.visit_id,
+                outcome="completed",
+                note=None,
+            )
             rec.outcome, rec.reason = "completed", None
     cleanup_start = max(last, corrected_at) + timedelta(minutes=2)
     cleanup_end = cleanup_start + timedelta(minutes=rng.uniform(12, 20))
-    emit(ev.CleanupRecorded, cleanup_end, first, deskday_id=dd, start=cleanup_start, end=cleanup_end, outside_opening_hours=True)
-    emit(ev.EquipmentChecked, cleanup_end + timedelta(seconds=30), first, deskday_id=dd, phase="closing",
-         items_checked=len(keys), missing=())
+    emit(
+        ev.CleanupRecorded,
+        cleanup_end,
+        first,
+        deskday_id=dd,
+        start=cleanup_start,
+        end=cleanup_end,
+        outside_opening_hours=True,
+    )
+    emit(
+        ev.EquipmentChecked,
+        cleanup_end + timedelta(seconds=30),
+        first,
+        deskday_id=dd,
+        phase="closing",
+        items_checked=len(keys),
+        missing=(),
+    )
     for i, s in enumerate(supporters):
-        emit(ev.StaffCheckedOut, cleanup_end + timedelta(minutes=1, seconds=20 * i), s.actor, deskday_id=dd, staff_id=s.id)
+        emit(
+            ev.StaffCheckedOut,
+            cleanup_end + timedelta(minutes=1, seconds=20 * i),
+            s.actor,
+            deskday_id=dd,
+            staff_id=s.id,
+        )
     day_end = max(cleanup_end + timedelta(minutes=5), manager_done + timedelta(minutes=1))
     emit(ev.DayEnded, day_end, manager, deskday_id=dd)
     res.incidents = incidents
@@ -635,13 +1015,40 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     shutdown = cleanup_end + timedelta(minutes=3)
     if rng.random() < profile.process_violation_day_rate:
         when = opens + timedelta(seconds=rng.uniform(0.1, 0.9) * (closes - opens).total_seconds())
-        dev_emit(dv.ProcessViolation, when, dev_actor, device_id=device, pid=rng.randint(2000, 60000), name="transmission-gtk",
-                 path="/usr/bin/transmission-gtk", parent_name="gnome-shell", os_uid=1000, enforce=True, enforced=True)
+        dev_emit(
+            dv.ProcessViolation,
+            when,
+            dev_actor,
+            device_id=device,
+            pid=rng.randint(2000, 60000),
+            name="transmission-gtk",
+            path="/usr/bin/transmission-gtk",
+            parent_name="gnome-shell",
+            os_uid=1000,
+            enforce=True,
+            enforced=True,
+        )
     if rng.random() < profile.usb_violation_day_rate:
         when = opens + timedelta(seconds=rng.uniform(0.1, 0.9) * (closes - opens).total_seconds())
-        usb = {"port": "1-2", "vendor_id": "0781", "product_id": "5567", "device_class": "00", "interface_classes": ("08",),
-               "manufacturer": "SanDisk", "product": "Cruzer Blade"}
-        dev_emit(dv.UsbViolation, when, dev_actor, device_id=device, kind="mass_storage", block_attempted=True, blocked=True, **usb)
+        usb = {
+            "port": "1-2",
+            "vendor_id": "0781",
+            "product_id": "5567",
+            "device_class": "00",
+            "interface_classes": ("08",),
+            "manufacturer": "SanDisk",
+            "product": "Cruzer Blade",
+        }
+        dev_emit(
+            dv.UsbViolation,
+            when,
+            dev_actor,
+            device_id=device,
+            kind="mass_storage",
+            block_attempted=True,
+            blocked=True,
+            **usb,
+        )
         dev_emit(dv.UsbDeviceRemoved, when + timedelta(minutes=2), dev_actor, device_id=device, **usb)
     step = timedelta(minutes=profile.heartbeat_minutes)
     hb = boot + step
@@ -651,11 +1058,28 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
         while window is not None and window[1] <= hb:
             window = next(windows, None)
         present_card = window is not None and window[0] <= hb < window[1]
-        dev_emit(dv.Heartbeat, hb, dev_actor, device_id=device, agent_version=AGENT_VERSION, policy_version=POLICY_VERSION,
-                 outbox_depth=1, outbox_bytes=520, link_up=True, uptime_s=int((hb - boot).total_seconds()),
-                 card_present=present_card)
+        dev_emit(
+            dv.Heartbeat,
+            hb,
+            dev_actor,
+            device_id=device,
+            agent_version=AGENT_VERSION,
+            policy_version=POLICY_VERSION,
+            outbox_depth=1,
+            outbox_bytes=520,
+            link_up=True,
+            uptime_s=int((hb - boot).total_seconds()),
+            card_present=present_card,
+        )
         hb += step
-    dev_emit(dv.AgentStopped, shutdown, dev_actor, device_id=device, reason="signal", uptime_s=int((shutdown - boot).total_seconds()))
+    dev_emit(
+        dv.AgentStopped,
+        shutdown,
+        dev_actor,
+        device_id=device,
+        reason="signal",
+        uptime_s=int((shutdown - boot).total_seconds()),
+    )
 
     events = emit.events + dev_emit.events
     events.sort(key=lambda e: e.occurred_at)  # stable: same-instant events keep their causal order
@@ -664,15 +1088,17 @@ def simulate_desk_day(seed: int | str, municipality: Municipality, desk: Desk, d
     return res
 
 
-def staff_setup_events(seed: int | str, municipality: Municipality, desks: list[Desk], at: datetime,
-                       supporters_per_desk: int) -> list[Event]:
+def staff_setup_events(
+    seed: int | str, municipality: Municipality, desks: list[Desk], at: datetime, supporters_per_desk: int
+) -> list[Event]:
     """Staff accounts and their completed training (ORG-4) for the simulated staff, so the desk
     service would let them check in. Recorded once, before the first simulated day."""
     rng = ids.unit_rng(seed, "setup", municipality.code)
     emit = _Emitter(rng, municipality.code, None, None)
     trainer = Actor(id=ids.MANAGER_ID, role=Role.manager)
     staff: list[tuple[str, tuple[Role, ...], tuple[str, ...]]] = [
-        (ids.MANAGER_ID, (Role.manager,), ()), (ids.ROUNDER_ID, (Role.rounder,), ()),
+        (ids.MANAGER_ID, (Role.manager,), ()),
+        (ids.ROUNDER_ID, (Role.rounder,), ()),
         *((op, (Role.operator,), ()) for op in ids.OPERATOR_IDS),
     ]
     for desk in desks:

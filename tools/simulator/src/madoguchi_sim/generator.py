@@ -43,11 +43,20 @@ def resize(m: Municipality, desks: int) -> Municipality:
         else:
             i = k % len(wards)
             n = len(wards[i]["desks"]) + 1
-            wards[i]["desks"].append({"id": f"{wards[i]['id']}-{n}", "ward": wards[i]["id"],
-                                      "name_ja": f"{wards[i]['name_ja']} 支援窓口{n}", "expected_max_visitors": 80})
+            wards[i]["desks"].append(
+                {
+                    "id": f"{wards[i]['id']}-{n}",
+                    "ward": wards[i]["id"],
+                    "name_ja": f"{wards[i]['name_ja']} 支援窓口{n}",
+                    "expected_max_visitors": 80,
+                }
+            )
     data["wards"] = [w for w in wards if w["desks"]]
-    data["special_days"] = [sd for sd in data["special_days"]
-                            if not sd["desks"] or set(sd["desks"]) <= {d["id"] for w in data["wards"] for d in w["desks"]}]
+    data["special_days"] = [
+        sd
+        for sd in data["special_days"]
+        if not sd["desks"] or set(sd["desks"]) <= {d["id"] for w in data["wards"] for d in w["desks"]}
+    ]
     return Municipality.model_validate(data)
 
 
@@ -56,14 +65,33 @@ def synthetic(template: Municipality, code: str, desks: int) -> Municipality:
     and `desks` desks, one per branch office (ward)."""
     data = template.model_dump(mode="python")
     data.update(code=code, name_ja=f"模擬市{code}", name_en=f"Simulated {code}", special_days=[])
-    data["wards"] = [{"id": f"b{k:02d}", "name_ja": f"第{k}支所", "name_en": f"Branch {k}",
-                      "desks": [{"id": f"b{k:02d}-1", "ward": f"b{k:02d}", "name_ja": f"第{k}支所 支援窓口",
-                                 "expected_max_visitors": 80}]} for k in range(1, desks + 1)]
+    data["wards"] = [
+        {
+            "id": f"b{k:02d}",
+            "name_ja": f"第{k}支所",
+            "name_en": f"Branch {k}",
+            "desks": [
+                {
+                    "id": f"b{k:02d}-1",
+                    "ward": f"b{k:02d}",
+                    "name_ja": f"第{k}支所 支援窓口",
+                    "expected_max_visitors": 80,
+                }
+            ],
+        }
+        for k in range(1, desks + 1)
+    ]
     return Municipality.model_validate(data)
 
 
-def scaled_municipalities(template: Municipality, municipalities: int, desks: int | None, *,
-                          include_template: bool = True, codes: list[str] | None = None) -> list[Municipality]:
+def scaled_municipalities(
+    template: Municipality,
+    municipalities: int,
+    desks: int | None,
+    *,
+    include_template: bool = True,
+    codes: list[str] | None = None,
+) -> list[Municipality]:
     """`municipalities` municipalities with `desks` desks in all (spread evenly).
 
     The first is the template itself (resized) when `include_template`; the others are synthetic,

@@ -64,17 +64,28 @@ class NationalReport:
 
     def as_dict(self) -> dict:
         return {
-            "municipalities": len(self.plan.municipalities), "desks": self.plan.desks,
+            "municipalities": len(self.plan.municipalities),
+            "desks": self.plan.desks,
             "events_per_desk_day": round(self.plan.events_per_desk_day, 1),
             "heartbeat_seconds": round(self.plan.profile.heartbeat_minutes * 60, 1),
-            "whole_day_events_estimate": self.plan.whole_day_events, **self.fill.as_dict(),
+            "whole_day_events_estimate": self.plan.whole_day_events,
+            **self.fill.as_dict(),
             "by_context": dict(sorted(self.by_context().items())),
         }
 
 
-def plan(events: int, *, municipalities: int = 1741, desks: int = 4000, day: date = PEAK_DAY, seed: int | str = 1,
-         profile: Profile = PEAK, template: Municipality | None = None, codes: list[str] | None = None,
-         fit: bool = True) -> NationalPlan:
+def plan(
+    events: int,
+    *,
+    municipalities: int = 1741,
+    desks: int = 4000,
+    day: date = PEAK_DAY,
+    seed: int | str = 1,
+    profile: Profile = PEAK,
+    template: Municipality | None = None,
+    codes: list[str] | None = None,
+    fit: bool = True,
+) -> NationalPlan:
     """Which municipalities to simulate so the day holds about `events` events.
 
     With `fit`, a request beyond the whole day at the profile's rates (about 7.5 million with
@@ -107,7 +118,9 @@ def plan(events: int, *, municipalities: int = 1741, desks: int = 4000, day: dat
 
 
 def _scenario(munis: list[Municipality], day: date, seed: int | str, profile: Profile) -> Scenario:
-    return Scenario(municipalities=tuple(munis), start=day, days=1, seed=seed, profile=profile, setup=False, group_desks=20)
+    return Scenario(
+        municipalities=tuple(munis), start=day, days=1, seed=seed, profile=profile, setup=False, group_desks=20
+    )
 
 
 def _worker(munis: list[Municipality], day: date, seed, profile: Profile, out: mp.Queue, with_truth: bool) -> None:
@@ -129,32 +142,54 @@ async def publish_raw(js: JetStreamContext, batches, window: int = BATCH) -> int
     (Nats-Msg-Id = event id, Mg-Type)."""
     acked = 0
     for batch in batches:
-        futures = [await js.publish_async(subject, data, headers={"Nats-Msg-Id": msg_id, "Mg-Type": kind})
-                   for subject, data, msg_id, kind in batch]
+        futures = [
+            await js.publish_async(subject, data, headers={"Nats-Msg-Id": msg_id, "Mg-Type": kind})
+            for subject, data, msg_id, kind in batch
+        ]
         for fut in futures:
             await fut
         acked += len(futures)
     return acked
 
 
-async def fill(js: JetStreamContext, events: int = 200_000, *, municipalities: int = 1741, desks: int = 4000,
-               day: date = PEAK_DAY, seed: int | str = 1, profile: Profile = PEAK, workers: int = 2,
-               with_truth: bool = False, progress: bool = False, codes: list[str] | None = None) -> NationalReport:
+async def fill(
+    js: JetStreamContext,
+    events: int = 200_000,
+    *,
+    municipalities: int = 1741,
+    desks: int = 4000,
+    day: date = PEAK_DAY,
+    seed: int | str = 1,
+    profile: Profile = PEAK,
+    workers: int = 2,
+    with_truth: bool = False,
+    progress: bool = False,
+    codes: list[str] | None = None,
+) -> NationalReport:
     """Generate and publish (a slice of) the national peak day; `workers` generator processes
     (0 = generate in this process)."""
-    the_plan = plan(events, municipalities=municipalities, desks=desks, day=day, seed=seed, profile=profile, codes=codes)
+    the_plan = plan(
+        events, municipalities=municipalities, desks=desks, day=day, seed=seed, profile=profile, codes=codes
+    )
     profile = the_plan.profile
     if workers <= 0:
         truth = Truth(keep_notes=False)
-        report = await publish(js, iter_events(_scenario(the_plan.municipalities, day, seed, profile), truth),
-                               progress=progress, total=the_plan.expected_events)
+        report = await publish(
+            js,
+            iter_events(_scenario(the_plan.municipalities, day, seed, profile), truth),
+            progress=progress,
+            total=the_plan.expected_events,
+        )
         return NationalReport(the_plan, report, Counter(truth.event_types), truth.reports() if with_truth else None)
 
     ctx = mp.get_context("fork")
     q: mp.Queue = ctx.Queue(maxsize=64)
     shards = [the_plan.municipalities[i::workers] for i in range(workers)]
-    procs = [ctx.Process(target=_worker, args=(shard, day, seed, profile, q, with_truth), daemon=True)
-             for shard in shards if shard]
+    procs = [
+        ctx.Process(target=_worker, args=(shard, day, seed, profile, q, with_truth), daemon=True)
+        for shard in shards
+        if shard
+    ]
     for p in procs:
         p.start()
     by_type: Counter = Counter()

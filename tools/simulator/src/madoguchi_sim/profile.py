@@ -25,8 +25,17 @@ class Profile:
     visitors_max: int = 130
     # relative arrival intensity by local hour (morning peak); hours not listed weigh 0.4
     hourly_weights: tuple[tuple[int, float], ...] = (
-        (8, 1.6), (9, 1.6), (10, 1.45), (11, 1.15), (12, 0.7), (13, 0.95), (14, 0.9), (15, 0.8), (16, 0.6),
-        (17, 0.5), (18, 0.4),
+        (8, 1.6),
+        (9, 1.6),
+        (10, 1.45),
+        (11, 1.15),
+        (12, 0.7),
+        (13, 0.95),
+        (14, 0.9),
+        (15, 0.8),
+        (16, 0.6),
+        (17, 0.5),
+        (18, 0.4),
     )
     weekday_factor: tuple[float, ...] = (1.12, 1.0, 0.97, 0.98, 1.05, 0.8, 0.8)  # Mon..Sun
     supporters_per_desk: int = 2
@@ -39,7 +48,8 @@ class Profile:
     # --- desk: who comes (REP-1 by gender, by age band): skewed older ----------------------
     genders: tuple[tuple[str, float], ...] = _w(female=0.52, male=0.45, other=0.005, not_stated=0.025)
     age_bands: tuple[tuple[str, float], ...] = _w(
-        under_20=0.015, **{"20s": 0.04, "30s": 0.06, "40s": 0.09, "50s": 0.13, "60s": 0.22, "70s": 0.30},
+        under_20=0.015,
+        **{"20s": 0.04, "30s": 0.06, "40s": 0.09, "50s": 0.13, "60s": 0.22, "70s": 0.30},
         **{"80_and_over": 0.145},
     )
     # --- desk: why they come (DESK-4) ---------------------------------------------------------
@@ -63,8 +73,13 @@ class Profile:
     not_completed_rate: float = 0.17
     not_completed_rate_older: float = 0.22  # 70s and over
     not_completed_reasons: tuple[tuple[str, float], ...] = _w(
-        pin_locked_or_forgotten=0.38, card_not_brought=0.2, card_not_issued=0.08, phone_not_nfc=0.12,
-        certificate_expired=0.09, others_payment_service=0.05, other=0.08,
+        pin_locked_or_forgotten=0.38,
+        card_not_brought=0.2,
+        card_not_issued=0.08,
+        phone_not_nfc=0.12,
+        certificate_expired=0.09,
+        others_payment_service=0.05,
+        other=0.08,
     )
     # PIN (the 4-digit user-authentication PIN, 3 tries)
     pin_slip_rate: float = 0.12  # one failure, then success
@@ -73,14 +88,24 @@ class Profile:
     card_held_by_staff_rate: float = 0.35  # of PC procedures (DESK-9)
     card_left_behind_rate: float = 0.0015
     payment_services: tuple[tuple[str, float], ...] = _w(
-        qr_code=0.38, electronic_money=0.24, credit_card=0.26, debit_card=0.03, prepaid_card=0.04, other=0.02,
+        qr_code=0.38,
+        electronic_money=0.24,
+        credit_card=0.26,
+        debit_card=0.03,
+        prepaid_card=0.04,
+        other=0.02,
         not_chosen=0.03,
     )
     opinion_rate: float = 0.12
     opinion_kinds: tuple[tuple[str, float], ...] = _w(difficulty=0.5, opinion=0.2, request=0.18, topic=0.12)
     escalation_rate: float = 0.02
     escalation_categories: tuple[tuple[str, float], ...] = _w(
-        complaint=0.25, procedure=0.25, system_trouble=0.15, card=0.15, payment_service=0.08, city_decision=0.07,
+        complaint=0.25,
+        procedure=0.25,
+        system_trouble=0.15,
+        card=0.15,
+        payment_service=0.08,
+        city_decision=0.07,
         other=0.05,
     )
     escalation_to_city_rate: float = 0.2
@@ -102,17 +127,37 @@ class Profile:
     out_of_hours_callback_rate: float = 0.6
     # codes of the calls service's default inquiry tree (services/calls categories.py)
     call_categories: tuple[tuple[str, float], ...] = _w(
-        **{"mykey_id.setup": 0.12, "mykey_id.trouble": 0.08, "mynapoint.application": 0.16, "mynapoint.eligibility": 0.04,
-           "mynapoint.points": 0.05, "card.application": 0.1, "card.issue": 0.08, "pin": 0.1, "payment_services": 0.09,
-           "desk_locations_hours": 0.12, "health_insurance": 0.03, "complaint_card_system": 0.02, "other": 0.01},
+        **{
+            "mykey_id.setup": 0.12,
+            "mykey_id.trouble": 0.08,
+            "mynapoint.application": 0.16,
+            "mynapoint.eligibility": 0.04,
+            "mynapoint.points": 0.05,
+            "card.application": 0.1,
+            "card.issue": 0.08,
+            "pin": 0.1,
+            "payment_services": 0.09,
+            "desk_locations_hours": 0.12,
+            "health_insurance": 0.03,
+            "complaint_card_system": 0.02,
+            "other": 0.01,
+        },
     )
     second_category_rate: float = 0.25
     resolutions: tuple[tuple[str, float], ...] = _w(
-        answered_on_spot=0.7, referred_national_call_centre=0.09, referred_payment_provider=0.08,
-        guided_to_ward_desk=0.09, escalated_callback=0.04,
+        answered_on_spot=0.7,
+        referred_national_call_centre=0.09,
+        referred_payment_provider=0.08,
+        guided_to_ward_desk=0.09,
+        escalated_callback=0.04,
     )
     provider_categories: tuple[tuple[str, float], ...] = _w(
-        qr_code=0.4, credit_card=0.25, electronic_money=0.25, debit_card=0.03, prepaid_card=0.05, other=0.02,
+        qr_code=0.4,
+        credit_card=0.25,
+        electronic_money=0.25,
+        debit_card=0.03,
+        prepaid_card=0.05,
+        other=0.02,
     )
     call_notes_rate: float = 0.35
     call_opinion_rate: float = 0.1

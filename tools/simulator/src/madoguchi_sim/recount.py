@@ -22,7 +22,6 @@ from madoguchi_shared.events import Event
 from madoguchi_shared.events.report import line_scope_id, report_id
 
 
-
 def _day(e: Event) -> date:
     return e.occurred_at.astimezone(TOKYO).date()
 
@@ -80,8 +79,15 @@ def recount(events: Iterable[Event]) -> dict[str, dict[str, dict]]:
                 continue
             if t == "desk.visit_started":
                 desk, _, day = e.deskday_id.rpartition("_")
-                visits[e.visit_id] = {"m": m, "desk": desk, "day": day, "ticket": e.ticket_no, "wait_ms": ms(e.waited_seconds),
-                                      "started_at": e.occurred_at, "corrections": 0}
+                visits[e.visit_id] = {
+                    "m": m,
+                    "desk": desk,
+                    "day": day,
+                    "ticket": e.ticket_no,
+                    "wait_ms": ms(e.waited_seconds),
+                    "started_at": e.occurred_at,
+                    "corrections": 0,
+                }
                 continue
             v = visits.get(e.visit_id)
             if v is None:
@@ -89,16 +95,28 @@ def recount(events: Iterable[Event]) -> dict[str, dict[str, dict]]:
             f = desk_facts[(v["m"], v["desk"], v["day"])]
             match t:
                 case "desk.visit_details_recorded":
-                    v.update(gender=e.gender, age=e.age_band, purposes=tuple(e.purposes), needed=e.support_needed,
-                             given=e.support_given, payment=e.payment_service)
+                    v.update(
+                        gender=e.gender,
+                        age=e.age_band,
+                        purposes=tuple(e.purposes),
+                        needed=e.support_needed,
+                        given=e.support_given,
+                        payment=e.payment_service,
+                    )
                 case "desk.visit_ended":
                     v.update(outcome=e.outcome, reason=e.reason, service_ms=ms(e.service_seconds))
                 case "desk.visit_corrected":
                     v["corrections"] += 1
                     if e.outcome is not None:
                         v.update(outcome=e.outcome, reason=e.reason)
-                    for src, dst in (("gender", "gender"), ("age_band", "age"), ("support_needed", "needed"),
-                                     ("support_given", "given"), ("payment_service", "payment"), ("purposes", "purposes")):
+                    for src, dst in (
+                        ("gender", "gender"),
+                        ("age_band", "age"),
+                        ("support_needed", "needed"),
+                        ("support_given", "given"),
+                        ("payment_service", "payment"),
+                        ("purposes", "purposes"),
+                    ):
                         if getattr(e, src) is not None:
                             v[dst] = tuple(getattr(e, src)) if src == "purposes" else getattr(e, src)
                 case "desk.opinion_recorded":
@@ -123,8 +141,15 @@ def recount(events: Iterable[Event]) -> dict[str, dict[str, dict]]:
                 else:
                     lf[Fig.staffing_gap_s] += e.gap_seconds
             elif t == "calls.call_received":
-                calls[e.call_id] = {"m": m, "line": e.line, "at": e.occurred_at, "in_hours": e.within_hours, "conn": None,
-                                    "closed": None, "overflow": False}
+                calls[e.call_id] = {
+                    "m": m,
+                    "line": e.line,
+                    "at": e.occurred_at,
+                    "in_hours": e.within_hours,
+                    "conn": None,
+                    "closed": None,
+                    "overflow": False,
+                }
             elif t == "calls.callback_requested":
                 callback_line[e.callback_id] = e.line
                 line_facts[(m, e.line, _day(e))]["callbacks.opened"] += 1
@@ -144,9 +169,14 @@ def recount(events: Iterable[Event]) -> dict[str, dict[str, dict]]:
                     case "calls.call_closed":
                         c["closed"] = e
             elif hasattr(e, "callback_id") and e.callback_id in callback_line:
-                name = {"calls.callback_completed": "done", "calls.callback_failed": "failed",
-                        "calls.callback_cancelled": "cancelled", "calls.callback_overdue": "overdue",
-                        "calls.callback_escalated_to_city": "to_city", "calls.city_answered": "city_answered"}.get(t)
+                name = {
+                    "calls.callback_completed": "done",
+                    "calls.callback_failed": "failed",
+                    "calls.callback_cancelled": "cancelled",
+                    "calls.callback_overdue": "overdue",
+                    "calls.callback_escalated_to_city": "to_city",
+                    "calls.city_answered": "city_answered",
+                }.get(t)
                 if name:
                     line_facts[(m, callback_line[e.callback_id], _day(e))][f"callbacks.{name}"] += 1
 
@@ -156,13 +186,17 @@ def recount(events: Iterable[Event]) -> dict[str, dict[str, dict]]:
         by_desk_day[(v["m"], v["desk"], v["day"])].append(v)
     for key in set(by_desk_day) | set(desk_facts):
         m, desk, day = key
-        out[m][report_id("daily", desk, day)] = _desk(by_desk_day.get(key, []), desk_facts.get(key, Counter()), tickets, key)
+        out[m][report_id("daily", desk, day)] = _desk(
+            by_desk_day.get(key, []), desk_facts.get(key, Counter()), tickets, key
+        )
     by_line_day: dict[tuple[str, str, date], list[dict]] = defaultdict(list)
     for c in calls.values():
         by_line_day[(c["m"], c["line"], c["at"].astimezone(TOKYO).date())].append(c)
     for key in set(by_line_day) | set(line_facts):
         m, line, day = key
-        out[m][report_id("daily", line_scope_id(line), day)] = _line(by_line_day.get(key, []), line_facts.get(key, Counter()))
+        out[m][report_id("daily", line_scope_id(line), day)] = _line(
+            by_line_day.get(key, []), line_facts.get(key, Counter())
+        )
     return {m: dict(sorted(r.items())) for m, r in sorted(out.items())}
 
 
@@ -211,9 +245,26 @@ def _desk(vs: list[dict], f: Counter, tickets: dict, key: tuple[str, str, str]) 
     for k, val in stats([v["service_ms"] for v in ended]).items():
         out[f"service.{k}"] = val
     out[Fig.visit_corrections] = sum(v["corrections"] for v in vs)
-    for name in ("tickets_issued", "no_shows", "recalls", "disinfections", "disinfection_misses", "masks_checked",
-                 "masks_missing", "staffing_breaches", "short_absences", "capacity_alerts", "escalations_to_city",
-                 "opinions", "pin_failures", "pin_locks", "pin_lock_warnings", "cards_handed", "day_stops", "escalations"):
+    for name in (
+        "tickets_issued",
+        "no_shows",
+        "recalls",
+        "disinfections",
+        "disinfection_misses",
+        "masks_checked",
+        "masks_missing",
+        "staffing_breaches",
+        "short_absences",
+        "capacity_alerts",
+        "escalations_to_city",
+        "opinions",
+        "pin_failures",
+        "pin_locks",
+        "pin_lock_warnings",
+        "cards_handed",
+        "day_stops",
+        "escalations",
+    ):
         out[name] = f.get(name, 0)
     out[Fig.card_incidents] = f.get("incidents.card_left_behind", 0)
     out[Fig.staffing_breach_s] = (f.get("_breach_ms", 0) + 500) // 1000

@@ -34,12 +34,8 @@ OPINIONS: dict[str, dict[str, tuple[str, ...]]] = {
             "どの決済サービスを選べばよいか迷った。比較できる表があると助かる。",
             "普段使っている決済サービスが一覧のどれに当たるのか分からなかった。",
         ),
-        "health_insurance_registration": (
-            "健康保険証として登録する意味がよく分からなかった。",
-        ),
-        "other": (
-            "窓口の場所が分かりにくく、庁舎の中で迷った。",
-        ),
+        "health_insurance_registration": ("健康保険証として登録する意味がよく分からなかった。",),
+        "other": ("窓口の場所が分かりにくく、庁舎の中で迷った。",),
     },
     "opinion": {
         "understanding_scheme": (
@@ -57,21 +53,15 @@ OPINIONS: dict[str, dict[str, tuple[str, ...]]] = {
             "予約ができるようにしてほしい。待ち時間が長かった。",
             "高齢者向けの説明会を地域の会館でも開いてほしい。",
         ),
-        "payment_service_choice": (
-            "決済サービスごとの特典を一枚にまとめた案内が欲しい。",
-        ),
+        "payment_service_choice": ("決済サービスごとの特典を一枚にまとめた案内が欲しい。",),
     },
     "topic": {
         "understanding_scheme": (
             "家族の分もまとめて申し込めるか知りたいとのこと。",
             "ポイントの申込み期限がいつまでか知りたいとのこと。",
         ),
-        "health_insurance_registration": (
-            "健康保険証の利用登録をすると病院でどう変わるのか聞かれた。",
-        ),
-        "other": (
-            "カードの更新手続きについても質問があった。",
-        ),
+        "health_insurance_registration": ("健康保険証の利用登録をすると病院でどう変わるのか聞かれた。",),
+        "other": ("カードの更新手続きについても質問があった。",),
     },
 }
 
@@ -93,15 +83,9 @@ ESCALATIONS: dict[str, tuple[str, ...]] = {
         "カードの券面の記載が変わっているとの相談。",
         "電子証明書の有効期限が切れているため区役所の窓口を案内した件。",
     ),
-    "payment_service": (
-        "決済サービスの登録内容を変更したいとの相談。",
-    ),
-    "city_decision": (
-        "市の判断が必要な個別の事情がある相談。",
-    ),
-    "other": (
-        "その他、業務責任者の判断を求めた件。",
-    ),
+    "payment_service": ("決済サービスの登録内容を変更したいとの相談。",),
+    "city_decision": ("市の判断が必要な個別の事情がある相談。",),
+    "other": ("その他、業務責任者の判断を求めた件。",),
 }
 ESCALATION_TO_CITY: tuple[str, ...] = (
     "業務責任者から市の担当課へ電話で報告し、対応の指示を求めた。",
@@ -184,6 +168,14 @@ def all_texts() -> list[str]:
     out.extend(t for _, _, t in CALL_OPINIONS)
     out.extend(CITY_QUESTIONS + CITY_ANSWERS + CALLBACK_NOTES)
     out.extend(t for _, t in CARD_CHECKLIST + EQUIPMENT_CHECKLIST)
-    out.extend([INCIDENT_MESSAGE_CARD, INCIDENT_MESSAGE_EQUIPMENT, INCIDENT_CLOSED_NOTE, CAPACITY_MESSAGE,
-                BREACH_MESSAGE, PIN_WARNING])
+    out.extend(
+        [
+            INCIDENT_MESSAGE_CARD,
+            INCIDENT_MESSAGE_EQUIPMENT,
+            INCIDENT_CLOSED_NOTE,
+            CAPACITY_MESSAGE,
+            BREACH_MESSAGE,
+            PIN_WARNING,
+        ]
+    )
     return out

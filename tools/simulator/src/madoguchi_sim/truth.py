@@ -30,12 +30,6 @@ from madoguchi_sim.calls import CallRecord, LineDayResult
 from madoguchi_sim.desk import DeskDayResult
 
 
-
-
-
-
-
-
 def _inc(out: dict[str, Any], key: str, n: int = 1) -> None:
     out[key] = out.get(key, 0) + n
 
@@ -116,9 +110,19 @@ def desk_day_notes(res: DeskDayResult) -> dict[str, list]:
     """Escalation summaries and opinion texts of the day (REP-1 lists them, not only counts)."""
     served = [r for r in res.visits if r.served_at is not None]
     return {
-        "escalations": [{"no": r.escalation_no, "category": r.visitor.escalation[0], "summary": r.visitor.escalation[1],
-                         "to_city": r.visitor.escalation[2]} for r in served if r.visitor.escalation],
-        "opinions": [{"kind": k, "step": s, "text": t} for k, s, t in (r.visitor.opinion for r in served if r.visitor.opinion)],
+        "escalations": [
+            {
+                "no": r.escalation_no,
+                "category": r.visitor.escalation[0],
+                "summary": r.visitor.escalation[1],
+                "to_city": r.visitor.escalation[2],
+            }
+            for r in served
+            if r.visitor.escalation
+        ],
+        "opinions": [
+            {"kind": k, "step": s, "text": t} for k, s, t in (r.visitor.opinion for r in served if r.visitor.opinion)
+        ],
     }
 
 
@@ -129,7 +133,9 @@ def line_day_figures(calls: list[CallRecord], facts: Counter) -> dict[str, Any]:
     out[Fig.received_in_hours] = sum(1 for c in calls if c.within_hours)
     for status in ("answered", "missed", "abandoned", "out_of_hours"):
         out[status] = sum(1 for c in calls if c.status == status)
-    out[Fig.missed_callback_chosen] = sum(1 for c in calls if c.status == "missed" and c.missed_reason == "callback_chosen")
+    out[Fig.missed_callback_chosen] = sum(
+        1 for c in calls if c.status == "missed" and c.missed_reason == "callback_chosen"
+    )
     out[Fig.never_connected] = out[Fig.missed] + out[Fig.abandoned] + out[Fig.out_of_hours]
     out[Fig.never_connected_share] = share(out[Fig.never_connected], out[Fig.received])
     out[Fig.answer_rate] = share(out[Fig.answered], out[Fig.received])
@@ -207,15 +213,16 @@ class Truth:
         keys = set(self._calls) | set(self._facts)
         for municipality, line, day in sorted(keys):
             rid = report_id("daily", line_scope_id(line), day)
-            out.setdefault(municipality, {})[rid] = line_day_figures(self._calls.get((municipality, line, day), []),
-                                                                     self._facts.get((municipality, line, day), Counter()))
+            out.setdefault(municipality, {})[rid] = line_day_figures(
+                self._calls.get((municipality, line, day), []), self._facts.get((municipality, line, day), Counter())
+            )
         return {m: dict(sorted(r.items())) for m, r in sorted(out.items())}
 
     def as_json(self, **meta: Any) -> dict[str, Any]:
         return {
             **meta,
             "definitions": "figure names and definitions of services/reporting recount.py; report ids "
-                           "daily_<desk>_<date> and daily_line-<line>_<date>",
+            "daily_<desk>_<date> and daily_line-<line>_<date>",
             "events": {"total": sum(self.event_types.values()), "by_type": dict(sorted(self.event_types.items()))},
             "wards": {m: dict(sorted(w.items())) for m, w in sorted(self.wards.items())},
             "reports": self.reports(),

@@ -25,22 +25,53 @@ from madoguchi_console.views import render
 
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
-FILTERS = ("time_from", "time_to", "ward", "desk", "device", "actor", "event_type", "correlation_id",
-           "position_from", "position_to", "show_routine")
-FIELD_LABELS = {"time_from": "開始日時", "time_to": "終了日時", "ward": "区", "desk": "窓口", "device": "端末",
-                "actor": "操作者ID", "event_type": "種類", "correlation_id": "相関ID", "position_from": "位置（から）",
-                "position_to": "位置（まで）", "show_routine": "端末の死活通知も表示"}
+FILTERS = (
+    "time_from",
+    "time_to",
+    "ward",
+    "desk",
+    "device",
+    "actor",
+    "event_type",
+    "correlation_id",
+    "position_from",
+    "position_to",
+    "show_routine",
+)
+FIELD_LABELS = {
+    "time_from": "開始日時",
+    "time_to": "終了日時",
+    "ward": "区",
+    "desk": "窓口",
+    "device": "端末",
+    "actor": "操作者ID",
+    "event_type": "種類",
+    "correlation_id": "相関ID",
+    "position_from": "位置（から）",
+    "position_to": "位置（まで）",
+    "show_routine": "端末の死活通知も表示",
+}
 
 
 def type_options() -> list[tuple[str, list[tuple[str, str]]]]:
     """The type filter by Japanese name: each category (all of it) and its types."""
     groups: list[tuple[str, list[tuple[str, str]]]] = []
     for context, name in L.EVENT_CONTEXT.items():
-        types = sorted(((t, label) for t, label in L.EVENT_TYPE.items() if t.startswith(context + ".")), key=lambda x: x[1])
+        types = sorted(
+            ((t, label) for t, label in L.EVENT_TYPE.items() if t.startswith(context + ".")), key=lambda x: x[1]
+        )
         groups.append((name, [(context + ".", f"{name}のすべて"), *types]))
     return groups
-FAULTS = {"hash_mismatch": "ハッシュ不一致", "chain_broken": "チェーンの断絶", "chain_replaced": "チェーンの置換",
-          "gap": "欠番", "checkpoint_bad_signature": "チェックポイントの署名不正", "checkpoint_mismatch": "チェックポイント不一致"}
+
+
+FAULTS = {
+    "hash_mismatch": "ハッシュ不一致",
+    "chain_broken": "チェーンの断絶",
+    "chain_replaced": "チェーンの置換",
+    "gap": "欠番",
+    "checkpoint_bad_signature": "チェックポイントの署名不正",
+    "checkpoint_mismatch": "チェックポイント不一致",
+}
 
 
 def _aware(value: str) -> str:
@@ -65,8 +96,15 @@ def _filters(values: dict[str, str]) -> dict[str, str]:
     return out
 
 
-async def _page(request: Request, api, *, values: dict[str, Any], verification: dict | None = None,
-                status_code: int = 200, form_error: str | None = None):
+async def _page(
+    request: Request,
+    api,
+    *,
+    values: dict[str, Any],
+    verification: dict | None = None,
+    status_code: int = 200,
+    form_error: str | None = None,
+):
     params = _filters(values)
     errors: dict[str, str] = {}
     result = None
@@ -85,11 +123,27 @@ async def _page(request: Request, api, *, values: dict[str, Any], verification: 
         if exc.status == 401:
             raise
     query = urlencode(params)
-    return render(request, "audit.html", status_code if not errors else 422, active="audit", values=values,
-                  errors=errors, form_error=form_error, result=result, checkpoints=checkpoints, verification=verification,
-                  export_query=query, FIELD_LABELS=FIELD_LABELS, FAULTS=FAULTS, type_options=type_options(),
-                  next_query=urlencode({**{k: v for k, v in values.items() if k in FILTERS and v}, "before": result["next_before"]})
-                  if result and result.get("next_before") else None)
+    return render(
+        request,
+        "audit.html",
+        status_code if not errors else 422,
+        active="audit",
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        result=result,
+        checkpoints=checkpoints,
+        verification=verification,
+        export_query=query,
+        FIELD_LABELS=FIELD_LABELS,
+        FAULTS=FAULTS,
+        type_options=type_options(),
+        next_query=urlencode(
+            {**{k: v for k, v in values.items() if k in FILTERS and v}, "before": result["next_before"]}
+        )
+        if result and result.get("next_before")
+        else None,
+    )
 
 
 @router.get("/audit")
@@ -117,9 +171,18 @@ async def record(request: Request, position: int, session: AuditSession, api: Ap
     """One record with its hash, the previous hash, its position and the covering checkpoint."""
     doc = await api.get("audit", f"/v1/audit/records/{position}")
     rec = doc["record"]
-    pretty = json.dumps(rec.get("event"), ensure_ascii=False, indent=2) if rec.get("event") is not None else rec.get("data")
-    return render(request, "audit_record.html", active="audit", rec=rec, checkpoint=doc.get("checkpoint"), pretty=pretty,
-                  header=json.dumps(rec.get("header"), ensure_ascii=False, indent=2) if rec.get("header") else None)
+    pretty = (
+        json.dumps(rec.get("event"), ensure_ascii=False, indent=2) if rec.get("event") is not None else rec.get("data")
+    )
+    return render(
+        request,
+        "audit_record.html",
+        active="audit",
+        rec=rec,
+        checkpoint=doc.get("checkpoint"),
+        pretty=pretty,
+        header=json.dumps(rec.get("header"), ensure_ascii=False, indent=2) if rec.get("header") else None,
+    )
 
 
 @router.get("/audit/export")
@@ -127,7 +190,9 @@ async def export(request: Request, session: AuditSession, api: Api):
     """The search result as JSON Lines or a zip of CSV, with the covering signed checkpoint."""
     values = dict(request.query_params)
     fmt = values.get("format") if values.get("format") in ("csv", "jsonl") else "jsonl"
-    upstream = await api.request("GET", "audit", "/v1/audit/export", params={**_filters(values), "format": fmt}, timeout=120)
+    upstream = await api.request(
+        "GET", "audit", "/v1/audit/export", params={**_filters(values), "format": fmt}, timeout=120
+    )
     headers = {k: v for k, v in upstream.headers.items() if k.lower() in ("content-disposition", "content-type")}
     headers["cache-control"] = "no-store"
     return Response(upstream.content, headers=headers)

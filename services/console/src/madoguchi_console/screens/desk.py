@@ -23,11 +23,20 @@ from madoguchi_console.views import fragment, render, set_flash
 router = APIRouter(include_in_schema=False)
 
 VISIT_COOKIE = "mg_visit"  # "<desk>:<visit id>": the visit this browser is serving (ids only, no personal data)
-DONE_COOKIE = "mg_done"  # "<desk>:<visit id>:<ticket>": the visit this browser finished, until its disinfection is recorded
+DONE_COOKIE = (
+    "mg_done"  # "<desk>:<visit id>:<ticket>": the visit this browser finished, until its disinfection is recorded
+)
 PURPOSES_COOKIE = "mg_purposes"  # the purposes of this browser's last visit, offered again (codes only)
 DETAIL_FIELDS = ("gender", "age_band", "purposes", "support_needed", "support_given", "payment_service")
-VISIT_API_FIELDS = {**{f: f for f in DETAIL_FIELDS}, "text": "opinion_text", "kind": "opinion_kind", "step": "opinion_step",
-                    "outcome": "outcome", "reason": "reason", "pin": "pin"}
+VISIT_API_FIELDS = {
+    **{f: f for f in DETAIL_FIELDS},
+    "text": "opinion_text",
+    "kind": "opinion_kind",
+    "step": "opinion_step",
+    "outcome": "outcome",
+    "reason": "reason",
+    "pin": "pin",
+}
 ESCALATION_API_FIELDS = {"category": "esc_category", "summary": "esc_summary"}
 
 
@@ -64,8 +73,11 @@ def _visit_values(visit: dict | None) -> dict[str, Any]:
         return {}
     d = visit["details"]
     return {
-        "gender": d.get("gender") or "", "age_band": d.get("age_band") or "", "purposes": list(d.get("purposes") or []),
-        "support_needed": _yes_no(d.get("support_needed")), "support_given": _yes_no(d.get("support_given")),
+        "gender": d.get("gender") or "",
+        "age_band": d.get("age_band") or "",
+        "purposes": list(d.get("purposes") or []),
+        "support_needed": _yes_no(d.get("support_needed")),
+        "support_given": _yes_no(d.get("support_given")),
         "payment_service": d.get("payment_service") or "",
     }
 
@@ -80,10 +92,22 @@ def _form_values(form: FormValues) -> dict[str, Any]:
     return values
 
 
-async def _page(request: Request, api: Upstream, session: Session, desk_id: str, *, visit_id: str | None = None,
-                values: dict | None = None, errors: dict | None = None, form_error: str | None = None,
-                esc_values: dict | None = None, esc_errors: dict | None = None, status: int = 200,
-                flash: str | None = None, warning: str | None = None):
+async def _page(
+    request: Request,
+    api: Upstream,
+    session: Session,
+    desk_id: str,
+    *,
+    visit_id: str | None = None,
+    values: dict | None = None,
+    errors: dict | None = None,
+    form_error: str | None = None,
+    esc_values: dict | None = None,
+    esc_errors: dict | None = None,
+    status: int = 200,
+    flash: str | None = None,
+    warning: str | None = None,
+):
     desk_status = await api.get("desk", f"/v1/desks/{desk_id}/status")
     visit = None
     if visit_id:
@@ -102,9 +126,20 @@ async def _page(request: Request, api: Upstream, session: Session, desk_id: str,
     flags = (desk_status.get("disinfection") or {}).get("flags") or []
     visit_flag = next((f for f in flags if visit and f.get("visit_id") == visit.get("visit_id")), None)
     return render(
-        request, "desk.html", status, active="desk", values=values, errors=errors, form_error=form_error, flash=flash,
-        visit=visit, warning=warning or _pin_warning(visit), esc_values=esc_values or {}, esc_errors=esc_errors or {},
-        visit_flag=visit_flag, live_url=f"/desk/{desk_id}/live",
+        request,
+        "desk.html",
+        status,
+        active="desk",
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        flash=flash,
+        visit=visit,
+        warning=warning or _pin_warning(visit),
+        esc_values=esc_values or {},
+        esc_errors=esc_errors or {},
+        visit_flag=visit_flag,
+        live_url=f"/desk/{desk_id}/live",
         **desk_view(desk_status, session, in_visit=visit is not None, done=_done_visit(request, desk_id)),
     )
 
@@ -159,8 +194,12 @@ async def desk_live(request: Request, desk_id: str, session: DeskSession):
     api = upstream_for(request, session)
 
     async def regions() -> dict[str, str]:
-        view = desk_view(await api.get("desk", f"/v1/desks/{desk_id}/status"), session,
-                         in_visit=_current_visit(request, desk_id) is not None, done=_done_visit(request, desk_id))
+        view = desk_view(
+            await api.get("desk", f"/v1/desks/{desk_id}/status"),
+            session,
+            in_visit=_current_visit(request, desk_id) is not None,
+            done=_done_visit(request, desk_id),
+        )
         return {
             "desk-head": fragment(request, "desk/_head.html", **view),
             "queue": fragment(request, "desk/_queue.html", **view),
@@ -182,8 +221,14 @@ async def _desk_action(api: Upstream, desk_id: str, action: str, form: FormValue
             await api.post("desk", f"{base}/staff/check-out", {})
             return "チェックアウトしました。", None
         case "absence_start":
-            await api.post("desk", f"{base}/staff/absence/start",
-                           {"reason": form.get("absence_reason") or "other", "expected_minutes": form.integer("absence_minutes", 5)})
+            await api.post(
+                "desk",
+                f"{base}/staff/absence/start",
+                {
+                    "reason": form.get("absence_reason") or "other",
+                    "expected_minutes": form.integer("absence_minutes", 5),
+                },
+            )
             return "短時間不在を表示しました。戻ったら「戻りました」を押してください。", None
         case "absence_end":
             await api.post("desk", f"{base}/staff/absence/end", {})
@@ -211,9 +256,17 @@ async def _desk_action(api: Upstream, desk_id: str, action: str, form: FormValue
                 raise FormRefused(errors)
             out = await api.post("desk", f"{base}/walk-in")
             path = f"/v1/visits/{out['visit_id']}"
-            await api.post("desk", f"{path}/details", {"gender": form["quick_gender"], "age_band": form["quick_age"],
-                                                        "purposes": ["inquiry_only"], "support_needed": False,
-                                                        "support_given": False})
+            await api.post(
+                "desk",
+                f"{path}/details",
+                {
+                    "gender": form["quick_gender"],
+                    "age_band": form["quick_age"],
+                    "purposes": ["inquiry_only"],
+                    "support_needed": False,
+                    "support_given": False,
+                },
+            )
             await api.post("desk", f"{path}/end", {"outcome": "completed"})
             return f"問合せのみとして記録しました（{out['ticket_no']}番）。", None
         case "recall":
@@ -246,17 +299,35 @@ async def desk_act(request: Request, desk_id: str, session: DeskSession, api: Ap
     try:
         message, visit_id = await _desk_action(api, desk_id, action, form)
     except FormRefused as exc:
-        return await _page(request, api, session, desk_id, visit_id=_current_visit(request, desk_id), values=dict(form),
-                           errors=exc.errors, form_error="入力内容を確認してください。", status=422)
+        return await _page(
+            request,
+            api,
+            session,
+            desk_id,
+            visit_id=_current_visit(request, desk_id),
+            values=dict(form),
+            errors=exc.errors,
+            form_error="入力内容を確認してください。",
+            status=422,
+        )
     except ApiError as exc:
         if exc.status == 401:
             raise
-        return await _page(request, api, session, desk_id, visit_id=_current_visit(request, desk_id),
-                           form_error=exc.detail, status=exc.status)
+        return await _page(
+            request,
+            api,
+            session,
+            desk_id,
+            visit_id=_current_visit(request, desk_id),
+            form_error=exc.detail,
+            status=exc.status,
+        )
     target = f"/desk/{desk_id}" + (f"?visit={visit_id}" if visit_id else "")
     response = RedirectResponse(target, status_code=303)
     if visit_id:
-        response.set_cookie(VISIT_COOKIE, f"{desk_id}:{visit_id}", path="/", httponly=True, samesite="strict", max_age=12 * 3600)
+        response.set_cookie(
+            VISIT_COOKIE, f"{desk_id}:{visit_id}", path="/", httponly=True, samesite="strict", max_age=12 * 3600
+        )
     if action == "disinfect":
         response.delete_cookie(DONE_COOKIE, path="/")
     set_flash(response, message)
@@ -277,8 +348,11 @@ def _details_body(form: FormValues) -> tuple[dict[str, Any] | None, dict[str, st
     if errors:
         return None, errors
     return {
-        "gender": form["gender"], "age_band": form["age_band"], "purposes": form.getlist("purposes"),
-        "support_needed": form["support_needed"] == "yes", "support_given": form["support_given"] == "yes",
+        "gender": form["gender"],
+        "age_band": form["age_band"],
+        "purposes": form.getlist("purposes"),
+        "support_needed": form["support_needed"] == "yes",
+        "support_given": form["support_given"] == "yes",
         "payment_service": form.get("payment_service") or None,
     }, {}
 
@@ -296,20 +370,41 @@ async def visit_act(request: Request, desk_id: str, visit_id: str, session: Desk
     values = _form_values(form)
     path = f"/v1/visits/{visit_id}"
 
-    async def again(errors: dict | None = None, form_error: str | None = None, status: int = 200, flash: str | None = None,
-                    warning: str | None = None):
-        return await _page(request, api, session, desk_id, visit_id=visit_id, values=values, errors=errors,
-                           form_error=form_error, status=status, flash=flash, warning=warning)
+    async def again(
+        errors: dict | None = None,
+        form_error: str | None = None,
+        status: int = 200,
+        flash: str | None = None,
+        warning: str | None = None,
+    ):
+        return await _page(
+            request,
+            api,
+            session,
+            desk_id,
+            visit_id=visit_id,
+            values=values,
+            errors=errors,
+            form_error=form_error,
+            status=status,
+            flash=flash,
+            warning=warning,
+        )
 
     try:
         if action.startswith("pin:"):
             out = await api.post("desk", f"{path}/pin-failures", {"pin": action.partition(":")[2]})
             return await again(flash="暗証番号の失敗を記録しました。", warning=out.get("warning_ja"))
         if action in ("card_handed", "card_returned", "card_left"):
-            sub = {"card_handed": "card/handed", "card_returned": "card/returned", "card_left": "card/left-behind"}[action]
+            sub = {"card_handed": "card/handed", "card_returned": "card/returned", "card_left": "card/left-behind"}[
+                action
+            ]
             out = await api.post("desk", f"{path}/{sub}")
-            flash = {"card_handed": "カードをお預かりしました。対応後は必ずお返しください。", "card_returned": "カードの返却を記録しました。",
-                     "card_left": "カードの置き忘れを本部へ緊急連絡しました。手順に従ってください。"}[action]
+            flash = {
+                "card_handed": "カードをお預かりしました。対応後は必ずお返しください。",
+                "card_returned": "カードの返却を記録しました。",
+                "card_left": "カードの置き忘れを本部へ緊急連絡しました。手順に従ってください。",
+            }[action]
             warning = (out.get("incident") or {}).get("message_ja") if action == "card_left" else None
             return await again(flash=flash, warning=warning)
 
@@ -330,8 +425,15 @@ async def visit_act(request: Request, desk_id: str, visit_id: str, session: Desk
         if details is not None:
             await api.post("desk", f"{path}/details", details)
         if form.text("opinion_text"):
-            await api.post("desk", f"{path}/opinions", {"kind": form["opinion_kind"], "step": form.get("opinion_step") or None,
-                                                         "text": form.text("opinion_text")})
+            await api.post(
+                "desk",
+                f"{path}/opinions",
+                {
+                    "kind": form["opinion_kind"],
+                    "step": form.get("opinion_step") or None,
+                    "text": form.text("opinion_text"),
+                },
+            )
             values["opinion_text"] = ""
             values["opinion_kind"] = ""
             values["opinion_step"] = ""
@@ -340,7 +442,11 @@ async def visit_act(request: Request, desk_id: str, visit_id: str, session: Desk
             set_flash(response, "記録を保存しました。")
             return response
         outcome = form["outcome"]
-        await api.post("desk", f"{path}/end", {"outcome": outcome, "reason": form.get("reason") if outcome == "not_completed" else None})
+        await api.post(
+            "desk",
+            f"{path}/end",
+            {"outcome": outcome, "reason": form.get("reason") if outcome == "not_completed" else None},
+        )
     except ApiError as exc:
         if exc.status == 401:
             raise
@@ -349,10 +455,17 @@ async def visit_act(request: Request, desk_id: str, visit_id: str, session: Desk
     response = RedirectResponse(f"/desk/{desk_id}", status_code=303)
     response.delete_cookie(VISIT_COOKIE, path="/")
     ticket = values.get("ticket_no") or ""
-    response.set_cookie(DONE_COOKIE, f"{desk_id}:{visit_id}:{ticket}", path="/", httponly=True, samesite="strict",
-                        max_age=12 * 3600)
-    response.set_cookie(PURPOSES_COOKIE, ",".join(p for p in form.getlist("purposes") if p in domain.PURPOSES), path="/",
-                        httponly=True, samesite="strict", max_age=30 * 24 * 3600)
+    response.set_cookie(
+        DONE_COOKIE, f"{desk_id}:{visit_id}:{ticket}", path="/", httponly=True, samesite="strict", max_age=12 * 3600
+    )
+    response.set_cookie(
+        PURPOSES_COOKIE,
+        ",".join(p for p in form.getlist("purposes") if p in domain.PURPOSES),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        max_age=30 * 24 * 3600,
+    )
     set_flash(response, "対応を終了しました。次の方の前に機器を消毒してください。")
     return response
 
@@ -371,8 +484,15 @@ async def escalate(request: Request, desk_id: str, session: DeskSession, api: Ap
         errors["esc_summary"] = "概要を入力してください。"
     if not errors:
         try:
-            out = await api.post("desk", f"/v1/desks/{desk_id}/escalations",
-                                 {"category": esc_values["esc_category"], "summary": esc_values["esc_summary"].strip(), "visit_id": visit_id})
+            out = await api.post(
+                "desk",
+                f"/v1/desks/{desk_id}/escalations",
+                {
+                    "category": esc_values["esc_category"],
+                    "summary": esc_values["esc_summary"].strip(),
+                    "visit_id": visit_id,
+                },
+            )
         except ApiError as exc:
             if exc.status == 401:
                 raise
@@ -384,5 +504,6 @@ async def escalate(request: Request, desk_id: str, session: DeskSession, api: Ap
             response = RedirectResponse(target, status_code=303)
             set_flash(response, f"業務責任者へエスカレーションしました（{out.get('escalation_no')} 件目）。")
             return response
-    return await _page(request, api, session, desk_id, visit_id=visit_id, esc_values=esc_values, esc_errors=errors,
-                       status=422)
+    return await _page(
+        request, api, session, desk_id, visit_id=visit_id, esc_values=esc_values, esc_errors=errors, status=422
+    )

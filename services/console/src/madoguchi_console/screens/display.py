@@ -23,9 +23,14 @@ def display_view(status: dict) -> dict:
     recent = [n for n in (queue.get("recent_calls") or []) if not now or n != now["ticket_no"]]
     # While a number is called someone is at the desk: no 「席を外しています」 under 「お越しください」.
     absent = bool(status.get("absent")) and not status.get("on_duty") and now is None
-    return {"status": status, "now": now, "earlier": recent[:5],
-            "waiting": len(queue.get("waiting") or []), "absent": absent,
-            "open": status.get("open_now") and status.get("day_status") not in ("halted", "cannot_start", "ended")}
+    return {
+        "status": status,
+        "now": now,
+        "earlier": recent[:5],
+        "waiting": len(queue.get("waiting") or []),
+        "absent": absent,
+        "open": status.get("open_now") and status.get("day_status") not in ("halted", "cannot_start", "ended"),
+    }
 
 
 @router.get("/display/{desk_id}")

@@ -20,7 +20,12 @@ from madoguchi_console.upstream import ApiError, Upstream
 from madoguchi_console.views import render, set_flash
 
 router = APIRouter(include_in_schema=False)
-RETIRE_REASONS = {"outdated": "内容が古くなった", "duplicate": "重複している", "wrong": "内容に誤りがある", "other": "その他"}
+RETIRE_REASONS = {
+    "outdated": "内容が古くなった",
+    "duplicate": "重複している",
+    "wrong": "内容に誤りがある",
+    "other": "その他",
+}
 FAQ_FIELDS = {"question": "question", "answer": "answer", "keywords": "keywords", "categories": "categories"}
 
 
@@ -29,19 +34,46 @@ def _manager(session: Session) -> None:
         raise ScreenForbidden("phone")
 
 
-async def _page(request: Request, api: Upstream, *, values: dict | None = None, errors: dict | None = None,
-                form_error: str | None = None, status_code: int = 200, edit: str | None = None, q: str = ""):
+async def _page(
+    request: Request,
+    api: Upstream,
+    *,
+    values: dict | None = None,
+    errors: dict | None = None,
+    form_error: str | None = None,
+    status_code: int = 200,
+    edit: str | None = None,
+    q: str = "",
+):
     entries = (await api.get("calls", "/v1/faq", {"q": q[:200], "limit": 100}))["results"]
     categories = _flat((await api.get("calls", "/v1/categories"))["categories"])
     editing = next((e for e in entries if e["faq_id"] == edit), None)
     if editing and values is None:
-        values = {"question": editing["question"], "answer": editing["answer"], "categories": editing["categories"],
-                  "keywords": "、".join(editing["keywords"]), "faq_id": editing["faq_id"], "revision": str(editing["revision"])}
+        values = {
+            "question": editing["question"],
+            "answer": editing["answer"],
+            "categories": editing["categories"],
+            "keywords": "、".join(editing["keywords"]),
+            "faq_id": editing["faq_id"],
+            "revision": str(editing["revision"]),
+        }
     values = values or {}
     values.setdefault("categories", [])
-    return render(request, "faq_manage.html", status_code, active="phone", values=values, errors=errors,
-                  form_error=form_error, entries=entries, categories=categories, editing=editing or values.get("faq_id"),
-                  category_labels={c: t for c, t, _ in categories}, RETIRE_REASONS=RETIRE_REASONS, q=q)
+    return render(
+        request,
+        "faq_manage.html",
+        status_code,
+        active="phone",
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        entries=entries,
+        categories=categories,
+        editing=editing or values.get("faq_id"),
+        category_labels={c: t for c, t, _ in categories},
+        RETIRE_REASONS=RETIRE_REASONS,
+        q=q,
+    )
 
 
 def _body(form: FormValues) -> tuple[dict[str, Any], dict[str, str]]:
@@ -55,7 +87,12 @@ def _body(form: FormValues) -> tuple[dict[str, Any], dict[str, str]]:
     keywords = [k.strip() for part in raw.split("、") for k in part.split() if k.strip()]
     if any(len(k) > 40 for k in keywords):
         errors["keywords"] = "キーワードは1つ40文字までにしてください。"
-    return {"question": question, "answer": answer, "categories": form.getlist("categories"), "keywords": keywords}, errors
+    return {
+        "question": question,
+        "answer": answer,
+        "categories": form.getlist("categories"),
+        "keywords": keywords,
+    }, errors
 
 
 def _values(form: FormValues) -> dict[str, Any]:
@@ -78,8 +115,14 @@ async def save(request: Request, session: PhoneSession, api: Api):
     form = await read_form(request)
     body, errors = _body(form)
     if errors:
-        return await _page(request, api, values=_values(form), errors=errors, form_error="入力内容を確認してください。",
-                           status_code=422)
+        return await _page(
+            request,
+            api,
+            values=_values(form),
+            errors=errors,
+            form_error="入力内容を確認してください。",
+            status_code=422,
+        )
     faq_id = form.get("faq_id")
     try:
         if faq_id:
@@ -93,8 +136,14 @@ async def save(request: Request, session: PhoneSession, api: Api):
         if exc.status == 401:
             raise
         errors, form_error = exc.for_form(FAQ_FIELDS)
-        return await _page(request, api, values=_values(form), errors=errors,
-                           form_error=form_error or "入力内容を確認してください。", status_code=exc.status)
+        return await _page(
+            request,
+            api,
+            values=_values(form),
+            errors=errors,
+            form_error=form_error or "入力内容を確認してください。",
+            status_code=exc.status,
+        )
     response = RedirectResponse("/phone/faq/manage", status_code=303)
     set_flash(response, message)
     return response
@@ -107,7 +156,9 @@ async def retire(request: Request, faq_id: str, session: PhoneSession, api: Api)
     form = await read_form(request)
     reason = form.get("reason") if form.get("reason") in RETIRE_REASONS else "outdated"
     try:
-        await api.post("calls", f"/v1/faq/{faq_id}/retire", {"reason": reason, "expected_revision": form.integer("revision")})
+        await api.post(
+            "calls", f"/v1/faq/{faq_id}/retire", {"reason": reason, "expected_revision": form.integer("revision")}
+        )
     except ApiError as exc:
         if exc.status == 401:
             raise

@@ -29,13 +29,22 @@ router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
 
 ALERT_RULES = {
-    "application_violation": "許可されていないアプリケーション", "usb_violation": "許可されていないUSB機器",
-    "personal_data_file": "個人情報を含む可能性のあるファイル", "card_left_in_reader": "カードリーダーにカードが残っています",
-    "card_left_behind": "カードの置き忘れ", "no_supporter_on_duty": "支援員不在", "no_operator_seated": "オペレーター不在",
-    "desk_pc_silent": "窓口PCの応答なし", "desk_capacity": "来訪者数の閾値", "call_capacity": "入電数の閾値",
-    "callback_overdue": "折り返し期限超過", "repeated_access_denied": "権限外アクセスの繰り返し",
-    "monitoring_gap": "監視されていない項目（エージェントが接続できない等）", "agent_stopped": "監視エージェントの停止",
-    "agent_unclean_restart": "監視エージェントの異常終了", "notice_declined": "監視の告知に不同意",
+    "application_violation": "許可されていないアプリケーション",
+    "usb_violation": "許可されていないUSB機器",
+    "personal_data_file": "個人情報を含む可能性のあるファイル",
+    "card_left_in_reader": "カードリーダーにカードが残っています",
+    "card_left_behind": "カードの置き忘れ",
+    "no_supporter_on_duty": "支援員不在",
+    "no_operator_seated": "オペレーター不在",
+    "desk_pc_silent": "窓口PCの応答なし",
+    "desk_capacity": "来訪者数の閾値",
+    "call_capacity": "入電数の閾値",
+    "callback_overdue": "折り返し期限超過",
+    "repeated_access_denied": "権限外アクセスの繰り返し",
+    "monitoring_gap": "監視されていない項目（エージェントが接続できない等）",
+    "agent_stopped": "監視エージェントの停止",
+    "agent_unclean_restart": "監視エージェントの異常終了",
+    "notice_declined": "監視の告知に不同意",
     "file_not_scanned": "検査できなかったファイル",
 }
 ESC_STATUS = {"raised": "未対応", "acknowledged": "対応中", "escalated_to_city": "市へ報告済み", "resolved": "解決済み"}
@@ -77,7 +86,7 @@ async def gather_hq(api: Upstream, limits: domain.Thresholds | None = None) -> d
         _safe(api.get("audit", "/v1/alerts", {"status": "all", "limit": 60}), {"alerts": []}),
     )
     statuses = [r[0] for r in results[: len(desks)]]
-    (line, line_error), (alerts_doc, alerts_error) = results[len(desks):]
+    (line, line_error), (alerts_doc, alerts_error) = results[len(desks) :]
     cards = []
     escalations = []
     incidents = []
@@ -85,22 +94,37 @@ async def gather_hq(api: Upstream, limits: domain.Thresholds | None = None) -> d
         cards.append(_card(d, st, limits or domain.Thresholds()))
         for a in (st or {}).get("alerts", []):
             if str(a.get("kind", "")).startswith("incident.") and a.get("incident_no"):
-                incidents.append({**a, "desk": d["desk"], "desk_name": d.get("ward_name_ja") or d["desk"], "date": st.get("date")})
+                incidents.append(
+                    {**a, "desk": d["desk"], "desk_name": d.get("ward_name_ja") or d["desk"], "date": st.get("date")}
+                )
         for e in (st or {}).get("escalations", []):
             if e.get("status") != "resolved":
-                escalations.append({**e, "desk": d["desk"], "desk_name": d.get("ward_name_ja") or d["desk"], "date": st.get("date")})
+                escalations.append(
+                    {**e, "desk": d["desk"], "desk_name": d.get("ward_name_ja") or d["desk"], "date": st.get("date")}
+                )
     cards.sort(key=lambda c: (domain.SEVERITY_ORDER[c["severity"]], -c["wait"], -c["waiting"]))
     alerts = [a for a in alerts_doc.get("alerts", []) if a.get("status") != "resolved"]
-    callbacks = [cb for cb in (line or {}).get("callback_queue", []) if cb.get("needs_city") and not cb.get("city_answered")]
+    callbacks = [
+        cb for cb in (line or {}).get("callback_queue", []) if cb.get("needs_city") and not cb.get("city_answered")
+    ]
     callbacks = await with_cases(api, callbacks) if callbacks else []
     labels: dict[str, str] = {}
     if callbacks:
         tree, _ = await _safe(api.get("calls", "/v1/categories"), {"categories": []})
         labels = {c: t for c, t, _ in _flat(tree.get("categories") or [])}
-    return {"cards": cards, "desks_error": desks_error, "incidents": incidents, "line": line, "line_error": line_error,
-            "alerts": alerts, "alerts_error": alerts_error, "escalations": escalations, "city_callbacks": callbacks,
-            "category_labels": labels,
-            "open_alerts": sum(1 for a in alerts if a.get("status") == "open")}
+    return {
+        "cards": cards,
+        "desks_error": desks_error,
+        "incidents": incidents,
+        "line": line,
+        "line_error": line_error,
+        "alerts": alerts,
+        "alerts_error": alerts_error,
+        "escalations": escalations,
+        "city_callbacks": callbacks,
+        "category_labels": labels,
+        "open_alerts": sum(1 for a in alerts if a.get("status") == "open"),
+    }
 
 
 def _closing_reached(st: dict) -> bool:
@@ -123,16 +147,30 @@ def _card(desk: dict, st: dict | None, limits: domain.Thresholds) -> dict[str, A
     expected = st.get("expected_max") or 1
     ratio = (st.get("visitors") or 0) / expected
     wait = max(float(st.get("estimated_wait_minutes") or 0), float(st.get("longest_wait_minutes") or 0))
-    return {"desk": desk, "status": st, "ratio": ratio, "pct": min(100, round(ratio * 100)),
-            "meter": "bad" if ratio >= 1 else ("warn" if ratio >= 0.8 else ""), "severity": severity,
-            "severity_label": domain.SEVERITY_LABELS[severity], "reasons": reasons, "wait": wait,
-            "closing_reached": _closing_reached(st),
-            "waiting": len(st.get("queue", {}).get("waiting", [])), "on_duty": len(st.get("on_duty", []))}
+    return {
+        "desk": desk,
+        "status": st,
+        "ratio": ratio,
+        "pct": min(100, round(ratio * 100)),
+        "meter": "bad" if ratio >= 1 else ("warn" if ratio >= 0.8 else ""),
+        "severity": severity,
+        "severity_label": domain.SEVERITY_LABELS[severity],
+        "reasons": reasons,
+        "wait": wait,
+        "closing_reached": _closing_reached(st),
+        "waiting": len(st.get("queue", {}).get("waiting", [])),
+        "on_duty": len(st.get("on_duty", [])),
+    }
 
 
 def hq_regions(request: Request, data: dict, session: Session) -> dict[str, str]:
-    ctx = {**data, "is_manager": domain.Role.manager in session.roles, "ALERT_RULES": ALERT_RULES, "ESC_STATUS": ESC_STATUS,
-           **phone_labels()}
+    ctx = {
+        **data,
+        "is_manager": domain.Role.manager in session.roles,
+        "ALERT_RULES": ALERT_RULES,
+        "ESC_STATUS": ESC_STATUS,
+        **phone_labels(),
+    }
     return {
         "hq-desks": fragment(request, "hq/_desks.html", **ctx),
         "hq-line": fragment(request, "hq/_line.html", **ctx),
@@ -141,13 +179,34 @@ def hq_regions(request: Request, data: dict, session: Session) -> dict[str, str]
     }
 
 
-async def _page(request: Request, api: Upstream, session: Session, *, values: dict | None = None, errors: dict | None = None,
-                form_error: str | None = None, status_code: int = 200):
+async def _page(
+    request: Request,
+    api: Upstream,
+    session: Session,
+    *,
+    values: dict | None = None,
+    errors: dict | None = None,
+    form_error: str | None = None,
+    status_code: int = 200,
+):
     data = await gather_hq(api, thresholds(request))
-    instructions, _ = await _safe(api.get("desk", "/v1/calendar/instructions"), {"instructions": [], "special_days": []})
-    return render(request, "hq.html", status_code, active="hq", values=values, errors=errors, form_error=form_error,
-                  regions=hq_regions(request, data, session), data=data, instructions=instructions,
-                  is_manager=domain.Role.manager in session.roles, live_url="/hq/live")
+    instructions, _ = await _safe(
+        api.get("desk", "/v1/calendar/instructions"), {"instructions": [], "special_days": []}
+    )
+    return render(
+        request,
+        "hq.html",
+        status_code,
+        active="hq",
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        regions=hq_regions(request, data, session),
+        data=data,
+        instructions=instructions,
+        is_manager=domain.Role.manager in session.roles,
+        live_url="/hq/live",
+    )
 
 
 @router.get("/hq")
@@ -209,10 +268,17 @@ async def day(request: Request, desk_id: str, session: HqSession, api: Api):
     except ApiError as exc:
         if exc.status == 401:
             raise
-        return await _page(request, api, session, form_error=f"{NAMES.desk(desk_id)}：{exc.detail}", status_code=exc.status)
+        return await _page(
+            request, api, session, form_error=f"{NAMES.desk(desk_id)}：{exc.detail}", status_code=exc.status
+        )
     name = NAMES.desk(desk_id)
-    return _done({"start": f"{name}の業務開始を確認しました。", "end": f"{name}の業務終了を確認しました。",
-                  "resume": f"{name}の業務再開を記録しました。"}[action])
+    return _done(
+        {
+            "start": f"{name}の業務開始を確認しました。",
+            "end": f"{name}の業務終了を確認しました。",
+            "resume": f"{name}の業務再開を記録しました。",
+        }[action]
+    )
 
 
 @router.post("/hq/escalations/{desk_id}/{no}")
@@ -242,8 +308,15 @@ async def escalation(request: Request, desk_id: str, no: int, session: HqSession
         if exc.status == 401:
             raise
         key = f"esc-{desk_id}-{no}"
-        return await _page(request, api, session, values={key: text}, errors={key: exc.detail}, status_code=exc.status,
-                           form_error=exc.detail)
+        return await _page(
+            request,
+            api,
+            session,
+            values={key: text},
+            errors={key: exc.detail},
+            status_code=exc.status,
+            form_error=exc.detail,
+        )
     return _done(message)
 
 
@@ -255,7 +328,9 @@ async def incident(request: Request, desk_id: str, no: int, session: HqSession, 
     day_q = {"date": form.get("date")} if form.get("date") else None
     try:
         if action.startswith("step:"):
-            await api.post("desk", f"/v1/desks/{desk_id}/incidents/{no}/steps", {"step": action.partition(":")[2]}, params=day_q)
+            await api.post(
+                "desk", f"/v1/desks/{desk_id}/incidents/{no}/steps", {"step": action.partition(":")[2]}, params=day_q
+            )
             message = "チェックリストの項目を完了にしました。"
         elif action == "close":
             await api.post("desk", f"/v1/desks/{desk_id}/incidents/{no}/close", {}, params=day_q)
@@ -287,8 +362,15 @@ async def city_callback(request: Request, callback_id: str, session: HqSession, 
     except ApiError as exc:
         if exc.status == 401:
             raise
-        return await _page(request, api, session, values={key: text}, errors={key: exc.detail}, status_code=exc.status,
-                           form_error=exc.detail)
+        return await _page(
+            request,
+            api,
+            session,
+            values={key: text},
+            errors={key: exc.detail},
+            status_code=exc.status,
+            form_error=exc.detail,
+        )
     return _done(message)
 
 
@@ -316,9 +398,13 @@ async def calendar(request: Request, session: HqSession, api: Api):
                 errors["cal_reason"] = "理由を選択してください。"
             if errors:
                 raise ApiError(422, "入力内容に誤りがあります", "入力内容を確認してください。")
-            body = {"start": _at(form["cal_date"], form.get("cal_open") or "00:00"),
-                    "end": _at(form["cal_date"], form["cal_close"]) if form.get("cal_close") else None,
-                    "desks": desks, "reason": form["cal_reason"], "note": form.get("cal_note") or None}
+            body = {
+                "start": _at(form["cal_date"], form.get("cal_open") or "00:00"),
+                "end": _at(form["cal_date"], form["cal_close"]) if form.get("cal_close") else None,
+                "desks": desks,
+                "reason": form["cal_reason"],
+                "note": form.get("cal_note") or None,
+            }
             await api.post("desk", "/v1/calendar/suspensions", body)
             return _done("窓口の休止を登録しました。")
         if action == "special":
@@ -327,24 +413,57 @@ async def calendar(request: Request, session: HqSession, api: Api):
                     errors[name] = f"{label}を入力してください。"
             if errors:
                 raise ApiError(422, "入力内容に誤りがあります", "入力内容を確認してください。")
-            await api.post("desk", "/v1/calendar/special-openings",
-                           {"date": form["cal_date"], "open": form["cal_open"], "close": form["cal_close"], "desks": desks,
-                            "note": form.get("cal_note") or None})
+            await api.post(
+                "desk",
+                "/v1/calendar/special-openings",
+                {
+                    "date": form["cal_date"],
+                    "open": form["cal_open"],
+                    "close": form["cal_close"],
+                    "desks": desks,
+                    "note": form.get("cal_note") or None,
+                },
+            )
             return _done("特別開庁を登録しました。")
         if action == "extend":
             if not form.get("cal_close"):
                 errors["cal_close"] = "終了時刻を入力してください。"
             if errors:
                 raise ApiError(422, "入力内容に誤りがあります", "入力内容を確認してください。")
-            await api.post("desk", "/v1/calendar/extended-hours",
-                           {"date": form["cal_date"], "close": form["cal_close"], "desks": desks, "note": form.get("cal_note") or None})
+            await api.post(
+                "desk",
+                "/v1/calendar/extended-hours",
+                {
+                    "date": form["cal_date"],
+                    "close": form["cal_close"],
+                    "desks": desks,
+                    "note": form.get("cal_note") or None,
+                },
+            )
             return _done("時間延長を登録しました。")
         raise ApiError(400, "不明な操作です", "不明な操作です。")
     except ApiError as exc:
         if exc.status == 401:
             raise
-        mapped, form_error = exc.for_form({"start": "cal_date", "end": "cal_close", "date": "cal_date", "open": "cal_open",
-                                           "close": "cal_close", "hours": "cal_close", "reason": "cal_reason",
-                                           "desks": "cal_desks", "note": "cal_note"})
-        return await _page(request, api, session, values=values, errors={**errors, **mapped},
-                           form_error=form_error, status_code=exc.status)
+        mapped, form_error = exc.for_form(
+            {
+                "start": "cal_date",
+                "end": "cal_close",
+                "date": "cal_date",
+                "open": "cal_open",
+                "close": "cal_close",
+                "hours": "cal_close",
+                "reason": "cal_reason",
+                "desks": "cal_desks",
+                "note": "cal_note",
+            }
+        )
+        return await _page(
+            request,
+            api,
+            session,
+            values=values,
+            errors={**errors, **mapped},
+            form_error=form_error,
+            status_code=exc.status,
+        )

@@ -35,17 +35,54 @@ RESOLUTIONS = {
     "guided_to_ward_desk": "区役所の支援窓口を案内",
     "escalated_callback": "業務責任者へエスカレーション（折り返し）",
 }
-PROVIDERS = {"electronic_money": "電子マネー", "qr_code": "QRコード決済", "credit_card": "クレジットカード",
-             "debit_card": "デビットカード", "prepaid_card": "プリペイドカード", "other": "その他"}
-CALLBACK_STATUS = {"pending": "折り返し待ち", "awaiting_city": "市へ確認中", "ready": "折り返し可能", "due": "折り返し待ち",
-                   "done": "完了", "failed": "不通", "cancelled": "取消"}
-CALLBACK_REASONS = {"out_of_hours": "時間外", "overflow": "混雑", "missed": "不応答", "abandoned": "放棄呼", "escalation": "エスカレーション"}
-ATTEMPT_FAILURES = {"no_answer": "応答なし", "busy": "話し中", "voicemail": "留守番電話", "wrong_number": "番号違い", "other": "その他"}
-CALL_API_FIELDS = {"categories": "categories", "resolution": "resolution", "provider_category": "provider_category",
-                   "ward": "ward", "duration_seconds": "duration_minutes", "notes": "notes", "text": "opinion_text",
-                   "opinions": "opinion_text", "kind": "opinion_kind", "step": "opinion_step", "phone": "callback_phone",
-                   "callback": "callback_phone", "window_start": "callback_window", "window_end": "callback_window",
-                   "topic": "categories"}
+PROVIDERS = {
+    "electronic_money": "電子マネー",
+    "qr_code": "QRコード決済",
+    "credit_card": "クレジットカード",
+    "debit_card": "デビットカード",
+    "prepaid_card": "プリペイドカード",
+    "other": "その他",
+}
+CALLBACK_STATUS = {
+    "pending": "折り返し待ち",
+    "awaiting_city": "市へ確認中",
+    "ready": "折り返し可能",
+    "due": "折り返し待ち",
+    "done": "完了",
+    "failed": "不通",
+    "cancelled": "取消",
+}
+CALLBACK_REASONS = {
+    "out_of_hours": "時間外",
+    "overflow": "混雑",
+    "missed": "不応答",
+    "abandoned": "放棄呼",
+    "escalation": "エスカレーション",
+}
+ATTEMPT_FAILURES = {
+    "no_answer": "応答なし",
+    "busy": "話し中",
+    "voicemail": "留守番電話",
+    "wrong_number": "番号違い",
+    "other": "その他",
+}
+CALL_API_FIELDS = {
+    "categories": "categories",
+    "resolution": "resolution",
+    "provider_category": "provider_category",
+    "ward": "ward",
+    "duration_seconds": "duration_minutes",
+    "notes": "notes",
+    "text": "opinion_text",
+    "opinions": "opinion_text",
+    "kind": "opinion_kind",
+    "step": "opinion_step",
+    "phone": "callback_phone",
+    "callback": "callback_phone",
+    "window_start": "callback_window",
+    "window_end": "callback_window",
+    "topic": "categories",
+}
 NO_STORE = {"cache-control": "no-store"}
 
 
@@ -53,8 +90,14 @@ CITY_CHANNELS = {"phone": "電話", "email": "メール", "meeting": "打合せ"
 
 
 def phone_labels() -> dict[str, Any]:
-    return {"RESOLUTIONS": RESOLUTIONS, "PROVIDERS": PROVIDERS, "CALLBACK_STATUS": CALLBACK_STATUS,
-            "CALLBACK_REASONS": CALLBACK_REASONS, "ATTEMPT_FAILURES": ATTEMPT_FAILURES, "CITY_CHANNELS": CITY_CHANNELS}
+    return {
+        "RESOLUTIONS": RESOLUTIONS,
+        "PROVIDERS": PROVIDERS,
+        "CALLBACK_STATUS": CALLBACK_STATUS,
+        "CALLBACK_REASONS": CALLBACK_REASONS,
+        "ATTEMPT_FAILURES": ATTEMPT_FAILURES,
+        "CITY_CHANNELS": CITY_CHANNELS,
+    }
 
 
 def current_notices(state: dict) -> list[dict]:
@@ -102,8 +145,16 @@ async def callback_case(api: Upstream, cb: dict) -> dict[str, Any]:
     """Everything the operator and the manager need about one callback: the call's topic and
     categories, the operator's notes, the question to the city and its answer (who, when), the
     attempts so far. Never the number (that is asked for separately, and recorded)."""
-    case: dict[str, Any] = {"categories": [], "notes": None, "resolution": None, "question": None, "answer": None,
-                            "attempts": [], "topic": None, "escalated": False}
+    case: dict[str, Any] = {
+        "categories": [],
+        "notes": None,
+        "resolution": None,
+        "question": None,
+        "answer": None,
+        "attempts": [],
+        "topic": None,
+        "escalated": False,
+    }
     try:
         detail = await api.get("calls", f"/v1/callbacks/{cb['callback_id']}")
     except ApiError as exc:
@@ -116,16 +167,27 @@ async def callback_case(api: Upstream, cb: dict) -> dict[str, Any]:
             case["topic"] = e.get("topic")
         elif kind == "calls.callback_escalated_to_city":
             case["escalated"] = True
-            case["question"] = {"text": e.get("question"), "channel": e.get("channel"), "at": e.get("occurred_at"),
-                                "by": _who(e.get("actor"))}
+            case["question"] = {
+                "text": e.get("question"),
+                "channel": e.get("channel"),
+                "at": e.get("occurred_at"),
+                "by": _who(e.get("actor")),
+            }
         elif kind == "calls.city_answered":
             case["answer"] = {"text": e.get("answer"), "at": e.get("occurred_at"), "by": _who(e.get("actor"))}
         elif kind == "calls.callback_attempt_failed":
-            case["attempts"].append({"at": e.get("occurred_at"), "by": _who(e.get("actor")), "reached": False,
-                                     "result": ATTEMPT_FAILURES.get(e.get("reason"), "不通")})
+            case["attempts"].append(
+                {
+                    "at": e.get("occurred_at"),
+                    "by": _who(e.get("actor")),
+                    "reached": False,
+                    "result": ATTEMPT_FAILURES.get(e.get("reason"), "不通"),
+                }
+            )
         elif kind == "calls.callback_completed":
-            case["attempts"].append({"at": e.get("occurred_at"), "by": _who(e.get("actor")), "reached": True,
-                                     "result": "つながりました"})
+            case["attempts"].append(
+                {"at": e.get("occurred_at"), "by": _who(e.get("actor")), "reached": True, "result": "つながりました"}
+            )
     try:
         call = await api.get("calls", f"/v1/calls/{cb['call_id']}")
     except ApiError as exc:
@@ -139,8 +201,15 @@ async def callback_case(api: Upstream, cb: dict) -> dict[str, Any]:
             case["resolution"] = e.get("resolution")
             case["call_at"] = e.get("occurred_at")
             case["operator"] = _who(e.get("actor"))
-    case["state"] = ("ready" if cb.get("ready_to_call") else "awaiting_city" if case["escalated"] and not cb.get("city_answered")
-                     else "awaiting_manager" if cb.get("needs_city") and not cb.get("city_answered") else "open")
+    case["state"] = (
+        "ready"
+        if cb.get("ready_to_call")
+        else "awaiting_city"
+        if case["escalated"] and not cb.get("city_answered")
+        else "awaiting_manager"
+        if cb.get("needs_city") and not cb.get("city_answered")
+        else "open"
+    )
     return case
 
 
@@ -175,9 +244,19 @@ def _flat(tree: list[dict], depth: int = 0) -> list[tuple[str, str, int]]:
     return out
 
 
-async def _page(request: Request, api: Upstream, session: Session, line: str, *, call_id: str | None = None,
-                values: dict | None = None, errors: dict | None = None, form_error: str | None = None,
-                status_code: int = 200, faq_query: str = ""):
+async def _page(
+    request: Request,
+    api: Upstream,
+    session: Session,
+    line: str,
+    *,
+    call_id: str | None = None,
+    values: dict | None = None,
+    errors: dict | None = None,
+    form_error: str | None = None,
+    status_code: int = 200,
+    faq_query: str = "",
+):
     state = await api.get("calls", f"/v1/lines/{line}/state")
     call = None
     if call_id:
@@ -194,10 +273,26 @@ async def _page(request: Request, api: Upstream, session: Session, line: str, *,
     values.setdefault("categories", [])
     values.setdefault("faq_used", [])
     response = render(
-        request, "phone.html", status_code, active="phone", values=values, errors=errors, form_error=form_error,
-        state=state, line=line, call=call, callbacks=await with_cases(api, state.get("callback_queue") or []),
-        notices=current_notices(state), category_labels=dict((c, t) for c, t, _ in categories), categories=categories, wards=await _wards(api), faq=faq, faq_query=faq_query,
-        my_seat=_my_seat(state, session.principal.staff_id), live_url=f"/phone/live?line={line}", **phone_labels(),
+        request,
+        "phone.html",
+        status_code,
+        active="phone",
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        state=state,
+        line=line,
+        call=call,
+        callbacks=await with_cases(api, state.get("callback_queue") or []),
+        notices=current_notices(state),
+        category_labels=dict((c, t) for c, t, _ in categories),
+        categories=categories,
+        wards=await _wards(api),
+        faq=faq,
+        faq_query=faq_query,
+        my_seat=_my_seat(state, session.principal.staff_id),
+        live_url=f"/phone/live?line={line}",
+        **phone_labels(),
         is_manager=bool({domain.Role.manager, domain.Role.administrator} & set(session.roles)),
     )
     response.headers.update(NO_STORE)
@@ -205,8 +300,9 @@ async def _page(request: Request, api: Upstream, session: Session, line: str, *,
 
 
 @router.get("/phone")
-async def phone_page(request: Request, session: PhoneSession, api: Api, line: str = "main", call: str | None = None,
-                     q: str = ""):
+async def phone_page(
+    request: Request, session: PhoneSession, api: Api, line: str = "main", call: str | None = None, q: str = ""
+):
     """The phone screen."""
     return await _page(request, api, session, line, call_id=call, faq_query=q)
 
@@ -219,11 +315,19 @@ async def phone_live(request: Request, session: PhoneSession, line: str = "main"
 
     async def regions() -> dict[str, str]:
         state = await api.get("calls", f"/v1/lines/{line}/state")
-        ctx = {"state": state, "line": line, "my_seat": _my_seat(state, session.principal.staff_id), **phone_labels(),
-               "callbacks": await with_cases(api, state.get("callback_queue") or []), "notices": current_notices(state),
-               "category_labels": labels}
-        return {"line-state": fragment(request, "phone/_line.html", **ctx),
-                "callbacks": fragment(request, "phone/_callbacks.html", **ctx)}
+        ctx = {
+            "state": state,
+            "line": line,
+            "my_seat": _my_seat(state, session.principal.staff_id),
+            **phone_labels(),
+            "callbacks": await with_cases(api, state.get("callback_queue") or []),
+            "notices": current_notices(state),
+            "category_labels": labels,
+        }
+        return {
+            "line-state": fragment(request, "phone/_line.html", **ctx),
+            "callbacks": fragment(request, "phone/_callbacks.html", **ctx),
+        }
 
     return live_response(request, regions)
 
@@ -243,7 +347,9 @@ async def seat(request: Request, session: PhoneSession, api: Api):
     seat_id = (form.get("seat") or "1").strip()
     try:
         if form.get("action") == "sign_out":
-            await api.post("calls", f"/v1/lines/{line}/seats/{seat_id}/sign-out", {"reason": form.get("reason") or "end_of_shift"})
+            await api.post(
+                "calls", f"/v1/lines/{line}/seats/{seat_id}/sign-out", {"reason": form.get("reason") or "end_of_shift"}
+            )
             message = f"{seat_id}番席から離席しました。"
         else:
             await api.post("calls", f"/v1/lines/{line}/seats/{seat_id}/sign-in")
@@ -307,8 +413,13 @@ def _close_body(form: FormValues) -> tuple[dict[str, Any], dict[str, str]]:
     if form.text("opinion_text"):
         if not form.get("opinion_kind"):
             errors["opinion_kind"] = "意見の種類を選択してください。"
-        body["opinions"] = [{"kind": form.get("opinion_kind") or "opinion", "step": form.get("opinion_step") or None,
-                             "text": form.text("opinion_text")}]
+        body["opinions"] = [
+            {
+                "kind": form.get("opinion_kind") or "opinion",
+                "step": form.get("opinion_step") or None,
+                "text": form.text("opinion_text"),
+            }
+        ]
     faq_used = []
     for ref in form.getlist("faq_used"):
         faq_id, _, revision = ref.partition(":")
@@ -320,8 +431,11 @@ def _close_body(form: FormValues) -> tuple[dict[str, Any], dict[str, str]]:
         phone = (form.get("callback_phone") or "").strip()
         if not phone:
             errors["callback_phone"] = "折り返し先の電話番号を入力してください。"
-        body["callback"] = {"phone": phone, "needs_city": form.get("needs_city", "yes") == "yes",
-                            "topic": categories[0] if categories else None}
+        body["callback"] = {
+            "phone": phone,
+            "needs_city": form.get("needs_city", "yes") == "yes",
+            "topic": categories[0] if categories else None,
+        }
     return body, errors
 
 
@@ -360,16 +474,34 @@ async def close_call(request: Request, call_id: str, session: PhoneSession, api:
     values["faq_used"] = form.getlist("faq_used")
     body, errors = _close_body(form)
     if errors:
-        return await _page(request, api, session, line, call_id=call_id, values=values, errors=errors,
-                           form_error="入力内容を確認してください。", status_code=422)
+        return await _page(
+            request,
+            api,
+            session,
+            line,
+            call_id=call_id,
+            values=values,
+            errors=errors,
+            form_error="入力内容を確認してください。",
+            status_code=422,
+        )
     try:
         out = await api.post("calls", f"/v1/calls/{call_id}/close", body)
     except ApiError as exc:
         if exc.status == 401:
             raise
         errors, form_error = exc.for_form(CALL_API_FIELDS)
-        return await _page(request, api, session, line, call_id=call_id, values=values, errors=errors,
-                           form_error=form_error or "入力内容を確認してください。", status_code=exc.status)
+        return await _page(
+            request,
+            api,
+            session,
+            line,
+            call_id=call_id,
+            values=values,
+            errors=errors,
+            form_error=form_error or "入力内容を確認してください。",
+            status_code=exc.status,
+        )
     response = RedirectResponse(f"/phone?line={line}", status_code=303)
     set_flash(response, "通話を記録しました。" + ("折り返しの予定を登録しました。" if out.get("callback_id") else ""))
     return response
@@ -391,7 +523,9 @@ async def callback_attempt(request: Request, callback_id: str, session: PhoneSes
             raise
         return await _page(request, api, session, line, form_error=exc.detail, status_code=exc.status)
     response = RedirectResponse(f"/phone?line={line}", status_code=303)
-    status = {"open": "次の折り返しを予定しました", "failed": "規定の回数つながらず終了しました"}.get(str(out.get("status")), "記録しました")
+    status = {"open": "次の折り返しを予定しました", "failed": "規定の回数つながらず終了しました"}.get(
+        str(out.get("status")), "記録しました"
+    )
     set_flash(response, "折り返しが完了しました。" if reached else f"つながりませんでした。{status}。")
     return response
 
@@ -408,8 +542,17 @@ async def callback_number(request: Request, callback_id: str, session: PhoneSess
             raise
         return await _page(request, api, session, line, form_error=exc.detail, status_code=exc.status)
     cb = await api.get("calls", f"/v1/callbacks/{callback_id}")
-    response = render(request, "phone_number.html", active="phone", number=number, callback_id=callback_id, line=line,
-                      cb=cb, case=await callback_case(api, cb), **phone_labels(),
-                      category_labels=dict((c, t) for c, t, _ in _flat((await api.get("calls", "/v1/categories"))["categories"])))
+    response = render(
+        request,
+        "phone_number.html",
+        active="phone",
+        number=number,
+        callback_id=callback_id,
+        line=line,
+        cb=cb,
+        case=await callback_case(api, cb),
+        **phone_labels(),
+        category_labels=dict((c, t) for c, t, _ in _flat((await api.get("calls", "/v1/categories"))["categories"])),
+    )
     response.headers.update(NO_STORE)
     return response

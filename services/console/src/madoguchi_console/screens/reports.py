@@ -21,41 +21,121 @@ from madoguchi_shared import labels as L
 
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
-TABS = {"daily": "日次（窓口）", "city": "日次（全市）", "line": "日次（電話）", "weekly": "週次", "final": "最終報告",
-        "deliverables": "納入成果物"}
+TABS = {
+    "daily": "日次（窓口）",
+    "city": "日次（全市）",
+    "line": "日次（電話）",
+    "weekly": "週次",
+    "final": "最終報告",
+    "deliverables": "納入成果物",
+}
 FORMATS = {"xlsx": "Excel形式", "pdf": "PDF（印刷用）", "csv": "CSV形式"}
 DELIVERABLE_STATUS = {"pending": "未提出", "submitted": "提出済み", "overdue": "期限超過"}
-DESK_ROWS = ("visitors", "left_unserved", "tickets_issued", "no_shows", "support_needed", "support_given", "completed", "not_completed",
-             "escalations", "opinions", "pin_failures", "card_incidents", "disinfections", "disinfection_misses",
-             "staffing_breaches")
-LINE_ROWS = ("received", "answered", "missed", "abandoned", "out_of_hours", "never_connected", "never_connected_people",
-             "overflow_offered", "offer_choices.wait", "offer_choices.callback", "offer_choices.call_again",
-             "after_hours_guided", "repeat_calls", "closed", "escalations", "opinions")
+DESK_ROWS = (
+    "visitors",
+    "left_unserved",
+    "tickets_issued",
+    "no_shows",
+    "support_needed",
+    "support_given",
+    "completed",
+    "not_completed",
+    "escalations",
+    "opinions",
+    "pin_failures",
+    "card_incidents",
+    "disinfections",
+    "disinfection_misses",
+    "staffing_breaches",
+)
+LINE_ROWS = (
+    "received",
+    "answered",
+    "missed",
+    "abandoned",
+    "out_of_hours",
+    "never_connected",
+    "never_connected_people",
+    "overflow_offered",
+    "offer_choices.wait",
+    "offer_choices.callback",
+    "offer_choices.call_again",
+    "after_hours_guided",
+    "repeat_calls",
+    "closed",
+    "escalations",
+    "opinions",
+)
 # percentages shown under the counts (shares of 来庁者数 per the specification, and given / needed)
 RATIO_ROWS = {
-    "daily": (("support_needed_ratio", "支援が必要な方の割合（対来庁者数）"), ("support_given_ratio", "支援を実施した方の割合（対来庁者数）"),
-              ("support_given_of_needed", "支援実施率（実施／必要）")),
-    "final": (("support_needed_ratio", "支援が必要な方の割合（対来庁者数）"), ("support_given_ratio", "支援を実施した方の割合（対来庁者数）"),
-              ("support_given_of_needed", "支援実施率（実施／必要）")),
+    "daily": (
+        ("support_needed_ratio", "支援が必要な方の割合（対来庁者数）"),
+        ("support_given_ratio", "支援を実施した方の割合（対来庁者数）"),
+        ("support_given_of_needed", "支援実施率（実施／必要）"),
+    ),
+    "final": (
+        ("support_needed_ratio", "支援が必要な方の割合（対来庁者数）"),
+        ("support_given_ratio", "支援を実施した方の割合（対来庁者数）"),
+        ("support_given_of_needed", "支援実施率（実施／必要）"),
+    ),
     "line": (("answer_rate", "応答率"), ("never_connected_share", "つながらなかった割合")),
 }
-CITY_COLUMNS = (("visitors", "来庁者数", "int"), ("support_needed", "支援必要", "int"), ("support_needed_ratio", "割合", "pct"),
-                ("support_given", "支援実施", "int"), ("support_given_ratio", "割合", "pct"), ("completed", "完了", "int"),
-                ("not_completed", "未完了", "int"), ("no_shows", "呼出し時不在", "int"), ("escalations", "エスカレーション", "int"),
-                ("opinions", "ご意見等", "int"), ("wait.mean_s", "平均待ち（分）", "min"), ("service.mean_s", "平均対応（分）", "min"))
-CITY_LINE = (("received", "入電数", "int"), ("answered", "応答数", "int"), ("answer_rate", "応答率", "pct"),
-             ("never_connected", "つながらなかった呼", "int"), ("out_of_hours", "時間外入電", "int"),
-             ("overflow_offered", "混雑時の案内", "int"), ("closed", "対応記録数", "int"), ("escalations", "エスカレーション件数", "int"),
-             ("callbacks.opened", "折り返し受付", "int"), ("callbacks.done", "折り返し完了", "int"), ("opinions", "ご意見・トピック件数", "int"))
+CITY_COLUMNS = (
+    ("visitors", "来庁者数", "int"),
+    ("support_needed", "支援必要", "int"),
+    ("support_needed_ratio", "割合", "pct"),
+    ("support_given", "支援実施", "int"),
+    ("support_given_ratio", "割合", "pct"),
+    ("completed", "完了", "int"),
+    ("not_completed", "未完了", "int"),
+    ("no_shows", "呼出し時不在", "int"),
+    ("escalations", "エスカレーション", "int"),
+    ("opinions", "ご意見等", "int"),
+    ("wait.mean_s", "平均待ち（分）", "min"),
+    ("service.mean_s", "平均対応（分）", "min"),
+)
+CITY_LINE = (
+    ("received", "入電数", "int"),
+    ("answered", "応答数", "int"),
+    ("answer_rate", "応答率", "pct"),
+    ("never_connected", "つながらなかった呼", "int"),
+    ("out_of_hours", "時間外入電", "int"),
+    ("overflow_offered", "混雑時の案内", "int"),
+    ("closed", "対応記録数", "int"),
+    ("escalations", "エスカレーション件数", "int"),
+    ("callbacks.opened", "折り返し受付", "int"),
+    ("callbacks.done", "折り返し完了", "int"),
+    ("opinions", "ご意見・トピック件数", "int"),
+)
 FIGURE_LABELS = {
-    "visitors": "来庁者数", "tickets_issued": "受付番号札発行数", "no_shows": "呼出し時不在", "support_needed": "うち支援が必要な方",
-    "support_given": "うち支援を実施した方", "completed": "対応完了", "not_completed": "未完了", "escalations": "エスカレーション",
-    "opinions": "ご意見・トピック", "pin_failures": "暗証番号誤り", "card_incidents": "カード置き忘れ", "disinfections": "消毒実施回数",
-    "disinfection_misses": "消毒前の対応開始", "staffing_breaches": "支援員不在", "received": "入電数", "answered": "応答数",
-    "missed": "不応答", "abandoned": "放棄呼", "out_of_hours": "時間外", "never_connected": "つながらなかった電話", "closed": "記録済み",
-    "never_connected_people": "つながらなかった方（人数）", "overflow_offered": "混雑時の案内", "after_hours_guided": "時間外の案内",
-    "repeat_calls": "再入電（受付番号で確認）", "left_unserved": "対応前に帰られた方",
-    "offer_choices.wait": "うち待つを選択", "offer_choices.callback": "うち折り返しを選択",
+    "visitors": "来庁者数",
+    "tickets_issued": "受付番号札発行数",
+    "no_shows": "呼出し時不在",
+    "support_needed": "うち支援が必要な方",
+    "support_given": "うち支援を実施した方",
+    "completed": "対応完了",
+    "not_completed": "未完了",
+    "escalations": "エスカレーション",
+    "opinions": "ご意見・トピック",
+    "pin_failures": "暗証番号誤り",
+    "card_incidents": "カード置き忘れ",
+    "disinfections": "消毒実施回数",
+    "disinfection_misses": "消毒前の対応開始",
+    "staffing_breaches": "支援員不在",
+    "received": "入電数",
+    "answered": "応答数",
+    "missed": "不応答",
+    "abandoned": "放棄呼",
+    "out_of_hours": "時間外",
+    "never_connected": "つながらなかった電話",
+    "closed": "記録済み",
+    "never_connected_people": "つながらなかった方（人数）",
+    "overflow_offered": "混雑時の案内",
+    "after_hours_guided": "時間外の案内",
+    "repeat_calls": "再入電（受付番号で確認）",
+    "left_unserved": "対応前に帰られた方",
+    "offer_choices.wait": "うち待つを選択",
+    "offer_choices.callback": "うち折り返しを選択",
     "offer_choices.call_again": "うちかけ直しを選択",
 }
 
@@ -77,6 +157,8 @@ def show(value, kind: str) -> str:
     if kind == "min":
         return f"{int(value * 10 / 60 + 0.5) / 10:.1f}"
     return f"{value:,}" if isinstance(value, int | float) else str(value)
+
+
 RESOLUTIONS = L.RESOLUTION
 UNKNOWN = {"unknown": "不明"}  # the gender / age band of those who left before being served
 
@@ -102,7 +184,10 @@ def _pairs(mapping: dict | None, labels: dict[str, str]) -> list[tuple[str, Any]
 
 def desk_charts(fig: dict) -> list[tuple[str, Any]]:
     return [
-        ("時間帯別の来庁者数", charts.columns([(f"{h}時", n) for h, n in (fig.get("by_hour") or {}).items()], title="時間帯別の来庁者数")),
+        (
+            "時間帯別の来庁者数",
+            charts.columns([(f"{h}時", n) for h, n in (fig.get("by_hour") or {}).items()], title="時間帯別の来庁者数"),
+        ),
         ("性別", charts.hbars(_pairs(fig.get("by_gender"), {**domain.GENDERS, **UNKNOWN}), title="性別")),
         ("年代別", charts.hbars(_pairs(fig.get("by_age_band"), {**domain.AGE_BANDS, **UNKNOWN}), title="年代別")),
         ("来訪目的", charts.hbars(_pairs(fig.get("by_purpose"), domain.PURPOSES), title="来訪目的")),
@@ -112,7 +197,12 @@ def desk_charts(fig: dict) -> list[tuple[str, Any]]:
 def line_charts(fig: dict) -> list[tuple[str, Any]]:
     out = []
     if fig.get("by_hour"):
-        out.append(("時間帯別の入電数", charts.columns([(f"{h}時", n) for h, n in fig["by_hour"].items()], title="時間帯別の入電数")))
+        out.append(
+            (
+                "時間帯別の入電数",
+                charts.columns([(f"{h}時", n) for h, n in fig["by_hour"].items()], title="時間帯別の入電数"),
+            )
+        )
     out.append(("対応結果", charts.hbars(_pairs(fig.get("by_resolution"), RESOLUTIONS), title="対応結果")))
     return out
 
@@ -124,10 +214,20 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
     params = request.query_params
     today = await service_today(api)
     day = _parse_date(params.get("date"), today)
-    ctx: dict[str, Any] = {"tab": TABS, "current": tab, "day": day, "FORMATS": FORMATS, "FIGURE_LABELS": FIGURE_LABELS,
-                           "ratios": RATIO_ROWS.get(tab, ()), "figure": figure, "show": show,
-                           "CITY_COLUMNS": CITY_COLUMNS, "CITY_LINE": CITY_LINE,
-                           "is_manager": domain.Role.manager in session.roles, "DELIVERABLE_STATUS": DELIVERABLE_STATUS}
+    ctx: dict[str, Any] = {
+        "tab": TABS,
+        "current": tab,
+        "day": day,
+        "FORMATS": FORMATS,
+        "FIGURE_LABELS": FIGURE_LABELS,
+        "ratios": RATIO_ROWS.get(tab, ()),
+        "figure": figure,
+        "show": show,
+        "CITY_COLUMNS": CITY_COLUMNS,
+        "CITY_LINE": CITY_LINE,
+        "is_manager": domain.Role.manager in session.roles,
+        "DELIVERABLE_STATUS": DELIVERABLE_STATUS,
+    }
     error = None
     try:
         if tab == "daily":
@@ -136,37 +236,85 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
             ctx.update(desks=desks, desk=desk)
             if desk:
                 report = await api.get("reporting", "/v1/reports/daily", {"desk": desk, "date": day.isoformat()})
-                ctx.update(report=report, rows=DESK_ROWS, charts=desk_charts(report.get("figures") or {}),
-                           download={"kind": "daily", "desk": desk, "date": day.isoformat()})
+                ctx.update(
+                    report=report,
+                    rows=DESK_ROWS,
+                    charts=desk_charts(report.get("figures") or {}),
+                    download={"kind": "daily", "desk": desk, "date": day.isoformat()},
+                )
         elif tab == "city":
             report = await api.get("reporting", "/v1/reports/city/daily", {"date": day.isoformat()})
             fig = report.get("figures") or {}
-            ctx.update(report=report, download={"kind": "city", "date": day.isoformat()},
-                       charts=[("区別の来庁者数", charts.hbars(
-                           [(d["ward_name"], figure(fig, f"desks.{d['desk']}.visitors") or 0) for d in report.get("desks", [])],
-                           title="区別の来庁者数"))])
+            ctx.update(
+                report=report,
+                download={"kind": "city", "date": day.isoformat()},
+                charts=[
+                    (
+                        "区別の来庁者数",
+                        charts.hbars(
+                            [
+                                (d["ward_name"], figure(fig, f"desks.{d['desk']}.visitors") or 0)
+                                for d in report.get("desks", [])
+                            ],
+                            title="区別の来庁者数",
+                        ),
+                    )
+                ],
+            )
         elif tab == "line":
             report = await api.get("reporting", "/v1/reports/line/daily", {"date": day.isoformat()})
-            ctx.update(report=report, rows=LINE_ROWS, charts=line_charts(report.get("figures") or {}),
-                       download={"kind": "line", "date": day.isoformat()})
+            ctx.update(
+                report=report,
+                rows=LINE_ROWS,
+                charts=line_charts(report.get("figures") or {}),
+                download={"kind": "line", "date": day.isoformat()},
+            )
         elif tab == "weekly":
             week_start = _parse_date(params.get("week"), day - timedelta(days=day.weekday()))
             report = await api.get("reporting", "/v1/reports/weekly", {"week_start": week_start.isoformat()})
             wards = report.get("wards") or []
             rows = report.get("figures", {}).get("wards", {})
-            ctx.update(report=report, week=week_start, download={"kind": "weekly", "week": week_start.isoformat()},
-                       charts=[("区別の来庁者数（週計）", charts.hbars(
-                           [(w["ward_name"], (rows.get(w["ward"]) or {}).get("total", {}).get("visitors", 0)) for w in wards],
-                           title="区別の来庁者数"))])
+            ctx.update(
+                report=report,
+                week=week_start,
+                download={"kind": "weekly", "week": week_start.isoformat()},
+                charts=[
+                    (
+                        "区別の来庁者数（週計）",
+                        charts.hbars(
+                            [
+                                (w["ward_name"], (rows.get(w["ward"]) or {}).get("total", {}).get("visitors", 0))
+                                for w in wards
+                            ],
+                            title="区別の来庁者数",
+                        ),
+                    )
+                ],
+            )
         elif tab == "final":
             q = {"from": params.get("from"), "to": params.get("to")}
             report = await api.get("reporting", "/v1/reports/final", q)
             fig = report.get("figures", {})
             trend = fig.get("weekly_trend") or {}
-            ctx.update(report=report, rows=DESK_ROWS, q=q, download={"kind": "final", **{k: v for k, v in q.items() if v}},
-                       charts=[("週別の来庁者数", charts.columns([(k[5:], v.get("visitors", 0)) for k, v in trend.items()], title="週別の来庁者数")),
-                               ("週別の入電数", charts.columns([(k[5:], v.get("calls", 0)) for k, v in trend.items()], title="週別の入電数")),
-                               *desk_charts(fig.get("city") or {})[1:]])
+            ctx.update(
+                report=report,
+                rows=DESK_ROWS,
+                q=q,
+                download={"kind": "final", **{k: v for k, v in q.items() if v}},
+                charts=[
+                    (
+                        "週別の来庁者数",
+                        charts.columns(
+                            [(k[5:], v.get("visitors", 0)) for k, v in trend.items()], title="週別の来庁者数"
+                        ),
+                    ),
+                    (
+                        "週別の入電数",
+                        charts.columns([(k[5:], v.get("calls", 0)) for k, v in trend.items()], title="週別の入電数"),
+                    ),
+                    *desk_charts(fig.get("city") or {})[1:],
+                ],
+            )
         else:
             doc = await api.get("reporting", "/v1/deliverables")
             items = doc.get("deliverables", [])
@@ -174,9 +322,16 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
             if not show_all:
                 # REP-6: what needs attention now: overdue, due within two weeks, and the plans and final report.
                 horizon = (today + timedelta(days=14)).isoformat()
-                items = [d for d in items if d["status"] == "overdue" or (d["due"] <= horizon and d["due"] >= (today - timedelta(days=7)).isoformat())
-                         or d["kind"] not in ("daily_report", "weekly_report")][:30]
-            ctx.update(deliverables={**doc, "deliverables": items}, show_all=show_all, total=len(doc.get("deliverables", [])))
+                items = [
+                    d
+                    for d in items
+                    if d["status"] == "overdue"
+                    or (d["due"] <= horizon and d["due"] >= (today - timedelta(days=7)).isoformat())
+                    or d["kind"] not in ("daily_report", "weekly_report")
+                ][:30]
+            ctx.update(
+                deliverables={**doc, "deliverables": items}, show_all=show_all, total=len(doc.get("deliverables", []))
+            )
     except ApiError as exc:
         if exc.status == 401:
             raise

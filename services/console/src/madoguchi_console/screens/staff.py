@@ -45,7 +45,9 @@ def _context(request: Request, session: Session) -> dict:
         "role_choices": [(r.value, domain.ROLE_LABELS.get(r, r.value)) for r in roles],
         "wards": [(w.id, w.name_ja) for w in m.wards] if m else [],
         "ward_names": {w.id: w.name_ja for w in m.wards} if m else {},
-        "status_labels": STATUS_LABELS, "status_class": STATUS_CLASS, "duty_labels": DUTY_LABELS,
+        "status_labels": STATUS_LABELS,
+        "status_class": STATUS_CLASS,
+        "duty_labels": DUTY_LABELS,
         "disable_reasons": DISABLE_REASONS,
         "role_text": lambda codes: "・".join(domain.ROLE_LABELS.get(Role(c), c) for c in codes),
         "today": datetime.now(JST).date().isoformat(),
@@ -57,13 +59,16 @@ def _plan(request: Request, session: Session):
 
 
 async def _list_page(request: Request, session: Session, status_code: int = 200, **extra):
-    rows = await st.list_staff(request.app.state.js, request.app.state.accounts, _plan(request, session),
-                               session.principal.municipality)
+    rows = await st.list_staff(
+        request.app.state.js, request.app.state.accounts, _plan(request, session), session.principal.municipality
+    )
     return render(request, "staff.html", status_code, rows=rows, **_context(request, session), **extra)
 
 
 async def _detail_page(request: Request, session: Session, staff_id: str, status_code: int = 200, **extra):
-    person = await st.staff_detail(request.app.state.js, _plan(request, session), session.principal.municipality, staff_id)
+    person = await st.staff_detail(
+        request.app.state.js, _plan(request, session), session.principal.municipality, staff_id
+    )
     return render(request, "staff_detail.html", status_code, person=person, **_context(request, session), **extra)
 
 
@@ -92,16 +97,25 @@ async def staff_add(request: Request, session: StaffSession):
     if errors:
         return await _list_page(request, session, 422, values=values, errors=errors)
     try:
-        temporary = await st.create_staff(request.app.state.js, st.municipality_config(request.app.state.settings,
-                                          session.principal.municipality), session.principal.municipality, staff_id,
-                                          (role,), tuple(values["wards"]), session.principal.actor, session.roles)
+        temporary = await st.create_staff(
+            request.app.state.js,
+            st.municipality_config(request.app.state.settings, session.principal.municipality),
+            session.principal.municipality,
+            staff_id,
+            (role,),
+            tuple(values["wards"]),
+            session.principal.actor,
+            session.roles,
+        )
     except DomainError as exc:
         field = {"roles": "role"}.get(exc.field or "", exc.field or "")
         errors = {field: exc.detail} if field in ("staff_id", "role", "wards") else {}
-        return await _list_page(request, session, exc.status, values=values, errors=errors,
-                                form_error=None if errors else exc.detail)
-    return await _detail_page(request, session, staff_id, 201, temporary_password=temporary,
-                              flash="職員を追加しました。")
+        return await _list_page(
+            request, session, exc.status, values=values, errors=errors, form_error=None if errors else exc.detail
+        )
+    return await _detail_page(
+        request, session, staff_id, 201, temporary_password=temporary, flash="職員を追加しました。"
+    )
 
 
 def _ident(value: str) -> bool:
@@ -142,8 +156,16 @@ async def staff_roles(staff_id: str, request: Request, session: StaffSession):
     m = st.municipality_config(request.app.state.settings, session.principal.municipality)
 
     async def go():
-        await st.change_roles(request.app.state.js, m, session.principal.municipality, staff_id, (role,), wards,
-                              session.principal.actor, session.roles)
+        await st.change_roles(
+            request.app.state.js,
+            m,
+            session.principal.municipality,
+            staff_id,
+            (role,),
+            wards,
+            session.principal.actor,
+            session.roles,
+        )
 
     return await _act(request, session, staff_id, go, "役割・担当区を変更しました。本人は再ログインが必要です。")
 
@@ -154,17 +176,32 @@ async def staff_disable(staff_id: str, request: Request, session: StaffSession):
     reason = form.get("reason") if form.get("reason") in DISABLE_REASONS else "other"
 
     async def go():
-        await st.set_disabled(request.app.state.js, session.principal.municipality, staff_id, True,
-                              session.principal.actor, session.roles, reason)  # type: ignore[arg-type]
+        await st.set_disabled(
+            request.app.state.js,
+            session.principal.municipality,
+            staff_id,
+            True,
+            session.principal.actor,
+            session.roles,
+            reason,
+        )  # type: ignore[arg-type]
 
-    return await _act(request, session, staff_id, go, "アカウントを無効にしました。ログイン中の画面も使えなくなります。")
+    return await _act(
+        request, session, staff_id, go, "アカウントを無効にしました。ログイン中の画面も使えなくなります。"
+    )
 
 
 @router.post("/staff/{staff_id}/enable")
 async def staff_enable(staff_id: str, request: Request, session: StaffSession):
     async def go():
-        await st.set_disabled(request.app.state.js, session.principal.municipality, staff_id, False,
-                              session.principal.actor, session.roles)
+        await st.set_disabled(
+            request.app.state.js,
+            session.principal.municipality,
+            staff_id,
+            False,
+            session.principal.actor,
+            session.roles,
+        )
 
     return await _act(request, session, staff_id, go, "アカウントを有効にしました。")
 
@@ -172,8 +209,9 @@ async def staff_enable(staff_id: str, request: Request, session: StaffSession):
 @router.post("/staff/{staff_id}/password-reset")
 async def staff_password_reset(staff_id: str, request: Request, session: StaffSession):
     async def go():
-        temporary = await st.reset_password(request.app.state.js, session.principal.municipality, staff_id,
-                                            session.principal.actor, session.roles)
+        temporary = await st.reset_password(
+            request.app.state.js, session.principal.municipality, staff_id, session.principal.actor, session.roles
+        )
         return {"temporary_password": temporary}
 
     return await _act(request, session, staff_id, go, "パスワードをリセットしました。")
@@ -203,8 +241,17 @@ async def staff_training(staff_id: str, request: Request, session: StaffSession)
 
     async def go():
         for item in items:
-            await st.record_item(request.app.state.js, plan, session.principal.municipality, staff_id, item, on, trainer,
-                                 None, session.principal.actor)
+            await st.record_item(
+                request.app.state.js,
+                plan,
+                session.principal.municipality,
+                staff_id,
+                item,
+                on,
+                trainer,
+                None,
+                session.principal.actor,
+            )
 
     return await _act(request, session, staff_id, go, f"研修 {len(items)} 項目の修了を記録しました。")
 
@@ -225,8 +272,16 @@ async def staff_training_test(staff_id: str, request: Request, session: StaffSes
     plan = _plan(request, session)
 
     async def go():
-        await st.record_test(request.app.state.js, plan, session.principal.municipality, staff_id, score, on, trainer,
-                             session.principal.actor)
+        await st.record_test(
+            request.app.state.js,
+            plan,
+            session.principal.municipality,
+            staff_id,
+            score,
+            on,
+            trainer,
+            session.principal.actor,
+        )
 
     verdict = "合格" if score >= plan.pass_score else "不合格"
     return await _act(request, session, staff_id, go, f"理解度テストの結果（{score}点・{verdict}）を記録しました。")

@@ -31,8 +31,14 @@ from madoguchi_shared import auth, logging, sealed
 from madoguchi_shared.events.base import Role
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.settings import Settings
-from madoguchi_shared.web import (LoginThrottle, RequestContext, _auth_router, _install_error_handlers, _ops_router,
-                                  security_headers)
+from madoguchi_shared.web import (
+    LoginThrottle,
+    RequestContext,
+    _auth_router,
+    _install_error_handlers,
+    _ops_router,
+    security_headers,
+)
 
 log = get_logger(__name__)
 
@@ -66,21 +72,42 @@ class CommandIds:
         if key is None:
             return await self.app(scope, receive, send)
         if not KEY.match(key):
-            return await self._answer(send, 422, json.dumps(
-                {"title": "Unprocessable Entity", "status": 422,
-                 "detail": "Idempotency-Key は8～64文字の英数字・ハイフン・下線で指定してください。"}, ensure_ascii=False).encode(), False)
+            return await self._answer(
+                send,
+                422,
+                json.dumps(
+                    {
+                        "title": "Unprocessable Entity",
+                        "status": 422,
+                        "detail": "Idempotency-Key は8～64文字の英数字・ハイフン・下線で指定してください。",
+                    },
+                    ensure_ascii=False,
+                ).encode(),
+                False,
+            )
         while key in self.inflight:
             await self.inflight[key].wait()
         known, status, body = self.journal.answer(key)
         if known:
             if body is None and status is not None and status >= 400:  # an old refusal, its text no longer kept
-                body = json.dumps({"title": "Conflict", "status": status, "replayed": True,
-                                   "detail": "この操作は以前に受け付けられませんでした。画面を更新してください。"},
-                                  ensure_ascii=False).encode()
+                body = json.dumps(
+                    {
+                        "title": "Conflict",
+                        "status": status,
+                        "replayed": True,
+                        "detail": "この操作は以前に受け付けられませんでした。画面を更新してください。",
+                    },
+                    ensure_ascii=False,
+                ).encode()
             elif body is None:  # the answer lost in a crash, or no longer kept: the events the command made
                 rows = self.journal.command_events(key)
-                status, body = status or 200, json.dumps({"events": [{"seq": r.seq, **json.loads(r.data)} for r in rows],
-                                                           "replayed": True}, ensure_ascii=False).encode()
+                status, body = (
+                    status or 200,
+                    json.dumps(
+                        {"events": [{"seq": r.seq, **json.loads(r.data)} for r in rows], "replayed": True},
+                        ensure_ascii=False,
+                    ).encode(),
+                )
             return await self._answer(send, status, body, True)
         done = self.inflight[key] = asyncio.Event()
         token = COMMAND_KEY.set(key)
@@ -104,8 +131,11 @@ class CommandIds:
 
     @staticmethod
     async def _answer(send, status: int, body: bytes, replayed: bool) -> None:
-        headers = [(b"content-type", b"application/json" if status < 400 else b"application/problem+json"),
-                   (b"content-length", str(len(body)).encode()), *security_headers()]
+        headers = [
+            (b"content-type", b"application/json" if status < 400 else b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            *security_headers(),
+        ]
         if replayed:
             headers.append((b"idempotent-replayed", b"true"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -125,15 +155,19 @@ class KeptAccounts(auth.AccountDirectory):
     @staticmethod
     def snapshot(directory: auth.AccountDirectory, municipality: str) -> dict:
         now = time.time()
-        accounts = [{**dataclasses.asdict(a), "password_hash": None, "roles": [r.value for r in a.roles]}
-                    for a in directory.of_municipality(municipality)]
+        accounts = [
+            {**dataclasses.asdict(a), "password_hash": None, "roles": [r.value for r in a.roles]}
+            for a in directory.of_municipality(municipality)
+        ]
         return {"accounts": accounts, "revoked": {k: v for k, v in directory.revoked.items() if v > now}}
 
     @classmethod
     def from_snapshot(cls, snapshot: dict) -> KeptAccounts:
         kept = cls(None)  # type: ignore[arg-type]
         for raw in snapshot.get("accounts", []):
-            account = auth.Account(**{**raw, "roles": tuple(Role(r) for r in raw["roles"]), "wards": tuple(raw["wards"])})
+            account = auth.Account(
+                **{**raw, "roles": tuple(Role(r) for r in raw["roles"]), "wards": tuple(raw["wards"])}
+            )
             kept.accounts[account.key] = account
         kept.revoked = dict(snapshot.get("revoked", {}))
         return kept
@@ -152,7 +186,9 @@ not_on_edge = APIRouter(tags=["edge"])
 @not_on_edge.get("/v1/desks/{desk_id}/live", include_in_schema=False)
 async def no_live_feed(desk_id: str) -> None:
     """HQ's live feed follows the bus; on the laptop the screens poll the status instead."""
-    raise d.Refusal("ライブ配信は本部のサービスで利用できます。この端末では状態（/status）を参照してください。", 404, "not_on_edge")
+    raise d.Refusal(
+        "ライブ配信は本部のサービスで利用できます。この端末では状態（/status）を参照してください。", 404, "not_on_edge"
+    )
 
 
 @edge_router.get("")
@@ -203,8 +239,10 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
                 service.journal.forget_answers(ANSWERS_KEPT_SECONDS)
 
         await link.start()
-        tasks = [asyncio.create_task(accounts(), name="edge-accounts"),
-                 asyncio.create_task(staffing_timer(), name="edge-staffing-timer")]
+        tasks = [
+            asyncio.create_task(accounts(), name="edge-accounts"),
+            asyncio.create_task(staffing_timer(), name="edge-staffing-timer"),
+        ]
         log.info("edge.started", desk=desk.id, device=config.device_id, journal=str(service.journal.path))
         try:
             yield
@@ -219,8 +257,14 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
             await link.stop()
             service.journal.close()
 
-    app = FastAPI(title="Madoguchi desk edge", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description=f"窓口エッジ（{desk.id}）: the desk's commands on its laptop, drained to HQ")
+    app = FastAPI(
+        title="Madoguchi desk edge",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description=f"窓口エッジ（{desk.id}）: the desk's commands on its laptop, drained to HQ",
+    )
     journal = Journal(Path(config.state_dir) / f"edge-{desk.id}.sqlite")
     service = EdgeDeskService(municipality, desk, config.device_id, journal, clock or system_clock)
     options = dict(config.connect_options)
@@ -229,8 +273,7 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
         options["tls"] = tls
         if settings.nats_tls_hostname:
             options["tls_hostname"] = settings.nats_tls_hostname
-    link = EdgeLink(service, config.nats_url, connect_options=options,
-                    heartbeat_seconds=config.heartbeat_seconds)
+    link = EdgeLink(service, config.nats_url, connect_options=options, heartbeat_seconds=config.heartbeat_seconds)
     app.state.settings = settings
     app.state.service_name = "desk-edge"
     app.state.use_db = False

@@ -20,7 +20,9 @@ import typer
 
 from madoguchi_shared.settings import Settings
 
-app = typer.Typer(help="Desk edge (窓口エッジ): the desk's commands on its laptop, through a lost link.", no_args_is_help=True)
+app = typer.Typer(
+    help="Desk edge (窓口エッジ): the desk's commands on its laptop, through a lost link.", no_args_is_help=True
+)
 
 DEFAULT_PORT = 8111
 
@@ -37,11 +39,15 @@ def credential_options(path: Path) -> dict[str, str]:
 
 @app.command()
 def run(
-    desk: Annotated[str | None, typer.Option(help="the desk this laptop serves, e.g. chuo-1 (MADOGUCHI_EDGE_DESK)")] = None,
+    desk: Annotated[
+        str | None, typer.Option(help="the desk this laptop serves, e.g. chuo-1 (MADOGUCHI_EDGE_DESK)")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="the laptop's device id (default <desk>-pc)")] = None,
     port: Annotated[int | None, typer.Option(help=f"HTTP port of the edge's desk API (default {DEFAULT_PORT})")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="where the journal lives (default <data dir>/edge)")] = None,
-    nats_credential: Annotated[Path | None, typer.Option(help="the edge's NATS credential file (JSON user/password)")] = None,
+    nats_credential: Annotated[
+        Path | None, typer.Option(help="the edge's NATS credential file (JSON user/password)")
+    ] = None,
 ) -> None:
     """Serve the desk API of one desk from this laptop, working offline and draining to HQ."""
     import uvicorn
@@ -69,9 +75,16 @@ def run(
         from madoguchi_shared.clock import clock_from_spec
 
         kwargs["clock"] = clock_from_spec(settings.extra["clock"])  # a simulated day (make demo)
-    config = EdgeConfig(desk=desk, device_id=device, state_dir=state, nats_url=settings.nats_url, connect_options=options)
-    uvicorn.run(create_edge_app(settings, config, **kwargs), host=settings.host, port=port, log_level="warning",
-                access_log=False)
+    config = EdgeConfig(
+        desk=desk, device_id=device, state_dir=state, nats_url=settings.nats_url, connect_options=options
+    )
+    uvicorn.run(
+        create_edge_app(settings, config, **kwargs),
+        host=settings.host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @app.command()
@@ -86,5 +99,7 @@ def status(port: Annotated[int, typer.Option(help="the edge's HTTP port")] = DEF
         raise SystemExit(2) from None
     typer.echo(f"{state['desk']} ({state['device']}): {state['label_ja']}  sent {state['sent']}")
     for o in state.get("outages", []):
-        typer.echo(f"  offline since {o['offline_since']}: {o['commands']} commands, {o['queued']} events queued, "
-                   f"{o['offline_seconds']} s offline, converged {o['seconds_to_converge']} s after reconnect")
+        typer.echo(
+            f"  offline since {o['offline_since']}: {o['commands']} commands, {o['queued']} events queued, "
+            f"{o['offline_seconds']} s offline, converged {o['seconds_to_converge']} s after reconnect"
+        )

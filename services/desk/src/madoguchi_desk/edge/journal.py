@@ -94,7 +94,9 @@ class Journal:
     # --- reading -------------------------------------------------------------------------
 
     def rows(self, subject: str, after: int = 0) -> list[Row]:
-        cur = self.db.execute(f"SELECT {_COLUMNS} FROM journal WHERE subject = ? AND seq > ? ORDER BY seq", (subject, after))
+        cur = self.db.execute(
+            f"SELECT {_COLUMNS} FROM journal WHERE subject = ? AND seq > ? ORDER BY seq", (subject, after)
+        )
         return [Row(*r) for r in cur.fetchall()]
 
     def holds(self, event_id: str) -> bool:
@@ -108,7 +110,9 @@ class Journal:
 
     def hq_last(self, subject: str) -> int:
         """HQ's last sequence of the subject as far as the edge knows (0: HQ holds nothing of it)."""
-        return self.db.execute("SELECT coalesce(max(hq_seq), 0) FROM journal WHERE subject = ?", (subject,)).fetchone()[0]
+        return self.db.execute("SELECT coalesce(max(hq_seq), 0) FROM journal WHERE subject = ?", (subject,)).fetchone()[
+            0
+        ]
 
     def pending(self, limit: int = 1000) -> list[Row]:
         cur = self.db.execute(f"SELECT {_COLUMNS} FROM journal WHERE hq_seq IS NULL ORDER BY seq LIMIT ?", (limit,))
@@ -122,12 +126,15 @@ class Journal:
         if not subjects:
             return []
         marks = ",".join("?" * len(subjects))
-        cur = self.db.execute(f"SELECT {_COLUMNS} FROM journal WHERE origin = 'edge' AND subject IN ({marks}) ORDER BY seq",
-                              subjects)
+        cur = self.db.execute(
+            f"SELECT {_COLUMNS} FROM journal WHERE origin = 'edge' AND subject IN ({marks}) ORDER BY seq", subjects
+        )
         return [Row(*r) for r in cur.fetchall()]
 
     def subjects_like(self, prefix: str) -> list[str]:
-        cur = self.db.execute("SELECT DISTINCT subject FROM journal WHERE subject >= ? AND subject < ?", (prefix, prefix + "\uffff"))
+        cur = self.db.execute(
+            "SELECT DISTINCT subject FROM journal WHERE subject >= ? AND subject < ?", (prefix, prefix + "\uffff")
+        )
         return [r[0] for r in cur.fetchall()]
 
     # --- writing -------------------------------------------------------------------------
@@ -150,11 +157,14 @@ class Journal:
                 cur = self.db.execute(
                     "INSERT INTO journal (event_id, subject, type, data, origin, hq_seq, command, created_at) "
                     "VALUES (?, ?, ?, ?, 'edge', NULL, ?, ?)",
-                    (str(event.event_id), subject, event.type, dump_event(event), command, now))
+                    (str(event.event_id), subject, event.type, dump_event(event), command, now),
+                )
                 seqs.append(cur.lastrowid)
             if command is not None:
-                self.db.execute("INSERT OR IGNORE INTO commands (key, status, body, created_at) VALUES (?, NULL, NULL, ?)",
-                                (command, now))
+                self.db.execute(
+                    "INSERT OR IGNORE INTO commands (key, status, body, created_at) VALUES (?, NULL, NULL, ?)",
+                    (command, now),
+                )
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -170,7 +180,9 @@ class Journal:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for hq_seq, data, event in stored:
-                row = self.db.execute("SELECT seq, hq_seq FROM journal WHERE event_id = ?", (str(event.event_id),)).fetchone()
+                row = self.db.execute(
+                    "SELECT seq, hq_seq FROM journal WHERE event_id = ?", (str(event.event_id),)
+                ).fetchone()
                 if row is not None:
                     if row[1] is None:
                         self.db.execute("UPDATE journal SET hq_seq = ?, data = ? WHERE seq = ?", (hq_seq, data, row[0]))
@@ -178,7 +190,9 @@ class Journal:
                     continue
                 cur = self.db.execute(
                     "INSERT INTO journal (event_id, subject, type, data, origin, hq_seq, command, created_at) "
-                    "VALUES (?, ?, ?, ?, 'hq', ?, NULL, ?)", (str(event.event_id), subject, event.type, data, hq_seq, now))
+                    "VALUES (?, ?, ?, ?, 'hq', ?, NULL, ?)",
+                    (str(event.event_id), subject, event.type, data, hq_seq, now),
+                )
                 new.append(cur.lastrowid)
             self.db.execute("COMMIT")
         except BaseException:
@@ -187,7 +201,9 @@ class Journal:
         if not new:
             return [], confirmed
         marks = ",".join("?" * len(new))
-        rows = [Row(*r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM journal WHERE seq IN ({marks}) ORDER BY seq", new)]
+        rows = [
+            Row(*r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM journal WHERE seq IN ({marks}) ORDER BY seq", new)
+        ]
         return rows, confirmed
 
     def mark_sent(self, seq: int, hq_seq: int, data: bytes | None = None) -> None:
@@ -205,15 +221,18 @@ class Journal:
         return (False, None, None) if row is None else (True, row[0], row[1])
 
     def store_answer(self, key: str, status: int, body: bytes) -> None:
-        self.db.execute("INSERT INTO commands (key, status, body, created_at) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (key) DO UPDATE SET status = excluded.status, body = excluded.body",
-                        (key, status, body, time.time()))
+        self.db.execute(
+            "INSERT INTO commands (key, status, body, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET status = excluded.status, body = excluded.body",
+            (key, status, body, time.time()),
+        )
 
     def forget_answers(self, older_than: float) -> int:
         """Drop stored answers older than `older_than` seconds (they may quote free text in the clear);
         the key stays, so a late repeat is still one command, answered from its events (sealed by then)."""
-        cur = self.db.execute("UPDATE commands SET body = NULL WHERE body IS NOT NULL AND created_at < ?",
-                              (time.time() - older_than,))
+        cur = self.db.execute(
+            "UPDATE commands SET body = NULL WHERE body IS NOT NULL AND created_at < ?", (time.time() - older_than,)
+        )
         return cur.rowcount
 
     def command_events(self, key: str) -> list[Row]:
@@ -233,5 +252,7 @@ class Journal:
         return json.loads(row[0]) if row else None
 
     def set_fact(self, key: str, value: Any) -> None:
-        self.db.execute("INSERT INTO facts (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        (key, json.dumps(value)))
+        self.db.execute(
+            "INSERT INTO facts (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )

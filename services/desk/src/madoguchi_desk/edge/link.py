@@ -46,8 +46,14 @@ def heartbeat_subject(municipality: str, desk: str) -> str:
 
 
 class EdgeLink:
-    def __init__(self, service: EdgeDeskService, url: str, *, connect_options: dict[str, Any] | None = None,
-                 heartbeat_seconds: float = 2.0):
+    def __init__(
+        self,
+        service: EdgeDeskService,
+        url: str,
+        *,
+        connect_options: dict[str, Any] | None = None,
+        heartbeat_seconds: float = 2.0,
+    ):
         self.service = service
         self.journal = service.journal
         self.url = url
@@ -96,17 +102,27 @@ class EdgeLink:
         else:
             label = "送信済み"
         since = self.offline_since
-        return {"device": self.service.device_id, "online": online, "pending": pending, "label_ja": label,
-                "offline_since": since.isoformat() if since and not online else None,
-                "offline_since_hm": since.astimezone(TOKYO).strftime("%H:%M") if since and not online else None,
-                "outages": self.outages[-5:]}
+        return {
+            "device": self.service.device_id,
+            "online": online,
+            "pending": pending,
+            "label_ja": label,
+            "offline_since": since.isoformat() if since and not online else None,
+            "offline_since_hm": since.astimezone(TOKYO).strftime("%H:%M") if since and not online else None,
+            "outages": self.outages[-5:],
+        }
 
     def _went_offline(self, why: str) -> None:
         if self._current is not None and self._current.get("online_at") is None:
             return
         self.offline_since = self.service.clock()
-        self._current = {"offline_at": time.monotonic(), "offline_since": self.offline_since.isoformat(),
-                         "pending_at_cut": self.journal.depth(), "commands": 0, "online_at": None}
+        self._current = {
+            "offline_at": time.monotonic(),
+            "offline_since": self.offline_since.isoformat(),
+            "pending_at_cut": self.journal.depth(),
+            "commands": 0,
+            "online_at": None,
+        }
         log.warning("edge.offline", desk=self.service.desk.id, why=why, pending=self._current["pending_at_cut"])
 
     def _came_online(self) -> None:
@@ -162,11 +178,23 @@ class EdgeLink:
                 log.error("edge.permission_violation", error=str(exc)[:300])
 
         try:
-            self.nc = await asyncio.wait_for(nats.connect(
-                [u.strip() for u in self.url.split(",") if u.strip()], name=f"madoguchi-desk-edge-{self.service.desk.id}",
-                max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2, ping_interval=5,
-                max_outstanding_pings=2, disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=quiet,
-                allow_reconnect=True, **self.connect_options), 5.0)
+            self.nc = await asyncio.wait_for(
+                nats.connect(
+                    [u.strip() for u in self.url.split(",") if u.strip()],
+                    name=f"madoguchi-desk-edge-{self.service.desk.id}",
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    ping_interval=5,
+                    max_outstanding_pings=2,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=quiet,
+                    allow_reconnect=True,
+                    **self.connect_options,
+                ),
+                5.0,
+            )
         except Exception as exc:  # noqa: BLE001 - unreachable at start: work offline, try again
             self._went_offline(type(exc).__name__)
             await self.attach_if_needed()
@@ -243,9 +271,14 @@ class EdgeLink:
 
     async def heartbeat(self) -> None:
         status = await self.service.deskday(self.service.desk, self.service.today())
-        beat = {"device": self.service.device_id, "desk": self.service.desk.id, "pending": self.journal.depth(),
-                "at": self.service.clock().isoformat(), "every": self.heartbeat_seconds,
-                "waiting": len(status.state.waiting())}
+        beat = {
+            "device": self.service.device_id,
+            "desk": self.service.desk.id,
+            "pending": self.journal.depth(),
+            "at": self.service.clock().isoformat(),
+            "every": self.heartbeat_seconds,
+            "waiting": len(status.state.waiting()),
+        }
         await self.nc.publish(heartbeat_subject(self.service.m.code, self.service.desk.id), json.dumps(beat).encode())
 
     async def adopt(self, subject: str) -> None:
@@ -297,7 +330,11 @@ class EdgeLink:
                 break
             except APIError as exc:
                 if exc.err_code in bus.CONFLICT_CODES:
-                    log.info("edge.conflict", subject=row.subject, expected=headers.get("Nats-Expected-Last-Subject-Sequence"))
+                    log.info(
+                        "edge.conflict",
+                        subject=row.subject,
+                        expected=headers.get("Nats-Expected-Last-Subject-Sequence"),
+                    )
                     await self.pull(row.subject)
                     return False
                 if exc.err_code not in bus.RETRY_CODES or attempt == bus.RETRY_ATTEMPTS - 1:
@@ -322,21 +359,42 @@ class EdgeLink:
                     else:
                         end = event.end if isinstance(event, ev.OpeningSuspended) else event.until
                         until = min(learned_at, end) if end is not None else learned_at
-                        await self._mark("during_suspension", event.start, learned_at,
-                                         lambda r, at, s=event.start, u=until: s <= at < u, event.instruction_id)
+                        await self._mark(
+                            "during_suspension",
+                            event.start,
+                            learned_at,
+                            lambda r, at, s=event.start, u=until: s <= at < u,
+                            event.instruction_id,
+                        )
                 case ev.DayEnded() if event.desk == self.service.desk.id:
                     # the confirmation did not see what the desk had not sent yet: those records are marked
-                    await self._mark("after_day_end", event.occurred_at, learned_at,
-                                     lambda r, at: r.hq_seq is None, None, day_subject=row.subject)
+                    await self._mark(
+                        "after_day_end",
+                        event.occurred_at,
+                        learned_at,
+                        lambda r, at: r.hq_seq is None,
+                        None,
+                        day_subject=row.subject,
+                    )
             self.journal.note_merged(row.event_id, learned_at.isoformat())
 
-    async def _mark(self, rule: str, decided_at: datetime, learned_at: datetime, within, instruction_id: str | None,
-                    day_subject: str | None = None) -> None:
+    async def _mark(
+        self,
+        rule: str,
+        decided_at: datetime,
+        learned_at: datetime,
+        within,
+        instruction_id: str | None,
+        day_subject: str | None = None,
+    ) -> None:
         """Keep the edge's records that fall under HQ's decision, and mark them on the desk-day."""
         day_subject = day_subject or self.service.today_subject()
         day_rows = self.journal.edge_rows([day_subject])
-        visit_subjects = [aggregate_subject("desk", self.service.m.code, "visit", str(r.event().visit_id))
-                          for r in day_rows if r.type == "desk.ticket_called"]
+        visit_subjects = [
+            aggregate_subject("desk", self.service.m.code, "visit", str(r.event().visit_id))
+            for r in day_rows
+            if r.type == "desk.ticket_called"
+        ]
         tickets: list[int] = []
         visits: list = []
         for r in day_rows:
@@ -350,7 +408,10 @@ class EdgeLink:
         if not tickets and not visits:
             return
         _, day = ev.parse_deskday_id(day_subject.rsplit(".", 1)[1])
-        cmd = d.MarkEdgeRecords(self.service.device_id, rule, decided_at, learned_at, tuple(tickets), tuple(visits),
-                                instruction_id)
+        cmd = d.MarkEdgeRecords(
+            self.service.device_id, rule, decided_at, learned_at, tuple(tickets), tuple(visits), instruction_id
+        )
         await self.service.deskday_command(self.service.desk, day, cmd, self.service.actor)
-        log.warning("edge.records_marked", rule=rule, tickets=len(tickets), visits=len(visits), instruction=instruction_id)
+        log.warning(
+            "edge.records_marked", rule=rule, tickets=len(tickets), visits=len(visits), instruction=instruction_id
+        )

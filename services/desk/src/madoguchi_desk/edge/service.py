@@ -33,8 +33,15 @@ COMMAND_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("edge_c
 class EdgeDeskService(DeskService):
     on_edge = True
 
-    def __init__(self, municipality: Municipality, desk: Desk, device_id: str, journal: Journal,
-                 clock: Clock = system_clock, on_appended: Callable[[list[Appended]], None] | None = None):
+    def __init__(
+        self,
+        municipality: Municipality,
+        desk: Desk,
+        device_id: str,
+        journal: Journal,
+        clock: Clock = system_clock,
+        on_appended: Callable[[list[Appended]], None] | None = None,
+    ):
         super().__init__(None, None, municipality, clock, on_appended)  # type: ignore[arg-type]  # the link connects
         self.desk = desk
         self.device_id = device_id
@@ -52,7 +59,9 @@ class EdgeDeskService(DeskService):
         return super().deskday_subject(desk, day)
 
     async def calendar_command(self, cmd: Any, actor: Actor, *, correlation_id=None) -> list[Appended]:
-        raise d.Refusal("市の指示（休止・延長など）は本部で登録してください。窓口の端末には接続時に届きます。", 409, "hq_only")
+        raise d.Refusal(
+            "市の指示（休止・延長など）は本部で登録してください。窓口の端末には接続時に届きます。", 409, "hq_only"
+        )
 
     async def staffing_sweep(self) -> list[Appended]:
         """DESK-5 for this desk only: HQ's timer leaves a desk-day held by its edge alone."""
@@ -70,7 +79,9 @@ class EdgeDeskService(DeskService):
 
     # --- the journal instead of the stream -------------------------------------------------------
 
-    async def load(self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any], *, fresh: bool = True) -> Loaded:
+    async def load(
+        self, subject: str, initial: Any, evolve: Callable[[Any, Event], Any], *, fresh: bool = True
+    ) -> Loaded:
         if self.link is not None and subject not in self._adopted and not self.journal.knows(subject):
             # e.g. a visit HQ started before the edge took the desk over; a visit this edge called is
             # its own and new, so the command path does not wait on the link for it
@@ -124,8 +135,11 @@ class EdgeDeskService(DeskService):
                 return missing
         known = self.journal.fact(f"training:{staff_id}")
         if known is None:
-            raise d.Refusal("本部に接続できないため研修の修了を確認できません。接続が戻ってから従事を開始してください。",
-                            503, "offline_unknown_staff")
+            raise d.Refusal(
+                "本部に接続できないため研修の修了を確認できません。接続が戻ってから従事を開始してください。",
+                503,
+                "offline_unknown_staff",
+            )
         return tuple(known)
 
     # --- reads ---------------------------------------------------------------------------------
@@ -138,7 +152,9 @@ class EdgeDeskService(DeskService):
         out = d.desk_status(loaded.state, desk, calendar.hours(day, desk.id), self.m, now)
         if self.link is not None and self.link.online:
             try:  # sealed summaries shown decrypted when HQ's keys are reachable; plain ones as they are
-                await asyncio.wait_for(self.vault.reveal_all(self.m.code, out.get("escalations", []), "summary", "outcome"), 2.0)
+                await asyncio.wait_for(
+                    self.vault.reveal_all(self.m.code, out.get("escalations", []), "summary", "outcome"), 2.0
+                )
             except Exception:  # noqa: BLE001 - the link dropped meanwhile
                 pass
         out["version"] = loaded.seq

@@ -31,11 +31,18 @@ CALLS = "reporting-calls"
 DELIVERABLES = "reporting-deliverables"
 
 
-def desk_projection(notifier: Notifier, *, name: str = DESK, filters: list[str] | None = None,
-                    batch: int = 1000) -> Projection:
+def desk_projection(
+    notifier: Notifier, *, name: str = DESK, filters: list[str] | None = None, batch: int = 1000
+) -> Projection:
     """The desk projection (a test may give another name and a municipality's filter)."""
-    return Projection(name, "MG_DESK", filters or [subjects.stream_filter("MG_DESK")],
-                      partial(apply_desk, notifier=notifier), SCHEMA, batch=batch)
+    return Projection(
+        name,
+        "MG_DESK",
+        filters or [subjects.stream_filter("MG_DESK")],
+        partial(apply_desk, notifier=notifier),
+        SCHEMA,
+        batch=batch,
+    )
 
 
 def projections(notifier: Notifier | None = None, batch: int = 1000) -> list[Projection]:
@@ -43,15 +50,40 @@ def projections(notifier: Notifier | None = None, batch: int = 1000) -> list[Pro
     notifier = notifier or Notifier()
     return [
         desk_projection(notifier, batch=batch),
-        Projection(CALLS, "MG_CALLS", [subjects.stream_filter("MG_CALLS")], partial(apply_calls, notifier=notifier),
-                   SCHEMA, batch=batch),
-        Projection(DELIVERABLES, "MG_REPORT", [subjects.context_filter("report", None, "deliverable")],
-                   apply_deliverables, SCHEMA, batch=batch),
+        Projection(
+            CALLS,
+            "MG_CALLS",
+            [subjects.stream_filter("MG_CALLS")],
+            partial(apply_calls, notifier=notifier),
+            SCHEMA,
+            batch=batch,
+        ),
+        Projection(
+            DELIVERABLES,
+            "MG_REPORT",
+            [subjects.context_filter("report", None, "deliverable")],
+            apply_deliverables,
+            SCHEMA,
+            batch=batch,
+        ),
     ]
 
 
 __all__ = [
-    "projections", "desk_projection", "Notifier", "VisitRow", "CallRow", "visit_figures", "call_figures",
-    "drain_outbox", "write_outbox", "REBUILD_LOCK", "RebuildInProgress", "DESK", "CALLS", "DELIVERABLES", "to_ms",
+    "projections",
+    "desk_projection",
+    "Notifier",
+    "VisitRow",
+    "CallRow",
+    "visit_figures",
+    "call_figures",
+    "drain_outbox",
+    "write_outbox",
+    "REBUILD_LOCK",
+    "RebuildInProgress",
+    "DESK",
+    "CALLS",
+    "DELIVERABLES",
+    "to_ms",
     "local",
 ]

@@ -24,16 +24,63 @@ from madoguchi_shared.events import calls as cl
 from madoguchi_reporting.schema import SCHEMA
 from madoguchi_reporting.projections.outbox import Notifier, notify_affected
 from madoguchi_reporting.projections.store import (
-    Acc, DayKey, NoteKey, Writes, joined, live_batch_guard, load_rows, local, note,
+    Acc,
+    DayKey,
+    NoteKey,
+    Writes,
+    joined,
+    live_batch_guard,
+    load_rows,
+    local,
+    note,
 )
 
 CALL_COLUMNS = (
-    "municipality", "call_id", "line", "day", "received_at", "within_hours", "connection", "missed_reason", "wait_s",
-    "overflow", "categories", "resolution", "provider_category", "guided_ward", "duration_s", "notes", "opinions",
-    "callback_status", "offer_choice", "reference", "repeat_of",
+    "municipality",
+    "call_id",
+    "line",
+    "day",
+    "received_at",
+    "within_hours",
+    "connection",
+    "missed_reason",
+    "wait_s",
+    "overflow",
+    "categories",
+    "resolution",
+    "provider_category",
+    "guided_ward",
+    "duration_s",
+    "notes",
+    "opinions",
+    "callback_status",
+    "offer_choice",
+    "reference",
+    "repeat_of",
 )
-CALL_TYPES = ("text", "uuid", "text", "date", "timestamptz", "bool", "text", "text", "int4", "text", "text", "text",
-              "text", "text", "int4", "text", "jsonb", "text", "text", "text", "text")
+CALL_TYPES = (
+    "text",
+    "uuid",
+    "text",
+    "date",
+    "timestamptz",
+    "bool",
+    "text",
+    "text",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "text",
+    "jsonb",
+    "text",
+    "text",
+    "text",
+    "text",
+)
 CALLBACK_COLUMNS = ("municipality", "callback_id", "call_id", "line", "opened_day", "reason", "needs_city", "status")
 CALLBACK_TYPES = ("text", "uuid", "uuid", "text", "date", "text", "bool", "text")
 
@@ -127,7 +174,9 @@ class CallsBatch:
 
 
 async def load_calls(conn: db.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], CallRow]:
-    return {(r["municipality"], r["call_id"]): CallRow(**r) for r in await load_rows(conn, "call_record", "call_id", keys)}
+    return {
+        (r["municipality"], r["call_id"]): CallRow(**r) for r in await load_rows(conn, "call_record", "call_id", keys)
+    }
 
 
 async def load_callbacks(conn: db.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], dict]:
@@ -182,8 +231,9 @@ def on_closed(b: CallsBatch, c: CallRow, e: cl.CallClosed) -> None:
     for i, op in enumerate(e.opinions):
         b.notes[(*day, "opinion", f"{e.call_id}:{i}")] = note(e.occurred_at, op.kind, op.text, step=op.step)
     if e.resolution == "escalated_callback":
-        b.notes[(*day, "escalation", str(e.call_id))] = note(e.occurred_at, ",".join(e.categories), e.notes or "",
-                                                             status="raised")
+        b.notes[(*day, "escalation", str(e.call_id))] = note(
+            e.occurred_at, ",".join(e.categories), e.notes or "", status="raised"
+        )
 
 
 def on_offer_choice(b: CallsBatch, c: CallRow, e: cl.OfferChoiceRecorded) -> None:
@@ -195,17 +245,29 @@ def on_repeat_linked(b: CallsBatch, c: CallRow, e: cl.RepeatCallLinked) -> None:
 
 
 CALL_HANDLERS: dict[type[cl._CallEvent], Callable[[CallsBatch, CallRow, Any], None]] = {
-    cl.CallAnswered: on_answered, cl.CallMissed: on_missed, cl.CallAbandoned: on_abandoned,
-    cl.CallOutOfHours: on_out_of_hours, cl.OverflowOffered: on_overflow, cl.CallClosed: on_closed,
-    cl.OfferChoiceRecorded: on_offer_choice, cl.RepeatCallLinked: on_repeat_linked,
+    cl.CallAnswered: on_answered,
+    cl.CallMissed: on_missed,
+    cl.CallAbandoned: on_abandoned,
+    cl.CallOutOfHours: on_out_of_hours,
+    cl.OverflowOffered: on_overflow,
+    cl.CallClosed: on_closed,
+    cl.OfferChoiceRecorded: on_offer_choice,
+    cl.RepeatCallLinked: on_repeat_linked,
 }
 
 
 def fold_call_event(b: CallsBatch, e: cl._CallEvent) -> None:
     ck = (e.municipality, e.call_id)
     if isinstance(e, cl.CallReceived):
-        b.calls[ck] = CallRow(e.municipality, e.call_id, e.line, local(e.occurred_at).date(), e.occurred_at,
-                              e.within_hours, reference=cl.call_reference(e.call_id))
+        b.calls[ck] = CallRow(
+            e.municipality,
+            e.call_id,
+            e.line,
+            local(e.occurred_at).date(),
+            e.occurred_at,
+            e.within_hours,
+            reference=cl.call_reference(e.call_id),
+        )
         return
     c = b.calls.get(ck)
     if c is None:
@@ -230,8 +292,16 @@ CALLBACK_OUTCOMES: dict[type[cl._CallbackEvent], tuple[str, str | None]] = {
 def on_callback_requested(b: CallsBatch, e: cl.CallbackRequested) -> None:
     m, day = e.municipality, local(e.occurred_at).date()
     bk = (m, e.callback_id)
-    b.callbacks[bk] = {"municipality": m, "callback_id": e.callback_id, "call_id": e.call_id, "line": e.line,
-                       "opened_day": day, "reason": e.reason, "needs_city": e.needs_city, "status": "open"}
+    b.callbacks[bk] = {
+        "municipality": m,
+        "callback_id": e.callback_id,
+        "call_id": e.call_id,
+        "line": e.line,
+        "opened_day": day,
+        "reason": e.reason,
+        "needs_city": e.needs_city,
+        "status": "open",
+    }
     b.callbacks_changed.add(bk)
     b.acc.add((m, "line", e.line, day), "callbacks_opened")
     b.call_with_callback[(m, e.call_id)] = "open"
@@ -314,9 +384,13 @@ async def apply_calls(conn: db.Connection, batch: Sequence[Stored], notifier: No
         b.acc.add_change((c.municipality, "line", c.line, c.day), before.get(ck, Counter()), call_figures(c), c.line)
     w = Writes()
     w.rows("call_record", CALL_COLUMNS, CALL_TYPES, [c.as_row() for c in b.calls.values()], "municipality, call_id")
-    w.upsert("callback", list(zip(CALLBACK_COLUMNS, CALLBACK_TYPES, strict=True)),
-             [tuple(b.callbacks[k][c] for c in CALLBACK_COLUMNS) for k in b.callbacks_changed],
-             "municipality, callback_id", "UPDATE SET status = EXCLUDED.status")
+    w.upsert(
+        "callback",
+        list(zip(CALLBACK_COLUMNS, CALLBACK_TYPES, strict=True)),
+        [tuple(b.callbacks[k][c] for c in CALLBACK_COLUMNS) for k in b.callbacks_changed],
+        "municipality, callback_id",
+        "UPDATE SET status = EXCLUDED.status",
+    )
     w.notes(b.notes)
     w.counts(b.acc)
     await w.run(conn)
@@ -331,4 +405,8 @@ async def follow_escalations(conn: db.Connection, b: CallsBatch) -> None:
         sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change, start=3))
         await conn.execute(
             f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = 'line' AND kind = 'escalation'
-                AND ref = $2""", m, ref, *change.values())
+                AND ref = $2""",
+            m,
+            ref,
+            *change.values(),
+        )

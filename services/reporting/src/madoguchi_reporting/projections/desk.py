@@ -118,8 +118,10 @@ def on_incident(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.IncidentOpened) -
         b.acc.add(key, Fig.card_incidents)
 
 
-def escalation_key(key: DayKey, e: dk.EscalationRaised | dk.EscalationAcknowledged | dk.EscalationEscalatedToCity
-                   | dk.EscalationResolved) -> NoteKey:
+def escalation_key(
+    key: DayKey,
+    e: dk.EscalationRaised | dk.EscalationAcknowledged | dk.EscalationEscalatedToCity | dk.EscalationResolved,
+) -> NoteKey:
     return (*key, "escalation", str(e.escalation_no))
 
 
@@ -160,11 +162,18 @@ def on_day_stopped(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.DayCannotStart
 
 
 DAY_HANDLERS: dict[type[dk._DayEvent], Callable[[DeskBatch, DayKey, DeskDay, Any], None]] = {
-    dk.TicketIssued: on_ticket_issued, dk.MaskStatusRecorded: on_mask_status, dk.StaffingBreachEnded: on_breach_ended,
-    dk.IncidentOpened: on_incident, dk.EscalationRaised: on_escalation_raised,
-    dk.EscalationAcknowledged: on_escalation_acknowledged, dk.EscalationEscalatedToCity: on_escalation_to_city,
-    dk.EscalationResolved: on_escalation_resolved, dk.DayStarted: on_day_started, dk.DayEnded: on_day_ended,
-    dk.DayCannotStart: on_day_stopped, dk.DayCannotContinue: on_day_stopped,
+    dk.TicketIssued: on_ticket_issued,
+    dk.MaskStatusRecorded: on_mask_status,
+    dk.StaffingBreachEnded: on_breach_ended,
+    dk.IncidentOpened: on_incident,
+    dk.EscalationRaised: on_escalation_raised,
+    dk.EscalationAcknowledged: on_escalation_acknowledged,
+    dk.EscalationEscalatedToCity: on_escalation_to_city,
+    dk.EscalationResolved: on_escalation_resolved,
+    dk.DayStarted: on_day_started,
+    dk.DayEnded: on_day_ended,
+    dk.DayCannotStart: on_day_stopped,
+    dk.DayCannotContinue: on_day_stopped,
 }
 
 
@@ -188,8 +197,9 @@ def on_visit_started(b: DeskBatch, v: VisitRow, e: dk.VisitStarted) -> None:
     v.desk, v.ward, v.day, v.ticket_no = desk, e.ward, day, e.ticket_no
     v.started_at = e.occurred_at
     v.waited_ms = to_ms(e.waited_seconds)
-    v.arrival_hour = arrival_hour(b.issued.get((e.municipality, desk, day, e.ticket_no)), e.occurred_at,
-                                  e.waited_seconds)
+    v.arrival_hour = arrival_hour(
+        b.issued.get((e.municipality, desk, day, e.ticket_no)), e.occurred_at, e.waited_seconds
+    )
     b.desk_day(e, desk, day)
 
 
@@ -243,9 +253,14 @@ def on_card_handed(b: DeskBatch, v: VisitRow, e: dk.CardHandedToStaff) -> None:
 
 
 VISIT_HANDLERS: dict[type[dk._VisitEvent], Callable[[DeskBatch, VisitRow, Any], None]] = {
-    dk.VisitStarted: on_visit_started, dk.VisitDetailsRecorded: on_visit_details, dk.VisitEnded: on_visit_ended,
-    dk.VisitCorrected: on_visit_corrected, dk.OpinionRecorded: on_opinion, dk.PinFailureRecorded: on_pin_failure,
-    dk.PinLockWarningIssued: on_pin_lock_warning, dk.CardHandedToStaff: on_card_handed,
+    dk.VisitStarted: on_visit_started,
+    dk.VisitDetailsRecorded: on_visit_details,
+    dk.VisitEnded: on_visit_ended,
+    dk.VisitCorrected: on_visit_corrected,
+    dk.OpinionRecorded: on_opinion,
+    dk.PinFailureRecorded: on_pin_failure,
+    dk.PinLockWarningIssued: on_pin_lock_warning,
+    dk.CardHandedToStaff: on_card_handed,
 }
 
 
@@ -290,19 +305,45 @@ async def load_batch(conn: db.Connection, batch: Sequence[Stored]) -> DeskBatch:
 
 def write_batch(b: DeskBatch) -> Writes:
     w = Writes()
-    w.upsert("ticket", [("municipality", "text"), ("desk", "text"), ("day", "date"), ("ticket_no", "int4"),
-                        ("issued_at", "timestamptz")], [(*k, t) for k, t in b.new_tickets.items()],
-             "municipality, desk, day, ticket_no", "UPDATE SET issued_at = EXCLUDED.issued_at")
+    w.upsert(
+        "ticket",
+        [
+            ("municipality", "text"),
+            ("desk", "text"),
+            ("day", "date"),
+            ("ticket_no", "int4"),
+            ("issued_at", "timestamptz"),
+        ],
+        [(*k, t) for k, t in b.new_tickets.items()],
+        "municipality, desk, day, ticket_no",
+        "UPDATE SET issued_at = EXCLUDED.issued_at",
+    )
     w.rows("visit", VISIT_COLUMNS, VISIT_TYPES, [v.as_row() for v in b.visits.values()], "municipality, visit_id")
-    w.upsert("desk_day", [("municipality", "text"), ("desk", "text"), ("day", "date"), ("ward", "text"),
-                          ("started_at", "timestamptz"), ("ended_at", "timestamptz"), ("stops", "int4")],
-             [(m, desk, day, r.ward, r.started_at, r.ended_at, r.stops) for (m, desk, day), r in b.desk_days.items()],
-             "municipality, desk, day",
-             """UPDATE SET started_at = LEAST(desk_day.started_at, EXCLUDED.started_at),
-                  ended_at = GREATEST(desk_day.ended_at, EXCLUDED.ended_at), stops = desk_day.stops + EXCLUDED.stops""")
+    w.upsert(
+        "desk_day",
+        [
+            ("municipality", "text"),
+            ("desk", "text"),
+            ("day", "date"),
+            ("ward", "text"),
+            ("started_at", "timestamptz"),
+            ("ended_at", "timestamptz"),
+            ("stops", "int4"),
+        ],
+        [(m, desk, day, r.ward, r.started_at, r.ended_at, r.stops) for (m, desk, day), r in b.desk_days.items()],
+        "municipality, desk, day",
+        """UPDATE SET started_at = LEAST(desk_day.started_at, EXCLUDED.started_at),
+                  ended_at = GREATEST(desk_day.ended_at, EXCLUDED.ended_at), stops = desk_day.stops + EXCLUDED.stops""",
+    )
     w.notes(b.notes, b.note_updates)
-    w.upsert("calendar_override", [("municipality", "text"), ("event_id", "uuid"), ("seq", "int8"), ("event", "text")],
-             b.calendar_rows, "municipality, event_id", "NOTHING", {"event": "u.event::jsonb"})
+    w.upsert(
+        "calendar_override",
+        [("municipality", "text"), ("event_id", "uuid"), ("seq", "int8"), ("event", "text")],
+        b.calendar_rows,
+        "municipality, event_id",
+        "NOTHING",
+        {"event": "u.event::jsonb"},
+    )
     w.counts(b.acc)
     return w
 
@@ -324,7 +365,9 @@ async def apply_desk(conn: db.Connection, batch: Sequence[Stored], notifier: Not
     # contributes nothing before its day is known
     for vk, v in b.visits.items():
         if v.day is not None:
-            b.acc.add_change((v.municipality, "desk", v.desk, v.day), before.get(vk, Counter()), visit_figures(v), v.ward)
+            b.acc.add_change(
+                (v.municipality, "desk", v.desk, v.day), before.get(vk, Counter()), visit_figures(v), v.ward
+            )
     await write_batch(b).run(conn)
     for (m, ch, desk, day), ward in b.acc.affected.items():
         if ward is None and (m, desk, day) in b.desk_days:

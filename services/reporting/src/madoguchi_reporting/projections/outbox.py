@@ -40,7 +40,7 @@ async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None
     for m, channel, scope, day in sorted(affected):
         rows.append((m, channel, scope, day))
         weeks[(m, day - dt.timedelta(days=day.weekday()))] = None
-    for (m, ws) in weeks:
+    for m, ws in weeks:
         rows.append((m, "city", "city", ws))
     cols = list(zip(*rows, strict=True))
     revs = await conn.fetch(
@@ -58,8 +58,9 @@ async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None
         if channel == "desk":
             rid = rp.report_id("daily", scope, day)
             ward = affected.get((m, channel, scope, day))
-            e: dict[str, Any] = dict(kind="daily", scope="desk", scope_id=scope, date=day, period_end=day, ward=ward,
-                                     desk=scope)
+            e: dict[str, Any] = dict(
+                kind="daily", scope="desk", scope_id=scope, date=day, period_end=day, ward=ward, desk=scope
+            )
         elif channel == "line":
             sid = rp.line_scope_id(scope)
             rid = rp.report_id("daily", sid, day)
@@ -74,10 +75,17 @@ async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None
     for m, ids in ids_by_m.items():
         for row in await conn.fetch(
             f"""SELECT report_id, max(revision) AS rev FROM "{SCHEMA}".report_submission
-                WHERE municipality = $1 AND report_id = ANY($2::text[]) GROUP BY report_id""", m, ids):
+                WHERE municipality = $1 AND report_id = ANY($2::text[]) GROUP BY report_id""",
+            m,
+            ids,
+        ):
             submitted[(m, row["report_id"])] = row["rev"]
-    events = [e.model_copy(update={"revision": submitted[(e.municipality, e.report_id)] + 1})
-              if (e.municipality, e.report_id) in submitted else e for e in events]
+    events = [
+        e.model_copy(update={"revision": submitted[(e.municipality, e.report_id)] + 1})
+        if (e.municipality, e.report_id) in submitted
+        else e
+        for e in events
+    ]
     if notifier.revision_check is not None:
         for m in ids_by_m:
             ids = [rid for (mm, rid) in submitted if mm == m]
@@ -103,11 +111,15 @@ async def drain_outbox(conn: db.Connection, js, limit: int = 2000) -> int:
     async with conn.transaction():
         rows = await conn.fetch(
             f"""SELECT id, subject, msg_id, payload FROM "{SCHEMA}".outbox ORDER BY id
-                LIMIT $1 FOR UPDATE SKIP LOCKED""", limit)
+                LIMIT $1 FOR UPDATE SKIP LOCKED""",
+            limit,
+        )
         if not rows:
             return 0
-        futures = [await js.publish_async(r["subject"], bytes(r["payload"]), headers={"Nats-Msg-Id": r["msg_id"]})
-                   for r in rows]
+        futures = [
+            await js.publish_async(r["subject"], bytes(r["payload"]), headers={"Nats-Msg-Id": r["msg_id"]})
+            for r in rows
+        ]
         for f in futures:
             await f
         await conn.execute(f'DELETE FROM "{SCHEMA}".outbox WHERE id = ANY($1::bigint[])', [r["id"] for r in rows])

@@ -66,8 +66,14 @@ class Acc:
             self.add_all(key, before, -1, ward)
 
 
-COUNT_COLUMNS = (("municipality", "text"), ("channel", "text"), ("scope", "text"), ("day", "date"), ("figure", "text"),
-                 ("n", "int8"))
+COUNT_COLUMNS = (
+    ("municipality", "text"),
+    ("channel", "text"),
+    ("scope", "text"),
+    ("day", "date"),
+    ("figure", "text"),
+    ("n", "int8"),
+)
 
 
 class Writes:
@@ -83,8 +89,15 @@ class Writes:
         self.params: list[list] = []
         self.after: list[tuple[str, list]] = []  # statements that must see the upserts (run next)
 
-    def upsert(self, table: str, cols: Sequence[tuple[str, str]], rows: Sequence[tuple], conflict: str, action: str,
-               expr: dict[str, str] | None = None) -> None:
+    def upsert(
+        self,
+        table: str,
+        cols: Sequence[tuple[str, str]],
+        rows: Sequence[tuple],
+        conflict: str,
+        action: str,
+        expr: dict[str, str] | None = None,
+    ) -> None:
         if not rows:
             return
         names = [c for c, _t in cols]
@@ -95,28 +108,43 @@ class Writes:
             FROM unnest({params}) AS u({", ".join(names)}) ON CONFLICT ({conflict}) DO {action}""")
         self.params.extend(list(c) for c in zip(*rows, strict=True))
 
-    def rows(self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[tuple],
-             conflict: str) -> None:
+    def rows(
+        self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[tuple], conflict: str
+    ) -> None:
         """Upsert whole rows: every column after the key (`conflict`) is replaced."""
         keys = len(conflict.split(","))
-        self.upsert(table, list(zip(columns, types, strict=True)), rows, conflict,
-                    "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[keys:]), ARRAY_EXPR)
+        self.upsert(
+            table,
+            list(zip(columns, types, strict=True)),
+            rows,
+            conflict,
+            "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[keys:]),
+            ARRAY_EXPR,
+        )
 
     def counts(self, acc: Acc) -> None:
         """The batch's counter deltas, summed per (day, figure), added to day_count."""
         items = [(*k, n) for k, n in acc.counts.items() if n]
-        self.upsert("day_count", COUNT_COLUMNS, items, "municipality, channel, scope, day, figure",
-                    "UPDATE SET n = day_count.n + EXCLUDED.n")
+        self.upsert(
+            "day_count",
+            COUNT_COLUMNS,
+            items,
+            "municipality, channel, scope, day, figure",
+            "UPDATE SET n = day_count.n + EXCLUDED.n",
+        )
         negative = [k[:5] for k in items if k[5] < 0]
         if negative:
             # A figure that went back to zero is removed, so the table equals a rebuild's (which
             # never writes a zero) and a checksum can compare them.
-            self.after.append((
-                f"""DELETE FROM "{SCHEMA}".day_count d USING unnest($1::text[], $2::text[], $3::text[], $4::date[],
+            self.after.append(
+                (
+                    f"""DELETE FROM "{SCHEMA}".day_count d USING unnest($1::text[], $2::text[], $3::text[], $4::date[],
                         $5::text[]) AS u(municipality, channel, scope, day, figure)
                     WHERE d.municipality = u.municipality AND d.channel = u.channel AND d.scope = u.scope
                       AND d.day = u.day AND d.figure = u.figure AND d.n = 0""",
-                [list(c) for c in zip(*negative, strict=True)]))
+                    [list(c) for c in zip(*negative, strict=True)],
+                )
+            )
 
     def notes(self, notes: dict[NoteKey, dict], updates: Sequence[tuple[NoteKey, dict]] = ()) -> None:
         """The batch's new notes, then status updates to notes of earlier batches."""
@@ -126,28 +154,47 @@ class Writes:
                 notes[key].update(change)
             else:
                 remote.append((key, change))
-        self.upsert("note", NOTE_COLUMNS,
-                    [(*k, n["at"], n["category"], n["step"], n["text"], n["status"], n["detail"])
-                     for k, n in notes.items()],
-                    "municipality, channel, scope, day, kind, ref",
-                    "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c, _t in NOTE_COLUMNS[6:]))
+        self.upsert(
+            "note",
+            NOTE_COLUMNS,
+            [(*k, n["at"], n["category"], n["step"], n["text"], n["status"], n["detail"]) for k, n in notes.items()],
+            "municipality, channel, scope, day, kind, ref",
+            "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c, _t in NOTE_COLUMNS[6:]),
+        )
         for key, change in remote:
             sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change, start=7))
-            self.after.append((f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = $2
-                                   AND scope = $3 AND day = $4 AND kind = $5 AND ref = $6""", [*key, *change.values()]))
+            self.after.append(
+                (
+                    f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = $2
+                                   AND scope = $3 AND day = $4 AND kind = $5 AND ref = $6""",
+                    [*key, *change.values()],
+                )
+            )
 
     async def run(self, conn: db.Connection) -> None:
         """One statement for every upsert; it also makes the commit asynchronous (see `live_batch_guard`)."""
         ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(self.parts))
-        await conn.execute(f"{'WITH ' + ctes if ctes else ''} SELECT set_config('synchronous_commit', 'off', true)",
-                           *self.params)
+        await conn.execute(
+            f"{'WITH ' + ctes if ctes else ''} SELECT set_config('synchronous_commit', 'off', true)", *self.params
+        )
         for sql, args in self.after:
             await conn.execute(sql, *args)
 
 
-NOTE_COLUMNS = (("municipality", "text"), ("channel", "text"), ("scope", "text"), ("day", "date"), ("kind", "text"),
-                ("ref", "text"), ("at", "timestamptz"), ("category", "text"), ("step", "text"), ("text", "text"),
-                ("status", "text"), ("detail", "text"))
+NOTE_COLUMNS = (
+    ("municipality", "text"),
+    ("channel", "text"),
+    ("scope", "text"),
+    ("day", "date"),
+    ("kind", "text"),
+    ("ref", "text"),
+    ("at", "timestamptz"),
+    ("category", "text"),
+    ("step", "text"),
+    ("text", "text"),
+    ("status", "text"),
+    ("detail", "text"),
+)
 
 
 class RebuildInProgress(Transient):
@@ -182,10 +229,14 @@ async def load_rows(conn: db.Connection, table: str, id_column: str, keys: set[t
     ms, ids = zip(*keys, strict=True)
     rows = await conn.fetch(
         f"""SELECT t.* FROM "{SCHEMA}".{table} t JOIN unnest($1::text[], $2::uuid[]) AS k(m, id)
-            ON t.municipality = k.m AND t.{id_column} = k.id""", list(ms), list(ids))
+            ON t.municipality = k.m AND t.{id_column} = k.id""",
+        list(ms),
+        list(ids),
+    )
     return [dict(r) for r in rows]
 
 
-def note(at: dt.datetime, category: str | None, text: str, *, step: str | None = None,
-         status: str | None = None) -> dict:
+def note(
+    at: dt.datetime, category: str | None, text: str, *, step: str | None = None, status: str | None = None
+) -> dict:
     return {"at": at, "category": category, "step": step, "text": text, "status": status, "detail": None}

@@ -13,12 +13,49 @@ from madoguchi_reporting.projections.store import joined
 from madoguchi_reporting.schema import SCHEMA
 
 VISIT_COLUMNS = (
-    "municipality", "visit_id", "desk", "ward", "day", "ticket_no", "arrival_hour", "started_at", "waited_ms",
-    "gender", "age_band", "purposes", "support_needed", "support_given", "payment_service", "outcome", "reason",
-    "service_ms", "ended_at", "corrections",
+    "municipality",
+    "visit_id",
+    "desk",
+    "ward",
+    "day",
+    "ticket_no",
+    "arrival_hour",
+    "started_at",
+    "waited_ms",
+    "gender",
+    "age_band",
+    "purposes",
+    "support_needed",
+    "support_given",
+    "payment_service",
+    "outcome",
+    "reason",
+    "service_ms",
+    "ended_at",
+    "corrections",
 )
-VISIT_TYPES = ("text", "uuid", "text", "text", "date", "int4", "int2", "timestamptz", "int8", "text", "text", "text",
-               "bool", "bool", "text", "text", "text", "int8", "timestamptz", "int4")
+VISIT_TYPES = (
+    "text",
+    "uuid",
+    "text",
+    "text",
+    "date",
+    "int4",
+    "int2",
+    "timestamptz",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "bool",
+    "bool",
+    "text",
+    "text",
+    "text",
+    "int8",
+    "timestamptz",
+    "int4",
+)
 
 
 @dataclass
@@ -86,8 +123,9 @@ Visits = dict[tuple[str, UUID], VisitRow]
 Tickets = dict[tuple[str, str, dt.date, int], dt.datetime]  # (municipality, desk, day, number) -> issued at
 
 
-async def load_visits(conn: db.Connection, visit_keys: set[tuple[str, UUID]],
-                      ticket_keys: set[tuple[str, str, dt.date, int]]) -> tuple[Visits, Tickets]:
+async def load_visits(
+    conn: db.Connection, visit_keys: set[tuple[str, UUID]], ticket_keys: set[tuple[str, str, dt.date, int]]
+) -> tuple[Visits, Tickets]:
     """The visit rows and ticket issue times a batch needs, in one round trip: a ticket travels as
     a visit-shaped row (`is_ticket`; its issue time in `started_at`)."""
     if not visit_keys and not ticket_keys:
@@ -95,8 +133,15 @@ async def load_visits(conn: db.Connection, visit_keys: set[tuple[str, UUID]],
     vm, vid = zip(*visit_keys, strict=True) if visit_keys else ((), ())
     tm, tdesk, tday, tno = zip(*ticket_keys, strict=True) if ticket_keys else ((), (), (), ())
     ticket_cols = ", ".join(
-        {"municipality": "t.municipality", "desk": "t.desk", "day": "t.day", "ticket_no": "t.ticket_no",
-         "started_at": "t.issued_at"}.get(c, "NULL") for c in VISIT_COLUMNS)
+        {
+            "municipality": "t.municipality",
+            "desk": "t.desk",
+            "day": "t.day",
+            "ticket_no": "t.ticket_no",
+            "started_at": "t.issued_at",
+        }.get(c, "NULL")
+        for c in VISIT_COLUMNS
+    )
     rows = await conn.fetch(
         f"""SELECT false AS is_ticket, {", ".join("v." + c for c in VISIT_COLUMNS)} FROM "{SCHEMA}".visit v
               JOIN unnest($1::text[], $2::uuid[]) AS k(m, id) ON v.municipality = k.m AND v.visit_id = k.id
@@ -104,7 +149,13 @@ async def load_visits(conn: db.Connection, visit_keys: set[tuple[str, UUID]],
             SELECT true, {ticket_cols} FROM "{SCHEMA}".ticket t
               JOIN unnest($3::text[], $4::text[], $5::date[], $6::int[]) AS k(m, desk, day, no)
               ON t.municipality = k.m AND t.desk = k.desk AND t.day = k.day AND t.ticket_no = k.no""",
-        list(vm), list(vid), list(tm), list(tdesk), list(tday), list(tno))
+        list(vm),
+        list(vid),
+        list(tm),
+        list(tdesk),
+        list(tday),
+        list(tno),
+    )
     visits: Visits = {}
     issued: Tickets = {}
     for r in rows:
