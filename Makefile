@@ -46,9 +46,9 @@ test: lint
 
 # ruff's lint rules and pyright's type check, both configured in pyproject.toml; pyright fails on any
 # type error not already listed in pyright-baseline.json (that list only shrinks: scripts/typecheck.py)
-# (`ruff format --check` joins once the tree has had its one format pass)
 lint: install
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/python scripts/typecheck.py
 
 # the bench's own dependencies (the pyeventsourcing peer) on top: `make test` leaves them in place
