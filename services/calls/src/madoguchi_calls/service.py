@@ -219,9 +219,9 @@ class CallsService:
             seat=seat,
             operator=who,
             within_hours=self.calendar(municipality).is_open(ctx.at),
-            reason=reason,
+            reason=reason,  # type: ignore[arg-type]
             on_call=who in view.busy,
-        )  # type: ignore[arg-type]
+        )
         _, events = await self.decide_and_append(
             self.line_subject(municipality, line, day), d.evolve_line, d.decide_line, cmd, ctx
         )
@@ -438,8 +438,12 @@ class CallsService:
         cid: UUID | None = None,
     ) -> list[Event]:
         _, events = await self._callback_command(
-            municipality, actor, callback_id, d.EscalateToCity(question=question, channel=channel), cid
-        )  # type: ignore[arg-type]
+            municipality,
+            actor,
+            callback_id,
+            d.EscalateToCity(question=question, channel=channel),  # type: ignore[arg-type]
+            cid,
+        )
         return events
 
     async def record_city_answer(

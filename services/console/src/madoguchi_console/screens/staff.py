@@ -183,8 +183,8 @@ async def staff_disable(staff_id: str, request: Request, session: StaffSession):
             True,
             session.principal.actor,
             session.roles,
-            reason,
-        )  # type: ignore[arg-type]
+            reason,  # type: ignore[arg-type]
+        )
 
     return await _act(
         request, session, staff_id, go, "アカウントを無効にしました。ログイン中の画面も使えなくなります。"
