@@ -349,4 +349,6 @@ async def close_alert(
 
 from madoguchi_audit.device_activity import router as device_activity_router  # noqa: E402
 
-routers = [log_router, alert_router, device_activity_router]
+
+def routers() -> list[APIRouter]:
+    return [log_router, alert_router, device_activity_router]

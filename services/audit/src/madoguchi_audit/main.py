@@ -55,7 +55,7 @@ def create_app(settings: Settings, audit: AuditSettings | None = None) -> FastAP
     app = create_service_app(
         "audit",
         settings,
-        routers=api.routers,
+        routers=api.routers(),
         lifespan=lifespan,
         use_db=True,
         description="Append-only hash-chained operation log, verifier, auditors' queries, HQ alerts",

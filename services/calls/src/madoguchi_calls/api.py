@@ -625,5 +625,8 @@ async def retire_faq(faq_id: UUID, body: FaqRetireIn, service: Service, principa
     return {"faq_id": str(faq_id), "events": _events(events)}
 
 
-ROUTERS = [lines_router, categories_router, callbacks_router, faq_router]
+def routers() -> list[APIRouter]:
+    return [lines_router, categories_router, callbacks_router, faq_router]
+
+
 FIRST = [calls_router]  # the busiest commands, matched before every other route (create_service_app)

@@ -66,7 +66,7 @@ def create_app(
     app = create_service_app(
         "calls",
         settings,
-        routers=api.ROUTERS,
+        routers=api.routers(),
         first=api.FIRST,
         lifespan=lifespan,
         use_db=True,

@@ -925,5 +925,8 @@ async def correct_visit(
     return await _visit_cmd(request, service, principal, visit_id, cmd, body.version)
 
 
-routers = [calendar_router, desks_router, visits_router, notice_router]
+def routers() -> list[APIRouter]:
+    return [calendar_router, desks_router, visits_router, notice_router]
+
+
 first = [queue_router]

@@ -92,7 +92,7 @@ def create_app(
     app = create_service_app(
         "desk",
         settings,
-        routers=routers,
+        routers=routers(),
         first=first,
         lifespan=lifespan,
         description="窓口: opening calendar, day lifecycle, staffing, queue, visits, incidents",
