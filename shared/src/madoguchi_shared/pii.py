@@ -47,8 +47,10 @@ the value.
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
+import urllib.parse
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -123,6 +125,54 @@ _DASHES = set(
 # is kept as itself and treated as a separator by the grouping below. 〜/～/~ likewise.
 _KEEP = {"\u30fc", "\u301c", "\uff5e", "~"}
 _ZERO_WIDTH = set("\u200b\u200c\u200d\u2060\ufeff\u180e")
+# Invisible characters that are not format characters (Cf) yet draw nothing: fillers, the
+# combining grapheme joiner, variation selectors.
+_INVISIBLE = set("\u034f\u115f\u1160\u3164\uffa0\u17b4\u17b5")
+# Tag characters (U+E0020..E007E) spell ASCII invisibly: read them as the ASCII they stand for.
+_TAG_BASE = 0xE0000
+# Look-alike letters (Cyrillic, Greek) read as the Latin letter they imitate, so that an e-mail
+# address spelled with them is still one.
+_CONFUSABLE = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u04cf\u04bb\u051b\u051d"
+    "\u03bf\u03b1\u03bd\u03c1\u03b9\u03ba\u03c4\u0261",
+    "aeopcyxijsdlhqwoavpikTg".lower(),
+)
+# HTML character references and percent-encoding are read as the characters they encode.
+_HTML_REF = re.compile(r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)")
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _decoded_at(text: str, i: int) -> tuple[str, int] | None:
+    """(the characters, end) of an HTML reference or a percent-encoded run starting at ``i``."""
+    if text[i] == "&":
+        m = _HTML_REF.match(text, i)
+        if m:
+            decoded = html.unescape(m.group())
+            if decoded != m.group() and decoded.isprintable():
+                return decoded, m.end()
+    elif text[i] == "%":
+        m = _PERCENT_RUN.match(text, i)
+        if m:
+            try:
+                decoded = urllib.parse.unquote(m.group(), errors="strict")
+            except UnicodeDecodeError:
+                return None
+            if decoded.isprintable() or decoded == " ":
+                return decoded, m.end()
+    return None
+
+
+def _invisible(ch: str) -> bool:
+    if ch in _ZERO_WIDTH or ch in _INVISIBLE:
+        return True
+    category = unicodedata.category(ch)
+    if category in ("Cf", "Me"):
+        return ch not in _DASHES
+    if category == "Cc":
+        return ch not in "\n\r\t\x0b\x0c\x85"
+    return "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"
+
+
 _COMBINING_KANA = {"\u3099", "\u309a", "\uff9e", "\uff9f"}
 
 
@@ -147,7 +197,10 @@ def _char_form(chunk: str) -> str:
     result = []
     for ch in out:
         cp = ord(ch)
-        if ch in _ZERO_WIDTH or (unicodedata.combining(ch) and not ("\u3099" <= ch <= "\u309a")):
+        if 0xE0020 <= cp <= 0xE007E:
+            result.append(chr(cp - _TAG_BASE).lower())
+            continue
+        if _invisible(ch) or (unicodedata.combining(ch) and not ("\u3099" <= ch <= "\u309a")):
             continue  # (a combining mark drawn over a digit, 0̸, hides nothing)
         if "0" <= ch <= "9":
             result.append(ch)
@@ -166,7 +219,7 @@ def _char_form(chunk: str) -> str:
             else:
                 result.append(ch)
         else:
-            result.append(ch.lower())
+            result.append(ch.lower().translate(_CONFUSABLE))
     return "".join(result)
 
 
@@ -176,14 +229,24 @@ def normalize(text: str) -> Normalised:
     origin: list[int] = []
     i, n = 0, len(text)
     while i < n:
+        decoded = _decoded_at(text, i) if text[i] in "&%" else None
+        if decoded is not None:
+            for ch in decoded[0]:
+                for c in _char_form(ch) if not ch.isascii() else ch.lower().replace("~", "〜"):
+                    chars.append(c)
+                    origin.append(i)
+            i = decoded[1]
+            continue
         j = i + 1
         while j < n and (text[j] in _COMBINING_KANA or unicodedata.combining(text[j])):
             j += 1
         chunk = text[i:j]
         if chunk == "\r":
             form = "" if text[j : j + 1] == "\n" else "\n"  # CR LF is one line break
+        elif chunk.isascii() and chunk.isprintable():
+            form = chunk.lower().replace("~", "〜")
         elif chunk.isascii():
-            form = chunk.lower().replace("~", "〜").replace("\t", " ")
+            form = "".join(c for c in chunk if not _invisible(c)).lower().replace("~", "〜").replace("\t", " ")
         else:
             form = _char_form(chunk)
         for ch in form:
@@ -522,10 +585,20 @@ _SENTENCE_END = set("。！？!?\n")
 _MAX_LOOSE_GAP = 40
 
 
+def _separator(c: str) -> bool:
+    """Any punctuation or symbol between digits separates them (※, ♡, ·, •, #, ...), but not the
+    end of a sentence."""
+    if c in _TIGHT:
+        return True
+    return c not in _SENTENCE_END and unicodedata.category(c)[0] in "PS"
+
+
 def _gap_kind(gap: str) -> str:
     if gap and ((gap[0].isascii() and gap[0].isalpha()) or (gap[-1].isascii() and gap[-1].isalpha())):
         return "break"  # digits inside an identifier or a hash (01936b4e-7c1a…, a3f5e1…), not a sentence
-    if all(c in _TIGHT for c in gap):
+    if gap == "。":
+        return "tight"  # 1。2。3。…: no sentence is one digit long
+    if all(_separator(c) for c in gap):
         if "\n\n" in gap.replace(" ", ""):  # a blank line: a new paragraph
             return "break"
         return "tight"
@@ -742,13 +815,25 @@ _IDENTIFIER = re.compile(
 _LONG_DIGIT_RUN = re.compile(r"[0-9]{20}")
 
 
+# A My Number written at either end of an identifier ("0192f0a4-7c3e-7d2a-9a51-" + 12 digits,
+# "aaaa…" + 12 digits) hides it there: a random identifier ends in 12 digits with a right check
+# digit about once in 3,000.
+_EDGE_DIGITS = re.compile(r"^([0-9]{12})(?![0-9])|(?<![0-9])([0-9]{12})$")
+
+
+def _exempt_identifier(ident: str) -> bool:
+    if _LONG_DIGIT_RUN.search(ident):
+        return False
+    return not any(is_valid_my_number(m.group(1) or m.group(2)) for m in _EDGE_DIGITS.finditer(ident))
+
+
 def _number_findings(t: str) -> list[_Found]:
     tokens = _tokens(t)
     if not tokens:
         return []
     if any("a" <= c <= "z" for c in t):
         # (base64 needs no rule: 12 digits in a row among 64 symbols do not happen by chance)
-        ids = [m.span() for m in _IDENTIFIER.finditer(t) if not _LONG_DIGIT_RUN.search(m.group(0))]
+        ids = [m.span() for m in _IDENTIFIER.finditer(t) if _exempt_identifier(m.group(0))]
         if ids:
             tokens = [tok for tok in tokens if not any(s <= tok.start and tok.end <= e for s, e in ids)]
     _mask_ordinary(t, tokens)

@@ -1,0 +1,97 @@
+"""Spellings an independent tester tried against the personal-data guard that the seeded corpus
+(pii_corpus.py) did not cover: invisible format characters between the digits, keycap emoji,
+symbols as separators, HTML entities and percent-encoding, look-alike letters in an e-mail
+address, a My Number hidden as the last group of a UUID. Each must be refused; ordinary text
+written with the same characters must pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from madoguchi_shared.pii import find_personal_data, my_number_check_digit
+
+FIRST11 = "12345678901"
+MN = FIRST11 + str(my_number_check_digit(FIRST11))
+PHONE = "09012345678"
+
+
+def spread(s: str, sep: str) -> str:
+    return sep.join(s)
+
+
+def digits_in(s: str, table: str) -> str:
+    return "".join(table[int(c)] for c in s)
+
+
+HOSTILE = {
+    # invisible format characters (Unicode Cf): bidi marks and overrides, invisible operators
+    "lrm": spread(MN, "\u200e"),
+    "rlm": spread(MN, "\u200f"),
+    "lro": "\u202d" + spread(MN, "\u202c\u202d"),
+    "invisible_times": spread(MN, "\u2062"),
+    "invisible_separator": spread(PHONE, "\u2063"),
+    "word_joiner_and_bom": spread(MN, "\u2060\ufeff"),
+    "variation_selector": spread(MN, "\ufe0f"),
+    "cgj": spread(MN, "\u034f"),
+    "hangul_filler": spread(MN, "\u3164"),
+    "halfwidth_hangul_filler": spread(PHONE, "\uffa0"),
+    "enclosing_keycap": spread(MN, "\u20e3"),
+    "keycap_emoji": "".join(c + "\ufe0f\u20e3" for c in MN),
+    "tag_digits": "".join(chr(0xE0000 + ord(c)) for c in MN),
+    "c0_control": spread(MN, "\x01"),
+    # symbols and punctuation as separators
+    "middle_dot": spread(MN, "\u00b7"),
+    "kome": spread(MN, "※"),
+    "heart": spread(PHONE, "♡"),
+    "hash": spread(MN, "#"),
+    "ideographic_full_stop": spread(MN, "。"),
+    "bullet": spread(MN, "•"),
+    # markup and URL encodings
+    "html_decimal": "".join(f"&#{ord(c)};" for c in MN),
+    "html_hex": "".join(f"&#x{ord(c):x};" for c in MN),
+    "html_phone_mixed": "&#48;90-&#49;234-5678",
+    "percent": "".join(f"%{ord(c):02X}" for c in MN),
+    "email_html_at": "taro&#64;example.jp",
+    "email_named_entity": "taro&commat;example&period;jp",
+    "email_percent_at": "taro%40example.jp",
+    # look-alike letters
+    "email_cyrillic": "t\u0430r\u043e@\u0435x\u0430mple.jp",
+    "email_greek": "tar\u03bf@exampl\u0435.c\u03bfm",
+    # an identifier that is not one
+    "uuid_tail": "0192f0a4-7c3e-7d2a-9a51-" + MN,
+    "hex_prefix": "a" * 20 + MN,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_spelling_refused(name: str) -> None:
+    text = HOSTILE[name]
+    assert find_personal_data(text), f"{name}: {text!r} passed"
+    assert find_personal_data(f"相談内容：{text} とのこと"), f"{name} in a sentence passed"
+
+
+ORDINARY = [
+    "手順３・４を説明しました※アプリ更新後",
+    "受付\u200b番号12の方、ＰＣ手順で完了",
+    "本日は晴れ。10時から混雑。15時に落ち着いた。",
+    "&amp; や %20 を含む文章：ポイント申込は５，０００円分、98.5%の方が完了",
+    "ページ表示が遅い♡とのご意見（3回目）",
+    "カード読み取り → 暗証番号入力 → 完了（所要 5分）",
+    "絵文字 1\ufe0f\u20e3 番窓口へご案内",
+    "記録ID 0192f0a4-7c3e-7d2a-9a51-3c1f0e2b9d11 の件、再訪",
+    "ハッシュ 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 を確認",
+    "Дата 2021/04/05, время 10:30",
+    "100%達成、50%OFFのキャンペーン案内",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_text_with_the_same_characters_passes(text: str) -> None:
+    assert find_personal_data(text) == []
+
+
+def test_findings_point_into_the_original_text() -> None:
+    text = "メモ：" + HOSTILE["html_decimal"] + " 以上"
+    (finding,) = find_personal_data(text)
+    assert finding.start == len("メモ：")
+    assert finding.end == len("メモ：") + len(HOSTILE["html_decimal"])
