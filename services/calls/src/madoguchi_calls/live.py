@@ -201,6 +201,11 @@ def alert_for(event: Event, view: LineView) -> Alert | None:
     return None
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class LineView:
     """The live state of one municipality's phone line(s)."""
 
@@ -221,6 +226,8 @@ class LineView:
         self._sub = None
         self._js = None
         self.ready = asyncio.Event()
+        self._next_read: asyncio.Future[int] | None = None  # the shared last_stored() read callers wait for
+        self._reader: asyncio.Task | None = None
 
     # --- following the stream ----------------------------------------------------------------
 
@@ -255,7 +262,29 @@ class LineView:
         """Wait until everything stored so far has been applied (for cross-aggregate facts). In a cluster the
         view's consumer is re-created after its node dies (missed heartbeats): a command waits that out like
         an append waits out a leader election, instead of a 503."""
-        await self.wait_for(await self.last_stored(), timeout)
+        await self.wait_for(await self.latest(), timeout)
+
+    async def latest(self) -> int:
+        """last_stored(), one read for every command waiting at the same time: a caller joins the next
+        read that starts after it came (never one already in flight, which could miss what was
+        stored just before it asked). Under load one round trip serves a whole wave of commands."""
+        if self._next_read is None:
+            self._next_read = asyncio.get_running_loop().create_future()
+            self._next_read.add_done_callback(_retrieve)  # a failed read nobody waits for any more
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read_latest(), name=f"calls-view-latest {self.municipality}")
+        return await asyncio.shield(self._next_read)
+
+    async def _read_latest(self) -> None:
+        try:
+            while self._next_read is not None:
+                answer, self._next_read = self._next_read, None
+                try:
+                    answer.set_result(await self.last_stored())
+                except Exception as exc:  # noqa: BLE001 - every waiter of this read gets the failure
+                    answer.set_exception(exc)
+        finally:
+            self._reader = None
 
     async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
         if self.position >= seq:
