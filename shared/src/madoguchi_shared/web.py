@@ -12,15 +12,17 @@ import gc
 import hashlib
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from nats import errors as nats_errors
 from nats.js import errors as js_errors
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -29,7 +31,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from madoguchi_shared import auth, bus, logging, sealed
 from madoguchi_shared.errors import Conflict, DomainError, NotFound, Unavailable
-from madoguchi_shared.pii import PersonalDataFound
+from madoguchi_shared.pii import PersonalDataFound, find_personal_data
 from madoguchi_shared.subjects import SubjectError
 from madoguchi_shared.settings import Settings
 
@@ -38,13 +40,40 @@ log = logging.get_logger(__name__)
 PROBLEM = "application/problem+json"
 
 
+def _instance(request: Request) -> str:
+    """The problem's `instance`: the request's path, unless it holds personal data (a My Number
+    typed into an id, percent-encoded or not): then the route it matched, or the redacted path.
+    Never the value itself: the problem document is echoed to the client and logged by proxies."""
+    path = request.url.path
+    if path.isascii() and not any(c.isdigit() for c in path):
+        return path
+    if not find_personal_data(urllib.parse.unquote(path)) and not find_personal_data(path):
+        return path
+    route = getattr(request.scope.get("route"), "path", None)
+    return route or "/［個人情報を含むため省略］"
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
+def _client_id(raw: bytes) -> str | None:
+    """A request or correlation id the client sent, if it is a plain id with no personal data in it
+    (it is bound into every log line of the request and echoed in the answer)."""
+    value = raw.decode("latin-1")
+    if not _SAFE_ID.fullmatch(value):
+        return None
+    if sum(c.isdigit() for c in value) >= 10 and find_personal_data(value):
+        return None
+    return value
+
+
 def problem(status: int, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
     body = {
         "type": f"https://madoguchi.invalid/problems/{status}",
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": _instance(request),
         "request_id": getattr(request.state, "request_id", None),
     }
     body.update({k: v for k, v in extra.items() if v is not None})
@@ -146,8 +175,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
         return problem(422, "入力内容に誤りがあります", detail, request, errors=errors)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's and the router's own (no route: 404, 405)
+    async def http_error(request: Request, exc: StarletteHTTPException):
         response = problem(exc.status_code, _TITLES.get(exc.status_code, "エラー"), str(exc.detail), request)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
@@ -459,8 +488,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:100] or uuid.uuid4().hex
-        correlation = headers.get(b"x-correlation-id", b"").decode("latin-1")[:100] or request_id
+        request_id = _client_id(headers.get(b"x-request-id", b"")) or uuid.uuid4().hex
+        correlation = _client_id(headers.get(b"x-correlation-id", b"")) or request_id
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["correlation_id"] = correlation

@@ -68,4 +68,4 @@ def run(settings: Settings | None = None) -> None:
     import uvicorn
 
     settings = settings or Settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.audit_port, log_config=None)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.audit_port, log_config=None, access_log=False)
