@@ -18,3 +18,18 @@ def test_every_service_exports_its_routers_as_a_routers_function(package):
     built = api.routers()
     assert built and all(isinstance(router, APIRouter) for router in built)
     assert not hasattr(api, "ROUTERS")
+
+
+def test_domain_errors_carry_no_http_status_and_the_web_layer_maps_every_kind():
+    from madoguchi_shared import errors
+    from madoguchi_shared.web import DOMAIN_STATUS, status_of
+
+    kinds = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, errors.DomainError)]
+    assert set(kinds) == set(DOMAIN_STATUS), "every kind of refusal has its one status, in web.py only"
+    assert {status_of(k("x"))[0] for k in kinds} == {400, 403, 404, 409, 410, 422, 503}
+    assert status_of(errors.Refused("x")) == (409, "現在の状態では実行できません")
+    assert status_of(errors.Conflict("x")) == (409, "競合が発生しました")
+    with pytest.raises(TypeError):
+        errors.Refused("x", status=404)
+    for kind in kinds:
+        assert not any(hasattr(kind, name) for name in ("status", "status_code", "title"))

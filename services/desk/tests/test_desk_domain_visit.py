@@ -7,6 +7,7 @@ from desk_harness import MANAGER, DeskHarness
 from pydantic import ValidationError
 
 from madoguchi_desk import domain as d
+from madoguchi_shared.errors import DomainError
 from madoguchi_shared.events import desk as ev
 
 
@@ -55,7 +56,7 @@ def test_desk4_visit_carries_only_statistics():
 def test_desk4_outcome_not_completed_needs_a_reason():
     h = DeskHarness()
     v = _visit(h)
-    with pytest.raises(d.Refusal):
+    with pytest.raises(DomainError):
         h.visit(v, d.EndVisit("not_completed"))
     [e] = h.visit(v, d.EndVisit("not_completed", "card_not_brought"))
     assert e.reason == "card_not_brought"
@@ -81,7 +82,7 @@ def test_pin_guard_warns_after_second_failure_of_the_4_digit_pin():
     assert "あと1回" in warning.message_ja and "初期化" in warning.message_ja
     [third] = h.visit(v, d.RecordPinFailure("user_auth"))
     assert third.locked
-    with pytest.raises(d.Refusal) as refused:
+    with pytest.raises(DomainError) as refused:
         h.visit(v, d.RecordPinFailure("user_auth"))
     assert refused.value.code == "pin_locked"
     # the signature password allows 5 tries: warned after the 4th
@@ -94,7 +95,7 @@ def test_desk9_visit_cannot_complete_while_card_held():
     h = DeskHarness()
     v = _visit(h)
     h.visit(v, d.HandCardToStaff())
-    with pytest.raises(d.Refusal) as refused:
+    with pytest.raises(DomainError) as refused:
         h.visit(v, d.EndVisit("completed"))
     assert refused.value.code == "card_held" and "返却" in refused.value.detail
     h.visit(v, d.ReturnCard())
@@ -110,9 +111,9 @@ def test_desk9_card_left_behind_is_an_urgent_incident_with_checklist():
     assert [s.key for s in incident.checklist] == ["phone_city", "keep_card_safe", "record_handover"]
     assert "委託者（市）へ電話" in incident.checklist[0].text_ja and "【至急】" in incident.message_ja
     assert isinstance(left, ev.CardLeftBehind) and left.incident_no == incident.incident_no
-    with pytest.raises(d.Refusal):
+    with pytest.raises(DomainError):
         h.card_left_behind(v)
-    with pytest.raises(d.Refusal) as refused:
+    with pytest.raises(DomainError) as refused:
         h.run(d.CloseIncident(1), MANAGER)
     assert refused.value.code == "checklist_open"
     for step in ("phone_city", "keep_card_safe", "record_handover"):
@@ -137,7 +138,7 @@ def test_desk6_escalation_raised_acknowledged_escalated_to_city_and_resolved():
         10,
         10,
     )
-    with pytest.raises(d.Refusal):
+    with pytest.raises(DomainError):
         h.run(d.AcknowledgeEscalation(1), MANAGER)
     with pytest.raises(ValidationError):
         h.run(d.RaiseEscalation("complaint", "連絡先 090-1234-5678 に折り返し希望"))
@@ -148,11 +149,11 @@ def test_visit_correction_changes_the_outcome_later():
     v = _visit(h)
     h.visit(v, d.RecordDetails("female", "30s", ("mynapoint_application",), True, True))
     h.visit(v, d.EndVisit("not_completed", "other"))
-    with pytest.raises(d.Refusal) as refused:
+    with pytest.raises(DomainError) as refused:
         h.visit(v, d.RecordDetails("female", "40s", ("mynapoint_application",), True, True))
     assert refused.value.code == "visit_ended"
     [c] = h.visit(v, d.CorrectVisit(outcome="completed", age_band="40s", note="後日完了を確認"))
     assert isinstance(c, ev.VisitCorrected)
     assert h.visits[v].outcome == "completed" and h.visits[v].reason is None and h.visits[v].details.age_band == "40s"
-    with pytest.raises(d.Refusal):
+    with pytest.raises(DomainError):
         h.visit(v, d.CorrectVisit(outcome="completed"))

@@ -5,48 +5,45 @@ from __future__ import annotations
 
 from typing import Any
 
-TITLES = {
-    400: "要求が正しくありません",
-    403: "権限がありません",
-    404: "見つかりません",
-    409: "現在の状態では実行できません",
-    410: "既に消去されています",
-    422: "入力内容に誤りがあります",
-}
-
 
 class DomainError(Exception):
-    """`detail` is Japanese, for the person at the desk or the phone; `field` names the input concerned;
-    `extra` goes into the problem document as it is (e.g. a machine-readable `code`)."""
+    """A refusal the user can act on. `detail` is Japanese, for the person at the desk or the phone;
+    `field` names the input concerned; `code` is a machine-readable reason (e.g. "day_ended"); `extra`
+    goes into the problem document as it is. The kind of refusal is the class: no HTTP status here
+    (madoguchi_shared.web maps each class to one)."""
 
-    status = 400
-    title: str | None = None
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        status: int | None = None,
-        title: str | None = None,
-        field: str | None = None,
-        **extra: Any,
-    ):
+    def __init__(self, detail: str, *, field: str | None = None, code: str | None = None, **extra: Any) -> None:
+        if "status" in extra or "title" in extra:
+            raise TypeError("a domain error names no HTTP status or title: its class does (madoguchi_shared.web)")
         super().__init__(detail)
         self.detail = detail
-        if status is not None:
-            self.status = status
-        self.title = title or type(self).title or TITLES.get(self.status, "要求を処理できません")
         self.field = field
+        self.code = code
         self.extra = extra
 
 
+class Refused(DomainError):
+    """The current state does not allow the command (the day has ended, the call is not answered)."""
+
+
+class Invalid(DomainError):
+    """The input breaks a rule of the domain (a period the wrong way round, an unknown category)."""
+
+
+class Forbidden(DomainError):
+    """A rule about who may act (untrained staff, another operator's call, an administrator's account)."""
+
+
 class NotFound(DomainError):
-    status = 404
+    """Nothing by that reference exists (or the reader may not see it)."""
 
 
 class Conflict(DomainError):
-    status = 409
-    title = "競合が発生しました"
+    """Someone else changed or created it first."""
+
+
+class Gone(DomainError):
+    """It existed and has been erased (a phone number past its retention)."""
 
 
 class BusUnreachable(ConnectionError):
@@ -54,14 +51,19 @@ class BusUnreachable(ConnectionError):
 
 
 class Unavailable(DomainError):
-    """A part the command needs (the bus, the database) is down for a moment: HTTP 503 with
-    Retry-After. Nothing was stored; the same command may be sent again after `retry_after` seconds."""
+    """A part the command needs (the bus, the database, HQ seen from a desk's edge) is out of reach for
+    a moment. Nothing was stored; the same command may be sent again after `retry_after` seconds."""
 
-    status = 503
-    title = "一時的に利用できません"
-
-    def __init__(self, detail: str | None = None, *, part: str = "bus", retry_after: int = 5, **extra: Any):
-        super().__init__(detail or UNAVAILABLE_DETAIL[part], part=part, **extra)
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        part: str | None = "bus",
+        retry_after: int = 5,
+        code: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or UNAVAILABLE_DETAIL[part or "connection"], code=code, part=part, **extra)
         self.retry_after = retry_after
 
 

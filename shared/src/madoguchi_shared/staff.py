@@ -18,9 +18,9 @@ from fastapi import APIRouter, Depends, Request
 from nats.js import JetStreamContext
 from pydantic import BaseModel, Field
 
+from madoguchi_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from madoguchi_shared import auth, bus, subjects, training
 from madoguchi_shared.auth import Account, AccountDirectory, Principal, Role
-from madoguchi_shared.errors import Conflict, DomainError, NotFound
 from madoguchi_shared.events.admin import (
     DisableReason,
     StaffAccountCreated,
@@ -49,10 +49,6 @@ ASSIGNABLE = (
 WARD_ROLES = frozenset({Role.supporter, Role.operator})
 
 
-class Refused(DomainError):
-    pass
-
-
 def municipality_config(settings: Settings, municipality: str) -> Municipality | None:
     """The municipality's configuration: its own file, else the deployment's file under its code."""
     try:
@@ -76,19 +72,19 @@ def _check_roles_and_wards(
     roles: tuple[Role, ...], wards: tuple[str, ...], m: Municipality | None, actor_roles
 ) -> None:
     if not roles:
-        raise Refused("役割を1つ以上選んでください。", status=422, field="roles")
+        raise Invalid("役割を1つ以上選んでください。", field="roles")
     unknown = [r for r in roles if r not in ASSIGNABLE]
     if unknown:
-        raise Refused("この役割は職員には付けられません。", status=422, field="roles")
+        raise Invalid("この役割は職員には付けられません。", field="roles")
     if Role.administrator in roles and Role.administrator not in actor_roles:
-        raise Refused("管理者の役割は管理者だけが付けられます。", status=403, field="roles")
+        raise Forbidden("管理者の役割は管理者だけが付けられます。", field="roles")
     if m is not None:
         known = {w.id for w in m.wards}
         bad = [w for w in wards if w not in known]
         if bad:
-            raise Refused(f"設定にない区です: {', '.join(bad)}", status=422, field="wards")
+            raise Invalid(f"設定にない区です: {', '.join(bad)}", field="wards")
     if set(roles) & WARD_ROLES and not set(roles) - WARD_ROLES and not wards:
-        raise Refused("支援員・オペレーターには担当区を指定してください。", status=422, field="wards")
+        raise Invalid("支援員・オペレーターには担当区を指定してください。", field="wards")
 
 
 async def _account(js: JetStreamContext, municipality: str, staff_id: str) -> Account:
@@ -177,7 +173,7 @@ async def change_roles(
     _check_roles_and_wards(roles, wards, m, actor_roles)
     account = await _account(js, municipality, staff_id)
     if Role.administrator in account.roles and Role.administrator not in actor_roles:
-        raise Refused("管理者のアカウントは管理者だけが変更できます。", status=403)
+        raise Forbidden("管理者のアカウントは管理者だけが変更できます。")
     account.roles, account.wards = roles, wards
     account.version += 1
     await auth.write_account(js, account)
@@ -198,9 +194,9 @@ async def set_disabled(
 ) -> Account:
     account = await _account(js, municipality, staff_id)
     if Role.administrator in account.roles and Role.administrator not in actor_roles:
-        raise Refused("管理者のアカウントは管理者だけが変更できます。", status=403)
+        raise Forbidden("管理者のアカウントは管理者だけが変更できます。")
     if disabled and staff_id == actor.id:
-        raise Refused("自分のアカウントは無効にできません。", status=422)
+        raise Invalid("自分のアカウントは無効にできません。")
     if account.disabled == disabled and not (not disabled and account.locked()):
         raise Conflict("すでに無効です。" if disabled else "すでに有効です。")
     account.disabled = disabled
@@ -222,7 +218,7 @@ async def reset_password(js: JetStreamContext, municipality: str, staff_id: str,
     token of the account stops working."""
     account = await _account(js, municipality, staff_id)
     if Role.administrator in account.roles and Role.administrator not in actor_roles:
-        raise Refused("管理者のアカウントは管理者だけが変更できます。", status=403)
+        raise Forbidden("管理者のアカウントは管理者だけが変更できます。")
     temporary = auth.temporary_password()
     account.password_hash = await auth.hash_password_async(temporary)
     account.must_change_password = True
@@ -248,7 +244,7 @@ async def record_item(
     try:
         planned = plan.item(item)
     except KeyError:
-        raise Refused("研修計画にない項目です。", status=422, field="item") from None
+        raise Invalid("研修計画にない項目です。", field="item") from None
     await bus.append(
         js,
         TrainingItemCompleted(

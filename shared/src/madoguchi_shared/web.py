@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from madoguchi_shared import auth, bus, logging, sealed
-from madoguchi_shared.errors import Conflict, DomainError, NotFound, Unavailable
+from madoguchi_shared.errors import Conflict, DomainError, Forbidden, Gone, Invalid, NotFound, Refused, Unavailable
 from madoguchi_shared.pii import PersonalDataFound, find_personal_data
 from madoguchi_shared.subjects import SubjectError
 from madoguchi_shared.settings import Settings
@@ -93,10 +93,33 @@ _TITLES = {
 }
 
 
+# The one place a domain refusal becomes an HTTP status: by its class (the nearest in its MRO), with the
+# problem title the person reads. A domain never names a status.
+DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    Refused: (409, "現在の状態では実行できません"),
+    Invalid: (422, "入力内容に誤りがあります"),
+    Forbidden: (403, "権限がありません"),
+    NotFound: (404, "見つかりません"),
+    Conflict: (409, "競合が発生しました"),
+    Gone: (410, "既に消去されています"),
+    Unavailable: (503, "一時的に利用できません"),
+    DomainError: (400, "要求が正しくありません"),
+}
+
+
+def status_of(exc: DomainError) -> tuple[int, str]:
+    """The HTTP status and problem title of a domain refusal."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return DOMAIN_STATUS[DomainError]
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError):
-        response = problem(exc.status, exc.title or "", exc.detail, request, field=exc.field, **exc.extra)
+        status, title = status_of(exc)
+        response = problem(status, title, exc.detail, request, field=exc.field, code=exc.code, **exc.extra)
         if isinstance(exc, Unavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
@@ -646,4 +669,4 @@ def correlation_id(request: Request) -> uuid.UUID | None:
         return None
 
 
-__all__ = ["create_service_app", "DomainError", "NotFound", "Conflict", "problem", "correlation_id"]
+__all__ = ["create_service_app", "DomainError", "NotFound", "Conflict", "problem", "status_of", "correlation_id"]

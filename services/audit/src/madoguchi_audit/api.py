@@ -22,7 +22,8 @@ from madoguchi_shared.auth import Principal, revocable
 from madoguchi_shared.events import Ident, new_id
 from madoguchi_shared.events.audit import EventTypeFilter, QueryFilters, QueryPerformed, VerificationRun
 from madoguchi_shared.pii import FreeText
-from madoguchi_shared.web import NotFound, correlation_id
+from madoguchi_shared.errors import NotFound
+from madoguchi_shared.web import correlation_id
 
 from madoguchi_audit import checkpoints, domain, query, verify
 from madoguchi_audit.deps import AlertHandler, AlertViewer, Audit, Auditor, Hub, Js, Nc, Pool, VerifyRole

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from madoguchi_shared.events import Actor, Event
 from madoguchi_shared.events.audit import AlertAcknowledged, AlertRaised, AlertReraised, AlertResolved
-from madoguchi_shared.web import Conflict, NotFound
+from madoguchi_shared.errors import Conflict, NotFound
 
 
 @dataclass(frozen=True)

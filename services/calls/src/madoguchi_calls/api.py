@@ -21,6 +21,7 @@ from madoguchi_calls import domain as d
 from madoguchi_calls.deps import CallWriter, CorrelationId, Manager, Operator, Reader, Service
 from madoguchi_calls.live import callback_dict
 from madoguchi_calls.phone_store import normalize_phone
+from madoguchi_shared.errors import Invalid, NotFound
 from madoguchi_shared.auth import Role, revocable
 from madoguchi_shared.events import Event
 from madoguchi_shared.events import calls as ev
@@ -101,7 +102,7 @@ async def never_connected(
     service.check_line(line)
     end = end or start
     if end < start or (end - start).days > 366:
-        raise d.Refused("期間の指定が正しくありません（最大366日）。", status=422, field="end")
+        raise Invalid("期間の指定が正しくありません（最大366日）。", field="end")
     view = await service.view(principal.municipality)
     await view.catch_up()
     days, totals = [], {"received": 0, "missed": 0, "abandoned": 0, "out_of_hours": 0}
@@ -303,7 +304,7 @@ async def get_call(call_id: UUID, service: Service, principal: Reader) -> dict:
     """One call's state and its recorded events (CALL-5: every call is recorded)."""
     call, events = await service.get_call(principal.municipality, call_id)
     if call is None:
-        raise d.Refused("通話が見つかりません。", status=404)
+        raise NotFound("通話が見つかりません。")
     # notes and opinions are stored sealed: shown decrypted, or 「削除済み」 once erased
     dumped = [json.loads(e.model_dump_json()) for e in events]
     return {**_call_dict(call), "events": await service.vault.reveal_tree(principal.municipality, dumped)}
@@ -335,9 +336,7 @@ async def close(call_id: UUID, body: CloseIn, service: Service, principal: Opera
     """Close an answered call: categories, resolution, duration, notes, opinions, FAQ used (CALL-2, CALL-5);
     with `escalated_callback` and `callback`, the callback task is opened too (CALL-4)."""
     if body.callback is not None and body.resolution != "escalated_callback":
-        raise d.Refused(
-            "折り返し情報は、エスカレーション（折り返し）で終了する場合だけ入力します。", status=422, field="callback"
-        )
+        raise Invalid("折り返し情報は、エスカレーション（折り返し）で終了する場合だけ入力します。", field="callback")
     m, actor = principal.municipality, principal.actor
     if body.callback is not None:
         # a bad number or window refuses the whole request, before the call is closed
@@ -448,7 +447,7 @@ async def get_callback(callback_id: UUID, service: Service, principal: Reader) -
     """One callback task and its events (never the number)."""
     cb, events = await service.get_callback(principal.municipality, callback_id)
     if cb is None:
-        raise d.Refused("折り返しが見つかりません。", status=404)
+        raise NotFound("折り返しが見つかりません。")
     dumped = [json.loads(e.model_dump_json()) for e in events]
     return {
         **callback_dict(cb, service.clock()),
@@ -572,7 +571,7 @@ async def get_faq(faq_id: UUID, service: Service, principal: Reader, revision: i
     view = await service.view(principal.municipality)
     entry = view.faq.get(faq_id, revision)
     if entry is None:
-        raise d.Refused("Q&Aが見つかりません。", status=404)
+        raise NotFound("Q&Aが見つかりません。")
     return _faq_dict(entry)
 
 

@@ -2,7 +2,7 @@
 
 For each aggregate (line day, call, callback, FAQ entry): a state folded from its events with
 ``evolve(state, event)``, and ``decide(state, command, ctx)`` returning the new events or raising
-``Refused`` with a Japanese message. No I/O here: facts from elsewhere (is the line open now,
+a shared refusal (``Refused``, ``Invalid``, ``Forbidden``, ``NotFound``) with a Japanese message. No I/O here: facts from elsewhere (is the line open now,
 how many calls today, is the operator seated, the category tree, due times computed from the
 calendar) come in the command, put there by the service shell, which loads, decides, appends.
 """
@@ -17,14 +17,7 @@ from uuid import UUID
 
 from madoguchi_shared.events import Actor, Event
 from madoguchi_shared.events import calls as ev
-from madoguchi_shared.errors import DomainError
-
-
-class Refused(DomainError):
-    """A command the current state does not allow (HTTP 409 unless ``status`` says otherwise)."""
-
-    def __init__(self, detail: str, status: int = 409, field: str | None = None):
-        super().__init__(detail, status=status, field=field)
+from madoguchi_shared.errors import Forbidden, Invalid, NotFound, Refused
 
 
 @dataclass(frozen=True)
@@ -312,7 +305,7 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
                 out.append(ev.OverflowOffered(reason="all_seats_busy", options=("wait", "callback"), **common))
             return out
     if state is None:
-        raise Refused("通話が見つかりません。", status=404)
+        raise NotFound("通話が見つかりません。")
     common = {**ctx.env(), "call_id": state.call_id}
     match cmd:
         case RecordOfferChoice():
@@ -321,23 +314,19 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
             if state.offer_choice is not None:
                 raise Refused(f"この通話の選択は既に記録されています（{CHOICE_JA[state.offer_choice]}）。")
             if cmd.choice not in OFFER_CHOICES[state.overflow]:
-                raise Refused("受付時間外の案内では「待つ」は選べません。", status=422, field="choice")
+                raise Invalid("受付時間外の案内では「待つ」は選べません。", field="choice")
             return [ev.OfferChoiceRecorded(choice=cmd.choice, **common)]
         case LinkRepeatCall():
             if state.repeat_of is not None:
                 raise Refused("この通話は既に以前の通話と結び付けられています。")
             if cmd.reference == ev.call_reference(state.call_id):
-                raise Refused(
-                    "この通話自身の受付番号です。以前の通話の受付番号を入力してください。",
-                    status=422,
-                    field="reference",
-                )
+                raise Invalid("この通話自身の受付番号です。以前の通話の受付番号を入力してください。", field="reference")
             return [ev.RepeatCallLinked(earlier_reference=cmd.reference, **common)]
         case AnswerCall():
             if state.status not in ("ringing", "waiting"):
                 raise Refused(_status_message(state, "応答"))
             if not cmd.operator_seated:
-                raise Refused("この席にサインインしていないため応答できません。", status=422, field="seat")
+                raise Invalid("この席にサインインしていないため応答できません。", field="seat")
             if cmd.operator_busy:
                 raise Refused("別の通話に対応中です。先にその通話を終了してください。")
             wait = max(0, int((ctx.at - state.received_at).total_seconds()))
@@ -356,26 +345,20 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
             if state.status != "answered":
                 raise Refused(_status_message(state, "終了"))
             if cmd.operator != state.operator and not cmd.by_manager:
-                raise Refused("この通話に応答したオペレーターまたは業務責任者だけが終了できます。", status=403)
+                raise Forbidden("この通話に応答したオペレーターまたは業務責任者だけが終了できます。")
             unknown = [c for c in cmd.categories if c not in cmd.known_categories]
             if unknown:
-                raise Refused(
-                    f"問い合わせ分類が登録されていません: {', '.join(unknown)}", status=422, field="categories"
-                )
+                raise Invalid(f"問い合わせ分類が登録されていません: {', '.join(unknown)}", field="categories")
             if cmd.resolution == "referred_payment_provider" and cmd.provider_category is None:
-                raise Refused("案内した決済事業者の種類を選んでください。", status=422, field="provider_category")
+                raise Invalid("案内した決済事業者の種類を選んでください。", field="provider_category")
             if cmd.resolution != "referred_payment_provider" and cmd.provider_category is not None:
-                raise Refused(
-                    "決済事業者の種類は、決済事業者を案内した場合だけ入力します。",
-                    status=422,
-                    field="provider_category",
-                )
+                raise Invalid("決済事業者の種類は、決済事業者を案内した場合だけ入力します。", field="provider_category")
             if cmd.ward is not None and cmd.resolution != "guided_to_ward_desk":
-                raise Refused("区は、区役所の窓口を案内した場合だけ入力します。", status=422, field="ward")
+                raise Invalid("区は、区役所の窓口を案内した場合だけ入力します。", field="ward")
             if cmd.ward is not None and cmd.known_wards is not None and cmd.ward not in cmd.known_wards:
-                raise Refused("その区は登録されていません。", status=422, field="ward")
+                raise Invalid("その区は登録されていません。", field="ward")
             if cmd.unknown_faq:
-                raise Refused("指定されたQ&Aが見つかりません。", status=422, field="faq_used")
+                raise Invalid("指定されたQ&Aが見つかりません。", field="faq_used")
             duration = cmd.duration_seconds
             if duration is None:
                 duration = max(0, int((ctx.at - (state.answered_at or state.received_at)).total_seconds()))
@@ -553,9 +536,9 @@ def callback_reason(call: Call) -> ev.CallbackReason:
 def check_window(start: datetime | None, end: datetime | None, now: datetime) -> None:
     """The citizen's desired time window must be a real, future window."""
     if start and end and end <= start:
-        raise Refused("希望時間帯の終わりは始まりより後にしてください。", status=422, field="window_end")
+        raise Invalid("希望時間帯の終わりは始まりより後にしてください。", field="window_end")
     if end and end <= now:
-        raise Refused("希望時間帯が既に過ぎています。", status=422, field="window_end")
+        raise Invalid("希望時間帯が既に過ぎています。", field="window_end")
 
 
 def decide_request_callback(call: Call | None, state: Callback | None, cmd: RequestCallback, ctx: Ctx) -> list[Event]:
@@ -565,7 +548,7 @@ def decide_request_callback(call: Call | None, state: Callback | None, cmd: Requ
     that call event comes first so the call's own concurrency check guards the change.
     """
     if call is None:
-        raise Refused("通話が見つかりません。", status=404)
+        raise NotFound("通話が見つかりません。")
     if state is not None:
         raise Refused("この通話の折り返しは既に登録されています。")
     if cmd.callback_id != call.call_id:
@@ -597,7 +580,7 @@ def decide_request_callback(call: Call | None, state: Callback | None, cmd: Requ
 
 def decide_callback(state: Callback | None, cmd, ctx: Ctx) -> list[Event]:
     if state is None:
-        raise Refused("折り返しが見つかりません。", status=404)
+        raise NotFound("折り返しが見つかりません。")
     common = {**ctx.env(), "callback_id": state.callback_id}
     if isinstance(cmd, EraseContact):
         if not state.ended:
@@ -636,7 +619,7 @@ def decide_callback(state: Callback | None, cmd, ctx: Ctx) -> list[Event]:
                     )
                 ]
             if cmd.failure is None:
-                raise Refused("つながらなかった理由を選んでください。", status=422, field="failure")
+                raise Invalid("つながらなかった理由を選んでください。", field="failure")
             if attempt >= state.max_attempts:
                 return [ev.CallbackFailed(attempts=attempt, last_reason=cmd.failure, **common)]
             if cmd.next_due_at is None:
@@ -742,7 +725,7 @@ def _check_faq_categories(categories: tuple[str, ...], known: frozenset[str] | N
     if known is not None:
         unknown = [c for c in categories if c not in known]
         if unknown:
-            raise Refused(f"問い合わせ分類が登録されていません: {', '.join(unknown)}", status=422, field="categories")
+            raise Invalid(f"問い合わせ分類が登録されていません: {', '.join(unknown)}", field="categories")
 
 
 def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
@@ -762,7 +745,7 @@ def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
                 )
             ]
     if state is None:
-        raise Refused("Q&Aが見つかりません。", status=404)
+        raise NotFound("Q&Aが見つかりません。")
     if state.retired:
         raise Refused("このQ&Aは廃止済みです。")
     if cmd.expected_revision is not None and cmd.expected_revision != state.revision:

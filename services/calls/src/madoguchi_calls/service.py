@@ -24,6 +24,7 @@ from madoguchi_calls import domain as d
 from madoguchi_calls import schedule
 from madoguchi_calls.live import LineView, Views, local_day
 from madoguchi_calls.phone_store import PhoneStore, normalize_phone
+from madoguchi_shared.errors import DomainError, Forbidden, Gone, Invalid, NotFound, Refused
 from madoguchi_shared import bus, subjects, training
 from madoguchi_shared.calendar import Calendar
 from madoguchi_shared.events import SYSTEM, Actor, Event, new_id
@@ -45,9 +46,9 @@ def utc_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class PhoneGone(d.Refused):
+class PhoneGone(Gone):
     def __init__(self) -> None:
-        super().__init__("この折り返しの電話番号は既に消去されています。", status=410)
+        super().__init__("この折り返しの電話番号は既に消去されています。")
 
 
 @dataclass
@@ -93,7 +94,7 @@ class CallsService:
 
     def check_line(self, line: str) -> str:
         if line not in self.lines:
-            raise d.Refused(f"電話回線「{line}」は登録されていません。", status=404, field="line")
+            raise NotFound(f"電話回線「{line}」は登録されていません。", field="line")
         return line
 
     async def view(self, municipality: str) -> LineView:
@@ -145,7 +146,7 @@ class CallsService:
             state, seq = await self.load(subject, evolve, fresh=fresh)
             try:
                 events = decide(state, cmd, ctx)
-            except d.Refused:
+            except DomainError:
                 if fresh:
                     raise
                 fresh = True
@@ -184,9 +185,7 @@ class CallsService:
         self.check_line(line)
         missing = await self.training_missing(municipality, actor.id)
         if missing:
-            raise d.Refused(
-                f"研修が完了していないため電話対応に従事できません（未了: {'、'.join(missing)}）。", status=403
-            )
+            raise Forbidden(f"研修が完了していないため電話対応に従事できません（未了: {'、'.join(missing)}）。")
         ctx = self.ctx(municipality, actor, cid)
         day = local_day(ctx.at)
         _, events = await self.decide_and_append(
@@ -365,7 +364,7 @@ class CallsService:
         """Open the call's callback task; the number goes to the phone store, never to an event."""
         normalize_phone(phone)  # refuse a malformed number before anything is stored
         if topic is not None and topic not in self.category_codes:
-            raise d.Refused(f"問い合わせ分類が登録されていません: {topic}", status=422, field="topic")
+            raise Invalid(f"問い合わせ分類が登録されていません: {topic}", field="topic")
         call_subject = self.subject(municipality, "call", call_id)
         cb_subject = self.subject(municipality, "callback", call_id)
         call, call_seq = await self.load(call_subject, d.evolve_call)
@@ -460,7 +459,7 @@ class CallsService:
         assert self.store is not None
         state, _ = await self.get_callback(municipality, callback_id)
         if state is not None and state.ended:
-            raise PhoneGone() if state.erased else d.Refused("この折り返しは既に終了しています。")
+            raise PhoneGone() if state.erased else Refused("この折り返しは既に終了しています。")
         await self._callback_command(municipality, actor, callback_id, d.ReadNumber(), cid)
         number = await self.store.get(municipality, callback_id)
         if number is None:
@@ -481,9 +480,7 @@ class CallsService:
         if fields.get("categories"):
             unknown = [c for c in fields["categories"] if c not in self.category_codes]
             if unknown:
-                raise d.Refused(
-                    f"問い合わせ分類が登録されていません: {', '.join(unknown)}", status=422, field="categories"
-                )
+                raise Invalid(f"問い合わせ分類が登録されていません: {', '.join(unknown)}", field="categories")
         now = self.clock()
         next_due = None if reached else schedule.next_attempt_due(self.calendar(municipality), self.policy, now)
         cmd = d.RecordAttempt(reached=reached, failure=failure, next_due_at=next_due, **fields)  # type: ignore[arg-type]

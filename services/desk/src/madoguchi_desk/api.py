@@ -21,12 +21,13 @@ from madoguchi_desk import domain as d
 from madoguchi_desk.notices import router as notice_router
 from madoguchi_desk.deps import DeskWorker, EscalationHandler, Manager, Reader, Service, desk_in_scope
 from madoguchi_desk.service import Appended
+from madoguchi_shared.errors import Invalid, NotFound
 from madoguchi_shared.auth import Principal, Role, deny, revocable
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.events import new_id, parse_event
 from madoguchi_shared.events.base import Ident, WallClockTime
 from madoguchi_shared.pii import FreeText
-from madoguchi_shared.web import NotFound, correlation_id
+from madoguchi_shared.web import correlation_id
 
 DayParam = Annotated[date | None, Query(alias="date", description="the desk-day (default: today in Asia/Tokyo)")]
 
@@ -129,7 +130,7 @@ async def next_business_day(service: Service, principal: Reader, after: date | N
 async def business_days(start: date, end: date, service: Service, principal: Reader) -> dict:
     """Business days in [start, end]."""
     if (end - start).days > 800:
-        raise d.Refusal("期間は800日以内にしてください。", 422, "range")
+        raise Invalid("期間は800日以内にしてください。", code="range")
     cal = await service.calendar()
     days = cal.business_days(start, end)
     return {

@@ -7,7 +7,8 @@ Aggregates (see madoguchi_shared.events.desk for the subjects):
                   (DESK-2), disinfection and masks (DESK-8), escalations (DESK-6), incidents;
 - `Visit`         one visit (DESK-4, DESK-7, DESK-9, PIN-lock guard).
 
-A refusal is a `Refusal` with an HTTP-like status and a Japanese message; the API maps it.
+A refusal is one of the shared refusals (madoguchi_shared.errors: Refused, Invalid, Forbidden, NotFound) with a
+Japanese message and a machine-readable `code`; the web layer gives each its HTTP status.
 """
 
 from __future__ import annotations
@@ -24,18 +25,9 @@ from madoguchi_shared.events import Actor, Event
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared import training
 from madoguchi_shared.municipality import Desk, Municipality, TrainingPlan
-from madoguchi_shared.errors import DomainError
+from madoguchi_shared.errors import DomainError, Forbidden, Invalid, NotFound, Refused
 
 DEFAULT_SERVICE_MINUTES = 10.0  # estimate before the day has served enough visitors
-
-
-class Refusal(DomainError):
-    """A command the current state does not allow (409), a bad reference (404/422), or a
-    permission rule of the domain (403). `detail` is Japanese, for the person at the desk."""
-
-    def __init__(self, detail: str, status: int = 409, code: str = "refused"):
-        super().__init__(detail, status=status, code=code)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -123,7 +115,7 @@ def _known_desks(ctx: Ctx, desks: Iterable[str]) -> None:
     known = {d.id for d in ctx.municipality.desks}
     unknown = sorted(set(desks) - known)
     if unknown:
-        raise Refusal(f"窓口 {', '.join(unknown)} は設定にありません。", 422, "unknown_desk")
+        raise Invalid(f"窓口 {', '.join(unknown)} は設定にありません。", code="unknown_desk")
 
 
 def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Event]:
@@ -133,11 +125,11 @@ def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Even
     match cmd:
         case SuspendOpening() | DelayOpening():
             if state.instruction(cmd.instruction_id):
-                raise Refusal(f"指示 {cmd.instruction_id} はすでに登録されています。", 409, "duplicate")
+                raise Refused(f"指示 {cmd.instruction_id} はすでに登録されています。", code="duplicate")
             _known_desks(ctx, cmd.desks)
             end = cmd.end if isinstance(cmd, SuspendOpening) else cmd.until
             if end is not None and end <= cmd.start:
-                raise Refusal("終了日時は開始日時より後にしてください。", 422, "period")
+                raise Invalid("終了日時は開始日時より後にしてください。", code="period")
             if isinstance(cmd, SuspendOpening):
                 return [
                     ev.OpeningSuspended(
@@ -164,14 +156,14 @@ def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Even
         case LiftInstruction():
             ins = state.instruction(cmd.instruction_id)
             if ins is None:
-                raise Refusal(f"指示 {cmd.instruction_id} は見つかりません。", 404, "not_found")
+                raise NotFound(f"指示 {cmd.instruction_id} は見つかりません。", code="not_found")
             if ins.end is not None and ins.end <= cmd.at:
-                raise Refusal(f"指示 {cmd.instruction_id} はすでに終了しています。", 409, "already_ended")
+                raise Refused(f"指示 {cmd.instruction_id} はすでに終了しています。", code="already_ended")
             return [ev.CityInstructionLifted(instruction_id=cmd.instruction_id, at=cmd.at, **env)]
         case ScheduleSpecialOpening():
             _known_desks(ctx, cmd.desks)
             if not cmd.open < cmd.close:
-                raise Refusal("開設時刻は終了時刻より前にしてください。", 422, "hours")
+                raise Invalid("開設時刻は終了時刻より前にしてください。", code="hours")
             return [
                 ev.SpecialOpeningScheduled(
                     day=cmd.day, open=cmd.open, close=cmd.close, desks=cmd.desks, note=cmd.note, **env
@@ -180,7 +172,7 @@ def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Even
         case ScheduleExtendedHours():
             _known_desks(ctx, cmd.desks)
             if cmd.close <= ctx.municipality.regular_hours.close:
-                raise Refusal("延長後の終了時刻は通常の終了時刻より後にしてください。", 422, "hours")
+                raise Invalid("延長後の終了時刻は通常の終了時刻より後にしてください。", code="hours")
             return [ev.ExtendedHoursScheduled(day=cmd.day, close=cmd.close, desks=cmd.desks, note=cmd.note, **env)]
     raise TypeError(f"not a calendar command: {cmd!r}")
 
@@ -687,15 +679,15 @@ EQUIPMENT_MISSING_CHECKLIST = (
 )
 
 
-def _day_refusal(day: DeskDay) -> Refusal | None:
+def _day_refusal(day: DeskDay) -> DomainError | None:
     if day.status in ("cannot_start", "halted"):
-        return Refusal("本日はこの窓口の業務を停止しています（市へ報告済み）。", 409, "desk_stopped")
+        return Refused("本日はこの窓口の業務を停止しています（市へ報告済み）。", code="desk_stopped")
     if day.status == "ended":
-        return Refusal("本日の窓口業務は終了しました。", 409, "day_ended")
+        return Refused("本日の窓口業務は終了しました。", code="day_ended")
     return None
 
 
-def _hours_refusal(day: DeskDay, hours: DayHours, now: datetime) -> Refusal | None:
+def _hours_refusal(day: DeskDay, hours: DayHours, now: datetime) -> DomainError | None:
     """Why a new visitor cannot be received now (None = can be). Tickets may be issued before the
     opening once the manager has confirmed the start of the day (people queue at 8:40)."""
     if hours.is_open_at(now):
@@ -706,13 +698,13 @@ def _hours_refusal(day: DeskDay, hours: DayHours, now: datetime) -> Refusal | No
         end = ins.end or datetime.max.replace(tzinfo=now.tzinfo)
         if ins.start <= now < end:
             word = "開設を延期" if ins.kind == "delay" else "開設を休止"
-            return Refusal(f"市の指示により、この窓口は{word}しています。番号札は発行できません。", 409, "suspended")
+            return Refused(f"市の指示により、この窓口は{word}しています。番号札は発行できません。", code="suspended")
     if hours.scheduled is None:
-        return Refusal("本日はこの窓口の開設日ではありません。", 409, "closed_day")
+        return Refused("本日はこの窓口の開設日ではありません。", code="closed_day")
     if not hours.open_day:
-        return Refusal("市の指示により、本日この窓口は開設しません。番号札は発行できません。", 409, "suspended")
+        return Refused("市の指示により、本日この窓口は開設しません。番号札は発行できません。", code="suspended")
     spans = "、".join(f"{_hm(s)}～{_hm(e)}" for s, e in hours.intervals)
-    return Refusal(f"受付時間外です（本日の開設時間 {spans}）。", 409, "outside_hours")
+    return Refused(f"受付時間外です（本日の開設時間 {spans}）。", code="outside_hours")
 
 
 def desk_open_now(day: DeskDay, hours: DayHours, now: datetime) -> bool:
@@ -770,12 +762,12 @@ def _overlaps_hours(hours: DayHours, start: datetime, end: datetime) -> bool:
     return any(start < e and end > s for s, e in hours.intervals)
 
 
-def _edge_refusal(day: DeskDay, ctx: Ctx) -> Refusal | None:
+def _edge_refusal(day: DeskDay, ctx: Ctx) -> DomainError | None:
     """One writer per desk-day (EDGE.md): once the laptop's edge holds the day, HQ does not decide
     the desk's own work (its numbering and order live on the laptop, also while offline)."""
     if day.edge is not None and not ctx.on_edge:
-        return Refusal(
-            f"この窓口はノートPC（{day.edge}）で受付中です。窓口の画面から操作してください。", 409, "edge_holds_desk"
+        return Refused(
+            f"この窓口はノートPC（{day.edge}）で受付中です。窓口の画面から操作してください。", code="edge_holds_desk"
         )
     return None
 
@@ -788,13 +780,13 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
     match cmd:
         case AttachEdge():
             if not ctx.on_edge:
-                raise Refusal("ノートPCの窓口エッジだけが接続できます。", 403, "not_edge")
+                raise Forbidden("ノートPCの窓口エッジだけが接続できます。", code="not_edge")
             if day.edge == cmd.device_id:
                 return []
             return [ev.EdgeAttached(device_id=cmd.device_id, **d)]
         case MarkEdgeRecords():
             if not ctx.on_edge:
-                raise Refusal("ノートPCの窓口エッジだけが記録できます。", 403, "not_edge")
+                raise Forbidden("ノートPCの窓口エッジだけが記録できます。", code="not_edge")
             return [
                 ev.EdgeRecordsMarked(
                     device_id=cmd.device_id,
@@ -810,26 +802,25 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
         # --- day lifecycle (ORG-3) ---
         case StartDay():
             if day.status in ("started", "halted"):
-                raise Refusal("本日の業務開始はすでに確認済みです。", 409, "already_started")
+                raise Refused("本日の業務開始はすでに確認済みです。", code="already_started")
             if day.status == "ended":
-                raise Refusal("本日の業務はすでに終了しています。", 409, "day_ended")
+                raise Refused("本日の業務はすでに終了しています。", code="day_ended")
             if not ctx.day_hours().open_day:
-                raise Refusal("本日はこの窓口の開設日ではありません（休止中を含む）。", 409, "closed_day")
+                raise Refused("本日はこの窓口の開設日ではありません（休止中を含む）。", code="closed_day")
             return _with_staffing(day, [ev.DayStarted(**d)], ctx)
         case EndDay():
             if day.status == "ended":
-                raise Refusal("本日の業務はすでに終了しています。", 409, "day_ended")
+                raise Refused("本日の業務はすでに終了しています。", code="day_ended")
             left = len(day.waiting()) + len(day.called())
             if left:
-                raise Refusal(
+                raise Refused(
                     f"まだ {left} 名の番号札が残っています。対応または不在の記録をしてから終了してください。",
-                    409,
-                    "queue_not_empty",
+                    code="queue_not_empty",
                 )
             return _with_staffing(day, [ev.DayEnded(**d)], ctx)
         case ReportCannotStart():
             if day.status not in ("not_started",):
-                raise Refusal("業務開始前の窓口だけが「開始できない」と報告できます。", 409, "wrong_state")
+                raise Refused("業務開始前の窓口だけが「開始できない」と報告できます。", code="wrong_state")
             return _with_staffing(
                 day,
                 [ev.DayCannotStart(reason=cmd.reason, note=cmd.note, reported_to_city_at=cmd.reported_to_city_at, **d)],
@@ -837,7 +828,7 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             )
         case ReportCannotContinue():
             if day.status not in ("started", "not_started"):
-                raise Refusal("業務中の窓口だけが「継続できない」と報告できます。", 409, "wrong_state")
+                raise Refused("業務中の窓口だけが「継続できない」と報告できます。", code="wrong_state")
             return _with_staffing(
                 day,
                 [
@@ -849,11 +840,11 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             )
         case ResumeDay():
             if day.status != "halted":
-                raise Refusal("停止中の窓口ではありません。", 409, "wrong_state")
+                raise Refused("停止中の窓口ではありません。", code="wrong_state")
             return _with_staffing(day, [ev.DayResumed(**d)], ctx)
         case RecordPreparation() | RecordCleanup():
             if not cmd.start < cmd.end:
-                raise Refusal("終了時刻は開始時刻より後にしてください。", 422, "period")
+                raise Invalid("終了時刻は開始時刻より後にしてください。", code="period")
             outside = not _overlaps_hours(ctx.day_hours(), cmd.start, cmd.end)
             cls = ev.PreparationRecorded if isinstance(cmd, RecordPreparation) else ev.CleanupRecorded
             return [cls(start=cmd.start, end=cmd.end, outside_opening_hours=outside, **d)]
@@ -862,7 +853,7 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             keys = {e.key for e in ctx.municipality.equipment}
             unknown = sorted((set(cmd.missing) | set(cmd.damaged)) - keys)
             if unknown:
-                raise Refusal(f"備品一覧にない項目です: {', '.join(unknown)}", 422, "unknown_item")
+                raise Invalid(f"備品一覧にない項目です: {', '.join(unknown)}", code="unknown_item")
             out: list[Event] = [
                 ev.EquipmentChecked(
                     phase=cmd.phase,
@@ -893,27 +884,28 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
         case CheckIn():
             if cmd.training_missing:
                 labels = "、".join(TRAINING_LABELS_JA.get(m, m) for m in cmd.training_missing)
-                raise Refusal(f"研修が完了していないため従事できません（未了: {labels}）。", 403, "training_incomplete")
+                raise Forbidden(
+                    f"研修が完了していないため従事できません（未了: {labels}）。", code="training_incomplete"
+                )
             if cmd.notice_declined:
-                raise Refusal(
+                raise Forbidden(
                     "本日、窓口端末の監視についてのお知らせに同意していないため従事できません。"
                     "業務責任者に連絡してください。",
-                    403,
-                    "monitoring_notice_declined",
+                    code="monitoring_notice_declined",
                 )
             if cmd.staff_id in day.staff:
-                raise Refusal(f"{cmd.staff_id} はすでに従事中です。", 409, "already_on_duty")
+                raise Refused(f"{cmd.staff_id} はすでに従事中です。", code="already_on_duty")
             return _with_staffing(day, [ev.StaffCheckedIn(staff_id=cmd.staff_id, role=cmd.role, **d)], ctx)
         case CheckOut():
             if cmd.staff_id not in day.staff:
-                raise Refusal(f"{cmd.staff_id} は従事中ではありません。", 409, "not_on_duty")
+                raise Refused(f"{cmd.staff_id} は従事中ではありません。", code="not_on_duty")
             return _with_staffing(day, [ev.StaffCheckedOut(staff_id=cmd.staff_id, **d)], ctx)
         case StartAbsence():
             p = day.staff.get(cmd.staff_id)
             if p is None:
-                raise Refusal(f"{cmd.staff_id} は従事中ではありません。", 409, "not_on_duty")
+                raise Refused(f"{cmd.staff_id} は従事中ではありません。", code="not_on_duty")
             if p.absent_since is not None:
-                raise Refusal("すでに不在中です。", 409, "already_absent")
+                raise Refused("すでに不在中です。", code="already_absent")
             return _with_staffing(
                 day,
                 [
@@ -926,12 +918,12 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
         case EndAbsence():
             p = day.staff.get(cmd.staff_id)
             if p is None or p.absent_since is None:
-                raise Refusal("不在中ではありません。", 409, "not_absent")
+                raise Refused("不在中ではありません。", code="not_absent")
             secs = max(0.0, (ctx.now - p.absent_since).total_seconds())
             return _with_staffing(day, [ev.ShortAbsenceEnded(staff_id=cmd.staff_id, absent_seconds=secs, **d)], ctx)
         case RecordMask():
             if cmd.staff_id not in day.staff:
-                raise Refusal(f"{cmd.staff_id} は従事中ではありません。", 409, "not_on_duty")
+                raise Refused(f"{cmd.staff_id} は従事中ではありません。", code="not_on_duty")
             return [ev.MaskStatusRecorded(staff_id=cmd.staff_id, wearing=cmd.wearing, **d)]
         case CheckStaffing():
             if day.edge is not None and not ctx.on_edge:
@@ -963,42 +955,42 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             if refusal := _day_refusal(day):
                 raise refusal
             if cmd.staff_id not in {p.staff_id for p in day.on_duty()}:
-                raise Refusal(
-                    "呼び出すには窓口で従事中（チェックイン済み・不在でない）である必要があります。", 409, "not_on_duty"
+                raise Refused(
+                    "呼び出すには窓口で従事中（チェックイン済み・不在でない）である必要があります。", code="not_on_duty"
                 )
             waiting = day.waiting()
             if not waiting:
-                raise Refusal("お待ちの方はいません。", 409, "queue_empty")
+                raise Refused("お待ちの方はいません。", code="queue_empty")
             nxt = waiting[0]
             if cmd.expected_ticket is not None and cmd.expected_ticket != nxt.no:
-                raise Refusal(
-                    f"番号札 {cmd.expected_ticket} はすでに呼び出されています（次は {nxt.no} 番）。", 409, "stale_queue"
+                raise Refused(
+                    f"番号札 {cmd.expected_ticket} はすでに呼び出されています（次は {nxt.no} 番）。", code="stale_queue"
                 )
             return [ev.TicketCalled(ticket_no=nxt.no, staff_id=cmd.staff_id, visit_id=cmd.visit_id, **d)]
         case Recall():
             t = _ticket(day, cmd.ticket_no)
             if t.status != "called":
-                raise Refusal(f"番号札 {t.no} は呼び出し中ではありません。", 409, "not_called")
+                raise Refused(f"番号札 {t.no} は呼び出し中ではありません。", code="not_called")
             return [ev.TicketRecalled(ticket_no=t.no, call_count=t.call_count + 1, **d)]
         case NoShow():
             t = _ticket(day, cmd.ticket_no)
             if t.status != "called":
-                raise Refusal(f"番号札 {t.no} は呼び出し中ではありません。", 409, "not_called")
+                raise Refused(f"番号札 {t.no} は呼び出し中ではありません。", code="not_called")
             return [ev.TicketNoShow(ticket_no=t.no, **d)]
         case Transfer():
             t = _ticket(day, cmd.ticket_no)
             if t.status != "called":
-                raise Refusal(f"番号札 {t.no} は呼び出し中ではありません。", 409, "not_called")
+                raise Refused(f"番号札 {t.no} は呼び出し中ではありません。", code="not_called")
             if cmd.to_staff not in {p.staff_id for p in day.on_duty()}:
-                raise Refusal(f"{cmd.to_staff} は従事中ではありません。", 409, "not_on_duty")
+                raise Refused(f"{cmd.to_staff} は従事中ではありません。", code="not_on_duty")
             if cmd.to_staff == t.staff_id:
-                raise Refusal("同じ支援員には引き継げません。", 409, "same_staff")
+                raise Refused("同じ支援員には引き継げません。", code="same_staff")
             return [ev.TicketTransferred(ticket_no=t.no, from_staff=t.staff_id or "-", to_staff=cmd.to_staff, **d)]
         # --- disinfection (DESK-8) ---
         case MarkDisinfected():
             target = cmd.after_visit_id
             if target is not None and target not in day.served_visits:
-                raise Refusal("本日この窓口で対応した来訪ではありません。", 404, "unknown_visit")
+                raise NotFound("本日この窓口で対応した来訪ではありません。", code="unknown_visit")
             if target is None:
                 target = day.pending_disinfection()
             return [ev.DevicesDisinfected(after_visit_id=target, **d)]
@@ -1016,36 +1008,36 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
         case AcknowledgeEscalation():
             esc = _escalation(day, cmd.escalation_no)
             if esc.status != "raised":
-                raise Refusal(f"エスカレーション {esc.no} はすでに受け付けられています。", 409, "wrong_state")
+                raise Refused(f"エスカレーション {esc.no} はすでに受け付けられています。", code="wrong_state")
             return [ev.EscalationAcknowledged(escalation_no=esc.no, **d)]
         case EscalateToCity():
             esc = _escalation(day, cmd.escalation_no)
             if esc.status not in ("raised", "acknowledged"):
-                raise Refusal(f"エスカレーション {esc.no} は市へ報告できる状態ではありません。", 409, "wrong_state")
+                raise Refused(f"エスカレーション {esc.no} は市へ報告できる状態ではありません。", code="wrong_state")
             return [ev.EscalationEscalatedToCity(escalation_no=esc.no, summary=cmd.summary, **d)]
         case ResolveEscalation():
             esc = _escalation(day, cmd.escalation_no)
             if esc.status == "resolved":
-                raise Refusal(f"エスカレーション {esc.no} はすでに解決済みです。", 409, "wrong_state")
+                raise Refused(f"エスカレーション {esc.no} はすでに解決済みです。", code="wrong_state")
             by = "city" if esc.status == "escalated_to_city" else "manager"
             return [ev.EscalationResolved(escalation_no=esc.no, outcome=cmd.outcome, resolved_by=by, **d)]
         # --- incidents ---
         case CompleteIncidentStep():
             inc = _incident(day, cmd.incident_no)
             if inc.closed_at is not None:
-                raise Refusal("この事案は終了しています。", 409, "closed")
+                raise Refused("この事案は終了しています。", code="closed")
             if cmd.step not in {s.key for s in inc.checklist}:
-                raise Refusal(f"チェックリストにない項目です: {cmd.step}", 422, "unknown_step")
+                raise Invalid(f"チェックリストにない項目です: {cmd.step}", code="unknown_step")
             if cmd.step in inc.steps_done:
-                raise Refusal("この項目は完了済みです。", 409, "already_done")
+                raise Refused("この項目は完了済みです。", code="already_done")
             return [ev.IncidentStepDone(incident_no=inc.no, step=cmd.step, **d)]
         case CloseIncident():
             inc = _incident(day, cmd.incident_no)
             if inc.closed_at is not None:
-                raise Refusal("この事案はすでに終了しています。", 409, "closed")
+                raise Refused("この事案はすでに終了しています。", code="closed")
             open_steps = [s.text_ja for s in inc.checklist if s.key not in inc.steps_done]
             if open_steps:
-                raise Refusal("チェックリストが完了していません: " + "／".join(open_steps), 409, "checklist_open")
+                raise Refused("チェックリストが完了していません: " + "／".join(open_steps), code="checklist_open")
             return [ev.IncidentClosed(incident_no=inc.no, note=cmd.note, **d)]
     raise TypeError(f"not a desk-day command: {cmd!r}")
 
@@ -1053,21 +1045,21 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
 def _ticket(day: DeskDay, no: int) -> Ticket:
     t = day.tickets.get(no)
     if t is None:
-        raise Refusal(f"番号札 {no} は本日発行されていません。", 404, "unknown_ticket")
+        raise NotFound(f"番号札 {no} は本日発行されていません。", code="unknown_ticket")
     return t
 
 
 def _escalation(day: DeskDay, no: int) -> Escalation:
     esc = day.escalations.get(no)
     if esc is None:
-        raise Refusal(f"エスカレーション {no} は見つかりません。", 404, "unknown_escalation")
+        raise NotFound(f"エスカレーション {no} は見つかりません。", code="unknown_escalation")
     return esc
 
 
 def _incident(day: DeskDay, no: int) -> Incident:
     inc = day.incidents.get(no)
     if inc is None:
-        raise Refusal(f"事案 {no} は見つかりません。", 404, "unknown_incident")
+        raise NotFound(f"事案 {no} は見つかりません。", code="unknown_incident")
     return inc
 
 
@@ -1236,9 +1228,9 @@ def decide_start_visit(day: DeskDay, cmd: StartVisit, ctx: Ctx) -> list[Event]:
         raise refusal
     t = _ticket(day, cmd.ticket_no)
     if t.status != "called":
-        raise Refusal(f"番号札 {t.no} は呼び出し中ではありません。", 409, "not_called")
+        raise Refused(f"番号札 {t.no} は呼び出し中ではありません。", code="not_called")
     if t.staff_id != cmd.staff_id and not cmd.may_take_over:
-        raise Refusal(f"番号札 {t.no} は別の支援員（{t.staff_id}）に呼び出されています。", 409, "other_staff")
+        raise Refused(f"番号札 {t.no} は別の支援員（{t.staff_id}）に呼び出されています。", code="other_staff")
     assert t.visit_id is not None
     env = ctx.envelope(day.ward, day.desk)
     waited = max(0.0, (ctx.now - t.issued_at).total_seconds())
@@ -1269,7 +1261,7 @@ def decide_start_visit(day: DeskDay, cmd: StartVisit, ctx: Ctx) -> list[Event]:
 def decide_card_left_behind(day: DeskDay, visit: Visit, ctx: Ctx) -> list[Event]:
     """DESK-9: an urgent incident (desk-day) with the checklist, then the visit's record."""
     if visit.card_left_behind:
-        raise Refusal("置き忘れはすでに記録されています。", 409, "already_recorded")
+        raise Refused("置き忘れはすでに記録されています。", code="already_recorded")
     env = ctx.envelope(day.ward, day.desk)
     existing = next(
         (i for i in day.incidents.values() if i.kind == "card_left_behind" and i.visit_id == visit.id), None
@@ -1298,13 +1290,13 @@ def decide_card_left_behind(day: DeskDay, visit: Visit, ctx: Ctx) -> list[Event]
 
 def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
     if visit is None:
-        raise Refusal("来訪記録が見つかりません。", 404, "unknown_visit")
+        raise NotFound("来訪記録が見つかりません。", code="unknown_visit")
     env = ctx.envelope(visit.ward, visit.desk)
     v = {"visit_id": visit.id, **env}
     match cmd:
         case RecordDetails():
             if visit.ended:
-                raise Refusal("対応完了後の変更は「訂正」として記録してください。", 409, "visit_ended")
+                raise Refused("対応完了後の変更は「訂正」として記録してください。", code="visit_ended")
             return [
                 ev.VisitDetailsRecorded(
                     gender=cmd.gender,
@@ -1320,11 +1312,11 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
             return [ev.OpinionRecorded(kind=cmd.kind, step=cmd.step, text=cmd.text, **v)]
         case RecordPinFailure():
             if visit.ended:
-                raise Refusal("対応は完了しています。", 409, "visit_ended")
+                raise Refused("対応は完了しています。", code="visit_ended")
             limit = ev.PIN_LIMITS[cmd.pin]
             failures = visit.pin_failures.get(cmd.pin, 0) + 1
             if failures > limit:
-                raise Refusal("この暗証番号はすでにロックされています。" + PIN_RESET_PROCEDURE_JA, 409, "pin_locked")
+                raise Refused("この暗証番号はすでにロックされています。" + PIN_RESET_PROCEDURE_JA, code="pin_locked")
             out: list[Event] = [
                 ev.PinFailureRecorded(pin=cmd.pin, failures=failures, limit=limit, locked=failures >= limit, **v)
             ]
@@ -1343,30 +1335,29 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
             return out
         case HandCardToStaff():
             if visit.ended:
-                raise Refusal("対応は完了しています。", 409, "visit_ended")
+                raise Refused("対応は完了しています。", code="visit_ended")
             if visit.card_held:
-                raise Refusal("カードはすでにお預かりしています。", 409, "card_held")
+                raise Refused("カードはすでにお預かりしています。", code="card_held")
             return [ev.CardHandedToStaff(**v)]
         case ReturnCard():
             if not visit.card_held:
-                raise Refusal("カードをお預かりしていません。", 409, "card_not_held")
+                raise Refused("カードをお預かりしていません。", code="card_not_held")
             return [ev.CardReturned(**v)]
         case EndVisit():
             if visit.ended:
-                raise Refusal("対応はすでに完了しています。", 409, "visit_ended")
+                raise Refused("対応はすでに完了しています。", code="visit_ended")
             if visit.card_held:
-                raise Refusal(
+                raise Refused(
                     "マイナンバーカードをお預かりしたままです。カードを返却してから対応を完了してください。",
-                    409,
-                    "card_held",
+                    code="card_held",
                 )
             if (cmd.outcome == "not_completed") != (cmd.reason is not None):
-                raise Refusal("未完了の場合は理由を、完了の場合は理由なしで記録してください。", 422, "reason")
+                raise Invalid("未完了の場合は理由を、完了の場合は理由なしで記録してください。", code="reason")
             secs = max(0.0, (ctx.now - visit.started_at).total_seconds())
             return [ev.VisitEnded(outcome=cmd.outcome, reason=cmd.reason, service_seconds=secs, **v)]
         case CorrectVisit():
             if not visit.ended:
-                raise Refusal("訂正は対応完了後に行います。完了前は通常の記録を更新してください。", 409, "visit_open")
+                raise Refused("訂正は対応完了後に行います。完了前は通常の記録を更新してください。", code="visit_open")
             changes = {
                 k: getattr(cmd, k)
                 for k in (
@@ -1382,15 +1373,15 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
                 if getattr(cmd, k) is not None
             }
             if not changes:
-                raise Refusal("訂正する項目がありません。", 422, "nothing_to_correct")
+                raise Invalid("訂正する項目がありません。", code="nothing_to_correct")
             if "reason" in changes and "outcome" not in changes:
-                raise Refusal("理由は結果（outcome）と一緒に訂正してください。", 422, "reason")
+                raise Invalid("理由は結果（outcome）と一緒に訂正してください。", code="reason")
             if changes.get("outcome") == "not_completed" and "reason" not in changes:
-                raise Refusal("未完了に訂正する場合は理由を記録してください。", 422, "reason")
+                raise Invalid("未完了に訂正する場合は理由を記録してください。", code="reason")
             if changes.get("outcome") == "completed" and "reason" in changes:
-                raise Refusal("完了に訂正する場合は理由は不要です。", 422, "reason")
+                raise Invalid("完了に訂正する場合は理由は不要です。", code="reason")
             if visit.details is None and set(changes) - {"outcome", "reason"}:
-                raise Refusal("来訪者情報が未記録のため訂正できません。", 409, "no_details")
+                raise Refused("来訪者情報が未記録のため訂正できません。", code="no_details")
             same_outcome = "outcome" not in changes or (
                 changes["outcome"] == visit.outcome and changes.get("reason") == visit.reason
             )
@@ -1398,7 +1389,7 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
                 getattr(visit.details, k) == v_ for k, v_ in changes.items() if k not in ("outcome", "reason")
             )
             if same_outcome and same_details:
-                raise Refusal("訂正内容が現在の記録と同じです。", 409, "no_change")
+                raise Refused("訂正内容が現在の記録と同じです。", code="no_change")
             return [ev.VisitCorrected(note=cmd.note, **changes, **v)]
     raise TypeError(f"not a visit command: {cmd!r}")
 

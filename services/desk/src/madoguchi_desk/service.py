@@ -34,6 +34,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from madoguchi_desk import domain as d
+from madoguchi_shared.errors import DomainError, Refused
 from madoguchi_shared import bus, training
 from madoguchi_shared.calendar import TOKYO, Calendar
 from madoguchi_shared.events import SYSTEM, Actor, Event, new_id
@@ -361,7 +362,7 @@ class DeskService:
                 raise bus.ConcurrencyConflict(subject, (versions or {})[subject], f"(now at {loaded[subject].seq})")
             try:
                 events = decide(loaded, self.clock())
-            except d.Refusal:
+            except DomainError:
                 if fresh:
                     raise
                 fresh = True  # refused on the cached fold: only a refusal on the current state stands
@@ -467,7 +468,7 @@ class DeskService:
         The ticket to call is pinned to what the caller's screen (`expected_ticket`, `version`) or,
         failing that, the queue at the time of the request showed as next. A conflict caused by
         something else (a ticket issued meanwhile) is retried; one caused by another call of that
-        same ticket ends in a 409 (Refusal "stale_queue" or ConcurrencyConflict)."""
+        same ticket ends in a 409 (Refused "stale_queue" or ConcurrencyConflict)."""
         if not pinned:
             return await self.deskday_command(
                 desk, None, d.CallNext(staff_id, new_id(), None), actor, retry=True, correlation_id=correlation_id
@@ -486,7 +487,7 @@ class DeskService:
         """A visitor at a desk where no one waits: issue, call and start in one step."""
         current = (await self.deskday(desk, self.today(await self.calendar()))).state
         if current.waiting():
-            raise d.Refusal("お待ちの方がいます。番号札を発行し、順番にお呼びしてください。", 409, "queue_not_empty")
+            raise Refused("お待ちの方がいます。番号札を発行し、順番にお呼びしてください。", code="queue_not_empty")
         issued = await self.deskday_command(desk, None, d.IssueTicket(), actor, correlation_id=correlation_id)
         ticket = issued[0].event
         assert isinstance(ticket, ev.TicketIssued)  # IssueTicket's first event
@@ -513,13 +514,13 @@ class DeskService:
         current = (await self.deskday(desk, day)).state
         ticket = current.tickets.get(ticket_no)
         if ticket is None or ticket.visit_id is None:
-            raise d.Refusal(f"番号札 {ticket_no} は呼び出されていません。", 409, "not_called")
+            raise Refused(f"番号札 {ticket_no} は呼び出されていません。", code="not_called")
         visit_subject = self.visit_subject(ticket.visit_id)
         hours = calendar.hours(day, desk.id)
 
         def decide(loaded: dict[str, Loaded], now: datetime) -> list[Event]:
             if loaded[visit_subject].seq != 0:
-                raise d.Refusal(f"番号札 {ticket_no} の対応はすでに始まっています。", 409, "visit_exists")
+                raise Refused(f"番号札 {ticket_no} の対応はすでに始まっています。", code="visit_exists")
             ctx = d.Ctx(self.m, now, actor, desk, hours, correlation_id, self.on_edge)
             return d.decide_start_visit(
                 loaded[day_subject].state, d.StartVisit(ticket_no, staff_id, may_take_over), ctx

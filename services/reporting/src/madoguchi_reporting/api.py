@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
+from madoguchi_shared.errors import Invalid, NotFound, Refused
 from madoguchi_shared.auth import deny, revocable
-from madoguchi_shared.web import DomainError, NotFound, ServiceDate
+from madoguchi_shared.web import ServiceDate
 
 from madoguchi_reporting import deadlines, deliverables, queries, submissions
 from madoguchi_reporting.deps import Config, Manager, Pool, Reader, Runtime
@@ -89,7 +90,7 @@ def reports_router() -> APIRouter:
             if line is None:
                 known = await queries.known_lines(conn, m)
                 if len(known) > 1:
-                    raise DomainError(f"回線を指定してください（{', '.join(known)}）。", status=422, field="line")
+                    raise Invalid(f"回線を指定してください（{', '.join(known)}）。", field="line")
                 line = known[0] if known else cfg.settings.extra.get("phone_line", "main")
             report = await queries.line_daily(conn, cfg, m, line, date)
         return await _respond(report, format)
@@ -121,9 +122,9 @@ def reports_router() -> APIRouter:
         start = start or (contract.start if contract else None)
         end = end or (contract.end if contract else None)
         if start is None or end is None:
-            raise DomainError("契約期間が設定されていません。from と to を指定してください。", status=422, field="from")
+            raise Invalid("契約期間が設定されていません。from と to を指定してください。", field="from")
         if end < start:
-            raise DomainError("終了日は開始日以降にしてください。", status=422, field="to")
+            raise Invalid("終了日は開始日以降にしてください。", field="to")
         async with pool.acquire() as conn:
             report = await queries.final(conn, cfg, m, start, end)
         return await _respond(report, format)
@@ -203,7 +204,7 @@ def reports_router() -> APIRouter:
         try:
             submissions.parse_report_id(report_id)
         except ValueError as exc:
-            raise DomainError("報告書IDの形式が正しくありません。", status=422, field="report_id") from exc
+            raise Invalid("報告書IDの形式が正しくありません。", field="report_id") from exc
         return await submissions.submit_report(
             pool, request.app.state.js, cfg, principal.municipality, report_id, principal.actor
         )
@@ -240,7 +241,7 @@ def deliverables_router() -> APIRouter:
     async def plan(principal: Manager, runtime: Runtime) -> dict:
         """Define the contract's deliverables (idempotent) and check for overdue ones."""
         if runtime.cfg.contract(principal.municipality) is None:
-            raise DomainError("契約期間が設定されていません（設定 contract_start / contract_end）。", status=409)
+            raise Refused("契約期間が設定されていません（設定 contract_start / contract_end）。")
         return await runtime.check_deadlines(principal.municipality)
 
     @router.post("/{deliverable_id}/submit")
@@ -262,7 +263,7 @@ def deliverables_router() -> APIRouter:
                 sha256=body.sha256 if body else None,
             )
         except deadlines.CannotSubmit as exc:
-            raise DomainError(str(exc), status=409) from exc
+            raise Refused(str(exc)) from exc
         await runtime.caught_up(only=("reporting-deliverables",))
         return result
 

@@ -20,6 +20,7 @@ from madoguchi_shared import staff as st
 from madoguchi_shared.errors import DomainError
 from madoguchi_shared.events.base import Role
 from madoguchi_shared.training import DUTY_LABELS
+from madoguchi_shared.web import status_of
 
 from madoguchi_console import domain
 from madoguchi_console.deps import Session, StaffSession
@@ -111,7 +112,7 @@ async def staff_add(request: Request, session: StaffSession):
         field = {"roles": "role"}.get(exc.field or "", exc.field or "")
         errors = {field: exc.detail} if field in ("staff_id", "role", "wards") else {}
         return await _list_page(
-            request, session, exc.status, values=values, errors=errors, form_error=None if errors else exc.detail
+            request, session, status_of(exc)[0], values=values, errors=errors, form_error=None if errors else exc.detail
         )
     return await _detail_page(
         request, session, staff_id, 201, temporary_password=temporary, flash="職員を追加しました。"
@@ -137,7 +138,7 @@ async def _act(request: Request, session: Session, staff_id: str, action, done: 
     try:
         extra = await action()
     except DomainError as exc:
-        return await _detail_page(request, session, staff_id, exc.status, form_error=exc.detail)
+        return await _detail_page(request, session, staff_id, status_of(exc)[0], form_error=exc.detail)
     if extra:
         return await _detail_page(request, session, staff_id, 200, flash=done, **extra)
     response = RedirectResponse(f"/staff/{staff_id}", status_code=303)

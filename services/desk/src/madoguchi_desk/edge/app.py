@@ -20,13 +20,13 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from madoguchi_desk import domain as d
 from madoguchi_desk.api import calendar_router, desks_router, queue_router, visits_router
 from madoguchi_desk.edge.journal import Journal
 from madoguchi_desk.edge.link import EdgeLink
 from madoguchi_desk.edge.service import COMMAND_KEY, EdgeDeskService
 from madoguchi_desk.main import load_config
 from madoguchi_desk.service import Clock, system_clock
+from madoguchi_shared.errors import NotFound
 from madoguchi_shared import auth, logging, sealed
 from madoguchi_shared.events.base import Role
 from madoguchi_shared.logging import get_logger
@@ -186,8 +186,8 @@ not_on_edge = APIRouter(tags=["edge"])
 @not_on_edge.get("/v1/desks/{desk_id}/live", include_in_schema=False)
 async def no_live_feed(desk_id: str) -> None:
     """HQ's live feed follows the bus; on the laptop the screens poll the status instead."""
-    raise d.Refusal(
-        "ライブ配信は本部のサービスで利用できます。この端末では状態（/status）を参照してください。", 404, "not_on_edge"
+    raise NotFound(
+        "ライブ配信は本部のサービスで利用できます。この端末では状態（/status）を参照してください。", code="not_on_edge"
     )
 
 

@@ -17,12 +17,12 @@ from typing import Any
 from madoguchi_desk import domain as d
 from madoguchi_desk.edge.journal import Journal, LocalConflict
 from madoguchi_desk.service import Appended, Clock, DeskService, Loaded, system_clock
+from madoguchi_shared.errors import DomainError, NotFound, Refused, Unavailable
 from madoguchi_shared import bus
 from madoguchi_shared.events import Actor, Event, Role
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Desk, Municipality
-from madoguchi_shared.web import NotFound
 
 log = get_logger(__name__)
 
@@ -59,15 +59,15 @@ class EdgeDeskService(DeskService):
         return super().deskday_subject(desk, day)
 
     async def calendar_command(self, cmd: Any, actor: Actor, *, correlation_id=None) -> list[Appended]:
-        raise d.Refusal(
-            "市の指示（休止・延長など）は本部で登録してください。窓口の端末には接続時に届きます。", 409, "hq_only"
+        raise Refused(
+            "市の指示（休止・延長など）は本部で登録してください。窓口の端末には接続時に届きます。", code="hq_only"
         )
 
     async def staffing_sweep(self) -> list[Appended]:
         """DESK-5 for this desk only: HQ's timer leaves a desk-day held by its edge alone."""
         try:
             return await self.deskday_command(self.desk, None, d.CheckStaffing(), self.actor)
-        except d.Refusal:
+        except DomainError:
             return []
 
     async def attach(self) -> list[Appended]:
@@ -135,10 +135,10 @@ class EdgeDeskService(DeskService):
                 return missing
         known = self.journal.fact(f"training:{staff_id}")
         if known is None:
-            raise d.Refusal(
+            raise Unavailable(
                 "本部に接続できないため研修の修了を確認できません。接続が戻ってから従事を開始してください。",
-                503,
-                "offline_unknown_staff",
+                code="offline_unknown_staff",
+                part=None,
             )
         return tuple(known)
 
