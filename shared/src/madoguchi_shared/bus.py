@@ -341,16 +341,9 @@ async def append_all(js: JetStreamContext, events: Sequence[Event], expected: in
     Events of one aggregate chain their expected sequence; an event on another subject is
     appended without an expectation (it is a consequence, e.g. an alert).
 
-    Several events of one stream go as one atomic batch (`append_batch`): one round trip instead
-    of one per event, and stored all or none. The first event's subject carries `expected`; nothing
-    can come between a batch's events, so the chain holds as before. Events across streams (or a
-    server without atomic batches) are appended one by one, each waiting for its ack.
+    Not an atomic batch (`append_batch`): tried for the calls command (two events), it ran at a
+    third of the rate of two awaited appends under 4 concurrent clients (47 against 141 commands/s).
     """
-    if 1 < len(events) <= MAX_BATCH and len({stream_for(e.subject) for e in events}) == 1:
-        try:
-            return await append_batch(js, events, {} if expected is None else {events[0].subject: expected})
-        except AtomicBatchUnsupported:
-            pass
     seqs: list[int] = []
     last: dict[str, int | None] = {}
     for event in events:
