@@ -95,3 +95,34 @@ def test_findings_point_into_the_original_text() -> None:
     (finding,) = find_personal_data(text)
     assert finding.start == len("メモ：")
     assert finding.end == len("メモ：") + len(HOSTILE["html_decimal"])
+
+
+def test_a_number_split_over_two_fields_of_one_request_is_refused() -> None:
+    from pydantic import BaseModel, ValidationError, model_validator
+
+    from madoguchi_shared.pii import FreeText, check_fields_together
+
+    class Opinion(BaseModel):
+        text: FreeText
+
+    class Close(BaseModel):
+        category: str
+        notes: FreeText | None = None
+        opinions: list[Opinion] = []
+        keywords: list[FreeText] = []
+
+        _together = model_validator(mode="after")(check_fields_together)
+
+    # each field alone is clean
+    Close(category="x" + MN[:4], notes=f"前半は{MN[:4]} {MN[4:8]}", opinions=[Opinion(text="特になし")])
+    for fields in (
+        {"notes": f"前半は{MN[:4]} {MN[4:8]}", "opinions": [{"text": f"後半は{MN[8:]}です"}]},
+        {"notes": MN[:6], "keywords": [MN[6:]]},
+        {"notes": "電話は090", "opinions": [{"text": "1234"}, {"text": "5678"}]},
+    ):
+        with pytest.raises(ValidationError) as info:
+            Close(category="general", **fields)
+        # (what the API's 422 handler sends: the errors without their input)
+        message = str(info.value.errors(include_input=False, include_url=False))
+        assert "個人情報" in message and MN not in message and "5678" not in message
+    Close(category="general", notes="手順3まで説明", opinions=[{"text": "4ページ目がわかりにくい"}])  # type: ignore[list-item]

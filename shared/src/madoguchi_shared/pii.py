@@ -1122,3 +1122,39 @@ FreeText = Annotated[
     AfterValidator(check_free_text),
     _ScreenBeforeValidation(),
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# Several free-text fields of one request, read together
+# --------------------------------------------------------------------------------------------
+
+
+def _is_free_text_field(info: Any) -> bool:
+    return "ScreenBeforeValidation()" in repr(info.annotation) + repr(info.metadata)
+
+
+def free_text_values(model: Any) -> list[str]:
+    """Every FreeText value of a pydantic model, nested models and lists included, in field order."""
+    out: list[str] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name, None)
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if isinstance(item, str):
+                if _is_free_text_field(info):
+                    out.append(item)
+            elif hasattr(type(item), "model_fields"):
+                out.extend(free_text_values(item))
+    return out
+
+
+def check_fields_together(model: Any) -> Any:
+    """A number split over two fields of one request (notes 「1234 5678」, an opinion 「9018」) is one
+    number: the free-text fields are read again joined as one sentence. Use as an after-validator of
+    a request model; raises PersonalDataFound, which never holds the value."""
+    texts = free_text_values(model)
+    if len(texts) >= 2:
+        findings = find_personal_data("、".join(texts))
+        if findings:
+            raise PersonalDataFound(findings)
+    return model

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_calls import domain as d
@@ -27,11 +27,14 @@ from madoguchi_shared.events import Event
 from madoguchi_shared.events import calls as ev
 from madoguchi_shared.events.base import Ident
 from madoguchi_shared.events.desk import ProcedureStep
-from madoguchi_shared.pii import FreeText
+from madoguchi_shared.pii import FreeText, check_fields_together
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # a number split over two free-text fields of one request (notes and an opinion) is one number
+    _free_text_together = model_validator(mode="after")(check_fields_together)
 
 
 def _events(events: list[Event]) -> list[dict[str, Any]]:
