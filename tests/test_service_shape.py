@@ -33,3 +33,30 @@ def test_domain_errors_carry_no_http_status_and_the_web_layer_maps_every_kind():
         errors.Refused("x", status=404)
     for kind in kinds:
         assert not any(hasattr(kind, name) for name in ("status", "status_code", "title"))
+
+
+def test_one_command_context_method_and_one_clock():
+    import inspect
+
+    from madoguchi_calls import domain as calls
+    from madoguchi_calls.service import CallsService
+    from madoguchi_desk import domain as desk
+    from madoguchi_desk.edge.service import EdgeDeskService
+    from madoguchi_desk.service import DeskService
+    from madoguchi_shared.clock import utc_clock
+
+    for ctx in (desk.Ctx, calls.Ctx):
+        assert callable(ctx.envelope) and not hasattr(ctx, "env")
+    for service in (DeskService, EdgeDeskService, CallsService):
+        assert inspect.signature(service).parameters["clock"].default is utc_clock
+    assert utc_clock().utcoffset() is not None
+
+
+def test_bus_fold_folds_stored_events_and_continues_a_cached_fold():
+    from madoguchi_shared import bus
+
+    # evolve sees only the events: plain tokens stand in for them here
+    stored = [bus.Stored(3, "a3"), bus.Stored(7, "a7")]  # type: ignore[arg-type]
+    assert bus.fold(lambda state, event: [*state, event], stored, []) == (["a3", "a7"], 7)
+    assert bus.fold(lambda state, event: [*state, event], stored[1:], ["a3"], 3) == (["a3", "a7"], 7)
+    assert bus.fold(lambda state, event: state, [], None, 5) == (None, 5)

@@ -12,9 +12,9 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats import errors as nats_errors
@@ -554,6 +554,18 @@ async def _load_into(nc: NATS, subject: str, after: int, batch: int, out: list[S
         await sub.unsubscribe()
 
 
+S = TypeVar("S")
+
+
+def fold(evolve: Callable[[S, Event], S], stored: Iterable[Stored], state: S, seq: int = 0) -> tuple[S, int]:
+    """An aggregate's state and last sequence: its stored events (bus.load) folded into `state`, the
+    initial state, or a fold already made up to `seq` (a cache) that the events continue."""
+    for item in stored:
+        state = evolve(state, item.event)
+        seq = item.seq
+    return state, seq
+
+
 async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int = 1, timeout: float = 2.0):
     """Yield (seq, subject, data, headers) of every stored message matching a filter, then stop.
 
@@ -583,6 +595,7 @@ __all__ = [
     "publish_many",
     "last_sequence",
     "load",
+    "fold",
     "load_filter",
     "stream_for",
     "subjects",

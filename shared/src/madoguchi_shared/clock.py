@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from madoguchi_shared.calendar import TOKYO
 
@@ -34,3 +34,11 @@ def clock_from_spec(spec: str) -> Callable[[], datetime]:
         return start + timedelta(seconds=(time.time() - anchor) * speed)
 
     return now
+
+
+Clock = Callable[[], datetime]  # what every service reads the time from (a test passes its own)
+
+
+def utc_clock() -> datetime:
+    """The real time, in UTC: every service's default clock."""
+    return datetime.now(UTC)

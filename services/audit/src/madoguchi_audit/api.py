@@ -315,11 +315,7 @@ async def _load_alert(nc, principal: Principal, alert_id: str):
         subject = subjects.aggregate_subject("audit", principal.municipality, "alert", alert_id)
     except subjects.SubjectError as exc:
         raise NotFound("指定された警報は見つかりません。") from exc
-    stored = await bus.load(nc, subject)
-    alert = None
-    for s in stored:
-        alert = domain.evolve(alert, s.event)
-    return alert, (stored[-1].seq if stored else 0)
+    return bus.fold(domain.evolve, await bus.load(nc, subject), None)
 
 
 @alert_router.post("/{alert_id}/acknowledge")

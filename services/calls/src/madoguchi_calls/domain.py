@@ -29,19 +29,13 @@ class Ctx:
     at: datetime
     correlation_id: UUID | None = None
 
-    def env(self) -> dict:
+    def envelope(self) -> dict:
         return {
             "municipality": self.municipality,
             "actor": self.actor,
             "occurred_at": self.at,
             "correlation_id": self.correlation_id,
         }
-
-
-def fold(evolve, events: Iterable[Event], state=None):
-    for event in events:
-        state = evolve(state, event)
-    return state
 
 
 # ============================================================================================
@@ -121,7 +115,7 @@ def threshold_counts(expected_max: int, percents: Iterable[int]) -> list[tuple[i
 
 def decide_line(state: LineDay | None, cmd, ctx: Ctx) -> list[Event]:
     state = state or LineDay(line=cmd.line, day=cmd.day)
-    common = {**ctx.env(), "line": cmd.line, "day": cmd.day}
+    common = {**ctx.envelope(), "line": cmd.line, "day": cmd.day}
     match cmd:
         case SignIn():
             if state.seats.get(cmd.seat) == cmd.operator:
@@ -288,7 +282,7 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
         case ReceiveCall():
             if state is not None:
                 raise Refused("この通話は既に受け付けています。")
-            common = {**ctx.env(), "call_id": cmd.call_id}
+            common = {**ctx.envelope(), "call_id": cmd.call_id}
             out: list[Event] = [
                 ev.CallReceived(
                     line=cmd.line,
@@ -306,7 +300,7 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
             return out
     if state is None:
         raise NotFound("通話が見つかりません。")
-    common = {**ctx.env(), "call_id": state.call_id}
+    common = {**ctx.envelope(), "call_id": state.call_id}
     match cmd:
         case RecordOfferChoice():
             if state.overflow is None:
@@ -558,7 +552,7 @@ def decide_request_callback(call: Call | None, state: Callback | None, cmd: Requ
     out: list[Event] = []
     if call.status in ("ringing", "waiting"):
         ring = max(0, int((ctx.at - call.received_at).total_seconds()))
-        out.append(ev.CallMissed(reason="callback_chosen", ring_seconds=ring, call_id=call.call_id, **ctx.env()))
+        out.append(ev.CallMissed(reason="callback_chosen", ring_seconds=ring, call_id=call.call_id, **ctx.envelope()))
     needs_city = cmd.needs_city if cmd.needs_city is not None else reason == "escalation"
     out.append(
         ev.CallbackRequested(
@@ -572,7 +566,7 @@ def decide_request_callback(call: Call | None, state: Callback | None, cmd: Requ
             max_attempts=cmd.max_attempts,
             needs_city=needs_city,
             topic=cmd.topic,
-            **ctx.env(),
+            **ctx.envelope(),
         )
     )
     return out
@@ -581,7 +575,7 @@ def decide_request_callback(call: Call | None, state: Callback | None, cmd: Requ
 def decide_callback(state: Callback | None, cmd, ctx: Ctx) -> list[Event]:
     if state is None:
         raise NotFound("折り返しが見つかりません。")
-    common = {**ctx.env(), "callback_id": state.callback_id}
+    common = {**ctx.envelope(), "callback_id": state.callback_id}
     if isinstance(cmd, EraseContact):
         if not state.ended:
             raise ValueError("the contact is erased only when the task has ended")
@@ -741,7 +735,7 @@ def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
                     answer=cmd.answer,
                     categories=cmd.categories,
                     keywords=cmd.keywords,
-                    **ctx.env(),
+                    **ctx.envelope(),
                 )
             ]
     if state is None:
@@ -750,7 +744,7 @@ def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
         raise Refused("このQ&Aは廃止済みです。")
     if cmd.expected_revision is not None and cmd.expected_revision != state.revision:
         raise Refused(f"このQ&Aは他の人が更新しました（現在の版: {state.revision}）。画面を更新してください。")
-    common = {**ctx.env(), "faq_id": state.faq_id}
+    common = {**ctx.envelope(), "faq_id": state.faq_id}
     match cmd:
         case ReviseFaq():
             _check_faq_categories(cmd.categories, cmd.known_categories)

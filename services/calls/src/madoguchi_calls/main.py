@@ -17,7 +17,8 @@ from fastapi import FastAPI, Request
 from madoguchi_calls import api, phone_store
 from madoguchi_calls.phone_store import InvalidPhoneNumber, PhoneStore
 from madoguchi_calls.schedule import CallbackPolicy
-from madoguchi_calls.service import CallsService, Clock, utc_clock
+from madoguchi_calls.service import CallsService
+from madoguchi_shared.clock import Clock, utc_clock
 from madoguchi_shared import db
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.settings import Settings

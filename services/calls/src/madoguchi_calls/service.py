@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -24,6 +24,7 @@ from madoguchi_calls import domain as d
 from madoguchi_calls import schedule
 from madoguchi_calls.live import LineView, Views, local_day
 from madoguchi_calls.phone_store import PhoneStore, normalize_phone
+from madoguchi_shared.clock import Clock, utc_clock
 from madoguchi_shared.errors import DomainError, Forbidden, Gone, Invalid, NotFound, Refused
 from madoguchi_shared import bus, subjects, training
 from madoguchi_shared.calendar import Calendar
@@ -36,14 +37,9 @@ from madoguchi_shared.settings import Settings
 
 log = get_logger(__name__)
 
-Clock = Callable[[], datetime]
 DEFAULT_LINES = ("main",)  # one line unless configured otherwise (settings.extra["calls_lines"])
 ORPHAN_GRACE = timedelta(minutes=10)  # a stored number whose task never got created
 CACHE_SIZE = 5000  # aggregate folds kept per process (CallsService.load)
-
-
-def utc_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class PhoneGone(Gone):
@@ -112,11 +108,7 @@ class CallsService:
         cached = self._cache.get(subject)
         if cached is not None and not fresh:
             return cached
-        stored = await bus.load(self.nc, subject)
-        state = None
-        for item in stored:
-            state = evolve(state, item.event)
-        loaded = (state, stored[-1].seq if stored else 0)
+        loaded = bus.fold(evolve, await bus.load(self.nc, subject), None)
         self._cache[subject] = loaded
         self._cache.move_to_end(subject)
         while len(self._cache) > CACHE_SIZE:
@@ -272,9 +264,7 @@ class CallsService:
 
     async def get_call(self, municipality: str, call_id: UUID) -> tuple[d.Call | None, list[Event]]:
         stored = await bus.load(self.nc, self.subject(municipality, "call", call_id))
-        state = None
-        for item in stored:
-            state = d.evolve_call(state, item.event)
+        state, _ = bus.fold(d.evolve_call, stored, None)
         return state, [item.event for item in stored]
 
     async def _call_command(self, municipality: str, actor: Actor, call_id: UUID, cmd, cid: UUID | None) -> list[Event]:
@@ -395,9 +385,7 @@ class CallsService:
 
     async def get_callback(self, municipality: str, callback_id: UUID) -> tuple[d.Callback | None, list[Event]]:
         stored = await bus.load(self.nc, self.subject(municipality, "callback", callback_id))
-        state = None
-        for item in stored:
-            state = d.evolve_callback(state, item.event)
+        state, _ = bus.fold(d.evolve_callback, stored, None)
         return state, [item.event for item in stored]
 
     async def _callback_command(

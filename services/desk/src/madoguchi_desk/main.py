@@ -13,7 +13,8 @@ from prometheus_client import Counter
 
 from madoguchi_desk.api import first, routers
 from madoguchi_desk.notices import NoticeBook
-from madoguchi_desk.service import Appended, Clock, DeskService, system_clock
+from madoguchi_desk.service import Appended, DeskService
+from madoguchi_shared.clock import Clock, utc_clock
 from madoguchi_shared.events.desk import StaffingBreachDetected
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Municipality, load_municipality
@@ -61,7 +62,7 @@ def create_app(
                     counters["breaches"].labels(a.event.desk or "-").inc()
                     log.warning("desk.staffing_breach", desk=a.event.desk, breach_no=a.event.breach_no)
 
-        service = DeskService(app.state.nc, app.state.js, municipality, clock or system_clock, on_appended)
+        service = DeskService(app.state.nc, app.state.js, municipality, clock or utc_clock, on_appended)
         await service.vault.ensure()  # the desk edges seal into it and may not create it (EDGE.md)
         app.state.desk = service
 

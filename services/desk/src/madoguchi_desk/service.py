@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +34,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from madoguchi_desk import domain as d
+from madoguchi_shared.clock import Clock, utc_clock
 from madoguchi_shared.errors import DomainError, Refused
 from madoguchi_shared import bus, training
 from madoguchi_shared.calendar import TOKYO, Calendar
@@ -46,14 +47,9 @@ from madoguchi_shared.subjects import aggregate_subject
 
 log = get_logger(__name__)
 
-Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 25
 CACHE_SIZE = 5000
 MAX_GROUP = 100  # commands in one group commit (an atomic batch holds up to 1,000 events)
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,7 @@ class DeskService:
         nc: NATS,
         js: JetStreamContext,
         municipality: Municipality,
-        clock: Clock = system_clock,
+        clock: Clock = utc_clock,
         on_appended: Callable[[list[Appended]], None] | None = None,
     ):
         self.nc = nc
@@ -147,9 +143,7 @@ class DeskService:
             self._cache.move_to_end(subject)
             return cached
         seq, state = (cached.seq, cached.state) if cached else (0, initial)
-        for stored in await bus.load(self.nc, subject, after=seq):
-            state = evolve(state, stored.event)
-            seq = stored.seq
+        state, seq = bus.fold(evolve, await bus.load(self.nc, subject, after=seq), state, seq)
         loaded = Loaded(seq, state)
         current = self._cache.get(subject)
         if current is None or current.seq <= seq:

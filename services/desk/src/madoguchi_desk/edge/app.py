@@ -25,7 +25,7 @@ from madoguchi_desk.edge.journal import Journal
 from madoguchi_desk.edge.link import EdgeLink
 from madoguchi_desk.edge.service import COMMAND_KEY, EdgeDeskService
 from madoguchi_desk.main import load_config
-from madoguchi_desk.service import Clock, system_clock
+from madoguchi_shared.clock import Clock, utc_clock
 from madoguchi_shared.errors import NotFound
 from madoguchi_shared import auth, logging, sealed
 from madoguchi_shared.events.base import Role
@@ -266,7 +266,7 @@ def create_edge_app(settings: Settings, config: EdgeConfig, *, clock: Clock | No
         description=f"窓口エッジ（{desk.id}）: the desk's commands on its laptop, drained to HQ",
     )
     journal = Journal(Path(config.state_dir) / f"edge-{desk.id}.sqlite")
-    service = EdgeDeskService(municipality, desk, config.device_id, journal, clock or system_clock)
+    service = EdgeDeskService(municipality, desk, config.device_id, journal, clock or utc_clock)
     options = dict(config.connect_options)
     tls = settings.nats_tls()  # the pocket WiFi is the internet: HQ's CA, the laptop's client certificate
     if tls is not None and "tls" not in options:

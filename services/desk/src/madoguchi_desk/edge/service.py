@@ -16,7 +16,8 @@ from typing import Any
 
 from madoguchi_desk import domain as d
 from madoguchi_desk.edge.journal import Journal, LocalConflict
-from madoguchi_desk.service import Appended, Clock, DeskService, Loaded, system_clock
+from madoguchi_desk.service import Appended, DeskService, Loaded
+from madoguchi_shared.clock import Clock, utc_clock
 from madoguchi_shared.errors import DomainError, NotFound, Refused, Unavailable
 from madoguchi_shared import bus
 from madoguchi_shared.events import Actor, Event, Role
@@ -39,7 +40,7 @@ class EdgeDeskService(DeskService):
         desk: Desk,
         device_id: str,
         journal: Journal,
-        clock: Clock = system_clock,
+        clock: Clock = utc_clock,
         on_appended: Callable[[list[Appended]], None] | None = None,
     ):
         super().__init__(None, None, municipality, clock, on_appended)  # type: ignore[arg-type]  # the link connects
