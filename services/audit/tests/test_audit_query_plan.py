@@ -13,6 +13,7 @@ from madoguchi_audit import chain, query, schema
 
 
 async def test_a_later_municipality_and_an_exhausted_desk_filter_use_their_indexes(pg_pool, audit_settings):
+    """(Every record of these tests is written today: one partition holds them; the days ahead are empty.)"""
     audit = audit_settings
     await schema.migrate_pool(migrator_pool(), audit.schema_name)
     first, later = "900001", "900002"
@@ -51,21 +52,42 @@ async def test_a_later_municipality_and_an_exhausted_desk_filter_use_their_index
             scans = []
 
             def walk(node, scans=scans):
-                scans.append((node["Node Type"], node.get("Index Name"), node.get("Rows Removed by Filter", 0)))
+                if not _empty(node):
+                    scans.append((node["Node Type"], node.get("Index Name"), node.get("Rows Removed by Filter", 0)))
                 for child in node.get("Plans", []):
                     walk(child)
 
             walk(plan)
             assert all(kind != "Seq Scan" for kind, _, _ in scans), (filters, scans)
-            assert any(name in ("log_municipality", "log_desk") for _, name, _ in scans), (filters, scans)
+            used = {await parent_index(conn, audit.schema_name, name) for _, name, _ in scans if name}
+            assert used & {"log_municipality", "log_desk"}, (filters, scans)
             assert sum(removed for _, _, removed in scans) < 1000, (filters, scans)  # not 28,000 walked past
+
+
+async def parent_index(conn, schema_name: str, name: str) -> str:
+    """The log's index a partition's index belongs to (a plan names the partitions' indexes)."""
+    return await conn.fetchval(
+        """SELECT coalesce((SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+                            WHERE i.inhrelid = c.oid), c.relname)
+           FROM pg_class c WHERE c.relname = $2 AND c.relnamespace = $1::regnamespace""",
+        schema_name,
+        name,
+    )
+
+
+def _empty(node: dict) -> bool:
+    """A scan of a partition that holds nothing (a day ahead): the planner may take a seq scan of nothing."""
+    return (
+        node["Node Type"] == "Seq Scan" and node.get("Actual Rows", 0) == 0 and not node.get("Rows Removed by Filter")
+    )
 
 
 def _scans(plan: dict) -> list[tuple]:
     out = []
 
     def walk(node):
-        out.append((node["Node Type"], node.get("Index Name"), node.get("Rows Removed by Filter", 0)))
+        if not _empty(node):
+            out.append((node["Node Type"], node.get("Index Name"), node.get("Rows Removed by Filter", 0)))
         for child in node.get("Plans", []):
             walk(child)
 

@@ -484,6 +484,9 @@ class Ingest:
         """One batch, one transaction as audit_writer: records, stream positions, head, maybe a checkpoint."""
         async with conn.transaction():
             await conn.execute(f"SET LOCAL ROLE {WRITER}")
+            # The partition of the database's today and the next days exist (a look; made when the clock
+            # reached a day without one: schema.PARTITION_BY_DAY_SQL), so the COPY never misses a partition.
+            await conn.execute(f"SELECT {self._q('ensure_log_ahead')}()")
             await conn.copy_records_to_table("log", schema_name=self.schema, records=p.rows, columns=chain.COLUMNS)
             ok = await conn.fetchval(
                 f"""WITH c AS (

@@ -280,6 +280,142 @@ GRANT SELECT, INSERT, UPDATE ON day_span TO {WRITER};
 GRANT SELECT ON day_span TO {READER};
 """
 
+# The log partitioned by day (issue 13 item 7): PostgreSQL range partitions on `day`, the UTC date of the
+# database's clock when the record was written (a column default, never the event's own occurred_at). So a
+# partition is a run of consecutive positions (a day of writing), retention and verification can take it whole,
+# and an event dated anywhere (a desk laptop's outbox replayed weeks later, a device whose clock is off by
+# years) lands in today's partition like every other record; the auditors' time filter goes by occurred_at
+# through day_span, as before. The partitions are created ahead by `ensure_log_ahead()` (today - 1 .. today +
+# 7), which the writer calls in every batch's transaction: a cheap look when they exist, and creation when the
+# database's clock has reached (or jumped to) a day without one, so no write waits for an operator. A batch
+# that still failed is retried from the stream positions it did not move: nothing is lost. No DEFAULT partition:
+# rows in it would block creating the partition of their day later.
+#
+# Append-only on every partition: the row trigger of the parent is cloned onto each partition (an UPDATE or
+# DELETE naming a partition fires it too); the TRUNCATE trigger, which is not cloned, is created on each
+# partition. Privileges: the partitions are owned by audit_owner (made by the SECURITY DEFINER function) and
+# grant nothing to anyone — the writer inserts and reads through the parent only, so it can neither change,
+# delete nor truncate a partition, nor detach or drop one (only the owner may).
+#
+# An existing plain table is migrated in place: each record keeps its position, columns and hashes (so the
+# chain and the signed checkpoints verify as before); its day (the write day of old records is not known) is
+# the running maximum of occurred_at's UTC day up to it, leaving out days after today (log_plain_day).
+PARTITION_BY_DAY_SQL = f"""
+SET LOCAL ROLE {OWNER};
+ALTER TABLE log RENAME TO log_plain;
+ALTER INDEX log_pkey RENAME TO log_plain_pkey;
+CREATE TABLE log (
+    position       bigint NOT NULL,
+    stream         text NOT NULL,
+    stream_seq     bigint NOT NULL,
+    subject        text NOT NULL,
+    parsed         boolean NOT NULL,
+    event_id       uuid,
+    type           text,
+    occurred_at    timestamptz,
+    municipality   text,
+    ward           text,
+    desk           text,
+    actor_id       text,
+    actor_role     text,
+    device_id      text,
+    correlation_id uuid,
+    data           bytea NOT NULL,
+    prev_hash      bytea NOT NULL,
+    hash           bytea NOT NULL,
+    day            date NOT NULL DEFAULT ((now() AT TIME ZONE 'UTC')::date),
+    PRIMARY KEY (position, day)
+) PARTITION BY RANGE (day);
+
+CREATE FUNCTION ensure_log_days(first_day date, last_day date) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+    d date;
+    part text;
+    made int := 0;
+BEGIN
+    IF last_day < first_day OR last_day - first_day > 400 THEN
+        RAISE EXCEPTION 'audit log partitions: % .. % is not a range of at most 400 days', first_day, last_day;
+    END IF;
+    d := first_day;
+    WHILE d <= last_day LOOP
+        part := 'log_' || to_char(d, 'YYYYMMDD');
+        IF to_regclass(format('%I.%I', current_schema(), part)) IS NULL THEN
+            BEGIN
+                EXECUTE format('CREATE TABLE %I PARTITION OF log FOR VALUES FROM (%L) TO (%L)', part, d, d + 1);
+                EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', part);
+                EXECUTE format('CREATE TRIGGER log_no_truncate BEFORE TRUNCATE ON %I '
+                               'FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()', part);
+                made := made + 1;
+            EXCEPTION WHEN duplicate_table THEN NULL;  -- made meanwhile by another session
+            END;
+        END IF;
+        d := d + 1;
+    END LOOP;
+    RETURN made;
+END
+$fn$;
+
+CREATE FUNCTION ensure_log_ahead() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+    today date := (now() AT TIME ZONE 'UTC')::date;
+BEGIN
+    IF to_regclass(format('%I.%I', current_schema(), 'log_' || to_char(today, 'YYYYMMDD'))) IS NOT NULL
+       AND to_regclass(format('%I.%I', current_schema(), 'log_' || to_char(today + 2, 'YYYYMMDD'))) IS NOT NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN ensure_log_days(today - 1, today + 7);
+END
+$fn$;
+
+CREATE TRIGGER log_append_only BEFORE UPDATE OR DELETE ON log
+    FOR EACH ROW EXECUTE FUNCTION refuse_change();
+CREATE TRIGGER log_no_truncate BEFORE TRUNCATE ON log
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+
+-- The day of an old record: the running maximum of the UTC days of occurred_at up to it, leaving out days after
+-- today (a clock far ahead); before the first dated record, the first day found; today when none is.
+CREATE VIEW log_plain_day AS
+SELECT position, coalesce(running, min(running) OVER (), (now() AT TIME ZONE 'UTC')::date) AS day
+FROM (SELECT position, max(CASE WHEN (occurred_at AT TIME ZONE 'UTC')::date <= (now() AT TIME ZONE 'UTC')::date
+                                THEN (occurred_at AT TIME ZONE 'UTC')::date END) OVER (ORDER BY position) AS running
+      FROM log_plain) r;
+DO $$
+DECLARE d date;
+BEGIN
+    FOR d IN SELECT DISTINCT day FROM log_plain_day LOOP
+        PERFORM ensure_log_days(d, d);
+    END LOOP;
+END $$;
+SELECT ensure_log_ahead();
+INSERT INTO log
+SELECT l.position, stream, stream_seq, subject, parsed, event_id, type, occurred_at, municipality, ward, desk,
+       actor_id, actor_role, device_id, correlation_id, data, prev_hash, hash, d.day
+FROM log_plain l JOIN log_plain_day d USING (position) ORDER BY l.position;
+DROP VIEW log_plain_day;
+DROP TABLE log_plain;
+
+CREATE INDEX log_occurred_at ON log USING brin (occurred_at);
+CREATE INDEX log_type ON log (type, position);
+CREATE INDEX log_correlation ON log (correlation_id) WHERE correlation_id IS NOT NULL;
+CREATE INDEX log_stream_seq ON log (stream, stream_seq);
+CREATE INDEX log_municipality ON log (municipality, position);
+CREATE INDEX log_desk ON log (municipality, desk, position) WHERE desk IS NOT NULL;
+CREATE INDEX log_ward ON log (municipality, ward, position) WHERE ward IS NOT NULL;
+CREATE INDEX log_event_id ON log (event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX log_m_type ON log (municipality, type, position);
+CREATE INDEX log_m_actor ON log (municipality, actor_id, position) WHERE actor_id IS NOT NULL;
+CREATE INDEX log_m_device ON log (municipality, device_id, position) WHERE device_id IS NOT NULL;
+
+REVOKE ALL ON log FROM PUBLIC;
+GRANT SELECT, INSERT ON log TO {WRITER};
+GRANT SELECT ON log TO {READER};
+REVOKE ALL ON FUNCTION ensure_log_days(date, date), ensure_log_ahead() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ensure_log_ahead() TO {WRITER};
+RESET ROLE;
+"""
+
 MIGRATIONS = [
     ROLES_SQL,
     LOG_SQL,
@@ -289,6 +425,7 @@ MIGRATIONS = [
     AUDITOR_INDEXES_SQL,
     DUPLICATES_SQL,
     AUDITOR_KEYSET_SQL,
+    PARTITION_BY_DAY_SQL,
 ]
 
 
