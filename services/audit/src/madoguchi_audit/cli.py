@@ -1,6 +1,6 @@
 """`madoguchi audit ...`: verify the log, make a signing key, run the log writer, retention.
 
-    madoguchi audit verify [--from-checkpoint] [--dsn DSN] [--checkpoints FILE] [--bus]
+    madoguchi audit verify [--full [--jobs N] | --incremental | --from-checkpoint] [--dsn DSN] [--checkpoints FILE] [--bus]
     madoguchi audit init                  introduce the first signing key (prints its fingerprint)
     madoguchi audit rotate-key            hand trust on to a new key, signed by the current one
     madoguchi audit ingest
@@ -54,6 +54,19 @@ def verify_cmd(
             "successful run verified (recorded on the stream); full otherwise",
         ),
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="verify every record from position 1 (the default; says so explicitly, refuses --incremental)",
+        ),
+    ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", min=1, max=32, help="a full run checks the day partitions on this many connections at once"
+        ),
+    ] = 2,
     dsn: DsnOpt = None,
     data_dir: DataDirOpt = None,
     schema: SchemaOpt = None,
@@ -84,6 +97,9 @@ def verify_cmd(
 
     from madoguchi_audit import verify
 
+    if full and (incremental or from_checkpoint):
+        typer.echo("ERROR --full verifies every record: leave out --incremental and --from-checkpoint", err=True)
+        raise typer.Exit(2)
     base, audit = _settings(dsn, data_dir, schema, nats_url)
     if checkpoints_file:
         audit = audit.model_copy(update={"checkpoint_file": checkpoints_file})
@@ -110,8 +126,16 @@ def verify_cmd(
             start: bool | int = from_checkpoint
             if incremental and nc is not None:
                 start = await verify.last_verified_checkpoint(conn, nc, audit) or False
+            dsn_of_run = base.resolved_pg_dsn()
             report = await verify.verify_all(
-                conn, nc, audit, from_checkpoint=start, progress=progress, grace_seconds=grace
+                conn,
+                nc,
+                audit,
+                from_checkpoint=start,
+                progress=progress,
+                grace_seconds=grace,
+                jobs=jobs,
+                connect=lambda: asyncpg.connect(dsn_of_run),
             )
             if nc is not None:
                 await _record_run(nc, audit, report)

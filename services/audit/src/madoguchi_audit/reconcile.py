@@ -83,6 +83,21 @@ class LogIndex:
             self.last_position = rows[-1][0]
             self.records += len(rows)
 
+    def extend(self, later: LogIndex) -> None:
+        """Append the index of the records that follow (the parallel verifier's partitions, in position order)."""
+        for name, part in later.streams.items():
+            s = self.streams.get(name)
+            if s is None:
+                s = self.streams[name] = StreamIndex()
+            s.seqs.extend(part.seqs)
+            s.positions.extend(part.positions)
+            s.digests += part.digests
+        if later.records:
+            if self.first_position is None:
+                self.first_position = later.first_position
+            self.last_position = later.last_position
+            self.records += later.records
+
 
 @dataclass
 class Discrepancy:

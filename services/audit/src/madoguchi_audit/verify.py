@@ -32,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Protocol
 
 from madoguchi_shared import db
@@ -539,6 +540,156 @@ async def verify_db(
 
 
 # --------------------------------------------------------------------------------------------
+# The table in parallel: one day's partition per worker, the links across partitions checked after
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Segment:
+    """One partition's run of positions, checked from the prev_hash its first record stores."""
+
+    day: date
+    first: int
+    last: int
+    first_prev: bytes = b""
+    run: bytes = b""
+    checked: int = 0
+    checkpoints_matched: int = 0
+    vouched: int = 0
+    failed: bool = False
+    index: LogIndex | None = None
+
+
+async def _check_segment(
+    conn: db.Connection, snapshot: str, q: str, seg: _Segment, cps: dict[int, bytes], chunk: int, with_index: bool
+) -> None:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        await conn.execute(f"SET LOCAL ROLE {READER}")
+        first_prev = await conn.fetchval(f"SELECT prev_hash FROM {q}.log WHERE position = $1", seg.first)
+        seg.first_prev = bytes(first_prev) if first_prev is not None else b""
+        check = ChainCheck(seg.first, seg.first_prev, cps)
+        extra = ", stream, stream_seq, octet_length(data)" if with_index else ""
+        index = LogIndex() if with_index else None
+        # Through the parent, pruned to the partition by its day (the reader may read only the parent).
+        cursor = await conn.cursor(
+            f"SELECT position, prev_hash || {chain.HEADER_SQL} || data, hash{extra} FROM {q}.log "
+            "WHERE day = $1 ORDER BY position",
+            seg.day,
+        )
+        pending = asyncio.ensure_future(cursor.fetch(chunk))
+        while True:
+            rows = await pending
+            if not rows:
+                break
+            pending = asyncio.ensure_future(cursor.fetch(chunk))
+            for i in range(0, len(rows), SLICE):
+                piece = rows[i : i + SLICE]
+                if index is not None:
+                    index.add_rows(piece)
+                if not check.feed(piece):
+                    seg.failed = True
+                    break
+                await asyncio.sleep(0)
+            if seg.failed:
+                await pending
+                break
+    seg.run, seg.checked = check.run, check.checked
+    seg.checkpoints_matched, seg.vouched = check.checkpoints_matched, check.vouched
+    seg.failed = seg.failed or check.checked != seg.last - seg.first + 1
+    seg.index = index
+
+
+async def verify_db_parallel(
+    conn: db.Connection,
+    connect: Callable[[], Awaitable[db.Connection]],
+    schema: str,
+    log_id: str,
+    checkpoints: Iterable[CheckpointSigned],
+    keyring: dict,
+    *,
+    jobs: int = 2,
+    chunk: int = 10_000,
+    index: LogIndex | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report | None:
+    """The full verification, one partition (a day: a run of consecutive positions) per worker, each on its own
+    connection in the same snapshot; then the links across partitions: each partition's first record must chain
+    from the last record of the partition before it, and the positions must run on without a gap or overlap.
+
+    A clean log gives the same Report as verify_db. None when anything does not fit (a break, a gap, a link
+    across partitions, partitions whose positions interleave, a log that starts after an archive): the caller
+    runs verify_db, which diagnoses and locates the first bad record exactly.
+    """
+    t0 = time.perf_counter()
+    q = f'"{schema}"'
+    cps, cp_faults = trusted_checkpoints(checkpoints, keyring, log_id)
+    workers: list[db.Connection] = []
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            snapshot = str(await conn.fetchval("SELECT pg_export_snapshot()"))
+            await conn.execute(f"SET LOCAL ROLE {READER}")
+            # Each day's partition and its first and last position (a look at both ends of its key).
+            days = await conn.fetch(
+                """SELECT to_date(substr(c.relname, 5), 'YYYYMMDD') AS day FROM pg_inherits i
+                   JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass""",
+                f"{q}.log",
+            )
+            segments = []
+            for r in days:
+                ends = await conn.fetchrow(
+                    f"SELECT min(position) AS first, max(position) AS last FROM {q}.log WHERE day = $1", r["day"]
+                )
+                if ends is not None and ends["first"] is not None:
+                    segments.append(_Segment(r["day"], ends["first"], ends["last"]))
+            segments.sort(key=lambda s: s.first)
+            if not segments or segments[0].first != 1:
+                return None
+            for a, b in zip(segments, segments[1:], strict=False):
+                if b.first != a.last + 1:
+                    return None  # interleaved or a gap: verify_db says where
+            last = segments[-1].last
+            workers = [await connect() for _ in range(max(1, min(jobs, len(segments))))]
+            queue = sorted(segments, key=lambda s: s.first - s.last)  # the longest first
+            done = 0
+
+            async def work(c: db.Connection) -> None:
+                nonlocal done
+                while queue:
+                    seg = queue.pop(0)
+                    await _check_segment(c, snapshot, q, seg, cps, chunk, index is not None)
+                    done += seg.checked
+                    if progress:
+                        progress(done, last)
+
+            await asyncio.gather(*(work(c) for c in workers))
+    finally:
+        for c in workers:
+            await c.close()
+    if any(s.failed for s in segments):
+        return None
+    run = chain.GENESIS
+    for seg in segments:
+        if seg.first_prev != run:
+            return None  # the link across two partitions (or a first record not chained from the genesis)
+        run = seg.run
+    report = Report(log_id=log_id, checkpoint_faults=cp_faults, from_position=1)
+    check = ChainCheck(1, chain.GENESIS, cps)
+    check.expected, check.run = last + 1, run
+    check.checked = sum(s.checked for s in segments)
+    check.checkpoints_matched = sum(s.checkpoints_matched for s in segments)
+    check.vouched = max(s.vouched for s in segments)
+    if index is not None:
+        for seg in segments:
+            assert seg.index is not None
+            index.extend(seg.index)
+    report.notes.append(f"verified in parallel: {len(segments)} partitions, {len(workers)} connections")
+    finish(report, check, last, cps)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# --------------------------------------------------------------------------------------------
 # Everything an auditor runs: keys, copies of the checkpoints, the chain, the streams
 # --------------------------------------------------------------------------------------------
 
@@ -618,9 +769,14 @@ async def verify_all(
     reconcile_streams: bool = True,
     progress: Callable[[int, int], None] | None = None,
     grace_seconds: float | None = None,
+    jobs: int = 1,
+    connect: Callable[[], Awaitable[db.Connection]] | None = None,
 ) -> Report:
     """`madoguchi audit verify` and POST /v1/audit/verify: the key chain (stream of record), the three
     copies of the checkpoints, the chain, and the reconciliation with the streams of record.
+
+    jobs > 1 with `connect` (a new connection of the same login): a full run checks the day partitions in
+    parallel (verify_db_parallel); anything that does not fit is verified again in one pass to locate it.
 
     nc None: no bus at hand — the local key statements and checkpoint copies only, no reconciliation.
     """
@@ -657,16 +813,32 @@ async def verify_all(
     ):
         reading = asyncio.ensure_future(reconcile.collect(nc, streams, cut))  # beside the pass over the table
     try:
-        report = await verify_db(
-            conn,
-            settings.schema_name,
-            settings.log_id,
-            found,
-            chain_of_keys.ring,
-            from_checkpoint=from_checkpoint,
-            progress=progress,
-            index=index,
-        )
+        report = None
+        if jobs > 1 and connect is not None and from_checkpoint is False:
+            report = await verify_db_parallel(
+                conn,
+                connect,
+                settings.schema_name,
+                settings.log_id,
+                found,
+                chain_of_keys.ring,
+                jobs=jobs,
+                index=index,
+                progress=progress,
+            )
+            if report is None and index is not None:
+                index = reconcile.LogIndex()  # the one pass below fills it again
+        if report is None:
+            report = await verify_db(
+                conn,
+                settings.schema_name,
+                settings.log_id,
+                found,
+                chain_of_keys.ring,
+                from_checkpoint=from_checkpoint,
+                progress=progress,
+                index=index,
+            )
     except BaseException:
         if reading is not None:
             reading.cancel()
