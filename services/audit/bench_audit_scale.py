@@ -2,14 +2,18 @@
 the growth ratio (issue 13 item 7: every page and export < 50 ms at any log size).
 
     .venv/bin/python services/audit/bench_audit_scale.py [results.json] [--sizes 100000,1000000] [--repeat 5]
-    make bench-audit-scale
+        [--incremental 10000,100000]
+    make bench-audit-scale                                   # 100 k and 1 M
+    make bench-audit-scale AUDIT_SCALE_SIZES=100000,1000000,10000000   # and 10 M (built in SQL; long)
 
 Starts its own PostgreSQL in a temp folder (or --dsn), migrates an audit schema per size (the real
 migrations: every index the writer maintains) and fills it in SQL with a national-looking log: 20
 municipalities interleaved in arrival order, 200 desks, 5,000 staff, 2,000 PCs, 30 days of time with
 0.1 % of the events arriving days late, a rare event type, a desk that closed after the first 1 % of
-the log. The chain columns are filler (pages do not verify; `bench_audit.py` measures verification).
-`day_span` is built as the writer keeps it.
+the log, written over the 30 days into one partition a day. The chain columns are filler (pages do not
+verify; `bench_audit.py` measures the full verification). `day_span` is built as the writer keeps it.
+Then, per size, `--incremental`: k real chained records appended after a signed checkpoint at the end of
+the filler, and the incremental verification of them timed (it must follow k, not the log's size).
 
 Each figure is what the API does for one request, as the auditor reading role: a page is
 `query.fetch_page` (50 records) plus the page's total (`query.count`, capped) — the console's
@@ -40,13 +44,14 @@ M = "M07"  # a municipality that is not first in the log
 
 FILL = """
 INSERT INTO log (position, stream, stream_seq, subject, parsed, event_id, type, occurred_at, municipality, ward, desk,
-                 actor_id, actor_role, device_id, correlation_id, data, prev_hash, hash)
+                 actor_id, actor_role, device_id, correlation_id, data, prev_hash, hash, day)
 SELECT p, 'MG_DESK', p, 'mg.desk.' || m || '.deskday.x', true, NULL,
        CASE WHEN p % 1000 = 27 THEN 'audit.alert_raised' WHEN p % 3 = 0 THEN 'device.heartbeat' ELSE 'desk.ticket_issued' END,
        CASE WHEN p % 1000 = 7 THEN t - interval '3 days' ELSE t END,
        m, 'w' || (p % 10), CASE WHEN p % 200 = 27 AND p > $1::bigint / 100 THEN 'd-open' WHEN p % 200 = 27 THEN 'd-closed'
                                  ELSE 'd' || (p % 200) END,
-       'S' || (p % 5000), 'supporter', 'pc-' || (p % 2000), NULL, $3::bytea, $4::bytea, $4::bytea
+       'S' || (p % 5000), 'supporter', 'pc-' || (p % 2000), NULL, $3::bytea, $4::bytea, $4::bytea,
+       (t AT TIME ZONE 'UTC')::date
 FROM (SELECT p, 'M' || lpad((p % 20)::text, 2, '0') AS m,
              $2::timestamptz + (p * ($5::float8 / $1::bigint)) * interval '1 second' AS t
       FROM generate_series($6::bigint, $7::bigint) AS p) s
@@ -61,6 +66,8 @@ async def build(pool, name: str, n: int) -> float:
     async with pool.acquire() as conn:
         await conn.execute(f'SET search_path = "{name}"')
         await conn.execute("SET session_replication_role = replica")  # a bench filling its own table
+        # Written over the 30 days: one partition per day (a run of positions each), as the writer leaves them.
+        await conn.execute("SELECT ensure_log_days($1, $2)", BASE.date(), (BASE + timedelta(days=DAYS)).date())
         step = 50_000
         for low in range(1, n + 1, step):
             await conn.execute(FILL, n, BASE, data, bytes(32), DAYS * 86400.0, low, min(n, low + step - 1))
@@ -133,7 +140,50 @@ async def measure(pool, name: str, n: int, repeat: int) -> dict[str, dict]:
     return out
 
 
-async def run(dsn: str, sizes: list[int], repeat: int) -> dict:
+async def incremental(pool, name: str, n: int, adds: list[int]) -> dict[int, dict]:
+    """`audit verify --incremental` after k new records on a log of n: the run starts at the verified signed
+    checkpoint at n (its head is the filler's last hash) and checks only what follows. The new records are real
+    chained rows (COPY, as the writer writes them), signed at their end; the time must follow k, not n."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from madoguchi_audit import chain, checkpoints, verify
+
+    key = checkpoints.SigningKey(Ed25519PrivateKey.generate())
+    keyring = {key.key_id: key.public}
+    out: dict[int, dict] = {}
+    async with pool.acquire() as conn:
+        top, head = await conn.fetchrow(f'SELECT position, hash FROM "{name}".log ORDER BY position DESC LIMIT 1')
+        head = bytes(head)
+        for k in adds:
+            cps = [
+                checkpoints.sign(
+                    key, municipality="999999", log_id="oplog", position=top, head=head, previous_position=0
+                )
+            ]
+            data = json.dumps({"v": 1, "note": "y" * 260}).encode()
+            messages = [chain.Message("MG_ADMIN", top + i, f"mg.admin.{M}.x", data) for i in range(1, k + 1)]
+            rows, end, new_head = chain.chain_records(messages, top, head)
+            for i in range(0, len(rows), 20_000):
+                await conn.copy_records_to_table(
+                    "log", schema_name=name, records=rows[i : i + 20_000], columns=chain.COLUMNS
+                )
+            cps.append(
+                checkpoints.sign(
+                    key, municipality="999999", log_id="oplog", position=end, head=new_head, previous_position=top
+                )
+            )
+            times = []
+            for _ in range(3):
+                report = await verify.verify_db(conn, name, "oplog", cps, keyring, from_checkpoint=top)
+                assert report.ok and report.records == k, report.lines()
+                times.append(report.seconds)
+            out[k] = {"seconds": round(statistics.median(times), 3), "records": k, "log": end}
+            print(f"    incremental verify of {k:,} new records on {top:,}: {out[k]['seconds']:.3f} s", flush=True)
+            top, head = end, new_head
+    return out
+
+
+async def run(dsn: str, sizes: list[int], repeat: int, adds: list[int] | None = None) -> dict:
     import asyncpg
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, command_timeout=None)  # building 10 M takes long
@@ -148,8 +198,17 @@ async def run(dsn: str, sizes: list[int], repeat: int) -> dict:
                 print(f"    {fig['ms']:7.1f} ms  {label} ({fig['records']:,})", flush=True)
             async with pool.acquire() as conn:
                 res.setdefault("table_mb", {})[n] = round(
-                    await conn.fetchval(f"SELECT pg_total_relation_size('\"{name}\".log') / 1e6"), 1
+                    await conn.fetchval(
+                        "SELECT sum(pg_total_relation_size(inhrelid)) / 1e6 FROM pg_inherits WHERE inhparent = $1::regclass",
+                        f'"{name}".log',
+                    ),
+                    1,
                 )
+                res.setdefault("partitions", {})[n] = await conn.fetchval(
+                    "SELECT count(*) FROM pg_inherits WHERE inhparent = $1::regclass", f'"{name}".log'
+                )
+            if adds:
+                res.setdefault("incremental", {})[n] = await incremental(pool, name, n, adds)
         return res
     finally:
         await pool.close()
@@ -169,8 +228,18 @@ def table(res: dict) -> str:
     worst = max(res["figures"][n][label]["ms"] for n in sizes for label in res["figures"][n])
     lines.append(
         f"\nslowest request at any size: {worst:.1f} ms (target < 50 ms); "
-        + ", ".join(f"{n:,}: {res['table_mb'][n]} MB" for n in sizes)
+        + ", ".join(f"{n:,}: {res['table_mb'][n]} MB in {res['partitions'][n]} day partitions" for n in sizes)
     )
+    if res.get("incremental"):
+        adds = list(res["incremental"][sizes[0]])
+        lines.append("\n| incremental verify | " + " | ".join(f"{n:,} records, s" for n in sizes) + " |")
+        lines.append("|---|" + "---:|" * len(sizes))
+        for k in adds:
+            lines.append(
+                f"| {k:,} records added | "
+                + " | ".join(f"{res['incremental'][n][k]['seconds']:.3f}" for n in sizes)
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -179,6 +248,9 @@ async def main() -> None:
     parser.add_argument("output", nargs="?", default="bench-audit-scale.json")
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated record counts")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--incremental", default="10000,100000", help="records added before each incremental verify ('' for none)"
+    )
     parser.add_argument("--dsn", help="use this PostgreSQL instead of starting one")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -186,7 +258,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mgscale") as tmp:
         pg = None if args.dsn else PostgresServer(Path(tmp) / "pg").start()
         try:
-            res = await run(args.dsn or pg.dsn, sizes, args.repeat)
+            adds = [int(k) for k in args.incremental.split(",") if k]
+            res = await run(args.dsn or pg.dsn, sizes, args.repeat, adds)
         finally:
             if pg:
                 pg.stop()
