@@ -107,6 +107,31 @@ class Family(enum.StrEnum):
     by_category = "by_category"
     by_provider = "by_provider"
     guided_ward = "guided_ward"
+    offer_choices = "offer_choices"
+    callbacks = "callbacks"
+    # the duration statistics (n, mean_s, p90_s, max_s) of the desk and the line
+    wait = "wait"
+    service = "service"
+    answer_wait = "answer_wait"
+    duration = "duration"
+
+
+class Stored(enum.StrEnum):
+    """Counters the projections store under a name of their own (the report derives its figure):
+    `details_n` -> details_recorded, `staffing_breach_ms` -> staffing_breach_s, `callbacks_failed`
+    -> callbacks.failed, a family `outcome_by_purpose.<purpose>.<outcome>` -> outcomes_by_purpose."""
+
+    details_n = "details_n"
+    staffing_breach_ms = "staffing_breach_ms"
+    staffing_gap_s_sum = "staffing_gap_s_sum"
+    outcome_by_purpose = "outcome_by_purpose"
+    not_completed_reason = "not_completed_reason"
+    payment_service = "payment_service"
+    callbacks_failed = "callbacks_failed"
+    callbacks_cancelled = "callbacks_cancelled"
+    callbacks_overdue = "callbacks_overdue"
+    callbacks_to_city = "callbacks_to_city"
+    callbacks_city_answered = "callbacks_city_answered"
 
 
 def family(name: Family | str, *codes: str) -> str:
@@ -166,6 +191,36 @@ LABELS: dict[str, str] = {
     Fig.callbacks_opened: "折り返し受付",
     Fig.callbacks_done: "折り返し完了",
     Fig.staffing_gap_s: "席不在時間（秒）",
+    family(Family.offer_choices, "wait"): "うち待つを選択",
+    family(Family.offer_choices, "callback"): "うち折り返しを選択",
+    family(Family.offer_choices, "call_again"): "うちかけ直しを選択",
+    family(Family.callbacks, "opened"): "折り返し受付",
+    family(Family.callbacks, "done"): "折り返し完了",
+    family(Family.callbacks, "failed"): "折り返し不通",
+    family(Family.callbacks, "cancelled"): "折り返し取消",
+    family(Family.callbacks, "overdue"): "折り返し期限超過",
+    family(Family.callbacks, "to_city"): "折り返し：市へ照会",
+    family(Family.callbacks, "city_answered"): "折り返し：市の回答あり",
+    family(Family.wait, "mean_s"): "平均待ち（分）",
+    family(Family.service, "mean_s"): "平均対応（分）",
+}
+
+# The phone line's wording where it differs from the desk's.
+LINE_LABELS: dict[str, str] = {
+    Fig.staffing_breaches: "オペレーター不在",
+    Fig.staffing_gap_s: "不在時間（分）",
+}
+
+# Column headings of the wide tables (city-wide daily, final report's ward table).
+SHORT_LABELS: dict[str, str] = {
+    Fig.support_needed: "支援必要",
+    Fig.support_needed_ratio: "割合",
+    Fig.support_given: "支援実施",
+    Fig.support_given_ratio: "割合",
+    Fig.completed: "完了",
+    Fig.not_completed: "未完了",
+    Fig.escalations: "エスカレーション",
+    Fig.opinions: "ご意見等",
 }
 
 RULES: dict[Fig, Rule] = {f: Rule.count for f in Fig} | {
@@ -183,6 +238,21 @@ RULES: dict[Fig, Rule] = {f: Rule.count for f in Fig} | {
 def label(key: str) -> str:
     """The Japanese label of a figure (the key itself for a figure without one)."""
     return LABELS.get(key, key)
+
+
+def line_label(key: str) -> str:
+    """A figure's label in the phone line's reports."""
+    return LINE_LABELS.get(key) or label(key)
+
+
+def short_label(key: str) -> str:
+    """A figure's column heading in a wide table."""
+    return SHORT_LABELS.get(key) or label(key)
+
+
+def figure_keys() -> frozenset[str]:
+    """Every figure and stored-counter name: what no module but this one spells as a string."""
+    return frozenset({*Fig, *Family, *Stored, *(k for k in LABELS if "." in k)})
 
 
 # --- the rounding rules ----------------------------------------------------------------------------
@@ -238,7 +308,13 @@ __all__ = [
     "Fig",
     "Family",
     "Rule",
+    "Stored",
     "LABELS",
+    "LINE_LABELS",
+    "SHORT_LABELS",
+    "line_label",
+    "short_label",
+    "figure_keys",
     "RULES",
     "family",
     "label",

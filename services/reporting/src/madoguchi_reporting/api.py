@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -19,16 +19,23 @@ from madoguchi_shared.web import ServiceDate
 
 from madoguchi_reporting import deadlines, deliverables, queries, submissions
 from madoguchi_reporting.deps import Config, Manager, Pool, Reader, Runtime
+from madoguchi_reporting.reports import models as md
 
 Format = Literal["json", "xlsx", "pdf", "csv"]
 FormatQ = Annotated[Format, Query(description="json (default), xlsx, pdf or csv")]
 
 
-async def _respond(report: dict, fmt: str, name: str | None = None) -> Response:
+def _doc(model: type) -> dict[int | str, dict[str, Any]]:
+    """The 200 response of a report route: the report model as JSON, or its file."""
+    files = {submissions.MEDIA[f]: {} for f in ("xlsx", "pdf", "csv")}
+    return {200: {"model": model, "content": files}}
+
+
+async def _respond(report: md.AnyReport, fmt: str, name: str | None = None) -> Response:
     if fmt == "json":
-        return JSONResponse(report)
+        return JSONResponse(report.model_dump(mode="json"))
     data = await submissions.render_async(report, fmt)
-    filename = f"{name or report['report_id']}.{fmt}"
+    filename = f"{name or report.report_id}.{fmt}"
     return Response(
         data,
         media_type=submissions.MEDIA[fmt],
@@ -45,7 +52,7 @@ async def _city_wide(request: Request, principal) -> None:
 def reports_router() -> APIRouter:
     router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
-    @router.get("/daily")
+    @router.get("/daily", responses=_doc(md.DeskDaily))
     async def desk_daily(
         request: Request,
         principal: Reader,
@@ -65,7 +72,7 @@ def reports_router() -> APIRouter:
             report = await queries.desk_daily(conn, cfg, m, desk, date)
         return await _respond(report, format)
 
-    @router.get("/city/daily")
+    @router.get("/city/daily", responses=_doc(md.CityDaily))
     async def city_daily(
         request: Request, principal: Reader, pool: Pool, cfg: Config, date: ServiceDate, format: FormatQ = "json"
     ) -> Response:
@@ -75,7 +82,7 @@ def reports_router() -> APIRouter:
             report = await queries.city_daily(conn, cfg, principal.municipality, date)
         return await _respond(report, format)
 
-    @router.get("/line/daily")
+    @router.get("/line/daily", responses=_doc(md.LineDaily))
     async def line_daily(
         principal: Reader,
         pool: Pool,
@@ -95,7 +102,7 @@ def reports_router() -> APIRouter:
             report = await queries.line_daily(conn, cfg, m, line, date)
         return await _respond(report, format)
 
-    @router.get("/weekly")
+    @router.get("/weekly", responses=_doc(md.Weekly))
     async def weekly(
         request: Request, principal: Reader, pool: Pool, cfg: Config, week_start: ServiceDate, format: FormatQ = "json"
     ) -> Response:
@@ -105,7 +112,7 @@ def reports_router() -> APIRouter:
             report = await queries.weekly(conn, cfg, principal.municipality, week_start)
         return await _respond(report, format)
 
-    @router.get("/final")
+    @router.get("/final", responses=_doc(md.Final))
     async def final(
         request: Request,
         principal: Reader,

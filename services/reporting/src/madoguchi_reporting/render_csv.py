@@ -8,11 +8,12 @@ import csv
 import io
 
 from madoguchi_reporting.layout import Cell, sheets
+from madoguchi_reporting.reports import models as md
 
 BOM = "\ufeff"
 
 
-def render_csv(report: dict) -> bytes:
+def render_csv(report: md.AnyReport) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     for sheet in sheets(report):

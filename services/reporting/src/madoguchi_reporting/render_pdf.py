@@ -30,6 +30,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
+from madoguchi_shared.figures import Fig
 from madoguchi_shared.wareki import to_wareki
 
 # IPA Gothic has no bold face: matplotlib then uses the regular one, and says so once per text
@@ -37,7 +38,7 @@ logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 from madoguchi_shared import labels as L  # noqa: E402
 from madoguchi_reporting.layout import DESK_NOTES, LINE_NOTES, MIN, PCT, SEC, Cell, Table, report_notes, sheets  # noqa: E402
-from madoguchi_reporting.queries import FIGURE_JA  # noqa: E402
+from madoguchi_reporting.reports import models as md  # noqa: E402
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",  # fonts-ipafont-gothic
@@ -95,7 +96,7 @@ def _page(landscape: bool = False) -> Figure:
 FOOTER_TOP = 0.045  # nothing is drawn below this: the page number sits under it
 
 
-def _header(fig: Figure, title: str, lines: list[str], signature: dict | None = None) -> float:
+def _header(fig: Figure, title: str, lines: list[str], signature: md.Signature | None = None) -> float:
     fig.text(0.5, 0.965, title, ha="center", va="top", fontsize=16, weight="bold")
     y = 0.93
     for line in lines:
@@ -106,12 +107,12 @@ def _header(fig: Figure, title: str, lines: list[str], signature: dict | None = 
     return y - 0.01
 
 
-def _signature(fig: Figure, sig: dict) -> float:
+def _signature(fig: Figure, sig: md.Signature) -> float:
     """受託者 / 提出日 under the heading and the approval boxes (承認欄) at the right."""
     w_in, h_in = fig.get_size_inches()
-    submitted = sig.get("submitted_on")
-    date_text = to_wareki(dt.date.fromisoformat(submitted), weekday=True) if submitted else "令和　　年　　月　　日"
-    boxes = list(sig.get("approvals") or [])
+    submitted = sig.submitted_on
+    date_text = to_wareki(submitted, weekday=True) if submitted else "令和　　年　　月　　日"
+    boxes = list(sig.approvals)
     box_w, head_h, box_h = 0.75 / w_in, 0.22 / h_in, 0.55 / h_in
     top = 0.93
     right = 0.94
@@ -142,7 +143,7 @@ def _signature(fig: Figure, sig: dict) -> float:
         fig.text(x + box_w / 2, top - head_h / 2, label, ha="center", va="center", fontsize=8)
     left_limit = right - len(boxes) * box_w - 0.02
     y = top - head_h - box_h - 0.012
-    fig.text(0.06, y, f"受託者：{sig.get('contractor') or ''}", fontsize=9, va="top")
+    fig.text(0.06, y, f"受託者：{sig.contractor}", fontsize=9, va="top")
     fig.text(0.06, y - 0.018, f"提出日：{date_text}", fontsize=9, va="top")
     del left_limit
     return y - 0.036
@@ -254,9 +255,28 @@ def _vertical_chart(fig: Figure, rect, table: Table, color: str, horizontal: boo
         ax.tick_params(axis="x", labelrotation=45)
 
 
-def _desk_pages(report: dict, all_sheets) -> list[Figure]:
+def _outcomes(ax: Any, f: md.DeskFigures) -> None:
+    """Completed and not completed per purpose, stacked."""
+    purposes = list(f.outcomes_by_purpose)
+    done = [f.outcomes_by_purpose[p].get("completed", 0) for p in purposes]
+    notd = [f.outcomes_by_purpose[p].get("not_completed", 0) for p in purposes]
+    names = [L.label(L.PURPOSE, p) for p in purposes]
+    ax.barh(names, done, color=COLORS[0], label="完了")
+    ax.barh(names, notd, left=done, color=COLORS[1], label="未完了")
+    ax.invert_yaxis()
+    _integer_axis(ax, horizontal=True)
+    ax.legend(fontsize=7)
+    ax.set_title("目的別の対応結果", fontsize=10, weight="bold")
+    ax.tick_params(labelsize=7)
+
+
+def _escalation_line(e: md.DeskEscalation | md.LineEscalation) -> str:
+    return f"{e.time} ［{e.category_ja}／{e.status_ja}］ {e.text}" + (f" → {e.outcome}" if e.outcome else "")
+
+
+def _desk_pages(report: md.DeskDaily, all_sheets) -> list[Figure]:
     sheet, text = all_sheets[0], all_sheets[1]
-    f = report["figures"]
+    f = report.figures
     tables = _tables(sheet)
     p1 = _page()
     y = _header(p1, sheet.title, sheet.lines, sheet.signature)
@@ -268,20 +288,9 @@ def _desk_pages(report: dict, all_sheets) -> list[Figure]:
     p2.text(0.5, 0.965, "来庁者の内訳・対応結果", ha="center", va="top", fontsize=14, weight="bold")
     _vertical_chart(p2, (0.1, 0.70, 0.35, 0.22), tables["性別来庁者数"], COLORS[1])
     _vertical_chart(p2, (0.55, 0.70, 0.38, 0.22), tables["年代別来庁者数"], COLORS[2])
-    ax = p2.add_axes((0.32, 0.38, 0.6, 0.25))
-    purposes = list(f["outcomes_by_purpose"])
-    done = [f["outcomes_by_purpose"][p]["completed"] for p in purposes]
-    notd = [f["outcomes_by_purpose"][p]["not_completed"] for p in purposes]
-    names = [L.label(L.PURPOSE, p) for p in purposes]
-    ax.barh(names, done, color=COLORS[0], label="完了")
-    ax.barh(names, notd, left=done, color=COLORS[1], label="未完了")
-    ax.invert_yaxis()
-    _integer_axis(ax, horizontal=True)
-    ax.legend(fontsize=7)
-    ax.set_title("目的別の対応結果", fontsize=10, weight="bold")
-    ax.tick_params(labelsize=7)
+    _outcomes(p2.add_axes((0.32, 0.38, 0.6, 0.25)), f)
     ax = p2.add_axes((0.32, 0.08, 0.6, 0.23))
-    reasons = f["not_completed_reasons"]
+    reasons = f.not_completed_reasons
     _bar(
         ax,
         [L.label(L.NOT_COMPLETED_REASON, r) for r in reasons],
@@ -291,20 +300,13 @@ def _desk_pages(report: dict, all_sheets) -> list[Figure]:
         horizontal=True,
     )
     p3 = _page()
-    y = _header(p3, text.title, [report["period"]["heading"]])
-    esc = [
-        f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}"
-        + (f" → {e['outcome']}" if e.get("outcome") else "")
-        for e in report["escalations"]
-    ]
-    y = _text_block(p3, y, f"エスカレーション（{f['escalations']}件）", esc)
-    ops = [
-        f"{o['time']} ［{o.get('kind_ja') or ''}{'／' + o['step_ja'] if o.get('step_ja') else ''}］ {o['text']}"
-        for o in report["opinions"]
-    ]
-    _text_block(p3, y, f"ご意見・ご要望・トピック（{f['opinions']}件）", ops)
+    y = _header(p3, text.title, [report.period.heading])
+    esc = [_escalation_line(e) for e in report.escalations]
+    y = _text_block(p3, y, f"エスカレーション（{f.escalations}件）", esc)
+    ops = [f"{o.time} ［{o.kind_ja}{'／' + o.step_ja if o.step_ja else ''}］ {o.text}" for o in report.opinions]
+    _text_block(p3, y, f"ご意見・ご要望・トピック（{f.opinions}件）", ops)
     p4 = _page()
-    y = _header(p4, "運営状況・注記", [report["period"]["heading"]])
+    y = _header(p4, "運営状況・注記", [report.period.heading])
     y = _table(p4, (0.1, y - 0.5, 0.6, 0.5), tables["運営状況"])
     if "訂正内容" in tables:
         y = _table(p4, (0.1, y - 0.2, 0.8, 0.2), tables["訂正内容"])
@@ -312,7 +314,7 @@ def _desk_pages(report: dict, all_sheets) -> list[Figure]:
     return [p1, p2, p3, p4]
 
 
-def _city_pages(report: dict, all_sheets) -> list[Figure]:
+def _city_pages(report: md.CityDaily, all_sheets) -> list[Figure]:
     sheet = all_sheets[0]
     tables = sheet.tables
     p1 = _page(landscape=True)
@@ -337,9 +339,9 @@ def _city_pages(report: dict, all_sheets) -> list[Figure]:
     return [p1, p2]
 
 
-def _line_pages(report: dict, all_sheets) -> list[Figure]:
+def _line_pages(report: md.LineDaily, all_sheets) -> list[Figure]:
     sheet, text = all_sheets[0], all_sheets[1]
-    f = report["figures"]
+    f = report.figures
     tables = _tables(sheet)
     p1 = _page()
     y = _header(p1, sheet.title, sheet.lines, sheet.signature)
@@ -350,7 +352,7 @@ def _line_pages(report: dict, all_sheets) -> list[Figure]:
     p2 = _page()
     p2.text(0.5, 0.965, "問い合わせの内訳・対応結果", ha="center", va="top", fontsize=14, weight="bold")
     ax = p2.add_axes((0.38, 0.62, 0.55, 0.3))
-    cats = f["by_category"]
+    cats = f.by_category
     _bar(
         ax,
         [L.label(L.CALL_CATEGORY, c) for c in cats],
@@ -360,47 +362,43 @@ def _line_pages(report: dict, all_sheets) -> list[Figure]:
         horizontal=True,
     )
     ax = p2.add_axes((0.38, 0.34, 0.55, 0.22))
-    res = f["by_resolution"]
+    res = f.by_resolution
     _bar(ax, [L.label(L.RESOLUTION, r) for r in res], list(res.values()), "対応結果", COLORS[0], horizontal=True)
     ax = p2.add_axes((0.1, 0.07, 0.35, 0.2))
-    conn = {k: f[k] for k in ("answered", "missed", "abandoned", "out_of_hours")}
+    conn = {k: getattr(f, k) for k in (Fig.answered, Fig.missed, Fig.abandoned, Fig.out_of_hours)}
     _bar(ax, [L.label(L.CONNECTION, k) for k in conn], list(conn.values()), "接続状況", COLORS[1])
     _table(p2, (0.55, FOOTER_TOP + 0.01, 0.4, 0.24), tables["応答待ち時間・通話時間"], fontsize=7)
     p3 = _page()
-    y = _header(p3, text.title, [report["period"]["heading"]])
-    esc = [
-        f"{e['time']} ［{e.get('category_ja') or ''}／{e.get('status_ja') or ''}］ {e['text']}"
-        + (f" → {e['outcome']}" if e.get("outcome") else "")
-        for e in report["escalations"]
-    ]
-    y = _text_block(p3, y, f"エスカレーション（{f['escalations']}件）", esc)
-    ops = [f"{o['time']} ［{o.get('kind_ja') or ''}］ {o['text']}" for o in report["opinions"]]
-    y = _text_block(p3, y, f"ご意見・ご要望・トピック（{f['opinions']}件）", ops)
+    y = _header(p3, text.title, [report.period.heading])
+    esc = [_escalation_line(e) for e in report.escalations]
+    y = _text_block(p3, y, f"エスカレーション（{f.escalations}件）", esc)
+    ops = [f"{o.time} ［{o.kind_ja}］ {o.text}" for o in report.opinions]
+    y = _text_block(p3, y, f"ご意見・ご要望・トピック（{f.opinions}件）", ops)
     _notes_page(p3, y, report_notes(report, LINE_NOTES))
     return [p1, p2, p3]
 
 
-def _weekly_pages(report: dict, sheet) -> list[Figure]:
-    f = report["figures"]
-    days = report["days"]
+def _weekly_pages(report: md.Weekly, sheet) -> list[Figure]:
+    f = report.figures
+    days = report.days
     p1 = _page(landscape=True)
     y = _header(p1, sheet.title, sheet.lines, sheet.signature)
     _table(p1, (0.05, FOOTER_TOP + 0.01, 0.9, y - FOOTER_TOP - 0.01), sheet.tables[0], fontsize=8)
     p2 = _page(landscape=True)
     p2.text(0.5, 0.965, "日別・区別の来庁者数と入電数", ha="center", va="top", fontsize=14, weight="bold")
     ax = p2.add_axes((0.07, 0.12, 0.6, 0.75))
-    labels = [d["label"] for d in days]
+    labels = [d.label for d in days]
     bottom = [0] * len(days)
-    for i, w in enumerate(report["wards"]):
-        vals = [f["wards"][w["ward"]]["days"][d["date"]]["visitors"] for d in days]
-        ax.bar(labels, vals, bottom=bottom, color=COLORS[i % len(COLORS)], label=w["ward_name"])
+    for i, w in enumerate(report.wards):
+        vals = [f.wards[w.ward].days[d.date.isoformat()][Fig.visitors] for d in days]
+        ax.bar(labels, vals, bottom=bottom, color=COLORS[i % len(COLORS)], label=w.ward_name)
         bottom = [a + b for a, b in zip(bottom, vals, strict=True)]
     _integer_axis(ax)
     ax.set_title("来庁者数（区別の積み上げ）", fontsize=10, weight="bold")
     ax.legend(fontsize=7, ncol=2)
     ax.tick_params(labelsize=8)
     ax = p2.add_axes((0.73, 0.12, 0.24, 0.75))
-    calls = [f["line"]["days"][d["date"]]["received"] for d in days]
+    calls = [f.line.days[d.date.isoformat()][Fig.received] for d in days]
     ax.plot(labels, calls, marker="o", color=COLORS[1])
     ax.set_ylim(bottom=0)
     _integer_axis(ax)
@@ -417,9 +415,9 @@ def _weekly_pages(report: dict, sheet) -> list[Figure]:
     return pages
 
 
-def _final_pages(report: dict, all_sheets) -> list[Figure]:
-    f = report["figures"]
-    city = f["city"]
+def _final_pages(report: md.Final, all_sheets) -> list[Figure]:
+    f = report.figures
+    city = f.city
     summary = all_sheets[0]
     tables = {t.title.split("（")[0]: t for t in summary.tables}
     p1 = _page(landscape=True)
@@ -429,11 +427,11 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
     p2 = _page(landscape=True)
     p2.text(0.5, 0.965, "週別の推移（来庁者数・入電数）", ha="center", va="top", fontsize=14, weight="bold")
     ax = p2.add_axes((0.07, 0.12, 0.86, 0.75))
-    weeks = list(f["weekly_trend"])
+    weeks = list(f.weekly_trend)
     labels = [to_wareki(dt.date.fromisoformat(w)).split("年", 1)[1] for w in weeks]
-    ax.plot(labels, [f["weekly_trend"][w]["visitors"] for w in weeks], marker="o", color=COLORS[0], label="来庁者数")
+    ax.plot(labels, [f.weekly_trend[w].visitors for w in weeks], marker="o", color=COLORS[0], label="来庁者数")
     ax2 = ax.twinx()
-    ax2.plot(labels, [f["weekly_trend"][w]["calls"] for w in weeks], marker="s", color=COLORS[1], label="入電数")
+    ax2.plot(labels, [f.weekly_trend[w].calls for w in weeks], marker="s", color=COLORS[1], label="入電数")
     ax.set_ylabel("来庁者数")
     ax2.set_ylabel("入電数")
     ax.set_ylim(bottom=0)
@@ -449,67 +447,53 @@ def _final_pages(report: dict, all_sheets) -> list[Figure]:
     _vertical_chart(p3, (0.55, 0.68, 0.38, 0.24), tables["年代別来庁者数"], COLORS[2])
     if "時間帯別来庁者数" in tables:
         _vertical_chart(p3, (0.1, 0.38, 0.82, 0.22), tables["時間帯別来庁者数"], COLORS[0])
-    ax = p3.add_axes((0.35, 0.07, 0.57, 0.24))
-    purposes = list(city["outcomes_by_purpose"])
-    done = [city["outcomes_by_purpose"][p]["completed"] for p in purposes]
-    notd = [city["outcomes_by_purpose"][p]["not_completed"] for p in purposes]
-    names = [L.label(L.PURPOSE, p) for p in purposes]
-    ax.barh(names, done, color=COLORS[0], label="完了")
-    ax.barh(names, notd, left=done, color=COLORS[1], label="未完了")
-    ax.invert_yaxis()
-    _integer_axis(ax, horizontal=True)
-    ax.legend(fontsize=7)
-    ax.set_title("目的別の対応結果", fontsize=10, weight="bold")
-    ax.tick_params(labelsize=7)
+    _outcomes(p3.add_axes((0.35, 0.07, 0.57, 0.24)), city)
     line = all_sheets[1]
     ltables = {t.title.split("（")[0]: t for t in line.tables}
     p4 = _page()
     y = _header(p4, line.title, line.lines)
     y = _table(p4, (0.08, y - 0.55, 0.55, 0.55), ltables["入電状況"], fontsize=7)
-    lf = f["line"]
+    lf = f.line
     ax = p4.add_axes((0.38, FOOTER_TOP + 0.03, 0.55, max(y - FOOTER_TOP - 0.08, 0.1)))
     _bar(
         ax,
-        [L.label(L.CALL_CATEGORY, c) for c in lf["by_category"]],
-        list(lf["by_category"].values()),
+        [L.label(L.CALL_CATEGORY, c) for c in lf.by_category],
+        list(lf.by_category.values()),
         "問い合わせ分類",
         COLORS[2],
         horizontal=True,
     )
     p5 = _page()
-    y = _header(p5, "通話記録・エスカレーション", [report["period"]["heading"]])
+    y = _header(p5, "通話記録・エスカレーション", [report.period.heading])
     p5.text(
         0.06,
         y,
-        f"通話記録：{f['call_records']}件。明細（個人情報を含まない対応記録）は xlsx「通話記録」シート及び CSV に収録。",
+        f"通話記録：{f.call_records}件。明細（個人情報を含まない対応記録）は xlsx「通話記録」シート及び CSV に収録。",
         fontsize=9,
         va="top",
     )
-    esc = [
-        f"{e['date']} {e['time']} {e['scope']} ［{e.get('category_ja') or ''}］ {e['text']}"
-        for e in report["escalations"]
-    ]
-    _text_block(p5, y - 0.04, f"窓口のエスカレーション（{city['escalations']}件）", esc)
+    esc = [f"{e.date} {e.time} {e.scope} ［{e.category_ja}］ {e.text}" for e in report.escalations]
+    _text_block(p5, y - 0.04, f"窓口のエスカレーション（{city.escalations}件）", esc)
     p6 = _page()
-    y = _header(p6, "注記", [report["period"]["heading"]])
+    y = _header(p6, "注記", [report.period.heading])
     y = _notes_page(p6, y, DESK_NOTES)
     _notes_page(p6, y - 0.01, LINE_NOTES)
     return [p1, p2, p3, p4, p5, p6]
 
 
-def render_pdf(report: dict) -> bytes:
+def render_pdf(report: md.AnyReport) -> bytes:
     family = japanese_font()
     all_sheets = sheets(report)
     with matplotlib.rc_context(
         {"font.family": [family, "DejaVu Sans"], "pdf.fonttype": 42, "axes.unicode_minus": False}
     ):
-        if report["kind"] == "daily" and report["scope"] == "line":
+        if isinstance(report, md.LineDaily):
             pages = _line_pages(report, all_sheets)
-        elif report["kind"] == "daily" and report["scope"] == "city":
+        elif isinstance(report, md.CityDaily):
             pages = _city_pages(report, all_sheets)
-        elif report["kind"] == "daily":
+        elif isinstance(report, md.DeskDaily):
             pages = _desk_pages(report, all_sheets)
-        elif report["kind"] == "weekly":
+        elif isinstance(report, md.Weekly):
             pages = _weekly_pages(report, all_sheets[0])
         else:
             pages = _final_pages(report, all_sheets)
@@ -517,7 +501,7 @@ def render_pdf(report: dict) -> bytes:
         with PdfPages(
             buf,
             metadata={
-                "Title": f"{report.get('title', '')} {report['period']['heading']}",
+                "Title": f"{report.title} {report.period.heading}",
                 "Creator": "Madoguchi",
                 "CreationDate": None,
             },
@@ -528,4 +512,4 @@ def render_pdf(report: dict) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["render_pdf", "japanese_font", "FontMissing", "FIGURE_JA"]
+__all__ = ["render_pdf", "japanese_font", "FontMissing"]

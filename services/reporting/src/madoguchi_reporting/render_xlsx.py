@@ -18,7 +18,6 @@ cells, so they follow the numbers. Numbers are stored as numbers, so the city ca
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import math
 import unicodedata
@@ -32,6 +31,7 @@ from openpyxl.worksheet.page import PageMargins
 from madoguchi_shared.wareki import to_wareki
 
 from madoguchi_reporting.layout import INT, MIN, PCT, SEC, Cell, Sheet, Table, sheets
+from madoguchi_reporting.reports import models as md
 
 FONT = "游ゴシック"
 THIN = Side(style="thin", color="000000")
@@ -125,15 +125,12 @@ class Writer:
         ws.print_options.horizontalCentered = True
         ws.oddFooter.center.text = "&P / &N"
 
-    def _signature(self, ws, row: int, sig: dict, width: int) -> int:
+    def _signature(self, ws, row: int, sig: md.Signature, width: int) -> int:
         """受託者 and 提出日 across the sheet, then the approval boxes (承認欄) in the last columns."""
-        submitted = sig.get("submitted_on")
+        submitted = sig.submitted_on
         items = [
-            ("受託者", sig.get("contractor") or ""),
-            (
-                "提出日",
-                to_wareki(dt.date.fromisoformat(submitted), weekday=True) if submitted else "令和　　年　　月　　日",
-            ),
+            ("受託者", sig.contractor),
+            ("提出日", to_wareki(submitted, weekday=True) if submitted else "令和　　年　　月　　日"),
         ]
         for label, value in items:
             a = ws.cell(row=row, column=1, value=label)
@@ -146,7 +143,7 @@ class Writer:
                 ws.merge_cells(start_row=row, start_column=2, end_row=row, end_column=width)
             ws.row_dimensions[row].height = 20
             row += 1
-        boxes = list(sig.get("approvals") or [])[: max(width - 1, 0)]
+        boxes = list(sig.approvals)[: max(width - 1, 0)]
         first = width - len(boxes) + 1
         for j, label in enumerate(boxes):
             c = first + j
@@ -285,14 +282,14 @@ def native_chart(kind: str, title: str, ws, first: int, last: int) -> BarChart:
     return chart
 
 
-def render_xlsx(report: dict) -> bytes:
+def render_xlsx(report: md.AnyReport) -> bytes:
     wb = Workbook()
     wb.remove(wb.active)
     writer = Writer(wb)
     for sheet in sheets(report):
         writer.sheet(sheet)
     writer.chart_sheet()
-    wb.properties.title = f"{report.get('title', '')} {report['period']['heading']}"
+    wb.properties.title = f"{report.title} {report.period.heading}"
     wb.properties.creator = "Madoguchi"
     buf = io.BytesIO()
     wb.save(buf)

@@ -26,7 +26,6 @@ from madoguchi_shared import db
 from madoguchi_shared import bus
 from madoguchi_shared.events.base import Actor
 from madoguchi_shared.events.report import (
-    FigureChange,
     ReportRevisionMade,
     ReportSubmitted,
     SubmittedFile,
@@ -38,6 +37,7 @@ from madoguchi_reporting.config import ReportConfig
 from madoguchi_reporting.render_csv import render_csv
 from madoguchi_reporting.render_pdf import render_pdf
 from madoguchi_reporting.render_xlsx import render_xlsx
+from madoguchi_reporting.reports.models import AnyReport, Revision
 from madoguchi_reporting.schema import SCHEMA
 
 log = get_logger(__name__)
@@ -57,9 +57,9 @@ def parse_report_id(rid: str) -> tuple[str, str, dt.date]:
     return kind, scope_id, dt.date.fromisoformat(day)
 
 
-def render(report: dict, fmt: str) -> bytes:
+def render(report: AnyReport, fmt: str) -> bytes:
     if fmt == "json":
-        return json.dumps(report, ensure_ascii=False, indent=1, default=str).encode()
+        return json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=1).encode()
     if fmt == "xlsx":
         return render_xlsx(report)
     if fmt == "csv":
@@ -70,11 +70,11 @@ def render(report: dict, fmt: str) -> bytes:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-async def render_async(report: dict, fmt: str) -> bytes:
+async def render_async(report: AnyReport, fmt: str) -> bytes:
     return await asyncio.to_thread(render, report, fmt)
 
 
-async def build(conn, cfg: ReportConfig, m: str, rid: str, *, with_revision: bool = True) -> dict[str, Any]:
+async def build(conn, cfg: ReportConfig, m: str, rid: str, *, with_revision: bool = True) -> AnyReport:
     """The current report of an id (daily desk / daily line / weekly / final)."""
     kind, scope_id, day = parse_report_id(rid)
     if kind == "daily" and scope_id == "city":
@@ -103,23 +103,23 @@ async def submit_report(
     """Freeze the current version of a report; unchanged since the last delivery = nothing new."""
     async with pool.acquire() as conn:
         report = await build(conn, cfg, m, rid)
-    rev = report["revision"]
-    if rev["status"] == "submitted":
-        last = rev["submitted"][-1]
-        return {"report_id": rid, "revision": last["revision"], "sha256": last["sha256"], "new": False}
-    revision = (rev["submitted"][-1]["revision"] + 1) if rev["submitted"] else 1
-    changes = rev.get("changes", [])
-    report["revision"] = {
-        "data_revision": rev["data_revision"],
-        "status": "submitted",
-        "revision": revision,
-        "based_on": revision - 1 if revision > 1 else None,
-        "changes": changes,
-        "label_ja": f"第{revision}版" + ("（訂正版）" if revision > 1 else ""),
-        "submitted": rev["submitted"],
-    }
-    if report.get("signature") is not None:  # 提出日 of the delivered files
-        report["signature"]["submitted_on"] = dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date().isoformat()
+    rev = report.revision
+    assert rev is not None  # built with its revision
+    if rev.status == "submitted":
+        last = rev.submitted[-1]
+        return {"report_id": rid, "revision": last.revision, "sha256": last.sha256, "new": False}
+    revision = (rev.submitted[-1].revision + 1) if rev.submitted else 1
+    delivered = Revision(
+        data_revision=rev.data_revision,
+        status="submitted",
+        revision=revision,
+        based_on=revision - 1 if revision > 1 else None,
+        changes=rev.changes,
+        label_ja=f"第{revision}版" + ("（訂正版）" if revision > 1 else ""),
+        submitted=rev.submitted,
+    )
+    # 提出日 of the delivered files
+    report = report.with_delivery(delivered, dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date())
     figures = queries.flatten(report)
     files: list[SubmittedFile] = []
     contents: dict[str, bytes] = {}
@@ -130,23 +130,23 @@ async def submit_report(
         files.append(SubmittedFile(name=name, format=fmt, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
     sha = file_set_sha256(files)
     kind, scope_id, start = parse_report_id(rid)
-    period_end = dt.date.fromisoformat(report["period"]["end"])
+    period_end = report.period.end
     event = ReportSubmitted(
         municipality=m,
         report_id=rid,
         kind=kind,
-        scope=report["scope"],
+        scope=report.scope,
         scope_id=scope_id,
         date=start,
         period_end=period_end,
         revision=revision,
-        data_revision=rev["data_revision"],
+        data_revision=rev.data_revision,
         sha256=sha,
         files=tuple(files),
         deliverable_id=deliverable_id,
         actor=actor,
-        ward=report.get("ward"),
-        desk=report.get("desk"),
+        ward=getattr(report, "ward", None),
+        desk=getattr(report, "desk", None),
     )
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -157,16 +157,16 @@ async def submit_report(
             rid,
             revision,
             kind,
-            report["scope"],
+            report.scope,
             scope_id,
             start,
             period_end,
-            rev["data_revision"],
+            rev.data_revision,
             actor.id,
             deliverable_id,
             sha,
             json.dumps(figures),
-            json.dumps(report, ensure_ascii=False, default=str),
+            json.dumps(report.model_dump(mode="json"), ensure_ascii=False),
         )
         await conn.executemany(
             f"""INSERT INTO "{S}".report_submission_file (municipality, report_id, revision, name, format, sha256, size, content)
@@ -211,7 +211,7 @@ def make_revision_check(cfg: ReportConfig):
                         f'DELETE FROM "{S}".report_revision WHERE municipality = $1 AND report_id = $2', m, rid
                     )
                 continue
-            if noted is not None and json.loads(noted) == changes:
+            if noted is not None and json.loads(noted) == [c.model_dump(mode="json") for c in changes]:
                 continue
             revision = last["revision"] + 1
             await conn.execute(
@@ -223,7 +223,7 @@ def make_revision_check(cfg: ReportConfig):
                 rid,
                 revision,
                 last["revision"],
-                json.dumps(changes),
+                json.dumps([c.model_dump(mode="json") for c in changes]),
             )
             kind, scope_id, start = parse_report_id(rid)
             truncated = len(changes) > 2000
@@ -232,16 +232,16 @@ def make_revision_check(cfg: ReportConfig):
                     municipality=m,
                     report_id=rid,
                     kind=kind,
-                    scope=current["scope"],
+                    scope=current.scope,
                     scope_id=scope_id,
                     date=start,
-                    period_end=dt.date.fromisoformat(current["period"]["end"]),
+                    period_end=current.period.end,
                     revision=revision,
                     based_on=last["revision"],
-                    changes=tuple(FigureChange(**c) for c in changes[:2000]),
+                    changes=tuple(changes[:2000]),
                     changes_truncated=truncated,
-                    ward=current.get("ward"),
-                    desk=current.get("desk"),
+                    ward=getattr(current, "ward", None),
+                    desk=getattr(current, "desk", None),
                 )
             )
         return events

@@ -110,7 +110,7 @@ def desk_day_notes(res: DeskDayResult) -> dict[str, list]:
     """Escalation summaries and opinion texts of the day (REP-1 lists them, not only counts)."""
     served = [r for r in res.visits if r.served_at is not None]
     return {
-        "escalations": [
+        Fig.escalations: [
             {
                 "no": r.escalation_no,
                 "category": r.visitor.escalation[0],
@@ -120,7 +120,7 @@ def desk_day_notes(res: DeskDayResult) -> dict[str, list]:
             for r in served
             if r.visitor.escalation
         ],
-        "opinions": [
+        Fig.opinions: [
             {"kind": k, "step": s, "text": t} for k, s, t in (r.visitor.opinion for r in served if r.visitor.opinion)
         ],
     }
@@ -131,7 +131,7 @@ def line_day_figures(calls: list[CallRecord], facts: Counter) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out[Fig.received] = len(calls)
     out[Fig.received_in_hours] = sum(1 for c in calls if c.within_hours)
-    for status in ("answered", "missed", "abandoned", "out_of_hours"):
+    for status in (Fig.answered, Fig.missed, Fig.abandoned, Fig.out_of_hours):
         out[status] = sum(1 for c in calls if c.status == status)
     out[Fig.missed_callback_chosen] = sum(
         1 for c in calls if c.status == "missed" and c.missed_reason == "callback_chosen"
@@ -201,8 +201,8 @@ class Truth:
         for call in res.calls:
             if call.opinions and self.keep_notes:
                 rid = report_id("daily", line_scope_id(res.line), call.received_at.astimezone(TOKYO).date())
-                notes = self.notes[res.municipality].setdefault(rid, {"escalations": [], "opinions": []})
-                notes["opinions"].extend({"kind": k, "step": s, "text": t} for k, s, t in call.opinions)
+                notes = self.notes[res.municipality].setdefault(rid, {Fig.escalations: [], Fig.opinions: []})
+                notes[Fig.opinions].extend({"kind": k, "step": s, "text": t} for k, s, t in call.opinions)
 
     def add_events(self, types: Counter) -> None:
         self.event_types.update(types)

@@ -18,6 +18,7 @@ from madoguchi_console.forms import read_form
 from madoguchi_console.upstream import ApiError, Upstream
 from madoguchi_console.views import render, set_flash
 from madoguchi_shared import labels as L
+from madoguchi_shared.figures import LABELS, Family, Fig, family, label, short_label
 
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
@@ -32,112 +33,79 @@ TABS = {
 FORMATS = {"xlsx": "Excel形式", "pdf": "PDF（印刷用）", "csv": "CSV形式"}
 DELIVERABLE_STATUS = {"pending": "未提出", "submitted": "提出済み", "overdue": "期限超過"}
 DESK_ROWS = (
-    "visitors",
-    "left_unserved",
-    "tickets_issued",
-    "no_shows",
-    "support_needed",
-    "support_given",
-    "completed",
-    "not_completed",
-    "escalations",
-    "opinions",
-    "pin_failures",
-    "card_incidents",
-    "disinfections",
-    "disinfection_misses",
-    "staffing_breaches",
+    Fig.visitors,
+    Fig.left_unserved,
+    Fig.tickets_issued,
+    Fig.no_shows,
+    Fig.support_needed,
+    Fig.support_given,
+    Fig.completed,
+    Fig.not_completed,
+    Fig.escalations,
+    Fig.opinions,
+    Fig.pin_failures,
+    Fig.card_incidents,
+    Fig.disinfections,
+    Fig.disinfection_misses,
+    Fig.staffing_breaches,
 )
 LINE_ROWS = (
-    "received",
-    "answered",
-    "missed",
-    "abandoned",
-    "out_of_hours",
-    "never_connected",
-    "never_connected_people",
-    "overflow_offered",
-    "offer_choices.wait",
-    "offer_choices.callback",
-    "offer_choices.call_again",
-    "after_hours_guided",
-    "repeat_calls",
-    "closed",
-    "escalations",
-    "opinions",
+    Fig.received,
+    Fig.answered,
+    Fig.missed,
+    Fig.abandoned,
+    Fig.out_of_hours,
+    Fig.never_connected,
+    Fig.never_connected_people,
+    Fig.overflow_offered,
+    *(family(Family.offer_choices, o) for o in ("wait", "callback", "call_again")),
+    Fig.after_hours_guided,
+    Fig.repeat_calls,
+    Fig.closed,
+    Fig.escalations,
+    Fig.opinions,
 )
 # percentages shown under the counts (shares of 来庁者数 per the specification, and given / needed)
+DESK_RATIOS = (Fig.support_needed_ratio, Fig.support_given_ratio, Fig.support_given_of_needed)
 RATIO_ROWS = {
-    "daily": (
-        ("support_needed_ratio", "支援が必要な方の割合（対来庁者数）"),
-        ("support_given_ratio", "支援を実施した方の割合（対来庁者数）"),
-        ("support_given_of_needed", "支援実施率（実施／必要）"),
-    ),
-    "final": (
-        ("support_needed_ratio", "支援が必要な方の割合（対来庁者数）"),
-        ("support_given_ratio", "支援を実施した方の割合（対来庁者数）"),
-        ("support_given_of_needed", "支援実施率（実施／必要）"),
-    ),
-    "line": (("answer_rate", "応答率"), ("never_connected_share", "つながらなかった割合")),
+    "daily": tuple((k, label(k)) for k in DESK_RATIOS),
+    "final": tuple((k, label(k)) for k in DESK_RATIOS),
+    "line": tuple((k, label(k)) for k in (Fig.answer_rate, Fig.never_connected_share)),
 }
-CITY_COLUMNS = (
-    ("visitors", "来庁者数", "int"),
-    ("support_needed", "支援必要", "int"),
-    ("support_needed_ratio", "割合", "pct"),
-    ("support_given", "支援実施", "int"),
-    ("support_given_ratio", "割合", "pct"),
-    ("completed", "完了", "int"),
-    ("not_completed", "未完了", "int"),
-    ("no_shows", "呼出し時不在", "int"),
-    ("escalations", "エスカレーション", "int"),
-    ("opinions", "ご意見等", "int"),
-    ("wait.mean_s", "平均待ち（分）", "min"),
-    ("service.mean_s", "平均対応（分）", "min"),
+CITY_COLUMNS = tuple(
+    (k, short_label(k), kind)
+    for k, kind in (
+        (Fig.visitors, "int"),
+        (Fig.support_needed, "int"),
+        (Fig.support_needed_ratio, "pct"),
+        (Fig.support_given, "int"),
+        (Fig.support_given_ratio, "pct"),
+        (Fig.completed, "int"),
+        (Fig.not_completed, "int"),
+        (Fig.no_shows, "int"),
+        (Fig.escalations, "int"),
+        (Fig.opinions, "int"),
+        (family(Family.wait, "mean_s"), "min"),
+        (family(Family.service, "mean_s"), "min"),
+    )
 )
-CITY_LINE = (
-    ("received", "入電数", "int"),
-    ("answered", "応答数", "int"),
-    ("answer_rate", "応答率", "pct"),
-    ("never_connected", "つながらなかった呼", "int"),
-    ("out_of_hours", "時間外入電", "int"),
-    ("overflow_offered", "混雑時の案内", "int"),
-    ("closed", "対応記録数", "int"),
-    ("escalations", "エスカレーション件数", "int"),
-    ("callbacks.opened", "折り返し受付", "int"),
-    ("callbacks.done", "折り返し完了", "int"),
-    ("opinions", "ご意見・トピック件数", "int"),
+CITY_LINE = tuple(
+    (k, label(k), kind)
+    for k, kind in (
+        (Fig.received, "int"),
+        (Fig.answered, "int"),
+        (Fig.answer_rate, "pct"),
+        (Fig.never_connected, "int"),
+        (Fig.out_of_hours, "int"),
+        (Fig.overflow_offered, "int"),
+        (Fig.closed, "int"),
+        (Fig.escalations, "int"),
+        (family(Family.callbacks, "opened"), "int"),
+        (family(Family.callbacks, "done"), "int"),
+        (Fig.opinions, "int"),
+    )
 )
-FIGURE_LABELS = {
-    "visitors": "来庁者数",
-    "tickets_issued": "受付番号札発行数",
-    "no_shows": "呼出し時不在",
-    "support_needed": "うち支援が必要な方",
-    "support_given": "うち支援を実施した方",
-    "completed": "対応完了",
-    "not_completed": "未完了",
-    "escalations": "エスカレーション",
-    "opinions": "ご意見・トピック",
-    "pin_failures": "暗証番号誤り",
-    "card_incidents": "カード置き忘れ",
-    "disinfections": "消毒実施回数",
-    "disinfection_misses": "消毒前の対応開始",
-    "staffing_breaches": "支援員不在",
-    "received": "入電数",
-    "answered": "応答数",
-    "missed": "不応答",
-    "abandoned": "放棄呼",
-    "out_of_hours": "時間外",
-    "never_connected": "つながらなかった電話",
-    "closed": "記録済み",
-    "never_connected_people": "つながらなかった方（人数）",
-    "overflow_offered": "混雑時の案内",
-    "after_hours_guided": "時間外の案内",
-    "repeat_calls": "再入電（受付番号で確認）",
-    "left_unserved": "対応前に帰られた方",
-    "offer_choices.wait": "うち待つを選択",
-    "offer_choices.callback": "うち折り返しを選択",
-    "offer_choices.call_again": "うちかけ直しを選択",
-}
+FIGURE_LABELS = LABELS
 
 
 def figure(fig: dict, key: str):
@@ -186,24 +154,26 @@ def desk_charts(fig: dict) -> list[tuple[str, Any]]:
     return [
         (
             "時間帯別の来庁者数",
-            charts.columns([(f"{h}時", n) for h, n in (fig.get("by_hour") or {}).items()], title="時間帯別の来庁者数"),
+            charts.columns(
+                [(f"{h}時", n) for h, n in (fig.get(Family.by_hour) or {}).items()], title="時間帯別の来庁者数"
+            ),
         ),
-        ("性別", charts.hbars(_pairs(fig.get("by_gender"), {**domain.GENDERS, **UNKNOWN}), title="性別")),
-        ("年代別", charts.hbars(_pairs(fig.get("by_age_band"), {**domain.AGE_BANDS, **UNKNOWN}), title="年代別")),
-        ("来訪目的", charts.hbars(_pairs(fig.get("by_purpose"), domain.PURPOSES), title="来訪目的")),
+        ("性別", charts.hbars(_pairs(fig.get(Family.by_gender), {**domain.GENDERS, **UNKNOWN}), title="性別")),
+        ("年代別", charts.hbars(_pairs(fig.get(Family.by_age_band), {**domain.AGE_BANDS, **UNKNOWN}), title="年代別")),
+        ("来訪目的", charts.hbars(_pairs(fig.get(Family.by_purpose), domain.PURPOSES), title="来訪目的")),
     ]
 
 
 def line_charts(fig: dict) -> list[tuple[str, Any]]:
     out = []
-    if fig.get("by_hour"):
+    if fig.get(Family.by_hour):
         out.append(
             (
                 "時間帯別の入電数",
-                charts.columns([(f"{h}時", n) for h, n in fig["by_hour"].items()], title="時間帯別の入電数"),
+                charts.columns([(f"{h}時", n) for h, n in fig[Family.by_hour].items()], title="時間帯別の入電数"),
             )
         )
-    out.append(("対応結果", charts.hbars(_pairs(fig.get("by_resolution"), RESOLUTIONS), title="対応結果")))
+    out.append(("対応結果", charts.hbars(_pairs(fig.get(Family.by_resolution), RESOLUTIONS), title="対応結果")))
     return out
 
 
@@ -253,7 +223,7 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
                         "区別の来庁者数",
                         charts.hbars(
                             [
-                                (d["ward_name"], figure(fig, f"desks.{d['desk']}.visitors") or 0)
+                                (d["ward_name"], figure(fig, family("desks", d["desk"], Fig.visitors)) or 0)
                                 for d in report.get("desks", [])
                             ],
                             title="区別の来庁者数",
@@ -283,7 +253,7 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
                         "区別の来庁者数（週計）",
                         charts.hbars(
                             [
-                                (w["ward_name"], (rows.get(w["ward"]) or {}).get("total", {}).get("visitors", 0))
+                                (w["ward_name"], figure(rows, family(w["ward"], "total", Fig.visitors)) or 0)
                                 for w in wards
                             ],
                             title="区別の来庁者数",
@@ -305,7 +275,7 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
                     (
                         "週別の来庁者数",
                         charts.columns(
-                            [(k[5:], v.get("visitors", 0)) for k, v in trend.items()], title="週別の来庁者数"
+                            [(k[5:], v.get(Fig.visitors, 0)) for k, v in trend.items()], title="週別の来庁者数"
                         ),
                     ),
                     (
