@@ -27,6 +27,7 @@ from madoguchi_shared.events import Event
 from madoguchi_shared.events import calls as ev
 from madoguchi_shared.events.base import Ident
 from madoguchi_shared.events.desk import ProcedureStep
+from madoguchi_shared.hot import HotRoute
 from madoguchi_shared.pii import FreeText, check_fields_together
 
 
@@ -193,7 +194,7 @@ async def categories(service: Service, principal: Reader) -> dict:
 # Calls (CALL-2 … CALL-5)
 # =============================================================================================
 
-calls_router = APIRouter(prefix="/v1/calls", tags=["calls"])
+calls_router = APIRouter(prefix="/v1/calls", tags=["calls"], route_class=HotRoute)  # served without FastAPI's solver
 
 
 class ReceiveIn(_In):

@@ -26,6 +26,7 @@ from madoguchi_shared.auth import Principal, Role, deny, revocable
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.events import new_id, parse_event
 from madoguchi_shared.events.base import Ident, WallClockTime
+from madoguchi_shared.hot import HotRoute
 from madoguchi_shared.pii import FreeText
 from madoguchi_shared.web import correlation_id
 
@@ -240,7 +241,7 @@ async def extended_hours(body: ExtendedHoursBody, request: Request, service: Ser
 desks_router = APIRouter(prefix="/v1/desks", tags=["desks"])
 # The reception queue's routes (DESK-3), the busiest of the service, in a router of their own that
 # the app matches before any other (`create_service_app(first=...)`): FastAPI tries routes in order.
-queue_router = APIRouter(prefix="/v1/desks", tags=["desks"])
+queue_router = APIRouter(prefix="/v1/desks", tags=["desks"], route_class=HotRoute)  # served without FastAPI's solver
 
 
 class StopBody(Body):
