@@ -126,3 +126,39 @@ def test_a_number_split_over_two_fields_of_one_request_is_refused() -> None:
         message = str(info.value.errors(include_input=False, include_url=False))
         assert "個人情報" in message and MN not in message and "5678" not in message
     Close(category="general", notes="手順3まで説明", opinions=[{"text": "4ページ目がわかりにくい"}])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "山田太郎様",
+        "相談者は山田太郎様でした",
+        "佐藤 花子さんが再来庁",
+        "鈴木一郎殿あての書類",
+        "高橋\u200bゆうこさんより",
+        "田中 まさるくん（付き添い）",
+        "ＡＢ伊藤誠氏の件",
+    ],
+)
+def test_a_full_name_with_an_honorific_is_refused(text: str) -> None:
+    kinds = [f.kind for f in find_personal_data(text)]
+    assert kinds == ["name"], (text, kinds)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "山田さんに交代しました",  # a family name alone identifies nobody
+        "鈴木様より電話あり",
+        "お客様が来庁",
+        "担当者様へ確認",
+        "田中部長さんに報告",
+        "前回と同様の質問",
+        "山田区役所様からの連絡",
+        "佐藤家様",
+        "皆様のご協力に感謝",
+        "中村さんと小林さんが対応",
+    ],
+)
+def test_a_family_name_or_a_title_passes(text: str) -> None:
+    assert find_personal_data(text) == [], text

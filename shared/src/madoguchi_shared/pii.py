@@ -73,8 +73,8 @@ __all__ = [
     "phone_digits",
 ]
 
-Kind = Literal["my_number", "twelve_digits", "phone", "email"]
-KINDS: tuple[Kind, ...] = ("my_number", "twelve_digits", "phone", "email")
+Kind = Literal["my_number", "twelve_digits", "phone", "email", "name"]
+KINDS: tuple[Kind, ...] = ("my_number", "twelve_digits", "phone", "email", "name")
 
 # --------------------------------------------------------------------------------------------
 # Digits, one character for one character (kept for callers that need aligned offsets)
@@ -932,6 +932,46 @@ def _email_findings(t: str) -> list[_Found]:
 
 
 # --------------------------------------------------------------------------------------------
+# Full names with an honorific
+# --------------------------------------------------------------------------------------------
+
+# A visitor is a ticket number, a gender and an age band: a full name (family name AND given
+# name) with an honorific (山田太郎様, 佐藤 花子さん, 鈴木一郎殿) is refused. A family name alone
+# (「山田さんに交代」「鈴木様」) identifies nobody and passes, as does a title (田中部長さん).
+_SURNAMES = str.split(
+    "佐藤 鈴木 高橋 田中 伊藤 渡辺 渡部 山本 中村 小林 加藤 吉田 山田 佐々木 山口 松本 井上 木村 林 斎藤 "
+    "斉藤 清水 山崎 森 池田 橋本 阿部 石川 山下 中島 石井 小川 前田 岡田 長谷川 藤田 後藤 近藤 村上 遠藤 "
+    "青木 坂本 斉木 福田 太田 西村 藤井 金子 岡本 藤原 中野 三浦 原田 中川 松田 竹内 小野 田村 中山 和田 "
+    "石田 森田 上田 原 柴田 酒井 工藤 横山 宮崎 宮本 内田 高木 安藤 谷口 大野 丸山 今井 高田 藤本 武田 "
+    "村田 上野 杉山 増田 平野 大塚 千葉 久保 松井 小島 岩崎 桜井 野口 松尾 野村 木下 菊地 菊池 佐野 大西 "
+    "杉本 新井 浜田 菅原 市川 水野 小松 島田 古川 小山 高野 西田 菅野 山内 服部 川口 渡邊 齋藤 髙橋 "
+    "北村 五十嵐 福島 吉川 平田 安田 中西 川崎 大橋 飯田 辻 本田 久保田 吉村 関 荒木 宮田 松岡 大久保"
+)
+_HONORIFIC = "様|サマ|サン|殿|ドノ|氏|君|クン|チャン"  # (the text is read with hiragana as katakana)
+_TITLES = (
+    "部長|課長|係長|社長|所長|区長|市長|町長|村長|局長|室長|店長|院長|会長|議員|先生|主任|理事|代表|"
+    "委員|職員|担当|係|家|一家|夫妻|夫人|両氏|様方|サン|クン|チャン|サマ|区役所|市役所|事務所"
+)
+_GIVEN = r"(?:[\u4e00-\u9fff々]{1,3}|[\u30a1-\u30fa\u30fc]{2,5})"
+_FULL_NAME = re.compile(
+    rf"(?:{'|'.join(sorted(_SURNAMES, key=len, reverse=True))})[ ]?(?!(?:{_TITLES}))({_GIVEN})[ ]?(?:{_HONORIFIC})"
+)
+_NOT_GIVEN = re.compile(
+    rf"(?:{_TITLES})$|[所課係局部室店社院会庁署館校県市区町村屋長様者員方客園駅堂寺宮港組団協省府]$"
+)
+
+
+def _name_findings(text: str) -> list[_Found]:
+    found = []
+    for m in _FULL_NAME.finditer(text):
+        given = m.group(1)
+        if _NOT_GIVEN.search(given):
+            continue
+        found.append(_Found("name", m.start(), m.end()))
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # Findings
 # --------------------------------------------------------------------------------------------
 
@@ -940,27 +980,30 @@ _WHAT_JA: dict[str, str] = {
     "twelve_digits": "12桁以上の数字の並び（個人番号の可能性あり）",
     "phone": "電話番号と思われる数字",
     "email": "メールアドレス",
+    "name": "氏名（姓と名）と思われる記述",
 }
 _WHAT_EN: dict[str, str] = {
     "my_number": "a 12-digit number (very likely an Individual Number / My Number)",
     "twelve_digits": "a run of 12 or more digits (possibly an Individual Number / My Number)",
     "phone": "what looks like a phone number",
     "email": "an e-mail address",
+    "name": "what looks like a person's full name",
 }
 KIND_JA = {
     "my_number": "個人番号",
     "twelve_digits": "12桁以上の数字",
     "phone": "電話番号",
     "email": "メールアドレス",
+    "name": "氏名",
 }
-_PRIORITY = {"my_number": 0, "twelve_digits": 1, "phone": 2, "email": 3}
+_PRIORITY = {"my_number": 0, "twelve_digits": 1, "phone": 2, "email": 3, "name": 4}
 
 
 @dataclass(frozen=True)
 class Finding:
     """Personal data found in a text: what kind, and where (offsets in the original text)."""
 
-    kind: Kind  # my_number = 12 digits with a valid check digit
+    kind: Kind  # my_number = 12 digits with a valid check digit; name = a full name with an honorific
     start: int  # offset in the original text
     end: int
 
@@ -992,7 +1035,8 @@ def _message(findings: list[Finding]) -> str:
     shown, rest = findings[:_MAX_LISTED], len(findings) - _MAX_LISTED
     ja = [
         "自由記述に個人情報と思われる内容が含まれているため、保存しませんでした。"
-        "個人番号（マイナンバー）・電話番号・メールアドレスは、漢数字・かな・記号を交えた書き方でも記録できません。"
+        "個人番号（マイナンバー）・電話番号・メールアドレスは、漢数字・かな・記号を交えた書き方でも記録できません"
+        "（お名前は記録せず、受付番号で記録してください）。"
         "該当箇所を削除してから、もう一度入力してください。",
         *(f"・{f.describe()}" for f in shown),
     ]
@@ -1017,7 +1061,7 @@ def find_personal_data(text: str) -> list[Finding]:
         return []
     norm = normalize(text)
     t = norm.text
-    raw = _number_findings(t) + _email_findings(t)
+    raw = _number_findings(t) + _email_findings(t) + _name_findings(t)
     candidates = []
     for f in raw:
         start, end = norm.span(f.start, f.end)

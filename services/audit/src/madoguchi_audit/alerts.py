@@ -284,7 +284,13 @@ def _usb_violation(state, e, rules) -> list[Out]:
     )
 
 
-_KINDS_JA = {"my_number": "個人番号", "twelve_digits": "12桁の数字", "phone": "電話番号", "email": "メールアドレス"}
+_KINDS_JA = {
+    "my_number": "個人番号",
+    "twelve_digits": "12桁の数字",
+    "phone": "電話番号",
+    "email": "メールアドレス",
+    "name": "氏名",
+}
 
 
 def _personal_data_file(state, e, rules) -> list[Out]:

@@ -80,7 +80,7 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 UsbId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]  # idVendor / idProduct
 UsbClass = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}$")]  # bDeviceClass / bInterfaceClass
 UsbPort = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.:_-]{1,32}$")]  # sysfs name, e.g. 1-1.2
-PersonalDataKind = Literal["my_number", "twelve_digits", "phone", "email"]
+PersonalDataKind = Literal["my_number", "twelve_digits", "phone", "email", "name"]
 
 
 class _AgentEvent(Event):
@@ -455,7 +455,13 @@ class PersonalDataFileFound(_AgentEvent):
         return f"個人情報（{kinds}）を含むファイル「{self.root}/{self.path}」を検知しました。ファイルは{where}。"
 
 
-_KIND_JA = {"my_number": "個人番号", "twelve_digits": "12桁の数字", "phone": "電話番号", "email": "メールアドレス"}
+_KIND_JA = {
+    "my_number": "個人番号",
+    "twelve_digits": "12桁の数字",
+    "phone": "電話番号",
+    "email": "メールアドレス",
+    "name": "氏名",
+}
 
 
 __all__ = [
