@@ -113,3 +113,39 @@ async def test_an_ordinary_request_id_is_kept(client, settings, js, municipality
     assert answer.headers["x-request-id"] == "trace-0192f0a4"
     assert answer.json()["request_id"] == "trace-0192f0a4"
     assert answer.json()["instance"] == "/v1/wards/kita/summary"
+
+
+async def _admin_stream_text(js, municipality: str) -> str:
+    from madoguchi_shared import bus
+
+    found = []
+    async for _seq, subject, data, _h in bus.load_filter(js, f"mg.admin.{municipality}.>"):
+        found.append(subject + " " + bytes(data).decode())
+    return "\n".join(found)
+
+
+@pytest.mark.parametrize("username", [MN, "09012345678", f"{MN[:4]}-{MN[4:8]}-{MN[8:]}"])
+async def test_a_login_with_personal_data_as_the_username_records_no_value(
+    client, log_lines, js, municipality, username
+) -> None:
+    answer = await client.post(
+        "/v1/auth/token", json={"username": username, "password": "x" * 12, "municipality": municipality}
+    )
+    assert answer.status_code == 401
+    assert_absent(json.dumps(answer.json(), ensure_ascii=False))
+    stored = await _admin_stream_text(js, municipality)
+    assert "admin.login_failed" in stored  # the attempt is still recorded for the auditors
+    digits = re.sub(r"[^0-9]", "", username)
+    assert digits not in re.sub(r"[^0-9]", "", stored.replace(municipality, ""))
+    assert_absent(logged(log_lines).replace(municipality, ""))
+
+
+@pytest.mark.parametrize("staff_id", [MN, "09012345678", "S" + MN])
+async def test_a_staff_id_holding_personal_data_is_refused(client, settings, js, municipality, staff_id) -> None:
+    headers = await staff_headers(js, settings, municipality, "M9", [Role.manager])
+    answer = await client.post("/v1/staff", json={"staff_id": staff_id, "roles": ["auditor"]}, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert_absent(json.dumps(answer.json(), ensure_ascii=False))
+    assert re.sub(r"[^0-9]", "", staff_id) not in re.sub(r"[^0-9]", "", await _admin_stream_text(js, municipality))
+    ok = await client.post("/v1/staff", json={"staff_id": "S0101", "roles": ["auditor"]}, headers=headers)
+    assert ok.status_code in (200, 201), ok.text

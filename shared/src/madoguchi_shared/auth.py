@@ -722,6 +722,16 @@ async def _count_failure(js: JetStreamContext, settings: Settings, account: Acco
     return account
 
 
+# The id recorded for a login attempt whose id held personal data (never the value itself).
+REDACTED_ID = "redacted-personal-data"
+
+
+def _holds_personal_data(staff_id: str) -> bool:
+    from madoguchi_shared.pii import find_personal_data
+
+    return sum(c.isdigit() for c in staff_id) >= 10 and bool(find_personal_data(staff_id))
+
+
 async def login(
     js: JetStreamContext,
     settings: Settings,
@@ -740,6 +750,15 @@ async def login(
     async def failed(reason: LoginFailure) -> None:
         await bus.append(js, LoginFailed(municipality=municipality, staff_id=staff_id, service=service, reason=reason))
 
+    if _holds_personal_data(staff_id):
+        # Someone typed their My Number or phone number as the id: no account has such an id (they
+        # are refused when made), and the attempt is recorded without the value.
+        await _verify(None, password)  # same cost as a real check
+        await bus.append(
+            js,
+            LoginFailed(municipality=municipality, staff_id=REDACTED_ID, service=service, reason="unknown_staff"),
+        )
+        raise LoginRefused(401, "bad_credentials", BAD_CREDENTIALS)
     account = await read_account(js, municipality, staff_id)
     if account is None or not account.password_hash:
         await _verify(None, password)  # same cost as a real check

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from nats.js import JetStreamContext
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from madoguchi_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from madoguchi_shared import auth, bus, subjects, training
@@ -33,6 +33,7 @@ from madoguchi_shared.events.admin import (
 )
 from madoguchi_shared.events.base import Actor, Ident
 from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, TrainingPlan, load_municipality
+from madoguchi_shared.pii import find_personal_data
 from madoguchi_shared.settings import Settings
 
 ADMIN_ROLES = (Role.manager, Role.administrator)
@@ -139,6 +140,8 @@ async def create_staff(
 ) -> str:
     """A new account with a temporary password (returned once; replaced at the first login)."""
     _check_roles_and_wards(roles, wards, m, actor_roles)
+    if find_personal_data(staff_id):
+        raise Invalid("職員IDに個人番号・電話番号と思われる数字は使えません（例: S0101）。")
     if await auth.read_account(js, municipality, staff_id) is not None:
         raise Conflict(f"職員ID {staff_id} はすでに登録されています。")
     temporary = auth.temporary_password()
@@ -288,7 +291,15 @@ async def record_test(
 
 # --- HTTP ------------------------------------------------------------------------------------
 
-StaffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+def _no_personal_data(staff_id: str) -> str:
+    """A staff id is shown on every screen and recorded in every event: never a My Number or a phone number."""
+    if find_personal_data(staff_id):
+        raise ValueError("職員IDに個人番号・電話番号と思われる数字は使えません（例: S0101）。")
+    return staff_id
+
+
+StaffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$"), AfterValidator(_no_personal_data)]
 
 
 class NewStaff(BaseModel):
