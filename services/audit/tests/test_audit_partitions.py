@@ -176,6 +176,8 @@ async def test_a_plain_log_migrates_with_every_record_its_chain_and_checkpoints(
             tuple(r) for r in await conn.fetch(f"SELECT position, data, prev_hash, hash FROM {t} ORDER BY position")
         ]
         assert stored == [(r[0], r[15], r[16], r[17]) for r in full]  # and the columns: the chain verifies below
+        first = f'"{audit.schema_name}".event_first'  # each event id's first position (the writer's duplicate check)
+        assert await conn.fetchval(f"SELECT count(*) FROM {first}") == len({r[5] for r in full}) == 300
         days = [r["day"] for r in await conn.fetch(f"SELECT day FROM {t} ORDER BY position")]
         assert days == sorted(days) and len(set(days)) >= 5 and max(days) <= _today()  # clamped, not 2099
         parts = await _partitions(conn, audit.schema_name)

@@ -519,19 +519,26 @@ class Ingest:
                     [e[0] for e in ends],
                     [e[1] for e in ends],
                 )
-            # One lookup by event id per record of the batch, by the event_id index. `position + 0`: a plain
-            # min(position) lets PostgreSQL walk the primary key from the start until a row has that event id —
-            # the whole log per record for a new event, the end of the log (a 20,000-record batch timed out at
-            # 100,000 records).
-            await conn.execute(
-                f"""INSERT INTO {self._q("duplicate")}(position, first_position)
-                    SELECT b.position, f.first FROM unnest($1::uuid[], $2::bigint[]) AS b(event_id, position)
-                    CROSS JOIN LATERAL (SELECT min(l.position + 0) AS first FROM {self._q("log")} l
-                                        WHERE l.event_id = b.event_id) f
-                    WHERE f.first < b.position""",
-                [r[5] for r in p.rows if r[5] is not None],
-                [r[0] for r in p.rows if r[5] is not None],
-            )
+            # Duplicates: each event id's first position is in event_first (one row per id, one probe a record;
+            # schema.WRITER_COST_SQL). The batch's new ids go in; a record whose id came first at an earlier position
+            # (before this batch, or earlier in it) is named in `duplicate`.
+            ids = [(r[5], r[0]) for r in p.rows if r[5] is not None]
+            if ids:
+                await conn.execute(
+                    f"""WITH b AS (SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS b(event_id, position)),
+                        known AS (SELECT f.event_id, f.position FROM {self._q("event_first")} f
+                                  WHERE f.event_id IN (SELECT event_id FROM b)),
+                        added AS (INSERT INTO {self._q("event_first")}(event_id, position)
+                                  SELECT event_id, min(position) FROM b
+                                  WHERE event_id NOT IN (SELECT event_id FROM known) GROUP BY event_id
+                                  RETURNING event_id, position),
+                        firsts AS (SELECT * FROM known UNION ALL SELECT * FROM added)
+                        INSERT INTO {self._q("duplicate")}(position, first_position)
+                        SELECT b.position, firsts.position FROM b JOIN firsts USING (event_id)
+                        WHERE firsts.position < b.position""",
+                    [i[0] for i in ids],
+                    [i[1] for i in ids],
+                )
             if p.checkpoint is not None:
                 await self._vouch(conn, p.checkpoint)
                 await self._insert_checkpoint(conn, p.checkpoint)

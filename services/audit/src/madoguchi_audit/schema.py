@@ -416,6 +416,28 @@ GRANT EXECUTE ON FUNCTION ensure_log_ahead() TO {WRITER};
 RESET ROLE;
 """
 
+# The writer's cost (issue 12: audit ingest >= 75 % of its ceiling). Every index of the log is paid on every
+# record; each one left serves a reader (test_audit_query_plan.py holds every auditor filter to its index by
+# EXPLAIN): (position, day) the key, the verifier and keyset paging; (municipality, position) a page without a
+# filter; (municipality, desk | ward | type | actor_id | device_id, position) the filters; (correlation_id) one
+# case; (type, position) the alert engine across municipalities; (stream, stream_seq) the writer's fail-closed
+# check and the reconciliation. Gone: the BRIN on occurred_at (never chosen: a time range goes through day_span)
+# and the event_id index, whose per-record lookup for duplicates probed every day's partition; `event_first`
+# (event id -> first position, one row per event id, written in the batch's transaction) answers it in one probe.
+WRITER_COST_SQL = f"""
+DROP INDEX log_occurred_at;
+CREATE TABLE event_first (
+    event_id uuid PRIMARY KEY,
+    position bigint NOT NULL
+);
+INSERT INTO event_first SELECT event_id, min(position) FROM log WHERE event_id IS NOT NULL GROUP BY event_id;
+DROP INDEX log_event_id;
+ALTER TABLE event_first OWNER TO {OWNER};
+REVOKE ALL ON event_first FROM PUBLIC;
+GRANT SELECT, INSERT ON event_first TO {WRITER};
+GRANT SELECT ON event_first TO {READER};
+"""
+
 MIGRATIONS = [
     ROLES_SQL,
     LOG_SQL,
@@ -426,6 +448,7 @@ MIGRATIONS = [
     DUPLICATES_SQL,
     AUDITOR_KEYSET_SQL,
     PARTITION_BY_DAY_SQL,
+    WRITER_COST_SQL,
 ]
 
 
