@@ -29,3 +29,6 @@ CREATE SCHEMA calls AUTHORIZATION mg_calls;
 
 -- The audit service appends and reads; it is never the owner.
 GRANT audit_writer, audit_reader TO mg_audit;
+-- Nothing to grant per partition: audit.log is partitioned by day and its partitions are made by the migration
+-- and by audit.ensure_log_ahead() (SECURITY DEFINER, owned by audit_owner), owned by audit_owner with no grants;
+-- audit_writer and audit_reader reach the records only through audit.log (services/audit/README.md).

@@ -140,3 +140,12 @@ async def test_incremental_verification_reads_only_what_is_new_from_the_verified
             )
         bad = await verify.verify_all(conn, nc, audit, from_checkpoint=start)
         assert not bad.ok and bad.first_fault is not None and bad.first_fault.position == start + 1, bad.lines()
+
+
+def test_full_refuses_a_partial_run():
+    from typer.testing import CliRunner
+
+    from madoguchi_audit.cli import app
+
+    result = CliRunner().invoke(app, ["verify", "--full", "--incremental"])
+    assert result.exit_code == 2 and "--full verifies every record" in result.output
