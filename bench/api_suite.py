@@ -4,12 +4,19 @@ the same body under the same server settings (issue 9 §3, issue 19).
 Rows: the bare endpoint (the ceiling), a desk command (issue a ticket: validate against the
 desk-day state + append with ack) and a calls command (a call comes in: recorded, routed and
 counted on the line-day), each run against its real service in its own process.
+
+Stable enough on a shared machine: the three servers run side by side and are measured in
+MG_BENCH_API_ROUNDS rounds (5) of MG_BENCH_API_SECONDS (5 s) each, every round running the bare
+endpoint and both commands in turn (reversed every other round) and, with the bench group
+installed, a round of the pyeventsourcing peer; each row is the median of its rounds, with every
+round's rate and the load average shown beside it.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +36,9 @@ from bench.load import wrk
 from bench.suites import suite
 
 DESKS = 256
-SECONDS = int(os.environ.get("MG_BENCH_API_SECONDS", "10"))
+SECONDS = int(os.environ.get("MG_BENCH_API_SECONDS", "5"))  # per round
+ROUNDS = int(os.environ.get("MG_BENCH_API_ROUNDS", "5"))
+PEER_ROUND_COMMANDS = int(os.environ.get("MG_BENCH_PEER_ROUND_COMMANDS", "600"))
 SECRET = "bench-token-secret-bench-token-secret-0000"
 MUNICIPALITY = "099999"
 
@@ -111,51 +120,112 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def serve(module: str, port_args: list[str], env: dict, paths: list[str], token: str, body: str) -> tuple:
+    """Start `module` on a free port and warm it up for 2 s (every aggregate loaded once)."""
+    port = free_port()
+    server = start(["-m", module, str(port), *port_args], env, port)
+    base = f"http://127.0.0.1:{port}"
+    wrk(base, paths, token, body=body, seconds=2)
+    return server, base
+
+
+def load_once(server: subprocess.Popen, base: str, paths: list[str], token: str, body: str, seconds: int) -> dict:
+    """`seconds` of wrk load. Besides wrk's figures: the server's CPU time per request (`cpu_ms`),
+    which a busy shared machine disturbs far less than the rate."""
+    cpu0 = cpu_seconds(server.pid)
+    res = wrk(base, paths, token, body=body, seconds=seconds)
+    res["cpu_ms"] = (cpu_seconds(server.pid) - cpu0) * 1000 / max(res["requests"], 1)
+    return res
+
+
 def run_load(
     module: str, port_args: list[str], env: dict, paths: list[str], token: str, body: str = "{}", seconds: int = SECONDS
 ) -> dict:
-    """Start `module` on a free port, warm it up for 2 s, then measure `seconds` of load. Besides
-    wrk's figures: the server's CPU time per request (`cpu_ms`), which a busy shared machine
-    disturbs far less than the rate."""
-    port = free_port()
-    server = start(["-m", module, str(port), *port_args], env, port)
+    """One server, warmed up, then one measured run (bench.profile_command: under MG_BENCH_PROFILE
+    the server profiles the measured run only)."""
+    server, base = serve(module, port_args, env, paths, token, body)
     try:
-        base = f"http://127.0.0.1:{port}"
-        wrk(base, paths, token, body=body, seconds=2)  # warm up: every aggregate loaded once
         if "MG_BENCH_PROFILE" in env:
-            server.send_signal(signal.SIGUSR1)  # profile the measured run only (bench.desk_server.serve)
-        cpu0 = cpu_seconds(server.pid)
-        res = wrk(base, paths, token, body=body, seconds=seconds)
-        res["cpu_ms"] = (cpu_seconds(server.pid) - cpu0) * 1000 / max(res["requests"], 1)
-        return res
+            server.send_signal(signal.SIGUSR1)  # bench.desk_server.serve
+        return load_once(server, base, paths, token, body, seconds)
     finally:
         stop(server)
 
 
-def measure(env: dict, config: Path, tokens: dict) -> dict[str, dict]:
-    return {
-        "bare": run_load(
-            "bench.bare_server", [], env, [f"/v1/bare/{d.split('/')[3]}/tickets" for d in DESK_PATHS], tokens["manager"]
-        ),
-        "desk": run_load("bench.desk_server", [str(config)], env, DESK_PATHS, tokens["manager"]),
-        "calls": run_load(
-            "bench.calls_server", [str(config)], env, ["/v1/calls"], tokens["operator"], body='{"line":"main"}'
-        ),
+def median_of(runs: list[dict]) -> dict:
+    """The median of each figure over the rounds, and every round's rate (to show the spread)."""
+    out = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "cpu_ms")}
+    out["non2xx"] = sum(r["non2xx"] for r in runs)
+    out["requests"] = sum(r["requests"] for r in runs)
+    out["rounds"] = [round(r["rps"]) for r in runs]
+    return out
+
+
+def measure(env: dict, config: Path, tokens: dict, *, rounds: int = ROUNDS, seconds: int = SECONDS, peer=None) -> dict:
+    """The three servers (bare, desk, calls) started side by side, then `rounds` rounds of load, each
+    round running every server in turn (in the opposite order every other round) so a change of
+    load on the shared machine hits the baseline and the commands alike; the median of each figure.
+    With `peer` (bench.peer_suite.Peer) each round also runs the peer's single-event commands."""
+    targets = {
+        "bare": ("bench.bare_server", [], [f"/v1/bare/{p.split('/')[3]}/tickets" for p in DESK_PATHS], "manager", "{}"),
+        "desk": ("bench.desk_server", [str(config)], DESK_PATHS, "manager", "{}"),
+        "calls": ("bench.calls_server", [str(config)], ["/v1/calls"], "operator", '{"line":"main"}'),
     }
+    servers: dict[str, tuple] = {}
+    runs: dict[str, list[dict]] = {key: [] for key in targets}
+    peer_runs: list[float] = []
+    load_before = os.getloadavg()
+    try:
+        for key, (module, args, paths, role, body) in targets.items():
+            servers[key] = serve(module, args, env, paths, tokens[role], body)
+        for i in range(rounds):
+            order = list(targets) if i % 2 == 0 else list(reversed(targets))
+            for key in order:
+                _, _, paths, role, body = targets[key]
+                server, base = servers[key]
+                runs[key].append(load_once(server, base, paths, tokens[role], body, seconds))
+            if peer is not None:
+                peer_runs.append(peer.single(PEER_ROUND_COMMANDS))
+            print(
+                f"    round {i + 1}/{rounds}: "
+                + ", ".join(f"{k} {runs[k][-1]['rps']:,.0f}/s" for k in targets)
+                + (f", peer {peer_runs[-1]:,.0f}/s" if peer_runs else "")
+                + f", load average {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+    finally:
+        for server, _ in servers.values():
+            stop(server)
+    out = {key: median_of(r) for key, r in runs.items()}
+    out["load"] = {"before": load_before, "after": os.getloadavg()}
+    if peer_runs:
+        out["peer_single"] = statistics.median(peer_runs)
+    return out
 
 
-def rows(res: dict[str, dict]) -> list[dict]:
+def rows(res: dict) -> list[dict]:
     bare = res["bare"]
     workers = int(os.environ.get("MG_BENCH_WORKERS", "1"))
+    n = len(bare["rounds"])
+    load = res["load"]
     out = [
         {
             "area": "command API",
-            "figure": f"bare FastAPI endpoint, same body, uvicorn {workers} worker(s) like the servers below (ceiling)",
+            "figure": "load average (1 / 5 / 15 min) before → after the rounds: the machine's other work",
+            "value": " / ".join(f"{x:.2f}" for x in load["before"])
+            + " → "
+            + " / ".join(f"{x:.2f}" for x in load["after"]),
+            "unit": "",
+        },
+        {
+            "area": "command API",
+            "figure": f"bare FastAPI endpoint, same body, uvicorn {workers} worker(s) like the servers below "
+            f"(ceiling; median of {n} rounds {bare['rounds']})",
             "value": bare["rps"],
             "unit": "req/s",
             "p50_ms": bare["p50_ms"],
             "p99_ms": bare["p99_ms"],
-        }
+        },
     ]
     figures = {
         "desk": "desk: issue ticket (validate against desk-day state + append with ack), 64 clients",
@@ -163,10 +233,11 @@ def rows(res: dict[str, dict]) -> list[dict]:
     }
     for key, figure in figures.items():
         r = res[key]
+        ratios = [round(c / b * 100) for c, b in zip(r["rounds"], bare["rounds"], strict=True) if b]
         out += [
             {
                 "area": "command API",
-                "figure": figure,
+                "figure": f"{figure} (median of {n} rounds {r['rounds']}; % of bare per round {ratios})",
                 "value": r["rps"],
                 "unit": "commands/s",
                 "ceiling_name": "bare FastAPI",
@@ -197,7 +268,7 @@ def rows(res: dict[str, dict]) -> list[dict]:
             },
             {
                 "area": "command API",
-                "figure": f"{key}: non-2xx responses during the run",
+                "figure": f"{key}: non-2xx responses during the rounds",
                 "value": r["non2xx"],
                 "unit": "responses",
             },
@@ -207,7 +278,16 @@ def rows(res: dict[str, dict]) -> list[dict]:
 
 @suite
 async def desk_api(nats_server, pg, pool, ceilings, args) -> list[dict]:
-    async with bench_env(nats_server, pg) as (config, env, tokens):
-        res = measure(env, config, tokens)
+    from bench import peer_suite
+
+    peer = peer_suite.Peer(pg.dsn) if peer_suite.installed() else None
+    try:
+        async with bench_env(nats_server, pg) as (config, env, tokens):
+            res = measure(env, config, tokens, peer=peer)
+    finally:
+        if peer is not None:
+            peer.close()
     ceilings["command API: desk commands/s"] = res["desk"]["rps"]
+    if "peer_single" in res:
+        ceilings["peer: single-event commands/s (rounds beside the desk)"] = res["peer_single"]
     return rows(res)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import tempfile
 import time
@@ -21,6 +22,10 @@ from madoguchi_shared.runtime import NatsServer, PostgresServer
 from bench import api_suite, e2e_suite, peer_suite, raw, service_suites  # noqa: F401 - suites register themselves
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def _load(avg: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in avg)
 
 
 def fmt(v) -> str:
@@ -51,6 +56,8 @@ async def main(args) -> None:
         pg = PostgresServer(Path(tmp) / "pg").start()
         pool = await db.create_pool(pg.dsn, max_size=8)
         started = time.perf_counter()
+        load_before = os.getloadavg()
+        print(f"load average (1 / 5 / 15 min) at the start: {_load(load_before)}", flush=True)
         try:
             rows = await raw.measure(nats_server.url, pool, n=args.events)
             ceilings = {r["figure"]: r["value"] for r in rows}
@@ -82,14 +89,17 @@ async def main(args) -> None:
     meta = {
         "when": datetime.now(UTC).isoformat(),
         "machine": platform.platform(),
-        "cores": __import__("os").cpu_count(),
+        "cores": os.cpu_count(),
         "seconds": round(time.perf_counter() - started, 1),
         "events": args.events,
+        "load_average": {"start": _load(load_before), "end": _load(os.getloadavg())},
     }
     (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, ensure_ascii=False, indent=2))
     (RESULTS / "latest.md").write_text(
-        f"# make bench — {meta['when']}\n\n{meta['machine']}, {meta['cores']} cores, {meta['seconds']} s\n\n{md}\n"
+        f"# make bench — {meta['when']}\n\n{meta['machine']}, {meta['cores']} cores, {meta['seconds']} s, "
+        f"load average {meta['load_average']['start']} at the start, {meta['load_average']['end']} at the end\n\n{md}\n"
     )
+    print(f"load average (1 / 5 / 15 min) at the end: {meta['load_average']['end']}")
     print(f"\nwritten {RESULTS / 'latest.json'} and latest.md ({meta['seconds']} s)")
 
 
