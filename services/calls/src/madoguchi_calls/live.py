@@ -18,6 +18,7 @@ import contextlib
 import heapq
 import itertools
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -228,6 +229,9 @@ class LineView:
         self.ready = asyncio.Event()
         self._next_read: asyncio.Future[int] | None = None  # the shared last_stored() read callers wait for
         self._reader: asyncio.Task | None = None
+        # events this process is appending, by Nats-Msg-Id (= event id): when the stream delivers one,
+        # the object itself is applied instead of parsing its bytes back (they are its own dump)
+        self._own: dict[str, Event] = {}
 
     # --- following the stream ----------------------------------------------------------------
 
@@ -301,15 +305,25 @@ class LineView:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def appending(self, events: Iterable[Event]) -> None:
+        """This process is appending `events` (as dumped by bus.append): apply them as they are."""
+        for event in events:
+            self._own[str(event.event_id)] = event
+
+    def forget(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._own.pop(str(event.event_id), None)
+
     async def _on_msg(self, msg) -> None:
         seq = msg.metadata.sequence.stream
         if seq <= self.position:
             return
-        try:
-            event = parse_event(msg.data)
-        except Exception as exc:  # noqa: BLE001 - a bad message must not stop the live view
-            log.warning("live.unreadable_event", subject=msg.subject, seq=seq, error=type(exc).__name__)
-            event = None
+        event = self._own.pop((msg.headers or {}).get("Nats-Msg-Id", ""), None) if self._own else None
+        if event is None:
+            try:
+                event = parse_event(msg.data)
+            except Exception as exc:  # noqa: BLE001 - a bad message must not stop the live view
+                log.warning("live.unreadable_event", subject=msg.subject, seq=seq, error=type(exc).__name__)
         alert = None
         if event is not None:
             try:
