@@ -20,6 +20,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import re
 
 PREFIX = "mg"
@@ -39,6 +40,7 @@ def token(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=65536)  # a command names its aggregate's subject several times (issue 19)
 def aggregate_subject(context: str, municipality: str, aggregate: str, aggregate_id: str) -> str:
     if context not in CONTEXTS:
         raise SubjectError(f"unknown context {context!r}")

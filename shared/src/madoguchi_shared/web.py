@@ -636,9 +636,18 @@ def create_service_app(
 def _freeze_startup_heap() -> None:
     """Keep what start-up built (modules, pydantic schemas, configuration) out of every later garbage
     collection: a full collection otherwise walks that whole heap again and again under load, a
-    pause of milliseconds landing on whichever request allocated at the time."""
+    pause of milliseconds landing on whichever request allocated at the time. The holiday tables are
+    loaded first: the `holidays` package imports every country's module on first use, a second or
+    more of CPU that otherwise fell on the first command deciding on a date."""
+    from madoguchi_shared.calendar import holiday_name
+
+    holiday_name(date.today())
     gc.collect()
     gc.freeze()
+    # A young collection every 10,000 allocations instead of 700: a command's objects mostly die by
+    # reference count before one runs. Measured (gc.callbacks, process CPU) under the bench's 64
+    # clients: 0.06 ms of collector time per desk command with the defaults, 0.01 ms with these.
+    gc.set_threshold(10_000, 20, 20)
 
 
 def _docs_route(app: FastAPI) -> None:
