@@ -508,19 +508,27 @@ async def last_sequence(js: JetStreamContext, subject: str) -> int:
     return await _within_grace(read, subject)
 
 
-async def load(nc: NATS, subject: str, after: int = 0, batch: int = 1000) -> list[Stored]:
+class Loaded(list[Stored]):
+    """The events `load` read, and the subject's last sequence read (an unreadable message, skipped,
+    still counts: the next append expects it)."""
+
+    last_seq: int = 0
+
+
+async def load(nc: NATS, subject: str, after: int = 0, batch: int = 1000) -> Loaded:
     """Read every event of one aggregate subject, in order, after sequence `after`.
 
     Uses JetStream batched direct get (server 2.11+): one request returns up to `batch` messages,
     ended by a 204 status message; repeated while more remain. A request the cluster does not
     answer (a node killed, an election) is repeated from the last message read, within ELECTION_GRACE.
     """
-    out: list[Stored] = []
-    await _within_grace(lambda: _load_into(nc, subject, out[-1].seq if out else after, batch, out), subject)
+    out = Loaded()
+    out.last_seq = after
+    await _within_grace(lambda: _load_into(nc, subject, out.last_seq, batch, out), subject)
     return out
 
 
-async def _load_into(nc: NATS, subject: str, after: int, batch: int, out: list[Stored]) -> None:
+async def _load_into(nc: NATS, subject: str, after: int, batch: int, out: Loaded) -> None:
     stream = stream_for(subject)
     seq = after + 1
     inbox = nc.new_inbox()  # one per try: a late answer to an earlier try never mixes in
@@ -545,7 +553,13 @@ async def _load_into(nc: NATS, subject: str, after: int, batch: int, out: list[S
                         raise _NoAnswer(status)
                     raise RuntimeError(f"direct get failed: {status} {headers.get('Description', '')}")
                 s = int(headers["Nats-Sequence"])
-                out.append(Stored(s, parse_event(msg.data)))
+                try:
+                    out.append(Stored(s, parse_event(msg.data)))
+                except ValueError as exc:  # (JSON, UTF-8 and validation errors alike)
+                    # A message that is no event (written by hand, a broken client) never happened
+                    # for the projections (they dead-letter it); the aggregate reads past it.
+                    log.warning("bus.unreadable_event_skipped", subject=subject, seq=s, error=type(exc).__name__)
+                out.last_seq = s
                 seq = s + 1
                 got += 1
             if not more:
@@ -563,6 +577,8 @@ def fold(evolve: Callable[[S, Event], S], stored: Iterable[Stored], state: S, se
     for item in stored:
         state = evolve(state, item.event)
         seq = item.seq
+    if isinstance(stored, Loaded):
+        seq = max(seq, stored.last_seq)
     return state, seq
 
 
@@ -583,6 +599,7 @@ __all__ = [
     "ConcurrencyConflict",
     "BusDown",
     "Stored",
+    "Loaded",
     "connect",
     "ensure_streams",
     "BusUnreachable",

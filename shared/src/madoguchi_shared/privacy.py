@@ -277,7 +277,7 @@ async def _text_history(nc, municipality: str, ref):
 
     subject = subjects.aggregate_subject("admin", municipality, "text", str(ref))
     stored = await bus.load(nc, subject)
-    return stored, (stored[-1].seq if stored else 0)
+    return stored, stored.last_seq
 
 
 async def request_erasure(nc, municipality: str, ref, staff_id: str, password: str, reason: str):

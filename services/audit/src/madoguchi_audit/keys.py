@@ -200,7 +200,7 @@ async def stream_statements(nc: NATS, settings: AuditSettings) -> tuple[list, in
     """The statements on the stream of record, in order, and the subject's last sequence."""
     stored = await bus.load(nc, subject(settings))
     out = [s.event for s in stored if isinstance(s.event, SigningKeyIntroduced | SigningKeyRotated)]
-    return out, (stored[-1].seq if stored else 0)
+    return out, stored.last_seq
 
 
 async def load_chain(settings: AuditSettings, nc: NATS | None) -> tuple[KeyChain, list[str]]:
