@@ -10,6 +10,7 @@ import nats
 import pytest
 from nats import errors as nats_errors
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus, natsauth
 from madoguchi_shared.events import dump_event
 from madoguchi_shared.events.admin import TrainingItemCompleted
@@ -84,11 +85,11 @@ async def test_a_laptop_credential_publishes_only_to_its_own_subject(nats_server
         assert await laptop.refused(other.subject, dump_event(other))
         assert await laptop.refused(_heartbeat("011002", "cred-pc-1").subject)  # its own id in another municipality
         for subject in (
-            f"mg.desk.{municipality}.deskday.chuo-1_2021-04-06",
-            f"mg.admin.{municipality}.staff.S1",
-            f"mg.audit.{municipality}.alert.x",
-            f"mg.calls.{municipality}.call.x",
-            f"mg.report.{municipality}.report.x",
+            subjects.aggregate_subject("desk", municipality, "deskday", "chuo-1_2021-04-06"),
+            subjects.aggregate_subject("admin", municipality, "staff", "S1"),
+            subjects.aggregate_subject("audit", municipality, "alert", "x"),
+            subjects.aggregate_subject("calls", municipality, "call", "x"),
+            subjects.aggregate_subject("report", municipality, "report", "x"),
             "$JS.API.STREAM.DELETE.MG_DEVICE",
             f"$KV.mg_policy.{municipality}.desk",
         ):
@@ -107,7 +108,7 @@ async def test_service_and_supervisor_identities_publish_only_their_own_streams(
     try:
         item = TrainingItemCompleted(municipality=municipality, staff_id="S1", item="system", hours=1)
         await bus.append(desk.js, item)  # the admin stream (logins, refusals): every service
-        call = f"mg.calls.{municipality}.call.{item.event_id}"
+        call = subjects.aggregate_subject("calls", municipality, "call", str(item.event_id))
         assert await desk.refused(call, dump_event(item))  # the phone line's stream is not the desk's
         assert await desk.refused("$JS.API.STREAM.DELETE.MG_DESK")
         with pytest.raises(nats.js.errors.APIError):  # a purge gets through to the stream, which refuses it

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.events.admin import TrainingItemCompleted
 from tests.utils.servers import NatsCluster
@@ -83,7 +84,7 @@ async def test_a_live_view_started_by_time_resumes_after_its_consumer_is_re_crea
     from madoguchi_shared.events import parse_event
 
     got: list = []
-    subject_filter = f"mg.admin.{municipality}.>"
+    subject_filter = subjects.context_filter("admin", municipality)
     await bus.append(js, TrainingItemCompleted(municipality=municipality, staff_id="L0", item="system", hours=1))
 
     async def take(msg) -> None:

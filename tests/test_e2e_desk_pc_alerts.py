@@ -30,7 +30,7 @@ from madoguchi_audit import schema  # noqa: E402
 from madoguchi_audit.alert_engine import AlertEngine  # noqa: E402
 from madoguchi_audit.config import AuditSettings  # noqa: E402
 from madoguchi_audit.ingest import Ingest  # noqa: E402
-from madoguchi_shared import bus  # noqa: E402
+from madoguchi_shared import bus, subjects  # noqa: E402
 from madoguchi_shared.calendar import TOKYO  # noqa: E402
 from madoguchi_shared.events import parse_event  # noqa: E402
 from madoguchi_shared.events.desk import DayStarted, deskday_id  # noqa: E402
@@ -84,7 +84,7 @@ async def test_event_to_hq_alert_timeline(nats_server, nc, js, pg_pool, settings
             arrived.setdefault(event.rule, []).append((time.monotonic(), event))
             received_at[event.event_id] = datetime.now(UTC)
 
-    sub = await nc.subscribe(f"mg.audit.{municipality}.alert.*", cb=on_alert)
+    sub = await nc.subscribe(subjects.pattern("audit", municipality, "alert"), cb=on_alert)
 
     async def alert(rule: str, since: float, timeout: float = 30.0):
         deadline = time.monotonic() + timeout
@@ -150,7 +150,7 @@ async def test_event_to_hq_alert_timeline(nats_server, nc, js, pg_pool, settings
             card.insert()  # no visit in progress: left in the reader after card_left_s = 1 s
             took, event = await alert("card_left_in_reader", t0)
             timeline["card: inserted -> card_left_in_reader (limit 1 s)"] = took
-            source = await bus.load(nc, f"mg.device.{municipality}.agent.chuo-1-pc")
+            source = await bus.load(nc, subjects.aggregate_subject("device", municipality, "agent", "chuo-1-pc"))
             left = [s.event for s in source if s.event.type == "device.card_left_in_reader"][0]
             timeline["card: agent's card_left_in_reader event -> HQ alert"] = (
                 received_at[event.event_id] - left.occurred_at
@@ -159,7 +159,7 @@ async def test_event_to_hq_alert_timeline(nats_server, nc, js, pg_pool, settings
         timeline["agent stopped while open -> agent_stopped"], _ = await alert("agent_stopped", t_stop)
         beats = [
             s.event
-            for s in await bus.load(nc, f"mg.device.{municipality}.agent.chuo-1-pc")
+            for s in await bus.load(nc, subjects.aggregate_subject("device", municipality, "agent", "chuo-1-pc"))
             if s.event.type == "device.heartbeat"
         ]
         last_beat = beats[-1].occurred_at

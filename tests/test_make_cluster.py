@@ -22,6 +22,7 @@ import pytest
 from nats import errors as nats_errors
 from nats.js.errors import NoStreamResponseError
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 
 
@@ -134,7 +135,9 @@ async def test_run_cluster_starts_tls_nats_r3_and_a_standby_and_stops_on_ctrl_c(
             )
             try:
                 with pytest.raises((nats_errors.TimeoutError, nats_errors.NoRespondersError, NoStreamResponseError)):
-                    await as_desk.jetstream().publish("mg.calls.011002.call.x", b"{}", timeout=2)
+                    await as_desk.jetstream().publish(
+                        subjects.aggregate_subject("calls", "011002", "call", "x"), b"{}", timeout=2
+                    )
                 await asyncio.sleep(0.2)
                 assert any("permissions violation" in r.lower() for r in refusals), refusals
             finally:

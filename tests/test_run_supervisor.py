@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from madoguchi_shared import subjects
 from madoguchi_shared.runtime import free_port
 from madoguchi_shared.settings import Settings
 
@@ -296,7 +297,10 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
             # the tools' (administrator's) credential from the data folder: the bus refuses anonymous clients
             nc = await bus.connect(Settings(data_dir=data, nats_port=ports["nats"]).nats_url, name="check")
             try:
-                return {name: len(await bus.load(nc, f"mg.admin.011002.process.{name}")) for name in pid_files}
+                return {
+                    name: len(await bus.load(nc, subjects.aggregate_subject("admin", "011002", "process", name)))
+                    for name in pid_files
+                }
             finally:
                 await nc.close()
 

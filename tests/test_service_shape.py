@@ -4,10 +4,14 @@ service finds their way in the next. Each test names the convention and fails on
 from __future__ import annotations
 
 import importlib
+import re
+import tokenize
+from pathlib import Path
 
 import pytest
 from fastapi import APIRouter
 
+ROOT = Path(__file__).resolve().parent.parent
 HTTP_SERVICES = ["madoguchi_desk", "madoguchi_calls", "madoguchi_audit", "madoguchi_reporting", "madoguchi_console"]
 
 
@@ -60,3 +64,32 @@ def test_bus_fold_folds_stored_events_and_continues_a_cached_fold():
     assert bus.fold(lambda state, event: [*state, event], stored, []) == (["a3", "a7"], 7)
     assert bus.fold(lambda state, event: [*state, event], stored[1:], ["a3"], 3) == (["a3", "a7"], 7)
     assert bus.fold(lambda state, event: state, [], None, 5) == (None, 5)
+
+
+def _mg_literals(path: Path, root: Path = ROOT) -> list[str]:
+    found = []
+    with path.open("rb") as source:
+        for tok in tokenize.tokenize(source.readline):
+            if tok.type == tokenize.STRING and re.match(r"^[A-Za-z]*(\"\"\"|'''|\"|')mg\.", tok.string):
+                found.append(f"{path.relative_to(root)}:{tok.start[0]}: {tok.string[:60]}")
+    return found
+
+
+def test_every_subject_is_built_by_subjects_py():
+    """No string starting with "mg." in any source, test, tool or bench outside subjects.py: a subject, a
+    wildcard or a permission is built there (aggregate_subject, context_filter, pattern, everything, ...)."""
+    files = [
+        p
+        for folder in ("services", "shared", "tools", "tests", "bench", "scripts")
+        for p in (ROOT / folder).rglob("*.py")
+        if ".venv" not in p.parts and p != ROOT / "shared/src/madoguchi_shared/subjects.py"
+    ] + [ROOT / "conftest.py"]
+    assert len(files) > 300
+    hand_written = [hit for p in files for hit in _mg_literals(p)]
+    assert hand_written == [], "\n".join(hand_written)
+
+
+def test_the_scan_sees_a_hand_written_subject(tmp_path):
+    (tmp_path / "x.py").write_text('A = f"mg.desk.{m}.>"\nB = b"mg.admin.1.a"\nC = "mg_textkey.>"\n')
+    hits = _mg_literals(tmp_path / "x.py", tmp_path)
+    assert [hit.split(": ")[1] for hit in hits] == ['f"mg.desk.{m}.>"', 'b"mg.admin.1.a"']

@@ -8,7 +8,8 @@ import json
 
 from typer.testing import CliRunner
 
-from madoguchi_shared import bus, reader, subjects
+from madoguchi_shared import subjects
+from madoguchi_shared import bus, reader
 from madoguchi_shared.cli import app
 from madoguchi_shared.projection import dead_letter
 from tests.utils.servers import unique_municipality
@@ -35,7 +36,7 @@ def test_dlq_list_show_and_replay_without_printing_personal_data(nats_server, mo
         await dead_letter(
             nc,
             consumer,
-            f"mg.calls.{m}.call.x",
+            subjects.aggregate_subject("calls", m, "call", "x"),
             4711,
             json.dumps(payload, ensure_ascii=False).encode(),
             ValueError("text: personal data refused"),

@@ -16,6 +16,8 @@ import hypothesis
 import jsonschema
 from hypothesis import strategies as st
 import pytest
+
+from madoguchi_shared import subjects
 from pydantic import AwareDatetime, BaseModel, NaiveDatetime
 from typer.testing import CliRunner
 
@@ -114,7 +116,7 @@ def test_every_event_round_trips_through_json_and_its_schema(event_type):
     raw = event.model_dump_json()
     assert parse_event(raw.encode()) == event
     jsonschema.validate(json.loads(raw), cls.model_json_schema())
-    assert event.subject.startswith(f"mg.{cls.context}.{event.municipality}.{cls.aggregate}.")
+    assert subjects.parse(event.subject)[:3] == (cls.context, event.municipality, cls.aggregate)
 
 
 def test_unknown_type_is_refused():

@@ -15,6 +15,7 @@ import uuid
 import asyncpg
 import pytest
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.runtime import NatsServer, PostgresServer
 
@@ -67,7 +68,7 @@ async def test_scan_counts_by_kind_and_place_never_values(data_folder):
         "hash": "ab" * 32,
         "occurred_at": "2026-12-05T09:10:20+09:00",
     }
-    await js.publish("mg.desk.900001.visit.1", json.dumps(clean_event).encode())
+    await js.publish(subjects.aggregate_subject("desk", "900001", "visit", "1"), json.dumps(clean_event).encode())
     conn = await asyncpg.connect(pg.dsn)
     await conn.execute(
         "CREATE SCHEMA demo; CREATE TABLE demo.note (id uuid PRIMARY KEY, text text, extra jsonb, n int)"
@@ -85,8 +86,11 @@ async def test_scan_counts_by_kind_and_place_never_values(data_folder):
     assert "1 メッセージ  検出 0" in _line(out, "MG_DESK")
 
     # what slipped through somewhere, in the hostile spellings of issue 14
-    await js.publish("mg.dlq.reporting.1", json.dumps({"summary": f"折返し {PHONE}"}).encode())
-    await js.publish("mg.desk.900001.visit.2", json.dumps({"note": f"番号 {MY_NUMBER}", "hash": "cd" * 32}).encode())
+    await js.publish(subjects.dlq_subject("reporting"), json.dumps({"summary": f"折返し {PHONE}"}).encode())
+    await js.publish(
+        subjects.aggregate_subject("desk", "900001", "visit", "2"),
+        json.dumps({"note": f"番号 {MY_NUMBER}", "hash": "cd" * 32}).encode(),
+    )
     await conn.execute(
         "INSERT INTO demo.note VALUES ($1, $2, $3, 2)",
         uuid.uuid4(),

@@ -103,6 +103,9 @@ async def test_sink_mode_pauses_and_resumes(nc, js, municipality):
         await r.stop()
 
 
+S_A, S_B, S_C = (subjects.aggregate_subject("admin", "011002", "staff", x).encode() for x in "abc")
+
+
 def _hmsg(subject: bytes, sid: int, reply: bytes, headers: bytes, data: bytes) -> bytes:
     total = len(headers) + len(data)
     return b"HMSG %s %d %s %d %d\r\n%s%s\r\n" % (subject, sid, reply, len(headers), total, headers, data)
@@ -133,12 +136,12 @@ async def test_fast_parser_frames_deliveries_across_split_reads_and_passes_every
 
     hdr = b"NATS/1.0\r\nNats-Msg-Id: e1\r\nMg-Type: admin.x\r\n\r\n"
     wire = (
-        _hmsg(b"mg.admin.1.a", 7, b"$JS.ACK.MG_ADMIN.c.1.41.1.1700000000.2", hdr, b'{"a":1}')
+        _hmsg(S_A, 7, b"$JS.ACK.MG_ADMIN.c.1.41.1.1700000000.2", hdr, b'{"a":1}')
         + b"PING\r\n"
-        + _hmsg(b"mg.admin.1.b", 7, b"$JS.ACK.MG_ADMIN.c.1.42.2.1700000000.1", hdr, b'{"b":2}')
+        + _hmsg(S_B, 7, b"$JS.ACK.MG_ADMIN.c.1.42.2.1700000000.1", hdr, b'{"b":2}')
         + b"MSG other.subject 9 _INBOX.r 3\r\nabc\r\n"
         + b'INFO {"server_id":"S1"}\r\n'
-        + _hmsg(b"mg.admin.1.c", 7, b"$JS.ACK.MG_ADMIN.c.1.43.3.1700000000.0", hdr, b"")
+        + _hmsg(S_C, 7, b"$JS.ACK.MG_ADMIN.c.1.43.3.1700000000.0", hdr, b"")
         + b"HMSG _INBOX.x 7 32 32\r\nNATS/1.0 408 Request Timeout\r\n\r\n\r\n"
         + b"+OK\r\n"
     )
@@ -160,9 +163,9 @@ async def test_fast_parser_frames_deliveries_across_split_reads_and_passes_every
             "Description": "Request Timeout",
         }
         assert [(s, r.split(b".")[5], data) for s, r, _, data in flat] == [
-            (b"mg.admin.1.a", b"41", b'{"a":1}'),
-            (b"mg.admin.1.b", b"42", b'{"b":2}'),
-            (b"mg.admin.1.c", b"43", b""),
+            (S_A, b"41", b'{"a":1}'),
+            (S_B, b"42", b'{"b":2}'),
+            (S_C, b"43", b""),
         ]
         assert reader.parse_headers(flat[0][2]) == {"Nats-Msg-Id": "e1", "Mg-Type": "admin.x"}
         assert conn.seen == [("ping",), ("msg", 9, b"other.subject", b"_INBOX.r", b"abc", None), ("info", "S1")]

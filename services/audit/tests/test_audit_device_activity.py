@@ -9,6 +9,7 @@ import httpx
 from audit_harness import make_audit_settings, publish
 from test_audit_api import _auth, serve
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.auth import Role
 from madoguchi_shared.events import Actor
@@ -92,7 +93,13 @@ async def test_counts_per_desk_and_pc_with_a_link_to_the_timeline(settings, muni
         assert refused.status_code == 403
         supporter = await _auth(js, app_settings, municipality, "S1", Role.supporter)
         assert (await client.get("/v1/audit/device-activity", headers=supporter)).status_code == 403
-    recorded = [s.event for s in await bus.load(nc, f"mg.audit.{municipality}.query.{body['query_id']}")]
+    recorded = [
+        s.event
+        for s in await bus.load(nc, subjects.aggregate_subject("audit", municipality, "query", body["query_id"]))
+    ]
     assert recorded and recorded[0].endpoint == "device_activity" and recorded[0].result_count == 10
-    read = [s.event for s in await bus.load(nc, f"mg.audit.{municipality}.query.{line['query_id']}")]
+    read = [
+        s.event
+        for s in await bus.load(nc, subjects.aggregate_subject("audit", municipality, "query", line["query_id"]))
+    ]
     assert read and read[0].filters.device == "chuo-1-pc" and read[0].result_count == 5

@@ -14,7 +14,8 @@ import time
 import audit_harness
 from audit_harness import service_pool, publish, running_ingest, sample_events
 
-from madoguchi_shared import bus, subjects
+from madoguchi_shared import subjects
+from madoguchi_shared import bus
 from madoguchi_shared.events import dump_event
 
 from madoguchi_audit import checkpoints, schema, verify
@@ -142,7 +143,11 @@ async def test_duplicates_and_unreadable_messages_are_recorded_as_the_bus_holds_
     await js.publish(
         events[0].subject, dump_event(events[0]), headers={"Nats-Msg-Id": "resend-" + str(events[0].event_id)}
     )
-    await js.publish(f"mg.admin.{audit.municipality}.staff.S1", b"\xff not json", headers={"Nats-Msg-Id": "bad-1"})
+    await js.publish(
+        subjects.aggregate_subject("admin", audit.municipality, "staff", "S1"),
+        b"\xff not json",
+        headers={"Nats-Msg-Id": "bad-1"},
+    )
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()
     async with pg_pool.acquire() as conn:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from audit_harness import migrator_pool
 
+from madoguchi_shared import subjects
 from madoguchi_shared.events.audit import QueryFilters
 
 from madoguchi_audit import chain, query, schema
@@ -29,7 +30,7 @@ async def test_a_later_municipality_and_an_exhausted_desk_filter_use_their_index
                 position,
                 "MG_DESK",
                 position,
-                f"mg.desk.{municipality}.x.y",
+                subjects.aggregate_subject("desk", municipality, "x", "y"),
                 True,
                 None,
                 "desk.x",
@@ -146,7 +147,7 @@ async def test_every_auditor_filter_pages_by_index_with_exact_results(pg_pool, a
                 position,
                 "MG_DESK",
                 position,
-                f"mg.desk.{municipality}.x.y",
+                subjects.aggregate_subject("desk", municipality, "x", "y"),
                 True,
                 None,
                 kind,

@@ -13,6 +13,7 @@ from madoguchi_calls import domain as d
 from madoguchi_calls import schedule
 from madoguchi_calls.categories import DEFAULT_TREE, codes
 from madoguchi_calls.faq import SEED, FaqIndex
+from madoguchi_shared import subjects
 from madoguchi_shared.errors import DomainError, Forbidden, Invalid
 from madoguchi_shared.events import Actor, Role, new_id, parse_event, dump_event
 from madoguchi_shared.events import calls as ev
@@ -46,7 +47,7 @@ def run(decide, evolve, state, cmd, at, actor=OP):
 def test_call1_last_operator_leaving_during_hours_raises_breach_and_sign_in_restores():
     line, events = run(d.decide_line, d.evolve_line, None, d.SignIn("main", DAY, "s1", "OP1"), jst(2021, 4, 8, 8, 40))
     assert [e.type for e in events] == ["calls.operator_signed_in"]
-    assert events[0].subject == f"mg.calls.{M}.line.main_2021-04-08"
+    assert events[0].subject == subjects.aggregate_subject("calls", M, "line", "main_2021-04-08")
     with pytest.raises(DomainError):  # the seat is taken
         d.decide_line(line, d.SignIn("main", DAY, "s1", "OP2"), ctx(jst(2021, 4, 8, 9)))
     line, events = run(

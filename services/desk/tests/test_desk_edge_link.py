@@ -10,6 +10,7 @@ from datetime import datetime
 from desk_api import FakeClock, auth, desk_app, ok, train
 from edge_harness import LinkProxy, edge_app, laptop_identity, until
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.auth import Role
 from madoguchi_shared.calendar import TOKYO
@@ -18,7 +19,7 @@ BASE = "/v1/desks/chuo-1"
 
 
 async def _hq_day(nc, m: str, day: str = "2021-04-06") -> list[bus.Stored]:
-    return await bus.load(nc, f"mg.desk.{m}.deskday.chuo-1_{day}")
+    return await bus.load(nc, subjects.aggregate_subject("desk", m, "deskday", f"chuo-1_{day}"))
 
 
 async def test_a_desk_served_through_a_cut_link_reaches_hq_once(
@@ -98,7 +99,7 @@ async def test_a_desk_served_through_a_cut_link_reaches_hq_once(
         assert tickets == [1, 2, 3, 4, 5, 6]
         ids = Counter(str(s.event.event_id) for s in stored)
         assert max(ids.values()) == 1
-        visit_events = await bus.load(nc, f"mg.desk.{m}.visit.{visit}")
+        visit_events = await bus.load(nc, subjects.aggregate_subject("desk", m, "visit", visit))
         assert [s.event.type for s in visit_events] == [
             "desk.visit_started",
             "desk.visit_details_recorded",
@@ -205,7 +206,9 @@ async def test_a_suspension_decided_at_hq_during_the_outage_keeps_and_marks_the_
         assert mark.decided_at == datetime(2021, 4, 6, 10, 3, tzinfo=TOKYO) and mark.learned_at == clock.now
         assert [s.event.ticket_no for s in stored if s.event.type == "desk.ticket_issued"] == [1, 2, 3]
         for visit in (first, second):
-            assert (await bus.load(nc, f"mg.desk.{m}.visit.{visit}"))[0].event.type == "desk.visit_started"
+            assert (await bus.load(nc, subjects.aggregate_subject("desk", m, "visit", visit)))[
+                0
+            ].event.type == "desk.visit_started"
         # from now on the desk refuses new visitors, as the suspension says
         refused = await edge.post(f"{BASE}/tickets", headers=s1)
         assert refused.status_code == 409 and refused.json()["code"] == "suspended"
@@ -325,13 +328,13 @@ async def test_the_edge_credential_appends_only_desk_work_of_its_municipality(na
     client = await nats.connect(nats_server.address, error_cb=on_error, **options)
     try:
         for subject in (
-            f"mg.calls.{municipality}.call.x",
-            f"mg.admin.{municipality}.staff.S1",
-            f"mg.desk.{municipality}.calendar.city",
-            "mg.desk.011002.deskday.chuo-1_2021-04-06",
-            f"mg.device.{municipality}.agent.chuo-1-pc",
+            subjects.aggregate_subject("calls", municipality, "call", "x"),
+            subjects.aggregate_subject("admin", municipality, "staff", "S1"),
+            subjects.aggregate_subject("desk", municipality, "calendar", "city"),
+            subjects.aggregate_subject("desk", "011002", "deskday", "chuo-1_2021-04-06"),
+            subjects.aggregate_subject("device", municipality, "agent", "chuo-1-pc"),
             "$JS.API.STREAM.DELETE.MG_DESK",
-            f"mg.edge.{municipality}.kita-1",
+            subjects.edge_subject(municipality, "kita-1"),
         ):
             before = len(refusals)
             await client.publish(subject, b"{}")
@@ -339,7 +342,7 @@ async def test_the_edge_credential_appends_only_desk_work_of_its_municipality(na
             await asyncio.sleep(0.1)
             assert len(refusals) > before and "permissions violation" in refusals[-1].lower(), subject
         before = len(refusals)
-        await client.publish(f"mg.edge.{municipality}.chuo-1", b"{}")  # its heartbeat
+        await client.publish(subjects.edge_subject(municipality, "chuo-1"), b"{}")  # its heartbeat
         await client.flush()
         await asyncio.sleep(0.1)
         assert len(refusals) == before

@@ -19,6 +19,7 @@ from edge_harness import LinkProxy, edge_app, laptop_identity, until
 from madoguchi_desk.main import create_app as create_desk
 from madoguchi_reporting.cli import verify_async
 from madoguchi_reporting.main import create_app as create_reporting
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.auth import Role
 from madoguchi_shared.calendar import TOKYO
@@ -142,8 +143,11 @@ async def test_a_busy_hour_with_the_link_cut_for_ten_minutes_reports_the_truth(
         assert outage["commands"] >= 5 and outage["queued"] >= 10 and len(converged["outages"]) == 1
 
         # HQ holds every event once, every ticket once and in order
-        day_subject = f"mg.desk.{municipality}.deskday.chuo-1_{DAY.isoformat()}"
-        events = [parse_event(data) async for _s, _subj, data, _h in bus.load_filter(js, f"mg.desk.{municipality}.>")]
+        day_subject = subjects.aggregate_subject("desk", municipality, "deskday", f"chuo-1_{DAY.isoformat()}")
+        events = [
+            parse_event(data)
+            async for _s, _subj, data, _h in bus.load_filter(js, subjects.context_filter("desk", municipality))
+        ]
         assert max(Counter(e.event_id for e in events).values()) == 1
         tickets = [e.ticket_no for e in events if e.subject == day_subject and e.type == "desk.ticket_issued"]
         assert tickets == list(range(1, len(tickets) + 1)) and len(tickets) == len(issued)

@@ -15,6 +15,7 @@ from edge_harness import LinkProxy, laptop_identity, until
 
 from madoguchi_console.main import create_app as create_console
 from madoguchi_desk.edge.app import EdgeConfig, create_edge_app
+from madoguchi_shared import subjects
 from madoguchi_shared import auth, bus
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events.base import Role
@@ -122,7 +123,7 @@ async def test_the_laptops_desk_screen_works_offline_and_says_so(
             await until(lambda: edge.state.link.online and edge.state.link.journal.depth() == 0)
             page = (await browser.get("/desk/chuo-1")).text
             assert "送信済み" in page and "オフライン：" not in page
-        stored = await bus.load(nc, f"mg.desk.{m}.deskday.chuo-1_2021-04-06")
+        stored = await bus.load(nc, subjects.aggregate_subject("desk", m, "deskday", "chuo-1_2021-04-06"))
         assert [e.event.type for e in stored].count("desk.ticket_issued") == 1
         assert [e.event.type for e in stored].count("desk.ticket_called") == 1
     finally:

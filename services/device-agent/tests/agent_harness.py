@@ -15,6 +15,7 @@ from pathlib import Path
 from madoguchi_agent.agent import Agent
 from madoguchi_agent.config import AgentConfig, Monitors
 from madoguchi_agent.policy import LoadedPolicy, Policy, policy_digest, save_cache
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.events import Event
 
@@ -61,7 +62,7 @@ async def running_agent(config: AgentConfig):
 
 
 def agent_subject(municipality: str, device_id: str = "chuo-1-pc") -> str:
-    return f"mg.device.{municipality}.agent.{device_id}"
+    return subjects.aggregate_subject("device", municipality, "agent", device_id)
 
 
 async def device_events(nc, municipality: str, device_id: str = "chuo-1-pc") -> list[Event]:

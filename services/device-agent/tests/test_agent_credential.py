@@ -9,6 +9,7 @@ import asyncio
 from agent_harness import make_config, of_type, running_agent, wait_for
 
 from madoguchi_agent.policy import Policy, publish
+from madoguchi_shared import subjects
 from madoguchi_shared import natsauth
 
 
@@ -35,7 +36,7 @@ async def test_agent_runs_on_a_laptop_credential_policy_visits_and_outbox(
         deadline = asyncio.get_running_loop().time() + 20
         while True:
             filters = [c.config.filter_subject for c in await js.consumers_info("MG_DESK")]
-            if f"mg.desk.{municipality}.visit.*" in filters:
+            if subjects.pattern("desk", municipality, "visit") in filters:
                 break
             assert asyncio.get_running_loop().time() < deadline, filters
             await asyncio.sleep(0.2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from madoguchi_shared import subjects
 from madoguchi_shared.events import dump_event, parse_event
 from madoguchi_shared.events import device as ev
 from madoguchi_shared.pii import my_number_check_digit
@@ -17,7 +18,7 @@ def test_subject_is_one_per_device():
     e = ev.Heartbeat(
         agent_version="0.1.0", policy_version=3, outbox_depth=1, outbox_bytes=10, link_up=True, uptime_s=5, **ENVELOPE
     )
-    assert e.subject == "mg.device.011002.agent.chuo-1-pc"
+    assert e.subject == subjects.aggregate_subject("device", "011002", "agent", "chuo-1-pc")
     assert parse_event(dump_event(e)) == e
 
 

@@ -10,6 +10,7 @@ from agent_harness import make_config, of_type, running_agent, wait_for
 
 from madoguchi_agent.agent import Agent
 from madoguchi_agent.policy import Policy, load_cache, publish
+from madoguchi_shared import subjects
 from madoguchi_shared.events import parse_event
 
 
@@ -142,7 +143,12 @@ async def test_policy_command_publishes_per_desk_with_an_admin_event(
         assert json.loads(other.output)["card_left_s"] == 600  # another desk keeps the default
         mine = await asyncio.to_thread(run, "show", "--desk", "chuo-1")
         assert "窓口「chuo-1」個別のポリシー" in mine.output and '"card_left_s": 90' in mine.output
-    changes = [s.event for s in await bus.load(nc, f"mg.admin.{municipality}.config.agent_policy-desk-chuo-1")]
+    changes = [
+        s.event
+        for s in await bus.load(
+            nc, subjects.aggregate_subject("admin", municipality, "config", "agent_policy-desk-chuo-1")
+        )
+    ]
     assert len(changes) == 1
     change = changes[0]
     assert change.actor.id == "S0001" and change.actor.role.value == "administrator" and change.desk == "chuo-1"

@@ -10,6 +10,7 @@ import json
 
 import openpyxl
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.events import desk as dk
 from madoguchi_shared.events import parse_event
@@ -25,7 +26,10 @@ DAY = WEEK_START
 
 
 async def _report_events(js, m: str, rid: str) -> list:
-    return [parse_event(data) async for _s, _subj, data, _h in bus.load_filter(js, f"mg.report.{m}.report.{rid}")]
+    return [
+        parse_event(data)
+        async for _s, _subj, data, _h in bus.load_filter(js, subjects.aggregate_subject("report", m, "report", rid))
+    ]
 
 
 async def test_late_correction_makes_a_marked_revision(settings, js, municipality):
@@ -64,7 +68,10 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
         await bus.append(js, correction)
         visit.outcome, visit.reason, visit.corrections = "not_completed", "card_not_brought", 1
         # and a malformed message on the desk stream goes to the dead-letter stream, counting nothing
-        await js.publish(f"mg.desk.{municipality}.visit.broken", b'{"type": "desk.visit_ended", "oops": 1}')
+        await js.publish(
+            subjects.aggregate_subject("desk", municipality, "visit", "broken"),
+            b'{"type": "desk.visit_ended", "oops": 1}',
+        )
         await worker.caught_up()
         await worker.flush_outbox()
 

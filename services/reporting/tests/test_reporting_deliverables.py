@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.events import parse_event
 from madoguchi_shared.events.base import Actor, Role
@@ -122,7 +123,7 @@ async def test_deliverables_api(settings, js, municipality):
     kinds = [
         parse_event(data).type
         async for _s, _subj, data, _h in bus.load_filter(
-            js, f"mg.report.{municipality}.deliverable.business_plan_2021-03-15"
+            js, subjects.aggregate_subject("report", municipality, "deliverable", "business_plan_2021-03-15")
         )
     ]
     assert kinds == ["report.deliverable_defined", "report.deliverable_overdue", "report.deliverable_submitted"]

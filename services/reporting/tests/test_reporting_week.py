@@ -17,6 +17,7 @@ from collections import Counter
 import openpyxl
 import pytest
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.events import parse_event
 
@@ -394,7 +395,9 @@ async def test_csv_is_utf8_with_bom_for_excel(week_run):
 async def test_report_updated_events_once_per_report_and_batch(week_run):
     await week_run.worker.flush_outbox()
     seen = []
-    async for _seq, _subject, data, _h in bus.load_filter(week_run.app.state.js, f"mg.report.{week_run.m}.report.*"):
+    async for _seq, _subject, data, _h in bus.load_filter(
+        week_run.app.state.js, subjects.pattern("report", week_run.m, "report")
+    ):
         seen.append(parse_event(data))
     updated = [e for e in seen if e.type == "report.report_updated"]
     per_report = Counter(e.report_id for e in updated)

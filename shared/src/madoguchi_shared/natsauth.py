@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from madoguchi_shared import subjects
+
 Kind = Literal["admin", "service", "device", "edge", "supervisor"]
 
 # The contexts whose streams a service writes besides admin and the dead letters.
@@ -109,11 +111,21 @@ def device_user(device_id: str) -> str:
     return f"device-{device_id}"
 
 
+def _named(identity: Identity, value: str | None) -> str:
+    """A device's or an edge's municipality, device or desk: always on file for those identities."""
+    if value is None:
+        raise ValueError(f"the {identity.kind} identity {identity.user} lacks its municipality, device or desk")
+    return value
+
+
 def permissions(identity: Identity) -> dict:
     if identity.kind == "admin":
         return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
     if identity.kind == "supervisor":
-        return {"publish": {"allow": ["mg.admin.*.process.>"]}, "subscribe": {"allow": ["_INBOX.>"]}}
+        return {
+            "publish": {"allow": [subjects.pattern("admin", "*", "process", ">")]},
+            "subscribe": {"allow": ["_INBOX.>"]},
+        }
     if identity.kind == "edge":
         return {
             "publish": {
@@ -127,11 +139,11 @@ def permissions(identity: Identity) -> dict:
             "subscribe": {"allow": ["_INBOX.>", *_edge_subscribe(identity)]},
         }
     if identity.kind == "device":
-        m, bucket = identity.municipality, POLICY_BUCKET
+        m, bucket = _named(identity, identity.municipality), POLICY_BUCKET
         return {
             "publish": {
                 "allow": [
-                    f"mg.device.{m}.agent.{identity.device}",
+                    subjects.aggregate_subject("device", m, "agent", _named(identity, identity.device)),
                     "$JS.API.INFO",
                     "$JS.API.STREAM.NAMES",
                     "$JS.API.STREAM.MSG.GET.MG_ADMIN",  # the monitoring notice's staff check (optional)
@@ -148,14 +160,14 @@ def permissions(identity: Identity) -> dict:
             },
             "subscribe": {"allow": ["_INBOX.>", f"$KV.{bucket}.{m}.>"]},
         }
-    own = [f"mg.{context}.>" for context in identity.contexts]
+    own = [subjects.everything(context) for context in identity.contexts]
     return {
         "publish": {
             "allow": [
                 *own,
-                "mg.admin.>",
-                "mg.dlq.>",
-                "mg.audit.*.alert.>",  # a projection's dead-letter alert
+                subjects.everything("admin"),
+                subjects.everything("dlq"),
+                subjects.pattern("audit", "*", "alert", ">"),  # a projection's dead-letter alert
                 "mg_textkey.>",  # the keys of sealed free text (madoguchi_shared.sealed)
                 "$JS.API.>",
                 "$JS.ACK.>",
@@ -174,12 +186,12 @@ def _edge_publish(identity: Identity) -> list[str]:
     desk's desk-days and visits (subjects cannot name the desk inside the desk-day token, so any
     desk-day of its municipality; HQ's domain refuses a desk-day held by another edge), seals free
     text, reads the calendar, staff and accounts, and sends its heartbeat."""
-    m, desk = identity.municipality, identity.desk
+    m, desk = _named(identity, identity.municipality), _named(identity, identity.desk)
     kv = [f"KV_{b}" for b in ("mg_staff", "mg_revoked")]
     return [
-        f"mg.desk.{m}.deskday.*",
-        f"mg.desk.{m}.visit.*",
-        f"mg.edge.{m}.{desk}",
+        subjects.pattern("desk", m, "deskday"),
+        subjects.pattern("desk", m, "visit"),
+        subjects.edge_subject(m, desk),
         f"mg_textkey.{m}.>",
         "$JS.API.DIRECT.GET.MG_DESK",
         "$JS.API.DIRECT.GET.MG_ADMIN",
@@ -199,8 +211,8 @@ def _edge_publish(identity: Identity) -> list[str]:
 
 
 def _edge_subscribe(identity: Identity) -> list[str]:
-    m = identity.municipality
-    return [f"mg.desk.{m}.calendar.city", f"mg.desk.{m}.deskday.*"]
+    m = _named(identity, identity.municipality)
+    return [subjects.aggregate_subject("desk", m, "calendar", "city"), subjects.pattern("desk", m, "deskday")]
 
 
 def server_config_path(data_dir: Path) -> Path:

@@ -89,3 +89,44 @@ def parse(subject: str) -> tuple[str, str, str, str]:
     if len(parts) != 5 or parts[0] != PREFIX:
         raise SubjectError(f"not an aggregate subject: {subject!r}")
     return parts[1], parts[2], parts[3], parts[4]
+
+
+# --- filters and permissions -------------------------------------------------------------------
+# Every subject and wildcard a service, tool or test names is built here (tests/test_service_shape.py
+# fails on a string starting with "mg." anywhere else).
+
+EDGE = "edge"  # a desk edge's heartbeat (core NATS, no stream): mg.edge.<municipality>.<desk>
+_OTHER_CONTEXTS = ("dlq", EDGE)
+
+
+def _wild(value: str, *, last: bool = False) -> str:
+    if value == "*" or (last and value == ">"):
+        return value
+    return token(value)
+
+
+def everything(context: str) -> str:
+    """Every subject of one context (a stream's subjects, a permission): mg.<context>.>"""
+    if context not in CONTEXTS and context not in _OTHER_CONTEXTS:
+        raise SubjectError(f"unknown context {context!r}")
+    return f"{PREFIX}.{context}.>"
+
+
+def pattern(context: str, municipality: str = "*", aggregate: str = "*", aggregate_id: str = "*") -> str:
+    """A wildcard over aggregate subjects, e.g. pattern("desk", m, "deskday") = mg.desk.<m>.deskday.*;
+    each part is a token or "*", and the aggregate id may be ">" (an id followed by anything)."""
+    if context not in CONTEXTS:
+        raise SubjectError(f"unknown context {context!r}")
+    if municipality != "*" and not MUNICIPALITY.match(municipality):
+        raise SubjectError(f"municipality must be a 6-digit code, got {municipality!r}")
+    return f"{PREFIX}.{context}.{municipality}.{_wild(aggregate)}.{_wild(aggregate_id, last=True)}"
+
+
+def edge_subject(municipality: str, desk: str) -> str:
+    """A desk edge's heartbeat subject (services/desk/EDGE.md)."""
+    return f"{PREFIX}.{EDGE}.{token(municipality)}.{token(desk)}"
+
+
+def edge_filter(municipality: str) -> str:
+    """Every desk edge's heartbeat in one municipality."""
+    return f"{PREFIX}.{EDGE}.{token(municipality)}.*"

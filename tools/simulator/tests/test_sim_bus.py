@@ -8,6 +8,7 @@ from datetime import date
 
 from sim_harness import fresh_codes, scenario
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.events import parse_event
 
@@ -21,7 +22,7 @@ async def _count(js, municipality: str) -> int:
     """Messages stored for one municipality, across every stream of record (per-subject counts)."""
     total = 0
     for context, stream in (("desk", "MG_DESK"), ("calls", "MG_CALLS"), ("device", "MG_DEVICE"), ("admin", "MG_ADMIN")):
-        info = await js.stream_info(stream, subjects_filter=f"mg.{context}.{municipality}.>")
+        info = await js.stream_info(stream, subjects_filter=subjects.context_filter(context, municipality))
         total += sum((info.state.subjects or {}).values())
     return total
 
@@ -30,7 +31,9 @@ async def _stored(js, municipality: str) -> Counter:
     """Event types stored for one municipality, read back from every stream of record."""
     found: Counter = Counter()
     for context in ("desk", "calls", "device", "admin"):
-        async for _seq, _subject, data, _headers in bus.load_filter(js, f"mg.{context}.{municipality}.>", 1):
+        async for _seq, _subject, data, _headers in bus.load_filter(
+            js, subjects.context_filter(context, municipality), 1
+        ):
             found[parse_event(data).type] += 1
     return found
 

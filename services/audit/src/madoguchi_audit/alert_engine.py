@@ -26,6 +26,7 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from madoguchi_shared import subjects
 from madoguchi_shared import db
 from madoguchi_shared import bus
 from madoguchi_shared.events import Event, parse_event
@@ -221,7 +222,7 @@ async def project_alert(conn: db.Connection, schema: str, position: int, e: Even
 class AlertHub:
     """Live alert events for SSE clients: one NATS subscription, a bounded queue per client."""
 
-    SUBJECT = "mg.audit.*.alert.*"
+    SUBJECT = subjects.pattern("audit", "*", "alert")
 
     def __init__(self, nc: NATS):
         self.nc = nc

@@ -21,6 +21,7 @@ from madoguchi_desk import domain as d
 from madoguchi_desk.notices import router as notice_router
 from madoguchi_desk.deps import DeskWorker, EscalationHandler, Manager, Reader, Service, desk_in_scope
 from madoguchi_desk.service import Appended
+from madoguchi_shared import subjects
 from madoguchi_shared.errors import Invalid, NotFound
 from madoguchi_shared.auth import Principal, Role, deny, revocable
 from madoguchi_shared.events import desk as ev
@@ -727,13 +728,13 @@ async def live(
     """Server-sent events: `state` (queue, staff on duty, alerts) on every change, and `alert` events."""
     desk = await desk_in_scope(request, service, principal, desk_id)
     queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
-    day_prefix = f"mg.desk.{service.m.code}.deskday.{desk.id}_"
+    day_prefix = subjects.aggregate_subject("desk", service.m.code, "deskday", f"{desk.id}_")
 
     async def on_msg(msg) -> None:
         if not queue.full():
             queue.put_nowait(msg)
 
-    sub = await service.nc.subscribe(f"mg.desk.{service.m.code}.>", cb=on_msg)
+    sub = await service.nc.subscribe(subjects.context_filter("desk", service.m.code), cb=on_msg)
 
     async def stream():
         try:

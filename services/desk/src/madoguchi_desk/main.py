@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from madoguchi_desk.api import first, routers
 from madoguchi_desk.notices import NoticeBook
 from madoguchi_desk.service import Appended, DeskService
+from madoguchi_shared import subjects
 from madoguchi_shared.clock import Clock, utc_clock
 from madoguchi_shared.events.desk import StaffingBreachDetected
 from madoguchi_shared.logging import get_logger
@@ -78,7 +79,7 @@ def create_app(
         async def edge_beat(msg) -> None:
             service.note_edge(msg.data)
 
-        beats = await app.state.nc.subscribe(f"mg.edge.{municipality.code}.*", cb=edge_beat)
+        beats = await app.state.nc.subscribe(subjects.edge_filter(municipality.code), cb=edge_beat)
         notices = app.state.notices = NoticeBook(app.state.js, municipality.code)
         await notices.start()
         try:

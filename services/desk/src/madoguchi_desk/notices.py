@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from nats.js import api
 
+from madoguchi_shared import subjects
 from madoguchi_shared.auth import Principal, Role, require
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events import parse_event
@@ -56,7 +57,7 @@ class NoticeBook:
         for attempt in range(3):
             try:
                 self._sub = await self.js.subscribe(
-                    f"mg.device.{self.municipality}.agent.>",
+                    subjects.pattern("device", self.municipality, "agent", ">"),
                     cb=self._on_msg,
                     ordered_consumer=True,
                     deliver_policy=api.DeliverPolicy.BY_START_TIME,

@@ -31,6 +31,7 @@ from madoguchi_agent.config import AgentConfig
 from madoguchi_agent.files import FileWatch, quarantine, scan_file, walk
 from madoguchi_agent.outbox import LEVELS, WARNING_AT, Outbox, OutboxFull, drain_once, level_for, run_sender
 from madoguchi_agent.usb import UsbWatch
+from madoguchi_shared import subjects
 from madoguchi_shared.events import Actor, Event, Role, dump_event, new_id, parse_event
 from madoguchi_shared.events import device as ev
 from madoguchi_shared.logging import get_logger
@@ -56,7 +57,6 @@ SHEDDABLE = frozenset(
         "device.file_activity",
     }
 )
-VISIT_FILTER = "mg.desk.{municipality}.visit.*"
 VISIT_TYPES = ("desk.visit_started", "desk.visit_ended")
 
 
@@ -411,7 +411,7 @@ class Agent:
     async def _desk_visits_loop(self) -> None:
         """Follow the desk's visits: an ordered consumer replaying the last hours, then live."""
         c = self.config
-        subject = VISIT_FILTER.format(municipality=c.municipality)
+        subject = subjects.pattern("desk", c.municipality, "visit")
         while not self._stop.is_set():
             try:
                 start = utcnow() - timedelta(hours=c.desk_lookback_h)

@@ -101,6 +101,8 @@ async def staff_known(config: AgentConfig, staff_id: str, timeout: float = 3.0) 
     import nats
     from nats.js.errors import NotFoundError
 
+    from madoguchi_shared import subjects
+
     try:
         options = {
             "connect_timeout": timeout,
@@ -113,9 +115,9 @@ async def staff_known(config: AgentConfig, staff_id: str, timeout: float = 3.0) 
         return None
     try:
         js = nc.jetstream(timeout=timeout)
-        await js.get_last_msg("MG_ADMIN", f"mg.admin.{config.municipality}.staff.{staff_id}")
+        await js.get_last_msg("MG_ADMIN", subjects.aggregate_subject("admin", config.municipality, "staff", staff_id))
         return True
-    except NotFoundError:
+    except (NotFoundError, subjects.SubjectError):
         return False
     except Exception:  # noqa: BLE001 - no permission, no stream yet, timeout: cannot tell
         return None

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
+from madoguchi_shared import subjects
 from madoguchi_shared.errors import Invalid, NotFound, Refused
 from madoguchi_shared.auth import deny, revocable
 from madoguchi_shared.web import ServiceDate
@@ -148,7 +149,7 @@ def reports_router() -> APIRouter:
             if not queue.full():
                 queue.put_nowait(msg.data)
 
-        sub = await nc.subscribe(f"mg.report.{principal.municipality}.report.*", cb=on_msg)
+        sub = await nc.subscribe(subjects.pattern("report", principal.municipality, "report"), cb=on_msg)
 
         async def events():
             try:

@@ -34,6 +34,7 @@ from uuid import UUID
 
 import httpx
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.auth import issue_token, token_for
 from madoguchi_shared.events import Event, Role, new_id, parse_event
@@ -708,7 +709,7 @@ async def recount_stream(js, municipality: str, start_seqs: dict[str, int]) -> T
     events: list[Event] = []
     for stream, context in (("MG_DESK", "desk"), ("MG_CALLS", "calls")):
         async for _seq, _subject, data, _headers in bus.load_filter(
-            js, f"mg.{context}.{municipality}.>", start_seqs.get(stream, 0) + 1
+            js, subjects.context_filter(context, municipality), start_seqs.get(stream, 0) + 1
         ):
             try:
                 events.append(parse_event(data))

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import httpx
 
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.calendar import TOKYO
 
@@ -367,7 +368,7 @@ async def _load(system: System, seen: Seen, day: date, until: dtime, seed: int, 
         stored: Counter = Counter()
         for stream, context in (("MG_DESK", "desk"), ("MG_CALLS", "calls")):
             async for _seq, _subject, data, _headers in bus.load_filter(
-                js, f"mg.{context}.{m.code}.>", start_seqs[stream] + 1, timeout=5.0
+                js, subjects.context_filter(context, m.code), start_seqs[stream] + 1, timeout=5.0
             ):
                 try:
                     stored[json.loads(data)["event_id"]] += 1

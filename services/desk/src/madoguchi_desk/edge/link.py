@@ -27,6 +27,7 @@ from nats.js.errors import APIError
 from madoguchi_desk import domain as d
 from madoguchi_desk.edge.journal import Row
 from madoguchi_desk.edge.service import EdgeDeskService
+from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events import dump_event
@@ -42,7 +43,7 @@ PULL_EVERY = 3.0
 
 
 def heartbeat_subject(municipality: str, desk: str) -> str:
-    return f"mg.edge.{municipality}.{desk}"
+    return subjects.edge_subject(municipality, desk)
 
 
 class EdgeLink:
@@ -204,7 +205,7 @@ class EdgeLink:
         self.service.vault = TextVault(self.js)
 
         m = self.service.m.code
-        ours = f"mg.desk.{m}.deskday.{self.service.desk.id}_"
+        ours = aggregate_subject("desk", m, "deskday", f"{self.service.desk.id}_")
 
         async def hq_changed(msg) -> None:
             # a subject token cannot be matched by prefix: every desk-day is heard, ours are kept
@@ -215,8 +216,8 @@ class EdgeLink:
             self._last_pull = 0.0
             self.wake()
 
-        await self.nc.subscribe(f"mg.desk.{m}.calendar.city", cb=hq_changed)
-        await self.nc.subscribe(f"mg.desk.{m}.deskday.*", cb=hq_changed)
+        await self.nc.subscribe(aggregate_subject("desk", m, "calendar", "city"), cb=hq_changed)
+        await self.nc.subscribe(subjects.pattern("desk", m, "deskday"), cb=hq_changed)
         log.info("edge.connected", desk=self.service.desk.id)
         return True
 
