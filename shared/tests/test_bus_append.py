@@ -70,18 +70,22 @@ async def test_log_streams_deny_delete_and_purge(js):
         assert info.config.deny_delete and info.config.deny_purge and info.config.allow_direct
 
 
-async def test_a_tool_gets_a_clear_error_when_no_nats_server_answers():
-    """Command-line tools give up on the first connect with a message saying what to check; services
-    (no timeout) keep waiting, as a service must outlive a restarting nats-server."""
+async def test_a_tool_gets_a_clear_error_when_no_nats_server_answers(monkeypatch):
+    """Command-line tools give up on the first connect after the setting MADOGUCHI_NATS_CONNECT_TIMEOUT, with a
+    message saying what to check; services (no timeout) keep waiting, as a service must outlive a restarting
+    nats-server."""
     import time
 
     from madoguchi_shared.runtime import free_port
 
+    monkeypatch.setenv("MADOGUCHI_NATS_CONNECT_TIMEOUT", "1.5")
     url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    with pytest.raises(bus.BusUnreachable, match=r"cannot reach NATS at .* within 1 s: is the system running"):
-        await bus.connect(url, name="test-cli", first_connect_timeout=1.0)
+    with pytest.raises(bus.BusUnreachable, match=r"cannot reach NATS at .* within 1.5 s: is the system running"):
+        await bus.connect_tool(url, name="test-cli")
     assert time.monotonic() - started < 5
+    with pytest.raises(bus.BusUnreachable, match=r"within 1 s"):
+        await bus.connect_tool(url, name="test-cli", timeout=1.0)
 
 
 def test_the_command_line_says_so_and_exits_2(tmp_path):
@@ -91,9 +95,15 @@ def test_the_command_line_says_so_and_exits_2(tmp_path):
 
     from madoguchi_shared.runtime import free_port
 
-    env = {**os.environ, "MADOGUCHI_NATS_URL": f"nats://127.0.0.1:{free_port()}", "MADOGUCHI_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "MADOGUCHI_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "MADOGUCHI_DATA_DIR": str(tmp_path),
+        "MADOGUCHI_NATS_CONNECT_TIMEOUT": "1",  # the setting, not the 10 s a person at the command line gets
+    }
     done = subprocess.run(
         [sys.executable, "-m", "madoguchi_shared.cli", "streams"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "error: cannot reach NATS at" in done.stderr and "Traceback" not in done.stderr
+    assert "error: cannot reach NATS at" in done.stderr and "within 1 s" in done.stderr
+    assert "Traceback" not in done.stderr

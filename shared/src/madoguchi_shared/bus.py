@@ -63,13 +63,13 @@ class StreamSpec:
 # One stream per context. The device stream keeps a longer dedup window because an agent's
 # outbox may resend after a long offline spell (its consumers still skip what they applied).
 STREAMS: tuple[StreamSpec, ...] = (
-    StreamSpec("MG_DESK", ("mg.desk.>",)),
-    StreamSpec("MG_CALLS", ("mg.calls.>",)),
-    StreamSpec("MG_DEVICE", ("mg.device.>",), duplicate_window=3600.0),
-    StreamSpec("MG_AUDIT", ("mg.audit.>",)),
-    StreamSpec("MG_ADMIN", ("mg.admin.>",)),
-    StreamSpec("MG_REPORT", ("mg.report.>",)),
-    StreamSpec("MG_DLQ", ("mg.dlq.>",), log=False),
+    StreamSpec("MG_DESK", (subjects.everything("desk"),)),
+    StreamSpec("MG_CALLS", (subjects.everything("calls"),)),
+    StreamSpec("MG_DEVICE", (subjects.everything("device"),), duplicate_window=3600.0),
+    StreamSpec("MG_AUDIT", (subjects.everything("audit"),)),
+    StreamSpec("MG_ADMIN", (subjects.everything("admin"),)),
+    StreamSpec("MG_REPORT", (subjects.everything("report"),)),
+    StreamSpec("MG_DLQ", (subjects.everything("dlq"),), log=False),
 )
 STREAM_OF_CONTEXT = {spec.subjects[0].split(".")[1]: spec.name for spec in STREAMS}
 LOG_STREAMS = tuple(spec.name for spec in STREAMS if spec.log)
@@ -224,9 +224,12 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
         ) from exc
 
 
-async def connect_tool(url: str, name: str, **kwargs) -> NATS:
-    """`connect` for a command-line tool: it gives up after 10 s with BusUnreachable."""
-    return await connect(url, name, first_connect_timeout=10.0, **kwargs)
+async def connect_tool(url: str, name: str, *, timeout: float | None = None, **kwargs) -> NATS:
+    """`connect` for a command-line tool: it gives up with BusUnreachable after `timeout` seconds, by
+    default the setting MADOGUCHI_NATS_CONNECT_TIMEOUT (10 s)."""
+    from madoguchi_shared.settings import Settings
+
+    return await connect(url, name, first_connect_timeout=timeout or Settings().nats_connect_timeout, **kwargs)
 
 
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
