@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from madoguchi_console import charts, domain
+from madoguchi_console import permissions
+from madoguchi_console import charts
 from madoguchi_console.upstream import ApiError, _japanese_lines
 from madoguchi_shared.events.base import Role
 
 
 def test_each_role_lands_on_its_own_screen():
-    assert domain.home_path([Role.supporter]) == "/desk"
-    assert domain.home_path([Role.operator]) == "/phone"
-    assert domain.home_path([Role.manager]) == "/hq"
-    assert domain.home_path([Role.rounder]) == "/hq"
-    assert domain.home_path([Role.city_staff]) == "/reports"
-    assert domain.home_path([Role.auditor]) == "/audit"
-    assert [s.key for s in domain.nav_items([Role.manager])] == ["desk", "hq", "phone", "reports", "staff", "policy"]
-    assert not domain.may_open([Role.supporter], "staff") and not domain.may_open([Role.rounder], "staff")
-    assert domain.may_open([Role.manager], "policy") and not domain.may_open([Role.rounder], "policy")
-    assert not domain.may_open([Role.supporter], "audit")
-    assert not domain.may_open([Role.city_staff], "hq")
+    assert permissions.home_path([Role.supporter]) == "/desk"
+    assert permissions.home_path([Role.operator]) == "/phone"
+    assert permissions.home_path([Role.manager]) == "/hq"
+    assert permissions.home_path([Role.rounder]) == "/hq"
+    assert permissions.home_path([Role.city_staff]) == "/reports"
+    assert permissions.home_path([Role.auditor]) == "/audit"
+    assert [s.key for s in permissions.nav_items([Role.manager])] == [
+        "desk",
+        "hq",
+        "phone",
+        "reports",
+        "staff",
+        "policy",
+    ]
+    assert not permissions.may_open([Role.supporter], "staff") and not permissions.may_open([Role.rounder], "staff")
+    assert permissions.may_open([Role.manager], "policy") and not permissions.may_open([Role.rounder], "policy")
+    assert not permissions.may_open([Role.supporter], "audit")
+    assert not permissions.may_open([Role.city_staff], "hq")
 
 
 def test_a_validation_error_lands_next_to_the_form_field():

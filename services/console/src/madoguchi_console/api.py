@@ -11,7 +11,7 @@ from madoguchi_shared import auth
 from madoguchi_shared.auth import LoginRefused
 from madoguchi_shared.web import login_with_throttle
 
-from madoguchi_console import domain
+from madoguchi_console import permissions
 from madoguchi_console.deps import COOKIE, read_session
 from madoguchi_console.forms import read_form
 from madoguchi_console.views import render
@@ -49,7 +49,7 @@ async def home(request: Request):
     session = read_session(request)
     if session is None:
         return RedirectResponse("/login", status_code=303)
-    return RedirectResponse(domain.home_path(session.roles), status_code=303)
+    return RedirectResponse(permissions.home_path(session.roles), status_code=303)
 
 
 NOTICES = {
@@ -127,7 +127,7 @@ async def login(request: Request):
             response.headers["retry-after"] = str(exc.retry_after)
         return response
     roles = list(result.account.roles)
-    target = _safe_next(values["next"]) or domain.home_path(roles)
+    target = _safe_next(values["next"]) or permissions.home_path(roles)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,

@@ -12,7 +12,7 @@ from fastapi import Depends, HTTPException, Request
 from madoguchi_shared.auth import Principal, decode_token
 from madoguchi_shared.events.base import Role
 
-from madoguchi_console import domain
+from madoguchi_console import permissions
 from madoguchi_console.upstream import Upstream
 
 COOKIE = "mg_session"
@@ -79,7 +79,7 @@ def screen(key: str):
     """Dependency: a session whose roles may open screen `key` (ORG-2)."""
 
     async def dependency(session: Annotated[Session, Depends(current_session)]) -> Session:
-        if not domain.may_open(session.roles, key):
+        if not permissions.may_open(session.roles, key):
             raise ScreenForbidden(key)
         return session
 

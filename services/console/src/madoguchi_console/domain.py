@@ -1,82 +1,12 @@
-"""Pure rules of the console: which screens a role sees, where a login lands, Japanese labels.
-
-No I/O here; the pages call these with the principal decoded from the session token.
-"""
+"""Pure rules of the console's pages: the Japanese labels of the forms' choices and how the HQ board rates
+a desk (desk_severity). Who sees which screen is in permissions.py. No I/O here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
-from madoguchi_shared.events.base import Role
 from madoguchi_shared import labels as L
-
-ROLE_LABELS = {
-    Role.manager: "業務責任者",
-    Role.rounder: "ラウンダー",
-    Role.supporter: "支援員",
-    Role.operator: "オペレーター",
-    Role.city_staff: "市職員",
-    Role.auditor: "監査担当",
-    Role.administrator: "管理者",
-}
-
-
-@dataclass(frozen=True)
-class Screen:
-    key: str
-    path: str
-    label: str
-    roles: frozenset[Role]
-
-
-# ORG-2: who works where. Order = navigation order.
-SCREENS = (
-    Screen("desk", "/desk", "窓口", frozenset({Role.supporter, Role.manager, Role.rounder, Role.administrator})),
-    Screen("hq", "/hq", "本部ダッシュボード", frozenset({Role.manager, Role.rounder, Role.administrator})),
-    Screen("phone", "/phone", "電話対応", frozenset({Role.operator, Role.manager, Role.administrator})),
-    Screen("reports", "/reports", "報告書", frozenset({Role.city_staff, Role.manager, Role.administrator})),
-    Screen("audit", "/audit", "監査ログ", frozenset({Role.auditor, Role.administrator})),
-    Screen("staff", "/staff", "職員管理", frozenset({Role.manager, Role.administrator})),
-    Screen("policy", "/policy", "窓口PC監視", frozenset({Role.manager, Role.administrator})),
-)
-SCREEN_BY_KEY = {s.key: s for s in SCREENS}
-
-# Where each role lands after login, most specific first.
-_HOME_ORDER = (
-    (Role.supporter, "desk"),
-    (Role.operator, "phone"),
-    (Role.manager, "hq"),
-    (Role.rounder, "hq"),
-    (Role.city_staff, "reports"),
-    (Role.auditor, "audit"),
-    (Role.administrator, "hq"),
-)
-
-
-def home_path(roles: Iterable[Role]) -> str:
-    roles = set(roles)
-    for role, key in _HOME_ORDER:
-        if role in roles:
-            return SCREEN_BY_KEY[key].path
-    return "/forbidden"
-
-
-def nav_items(roles: Iterable[Role]) -> list[Screen]:
-    roles = set(roles)
-    return [s for s in SCREENS if s.roles & roles]
-
-
-def may_open(roles: Iterable[Role], key: str) -> bool:
-    return bool(SCREEN_BY_KEY[key].roles & set(roles))
-
-
-def role_label(roles: Iterable[Role]) -> str:
-    return "・".join(
-        ROLE_LABELS.get(r, r.value)
-        for r in sorted(roles, key=lambda r: list(ROLE_LABELS).index(r) if r in ROLE_LABELS else 99)
-    )
-
 
 # --- Japanese labels of the services' codes (the events keep stable codes; labels live here) ---
 
@@ -121,19 +51,28 @@ class Thresholds:
     queue_red: int = 15
 
 
-def desk_severity(status: dict | None, t: Thresholds) -> tuple[str, list[str]]:
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object of the desk's status, or an empty one where it holds nothing (or something else)."""
+    return cast(dict[str, Any], value) if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    return cast(list[Any], value) if isinstance(value, list) else []
+
+
+def desk_severity(status: dict[str, Any] | None, t: Thresholds) -> tuple[str, list[str]]:
     """(red | amber | ok | closed | unknown, the reasons in Japanese) from a desk's status: the
     wait (the longest current wait or the estimate for a newcomer, whichever is longer), the
     queue, staffing and the desk's own alerts."""
     if status is None:
         return "unknown", ["状態を取得できません"]
-    waiting = len((status.get("queue") or {}).get("waiting") or [])
+    waiting = len(_items(_obj(status.get("queue")).get("waiting")))
     wait = max(float(status.get("estimated_wait_minutes") or 0), float(status.get("longest_wait_minutes") or 0))
     red: list[str] = []
     amber: list[str] = []
-    if (status.get("staffing") or {}).get("breach_open"):
+    if _obj(status.get("staffing")).get("breach_open"):
         red.append("支援員不在")
-    if any(a.get("level") == "urgent" for a in status.get("alerts") or []):
+    if any(_obj(a).get("level") == "urgent" for a in _items(status.get("alerts"))):
         red.append("緊急のお知らせ")
     if status.get("day_status") in ("halted", "cannot_start"):
         red.append("業務停止")
@@ -145,7 +84,7 @@ def desk_severity(status: dict | None, t: Thresholds) -> tuple[str, list[str]]:
         red.append(f"待ち{waiting}人")
     elif waiting >= t.queue_amber:
         amber.append(f"待ち{waiting}人")
-    link = status.get("edge_link") or {}
+    link = _obj(status.get("edge_link"))
     if link and not link.get("online", True):  # the desk's laptop works offline: HQ sees its last known queue
         amber.append(link.get("label_ja") or "オフライン")
     if status.get("marked"):

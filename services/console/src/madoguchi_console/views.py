@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 
 from madoguchi_shared import wareki
 
+from madoguchi_console import permissions
 from madoguchi_console import domain
 from madoguchi_console.deps import read_session
 
@@ -189,8 +190,8 @@ def make_templates(municipality=None) -> Jinja2Templates:
         named=names.named,
     )
     env.globals.update(
-        role_label=domain.role_label,
-        ROLE_LABELS=domain.ROLE_LABELS,
+        role_label=permissions.role_label,
+        ROLE_LABELS=permissions.ROLE_LABELS,
         label=domain.label,
         L=domain,
         names=names,
@@ -217,7 +218,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         "request": request,
         "session": session,
         "principal": session.principal if session else None,
-        "nav": domain.nav_items(session.roles) if session else [],
+        "nav": permissions.nav_items(session.roles) if session else [],
         "active": context.pop("active", None),
         "errors": context.pop("errors", None) or {},
         "form_error": context.pop("form_error", None),

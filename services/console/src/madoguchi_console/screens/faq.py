@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-from madoguchi_console import domain
+from madoguchi_shared.events.base import Role
 from madoguchi_console.deps import Api, PhoneSession, ScreenForbidden, Session
 from madoguchi_console.forms import FormValues, read_form
 from madoguchi_console.screens.phone import _flat
@@ -30,7 +30,7 @@ FAQ_FIELDS = {"question": "question", "answer": "answer", "keywords": "keywords"
 
 
 def _manager(session: Session) -> None:
-    if domain.Role.manager not in session.roles and domain.Role.administrator not in session.roles:
+    if Role.manager not in session.roles and Role.administrator not in session.roles:
         raise ScreenForbidden("phone")
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
+from madoguchi_shared.events.base import Role
 from madoguchi_console import domain
 from madoguchi_console.deps import Api, HqSession, Session, upstream_for
 from madoguchi_console.forms import read_form
@@ -166,7 +167,7 @@ def _card(desk: dict, st: dict | None, limits: domain.Thresholds) -> dict[str, A
 def hq_regions(request: Request, data: dict, session: Session) -> dict[str, str]:
     ctx = {
         **data,
-        "is_manager": domain.Role.manager in session.roles,
+        "is_manager": Role.manager in session.roles,
         "ALERT_RULES": ALERT_RULES,
         "ESC_STATUS": ESC_STATUS,
         **phone_labels(),
@@ -204,7 +205,7 @@ async def _page(
         regions=hq_regions(request, data, session),
         data=data,
         instructions=instructions,
-        is_manager=domain.Role.manager in session.roles,
+        is_manager=Role.manager in session.roles,
         live_url="/hq/live",
     )
 

@@ -17,9 +17,9 @@ import re
 
 from markupsafe import Markup, escape
 
+from madoguchi_shared.events.base import Role
 from madoguchi_shared import labels as L
 
-from madoguchi_console import domain
 from madoguchi_console.deps import Api, PhoneSession, Session, upstream_for
 from madoguchi_console.forms import FormValues, read_form
 from madoguchi_console.live import live_response
@@ -293,7 +293,7 @@ async def _page(
         my_seat=_my_seat(state, session.principal.staff_id),
         live_url=f"/phone/live?line={line}",
         **phone_labels(),
-        is_manager=bool({domain.Role.manager, domain.Role.administrator} & set(session.roles)),
+        is_manager=bool({Role.manager, Role.administrator} & set(session.roles)),
     )
     response.headers.update(NO_STORE)
     return response

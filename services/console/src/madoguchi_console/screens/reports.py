@@ -17,6 +17,7 @@ from madoguchi_console.deps import Api, ReportsSession
 from madoguchi_console.forms import read_form
 from madoguchi_console.upstream import ApiError, Upstream
 from madoguchi_console.views import render, set_flash
+from madoguchi_shared.events.base import Role
 from madoguchi_shared import labels as L
 from madoguchi_shared.figures import LABELS, Family, Fig, family, label, short_label
 
@@ -195,7 +196,7 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
         "show": show,
         "CITY_COLUMNS": CITY_COLUMNS,
         "CITY_LINE": CITY_LINE,
-        "is_manager": domain.Role.manager in session.roles,
+        "is_manager": Role.manager in session.roles,
         "DELIVERABLE_STATUS": DELIVERABLE_STATUS,
     }
     error = None

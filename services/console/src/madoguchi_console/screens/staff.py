@@ -22,7 +22,7 @@ from madoguchi_shared.events.base import Role
 from madoguchi_shared.training import DUTY_LABELS
 from madoguchi_shared.web import status_of
 
-from madoguchi_console import domain
+from madoguchi_console import permissions
 from madoguchi_console.deps import Session, StaffSession
 from madoguchi_console.forms import read_form
 from madoguchi_console.views import render, set_flash
@@ -43,14 +43,14 @@ def _context(request: Request, session: Session) -> dict:
     roles = ROLE_CHOICES + ((Role.administrator,) if Role.administrator in session.roles else ())
     return {
         "active": "staff",
-        "role_choices": [(r.value, domain.ROLE_LABELS.get(r, r.value)) for r in roles],
+        "role_choices": [(r.value, permissions.ROLE_LABELS.get(r, r.value)) for r in roles],
         "wards": [(w.id, w.name_ja) for w in m.wards] if m else [],
         "ward_names": {w.id: w.name_ja for w in m.wards} if m else {},
         "status_labels": STATUS_LABELS,
         "status_class": STATUS_CLASS,
         "duty_labels": DUTY_LABELS,
         "disable_reasons": DISABLE_REASONS,
-        "role_text": lambda codes: "・".join(domain.ROLE_LABELS.get(Role(c), c) for c in codes),
+        "role_text": lambda codes: "・".join(permissions.ROLE_LABELS.get(Role(c), c) for c in codes),
         "today": datetime.now(JST).date().isoformat(),
     }
 
