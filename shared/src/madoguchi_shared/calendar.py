@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -162,7 +162,7 @@ class DayHours:
     def open_seconds(self) -> float:
         return sum((end - start).total_seconds() for start, end in self.intervals)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "date": self.day.isoformat(),
             "desk": self.desk,

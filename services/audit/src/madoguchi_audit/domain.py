@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from uuid import UUID
 
-from madoguchi_shared.events import Actor, Event
+from madoguchi_shared.events import Actor, Envelope, Event
 from madoguchi_shared.events.audit import AlertAcknowledged, AlertRaised, AlertReraised, AlertResolved
 from madoguchi_shared.errors import Conflict, NotFound
 
@@ -66,7 +67,12 @@ def evolve(alert: Alert | None, event: Event) -> Alert | None:
     return alert
 
 
-def _envelope(alert: Alert, actor: Actor, correlation_id) -> dict:
+class _AlertEnvelope(Envelope):
+    ward: str | None
+    desk: str | None
+
+
+def _envelope(alert: Alert, actor: Actor, correlation_id: UUID | None) -> _AlertEnvelope:
     return {
         "municipality": alert.municipality,
         "ward": alert.ward,
@@ -76,7 +82,7 @@ def _envelope(alert: Alert, actor: Actor, correlation_id) -> dict:
     }
 
 
-def acknowledge(alert: Alert | None, actor: Actor, note: str | None, correlation_id=None) -> list[Event]:
+def acknowledge(alert: Alert | None, actor: Actor, note: str | None, correlation_id: UUID | None = None) -> list[Event]:
     if alert is None:
         raise NotFound("指定された警報は見つかりません。")
     if alert.status == "resolved":
@@ -90,7 +96,7 @@ def acknowledge(alert: Alert | None, actor: Actor, note: str | None, correlation
     ]
 
 
-def close(alert: Alert | None, actor: Actor, note: str | None, correlation_id=None) -> list[Event]:
+def close(alert: Alert | None, actor: Actor, note: str | None, correlation_id: UUID | None = None) -> list[Event]:
     if alert is None:
         raise NotFound("指定された警報は見つかりません。")
     if alert.status == "resolved":

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from madoguchi_shared.events import Actor, Event
+from madoguchi_shared.events import Actor, Envelope, Event
 from madoguchi_shared.events import calls as ev
 from madoguchi_shared.errors import Forbidden, Invalid, NotFound, Refused
 
@@ -29,13 +29,30 @@ class Ctx:
     at: datetime
     correlation_id: UUID | None = None
 
-    def envelope(self) -> dict:
+    def envelope(self) -> Envelope:
         return {
             "municipality": self.municipality,
             "actor": self.actor,
             "occurred_at": self.at,
             "correlation_id": self.correlation_id,
         }
+
+
+class _LineEnvelope(Envelope):
+    line: str
+    day: date
+
+
+class _CallEnvelope(Envelope):
+    call_id: UUID
+
+
+class _CallbackEnvelope(Envelope):
+    callback_id: UUID
+
+
+class _FaqEnvelope(Envelope):
+    faq_id: UUID
 
 
 # ============================================================================================
@@ -47,8 +64,8 @@ class Ctx:
 class LineDay:
     line: str
     day: date
-    seats: dict[str, str] = field(default_factory=dict)  # seat -> operator staff id
-    seated_since: dict[str, datetime] = field(default_factory=dict)
+    seats: dict[str, str] = field(default_factory=dict[str, str])  # seat -> operator staff id
+    seated_since: dict[str, datetime] = field(default_factory=dict[str, datetime])
     breach_since: datetime | None = None  # an open NoOperatorSeated gap
     last_sign_out: datetime | None = None
     breaches: int = 0
@@ -106,16 +123,16 @@ def capacity_level(percent: int) -> ev.CapacityLevel:
 
 def threshold_counts(expected_max: int, percents: Iterable[int]) -> list[tuple[int, int]]:
     """(count, percent) pairs, e.g. 20 and (80, 100, 125) -> [(16, 80), (20, 100), (25, 125)]."""
-    out = {}
+    out: dict[int, int] = {}
     for p in sorted(percents):
         count = max(1, -(-expected_max * p // 100))  # ceiling
         out.setdefault(count, p)
     return sorted(out.items())
 
 
-def decide_line(state: LineDay | None, cmd, ctx: Ctx) -> list[Event]:
+def decide_line(state: LineDay | None, cmd: Any, ctx: Ctx) -> list[Event]:
     state = state or LineDay(line=cmd.line, day=cmd.day)
-    common = {**ctx.envelope(), "line": cmd.line, "day": cmd.day}
+    common: _LineEnvelope = {**ctx.envelope(), "line": cmd.line, "day": cmd.day}
     match cmd:
         case SignIn():
             if state.seats.get(cmd.seat) == cmd.operator:
@@ -159,6 +176,8 @@ def decide_line(state: LineDay | None, cmd, ctx: Ctx) -> list[Event]:
                         )
                     )
             return out
+        case _:
+            pass
     raise TypeError(f"not a line command: {cmd!r}")
 
 
@@ -181,6 +200,8 @@ def evolve_line(state: LineDay | None, event: Event) -> LineDay:
             return replace(state, breach_since=None)
         case ev.CapacityThresholdCrossed():
             return replace(state, thresholds=state.thresholds | {event.threshold})
+        case _:
+            pass
     return state
 
 
@@ -277,12 +298,12 @@ class CloseCall:
     by_manager: bool = False  # the manager may close a call another operator answered
 
 
-def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
+def decide_call(state: Call | None, cmd: Any, ctx: Ctx) -> list[Event]:
     match cmd:
         case ReceiveCall():
             if state is not None:
                 raise Refused("この通話は既に受け付けています。")
-            common = {**ctx.envelope(), "call_id": cmd.call_id}
+            common: _CallEnvelope = {**ctx.envelope(), "call_id": cmd.call_id}
             out: list[Event] = [
                 ev.CallReceived(
                     line=cmd.line,
@@ -298,9 +319,11 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
             elif cmd.seats_free == 0:  # CALL-3: every seat busy (or none staffed) -> wait or callback
                 out.append(ev.OverflowOffered(reason="all_seats_busy", options=("wait", "callback"), **common))
             return out
+        case _:
+            pass
     if state is None:
         raise NotFound("通話が見つかりません。")
-    common = {**ctx.envelope(), "call_id": state.call_id}
+    common: _CallEnvelope = {**ctx.envelope(), "call_id": state.call_id}
     match cmd:
         case RecordOfferChoice():
             if state.overflow is None:
@@ -369,6 +392,8 @@ def decide_call(state: Call | None, cmd, ctx: Ctx) -> list[Event]:
                     **common,
                 )
             ]
+        case _:
+            pass
     raise TypeError(f"not a call command: {cmd!r}")
 
 
@@ -397,6 +422,8 @@ def evolve_call(state: Call | None, event: Event) -> Call:
                 within_hours=event.within_hours,
                 status="ringing",
             )
+        case _:
+            pass
     assert state is not None, f"{event.type} before calls.call_received"
     match event:
         case ev.OverflowOffered():
@@ -418,6 +445,8 @@ def evolve_call(state: Call | None, event: Event) -> Call:
             return replace(state, offer_choice=event.choice)
         case ev.RepeatCallLinked():
             return replace(state, repeat_of=event.earlier_reference)
+        case _:
+            pass
     return state
 
 
@@ -524,6 +553,8 @@ def callback_reason(call: Call) -> ev.CallbackReason:
             return "abandoned"
         case "closed" if call.resolution == "escalated_callback":
             return "escalation"
+        case _:
+            pass
     raise Refused(f"この通話（{_STATUS_JA[call.status]}）は折り返しの対象ではありません。")
 
 
@@ -572,10 +603,10 @@ def decide_request_callback(call: Call | None, state: Callback | None, cmd: Requ
     return out
 
 
-def decide_callback(state: Callback | None, cmd, ctx: Ctx) -> list[Event]:
+def decide_callback(state: Callback | None, cmd: Any, ctx: Ctx) -> list[Event]:
     if state is None:
         raise NotFound("折り返しが見つかりません。")
-    common = {**ctx.envelope(), "callback_id": state.callback_id}
+    common: _CallbackEnvelope = {**ctx.envelope(), "callback_id": state.callback_id}
     if isinstance(cmd, EraseContact):
         if not state.ended:
             raise ValueError("the contact is erased only when the task has ended")
@@ -623,6 +654,8 @@ def decide_callback(state: Callback | None, cmd, ctx: Ctx) -> list[Event]:
             ]
         case CancelCallback():
             return [ev.CallbackCancelled(reason=cmd.reason, **common)]
+        case _:
+            pass
     raise TypeError(f"not a callback command: {cmd!r}")
 
 
@@ -649,6 +682,8 @@ def evolve_callback(state: Callback | None, event: Event) -> Callback:
                 window_end=event.window_end,
                 needs_city=event.needs_city,
             )
+        case _:
+            pass
     assert state is not None, f"{event.type} before calls.callback_requested"
     match event:
         case ev.CallbackEscalatedToCity():
@@ -669,6 +704,8 @@ def evolve_callback(state: Callback | None, event: Event) -> Callback:
             return replace(state, overdue_for=event.due_at)
         case ev.CallbackContactErased():
             return replace(state, erased=True)
+        case _:
+            pass
     return state
 
 
@@ -722,7 +759,7 @@ def _check_faq_categories(categories: tuple[str, ...], known: frozenset[str] | N
             raise Invalid(f"問い合わせ分類が登録されていません: {', '.join(unknown)}", field="categories")
 
 
-def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
+def decide_faq(state: Faq | None, cmd: Any, ctx: Ctx) -> list[Event]:
     match cmd:
         case CreateFaq():
             if state is not None:
@@ -738,13 +775,15 @@ def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
                     **ctx.envelope(),
                 )
             ]
+        case _:
+            pass
     if state is None:
         raise NotFound("Q&Aが見つかりません。")
     if state.retired:
         raise Refused("このQ&Aは廃止済みです。")
     if cmd.expected_revision is not None and cmd.expected_revision != state.revision:
         raise Refused(f"このQ&Aは他の人が更新しました（現在の版: {state.revision}）。画面を更新してください。")
-    common = {**ctx.envelope(), "faq_id": state.faq_id}
+    common: _FaqEnvelope = {**ctx.envelope(), "faq_id": state.faq_id}
     match cmd:
         case ReviseFaq():
             _check_faq_categories(cmd.categories, cmd.known_categories)
@@ -767,6 +806,8 @@ def decide_faq(state: Faq | None, cmd, ctx: Ctx) -> list[Event]:
             ]
         case RetireFaq():
             return [ev.FaqEntryRetired(revision=state.revision, reason=cmd.reason, **common)]
+        case _:
+            pass
     raise TypeError(f"not an FAQ command: {cmd!r}")
 
 
@@ -785,4 +826,6 @@ def evolve_faq(state: Faq | None, event: Event) -> Faq:
         case ev.FaqEntryRetired():
             assert state is not None
             return replace(state, retired=True, updated_at=event.occurred_at)
+        case _:
+            pass
     return state  # type: ignore[return-value]

@@ -16,18 +16,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, overload
 from uuid import UUID
 
 from madoguchi_shared.calendar import DayHours
-from madoguchi_shared.city_calendar import CityCalendar, evolve_calendar  # noqa: F401 - the desk's calendar fold
-from madoguchi_shared.events import Actor, Event
+from madoguchi_shared.city_calendar import CityCalendar
+from madoguchi_shared.city_calendar import evolve_calendar as evolve_calendar  # re-exported: the desk's calendar fold
+from madoguchi_shared.events import Actor, Envelope, Event
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared import training
 from madoguchi_shared.municipality import Desk, Municipality, TrainingPlan
 from madoguchi_shared.errors import DomainError, Forbidden, Invalid, NotFound, Refused
 
 DEFAULT_SERVICE_MINUTES = 10.0  # estimate before the day has served enough visitors
+
+
+class DeskEnvelope(Envelope):
+    """The envelope of a desk's events (a desk-day's, a visit's): they name their ward and desk."""
+
+    ward: str
+    desk: str
 
 
 @dataclass(frozen=True)
@@ -48,15 +56,29 @@ class Ctx:
             raise RuntimeError("a desk-day decision needs the day's hours")
         return self.hours
 
-    def envelope(self, ward: str | None = None, desk: str | None = None) -> dict[str, Any]:
-        return {
+    @overload
+    def envelope(self) -> Envelope: ...
+    @overload
+    def envelope(self, ward: str, desk: str) -> DeskEnvelope: ...
+    def envelope(self, ward: str | None = None, desk: str | None = None) -> Envelope | DeskEnvelope:
+        """The envelope of the events a decision returns: the city's (no ward, no desk) or one desk's."""
+        env: Envelope = {
             "municipality": self.municipality.code,
-            "ward": ward if ward is not None else (self.desk.ward if self.desk else None),
-            "desk": desk if desk is not None else (self.desk.id if self.desk else None),
             "actor": self.actor,
             "occurred_at": self.now,
             "correlation_id": self.correlation_id,
         }
+        if ward is None or desk is None:
+            return env
+        return {**env, "ward": ward, "desk": desk}
+
+
+class _DayEnvelope(DeskEnvelope):
+    deskday_id: str
+
+
+class _VisitEnvelope(DeskEnvelope):
+    visit_id: UUID
 
 
 def _hm(t: datetime) -> str:
@@ -120,8 +142,7 @@ def _known_desks(ctx: Ctx, desks: Iterable[str]) -> None:
 
 def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Event]:
     state = state or CityCalendar()
-    env = ctx.envelope(ward=None, desk=None)
-    env["ward"] = env["desk"] = None
+    env = ctx.envelope()
     match cmd:
         case SuspendOpening() | DelayOpening():
             if state.instruction(cmd.instruction_id):
@@ -174,6 +195,8 @@ def decide_calendar(state: CityCalendar | None, cmd: Any, ctx: Ctx) -> list[Even
             if cmd.close <= ctx.municipality.regular_hours.close:
                 raise Invalid("延長後の終了時刻は通常の終了時刻より後にしてください。", code="hours")
             return [ev.ExtendedHoursScheduled(day=cmd.day, close=cmd.close, desks=cmd.desks, note=cmd.note, **env)]
+        case _:
+            pass
     raise TypeError(f"not a calendar command: {cmd!r}")
 
 
@@ -283,19 +306,19 @@ class DeskDay:
     preparations: tuple[tuple[datetime, datetime, bool], ...] = ()
     cleanups: tuple[tuple[datetime, datetime, bool], ...] = ()
     equipment_checks: tuple[ev.EquipmentChecked, ...] = ()
-    staff: dict[str, Presence] = field(default_factory=dict)
+    staff: dict[str, Presence] = field(default_factory=dict[str, Presence])
     breach: Breach | None = None
     breach_count: int = 0
     breach_seconds: float = 0.0
-    tickets: dict[int, Ticket] = field(default_factory=dict)
+    tickets: dict[int, Ticket] = field(default_factory=dict[int, Ticket])
     thresholds_reached: tuple[float, ...] = ()
     served_visits: tuple[UUID, ...] = ()  # in the order service began
     disinfected: frozenset[UUID] = frozenset()
     disinfections: int = 0
     flagged_visits: tuple[UUID, ...] = ()  # DESK-8: started before the previous visit's disinfection
     flag_previous: tuple[tuple[UUID, UUID], ...] = ()  # (flagged visit, the visit whose disinfection was missing)
-    escalations: dict[int, Escalation] = field(default_factory=dict)
-    incidents: dict[int, Incident] = field(default_factory=dict)
+    escalations: dict[int, Escalation] = field(default_factory=dict[int, Escalation])
+    incidents: dict[int, Incident] = field(default_factory=dict[int, Incident])
     edge: str | None = None  # the laptop deciding this desk-day's own work (EDGE.md)
     marked: tuple[ev.EdgeRecordsMarked, ...] = ()
     events: int = 0
@@ -315,10 +338,10 @@ class DeskDay:
         return len(self.tickets)
 
     def waiting(self) -> list[Ticket]:
-        return [t for n, t in sorted(self.tickets.items()) if t.status == "waiting"]
+        return [t for _, t in sorted(self.tickets.items()) if t.status == "waiting"]
 
     def called(self) -> list[Ticket]:
-        return [t for n, t in sorted(self.tickets.items()) if t.status == "called"]
+        return [t for _, t in sorted(self.tickets.items()) if t.status == "called"]
 
     def on_duty(self) -> list[Presence]:
         return [p for p in self.staff.values() if p.absent_since is None]
@@ -468,6 +491,8 @@ def evolve_deskday(state: DeskDay, event: Event) -> DeskDay:
             return replace(s, edge=event.device_id)
         case ev.EdgeRecordsMarked():
             return replace(s, marked=(*s.marked, event))
+        case _:
+            pass
     return s
 
 
@@ -774,7 +799,7 @@ def _edge_refusal(day: DeskDay, ctx: Ctx) -> DomainError | None:
 
 def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
     env = ctx.envelope(day.ward, day.desk)
-    d = {"deskday_id": day.id, **env}
+    d: _DayEnvelope = {"deskday_id": day.id, **env}
     if isinstance(cmd, EDGE_OWNED) and (refusal := _edge_refusal(day, ctx)):
         raise refusal
     match cmd:
@@ -1039,6 +1064,8 @@ def decide_deskday(day: DeskDay, cmd: Any, ctx: Ctx) -> list[Event]:
             if open_steps:
                 raise Refused("チェックリストが完了していません: " + "／".join(open_steps), code="checklist_open")
             return [ev.IncidentClosed(incident_no=inc.no, note=cmd.note, **d)]
+        case _:
+            pass
     raise TypeError(f"not a desk-day command: {cmd!r}")
 
 
@@ -1081,7 +1108,7 @@ class Visit:
     disinfection_pending: bool = False
     details: ev.VisitDetailsRecorded | None = None
     opinions: int = 0
-    pin_failures: dict[str, int] = field(default_factory=dict)
+    pin_failures: dict[str, int] = field(default_factory=dict[str, int])
     card_held: bool = False
     card_left_behind: bool = False
     ended_at: datetime | None = None
@@ -1144,6 +1171,8 @@ def evolve_visit(state: Visit | None, event: Event) -> Visit:
                 if changes:
                     s = replace(s, details=s.details.model_copy(update=changes))
             return s
+        case _:
+            pass
     return state
 
 
@@ -1292,7 +1321,7 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
     if visit is None:
         raise NotFound("来訪記録が見つかりません。", code="unknown_visit")
     env = ctx.envelope(visit.ward, visit.desk)
-    v = {"visit_id": visit.id, **env}
+    v: _VisitEnvelope = {"visit_id": visit.id, **env}
     match cmd:
         case RecordDetails():
             if visit.ended:
@@ -1391,6 +1420,8 @@ def decide_visit(visit: Visit | None, cmd: Any, ctx: Ctx) -> list[Event]:
             if same_outcome and same_details:
                 raise Refused("訂正内容が現在の記録と同じです。", code="no_change")
             return [ev.VisitCorrected(note=cmd.note, **changes, **v)]
+        case _:
+            pass
     raise TypeError(f"not a visit command: {cmd!r}")
 
 

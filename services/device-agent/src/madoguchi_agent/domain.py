@@ -99,7 +99,7 @@ def decide(state: DeskState, fact: Fact, limit_s: float) -> list[CardLeft]:
     """Alerts that follow from `fact` given `state` (already evolved with the fact)."""
     if isinstance(fact, VisitEnded):
         still_open = {v for v, _ in state.open_visits}
-        out = []
+        out: list[CardLeft] = []
         for card in state.cards:
             if card.alerted or card.inserted_at > fact.at + CLOCK_SKEW:
                 continue  # already alerted, or inserted after this (replayed) end
@@ -118,7 +118,7 @@ def decide(state: DeskState, fact: Fact, limit_s: float) -> list[CardLeft]:
     if isinstance(fact, Tick):
         if _live_visits(state, fact.at):
             return []
-        out = []
+        out: list[CardLeft] = []
         for card in state.cards:
             if card.alerted:
                 continue
@@ -161,10 +161,8 @@ def evolve(state: DeskState, fact: Fact) -> DeskState:
         return replace(
             state, cards=tuple(replace(c, alerted=True) if c.reader == fact.reader else c for c in state.cards)
         )
-    if isinstance(fact, Tick):
-        live = _live_visits(state, fact.at)
-        return state if len(live) == len(state.open_visits) else replace(state, open_visits=live)
-    return state
+    live = _live_visits(state, fact.at)  # a Tick
+    return state if len(live) == len(state.open_visits) else replace(state, open_visits=live)
 
 
 def _live_visits(state: DeskState, now: datetime) -> tuple[tuple[str, datetime], ...]:

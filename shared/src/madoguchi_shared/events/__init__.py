@@ -19,12 +19,13 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from madoguchi_shared.events.base import REGISTRY, SYSTEM, Actor, Event, Frozen, Ident, Role, new_id, utcnow
+from madoguchi_shared.events.base import REGISTRY, SYSTEM, Actor, Envelope, Event, Frozen, Ident, Role, new_id, utcnow
 
 __all__ = [
     "REGISTRY",
     "SYSTEM",
     "Actor",
+    "Envelope",
     "Event",
     "Frozen",
     "Ident",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, time
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Required, TypedDict
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -69,6 +69,17 @@ class Actor(BaseModel):
 
 
 SYSTEM = Actor(id="system", role=Role.system)
+
+
+class Envelope(TypedDict, total=False):
+    """The envelope fields a decision fills in for every event it returns (a domain's Ctx.envelope()), typed
+    key by key so that `Event(**ctx.envelope(), ...)` is checked field by field. A domain whose events name
+    a ward and a desk extends it with them."""
+
+    municipality: Required[str]
+    actor: Actor
+    occurred_at: datetime
+    correlation_id: UUID | None
 
 
 class Frozen(BaseModel):
