@@ -33,6 +33,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from madoguchi_shared import subjects
 from madoguchi_shared.events.audit import QueryFilters
 from madoguchi_shared.runtime import PostgresServer
 
@@ -40,7 +41,7 @@ from madoguchi_audit import query, schema
 
 BASE = datetime(2021, 4, 1, tzinfo=UTC)
 DAYS = 30
-M = "M07"  # a municipality that is not first in the log
+M = "900007"  # a municipality that is not first in the log (codes 900000 … 900019)
 
 FILL = """
 INSERT INTO log (position, stream, stream_seq, subject, parsed, event_id, type, occurred_at, municipality, ward, desk,
@@ -52,7 +53,7 @@ SELECT p, 'MG_DESK', p, 'mg.desk.' || m || '.deskday.x', true, NULL,
                                  ELSE 'd' || (p % 200) END,
        'S' || (p % 5000), 'supporter', 'pc-' || (p % 2000), NULL, $3::bytea, $4::bytea, $4::bytea,
        (t AT TIME ZONE 'UTC')::date
-FROM (SELECT p, 'M' || lpad((p % 20)::text, 2, '0') AS m,
+FROM (SELECT p, '9000' || lpad((p % 20)::text, 2, '0') AS m,
              $2::timestamptz + (p * ($5::float8 / $1::bigint)) * interval '1 second' AS t
       FROM generate_series($6::bigint, $7::bigint) AS p) s
 """
@@ -161,7 +162,10 @@ async def incremental(pool, name: str, n: int, adds: list[int]) -> dict[int, dic
                 )
             ]
             data = json.dumps({"v": 1, "note": "y" * 260}).encode()
-            messages = [chain.Message("MG_ADMIN", top + i, f"mg.admin.{M}.x", data) for i in range(1, k + 1)]
+            messages = [
+                chain.Message("MG_ADMIN", top + i, subjects.aggregate_subject("admin", M, "staff", "x"), data)
+                for i in range(1, k + 1)
+            ]
             rows, end, new_head = chain.chain_records(messages, top, head)
             for i in range(0, len(rows), 20_000):
                 await conn.copy_records_to_table(

@@ -116,10 +116,10 @@ async def test_an_ordinary_request_id_is_kept(client, settings, js, municipality
 
 
 async def _admin_stream_text(js, municipality: str) -> str:
-    from madoguchi_shared import bus
+    from madoguchi_shared import bus, subjects
 
     found = []
-    async for _seq, subject, data, _h in bus.load_filter(js, f"mg.admin.{municipality}.>"):
+    async for _seq, subject, data, _h in bus.load_filter(js, subjects.context_filter("admin", municipality)):
         found.append(subject + " " + bytes(data).decode())
     return "\n".join(found)
 

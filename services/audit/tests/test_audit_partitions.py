@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 from audit_harness import memory_log, migrator_pool, publish, running_ingest, sample_events
 
-from madoguchi_shared import db
+from madoguchi_shared import db, subjects
 from madoguchi_shared.events import Actor, Role
 from madoguchi_shared.events.admin import LoginSucceeded
 
@@ -136,7 +136,11 @@ async def test_a_day_without_a_partition_is_made_on_demand(pg_pool, audit_settin
     async with pg_pool.acquire() as conn:
         for offset in range(-1, 8):
             await conn.execute(f"DROP TABLE {t}.log_{(_today() + timedelta(days=offset)):%Y%m%d}")
-        rows, _, _ = chain.chain_records([chain.Message("MG_ADMIN", 1, "mg.admin.x", b"{}")], 0, chain.GENESIS)
+        rows, _, _ = chain.chain_records(
+            [chain.Message("MG_ADMIN", 1, subjects.aggregate_subject("admin", "011002", "staff", "x"), b"{}")],
+            0,
+            chain.GENESIS,
+        )
         with pytest.raises(asyncpg.CheckViolationError):  # without a partition a write fails (and is retried)
             await conn.copy_records_to_table("log", schema_name=audit.schema_name, records=rows, columns=chain.COLUMNS)
         async with conn.transaction():
