@@ -30,7 +30,7 @@ from madoguchi_sim.clock import SimClock
 from madoguchi_sim.demo import create_demo_staff, demo_staff
 from madoguchi_sim.generator import Scenario, iter_events
 from madoguchi_sim.profile import DEFAULT
-from madoguchi_sim.recount import recount
+from madoguchi_reporting.recount import recount
 
 SPEED = 600.0  # a simulated hour in 6 s
 DAY = date(2021, 4, 6)

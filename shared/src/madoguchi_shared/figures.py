@@ -223,6 +223,59 @@ SHORT_LABELS: dict[str, str] = {
     Fig.opinions: "ご意見等",
 }
 
+# The figures each table of a report shows, in order: the reports build them, the files print them,
+# the console shows them and the verifier recounts them from these lists.
+WEEKLY_DESK = (
+    Fig.visitors,
+    Fig.support_needed,
+    Fig.support_given,
+    Fig.completed,
+    Fig.not_completed,
+    Fig.no_shows,
+    Fig.escalations,
+    Fig.opinions,
+)  # per ward and day (REP-3); also the final report's ward table
+WEEKLY_LINE = (
+    Fig.received,
+    Fig.answered,
+    Fig.missed,
+    Fig.abandoned,
+    Fig.out_of_hours,
+    Fig.escalations,
+    Fig.callbacks_opened,
+    Fig.callbacks_done,
+    Fig.opinions,
+)  # the phone line per day (REP-3)
+CITY_DESK = (
+    Fig.visitors,
+    Fig.support_needed,
+    Fig.support_needed_ratio,
+    Fig.support_given,
+    Fig.support_given_ratio,
+    Fig.completed,
+    Fig.not_completed,
+    Fig.no_shows,
+    Fig.escalations,
+    Fig.opinions,
+    family(Family.wait, "mean_s"),
+    family(Family.service, "mean_s"),
+)  # a desk's columns of the city-wide daily report
+CITY_LINE = (
+    Fig.received,
+    Fig.answered,
+    Fig.answer_rate,
+    Fig.never_connected,
+    Fig.never_connected_people,
+    Fig.out_of_hours,
+    Fig.overflow_offered,
+    Fig.after_hours_guided,
+    Fig.closed,
+    Fig.escalations,
+    family(Family.callbacks, "opened"),
+    family(Family.callbacks, "done"),
+    Fig.opinions,
+)  # the phone line's row of the city-wide daily report
+
 RULES: dict[Fig, Rule] = {f: Rule.count for f in Fig} | {
     Fig.support_needed_ratio: Rule.share,
     Fig.support_given_ratio: Rule.share,
@@ -309,6 +362,10 @@ __all__ = [
     "Family",
     "Rule",
     "Stored",
+    "WEEKLY_DESK",
+    "WEEKLY_LINE",
+    "CITY_DESK",
+    "CITY_LINE",
     "LABELS",
     "LINE_LABELS",
     "SHORT_LABELS",

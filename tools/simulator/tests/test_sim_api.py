@@ -18,7 +18,7 @@ from madoguchi_sim.apimode import ApiTargets, run_api, scripts
 from madoguchi_sim.clock import SimClock
 from madoguchi_sim.demo import create_demo_staff
 from madoguchi_sim.generator import iter_events
-from madoguchi_sim.recount import recount
+from madoguchi_reporting.recount import recount
 
 SPEED = 600.0
 PASSWORD = "demo-password-for-tests"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from madoguchi_shared import labels as L
-from madoguchi_shared.figures import Family, Fig, family, label, line_label, short_label
+from madoguchi_shared.figures import CITY_DESK, CITY_LINE, Family, Fig, family, label, line_label, short_label
 
 from madoguchi_reporting.layout import (
     INT,
@@ -97,33 +97,12 @@ LINE_ROWS = (
     (Fig.staffing_breaches, INT),
     (Fig.staffing_gap_s, MIN),
 )
-CITY_COLUMNS = (
-    (Fig.visitors, INT),
-    (Fig.support_needed, INT),
-    (Fig.support_needed_ratio, PCT),
-    (Fig.support_given, INT),
-    (Fig.support_given_ratio, PCT),
-    (Fig.completed, INT),
-    (Fig.not_completed, INT),
-    (Fig.no_shows, INT),
-    (Fig.escalations, INT),
-    (Fig.opinions, INT),
-    (family(Family.wait, "mean_s"), MIN),
-    (family(Family.service, "mean_s"), MIN),
-)
-CITY_LINE = (
-    (Fig.received, INT),
-    (Fig.answered, INT),
-    (Fig.answer_rate, PCT),
-    (Fig.never_connected, INT),
-    (Fig.out_of_hours, INT),
-    (Fig.overflow_offered, INT),
-    (Fig.closed, INT),
-    (Fig.escalations, INT),
-    (family(Family.callbacks, "opened"), INT),
-    (family(Family.callbacks, "done"), INT),
-    (Fig.opinions, INT),
-)
+FORMAT = {f: PCT for f in (Fig.support_needed_ratio, Fig.support_given_ratio, Fig.answer_rate)} | {
+    family(Family.wait, "mean_s"): MIN,
+    family(Family.service, "mean_s"): MIN,
+}
+CITY_COLUMNS = tuple((k, FORMAT.get(k, INT)) for k in CITY_DESK)
+CITY_LINE_ROWS = tuple((k, FORMAT.get(k, INT)) for k in CITY_LINE)
 
 
 def desk_daily(report: md.DeskDaily) -> list[Sheet]:
@@ -205,7 +184,7 @@ def city_daily(report: md.CityDaily) -> list[Sheet]:
         Table(
             f"電話対応（受付時間：{report.line_hours_ja}）",
             ["項目", "件数・割合"],
-            [[label(k), C(fig.line, k, f, "line.")] for k, f in CITY_LINE],
+            [[label(k), C(fig.line, k, f, "line.")] for k, f in CITY_LINE_ROWS],
         )
     )
     sheet.tables.extend(revision_table(report))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from madoguchi_shared.figures import Family, Fig, family, label, short_label
+from madoguchi_shared.figures import WEEKLY_DESK, WEEKLY_LINE, Family, Fig, family, label, short_label
 from madoguchi_shared.wareki import to_wareki
 
 from madoguchi_reporting.layout import (
@@ -30,18 +30,8 @@ from madoguchi_reporting.layout import (
 from madoguchi_reporting.layout_daily import line_breakdowns, line_rows, operations_rows, outcome_tables, people_tables
 from madoguchi_reporting.reports import models as md
 from madoguchi_reporting.reports.common import CITY_NOTES, DESK_NOTES, LINE_NOTES
-from madoguchi_reporting.reports.period import WEEKLY_DESK, WEEKLY_LINE
 
-FINAL_COLUMNS = (
-    Fig.visitors,
-    Fig.support_needed,
-    Fig.support_given,
-    Fig.completed,
-    Fig.not_completed,
-    Fig.no_shows,
-    Fig.escalations,
-    Fig.opinions,
-)
+FINAL_COLUMNS = WEEKLY_DESK  # the ward table of the final report
 FINAL_RATIOS = (Fig.support_needed_ratio, Fig.support_given_ratio, Fig.support_given_of_needed)
 
 

@@ -9,7 +9,8 @@ from madoguchi_reporting.reports.common import CITY_NOTES, DESK_NOTES, LINE_NOTE
 from madoguchi_reporting.reports.compute import desk_figures, diff_figures, flatten, line_figures, opening_hours
 from madoguchi_reporting.reports.daily import city_daily, desk_daily, line_daily
 from madoguchi_reporting.reports.models import AnyReport
-from madoguchi_reporting.reports.period import WEEKLY_DESK, WEEKLY_LINE, call_records, final, weekly
+from madoguchi_reporting.reports.period import call_records, final, weekly
+from madoguchi_shared.figures import WEEKLY_DESK, WEEKLY_LINE
 from madoguchi_reporting.reports.tables import caller_roots, desk_wards, known_lines
 
 __all__ = [

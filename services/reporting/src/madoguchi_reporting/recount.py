@@ -19,263 +19,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from madoguchi_shared.figures import Fig, whole_seconds
+from madoguchi_shared.events.report import line_scope_id, report_id
+from madoguchi_shared.figures import CITY_DESK, CITY_LINE, WEEKLY_DESK, WEEKLY_LINE, Family, Fig, family, whole_seconds
 from madoguchi_shared.figures import share as _share
 from madoguchi_shared.figures import stats as _stats
-from madoguchi_shared.figures import to_ms as _ms
-from madoguchi_shared import subjects
-from madoguchi_shared.reader import read_all
-from madoguchi_shared.events import parse_event
-from madoguchi_shared.events.calls import call_reference
-from madoguchi_shared.events.report import line_scope_id, report_id
 
-JST = ZoneInfo("Asia/Tokyo")
+from madoguchi_reporting.recount_events import Fold, _jst, caller_roots, fold, read_events
 
-
-def _jst(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(JST)
-
-
-# --- reading -------------------------------------------------------------------------------------
-
-
-async def read_events(nc, municipality: str, dead: set[tuple[str, int]] = frozenset()) -> tuple[list, list]:
-    """Every valid desk and calls event of the municipality, in stream order. Invalid ones are
-    skipped (the projection dead-letters them), and so are the `dead` (stream, seq) the
-    projections dead-lettered and nobody has replayed yet: they are counted nowhere. An event id seen
-    before (an outbox re-send after the stream's duplicate window) is the same event: counted once."""
-    out: dict[str, list] = {"desk": [], "calls": []}
-    for context in out:
-        seen: set = set()
-        async for m in read_all(
-            nc, subjects.context_filter(context, municipality), 1, stream=subjects.stream_of(context)
-        ):
-            try:
-                event = parse_event(m.data)
-            except Exception:  # noqa: BLE001 - a malformed message is not counted anywhere
-                continue
-            first = event.event_id not in seen
-            seen.add(event.event_id)  # a dead-lettered event's copy is left out like the event itself
-            if first and (m.stream, m.seq) not in dead:
-                out[context].append(event)
-    return out["desk"], out["calls"]
-
-
-# --- folding ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Fold:
-    visits: dict[Any, dict] = field(default_factory=dict)
-    visit_order: list = field(default_factory=list)
-    facts: dict[tuple[str, dt.date], Counter] = field(default_factory=lambda: defaultdict(Counter))  # desk-day facts
-    desk_ward: dict[str, str] = field(default_factory=dict)
-    escalations: dict[tuple[str, dt.date], set] = field(default_factory=lambda: defaultdict(set))
-    calls: dict[Any, dict] = field(default_factory=dict)
-    line_facts: dict[tuple[str, dt.date], Counter] = field(default_factory=lambda: defaultdict(Counter))
-    links: dict[str, str | None] = field(default_factory=dict)  # call reference -> the earlier call's it repeats
-
-
-def caller_roots(links: dict[str, str | None]) -> dict[str, str]:
-    """reference -> the first call of its caller's chain of repeat calls."""
-    roots: dict[str, str] = {}
-    for ref in links:
-        chain, cur = {ref}, ref
-        while links.get(cur) and links[cur] not in chain:
-            cur = links[cur]
-            chain.add(cur)
-        roots[ref] = cur
-    return roots
-
-
-def _desk_day_of(deskday_id: str) -> tuple[str, dt.date] | None:
-    desk, _, day_s = deskday_id.rpartition("_")
-    try:
-        return desk, dt.date.fromisoformat(day_s)
-    except ValueError:
-        return None  # not a desk-day id: counted nowhere
-
-
-def fold(desk_events: list, call_events: list) -> Fold:
-    f = Fold()
-    tickets: dict[tuple[str, dt.date, int], dt.datetime] = {}
-    for e in desk_events:
-        t = e.type
-        if e.desk and e.ward and e.desk not in f.desk_ward:
-            f.desk_ward[e.desk] = e.ward
-        if hasattr(e, "deskday_id") and t != "desk.visit_started":
-            if (where := _desk_day_of(e.deskday_id)) is None:
-                continue
-            desk, day = where
-            facts = f.facts[(desk, day)]
-            if t == "desk.ticket_issued":
-                tickets[(desk, day, e.ticket_no)] = e.occurred_at  # the latest issue before a visit counts
-                facts[Fig.tickets_issued] += 1
-            elif t == "desk.ticket_no_show":
-                facts[Fig.no_shows] += 1
-            elif t == "desk.ticket_recalled":
-                facts[Fig.recalls] += 1
-            elif t == "desk.devices_disinfected":
-                facts[Fig.disinfections] += 1
-            elif t == "desk.visit_started_before_disinfection":
-                facts[Fig.disinfection_misses] += 1
-            elif t == "desk.mask_status_recorded":
-                facts[Fig.masks_checked] += 1
-                facts[Fig.masks_missing] += 0 if e.wearing else 1
-            elif t == "desk.staffing_breach_detected":
-                facts[Fig.staffing_breaches] += 1
-            elif t == "desk.staffing_breach_ended":
-                facts["breach_ms"] += _ms(e.duration_seconds)
-            elif t == "desk.short_absence_started":
-                facts[Fig.short_absences] += 1
-            elif t == "desk.capacity_threshold_reached":
-                facts[Fig.capacity_alerts] += 1
-            elif t == "desk.incident_opened":
-                facts[f"incidents.{e.kind}"] += 1
-            elif t == "desk.escalation_raised":
-                f.escalations[(desk, day)].add(e.escalation_no)
-                facts["escalations_raised"] += 1
-                facts[f"escalations_by_category.{e.category}"] += 1
-            elif t == "desk.escalation_escalated_to_city":
-                facts[Fig.escalations_to_city] += 1
-            elif t in ("desk.day_cannot_start", "desk.day_cannot_continue"):
-                facts[Fig.day_stops] += 1
-            continue
-        if not hasattr(e, "visit_id") or (t == "desk.visit_started" and _desk_day_of(e.deskday_id) is None):
-            continue
-        v = f.visits.get(e.visit_id)
-        if v is None:
-            v = f.visits[e.visit_id] = {"desk": e.desk, "ward": e.ward, "day": None, "corrections": 0}
-            f.visit_order.append(e.visit_id)
-        if t == "desk.visit_started":
-            desk, day = _desk_day_of(e.deskday_id)
-            issued = tickets.get((desk, day, e.ticket_no))
-            arrived = issued if issued is not None else e.occurred_at - dt.timedelta(seconds=e.waited_seconds)
-            v.update(
-                desk=desk,
-                ward=e.ward,
-                day=day,
-                hour=_jst(arrived).hour,
-                wait_ms=_ms(e.waited_seconds),
-                ticket=e.ticket_no,
-            )
-        elif t == "desk.visit_details_recorded":
-            v.update(
-                gender=e.gender,
-                age=e.age_band,
-                purposes=tuple(e.purposes),
-                needed=e.support_needed,
-                given=e.support_given,
-                payment=e.payment_service,
-            )
-        elif t == "desk.visit_ended":
-            v.update(outcome=e.outcome, reason=e.reason, service_ms=_ms(e.service_seconds))
-        elif t == "desk.visit_corrected":
-            if e.outcome is not None:
-                v.update(outcome=e.outcome, reason=e.reason)
-            for src, dst in (
-                ("gender", "gender"),
-                ("age_band", "age"),
-                ("support_needed", "needed"),
-                ("support_given", "given"),
-                ("payment_service", "payment"),
-            ):
-                if getattr(e, src) is not None:
-                    v[dst] = getattr(e, src)
-            if e.purposes is not None:
-                v["purposes"] = tuple(e.purposes)
-            v["corrections"] += 1
-        else:
-            day = v["day"] if v["day"] is not None else _jst(e.occurred_at).date()
-            facts = f.facts[(v["desk"], day)]
-            if t == "desk.opinion_recorded":
-                facts[Fig.opinions] += 1
-                facts[f"opinions_by_kind.{e.kind}"] += 1
-                if e.step:
-                    facts[f"difficulties_by_step.{e.step}"] += 1
-            elif t == "desk.pin_failure_recorded":
-                facts[Fig.pin_failures] += 1
-                facts[Fig.pin_locks] += 1 if e.locked else 0
-            elif t == "desk.pin_lock_warning_issued":
-                facts[Fig.pin_lock_warnings] += 1
-            elif t == "desk.card_handed_to_staff":
-                facts[Fig.cards_handed] += 1
-
-    # 来庁者数 counts those who took a ticket and left unserved: tickets no visit started with
-    served = {(v["desk"], v["day"], v.get("ticket")) for v in f.visits.values() if v["day"] is not None}
-    for (desk, day, no), issued in tickets.items():
-        if (desk, day, no) not in served:
-            f.facts[(desk, day)]["left_unserved"] += 1
-            f.facts[(desk, day)][f"unserved_hour.{_jst(issued).hour:02d}"] += 1
-
-    callbacks: dict[Any, dict] = {}
-    for e in call_events:
-        t = e.type
-        if t in ("calls.capacity_threshold_crossed", "calls.no_operator_seated", "calls.seat_coverage_restored"):
-            lf = f.line_facts[(e.line, e.day)]
-            if t == "calls.capacity_threshold_crossed":
-                lf[Fig.capacity_alerts] += 1
-            elif t == "calls.no_operator_seated":
-                lf[Fig.staffing_breaches] += 1
-            else:
-                lf["gap_s"] += e.gap_seconds
-        elif t == "calls.call_received":
-            f.calls[e.call_id] = {
-                "line": e.line,
-                "at": e.occurred_at,
-                "day": _jst(e.occurred_at).date(),
-                "in_hours": e.within_hours,
-                "conn": None,
-                "closed": None,
-                "overflow": None,
-                "ref": call_reference(e.call_id),
-                "repeat_of": None,
-                "choice": None,
-            }
-            f.links[f.calls[e.call_id]["ref"]] = None
-        elif t in ("calls.offer_choice_recorded", "calls.repeat_call_linked"):
-            c = f.calls.get(e.call_id)
-            if c is None:
-                continue
-            if t == "calls.offer_choice_recorded":
-                c["choice"] = e.choice
-            else:
-                c["repeat_of"] = f.links[c["ref"]] = e.earlier_reference
-        elif t.startswith("calls.call_") or t == "calls.overflow_offered":
-            c = f.calls.get(e.call_id)
-            if c is None:
-                continue
-            if t == "calls.call_answered":
-                c.update(conn="answered", wait=e.wait_seconds)
-            elif t == "calls.call_missed":
-                c.update(conn="missed", cb_chosen=e.reason == "callback_chosen")
-            elif t == "calls.call_abandoned":
-                c.update(conn="abandoned")
-            elif t == "calls.call_out_of_hours":
-                c.update(conn="out_of_hours")
-            elif t == "calls.overflow_offered":
-                c["overflow"] = e.reason
-            elif t == "calls.call_closed":
-                c["closed"] = e
-        elif t == "calls.callback_requested":
-            callbacks[e.callback_id] = {"line": e.line}
-            f.line_facts[(e.line, _jst(e.occurred_at).date())]["callbacks_opened"] += 1
-        elif hasattr(e, "callback_id") and e.callback_id in callbacks:
-            name = {
-                "calls.callback_completed": "callbacks_done",
-                "calls.callback_failed": "callbacks_failed",
-                "calls.callback_cancelled": "callbacks_cancelled",
-                "calls.callback_overdue": "callbacks_overdue",
-                "calls.callback_escalated_to_city": "callbacks_to_city",
-                "calls.city_answered": "callbacks_city_answered",
-            }.get(t)
-            if name:
-                f.line_facts[(callbacks[e.callback_id]["line"], _jst(e.occurred_at).date())][name] += 1
-    return f
+__all__ = ["Check", "Fold", "compare", "differences", "expected", "fold", "read_events", "recount", "summary_table"]
 
 
 # --- counting what each report must show ------------------------------------------------------------
@@ -321,28 +76,31 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
         if v.get("reason"):
             key = f"not_completed_reasons.{v['reason']}"
             out[key] = out.get(key, 0) + 1
-    for prefix, values in (("wait", [v["wait_ms"] for v in started]), ("service", [v["service_ms"] for v in ended])):
+    for prefix, values in (
+        (Family.wait, [v["wait_ms"] for v in started]),
+        (Family.service, [v["service_ms"] for v in ended]),
+    ):
         for k, val in _stats(values).items():
             out[f"{prefix}.{k}"] = val
     out[Fig.visit_corrections] = sum(v["corrections"] for v in started)
     simple = (
-        "tickets_issued",
-        "no_shows",
-        "recalls",
-        "disinfections",
-        "disinfection_misses",
-        "masks_checked",
-        "masks_missing",
-        "staffing_breaches",
-        "short_absences",
-        "capacity_alerts",
-        "escalations_to_city",
-        "opinions",
-        "pin_failures",
-        "pin_locks",
-        "pin_lock_warnings",
-        "cards_handed",
-        "day_stops",
+        Fig.tickets_issued,
+        Fig.no_shows,
+        Fig.recalls,
+        Fig.disinfections,
+        Fig.disinfection_misses,
+        Fig.masks_checked,
+        Fig.masks_missing,
+        Fig.staffing_breaches,
+        Fig.short_absences,
+        Fig.capacity_alerts,
+        Fig.escalations_to_city,
+        Fig.opinions,
+        Fig.pin_failures,
+        Fig.pin_locks,
+        Fig.pin_lock_warnings,
+        Fig.cards_handed,
+        Fig.day_stops,
     )
     for name in simple:
         out[name] = facts.get(name, 0)
@@ -351,7 +109,12 @@ def _desk_numbers(visits: list[dict], facts: Counter, hours: bool = True) -> dic
     out[Fig.staffing_breach_s] = whole_seconds(facts.get("breach_ms", 0))
     out[Fig.disinfection_compliance] = _share(out[Fig.served] - out[Fig.disinfection_misses], out[Fig.served])
     for k, n in facts.items():
-        if k.split(".")[0] in ("incidents", "escalations_by_category", "opinions_by_kind", "difficulties_by_step"):
+        if k.split(".")[0] in (
+            Family.incidents,
+            Family.escalations_by_category,
+            Family.opinions_by_kind,
+            Family.difficulties_by_step,
+        ):
             out[k] = n
     return out
 
@@ -362,7 +125,7 @@ def _line_numbers(
     out: dict[str, Any] = {}
     out[Fig.received] = len(calls)
     out[Fig.received_in_hours] = sum(1 for c in calls if c["in_hours"])
-    for name in ("answered", "missed", "abandoned", "out_of_hours"):
+    for name in (Fig.answered, Fig.missed, Fig.abandoned, Fig.out_of_hours):
         out[name] = sum(1 for c in calls if c["conn"] == name)
     out[Fig.missed_callback_chosen] = sum(1 for c in calls if c["conn"] == "missed" and c.get("cb_chosen"))
     out[Fig.never_connected] = out[Fig.missed] + out[Fig.abandoned] + out[Fig.out_of_hours]
@@ -379,7 +142,7 @@ def _line_numbers(
     out[Fig.never_connected_people] = len(
         {roots.get(c["ref"], c["ref"]) for c in calls if c["conn"] in ("missed", "abandoned", "out_of_hours")}
     )
-    closed = [c["closed"] for c in calls if c["closed"] is not None]
+    closed = [c["closing"] for c in calls if c["closing"] is not None]
     out[Fig.closed] = len(closed)
     if hours:
         for c in calls:
@@ -397,7 +160,7 @@ def _line_numbers(
             out[k] = out.get(k, 0) + 1
     out[Fig.escalations] = sum(1 for e in closed if e.resolution == "escalated_callback")
     out[Fig.opinions] = sum(len(e.opinions) for e in closed)
-    for k, v in _stats([c["wait"] * 1000 for c in calls if c["conn"] == "answered"]).items():
+    for k, v in _stats([c["wait"] * 1000 for c in calls if c["conn"] == Fig.answered]).items():
         out[f"answer_wait.{k}"] = v
     for k, v in _stats([e.duration_seconds * 1000 for e in closed]).items():
         out[f"duration.{k}"] = v
@@ -409,61 +172,18 @@ def _line_numbers(
     return out
 
 
-WEEKLY_DESK = (
-    "visitors",
-    "support_needed",
-    "support_given",
-    "completed",
-    "not_completed",
-    "no_shows",
-    "escalations",
-    "opinions",
-)
-WEEKLY_LINE = (
-    "received",
-    "answered",
-    "missed",
-    "abandoned",
-    "out_of_hours",
-    "escalations",
-    "callbacks.opened",
-    "callbacks.done",
-    "opinions",
-)
-# the city-wide daily report's columns per desk and its phone-line figures
-CITY_DESK = (
-    "visitors",
-    "support_needed",
-    "support_needed_ratio",
-    "support_given",
-    "support_given_ratio",
-    "completed",
-    "not_completed",
-    "no_shows",
-    "escalations",
-    "opinions",
-    "wait.mean_s",
-    "service.mean_s",
-)
-CITY_LINE = (
-    "received",
-    "answered",
-    "answer_rate",
-    "never_connected",
-    "never_connected_people",
-    "out_of_hours",
-    "overflow_offered",
-    "after_hours_guided",
-    "closed",
-    "escalations",
-    "callbacks.opened",
-    "callbacks.done",
-    "opinions",
-)
+# the weekly table's callbacks are the line daily's `callbacks.opened` / `callbacks.done`
+IN_LINE_DAILY = {
+    Fig.callbacks_opened: family(Family.callbacks, "opened"),
+    Fig.callbacks_done: family(Family.callbacks, "done"),
+}
 
 
-def expected(f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.date] | None = None) -> dict[str, dict]:
-    """report id -> the flat figures it must show, for every report touching [start, end]."""
+def expected(
+    f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.date] | None = None, dailies_only: bool = False
+) -> dict[str, dict]:
+    """report id -> the flat figures it must show, for every report touching [start, end]
+    (`dailies_only`: the desks' and lines' daily reports alone)."""
     visits_by_day: dict[tuple[str, dt.date], list] = defaultdict(list)
     for vid in f.visit_order:
         v = f.visits[vid]
@@ -485,6 +205,8 @@ def expected(f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.
         nums = _line_numbers(calls_by_day.get((line, day), []), f.line_facts.get((line, day), Counter()), links=f.links)
         line_daily[(line, day)] = nums
         out[report_id("daily", line_scope_id(line), day)] = nums
+    if dailies_only:
+        return out
     # the city-wide daily report: each desk's columns, the day's total over every desk, the line
     for day in sorted({d for _k, d in desk_days} | {d for _k, d in line_days}):
         nums = {}
@@ -525,9 +247,8 @@ def expected(f: Fold, start: dt.date, end: dt.date, *, final: tuple[dt.date, dt.
         for line, day in {k for k in (*calls_by_day, *f.line_facts) if ws <= k[1] <= week[-1]}:
             d = _line_numbers(calls_by_day.get((line, day), []), f.line_facts.get((line, day), Counter()), hours=False)
             for name in WEEKLY_LINE:
-                short = name.replace(".", "_")
-                for key in (f"line.days.{day}.{short}", f"line.total.{short}"):
-                    nums[key] = nums.get(key, 0) + d.get(name, 0)
+                for key in (f"line.days.{day}.{name}", f"line.total.{name}"):
+                    nums[key] = nums.get(key, 0) + d.get(IN_LINE_DAILY.get(name, name), 0)
         out[report_id("weekly", "city", ws)] = nums
         ws += dt.timedelta(days=7)
     if final:
@@ -557,11 +278,11 @@ def _final(f: Fold, visits_by_day, calls_by_day, start: dt.date, end: dt.date) -
     trend: Counter = Counter()
     people = Counter({k: len(vs) for k, vs in in_range})
     for k in fact_keys:
-        people[k] += f.facts[k].get("left_unserved", 0)
+        people[k] += f.facts[k].get(Fig.left_unserved, 0)
     for (d, day), n in people.items():
         month = day.strftime("%Y-%m")
         nums[f"months.{month}.{f.desk_ward.get(d, d)}"] = nums.get(f"months.{month}.{f.desk_ward.get(d, d)}", 0) + n
-        trend[(day - dt.timedelta(days=day.weekday())).isoformat(), "visitors"] += n
+        trend[(day - dt.timedelta(days=day.weekday())).isoformat(), Fig.visitors] += n
     calls = [c for k, cs in calls_by_day.items() if start <= k[1] <= end for c in cs]
     lf: Counter = Counter()
     for k, facts in f.line_facts.items():
@@ -575,6 +296,34 @@ def _final(f: Fold, visits_by_day, calls_by_day, start: dt.date, end: dt.date) -
         nums[f"weekly_trend.{week}.{what}"] = n
     nums["call_records"] = len(calls)
     return nums
+
+
+def recount(events: Iterable[Any]) -> dict[str, dict[str, dict]]:
+    """municipality -> daily report id (each desk's and line's) -> its flat figures, recounted from
+    events in stream order: what the simulator's ground truth must equal, and the truth of a run
+    through the APIs (whose clocks stamp the events)."""
+    by_m: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for e in events:
+        if e.context in ("desk", "calls"):
+            by_m[e.municipality][0 if e.context == "desk" else 1].append(e)
+    out: dict[str, dict[str, dict]] = {}
+    for m, (desk, calls) in by_m.items():
+        f = fold(desk, calls)
+        days = [d for _k, d in (*f.facts, *f.line_facts)]
+        days += [v["day"] for v in f.visits.values() if v["day"] is not None]
+        days += [c["day"] for c in f.calls.values()]
+        out[m] = expected(f, min(days), max(days), dailies_only=True) if days else {}
+    return out
+
+
+def differences(ours: dict[str, dict[str, dict]], theirs: dict[str, dict[str, dict]]) -> list[tuple]:
+    """(municipality, report id, figure, ours, theirs) wherever two sets of reports disagree (an
+    absent figure is a zero)."""
+    out = []
+    for m in sorted(set(ours) | set(theirs)):
+        for check in compare(ours.get(m, {}), theirs.get(m, {})):
+            out.extend((m, check.report_id, key, a, b) for key, a, b in check.mismatches)
+    return out
 
 
 # --- comparing ----------------------------------------------------------------------------------

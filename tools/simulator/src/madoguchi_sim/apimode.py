@@ -34,6 +34,7 @@ from uuid import UUID
 
 import httpx
 
+from madoguchi_reporting.recount import recount
 from madoguchi_shared import subjects
 from madoguchi_shared import bus
 from madoguchi_shared.auth import issue_token, token_for
@@ -47,7 +48,6 @@ from madoguchi_shared.settings import Settings
 from madoguchi_sim import ids
 from madoguchi_sim.clock import SimClock
 from madoguchi_sim.generator import Scenario, iter_events
-from madoguchi_sim.recount import recount
 
 log = get_logger(__name__)
 

@@ -19,7 +19,7 @@ from madoguchi_console.upstream import ApiError, Upstream
 from madoguchi_console.views import render, set_flash
 from madoguchi_shared.events.base import Role
 from madoguchi_shared import labels as L
-from madoguchi_shared.figures import LABELS, Family, Fig, family, label, short_label
+from madoguchi_shared.figures import CITY_DESK, CITY_LINE, LABELS, Family, Fig, family, label, short_label
 
 router = APIRouter(include_in_schema=False)
 JST = ZoneInfo("Asia/Tokyo")
@@ -73,39 +73,12 @@ RATIO_ROWS = {
     "final": tuple((k, label(k)) for k in DESK_RATIOS),
     "line": tuple((k, label(k)) for k in (Fig.answer_rate, Fig.never_connected_share)),
 }
-CITY_COLUMNS = tuple(
-    (k, short_label(k), kind)
-    for k, kind in (
-        (Fig.visitors, "int"),
-        (Fig.support_needed, "int"),
-        (Fig.support_needed_ratio, "pct"),
-        (Fig.support_given, "int"),
-        (Fig.support_given_ratio, "pct"),
-        (Fig.completed, "int"),
-        (Fig.not_completed, "int"),
-        (Fig.no_shows, "int"),
-        (Fig.escalations, "int"),
-        (Fig.opinions, "int"),
-        (family(Family.wait, "mean_s"), "min"),
-        (family(Family.service, "mean_s"), "min"),
-    )
-)
-CITY_LINE = tuple(
-    (k, label(k), kind)
-    for k, kind in (
-        (Fig.received, "int"),
-        (Fig.answered, "int"),
-        (Fig.answer_rate, "pct"),
-        (Fig.never_connected, "int"),
-        (Fig.out_of_hours, "int"),
-        (Fig.overflow_offered, "int"),
-        (Fig.closed, "int"),
-        (Fig.escalations, "int"),
-        (family(Family.callbacks, "opened"), "int"),
-        (family(Family.callbacks, "done"), "int"),
-        (Fig.opinions, "int"),
-    )
-)
+KINDS = {f: "pct" for f in (Fig.support_needed_ratio, Fig.support_given_ratio, Fig.answer_rate)} | {
+    family(Family.wait, "mean_s"): "min",
+    family(Family.service, "mean_s"): "min",
+}
+CITY_COLUMNS = tuple((k, short_label(k), KINDS.get(k, "int")) for k in CITY_DESK)
+CITY_LINE_ROWS = tuple((k, label(k), KINDS.get(k, "int")) for k in CITY_LINE)
 FIGURE_LABELS = LABELS
 
 
@@ -195,7 +168,7 @@ async def reports(request: Request, session: ReportsSession, api: Api, tab: str 
         "figure": figure,
         "show": show,
         "CITY_COLUMNS": CITY_COLUMNS,
-        "CITY_LINE": CITY_LINE,
+        "CITY_LINE": CITY_LINE_ROWS,
         "is_manager": Role.manager in session.roles,
         "DELIVERABLE_STATUS": DELIVERABLE_STATUS,
     }

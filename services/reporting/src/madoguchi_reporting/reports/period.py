@@ -11,7 +11,7 @@ from typing import Any
 from madoguchi_shared import db, sealed
 from madoguchi_shared import labels as L
 from madoguchi_shared.events.report import report_id
-from madoguchi_shared.figures import Family, Fig, label
+from madoguchi_shared.figures import WEEKLY_DESK, WEEKLY_LINE, Family, Fig, label
 from madoguchi_shared.wareki import to_wareki, weekday_kanji
 
 from madoguchi_reporting.config import ReportConfig
@@ -21,28 +21,6 @@ from madoguchi_reporting.reports.common import CITY_NOTES, DESK_NOTES, LINE_NOTE
 from madoguchi_reporting.reports.compute import desk_figures, flatten, line_figures
 from madoguchi_reporting.schema import SCHEMA as S
 
-# The figures of the weekly city-wide table (REP-3), per ward and day.
-WEEKLY_DESK = (
-    Fig.visitors,
-    Fig.support_needed,
-    Fig.support_given,
-    Fig.completed,
-    Fig.not_completed,
-    Fig.no_shows,
-    Fig.escalations,
-    Fig.opinions,
-)
-WEEKLY_LINE = (
-    Fig.received,
-    Fig.answered,
-    Fig.missed,
-    Fig.abandoned,
-    Fig.out_of_hours,
-    Fig.escalations,
-    Fig.callbacks_opened,
-    Fig.callbacks_done,
-    Fig.opinions,
-)
 Cells = dict[dt.date, dict[str, int]]
 
 
