@@ -16,7 +16,7 @@ from madoguchi_shared.runtime import free_port
 from madoguchi_reporting.main import create_app
 
 from reporting_harness import headers, reporting_settings, running_app
-from reporting_sim import WEEK_START, simulate
+from sim_week import WEEK_START, simulate
 
 
 async def test_roles_wards_and_refusals(settings, municipality, js):
@@ -66,7 +66,7 @@ async def test_live_stream_of_report_updates(settings, js, municipality):
     try:
         while not server.started:
             await asyncio.sleep(0.05)
-        week = simulate(municipality, WEEK_START, desks=1, days=1, visits_per_day=(5, 6), seed=3)
+        week = simulate(municipality, WEEK_START, desks=1, days=1, visitors=6, seed=3)
         got: list[dict] = []
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             async with client.stream(

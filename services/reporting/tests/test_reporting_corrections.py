@@ -20,7 +20,7 @@ from madoguchi_reporting import queries
 from madoguchi_reporting.cli import verify_async
 
 from reporting_harness import headers, reporting_settings, running_app
-from reporting_sim import WEEK_START, simulate
+from sim_week import WEEK_START, simulate
 
 DAY = WEEK_START
 
@@ -34,7 +34,7 @@ async def _report_events(js, m: str, rid: str) -> list:
 
 async def test_late_correction_makes_a_marked_revision(settings, js, municipality):
     s = reporting_settings(settings)
-    week = simulate(municipality, WEEK_START, desks=1, days=2, visits_per_day=(12, 16), seed=11)
+    week = simulate(municipality, WEEK_START, desks=1, days=2, visitors=14, seed=11)
     await bus.publish_many(js, week.events)
     rid = f"daily_chuo-1_{DAY.isoformat()}"
     async with running_app(s) as (app, client):
@@ -53,11 +53,15 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
         completed_before = report["figures"]["completed"]
 
         # next day, the supervisor corrects a visit: it was not completed after all
-        visit = next(v for v in week.visits if v.day == DAY and v.outcome == "completed")
+        res, visit = next(
+            (r, v) for r, v in week.served("chuo-1", DAY) if v.outcome == "completed" and not v.visitor.correction
+        )
+        corrected_before = week.desk_truth("chuo-1", DAY)["visit_corrections"]
+        assert visit.visit_id is not None
         correction = dk.VisitCorrected(
             municipality=municipality,
-            ward=visit.ward,
-            desk=visit.desk,
+            ward=res.ward,
+            desk=res.desk,
             visit_id=visit.visit_id,
             outcome="not_completed",
             reason="card_not_brought",
@@ -66,7 +70,7 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
             occurred_at=dt.datetime(2021, 3, 30, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))),
         )
         await bus.append(js, correction)
-        visit.outcome, visit.reason, visit.corrections = "not_completed", "card_not_brought", 1
+        visit.outcome, visit.reason, visit.visitor.correction = "not_completed", "card_not_brought", True
         # and a malformed message on the desk stream goes to the dead-letter stream, counting nothing
         await js.publish(
             subjects.aggregate_subject("desk", municipality, "visit", "broken"),
@@ -92,7 +96,7 @@ async def test_late_correction_makes_a_marked_revision(settings, js, municipalit
             changed["not_completed_reasons.card_not_brought"][1]
             == changed["not_completed_reasons.card_not_brought"][0] + 1
         )
-        assert changed["visit_corrections"] == (0, 1)
+        assert changed["visit_corrections"] == (corrected_before, corrected_before + 1)
         assert "第2版" in rev["label_ja"]
 
         # on the bus: submitted (1), then the revision with the same changes, and updates naming revision 2

@@ -17,7 +17,7 @@ from madoguchi_reporting.cli import verify_async
 from madoguchi_reporting.projections import DESK
 
 from reporting_harness import headers, reporting_settings, running_app
-from reporting_sim import WEEK_START, simulate
+from sim_week import WEEK_START, simulate
 
 CAP = 9000  # what this test's desk-day ticket table is made to hold
 
@@ -26,7 +26,7 @@ async def test_an_event_the_tables_cannot_hold_is_dead_lettered_and_the_rest_goe
     settings, js, nc, pg_pool, municipality
 ):
     s = reporting_settings(settings)
-    week = simulate(municipality, WEEK_START, desks=1, days=2, visits_per_day=(10, 14), seed=5)
+    week = simulate(municipality, WEEK_START, desks=1, days=2, visitors=12, seed=5)
     day1 = [e for e in week.events if e.occurred_at.date() == WEEK_START]
     later = [e for e in week.events if e.occurred_at.date() != WEEK_START]
     issued = next(e for e in day1 if isinstance(e, dk.TicketIssued))

@@ -20,7 +20,7 @@ from madoguchi_reporting.projections import Notifier, desk_projection
 from madoguchi_reporting.schema import SCHEMA, STAT_TABLES
 
 from reporting_harness import reporting_settings
-from reporting_sim import WEEK_START, simulate
+from sim_week import WEEK_START, simulate
 
 
 def second_session(events: list, shift: dt.timedelta) -> list:
@@ -57,7 +57,7 @@ async def test_rebuilds_give_identical_tables_however_the_stream_is_batched(sett
     m = municipality
     async with pg_pool.acquire() as conn:
         await schema.migrate(conn)
-    day = simulate(m, WEEK_START, desks=1, days=1, visits_per_day=(24, 28), seed=21).events
+    day = simulate(m, WEEK_START, desks=1, days=1, visitors=26, seed=21).events
     desk_events = [e for e in day if e.context == "desk"]
     again = second_session(
         [
