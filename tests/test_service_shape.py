@@ -93,3 +93,15 @@ def test_the_scan_sees_a_hand_written_subject(tmp_path):
     (tmp_path / "x.py").write_text('A = f"mg.desk.{m}.>"\nB = b"mg.admin.1.a"\nC = "mg_textkey.>"\n')
     hits = _mg_literals(tmp_path / "x.py", tmp_path)
     assert [hit.split(": ")[1] for hit in hits] == ['f"mg.desk.{m}.>"', 'b"mg.admin.1.a"']
+
+
+def test_domains_are_pure_and_name_no_http_status():
+    """Every domain.py raises the shared refusals and imports nothing of the web layer (audit's used to import
+    its errors from madoguchi_shared.web; desk's refusals carried status codes)."""
+    domains = sorted(ROOT.glob("services/*/src/*/domain.py"))
+    assert len(domains) == 5
+    for path in domains:
+        source = path.read_text()
+        assert not re.search(r"^\s*(from|import) (fastapi|starlette|madoguchi_shared\.web)\b", source, re.M), path
+        assert not re.search(r"\bstatus(_code)?\s*=\s*[1-5]\d\d\b", source), path
+        assert "class Refus" not in source and "(DomainError):" not in source, path

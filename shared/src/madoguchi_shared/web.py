@@ -678,4 +678,4 @@ def correlation_id(request: Request) -> uuid.UUID | None:
         return None
 
 
-__all__ = ["create_service_app", "DomainError", "NotFound", "Conflict", "problem", "status_of", "correlation_id"]
+__all__ = ["create_service_app", "DOMAIN_STATUS", "status_of", "problem", "correlation_id"]

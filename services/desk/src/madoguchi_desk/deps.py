@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from madoguchi_desk.service import DeskService
 from madoguchi_shared.auth import Principal, Role, require
 from madoguchi_shared.municipality import Desk
-from madoguchi_shared.web import NotFound
+from madoguchi_shared.errors import NotFound
 
 # Who may do what (ORG-2): supporters work a desk of their own wards; rounders help any desk;
 # the manager runs the day and handles escalations; city staff and auditors only read.
