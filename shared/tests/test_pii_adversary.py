@@ -162,3 +162,18 @@ def test_a_full_name_with_an_honorific_is_refused(text: str) -> None:
 )
 def test_a_family_name_or_a_title_passes(text: str) -> None:
     assert find_personal_data(text) == [], text
+
+
+@pytest.mark.parametrize("field", ["actor", "device", "desk", "ward"])
+def test_an_auditor_query_by_a_my_number_is_not_recorded(field: str) -> None:
+    """An auditor's filters are recorded in the log of record (admin.query_performed): an id
+    that is a My Number or a phone number is refused, not stored."""
+    from pydantic import ValidationError
+
+    from madoguchi_shared.events.audit import QueryFilters
+
+    for value in (MN, PHONE, "S" + MN):
+        with pytest.raises(ValidationError) as info:
+            QueryFilters(log_id="oplog", **{field: value})
+        assert MN not in str(info.value.errors(include_input=False, include_url=False))
+    QueryFilters(log_id="oplog", **{field: "chuo-1"})

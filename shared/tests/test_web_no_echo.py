@@ -92,6 +92,10 @@ async def test_a_path_holding_a_my_number_is_not_echoed(client, log_lines, setti
     assert_absent(json.dumps(body, ensure_ascii=False))
     assert_absent(str(dict(answer.headers)))
     assert_absent(logged(log_lines))
+    if answer.status_code == 403:  # the refusal is recorded for the auditors, without the value
+        stored = await _admin_stream_text(js, municipality)
+        assert "admin.access_denied" in stored
+        assert_absent(stored.replace(municipality, ""))
 
 
 @pytest.mark.parametrize("header", ["x-request-id", "x-correlation-id"])

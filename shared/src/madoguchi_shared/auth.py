@@ -216,6 +216,8 @@ async def deny(
     """Record an access refusal as an event, then raise 403."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)[:300]
+    if target_ward is not None and _holds_personal_data(target_ward):
+        target_ward = REDACTED_ID  # a My Number typed as a ward id is not recorded
     event = AccessDenied(
         municipality=principal.municipality,
         subject_id=principal.staff_id,

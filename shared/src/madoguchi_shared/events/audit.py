@@ -49,10 +49,10 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from madoguchi_shared.events.base import MAX_SAFE_INT, Event, Frozen, Ident
-from madoguchi_shared.pii import FreeText
+from madoguchi_shared.pii import FreeText, find_personal_data
 
 CONTEXT = "audit"
 
@@ -293,6 +293,15 @@ class QueryFilters(Frozen):
     newest_first: bool = False
     hide_routine: bool = False  # leave out routine records (device heartbeats)
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _ids_hold_no_personal_data(self) -> QueryFilters:
+        # An id typed into a filter is recorded in the log of record: a My Number or a phone number
+        # searched for (someone looking up a citizen) is refused, never stored.
+        for value in (self.log_id, self.ward, self.desk, self.device, self.actor):
+            if value is not None and sum(c.isdigit() for c in value) >= 10 and find_personal_data(value):
+                raise ValueError("検索条件に個人番号・電話番号と思われる数字は使えません（IDで指定してください）。")
+        return self
 
 
 class QueryPerformed(Event):
