@@ -225,3 +225,30 @@ async def test_tampering_in_postgresql_itself_is_found_by_the_database_verifier(
             name,
             report.lines(),
         )
+
+
+def test_every_fault_the_verifier_reports_is_one_a_verification_run_records():
+    """The verifier's fault kinds and the audit.verification_run event's agree (an `inserted` fault
+    once failed the event's validation, so such a run could not be recorded)."""
+    from typing import get_args
+
+    from madoguchi_shared.events.audit import VerificationRun
+
+    kinds = [k for part in get_args(verify.FaultKind) for k in (get_args(part) or (part,))]
+    assert "inserted" in kinds and "duplicate" in kinds
+    for kind in kinds:
+        fault = verify.Fault(kind, 7, "x")
+        run = VerificationRun(
+            municipality="011002",
+            actor={"id": "auditor-1", "role": "auditor"},
+            run_id="r1",
+            log_id="oplog",
+            result="bad",
+            records=7,
+            from_position=1,
+            to_position=7,
+            checkpoints_checked=0,
+            first_bad_position=fault.position,
+            fault=fault.event_fault(),
+        )
+        assert run.fault == ("extra" if kind == "duplicate" else kind)

@@ -16,6 +16,23 @@ from asyncpg.pool import PoolConnectionProxy
 Connection = asyncpg.Connection | PoolConnectionProxy
 
 
+async def fetch_one(conn: Connection, query: str, *args: object) -> asyncpg.Record:
+    """The row of a query that always returns one (an aggregate without GROUP BY, a row the caller just wrote):
+    no row is a bug, raised here rather than as a TypeError where the None is used."""
+    row = await conn.fetchrow(query, *args)
+    if row is None:
+        raise LookupError(f"no row from a query that always returns one: {query.strip()[:120]}")
+    return row
+
+
+async def fetch_int(conn: Connection, query: str, *args: object) -> int:
+    """The integer a query always returns (a count, a coalesce(max(...), 0)); NULL is a bug, raised here."""
+    value = await conn.fetchval(query, *args)
+    if value is None:
+        raise LookupError(f"NULL from a query that always returns a number: {query.strip()[:120]}")
+    return int(value)
+
+
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60)
 

@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 from madoguchi_shared.calendar import Calendar, Hours
 from madoguchi_shared.events import Actor, Event, Role
 from madoguchi_shared.events.audit import AlertRaised, AlertReraised, AlertResolved
+from madoguchi_shared.events.device import PersonalDataFileFound
 from madoguchi_shared.pii import find_personal_data
 
 from madoguchi_audit import device_rules  # its rules use the helpers below at call time
@@ -293,7 +294,7 @@ _KINDS_JA = {
 }
 
 
-def _personal_data_file(state, e, rules) -> list[Out]:
+def _personal_data_file(state, e: PersonalDataFileFound, rules) -> list[Out]:
     severity = "warning" if e.quarantined else "urgent"
     kinds = "、".join(_KINDS_JA.get(k, k) for k in e.kinds)
     done = "隔離フォルダへ移動しました。" if e.quarantined else "端末上に残っています。至急確認し、削除してください。"

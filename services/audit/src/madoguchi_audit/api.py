@@ -20,7 +20,14 @@ from sse_starlette.sse import EventSourceResponse
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.auth import Principal, revocable
 from madoguchi_shared.events import Ident, new_id
-from madoguchi_shared.events.audit import EventTypeFilter, QueryFilters, QueryPerformed, VerificationRun
+from madoguchi_shared.events.audit import (
+    EventTypeFilter,
+    ExportFormat,
+    QueryEndpoint,
+    QueryFilters,
+    QueryPerformed,
+    VerificationRun,
+)
 from madoguchi_shared.pii import FreeText
 from madoguchi_shared.errors import NotFound
 from madoguchi_shared.web import correlation_id
@@ -74,10 +81,10 @@ async def _record_query(
     request: Request,
     js,
     principal: Principal,
-    endpoint: str,
+    endpoint: QueryEndpoint,
     filters: QueryFilters,
     positions: list[int],
-    fmt: str = "json",
+    fmt: ExportFormat = "json",
 ) -> UUID:
     query_id = new_id()
     await bus.append(
@@ -205,7 +212,7 @@ async def run_verify(
             head=report.head,
             checkpoints_checked=report.checkpoints_checked,
             first_bad_position=fault.position if fault else None,
-            fault={"duplicate": "extra"}.get(fault.kind, fault.kind) if fault else None,
+            fault=fault.event_fault() if fault else None,
             trigger="api",
         ),
     )

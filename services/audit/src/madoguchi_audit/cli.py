@@ -177,16 +177,10 @@ async def _record_run(nc, audit, report) -> None:
             head=report.head,
             checkpoints_checked=report.checkpoints_checked,
             first_bad_position=fault.position if fault else None,
-            fault=_fault_kind(fault),
+            fault=fault.event_fault() if fault else None,
             trigger="cli",
         ),
     )
-
-
-def _fault_kind(fault) -> str | None:
-    if fault is None:
-        return None
-    return {"duplicate": "extra"}.get(fault.kind, fault.kind)
 
 
 NatsOpt = Annotated[str | None, typer.Option("--nats", help="NATS URL (default: MADOGUCHI_NATS_URL)")]

@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from madoguchi_shared.events.audit import AlertReraised
+from madoguchi_shared.events.audit import AlertRaised, AlertReraised
 
 from madoguchi_audit import alerts as a
 
@@ -229,8 +229,9 @@ def silent_pcs(state, now: datetime, rules) -> list[a.Out]:
             condition=f"silent/{key}",
             at=now,
         )
-        if raised:
-            d["silent"] = raised[0].event.alert_id
+        event = raised[0].event if raised else None
+        if isinstance(event, AlertRaised):  # what _raise raises, unless it is raised already
+            d["silent"] = event.alert_id
             outs += raised
     return outs
 

@@ -174,8 +174,8 @@ class Ingest:
             self.settings.log_id,
             chain.GENESIS,
         )
-        row = await conn.fetchrow(
-            f"SELECT position, hash FROM {self._q('chain_head')} WHERE log_id = $1", self.settings.log_id
+        row = await db.fetch_one(
+            conn, f"SELECT position, hash FROM {self._q('chain_head')} WHERE log_id = $1", self.settings.log_id
         )
         self.position, self.head = row["position"], bytes(row["hash"])
         self.stream_seq = {
@@ -287,7 +287,7 @@ class Ingest:
         subject = subjects.aggregate_subject("audit", self.settings.municipality, "checkpoint", self.settings.log_id)
         try:
             msg = await self.js.get_last_msg(bus.stream_for(subject), subject, direct=True)
-            event = parse_event(msg.data)
+            event = parse_event(msg.data) if msg.data is not None else None
             if isinstance(event, CheckpointSigned):
                 found.append(event)
         except NotFoundError:
@@ -555,6 +555,8 @@ class Ingest:
 
     # ---------------------------------------------------------------- checkpoints
     def _sign(self, position: int, head: bytes, previous: int) -> CheckpointSigned:
+        if self.key is None:
+            raise RuntimeError("no signing key: the writer reads it (_check_key) before it signs")
         return checkpoints.sign(
             self.key,
             municipality=self.settings.municipality,
@@ -567,7 +569,8 @@ class Ingest:
     async def _vouch(self, conn: db.Connection, cp: CheckpointSigned) -> None:
         """Before a checkpoint is stored: every record it vouches for since the last one is there, unchanged at both ends."""
         low = cp.previous_position
-        count, low_hash, top_hash = await conn.fetchrow(
+        count, low_hash, top_hash = await db.fetch_one(
+            conn,
             f"""SELECT count(*), (SELECT hash FROM {self._q("log")} WHERE position = $1),
                        (SELECT hash FROM {self._q("log")} WHERE position = $2)
                 FROM {self._q("log")} WHERE position > $1 AND position <= $2""",
@@ -632,6 +635,7 @@ class Ingest:
         events = [parse_event(bytes(r["event"])) for r in rows]
         ring = {self.key.key_id: self.key.public} if self.key else {}
         ring |= keys.load_keyring(self.settings)
+        signed: list[CheckpointSigned] = []
         for event in events:
             if not isinstance(event, CheckpointSigned) or not checkpoints.signature_ok(event, ring):
                 raise Tampered(
@@ -639,9 +643,10 @@ class Ingest:
                     "that no trusted key signed",
                     "データベース内の未送信チェックポイントに正しい署名がありません",
                 )
-        checkpoints.append_to_file(self.settings.resolved_checkpoint_file, events)
+            signed.append(event)
+        checkpoints.append_to_file(self.settings.resolved_checkpoint_file, signed)
         try:
-            for event in events:
+            for event in signed:
                 await bus.append(self.js, event)
         except Exception as exc:  # noqa: BLE001 - the bus is down: the file has them, retry later
             log.warning("audit.checkpoint_publish_failed", error=str(exc))

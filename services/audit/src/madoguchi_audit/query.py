@@ -126,7 +126,7 @@ async def count(conn: db.Connection, schema: str, filters: QueryFilters, scope: 
     sql, args = build(schema, filters.model_copy(update={"after": None, "before": None}), scope, None)
     async with conn.transaction(readonly=True):
         await conn.execute(READING)
-        return int(await conn.fetchval(sql, *args))
+        return await db.fetch_int(conn, sql, *args)
 
 
 def _data_fields(data: bytes, parsed: bool) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from nats.aio.client import Client as NATS
 
@@ -66,7 +67,7 @@ class LogIndex:
         times as much per row)."""
         streams = self.streams
         sha = hashlib.sha256
-        last_stream, s = None, None
+        last_stream, s = None, StreamIndex()  # s: the index of last_stream (the first row names it)
         for row in rows:
             if row[3] != last_stream:
                 last_stream = row[3]
@@ -99,9 +100,12 @@ class LogIndex:
             self.records += later.records
 
 
+DiscrepancyKind = Literal["missing", "extra", "altered", "reordered", "duplicate"]
+
+
 @dataclass
 class Discrepancy:
-    kind: str  # missing | extra | altered | reordered | duplicate
+    kind: DiscrepancyKind
     stream: str
     stream_seq: int
     position: int | None  # the log position of the record, or (missing) of the record it should follow
@@ -162,7 +166,8 @@ class Reconciliation:
         else:
             out = [f"    {head}: {self.total_discrepancies:,} discrepancies"]
             first = self.first
-            out.append(f"    first: {first.line()}")
+            if first is not None:
+                out.append(f"    first: {first.line()}")
             out += [
                 f"      {d.line()}" for d in sorted(self.discrepancies, key=lambda d: d.sort_key)[:20] if d is not first
             ]
@@ -273,7 +278,7 @@ class _Compare:
         self.last_seq = 0
         self._check_order()
 
-    def _add(self, kind: str, seq: int, position: int | None, detail: str) -> None:
+    def _add(self, kind: DiscrepancyKind, seq: int, position: int | None, detail: str) -> None:
         self.count += 1
         if len(self.found) < self.LIMIT:
             self.found.append(Discrepancy(kind, self.stream, seq, position, detail))

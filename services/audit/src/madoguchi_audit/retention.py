@@ -114,7 +114,10 @@ def read_archive(path: Path) -> tuple[dict, list[chain.Row], list[CheckpointSign
             elif kind == "record":
                 rows.append(row_from_json(item))
             elif kind == "checkpoint":
-                cps.append(parse_event(item["event"]))
+                cp = parse_event(item["event"])
+                if not isinstance(cp, CheckpointSigned):  # a ValueError, as a line that is not JSON
+                    raise ValueError(f"{path}: a checkpoint line holds a {cp.type} event")
+                cps.append(cp)
     return manifest, rows, cps
 
 

@@ -464,7 +464,7 @@ async def migrate_pool(pool: asyncpg.Pool, schema: str) -> int:
 async def version(conn: db.Connection, schema: str) -> int:
     if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f'"{schema}".schema_version'):
         return 0
-    return await conn.fetchval(f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_version')
+    return await db.fetch_int(conn, f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_version')
 
 
 class NotMigrated(RuntimeError):

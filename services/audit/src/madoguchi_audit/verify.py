@@ -35,9 +35,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Protocol
+from typing import Literal, Protocol
 
 from madoguchi_shared import db
+from madoguchi_shared.events import audit as audit_events
 from madoguchi_shared.events.audit import CheckpointSigned
 
 from madoguchi_audit import chain
@@ -48,14 +49,22 @@ from madoguchi_audit.schema import READER
 SLICE = 500  # rows hashed between two looks at the socket
 
 
+# the faults a verification run records, and a record the streams of record hold twice (recorded as "extra")
+FaultKind = audit_events.Fault | Literal["duplicate"]
+
+
 @dataclass
 class Fault:
-    kind: str
+    kind: FaultKind
     position: int
     detail: str
     upto: int | None = None  # the end of the range a chain_replaced fault is known to lie in
     stream: str | None = None  # where the streams of record locate it (reconciliation)
     stream_seq: int | None = None
+
+    def event_fault(self) -> audit_events.Fault:
+        """The kind as the audit.verification_run event records it."""
+        return "extra" if self.kind == "duplicate" else self.kind
 
 
 @dataclass
@@ -469,7 +478,7 @@ async def verify_db(
     report = Report(log_id=log_id, checkpoint_faults=cp_faults)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute(f"SET LOCAL ROLE {READER}")
-        first, last = await conn.fetchrow(f"SELECT min(position), max(position) FROM {q}.log")
+        first, last = await db.fetch_one(conn, f"SELECT min(position), max(position) FROM {q}.log")
         start, prev = 1, chain.GENESIS
         if from_checkpoint is not False:
             candidates = sorted(p for p in cps if last is not None and p <= last)
@@ -799,13 +808,14 @@ async def verify_all(
     index = reconcile.LogIndex() if (nc is not None and reconcile_streams) else None
     cut: dict[str, int] = {}
     at = None
-    if index is not None:
+    if index is not None and nc is not None:
         at = reconcile.cutoff_time(settings.reconcile_grace_seconds if grace_seconds is None else grace_seconds)
         cut = await reconcile.cutoff(nc, list(reconcile.stream_filters(settings.municipalities)), at)
     streams = reconcile.stream_filters(settings.municipalities)
     reading = None
     if (
         index is not None
+        and nc is not None
         and from_checkpoint is False
         and not await conn.fetchval(
             f'SELECT true FROM "{settings.schema_name}".archive WHERE deleted_at IS NOT NULL LIMIT 1'
@@ -851,7 +861,7 @@ async def verify_all(
     report.checkpoint_faults += copy_faults
     report.notes += key_notes + copy_notes[:3]
     report.notes.append("checkpoints from " + ", ".join(f"the {n} ({len(v)})" for n, v in copies.items()))
-    if index is not None:
+    if index is not None and nc is not None and at is not None:  # (index: nc and at are set)
         collected = await reading if reading is not None else None
         after = None
         if report.from_position > 1:  # incremental, or after an archive: compare from where the table is read

@@ -25,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from nats.aio.client import Client as NATS
-from nats.js import api
+from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from madoguchi_calls import domain as d
@@ -225,7 +225,7 @@ class LineView:
         self._waiter_ids = itertools.count()
         self._subscribers: set[asyncio.Queue] = set()
         self._sub = None
-        self._js = None
+        self._js: JetStreamContext | None = None
         self.ready = asyncio.Event()
         self._next_read: asyncio.Future[int] | None = None  # the shared last_stored() read callers wait for
         self._reader: asyncio.Task | None = None
@@ -256,6 +256,8 @@ class LineView:
 
     async def last_stored(self) -> int:
         """The stream sequence of the municipality's latest calls event (0 if none)."""
+        if self._js is None:
+            raise RuntimeError("the live view reads the stream once started")
         try:
             msg = await self._js.get_last_msg(STREAM, self.filter, direct=True)
         except NotFoundError:

@@ -8,13 +8,14 @@ are `app.state.service_urls` (from settings; tests point them at their own serve
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from madoguchi_shared.settings import Settings
@@ -41,6 +42,11 @@ CONSOLE_CSP = (
     "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+
+async def _answered(answer: Response | Awaitable[Response]) -> Response:
+    """What an exception handler answered: Starlette takes plain and async handlers alike."""
+    return await answer if inspect.isawaitable(answer) else answer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -119,7 +125,7 @@ def _install_page_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def page_http_error(request: Request, exc: StarletteHTTPException):
         if for_machines(request) and machine_http is not None:
-            return await machine_http(request, exc)
+            return await _answered(machine_http(request, exc))
         title, detail = _PAGE_ERRORS.get(
             exc.status_code, ("エラーが発生しました", "処理できませんでした。画面を更新してもう一度お試しください。")
         )
@@ -128,14 +134,14 @@ def _install_page_errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def page_validation_error(request: Request, exc: RequestValidationError):
         if for_machines(request) and machine_validation is not None:
-            return await machine_validation(request, exc)
+            return await _answered(machine_validation(request, exc))
         title, detail = _PAGE_ERRORS[422]
         return render(request, "error.html", 422, title=title, detail=detail)
 
     @app.exception_handler(Exception)
     async def page_unexpected(request: Request, exc: Exception):
         if for_machines(request) and machine_any is not None:
-            return await machine_any(request, exc)
+            return await _answered(machine_any(request, exc))
         log.exception("request.failed", error_type=type(exc).__name__)
         return render(
             request,

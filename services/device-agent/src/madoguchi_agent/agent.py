@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -33,10 +34,14 @@ from madoguchi_agent.outbox import LEVELS, WARNING_AT, Outbox, OutboxFull, drain
 from madoguchi_agent.usb import UsbWatch
 from madoguchi_shared import subjects
 from madoguchi_shared.events import Actor, Event, Role, dump_event, new_id, parse_event
+from madoguchi_shared.events import desk as dk
 from madoguchi_shared.events import device as ev
 from madoguchi_shared.logging import get_logger
 
 log = get_logger(__name__)
+
+_E = TypeVar("_E", bound=Event)
+_A = TypeVar("_A", bound=ev.AgentEvent)
 
 try:
     AGENT_VERSION = version("madoguchi-device-agent")
@@ -111,17 +116,17 @@ class Agent:
 
     # -- writing events ----------------------------------------------------------------------
 
-    def build(self, cls: type[Event], **fields) -> Event:
+    def build(self, cls: type[_A], **fields: Any) -> _A:
         c = self.config
         return cls(
             municipality=c.municipality, ward=c.ward, desk=c.desk, device_id=c.device_id, actor=self.actor, **fields
         )
 
-    def emit(self, cls: type[Event], **fields) -> Event | None:
+    def emit(self, cls: type[_A], **fields: Any) -> _A | None:
         """Build an event of this device and commit it to the journal (None when shed)."""
         return self.write(self.build(cls, **fields))
 
-    def write(self, event: Event) -> Event | None:
+    def write(self, event: _E) -> _E | None:
         written = self.write_many([event])
         return event if written else None
 
@@ -238,7 +243,14 @@ class Agent:
     # -- the bus -----------------------------------------------------------------------------
 
     def _js(self) -> JetStreamContext | None:
-        return self.js if self.nc is not None and self.nc.is_connected else None
+        link = self._link()
+        return link[1] if link is not None else None
+
+    def _link(self) -> tuple[NATS, JetStreamContext] | None:
+        """The connection and its JetStream context while connected."""
+        if self.nc is not None and self.nc.is_connected and self.js is not None:
+            return self.nc, self.js
+        return None
 
     async def _connect_loop(self) -> None:
         delay = 0.5
@@ -310,13 +322,14 @@ class Agent:
         c = self.config
         watching = None
         while not self._stop.is_set():
-            js = self._js()
-            if js is not None:
+            link = self._link()
+            if link is not None:
+                nc, js = link
                 try:
                     if watching is None:
                         # a put on either key wakes us at once; the poll is the fallback
                         watching = [
-                            await self.nc.subscribe(f"$KV.{c.policy_bucket}.{key}", cb=self._on_policy_put)
+                            await nc.subscribe(f"$KV.{c.policy_bucket}.{key}", cb=self._on_policy_put)
                             for key in (c.policy_key, c.desk_policy_key)
                         ]
                     fetched = await policy_mod.fetch(js, c.policy_bucket, c.policy_key, c.desk_policy_key)
@@ -415,6 +428,8 @@ class Agent:
         while not self._stop.is_set():
             try:
                 start = utcnow() - timedelta(hours=c.desk_lookback_h)
+                if self.js is None:
+                    raise ConnectionError("not connected yet")
                 sub = await self.js.subscribe(
                     subject,
                     cb=self._on_desk_event,
@@ -442,9 +457,9 @@ class Agent:
             return
         if event.desk != self.config.desk:
             return
-        if event.type == "desk.visit_started":
+        if isinstance(event, dk.VisitStarted):
             self._fold(domain.VisitStarted(str(event.visit_id), event.occurred_at))
-        elif event.type == "desk.visit_ended":
+        elif isinstance(event, dk.VisitEnded):
             self._fold(domain.VisitEnded(str(event.visit_id), event.occurred_at))
 
     # -- processes, USB, files -----------------------------------------------------------------
@@ -465,7 +480,10 @@ class Agent:
                 if info is not None:
                     loop.call_soon_threadsafe(self._on_program, info, "netlink")
 
-            listener = processes.ExecListener(on_exec, lambda: loop.call_soon_threadsafe(rescan.set))
+            def on_overflow() -> None:  # the listener's thread: rescan /proc on the loop
+                loop.call_soon_threadsafe(rescan.set)
+
+            listener = processes.ExecListener(on_exec, on_overflow)
             try:
                 listener.start()
             except OSError as exc:
@@ -646,7 +664,10 @@ class Agent:
         return self.files.root_of(os.path.dirname(path) or "/") if self.files else None
 
     async def _check_file(self, path: str, force: bool = False) -> None:
-        found = self.files.root_of(path)
+        files = self.files
+        if files is None:  # (set before the first file event)
+            return
+        found = files.root_of(path)
         if found is None:
             return
         root, folder = found
@@ -681,10 +702,10 @@ class Agent:
         name = f"{event_id}{suffix}" if ev._SUFFIX.match(suffix) else str(event_id)
         moved, error = (False, None)
         if policy.quarantine:
-            self.files.ours.add(path)
+            files.ours.add(path)
             moved, error = await self._in_thread(quarantine, Path(path), self.config.quarantine_dir, name)
             if not moved:
-                self.files.ours.discard(path)
+                files.ours.discard(path)
         event = self.build(
             ev.PersonalDataFileFound,
             event_id=event_id,
@@ -986,9 +1007,9 @@ class Agent:
         self.emit(ev.AgentStopped, reason=self._stop_reason, uptime_s=int(time.monotonic() - self._started))
         # a last drain, bounded: what does not go now waits in the journal for the next start
         deadline = time.monotonic() + 3.0
-        while self._js() is not None and self.outbox.depth()[0] and time.monotonic() < deadline:
+        while (js := self._js()) is not None and self.outbox.depth()[0] and time.monotonic() < deadline:
             with contextlib.suppress(Exception):
-                _, failed = await drain_once(self.js, self.outbox, self.config.outbox_batch, 2.0)
+                _, failed = await drain_once(js, self.outbox, self.config.outbox_batch, 2.0)
                 if failed:
                     break
         if self.nc is not None:

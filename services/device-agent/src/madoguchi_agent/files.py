@@ -29,6 +29,7 @@ from xml.sax.saxutils import unescape
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 from madoguchi_agent.policy import Policy, WatchedFolder
 from madoguchi_shared.logging import get_logger
@@ -402,7 +403,7 @@ class FileWatch:
         self._quarantine_dir = Path(quarantine_dir).resolve()
         self._observer = Observer()
         self._observer.daemon = True
-        self._watches: dict[str, tuple[WatchedFolder, object]] = {}  # resolved root -> (folder, watch)
+        self._watches: dict[str, tuple[WatchedFolder, ObservedWatch]] = {}  # resolved root -> (folder, watch)
         self._pending: dict[str, tuple[float, str]] = {}
         self._immediate: list[tuple[str, str, str | None]] = []
         self._wake = asyncio.Event()

@@ -84,16 +84,22 @@ class SessionWatch:
         self._thread = threading.Thread(target=self._run, name="logind-watch", daemon=True)
         self._thread.start()
 
+    def _bus(self) -> DBusConnection:
+        """The connection `start` opened (everything that reads the bus runs after it)."""
+        if self._conn is None:
+            raise ConnectionError("the session watch is not connected to the bus")
+        return self._conn
+
     def _list_sessions(self) -> list[str]:
         manager = DBusAddress("/org/freedesktop/login1", bus_name=LOGIND, interface=MANAGER_IF)
         from jeepney import new_method_call
 
-        reply = self._conn.send_and_get_reply(new_method_call(manager, "ListSessions"), timeout=2)
+        reply = self._bus().send_and_get_reply(new_method_call(manager, "ListSessions"), timeout=2)
         return [row[4] for row in reply.body[0]] if reply.header.message_type == MessageType.method_return else []
 
     def _properties(self, path: str) -> dict:
         session = DBusAddress(path, bus_name=LOGIND, interface=SESSION_IF)
-        reply = self._conn.send_and_get_reply(Properties(session).get_all(), timeout=2)
+        reply = self._bus().send_and_get_reply(Properties(session).get_all(), timeout=2)
         if reply.header.message_type != MessageType.method_return:
             log.warning("sessions.properties_failed", error=str(reply.header.fields.get(4)), body=str(reply.body)[:200])
             return {
@@ -120,7 +126,7 @@ class SessionWatch:
         while not self._stop.is_set():
             try:
                 if not self._signals:
-                    self._conn.recv_messages(timeout=0.5)
+                    self._bus().recv_messages(timeout=0.5)
             except TimeoutError:
                 continue
             except (OSError, ValueError) as exc:

@@ -10,6 +10,7 @@ embedded as TrueType (pdf.fonttype 42), so the PDF shows the same text everywher
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 import io
 import logging
 import os
@@ -203,7 +204,7 @@ def _integer_axis(ax, horizontal: bool = False) -> None:
 
 
 def _bar(
-    ax, labels: list[str], values: list[float], title: str, color: str = COLORS[0], horizontal: bool = False
+    ax, labels: list[str], values: Sequence[float], title: str, color: str = COLORS[0], horizontal: bool = False
 ) -> None:
     if horizontal:
         ax.barh(labels, values, color=color)

@@ -265,7 +265,8 @@ def native_chart(kind: str, title: str, ws, first: int, last: int) -> BarChart:
     chart.title = title
     chart.style = 10
     chart.legend = None
-    chart.width, chart.height = CHART_W_CM, CHART_H_CM
+    # openpyxl's stubs type the size as int (its defaults are whole cm); it writes any float
+    chart.width, chart.height = CHART_W_CM, CHART_H_CM  # pyright: ignore[reportAttributeAccessIssue]
     data = Reference(ws, min_col=2, min_row=first, max_row=last)
     cats = Reference(ws, min_col=1, min_row=first, max_row=last)
     chart.add_data(data, titles_from_data=False)
@@ -284,7 +285,8 @@ def native_chart(kind: str, title: str, ws, first: int, last: int) -> BarChart:
 
 def render_xlsx(report: md.AnyReport) -> bytes:
     wb = Workbook()
-    wb.remove(wb.active)
+    for blank in wb.worksheets:  # the one sheet a new workbook has
+        wb.remove(blank)
     writer = Writer(wb)
     for sheet in sheets(report):
         writer.sheet(sheet)

@@ -276,7 +276,8 @@ async def checksums(conn: db.Connection, municipality: str | None = None) -> dic
     for table, cols in STAT_TABLES.items():
         where = "WHERE municipality = $1" if municipality else ""
         args = [municipality] if municipality else []
-        row = await conn.fetchrow(
+        row = await db.fetch_one(
+            conn,
             f"""SELECT count(*) AS n, coalesce(md5(string_agg(r, E'\\n' ORDER BY r)), md5('')) AS h
                 FROM (SELECT ROW({cols})::text AS r FROM "{SCHEMA}".{table} {where}) t""",
             *args,

@@ -26,6 +26,7 @@ from madoguchi_shared import db
 from madoguchi_shared import bus
 from madoguchi_shared.events.base import Actor
 from madoguchi_shared.events.report import (
+    ReportKind,
     ReportRevisionMade,
     ReportSubmitted,
     SubmittedFile,
@@ -51,9 +52,11 @@ MEDIA = {
 _render_lock = threading.Lock()  # matplotlib's rc settings are process-wide
 
 
-def parse_report_id(rid: str) -> tuple[str, str, dt.date]:
+def parse_report_id(rid: str) -> tuple[ReportKind, str, dt.date]:
     kind, rest = rid.split("_", 1)
     scope_id, day = rest.rsplit("_", 1)
+    if kind != "daily" and kind != "weekly" and kind != "final":
+        raise ValueError(f"not a report id: {rid!r}")
     return kind, scope_id, dt.date.fromisoformat(day)
 
 

@@ -200,6 +200,7 @@ Fault = Literal[
     "edited",  # a record's content or its envelope columns changed
     "deleted",  # a record is missing (a gap, or a record whose predecessor is gone)
     "reordered",  # records are out of their chained order
+    "inserted",  # records slipped in between two chained ones (later ones renumbered, not relinked)
     "truncated",  # the table ends before a signed checkpoint
     "chain_replaced",  # the chain is self-consistent but disagrees with a signed checkpoint
     "bad_signature",  # a checkpoint's signature does not verify or its key is unknown
@@ -304,6 +305,10 @@ class QueryFilters(Frozen):
         return self
 
 
+QueryEndpoint = Literal["records", "record", "export", "verify", "alerts", "device_activity"]
+ExportFormat = Literal["json", "csv", "jsonl"]
+
+
 class QueryPerformed(Event):
     """An auditor read the log (ASVS 16.3: access to the audit log is itself logged)."""
 
@@ -313,9 +318,9 @@ class QueryPerformed(Event):
     type: Literal["audit.query_performed"] = "audit.query_performed"
 
     query_id: Ident
-    endpoint: Literal["records", "record", "export", "verify", "alerts", "device_activity"]
+    endpoint: QueryEndpoint
     filters: QueryFilters
     result_count: int = Field(ge=0, le=MAX_SAFE_INT)
     first_position: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
     last_position: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
-    export_format: Literal["json", "csv", "jsonl"] = "json"
+    export_format: ExportFormat = "json"

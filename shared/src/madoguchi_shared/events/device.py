@@ -90,6 +90,9 @@ class _AgentEvent(Event):
     device_id: Ident
 
 
+AgentEvent = _AgentEvent  # what the agent builds: every event of a device (madoguchi_agent.Agent.build)
+
+
 # ---------------------------------------------------------------------------------------------
 # Lifecycle, heartbeat, policy (SEC-2 "security management"; tamper evidence)
 # ---------------------------------------------------------------------------------------------
@@ -465,6 +468,7 @@ _KIND_JA = {
 
 
 __all__ = [
+    "AgentEvent",
     "REDACTED",
     "redact",
     "safe_relative_path",

@@ -383,7 +383,7 @@ async def _desk_action(s: _Session, desk: str, e: Event) -> None:
             s.outcome.errors[(e.type, "not scripted")] += 1
 
 
-async def _visit_action(s: _Session, e: Event) -> None:
+async def _visit_action(s: _Session, e: dev._VisitEvent) -> None:
     real = s.visit.get(e.visit_id)
     if real is None:
         s.outcome.errors[(e.type, "visit unknown")] += 1
@@ -453,8 +453,8 @@ async def _visit_action(s: _Session, e: Event) -> None:
 async def _agent_event(s: _Session, e: Event) -> None:
     """The agent's outbox drains straight to JetStream: a fresh event id, the real visit id."""
     update: dict[str, Any] = {"event_id": new_id()}
-    if getattr(e, "visit_id", None):
-        real = s.visit.get(UUID(e.visit_id))
+    if visit_id := getattr(e, "visit_id", None):
+        real = s.visit.get(UUID(visit_id))
         update["visit_id"] = real
     if e.correlation_id is not None:
         real = s.visit.get(e.correlation_id)

@@ -33,6 +33,7 @@ from uuid import UUID
 from madoguchi_shared.calendar import TOKYO, Calendar
 from madoguchi_shared.events import SYSTEM, Actor, Event, Role
 from madoguchi_shared.events import calls as ev
+from madoguchi_shared.events.desk import OpinionKind, ProcedureStep
 from madoguchi_shared.municipality import Municipality
 
 from madoguchi_sim import ids, texts
@@ -78,7 +79,7 @@ class CallRecord:
     resolution: str | None = None
     provider_category: str | None = None
     ward: str | None = None
-    opinions: tuple[tuple[str, str | None, str], ...] = ()  # kind, step, text
+    opinions: tuple[tuple[OpinionKind, ProcedureStep | None, str], ...] = ()  # kind, step, text
     notes: bool = False
     missed_reason: str | None = None
     callback: str | None = None  # reason, when a callback task was opened for this call

@@ -7,6 +7,8 @@ writes digits can never trip it by accident. A test checks every text against th
 
 from __future__ import annotations
 
+from madoguchi_shared.events.desk import OpinionKind, ProcedureStep
+
 # DESK-7: opinions, requests, topics and where in the procedure citizens struggled, by step.
 OPINIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "difficulty": {
@@ -113,7 +115,7 @@ CALL_NOTES: tuple[str, ...] = (
     "再度の来庁は不要であることを説明した。",
 )
 # (kind, procedure step or None, text): the same kinds and steps as at the desk (CALL-5, DESK-7).
-CALL_OPINIONS: tuple[tuple[str, str | None, str], ...] = (
+CALL_OPINIONS: tuple[tuple[OpinionKind, ProcedureStep | None, str], ...] = (
     ("opinion", None, "電話で丁寧に教えてもらえて助かった。"),
     ("request", None, "窓口の開設時間を延ばしてほしい。"),
     ("request", None, "電話がつながりにくいので回線を増やしてほしい。"),

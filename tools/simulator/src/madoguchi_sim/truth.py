@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from madoguchi_shared.figures import Fig, share, stats, whole_seconds
 from madoguchi_shared.figures import to_ms as ms
@@ -28,6 +28,16 @@ from madoguchi_shared.events.report import line_scope_id, report_id
 
 from madoguchi_sim.calls import CallRecord, LineDayResult
 from madoguchi_sim.desk import DeskDayResult
+
+
+_T = TypeVar("_T")
+
+
+def _known(value: _T | None) -> _T:
+    """A time or duration the generator sets on every served visit and closed call."""
+    if value is None:
+        raise ValueError("the generator left a served visit's or a closed call's time unset")
+    return value
 
 
 def _inc(out: dict[str, Any], key: str, n: int = 1) -> None:
@@ -66,9 +76,9 @@ def desk_day_figures(res: DeskDayResult) -> dict[str, Any]:
             _inc(out, f"payment_services.{v.payment_service}")
         if r.reason:
             _inc(out, f"not_completed_reasons.{r.reason}")
-    for k, val in stats([ms((r.served_at - r.issued_at).total_seconds()) for r in served]).items():
+    for k, val in stats([ms((_known(r.served_at) - r.issued_at).total_seconds()) for r in served]).items():
         out[f"wait.{k}"] = val
-    for k, val in stats([ms((r.ended_at - r.served_at).total_seconds()) for r in served]).items():
+    for k, val in stats([ms((_known(r.ended_at) - _known(r.served_at)).total_seconds()) for r in served]).items():
         out[f"service.{k}"] = val
     out[Fig.visit_corrections] = sum(1 for r in served if r.visitor.correction)
     no_shows = sum(1 for r in res.visits if r.called_at is not None and r.served_at is None)
@@ -82,8 +92,8 @@ def desk_day_figures(res: DeskDayResult) -> dict[str, Any]:
     out[Fig.staffing_breaches] = res.breaches
     out[Fig.short_absences] = res.short_absences
     out[Fig.capacity_alerts] = len(res.capacity_alerts)
-    escalated = [r for r in served if r.visitor.escalation]
-    out[Fig.escalations_to_city] = sum(1 for r in escalated if r.visitor.escalation[2])
+    escalated = [r.visitor.escalation for r in served if r.visitor.escalation]
+    out[Fig.escalations_to_city] = sum(1 for _, _, to_city in escalated if to_city)
     opinions = [r.visitor.opinion for r in served if r.visitor.opinion]
     out[Fig.opinions] = len(opinions)
     out[Fig.pin_failures] = sum(r.visitor.pin_failures for r in served)
@@ -97,8 +107,8 @@ def desk_day_figures(res: DeskDayResult) -> dict[str, Any]:
     out[Fig.disinfection_compliance] = share(out[Fig.served] - out[Fig.disinfection_misses], out[Fig.served])
     for kind in res.incidents:
         _inc(out, f"incidents.{kind}")
-    for r in escalated:
-        _inc(out, f"escalations_by_category.{r.visitor.escalation[0]}")
+    for category, _, _ in escalated:
+        _inc(out, f"escalations_by_category.{category}")
     for kind, step, _text in opinions:
         _inc(out, f"opinions_by_kind.{kind}")
         if step:
@@ -162,7 +172,7 @@ def line_day_figures(calls: list[CallRecord], facts: Counter) -> dict[str, Any]:
     out[Fig.opinions] = sum(len(c.opinions) for c in closed)
     for k, v in stats([c.answer_wait_s * 1000 for c in calls if c.answer_wait_s is not None]).items():
         out[f"answer_wait.{k}"] = v
-    for k, v in stats([c.duration_s * 1000 for c in closed]).items():
+    for k, v in stats([_known(c.duration_s) * 1000 for c in closed]).items():
         out[f"duration.{k}"] = v
     for name in ("opened", "done", "failed", "cancelled", "overdue", "to_city", "city_answered"):
         out[f"callbacks.{name}"] = facts.get(f"callbacks.{name}", 0)

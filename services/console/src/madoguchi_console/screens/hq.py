@@ -260,8 +260,8 @@ async def close_alert(request: Request, alert_id: str, session: HqSession, api: 
 async def day(request: Request, desk_id: str, session: HqSession, api: Api):
     """ORG-3: the manager confirms the start or the end of a desk's day."""
     form = await read_form(request)
-    action = form.get("action")
-    path = {"start": "day/start", "end": "day/end", "resume": "day/resume"}.get(action or "")
+    action = str(form.get("action") or "")
+    path = {"start": "day/start", "end": "day/end", "resume": "day/resume"}.get(action)
     if path is None:
         return await _page(request, api, session, form_error="不明な操作です。", status_code=400)
     try:

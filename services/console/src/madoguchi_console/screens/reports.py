@@ -120,7 +120,7 @@ def _parse_date(value: str | None, default: date) -> date:
         return default
 
 
-def _pairs(mapping: dict | None, labels: dict[str, str]) -> list[tuple[str, Any]]:
+def _pairs(mapping: dict[str, Any] | None, labels: dict[str, str]) -> list[tuple[str, Any]]:
     return [(labels.get(k, k), v) for k, v in (mapping or {}).items()]
 
 
@@ -289,15 +289,16 @@ async def download(request: Request, session: ReportsSession, api: Api, kind: st
     if format not in FORMATS:
         format = "xlsx"
     q = request.query_params
-    path, params = {
+    routes = {
         "daily": ("/v1/reports/daily", {"desk": q.get("desk"), "date": q.get("date")}),
         "line": ("/v1/reports/line/daily", {"date": q.get("date")}),
         "city": ("/v1/reports/city/daily", {"date": q.get("date")}),
         "weekly": ("/v1/reports/weekly", {"week_start": q.get("week")}),
         "final": ("/v1/reports/final", {"from": q.get("from"), "to": q.get("to")}),
-    }.get(kind, (None, None))
-    if path is None:
+    }
+    if kind not in routes:
         raise ApiError(404, "見つかりません", "報告書の種類が正しくありません。")
+    path, params = routes[kind]
     upstream = await api.request("GET", "reporting", path, params={**params, "format": format}, timeout=120)
     headers = {k: v for k, v in upstream.headers.items() if k.lower() in ("content-disposition", "content-type")}
     headers["cache-control"] = "no-store"

@@ -10,6 +10,7 @@ naming staff ids only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,10 @@ DISABLE_REASONS = {"left": "退職", "suspended": "一時停止", "compromised":
 ROLE_CHOICES = (Role.supporter, Role.operator, Role.rounder, Role.manager, Role.city_staff, Role.auditor)
 
 
+def _role_text(codes: Iterable[str]) -> str:
+    return "・".join(permissions.ROLE_LABELS.get(Role(c), c) for c in codes)
+
+
 def _context(request: Request, session: Session) -> dict:
     settings = request.app.state.settings
     m = st.municipality_config(settings, session.principal.municipality)
@@ -50,7 +55,7 @@ def _context(request: Request, session: Session) -> dict:
         "status_class": STATUS_CLASS,
         "duty_labels": DUTY_LABELS,
         "disable_reasons": DISABLE_REASONS,
-        "role_text": lambda codes: "・".join(permissions.ROLE_LABELS.get(Role(c), c) for c in codes),
+        "role_text": _role_text,
         "today": datetime.now(JST).date().isoformat(),
     }
 
@@ -95,7 +100,7 @@ async def staff_add(request: Request, session: StaffSession):
     except ValueError:
         errors["role"] = "役割を選んでください。"
         role = None
-    if errors:
+    if errors or role is None:  # (role is None only with an error)
         return await _list_page(request, session, 422, values=values, errors=errors)
     try:
         temporary = await st.create_staff(

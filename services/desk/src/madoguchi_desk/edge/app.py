@@ -108,7 +108,7 @@ class CommandIds:
                         ensure_ascii=False,
                     ).encode(),
                 )
-            return await self._answer(send, status, body, True)
+            return await self._answer(send, status or 200, body, True)  # (a kept body is kept with its status)
         done = self.inflight[key] = asyncio.Event()
         token = COMMAND_KEY.set(key)
         captured: dict = {"status": None, "body": []}

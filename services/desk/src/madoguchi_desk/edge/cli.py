@@ -14,7 +14,7 @@ import json
 import os
 import urllib.request
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, overload
 
 import typer
 
@@ -27,6 +27,10 @@ app = typer.Typer(
 DEFAULT_PORT = 8111
 
 
+@overload
+def _env(name: str) -> str | None: ...
+@overload
+def _env(name: str, default: str) -> str: ...
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"MADOGUCHI_EDGE_{name}", default)
 
@@ -62,7 +66,7 @@ def run(
     device = device or _env("DEVICE") or f"{desk}-pc"
     port = port or int(_env("PORT", str(DEFAULT_PORT)))
     state = state_dir or Path(_env("STATE_DIR") or settings.data_dir / "edge")
-    credential = nats_credential or (Path(_env("NATS_CREDENTIAL")) if _env("NATS_CREDENTIAL") else None)
+    credential = nats_credential or (Path(path) if (path := _env("NATS_CREDENTIAL")) else None)
     if credential is not None:
         options = credential_options(credential)
     elif settings.nats_user:

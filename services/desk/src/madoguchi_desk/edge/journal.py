@@ -60,6 +60,13 @@ class LocalConflict(Exception):
         self.actual = actual
 
 
+def _inserted(cur: sqlite3.Cursor) -> int:
+    """The seq of the row an INSERT just made (sqlite3 leaves lastrowid None only when none was made)."""
+    if cur.lastrowid is None:
+        raise sqlite3.DatabaseError("the INSERT made no row")
+    return cur.lastrowid
+
+
 @dataclass(frozen=True)
 class Row:
     seq: int
@@ -159,7 +166,7 @@ class Journal:
                     "VALUES (?, ?, ?, ?, 'edge', NULL, ?, ?)",
                     (str(event.event_id), subject, event.type, dump_event(event), command, now),
                 )
-                seqs.append(cur.lastrowid)
+                seqs.append(_inserted(cur))
             if command is not None:
                 self.db.execute(
                     "INSERT OR IGNORE INTO commands (key, status, body, created_at) VALUES (?, NULL, NULL, ?)",
@@ -193,7 +200,7 @@ class Journal:
                     "VALUES (?, ?, ?, ?, 'hq', ?, NULL, ?)",
                     (str(event.event_id), subject, event.type, data, hq_seq, now),
                 )
-                new.append(cur.lastrowid)
+                new.append(_inserted(cur))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

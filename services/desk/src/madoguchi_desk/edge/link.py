@@ -22,6 +22,8 @@ from datetime import datetime
 from typing import Any
 
 import nats
+from nats.aio.client import Client as NATS
+from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
 from madoguchi_desk import domain as d
@@ -60,8 +62,8 @@ class EdgeLink:
         self.url = url
         self.connect_options = connect_options or {}
         self.heartbeat_seconds = heartbeat_seconds
-        self.nc: nats.NATS | None = None
-        self.js = None
+        self.nc: NATS | None = None
+        self.js: JetStreamContext | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._sync_task: asyncio.Task | None = None
@@ -78,6 +80,12 @@ class EdgeLink:
         service.link = self
 
     # --- state ---------------------------------------------------------------------------------
+
+    def _hq(self) -> tuple[NATS, JetStreamContext]:
+        """The connection to HQ: what talks to HQ runs online only, after _connect set it."""
+        if self.nc is None or self.js is None:
+            raise ConnectionError("the edge has not connected to HQ")
+        return self.nc, self.js
 
     @property
     def online(self) -> bool:
@@ -229,7 +237,7 @@ class EdgeLink:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.5)
             self._wake.clear()
-            if not self.nc.is_connected:
+            if self.nc is None or not self.nc.is_connected:  # (None: _connect set it)
                 self._went_offline("disconnected")
                 continue
             self._sync_task = asyncio.create_task(self.sync(), name="desk-edge-sync")
@@ -237,7 +245,8 @@ class EdgeLink:
                 await self._sync_task
                 self._failing = False
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
                     self._sync_task.cancel()
                     raise
                 # the link dropped mid-sync: the rows stay pending and are sent again (idempotent)
@@ -280,7 +289,8 @@ class EdgeLink:
             "every": self.heartbeat_seconds,
             "waiting": len(status.state.waiting()),
         }
-        await self.nc.publish(heartbeat_subject(self.service.m.code, self.service.desk.id), json.dumps(beat).encode())
+        nc, _ = self._hq()
+        await nc.publish(heartbeat_subject(self.service.m.code, self.service.desk.id), json.dumps(beat).encode())
 
     async def adopt(self, subject: str) -> None:
         """A subject the journal does not hold yet: mirror what HQ has of it (online only; a visit
@@ -288,7 +298,7 @@ class EdgeLink:
         if not self.online:
             return
         try:
-            stored = await asyncio.wait_for(bus.load(self.nc, subject), 3.0)
+            stored = await asyncio.wait_for(bus.load(self._hq()[0], subject), 3.0)
         except Exception:  # noqa: BLE001 - the link dropped: the subject stays unknown for now
             return
         if stored and ".visit." in subject and stored[0].event.desk != self.service.desk.id:
@@ -297,7 +307,7 @@ class EdgeLink:
         self.service.forget(subject)
 
     async def pull(self, subject: str) -> None:
-        stored = await asyncio.wait_for(bus.load(self.nc, subject, after=self.journal.hq_last(subject)), 5.0)
+        stored = await asyncio.wait_for(bus.load(self._hq()[0], subject, after=self.journal.hq_last(subject)), 5.0)
         await self._mirror(subject, stored)
 
     async def _mirror(self, subject: str, stored: list[bus.Stored]) -> None:
@@ -325,9 +335,10 @@ class EdgeLink:
         headers = {"Nats-Msg-Id": row.event_id, "Mg-Type": row.type}
         if ".calendar." not in row.subject:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(self.journal.hq_last(row.subject))
+        _, js = self._hq()
         for attempt in range(bus.RETRY_ATTEMPTS):
             try:
-                ack = await self.js.publish(row.subject, data, headers=headers, timeout=PUBLISH_TIMEOUT)
+                ack = await js.publish(row.subject, data, headers=headers, timeout=PUBLISH_TIMEOUT)
                 break
             except APIError as exc:
                 if exc.err_code in bus.CONFLICT_CODES:
@@ -381,7 +392,7 @@ class EdgeLink:
 
     async def _mark(
         self,
-        rule: str,
+        rule: ev.EdgeMarkRule,
         decided_at: datetime,
         learned_at: datetime,
         within,
@@ -392,9 +403,9 @@ class EdgeLink:
         day_subject = day_subject or self.service.today_subject()
         day_rows = self.journal.edge_rows([day_subject])
         visit_subjects = [
-            aggregate_subject("desk", self.service.m.code, "visit", str(r.event().visit_id))
-            for r in day_rows
-            if r.type == "desk.ticket_called"
+            aggregate_subject("desk", self.service.m.code, "visit", str(e.visit_id))
+            for e in (r.event() for r in day_rows if r.type == "desk.ticket_called")
+            if isinstance(e, ev.TicketCalled)
         ]
         tickets: list[int] = []
         visits: list = []

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from madoguchi_desk import domain as d
 from madoguchi_desk.edge.journal import Journal, LocalConflict
@@ -24,6 +24,9 @@ from madoguchi_shared.events import Actor, Event, Role
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.municipality import Desk, Municipality
+
+if TYPE_CHECKING:
+    from madoguchi_desk.edge.link import EdgeLink
 
 log = get_logger(__name__)
 
@@ -48,7 +51,7 @@ class EdgeDeskService(DeskService):
         self.device_id = device_id
         self.actor = Actor(id=device_id, role=Role.device)
         self.journal = journal
-        self.link = None  # EdgeLink, set by it
+        self.link: EdgeLink | None = None  # set by the link
         self._adopted: set[str] = set()  # subjects looked up at HQ once
         self._own_visits: set[str] = set()  # visit subjects of tickets this edge called
 

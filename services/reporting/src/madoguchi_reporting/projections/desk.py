@@ -193,7 +193,9 @@ def fold_day_event(b: DeskBatch, e: dk._DayEvent) -> None:
 
 
 def on_visit_started(b: DeskBatch, v: VisitRow, e: dk.VisitStarted) -> None:
-    desk, day = deskday(e.deskday_id)  # checked by fold_visit_event
+    if (dd := deskday(e.deskday_id)) is None:  # (checked by fold_visit_event)
+        return
+    desk, day = dd
     v.desk, v.ward, v.day, v.ticket_no = desk, e.ward, day, e.ticket_no
     v.started_at = e.occurred_at
     v.waited_ms = to_ms(e.waited_seconds)

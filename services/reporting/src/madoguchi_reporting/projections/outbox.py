@@ -51,7 +51,7 @@ async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None
             RETURNING municipality, channel, scope, day, data_revision""",
         *[list(c) for c in cols],
     )
-    events: list[Event] = []
+    updated: list[rp.ReportUpdated] = []
     ids_by_m: dict[str, list[str]] = {}
     for r in revs:
         m, channel, scope, day = r["municipality"], r["channel"], r["scope"], r["day"]
@@ -69,7 +69,7 @@ async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None
             rid = rp.report_id("weekly", "city", day)
             e = dict(kind="weekly", scope="city", scope_id="city", date=day, period_end=day + dt.timedelta(days=6))
         ids_by_m.setdefault(m, []).append(rid)
-        events.append(rp.ReportUpdated(municipality=m, report_id=rid, data_revision=r["data_revision"], **e))
+        updated.append(rp.ReportUpdated(municipality=m, report_id=rid, data_revision=r["data_revision"], **e))
     # The revision a change applies to: the next delivered version, when one was delivered.
     submitted: dict[tuple[str, str], int] = {}
     for m, ids in ids_by_m.items():
@@ -80,11 +80,11 @@ async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None
             ids,
         ):
             submitted[(m, row["report_id"])] = row["rev"]
-    events = [
+    events: list[Event] = [
         e.model_copy(update={"revision": submitted[(e.municipality, e.report_id)] + 1})
         if (e.municipality, e.report_id) in submitted
         else e
-        for e in events
+        for e in updated
     ]
     if notifier.revision_check is not None:
         for m in ids_by_m:
