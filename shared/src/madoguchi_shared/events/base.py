@@ -10,13 +10,36 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, time
-from typing import Annotated, Any, ClassVar, Required, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Required, TypedDict, dataclass_transform
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
 from uuid6 import uuid7
 
 from madoguchi_shared import subjects
+
+if TYPE_CHECKING:
+    from pydantic._internal._model_construction import ModelMetaclass, NoInitField
+
+    # What the type checker sees of a frozen model: pydantic's own transform, frozen by default. Every model
+    # below sets frozen=True in its model_config, which the checker does not read; without this it takes each
+    # field as assignable, and an event narrowing the envelope's `type: str` to its Literal tag as an unsafe
+    # override. Frozen, the narrowing is sound: no instance can be given another tag.
+    @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(Field, PrivateAttr, NoInitField))
+    class _FrozenModelMeta(ModelMetaclass): ...
+
+    class FrozenModel(BaseModel, metaclass=_FrozenModelMeta): ...
+else:
+    FrozenModel = BaseModel
 
 MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 # Ids of wards, desks, devices, staff, tickets, ...: safe as subject tokens.
@@ -60,7 +83,7 @@ class Role(str, enum.Enum):
     system = "system"  # the platform itself (timers, rules)
 
 
-class Actor(BaseModel):
+class Actor(FrozenModel):
     """Who caused the event: a staff id and role, a service or a device. Never a citizen."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -82,7 +105,7 @@ class Envelope(TypedDict, total=False):
     correlation_id: UUID | None
 
 
-class Frozen(BaseModel):
+class Frozen(FrozenModel):
     """Base for value objects inside events."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -98,7 +121,7 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-class Event(BaseModel):
+class Event(FrozenModel):
     """The envelope. Subclasses add `type: Literal[...]`, their payload fields and three ClassVars."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
