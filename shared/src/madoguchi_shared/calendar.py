@@ -262,7 +262,7 @@ class Calendar:
 
     def business_days(self, start: date, end: date) -> list[date]:
         """Business days in [start, end], both included."""
-        out = []
+        out: list[date] = []
         day = start
         while day <= end:
             if self.is_business_day(day):
@@ -349,7 +349,7 @@ class Calendar:
 
     def open_days(self, start: date, end: date, desk: str | None = None) -> list[DayHours]:
         """Every date in [start, end] on which the desk opens at all."""
-        out = []
+        out: list[DayHours] = []
         day = start
         while day <= end:
             hours = self.hours(day, desk)

@@ -46,7 +46,7 @@ def evolve_calendar(state: CityCalendar | None, event: Event) -> CityCalendar:
             )
             return replace(state, instructions=(*state.instructions, ins))
         case dk.CityInstructionLifted():
-            kept = []
+            kept: list[Instruction] = []
             for ins in state.instructions:
                 if ins.id == event.instruction_id:
                     if event.at <= ins.start:
@@ -63,6 +63,8 @@ def evolve_calendar(state: CityCalendar | None, event: Event) -> CityCalendar:
         case dk.ExtendedHoursScheduled():
             sd = SpecialDay(event.day, "extended", None, event.close, frozenset(event.desks), event.note or "")
             return replace(state, special_days=(*state.special_days, sd))
+        case _:  # no other event changes the calendar
+            pass
     return state
 
 

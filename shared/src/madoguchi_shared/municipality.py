@@ -20,11 +20,12 @@ import os
 import tomllib
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from madoguchi_shared.calendar import Calendar, Hours, Instruction, SpecialDay
+from madoguchi_shared.narrow import is_dict
 
 __all__ = [
     "Desk",
@@ -222,19 +223,18 @@ class Municipality(_Frozen):
 
     @model_validator(mode="before")
     @classmethod
-    def _desk_defaults(cls, data):
+    def _desk_defaults(cls, data: Any) -> Any:
         # TOML convenience: desks sit inside their ward and take [desk_defaults].
-        if not isinstance(data, dict):
+        if not is_dict(data):
             return data
         data = dict(data)
-        defaults = data.pop("desk_defaults", {}) or {}
-        wards = []
+        defaults: dict[str, Any] = data.pop("desk_defaults", {}) or {}
+        wards: list[Any] = []
         for ward in data.get("wards", ()):
-            if isinstance(ward, dict):
+            if is_dict(ward):
                 ward = dict(ward)
                 ward["desks"] = [
-                    {**defaults, "ward": ward.get("id"), **d} if isinstance(d, dict) else d
-                    for d in ward.get("desks", ())
+                    {**defaults, "ward": ward.get("id"), **d} if is_dict(d) else d for d in ward.get("desks", ())
                 ]
             wards.append(ward)
         if wards:

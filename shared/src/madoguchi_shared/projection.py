@@ -39,6 +39,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -158,7 +159,7 @@ class Projection:
         """Messages in the stream past the stored position (all subjects of the stream)."""
         return max(0, self.stream_last_seq - self.position)
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """What /readyz shows: ok, or why not (behind the stream, dead letters since start)."""
         status = "ok"
         if self.lag > self.lag_threshold:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from prometheus_client.metrics_core import Metric
+
     from madoguchi_shared.projection import Projection
 
 
@@ -15,7 +18,7 @@ class ProjectionMetrics:
     def __init__(self, projections: Callable[[], Sequence[Projection]]):
         self.projections = projections
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         lag = GaugeMetricFamily(
@@ -40,9 +43,13 @@ class ProjectionMetrics:
         yield from (lag, dead, applied, transient)
 
 
-def install_health(app, projections: Callable[[], Sequence[Projection]]) -> None:
+def install_health(app: FastAPI, projections: Callable[[], Sequence[Projection]]) -> None:
     """Show the projections in /readyz (`projections`: name -> health) and /metrics of a service app."""
-    app.state.ready_details["projections"] = lambda: {p.name: p.health() for p in projections()}
+
+    def details() -> dict[str, Any]:
+        return {p.name: p.health() for p in projections()}
+
+    app.state.ready_details["projections"] = details
     app.state.metrics_registry.register(ProjectionMetrics(projections))
 
 

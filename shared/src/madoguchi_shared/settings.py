@@ -143,7 +143,7 @@ def _with_userinfo(url: str, user: str, password: str) -> str:
 
 def redact_url(url: str) -> str:
     """A NATS URL (or a comma-separated list) fit for a message: user and password removed."""
-    out = []
+    out: list[str] = []
     for u in url.split(","):
         scheme, sep, rest = u.strip().partition("://")
         out.append(f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if sep else u.strip().rsplit("@", 1)[-1])

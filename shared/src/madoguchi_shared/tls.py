@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,11 @@ def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
 
 
 def _issue(
-    ca_key, ca_cert, common_name: str, names: tuple[str, ...], usages
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    common_name: str,
+    names: tuple[str, ...],
+    usages: Sequence[x509.ObjectIdentifier],
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _key()
     now = datetime.datetime.now(datetime.UTC)
@@ -123,6 +128,8 @@ def generate(
     if ca_pem.exists() and ca_key_path.exists():
         ca_cert = x509.load_pem_x509_certificate(ca_pem.read_bytes())
         ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):  # (what this module writes)
+            raise ValueError(f"{ca_key_path}: not an EC private key")
     else:
         ca_key = _key()
         now = datetime.datetime.now(datetime.UTC)
@@ -155,7 +162,7 @@ def generate(
         _write_key(ca_key_path, ca_key)
         ca_pem.write_bytes(_pem(ca_cert))
 
-    def pair(stem: str, common_name: str, names: tuple[str, ...], usages) -> Pair:
+    def pair(stem: str, common_name: str, names: tuple[str, ...], usages: Sequence[x509.ObjectIdentifier]) -> Pair:
         out = Pair(folder / f"{stem}.pem", folder / f"{stem}.key")
         if not (out.cert.exists() and out.key.exists()):
             cert, key = _issue(ca_key, ca_cert, common_name, names, usages)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from madoguchi_shared.events import Event
 from madoguchi_shared.events.admin import (
@@ -40,7 +41,7 @@ class TestRecord:
 @dataclass
 class TrainingStatus:
     plan: TrainingPlan
-    items: dict[str, ItemRecord] = field(default_factory=dict)
+    items: dict[str, ItemRecord] = field(default_factory=dict[str, ItemRecord])
     test: TestRecord | None = None
     disabled: bool = False
 
@@ -59,7 +60,7 @@ class TrainingStatus:
     def missing_labels(self, duty: str) -> tuple[str, ...]:
         return tuple("アカウント無効" if k == "account_disabled" else self.plan.label(k) for k in self.missing(duty))
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "items": [
                 {

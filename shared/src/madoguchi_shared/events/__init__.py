@@ -20,6 +20,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter, ValidationError
 
 from madoguchi_shared.events.base import REGISTRY, SYSTEM, Actor, Envelope, Event, Frozen, Ident, Role, new_id, utcnow
+from madoguchi_shared.narrow import is_dict
 
 __all__ = [
     "REGISTRY",
@@ -69,11 +70,11 @@ def event_types() -> list[str]:
 
 
 @cache
-def adapter() -> TypeAdapter:
+def adapter() -> TypeAdapter[Event]:
     """One TypeAdapter over the discriminated union of every registered event type."""
     classes = tuple(REGISTRY[name] for name in sorted(REGISTRY))
     union = Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007
-    return TypeAdapter(union)  # pyright: ignore[reportArgumentType] - a union built at run time is no static type
+    return TypeAdapter[Event](union)  # pyright: ignore[reportArgumentType] - a union built at run time is no static type
 
 
 def upcast(data: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
         except ValidationError:
             pass
     data = json.loads(raw) if isinstance(raw, bytes | str) else raw
-    if not isinstance(data, dict):
+    if not is_dict(data):
         raise ValueError("an event must be a JSON object")
     if data.get("type") not in REGISTRY:
         raise UnknownEventType(f"unknown event type {data.get('type')!r}")

@@ -26,6 +26,7 @@ from pydantic import (
 from uuid6 import uuid7
 
 from madoguchi_shared import subjects
+from madoguchi_shared.narrow import is_dict, is_sequence
 
 if TYPE_CHECKING:
     from pydantic._internal._model_construction import ModelMetaclass, NoInitField
@@ -114,9 +115,9 @@ class Frozen(FrozenModel):
 def _holds_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
-    if isinstance(value, dict):
+    if is_dict(value):
         return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
+    if is_sequence(value):
         return any(_holds_nul(v) for v in value)
     return False
 

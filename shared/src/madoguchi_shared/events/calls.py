@@ -58,6 +58,7 @@ from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from madoguchi_shared.events.base import Event, Frozen, Ident
 from madoguchi_shared.events.desk import OpinionKind, ProcedureStep
+from madoguchi_shared.narrow import is_dict
 from madoguchi_shared.pii import FreeText
 from madoguchi_shared.sealed import ErasableText
 
@@ -125,7 +126,7 @@ class _LineDayEvent(Event):
     @model_validator(mode="before")
     @classmethod
     def _derive_line_day(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("line") and data.get("day"):
+        if is_dict(data) and data.get("line") and data.get("day"):
             day = data["day"] if isinstance(data["day"], date) else date.fromisoformat(str(data["day"]))
             expected = line_day_id(str(data["line"]), day)
             given = data.get("line_day")
