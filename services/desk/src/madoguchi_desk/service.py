@@ -53,6 +53,18 @@ MAX_GROUP = 100  # commands in one group commit (an atomic batch holds up to 1,0
 
 
 @dataclass(frozen=True)
+class Lazy:
+    """An aggregate's initial state, built only when no fold of it is cached (the common case skips it)."""
+
+    build: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+    @staticmethod
+    def resolve(initial: Any) -> Any:
+        return initial.build(*initial.args) if isinstance(initial, Lazy) else initial
+
+
+@dataclass(frozen=True)
 class Loaded:
     seq: int
     state: Any
@@ -142,7 +154,7 @@ class DeskService:
         if cached is not None and not fresh:
             self._cache.move_to_end(subject)
             return cached
-        seq, state = (cached.seq, cached.state) if cached else (0, initial)
+        seq, state = (cached.seq, cached.state) if cached else (0, Lazy.resolve(initial))
         state, seq = bus.fold(evolve, await bus.load(self.nc, subject, after=seq), state, seq)
         loaded = Loaded(seq, state)
         current = self._cache.get(subject)
@@ -295,7 +307,7 @@ class DeskService:
                     raise
                 fresh = True
                 continue
-            self._stored(subject, loaded, evolve, decided, appended)
+            self._stored(subject, loaded, evolve, decided, appended, state)
             for queued, exc in refused:
                 queued.answer.set_exception(exc)
             self.group_stats.batches += 1
@@ -318,9 +330,19 @@ class DeskService:
         return await self._append(events, {subject: expected})
 
     def _stored(
-        self, subject: str, loaded: Loaded, evolve, decided: list[tuple[_Queued, list[Event]]], stored: list[Appended]
+        self,
+        subject: str,
+        loaded: Loaded,
+        evolve,
+        decided: list[tuple[_Queued, list[Event]]],
+        stored: list[Appended],
+        decided_state: Any,
     ) -> None:
-        """The batch is stored: fold it into the cache, answer each command with its own events."""
+        """The batch is stored: fold it into the cache, answer each command with its own events.
+        The state the batch was decided into is the fold when every event went out as decided
+        (nothing sealed: the very objects); else the stored events are folded again."""
+        flat = [e for _, events in decided for e in events]
+        same = len(flat) == len(stored) and all(a.event is e for a, e in zip(stored, flat, strict=True))
         seq, state = loaded.seq, loaded.state
         position = 0
         for queued, events in decided:
@@ -328,10 +350,14 @@ class DeskService:
             position += len(events)
             for a in appended:
                 if a.event.subject == subject:
-                    state, seq = evolve(state, a.event), a.seq
+                    seq = a.seq
+                    if not same:
+                        state = evolve(state, a.event)
                 else:
                     self._cache.pop(a.event.subject, None)
             queued.answer.set_result(appended)
+        if same:
+            state = decided_state
         everything = stored
         current = self._cache.get(subject)
         if current is None or current.seq <= seq:
@@ -438,7 +464,7 @@ class DeskService:
             return d.decide_deskday(loaded[subject].state, cmd, ctx)
 
         return await self.execute(
-            {subject: (d.DeskDay.empty(desk, day), d.evolve_deskday)},
+            {subject: (Lazy(d.DeskDay.empty, (desk, day)), d.evolve_deskday)},
             decide,
             retry=retry,
             versions={subject: version} if version is not None else None,

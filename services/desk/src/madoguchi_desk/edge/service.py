@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from madoguchi_desk import domain as d
 from madoguchi_desk.edge.journal import Journal, LocalConflict
-from madoguchi_desk.service import Appended, DeskService, Loaded
+from madoguchi_desk.service import Appended, DeskService, Lazy, Loaded
 from madoguchi_shared.clock import Clock, utc_clock
 from madoguchi_shared.errors import DomainError, NotFound, Refused, Unavailable
 from madoguchi_shared import bus
@@ -95,7 +95,7 @@ class EdgeDeskService(DeskService):
                 await self.link.adopt(subject)
                 self._adopted.add(subject)
         cached = self._cache.get(subject)
-        seq, state = (cached.seq, cached.state) if cached else (0, initial)
+        seq, state = (cached.seq, cached.state) if cached else (0, Lazy.resolve(initial))
         for row in self.journal.rows(subject, after=seq):
             state = evolve(state, row.event())
             seq = row.seq
