@@ -505,6 +505,9 @@ class RequestContext:
         self.service = service
         self.requests = requests
         self.latency = latency
+        # the metric children by label values, looked up once (prometheus' labels() validates and locks each call)
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -543,8 +546,14 @@ class RequestContext:
             route = getattr(scope.get("route"), "path", "unmatched")
             elapsed = time.perf_counter() - start
             method = scope["method"]
-            self.requests.labels(method, route, str(status)).inc()
-            self.latency.labels(method, route).observe(elapsed)
+            counted = self._counted.get((method, route, status))
+            if counted is None:
+                counted = self._counted[(method, route, status)] = self.requests.labels(method, route, str(status))
+            counted.inc()
+            timed = self._timed.get((method, route))
+            if timed is None:
+                timed = self._timed[(method, route)] = self.latency.labels(method, route)
+            timed.observe(elapsed)
             if route not in self.QUIET:
                 log.info("request", method=method, route=route, status=status, ms=round(elapsed * 1000, 1))
 
