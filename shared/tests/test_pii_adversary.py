@@ -177,3 +177,20 @@ def test_an_auditor_query_by_a_my_number_is_not_recorded(field: str) -> None:
             QueryFilters(log_id="oplog", **{field: value})
         assert MN not in str(info.value.errors(include_input=False, include_url=False))
     QueryFilters(log_id="oplog", **{field: "chuo-1"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"個人番号は{MN[:4]}です。残りは{MN[4:]}です。",
+        f"番号の前半は{MN[:4]}。\n中ほどが{MN[4:8]}。\n最後は{MN[8:]}とのこと。",
+        f"マイナンバー：{MN[:6]}！続き：{MN[6:]}",
+    ],
+)
+def test_a_my_number_told_over_sentences_is_refused(text: str) -> None:
+    assert [f.kind for f in find_personal_data(text)] == ["my_number"], text
+
+
+def test_lists_of_ticket_numbers_over_sentences_pass() -> None:
+    text = "受付 848、887、289 を呼出。9/10(火) 12:30 来庁予約 27件。受付 586、494、167 を呼出。"
+    assert find_personal_data(text) == []

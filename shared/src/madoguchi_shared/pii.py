@@ -880,7 +880,32 @@ def _number_findings(t: str) -> list[_Found]:
             if len(run) >= 2:
                 found.extend(_scan_split(run, t))
             run = []
+    if not found:
+        found.extend(_scan_across_sentences(clusters, t))
     return found
+
+
+def _scan_across_sentences(clusters: list[list[_Token]], t: str) -> list[_Found]:
+    """A My Number told in pieces over sentences (「番号は1234です。残りは5678 9018です。」): two or
+    three neighbouring numbers of 4 digits or more each that together make 12 digits with a right
+    check digit. (Two such numbers in one note are rare, and a right check digit 1 in 11.)"""
+    out: list[_Found] = []
+    for i in range(len(clusters)):
+        for k in (2, 3):
+            chain = clusters[i : i + k]
+            if len(chain) < k:
+                break
+            sizes = [sum(len(g.digits) for g in c) for c in chain]
+            if min(sizes) < 4 or sum(sizes) != 12:
+                continue
+            if any(len(g.digits) < 4 for c in chain for g in c):
+                continue  # a list of small numbers (受付 887、289), not a piece of one
+            if "\n\n" in t[chain[0][-1].end : chain[-1][0].start].replace(" ", ""):
+                continue  # another paragraph
+            digits = "".join(g.digits for c in chain for g in c)
+            if is_valid_my_number(digits):
+                out.append(_Found("my_number", chain[0][0].start, chain[-1][-1].end))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
