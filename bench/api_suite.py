@@ -121,12 +121,20 @@ def children(pid: int) -> list[int]:
 
 
 def serve(module: str, port_args: list[str], env: dict, paths: list[str], token: str, body: str) -> tuple:
-    """Start `module` on a free port and warm it up for 2 s (every aggregate loaded once)."""
+    """Start `module` on a free port and warm it up: 2 s of load, repeated (up to 60 s) until the
+    server answers at a steady rate (every aggregate loaded once, the calls service's live view
+    started: on a busy machine that alone took longer than a round)."""
     port = free_port()
     server = start(["-m", module, str(port), *port_args], env, port)
     base = f"http://127.0.0.1:{port}"
-    wrk(base, paths, token, body=body, seconds=2)
-    return server, base
+    deadline = time.monotonic() + 60
+    previous = 0.0
+    while True:
+        res = wrk(base, paths, token, body=body, seconds=2)
+        answered = res["requests"] - res["non2xx"]
+        if (answered and res["rps"] >= 0.5 * previous) or time.monotonic() > deadline:
+            return server, base
+        previous = max(previous, res["rps"])
 
 
 def load_once(server: subprocess.Popen, base: str, paths: list[str], token: str, body: str, seconds: int) -> dict:
