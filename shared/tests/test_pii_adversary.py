@@ -57,6 +57,8 @@ HOSTILE = {
     # look-alike letters
     "email_cyrillic": "t\u0430r\u043e@\u0435x\u0430mple.jp",
     "email_greek": "tar\u03bf@exampl\u0435.c\u03bfm",
+    "email_letter_spaced": "t a r o @ e x a m p l e . j p",
+    "email_letter_spaced_wide": "t\u3000a\u3000r\u3000o\u3000@\u3000e\u3000x\u3000a\u3000m\u3000p\u3000l\u3000e\u3000.\u3000c\u3000o\u3000m",
     # an identifier that is not one
     "uuid_tail": "0192f0a4-7c3e-7d2a-9a51-" + MN,
     "hex_prefix": "a" * 20 + MN,

@@ -953,7 +953,15 @@ def _email_findings(t: str) -> list[_Found]:
             while start < m.end() and t[start] == ".":
                 start += 1
             found.append(_Found("email", start, m.end()))
+    if not found and "@" in t:
+        # letter-spaced: "t a r o @ e x a m p l e . j p" (a space between every character)
+        for m in _SPACED.finditer(t):
+            if "@" in m.group() and _EMAIL_ASCII.search(m.group().replace(" ", "")):
+                found.append(_Found("email", m.start(), m.end()))
     return found
+
+
+_SPACED = re.compile(r"(?<![^ ])(?:[a-z0-9@._+\-][ ]{1,3}){5,}[a-z0-9]")
 
 
 # --------------------------------------------------------------------------------------------
