@@ -39,7 +39,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, datetime
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -69,14 +69,15 @@ def filter_subjects(stream: str, municipalities: list[str]) -> list[str]:
     return [subjects.context_filter(context, m) for m in municipalities]
 
 
-def day_spans(rows: list[tuple]) -> dict[tuple[str, date], list[int]]:
-    """Per (municipality, UTC day of occurred_at), the first and last position of a batch's rows (COPY rows)."""
-    spans: dict[tuple[str, date], list[int]] = {}
+def day_spans(rows: list[tuple]) -> dict[tuple[str, datetime], list[int]]:
+    """Per (municipality, UTC hour of occurred_at), the first and last position of a batch's rows (COPY rows)."""
+    spans: dict[tuple[str, datetime], list[int]] = {}
     for r in rows:
         occurred, municipality = r[7], r[8]
         if occurred is None or municipality is None:
             continue
-        key = (municipality, occurred.astimezone(UTC).date() if occurred.tzinfo else occurred.date())
+        at = occurred.astimezone(UTC) if occurred.tzinfo else occurred.replace(tzinfo=UTC)
+        key = (municipality, at.replace(minute=0, second=0, microsecond=0))
         span = spans.get(key)
         if span is None:
             spans[key] = [r[0], r[0]]
@@ -95,7 +96,7 @@ class _Prepared:
     moved: dict[str, int]  # stream -> last sequence after this batch
     news: int  # records that are not our own checkpoints
     checkpoint: CheckpointSigned | None
-    spans: dict[tuple[str, date], list[int]]  # (municipality, UTC day of occurred_at) -> [first, last position]
+    spans: dict[tuple[str, datetime], list[int]]  # (municipality, UTC hour of occurred_at) -> [first, last position]
 
 
 class Tampered(Exception):
@@ -506,12 +507,12 @@ class Ingest:
             )
             if ok is None:
                 raise RuntimeError("audit chain head moved under the writer: another writer without the lock?")
-            if p.spans:  # the auditors' time filter: each day's position range (schema.AUDITOR_KEYSET_SQL)
+            if p.spans:  # the auditors' time filter: each hour's position range (schema.HOUR_SPANS_SQL)
                 keys, ends = list(p.spans), list(p.spans.values())
                 await conn.execute(
-                    f"""INSERT INTO {self._q("day_span")} AS d (municipality, day, first_position, last_position)
-                        SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[], $4::bigint[])
-                        ON CONFLICT (municipality, day) DO UPDATE
+                    f"""INSERT INTO {self._q("hour_span")} AS d (municipality, hour, first_position, last_position)
+                        SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[])
+                        ON CONFLICT (municipality, hour) DO UPDATE
                         SET first_position = least(d.first_position, EXCLUDED.first_position),
                             last_position = greatest(d.last_position, EXCLUDED.last_position)""",
                     [k[0] for k in keys],

@@ -14,7 +14,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -85,16 +85,16 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -
     if filters.time_to:
         add("occurred_at < ?", filters.time_to)
     if filters.time_from or filters.time_to:
-        # The exact position range of the days asked for (day_span, kept by the writer): the page's index walk
-        # starts at the first record of the first day and stops after the last record of the last day.
-        days = ["municipality = $1"]
+        # The exact position range of the hours asked for (hour_span, kept by the writer): the page's index walk
+        # starts at the first record of the first hour and stops after the last record of the last hour.
+        hours = ["municipality = $1"]
         if filters.time_from:
-            args.append(_utc_day(filters.time_from))
-            days.append(f"day >= ${len(args)}")
+            args.append(_utc_hour(filters.time_from))
+            hours.append(f"hour >= ${len(args)}")
         if filters.time_to:
-            args.append(_utc_day(filters.time_to - timedelta(microseconds=1)))
-            days.append(f"day <= ${len(args)}")
-        span = f'FROM "{schema}".day_span WHERE {" AND ".join(days)}'
+            args.append(_utc_hour(filters.time_to - timedelta(microseconds=1)))
+            hours.append(f"hour <= ${len(args)}")
+        span = f'FROM "{schema}".hour_span WHERE {" AND ".join(hours)}'
         where.append(f"position >= coalesce((SELECT min(first_position) {span}), 1)")
         where.append(f"position <= coalesce((SELECT max(last_position) {span}), 0)")
     if filters.position_from:
@@ -117,8 +117,8 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -
     return sql, args
 
 
-def _utc_day(t: datetime) -> date:
-    return (t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)).date()
+def _utc_hour(t: datetime) -> datetime:
+    return (t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)).replace(minute=0, second=0, microsecond=0)
 
 
 async def count(conn: db.Connection, schema: str, filters: QueryFilters, scope: Scope) -> int:

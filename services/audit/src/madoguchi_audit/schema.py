@@ -438,6 +438,29 @@ GRANT SELECT, INSERT ON event_first TO {WRITER};
 GRANT SELECT ON event_first TO {READER};
 """
 
+# Time filter by the hour (issue 13 item 7): a time range narrowed to whole days made a page of one hour in the
+# middle of a busy day walk the municipality's records from the start of the day (2 s at 10 M records in 30 days);
+# `hour_span` holds, per municipality and UTC hour of occurred_at, the first and last position of its records (the
+# writer keeps it in each batch's transaction, as it kept day_span), so the walk starts at the hour.
+HOUR_SPANS_SELECT = """SELECT municipality, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+    min(position), max(position) FROM log WHERE municipality IS NOT NULL AND occurred_at IS NOT NULL GROUP BY 1, 2"""
+
+HOUR_SPANS_SQL = f"""
+CREATE TABLE hour_span (
+    municipality   text NOT NULL,
+    hour           timestamptz NOT NULL,
+    first_position bigint NOT NULL,
+    last_position  bigint NOT NULL,
+    PRIMARY KEY (municipality, hour)
+);
+INSERT INTO hour_span {HOUR_SPANS_SELECT};
+DROP TABLE day_span;
+ALTER TABLE hour_span OWNER TO {OWNER};
+REVOKE ALL ON hour_span FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON hour_span TO {WRITER};
+GRANT SELECT ON hour_span TO {READER};
+"""
+
 MIGRATIONS = [
     ROLES_SQL,
     LOG_SQL,
@@ -449,6 +472,7 @@ MIGRATIONS = [
     AUDITOR_KEYSET_SQL,
     PARTITION_BY_DAY_SQL,
     WRITER_COST_SQL,
+    HOUR_SPANS_SQL,
 ]
 
 
@@ -489,8 +513,8 @@ async def ensure(pool: asyncpg.Pool, schema: str) -> int:
 
 
 async def rebuild_day_spans(conn: db.Connection, schema: str) -> None:
-    """day_span from the records (the migration does this once; tests and benches that load records directly)."""
+    """hour_span from the records (the migration does this once; tests and benches that load records directly)."""
     async with conn.transaction():
         await conn.execute(f'SET LOCAL search_path = "{schema}"')
-        await conn.execute("DELETE FROM day_span")
-        await conn.execute(f"INSERT INTO day_span {DAY_SPANS_SELECT}")
+        await conn.execute("DELETE FROM hour_span")
+        await conn.execute(f"INSERT INTO hour_span {HOUR_SPANS_SELECT}")
