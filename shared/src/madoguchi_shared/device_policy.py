@@ -21,9 +21,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
+from uuid import UUID
 
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
 from nats.js.errors import (
     BadRequestError,
     BucketNotFoundError,
@@ -34,6 +36,7 @@ from nats.js.errors import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from madoguchi_shared import nats_typed
 from madoguchi_shared.events.base import Actor, Ident
 
 BUCKET = "mg_policy"
@@ -147,7 +150,7 @@ class LoadedPolicy:
     sha256: str
     source: Literal["bus", "cache", "default"]
 
-    def as_cache(self) -> dict:
+    def as_cache(self) -> dict[str, Any]:
         return {"version": self.version, "sha256": self.sha256, "policy": self.policy.model_dump(mode="json")}
 
 
@@ -198,11 +201,11 @@ async def fetch(js: JetStreamContext, bucket: str, key: str, *more_specific: str
     return None
 
 
-async def _bucket(js: JetStreamContext, bucket: str = BUCKET):
+async def _bucket(js: JetStreamContext, bucket: str = BUCKET) -> KeyValue:
     try:
         return await js.key_value(bucket)
     except BucketNotFoundError:
-        return await js.create_key_value(bucket=bucket, history=HISTORY)
+        return await nats_typed.create_key_value(js, api.KeyValueConfig(bucket=bucket, history=HISTORY))
 
 
 async def publish(js: JetStreamContext, bucket: str, key: str, policy: Policy) -> int:
@@ -257,7 +260,7 @@ async def history(js: JetStreamContext, municipality: str, role: str, desk: str 
         entries = await kv.history(keys(municipality, role, desk)[0])
     except (BucketNotFoundError, NoKeysError, KeyNotFoundError):
         return []
-    out = []
+    out: list[Revision] = []
     for e in entries:
         digest = None
         if e.value and e.operation is None:
@@ -280,7 +283,7 @@ async def change(
     policy: Policy,
     actor: Actor,
     base_revision: int | None = None,
-    correlation_id=None,
+    correlation_id: UUID | None = None,
 ) -> int:
     """Write a role's or desk's own policy and append the admin event; returns the new revision.
 
@@ -315,14 +318,14 @@ async def change(
             key=config_key,
             revision=revision,
             sha256=policy_digest(policy),
-            **({"correlation_id": correlation_id} if correlation_id else {}),
+            correlation_id=correlation_id,
         ),
     )
     return revision
 
 
 async def remove_desk(
-    js: JetStreamContext, municipality: str, role: str, desk: str, actor: Actor, correlation_id=None
+    js: JetStreamContext, municipality: str, role: str, desk: str, actor: Actor, correlation_id: UUID | None = None
 ) -> LoadedPolicy | None:
     """Remove a desk's own policy (the desk follows its role again) and append the admin event;
     returns the policy now in force there, or None when the desk had none of its own."""
@@ -343,7 +346,7 @@ async def remove_desk(
             key=config_key,
             revision=max(1, now.version),
             sha256=now.sha256,
-            **({"correlation_id": correlation_id} if correlation_id else {}),
+            correlation_id=correlation_id,
         ),
     )
     return now

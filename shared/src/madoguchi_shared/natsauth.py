@@ -27,7 +27,7 @@ import secrets
 import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from madoguchi_shared import subjects
 
@@ -82,10 +82,10 @@ def load(data_dir: Path, user: str) -> Identity | None:
     return Identity(**raw)
 
 
-def ensure(data_dir: Path, user: str, kind: Kind, **details) -> Identity:
+def ensure(data_dir: Path, user: str, kind: Kind, **details: Any) -> Identity:
     """The identity, created once with a random password (the file is mode 0600)."""
     existing = load(data_dir, user)
-    wanted = {"kind": kind, **{k: (tuple(v) if k == "contexts" else v) for k, v in details.items()}}
+    wanted: dict[str, Any] = {"kind": kind, **{k: (tuple(v) if k == "contexts" else v) for k, v in details.items()}}
     if existing is not None and all(getattr(existing, k) == v for k, v in wanted.items()):
         return existing
     identity = Identity(user=user, password=existing.password if existing else secrets.token_urlsafe(32), **wanted)
@@ -118,7 +118,7 @@ def _named(identity: Identity, value: str | None) -> str:
     return value
 
 
-def permissions(identity: Identity) -> dict:
+def permissions(identity: Identity) -> dict[str, Any]:
     if identity.kind == "admin":
         return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
     if identity.kind == "supervisor":
@@ -221,7 +221,9 @@ def server_config_path(data_dir: Path) -> Path:
 
 def write_server_config(data_dir: Path) -> Path:
     """The authorization block for nats-server from every identity on file (mode 0600)."""
-    users = [{"user": i.user, "password": i.password, "permissions": permissions(i)} for i in identities(data_dir)]
+    users: list[dict[str, Any]] = [
+        {"user": i.user, "password": i.password, "permissions": permissions(i)} for i in identities(data_dir)
+    ]
     if not users:
         raise RuntimeError(f"no NATS identities under {secrets_dir(data_dir)}")
     path = server_config_path(data_dir)

@@ -1,0 +1,19 @@
+"""Typed doors into nats-py where its own annotations stop: methods taking untyped `**params` or
+`**opts`, which strict type checking reports as partially unknown wherever they are called.
+
+Each wrapper passes its arguments through unchanged; the ignore on each call names what nats-py
+leaves untyped, so strict modules call these instead of the bare methods.
+"""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
+
+
+async def create_key_value(js: JetStreamContext, config: api.KeyValueConfig) -> KeyValue:
+    """`js.create_key_value(config)`: the bucket as configured."""
+    return await js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
+
+
+__all__ = ["create_key_value"]
