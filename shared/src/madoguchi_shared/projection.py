@@ -48,9 +48,10 @@ from nats.aio.client import Client as NATS
 from madoguchi_shared import db
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.bus import Stored
-from madoguchi_shared.events import Event, parse_event
+from madoguchi_shared.events import Event
 from madoguchi_shared.dlq import ALERT_RULE, dead_letter, describe_error, raise_alert
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.read_events import read_event
 from madoguchi_shared.reader import Reader, StoredMessage, read_all
 
 log = get_logger(__name__)
@@ -295,7 +296,7 @@ class Projection:
                 continue  # already applied: a redelivery or a replay
             last = max(last, msg.seq)
             try:
-                event = parse_event(msg.data)
+                event = read_event(msg.data)  # the fast path: validated when written
             except Exception as exc:  # noqa: BLE001 - any parse failure is a dead letter
                 bad.append((msg, None, exc))
                 continue
@@ -473,7 +474,7 @@ class Projection:
                     original = await js.get_msg(self.stream, seq, direct=True)
                     try:
                         async with conn.transaction():
-                            await self.apply(conn, [Stored(seq, parse_event(original.data or b""))])
+                            await self.apply(conn, [Stored(seq, read_event(original.data or b""))])
                         await conn.execute(
                             f"""UPDATE {self._q("projection_dead_letter")} SET replayed_at = now()
                                                WHERE name = $1 AND seq = $2""",

@@ -20,6 +20,7 @@ from madoguchi_shared.figures import Fig
 from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import calls as cl
+from madoguchi_shared.read_events import as_model, is_a, model
 
 from madoguchi_reporting.schema import SCHEMA
 from madoguchi_reporting.projections.outbox import Notifier, notify_affected
@@ -193,9 +194,9 @@ LINE_DAY_COUNTERS: dict[type[cl._LineDayEvent], str] = {
 
 def fold_line_day_event(b: CallsBatch, e: cl._LineDayEvent) -> None:
     key: DayKey = (e.municipality, "line", e.line, e.day)
-    if (figure := LINE_DAY_COUNTERS.get(type(e))) is not None:
+    if (figure := LINE_DAY_COUNTERS.get(model(e))) is not None:
         b.acc.add(key, figure)
-    elif isinstance(e, cl.SeatCoverageRestored):
+    elif is_a(e, cl.SeatCoverageRestored):
         b.acc.add(key, "staffing_gap_s_sum", e.gap_seconds)
 
 
@@ -226,7 +227,7 @@ def on_closed(b: CallsBatch, c: CallRow, e: cl.CallClosed) -> None:
     c.categories, c.resolution = list(e.categories), e.resolution
     c.provider_category, c.guided_ward, c.duration_s = e.provider_category, e.ward, e.duration_seconds
     c.notes = e.notes
-    c.opinions = json.dumps([op.model_dump(mode="json") for op in e.opinions], ensure_ascii=False)
+    c.opinions = json.dumps([as_model(op).model_dump(mode="json") for op in e.opinions], ensure_ascii=False)
     day: DayKey = (c.municipality, "line", c.line, c.day)
     for i, op in enumerate(e.opinions):
         b.notes[(*day, "opinion", f"{e.call_id}:{i}")] = note(e.occurred_at, op.kind, op.text, step=op.step)
@@ -258,7 +259,7 @@ CALL_HANDLERS: dict[type[cl._CallEvent], Callable[[CallsBatch, CallRow, Any], No
 
 def fold_call_event(b: CallsBatch, e: cl._CallEvent) -> None:
     ck = (e.municipality, e.call_id)
-    if isinstance(e, cl.CallReceived):
+    if is_a(e, cl.CallReceived):
         b.calls[ck] = CallRow(
             e.municipality,
             e.call_id,
@@ -272,7 +273,7 @@ def fold_call_event(b: CallsBatch, e: cl._CallEvent) -> None:
     c = b.calls.get(ck)
     if c is None:
         return  # a call whose reception was never recorded cannot be dated; the verifier skips it too
-    if (handler := CALL_HANDLERS.get(type(e))) is not None:
+    if (handler := CALL_HANDLERS.get(model(e))) is not None:
         handler(b, c, e)
 
 
@@ -310,29 +311,28 @@ def on_callback_requested(b: CallsBatch, e: cl.CallbackRequested) -> None:
 # how a phone escalation's note follows its callback (the task of an escalation closed as
 # escalated_callback): status, the city's answer (detail) and the callback's resolution (step)
 def escalation_change(e: cl._CallbackEvent) -> dict | None:
-    match e:
-        case cl.CallbackEscalatedToCity():
-            return {"status": "to_city"}
-        case cl.CityAnswered():
-            return {"status": "city_answered", "detail": e.answer}
-        case cl.CallbackCompleted():
-            return {"status": "resolved", "step": e.resolution}
-        case cl.CallbackFailed():
-            return {"status": "failed"}
-        case cl.CallbackCancelled():
-            return {"status": "cancelled"}
+    if is_a(e, cl.CallbackEscalatedToCity):
+        return {"status": "to_city"}
+    if is_a(e, cl.CityAnswered):
+        return {"status": "city_answered", "detail": e.answer}
+    if is_a(e, cl.CallbackCompleted):
+        return {"status": "resolved", "step": e.resolution}
+    if is_a(e, cl.CallbackFailed):
+        return {"status": "failed"}
+    if is_a(e, cl.CallbackCancelled):
+        return {"status": "cancelled"}
     return None
 
 
 def fold_callback_event(b: CallsBatch, e: cl._CallbackEvent) -> None:
-    if isinstance(e, cl.CallbackRequested):
+    if is_a(e, cl.CallbackRequested):
         on_callback_requested(b, e)
         return
     bk = (e.municipality, e.callback_id)
     cb = b.callbacks.get(bk)
     if cb is not None and cb["reason"] == "escalation" and (change := escalation_change(e)) is not None:
         b.escalation_updates.append((e.municipality, str(cb["call_id"]), change))
-    if cb is None or (outcome := CALLBACK_OUTCOMES.get(type(e))) is None:
+    if cb is None or (outcome := CALLBACK_OUTCOMES.get(model(e))) is None:
         return
     figure, status = outcome
     b.acc.add((e.municipality, "line", cb["line"], local(e.occurred_at).date()), figure)
@@ -350,11 +350,11 @@ async def load_batch(conn: db.Connection, batch: Sequence[Stored]) -> CallsBatch
     callback_keys: set[tuple[str, UUID]] = set()
     for s in batch:
         e = s.event
-        if isinstance(e, cl._CallEvent) and not isinstance(e, cl.CallReceived):
+        if is_a(e, cl._CallEvent) and not is_a(e, cl.CallReceived):
             call_keys.add((e.municipality, e.call_id))
-        elif isinstance(e, cl._CallbackEvent):
+        elif is_a(e, cl._CallbackEvent):
             callback_keys.add((e.municipality, e.callback_id))
-            if isinstance(e, cl.CallbackRequested):
+            if is_a(e, cl.CallbackRequested):
                 call_keys.add((e.municipality, e.call_id))
     return CallsBatch(await load_calls(conn, call_keys), await load_callbacks(conn, callback_keys))
 
@@ -366,11 +366,11 @@ async def apply_calls(conn: db.Connection, batch: Sequence[Stored], notifier: No
     before = {k: call_figures(c) for k, c in b.calls.items()}
     for s in batch:
         e = s.event
-        if isinstance(e, cl._LineDayEvent):
+        if is_a(e, cl._LineDayEvent):
             fold_line_day_event(b, e)
-        elif isinstance(e, cl._CallEvent):
+        elif is_a(e, cl._CallEvent):
             fold_call_event(b, e)
-        elif isinstance(e, cl._CallbackEvent):
+        elif is_a(e, cl._CallbackEvent):
             fold_callback_event(b, e)
     # the callback status shown on the call record (the final report lists it)
     for ck, status in b.call_with_callback.items():

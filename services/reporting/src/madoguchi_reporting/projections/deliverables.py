@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import report as rp
+from madoguchi_shared.read_events import is_a
 
 from madoguchi_reporting.schema import SCHEMA
 
@@ -56,9 +57,9 @@ async def apply_deliverables(conn: db.Connection, batch: Sequence[Stored]) -> No
     """Deliverable events are few (a handful per month): one statement each, in stream order."""
     for s in batch:
         e = s.event
-        if isinstance(e, rp.DeliverableDefined):
+        if is_a(e, rp.DeliverableDefined):
             await on_defined(conn, e)
-        elif isinstance(e, rp.DeliverableSubmitted):
+        elif is_a(e, rp.DeliverableSubmitted):
             await on_submitted(conn, e)
-        elif isinstance(e, rp.DeliverableOverdue):
+        elif is_a(e, rp.DeliverableOverdue):
             await on_overdue(conn, e)

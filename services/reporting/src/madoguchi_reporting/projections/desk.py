@@ -22,6 +22,7 @@ from madoguchi_shared import db
 from madoguchi_shared.figures import Fig
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import desk as dk
+from madoguchi_shared.read_events import as_model, is_a, model
 
 from madoguchi_reporting.projections.outbox import Notifier, notify_affected
 from madoguchi_reporting.projections.store import Acc, DayKey, NoteKey, Writes, live_batch_guard, local, note, to_ms
@@ -183,9 +184,9 @@ def fold_day_event(b: DeskBatch, e: dk._DayEvent) -> None:
     desk, day = dd
     key: DayKey = (e.municipality, "desk", desk, day)
     row = b.desk_day(e, desk, day)
-    if (figure := DAY_COUNTERS.get(type(e))) is not None:
+    if (figure := DAY_COUNTERS.get(kind := model(e))) is not None:
         b.acc.add(key, figure)
-    elif (handler := DAY_HANDLERS.get(type(e))) is not None:
+    elif (handler := DAY_HANDLERS.get(kind)) is not None:
         handler(b, key, row, e)
 
 
@@ -267,19 +268,19 @@ VISIT_HANDLERS: dict[type[dk._VisitEvent], Callable[[DeskBatch, VisitRow, Any], 
 
 
 def fold_visit_event(b: DeskBatch, e: dk._VisitEvent) -> None:
-    if isinstance(e, dk.VisitStarted) and deskday(e.deskday_id) is None:
+    if is_a(e, dk.VisitStarted) and deskday(e.deskday_id) is None:
         return
     vk = (e.municipality, e.visit_id)
     v = b.visits.get(vk)
     if v is None:
         v = b.visits[vk] = VisitRow(municipality=e.municipality, visit_id=e.visit_id, desk=e.desk, ward=e.ward)
-    if (handler := VISIT_HANDLERS.get(type(e))) is not None:
+    if (handler := VISIT_HANDLERS.get(model(e))) is not None:
         handler(b, v, e)
 
 
 def fold_calendar_event(b: DeskBatch, s: Stored) -> None:
     e = s.event
-    b.calendar_rows.append((e.municipality, e.event_id, s.seq, e.model_dump_json()))
+    b.calendar_rows.append((e.municipality, e.event_id, s.seq, as_model(e).model_dump_json()))
 
 
 # --- the batch -------------------------------------------------------------------------------------
@@ -298,9 +299,9 @@ async def load_batch(conn: db.Connection, batch: Sequence[Stored]) -> DeskBatch:
     ticket_keys: set[tuple[str, str, dt.date, int]] = set()
     for s in batch:
         e = s.event
-        if isinstance(e, dk._VisitEvent):
+        if is_a(e, dk._VisitEvent):
             visit_keys.add((e.municipality, e.visit_id))
-            if isinstance(e, dk.VisitStarted) and (dd := deskday(e.deskday_id)):
+            if is_a(e, dk.VisitStarted) and (dd := deskday(e.deskday_id)):
                 ticket_keys.add((e.municipality, *dd, e.ticket_no))
     return DeskBatch(*await load_visits(conn, visit_keys, ticket_keys))
 
@@ -357,11 +358,11 @@ async def apply_desk(conn: db.Connection, batch: Sequence[Stored], notifier: Not
     before = {k: visit_figures(v) for k, v in b.visits.items()}
     for s in batch:
         e = s.event
-        if isinstance(e, dk._CalendarEvent):
+        if is_a(e, dk._CalendarEvent):
             fold_calendar_event(b, s)
-        elif isinstance(e, dk._DayEvent):
+        elif is_a(e, dk._DayEvent):
             fold_day_event(b, e)
-        elif isinstance(e, dk._VisitEvent):
+        elif is_a(e, dk._VisitEvent):
             fold_visit_event(b, e)
     # each touched visit contributes (after - before); a visit never changes its day, and
     # contributes nothing before its day is known

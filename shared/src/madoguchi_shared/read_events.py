@@ -1,0 +1,194 @@
+"""The fast parse of events read back from the streams of record (issue 12 item 7).
+
+An event in a stream of record was validated by its pydantic model when it was written
+(`madoguchi_shared.events`, the ONE definition of every event). Reading it back, the read side
+(projections, replays) needs its values, not a second full validation: `read_event` decodes it
+with msgspec into a Struct generated at import FROM the pydantic model — same field names, same
+types, same bounds (integer ranges, string lengths and patterns, literals, tuple lengths, nested
+models, aware datetimes), unknown fields refused — about fifteen times faster than the model.
+
+What it does not run again are the model's Python validators (the personal-data screen of free
+text, cross-field rules): those held when the event was written. Anything that does not decode
+(not JSON, an unknown type, a missing field, a value out of its bounds, a NUL character, which no
+table can hold) raises `ValueError`, so the runner dead-letters it as before. A payload the
+Structs refuse but the model accepts (a spelling pydantic's lax mode reads, an old version with
+an upcaster) is read by the model and handed on in its canonical form.
+
+A Struct is not an instance of its model (pydantic refuses virtual subclasses): a handler
+dispatches on `model(e)`, the event's model class, or tests `is_a(e, cls)`, for either. A Struct has the model's fields,
+not its methods: code that needs the model (to dump it) calls `as_model`. `tests/test_read_events.py` proves, for every event
+type, that the fast path gives the model's values and refuses what the model refuses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import types
+from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
+
+from typing_extensions import TypeIs
+from uuid import UUID
+
+import annotated_types as at
+import msgspec
+from pydantic import AwareDatetime, BaseModel
+from pydantic.fields import FieldInfo
+
+from madoguchi_shared.events import REGISTRY, UPCASTERS, Event, dump_event, parse_event
+
+_STRUCTS: dict[type[BaseModel], type[msgspec.Struct]] = {}
+MODEL_OF: dict[type, type[BaseModel]] = {}
+# Metadata of a pydantic field that runs Python code (validators, the PII screen, the erasable marker):
+# it held when the event was written and is not run again.
+# AllowInfNan(False) needs nothing: JSON has no NaN or infinity and msgspec refuses them.
+_SKIPPED = ("AfterValidator", "BeforeValidator", "WrapValidator", "_ScreenBeforeValidation", "_Erasable", "AllowInfNan")
+
+
+def _pattern(p: str) -> str:
+    # pydantic-core's regex: `$` is the end of the text; Python's `re.search` (msgspec) also matches
+    # before a final newline, so an anchored pattern ends in `\Z` here.
+    return p[:-1] + r"\Z" if p.endswith("$") and not p.endswith(r"\$") else p
+
+
+def _meta(metadata: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in metadata:
+        name = type(m).__name__
+        if isinstance(m, at.Ge | at.Le | at.Gt | at.Lt | at.MinLen | at.MaxLen):
+            field = {"Ge": "ge", "Le": "le", "Gt": "gt", "Lt": "lt", "MinLen": "min_length", "MaxLen": "max_length"}
+            out[field[name]] = getattr(m, field[name])
+        elif name in ("StringConstraints", "_PydanticGeneralMetadata"):
+            for attr in ("strip_whitespace", "to_upper", "to_lower", "strict"):
+                if getattr(m, attr, None):
+                    raise TypeError(f"read_events: {attr} is not supported")
+            for attr in ("min_length", "max_length"):
+                if getattr(m, attr, None) is not None:
+                    out[attr] = getattr(m, attr)
+            if getattr(m, "pattern", None) is not None:
+                out["pattern"] = _pattern(str(m.pattern))
+        elif isinstance(m, FieldInfo):
+            out.update(_meta(m.metadata))
+        elif name not in _SKIPPED:
+            raise TypeError(f"read_events: unsupported field metadata {m!r}")
+    return out
+
+
+def _type(tp: Any, metadata: list[Any]) -> Any:
+    """The msgspec type of a pydantic annotation with its metadata."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        inner, *extra = get_args(tp)
+        return _type(inner, [*extra, *metadata])
+    if origin in (Union, types.UnionType):
+        # the field's bounds hold for each member (e.g. `int | None` with ge/le bounds the int)
+        args = tuple(_type(a, metadata) if a is not type(None) else a for a in get_args(tp))
+        return Union[args]  # noqa: UP007 - built at run time
+    meta = _meta(metadata)
+    if origin is Literal or tp in (bool, UUID, dt.date) or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+        base = tp
+    elif origin is tuple:
+        args = get_args(tp)
+        if len(args) != 2 or args[1] is not Ellipsis:
+            raise TypeError(f"read_events: unsupported tuple {tp!r}")
+        base = tuple[_type(args[0], []), ...]
+    elif tp is AwareDatetime or tp is dt.datetime:
+        base, meta = dt.datetime, {**meta, "tz": True}  # every instant in an event is aware (property-tested)
+    elif tp is dt.time:
+        base, meta = dt.time, {**meta, "tz": False}  # a wall-clock time (base.WallClockTime)
+    elif tp in (str, int, float):
+        base = tp
+    elif isinstance(tp, type) and issubclass(tp, BaseModel):
+        base = struct_of(tp)
+    else:
+        raise TypeError(f"read_events: unsupported annotation {tp!r}")
+    return Annotated[base, msgspec.Meta(**meta)] if meta else base
+
+
+def struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
+    """The Struct generated from a pydantic model (an event, or a value object inside one)."""
+    if model in _STRUCTS:
+        return _STRUCTS[model]
+    fields: list[tuple[str, Any, Any]] = []
+    tag: str | None = None
+    for name, info in model.model_fields.items():
+        if issubclass(model, Event) and name == "type":
+            tag = get_args(info.annotation)[0]
+            continue
+        tp = _type(info.annotation, list(info.metadata))
+        if info.is_required():
+            fields.append((name, tp, msgspec.NODEFAULT))
+        elif info.default_factory is not None:
+            fields.append((name, tp, msgspec.field(default_factory=cast(Any, info.default_factory))))
+        else:
+            default = info.default
+            if isinstance(default, BaseModel):  # e.g. the SYSTEM actor: the same values as a Struct
+                default = msgspec.convert(default.model_dump(mode="json"), struct_of(type(default)))
+            fields.append((name, tp, default))
+    required = [f for f in fields if f[2] is msgspec.NODEFAULT]
+    optional = [f for f in fields if f[2] is not msgspec.NODEFAULT]
+    struct = msgspec.defstruct(
+        model.__name__,
+        [(n, t) for n, t, _ in required] + optional,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        frozen=True,
+        tag_field="type" if tag else None,
+        tag=tag,
+        module=__name__,
+    )
+    _STRUCTS[model] = struct
+    MODEL_OF[struct] = model
+    return struct
+
+
+_EVENTS: dict[str, type[msgspec.Struct]] = {name: struct_of(cls) for name, cls in sorted(REGISTRY.items())}
+_TAG_OF: dict[type[msgspec.Struct], str] = {s: n for n, s in _EVENTS.items()}
+_DECODER = msgspec.json.Decoder(Union[tuple(_EVENTS.values())])  # noqa: UP007 - a tagged union, one pass
+_NUL = re.compile(rb"\\u0000")
+
+
+def read_event(raw: bytes) -> Event:
+    """An event read back from a stream of record, as its generated Struct (typed as its model:
+    the same fields and values). Raises ValueError for anything that is not a valid event."""
+    if _NUL.search(raw) is None:
+        try:
+            e = _DECODER.decode(raw)
+            if not UPCASTERS or (_TAG_OF[type(e)], e.version) not in UPCASTERS:  # pyright: ignore[reportAttributeAccessIssue]
+                return cast(Event, e)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+    # Not in the Structs' spelling: the model decides (and explains); what it accepts is read canonically.
+    event = parse_event(raw)
+    try:
+        return cast(Event, _DECODER.decode(dump_event(event)))
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ValueError(f"{event.type}: not readable by the read side: {exc}") from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def as_model(e: M) -> M:
+    """The pydantic model of an event (or value object) read by `read_event`, for its methods."""
+    if isinstance(e, msgspec.Struct):
+        model = MODEL_OF[type(e)]
+        return cast(M, model.model_validate_json(msgspec.json.encode(e)))
+    return e
+
+
+T = TypeVar("T")
+
+
+def is_a(e: object, cls: type[T]) -> TypeIs[T]:
+    """`isinstance` for an event read by `read_event` (its Struct) or a model instance."""
+    return issubclass(MODEL_OF.get(type(e)) or type(e), cls)  # pyright: ignore[reportArgumentType]
+
+
+def model(e: T) -> type[T]:
+    """The model class of an event read by `read_event` (or of a model instance): what handlers dispatch on."""
+    return cast(type[T], MODEL_OF.get(type(e)) or type(e))
+
+
+__all__ = ["read_event", "as_model", "is_a", "model", "struct_of", "MODEL_OF"]
