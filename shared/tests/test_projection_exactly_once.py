@@ -10,6 +10,7 @@ import time
 from madoguchi_shared import bus, db, subjects
 from madoguchi_shared.events.admin import TrainingItemCompleted
 from madoguchi_shared.projection import Projection
+from madoguchi_shared.read_events import is_a
 
 SCHEMA = "test_projection"
 
@@ -37,7 +38,7 @@ def counting_projection(name: str, municipality: str, hang_after: int | None = N
         rows: dict[tuple[str, str], list[float]] = {}
         for stored in batch:
             e = stored.event
-            if isinstance(e, TrainingItemCompleted):
+            if is_a(e, TrainingItemCompleted):  # a Struct read by the fast path (read_events)
                 acc = rows.setdefault((e.municipality, e.staff_id), [0, 0.0])
                 acc[0] += 1
                 acc[1] += e.hours
