@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from madoguchi_shared import bus, reader, subjects
+from madoguchi_shared import bus, framing, reader, subjects
 from madoguchi_shared.events.admin import TrainingItemCompleted
 from madoguchi_shared.events import parse_event
 
@@ -147,7 +147,7 @@ async def test_fast_parser_frames_deliveries_across_split_reads_and_passes_every
     )
     for step in (1, 2, 7, 64, len(wire)):
         conn = Conn()
-        parser = reader._FastParser(conn)
+        parser = framing._FastParser(conn)
         got: list = []
 
         async def bulk(deliveries, got=got):
@@ -158,7 +158,7 @@ async def test_fast_parser_frames_deliveries_across_split_reads_and_passes_every
             await parser.parse(wire[i : i + step])
         flat = [d for chunk in got for d in chunk]
         status = flat.pop()
-        assert status[1] == b"" and reader.parse_headers(status[2]) == {
+        assert status[1] == b"" and framing.parse_headers(status[2]) == {
             "Status": "408",
             "Description": "Request Timeout",
         }
@@ -167,7 +167,7 @@ async def test_fast_parser_frames_deliveries_across_split_reads_and_passes_every
             (S_B, b"42", b'{"b":2}'),
             (S_C, b"43", b""),
         ]
-        assert reader.parse_headers(flat[0][2]) == {"Nats-Msg-Id": "e1", "Mg-Type": "admin.x"}
+        assert framing.parse_headers(flat[0][2]) == {"Nats-Msg-Id": "e1", "Mg-Type": "admin.x"}
         assert conn.seen == [("ping",), ("msg", 9, b"other.subject", b"_INBOX.r", b"abc", None), ("info", "S1")]
         assert not parser.buf
 

@@ -35,83 +35,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
+from functools import partial
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 from nats.aio.client import Client as NATS
 
 from madoguchi_shared import db
-from madoguchi_shared import bus, subjects
+from madoguchi_shared import subjects
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import Event
 from madoguchi_shared.dlq import ALERT_RULE, dead_letter, describe_error, raise_alert
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.read_events import read_event
-from madoguchi_shared.reader import Reader, StoredMessage, read_all
+from madoguchi_shared.projection_store import (
+    APPLIED_EVENTS_SQL,
+    DEAD_LETTERS_SQL,
+    Transient,
+    forget_applied,
+    is_transient,
+    replay_pending,
+    uuid7_floor,
+)
+from madoguchi_shared.reader import Reader, StoredMessage
 
 log = get_logger(__name__)
 
 
 Apply = Callable[[db.Connection, Sequence[Stored]], Awaitable[None]]
 
-DEAD_LETTERS_SQL = """
-CREATE TABLE IF NOT EXISTS "{schema}".projection_dead_letter (
-    name text NOT NULL,
-    seq bigint NOT NULL,
-    stream text NOT NULL,
-    subject text NOT NULL,
-    reason text NOT NULL,
-    dead_at timestamptz NOT NULL DEFAULT now(),
-    replayed_at timestamptz,
-    PRIMARY KEY (name, seq)
-)"""
-
-APPLIED_EVENTS_SQL = """
-CREATE TABLE IF NOT EXISTS "{schema}".projection_applied_event (
-    name text NOT NULL,
-    event_id uuid NOT NULL,
-    PRIMARY KEY (name, event_id)
-)"""
-
 BACKOFF_MAX = 30.0
 DEDUPE_DAYS = 62.0  # applied event ids kept (by event time): longer than any outbox waits
 PRUNE_EVERY = 600.0  # seconds between prunes of old applied ids (only while caught up)
-
-
-def uuid7_floor(epoch_seconds: float) -> UUID:
-    """The smallest UUIDv7 of a moment: every UUIDv7 made before it sorts below it."""
-    ms = max(0, int(epoch_seconds * 1000))
-    return UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62))
-
-
-async def forget_applied(conn: db.Connection, schema: str, name: str | None = None) -> None:
-    """Forget the applied event ids (of one projection, or all in `schema`) for a rebuild."""
-    await conn.execute(APPLIED_EVENTS_SQL.format(schema=schema))
-    if name is None:
-        await conn.execute(f'TRUNCATE "{schema}".projection_applied_event')
-    else:
-        await conn.execute(f'DELETE FROM "{schema}".projection_applied_event WHERE name = $1', name)
-
-
-class Transient(Exception):
-    """Raised by an apply for a condition that passes (e.g. a rebuild holds the tables): retried."""
-
-
-_TRANSIENT_SQLSTATE = ("08", "40", "53", "55", "57", "58")  # connection, rollback, resources, locks, shutdown
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure that says nothing about the events: retry the batch, never dead-letter it."""
-    if isinstance(exc, Transient | asyncpg.InterfaceError | ConnectionError | OSError | TimeoutError):
-        return True
-    if isinstance(exc, asyncpg.PostgresError):
-        return (getattr(exc, "sqlstate", None) or "")[:2] in _TRANSIENT_SQLSTATE
-    return False
 
 
 @dataclass(slots=True)
@@ -139,7 +97,6 @@ class Projection:
     apply: Apply
     schema: str
     batch: int = 1000
-    accepts: Callable[[Event], bool] = lambda _e: True
     lag_threshold: int = 10_000  # /readyz: more than this behind the stream is "behind"
     dedupe_days: float = DEDUPE_DAYS
     # runtime state
@@ -243,12 +200,14 @@ class Projection:
                     msgs = await reader.next_batch(timeout=0.5)
                     if msgs:
                         self.stream_last_seq = max(self.stream_last_seq, msgs[-1].seq + msgs[-1].pending)
-                        await self.handle(nc, pool, msgs)
+                        batch = self.prepare(msgs, self.position)
+                        if batch is not None:
+                            await self._retrying(partial(self.commit, nc, pool, batch))
                         continue
                     await self._refresh_last_seq(nc)
                     if time.monotonic() - self._replay_checked > 2.0:
                         self._replay_checked = time.monotonic()
-                        await self._retrying(lambda: self.replay_pending(nc, pool))
+                        await self._retrying(lambda: replay_pending(self, nc, pool))
                     if time.monotonic() - self._pruned > PRUNE_EVERY:
                         self._pruned = time.monotonic()
                         await self._retrying(lambda: self.prune_applied(pool))
@@ -300,50 +259,45 @@ class Projection:
             except Exception as exc:  # noqa: BLE001 - any parse failure is a dead letter
                 bad.append((msg, None, exc))
                 continue
-            if self.accepts(event):
-                good.append(Stored(msg.seq, event))
-                by_seq[msg.seq] = msg
+            good.append(Stored(msg.seq, event))
+            by_seq[msg.seq] = msg
         return None if last == after else Prepared(good, bad, by_seq, last)
 
     async def commit(self, nc: NATS, pool: asyncpg.Pool, batch: Prepared) -> None:
-        """Apply a prepared batch exactly once (isolating poison), storing the position with it."""
-        await self._retrying(lambda: self._commit(nc, pool, batch.good, batch.bad, batch.by_seq, batch.last))
-
-    async def handle(self, nc: NATS, pool: asyncpg.Pool, msgs: Sequence[StoredMessage]) -> None:
-        """Apply one batch exactly once: parse, dead-letter the unreadable, apply (isolating poison), store position."""
-        batch = self.prepare(msgs, self.position)
-        if batch is not None:
-            await self.commit(nc, pool, batch)
-
-    async def _commit(
-        self, nc, pool, good: list[Stored], bad: list, by_seq: dict[int, StoredMessage], last: int
-    ) -> None:
+        """Apply a prepared batch exactly once, storing the position with it; a batch that fails for
+        a reason other than a transient one is applied again isolating the poison (`_isolate`)."""
         async with pool.acquire() as conn:
             try:
-                poison = await self._transaction(nc, conn, good, bad, by_seq, last, isolate=False)
+                done = await self._transaction(nc, conn, batch, isolate=False)
             except Exception as exc:
                 if is_transient(exc):
                     raise
                 log.warning(
-                    "projection.batch_failed", projection=self.name, events=len(good), error=describe_error(exc)[:300]
+                    "projection.batch_failed",
+                    projection=self.name,
+                    events=len(batch.good),
+                    error=describe_error(exc)[:300],
                 )
-                poison = await self._transaction(nc, conn, good, bad, by_seq, last, isolate=True)
-        if poison is None:
+                done = await self._transaction(nc, conn, batch, isolate=True)
+        if done is None:
             return  # another replica got there first
-        applied, dead, skipped = poison
-        self.position = last
+        applied, dead, skipped = done
+        self.position = batch.last
         self.applied += applied
         self.dead_lettered += dead
         self.duplicates += skipped
 
-    async def _transaction(self, nc, conn, good, bad, by_seq, last: int, *, isolate: bool):
+    async def _transaction(self, nc, conn, batch: Prepared, *, isolate: bool) -> tuple[int, int, int] | None:
+        """One transaction: lock the position, skip what is applied (by position, by event id), apply
+        (isolating poison), dead-letter, store the position. None when the position was past it."""
+        good, bad, last = batch.good, batch.bad, batch.last
         async with conn.transaction():
             lock = f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE"
             stored = await conn.fetchval(lock, self.name)
             if stored is None:  # the first batch: a row to lock, so a second replica waits here instead of racing
                 await conn.execute(
                     f"""INSERT INTO {self._q("projection_checkpoint")}(name, last_seq, updated_at)
-                                       VALUES ($1, 0, now()) ON CONFLICT (name) DO NOTHING""",
+                        VALUES ($1, 0, now()) ON CONFLICT (name) DO NOTHING""",
                     self.name,
                 )
                 stored = await conn.fetchval(lock, self.name)
@@ -353,16 +307,33 @@ class Projection:
             if stored is not None and stored > self.position:
                 good = [s for s in good if s.seq > stored]
                 bad = [b for b in bad if b[0].seq > stored]
+            # duplicates by event id (an outbox re-send): the ids this projection never applied, recorded
+            # here (one query, one COPY: the position's row is locked, no other replica records them meanwhile)
+            total, first = len(good), {}
+            for s in good:
+                first.setdefault(s.event.event_id, s)
+            seen = {
+                r[0]
+                for r in await conn.fetch(
+                    f"""SELECT event_id FROM {self._q("projection_applied_event")}
+                        WHERE name = $1 AND event_id = ANY($2::uuid[])""",
+                    self.name,
+                    list(first),
+                )
+            }
+            if fresh := [(self.name, i) for i in first if i not in seen]:
+                await conn.copy_records_to_table(
+                    "projection_applied_event", schema_name=self.schema, records=fresh, columns=("name", "event_id")
+                )
+            if len(fresh) < total:
+                good = [s for s in good if s.event.event_id not in seen and first[s.event.event_id] is s]
+                log.warning("projection.duplicate_events_skipped", projection=self.name, skipped=total - len(good))
             failed: list[tuple[Stored, BaseException]] = []
-            total = len(good)
-            if good:
-                good = await self._first_time(conn, good)
-            skipped = total - len(good)
             if good and not isolate:
                 await self.apply(conn, good)
             elif good:
                 await self._isolate(conn, good, failed)
-            dead = bad + [(by_seq[s.seq], s.event, exc) for s, exc in failed]
+            dead = bad + [(batch.by_seq[s.seq], s.event, exc) for s, exc in failed]
             for msg, event, exc in sorted(dead, key=lambda d: d[0].seq):
                 await self._dead_letter(nc, conn, msg, event, exc)
             await conn.execute(
@@ -371,41 +342,7 @@ class Projection:
                 self.name,
                 last,
             )
-            return len(good) - len(failed), len(dead), skipped
-
-    async def _first_time(self, conn, good: list[Stored]) -> list[Stored]:
-        """The events of `good` whose event id this projection never applied (one query), recording them."""
-        first: dict[UUID, Stored] = {}
-        for s in good:
-            first.setdefault(s.event.event_id, s)
-        seen = {
-            r[0]
-            for r in await conn.fetch(
-                f"SELECT event_id FROM {self._q('projection_applied_event')} WHERE name = $1 AND event_id = ANY($2::uuid[])",
-                self.name,
-                list(first),
-            )
-        }
-        fresh = [i for i in first if i not in seen]
-        if fresh:  # the position's row is locked (FOR UPDATE): no other replica records these meanwhile (COPY is
-            # cheaper than INSERT .. ON CONFLICT at a thousand ids a batch)
-            await conn.copy_records_to_table(
-                "projection_applied_event",
-                schema_name=self.schema,
-                records=[(self.name, i) for i in fresh],
-                columns=("name", "event_id"),
-            )
-        if len(fresh) == len(good):
-            return good
-        kept = [s for s in good if s.event.event_id not in seen and first[s.event.event_id] is s]
-        kept_seqs = {s.seq for s in kept}
-        log.warning(
-            "projection.duplicate_events_skipped",
-            projection=self.name,
-            skipped=len(good) - len(kept),
-            first_seq=next(s.seq for s in good if s.seq not in kept_seqs),
-        )
-        return kept
+            return len(good) - len(failed), len(dead), total - len(good)
 
     async def prune_applied(self, pool: asyncpg.Pool) -> int:
         """Forget applied event ids older than `dedupe_days` (by the id's own time)."""
@@ -446,63 +383,6 @@ class Projection:
             reason,
         )
         await raise_alert(nc, self.name, msg, event, reason)
-
-    # ------------------------------------------------------------------ replays of dead letters
-    async def replay_pending(self, nc: NATS, pool: asyncpg.Pool) -> int:
-        """Apply the dead letters an operator asked to replay (`madoguchi dlq replay`), once each."""
-        async with pool.acquire() as conn:
-            after = (
-                await conn.fetchval(
-                    f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1", self.replay_checkpoint
-                )
-                or 0
-            )
-        done = 0
-        js = nc.jetstream()
-        if await bus.last_sequence(js, subjects.dlq_replay_subject(self.name)) <= after:
-            return 0  # no request since the last look (one direct get, no consumer)
-        async for req in read_all(nc, subjects.dlq_replay_subject(self.name), after + 1, stream="MG_DLQ", timeout=1.0):
-            seq = int(json.loads(req.data)["seq"])
-            async with pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    f"""SELECT seq FROM {self._q("projection_dead_letter")} WHERE name = $1 AND seq = $2
-                        AND replayed_at IS NULL FOR UPDATE""",
-                    self.name,
-                    seq,
-                )
-                if row is not None:
-                    original = await js.get_msg(self.stream, seq, direct=True)
-                    try:
-                        async with conn.transaction():
-                            await self.apply(conn, [Stored(seq, read_event(original.data or b""))])
-                        await conn.execute(
-                            f"""UPDATE {self._q("projection_dead_letter")} SET replayed_at = now()
-                                               WHERE name = $1 AND seq = $2""",
-                            self.name,
-                            seq,
-                        )
-                        done += 1
-                        log.info("projection.dead_letter_replayed", projection=self.name, seq=seq)
-                    except Exception as exc:
-                        if is_transient(exc):
-                            raise
-                        await conn.execute(
-                            f"""UPDATE {self._q("projection_dead_letter")} SET reason = $3
-                                               WHERE name = $1 AND seq = $2""",
-                            self.name,
-                            seq,
-                            "replay failed: " + describe_error(exc),
-                        )
-                        log.warning(
-                            "projection.replay_failed", projection=self.name, seq=seq, error=describe_error(exc)[:300]
-                        )
-                await conn.execute(
-                    f"""INSERT INTO {self._q("projection_checkpoint")}(name, last_seq, updated_at) VALUES ($1, $2, now())
-                        ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
-                    self.replay_checkpoint,
-                    req.seq,
-                )
-        return done
 
 
 from madoguchi_shared.projection_health import ProjectionMetrics, install_health  # noqa: E402 - re-exported

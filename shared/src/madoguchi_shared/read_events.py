@@ -15,7 +15,8 @@ Structs refuse but the model accepts (a spelling pydantic's lax mode reads, an o
 an upcaster) is read by the model and handed on in its canonical form.
 
 A Struct is not an instance of its model (pydantic refuses virtual subclasses): a handler
-dispatches on `model(e)`, the event's model class, or tests `is_a(e, cls)`, for either. A Struct has the model's fields,
+dispatches through a table made by `keyed` (model and Struct classes as keys), on `model(e)`,
+the event's model class, or tests `is_a(e, cls)`, for either. A Struct has the model's fields,
 not its methods: code that needs the model (to dump it) calls `as_model`. `tests/test_read_events.py` proves, for every event
 type, that the fast path gives the model's values and refuses what the model refuses.
 """
@@ -26,6 +27,7 @@ import datetime as dt
 import enum
 import re
 import types
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 from typing_extensions import TypeIs
@@ -186,9 +188,20 @@ def is_a(e: object, cls: type[T]) -> TypeIs[T]:
     return issubclass(MODEL_OF.get(type(e)) or type(e), cls)  # pyright: ignore[reportArgumentType]
 
 
+V = TypeVar("V")
+
+
+def keyed(table: Mapping[type, V]) -> dict[type, V]:
+    """A handler table keyed by model classes, with their Structs as keys too: `table[type(e)]`
+    dispatches an event read by `read_event` (or a model instance) with one dict lookup."""
+    out = dict(table)
+    out.update({_STRUCTS[m]: v for m, v in table.items() if m in _STRUCTS})
+    return out
+
+
 def model(e: T) -> type[T]:
     """The model class of an event read by `read_event` (or of a model instance): what handlers dispatch on."""
     return cast(type[T], MODEL_OF.get(type(e)) or type(e))
 
 
-__all__ = ["read_event", "as_model", "is_a", "model", "struct_of", "MODEL_OF"]
+__all__ = ["read_event", "as_model", "is_a", "keyed", "model", "struct_of", "MODEL_OF"]

@@ -6,7 +6,7 @@ through this module. The technique is the ceiling measured in ARCHITECTURE ("Mea
 - an ephemeral consumer with AckNone, started at the first sequence wanted (the stored position
   + 1), filtered by subjects built with `madoguchi_shared.subjects`;
 - raw `$JS.API.CONSUMER.MSG.NEXT` requests of `batch` messages kept `depth` deep;
-- the deliveries are framed straight off the socket (`_FastParser`, installed on the connection:
+- the deliveries are framed straight off the socket (`framing._FastParser`, installed on the connection:
   nats-py's parser with a bulk path for the readers' inboxes), so a chunk of the socket becomes a
   list of typed `StoredMessage`s in one go — no nats-py `Msg`, no per-message queue or task; the
   stream sequence and the pending count come from the reply subject
@@ -31,174 +31,40 @@ import collections
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
+import msgspec
 from nats.aio.client import Client as NATS
-from nats.errors import ProtocolError
 from nats.js import api
 from nats.js.errors import NotFoundError
-from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
+from madoguchi_shared.framing import Delivery, fast_parser, parse_ack_reply, parse_headers
 from madoguchi_shared.logging import get_logger
 
 log = get_logger(__name__)
 
 
-class StoredMessage:
-    """One message as the stream stores it.
+class StoredMessage(msgspec.Struct, gc=False):
+    """One message as the stream stores it (a Struct: built in C, one per event read).
 
     `pending` is how many more messages the consumer's filter matched in the stream when this one
     was delivered (0: this was the last one there was). `headers` is read from the header block
     the first time it is asked for (most readers never look).
     """
 
-    __slots__ = ("stream", "seq", "subject", "_headers", "data", "pending")
-
-    def __init__(
-        self, stream: str, seq: int, subject: str, headers: dict[str, str] | bytes | None, data: bytes, pending: int = 0
-    ):
-        self.stream = stream
-        self.seq = seq
-        self.subject = subject
-        self._headers = headers
-        self.data = data
-        self.pending = pending
+    stream: str
+    seq: int
+    subject: str
+    raw_headers: dict[str, str] | bytes | None
+    data: bytes
+    pending: int = 0
 
     @property
     def headers(self) -> dict[str, str] | None:
-        h = self._headers
+        h = self.raw_headers
         if isinstance(h, bytes):
-            h = self._headers = parse_headers(h)
+            h = self.raw_headers = parse_headers(h)
         return h
-
-    def __repr__(self) -> str:
-        return f"StoredMessage({self.stream!r}, seq={self.seq}, subject={self.subject!r}, pending={self.pending})"
-
-
-def parse_ack_reply(reply: str) -> tuple[int, int, int] | None:
-    """(stream sequence, consumer sequence, pending) from a JetStream delivery's reply subject."""
-    if not reply or not reply.startswith("$JS.ACK."):
-        return None
-    t = reply.split(".")
-    if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-        return int(t[5]), int(t[6]), int(t[8])
-    if (
-        len(t) >= 12
-    ):  # $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<token>
-        return int(t[7]), int(t[8]), int(t[10])
-    return None
-
-
-def parse_headers(raw: bytes | None) -> dict[str, str] | None:
-    """A NATS header block (`NATS/1.0[ status description]\r\nName: Value\r\n...`) as nats-py reads it:
-    names kept as sent, values stripped; the status line as `Status` / `Description`."""
-    if not raw:
-        return None
-    lines = raw.split(b"\r\n")
-    out: dict[str, str] = {}
-    first = lines[0].split(b" ", 2)
-    if len(first) > 1 and first[1]:
-        out["Status"] = first[1].decode()
-        if len(first) > 2 and first[2].strip():
-            out["Description"] = first[2].strip().decode("utf-8", "replace")
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if sep:
-            out[name.strip().decode("ascii", "replace")] = value.strip().decode("utf-8", "replace")
-    return out or None
-
-
-# A delivery framed by _FastParser: (subject, reply, header block or None, payload).
-Delivery = tuple[bytes, bytes, "bytes | None", bytes]
-
-
-class _FastParser(Parser):
-    """nats-py's protocol parser with a bulk path: every MSG/HMSG is framed here (split, not regex);
-    those for a registered subscription id go, a whole socket read at a time, to its handler as a list
-    of `Delivery`; any other message goes to nats-py's own `_process_msg`, and every other protocol
-    line (PING, PONG, INFO, +OK, -ERR) to nats-py's parser, one line at a time, in order.
-    """
-
-    nc: NATS  # always given: the client whose socket this parser reads
-
-    def __init__(self, nc: NATS) -> None:
-        super().__init__(nc)
-        self.bulk: dict[int, Callable[[list[Delivery]], Awaitable[None]]] = {}
-
-    async def parse(self, data: bytes = b"") -> None:
-        buf = self.buf
-        buf.extend(data)
-        if self.state != AWAITING_CONTROL_LINE:  # left mid-message by the parser this one replaced
-            await super().parse()
-            buf = self.buf
-            if self.state != AWAITING_CONTROL_LINE:
-                return
-        bulk, pos, size = self.bulk, 0, len(buf)
-        sid_now, pending = -1, []  # consecutive deliveries for one bulk subscription
-        try:
-            while pos < size:
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    break
-                op = buf[pos]
-                if op == 72 or op == 77:  # H(MSG) / M(SG)
-                    args = bytes(buf[pos:eol]).split()
-                    if args[0] == b"HMSG" and len(args) in (5, 6):
-                        subject, sid, hlen, tlen = args[1], int(args[2]), int(args[-2]), int(args[-1])
-                        reply = args[3] if len(args) == 6 else b""
-                    elif args[0] == b"MSG" and len(args) in (4, 5):
-                        subject, sid, hlen, tlen = args[1], int(args[2]), 0, int(args[-1])
-                        reply = args[3] if len(args) == 5 else b""
-                    else:
-                        raise ProtocolError("nats: malformed MSG")
-                    start = eol + 2
-                    stop = start + tlen
-                    if stop + 2 > size:
-                        break  # the rest of this message is still on its way
-                    hdr = bytes(buf[start : start + hlen]) if hlen else None
-                    payload = bytes(buf[start + hlen : stop])
-                    pos = stop + 2
-                    if sid in bulk:
-                        if sid != sid_now and pending:
-                            await bulk[sid_now](pending)
-                            pending = []
-                        sid_now = sid
-                        pending.append((subject, reply, hdr, payload))
-                        continue
-                    if pending:
-                        await bulk[sid_now](pending)
-                        pending = []
-                    await self.nc._process_msg(sid, subject, reply, payload, hdr)  # pyright: ignore[reportArgumentType] - nats-py passes None for no headers itself
-                    continue
-                line = bytes(buf[pos : eol + 2])
-                if line.startswith(b"INFO") or line.startswith(b"-ERR") or op in (43, 80):  # +OK, PING/PONG
-                    pos = eol + 2
-                    if pending:
-                        await bulk[sid_now](pending)
-                        pending = []
-                    self.buf = bytearray(line)
-                    try:
-                        await super().parse()
-                    finally:
-                        self.buf = buf
-                    continue
-                raise ProtocolError("nats: unknown protocol")
-        finally:
-            del buf[:pos]
-        if pending and sid_now in bulk:
-            await bulk[sid_now](pending)
-
-
-def fast_parser(nc: NATS) -> _FastParser:
-    """The connection's parser, replaced once by `_FastParser` (which takes over its buffer and state)."""
-    current = nc._ps
-    if isinstance(current, _FastParser):
-        return current
-    fast = _FastParser(nc)
-    fast.buf, fast.state, fast.needed = current.buf, current.state, current.needed
-    fast.header_needed, fast.msg_arg = current.header_needed, current.msg_arg
-    nc._ps = fast
-    return fast
 
 
 class Reader:
@@ -313,66 +179,47 @@ class Reader:
             await self.nc.publish(subject, payload, reply=self._inbox)
 
     async def _on_msg(self, msg) -> None:
-        self._heard = time.monotonic()
-        parsed = parse_ack_reply(msg.reply)
-        if parsed is not None:
-            seq, cseq, pending = parsed
-            self.pending = pending
-            self.consumer_seq = max(self.consumer_seq, cseq)
-            if seq > self.last_seq:
-                self._hand_over([StoredMessage(self.stream, seq, msg.subject, msg.headers, msg.data, pending)], seq, 1)
-            if self._requests:
-                self._requests[0] -= 1
-                if self._requests[0] <= 0:
-                    self._requests.popleft()
-                    await self._top_up()
-            return
-        headers = msg.headers or {}
-        await self._status(headers.get("Status", ""), headers.get("Description", ""))
+        """A delivery nats-py framed itself (the connection's previous parser was mid-read)."""
+        await self._on_deliveries([(msg.subject.encode(), (msg.reply or "").encode(), msg.headers, msg.data)])
 
     async def _on_deliveries(self, deliveries: list[Delivery]) -> None:
-        """A socket read's worth of deliveries (the fast parser's bulk path)."""
+        """A socket read's worth of deliveries (the fast parser's bulk path), handed over as one list
+        (a status message in between: what came before it first)."""
         self._heard = time.monotonic()
-        stream, last, out, counted = self.stream, self.last_seq, [], 0
-        for subject, reply, hdr, data in deliveries:
-            if reply[:8] != b"$JS.ACK.":
-                if out or counted:
-                    last = self._hand_over(out, last, counted)
-                    await self._account(counted)
-                    out, counted = [], 0
-                headers = parse_headers(hdr) or {}
+        stream, last, out, counted, n = self.stream, self.last_seq, [], 0, len(deliveries)
+        for i, (subject, reply, hdr, data) in enumerate(deliveries):
+            message = reply[:8] == b"$JS.ACK."
+            if message:
+                t = reply.split(b".")
+                ok = len(t) == 9 or len(t) >= 12  # $JS.ACK.[<domain>.<hash>.]<stream>.<consumer>.<n>.<sseq>...
+                if ok:
+                    k = 5 if len(t) == 9 else 7
+                    seq, cseq, pending = int(t[k]), int(t[k + 1]), int(t[k + 3])
+                    counted += 1
+                    if cseq > self.consumer_seq:
+                        self.consumer_seq = cseq
+                    self.pending = pending
+                    if seq > last:
+                        last = seq
+                        out.append(StoredMessage(stream, seq, subject.decode(), hdr, data, pending))
+                if i + 1 < n:
+                    continue
+            self.last_seq = last
+            if out:  # to the owner's sink, or the buffer
+                if self.batch_sink is not None:
+                    self.batch_sink(out)
+                elif self.sink is not None:
+                    for m in out:
+                        self.sink(m)
+                else:
+                    self._buffer.extend(out)
+                    self._arrived.set()
+            if counted:
+                await self._account(counted)
+            out, counted = [], 0
+            if not message:
+                headers = (hdr if isinstance(hdr, dict) else parse_headers(hdr)) or {}
                 await self._status(headers.get("Status", ""), headers.get("Description", ""))
-                continue
-            t = reply.split(b".")
-            if len(t) == 9:
-                seq, cseq, pending = int(t[5]), int(t[6]), int(t[8])
-            elif len(t) >= 12:
-                seq, cseq, pending = int(t[7]), int(t[8]), int(t[10])
-            else:
-                continue
-            counted += 1
-            if cseq > self.consumer_seq:
-                self.consumer_seq = cseq
-            self.pending = pending
-            if seq > last:
-                last = seq
-                out.append(StoredMessage(stream, seq, subject.decode(), hdr, data, pending))
-        if out or counted:
-            self._hand_over(out, last, counted)
-            await self._account(counted)
-
-    def _hand_over(self, out: list[StoredMessage], last: int, counted: int) -> int:
-        self.last_seq = last
-        if out:
-            if self.batch_sink is not None:
-                self.batch_sink(out)
-            elif self.sink is not None:
-                for m in out:
-                    self.sink(m)
-            else:
-                self._buffer.extend(out)
-                self._arrived.set()
-        return last
 
     async def _account(self, delivered: int) -> None:
         """`delivered` messages of the outstanding requests arrived; ask for more once a request is done."""

@@ -21,8 +21,9 @@ from madoguchi_shared import db
 
 from madoguchi_shared.figures import Fig
 from madoguchi_shared.bus import Stored
+from madoguchi_shared.events import REGISTRY
 from madoguchi_shared.events import desk as dk
-from madoguchi_shared.read_events import as_model, is_a, model
+from madoguchi_shared.read_events import as_model, keyed
 
 from madoguchi_reporting.projections.outbox import Notifier, notify_affected
 from madoguchi_reporting.projections.store import Acc, DayKey, NoteKey, Writes, live_batch_guard, local, note, to_ms
@@ -85,15 +86,17 @@ class DeskBatch:
 
 # --- desk-day events: (batch, the day's key, its desk-day row, the event) ----------------------------
 
-DAY_COUNTERS: dict[type[dk._DayEvent], str] = {
-    dk.TicketNoShow: "no_shows",
-    dk.TicketRecalled: "recalls",
-    dk.DevicesDisinfected: "disinfections",
-    dk.VisitStartedBeforeDisinfection: "disinfection_misses",
-    dk.StaffingBreachDetected: "staffing_breaches",
-    dk.ShortAbsenceStarted: "short_absences",
-    dk.CapacityThresholdReached: "capacity_alerts",
-}
+DAY_COUNTERS: dict[type, str] = keyed(
+    {
+        dk.TicketNoShow: "no_shows",
+        dk.TicketRecalled: "recalls",
+        dk.DevicesDisinfected: "disinfections",
+        dk.VisitStartedBeforeDisinfection: "disinfection_misses",
+        dk.StaffingBreachDetected: "staffing_breaches",
+        dk.ShortAbsenceStarted: "short_absences",
+        dk.CapacityThresholdReached: "capacity_alerts",
+    }
+)
 
 
 def on_ticket_issued(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.TicketIssued) -> None:
@@ -162,31 +165,35 @@ def on_day_stopped(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.DayCannotStart
     b.acc.add(key, Fig.day_stops)
 
 
-DAY_HANDLERS: dict[type[dk._DayEvent], Callable[[DeskBatch, DayKey, DeskDay, Any], None]] = {
-    dk.TicketIssued: on_ticket_issued,
-    dk.MaskStatusRecorded: on_mask_status,
-    dk.StaffingBreachEnded: on_breach_ended,
-    dk.IncidentOpened: on_incident,
-    dk.EscalationRaised: on_escalation_raised,
-    dk.EscalationAcknowledged: on_escalation_acknowledged,
-    dk.EscalationEscalatedToCity: on_escalation_to_city,
-    dk.EscalationResolved: on_escalation_resolved,
-    dk.DayStarted: on_day_started,
-    dk.DayEnded: on_day_ended,
-    dk.DayCannotStart: on_day_stopped,
-    dk.DayCannotContinue: on_day_stopped,
-}
+DAY_HANDLERS: dict[type, Callable[[DeskBatch, DayKey, DeskDay, Any], None]] = keyed(
+    {
+        dk.TicketIssued: on_ticket_issued,
+        dk.MaskStatusRecorded: on_mask_status,
+        dk.StaffingBreachEnded: on_breach_ended,
+        dk.IncidentOpened: on_incident,
+        dk.EscalationRaised: on_escalation_raised,
+        dk.EscalationAcknowledged: on_escalation_acknowledged,
+        dk.EscalationEscalatedToCity: on_escalation_to_city,
+        dk.EscalationResolved: on_escalation_resolved,
+        dk.DayStarted: on_day_started,
+        dk.DayEnded: on_day_ended,
+        dk.DayCannotStart: on_day_stopped,
+        dk.DayCannotContinue: on_day_stopped,
+    }
+)
 
 
-def fold_day_event(b: DeskBatch, e: dk._DayEvent) -> None:
+def fold_day_event(b: DeskBatch, s: Stored) -> None:
+    e: dk._DayEvent = s.event  # pyright: ignore[reportAssignmentType] - FOLDS sends only day events here
     if (dd := deskday(e.deskday_id)) is None:
         return
     desk, day = dd
     key: DayKey = (e.municipality, "desk", desk, day)
-    row = b.desk_day(e, desk, day)
-    if (figure := DAY_COUNTERS.get(kind := model(e))) is not None:
+    if (row := b.desk_days.get((e.municipality, desk, day))) is None:
+        row = b.desk_days[(e.municipality, desk, day)] = DeskDay(e.ward)
+    if (figure := DAY_COUNTERS.get(type(e))) is not None:
         b.acc.add(key, figure)
-    elif (handler := DAY_HANDLERS.get(kind)) is not None:
+    elif (handler := DAY_HANDLERS.get(type(e))) is not None:
         handler(b, key, row, e)
 
 
@@ -255,26 +262,30 @@ def on_card_handed(b: DeskBatch, v: VisitRow, e: dk.CardHandedToStaff) -> None:
     b.acc.add(visit_day_key(v, e), "cards_handed", ward=v.ward)
 
 
-VISIT_HANDLERS: dict[type[dk._VisitEvent], Callable[[DeskBatch, VisitRow, Any], None]] = {
-    dk.VisitStarted: on_visit_started,
-    dk.VisitDetailsRecorded: on_visit_details,
-    dk.VisitEnded: on_visit_ended,
-    dk.VisitCorrected: on_visit_corrected,
-    dk.OpinionRecorded: on_opinion,
-    dk.PinFailureRecorded: on_pin_failure,
-    dk.PinLockWarningIssued: on_pin_lock_warning,
-    dk.CardHandedToStaff: on_card_handed,
-}
+VISIT_HANDLERS: dict[type, Callable[[DeskBatch, VisitRow, Any], None]] = keyed(
+    {
+        dk.VisitStarted: on_visit_started,
+        dk.VisitDetailsRecorded: on_visit_details,
+        dk.VisitEnded: on_visit_ended,
+        dk.VisitCorrected: on_visit_corrected,
+        dk.OpinionRecorded: on_opinion,
+        dk.PinFailureRecorded: on_pin_failure,
+        dk.PinLockWarningIssued: on_pin_lock_warning,
+        dk.CardHandedToStaff: on_card_handed,
+    }
+)
 
 
-def fold_visit_event(b: DeskBatch, e: dk._VisitEvent) -> None:
-    if is_a(e, dk.VisitStarted) and deskday(e.deskday_id) is None:
+def fold_visit_event(b: DeskBatch, s: Stored) -> None:
+    e: dk._VisitEvent = s.event  # pyright: ignore[reportAssignmentType] - FOLDS sends only visit events here
+    handler = VISIT_HANDLERS.get(type(e))
+    if handler is on_visit_started and deskday(e.deskday_id) is None:  # pyright: ignore[reportAttributeAccessIssue]
         return
     vk = (e.municipality, e.visit_id)
     v = b.visits.get(vk)
     if v is None:
         v = b.visits[vk] = VisitRow(municipality=e.municipality, visit_id=e.visit_id, desk=e.desk, ward=e.ward)
-    if (handler := VISIT_HANDLERS.get(model(e))) is not None:
+    if handler is not None:
         handler(b, v, e)
 
 
@@ -285,25 +296,18 @@ def fold_calendar_event(b: DeskBatch, s: Stored) -> None:
 
 # --- the batch -------------------------------------------------------------------------------------
 
-
-async def load_batch(conn: db.Connection, batch: Sequence[Stored]) -> DeskBatch:
-    """What the batch needs from earlier batches: visit rows, ticket issue times.
-
-    A ticket number can be issued twice on one desk-day (the day restarted): a visit's ticket is
-    the LATEST issue of its number before it in stream order. So the issue times of earlier
-    batches are loaded for every visit (even when the batch issues the number again later), and
-    the batch's own issues override them in stream order; the table keeps the latest. The result
-    never depends on where batches begin and end (issue 12, deterministic rebuilds).
-    """
-    visit_keys: set[tuple[str, UUID]] = set()
-    ticket_keys: set[tuple[str, str, dt.date, int]] = set()
-    for s in batch:
-        e = s.event
-        if is_a(e, dk._VisitEvent):
-            visit_keys.add((e.municipality, e.visit_id))
-            if is_a(e, dk.VisitStarted) and (dd := deskday(e.deskday_id)):
-                ticket_keys.add((e.municipality, *dd, e.ticket_no))
-    return DeskBatch(*await load_visits(conn, visit_keys, ticket_keys))
+# every desk event type -> how a batch folds it (by model and by read-side Struct class: `type(e)`)
+FOLDS: dict[type, Callable[[DeskBatch, Stored], None]] = keyed(
+    {
+        cls: fold_calendar_event
+        if issubclass(cls, dk._CalendarEvent)
+        else fold_day_event
+        if issubclass(cls, dk._DayEvent)
+        else fold_visit_event
+        for cls in REGISTRY.values()
+        if issubclass(cls, dk._CalendarEvent | dk._DayEvent | dk._VisitEvent)
+    }
+)
 
 
 def write_batch(b: DeskBatch) -> Writes:
@@ -352,18 +356,29 @@ def write_batch(b: DeskBatch) -> Writes:
 
 
 async def apply_desk(conn: db.Connection, batch: Sequence[Stored], notifier: Notifier) -> None:
-    """Apply one batch of desk events (in stream order) inside the projection's transaction."""
+    """Apply one batch of desk events (in stream order) inside the projection's transaction: load
+    what it needs from earlier batches, fold its events, write.
+
+    The load: visit rows, ticket issue times. A ticket number can be issued twice on one desk-day
+    (the day restarted): a visit's ticket is the LATEST issue of its number before it in stream
+    order. So the issue times of earlier batches are loaded for every visit (even when the batch
+    issues the number again later), and the batch's own issues override them in stream order; the
+    table keeps the latest. The result never depends on where batches begin and end (issue 12,
+    deterministic rebuilds).
+    """
     await live_batch_guard(conn, notifier.enabled)
-    b = await load_batch(conn, batch)
+    visit_keys: set[tuple[str, UUID]] = set()
+    ticket_keys: set[tuple[str, str, dt.date, int]] = set()
+    for s in batch:
+        if FOLDS.get(type(e := s.event)) is fold_visit_event:
+            visit_keys.add((e.municipality, e.visit_id))  # pyright: ignore[reportAttributeAccessIssue]
+            if VISIT_HANDLERS.get(type(e)) is on_visit_started and (dd := deskday(e.deskday_id)):  # pyright: ignore[reportAttributeAccessIssue]
+                ticket_keys.add((e.municipality, *dd, e.ticket_no))  # pyright: ignore[reportAttributeAccessIssue]
+    b = DeskBatch(*await load_visits(conn, visit_keys, ticket_keys))
     before = {k: visit_figures(v) for k, v in b.visits.items()}
     for s in batch:
-        e = s.event
-        if is_a(e, dk._CalendarEvent):
-            fold_calendar_event(b, s)
-        elif is_a(e, dk._DayEvent):
-            fold_day_event(b, e)
-        elif is_a(e, dk._VisitEvent):
-            fold_visit_event(b, e)
+        if (fold := FOLDS.get(type(s.event))) is not None:
+            fold(b, s)
     # each touched visit contributes (after - before); a visit never changes its day, and
     # contributes nothing before its day is known
     for vk, v in b.visits.items():
