@@ -8,7 +8,6 @@ between its figures after and before the batch.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -16,148 +15,32 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from madoguchi_shared.figures import Fig
 from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import calls as cl
 from madoguchi_shared.read_events import as_model, is_a, model
 
 from madoguchi_reporting.schema import SCHEMA
+from madoguchi_reporting.projections.call_rows import (
+    CALL_COLUMNS,
+    CALL_TYPES,
+    CALLBACK_COLUMNS,
+    CALLBACK_TYPES,
+    CallRow,
+    call_figures,
+    load_callbacks,
+    load_calls,
+)
 from madoguchi_reporting.projections.outbox import Notifier, notify_affected
 from madoguchi_reporting.projections.store import (
     Acc,
     DayKey,
     NoteKey,
     Writes,
-    joined,
     live_batch_guard,
-    load_rows,
     local,
     note,
 )
-
-CALL_COLUMNS = (
-    "municipality",
-    "call_id",
-    "line",
-    "day",
-    "received_at",
-    "within_hours",
-    "connection",
-    "missed_reason",
-    "wait_s",
-    "overflow",
-    "categories",
-    "resolution",
-    "provider_category",
-    "guided_ward",
-    "duration_s",
-    "notes",
-    "opinions",
-    "callback_status",
-    "offer_choice",
-    "reference",
-    "repeat_of",
-)
-CALL_TYPES = (
-    "text",
-    "uuid",
-    "text",
-    "date",
-    "timestamptz",
-    "bool",
-    "text",
-    "text",
-    "int4",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "int4",
-    "text",
-    "jsonb",
-    "text",
-    "text",
-    "text",
-    "text",
-)
-CALLBACK_COLUMNS = ("municipality", "callback_id", "call_id", "line", "opened_day", "reason", "needs_city", "status")
-CALLBACK_TYPES = ("text", "uuid", "uuid", "text", "date", "text", "bool", "text")
-
-
-@dataclass
-class CallRow:
-    municipality: str
-    call_id: UUID
-    line: str
-    day: dt.date
-    received_at: dt.datetime
-    within_hours: bool
-    connection: str = "pending"
-    missed_reason: str | None = None
-    wait_s: int | None = None
-    overflow: str | None = None
-    categories: list[str] | None = None
-    resolution: str | None = None
-    provider_category: str | None = None
-    guided_ward: str | None = None
-    duration_s: int | None = None
-    notes: str | None = None
-    opinions: str | None = None  # JSON text
-    callback_status: str | None = None
-    offer_choice: str | None = None  # wait | callback | call_again (the caller's choice at an offer)
-    reference: str | None = None  # the reference the caller was given (cl.call_reference)
-    repeat_of: str | None = None  # the reference of the caller's earlier call, when this call repeats it
-
-    def as_row(self) -> tuple:
-        """The call_record table's row (categories comma-joined, see `store.upsert`)."""
-        return tuple(joined(self.categories) if c == "categories" else getattr(self, c) for c in CALL_COLUMNS)
-
-
-def call_figures(c: CallRow | None) -> Counter:
-    """What one call contributes to its line-day's counters (REP-2)."""
-    out: Counter = Counter()
-    if c is None:
-        return out
-    out[Fig.received] += 1
-    out[f"by_hour.{local(c.received_at).hour:02d}"] += 1
-    if c.within_hours:
-        out[Fig.received_in_hours] += 1
-    if c.connection != "pending":
-        out[c.connection] += 1  # answered | missed | abandoned | out_of_hours
-    if c.connection == "missed" and c.missed_reason == "callback_chosen":
-        out[Fig.missed_callback_chosen] += 1
-    if c.connection == "answered":
-        out["answer_wait_n"] += 1
-        out["answer_wait_s_sum"] += c.wait_s or 0
-    if c.overflow == "out_of_hours":
-        out[Fig.after_hours_guided] += 1  # guidance given while the line was closed
-    elif c.overflow:
-        out[Fig.overflow_offered] += 1  # every seat busy: wait, callback or call again
-    if c.offer_choice:
-        out[f"offer_choices.{c.offer_choice}"] += 1
-    if c.repeat_of:
-        out[Fig.repeat_calls] += 1
-    if c.resolution is not None:
-        out[Fig.closed] += 1
-        out[f"by_resolution.{c.resolution}"] += 1
-        for cat in c.categories or ():
-            out[f"by_category.{cat}"] += 1
-        if c.provider_category:
-            out[f"by_provider.{c.provider_category}"] += 1
-        if c.guided_ward:
-            out[f"guided_ward.{c.guided_ward}"] += 1
-        if c.resolution == "escalated_callback":
-            out[Fig.escalations] += 1
-        out["duration_n"] += 1
-        out["duration_s_sum"] += c.duration_s or 0
-        for op in json.loads(c.opinions or "[]"):
-            out[Fig.opinions] += 1
-            out[f"opinions_by_kind.{op['kind']}"] += 1
-            if op.get("step"):
-                out[f"difficulties_by_step.{op['step']}"] += 1
-    return out
 
 
 @dataclass
@@ -172,16 +55,6 @@ class CallsBatch:
     # a phone escalation followed through its callback: (municipality, call id) -> note changes, in order
     escalation_updates: list[tuple[str, str, dict]] = field(default_factory=list)
     call_with_callback: dict[tuple[str, UUID], str] = field(default_factory=dict)  # call -> callback status
-
-
-async def load_calls(conn: db.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], CallRow]:
-    return {
-        (r["municipality"], r["call_id"]): CallRow(**r) for r in await load_rows(conn, "call_record", "call_id", keys)
-    }
-
-
-async def load_callbacks(conn: db.Connection, keys: set[tuple[str, UUID]]) -> dict[tuple[str, UUID], dict]:
-    return {(r["municipality"], r["callback_id"]): r for r in await load_rows(conn, "callback", "callback_id", keys)}
 
 
 # --- line-day events ---------------------------------------------------------------------------------
