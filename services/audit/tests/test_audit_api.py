@@ -258,3 +258,30 @@ async def test_hq_sees_alerts_live_acknowledges_them_and_a_second_ack_conflicts(
             return [r for r in rows if r["alert_id"] == alert_id]
 
         assert (await _until(acknowledged))[0]["acknowledged_by"] == "M0001"
+
+
+async def test_readyz_names_a_halted_writer(app_settings, municipality, js, tmp_path):
+    """The writer halted (here: a signing key replaced on disk) is a readiness detail, never "ready":
+    the auditors' pages still serve (200, "degraded") and /readyz says why the log stopped."""
+    from madoguchi_audit import checkpoints
+
+    audit = make_audit_settings(app_settings, municipality, tmp_path)
+    await schema.migrate_pool(migrator_pool(), audit.schema_name)
+    await publish(js, sample_events(municipality, 20))
+    app = create_app(app_settings, audit)
+    async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await app.state.ingest.wait_idle()
+        ready = (await client.get("/readyz")).json()
+        assert ready["status"] == "ready" and ready["writer"] == {"log": {"status": "ok"}}, ready
+
+    audit.resolved_signing_key_file.unlink()
+    checkpoints.generate_key(audit.resolved_signing_key_file)  # an intruder's key: the writer refuses it
+    app = create_app(app_settings, audit)
+    async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+
+        async def halted():
+            body = (await client.get("/readyz")).json()
+            return body if body["writer"]["log"]["status"] == "halted" else None
+
+        body = await _until(halted)
+        assert body["status"] == "degraded" and body["writer"]["log"]["reason"].startswith("untrusted_key"), body

@@ -38,6 +38,7 @@ def create_app(settings: Settings, audit: AuditSettings | None = None) -> FastAP
         ingest = Ingest(audit, nc, pool, on_commit=engine.notify if engine else None) if audit.run_ingest else None
         app.state.hub, app.state.engine, app.state.ingest = hub, engine, ingest
         tasks = [asyncio.create_task(t.run(), name=f"audit-{type(t).__name__}") for t in (ingest, engine) if t]
+        app.state.ready_details["writer"] = lambda: _writer_health(ingest, tasks[0] if ingest else None)
         try:
             yield
         finally:
@@ -62,6 +63,18 @@ def create_app(settings: Settings, audit: AuditSettings | None = None) -> FastAP
     )
     app.state.audit = audit
     return app
+
+
+def _writer_health(ingest: Ingest | None, task: asyncio.Task[None] | None) -> dict[str, dict[str, str]]:
+    """/readyz detail: the log writer runs, or why it stopped. A writer halted on tampering or an untrusted
+    key keeps the auditors' pages serving (status "degraded", 200) but is never reported as fine."""
+    if ingest is None or task is None:
+        return {"log": {"status": "ok", "writer": "not run by this process"}}
+    if ingest.halted is not None:
+        return {"log": {"status": "halted", "reason": ingest.halted}}
+    if task.done():
+        return {"log": {"status": "stopped", "reason": "the writer task ended; see the service log"}}
+    return {"log": {"status": "ok"}}
 
 
 def run(settings: Settings | None = None) -> None:
