@@ -41,25 +41,29 @@ async def test_two_worker_processes_number_tickets_once_each(settings, municipal
         # a Tuesday at 10:00 in Sapporo, running at real speed from now
         "MADOGUCHI_EXTRA": json.dumps({"clock": f"2021-04-06T10:00:00+09:00@1@{time.time()}"}),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "madoguchi_shared.cli", "serve", "desk"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = tmp_path / "server.err"  # a file, not a pipe: an unread pipe that fills blocks the server
+    with log.open("wb") as err:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "madoguchi_shared.cli", "serve", "desk"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("kita",))
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=10) as probe:
             deadline = time.monotonic() + 240  # two processes importing the app on a busy 2-core machine
             while True:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+                assert server.poll() is None, log.read_text(errors="replace")[-3000:]
                 try:
                     if (await probe.get("/healthz")).status_code == 200 and len(workers_of(server.pid)) == 2:
                         break
                 except httpx.TransportError:
                     pass
-                assert time.monotonic() < deadline, "two workers did not start"
+                assert time.monotonic() < deadline, (
+                    "two workers did not start:\n" + log.read_text(errors="replace")[-3000:]
+                )
                 await asyncio.sleep(0.2)
         clients = [
             httpx.AsyncClient(base_url=base, timeout=30) for _ in range(8)

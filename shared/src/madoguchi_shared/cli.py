@@ -432,12 +432,23 @@ def serve(name: str) -> None:
     workers = api_workers(name, settings)
     if workers > 1:
         os.environ[SERVE_NAME] = name  # read by each worker process's factory
-        uvicorn.run("madoguchi_shared.cli:served_app", factory=True, workers=workers, **options)
+        uvicorn.run(
+            "madoguchi_shared.cli:served_app",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
     else:
         uvicorn.run(served_app(name, settings), **options)
 
 
 SERVE_NAME = "MADOGUCHI_SERVE_NAME"
+# uvicorn's supervisor pings each worker process and kills one that does not answer in time (default 5 s),
+# counting from the worker's spawn. A spawned worker first imports this module (its __main__) and uvicorn
+# before its answering thread starts: 16-18 s on a 2-core machine at load 15-20 (measured), so with the
+# default every worker was killed and respawned for ever and the service never answered.
+WORKER_HEALTHCHECK_SECONDS = 120
 # The services that take commands and keep only caches in memory: safe to run as several processes.
 # The others hold a single writer (audit's hash chain) or their projection runners: one process each.
 WORKER_SERVICES = frozenset({"desk", "calls"})
