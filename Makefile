@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: install run cluster chaos demo test lint bench bench-national bench-audit-scale profile-commands clean-data system-deps
+.PHONY: install run cluster chaos demo test lint fuzz bench bench-national bench-audit-scale profile-commands clean-data system-deps
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -43,6 +43,13 @@ demo: install
 # the lint and type gate first (a minute), then every test
 test: lint
 	.venv/bin/pytest -q -p no:cacheprovider
+
+# the API contract test (tests/test_api_contract.py: schemathesis over every service's OpenAPI, real services)
+# with many more cases per operation than `make test` and a new seed each run; prints the figures per service
+FUZZ_EXAMPLES ?= 50
+fuzz: install
+	CONTRACT_MAX_EXAMPLES=$(FUZZ_EXAMPLES) CONTRACT_SEED= .venv/bin/pytest -q -p no:cacheprovider -s --timeout 3600 \
+		tests/test_api_contract.py
 
 # ruff's lint rules and pyright's type check, both configured in pyproject.toml; any type error fails
 lint: install

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from pathlib import Path
 
 from madoguchi_shared import bus
@@ -69,3 +70,39 @@ class NatsCluster(TlsNatsCluster):
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.5)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback at the moment of asking."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """A service app over real HTTP: uvicorn as a task in the test's event loop, on a free port."""
+
+    def __init__(self, app, port: int | None = None):
+        import uvicorn
+
+        self.app = app
+        port = port or free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raises the startup error
+                raise RuntimeError("server stopped during startup")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task:
+            await asyncio.wait_for(self.task, 15)

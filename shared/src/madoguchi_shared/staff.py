@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from madoguchi_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from madoguchi_shared import auth, bus, subjects, training
+from madoguchi_shared.web import problems
 from madoguchi_shared.auth import Account, AccountDirectory, Principal, Role
 from madoguchi_shared.events.admin import (
     DisableReason,
@@ -338,7 +339,7 @@ Admin = Annotated[Principal, Depends(auth.require(*ADMIN_ROLES))]
 
 
 def staff_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/staff", tags=["staff"])
+    router = APIRouter(prefix="/v1/staff", tags=["staff"], responses=problems(401, 403, 404, 422, 503))
 
     @router.get("")
     async def list_(request: Request, principal: Admin) -> dict:
@@ -353,7 +354,7 @@ def staff_router() -> APIRouter:
         plan = training_plan(request.app.state.settings, principal.municipality)
         return {"items": [i.model_dump() for i in plan.items], "pass_score": plan.pass_score}
 
-    @router.post("", status_code=201)
+    @router.post("", status_code=201, responses=problems(409))
     async def create(body: NewStaff, request: Request, principal: Admin) -> dict:
         """Add a staff member; the temporary password is shown once and replaced at the first login."""
         js, settings = _admin(request, principal)
@@ -375,7 +376,7 @@ def staff_router() -> APIRouter:
         js, settings = _admin(request, principal)
         return await staff_detail(js, training_plan(settings, principal.municipality), principal.municipality, staff_id)
 
-    @router.put("/{staff_id}/roles")
+    @router.put("/{staff_id}/roles", responses=problems(409))
     async def roles(staff_id: StaffId, body: RolesBody, request: Request, principal: Admin) -> dict:
         """Change roles and ward scope; the person's tokens stop working (they log in again)."""
         js, settings = _admin(request, principal)
@@ -392,7 +393,7 @@ def staff_router() -> APIRouter:
         )
         return account.public()
 
-    @router.post("/{staff_id}/disable")
+    @router.post("/{staff_id}/disable", responses=problems(409))
     async def disable(staff_id: StaffId, body: DisableBody, request: Request, principal: Admin) -> dict:
         """Disable an account: its tokens are refused by every service at once."""
         js, _ = _admin(request, principal)
@@ -401,21 +402,21 @@ def staff_router() -> APIRouter:
         )
         return account.public()
 
-    @router.post("/{staff_id}/enable")
+    @router.post("/{staff_id}/enable", responses=problems(409))
     async def enable(staff_id: StaffId, request: Request, principal: Admin) -> dict:
         """Enable a disabled account again (also lifts a login lock)."""
         js, _ = _admin(request, principal)
         account = await set_disabled(js, principal.municipality, staff_id, False, principal.actor, principal.roles)
         return account.public()
 
-    @router.post("/{staff_id}/password-reset")
+    @router.post("/{staff_id}/password-reset", responses=problems(409))
     async def password_reset(staff_id: StaffId, request: Request, principal: Admin) -> dict:
         """A temporary password, shown once; the person sets a new one at the next login."""
         js, _ = _admin(request, principal)
         temporary = await reset_password(js, principal.municipality, staff_id, principal.actor, principal.roles)
         return {"staff_id": staff_id, "temporary_password": temporary, "must_change_password": True}
 
-    @router.post("/{staff_id}/training", status_code=201)
+    @router.post("/{staff_id}/training", status_code=201, responses=problems(409))
     async def training_item(staff_id: StaffId, body: TrainingItemBody, request: Request, principal: Admin) -> dict:
         """Record one item of the training plan as completed, with its date and trainer (ORG-4)."""
         js, settings = _admin(request, principal)
@@ -433,7 +434,7 @@ def staff_router() -> APIRouter:
         )
         return await staff_detail(js, plan, principal.municipality, staff_id)
 
-    @router.post("/{staff_id}/training-test", status_code=201)
+    @router.post("/{staff_id}/training-test", status_code=201, responses=problems(409))
     async def training_test(staff_id: StaffId, body: TrainingTestBody, request: Request, principal: Admin) -> dict:
         """Record the training test (理解度テスト) result; passed at the plan's pass score (ORG-4)."""
         js, settings = _admin(request, principal)

@@ -27,7 +27,7 @@ from nats import errors as nats_errors
 from nats.js import errors as js_errors
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from madoguchi_shared import auth, bus, logging, sealed
 from madoguchi_shared.errors import Conflict, DomainError, Forbidden, Gone, Invalid, NotFound, Refused, Unavailable
@@ -78,6 +78,120 @@ def problem(status: int, title: str, detail: str, request: Request, **extra: Any
     }
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+class FieldProblem(BaseModel):
+    """One refused input of a 422: where (`field`, dotted), what is wrong (Japanese), pydantic's error type."""
+
+    field: str
+    message: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """Every error every service answers: an RFC 9457 problem document (`application/problem+json`) with a
+    Japanese title and detail. A refusal may add `field` (the input concerned), `code` (machine-readable),
+    `errors` (a 422's refused inputs) or other members of its own."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["https://madoguchi.invalid/problems/404"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None = None
+    field: str | None = None
+    code: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+# What each status means in this system, for the `responses=` of every route (see `problems`).
+PROBLEMS: dict[int, dict[str, Any]] = {
+    status: {"model": Problem, "description": description}
+    for status, description in {
+        400: "The request cannot be processed as sent.",
+        401: "No valid bearer token (missing, expired, revoked or for another municipality).",
+        403: "The token's roles or wards do not allow this, or the account must change its password first.",
+        404: "Nothing by that id (or an id no record can have).",
+        409: "Not in the current state (the record's state, or another command came first).",
+        410: "Already erased.",
+        422: "The input was refused (`errors` lists each field; the input is never echoed).",
+        423: "The account is locked.",
+        429: "Too many failed logins from this address; wait for Retry-After seconds.",
+        503: "A part the request needs (the bus, the database) is down for a moment; retry after Retry-After.",
+    }.items()
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a router or a route: the problem documents it can answer, e.g.
+    `APIRouter(responses=problems(401, 403, 422, 503))`, `@router.post(..., responses=problems(404, 409))`."""
+    return {status: PROBLEMS[status] for status in statuses}
+
+
+def downloads(*media_types: str, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that answers a file (a report as xlsx, an export as zip) besides JSON."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {status: {"content": {media_type: binary for media_type in media_types}}}
+
+
+def event_stream(description: str = "Server-sent events (text/event-stream), until the client goes.") -> dict:
+    """The `responses=` of a route answering server-sent events."""
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+# Every route behind a bearer token: no token (401), not allowed (403), a part down (503).
+AUTHED = problems(401, 403, 503)
+# ... and taking input (a body, a query or a path parameter): refused input (422).
+AUTHED_INPUT = problems(401, 403, 422, 503)
+
+
+def _problem_json(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI of an app with every problem body under `application/problem+json`, the media type the
+    services send (FastAPI puts a response model under the route's own, application/json), and FastAPI's
+    own 422 (HTTPValidationError, never sent) replaced by the problem model. An error response declared
+    with a body of its own (e.g. /readyz's 503) keeps it."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation and "400" not in responses:  # a body that is not JSON in UTF-8
+                responses["400"] = {"description": PROBLEMS[400]["description"]}
+            for status, response in responses.items():
+                if status[:1] not in "45":
+                    if "text/event-stream" in response.get("content", {}):  # never JSON (FastAPI's default)
+                        response["content"].pop("application/json", None)
+                    continue
+                content = response.setdefault("content", {})
+                body = content.get("application/json")
+                if not content or (
+                    body is not None
+                    and body.get("schema", {}).get("$ref", "").endswith(("/Problem", "/HTTPValidationError"))
+                ):
+                    content.pop("application/json", None)
+                    content[PROBLEM] = {"schema": problem_ref}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    if "Problem" not in components:
+        own = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(own.pop("$defs", {}))
+        components["Problem"] = own
+    return schema
+
+
+def _install_openapi(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_json(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 _TITLES = {
@@ -325,6 +439,14 @@ class TokenResponse(BaseModel):
     wards: list[str]
 
 
+class Me(BaseModel):
+    staff_id: str
+    roles: list[str]
+    wards: list[str]
+    municipality: str
+    kind: str
+
+
 class LoginThrottle:
     """Failed logins per client address in a sliding window (in this process); over the limit the
     address waits (HTTP 429 with Retry-After) before its next attempt is even checked."""
@@ -389,7 +511,7 @@ async def login_with_throttle(
 def _auth_router() -> APIRouter:
     router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-    @router.post("/token", response_model=TokenResponse)
+    @router.post("/token", response_model=TokenResponse, responses=problems(401, 403, 422, 423, 429, 503))
     async def login(body: LoginRequest, request: Request) -> TokenResponse:
         """Log in with staff id and password; returns a short-lived bearer token. After a password
         reset, send `new_password` too (403 `password_change_required` without it)."""
@@ -407,23 +529,23 @@ def _auth_router() -> APIRouter:
             wards=list(result.account.wards),
         )
 
-    @router.post("/logout", status_code=204)
+    @router.post("/logout", status_code=204, responses=AUTHED)
     async def logout(request: Request, principal: auth.Principal = Depends(auth.current_principal)) -> None:
         """Revoke this token in every service."""
         await auth.logout(request.app.state.js, principal, request.app.state.service_name)
         # refused here at once, not only when this service's own watch brings the revocation back
         request.app.state.accounts.revoke_locally(principal)
 
-    @router.get("/me")
-    async def me(principal: auth.Principal = Depends(auth.current_principal)) -> dict:
+    @router.get("/me", responses=AUTHED)
+    async def me(principal: auth.Principal = Depends(auth.current_principal)) -> Me:
         """Who the bearer token belongs to."""
-        return {
-            "staff_id": principal.staff_id,
-            "roles": sorted(r.value for r in principal.roles),
-            "wards": list(principal.wards),
-            "municipality": principal.municipality,
-            "kind": principal.kind,
-        }
+        return Me(
+            staff_id=principal.staff_id,
+            roles=sorted(r.value for r in principal.roles),
+            wards=list(principal.wards),
+            municipality=principal.municipality,
+            kind=principal.kind,
+        )
 
     return router
 
@@ -436,7 +558,16 @@ def _ops_router() -> APIRouter:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        responses={
+            200: {"description": "Ready (or degraded: serving, some detail not ok)."},
+            503: {
+                "description": "Not ready: the bus or the database is unreachable.",
+                "content": {"application/json": {}},
+            },
+        },
+    )
     async def readyz(request: Request):
         """Readiness: the bus (and the database, where used) are reachable; plus the service's details."""
         checks: dict[str, str] = {}
@@ -632,6 +763,7 @@ def create_service_app(
     app.add_middleware(RequestContext, service=name, requests=requests, latency=latency)
 
     _install_error_handlers(app)
+    _install_openapi(app)
     app.include_router(_ops_router())
     app.include_router(_auth_router())
     from madoguchi_shared.staff import staff_router

@@ -30,13 +30,13 @@ from madoguchi_shared.events.audit import (
 )
 from madoguchi_shared.pii import FreeText
 from madoguchi_shared.errors import NotFound
-from madoguchi_shared.web import correlation_id
+from madoguchi_shared.web import correlation_id, downloads, event_stream, problems
 
 from madoguchi_audit import checkpoints, domain, query, verify
 from madoguchi_audit.deps import AlertHandler, AlertViewer, Audit, Auditor, Hub, Js, Nc, Pool, VerifyRole
 
-log_router = APIRouter(prefix="/v1/audit", tags=["audit log"])
-alert_router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+log_router = APIRouter(prefix="/v1/audit", tags=["audit log"], responses=problems(401, 403, 404, 422, 503))
+alert_router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=problems(401, 403, 404, 422, 503))
 
 
 class RecordParams(BaseModel):
@@ -145,7 +145,7 @@ async def record(request: Request, position: int, principal: Auditor, pool: Pool
     return {"record": query.record_json(row), "checkpoint": cp}
 
 
-@log_router.get("/export")
+@log_router.get("/export", responses=downloads("application/x-ndjson", "application/zip"))
 async def export(
     request: Request, principal: Auditor, pool: Pool, audit: Audit, js: Js, params: Annotated[ExportParams, Query()]
 ) -> Response:
@@ -284,7 +284,7 @@ async def list_alerts(
     return {"alerts": await _alerts(pool, audit, principal, status, limit)}
 
 
-@alert_router.get("/stream")
+@alert_router.get("/stream", responses=event_stream())
 async def alert_stream(request: Request, principal: AlertViewer, pool: Pool, audit: Audit, hub: Hub):
     """Server-sent events: the open alerts first, then every alert event as it happens."""
 
@@ -325,7 +325,7 @@ async def _load_alert(nc, principal: Principal, alert_id: str):
     return bus.fold(domain.evolve, await bus.load(nc, subject), None)
 
 
-@alert_router.post("/{alert_id}/acknowledge")
+@alert_router.post("/{alert_id}/acknowledge", responses=problems(409))
 async def acknowledge(
     request: Request, alert_id: str, principal: AlertHandler, nc: Nc, js: Js, body: AlertNote | None = None
 ) -> dict[str, Any]:
@@ -338,7 +338,7 @@ async def acknowledge(
     return {"alert_id": alert_id, "status": "acknowledged", "acknowledged_by": principal.staff_id}
 
 
-@alert_router.post("/{alert_id}/close")
+@alert_router.post("/{alert_id}/close", responses=problems(409))
 async def close_alert(
     request: Request, alert_id: str, principal: AlertHandler, nc: Nc, js: Js, body: AlertNote | None = None
 ) -> dict[str, Any]:

@@ -21,12 +21,12 @@ from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events import Ident, new_id
 from madoguchi_shared.events.audit import QueryFilters, QueryPerformed
 from madoguchi_shared import bus
-from madoguchi_shared.web import correlation_id
+from madoguchi_shared.web import correlation_id, problems
 
 from madoguchi_audit.deps import Audit, Js, Pool
 from madoguchi_audit.schema import READER
 
-router = APIRouter(prefix="/v1/audit", tags=["audit log"])
+router = APIRouter(prefix="/v1/audit", tags=["audit log"], responses=problems(401, 403, 404, 422, 503))
 HqReader = Annotated[Principal, Depends(require(Role.manager, Role.auditor))]
 
 

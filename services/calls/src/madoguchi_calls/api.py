@@ -23,6 +23,7 @@ from madoguchi_calls.live import callback_dict
 from madoguchi_calls.phone_store import normalize_phone
 from madoguchi_shared.errors import Invalid, NotFound
 from madoguchi_shared.auth import Role, revocable
+from madoguchi_shared.web import event_stream, problems
 from madoguchi_shared.events import Event
 from madoguchi_shared.events import calls as ev
 from madoguchi_shared.events.base import Ident
@@ -46,21 +47,21 @@ def _events(events: list[Event]) -> list[dict[str, Any]]:
 # Lines and seats (CALL-1)
 # =============================================================================================
 
-lines_router = APIRouter(prefix="/v1/lines", tags=["lines"])
+lines_router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=problems(401, 403, 404, 422, 503))
 
 
 class SignOutIn(_In):
     reason: Literal["end_of_shift", "break", "handover", "other"] = "end_of_shift"
 
 
-@lines_router.post("/{line}/seats/{seat}/sign-in", status_code=201)
+@lines_router.post("/{line}/seats/{seat}/sign-in", status_code=201, responses=problems(409))
 async def sign_in(line: Ident, seat: Ident, service: Service, principal: Operator, cid: CorrelationId) -> dict:
     """An operator takes a seat on the line (CALL-1)."""
     events = await service.sign_in(principal.municipality, principal.actor, line, seat, cid)
     return {"line": line, "seat": seat, "operator": principal.staff_id, "events": _events(events)}
 
 
-@lines_router.post("/{line}/seats/{seat}/sign-out")
+@lines_router.post("/{line}/seats/{seat}/sign-out", responses=problems(409))
 async def sign_out(
     line: Ident, seat: Ident, body: SignOutIn, service: Service, principal: Operator, cid: CorrelationId
 ) -> dict:
@@ -137,7 +138,7 @@ async def never_connected(
     }
 
 
-@lines_router.get("/{line}/live")
+@lines_router.get("/{line}/live", responses=event_stream())
 async def live(
     line: Ident, request: Request, service: Service, principal: Reader, once: bool = False
 ) -> EventSourceResponse:
@@ -181,7 +182,7 @@ async def live(
     return EventSourceResponse(revocable(request.app, principal, stream()), ping=15)
 
 
-categories_router = APIRouter(prefix="/v1/categories", tags=["lines"])
+categories_router = APIRouter(prefix="/v1/categories", tags=["lines"], responses=problems(401, 403, 503))
 
 
 @categories_router.get("")
@@ -194,7 +195,9 @@ async def categories(service: Service, principal: Reader) -> dict:
 # Calls (CALL-2 … CALL-5)
 # =============================================================================================
 
-calls_router = APIRouter(prefix="/v1/calls", tags=["calls"], route_class=HotRoute)  # served without FastAPI's solver
+calls_router = APIRouter(
+    prefix="/v1/calls", tags=["calls"], responses=problems(401, 403, 404, 422, 503), route_class=HotRoute
+)  # served without FastAPI's solver
 
 
 class ReceiveIn(_In):
@@ -260,7 +263,7 @@ def _call_dict(call: d.Call) -> dict[str, Any]:
     }
 
 
-@calls_router.post("", status_code=201)
+@calls_router.post("", status_code=201, responses=problems(409))
 async def receive(body: ReceiveIn, service: Service, principal: CallWriter, cid: CorrelationId) -> dict:
     """A call comes in: it rings, or is offered waiting/callback (all seats busy, out of hours; CALL-3)."""
     call_id, events = await service.receive_call(principal.municipality, principal.actor, body.line, cid)
@@ -283,7 +286,7 @@ class RepeatOfIn(_In):
     reference: str = Field(pattern=r"^[0-9]{4}-?[0-9]{4}$", description="the earlier call's reference, e.g. 4821-0937")
 
 
-@calls_router.post("/{call_id}/offer-choice")
+@calls_router.post("/{call_id}/offer-choice", responses=problems(409))
 async def offer_choice(
     call_id: UUID, body: OfferChoiceIn, service: Service, principal: CallWriter, cid: CorrelationId
 ) -> dict:
@@ -292,7 +295,7 @@ async def offer_choice(
     return {"call_id": str(call_id), "choice": body.choice, "events": _events(events)}
 
 
-@calls_router.post("/{call_id}/repeat-of")
+@calls_router.post("/{call_id}/repeat-of", responses=problems(409))
 async def repeat_of(
     call_id: UUID, body: RepeatOfIn, service: Service, principal: CallWriter, cid: CorrelationId
 ) -> dict:
@@ -314,28 +317,28 @@ async def get_call(call_id: UUID, service: Service, principal: Reader) -> dict:
     return {**_call_dict(call), "events": await service.vault.reveal_tree(principal.municipality, dumped)}
 
 
-@calls_router.post("/{call_id}/answer")
+@calls_router.post("/{call_id}/answer", responses=problems(409))
 async def answer(call_id: UUID, body: AnswerIn, service: Service, principal: Operator, cid: CorrelationId) -> dict:
     """The operator seated at `seat` answers the call."""
     events = await service.answer(principal.municipality, principal.actor, call_id, body.seat, cid)
     return {"call_id": str(call_id), "events": _events(events)}
 
 
-@calls_router.post("/{call_id}/missed")
+@calls_router.post("/{call_id}/missed", responses=problems(409))
 async def missed(call_id: UUID, service: Service, principal: CallWriter, cid: CorrelationId) -> dict:
     """The call rang out without an answer (never connected)."""
     events = await service.mark_missed(principal.municipality, principal.actor, call_id, cid)
     return {"call_id": str(call_id), "events": _events(events)}
 
 
-@calls_router.post("/{call_id}/abandoned")
+@calls_router.post("/{call_id}/abandoned", responses=problems(409))
 async def abandoned(call_id: UUID, service: Service, principal: CallWriter, cid: CorrelationId) -> dict:
     """The caller hung up while waiting (never connected)."""
     events = await service.mark_abandoned(principal.municipality, principal.actor, call_id, cid)
     return {"call_id": str(call_id), "events": _events(events)}
 
 
-@calls_router.post("/{call_id}/close")
+@calls_router.post("/{call_id}/close", responses=problems(409))
 async def close(call_id: UUID, body: CloseIn, service: Service, principal: Operator, cid: CorrelationId) -> dict:
     """Close an answered call: categories, resolution, duration, notes, opinions, FAQ used (CALL-2, CALL-5);
     with `escalated_callback` and `callback`, the callback task is opened too (CALL-4)."""
@@ -380,7 +383,7 @@ async def close(call_id: UUID, body: CloseIn, service: Service, principal: Opera
     return result
 
 
-@calls_router.post("/{call_id}/callback", status_code=201)
+@calls_router.post("/{call_id}/callback", status_code=201, responses=problems(409))
 async def request_callback(
     call_id: UUID, body: CallbackIn, service: Service, principal: CallWriter, cid: CorrelationId
 ) -> dict:
@@ -409,7 +412,7 @@ async def request_callback(
 # Callbacks (CALL-3, CALL-4)
 # =============================================================================================
 
-callbacks_router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
+callbacks_router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"], responses=problems(401, 403, 404, 422, 503))
 
 
 class EscalateIn(_In):
@@ -469,7 +472,7 @@ async def read_phone(
     return {"callback_id": str(callback_id), "phone": number}
 
 
-@callbacks_router.post("/{callback_id}/escalate")
+@callbacks_router.post("/{callback_id}/escalate", responses=problems(409))
 async def escalate(
     callback_id: UUID, body: EscalateIn, service: Service, principal: Manager, cid: CorrelationId
 ) -> dict:
@@ -480,7 +483,7 @@ async def escalate(
     return {"callback_id": str(callback_id), "events": _events(events)}
 
 
-@callbacks_router.post("/{callback_id}/city-answer")
+@callbacks_router.post("/{callback_id}/city-answer", responses=problems(409))
 async def city_answer(
     callback_id: UUID, body: CityAnswerIn, service: Service, principal: Manager, cid: CorrelationId
 ) -> dict:
@@ -489,7 +492,7 @@ async def city_answer(
     return {"callback_id": str(callback_id), "events": _events(events)}
 
 
-@callbacks_router.post("/{callback_id}/attempts")
+@callbacks_router.post("/{callback_id}/attempts", responses=problems(409))
 async def attempt(
     callback_id: UUID, body: AttemptIn, service: Service, principal: Operator, cid: CorrelationId
 ) -> dict:
@@ -510,7 +513,7 @@ async def attempt(
     return {"callback_id": str(callback_id), "status": cb.status if cb else None, "events": _events(events)}
 
 
-@callbacks_router.post("/{callback_id}/cancel")
+@callbacks_router.post("/{callback_id}/cancel", responses=problems(409))
 async def cancel(callback_id: UUID, body: CancelIn, service: Service, principal: Manager, cid: CorrelationId) -> dict:
     """The manager cancels a callback task (e.g. the citizen called again); the number is destroyed."""
     events = await service.cancel_callback(principal.municipality, principal.actor, callback_id, body.reason, cid)
@@ -521,7 +524,7 @@ async def cancel(callback_id: UUID, body: CancelIn, service: Service, principal:
 # FAQ (電話対応Q&A)
 # =============================================================================================
 
-faq_router = APIRouter(prefix="/v1/faq", tags=["faq"])
+faq_router = APIRouter(prefix="/v1/faq", tags=["faq"], responses=problems(401, 403, 404, 422, 503))
 
 Keyword = Annotated[FreeText, Field(min_length=1, max_length=40)]
 
@@ -579,7 +582,7 @@ async def get_faq(faq_id: UUID, service: Service, principal: Reader, revision: i
     return _faq_dict(entry)
 
 
-@faq_router.post("", status_code=201)
+@faq_router.post("", status_code=201, responses=problems(409))
 async def create_faq(body: FaqIn, service: Service, principal: Manager, cid: CorrelationId) -> dict:
     """The manager adds an entry (revision 1)."""
     events = await service.create_faq(
@@ -595,7 +598,7 @@ async def create_faq(body: FaqIn, service: Service, principal: Manager, cid: Cor
     return {"faq_id": str(created.faq_id), "revision": 1, "events": _events(events)}  # type: ignore[attr-defined]
 
 
-@faq_router.put("/{faq_id}")
+@faq_router.put("/{faq_id}", responses=problems(409))
 async def revise_faq(faq_id: UUID, body: FaqReviseIn, service: Service, principal: Manager, cid: CorrelationId) -> dict:
     """The manager revises an entry (a new revision; old ones stay readable)."""
     events = await service.revise_faq(
@@ -614,7 +617,7 @@ async def revise_faq(faq_id: UUID, body: FaqReviseIn, service: Service, principa
     return {"faq_id": str(faq_id), "revision": entry.revision if entry else None, "events": _events(events)}
 
 
-@faq_router.post("/{faq_id}/retire")
+@faq_router.post("/{faq_id}/retire", responses=problems(409))
 async def retire_faq(faq_id: UUID, body: FaqRetireIn, service: Service, principal: Manager, cid: CorrelationId) -> dict:
     """The manager retires an entry (no longer found by search)."""
     events = await service.retire_faq(

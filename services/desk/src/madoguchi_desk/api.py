@@ -29,7 +29,7 @@ from madoguchi_shared.events import new_id, parse_event
 from madoguchi_shared.events.base import Ident, WallClockTime
 from madoguchi_shared.hot import HotRoute
 from madoguchi_shared.pii import FreeText
-from madoguchi_shared.web import correlation_id
+from madoguchi_shared.web import correlation_id, event_stream, problems
 
 DayParam = Annotated[date | None, Query(alias="date", description="the desk-day (default: today in Asia/Tokyo)")]
 
@@ -68,7 +68,7 @@ async def _self_or_manager(request: Request, principal: Principal, staff_id: str
 # calendar (DESK-1)
 # =====================================================================================
 
-calendar_router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
+calendar_router = APIRouter(prefix="/v1/calendar", tags=["calendar"], responses=problems(401, 403, 422, 503))
 
 
 class SuspendBody(Body):
@@ -186,7 +186,7 @@ async def instructions(service: Service, principal: Reader) -> dict:
     }
 
 
-@calendar_router.post("/suspensions", status_code=201)
+@calendar_router.post("/suspensions", status_code=201, responses=problems(409))
 async def suspend(body: SuspendBody, request: Request, service: Service, principal: Manager) -> dict:
     """The city instructs to suspend opening for a period (manager records it)."""
     await principal.check_municipality(request, service.m.code)
@@ -196,7 +196,7 @@ async def suspend(body: SuspendBody, request: Request, service: Service, princip
     return result(await service.calendar_command(cmd, principal.actor, correlation_id=correlation_id(request)))
 
 
-@calendar_router.post("/delays", status_code=201)
+@calendar_router.post("/delays", status_code=201, responses=problems(409))
 async def delay(body: DelayBody, request: Request, service: Service, principal: Manager) -> dict:
     """The city instructs to delay opening until a time."""
     await principal.check_municipality(request, service.m.code)
@@ -211,7 +211,7 @@ async def delay(body: DelayBody, request: Request, service: Service, principal: 
     return result(await service.calendar_command(cmd, principal.actor, correlation_id=correlation_id(request)))
 
 
-@calendar_router.post("/instructions/{instruction_id}/lift")
+@calendar_router.post("/instructions/{instruction_id}/lift", responses=problems(404, 409))
 async def lift(instruction_id: Ident, body: LiftBody, request: Request, service: Service, principal: Manager) -> dict:
     """End a suspension or delay (default: now)."""
     await principal.check_municipality(request, service.m.code)
@@ -219,7 +219,7 @@ async def lift(instruction_id: Ident, body: LiftBody, request: Request, service:
     return result(await service.calendar_command(cmd, principal.actor, correlation_id=correlation_id(request)))
 
 
-@calendar_router.post("/special-openings", status_code=201)
+@calendar_router.post("/special-openings", status_code=201, responses=problems(409))
 async def special_opening(body: SpecialOpeningBody, request: Request, service: Service, principal: Manager) -> dict:
     """Add a special opening (e.g. a Sunday 8:45–12:00)."""
     await principal.check_municipality(request, service.m.code)
@@ -227,7 +227,7 @@ async def special_opening(body: SpecialOpeningBody, request: Request, service: S
     return result(await service.calendar_command(cmd, principal.actor, correlation_id=correlation_id(request)))
 
 
-@calendar_router.post("/extended-hours", status_code=201)
+@calendar_router.post("/extended-hours", status_code=201, responses=problems(409))
 async def extended_hours(body: ExtendedHoursBody, request: Request, service: Service, principal: Manager) -> dict:
     """Extend a day's hours (e.g. to 19:00)."""
     await principal.check_municipality(request, service.m.code)
@@ -239,10 +239,12 @@ async def extended_hours(body: ExtendedHoursBody, request: Request, service: Ser
 # desks: status, day lifecycle, equipment, staffing, queue, disinfection, escalations, incidents
 # =====================================================================================
 
-desks_router = APIRouter(prefix="/v1/desks", tags=["desks"])
+desks_router = APIRouter(prefix="/v1/desks", tags=["desks"], responses=problems(401, 403, 404, 422, 503))
 # The reception queue's routes (DESK-3), the busiest of the service, in a router of their own that
 # the app matches before any other (`create_service_app(first=...)`): FastAPI tries routes in order.
-queue_router = APIRouter(prefix="/v1/desks", tags=["desks"], route_class=HotRoute)  # served without FastAPI's solver
+queue_router = APIRouter(
+    prefix="/v1/desks", tags=["desks"], responses=problems(401, 403, 404, 422, 503), route_class=HotRoute
+)  # served without FastAPI's solver
 
 
 class StopBody(Body):
@@ -398,39 +400,39 @@ async def _day_cmd(
 # --- day lifecycle (ORG-3) ---
 
 
-@desks_router.post("/{desk_id}/day/start")
+@desks_router.post("/{desk_id}/day/start", responses=problems(409))
 async def start_day(desk_id: str, request: Request, service: Service, principal: Manager) -> dict:
     """The manager confirms the start of the desk's day."""
     return await _day_cmd(request, service, principal, desk_id, d.StartDay())
 
 
-@desks_router.post("/{desk_id}/day/end")
+@desks_router.post("/{desk_id}/day/end", responses=problems(409))
 async def end_day(desk_id: str, request: Request, service: Service, principal: Manager) -> dict:
     """The manager confirms the end of the desk's day."""
     return await _day_cmd(request, service, principal, desk_id, d.EndDay())
 
 
-@desks_router.post("/{desk_id}/day/cannot-start")
+@desks_router.post("/{desk_id}/day/cannot-start", responses=problems(409))
 async def cannot_start(desk_id: str, body: StopBody, request: Request, service: Service, principal: Manager) -> dict:
     """The desk cannot start today: reported to the city with the reason."""
     cmd = d.ReportCannotStart(body.reason, body.reported_to_city_at or service.clock(), body.note)
     return await _day_cmd(request, service, principal, desk_id, cmd)
 
 
-@desks_router.post("/{desk_id}/day/cannot-continue")
+@desks_router.post("/{desk_id}/day/cannot-continue", responses=problems(409))
 async def cannot_continue(desk_id: str, body: StopBody, request: Request, service: Service, principal: Manager) -> dict:
     """The desk cannot continue today: reported to the city with the reason."""
     cmd = d.ReportCannotContinue(body.reason, body.reported_to_city_at or service.clock(), body.note)
     return await _day_cmd(request, service, principal, desk_id, cmd)
 
 
-@desks_router.post("/{desk_id}/day/resume")
+@desks_router.post("/{desk_id}/day/resume", responses=problems(409))
 async def resume_day(desk_id: str, request: Request, service: Service, principal: Manager) -> dict:
     """Work resumes after a stop."""
     return await _day_cmd(request, service, principal, desk_id, d.ResumeDay())
 
 
-@desks_router.post("/{desk_id}/day/preparation")
+@desks_router.post("/{desk_id}/day/preparation", responses=problems(409))
 async def preparation(
     desk_id: str, body: PeriodBody, request: Request, service: Service, principal: DeskWorker, day: DayParam = None
 ) -> dict:
@@ -438,7 +440,7 @@ async def preparation(
     return await _day_cmd(request, service, principal, desk_id, d.RecordPreparation(body.start, body.end), day)
 
 
-@desks_router.post("/{desk_id}/day/cleanup")
+@desks_router.post("/{desk_id}/day/cleanup", responses=problems(409))
 async def cleanup(
     desk_id: str, body: PeriodBody, request: Request, service: Service, principal: DeskWorker, day: DayParam = None
 ) -> dict:
@@ -446,7 +448,7 @@ async def cleanup(
     return await _day_cmd(request, service, principal, desk_id, d.RecordCleanup(body.start, body.end), day)
 
 
-@desks_router.post("/{desk_id}/equipment-checks", status_code=201)
+@desks_router.post("/{desk_id}/equipment-checks", status_code=201, responses=problems(409))
 async def equipment_check(
     desk_id: str, body: EquipmentBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -473,7 +475,7 @@ def _duty_role(principal: Principal, for_self: bool) -> ev.DeskRole:
     return "supporter"
 
 
-@desks_router.post("/{desk_id}/staff/check-in")
+@desks_router.post("/{desk_id}/staff/check-in", responses=problems(409))
 async def check_in(desk_id: str, body: StaffBody, request: Request, service: Service, principal: DeskWorker) -> dict:
     """Go on duty at the desk; only staff whose training is complete (ORG-4)."""
     staff_id = await _self_or_manager(request, principal, body.staff_id)
@@ -484,14 +486,14 @@ async def check_in(desk_id: str, body: StaffBody, request: Request, service: Ser
     return await _day_cmd(request, service, principal, desk_id, cmd)
 
 
-@desks_router.post("/{desk_id}/staff/check-out")
+@desks_router.post("/{desk_id}/staff/check-out", responses=problems(409))
 async def check_out(desk_id: str, body: StaffBody, request: Request, service: Service, principal: DeskWorker) -> dict:
     """Go off duty (DESK-5 is checked at once)."""
     staff_id = await _self_or_manager(request, principal, body.staff_id)
     return await _day_cmd(request, service, principal, desk_id, d.CheckOut(staff_id))
 
 
-@desks_router.post("/{desk_id}/staff/absence/start")
+@desks_router.post("/{desk_id}/staff/absence/start", responses=problems(409))
 async def absence_start(
     desk_id: str, body: AbsenceBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -501,14 +503,14 @@ async def absence_start(
     return await _day_cmd(request, service, principal, desk_id, cmd)
 
 
-@desks_router.post("/{desk_id}/staff/absence/end")
+@desks_router.post("/{desk_id}/staff/absence/end", responses=problems(409))
 async def absence_end(desk_id: str, body: StaffBody, request: Request, service: Service, principal: DeskWorker) -> dict:
     """End a short absence."""
     staff_id = await _self_or_manager(request, principal, body.staff_id)
     return await _day_cmd(request, service, principal, desk_id, d.EndAbsence(staff_id))
 
 
-@desks_router.post("/{desk_id}/staff/mask")
+@desks_router.post("/{desk_id}/staff/mask", responses=problems(409))
 async def mask(desk_id: str, body: MaskBody, request: Request, service: Service, principal: DeskWorker) -> dict:
     """DESK-8: record whether a staff member wears a mask."""
     staff_id = await _self_or_manager(request, principal, body.staff_id)
@@ -518,7 +520,7 @@ async def mask(desk_id: str, body: MaskBody, request: Request, service: Service,
 # --- queue (DESK-3) ---
 
 
-@queue_router.post("/{desk_id}/tickets", status_code=201)
+@queue_router.post("/{desk_id}/tickets", status_code=201, responses=problems(409))
 async def issue_ticket(desk_id: str, request: Request, service: Service, principal: DeskWorker) -> dict:
     """Issue the next queue ticket (numbers without gaps per desk and day; DESK-2 alerts)."""
     out = await _day_cmd(request, service, principal, desk_id, d.IssueTicket())
@@ -526,7 +528,7 @@ async def issue_ticket(desk_id: str, request: Request, service: Service, princip
     return out
 
 
-@queue_router.post("/{desk_id}/tickets/call-next")
+@queue_router.post("/{desk_id}/tickets/call-next", responses=problems(409))
 async def call_next(
     desk_id: str, body: CallNextBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -546,7 +548,7 @@ async def call_next(
     return result(appended, ticket_no=called.ticket_no, visit_id=str(called.visit_id))
 
 
-@queue_router.post("/{desk_id}/walk-in", status_code=201)
+@queue_router.post("/{desk_id}/walk-in", status_code=201, responses=problems(409))
 async def walk_in(desk_id: str, request: Request, service: Service, principal: DeskWorker) -> dict:
     """A visitor at an empty desk: ticket, call and start of the visit in one step (tickets matter
     only when people wait). Refused with 409 when someone is already waiting."""
@@ -562,7 +564,7 @@ async def walk_in(desk_id: str, request: Request, service: Service, principal: D
     return result(appended, visit_id=str(started.visit_id), ticket_no=started.ticket_no)
 
 
-@queue_router.post("/{desk_id}/tickets/{ticket_no}/recall")
+@queue_router.post("/{desk_id}/tickets/{ticket_no}/recall", responses=problems(409))
 async def recall(
     desk_id: str, ticket_no: int, body: Versioned, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -570,7 +572,7 @@ async def recall(
     return await _day_cmd(request, service, principal, desk_id, d.Recall(ticket_no), retry=False, version=body.version)
 
 
-@queue_router.post("/{desk_id}/tickets/{ticket_no}/no-show")
+@queue_router.post("/{desk_id}/tickets/{ticket_no}/no-show", responses=problems(409))
 async def no_show(
     desk_id: str, ticket_no: int, body: Versioned, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -578,7 +580,7 @@ async def no_show(
     return await _day_cmd(request, service, principal, desk_id, d.NoShow(ticket_no), retry=False, version=body.version)
 
 
-@queue_router.post("/{desk_id}/tickets/{ticket_no}/transfer")
+@queue_router.post("/{desk_id}/tickets/{ticket_no}/transfer", responses=problems(409))
 async def transfer(
     desk_id: str, ticket_no: int, body: TransferBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -586,7 +588,7 @@ async def transfer(
     return await _day_cmd(request, service, principal, desk_id, d.Transfer(ticket_no, body.to_staff), retry=False)
 
 
-@queue_router.post("/{desk_id}/tickets/{ticket_no}/visit", status_code=201)
+@queue_router.post("/{desk_id}/tickets/{ticket_no}/visit", status_code=201, responses=problems(409))
 async def start_visit(desk_id: str, ticket_no: int, request: Request, service: Service, principal: DeskWorker) -> dict:
     """The called visitor arrives: the ticket is served and the visit starts (DESK-8 check)."""
     desk = await desk_in_scope(request, service, principal, desk_id)
@@ -605,7 +607,7 @@ async def start_visit(desk_id: str, ticket_no: int, request: Request, service: S
 # --- disinfection (DESK-8) ---
 
 
-@desks_router.post("/{desk_id}/disinfections", status_code=201)
+@desks_router.post("/{desk_id}/disinfections", status_code=201, responses=problems(409))
 async def disinfected(
     desk_id: str, body: DisinfectionBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -616,7 +618,7 @@ async def disinfected(
 # --- escalations (DESK-6) ---
 
 
-@desks_router.post("/{desk_id}/escalations", status_code=201)
+@desks_router.post("/{desk_id}/escalations", status_code=201, responses=problems(409))
 async def raise_escalation(
     desk_id: str, body: EscalationBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -628,7 +630,7 @@ async def raise_escalation(
     return out
 
 
-@desks_router.post("/{desk_id}/escalations/{no}/acknowledge")
+@desks_router.post("/{desk_id}/escalations/{no}/acknowledge", responses=problems(409))
 async def acknowledge(
     desk_id: str, no: int, request: Request, service: Service, principal: EscalationHandler, day: DayParam = None
 ) -> dict:
@@ -636,7 +638,7 @@ async def acknowledge(
     return await _day_cmd(request, service, principal, desk_id, d.AcknowledgeEscalation(no), day)
 
 
-@desks_router.post("/{desk_id}/escalations/{no}/escalate-to-city")
+@desks_router.post("/{desk_id}/escalations/{no}/escalate-to-city", responses=problems(409))
 async def escalate_to_city(
     desk_id: str,
     no: int,
@@ -650,7 +652,7 @@ async def escalate_to_city(
     return await _day_cmd(request, service, principal, desk_id, d.EscalateToCity(no, body.summary), day)
 
 
-@desks_router.post("/{desk_id}/escalations/{no}/resolve")
+@desks_router.post("/{desk_id}/escalations/{no}/resolve", responses=problems(409))
 async def resolve(
     desk_id: str,
     no: int,
@@ -667,7 +669,7 @@ async def resolve(
 # --- incidents (DESK-9, DESK-10) ---
 
 
-@desks_router.post("/{desk_id}/incidents/{no}/steps")
+@desks_router.post("/{desk_id}/incidents/{no}/steps", responses=problems(409))
 async def incident_step(
     desk_id: str,
     no: int,
@@ -681,7 +683,7 @@ async def incident_step(
     return await _day_cmd(request, service, principal, desk_id, d.CompleteIncidentStep(no, body.step), day)
 
 
-@desks_router.post("/{desk_id}/incidents/{no}/close")
+@desks_router.post("/{desk_id}/incidents/{no}/close", responses=problems(409))
 async def incident_close(
     desk_id: str,
     no: int,
@@ -717,7 +719,7 @@ ALERT_TYPES = frozenset(
 )
 
 
-@desks_router.get("/{desk_id}/live")
+@desks_router.get("/{desk_id}/live", responses=event_stream())
 async def live(
     desk_id: str,
     request: Request,
@@ -774,7 +776,7 @@ async def live(
 # visits (DESK-4, DESK-7, DESK-9, PIN-lock guard)
 # =====================================================================================
 
-visits_router = APIRouter(prefix="/v1/visits", tags=["visits"])
+visits_router = APIRouter(prefix="/v1/visits", tags=["visits"], responses=problems(401, 403, 404, 422, 503))
 
 
 class DetailsBody(Versioned):
@@ -843,7 +845,7 @@ async def get_visit(visit_id: UUID, request: Request, service: Service, principa
     return d.visit_view(visit) | {"version": loaded.seq}
 
 
-@visits_router.post("/{visit_id}/details")
+@visits_router.post("/{visit_id}/details", responses=problems(409))
 async def visit_details(
     visit_id: UUID, body: DetailsBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -854,7 +856,7 @@ async def visit_details(
     return await _visit_cmd(request, service, principal, visit_id, cmd, body.version)
 
 
-@visits_router.post("/{visit_id}/opinions", status_code=201)
+@visits_router.post("/{visit_id}/opinions", status_code=201, responses=problems(409))
 async def visit_opinion(
     visit_id: UUID, body: OpinionBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -862,7 +864,7 @@ async def visit_opinion(
     return await _visit_cmd(request, service, principal, visit_id, d.RecordOpinion(body.kind, body.text, body.step))
 
 
-@visits_router.post("/{visit_id}/pin-failures", status_code=201)
+@visits_router.post("/{visit_id}/pin-failures", status_code=201, responses=problems(409))
 async def pin_failure(
     visit_id: UUID, body: PinFailureBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -873,19 +875,19 @@ async def pin_failure(
     return out
 
 
-@visits_router.post("/{visit_id}/card/handed")
+@visits_router.post("/{visit_id}/card/handed", responses=problems(409))
 async def card_handed(visit_id: UUID, request: Request, service: Service, principal: DeskWorker) -> dict:
     """DESK-9: staff take the card for a while."""
     return await _visit_cmd(request, service, principal, visit_id, d.HandCardToStaff())
 
 
-@visits_router.post("/{visit_id}/card/returned")
+@visits_router.post("/{visit_id}/card/returned", responses=problems(409))
 async def card_returned(visit_id: UUID, request: Request, service: Service, principal: DeskWorker) -> dict:
     """DESK-9: the card is back with the citizen."""
     return await _visit_cmd(request, service, principal, visit_id, d.ReturnCard())
 
 
-@visits_router.post("/{visit_id}/card/left-behind", status_code=201)
+@visits_router.post("/{visit_id}/card/left-behind", status_code=201, responses=problems(409))
 async def card_left_behind(visit_id: UUID, request: Request, service: Service, principal: DeskWorker) -> dict:
     """DESK-9: a card left behind: an urgent incident for the manager with the checklist."""
     visit = await _visit_in_scope(request, service, principal, visit_id)
@@ -901,7 +903,7 @@ async def card_left_behind(visit_id: UUID, request: Request, service: Service, p
     return out
 
 
-@visits_router.post("/{visit_id}/end")
+@visits_router.post("/{visit_id}/end", responses=problems(409))
 async def end_visit(
     visit_id: UUID, body: EndVisitBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:
@@ -909,7 +911,7 @@ async def end_visit(
     return await _visit_cmd(request, service, principal, visit_id, d.EndVisit(body.outcome, body.reason), body.version)
 
 
-@visits_router.post("/{visit_id}/corrections", status_code=201)
+@visits_router.post("/{visit_id}/corrections", status_code=201, responses=problems(409))
 async def correct_visit(
     visit_id: UUID, body: CorrectionBody, request: Request, service: Service, principal: DeskWorker
 ) -> dict:

@@ -23,6 +23,7 @@ from nats.js import api
 
 from madoguchi_shared import subjects
 from madoguchi_shared.auth import Principal, Role, require
+from madoguchi_shared.web import problems
 from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.events import parse_event
 from madoguchi_shared.logging import get_logger
@@ -101,7 +102,7 @@ class NoticeBook:
         return sorted((a for (d, _), a in self.answers.items() if d == day), key=lambda a: a.staff_id)
 
 
-router = APIRouter(prefix="/v1/monitoring-notice", tags=["monitoring notice"])
+router = APIRouter(prefix="/v1/monitoring-notice", tags=["monitoring notice"], responses=problems(401, 403, 422, 503))
 HQ = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role.administrator))]
 
 

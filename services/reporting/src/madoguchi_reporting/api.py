@@ -16,7 +16,7 @@ from sse_starlette.sse import EventSourceResponse
 from madoguchi_shared import subjects
 from madoguchi_shared.errors import Invalid, NotFound, Refused
 from madoguchi_shared.auth import deny, revocable
-from madoguchi_shared.web import ServiceDate
+from madoguchi_shared.web import ServiceDate, downloads, event_stream, problems
 
 from madoguchi_reporting import deadlines, deliverables, queries, submissions
 from madoguchi_reporting.deps import Config, Manager, Pool, Reader, Runtime
@@ -44,6 +44,10 @@ async def _respond(report: md.AnyReport, fmt: str, name: str | None = None) -> R
     )
 
 
+# a report as the client asks for it (`format`): JSON, or a file
+REPORT_FILES = downloads(*(media for fmt, media in submissions.MEDIA.items() if fmt != "json"))
+
+
 async def _city_wide(request: Request, principal) -> None:
     # A ward-scoped reader sees its wards' daily reports, not the city-wide tables.
     if principal.wards:
@@ -51,7 +55,7 @@ async def _city_wide(request: Request, principal) -> None:
 
 
 def reports_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/reports", tags=["reports"])
+    router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=problems(401, 403, 404, 422, 503))
 
     @router.get("/daily", responses=_doc(md.DeskDaily))
     async def desk_daily(
@@ -137,7 +141,7 @@ def reports_router() -> APIRouter:
             report = await queries.final(conn, cfg, m, start, end)
         return await _respond(report, format)
 
-    @router.get("/live")
+    @router.get("/live", responses=event_stream())
     async def live(
         request: Request, principal: Reader, kind: Annotated[Literal["daily", "weekly", "final"] | None, Query()] = None
     ) -> EventSourceResponse:
@@ -186,7 +190,7 @@ def reports_router() -> APIRouter:
                 "submissions": await submissions.submissions(conn, principal.municipality, report_id),
             }
 
-    @router.get("/{report_id}/submissions/{revision}")
+    @router.get("/{report_id}/submissions/{revision}", responses=REPORT_FILES)
     async def get_submission(
         principal: Reader,
         pool: Pool,
@@ -206,7 +210,7 @@ def reports_router() -> APIRouter:
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
         )
 
-    @router.post("/{report_id}/submit")
+    @router.post("/{report_id}/submit", responses=problems(409))
     async def submit_one(principal: Manager, pool: Pool, cfg: Config, request: Request, report_id: str) -> dict:
         """Deliver one report now (normally done through its deliverable)."""
         try:
@@ -229,7 +233,7 @@ class SubmitDeliverable(BaseModel):
 
 
 def deliverables_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/deliverables", tags=["deliverables"])
+    router = APIRouter(prefix="/v1/deliverables", tags=["deliverables"], responses=problems(401, 403, 404, 422, 503))
 
     @router.get("")
     async def listing(principal: Reader, pool: Pool, cfg: Config) -> dict:
@@ -252,7 +256,7 @@ def deliverables_router() -> APIRouter:
             raise Refused("契約期間が設定されていません（設定 contract_start / contract_end）。")
         return await runtime.check_deadlines(principal.municipality)
 
-    @router.post("/{deliverable_id}/submit")
+    @router.post("/{deliverable_id}/submit", responses=problems(409))
     async def submit(
         principal: Manager,
         runtime: Runtime,
