@@ -462,7 +462,7 @@ async def get_callback(callback_id: UUID, service: Service, principal: Reader) -
     }
 
 
-@callbacks_router.get("/{callback_id}/phone")
+@callbacks_router.get("/{callback_id}/phone", responses=problems(409, 410))
 async def read_phone(
     callback_id: UUID, response: Response, service: Service, principal: Operator, cid: CorrelationId
 ) -> dict:

@@ -249,7 +249,7 @@ def deliverables_router() -> APIRouter:
             "counts": {s: sum(1 for i in items if i["status"] == s) for s in ("pending", "submitted", "overdue")},
         }
 
-    @router.post("/plan")
+    @router.post("/plan", responses=problems(409))
     async def plan(principal: Manager, runtime: Runtime) -> dict:
         """Define the contract's deliverables (idempotent) and check for overdue ones."""
         if runtime.cfg.contract(principal.municipality) is None:
