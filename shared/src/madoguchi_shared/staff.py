@@ -338,6 +338,27 @@ def _admin(request: Request, principal: Principal) -> tuple[JetStreamContext, Se
 Admin = Annotated[Principal, Depends(auth.require(*ADMIN_ROLES))]
 
 
+class TemporaryPassword(BaseModel):
+    """A new account's or a reset account's temporary password, shown once."""
+
+    staff_id: str
+    temporary_password: str
+    must_change_password: bool = True
+
+
+class StaffAccount(BaseModel):
+    """An account as the administrator sees it (no password material)."""
+
+    staff_id: str
+    roles: list[str]
+    wards: list[str]
+    status: str
+    disabled: bool
+    must_change_password: bool
+    locked_until: float | None
+    version: int
+
+
 def staff_router() -> APIRouter:
     router = APIRouter(prefix="/v1/staff", tags=["staff"], responses=problems(401, 403, 404, 422, 503))
 
@@ -355,7 +376,7 @@ def staff_router() -> APIRouter:
         return {"items": [i.model_dump() for i in plan.items], "pass_score": plan.pass_score}
 
     @router.post("", status_code=201, responses=problems(409))
-    async def create(body: NewStaff, request: Request, principal: Admin) -> dict:
+    async def create(body: NewStaff, request: Request, principal: Admin) -> TemporaryPassword:
         """Add a staff member; the temporary password is shown once and replaced at the first login."""
         js, settings = _admin(request, principal)
         m = municipality_config(settings, principal.municipality)
@@ -369,7 +390,7 @@ def staff_router() -> APIRouter:
             principal.actor,
             principal.roles,
         )
-        return {"staff_id": body.staff_id, "temporary_password": temporary, "must_change_password": True}
+        return TemporaryPassword(staff_id=body.staff_id, temporary_password=temporary)
 
     @router.get("/{staff_id}")
     async def detail(staff_id: StaffId, request: Request, principal: Admin) -> dict:
@@ -377,7 +398,7 @@ def staff_router() -> APIRouter:
         return await staff_detail(js, training_plan(settings, principal.municipality), principal.municipality, staff_id)
 
     @router.put("/{staff_id}/roles", responses=problems(409))
-    async def roles(staff_id: StaffId, body: RolesBody, request: Request, principal: Admin) -> dict:
+    async def roles(staff_id: StaffId, body: RolesBody, request: Request, principal: Admin) -> StaffAccount:
         """Change roles and ward scope; the person's tokens stop working (they log in again)."""
         js, settings = _admin(request, principal)
         m = municipality_config(settings, principal.municipality)
@@ -391,30 +412,30 @@ def staff_router() -> APIRouter:
             principal.actor,
             principal.roles,
         )
-        return account.public()
+        return StaffAccount(**account.public())
 
     @router.post("/{staff_id}/disable", responses=problems(409))
-    async def disable(staff_id: StaffId, body: DisableBody, request: Request, principal: Admin) -> dict:
+    async def disable(staff_id: StaffId, body: DisableBody, request: Request, principal: Admin) -> StaffAccount:
         """Disable an account: its tokens are refused by every service at once."""
         js, _ = _admin(request, principal)
         account = await set_disabled(
             js, principal.municipality, staff_id, True, principal.actor, principal.roles, body.reason
         )
-        return account.public()
+        return StaffAccount(**account.public())
 
     @router.post("/{staff_id}/enable", responses=problems(409))
-    async def enable(staff_id: StaffId, request: Request, principal: Admin) -> dict:
+    async def enable(staff_id: StaffId, request: Request, principal: Admin) -> StaffAccount:
         """Enable a disabled account again (also lifts a login lock)."""
         js, _ = _admin(request, principal)
         account = await set_disabled(js, principal.municipality, staff_id, False, principal.actor, principal.roles)
-        return account.public()
+        return StaffAccount(**account.public())
 
     @router.post("/{staff_id}/password-reset", responses=problems(409))
-    async def password_reset(staff_id: StaffId, request: Request, principal: Admin) -> dict:
+    async def password_reset(staff_id: StaffId, request: Request, principal: Admin) -> TemporaryPassword:
         """A temporary password, shown once; the person sets a new one at the next login."""
         js, _ = _admin(request, principal)
         temporary = await reset_password(js, principal.municipality, staff_id, principal.actor, principal.roles)
-        return {"staff_id": staff_id, "temporary_password": temporary, "must_change_password": True}
+        return TemporaryPassword(staff_id=staff_id, temporary_password=temporary)
 
     @router.post("/{staff_id}/training", status_code=201, responses=problems(409))
     async def training_item(staff_id: StaffId, body: TrainingItemBody, request: Request, principal: Admin) -> dict:

@@ -439,6 +439,10 @@ class TokenResponse(BaseModel):
     wards: list[str]
 
 
+class Health(BaseModel):
+    status: str = "ok"
+
+
 class Me(BaseModel):
     staff_id: str
     roles: list[str]
@@ -554,9 +558,9 @@ def _ops_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
-    async def healthz() -> dict:
+    async def healthz() -> Health:
         """Liveness: the process answers."""
-        return {"status": "ok"}
+        return Health()
 
     @router.get(
         "/readyz",
