@@ -38,12 +38,13 @@ SEED = os.environ.get("CONTRACT_SEED", "20")  # the same cases every run; `make 
 async def run_schemathesis(url: str, headers: dict[str, str], report: Path) -> tuple[int, str]:
     """`st run` against the served app; the run's own summary (stdout) and exit code. One worker: with two,
     hypothesis' ast.parse in two threads at once trips CPython 3.11's "AST constructor recursion depth
-    mismatch" SystemError now and then (a crash of the fuzzer, not of a service)."""
+    mismatch" SystemError now and then (a crash of the fuzzer, not of a service). A weekly report rendered
+    as PDF takes its seconds on a loaded 2-core machine: a request may take up to 90 s here."""
     st = Path(sys.executable).with_name("st")
     args = [str(st), "run", f"{url}/openapi.json", "--checks", CHECKS, "--exclude-path-regex", EXCLUDE]
     args += ["--max-examples", str(MAX_EXAMPLES), "--phases", PHASES, "--workers", "1"]
     args += ["--seed", SEED] if SEED else []
-    args += ["--request-timeout", "20", "--no-color", "--report", "ndjson", "--report-ndjson-path", str(report)]
+    args += ["--request-timeout", "90", "--no-color", "--report", "ndjson", "--report-ndjson-path", str(report)]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     proc = await asyncio.create_subprocess_exec(
