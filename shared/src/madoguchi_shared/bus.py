@@ -224,7 +224,7 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
         ) from exc
 
 
-async def connect_tool(url: str, name: str, *, timeout: float | None = None, **kwargs) -> NATS:
+async def connect_tool(url: str, name: str, *, timeout: float | None = None, **kwargs: Any) -> NATS:
     """`connect` for a command-line tool: it gives up with BusUnreachable after `timeout` seconds, by
     default the setting MADOGUCHI_NATS_CONNECT_TIMEOUT (10 s)."""
     from madoguchi_shared.settings import Settings

@@ -7,8 +7,14 @@ leaves untyped, so strict modules call these instead of the bare methods.
 
 from __future__ import annotations
 
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
+
+
+def jetstream(nc: NATS) -> JetStreamContext:
+    """`nc.jetstream()` with nats-py's defaults."""
+    return nc.jetstream()  # pyright: ignore[reportUnknownMemberType] - nats-py: **opts untyped
 
 
 async def create_key_value(js: JetStreamContext, config: api.KeyValueConfig) -> KeyValue:
@@ -16,4 +22,4 @@ async def create_key_value(js: JetStreamContext, config: api.KeyValueConfig) -> 
     return await js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
 
 
-__all__ = ["create_key_value"]
+__all__ = ["create_key_value", "jetstream"]

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PG_USER_WHEN_ROOT = "embedded_postgres"  # postgres refuses to run as root
 
@@ -27,7 +28,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 60.0) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[Any], what: str, log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -47,7 +48,7 @@ def _tail(path: Path, n: int = 30) -> str:
         return ""
 
 
-def _stop(proc: subprocess.Popen | None, sig: int, timeout: float = 20.0) -> None:
+def _stop(proc: subprocess.Popen[Any] | None, sig: int, timeout: float = 20.0) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(sig)
@@ -94,7 +95,7 @@ class NatsServer:
     store_dir: Path
     port: int = 0
     monitor_port: int = 0
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[Any] | None = None
     extra_args: tuple[str, ...] = ()
     config: str = ""  # a nats-server configuration (TLS, cluster): written to <store_dir>/nats.conf
     auth_dir: Path | None = None
@@ -231,7 +232,7 @@ def _open_path_for(path: Path, user_kwargs: dict) -> None:
 class PostgresServer:
     data_dir: Path
     port: int = 0
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[Any] | None = None
     user: str = "madoguchi"
     database: str = "madoguchi"
     password: str = ""  # the superuser's, from <data_dir>/superuser.password: TCP logins need a password

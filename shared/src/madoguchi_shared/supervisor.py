@@ -18,8 +18,10 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
+from madoguchi_shared import nats_typed
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.runtime import NatsServer, PostgresServer, stop_stale
 
@@ -101,7 +103,7 @@ class ServiceChild(Child):
         self.env = env
         self.pid_file = run_dir / f"{name}.pid"
         self.ready_url = ready_url
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[Any] | None = None
 
     def start(self) -> None:
         stop_stale(self.pid_file, f"madoguchi_shared.cli serve {self.name}", signal.SIGTERM)
@@ -244,7 +246,7 @@ def _describe(code: int) -> str:
     return f"exit status {code}"
 
 
-def announcer(nats_url: str, municipality: str, **connect_kwargs) -> Callable[[Child, float], None]:
+def announcer(nats_url: str, municipality: str, **connect_kwargs: Any) -> Callable[[Child, float], None]:
     """Publish `admin.process_restarted` from a short-lived thread (the watch loop never waits on the bus)."""
     from madoguchi_shared import bus
     from madoguchi_shared.events.supervision import ProcessRestarted
@@ -253,7 +255,7 @@ def announcer(nats_url: str, municipality: str, **connect_kwargs) -> Callable[[C
         async def go() -> None:
             nc = await bus.connect_tool(nats_url, name="madoguchi-supervisor", **connect_kwargs)
             try:
-                await bus.append(nc.jetstream(), event)
+                await bus.append(nats_typed.jetstream(nc), event)
             finally:
                 await nc.close()
 
