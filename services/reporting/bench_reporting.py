@@ -233,8 +233,8 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
                     row[f"{fmt}_s"] = round(time.perf_counter() - start, 3)
                     row[f"{fmt}_bytes"] = len(data)
                 if name.startswith("final"):
-                    row["visitors"] = report["figures"]["city"]["visitors"]
-                    row["call_records"] = report["figures"]["call_records"]
+                    row["visitors"] = report.figures.city.visitors  # pyright: ignore[reportAttributeAccessIssue]
+                    row["call_records"] = report.figures.call_records  # pyright: ignore[reportAttributeAccessIssue]
                 timings[name] = row
         results["reports"] = timings
         await pool.close()
