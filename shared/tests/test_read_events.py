@@ -25,6 +25,7 @@ from madoguchi_shared.events import REGISTRY, Event, dump_event, parse_event
 from madoguchi_shared.projection import Projection
 from madoguchi_shared.read_events import as_model, is_a, model, read_event
 from madoguchi_shared.reader import StoredMessage
+from madoguchi_shared.subjects import everything
 from tests.utils.event_strategies import events as event_strategy
 
 TYPES = sorted(REGISTRY)
@@ -116,7 +117,7 @@ def mutations(cls: type[Event], doc: dict[str, Any]) -> list[tuple[str, bytes]]:
 @pytest.mark.parametrize("name", TYPES)
 def test_what_the_model_refuses_the_fast_path_refuses_and_the_runner_dead_letters(name: str) -> None:
     cls = REGISTRY[name]
-    projection = Projection("t", "MG_DESK", ["mg.desk.>"], lambda _c, _b: None, "t")  # pyright: ignore[reportArgumentType]
+    projection = Projection("t", "MG_DESK", [everything("desk")], lambda _c, _b: None, "t")  # pyright: ignore[reportArgumentType]
 
     @settings(SETTINGS, max_examples=2)
     @given(event_strategy(cls, "011002"), st.data())
