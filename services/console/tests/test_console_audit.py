@@ -58,7 +58,8 @@ async def test_an_auditor_verifies_the_log(new_page, staff, login, stack, screen
     await page.get_by_role("button", name="検証を実行").click()
     await page.wait_for_load_state("domcontentloaded")
     result = page.locator("[data-testid=verification]")
-    assert "改ざんは検出されませんでした" in await result.inner_text()
+    verdict = await result.inner_text()
+    assert "改ざんは検出されませんでした" in verdict, verdict + "\n" + await page.inner_text("details pre")
     await page.screenshot(path=str(screenshots / "audit-verified.png"), full_page=True)
 
     async with page.expect_download() as info:

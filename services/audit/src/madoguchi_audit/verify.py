@@ -764,7 +764,7 @@ def compare_copies(
                         f"the checkpoint at {p} is missing from the stream copy although later ones are there",
                     )
                 )
-            elif n == "file" and db_exported.get(p, True):
+            elif n == "file" and db_exported.get(p, False):  # signed after the flags were read: not yet
                 faults.append(Fault("copies_disagree", p, f"the checkpoint at {p} was exported but is not in the file"))
     return faults, notes
 
@@ -794,7 +794,9 @@ async def verify_all(
 
     t0 = time.perf_counter()
     chain_of_keys, key_notes = await keys.load_chain(settings, nc)
-    copies = await cps_mod.gather_copies(settings, conn, nc)
+    # Read in the reverse of the writer's order (database, then file, then stream, then `exported`), so a
+    # checkpoint signed while this runs can never look like a copy that went missing: the `exported` flags
+    # before any copy, then the stream before the file before the database (gather_copies).
     exported = {
         p: e
         for p, e in (
@@ -803,6 +805,7 @@ async def verify_all(
             )
         )
     }
+    copies = await cps_mod.gather_copies(settings, conn, nc)
     copy_faults, copy_notes = compare_copies(copies, exported)
     found = [cp for cps in copies.values() for cp in cps]
     index = reconcile.LogIndex() if (nc is not None and reconcile_streams) else None

@@ -64,10 +64,23 @@ def type_options() -> list[tuple[str, list[tuple[str, str]]]]:
     return groups
 
 
-FAULTS = {
+FAULTS = {  # every kind the verifier reports (madoguchi_shared.events.audit.Fault) and its older names
+    "edited": "記録の改変",
+    "deleted": "記録の削除",
+    "reordered": "記録の順序の入れ替え",
+    "inserted": "記録の挿入",
+    "truncated": "末尾の記録の削除",
+    "chain_replaced": "チェーンの置換",
+    "bad_signature": "チェックポイントの署名不正",
+    "head_missing": "先頭の記録の欠落",
+    "missing": "記録漏れ（ストリームにあり記録にない）",
+    "extra": "余分な記録（どのストリームにもない）",
+    "altered": "記録の内容がストリームと不一致",
+    "duplicate": "記録の重複",
+    "untrusted_key": "登録されていない鍵による署名",
+    "copies_disagree": "チェックポイントの写しの不一致",
     "hash_mismatch": "ハッシュ不一致",
     "chain_broken": "チェーンの断絶",
-    "chain_replaced": "チェーンの置換",
     "gap": "欠番",
     "checkpoint_bad_signature": "チェックポイントの署名不正",
     "checkpoint_mismatch": "チェックポイント不一致",
