@@ -39,3 +39,14 @@ def test_a_checkpoint_exported_but_gone_from_the_file_is_a_fault():
     faults, _ = compare_copies(copies, {1: True, 2: True})
     assert [(f.kind, f.position) for f in faults] == [("copies_disagree", 2)]
     assert "exported but is not in the file" in faults[0].detail
+
+
+def test_the_file_copy_is_read_for_one_municipality(tmp_path):
+    """A data folder shared by two municipalities' logs (both called oplog): each reads only its own lines."""
+    from madoguchi_audit.checkpoints import append_to_file, read_file
+
+    path = tmp_path / "checkpoints.jsonl"
+    ours, theirs = _cp(1), _cp(1).model_copy(update={"municipality": "012025", "head": "f" * 64})
+    append_to_file(path, [theirs, ours])
+    assert read_file(path, "oplog", "011002") == [ours]
+    assert read_file(path, "oplog", "012025") == [theirs]

@@ -193,8 +193,9 @@ def _tail_event_ids(path: Path, size: int = 256 * 1024) -> set[str]:
     return ids
 
 
-def read_file(path: Path, log_id: str | None = None) -> list[CheckpointSigned]:
-    """Every checkpoint line of the file (unreadable lines are reported and skipped)."""
+def read_file(path: Path, log_id: str | None = None, municipality: str | None = None) -> list[CheckpointSigned]:
+    """Every checkpoint line of the file for one log (unreadable lines are reported and skipped). One data
+    folder may hold the logs of several municipalities (each its own `oplog`): a line counts for its own."""
     out: list[CheckpointSigned] = []
     if not path.exists():
         return out
@@ -208,7 +209,11 @@ def read_file(path: Path, log_id: str | None = None) -> list[CheckpointSigned]:
             except ValueError as exc:
                 log.warning("audit.checkpoint_line_unreadable", path=str(path), line=number, error=str(exc)[:200])
                 continue
-            if isinstance(event, CheckpointSigned) and (log_id is None or event.log_id == log_id):
+            if (
+                isinstance(event, CheckpointSigned)
+                and (log_id is None or event.log_id == log_id)
+                and (municipality is None or event.municipality == municipality)
+            ):
                 out.append(event)
     return out
 
@@ -221,7 +226,7 @@ async def gather_copies(settings: AuditSettings, conn=None, nc=None) -> dict[str
 
         subject = subjects.aggregate_subject("audit", settings.municipality, "checkpoint", settings.log_id)
         copies["stream"] = [s.event for s in await bus.load(nc, subject) if isinstance(s.event, CheckpointSigned)]
-    copies["file"] = read_file(settings.resolved_checkpoint_file, settings.log_id)
+    copies["file"] = read_file(settings.resolved_checkpoint_file, settings.log_id, settings.municipality)
     if conn is not None:
         rows = await conn.fetch(
             f'SELECT event FROM "{settings.schema_name}".checkpoint WHERE log_id = $1 ORDER BY position',

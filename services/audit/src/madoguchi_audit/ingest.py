@@ -294,7 +294,7 @@ class Ingest:
         except NotFoundError:
             pass
         path = self.settings.resolved_checkpoint_file
-        found += checkpoints.read_file(path, self.settings.log_id)[-1:]
+        found += checkpoints.read_file(path, self.settings.log_id, self.settings.municipality)[-1:]
         good = [cp for cp in found if checkpoints.signature_ok(cp, ring)]
         bad = [cp for cp in found if cp not in good]
         if bad:
