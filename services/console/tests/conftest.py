@@ -117,12 +117,15 @@ def stack_municipality() -> str:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(settings, js, stack_municipality):
+async def stack(settings, js, stack_municipality, tmp_path_factory):
     stack = Stack()
     extra = {**settings.extra, "contract_start": "2021-03-15", "contract_end": "2021-09-30"}
     settings = settings.model_copy(
         update={
             "municipality": stack_municipality,
+            # its own data folder (signing key, checkpoint file), as a deployment has: other suites' audit
+            # writers in this session use the session's folder
+            "data_dir": tmp_path_factory.mktemp("stack"),
             "log_level": "WARNING",
             "extra": extra,
             "config_file": REPO / "config" / "municipalities" / "011002.toml",
