@@ -20,7 +20,7 @@ import pytest
 
 from madoguchi_shared.auth import Role
 from tests.utils.auth import staff_headers
-from tests.utils.servers import Served, as_service, unique_municipality
+from tests.utils.servers import Served, as_service, own_audit_log, unique_municipality
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("desk", "calls", "audit", "reporting", "console")
@@ -89,6 +89,8 @@ async def test_openapi_contract(service, settings, js, tmp_path):
             "config_file": REPO / "config" / "municipalities" / "011002.toml",
         }
     )
+    if service == "audit":
+        settings = await own_audit_log(settings, municipality)
     served = Served(build(service, settings))
     await served.start()
     try:

@@ -26,6 +26,24 @@ def as_service(settings: Settings, service: str) -> Settings:
     return settings if dsn is None else settings.model_copy(update={"pg_dsn": dsn})
 
 
+async def own_audit_log(settings: Settings, municipality: str) -> Settings:
+    """Settings whose audit service keeps its own log (schema audit_<municipality>, recording that municipality
+    only), migrated by the owner role as `madoguchi run` does. One log has one writer: two audit services of a
+    test session on the default schema would write one chain with two keys, which verify rightly calls a fault."""
+    import asyncpg
+
+    from madoguchi_audit import schema as audit_schema
+
+    name = f"audit_{municipality}"
+    conn = await asyncpg.connect(SERVICE_DSNS.get("migrator", settings.pg_dsn))
+    try:
+        await audit_schema.migrate(conn, name)
+    finally:
+        await conn.close()
+    extra = {**settings.extra, "audit_schema_name": name, "audit_municipalities": [municipality]}
+    return settings.model_copy(update={"extra": extra})
+
+
 def unique_municipality() -> str:
     """Tests isolate by municipality: it is part of every subject and key. 9xxxxx is never real."""
     return f"9{random.randrange(0, 100000):05d}"

@@ -18,7 +18,7 @@ import uvicorn
 from madoguchi_shared import bus
 from madoguchi_shared.auth import add_staff
 from madoguchi_shared.events.admin import TRAINING_ITEMS, TrainingItemCompleted, TrainingTestRecorded
-from tests.utils.servers import as_service, unique_municipality
+from tests.utils.servers import as_service, own_audit_log, unique_municipality
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "test-output" / "screenshots"
 CHROMIUM_ARGS = [
@@ -131,6 +131,7 @@ async def stack(settings, js, stack_municipality, tmp_path_factory):
             "config_file": REPO / "config" / "municipalities" / "011002.toml",
         }
     )
+    settings = await own_audit_log(settings, stack_municipality)
     stack.settings = settings
     clock = make_clock()
     for name, module in UPSTREAMS.items():
