@@ -44,9 +44,19 @@ async def own_audit_log(settings: Settings, municipality: str) -> Settings:
     return settings.model_copy(update={"extra": extra})
 
 
+_GIVEN: set[str] = set()
+_DRAW = random.SystemRandom()  # not the `random` module's state, which hypothesis and tests seed and reset
+
+
 def unique_municipality() -> str:
-    """Tests isolate by municipality: it is part of every subject and key. 9xxxxx is never real."""
-    return f"9{random.randrange(0, 100000):05d}"
+    """Tests isolate by municipality: it is part of every subject and key. 9xxxxx is never real. Never the same
+    code twice in one test process (a repeat made one test count another's events: with the module's seeded
+    state, two draws in a session coincided)."""
+    while True:
+        code = f"9{_DRAW.randrange(0, 100000):05d}"
+        if code not in _GIVEN:
+            _GIVEN.add(code)
+            return code
 
 
 def make_settings(nats: NatsServer, pg: PostgresServer, data_dir: Path, **overrides) -> Settings:
