@@ -35,7 +35,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from asyncpg import Record
 
 from madoguchi_shared import db
 from madoguchi_shared.events import audit as audit_events
@@ -259,7 +261,7 @@ class ChainCheck:
     def next_cp(self) -> int:
         return self._cp_positions[self._cp_index] if self._cp_index < len(self._cp_positions) else 0
 
-    def feed(self, rows: Iterable[Sequence]) -> bool:
+    def feed(self, rows: Iterable[Sequence[Any] | Record]) -> bool:
         """Check rows; False once a row does not fit (see self.failure)."""
         sha = hashlib.sha256
         expected, run, next_cp = self.expected, self.run, self.next_cp

@@ -9,8 +9,8 @@ import contextlib
 import datetime as dt
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-from madoguchi_shared import db
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.projection import Projection
 from madoguchi_shared.settings import Settings
@@ -38,7 +38,7 @@ class Worker:
         self.tasks: list[asyncio.Task] = []
         self._stopping = False
         self._outbox = asyncio.Event()
-        self._listener: db.Connection | None = None
+        self._listener: PoolConnectionProxy | None = None  # a pooled connection, released back in stop()
         self.deadline_interval = float(settings.extra.get("deadline_check_seconds", "300"))
 
     # --- lifecycle ----------------------------------------------------------------------------
