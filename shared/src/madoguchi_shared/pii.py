@@ -53,11 +53,15 @@ import re
 import urllib.parse
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, GetCoreSchemaHandler, StringConstraints
+from pydantic import AfterValidator, BaseModel, GetCoreSchemaHandler, StringConstraints
+from pydantic.fields import FieldInfo
 from pydantic_core import CoreSchema, core_schema
+
+from madoguchi_shared.narrow import is_sequence
 
 __all__ = [
     "FreeText",
@@ -194,7 +198,7 @@ class Normalised:
 
 def _char_form(chunk: str) -> str:
     out = unicodedata.normalize("NFKC", chunk)
-    result = []
+    result: list[str] = []
     for ch in out:
         cp = ord(ch)
         if 0xE0020 <= cp <= 0xE007E:
@@ -299,14 +303,6 @@ def _is_letter(ch: str) -> bool:
 _WORD_ENDINGS = {"ニ", "シ", "ク", "サン", "シク", "ゴ", "イチ"}  # に, 少し, 詳しく, さん, 正しく
 
 
-def _is_ideograph(ch: str) -> bool:
-    return (
-        bool(ch)
-        and ("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\uf900" <= ch <= "\ufaff" or ch in "々〆ヶ")
-        and ch not in _KANJI_DIGIT
-    )
-
-
 def _is_kana(ch: str) -> bool:
     return "\u30a1" <= ch <= "\u30fa" or ch == "\u30fc"
 
@@ -352,7 +348,7 @@ _ENGLISH_WORD = re.compile(r"zero|one|two|three|four|five|six|seven|eight|nine")
 def _reading_segments(run: str) -> list[tuple[int, int, str]]:
     """(start, end, digits) of the stretches of ``run`` that are wholly digit readings, leftmost
     and longest first (particles and words around them are skipped: ハヨン -> ヨン)."""
-    out = []
+    out: list[tuple[int, int, str]] = []
     i, n = 0, len(run)
     while i < n:
         if run[i] == "ー":
@@ -452,7 +448,7 @@ def _valid_date(y: str, mo: str, d: str) -> bool:
 
 
 def _ordinary_spans(t: str) -> list[tuple[int, int]]:
-    spans = []
+    spans: list[tuple[int, int]] = []
     for m in _DATE.finditer(t):
         if _valid_date(m.group(1), m.group(3), m.group(4)):
             spans.append(m.span())
@@ -502,7 +498,7 @@ def _isolated(t: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     def digit_at(p: int) -> bool:
         return 0 <= p < len(t) and ("0" <= t[p] <= "9" or t[p] in _KANJI_DIGIT)
 
-    out = []
+    out: list[tuple[int, int]] = []
     for s, e in spans:
         p = s - 1
         while p >= 0 and t[p] in _GLUE:
@@ -946,7 +942,7 @@ _EMAIL_EAI = re.compile(  # a local part in Japanese and a real @: 山田@exampl
 def _email_findings(t: str) -> list[_Found]:
     if not any(x in t for x in ("@", "#", "★", "☆", "at", "(a)", "アット")):
         return []
-    found = []
+    found: list[_Found] = []
     for regex in (_EMAIL_ASCII, _EMAIL_IDN, _EMAIL_EAI):
         for m in regex.finditer(t):
             start = m.start()
@@ -995,7 +991,7 @@ _NOT_GIVEN = re.compile(
 
 
 def _name_findings(text: str) -> list[_Found]:
-    found = []
+    found: list[_Found] = []
     for m in _FULL_NAME.finditer(text):
         given = m.group(1)
         if _NOT_GIVEN.search(given):
@@ -1044,7 +1040,8 @@ class Finding:
         """Japanese; says what and where (1-based character position), never the value."""
         return f"{_WHAT_JA[self.kind]}が {self.start + 1} 文字目にあります"
 
-    def _describe_en(self) -> str:
+    def describe_en(self) -> str:
+        """English, for the second half of the message; never the value."""
         return f"{_WHAT_EN[self.kind]} at character {self.start + 1} (offset {self.start})"
 
 
@@ -1077,7 +1074,7 @@ def _message(findings: list[Finding]) -> str:
         "Personal data was found in the free text, so it was not stored. Individual Numbers "
         "(My Number), phone numbers and e-mail addresses must not be recorded, however they are "
         "spelled; remove them and try again.",
-        *(f"- {f._describe_en()}" for f in shown),
+        *(f"- {f.describe_en()}" for f in shown),
     ]
     if rest > 0:
         ja.append(f"・ほか {rest} 件")
@@ -1095,7 +1092,7 @@ def find_personal_data(text: str) -> list[Finding]:
     norm = normalize(text)
     t = norm.text
     raw = _number_findings(t) + _email_findings(t) + _name_findings(t)
-    candidates = []
+    candidates: list[Finding] = []
     for f in raw:
         start, end = norm.span(f.start, f.end)
         candidates.append(Finding(f.kind, start, end))
@@ -1206,21 +1203,21 @@ FreeText = Annotated[
 # --------------------------------------------------------------------------------------------
 
 
-def _is_free_text_field(info: Any) -> bool:
+def _is_free_text_field(info: FieldInfo) -> bool:
     return "ScreenBeforeValidation()" in repr(info.annotation) + repr(info.metadata)
 
 
-def free_text_values(model: Any) -> list[str]:
+def free_text_values(model: BaseModel) -> list[str]:
     """Every FreeText value of a pydantic model, nested models and lists included, in field order."""
     out: list[str] = []
     for name, info in type(model).model_fields.items():
-        value = getattr(model, name, None)
-        items = value if isinstance(value, list | tuple) else [value]
+        value: object = getattr(model, name, None)
+        items: Sequence[object] = value if is_sequence(value) else [value]
         for item in items:
             if isinstance(item, str):
                 if _is_free_text_field(info):
                     out.append(item)
-            elif hasattr(type(item), "model_fields"):
+            elif isinstance(item, BaseModel):
                 out.extend(free_text_values(item))
     return out
 
