@@ -196,3 +196,56 @@ def test_a_my_number_told_over_sentences_is_refused(text: str) -> None:
 def test_lists_of_ticket_numbers_over_sentences_pass() -> None:
     text = "受付 848、887、289 を呼出。9/10(火) 12:30 来庁予約 27件。受付 586、494、167 を呼出。"
     assert find_personal_data(text) == []
+
+
+# My Numbers said with place markers (十/百/千/万/億): 1234 is 千二百三十四, and a group's leading
+# zeros go unsaid (0996 is 九百九十六).
+MN_ZERO = "913909960300"  # (a right check digit: groups 9139 0996 0300)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "千二百三十四、五千六百七十八、九千十八",  # MN
+        "五千二百六十 千八百十五 九千八十四",  # 526018159084
+        "五千二百六十-千八百十五-九千八十四",
+        "五千二百六十千八百十五九千八十四",  # no separator: a place that does not fall starts a group
+        "五千二百六十億千八百十五万九千八十四",  # one number
+        "九千百三十九、九百九十六、三百",  # leading zeros unsaid
+        "九千百三十九九百九十六三百",
+        "五百二十六、十八、百五十九、八十四",  # groups of three
+        "五十二万六千十八と十五万九千八十四",  # halves over a sentence
+        "番号は五千二百六十、千八百十五、九千八十四です",
+        "〇九〇の千二百三十四の五千六百七十八に電話",  # a phone number
+    ],
+)
+def test_a_number_written_with_place_markers_is_refused(text: str) -> None:
+    assert MN[8:] == "9018" and is_valid(MN_ZERO) and is_valid("526018159084")
+    assert find_personal_data(text), text
+    assert find_personal_data(f"相談内容：{text}とのこと。"), text
+
+
+def is_valid(digits: str) -> bool:
+    return my_number_check_digit(digits[:11]) == int(digits[11])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "札幌市北区北二十四条西六丁目一番一号",
+        "札幌市中央区南三条西十一丁目三三〇番地二",
+        "〒530-8201 大阪市北区中之島1丁目3番20号",
+        "北十条西十五丁目",
+        "来庁者は百二十三名、うち交付は九十八件",
+        "千円、二千円、五千円、一万円",
+        "予算は一兆円規模、六百三十億円の事業",
+        "十二万三千四百五十六ポイント",
+        "百二十三、四百五十六、七百八十九番の方",
+        "八時四十五分〜十七時十五分、平成三十一年四月",
+        "五十音順、八百屋、十分に説明、十人十色、千歳市、百貨店",
+        "三千五百、二千四百、千二百件",
+        "一日三百人×五日＝千五百人",
+    ],
+)
+def test_ordinary_numbers_with_place_markers_pass(text: str) -> None:
+    assert find_personal_data(text) == [], text

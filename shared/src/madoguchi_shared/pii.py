@@ -336,6 +336,67 @@ class _Token:
     masked: bool = False
     weak: bool = False  # a short kanji/kana run glued to a word: a digit only next to other digits
     dated: bool = False  # set aside as (part of) a date, a time or an amount
+    positional: bool = False  # written with place markers (千二百三十四): leading zeros are unsaid
+
+
+# Positional kanji numerals: 千二百三十四 is 1234, 五千二百六十億千八百十五万九千八十四 is 526018159084.
+_SMALL_UNITS = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "阡": 1000, "仟": 1000}
+_BIG_UNITS = {"万": 10**4, "萬": 10**4, "億": 10**8, "兆": 10**12}
+_UNITS = _SMALL_UNITS.keys() | _BIG_UNITS.keys()
+
+
+def _positional_numbers(run: str) -> list[tuple[int, int, str]]:
+    """(start, end, digits) of the numbers in a run of kanji numerals with place markers. A place
+    that does not fall (千 after 十, a digit after a ones digit) starts the next number, so
+    「五千二百六十千八百十五」 is 5260 and 1815; a 〇 opening a number is a leading zero."""
+    out: list[tuple[int, int, str]] = []
+    i, n = 0, len(run)
+    while i < n:
+        start = i
+        total = section = 0
+        last_small, last_big = 10**4, 10**16
+        pending: int | None = None
+        pending_at = i
+        consumed = False
+        while i < n:
+            c = run[i]
+            if c in _KANJI_DIGIT:
+                d = int(_KANJI_DIGIT[c])
+                if pending is None and d == 0 and consumed:
+                    i += 1  # 千〇二: a zero keeps a place, it is no digit of its own
+                    continue
+                if pending is not None:
+                    break  # 二三: the ones digit ended the number
+                pending, pending_at = d, i
+            elif c in _SMALL_UNITS:
+                u = _SMALL_UNITS[c]
+                if u >= last_small:
+                    if pending is not None:
+                        i = pending_at  # 六十五千: the 五 opens the next number
+                        pending = None
+                    break
+                section += (1 if pending is None else pending) * u
+                last_small, pending = u, None
+            else:
+                u = _BIG_UNITS[c]
+                if u >= last_big or (section == 0 and pending is None):
+                    if pending is not None:
+                        i = pending_at  # 一万二万: the 二 opens the next number
+                        pending = None
+                    break
+                total += (section + (pending or 0)) * u
+                section, pending, last_small, last_big = 0, None, 10**4, u
+            consumed = True
+            i += 1
+        if not consumed:
+            i = start + 1  # a lone 万 or 億 is a word (万が一)
+            continue
+        value = total + section + (pending or 0)
+        if value == 0 and run[start] in _KANJI_DIGIT:
+            out.append((start, i, "0"))  # 〇 before 八百十五
+        else:
+            out.append((start, i, str(value)))
+    return out
 
 
 _ENGLISH_RUN = re.compile(
@@ -371,6 +432,18 @@ def _tokens(t: str) -> list[_Token]:
     i = 0
     while i < n:
         ch = t[i]
+        if ch in _KANJI_DIGIT or ch in _UNITS:
+            j = i
+            while j < n and (t[j] in _KANJI_DIGIT or t[j] in _UNITS):
+                j += 1
+            if any(c in _UNITS for c in t[i:j]) and not (i and "0" <= t[i - 1] <= "9"):
+                numbers = _positional_numbers(t[i:j])
+                glued = _is_letter(t[i - 1] if i else "") or _is_letter(t[j] if j < n else "")
+                for a, b, digits in numbers:
+                    weak = len(numbers) == 1 and len(digits) < 3 and glued
+                    tokens.append(_Token(digits, i + a, i + b, weak=weak, positional=True))
+                i = j
+                continue
         if "0" <= ch <= "9" or ch in _KANJI_DIGIT:
             j = i
             while j < n and ("0" <= t[j] <= "9" or t[j] in _KANJI_DIGIT):
@@ -404,9 +477,20 @@ def _tokens(t: str) -> list[_Token]:
     # groups of one cluster, so that a particle next to a number can be left out again).
     merged: list[_Token] = []
     for tok in tokens:
-        if merged and merged[-1].end == tok.start and not (tok.weak or merged[-1].weak):
+        if (
+            merged
+            and merged[-1].end == tok.start
+            and not (tok.weak or merged[-1].weak)
+            and not (tok.positional and merged[-1].positional)  # 九千百三十九九百九十六: two groups
+        ):
             last = merged[-1]
-            merged[-1] = _Token(last.digits + tok.digits, last.start, tok.end, weak=last.weak and tok.weak)
+            merged[-1] = _Token(
+                last.digits + tok.digits,
+                last.start,
+                tok.end,
+                weak=last.weak and tok.weak,
+                positional=last.positional or tok.positional,
+            )
         else:
             merged.append(tok)
     return merged
@@ -526,7 +610,9 @@ def _mask_ordinary(t: str, tokens: list[_Token]) -> None:
         k = bisect_right(starts, tok.start) - 1
         if any(spans[i][0] <= tok.start and tok.end <= spans[i][1] for i in range(max(0, k - 3), k + 1)):
             tok.masked = tok.dated = True
-        elif len(tok.digits) < _MAX_ORDINARY_DIGITS and not (
+        elif (
+            len(tok.digits) < _MAX_ORDINARY_DIGITS or (tok.positional and _is_count_or_marked(t, tok, False))
+        ) and not (
             # the last group of a longer number is not a count: "1234-5678-9018件"
             prev is not None
             and not prev.masked
@@ -565,8 +651,9 @@ def _is_count_or_marked(t: str, tok: _Token, followed: bool) -> bool:
         while k < len(t) and t[k].isdigit():
             k += 1
         after = k
-    if _COUNTER.match(t, after):
-        return True
+    counter = _COUNTER.match(t, after)
+    if counter and not (tok.positional and counter.group().strip() in _UNITS):
+        return True  # (after 五千二百六十, a 千 is the next number: 「五千二百六十 千八百十五」)
     before = t[max(0, tok.start - 12) : tok.start]
     # (not the first group of a longer number: "A1234 5678 9018", "No.090-1234-5678")
     return not followed and len(tok.digits) <= 4 and bool(_MARKER.search(before) or _LETTER_TICKET.search(before))
@@ -786,6 +873,12 @@ def _split_hit(chain: list[list[_Token]], t: str) -> _Found | None:
     sizes = [sum(len(g.digits) for g in c) for c in chain]
     digits = "".join(g.digits for c in chain for g in c)
     start, end = chain[0][0].start, chain[-1][-1].end
+    if len(digits) < 12 and 12 % len(chain) == 0 and all(g.positional for c in chain for g in c):
+        # 六万三千五十と九万三千七百四十五: halves said with place markers lose their leading zeros
+        width = 12 // len(chain)
+        padded = "".join("".join(g.digits for g in c).zfill(width) for c in chain)
+        if len(padded) == 12 and is_valid_my_number(padded):
+            return _Found("my_number", start, end)
     if len(digits) == 12 and min(sizes) >= 2 and all(_piece_ok(c, t) for c in chain):
         if is_valid_my_number(digits):
             return _Found("my_number", start, end)
@@ -864,6 +957,8 @@ def _number_findings(t: str) -> list[_Found]:
         kept.append(c)
         crossed = False
     clusters = kept
+    for c in clusters:
+        _pad_positional(c)
     found: list[_Found] = []
     for c in clusters:
         found.extend(_scan_cluster(c, t))
@@ -879,6 +974,25 @@ def _number_findings(t: str) -> list[_Found]:
     if not found:
         found.extend(_scan_across_sentences(clusters, t))
     return found
+
+
+def _pad_positional(cluster: list[_Token]) -> None:
+    """Groups written with place markers leave their leading zeros unsaid (九千百三十九、九百九十六、
+    三百 is 9139 0996 0300): when the groups padded to the widest one make 12 digits, read them so."""
+    if not any(tok.positional for tok in cluster):
+        return
+    joined = "".join(tok.digits for tok in cluster)
+    if len(joined) >= 12 or _domestic(joined):
+        return
+    if len(cluster) == 1:  # 六百三十億五千九万三千七百四十五: an 11-digit My Number opening with 0
+        if len(joined) >= 10 and is_valid_my_number(joined.zfill(12)):
+            cluster[0].digits = joined.zfill(12)
+        return
+    width = max(len(tok.digits) for tok in cluster)
+    padded = [tok.digits.zfill(width) for tok in cluster]
+    if sum(map(len, padded)) == 12:
+        for tok, digits in zip(cluster, padded, strict=True):
+            tok.digits = digits
 
 
 def _scan_across_sentences(clusters: list[list[_Token]], t: str) -> list[_Found]:
