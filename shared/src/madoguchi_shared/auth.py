@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import jwt
 from argon2 import PasswordHasher
@@ -841,9 +841,17 @@ async def logout(js: JetStreamContext, principal: Principal, service: str) -> No
     )
 
 
+class Authenticated(TypedDict):
+    """What `authenticate` says of a staff member whose password is right."""
+
+    roles: list[str]
+    wards: list[str]
+    version: int
+
+
 async def authenticate(
     js: JetStreamContext, municipality: str, staff_id: str, password: str
-) -> tuple[dict | None, str]:
+) -> tuple[Authenticated | None, str]:
     """Check a password without counting or recording anything: (record, "") or (None, reason)."""
     account = await read_account(js, municipality, staff_id)
     if account is None or not account.password_hash:

@@ -13,9 +13,14 @@ def is_dict(value: object) -> TypeGuard[dict[Any, Any]]:
     return isinstance(value, dict)
 
 
+def is_list(value: object) -> TypeGuard[list[Any]]:
+    """A list (what JSON decodes an array to)."""
+    return isinstance(value, list)
+
+
 def is_sequence(value: object) -> TypeGuard[list[Any] | tuple[Any, ...]]:
     """A list or a tuple (not a string)."""
     return isinstance(value, list | tuple)
 
 
-__all__ = ["is_dict", "is_sequence"]
+__all__ = ["is_dict", "is_list", "is_sequence"]

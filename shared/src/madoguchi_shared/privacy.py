@@ -17,14 +17,28 @@ import asyncio
 import json
 import re
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from madoguchi_shared.narrow import is_dict, is_list
 from madoguchi_shared.pii import KIND_JA, KINDS, find_personal_data
 from madoguchi_shared.settings import Settings
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from nats.aio.client import Client as NATS
+    from nats.js import JetStreamContext
+
+    from madoguchi_shared.bus import Loaded
+    from madoguchi_shared.events import Actor
+    from madoguchi_shared.events.admin import TextErased, TextErasureRequested
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="個人情報の検査と自由記述の消去 / personal-data scan and erasure of free text.", no_args_is_help=True
@@ -54,9 +68,9 @@ def walk(value: Any) -> list[str]:
     """Kinds found in every string of a decoded JSON value (object keys are field names: skipped)."""
     if isinstance(value, str):
         return text_findings(value)
-    if isinstance(value, dict):
+    if is_dict(value):
         return [k for v in value.values() for k in walk(v)]
-    if isinstance(value, list):
+    if is_list(value):
         return [k for v in value for k in walk(v)]
     return []
 
@@ -79,22 +93,22 @@ class Place:
     area: str  # ストリーム / テーブル / ログ
     name: str
     items: int = 0
-    kinds: Counter = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter[str])
 
 
 @dataclass
 class ScanReport:
-    places: list[Place] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    places: list[Place] = field(default_factory=list[Place])
+    problems: list[str] = field(default_factory=list[str])
 
-    def total(self) -> Counter:
-        out: Counter = Counter()
+    def total(self) -> Counter[str]:
+        out: Counter[str] = Counter()
         for p in self.places:
             out.update(p.kinds)
         return out
 
     def lines(self) -> list[str]:
-        out = []
+        out: list[str] = []
         for p in self.places:
             found = sum(p.kinds.values())
             detail = "、".join(f"{KIND_JA[k]} {p.kinds[k]}" for k in KINDS if p.kinds[k])
@@ -103,7 +117,7 @@ class ScanReport:
                 f"{p.area:<6s} {p.name:<48s} {p.items:>9,d} {unit}  検出 {found}" + (f"（{detail}）" if detail else "")
             )
         total = self.total()
-        items = Counter()
+        items: Counter[str] = Counter()
         for p in self.places:
             items[p.area] += 1
         out.append(
@@ -120,11 +134,12 @@ TEXT_KEYS_BUCKET = "MG_TEXT_KEYS"  # keys of sealed free text: random bytes, not
 
 async def scan_streams(nats_url: str, report: ScanReport) -> None:
     from madoguchi_shared import bus
+    from madoguchi_shared.nats_typed import jetstream
     from madoguchi_shared.reader import read_all
 
     nc = await bus.connect_tool(nats_url, name="madoguchi-privacy-scan")
     try:
-        js = nc.jetstream()
+        js = jetstream(nc)
         infos = await js.streams_info()
         for info in sorted(infos, key=lambda i: i.config.name or ""):
             name = info.config.name or ""
@@ -257,7 +272,7 @@ class ErasureRefused(Exception):
     """A clear Japanese reason (exit code 1)."""
 
 
-async def _who(js, municipality: str, staff_id: str, password: str, role: str):
+async def _who(js: JetStreamContext, municipality: str, staff_id: str, password: str, role: str) -> Actor:
     from madoguchi_shared import auth
     from madoguchi_shared.events import Actor, Role
 
@@ -272,7 +287,7 @@ async def _who(js, municipality: str, staff_id: str, password: str, role: str):
     return Actor(id=staff_id, role=Role(role))
 
 
-async def _text_history(nc, municipality: str, ref):
+async def _text_history(nc: NATS, municipality: str, ref: UUID) -> tuple[Loaded, int]:
     from madoguchi_shared import bus, subjects
 
     subject = subjects.aggregate_subject("admin", municipality, "text", str(ref))
@@ -280,12 +295,15 @@ async def _text_history(nc, municipality: str, ref):
     return stored, stored.last_seq
 
 
-async def request_erasure(nc, municipality: str, ref, staff_id: str, password: str, reason: str):
+async def request_erasure(
+    nc: NATS, municipality: str, ref: UUID, staff_id: str, password: str, reason: str
+) -> TextErasureRequested:
     from madoguchi_shared import bus
     from madoguchi_shared.events.admin import TextErasureRequested
+    from madoguchi_shared.nats_typed import jetstream
     from madoguchi_shared.sealed import TextVault
 
-    js = nc.jetstream()
+    js = jetstream(nc)
     actor = await _who(js, municipality, staff_id, password, "manager")
     event = TextErasureRequested(municipality=municipality, text_ref=ref, reason=reason, actor=actor)
     stored, _ = await _text_history(nc, municipality, ref)
@@ -304,12 +322,13 @@ async def request_erasure(nc, municipality: str, ref, staff_id: str, password: s
     return event
 
 
-async def approve_erasure(nc, municipality: str, ref, staff_id: str, password: str):
+async def approve_erasure(nc: NATS, municipality: str, ref: UUID, staff_id: str, password: str) -> TextErased:
     from madoguchi_shared import bus
     from madoguchi_shared.events.admin import TextErased, TextErasureRequested
+    from madoguchi_shared.nats_typed import jetstream
     from madoguchi_shared.sealed import TextVault
 
-    js = nc.jetstream()
+    js = jetstream(nc)
     actor = await _who(js, municipality, staff_id, password, "auditor")
     stored, seq = await _text_history(nc, municipality, ref)
     if any(s.event.type == "admin.text_erased" for s in stored):
@@ -347,7 +366,7 @@ def _password(staff_id: str, stdin: bool) -> str:
     return getpass.getpass(f"{staff_id} のパスワード: ")
 
 
-def _run_erasure(fn, ref: str, municipality: str | None, *args) -> Any:
+def _run_erasure(fn: Callable[..., Awaitable[T]], ref: str, municipality: str | None, *args: str) -> T:
     from uuid import UUID
 
     from madoguchi_shared import bus
@@ -359,7 +378,7 @@ def _run_erasure(fn, ref: str, municipality: str | None, *args) -> Any:
     except ValueError:
         raise typer.BadParameter("参照（UUID）を指定してください") from None
 
-    async def go():
+    async def go() -> T:
         nc = await bus.connect_tool(settings.nats_url, name="madoguchi-privacy")
         try:
             return await fn(nc, m, text_ref, *args)
