@@ -63,7 +63,7 @@ class _FastParser(Parser):
     nc: NATS  # always given: the client whose socket this parser reads
 
     def __init__(self, nc: NATS) -> None:
-        super().__init__(nc)
+        super().__init__(nc)  # pyright: ignore[reportUnknownMemberType] - nats-py: Parser.__init__'s nc is untyped
         self.bulk: dict[int, Callable[[list[Delivery]], Awaitable[None]]] = {}
 
     async def parse(self, data: bytes = b"") -> None:
@@ -75,7 +75,8 @@ class _FastParser(Parser):
             if self.state != AWAITING_CONTROL_LINE:
                 return
         bulk, pos, size = self.bulk, 0, len(buf)
-        sid_now, pending = -1, []  # consecutive deliveries for one bulk subscription
+        sid_now = -1
+        pending: list[Delivery] = []  # consecutive deliveries for one bulk subscription
         try:
             while pos < size:
                 eol = buf.find(b"\r\n", pos)
@@ -109,7 +110,7 @@ class _FastParser(Parser):
                     if pending:
                         await bulk[sid_now](pending)
                         pending = []
-                    await self.nc._process_msg(sid, subject, reply, payload, hdr)  # pyright: ignore[reportArgumentType] - nats-py passes None for no headers itself
+                    await self.nc._process_msg(sid, subject, reply, payload, hdr)  # pyright: ignore[reportArgumentType, reportPrivateUsage] - nats-py passes None for no headers itself; the parser's own door into the client
                     continue
                 line = bytes(buf[pos : eol + 2])
                 if line.startswith(b"INFO") or line.startswith(b"-ERR") or op in (43, 80):  # +OK, PING/PONG
@@ -132,13 +133,13 @@ class _FastParser(Parser):
 
 def fast_parser(nc: NATS) -> _FastParser:
     """The connection's parser, replaced once by `_FastParser` (which takes over its buffer and state)."""
-    current = nc._ps
+    current = nc._ps  # pyright: ignore[reportPrivateUsage] - the parser nats-py reads the socket with
     if isinstance(current, _FastParser):
         return current
     fast = _FastParser(nc)
     fast.buf, fast.state, fast.needed = current.buf, current.state, current.needed
     fast.header_needed, fast.msg_arg = current.header_needed, current.msg_arg
-    nc._ps = fast
+    nc._ps = fast  # pyright: ignore[reportPrivateUsage] - replaced in place (nats-py has no public hook)
     return fast
 
 

@@ -49,9 +49,9 @@ class _Call:
     call: Callable[..., Any]
     name: str | None = None  # the parameter it fills in its parent
     request_name: str | None = None
-    path: list[str] = field(default_factory=list)
+    path: list[str] = field(default_factory=list[str])
     body: tuple[str, type[BaseModel]] | None = None
-    dependencies: list[_Call] = field(default_factory=list)
+    dependencies: list[_Call] = field(default_factory=list["_Call"])
     cache: bool = True
 
 

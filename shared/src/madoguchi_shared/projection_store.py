@@ -18,6 +18,7 @@ from madoguchi_shared import bus, db, subjects
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.dlq import describe_error
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.nats_typed import jetstream
 from madoguchi_shared.read_events import read_event
 from madoguchi_shared.reader import read_all
 
@@ -77,24 +78,29 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _table(p: Projection, table: str) -> str:
+    """`table` of the projection's schema, quoted as the runner quotes it."""
+    return f'"{p.schema}".{table}'
+
+
 async def replay_pending(p: Projection, nc: NATS, pool: asyncpg.Pool) -> int:
     """Apply the dead letters an operator asked to replay (`madoguchi dlq replay`), once each."""
     async with pool.acquire() as conn:
         after = (
             await conn.fetchval(
-                f"SELECT last_seq FROM {p._q('projection_checkpoint')} WHERE name = $1", p.replay_checkpoint
+                f"SELECT last_seq FROM {_table(p, 'projection_checkpoint')} WHERE name = $1", p.replay_checkpoint
             )
             or 0
         )
     done = 0
-    js = nc.jetstream()
+    js = jetstream(nc)
     if await bus.last_sequence(js, subjects.dlq_replay_subject(p.name)) <= after:
         return 0  # no request since the last look (one direct get, no consumer)
     async for req in read_all(nc, subjects.dlq_replay_subject(p.name), after + 1, stream="MG_DLQ", timeout=1.0):
         seq = int(json.loads(req.data)["seq"])
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"""SELECT seq FROM {p._q("projection_dead_letter")} WHERE name = $1 AND seq = $2
+                f"""SELECT seq FROM {_table(p, "projection_dead_letter")} WHERE name = $1 AND seq = $2
                     AND replayed_at IS NULL FOR UPDATE""",
                 p.name,
                 seq,
@@ -105,7 +111,7 @@ async def replay_pending(p: Projection, nc: NATS, pool: asyncpg.Pool) -> int:
                     async with conn.transaction():
                         await p.apply(conn, [Stored(seq, read_event(original.data or b""))])
                     await conn.execute(
-                        f"""UPDATE {p._q("projection_dead_letter")} SET replayed_at = now()
+                        f"""UPDATE {_table(p, "projection_dead_letter")} SET replayed_at = now()
                                            WHERE name = $1 AND seq = $2""",
                         p.name,
                         seq,
@@ -116,7 +122,7 @@ async def replay_pending(p: Projection, nc: NATS, pool: asyncpg.Pool) -> int:
                     if is_transient(exc):
                         raise
                     await conn.execute(
-                        f"""UPDATE {p._q("projection_dead_letter")} SET reason = $3
+                        f"""UPDATE {_table(p, "projection_dead_letter")} SET reason = $3
                                            WHERE name = $1 AND seq = $2""",
                         p.name,
                         seq,
@@ -124,7 +130,7 @@ async def replay_pending(p: Projection, nc: NATS, pool: asyncpg.Pool) -> int:
                     )
                     log.warning("projection.replay_failed", projection=p.name, seq=seq, error=describe_error(exc)[:300])
             await conn.execute(
-                f"""INSERT INTO {p._q("projection_checkpoint")}(name, last_seq, updated_at) VALUES ($1, $2, now())
+                f"""INSERT INTO {_table(p, "projection_checkpoint")}(name, last_seq, updated_at) VALUES ($1, $2, now())
                     ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
                 p.replay_checkpoint,
                 req.seq,

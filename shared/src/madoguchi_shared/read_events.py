@@ -87,7 +87,7 @@ def _type(tp: Any, metadata: list[Any]) -> Any:
         # the field's bounds hold for each member (e.g. `int | None` with ge/le bounds the int)
         args = tuple(_type(a, metadata) if a is not type(None) else a for a in get_args(tp))
         return Union[args]  # noqa: UP007 - built at run time
-    meta = _meta(metadata)
+    meta: dict[str, Any] = _meta(metadata)  # msgspec.Meta's keyword arguments
     if origin is Literal or tp in (bool, UUID, dt.date) or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
         base = tp
     elif origin is tuple:
@@ -157,7 +157,7 @@ def read_event(raw: bytes) -> Event:
     if _NUL.search(raw) is None:
         try:
             e = _DECODER.decode(raw)
-            if not UPCASTERS or (_TAG_OF[type(e)], e.version) not in UPCASTERS:  # pyright: ignore[reportAttributeAccessIssue]
+            if not UPCASTERS or (_TAG_OF[type(e)], e.version) not in UPCASTERS:
                 return cast(Event, e)
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass
@@ -185,7 +185,7 @@ T = TypeVar("T")
 
 def is_a(e: object, cls: type[T]) -> TypeIs[T]:
     """`isinstance` for an event read by `read_event` (its Struct) or a model instance."""
-    return issubclass(MODEL_OF.get(type(e)) or type(e), cls)  # pyright: ignore[reportArgumentType]
+    return issubclass(MODEL_OF.get(type(e)) or type(e), cls)
 
 
 V = TypeVar("V")
