@@ -325,7 +325,7 @@ class Account:
             revision=revision,
         )
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         return {
             "staff_id": self.staff_id,
             "roles": [r.value for r in self.roles],

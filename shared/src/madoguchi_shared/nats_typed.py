@@ -17,9 +17,14 @@ def jetstream(nc: NATS) -> JetStreamContext:
     return nc.jetstream()  # pyright: ignore[reportUnknownMemberType] - nats-py: **opts untyped
 
 
+def client_of(js: JetStreamContext) -> NATS:
+    """The connection a JetStream context publishes on (nats-py keeps it in a private attribute)."""
+    return js._nc  # pyright: ignore[reportPrivateUsage] - nats-py offers no public accessor
+
+
 async def create_key_value(js: JetStreamContext, config: api.KeyValueConfig) -> KeyValue:
     """`js.create_key_value(config)`: the bucket as configured."""
     return await js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
 
 
-__all__ = ["create_key_value", "jetstream"]
+__all__ = ["client_of", "create_key_value", "jetstream"]

@@ -11,8 +11,9 @@ depend on any one service being up. Every change is an admin event naming staff 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from nats.js import JetStreamContext
@@ -32,8 +33,10 @@ from madoguchi_shared.events.admin import (
     TrainingItemCompleted,
     TrainingTestRecorded,
 )
+from madoguchi_shared.events import Event
 from madoguchi_shared.events.base import Actor, Ident
 from madoguchi_shared.municipality import Municipality, MunicipalityNotFound, TrainingPlan, load_municipality
+from madoguchi_shared.nats_typed import client_of
 from madoguchi_shared.pii import find_personal_data
 from madoguchi_shared.settings import Settings
 
@@ -71,7 +74,7 @@ def training_plan(settings: Settings, municipality: str) -> TrainingPlan:
 
 
 def _check_roles_and_wards(
-    roles: tuple[Role, ...], wards: tuple[str, ...], m: Municipality | None, actor_roles
+    roles: tuple[Role, ...], wards: tuple[str, ...], m: Municipality | None, actor_roles: Collection[Role]
 ) -> None:
     if not roles:
         raise Invalid("役割を1つ以上選んでください。", field="roles")
@@ -96,9 +99,9 @@ async def _account(js: JetStreamContext, municipality: str, staff_id: str) -> Ac
     return account
 
 
-async def staff_events(js: JetStreamContext, municipality: str, staff_id: str):
+async def staff_events(js: JetStreamContext, municipality: str, staff_id: str) -> list[Event]:
     subject = subjects.aggregate_subject("admin", municipality, "staff", staff_id)
-    return [s.event for s in await bus.load(js._nc, subject)]
+    return [s.event for s in await bus.load(client_of(js), subject)]
 
 
 async def training_status(
@@ -107,7 +110,7 @@ async def training_status(
     return training.status(plan, await staff_events(js, municipality, staff_id))
 
 
-def _row(account: Account, st: training.TrainingStatus) -> dict:
+def _row(account: Account, st: training.TrainingStatus) -> dict[str, Any]:
     row = account.public()
     row["training"] = st.as_dict()
     row["cleared"] = row["training"]["cleared"]
@@ -116,15 +119,15 @@ def _row(account: Account, st: training.TrainingStatus) -> dict:
 
 async def list_staff(
     js: JetStreamContext, directory: AccountDirectory, plan: TrainingPlan, municipality: str
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Every account of the municipality with role, ward scope, status and duty clearance."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for account in directory.of_municipality(municipality):
         rows.append(_row(account, await training_status(js, plan, municipality, account.staff_id)))
     return rows
 
 
-async def staff_detail(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str) -> dict:
+async def staff_detail(js: JetStreamContext, plan: TrainingPlan, municipality: str, staff_id: str) -> dict[str, Any]:
     account = await _account(js, municipality, staff_id)
     return _row(account, await training_status(js, plan, municipality, staff_id))
 
@@ -137,7 +140,7 @@ async def create_staff(
     roles: tuple[Role, ...],
     wards: tuple[str, ...],
     actor: Actor,
-    actor_roles,
+    actor_roles: Collection[Role],
 ) -> str:
     """A new account with a temporary password (returned once; replaced at the first login)."""
     _check_roles_and_wards(roles, wards, m, actor_roles)
@@ -172,7 +175,7 @@ async def change_roles(
     roles: tuple[Role, ...],
     wards: tuple[str, ...],
     actor: Actor,
-    actor_roles,
+    actor_roles: Collection[Role],
 ) -> Account:
     _check_roles_and_wards(roles, wards, m, actor_roles)
     account = await _account(js, municipality, staff_id)
@@ -193,7 +196,7 @@ async def set_disabled(
     staff_id: str,
     disabled: bool,
     actor: Actor,
-    actor_roles,
+    actor_roles: Collection[Role],
     reason: DisableReason = "other",
 ) -> Account:
     account = await _account(js, municipality, staff_id)
@@ -217,7 +220,9 @@ async def set_disabled(
     return account
 
 
-async def reset_password(js: JetStreamContext, municipality: str, staff_id: str, actor: Actor, actor_roles) -> str:
+async def reset_password(
+    js: JetStreamContext, municipality: str, staff_id: str, actor: Actor, actor_roles: Collection[Role]
+) -> str:
     """A temporary password (returned once); the person sets a new one at the next login; every
     token of the account stops working."""
     account = await _account(js, municipality, staff_id)
@@ -363,14 +368,14 @@ def staff_router() -> APIRouter:
     router = APIRouter(prefix="/v1/staff", tags=["staff"], responses=problems(401, 403, 404, 422, 503))
 
     @router.get("")
-    async def list_(request: Request, principal: Admin) -> dict:
+    async def list_(request: Request, principal: Admin) -> dict[str, Any]:
         """Every staff account of the municipality: roles, ward scope, status and duty clearance (ORG-2, ORG-4)."""
         js, settings = _admin(request, principal)
         plan = training_plan(settings, principal.municipality)
         return {"staff": await list_staff(js, request.app.state.accounts, plan, principal.municipality)}
 
     @router.get("/training-plan")
-    async def plan_(request: Request, principal: Admin) -> dict:
+    async def plan_(request: Request, principal: Admin) -> dict[str, Any]:
         """The municipality's training plan (ORG-4) from its configuration."""
         plan = training_plan(request.app.state.settings, principal.municipality)
         return {"items": [i.model_dump() for i in plan.items], "pass_score": plan.pass_score}
@@ -393,7 +398,7 @@ def staff_router() -> APIRouter:
         return TemporaryPassword(staff_id=body.staff_id, temporary_password=temporary)
 
     @router.get("/{staff_id}")
-    async def detail(staff_id: StaffId, request: Request, principal: Admin) -> dict:
+    async def detail(staff_id: StaffId, request: Request, principal: Admin) -> dict[str, Any]:
         js, settings = _admin(request, principal)
         return await staff_detail(js, training_plan(settings, principal.municipality), principal.municipality, staff_id)
 
@@ -438,7 +443,9 @@ def staff_router() -> APIRouter:
         return TemporaryPassword(staff_id=staff_id, temporary_password=temporary)
 
     @router.post("/{staff_id}/training", status_code=201, responses=problems(409))
-    async def training_item(staff_id: StaffId, body: TrainingItemBody, request: Request, principal: Admin) -> dict:
+    async def training_item(
+        staff_id: StaffId, body: TrainingItemBody, request: Request, principal: Admin
+    ) -> dict[str, Any]:
         """Record one item of the training plan as completed, with its date and trainer (ORG-4)."""
         js, settings = _admin(request, principal)
         plan = training_plan(settings, principal.municipality)
@@ -456,7 +463,9 @@ def staff_router() -> APIRouter:
         return await staff_detail(js, plan, principal.municipality, staff_id)
 
     @router.post("/{staff_id}/training-test", status_code=201, responses=problems(409))
-    async def training_test(staff_id: StaffId, body: TrainingTestBody, request: Request, principal: Admin) -> dict:
+    async def training_test(
+        staff_id: StaffId, body: TrainingTestBody, request: Request, principal: Admin
+    ) -> dict[str, Any]:
         """Record the training test (理解度テスト) result; passed at the plan's pass score (ORG-4)."""
         js, settings = _admin(request, principal)
         plan = training_plan(settings, principal.municipality)
