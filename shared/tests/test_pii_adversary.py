@@ -249,3 +249,39 @@ def is_valid(digits: str) -> bool:
 )
 def test_ordinary_numbers_with_place_markers_pass(text: str) -> None:
     assert find_personal_data(text) == [], text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "〒060-0001 札幌市中央区北1条西3丁目4-5 サンハイツ203号室",
+        "住所は札幌市北区北7条西2丁目8-1です",
+        "自宅：札幌市東区北15条東3丁目1番12号",
+        "〒０６０－０００１　北海道札幌市中央区北一条西三丁目四番五号　メゾン札幌３０２",
+        "札幌市豊平区平岸3条5丁目7-8 山田方",
+        "東京都世田谷区桜丘2-3-4 パークハイツ502号室",
+        "札幌市西区琴似2条3丁目4-5に住んでいる",
+        "厚別区在住、厚別中央3条2丁目5-6",
+        "お住まいは札幌市東区北20条東1丁目3-4",
+    ],
+)
+def test_a_home_address_is_refused(text: str) -> None:
+    assert "address" in [f.kind for f in find_personal_data(text)], text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "中央区役所（〒060-8612 札幌市中央区南3条西11丁目330-2）",
+        "〒060-8612 札幌市中央区南3条西11丁目330-2",
+        "〒001-8612 札幌市北区北24条西6丁目1-1",
+        "札幌市役所 〒060-8611 札幌市中央区北1条西2丁目1番地",
+        "区民センター 札幌市北区北25条西6丁目1-1 2階201号室",
+        "北区役所の住所は札幌市北区北24条西6丁目1-1です",
+        "住所変更の手続き。転入先 札幌市中央区北5条西3丁目",
+        "〒060-0001 札幌市中央区北1条西",
+        "札幌駅前通北4条西3丁目1番地",
+    ],
+)
+def test_addresses_of_public_places_pass(text: str) -> None:
+    assert find_personal_data(text) == [], text

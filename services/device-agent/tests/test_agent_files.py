@@ -262,3 +262,12 @@ async def test_what_is_written_to_removable_media_is_recorded(nats_server, nc, m
     assert (found.root, found.path) == ("removable", "copy.txt")
     gaps = [(g.monitor, g.reason) for g in of_type(events, "device.monitoring_gap")]
     assert gaps == []  # a mounted medium is a watched folder
+
+
+def test_a_file_holding_a_home_address_is_found(tmp_path):
+    """The guard's address kind reaches the file scanner's event (its kind order knew five kinds)."""
+    folder = WatchedFolder(label="desktop", path=str(tmp_path))
+    path = tmp_path / "memo.txt"
+    path.write_text(f"{ORDINARY}\n住所は札幌市北区北7条西2丁目8-1 サンハイツ203号室\n", encoding="utf-8")
+    hit = scan_file(folder, path, 1 << 20).hit
+    assert hit is not None and hit.kinds == ("address",), hit

@@ -77,8 +77,8 @@ __all__ = [
     "phone_digits",
 ]
 
-Kind = Literal["my_number", "twelve_digits", "phone", "email", "name"]
-KINDS: tuple[Kind, ...] = ("my_number", "twelve_digits", "phone", "email", "name")
+Kind = Literal["my_number", "twelve_digits", "phone", "email", "name", "address"]
+KINDS: tuple[Kind, ...] = ("my_number", "twelve_digits", "phone", "email", "name", "address")
 
 # --------------------------------------------------------------------------------------------
 # Digits, one character for one character (kept for callers that need aligned offsets)
@@ -1115,6 +1115,55 @@ def _name_findings(text: str) -> list[_Found]:
 
 
 # --------------------------------------------------------------------------------------------
+# Home addresses
+# --------------------------------------------------------------------------------------------
+
+# A street address down to the house (…丁目3-4, …1番12号, 永田町1-6-1) is refused when it is
+# someone's home: a room or a building name after it (サンハイツ203号室, 山田方), or a word that
+# says so before it (自宅, 在住, 住所は). The addresses of public places pass (区役所, 図書館,
+# センター ... in the same sentence), as do postal codes and addresses without such a sign: the
+# ward offices' own addresses are written every day at a desk.
+_N = r"[0-9〇一二三四五六七八九十百千]{1,5}"
+_HOUSE = rf"(?:{_N}丁目(?:{_N}(?:番地?|-|ノ|の){_N}(?:号)?|{_N}番地?)|{_N}番地?{_N}号?|{_N}番地|{_N}-{_N}(?:-{_N})?)"
+_STREET = re.compile(rf"(?:都|道|府|県|市|区|町|村|郡|条|通)[^。\n、,;]{{0,24}}?{_HOUSE}(?![0-9])")
+_BUILDING = (
+    r"マンション|ハイツ|コーポ|アパート|メゾン|レジデンス|ハイム|荘|パレス|ヴィラ|テラス|コート|キャッスル|シャトー|"
+    r"ガーデン|ハウス|グランド|ライオンズ|パーク|団地|寮|住宅"
+)
+_ROOM = rf"(?:{_N}号室|{_N}室|#[0-9]{{1,4}}|room ?[0-9]{{1,4}})"
+_HOME_AFTER = re.compile(
+    rf"[ ]?(?:[^。\n、,]{{0,16}}?(?:{_BUILDING})[^。\n、,0-9]{{0,10}}?[ ]?(?:{_ROOM}|[0-9]{{2,4}}(?![0-9]))"
+    rf"|-?{_ROOM}|[\u4e00-\u9fff]{{1,4}}方(?![面法向針式])|[ ]?(?:ニ|デ)?(?:住ン|住ム|在住|暮ラ))"
+)
+_HOME_BEFORE = re.compile(r"自宅|在住|住所[はハ:：]|ゴ住所|現住所|オ住マイ|住ンデ|住ム|居住|実家|住民票ノ住所")
+_PUBLIC = re.compile(
+    r"区役所|市役所|役場|庁舎|本庁|センター|図書館|郵便局|警察|消防|駅|学校|病院|公民館|出張所|支所|会館|ホール|体育館|"
+    r"公園|事務所|会場|窓口|庁|博物館|美術館|記念館|ビル"
+)
+
+
+def _sentence_of(t: str, start: int, end: int) -> str:
+    a = max(t.rfind(c, 0, start) for c in "。\n!?！？") + 1
+    ends = [k for k in (t.find(c, end) for c in "。\n!?！？") if k >= 0]
+    return t[a : min(ends) if ends else len(t)]
+
+
+def _address_findings(t: str) -> list[_Found]:
+    if not any(c in t for c in "丁目番号-条"):
+        return []
+    found: list[_Found] = []
+    for m in _STREET.finditer(t):
+        sentence = _sentence_of(t, m.start(), m.end())
+        if _PUBLIC.search(sentence):
+            continue
+        after = _HOME_AFTER.match(t, m.end())
+        before = _HOME_BEFORE.search(t, max(0, m.start() - 30), m.start())
+        if after or (before and before.start() >= t.rfind("。", 0, m.start())):
+            found.append(_Found("address", m.start(), after.end() if after else m.end()))
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # Findings
 # --------------------------------------------------------------------------------------------
 
@@ -1124,6 +1173,7 @@ _WHAT_JA: dict[str, str] = {
     "phone": "電話番号と思われる数字",
     "email": "メールアドレス",
     "name": "氏名（姓と名）と思われる記述",
+    "address": "自宅の住所と思われる記述",
 }
 _WHAT_EN: dict[str, str] = {
     "my_number": "a 12-digit number (very likely an Individual Number / My Number)",
@@ -1131,6 +1181,7 @@ _WHAT_EN: dict[str, str] = {
     "phone": "what looks like a phone number",
     "email": "an e-mail address",
     "name": "what looks like a person's full name",
+    "address": "what looks like a home address",
 }
 KIND_JA = {
     "my_number": "個人番号",
@@ -1138,8 +1189,9 @@ KIND_JA = {
     "phone": "電話番号",
     "email": "メールアドレス",
     "name": "氏名",
+    "address": "住所",
 }
-_PRIORITY = {"my_number": 0, "twelve_digits": 1, "phone": 2, "email": 3, "name": 4}
+_PRIORITY = {"my_number": 0, "twelve_digits": 1, "phone": 2, "email": 3, "name": 4, "address": 5}
 
 
 @dataclass(frozen=True)
@@ -1179,7 +1231,7 @@ def _message(findings: list[Finding]) -> str:
     shown, rest = findings[:_MAX_LISTED], len(findings) - _MAX_LISTED
     ja = [
         "自由記述に個人情報と思われる内容が含まれているため、保存しませんでした。"
-        "個人番号（マイナンバー）・電話番号・メールアドレスは、漢数字・かな・記号を交えた書き方でも記録できません"
+        "個人番号（マイナンバー）・電話番号・メールアドレス・ご自宅の住所は、漢数字・かな・記号を交えた書き方でも記録できません"
         "（お名前は記録せず、受付番号で記録してください）。"
         "該当箇所を削除してから、もう一度入力してください。",
         *(f"・{f.describe()}" for f in shown),
@@ -1205,7 +1257,7 @@ def find_personal_data(text: str) -> list[Finding]:
         return []
     norm = normalize(text)
     t = norm.text
-    raw = _number_findings(t) + _email_findings(t) + _name_findings(t)
+    raw = _number_findings(t) + _email_findings(t) + _name_findings(t) + _address_findings(t)
     candidates: list[Finding] = []
     for f in raw:
         start, end = norm.span(f.start, f.end)

@@ -291,6 +291,7 @@ _KINDS_JA = {
     "phone": "電話番号",
     "email": "メールアドレス",
     "name": "氏名",
+    "address": "住所",
 }
 
 

@@ -89,7 +89,7 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-KIND_ORDER = ["my_number", "twelve_digits", "phone", "email", "name"]
+KIND_ORDER = ["my_number", "twelve_digits", "phone", "email", "name", "address"]
 CHUNK = 4 * 1024 * 1024  # large text files are read this much at a time
 OVERLAP = 256  # characters carried over between chunks, so no number is cut in two
 ARCHIVE_SUFFIXES = {".zip"}

@@ -80,7 +80,7 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 UsbId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]  # idVendor / idProduct
 UsbClass = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}$")]  # bDeviceClass / bInterfaceClass
 UsbPort = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.:_-]{1,32}$")]  # sysfs name, e.g. 1-1.2
-PersonalDataKind = Literal["my_number", "twelve_digits", "phone", "email", "name"]
+PersonalDataKind = Literal["my_number", "twelve_digits", "phone", "email", "name", "address"]
 
 
 class _AgentEvent(Event):
@@ -464,6 +464,7 @@ _KIND_JA = {
     "phone": "電話番号",
     "email": "メールアドレス",
     "name": "氏名",
+    "address": "住所",
 }
 
 
