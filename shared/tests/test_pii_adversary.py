@@ -140,6 +140,12 @@ def test_a_number_split_over_two_fields_of_one_request_is_refused() -> None:
         "高橋\u200bゆうこさんより",
         "田中 まさるくん（付き添い）",
         "ＡＢ伊藤誠氏の件",
+        "やまだ たろう様",  # in kana
+        "ヤマダタロウさん",
+        "相談者はさとう はなこさんでした",
+        "ｽｽﾞｷ ｲﾁﾛｳ 様",
+        "Yamada Taro sama",  # in Latin letters
+        "Suzuki Ichiro-san",
     ],
 )
 def test_a_full_name_with_an_honorific_is_refused(text: str) -> None:
@@ -160,6 +166,10 @@ def test_a_full_name_with_an_honorific_is_refused(text: str) -> None:
         "佐藤家様",
         "皆様のご協力に感謝",
         "中村さんと小林さんが対応",
+        "ヤマダさんに交代",
+        "ヨシダさん、ナカムラ部長さん",
+        "サトウキビ、マイナポイントさん、イトウヨーカドーさん",
+        "Tanaka san",
     ],
 )
 def test_a_family_name_or_a_title_passes(text: str) -> None:

@@ -1099,6 +1099,30 @@ _GIVEN = r"(?:[\u4e00-\u9fff々]{1,3}|[\u30a1-\u30fa\u30fc]{2,5})"
 _FULL_NAME = re.compile(
     rf"(?:{'|'.join(sorted(_SURNAMES, key=len, reverse=True))})[ ]?(?!(?:{_TITLES}))({_GIVEN})[ ]?(?:{_HONORIFIC})"
 )
+# The same names in kana (やまだ たろう様, ヤマダタロウさん: the text is read with hiragana as
+# katakana) and in Latin letters (Yamada Taro sama).
+_SURNAMES_ROMAJI = str.split(
+    "sato suzuki takahashi tanaka ito watanabe yamamoto nakamura kobayashi kato yoshida yamada sasaki "
+    "yamaguchi matsumoto inoue kimura hayashi saito shimizu yamazaki mori ikeda hashimoto abe ishikawa "
+    "yamashita nakajima ishii ogawa maeda okada hasegawa fujita goto kondo murakami endo aoki sakamoto "
+    "fukuda ota nishimura fujii kaneko okamoto fujiwara nakano miura harada nakagawa matsuda takeuchi ono "
+    "tamura nakayama wada ishida morita ueda hara shibata sakai kudo yokoyama miyazaki miyamoto uchida "
+    "takagi ando taniguchi ohno maruyama imai takada fujimoto takeda murata ueno sugiyama masuda chiba"
+)
+_SURNAMES_KANA = str.split(
+    "サトウ スズキ タカハシ タナカ イトウ ワタナベ ヤマモト ナカムラ コバヤシ カトウ ヨシダ ヤマダ ササキ "
+    "ヤマグチ マツモト イノウエ キムラ ハヤシ サイトウ シミズ ヤマザキ イケダ ハシモト イシカワ ヤマシタ "
+    "ナカジマ イシイ オガワ マエダ オカダ ハセガワ フジタ ゴトウ コンドウ ムラカミ エンドウ アオキ サカモト "
+    "フクダ オオタ ニシムラ フジイ カネコ オカモト フジワラ ナカノ ミウラ ハラダ ナカガワ マツダ タケウチ "
+    "タムラ ナカヤマ ワダ イシダ モリタ ウエダ シバタ サカイ クドウ ヨコヤマ ミヤザキ ミヤモト ウチダ"
+)
+_KANA_NAME = re.compile(
+    rf"(?:(?<![\u30a1-\u30fa\u30fc])|(?<=[ハガノヲニトモデヘ]))(?:{'|'.join(sorted(_SURNAMES_KANA, key=len, reverse=True))})"
+    rf"[ ]?(?!(?:{_TITLES}))([\u30a1-\u30fa]{{2,5}}?)[ ]?(?:様|サマ|サン|殿|ドノ|氏|君|クン|チャン)"
+)
+_ROMAJI_NAME = re.compile(
+    rf"(?<![a-z])(?:{'|'.join(_SURNAMES_ROMAJI)})[ ]+([a-z]{{2,12}})[ -]?(?:sama|san|sensei|kun|chan|dono|様|サマ|サン|殿)(?![a-z])"
+)
 _NOT_GIVEN = re.compile(
     rf"(?:{_TITLES})$|[所課係局部室店社院会庁署館校県市区町村屋長様者員方客園駅堂寺宮港組団協省府]$"
 )
@@ -1111,6 +1135,10 @@ def _name_findings(text: str) -> list[_Found]:
         if _NOT_GIVEN.search(given):
             continue
         found.append(_Found("name", m.start(), m.end()))
+    for regex in (_KANA_NAME, _ROMAJI_NAME):
+        for m in regex.finditer(text):
+            if not _NOT_GIVEN.search(m.group(1)):
+                found.append(_Found("name", m.start(), m.end()))
     return found
 
 
