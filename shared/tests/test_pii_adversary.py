@@ -59,6 +59,12 @@ HOSTILE = {
     "email_greek": "tar\u03bf@exampl\u0435.c\u03bfm",
     "email_letter_spaced": "t a r o @ e x a m p l e . j p",
     "email_letter_spaced_wide": "t\u3000a\u3000r\u3000o\u3000@\u3000e\u3000x\u3000a\u3000m\u3000p\u3000l\u3000e\u3000.\u3000c\u3000o\u3000m",
+    # a real @ with a host however the rest is written
+    "email_no_tld": "taro@gmail",
+    "email_comma": "taro@example,jp",
+    "email_double": "taro@@example..jp",
+    "email_quoted": '"taro yamada"@example.jp',
+    "email_ip_literal": "taro@[192.0.2.1]",
     # an identifier that is not one
     "uuid_tail": "0192f0a4-7c3e-7d2a-9a51-" + MN,
     "hex_prefix": "a" * 20 + MN,
@@ -84,6 +90,7 @@ ORDINARY = [
     "ハッシュ 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 を確認",
     "Дата 2021/04/05, время 10:30",
     "100%達成、50%OFFのキャンペーン案内",
+    "単価@500円×3、ツイッター @madoguchi_sapporo で告知、アプリ@ホーム画面",
 ]
 
 
@@ -227,6 +234,7 @@ MN_ZERO = "913909960300"  # (a right check digit: groups 9139 0996 0300)
         "五十二万六千十八と十五万九千八十四",  # halves over a sentence
         "番号は五千二百六十、千八百十五、九千八十四です",
         "〇九〇の千二百三十四の五千六百七十八に電話",  # a phone number
+        "〇九〇 千二百三十四 五千六百七十八",  # (a space then 千 opens the next group, it is no 「090千」)
     ],
 )
 def test_a_number_written_with_place_markers_is_refused(text: str) -> None:

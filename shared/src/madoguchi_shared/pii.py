@@ -652,7 +652,7 @@ def _is_count_or_marked(t: str, tok: _Token, followed: bool) -> bool:
             k += 1
         after = k
     counter = _COUNTER.match(t, after)
-    if counter and not (tok.positional and counter.group().strip() in _UNITS):
+    if counter and not (counter.group().strip() in _UNITS and (tok.positional or counter.group().startswith(" "))):
         return True  # (after 五千二百六十, a 千 is the next number: 「五千二百六十 千八百十五」)
     before = t[max(0, tok.start - 12) : tok.start]
     # (not the first group of a longer number: "A1234 5678 9018", "No.090-1234-5678")
@@ -1064,6 +1064,10 @@ def _email_findings(t: str) -> list[_Found]:
                 start += 1
             found.append(_Found("email", start, m.end()))
     if not found and "@" in t:
+        # a real @ between a local part and a host is an address however the rest is spelled
+        # (taro@gmail, taro@example,jp, taro@@example..jp, "taro yamada"@example.jp, taro@[192.0.2.1])
+        found.extend(_Found("email", m.start(), m.end()) for m in _AT_HOST.finditer(t))
+    if not found and "@" in t:
         # letter-spaced: "t a r o @ e x a m p l e . j p" (a space between every character)
         for m in _SPACED.finditer(t):
             if "@" in m.group() and _EMAIL_ASCII.search(m.group().replace(" ", "")):
@@ -1071,6 +1075,10 @@ def _email_findings(t: str) -> list[_Found]:
     return found
 
 
+_AT_HOST = re.compile(
+    r"(?<![a-z0-9._+-])(?:[a-z0-9._+-]{1,64}|\"[^\"\n]{1,64}\")[ ]?@+[ ]?"
+    r"(?:[a-z][a-z0-9-]{1,62}(?:[.,]+[a-z0-9-]{1,62})*|\[[0-9a-f.:]{3,45}\])"
+)
 _SPACED = re.compile(r"(?<![^ ])(?:[a-z0-9@._+\-][ ]{1,3}){5,}[a-z0-9]")
 
 
