@@ -20,7 +20,8 @@ import json
 import re
 import time
 import uuid
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import asyncpg
 import typer
@@ -30,9 +31,14 @@ from pydantic import ValidationError
 from madoguchi_shared import bus, subjects
 from madoguchi_shared.events import Event
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.narrow import is_dict, is_list
+from madoguchi_shared.nats_typed import jetstream
 from madoguchi_shared.pii import find_personal_data
 from madoguchi_shared.reader import StoredMessage, read_all
 from madoguchi_shared.settings import Settings
+
+if TYPE_CHECKING:
+    from madoguchi_shared.events.audit import AlertRaised
 
 log = get_logger(__name__)
 
@@ -61,7 +67,7 @@ async def dead_letter(nc: NATS, consumer: str, subject: str, seq: int, data: byt
         "Mg-Original-Seq": str(seq),
         "Mg-Dead-At": str(time.time()),
     }
-    await nc.jetstream().publish(subjects.dlq_subject(consumer), data, headers=headers)
+    await jetstream(nc).publish(subjects.dlq_subject(consumer), data, headers=headers)
     log.warning("projection.dead_letter", consumer=consumer, subject=subject, seq=seq, reason=reason[:200])
 
 
@@ -83,12 +89,14 @@ async def raise_alert(nc: NATS, consumer: str, msg: StoredMessage, event: Event 
         log.error("projection.alert_refused", consumer=consumer, seq=msg.seq, error=describe_error(exc)[:300])
         return
     try:
-        await bus.append(nc.jetstream(), alert, expected=0)
+        await bus.append(jetstream(nc), alert, expected=0)
     except bus.ConcurrencyConflict:
         pass  # raised before (a retried batch)
 
 
-def _alert(cls, consumer: str, msg: StoredMessage, event: Event | None, municipality: str, kind: str):
+def _alert(
+    cls: type[AlertRaised], consumer: str, msg: StoredMessage, event: Event | None, municipality: str, kind: str
+) -> AlertRaised:
     return cls(
         municipality=municipality,
         ward=event.ward if event else None,
@@ -117,9 +125,9 @@ HIDDEN = "＜非表示＞"
 
 def redact(value: Any) -> Any:
     """The payload's shape with only values that cannot be personal data."""
-    if isinstance(value, dict):
+    if is_dict(value):
         return {str(k)[:64]: redact(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if is_list(value):
         return [redact(v) for v in value[:50]]
     if isinstance(value, bool) or value is None:
         return value
@@ -152,12 +160,12 @@ def describe(m: StoredMessage) -> dict[str, Any]:
     }
 
 
-async def list_dead(nc, consumer: str | None = None) -> list[dict[str, Any]]:
+async def list_dead(nc: NATS, consumer: str | None = None) -> list[dict[str, Any]]:
     flt = subjects.dlq_subject(consumer) if consumer else subjects.DLQ_FILTER
     return [describe(m) async for m in read_all(nc, flt, stream="MG_DLQ", timeout=2.0)]
 
 
-async def find(nc, consumer: str, original_seq: int) -> StoredMessage | None:
+async def find(nc: NATS, consumer: str, original_seq: int) -> StoredMessage | None:
     found = None
     async for m in read_all(nc, subjects.dlq_subject(consumer), stream="MG_DLQ", timeout=2.0):
         if (m.headers or {}).get("Mg-Original-Seq") == str(original_seq):
@@ -165,19 +173,20 @@ async def find(nc, consumer: str, original_seq: int) -> StoredMessage | None:
     return found
 
 
-async def request_replay(nc, consumer: str, original_seq: int) -> int:
-    ack = await nc.jetstream().publish(
-        subjects.dlq_replay_subject(consumer), json.dumps({"seq": original_seq}).encode()
-    )
+async def request_replay(nc: NATS, consumer: str, original_seq: int) -> int:
+    ack = await jetstream(nc).publish(subjects.dlq_replay_subject(consumer), json.dumps({"seq": original_seq}).encode())
     return ack.seq
 
 
-def _run(coro_fn):
+T = TypeVar("T")
+
+
+def _run(coro_fn: Callable[[NATS], Awaitable[T]]) -> T:
     from madoguchi_shared import bus
 
     settings = Settings()
 
-    async def go():
+    async def go() -> T:
         nc = await bus.connect_tool(settings.nats_url, name="madoguchi-dlq")
         try:
             return await coro_fn(nc)
@@ -230,7 +239,7 @@ def show_cmd(consumer: Consumer, seq: Seq) -> None:
 def replay_cmd(consumer: Consumer, seq: Seq) -> None:
     """修正後に再処理を依頼します / ask the consumer to apply the dead letter again."""
 
-    async def go(nc):
+    async def go(nc: NATS) -> int | None:
         if await find(nc, consumer, seq) is None:
             return None
         return await request_replay(nc, consumer, seq)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 from nats.errors import ProtocolError
 from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
@@ -131,6 +132,11 @@ class _FastParser(Parser):
             await bulk[sid_now](pending)
 
 
+def sid_of(sub: Subscription) -> int:
+    """The subscription id the server puts in each MSG line (what `_FastParser.bulk` is keyed by)."""
+    return sub._id  # pyright: ignore[reportPrivateUsage] - nats-py has no public name for it
+
+
 def fast_parser(nc: NATS) -> _FastParser:
     """The connection's parser, replaced once by `_FastParser` (which takes over its buffer and state)."""
     current = nc._ps  # pyright: ignore[reportPrivateUsage] - the parser nats-py reads the socket with
@@ -143,4 +149,4 @@ def fast_parser(nc: NATS) -> _FastParser:
     return fast
 
 
-__all__ = ["Delivery", "fast_parser", "parse_ack_reply", "parse_headers"]
+__all__ = ["Delivery", "fast_parser", "parse_ack_reply", "parse_headers", "sid_of"]

@@ -7,7 +7,11 @@ leaves untyped, so strict modules call these instead of the bare methods.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
@@ -27,4 +31,23 @@ async def create_key_value(js: JetStreamContext, config: api.KeyValueConfig) -> 
     return await js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
 
 
-__all__ = ["client_of", "create_key_value", "jetstream"]
+async def subscribe(
+    nc: NATS,
+    subject: str,
+    cb: Callable[[Msg], Awaitable[None]],
+    *,
+    pending_msgs_limit: int,
+    pending_bytes_limit: int,
+) -> Subscription:
+    """`nc.subscribe(subject, cb=cb, ...)`: a callback subscription with the given pending limits."""
+    return await nc.subscribe(  # pyright: ignore[reportUnknownMemberType] - nats-py: its `future` parameter is an untyped Future
+        subject, cb=cb, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=pending_bytes_limit
+    )
+
+
+async def add_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> api.ConsumerInfo:
+    """`js.add_consumer(stream, config)`: the consumer as configured."""
+    return await js.add_consumer(stream, config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
+
+
+__all__ = ["add_consumer", "client_of", "create_key_value", "jetstream", "subscribe"]

@@ -35,11 +35,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import msgspec
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-from madoguchi_shared.framing import Delivery, fast_parser, parse_ack_reply, parse_headers
+from madoguchi_shared.framing import Delivery, fast_parser, parse_ack_reply, parse_headers, sid_of
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.nats_typed import add_consumer, jetstream, subscribe
 
 log = get_logger(__name__)
 
@@ -93,7 +96,7 @@ class Reader:
         if sink is not None and batch_sink is not None:
             raise ValueError("give a sink or a batch_sink, not both")
         self.nc = nc
-        self.js = nc.jetstream()
+        self.js = jetstream(nc)
         self.stream = stream
         self.filters = list(filters)
         self.batch = batch
@@ -110,7 +113,7 @@ class Reader:
         self._buffer: collections.deque[StoredMessage] = collections.deque()
         self._requests: collections.deque[int] = collections.deque()  # messages still due per request
         self._arrived = asyncio.Event()
-        self._sub = None
+        self._sub: Subscription | None = None
         self._inbox = ""
         self._heard = time.monotonic()
 
@@ -121,15 +124,15 @@ class Reader:
         # nats-py keeps the subscription (and re-subscribes it after a reconnect); its deliveries are framed
         # by the fast parser and handed over in bulk. The callback only sees one if the connection's previous
         # parser was mid-read when the fast one took over.
-        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
-        parser.bulk[self._sub._id] = self._on_deliveries
+        self._sub = await subscribe(self.nc, self._inbox, self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
+        parser.bulk[sid_of(self._sub)] = self._on_deliveries
         await self._create_consumer()
         await self._top_up()
         return self
 
     async def stop(self) -> None:
         if self._sub is not None:
-            fast_parser(self.nc).bulk.pop(self._sub._id, None)
+            fast_parser(self.nc).bulk.pop(sid_of(self._sub), None)
             with contextlib.suppress(Exception):  # the connection may be gone
                 await self._sub.unsubscribe()
             self._sub = None
@@ -141,7 +144,7 @@ class Reader:
     async def __aenter__(self) -> Reader:
         return await self.start()
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     async def _create_consumer(self) -> None:
@@ -155,7 +158,7 @@ class Reader:
             filter_subject=self.filters[0] if len(self.filters) == 1 else None,
             filter_subjects=self.filters if len(self.filters) > 1 else None,
         )
-        info = await self.js.add_consumer(self.stream, config)
+        info = await add_consumer(self.js, self.stream, config)
         self.consumer = info.name
         self.consumer_seq = 0
         self.pending = info.num_pending or 0
@@ -178,7 +181,7 @@ class Reader:
             payload = json.dumps({"batch": self.batch, "expires": int(self.expires * 1e9)}).encode()
             await self.nc.publish(subject, payload, reply=self._inbox)
 
-    async def _on_msg(self, msg) -> None:
+    async def _on_msg(self, msg: Msg) -> None:
         """A delivery nats-py framed itself (the connection's previous parser was mid-read)."""
         await self._on_deliveries([(msg.subject.encode(), (msg.reply or "").encode(), msg.headers, msg.data)])
 
@@ -186,6 +189,7 @@ class Reader:
         """A socket read's worth of deliveries (the fast parser's bulk path), handed over as one list
         (a status message in between: what came before it first)."""
         self._heard = time.monotonic()
+        out: list[StoredMessage]
         stream, last, out, counted, n = self.stream, self.last_seq, [], 0, len(deliveries)
         for i, (subject, reply, hdr, data) in enumerate(deliveries):
             message = reply[:8] == b"$JS.ACK."
@@ -330,7 +334,7 @@ async def read_all(
     `timeout` bounds a wait for the next message that the server said was there.
     """
     filters = [filters] if isinstance(filters, str) else list(filters)
-    js = nc.jetstream()
+    js = jetstream(nc)
     if stream is None:
         stream = await js.find_stream_name_by_subject(filters[0])
     info = await js.stream_info(stream)

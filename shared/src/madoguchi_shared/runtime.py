@@ -190,7 +190,7 @@ def _pg_bin() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
 
 
-def _as_pg_user() -> dict:
+def _as_pg_user() -> dict[str, Any]:
     """subprocess kwargs to run PostgreSQL as an unprivileged user when we are root."""
     if os.name != "posix" or os.geteuid() != 0:
         return {}
@@ -206,7 +206,7 @@ def _as_pg_user() -> dict:
     return {"user": PG_USER_WHEN_ROOT, "group": PG_USER_WHEN_ROOT, "extra_groups": []}
 
 
-def _open_path_for(path: Path, user_kwargs: dict) -> None:
+def _open_path_for(path: Path, user_kwargs: dict[str, Any]) -> None:
     """Let the PostgreSQL user reach and own its data folder (only needed when running as root)."""
     if not user_kwargs:
         return

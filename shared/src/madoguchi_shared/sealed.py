@@ -30,13 +30,14 @@ import base64
 import functools
 import os
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, GetCoreSchemaHandler, StringConstraints
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from madoguchi_shared.pii import _refuse, _screen
+from madoguchi_shared.narrow import is_dict, is_list, is_sequence
+from madoguchi_shared.pii import _refuse, _screen  # pyright: ignore[reportPrivateUsage] - the PII guard's own validators, run by the erasable field type too
 
 BUCKET = "MG_TEXT_KEYS"  # the stream holding the keys
 ERASED_JA = "削除済み"
@@ -53,7 +54,7 @@ def is_sealed(value: object) -> bool:
     return isinstance(value, str) and _ENVELOPE.match(value) is not None
 
 
-def ref_of(value: str) -> UUID | None:
+def ref_of(value: object) -> UUID | None:
     m = _ENVELOPE.match(value) if isinstance(value, str) else None
     return UUID(m.group(1)) if m else None
 
@@ -128,10 +129,18 @@ def _may_hold_text(model: type[BaseModel]) -> bool:
     return False
 
 
+def _models(value: object) -> TypeGuard[tuple[BaseModel, ...]]:
+    """A non-empty tuple of models (value objects inside an event)."""
+    if not (is_sequence(value) and isinstance(value, tuple)):
+        return False
+    return bool(value) and all(isinstance(v, BaseModel) for v in value)
+
+
 def _flatten(annotation: Any) -> list[Any]:
     import typing
 
-    out, todo = [], [annotation]
+    out: list[Any] = []
+    todo: list[Any] = [annotation]
     while todo:
         a = todo.pop()
         out.append(a)
@@ -256,7 +265,7 @@ class TextVault:
                 sealed = await self.seal_model(municipality, value)
                 if sealed is not value:
                     changes[name] = sealed
-            elif isinstance(value, tuple) and value and all(isinstance(v, BaseModel) for v in value):
+            elif _models(value):
                 items = tuple([await self.seal_model(municipality, v) for v in value])
                 if any(a is not b for a, b in zip(items, value, strict=True)):
                     changes[name] = items
@@ -269,13 +278,13 @@ class TextVault:
         """Every sealed text anywhere in a JSON-like value (an event's dump) revealed; a new value."""
         if isinstance(value, str):
             return await self.reveal(municipality, value) if is_sealed(value) else value
-        if isinstance(value, list):
+        if is_list(value):
             return [await self.reveal_tree(municipality, v) for v in value]
-        if isinstance(value, dict):
+        if is_dict(value):
             return {k: await self.reveal_tree(municipality, v) for k, v in value.items()}
         return value
 
-    async def reveal_all(self, municipality: str, rows: list[dict], *fields: str) -> list[dict]:
+    async def reveal_all(self, municipality: str, rows: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
         """Rows (dicts) with the given fields revealed, in place; returns the rows."""
         for row in rows:
             for name in fields:
