@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ from madoguchi_shared.auth import Role, token_for
 from madoguchi_shared.events import Actor
 from madoguchi_shared.events import device as dev
 
-from madoguchi_audit import schema
+from madoguchi_audit import query, schema
 from madoguchi_audit.main import create_app
 
 
@@ -93,8 +94,11 @@ def app_settings(settings, municipality, tmp_path):
 
 
 async def test_auditors_query_export_and_verify_and_every_query_is_recorded(
-    app_settings, municipality, js, tmp_path, pg_pool
+    app_settings, municipality, js, tmp_path, pg_pool, monkeypatch
 ):
+    # Exports stream in parts (100, then 2,000 records): small parts here, so these exports take several.
+    monkeypatch.setattr(query, "FIRST_PART", 3)
+    monkeypatch.setattr(query, "PART", 4)
     audit = make_audit_settings(app_settings, municipality, tmp_path)
     await schema.migrate_pool(migrator_pool(), audit.schema_name)  # the owner migrates; the service only uses it
     app = create_app(app_settings, audit)
@@ -173,12 +177,17 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(
         lines = [json.loads(line) for line in jsonl.text.splitlines()]
         assert lines[0]["kind"] == "export" and lines[-1]["kind"] == "checkpoint"
         records = [x for x in lines if x["kind"] == "record"]
-        assert records and all(r["ward"] == "kita" for r in records)
+        assert len(records) > 7 and all(r["ward"] == "kita" for r in records)  # three parts at least
         assert lines[-1]["checkpoint"]["position"] >= records[-1]["position"]
-        zipped = await client.get("/v1/audit/export", params={"format": "csv"}, headers=auditor)
+        assert lines[-2] == {"kind": "summary", "count": len(records), "query_ids": lines[-2]["query_ids"]}
+        assert lines[-2]["query_ids"][0] == lines[0]["query_id"] and len(lines[-2]["query_ids"]) >= 3
+        zipped = await client.get("/v1/audit/export", params={"format": "csv", "limit": 30}, headers=auditor)
         with zipfile.ZipFile(io.BytesIO(zipped.content)) as zf:
-            assert {"records.csv", "checkpoint.json", "public_keys.json"} <= set(zf.namelist())
-            assert zf.read("records.csv").decode("utf-8-sig").count("\n") >= 80
+            assert {"records.csv", "checkpoint.json", "public_keys.json", "export.json"} <= set(zf.namelist())
+            rows = list(csv.reader(io.StringIO(zf.read("records.csv").decode("utf-8-sig"), newline="")))
+            assert len(rows) == 31 and rows[0][:2] == ["position", "stream"]  # the limit, in parts of 3, 4, 4 ...
+            zip_meta = json.loads(zf.read("export.json"))
+            assert zip_meta["count"] == 30 and len(zip_meta["query_ids"]) == 1 + 7
 
         verified = (await client.post("/v1/audit/verify", headers=auditor)).json()
         assert verified["ok"] and verified["records"] >= 80 and verified["checkpoints_checked"] >= 1
@@ -190,10 +199,24 @@ async def test_auditors_query_export_and_verify_and_every_query_is_recorded(
                 "/v1/audit/records", params={"event_type": "audit.query_performed", "limit": 100}, headers=auditor
             )
         ).json()["records"]
-        assert len(looked) == 11 and all(r["actor_id"] == "A0001" for r in looked)  # the 403 and the 422 read nothing
         exports = [r["event"] for r in looked if r["event"]["endpoint"] == "export"]
+        # every query once (the 403 and the 422 read nothing), an export once per part, recorded before it was sent
+        assert len(looked) == 9 + len(exports) and all(r["actor_id"] == "A0001" for r in looked)
         assert {e["export_format"] for e in exports} == {"csv", "jsonl"}
-        assert exports[0]["filters"]["ward"] == "kita" and exports[0]["result_count"] == len(records)
+        kita = [e for e in exports if e["export_format"] == "jsonl"]
+        assert [e["query_id"] for e in kita] == lines[-2]["query_ids"] and all(
+            e["filters"]["ward"] == "kita" for e in kita
+        )
+        sent = [r["position"] for r in records]
+        assert [e["result_count"] for e in kita] == [3] + [4] * (len(kita) - 2) + [len(sent) - 3 - 4 * (len(kita) - 2)]
+        at = 0
+        for e in kita:  # each part's record names exactly the positions it sent
+            assert (e["first_position"], e["last_position"]) == (sent[at], sent[at + e["result_count"] - 1])
+            at += e["result_count"]
+        csv_parts = [e for e in exports if e["export_format"] == "csv"]
+        assert [e["query_id"] for e in csv_parts] == zip_meta["query_ids"] and sum(
+            e["result_count"] for e in csv_parts
+        ) == 30
         runs = (
             await client.get("/v1/audit/records", params={"event_type": "audit.verification_run"}, headers=auditor)
         ).json()["records"]

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,11 @@ from madoguchi_audit.schema import READER
 
 MAX_PAGE = 1000
 MAX_EXPORT = 100_000
+# An export is streamed in parts read by keyset (position): the first part is small, so the first byte leaves
+# after one short index walk whatever the log's size and the export's; each part is recorded as read before it is
+# sent (api.export), and memory holds one part, not the whole export.
+FIRST_PART = 100
+PART = 2_000
 COUNT_CAP = 1_000  # a page's total is exact up to this many matches (20 pages of 50)
 
 _SELECT = f"""SELECT position, stream, stream_seq, subject, parsed, event_id, type, occurred_at, municipality,
@@ -176,6 +182,25 @@ async def fetch_page(
         return await conn.fetch(sql, *args)
 
 
+async def export_parts(
+    pool: asyncpg.Pool, schema: str, filters: QueryFilters, scope: Scope, limit: int
+) -> AsyncGenerator[list[asyncpg.Record], None]:
+    """An export's records in log order, up to `limit`, as parts (FIRST_PART records, then PART), each one page by
+    keyset after the last, on a pooled connection taken for that page only (a slow download holds none); the last
+    part may be empty (an export that matches nothing yields one empty part)."""
+    page = filters.model_copy(update={"newest_first": False, "before": None})
+    done, want = 0, min(FIRST_PART, limit)
+    while True:
+        async with pool.acquire() as conn:
+            got = await fetch_page(conn, schema, page, scope, want)
+        done += len(got)
+        yield got
+        if len(got) < want or done >= limit:
+            return
+        page = page.model_copy(update={"after": got[-1]["position"]})
+        want = min(PART, limit - done)
+
+
 async def fetch_one(conn: db.Connection, schema: str, position: int, scope: Scope) -> asyncpg.Record | None:
     filters = QueryFilters(position_from=position, position_to=position)
     rows = await fetch_page(conn, schema, filters, scope, 1)
@@ -224,34 +249,82 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def export_jsonl(records: list[dict], checkpoint: dict | None, meta: dict) -> bytes:
-    """JSON Lines: a header line, one line per record, then the covering checkpoint line."""
-    out = io.StringIO()
-    out.write(json.dumps({"kind": "export", **meta}, ensure_ascii=False) + "\n")
-    for rec in records:
-        out.write(json.dumps({"kind": "record", **rec}, ensure_ascii=False) + "\n")
-    out.write(json.dumps({"kind": "checkpoint", "checkpoint": checkpoint}, ensure_ascii=False) + "\n")
-    return out.getvalue().encode()
+def jsonl_lines(records: Iterable[dict]) -> bytes:
+    """Records as JSON Lines (one line each, kind "record")."""
+    return "".join(json.dumps({"kind": "record", **rec}, ensure_ascii=False) + "\n" for rec in records).encode()
 
 
-def export_csv_zip(records: list[dict], checkpoint: dict | None, meta: dict, public_keys: dict[str, str]) -> bytes:
-    """A zip: records.csv (UTF-8 with BOM, for Excel), checkpoint.json, public_keys.json, README.txt."""
+def jsonl_head(meta: dict) -> bytes:
+    return (json.dumps({"kind": "export", **meta}, ensure_ascii=False) + "\n").encode()
+
+
+def jsonl_tail(checkpoint: dict | None, summary: dict) -> bytes:
+    """After the records: the summary (count, the query id of each part) and the covering checkpoint, last."""
+    return (
+        json.dumps({"kind": "summary", **summary}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"kind": "checkpoint", "checkpoint": checkpoint}, ensure_ascii=False)
+        + "\n"
+    ).encode()
+
+
+def csv_text(records: Iterable[dict], header: bool = False) -> str:
+    """Records as CSV rows (CSV_COLUMNS), formula-looking cells made inert; with the column names first if asked."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    if header:
+        writer.writerow(CSV_COLUMNS)
     for rec in records:
         row = [rec.get(c) for c in CSV_COLUMNS]
         if rec.get("data") is None:
             row[-1] = "base64:" + rec.get("data_base64", "")
         writer.writerow([_csv_cell(v) for v in row])
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("records.csv", "\ufeff" + text.getvalue())
-        zf.writestr("checkpoint.json", json.dumps(checkpoint, ensure_ascii=False, indent=2))
-        zf.writestr("public_keys.json", json.dumps(public_keys, indent=2))
-        zf.writestr("export.json", json.dumps(meta, ensure_ascii=False, indent=2))
-        zf.writestr("README.txt", README_TXT)
-    return buf.getvalue()
+    return text.getvalue()
+
+
+class _Sink(io.RawIOBase):
+    """Where a streamed zip is written: the bytes are taken away part by part (not seekable: zipfile then writes
+    data descriptors after each member)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.chunks.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        out = b"".join(self.chunks)
+        self.chunks.clear()
+        return out
+
+
+class CsvZip:
+    """A zip written as it goes: records.csv (UTF-8 with BOM, for Excel) part by part, then checkpoint.json,
+    public_keys.json, export.json and README.txt once the records are all there."""
+
+    def __init__(self) -> None:
+        self._sink = _Sink()
+        self._zip = zipfile.ZipFile(self._sink, "w", compression=zipfile.ZIP_DEFLATED)
+        self._csv = self._zip.open("records.csv", "w", force_zip64=True)
+        self._csv.write("\ufeff".encode() + csv_text((), header=True).encode())
+
+    def records(self, records: Iterable[dict]) -> bytes:
+        self._csv.write(csv_text(records).encode())
+        return self._sink.take()
+
+    def close(self, checkpoint: dict | None, meta: dict, public_keys: dict[str, str]) -> bytes:
+        self._csv.close()
+        self._zip.writestr("checkpoint.json", json.dumps(checkpoint, ensure_ascii=False, indent=2))
+        self._zip.writestr("public_keys.json", json.dumps(public_keys, indent=2))
+        self._zip.writestr("export.json", json.dumps(meta, ensure_ascii=False, indent=2))
+        self._zip.writestr("README.txt", README_TXT)
+        self._zip.close()
+        return self._sink.take()
 
 
 README_TXT = """Madoguchi audit log export / 操作ログの抽出結果
@@ -269,10 +342,10 @@ audit service to verify the whole chain (madoguchi audit verify) to link them.
 """
 
 
-def meta(filters: QueryFilters, count: int, generated_at: datetime, query_id: UUID) -> dict:
+def meta(filters: QueryFilters, generated_at: datetime, query_id: UUID) -> dict:
+    """What an export says first: its (first part's) query id, when, and the filters; the count comes at the end."""
     return {
         "query_id": str(query_id),
         "generated_at": generated_at.isoformat(),
-        "count": count,
         "filters": json.loads(filters.model_dump_json(exclude_none=True)),
     }
