@@ -112,20 +112,31 @@ class AlertEngine:
         self._wake.set()
         await asyncio.wait_for(self._idle.wait(), timeout)
 
+    WINDOW = 50_000  # log positions looked at per step (the log has no index on type alone: a range of positions)
+
     async def step(self, limit: int = 1000) -> int:
-        """Fold the next batch of relevant log records; returns how many were read."""
+        """Fold the next batch of relevant log records; returns how many positions it moved (0: caught up)."""
         async with self.pool.acquire() as conn:
+            top = await conn.fetchval(
+                f'SELECT position FROM "{self.schema}".chain_head WHERE log_id = $1', self.settings.log_id
+            )
+            if top is None or top <= self.position:
+                return 0
+            end = min(top, self.position + self.WINDOW)  # committed with the head: every record up to it is there
             rows = await conn.fetch(
                 f'''SELECT position, stream_seq, type, data FROM "{self.schema}".log
-                    WHERE position > $1 AND type = ANY($2::text[])
+                    WHERE position > $1 AND position <= $2 AND type = ANY($3::text[])
                       AND NOT EXISTS (SELECT 1 FROM "{self.schema}".duplicate d WHERE d.position = log.position)
-                    ORDER BY position LIMIT $3''',
+                    ORDER BY position LIMIT $4''',
                 self.position,
+                end,
                 self._types,
                 limit,
             )
-        if not rows:
-            return 0
+        start = self.position
+        if not rows:  # nothing for the rules up to `end`: move on (stored with the next save)
+            self.position = end
+            return end - start
         outs: list[alerts.Out] = []
         alert_events: list[tuple[int, Event]] = []
         for row in rows:
@@ -137,8 +148,8 @@ class AlertEngine:
                 alert_events.append((row["position"], event))
             outs += alerts.fold(self.state, event, row["stream_seq"], self.rules)
         await self._append(outs)
-        await self._save(rows[-1]["position"], alert_events)
-        return len(rows)
+        await self._save(rows[-1]["position"] if len(rows) == limit else end, alert_events)
+        return self.position - start
 
     async def tick(self) -> None:
         outs = alerts.tick(self.state, self.clock(), self.rules)

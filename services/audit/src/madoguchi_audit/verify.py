@@ -887,7 +887,10 @@ async def verify_all(
         )
     report.redacted = (
         await conn.fetchval(
-            f'SELECT count(*) FROM "{settings.schema_name}".log WHERE type = $1 AND position BETWEEN $2 AND $3',
+            # through (municipality, type, position): each municipality the log holds (hour_span names them)
+            f'SELECT count(*) FROM "{settings.schema_name}".log WHERE municipality = ANY(ARRAY('
+            f'SELECT DISTINCT municipality FROM "{settings.schema_name}".hour_span)) '
+            "AND type = $1 AND position BETWEEN $2 AND $3",
             "admin.text_erased",
             report.from_position,
             report.to_position,
