@@ -154,3 +154,66 @@ async def test_the_service_logs_in_as_its_own_role_which_can_append_and_nothing_
             )
         }
         assert members == {schema.WRITER, schema.READER}
+
+
+async def test_retention_drops_whole_day_partitions_that_are_all_archived_and_the_chain_verifies_across_the_cut(
+    nc, js, pg_pool, audit_settings
+):
+    """Days of writing older than the retention whose records are all archived go as whole partitions (an empty old
+    day too); the day the archived range ends in keeps its newer records (the archived ones deleted row by row)."""
+    audit = audit_settings.model_copy(update={"checkpoint_every": 20, "ingest_batch": 20})
+    await _log_with_rows(nc, js, pg_pool, audit, n=100)
+    middle = datetime.now(UTC)
+    await publish(js, sample_events(audit.municipality, 30, seed=9))  # signed after `middle`: kept
+    async with running_ingest(audit, nc, pg_pool) as ingest:
+        await ingest.wait_idle()
+    t = f'"{audit.schema_name}"'
+    today = middle.date()
+    old, older, oldest = today - timedelta(days=35), today - timedelta(days=40), today - timedelta(days=45)
+    async with pg_pool.acquire() as conn:
+        top = await conn.fetchval(f"SELECT max(position) FROM {t}.log")
+        assert top > 110
+        # As if written on earlier days: 1..40 forty days ago, 41..110 thirty-five days ago (the row's day is its
+        # partition, not part of the hashed header; moved by a superuser with the trigger off, a test's setup).
+        await conn.execute(f"SELECT {t}.ensure_log_days($1, $2)", oldest, old)
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute(f"UPDATE {t}.log SET day = $1 WHERE position <= 40", older)
+            await conn.execute(f"UPDATE {t}.log SET day = $1 WHERE position BETWEEN 41 AND 110", old)
+
+        async def partitions() -> set[str]:
+            return {
+                r["relname"]
+                for r in await conn.fetch(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = $1::regclass",
+                    f"{t}.log",
+                )
+            }
+
+        name = "log_{:%Y%m%d}".format
+        before = await partitions()
+        assert {name(oldest), name(older), name(old), name(today)} <= before
+        result = await retention.archive(
+            conn, audit, js, now=middle + timedelta(days=30), delete=True, retention_days=30
+        )
+        assert result is not None and result.report.ok and result.deleted, result and result.report.lines()
+        assert result.from_position == 1 and 40 < result.to_position < 110, result.to_position
+        # The forty-days-ago day (all archived) and every empty day before today went whole (the ones made between
+        # them and yesterday's); the day the range ends in stays with its newer records; today (after the cutoff) and
+        # the days ahead stay.
+        gone = {p for p in before if p < name(today)} - {name(old)}
+        assert {name(oldest), name(older)} <= gone and set(result.partitions_dropped) == gone
+        assert await partitions() == before - gone
+        kept = [r["position"] for r in await conn.fetch(f'SELECT position FROM {t}."{name(old)}" ORDER BY position')]
+        assert kept == list(range(result.to_position + 1, 111))
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}.log") == top - result.to_position
+        assert await conn.fetchval(f"SELECT deleted_at IS NOT NULL FROM {t}.archive") is True
+
+        keyring = checkpoints.load_keyring(audit)
+        found = await checkpoints.gather(audit, conn)
+        report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found, keyring)
+        assert report.ok and report.from_position == result.to_position + 1 and report.to_position == top, (
+            report.lines()
+        )
+        assert (await retention.verify_archive(result.path, keyring, audit.log_id)).records == result.records

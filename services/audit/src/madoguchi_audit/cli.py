@@ -343,6 +343,7 @@ def archive_cmd(
         f"archive {result.path}: positions {result.from_position}..{result.to_position}, "
         f"{result.records} records, {'verified' if result.report.ok else 'NOT VERIFIED'}"
         + (", deleted from the table" if result.deleted else "")
+        + (f" ({len(result.partitions_dropped)} day partitions dropped whole)" if result.partitions_dropped else "")
     )
     if not result.report.ok:
         typer.echo("\n".join(result.report.lines()), err=True)

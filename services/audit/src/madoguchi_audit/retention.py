@@ -9,9 +9,15 @@ The city sets the retention period (MADOGUCHI_AUDIT_RETENTION_DAYS). A run:
    `<archive_dir>/<log_id>-<from>-<to>.jsonl.gz` (fsynced), reads the file back and verifies it
    with the same verifier as the table, ending on the signed checkpoint;
 3. records the archive (table row + `audit.archive_made` event);
-4. only when asked to (`delete=True`) and only after 2.-3., deletes the range AS THE OWNER ROLE
-   with the retention flag set: the append-only trigger lets exactly that through (a verified
-   archive covers each deleted row) and refuses everything else; then `audit.archived_records_deleted`.
+4. only when asked to (`delete=True`) and only after 2.-3., removes the range AS THE OWNER ROLE, in one
+   transaction: every day partition of the log (a day of writing, schema.PARTITION_BY_DAY_SQL) older than
+   the retention whose records all lie in the archived range (or that holds none) is dropped whole, which
+   costs nothing per record; what is left of the range (in the partition the range ends in) is deleted
+   with the retention flag set, which the append-only trigger lets through for exactly the rows a
+   verified archive covers and refuses for everything else. The records removed must add up to the
+   archive's, else nothing is removed. Then `audit.archived_records_deleted`. The table's new first
+   record chains from the archive's closing signed checkpoint either way, so the chain verifies across
+   the cut as before.
 
 The application role (audit_writer) can never delete; the person running retention needs the
 owner role, which is the point: deletion is a deliberate, recorded act.
@@ -24,6 +30,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,12 +41,15 @@ import asyncpg
 from madoguchi_shared import db
 from madoguchi_shared import bus
 from madoguchi_shared.events import parse_event
+from madoguchi_shared.logging import get_logger
 from madoguchi_shared.events.audit import ArchivedRecordsDeleted, ArchiveMade, CheckpointSigned
 
 from madoguchi_audit import chain, checkpoints, verify
 from madoguchi_audit.checkpoints import SERVICE_ACTOR
 from madoguchi_audit.config import AuditSettings
 from madoguchi_audit.schema import OWNER, READER, RETENTION_FLAG
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -51,6 +61,7 @@ class ArchiveResult:
     records: int
     report: verify.Report
     deleted: bool = False
+    partitions_dropped: tuple[str, ...] = ()  # day partitions removed whole
 
 
 def _row_json(r: asyncpg.Record) -> dict:
@@ -256,12 +267,12 @@ async def archive(
             ),
         )
     if delete:
-        async with conn.transaction():
-            await conn.execute(f"SET LOCAL ROLE {OWNER}")
-            await conn.execute(f"SET LOCAL {RETENTION_FLAG} = 'verified-archive'")
-            deleted = await conn.execute(f"DELETE FROM {q}.log WHERE position BETWEEN $1 AND $2", first, end)
-            await conn.execute(f"UPDATE {q}.archive SET deleted_at = now() WHERE archive_id = $1", archive_id)
-        result.deleted = deleted == f"DELETE {count}"
+        try:
+            result.partitions_dropped = await _remove(conn, q, archive_id, (first, end), count, cutoff)
+            result.deleted = True
+        except _Mismatch as exc:
+            log.error("audit.retention_not_deleted", detail=str(exc))
+            return result
         if js is not None:
             await bus.append(
                 js,
@@ -276,3 +287,45 @@ async def archive(
                 ),
             )
     return result
+
+
+class _Mismatch(Exception):
+    """The records about to be removed are not exactly the archive's: the transaction is rolled back."""
+
+
+_PARTITION = re.compile(r"log_([0-9]{8})")
+
+
+async def _remove(
+    conn: db.Connection, q: str, archive_id: str, span: tuple[int, int], count: int, cutoff: datetime
+) -> tuple[str, ...]:
+    """Remove the archived range [first, end] as the owner: whole day partitions older than the cutoff that hold
+    only archived records (or none) are dropped, the rest of the range is deleted row by row through the trigger.
+    Returns the partitions dropped; raises _Mismatch (nothing removed) unless exactly `count` records went."""
+    first, end = span
+    dropped: list[str] = []
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL ROLE {OWNER}")
+        await conn.execute(f"SET LOCAL {RETENTION_FLAG} = 'verified-archive'")
+        removed = 0
+        parts = await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = $1::regclass ORDER BY c.relname",
+            f"{q}.log",
+        )
+        for part in parts:
+            name = part["relname"]
+            m = _PARTITION.fullmatch(name)
+            if m is None or datetime.strptime(m.group(1), "%Y%m%d").date() >= cutoff.astimezone(UTC).date():
+                continue
+            low, high, n = await db.fetch_one(conn, f'SELECT min(position), max(position), count(*) FROM {q}."{name}"')
+            if n == 0 or (low >= first and high <= end):
+                await conn.execute(f'DROP TABLE {q}."{name}"')
+                dropped.append(name)
+                removed += n
+        status = await conn.execute(f"DELETE FROM {q}.log WHERE position BETWEEN $1 AND $2", first, end)
+        removed += int(status.split()[-1])
+        if removed != count:
+            raise _Mismatch(f"{removed} records would go for an archive of {count}")
+        await conn.execute(f"UPDATE {q}.archive SET deleted_at = now() WHERE archive_id = $1", archive_id)
+    return tuple(dropped)
