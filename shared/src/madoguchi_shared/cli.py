@@ -13,16 +13,23 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
 from madoguchi_shared.settings import Settings
 
 if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
     from madoguchi_shared.events.admin import DisableReason
+    from madoguchi_shared.events.base import Actor
+    from madoguchi_shared.supervisor import Supervisor
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Madoguchi（窓口）: operations platform for My Number card support desks and phone lines.",
@@ -64,7 +71,7 @@ def schema_export(directory: Path) -> None:
     from madoguchi_shared.events import REGISTRY, adapter
 
     directory.mkdir(parents=True, exist_ok=True)
-    catalog = []
+    catalog: list[dict[str, str]] = []
     for name in sorted(REGISTRY):
         cls = REGISTRY[name]
         schema = cls.model_json_schema()
@@ -118,6 +125,7 @@ def staff_add(
     """Create (or reset) a staff account, e.g. the first manager."""
     from madoguchi_shared import auth, bus
     from madoguchi_shared.events.base import Role
+    from madoguchi_shared.nats_typed import jetstream
 
     settings = Settings()
     roles = [Role(r) for r in role]
@@ -125,7 +133,7 @@ def staff_add(
 
     async def go() -> None:
         nc = await bus.connect_tool(settings.nats_url, name="madoguchi-cli")
-        js = nc.jetstream()
+        js = jetstream(nc)
         await bus.ensure_streams(js, settings.stream_replicas)
         await auth.add_staff(
             js,
@@ -144,20 +152,21 @@ def staff_add(
     typer.echo(f"staff {staff_id}: roles {', '.join(r.value for r in roles)}; wards {', '.join(ward) or 'all'}")
 
 
-def _staff_run(work, municipality: str | None):
+def _staff_run(work: Callable[[JetStreamContext, Settings, str, Actor], Awaitable[T]], municipality: str | None) -> T:
     """Run `work(js, settings, municipality, actor)` against the bus, as the command line
     (an administrator at the machine; events name the actor `cli`)."""
     from madoguchi_shared import bus
     from madoguchi_shared.errors import DomainError
     from madoguchi_shared.events.base import Actor, Role
+    from madoguchi_shared.nats_typed import jetstream
 
     settings = Settings()
     m = municipality or settings.municipality
 
-    async def go():
+    async def go() -> T:
         nc = await bus.connect_tool(settings.nats_url, name="madoguchi-cli")
         try:
-            js = nc.jetstream()
+            js = jetstream(nc)
             await bus.ensure_streams(js, settings.stream_replicas)
             return await work(js, settings, m, Actor(id="cli", role=Role.administrator))
         finally:
@@ -178,7 +187,7 @@ def staff_list(municipality: MunicipalityOpt = None) -> None:
     """Every staff account: roles, wards, status and who is cleared for the desk and the phone (ORG-4)."""
     from madoguchi_shared import auth, staff
 
-    async def work(js, settings, m, actor):
+    async def work(js: JetStreamContext, settings: Settings, m: str, actor: Actor) -> list[dict[str, Any]]:
         directory = await auth.AccountDirectory(js).start()
         try:
             return await staff.list_staff(js, directory, staff.training_plan(settings, m), m)
@@ -252,7 +261,7 @@ def staff_train(
 
     day = date.fromisoformat(on) if on else date.today()
 
-    async def work(js, settings, m, actor):
+    async def work(js: JetStreamContext, settings: Settings, m: str, actor: Actor) -> tuple[int, bool | None]:
         plan = staff.training_plan(settings, m)
         keys = [i.key for i in plan.items] if item == ["all"] else item
         for key in keys:
@@ -378,14 +387,15 @@ def nats_users() -> None:
 def streams() -> None:
     """Create or update the JetStream streams."""
     from madoguchi_shared import bus
+    from madoguchi_shared.nats_typed import jetstream
 
     settings = Settings()
 
     async def go() -> None:
         nc = await bus.connect_tool(settings.nats_url, name="madoguchi-cli")
-        await bus.ensure_streams(nc.jetstream(), settings.stream_replicas)
+        await bus.ensure_streams(jetstream(nc), settings.stream_replicas)
         for spec in bus.STREAMS:
-            info = await nc.jetstream().stream_info(spec.name)
+            info = await jetstream(nc).stream_info(spec.name)
             typer.echo(f"{spec.name:10s} {','.join(spec.subjects):14s} messages={info.state.messages}")
         await nc.drain()
 
@@ -507,7 +517,7 @@ def run(
     env = dict(os.environ)
     supervisor = Supervisor(echo=lambda line: typer.echo(line, err=True))
 
-    def stop_all(*_args) -> None:
+    def stop_all(*_args: object) -> None:
         if supervisor.stopping:
             return
         # A second Ctrl-C or TERM while stopping (an impatient user, a wrapper script forwarding
@@ -518,13 +528,13 @@ def run(
         supervisor.stop()
         typer.echo("stopped; data kept in " + str(data))
 
-    def on_term(*_args) -> None:
+    def on_term(*_args: object) -> None:
         stop_all()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        names = []
+        names: list[str] = []
         for name, ep in sorted(service_factories().items()):
             if only and name not in only:
                 continue
@@ -536,6 +546,7 @@ def run(
             names.append(name)
         nats_url = settings.nats_url
         loopback = None
+        pg: PostgresServer | None = None  # embedded: the single node, or the cluster's primary
         if embedded and cluster:
             from madoguchi_shared.cluster import LoopbackCluster, tls_env, wait_for_meta_leader
 
@@ -591,7 +602,7 @@ def run(
         run_dir = data / "run"
         run_dir.mkdir(exist_ok=True)
         service_env = {name: env for name in names}
-        if embedded:  # least privilege: a login role per service, migrations by a separate owner role
+        if pg is not None:  # embedded; least privilege: a login role per service, migrations by a separate owner role
             from madoguchi_shared import db
 
             dsns = asyncio.run(db.provision(pg.dsn, data / "secrets", names))
@@ -603,6 +614,8 @@ def run(
                 )
             service_env = {name: {**env, "MADOGUCHI_PG_DSN": dsns[name]} for name in names}
         if loopback is not None:  # each service presents its own certificate to the bus
+            from madoguchi_shared.cluster import tls_env
+
             service_env = {name: {**service_env[name], **tls_env(loopback.material, name)} for name in names}
         for name in names:
             port = getattr(settings, f"{name}_port")
@@ -632,7 +645,13 @@ def run(
 
 
 def _edge_children(
-    supervisor, settings: Settings, env: dict[str, str], run_dir: Path, desks: list[str], *, with_console: bool
+    supervisor: Supervisor,
+    settings: Settings,
+    env: dict[str, str],
+    run_dir: Path,
+    desks: list[str],
+    *,
+    with_console: bool,
 ) -> list[str]:
     """A desk edge per desk (as its laptop runs it, services/desk/EDGE.md) on ports 8111, 8112, ..., each
     with a console of its own (8110, 8120, ...) whose desk screen and calling display read the edge."""
@@ -651,7 +670,7 @@ def _edge_children(
             )
             self.pid_file.write_text(str(self.proc.pid))
 
-    lines = []
+    lines: list[str] = []
     for i, desk in enumerate(desks):
         port, console_port = settings.desk_port + 10 + i, settings.console_port + 10 * (i + 1)
         supervisor.add(
