@@ -40,9 +40,11 @@ from functools import partial
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 
 from madoguchi_shared import db
 from madoguchi_shared import subjects
@@ -50,6 +52,7 @@ from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import Event
 from madoguchi_shared.dlq import ALERT_RULE, dead_letter, describe_error, raise_alert
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.nats_typed import jetstream
 from madoguchi_shared.read_events import read_event
 from madoguchi_shared.projection_store import (
     APPLIED_EVENTS_SQL,
@@ -77,7 +80,7 @@ class Prepared:
     """A parsed batch: the events to apply, the unreadable messages, the last sequence it covers."""
 
     good: list[Stored]
-    bad: list
+    bad: list[tuple[StoredMessage, Event | None, BaseException]]
     by_seq: dict[int, StoredMessage]
     last: int
 
@@ -169,7 +172,7 @@ class Projection:
             await conn.execute(DEAD_LETTERS_SQL.format(schema=self.schema))
             await conn.execute(APPLIED_EVENTS_SQL.format(schema=self.schema))
 
-    async def target(self, js) -> int:
+    async def target(self, js: JetStreamContext) -> int:
         """The last sequence this projection must reach: the stream's last message on its filters."""
         info = await js.stream_info(self.stream)
         last = info.state.last_seq
@@ -217,7 +220,7 @@ class Projection:
 
     async def _refresh_last_seq(self, nc: NATS) -> None:
         try:
-            info = await nc.jetstream().stream_info(self.stream)
+            info = await jetstream(nc).stream_info(self.stream)
             self.stream_last_seq = info.state.last_seq
         except Exception:  # noqa: BLE001
             pass
@@ -287,7 +290,9 @@ class Projection:
         self.dead_lettered += dead
         self.duplicates += skipped
 
-    async def _transaction(self, nc, conn, batch: Prepared, *, isolate: bool) -> tuple[int, int, int] | None:
+    async def _transaction(
+        self, nc: NATS, conn: db.Connection, batch: Prepared, *, isolate: bool
+    ) -> tuple[int, int, int] | None:
         """One transaction: lock the position, skip what is applied (by position, by event id), apply
         (isolating poison), dead-letter, store the position. None when the position was past it."""
         good, bad, last = batch.good, batch.bad, batch.last
@@ -309,6 +314,7 @@ class Projection:
                 bad = [b for b in bad if b[0].seq > stored]
             # duplicates by event id (an outbox re-send): the ids this projection never applied, recorded
             # here (one query, one COPY: the position's row is locked, no other replica records them meanwhile)
+            first: dict[UUID, Stored]
             total, first = len(good), {}
             for s in good:
                 first.setdefault(s.event.event_id, s)
@@ -354,7 +360,9 @@ class Projection:
             )
         return int(done.split()[-1])
 
-    async def _isolate(self, conn, items: list[Stored], failed: list) -> None:
+    async def _isolate(
+        self, conn: db.Connection, items: list[Stored], failed: list[tuple[Stored, BaseException]]
+    ) -> None:
         """Apply `items`, bisecting (a savepoint per part) down to the events that fail on their own."""
         try:
             async with conn.transaction():
@@ -369,7 +377,9 @@ class Projection:
             await self._isolate(conn, items[:mid], failed)
             await self._isolate(conn, items[mid:], failed)
 
-    async def _dead_letter(self, nc, conn, msg: StoredMessage, event: Event | None, exc: BaseException) -> None:
+    async def _dead_letter(
+        self, nc: NATS, conn: db.Connection, msg: StoredMessage, event: Event | None, exc: BaseException
+    ) -> None:
         reason = describe_error(exc)
         await dead_letter(nc, self.name, msg.subject, msg.seq, msg.data, exc)
         await conn.execute(
