@@ -101,14 +101,14 @@ async def _solve(plan: _Call, request: Request, values: dict[str, Any], solved: 
     """Fill `values` with `plan`'s dependencies, each called once per request (`solved`)."""
     for dep in plan.dependencies:
         if dep.cache and dep.call in solved:
-            values[dep.name] = solved[dep.call]  # type: ignore[index]
+            values[dep.name] = solved[dep.call]  # type: ignore[index] - a sub-dependency always has a name (_plan)
             continue
         args: dict[str, Any] = {}
         if dep.request_name:
             args[dep.request_name] = request
         await _solve(dep, request, args, solved)
         value = solved[dep.call] = await dep.call(**args)
-        values[dep.name] = value  # type: ignore[index]
+        values[dep.name] = value  # type: ignore[index] - a sub-dependency always has a name (_plan)
 
 
 def _json_body(request: Request) -> bool:

@@ -122,6 +122,7 @@ def struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
         if info.is_required():
             fields.append((name, tp, msgspec.NODEFAULT))
         elif info.default_factory is not None:
+            # pydantic types a factory as maybe taking the validated data; the events' factories take none
             fields.append((name, tp, msgspec.field(default_factory=cast(Any, info.default_factory))))
         else:
             default = info.default
@@ -158,13 +159,13 @@ def read_event(raw: bytes) -> Event:
         try:
             e = _DECODER.decode(raw)
             if not UPCASTERS or (_TAG_OF[type(e)], e.version) not in UPCASTERS:
-                return cast(Event, e)
+                return cast(Event, e)  # the Struct: the model's fields and values, read as its model
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass
     # Not in the Structs' spelling: the model decides (and explains); what it accepts is read canonically.
     event = parse_event(raw)
     try:
-        return cast(Event, _DECODER.decode(dump_event(event)))
+        return cast(Event, _DECODER.decode(dump_event(event)))  # as above: the Struct, read as its model
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ValueError(f"{event.type}: not readable by the read side: {exc}") from None
 
@@ -176,7 +177,7 @@ def as_model(e: M) -> M:
     """The pydantic model of an event (or value object) read by `read_event`, for its methods."""
     if isinstance(e, msgspec.Struct):
         model = MODEL_OF[type(e)]
-        return cast(M, model.model_validate_json(msgspec.json.encode(e)))
+        return cast(M, model.model_validate_json(msgspec.json.encode(e)))  # MODEL_OF: the model `e` was read as
     return e
 
 
@@ -201,7 +202,7 @@ def keyed(table: Mapping[type, V]) -> dict[type, V]:
 
 def model(e: T) -> type[T]:
     """The model class of an event read by `read_event` (or of a model instance): what handlers dispatch on."""
-    return cast(type[T], MODEL_OF.get(type(e)) or type(e))
+    return cast(type[T], MODEL_OF.get(type(e)) or type(e))  # a Struct's model: the type `e` is read as
 
 
 __all__ = ["read_event", "as_model", "is_a", "keyed", "model", "struct_of", "MODEL_OF"]
