@@ -25,6 +25,12 @@ MN = FIRST11 + str(my_number_check_digit(FIRST11))
 def router() -> APIRouter:
     r = APIRouter(prefix="/v1")
 
+    @r.get("/items/{item}")
+    async def item(item: str, principal: Annotated[Principal, Depends(require())]):
+        from madoguchi_shared.errors import Invalid
+
+        raise Invalid(f"備品一覧にない項目です: {item}")  # a refusal quoting what was typed
+
     @r.get("/wards/{ward}/summary")
     async def summary(ward: str, request: Request, principal: Annotated[Principal, Depends(require())]):
         await principal.check_ward(request, ward)
@@ -153,3 +159,15 @@ async def test_a_staff_id_holding_personal_data_is_refused(client, settings, js,
     assert re.sub(r"[^0-9]", "", staff_id) not in re.sub(r"[^0-9]", "", await _admin_stream_text(js, municipality))
     ok = await client.post("/v1/staff", json={"staff_id": "S0101", "roles": ["auditor"]}, headers=headers)
     assert ok.status_code in (200, 201), ok.text
+
+
+async def test_a_refusal_quoting_personal_data_leaves_it_out(client, settings, js, municipality) -> None:
+    headers = await staff_headers(js, settings, municipality, "S9", [Role.supporter], ["chuo"])
+    for typed in (MN, "090-1234-5678", "taro@example.jp"):
+        answer = await client.get(f"/v1/items/{typed}", headers=headers)
+        assert answer.status_code == 422
+        detail = answer.json()["detail"]
+        assert detail.startswith("備品一覧にない項目です: ") and "個人情報のため省略" in detail, detail
+        assert typed not in answer.text and "5678" not in answer.text
+    answer = await client.get("/v1/items/tv", headers=headers)
+    assert answer.json()["detail"] == "備品一覧にない項目です: tv"

@@ -22,6 +22,11 @@ async def test_call5_note_with_a_phone_number_is_refused_422_and_nothing_stored(
         call_id = (await line.post("/v1/calls", line.phone_system, {}, expect=201))["call_id"]
         await line.post(f"/v1/calls/{call_id}/answer", line.operator, {"seat": "s1"})
         before = await line.raw_messages()
+        # a seat is recorded in events: a phone number typed as one is refused, not stored
+        r = await line.client.post("/v1/lines/main/seats/09087654321/sign-in", headers=line.operator2)
+        assert r.status_code == 422 and "4321" not in r.text, r.text
+        r = await line.client.post(f"/v1/calls/{call_id}/answer", headers=line.operator, json={"seat": "09087654321"})
+        assert r.status_code == 422 and "4321" not in r.text, r.text
         for body in (
             {"notes": "折り返しは 090-8765-4321 まで"},
             {"notes": "カード番号 1234 5678 9018 を読み上げた"},

@@ -151,6 +151,33 @@ async def test_desk7_free_text_with_my_number_refused_422_and_nothing_stored(set
         assert b"5678 9018" not in data and b"123456789018" not in data and b"example.jp" not in data
 
 
+async def test_ids_typed_by_a_person_hold_no_personal_data(settings, municipality, nc, js):
+    """An instruction's id is recorded in events and subjects: a My Number or a phone number typed
+    as one is refused (422), nothing is stored; an unknown equipment item typed as a phone number
+    is refused without echoing it."""
+    clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
+    manager = await auth(js, settings, municipality, "M1", Role.manager)
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("teine",))
+    window = {"start": "2021-05-06T09:00:00+09:00", "end": "2021-05-06T12:00:00+09:00", "reason": "pandemic"}
+    async with desk_app(settings, municipality, clock) as (_app, client):
+        for instruction_id in ("123456789018", "s-09012345678", "1234-5678-9018"):
+            r = await client.post(
+                "/v1/calendar/suspensions", headers=manager, json={"instruction_id": instruction_id, **window}
+            )
+            assert r.status_code == 422, r.text
+            assert "9018" not in r.text and "5678" not in r.text
+        ok(
+            await client.post("/v1/calendar/suspensions", headers=manager, json={"instruction_id": "s-0506", **window}),
+            201,
+        )
+        r = await client.post(
+            "/v1/desks/teine-1/equipment-checks", headers=s1, json={"phase": "opening", "missing": ["09012345678"]}
+        )
+        assert r.status_code == 422 and "5678" not in r.text and "個人情報" in r.json()["detail"]
+    async for _seq, subject, data, _headers in bus.load_filter(js, context_filter("desk", municipality)):
+        assert b"123456789018" not in data and b"09012345678" not in data and b"5678-9018" not in data, subject
+
+
 async def test_org4_untrained_staff_cannot_check_in(settings, municipality, js):
     clock = FakeClock(datetime(2021, 4, 6, 8, 30, tzinfo=TOKYO))
     await train(js, municipality, "S7", passed=False)

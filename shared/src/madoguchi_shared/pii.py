@@ -68,6 +68,7 @@ __all__ = [
     "Finding",
     "PersonalDataFound",
     "check_free_text",
+    "TypedIdent",
     "find_personal_data",
     "is_valid_my_number",
     "my_number_check_digit",
@@ -1397,6 +1398,24 @@ FreeText = Annotated[
     StringConstraints(max_length=2000),
     AfterValidator(check_free_text),
     _ScreenBeforeValidation(),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Ids a person types (a seat, an instruction's id)
+# --------------------------------------------------------------------------------------------
+
+
+def _id_without_personal_data(value: str) -> str:
+    if sum(c.isdigit() for c in value) >= 10 and find_personal_data(value):
+        raise ValueError("IDに個人番号・電話番号と思われる数字は使えません（例: seat-3, s-2021-04）。")
+    return value
+
+
+# An id typed by a person and recorded in events (a seat number, a city instruction's id): the same
+# characters as an event's Ident, never a My Number or a phone number.
+TypedIdent = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$"), AfterValidator(_id_without_personal_data)
 ]
 
 

@@ -67,7 +67,16 @@ def _client_id(raw: bytes) -> str | None:
     return value
 
 
+def _redacted(detail: str) -> str:
+    """A refusal's detail may quote what was typed (「備品一覧にない項目です: …」): personal data in it
+    is left out, never echoed to the client."""
+    for finding in reversed(find_personal_data(detail)):
+        detail = detail[: finding.start] + "［個人情報のため省略］" + detail[finding.end :]
+    return detail
+
+
 def problem(status: int, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
+    detail = _redacted(detail)
     body = {
         "type": f"https://madoguchi.invalid/problems/{status}",
         "title": title,

@@ -29,7 +29,7 @@ from madoguchi_shared.events import calls as ev
 from madoguchi_shared.events.base import Ident
 from madoguchi_shared.events.desk import ProcedureStep
 from madoguchi_shared.hot import HotRoute
-from madoguchi_shared.pii import FreeText, check_fields_together
+from madoguchi_shared.pii import FreeText, TypedIdent, check_fields_together
 
 
 class _In(BaseModel):
@@ -55,7 +55,7 @@ class SignOutIn(_In):
 
 
 @lines_router.post("/{line}/seats/{seat}/sign-in", status_code=201, responses=problems(409))
-async def sign_in(line: Ident, seat: Ident, service: Service, principal: Operator, cid: CorrelationId) -> dict:
+async def sign_in(line: Ident, seat: TypedIdent, service: Service, principal: Operator, cid: CorrelationId) -> dict:
     """An operator takes a seat on the line (CALL-1)."""
     events = await service.sign_in(principal.municipality, principal.actor, line, seat, cid)
     return {"line": line, "seat": seat, "operator": principal.staff_id, "events": _events(events)}
@@ -63,7 +63,7 @@ async def sign_in(line: Ident, seat: Ident, service: Service, principal: Operato
 
 @lines_router.post("/{line}/seats/{seat}/sign-out", responses=problems(409))
 async def sign_out(
-    line: Ident, seat: Ident, body: SignOutIn, service: Service, principal: Operator, cid: CorrelationId
+    line: Ident, seat: TypedIdent, body: SignOutIn, service: Service, principal: Operator, cid: CorrelationId
 ) -> dict:
     """An operator leaves a seat; the last one leaving during hours raises the CALL-1 alert."""
     events = await service.sign_out(principal.municipality, principal.actor, line, seat, body.reason, cid)
@@ -205,7 +205,7 @@ class ReceiveIn(_In):
 
 
 class AnswerIn(_In):
-    seat: Ident
+    seat: TypedIdent
 
 
 class OpinionIn(_In):

@@ -28,7 +28,7 @@ from madoguchi_shared.events import desk as ev
 from madoguchi_shared.events import new_id, parse_event
 from madoguchi_shared.events.base import Ident, WallClockTime
 from madoguchi_shared.hot import HotRoute
-from madoguchi_shared.pii import FreeText
+from madoguchi_shared.pii import FreeText, TypedIdent
 from madoguchi_shared.web import correlation_id, event_stream, problems
 
 DayParam = Annotated[date | None, Query(alias="date", description="the desk-day (default: today in Asia/Tokyo)")]
@@ -72,7 +72,7 @@ calendar_router = APIRouter(prefix="/v1/calendar", tags=["calendar"], responses=
 
 
 class SuspendBody(Body):
-    instruction_id: Ident | None = None
+    instruction_id: TypedIdent | None = None
     start: AwareDatetime
     end: AwareDatetime | None = None
     desks: list[Ident] = []
@@ -81,7 +81,7 @@ class SuspendBody(Body):
 
 
 class DelayBody(Body):
-    instruction_id: Ident | None = None
+    instruction_id: TypedIdent | None = None
     start: AwareDatetime | None = None
     until: AwareDatetime
     desks: list[Ident] = []
