@@ -96,11 +96,11 @@ async def test_killing_the_writer_during_a_load_loses_and_doubles_nothing(
         )
         assert ids == len(events)
         # the auditors' hour spans, kept by the writer batch by batch across the kill, equal those of the records
-        spans = f'SELECT municipality, hour, first_position, last_position FROM "{audit.schema_name}".hour_span ORDER BY 1, 2'
+        spans = f'SELECT municipality, hour, first_position, last_position FROM "{audit.schema_name}".hour_span ORDER BY 1, 2, 3'
         kept = [tuple(r) for r in await conn.fetch(spans)]
         assert kept and kept == [
             tuple(r)
-            for r in await conn.fetch(f"{schema.HOUR_SPANS_SELECT.replace('FROM log', f'FROM {t}')} ORDER BY 1, 2")
+            for r in await conn.fetch(f"{schema.HOUR_SPANS_SELECT.replace('FROM log', f'FROM {t}')} ORDER BY 1, 2, 3")
         ]
         found = await checkpoints.gather(audit, conn, nc)
         report = await verify.verify_db(conn, audit.schema_name, audit.log_id, found, checkpoints.load_keyring(audit))

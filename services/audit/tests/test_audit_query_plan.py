@@ -112,6 +112,21 @@ def _empty(node: dict) -> bool:
     )
 
 
+def _walked(plan: dict) -> int:
+    """Records read from the log's partitions by index (every loop of every scan)."""
+    total = 0
+
+    def walk(node):
+        nonlocal total
+        if node.get("Index Name") and str(node.get("Relation Name", "")).startswith("log_"):
+            total += node.get("Actual Rows", 0) * node.get("Actual Loops", 1)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan)
+    return int(total)
+
+
 def _scans(plan: dict) -> list[tuple]:
     out = []
 
@@ -141,6 +156,8 @@ async def test_every_auditor_filter_pages_by_index_with_exact_results(pg_pool, a
         occurred = base + timedelta(minutes=position)
         if position == 29_990:
             occurred = base + timedelta(hours=3)  # sent late: an offline desk's event of the first day
+        if position == 29_995:
+            occurred = base + timedelta(minutes=28_100)  # sent late: an event of an hour written 1,895 records before
         kind = "desk.rare" if position % 997 == 0 else "desk.x"
         rows.append(
             (
@@ -232,5 +249,21 @@ async def test_every_auditor_filter_pages_by_index_with_exact_results(pg_pool, a
         )
         late = [r["position"] for r in await conn.fetch(sql, *args)]
         assert late == [29_990]
+        # An hour with a record that arrived late: its run and the late record are walked, not the positions between
+        # (one span an hour walked from the hour's first record to the late one, 1,895 records further).
+        hour = (base + timedelta(minutes=28_100)).replace(minute=0)
+        for newest in (False, True):
+            one_hour = QueryFilters(time_from=hour, time_to=hour + timedelta(hours=1), newest_first=newest)
+            sql, args = query.build(audit.schema_name, one_hour, query.Scope(later), 100)
+            got = [r["position"] for r in await conn.fetch(sql, *args)]
+            want = sorted(
+                {p for p in range(28_001, 30_001) if hour <= base + timedelta(minutes=p) < hour + timedelta(hours=1)}
+                | {29_995}
+            )
+            assert got == (want[::-1] if newest else want), (newest, got)
+            plan = await generic_plan(conn, sql, args)
+            assert len(want) <= _walked(plan) <= 2 * len(want), (newest, _walked(plan))
+        counted = await query.count(conn, audit.schema_name, one_hour, query.Scope(later))
+        assert counted == len(want)
         counted = await query.count(conn, audit.schema_name, QueryFilters(), query.Scope(first))
         assert counted == query.COUNT_CAP + 1  # 28,000 matches: counted only up to the cap

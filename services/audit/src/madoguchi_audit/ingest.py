@@ -54,7 +54,7 @@ from madoguchi_shared.reader import Reader, StoredMessage
 
 from madoguchi_audit import alerts, chain, checkpoints, keys
 from madoguchi_audit.config import AuditSettings
-from madoguchi_audit.schema import WRITER
+from madoguchi_audit.schema import SPAN_GAP, WRITER
 
 log = get_logger(__name__)
 
@@ -507,18 +507,32 @@ class Ingest:
             )
             if ok is None:
                 raise RuntimeError("audit chain head moved under the writer: another writer without the lock?")
-            if p.spans:  # the auditors' time filter: each hour's position range (schema.HOUR_SPANS_SQL)
+            if p.spans:  # the auditors' time filter: each hour's runs of positions (schema.HOUR_RUNS_SQL)
                 keys, ends = list(p.spans), list(p.spans.values())
+                # The batch's span of an hour extends the hour's last run unless it starts more than SPAN_GAP after
+                # it (a late record): then it is a run of its own.
                 await conn.execute(
-                    f"""INSERT INTO {self._q("hour_span")} AS d (municipality, hour, first_position, last_position)
-                        SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[])
-                        ON CONFLICT (municipality, hour) DO UPDATE
-                        SET first_position = least(d.first_position, EXCLUDED.first_position),
-                            last_position = greatest(d.last_position, EXCLUDED.last_position)""",
+                    f"""WITH b AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[])
+                                     AS b(municipality, hour, first_position, last_position)),
+                        cur AS (SELECT DISTINCT ON (s.municipality, s.hour) s.municipality, s.hour, s.first_position,
+                                       s.last_position
+                                FROM {self._q("hour_span")} s JOIN b USING (municipality, hour)
+                                ORDER BY s.municipality, s.hour, s.first_position DESC),
+                        grown AS (UPDATE {self._q("hour_span")} s SET last_position = greatest(s.last_position,
+                                                                                      b.last_position)
+                                  FROM b JOIN cur USING (municipality, hour)
+                                  WHERE s.municipality = b.municipality AND s.hour = b.hour
+                                    AND s.first_position = cur.first_position
+                                    AND b.first_position - cur.last_position <= $5
+                                  RETURNING s.municipality, s.hour)
+                        INSERT INTO {self._q("hour_span")} (municipality, hour, first_position, last_position)
+                        SELECT * FROM b WHERE NOT EXISTS (
+                            SELECT 1 FROM grown g WHERE g.municipality = b.municipality AND g.hour = b.hour)""",
                     [k[0] for k in keys],
                     [k[1] for k in keys],
                     [e[0] for e in ends],
                     [e[1] for e in ends],
+                    SPAN_GAP,
                 )
             # Duplicates: each event id's first position is in event_first (one row per id, one probe a record;
             # schema.WRITER_COST_SQL). The batch's new ids go in; a record whose id came first at an earlier position

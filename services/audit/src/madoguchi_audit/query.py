@@ -35,6 +35,9 @@ MAX_EXPORT = 100_000
 FIRST_PART = 100
 PART = 2_000
 COUNT_CAP = 1_000  # a page's total is exact up to this many matches (20 pages of 50)
+# A time filter's runs of positions closer than this are walked as one interval (the index walk only meets the
+# municipality's records in the gap, at most this many positions' worth).
+SPAN_MERGE = 10_000
 
 _SELECT = f"""SELECT position, stream, stream_seq, subject, parsed, event_id, type, occurred_at, municipality,
     ward, desk, actor_id, actor_role, device_id, correlation_id, data, prev_hash, hash,
@@ -90,9 +93,12 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -
         add("occurred_at >= ?", filters.time_from)
     if filters.time_to:
         add("occurred_at < ?", filters.time_to)
-    if filters.time_from or filters.time_to:
-        # The exact position range of the hours asked for (hour_span, kept by the writer): the page's index walk
-        # starts at the first record of the first hour and stops after the last record of the last hour.
+    timed = bool(filters.time_from or filters.time_to)
+    if timed:
+        # The runs of positions of the hours asked for (hour_span, kept by the writer; a late record is a run of
+        # its own), merged where they are within SPAN_MERGE of each other: each interval is walked from its start
+        # by the filter's index (position BETWEEN iv.lo AND iv.hi), so a page never walks the days between an
+        # hour and a record of it that arrived late.
         hours = ["municipality = $1"]
         if filters.time_from:
             args.append(_utc_hour(filters.time_from))
@@ -100,9 +106,14 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -
         if filters.time_to:
             args.append(_utc_hour(filters.time_to - timedelta(microseconds=1)))
             hours.append(f"hour <= ${len(args)}")
-        span = f'FROM "{schema}".hour_span WHERE {" AND ".join(hours)}'
-        where.append(f"position >= coalesce((SELECT min(first_position) {span}), 1)")
-        where.append(f"position <= coalesce((SELECT max(last_position) {span}), 0)")
+        intervals = f"""WITH s AS (SELECT first_position AS lo, last_position AS hi FROM "{schema}".hour_span
+                       WHERE {" AND ".join(hours)}),
+            o AS (SELECT lo, hi, max(hi) OVER (ORDER BY lo ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+                  FROM s),
+            g AS (SELECT lo, hi, sum(CASE WHEN reach IS NULL OR lo > reach + {SPAN_MERGE} THEN 1 ELSE 0 END)
+                      OVER (ORDER BY lo) AS grp FROM o),
+            iv AS (SELECT min(lo) AS lo, max(hi) AS hi FROM g GROUP BY grp)
+            """
     if filters.position_from:
         add("position >= ?", filters.position_from)
     if filters.position_to:
@@ -113,12 +124,26 @@ def build(schema: str, filters: QueryFilters, scope: Scope, limit: int | None) -
         add("position < ?", filters.before)
     if limit is None:  # count up to COUNT_CAP + 1 matches: a page never walks every match of a national log
         args.append(COUNT_CAP + 1)
+        cap = f"${len(args)}"
+        if timed:
+            return (
+                f'{intervals}SELECT count(*) FROM (SELECT 1 FROM iv CROSS JOIN LATERAL (SELECT 1 FROM "{schema}".log '
+                f"WHERE {' AND '.join(where)} AND position BETWEEN iv.lo AND iv.hi LIMIT {cap}) l LIMIT {cap}) matches"
+            ), args
         return (
-            f'SELECT count(*) FROM (SELECT 1 FROM "{schema}".log WHERE {" AND ".join(where)} '
-            f"LIMIT ${len(args)}) matches"
+            f'SELECT count(*) FROM (SELECT 1 FROM "{schema}".log WHERE {" AND ".join(where)} LIMIT {cap}) matches'
         ), args
     args.append(limit)
     order = "DESC" if filters.newest_first else ""
+    if timed:
+        inner = (
+            f'{_SELECT} FROM "{schema}".log WHERE {" AND ".join(where)} AND position BETWEEN iv.lo AND iv.hi '
+            f"ORDER BY position {order} LIMIT ${len(args)}"
+        )
+        return (
+            f"{intervals}SELECT l.* FROM iv CROSS JOIN LATERAL ({inner}) l ORDER BY l.position {order} LIMIT ${len(args)}",
+            args,
+        )
     sql = f'{_SELECT} FROM "{schema}".log WHERE {" AND ".join(where)} ORDER BY position {order} LIMIT ${len(args)}'
     return sql, args
 
