@@ -192,7 +192,7 @@ def _tls_from_settings(kwargs: dict) -> None:
             kwargs.setdefault("tls_hostname", settings.nats_tls_hostname)
 
 
-async def connect(url: str, name: str, *, first_connect_timeout: float | None = None, **kwargs) -> NATS:
+async def connect(url: str, name: str, *, first_connect_timeout: float | None = None, **kwargs: Any) -> NATS:
     """Connect with reconnects forever: a service outlives a restarting nats-server.
 
     `url` may list several servers separated by commas (a cluster). A service waits for the

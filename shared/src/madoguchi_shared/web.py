@@ -14,7 +14,7 @@ import re
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from nats import errors as nats_errors
 from nats.js import errors as js_errors
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -31,6 +32,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from madoguchi_shared import auth, bus, logging, sealed
 from madoguchi_shared.errors import Conflict, DomainError, Forbidden, Gone, Invalid, NotFound, Refused, Unavailable
+from madoguchi_shared.narrow import is_dict
+from madoguchi_shared.nats_typed import jetstream
 from madoguchi_shared.pii import PersonalDataFound, find_personal_data
 from madoguchi_shared.subjects import SubjectError
 from madoguchi_shared.settings import Settings
@@ -145,7 +148,9 @@ def downloads(*media_types: str, status: int = 200) -> dict[int | str, dict[str,
     return {status: {"content": {media_type: binary for media_type in media_types}}}
 
 
-def event_stream(description: str = "Server-sent events (text/event-stream), until the client goes.") -> dict:
+def event_stream(
+    description: str = "Server-sent events (text/event-stream), until the client goes.",
+) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route answering server-sent events."""
     return {200: {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
@@ -164,7 +169,7 @@ def _problem_json(schema: dict[str, Any]) -> dict[str, Any]:
     problem_ref = {"$ref": "#/components/schemas/Problem"}
     for item in schema.get("paths", {}).values():
         for operation in item.values():
-            if not isinstance(operation, dict):
+            if not is_dict(operation):
                 continue
             responses = operation.setdefault("responses", {})
             if "requestBody" in operation and "400" not in responses:  # a body that is not JSON in UTF-8
@@ -406,7 +411,7 @@ _MESSAGES_JA = {
 }
 
 
-def _clean_msg(msg: str, kind: str | None = None, ctx: dict | None = None) -> str:
+def _clean_msg(msg: str, kind: str | None = None, ctx: dict[str, Any] | None = None) -> str:
     template = _MESSAGES_JA.get(kind or "")
     if template is None:
         own = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -597,7 +602,7 @@ def _ops_router() -> APIRouter:
             except Exception:  # noqa: BLE001
                 checks["postgres"] = "down"
         ready = all(v == "ok" for v in checks.values())
-        body: dict = {"status": "ready" if ready else "not ready", "checks": checks}
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
         # Details a service adds (e.g. its projections: behind the stream, dead letters since start).
         # A detail that is not "ok" makes the status "degraded" (still 200: the service serves).
         for name, detail in getattr(request.app.state, "ready_details", {}).items():
@@ -644,7 +649,7 @@ class RequestContext:
 
     QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
 
-    def __init__(self, app, *, service: str, requests: Counter, latency: Histogram):
+    def __init__(self, app: ASGIApp, *, service: str, requests: Counter, latency: Histogram):
         self.app = app
         self.service = service
         self.requests = requests
@@ -653,7 +658,7 @@ class RequestContext:
         self._counted: dict[tuple[str, str, int], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -671,7 +676,7 @@ class RequestContext:
         app_state = getattr(scope.get("app"), "state", None)
         secure = getattr(app_state, "security_headers", _API_HEADERS)
 
-        async def send_with_id(message):
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -708,7 +713,7 @@ def create_service_app(
     *,
     routers: list[APIRouter],
     first: Sequence[APIRouter] = (),
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager] | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[object]] | None = None,
     use_db: bool = False,
     version: str = "0.1.0",
     description: str = "",
@@ -720,11 +725,11 @@ def create_service_app(
     fifth of its CPU time for finding its route). Their paths must not overlap the shared routes."""
 
     @asynccontextmanager
-    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def app_lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         logging.configure(settings.log_level, settings.log_json)
         app.state.nc = await bus.connect(settings.nats_url_for(name), name=f"madoguchi-{name}")
-        sealed.use(sealed.TextVault(app.state.nc.jetstream()))  # reports and screens reveal free text
-        app.state.js = app.state.nc.jetstream()
+        sealed.use(sealed.TextVault(jetstream(app.state.nc)))  # reports and screens reveal free text
+        app.state.js = jetstream(app.state.nc)
         await bus.ensure_streams(app.state.js, settings.stream_replicas)
         app.state.accounts = await auth.AccountDirectory(app.state.js).start(settings.stream_replicas)
         app.state.pool = None
@@ -771,7 +776,11 @@ def create_service_app(
     app.state.metrics_registry = registry
     requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
     latency = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route"], registry=registry)
-    app.state.metrics = {"requests": requests, "latency": latency, "gauge": lambda n, d: Gauge(n, d, registry=registry)}
+
+    def gauge(name: str, documentation: str) -> Gauge:
+        return Gauge(name, documentation, registry=registry)
+
+    app.state.metrics = {"requests": requests, "latency": latency, "gauge": gauge}
 
     app.add_middleware(RequestContext, service=name, requests=requests, latency=latency)
 
