@@ -145,3 +145,24 @@ def test_a_struct_the_model_would_refuse_is_never_built_from_a_pydantic_spelling
     doc["ticket_no"] = "7"
     fast = read_event(json.dumps(doc).encode())
     assert plain(fast) == plain(e) and isinstance(fast, msgspec.Struct)
+
+
+def test_free_text_with_personal_data_put_on_a_stream_directly_is_refused() -> None:
+    """A message written past the services (a tool's or a laptop's bus credentials) was never
+    screened: the fast path reads its plain free text through the PII guard, so the runner
+    dead-letters it instead of projecting the number into a table."""
+    from uuid import uuid4
+
+    from madoguchi_shared.events.desk import OpinionRecorded
+
+    opinion = OpinionRecorded(
+        municipality="011002", ward="chuo", desk="chuo-1", visit_id=uuid4(), kind="opinion", text="特になし"
+    )
+    raw = json.loads(dump_event(opinion))
+    assert read_event(json.dumps(raw).encode()).text == "特になし"  # type: ignore[attr-defined] - an OpinionRecorded
+    for text in ("番号は123456789018です", "連絡先 090-1234-5678", "taro@example.jp"):
+        with pytest.raises(ValueError) as info:
+            read_event(json.dumps({**raw, "text": text}).encode())
+        assert "personal data" in str(info.value) and "5678" not in str(info.value)
+    sealed = "sealed:v1:" + str(uuid4()) + ":" + "A" * 40
+    assert read_event(json.dumps({**raw, "text": sealed}).encode()).text == sealed  # type: ignore[attr-defined]

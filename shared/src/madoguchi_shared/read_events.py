@@ -7,8 +7,9 @@ with msgspec into a Struct generated at import FROM the pydantic model — same 
 types, same bounds (integer ranges, string lengths and patterns, literals, tuple lengths, nested
 models, aware datetimes), unknown fields refused — about fifteen times faster than the model.
 
-What it does not run again are the model's Python validators (the personal-data screen of free
-text, cross-field rules): those held when the event was written. Anything that does not decode
+What it does not run again are the model's Python validators (cross-field rules): those held when
+the event was written. The personal-data screen of free text it does run again, on plain (unsealed)
+text only: a message put on a stream by a tool or a laptop was never validated by a service. Anything that does not decode
 (not JSON, an unknown type, a missing field, a value out of its bounds, a NUL character, which no
 table can hold) raises `ValueError`, so the runner dead-letters it as before. A payload the
 Structs refuse but the model accepts (a spelling pydantic's lax mode reads, an old version with
@@ -39,6 +40,8 @@ from pydantic import AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 
 from madoguchi_shared.events import REGISTRY, UPCASTERS, Event, dump_event, parse_event
+from madoguchi_shared.pii import find_personal_data
+from madoguchi_shared.sealed import is_sealed
 
 _STRUCTS: dict[type[BaseModel], type[msgspec.Struct]] = {}
 MODEL_OF: dict[type, type[BaseModel]] = {}
@@ -146,7 +149,49 @@ def struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
     return struct
 
 
+# Free text is screened again on read (a message put on a stream by anything but a service, e.g.
+# with a tool's or a laptop's bus credentials, was never validated): per Struct, its free-text
+# fields and the fields holding nested models that have some.
+_TextFields = tuple[tuple[str, bool], ...]  # (field, True = free text itself / False = nested models)
+_TEXT_FIELDS: dict[type[msgspec.Struct], _TextFields] = {}
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _nested_models(arg)]
+
+
+def _text_fields(model: type[BaseModel]) -> _TextFields:
+    out: list[tuple[str, bool]] = []
+    for name, info in model.model_fields.items():
+        marks = repr(info.annotation) + repr(info.metadata)
+        if "ScreenBeforeValidation()" in marks or "Erasable()" in marks:
+            out.append((name, True))
+        elif any(_text_fields(m) for m in _nested_models(info.annotation)):
+            out.append((name, False))
+    return tuple(out)
+
+
+def _screen_texts(value: object) -> None:
+    fields = _TEXT_FIELDS.get(type(value)) if isinstance(value, msgspec.Struct) else None
+    if not fields:
+        return
+    for name, is_text in fields:
+        item = getattr(value, name)
+        if is_text:
+            if isinstance(item, str) and not is_sealed(item) and find_personal_data(item):
+                raise ValueError(f"{name}: personal data in free text (never stored; the value is not shown)")
+        else:
+            nested: tuple[object, ...] = tuple(cast(Any, item)) if isinstance(item, tuple | list) else (item,)
+            for one in nested:
+                _screen_texts(one)
+
+
 _EVENTS: dict[str, type[msgspec.Struct]] = {name: struct_of(cls) for name, cls in sorted(REGISTRY.items())}
+for _model, _struct in list(_STRUCTS.items()):
+    if _fields := _text_fields(_model):
+        _TEXT_FIELDS[_struct] = _fields
 _TAG_OF: dict[type[msgspec.Struct], str] = {s: n for n, s in _EVENTS.items()}
 _DECODER = msgspec.json.Decoder(Union[tuple(_EVENTS.values())])  # noqa: UP007 - a tagged union, one pass
 _NUL = re.compile(rb"\\u0000")
@@ -159,6 +204,7 @@ def read_event(raw: bytes) -> Event:
         try:
             e = _DECODER.decode(raw)
             if not UPCASTERS or (_TAG_OF[type(e)], e.version) not in UPCASTERS:
+                _screen_texts(e)
                 return cast(Event, e)  # the Struct: the model's fields and values, read as its model
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass
