@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import replace
+from datetime import time
 
 import pytest
 from sim_harness import order_problems, scenario
 
 from madoguchi_shared.calendar import TOKYO
+from madoguchi_shared.events import calls as cl
+from madoguchi_shared.events import desk as dk
 from madoguchi_shared.events import dump_event, parse_event
 from madoguchi_shared.pii import check_free_text, find_personal_data
 
@@ -73,20 +76,70 @@ def test_each_aggregate_is_in_a_valid_order(week):
 
 def test_events_happen_in_tokyo_business_hours(week):
     events, _ = week
+    # the hours the city extended during a day (DESK-1): tickets until the new closing time
+    closes = {(d, e.day): e.close for e in events if isinstance(e, dk.ExtendedHoursScheduled) for d in e.desks}
     for e in events:
         local = e.occurred_at.astimezone(TOKYO)
         assert e.occurred_at.utcoffset() is not None
         if e.type == "desk.ticket_issued":
-            assert (8, 30) <= (local.hour, local.minute) < (19, 0), e
+            close = closes.get((e.desk, local.date()), time(19, 0))
+            assert time(8, 30) <= local.time() < close, e
         elif e.context in ("desk", "device") and e.type.startswith(("desk.", "device.")) and e.desk:
             assert 7 <= local.hour < 22, e
-        assert (e.ward is not None and e.desk is not None) or e.context in ("calls", "admin")
+        if isinstance(e, dk.ExtendedHoursScheduled):  # the city's calendar: no ward, no desk in the envelope
+            assert e.ward is None and e.desk is None and e.desks and local.date() == e.day, e
+            assert (11, 0) <= (local.hour, local.minute) < (15, 0), e  # decided during the day
+        else:
+            assert (e.ward is not None and e.desk is not None) or e.context in ("calls", "admin")
+
+
+def test_run_time_extensions_offer_choices_and_repeat_calls_are_valid(week):
+    """The city extends a desk's hours during the day (the desk then serves into the evening);
+    a caller's choice is one the offer gave; a repeat call quotes the reference of an earlier call
+    of the line that never got through and left no callback, and each such call is repeated once."""
+    events, truth = week
+    extended = [e for e in events if isinstance(e, dk.ExtendedHoursScheduled)]
+    assert extended
+    for x in extended:
+        (desk,) = x.desks
+        late = [
+            e
+            for e in events
+            if e.type == "desk.ticket_issued" and e.desk == desk and e.occurred_at.astimezone(TOKYO).date() == x.day
+        ]
+        assert max(e.occurred_at.astimezone(TOKYO).time() for e in late) > time(17, 15)
+    offered: dict = {}
+    calls: dict[str, cl.CallReceived] = {}
+    status: dict = {}
+    repeated: Counter = Counter()
+    for e in events:
+        if isinstance(e, cl.CallReceived):
+            calls[cl.call_reference(e.call_id)] = e
+        elif isinstance(e, cl.OverflowOffered):
+            offered[e.call_id] = e.options if e.reason == "out_of_hours" else ("wait", "callback", "call_again")
+        elif isinstance(e, cl.OfferChoiceRecorded):
+            assert e.choice in offered.pop(e.call_id), e
+        elif isinstance(
+            e, cl.CallAnswered | cl.CallMissed | cl.CallAbandoned | cl.CallOutOfHours | cl.CallbackRequested
+        ):
+            status[e.call_id] = e  # how the call ended, or the callback it left
+        elif isinstance(e, cl.RepeatCallLinked):
+            earlier = calls[e.earlier_reference]
+            assert earlier.occurred_at < e.occurred_at and earlier.call_id != e.call_id
+            assert not isinstance(status[earlier.call_id], cl.CallAnswered | cl.CallbackRequested), e
+            repeated[e.earlier_reference] += 1
+    assert repeated and max(repeated.values()) == 1
+    figures = truth.reports()["011002"]
+    lines = [f for rid, f in figures.items() if rid.startswith("daily_line-")]
+    assert sum(f["repeat_calls"] for f in lines) == sum(repeated.values())
 
 
 def test_envelopes_name_ward_desk_and_actor(week):
     events, _ = week
     for e in events:
-        if e.context == "desk":
+        if isinstance(e, dk.ExtendedHoursScheduled):
+            assert e.actor.role.value == "manager" and e.desks, e
+        elif e.context == "desk":
             assert e.ward and e.desk and e.actor.role.value in ("supporter", "manager", "rounder"), e
         if e.context == "device":
             assert e.actor.role.value == "device" and e.device_id == f"{e.desk}-pc"

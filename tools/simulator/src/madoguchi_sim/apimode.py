@@ -171,6 +171,9 @@ class _Session:
         self.last_incident: dict[str, int] = {}  # deskday -> the real number the last response opened
         self.visit_day: dict[UUID, str] = {}  # script visit id -> its deskday id
         self.call: dict[UUID, str] = {}
+        self.call_by_ref: dict[str, UUID] = {}  # the script's call reference -> the script's call id
+        self.reference: dict[UUID, str] = {}  # the script's call id -> the reference the service gave
+        self.options: dict[UUID, list[str]] = {}  # the script's call id -> what the service offered
         self.roles: dict[str, tuple[Role, list[str]]] = {}
 
     async def close(self) -> None:
@@ -265,6 +268,9 @@ async def _desk_action(s: _Session, desk: str, e: Event) -> None:
         return
     dd: str = getattr(e, "deskday_id", None) or ""  # "" for the events of no desk-day
     match e:
+        case dev.ExtendedHoursScheduled():  # the city extends the day's hours (DESK-1)
+            body = {"date": e.day.isoformat(), "close": e.close.isoformat(), "desks": list(e.desks), "note": e.note}
+            await s.send(s.desk, "POST", "calendar/extended-hours", "/v1/calendar/extended-hours", who, body)
         case dev.DayStarted():
             await s.send(s.desk, "POST", "day/start", f"{base}/day/start", who)
         case dev.DayEnded():
@@ -488,9 +494,25 @@ async def _line_action(s: _Session, e: Event) -> None:
                 {"reason": e.reason},
             )
         case cev.CallReceived():
+            s.call_by_ref[cev.call_reference(e.call_id)] = e.call_id
             out = await s.send(s.calls, "POST", "calls", "/v1/calls", PHONE_SYSTEM, {"line": e.line})
             if out:
                 s.call[e.call_id] = out["call_id"]
+                s.reference[e.call_id] = out["reference"]
+                s.options[e.call_id] = out["options"]
+        case cev.OfferChoiceRecorded():
+            # the caller chooses among what the service offered (a run behind the simulated clock
+            # may reach the service when the offer differs from the script's: no choice then)
+            if (real := s.call.get(e.call_id)) is not None and e.choice in s.options.get(e.call_id, ()):
+                await s.send(
+                    s.calls, "POST", "calls/offer-choice", f"/v1/calls/{real}/offer-choice", who, {"choice": e.choice}
+                )
+        case cev.RepeatCallLinked():
+            # the caller quotes the reference the service gave on the earlier call
+            earlier = s.reference.get(s.call_by_ref.get(e.earlier_reference) or UUID(int=0))
+            if (real := s.call.get(e.call_id)) is not None and earlier is not None:
+                body = {"reference": earlier}
+                await s.send(s.calls, "POST", "calls/repeat-of", f"/v1/calls/{real}/repeat-of", who, body)
         case cev.CallAnswered():
             if (real := s.call.get(e.call_id)) is not None:
                 await s.send(s.calls, "POST", "calls/answer", f"/v1/calls/{real}/answer", e.operator, {"seat": e.seat})
@@ -587,6 +609,8 @@ def scripts(events: Iterable[Event]) -> tuple[dict[str, list[Event]], list[Event
             line.append(e)
         elif e.context in ("desk", "device") and e.desk:
             desks[e.desk].append(e)
+        elif isinstance(e, dev.ExtendedHoursScheduled) and e.desks:
+            desks[e.desks[0]].append(e)  # played by the first desk it extends
     for script in desks.values():
         script.sort(key=lambda e: e.occurred_at)
     line.sort(key=lambda e: e.occurred_at)

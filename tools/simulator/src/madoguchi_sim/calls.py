@@ -11,12 +11,16 @@ A discrete-event simulation in time order, like the desk's:
 * an answered call is closed with categories of the inquiry tree, a resolution (on the spot, the
   national call centre, a payment provider, a ward desk, or escalated for a callback: CALL-2,
   CALL-4), notes and opinions (PII-screened free text);
+* the caller's choice at an offer is recorded (wait, a callback, or call again later); a caller
+  who never got through and left no callback may call again later (the same day, or the next
+  open day) and quote the reference (受付番号) given on the earlier call: the repeat is linked to
+  it (CALL-3), so the unconnected calls are also counted as people;
 * callbacks are due by the next business day's morning (the calls service's policy); the line calls
   back during hours, sometimes late (overdue), sometimes without reaching the citizen (attempts, then
   failed for good); an escalation first goes to the city, whose answer comes the next business day.
   The phone number is never in an event; the task's contact is erased when it ends.
 
-Callbacks cross days, so a line keeps a `LineState` from one day to the next; each day's draws come
+Callbacks and repeat calls cross days, so a line keeps a `LineState` from one day to the next; each day's draws come
 from a generator seeded by (seed, municipality, line, date).
 """
 
@@ -58,13 +62,16 @@ class CallbackTask:
     city_answered: bool = False
     failed_attempts: int = 0
     next_try: datetime | None = None  # when the line plans to call (or ask the city)
+    call: CallRecord | None = None  # the call it was opened for (an escalation's record follows the task)
 
 
 @dataclass
 class LineState:
-    """What a line carries from one day to the next: its open callback tasks."""
+    """What a line carries from one day to the next: its open callback tasks, and the callers who
+    will call again on a later day (the reference they were given, when they call)."""
 
     pending: list[CallbackTask] = field(default_factory=list)
+    redials: list[tuple[str, datetime]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -83,6 +90,13 @@ class CallRecord:
     notes: bool = False
     missed_reason: str | None = None
     callback: str | None = None  # reason, when a callback task was opened for this call
+    choice: str | None = None  # the caller's choice at an offer (calls.offer_choice_recorded)
+    repeat_of: str | None = None  # the reference of the earlier call this one repeats
+    # a phone escalation followed through its callback, as the report lists it: raised | to_city |
+    # city_answered | resolved | failed; the city's answer; the callback's resolution
+    escalation: str | None = None
+    city_answer: str | None = None
+    callback_resolution: str | None = None
     wait_seconds: float = 0.0
     answer_wait_s: int | None = None  # as recorded by calls.call_answered
     duration_s: int | None = None  # as recorded by calls.call_closed
@@ -148,6 +162,8 @@ def simulate_line_day(
     res.open = hours.open_day
     opens, closes = hours.opens, hours.closes
     day_start = datetime.combine(day, time(0, 0), TOKYO)
+    # draws of the offer choices and repeat calls, apart from the day's other draws
+    xr = ids.unit_rng(seed, "line-callers", municipality.code, line, day.isoformat())
 
     def next_open_after(t: datetime) -> datetime:
         nxt = cal.next_open_at(t)
@@ -185,6 +201,14 @@ def simulate_line_day(
     # callbacks carried from earlier days, or opened today, get planned actions
     for task in state.pending:
         _plan_task(task, day, hours, rng, profile, at, cal)
+    # callers who said they would call again on a later day
+    if opens is not None:
+        carried, state.redials = state.redials, []
+        for ref, not_before in carried:
+            if not_before.date() <= day:
+                at(max(opens, not_before) + timedelta(minutes=xr.uniform(1, 150)), "call", True, ref)
+            else:
+                state.redials.append((ref, not_before))
 
     def seats_signed_in() -> int:
         return sum(1 for a in seats.values() if a is not None)
@@ -224,6 +248,7 @@ def simulate_line_day(
             needs_city=needs_city,
             max_attempts=profile.callback_max_attempts,
             topic=topic,
+            call=call,
         )
         call.callback = reason
         res.facts[(now.date(), "callbacks.opened")] += 1
@@ -243,6 +268,23 @@ def simulate_line_day(
         )
         state.pending.append(task)
         _plan_task(task, day, hours, rng, profile, at, cal, opened_now=now)
+
+    def choose(call: CallRecord, choice: str, now: datetime) -> None:
+        """The caller's choice at the offer, recorded by the phone system a few seconds later."""
+        call.choice = choice
+        emit(ev.OfferChoiceRecorded, now, SYSTEM, call.call_id, call_id=call.call_id, choice=choice)
+
+    def maybe_redial(call: CallRecord, ended: datetime) -> None:
+        """A caller who never got through and left no callback may call again, quoting the
+        reference given on this call: later today while the line is open, or on a later day."""
+        if xr.random() >= profile.redial_rate:
+            return
+        ref = ev.call_reference(call.call_id)
+        when = ended + timedelta(minutes=xr.uniform(*profile.redial_minutes))
+        if opens is not None and closes is not None and when < closes - timedelta(minutes=5):
+            at(max(when, opens + timedelta(minutes=xr.uniform(1, 30))), "call", True, ref)
+        else:
+            state.redials.append((ref, ended + timedelta(hours=8)))
 
     def take_waiting(seat: str, now: datetime) -> None:
         while waiting and seats[seat] is not None and not busy[seat]:
@@ -275,8 +317,8 @@ def simulate_line_day(
                 res.facts[(day, "staffing_breaches")] += 1
                 emit(ev.NoOperatorSeated, now, op, since=now, **lineday)
         elif kind == "call":
-            (within,) = payload
-            within = within and hours.is_open_at(now)
+            within: bool = payload[0] and hours.is_open_at(now)
+            repeat_of: str | None = payload[1] if len(payload) > 1 else None
             call = CallRecord(call_id=ids.uuid7_at(rng, now), received_at=now, within_hours=within)
             res.calls.append(call)
             free = free_seat()
@@ -293,6 +335,9 @@ def simulate_line_day(
                 seats_free=n_free,
                 **cid,
             )
+            if repeat_of is not None:  # the caller quotes the reference of the earlier call
+                call.repeat_of = repeat_of
+                emit(ev.RepeatCallLinked, now, SYSTEM, call.call_id, earlier_reference=repeat_of, **cid)
             received += 1
             for count, percent in marks:
                 if received == count:
@@ -324,7 +369,12 @@ def simulate_line_day(
                 )
                 emit(ev.CallOutOfHours, now, SYSTEM, call.call_id, next_opening=next_open_after(now), **cid)
                 if rng.random() < profile.out_of_hours_callback_rate:
+                    choose(call, "callback", now + timedelta(seconds=xr.uniform(5, 15)))
                     open_callback(call, "out_of_hours", now + timedelta(seconds=rng.uniform(20, 60)), SYSTEM)
+                else:
+                    if xr.random() < profile.offer_choice_recorded_rate:
+                        choose(call, "call_again", now + timedelta(seconds=xr.uniform(5, 15)))
+                    maybe_redial(call, now)
                 continue
             if free is not None:
                 if rng.random() < profile.rang_out_rate:
@@ -339,6 +389,7 @@ def simulate_line_day(
                         ring_seconds=int(ring),
                         **cid,
                     )
+                    maybe_redial(call, now + timedelta(seconds=ring))
                     continue
                 busy[free] = True  # reserved while it rings
                 at(now + timedelta(seconds=rng.uniform(*profile.ring_seconds)), "pick_up", call, free)
@@ -354,6 +405,11 @@ def simulate_line_day(
                 **cid,
             )
             choice = pick(rng, profile.overflow_choice)
+            choose(
+                call,
+                {"wait": "wait", "callback": "callback"}.get(choice, "call_again"),
+                now + timedelta(seconds=xr.uniform(3, 8)),
+            )
             if choice == "wait":
                 gives_up = now + timedelta(minutes=rng.uniform(*profile.patience_minutes))
                 waiting.append((call, gives_up))
@@ -376,6 +432,7 @@ def simulate_line_day(
                 call.status = "abandoned"
                 call.wait_seconds = (gone - now).total_seconds()
                 emit(ev.CallAbandoned, gone, SYSTEM, call.call_id, wait_seconds=int(call.wait_seconds), **cid)
+                maybe_redial(call, gone)
         elif kind == "pick_up":
             call, seat = payload
             busy[seat] = False
@@ -393,6 +450,7 @@ def simulate_line_day(
                     call_id=call.call_id,
                     wait_seconds=int(call.wait_seconds),
                 )
+                maybe_redial(call, now)
         elif kind == "close_call":
             call, seat = payload
             operator = Actor(id=call.operator, role=Role.operator)
@@ -422,6 +480,7 @@ def simulate_line_day(
             )
             busy[seat] = False
             if call.resolution == "escalated_callback":
+                call.escalation = "raised"
                 open_callback(
                     call,
                     "escalation",
@@ -502,8 +561,11 @@ def _run_task(
 ) -> None:
     cb = {"callback_id": task.callback_id}
     corr = task.callback_id
+    rec = task.call if task.call is not None and task.call.escalation is not None else None
     if action == "escalate":
         task.escalated = True
+        if rec is not None:
+            rec.escalation = "to_city"
         res.facts[(now.date(), "callbacks.to_city")] += 1
         emit(
             ev.CallbackEscalatedToCity,
@@ -522,7 +584,10 @@ def _run_task(
         if due > hours.closes:
             due = hours.closes
         task.due_at = due
-        emit(ev.CityAnswered, now, manager, corr, answer=rng.choice(texts.CITY_ANSWERS), due_at=due, **cb)
+        answer = rng.choice(texts.CITY_ANSWERS)
+        if rec is not None:
+            rec.escalation, rec.city_answer = "city_answered", answer
+        emit(ev.CityAnswered, now, manager, corr, answer=answer, due_at=due, **cb)
         task.next_try = now + timedelta(minutes=rng.uniform(10, 60))
         if task.next_try < hours.closes:
             at(task.next_try, "task", task, "attempt")
@@ -551,6 +616,8 @@ def _run_task(
             **cb,
         )
         res.facts[(done.date(), "callbacks.done")] += 1
+        if rec is not None:
+            rec.escalation, rec.callback_resolution = "resolved", "answered_on_spot"
         emit(ev.CallbackContactErased, done + timedelta(seconds=1), SYSTEM, corr, had_contact=True, **cb)
         state.pending.remove(task)
         return
@@ -559,6 +626,8 @@ def _run_task(
     if attempt >= task.max_attempts:
         emit(ev.CallbackFailed, done, operator, corr, attempts=attempt, last_reason=failure, **cb)
         res.facts[(done.date(), "callbacks.failed")] += 1
+        if rec is not None:
+            rec.escalation = "failed"
         emit(ev.CallbackContactErased, done + timedelta(seconds=1), SYSTEM, corr, had_contact=True, **cb)
         state.pending.remove(task)
         return

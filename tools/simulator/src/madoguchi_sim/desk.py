@@ -3,6 +3,9 @@
 A small discrete-event simulation in time order (a heap of timed actions), so every decision sees
 the state of the desk at that moment, as the real service would:
 
+* on a few regular days the city extends the desk's hours at run time (DESK-1): the manager
+  records the extension during the day (`desk.extended_hours_scheduled`, for this desk) and the
+  desk serves until the new closing time;
 * before opening: the agent starts on the desk PC, the manager confirms the start of the day,
   supporters check in (masks recorded, the monitoring notice shown), preparation, equipment check;
 * visitors arrive with a morning peak (a few queue before the doors open) and take numbered
@@ -33,7 +36,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TypeVar
 from uuid import UUID
 
-from madoguchi_shared.calendar import TOKYO, Calendar
+from madoguchi_shared.calendar import TOKYO, Calendar, SpecialDay
 from madoguchi_shared.events import Actor, Event, Role
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared.events import device as dv
@@ -243,6 +246,7 @@ class DeskDayResult:
     equipment_missing: list[str] = field(default_factory=list)
     disinfections: int = 0
     opened: bool = False
+    extended_to: time | None = None  # the closing time the city set during the day (DESK-1)
 
 
 class _Emitter:
@@ -300,6 +304,32 @@ def arrival_times(rng: random.Random, p: Profile, opens: datetime, closes: datet
     return out
 
 
+def _extension(
+    seed: int | str, municipality: Municipality, desk: Desk, day: date, p: Profile
+) -> ev.ExtendedHoursScheduled | None:
+    """On a few regular days the city extends this desk's hours (DESK-1), decided during the day:
+    the manager records it late in the morning or early in the afternoon. Drawn apart from the
+    day's other draws, so a day without an extension is the same as before."""
+    xr = ids.unit_rng(seed, "extended-hours", municipality.code, desk.id, day.isoformat())
+    if not p.extended_closes or xr.random() >= p.extended_hours_day_rate:
+        return None
+    close = time.fromisoformat(xr.choice(p.extended_closes))
+    if close <= municipality.regular_hours.close:
+        return None
+    decided = datetime.combine(day, time(11, 0), TOKYO) + timedelta(minutes=xr.uniform(0, 240))
+    return ev.ExtendedHoursScheduled(
+        event_id=ids.uuid7_at(xr, decided),
+        occurred_at=decided,
+        recorded_at=decided,
+        actor=Actor(id=ids.MANAGER_ID, role=Role.manager),
+        municipality=municipality.code,
+        day=day,
+        close=close,
+        desks=(desk.id,),
+        note=texts.EXTENDED_HOURS_NOTE,
+    )
+
+
 def visitors_for_day(rng: random.Random, p: Profile, day: date, open_seconds: float, regular_seconds: float) -> int:
     n = rng.gauss(p.visitors_mean, p.visitors_sd) * p.weekday_factor[day.weekday()]
     n *= min(1.25, open_seconds / regular_seconds)
@@ -322,6 +352,19 @@ def simulate_desk_day(
     if opens is None or closes is None:  # not an open day
         return res
     res.opened = True
+    city_events: list[Event] = []
+    if hours.kind == "regular":
+        extension = _extension(seed, municipality, desk, day, profile)
+        if extension is not None:
+            cal = cal.with_special_days(
+                (SpecialDay(day, "extended", None, extension.close, frozenset(extension.desks), extension.note or ""),)
+            )
+            hours = cal.hours(day, desk.id)
+            opens, closes = hours.opens, hours.closes
+            if opens is None or closes is None:  # an extension keeps an open day open
+                raise ValueError(f"the extension of {desk.id} on {day} closed the day")
+            res.extended_to = extension.close
+            city_events.append(extension)
     rng = ids.unit_rng(seed, "desk", municipality.code, desk.id, day.isoformat())
     emit = _Emitter(rng, municipality.code, desk.ward, desk.id)
     dd = ev.deskday_id(desk.id, day)
@@ -1081,7 +1124,7 @@ def simulate_desk_day(
         uptime_s=int((shutdown - boot).total_seconds()),
     )
 
-    events = emit.events + dev_emit.events
+    events = city_events + emit.events + dev_emit.events
     events.sort(key=lambda e: e.occurred_at)  # stable: same-instant events keep their causal order
     res.events = events
     res.visits = [r for r in records if not r.balked]

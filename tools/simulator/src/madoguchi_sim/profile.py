@@ -115,6 +115,9 @@ class Profile:
     breach_day_rate: float = 0.03  # desk-days where everyone is away for a few minutes once
     equipment_missing_day_rate: float = 0.01  # a non-valuable item missing at the opening check
     laptop_missing_day_rate: float = 0.001  # an incident (DESK-10)
+    # the city extends a regular day's hours at run time (DESK-1), deciding during the day
+    extended_hours_day_rate: float = 0.03
+    extended_closes: tuple[str, ...] = ("18:30", "19:00", "19:30")
     # --- phone line (CALL-1 .. CALL-5) ---------------------------------------------------------
     calls_range: tuple[int, int, int] = (10, 30, 18)  # low, high, mode of calls during hours
     out_of_hours_calls: tuple[int, int] = (0, 3)
@@ -125,6 +128,9 @@ class Profile:
     patience_minutes: tuple[float, float] = (1.5, 6.0)
     rang_out_rate: float = 0.03
     out_of_hours_callback_rate: float = 0.6
+    offer_choice_recorded_rate: float = 0.8  # out of hours, without a callback: the caller says "call again"
+    redial_rate: float = 0.4  # a caller who never got through and left no callback calls again ...
+    redial_minutes: tuple[float, float] = (15.0, 120.0)  # ... this much later, quoting the reference
     # codes of the calls service's default inquiry tree (services/calls categories.py)
     call_categories: tuple[tuple[str, float], ...] = _w(
         **{

@@ -150,6 +150,7 @@ EQUIPMENT_CHECKLIST: tuple[tuple[str, str], ...] = (
     ("arrange_replacement", "代替機器を手配する"),
 )
 INCIDENT_CLOSED_NOTE = "対応を終え、市へ報告した。"
+EXTENDED_HOURS_NOTE = "来場者が多いため、市の指示で本日の開設時間を延長する。"
 CAPACITY_MESSAGE = "来場者数が想定の上限に近づいています。業務責任者は市と協議してください。"
 BREACH_MESSAGE = "開設時間中に支援員が不在です。至急、窓口に戻ってください。"
 PIN_WARNING = "あと一回間違えると暗証番号がロックされます。ロックされた場合は区役所で初期化の手続きが必要です。"
@@ -175,6 +176,7 @@ def all_texts() -> list[str]:
             INCIDENT_MESSAGE_CARD,
             INCIDENT_MESSAGE_EQUIPMENT,
             INCIDENT_CLOSED_NOTE,
+            EXTENDED_HOURS_NOTE,
             CAPACITY_MESSAGE,
             BREACH_MESSAGE,
             PIN_WARNING,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from madoguchi_shared.figures import Fig, share, stats, whole_seconds
 from madoguchi_shared.figures import to_ms as ms
 from madoguchi_shared.calendar import TOKYO
+from madoguchi_shared.events.calls import call_reference
 from madoguchi_shared.events.report import line_scope_id, report_id
 
 from madoguchi_sim.calls import CallRecord, LineDayResult
@@ -136,8 +137,21 @@ def desk_day_notes(res: DeskDayResult) -> dict[str, list]:
     }
 
 
-def line_day_figures(calls: list[CallRecord], facts: Counter) -> dict[str, Any]:
-    """The daily phone report's flat figures (REP-2)."""
+def caller_roots(calls: list[CallRecord]) -> dict[str, str]:
+    """call reference -> the reference of the caller's first call, following the repeat links."""
+    links = {call_reference(c.call_id): c.repeat_of for c in calls}
+    out: dict[str, str] = {}
+    for ref in links:
+        cur = ref
+        while (nxt := links.get(cur)) is not None:
+            cur = nxt
+        out[ref] = cur
+    return out
+
+
+def line_day_figures(calls: list[CallRecord], facts: Counter, roots: dict[str, str] | None = None) -> dict[str, Any]:
+    """The daily phone report's flat figures (REP-2); `roots`: every call of the line (any day)
+    by reference -> the caller's first call (`caller_roots`), so repeat callers count once."""
     out: dict[str, Any] = {}
     out[Fig.received] = len(calls)
     out[Fig.received_in_hours] = sum(1 for c in calls if c.within_hours)
@@ -151,7 +165,13 @@ def line_day_figures(calls: list[CallRecord], facts: Counter) -> dict[str, Any]:
     out[Fig.answer_rate] = share(out[Fig.answered], out[Fig.received])
     out[Fig.overflow_offered] = sum(1 for c in calls if c.overflow == "all_seats_busy")
     out[Fig.after_hours_guided] = sum(1 for c in calls if c.overflow == "out_of_hours")
-    out[Fig.never_connected_people] = out[Fig.never_connected]  # the simulator's callers do not quote a reference
+    for choice in ("wait", "callback", "call_again"):
+        out[f"offer_choices.{choice}"] = sum(1 for c in calls if c.choice == choice)
+    out[Fig.repeat_calls] = sum(1 for c in calls if c.repeat_of is not None)
+    # the people behind the unconnected calls: a repeat linked by its reference is the same caller
+    roots = roots if roots is not None else caller_roots(calls)
+    unconnected = [call_reference(c.call_id) for c in calls if c.status in ("missed", "abandoned", "out_of_hours")]
+    out[Fig.never_connected_people] = len({roots.get(ref, ref) for ref in unconnected})
     closed = [c for c in calls if c.resolution is not None]
     out[Fig.closed] = len(closed)
     for c in calls:
@@ -214,6 +234,15 @@ class Truth:
                 notes = self.notes[res.municipality].setdefault(rid, {Fig.escalations: [], Fig.opinions: []})
                 notes[Fig.opinions].extend({"kind": k, "step": s, "text": t} for k, s, t in call.opinions)
 
+    def calls(self, municipality: str, line: str = "main", day: date | None = None) -> list[CallRecord]:
+        """The calls simulated on a line (on a day, by reception in Tokyo), in reception order."""
+        return [
+            c
+            for (m, ln, d), calls in sorted(self._calls.items())
+            if m == municipality and ln == line and (day is None or d == day)
+            for c in calls
+        ]
+
     def add_events(self, types: Counter) -> None:
         self.event_types.update(types)
 
@@ -221,10 +250,15 @@ class Truth:
         """municipality -> report id -> flat figures, for every desk-day and line-day simulated."""
         out: dict[str, dict[str, dict]] = {m: dict(reports) for m, reports in self.desk.items()}
         keys = set(self._calls) | set(self._facts)
+        roots: dict[tuple[str, str], dict[str, str]] = {}
         for municipality, line, day in sorted(keys):
             rid = report_id("daily", line_scope_id(line), day)
+            if (municipality, line) not in roots:
+                roots[(municipality, line)] = caller_roots(self.calls(municipality, line))
             out.setdefault(municipality, {})[rid] = line_day_figures(
-                self._calls.get((municipality, line, day), []), self._facts.get((municipality, line, day), Counter())
+                self._calls.get((municipality, line, day), []),
+                self._facts.get((municipality, line, day), Counter()),
+                roots[(municipality, line)],
             )
         return {m: dict(sorted(r.items())) for m, r in sorted(out.items())}
 
