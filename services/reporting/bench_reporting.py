@@ -4,7 +4,7 @@
 
 In one run, on its own nats-server and PostgreSQL (temp folder; or MADOGUCHI_NATS_URL /
 MADOGUCHI_PG_DSN when set):
-1. simulates --weeks weeks at 10 desks and the phone line (tests/reporting_sim.py) and publishes
+1. simulates --weeks weeks at 10 desks and the phone line (the simulator's generator, tests/sim_week.py) and publishes
    them (pipelined publish);
 2. the raw ceiling: the fastest plain way to move the same events from JetStream into PostgreSQL
    with no logic: the shared reader (`madoguchi_shared.reader`, the projections' own pull: raw
@@ -46,7 +46,7 @@ from madoguchi_reporting.config import ReportConfig  # noqa: E402
 from madoguchi_reporting.projections import Notifier, projections  # noqa: E402
 from madoguchi_reporting.submissions import render  # noqa: E402
 from madoguchi_reporting.worker import stream_target  # noqa: E402
-from reporting_sim import WEEK_START, simulate  # noqa: E402
+from sim_week import WEEK_START, simulate  # noqa: E402
 
 MUNICIPALITY = "990001"
 FINAL_MUNICIPALITY = "990002"
@@ -174,8 +174,7 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
 
         # 1. the events
         start = time.perf_counter()
-        sims = [simulate(MUNICIPALITY, WEEK_START + dt.timedelta(days=7 * w), seed=100 + w) for w in range(weeks)]
-        events = [e for s in sims for e in s.events]
+        events = simulate(MUNICIPALITY, WEEK_START, days=7 * weeks, seed=100).events
         results["generate_s"] = round(time.perf_counter() - start, 2)
         before_desk = (await js.stream_info("MG_DESK")).state.last_seq
         before_calls = (await js.stream_info("MG_CALLS")).state.last_seq

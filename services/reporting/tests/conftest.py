@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from madoguchi_shared import bus
 from reporting_harness import headers, reporting_settings, running_app
-from reporting_sim import WEEK_START, simulate
+from sim_week import WEEK_START, simulate
 from tests.utils.servers import unique_municipality
 
 
