@@ -12,11 +12,10 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import nats
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
@@ -26,6 +25,8 @@ from madoguchi_shared import reader, subjects
 from madoguchi_shared.errors import BusUnreachable, Unavailable
 from madoguchi_shared.events import Event, dump_event, parse_event
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.nats_typed import add_stream, client_of, publish_async, subscribe_inbox, update_stream
+from madoguchi_shared.nats_typed import connect as nats_connect
 from madoguchi_shared.settings import redact_url
 
 log = get_logger(__name__)
@@ -99,7 +100,7 @@ RECONNECT_GRACE = 1.0
 
 
 async def _connected(js: JetStreamContext, deadline: float | None = None) -> None:
-    nc = js._nc
+    nc = client_of(js)
     if nc.is_connected:
         return
     if deadline is None:
@@ -126,7 +127,9 @@ async def _log_error(exc: Exception) -> None:
     log.warning("bus.connection_error", error_type=type(exc).__name__, error=str(exc)[:200])
 
 
-def _resuming_ordered_consumers(holder: list[NATS], then=None):
+def _resuming_ordered_consumers(
+    holder: list[NATS], then: Callable[[], Awaitable[None]] | None = None
+) -> Callable[[], Awaitable[None]]:
     """After a reconnect, re-create every ordered consumer of the connection from where it was.
 
     An ordered consumer is an ephemeral, in-memory consumer: a restarted nats-server no longer has
@@ -137,7 +140,7 @@ def _resuming_ordered_consumers(holder: list[NATS], then=None):
 
     async def reconnected() -> None:
         for nc in holder:
-            for sub in list(nc._subs.values()):
+            for sub in list(nc._subs.values()):  # pyright: ignore[reportPrivateUsage] - nats-py lists no subscriptions publicly
                 jsi = getattr(sub, "_jsi", None)
                 if jsi is not None and getattr(jsi, "_ordered", False):
                     try:
@@ -155,16 +158,17 @@ def _reset_from_sequence_only() -> None:
     from the next stream sequence, but keeps the `opt_start_time` it was first made with: the server refuses
     that pair (10094, "deliver by start sequence, but optional start time is also set") on every try, and a
     live view that started by time (the desk's notices, the agent's visits) stops for good after a failover."""
-    jsi = JetStreamContext._JSI
+    # nats-py's ordered-consumer state class is private and untyped: patched as Any
+    jsi: Any = JetStreamContext._JSI  # pyright: ignore[reportPrivateUsage]
     original = jsi.reset_ordered_consumer
     if getattr(original, "_from_sequence_only", False):
         return
 
-    async def reset_ordered_consumer(self, sseq):
+    async def reset_ordered_consumer(self: Any, sseq: int) -> Any:
         self._ccreq.opt_start_time = None
         return await original(self, sseq)
 
-    reset_ordered_consumer._from_sequence_only = True
+    reset_ordered_consumer._from_sequence_only = True  # pyright: ignore[reportFunctionMemberAccess] - the mark of the patch
     jsi.reset_ordered_consumer = reset_ordered_consumer
 
 
@@ -177,7 +181,7 @@ def _quiet_tls_close(record: logging.LogRecord) -> bool:
     return "eof_received()" not in record.getMessage()
 
 
-def _tls_from_settings(kwargs: dict) -> None:
+def _tls_from_settings(kwargs: dict[str, Any]) -> None:
     """TLS as configured (MADOGUCHI_NATS_TLS_CA / _CERT / _KEY / _HOSTNAME) unless the caller passed
     its own `tls=`: every service and tool gets server verification without each passing it."""
     if "tls" in kwargs:
@@ -210,12 +214,12 @@ async def connect(url: str, name: str, *, first_connect_timeout: float | None = 
     options: dict[str, Any] = dict(name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
     if first_connect_timeout is None:
         options.setdefault("error_cb", _log_error)
-        holder.append(await nats.connect(servers, **options))
+        holder.append(await nats_connect(servers, options))
         return holder[0]
     options.setdefault("error_cb", _quiet)
     options.setdefault("connect_timeout", max(1, int(first_connect_timeout)))
     try:
-        holder.append(await asyncio.wait_for(nats.connect(servers, **options), first_connect_timeout))
+        holder.append(await asyncio.wait_for(nats_connect(servers, options), first_connect_timeout))
         return holder[0]
     except (TimeoutError, OSError, nats_errors.Error) as exc:
         raise BusUnreachable(
@@ -248,11 +252,11 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             max_age=0 if spec.log else 30 * 24 * 3600.0,
         )
         try:
-            await js.add_stream(config)
+            await add_stream(js, config)
         except BadRequestError as exc:
             if exc.err_code != 10058:  # stream name already in use with a different configuration
                 raise
-            await js.update_stream(config)
+            await update_stream(js, config)
 
 
 def _headers(event: Event, expected: int | None) -> dict[str, str]:
@@ -280,7 +284,7 @@ async def _stored_as(js: JetStreamContext, stream: str, subject: str, msg_id: st
         msg = await js.get_msg(stream, seq=expected + 1, subject=subject, next=True, direct=True)
     except NotFoundError:
         return None
-    if (msg.headers or {}).get("Nats-Msg-Id") != msg_id:
+    if (msg.headers or {}).get("Nats-Msg-Id") != msg_id:  # pyright: ignore[reportUnknownMemberType] - nats-py: an untyped Dict
         return None
     return api.PubAck(stream=stream, seq=msg.seq or 0, duplicate=True)
 
@@ -389,11 +393,11 @@ async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: 
         return [(await append(js, event, expected.get(event.subject))).seq]
     if len(events) > MAX_BATCH:
         raise ValueError(f"an atomic batch holds at most {MAX_BATCH} events")
-    nc = js._nc
+    nc = client_of(js)
     await _connected(js)
     batch_id = uuid.uuid4().hex
     checked: set[str] = set()
-    messages = []
+    messages: list[tuple[str, bytes, dict[str, str]]] = []
     for i, event in enumerate(events, 1):
         headers = {
             "Nats-Msg-Id": str(event.event_id),
@@ -458,10 +462,10 @@ async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: 
 
 async def publish_many(js: JetStreamContext, events: Iterable[Event], window: int = 2000) -> int:
     """Pipelined publish for bulk (simulation, outbox drain). Returns how many were acknowledged."""
-    futures: list[asyncio.Future] = []
+    futures: list[asyncio.Future[api.PubAck]] = []
     count = 0
     for event in events:
-        futures.append(await js.publish_async(event.subject, dump_event(event), headers=_headers(event, None)))
+        futures.append(await publish_async(js, event.subject, dump_event(event), _headers(event, None)))
         if len(futures) >= window:
             for fut in futures:
                 await fut
@@ -482,7 +486,10 @@ class _NoAnswer(Exception):
     """A read the cluster did not answer (a node gone, an election): repeated within ELECTION_GRACE."""
 
 
-async def _within_grace(read, what: str):
+R = TypeVar("R")
+
+
+async def _within_grace(read: Callable[[], Awaitable[R]], what: str) -> R:
     """Run `read()` again while the bus gives no answer (timeout, no responders, 503), up to ELECTION_GRACE."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ELECTION_GRACE
@@ -535,7 +542,7 @@ async def _load_into(nc: NATS, subject: str, after: int, batch: int, out: Loaded
     stream = stream_for(subject)
     seq = after + 1
     inbox = nc.new_inbox()  # one per try: a late answer to an earlier try never mixes in
-    sub = await nc.subscribe(inbox)
+    sub = await subscribe_inbox(nc, inbox)
     try:
         while True:
             req = json.dumps({"seq": seq, "next_by_subj": subject, "batch": batch}).encode()
@@ -585,13 +592,15 @@ def fold(evolve: Callable[[S, Event], S], stored: Iterable[Stored], state: S, se
     return state, seq
 
 
-async def load_filter(js: JetStreamContext, filter_subject: str, start_seq: int = 1, timeout: float = 2.0):
+async def load_filter(
+    js: JetStreamContext, filter_subject: str, start_seq: int = 1, timeout: float = 2.0
+) -> AsyncIterator[tuple[int, str, bytes, dict[str, str]]]:
     """Yield (seq, subject, data, headers) of every stored message matching a filter, then stop.
 
     The tuple form of `reader.read_all` (the one reader), kept for the write-side services' tests
     and tools; new code reads `reader.StoredMessage`s directly.
     """
-    async for m in reader.read_all(js._nc, filter_subject, start_seq, timeout=timeout):
+    async for m in reader.read_all(client_of(js), filter_subject, start_seq, timeout=timeout):
         yield m.seq, m.subject, m.data, m.headers or {}
 
 

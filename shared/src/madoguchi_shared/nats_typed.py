@@ -7,13 +7,21 @@ leaves untyped, so strict modules call these instead of the bare methods.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
+
+
+async def connect(servers: list[str], options: dict[str, Any]) -> NATS:
+    """`nats.connect(servers, **options)`."""
+    return await nats.connect(servers, **options)  # pyright: ignore[reportUnknownMemberType] - nats-py: **options untyped
 
 
 def jetstream(nc: NATS) -> JetStreamContext:
@@ -29,6 +37,30 @@ def client_of(js: JetStreamContext) -> NATS:
 async def create_key_value(js: JetStreamContext, config: api.KeyValueConfig) -> KeyValue:
     """`js.create_key_value(config)`: the bucket as configured."""
     return await js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
+
+
+async def add_stream(js: JetStreamContext, config: api.StreamConfig) -> api.StreamInfo:
+    """`js.add_stream(config)`: the stream as configured."""
+    return await js.add_stream(config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
+
+
+async def update_stream(js: JetStreamContext, config: api.StreamConfig) -> api.StreamInfo:
+    """`js.update_stream(config)`: the stream's configuration replaced."""
+    return await js.update_stream(config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
+
+
+async def publish_async(
+    js: JetStreamContext, subject: str, payload: bytes, headers: dict[str, str]
+) -> asyncio.Future[api.PubAck]:
+    """`js.publish_async(subject, payload, headers=headers)`: the future of its acknowledgement."""
+    return await js.publish_async(  # pyright: ignore[reportUnknownMemberType] - nats-py: `headers` an untyped Dict
+        subject, payload, headers=headers
+    )
+
+
+async def subscribe_inbox(nc: NATS, subject: str) -> Subscription:
+    """`nc.subscribe(subject)`: a subscription read with `next_msg`, no callback."""
+    return await nc.subscribe(subject)  # pyright: ignore[reportUnknownMemberType] - nats-py: its `future` parameter is an untyped Future
 
 
 async def subscribe(
@@ -50,4 +82,15 @@ async def add_consumer(js: JetStreamContext, stream: str, config: api.ConsumerCo
     return await js.add_consumer(stream, config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
 
 
-__all__ = ["add_consumer", "client_of", "create_key_value", "jetstream", "subscribe"]
+__all__ = [
+    "add_consumer",
+    "add_stream",
+    "client_of",
+    "connect",
+    "create_key_value",
+    "jetstream",
+    "publish_async",
+    "subscribe",
+    "subscribe_inbox",
+    "update_stream",
+]
