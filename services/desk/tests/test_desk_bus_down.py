@@ -90,3 +90,39 @@ async def test_commands_get_503_with_retry_after_while_nats_is_stopped_then_serv
             assert numbers == list(range(1, issued + 1)) and issued in (3, 4)
     finally:
         server.stop()
+
+
+async def test_a_refusal_while_the_bus_is_frozen_answers_at_once_and_is_recorded_after(
+    settings, municipality, tmp_path
+):
+    """A 403 records admin.access_denied; with a frozen bus (the publish waits for its timeout,
+    ~16 s) the 403 does not wait: it answers within a few seconds, and the record is stored in the
+    background as soon as the bus answers again."""
+    server = NatsServer(tmp_path / "nats").start()
+    s = settings.model_copy(update={"nats_url": server.url})
+    clock = FakeClock(datetime(2021, 4, 6, 10, 0, tzinfo=TOKYO))
+    try:
+        async with desk_app(s, municipality, clock) as (app, client):
+            s1 = await auth(app.state.js, s, municipality, "S1", Role.supporter, ("kita",))
+            _stop_process(server.proc.pid)
+            try:
+                started = time.monotonic()
+                refused = await client.post("/v1/desks/chuo-1/tickets", headers=s1)  # not the supporter's ward
+                waited = time.monotonic() - started
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            assert refused.status_code == 403, refused.text
+            assert waited < 8, waited
+            await _wait_connected(app)
+            nc = await bus.connect(server.url, name="check")
+            try:
+                async with asyncio.timeout(60):
+                    while True:
+                        stored = await bus.load(nc, aggregate_subject("admin", municipality, "access", "S1"))
+                        if any(x.event.type == "admin.access_denied" for x in stored):
+                            break
+                        await asyncio.sleep(0.2)
+            finally:
+                await nc.close()
+    finally:
+        server.stop()

@@ -205,6 +205,17 @@ async def check_account(app, principal: Principal) -> None:
     await directory.check(principal)
 
 
+DENIAL_RECORD_WAIT = 1.0  # seconds a 403 waits for its admin.access_denied event to be stored
+_DENIALS_IN_FLIGHT: set[asyncio.Task[None]] = set()
+
+
+async def _record_denial(js: JetStreamContext, event: AccessDenied) -> None:
+    try:
+        await bus.append(js, event)
+    except Exception as exc:  # noqa: BLE001 - the refusal stands even if recording it failed
+        log.error("access_denied.not_recorded", error=str(exc))
+
+
 async def deny(
     request: Request,
     principal: Principal,
@@ -229,10 +240,13 @@ async def deny(
         reason=reason,
         actor=principal.actor,
     )
-    try:
-        await bus.append(request.app.state.js, event)
-    except Exception as exc:  # noqa: BLE001 - the refusal stands even if recording it failed
-        log.error("access_denied.not_recorded", error=str(exc))
+    # Recorded before answering when the bus answers at once; a frozen bus (no answer until the
+    # publish times out, ~16 s) does not hold the 403: the recording goes on in the background.
+    task = asyncio.create_task(_record_denial(request.app.state.js, event))
+    _DENIALS_IN_FLIGHT.add(task)
+    task.add_done_callback(_DENIALS_IN_FLIGHT.discard)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), DENIAL_RECORD_WAIT)
     messages = {
         "role": "この操作を行う権限がありません。",
         "ward": "担当区以外の窓口は操作できません。",
