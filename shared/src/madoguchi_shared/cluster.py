@@ -19,10 +19,11 @@ from madoguchi_shared import tls
 from madoguchi_shared.runtime import (
     NatsServer,
     PostgresServer,
-    _as_pg_user,
-    _open_path_for,
-    _pg_bin,
-    _wait_port,
+    # the runtime's private helpers for starting PostgreSQL: the standby below starts the same way
+    _as_pg_user,  # pyright: ignore[reportPrivateUsage]
+    _open_path_for,  # pyright: ignore[reportPrivateUsage]
+    _pg_bin,  # pyright: ignore[reportPrivateUsage]
+    _wait_port,  # pyright: ignore[reportPrivateUsage]
     free_port,
     stop_stale,
 )
@@ -70,10 +71,10 @@ class TlsNatsCluster:
     root: Path
     material: tls.Material | None
     size: int = 3
-    client_ports: list[int] = field(default_factory=list)
-    route_ports: list[int] = field(default_factory=list)
-    monitor_ports: list[int] = field(default_factory=list)
-    nodes: list[NatsServer] = field(default_factory=list)
+    client_ports: list[int] = field(default_factory=list[int])
+    route_ports: list[int] = field(default_factory=list[int])
+    monitor_ports: list[int] = field(default_factory=list[int])
+    nodes: list[NatsServer] = field(default_factory=list[NatsServer])
     auth_dir: Path | None = None
 
     def __post_init__(self) -> None:
