@@ -26,9 +26,9 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
@@ -37,6 +37,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from starlette.applications import Starlette
 
 from madoguchi_shared import bus
 from madoguchi_shared.events.admin import (
@@ -53,6 +55,7 @@ from madoguchi_shared.events.admin import (
 )
 from madoguchi_shared.events.base import Actor, Role
 from madoguchi_shared.logging import get_logger
+from madoguchi_shared.nats_typed import create_key_value, stop_watch, watch_all, watched
 from madoguchi_shared.settings import Settings
 
 log = get_logger(__name__)
@@ -194,7 +197,7 @@ async def current_principal(
     return principal
 
 
-async def check_account(app, principal: Principal) -> None:
+async def check_account(app: Starlette, principal: Principal) -> None:
     """401 unless a staff token's account exists, is enabled, has the token's version and the
     token was not revoked (logout). Device and service credentials are not staff accounts."""
     if principal.kind != "staff":
@@ -352,24 +355,24 @@ class Account:
         }
 
 
-async def staff_bucket(js: JetStreamContext, replicas: int = 1):
+async def staff_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     try:
         return await js.key_value(STAFF_BUCKET)
     except BucketNotFoundError:
         from nats.js.api import KeyValueConfig
 
-        return await js.create_key_value(KeyValueConfig(bucket=STAFF_BUCKET, history=5, replicas=replicas))
+        return await create_key_value(js, KeyValueConfig(bucket=STAFF_BUCKET, history=5, replicas=replicas))
 
 
-async def revoked_bucket(js: JetStreamContext, replicas: int = 1):
+async def revoked_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """Revoked token ids (logout); an entry outlives any token (a day, or the token lifetime if longer)."""
     try:
         return await js.key_value(REVOKED_BUCKET)
     except BucketNotFoundError:
         from nats.js.api import KeyValueConfig
 
-        return await js.create_key_value(
-            KeyValueConfig(bucket=REVOKED_BUCKET, history=1, ttl=7 * 86400, replicas=replicas)
+        return await create_key_value(
+            js, KeyValueConfig(bucket=REVOKED_BUCKET, history=1, ttl=7 * 86400, replicas=replicas)
         )
 
 
@@ -541,35 +544,37 @@ class AccountDirectory:
         self.js = js
         self.accounts: dict[str, Account] = {}
         self.revoked: dict[str, float] = {}
-        self._tasks: list[asyncio.Task] = []
-        self._watchers: list = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watchers: list[KeyValue.KeyWatcher] = []
 
     async def start(self, replicas: int = 1, timeout: float = 10.0) -> AccountDirectory:
         kv = await staff_bucket(self.js, replicas)
         rkv = await revoked_bucket(self.js, replicas)
         for bucket, apply in ((kv, self._apply_account), (rkv, self._apply_revoked)):
-            watcher = await bucket.watchall()
+            watcher = await watch_all(bucket)
             ready = asyncio.Event()
             self._watchers.append(watcher)
             self._tasks.append(asyncio.create_task(self._follow(watcher, apply, ready)))
             try:
                 await asyncio.wait_for(ready.wait(), timeout)
             except TimeoutError:
-                log.warning("accounts.initial_load_slow", bucket=bucket._name)
+                log.warning("accounts.initial_load_slow", bucket=bucket._name)  # pyright: ignore[reportPrivateUsage] - nats-py: a bucket's name is private
         return self
 
     async def stop(self) -> None:
         for watcher in self._watchers:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await stop_watch(watcher)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
 
-    async def _follow(self, watcher, apply, ready: asyncio.Event) -> None:
-        async for entry in watcher:
+    async def _follow(
+        self, watcher: KeyValue.KeyWatcher, apply: Callable[[KeyValue.Entry], None], ready: asyncio.Event
+    ) -> None:
+        async for entry in watched(watcher):
             if entry is None:
                 ready.set()
                 continue
@@ -580,17 +585,18 @@ class AccountDirectory:
             if entry.delta == 0:
                 ready.set()
 
-    def _apply_account(self, entry) -> None:
+    def _apply_account(self, entry: KeyValue.Entry) -> None:
         if entry.operation in ("DEL", "PURGE") or entry.value is None:
             self.accounts.pop(entry.key, None)
             return
         current = self.accounts.get(entry.key)
-        if current is None or current.revision <= entry.revision:
-            account = Account.from_entry(entry.key, entry.value, entry.revision)
+        revision = entry.revision or 0  # a watched entry always has one (its stream sequence)
+        if current is None or current.revision <= revision:
+            account = Account.from_entry(entry.key, entry.value, revision)
             account.password_hash = None  # never kept in memory beyond a login
             self.accounts[entry.key] = account
 
-    def _apply_revoked(self, entry) -> None:
+    def _apply_revoked(self, entry: KeyValue.Entry) -> None:
         if entry.operation in ("DEL", "PURGE") or entry.value is None:
             self.revoked.pop(entry.key, None)
             return
@@ -651,13 +657,18 @@ class AccountDirectory:
         return account  # type: ignore[return-value]
 
 
-async def revocable(app, principal: Principal, source, check_every: float = 0.25):
+T = TypeVar("T")
+
+
+async def revocable(
+    app: Starlette, principal: Principal, source: AsyncGenerator[T, None], check_every: float = 0.25
+) -> AsyncGenerator[T | dict[str, str], None]:
     """Pass a server-sent event stream through while the token that opened it stays valid: when the
     account is disabled, changed or the token revoked, send `expired` and end (within `check_every`
     plus the directory's watch delay), instead of streaming to a revoked token for hours."""
     directory: AccountDirectory | None = getattr(app.state, "accounts", None)
-    it = source.__aiter__()
-    pending: asyncio.Future | None = None
+    it = source  # an async generator is its own iterator
+    pending: asyncio.Future[T] | None = None
     try:
         while True:
             reason = directory.verify(principal) if directory is not None and principal.kind == "staff" else None
@@ -710,6 +721,7 @@ async def _count_failure(js: JetStreamContext, settings: Settings, account: Acco
     for _ in range(8):
         account.failures += 1
         locked_now = account.failures >= settings.login_max_failures
+        failures = 0  # the count the lock reports, when this attempt locks the account
         if locked_now:
             account.locked_until = time.time() + settings.login_lock_seconds
             failures, account.failures = account.failures, 0

@@ -8,7 +8,7 @@ leaves untyped, so strict modules call these instead of the bare methods.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import nats
@@ -63,6 +63,22 @@ async def subscribe_inbox(nc: NATS, subject: str) -> Subscription:
     return await nc.subscribe(subject)  # pyright: ignore[reportUnknownMemberType] - nats-py: its `future` parameter is an untyped Future
 
 
+async def watch_all(kv: KeyValue) -> KeyValue.KeyWatcher:
+    """`kv.watchall()`: every key's latest value, then a None marker, then each update."""
+    return await kv.watchall()  # pyright: ignore[reportUnknownMemberType] - nats-py: **kwargs untyped
+
+
+async def watched(watcher: KeyValue.KeyWatcher) -> AsyncIterator[KeyValue.Entry | None]:
+    """The entries of a watcher as it yields them (None: the initial values are all delivered)."""
+    async for entry in watcher:  # pyright: ignore[reportUnknownVariableType] - nats-py: __anext__ unannotated
+        yield entry
+
+
+async def stop_watch(watcher: KeyValue.KeyWatcher) -> None:
+    """`watcher.stop()`."""
+    await watcher.stop()  # pyright: ignore[reportUnknownMemberType] - nats-py: its return unannotated
+
+
 async def subscribe(
     nc: NATS,
     subject: str,
@@ -90,7 +106,10 @@ __all__ = [
     "create_key_value",
     "jetstream",
     "publish_async",
+    "stop_watch",
     "subscribe",
     "subscribe_inbox",
     "update_stream",
+    "watch_all",
+    "watched",
 ]
