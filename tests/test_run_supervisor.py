@@ -314,3 +314,59 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
     assert proc.returncode == 0, out
     for victim in ("desk", "calls", "nats-server", "postgresql"):
         assert f"{victim} exited (signal SIGKILL)" in out and f"{victim} restarted" in out, out[-3000:]
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_service_with_worker_processes_killed_hard_comes_back_without_its_old_workers(tmp_path):
+    """kill -9 of a service's parent leaves its uvicorn workers behind, still holding the port: the
+    supervisor ends the old session before starting the service again, so the new one binds (it
+    used to exit with [Errno 98] and be retried for ever while unsupervised workers served)."""
+    data = tmp_path / "var"
+    ports = {name: free_port() for name in ("desk", "nats", "pg", "mon")}
+    env = {
+        **os.environ,
+        "MADOGUCHI_DATA_DIR": str(data),
+        "MADOGUCHI_NATS_PORT": str(ports["nats"]),
+        "MADOGUCHI_NATS_MONITOR_PORT": str(ports["mon"]),
+        "MADOGUCHI_PG_PORT": str(ports["pg"]),
+        "MADOGUCHI_DESK_PORT": str(ports["desk"]),
+        "MADOGUCHI_LOG_LEVEL": "WARNING",
+        "MADOGUCHI_API_WORKERS": "2",
+    }
+    for key in ("MADOGUCHI_PG_DSN", "MADOGUCHI_NATS_URL"):
+        env.pop(key, None)
+    proc = _start(env)
+    ready = f"http://127.0.0.1:{ports['desk']}/readyz"
+    try:
+        _wait_ready(ready, proc, timeout=240)
+        parent = _pid(data / "run" / "desk.pid")
+        workers = [pid for pid in _group(parent) if pid != parent]
+        assert workers, "the desk runs without worker processes"
+        os.kill(parent, signal.SIGKILL)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            again = _pid(data / "run" / "desk.pid")
+            if again != parent and _alive(again) and not _group(parent):
+                break
+            time.sleep(0.3)
+        assert not _group(parent), f"the old workers {_group(parent)} still run"
+        _wait_ready(ready, proc, timeout=240)
+        assert _pid(data / "run" / "desk.pid") != parent
+    finally:
+        out = _stop_twice(proc)
+        (tmp_path / "run.log").write_text(out)
+    assert "Errno 98" not in out, out[-3000:]
+    assert "desk exited (signal SIGKILL)" in out and "desk restarted" in out, out[-3000:]

@@ -11,6 +11,7 @@ answers 200 (nats-server and PostgreSQL when they accept connections).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -95,6 +96,23 @@ class ServerChild(Child):
         return self.server.proc.pid if self.server.proc else None
 
 
+def _end_group(pgid: int, timeout: float = 10.0) -> None:
+    """Kill what is left of a service's session: a parent killed hard leaves its uvicorn workers
+    behind (re-parented to init, still serving on the port), and the new parent could not bind
+    ([Errno 98], exit 3, retried for ever)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
+
+
 class ServiceChild(Child):
     """`madoguchi serve <name>` in its own session (a terminal's Ctrl-C reaches only the supervisor)."""
 
@@ -107,6 +125,8 @@ class ServiceChild(Child):
 
     def start(self) -> None:
         stop_stale(self.pid_file, f"madoguchi_shared.cli serve {self.name}", signal.SIGTERM)
+        if self.proc is not None:
+            _end_group(self.proc.pid)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "madoguchi_shared.cli", "serve", self.name], env=self.env, start_new_session=True
         )
