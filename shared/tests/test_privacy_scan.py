@@ -71,8 +71,11 @@ async def test_scan_counts_by_kind_and_place_never_values(data_folder):
     await js.publish(subjects.aggregate_subject("desk", "900001", "visit", "1"), json.dumps(clean_event).encode())
     conn = await asyncpg.connect(pg.dsn)
     await conn.execute(
-        "CREATE SCHEMA demo; CREATE TABLE demo.note (id uuid PRIMARY KEY, text text, extra jsonb, n int)"
+        "CREATE SCHEMA demo; CREATE TABLE demo.note (id uuid PRIMARY KEY, text text, extra jsonb, n int);"
+        "CREATE TABLE demo.raw (n int, data bytea, digest bytea)"  # as the audit log keeps a message's bytes
     )
+    digest = bytes.fromhex("31" * 32)  # 32 bytes of "1": a digest is not read
+    await conn.execute("INSERT INTO demo.raw VALUES (1, $1, $2)", json.dumps({"a": CLEAN}).encode() * 3, digest)
     await conn.execute("INSERT INTO demo.note VALUES ($1, $2, $3, 1)", uuid.uuid4(), CLEAN, json.dumps({"a": CLEAN}))
     (data / "logs").mkdir()
     (data / "logs" / "desk.log").write_text(
@@ -97,6 +100,8 @@ async def test_scan_counts_by_kind_and_place_never_values(data_folder):
         f"メール {EMAIL}",
         json.dumps({"a": [CLEAN, f"携帯 {PHONE}"]}),
     )
+    raw = json.dumps({"note": f"番号 {MY_NUMBER}", "pad": "x" * 64}, ensure_ascii=False).encode()
+    await conn.execute("INSERT INTO demo.raw VALUES (2, $1, $2)", raw, digest)
     with open(data / "logs" / "desk.log", "a", encoding="utf-8") as f:
         f.write(json.dumps({"event": "oops", "detail": f"連絡先 {EMAIL}"}) + "\n")
     await conn.close()
@@ -108,6 +113,7 @@ async def test_scan_counts_by_kind_and_place_never_values(data_folder):
     assert "検出 1（個人番号 1）" in _line(out, "MG_DESK")
     assert "2 行  検出 2（電話番号 1、メールアドレス 1）" in _line(out, "demo.note")
     assert "検出 1（メールアドレス 1）" in _line(out, "logs/desk.log")
-    assert "検出 5 件（個人番号 1、12桁以上の数字 0、電話番号 2、メールアドレス 2、氏名 0、住所 0）" in out
+    assert "2 行  検出 1（個人番号 1）" in _line(out, "demo.raw")
+    assert "検出 6 件（個人番号 2、12桁以上の数字 0、電話番号 2、メールアドレス 2、氏名 0、住所 0）" in out
     for value in ("一二三四", "五六七八", "5678", "9018", "taro", "example", "0901234"):
         assert value not in out

@@ -159,7 +159,10 @@ async def scan_streams(nats_url: str, report: ScanReport) -> None:
         await nc.drain()
 
 
-_TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb", "ARRAY")
+# bytea too: the audit log keeps each message's bytes as the streams hold them (a digest is shorter
+# than _MIN_PAYLOAD and is not read).
+_TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb", "ARRAY", "bytea")
+_MIN_PAYLOAD = 64
 
 
 async def scan_tables(dsn: str, report: ScanReport) -> None:
@@ -185,14 +188,17 @@ async def scan_tables(dsn: str, report: ScanReport) -> None:
             if not texty:
                 place.items = await conn.fetchval(f'SELECT count(*) FROM "{schema}"."{table}"')
                 continue
-            select = ", ".join(f'"{c}"::text' for c, _ in texty)
+            select = ", ".join(f'"{c}"' if t == "bytea" else f'"{c}"::text' for c, t in texty)
             async with conn.transaction():
                 async for row in conn.cursor(f'SELECT {select} FROM "{schema}"."{table}"', prefetch=2000):
                     place.items += 1
                     for (_, kind), value in zip(texty, row, strict=True):
                         if value is None:
                             continue
-                        if kind in ("json", "jsonb", "ARRAY"):
+                        if kind == "bytea":
+                            if len(value) >= _MIN_PAYLOAD:
+                                place.kinds.update(payload_findings(bytes(value)))
+                        elif kind in ("json", "jsonb", "ARRAY"):
                             place.kinds.update(payload_findings(value))
                         else:
                             place.kinds.update(text_findings(value))
