@@ -883,7 +883,9 @@ def _split_hit(chain: list[list[_Token]], t: str) -> _Found | None:
     if len(digits) == 12 and min(sizes) >= 2 and all(_piece_ok(c, t) for c in chain):
         if is_valid_my_number(digits):
             return _Found("my_number", start, end)
-        if min(sizes) >= 4:
+        if min(sizes) >= 4 and all(len(c) == 1 for c in chain):
+            # without the check digit, only pieces that are each one run of digits (「12345678、続き9012」):
+            # 「100。10000ポイント、受付番号1000」 is three counts, not a number
             return _Found("twelve_digits", start, end)
     elif 2 <= sizes[0] <= 5 and _domestic(digits) and min(sizes) >= 2:
         return _Found("phone", start, end)
@@ -996,6 +998,21 @@ def _pad_positional(cluster: list[_Token]) -> None:
             tok.digits = digits
 
 
+_LABEL_BEFORE = ("no.", "no", "№", "受付番号", "整理番号", "受付no.", "第")
+_COUNTER_AFTER = re.compile(
+    r"\s*(?:ポイント|円|回|件|人|名|枚|通|個|台|冊|本|年|か月|ヶ月|ケ月|月|日|時|分|秒|歳|才|番目|号室|号|番|階|条|丁目|%|％|pt|p\b)"
+)
+
+
+def _labelled(cluster: list[_Token], t: str) -> bool:
+    """A number with a label before it (受付番号 / No. / 第) or a counter after it (ポイント, 円, 回, 件 ...)."""
+    before = unicodedata.normalize("NFKC", t[max(0, cluster[0].start - 6) : cluster[0].start]).lower().rstrip(" :：")
+    if before.endswith(_LABEL_BEFORE):
+        return True
+    after = unicodedata.normalize("NFKC", t[cluster[-1].end : cluster[-1].end + 4]).lower()
+    return _COUNTER_AFTER.match(after) is not None
+
+
 def _scan_across_sentences(clusters: list[list[_Token]], t: str) -> list[_Found]:
     """A My Number told in pieces over sentences (「番号は1234です。残りは5678 9018です。」): two or
     three neighbouring numbers of 4 digits or more each that together make 12 digits with a right
@@ -1013,6 +1030,8 @@ def _scan_across_sentences(clusters: list[list[_Token]], t: str) -> list[_Found]
                 continue  # a list of small numbers (受付 887、289), not a piece of one
             if "\n\n" in t[chain[0][-1].end : chain[-1][0].start].replace(" ", ""):
                 continue  # another paragraph
+            if any(_labelled(c, t) for c in chain):
+                continue  # 受付番号2383、1900ポイント: a number said to be something else is not a piece
             digits = "".join(g.digits for c in chain for g in c)
             if is_valid_my_number(digits):
                 out.append(_Found("my_number", chain[0][0].start, chain[-1][-1].end))
