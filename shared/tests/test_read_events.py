@@ -166,3 +166,25 @@ def test_free_text_with_personal_data_put_on_a_stream_directly_is_refused() -> N
         assert "personal data" in str(info.value) and "5678" not in str(info.value)
     sealed = "sealed:v1:" + str(uuid4()) + ":" + "A" * 40
     assert read_event(json.dumps({**raw, "text": sealed}).encode()).text == sealed  # type: ignore[attr-defined]
+
+
+def test_a_laptops_machine_text_with_personal_data_is_refused_on_read() -> None:
+    """A laptop publishes its own events: a path or a reader name holding a My Number, sent past
+    the agent's own validation, is refused by the read side too."""
+    from madoguchi_shared.events.device import PersonalDataFileFound
+
+    found = PersonalDataFileFound(
+        municipality="011002",
+        device_id="chuo-1-pc",
+        root="desktop",
+        path="memo.txt",
+        kinds=("my_number",),
+        findings=1,
+        size_bytes=10,
+        quarantine=True,
+        quarantined=True,
+    )
+    raw = json.loads(dump_event(found))
+    assert read_event(json.dumps(raw).encode()).path == "memo.txt"  # type: ignore[attr-defined] - a PersonalDataFileFound
+    with pytest.raises(ValueError, match="personal data"):
+        read_event(json.dumps({**raw, "path": "123456789018.txt"}).encode())

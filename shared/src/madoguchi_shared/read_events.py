@@ -149,7 +149,7 @@ def struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
     return struct
 
 
-# Free text is screened again on read (a message put on a stream by anything but a service, e.g.
+# Free text (and a laptop's machine text: paths, reader and process names) is screened again on read (a message put on a stream by anything but a service, e.g.
 # with a tool's or a laptop's bus credentials, was never validated): per Struct, its free-text
 # fields and the fields holding nested models that have some.
 _TextFields = tuple[tuple[str, bool], ...]  # (field, True = free text itself / False = nested models)
@@ -166,7 +166,7 @@ def _text_fields(model: type[BaseModel]) -> _TextFields:
     out: list[tuple[str, bool]] = []
     for name, info in model.model_fields.items():
         marks = repr(info.annotation) + repr(info.metadata)
-        if "ScreenBeforeValidation()" in marks or "Erasable()" in marks:
+        if "ScreenBeforeValidation()" in marks or "Erasable()" in marks or "function _checked" in marks:
             out.append((name, True))
         elif any(_text_fields(m) for m in _nested_models(info.annotation)):
             out.append((name, False))
