@@ -16,13 +16,13 @@ from madoguchi_shared.figures import LABELS, Family, Fig, figure_keys
 from madoguchi_reporting.reports import models as md
 
 ROOT = Path(__file__).resolve().parents[3]
-# The modules that build, lay out, render, check or predict report figures. The projections package
-# (another helper's area this session) is checked once it names its counters through `figures`.
+# The modules that count, build, lay out, render, check or predict report figures.
 SCANNED = [
     *sorted(
         p for p in (ROOT / "services/reporting/src/madoguchi_reporting").glob("*.py") if p.name != "never-excluded"
     ),
     *sorted((ROOT / "services/reporting/src/madoguchi_reporting/reports").glob("*.py")),
+    *sorted((ROOT / "services/reporting/src/madoguchi_reporting/projections").glob("*.py")),
     ROOT / "services/console/src/madoguchi_console/screens/reports.py",
     ROOT / "tools/simulator/src/madoguchi_sim/truth.py",
 ]

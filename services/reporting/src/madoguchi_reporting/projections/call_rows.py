@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from madoguchi_shared import db
-from madoguchi_shared.figures import Fig
+from madoguchi_shared.figures import Family as F
+from madoguchi_shared.figures import Fig, family
 
 from madoguchi_reporting.projections.store import joined, load_rows, local
 
@@ -93,48 +94,59 @@ class CallRow:
         return tuple(joined(self.categories) if c == "categories" else getattr(self, c) for c in CALL_COLUMNS)
 
 
-def call_figures(c: CallRow | None) -> Counter:
+# the families a call counts in ("by_hour." + "09"), spelled once in madoguchi_shared.figures
+BY_HOUR, OFFER, RESOLUTION, CATEGORY, PROVIDER, GUIDED, OPINION_KIND, STEP = (
+    family(f, "")
+    for f in (
+        F.by_hour,
+        F.offer_choices,
+        F.by_resolution,
+        F.by_category,
+        F.by_provider,
+        F.guided_ward,
+        F.opinions_by_kind,
+        F.difficulties_by_step,
+    )
+)
+
+
+def call_figures(c: CallRow | None) -> Counter[str]:
     """What one call contributes to its line-day's counters (REP-2)."""
-    out: Counter = Counter()
+    out: Counter[str] = Counter()
     if c is None:
         return out
     out[Fig.received] += 1
-    out[f"by_hour.{local(c.received_at).hour:02d}"] += 1
+    out[f"{BY_HOUR}{local(c.received_at).hour:02d}"] += 1
     if c.within_hours:
         out[Fig.received_in_hours] += 1
     if c.connection != "pending":
-        out[c.connection] += 1  # answered | missed | abandoned | out_of_hours
-    if c.connection == "missed" and c.missed_reason == "callback_chosen":
+        out[c.connection] += 1  # the figure it counts in: answered | missed | abandoned | out_of_hours
+    if c.connection == Fig.missed and c.missed_reason == "callback_chosen":
         out[Fig.missed_callback_chosen] += 1
-    if c.connection == "answered":
-        out["answer_wait_n"] += 1
-        out["answer_wait_s_sum"] += c.wait_s or 0
     if c.overflow == "out_of_hours":
         out[Fig.after_hours_guided] += 1  # guidance given while the line was closed
     elif c.overflow:
         out[Fig.overflow_offered] += 1  # every seat busy: wait, callback or call again
     if c.offer_choice:
-        out[f"offer_choices.{c.offer_choice}"] += 1
+        out[OFFER + c.offer_choice] += 1
     if c.repeat_of:
         out[Fig.repeat_calls] += 1
     if c.resolution is not None:
         out[Fig.closed] += 1
-        out[f"by_resolution.{c.resolution}"] += 1
+        out[RESOLUTION + c.resolution] += 1
         for cat in c.categories or ():
-            out[f"by_category.{cat}"] += 1
+            out[CATEGORY + cat] += 1
         if c.provider_category:
-            out[f"by_provider.{c.provider_category}"] += 1
+            out[PROVIDER + c.provider_category] += 1
         if c.guided_ward:
-            out[f"guided_ward.{c.guided_ward}"] += 1
+            out[GUIDED + c.guided_ward] += 1
         if c.resolution == "escalated_callback":
             out[Fig.escalations] += 1
-        out["duration_n"] += 1
-        out["duration_s_sum"] += c.duration_s or 0
         for op in json.loads(c.opinions or "[]"):
             out[Fig.opinions] += 1
-            out[f"opinions_by_kind.{op['kind']}"] += 1
+            out[OPINION_KIND + op["kind"]] += 1
             if op.get("step"):
-                out[f"difficulties_by_step.{op['step']}"] += 1
+                out[STEP + op["step"]] += 1
     return out
 
 

@@ -18,6 +18,8 @@ from uuid import UUID
 from madoguchi_shared import db
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import calls as cl
+from madoguchi_shared.figures import Fig
+from madoguchi_shared.figures import Stored as Kept
 from madoguchi_shared.read_events import as_model, is_a, model
 
 from madoguchi_reporting.schema import SCHEMA
@@ -59,9 +61,9 @@ class CallsBatch:
 
 # --- line-day events ---------------------------------------------------------------------------------
 
-LINE_DAY_COUNTERS: dict[type[cl._LineDayEvent], str] = {
-    cl.CapacityThresholdCrossed: "capacity_alerts",
-    cl.NoOperatorSeated: "staffing_breaches",
+LINE_DAY_COUNTERS: dict[type[cl._LineDayEvent], Fig] = {
+    cl.CapacityThresholdCrossed: Fig.capacity_alerts,
+    cl.NoOperatorSeated: Fig.staffing_breaches,
 }
 
 
@@ -70,26 +72,26 @@ def fold_line_day_event(b: CallsBatch, e: cl._LineDayEvent) -> None:
     if (figure := LINE_DAY_COUNTERS.get(model(e))) is not None:
         b.acc.add(key, figure)
     elif is_a(e, cl.SeatCoverageRestored):
-        b.acc.add(key, "staffing_gap_s_sum", e.gap_seconds)
+        b.acc.add(key, Kept.staffing_gap_s_sum, e.gap_seconds)
 
 
 # --- call events: (batch, the call's row, the event) --------------------------------------------------
 
 
 def on_answered(b: CallsBatch, c: CallRow, e: cl.CallAnswered) -> None:
-    c.connection, c.wait_s = "answered", e.wait_seconds
+    c.connection, c.wait_s = Fig.answered.value, e.wait_seconds
 
 
 def on_missed(b: CallsBatch, c: CallRow, e: cl.CallMissed) -> None:
-    c.connection, c.missed_reason = "missed", e.reason
+    c.connection, c.missed_reason = Fig.missed.value, e.reason
 
 
 def on_abandoned(b: CallsBatch, c: CallRow, e: cl.CallAbandoned) -> None:
-    c.connection, c.wait_s = "abandoned", e.wait_seconds
+    c.connection, c.wait_s = Fig.abandoned.value, e.wait_seconds
 
 
 def on_out_of_hours(b: CallsBatch, c: CallRow, e: cl.CallOutOfHours) -> None:
-    c.connection = "out_of_hours"
+    c.connection = Fig.out_of_hours.value
 
 
 def on_overflow(b: CallsBatch, c: CallRow, e: cl.OverflowOffered) -> None:
@@ -153,13 +155,13 @@ def fold_call_event(b: CallsBatch, e: cl._CallEvent) -> None:
 # --- callback events ---------------------------------------------------------------------------------
 
 # callback event -> (the counter it adds to on the day it happened, the callback's status after it)
-CALLBACK_OUTCOMES: dict[type[cl._CallbackEvent], tuple[str, str | None]] = {
-    cl.CallbackCompleted: ("callbacks_done", "done"),
-    cl.CallbackFailed: ("callbacks_failed", "failed"),
-    cl.CallbackCancelled: ("callbacks_cancelled", "cancelled"),
-    cl.CallbackOverdue: ("callbacks_overdue", None),
-    cl.CallbackEscalatedToCity: ("callbacks_to_city", None),
-    cl.CityAnswered: ("callbacks_city_answered", None),
+CALLBACK_OUTCOMES: dict[type[cl._CallbackEvent], tuple[Fig | Kept, str | None]] = {
+    cl.CallbackCompleted: (Fig.callbacks_done, "done"),
+    cl.CallbackFailed: (Kept.callbacks_failed, "failed"),
+    cl.CallbackCancelled: (Kept.callbacks_cancelled, "cancelled"),
+    cl.CallbackOverdue: (Kept.callbacks_overdue, None),
+    cl.CallbackEscalatedToCity: (Kept.callbacks_to_city, None),
+    cl.CityAnswered: (Kept.callbacks_city_answered, None),
 }
 
 
@@ -177,7 +179,7 @@ def on_callback_requested(b: CallsBatch, e: cl.CallbackRequested) -> None:
         "status": "open",
     }
     b.callbacks_changed.add(bk)
-    b.acc.add((m, "line", e.line, day), "callbacks_opened")
+    b.acc.add((m, "line", e.line, day), Fig.callbacks_opened)
     b.call_with_callback[(m, e.call_id)] = "open"
 
 

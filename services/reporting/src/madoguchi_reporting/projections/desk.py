@@ -19,7 +19,8 @@ from uuid import UUID
 
 from madoguchi_shared import db
 
-from madoguchi_shared.figures import Fig
+from madoguchi_shared.figures import Family, Fig, family
+from madoguchi_shared.figures import Stored as Kept
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import REGISTRY
 from madoguchi_shared.events import desk as dk
@@ -86,15 +87,15 @@ class DeskBatch:
 
 # --- desk-day events: (batch, the day's key, its desk-day row, the event) ----------------------------
 
-DAY_COUNTERS: dict[type, str] = keyed(
+DAY_COUNTERS: dict[type, Fig] = keyed(
     {
-        dk.TicketNoShow: "no_shows",
-        dk.TicketRecalled: "recalls",
-        dk.DevicesDisinfected: "disinfections",
-        dk.VisitStartedBeforeDisinfection: "disinfection_misses",
-        dk.StaffingBreachDetected: "staffing_breaches",
-        dk.ShortAbsenceStarted: "short_absences",
-        dk.CapacityThresholdReached: "capacity_alerts",
+        dk.TicketNoShow: Fig.no_shows,
+        dk.TicketRecalled: Fig.recalls,
+        dk.DevicesDisinfected: Fig.disinfections,
+        dk.VisitStartedBeforeDisinfection: Fig.disinfection_misses,
+        dk.StaffingBreachDetected: Fig.staffing_breaches,
+        dk.ShortAbsenceStarted: Fig.short_absences,
+        dk.CapacityThresholdReached: Fig.capacity_alerts,
     }
 )
 
@@ -113,11 +114,11 @@ def on_mask_status(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.MaskStatusReco
 
 
 def on_breach_ended(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.StaffingBreachEnded) -> None:
-    b.acc.add(key, "staffing_breach_ms", to_ms(e.duration_seconds))
+    b.acc.add(key, Kept.staffing_breach_ms, to_ms(e.duration_seconds))
 
 
 def on_incident(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.IncidentOpened) -> None:
-    b.acc.add(key, f"incidents.{e.kind}")
+    b.acc.add(key, family(Family.incidents, e.kind))
     if e.kind == "card_left_behind":
         b.acc.add(key, Fig.card_incidents)
 
@@ -131,7 +132,7 @@ def escalation_key(
 
 def on_escalation_raised(b: DeskBatch, key: DayKey, row: DeskDay, e: dk.EscalationRaised) -> None:
     b.acc.add(key, Fig.escalations)
-    b.acc.add(key, f"escalations_by_category.{e.category}")
+    b.acc.add(key, family(Family.escalations_by_category, e.category))
     b.notes[escalation_key(key, e)] = note(e.occurred_at, e.category, e.summary, status="raised")
 
 
@@ -225,9 +226,16 @@ def on_visit_ended(b: DeskBatch, v: VisitRow, e: dk.VisitEnded) -> None:
 def on_visit_corrected(b: DeskBatch, v: VisitRow, e: dk.VisitCorrected) -> None:
     if e.outcome is not None:
         v.outcome, v.reason = e.outcome, e.reason
-    for name in ("gender", "age_band", "support_needed", "support_given", "payment_service"):
-        if getattr(e, name) is not None:
-            setattr(v, name, getattr(e, name))
+    if e.gender is not None:
+        v.gender = e.gender
+    if e.age_band is not None:
+        v.age_band = e.age_band
+    if e.support_needed is not None:
+        v.support_needed = e.support_needed
+    if e.support_given is not None:
+        v.support_given = e.support_given
+    if e.payment_service is not None:
+        v.payment_service = e.payment_service
     if e.purposes is not None:
         v.purposes = list(e.purposes)
     v.corrections += 1
@@ -241,9 +249,9 @@ def visit_day_key(v: VisitRow, e: dk._VisitEvent) -> DayKey:
 def on_opinion(b: DeskBatch, v: VisitRow, e: dk.OpinionRecorded) -> None:
     key = visit_day_key(v, e)
     b.acc.add(key, Fig.opinions, ward=v.ward)
-    b.acc.add(key, f"opinions_by_kind.{e.kind}")
+    b.acc.add(key, family(Family.opinions_by_kind, e.kind))
     if e.step:
-        b.acc.add(key, f"difficulties_by_step.{e.step}")
+        b.acc.add(key, family(Family.difficulties_by_step, e.step))
     b.notes[(*key, "opinion", str(e.event_id))] = note(e.occurred_at, e.kind, e.text, step=e.step)
 
 
@@ -255,11 +263,11 @@ def on_pin_failure(b: DeskBatch, v: VisitRow, e: dk.PinFailureRecorded) -> None:
 
 
 def on_pin_lock_warning(b: DeskBatch, v: VisitRow, e: dk.PinLockWarningIssued) -> None:
-    b.acc.add(visit_day_key(v, e), "pin_lock_warnings", ward=v.ward)
+    b.acc.add(visit_day_key(v, e), Fig.pin_lock_warnings, ward=v.ward)
 
 
 def on_card_handed(b: DeskBatch, v: VisitRow, e: dk.CardHandedToStaff) -> None:
-    b.acc.add(visit_day_key(v, e), "cards_handed", ward=v.ward)
+    b.acc.add(visit_day_key(v, e), Fig.cards_handed, ward=v.ward)
 
 
 VISIT_HANDLERS: dict[type, Callable[[DeskBatch, VisitRow, Any], None]] = keyed(

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from madoguchi_shared import db
+from madoguchi_shared.figures import Family as F
+from madoguchi_shared.figures import Fig, family
+from madoguchi_shared.figures import Stored as S
 
 from madoguchi_reporting.projections.store import joined
 from madoguchi_reporting.schema import SCHEMA
@@ -86,36 +89,41 @@ class VisitRow:
         return tuple(joined(self.purposes) if c == "purposes" else getattr(self, c) for c in VISIT_COLUMNS)
 
 
-def visit_figures(v: VisitRow | None) -> Counter:
+# the families a visit counts in ("by_hour." + "09"), spelled once in madoguchi_shared.figures
+BY_HOUR, BY_GENDER, BY_AGE_BAND, BY_PURPOSE = (
+    family(f, "") for f in (F.by_hour, F.by_gender, F.by_age_band, F.by_purpose)
+)
+PAYMENT, REASON, OUTCOME_BY = (family(f, "") for f in (S.payment_service, S.not_completed_reason, S.outcome_by_purpose))
+
+
+def visit_figures(v: VisitRow | None) -> Counter[str]:
     """What one visit contributes to its desk-day's counters (REP-1)."""
-    out: Counter = Counter()
+    out: Counter[str] = Counter()
     if v is None or v.day is None:
         return out
-    out["visitors"] += 1
+    out[Fig.visitors] += 1
     if v.arrival_hour is not None:
-        out[f"by_hour.{v.arrival_hour:02d}"] += 1
-    out["wait_n"] += 1
-    out["wait_ms_sum"] += v.waited_ms or 0
+        out[f"{BY_HOUR}{v.arrival_hour:02d}"] += 1
     if v.gender is not None:
-        out["details_n"] += 1
-        out[f"by_gender.{v.gender}"] += 1
-        out[f"by_age_band.{v.age_band}"] += 1
-        out["support_needed"] += int(bool(v.support_needed))
-        out["support_given"] += int(bool(v.support_given))
+        out[S.details_n] += 1
+        out[BY_GENDER + v.gender] += 1
+        out[f"{BY_AGE_BAND}{v.age_band}"] += 1
+        if v.support_needed:
+            out[Fig.support_needed] += 1
+        if v.support_given:
+            out[Fig.support_given] += 1
         for p in v.purposes or ():
-            out[f"by_purpose.{p}"] += 1
+            out[BY_PURPOSE + p] += 1
         if v.payment_service:
-            out[f"payment_service.{v.payment_service}"] += 1
+            out[PAYMENT + v.payment_service] += 1
     if v.outcome is not None:
-        out[v.outcome] += 1  # completed | not_completed
+        out[v.outcome] += 1  # completed | not_completed (Fig)
         if v.reason:
-            out[f"not_completed_reason.{v.reason}"] += 1
+            out[REASON + v.reason] += 1
         for p in v.purposes or ():
-            out[f"outcome_by_purpose.{p}.{v.outcome}"] += 1
-        out["service_n"] += 1
-        out["service_ms_sum"] += v.service_ms or 0
+            out[f"{OUTCOME_BY}{p}.{v.outcome}"] += 1
     if v.corrections:
-        out["visit_corrections"] += v.corrections
+        out[Fig.visit_corrections] += v.corrections
     return out
 
 
