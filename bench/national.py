@@ -91,7 +91,7 @@ async def main(events: int) -> dict:
             audit = AuditSettings(data_dir=Path(tmp) / "audit", checkpoint_every=100_000, checkpoint_seconds=60)
             await schema.migrate_pool(pool, audit.schema_name)
             ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
-            worker = Worker(settings, nc, pool, batch=2000)
+            worker = Worker(settings, nc, pool)
             start = time.perf_counter()
             await worker.start()
             audit_task = asyncio.create_task(ingest.run())

@@ -53,16 +53,19 @@ from madoguchi_shared.events import Event
 from madoguchi_shared.dlq import ALERT_RULE, dead_letter, describe_error, raise_alert
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.nats_typed import jetstream
-from madoguchi_shared.read_events import read_event
 from madoguchi_shared.projection_store import (
     APPLIED_EVENTS_SQL,
     DEAD_LETTERS_SQL,
     Transient,
+    claim_batch,
     forget_applied,
     is_transient,
+    record_applied,
     replay_pending,
+    store_position,
     uuid7_floor,
 )
+from madoguchi_shared.projection_batch import Prepared, parse, prepare
 from madoguchi_shared.reader import Reader, StoredMessage
 
 log = get_logger(__name__)
@@ -73,16 +76,6 @@ Apply = Callable[[db.Connection, Sequence[Stored]], Awaitable[None]]
 BACKOFF_MAX = 30.0
 DEDUPE_DAYS = 62.0  # applied event ids kept (by event time): longer than any outbox waits
 PRUNE_EVERY = 600.0  # seconds between prunes of old applied ids (only while caught up)
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A parsed batch: the events to apply, the unreadable messages, the last sequence it covers."""
-
-    good: list[Stored]
-    bad: list[tuple[StoredMessage, Event | None, BaseException]]
-    by_seq: dict[int, StoredMessage]
-    last: int
 
 
 @dataclass
@@ -195,18 +188,29 @@ class Projection:
             self.position = await self.stored_position(conn)
         start = from_seq if from_seq is not None else self.position + 1
         log.info("projection.started", projection=self.name, position=self.position, start=start)
+        # Batches are committed one after the other, in stream order; the next batch is read and
+        # parsed while the database works on the one before (`committing`).
+        committing: asyncio.Task[None] | None = None
         try:
             async with Reader(
                 nc, self.stream, self.filter_subjects, start_seq=max(1, start), batch=self.batch
             ) as reader:
+                prepared = self.position
                 while not self._stop.is_set():
                     msgs = await reader.next_batch(timeout=0.5)
                     if msgs:
                         self.stream_last_seq = max(self.stream_last_seq, msgs[-1].seq + msgs[-1].pending)
-                        batch = self.prepare(msgs, self.position)
+                        batch = await parse(msgs, max(prepared, self.position))
                         if batch is not None:
-                            await self._retrying(partial(self.commit, nc, pool, batch))
+                            prepared = batch.last
+                            if committing is not None:
+                                await committing
+                            committing = asyncio.create_task(self._retrying(partial(self.commit, nc, pool, batch)))
                         continue
+                    if committing is not None:
+                        committing, done = None, committing
+                        await done
+                        continue  # the stop flag and the stream again, then idle
                     await self._refresh_last_seq(nc)
                     if time.monotonic() - self._replay_checked > 2.0:
                         self._replay_checked = time.monotonic()
@@ -215,7 +219,11 @@ class Projection:
                         self._pruned = time.monotonic()
                         await self._retrying(lambda: self.prune_applied(pool))
                     self._idle.set()  # nothing left for this filter: caught up
+                if committing is not None:
+                    await committing
         finally:
+            if committing is not None and not committing.done():
+                await asyncio.gather(committing, return_exceptions=True)  # an error raised already
             log.info("projection.stopped", projection=self.name, position=self.position)
 
     async def _refresh_last_seq(self, nc: NATS) -> None:
@@ -249,22 +257,7 @@ class Projection:
 
     def prepare(self, msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
         """Parse a batch (messages at or below `after` are skipped: already applied or prepared)."""
-        good: list[Stored] = []
-        bad: list[tuple[StoredMessage, Event | None, BaseException]] = []
-        by_seq: dict[int, StoredMessage] = {}
-        last = after
-        for msg in msgs:
-            if msg.seq <= after:
-                continue  # already applied: a redelivery or a replay
-            last = max(last, msg.seq)
-            try:
-                event = read_event(msg.data)  # the fast path: validated when written
-            except Exception as exc:  # noqa: BLE001 - any parse failure is a dead letter
-                bad.append((msg, None, exc))
-                continue
-            good.append(Stored(msg.seq, event))
-            by_seq[msg.seq] = msg
-        return None if last == after else Prepared(good, bad, by_seq, last)
+        return prepare(msgs, after)
 
     async def commit(self, nc: NATS, pool: asyncpg.Pool, batch: Prepared) -> None:
         """Apply a prepared batch exactly once, storing the position with it; a batch that fails for
@@ -293,45 +286,35 @@ class Projection:
     async def _transaction(
         self, nc: NATS, conn: db.Connection, batch: Prepared, *, isolate: bool
     ) -> tuple[int, int, int] | None:
-        """One transaction: lock the position, skip what is applied (by position, by event id), apply
-        (isolating poison), dead-letter, store the position. None when the position was past it."""
+        """One transaction: claim the position (locking it) and the batch's event ids, skip what is
+        applied (by position, by event id), apply (isolating poison), dead-letter. The position is
+        stored in the same transaction. None when the stored position was past the batch."""
         good, bad, last = batch.good, batch.bad, batch.last
         async with conn.transaction():
-            lock = f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE"
-            stored = await conn.fetchval(lock, self.name)
-            if stored is None:  # the first batch: a row to lock, so a second replica waits here instead of racing
-                await conn.execute(
-                    f"""INSERT INTO {self._q("projection_checkpoint")}(name, last_seq, updated_at)
-                        VALUES ($1, 0, now()) ON CONFLICT (name) DO NOTHING""",
-                    self.name,
-                )
-                stored = await conn.fetchval(lock, self.name)
-            if stored is not None and stored >= last:
-                self.position = stored
-                return None
-            if stored is not None and stored > self.position:
-                good = [s for s in good if s.seq > stored]
-                bad = [b for b in bad if b[0].seq > stored]
-            # duplicates by event id (an outbox re-send): the ids this projection never applied, recorded
-            # here (one query, one COPY: the position's row is locked, no other replica records them meanwhile)
-            first: dict[UUID, Stored]
-            total, first = len(good), {}
+            # duplicates by event id (an outbox re-send): the ids this projection never applied
+            first: dict[UUID, Stored] = {}
             for s in good:
                 first.setdefault(s.event.event_id, s)
-            seen = {
-                r[0]
-                for r in await conn.fetch(
-                    f"""SELECT event_id FROM {self._q("projection_applied_event")}
-                        WHERE name = $1 AND event_id = ANY($2::uuid[])""",
-                    self.name,
-                    list(first),
-                )
-            }
-            if fresh := [(self.name, i) for i in first if i not in seen]:
-                await conn.copy_records_to_table(
-                    "projection_applied_event", schema_name=self.schema, records=fresh, columns=("name", "event_id")
-                )
-            if len(fresh) < total:
+            seen = await claim_batch(conn, self.schema, self.name, self.position, last, list(first))
+            if seen is None:  # the long way: the first batch, or another replica moved the position
+                lock = f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE"
+                stored = await conn.fetchval(lock, self.name)
+                if stored is None:  # a row to lock, so a second replica waits here instead of racing
+                    await store_position(conn, self.schema, self.name, 0)
+                    stored = await conn.fetchval(lock, self.name)
+                if stored >= last:
+                    self.position = stored
+                    return None
+                if stored > self.position:
+                    good = [s for s in good if s.seq > stored]
+                    bad = [b for b in bad if b[0].seq > stored]
+                    first = {}
+                    for s in good:
+                        first.setdefault(s.event.event_id, s)
+                seen = await record_applied(conn, self.schema, self.name, list(first))
+                await store_position(conn, self.schema, self.name, last)
+            total = len(good)
+            if seen or len(first) < total:
                 good = [s for s in good if s.event.event_id not in seen and first[s.event.event_id] is s]
                 log.warning("projection.duplicate_events_skipped", projection=self.name, skipped=total - len(good))
             failed: list[tuple[Stored, BaseException]] = []
@@ -342,12 +325,6 @@ class Projection:
             dead = bad + [(batch.by_seq[s.seq], s.event, exc) for s, exc in failed]
             for msg, event, exc in sorted(dead, key=lambda d: d[0].seq):
                 await self._dead_letter(nc, conn, msg, event, exc)
-            await conn.execute(
-                f"""INSERT INTO {self._q("projection_checkpoint")}(name, last_seq, updated_at) VALUES ($1, $2, now())
-                    ON CONFLICT (name) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
-                self.name,
-                last,
-            )
             return len(good) - len(failed), len(dead), total - len(good)
 
     async def prune_applied(self, pool: asyncpg.Pool) -> int:

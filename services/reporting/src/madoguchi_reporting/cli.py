@@ -171,7 +171,7 @@ async def rebuild_async(nc, pool: asyncpg.Pool, *, progress: bool = True, out=sy
         before = await schema.checksums(lock)
         async with lock.transaction():
             await schema.truncate_projections(lock)
-        for p in projections(Notifier(enabled=False), batch=1000):
+        for p in projections(Notifier(enabled=False)):
             target = await stream_target(js, p)
             bar = tqdm(total=target, desc=p.name, unit="seq", unit_scale=True, disable=not progress, file=sys.stderr)
             task = asyncio.create_task(p.run(nc, pool))

@@ -17,7 +17,7 @@ from madoguchi_shared.settings import Settings
 
 from madoguchi_reporting import deliverables, schema
 from madoguchi_reporting.config import ReportConfig
-from madoguchi_reporting.projections import REBUILD_LOCK, Notifier, RebuildInProgress, drain_outbox, projections
+from madoguchi_reporting.projections import BATCH, REBUILD_LOCK, Notifier, RebuildInProgress, drain_outbox, projections
 from madoguchi_reporting.submissions import make_revision_check
 
 log = get_logger(__name__)
@@ -28,7 +28,7 @@ def live_notifier(cfg: ReportConfig) -> Notifier:
 
 
 class Worker:
-    def __init__(self, settings: Settings, nc, pool: asyncpg.Pool, *, batch: int = 1000):
+    def __init__(self, settings: Settings, nc, pool: asyncpg.Pool, *, batch: int = BATCH):
         self.settings = settings
         self.nc = nc
         self.js = nc.jetstream()

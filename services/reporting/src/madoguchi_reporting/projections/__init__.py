@@ -29,10 +29,14 @@ from madoguchi_reporting.schema import SCHEMA
 DESK = "reporting-desk"
 CALLS = "reporting-calls"
 DELIVERABLES = "reporting-deliverables"
+# Events per batch at most: a projection catching up (a rebuild, a restart after a pause) applies
+# this many per transaction, so a batch's fixed costs (round trips, commit) are paid rarely; a live
+# projection applies what has arrived (the reader waits 20 ms at most to fill a batch).
+BATCH = 4000
 
 
 def desk_projection(
-    notifier: Notifier, *, name: str = DESK, filters: list[str] | None = None, batch: int = 1000
+    notifier: Notifier, *, name: str = DESK, filters: list[str] | None = None, batch: int = BATCH
 ) -> Projection:
     """The desk projection (a test may give another name and a municipality's filter)."""
     return Projection(
@@ -45,7 +49,7 @@ def desk_projection(
     )
 
 
-def projections(notifier: Notifier | None = None, batch: int = 1000) -> list[Projection]:
+def projections(notifier: Notifier | None = None, batch: int = BATCH) -> list[Projection]:
     """The three projections (the shared runner and reader); `Notifier(enabled=False)` for a rebuild."""
     notifier = notifier or Notifier()
     return [
@@ -84,6 +88,7 @@ __all__ = [
     "DESK",
     "CALLS",
     "DELIVERABLES",
+    "BATCH",
     "to_ms",
     "local",
 ]

@@ -22,7 +22,6 @@ from madoguchi_shared.figures import Fig
 from madoguchi_shared.figures import Stored as Kept
 from madoguchi_shared.read_events import as_model, is_a, model
 
-from madoguchi_reporting.schema import SCHEMA
 from madoguchi_reporting.projections.call_rows import (
     CALL_COLUMNS,
     CALL_TYPES,
@@ -266,22 +265,22 @@ async def apply_calls(conn: db.Connection, batch: Sequence[Stored], notifier: No
         "municipality, callback_id",
         "UPDATE SET status = EXCLUDED.status",
     )
+    follow_escalations(b, w)
     w.notes(b.notes)
     w.counts(b.acc)
     await w.run(conn)
-    await follow_escalations(conn, b)  # after the notes it updates
     await notify_affected(conn, b.acc.affected, notifier)
 
 
-async def follow_escalations(conn: db.Connection, b: CallsBatch) -> None:
-    """Apply the callback workflow's steps to the phone escalations' notes (written before: the call
-    is closed as escalated_callback before its callback task opens)."""
+def follow_escalations(b: CallsBatch, w: Writes) -> None:
+    """Apply the callback workflow's steps to the phone escalations' notes (the call is closed as
+    escalated_callback before its callback task opens): to this batch's notes, or as changes to
+    notes of earlier batches (merged in order, one per note)."""
+    here = {(k[0], k[5]): k for k in b.notes if k[1] == "line" and k[4] == "escalation"}
+    earlier: dict[tuple[str, str, str, str], dict] = {}
     for m, ref, change in b.escalation_updates:
-        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change, start=3))
-        await conn.execute(
-            f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = 'line' AND kind = 'escalation'
-                AND ref = $2""",
-            m,
-            ref,
-            *change.values(),
-        )
+        if (key := here.get((m, ref))) is not None:
+            b.notes[key].update(change)
+        else:
+            earlier.setdefault((m, "line", "escalation", ref), {}).update(change)
+    w.note_changes(("municipality", "channel", "kind", "ref"), list(earlier.items()))

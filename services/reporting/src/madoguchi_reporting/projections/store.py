@@ -147,13 +147,10 @@ class Writes:
             )
 
     def notes(self, notes: dict[NoteKey, dict], updates: Sequence[tuple[NoteKey, dict]] = ()) -> None:
-        """The batch's new notes, then status updates to notes of earlier batches."""
-        remote: list[tuple[NoteKey, dict]] = []
+        """The batch's new notes, then status updates (in order) to notes of earlier batches."""
+        remote: dict[NoteKey, dict] = {}
         for key, change in updates:
-            if key in notes:
-                notes[key].update(change)
-            else:
-                remote.append((key, change))
+            (notes[key] if key in notes else remote.setdefault(key, {})).update(change)
         self.upsert(
             "note",
             NOTE_COLUMNS,
@@ -161,15 +158,25 @@ class Writes:
             "municipality, channel, scope, day, kind, ref",
             "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c, _t in NOTE_COLUMNS[6:]),
         )
-        for key, change in remote:
-            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(change, start=7))
-            self.after.append(
-                (
-                    f"""UPDATE "{SCHEMA}".note SET {sets} WHERE municipality = $1 AND channel = $2
-                                   AND scope = $3 AND day = $4 AND kind = $5 AND ref = $6""",
-                    [*key, *change.values()],
-                )
-            )
+        self.note_changes([c for c, _t in NOTE_COLUMNS[:6]], list(remote.items()))
+
+    def note_changes(self, match: Sequence[str], changes: Sequence[tuple[tuple, dict]]) -> None:
+        """Changes to notes of earlier batches (one per note, merged in order), found by the columns
+        `match`: status, detail and step, each set only where the change names it."""
+        if not changes:
+            return
+        types = dict(NOTE_COLUMNS)
+        cols = [(c, types[c]) for c in match]
+        for c in NOTE_CHANGES:
+            cols += [(f"set_{c}", "bool"), (c, "text")]
+        first = len(self.params) + 1
+        params = ", ".join(f"${i}::{t}[]" for i, (_c, t) in enumerate(cols, start=first))
+        sets = ", ".join(f"{c} = CASE WHEN u.set_{c} THEN u.{c} ELSE n.{c} END" for c in NOTE_CHANGES)
+        self.parts.append(f"""UPDATE "{SCHEMA}".note n SET {sets}
+            FROM unnest({params}) AS u({", ".join(c for c, _t in cols)})
+            WHERE {" AND ".join(f"n.{c} = u.{c}" for c in match)}""")
+        rows = [(*key, *(v for c in NOTE_CHANGES for v in (c in ch, ch.get(c)))) for key, ch in changes]
+        self.params.extend(list(c) for c in zip(*rows, strict=True))
 
     async def run(self, conn: db.Connection) -> None:
         """One statement for every upsert; it also makes the commit asynchronous (see `live_batch_guard`)."""
@@ -195,6 +202,9 @@ NOTE_COLUMNS = (
     ("status", "text"),
     ("detail", "text"),
 )
+
+
+NOTE_CHANGES = ("status", "detail", "step")  # what a later event changes in a note
 
 
 class RebuildInProgress(Transient):
