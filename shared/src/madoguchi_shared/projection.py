@@ -60,7 +60,6 @@ from madoguchi_shared.projection_store import (
     claim_batch,
     forget_applied,
     is_transient,
-    record_applied,
     replay_pending,
     store_position,
     uuid7_floor,
@@ -222,8 +221,9 @@ class Projection:
                 if committing is not None:
                     await committing
         finally:
-            if committing is not None and not committing.done():
-                await asyncio.gather(committing, return_exceptions=True)  # an error raised already
+            if committing is not None and not committing.done():  # cancelled, or an error raised already
+                committing.cancel()  # its transaction rolls back, as the batch of a killed process does
+                await asyncio.gather(committing, return_exceptions=True)
             log.info("projection.stopped", projection=self.name, position=self.position)
 
     async def _refresh_last_seq(self, nc: NATS) -> None:
@@ -311,8 +311,8 @@ class Projection:
                     first = {}
                     for s in good:
                         first.setdefault(s.event.event_id, s)
-                seen = await record_applied(conn, self.schema, self.name, list(first))
-                await store_position(conn, self.schema, self.name, last)
+                seen = await claim_batch(conn, self.schema, self.name, stored, last, list(first))  # locked: claimed
+                assert seen is not None
             total = len(good)
             if seen or len(first) < total:
                 good = [s for s in good if s.event.event_id not in seen and first[s.event.event_id] is s]

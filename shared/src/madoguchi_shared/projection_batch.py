@@ -46,17 +46,22 @@ def prepare(msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
 
 
 async def parse(msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
-    """`prepare` a slice at a time, letting the batch being committed take its turns meanwhile."""
-    parts: list[Prepared] = []
-    for i in range(0, len(msgs), PARSE_SLICE):
-        await asyncio.sleep(0)
-        if (part := prepare(msgs[i : i + PARSE_SLICE], after)) is not None:
-            parts.append(part)
-            after = part.last
-    if len(parts) < 2:
-        return parts[0] if parts else None
+    """`prepare`, letting the batch being committed take a turn every `PARSE_SLICE` messages."""
+    good: list[Stored] = []
+    bad: list[tuple[StoredMessage, Event | None, BaseException]] = []
     by_seq: dict[int, StoredMessage] = {}
-    for part in parts:
-        by_seq.update(part.by_seq)
-    good = [s for part in parts for s in part.good]
-    return Prepared(good, [b for part in parts for b in part.bad], by_seq, after)
+    last = after
+    for i, msg in enumerate(msgs):
+        if i % PARSE_SLICE == 0:
+            await asyncio.sleep(0)
+        if msg.seq <= after:
+            continue  # already applied: a redelivery or a replay
+        last = max(last, msg.seq)
+        try:
+            event = read_event(msg.data)  # the fast path: validated when written
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a dead letter
+            bad.append((msg, None, exc))
+            continue
+        good.append(Stored(msg.seq, event))
+        by_seq[msg.seq] = msg
+    return None if last == after else Prepared(good, bad, by_seq, last)

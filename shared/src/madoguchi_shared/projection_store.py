@@ -90,17 +90,6 @@ async def claim_batch(
     return set(row["seen"]) if row is not None and row["claimed"] else None
 
 
-async def record_applied(conn: db.Connection, schema: str, name: str, event_ids: list[UUID]) -> set[UUID]:
-    """Record a batch's event ids (the position's row is locked); those applied before."""
-    rows = await conn.fetch(
-        f"""INSERT INTO "{schema}".projection_applied_event (name, event_id) SELECT $1, u FROM unnest($2::uuid[]) AS u
-            ON CONFLICT DO NOTHING RETURNING event_id""",
-        name,
-        event_ids,
-    )
-    return set(event_ids) - {r[0] for r in rows}
-
-
 async def store_position(conn: db.Connection, schema: str, name: str, last: int) -> None:
     await conn.execute(
         f"""INSERT INTO "{schema}".projection_checkpoint(name, last_seq, updated_at) VALUES ($1, $2, now())
