@@ -55,9 +55,9 @@ from madoguchi_shared.logging import get_logger
 from madoguchi_shared.nats_typed import jetstream
 from madoguchi_shared.projection_store import (
     APPLIED_EVENTS_SQL,
+    CLAIM_SQL,
     DEAD_LETTERS_SQL,
     Transient,
-    claim_batch,
     forget_applied,
     is_transient,
     replay_pending,
@@ -295,8 +295,9 @@ class Projection:
             first: dict[UUID, Stored] = {}
             for s in good:
                 first.setdefault(s.event.event_id, s)
-            seen = await claim_batch(conn, self.schema, self.name, self.position, last, list(first))
-            if seen is None:  # the long way: the first batch, or another replica moved the position
+            claim = CLAIM_SQL.format(schema=self.schema)
+            row = await conn.fetchrow(claim, self.name, self.position, last, list(first))
+            if row is None or not row["claimed"]:  # the first batch, or another replica moved the position
                 lock = f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE"
                 stored = await conn.fetchval(lock, self.name)
                 if stored is None:  # a row to lock, so a second replica waits here instead of racing
@@ -311,8 +312,8 @@ class Projection:
                     first = {}
                     for s in good:
                         first.setdefault(s.event.event_id, s)
-                seen = await claim_batch(conn, self.schema, self.name, stored, last, list(first))  # locked: claimed
-                assert seen is not None
+                row = await conn.fetchrow(claim, self.name, stored, last, list(first))  # locked: claimed
+            seen: set[UUID] = set(row["seen"]) if row is not None else set()
             total = len(good)
             if seen or len(first) < total:
                 good = [s for s in good if s.event.event_id not in seen and first[s.event.event_id] is s]

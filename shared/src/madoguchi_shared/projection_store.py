@@ -62,32 +62,21 @@ async def forget_applied(conn: db.Connection, schema: str, name: str | None = No
         await conn.execute(f'DELETE FROM "{schema}".projection_applied_event WHERE name = $1', name)
 
 
-async def claim_batch(
-    conn: db.Connection, schema: str, name: str, position: int, last: int, event_ids: list[UUID]
-) -> set[UUID] | None:
-    """The runner's first statement of a batch, in one round trip: move the position from
-    `position` (the one this runner stored last) to `last`, which locks its row, and record the
-    batch's event ids, returning those applied before (an outbox re-send; usually none).
-
-    None, with nothing done, when the stored position is not `position` (the first batch, another
-    replica): the runner then takes the long way (`Projection._transaction`). When it is, no other
-    transaction can have recorded ids this statement's snapshot misses: any that did moved the
-    position too (it waited for the row lock, then found `last_seq` changed)."""
-    row = await conn.fetchrow(
-        f"""WITH ck AS (UPDATE "{schema}".projection_checkpoint SET last_seq = $3, updated_at = now()
-                         WHERE name = $1 AND last_seq = $2 RETURNING 1),
-                 seen AS (SELECT event_id FROM "{schema}".projection_applied_event
-                          WHERE name = $1 AND event_id = ANY($4::uuid[])),
-                 ins AS (INSERT INTO "{schema}".projection_applied_event (name, event_id)
-                         SELECT $1, u FROM unnest($4::uuid[]) AS u
-                         WHERE EXISTS (SELECT 1 FROM ck) AND u NOT IN (SELECT event_id FROM seen))
-            SELECT EXISTS (SELECT 1 FROM ck) AS claimed, array(SELECT event_id FROM seen) AS seen""",
-        name,
-        position,
-        last,
-        event_ids,
-    )
-    return set(row["seen"]) if row is not None and row["claimed"] else None
+# The runner's first statement of a batch, in one round trip: move the position from $2 (the one
+# this runner stored last) to $3, which locks its row, and record the batch's event ids $4,
+# returning those applied before (an outbox re-send; usually none). Nothing is done (claimed is
+# false) when the stored position is not $2 (the first batch, another replica): the runner then
+# locks the row and claims from the stored position. When it is, no other transaction can have
+# recorded ids this statement's snapshot misses: any that did moved the position too (the UPDATE
+# waited for the row lock, then found last_seq changed).
+CLAIM_SQL = """
+WITH ck AS (UPDATE "{schema}".projection_checkpoint SET last_seq = $3, updated_at = now()
+            WHERE name = $1 AND last_seq = $2 RETURNING 1),
+     seen AS (SELECT event_id FROM "{schema}".projection_applied_event WHERE name = $1 AND event_id = ANY($4::uuid[])),
+     ins AS (INSERT INTO "{schema}".projection_applied_event (name, event_id)
+             SELECT $1, u FROM unnest($4::uuid[]) AS u
+             WHERE EXISTS (SELECT 1 FROM ck) AND u NOT IN (SELECT event_id FROM seen))
+SELECT EXISTS (SELECT 1 FROM ck) AS claimed, array(SELECT event_id FROM seen) AS seen"""
 
 
 async def store_position(conn: db.Connection, schema: str, name: str, last: int) -> None:
