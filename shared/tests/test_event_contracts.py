@@ -191,3 +191,29 @@ def test_no_event_holds_a_nul_character():
             desk.TicketIssued.model_validate({**doc, where: "chuo-1\x00"})
     with pytest.raises(ValidationError, match="NUL"):
         desk.TicketIssued.model_validate_json(json.dumps({**doc, "actor": {**doc["actor"], "id": "S\u0000"}}))
+
+
+def test_a_report_id_holds_the_longest_line_and_desk_ids() -> None:
+    """A report id is built from a desk or line id (64 characters at most): the longest must make a valid event
+    (the property test's longest line id was refused by the report event and dead-lettered)."""
+    import datetime as dt
+
+    from madoguchi_shared.events import report as rp
+
+    longest = "L" * 64
+    day = dt.date(2021, 4, 1)
+    for kind in ("daily", "weekly", "final"):
+        for scope_id in (rp.line_scope_id(longest), longest):
+            rid = rp.report_id(kind, scope_id, day)
+            e = rp.ReportUpdated(
+                municipality="011002",
+                report_id=rid,
+                kind=kind,
+                scope="line",
+                scope_id=scope_id,
+                date=day,
+                period_end=day,
+                line=longest,
+                data_revision=1,
+            )
+            assert e.report_id == rid

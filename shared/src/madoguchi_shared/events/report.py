@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from madoguchi_shared.events.base import MAX_SAFE_INT, Event, Frozen, Ident
 
@@ -69,6 +69,11 @@ FileFormat = Literal["json", "xlsx", "pdf", "csv", "other"]
 # "desks.chuo-1.2021-04-05.visitors", ... (letters, digits and . _ : - only).
 FigureKey = str
 _FIGURE_KEY = r"^[A-Za-z0-9_.:\-]{1,200}$"
+
+
+# A report's id and scope id are built from a desk or line id (an Ident, up to 64 characters):
+# "line-" + 64 and "final_line-<64>_2021-04-01" must fit (a generated event with the longest line id was dead-lettered).
+ReportIdent = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,96}$")]
 
 
 def report_id(kind: str, scope_id: str, period_start: dt.date | str) -> str:
@@ -111,10 +116,10 @@ class _ReportEvent(Event):
     context: ClassVar[str] = "report"
     aggregate: ClassVar[str] = "report"
     aggregate_field: ClassVar[str] = "report_id"
-    report_id: Ident
+    report_id: ReportIdent
     kind: ReportKind
     scope: ReportScope
-    scope_id: Ident  # desk id, "line-<line id>" or "city"
+    scope_id: ReportIdent  # desk id, "line-<line id>" or "city"
     date: dt.date  # the first day of the period (the day itself for a daily report)
     period_end: dt.date
 
@@ -184,7 +189,7 @@ class DeliverableSubmitted(_DeliverableEvent):
     submitted_on: dt.date  # local date of delivery
     revision: int = Field(ge=1, le=1_000_000)
     late: bool = False
-    report_ids: tuple[Ident, ...] = Field(default=(), max_length=200)
+    report_ids: tuple[ReportIdent, ...] = Field(default=(), max_length=200)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")  # of the delivered file set
 
 
