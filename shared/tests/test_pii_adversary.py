@@ -299,6 +299,9 @@ def test_a_home_address_is_refused(text: str) -> None:
         "住所変更の手続き。転入先 札幌市中央区北5条西3丁目",
         "〒060-0001 札幌市中央区北1条西",
         "札幌駅前通北4条西3丁目1番地",
+        "自宅に帰って市の手続き1-2を確認",  # no address: words between the place and the numbers
+        "在住証明のため区で3-1番の書類",
+        "ご自宅からでも市のページ2-1で申込可能",
     ],
 )
 def test_addresses_of_public_places_pass(text: str) -> None:

@@ -1181,7 +1181,9 @@ def _name_findings(text: str) -> list[_Found]:
 # ward offices' own addresses are written every day at a desk.
 _N = r"[0-9〇一二三四五六七八九十百千]{1,5}"
 _HOUSE = rf"(?:{_N}丁目(?:{_N}(?:番地?|-|ノ|の){_N}(?:号)?|{_N}番地?)|{_N}番地?{_N}号?|{_N}番地|{_N}-{_N}(?:-{_N})?)"
-_STREET = re.compile(rf"(?:都|道|府|県|市|区|町|村|郡|条|通)[^。\n、,;]{{0,24}}?{_HOUSE}(?![0-9])")
+# (between the place and the house number only place names: kanji and numbers, no particle or
+# word in kana: 「市の手続き1-2」 is no address)
+_STREET = re.compile(rf"(?:都|道|府|県|市|区|町|村|郡|条|通)[\u4e00-\u9fff々〇ヶ0-9 -]{{0,24}}?{_HOUSE}(?![0-9])")
 _BUILDING = (
     r"マンション|ハイツ|コーポ|アパート|メゾン|レジデンス|ハイム|荘|パレス|ヴィラ|テラス|コート|キャッスル|シャトー|"
     r"ガーデン|ハウス|グランド|ライオンズ|パーク|団地|寮|住宅"
