@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,9 @@ async def test_an_auditor_verifies_the_log(new_page, staff, login, stack, screen
     download = await info.value
     assert download.suggested_filename.endswith(".jsonl")
     assert b'"position"' in Path(await download.path()).read_bytes()
+    # the zip of CSV passes through the console streamed, whole (a zip with a cut body does not open)
+    async with page.expect_download() as info:
+        await page.click("a[data-format=csv]")
+    download = await info.value
+    with zipfile.ZipFile(Path(await download.path())) as z:
+        assert z.testzip() is None and any(n.endswith(".csv") for n in z.namelist())

@@ -168,12 +168,32 @@ class Upstream:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
-            raise ApiError(
-                503,
-                "サービスに接続できません",
-                f"{SERVICE_LABELS.get(service, service)}サービスに接続できません。しばらくしてからもう一度お試しください。",
-            ) from exc
+            raise _unreachable(service) from exc
         if response.status_code >= 400:
+            raise _problem(response)
+        return response
+
+    async def open_stream(
+        self, service: str, path: str, *, params: dict | None = None, timeout: float | None = None
+    ) -> httpx.Response:
+        """GET whose body is read as it arrives (a large export passes through without being held in memory):
+        an error answer is raised as `ApiError` before anything is sent on; the caller closes the response."""
+        request = self.client.build_request(
+            "GET",
+            self.url(service, path),
+            params=_clean(params),
+            headers=self.headers(),
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _unreachable(service) from exc
+        if response.status_code >= 400:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
             raise _problem(response)
         return response
 
@@ -194,6 +214,14 @@ class Upstream:
     async def put(self, service: str, path: str, json: Any = None) -> Any:
         response = await self.request("PUT", service, path, json=json if json is not None else {})
         return response.json() if response.content and "json" in response.headers.get("content-type", "") else None
+
+
+def _unreachable(service: str) -> ApiError:
+    return ApiError(
+        503,
+        "サービスに接続できません",
+        f"{SERVICE_LABELS.get(service, service)}サービスに接続できません。しばらくしてからもう一度お試しください。",
+    )
 
 
 def _clean(params: dict | None) -> dict | None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 
 from madoguchi_shared import labels as L
 
@@ -203,9 +204,18 @@ async def export(request: Request, session: AuditSession, api: Api):
     """The search result as JSON Lines or a zip of CSV, with the covering signed checkpoint."""
     values = dict(request.query_params)
     fmt = values.get("format") if values.get("format") in ("csv", "jsonl") else "jsonl"
-    upstream = await api.request(
-        "GET", "audit", "/v1/audit/export", params={**_filters(values), "format": fmt}, timeout=120
+    # streamed through as the audit service writes it (parts of a large export are never held here whole)
+    upstream = await api.open_stream(
+        "audit", "/v1/audit/export", params={**_filters(values), "format": fmt}, timeout=120
     )
     headers = {k: v for k, v in upstream.headers.items() if k.lower() in ("content-disposition", "content-type")}
     headers["cache-control"] = "no-store"
-    return Response(upstream.content, headers=headers)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_bytes():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    return StreamingResponse(body(), headers=headers)
