@@ -39,7 +39,7 @@ async def main(args) -> None:
                     res = api_suite.run_load(
                         module,
                         [str(config)],
-                        {**env, "MG_BENCH_PROFILE": str(stats_file)},
+                        {**env, "MG_BENCH_PROFILE": str(stats_file), "MG_BENCH_PROFILE_CLOCK": args.clock},
                         paths,
                         tokens[role],
                         body=body,
@@ -64,6 +64,12 @@ def cli() -> None:
     parser.add_argument("commands", nargs="*", help="desk, calls (default: both)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="time functions by the server's CPU time (default: not disturbed by the machine's other work) or wall time",
+    )
     parser.add_argument("--keep", help="keep the stats files as KEEP.desk / KEEP.calls")
     os.environ.setdefault("MADOGUCHI_LOG_LEVEL", "WARNING")
     args = parser.parse_args()
