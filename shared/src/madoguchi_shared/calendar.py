@@ -205,6 +205,11 @@ class Calendar:
     year_end: tuple[tuple[int, int], tuple[int, int]] | None = ((12, 29), (1, 3))  # 年末年始
     extra_holidays: frozenset[date] = frozenset()  # municipal closures that are not national holidays
     tz: ZoneInfo = TOKYO
+    # hours() by (day, desk): the calendar is an immutable value, so are its answers (every desk and
+    # calls command asks for the day's hours); a calendar with other overrides is a new value
+    _hours_memo: dict[tuple[date, str | None], DayHours] = field(
+        default_factory=dict[tuple[date, str | None], DayHours], init=False, repr=False, compare=False, hash=False
+    )
 
     # --- building ---------------------------------------------------------------------------
 
@@ -292,6 +297,15 @@ class Calendar:
 
     def hours(self, day: date, desk: str | None = None) -> DayHours:
         """The opening hours of `desk` (every desk when None) on `day`."""
+        key = (day, desk)
+        found = self._hours_memo.get(key)
+        if found is None:
+            if len(self._hours_memo) >= 4096:
+                self._hours_memo.clear()
+            found = self._hours_memo[key] = self._day_hours(day, desk)
+        return found
+
+    def _day_hours(self, day: date, desk: str | None) -> DayHours:
         business = self.is_business_day(day)
         reason = self.closed_reason(day)
         special = self._special(day, desk)

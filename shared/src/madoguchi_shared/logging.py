@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -30,8 +31,31 @@ def configure(level: str = "INFO", json_logs: bool = True) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
 
 
-def get_logger(name: str | None = None):
-    return structlog.get_logger(name)
+class _Logger:
+    """structlog's lazy logger, built once per configuration: with cache_logger_on_first_use off (so
+    that a later configure(), e.g. a test capturing the lines, takes effect) structlog's proxy builds
+    a new logger for every line, also for a line its level drops; a request logs two or three."""
+
+    __slots__ = ("_proxy", "_config", "_logger")
+
+    def __init__(self, name: str | None) -> None:
+        self._proxy: Any = structlog.get_logger(name)
+        self._config: tuple[Any, ...] = ()
+        self._logger: Any = None
+
+    def _current(self) -> Any:
+        c = structlog.get_config()
+        config = (c["wrapper_class"], c["logger_factory"], c["processors"], c["context_class"])
+        if len(config) != len(self._config) or any(a is not b for a, b in zip(config, self._config, strict=True)):
+            self._logger, self._config = self._proxy.bind(), config
+        return self._logger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._current(), name)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return _Logger(name)
 
 
 bind = structlog.contextvars.bind_contextvars

@@ -763,6 +763,9 @@ def create_service_app(
         lifespan=app_lifespan,
         docs_url=None,
         redoc_url=None,
+        # no OpenTelemetry here (Prometheus at /metrics, structlog): FastAPI otherwise asks the
+        # global providers on every request whether they are configured (issue 19)
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     for router in first:
         app.include_router(router)

@@ -10,12 +10,13 @@ calendar) come in the command, put there by the service shell, which loads, deci
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from madoguchi_shared.events import Actor, Envelope, Event
+from madoguchi_shared.frozen import replace
 from madoguchi_shared.events import calls as ev
 from madoguchi_shared.errors import Forbidden, Invalid, NotFound, Refused
 

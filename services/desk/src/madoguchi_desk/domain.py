@@ -14,7 +14,7 @@ Japanese message and a machine-readable `code`; the web layer gives each its HTT
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, overload
 from uuid import UUID
@@ -23,6 +23,7 @@ from madoguchi_shared.calendar import DayHours
 from madoguchi_shared.city_calendar import CityCalendar
 from madoguchi_shared.city_calendar import evolve_calendar as evolve_calendar  # re-exported: the desk's calendar fold
 from madoguchi_shared.events import Actor, Envelope, Event
+from madoguchi_shared.frozen import replace
 from madoguchi_shared.events import desk as ev
 from madoguchi_shared import training
 from madoguchi_shared.municipality import Desk, Municipality, TrainingPlan

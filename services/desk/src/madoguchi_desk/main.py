@@ -56,9 +56,14 @@ def create_app(
             "events": Counter("madoguchi_desk_events_total", "Desk events appended", ["type"], registry=registry),
         }
 
+        by_type: dict[str, Counter] = {}  # the counter's child per event type (labels() validates and locks each call)
+
         def on_appended(appended: list[Appended]) -> None:
             for a in appended:
-                counters["events"].labels(a.event.type).inc()
+                child = by_type.get(a.event.type)
+                if child is None:
+                    child = by_type[a.event.type] = counters["events"].labels(a.event.type)
+                child.inc()
                 if isinstance(a.event, StaffingBreachDetected):
                     counters["breaches"].labels(a.event.desk or "-").inc()
                     log.warning("desk.staffing_breach", desk=a.event.desk, breach_no=a.event.breach_no)

@@ -9,7 +9,10 @@ personal data: the actor is a staff id and role, never a citizen (ARCHITECTURE.m
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import UTC, datetime, time
+from os import urandom
+from time import time_ns
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Required, TypedDict, dataclass_transform
 from uuid import UUID
 
@@ -23,7 +26,6 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from uuid6 import uuid7
 
 from madoguchi_shared import subjects
 from madoguchi_shared.narrow import is_dict, is_sequence
@@ -62,9 +64,25 @@ def _wall_clock(value: time) -> time:
 WallClockTime = Annotated[time, AfterValidator(_wall_clock)]
 
 
+_last_id_ms = 0
+_RANDOM_76 = (1 << 76) - 1
+_VARIANT_MASK = ~(0xC000 << 48)
+_VERSION_7 = (0x8000 << 48) | (7 << 76)  # RFC 9562 variant and version 7
+
+
 def new_id() -> UUID:
-    """A UUIDv7: time-ordered, used for event ids and aggregate ids."""
-    return uuid7()
+    """A UUIDv7: time-ordered, used for event ids and aggregate ids.
+
+    uuid6.uuid7's layout and order (48 bits of Unix milliseconds, moved past the last id's when the
+    clock has not advanced, then 76 random bits under the version and variant), built here without
+    its pure-Python UUID subclass and random module: an event is built on every command."""
+    global _last_id_ms
+    ms = time_ns() // 1_000_000
+    if ms <= _last_id_ms:
+        ms = _last_id_ms + 1
+    _last_id_ms = ms
+    value = ((ms & 0xFFFF_FFFF_FFFF) << 80) | (int.from_bytes(urandom(10)) & _RANDOM_76)
+    return UUID(int=(value & _VARIANT_MASK) | _VERSION_7)
 
 
 def utcnow() -> datetime:
@@ -112,13 +130,27 @@ class Frozen(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
 def _holds_nul(value: Any) -> bool:
+    """A string holding NUL anywhere in `value` (keys and values of dicts, items of lists and tuples).
+    Run on every event built: strings are checked in place, only containers recurse."""
     if isinstance(value, str):
         return "\x00" in value
+    items: Iterable[Any]
     if is_dict(value):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if is_sequence(value):
-        return any(_holds_nul(v) for v in value)
+        items = (*value.keys(), *value.values())
+    elif is_sequence(value):
+        items = value
+    else:
+        return False
+    for item in items:
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, _CONTAINERS) and _holds_nul(item):
+            return True
     return False
 
 

@@ -1,0 +1,104 @@
+"""The command path's cheaper helpers (issue 19) answer exactly as what they replace: the frozen
+dataclass copy (madoguchi_shared.frozen.replace), the event id (events.base.new_id), the NUL check
+of every event built, and the calendar's memoised hours."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from madoguchi_shared.calendar import Calendar, Instruction
+from madoguchi_shared.events.base import _holds_nul, new_id
+from madoguchi_shared.frozen import replace
+
+
+@dataclasses.dataclass(frozen=True)
+class Plain:
+    a: int
+    b: tuple[str, ...] = ()
+    c: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    a: int
+
+    def __post_init__(self) -> None:
+        if self.a < 0:
+            raise ValueError("negative")
+
+
+def test_replace_is_dataclasses_replace_for_the_domains_states():
+    from madoguchi_calls import domain as calls
+    from madoguchi_desk import domain as desk
+
+    day = desk.DeskDay(id="w0-0_2021-04-06", desk="w0-0", ward="w0", day=date(2021, 4, 6))
+    ticket = desk.Ticket(1, datetime(2021, 4, 6, 1, tzinfo=UTC))
+    call = calls.Call(
+        call_id=uuid.uuid4(),
+        line="main",
+        received_at=datetime(2021, 4, 6, 1, tzinfo=UTC),
+        within_hours=True,
+        status="ringing",
+    )
+    cases = [
+        (day, {"events": 3, "tickets": {1: ticket}}),
+        (day, {"status": "started"}),
+        (ticket, {"status": "no_show"}),
+        (call, {"status": "answered", "seat": "s1"}),
+        (Plain(1), {"b": ("x",)}),
+        (Plain(1), {}),
+    ]
+    for value, changes in cases:
+        ours, theirs = replace(value, **changes), dataclasses.replace(value, **changes)
+        assert ours == theirs and type(ours) is type(theirs) and ours is not value
+        assert dataclasses.asdict(ours) == dataclasses.asdict(theirs)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        replace(day, events=1).events = 2  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue] - what the test checks
+    assert day.events == 0  # the original is untouched
+
+
+def test_replace_refuses_an_unknown_field_and_runs_a_post_init():
+    with pytest.raises(TypeError):
+        replace(Plain(1), d=2)
+    with pytest.raises(ValueError, match="negative"):
+        replace(Checked(1), a=-1)  # a class with __post_init__ goes through dataclasses.replace
+    assert replace(Checked(1), a=2) == Checked(2)
+
+
+def test_new_id_is_a_time_ordered_uuid7():
+    before = time.time_ns() // 1_000_000
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)  # time-ordered, also within one millisecond
+    for i in ids:
+        assert i.version == 7 and i.variant == uuid.RFC_4122 and type(i) is uuid.UUID
+    assert (ids[0].int >> 80) >= before
+    assert uuid.UUID(str(ids[0])) == ids[0]
+
+
+def test_the_nul_check_finds_nul_anywhere_and_nothing_else():
+    assert _holds_nul("a\x00")
+    assert _holds_nul({"k": "v\x00"})
+    assert _holds_nul({"k\x00": 1})
+    assert _holds_nul({"k": [1, ("x", {"deep": ["\x00"]})]})
+    assert not _holds_nul({"k": [1, ("x", {"deep": ["ok"]})], "n": None, "u": uuid.uuid4()})
+    assert not _holds_nul(7)
+
+
+def test_memoised_hours_are_the_hours_of_the_calendar_they_belong_to():
+    day = date(2021, 4, 6)
+    plain = Calendar()
+    assert plain.hours(day, "w0-0") is plain.hours(day, "w0-0")
+    assert plain.hours(day, "w0-0").kind == "regular"
+    start = datetime(2021, 4, 6, 10, tzinfo=plain.tz)
+    suspended = plain.with_instructions(
+        [Instruction(id="i1", kind="suspend", start=start, end=start + timedelta(hours=1))]
+    )
+    assert suspended.hours(day, "w0-0") != plain.hours(day, "w0-0")
+    assert suspended.hours(day, "w0-0") == suspended._day_hours(day, "w0-0")
+    assert plain == Calendar() and hash(plain) == hash(Calendar())
