@@ -48,7 +48,14 @@ async def test_three_node_cluster_keeps_dedup_concurrency_and_survives_a_node(cl
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.5)
-        stored = await bus.load(nc, created.subject)
-        assert [s.event.type for s in stored] == ["admin.staff_account_created", "admin.training_item_completed"]
+        # the write was acknowledged by a quorum; a direct get may be answered by a replica that applies it a
+        # moment later (JetStream direct gets are served by any replica), so read until it is there
+        want = ["admin.staff_account_created", "admin.training_item_completed"]
+        for _ in range(100):
+            stored = await bus.load(nc, created.subject)
+            if len(stored) >= len(want):
+                break
+            await asyncio.sleep(0.1)
+        assert [s.event.type for s in stored] == want
     finally:
         await nc.close()
