@@ -11,7 +11,7 @@ refused as `dataclasses.replace` refuses it (TypeError).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -33,7 +33,8 @@ def replace(obj: T, /, **changes: Any) -> T:
     except KeyError:
         names = _plain[cls] = _fields_of(cls)
     if names is None or not changes.keys() <= names:
-        return dataclasses.replace(obj, **changes)  # pyright: ignore[reportArgumentType] - a dataclass instance (fields() above accepted its class)
+        # a dataclass instance (fields() above accepted its class), which the checker cannot see through T
+        return cast(T, dataclasses.replace(cast(Any, obj), **changes))
     new = object.__new__(cls)
     new.__dict__.update(obj.__dict__)
     new.__dict__.update(changes)
