@@ -6,19 +6,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from madoguchi_shared import bus
 from madoguchi_shared.auth import add_staff
 from madoguchi_shared.events.admin import TRAINING_ITEMS, TrainingItemCompleted, TrainingTestRecorded
-from tests.utils.servers import as_service, own_audit_log, unique_municipality
+from tests.utils.servers import Served, as_service, free_port, own_audit_log, unique_municipality
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "test-output" / "screenshots"
 CHROMIUM_ARGS = [
@@ -41,37 +39,6 @@ UPSTREAMS = {
     "reporting": "madoguchi_reporting",
     "audit": "madoguchi_audit",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    def __init__(self, app, port: int):
-        self.app = app
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
-            )
-        )
-        self.task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()  # raises the startup error
-                raise RuntimeError("server stopped during startup")
-            await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        if self.task:
-            await asyncio.wait_for(self.task, 15)
 
 
 def _factory(module: str):
