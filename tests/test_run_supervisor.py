@@ -75,6 +75,34 @@ def _start(env: dict) -> subprocess.Popen:
     )
 
 
+async def _announced(data: Path, nats_port: int, names: list[str]) -> dict[str, int]:
+    """How many restarts of each process the supervisor has announced on the bus (it announces a
+    restart after it has printed "<name> restarted", once the process answers ready again)."""
+    from madoguchi_shared import bus
+
+    # the tools' (administrator's) credential from the data folder: the bus refuses anonymous clients
+    nc = await bus.connect(Settings(data_dir=data, nats_port=nats_port).nats_url, name="check")
+    try:
+        return {
+            name: len(await bus.load(nc, subjects.aggregate_subject("admin", "011002", "process", name)))
+            for name in names
+        }
+    finally:
+        await nc.close()
+
+
+def _wait_announced(data: Path, nats_port: int, names: list[str], timeout: float = 60) -> dict[str, int]:
+    """Wait until every named process has at least one announced restart. A service answering
+    /readyz is not yet a restart the supervisor has noticed: it checks every 0.25 s, so a test that
+    stops it right after /readyz may stop it before it says so (a 2-core CI run did)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = asyncio.run(_announced(data, nats_port, names))
+        if all(seen[name] >= 1 for name in names) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)
+
+
 def _stop_twice(proc: subprocess.Popen) -> str:
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
@@ -291,22 +319,7 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
             }, f"killing {victim} restarted others too"
         assert 500 not in statuses and all(s in (201, 503) for s in statuses), statuses
 
-        async def announced() -> dict[str, int]:
-            from madoguchi_shared import bus
-
-            # the tools' (administrator's) credential from the data folder: the bus refuses anonymous clients
-            nc = await bus.connect(Settings(data_dir=data, nats_port=ports["nats"]).nats_url, name="check")
-            try:
-                return {
-                    name: len(await bus.load(nc, subjects.aggregate_subject("admin", "011002", "process", name)))
-                    for name in pid_files
-                }
-            finally:
-                await nc.close()
-
-        deadline = time.monotonic() + 30
-        while (seen := asyncio.run(announced())) != dict.fromkeys(pid_files, 1) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        seen = _wait_announced(data, ports["nats"], list(pid_files))
         assert seen == dict.fromkeys(pid_files, 1)  # each restart is an admin event, hence in the audit log
     finally:
         out = _stop_twice(proc)
@@ -345,6 +358,7 @@ def test_a_service_with_worker_processes_killed_hard_comes_back_without_its_old_
         "MADOGUCHI_DESK_PORT": str(ports["desk"]),
         "MADOGUCHI_LOG_LEVEL": "WARNING",
         "MADOGUCHI_API_WORKERS": "2",
+        "MADOGUCHI_MUNICIPALITY": "011002",  # where the supervisor announces restarts
     }
     for key in ("MADOGUCHI_PG_DSN", "MADOGUCHI_NATS_URL"):
         env.pop(key, None)
@@ -365,6 +379,7 @@ def test_a_service_with_worker_processes_killed_hard_comes_back_without_its_old_
         assert not _group(parent), f"the old workers {_group(parent)} still run"
         _wait_ready(ready, proc, timeout=240)
         assert _pid(data / "run" / "desk.pid") != parent
+        assert _wait_announced(data, ports["nats"], ["desk"]) == {"desk": 1}
     finally:
         out = _stop_twice(proc)
         (tmp_path / "run.log").write_text(out)
