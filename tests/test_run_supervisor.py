@@ -62,9 +62,30 @@ def _token(desk_port: int, username: str, password: str) -> int:
         return exc.code
 
 
-def _start(env: dict) -> subprocess.Popen:
+def _run_env(data: Path, services: tuple[str, ...], **extra: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Ports and environment for `madoguchi run` on its own data folder: free ports for NATS (and
+    its monitor), PostgreSQL and each service; no DSN or NATS URL inherited from the test session."""
+    ports = {name: free_port() for name in ("nats", "mon", "pg", *services)}
+    env = {
+        **os.environ,
+        "MADOGUCHI_DATA_DIR": str(data),
+        "MADOGUCHI_NATS_PORT": str(ports["nats"]),
+        "MADOGUCHI_NATS_MONITOR_PORT": str(ports["mon"]),
+        "MADOGUCHI_PG_PORT": str(ports["pg"]),
+        "MADOGUCHI_LOG_LEVEL": "WARNING",
+        "MADOGUCHI_MUNICIPALITY": "011002",  # where the supervisor announces restarts
+        **{f"MADOGUCHI_{name.upper()}_PORT": str(ports[name]) for name in services},
+        **extra,
+    }
+    for key in ("MADOGUCHI_PG_DSN", "MADOGUCHI_NATS_URL"):
+        env.pop(key, None)  # the tools find NATS from MADOGUCHI_NATS_PORT alone
+    return ports, env
+
+
+def _start(env: dict, services: tuple[str, ...] = ("desk",)) -> subprocess.Popen:
+    only = [arg for name in services for arg in ("--only", name)]
     return subprocess.Popen(
-        [sys.executable, "-m", "madoguchi_shared.cli", "run", "--only", "desk"],
+        [sys.executable, "-m", "madoguchi_shared.cli", "run", *only],
         env=env,
         cwd=REPO,
         stdin=subprocess.DEVNULL,
@@ -103,6 +124,21 @@ def _wait_announced(data: Path, nats_port: int, names: list[str], timeout: float
         time.sleep(0.5)
 
 
+def _staff_add(env: dict, staff_id: str, role: str) -> None:
+    """`madoguchi staff add`, as an administrator types it, password on stdin."""
+    added = subprocess.run(
+        [sys.executable, "-m", "madoguchi_shared.cli", "staff", "add", "--id", staff_id, "--role", role]
+        + ["--password-stdin"],
+        env=env,
+        cwd=REPO,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+
+
 def _stop_twice(proc: subprocess.Popen) -> str:
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
@@ -113,18 +149,8 @@ def _stop_twice(proc: subprocess.Popen) -> str:
 
 def test_run_starts_ready_stops_cleanly_on_a_double_signal_and_resumes(tmp_path):
     data = tmp_path / "var"
-    desk_port, nats_port, pg_port = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "MADOGUCHI_DATA_DIR": str(data),
-        "MADOGUCHI_NATS_PORT": str(nats_port),
-        "MADOGUCHI_NATS_MONITOR_PORT": str(free_port()),
-        "MADOGUCHI_PG_PORT": str(pg_port),
-        "MADOGUCHI_DESK_PORT": str(desk_port),
-        "MADOGUCHI_LOG_LEVEL": "WARNING",
-    }
-    env.pop("MADOGUCHI_PG_DSN", None)
-    env.pop("MADOGUCHI_NATS_URL", None)  # the tools find NATS from MADOGUCHI_NATS_PORT alone
+    ports, env = _run_env(data, ("desk",))
+    desk_port = ports["desk"]
 
     proc = _start(env)
     try:
@@ -132,27 +158,7 @@ def test_run_starts_ready_stops_cleanly_on_a_double_signal_and_resumes(tmp_path)
         nats_pid = int((data / "nats" / "nats-server.pid").read_text().split()[0])
         pg_pid = int((data / "postgres" / "pgdata" / "postmaster.pid").read_text().split()[0])
         assert _alive(nats_pid) and _alive(pg_pid)
-        added = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "madoguchi_shared.cli",
-                "staff",
-                "add",
-                "--id",
-                "M9001",
-                "--role",
-                "manager",
-                "--password-stdin",
-            ],
-            env=env,
-            cwd=REPO,
-            input=PASSWORD + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert added.returncode == 0, added.stdout + added.stderr
+        _staff_add(env, "M9001", "manager")
         assert _token(desk_port, "M9001", PASSWORD) == 200
     finally:
         out = _stop_twice(proc)
@@ -199,31 +205,9 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
     nats-server, PostgreSQL); each is back and serving, the others unaffected, and no command ever
     got a 500 (while NATS is down a command is a 503 with Retry-After)."""
     data = tmp_path / "var"
-    ports = {name: free_port() for name in ("desk", "calls", "nats", "pg", "mon")}
-    env = {
-        **os.environ,
-        "MADOGUCHI_DATA_DIR": str(data),
-        "MADOGUCHI_NATS_PORT": str(ports["nats"]),
-        "MADOGUCHI_NATS_MONITOR_PORT": str(ports["mon"]),
-        "MADOGUCHI_PG_PORT": str(ports["pg"]),
-        "MADOGUCHI_DESK_PORT": str(ports["desk"]),
-        "MADOGUCHI_CALLS_PORT": str(ports["calls"]),
-        "MADOGUCHI_LOG_LEVEL": "WARNING",
-        "MADOGUCHI_MUNICIPALITY": "011002",
-    }
-    for key in ("MADOGUCHI_PG_DSN", "MADOGUCHI_NATS_URL"):
-        env.pop(key, None)
+    ports, env = _run_env(data, ("desk", "calls"))
     desk, calls = f"http://127.0.0.1:{ports['desk']}", f"http://127.0.0.1:{ports['calls']}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "madoguchi_shared.cli", "run", "--only", "desk", "--only", "calls"],
-        env=env,
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start(env, ("desk", "calls"))
     statuses: list[int] = []
     day = [0]
 
@@ -254,27 +238,7 @@ def test_run_restarts_each_child_killed_hard_while_the_others_keep_serving(tmp_p
     try:
         for url in (desk, calls):
             _wait_ready(f"{url}/readyz", proc)
-        added = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "madoguchi_shared.cli",
-                "staff",
-                "add",
-                "--id",
-                "M9002",
-                "--role",
-                "manager",
-                "--password-stdin",
-            ],
-            env=env,
-            cwd=REPO,
-            input=PASSWORD + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert added.returncode == 0, added.stdout + added.stderr
+        _staff_add(env, "M9002", "manager")
         code, _, body = _request("POST", f"{desk}/v1/auth/token", None, {"username": "M9002", "password": PASSWORD})
         assert code == 200, body
         token = body["access_token"]
@@ -348,20 +312,7 @@ def test_a_service_with_worker_processes_killed_hard_comes_back_without_its_old_
     supervisor ends the old session before starting the service again, so the new one binds (it
     used to exit with [Errno 98] and be retried for ever while unsupervised workers served)."""
     data = tmp_path / "var"
-    ports = {name: free_port() for name in ("desk", "nats", "pg", "mon")}
-    env = {
-        **os.environ,
-        "MADOGUCHI_DATA_DIR": str(data),
-        "MADOGUCHI_NATS_PORT": str(ports["nats"]),
-        "MADOGUCHI_NATS_MONITOR_PORT": str(ports["mon"]),
-        "MADOGUCHI_PG_PORT": str(ports["pg"]),
-        "MADOGUCHI_DESK_PORT": str(ports["desk"]),
-        "MADOGUCHI_LOG_LEVEL": "WARNING",
-        "MADOGUCHI_API_WORKERS": "2",
-        "MADOGUCHI_MUNICIPALITY": "011002",  # where the supervisor announces restarts
-    }
-    for key in ("MADOGUCHI_PG_DSN", "MADOGUCHI_NATS_URL"):
-        env.pop(key, None)
+    ports, env = _run_env(data, ("desk",), MADOGUCHI_API_WORKERS="2")
     proc = _start(env)
     ready = f"http://127.0.0.1:{ports['desk']}/readyz"
     try:
