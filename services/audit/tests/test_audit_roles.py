@@ -10,6 +10,7 @@ import pytest
 from audit_harness import migrator_pool, publish, running_ingest, sample_events
 
 from madoguchi_audit import checkpoints, retention, schema, verify
+from madoguchi_audit.config import AuditSettings
 
 REFUSED = (asyncpg.InsufficientPrivilegeError,)
 
@@ -20,6 +21,17 @@ async def _log_with_rows(nc, js, pg_pool, audit, n=60):
     async with running_ingest(audit, nc, pg_pool) as ingest:
         await ingest.wait_idle()
     return audit
+
+
+async def _old_and_newer_rows(nc, js, pg_pool, audit_settings) -> tuple[AuditSettings, datetime]:
+    """A log of 100 records, then 30 more written after the returned moment (what a retention keeps)."""
+    audit = audit_settings.model_copy(update={"checkpoint_every": 20, "ingest_batch": 20})
+    await _log_with_rows(nc, js, pg_pool, audit, n=100)
+    middle = datetime.now(UTC)
+    await publish(js, sample_events(audit.municipality, 30, seed=9))  # signed after `middle`: kept
+    async with running_ingest(audit, nc, pg_pool) as ingest:
+        await ingest.wait_idle()
+    return audit, middle
 
 
 @pytest.mark.parametrize(
@@ -82,12 +94,7 @@ async def test_the_trigger_refuses_even_the_owner_and_a_superuser(nc, js, pg_poo
 async def test_retention_archives_verifies_then_deletes_as_owner_and_the_rest_still_verifies(
     nc, js, pg_pool, audit_settings
 ):
-    audit = audit_settings.model_copy(update={"checkpoint_every": 20, "ingest_batch": 20})
-    await _log_with_rows(nc, js, pg_pool, audit, n=100)
-    middle = datetime.now(UTC)
-    await publish(js, sample_events(audit.municipality, 30, seed=9))  # signed after `middle`: kept
-    async with running_ingest(audit, nc, pg_pool) as ingest:
-        await ingest.wait_idle()
+    audit, middle = await _old_and_newer_rows(nc, js, pg_pool, audit_settings)
     later = middle + timedelta(days=30)
     async with pg_pool.acquire() as conn:
         # Deleting without the flag, or without an archive, is refused even to the owner.
@@ -161,12 +168,7 @@ async def test_retention_drops_whole_day_partitions_that_are_all_archived_and_th
 ):
     """Days of writing older than the retention whose records are all archived go as whole partitions (an empty old
     day too); the day the archived range ends in keeps its newer records (the archived ones deleted row by row)."""
-    audit = audit_settings.model_copy(update={"checkpoint_every": 20, "ingest_batch": 20})
-    await _log_with_rows(nc, js, pg_pool, audit, n=100)
-    middle = datetime.now(UTC)
-    await publish(js, sample_events(audit.municipality, 30, seed=9))  # signed after `middle`: kept
-    async with running_ingest(audit, nc, pg_pool) as ingest:
-        await ingest.wait_idle()
+    audit, middle = await _old_and_newer_rows(nc, js, pg_pool, audit_settings)
     t = f'"{audit.schema_name}"'
     today = middle.date()
     old, older, oldest = today - timedelta(days=35), today - timedelta(days=40), today - timedelta(days=45)
