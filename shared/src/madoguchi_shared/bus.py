@@ -51,6 +51,16 @@ RETRY_ATTEMPTS = 20
 # all meets its own write as a "wrong last sequence": `_stored_as` recognises it as success.
 ELECTION_GRACE = 15.0
 ATTEMPT_TIMEOUT = 3.0
+# One server has no election to wait out: a server that does not answer within SINGLE_SERVER_GRACE is
+# frozen or overloaded, and a desk user is told so (503, send again) after a few seconds, not after
+# ELECTION_GRACE (a frozen server made a command wait ~16 s). The short pauses a single server does
+# have (JetStream starting, a message id still in process) are over well within it.
+SINGLE_SERVER_GRACE = 4.0
+
+
+def grace_of(nc: NATS) -> float:
+    """How long a publish or read waits for an answer: a cluster's election, or one server's short pause."""
+    return ELECTION_GRACE if len(getattr(nc, "_server_pool", ())) > 1 else SINGLE_SERVER_GRACE
 
 
 @dataclass(frozen=True)
@@ -295,12 +305,14 @@ async def _publish(
     """One publish with its Nats-Msg-Id, waiting out an election within ELECTION_GRACE (see above)."""
     await _connected(js)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + ELECTION_GRACE
+    grace = grace_of(client_of(js))
+    deadline = loop.time() + grace
     retries = 0
     unanswered = False  # a try may have been stored without its answer reaching us
     while True:
         try:
-            return await js.publish(subject, data, headers=headers, timeout=ATTEMPT_TIMEOUT)
+            wait = max(0.5, min(ATTEMPT_TIMEOUT, deadline - loop.time()))
+            return await js.publish(subject, data, headers=headers, timeout=wait)
         except APIError as exc:
             if exc.err_code in CONFLICT_CODES:
                 if unanswered and expected is not None:
@@ -321,7 +333,7 @@ async def _publish(
             failure = exc
             unanswered = unanswered or not isinstance(exc, NoStreamResponseError | nats_errors.NoRespondersError)
         if loop.time() >= deadline:
-            log.warning("bus.append_gave_up", subject=subject, error=type(failure).__name__, grace=ELECTION_GRACE)
+            log.warning("bus.append_gave_up", subject=subject, error=type(failure).__name__, grace=grace)
             raise failure
         log.info("bus.append_waiting", subject=subject, error=type(failure).__name__)
         await asyncio.sleep(0.2)
@@ -411,7 +423,8 @@ async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: 
         messages.append((event.subject, dump_event(event), headers))
     messages[-1][2]["Nats-Batch-Commit"] = "1"
     first_subject = next(iter(expected), events[0].subject)
-    deadline = asyncio.get_running_loop().time() + ELECTION_GRACE
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_of(nc)
     unanswered = False  # a try may have been stored without its answer reaching us (an election)
     attempt = 0
     while True:
@@ -419,7 +432,8 @@ async def append_batch(js: JetStreamContext, events: Sequence[Event], expected: 
             for subject, data, headers in messages[:-1]:
                 await nc.publish(subject, data, headers=headers)
             subject, data, headers = messages[-1]
-            msg = await nc.request(subject, data, timeout=ATTEMPT_TIMEOUT, headers=headers)
+            wait = max(0.5, min(ATTEMPT_TIMEOUT, deadline - loop.time()))
+            msg = await nc.request(subject, data, timeout=wait, headers=headers)
         except _ELECTION_ERRORS as exc:  # wait the election out, as `append` does
             if asyncio.get_running_loop().time() >= deadline:
                 raise
@@ -489,10 +503,10 @@ class _NoAnswer(Exception):
 R = TypeVar("R")
 
 
-async def _within_grace(read: Callable[[], Awaitable[R]], what: str) -> R:
-    """Run `read()` again while the bus gives no answer (timeout, no responders, 503), up to ELECTION_GRACE."""
+async def _within_grace(read: Callable[[], Awaitable[R]], what: str, nc: NATS) -> R:
+    """Run `read()` again while the bus gives no answer (timeout, no responders, 503), up to `grace_of(nc)`."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + ELECTION_GRACE
+    deadline = loop.time() + grace_of(nc)
     while True:
         try:
             return await read()
@@ -515,7 +529,7 @@ async def last_sequence(js: JetStreamContext, subject: str) -> int:
             return 0
         return msg.seq or 0
 
-    return await _within_grace(read, subject)
+    return await _within_grace(read, subject, client_of(js))
 
 
 class Loaded(list[Stored]):
@@ -534,7 +548,7 @@ async def load(nc: NATS, subject: str, after: int = 0, batch: int = 1000) -> Loa
     """
     out = Loaded()
     out.last_seq = after
-    await _within_grace(lambda: _load_into(nc, subject, out.last_seq, batch, out), subject)
+    await _within_grace(lambda: _load_into(nc, subject, out.last_seq, batch, out), subject, nc)
     return out
 
 
