@@ -71,6 +71,17 @@ def test_a_pc_killed_on_friday_evening_is_alerted_on_monday_from_the_opening_and
     assert len(of(events, AlertRaised)) == 1
 
 
+def test_a_silent_alert_about_a_device_named_with_digits_reads_as_no_personal_data():
+    """The alert's `about` key holds the last heartbeat as a compact UTC stamp, not epoch seconds: beside a
+    device id ending in digits (M0001_1796498972) ten digits read as a My Number to the privacy scan."""
+    from madoguchi_shared.privacy import text_findings
+
+    beat = heartbeat(on(FRIDAY, 17, 9)).model_copy(update={"device_id": "M0001"})
+    alert = of(replay([beat, on(MONDAY, 8, 51)]), AlertRaised)[0]
+    assert alert.rule == "desk_pc_silent" and alert.about == "M0001_20210402T080900Z"
+    assert text_findings(alert.about) == [] and text_findings(alert.alert_id) == []
+
+
 def test_silence_counts_from_the_day_started_event_when_the_desk_opened_late():
     started = desk.DayStarted(
         deskday_id="chuo-1_2021-04-05", occurred_at=on(MONDAY, 9, 30), municipality=M, ward="chuo", desk="chuo-1"

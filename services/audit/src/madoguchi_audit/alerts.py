@@ -135,6 +135,13 @@ def about_key(*parts: object) -> str:
     return f"{head}_{hashlib.sha256(raw.encode()).hexdigest()[:24]}"
 
 
+def stamp(moment: datetime) -> str:
+    """A moment inside an alert's `about` key: compact UTC (20261205T213055Z), not epoch seconds, whose ten
+    digits beside a staff or device id ending in digits (M0001_1796498972) read as a My Number to the
+    personal-data scan."""
+    return f"{moment.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
 def alert_id_for(municipality: str, rule: str, about: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{municipality}/{rule}/{about}"))
 

@@ -220,7 +220,7 @@ def silent_pcs(state, now: datetime, rules) -> list[a.Out]:
             state,
             "desk_pc_silent",
             "warning",
-            a.about_key(d["device"], int(last.timestamp())),
+            a.about_key(d["device"], a.stamp(last)),
             "窓口PCの応答なし",
             f"{a._where(source, d['device'])}の端末（{d['device']}）から{when}応答（ハートビート）が"
             "ありません。通信・電源・盗難のおそれを確認してください。",

@@ -244,7 +244,7 @@ class Ingest:
         log.error("audit.writer_halted", kind=kind, detail=detail)
         title, message = texts
         municipality = self.settings.municipality
-        about_id = alerts.about_key(self.settings.log_id, about, kind, int(time.time()))
+        about_id = alerts.about_key(self.settings.log_id, about, kind, alerts.stamp(datetime.now(UTC)))
         event = AlertRaised(
             municipality=municipality,
             actor=checkpoints.SERVICE_ACTOR,
