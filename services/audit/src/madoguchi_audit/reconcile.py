@@ -289,6 +289,19 @@ class _Compare:
         bad = [j for j in range(1, self.n) if seqs[j] <= seqs[j - 1]]
         if not bad:
             return
+        if all(seqs[j] != seqs[j - 1] for j in bad):
+            # A reordering (records swapped or moved, the chain perhaps recomputed over them): the first bad record
+            # is the first whose sequence is not the one stream order puts there, which may precede the first
+            # descent (a, d, c, b, e: d is out of place, the first descent is at c).
+            ordered = sorted(seqs)
+            first = next(j for j in range(self.n) if seqs[j] != ordered[j])
+            if first < bad[0]:
+                self._add(
+                    "reordered",
+                    seqs[first],
+                    self.positions[first],
+                    f"recorded where seq {ordered[first]} belongs: out of stream order",
+                )
         for j in bad:
             kind = "duplicate" if seqs[j] in (seqs[j - 1],) else "reordered"
             self._add(

@@ -81,6 +81,9 @@ class Report:
     last_checkpoint: int | None = None
     fault: Fault | None = None
     checkpoint_faults: list[Fault] = field(default_factory=list)
+    # records whose envelope columns or subject do not say what their bytes and the stream say, in the stretch
+    # no signed checkpoint vouches for (the tail, a rebuilt range), and a chain_head that is not the last record
+    record_faults: list[Fault] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     key_chain: list[str] = field(default_factory=list)
@@ -117,7 +120,7 @@ class Report:
         if chain_fault is not None and chain_fault.kind == "chain_replaced":
             inside = [
                 f
-                for f in (exact, missing)
+                for f in (exact, missing, *self.record_faults)
                 if f is not None and chain_fault.position <= f.position <= (chain_fault.upto or f.position)
             ]
             if inside:
@@ -145,7 +148,7 @@ class Report:
                     stream=first.stream,
                     stream_seq=first.stream_seq,
                 )
-        found = [f for f in (chain_fault, exact) if f is not None] + list(self.checkpoint_faults)
+        found = [f for f in (chain_fault, exact) if f is not None] + self.checkpoint_faults + self.record_faults
         if found:
             return min(found, key=lambda f: f.position)
         return missing
@@ -196,6 +199,11 @@ class Report:
             out += [
                 f"    also: checkpoint {f.position}: {f.kind}: {f.detail}"
                 for f in self.checkpoint_faults
+                if f is not fault
+            ]
+            out += [
+                f"    also: position {f.position}: {f.kind}: {f.detail}"
+                for f in self.record_faults[:20]
                 if f is not fault
             ]
         out += [f"    note: {n}" for n in self.notes]
@@ -466,8 +474,13 @@ async def verify_db(
     chunk: int = 10_000,
     progress: Callable[[int, int], None] | None = None,
     index: LogIndex | None = None,
+    archives: set[int] | None = None,
 ) -> Report:
     """Verify the table `schema`.log against signed checkpoints.
+
+    archives: the last positions of the archives the stream of record announced (audit.archive_made); a table
+    that starts after an archive row of its own that is not among them is not vouched for (a superuser can
+    delete the head of the log and insert an archive row). None: the table's archive rows are taken as they are.
 
     from_checkpoint: False = from the start (or the archive boundary after retention); True = from
     the newest signed checkpoint the table reaches; an int = from the signed checkpoint at it.
@@ -497,7 +510,7 @@ async def verify_db(
                 "AND deleted_at IS NOT NULL",
                 first - 1,
             )
-            if boundary is not None and (first - 1) in cps:
+            if boundary is not None and (first - 1) in cps and (archives is None or first - 1 in archives):
                 start, prev = first, cps[first - 1]
                 report.notes.append(f"positions 1..{first - 1} are in archive {boundary['archive_id']}")
             else:
@@ -853,6 +866,7 @@ async def verify_all(
                 from_checkpoint=from_checkpoint,
                 progress=progress,
                 index=index,
+                archives=await stream_archives(nc, settings) if nc is not None else None,
             )
     except BaseException:
         if reading is not None:
@@ -897,13 +911,119 @@ async def verify_all(
         )
         or 0
     )
+    report.record_faults = await check_unvouched_records(conn, nc, settings, report, found, chain_of_keys.ring)
     report.ok = (
         report.fault is None
         and not report.checkpoint_faults
+        and not report.record_faults
         and (report.reconciliation is None or report.reconciliation.ok)
     )
     report.seconds = time.perf_counter() - t0
     return report
+
+
+async def stream_archives(nc, settings) -> set[int]:
+    """The last positions of this log's archives as the stream of record announced them (audit.archive_made)."""
+    from madoguchi_shared import subjects
+    from madoguchi_shared.events import parse_event
+    from madoguchi_shared.reader import read_all
+
+    out: set[int] = set()
+    async for m in read_all(nc, subjects.context_filter("audit", settings.municipality, "archive")):
+        try:
+            made = parse_event(m.data)
+        except ValueError:
+            continue
+        if isinstance(made, audit_events.ArchiveMade) and made.log_id == settings.log_id:
+            out.add(made.to_position)
+    return out
+
+
+async def check_unvouched_records(
+    conn: db.Connection, nc, settings, report: Report, found: Sequence[CheckpointSigned], keyring: dict
+) -> list[Fault]:
+    """What the chain and the reconciliation leave open where no signed checkpoint vouches for the records.
+
+    The reconciliation compares a record's bytes with the stream's message, but not the columns hashed beside
+    them (subject, ward, desk, actor, type, ...): after the last signed checkpoint (a crashed writer's tail) an
+    attacker may rewrite a column and recompute the chain to the head, and inside a signed range that was
+    rebuilt the checkpoint only bounds where. There, each record's header is derived again from its bytes
+    (`chain.envelope`, as the writer derived it) and its subject from the stream's message; and the table's
+    chain_head must be its last record (the writer keeps the two in one transaction)."""
+    q = f'"{settings.schema_name}"'
+    faults: list[Fault] = []
+    head = await conn.fetchrow(
+        f"SELECT h.position, l.hash IS NOT DISTINCT FROM h.hash AS same, l.position IS NULL AS gone, "
+        f"(SELECT max(position) FROM {q}.log) AS last FROM {q}.chain_head h "
+        f"LEFT JOIN {q}.log l ON l.position = h.position WHERE h.log_id = $1",
+        settings.log_id,
+    )
+    if head is not None and head["last"] is not None and head["position"] > 0:
+        last, at = head["last"], head["position"]
+        if at > last:
+            faults.append(
+                Fault("truncated", last + 1, f"chain_head says the log reaches {at}, but the table ends at {last}")
+            )
+        elif head["gone"] or not head["same"]:
+            faults.append(Fault("edited", at, f"chain_head's hash at {at} is not the hash of the record there"))
+        elif last > at:
+            faults.append(
+                Fault(
+                    "inserted", at + 1, f"records {at + 1}..{last} follow chain_head ({at}): not written by the writer"
+                )
+            )
+    trusted, _ = trusted_checkpoints(found, keyring, settings.log_id)
+    end = report.to_position if report.fault is None else await conn.fetchval(f"SELECT max(position) FROM {q}.log")
+    spans: list[tuple[int, int]] = []
+    if end:
+        vouched = max((p for p in trusted if p <= end), default=report.from_position - 1)
+        if vouched < end:
+            spans.append((max(vouched + 1, report.from_position), end))
+    if report.fault is not None and report.fault.kind == "chain_replaced":
+        spans.append((report.fault.position, report.fault.upto or report.fault.position))
+    for lo, hi in spans:
+        faults += await _check_headers(conn, nc, q, lo, hi)
+    return faults
+
+
+async def _check_headers(conn: db.Connection, nc, q: str, lo: int, hi: int) -> list[Fault]:
+    faults: list[Fault] = []
+    js = nc.jetstream() if nc is not None else None
+    cursor_sql = (
+        f"SELECT {', '.join(chain.COLUMNS[:16])} FROM {q}.log WHERE position BETWEEN $1 AND $2 ORDER BY position"
+    )
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(f"SET LOCAL ROLE {READER}")
+        async for r in conn.cursor(cursor_sql, lo, hi):
+            position, stream, seq, subject, data = r[0], r[1], r[2], r[3], bytes(r[15])
+            stored = chain.header(stream, seq, subject, tuple(r[4:15]))
+            if stored != chain.header(stream, seq, subject, chain.envelope(data)):
+                faults.append(
+                    Fault(
+                        "edited",
+                        position,
+                        "the record's envelope columns differ from its bytes (a column rewritten, the chain recomputed)",
+                        stream=stream,
+                        stream_seq=seq,
+                    )
+                )
+                continue
+            if js is not None:
+                try:
+                    msg = await js.get_msg(stream, seq, direct=True)
+                except Exception:  # noqa: BLE001 - a message the stream lacks is the reconciliation's to report
+                    continue
+                if msg.subject != subject:
+                    faults.append(
+                        Fault(
+                            "edited",
+                            position,
+                            "the record's subject differs from the stream's message (the chain recomputed)",
+                            stream=stream,
+                            stream_seq=seq,
+                        )
+                    )
+    return faults
 
 
 async def last_verified_checkpoint(conn: db.Connection, nc, settings) -> int | None:
