@@ -39,6 +39,8 @@ async def test_hot_routes_answer_as_fastapis_own_handler_does(settings, municipa
             ("/v1/desks/kita-1/tickets/call-next", supporter, {"version": "x"}),  # 422 (FastAPI's own)
             ("/v1/desks/kita-1/tickets/call-next", supporter, {"surprise": 1}),  # 422: extra field
         ]
+        dispatch = app.hot_dispatch
+        served = dispatch.served if dispatch is not None else 0
         for path, headers, body in requests:
             fast = await client.post(path, headers=headers, json=body)
             app.dependency_overrides[_fastapi_own_handler] = _fastapi_own_handler
@@ -55,3 +57,5 @@ async def test_hot_routes_answer_as_fastapis_own_handler_does(settings, municipa
                 assert a["events"][0]["type"] == "desk.ticket_issued" and a["events"][0]["seq"] == a["version"]
             else:
                 assert _comparable(fast.json()) == _comparable(own.json()), path
+        # the first six went past the router (HotDispatch); the 422s and every overridden request through it
+        assert app.hot_dispatch is not None and app.hot_dispatch.served - served == 6

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from madoguchi_shared import auth, bus, logging, sealed
+from madoguchi_shared import auth, bus, hot, logging, sealed
 from madoguchi_shared.errors import Conflict, DomainError, Forbidden, Gone, Invalid, NotFound, Refused, Unavailable
 from madoguchi_shared.narrow import is_dict
 from madoguchi_shared.nats_typed import jetstream
@@ -707,6 +707,17 @@ class RequestContext:
                 log.info("request", method=method, route=route, status=status, ms=round(elapsed * 1000, 1))
 
 
+class ServiceApp(FastAPI):
+    """A service's FastAPI app whose hot routes (madoguchi_shared.hot) are dispatched before the router."""
+
+    hot_dispatch: hot.HotDispatch | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        self.hot_dispatch = hot.install(stack, self.router)
+        return stack
+
+
 def create_service_app(
     name: str,
     settings: Settings,
@@ -756,7 +767,7 @@ def create_service_app(
                 pass
             log.info("service.stopped", service=name)
 
-    app = FastAPI(
+    app = ServiceApp(
         title=f"Madoguchi {name}",
         version=version,
         description=description,
