@@ -5,6 +5,7 @@ way, so every other test runs with credentials on (each service app as its own i
 from __future__ import annotations
 
 import asyncio
+import json
 
 import nats
 import pytest
@@ -111,6 +112,17 @@ async def test_service_and_supervisor_identities_publish_only_their_own_streams(
         call = subjects.aggregate_subject("calls", municipality, "call", str(item.event_id))
         assert await desk.refused(call, dump_event(item))  # the phone line's stream is not the desk's
         assert await desk.refused("$JS.API.STREAM.DELETE.MG_DESK")
+        # a new limit on a stream of record would make the server drop its messages (deny_delete does not
+        # stop that): no service may update one
+        assert natsauth.LOG_STREAMS == bus.LOG_STREAMS
+        before = {s: (await nc.jetstream().stream_info(s)).state.messages for s in bus.LOG_STREAMS}
+        for stream in bus.LOG_STREAMS:
+            config = (await nc.jetstream().stream_info(stream)).config
+            config.max_msgs, config.max_msgs_per_subject = 1, 1
+            assert await desk.refused(f"$JS.API.STREAM.UPDATE.{stream}", json.dumps(config.as_dict()).encode()), stream
+        for stream in bus.LOG_STREAMS:
+            info = await nc.jetstream().stream_info(stream)
+            assert info.config.max_msgs in (-1, None) and info.state.messages >= before[stream], stream
         with pytest.raises(nats.js.errors.APIError):  # a purge gets through to the stream, which refuses it
             await desk.js.purge_stream("MG_DESK")
         restarted = ProcessRestarted(

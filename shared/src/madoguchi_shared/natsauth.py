@@ -44,7 +44,12 @@ SERVICE_CONTEXTS: dict[str, tuple[str, ...]] = {
 POLICY_BUCKET = "mg_policy"
 # No service deletes a stream. Deleting or purging messages of the streams of record is refused by
 # the streams themselves (deny_delete, deny_purge); the text-key stream needs it to shred a key.
-_NEVER = ("$JS.API.STREAM.DELETE.>",)
+# Nor does a service change a stream of record's configuration: an update that sets a limit
+# (max_msgs 2, max_bytes, max_msgs_per_subject 1, other subjects) makes the server drop messages of a
+# deny-delete stream at once — the signed checkpoints on MG_AUDIT among them. `madoguchi run` creates
+# and updates the streams as the tools' identity (`madoguchi streams`) before any service starts.
+LOG_STREAMS = ("MG_DESK", "MG_CALLS", "MG_DEVICE", "MG_AUDIT", "MG_ADMIN", "MG_REPORT")  # = bus.LOG_STREAMS
+_NEVER = ("$JS.API.STREAM.DELETE.>", *(f"$JS.API.STREAM.UPDATE.{s}" for s in LOG_STREAMS))
 
 
 @dataclass(frozen=True)
