@@ -7,7 +7,8 @@ Beside test_audit_attacks.py (one attack of each class at fixed positions) these
 (in the signed range or in the unsigned tail) and the column at random, and add what an attacker who knows the
 verifier does: rewrite an envelope column or the subject and recompute the chain to the head (the bytes still
 match the stream), move a record later in its stream and recompute the chain, claim a deleted head of the log as
-archived, move chain_head alone, wipe every table and the checkpoint file.
+archived, move chain_head alone, wipe every table and the checkpoint file, add a key statement to the trusted-keys
+file by hand or alter one there.
 
 Located only to a range: a record deleted inside the unsigned tail with the later ones renumbered and the chain
 recomputed (named by its stream and stream sequence; where it sat among other streams' records nothing records).
@@ -25,13 +26,16 @@ MG_TRIALS=N runs N random trials (default 14; the README's figure is from a run 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 
 from test_audit_attacks import _copy, _crashed_log, _relink_from, _superuser, _verify
 
-from madoguchi_audit import chain
+from madoguchi_shared.events.audit import SigningKeyIntroduced
+
+from madoguchi_audit import chain, checkpoints
 
 TRIALS = int(os.environ.get("MG_TRIALS", "14"))
 COLUMNS = ("ward", "desk", "actor_id", "actor_role", "type", "subject", "device_id", "municipality", "occurred_at")
@@ -203,6 +207,30 @@ async def test_randomised_superuser_tampering_is_caught_at_the_exact_first_bad_r
         copy.resolved_checkpoint_file.write_text("")
 
     await trial("local-checkpoints-gone", local_checkpoints_gone, cps[0])
+
+    async def key_added_by_hand(copy, t) -> None:
+        intruder = checkpoints.generate_key(copy.data_dir / "intruder.key")
+        statement = SigningKeyIntroduced(
+            municipality=copy.municipality,
+            actor=checkpoints.SERVICE_ACTOR,
+            log_id=copy.log_id,
+            key_id=intruder.key_id,
+            public_key=checkpoints.public_bytes(intruder.public).hex(),
+        )
+        with copy.resolved_statements_file.open("a") as f:
+            f.write(statement.model_dump_json() + "\n")
+
+    await trial("key-added-to-the-trusted-folder", key_added_by_hand, None, "key statement(s) in")
+
+    async def key_statement_altered(copy, t) -> None:
+        intruder = checkpoints.generate_key(copy.data_dir / "intruder.key")
+        path = copy.resolved_statements_file
+        first, *rest = path.read_text().splitlines()
+        doc = json.loads(first)
+        doc["public_key"] = checkpoints.public_bytes(intruder.public).hex()
+        path.write_text("\n".join([json.dumps(doc), *rest]) + "\n")
+
+    await trial("key-statement-altered", key_statement_altered, None, "key statement(s) in")
 
     caught = sum(ok for _, ok, _ in results)
     print(f"caught at the exact first bad position: {caught}/{len(results)}")

@@ -212,7 +212,15 @@ async def load_chain(settings: AuditSettings, nc: NATS | None) -> tuple[KeyChain
     else:
         remote, _ = await stream_statements(nc, settings)
         chain = build_chain(remote, settings.log_id, "the MG_AUDIT stream")
-        if [str(s.event_id) for s in remote] != [str(s.event_id) for s in _mine(local, settings)]:
+        foreign = not_on_stream(_mine(local, settings), remote)
+        if foreign:
+            # a statement only the local copy holds (a key added to the trusted folder by hand, or one altered)
+            chain.faults.append(
+                f"{len(foreign)} key statement(s) in {settings.resolved_statements_file} that the stream of record "
+                f"does not hold: {', '.join(_key_of(s) for s in foreign)} — a key is trusted only when introduced "
+                "on the stream (`madoguchi audit init` / `rotate-key`)"
+            )
+        elif [str(s.event_id) for s in remote] != [str(s.event_id) for s in _mine(local, settings)]:
             notes.append(f"the key statements in {settings.resolved_statements_file} differ from the stream's")
     if (
         settings.root_fingerprint
@@ -223,6 +231,16 @@ async def load_chain(settings: AuditSettings, nc: NATS | None) -> tuple[KeyChain
             f"the first key's fingerprint {chain.keys[0].fingerprint} is not the recorded {settings.root_fingerprint}"
         )
     return chain, notes
+
+
+def not_on_stream(local: list[Statement], remote: list[Statement]) -> list[Statement]:
+    """The local statements the stream of record does not hold as they are (added by hand, or altered)."""
+    held = {s.model_dump_json() for s in remote}
+    return [s for s in local if s.model_dump_json() not in held]
+
+
+def _key_of(statement: Statement) -> str:
+    return statement.key_id if isinstance(statement, SigningKeyIntroduced) else statement.new_key_id
 
 
 def load_keyring(settings: AuditSettings) -> dict[str, Ed25519PublicKey]:
@@ -378,6 +396,14 @@ async def signing_key(settings: AuditSettings, nc: NATS, key: SigningKey | None 
             "back and run `madoguchi audit rotate-key`",
         )
     every = read_statements(settings.resolved_statements_file)
+    foreign = not_on_stream(_mine(every, settings), statements)
+    if foreign:
+        log.error(
+            "audit.key_statement_not_on_stream",
+            keys=[_key_of(s) for s in foreign],
+            note="a key statement the stream of record does not hold was found in the trusted-keys file and is "
+            "dropped from it: it was never trusted (audit verify reports it until then)",
+        )
     if [str(s.event_id) for s in _mine(every, settings)] != [str(s.event_id) for s in statements]:
         # The stream is the record; keep the local copy of this log in step with it (others' lines kept).
         path = settings.resolved_statements_file
