@@ -150,7 +150,7 @@ class Report:
                 )
         found = [f for f in (chain_fault, exact) if f is not None] + self.checkpoint_faults + self.record_faults
         if found:
-            return min(found, key=lambda f: f.position)
+            return min(found, key=lambda f: (f.position == 0, f.position))  # an unlocated fault (0) after a located one
         return missing
 
     def as_dict(self) -> dict:
