@@ -14,6 +14,7 @@ import re
 import time
 import urllib.parse
 import uuid
+from os import urandom
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
@@ -642,6 +643,15 @@ _API_HEADERS = security_headers()
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
+def _random_id() -> str:
+    """A random UUID (version 4) as 32 hex digits, what uuid.uuid4().hex gives without building a UUID
+    object (a fifth of its cost): a request's id, and its correlation id when the client sent none."""
+    raw = bytearray(urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
+
+
 class RequestContext:
     """Request and correlation ids bound into every log line of a request, the x-request-id
     response header, and the request metrics. Plain ASGI: BaseHTTPMiddleware costs a task group
@@ -662,9 +672,14 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        request_id = _client_id(headers.get(b"x-request-id", b"")) or uuid.uuid4().hex
-        correlation = _client_id(headers.get(b"x-correlation-id", b"")) or request_id
+        sent_id = sent_correlation = b""
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                sent_id = value
+            elif key == b"x-correlation-id":
+                sent_correlation = value
+        request_id = (_client_id(sent_id) if sent_id else None) or _random_id()
+        correlation = (_client_id(sent_correlation) if sent_correlation else None) or request_id
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["correlation_id"] = correlation
