@@ -10,17 +10,23 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from nats import errors as nats_errors
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_shared import subjects
-from madoguchi_shared.errors import Invalid, NotFound, Refused
+from madoguchi_shared.errors import Invalid, NotFound, Refused, Unavailable
 from madoguchi_shared.auth import deny, revocable
+from madoguchi_shared.logging import get_logger
 from madoguchi_shared.web import ServiceDate, downloads, event_stream, problems
 
 from madoguchi_reporting import deadlines, deliverables, queries, submissions
 from madoguchi_reporting.deps import Config, Manager, Pool, Reader, Runtime
+from madoguchi_reporting.projections import CALLS, DESK
 from madoguchi_reporting.reports import models as md
+from madoguchi_reporting.worker import Worker
+
+log = get_logger(__name__)
 
 Format = Literal["json", "xlsx", "pdf", "csv"]
 FormatQ = Annotated[Format, Query(description="json (default), xlsx, pdf or csv")]
@@ -54,6 +60,29 @@ async def _city_wide(request: Request, principal) -> None:
         await deny(request, principal, "ward")
 
 
+# A report is computed from the statistics tables only once they hold every event the streams held
+# when it was asked for (REP-5): right after a command, or while the projection catches up after a
+# restart, a report would otherwise count part of the day and say nothing (a restarted reporting
+# service answered 1,277 of 2,317 tickets). It waits up to SETTLE_SECONDS, then answers 503.
+SETTLE_SECONDS = 10.0
+BEHIND_DETAIL = (
+    "集計が最新の記録にまだ追いついていません（再起動の直後など）。正確な数値をお出しするため、"
+    "しばらくしてからもう一度お試しください。"
+)
+
+
+async def _settled(runtime: Worker, *projections: str) -> None:
+    """Wait until these projections have applied what their streams hold now; 503 past SETTLE_SECONDS.
+    With the bus out of reach nothing new can be recorded either: the tables are served as they are."""
+    try:
+        await runtime.caught_up(timeout=SETTLE_SECONDS, only=projections)
+    except TimeoutError as exc:
+        log.warning("reporting.report_behind", projections=list(projections), error=str(exc))
+        raise Unavailable(BEHIND_DETAIL, part="statistics", retry_after=10) from exc
+    except (OSError, nats_errors.Error) as exc:  # the bus is down: what is stored is all there is
+        log.warning("reporting.report_unsettled", projections=list(projections), error=type(exc).__name__)
+
+
 def reports_router() -> APIRouter:
     router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=problems(401, 403, 404, 422, 503))
 
@@ -63,12 +92,14 @@ def reports_router() -> APIRouter:
         principal: Reader,
         pool: Pool,
         cfg: Config,
+        runtime: Runtime,
         desk: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
         date: ServiceDate,
         format: FormatQ = "json",
     ) -> Response:
         """REP-1: one desk's daily report."""
         m = principal.municipality
+        await _settled(runtime, DESK)
         async with pool.acquire() as conn:
             wards = await queries.desk_wards(conn, cfg, m)
             if desk not in wards:
@@ -79,10 +110,17 @@ def reports_router() -> APIRouter:
 
     @router.get("/city/daily", responses=_doc(md.CityDaily))
     async def city_daily(
-        request: Request, principal: Reader, pool: Pool, cfg: Config, date: ServiceDate, format: FormatQ = "json"
+        request: Request,
+        principal: Reader,
+        pool: Pool,
+        cfg: Config,
+        runtime: Runtime,
+        date: ServiceDate,
+        format: FormatQ = "json",
     ) -> Response:
         """Every desk's daily figures in one table, with the city's total and the phone line."""
         await _city_wide(request, principal)
+        await _settled(runtime, DESK, CALLS)
         async with pool.acquire() as conn:
             report = await queries.city_daily(conn, cfg, principal.municipality, date)
         return await _respond(report, format)
@@ -92,12 +130,14 @@ def reports_router() -> APIRouter:
         principal: Reader,
         pool: Pool,
         cfg: Config,
+        runtime: Runtime,
         date: ServiceDate,
         line: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,58}$")] = None,
         format: FormatQ = "json",
     ) -> Response:
         """REP-2: the phone line's daily figures (the only line when `line` is omitted)."""
         m = principal.municipality
+        await _settled(runtime, CALLS)
         async with pool.acquire() as conn:
             if line is None:
                 known = await queries.known_lines(conn, m)
@@ -109,10 +149,17 @@ def reports_router() -> APIRouter:
 
     @router.get("/weekly", responses=_doc(md.Weekly))
     async def weekly(
-        request: Request, principal: Reader, pool: Pool, cfg: Config, week_start: ServiceDate, format: FormatQ = "json"
+        request: Request,
+        principal: Reader,
+        pool: Pool,
+        cfg: Config,
+        runtime: Runtime,
+        week_start: ServiceDate,
+        format: FormatQ = "json",
     ) -> Response:
         """REP-3: the city-wide weekly table (wards x days, with totals); any date of the week works."""
         await _city_wide(request, principal)
+        await _settled(runtime, DESK, CALLS)
         async with pool.acquire() as conn:
             report = await queries.weekly(conn, cfg, principal.municipality, week_start)
         return await _respond(report, format)
@@ -123,6 +170,7 @@ def reports_router() -> APIRouter:
         principal: Reader,
         pool: Pool,
         cfg: Config,
+        runtime: Runtime,
         start: Annotated[ServiceDate | None, Query(alias="from")] = None,
         end: Annotated[ServiceDate | None, Query(alias="to")] = None,
         format: FormatQ = "json",
@@ -137,6 +185,7 @@ def reports_router() -> APIRouter:
             raise Invalid("契約期間が設定されていません。from と to を指定してください。", field="from")
         if end < start:
             raise Invalid("終了日は開始日以降にしてください。", field="to")
+        await _settled(runtime, DESK, CALLS)
         async with pool.acquire() as conn:
             report = await queries.final(conn, cfg, m, start, end)
         return await _respond(report, format)
@@ -211,12 +260,15 @@ def reports_router() -> APIRouter:
         )
 
     @router.post("/{report_id}/submit", responses=problems(409))
-    async def submit_one(principal: Manager, pool: Pool, cfg: Config, request: Request, report_id: str) -> dict:
+    async def submit_one(
+        principal: Manager, pool: Pool, cfg: Config, runtime: Runtime, request: Request, report_id: str
+    ) -> dict:
         """Deliver one report now (normally done through its deliverable)."""
         try:
             submissions.parse_report_id(report_id)
         except ValueError as exc:
             raise Invalid("報告書IDの形式が正しくありません。", field="report_id") from exc
+        await _settled(runtime, DESK, CALLS)  # a delivered version is frozen: never one counted halfway
         return await submissions.submit_report(
             pool, request.app.state.js, cfg, principal.municipality, report_id, principal.actor
         )
@@ -264,6 +316,7 @@ def deliverables_router() -> APIRouter:
         body: Annotated[SubmitDeliverable | None, Body()] = None,
     ) -> dict:
         """The manager marks a deliverable submitted; its reports are frozen as delivered versions."""
+        await _settled(runtime, DESK, CALLS)
         try:
             result = await deliverables.submit(
                 runtime.pool,
