@@ -350,6 +350,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("request.database_unavailable", error_type=type(exc).__name__)
         return await domain_error(request, Unavailable(part="database"))
 
+    async def connection_lost(request: Request, exc: Exception):
+        # A pooled connection whose server died under it (kill -9, a failover): asyncpg says the
+        # connection is closed, or that its protocol is in a state it cannot leave. 503, never 500
+        # (a report asked for the moment PostgreSQL was killed answered 500 with InternalClientError).
+        log.warning("request.database_connection_lost", error_type=type(exc).__name__, error=str(exc)[:200])
+        return await domain_error(request, Unavailable(part="database"))
+
     for cls in (
         pg_errors.PostgresConnectionError,
         pg_errors.CannotConnectNowError,
@@ -357,6 +364,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         pg_errors.CrashShutdownError,
     ):
         app.add_exception_handler(cls, database_down)
+    for cls in (pg_errors.InterfaceError, pg_errors.InternalClientError):
+        app.add_exception_handler(cls, connection_lost)
 
 
 # Pydantic's messages in Japanese, by error type (ctx fills the limits); our own validators'

@@ -1,0 +1,54 @@
+"""Fault injection: PostgreSQL killed with -9 under the reporting service. A report asked for then is a
+503 with Retry-After and a Japanese problem document, never a 500 (it was: asyncpg's InternalClientError
+from a pooled connection whose server had died), and the service serves again by itself once the
+database is back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from madoguchi_shared.runtime import PostgresServer
+
+from reporting_harness import headers, reporting_settings, running_app
+
+
+async def test_reports_while_postgresql_is_killed_are_503_then_served_again(settings, js, municipality, tmp_path):
+    server = PostgresServer(tmp_path / "pg").start()
+    s = reporting_settings(settings).model_copy(update={"pg_dsn": server.dsn})
+    params = {"desk": "chuo-1", "date": "2021-04-01"}
+    try:
+        async with running_app(s) as (_app, client):
+            h = await headers(js, s, municipality)
+            assert (await client.get("/v1/reports/daily", params=params, headers=h)).status_code == 200
+
+            assert server.proc is not None
+            # the kill lands while reports are being built: a pooled connection dies under a query
+            inflight = [
+                asyncio.create_task(client.get("/v1/reports/weekly", params={"week_start": d}, headers=h))
+                for d in ("2021-03-29", "2021-04-05", "2021-04-12", "2021-04-19", "2021-04-26", "2021-05-03")
+            ]
+            await asyncio.sleep(0.02)
+            os.kill(server.proc.pid, signal.SIGKILL)  # the postmaster; its backends follow it
+            server.proc.wait()
+            statuses = [r.status_code for r in await asyncio.gather(*inflight)]
+            for _ in range(8):
+                r = await client.get("/v1/reports/daily", params=params, headers=h)
+                statuses.append(r.status_code)
+                if r.status_code == 503:
+                    assert r.headers["content-type"].startswith("application/problem+json")
+                    assert int(r.headers["retry-after"]) > 0 and r.json()["title"] == "一時的に利用できません"
+                await asyncio.sleep(0.1)
+            assert 503 in statuses and set(statuses) <= {200, 503}, statuses  # (200: a backend not yet gone)
+            assert (await client.get("/readyz")).status_code == 503
+
+            server.start()  # the same data folder and port
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while (r := await client.get("/v1/reports/daily", params=params, headers=h)).status_code != 200:
+                assert r.status_code == 503, r.text
+                assert loop.time() < deadline, "not served again within 30 s"
+                await asyncio.sleep(0.2)
+    finally:
+        server.stop()
