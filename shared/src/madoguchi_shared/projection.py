@@ -296,7 +296,7 @@ class Projection:
             for s in good:
                 first.setdefault(s.event.event_id, s)
             claim = CLAIM_SQL.format(schema=self.schema)
-            row = await conn.fetchrow(claim, self.name, self.position, last, list(first))
+            row = await conn.fetchrow(claim, self.name, self.position, last, db.json_rows(list(first)))
             if row is None or not row["claimed"]:  # the first batch, or another replica moved the position
                 lock = f"SELECT last_seq FROM {self._q('projection_checkpoint')} WHERE name = $1 FOR UPDATE"
                 stored = await conn.fetchval(lock, self.name)
@@ -312,7 +312,7 @@ class Projection:
                     first = {}
                     for s in good:
                         first.setdefault(s.event.event_id, s)
-                row = await conn.fetchrow(claim, self.name, stored, last, list(first))  # locked: claimed
+                row = await conn.fetchrow(claim, self.name, stored, last, db.json_rows(list(first)))  # locked: claimed
             seen: set[UUID] = set(row["seen"]) if row is not None else set()
             total = len(good)
             if seen or len(first) < total:

@@ -63,18 +63,21 @@ async def forget_applied(conn: db.Connection, schema: str, name: str | None = No
 
 
 # The runner's first statement of a batch, in one round trip: move the position from $2 (the one
-# this runner stored last) to $3, which locks its row, and record the batch's event ids $4,
+# this runner stored last) to $3, which locks its row, and record the batch's event ids $4 (a JSON
+# array, `db.json_rows`: asyncpg's uuid[] encoding is element by element in Python),
 # returning those applied before (an outbox re-send; usually none). Nothing is done (claimed is
 # false) when the stored position is not $2 (the first batch, another replica): the runner then
 # locks the row and claims from the stored position. When it is, no other transaction can have
 # recorded ids this statement's snapshot misses: any that did moved the position too (the UPDATE
 # waited for the row lock, then found last_seq changed).
 CLAIM_SQL = """
-WITH ck AS (UPDATE "{schema}".projection_checkpoint SET last_seq = $3, updated_at = now()
+WITH ids AS (SELECT u::uuid AS u FROM jsonb_array_elements_text(convert_from($4::bytea, 'UTF8')::jsonb) AS t(u)),
+     ck AS (UPDATE "{schema}".projection_checkpoint SET last_seq = $3, updated_at = now()
             WHERE name = $1 AND last_seq = $2 RETURNING 1),
-     seen AS (SELECT event_id FROM "{schema}".projection_applied_event WHERE name = $1 AND event_id = ANY($4::uuid[])),
+     seen AS (SELECT event_id FROM "{schema}".projection_applied_event
+              WHERE name = $1 AND event_id = ANY(ARRAY(SELECT u FROM ids))),
      ins AS (INSERT INTO "{schema}".projection_applied_event (name, event_id)
-             SELECT $1, u FROM unnest($4::uuid[]) AS u
+             SELECT $1, u FROM ids
              WHERE EXISTS (SELECT 1 FROM ck) AND u NOT IN (SELECT event_id FROM seen))
 SELECT EXISTS (SELECT 1 FROM ck) AS claimed, array(SELECT event_id FROM seen) AS seen"""
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
+import operator
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 from typing_extensions import TypeIs
@@ -111,17 +113,61 @@ def _type(tp: Any, metadata: list[Any]) -> Any:
     return Annotated[base, msgspec.Meta(**meta)] if meta else base
 
 
+# An event's own string fields with a pattern (ids, codes: the same few values over and over) are
+# checked after the decode against a set of values already seen to match (`_patterns_hold`), not by
+# msgspec, which runs the pattern (Python's `re`) on every value of every event: the same refusal,
+# at a set lookup per field instead of a regex search.
+_Check = tuple[Callable[[object], tuple[object, ...]], "re.Pattern[str]", set[object]]
+_Checks = tuple[_Check, ...]
+_PATTERN_CHECKS: dict[type, _Checks] = {}
+_MATCHED: dict[tuple[str, bool], set[object]] = {}  # (pattern, None allowed) -> values that match
+_MATCHED_MAX = 100_000
+
+
+def _unpatterned(tp: Any) -> tuple[Any, str | None, bool]:
+    """(`tp` without its pattern, the pattern, None allowed) for a `str` or `str | None` field with a
+    pattern; (tp, None, False) for anything else."""
+    nullable = get_origin(tp) is Union and len(get_args(tp)) == 2 and type(None) in get_args(tp)
+    inner = next(a for a in get_args(tp) if a is not type(None)) if nullable else tp
+    if get_origin(inner) is not Annotated:
+        return tp, None, False
+    base, meta = get_args(inner)
+    if base is not str or not isinstance(meta, msgspec.Meta) or meta.pattern is None:
+        return tp, None, False
+    rest = {k: getattr(meta, k) for k in ("min_length", "max_length") if getattr(meta, k) is not None}
+    stripped = Annotated[str, msgspec.Meta(**rest)] if rest else str
+    return (Union[stripped, None] if nullable else stripped), meta.pattern, nullable  # noqa: UP007 - built at run time
+
+
+def _patterns_hold(e: object) -> bool:
+    """The pattern of every field `_unpatterned` took out of `e`'s Struct holds (`read_event` has
+    its own copy of this loop)."""
+    for get, pattern, matched in _PATTERN_CHECKS.get(type(e), ()):
+        if not matched.issuperset(values := get(e)):
+            if not all(isinstance(v, str) and pattern.search(v) for v in values if v not in matched):
+                return False
+            if len(matched) > _MATCHED_MAX:
+                matched.intersection_update((None,))  # forget the values seen (None stays allowed)
+            matched.update(values)
+    return True
+
+
 def struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
     """The Struct generated from a pydantic model (an event, or a value object inside one)."""
     if model in _STRUCTS:
         return _STRUCTS[model]
     fields: list[tuple[str, Any, Any]] = []
     tag: str | None = None
+    patterned: dict[tuple[str, bool], list[str]] = {}
     for name, info in model.model_fields.items():
         if issubclass(model, Event) and name == "type":
             tag = get_args(info.annotation)[0]
             continue
         tp = _type(info.annotation, list(info.metadata))
+        if issubclass(model, Event):  # an event's own fields (a value object's keep their patterns)
+            tp, pattern, nullable = _unpatterned(tp)
+            if pattern is not None:
+                patterned.setdefault((pattern, nullable), []).append(name)
         if info.is_required():
             fields.append((name, tp, msgspec.NODEFAULT))
         elif info.default_factory is not None:
@@ -146,6 +192,12 @@ def struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
     )
     _STRUCTS[model] = struct
     MODEL_OF[struct] = model
+    checks: list[_Check] = []
+    for (pattern, nullable), names in patterned.items():
+        matched = _MATCHED.setdefault((pattern, nullable), {None} if nullable else set())
+        checks.append((operator.attrgetter(*names, names[0]), re.compile(pattern), matched))  # always a tuple
+    if checks:
+        _PATTERN_CHECKS[struct] = tuple(checks)
     return struct
 
 
@@ -153,7 +205,7 @@ def struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
 # with a tool's or a laptop's bus credentials, was never validated): per Struct, its free-text
 # fields and the fields holding nested models that have some.
 _TextFields = tuple[tuple[str, bool], ...]  # (field, True = free text itself / False = nested models)
-_TEXT_FIELDS: dict[type[msgspec.Struct], _TextFields] = {}
+_TEXT_FIELDS: dict[type, _TextFields] = {}
 
 
 def _nested_models(annotation: Any) -> list[type[BaseModel]]:
@@ -173,14 +225,21 @@ def _text_fields(model: type[BaseModel]) -> _TextFields:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=4096)
+def _holds_personal_data(text: str) -> bool:
+    """The PII guard's verdict on one text (a pure function of the text: the same text read again,
+    e.g. a stock phrase, is not analysed again)."""
+    return bool(find_personal_data(text))
+
+
 def _screen_texts(value: object) -> None:
-    fields = _TEXT_FIELDS.get(type(value)) if isinstance(value, msgspec.Struct) else None
+    fields = _TEXT_FIELDS.get(type(value))
     if not fields:
         return
     for name, is_text in fields:
         item = getattr(value, name)
         if is_text:
-            if isinstance(item, str) and not is_sealed(item) and find_personal_data(item):
+            if isinstance(item, str) and not is_sealed(item) and _holds_personal_data(item):
                 raise ValueError(f"{name}: personal data in free text (never stored; the value is not shown)")
         else:
             nested: tuple[object, ...] = tuple(cast(Any, item)) if isinstance(item, tuple | list) else (item,)
@@ -192,28 +251,42 @@ _EVENTS: dict[str, type[msgspec.Struct]] = {name: struct_of(cls) for name, cls i
 for _model, _struct in list(_STRUCTS.items()):
     if _fields := _text_fields(_model):
         _TEXT_FIELDS[_struct] = _fields
-_TAG_OF: dict[type[msgspec.Struct], str] = {s: n for n, s in _EVENTS.items()}
+_TAG_OF: dict[type, str] = {s: n for n, s in _EVENTS.items()}
 _DECODER = msgspec.json.Decoder(Union[tuple(_EVENTS.values())])  # noqa: UP007 - a tagged union, one pass
-_NUL = re.compile(rb"\\u0000")
+_NUL = b"\\u0000"  # a NUL character escaped in JSON (an escaped backslash before "u0000" only errs on the safe side)
 
 
 def read_event(raw: bytes) -> Event:
     """An event read back from a stream of record, as its generated Struct (typed as its model:
     the same fields and values). Raises ValueError for anything that is not a valid event."""
-    if _NUL.search(raw) is None:
+    if _NUL not in raw:
+        e: Event | None  # the Struct, read as its model (the same fields and values)
         try:
-            e = _DECODER.decode(raw)
-            if not UPCASTERS or (_TAG_OF[type(e)], e.version) not in UPCASTERS:
-                _screen_texts(e)
-                return cast(Event, e)  # the Struct: the model's fields and values, read as its model
+            e = cast(Event, _DECODER.decode(raw))
         except (msgspec.ValidationError, msgspec.DecodeError):
-            pass
+            e = None
+        # `_patterns_hold`, written out: this runs for every event read (one call fewer per event)
+        for get, pattern, matched in _PATTERN_CHECKS.get(type(e), ()):
+            if not matched.issuperset(values := get(e)):
+                if not all(isinstance(v, str) and pattern.search(v) for v in values if v not in matched):
+                    break  # off its pattern: the model below refuses it, and says why
+                if len(matched) > _MATCHED_MAX:
+                    matched.intersection_update((None,))  # forget the values seen (None stays allowed)
+                matched.update(values)
+        else:
+            if e is not None and (not UPCASTERS or (_TAG_OF[type(e)], e.version) not in UPCASTERS):
+                if type(e) in _TEXT_FIELDS:
+                    _screen_texts(e)
+                return e
     # Not in the Structs' spelling: the model decides (and explains); what it accepts is read canonically.
     event = parse_event(raw)
     try:
-        return cast(Event, _DECODER.decode(dump_event(event)))  # as above: the Struct, read as its model
+        e = _DECODER.decode(dump_event(event))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ValueError(f"{event.type}: not readable by the read side: {exc}") from None
+    if not _patterns_hold(e):
+        raise ValueError(f"{event.type}: not readable by the read side: a field off its pattern")
+    return cast(Event, e)  # as above: the Struct, read as its model
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -77,16 +77,15 @@ COUNT_COLUMNS = (
 
 
 class Writes:
-    """A batch's writes as ONE statement: each upsert a data-modifying CTE (unnest of one array
-    per column), so a batch costs one round trip to PostgreSQL however many tables it touches.
+    """A batch's writes as ONE statement: each upsert a data-modifying CTE (its rows one JSON
+    parameter, `db.rows_from`), so a batch costs one round trip to PostgreSQL however many tables it touches.
 
-    A text[] column travels as one comma-joined text (`expr` splits it back): unnest cannot carry
-    arrays of different lengths per row. Each table may appear once (rows unique per key).
+    A text[] column travels as one comma-joined text (`expr` splits it back). Each table may appear once (rows unique per key).
     """
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.params: list[list] = []
+        self.params: list[bytes] = []  # one JSON array of rows per statement part (`db.json_rows`)
         self.after: list[tuple[str, list]] = []  # statements that must see the upserts (run next)
 
     def upsert(
@@ -101,12 +100,10 @@ class Writes:
         if not rows:
             return
         names = [c for c, _t in cols]
-        first = len(self.params) + 1
-        params = ", ".join(f"${i}::{t}[]" for i, (_c, t) in enumerate(cols, start=first))
         select = ", ".join((expr or {}).get(c, c) for c in names)
+        self.params.append(db.json_rows(rows))
         self.parts.append(f"""INSERT INTO "{SCHEMA}".{table} ({", ".join(names)}) SELECT {select}
-            FROM unnest({params}) AS u({", ".join(names)}) ON CONFLICT ({conflict}) DO {action}""")
-        self.params.extend(list(c) for c in zip(*rows, strict=True))
+            FROM {db.rows_from(f"${len(self.params)}", cols)} ON CONFLICT ({conflict}) DO {action}""")
 
     def rows(
         self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[tuple], conflict: str
@@ -138,11 +135,10 @@ class Writes:
             # never writes a zero) and a checksum can compare them.
             self.after.append(
                 (
-                    f"""DELETE FROM "{SCHEMA}".day_count d USING unnest($1::text[], $2::text[], $3::text[], $4::date[],
-                        $5::text[]) AS u(municipality, channel, scope, day, figure)
+                    f"""DELETE FROM "{SCHEMA}".day_count d USING {db.rows_from("$1", COUNT_COLUMNS[:5])}
                     WHERE d.municipality = u.municipality AND d.channel = u.channel AND d.scope = u.scope
                       AND d.day = u.day AND d.figure = u.figure AND d.n = 0""",
-                    [list(c) for c in zip(*negative, strict=True)],
+                    [db.json_rows(negative)],
                 )
             )
 
@@ -169,14 +165,12 @@ class Writes:
         cols = [(c, types[c]) for c in match]
         for c in NOTE_CHANGES:
             cols += [(f"set_{c}", "bool"), (c, "text")]
-        first = len(self.params) + 1
-        params = ", ".join(f"${i}::{t}[]" for i, (_c, t) in enumerate(cols, start=first))
         sets = ", ".join(f"{c} = CASE WHEN u.set_{c} THEN u.{c} ELSE n.{c} END" for c in NOTE_CHANGES)
-        self.parts.append(f"""UPDATE "{SCHEMA}".note n SET {sets}
-            FROM unnest({params}) AS u({", ".join(c for c, _t in cols)})
-            WHERE {" AND ".join(f"n.{c} = u.{c}" for c in match)}""")
         rows = [(*key, *(v for c in NOTE_CHANGES for v in (c in ch, ch.get(c)))) for key, ch in changes]
-        self.params.extend(list(c) for c in zip(*rows, strict=True))
+        self.params.append(db.json_rows(rows))
+        self.parts.append(f"""UPDATE "{SCHEMA}".note n SET {sets}
+            FROM {db.rows_from(f"${len(self.params)}", cols)}
+            WHERE {" AND ".join(f"n.{c} = u.{c}" for c in match)}""")
 
     async def run(self, conn: db.Connection) -> None:
         """One statement for every upsert; it also makes the commit asynchronous (see `live_batch_guard`)."""
@@ -236,12 +230,10 @@ async def load_rows(conn: db.Connection, table: str, id_column: str, keys: set[t
     """The rows of `table` whose (municipality, `id_column`) is one of `keys`."""
     if not keys:
         return []
-    ms, ids = zip(*keys, strict=True)
     rows = await conn.fetch(
-        f"""SELECT t.* FROM "{SCHEMA}".{table} t JOIN unnest($1::text[], $2::uuid[]) AS k(m, id)
+        f"""SELECT t.* FROM "{SCHEMA}".{table} t JOIN {db.rows_from("$1", (("m", "text"), ("id", "uuid")), "k")}
             ON t.municipality = k.m AND t.{id_column} = k.id""",
-        list(ms),
-        list(ids),
+        db.json_rows(list(keys)),
     )
     return [dict(r) for r in rows]
 

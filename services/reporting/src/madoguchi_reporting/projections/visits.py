@@ -138,8 +138,6 @@ async def load_visits(
     a visit-shaped row (`is_ticket`; its issue time in `started_at`)."""
     if not visit_keys and not ticket_keys:
         return {}, {}
-    vm, vid = zip(*visit_keys, strict=True) if visit_keys else ((), ())
-    tm, tdesk, tday, tno = zip(*ticket_keys, strict=True) if ticket_keys else ((), (), (), ())
     ticket_cols = ", ".join(
         {
             "municipality": "t.municipality",
@@ -152,17 +150,14 @@ async def load_visits(
     )
     rows = await conn.fetch(
         f"""SELECT false AS is_ticket, {", ".join("v." + c for c in VISIT_COLUMNS)} FROM "{SCHEMA}".visit v
-              JOIN unnest($1::text[], $2::uuid[]) AS k(m, id) ON v.municipality = k.m AND v.visit_id = k.id
+              JOIN {db.rows_from("$1", (("m", "text"), ("id", "uuid")), "k")}
+              ON v.municipality = k.m AND v.visit_id = k.id
             UNION ALL
             SELECT true, {ticket_cols} FROM "{SCHEMA}".ticket t
-              JOIN unnest($3::text[], $4::text[], $5::date[], $6::int[]) AS k(m, desk, day, no)
+              JOIN {db.rows_from("$2", (("m", "text"), ("desk", "text"), ("day", "date"), ("no", "int4")), "k")}
               ON t.municipality = k.m AND t.desk = k.desk AND t.day = k.day AND t.ticket_no = k.no""",
-        list(vm),
-        list(vid),
-        list(tm),
-        list(tdesk),
-        list(tday),
-        list(tno),
+        db.json_rows(list(visit_keys)),
+        db.json_rows(list(ticket_keys)),
     )
     visits: Visits = {}
     issued: Tickets = {}
