@@ -142,13 +142,13 @@ async def plain_ceiling(nc, pool, n: int, batch: int, table: str) -> float:
     buffer: collections.deque = collections.deque()
     wake = asyncio.Event()
 
-    def sink(msg):
-        buffer.append(msg)
+    def sink(msgs):  # a socket read's worth, as the writer takes them (the reader's batch_sink)
+        buffer.extend(msgs)
         wake.set()
 
     async with pool.acquire() as conn:
         await conn.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (stream text, seq bigint, data bytea)")
-        pullers = [Reader(nc, s, filter_subjects(s, [MUNICIPALITY]), sink=sink) for s in bus.LOG_STREAMS]
+        pullers = [Reader(nc, s, filter_subjects(s, [MUNICIPALITY]), batch_sink=sink) for s in bus.LOG_STREAMS]
         start = time.perf_counter()
         for p in pullers:
             await p.start()

@@ -167,6 +167,33 @@ async def test_duplicates_and_unreadable_messages_are_recorded_as_the_bus_holds_
     assert report.ok, report.lines()
 
 
+async def test_duplicates_across_batches_name_the_first_record(nc, js, pg_pool, migrated):
+    """An id first written in an earlier batch (or run), resent twice in one later batch, and an id repeated
+    inside one batch: each later copy is named with the position of the first, nothing else is."""
+    audit = migrated
+    events = sample_events(audit.municipality, 6, seed=7)
+    await publish(js, events[:4])
+    async with running_ingest(audit, nc, pg_pool) as ingest:
+        await ingest.wait_idle()
+    resends = [events[0], events[0], events[1], events[4], events[4]]  # [4] is new: first and repeat in one batch
+    for i, e in enumerate(resends):
+        await js.publish(e.subject, dump_event(e), headers={"Nats-Msg-Id": f"resend-{i}-{e.event_id}"})
+    await publish(js, events[5:])
+    async with running_ingest(audit, nc, pg_pool) as ingest:
+        await ingest.wait_idle()
+    async with pg_pool.acquire() as conn:
+        t = f'"{audit.schema_name}".log'
+        positions: dict[str, list[int]] = {}
+        for r in await conn.fetch(f"SELECT event_id, position FROM {t} WHERE event_id IS NOT NULL ORDER BY position"):
+            positions.setdefault(str(r["event_id"]), []).append(r["position"])
+        want = sorted((later, copies[0]) for copies in positions.values() if len(copies) > 1 for later in copies[1:])
+        named = await conn.fetch(f'SELECT position, first_position FROM "{audit.schema_name}".duplicate')
+        assert sorted((r["position"], r["first_position"]) for r in named) == want
+        assert len(want) == 4 and len(positions[str(events[0].event_id)]) == 3
+        firsts = await conn.fetch(f'SELECT event_id, position FROM "{audit.schema_name}".event_first')
+        assert {str(r["event_id"]): r["position"] for r in firsts} == {k: v[0] for k, v in positions.items()}
+
+
 async def test_a_second_writer_waits_as_a_standby(nc, js, pg_pool, migrated):
     audit = migrated
     await publish(js, sample_events(audit.municipality, 50))

@@ -196,7 +196,8 @@ def envelope(data: bytes) -> Envelope:
     return fast if fast is not None else envelope_json(data)
 
 
-def _micros(value: datetime) -> int:
+def micros(value: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime (the header's occurred_at)."""
     d = value - _EPOCH
     return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
 
@@ -223,7 +224,7 @@ def header(stream: str, stream_seq: int, subject: str, env: Sequence) -> bytes:
     return (
         f"{stream}\x1f{stream_seq}\x1f{subject}\x1f{'1' if parsed else '0'}\x1f"
         f"{n if event_id is None else event_id}\x1f{n if type_ is None else type_}\x1f"
-        f"{n if occurred_at is None else _micros(occurred_at)}\x1f{n if municipality is None else municipality}\x1f"
+        f"{n if occurred_at is None else micros(occurred_at)}\x1f{n if municipality is None else municipality}\x1f"
         f"{n if ward is None else ward}\x1f{n if desk is None else desk}\x1f{n if actor_id is None else actor_id}\x1f"
         f"{n if actor_role is None else actor_role}\x1f{n if device_id is None else device_id}\x1f"
         f"{n if correlation_id is None else correlation_id}\n"

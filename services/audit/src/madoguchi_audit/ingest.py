@@ -39,7 +39,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -59,6 +59,10 @@ from madoguchi_audit.schema import SPAN_GAP, WRITER
 log = get_logger(__name__)
 
 CHECKPOINT_TYPE = "audit.checkpoint_signed"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Records chained between two turns of the event loop: the transaction in flight (COPY, statements) and the
+# readers go on while the next batch is chained, so PostgreSQL and Python work at the same time.
+CHAIN_SLICE = 1_000
 
 
 def filter_subjects(stream: str, municipalities: list[str]) -> list[str]:
@@ -69,21 +73,23 @@ def filter_subjects(stream: str, municipalities: list[str]) -> list[str]:
     return [subjects.context_filter(context, m) for m in municipalities]
 
 
+_HOUR_US = 3_600_000_000
+
+
 def day_spans(rows: list[tuple]) -> dict[tuple[str, datetime], list[int]]:
     """Per (municipality, UTC hour of occurred_at), the first and last position of a batch's rows (COPY rows)."""
-    spans: dict[tuple[str, datetime], list[int]] = {}
+    by_hour: dict[tuple[str, int], list[int]] = {}
     for r in rows:
         occurred, municipality = r[7], r[8]
         if occurred is None or municipality is None:
             continue
-        at = occurred.astimezone(UTC) if occurred.tzinfo else occurred.replace(tzinfo=UTC)
-        key = (municipality, at.replace(minute=0, second=0, microsecond=0))
-        span = spans.get(key)
+        key = (municipality, chain.micros(occurred) // _HOUR_US)  # an aware datetime (the envelope refuses others)
+        span = by_hour.get(key)
         if span is None:
-            spans[key] = [r[0], r[0]]
+            by_hour[key] = [r[0], r[0]]
         else:
             span[1] = r[0]
-    return spans
+    return {(m, _EPOCH + timedelta(microseconds=h * _HOUR_US)): span for (m, h), span in by_hour.items()}
 
 
 @dataclass
@@ -196,8 +202,9 @@ class Ingest:
         self._stop.set()
         self._wake.set()
 
-    def _sink(self, msg: StoredMessage) -> None:
-        self.buffer.append(msg)
+    def _sink(self, msgs: list[StoredMessage]) -> None:
+        """A socket read's worth of messages of one stream (the reader's batch_sink)."""
+        self.buffer.extend(msgs)
         if len(self.buffer) >= self.HIGH_WATER:
             for p in self.pullers:
                 p.pause()
@@ -396,7 +403,7 @@ class Ingest:
                         stream,
                         filter_subjects(stream, self.settings.municipalities),
                         start_seq=self.stream_seq.get(stream, 0) + 1,
-                        sink=self._sink,
+                        batch_sink=self._sink,
                     )
                     self.pullers.append(puller)
                     await puller.start()
@@ -438,7 +445,7 @@ class Ingest:
             if self.buffer:
                 await self._key_changed()  # a stat: a key swapped under load is caught before it signs
                 n = min(len(self.buffer), self.settings.ingest_batch)
-                prepared = self._prepare([self.buffer.popleft() for _ in range(n)])
+                prepared = await self._prepare([self.buffer.popleft() for _ in range(n)])
                 await self._settle()  # batch k commits while batch k+1 was being chained
                 if prepared is not None:
                     self._inflight = asyncio.create_task(self._commit(conn, prepared))
@@ -461,8 +468,11 @@ class Ingest:
         if self.pending_news > 0:  # a clean stop signs the tail, so cutting it is detected too
             await self.checkpoint_now(conn)
 
-    def _prepare(self, batch: list[StoredMessage]) -> _Prepared | None:
-        """Chain a batch after the pipeline's head (exactly once: skip what is at or below a stream's position)."""
+    async def _prepare(self, batch: list[StoredMessage]) -> _Prepared | None:
+        """Chain a batch after the pipeline's head (exactly once: skip what is at or below a stream's position).
+
+        In slices of CHAIN_SLICE records with a turn of the event loop between them: the batch before is
+        committing meanwhile (its COPY and statements go on), so PostgreSQL does not wait for Python."""
         fresh: list[StoredMessage] = []
         seen = self._spec_seq
         moved: dict[str, int] = {}
@@ -472,7 +482,12 @@ class Ingest:
                 fresh.append(msg)
         if not fresh:
             return None
-        rows, position, head = chain.chain_records(fresh, self._spec_position, self._spec_head)
+        rows: list[tuple] = []
+        position, head = self._spec_position, self._spec_head
+        for i in range(0, len(fresh), CHAIN_SLICE):
+            part, position, head = chain.chain_records(fresh[i : i + CHAIN_SLICE], position, head)
+            rows += part
+            await asyncio.sleep(0)
         news = sum(1 for r in rows if r[6] != CHECKPOINT_TYPE)
         cp = None
         if position - self._spec_cp_position >= self.settings.checkpoint_every:
@@ -481,79 +496,94 @@ class Ingest:
         self._spec_position, self._spec_head = position, head
         return _Prepared(rows, position, head, moved, news, cp, day_spans(rows))
 
+    def _batch_sql(self) -> str:
+        """The batch's bookkeeping in one statement (one round trip): every stream's last sequence, the head (moved
+        only if it still holds the position the batch was chained from), the auditors' hour runs and the
+        duplicates. Returns the number of heads moved (1, or 0 when another writer moved it)."""
+        q = self._q
+        return f"""WITH
+            c AS (INSERT INTO {q("ingest_checkpoint")} AS ic (stream, last_seq, updated_at)
+                  SELECT s, n, now() FROM unnest($4::text[], $5::bigint[]) AS u(s, n)
+                  ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
+                  WHERE ic.last_seq < EXCLUDED.last_seq
+                  RETURNING 1),
+            h AS (UPDATE {q("chain_head")} SET position = $2, hash = $3
+                  WHERE log_id = $1 AND position = $6 RETURNING 1),
+            -- The auditors' time filter: each hour's runs of positions (schema.HOUR_RUNS_SQL). The batch's span of
+            -- an hour extends the hour's last run unless it starts more than SPAN_GAP after it (a late record):
+            -- then it is a run of its own.
+            sb AS (SELECT * FROM unnest($7::text[], $8::timestamptz[], $9::bigint[], $10::bigint[])
+                   AS b(municipality, hour, first_position, last_position)),
+            cur AS (SELECT DISTINCT ON (s.municipality, s.hour) s.municipality, s.hour, s.first_position,
+                           s.last_position
+                    FROM {q("hour_span")} s JOIN sb USING (municipality, hour)
+                    ORDER BY s.municipality, s.hour, s.first_position DESC),
+            grown AS (UPDATE {q("hour_span")} s SET last_position = greatest(s.last_position, sb.last_position)
+                      FROM sb JOIN cur USING (municipality, hour)
+                      WHERE s.municipality = sb.municipality AND s.hour = sb.hour
+                        AND s.first_position = cur.first_position
+                        AND sb.first_position - cur.last_position <= $11
+                      RETURNING s.municipality, s.hour),
+            runs AS (INSERT INTO {q("hour_span")} (municipality, hour, first_position, last_position)
+                     SELECT * FROM sb WHERE NOT EXISTS (
+                         SELECT 1 FROM grown g WHERE g.municipality = sb.municipality AND g.hour = sb.hour)),
+            -- Duplicates: each event id's first position is in event_first (one row per id; schema.WRITER_COST_SQL).
+            -- $12/$13: the batch's ids once each, at their first position in the batch; $14/$15: the batch's own
+            -- repeats (the position, and the id). An id already known is one that did not go in; its first
+            -- position is looked up (only those: a batch of new ids is one probe a record, the insert's own).
+            b AS (SELECT * FROM unnest($12::uuid[], $13::bigint[]) AS b(event_id, position)),
+            added AS (INSERT INTO {q("event_first")} (event_id, position) SELECT event_id, position FROM b
+                      ON CONFLICT (event_id) DO NOTHING RETURNING event_id),
+            known AS (SELECT f.event_id, f.position FROM {q("event_first")} f
+                      WHERE f.event_id IN (SELECT event_id FROM b EXCEPT ALL SELECT event_id FROM added)),
+            firsts AS (SELECT event_id, position FROM known UNION ALL SELECT event_id, position FROM b
+                       WHERE event_id NOT IN (SELECT event_id FROM known)),
+            later AS (SELECT b.position, b.event_id FROM b JOIN known USING (event_id)
+                      UNION ALL SELECT * FROM unnest($14::bigint[], $15::uuid[])),
+            dup AS (INSERT INTO {q("duplicate")} (position, first_position)
+                    SELECT later.position, firsts.position FROM later JOIN firsts USING (event_id)
+                    WHERE firsts.position < later.position)
+            SELECT (SELECT count(*) FROM h)"""
+
     async def _commit(self, conn: db.Connection, p: _Prepared) -> None:
-        """One batch, one transaction as audit_writer: records, stream positions, head, maybe a checkpoint."""
+        """One batch, one transaction as audit_writer: records, stream positions, head, maybe a checkpoint.
+
+        Four round trips (BEGIN; the role and the partitions; the COPY; the bookkeeping statement) and COMMIT."""
+        firsts: dict[str, int] = {}
+        repeats: list[tuple[int, str]] = []
+        for r in p.rows:
+            event_id = r[5]
+            if event_id is not None:
+                if event_id in firsts:
+                    repeats.append((r[0], event_id))
+                else:
+                    firsts[event_id] = r[0]
+        span_keys, span_ends = list(p.spans), list(p.spans.values())
         async with conn.transaction():
-            await conn.execute(f"SET LOCAL ROLE {WRITER}")
             # The partition of the database's today and the next days exist (a look; made when the clock
             # reached a day without one: schema.PARTITION_BY_DAY_SQL), so the COPY never misses a partition.
-            await conn.execute(f"SELECT {self._q('ensure_log_ahead')}()")
+            await conn.execute(f"SET LOCAL ROLE {WRITER}; SELECT {self._q('ensure_log_ahead')}()")
             await conn.copy_records_to_table("log", schema_name=self.schema, records=p.rows, columns=chain.COLUMNS)
-            ok = await conn.fetchval(
-                f"""WITH c AS (
-                        INSERT INTO {self._q("ingest_checkpoint")} AS ic (stream, last_seq, updated_at)
-                        SELECT s, q, now() FROM unnest($4::text[], $5::bigint[]) AS u(s, q)
-                        ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
-                        WHERE ic.last_seq < EXCLUDED.last_seq
-                        RETURNING 1)
-                    UPDATE {self._q("chain_head")} SET position = $2, hash = $3
-                    WHERE log_id = $1 AND position = $6 RETURNING (SELECT count(*) FROM c)""",
+            moved = await conn.fetchval(
+                self._batch_sql(),
                 self.settings.log_id,
                 p.position,
                 p.head,
                 list(p.moved),
                 list(p.moved.values()),
                 p.rows[0][0] - 1,
+                [k[0] for k in span_keys],
+                [k[1] for k in span_keys],
+                [e[0] for e in span_ends],
+                [e[1] for e in span_ends],
+                SPAN_GAP,
+                list(firsts),
+                list(firsts.values()),
+                [r[0] for r in repeats],
+                [r[1] for r in repeats],
             )
-            if ok is None:
+            if not moved:
                 raise RuntimeError("audit chain head moved under the writer: another writer without the lock?")
-            if p.spans:  # the auditors' time filter: each hour's runs of positions (schema.HOUR_RUNS_SQL)
-                keys, ends = list(p.spans), list(p.spans.values())
-                # The batch's span of an hour extends the hour's last run unless it starts more than SPAN_GAP after
-                # it (a late record): then it is a run of its own.
-                await conn.execute(
-                    f"""WITH b AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[])
-                                     AS b(municipality, hour, first_position, last_position)),
-                        cur AS (SELECT DISTINCT ON (s.municipality, s.hour) s.municipality, s.hour, s.first_position,
-                                       s.last_position
-                                FROM {self._q("hour_span")} s JOIN b USING (municipality, hour)
-                                ORDER BY s.municipality, s.hour, s.first_position DESC),
-                        grown AS (UPDATE {self._q("hour_span")} s SET last_position = greatest(s.last_position,
-                                                                                      b.last_position)
-                                  FROM b JOIN cur USING (municipality, hour)
-                                  WHERE s.municipality = b.municipality AND s.hour = b.hour
-                                    AND s.first_position = cur.first_position
-                                    AND b.first_position - cur.last_position <= $5
-                                  RETURNING s.municipality, s.hour)
-                        INSERT INTO {self._q("hour_span")} (municipality, hour, first_position, last_position)
-                        SELECT * FROM b WHERE NOT EXISTS (
-                            SELECT 1 FROM grown g WHERE g.municipality = b.municipality AND g.hour = b.hour)""",
-                    [k[0] for k in keys],
-                    [k[1] for k in keys],
-                    [e[0] for e in ends],
-                    [e[1] for e in ends],
-                    SPAN_GAP,
-                )
-            # Duplicates: each event id's first position is in event_first (one row per id, one probe a record;
-            # schema.WRITER_COST_SQL). The batch's new ids go in; a record whose id came first at an earlier position
-            # (before this batch, or earlier in it) is named in `duplicate`.
-            ids = [(r[5], r[0]) for r in p.rows if r[5] is not None]
-            if ids:
-                await conn.execute(
-                    f"""WITH b AS (SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS b(event_id, position)),
-                        known AS (SELECT f.event_id, f.position FROM {self._q("event_first")} f
-                                  WHERE f.event_id IN (SELECT event_id FROM b)),
-                        added AS (INSERT INTO {self._q("event_first")}(event_id, position)
-                                  SELECT event_id, min(position) FROM b
-                                  WHERE event_id NOT IN (SELECT event_id FROM known) GROUP BY event_id
-                                  RETURNING event_id, position),
-                        firsts AS (SELECT * FROM known UNION ALL SELECT * FROM added)
-                        INSERT INTO {self._q("duplicate")}(position, first_position)
-                        SELECT b.position, firsts.position FROM b JOIN firsts USING (event_id)
-                        WHERE firsts.position < b.position""",
-                    [i[0] for i in ids],
-                    [i[1] for i in ids],
-                )
             if p.checkpoint is not None:
                 await self._vouch(conn, p.checkpoint)
                 await self._insert_checkpoint(conn, p.checkpoint)
