@@ -402,3 +402,35 @@ async def test_live_deletion_while_the_service_runs_stops_the_writer_and_verify_
     ), out
     assert "AccessDenied" not in out and out.count("missing") >= 1
     print(out)  # the closing note shows it
+
+
+async def test_a_tail_cut_while_the_writer_was_down_stops_it_at_start(nc, js, pg_pool, audit_settings):
+    """The live attack done while the writer is not running: the unsigned tail deleted and chain_head pointed at the
+    last signed record. Nothing of this process's own anchors the tail; the per-stream positions stored with the
+    records do: the record at a stream's stored position is gone, so the writer stops at start, alerts, signs nothing."""
+    audit, end, signed = await _crashed_log(nc, js, pg_pool, audit_settings)
+    assert end > signed
+    t = f'"{audit.schema_name}".log'
+    async with pg_pool.acquire() as conn:
+        head = await conn.fetchval(f"SELECT hash FROM {t} WHERE position = $1", signed)
+        cut = {r["stream"] for r in await conn.fetch(f"SELECT DISTINCT stream FROM {t} WHERE position > $1", signed)}
+    assert cut
+    await _superuser(pg_pool, f"DELETE FROM {t} WHERE position > {signed}")
+    async with pg_pool.acquire() as conn:
+        await conn.execute(f'UPDATE "{audit.schema_name}".chain_head SET position = $1, hash = $2', signed, head)
+    ingest = Ingest(audit, nc, service_pool())
+    task = asyncio.create_task(ingest.run())
+    try:
+        await asyncio.wait_for(asyncio.shield(task), 20)
+    finally:
+        ingest.stop()
+        await asyncio.wait_for(task, 20)
+    assert ingest.halted and ingest.halted.startswith("tampered") and "records were removed" in ingest.halted
+    assert any(stream in ingest.halted for stream in cut), ingest.halted
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval(f"SELECT max(position) FROM {t}") == signed  # nothing written over the cut
+        assert await conn.fetchval(f'SELECT max(position) FROM "{audit.schema_name}".checkpoint') == signed
+    alerts = [
+        parse_event(m.data) async for m in read_all(nc, subjects.context_filter("audit", audit.municipality, "alert"))
+    ]
+    assert [(a.rule, a.severity) for a in alerts if isinstance(a, AlertRaised)] == [("audit_tampered", "urgent")]

@@ -100,6 +100,7 @@ class _Prepared:
     position: int
     head: bytes
     moved: dict[str, int]  # stream -> last sequence after this batch
+    moved_at: dict[str, int]  # stream -> the position of that stream's last record in this batch
     news: int  # records that are not our own checkpoints
     checkpoint: CheckpointSigned | None
     spans: dict[tuple[str, datetime], list[int]]  # (municipality, UTC hour of occurred_at) -> [first, last position]
@@ -373,14 +374,20 @@ class Ingest:
                     )
                 prev = bytes(r["hash"])
                 expected += 1
-            # Every stream position the writer stored is backed by a record of that stream.
-            for r in await conn.fetch(f"SELECT stream, last_seq FROM {seq_t}"):
-                top = await conn.fetchval(f"SELECT max(stream_seq) FROM {log_t} WHERE stream = $1", r["stream"])
-                if top != r["last_seq"]:
+            # Every stream position the writer stored is backed by its record: the one at the position stored with it
+            # (schema.STREAM_POSITION_SQL) is of that stream and sequence. A tail cut (chain_head moved back), a
+            # record deleted and the rest renumbered, or the stream's last record edited away: not there.
+            for r in await conn.fetch(f"SELECT stream, last_seq, last_position FROM {seq_t}"):
+                at = r["last_position"]
+                top = None
+                if at is not None:
+                    top = await conn.fetchrow(f"SELECT stream, stream_seq FROM {log_t} WHERE position = $1", at)
+                if top is None or (top["stream"], top["stream_seq"]) != (r["stream"], r["last_seq"]):
+                    found = f"{top['stream']} seq {top['stream_seq']}" if top is not None else "none"
                     raise Tampered(
-                        f"{r['stream']} is stored as read to {r['last_seq']} but its last record has "
-                        f"{top}: records were removed",
-                        f"{r['stream']} の記録が削除されています（読込位置 {r['last_seq']}、最後の記録 {top}）",
+                        f"{r['stream']} is stored as read to {r['last_seq']} at position {at} but the record there is "
+                        f"{found}: records were removed",
+                        f"{r['stream']} の記録が削除されています（読込位置 {r['last_seq']}、位置 {at} の記録がありません）",
                     )
 
     async def _run_once(self) -> None:
@@ -476,10 +483,12 @@ class Ingest:
         fresh: list[StoredMessage] = []
         seen = self._spec_seq
         moved: dict[str, int] = {}
+        moved_at: dict[str, int] = {}
         for msg in batch:
             if msg.seq > seen.get(msg.stream, 0):
                 seen[msg.stream] = moved[msg.stream] = msg.seq
                 fresh.append(msg)
+                moved_at[msg.stream] = self._spec_position + len(fresh)
         if not fresh:
             return None
         rows: list[tuple] = []
@@ -494,17 +503,19 @@ class Ingest:
             cp = self._sign(position, head, self._spec_cp_position)
             self._spec_cp_position = position
         self._spec_position, self._spec_head = position, head
-        return _Prepared(rows, position, head, moved, news, cp, day_spans(rows))
+        return _Prepared(rows, position, head, moved, moved_at, news, cp, day_spans(rows))
 
     def _batch_sql(self) -> str:
-        """The batch's bookkeeping in one statement (one round trip): every stream's last sequence, the head (moved
+        """The batch's bookkeeping in one statement (one round trip): every stream's last sequence and the position of
+        its record (the fail-closed check looks there, schema.STREAM_POSITION_SQL), the head (moved
         only if it still holds the position the batch was chained from), the auditors' hour runs and the
         duplicates. Returns the number of heads moved (1, or 0 when another writer moved it)."""
         q = self._q
         return f"""WITH
-            c AS (INSERT INTO {q("ingest_checkpoint")} AS ic (stream, last_seq, updated_at)
-                  SELECT s, n, now() FROM unnest($4::text[], $5::bigint[]) AS u(s, n)
-                  ON CONFLICT (stream) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
+            c AS (INSERT INTO {q("ingest_checkpoint")} AS ic (stream, last_seq, last_position, updated_at)
+                  SELECT s, n, p, now() FROM unnest($4::text[], $5::bigint[], $16::bigint[]) AS u(s, n, p)
+                  ON CONFLICT (stream) DO UPDATE
+                  SET last_seq = EXCLUDED.last_seq, last_position = EXCLUDED.last_position, updated_at = now()
                   WHERE ic.last_seq < EXCLUDED.last_seq
                   RETURNING 1),
             h AS (UPDATE {q("chain_head")} SET position = $2, hash = $3
@@ -581,6 +592,7 @@ class Ingest:
                 list(firsts.values()),
                 [r[0] for r in repeats],
                 [r[1] for r in repeats],
+                [p.moved_at[stream] for stream in p.moved],
             )
             if not moved:
                 raise RuntimeError("audit chain head moved under the writer: another writer without the lock?")

@@ -497,6 +497,19 @@ INSERT INTO hour_span {HOUR_SPANS_SELECT};
 ALTER TABLE hour_span ADD PRIMARY KEY (municipality, hour, first_position);
 """
 
+# The writer's fail-closed check that each stored stream position has its record (ingest.py `_check_head`) looked
+# for the stream's highest sequence through (stream, stream_seq), an index paid on every record (~2 µs of
+# PostgreSQL's time each, issue 12) for a look taken at start and after a failure. The writer now stores, with each
+# stream's last sequence, the position of that record (in the batch's transaction); the check reads the record at
+# that position, which must be of that stream and sequence. Nothing else used the index (incremental verify walks
+# back by position).
+STREAM_POSITION_SQL = """
+ALTER TABLE ingest_checkpoint ADD COLUMN last_position bigint;
+UPDATE ingest_checkpoint ic SET last_position = (
+    SELECT max(position) FROM log l WHERE l.stream = ic.stream AND l.stream_seq = ic.last_seq);
+DROP INDEX log_stream_seq;
+"""
+
 MIGRATIONS = [
     ROLES_SQL,
     LOG_SQL,
@@ -511,6 +524,7 @@ MIGRATIONS = [
     HOUR_SPANS_SQL,
     WRITER_INDEXES_SQL,
     HOUR_RUNS_SQL,
+    STREAM_POSITION_SQL,
 ]
 
 
