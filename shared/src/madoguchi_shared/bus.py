@@ -347,11 +347,14 @@ async def _publish(
         await _connected(js, deadline)
 
 
-async def append(js: JetStreamContext, event: Event, expected: int | None = None) -> api.PubAck:
-    """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new)."""
-    return await _publish(
-        js, event.subject, dump_event(event), _headers(event, expected), expected, stream_for(event.subject)
-    )
+async def append(
+    js: JetStreamContext, event: Event, expected: int | None = None, *, data: bytes | None = None
+) -> api.PubAck:
+    """Append one event. `expected` is the aggregate subject's last sequence (0 = must be new);
+    `data`: the event as dump_event(event) gives it, when the caller has it already."""
+    subject = event.subject
+    payload = dump_event(event) if data is None else data
+    return await _publish(js, subject, payload, _headers(event, expected), expected, stream_for(subject))
 
 
 async def publish_new(js: JetStreamContext, subject: str, data: bytes, *, stream: str, msg_id: str) -> api.PubAck:

@@ -113,7 +113,8 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
 
 
 def dump_event(event: Event) -> bytes:
-    return event.model_dump_json().encode()
+    # model_dump_json()'s bytes without its decode to str and our encode back (issue 19)
+    return event.__pydantic_serializer__.to_json(event)
 
 
 __all__ += ["ValidationError", "upcast"]
