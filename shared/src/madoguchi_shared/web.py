@@ -752,12 +752,14 @@ def create_service_app(
     use_db: bool = False,
     version: str = "0.1.0",
     description: str = "",
+    command_ids: bool = False,
 ) -> FastAPI:
     """A service app: bus (and pool) opened in the lifespan, shared routes, error mapping.
 
     `first`: the routers of the busiest commands, matched before every other route (FastAPI tries
     the routes in order, an included router's twice: a command at the end of seventy routes paid a
-    fifth of its CPU time for finding its route). Their paths must not overlap the shared routes."""
+    fifth of its CPU time for finding its route). Their paths must not overlap the shared routes.
+    `command_ids`: a POST with an Idempotency-Key is answered once (madoguchi_shared.command_ids)."""
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
@@ -820,6 +822,10 @@ def create_service_app(
 
     app.state.metrics = {"requests": requests, "latency": latency, "gauge": gauge}
 
+    if command_ids:  # inside RequestContext: a repeated command's answer gets the ids and security headers too
+        from madoguchi_shared.command_ids import CommandIds
+
+        app.add_middleware(CommandIds, state=app.state, replicas=settings.stream_replicas)
     app.add_middleware(RequestContext, service=name, requests=requests, latency=latency)
 
     _install_error_handlers(app)

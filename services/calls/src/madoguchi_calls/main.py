@@ -72,6 +72,7 @@ def create_app(
         lifespan=lifespan,
         use_db=True,
         description="The phone line: seats, calls, overflow, callbacks, escalations to the city, the operators' Q&A.",
+        command_ids=True,
     )
 
     @app.exception_handler(InvalidPhoneNumber)

@@ -103,6 +103,7 @@ def create_app(
         first=first,
         lifespan=lifespan,
         description="窓口: opening calendar, day lifecycle, staffing, queue, visits, incidents",
+        command_ids=True,
     )
     app.state.municipality = municipality
 
