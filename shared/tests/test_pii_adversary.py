@@ -306,3 +306,80 @@ def test_a_home_address_is_refused(text: str) -> None:
 )
 def test_addresses_of_public_places_pass(text: str) -> None:
     assert find_personal_data(text) == [], text
+
+
+# A second independent pass (adversary1, 2026-12-05): dates of birth, names written without an honorific,
+# the first 11 digits of a My Number said to be one, Roman-numeral digits, ⓐ for @, a mailbox at a known
+# provider without its domain. Each was passed before.
+SECOND_PASS = {
+    "dob_showa": "生年月日は昭和50年1月1日",
+    "dob_showa_kanji": "生年月日：昭和五十年一月一日",
+    "dob_letter_era": "生年月日 S50.1.1",
+    "dob_gannen": "平成元年5月5日生まれ",
+    "dob_gannen_letter": "H元.5.5生",
+    "dob_fullwidth": "昭和５０年１月１日生",
+    "dob_western": "生年月日 1975/01/01",
+    "dob_western_kanji": "生年月日 一九七五年一月一日",
+    "dob_after": "1975年1月1日生まれの方",
+    "dob_english": "DOB: 01/01/1975",
+    "dob_english_month": "born Jan 1, 1975",
+    "dob_compact": "生年月日=19750101",
+    "dob_calendar_named": "生年月日（西暦）1975年01月01日",
+    "dob_reading": "せいねんがっぴ 昭和50年1月1日",
+    "name_labelled": "氏名：山田太郎",
+    "name_labelled_rare": "氏名：東海林太郎",
+    "name_labelled_ha": "お名前は佐藤花子",
+    "name_labelled_kana": "お名前は やまだ はなこ",
+    "name_labelled_romaji": "name: taro yamada",
+    "name_bare": "来庁者 山田太郎（70代）",
+    "name_bare_spaced": "担当 木村 拓哉 が対応",
+    "name_romaji_given_first": "Taro Yamada",
+    "name_romaji_mr": "Mr. Taro Yamada",
+    "name_romaji_upper": "YAMADA Taro",
+    "my_number_first_eleven": "マイナンバー 12345678901",
+    "my_number_first_eleven_spaced": "個人番号は 1234 5678 901",
+    "roman_digits": "ⅠⅡⅢⅣⅤⅥⅦⅧⅨ0ⅠⅧ",
+    "roman_small_digits": "ⅰⅱⅲⅳⅴⅵⅶⅷⅸ0ⅰⅷ",
+    "email_circled_a": "taroⓐexample.jp",
+    "email_at_provider": "taro at gmail",
+    "email_provider_kana": "yamada.taro アットマーク ドコモ",
+}
+
+SECOND_PASS_ORDINARY = [
+    "生年月日の入力誤りがあったため再申請を案内",
+    "生年月日と氏名の確認を行った",
+    "誕生日月キャンペーンは2021年4月1日から",
+    "お誕生日おめでとうキャンペーン 2021年5月1日まで",
+    "2021年4月1日生活保護の窓口へ案内",
+    "平成31年4月30日まで受付",
+    "お名前は伺っていません",
+    "氏名欄未記入のため差し戻し",
+    "氏名：記入なし",
+    "氏名 山田",
+    "来庁者名簿を更新",
+    "来庁者は百二十三名",
+    "file name: report.xlsx",
+    "佐藤一人で対応",
+    "森林公園と原子力の展示",
+    "中村区役所と中野区役所に連絡",
+    "第Ⅱ期の研修、Ⅰ〜Ⅳ の手順",
+    "ⓐ受付 ⓑ交付",
+    "ドコモショップで機種変更、gmailのアカウント作成を案内",
+    "マイナンバーカードの交付 12件、マイナンバーの下4桁は伏せる",
+]
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_PASS))
+def test_second_pass_spelling_refused(name: str) -> None:
+    text = SECOND_PASS[name]
+    findings = find_personal_data(text)
+    assert findings, f"{name}: {text!r} passed"
+    assert find_personal_data(f"相談内容：{text} とのこと"), f"{name} in a sentence passed"
+    kind = name.split("_")[0]
+    expected = {"dob": "birth_date", "name": "name", "my": "my_number", "roman": "twelve_digits", "email": "email"}
+    assert expected[kind] in {f.kind for f in findings} or kind == "roman", (name, findings)
+
+
+@pytest.mark.parametrize("text", SECOND_PASS_ORDINARY)
+def test_second_pass_ordinary_text_passes(text: str) -> None:
+    assert find_personal_data(text) == [], text

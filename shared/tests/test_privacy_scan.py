@@ -114,6 +114,6 @@ async def test_scan_counts_by_kind_and_place_never_values(data_folder):
     assert "2 行  検出 2（電話番号 1、メールアドレス 1）" in _line(out, "demo.note")
     assert "検出 1（メールアドレス 1）" in _line(out, "logs/desk.log")
     assert "2 行  検出 1（個人番号 1）" in _line(out, "demo.raw")
-    assert "検出 6 件（個人番号 2、12桁以上の数字 0、電話番号 2、メールアドレス 2、氏名 0、住所 0）" in out
+    assert "検出 6 件（個人番号 2、12桁以上の数字 0、電話番号 2、メールアドレス 2、氏名 0、住所 0、生年月日 0）" in out
     for value in ("一二三四", "五六七八", "5678", "9018", "taro", "example", "0901234"):
         assert value not in out

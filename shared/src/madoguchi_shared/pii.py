@@ -78,8 +78,8 @@ __all__ = [
     "phone_digits",
 ]
 
-Kind = Literal["my_number", "twelve_digits", "phone", "email", "name", "address"]
-KINDS: tuple[Kind, ...] = ("my_number", "twelve_digits", "phone", "email", "name", "address")
+Kind = Literal["my_number", "twelve_digits", "phone", "email", "name", "address", "birth_date"]
+KINDS: tuple[Kind, ...] = ("my_number", "twelve_digits", "phone", "email", "name", "address", "birth_date")
 
 # --------------------------------------------------------------------------------------------
 # Digits, one character for one character (kept for callers that need aligned offsets)
@@ -197,8 +197,16 @@ class Normalised:
         return self.origin[start], max(o_end, self.origin[start] + 1)
 
 
+# Characters NFKC spells as letters although they stand for a digit or for "@": Roman numerals
+# (Ⅳ is IV, yet its value is 4) and the circled a used for @ on Japanese pages (taroⓐexample.jp).
+_BEFORE_NFKC = {
+    chr(cp): str(int(unicodedata.numeric(chr(cp)))) for cp in (*range(0x2160, 0x2169), *range(0x2170, 0x2179))
+}
+_BEFORE_NFKC.update({"ⓐ": "@", "Ⓐ": "@"})
+
+
 def _char_form(chunk: str) -> str:
-    out = unicodedata.normalize("NFKC", chunk)
+    out = unicodedata.normalize("NFKC", chunk.translate(str.maketrans(_BEFORE_NFKC)))
     result: list[str] = []
     for ch in out:
         cp = ord(ch)
@@ -919,6 +927,17 @@ def _exempt_identifier(ident: str) -> bool:
     return not any(is_valid_my_number(m.group(1) or m.group(2)) for m in _EDGE_DIGITS.finditer(ident))
 
 
+# The first 11 digits of a My Number are the whole of it (the 12th is their check digit): 11 digits said to
+# be one are refused as one (「マイナンバー 12345678901」).
+_MY_NUMBER_LABEL = re.compile(
+    r"(?:マイナンバー|個人番号|my ?number)(?!カード)[^0-9\n。]{0,8}?((?:[0-9][ \-]?){10}[0-9])(?![0-9])"
+)
+
+
+def _labelled_my_number(t: str) -> list[_Found]:
+    return [_Found("my_number", m.start(1), m.end(1)) for m in _MY_NUMBER_LABEL.finditer(t)]
+
+
 def _number_findings(t: str) -> list[_Found]:
     tokens = _tokens(t)
     if not tokens:
@@ -1073,10 +1092,17 @@ _EMAIL_EAI = re.compile(  # a local part in Japanese and a real @: 山田@exampl
 )
 
 
+# A mailbox at a provider everybody knows, without its domain: "taro at gmail", "taro.yamada@docomo".
+_AT_PROVIDER = re.compile(
+    r"(?<![a-z0-9._+-])[a-z0-9._+-]{3,64}[ ]*(?:@|[ ]at[ ]|アットマーク|アット)[ ]*"
+    r"(?:gmail|googlemail|yahoo|ymail|docomo|ezweb|softbank|icloud|hotmail|ジーメール|ヤフー|ドコモ)(?![a-z])"
+)
+
+
 def _email_findings(t: str) -> list[_Found]:
     if not any(x in t for x in ("@", "#", "★", "☆", "at", "(a)", "アット")):
         return []
-    found: list[_Found] = []
+    found: list[_Found] = [_Found("email", m.start(), m.end()) for m in _AT_PROVIDER.finditer(t)]
     for regex in (_EMAIL_ASCII, _EMAIL_IDN, _EMAIL_EAI):
         for m in regex.finditer(t):
             start = m.start()
@@ -1156,8 +1182,55 @@ _NOT_GIVEN = re.compile(
 )
 
 
+# A name after a label that says it is one (氏名：東海林太郎, お名前は佐藤花子, 申請者 山田太郎): any
+# kanji name, a kana name with a family name of the list, a romaji one; and a family name of the list
+# with a two-character given name ending the way given names do (山田太郎, 佐藤花子, 木村拓哉) without
+# an honorific; in romaji, Mr./Ms. before two words, or a family name of the list beside a common
+# given name (Taro Yamada, YAMADA Taro).
+_NAME_LABEL = r"(?:氏名|オ名前|名前|フルネーム|本名|申請者名|来庁者名|相談者名|契約者名|オ客様名|(?<![a-z])(?:full )?name(?=[ ]?[:：]))"
+_LABEL_SEP = r"(?:[ ]?[:：][ ]?|ハ[ ]?|[ ])"
+_NOT_A_NAME = re.compile(
+    r"欄|記入|確認|変更|入力|不明|誤|漏|未|等|無|省略|非|伺|控|聞|書|読|登録|照合|一致|相違|訂正|表示|印字|項目|漢字|"
+    r"手続|申請|届|証明|本人|自署|署名|記載|欄外|同|旧|新|以外|以下|以上|全角|半角|必須|任意|空白|空欄|済|可|要|者|方|部|課|係"
+)
+_LABELLED_KANJI = re.compile(
+    rf"{_NAME_LABEL}{_LABEL_SEP}([\u4e00-\u9fff々]{{1,4}}[ ]?[\u4e00-\u9fff々]{{1,4}})(?![\u4e00-\u9fff々])"
+)
+_COUNTED = re.compile(
+    r"^[〇一二三四五六七八九十百千万億数多少全各]|[名人件枚回組歳才代円]$"
+)  # 百二十三名, 多数: no name
+_GIVEN_END = "郎子美恵介助夫雄彦也哉輝翔奈香菜乃太樹斗男"
+_BARE_NAME = re.compile(
+    rf"(?<![\u4e00-\u9fff々])(?:{'|'.join(sorted(_SURNAMES, key=len, reverse=True))})[ ]?"
+    rf"([\u4e00-\u9fff々][{_GIVEN_END}])(?![\u4e00-\u9fff々])"
+)
+_GIVEN_ROMAJI = str.split(
+    "taro jiro saburo ichiro hanako yuko keiko kenji hiroshi takashi akira makoto kazuo yuki yumi naoko tomoko "
+    "sachiko kazuko michiko hiroko yoko junko emi mai yui haruto sota yuto ren hinata mio koharu kenta shota "
+    "daiki takuya naoki satoshi tetsuya masaki kaori megumi ayumi akiko noriko kenichi shinji osamu minoru "
+    "tsuyoshi hideki yoshiko kyoko yukiko mariko masao tadashi"
+)
+_ROMAJI_BARE = re.compile(
+    rf"(?<![a-z])(?:(?:mr|ms|mrs|dr)\. ?[a-z]{{2,12}} [a-z]{{2,15}}"
+    rf"|(?:{'|'.join(_GIVEN_ROMAJI)}) (?:{'|'.join(_SURNAMES_ROMAJI)})|(?:{'|'.join(_SURNAMES_ROMAJI)}),? (?:{'|'.join(_GIVEN_ROMAJI)}))(?![a-z])"
+)
+_LABELLED_OTHER = re.compile(
+    rf"{_NAME_LABEL}{_LABEL_SEP}(?:(?:{'|'.join(sorted(_SURNAMES_KANA, key=len, reverse=True))})[ ]?[\u30a1-\u30fa\u30fc]{{2,6}}"
+    rf"|(?:{'|'.join(_SURNAMES_ROMAJI)}),? [a-z]{{2,12}}(?![a-z])|[a-z]{{2,12}} (?:{'|'.join(_SURNAMES_ROMAJI)})(?![a-z]))"
+)
+
+
 def _name_findings(text: str) -> list[_Found]:
     found: list[_Found] = []
+    for m in _LABELLED_KANJI.finditer(text):
+        words = m.group(1)
+        if not _NOT_A_NAME.search(words) and not _COUNTED.search(words) and words.strip() not in _SURNAMES:
+            found.append(_Found("name", m.start(1), m.end()))
+    for m in _BARE_NAME.finditer(text):
+        if not _NOT_GIVEN.search(m.group(1)):
+            found.append(_Found("name", m.start(), m.end()))
+    for regex in (_ROMAJI_BARE, _LABELLED_OTHER):
+        found.extend(_Found("name", m.start(), m.end()) for m in regex.finditer(text))
     for m in _FULL_NAME.finditer(text):
         given = m.group(1)
         if _NOT_GIVEN.search(given):
@@ -1222,6 +1295,47 @@ def _address_findings(t: str) -> list[_Found]:
 
 
 # --------------------------------------------------------------------------------------------
+# Dates of birth
+# --------------------------------------------------------------------------------------------
+
+# A full date (year, month and day; Western, 和暦 with the era in kanji or as a letter, 元年, kanji
+# numerals) said to be someone's birth date: a label before it (生年月日, 誕生日, DOB, born) or 生まれ /
+# 生 right after it. A date alone is a date: an opening day, a deadline.
+_KN = "〇一二三四五六七八九十"
+_ERA = r"(?:明治|大正|昭和|平成|令和|(?<![a-z])[mtshr]\.? ?)"
+_BIRTH_YEAR = rf"(?:{_ERA}(?:[0-9]{{1,2}}|元|[{_KN}]{{1,3}})|(?<![0-9])(?:19|20)[0-9]{{2}}|[一][九八][{_KN}]{{2}}|[二][〇][{_KN}]{{2}})"
+_BIRTH_MD = rf"(?:[0-9]{{1,2}}|[{_KN}]{{1,3}})"
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_BIRTH_DATE = re.compile(
+    rf"{_BIRTH_YEAR} ?(?:年 ?{_BIRTH_MD} ?月 ?{_BIRTH_MD} ?日|[./\-] ?{_BIRTH_MD} ?[./\-] ?{_BIRTH_MD}(?![0-9]))"
+    rf"|(?<![0-9])(?:19|20)[0-9]{{2}}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?![0-9])"
+    rf"|(?<![0-9])[0-9]{{1,2}} ?[./\-] ?[0-9]{{1,2}} ?[./\-] ?(?:19|20)[0-9]{{2}}(?![0-9])"
+    rf"|(?<![a-z]){_MONTHS} ?[0-9]{{1,2}},? ?(?:19|20)[0-9]{{2}}(?![0-9])"
+    rf"|(?<![0-9])[0-9]{{1,2}} ?{_MONTHS} ?(?:19|20)[0-9]{{2}}(?![0-9])"
+)
+_BIRTH_BEFORE = re.compile(
+    r"生年月日|セイネンガッピ|タンジョウビ|誕生日|誕生|生マレ|生レ|出生|生年|d\.?o\.?b|date of birth|birth ?date|birthday|born"
+)
+# (only particles, separators or the calendar's name between the label and the date: 「生年月日は昭和50年…」,
+# 「DOB: 1975-01-01」, not 「誕生日月キャンペーンは2021年4月1日から」)
+_BIRTH_GAP = re.compile(
+    r"[ :：、,=(（\[]*(?:ハ|ガ|ヲ|デ|ニ|on|is)?[ :：、,]*(?:[(（\[]?(?:西暦|和暦)[)）\]]?)?[ :：]*$"
+)
+_BIRTH_AFTER = re.compile(r"[ ]?(?:ニ|ノ)?(?:生マレ|生レ|生(?![\u4e00-\u9fff])|誕生|出生|生誕|born)")
+
+
+def _birth_findings(t: str) -> list[_Found]:
+    found: list[_Found] = []
+    for m in _BIRTH_DATE.finditer(t):
+        before = t[max(0, m.start() - 24) : m.start()]
+        labels = list(_BIRTH_BEFORE.finditer(before))
+        said = bool(labels) and _BIRTH_GAP.match(before[labels[-1].end() :]) is not None
+        if said or _BIRTH_AFTER.match(t, m.end()):
+            found.append(_Found("birth_date", m.start(), m.end()))
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # Findings
 # --------------------------------------------------------------------------------------------
 
@@ -1232,6 +1346,7 @@ _WHAT_JA: dict[str, str] = {
     "email": "メールアドレス",
     "name": "氏名（姓と名）と思われる記述",
     "address": "自宅の住所と思われる記述",
+    "birth_date": "生年月日と思われる記述",
 }
 _WHAT_EN: dict[str, str] = {
     "my_number": "a 12-digit number (very likely an Individual Number / My Number)",
@@ -1240,6 +1355,7 @@ _WHAT_EN: dict[str, str] = {
     "email": "an e-mail address",
     "name": "what looks like a person's full name",
     "address": "what looks like a home address",
+    "birth_date": "what looks like a date of birth",
 }
 KIND_JA = {
     "my_number": "個人番号",
@@ -1248,8 +1364,9 @@ KIND_JA = {
     "email": "メールアドレス",
     "name": "氏名",
     "address": "住所",
+    "birth_date": "生年月日",
 }
-_PRIORITY = {"my_number": 0, "twelve_digits": 1, "phone": 2, "email": 3, "name": 4, "address": 5}
+_PRIORITY = {"my_number": 0, "twelve_digits": 1, "phone": 2, "email": 3, "name": 4, "address": 5, "birth_date": 6}
 
 
 @dataclass(frozen=True)
@@ -1315,7 +1432,14 @@ def find_personal_data(text: str) -> list[Finding]:
         return []
     norm = normalize(text)
     t = norm.text
-    raw = _number_findings(t) + _email_findings(t) + _name_findings(t) + _address_findings(t)
+    raw = (
+        _number_findings(t)
+        + _labelled_my_number(t)
+        + _email_findings(t)
+        + _name_findings(t)
+        + _address_findings(t)
+        + _birth_findings(t)
+    )
     candidates: list[Finding] = []
     for f in raw:
         start, end = norm.span(f.start, f.end)

@@ -299,6 +299,7 @@ _KINDS_JA = {
     "email": "メールアドレス",
     "name": "氏名",
     "address": "住所",
+    "birth_date": "生年月日",
 }
 
 

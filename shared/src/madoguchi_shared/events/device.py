@@ -80,7 +80,7 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 UsbId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]  # idVendor / idProduct
 UsbClass = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}$")]  # bDeviceClass / bInterfaceClass
 UsbPort = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.:_-]{1,32}$")]  # sysfs name, e.g. 1-1.2
-PersonalDataKind = Literal["my_number", "twelve_digits", "phone", "email", "name", "address"]
+PersonalDataKind = Literal["my_number", "twelve_digits", "phone", "email", "name", "address", "birth_date"]
 
 
 class _AgentEvent(Event):
@@ -465,6 +465,7 @@ _KIND_JA = {
     "email": "メールアドレス",
     "name": "氏名",
     "address": "住所",
+    "birth_date": "生年月日",
 }
 
 
