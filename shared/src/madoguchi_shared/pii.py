@@ -1195,6 +1195,8 @@ _NOT_A_NAME = re.compile(
 )
 _LABELLED_KANJI = re.compile(
     rf"{_NAME_LABEL}{_LABEL_SEP}([\u4e00-\u9fff々]{{1,4}}[ ]?[\u4e00-\u9fff々]{{1,4}})(?![\u4e00-\u9fff々])"
+    # (a name ends the phrase: 「お名前は佐藤花子です」, not 「お名前は記録せず」)
+    r"(?=$|[ 、。,.)）」』\]\n/・(（]|デス|デシタ|サン|サマ|様|殿|氏|ト(?:イウ|申|言))"
 )
 _COUNTED = re.compile(
     r"^[〇一二三四五六七八九十百千万億数多少全各]|[名人件枚回組歳才代円]$"
@@ -1227,7 +1229,7 @@ def _name_findings(text: str) -> list[_Found]:
         if not _NOT_A_NAME.search(words) and not _COUNTED.search(words) and words.strip() not in _SURNAMES:
             found.append(_Found("name", m.start(1), m.end()))
     for m in _BARE_NAME.finditer(text):
-        if not _NOT_GIVEN.search(m.group(1)):
+        if not _NOT_GIVEN.search(m.group(1)) and m.group(1) not in _SURNAMES:  # (藤井 金子: two family names)
             found.append(_Found("name", m.start(), m.end()))
     for regex in (_ROMAJI_BARE, _LABELLED_OTHER):
         found.extend(_Found("name", m.start(), m.end()) for m in regex.finditer(text))
