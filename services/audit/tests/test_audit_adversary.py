@@ -27,15 +27,18 @@ MG_TRIALS=N runs N random trials (default 14; the README's figure is from a run 
 from __future__ import annotations
 
 import json
+import asyncio
 import os
 import random
 import re
 
+from audit_harness import service_pool
 from test_audit_attacks import _copy, _crashed_log, _relink_from, _superuser, _verify
 
 from madoguchi_shared.events.audit import SigningKeyIntroduced
 
 from madoguchi_audit import chain, checkpoints
+from madoguchi_audit.ingest import Ingest
 
 TRIALS = int(os.environ.get("MG_TRIALS", "14"))
 COLUMNS = ("ward", "desk", "actor_id", "actor_role", "type", "subject", "device_id", "municipality", "occurred_at")
@@ -235,3 +238,31 @@ async def test_randomised_superuser_tampering_is_caught_at_the_exact_first_bad_r
     caught = sum(ok for _, ok, _ in results)
     print(f"caught at the exact first bad position: {caught}/{len(results)}")
     assert caught == len(results), [r for r in results if not r[1]]
+
+
+async def test_a_writer_restarted_over_a_rewritten_tail_halts_and_never_signs_it(
+    nc, js, pg_pool, settings, audit_settings
+):
+    """Issue 13 §2 after a crash: the unsigned tail's `ward` column rewritten and the chain recomputed to the head
+    (every link holds). The writer, started again, derives each record's envelope since its last signed
+    checkpoint from the bytes, stops for good and signs nothing over the forgery; verify names the record."""
+    audit, end, signed = await _crashed_log(nc, js, pg_pool, audit_settings, n=80)
+    p = end - 3
+    t = f'"{audit.schema_name}".log'
+    await _superuser(pg_pool, f"UPDATE {t} SET ward = 'x9' WHERE position = {p}")
+    await _relink_from(pg_pool, audit, p)
+    ingest = Ingest(audit, nc, service_pool())
+    task = asyncio.create_task(ingest.run())
+    try:
+        for _ in range(200):
+            if ingest.halted:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        ingest.stop()
+        await asyncio.wait_for(task, 20)
+    assert ingest.halted and ingest.halted.startswith("tampered"), ingest.halted
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval(f'SELECT max(position) FROM "{audit.schema_name}".checkpoint') == signed
+    code, out = await _verify(settings, audit)
+    assert code == 1 and out.startswith(f"BAD log oplog: first bad position {p} "), out
