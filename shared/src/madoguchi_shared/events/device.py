@@ -75,6 +75,11 @@ def _checked(value: str) -> str:
 # A short text from the machine (reader, process, product names): screened for personal data.
 MachineText = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_checked)]
 SafePath = Annotated[str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_checked)]
+# A version string or an error name from the machine (1.0, 0.1.0+build, EACCES, still_running): a word
+# of a machine, never free text; a laptop cannot put a phone number or a My Number in it either.
+MachineWord = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}$"), AfterValidator(_checked)
+]
 AtrHex = Annotated[str, StringConstraints(pattern=r"^(?:[0-9A-F]{2}){2,33}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 UsbId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]  # idVendor / idProduct
@@ -103,7 +108,7 @@ class AgentStarted(_AgentEvent):
     (killed, crashed, power cut): a tamper indicator for the auditors."""
 
     type: Literal["device.agent_started"] = "device.agent_started"
-    agent_version: str = Field(max_length=32)
+    agent_version: MachineWord = Field(max_length=32)
     policy_version: int = Field(ge=0, le=1_000_000_000)
     previous_run: Literal["first", "clean", "unclean"]
     outbox_depth: int = Field(ge=0, le=100_000_000)
@@ -121,7 +126,7 @@ class Heartbeat(_AgentEvent):
     """Every N seconds (policy). HQ alerts on a gap during opening hours (the audit service)."""
 
     type: Literal["device.heartbeat"] = "device.heartbeat"
-    agent_version: str = Field(max_length=32)
+    agent_version: MachineWord = Field(max_length=32)
     policy_version: int = Field(ge=0, le=1_000_000_000)
     outbox_depth: int = Field(ge=0, le=100_000_000)  # events waiting in the local journal, this one included
     outbox_bytes: int = Field(ge=0, le=1_099_511_627_776)
@@ -380,7 +385,7 @@ class ProcessViolation(_AgentEvent):
     )  # the OS account's uid (its name may be a person's)
     enforce: bool  # the policy asked for termination
     enforced: bool  # the process was terminated
-    error: str | None = Field(default=None, max_length=64)  # why termination failed (errno name)
+    error: MachineWord | None = Field(default=None, max_length=64)  # why termination failed (errno name)
     # not_allowed: the executable; script_not_allowed: the script an interpreter runs; inline_code:
     # code given on an interpreter's command line (`python3 -c`)
     reason: Literal["not_allowed", "script_not_allowed", "inline_code"] = "not_allowed"
@@ -426,7 +431,7 @@ class UsbViolation(_UsbEvent):
     kind: Literal["mass_storage", "class_not_allowed"]
     block_attempted: bool
     blocked: bool
-    error: str | None = Field(default=None, max_length=64)  # errno name when the block failed
+    error: MachineWord | None = Field(default=None, max_length=64)  # errno name when the block failed
     reauthorized: bool = False  # the device was authorised again after the agent blocked it (tamper)
 
 
@@ -448,7 +453,7 @@ class PersonalDataFileFound(_AgentEvent):
     quarantine: bool  # the policy asked for quarantine
     quarantined: bool
     quarantine_name: str | None = Field(default=None, pattern=r"^[0-9a-f-]{36}(?:\.[A-Za-z0-9]{1,10})?$")
-    error: str | None = Field(default=None, max_length=64)
+    error: MachineWord | None = Field(default=None, max_length=64)
     in_name: bool = False
     in_archive: bool = False
 
