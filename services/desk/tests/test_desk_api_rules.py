@@ -261,3 +261,39 @@ async def test_access_roles_and_wards(settings, municipality, nc, js):
         assert [x["desk"] for x in listed["desks"]] == ["kita-1"]
     denied = await stream_types(nc, aggregate_subject("admin", municipality, "access", "S1"))
     assert denied.count("admin.access_denied") >= 2
+
+
+async def test_dates_of_birth_and_names_are_refused_without_echo_log_or_event(settings, municipality, nc, js, capfd):
+    """The second independent pass's spellings through the API: a date of birth in 和暦, a name with a label and
+    no honorific, a romaji name, the first 11 digits of a My Number: each refused 422 as problem+json naming the
+    kind, the value neither echoed nor logged nor on the bus."""
+    clock = FakeClock(datetime(2021, 4, 6, 11, 0, tzinfo=TOKYO))
+    await train(js, municipality, "S1")
+    s1 = await auth(js, settings, municipality, "S1", Role.supporter, ("higashi",))
+    hostile = {
+        "昭和50年1月1日": "生年月日は昭和50年1月1日とのこと",
+        "H元.5.5": "H元.5.5生まれの方",
+        "東海林太郎": "氏名：東海林太郎",
+        "Taro Yamada": "Mr. Taro Yamada from the office",
+        "12345678901": "マイナンバー 12345678901 を口頭で",
+    }
+    async with desk_app(settings, municipality, clock) as (_app, client):
+        ok(await client.post("/v1/desks/higashi-1/staff/check-in", headers=s1, json={}))
+        ok(await client.post("/v1/desks/higashi-1/tickets", headers=s1), 201)
+        ok(await client.post("/v1/desks/higashi-1/tickets/call-next", headers=s1, json={}))
+        visit_id = ok(await client.post("/v1/desks/higashi-1/tickets/1/visit", headers=s1), 201)["visit_id"]
+        for value, text in hostile.items():
+            for path, body in (
+                (f"/v1/visits/{visit_id}/opinions", {"kind": "opinion", "text": text}),
+                ("/v1/desks/higashi-1/escalations", {"category": "complaint", "summary": text}),
+            ):
+                r = await client.post(path, headers=s1, json=body)
+                assert r.status_code == 422, (text, r.text)
+                assert r.headers["content-type"].startswith("application/problem+json")
+                assert value not in r.text and "個人情報" in r.text, r.text
+    out, err = capfd.readouterr()
+    async for _seq, _subject, data, _headers in bus.load_filter(js, context_filter("desk", municipality)):
+        for value in hostile:
+            assert value.encode() not in data
+    for value in hostile:
+        assert value not in out and value not in err
