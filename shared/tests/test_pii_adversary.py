@@ -336,6 +336,9 @@ SECOND_PASS = {
     "name_romaji_given_first": "Taro Yamada",
     "name_romaji_mr": "Mr. Taro Yamada",
     "name_romaji_upper": "YAMADA Taro",
+    "name_kana_unlisted": "しょうじ たろうさま",
+    "name_kana_unlisted_o": "おおにし はなこさん",
+    "name_kana_halfwidth": "ｵｵﾆｼ ﾊﾅｺｻﾝ",
     "my_number_first_eleven": "マイナンバー 12345678901",
     "my_number_first_eleven_spaced": "個人番号は 1234 5678 901",
     "roman_digits": "ⅠⅡⅢⅣⅤⅥⅦⅧⅨ0ⅠⅧ",
@@ -370,6 +373,7 @@ SECOND_PASS_ORDINARY = [
     "担当の藤井 金子両名に連絡",
     "Took 6.829935ms to start JetStream",
     "name: desk one",
+    "ごかぞく みなさま、ありがとう おにいさん、あかちゃん つれのかたさま",
 ]
 
 

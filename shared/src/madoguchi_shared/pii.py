@@ -1222,8 +1222,20 @@ _LABELLED_OTHER = re.compile(
 )
 
 
+# Any two words in kana with a space between and an honorific after (しょうじ たろうさま, おおにし はなこさん):
+# a family and a given name written as they are read, whether or not the family name is on the list.
+_KANA_PAIR = re.compile(
+    r"(?<![\u30a1-\u30fa\u30fc])([\u30a1-\u30fa\u30fc]{2,6})[ ]([\u30a1-\u30fa\u30fc]{2,5}?)[ ]?(?:様|サマ|サン|殿|ドノ|クン|チャン)"
+)
+_NOT_KANA_NAME = {"ミナ", "ミンナ", "オ客", "ゴ家族", "オキャク", "ミナミナ", "オ父", "オ母", "ミナサ"}
+
+
 def _name_findings(text: str) -> list[_Found]:
     found: list[_Found] = []
+    for m in _KANA_PAIR.finditer(text):
+        given = m.group(2)  # (おにいさん, おきゃくさま, ごかぞくさま, つれのかたさま: words with an honorific)
+        if given not in _NOT_KANA_NAME and not given.startswith(("ゴ", "オ")) and not given.endswith("カタ"):
+            found.append(_Found("name", m.start(), m.end()))
     for m in _LABELLED_KANJI.finditer(text):
         words = m.group(1)
         if not _NOT_A_NAME.search(words) and not _COUNTED.search(words) and words.strip() not in _SURNAMES:
