@@ -41,6 +41,13 @@ E-mail addresses are matched on the normal form with every way of writing "@" (@
 [at], アットマーク, アット, ★) and "." (., ．, dot, (dot), ドット, and 。 between ASCII
 labels), spaces around either, and internationalised (IDN) domains such as 例え.jp or 例え.テスト.
 
+Names: a listed family name with a given name and an honorific (山田太郎様, やまだ たろう様, Yamada Taro
+san), any two kana words with a space and an honorific, a name after a label (氏名：, お名前は), a listed
+family name with a two-character given name ending as given names do (山田太郎), Mr./Ms. and romaji
+given-first names. Home addresses down to the house with a sign that it is a home. Dates of birth: a full
+date (Western, 和暦 with the era in kanji or as a letter, 元年, kanji numerals) said to be one (生年月日,
+誕生日, DOB before it; 生まれ, 生 after it). The first 11 digits of a My Number said to be one.
+
 Messages say WHAT was found and WHERE (1-based character position of the original text), never
 the value.
 """
