@@ -45,7 +45,7 @@ from madoguchi_reporting.cli import rebuild_async  # noqa: E402
 from madoguchi_reporting.config import ReportConfig  # noqa: E402
 from madoguchi_reporting.projections import Notifier, projections  # noqa: E402
 from madoguchi_reporting.submissions import render  # noqa: E402
-from madoguchi_reporting.worker import stream_target  # noqa: E402
+from madoguchi_reporting.worker import freeze_startup_heap, stream_target  # noqa: E402
 from sim_week import WEEK_START, simulate  # noqa: E402
 
 MUNICIPALITY = "990001"
@@ -181,6 +181,11 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
         start = time.perf_counter()
         await bus.publish_many(js, events)
         results["publish_events_per_s"] = round(len(events) / (time.perf_counter() - start))
+        # the generated events are on the bus now: dropped, and the heap frozen as the service's
+        # worker does at start (`freeze_startup_heap`), so the ceiling and the projections run in a
+        # process like the service's, not beside 200,000 models the collector walks again and again
+        del events
+        freeze_startup_heap()
         desk_events = (await js.stream_info("MG_DESK")).state.last_seq - before_desk
         call_events = (await js.stream_info("MG_CALLS")).state.last_seq - before_calls
         results["events"] = desk_events + call_events

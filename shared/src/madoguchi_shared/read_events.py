@@ -186,6 +186,7 @@ def struct_of(model: type[BaseModel]) -> type[msgspec.Struct]:
         kw_only=True,
         forbid_unknown_fields=True,
         frozen=True,
+        gc=False,  # never in a cycle (values, tuples of values, value objects): no work for the collector
         tag_field="type" if tag else None,
         tag=tag,
         module=__name__,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -25,6 +26,16 @@ log = get_logger(__name__)
 
 def live_notifier(cfg: ReportConfig) -> Notifier:
     return Notifier(enabled=True, revision_check=make_revision_check(cfg))
+
+
+def freeze_startup_heap() -> None:
+    """Take what is alive once the service has started (modules, models, schemas: ~200,000 objects)
+    out of the cyclic collector's sight (`gc.freeze`), after a collection. A projection's batch keeps
+    thousands of objects alive across young collections, so full collections come every few
+    batches; without this each one walks the whole startup heap again (about a fifth of a
+    projection's CPU on `make bench`)."""
+    gc.collect()
+    gc.freeze()
 
 
 class Worker:
@@ -46,6 +57,7 @@ class Worker:
     async def start(self, *, projections_on: bool = True) -> None:
         async with self.pool.acquire() as conn:
             await schema.migrate(conn)
+        freeze_startup_heap()
         self._listener = await self.pool.acquire()
         await self._listener.add_listener("reporting_outbox", self._on_notify)
         if projections_on:
@@ -69,6 +81,7 @@ class Worker:
 
     async def stop(self) -> None:
         self._stopping = True
+        gc.unfreeze()  # what was alive at start is the collector's again (a test process starts many workers)
         await self.stop_projections()
         for t in self.tasks:
             t.cancel()
