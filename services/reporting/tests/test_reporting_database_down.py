@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import time
 
 from madoguchi_shared.runtime import PostgresServer
 
@@ -51,4 +53,36 @@ async def test_reports_while_postgresql_is_killed_are_503_then_served_again(sett
                 assert loop.time() < deadline, "not served again within 30 s"
                 await asyncio.sleep(0.2)
     finally:
+        server.stop()
+
+
+async def test_readyz_says_down_within_seconds_while_postgresql_is_frozen(settings, js, municipality, tmp_path):
+    """A frozen server (SIGSTOP: a stalled disk, a partition without a reset) keeps the pooled connections
+    open and never answers: /readyz hung for 40 s and more, now it says "down" in a few seconds."""
+    server = PostgresServer(tmp_path / "pg").start()
+    s = reporting_settings(settings).model_copy(update={"pg_dsn": server.dsn})
+    assert server.proc is not None
+    frozen: list[int] = []
+    try:
+        async with running_app(s) as (_app, client):
+            assert (await client.get("/readyz")).status_code == 200
+            children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout
+            frozen = [server.proc.pid, *(int(pid) for pid in children.split())]
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            started = time.monotonic()
+            ready = await client.get("/readyz")
+            waited = time.monotonic() - started
+            assert ready.status_code == 503 and ready.json()["checks"]["postgres"] == "down"
+            assert waited < 8, waited
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+            frozen = []
+            deadline = asyncio.get_running_loop().time() + 30
+            while (await client.get("/readyz")).status_code != 200:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.2)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
         server.stop()

@@ -607,7 +607,9 @@ def _ops_router() -> APIRouter:
                 if pool is None:
                     raise RuntimeError("no database pool")
                 async with pool.acquire(timeout=2) as conn:
-                    await conn.fetchval("SELECT 1")
+                    # bounded: a frozen server (stopped, a stalled disk) keeps a pooled connection open
+                    # and never answers; /readyz hung 40 s+ and more instead of saying "down"
+                    await conn.fetchval("SELECT 1", timeout=2)
                 checks["postgres"] = "ok"
             except Exception:  # noqa: BLE001
                 checks["postgres"] = "down"
