@@ -35,6 +35,7 @@ import re
 from audit_harness import service_pool
 from test_audit_attacks import _copy, _crashed_log, _relink_from, _superuser, _verify
 
+from madoguchi_shared import subjects
 from madoguchi_shared.events.audit import SigningKeyIntroduced
 
 from madoguchi_audit import chain, checkpoints
@@ -79,7 +80,11 @@ async def test_randomised_superuser_tampering_is_caught_at_the_exact_first_bad_r
         results.append((name, ok, head))
 
     async def column(copy, t, p: int, col: str, relink: bool) -> None:
-        value = "2001-01-01T00:00:00Z" if col == "occurred_at" else ("mg.admin.x.y.z" if col == "subject" else "x9")
+        value = (
+            "2001-01-01T00:00:00Z"
+            if col == "occurred_at"
+            else (subjects.aggregate_subject("admin", "999999", "x", "z") if col == "subject" else "x9")
+        )
         await _superuser(pg_pool, f"UPDATE {t} SET {col} = '{value}' WHERE position = {p}")
         if relink:
             await _relink_from(pg_pool, copy, p)
