@@ -26,6 +26,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -246,6 +247,7 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
     finally:
         for s in reversed(servers):
             s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # its NATS store and PostgreSQL data: ~700 MB a run
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return results
 
