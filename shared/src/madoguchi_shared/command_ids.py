@@ -8,8 +8,11 @@ key-value bucket (shared by every worker process and replica) for a day, keyed b
 credential, the path and the key, so one caller never sees another's answer:
 
 * no entry: a "pending" marker is created (atomically: a concurrent repeat sees it), the command runs,
-  and its answer (any status below 500) replaces the marker; a 5xx or a crash-free failure removes it,
-  so the command may be sent again (a 503 stored nothing);
+  and its answer replaces the marker when it succeeded (2xx: something was decided and stored). A
+  refusal (4xx) or a failure (5xx) removes it: nothing was decided, so the same command is decided
+  again when sent again — the console's command id is the same for a re-rendered unchanged screen,
+  and a check-in refused for missing training must succeed once the training is recorded (as the
+  desk edge's journal, which keeps answers with the events they made);
 * an answer: sent back as it was, with `Idempotent-Replayed: true`;
 * a marker: 409 (the first is still being handled, or its answer was lost with its process: the screen
   shows what was stored).
@@ -121,8 +124,8 @@ class CommandIds:
 
     async def _keep(self, kv: KeyValue, digest: str, status: int, content_type: bytes, body: bytes) -> None:
         try:
-            if status >= 500:
-                await kv.delete(digest)  # nothing was decided: the same command may be sent again
+            if not 200 <= status < 300:
+                await kv.delete(digest)  # refused or failed: nothing was decided, it may be decided again
                 return
             kept = body if len(body) <= MAX_KEPT else None
             record = {"status": status, "content_type": content_type.decode("latin-1"), "at": time.time()}
