@@ -33,7 +33,7 @@ import random
 import re
 
 from audit_harness import service_pool
-from test_audit_attacks import _copy, _crashed_log, _relink_from, _superuser, _verify
+from test_audit_attacks import _copy, _crashed_log, _insert_at, _relink_from, _superuser, _verify
 
 from madoguchi_shared import subjects
 from madoguchi_shared.events.audit import SigningKeyIntroduced
@@ -115,21 +115,9 @@ async def test_randomised_superuser_tampering_is_caught_at_the_exact_first_bad_r
 
     async def insert_copy(copy, t, p: int) -> None:
         r = base[p - 1]  # a copy of the record before p slipped in at p, the chain recomputed from there
-        await _superuser(
-            pg_pool,
-            f"UPDATE {t} SET position = -position WHERE position >= {p}",
-            f"UPDATE {t} SET position = -position + 1 WHERE position < 0",
+        await _insert_at(
+            pg_pool, copy, t, p, chain.Message(r["stream"], r["stream_seq"], r["subject"], bytes(r["data"]))
         )
-        values = chain.chain_records(
-            [chain.Message(r["stream"], r["stream_seq"], r["subject"], bytes(r["data"]))], p - 1, bytes(32)
-        )[0][0]
-        async with pg_pool.acquire() as conn:
-            await conn.execute("SET session_replication_role = replica")
-            await conn.copy_records_to_table(
-                "log", schema_name=copy.schema_name, records=[values], columns=chain.COLUMNS
-            )
-            await conn.execute("SET session_replication_role = origin")
-        await _relink_from(pg_pool, copy, p)
 
     async def cut(copy, t, p: int) -> None:
         await _superuser(pg_pool, f"DELETE FROM {t} WHERE position >= {p}")

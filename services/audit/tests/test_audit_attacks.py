@@ -74,6 +74,22 @@ async def _superuser(pg_pool, *statements, args=()):
             await conn.execute("SET session_replication_role = origin")
 
 
+async def _insert_at(pg_pool, audit, t: str, position: int, message) -> None:
+    """As a superuser: shift the records from `position` on by one, slip `message` in at `position`, and
+    recompute the chain from there (an insertion no hash link betrays)."""
+    await _superuser(
+        pg_pool,
+        f"UPDATE {t} SET position = -position WHERE position >= {position}",
+        f"UPDATE {t} SET position = -position + 1 WHERE position < 0",
+    )
+    values = chain.chain_records([message], position - 1, bytes(32))[0][0]
+    async with pg_pool.acquire() as conn:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.copy_records_to_table("log", schema_name=audit.schema_name, records=[values], columns=chain.COLUMNS)
+        await conn.execute("SET session_replication_role = origin")
+    await _relink_from(pg_pool, audit, position)
+
+
 async def _relink_from(pg_pool, audit, position: int) -> None:
     """What an attacker does to hide an edit: recompute every hash from `position` to the head."""
     t = f'"{audit.schema_name}".log'
@@ -211,21 +227,8 @@ async def test_every_attack_on_the_table_is_caught_at_the_first_bad_record(nc, j
             occurred_at=datetime(2021, 4, 1, 9, tzinfo=UTC),
             actor=Actor(id="S0001", role=Role.supporter),
         )
-        await _superuser(
-            pg_pool,
-            f"UPDATE {t} SET position = -position WHERE position >= 90",
-            f"UPDATE {t} SET position = -position + 1 WHERE position < 0",
-        )
-        values = chain.chain_records(
-            [chain.Message("MG_ADMIN", 10**6, forged.subject, dump_event(forged))], 89, bytes(32)
-        )[0][0]
-        async with pg_pool.acquire() as conn:
-            await conn.execute("SET session_replication_role = replica")
-            await conn.copy_records_to_table(
-                "log", schema_name=copy.schema_name, records=[values], columns=chain.COLUMNS
-            )
-            await conn.execute("SET session_replication_role = origin")
-        await _relink_from(pg_pool, copy, 90)
+        message = chain.Message("MG_ADMIN", 10**6, forged.subject, dump_event(forged))
+        await _insert_at(pg_pool, copy, t, 90, message)
 
     await attack("forge", forge, 90, "chain_replaced", ("MG_ADMIN", 10**6))
 
