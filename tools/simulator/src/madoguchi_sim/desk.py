@@ -336,6 +336,39 @@ def visitors_for_day(rng: random.Random, p: Profile, day: date, open_seconds: fl
     return max(p.visitors_min if open_seconds >= regular_seconds else 5, min(p.visitors_max, round(n)))
 
 
+def _pin_failures(emit: _Emitter, rec: VisitRecord, actor: Actor, vid: UUID, start: datetime, failures: int) -> None:
+    """Wrong user-auth PINs 20 s apart from ``start``: each recorded, a warning when one try is left."""
+    limit = ev.PIN_LIMITS["user_auth"]
+    for k in range(1, failures + 1):
+        failed_at = start + timedelta(seconds=20 * k)
+        locked = k >= limit
+        emit(
+            ev.PinFailureRecorded,
+            failed_at,
+            actor,
+            vid,
+            visit_id=vid,
+            pin="user_auth",
+            failures=k,
+            limit=limit,
+            locked=locked,
+        )
+        rec.pin_locked = rec.pin_locked or locked
+        if limit - k == 1:
+            rec.pin_warnings += 1
+            emit(
+                ev.PinLockWarningIssued,
+                failed_at,
+                actor,
+                vid,
+                visit_id=vid,
+                pin="user_auth",
+                failures=k,
+                remaining=1,
+                message_ja=texts.PIN_WARNING,
+            )
+
+
 def simulate_desk_day(
     seed: int | str,
     municipality: Municipality,
@@ -727,34 +760,7 @@ def simulate_desk_day(
                 atr=CARD_ATR,
                 visit_id=str(vid),
             )
-            for k in range(1, v.pin_failures + 1):
-                failed_at = start_read + timedelta(seconds=20 * k)
-                locked = k >= ev.PIN_LIMITS["user_auth"]
-                emit(
-                    ev.PinFailureRecorded,
-                    failed_at,
-                    s.actor,
-                    vid,
-                    visit_id=vid,
-                    pin="user_auth",
-                    failures=k,
-                    limit=ev.PIN_LIMITS["user_auth"],
-                    locked=locked,
-                )
-                rec.pin_locked = rec.pin_locked or locked
-                if ev.PIN_LIMITS["user_auth"] - k == 1:
-                    rec.pin_warnings += 1
-                    emit(
-                        ev.PinLockWarningIssued,
-                        failed_at,
-                        s.actor,
-                        vid,
-                        visit_id=vid,
-                        pin="user_auth",
-                        failures=k,
-                        remaining=1,
-                        message_ja=texts.PIN_WARNING,
-                    )
+            _pin_failures(emit, rec, s.actor, vid, start_read, v.pin_failures)
             if not v.card_left_behind:
                 dev_emit(
                     dv.CardRemoved,
@@ -770,34 +776,8 @@ def simulate_desk_day(
                 emit(ev.CardReturned, removed + timedelta(seconds=10), s.actor, vid, visit_id=vid)
             end = max(now + timedelta(seconds=d), removed + timedelta(seconds=30))
         else:
-            for k in range(1, v.pin_failures + 1):  # on the citizen's smartphone
-                failed_at = step(0.3) + timedelta(seconds=20 * k)
-                locked = k >= ev.PIN_LIMITS["user_auth"]
-                emit(
-                    ev.PinFailureRecorded,
-                    failed_at,
-                    s.actor,
-                    vid,
-                    visit_id=vid,
-                    pin="user_auth",
-                    failures=k,
-                    limit=ev.PIN_LIMITS["user_auth"],
-                    locked=locked,
-                )
-                rec.pin_locked = rec.pin_locked or locked
-                if ev.PIN_LIMITS["user_auth"] - k == 1:
-                    rec.pin_warnings += 1
-                    emit(
-                        ev.PinLockWarningIssued,
-                        failed_at,
-                        s.actor,
-                        vid,
-                        visit_id=vid,
-                        pin="user_auth",
-                        failures=k,
-                        remaining=1,
-                        message_ja=texts.PIN_WARNING,
-                    )
+            # on the citizen's smartphone
+            _pin_failures(emit, rec, s.actor, vid, step(0.3), v.pin_failures)
             end = max(now + timedelta(seconds=d), step(0.3) + timedelta(seconds=20 * v.pin_failures + 30))
         if v.opinion:
             kind, opinion_step, text = v.opinion
