@@ -23,7 +23,6 @@ from madoguchi_shared.runtime import (
     _as_pg_user,  # pyright: ignore[reportPrivateUsage]
     _open_path_for,  # pyright: ignore[reportPrivateUsage]
     _pg_bin,  # pyright: ignore[reportPrivateUsage]
-    _wait_port,  # pyright: ignore[reportPrivateUsage]
     free_port,
     stop_stale,
 )
@@ -168,29 +167,7 @@ class StandbyPostgres(PostgresServer):
             )
             if done.returncode != 0:
                 raise RuntimeError(f"pg_basebackup failed ({done.returncode}): {done.stderr.strip()}")
-        args = [
-            str(bin_dir / "postgres"),
-            "-D",
-            str(pgdata),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-k",
-            str(socket_dir),
-            "-c",
-            "fsync=on",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "hot_standby=on",
-        ]
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs
-            )
-        _wait_port(self.port, self.proc, "postgres standby", log)
-        self._wait_ready(bin_dir, log)
+        self._spawn(bin_dir, pgdata, socket_dir, log, "postgres standby", kwargs, hot_standby="on")
         return self
 
 

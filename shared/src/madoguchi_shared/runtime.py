@@ -274,31 +274,9 @@ class PostgresServer:
             )
             if done.returncode != 0:
                 raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.strip()}")
-        args = [
-            str(bin_dir / "postgres"),
-            "-D",
-            str(pgdata),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-k",
-            str(socket_dir),
-            "-c",
-            "fsync=on",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "shared_buffers=256MB",
-            "-c",
-            "synchronous_commit=on",
-        ]
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs
-            )
-        _wait_port(self.port, self.proc, "postgres", log)
-        self._wait_ready(bin_dir, log)
+        self._spawn(
+            bin_dir, pgdata, socket_dir, log, "postgres", kwargs, shared_buffers="256MB", synchronous_commit="on"
+        )
         if fresh:
             subprocess.run(
                 [
@@ -317,6 +295,28 @@ class PostgresServer:
             )
         self._require_passwords(bin_dir, pgdata, socket_dir)
         return self
+
+    def _spawn(
+        self,
+        bin_dir: Path,
+        pgdata: Path,
+        socket_dir: Path,
+        log: Path,
+        what: str,
+        kwargs: dict[str, Any],
+        **settings: str,
+    ) -> None:
+        """Start postgres on pgdata (fsync on, 200 connections, plus ``settings``) and wait until it answers."""
+        args = [str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port)]
+        args += ["-k", str(socket_dir), "-c", "fsync=on", "-c", "max_connections=200"]
+        for name, value in settings.items():
+            args += ["-c", f"{name}={value}"]
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs
+            )
+        _wait_port(self.port, self.proc, what, log)
+        self._wait_ready(bin_dir, log)
 
     def _require_passwords(self, bin_dir: Path, pgdata: Path, socket_dir: Path) -> None:
         """TCP logins need a password (scram), so a service's own role is the most it can be.
