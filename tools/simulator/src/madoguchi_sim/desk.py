@@ -336,7 +336,9 @@ def visitors_for_day(rng: random.Random, p: Profile, day: date, open_seconds: fl
     return max(p.visitors_min if open_seconds >= regular_seconds else 5, min(p.visitors_max, round(n)))
 
 
-def _pin_failures(emit: _Emitter, rec: VisitRecord, actor: Actor, vid: UUID, start: datetime, failures: int) -> None:
+def _pin_failures(
+    emit: _Emitter, rec: VisitRecord, actor: Actor, vid: UUID | None, start: datetime, failures: int
+) -> None:
     """Wrong user-auth PINs 20 s apart from ``start``: each recorded, a warning when one try is left."""
     limit = ev.PIN_LIMITS["user_auth"]
     for k in range(1, failures + 1):
