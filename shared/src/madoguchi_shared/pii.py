@@ -32,6 +32,9 @@ ticket/step numbers after a marker (No.105, 受付番号12, 手順3, A-012) and 
 * a cluster (or a run of groups inside one) that is a phone number of the Japanese numbering
   plan is refused as ``phone``: 10 digits 0A..., 11 digits 0X0... (070/080/090, 050, 020,
   0800), 0120/0570 (10), and +81 forms with the leading 0 dropped (and "(0)" tolerated);
+* a local number without its area code (5-8 digits: 123-4567, ゴー・ク・ハチ・サン) is refused as ``phone``
+  when a phone label stands right before it (電話, TEL, 携帯の番号は, 連絡先, 折り返し先) or right after
+  it (…に折り返し, …（自宅）); groups joined by / or : are dates and times;
 * numbers SPLIT across a sentence ("前半は1234 5678で、後半は9018です") — two or three clusters
   of the same sentence with a few words between them — are refused when together they make a
   My Number (with a right check digit, or in pieces of 4 digits or more) or a phone number
@@ -39,12 +42,15 @@ ticket/step numbers after a marker (No.105, 受付番号12, 手順3, A-012) and 
 
 E-mail addresses are matched on the normal form with every way of writing "@" (@, ＠, at, (at),
 [at], アットマーク, アット, ★) and "." (., ．, dot, (dot), ドット, and 。 between ASCII
-labels), spaces around either, and internationalised (IDN) domains such as 例え.jp or 例え.テスト.
+labels), spaces around either, and internationalised (IDN) domains such as 例え.jp or 例え.テスト. An address
+read out in kana is one too (やまだアットマークジーメールドットコム, ヤマダ アット イグザンプル ドット ジェーピー).
 
 Names: a listed family name with a given name and an honorific (山田太郎様, やまだ たろう様, Yamada Taro
 san), any two kana words with a space and an honorific, a name after a label (氏名：, お名前は), a listed
 family name with a two-character given name ending as given names do (山田太郎), Mr./Ms. and romaji
-given-first names. Home addresses down to the house with a sign that it is a home. Dates of birth: a full
+given-first names; a kanji family name on no list with a kana given name (鰐淵はなこ様, 小鳥遊 ゆうき さん; without
+an honorific when the kana is a common given name: 鰐淵 はなこ). Home addresses down to the house with a sign
+that it is a home (down to the block, …北1条西2丁目 在住, when the sign is in the same phrase). Dates of birth: a full
 date (Western, 和暦 with the era in kanji or as a letter, 元年, kanji numerals) said to be one (生年月日,
 誕生日, DOB before it; 生まれ, 生 after it). The first 11 digits of a My Number said to be one.
 
@@ -1002,7 +1008,60 @@ def _number_findings(t: str) -> list[_Found]:
             run = []
     if not found:
         found.extend(_scan_across_sentences(clusters, t))
+    found.extend(_local_phone_findings(clusters, t, found))
     return found
+
+
+# A local number without its area code (市内局番 + 加入者番号: 123-4567, ５６７８－１２３４, 7 or 8 digits in a
+# row) is a phone number when it is said to be one: a phone label right before it (電話 123-4567, TEL：…,
+# 携帯の番号は …, 連絡先 …) or right after it (… に折り返し, …（自宅）). Without a label such a number is a
+# ticket, a reference or a range, and passes.
+_PHONE_LABEL = (
+    r"(?:電話|デンワ|tel|phone|携帯|ケータイ|ケイタイ|連絡先|折リ返シ|折返シ|コールバック|fax|ファックス|ファクス|"
+    r"自宅|固定|直通|架電)"
+)
+_PHONE_BEFORE = re.compile(
+    rf"{_PHONE_LABEL}(?:[ :：、,=()（）\[\]【】「」.#＃]|番号|バンゴウ|no|ノ|ハ|ガ|ヲ|モ|先|サキ|自宅|携帯|固定|直通|電話|デス|ヘ|ニ)*$"
+)
+_PHONE_AFTER = re.compile(
+    rf"[ ]?(?:[(（【\[][ ]?{_PHONE_LABEL}[^)）】\]]{{0,6}}[)）】\]]|(?:ニ|ヘ|マデ|ヘノ|ニテ|デ)?[ ]?(?:オ)?{_PHONE_LABEL}|(?:ニ|ヘ|マデ)[ ]?(?:連絡|オ電話|ゴ連絡))"
+)
+
+
+def _local_phone(cluster: list[_Token]) -> bool:
+    """5 to 8 digits however grouped (2-1234, 123-4567, ５６７８－１２３４, ゴー・ク・ハチ・サン), no group longer than 4
+    unless it is the whole number."""
+    sizes = [len(g.digits) for g in cluster]
+    return 5 <= sum(sizes) <= 8 and (len(sizes) == 1 or max(sizes) <= 4)
+
+
+def _date_or_time_glue(cluster: list[_Token], t: str) -> bool:
+    """Groups joined by / or : are dates and times (TEL 10/27-4/12, 電話 10:00-13:20), not a local number."""
+    return any(c in t[a.end : b.start] for a, b in itertools.pairwise(cluster) for c in "/:")
+
+
+def _local_phone_findings(clusters: list[list[_Token]], t: str, found: list[_Found]) -> list[_Found]:
+    out: list[_Found] = []
+    # (a local number said in two parts: 「456の1234」)
+    candidates = list(clusters) + [
+        a + b for a, b in itertools.pairwise(clusters) if t[a[-1].end : b[0].start].strip() in ("ノ", "ト")
+    ]
+    for cluster in candidates:
+        for c in _variants(cluster):  # (without a particle read as a digit: 「5678-1234に」)
+            start, end = c[0].start, c[-1].end
+            if any(f.start <= start and end <= f.end for f in found) or _date_or_time_glue(c, t):
+                continue
+            before = t[max(0, start - 24) : start]
+            if _local_phone(c) and (_PHONE_BEFORE.search(before) or _PHONE_AFTER.match(t, end)):
+                out.append(_Found("phone", start, end))
+                break
+            if t[end - 1] == "ニ" and c[-1].digits.endswith("2") and _PHONE_AFTER.match(t, end - 1):
+                # 「…ニサンニゼロに架電」: the particle に was read as the digit 2
+                trimmed = [*c[:-1], _Token(c[-1].digits[:-1], c[-1].start, end - 1)]
+                if _local_phone([g for g in trimmed if g.digits]):
+                    out.append(_Found("phone", start, end - 1))
+                    break
+    return out
 
 
 def _pad_positional(cluster: list[_Token]) -> None:
@@ -1106,10 +1165,33 @@ _AT_PROVIDER = re.compile(
 )
 
 
+# An address read out in kana (やまだアットマークジーメールドットコム, ヤマダ アット イグザンプル ドット ジェーピー):
+# a mailbox, "at", a host in kana or letters and a domain said as one (ドット コム, ドット ジェーピー ...); or a
+# mailbox at a provider everybody knows (やまだアットジーメール).
+_KANA_WORD = r"(?:(?!アット|ドット)[\u30a1-\u30fa\u30fc]){2,24}"
+_SPOKEN_LABEL = rf"(?:{_KANA_WORD}|[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?)"
+_SPOKEN_AT = r"[ ]*(?:アットマーク|アット|@|at ?mark|[ ]at[ ])[ ]*"
+_SPOKEN_DOT = r"[ ]*(?:ドット|ドッド|ピリオド|\.|。)[ ]*"
+_SPOKEN_TLD = (
+    r"(?:コム|ジェーピー|ジェイピー|ジェーピ|ジェイピ|ネット|オルグ|オーアールジー|インフォ|ビズ|エーシー|シーオー|ジーオー|"
+    r"オーアール|エヌイー|エルジー|エドゥ|イーディーユー|アイオー|ミー|ジーピー|[a-z]{2,24}(?![a-z0-9]))"
+)
+_SPOKEN_PROVIDERS = (
+    r"ジーメール|ジーメイル|グーグルメール|ヤフー|ドコモ|アイクラウド|ホットメール|アウトルック|イーズウェブ|ソフトバンク|エーユー|"
+    r"gmail|yahoo|docomo|icloud|hotmail|outlook|ezweb|softbank"
+)
+_EMAIL_SPOKEN = re.compile(
+    rf"(?:{_KANA_WORD}|[\u4e00-\u9fff々]{{1,6}}|[a-z0-9._+-]{{1,64}}){_SPOKEN_AT}"
+    rf"(?:{_SPOKEN_LABEL}(?:{_SPOKEN_DOT}{_SPOKEN_LABEL})*?{_SPOKEN_DOT}{_SPOKEN_TLD}|(?:{_SPOKEN_PROVIDERS}))"
+)
+
+
 def _email_findings(t: str) -> list[_Found]:
     if not any(x in t for x in ("@", "#", "★", "☆", "at", "(a)", "アット")):
         return []
     found: list[_Found] = [_Found("email", m.start(), m.end()) for m in _AT_PROVIDER.finditer(t)]
+    if any(x in t for x in ("アット", "ドット", "@", "mark")):
+        found.extend(_Found("email", m.start(), m.end()) for m in _EMAIL_SPOKEN.finditer(t))
     for regex in (_EMAIL_ASCII, _EMAIL_IDN, _EMAIL_EAI):
         for m in regex.finditer(t):
             start = m.start()
@@ -1237,8 +1319,55 @@ _KANA_PAIR = re.compile(
 _NOT_KANA_NAME = {"ミナ", "ミンナ", "オ客", "ゴ家族", "オキャク", "ミナミナ", "オ父", "オ母", "ミナサ"}
 
 
-def _name_findings(text: str) -> list[_Found]:
+# A family name in kanji that is on no list (鰐淵, 勅使河原, 小鳥遊) and a given name in kana: with an honorific
+# (鰐淵はなこ様, 小鳥遊 ゆうき さん), or without one when the kana is a common given name (鰐淵 はなこ). Words
+# before an honorific that are no name (近所のこどもさん, 係のみなさん, 窓口のおねえさん) pass.
+_KANJI_KANA_HONORIFIC = re.compile(
+    r"(?<![\u4e00-\u9fff々])([\u4e00-\u9fff々]{2,4})([ ]?)([\u30a1-\u30fa\u30fc]{2,5}?)[ ]?"
+    r"(?:様|サマ|サン|殿|ドノ|氏|クン|チャン)"
+)
+_GIVEN_KANA = str.split(
+    "ハナコ タロウ ジロウ サブロウ イチロウ シロウ ハナエ ユウコ ケイコ ヨウコ ジュンコ ナオコ トモコ サチコ カズコ ミチコ "
+    "ヒロコ アキコ ノリコ マリコ ヨシコ キョウコ ユキコ エツコ ミツコ ヤスコ ヒデコ ノブコ フミコ レイコ マサコ ハルコ "
+    "ユウスケ ケンスケ ダイスケ シュンスケ コウスケ リョウスケ ケンタ ショウタ ソウタ ユウタ コウタ ハルト ユウト "
+    "ソウマ タクミ タクヤ ダイキ ナオキ カズキ ヒロキ マサキ ユウキ トモヤ テツヤ カズヤ ヒロシ タカシ サトシ キヨシ "
+    "マサシ アツシ ツヨシ タケシ ヒデキ マサオ カズオ ノブオ ヤスオ テツオ アキオ ナオミ マユミ アユミ メグミ カオリ "
+    "サオリ ユカリ アカネ サヤカ アヤカ ハルカ ハルナ ミサキ コハル ツムギ ユウナ ミユキ"
+)
+_GIVEN_KANA_RE = re.compile("|".join(sorted(_GIVEN_KANA, key=len, reverse=True)))
+_KANJI_KANA_BARE = re.compile(
+    rf"(?<![\u4e00-\u9fff々])([\u4e00-\u9fff々]{{2,4}})[ ]?(?:{_GIVEN_KANA_RE.pattern})"
+    r"(?![\u30a1-\u30fa\u30fc](?<![ガハノニヲトモデヘ]))"
+)
+# kanji words that stand before a person's word without being a family name
+_NOT_FAMILY = re.compile(
+    rf"(?:{_TITLES})$|[所課係局部室店社院会庁署館校県市区様者員方客駅省府日時分年月週内外中後前]$|"
+    r"^(?:担当|職員|窓口|受付|近所|家族|親族|会場|本日|先日|今日|昨日|明日|来庁|相談|申請|対応|案内|確認|連絡|同伴|付添|付キ添|"
+    r"息子|娘|奥|旦那|主人|母親|父親|祖母|祖父|孫|兄弟|姉妹|友人|知人|隣人|高齢|男性|女性|子供|子ドモ|赤|皆|各|全員|一同|利用|市民|区民|住民)"
+)
+_NOT_GIVEN_KANA = re.compile(
+    r"^(?:コドモ|ムスメ|ムスコ|ダンナ|アカ|ボッ|ジョウ|ミナ|ミンナ|カンゴシ|センセイ|ジイ|バア|ニイ|ネエ|オク|ヨメ|ムコ|"
+    r"ジイチャン|バアチャン|オバ|オジ|アネ|アニ|イモウト|オトウト|カゾク|ミナミナ|ヒト|カタ|ミナサ|オキャク)$|^[ゴオ]|カタ$"
+)
+
+
+def _kanji_kana_names(text: str) -> list[_Found]:
     found: list[_Found] = []
+    for m in _KANJI_KANA_HONORIFIC.finditer(text):
+        family, space, given = m.group(1), m.group(2), m.group(3)
+        if _NOT_FAMILY.search(family) or _NOT_GIVEN_KANA.search(given) or family in _SURNAMES:
+            continue
+        if not space and given[0] in "ノハガヲニヘトデモヤ" and not _GIVEN_KANA_RE.fullmatch(given):
+            continue  # 近所のこどもさん, 本日はみなさま: a particle, not a given name
+        found.append(_Found("name", m.start(), m.end()))
+    for m in _KANJI_KANA_BARE.finditer(text):
+        if not _NOT_FAMILY.search(m.group(1)):
+            found.append(_Found("name", m.start(), m.end()))
+    return found
+
+
+def _name_findings(text: str) -> list[_Found]:
+    found: list[_Found] = _kanji_kana_names(text)
     for m in _KANA_PAIR.finditer(text):
         given = m.group(2)  # (おにいさん, おきゃくさま, ごかぞくさま, つれのかたさま: words with an honorific)
         if given not in _NOT_KANA_NAME and not given.startswith(("ゴ", "オ")) and not given.endswith("カタ"):
@@ -1312,7 +1441,21 @@ def _address_findings(t: str) -> list[_Found]:
         before = _HOME_BEFORE.search(t, max(0, m.start() - 30), m.start())
         if after or (before and before.start() >= t.rfind("。", 0, m.start())):
             found.append(_Found("address", m.start(), after.end() if after else m.end()))
+    # down to the block only (札幌市中央区北1条西2丁目 在住, 自宅は○○区□□3丁目): someone's home when said so
+    for m in _BLOCK.finditer(t):
+        if _PUBLIC.search(_sentence_of(t, m.start(), m.end())):
+            continue
+        after = _HOME_AFTER.match(t, m.end())
+        before = _HOME_BEFORE.search(t, max(0, m.start() - 30), m.start())
+        clause = max(t.rfind(c, 0, m.start()) for c in "。、,，\n")  # (「市内在住の方、北区3丁目周辺」: an area)
+        if (after and not after.group().lstrip(" -").startswith(("号", "室"))) or (before and before.start() > clause):
+            found.append(_Found("address", m.start(), after.end() if after else m.end()))
     return found
+
+
+_BLOCK = re.compile(
+    rf"(?:市|区|町|村|郡)[\u4e00-\u9fff々〇ヶ0-9 -]{{0,24}}?{_N}(?:丁目|条)(?![0-9〇一二三四五六七八九十西東南北])"
+)
 
 
 # --------------------------------------------------------------------------------------------
