@@ -88,3 +88,50 @@ def test_every_device_event_type_is_registered():
         "device.file_not_scanned",
         "device.print_job",
     }
+
+
+def _hostile_machine_texts() -> list[str]:
+    """Hostile spellings (the guard's seeded corpora and named passes) as a laptop could report them: alone,
+    inside a product name, and written twice in a row (a finding may cover only part of that)."""
+    import random
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "tests"))
+    import test_pii_third_pass as third
+    from pii_corpus import HOSTILE, hostile_corpus
+
+    texts: list[str] = []
+    for kind in sorted(HOSTILE):
+        texts += hostile_corpus(kind, 60, 31)
+    for kind, make in sorted(third.GENERATORS.items()):
+        rng = random.Random(kind)
+        texts += [make(rng) for _ in range(25)]
+    texts += list(third.HOSTILE.values())
+    return [variant for t in texts for variant in (t, f"USB {t} Disk", t + t)]
+
+
+def test_sanitised_names_and_paths_are_always_accepted_by_the_events():
+    """A sanitised name or path must pass the event's own check: a refusal there loses the event (a file holding
+    personal data found, a USB device attached). Before, redact() left the halves of a number written twice
+    (「7361の7544の65717361の7544の6571」 -> 「7361の[redacted]の7544の6571」, a My Number again), and a number spread over
+    folders (1234/5678/9018.txt, 090-1234/5678.pdf) stayed in the path, each folder clean alone."""
+    from madoguchi_shared.pii import find_personal_data
+
+    root = "/home/yamada/Desktop"
+    for text in _hostile_machine_texts():
+        name = ev.redact(text)
+        assert find_personal_data(name) == [] and len(name) <= 256, text
+        ev.UsbDeviceAttached(
+            port="1-1", vendor_id="0781", product_id="5567", device_class="08", allowed=False, product=name, **ENVELOPE
+        )
+        folders = text.replace("/", "_").replace(" ", "/")  # every word a folder
+        for path in (f"{root}/{folders}.txt", f"{root}/{text.replace('/', '_')}/x.pdf"):
+            rel = ev.safe_relative_path(path, root)
+            assert find_personal_data(rel) == [], (path, rel)
+            exe = ev.safe_executable_path(path)
+            assert find_personal_data(exe) == [] and exe.startswith("~/"), (path, exe)
+    for folders in ("1234/5678/9018.txt", "090-1234/5678.pdf", "1234 5678/9018.txt"):
+        assert ev.safe_relative_path(f"{root}/{folders}", root).startswith("[redacted]/"), folders
+    assert ev.safe_relative_path(f"{root}/報告書/2021年度/集計.xlsx", root) == "報告書/2021年度/集計.xlsx"
+    assert ev.safe_executable_path("/home/yamada") == "~" and ev.safe_executable_path("/") == "/"

@@ -362,7 +362,7 @@ class Agent:
 
     def on_reader_change(self, change: ReaderChange) -> None:
         now = utcnow()
-        reader = ev.redact(change.reader)[:256]
+        reader = ev.redact(change.reader)
         if change.kind == "reader_attached":
             self.emit(ev.ReaderAttached, reader=reader)
         elif change.kind == "reader_detached":
@@ -528,10 +528,10 @@ class Agent:
         digest, parent = await self._in_thread(self._hash_and_parent, info)
         common = dict(
             pid=info.pid,
-            name=ev.redact(info.name)[:256] or "?",
+            name=ev.redact(info.name) or "?",
             path=ev.safe_executable_path(info.exe) if info.exe else None,
             sha256=digest,
-            parent_name=ev.redact(parent[0])[:256] if parent[0] else None,
+            parent_name=ev.redact(parent[0]) if parent[0] else None,
             parent_path=ev.safe_executable_path(parent[1]) if parent[1] else None,
             os_uid=info.uid,
             script=ev.safe_executable_path(decision.script) if decision.script else None,
@@ -588,9 +588,9 @@ class Agent:
                         product_id=d.product_id,
                         device_class=d.device_class,
                         interface_classes=d.interface_classes,
-                        manufacturer=ev.redact(d.manufacturer)[:256] if d.manufacturer else None,
-                        product=ev.redact(d.product)[:256] if d.product else None,
-                        serial=ev.redact(d.serial)[:256] if d.serial else None,
+                        manufacturer=ev.redact(d.manufacturer) if d.manufacturer else None,
+                        product=ev.redact(d.product) if d.product else None,
+                        serial=ev.redact(d.serial) if d.serial else None,
                     )
                     if ch.kind == "attached":
                         self.emit(
@@ -788,7 +788,7 @@ class Agent:
                     self.emit(
                         ev.PrintJob,
                         job_id=job.job_id,
-                        printer=ev.redact(job.printer)[:256] or "?",
+                        printer=ev.redact(job.printer) or "?",
                         state=job.state,
                         pages=job.pages,
                         size_bytes=job.size_bytes,
@@ -834,7 +834,7 @@ class Agent:
             return
         self._gaps.add((monitor, reason))
         log.warning("monitoring.gap", monitor=monitor, reason=reason, detail=detail)
-        self.emit(ev.MonitoringGap, monitor=monitor, reason=reason, detail=ev.redact(detail)[:256] if detail else None)
+        self.emit(ev.MonitoringGap, monitor=monitor, reason=reason, detail=ev.redact(detail) if detail else None)
 
     def _close_gap(self, monitor: str, reason: str) -> None:
         if (monitor, reason) not in self._gaps:

@@ -36,12 +36,21 @@ REDACTED = "[redacted]"
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 
 
-def redact(text: str) -> str:
-    """Replace every span the PII guard flags by "[redacted]" (for names of readers, products)."""
-    findings = find_personal_data(text)
-    for f in reversed(findings):
-        text = text[: f.start] + REDACTED + text[f.end :]
-    return text
+def redact(text: str, limit: int = 256) -> str:
+    """Replace every span the PII guard flags by "[redacted]" (for names of readers, products), at most
+    ``limit`` characters. Again until nothing is found: a finding may cover only part of what it stands in
+    (a number written twice in a row, 「7361の7544の65717361の7544の6571」, was read as one My Number in the
+    middle, and the halves left on either side made another), and the event's own check would refuse the
+    rest; when three rounds leave something, or the cut at ``limit`` makes something (電話 123-4567|890),
+    the whole text is replaced."""
+    for _ in range(3):
+        findings = find_personal_data(text)
+        if not findings:
+            break
+        for f in reversed(findings):
+            text = text[: f.start] + REDACTED + text[f.end :]
+    text = text[:limit]
+    return REDACTED if find_personal_data(text) else text
 
 
 def _safe_segment(segment: str) -> str:
@@ -51,21 +60,52 @@ def _safe_segment(segment: str) -> str:
     return REDACTED + (suffix if _SUFFIX.match(suffix) and not find_personal_data(suffix) else "")
 
 
+def _redacted_segment(segment: str) -> str:
+    suffix = PurePosixPath(segment).suffix
+    return REDACTED + (suffix if _SUFFIX.match(suffix) and not find_personal_data(suffix) else "")
+
+
+def _safe_join(parts: list[str], lead: str) -> str:
+    """``lead`` + the segments joined by "/", each flagged segment replaced; then the whole path is read
+    again, since a number may be spread over folders (1234/5678/9018.txt, 090-1234/5678.pdf): every
+    segment a finding of the joined path touches is replaced too. The event's own check would refuse
+    the path otherwise, and the event (a file holding personal data found) would be lost."""
+    if not parts:
+        return lead.rstrip("/") or lead
+    segments = [_safe_segment(p) for p in parts]
+    for _ in range(len(segments) + 1):
+        joined = lead + "/".join(segments)
+        findings = find_personal_data(joined[:1024])
+        if not findings:
+            return joined[:1024]
+        at = len(lead)
+        touched: set[int] = set()
+        for i, seg in enumerate(segments):
+            if any(f.start < at + len(seg) and at < f.end for f in findings):
+                touched.add(i)
+            at += len(seg) + 1
+        fresh = {i for i in touched if segments[i] != _redacted_segment(segments[i])}
+        if not fresh:
+            break
+        for i in fresh:
+            segments[i] = _redacted_segment(segments[i])
+    return lead + REDACTED
+
+
 def safe_relative_path(path: str, root: str) -> str:
     """`path` relative to the watched `root`, with every flagged segment replaced (see module doc)."""
     rel = PurePosixPath(path).relative_to(PurePosixPath(root))
-    return "/".join(_safe_segment(part) for part in rel.parts)[:1024] or "."
+    return _safe_join(list(rel.parts), "") or "."
 
 
 def safe_executable_path(path: str) -> str:
     """An executable's path with the home folder's account name hidden and flagged segments replaced."""
     parts = list(PurePosixPath(path).parts)
     if len(parts) >= 3 and parts[0] == "/" and parts[1] == "home":
-        parts = ["~", *parts[3:]]
-    elif len(parts) >= 2 and parts[0] == "/" and parts[1] == "root":
-        parts = ["~", *parts[2:]]
-    out = "/".join(_safe_segment(p) for p in parts if p != "/")
-    return (out if parts and parts[0] == "~" else "/" + out)[:1024]
+        return _safe_join(parts[3:], "~/")
+    if len(parts) >= 2 and parts[0] == "/" and parts[1] == "root":
+        return _safe_join(parts[2:], "~/")
+    return _safe_join([p for p in parts if p != "/"], "/")
 
 
 def _checked(value: str) -> str:
