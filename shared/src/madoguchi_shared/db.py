@@ -4,13 +4,15 @@ each owns one schema (reporting, audit, ...)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
-from asyncpg.pool import PoolConnectionProxy
+from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
+
+from madoguchi_shared.request_bound import DB_REQUEST_TIMEOUT
 
 # What a function that runs SQL takes: a connection, or the proxy of one that `pool.acquire()` hands out
 # (the proxy forwards every Connection method; asyncpg types the two apart).
@@ -54,8 +56,113 @@ def json_param(param: str) -> str:
     return f"convert_from({param}::bytea, 'UTF8')::jsonb"
 
 
+# A request's statements and its wait for a pooled connection (and its release) are bounded by
+# DB_REQUEST_TIMEOUT (Settings.db_request_timeout, set by the HTTP layer for the time of a request); outside
+# a request the pool's command timeout (60 s) holds. A frozen server (SIGSTOP, a stalled disk, a partition
+# without a reset) keeps its connections open and never answers: a report asked for then waited 60 s for
+# its statement and as long again for the connection's release, 120 s before its 503.
+
+
+class NoAnswer(TimeoutError):
+    """The database did not answer a request's statement, or give it a connection, within the request's bound."""
+
+
+def _bounded(timeout: float | None) -> tuple[float | None, bool]:
+    if timeout is not None:
+        return timeout, False
+    bound = DB_REQUEST_TIMEOUT.get()
+    return bound, bound is not None
+
+
+def _no_answer(bound: float | None) -> NoAnswer:
+    return NoAnswer(f"the database did not answer within {bound} s")
+
+
+class BoundedConnection(asyncpg.Connection):
+    """A connection whose statements, inside a request, wait at most DB_REQUEST_TIMEOUT (asyncpg then cancels
+    the statement on the server, or closes the connection if that cannot be done either)."""
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        bound, ours = _bounded(timeout)
+        try:
+            return await super().execute(query, *args, timeout=bound)
+        except TimeoutError as exc:
+            raise (_no_answer(bound) if ours else exc) from exc
+
+    async def executemany(
+        self, command: str, args: Iterable[Sequence[object]], *, timeout: float | None = None
+    ) -> None:
+        bound, ours = _bounded(timeout)
+        try:
+            await super().executemany(command, args, timeout=bound)
+        except TimeoutError as exc:
+            raise (_no_answer(bound) if ours else exc) from exc
+
+    # the stubs type fetch by overloads over record_class; one signature that passes it on
+    async def fetch(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, query: str, *args: object, timeout: float | None = None, record_class: type[asyncpg.Record] | None = None
+    ) -> list[asyncpg.Record]:
+        bound, ours = _bounded(timeout)
+        try:
+            if record_class is None:
+                return await super().fetch(query, *args, timeout=bound)
+            return await super().fetch(query, *args, timeout=bound, record_class=record_class)
+        except TimeoutError as exc:
+            raise (_no_answer(bound) if ours else exc) from exc
+
+    # the stubs type fetchrow by overloads over record_class; one signature that passes it on
+    async def fetchrow(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, query: str, *args: object, timeout: float | None = None, record_class: type[asyncpg.Record] | None = None
+    ) -> asyncpg.Record | None:
+        bound, ours = _bounded(timeout)
+        try:
+            if record_class is None:
+                return await super().fetchrow(query, *args, timeout=bound)
+            return await super().fetchrow(query, *args, timeout=bound, record_class=record_class)
+        except TimeoutError as exc:
+            raise (_no_answer(bound) if ours else exc) from exc
+
+    async def fetchval(self, query: str, *args: object, column: int = 0, timeout: float | None = None) -> object:
+        bound, ours = _bounded(timeout)
+        try:
+            return await super().fetchval(query, *args, column=column, timeout=bound)
+        except TimeoutError as exc:
+            raise (_no_answer(bound) if ours else exc) from exc
+
+
+class _BoundedAcquire(PoolAcquireContext):
+    __slots__ = ()
+
+    async def __aenter__(self) -> PoolConnectionProxy:
+        try:
+            return await super().__aenter__()
+        except TimeoutError as exc:
+            raise _no_answer(self.timeout) from exc
+
+
+class BoundedPool(asyncpg.Pool):
+    """A pool whose `acquire()` inside a request waits at most DB_REQUEST_TIMEOUT for a connection; its release
+    (resetting the connection, or waiting for a statement's cancellation) is bounded by the same."""
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        bound, ours = _bounded(timeout)
+        return _BoundedAcquire(self, bound) if ours else super().acquire(timeout=timeout)
+
+
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60)
+    pool = BoundedPool(
+        dsn,
+        connection_class=BoundedConnection,
+        record_class=asyncpg.Record,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        command_timeout=60,
+    )
+    await pool
+    return pool
 
 
 async def migrate(conn: Connection, schema: str, migrations: Sequence[str]) -> int:

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # How long a command-line tool waits for its first connect before it says the bus is unreachable
     # (bus.connect_tool); a service waits as long as it takes (it must outlive a restarting nats-server).
     nats_connect_timeout: float = Field(default=10.0, gt=0)
+    # How long a request waits for PostgreSQL (each statement, and a pooled connection) before its 503
+    # (madoguchi_shared.db): a frozen server otherwise held a request for the pool's 60 s command timeout.
+    db_request_timeout: float = Field(default=5.0, gt=0)
     # TLS to NATS (off the box): the CA that signed the servers' certificates (server verification),
     # and this client's own certificate and key where the servers verify clients (desk laptops, and
     # every service under `make cluster`). A CA set means TLS is required: no clear-text fallback.

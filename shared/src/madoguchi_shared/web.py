@@ -36,6 +36,7 @@ from madoguchi_shared.errors import Conflict, DomainError, Forbidden, Gone, Inva
 from madoguchi_shared.narrow import is_dict
 from madoguchi_shared.nats_typed import jetstream
 from madoguchi_shared.pii import PersonalDataFound, find_personal_data
+from madoguchi_shared.request_bound import DB_REQUEST_TIMEOUT
 from madoguchi_shared.subjects import SubjectError
 from madoguchi_shared.settings import Settings
 
@@ -367,6 +368,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     for cls in (pg_errors.InterfaceError, pg_errors.InternalClientError):
         app.add_exception_handler(cls, connection_lost)
 
+    from madoguchi_shared.db import NoAnswer
+
+    # a frozen server: a request's statement or its wait for a connection ran out of its bound (before the
+    # OSError handler, which would call it a connection to "a part")
+    app.add_exception_handler(NoAnswer, database_down)
+
 
 # Pydantic's messages in Japanese, by error type (ctx fills the limits); our own validators'
 # messages (value_error / assertion_error) are Japanese already and pass through.
@@ -670,8 +677,11 @@ class RequestContext:
 
     QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
 
-    def __init__(self, app: ASGIApp, *, service: str, requests: Counter, latency: Histogram):
+    def __init__(
+        self, app: ASGIApp, *, service: str, requests: Counter, latency: Histogram, db_timeout: float | None = None
+    ):
         self.app = app
+        self.db_timeout = db_timeout  # DB_REQUEST_TIMEOUT for the time of each request (None: no database)
         self.service = service
         self.requests = requests
         self.latency = latency
@@ -715,9 +725,11 @@ class RequestContext:
                 message["headers"] = headers
             await send(message)
 
+        bound = DB_REQUEST_TIMEOUT.set(self.db_timeout)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            DB_REQUEST_TIMEOUT.reset(bound)
             route = getattr(scope.get("route"), "path", "unmatched")
             elapsed = time.perf_counter() - start
             method = scope["method"]
@@ -828,7 +840,13 @@ def create_service_app(
         from madoguchi_shared.command_ids import CommandIds
 
         app.add_middleware(CommandIds, state=app.state, replicas=settings.stream_replicas)
-    app.add_middleware(RequestContext, service=name, requests=requests, latency=latency)
+    app.add_middleware(
+        RequestContext,
+        service=name,
+        requests=requests,
+        latency=latency,
+        db_timeout=settings.db_request_timeout if use_db else None,
+    )
 
     _install_error_handlers(app)
     _install_openapi(app)

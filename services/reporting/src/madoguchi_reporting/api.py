@@ -14,7 +14,7 @@ from nats import errors as nats_errors
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from madoguchi_shared import subjects
+from madoguchi_shared import db, subjects
 from madoguchi_shared.errors import Invalid, NotFound, Refused, Unavailable
 from madoguchi_shared.auth import deny, revocable
 from madoguchi_shared.logging import get_logger
@@ -76,6 +76,8 @@ async def _settled(runtime: Worker, *projections: str) -> None:
     With the bus out of reach nothing new can be recorded either: the tables are served as they are."""
     try:
         await runtime.caught_up(timeout=SETTLE_SECONDS, only=projections)
+    except db.NoAnswer:
+        raise  # the database is frozen, not behind: its own 503
     except TimeoutError as exc:
         log.warning("reporting.report_behind", projections=list(projections), error=str(exc))
         raise Unavailable(BEHIND_DETAIL, part="statistics", retry_after=10) from exc
