@@ -22,10 +22,10 @@ SAPPORO_TOML = Path(__file__).resolve().parents[3] / "config" / "municipalities"
 
 @asynccontextmanager
 async def desk_app(
-    settings: Settings, municipality: str, clock: FakeClock
+    settings: Settings, municipality: str, clock: FakeClock, log_level: str = "WARNING"
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The desk app serving Sapporo's configuration under the test's own municipality code."""
-    s = settings.model_copy(update={"municipality": municipality, "config_file": SAPPORO_TOML, "log_level": "WARNING"})
+    s = settings.model_copy(update={"municipality": municipality, "config_file": SAPPORO_TOML, "log_level": log_level})
     app = create_app(s, clock=clock, staffing_check_seconds=3600)  # the tests drive the DESK-5 timer themselves
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
