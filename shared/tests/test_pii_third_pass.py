@@ -6,7 +6,10 @@ left through, and a seeded corpus around each hole.
 * an e-mail address read out in kana (やまだアットマークジーメールドットコム, ヤマダ アット イグザンプル ドット
   ジェーピー, やまだ あっと どこも);
 * a family name in kanji that is on no list with a given name in kana (鰐淵 はなこ, 小鳥遊 ゆうき さん);
-* a home address down to the block only, said to be one (札幌市中央区北1条西2丁目 在住).
+* a home address down to the block only, said to be one (札幌市中央区北1条西2丁目 在住);
+* a family name of the list with a given name in kana or ending as given names do, without an honorific
+  (ヤマダ タロウ, 高橋 さくら, 田中美咲, 小林 結衣); ◎ for @;
+* a full date of the 明治, 大正 or 昭和 era alone (昭和50年1月2日, S50.1.2): at a desk today, a birth date.
 
 Each was passed before this commit. Ordinary desk and phone notes that use the same words (電話 3件,
 電話受付は8:45-17:15, 近所のこどもさん, アットホームな雰囲気, 転入先 …丁目) must still pass.
@@ -56,6 +59,16 @@ HOSTILE = {
     "name_rare_family_kun": "小鳥遊たくやくん",
     "name_listed_rare_bare": "東海林 ゆうこ",
     "name_katakana_given_bare": "勅使河原 ハナコ",
+    "name_listed_kanji_given_ends": "田中美咲",
+    "name_listed_kanji_given_spaced": "小林 結衣",
+    "name_listed_kana_no_honorific": "ヤマダ タロウ",
+    "name_listed_kanji_kana_given": "高橋 さくら",
+    "email_double_circle_at": "taro◎example.jp",
+    "birth_showa_alone": "昭和50年1月2日",
+    "birth_showa_letter_alone": "S50.1.2",
+    "birth_showa_kanji_alone": "昭和五十年一月二日",
+    "birth_taisho_alone": "大正12年3月4日",
+    "birth_in_brackets": "年齢 50歳（昭和50年1月2日）",
     "address_block_home_after": "札幌市中央区北1条西2丁目 在住",
     "address_block_home_before": "自宅は札幌市中央区北1条西2丁目",
     "address_block_kanji": "札幌市中央区北一条西二丁目在住",
@@ -105,6 +118,11 @@ ORDINARY = [
     "市内在住の方、北区3丁目周辺",
     "中央区在住、北5条付近",
     "在住証明のため区で3丁目の書類",
+    "昭和50年代の建物、昭和の日は休み",
+    "平成31年4月30日まで受付、令和3年4月1日から",
+    "山田 記入漏れ、佐藤 本人確認済み",
+    "林りんご園の案内",
+    "山田さん ゆっくり説明",
 ]
 
 
@@ -112,7 +130,9 @@ ORDINARY = [
 def test_third_pass_spelling_refused(name: str) -> None:
     text = HOSTILE[name]
     kinds = {f.kind for f in find_personal_data(text)}
-    expected = {"phone": "phone", "email": "email", "name": "name", "address": "address"}[name.split("_")[0]]
+    expected = {"phone": "phone", "email": "email", "name": "name", "address": "address", "birth": "birth_date"}[
+        name.split("_")[0]
+    ]
     assert expected in kinds, f"{name}: {text!r} -> {kinds}"
     assert find_personal_data(f"相談内容：{text}。以上"), f"{name} in a sentence passed"
 

@@ -52,7 +52,9 @@ given-first names; a kanji family name on no list with a kana given name (鰐淵
 an honorific when the kana is a common given name: 鰐淵 はなこ). Home addresses down to the house with a sign
 that it is a home (down to the block, …北1条西2丁目 在住, when the sign is in the same phrase). Dates of birth: a full
 date (Western, 和暦 with the era in kanji or as a letter, 元年, kanji numerals) said to be one (生年月日,
-誕生日, DOB before it; 生まれ, 生 after it). The first 11 digits of a My Number said to be one.
+誕生日, DOB before it; 生まれ, 生 after it), or a full date of the 明治, 大正 or 昭和 era alone (at a desk today somebody's
+birth date: 昭和50年1月2日, S50.1.2). A family name of the list with a common given name in kana (ヤマダ タロウ) or a
+kanji one ending as given names do (田中美咲). The first 11 digits of a My Number said to be one.
 
 Messages say WHAT was found and WHERE (1-based character position of the original text), never
 the value.
@@ -1128,7 +1130,7 @@ def _scan_across_sentences(clusters: list[list[_Token]], t: str) -> list[_Found]
 # --------------------------------------------------------------------------------------------
 
 _AT = (
-    r"(?:[ ]*(?:@|#|★|☆|[(\[{<（［｛「【][ ]*(?:at|a|@|アット|アットマーク|★)[ ]*[)\]}>）］｝」】])[ ]*"
+    r"(?:[ ]*(?:@|#|★|☆|◎|[(\[{<（［｛「【][ ]*(?:at|a|@|アット|アットマーク|★)[ ]*[)\]}>）］｝」】])[ ]*"
     r"|[ ]*(?:アットマーク|アット|at ?mark|atmark)[ ]*|[ ]+at[ ]+)"
 )
 _DOT = r"(?:[ ]*(?:\.|[(\[{<（［｛「【][ ]*(?:dot|ドット|\.|。)[ ]*[)\]}>）］｝」】]|ドット)[ ]*|[ ]+dot[ ]+)"
@@ -1187,7 +1189,7 @@ _EMAIL_SPOKEN = re.compile(
 
 
 def _email_findings(t: str) -> list[_Found]:
-    if not any(x in t for x in ("@", "#", "★", "☆", "at", "(a)", "アット")):
+    if not any(x in t for x in ("@", "#", "★", "☆", "◎", "at", "(a)", "アット")):
         return []
     found: list[_Found] = [_Found("email", m.start(), m.end()) for m in _AT_PROVIDER.finditer(t)]
     if any(x in t for x in ("アット", "ドット", "@", "mark")):
@@ -1290,7 +1292,7 @@ _LABELLED_KANJI = re.compile(
 _COUNTED = re.compile(
     r"^[〇一二三四五六七八九十百千万億数多少全各]|[名人件枚回組歳才代円]$"
 )  # 百二十三名, 多数: no name
-_GIVEN_END = "郎子美恵介助夫雄彦也哉輝翔奈香菜乃太樹斗男"
+_GIVEN_END = "郎子美恵介助夫雄彦也哉輝翔奈香菜乃太樹斗男咲衣花音葵蓮結愛希紀江枝織絵穂帆吾治司志博弘亮徹誠隆剛"
 _BARE_NAME = re.compile(
     rf"(?<![\u4e00-\u9fff々])(?:{'|'.join(sorted(_SURNAMES, key=len, reverse=True))})[ ]?"
     rf"([\u4e00-\u9fff々][{_GIVEN_END}])(?![\u4e00-\u9fff々])"
@@ -1351,6 +1353,14 @@ _NOT_GIVEN_KANA = re.compile(
 )
 
 
+# A family name of the list and a common given name in kana, without an honorific (ヤマダ タロウ, 高橋 さくら).
+_LISTED_KANA_GIVEN = re.compile(
+    rf"(?<![\u4e00-\u9fff々\u30a1-\u30fa\u30fc])(?:{'|'.join(sorted(_SURNAMES + _SURNAMES_KANA, key=len, reverse=True))})"
+    rf"[ ]?(?:{_GIVEN_KANA_RE.pattern}|サクラ|ヒナタ|アオイ|ユキ|アキラ|マコト|ヒカル|メイ|リン|レン|ミオ|エミ|ユイ|ユミ|ミキ|ヒナ|ミユ)"
+    r"(?![\u30a1-\u30fa\u30fc](?<![ガハノニヲトモデヘ]))"
+)
+
+
 def _kanji_kana_names(text: str) -> list[_Found]:
     found: list[_Found] = []
     for m in _KANJI_KANA_HONORIFIC.finditer(text):
@@ -1377,8 +1387,10 @@ def _name_findings(text: str) -> list[_Found]:
         if not _NOT_A_NAME.search(words) and not _COUNTED.search(words) and words.strip() not in _SURNAMES:
             found.append(_Found("name", m.start(1), m.end()))
     for m in _BARE_NAME.finditer(text):
-        if not _NOT_GIVEN.search(m.group(1)) and m.group(1) not in _SURNAMES:  # (藤井 金子: two family names)
-            found.append(_Found("name", m.start(), m.end()))
+        given = m.group(1)
+        if not _NOT_GIVEN.search(given) and given not in _SURNAMES and not _NOT_A_NAME.search(given):
+            found.append(_Found("name", m.start(), m.end()))  # (藤井 金子: two family names; 山田 記入: a word)
+    found.extend(_Found("name", m.start(), m.end()) for m in _LISTED_KANA_GIVEN.finditer(text))
     for regex in (_ROMAJI_BARE, _LABELLED_OTHER):
         found.extend(_Found("name", m.start(), m.end()) for m in regex.finditer(text))
     for m in _FULL_NAME.finditer(text):
@@ -1488,13 +1500,17 @@ _BIRTH_GAP = re.compile(
 _BIRTH_AFTER = re.compile(r"[ ]?(?:ニ|ノ)?(?:生マレ|生レ|生(?![\u4e00-\u9fff])|誕生|出生|生誕|born)")
 
 
+_OLD_ERA = re.compile(r"(?:明治|大正|昭和|s\.? ?)(?:[0-9]{1,2}|元|[〇一二三四五六七八九十]{1,3}) ?(?:年|[./\-])")
+
+
 def _birth_findings(t: str) -> list[_Found]:
     found: list[_Found] = []
     for m in _BIRTH_DATE.finditer(t):
         before = t[max(0, m.start() - 24) : m.start()]
         labels = list(_BIRTH_BEFORE.finditer(before))
         said = bool(labels) and _BIRTH_GAP.match(before[labels[-1].end() :]) is not None
-        if said or _BIRTH_AFTER.match(t, m.end()):
+        # (a full date of the 明治, 大正 or 昭和 era at a desk today is somebody's birth date: 昭和50年1月2日, S50.1.2)
+        if said or _BIRTH_AFTER.match(t, m.end()) or _OLD_ERA.match(m.group()):
             found.append(_Found("birth_date", m.start(), m.end()))
     return found
 
