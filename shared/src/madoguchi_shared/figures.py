@@ -87,6 +87,9 @@ class Fig(enum.StrEnum):
     after_hours_guided = "after_hours_guided"
     repeat_calls = "repeat_calls"
     never_connected_people = "never_connected_people"
+    # a call neither answered nor ended unconnected when the report is made (ringing, queued, a callback
+    # chosen and the call not yet hung up): received = answered + never_connected + still_waiting
+    still_waiting = "still_waiting"
 
 
 class Family(enum.StrEnum):
@@ -187,6 +190,7 @@ LABELS: dict[str, str] = {
     Fig.after_hours_guided: "時間外の案内",
     Fig.repeat_calls: "再入電（受付番号で確認）",
     Fig.never_connected_people: "つながらなかった方（人数）",
+    Fig.still_waiting: "応答待ちのまま（集計時点）",
     Fig.closed: "対応記録数",
     Fig.callbacks_opened: "折り返し受付",
     Fig.callbacks_done: "折り返し完了",
@@ -241,6 +245,7 @@ WEEKLY_LINE = (
     Fig.missed,
     Fig.abandoned,
     Fig.out_of_hours,
+    Fig.still_waiting,
     Fig.escalations,
     Fig.callbacks_opened,
     Fig.callbacks_done,
@@ -266,6 +271,7 @@ CITY_LINE = (
     Fig.answer_rate,
     Fig.never_connected,
     Fig.never_connected_people,
+    Fig.still_waiting,
     Fig.out_of_hours,
     Fig.overflow_offered,
     Fig.after_hours_guided,

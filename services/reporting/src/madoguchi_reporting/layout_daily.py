@@ -81,6 +81,7 @@ LINE_ROWS = (
     (Fig.never_connected, INT),
     (Fig.never_connected_people, INT),
     (Fig.never_connected_share, PCT),
+    (Fig.still_waiting, INT),
     (Fig.answer_rate, PCT),
     (Fig.overflow_offered, INT),
     *((family(Family.offer_choices, o), INT) for o in ("wait", "callback", "call_again")),

@@ -51,7 +51,7 @@ def weekly(report: md.Weekly) -> list[Sheet]:
     def day_cell(table: md.DayTable, prefix: str, name: str, day: md.WeekDay) -> Cell:
         cell = C(table.days, family(day.date.isoformat(), name), prefix=prefix + "days.")
         if not day.open and not cell.value:
-            return Cell("閉庁", None, TEXT)  # a closed day is not a day with nobody
+            return Cell(day.closed_ja or "閉庁", None, TEXT)  # a closed day is not a day with nobody
         return cell
 
     def row(title: str, table: md.DayTable, prefix: str, name: str) -> list[Any]:
@@ -65,11 +65,15 @@ def weekly(report: md.Weekly) -> list[Sheet]:
         rows = [row(w.ward_name, fig.wards[w.ward], f"wards.{w.ward}.", name) for w in report.wards]
         rows.append(row("合計", fig.total, "total.", name))
         sheet.tables.append(Table(f"{label(name)}（区別・日別）", header, rows, totals=1))
+
+    def line_cell(n: str, day: md.WeekDay) -> Cell:
+        cell = C(fig.line.days, family(day.date.isoformat(), n), prefix="line.days.")
+        if day.closed_ja not in ("", "閉庁") and not cell.value:
+            return Cell(day.closed_ja, None, TEXT)  # the line too is not in operation before the first day
+        return cell
+
     rows = [
-        [label(n)]
-        + [C(fig.line.days, family(d.date.isoformat(), n), prefix="line.days.") for d in days]
-        + [C(fig.line.total, n, prefix="line.total.")]
-        for n in WEEKLY_LINE
+        [label(n)] + [line_cell(n, d) for d in days] + [C(fig.line.total, n, prefix="line.total.")] for n in WEEKLY_LINE
     ]
     sheet.tables.append(Table("電話対応（日別）", ["項目"] + [d.label for d in days] + ["合計"], rows))
     sheet.tables.extend(revision_table(report))

@@ -130,6 +130,7 @@ def _line_numbers(
     out[Fig.missed_callback_chosen] = sum(1 for c in calls if c["conn"] == "missed" and c.get("cb_chosen"))
     out[Fig.never_connected] = out[Fig.missed] + out[Fig.abandoned] + out[Fig.out_of_hours]
     out[Fig.never_connected_share] = _share(out[Fig.never_connected], out[Fig.received])
+    out[Fig.still_waiting] = out[Fig.received] - out[Fig.answered] - out[Fig.never_connected]
     out[Fig.answer_rate] = _share(out[Fig.answered], out[Fig.received])
     # overflow offers (every seat busy) and out-of-hours guidance are separate figures
     out[Fig.overflow_offered] = sum(1 for c in calls if c["overflow"] == "all_seats_busy")
@@ -137,10 +138,12 @@ def _line_numbers(
     for choice in ("wait", "callback", "call_again"):
         out[f"offer_choices.{choice}"] = sum(1 for c in calls if c.get("choice") == choice)
     out[Fig.repeat_calls] = sum(1 for c in calls if c.get("repeat_of"))
-    # the people behind the unconnected calls: a repeat linked by its reference is the same caller
+    # the people who did not get through: a repeat linked by its reference is the same caller, and a caller
+    # answered the same day got through
     roots = caller_roots(links if links is not None else {c["ref"]: c.get("repeat_of") for c in calls})
+    reached = {roots.get(c["ref"], c["ref"]) for c in calls if c["conn"] == Fig.answered}
     out[Fig.never_connected_people] = len(
-        {roots.get(c["ref"], c["ref"]) for c in calls if c["conn"] in ("missed", "abandoned", "out_of_hours")}
+        {roots.get(c["ref"], c["ref"]) for c in calls if c["conn"] in ("missed", "abandoned", "out_of_hours")} - reached
     )
     closed = [c["closing"] for c in calls if c["closing"] is not None]
     out[Fig.closed] = len(closed)

@@ -162,16 +162,19 @@ def line_day_figures(calls: list[CallRecord], facts: Counter, roots: dict[str, s
     )
     out[Fig.never_connected] = out[Fig.missed] + out[Fig.abandoned] + out[Fig.out_of_hours]
     out[Fig.never_connected_share] = share(out[Fig.never_connected], out[Fig.received])
+    out[Fig.still_waiting] = out[Fig.received] - out[Fig.answered] - out[Fig.never_connected]
     out[Fig.answer_rate] = share(out[Fig.answered], out[Fig.received])
     out[Fig.overflow_offered] = sum(1 for c in calls if c.overflow == "all_seats_busy")
     out[Fig.after_hours_guided] = sum(1 for c in calls if c.overflow == "out_of_hours")
     for choice in ("wait", "callback", "call_again"):
         out[f"offer_choices.{choice}"] = sum(1 for c in calls if c.choice == choice)
     out[Fig.repeat_calls] = sum(1 for c in calls if c.repeat_of is not None)
-    # the people behind the unconnected calls: a repeat linked by its reference is the same caller
+    # the people who did not get through: a repeat linked by its reference is the same caller, and a caller
+    # answered the same day got through
     roots = roots if roots is not None else caller_roots(calls)
     unconnected = [call_reference(c.call_id) for c in calls if c.status in ("missed", "abandoned", "out_of_hours")]
-    out[Fig.never_connected_people] = len({roots.get(ref, ref) for ref in unconnected})
+    reached = {roots.get(ref, ref) for ref in (call_reference(c.call_id) for c in calls if c.status == Fig.answered)}
+    out[Fig.never_connected_people] = len({roots.get(ref, ref) for ref in unconnected} - reached)
     closed = [c for c in calls if c.resolution is not None]
     out[Fig.closed] = len(closed)
     for c in calls:

@@ -205,6 +205,7 @@ def line_figures(
         never_connected=never,
         never_connected_people=never if people is None else people,
         never_connected_share=ratio(never, received),
+        still_waiting=received - c.get(Fig.answered, 0) - never,
         answer_rate=ratio(c.get(Fig.answered, 0), received),
         offer_choices={k: c.get(family(Family.offer_choices, k), 0) for k in OVERFLOW_OPTIONS},
         by_hour=_hours(c, opening) if opening is not None else None,

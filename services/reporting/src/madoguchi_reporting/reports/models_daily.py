@@ -97,6 +97,7 @@ class LineFigures(Frozen):
     never_connected: int
     never_connected_people: int
     never_connected_share: Share
+    still_waiting: int  # neither answered nor ended unconnected yet: received = answered + never + this
     answer_rate: Share
     overflow_offered: int
     after_hours_guided: int
@@ -150,6 +151,7 @@ class CityLineRow(Frozen):
     answer_rate: Share
     never_connected: int
     never_connected_people: int
+    still_waiting: int
     out_of_hours: int
     overflow_offered: int
     after_hours_guided: int

@@ -14,7 +14,10 @@ class WeekDay(Frozen):
     date: dt.date
     label: str
     wareki: str
-    open: bool
+    open: bool  # the desks open that day: a business day of the calendar within the contract's operations
+    # what a day without operations shows instead of figures: 閉庁 (closed that day), 開設前 (before the
+    # contract's first day of operations, 仕様書 3: 窓口開設は4月1日から), 契約終了 (after its end); "" when open
+    closed_ja: str = ""
 
 
 class WardName(Frozen):

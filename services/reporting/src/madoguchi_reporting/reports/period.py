@@ -14,7 +14,7 @@ from madoguchi_shared.events.report import report_id
 from madoguchi_shared.figures import WEEKLY_DESK, WEEKLY_LINE, Family, Fig, label
 from madoguchi_shared.wareki import to_wareki, weekday_kanji
 
-from madoguchi_reporting.config import ReportConfig
+from madoguchi_reporting.config import Contract, ReportConfig
 from madoguchi_reporting.reports import models as md
 from madoguchi_reporting.reports import tables as t
 from madoguchi_reporting.reports.common import CITY_NOTES, DESK_NOTES, LINE_NOTES, data_revision, frame, revision_info
@@ -86,6 +86,9 @@ async def weekly(
     line_cells: Cells = defaultdict(dict)
     for r in line_rows:
         line_cells[r["day"]][r["figure"]] = r["n"]
+    for cell in line_cells.values():  # as the line's daily report: what is neither answered nor unconnected yet
+        ended = (Fig.answered, Fig.missed, Fig.abandoned, Fig.out_of_hours)
+        cell[Fig.still_waiting] = cell.get(Fig.received, 0) - sum(cell.get(f, 0) for f in ended)
     figures = md.WeeklyFigures(
         wards=ward_rows,
         total=_table(day_totals, WEEKLY_DESK),
@@ -103,21 +106,31 @@ async def weekly(
         scope_id="city",
         week_start=week_start,
         title="週次報告書（全市）",
-        days=[
-            md.WeekDay(
-                date=d,
-                label=f"{d.month}/{d.day}（{weekday_kanji(d)}）",
-                wareki=to_wareki(d, weekday=True),
-                open=calendar.hours(d).open_day,
-            )
-            for d in days
-        ],
+        days=[_week_day(d, calendar.hours(d).open_day, cfg.contract(m)) for d in days],
         wards=[md.WardName(ward=w, ward_name=cfg.ward_name(m, w)) for w in wards],
         figure_names={f: label(f) for f in WEEKLY_DESK},
         line_figure_names={f: label(f) for f in WEEKLY_LINE},
         figures=figures,
         notes=CITY_NOTES,
         revision=revision,
+    )
+
+
+def _week_day(d: dt.date, business_day: bool, contract: Contract | None) -> md.WeekDay:
+    """A day of the weekly table: open on a business day within the contract's operations; a day before its
+    first day of operations (the first weekly report's Monday to Wednesday in 2021) is 開設前, not a day on
+    which nobody came."""
+    closed_ja = "" if business_day else "閉庁"
+    if contract is not None and d < contract.first_day:
+        closed_ja = "開設前"
+    elif contract is not None and d > contract.end:
+        closed_ja = "契約終了"
+    return md.WeekDay(
+        date=d,
+        label=f"{d.month}/{d.day}（{weekday_kanji(d)}）",
+        wareki=to_wareki(d, weekday=True),
+        open=not closed_ja,
+        closed_ja=closed_ja,
     )
 
 

@@ -138,16 +138,19 @@ def caller_roots(links: dict[str, str | None]) -> dict[str, str]:
 
 
 async def unreached_people(conn: Any, m: str, lines: list[str] | None, start: dt.date, end: dt.date) -> int:
-    """The callers behind the period's unconnected calls: calls linked as repeats (by the reference
-    the caller was given) count as one person (issue 16)."""
+    """The callers who did not get through in the period (つながらなかった方): calls linked as repeats (by
+    the reference the caller was given) are one person (issue 16), and a person whose call was answered in
+    the same period did get through: not counted, however many of their calls rang out before (a city reads
+    「つながらなかった方」 as those the line never reached; the calls that rang out are つながらなかった呼)."""
     rows = await conn.fetch(
-        f"""SELECT reference, repeat_of FROM "{S}".call_record WHERE municipality = $1 AND day BETWEEN $2 AND $3
+        f"""SELECT reference, repeat_of, connection FROM "{S}".call_record
+            WHERE municipality = $1 AND day BETWEEN $2 AND $3
               AND ($4::text[] IS NULL OR line = ANY($4::text[])) AND connection = ANY($5::text[])""",
         m,
         start,
         end,
         lines,
-        list(NEVER_CONNECTED),
+        [*NEVER_CONNECTED, Fig.answered.value],
     )
     links: dict[str, str | None] = {r["reference"]: r["repeat_of"] for r in rows if r["reference"]}
     missing = {r["repeat_of"] for r in rows if r["repeat_of"]} - set(links)
@@ -164,7 +167,10 @@ async def unreached_people(conn: Any, m: str, lines: list[str] | None, start: dt
             links[r["reference"]] = r["repeat_of"]
         missing = {r["repeat_of"] for r in found if r["repeat_of"]} - set(links)  # an unknown reference ends its chain
     roots = caller_roots(links)
-    return len({roots[r["reference"]] for r in rows if r["reference"]}) + sum(1 for r in rows if not r["reference"])
+    unreached = [r for r in rows if r["connection"] != Fig.answered]
+    reached = {roots[r["reference"]] for r in rows if r["connection"] == Fig.answered and r["reference"]}
+    people = {roots[r["reference"]] for r in unreached if r["reference"]} - reached
+    return len(people) + sum(1 for r in unreached if not r["reference"])
 
 
 async def _note_rows(
