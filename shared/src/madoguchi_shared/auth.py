@@ -199,10 +199,14 @@ async def current_principal(
 
 async def check_account(app: Starlette, principal: Principal) -> None:
     """401 unless a staff token's account exists, is enabled, has the token's version and the
-    token was not revoked (logout). Device and service credentials are not staff accounts."""
-    if principal.kind != "staff":
-        return
+    token was not revoked (logout). Device and service credentials are not staff accounts, but they are
+    revocable by their id as well: a desk PC's or the PBX's credential (valid 30 days) logged out kept
+    working at every service until it expired (a lost laptop, SEC-4)."""
     directory: AccountDirectory | None = getattr(app.state, "accounts", None)
+    if principal.kind != "staff":
+        if directory is not None and principal.token_id and principal.token_id in directory.revoked:
+            raise Unauthorized("この認証情報は失効しています。新しい認証情報を発行してください。")
+        return
     if directory is None:
         raise Unauthorized("アカウントを確認できません。しばらくしてからもう一度お試しください。")
     await directory.check(principal)
@@ -851,8 +855,9 @@ async def login(
 
 
 async def logout(js: JetStreamContext, principal: Principal, service: str) -> None:
-    """Revoke this token everywhere (its id into `mg_revoked`, seen by every service's watch)."""
-    if principal.kind != "staff" or not principal.token_id:
+    """Revoke this token everywhere (its id into `mg_revoked`, seen by every service's watch): a staff
+    member's, and a device's or service's credential as well (its holder revokes it)."""
+    if not principal.token_id:
         return
     rkv = await revoked_bucket(js)
     await rkv.put(principal.token_id, str(principal.expires or int(time.time()) + 86400).encode())
