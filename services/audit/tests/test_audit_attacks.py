@@ -57,7 +57,7 @@ async def _copy(pg_pool, audit, name: str):
     target = f"{audit.schema_name}_{name}"[:63]
     await schema.migrate_pool(migrator_pool(), target)
     async with pg_pool.acquire() as conn:
-        for table in ("log", "checkpoint", "chain_head", "ingest_checkpoint"):
+        for table in ("log", "checkpoint", "chain_head", "ingest_checkpoint", "hour_span"):
             await conn.execute(f'INSERT INTO "{target}".{table} SELECT * FROM "{audit.schema_name}".{table}')
     folder = audit.data_dir.parent / f"{audit.data_dir.name}-{name}"
     shutil.copytree(audit.data_dir, folder)

@@ -983,7 +983,34 @@ async def check_unvouched_records(
         spans.append((report.fault.position, report.fault.upto or report.fault.position))
     for lo, hi in spans:
         faults += await _check_headers(conn, nc, q, lo, hi)
+    if end:
+        faults += await _check_time_index(conn, q, report.from_position, end)
     return faults
+
+
+async def _check_time_index(conn: db.Connection, q: str, lo: int, hi: int) -> list[Fault]:
+    """The auditors' time filter finds records through hour_span (query.build): a run deleted or shrunk there hides
+    records from every query by time, while each record and link stays intact. Every record with a municipality and
+    a time must lie in a run of its (municipality, UTC hour), as the writer keeps it in the record's transaction."""
+    sql = f"""SELECT l.position, count(*) OVER () AS n FROM {q}.log l
+               WHERE l.position BETWEEN $1 AND $2 AND l.municipality IS NOT NULL AND l.occurred_at IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM {q}.hour_span s WHERE s.municipality = l.municipality
+                       AND s.hour = date_trunc('hour', l.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                       AND l.position BETWEEN s.first_position AND s.last_position)
+               ORDER BY l.position LIMIT 1"""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(f"SET LOCAL ROLE {READER}")
+        row = await conn.fetchrow(sql, lo, hi)
+    if row is None:
+        return []
+    return [
+        Fault(
+            "edited",
+            row["position"],
+            f"the auditors' time index (hour_span) leaves out {row['n']} record(s) from here on: a query by time "
+            "would not show them (the index was edited)",
+        )
+    ]
 
 
 async def _check_headers(conn: db.Connection, nc, q: str, lo: int, hi: int) -> list[Fault]:
