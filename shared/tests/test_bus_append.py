@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from nats import errors as nats_errors
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
 
 from madoguchi_shared import bus
+from madoguchi_shared.nats_typed import publish
 from madoguchi_shared.events.admin import StaffAccountCreated, TrainingItemCompleted
 from madoguchi_shared.events.base import Role
 
@@ -62,6 +67,34 @@ async def test_unknown_subject_is_empty(js, nc, municipality):
     subject = staff_created(municipality, "nobody").subject
     assert await bus.last_sequence(js, subject) == 0
     assert await bus.load(nc, subject) == []
+
+
+async def test_the_lean_publish_answers_as_nats_py_does(js, nc, municipality):
+    """nats_typed.publish (bus.append's publish): the ack, a refusal as its APIError class with its
+    code, no stream for the subject, and no answer in time, each as js.publish gives them."""
+    event = staff_created(municipality, "S0009")
+    data = event.__pydantic_serializer__.to_json(event)
+    headers = {"Nats-Msg-Id": str(event.event_id), "Nats-Expected-Last-Subject-Sequence": "0"}
+    ack = await publish(js, event.subject, data, dict(headers), 5.0)
+    again = await publish(js, event.subject, data, {"Nats-Msg-Id": str(event.event_id)}, 5.0)
+    assert ack.stream == bus.stream_for(event.subject) and ack.seq > 0 and not ack.duplicate
+    assert again.seq == ack.seq and again.duplicate
+    conflict = {"Nats-Msg-Id": "another", "Nats-Expected-Last-Subject-Sequence": "0"}
+    with pytest.raises(APIError) as refused:
+        await publish(js, event.subject, data, conflict, 5.0)
+    with pytest.raises(APIError) as by_nats_py:
+        await js.publish(event.subject, data, headers=dict(conflict))
+    assert type(refused.value) is type(by_nats_py.value) is BadRequestError
+    assert refused.value.err_code == by_nats_py.value.err_code == 10071  # wrong last sequence
+    with pytest.raises(NoStreamResponseError):
+        await publish(js, "nowhere.nobody.listens", b"{}", {}, 5.0)
+    silent = await nc.subscribe("mg.bench.silent")  # a subscriber that never answers
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(nats_errors.TimeoutError):
+        await publish(js, "mg.bench.silent", b"{}", {}, 0.3)
+    assert 0.25 < asyncio.get_running_loop().time() - started < 3
+    await silent.unsubscribe()
+    assert not nc._resp_map  # every answer's future is gone from the connection's map
 
 
 async def test_log_streams_deny_delete_and_purge(js):

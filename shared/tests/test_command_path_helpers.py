@@ -1,16 +1,19 @@
 """The command path's cheaper helpers (issue 19) answer exactly as what they replace: the frozen
 dataclass copy (madoguchi_shared.frozen.replace), the event id (events.base.new_id), the NUL check
-of every event built, and the calendar's memoised hours."""
+of every event built, the calendar's memoised hours, and the pooled random bytes of the ids."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import pickle
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from madoguchi_shared import entropy
 from madoguchi_shared.calendar import Calendar, Instruction
 from madoguchi_shared.events.base import _holds_nul, new_id
 from madoguchi_shared.frozen import replace
@@ -102,3 +105,32 @@ def test_memoised_hours_are_the_hours_of_the_calendar_they_belong_to():
     assert suspended.hours(day, "w0-0") != plain.hours(day, "w0-0")
     assert suspended.hours(day, "w0-0") == suspended._day_hours(day, "w0-0")
     assert plain == Calendar() and hash(plain) == hash(Calendar())
+
+
+def test_the_entropy_pool_hands_out_bytes_once_and_a_forked_child_its_own():
+    seen = [entropy.take(10) for _ in range(3 * entropy.POOL_SIZE // 10)]  # across refills of the pool
+    assert all(len(b) == 10 for b in seen)
+    assert len(set(seen)) == len(seen)
+    assert len(entropy.take(entropy.POOL_SIZE + 1)) == entropy.POOL_SIZE + 1
+    entropy.take(1)  # the pool holds unused bytes when the process forks
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what it takes next, to the parent
+        os.write(write, entropy.take(16))
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 16 and child != entropy.take(16)
+
+
+def test_a_uuid_built_from_an_int_is_the_uuid_of_that_int():
+    value = uuid.uuid4().int
+    built = entropy.uuid_from_int(value)
+    plain = uuid.UUID(int=value)
+    assert type(built) is uuid.UUID and built == plain and hash(built) == hash(plain)
+    assert str(built) == str(plain) and built.version == 4 and built.is_safe == plain.is_safe
+    assert pickle.loads(pickle.dumps(built)) == plain
+    with pytest.raises(TypeError):
+        built.int = 1  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue] - immutable like any UUID

@@ -28,6 +28,7 @@ from madoguchi_shared.errors import BusUnreachable, Unavailable
 from madoguchi_shared.events import Event, dump_event, parse_event
 from madoguchi_shared.logging import get_logger
 from madoguchi_shared.nats_typed import add_stream, client_of, publish_async, subscribe_inbox, update_stream
+from madoguchi_shared.nats_typed import publish as jetstream_publish
 from madoguchi_shared.nats_typed import connect as nats_connect
 from madoguchi_shared.settings import redact_url
 
@@ -321,7 +322,7 @@ async def _publish(
     while True:
         try:
             wait = max(0.5, min(ATTEMPT_TIMEOUT, deadline - loop.time()))
-            return await js.publish(subject, data, headers=headers, timeout=wait)
+            return await jetstream_publish(js, subject, data, headers, wait)
         except APIError as exc:
             if exc.err_code in CONFLICT_CODES:
                 if unanswered and expected is not None:

@@ -11,11 +11,14 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 import nats
+from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NoStreamResponseError
 from nats.js.kv import KeyValue
 
 
@@ -56,6 +59,65 @@ async def publish_async(
     return await js.publish_async(  # pyright: ignore[reportUnknownMemberType] - nats-py: `headers` an untyped Dict
         subject, payload, headers=headers
     )
+
+
+class _Ack(msgspec.Struct):
+    """What `publish` reads of JetStream's answer to a publish."""
+
+    stream: str = ""
+    seq: int = 0
+    domain: str | None = None
+    duplicate: bool | None = None
+    error: dict[str, Any] | None = None
+
+
+_ack = msgspec.json.Decoder(_Ack)
+
+
+def _time_out(answer: asyncio.Future[Msg]) -> None:
+    if not answer.done():
+        answer.set_exception(nats_errors.TimeoutError())
+
+
+async def publish(
+    js: JetStreamContext, subject: str, payload: bytes, headers: dict[str, str], timeout: float
+) -> api.PubAck:
+    """`js.publish(subject, payload, headers=headers, timeout=timeout)`, answered alike (the PubAck; the
+    APIError subclass of a refusal; NoStreamResponseError when no stream takes the subject; nats-py's
+    TimeoutError), with less work per publish (issue 19: a desk command makes one, a call two). nats-py
+    waits through asyncio.wait_for, tags each request with two extra random bytes (a getrandom system
+    call) and builds the PubAck through its generic converter: here the request waits on its own future
+    in the connection's response map (the reply subject's last token, the NUID alone, unique per
+    connection, as nats-py's own first 22 characters), a timer cancels it, and the JSON answer is decoded
+    into the three fields read. Measured against a local nats-server, 64 publishers: 51 -> 34 us of CPU
+    per publish."""
+    nc = js._nc  # pyright: ignore[reportPrivateUsage] - nats-py offers no public accessor
+    if nc.is_draining_pubs:
+        raise nats_errors.ConnectionDrainingError
+    if not nc._resp_sub_prefix:  # pyright: ignore[reportPrivateUsage] - nats-py's request mux, set up as nc.request does
+        await nc._init_request_sub()  # pyright: ignore[reportPrivateUsage] - (the same)
+    prefix: bytearray = nc._resp_sub_prefix  # pyright: ignore[reportPrivateUsage, reportAssignmentType] - set just above
+    token: str = nc._nuid.next().decode()  # pyright: ignore[reportPrivateUsage] - the connection's NUID, as nc.request uses
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Msg] = loop.create_future()
+    waiting: dict[str, asyncio.Future[Msg]] = nc._resp_map  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType, reportUnknownVariableType] - the mux's futures by token (an untyped Future)
+    waiting[token] = answer
+    try:
+        await nc.publish(subject, payload, reply=prefix.decode() + token, headers=headers)
+        expire = loop.call_later(timeout, _time_out, answer)
+        try:
+            msg = await answer
+        finally:
+            expire.cancel()
+    finally:
+        waiting.pop(token, None)
+    if msg.headers and msg.headers.get("Status") == "503":  # no responders
+        raise NoStreamResponseError
+    ack = _ack.decode(msg.data)
+    if ack.error is not None:
+        APIError.from_error(ack.error)  # raises the error's class (ServiceUnavailableError, BadRequestError, ...)
+        raise APIError(**ack.error)
+    return api.PubAck(stream=ack.stream, seq=ack.seq, domain=ack.domain, duplicate=ack.duplicate)
 
 
 async def subscribe_inbox(nc: NATS, subject: str) -> Subscription:
@@ -105,6 +167,7 @@ __all__ = [
     "connect",
     "create_key_value",
     "jetstream",
+    "publish",
     "publish_async",
     "stop_watch",
     "subscribe",

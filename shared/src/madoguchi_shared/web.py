@@ -14,7 +14,6 @@ import re
 import time
 import urllib.parse
 import uuid
-from os import urandom
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
@@ -32,6 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from madoguchi_shared import auth, bus, hot, logging, sealed
+from madoguchi_shared.entropy import take
 from madoguchi_shared.errors import Conflict, DomainError, Forbidden, Gone, Invalid, NotFound, Refused, Unavailable
 from madoguchi_shared.narrow import is_dict
 from madoguchi_shared.nats_typed import jetstream
@@ -664,7 +664,7 @@ HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 def _random_id() -> str:
     """A random UUID (version 4) as 32 hex digits, what uuid.uuid4().hex gives without building a UUID
     object (a fifth of its cost): a request's id, and its correlation id when the client sent none."""
-    raw = bytearray(urandom(16))
+    raw = bytearray(take(16))
     raw[6] = (raw[6] & 0x0F) | 0x40
     raw[8] = (raw[8] & 0x3F) | 0x80
     return raw.hex()

@@ -307,14 +307,19 @@ class LineView:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def appending(self, events: Iterable[Event]) -> None:
-        """This process is appending `events` (as dumped by bus.append): apply them as they are."""
+    def appending(self, events: Iterable[Event]) -> list[str]:
+        """This process is appending `events` (as dumped by bus.append): apply them as they are.
+        Returns their keys (message ids) for `forget`."""
+        keys = []
         for event in events:
-            self._own[str(event.event_id)] = event
+            key = str(event.event_id)
+            self._own[key] = event
+            keys.append(key)
+        return keys
 
-    def forget(self, events: Iterable[Event]) -> None:
-        for event in events:
-            self._own.pop(str(event.event_id), None)
+    def forget(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._own.pop(key, None)
 
     async def _on_msg(self, msg) -> None:
         seq = msg.metadata.sequence.stream

@@ -121,12 +121,12 @@ class CallsService:
         # free text goes out sealed, its key outside the event log (madoguchi_shared.sealed)
         events = [await self.vault.seal_event(e) for e in events]
         view = await self.view(municipality)
-        view.appending(events)  # the view applies these objects, not their bytes parsed back
+        keys = view.appending(events)  # the view applies these objects, not their bytes parsed back
         try:
             seqs = await bus.append_all(self.js, events, expected)
             await view.wait_for(seqs[-1])
         finally:
-            view.forget(events)
+            view.forget(keys)
         return seqs
 
     async def decide_and_append(self, subject: str, evolve, decide, cmd, ctx: d.Ctx, *, retries: int = 0):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import UTC, datetime, time
-from os import urandom
 from time import time_ns
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Required, TypedDict, dataclass_transform
 from uuid import UUID
@@ -28,6 +27,7 @@ from pydantic import (
 )
 
 from madoguchi_shared import subjects
+from madoguchi_shared.entropy import random_int, uuid_from_int
 from madoguchi_shared.narrow import is_dict, is_sequence
 
 if TYPE_CHECKING:
@@ -81,8 +81,8 @@ def new_id() -> UUID:
     if ms <= _last_id_ms:
         ms = _last_id_ms + 1
     _last_id_ms = ms
-    value = ((ms & 0xFFFF_FFFF_FFFF) << 80) | (int.from_bytes(urandom(10)) & _RANDOM_76)
-    return UUID(int=(value & _VARIANT_MASK) | _VERSION_7)
+    value = ((ms & 0xFFFF_FFFF_FFFF) << 80) | (random_int(80) & _RANDOM_76)
+    return uuid_from_int((value & _VARIANT_MASK) | _VERSION_7)
 
 
 def utcnow() -> datetime:
