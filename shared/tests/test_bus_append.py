@@ -97,6 +97,22 @@ async def test_the_lean_publish_answers_as_nats_py_does(js, nc, municipality):
     assert not nc._resp_map  # every answer's future is gone from the connection's map
 
 
+def test_the_header_parse_reads_as_nats_py_s_own():
+    from nats.aio.client import Client
+
+    original = Client._original_parse_header_lines  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue] - set by the patch
+    assert Client._parse_header_lines is bus._parse_header_lines
+    blocks = [
+        b"Nats-Msg-Id: 0193\r\nMg-Type: desk.ticket_issued\r\nNats-Expected-Last-Subject-Sequence: 0\r\n\r\n",
+        b"A:b\r\nC:\tD \r\n:x\r\nnocolon\r\n\r\n",
+        "Na\u00efve: 1\r\nK: v\u00e4l\r\n".encode(),
+        b"K: \xff\xfe\r\n  Spaced  :  x  \r\n",
+    ]
+    blocks += [f"A{chr(c)}B: v\r\nZ: {chr(c)}\r\n".encode("latin-1") for c in range(128)]
+    for raw in blocks:
+        assert bus._parse_header_lines(raw) == original(raw), raw
+
+
 async def test_log_streams_deny_delete_and_purge(js):
     for name in bus.LOG_STREAMS:
         info = await js.stream_info(name)
