@@ -10,6 +10,7 @@ Properties, over EVERY event type (hypothesis, from the exported JSON Schemas):
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import json
@@ -22,10 +23,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from madoguchi_shared.events import REGISTRY, Event, dump_event, parse_event
-from madoguchi_shared.projection import Projection
-from madoguchi_shared.read_events import as_model, is_a, model, read_event
+from madoguchi_shared.projection_batch import parse
+from madoguchi_shared.read_events import as_model, is_a, model, read_batch, read_event
 from madoguchi_shared.reader import StoredMessage
-from madoguchi_shared.subjects import everything
 from tests.utils.event_strategies import events as event_strategy
 
 TYPES = sorted(REGISTRY)
@@ -117,7 +117,6 @@ def mutations(cls: type[Event], doc: dict[str, Any]) -> list[tuple[str, bytes]]:
 @pytest.mark.parametrize("name", TYPES)
 def test_what_the_model_refuses_the_fast_path_refuses_and_the_runner_dead_letters(name: str) -> None:
     cls = REGISTRY[name]
-    projection = Projection("t", "MG_DESK", [everything("desk")], lambda _c, _b: None, "t")  # pyright: ignore[reportArgumentType]
 
     @settings(SETTINGS, max_examples=2)
     @given(event_strategy(cls, "011002"), st.data())
@@ -129,8 +128,37 @@ def test_what_the_model_refuses_the_fast_path_refuses_and_the_runner_dead_letter
                 parse_event(raw)  # the model refuses it ...
             with pytest.raises(ValueError):
                 read_event(raw)  # ... and so does the fast path, or it would have returned the event
-            batch = projection.prepare([StoredMessage("MG_DESK", 7, event.subject, None, raw)], 0)
+            batch = asyncio.run(parse([StoredMessage("MG_DESK", 7, event.subject, None, raw)], 0))
             assert batch is not None and not batch.good and [b[0].seq for b in batch.bad] == [7], why
+
+    check()
+
+
+@pytest.mark.parametrize("escaped", [False, True])
+def test_a_batch_is_read_as_each_of_its_messages_alone(escaped: bool) -> None:
+    """`read_batch` (the runner's path: one NUL scan and one pattern check per type for the whole
+    batch) gives, message by message, what `read_event` gives: the same values, the same refusals,
+    with valid events of every type and refused ones side by side (a new value off its pattern
+    among values seen before, a NUL, personal data); `escaped`: a backslash somewhere in the batch."""
+
+    @settings(SETTINGS, max_examples=2)
+    @given(st.tuples(*(event_strategy(REGISTRY[name], "011002") for name in TYPES)), st.data())
+    def check(events: tuple[Event, ...], data: st.DataObject) -> None:
+        raws = [dump_event(e) for e in events]
+        for e in events[:: max(1, len(events) // 12)]:
+            raws += [raw for _why, raw in mutations(type(e), json.loads(dump_event(e)))]
+        if escaped:
+            raws.append(dump_event(events[0]).replace(b'"municipality":"011002"', b'"municipality":"01100\\u0032"'))
+        raws = data.draw(st.permutations(raws))
+        alone: list[object] = []
+        for raw in raws:
+            try:
+                alone.append(plain(read_event(raw)))
+            except ValueError:
+                alone.append(ValueError)
+        together = [ValueError if isinstance(r, ValueError) else plain(r) for r in read_batch(raws)]
+        assert together == alone
+        assert any(r is ValueError for r in together) and any(r is not ValueError for r in together)
 
     check()
 

@@ -64,7 +64,7 @@ from madoguchi_shared.projection_store import (
     store_position,
     uuid7_floor,
 )
-from madoguchi_shared.projection_batch import Prepared, parse, prepare
+from madoguchi_shared.projection_batch import Prepared, parse
 from madoguchi_shared.reader import Reader, StoredMessage
 
 log = get_logger(__name__)
@@ -257,10 +257,6 @@ class Projection:
                     raise  # stopping: the batch is left for the next start
                 delay = min(BACKOFF_MAX, delay * 2)
 
-    def prepare(self, msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
-        """Parse a batch (messages at or below `after` are skipped: already applied or prepared)."""
-        return prepare(msgs, after)
-
     async def commit(self, nc: NATS, pool: asyncpg.Pool, batch: Prepared) -> None:
         """Apply a prepared batch exactly once, storing the position with it; a batch that fails for
         a reason other than a transient one is applied again isolating the poison (`_isolate`)."""
@@ -325,7 +321,7 @@ class Projection:
                 await self.apply(conn, good)
             elif good:
                 await self._isolate(conn, good, failed)
-            dead = bad + [(batch.by_seq[s.seq], s.event, exc) for s, exc in failed]
+            dead = bad + [(batch.message(s.seq), s.event, exc) for s, exc in failed]
             for msg, event, exc in sorted(dead, key=lambda d: d[0].seq):
                 await self._dead_letter(nc, conn, msg, event, exc)
             return len(good) - len(failed), len(dead), total - len(good)

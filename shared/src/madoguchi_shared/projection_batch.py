@@ -1,67 +1,59 @@
 """A batch as the projection runner reads it: parsed with the read side's fast path
-(`madoguchi_shared.read_events`), what does not parse kept apart for the dead-letter stream."""
+(`madoguchi_shared.read_events.read_batch`), what does not parse kept apart for the dead-letter stream."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from madoguchi_shared.bus import Stored
 from madoguchi_shared.events import Event
-from madoguchi_shared.read_events import read_event
+from madoguchi_shared.read_events import read_batch
 from madoguchi_shared.reader import StoredMessage
 
-PARSE_SLICE = 500  # messages parsed between turns of the batch being committed
+PARSE_SLICE = 1000  # messages parsed between turns of the batch being committed
+_SEQ = operator.attrgetter("seq")
 
 
 @dataclass(slots=True)
 class Prepared:
-    """A parsed batch: the events to apply, the unreadable messages, the last sequence it covers."""
+    """A parsed batch: the events to apply, the unreadable messages, the messages it was read
+    from (in stream order), the last sequence it covers."""
 
     good: list[Stored]
     bad: list[tuple[StoredMessage, Event | None, BaseException]]
-    by_seq: dict[int, StoredMessage]
+    messages: list[StoredMessage]
     last: int
 
+    def message(self, seq: int) -> StoredMessage:
+        """The message of sequence `seq` (for a dead letter)."""
+        return self.messages[bisect.bisect_left(self.messages, seq, key=_SEQ)]
 
-def prepare(msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
-    """Parse a batch (messages at or below `after` are skipped: already applied or prepared)."""
-    good: list[Stored] = []
-    bad: list[tuple[StoredMessage, Event | None, BaseException]] = []
-    by_seq: dict[int, StoredMessage] = {}
-    last = after
-    for msg in msgs:
-        if msg.seq <= after:
-            continue  # already applied: a redelivery or a replay
-        last = max(last, msg.seq)
-        try:
-            event = read_event(msg.data)  # the fast path: validated when written
-        except Exception as exc:  # noqa: BLE001 - any parse failure is a dead letter
-            bad.append((msg, None, exc))
-            continue
-        good.append(Stored(msg.seq, event))
-        by_seq[msg.seq] = msg
-    return None if last == after else Prepared(good, bad, by_seq, last)
+
+def _read(batch: Prepared, msgs: list[StoredMessage]) -> None:
+    """Parse `msgs` (a slice of `batch.messages`) into the batch's events and dead letters."""
+    events = read_batch([m.data for m in msgs])
+    bad = [(m, None, e) for m, e in zip(msgs, events, strict=True) if isinstance(e, ValueError)]
+    if not bad:  # every message an event
+        batch.good += map(Stored, map(_SEQ, msgs), cast(list[Event], events))
+        return
+    batch.bad += bad
+    batch.good += [Stored(m.seq, e) for m, e in zip(msgs, events, strict=True) if not isinstance(e, ValueError)]
 
 
 async def parse(msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
-    """`prepare`, letting the batch being committed take a turn every `PARSE_SLICE` messages."""
-    good: list[Stored] = []
-    bad: list[tuple[StoredMessage, Event | None, BaseException]] = []
-    by_seq: dict[int, StoredMessage] = {}
-    last = after
-    for i, msg in enumerate(msgs):
-        if i % PARSE_SLICE == 0:
-            await asyncio.sleep(0)
-        if msg.seq <= after:
-            continue  # already applied: a redelivery or a replay
-        last = max(last, msg.seq)
-        try:
-            event = read_event(msg.data)  # the fast path: validated when written
-        except Exception as exc:  # noqa: BLE001 - any parse failure is a dead letter
-            bad.append((msg, None, exc))
-            continue
-        good.append(Stored(msg.seq, event))
-        by_seq[msg.seq] = msg
-    return None if last == after else Prepared(good, bad, by_seq, last)
+    """Parse a batch: its messages past `after` (at or below it: already applied, a redelivery or
+    a replay), in stream order, letting the batch being committed take a turn every `PARSE_SLICE`
+    messages; None when there are none."""
+    kept = sorted((m for m in msgs if m.seq > after), key=_SEQ)
+    if not kept:
+        return None
+    batch = Prepared([], [], kept, kept[-1].seq)
+    for i in range(0, len(kept), PARSE_SLICE):
+        await asyncio.sleep(0)
+        _read(batch, kept[i : i + PARSE_SLICE])
+    return batch

@@ -24,13 +24,15 @@ type, that the fast path gives the model's values and refuses what the model ref
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import enum
 import functools
+import itertools
 import operator
 import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 from typing_extensions import TypeIs
@@ -290,6 +292,67 @@ def read_event(raw: bytes) -> Event:
     return cast(Event, e)  # as above: the Struct, read as its model
 
 
+def read_batch(raws: Sequence[bytes]) -> list[Event | ValueError]:
+    """`read_event` over a batch (a projection's): each message's event, or the ValueError that
+    `read_event` raises for it, in its place. The same results at less cost per event: the NUL
+    check is one scan of the batch for a backslash (no escape at all, so no escaped NUL; else
+    per message), and each pattern check one set comparison per event type over the whole batch
+    (`_patterns_hold` per event only for a type with a value not seen before)."""
+    decode = _DECODER.decode
+    decoded: list[Event | None] = []
+    add = decoded.append
+    if b"\\" not in b"".join(raws):
+        for raw in raws:
+            try:
+                add(decode(raw))
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                add(None)  # read again by `read_event` below: the model decides, and explains
+    else:
+        for raw in raws:
+            try:
+                add(None if _NUL in raw else decode(raw))
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                add(None)
+    groups: dict[type, list[int]] = collections.defaultdict(list)
+    for i, e in enumerate(decoded):
+        groups[type(e)].append(i)
+    slow: list[int] = groups.pop(type(None), [])
+    at = decoded.__getitem__
+    for cls, idxs in groups.items():
+        for get, pattern, matched in _PATTERN_CHECKS.get(cls, ()):
+            if not matched.issuperset(itertools.chain.from_iterable(map(get, map(at, idxs)))):
+                # a value not seen before: each event of the type as `read_event` checks it
+                kept: list[int] = []
+                for i in idxs:
+                    values = get(decoded[i])
+                    if matched.issuperset(values):
+                        kept.append(i)
+                    elif all(isinstance(v, str) and pattern.search(v) for v in values if v not in matched):
+                        if len(matched) > _MATCHED_MAX:
+                            matched.intersection_update((None,))  # forget the values seen (None stays allowed)
+                        matched.update(values)
+                        kept.append(i)
+                    else:
+                        slow.append(i)  # off its pattern: `read_event` refuses it, and says why
+                idxs[:] = kept
+        if UPCASTERS:
+            tag = _TAG_OF[cls]
+            slow += [i for i in idxs if (tag, cast(Event, decoded[i]).version) in UPCASTERS]
+        if cls in _TEXT_FIELDS:
+            for i in idxs:
+                try:
+                    _screen_texts(decoded[i])
+                except ValueError:
+                    slow.append(i)
+    out = cast(list["Event | ValueError"], decoded)
+    for i in sorted(set(slow)):
+        try:
+            out[i] = read_event(raws[i])
+        except ValueError as exc:
+            out[i] = exc
+    return out
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -325,4 +388,4 @@ def model(e: T) -> type[T]:
     return cast(type[T], MODEL_OF.get(type(e)) or type(e))  # a Struct's model: the type `e` is read as
 
 
-__all__ = ["read_event", "as_model", "is_a", "keyed", "model", "struct_of", "MODEL_OF"]
+__all__ = ["read_event", "read_batch", "as_model", "is_a", "keyed", "model", "struct_of", "MODEL_OF"]
