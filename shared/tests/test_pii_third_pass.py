@@ -9,6 +9,8 @@ left through, and a seeded corpus around each hole.
 * a home address down to the block only, said to be one (札幌市中央区北1条西2丁目 在住);
 * a family name of the list with a given name in kana or ending as given names do, without an honorific
   (ヤマダ タロウ, 高橋 さくら, 田中美咲, 小林 結衣); ◎ for @;
+* a full street address alone (東京都世田谷区桜丘2-3-4, 〒060-0001 札幌市中央区北1条西3丁目4-5): read as a home unless
+  a public place is named in the sentence or the postal code is an organisation's own (〒060-8611);
 * a full date of the 明治, 大正 or 昭和 era alone (昭和50年1月2日, S50.1.2): at a desk today, a birth date.
 
 Each was passed before this commit. Ordinary desk and phone notes that use the same words (電話 3件,
@@ -69,6 +71,12 @@ HOSTILE = {
     "birth_showa_kanji_alone": "昭和五十年一月二日",
     "birth_taisho_alone": "大正12年3月4日",
     "birth_in_brackets": "年齢 50歳（昭和50年1月2日）",
+    "address_bare_tokyo": "東京都世田谷区桜丘2-3-4",
+    "address_bare_postal": "〒060-0001 札幌市中央区北1条西3丁目4-5",
+    "address_bare_banchi": "大阪市北区梅田3丁目1番3号",
+    "address_bare_kanji": "札幌市北区北二十四条西六丁目一番一号",
+    "address_bare_town": "横浜市港北区日吉本町4-5-6",
+    "address_bare_in_sentence": "ここは東京都世田谷区桜丘2-3-4です",
     "address_block_home_after": "札幌市中央区北1条西2丁目 在住",
     "address_block_home_before": "自宅は札幌市中央区北1条西2丁目",
     "address_block_kanji": "札幌市中央区北一条西二丁目在住",
@@ -123,6 +131,13 @@ ORDINARY = [
     "山田 記入漏れ、佐藤 本人確認済み",
     "林りんご園の案内",
     "山田さん ゆっくり説明",
+    "北区役所 札幌市北区北二十四条西六丁目一番一号",
+    "会場は札幌市中央区北1条西2丁目1-1です",
+    "〒060-8611 札幌市中央区北1条西2丁目1番地",
+    "〒530-8201 大阪市北区中之島1丁目3番20号",
+    "札幌市 2021-04-05 来庁者 120名",
+    "北区 3-4件、中央区 1-2件",
+    "札幌市中央区北1条西2丁目",
 ]
 
 

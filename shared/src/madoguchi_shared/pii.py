@@ -1441,6 +1441,26 @@ def _sentence_of(t: str, start: int, end: int) -> str:
     return t[a : min(ends) if ends else len(t)]
 
 
+# A full street address with nothing saying whose (東京都世田谷区桜丘2-3-4, 〒060-0001 札幌市中央区北1条西3丁目4-5) is
+# read as a home: a city, ward, town or village named before a house number of two or three levels. The addresses
+# desks write of public places pass: a public place named in the sentence (区役所, センター, 会場 ...), or the postal
+# code of an organisation (事業所の個別郵便番号: its last four digits 8000-9999, 〒060-8611). So do a date or a count
+# after a place name (札幌市 2021-04-05, 北区 3-4件).
+_HOUSE_LEVELS = re.compile(rf"(?:{_N}丁目{_N}|{_N}番地?{_N}|{_N}-{_N})(?:号|番地?|-{_N}|ノ{_N}|の{_N})?$")
+_ORG_POSTAL = re.compile(r"(?:〒|郵便番号)[ :：]*[0-9]{3} ?-? ?[89][0-9]{3}[^。\n]{0,20}$")
+_DATE_LIKE = re.compile(r"(?:19|20)[0-9]{2}-[0-9]{1,2}-[0-9]{1,2}$|[0-9]{1,2}-[0-9]{1,2}-(?:19|20)[0-9]{2}$")
+
+
+def _bare_home(t: str, m: re.Match[str]) -> bool:
+    street = m.group()
+    house = _HOUSE_LEVELS.search(street)
+    if house is None or not any(c in street[: house.start()] for c in "市区町村郡"):
+        return False
+    if _DATE_LIKE.search(street) or _COUNTER.match(t, m.end()):
+        return False
+    return not _ORG_POSTAL.search(t, max(0, m.start() - 40), m.start() + 1)
+
+
 def _address_findings(t: str) -> list[_Found]:
     if not any(c in t for c in "丁目番号-条"):
         return []
@@ -1451,7 +1471,7 @@ def _address_findings(t: str) -> list[_Found]:
             continue
         after = _HOME_AFTER.match(t, m.end())
         before = _HOME_BEFORE.search(t, max(0, m.start() - 30), m.start())
-        if after or (before and before.start() >= t.rfind("。", 0, m.start())):
+        if after or (before and before.start() >= t.rfind("。", 0, m.start())) or _bare_home(t, m):
             found.append(_Found("address", m.start(), after.end() if after else m.end()))
     # down to the block only (札幌市中央区北1条西2丁目 在住, 自宅は○○区□□3丁目): someone's home when said so
     for m in _BLOCK.finditer(t):
