@@ -77,6 +77,8 @@ HOSTILE = {
     "address_bare_kanji": "札幌市北区北二十四条西六丁目一番一号",
     "address_bare_town": "横浜市港北区日吉本町4-5-6",
     "address_bare_in_sentence": "ここは東京都世田谷区桜丘2-3-4です",
+    "email_latin_diacritic": "tarō@example.jp",
+    "birth_apostrophe_year": "'75.1.2生まれ",
     "address_block_home_after": "札幌市中央区北1条西2丁目 在住",
     "address_block_home_before": "自宅は札幌市中央区北1条西2丁目",
     "address_block_kanji": "札幌市中央区北一条西二丁目在住",

@@ -49,8 +49,9 @@ Names: a listed family name with a given name and an honorific (山田太郎様,
 san), any two kana words with a space and an honorific, a name after a label (氏名：, お名前は), a listed
 family name with a two-character given name ending as given names do (山田太郎), Mr./Ms. and romaji
 given-first names; a kanji family name on no list with a kana given name (鰐淵はなこ様, 小鳥遊 ゆうき さん; without
-an honorific when the kana is a common given name: 鰐淵 はなこ). Home addresses down to the house with a sign
-that it is a home (down to the block, …北1条西2丁目 在住, when the sign is in the same phrase). Dates of birth: a full
+an honorific when the kana is a common given name: 鰐淵 はなこ). Home addresses: down to the house with a sign that it
+is a home, or a full street address alone unless a public place is named beside it or its postal code is an
+organisation's own; down to the block (…北1条西2丁目 在住) when the sign is in the same phrase. Dates of birth: a full
 date (Western, 和暦 with the era in kanji or as a letter, 元年, kanji numerals) said to be one (生年月日,
 誕生日, DOB before it; 生まれ, 生 after it), or a full date of the 明治, 大正 or 昭和 era alone (at a desk today somebody's
 birth date: 昭和50年1月2日, S50.1.2). A family name of the list with a common given name in kana (ヤマダ タロウ) or a
@@ -220,6 +221,18 @@ _BEFORE_NFKC = {
 _BEFORE_NFKC.update({"ⓐ": "@", "Ⓐ": "@"})
 
 
+def _latin_base(ch: str) -> str:
+    """A Latin letter with a diacritic read as its base letter (tarō@example.jp is taro@example.jp)."""
+    if not ("\u00c0" <= ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff"):
+        return ch
+    decomposition = unicodedata.decomposition(ch).split()
+    if decomposition and not decomposition[0].startswith("<"):
+        base = chr(int(decomposition[0], 16))
+        if base.isascii() and base.isalpha():
+            return base
+    return ch
+
+
 def _char_form(chunk: str) -> str:
     out = unicodedata.normalize("NFKC", chunk.translate(str.maketrans(_BEFORE_NFKC)))
     result: list[str] = []
@@ -247,7 +260,7 @@ def _char_form(chunk: str) -> str:
             else:
                 result.append(ch)
         else:
-            result.append(ch.lower().translate(_CONFUSABLE))
+            result.append(_latin_base(ch).lower().translate(_CONFUSABLE))
     return "".join(result)
 
 
@@ -1499,7 +1512,7 @@ _BLOCK = re.compile(
 # 生 right after it. A date alone is a date: an opening day, a deadline.
 _KN = "〇一二三四五六七八九十"
 _ERA = r"(?:明治|大正|昭和|平成|令和|(?<![a-z])[mtshr]\.? ?)"
-_BIRTH_YEAR = rf"(?:{_ERA}(?:[0-9]{{1,2}}|元|[{_KN}]{{1,3}})|(?<![0-9])(?:19|20)[0-9]{{2}}|[一][九八][{_KN}]{{2}}|[二][〇][{_KN}]{{2}})"
+_BIRTH_YEAR = rf"(?:{_ERA}(?:[0-9]{{1,2}}|元|[{_KN}]{{1,3}})|(?<![0-9])(?:19|20)[0-9]{{2}}|'[0-9]{{2}}|[一][九八][{_KN}]{{2}}|[二][〇][{_KN}]{{2}})"
 _BIRTH_MD = rf"(?:[0-9]{{1,2}}|[{_KN}]{{1,3}})"
 _MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _BIRTH_DATE = re.compile(
