@@ -71,3 +71,16 @@ def test_odd_but_valid_messages_agree_and_garbage_is_unparsed():
     assert chain.envelope(json.dumps(upper).encode()).event_id == doc["event_id"]  # canonical text
     for junk in (b"", b"\xff\xfe", b"[1,2]", b"null", b'{"occurred_at": "yesterday"}', b'{"ward": "chuo\\u0000"}'):
         assert chain.envelope(junk).parsed is False
+
+
+def test_a_key_spelled_with_an_escape_gives_the_json_reading():
+    """`"w\\u0061rd":` is `"ward":` to a JSON reader (the last one wins): the fast reading must not keep the first
+    (it did: the record was filed under the first ward while every JSON reader saw the second)."""
+    for key, value in [("ward", "minami"), ("desk", "kita-9"), ("type", "desk.x"), ("device_id", "pc-9")]:
+        for spelled in (f"\\u{ord(key[0]):04x}{key[1:]}", f"{key[:-1]}\\u{ord(key[-1]):04X}"):
+            for nested in (False, True):
+                item = f'"{spelled}":"{value}"'
+                data = (BASE[2].decode()[:-1] + "," + (f'"inner":{{{item}}}' if nested else item) + "}").encode()
+                assert chain.envelope(data) == chain.envelope_json(data)
+                if key == "ward" and not nested:
+                    assert chain.envelope(data).ward == "minami"

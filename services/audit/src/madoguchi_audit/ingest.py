@@ -61,8 +61,10 @@ log = get_logger(__name__)
 CHECKPOINT_TYPE = "audit.checkpoint_signed"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Records chained between two turns of the event loop: the transaction in flight (COPY, statements) and the
-# readers go on while the next batch is chained, so PostgreSQL and Python work at the same time.
-CHAIN_SLICE = 1_000
+# readers go on while the next batch is chained, so PostgreSQL and Python work at the same time. Small: the COPY
+# waits for a turn of the loop whenever the socket's buffer is full (with 1,000 a slice, the COPY of a batch was
+# fed a socket buffer per slice and finished only after the next batch was chained).
+CHAIN_SLICE = 200
 
 
 def filter_subjects(stream: str, municipalities: list[str]) -> list[str]:
@@ -73,7 +75,7 @@ def filter_subjects(stream: str, municipalities: list[str]) -> list[str]:
     return [subjects.context_filter(context, m) for m in municipalities]
 
 
-_HOUR_US = 3_600_000_000
+_HOUR = timedelta(hours=1)
 
 
 def day_spans(rows: list[tuple]) -> dict[tuple[str, datetime], list[int]]:
@@ -83,13 +85,14 @@ def day_spans(rows: list[tuple]) -> dict[tuple[str, datetime], list[int]]:
         occurred, municipality = r[7], r[8]
         if occurred is None or municipality is None:
             continue
-        key = (municipality, chain.micros(occurred) // _HOUR_US)  # an aware datetime (the envelope refuses others)
+        # hours since the epoch (an aware datetime: the envelope refuses others; timedelta // timedelta is exact)
+        key = (municipality, (occurred - _EPOCH) // _HOUR)
         span = by_hour.get(key)
         if span is None:
             by_hour[key] = [r[0], r[0]]
         else:
             span[1] = r[0]
-    return {(m, _EPOCH + timedelta(microseconds=h * _HOUR_US)): span for (m, h), span in by_hour.items()}
+    return {(m, _EPOCH + h * _HOUR): span for (m, h), span in by_hour.items()}
 
 
 @dataclass
@@ -104,6 +107,22 @@ class _Prepared:
     news: int  # records that are not our own checkpoints
     checkpoint: CheckpointSigned | None
     spans: dict[tuple[str, datetime], list[int]]  # (municipality, UTC hour of occurred_at) -> [first, last position]
+    firsts: dict[str, int]  # event id -> the position of its first record in this batch
+    repeats: list[tuple[int, str]]  # (position, event id) of the batch's own repeats of an event id
+
+
+def event_ids(rows: list[tuple]) -> tuple[dict[str, int], list[tuple[int, str]]]:
+    """A batch's event ids at their first position in it, and its own repeats (COPY rows)."""
+    firsts: dict[str, int] = {}
+    repeats: list[tuple[int, str]] = []
+    for r in rows:
+        event_id = r[5]
+        if event_id is not None:
+            if event_id in firsts:
+                repeats.append((r[0], event_id))
+            else:
+                firsts[event_id] = r[0]
+    return firsts, repeats
 
 
 class Tampered(Exception):
@@ -511,7 +530,7 @@ class Ingest:
             cp = self._sign(position, head, self._spec_cp_position)
             self._spec_cp_position = position
         self._spec_position, self._spec_head = position, head
-        return _Prepared(rows, position, head, moved, moved_at, news, cp, day_spans(rows))
+        return _Prepared(rows, position, head, moved, moved_at, news, cp, day_spans(rows), *event_ids(rows))
 
     def _batch_sql(self) -> str:
         """The batch's bookkeeping in one statement (one round trip): every stream's last sequence and the position of
@@ -521,7 +540,7 @@ class Ingest:
         q = self._q
         return f"""WITH
             c AS (INSERT INTO {q("ingest_checkpoint")} AS ic (stream, last_seq, last_position, updated_at)
-                  SELECT s, n, p, now() FROM unnest($4::text[], $5::bigint[], $16::bigint[]) AS u(s, n, p)
+                  SELECT s, n, p, now() FROM unnest($4::text[], $5::bigint[], $14::bigint[]) AS u(s, n, p)
                   ON CONFLICT (stream) DO UPDATE
                   SET last_seq = EXCLUDED.last_seq, last_position = EXCLUDED.last_position, updated_at = now()
                   WHERE ic.last_seq < EXCLUDED.last_seq
@@ -546,43 +565,33 @@ class Ingest:
             runs AS (INSERT INTO {q("hour_span")} (municipality, hour, first_position, last_position)
                      SELECT * FROM sb WHERE NOT EXISTS (
                          SELECT 1 FROM grown g WHERE g.municipality = sb.municipality AND g.hour = sb.hour)),
-            -- Duplicates: each event id's first position is in event_first (one row per id; schema.WRITER_COST_SQL).
-            -- $12/$13: the batch's ids once each, at their first position in the batch; $14/$15: the batch's own
-            -- repeats (the position, and the id). An id already known is one that did not go in; its first
-            -- position is looked up (only those: a batch of new ids is one probe a record, the insert's own).
-            b AS (SELECT * FROM unnest($12::uuid[], $13::bigint[]) AS b(event_id, position)),
-            added AS (INSERT INTO {q("event_first")} (event_id, position) SELECT event_id, position FROM b
-                      ON CONFLICT (event_id) DO NOTHING RETURNING event_id),
-            known AS (SELECT f.event_id, f.position FROM {q("event_first")} f
-                      WHERE f.event_id IN (SELECT event_id FROM b EXCEPT ALL SELECT event_id FROM added)),
-            firsts AS (SELECT event_id, position FROM known UNION ALL SELECT event_id, position FROM b
-                       WHERE event_id NOT IN (SELECT event_id FROM known)),
-            later AS (SELECT b.position, b.event_id FROM b JOIN known USING (event_id)
-                      UNION ALL SELECT * FROM unnest($14::bigint[], $15::uuid[])),
+            -- Duplicates, found by _commit (the batch's ids looked up in event_first, and its own repeats): the
+            -- record's position and the position that first carried its event id.
             dup AS (INSERT INTO {q("duplicate")} (position, first_position)
-                    SELECT later.position, firsts.position FROM later JOIN firsts USING (event_id)
-                    WHERE firsts.position < later.position)
+                    SELECT * FROM unnest($12::bigint[], $13::bigint[]))
             SELECT (SELECT count(*) FROM h)"""
 
     async def _commit(self, conn: db.Connection, p: _Prepared) -> None:
         """One batch, one transaction as audit_writer: records, stream positions, head, maybe a checkpoint.
 
-        Four round trips (BEGIN; the role and the partitions; the COPY; the bookkeeping statement) and COMMIT."""
-        firsts: dict[str, int] = {}
-        repeats: list[tuple[int, str]] = []
-        for r in p.rows:
-            event_id = r[5]
-            if event_id is not None:
-                if event_id in firsts:
-                    repeats.append((r[0], event_id))
-                else:
-                    firsts[event_id] = r[0]
+        Six round trips (BEGIN; the role and the partitions; the COPY; the batch's event ids looked up in
+        event_first; the COPY of the new ones into it; the bookkeeping statement) and COMMIT."""
+        firsts, repeats = p.firsts, p.repeats
         span_keys, span_ends = list(p.spans), list(p.spans.values())
         async with conn.transaction():
             # The partition of the database's today and the next days exist (a look; made when the clock
             # reached a day without one: schema.PARTITION_BY_DAY_SQL), so the COPY never misses a partition.
             await conn.execute(f"SET LOCAL ROLE {WRITER}; SELECT {self._q('ensure_log_ahead')}()")
             await conn.copy_records_to_table("log", schema_name=self.schema, records=p.rows, columns=chain.COLUMNS)
+            # Each event id's first position is in event_first (one row per id, schema.WRITER_COST_SQL): the ids
+            # already there are duplicates of that record; the others go in (a plain COPY: one index insertion
+            # each, and a unique violation, not a silent skip, if anything but this writer had put one there).
+            known = await self._known_ids(conn, list(firsts))
+            dups = [(pos, known[eid] if eid in known else firsts[eid]) for pos, eid in repeats]
+            dups += [(firsts[eid], first) for eid, first in known.items()]
+            new = [(eid, pos) for eid, pos in firsts.items() if eid not in known]
+            if new:
+                await conn.copy_records_to_table("event_first", schema_name=self.schema, records=new)
             moved = await conn.fetchval(
                 self._batch_sql(),
                 self.settings.log_id,
@@ -596,10 +605,8 @@ class Ingest:
                 [e[0] for e in span_ends],
                 [e[1] for e in span_ends],
                 SPAN_GAP,
-                list(firsts),
-                list(firsts.values()),
-                [r[0] for r in repeats],
-                [r[1] for r in repeats],
+                [d[0] for d in dups],
+                [d[1] for d in dups],
                 [p.moved_at[stream] for stream in p.moved],
             )
             if not moved:
@@ -617,6 +624,15 @@ class Ingest:
             await self._export(conn)
         if self.on_commit:
             self.on_commit(p.position)
+
+    async def _known_ids(self, conn: db.Connection, ids: list[str]) -> dict[str, int]:
+        """Of a batch's event ids, those event_first holds, with the position of the record that first carried each."""
+        if not ids:
+            return {}
+        found = await conn.fetch(
+            f"SELECT event_id::text, position FROM {self._q('event_first')} WHERE event_id = ANY($1::uuid[])", ids
+        )
+        return {r[0]: r[1] for r in found}
 
     # ---------------------------------------------------------------- checkpoints
     def _sign(self, position: int, head: bytes, previous: int) -> CheckpointSigned:
