@@ -134,3 +134,23 @@ def test_a_uuid_built_from_an_int_is_the_uuid_of_that_int():
     assert pickle.loads(pickle.dumps(built)) == plain
     with pytest.raises(TypeError):
         built.int = 1  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue] - immutable like any UUID
+
+
+def test_state_value_reads_as_getattr_does():
+    from types import SimpleNamespace
+
+    from starlette.datastructures import State
+
+    from madoguchi_shared.auth import state_value
+
+    state = State()
+    state.desk = "the service"
+    state.nothing = None
+    for holder in (state, SimpleNamespace(desk="the service", nothing=None)):
+        assert state_value(holder, "desk") == holder.desk == "the service"
+        assert state_value(holder, "nothing", "default") is None
+        assert state_value(holder, "security_headers", "default") == "default"
+        with pytest.raises(AttributeError):
+            state_value(holder, "security_headers")
+    state.desk = "replaced"  # set after start-up (tests do): read as it is now
+    assert state_value(state, "desk") == "replaced"

@@ -63,6 +63,7 @@ the value.
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import re
@@ -1786,15 +1787,23 @@ def _is_free_text_field(info: FieldInfo) -> bool:
     return "ScreenBeforeValidation()" in repr(info.annotation) + repr(info.metadata)
 
 
+@functools.cache
+def _free_text_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The names of a model class's FreeText fields, found once per class (the repr of each field's
+    annotation cost 7 us a request on a one-field body, every request of the calls API: issue 19)."""
+    return frozenset(name for name, info in model.model_fields.items() if _is_free_text_field(info))
+
+
 def free_text_values(model: BaseModel) -> list[str]:
     """Every FreeText value of a pydantic model, nested models and lists included, in field order."""
     out: list[str] = []
-    for name, info in type(model).model_fields.items():
+    free_text = _free_text_fields(type(model))
+    for name in type(model).model_fields:
         value: object = getattr(model, name, None)
         items: Sequence[object] = value if is_sequence(value) else [value]
         for item in items:
             if isinstance(item, str):
-                if _is_free_text_field(info):
+                if name in free_text:
                     out.append(item)
             elif isinstance(item, BaseModel):
                 out.extend(free_text_values(item))

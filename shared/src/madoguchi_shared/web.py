@@ -710,7 +710,9 @@ class RequestContext:
         status = 500
 
         app_state = getattr(scope.get("app"), "state", None)
-        secure = getattr(app_state, "security_headers", _API_HEADERS)
+        secure = (
+            auth.state_value(app_state, "security_headers", _API_HEADERS) if app_state is not None else _API_HEADERS
+        )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status

@@ -12,14 +12,14 @@ from uuid import UUID
 from fastapi import Depends, Request
 
 from madoguchi_calls.service import CallsService
-from madoguchi_shared.auth import Principal, require
+from madoguchi_shared.auth import Principal, require, state_value
 from madoguchi_shared.events.base import Role
 from madoguchi_shared.web import correlation_id
 
 
 # Accessors are async: a plain `def` dependency would run in FastAPI's thread pool, a thread hop per request.
 async def get_service(request: Request) -> CallsService:
-    return request.app.state.calls
+    return state_value(request.app.state, "calls")
 
 
 async def get_correlation_id(request: Request) -> UUID | None:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from madoguchi_desk.service import DeskService
-from madoguchi_shared.auth import Principal, Role, require
+from madoguchi_shared.auth import Principal, Role, require, state_value
 from madoguchi_shared.municipality import Desk
 from madoguchi_shared.errors import NotFound
 
@@ -30,7 +30,7 @@ ESCALATION_HANDLERS = (Role.manager, Role.rounder)
 
 # Accessors are async: a plain `def` dependency would run in FastAPI's thread pool, a thread hop per request.
 async def get_service(request: Request) -> DeskService:
-    return request.app.state.desk
+    return state_value(request.app.state, "desk")
 
 
 Service = Annotated[DeskService, Depends(get_service)]
