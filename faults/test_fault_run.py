@@ -8,6 +8,14 @@ does. At the end nothing is lost and nothing counted twice:
   commands whose answer was lost with a killed process (409: the first is still pending);
 * the desk's daily report counts the tickets the same way;
 * the audit log holds exactly one record per call and per ticket the reports count (one event each).
+
+Known break (found by this run, 2 runs of 7 on 2026-12-06, not fixed): right after nats-server is killed and
+restarted, a few events stored then are never projected by reporting. In one run the bus held 2,055
+calls.call_received (= the 2,055 calls answered 201) and the line report counted 2,052: the 9 events at
+MG_CALLS sequences 5515-5523, stored 3 s after the restart (the server restored 5,337 messages), are in no
+reporting table, with no dead letter, and the projection's position is past them. The reader re-creates its
+consumer after "the last sequence handed out": if the restarted server lost an unflushed tail the reader had
+already handed out, the new events that take those sequences are skipped as already applied.
 """
 
 from __future__ import annotations
@@ -80,6 +88,21 @@ async def _train(data: Path, nats_port: int, staff_id: str) -> None:
         ]
         events.append(TrainingTestRecorded(municipality=M, staff_id=staff_id, score=90, passed=True))
         await bus.publish_many(js, events)
+    finally:
+        await nc.close()
+
+
+async def _calls_on_bus(data: Path, nats_port: int) -> int:
+    """How many calls.call_received events the bus holds."""
+    from madoguchi_shared import subjects
+    from madoguchi_shared.events import parse_event
+
+    nc = await bus.connect(Settings(data_dir=data, nats_port=nats_port).nats_url, name="faults")
+    try:
+        n = 0
+        async for _seq, _subject, raw, _h in bus.load_filter(nc.jetstream(), subjects.context_filter("calls", M)):
+            n += parse_event(raw).type == "calls.call_received"
+        return n
     finally:
         await nc.close()
 
@@ -191,7 +214,9 @@ def test_kill_each_child_under_load_nothing_lost_nothing_counted_twice(tmp_path)
                 time.sleep(0.5)
 
         line = report(f"/v1/reports/line/daily?date={today.isoformat()}")
-        assert calls_ok <= line["received"] <= calls_ok + calls_lost, (line["received"], calls_ok, calls_lost)
+        on_bus = asyncio.run(_calls_on_bus(data, ports["nats"]))
+        assert calls_ok <= on_bus <= calls_ok + calls_lost, f"calls answered 201: {calls_ok}, on the bus: {on_bus}"
+        assert line["received"] == on_bus, f"calls on the bus: {on_bus}, counted by the report: {line['received']}"
         desk = report(f"/v1/reports/daily?desk=chuo-1&date={today.isoformat()}")
         numbers = [a["ticket_no"] for a in answers["ticket"]]
         twice = sorted(n for n in set(numbers) if numbers.count(n) > 1)
@@ -199,7 +224,10 @@ def test_kill_each_child_under_load_nothing_lost_nothing_counted_twice(tmp_path)
         issued = asyncio.run(_ticket_events(data, ports["nats"]))
         assert len(issued) == len(set(issued)), "a ticket number issued twice on the bus"
         assert not set(numbers) - set(issued), f"answered 201, not on the bus: {sorted(set(numbers) - set(issued))}"
-        assert tickets_ok <= desk["tickets_issued"] <= tickets_ok + tickets_lost, (desk, tickets_ok, tickets_lost)
+        assert tickets_ok <= len(issued) <= tickets_ok + tickets_lost, (len(issued), tickets_ok, tickets_lost)
+        assert desk["tickets_issued"] == len(issued), (
+            f"tickets on the bus: {len(issued)}, counted: {desk['tickets_issued']}"
+        )
 
         def audit_count(event_type: str) -> int:
             deadline = time.monotonic() + 120
