@@ -269,3 +269,31 @@ def test_third_pass_ordinary_phone_notes_pass() -> None:
     assert len(texts) > 300
     wrong = [t for t in texts if find_personal_data(t)]
     assert wrong == [], f"{len(wrong)} of {len(texts)} refused, e.g. {wrong[:5]!r}"
+
+
+def test_a_text_longer_than_any_field_is_refused_without_being_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 MB opinion held the service's event loop for tens of seconds while the guard read it, before its length
+    was looked at: now anything longer than a free-text field may be is refused at once, in Japanese, unechoed."""
+    from pydantic import BaseModel, ValidationError
+
+    from madoguchi_shared import pii
+    from madoguchi_shared.pii import MAX_SCREENED, FreeText
+
+    class Note(BaseModel):
+        text: FreeText
+
+    read: list[int] = []
+    reader = pii.find_personal_data
+
+    def counting(text: str) -> list[pii.Finding]:
+        read.append(len(text))
+        return reader(text)
+
+    monkeypatch.setattr(pii, "find_personal_data", counting)
+    for hostile in ("1 " * 500_000, ["電話 123-4567"] * 100_000, "a" * (MAX_SCREENED + 1)):
+        with pytest.raises(ValidationError) as refused:
+            Note(text=hostile)  # pyright: ignore[reportArgumentType] - a list where text goes, as a client may send
+        assert "2000 文字まで" in str(refused.value) and "1 1 1" not in str(refused.value)
+        assert "123-4567" not in str(refused.value)
+    assert read == []  # refused without being read
+    assert Note(text="a" * MAX_SCREENED).text == "a" * MAX_SCREENED and read == [MAX_SCREENED]
