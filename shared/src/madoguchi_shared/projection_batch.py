@@ -34,17 +34,6 @@ class Prepared:
         return self.messages[bisect.bisect_left(self.messages, seq, key=_SEQ)]
 
 
-def _read(batch: Prepared, msgs: list[StoredMessage]) -> None:
-    """Parse `msgs` (a slice of `batch.messages`) into the batch's events and dead letters."""
-    events = read_batch([m.data for m in msgs])
-    bad = [(m, None, e) for m, e in zip(msgs, events, strict=True) if isinstance(e, ValueError)]
-    if not bad:  # every message an event
-        batch.good += map(Stored, map(_SEQ, msgs), cast(list[Event], events))
-        return
-    batch.bad += bad
-    batch.good += [Stored(m.seq, e) for m, e in zip(msgs, events, strict=True) if not isinstance(e, ValueError)]
-
-
 async def parse(msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
     """Parse a batch: its messages past `after` (at or below it: already applied, a redelivery or
     a replay), in stream order, letting the batch being committed take a turn every `PARSE_SLICE`
@@ -55,5 +44,12 @@ async def parse(msgs: Sequence[StoredMessage], after: int) -> Prepared | None:
     batch = Prepared([], [], kept, kept[-1].seq)
     for i in range(0, len(kept), PARSE_SLICE):
         await asyncio.sleep(0)
-        _read(batch, kept[i : i + PARSE_SLICE])
+        msgs = kept[i : i + PARSE_SLICE]
+        events = read_batch([m.data for m in msgs])
+        bad = [(m, None, e) for m, e in zip(msgs, events, strict=True) if isinstance(e, ValueError)]
+        if not bad:  # every message an event
+            batch.good += map(Stored, map(_SEQ, msgs), cast(list[Event], events))
+            continue
+        batch.bad += bad
+        batch.good += [Stored(m.seq, e) for m, e in zip(msgs, events, strict=True) if not isinstance(e, ValueError)]
     return batch

@@ -11,7 +11,6 @@ from one counter to another (REP-5) without any special case.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -391,9 +390,7 @@ async def apply_desk(conn: db.Connection, batch: Sequence[Stored], notifier: Not
     # contributes nothing before its day is known
     for vk, v in b.visits.items():
         if v.day is not None:
-            b.acc.add_change(
-                (v.municipality, "desk", v.desk, v.day), before.get(vk, Counter()), visit_figures(v), v.ward
-            )
+            b.acc.add_change((v.municipality, "desk", v.desk, v.day), before.get(vk, {}), visit_figures(v), v.ward)
     await write_batch(b).run(conn)
     for (m, ch, desk, day), ward in b.acc.affected.items():
         if ward is None and (m, desk, day) in b.desk_days:

@@ -9,8 +9,8 @@ report days it touched, and `write_counts` writes them all with one upsert.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -41,25 +41,28 @@ def local(t: dt.datetime) -> dt.datetime:
 class Acc:
     """A batch's counter deltas and the report days it touched."""
 
-    counts: Counter = field(default_factory=Counter)  # (m, channel, scope, day, figure) -> delta
+    # (m, channel, scope, day, figure) -> delta (a defaultdict: a new key costs no Python call, as a Counter's does)
+    counts: defaultdict[tuple[str, str, str, dt.date, str], int] = field(default_factory=lambda: defaultdict(int))
     affected: dict[DayKey, str | None] = field(default_factory=dict)  # -> ward (desk) / line id
 
     def add(self, key: DayKey, figure: str, n: int = 1, ward: str | None = None) -> None:
         if n:
             self.counts[(*key, figure)] += n
-        self.touch(key, ward)
-
-    def touch(self, key: DayKey, ward: str | None = None) -> None:
-        if key not in self.affected or self.affected[key] is None:
+        if self.affected.get(key) is None:  # `touch`, written out: this runs for most events
             self.affected[key] = ward
 
-    def add_all(self, key: DayKey, figures: Counter, sign: int, ward: str | None) -> None:
+    def touch(self, key: DayKey, ward: str | None = None) -> None:
+        if self.affected.get(key) is None:
+            self.affected[key] = ward
+
+    def add_all(self, key: DayKey, figures: Mapping[str, int], sign: int, ward: str | None) -> None:
+        counts = self.counts
         for figure, n in figures.items():
             if n:
-                self.counts[(*key, figure)] += sign * n
+                counts[(*key, figure)] += sign * n
         self.touch(key, ward)
 
-    def add_change(self, key: DayKey, before: Counter, after: Counter, ward: str | None) -> None:
+    def add_change(self, key: DayKey, before: Mapping[str, int], after: Mapping[str, int], ward: str | None) -> None:
         """A row's contribution moved from `before` to `after` (nothing when they are equal)."""
         if before != after:
             self.add_all(key, after, +1, ward)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+import operator
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -86,7 +86,12 @@ class VisitRow:
 
     def as_row(self) -> tuple:
         """The visit table's row (purposes comma-joined, see `store.upsert`)."""
-        return tuple(joined(self.purposes) if c == "purposes" else getattr(self, c) for c in VISIT_COLUMNS)
+        row = _ROW(self)
+        return (*row[:_PURPOSES], joined(self.purposes), *row[_PURPOSES + 1 :])
+
+
+_ROW = operator.attrgetter(*VISIT_COLUMNS)  # a visit's columns, read in C
+_PURPOSES = VISIT_COLUMNS.index("purposes")
 
 
 # the families a visit counts in ("by_hour." + "09"), spelled once in madoguchi_shared.figures
@@ -96,34 +101,36 @@ BY_HOUR, BY_GENDER, BY_AGE_BAND, BY_PURPOSE = (
 PAYMENT, REASON, OUTCOME_BY = (family(f, "") for f in (S.payment_service, S.not_completed_reason, S.outcome_by_purpose))
 
 
-def visit_figures(v: VisitRow | None) -> Counter[str]:
-    """What one visit contributes to its desk-day's counters (REP-1)."""
-    out: Counter[str] = Counter()
+def visit_figures(v: VisitRow | None) -> dict[str, int]:
+    """What one visit contributes to its desk-day's counters (REP-1); a plain dict, built and
+    compared in C (a Counter's missing keys and equality run Python code, per visit per batch)."""
     if v is None or v.day is None:
-        return out
-    out[Fig.visitors] += 1
+        return {}
+    out: dict[str, int] = {Fig.visitors: 1}
+    get = out.get
     if v.arrival_hour is not None:
-        out[f"{BY_HOUR}{v.arrival_hour:02d}"] += 1
+        out[f"{BY_HOUR}{v.arrival_hour:02d}"] = 1
     if v.gender is not None:
-        out[S.details_n] += 1
-        out[BY_GENDER + v.gender] += 1
-        out[f"{BY_AGE_BAND}{v.age_band}"] += 1
+        out[S.details_n] = 1
+        out[BY_GENDER + v.gender] = 1
+        out[f"{BY_AGE_BAND}{v.age_band}"] = 1
         if v.support_needed:
-            out[Fig.support_needed] += 1
+            out[Fig.support_needed] = 1
         if v.support_given:
-            out[Fig.support_given] += 1
+            out[Fig.support_given] = 1
         for p in v.purposes or ():
-            out[BY_PURPOSE + p] += 1
+            out[BY_PURPOSE + p] = get(BY_PURPOSE + p, 0) + 1
         if v.payment_service:
-            out[PAYMENT + v.payment_service] += 1
+            out[PAYMENT + v.payment_service] = 1
     if v.outcome is not None:
-        out[v.outcome] += 1  # completed | not_completed (Fig)
+        out[v.outcome] = get(v.outcome, 0) + 1  # completed | not_completed (Fig)
         if v.reason:
-            out[REASON + v.reason] += 1
+            out[REASON + v.reason] = 1
         for p in v.purposes or ():
-            out[f"{OUTCOME_BY}{p}.{v.outcome}"] += 1
+            k = f"{OUTCOME_BY}{p}.{v.outcome}"
+            out[k] = get(k, 0) + 1
     if v.corrections:
-        out[Fig.visit_corrections] += v.corrections
+        out[Fig.visit_corrections] = get(Fig.visit_corrections, 0) + v.corrections
     return out
 
 
