@@ -13,7 +13,7 @@ from the stored columns by PostgreSQL itself when verifying (`HEADER_SQL`), so t
 parses JSON and reaches a few hundred thousand records a second.
 
 The first record's prev_hash is `GENESIS` (32 zero bytes). Positions start at 1, are gap-free and
-never reused: they are assigned by the single writer (ingest.py) inside the transaction that
+never reused: they are assigned by the single writer (ingest/) inside the transaction that
 appends the batch.
 """
 

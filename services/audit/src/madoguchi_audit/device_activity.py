@@ -1,7 +1,7 @@
 """HQ's view of the desk PCs' activity (SEC-2 "every operation"): per desk and PC, how many of
 each device event the log holds for a day, with the first and last time, and one PC's timeline of
 the day (time and kind of each event, for the manager); an event an outbox sent again after the
-stream's duplicate window counts once (see ingest.py); the events' details are the auditors'
+stream's duplicate window counts once (see ingest/); the events' details are the auditors'
 record search (`/v1/audit/records?desk=...&event_type=device.&hide_routine=true`).
 
 Kept apart from api.py. Like every read of the log, the query is recorded (audit.query_performed)

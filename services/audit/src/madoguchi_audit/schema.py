@@ -497,7 +497,7 @@ INSERT INTO hour_span {HOUR_SPANS_SELECT};
 ALTER TABLE hour_span ADD PRIMARY KEY (municipality, hour, first_position);
 """
 
-# The writer's fail-closed check that each stored stream position has its record (ingest.py `_check_head`) looked
+# The writer's fail-closed check that each stored stream position has its record (ingest/failclosed.py `check_head`) looked
 # for the stream's highest sequence through (stream, stream_seq), an index paid on every record (~2 µs of
 # PostgreSQL's time each, issue 12) for a look taken at start and after a failure. The writer now stores, with each
 # stream's last sequence, the position of that record (in the batch's transaction); the check reads the record at
