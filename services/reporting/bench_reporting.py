@@ -1,6 +1,6 @@
 """Benchmark of the reporting service (issue 7, `make bench`).
 
-    python services/reporting/bench_reporting.py [OUT.json] [--weeks 8] [--final-weeks 26]
+    python services/reporting/bench_reporting.py [OUT.json] [--weeks 8] [--final-weeks 26] [--rounds N]
 
 In one run, on its own nats-server and PostgreSQL (temp folder; or MADOGUCHI_NATS_URL /
 MADOGUCHI_PG_DSN when set):
@@ -17,6 +17,9 @@ MADOGUCHI_PG_DSN when set):
 5. report generation: daily, weekly and the final report over --final-weeks of 10 desks (the
    projected tables replicated over six months), as JSON (target < 1 s), xlsx and PDF (< 5 s), CSV.
 Prints a table and writes the numbers as JSON to OUT.json (default bench_reporting.json).
+With --rounds N only (2) and (3) in rebuild mode run, alternated N times over the same events, each
+round printed with its ratio and the projections' CPU per event: how a change to the projection
+path is compared on a shared machine (run the old and the new code's rounds back to back).
 """
 
 from __future__ import annotations
@@ -152,7 +155,7 @@ async def timed(coro_fn, repeat: int = 3) -> tuple[float, object]:
     return best, result
 
 
-async def main(out: Path, weeks: int, final_weeks: int) -> dict:
+async def main(out: Path, weeks: int, final_weeks: int, rounds: int = 0) -> dict:
     configure("WARNING", json_logs=False)
     tmp = Path(tempfile.mkdtemp(prefix="bench-reporting-"))
     servers = []
@@ -193,6 +196,22 @@ async def main(out: Path, weeks: int, final_weeks: int) -> dict:
 
         # 2. raw ceiling over the desk stream (the big one), then 3. the projections
         total_desk = (await js.stream_info("MG_DESK")).state.messages
+        if rounds:  # --rounds: only 2 and 3 (rebuild mode), alternated, a ratio per round (noise on a shared machine)
+            results["rounds"] = []
+            for i in range(rounds):
+                ceiling = await raw_ceiling(nc, pool, "MG_DESK", total_desk)
+                cpu = time.process_time()
+                n, secs = await run_projections(nc, pool, Notifier(enabled=False))
+                cpu = time.process_time() - cpu
+                one = {"ceiling": round(ceiling), "rebuild": round(n / secs), "ratio": round(n / secs / ceiling, 3)}
+                results["rounds"].append({**one, "cpu_us_per_event": round(cpu / n * 1e6, 1)})
+                print(
+                    f"round {i + 1}: " + ", ".join(f"{k} {v:,}" for k, v in results["rounds"][-1].items()), flush=True
+                )
+            await pool.close()
+            await nc.drain()
+            out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+            return results
         results["raw_ceiling_events_per_s"] = round(await raw_ceiling(nc, pool, "MG_DESK", total_desk))
         n, secs = await run_projections(nc, pool, Notifier(enabled=False))
         results["projection_rebuild_mode_events_per_s"] = round(n / secs)
@@ -288,5 +307,13 @@ if __name__ == "__main__":
     parser.add_argument("out", nargs="?", default="bench_reporting.json", type=Path)
     parser.add_argument("--weeks", type=int, default=8)
     parser.add_argument("--final-weeks", type=int, default=26)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="only the raw ceiling and the rebuild-mode projections, alternated this many times (a ratio per round)",
+    )
     args = parser.parse_args()
-    print_table(asyncio.run(main(args.out, args.weeks, args.final_weeks)))
+    results = asyncio.run(main(args.out, args.weeks, args.final_weeks, args.rounds))
+    if not args.rounds:
+        print_table(results)
