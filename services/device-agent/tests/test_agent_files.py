@@ -60,6 +60,22 @@ async def test_my_number_file_is_reported_and_quarantined(nats_server, nc, munic
     assert "隔離" in alert.describe_ja()
 
 
+def test_every_kind_the_guard_names_is_reported(tmp_path):
+    """A file holding only a date of birth (or a name, an address) is a hit with that kind. Before, a birth date
+    made the scan raise (its kind was missing from the agent's order of kinds): no event, no quarantine."""
+    folder = WatchedFolder(label="desktop", path=str(tmp_path))
+    for kind, text in {
+        "birth_date": "生年月日 昭和50年1月2日",
+        "name": "氏名：東海林太郎",
+        "address": "自宅：札幌市東区北15条東3丁目1番12号",
+        "phone": "電話 123-4567",
+    }.items():
+        path = tmp_path / f"{kind}.txt"
+        path.write_text(text, encoding="utf-8")
+        hit = scan_file(folder, path, 1 << 20).hit
+        assert hit is not None and kind in hit.kinds, (kind, hit)
+
+
 def test_office_files_are_read_without_joining_cells(tmp_path):
     """An xlsx keeps each cell in its own element: two cells must not join into 12 digits."""
     folder = WatchedFolder(label="desktop", path=str(tmp_path))

@@ -33,7 +33,7 @@ from watchdog.observers.api import ObservedWatch
 
 from madoguchi_agent.policy import Policy, WatchedFolder
 from madoguchi_shared.logging import get_logger
-from madoguchi_shared.pii import find_personal_data
+from madoguchi_shared.pii import KINDS, find_personal_data
 
 log = get_logger(__name__)
 
@@ -89,7 +89,9 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-KIND_ORDER = ["my_number", "twelve_digits", "phone", "email", "name", "address"]
+KIND_ORDER: list[str] = list(
+    KINDS
+)  # every kind the guard names (a birth date missing here made the sort raise: no event)
 CHUNK = 4 * 1024 * 1024  # large text files are read this much at a time
 OVERLAP = 256  # characters carried over between chunks, so no number is cut in two
 ARCHIVE_SUFFIXES = {".zip"}
