@@ -83,6 +83,36 @@ async def test_a_deleted_consumer_is_recreated_after_the_last_sequence_handed_ou
         assert r.recreated >= 1
 
 
+async def test_deliveries_lost_on_the_way_are_read_again_not_skipped(nc, js, municipality):
+    """Deliveries are not acknowledged: one lost between the server and the reader (e.g. around a reconnect)
+    would never come again, and the next one handed out would put the position past it. The hole in the
+    consumer's delivery sequence is noticed, and the consumer re-created after the last sequence handed out."""
+    flt = subjects.context_filter("admin", municipality)
+    await bus.publish_many(js, events(municipality, 40))
+    async with reader.Reader(nc, "MG_ADMIN", [flt], batch=5, expires=0.2) as r:
+        bulk = framing.fast_parser(nc).bulk
+        sid = framing.sid_of(r._sub)  # pyright: ignore[reportPrivateUsage, reportArgumentType]
+        handler = bulk[sid]
+        dropped: list[bytes] = []
+
+        async def lossy(deliveries: list[framing.Delivery]) -> None:
+            if not dropped and len(deliveries) > 2:  # the second delivery of a read is lost, once
+                dropped.append(deliveries[1][1])
+                deliveries = deliveries[:1] + deliveries[2:]
+            await handler(deliveries)
+
+        bulk[sid] = lossy
+        # deliveries of a consumer the reader gave up are not handed out
+        await r._on_deliveries([(flt.encode(), b"$JS.ACK.MG_ADMIN.gone.1.999999.1.0.0", None, b"{}")])  # pyright: ignore[reportPrivateUsage]
+        seqs: list[int] = []
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(seqs) < 40 and asyncio.get_running_loop().time() < deadline:
+            seqs += [m.seq for m in await r.next_batch(timeout=0.3)]
+        assert dropped, "the lossy handler never saw a read of more than two deliveries"
+        assert len(seqs) == 40 and seqs == sorted(set(seqs)), seqs
+        assert r.missed == 1 and r.recreated >= 1
+
+
 async def test_sink_mode_pauses_and_resumes(nc, js, municipality):
     flt = subjects.context_filter("admin", municipality)
     await bus.publish_many(js, events(municipality, 50))

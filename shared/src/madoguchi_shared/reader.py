@@ -108,8 +108,10 @@ class Reader:
         self.pending = 0  # what the server still held for us, as of the last delivery
         self.consumer_seq = 0
         self.consumer: str | None = None
+        self._consumer_token: bytes | None = None  # the consumer's name as its deliveries' reply subjects carry it
         self.paused = False
         self.recreated = 0
+        self.missed = 0  # times deliveries went missing (the consumer was re-created after them)
         self._buffer: collections.deque[StoredMessage] = collections.deque()
         self._requests: collections.deque[int] = collections.deque()  # messages still due per request
         self._arrived = asyncio.Event()
@@ -139,7 +141,7 @@ class Reader:
         if self.consumer:
             with contextlib.suppress(Exception):  # ephemeral anyway (inactive_threshold)
                 await self.js.delete_consumer(self.stream, self.consumer)
-            self.consumer = None
+            self.consumer = self._consumer_token = None
 
     async def __aenter__(self) -> Reader:
         return await self.start()
@@ -160,6 +162,7 @@ class Reader:
         )
         info = await add_consumer(self.js, self.stream, config)
         self.consumer = info.name
+        self._consumer_token = info.name.encode()
         self.consumer_seq = 0
         self.pending = info.num_pending or 0
         self._requests.clear()
@@ -187,27 +190,41 @@ class Reader:
 
     async def _on_deliveries(self, deliveries: list[Delivery]) -> None:
         """A socket read's worth of deliveries (the fast parser's bulk path), handed over as one list
-        (a status message in between: what came before it first)."""
+        (a status message in between: what came before it first).
+
+        Only the current consumer's deliveries count (one given up may still answer requests it had).
+        Its delivery sequence has no holes: a hole means deliveries were lost between the server and
+        this reader, and nothing acknowledged would bring them back. What came before the hole is
+        handed out, the rest dropped, and the consumer re-created just after the last sequence handed
+        out (`watchdog`): nothing is skipped.
+        """
         self._heard = time.monotonic()
-        out: list[StoredMessage]
-        stream, last, out, counted, n = self.stream, self.last_seq, [], 0, len(deliveries)
-        for i, (subject, reply, hdr, data) in enumerate(deliveries):
-            message = reply[:8] == b"$JS.ACK."
-            if message:
-                t = reply.split(b".")
-                ok = len(t) == 9 or len(t) >= 12  # $JS.ACK.[<domain>.<hash>.]<stream>.<consumer>.<n>.<sseq>...
-                if ok:
-                    k = 5 if len(t) == 9 else 7
-                    seq, cseq, pending = int(t[k]), int(t[k + 1]), int(t[k + 3])
-                    counted += 1
-                    if cseq > self.consumer_seq:
-                        self.consumer_seq = cseq
-                    self.pending = pending
-                    if seq > last:
-                        last = seq
-                        out.append(StoredMessage(stream, seq, subject.decode(), hdr, data, pending))
-                if i + 1 < n:
+        stream, last, token = self.stream, self.last_seq, self._consumer_token
+        i, n = 0, len(deliveries)
+        while i < n:  # a run of deliveries up to a status message or a hole, then what it calls for
+            out: list[StoredMessage] = []
+            counted, status, hole = 0, None, 0
+            while i < n:
+                subject, reply, hdr, data = deliveries[i]
+                i += 1
+                if reply[:8] != b"$JS.ACK.":  # a status message
+                    status = (hdr if isinstance(hdr, dict) else parse_headers(hdr)) or {}
+                    break
+                t = reply.split(b".")  # $JS.ACK.[<domain>.<hash>.]<stream>.<consumer>.<n>.<sseq>.<cseq>.<ts>.<pending>
+                k = 5 if len(t) == 9 else 7 if len(t) >= 12 else 0
+                if not k or t[k - 2] != token:
                     continue
+                seq, cseq, pending = int(t[k]), int(t[k + 1]), int(t[k + 3])
+                counted += 1
+                if cseq > self.consumer_seq + 1:
+                    hole = cseq
+                    break
+                if cseq > self.consumer_seq:
+                    self.consumer_seq = cseq
+                self.pending = pending
+                if seq > last:
+                    last = seq
+                    out.append(StoredMessage(stream, seq, subject.decode(), hdr, data, pending))
             self.last_seq = last
             if out:  # to the owner's sink, or the buffer
                 if self.batch_sink is not None:
@@ -218,12 +235,29 @@ class Reader:
                 else:
                     self._buffer.extend(out)
                     self._arrived.set()
+            if hole:
+                self._missed(hole)  # before the accounting: no request goes to the consumer given up
             if counted:
                 await self._account(counted)
-            out, counted = [], 0
-            if not message:
-                headers = (hdr if isinstance(hdr, dict) else parse_headers(hdr)) or {}
-                await self._status(headers.get("Status", ""), headers.get("Description", ""))
+            if status is not None:
+                await self._status(status.get("Status", ""), status.get("Description", ""))
+            token = self._consumer_token
+
+    def _missed(self, cseq: int) -> None:
+        """Deliveries `consumer_seq + 1 .. cseq - 1` never arrived: give the consumer up (the watchdog
+        re-creates it after the last sequence handed out)."""
+        log.warning(
+            "reader.deliveries_missed",
+            stream=self.stream,
+            after=self.last_seq,
+            missed=cseq - self.consumer_seq - 1,
+        )
+        self.missed += 1
+        self.consumer = None
+        self._consumer_token = None
+        self._requests.clear()
+        self._heard = 0.0  # the watchdog acts at its next call
+        self._arrived.set()
 
     async def _account(self, delivered: int) -> None:
         """`delivered` messages of the outstanding requests arrived; ask for more once a request is done."""
@@ -249,7 +283,7 @@ class Reader:
             return
         if status == "409" and "Deleted" in description:
             log.warning("reader.consumer_deleted", stream=self.stream, after=self.last_seq)
-            self.consumer = None  # the watchdog re-creates it
+            self.consumer = self._consumer_token = None  # the watchdog re-creates it
             self._arrived.set()
             return
         log.warning("reader.pull_status", stream=self.stream, status=status, description=description)
@@ -288,6 +322,8 @@ class Reader:
         """
         limit = limit or self.batch
         if not self._buffer:
+            if self.consumer is None:  # given up after missed deliveries: re-created at once
+                await self.watchdog()
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), timeout)
