@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from madoguchi_shared.auth import Role, issue_token
-from tests.utils.auth import bearer, credential_headers, staff_headers
+from madoguchi_shared.auth import Role, decode_token, issue_token
+from tests.utils.auth import bearer, staff_headers
 from tests.utils.servers import own_audit_log
 from tests.test_api_contract import build
 
@@ -87,7 +87,11 @@ async def test_bad_tokens_are_refused_by_every_service_and_a_revocation_holds_ev
         assert await _until_refused(statuses, manager) == dict.fromkeys(READS, 401)
 
         # the PBX's credential (kind service) reads the desk list and opens calls; logged out, it is refused
-        pbx = credential_headers(s, municipality, "pbx", [Role.service], "service")
+        pbx = bearer(  # as `madoguchi credential service pbx` issues it: valid 30 days
+            issue_token(
+                s, staff_id="pbx", roles=[Role.service], municipality=municipality, kind="service", ttl=30 * 86400
+            )
+        )
         assert (await clients["desk"].get(READS["desk"], headers=pbx)).status_code == 200
         assert (await clients["calls"].post("/v1/auth/logout", headers=pbx)).status_code in (200, 204)
         deadline = time.monotonic() + 10
@@ -97,6 +101,13 @@ async def test_bad_tokens_are_refused_by_every_service_and_a_revocation_holds_ev
         assert r.status_code == 401, r.text
         r = await clients["calls"].post("/v1/calls", headers=pbx, json={})
         assert r.status_code == 401, r.text  # no call opened by a revoked credential
+    # the revocation is kept as long as the credential lives (30 days), not a bucket-wide week
+    principal = decode_token(s, pbx["Authorization"].removeprefix("Bearer "))
+    kept = await js.get_last_msg("KV_mg_revoked", f"$KV.mg_revoked.{principal.token_id}")
+    assert (await js.stream_info("KV_mg_revoked")).config.max_age in (None, 0)
+    ttl = kept.headers["Nats-TTL"]
+    assert principal.expires and principal.expires - time.time() > 29 * 86400
+    assert float(ttl.rstrip("s")) >= principal.expires - time.time(), ttl
 
 
 async def _until_refused(statuses, headers: dict[str, str]) -> dict[str, int]:

@@ -386,16 +386,30 @@ async def staff_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
         return await create_key_value(js, KeyValueConfig(bucket=STAFF_BUCKET, history=5, replicas=replicas))
 
 
+REVOKED_MARGIN_S = 3600  # a revocation is kept this long past its token's expiry (clocks differ)
+
+
 async def revoked_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
-    """Revoked token ids (logout); an entry outlives any token (a day, or the token lifetime if longer)."""
+    """Revoked token ids (logout). No age limit for the bucket: each entry lives as long as its own token
+    (a per-message TTL, `revoke`), so a device's or service's credential of 30 days (or a year) stays
+    revoked to its end; a bucket-wide age of 7 days let a revoked 30-day credential work again."""
     try:
         return await js.key_value(REVOKED_BUCKET)
     except BucketNotFoundError:
         from nats.js.api import KeyValueConfig
 
-        return await create_key_value(
-            js, KeyValueConfig(bucket=REVOKED_BUCKET, history=1, ttl=7 * 86400, replicas=replicas)
-        )
+        return await create_key_value(js, KeyValueConfig(bucket=REVOKED_BUCKET, history=1, replicas=replicas))
+
+
+async def revoke(js: JetStreamContext, principal: Principal) -> None:
+    """Put the token id into `mg_revoked` until its token expires (plus a margin)."""
+    expires = int(principal.expires or time.time() + 86400)
+    rkv = await revoked_bucket(js)
+    ttl = max(60, expires - int(time.time()) + REVOKED_MARGIN_S)
+    try:
+        await rkv.create(principal.token_id, str(expires).encode(), msg_ttl=ttl)
+    except KeyWrongLastSequenceError:
+        pass  # revoked already
 
 
 def hash_password(password: str) -> str:
@@ -877,8 +891,7 @@ async def logout(js: JetStreamContext, principal: Principal, service: str) -> No
     member's, and a device's or service's credential as well (its holder revokes it)."""
     if not principal.token_id:
         return
-    rkv = await revoked_bucket(js)
-    await rkv.put(principal.token_id, str(principal.expires or int(time.time()) + 86400).encode())
+    await revoke(js, principal)
     await bus.append(
         js,
         StaffLoggedOut(
