@@ -88,10 +88,10 @@ async def test_the_lean_publish_answers_as_nats_py_does(js, nc, municipality):
     assert refused.value.err_code == by_nats_py.value.err_code == 10071  # wrong last sequence
     with pytest.raises(NoStreamResponseError):
         await publish(js, "nowhere.nobody.listens", b"{}", {}, 5.0)
-    silent = await nc.subscribe("mg.bench.silent")  # a subscriber that never answers
+    silent = await nc.subscribe("nowhere.silent.subscriber")  # a subscriber that never answers
     started = asyncio.get_running_loop().time()
     with pytest.raises(nats_errors.TimeoutError):
-        await publish(js, "mg.bench.silent", b"{}", {}, 0.3)
+        await publish(js, "nowhere.silent.subscriber", b"{}", {}, 0.3)
     assert 0.25 < asyncio.get_running_loop().time() - started < 3
     await silent.unsubscribe()
     assert not nc._resp_map  # every answer's future is gone from the connection's map
