@@ -11,6 +11,7 @@ of the day before: the day boundary is Japan's, not UTC's).
 from __future__ import annotations
 
 from datetime import date, datetime
+import contextlib
 import csv
 import io
 from typing import Any
@@ -97,6 +98,22 @@ async def _visit(
         who,
         {"gender": gender, "age_band": age, "purposes": purposes, "support_needed": needed, "support_given": given},
     )
+
+
+@contextlib.asynccontextmanager
+async def line(settings, m: str, clock: FakeClock):
+    """The calls service of municipality `m` under `clock`, served in-process: yields `cpost(path, who, body, status)`."""
+    calls_settings = as_service(settings, "calls").model_copy(
+        update={"municipality": m, "config_file": SAPPORO_TOML, "log_level": "WARNING"}
+    )
+    capp = calls_create_app(calls_settings, clock=clock, check_interval=0)
+    async with capp.router.lifespan_context(capp):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=capp), base_url="http://t", timeout=60) as cc:
+
+            async def cpost(path: str, who: dict, body: dict | None = None, status: int = 200) -> dict:
+                return ok(await cc.post(path, headers=who, json=body or {}), status)
+
+            yield cpost
 
 
 async def test_a_week_through_the_apis_gives_the_figures_worked_out_by_hand(settings, js, municipality):
@@ -220,69 +237,58 @@ async def test_a_week_through_the_apis_gives_the_figures_worked_out_by_hand(sett
     op = await staff_headers(js, settings, m, "OP1", [Role.operator])
     pbx = credential_headers(settings, m, "pbx", [Role.service], "service")
     cclock = FakeClock(jst(THU, 8, 40))
-    calls_settings = as_service(settings, "calls").model_copy(
-        update={"municipality": m, "config_file": SAPPORO_TOML, "log_level": "WARNING"}
-    )
-    capp = calls_create_app(calls_settings, clock=cclock, check_interval=0)
-    async with capp.router.lifespan_context(capp):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=capp), base_url="http://t", timeout=60) as cc:
-
-            async def cpost(path: str, who: dict, body: dict | None = None, status: int = 200) -> dict:
-                return ok(await cc.post(path, headers=who, json=body or {}), status)
-
-            await cpost("/v1/lines/main/seats/s1/sign-in", op, status=201)
-            # c1 09:10 answered at once, closed 09:16 on the spot
-            cclock.at(9, 10)
-            c1 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
-            await cpost(f"/v1/calls/{c1}/answer", op, {"seat": "s1"})
-            # c2 09:12 while the one seat is busy: overflow, the caller chooses a callback
-            cclock.at(9, 12)
-            c2 = await cpost("/v1/calls", pbx, status=201)
-            assert c2["route"] == "overflow", c2
-            await cpost(f"/v1/calls/{c2['call_id']}/offer-choice", pbx, {"choice": "callback"})
-            cclock.at(9, 16)
-            await cpost(
-                f"/v1/calls/{c1}/close", op, {"categories": ["mykey_id.setup"], "resolution": "answered_on_spot"}
-            )
-            # c3 10:00 rings out (never connected); c4 10:05 the same caller again, by c3's reference
-            cclock.at(10, 0)
-            c3 = await cpost("/v1/calls", pbx, status=201)
-            cclock.at(10, 1)
-            await cpost(f"/v1/calls/{c3['call_id']}/missed", pbx)
-            cclock.at(10, 5)
-            c4 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
-            await cpost(f"/v1/calls/{c4}/repeat-of", pbx, {"reference": c3["reference"]})
-            cclock.at(10, 6)
-            await cpost(f"/v1/calls/{c4}/answer", op, {"seat": "s1"})
-            cclock.at(10, 12)
-            await cpost(
-                f"/v1/calls/{c4}/close",
-                op,
-                {"categories": ["card"], "resolution": "referred_national_call_centre"},
-            )
-            cclock.at(17, 15)
-            await cpost("/v1/lines/main/seats/s1/sign-out", op, {"reason": "end_of_shift"})
-            # 18:00: the desks are open till 19:00 this Thursday, the phone line is not (CALL-1: 8:45-17:15)
-            cclock.at(18, 0)
-            c5 = await cpost("/v1/calls", pbx, status=201)
-            assert c5["route"] == "out_of_hours", c5
-            # 23:59:59 JST is still Thursday; 00:00:00 JST Friday is 15:00 UTC on Thursday
-            cclock.at(23, 59, 59)
-            c6 = await cpost("/v1/calls", pbx, status=201)
-            assert c6["route"] == "out_of_hours", c6
-            cclock.set(jst(FRI, 0, 0, 0))
-            c7 = await cpost("/v1/calls", pbx, status=201)
-            assert c7["route"] == "out_of_hours", c7
-            await cpost(f"/v1/calls/{c7['call_id']}/offer-choice", pbx, {"choice": "call_again"})
-            # Friday: c8 09:00 hangs up while ringing (no seat taken yet: it rings)
-            cclock.at(8, 50)
-            await cpost("/v1/lines/main/seats/s1/sign-in", op, status=201)
-            cclock.at(9, 0)
-            c8 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
-            cclock.at(9, 1)
-            await cpost(f"/v1/calls/{c8}/abandoned", pbx)
-            cclock.at(17, 15)
-            await cpost("/v1/lines/main/seats/s1/sign-out", op, {"reason": "end_of_shift"})
+    async with line(settings, m, cclock) as cpost:
+        await cpost("/v1/lines/main/seats/s1/sign-in", op, status=201)
+        # c1 09:10 answered at once, closed 09:16 on the spot
+        cclock.at(9, 10)
+        c1 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
+        await cpost(f"/v1/calls/{c1}/answer", op, {"seat": "s1"})
+        # c2 09:12 while the one seat is busy: overflow, the caller chooses a callback
+        cclock.at(9, 12)
+        c2 = await cpost("/v1/calls", pbx, status=201)
+        assert c2["route"] == "overflow", c2
+        await cpost(f"/v1/calls/{c2['call_id']}/offer-choice", pbx, {"choice": "callback"})
+        cclock.at(9, 16)
+        await cpost(f"/v1/calls/{c1}/close", op, {"categories": ["mykey_id.setup"], "resolution": "answered_on_spot"})
+        # c3 10:00 rings out (never connected); c4 10:05 the same caller again, by c3's reference
+        cclock.at(10, 0)
+        c3 = await cpost("/v1/calls", pbx, status=201)
+        cclock.at(10, 1)
+        await cpost(f"/v1/calls/{c3['call_id']}/missed", pbx)
+        cclock.at(10, 5)
+        c4 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
+        await cpost(f"/v1/calls/{c4}/repeat-of", pbx, {"reference": c3["reference"]})
+        cclock.at(10, 6)
+        await cpost(f"/v1/calls/{c4}/answer", op, {"seat": "s1"})
+        cclock.at(10, 12)
+        await cpost(
+            f"/v1/calls/{c4}/close",
+            op,
+            {"categories": ["card"], "resolution": "referred_national_call_centre"},
+        )
+        cclock.at(17, 15)
+        await cpost("/v1/lines/main/seats/s1/sign-out", op, {"reason": "end_of_shift"})
+        # 18:00: the desks are open till 19:00 this Thursday, the phone line is not (CALL-1: 8:45-17:15)
+        cclock.at(18, 0)
+        c5 = await cpost("/v1/calls", pbx, status=201)
+        assert c5["route"] == "out_of_hours", c5
+        # 23:59:59 JST is still Thursday; 00:00:00 JST Friday is 15:00 UTC on Thursday
+        cclock.at(23, 59, 59)
+        c6 = await cpost("/v1/calls", pbx, status=201)
+        assert c6["route"] == "out_of_hours", c6
+        cclock.set(jst(FRI, 0, 0, 0))
+        c7 = await cpost("/v1/calls", pbx, status=201)
+        assert c7["route"] == "out_of_hours", c7
+        await cpost(f"/v1/calls/{c7['call_id']}/offer-choice", pbx, {"choice": "call_again"})
+        # Friday: c8 09:00 hangs up while ringing (no seat taken yet: it rings)
+        cclock.at(8, 50)
+        await cpost("/v1/lines/main/seats/s1/sign-in", op, status=201)
+        cclock.at(9, 0)
+        c8 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
+        cclock.at(9, 1)
+        await cpost(f"/v1/calls/{c8}/abandoned", pbx)
+        cclock.at(17, 15)
+        await cpost("/v1/lines/main/seats/s1/sign-out", op, {"reason": "end_of_shift"})
 
     rs = as_service(settings, "reporting")
     rs = rs.model_copy(update={"municipality": m, "config_file": SAPPORO_TOML, "extra": {**rs.extra, **CONTRACT}})

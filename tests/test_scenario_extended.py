@@ -19,10 +19,21 @@ from datetime import date
 import httpx
 import openpyxl
 
-from madoguchi_calls.main import create_app as calls_create_app
 from madoguchi_reporting.main import create_app as reporting_create_app
 from madoguchi_shared.auth import Role
-from tests.test_scenario_exact import CONTRACT, SAPPORO_TOML, WEEKLY_DESK, ZERO_DESK, Desk, _train, _visit, jst, ok
+from tests.test_scenario_exact import (
+    CONTRACT,
+    SAPPORO_TOML,
+    WEEKLY_DESK,
+    ZERO_DESK,
+    Desk,
+    _get,
+    _pick,
+    _train,
+    _visit,
+    jst,
+    line,
+)
 from tests.utils.auth import credential_headers, staff_headers
 from tests.utils.clock import FakeClock
 from tests.utils.servers import as_service
@@ -132,72 +143,63 @@ async def test_a_second_week_with_a_third_desk_late_training_corrections_and_nex
     op = await staff_headers(js, settings, m, "OP1", [Role.operator])
     pbx = credential_headers(settings, m, "pbx", [Role.service], "service")
     cclock = FakeClock(jst(MON, 8, 40))
-    calls_settings = as_service(settings, "calls").model_copy(
-        update={"municipality": m, "config_file": SAPPORO_TOML, "log_level": "WARNING"}
-    )
-    capp = calls_create_app(calls_settings, clock=cclock, check_interval=0)
-    async with capp.router.lifespan_context(capp):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=capp), base_url="http://t", timeout=60) as cc:
-
-            async def cpost(path: str, who: dict, body: dict | None = None, status: int = 200) -> dict:
-                return ok(await cc.post(path, headers=who, json=body or {}), status)
-
-            await cpost("/v1/lines/main/seats/s1/sign-in", op, status=201)
-            # c1 Monday 10:00, answered after 30 s; the city must decide: escalated, called back on Tuesday
-            cclock.at(10, 0)
-            c1 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
-            cclock.at(10, 0, 30)
-            await cpost(f"/v1/calls/{c1}/answer", op, {"seat": "s1"})
-            cclock.at(10, 5)
-            await cpost(
-                f"/v1/calls/{c1}/close",
-                op,
-                {
-                    "categories": ["mynapoint.eligibility"],
-                    "resolution": "escalated_callback",
-                    "callback": {
-                        "phone": "011-211-2345",
-                        "window_start": jst(TUE, 9).isoformat(),
-                        "window_end": jst(TUE, 12).isoformat(),
-                    },
+    async with line(settings, m, cclock) as cpost:
+        await cpost("/v1/lines/main/seats/s1/sign-in", op, status=201)
+        # c1 Monday 10:00, answered after 30 s; the city must decide: escalated, called back on Tuesday
+        cclock.at(10, 0)
+        c1 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
+        cclock.at(10, 0, 30)
+        await cpost(f"/v1/calls/{c1}/answer", op, {"seat": "s1"})
+        cclock.at(10, 5)
+        await cpost(
+            f"/v1/calls/{c1}/close",
+            op,
+            {
+                "categories": ["mynapoint.eligibility"],
+                "resolution": "escalated_callback",
+                "callback": {
+                    "phone": "011-211-2345",
+                    "window_start": jst(TUE, 9).isoformat(),
+                    "window_end": jst(TUE, 12).isoformat(),
                 },
-            )
-            cclock.at(10, 30)
-            await cpost(f"/v1/callbacks/{c1}/escalate", manager, {"question": "転入者は対象か", "channel": "phone"})
-            cclock.at(17, 15)
-            await cpost("/v1/lines/main/seats/s1/sign-out", op, {"reason": "end_of_shift"})
-            # c2 Monday 17:40, out of hours: a callback requested, called back the next morning
-            cclock.at(17, 40)
-            c2 = await cpost("/v1/calls", pbx, status=201)
-            assert c2["route"] == "out_of_hours", c2
-            await cpost(f"/v1/calls/{c2['call_id']}/callback", pbx, {"phone": "090-1234-5678"}, 201)
-            # Tuesday: the city answers c1's question at 09:00; both callbacks done; c3 answered on the spot
-            cclock.set(jst(TUE, 8, 40))
-            await cpost("/v1/lines/main/seats/s1/sign-in", op, status=201)
-            cclock.at(9, 0)
-            await cpost(f"/v1/callbacks/{c1}/city-answer", manager, {"answer": "対象となる"})
-            cclock.at(9, 10)
-            done = await cpost(
-                f"/v1/callbacks/{c2['call_id']}/attempts",
-                op,
-                {"reached": True, "categories": ["mynapoint.application"], "duration_seconds": 300},
-            )
-            assert done["status"] == "done", done
-            cclock.at(9, 30)
-            done = await cpost(
-                f"/v1/callbacks/{c1}/attempts",
-                op,
-                {"reached": True, "resolution": "guided_to_ward_desk", "duration_seconds": 180},
-            )
-            assert done["status"] == "done", done
-            cclock.at(11, 0)
-            c3 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
-            cclock.at(11, 1)
-            await cpost(f"/v1/calls/{c3}/answer", op, {"seat": "s1"})
-            cclock.at(11, 4)
-            await cpost(f"/v1/calls/{c3}/close", op, {"categories": ["card"], "resolution": "answered_on_spot"})
-            cclock.at(17, 15)
-            await cpost("/v1/lines/main/seats/s1/sign-out", op, {"reason": "end_of_shift"})
+            },
+        )
+        cclock.at(10, 30)
+        await cpost(f"/v1/callbacks/{c1}/escalate", manager, {"question": "転入者は対象か", "channel": "phone"})
+        cclock.at(17, 15)
+        await cpost("/v1/lines/main/seats/s1/sign-out", op, {"reason": "end_of_shift"})
+        # c2 Monday 17:40, out of hours: a callback requested, called back the next morning
+        cclock.at(17, 40)
+        c2 = await cpost("/v1/calls", pbx, status=201)
+        assert c2["route"] == "out_of_hours", c2
+        await cpost(f"/v1/calls/{c2['call_id']}/callback", pbx, {"phone": "090-1234-5678"}, 201)
+        # Tuesday: the city answers c1's question at 09:00; both callbacks done; c3 answered on the spot
+        cclock.set(jst(TUE, 8, 40))
+        await cpost("/v1/lines/main/seats/s1/sign-in", op, status=201)
+        cclock.at(9, 0)
+        await cpost(f"/v1/callbacks/{c1}/city-answer", manager, {"answer": "対象となる"})
+        cclock.at(9, 10)
+        done = await cpost(
+            f"/v1/callbacks/{c2['call_id']}/attempts",
+            op,
+            {"reached": True, "categories": ["mynapoint.application"], "duration_seconds": 300},
+        )
+        assert done["status"] == "done", done
+        cclock.at(9, 30)
+        done = await cpost(
+            f"/v1/callbacks/{c1}/attempts",
+            op,
+            {"reached": True, "resolution": "guided_to_ward_desk", "duration_seconds": 180},
+        )
+        assert done["status"] == "done", done
+        cclock.at(11, 0)
+        c3 = (await cpost("/v1/calls", pbx, status=201))["call_id"]
+        cclock.at(11, 1)
+        await cpost(f"/v1/calls/{c3}/answer", op, {"seat": "s1"})
+        cclock.at(11, 4)
+        await cpost(f"/v1/calls/{c3}/close", op, {"categories": ["card"], "resolution": "answered_on_spot"})
+        cclock.at(17, 15)
+        await cpost("/v1/lines/main/seats/s1/sign-out", op, {"reason": "end_of_shift"})
 
     rs = as_service(settings, "reporting")
     rs = rs.model_copy(update={"municipality": m, "config_file": SAPPORO_TOML, "extra": {**rs.extra, **CONTRACT}})
@@ -206,14 +208,6 @@ async def test_a_second_week_with_a_third_desk_late_training_corrections_and_nex
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as rc:
             await app.state.reporting.caught_up()
             await _check(rc, city, tmp_path)
-
-
-async def _get(rc: httpx.AsyncClient, path: str, who: dict, **params: str) -> dict:
-    return ok(await rc.get(path, params=params, headers=who))
-
-
-def _pick(figures: dict, keys) -> dict:
-    return {k: figures[k] for k in keys}
 
 
 async def _check(rc: httpx.AsyncClient, city: dict, tmp_path) -> None:
