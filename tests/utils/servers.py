@@ -100,21 +100,18 @@ class NatsCluster(TlsNatsCluster):
                 await asyncio.sleep(0.5)
 
 
-def free_port() -> int:
-    """A TCP port free on loopback at the moment of asking."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
-    """A service app over real HTTP: uvicorn as a task in the test's event loop, on a free port."""
+    """A service app over real HTTP: uvicorn as a task in the test's event loop. Its listening socket is bound
+    here, on a port the kernel picks (or `port`), and handed to uvicorn: no other process can take the port
+    between picking it and serving on it (a port picked first and bound later can be, see free_port)."""
 
     def __init__(self, app, port: int | None = None):
         import uvicorn
 
         self.app = app
-        port = port or free_port()
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", port or 0))
+        port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
@@ -123,7 +120,7 @@ class Served:
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve())
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.socket]))
         while not self.server.started:
             if self.task.done():
                 self.task.result()  # raises the startup error
@@ -134,3 +131,4 @@ class Served:
         self.server.should_exit = True
         if self.task:
             await asyncio.wait_for(self.task, 15)
+        self.socket.close()

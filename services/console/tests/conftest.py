@@ -16,7 +16,7 @@ import pytest_asyncio
 from madoguchi_shared import bus
 from madoguchi_shared.auth import add_staff
 from madoguchi_shared.events.admin import TRAINING_ITEMS, TrainingItemCompleted, TrainingTestRecorded
-from tests.utils.servers import Served, as_service, free_port, own_audit_log, unique_municipality
+from tests.utils.servers import Served, as_service, own_audit_log, unique_municipality
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "test-output" / "screenshots"
 CHROMIUM_ARGS = [
@@ -103,14 +103,14 @@ async def stack(settings, js, stack_municipality, tmp_path_factory):
     clock = make_clock()
     for name, module in UPSTREAMS.items():
         factory = _factory(module)
-        served = Served(_build(factory, settings, clock, name), free_port())
+        served = Served(_build(factory, settings, clock, name))
         await served.start()
         stack.services[name] = served
     from madoguchi_console.main import create_app
 
     app = create_app(settings)
     app.state.live_interval = 0.5
-    console = Served(app, free_port())
+    console = Served(app)
     app.state.service_urls = {name: s.url for name, s in stack.services.items()}
     await console.start()
     stack.console = console

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from madoguchi_shared import tls
 from madoguchi_shared.runtime import (
+    START_ATTEMPTS,
     NatsServer,
+    PortTaken,
     PostgresServer,
     # the runtime's private helpers for starting PostgreSQL: the standby below starts the same way
     _as_pg_user,  # pyright: ignore[reportPrivateUsage]
@@ -75,11 +77,18 @@ class TlsNatsCluster:
     monitor_ports: list[int] = field(default_factory=list[int])
     nodes: list[NatsServer] = field(default_factory=list[NatsServer])
     auth_dir: Path | None = None
+    _picked: tuple[bool, bool, bool] = field(default=(False, False, False), init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # ports not given are picked here, and picked again at start when one turns out taken
+        self._picked = (not self.client_ports, not self.route_ports, not self.monitor_ports)
         self.client_ports = self.client_ports or [free_port() for _ in range(self.size)]
         self.route_ports = self.route_ports or [free_port() for _ in range(self.size)]
         self.monitor_ports = self.monitor_ports or [free_port() for _ in range(self.size)]
+        self._plan_nodes()
+
+    def _plan_nodes(self) -> None:
+        pick_client, _pick_route, pick_monitor = self._picked
         self.nodes = [
             NatsServer(
                 self.root / f"nats-{i}",
@@ -87,6 +96,8 @@ class TlsNatsCluster:
                 monitor_port=self.monitor_ports[i],
                 config=node_config(i, self.route_ports, self.material),
                 auth_dir=self.auth_dir,
+                # a node's client and monitor ports are its own: the node picks them again itself if taken
+                repick_ports=pick_client and pick_monitor,
             )
             for i in range(self.size)
         ]
@@ -107,9 +118,23 @@ class TlsNatsCluster:
             node.reload()
 
     def start(self) -> TlsNatsCluster:
-        for node in self.nodes:
-            node.start()
-        return self
+        """Start every node. A route port is in every node's configuration: when a node finds its picked route
+        port taken, the nodes started so far stop and all start again on fresh route ports (up to
+        START_ATTEMPTS times)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                for node in self.nodes:
+                    node.start()
+                return self
+            except PortTaken:
+                if not self._picked[1] or attempt == START_ATTEMPTS:
+                    raise
+                self.stop()
+                self.route_ports = [free_port() for _ in range(self.size)]
+                self.client_ports = [n.port for n in self.nodes]
+                self.monitor_ports = [n.monitor_port for n in self.nodes]
+                self._plan_nodes()
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -127,6 +152,7 @@ class StandbyPostgres(PostgresServer):
     def start(self) -> StandbyPostgres:
         bin_dir = _pg_bin()
         kwargs = _as_pg_user()
+        repick = self._may_repick()
         self.port = self.port or free_port()
         pgdata = self.data_dir / "pgdata"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +193,7 @@ class StandbyPostgres(PostgresServer):
             )
             if done.returncode != 0:
                 raise RuntimeError(f"pg_basebackup failed ({done.returncode}): {done.stderr.strip()}")
-        self._spawn(bin_dir, pgdata, socket_dir, log, "postgres standby", kwargs, hot_standby="on")
+        self._spawn(bin_dir, pgdata, socket_dir, log, "postgres standby", kwargs, repick=repick, hot_standby="on")
         return self
 
 

@@ -8,6 +8,8 @@ folder, port 0). Nothing here relies on what a machine happens to have installed
 from __future__ import annotations
 
 import os
+import random
+import re
 import secrets
 import shutil
 import signal
@@ -15,30 +17,107 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 PG_USER_WHEN_ROOT = "embedded_postgres"  # postgres refuses to run as root
 
 
+_HANDED_OUT: set[int] = set()
+_DRAW = random.SystemRandom()  # not the `random` module's state, which tests seed
+PICK_FLOOR = 10000  # below: well-known and configured ports (4222, 5433, 8100-8104, ...)
+START_ATTEMPTS = 5  # a server on picked ports whose port was taken meanwhile starts again on fresh ones
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on loopback at the moment of asking, never the same twice in one process.
+
+    Drawn at random below the kernel's ephemeral range when there is room: a port-0 bind and every outgoing
+    connection's local port come from that range, so a port found free there is soon another process's (a
+    fresh-clone run lost a nats-server's monitor port that way). Still only free *now*: the servers started
+    on picked ports (NatsServer, PostgresServer, the cluster, the tests' Served) start again on fresh ports
+    when theirs was taken before they bound it."""
+    ceiling = _ephemeral_floor()
+    for _ in range(100 if ceiling - PICK_FLOOR >= 1000 else 0):
+        port = _DRAW.randrange(PICK_FLOOR, ceiling)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))  # no SO_REUSEADDR: a port in TIME_WAIT counts as taken
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
-def _wait_port(port: int, proc: subprocess.Popen[Any], what: str, log: Path, timeout: float = 60.0) -> None:
+class PortTaken(RuntimeError):
+    """A server exited because one of its ports was taken (bind: address already in use); `port` when its log
+    says which."""
+
+    def __init__(self, message: str, port: int | None = None):
+        super().__init__(message)
+        self.port = port
+
+
+BIND_ERRORS = ("address already in use", "could not bind", "could not create any tcp/ip sockets")
+_TAKEN_PORT = re.compile(r"listen tcp [0-9.]+:(\d+): bind: address already in use")
+
+
+def _log_since(log: Path, offset: int) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _log_size(log: Path) -> int:
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
+
+
+def _exited(proc: subprocess.Popen[Any], what: str, log: Path, offset: int) -> RuntimeError:
+    text = _log_since(log, offset)
+    message = f"{what} exited with {proc.returncode}; see {log}:\n{_tail(log)}"
+    if not any(e in text.lower() for e in BIND_ERRORS):
+        return RuntimeError(message)
+    found = _TAKEN_PORT.search(text)
+    return PortTaken(message, int(found.group(1)) if found else None)
+
+
+def _wait_log_line(
+    line: str, proc: subprocess.Popen[Any], what: str, log: Path, offset: int, timeout: float = 60.0
+) -> str:
+    """Until the server's own log (from `offset` on) says `line` while it runs: its own word that it listens,
+    where a connect to the port could reach another process that took the port. Returns the log since then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        text = _log_since(log, offset)
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}:\n{_tail(log)}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s; see {log}:\n{_tail(log)}")
+            raise _exited(proc, what, log, offset)
+        if line in text:
+            return text
+        time.sleep(0.03)
+    raise RuntimeError(f"{what} did not say {line!r} within {timeout}s; see {log}:\n{_tail(log)}")
 
 
 def _tail(path: Path, n: int = 30) -> str:
@@ -99,6 +178,8 @@ class NatsServer:
     extra_args: tuple[str, ...] = ()
     config: str = ""  # a nats-server configuration (TLS, cluster): written to <store_dir>/nats.conf
     auth_dir: Path | None = None
+    repick_ports: bool = False  # the given client and monitor ports were picked (free_port): pick again if taken
+    _started: bool = field(default=False, init=False, repr=False)
 
     @property
     def address(self) -> str:
@@ -141,12 +222,31 @@ class NatsServer:
         return ["-c", str(conf)]
 
     def start(self) -> NatsServer:
+        """Start and wait until it listens. Ports left 0 (or all, with `repick_ports`) are picked at the first
+        start, and picked again when the server finds one taken (up to START_ATTEMPTS times); later starts
+        (a restart after a kill) keep the ports, which clients already know."""
+        repick = not self._started and (self.repick_ports or not self.port or not self.monitor_port)
+        pick_port, pick_monitor = self.repick_ports or not self.port, self.repick_ports or not self.monitor_port
+        self._started = True
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except PortTaken as exc:
+                mine = exc.port is None or exc.port in (self.port, self.monitor_port)  # not a route port
+                if not repick or not mine or attempt == START_ATTEMPTS:
+                    raise
+                self.port = free_port() if pick_port else self.port
+                self.monitor_port = free_port() if pick_monitor else self.monitor_port
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.monitor_port = self.monitor_port or free_port()
         log = self.store_dir / "nats-server.log"
         pid_file = self.store_dir / "nats-server.pid"
         stop_stale(pid_file, str(self.store_dir), signal.SIGTERM)
+        offset = _log_size(log)
         args = [
             nats_server_binary(),
             "-js",
@@ -168,7 +268,7 @@ class NatsServer:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         pid_file.write_text(str(self.proc.pid))
-        _wait_port(self.port, self.proc, "nats-server", log)
+        _wait_log_line("Server is ready", self.proc, "nats-server", log, offset)
         return self
 
     def stop(self) -> None:
@@ -242,9 +342,20 @@ class PostgresServer:
         auth = f"{self.user}:{self.password}" if self.password else self.user
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{self.database}"
 
+    repick_port: bool = False  # the given port was picked (free_port): pick again if it is taken
+    _started: bool = field(default=False, init=False, repr=False)
+
+    def _may_repick(self) -> bool:
+        """At the first start, a port left 0 (or picked, `repick_port`) may be picked again when taken; a
+        restart keeps the port clients know."""
+        repick = not self._started and (self.repick_port or not self.port)
+        self._started = True
+        return repick
+
     def start(self) -> PostgresServer:
         bin_dir = _pg_bin()
         kwargs = _as_pg_user()
+        repick = self._may_repick()
         self.port = self.port or free_port()
         pgdata = self.data_dir / "pgdata"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +386,15 @@ class PostgresServer:
             if done.returncode != 0:
                 raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.strip()}")
         self._spawn(
-            bin_dir, pgdata, socket_dir, log, "postgres", kwargs, shared_buffers="256MB", synchronous_commit="on"
+            bin_dir,
+            pgdata,
+            socket_dir,
+            log,
+            "postgres",
+            kwargs,
+            repick=repick,
+            shared_buffers="256MB",
+            synchronous_commit="on",
         )
         if fresh:
             subprocess.run(
@@ -304,19 +423,29 @@ class PostgresServer:
         log: Path,
         what: str,
         kwargs: dict[str, Any],
+        *,
+        repick: bool = False,
         **settings: str,
     ) -> None:
-        """Start postgres on pgdata (fsync on, 200 connections, plus ``settings``) and wait until it answers."""
-        args = [str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port)]
-        args += ["-k", str(socket_dir), "-c", "fsync=on", "-c", "max_connections=200"]
-        for name, value in settings.items():
-            args += ["-c", f"{name}={value}"]
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs
-            )
-        _wait_port(self.port, self.proc, what, log)
-        self._wait_ready(bin_dir, log)
+        """Start postgres on pgdata (fsync on, 200 connections, plus ``settings``) and wait until it answers;
+        with `repick`, on a fresh port when its port turns out taken (up to START_ATTEMPTS times)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            args = [str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port)]
+            args += ["-k", str(socket_dir), "-c", "fsync=on", "-c", "max_connections=200"]
+            for name, value in settings.items():
+                args += ["-c", f"{name}={value}"]
+            offset = _log_size(log)
+            with open(log, "ab") as out:
+                self.proc = subprocess.Popen(
+                    args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, **kwargs
+                )
+            try:
+                self._wait_ready(bin_dir, socket_dir, log, what, offset)
+                return
+            except PortTaken:
+                if not repick or attempt == START_ATTEMPTS:
+                    raise
+                self.port = free_port()
 
     def _require_passwords(self, bin_dir: Path, pgdata: Path, socket_dir: Path) -> None:
         """TCP logins need a password (scram), so a service's own role is the most it can be.
@@ -363,14 +492,21 @@ class PostgresServer:
                 [*psql, "-c", "SELECT pg_reload_conf()"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
 
-    def _wait_ready(self, bin_dir: Path, log: Path, timeout: float = 60.0) -> None:
+    def _wait_ready(
+        self, bin_dir: Path, socket_dir: Path, log: Path, what: str, offset: int, timeout: float = 60.0
+    ) -> None:
+        """Until this server answers on its own socket folder (no other process's server can answer there; it
+        creates its socket once its TCP port is bound, and exits when it cannot bind it)."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise _exited(self.proc, what, log, offset)
             ok = subprocess.run(
                 [
                     str(bin_dir / "pg_isready"),
                     "-h",
-                    "127.0.0.1",
+                    str(socket_dir),
                     "-p",
                     str(self.port),
                     "-U",
@@ -381,12 +517,10 @@ class PostgresServer:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            if ok.returncode == 0:
+            if ok.returncode == 0 and self.proc.poll() is None:
                 return
-            if self.proc and self.proc.poll() is not None:
-                raise RuntimeError(f"postgres exited; see {log}:\n{_tail(log)}")
             time.sleep(0.1)
-        raise RuntimeError(f"postgres not ready within {timeout}s; see {log}:\n{_tail(log)}")
+        raise RuntimeError(f"{what} not ready within {timeout}s; see {log}:\n{_tail(log)}")
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGINT)  # fast shutdown: roll back clients, checkpoint, exit
