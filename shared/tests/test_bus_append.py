@@ -97,6 +97,108 @@ async def test_the_lean_publish_answers_as_nats_py_does(js, nc, municipality):
     assert not nc._resp_map  # every answer's future is gone from the connection's map
 
 
+def training(municipality: str, staff_id: str, item: str = "compliance") -> TrainingItemCompleted:
+    return TrainingItemCompleted(municipality=municipality, staff_id=staff_id, item=item, hours=1)
+
+
+def between(monkeypatch, after: int, write):
+    """bus.append_all's pipeline with `write()` run once its `after`-th publish is stored, before the
+    next one goes out: another writer's message lands between two events of one command."""
+    real = bus.send
+    sent = 0
+
+    async def send(*args, **kwargs):
+        nonlocal sent
+        answer = await real(*args, **kwargs)
+        sent += 1
+        if sent == after:
+            await asyncio.wait([answer])
+            await write()
+        return answer
+
+    monkeypatch.setattr(bus, "send", send)
+
+
+async def test_a_pipelined_command_refused_on_its_first_event_stores_none_of_them(js, nc, municipality):
+    """Rule 2 with the pipeline: the events after the first go out before its ack, each expecting the
+    one before it as the stream's last message; the first refused (stale), none of them is stored."""
+    taken = staff_created(municipality, "S0010")
+    await bus.append(js, taken, expected=0)
+    events = [staff_created(municipality, "S0010"), training(municipality, "S0010"), training(municipality, "S0010")]
+    with pytest.raises(bus.ConcurrencyConflict):
+        await bus.append_all(js, events, expected=0)
+    assert [s.event.event_id for s in await bus.load(nc, taken.subject)] == [taken.event_id]
+    assert not nc._resp_map
+
+
+async def test_a_pipeline_split_by_another_subject_s_message_still_stores_all_in_order(
+    js, nc, municipality, monkeypatch
+):
+    """Another writer's message between two events (on another subject) refuses the rest of the
+    pipeline; they are appended one by one with the expected sequence, as without it."""
+    other = staff_created(municipality, "S0012")
+    between(monkeypatch, 1, lambda: bus.append(js, other, expected=0))
+    events = [
+        staff_created(municipality, "S0011"),
+        training(municipality, "S0011"),
+        training(municipality, "S0011", "system"),
+    ]
+    seqs = await bus.append_all(js, events, expected=0)
+    stored = await bus.load(nc, events[0].subject)
+    assert [s.event.event_id for s in stored] == [e.event_id for e in events]
+    assert [s.seq for s in stored] == seqs
+    [foreign] = await bus.load(nc, other.subject)
+    assert seqs[0] < foreign.seq < seqs[1]  # it came between: the chain was refused and re-appended
+    assert not nc._resp_map
+
+
+async def test_a_pipeline_meeting_another_write_on_its_subject_is_a_conflict_not_an_overwrite(
+    js, nc, municipality, monkeypatch
+):
+    """Another writer appends to the same aggregate between the command's first and second event: the
+    second is not stored after it (that writer's event was never seen by the command): a conflict."""
+    first = staff_created(municipality, "S0013")
+    intruder = training(municipality, "S0013", "escalation")
+
+    async def write():
+        await bus.append(js, intruder, expected=await bus.last_sequence(js, first.subject))  # after the first
+
+    between(monkeypatch, 1, write)
+    with pytest.raises(bus.ConcurrencyConflict):
+        await bus.append_all(js, [first, training(municipality, "S0013"), training(municipality, "S0013", "system")], 0)
+    stored = await bus.load(nc, first.subject)
+    assert [s.event.event_id for s in stored] == [first.event_id, intruder.event_id]
+
+
+async def test_a_pipelined_event_whose_answer_was_lost_is_recognised_as_stored(js, nc, municipality, monkeypatch):
+    """The second event's ack lost (a timeout) though JetStream stored it: appended again with its
+    expectation, it meets itself, which is its success, not a conflict, and not a second copy."""
+    real = bus.send
+    sent = 0
+
+    async def send(*args, **kwargs):
+        nonlocal sent
+        answer = await real(*args, **kwargs)
+        sent += 1
+        if sent != 2:
+            return answer
+        await asyncio.wait([answer])  # stored and answered, but the answer never reaches the command
+        lost = asyncio.get_running_loop().create_future()
+        lost.set_exception(nats_errors.TimeoutError())
+        return lost
+
+    monkeypatch.setattr(bus, "send", send)
+    events = [
+        staff_created(municipality, "S0014"),
+        training(municipality, "S0014"),
+        training(municipality, "S0014", "system"),
+    ]
+    seqs = await bus.append_all(js, events, expected=0)
+    stored = await bus.load(nc, events[0].subject)
+    assert [s.event.event_id for s in stored] == [e.event_id for e in events]
+    assert [s.seq for s in stored] == seqs
+
+
 def test_the_header_parse_reads_as_nats_py_s_own():
     from nats.aio.client import Client
 

@@ -93,6 +93,8 @@ def test_call1_thresholds_of_the_expected_maximum_once_each():
     line = None
     raised = []
     for count in range(1, 26):
+        cmd = d.CountCalls("main", DAY, count, new_id(), 20, (80, 100, 125))
+        assert d.counts_to_raise(line, cmd) == bool(d.decide_line(line, cmd, ctx(jst(2021, 4, 8, 9))))  # the shortcut
         line, events = run(
             d.decide_line,
             d.evolve_line,

@@ -21,6 +21,7 @@ import msgspec
 
 from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
@@ -28,7 +29,15 @@ from madoguchi_shared import reader, subjects
 from madoguchi_shared.errors import BusUnreachable, Unavailable
 from madoguchi_shared.events import Event, dump_event, parse_event
 from madoguchi_shared.logging import get_logger
-from madoguchi_shared.nats_typed import add_stream, client_of, publish_async, subscribe_inbox, update_stream
+from madoguchi_shared.nats_typed import (
+    ack_of,
+    add_stream,
+    client_of,
+    publish_async,
+    send,
+    subscribe_inbox,
+    update_stream,
+)
 from madoguchi_shared.nats_typed import publish as jetstream_publish
 from madoguchi_shared.nats_typed import connect as nats_connect
 from madoguchi_shared.settings import redact_url
@@ -411,11 +420,14 @@ async def append_all(js: JetStreamContext, events: Sequence[Event], expected: in
     """Append a command's events in order; each one's expectation chains on the previous append.
 
     Events of one aggregate chain their expected sequence; an event on another subject is
-    appended without an expectation (it is a consequence, e.g. an alert).
+    appended without an expectation (it is a consequence, e.g. an alert). Several events all on
+    one subject are pipelined (`_append_chain`): one round trip, the same guarantee.
 
     Not an atomic batch (`append_batch`): tried for the calls command (two events), it ran at a
     third of the rate of two awaited appends under 4 concurrent clients (47 against 141 commands/s).
     """
+    if len(events) > 1 and all(e.subject == events[0].subject for e in events):
+        return await _append_chain(js, events, expected)
     seqs: list[int] = []
     last: dict[str, int | None] = {}
     for event in events:
@@ -430,6 +442,77 @@ async def append_all(js: JetStreamContext, events: Sequence[Event], expected: in
         last[subject] = ack.seq
         seqs.append(ack.seq)
     return seqs
+
+
+# JetStream's refusal of a publish whose Nats-Expected-Last-Msg-Id is not the stream's last message id.
+WRONG_LAST_MSG_ID = 10070
+
+
+async def _append_chain(js: JetStreamContext, events: Sequence[Event], expected: int | None) -> list[int]:
+    """Several events of one aggregate, published back to back without waiting for each one's ack.
+
+    The first carries the subject's expected last sequence; each next one carries
+    Nats-Expected-Last-Msg-Id = the event before it: JetStream stores it only if the stream's last
+    message is that event, i.e. it was stored and nothing at all came between them, which is more
+    than the expected subject sequence it would otherwise carry (the previous event's, known only
+    from its ack). Its refusal stores nothing: a first event refused (another writer won) takes all
+    the others with it, a ConcurrencyConflict as before. Another writer's message anywhere in the
+    stream between two of them (another subject, another process) refuses the rest; they are then
+    appended one by one with the expected sequence of the one before them, as without a pipeline,
+    and so is everything after a lost answer (a stored try is recognised by `_stored_as`)."""
+    subject = events[0].subject
+    stream = stream_for(subject)
+    await _connected(js)
+    wait = min(ATTEMPT_TIMEOUT, grace_of(client_of(js)))
+    answers: list[asyncio.Future[Msg]] = []
+    previous: str | None = None
+    try:
+        for event in events:
+            msg_id = str(event.event_id)
+            headers = {"Nats-Msg-Id": msg_id, "Mg-Type": event.type}
+            if previous is not None:
+                headers["Nats-Expected-Last-Msg-Id"] = previous
+            elif expected is not None:
+                headers["Nats-Expected-Last-Subject-Sequence"] = str(expected)
+            previous = msg_id
+            answers.append(await send(js, subject, dump_event(event), headers, wait))
+    except _ELECTION_ERRORS:
+        pass  # the unsent ones go one by one below
+    seqs: list[int] = []
+    for i, event in enumerate(events):
+        failure: Exception | None = None
+        if i < len(answers):
+            try:
+                seqs.append(ack_of(await answers[i]).seq)
+                continue
+            except APIError as exc:
+                if i == 0 and exc.err_code in CONFLICT_CODES:
+                    raise ConcurrencyConflict(subject, expected) from exc
+                if exc.err_code != WRONG_LAST_MSG_ID and not isinstance(exc, ServiceUnavailableError):
+                    raise
+                failure = exc
+            except _ELECTION_ERRORS as exc:
+                failure = exc
+        # the rest one by one, each expecting the sequence of the one before it
+        maybe_stored = failure is not None and not isinstance(failure, APIError | NoStreamResponseError)
+        exp = seqs[-1] if seqs else expected
+        seqs.append((await _append_after(js, event, exp, stream, maybe_stored)).seq)
+    return seqs
+
+
+async def _append_after(
+    js: JetStreamContext, event: Event, expected: int | None, stream: str, maybe_stored: bool
+) -> api.PubAck:
+    """`append`, for an event whose pipelined try may have been stored (its answer lost): a conflict
+    that is that very event stored after `expected` is its success."""
+    try:
+        return await append(js, event, expected)
+    except ConcurrencyConflict:
+        if maybe_stored and expected is not None:
+            mine = await _stored_as(js, stream, event.subject, str(event.event_id), expected)
+            if mine is not None:
+                return mine
+        raise
 
 
 class AtomicBatchUnsupported(Exception):

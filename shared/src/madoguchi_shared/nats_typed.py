@@ -8,6 +8,7 @@ leaves untyped, so strict modules call these instead of the bare methods.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -120,6 +121,54 @@ async def publish(
     return api.PubAck(stream=ack.stream, seq=ack.seq, domain=ack.domain, duplicate=ack.duplicate)
 
 
+def _settled(
+    waiting: dict[str, asyncio.Future[Msg]], token: str, expire: asyncio.TimerHandle, answer: asyncio.Future[Msg]
+) -> None:
+    expire.cancel()
+    waiting.pop(token, None)
+    if not answer.cancelled():
+        answer.exception()  # retrieved: an answer nobody awaits any more (a pipeline given up) is no warning
+
+
+async def send(
+    js: JetStreamContext, subject: str, payload: bytes, headers: dict[str, str], timeout: float
+) -> asyncio.Future[Msg]:
+    """Publish like `publish` and return the future of JetStream's answer without waiting for it, so
+    several publishes go out back to back (one flush, one round trip for all: bus.append_all). Read
+    each answer with `ack_of`; an answer not read in `timeout` seconds fails with nats-py's TimeoutError."""
+    nc = js._nc  # pyright: ignore[reportPrivateUsage] - nats-py offers no public accessor
+    if nc.is_draining_pubs:
+        raise nats_errors.ConnectionDrainingError
+    if not nc._resp_sub_prefix:  # pyright: ignore[reportPrivateUsage] - nats-py's request mux, set up as nc.request does
+        await nc._init_request_sub()  # pyright: ignore[reportPrivateUsage] - (the same)
+    prefix: bytearray = nc._resp_sub_prefix  # pyright: ignore[reportPrivateUsage, reportAssignmentType] - set just above
+    token: str = nc._nuid.next().decode()  # pyright: ignore[reportPrivateUsage] - the connection's NUID, as nc.request uses
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Msg] = loop.create_future()
+    waiting: dict[str, asyncio.Future[Msg]] = nc._resp_map  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType, reportUnknownVariableType] - the mux's futures by token (an untyped Future)
+    waiting[token] = answer
+    try:
+        await nc.publish(subject, payload, reply=prefix.decode() + token, headers=headers)
+    except BaseException:
+        waiting.pop(token, None)
+        raise
+    expire = loop.call_later(timeout, _time_out, answer)
+    answer.add_done_callback(functools.partial(_settled, waiting, token, expire))
+    return answer
+
+
+def ack_of(msg: Msg) -> api.PubAck:
+    """JetStream's answer to a publish read as `publish` reads it: the PubAck, or the APIError subclass
+    of a refusal, NoStreamResponseError when no stream takes the subject."""
+    if msg.headers and msg.headers.get("Status") == "503":  # no responders
+        raise NoStreamResponseError
+    ack = _ack.decode(msg.data)
+    if ack.error is not None:
+        APIError.from_error(ack.error)  # raises the error's class (ServiceUnavailableError, BadRequestError, ...)
+        raise APIError(**ack.error)
+    return api.PubAck(stream=ack.stream, seq=ack.seq, domain=ack.domain, duplicate=ack.duplicate)
+
+
 async def subscribe_inbox(nc: NATS, subject: str) -> Subscription:
     """`nc.subscribe(subject)`: a subscription read with `next_msg`, no callback."""
     return await nc.subscribe(subject)  # pyright: ignore[reportUnknownMemberType] - nats-py: its `future` parameter is an untyped Future
@@ -161,6 +210,7 @@ async def add_consumer(js: JetStreamContext, stream: str, config: api.ConsumerCo
 
 
 __all__ = [
+    "ack_of",
     "add_consumer",
     "add_stream",
     "client_of",
@@ -169,6 +219,7 @@ __all__ = [
     "jetstream",
     "publish",
     "publish_async",
+    "send",
     "stop_watch",
     "subscribe",
     "subscribe_inbox",

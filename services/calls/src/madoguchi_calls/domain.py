@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -129,6 +130,20 @@ def threshold_counts(expected_max: int, percents: Iterable[int]) -> list[tuple[i
         count = max(1, -(-expected_max * p // 100))  # ceiling
         out.setdefault(count, p)
     return sorted(out.items())
+
+
+@lru_cache(maxsize=256)
+def _threshold_counts(expected_max: int, percents: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(count for count, _ in threshold_counts(expected_max, percents))
+
+
+def counts_to_raise(state: LineDay | None, cmd: CountCalls) -> bool:
+    """Whether decide_line(state, cmd) raises a threshold (CountCalls decides nothing otherwise): the
+    question every incoming call asks, answered without building the decision."""
+    raised = state.thresholds if state is not None else frozenset[int]()
+    return any(
+        cmd.count >= count and count not in raised for count in _threshold_counts(cmd.expected_max, cmd.percents)
+    )
 
 
 def decide_line(state: LineDay | None, cmd: Any, ctx: Ctx) -> list[Event]:

@@ -261,10 +261,12 @@ class CallsService:
             expected_max=config.phone.expected_max_calls_per_day,
             percents=tuple(round(t * 100) for t in config.capacity_thresholds),
         )
+        subject = self.line_subject(municipality, line, day)
+        cached, _ = await self.load(subject, d.evolve_line, fresh=False)
+        if not d.counts_to_raise(cached, cmd):
+            return  # what decide_and_append would decide on this fold: nothing (the common case)
         ctx = d.Ctx(municipality, SYSTEM, self.clock(), received.correlation_id or received.event_id)
-        await self.decide_and_append(
-            self.line_subject(municipality, line, day), d.evolve_line, d.decide_line, cmd, ctx, retries=5
-        )
+        await self.decide_and_append(subject, d.evolve_line, d.decide_line, cmd, ctx, retries=5)
 
     async def get_call(self, municipality: str, call_id: UUID) -> tuple[d.Call | None, list[Event]]:
         stored = await bus.load(self.nc, self.subject(municipality, "call", call_id))
