@@ -534,8 +534,9 @@ def ordinary_fragment(rng: random.Random) -> str:
         "yen_big": f"{rng.randint(1, 9)},{rng.randint(0, 999):03d},{rng.randint(0, 999):03d}円",
         "man_yen": f"{rng.randint(1, 99)}万円",
         "points": f"{rng.choice(['5,000', '7,500', '15,000', '20,000', '20000', '2万'])}ポイント",
-        "postal": f"〒{rng.randint(0, 999):03d}-{rng.randint(0, 9999):04d}",
-        "postal_kanji": f"郵便番号{rng.randint(0, 999):03d}-{rng.randint(0, 9999):04d}",
+        # (an office's own postal code: a person's, 〒060-0001, narrows a home down and is refused)
+        "postal": f"〒{rng.randint(0, 999):03d}-{rng.randint(8000, 9999):04d}",
+        "postal_kanji": f"郵便番号{rng.randint(0, 999):03d}-{rng.randint(8000, 9999):04d}",
         "step": f"{rng.choice(['手順', 'ステップ', 'STEP'])}{rng.randint(1, 9)}",
         "step_circled": rng.choice("①②③④⑤⑥⑦⑧⑨") + rng.choice(["受付", "本人確認", "写真撮影", "交付", "暗証番号設定"]),
         "step_paren": f"({rng.randint(1, 9)}){rng.choice(['申請書記入', '確認', '署名'])}",

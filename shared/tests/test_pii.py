@@ -382,7 +382,7 @@ REALISTIC = [
     "2021-04-01 08:45 から 2021-04-01 17:15 まで 3 名体制。",
     "電話の待ち時間は平均 3 分 20 秒、最大 12 分。入電 1,234 件、応答率 98.5%。",
     "暗証番号（4桁）を3回間違えてロック。署名用電子証明書のパスワードは6〜16文字と案内。",
-    "〒060-0001 の住所への転送不要郵便について説明。",
+    "〒060-8611 の住所への転送不要郵便について説明。",  # (an office's own postal code: a home's is refused)
     "交付通知書 3 通、カード 2 枚、10:00〜11:30 の予約枠 24 件。",
     "受付番号 A-012、B-7 を呼出。窓口 3 番で対応。",
     "R3.4.1 の申請分、2021年4月1日受付、5月10日交付予定。",
@@ -391,7 +391,7 @@ REALISTIC = [
     "2021年4月1日（木）8時45分〜17時15分、延長窓口 19:00 まで。",
     "単価＠500円 × 3 件、合計 1,500 円。",
     "ＦＡＱ 第2版（2021.04.01 改訂）を参照。",
-    "転送先 〒010-0000（2019-01-01 転居）を確認。",  # a bracket opens a new phrase, not a phone number
+    "転送先 〒010-8000（2019-01-01 転居）を確認。",  # a bracket opens a new phrase, not a phone number
 ]
 
 
@@ -448,7 +448,8 @@ def ordinary_fragments(draw: st.DrawFn) -> str:
         "points": f"{draw(st.integers(1, 99999))}ポイント",
         "count": f"{draw(st.integers(0, 9999))}{draw(st.sampled_from(['件', '人', '回', '枚', '通']))}",
         "pin": f"暗証番号を{draw(st.integers(1, 5))}回間違えた",
-        "postal": f"〒{draw(ndigits(3))}-{draw(ndigits(4))}",
+        # (an office's own postal code, 8000-9999: a home's, 〒060-0001, is refused as part of an address)
+        "postal": f"〒{draw(ndigits(3))}-{draw(st.integers(8000, 9999))}",
         "range": f"{h}:{mi:02d}〜{draw(st.integers(0, 23))}:{draw(st.integers(0, 59)):02d}",
     }[kind]
     return _fw_maybe(draw, fragment)

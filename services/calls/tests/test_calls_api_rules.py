@@ -32,7 +32,8 @@ async def test_call5_note_with_a_phone_number_is_refused_422_and_nothing_stored(
             {"notes": "カード番号 1234 5678 9018 を読み上げた"},
             {"opinions": [{"kind": "opinion", "text": "連絡先 taro@example.jp"}]},
             # one number split over two fields of the request (each alone is clean)
-            {"notes": "番号は 1234 5678", "opinions": [{"kind": "opinion", "text": "続きは 9018 とのこと"}]},
+            # (halves of six: 「1234 5678」 alone is refused as two of the card's groups of four)
+            {"notes": "番号は 123456", "opinions": [{"kind": "opinion", "text": "続きは 789018 とのこと"}]},
         ):
             r = await line.client.post(
                 f"/v1/calls/{call_id}/close",

@@ -5,9 +5,10 @@ pass the guard on every field; a number split over two fields of one request is 
 together). The fields are found from the routers (nested models too), so a new free-text field that is not
 driven here fails the first test.
 
-Not joined: two REQUESTS each holding half a number (one opinion with 「1234 5678」, the next with 「9018」). The
-guard would have to keep the earlier text to read it with the next, and free text is sealed and erasable
-(madoguchi_shared.sealed); six digits alone identify nobody."""
+Not joined: two REQUESTS each holding half a number. The guard would have to keep the earlier text to read it with
+the next, and free text is sealed and erasable (madoguchi_shared.sealed). A request with two of the card's groups of
+four (「一二三四 五六七八」) is refused alone (the four digits left identify nobody); halves of six digits each
+(「123456」, then 「789018」) pass: six digits alone identify nobody."""
 
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ HOSTILE = {
     "昭和50年1月2日": "昭和50年1月2日生の方",
     "北1条西2丁目": "札幌市中央区北1条西2丁目 在住",
     "080-1234-5678": "〇八〇の1234の5678",
+    # the fourth pass (shared/tests/test_pii_fourth_pass.py)
+    "060-0001": "〒060-0001 へ転送希望",
+    "西2丁目3-4": "北1条西2丁目3-4",
+    "1の2の3": "1の2の3に住んでいます",
+    "昭和50年、…5月5日": "生年月日は昭和50年、…5月5日です",
+    "五六七八。九〇一二": "一二三四の五六七八。九〇一二です",
+    "一二三四 五六七八": "続きは一二三四 五六七八",
+    "被保険者番号 87654321": "被保険者番号 87654321",
+    "四月一日 はなこ": "四月一日 はなこ様から",
 }
 ORDINARY = "電話 3件、折り返し 2件。10:00-12:00 混雑"
 
@@ -146,14 +156,19 @@ async def test_every_free_text_field_refuses_every_spelling_without_echo_log_or_
                     assert r.status_code != 422 or "個人情報" not in r.text, (url, how, r.text)
                 # one number split over two fields of one request: read together
                 for body in (
-                    {**CLOSE, "notes": "番号は 1234 5678", "opinions": [{"kind": "opinion", "text": "続きは 9018"}]},
+                    # (halves of six: 「1234 5678」 is refused alone since the fourth pass)
+                    {**CLOSE, "notes": "番号は 123456", "opinions": [{"kind": "opinion", "text": "続きは 789018"}]},
                     {**CLOSE, "notes": "電話", "opinions": [{"kind": "opinion", "text": "123-4567 とのこと"}]},
                     {**CLOSE, "notes": "〇九〇の一二三四", "opinions": [{"kind": "request", "text": "五六七八"}]},
+                    # a name split over two fields: the family name in the notes, the given name in an opinion
+                    {**CLOSE, "notes": "相談者 鰐淵", "opinions": [{"kind": "opinion", "text": "はなこ様より"}]},
+                    {**CLOSE, "notes": "来庁者 ワニブチ", "opinions": [{"kind": "request", "text": "ハナコ"}]},
                 ):
                     r = await line.client.post(f"/v1/calls/{uuid4()}/close", headers=everyone, json=body)
                     assert r.status_code == 422 and "個人情報" in r.text, (body, r.text)
-                    assert "9018" not in r.text and "4567" not in r.text and "五六七八" not in r.text
-                for question, answer in (("番号 1234 5678", "9018 です"), ("連絡先は 090-1234", "5678 です")):
+                    assert "789018" not in r.text and "4567" not in r.text and "五六七八" not in r.text
+                    assert "鰐淵" not in r.text and "はなこ" not in r.text and "ハナコ" not in r.text
+                for question, answer in (("番号 123456", "789018 です"), ("連絡先は 090-1234", "5678 です")):
                     r = await line.client.post(
                         "/v1/faq", headers=everyone, json={**FAQ, "question": question, "answer": answer}
                     )
@@ -164,8 +179,11 @@ async def test_every_free_text_field_refuses_every_spelling_without_echo_log_or_
                 for value in [
                     *HOSTILE,
                     "5678 です",
+                    "789018 です",
                     "123-4567 とのこと",
                     "五六七八",
+                    "鰐淵",
+                    "ワニブチ",
                 ]:  # (a bare 9018 turns up in UUIDs)
                     assert value.encode() not in data
         logged = [repr(entry) for entry in captured] + stdlib.lines

@@ -40,8 +40,29 @@ HOSTILE = {
     "S50.1.2": "生年月日 S50.1.2",
     "北1条西2丁目": "札幌市中央区北1条西2丁目 在住",
     "080-1234-5678": "〇八〇の1234の5678",
+    # the fourth pass (shared/tests/test_pii_fourth_pass.py): postal codes, house numbers without the city, a birth
+    # date in two phrases, a My Number over two sentences or in the card's groups, other cards' numbers, rare names
+    "060-0001": "〒060-0001 へ転送希望",
+    "０６０－０００１": "郵便番号０６０－０００１",
+    "西2丁目3-4": "北1条西2丁目3-4",
+    "一丁目2番3号": "一丁目2番3号の方",
+    "1の2の3": "1の2の3に住んでいます",
+    "昭和50年、…5月5日": "生年月日は昭和50年、…5月5日です",
+    "五六七八。九〇一二": "一二三四の五六七八。九〇一二です",
+    "一二三四 五六七八": "続きは一二三四 五六七八",
+    "記号123 番号4567": "保険証 記号123 番号4567",
+    "四月一日 はなこ": "四月一日 はなこ様が来庁",
+    "ワニブチ ハナコ": "ワニブチ ハナコ 来庁",
 }
 ORDINARY = "電話 3件、うち折り返し 2件。10:00-12:00 は窓口混雑、受付番号 123 まで案内"
+# ordinary notes with the same words, numbers and places (each passes the guard on every field)
+ORDINARY_MORE = [
+    "カード読取エラーのため再来庁を案内",
+    "13時に折り返し予定。令和3年4月1日から受付開始",
+    "〒060-8611 札幌市役所、北区役所 2番窓口へ案内",
+    "生年月日の記入漏れ、令和3年4月1日に再来庁",
+    "四月一日は混雑予想、保険証の確認 3件",
+]
 
 # every free-text field of the desk API -> (method, path, role, other fields of a valid body)
 WINDOW = {"start": "2021-05-06T09:00:00+09:00", "end": "2021-05-06T12:00:00+09:00", "reason": "pandemic"}
@@ -116,8 +137,9 @@ async def test_every_free_text_field_refuses_every_spelling_without_echo_log_or_
                         assert value not in r.text and text not in r.text, (url, r.text)
                     # ordinary writing passes the guard on every field (the command itself may be refused
                     # for the state: no escalation 1 yet, an unknown visit)
-                    r = await client.post(url, headers=tokens[role], json={**rest, field: ORDINARY})
-                    assert r.status_code != 422 or "個人情報" not in r.text, (url, field, r.text)
+                    for ordinary in (ORDINARY, *ORDINARY_MORE):
+                        r = await client.post(url, headers=tokens[role], json={**rest, field: ordinary})
+                        assert r.status_code != 422 or "個人情報" not in r.text, (url, field, ordinary, r.text)
         logged = [repr(entry) for entry in captured] + stdlib.lines
     finally:
         logging.getLogger().removeHandler(stdlib)

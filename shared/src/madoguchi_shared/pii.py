@@ -57,6 +57,16 @@ date (Western, 和暦 with the era in kanji or as a letter, 元年, kanji numera
 birth date: 昭和50年1月2日, S50.1.2). A family name of the list with a common given name in kana (ヤマダ タロウ) or a
 kanji one ending as given names do (田中美咲). The first 11 digits of a My Number said to be one.
 
+The fourth pass (shared/tests/test_pii_fourth_pass.py) added: a postal code alone (〒060-0001; not an office's own,
+8000-9999, nor beside a public place); a house number without the city (一丁目2番3号, 北1条西2丁目3-4, 4番地12, a room
+after it; 1の2の3 with a sign of a home); a birth date told in two phrases (生年月日は昭和50年、…5月5日); 12 digits in
+groups of four over two sentences whatever the check digit; a part of a My Number said to be one (マイナンバーの前半は
+123456); two groups of four with a space, as on the card (1234 5678: a number sent in two requests is refused in the
+one holding two of its three groups); other cards' and accounts' numbers said to be one (保険証 記号123 番号4567,
+被保険者番号, 基礎年金番号, 口座番号, 住民票コード, 在留カード番号); family names written with numerals (四月一日 はなこ様),
+a kana family name on no list with a common given name (ワニブチ ハナコ), a kanji one with a kanji given name and an
+honorific (鰐淵花子さん); and Python/JSON escapes (\\u3000) read as the characters they stand for.
+
 Messages say WHAT was found and WHERE (1-based character position of the original text), never
 the value.
 """
@@ -164,8 +174,23 @@ _HTML_REF = re.compile(r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za
 _PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 
+# Escapes of Python and JSON (a repr in a log line or an error: 「'一二三四\\u3000五六七八'」, text pasted from JSON) are read
+# as the characters they stand for.
+_ESCAPE = re.compile(r"\\{1,4}(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})")  # (a repr of a repr: \\\\u3000)
+
+
 def _decoded_at(text: str, i: int) -> tuple[str, int] | None:
-    """(the characters, end) of an HTML reference or a percent-encoded run starting at ``i``."""
+    """(the characters, end) of an HTML reference, a percent-encoded run or an escape starting at ``i``."""
+    if text[i] == "\\":
+        m = _ESCAPE.match(text, i)
+        if m:
+            try:
+                decoded = chr(int(m.group().lstrip("\\")[1:], 16))
+            except ValueError:
+                return None
+            if decoded.isprintable() or decoded.isspace():
+                return decoded, m.end()
+        return None
     if text[i] == "&":
         m = _HTML_REF.match(text, i)
         if m:
@@ -271,7 +296,7 @@ def normalize(text: str) -> Normalised:
     origin: list[int] = []
     i, n = 0, len(text)
     while i < n:
-        decoded = _decoded_at(text, i) if text[i] in "&%" else None
+        decoded = _decoded_at(text, i) if text[i] in "&%\\" else None
         if decoded is not None:
             for ch in decoded[0]:
                 for c in _char_form(ch) if not ch.isascii() else ch.lower().replace("~", "〜"):
@@ -314,6 +339,8 @@ _KANJI_DIGIT = {
     "八": "8", "捌": "8",
     "九": "9", "玖": "9",
 }  # fmt: skip
+
+_PD = "[0-9〇一二三四五六七八九]"  # a digit in the normal form, Arabic or kanji
 
 _READINGS = {
     "ゼロ": "0", "レイ": "0", "マル": "0", "ゼロー": "0",
@@ -778,6 +805,7 @@ class _Found:
     kind: Kind
     start: int  # normal-form offsets
     end: int
+    what: str = ""  # a closer name for the message (_WHAT_DETAIL), the kind staying one of KINDS
 
 
 def _my_number_fast(d: str) -> bool:
@@ -963,8 +991,71 @@ _MY_NUMBER_LABEL = re.compile(
 )
 
 
+# A part of a My Number said to be one (「マイナンバーの前半は123456」, 「個人番号 上4桁 一二三四」): the rest may come in
+# another request, which the guard does not keep (free text is read one request at a time and never stored before
+# it passes), so the part said to be one is refused on its own. Not: a count (マイナンバーカード 3枚, 個人番号 1234件),
+# a date, a ticket after its marker (マイナンバー 受付 105).
+_MY_NUMBER_PART = re.compile(
+    rf"(?:マイナンバー|個人番号|my ?number)(?!カード|制度|ポータル|総合)"
+    rf"(?:[0-9〇一二三四五六七八九十]{{1,2}}桁目?|[^0-9〇一二三四五六七八九\n。]){{0,10}}?"
+    rf"({_PD}(?:[ \-ー・ノ]?{_PD}){{3,10}})(?![0-9〇一二三四五六七八九])"
+)
+_PART_WORDS = re.compile(r"[0-9〇一二三四五六七八九十]+桁(?:目)?(?:ハ|ガ|ノ|:|：|ヲ)?[ ]*$")
+
+
+# Numbers of other cards and accounts that identify a person, said to be one (保険証 記号123 番号4567, 被保険者番号
+# 12345678, 基礎年金番号 1234-567890, 免許証番号, 口座番号, 住民票コード, 在留カード番号 AB12345678CD): refused as a
+# personal number. Not: a count or a date after the label (保険証の確認 3件, 保険証 2025/12/01まで有効).
+_ID_LABEL = re.compile(
+    r"(?:保険証|被保険者証?|保険者番号|記号番号|基礎年金番号|年金番号|年金手帳|免許証|運転免許|旅券|パスポート|住民票コード|"
+    r"口座番号|口座|カード番号|クレジットカード|受給者証?番号|介護保険証?|障害者手帳|手帳番号|在留カード|特別永住者証明書|"
+    r"証券番号|契約番号|保険番号|お客様番号|オ客様番号|国保|国民健康保険|健康保険|社会保険|後期高齢者?医療|"
+    r"license|passport|account)"
+)
+_ID_VALUE = re.compile(
+    rf"(?:番号|記号|ノ|no\.?|#|ハ|ガ|ヲ|[ :：=、(（]|(?:上|下|末尾|先頭|頭)?[0-9一二三四五六七八九十]{{1,2}}桁目?)*"
+    rf"([a-z]{{0,2}}{_PD}(?:[ \-ー]?{_PD}){{1,15}}[a-z]{{0,2}})(?![0-9a-z])"
+)
+
+
+def _id_number_findings(t: str) -> list[_Found]:
+    found: list[_Found] = []
+    ordinary: list[tuple[int, int]] | None = None
+    for label in _ID_LABEL.finditer(t):
+        end = label.end()
+        digits = parts = 0
+        last: re.Match[str] | None = None
+        while parts < 3:  # 記号123 番号4567: up to three parts
+            m = _ID_VALUE.match(t, end)
+            if m is None:
+                break
+            if _COUNTER.match(t, m.end(1)) and not t.startswith("番号", m.end(1) + (t[m.end(1) : m.end(1) + 1] == " ")):
+                break
+            if ordinary is None:
+                ordinary = _ordinary_spans(t)
+            if any(s <= m.start(1) < e for s, e in ordinary):
+                break
+            digits += sum(c.isdigit() or c in _KANJI_DIGIT for c in m.group(1))
+            last, end, parts = m, m.end(), parts + 1
+        # (six digits, or four in two parts: the last four digits of a card alone identify nobody)
+        if last is not None and (digits >= 6 or (digits >= 4 and parts > 1)):
+            found.append(_Found("my_number", label.start(), last.end(), "id_number"))
+    return found
+
+
 def _labelled_my_number(t: str) -> list[_Found]:
-    return [_Found("my_number", m.start(1), m.end(1)) for m in _MY_NUMBER_LABEL.finditer(t)]
+    found = [_Found("my_number", m.start(1), m.end(1)) for m in _MY_NUMBER_LABEL.finditer(t)]
+    for m in _MY_NUMBER_PART.finditer(t):
+        before = t[m.start() : m.start(1)]
+        if (
+            _MARKER.search(before)
+            or _COUNTER.match(t, m.end(1))
+            or any(s <= m.start(1) < e for s, e in _ordinary_spans(t))
+        ):
+            if not _PART_WORDS.search(before):
+                continue  # (上4桁 1234: the 4 is a count, the 1234 the part)
+        found.append(_Found("my_number", m.start(1), m.end(1), "my_number_part"))
+    return found
 
 
 def _number_findings(t: str) -> list[_Found]:
@@ -1025,7 +1116,29 @@ def _number_findings(t: str) -> list[_Found]:
     if not found:
         found.extend(_scan_across_sentences(clusters, t))
     found.extend(_local_phone_findings(clusters, t, found))
+    if not found:
+        found.extend(_card_layout_findings(clusters, t))
     return found
+
+
+def _card_layout_findings(clusters: list[list[_Token]], t: str) -> list[_Found]:
+    """Two groups of four digits with a space between (「1234 5678」, 「一二三四　五六七八」), as a My Number is printed
+    on its card, are two thirds of one: refused alone, so that a number sent in two requests (「1234 5678」, then
+    「9018」) cannot be put together again; the four digits left over identify nobody. Not: years (2021 2022), a
+    range or a time (1000-1200, 0900/1700), a count (1234 5678件), a ticket after its marker."""
+    out: list[_Found] = []
+    for c in clusters:
+        if len(c) != 2 or any(len(g.digits) != 4 or g.weak for g in c):
+            continue
+        gap = t[c[0].end : c[1].start]
+        if gap.strip(" ・ノ") or not gap:
+            continue
+        if all(_YEAR_LIKE.fullmatch(g.digits) for g in c) or _COUNTER.match(t, c[1].end):
+            continue
+        if _MARKER.search(t[max(0, c[0].start - 12) : c[0].start]):
+            continue
+        out.append(_Found("my_number", c[0].start, c[1].end, "my_number_part"))
+    return out
 
 
 # A local number without its area code (市内局番 + 加入者番号: 123-4567, ５６７８－１２３４, 7 or 8 digits in a
@@ -1136,7 +1249,16 @@ def _scan_across_sentences(clusters: list[list[_Token]], t: str) -> list[_Found]
             digits = "".join(g.digits for c in chain for g in c)
             if is_valid_my_number(digits):
                 out.append(_Found("my_number", chain[0][0].start, chain[-1][-1].end))
+            elif all(len(g.digits) == 4 for c in chain for g in c) and not all(
+                _YEAR_LIKE.fullmatch(g.digits) for c in chain for g in c
+            ):
+                # 12 digits in the card's own groups of four (「番号は1234 5678です。続きは9012です。」): refused
+                # whatever the check digit, as one run of them would be; years (2021。2022。2023) are no number
+                out.append(_Found("twelve_digits", chain[0][0].start, chain[-1][-1].end))
     return out
+
+
+_YEAR_LIKE = re.compile(r"(?:19|20)[0-9]{2}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1390,8 +1512,96 @@ def _kanji_kana_names(text: str) -> list[_Found]:
     return found
 
 
+# Family names written with numerals (四月一日 わたぬき, 八月一日 ほずみ, 九十九 つくも, 五月女 さおとめ) read as dates or
+# numbers; with a given name and an honorific they are a full name (四月一日 はなこ様, 四月一日花子さん).
+_NUMERAL_FAMILY = (
+    r"(?:[一二三四五六七八九十]{1,2}月[一二三四五六七八九十]{1,3}日|[一二三四五六七八九十]{1,2}月朔日|九十九|五月女|一二三|七五三|"
+    r"十八女|百目鬼|二十八日|十二月田|一寸木|八月朔日)"
+)
+_GIVEN_KANJI = rf"[\u4e00-\u9fff々]?[{_GIVEN_END}]"
+_NUMERAL_NAME = re.compile(
+    rf"(?<![\u4e00-\u9fff々0-9]){_NUMERAL_FAMILY}[ ]?(?:({_GIVEN_KANA_RE.pattern})|({_GIVEN_KANJI}))[ ]?"
+    r"(?:様|サマ|サン|殿|ドノ|氏|クン|チャン)"
+)
+# A family name in kana on no list with a common given name (ワニブチ ハナコ, わにぶち はなこ), a kana name run together
+# with an honorific (ワニブチハナコさん), and a kanji family name on no list with a two-character given name ending as
+# given names do, with an honorific (鰐淵花子さん, 勅使河原 美咲様).
+_KANA_FAMILY_GIVEN = re.compile(
+    rf"(?<![\u30a1-\u30fa\u30fc])([\u30a1-\u30fa\u30fc]{{2,6}})[ ](?:{_GIVEN_KANA_RE.pattern})"
+    r"(?![\u30a1-\u30fa\u30fc](?<![ガハノニヲトモデヘ]))"
+)
+_KANA_RUN_GIVEN = re.compile(
+    rf"(?<![\u30a1-\u30fa\u30fc])([\u30a1-\u30fa\u30fc]{{2,6}}?)(?:{_GIVEN_KANA_RE.pattern})[ ]?"
+    r"(?:様|サマ|サン|殿|ドノ|クン|チャン)"
+)
+_KANJI_GIVEN_HONORIFIC = re.compile(
+    rf"(?<![\u4e00-\u9fff々])([\u4e00-\u9fff々]{{2,4}}?)[ ]?([\u4e00-\u9fff々][{_GIVEN_END}])[ ]?(?:様|殿|氏|サン|サマ|ドノ)"
+)
+_NOT_KANJI_GIVEN = re.compile(
+    r"^(?:上司|夫|親子|母子|妻子|息子|女子|男子|弟子|菓子|様子|調子|帽子|椅子|電子|原子|利子|王子|太子|"
+    r"長男|次男|三男|彼女|夫婦|工夫|丈夫|大夫|水夫|農夫|漁夫|"
+    r"部長|議員|教授|技師|医師|記者)$"
+)
+
+
+_HONORIFIC_HINT = re.compile(r"様|サン|殿|ドノ|氏|クン|チャン|サマ")
+
+
+def _rare_names(text: str) -> list[_Found]:
+    found: list[_Found] = []
+    if " " in text:
+        for m in _KANA_FAMILY_GIVEN.finditer(text):
+            family = m.group(1)
+            if family not in _NOT_KANA_NAME and not _NOT_GIVEN_KANA.search(family) and not family.endswith("ー"):
+                found.append(_Found("name", m.start(), m.end()))
+    if not _HONORIFIC_HINT.search(text):
+        return found  # (the other forms need an honorific)
+    if any(c in text for c in "月九五一七十百二八"):
+        for m in _NUMERAL_NAME.finditer(text):
+            if m.group(2) is None or m.group(2) not in _SURNAMES:
+                found.append(_Found("name", m.start(), m.end()))
+    for m in _KANA_RUN_GIVEN.finditer(text):
+        family = m.group(1)
+        if (
+            not family.startswith(("オ", "ゴ"))
+            and family not in _NOT_KANA_NAME
+            and family[-1] not in "ノハガヲニトモデヘ"
+        ):
+            found.append(_Found("name", m.start(), m.end()))
+    for m in _KANJI_GIVEN_HONORIFIC.finditer(text):
+        family, given = m.group(1), m.group(2)
+        if _NOT_FAMILY.search(family) or _NOT_KANJI_GIVEN.match(given) or _NOT_GIVEN.search(given):
+            continue
+        if _NOT_A_NAME.search(family + given) or _COUNTED.search(family):
+            continue
+        found.append(_Found("name", m.start(), m.end()))
+    return found
+
+
+# A name given in two labelled parts (姓：鰐淵 名：花子, 姓は鰐淵、名は花子, 名字 鰐淵 名前 はなこ, お名前はワニブチさん、
+# 下の名前はハナコさん).
+_NAME_PART = r"([\u4e00-\u9fff々\u30a1-\u30fa\u30fc]{1,6}?)(?:サン|様|サマ)?"
+_PART_SEP = r"(?:[ ]?[:：][ ]?|[ ]?ハ[ ]?|[ ])"
+_SPLIT_NAME = re.compile(
+    rf"(?:姓|名字|苗字|ミョウジ|セイ|オ名前|名前)(?![\u4e00-\u9fff])(?<!ノ名前){_PART_SEP}{_NAME_PART}[ 、,。]+[^。\n]{{0,6}}?"
+    rf"(?:名|名前|下ノ名前|メイ)(?![\u4e00-\u9fff]){_PART_SEP}{_NAME_PART}(?=$|[ 、,。\n)）」』'\"]|デス)"
+)
+
+
+def _split_names(text: str) -> list[_Found]:
+    found: list[_Found] = []
+    for m in _SPLIT_NAME.finditer(text):
+        family, given = m.group(1), m.group(2)
+        if any(_NOT_A_NAME.search(w) or _COUNTED.search(w) for w in (family, given)):
+            continue
+        found.append(_Found("name", m.start(), m.end()))
+    return found
+
+
 def _name_findings(text: str) -> list[_Found]:
-    found: list[_Found] = _kanji_kana_names(text)
+    found: list[_Found] = _kanji_kana_names(text) + _rare_names(text)
+    if "名" in text or "姓" in text:
+        found.extend(_split_names(text))
     for m in _KANA_PAIR.finditer(text):
         given = m.group(2)  # (おにいさん, おきゃくさま, ごかぞくさま, つれのかたさま: words with an honorific)
         if given not in _NOT_KANA_NAME and not given.startswith(("ゴ", "オ")) and not given.endswith("カタ"):
@@ -1440,9 +1650,9 @@ _BUILDING = (
 _ROOM = rf"(?:{_N}号室|{_N}室|#[0-9]{{1,4}}|room ?[0-9]{{1,4}})"
 _HOME_AFTER = re.compile(
     rf"[ ]?(?:[^。\n、,]{{0,16}}?(?:{_BUILDING})[^。\n、,0-9]{{0,10}}?[ ]?(?:{_ROOM}|[0-9]{{2,4}}(?![0-9]))"
-    rf"|-?{_ROOM}|[\u4e00-\u9fff]{{1,4}}方(?![面法向針式])|[ ]?(?:ニ|デ)?(?:住ン|住ム|在住|暮ラ))"
+    rf"|-?{_ROOM}|[\u4e00-\u9fff]{{1,4}}方(?![面法向針式])|[ ]?(?:ニ|デ)?(?:住ン|住ム|在住|暮ラ)|[ ]?ノ?(?:自宅|住マイ|実家))"
 )
-_HOME_BEFORE = re.compile(r"自宅|在住|住所[はハ:：]|ゴ住所|現住所|オ住マイ|住ンデ|住ム|居住|実家|住民票ノ住所")
+_HOME_BEFORE = re.compile(r"自宅|在住|住所[はハ:： ]|ゴ住所|現住所|オ住マイ|住ンデ|住ム|居住|実家|住民票ノ住所")
 _PUBLIC = re.compile(
     r"区役所|市役所|役場|庁舎|本庁|センター|図書館|郵便局|警察|消防|駅|学校|病院|公民館|出張所|支所|会館|ホール|体育館|"
     r"公園|事務所|会場|窓口|庁|博物館|美術館|記念館|ビル"
@@ -1476,9 +1686,10 @@ def _bare_home(t: str, m: re.Match[str]) -> bool:
 
 
 def _address_findings(t: str) -> list[_Found]:
-    if not any(c in t for c in "丁目番号-条"):
-        return []
-    found: list[_Found] = []
+    found: list[_Found] = _postal_findings(t) if any(c in t for c in "〒便zZ") else []
+    if not any(c in t for c in "丁目番号-条ノ"):
+        return found
+    found.extend(_bare_house_findings(t))
     for m in _STREET.finditer(t):
         sentence = _sentence_of(t, m.start(), m.end())
         if _PUBLIC.search(sentence):
@@ -1502,6 +1713,81 @@ def _address_findings(t: str) -> list[_Found]:
 _BLOCK = re.compile(
     rf"(?:市|区|町|村|郡)[\u4e00-\u9fff々〇ヶ0-9 -]{{0,24}}?{_N}(?:丁目|条)(?![0-9〇一二三四五六七八九十西東南北])"
 )
+
+
+# A postal code (〒060-0001, 郵便番号 ０６０－０００１, 〒〇六〇ー〇〇〇一) narrows a home down to a few streets: refused,
+# unless it is an organisation's own (事業所の個別郵便番号: last four digits 8000-9999, 〒060-8611) or a public place
+# is named in the sentence (区役所 〒060-0042).
+_POSTAL_CODE = re.compile(
+    rf"(?:〒|郵便番号|ユウビンバンゴウ|postal code|zip(?: ?code)?)(?:[ :：]*(?:ハ|ガ|ヲ|デ|ニ))?[ :：]*"
+    rf"({_PD}{{3}})[ ]?[-ー]?[ ]?({_PD}{{4}})(?!{_PD})"
+)
+
+
+def _postal_findings(t: str) -> list[_Found]:
+    found: list[_Found] = []
+    for m in _POSTAL_CODE.finditer(t):
+        if _KANJI_DIGIT.get(m.group(2)[0], m.group(2)[0]) in "89":
+            continue  # an organisation's own postal code
+        if _PUBLIC.search(_sentence_of(t, m.start(), m.end())):
+            continue
+        found.append(_Found("address", m.start(), m.end(), "postal_code"))
+    return found
+
+
+# A house number without the city before it is a home address when it has three levels (一丁目2番3号,
+# 北1条西2丁目3-4, 6丁目1-1-203), or 番地 with a further number (4番地12, 北7条西2丁目8番地), or 番 and 号 (2番3号),
+# or a room after it (3番地5号室); 1-2-3 and 1の2の3 only with a sign that it is a home (自宅は1の2の3,
+# 1の2の3に住んでいる). Not: a public place named in the sentence (区役所は1丁目2番3号), a count after it.
+_HOUSE_ALONE = re.compile(
+    rf"(?<![0-9〇一二三四五六七八九十百千])(?:{_N}(?:丁目|チョウメ)[ ]?{_N}(?:番地?|-|ノ){_N}(?:号|番地?)?(?:-{_N})?"
+    rf"|(?:{_N}条[東西南北]?)?{_N}丁目{_N}番地|{_N}番地(?:ノ)?{_N}(?:号)?|{_N}番{_N}号(?!機|車|線|窓口|棟|館|炉))"
+    rf"(?![0-9〇一二三四五六七八九十百千])"
+)
+_DIGITS_HOUSE = re.compile(
+    rf"(?<![0-9〇一二三四五六七八九十百千.:/])(?:{_N}丁目)?{_N}(?:-|ノ|番地?ノ?){_N}(?:(?:-|ノ){_N})?(?:号)?(?![0-9〇一二三四五六七八九十百千.:/])"
+)
+
+
+# A residence's name with a room number (マンション札幌 305号室, 〇〇ハイツ2号棟101号室): a home, without the street.
+_RESIDENCE_ROOM = re.compile(
+    rf"(?:マンション|ハイツ|コーポ|アパート|メゾン|レジデンス|ハイム|荘|団地|寮|ヴィラ|パレス|シャトー|キャッスル)"
+    rf"[^。\n、,0-9]{{0,12}}?[ ]?(?:{_N}号棟[ ]?)?{_N}号室"
+)
+
+
+def _bare_house_findings(t: str) -> list[_Found]:
+    found: list[_Found] = []
+    if "号室" in t:
+        found.extend(_Found("address", m.start(), m.end()) for m in _RESIDENCE_ROOM.finditer(t))
+    for m in _HOUSE_ALONE.finditer(t) if ("丁目" in t or "番" in t or "チョウメ" in t) else ():
+        if _ORG_POSTAL.search(t, max(0, m.start() - 40), m.start() + 1):
+            continue  # 〒060-8611 札幌市中央区北1条西2丁目1番地: an organisation's address
+        if _PUBLIC.search(_sentence_of(t, m.start(), m.end())) or _COUNTER.match(t, m.end()):
+            if not t.startswith(("号室", "室"), m.end()):
+                continue
+        after = _HOME_AFTER.match(t, m.end())
+        found.append(_Found("address", m.start(), after.end() if after else m.end()))
+    if not any(c in t for c in "-ノ番") or not _HOME_HINT.search(t):
+        return found
+    for m in _DIGITS_HOUSE.finditer(t):
+        if _PUBLIC.search(_sentence_of(t, m.start(), m.end())) or _DATE_LIKE.search(m.group()):
+            continue
+        if _COUNTER.match(t, m.end()) and not t.startswith(("号室", "室"), m.end()):
+            continue
+        after = _HOME_AFTER.match(t, m.end())
+        # (the sign right before the number, and a number of three levels: 「自宅に帰って市の手続き1-2」 is no address)
+        before = _HOME_BEFORE.search(t, max(0, m.start() - 12), m.start()) or _CARE_OF.search(t, 0, m.start())
+        right_before = before is not None and _SIGN_GAP.fullmatch(t, before.end(), m.start()) is not None
+        levels = len(re.findall(_N, m.group()))
+        if (after and not after.group().lstrip(" -").startswith(("号", "室"))) or (right_before and levels >= 3):
+            found.append(_Found("address", m.start(), after.end() if after else m.end()))
+    return found
+
+
+_HOME_HINT = re.compile(rf"住|自宅|方|居|実家|室|暮|{_BUILDING}")
+_CARE_OF = re.compile(r"[\u4e00-\u9fff々]方[ ]?$")  # 山田方 2-3-4
+_SIGN_GAP = re.compile(r"[ ]?(?:ハ|ガ|ノ|:|：|デ|ニ)?[ :：]?")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1534,6 +1820,7 @@ _BIRTH_GAP = re.compile(
 _BIRTH_AFTER = re.compile(r"[ ]?(?:ニ|ノ)?(?:生マレ|生レ|生(?![\u4e00-\u9fff])|誕生|出生|生誕|born)")
 
 
+_SHORT_YMD = re.compile(r"(?<![0-9./\-])[0-9]{2} ?([./\-]) ?[0-9]{1,2} ?\1 ?[0-9]{1,2}(?![0-9./\-])")
 _OLD_ERA = re.compile(r"(?:明治|大正|昭和|s\.? ?)(?:[0-9]{1,2}|元|[〇一二三四五六七八九十]{1,3}) ?(?:年|[./\-])")
 
 
@@ -1546,6 +1833,60 @@ def _birth_findings(t: str) -> list[_Found]:
         # (a full date of the 明治, 大正 or 昭和 era at a desk today is somebody's birth date: 昭和50年1月2日, S50.1.2)
         if said or _BIRTH_AFTER.match(t, m.end()) or _OLD_ERA.match(m.group()):
             found.append(_Found("birth_date", m.start(), m.end()))
+    for m in _SHORT_YMD.finditer(t) if "/" in t or "." in t or "-" in t else ():
+        # (a year of two digits without its era, 生年月日 50/5/5: a birth date only when said to be one)
+        before = t[max(0, m.start() - 24) : m.start()]
+        labels = list(_BIRTH_BEFORE.finditer(before))
+        if (labels and _BIRTH_GAP.match(before[labels[-1].end() :])) or _BIRTH_AFTER.match(t, m.end()):
+            found.append(_Found("birth_date", m.start(), m.end()))
+    if not found and ("月" in t or "/" in t) and any(w in t for w in ("生", "誕", "セイネン", "タンジョウ", "b")):
+        found.extend(_split_birth_findings(t))  # (every form has a label or 生まれ: 生, 誕, dob, born, birth)
+    return found
+
+
+# A birth date told in two phrases: the year, then the month and day (生年月日は昭和50年、…5月5日です; 昭和50年生まれ、
+# 5月5日), or the other way round (誕生日は5月5日、昭和50年; 5月5日生まれの昭和50年). The first part stands right after
+# the label (or 生まれ right after it), the second within a few phrases after. A year or a month and a day alone
+# is no birth date (昭和50年生まれの方, 誕生日は5月5日), nor is a date after a label it does not belong to
+# (生年月日の記入漏れ、令和3年4月1日に再来庁).
+_SPLIT_YEAR = re.compile(rf"{_BIRTH_YEAR} ?(?:年(?! ?{_BIRTH_MD} ?月|代|度|間|前|後|目|以|頃)|(?=[ 、,。]))")
+_SPLIT_MD = re.compile(
+    rf"(?<![0-9年/\-])(?<![0-9]\.){_BIRTH_MD} ?(?:月 ?{_BIRTH_MD} ?日|/ ?{_BIRTH_MD}(?![0-9/]))"
+    r"(?![ ]?(?:カラ|マデ|迄|ヨリ|以降|以前|以後|ニ(?!生)|ヘ|頃|締|期限|開始|受付|予定|付ケ|付|分|時点|現在))"
+)  # (4月1日から申請可, 4月1日に再確認: a day of the desk, not of a birth)
+_SPLIT_REACH = 30
+_SHORT_GAP = re.compile(r"[ 、,・]*(?:ノ|デ|ハ|ガ)?[ 、,・]*")
+
+
+def _split_birth_findings(t: str) -> list[_Found]:
+    found: list[_Found] = []
+    anchors: list[tuple[int, int]] = []  # (start of the label or the part, where the first part must begin)
+    for label in _BIRTH_BEFORE.finditer(t):
+        anchors.append((label.start(), label.end()))
+    for first_re, second_re in ((_SPLIT_YEAR, _SPLIT_MD), (_SPLIT_MD, _SPLIT_YEAR)):
+        for start, at in anchors:
+            first = first_re.search(t, at, at + 12)
+            if first is None or _BIRTH_GAP.match(t[at : first.start()]) is None:
+                continue
+            window = t[first.end() : first.end() + _SPLIT_REACH].split("\n\n")[0]
+            second = second_re.search(window)
+            if second is not None:
+                found.append(_Found("birth_date", start, first.end() + second.end()))
+                continue
+            # (1975年生まれ、誕生日は5月5日: the other part before the label)
+            lo = max(0, start - _SPLIT_REACH)
+            earlier = [m for m in second_re.finditer(t, lo, start) if "\n\n" not in t[m.end() : start]]
+            if earlier:
+                found.append(_Found("birth_date", earlier[-1].start(), first.end()))
+        # 昭和50年生まれ、5月5日 / 5月5日生まれ、昭和50年
+        for first in first_re.finditer(t):
+            born = _BIRTH_AFTER.match(t, first.end())
+            if born is None:
+                continue
+            gap = _SHORT_GAP.match(t, born.end())
+            second = second_re.match(t, gap.end() if gap else born.end())
+            if second is not None:
+                found.append(_Found("birth_date", first.start(), second.end()))
     return found
 
 
@@ -1571,6 +1912,15 @@ _WHAT_EN: dict[str, str] = {
     "address": "what looks like a home address",
     "birth_date": "what looks like a date of birth",
 }
+# Findings of a kind that the kind's own words do not describe: (Japanese, English)
+_WHAT_DETAIL: dict[str, tuple[str, str]] = {
+    "my_number_part": ("個人番号の一部と思われる数字", "what looks like a part of an Individual Number / My Number"),
+    "id_number": (
+        "保険証・免許証・口座などの番号と思われる数字",
+        "what looks like the number of a health-insurance card, licence, account or similar",
+    ),
+    "postal_code": ("郵便番号（住所の一部）", "a postal code (part of an address)"),
+}
 KIND_JA = {
     "my_number": "個人番号",
     "twelve_digits": "12桁以上の数字",
@@ -1590,14 +1940,17 @@ class Finding:
     kind: Kind  # my_number = 12 digits with a valid check digit; name = a full name with an honorific
     start: int  # offset in the original text
     end: int
+    what: str = field(default="", compare=False)  # a closer name for the message: a key of _WHAT_DETAIL
 
     def describe(self) -> str:
         """Japanese; says what and where (1-based character position), never the value."""
-        return f"{_WHAT_JA[self.kind]}が {self.start + 1} 文字目にあります"
+        what = _WHAT_DETAIL[self.what][0] if self.what else _WHAT_JA[self.kind]
+        return f"{what}が {self.start + 1} 文字目にあります"
 
     def describe_en(self) -> str:
         """English, for the second half of the message; never the value."""
-        return f"{_WHAT_EN[self.kind]} at character {self.start + 1} (offset {self.start})"
+        what = _WHAT_DETAIL[self.what][1] if self.what else _WHAT_EN[self.kind]
+        return f"{what} at character {self.start + 1} (offset {self.start})"
 
 
 _MAX_LISTED = 10
@@ -1649,6 +2002,7 @@ def find_personal_data(text: str) -> list[Finding]:
     raw = (
         _number_findings(t)
         + _labelled_my_number(t)
+        + (_id_number_findings(t) if any(c.isdigit() or c in _KANJI_DIGIT for c in t) else [])
         + _email_findings(t)
         + _name_findings(t)
         + _address_findings(t)
@@ -1657,7 +2011,7 @@ def find_personal_data(text: str) -> list[Finding]:
     candidates: list[Finding] = []
     for f in raw:
         start, end = norm.span(f.start, f.end)
-        candidates.append(Finding(f.kind, start, end))
+        candidates.append(Finding(f.kind, start, end, f.what))
     candidates.sort(key=lambda f: (f.start, -f.end, _PRIORITY[f.kind]))
     kept: list[Finding] = []
     reach = -1
@@ -1839,7 +2193,9 @@ def check_fields_together(model: Any) -> Any:
     # characters either side, up to three texts (a number in three pieces), so twenty opinions of 2,000 characters
     # are not read again as one text of 42,000.
     for i in range(len(texts) - 1):
-        window = "、".join([texts[i][-200:], *(t[:200] for t in texts[i + 1 : i + 3])])
+        # (joined by a space, which separates digits and words alike: 「1234 5678」+「9018」 is one number,
+        # 「鰐淵」+「はなこ様」 and 「山田」+「太郎」 are one name)
+        window = " ".join([texts[i][-200:], *(t[:200] for t in texts[i + 1 : i + 3])])
         findings = find_personal_data(window)
         if findings:
             raise PersonalDataFound(findings)
