@@ -1121,6 +1121,12 @@ def _number_findings(t: str) -> list[_Found]:
     return found
 
 
+_TICKET_BEFORE = re.compile(
+    r"(?:受付番号|整理番号|番号札|予約番号|交付番号|問合セ番号|問イ合ワセ番号|照会番号|管理番号|reference|ref\.?)"
+    r"(?:[ :：]|ハ|ガ|ノ|ヲ|デ)*$"
+)
+
+
 def _card_layout_findings(clusters: list[list[_Token]], t: str) -> list[_Found]:
     """Two groups of four digits with a space between (「1234 5678」, 「一二三四　五六七八」), as a My Number is printed
     on its card, are two thirds of one: refused alone, so that a number sent in two requests (「1234 5678」, then
@@ -1135,8 +1141,9 @@ def _card_layout_findings(clusters: list[list[_Token]], t: str) -> list[_Found]:
             continue
         if all(_YEAR_LIKE.fullmatch(g.digits) for g in c) or _COUNTER.match(t, c[1].end):
             continue
-        if _MARKER.search(t[max(0, c[0].start - 12) : c[0].start]):
-            continue
+        before = t[max(0, c[0].start - 16) : c[0].start]
+        if _MARKER.search(before) or _TICKET_BEFORE.search(before):
+            continue  # (a call's reference is 受付番号 4821-0937, written 「前回の受付番号は 4821 0937」 too)
         out.append(_Found("my_number", c[0].start, c[1].end, "my_number_part"))
     return out
 
