@@ -145,3 +145,22 @@ async def test_served_listens_on_the_port_it_bound_itself():
             assert (await client.get("/ping")).json() == {"pong": "yes"}
     finally:
         await served.stop()
+
+
+async def test_a_fresh_postgres_starts_from_the_sessions_initdb_template(tmp_path, monkeypatch, pg_initdb_template):
+    import asyncpg
+
+    def no_initdb(*_args, **_kwargs):
+        raise AssertionError("initdb ran although the session's template is set")
+
+    monkeypatch.setattr(runtime, "_initdb", no_initdb)
+    server = PostgresServer(tmp_path / "pg").start()
+    try:
+        conn = await asyncpg.connect(server.dsn)  # the database made, the superuser's password required over TCP
+        try:
+            assert await conn.fetchval("SELECT current_user") == "madoguchi"
+        finally:
+            await conn.close()
+    finally:
+        server.stop()
+    assert not (pg_initdb_template / "pgdata" / "postmaster.pid").exists()  # the template itself never runs

@@ -366,25 +366,10 @@ class PostgresServer:
         _open_path_for(self.data_dir, kwargs)
         stop_stale(pgdata / "postmaster.pid", str(pgdata), signal.SIGINT)
         fresh = not (pgdata / "PG_VERSION").exists()
+        if fresh and not _copy_template(pgdata, self.user):
+            _initdb(bin_dir, pgdata, self.user, kwargs)
         if fresh:
-            done = subprocess.run(
-                [
-                    str(bin_dir / "initdb"),
-                    "-D",
-                    str(pgdata),
-                    "-U",
-                    self.user,
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C.UTF-8" if _has_c_utf8() else "--no-locale",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                **kwargs,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.strip()}")
+            _open_path_for(self.data_dir, kwargs)
         self._spawn(
             bin_dir,
             pgdata,
@@ -524,6 +509,58 @@ class PostgresServer:
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGINT)  # fast shutdown: roll back clients, checkpoint, exit
+
+
+# A folder `initdb_template` made (the test session sets it): a fresh server copies it instead of running initdb
+# (seconds each, and the suite starts a score of fresh servers: `madoguchi run` on new data folders, crash tests)
+PG_TEMPLATE_ENV = "MADOGUCHI_PG_INITDB_TEMPLATE"
+
+
+def _initdb(bin_dir: Path, pgdata: Path, user: str, kwargs: dict[str, Any]) -> None:
+    done = subprocess.run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(pgdata),
+            "-U",
+            user,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8" if _has_c_utf8() else "--no-locale",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def initdb_template(root: Path, user: str = "madoguchi") -> Path:
+    """Run initdb once into `root` as PostgresServer would for `user`; point PG_TEMPLATE_ENV at the result and
+    fresh servers (this process's and its children's) start from a copy of it."""
+    kwargs = _as_pg_user()
+    root.mkdir(parents=True, exist_ok=True)
+    _open_path_for(root, kwargs)
+    _initdb(_pg_bin(), root / "pgdata", user, kwargs)
+    (root / "initdb.user").write_text(user)
+    return root
+
+
+def _copy_template(pgdata: Path, user: str) -> bool:
+    """A copy of the initdb template (PG_TEMPLATE_ENV) made for the same superuser, if one is set."""
+    template = os.environ.get(PG_TEMPLATE_ENV)
+    if not template:
+        return False
+    root = Path(template)
+    try:
+        if (root / "initdb.user").read_text() != user:
+            return False
+    except OSError:
+        return False
+    shutil.copytree(root / "pgdata", pgdata, symlinks=True)
+    return True
 
 
 def _has_c_utf8() -> bool:
