@@ -95,6 +95,13 @@ async def test_the_lean_publish_answers_as_nats_py_does(js, nc, municipality):
     assert 0.25 < asyncio.get_running_loop().time() - started < 3
     await silent.unsubscribe()
     assert not nc._resp_map  # every answer's future is gone from the connection's map
+    # the HPUB line built by hand: a header value with a line break goes through nats-py, no header injected
+    other = staff_created(municipality, "S0015")
+    sneaky = {"Nats-Msg-Id": str(other.event_id), "Mg-Type": "x\r\nNats-Expected-Last-Subject-Sequence: 99"}
+    stored = await publish(js, other.subject, other.__pydantic_serializer__.to_json(other), sneaky, 5.0)
+    raw = await js.get_msg(bus.stream_for(other.subject), seq=stored.seq, direct=True)
+    assert "Nats-Expected-Last-Subject-Sequence" not in (raw.headers or {})
+    assert raw.headers["Nats-Msg-Id"] == str(other.event_id)
 
 
 def training(municipality: str, staff_id: str, item: str = "compliance") -> TrainingItemCompleted:
