@@ -439,3 +439,16 @@ def test_faq_revisions_need_the_current_revision():
     with pytest.raises(DomainError, match="現在の版: 2"):
         d.decide_faq(faq, d.ReviseFaq("Q3", "A3", expected_revision=1), ctx(jst(2021, 4, 1, 11), MANAGER))
     assert d.decide_faq(faq, d.ReviseFaq("Q2", "A2"), ctx(jst(2021, 4, 1, 11), MANAGER)) == []
+
+
+def test_the_live_view_reads_a_delivered_message_s_stream_sequence_as_nats_py_does():
+    from nats.aio.msg import Msg
+
+    from madoguchi_calls.live import _stream_sequence
+
+    for reply in (
+        "$JS.ACK.CALLS.view.1.4242.17.1700000000000000000.3",  # the form nats-server delivers
+        "$JS.ACK.hub.ACCHASH.CALLS.view.1.4242.17.1700000000000000000.3.tok",  # with a domain: nats-py reads it
+    ):
+        msg = Msg(_client=None, subject="mg.calls.x", reply=reply)  # type: ignore[arg-type] - no client needed to read metadata
+        assert _stream_sequence(msg) == msg.metadata.sequence.stream

@@ -202,6 +202,17 @@ def alert_for(event: Event, view: LineView) -> Alert | None:
     return None
 
 
+def _stream_sequence(msg) -> int:
+    """The stream sequence of a delivered JetStream message, read off its reply subject
+    ($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>) without
+    the rest of nats-py's Metadata (a datetime and five objects per message); any other form of the
+    subject is read by nats-py."""
+    tokens = msg.reply.split(".") if msg.reply else ()
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[5])
+    return msg.metadata.sequence.stream
+
+
 def _retrieve(future: asyncio.Future) -> None:
     if not future.cancelled():
         future.exception()
@@ -322,7 +333,7 @@ class LineView:
             self._own.pop(key, None)
 
     async def _on_msg(self, msg) -> None:
-        seq = msg.metadata.sequence.stream
+        seq = _stream_sequence(msg)
         if seq <= self.position:
             return
         event = self._own.pop((msg.headers or {}).get("Nats-Msg-Id", ""), None) if self._own else None
