@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 from calls_harness import jst, running_line
@@ -210,3 +211,20 @@ async def test_call4_callback_failed_for_good_after_the_maximum_attempts(setting
         await line.post(f"/v1/callbacks/{call_id}/attempts", line.operator, {"reached": True}, expect=409)
         state = await line.get("/v1/lines/main/state", line.manager)
         assert any(a["kind"] == "callback_failed" for a in state["alerts"])
+
+
+async def test_call1_thresholds_raised_once_each_under_concurrent_calls(settings, municipality):
+    """30 calls at once against a maximum of 20: each call is answered on its acks (the live view not
+    waited for unless its count may reach a threshold), and each threshold is still raised once, by a
+    call that had reached it."""
+    async with running_line(settings, municipality, jst(2021, 4, 8, 9, 0)) as line:
+        answers = await asyncio.gather(
+            *(line.post("/v1/calls", line.phone_system, {"line": "main"}, expect=201) for _ in range(30))
+        )
+        assert len({a["call_id"] for a in answers}) == 30
+        events = await line.events(aggregate="line")
+        crossed = [e for e in events if e.type == "calls.capacity_threshold_crossed"]
+        assert sorted(e.threshold for e in crossed) == [16, 20, 25]
+        assert all(e.count >= e.threshold for e in crossed)
+        stats = await line.get("/v1/lines/main/days/2021-04-08/stats", line.city)
+        assert stats["received"] == 30  # read right after: the read catches the view up

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -115,7 +115,12 @@ class CallsService:
             self._cache.popitem(last=False)
         return loaded
 
-    async def append(self, municipality: str, events: Sequence[Event], expected: int | None) -> list[int]:
+    async def append(
+        self, municipality: str, events: Sequence[Event], expected: int | None, *, settle: bool = True
+    ) -> list[int]:
+        """Append, and (`settle`) wait until the live view has applied the events. Without it the
+        command is answered on the acks alone: every read of the view catches up first (LineView.
+        catch_up), so the caller still reads its own write."""
         if not events:
             return []
         # free text goes out sealed, its key outside the event log (madoguchi_shared.sealed)
@@ -124,9 +129,13 @@ class CallsService:
         keys = view.appending(events)  # the view applies these objects, not their bytes parsed back
         try:
             seqs = await bus.append_all(self.js, events, expected)
-            await view.wait_for(seqs[-1])
-        finally:
+            if settle:
+                await view.wait_for(seqs[-1])
+        except BaseException:
             view.forget(keys)
+            raise
+        if settle:
+            view.forget(keys)  # (unsettled, the view takes each one out as it applies it)
         return seqs
 
     async def decide_and_append(self, subject: str, evolve, decide, cmd, ctx: d.Ctx, *, retries: int = 0):
@@ -245,18 +254,23 @@ class CallsService:
             next_opening=None if within else cal.next_open_at(ctx.at),
         )
         events = d.decide_call(None, cmd, ctx)
-        await self.append(municipality, events, 0)
-        await self._count(municipality, line, day, call_id, events[0])
+        seqs = await self.append(municipality, events, 0, settle=False)
+        await self._count(municipality, line, day, call_id, events[0], seqs[-1])
         return call_id, events
 
-    async def _count(self, municipality: str, line: str, day, call_id: UUID, received: Event) -> None:
-        """CALL-1: raise the day's volume thresholds (once each: the line-day's concurrency check)."""
+    async def _count(self, municipality: str, line: str, day, call_id: UUID, received: Event, stored: int) -> None:
+        """CALL-1: raise the day's volume thresholds (once each: the line-day's concurrency check).
+        The count is the live view's once it has applied the call (stored at stream sequence
+        `stored`). Before that wait: the view's count now plus every message between its position
+        and `stored` (were each one a call of this line-day) is the most the count can be then; when
+        even that raises nothing, the call is not waited for (the common case: far below the
+        thresholds, or past them all)."""
         view = await self.view(municipality)
         config = self.config(municipality)
         cmd = d.CountCalls(
             line=line,
             day=day,
-            count=view.day_stats(line, day).received,
+            count=view.day_stats(line, day).received + max(0, stored - view.position),
             call_id=call_id,
             expected_max=config.phone.expected_max_calls_per_day,
             percents=tuple(round(t * 100) for t in config.capacity_thresholds),
@@ -264,7 +278,11 @@ class CallsService:
         subject = self.line_subject(municipality, line, day)
         cached, _ = await self.load(subject, d.evolve_line, fresh=False)
         if not d.counts_to_raise(cached, cmd):
-            return  # what decide_and_append would decide on this fold: nothing (the common case)
+            return  # what decide_and_append would decide on this fold: nothing
+        await view.wait_for(stored)
+        cmd = replace(cmd, count=view.day_stats(line, day).received)
+        if not d.counts_to_raise(cached, cmd):
+            return  # (the same, on the count itself)
         ctx = d.Ctx(municipality, SYSTEM, self.clock(), received.correlation_id or received.event_id)
         await self.decide_and_append(subject, d.evolve_line, d.decide_line, cmd, ctx, retries=5)
 
