@@ -273,7 +273,7 @@ class CallsService:
             count=view.day_stats(line, day).received + max(0, stored - view.position),
             call_id=call_id,
             expected_max=config.phone.expected_max_calls_per_day,
-            percents=tuple(round(t * 100) for t in config.capacity_thresholds),
+            percents=_percents(config.capacity_thresholds),
         )
         subject = self.line_subject(municipality, line, day)
         cached, _ = await self.load(subject, d.evolve_line, fresh=False)
@@ -675,6 +675,11 @@ def _load_config(municipality: str, template: str) -> Municipality:
         return load_municipality(municipality)
     except MunicipalityNotFound:
         return load_municipality(template, code=municipality)
+
+
+@lru_cache(maxsize=64)
+def _percents(thresholds: tuple[float, ...]) -> tuple[int, ...]:
+    return tuple(round(t * 100) for t in thresholds)
 
 
 @lru_cache(maxsize=1024)
