@@ -126,6 +126,17 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "block_home_after": ("中央区北1条西2丁目の自宅", "address"),
     "residence_room": ("マンション札幌 305号室", "address"),
     "address_halfwidth_kana": ("ｻｯﾎﾟﾛｼ ﾋｶﾞｼｸ ｷﾀ15ｼﾞｮｳ ﾋｶﾞｼ3ﾁｮｳﾒ 1-12", "address"),
+    "kana_listed_family_any_given": ("ヤマダ ミドリ", "name"),
+    "kana_listed_family_other_given": ("タナカ ケイスケ", "name"),
+    "kana_nakaguro": ("ワニブチ・ハナコ", "name"),
+    "kana_equals": ("ワニブチ＝ハナコ", "name"),
+    "romaji_family_first": ("WANIBUCHI Hanako", "name"),
+    "romaji_given_first": ("Hanako Wanibuchi", "name"),
+    "email_kana_bracketed_at": ("メール：たろう（あっとまーく）example.jp", "email"),
+    "aged_name_brackets": ("鰐淵花子（75歳）", "name"),
+    "aged_name_after": ("鰐淵 花子 75歳", "name"),
+    "aged_name_before": ("75歳 鰐淵花子", "name"),
+    "handbook_number": ("障害者手帳番号 第12345号", "my_number"),
 }
 
 
@@ -231,6 +242,15 @@ ORDINARY = [
     "誕生日は5月5日の方、令和3年度",
     "前回の受付番号は 4821 0937",  # (a call's reference: 受付番号 4821-0937)
     "受付番号 4821-0937 の再入電",
+    "マイナ・ポイント",
+    "スズキ ハスラー",
+    "ヤマダ デンキで購入",
+    "同居長男（45歳）",
+    "高齢夫婦（80歳）",
+    "担当者（30歳）",
+    "来庁者75歳、付添あり",
+    "hiroshi from desk",
+    "障害者手帳 第3号を確認",
 ]
 
 

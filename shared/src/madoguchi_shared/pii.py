@@ -1013,7 +1013,7 @@ _ID_LABEL = re.compile(
     r"license|passport|account)"
 )
 _ID_VALUE = re.compile(
-    rf"(?:番号|記号|ノ|no\.?|#|ハ|ガ|ヲ|[ :：=、(（]|(?:上|下|末尾|先頭|頭)?[0-9一二三四五六七八九十]{{1,2}}桁目?)*"
+    rf"(?:番号|記号|ノ|no\.?|#|ハ|ガ|ヲ|第|[ :：=、(（]|(?:上|下|末尾|先頭|頭)?[0-9一二三四五六七八九十]{{1,2}}桁目?)*"
     rf"([a-z]{{0,2}}{_PD}(?:[ \-ー]?{_PD}){{1,15}}[a-z]{{0,2}})(?![0-9a-z])"
 )
 
@@ -1029,14 +1029,16 @@ def _id_number_findings(t: str) -> list[_Found]:
             m = _ID_VALUE.match(t, end)
             if m is None:
                 break
-            if _COUNTER.match(t, m.end(1)) and not t.startswith("番号", m.end(1) + (t[m.end(1) : m.end(1) + 1] == " ")):
-                break
+            counter = _COUNTER.match(t, m.end(1))
+            said_number = t.startswith("番号", m.end(1) + (t[m.end(1) : m.end(1) + 1] == " "))
+            if counter and not said_number and not (counter.group().strip() == "号" and "第" in m.group()):
+                break  # (保険証 3件; but 保険証 記号123 番号4567, 手帳番号 第12345号)
             if ordinary is None:
                 ordinary = _ordinary_spans(t)
             if any(s <= m.start(1) < e for s, e in ordinary):
                 break
             digits += sum(c.isdigit() or c in _KANJI_DIGIT for c in m.group(1))
-            last, end, parts = m, m.end(), parts + 1
+            last, end, parts = m, m.end(), parts + (2 if "第" in m.group() else 1)
         # (six digits, or four in two parts: the last four digits of a card alone identify nobody)
         if last is not None and (digits >= 6 or (digits >= 4 and parts > 1)):
             found.append(_Found("my_number", label.start(), last.end(), "id_number"))
@@ -1315,7 +1317,7 @@ _AT_PROVIDER = re.compile(
 # mailbox at a provider everybody knows (やまだアットジーメール).
 _KANA_WORD = r"(?:(?!アット|ドット)[\u30a1-\u30fa\u30fc]){2,24}"
 _SPOKEN_LABEL = rf"(?:{_KANA_WORD}|[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?)"
-_SPOKEN_AT = r"[ ]*(?:アットマーク|アット|@|at ?mark|[ ]at[ ])[ ]*"
+_SPOKEN_AT = r"[ ]*[(（\[【「]?[ ]*(?:アットマーク|アット|@|at ?mark|[ ]at[ ])[ ]*[)）\]】」]?[ ]*"
 _SPOKEN_DOT = r"[ ]*(?:ドット|ドッド|ピリオド|\.|。)[ ]*"
 _SPOKEN_TLD = (
     r"(?:コム|ジェーピー|ジェイピー|ジェーピ|ジェイピ|ネット|オルグ|オーアールジー|インフォ|ビズ|エーシー|シーオー|ジーオー|"
@@ -1534,8 +1536,13 @@ _NUMERAL_NAME = re.compile(
 # with an honorific (ワニブチハナコさん), and a kanji family name on no list with a two-character given name ending as
 # given names do, with an honorific (鰐淵花子さん, 勅使河原 美咲様).
 _KANA_FAMILY_GIVEN = re.compile(
-    rf"(?<![\u30a1-\u30fa\u30fc])([\u30a1-\u30fa\u30fc]{{2,6}})[ ](?:{_GIVEN_KANA_RE.pattern})"
+    rf"(?<![\u30a1-\u30fa\u30fc])([\u30a1-\u30fa\u30fc]{{2,6}})[ ・=](?:{_GIVEN_KANA_RE.pattern})"
     r"(?![\u30a1-\u30fa\u30fc](?<![ガハノニヲトモデヘ]))"
+)
+# a family name of the list in kana, a space and any kana word that may be a given name (ヤマダ ミドリ, タナカ ケイスケ)
+_LISTED_KANA_ANY = re.compile(
+    rf"(?<![\u30a1-\u30fa\u30fc])(?:{'|'.join(sorted(_SURNAMES_KANA, key=len, reverse=True))})[ ・]"
+    r"([\u30a1-\u30fa]{2}[\u30a1-\u30fa\u30fc]{0,3})(?![\u30a1-\u30fa\u30fc](?<![ガハノニヲトモデヘ]))"
 )
 _KANA_RUN_GIVEN = re.compile(
     rf"(?<![\u30a1-\u30fa\u30fc])([\u30a1-\u30fa\u30fc]{{2,6}}?)(?:{_GIVEN_KANA_RE.pattern})[ ]?"
@@ -1551,16 +1558,64 @@ _NOT_KANJI_GIVEN = re.compile(
 )
 
 
+# A kanji family name on no list and a kanji given name beside an age (鰐淵花子（75歳）, 鰐淵 花子 75歳, 75歳 鰐淵花子).
+_AGED_NAME = re.compile(
+    rf"(?<![\u4e00-\u9fff々])([\u4e00-\u9fff々]{{2,4}}?)[ ]?([\u4e00-\u9fff々][{_GIVEN_END}])(?=[ ]?[(（]?[ ]?[0-9]{{1,3}}[ ]?[歳才])"
+    rf"|(?<=[歳才])[ ]?(?:ノ|[)）、,])?[ ]?([\u4e00-\u9fff々]{{2,4}}?)[ ]?([\u4e00-\u9fff々][{_GIVEN_END}])(?![\u4e00-\u9fff々])"
+)
+
+
+def _aged_name_ok(m: re.Match[str]) -> bool:
+    family, given = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    if _NOT_FAMILY.search(family) or _NOT_KANJI_GIVEN.match(given) or _NOT_GIVEN.search(given):
+        return False
+    return not (_NOT_A_NAME.search(family + given) or _COUNTED.search(family))
+
+
+# A common given name in romaji (5 letters or more) beside another word: Hanako Wanibuchi, WANIBUCHI Hanako.
+_LONG_GIVEN_ROMAJI = tuple(g for g in _GIVEN_ROMAJI if len(g) >= 5)
+_ROMAJI_GIVEN_ANY = (  # (given name first, family name first: two passes, so that 「desk hanako wanibuchi」 finds both)
+    re.compile(rf"(?<![a-z])(?:{'|'.join(_LONG_GIVEN_ROMAJI)}) ([a-z]{{4,14}})(?![a-z])"),
+    re.compile(rf"(?<![a-z])([a-z]{{4,14}}),? (?:{'|'.join(_LONG_GIVEN_ROMAJI)})(?![a-z])"),
+)
+_NOT_ROMAJI_FAMILY = frozenset(
+    str.split(
+        "from with this that have will your card desk name call sent mail said told came went wants asked visit "
+        "about after before into only also back here there when then they them were what called calls phone "
+        "thanks dear hello"
+    )
+)
+
+
+def _romaji_ok(m: re.Match[str]) -> bool:
+    return m.group(1) not in _NOT_ROMAJI_FAMILY
+
+
+_KANA_PAIR_HINT = re.compile(r"[\u30a1-\u30fa\u30fc][ ・=][\u30a1-\u30fa]")
+_LONG_GIVEN_HINT = re.compile("|".join(_LONG_GIVEN_ROMAJI))
 _HONORIFIC_HINT = re.compile(r"様|サン|殿|ドノ|氏|クン|チャン|サマ")
 
 
 def _rare_names(text: str) -> list[_Found]:
     found: list[_Found] = []
-    if " " in text:
+    if _KANA_PAIR_HINT.search(text):
         for m in _KANA_FAMILY_GIVEN.finditer(text):
             family = m.group(1)
             if family not in _NOT_KANA_NAME and not _NOT_GIVEN_KANA.search(family) and not family.endswith("ー"):
                 found.append(_Found("name", m.start(), m.end()))
+        for m in _LISTED_KANA_ANY.finditer(text):
+            given = m.group(1)
+            if (
+                given not in _NOT_KANA_NAME
+                and not _NOT_GIVEN_KANA.search(given)
+                and given[0] not in "ノハガヲニトモデヘ"
+            ):
+                found.append(_Found("name", m.start(), m.end()))
+    if any(c in text for c in "歳才") and _AGED_NAME.search(text):
+        found.extend(_Found("name", m.start(), m.end()) for m in _AGED_NAME.finditer(text) if _aged_name_ok(m))
+    if " " in text and _LONG_GIVEN_HINT.search(text):
+        for regex in _ROMAJI_GIVEN_ANY:
+            found.extend(_Found("name", m.start(), m.end()) for m in regex.finditer(text) if _romaji_ok(m))
     if not _HONORIFIC_HINT.search(text):
         return found  # (the other forms need an honorific)
     if any(c in text for c in "月九五一七十百二八"):
@@ -1840,14 +1895,16 @@ def _birth_findings(t: str) -> list[_Found]:
         # (a full date of the 明治, 大正 or 昭和 era at a desk today is somebody's birth date: 昭和50年1月2日, S50.1.2)
         if said or _BIRTH_AFTER.match(t, m.end()) or _OLD_ERA.match(m.group()):
             found.append(_Found("birth_date", m.start(), m.end()))
-    for m in _SHORT_YMD.finditer(t) if "/" in t or "." in t or "-" in t else ():
+    # (every form below has a label or 生まれ after it: 生, 誕, dob, born, birth)
+    said_of_birth = any(w in t for w in ("生", "誕", "セイネン", "タンジョウ", "b"))
+    for m in _SHORT_YMD.finditer(t) if said_of_birth and ("/" in t or "." in t or "-" in t) else ():
         # (a year of two digits without its era, 生年月日 50/5/5: a birth date only when said to be one)
         before = t[max(0, m.start() - 24) : m.start()]
         labels = list(_BIRTH_BEFORE.finditer(before))
         if (labels and _BIRTH_GAP.match(before[labels[-1].end() :])) or _BIRTH_AFTER.match(t, m.end()):
             found.append(_Found("birth_date", m.start(), m.end()))
-    if not found and ("月" in t or "/" in t) and any(w in t for w in ("生", "誕", "セイネン", "タンジョウ", "b")):
-        found.extend(_split_birth_findings(t))  # (every form has a label or 生まれ: 生, 誕, dob, born, birth)
+    if not found and said_of_birth and ("月" in t or "/" in t):
+        found.extend(_split_birth_findings(t))
     return found
 
 
