@@ -31,8 +31,11 @@ CALLS = "reporting-calls"
 DELIVERABLES = "reporting-deliverables"
 # Events per batch at most: a projection catching up (a rebuild, a restart after a pause) applies
 # this many per transaction, so a batch's fixed costs (round trips, commit) are paid rarely; a live
-# projection applies what has arrived (the reader waits 20 ms at most to fill a batch).
-BATCH = 4000
+# projection applies what has arrived (the reader waits 20 ms at most to fill a batch). Bigger
+# batches also write less: a visit whose events straddle two batches is loaded and upserted twice,
+# and a desk-day's counters are upserted once per batch (PostgreSQL CPU per event of a rebuild
+# 12.2 -> 9.4 us from 4,000 to 16,000).
+BATCH = 16000
 
 
 def desk_projection(
