@@ -36,8 +36,9 @@ cluster: install
 chaos: install
 	.venv/bin/python -m madoguchi_sim.chaos $(CHAOS_ARGS)
 
-# kill -9 of each child of `madoguchi run` (desk, calls, reporting, audit, nats-server, PostgreSQL) while calls
-# and tickets come in through the APIs: the reports and the audit log count each exactly once (~3 minutes)
+# kill -9 of each child of `madoguchi run` (desk, calls, reporting, audit, nats-server, PostgreSQL), then in a second
+# run PostgreSQL dead (stopped) for 30 s, while calls and tickets come in through the APIs: the reports and the
+# audit log count each exactly once (~5 minutes)
 faults: install
 	.venv/bin/pytest -q -p no:cacheprovider --timeout 1100 faults
 

@@ -19,7 +19,7 @@ from agent_harness import agent_subject, make_config
 
 from madoguchi_agent.outbox import Outbox
 from madoguchi_shared import bus
-from madoguchi_shared.runtime import NatsServer, free_port
+from madoguchi_shared.runtime import NatsServer
 
 N = 10_000
 
@@ -60,8 +60,9 @@ async def _count(url: str, subject: str, type_: str) -> int:
 
 
 async def test_nothing_lost_nothing_doubled_across_link_loss_and_kill_9(tmp_path, municipality):
-    store, port = tmp_path / "nats", free_port()
-    server = NatsServer(store, port=port).start()
+    store = tmp_path / "nats"
+    server = NatsServer(store).start()  # on picked ports (picked again if taken); the restart keeps them
+    port = server.port
     subject = agent_subject(municipality)
     nc = await bus.connect(server.url, "durability-setup")
     await bus.ensure_streams(nc.jetstream())
