@@ -1,6 +1,8 @@
 """The national peak day on this machine (issue 9 §4): fill the bus straight with (a slice of)
 the day of 1,741 municipalities and 4,000 desks, then replay it through the reporting projections
-and the audit ingest running together, and time both.
+and the audit ingest running together, and time both. Each runs in its own process, as deployed (the
+reporting and audit services are separate processes): the reporting worker in this one, the audit
+writer in a child started before the clock and released at the same moment.
 
     .venv/bin/python -m bench.national --events 1000000     (make bench-national)
 
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import multiprocessing
 import os
 import tempfile
 import time
@@ -53,10 +56,41 @@ async def raw_ceiling(nc, pool, js, streams) -> float:
     return events / seconds
 
 
-async def main(events: int) -> dict:
+def audit_process(nats_url: str, dsn: str, data_dir: str, total: int, pipe) -> None:
+    """The audit service's writer in its own process: set up, say ready, wait for the start, write until `total`
+    records are in the log, send the monotonic time (system-wide on Linux) it got there, stop when told."""
+    asyncio.run(_audit_writer(nats_url, dsn, Path(data_dir), total, pipe))
+
+
+async def _audit_writer(nats_url: str, dsn: str, data_dir: Path, total: int, pipe) -> None:
     from madoguchi_audit import checkpoints, schema
     from madoguchi_audit.config import AuditSettings
     from madoguchi_audit.ingest import Ingest
+
+    nc = await bus.connect(nats_url, name="bench-national-audit")
+    pool = await db.create_pool(dsn, max_size=4)
+    try:
+        audit = AuditSettings(data_dir=data_dir, checkpoint_every=100_000, checkpoint_seconds=60)
+        await schema.migrate_pool(pool, audit.schema_name)
+        ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
+        pipe.send("ready")
+        await asyncio.to_thread(pipe.recv)  # the start
+        task = asyncio.create_task(ingest.run())
+        while ingest.written < total:
+            await asyncio.sleep(0.05)
+            if task.done():
+                task.result()
+                raise RuntimeError(f"the audit writer stopped: {ingest.halted}")
+        pipe.send(time.monotonic())
+        await asyncio.to_thread(pipe.recv)  # stop
+        ingest.stop()
+        await task
+    finally:
+        await pool.close()
+        await nc.close()
+
+
+async def main(events: int) -> dict:
     from madoguchi_reporting.worker import Worker
     from madoguchi_sim import national
 
@@ -88,28 +122,32 @@ async def main(events: int) -> dict:
                 data_dir=Path(tmp),
                 extra={"deadline_check_seconds": "0"},
             )
-            audit = AuditSettings(data_dir=Path(tmp) / "audit", checkpoint_every=100_000, checkpoint_seconds=60)
-            await schema.migrate_pool(pool, audit.schema_name)
-            ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
+            pipe, child_pipe = multiprocessing.Pipe()
+            child = multiprocessing.get_context("spawn").Process(
+                target=audit_process, args=(nats_server.url, pg.dsn, str(Path(tmp) / "audit"), total, child_pipe)
+            )
+            child.start()
+            if await asyncio.to_thread(pipe.recv) != "ready":
+                raise RuntimeError("the audit process did not start")
             worker = Worker(settings, nc, pool)
-            start = time.perf_counter()
+            start = time.monotonic()
+            pipe.send("start")
             await worker.start()
-            audit_task = asyncio.create_task(ingest.run())
             done_at: dict[str, float] = {}
             while len(done_at) < 2:
-                await asyncio.sleep(0.5)
-                if audit_task.done():
-                    audit_task.result()
-                if "audit" not in done_at and ingest.written >= total:
-                    done_at["audit"] = time.perf_counter() - start
+                await asyncio.sleep(0.1)
+                if "audit" not in done_at and pipe.poll():
+                    done_at["audit"] = pipe.recv() - start
+                if not child.is_alive() and "audit" not in done_at:
+                    raise RuntimeError(f"the audit process ended ({child.exitcode}) before writing {total:,}")
                 positions = {p.stream: p.position for p in worker.projections}
                 if "reporting" not in done_at and all(
                     positions.get(s, 0) >= last for s, last in projected_streams.items()
                 ):
-                    done_at["reporting"] = time.perf_counter() - start
-            both = time.perf_counter() - start
-            ingest.stop()
-            await audit_task
+                    done_at["reporting"] = time.monotonic() - start
+            both = max(done_at.values())
+            pipe.send("stop")
+            await asyncio.to_thread(child.join, 60)
             await worker.stop()
         finally:
             await pool.close()
