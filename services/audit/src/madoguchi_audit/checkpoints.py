@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -161,18 +162,22 @@ def signature_ok(cp: CheckpointSigned, keyring: dict[str, Ed25519PublicKey]) -> 
 # --------------------------------------------------------------------------------------------
 
 
+_FILE_LOCK = threading.Lock()  # the writer appends from a worker thread: one append at a time
+
+
 def append_to_file(path: Path, checkpoints: Iterable[CheckpointSigned]) -> int:
     """Append checkpoints as JSON lines, fsynced; lines already there (same event id) are skipped."""
-    have = _tail_event_ids(path)
-    lines = [cp.model_dump_json() + "\n" for cp in checkpoints if str(cp.event_id) not in have]
-    if not lines:
-        return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.writelines(lines)
-        f.flush()
-        os.fsync(f.fileno())
-    return len(lines)
+    with _FILE_LOCK:
+        have = _tail_event_ids(path)
+        lines = [cp.model_dump_json() + "\n" for cp in checkpoints if str(cp.event_id) not in have]
+        if not lines:
+            return 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        return len(lines)
 
 
 def _tail_event_ids(path: Path, size: int = 256 * 1024) -> set[str]:

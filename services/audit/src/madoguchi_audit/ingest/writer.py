@@ -5,6 +5,7 @@ file and JetStream (the trusted copies)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 from nats.js.client import JetStreamContext
@@ -183,7 +184,9 @@ async def export(
                 "データベース内の未送信チェックポイントに正しい署名がありません",
             )
         signed.append(event)
-    checkpoints.append_to_file(settings.resolved_checkpoint_file, signed)
+    # fsynced in a worker thread: the event loop goes on meanwhile (the pulls, the next batch's chaining, the
+    # API), where a disk's flush had stopped all of it for tens of milliseconds per checkpoint
+    await asyncio.to_thread(checkpoints.append_to_file, settings.resolved_checkpoint_file, signed)
     try:
         for event in signed:
             await bus.append(js, event)
