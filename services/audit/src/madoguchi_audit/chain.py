@@ -164,9 +164,13 @@ _AGAIN = re.compile(r'"(?:event_id|type|occurred_at|municipality|ward|desk|actor
 _DEVICE = re.compile(r'"device_id":"(' + _ID + r')"[,}]', re.ASCII)
 _fromiso = datetime.fromisoformat
 _new = tuple.__new__  # an Envelope without NamedTuple's Python-level __new__ (per-message cost)
+_MICROSECOND = timedelta(microseconds=1)
+_N = "\x1e"
 
 
-def _fast(data: bytes) -> Envelope | None:
+def _fast_values(data: bytes) -> tuple[tuple, str] | None:
+    """The fast reading (see above): the envelope's values and their part of the header (`env_header`), or None
+    when the JSON reader must decide."""
     text = data.decode("utf-8")
     m = _FAST.match(text)
     if m is None:
@@ -191,7 +195,16 @@ def _fast(data: bytes) -> Envelope | None:
     occurred_at = _fromiso(occ)
     if not (1000 <= occurred_at.year <= 9998):
         return None
-    return _new(Envelope, (True, eid, typ, occurred_at, mun, ward, desk, aid, role, device, corr))
+    return (True, eid, typ, occurred_at, mun, ward, desk, aid, role, device, corr), (
+        f"1\x1f{eid}\x1f{typ}\x1f{(occurred_at - _EPOCH) // _MICROSECOND}\x1f{mun}\x1f"
+        f"{_N if ward is None else ward}\x1f{_N if desk is None else desk}\x1f{aid}\x1f{role}\x1f"
+        f"{_N if device is None else device}\x1f{_N if corr is None else corr}\n"
+    )
+
+
+def _fast(data: bytes) -> Envelope | None:
+    values = _fast_values(data)
+    return None if values is None else _new(Envelope, values[0])
 
 
 def envelope(data: bytes) -> Envelope:
@@ -203,20 +216,14 @@ def envelope(data: bytes) -> Envelope:
     return fast if fast is not None else envelope_json(data)
 
 
-_MICROSECOND = timedelta(microseconds=1)
-
-
 def micros(value: datetime) -> int:
     """Microseconds since the epoch of an aware datetime (the header's occurred_at): exact (a timedelta is a whole
     number of microseconds, and timedelta // timedelta is an int, in C)."""
     return (value - _EPOCH) // _MICROSECOND
 
 
-def header(stream: str, stream_seq: int, subject: str, env: Sequence) -> bytes:
-    """The header line hashed with the data. Must equal what HEADER_SQL builds from the columns.
-
-    `env` is an Envelope, or the same eleven values read back from the table (uuids as UUID).
-    """
+def env_header(env: Sequence) -> str:
+    """The envelope's part of the header line (`header`)."""
     (
         parsed,
         event_id,
@@ -232,13 +239,21 @@ def header(stream: str, stream_seq: int, subject: str, env: Sequence) -> bytes:
     ) = env
     n = NULL
     return (
-        f"{stream}\x1f{stream_seq}\x1f{subject}\x1f{'1' if parsed else '0'}\x1f"
+        f"{'1' if parsed else '0'}\x1f"
         f"{n if event_id is None else event_id}\x1f{n if type_ is None else type_}\x1f"
         f"{n if occurred_at is None else micros(occurred_at)}\x1f{n if municipality is None else municipality}\x1f"
         f"{n if ward is None else ward}\x1f{n if desk is None else desk}\x1f{n if actor_id is None else actor_id}\x1f"
         f"{n if actor_role is None else actor_role}\x1f{n if device_id is None else device_id}\x1f"
         f"{n if correlation_id is None else correlation_id}\n"
-    ).encode()
+    )
+
+
+def header(stream: str, stream_seq: int, subject: str, env: Sequence) -> bytes:
+    """The header line hashed with the data. Must equal what HEADER_SQL builds from the columns.
+
+    `env` is an Envelope, or the same eleven values read back from the table (uuids as UUID).
+    """
+    return f"{stream}\x1f{stream_seq}\x1f{subject}\x1f{env_header(env)}".encode()
 
 
 # The same header, built by PostgreSQL from the stored columns (the verifier's fast path).
@@ -264,17 +279,32 @@ class Message(NamedTuple):
     data: bytes
 
 
+def _values(data: bytes) -> tuple[tuple, str]:
+    """A message's envelope values and their part of the header: the fast reading when it applies, else the JSON
+    reading (as `envelope`)."""
+    try:
+        fast = _fast_values(data)
+    except ValueError:  # not UTF-8, or a date that does not exist
+        fast = None
+    if fast is not None:
+        return fast
+    env = envelope_json(data)
+    return tuple(env), env_header(env)
+
+
 def chain_records(messages: Iterable, position: int, prev: bytes) -> tuple[list[tuple], int, bytes]:
     """Turn messages (Message or the shared reader's StoredMessage) into COPY rows (in COLUMNS order)
     after (position, prev). Returns rows, last position, head."""
     rows: list[tuple] = []
+    append = rows.append
     sha = hashlib.sha256
+    values = _values
     for m in messages:
         stream, seq, subject, data = m.stream, m.seq, m.subject, m.data
-        env = envelope(data)
+        env, tail = values(data)
         position += 1
-        digest = sha(prev + header(stream, seq, subject, env) + data).digest()
-        rows.append((position, stream, seq, subject, *env, data, prev, digest))
+        digest = sha(prev + f"{stream}\x1f{seq}\x1f{subject}\x1f{tail}".encode() + data).digest()
+        append((position, stream, seq, subject, *env, data, prev, digest))
         prev = digest
     return rows, position, prev
 
