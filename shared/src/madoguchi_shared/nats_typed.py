@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -98,13 +99,13 @@ async def publish(
 # the reply token of a request in nats-py's response map: any string unique among the connection's
 # requests in flight; nats-py's own are 22-character NUIDs, these are short and never that long
 _tokens = itertools.count(1)
-_prefixes: dict[int, tuple[bytearray, str]] = {}  # id(connection) -> (its mux prefix, decoded)
+_prefixes: weakref.WeakKeyDictionary[NATS, tuple[bytearray, str]] = weakref.WeakKeyDictionary()  # (mux prefix, decoded)
 
 
 def _reply_prefix(nc: NATS, prefix: bytearray) -> str:
-    known = _prefixes.get(id(nc))
+    known = _prefixes.get(nc)
     if known is None or known[0] is not prefix:
-        known = _prefixes[id(nc)] = (prefix, prefix.decode())
+        known = _prefixes[nc] = (prefix, prefix.decode())
     return known[1]
 
 
