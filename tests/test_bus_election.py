@@ -127,3 +127,31 @@ async def _until(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "not reached in time"
         await asyncio.sleep(0.05)
+
+
+async def test_a_refused_multi_event_command_leaves_a_replicated_stream_answering(cluster, municipality):
+    """bus.append_all on a cluster chains awaited appends: its single-server pipeline (each next event
+    expecting the one before it as the stream's last message) refused once on an R3 stream of
+    nats-server 2.15.1 left the stream answering no publish at all. A stale command is a conflict,
+    and the stream goes on taking appends."""
+    from madoguchi_shared.events.admin import StaffAccountCreated
+    from madoguchi_shared.events.base import Role
+
+    def created(staff: str) -> StaffAccountCreated:
+        return StaffAccountCreated(municipality=municipality, staff_id=staff, roles=(Role.supporter,), wards=("chuo",))
+
+    def training(staff: str) -> TrainingItemCompleted:
+        return TrainingItemCompleted(municipality=municipality, staff_id=staff, item="system", hours=1)
+
+    nc, js = await cluster.connect()
+    try:
+        await bus.append(js, created("P0001"), expected=0)
+        with pytest.raises(bus.ConcurrencyConflict):
+            await bus.append_all(js, [created("P0001"), training("P0001"), training("P0001")], 0)
+        events = [created("P0002"), training("P0002"), training("P0002")]
+        seqs = await asyncio.wait_for(bus.append_all(js, events, 0), 10)
+        stored = await bus.load(nc, events[0].subject)
+        assert [s.event.event_id for s in stored] == [e.event_id for e in events] and [s.seq for s in stored] == seqs
+        assert len(await bus.load(nc, created("P0001").subject)) == 1
+    finally:
+        await nc.close()
