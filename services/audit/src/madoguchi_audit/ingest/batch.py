@@ -28,17 +28,27 @@ _HOUR = timedelta(hours=1)
 def day_spans(rows: list[tuple]) -> dict[tuple[str, datetime], list[int]]:
     """Per (municipality, UTC hour of occurred_at), the first and last position of a batch's rows (COPY rows)."""
     by_hour: dict[tuple[str, int], list[int]] = {}
+    # each municipality's last hour [start, end) and its span: most records fall in their municipality's hour of
+    # the record before (two comparisons instead of the hour's arithmetic and a tuple key)
+    last: dict[str, tuple[datetime, datetime, list[int]]] = {}
     for r in rows:
         occurred, municipality = r[7], r[8]
         if occurred is None or municipality is None:
             continue
+        hit = last.get(municipality)
+        if hit is not None and hit[0] <= occurred < hit[1]:
+            hit[2][1] = r[0]
+            continue
         # hours since the epoch (an aware datetime: the envelope refuses others; timedelta // timedelta is exact)
-        key = (municipality, (occurred - _EPOCH) // _HOUR)
+        hour = (occurred - _EPOCH) // _HOUR
+        key = (municipality, hour)
         span = by_hour.get(key)
         if span is None:
-            by_hour[key] = [r[0], r[0]]
+            span = by_hour[key] = [r[0], r[0]]
         else:
             span[1] = r[0]
+        start = _EPOCH + hour * _HOUR
+        last[municipality] = (start, start + _HOUR, span)
     return {(m, _EPOCH + h * _HOUR): span for (m, h), span in by_hour.items()}
 
 
