@@ -137,6 +137,9 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "aged_name_after": ("鰐淵 花子 75歳", "name"),
     "aged_name_before": ("75歳 鰐淵花子", "name"),
     "handbook_number": ("障害者手帳番号 第12345号", "my_number"),
+    # (found by the property tests of test_pii.py: groups that look like house numbers or one-digit-year dates)
+    "twelve_as_house_numbers": ("00000 1-1-1 1-1-10", "twelve_digits"),
+    "twelve_then_home_sign": ("0000-0000-0001に住んでいる", "twelve_digits"),
 }
 
 

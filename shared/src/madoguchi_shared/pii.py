@@ -259,8 +259,14 @@ def _latin_base(ch: str) -> str:
     return ch
 
 
+_BEFORE_NFKC_TABLE = str.maketrans(_BEFORE_NFKC)
+
+
+@functools.lru_cache(maxsize=8192)
 def _char_form(chunk: str) -> str:
-    out = unicodedata.normalize("NFKC", chunk.translate(str.maketrans(_BEFORE_NFKC)))
+    """The normal form of one character with its combining marks (a pure function of it: cached, since a text
+    reads the same few hundred characters again and again; the table was built again for every character)."""
+    out = unicodedata.normalize("NFKC", chunk.translate(_BEFORE_NFKC_TABLE))
     result: list[str] = []
     for ch in out:
         cp = ord(ch)
@@ -599,7 +605,8 @@ def _valid_date(y: str, mo: str, d: str) -> bool:
 def _ordinary_spans(t: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for m in _DATE.finditer(t):
-        if _valid_date(m.group(1), m.group(3), m.group(4)):
+        # (a year of one digit is an era's, R3.4.1 or 3/4/1; with dashes, 1-1-1 is a house number or a piece of one)
+        if _valid_date(m.group(1), m.group(3), m.group(4)) and not (len(m.group(1)) == 1 and m.group(2) == "-"):
             spans.append(m.span())
     spans.extend(m.span() for m in _COMPACT_DATE.finditer(t))
     for m in _MONTH_DAY.finditer(t):
@@ -1835,6 +1842,8 @@ def _bare_house_findings(t: str) -> list[_Found]:
     for m in _DIGITS_HOUSE.finditer(t):
         if _PUBLIC.search(_sentence_of(t, m.start(), m.end())) or _DATE_LIKE.search(m.group()):
             continue
+        if sum(c.isdigit() or c in _KANJI_DIGIT for c in m.group()) >= 10:
+            continue  # a phone number or a My Number (read as one above), not a house: 0000-0000-0001に住ん…
         if _COUNTER.match(t, m.end()) and not t.startswith(("号室", "室"), m.end()):
             continue
         after = _HOME_AFTER.match(t, m.end())
