@@ -73,7 +73,9 @@ SURROUNDING_ALPHABET = (
 )
 # Kana that begin a reading of a digit (ニ, サン, ゴ, ...) are left out: the guard reads them as digits.
 _READING_STARTS = set("ゼレマイワニツサスヨシフゴロナセハエキク") | set("ぜれまいわにつさすよしふごろなせはえきく")
-SURROUNDING_ALPHABET = "".join(c for c in SURROUNDING_ALPHABET if c not in _READING_STARTS)
+# 氏 (of 氏名) is left out too: after a few kana or kanji it is an honorific, and the guard rightly
+# refuses e.g. 了了ああ氏 as a name (a second finding beside the one under test).
+SURROUNDING_ALPHABET = "".join(c for c in SURROUNDING_ALPHABET if c not in _READING_STARTS and c != "氏")
 surrounding = st.text(alphabet=SURROUNDING_ALPHABET, max_size=40)
 japanese_only = st.text(
     alphabet="あうえおかけこ窓口受付番号申請交付、。「」 \u3000", max_size=30
