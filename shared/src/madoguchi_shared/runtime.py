@@ -269,6 +269,8 @@ class NatsServer:
         )
         pid_file.write_text(str(self.proc.pid))
         _wait_log_line("Server is ready", self.proc, "nats-server", log, offset)
+        if "\ncluster {" in "\n" + self.config:  # routes listen after the clients: a taken route port fails then
+            _wait_log_line("Listening for route connections on", self.proc, "nats-server", log, offset)
         return self
 
     def stop(self) -> None:
