@@ -450,5 +450,5 @@ def test_the_live_view_reads_a_delivered_message_s_stream_sequence_as_nats_py_do
         "$JS.ACK.CALLS.view.1.4242.17.1700000000000000000.3",  # the form nats-server delivers
         "$JS.ACK.hub.ACCHASH.CALLS.view.1.4242.17.1700000000000000000.3.tok",  # with a domain: nats-py reads it
     ):
-        msg = Msg(_client=None, subject="mg.calls.x", reply=reply)  # type: ignore[arg-type] - no client needed to read metadata
+        msg = Msg(_client=None, subject=subjects.everything("calls"), reply=reply)  # type: ignore[arg-type] - no client needed to read metadata
         assert _stream_sequence(msg) == msg.metadata.sequence.stream
