@@ -218,3 +218,41 @@ async def test_batch_sink_gets_every_message_once_in_order(nc, js, municipality)
     assert len(got) == 3000 and [m.seq for m in got] == sorted({m.seq for m in got})
     assert got[-1].pending == 0 and got[0].headers["Mg-Type"] == "admin.training_item_completed"
     assert [parse_event(m.data).staff_id for m in got[:5]] == [f"S{i}" for i in range(5)]
+
+
+async def test_a_consumer_the_restarted_server_forgot_is_recreated_not_asked_without_end(tmp_path):
+    """kill -9 of nats-server: the restarted server has no memory-stored consumer, and a request to it is answered
+    503 (no responders) at once. Asking again after each 503 kept the reader busy hearing 503s, never quiet long
+    enough for its watchdog: nothing more was read, ever."""
+    from nats.js import api
+
+    from madoguchi_shared.runtime import NatsServer
+
+    server = NatsServer(tmp_path / "nats").start()
+    nc = await bus.connect(server.address, name="test-restart")
+    try:
+        js = nc.jetstream()
+        await js.add_stream(api.StreamConfig(name="T", subjects=["t.>"], storage=api.StorageType.FILE))
+        for i in range(100):
+            await js.publish("t.a", b"%d" % i)
+        async with reader.Reader(nc, "T", ["t.a"], batch=10, expires=0.3) as r:
+            seqs: list[int] = []
+            while len(seqs) < 30:
+                seqs += [m.seq for m in await r.next_batch(limit=10, timeout=5)]
+            await asyncio.sleep(0.2)  # more waits in the buffer: taking it sends requests, to the restarted server
+            reconnects = nc.stats["reconnects"]
+            server.kill()
+            server.start()
+            deadline = asyncio.get_running_loop().time() + 10
+            while nc.stats["reconnects"] == reconnects and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            for i in range(100, 150):
+                await js.publish("t.a", b"%d" % i, timeout=5)
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(seqs) < 150 and asyncio.get_running_loop().time() < deadline:
+                seqs += [m.seq for m in await r.next_batch(limit=10, timeout=0.3)]
+            assert seqs == list(range(1, 151)), f"{len(seqs)} read, up to {seqs[-1]}"
+            assert r.recreated >= 1
+    finally:
+        await nc.close()
+        server.stop()

@@ -286,6 +286,15 @@ class Reader:
             self.consumer = self._consumer_token = None  # the watchdog re-creates it
             self._arrived.set()
             return
+        if status == "503":  # no responders: no such consumer (a restarted server kept no memory-stored one)
+            # Asking again would be answered 503 again at once, without end, and the reader, hearing
+            # something all the time, would never re-create the consumer: the watchdog does, at its next call.
+            log.warning("reader.consumer_gone", stream=self.stream, after=self.last_seq)
+            self.consumer = self._consumer_token = None
+            self._requests.clear()
+            self._heard = 0.0
+            self._arrived.set()
+            return
         log.warning("reader.pull_status", stream=self.stream, status=status, description=description)
         await self._top_up()
 
