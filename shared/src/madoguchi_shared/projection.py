@@ -17,12 +17,6 @@ Two kinds of failure, told apart (`is_transient`):
   transaction, and an HQ alert (`audit.alert_raised`, rule ``projection_dead_letter``) goes out.
   Never a restart loop.
 
-The stored position can go back behind what the runner committed: a batch's commit may be
-asynchronous (the reporting projections' is), and a database that crashes loses the last commits, each
-with its own position. The runner notices (the next batch's claim finds the stored position behind its
-own, or an idle check does) and reads again from the stored position (`PositionLost`); it never
-claims from the stored position a batch that starts after it.
-
 Duplicates by event id (ARCHITECTURE rule 8): a desk laptop's outbox may send an event again after
 the stream's duplicate window (a kill -9 between the ack and the delete, then a night off), and the
 stream then holds it twice under two sequences. Every batch records the event ids it applies in
@@ -81,16 +75,6 @@ Apply = Callable[[db.Connection, Sequence[Stored]], Awaitable[None]]
 BACKOFF_MAX = 30.0
 DEDUPE_DAYS = 62.0  # applied event ids kept (by event time): longer than any outbox waits
 PRUNE_EVERY = 600.0  # seconds between prunes of old applied ids (only while caught up)
-
-
-class PositionLost(Exception):
-    """The stored position is behind the one this runner committed last: commits it made were lost
-    (an asynchronous commit and a database crash, a restored backup). Read again from the stored position."""
-
-    def __init__(self, stored: int, committed: int):
-        super().__init__(f"stored position {stored} behind the committed {committed}")
-        self.stored = stored
-        self.committed = committed
 
 
 @dataclass
@@ -198,17 +182,6 @@ class Projection:
     # ------------------------------------------------------------------ running
     async def run(self, nc: NATS, pool: asyncpg.Pool, *, from_seq: int | None = None) -> None:
         """Run until stop(). `from_seq` forces a start (a replay); the stored position still rules."""
-        while True:
-            try:
-                await self._run(nc, pool, from_seq=from_seq)
-                return
-            except PositionLost as exc:  # commits lost with a database crash: read them again
-                log.warning(
-                    "projection.position_lost", projection=self.name, stored=exc.stored, committed=exc.committed
-                )
-                from_seq = None
-
-    async def _run(self, nc: NATS, pool: asyncpg.Pool, *, from_seq: int | None) -> None:
         async with pool.acquire() as conn:
             await self.ensure_tables(conn)
             self.position = await self.stored_position(conn)
@@ -240,7 +213,6 @@ class Projection:
                     await self._refresh_last_seq(nc)
                     if time.monotonic() - self._replay_checked > 2.0:
                         self._replay_checked = time.monotonic()
-                        await self._retrying(lambda: self._check_position(pool))
                         await self._retrying(lambda: replay_pending(self, nc, pool))
                     if time.monotonic() - self._pruned > PRUNE_EVERY:
                         self._pruned = time.monotonic()
@@ -253,14 +225,6 @@ class Projection:
                 committing.cancel()  # its transaction rolls back, as the batch of a killed process does
                 await asyncio.gather(committing, return_exceptions=True)
             log.info("projection.stopped", projection=self.name, position=self.position)
-
-    async def _check_position(self, pool: asyncpg.Pool) -> None:
-        """PositionLost when the stored position went back behind this runner's (noticed while idle:
-        no next batch's claim would notice it)."""
-        async with pool.acquire() as conn:
-            stored = await self.stored_position(conn)
-        if stored < self.position:
-            raise PositionLost(stored, self.position)
 
     async def _refresh_last_seq(self, nc: NATS) -> None:
         # The last message on this projection's filter, not the stream's: a projection of part of a
@@ -300,7 +264,7 @@ class Projection:
             try:
                 done = await self._transaction(nc, conn, batch, isolate=False)
             except Exception as exc:
-                if is_transient(exc) or isinstance(exc, PositionLost):
+                if is_transient(exc):
                     raise
                 log.warning(
                     "projection.batch_failed",
@@ -337,8 +301,6 @@ class Projection:
                 if stored is None:  # a row to lock, so a second replica waits here instead of racing
                     await store_position(conn, self.schema, self.name, 0)
                     stored = await conn.fetchval(lock, self.name)
-                if stored < self.position:  # this runner's last commits were lost: the batch starts too late
-                    raise PositionLost(stored, self.position)
                 if stored >= last:
                     self.position = stored
                     return None
@@ -413,7 +375,6 @@ from madoguchi_shared.projection_health import ProjectionMetrics, install_health
 
 __all__ = [
     "Projection",
-    "PositionLost",
     "forget_applied",
     "uuid7_floor",
     "APPLIED_EVENTS_SQL",
