@@ -108,6 +108,21 @@ def training(municipality: str, staff_id: str, item: str = "compliance") -> Trai
     return TrainingItemCompleted(municipality=municipality, staff_id=staff_id, item=item, hours=1)
 
 
+def one_command(municipality: str, staff_id: str) -> list:
+    """A command's three events on one subject (the pipeline's case)."""
+    return [
+        staff_created(municipality, staff_id),
+        training(municipality, staff_id),
+        training(municipality, staff_id, "system"),
+    ]
+
+
+async def assert_stored_in_order(nc, events, seqs) -> None:
+    stored = await bus.load(nc, events[0].subject)
+    assert [s.event.event_id for s in stored] == [e.event_id for e in events]
+    assert [s.seq for s in stored] == seqs
+
+
 def between(monkeypatch, after: int, write):
     """bus.append_all's pipeline with `write()` run once its `after`-th publish is stored, before the
     next one goes out: another writer's message lands between two events of one command."""
@@ -145,15 +160,9 @@ async def test_a_pipeline_split_by_another_subject_s_message_still_stores_all_in
     pipeline; they are appended one by one with the expected sequence, as without it."""
     other = staff_created(municipality, "S0012")
     between(monkeypatch, 1, lambda: bus.append(js, other, expected=0))
-    events = [
-        staff_created(municipality, "S0011"),
-        training(municipality, "S0011"),
-        training(municipality, "S0011", "system"),
-    ]
+    events = one_command(municipality, "S0011")
     seqs = await bus.append_all(js, events, expected=0)
-    stored = await bus.load(nc, events[0].subject)
-    assert [s.event.event_id for s in stored] == [e.event_id for e in events]
-    assert [s.seq for s in stored] == seqs
+    await assert_stored_in_order(nc, events, seqs)
     [foreign] = await bus.load(nc, other.subject)
     assert seqs[0] < foreign.seq < seqs[1]  # it came between: the chain was refused and re-appended
     assert not nc._resp_map
@@ -195,15 +204,9 @@ async def test_a_pipelined_event_whose_answer_was_lost_is_recognised_as_stored(j
         return lost
 
     monkeypatch.setattr(bus, "send", send)
-    events = [
-        staff_created(municipality, "S0014"),
-        training(municipality, "S0014"),
-        training(municipality, "S0014", "system"),
-    ]
+    events = one_command(municipality, "S0014")
     seqs = await bus.append_all(js, events, expected=0)
-    stored = await bus.load(nc, events[0].subject)
-    assert [s.event.event_id for s in stored] == [e.event_id for e in events]
-    assert [s.seq for s in stored] == seqs
+    await assert_stored_in_order(nc, events, seqs)
 
 
 def test_the_header_parse_reads_as_nats_py_s_own():
