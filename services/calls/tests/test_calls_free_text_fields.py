@@ -28,6 +28,7 @@ import madoguchi_calls.api as calls_api_module
 from madoguchi_shared.auth import Role
 from madoguchi_shared.pii import _is_free_text_field  # pyright: ignore[reportPrivateUsage] - the type's own marker
 from tests.utils.auth import staff_headers
+from tests.utils.pii_spellings import FIFTH_PASS
 
 HOSTILE = {
     "九〇一八": "番号は一二三四 五六七八 九〇一八 です",
@@ -49,6 +50,8 @@ HOSTILE = {
     "一二三四 五六七八": "続きは一二三四 五六七八",
     "被保険者番号 87654321": "被保険者番号 87654321",
     "四月一日 はなこ": "四月一日 はなこ様から",
+    # the fifth pass (shared/tests/test_pii_fifth_pass.py): the spellings an outsider sends through every field
+    **FIFTH_PASS,
 }
 ORDINARY = "電話 3件、折り返し 2件。10:00-12:00 混雑"
 

@@ -26,6 +26,7 @@ from madoguchi_shared.calendar import TOKYO
 from madoguchi_shared.pii import _is_free_text_field  # pyright: ignore[reportPrivateUsage] - the type's own marker
 from madoguchi_shared.subjects import context_filter
 from tests.utils.auth import staff_headers
+from tests.utils.pii_spellings import FIFTH_PASS
 
 # value that must never come back or be stored -> the text that carries it
 HOSTILE = {
@@ -53,6 +54,8 @@ HOSTILE = {
     "記号123 番号4567": "保険証 記号123 番号4567",
     "四月一日 はなこ": "四月一日 はなこ様が来庁",
     "ワニブチ ハナコ": "ワニブチ ハナコ 来庁",
+    # the fifth pass (shared/tests/test_pii_fifth_pass.py): the spellings an outsider sends through every field
+    **FIFTH_PASS,
 }
 ORDINARY = "電話 3件、うち折り返し 2件。10:00-12:00 は窓口混雑、受付番号 123 まで案内"
 # ordinary notes with the same words, numbers and places (each passes the guard on every field)

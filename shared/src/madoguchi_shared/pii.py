@@ -67,12 +67,19 @@ one holding two of its three groups); other cards' and accounts' numbers said to
 a kana family name on no list with a common given name (ワニブチ ハナコ), a kanji one with a kanji given name and an
 honorific (鰐淵花子さん); and Python/JSON escapes (\\u3000) read as the characters they stand for.
 
+The fifth pass (shared/tests/test_pii_fifth_pass.py) added: a kanji family name on no list with a whole common given name
+and no honorific (鰐淵花子), a given name in brackets after an honorific (鈴木様（一郎）), masked numbers with four digits
+or more shown (1234-****-9012, XXXX-XXXX-1234, 090-××××-5678), a 記号 that opens with a kanji or kana and 記号 … 番号 …
+alone, Base64 of a text holding personal data, e-mail comments (taro(x)@example.jp) and a sign between every letter, a
+mobile number with its 0 left out after a phone label, birth dates in 大字, +81 said aloud (プラスはちいち).
+
 Messages say WHAT was found and WHERE (1-based character position of the original text), never
 the value.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import itertools
@@ -832,11 +839,21 @@ def _check_window(groups: list[_Token], t: str, plus: bool) -> _Found | None:
     return None
 
 
-def _plus_before(t: str, start: int) -> bool:
+def _plus_at(t: str, start: int) -> int:
+    """Where the + of a country code before ``start`` begins (+81, プラスはちいち said aloud), or -1."""
     k = start - 1
     while k >= 0 and t[k] in " (（":
         k -= 1
-    return k >= 0 and t[k] == "+"
+    if k >= 0 and t[k] == "+":
+        return k
+    for word in ("プラス", "plus"):
+        if t.endswith(word, 0, k + 1):
+            return k + 1 - len(word)
+    return -1
+
+
+def _plus_before(t: str, start: int) -> bool:
+    return _plus_at(t, start) >= 0
 
 
 def _variants(groups: list[_Token]) -> list[list[_Token]]:
@@ -867,10 +884,7 @@ def _scan_cluster(groups: list[_Token], t: str) -> list[_Found]:
     whole = _check_window(groups, t, plus)
     if whole is not None:
         if whole.kind == "phone" and plus and t[whole.start] != "+":
-            k = whole.start - 1
-            while t[k] != "+":
-                k -= 1
-            whole.start = k
+            whole.start = _plus_at(t, whole.start)
         return [whole]
     if total < 10:
         return []
@@ -1017,10 +1031,11 @@ _ID_LABEL = re.compile(
     r"(?:保険証|被保険者証?|保険者番号|記号番号|基礎年金番号|年金番号|年金手帳|免許証|運転免許|旅券|パスポート|住民票コード|"
     r"口座番号|口座|カード番号|クレジットカード|受給者証?番号|介護保険証?|障害者手帳|手帳番号|在留カード|特別永住者証明書|"
     r"証券番号|契約番号|保険番号|お客様番号|オ客様番号|国保|国民健康保険|健康保険|社会保険|後期高齢者?医療|"
-    r"license|passport|account)"
+    r"license|passport|account|(?=記号[^。\n]{1,12}?番号))"  # (記号 … 番号 …: the two numbers of a health-insurance card)
 )
 _ID_VALUE = re.compile(
-    rf"(?:番号|記号|ノ|no\.?|#|ハ|ガ|ヲ|第|[ :：=、(（]|(?:上|下|末尾|先頭|頭)?[0-9一二三四五六七八九十]{{1,2}}桁目?)*"
+    # (a 記号 may open with a kanji or kana: 記号 東123, 記号ア123)
+    rf"(?:番号|記号(?:[ :：]?(?:(?!{_PD})[\u4e00-\u9fff\u30a1-\u30fa]){{1,3}}(?=[ ]?[0-9]))?|ノ|no\.?|#|ハ|ガ|ヲ|第|[ :：=、(（]|(?:上|下|末尾|先頭|頭)?[0-9一二三四五六七八九十]{{1,2}}桁目?)*"
     rf"([a-z]{{0,2}}{_PD}(?:[ \-ー]?{_PD}){{1,15}}[a-z]{{0,2}})(?![0-9a-z])"
 )
 
@@ -1102,7 +1117,8 @@ def _number_findings(t: str) -> list[_Found]:
         crossed = crossed or dated_before
         weak_digits = "".join(tok.digits for tok in c) if all(tok.weak for tok in c) else None
         if weak_digits is not None and not (len(weak_digits) >= 2 and weak_digits[0] == "0"):
-            continue  # (but 〇三の…, レイサンから…: a trunk prefix that opens a split phone number)
+            if not (weak_digits in ("70", "80", "90") and t[c[-1].end : c[-1].end + 1] in ("ノ", "ト")):
+                continue  # (but 〇三の…, レイサンから…, 九〇の…: a prefix that opens a split phone number)
         if kept:
             links.append("break" if crossed else _gap_kind(t[kept[-1][-1].end : c[0].start]))
         kept.append(c)
@@ -1177,6 +1193,8 @@ def _local_phone(cluster: list[_Token]) -> bool:
     """5 to 8 digits however grouped (2-1234, 123-4567, ５６７８－１２３４, ゴー・ク・ハチ・サン), no group longer than 4
     unless it is the whole number."""
     sizes = [len(g.digits) for g in cluster]
+    if sum(sizes) == 10 and "".join(g.digits for g in cluster)[:2] in ("70", "80", "90"):
+        return True  # a mobile number with its 0 left out, as after +81 (携帯 九〇の一二三四の五六七八)
     return 5 <= sum(sizes) <= 8 and (len(sizes) == 1 or max(sizes) <= 4)
 
 
@@ -1188,8 +1206,10 @@ def _date_or_time_glue(cluster: list[_Token], t: str) -> bool:
 def _local_phone_findings(clusters: list[list[_Token]], t: str, found: list[_Found]) -> list[_Found]:
     out: list[_Found] = []
     # (a local number said in two parts: 「456の1234」)
-    candidates = list(clusters) + [
-        a + b for a, b in itertools.pairwise(clusters) if t[a[-1].end : b[0].start].strip() in ("ノ", "ト")
+    joined = [t[a[-1].end : b[0].start].strip() in ("ノ", "ト") for a, b in itertools.pairwise(clusters)]
+    candidates = list(clusters) + [clusters[i] + clusters[i + 1] for i, j in enumerate(joined) if j]
+    candidates += [  # (and in three: 「九〇の一二三四の五六七八」)
+        clusters[i] + clusters[i + 1] + clusters[i + 2] for i in range(len(clusters) - 2) if joined[i] and joined[i + 1]
     ]
     for cluster in candidates:
         for c in _variants(cluster):  # (without a particle read as a digit: 「5678-1234に」)
@@ -1361,14 +1381,19 @@ def _email_findings(t: str) -> list[_Found]:
         for m in _SPACED.finditer(t):
             if "@" in m.group() and _EMAIL_ASCII.search(m.group().replace(" ", "")):
                 found.append(_Found("email", m.start(), m.end()))
+        # or another sign between every character: "t-a-r-o-@-e-x-a-m-p-l-e-.-j-p", "t_a_r_o_@_..."
+        for m in _SIGN_SPACED.finditer(t):
+            if "@" in m.group() and _EMAIL_ASCII.search(m.group()[:: len(m.group(1)) + 1]):
+                found.append(_Found("email", m.start(), m.end()))
     return found
 
 
 _AT_HOST = re.compile(
-    r"(?<![a-z0-9._+-])(?:[a-z0-9._+-]{1,64}|\"[^\"\n]{1,64}\")[ ]?@+[ ]?"
+    r"(?<![a-z0-9._+-])(?:[a-z0-9._+-]{1,64}|\"[^\"\n]{1,64}\")(?:\([^()\n]{0,40}\))?[ ]?@+[ ]?(?:\([^()\n]{0,40}\))?"
     r"(?:[a-z][a-z0-9-]{1,62}(?:[.,]+[a-z0-9-]{1,62})*|\[[0-9a-f.:]{3,45}\])"
 )
 _SPACED = re.compile(r"(?<![^ ])(?:[a-z0-9@._+\-][ ]{1,3}){5,}[a-z0-9]")
+_SIGN_SPACED = re.compile(r"[a-z0-9@.]([-_*/|・,~])(?:[a-z0-9@.]\1){4,}[a-z0-9]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1418,7 +1443,7 @@ _KANA_NAME = re.compile(
     rf"[ ]?(?!(?:{_TITLES}))([\u30a1-\u30fa]{{2,5}}?)[ ]?(?:様|サマ|サン|殿|ドノ|氏|君|クン|チャン)"
 )
 _ROMAJI_NAME = re.compile(
-    rf"(?<![a-z])(?:{'|'.join(_SURNAMES_ROMAJI)})[ ]+([a-z]{{2,12}})[ -]?(?:sama|san|sensei|kun|chan|dono|様|サマ|サン|殿)(?![a-z])"
+    rf"(?<![a-z])(?:{'|'.join(_SURNAMES_ROMAJI)})(?:[ ]+|-)([a-z]{{2,12}})[ -]?(?:sama|san|sensei|kun|chan|dono|様|サマ|サン|殿)(?![a-z])"
 )
 _NOT_GIVEN = re.compile(
     rf"(?:{_TITLES})$|[所課係局部室店社院会庁署館校県市区町村屋長様者員方客園駅堂寺宮港組団協省府]$"
@@ -1519,6 +1544,8 @@ def _kanji_kana_names(text: str) -> list[_Found]:
         family, space, given = m.group(1), m.group(2), m.group(3)
         if _NOT_FAMILY.search(family) or _NOT_GIVEN_KANA.search(given) or family in _SURNAMES:
             continue
+        if given.endswith("ー") and m.group().endswith("ドノ"):
+            continue  # 在留カードの確認: カード and the particle の, not a given name and 殿
         if not space and given[0] in "ノハガヲニヘトデモヤ" and not _GIVEN_KANA_RE.fullmatch(given):
             continue  # 近所のこどもさん, 本日はみなさま: a particle, not a given name
         found.append(_Found("name", m.start(), m.end()))
@@ -1572,6 +1599,47 @@ _AGED_NAME = re.compile(
 )
 
 
+# A kanji family name on no list and a common given name, alone (鰐淵花子, 勅使河原 美咲): the given names are whole
+# names that are no ordinary word (花子, 一郎, 美咲; not 誠, 勝利, 光, which are words too), the family name two to four
+# kanji that stand alone (no 窓口, 本日, no office or counter before the given name).
+_GIVEN_KANJI_NAMES = str.split(
+    "花子 太郎 次郎 二郎 三郎 一郎 四郎 五郎 健太郎 幸太郎 和子 幸子 洋子 恵子 裕子 直子 智子 典子 順子 久美子 由美子 "
+    "真由美 明美 由美 恵美 美咲 結衣 陽菜 美穂 香織 沙織 優子 節子 悦子 清子 芳子 文子 弘子 敏子 美智子 千代子 "
+    "和夫 正男 正夫 秀樹 健太 翔太 大輔 浩二 達也 拓也 直樹 一輝 陽翔 悠真 結菜 "
+    "浩之 博之 雅之 隆之 和也 哲也 裕太 康夫 英樹 智也 亮太 美香 由香 里美 愛美"
+)  # (not 健一, 真一, 大樹, 京子: 保健一課, 写真一枚, 大樹 a tree, 東京子ども会)
+_BARE_RARE_NAME = re.compile(
+    r"(?<![\u4e00-\u9fff々])([\u4e00-\u9fff々]{2,4})[ ]?"
+    rf"({'|'.join(sorted(_GIVEN_KANJI_NAMES, key=len, reverse=True))})"
+    r"(?![\u4e00-\u9fff々])"
+)
+
+
+# A family name with an honorific and the given name in brackets after it (鈴木様（一郎）, はなこ様（鰐淵）), and a common given
+# name before a family name of the list (一郎 鈴木).
+_GIVEN_ANY = rf"(?:{'|'.join(sorted(_GIVEN_KANJI_NAMES, key=len, reverse=True))}|{_GIVEN_KANA_RE.pattern}|[\u4e00-\u9fff々][{_GIVEN_END}])"
+_BRACKETED_NAME = re.compile(
+    rf"(?<![\u4e00-\u9fff々])(?:([\u4e00-\u9fff々]{{1,4}})[ ]?(?:様|サマ|サン|殿|ドノ|氏)[ ]?[(（][ ]?{_GIVEN_ANY}[ ]?[)）]"
+    rf"|{_GIVEN_ANY}[ ]?(?:様|サマ|サン|殿|ドノ|氏)[ ]?[(（][ ]?([\u4e00-\u9fff々]{{2,4}})[ ]?[)）])"
+)
+_GIVEN_FIRST_KANJI = re.compile(
+    rf"(?<![\u4e00-\u9fff々])(?:{'|'.join(sorted(_GIVEN_KANJI_NAMES, key=len, reverse=True))})[ ]"
+    rf"(?:{'|'.join(sorted(_SURNAMES, key=len, reverse=True))})(?![\u4e00-\u9fff々])"
+)
+
+
+def _bracketed_name_ok(m: re.Match[str]) -> bool:
+    family = m.group(1) or m.group(2)
+    return not (_NOT_FAMILY.search(family) or _NOT_A_NAME.search(family) or _COUNTED.search(family))
+
+
+def _bare_rare_name_ok(m: re.Match[str]) -> bool:
+    family = m.group(1)
+    return not (
+        _NOT_FAMILY.search(family) or _NOT_A_NAME.search(family) or _COUNTED.search(family) or family in _SURNAMES
+    )
+
+
 def _aged_name_ok(m: re.Match[str]) -> bool:
     family, given = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
     if _NOT_FAMILY.search(family) or _NOT_KANJI_GIVEN.match(given) or _NOT_GIVEN.search(given):
@@ -1623,6 +1691,12 @@ def _rare_names(text: str) -> list[_Found]:
     if " " in text and _LONG_GIVEN_HINT.search(text):
         for regex in _ROMAJI_GIVEN_ANY:
             found.extend(_Found("name", m.start(), m.end()) for m in regex.finditer(text) if _romaji_ok(m))
+    found.extend(_Found("name", m.start(), m.end()) for m in _BARE_RARE_NAME.finditer(text) if _bare_rare_name_ok(m))
+    found.extend(_Found("name", m.start(), m.end()) for m in _GIVEN_FIRST_KANJI.finditer(text))
+    if "(" in text or "（" in text:
+        found.extend(
+            _Found("name", m.start(), m.end()) for m in _BRACKETED_NAME.finditer(text) if _bracketed_name_ok(m)
+        )
     if not _HONORIFIC_HINT.search(text):
         return found  # (the other forms need an honorific)
     if any(c in text for c in "月九五一七十百二八"):
@@ -1868,7 +1942,7 @@ _SIGN_GAP = re.compile(r"[ ]?(?:ハ|ガ|ノ|:|：|デ|ニ)?[ :：]?")
 # A full date (year, month and day; Western, 和暦 with the era in kanji or as a letter, 元年, kanji
 # numerals) said to be someone's birth date: a label before it (生年月日, 誕生日, DOB, born) or 生まれ /
 # 生 right after it. A date alone is a date: an opening day, a deadline.
-_KN = "〇一二三四五六七八九十"
+_KN = "〇一二三四五六七八九十零壱弐参肆伍陸漆捌玖拾廿卅"  # (and 大字: 昭和四拾五年三月弐日)
 _ERA = r"(?:明治|大正|昭和|平成|令和|(?<![a-z])[mtshr]\.? ?)"
 _BIRTH_YEAR = rf"(?:{_ERA}(?:[0-9]{{1,2}}|元|[{_KN}]{{1,3}})|(?<![0-9])(?:19|20)[0-9]{{2}}|'[0-9]{{2}}|[一][九八][{_KN}]{{2}}|[二][〇][{_KN}]{{2}})"
 _BIRTH_MD = rf"(?:[0-9]{{1,2}}|[{_KN}]{{1,3}})"
@@ -1892,7 +1966,7 @@ _BIRTH_AFTER = re.compile(r"[ ]?(?:ニ|ノ)?(?:生マレ|生レ|生(?![\u4e00-\u
 
 
 _SHORT_YMD = re.compile(r"(?<![0-9./\-])[0-9]{2} ?([./\-]) ?[0-9]{1,2} ?\1 ?[0-9]{1,2}(?![0-9./\-])")
-_OLD_ERA = re.compile(r"(?:明治|大正|昭和|s\.? ?)(?:[0-9]{1,2}|元|[〇一二三四五六七八九十]{1,3}) ?(?:年|[./\-])")
+_OLD_ERA = re.compile(rf"(?:明治|大正|昭和|s\.? ?)(?:[0-9]{{1,2}}|元|[{_KN}]{{1,3}}) ?(?:年|[./\-])")
 
 
 def _birth_findings(t: str) -> list[_Found]:
@@ -1993,6 +2067,15 @@ _WHAT_DETAIL: dict[str, tuple[str, str]] = {
         "what looks like the number of a health-insurance card, licence, account or similar",
     ),
     "postal_code": ("郵便番号（住所の一部）", "a postal code (part of an address)"),
+    "masked": (
+        "一部を伏せた個人番号と思われる数字",
+        "what looks like an Individual Number / My Number with digits masked",
+    ),
+    "masked_phone": ("一部を伏せた電話番号と思われる数字", "what looks like a phone number with digits masked"),
+    "encoded": (
+        "符号化（Base64 など）された個人情報と思われる文字列",
+        "what looks like personal data encoded (Base64)",
+    ),
 }
 KIND_JA = {
     "my_number": "個人番号",
@@ -2066,6 +2149,60 @@ def _message(findings: list[Finding]) -> str:
     return "\n".join([*ja, *en])
 
 
+# Numbers with some digits masked (1234-****-9012, XXXX-XXXX-1234, 090-××××-5678): the digits left are a part of a My
+# Number or of a phone number said to be one by the card's or the number's shape. Refused when four digits or more of
+# it are shown; a shape with nothing shown (XXXX-XXXX-XXXX, 090-XXXX-XXXX) identifies nobody and passes.
+_MASK = "*x×●■□#?※"
+_POS = f"[0-9{re.escape(_MASK)}]"
+_MASKED = re.compile(
+    rf"(?<![0-9a-z{re.escape(_MASK)}])(?:({_POS}{{4}})([ -]?)({_POS}{{4}})\2({_POS}{{4}})"
+    rf"|(0[0-9]{{1,2}})([ -]?)({_POS}{{4}})\6({_POS}{{4}}))(?![0-9a-z{re.escape(_MASK)}])"
+)
+
+
+def _masked_findings(t: str) -> list[_Found]:
+    found: list[_Found] = []
+    for m in _MASKED.finditer(t):
+        shown = m.group(0)
+        if not any(c in _MASK for c in shown):
+            continue
+        if m.group(1) is not None:
+            if sum(c.isdigit() for c in shown) >= 4:
+                found.append(_Found("my_number", m.start(), m.end(), "masked"))
+        elif sum(c.isdigit() for c in m.group(7) + m.group(8)) >= 4:
+            found.append(_Found("phone", m.start(), m.end(), "masked_phone"))
+    return found
+
+
+# Base64 (MTIzNDU2Nzg5MDEy, dGFyb0BleGFtcGxlLmpw) is read as the text it encodes when that is text: random bytes
+# and ordinary identifiers (hashes, UUIDs, words run together) do not decode to UTF-8 text.
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{12,4000}={0,2}(?![A-Za-z0-9+/=_-])")
+
+
+def _base64_text(token: str) -> str | None:
+    body = token.rstrip("=").replace("-", "+").replace("_", "/")
+    if len(body) % 4 == 1 or body.isdigit() or (body.isalpha() and (body.islower() or body.isupper())):
+        return None  # (not base64; a number or a word read as itself)
+    try:
+        decoded = base64.b64decode(body + "=" * (-len(body) % 4), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if len(decoded) < 6 or not all(c.isprintable() or c in "\n\t " for c in decoded):
+        return None
+    return decoded
+
+
+def _encoded_findings(text: str) -> list[Finding]:
+    found: list[Finding] = []
+    for m in _BASE64.finditer(text):
+        decoded = _base64_text(m.group())
+        if decoded is not None:
+            inner = find_personal_data(decoded)
+            if inner:
+                found.append(Finding(inner[0].kind, m.start(), m.end(), "encoded"))
+    return found
+
+
 def find_personal_data(text: str) -> list[Finding]:
     """All personal data in ``text``, sorted by start; findings inside another one are dropped."""
     if not text:
@@ -2080,11 +2217,14 @@ def find_personal_data(text: str) -> list[Finding]:
         + _name_findings(t)
         + _address_findings(t)
         + _birth_findings(t)
+        + (_masked_findings(t) if any(c in _MASK for c in t) else [])
     )
     candidates: list[Finding] = []
     for f in raw:
         start, end = norm.span(f.start, f.end)
         candidates.append(Finding(f.kind, start, end, f.what))
+    if len(text) >= 12:
+        candidates.extend(_encoded_findings(text))
     candidates.sort(key=lambda f: (f.start, -f.end, _PRIORITY[f.kind]))
     kept: list[Finding] = []
     reach = -1
