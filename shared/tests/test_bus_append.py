@@ -6,12 +6,13 @@ import asyncio
 
 import pytest
 from nats import errors as nats_errors
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
-from madoguchi_shared import bus
+from madoguchi_shared import bus, subjects
 from madoguchi_shared.nats_typed import publish
 from madoguchi_shared.events.admin import StaffAccountCreated, TrainingItemCompleted
 from madoguchi_shared.events.base import Role
+from tests.utils.servers import unique_municipality
 
 
 def staff_created(municipality: str, staff_id: str = "S0001") -> StaffAccountCreated:
@@ -67,6 +68,21 @@ async def test_unknown_subject_is_empty(js, nc, municipality):
     subject = staff_created(municipality, "nobody").subject
     assert await bus.last_sequence(js, subject) == 0
     assert await bus.load(nc, subject) == []
+
+
+async def test_the_stream_s_last_sequence_and_a_filter_s_next_message(js, nc, municipality):
+    """bus.stream_last_sequence (the stream's state) and bus.next_sequence (a forward read of a filter)."""
+    elsewhere = unique_municipality()
+    mine = await bus.append(js, staff_created(municipality))
+    other = await bus.append(js, staff_created(elsewhere))  # another municipality's, after it
+    assert await bus.stream_last_sequence(js, "MG_ADMIN") == other.seq
+    mine_only = subjects.context_filter("admin", municipality)
+    assert await bus.next_sequence(js, "MG_ADMIN", mine_only, 1) is not None
+    assert await bus.next_sequence(js, "MG_ADMIN", mine_only, mine.seq) == mine.seq
+    assert await bus.next_sequence(js, "MG_ADMIN", mine_only, mine.seq + 1) is None  # other.seq is not its
+    assert await bus.next_sequence(js, "MG_ADMIN", subjects.context_filter("admin", elsewhere), mine.seq) == other.seq
+    with pytest.raises(NotFoundError):
+        await bus.stream_last_sequence(js, "MG_NO_SUCH_STREAM")
 
 
 async def test_the_lean_publish_answers_as_nats_py_does(js, nc, municipality):

@@ -32,6 +32,7 @@ from madoguchi_shared.logging import get_logger
 from madoguchi_shared.nats_typed import (
     ack_of,
     add_stream,
+    api_prefix,
     client_of,
     publish_async,
     send,
@@ -675,6 +676,70 @@ async def last_sequence(js: JetStreamContext, subject: str) -> int:
     return await _within_grace(read, subject, client_of(js))
 
 
+class _StreamState(msgspec.Struct):
+    last_seq: int = 0
+
+
+class _StreamInfo(msgspec.Struct):
+    """What `stream_last_sequence` reads of JetStream's stream info."""
+
+    state: _StreamState | None = None
+    error: dict[str, Any] | None = None
+
+
+class _StoredMessage(msgspec.Struct):
+    seq: int = 0
+
+
+class _MessageGot(msgspec.Struct):
+    """What `next_sequence` reads of JetStream's answer to a message get."""
+
+    message: _StoredMessage | None = None
+    error: dict[str, Any] | None = None
+
+
+_stream_info = msgspec.json.Decoder(_StreamInfo)
+_message_got = msgspec.json.Decoder(_MessageGot)
+NO_MESSAGE = 10037  # JetStream's "no message found" to a message get
+
+
+async def _api(js: JetStreamContext, api_subject: str, payload: bytes) -> bytes:
+    """One JetStream API request (to the stream's leader: no replica that may lag behind answers it)."""
+    msg = await client_of(js).request(f"{api_prefix(js)}.{api_subject}", payload, timeout=ATTEMPT_TIMEOUT)
+    return msg.data
+
+
+async def stream_last_sequence(js: JetStreamContext, stream: str) -> int:
+    """The stream's last sequence (0 if it holds nothing), from its state: the same cost however many
+    subjects it holds. The last message of a wildcard filter (`js.get_last_msg(stream, "mg.calls.m.>")`)
+    is looked up among every subject the filter matches: on the calls stream, a subject per call for
+    ever, it took 8 ms of nats-server CPU a read at 100,000 calls (0.06 ms here)."""
+
+    async def read() -> int:
+        info = _stream_info.decode(await _api(js, f"STREAM.INFO.{stream}", b""))
+        if info.error:
+            APIError.from_error(info.error)  # raises the matching nats-py error
+        return info.state.last_seq if info.state else 0
+
+    return await _within_grace(read, stream, client_of(js))
+
+
+async def next_sequence(js: JetStreamContext, stream: str, filter_subject: str, start: int) -> int | None:
+    """The sequence of the stream's first message at or after `start` on `filter_subject` (wildcards
+    allowed), None if there is none: a scan forward from `start`, cheap when `start` is near the end."""
+
+    async def read() -> int | None:
+        request = json.dumps({"seq": max(start, 1), "next_by_subj": filter_subject}).encode()
+        got = _message_got.decode(await _api(js, f"STREAM.MSG.GET.{stream}", request))
+        if got.error:
+            if got.error.get("err_code") == NO_MESSAGE:
+                return None
+            APIError.from_error(got.error)
+        return got.message.seq if got.message else None
+
+    return await _within_grace(read, filter_subject, client_of(js))
+
+
 class Loaded(list[Stored]):
     """The events `load` read, and the subject's last sequence read (an unreadable message, skipped,
     still counts: the next append expects it)."""
@@ -780,6 +845,8 @@ __all__ = [
     "publish_new",
     "publish_many",
     "last_sequence",
+    "stream_last_sequence",
+    "next_sequence",
     "load",
     "fold",
     "load_filter",

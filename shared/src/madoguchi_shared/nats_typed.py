@@ -40,6 +40,11 @@ def client_of(js: JetStreamContext) -> NATS:
     return js._nc  # pyright: ignore[reportPrivateUsage] - nats-py offers no public accessor
 
 
+def api_prefix(js: JetStreamContext) -> str:
+    """The subject prefix of the context's JetStream API ("$JS.API", or a domain's)."""
+    return js._prefix  # pyright: ignore[reportPrivateUsage] - nats-py offers no public accessor
+
+
 async def create_key_value(js: JetStreamContext, config: api.KeyValueConfig) -> KeyValue:
     """`js.create_key_value(config)`: the bucket as configured."""
     return await js.create_key_value(config)  # pyright: ignore[reportUnknownMemberType] - nats-py: **params untyped
