@@ -17,6 +17,16 @@ Two kinds of failure, told apart (`is_transient`):
   transaction, and an HQ alert (`audit.alert_raised`, rule ``projection_dead_letter``) goes out.
   Never a restart loop.
 
+The stored position can go back behind what the runner committed: a batch's commit may be
+asynchronous (the reporting projections' is), and a database killed with -9 loses its last commits,
+each with its own position and effects (one transaction). The runner notices (the next batch's claim
+finds the stored position behind its own, or the idle check does every 2 s) and reads again from the
+stored position (`PositionLost`); it never claims from the stored position a batch that starts after it.
+A rebuild also puts the stored position behind a live runner's: while it runs, `rebuild_guard` (a live
+batch's check for the rebuild's lock) raises a `Transient` and the runner waits, reading nothing again;
+the rebuild ends at or past the runner's position. Reading again is right in both cases (the stored
+position is always that of the tables), waiting during a rebuild only spares reading the stream twice.
+
 Duplicates by event id (ARCHITECTURE rule 8): a desk laptop's outbox may send an event again after
 the stream's duplicate window (a kill -9 between the ack and the delete, then a night off), and the
 stream then holds it twice under two sequences. Every batch records the event ids it applies in
@@ -71,10 +81,22 @@ log = get_logger(__name__)
 
 
 Apply = Callable[[db.Connection, Sequence[Stored]], Awaitable[None]]
+Guard = Callable[[db.Connection], Awaitable[None]]
 
 BACKOFF_MAX = 30.0
 DEDUPE_DAYS = 62.0  # applied event ids kept (by event time): longer than any outbox waits
 PRUNE_EVERY = 600.0  # seconds between prunes of old applied ids (only while caught up)
+
+
+class PositionLost(Exception):
+    """The stored position is behind the one this runner committed last: commits it made were lost
+    (an asynchronous commit and a database crash, a restored backup), or a rebuild that no longer runs
+    left it there. Read again from the stored position."""
+
+    def __init__(self, stored: int, committed: int):
+        super().__init__(f"stored position {stored} behind the committed {committed}")
+        self.stored = stored
+        self.committed = committed
 
 
 @dataclass
@@ -83,7 +105,8 @@ class Projection:
 
     `apply` gets the batch's parsed events (already de-duplicated against the stored position),
     in stream order, inside the transaction that will store the position. `schema` holds
-    projection_checkpoint and projection_dead_letter.
+    projection_checkpoint and projection_dead_letter. `rebuild_guard` (a live projection's) raises a
+    `Transient` while a rebuild holds the projection's tables.
     """
 
     name: str
@@ -94,6 +117,7 @@ class Projection:
     batch: int = 1000
     lag_threshold: int = 10_000  # /readyz: more than this behind the stream is "behind"
     dedupe_days: float = DEDUPE_DAYS
+    rebuild_guard: Guard | None = None
     # runtime state
     position: int = 0
     stream_last_seq: int = 0
@@ -101,6 +125,7 @@ class Projection:
     dead_lettered: int = 0
     transient_failures: int = 0
     duplicates: int = 0  # events skipped because their event id was applied before (an outbox re-send)
+    positions_lost: int = 0  # times the stored position went back behind this runner's and it read again
     last_error: str | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -126,6 +151,7 @@ class Projection:
             "dead_lettered": self.dead_lettered,
             "transient_failures": self.transient_failures,
             "duplicates": self.duplicates,
+            "positions_lost": self.positions_lost,
         }
 
     def _q(self, table: str) -> str:
@@ -182,6 +208,18 @@ class Projection:
     # ------------------------------------------------------------------ running
     async def run(self, nc: NATS, pool: asyncpg.Pool, *, from_seq: int | None = None) -> None:
         """Run until stop(). `from_seq` forces a start (a replay); the stored position still rules."""
+        while True:
+            try:
+                await self._run(nc, pool, from_seq=from_seq)
+                return
+            except PositionLost as exc:  # commits lost with a database crash: read them again
+                self.positions_lost += 1
+                log.warning(
+                    "projection.position_lost", projection=self.name, stored=exc.stored, committed=exc.committed
+                )
+                from_seq = None
+
+    async def _run(self, nc: NATS, pool: asyncpg.Pool, *, from_seq: int | None) -> None:
         async with pool.acquire() as conn:
             await self.ensure_tables(conn)
             self.position = await self.stored_position(conn)
@@ -213,6 +251,7 @@ class Projection:
                     await self._refresh_last_seq(nc)
                     if time.monotonic() - self._replay_checked > 2.0:
                         self._replay_checked = time.monotonic()
+                        await self._retrying(lambda: self._check_position(pool))
                         await self._retrying(lambda: replay_pending(self, nc, pool))
                     if time.monotonic() - self._pruned > PRUNE_EVERY:
                         self._pruned = time.monotonic()
@@ -225,6 +264,24 @@ class Projection:
                 committing.cancel()  # its transaction rolls back, as the batch of a killed process does
                 await asyncio.gather(committing, return_exceptions=True)
             log.info("projection.stopped", projection=self.name, position=self.position)
+
+    async def _check_position(self, pool: asyncpg.Pool) -> None:
+        """PositionLost when the stored position went back behind this runner's and no rebuild runs (noticed
+        while idle: no next batch's claim would notice it)."""
+        async with pool.acquire() as conn, conn.transaction():
+            stored = await self.stored_position(conn)
+            if stored < self.position:
+                try:
+                    await self._behind(conn, stored)
+                except Transient:
+                    return  # a rebuild runs: look again later
+
+    async def _behind(self, conn: db.Connection, stored: int) -> None:
+        """The stored position is behind this runner's: a Transient while a rebuild runs (it ends at or past
+        this runner's position), else PositionLost."""
+        if self.rebuild_guard is not None:
+            await self.rebuild_guard(conn)
+        raise PositionLost(stored, self.position)
 
     async def _refresh_last_seq(self, nc: NATS) -> None:
         # The last message on this projection's filter, not the stream's: a projection of part of a
@@ -264,7 +321,7 @@ class Projection:
             try:
                 done = await self._transaction(nc, conn, batch, isolate=False)
             except Exception as exc:
-                if is_transient(exc):
+                if is_transient(exc) or isinstance(exc, PositionLost):
                     raise
                 log.warning(
                     "projection.batch_failed",
@@ -301,6 +358,8 @@ class Projection:
                 if stored is None:  # a row to lock, so a second replica waits here instead of racing
                     await store_position(conn, self.schema, self.name, 0)
                     stored = await conn.fetchval(lock, self.name)
+                if stored < self.position:  # commits lost (or a rebuild): this batch would start too late
+                    await self._behind(conn, stored)
                 if stored >= last:
                     self.position = stored
                     return None
@@ -375,6 +434,7 @@ from madoguchi_shared.projection_health import ProjectionMetrics, install_health
 
 __all__ = [
     "Projection",
+    "PositionLost",
     "forget_applied",
     "uuid7_floor",
     "APPLIED_EVENTS_SQL",

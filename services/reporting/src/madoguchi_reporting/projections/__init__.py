@@ -17,13 +17,13 @@ from __future__ import annotations
 from functools import partial
 
 from madoguchi_shared import subjects
-from madoguchi_shared.projection import Projection
+from madoguchi_shared.projection import Guard, Projection
 
 from madoguchi_reporting.projections.calls import CallRow, apply_calls, call_figures
 from madoguchi_reporting.projections.deliverables import apply_deliverables
 from madoguchi_reporting.projections.desk import VisitRow, apply_desk, visit_figures
 from madoguchi_reporting.projections.outbox import Notifier, drain_outbox, write_outbox
-from madoguchi_reporting.projections.store import REBUILD_LOCK, RebuildInProgress, local, to_ms
+from madoguchi_reporting.projections.store import REBUILD_LOCK, RebuildInProgress, live_batch_guard, local, to_ms
 from madoguchi_reporting.schema import SCHEMA
 
 DESK = "reporting-desk"
@@ -38,6 +38,12 @@ DELIVERABLES = "reporting-deliverables"
 BATCH = 16000
 
 
+def rebuild_guard(notifier: Notifier) -> Guard | None:
+    """A live projection's: a stored position behind its own while a rebuild runs is the rebuild's (it
+    waits); a rebuild's own projections have none (theirs being behind is commits lost)."""
+    return partial(live_batch_guard, live=True) if notifier.enabled else None
+
+
 def desk_projection(
     notifier: Notifier, *, name: str = DESK, filters: list[str] | None = None, batch: int = BATCH
 ) -> Projection:
@@ -49,6 +55,7 @@ def desk_projection(
         partial(apply_desk, notifier=notifier),
         SCHEMA,
         batch=batch,
+        rebuild_guard=rebuild_guard(notifier),
     )
 
 
@@ -64,6 +71,7 @@ def projections(notifier: Notifier | None = None, batch: int = BATCH) -> list[Pr
             partial(apply_calls, notifier=notifier),
             SCHEMA,
             batch=batch,
+            rebuild_guard=rebuild_guard(notifier),
         ),
         Projection(
             DELIVERABLES,
@@ -72,6 +80,7 @@ def projections(notifier: Notifier | None = None, batch: int = BATCH) -> list[Pr
             apply_deliverables,
             SCHEMA,
             batch=batch,
+            rebuild_guard=rebuild_guard(notifier),
         ),
     ]
 

@@ -214,8 +214,10 @@ async def live_batch_guard(conn: db.Connection, live: bool) -> None:
     This transaction already holds the checkpoint row, which the rebuild must delete (waiting
     would deadlock); it fails and is retried. A rebuild's own batches need no statement here.
     Every batch's commit is asynchronous (`Writes.run`): a batch lost to a crash loses its
-    checkpoint with it (one transaction), so it is simply applied again from the stream; waiting
-    for the WAL flush buys nothing here.
+    checkpoint with it (one transaction), and the runner, finding the stored position behind its
+    own, reads again from it (`madoguchi_shared.projection.PositionLost`); waiting for the WAL
+    flush buys nothing here. A live projection's `rebuild_guard` is this check too: while a rebuild
+    runs, a stored position behind the runner's is the rebuild's, not commits lost.
     """
     if live and not await conn.fetchval("SELECT pg_try_advisory_xact_lock_shared($1)", REBUILD_LOCK):
         raise RebuildInProgress("a rebuild of the reporting projections is running")
