@@ -437,3 +437,59 @@ async def test_a_tail_cut_while_the_writer_was_down_stops_it_at_start(nc, js, pg
         parse_event(m.data) async for m in read_all(nc, subjects.context_filter("audit", audit.municipality, "alert"))
     ]
     assert [(a.rule, a.severity) for a in alerts if isinstance(a, AlertRaised)] == [("audit_tampered", "urgent")]
+
+
+async def test_emptied_columns_the_empty_mark_and_a_renamed_partition(nc, js, pg_pool, settings, audit_settings):
+    """Shapes where the verifier either stopped unable to run (exit 2, nothing named) or said OK:
+
+    - a NULL prev_hash, data or hash (a superuser drops NOT NULL first), in the signed range and in the unsigned tail:
+      the payload PostgreSQL built was NULL and the verifier stopped; now `edited` at the record;
+    - an envelope column set from NULL to E'\\x1e', the header's mark of an empty value: the header, and so every
+      hash and checkpoint, stayed the same while a query showed another value; now `edited` at the record;
+    - a partition renamed away from log_YYYYMMDD (to_date() of its name failed, the verifier stopped): its records
+      are read by the one pass, and an intact log verifies."""
+    audit, end, signed = await _crashed_log(nc, js, pg_pool, audit_settings, n=120)
+    async with pg_pool.acquire() as conn:
+        rows = await conn.fetch(f'SELECT position, ward FROM "{audit.schema_name}".log ORDER BY position')
+        partition = await conn.fetchval(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = $1::regclass AND c.relname LIKE 'log_%' ORDER BY c.relname LIMIT 1",
+            f'"{audit.schema_name}".log',
+        )
+    no_ward = [r["position"] for r in rows if r["ward"] is None]
+    in_signed = next(p for p in no_ward if p < signed)
+    in_tail = next(p for p in no_ward if p > signed)
+    outcomes: list[tuple[str, int, str]] = []
+
+    async def trial(name: str, statements: list[str]) -> None:
+        copy = await _copy(pg_pool, audit, f"empty{len(outcomes)}")
+        t = f'"{copy.schema_name}".log'
+        await _superuser(pg_pool, *[s.format(t=t, schema=f'"{copy.schema_name}"') for s in statements])
+        code, out = await _verify(settings, copy)
+        outcomes.append((name, code, out))
+
+    expected: dict[str, int] = {}
+    for p in (30, end - 2):
+        for column in ("prev_hash", "data", "hash"):
+            name = f"{column}-null-{p}"
+            expected[name] = p
+            await trial(
+                name,
+                [
+                    f"ALTER TABLE {{t}} ALTER COLUMN {column} DROP NOT NULL",
+                    f"UPDATE {{t}} SET {column} = NULL WHERE position = {p}",
+                ],
+            )
+    for p in (in_signed, in_tail):
+        expected[f"ward-empty-mark-{p}"] = p
+        await trial(f"ward-empty-mark-{p}", [f"UPDATE {{t}} SET ward = E'\\x1e' WHERE position = {p}"])
+    await trial("partition-renamed", [f"ALTER TABLE {{schema}}.{partition} RENAME TO kept_aside"])
+    await trial("partition-renamed-no-date", [f"ALTER TABLE {{schema}}.{partition} RENAME TO log_20261399"])
+
+    for name, code, out in outcomes:
+        if name.startswith("partition-renamed"):
+            assert code == 0 and out.startswith("OK  log oplog: "), (name, out)
+            continue
+        assert code == 1, (name, code, out)
+        assert out.startswith(f"BAD log oplog: first bad position {expected[name]} "), (name, out)
+        assert "edited" in out.splitlines()[0], (name, out)

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from asyncpg import Record
@@ -251,6 +252,17 @@ def trusted_checkpoints(
     return good, faults
 
 
+# What the fast loop hashes, built by PostgreSQL: prev_hash || header || data. Two things the hash alone cannot see are
+# made to break the link instead (the stored prev_hash left out, so the payload no longer starts with the hash before
+# it, and diagnose() names the record): an envelope column holding the header's mark of an empty value (E'\x1e' reads
+# as NULL to the chain, so a superuser could turn NULL into \x1e, or back, with every hash intact), and a NULL
+# prev_hash or data (a superuser dropped NOT NULL: the whole payload was NULL and the verifier stopped, unable to run).
+PAYLOAD_SQL = (
+    "coalesce(CASE WHEN E'\\x1e' IN (type, municipality, ward, desk, actor_id, actor_role, device_id) THEN NULL "
+    f"ELSE prev_hash END, '\\x'::bytea) || {chain.HEADER_SQL} || coalesce(data, '\\x'::bytea)"
+)
+
+
 class ChainCheck:
     """The fast loop. Feed rows (position, prev_hash || header || data, hash) in position order."""
 
@@ -358,7 +370,15 @@ async def diagnose(check: ChainCheck, probe: Probe) -> Fault:
     if kind == "hash":
         return Fault("edited", row.position, "the record's content or envelope columns changed")
     # kind == "link": the row's stored prev_hash is not the hash of the record before it
+    if row.prev_hash is None or row.data is None:
+        return Fault("edited", row.position, "the record's stored prev_hash or data was emptied (NULL)")
     intact = chain.link(row.prev_hash, row.header, row.data) == row.hash
+    if intact and row.prev_hash == run:  # (PAYLOAD_SQL left the prev_hash out)
+        return Fault(
+            "edited",
+            row.position,
+            "an envelope column holds the header's mark of an empty value (\\x1e), which the hash cannot tell from empty",
+        )
     if not intact:
         return Fault(
             "edited",
@@ -518,10 +538,9 @@ async def verify_db(
         report.from_position = start
         check = ChainCheck(start, prev, cps)
         total = max(0, (last or 0) - start + 1)
-        extra = ", stream, stream_seq, octet_length(data)" if index is not None else ""
+        extra = ", stream, stream_seq, coalesce(octet_length(data), 0)" if index is not None else ""
         cursor = await conn.cursor(
-            f"SELECT position, prev_hash || {chain.HEADER_SQL} || data, hash{extra} FROM {q}.log "
-            "WHERE position >= $1 ORDER BY position",
+            f"SELECT position, {PAYLOAD_SQL}, hash{extra} FROM {q}.log WHERE position >= $1 ORDER BY position",
             start,
         )
         # Keep the next chunk in flight while hashing this one, in slices that let the event loop
@@ -593,12 +612,11 @@ async def _check_segment(
         first_prev = await conn.fetchval(f"SELECT prev_hash FROM {q}.log WHERE position = $1", seg.first)
         seg.first_prev = bytes(first_prev) if first_prev is not None else b""
         check = ChainCheck(seg.first, seg.first_prev, cps)
-        extra = ", stream, stream_seq, octet_length(data)" if with_index else ""
+        extra = ", stream, stream_seq, coalesce(octet_length(data), 0)" if with_index else ""
         index = LogIndex() if with_index else None
         # Through the parent, pruned to the partition by its day (the reader may read only the parent).
         cursor = await conn.cursor(
-            f"SELECT position, prev_hash || {chain.HEADER_SQL} || data, hash{extra} FROM {q}.log "
-            "WHERE day = $1 ORDER BY position",
+            f"SELECT position, {PAYLOAD_SQL}, hash{extra} FROM {q}.log WHERE day = $1 ORDER BY position",
             seg.day,
         )
         pending = asyncio.ensure_future(cursor.fetch(chunk))
@@ -622,6 +640,16 @@ async def _check_segment(
     seg.checkpoints_matched, seg.vouched = check.checkpoints_matched, check.vouched
     seg.failed = seg.failed or check.checked != seg.last - seg.first + 1
     seg.index = index
+
+
+def _partition_day(name: str) -> date | None:
+    """The day of a partition named log_YYYYMMDD; None for any other name."""
+    if not re.fullmatch(r"log_[0-9]{8}", name):
+        return None
+    try:
+        return datetime.strptime(name[4:], "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 async def verify_db_parallel(
@@ -654,18 +682,23 @@ async def verify_db_parallel(
             snapshot = str(await conn.fetchval("SELECT pg_export_snapshot()"))
             await conn.execute(f"SET LOCAL ROLE {READER}")
             # Each day's partition and its first and last position (a look at both ends of its key).
-            days = await conn.fetch(
-                """SELECT to_date(substr(c.relname, 5), 'YYYYMMDD') AS day FROM pg_inherits i
-                   JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass""",
+            # (a partition not named log_YYYYMMDD, renamed or attached by hand, is read by the one pass: to_date()
+            # of its name failed, and the verifier stopped, unable to run)
+            names = await conn.fetch(
+                """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                   WHERE i.inhparent = $1::regclass""",
                 f"{q}.log",
             )
+            days = [_partition_day(r["relname"]) for r in names]
+            if any(d is None for d in days):
+                return None
             segments = []
-            for r in days:
+            for day in days:
                 ends = await conn.fetchrow(
-                    f"SELECT min(position) AS first, max(position) AS last FROM {q}.log WHERE day = $1", r["day"]
+                    f"SELECT min(position) AS first, max(position) AS last FROM {q}.log WHERE day = $1", day
                 )
                 if ends is not None and ends["first"] is not None:
-                    segments.append(_Segment(r["day"], ends["first"], ends["last"]))
+                    segments.append(_Segment(day, ends["first"], ends["last"]))
             segments.sort(key=lambda s: s.first)
             if not segments or segments[0].first != 1:
                 return None
@@ -1022,7 +1055,13 @@ async def _check_headers(conn: db.Connection, nc, q: str, lo: int, hi: int) -> l
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute(f"SET LOCAL ROLE {READER}")
         async for r in conn.cursor(cursor_sql, lo, hi):
-            position, stream, seq, subject, data = r[0], r[1], r[2], r[3], bytes(r[15])
+            position, stream, seq, subject = r[0], r[1], r[2], r[3]
+            if r[15] is None:  # (the data emptied: the chain names the record; nothing to derive a header from)
+                faults.append(
+                    Fault("edited", position, "the record's data was emptied (NULL)", stream=stream, stream_seq=seq)
+                )
+                continue
+            data = bytes(r[15])
             stored = chain.header(stream, seq, subject, tuple(r[4:15]))
             if stored != chain.header(stream, seq, subject, chain.envelope(data)):
                 faults.append(
