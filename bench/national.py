@@ -32,6 +32,32 @@ RESULTS = Path(__file__).parent / "results"
 FULL_DAY = 15_000_000
 
 
+AUDIT_APP = "mg-national-audit"  # the audit writer's PostgreSQL sessions, told apart by application_name
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(postmaster: int) -> dict[int, float]:
+    """CPU seconds of the postmaster and each of its processes (backends, WAL writer, checkpointer, ...)."""
+    out = {postmaster: proc_cpu(postmaster)}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == postmaster:
+                out[int(entry.name)] = proc_cpu(int(entry.name))
+    return out
+
+
 async def stream_total(js, names) -> int:
     return sum([(await js.stream_info(n)).state.messages for n in names])
 
@@ -68,26 +94,35 @@ async def _audit_writer(nats_url: str, dsn: str, data_dir: Path, total: int, pip
     from madoguchi_audit.ingest import Ingest
 
     nc = await bus.connect(nats_url, name="bench-national-audit")
-    pool = await db.create_pool(dsn, max_size=4)
+    pool = await db.create_pool(f"{dsn}?application_name={AUDIT_APP}", max_size=4)
     try:
         audit = AuditSettings(data_dir=data_dir, checkpoint_every=100_000, checkpoint_seconds=60)
         await schema.migrate_pool(pool, audit.schema_name)
         ingest = Ingest(audit, nc, pool, checkpoints.load_signing_key(audit))
         pipe.send("ready")
         await asyncio.to_thread(pipe.recv)  # the start
+        cpu0 = time.process_time()
         task = asyncio.create_task(ingest.run())
         while ingest.written < total:
             await asyncio.sleep(0.05)
             if task.done():
                 task.result()
                 raise RuntimeError(f"the audit writer stopped: {ingest.halted}")
-        pipe.send(time.monotonic())
+        pipe.send((time.monotonic(), time.process_time() - cpu0))
         await asyncio.to_thread(pipe.recv)  # stop
         ingest.stop()
         await task
     finally:
         await pool.close()
         await nc.close()
+
+
+async def audit_backends(pool) -> list[int]:
+    """The process ids of the audit writer's PostgreSQL sessions."""
+    async with pool.acquire() as conn:
+        return [
+            r[0] for r in await conn.fetch("SELECT pid FROM pg_stat_activity WHERE application_name = $1", AUDIT_APP)
+        ]
 
 
 async def main(events: int) -> dict:
@@ -130,6 +165,9 @@ async def main(events: int) -> dict:
             if await asyncio.to_thread(pipe.recv) != "ready":
                 raise RuntimeError("the audit process did not start")
             worker = Worker(settings, nc, pool)
+            postmaster = pg.proc.pid if pg.proc else 0
+            pg_cpu0 = postgres_cpu(postmaster)
+            cpu0 = time.process_time()
             start = time.monotonic()
             pipe.send("start")
             await worker.start()
@@ -137,7 +175,8 @@ async def main(events: int) -> dict:
             while len(done_at) < 2:
                 await asyncio.sleep(0.1)
                 if "audit" not in done_at and pipe.poll():
-                    done_at["audit"] = pipe.recv() - start
+                    at, audit_cpu = pipe.recv()
+                    done_at["audit"] = at - start
                 if not child.is_alive() and "audit" not in done_at:
                     raise RuntimeError(f"the audit process ended ({child.exitcode}) before writing {total:,}")
                 positions = {p.stream: p.position for p in worker.projections}
@@ -145,7 +184,12 @@ async def main(events: int) -> dict:
                     positions.get(s, 0) >= last for s, last in projected_streams.items()
                 ):
                     done_at["reporting"] = time.monotonic() - start
+                    reporting_cpu = time.process_time() - cpu0
             both = max(done_at.values())
+            audit_pids = await audit_backends(pool)  # the writer's sessions are open until it is told to stop
+            pg_cpu1 = postgres_cpu(postmaster)
+            pg_used = {pid: cpu - pg_cpu0.get(pid, 0.0) for pid, cpu in pg_cpu1.items()}
+            audit_pg_cpu = sum(pg_used.get(pid, 0.0) for pid in audit_pids)
             pipe.send("stop")
             await asyncio.to_thread(child.join, 60)
             await worker.stop()
@@ -170,6 +214,11 @@ async def main(events: int) -> dict:
         "full_day_fill_s_extrapolated": round(FULL_DAY / (total / fill_s)),
         "full_day_replay_s_extrapolated": round(FULL_DAY / (total / both)),
         "full_day_raw_ceiling_s_extrapolated": round(FULL_DAY / ceiling),
+        # CPU per event (µs): each process's own, and PostgreSQL's (the audit writer's sessions; all its processes)
+        "audit_python_cpu_us_per_event": round(audit_cpu / total * 1e6, 1),
+        "audit_postgres_cpu_us_per_event": round(audit_pg_cpu / total * 1e6, 1),
+        "reporting_python_cpu_us_per_event": round(reporting_cpu / total * 1e6, 1),
+        "postgres_cpu_us_per_event": round(sum(pg_used.values()) / total * 1e6, 1),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

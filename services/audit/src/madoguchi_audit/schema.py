@@ -510,6 +510,25 @@ UPDATE ingest_checkpoint ic SET last_position = (
 DROP INDEX log_stream_seq;
 """
 
+# Text comparisons of the log's indexes (issue 12: make bench-national, 1,741 municipalities interleaved): every
+# auditor index starts with the municipality, and each record's insertion descends each of them comparing its text
+# columns under the database's collation (C.UTF-8 through strcoll; only the names "C" and "POSIX" compare bytes
+# directly). The columns the indexes hold are codes, ids and event type names: compared byte by byte ("C") they
+# sort and match the same, and the comparison is a memcmp. Equality filters and the type prefix (LIKE 'x.%', which
+# "C" lets an index range serve) give the same records; the indexes are rebuilt, the rows are not rewritten.
+TEXT_C_SQL = f"""
+SET LOCAL ROLE {OWNER};
+ALTER TABLE log
+    ALTER COLUMN municipality TYPE text COLLATE "C",
+    ALTER COLUMN ward TYPE text COLLATE "C",
+    ALTER COLUMN desk TYPE text COLLATE "C",
+    ALTER COLUMN type TYPE text COLLATE "C",
+    ALTER COLUMN actor_id TYPE text COLLATE "C",
+    ALTER COLUMN device_id TYPE text COLLATE "C";
+ALTER TABLE hour_span ALTER COLUMN municipality TYPE text COLLATE "C";
+RESET ROLE;
+"""
+
 MIGRATIONS = [
     ROLES_SQL,
     LOG_SQL,
@@ -525,6 +544,7 @@ MIGRATIONS = [
     WRITER_INDEXES_SQL,
     HOUR_RUNS_SQL,
     STREAM_POSITION_SQL,
+    TEXT_C_SQL,
 ]
 
 
