@@ -689,8 +689,9 @@ async def verify_db_parallel(
                    WHERE i.inhparent = $1::regclass""",
                 f"{q}.log",
             )
-            days = [_partition_day(r["relname"]) for r in names]
-            if any(d is None for d in days):
+            named = [_partition_day(r["relname"]) for r in names]
+            days = [d for d in named if d is not None]
+            if len(days) != len(named):
                 return None
             segments = []
             for day in days:
