@@ -77,3 +77,30 @@ async def test_the_view_catches_up_past_another_municipality_s_last_message(muni
         assert len(view.calls) == len(mine) + 1
     finally:
         await view.stop()
+
+
+async def test_own_calls_applied_at_their_ack_are_counted_once_around_another_process_s(settings, municipality, nc):
+    """LineView.acked: a call this process appended is applied when its ack comes if it is stored right
+    after the view's position (its delivery, later, passed over); after another process's call it waits
+    for its delivery. Either way each call counts once, in stream order."""
+    async with running_line(settings, municipality, jst(2021, 4, 8, 9, 0)) as line:
+        view: LineView = await line.service.view(municipality)
+        for _ in range(10):
+            await line.post("/v1/calls", line.phone_system, {}, expect=201)
+        elsewhere = ev.CallReceived(
+            municipality=municipality,
+            occurred_at=jst(2021, 4, 8, 9, 0),
+            actor=SYSTEM,
+            call_id=new_id(),
+            line="main",
+            within_hours=True,
+            seats_signed_in=0,
+            seats_free=0,
+        )
+        await bus.append(nc.jetstream(), elsewhere)  # another process's call between this process's
+        await asyncio.gather(*(line.post("/v1/calls", line.phone_system, {}, expect=201) for _ in range(10)))
+        await asyncio.wait_for(view.catch_up(), 10)
+        await asyncio.sleep(0.3)  # the deliveries of the calls applied at their acks come and are passed over
+        assert view.day_stats("main", jst(2021, 4, 8).date()).received == 21
+        assert elsewhere.call_id in view.calls
+        assert not view._own  # every event kept for its delivery was taken out

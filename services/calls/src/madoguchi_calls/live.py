@@ -18,7 +18,7 @@ import contextlib
 import heapq
 import itertools
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -294,9 +294,17 @@ class LineView:
                 return self.position  # every message of the filter up to `last` is applied
             await self.wait_for(found, max(0.1, deadline - asyncio.get_running_loop().time()))
 
-    def acked(self, seqs: Iterable[int]) -> None:
-        """This process's appends of the municipality's events were stored at `seqs`."""
-        self._own_last = max(self._own_last, *seqs)
+    def acked(self, events: Sequence[Event], seqs: Sequence[int]) -> None:
+        """This process's `events` (see `appending`) were stored at `seqs`, in order. Each one stored right
+        after the view's position is applied now, as the stream holds it (nothing can come between the
+        two: the stream sequence after the position is its own), and its delivery, later, is passed
+        over; the others wait for their delivery. A command of this process waits for its predecessors'
+        acks then, not for their round trip back through the view's consumer."""
+        for event, seq in zip(events, seqs, strict=True):
+            self._own_last = max(self._own_last, seq)
+            if seq == self.position + 1:
+                self._own.pop(str(event.event_id), None)
+                self._applied(event, seq, event.subject)
 
     async def catch_up(self, timeout: float = bus.ELECTION_GRACE) -> None:
         """Wait until everything stored so far has been applied (for cross-aggregate facts). In a cluster the
@@ -365,12 +373,16 @@ class LineView:
                 event = parse_event(msg.data)
             except Exception as exc:  # noqa: BLE001 - a bad message must not stop the live view
                 log.warning("live.unreadable_event", subject=msg.subject, seq=seq, error=type(exc).__name__)
+        self._applied(event, seq, msg.subject)
+
+    def _applied(self, event: Event | None, seq: int, subject: str) -> None:
+        """The stream's message at `seq` (an event, or None if unreadable) applied: the view is there."""
         alert = None
         if event is not None:
             try:
                 alert = self.apply(event)
             except Exception:
-                log.exception("live.apply_failed", subject=msg.subject, seq=seq, type=event.type)
+                log.exception("live.apply_failed", subject=subject, seq=seq, type=event.type)
         self.position = seq
         self._wake()
         if event is not None and self._subscribers:
