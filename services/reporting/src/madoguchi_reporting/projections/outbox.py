@@ -97,13 +97,18 @@ async def notify_affected(conn: db.Connection, affected: dict[DayKey, str | None
 
 
 async def write_outbox(conn: db.Connection, events: Sequence[Event]) -> None:
+    """Queue `events`; the transaction's commit is synchronous (a batch's is not, `store.Writes.run`).
+
+    They are published as soon as it commits (`drain_outbox`, woken by the notify): a commit a crash could
+    still lose would have its report events out already, and the batch, read again, would announce the same
+    data revisions a second time under other event ids."""
     if not events:
         return
     await conn.executemany(
         f'INSERT INTO "{SCHEMA}".outbox (subject, msg_id, payload) VALUES ($1, $2, $3)',
         [(e.subject, str(e.event_id), dump_event(e)) for e in events],
     )
-    await conn.execute("SELECT pg_notify('reporting_outbox', '')")
+    await conn.execute("SELECT pg_notify('reporting_outbox', ''), set_config('synchronous_commit', 'on', true)")
 
 
 async def drain_outbox(conn: db.Connection, js, limit: int = 2000) -> int:

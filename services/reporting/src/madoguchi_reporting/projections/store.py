@@ -213,7 +213,8 @@ async def live_batch_guard(conn: db.Connection, live: bool) -> None:
 
     This transaction already holds the checkpoint row, which the rebuild must delete (waiting
     would deadlock); it fails and is retried. A rebuild's own batches need no statement here.
-    Every batch's commit is asynchronous (`Writes.run`): a batch lost to a crash loses its
+    Every batch's commit is asynchronous (`Writes.run`; not one that queued report events, which go out as
+    soon as it commits: `outbox.write_outbox`): a batch lost to a crash loses its
     checkpoint with it (one transaction), and the runner, finding the stored position behind its
     own, reads again from it (`madoguchi_shared.projection.PositionLost`); waiting for the WAL
     flush buys nothing here. A live projection's `rebuild_guard` is this check too: while a rebuild
