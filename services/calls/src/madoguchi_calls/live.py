@@ -294,17 +294,17 @@ class LineView:
                 return self.position  # every message of the filter up to `last` is applied
             await self.wait_for(found, max(0.1, deadline - asyncio.get_running_loop().time()))
 
-    def acked(self, events: Sequence[Event], seqs: Sequence[int]) -> None:
-        """This process's `events` (see `appending`) were stored at `seqs`, in order. Each one stored right
+    def acked(self, keys: Sequence[str], events: Sequence[Event], seqs: Sequence[int]) -> None:
+        """This process's `events` (`keys`: what `appending` returned for them) were stored at `seqs`, in order. Each one stored right
         after the view's position is applied now, as the stream holds it (nothing can come between the
         two: the stream sequence after the position is its own), and its delivery, later, is passed
         over; the others wait for their delivery. A command of this process waits for its predecessors'
         acks then, not for their round trip back through the view's consumer."""
-        for event, seq in zip(events, seqs, strict=True):
+        for key, event, seq in zip(keys, events, seqs, strict=True):
             self._own_last = max(self._own_last, seq)
             if seq == self.position + 1:
-                self._own.pop(str(event.event_id), None)
-                self._applied(event, seq, event.subject)
+                self._own.pop(key, None)
+                self._applied(event, seq)
 
     async def catch_up(self, timeout: float = bus.ELECTION_GRACE) -> None:
         """Wait until everything stored so far has been applied (for cross-aggregate facts). In a cluster the
@@ -375,14 +375,14 @@ class LineView:
                 log.warning("live.unreadable_event", subject=msg.subject, seq=seq, error=type(exc).__name__)
         self._applied(event, seq, msg.subject)
 
-    def _applied(self, event: Event | None, seq: int, subject: str) -> None:
+    def _applied(self, event: Event | None, seq: int, subject: str | None = None) -> None:
         """The stream's message at `seq` (an event, or None if unreadable) applied: the view is there."""
         alert = None
         if event is not None:
             try:
                 alert = self.apply(event)
             except Exception:
-                log.exception("live.apply_failed", subject=subject, seq=seq, type=event.type)
+                log.exception("live.apply_failed", subject=subject or event.subject, seq=seq, type=event.type)
         self.position = seq
         self._wake()
         if event is not None and self._subscribers:
@@ -401,7 +401,10 @@ class LineView:
     # --- applying events -------------------------------------------------------------------
 
     def _stats(self, line: str, day: date) -> DayStats:
-        return self.stats.setdefault((line, day), DayStats())
+        stats = self.stats.get((line, day))
+        if stats is None:  # (not setdefault: its default, four Counters, was built for every call and dropped)
+            stats = self.stats[(line, day)] = DayStats()
+        return stats
 
     def apply(self, event: Event) -> Alert | None:
         """Fold one event into the view; returns the alert it raised, if any."""
@@ -505,7 +508,8 @@ class LineView:
         return sum(1 for op in self.seats(line, day).values() if op not in self.busy)
 
     def day_stats(self, line: str, day: date) -> DayStats:
-        return self.stats.get((line, day), DayStats())
+        stats = self.stats.get((line, day))
+        return DayStats() if stats is None else stats
 
     def open_callbacks(self, line: str | None = None) -> list[d.Callback]:
         items = [cb for cb in self.callbacks.values() if not cb.ended and (line is None or cb.line == line)]

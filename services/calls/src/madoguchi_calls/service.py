@@ -129,7 +129,7 @@ class CallsService:
         keys = view.appending(events)  # the view applies these objects, not their bytes parsed back
         try:
             seqs = await bus.append_all(self.js, events, expected)
-            view.acked(events, seqs)
+            view.acked(keys, events, seqs)
             if settle:
                 await view.wait_for(seqs[-1])
         except BaseException:
