@@ -6,6 +6,7 @@ A rebuild queues none and stays asynchronous."""
 
 from __future__ import annotations
 
+from madoguchi_shared import subjects
 from madoguchi_shared.bus import Stored
 
 from madoguchi_reporting import schema
@@ -18,8 +19,8 @@ from sim_week import WEEK_START, simulate
 
 async def test_a_batch_that_queues_report_events_commits_synchronously_a_rebuild_batch_does_not(pg_pool, municipality):
     week = simulate(municipality, WEEK_START, desks=1, days=1, visitors=8, seed=3)
-    desk = [Stored(i + 1, e) for i, e in enumerate(e for e in week.events if e.subject.startswith("mg.desk."))]
-    calls = [Stored(i + 1, e) for i, e in enumerate(e for e in week.events if e.subject.startswith("mg.calls."))]
+    desk = [Stored(i + 1, e) for i, e in enumerate(e for e in week.events if subjects.parse(e.subject)[0] == "desk")]
+    calls = [Stored(i + 1, e) for i, e in enumerate(e for e in week.events if subjects.parse(e.subject)[0] == "calls")]
     assert desk and calls
     found = {}
     async with pg_pool.acquire() as conn:
@@ -31,7 +32,8 @@ async def test_a_batch_that_queues_report_events_commits_synchronously_a_rebuild
                 try:  # the batch's transaction up to its commit, then rolled back: nothing stays
                     await apply(conn, batch, notifier=Notifier(enabled=live))
                     queued = await conn.fetchval(
-                        "SELECT count(*) FROM reporting.outbox WHERE subject LIKE $1", f"mg.report.{municipality}.%"
+                        "SELECT count(*) FROM reporting.outbox WHERE subject LIKE $1",
+                        subjects.context_filter("report", municipality).removesuffix(">") + "%",
                     )
                     found[(name, live)] = (queued > 0, await conn.fetchval("SHOW synchronous_commit"))
                 finally:
