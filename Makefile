@@ -46,9 +46,11 @@ faults: install
 demo: install
 	bash scripts/demo.sh
 
-# the lint and type gate first (a minute), then every test
+# the lint and type gate first (a minute), then every test in TEST_WORKERS processes (pytest-xdist: whole
+# modules to each, each with its own nats-server and PostgreSQL; the root conftest.py says what runs where)
+TEST_WORKERS ?= 2
 test: lint
-	.venv/bin/pytest -q -p no:cacheprovider
+	.venv/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 # the API contract test (tests/test_api_contract.py: schemathesis over every service's OpenAPI, real services)
 # with many more cases per operation than `make test` and a new seed each run; prints the figures per service

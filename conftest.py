@@ -29,10 +29,21 @@ configure("WARNING", json_logs=False)
 # session's PostgreSQL then crashes). Each checkout gets its own root (short: socket paths), named
 # in letters only: the servers' logs quote these paths, and digits in them read together with a pid
 # can look like a 12-digit number to the personal-data scan of those logs.
-_checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
+# Four letters: PostgreSQL's socket path (under a test's tmp_path) must stay under 108 bytes.
+_checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:4]
 _root = Path(tempfile.gettempdir()) / f"mg-{_checkout.translate(str.maketrans('0123456789', 'ghijklmnop'))}"
 _root.mkdir(exist_ok=True)
 os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(_root))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's tmp_path plugin reads the option
+def pytest_configure(config):
+    """A worker of a parallel run (pytest-xdist) keeps its temp folders in <run's folder>/<n>, not xdist's
+    <run's folder>/popen-gw<n>: eight characters less under every tmp_path, which the socket paths of the
+    PostgreSQL servers that tests start (`madoguchi run`, the cluster tests) need."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and config.option.basetemp:
+        config.option.basetemp = str(Path(config.option.basetemp).with_name(worker.removeprefix("gw")))
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +146,32 @@ def pytest_collection_modifyitems(session, config, items):
     letters and alerts. So the browser suite runs last."""
     console = [i for i in items if "services/console/" in i.nodeid]
     items[:] = [i for i in items if "services/console/" not in i.nodeid] + console
+
+
+# Modules that need the machine's one PC/SC stack (pcscd and vpcd's virtual reader on its fixed port): in a
+# parallel run they run in one worker, one after the other.
+PCSC_MODULES = ("services/device-agent/tests/test_agent_card_reader.py", "tests/test_e2e_desk_pc_alerts.py")
+# Modules whose tests share nothing (no module fixture, no order) and take minutes: each test its own unit, so
+# both workers share them.
+SPLIT_MODULES = ("tests/test_api_contract.py", "tests/test_run_supervisor.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """A parallel run (`make test`: pytest-xdist, `-n 2`) hands each worker whole modules (a module's tests share
+    its fixtures and may build on each other; SPLIT_MODULES test by test), the PC/SC modules as one unit, in
+    collection order: each worker has its own nats-server and PostgreSQL (session fixtures), and once a worker
+    has started the browser suite, with its own stack, only browser modules are left to hand out (see above).
+    Whatever `--dist` says: these are what the suite needs. (pytest-xdist's own `xdist_group` marks do not
+    group under pytest 9.2, whose node ids no longer take the group suffix xdist 3.8 writes.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module in PCSC_MODULES:
+                return "pcsc"
+            return nodeid if module in SPLIT_MODULES else module
+
+    config.option.loadscopereorder = False  # collection order: the browser suite last
+    return ModuleScheduling(config, log)
