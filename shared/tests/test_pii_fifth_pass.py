@@ -14,7 +14,8 @@ Refused now (each passed before this pass):
 * Base64 of a text holding personal data (MTIzNDU2Nzg5MDEy is 123456789012; dGFyb0BleGFtcGxlLmpw taro@example.jp);
 * an e-mail address with a comment (taro(desk)@example.jp) or with a sign between every letter (t-a-r-o-@-e-x-...);
 * a mobile number with its 0 left out, after a phone label (携帯 九〇の一二三四の五六七八);
-* a birth date in 大字 (昭和四拾五年三月弐日生まれ).
+* a birth date in 大字 (昭和四拾五年三月弐日生まれ), with ・ between its parts (S45・3・2生まれ), a one-kanji era (生年月日
+  昭45.3.2), the era in brackets after the Western year (1970年（昭和45年）3月2日生まれ); a letter-spaced postal code.
 Passes again: 「在留カードの確認」 (カードの was read as a given name カー and 殿).
 
 Still not refused, and why:
@@ -72,6 +73,10 @@ HOSTILE: dict[str, str] = {
     "携帯 九〇の一二三四の五六七八": "phone",
     "電話 90-1234-5678": "phone",
     "昭和四拾五年三月弐日生まれ": "birth_date",
+    "S45・3・2生まれ": "birth_date",
+    "生年月日 昭45.3.2": "birth_date",
+    "1970年（昭和45年）3月2日生まれ": "birth_date",
+    "〒 1 0 0 - 0 0 0 1": "address",
     # the earlier passes' spellings an outsider tries first (each refused before this pass too)
     "①②③④ ⑤⑥⑦⑧ ⑨〇①②": "twelve_digits",
     "壱弐参肆伍陸漆捌玖壱弐参": "my_number",

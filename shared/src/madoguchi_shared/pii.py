@@ -1863,7 +1863,7 @@ _BLOCK = re.compile(
 # is named in the sentence (区役所 〒060-0042).
 _POSTAL_CODE = re.compile(
     rf"(?:〒|郵便番号|ユウビンバンゴウ|postal code|zip(?: ?code)?)(?:[ :：]*(?:ハ|ガ|ヲ|デ|ニ))?[ :：]*"
-    rf"({_PD}{{3}})[ ]?[-ー]?[ ]?({_PD}{{4}})(?!{_PD})"
+    rf"({_PD}(?:[ ]?{_PD}){{2}})[ ]?[-ー]?[ ]?({_PD}(?:[ ]?{_PD}){{3}})(?!{_PD})"  # (letter-spaced too: 〒 1 0 0 - 0 0 0 1)
 )
 
 
@@ -1943,12 +1943,12 @@ _SIGN_GAP = re.compile(r"[ ]?(?:ハ|ガ|ノ|:|：|デ|ニ)?[ :：]?")
 # numerals) said to be someone's birth date: a label before it (生年月日, 誕生日, DOB, born) or 生まれ /
 # 生 right after it. A date alone is a date: an opening day, a deadline.
 _KN = "〇一二三四五六七八九十零壱弐参肆伍陸漆捌玖拾廿卅"  # (and 大字: 昭和四拾五年三月弐日)
-_ERA = r"(?:明治|大正|昭和|平成|令和|(?<![a-z])[mtshr]\.? ?)"
+_ERA = r"(?:明治|大正|昭和|平成|令和|(?<![\u4e00-\u9fff])[明大昭平令](?=[0-9元〇一二三四五六七八九十])|(?<![a-z])[mtshr]\.? ?)"
 _BIRTH_YEAR = rf"(?:{_ERA}(?:[0-9]{{1,2}}|元|[{_KN}]{{1,3}})|(?<![0-9])(?:19|20)[0-9]{{2}}|'[0-9]{{2}}|[一][九八][{_KN}]{{2}}|[二][〇][{_KN}]{{2}})"
 _BIRTH_MD = rf"(?:[0-9]{{1,2}}|[{_KN}]{{1,3}})"
 _MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _BIRTH_DATE = re.compile(
-    rf"{_BIRTH_YEAR} ?(?:年 ?{_BIRTH_MD} ?月 ?{_BIRTH_MD} ?日|[./\-] ?{_BIRTH_MD} ?[./\-] ?{_BIRTH_MD}(?![0-9]))"
+    rf"{_BIRTH_YEAR} ?(?:年 ?(?:[(（][^)）\n]{{1,10}}[)）] ?)?{_BIRTH_MD} ?月 ?{_BIRTH_MD} ?日|[./\-・] ?{_BIRTH_MD} ?[./\-・] ?{_BIRTH_MD}(?![0-9]))"
     rf"|(?<![0-9])(?:19|20)[0-9]{{2}}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?![0-9])"
     rf"|(?<![0-9])[0-9]{{1,2}} ?[./\-] ?[0-9]{{1,2}} ?[./\-] ?(?:19|20)[0-9]{{2}}(?![0-9])"
     rf"|(?<![a-z]){_MONTHS} ?[0-9]{{1,2}},? ?(?:19|20)[0-9]{{2}}(?![0-9])"
