@@ -16,7 +16,7 @@ import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -28,7 +28,7 @@ from nats import errors as nats_errors
 from nats.js import errors as js_errors
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from madoguchi_shared import auth, bus, hot, logging, sealed
 from madoguchi_shared.entropy import take
@@ -452,6 +452,21 @@ def _in_service_years(value: date) -> date:
 # end of the representable range (a week or a month after it must still be a date).
 SERVICE_DATES = (date(2000, 1, 1), date(2199, 12, 31))
 ServiceDate = Annotated[date, AfterValidator(_in_service_years)]
+
+
+def _instant_in_service_years(value: datetime) -> datetime:
+    try:
+        day = value.astimezone(UTC).date()
+    except OverflowError:  # (0001-01-01T00:00+14:00 is no UTC instant: PostgreSQL's driver and every local time fail)
+        day = None
+    if day is None or not SERVICE_DATES[0] <= day <= SERVICE_DATES[1]:
+        raise ValueError(f"{SERVICE_DATES[0].year}年から{SERVICE_DATES[1].year}年までの日時を指定してください。")
+    return value
+
+
+# An instant a command or a query can carry (a suspension's start, a callback window, an auditor's time filter): with
+# its UTC offset, in the same years as ServiceDate, so that its UTC and Tokyo times are dates too.
+ServiceInstant = Annotated[AwareDatetime, AfterValidator(_instant_in_service_years)]
 
 
 class LoginRequest(BaseModel):

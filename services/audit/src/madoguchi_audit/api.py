@@ -15,7 +15,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_shared import bus, subjects
@@ -31,7 +31,7 @@ from madoguchi_shared.events.audit import (
 )
 from madoguchi_shared.pii import FreeText
 from madoguchi_shared.errors import NotFound
-from madoguchi_shared.web import correlation_id, downloads, event_stream, problems
+from madoguchi_shared.web import ServiceInstant, correlation_id, downloads, event_stream, problems
 
 from madoguchi_audit import checkpoints, domain, query, verify
 from madoguchi_audit.deps import AlertHandler, AlertViewer, Audit, Auditor, Hub, Js, Nc, Pool, VerifyRole
@@ -44,8 +44,8 @@ class RecordParams(BaseModel):
     """Filters of the log (all optional, combined with AND); pages follow `after` (a position)."""
 
     model_config = ConfigDict(extra="forbid")
-    time_from: AwareDatetime | None = Field(default=None, description="occurred_at >= this")
-    time_to: AwareDatetime | None = Field(default=None, description="occurred_at < this")
+    time_from: ServiceInstant | None = Field(default=None, description="occurred_at >= this")
+    time_to: ServiceInstant | None = Field(default=None, description="occurred_at < this")
     ward: Ident | None = None
     desk: Ident | None = None
     device: Ident | None = None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_calls import domain as d
@@ -23,7 +23,7 @@ from madoguchi_calls.live import callback_dict
 from madoguchi_calls.phone_store import normalize_phone
 from madoguchi_shared.errors import Invalid, NotFound
 from madoguchi_shared.auth import Role, revocable
-from madoguchi_shared.web import event_stream, problems
+from madoguchi_shared.web import ServiceDate, ServiceInstant, event_stream, problems
 from madoguchi_shared.events import Event
 from madoguchi_shared.events import calls as ev
 from madoguchi_shared.events.base import Ident
@@ -81,7 +81,7 @@ async def line_state(line: Ident, service: Service, principal: Reader) -> dict:
 
 
 @lines_router.get("/{line}/days/{day}/stats")
-async def day_stats(line: Ident, day: date, service: Service, principal: Reader) -> dict:
+async def day_stats(line: Ident, day: ServiceDate, service: Service, principal: Reader) -> dict:
     """One day of the line in numbers (CALL-5, REP-2), with the never-connected share (CALL-3)."""
     service.check_line(line)
     view = await service.view(principal.municipality)
@@ -100,8 +100,8 @@ async def never_connected(
     line: Ident,
     service: Service,
     principal: Reader,
-    start: Annotated[date, Query(description="first day (YYYY-MM-DD)")],
-    end: Annotated[date | None, Query(description="last day, default = start")] = None,
+    start: Annotated[ServiceDate, Query(description="first day (YYYY-MM-DD)")],
+    end: Annotated[ServiceDate | None, Query(description="last day, default = start")] = None,
 ) -> dict:
     """CALL-3: per day, the share of calls that never connected: (missed + abandoned + out of hours) / received."""
     service.check_line(line)
@@ -223,8 +223,8 @@ class CallbackIn(_In):
     """The citizen's number and when they want to be called (CALL-3, CALL-4)."""
 
     phone: SecretStr = Field(min_length=10, max_length=30, description="kept only in the encrypted phone store")
-    window_start: AwareDatetime | None = None
-    window_end: AwareDatetime | None = None
+    window_start: ServiceInstant | None = None
+    window_end: ServiceInstant | None = None
     needs_city: bool | None = Field(
         default=None, description="the city must decide first (default: true for escalations)"
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from madoguchi_desk import domain as d
@@ -29,9 +29,9 @@ from madoguchi_shared.events import new_id, parse_event
 from madoguchi_shared.events.base import Ident, WallClockTime
 from madoguchi_shared.hot import HotRoute
 from madoguchi_shared.pii import FreeText, TypedIdent
-from madoguchi_shared.web import correlation_id, event_stream, problems
+from madoguchi_shared.web import ServiceDate, ServiceInstant, correlation_id, event_stream, problems
 
-DayParam = Annotated[date | None, Query(alias="date", description="the desk-day (default: today in Asia/Tokyo)")]
+DayParam = Annotated[ServiceDate | None, Query(alias="date", description="the desk-day (default: today in Asia/Tokyo)")]
 
 
 class Body(BaseModel):
@@ -73,8 +73,8 @@ calendar_router = APIRouter(prefix="/v1/calendar", tags=["calendar"], responses=
 
 class SuspendBody(Body):
     instruction_id: TypedIdent | None = None
-    start: AwareDatetime
-    end: AwareDatetime | None = None
+    start: ServiceInstant
+    end: ServiceInstant | None = None
     desks: list[Ident] = []
     reason: ev.InstructionReason
     note: FreeText | None = None
@@ -82,19 +82,19 @@ class SuspendBody(Body):
 
 class DelayBody(Body):
     instruction_id: TypedIdent | None = None
-    start: AwareDatetime | None = None
-    until: AwareDatetime
+    start: ServiceInstant | None = None
+    until: ServiceInstant
     desks: list[Ident] = []
     reason: ev.InstructionReason
     note: FreeText | None = None
 
 
 class LiftBody(Body):
-    at: AwareDatetime | None = None
+    at: ServiceInstant | None = None
 
 
 class SpecialOpeningBody(Body):
-    date: date
+    date: ServiceDate
     open: WallClockTime = Field(description="the desk's local time, without a zone (e.g. 08:45)")
     close: WallClockTime = Field(description="the desk's local time, without a zone (e.g. 19:00)")
     desks: list[Ident] = []
@@ -102,21 +102,21 @@ class SpecialOpeningBody(Body):
 
 
 class ExtendedHoursBody(Body):
-    date: date
+    date: ServiceDate
     close: WallClockTime = Field(description="the desk's local time, without a zone (e.g. 19:00)")
     desks: list[Ident] = []
     note: FreeText | None = None
 
 
 @calendar_router.get("/days/{day}")
-async def calendar_day(day: date, service: Service, principal: Reader, desk: str | None = None) -> dict:
+async def calendar_day(day: ServiceDate, service: Service, principal: Reader, desk: str | None = None) -> dict:
     """Opening hours of a date (for one desk, or the general rule)."""
     cal = await service.calendar()
     return cal.hours(day, desk).as_dict() | {"next_business_day": cal.next_business_day(day).isoformat()}
 
 
 @calendar_router.get("/next-business-day")
-async def next_business_day(service: Service, principal: Reader, after: date | None = None) -> dict:
+async def next_business_day(service: Service, principal: Reader, after: ServiceDate | None = None) -> dict:
     """The first ward-office business day after a date (default: today)."""
     cal = await service.calendar()
     after = after or service.today(cal)
@@ -129,7 +129,7 @@ async def next_business_day(service: Service, principal: Reader, after: date | N
 
 
 @calendar_router.get("/business-days")
-async def business_days(start: date, end: date, service: Service, principal: Reader) -> dict:
+async def business_days(start: ServiceDate, end: ServiceDate, service: Service, principal: Reader) -> dict:
     """Business days in [start, end]."""
     if (end - start).days > 800:
         raise Invalid("期間は800日以内にしてください。", code="range")
@@ -145,7 +145,7 @@ async def business_days(start: date, end: date, service: Service, principal: Rea
 
 @calendar_router.get("/add-business-days")
 async def add_business_days(
-    day: Annotated[date, Query(alias="date")],
+    day: Annotated[ServiceDate, Query(alias="date")],
     n: Annotated[int, Query(ge=-400, le=400)],
     service: Service,
     principal: Reader,
@@ -250,12 +250,12 @@ queue_router = APIRouter(
 class StopBody(Body):
     reason: ev.StopReason
     note: FreeText | None = None
-    reported_to_city_at: AwareDatetime | None = None
+    reported_to_city_at: ServiceInstant | None = None
 
 
 class PeriodBody(Body):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: ServiceInstant
+    end: ServiceInstant
 
 
 class EquipmentBody(Body):
@@ -362,7 +362,7 @@ async def desk_queue(desk_id: str, request: Request, service: Service, principal
 
 @desks_router.get("/{desk_id}/open")
 async def desk_open(
-    desk_id: str, request: Request, service: Service, principal: Reader, at: AwareDatetime | None = None
+    desk_id: str, request: Request, service: Service, principal: Reader, at: ServiceInstant | None = None
 ) -> dict:
     """Is the desk open at a moment (default now), and when does it open next."""
     desk = await desk_in_scope(request, service, principal, desk_id)
