@@ -493,3 +493,51 @@ async def test_emptied_columns_the_empty_mark_and_a_renamed_partition(nc, js, pg
         assert code == 1, (name, code, out)
         assert out.startswith(f"BAD log oplog: first bad position {expected[name]} "), (name, out)
         assert "edited" in out.splitlines()[0], (name, out)
+
+
+async def test_a_forged_record_of_a_stream_that_is_no_stream_of_record_is_extra(
+    nc, js, pg_pool, settings, audit_settings
+):
+    """A superuser appends a forged record to the unsigned tail (a login that never happened: an alibi) under a stream
+    name that is no stream of record (MG_DLQ, MG_FAKE), with the chain, chain_head and the auditors' time index kept
+    consistent. The reconciliation reads the streams of record only, and no checkpoint covers the tail: verify said OK.
+    Now every record of another stream is `extra`, named at its position."""
+    audit, end, _signed = await _crashed_log(nc, js, pg_pool, audit_settings, n=60)
+    for stream in ("MG_DLQ", "MG_FAKE"):
+        copy = await _copy(pg_pool, audit, f"nostream_{stream.lower()}")
+        when = datetime.now(UTC).replace(microsecond=0)
+        forged = LoginSucceeded(
+            municipality=copy.municipality,
+            staff_id="S0001",
+            service="desk",
+            occurred_at=when,
+            actor=Actor(id="S0001", role=Role.supporter),
+        )
+        await _insert_at(
+            pg_pool,
+            copy,
+            f'"{copy.schema_name}".log',
+            end + 1,
+            chain.Message(stream, 1, forged.subject, dump_event(forged)),
+        )
+        hour = when.replace(minute=0, second=0)
+        async with pg_pool.acquire() as conn:
+            await conn.execute("SET session_replication_role = replica")
+            spans = f'"{copy.schema_name}".hour_span'
+            updated = await conn.execute(
+                f"UPDATE {spans} SET last_position = $3 WHERE municipality = $1 AND hour = $2",
+                copy.municipality,
+                hour,
+                end + 1,
+            )
+            if updated.endswith(" 0"):
+                await conn.execute(
+                    f"INSERT INTO {spans} (municipality, hour, first_position, last_position) VALUES ($1, $2, $3, $3)",
+                    copy.municipality,
+                    hour,
+                    end + 1,
+                )
+            await conn.execute("SET session_replication_role = origin")
+        code, out = await _verify(settings, copy)
+        assert code == 1, (stream, out)
+        assert out.startswith(f"BAD log oplog: first bad position {end + 1} ({stream} seq 1): extra"), (stream, out)
