@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import time
+from pathlib import Path
 
 from madoguchi_shared import bus, db, subjects
 from madoguchi_shared.events.admin import TrainingItemCompleted
 from madoguchi_shared.projection import Projection, Transient
+from madoguchi_shared.runtime import PostgresServer
 
 SCHEMA = "test_projection_lost"
 REBUILD_LOCK = 0x4C4F5354  # this test's rebuild lock, as reporting's: exclusive for a rebuild, shared by a live batch
@@ -49,6 +54,7 @@ def recording_projection(name: str, municipality: str, *, live: bool = False) ->
         await conn.executemany(
             f'INSERT INTO "{SCHEMA}".applied VALUES ($1, $2, $3)', [(name, s.seq, s.event.event_id) for s in batch]
         )
+        await conn.execute("SELECT set_config('synchronous_commit', 'off', true)")  # as reporting's batches
 
     return Projection(
         name=name,
@@ -202,3 +208,44 @@ async def test_a_rebuild_abandoned_half_way_is_read_again_by_the_live_projection
         seqs = await stored_seqs(js, municipality)
         assert await until_applied(pg_pool, live, seqs) == seqs  # the rest applied once, by the live runner
     assert live.positions_lost == 1
+
+
+def kill_9(server: PostgresServer) -> None:
+    """PostgreSQL killed with -9, the postmaster and every backend (each its own session): what its WAL buffers
+    held, not yet written, is gone."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for victim in [pid, *children]:
+        os.kill(victim, signal.SIGKILL)
+    server.proc.wait(10)
+    deadline = time.monotonic() + 10
+    for child in children:  # gone (or a zombie) before the restart: none still holds the shared memory
+        while time.monotonic() < deadline:
+            try:
+                if Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            except OSError:
+                break
+            time.sleep(0.01)
+
+
+async def test_commits_a_postgresql_killed_with_minus_9_lost_are_read_again(js, nc, tmp_path, municipality):
+    """The crash itself, not its imitation: asynchronous commits still in the WAL buffers (the WAL writer made to
+    wait 10 s) when every PostgreSQL process is killed -9; restarted on the same port under the running projection."""
+    server = PostgresServer(tmp_path / "pg").start()
+    pool = await db.create_pool(server.dsn, max_size=4)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            await conn.execute("SELECT pg_reload_conf()")
+        p = recording_projection(f"killed{municipality}", municipality)
+        async with caught_up(js, nc, pool, p, municipality, 30) as seqs:
+            kill_9(server)
+            server.start()
+            await pool.expire_connections()  # this test's own reads: the runner finds its connections gone itself
+            assert await until_applied(pool, p, seqs, timeout=40) == seqs  # each once
+        assert p.positions_lost == 1  # the crash lost commits (what this test is about), and they were read again
+    finally:
+        await pool.close()
+        server.stop()
