@@ -5,8 +5,9 @@ Refused now (each passed before this pass):
 * a full name without an honorific whose family name is on no list (鰐淵花子, 鰐淵 美咲): the given name must be a whole
   common given name that is no ordinary word (花子, 一郎, 美咲; not 健一, 真一, 大樹, 京子, which end 保健一課, 写真一枚,
   a tree, 東京子ども会), the family name two to four kanji that are no office, role or day word;
-* a family name with an honorific and the given name in brackets (鈴木様（一郎）, はなこ様（鰐淵）), a common given name
-  before a listed family name (一郎 鈴木), romaji joined by hyphens (yamada-taro-san);
+* a family name with an honorific and the given name in brackets (鈴木様（一郎）, はなこ様（鰐淵）, 花子（鰐淵）様), a common
+  given name before a listed family name (一郎 鈴木), romaji joined by hyphens (yamada-taro-san, Wanibuchi-Hanako), a
+  kana name run together ending in a common given name of three kana or more (ワニブチハナコ, わにぶちはなこ);
 * masked numbers: the card's 4-4-4 shape or a phone number's shape with some digits masked by * x × ● ■ □ # ? ※
   and four digits or more shown (1234-****-9012, XXXX-XXXX-1234, 090-××××-5678); nothing shown passes;
 * a 記号 that opens with a kanji or kana (保険証 記号東123 番号4567), and 記号 … 番号 … alone (the two numbers of a
@@ -50,6 +51,10 @@ HOSTILE: dict[str, str] = {
     "はなこ様（鰐淵）": "name",
     "一郎 鈴木": "name",
     "yamada-taro-san": "name",
+    "花子（鰐淵）様": "name",
+    "ワニブチハナコ": "name",
+    "わにぶちはなこが来庁": "name",
+    "Wanibuchi-Hanako": "name",
     "1234-****-9012": "my_number",
     "XXXX-XXXX-1234": "my_number",
     "****-****-9012": "my_number",
@@ -172,6 +177,11 @@ HARMLESS = [
     "AbCdEfGhIjKlMnOp の設定値を確認",
     "Windows Update 後にドライバを再インストール",
     "受付 90-1234-5678 は別件（電話ではない整理番号）",
+    "ありがとうございましたとのこと",
+    "パンフレットとチラシをお渡し",
+    "キャッシュレス決済の案内、ポイントの付与は後日",
+    "いけばなこうざの会場はセンター3階",
+    "おはなこうざ（子ども向け）の案内",
 ]
 
 

@@ -1620,7 +1620,8 @@ _BARE_RARE_NAME = re.compile(
 _GIVEN_ANY = rf"(?:{'|'.join(sorted(_GIVEN_KANJI_NAMES, key=len, reverse=True))}|{_GIVEN_KANA_RE.pattern}|[\u4e00-\u9fff々][{_GIVEN_END}])"
 _BRACKETED_NAME = re.compile(
     rf"(?<![\u4e00-\u9fff々])(?:([\u4e00-\u9fff々]{{1,4}})[ ]?(?:様|サマ|サン|殿|ドノ|氏)[ ]?[(（][ ]?{_GIVEN_ANY}[ ]?[)）]"
-    rf"|{_GIVEN_ANY}[ ]?(?:様|サマ|サン|殿|ドノ|氏)[ ]?[(（][ ]?([\u4e00-\u9fff々]{{2,4}})[ ]?[)）])"
+    rf"|{_GIVEN_ANY}[ ]?(?:様|サマ|サン|殿|ドノ|氏)[ ]?[(（][ ]?([\u4e00-\u9fff々]{{2,4}})[ ]?[)）]"
+    rf"|{_GIVEN_ANY}[ ]?[(（][ ]?([\u4e00-\u9fff々]{{2,4}})[ ]?[)）][ ]?(?:様|サマ|サン|殿|ドノ|氏))"  # (花子（鰐淵）様)
 )
 _GIVEN_FIRST_KANJI = re.compile(
     rf"(?<![\u4e00-\u9fff々])(?:{'|'.join(sorted(_GIVEN_KANJI_NAMES, key=len, reverse=True))})[ ]"
@@ -1629,8 +1630,28 @@ _GIVEN_FIRST_KANJI = re.compile(
 
 
 def _bracketed_name_ok(m: re.Match[str]) -> bool:
-    family = m.group(1) or m.group(2)
+    family = m.group(1) or m.group(2) or m.group(3)
     return not (_NOT_FAMILY.search(family) or _NOT_A_NAME.search(family) or _COUNTED.search(family))
+
+
+# A name in kana run together, without a space or an honorific (ワニブチハナコ, わにぶちはなこ): a kana run of its own
+# that ends in a common given name of three kana or more after two to six kana.
+_KANA_RUN_BARE = re.compile(
+    r"(?<![\u30a1-\u30fa\u30fc])([\u30a1-\u30fa][\u30a1-\u30fa\u30fc]{1,5}?)"
+    rf"({'|'.join(sorted((g for g in _GIVEN_KANA if len(g) >= 3), key=len, reverse=True))})"
+    r"(?![\u30a1-\u30fa\u30fc](?<![ガハノニヲトモデヘ]))"
+)
+
+
+def _kana_run_ok(m: re.Match[str]) -> bool:
+    family = m.group(1)
+    return not (
+        family.startswith(("オ", "ゴ"))
+        or family in _NOT_KANA_NAME
+        or _NOT_GIVEN_KANA.search(family)
+        or family[-1] in "ノハガヲニトモデヘ"
+        or family[0] in "ァィゥェォッャュョヮー"
+    )
 
 
 def _bare_rare_name_ok(m: re.Match[str]) -> bool:
@@ -1650,8 +1671,8 @@ def _aged_name_ok(m: re.Match[str]) -> bool:
 # A common given name in romaji (5 letters or more) beside another word: Hanako Wanibuchi, WANIBUCHI Hanako.
 _LONG_GIVEN_ROMAJI = tuple(g for g in _GIVEN_ROMAJI if len(g) >= 5)
 _ROMAJI_GIVEN_ANY = (  # (given name first, family name first: two passes, so that 「desk hanako wanibuchi」 finds both)
-    re.compile(rf"(?<![a-z])(?:{'|'.join(_LONG_GIVEN_ROMAJI)}) ([a-z]{{4,14}})(?![a-z])"),
-    re.compile(rf"(?<![a-z])([a-z]{{4,14}}),? (?:{'|'.join(_LONG_GIVEN_ROMAJI)})(?![a-z])"),
+    re.compile(rf"(?<![a-z])(?:{'|'.join(_LONG_GIVEN_ROMAJI)})[ -]([a-z]{{4,14}})(?![a-z])"),
+    re.compile(rf"(?<![a-z])([a-z]{{4,14}}),?[ -](?:{'|'.join(_LONG_GIVEN_ROMAJI)})(?![a-z])"),
 )
 _NOT_ROMAJI_FAMILY = frozenset(
     str.split(
@@ -1688,12 +1709,14 @@ def _rare_names(text: str) -> list[_Found]:
                 found.append(_Found("name", m.start(), m.end()))
     if any(c in text for c in "歳才") and _AGED_NAME.search(text):
         found.extend(_Found("name", m.start(), m.end()) for m in _AGED_NAME.finditer(text) if _aged_name_ok(m))
-    if " " in text and _LONG_GIVEN_HINT.search(text):
+    if (" " in text or "-" in text) and _LONG_GIVEN_HINT.search(text):
         for regex in _ROMAJI_GIVEN_ANY:
             found.extend(_Found("name", m.start(), m.end()) for m in regex.finditer(text) if _romaji_ok(m))
     found.extend(_Found("name", m.start(), m.end()) for m in _BARE_RARE_NAME.finditer(text) if _bare_rare_name_ok(m))
-    found.extend(_Found("name", m.start(), m.end()) for m in _GIVEN_FIRST_KANJI.finditer(text))
-    if "(" in text or "（" in text:
+    if " " in text:
+        found.extend(_Found("name", m.start(), m.end()) for m in _GIVEN_FIRST_KANJI.finditer(text))
+    found.extend(_Found("name", m.start(), m.end()) for m in _KANA_RUN_BARE.finditer(text) if _kana_run_ok(m))
+    if "(" in text and _HONORIFIC_HINT.search(text):  # (the text is read with （ as "(")
         found.extend(
             _Found("name", m.start(), m.end()) for m in _BRACKETED_NAME.finditer(text) if _bracketed_name_ok(m)
         )
