@@ -5,6 +5,7 @@ of every event built, the calendar's memoised hours, and the pooled random bytes
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import pickle
 import time
@@ -91,6 +92,28 @@ def test_the_nul_check_finds_nul_anywhere_and_nothing_else():
     assert _holds_nul({"k": [1, ("x", {"deep": ["\x00"]})]})
     assert not _holds_nul({"k": [1, ("x", {"deep": ["ok"]})], "n": None, "u": uuid.uuid4()})
     assert not _holds_nul(7)
+
+
+def test_the_nul_check_reads_subclasses_of_str_and_of_the_containers():
+    """Values passed over by their exact type (a UUID, a datetime, a number) hold no string; a subclass
+    of str (an enum's value) or of a container is still read."""
+
+    class Code(str, enum.Enum):
+        bad = "x\x00"
+        good = "x"
+
+    class Items(list):
+        pass
+
+    class Mapping(dict):
+        pass
+
+    now = datetime.now(UTC)
+    assert _holds_nul({"k": Code.bad}) and not _holds_nul({"k": Code.good})
+    assert _holds_nul({"k": Items(["\x00"])}) and _holds_nul([Mapping({"a\x00": 1})])
+    assert _holds_nul((1, True, 2.5, None, now, now.date(), now.time(), uuid.uuid4(), "\x00"))
+    assert not _holds_nul({"a": 1, "b": True, "c": 2.5, "d": None, "e": now, "f": now.date(), "g": uuid.uuid4()})
+    assert _holds_nul({1: "a", "b": ("c", ["d", {"e": "\x00"}])})
 
 
 def test_memoised_hours_are_the_hours_of_the_calendar_they_belong_to():
