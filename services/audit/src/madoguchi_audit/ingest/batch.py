@@ -64,24 +64,8 @@ class Prepared:
     news: int  # records that are not our own checkpoints
     checkpoint: CheckpointSigned | None
     spans: dict[tuple[str, datetime], list[int]]  # (municipality, UTC hour of occurred_at) -> [first, last position]
-    copy_rows: list[tuple]  # the rows in the COPY's order (by_municipality)
     firsts: dict[str, int]  # event id -> the position of its first record in this batch
     repeats: list[tuple[int, str]]  # (position, event id) of the batch's own repeats of an event id
-
-
-def _municipality(row: tuple) -> str:
-    return row[8] or ""
-
-
-def by_municipality(rows: list[tuple]) -> list[tuple]:
-    """The rows in the order the COPY sends them: by municipality, each one's in position order (a stable sort).
-
-    Every auditor index of the log starts with the municipality (schema.AUDITOR_KEYSET_SQL), so a batch's records
-    of one municipality go into the same leaf pages one after the other instead of each to a page of its own: with
-    1,741 municipalities interleaved (make bench-national) the log's COPY costs PostgreSQL less CPU per record. The
-    positions, the chain and what each row holds do not change; only the order of the rows within the batch's
-    insertion (and so in the heap) does. A batch of one municipality keeps its order."""
-    return sorted(rows, key=_municipality)
 
 
 def event_ids(rows: list[tuple]) -> tuple[dict[str, int], list[tuple[int, str]]]:
@@ -120,5 +104,4 @@ async def prepare(batch: list[StoredMessage], seen: dict[str, int], position: in
         rows += part
         await asyncio.sleep(0)
     news = sum(1 for r in rows if r[6] != CHECKPOINT_TYPE)
-    spans = day_spans(rows)
-    return Prepared(rows, position, head, moved, moved_at, news, None, spans, by_municipality(rows), *event_ids(rows))
+    return Prepared(rows, position, head, moved, moved_at, news, None, day_spans(rows), *event_ids(rows))

@@ -79,7 +79,7 @@ async def write_batch(conn: db.Connection, schema: str, log_id: str, p: Prepared
         # The partition of the database's today and the next days exist (a look; made when the clock
         # reached a day without one: schema.PARTITION_BY_DAY_SQL), so the COPY never misses a partition.
         await conn.execute(f"SET LOCAL ROLE {WRITER}; SELECT {_q(schema, 'ensure_log_ahead')}()")
-        await conn.copy_records_to_table("log", schema_name=schema, records=p.copy_rows, columns=chain.COLUMNS)
+        await conn.copy_records_to_table("log", schema_name=schema, records=p.rows, columns=chain.COLUMNS)
         # Each event id's first position is in event_first (one row per id, schema.WRITER_COST_SQL): the ids
         # already there are duplicates of that record; the others go in (a plain COPY: one index insertion
         # each, and a unique violation, not a silent skip, if anything but this writer had put one there).
