@@ -364,6 +364,19 @@ class Reader:
         return not info.num_pending and (delivered or 0) <= self.consumer_seq
 
 
+class ReadStalled(TimeoutError):
+    """`read_all`: the server holds more of what was asked for but delivers none of it."""
+
+
+async def _nothing_more(reader: Reader) -> bool:
+    """True when the consumer holds nothing more for us (an empty batch at the true end); False while it
+    does, or when it cannot tell (a consumer being re-created, a server between leaders)."""
+    try:
+        return await reader.drained()
+    except Exception:  # noqa: BLE001 - asked again after the next batch
+        return False
+
+
 async def read_all(
     nc: NATS,
     filters: str | Sequence[str],
@@ -376,7 +389,12 @@ async def read_all(
     """Every stored message matching `filters` from `start_seq`, in stream order, then stop.
 
     What the stream holds when the call starts (a replay, a rebuild, a recount, a test's look).
-    `timeout` bounds a wait for the next message that the server said was there.
+    `timeout` bounds a wait for the next message that the server said was there: an empty batch is not the
+    end (a pull answered 503 right after the consumer was made, as a cluster does before the consumer's
+    interest has reached every node, gives one, and the consumer is re-created). The reading ends at the
+    stream's last message as the call started, or when the consumer holds nothing more for us; nothing
+    delivered for `timeout` while it still does is `ReadStalled`, never a silent short read (a recount, an
+    erasure or an export reading less than the stream holds).
     """
     filters = [filters] if isinstance(filters, str) else list(filters)
     js = jetstream(nc)
@@ -389,10 +407,22 @@ async def read_all(
     async with Reader(nc, stream, filters, start_seq=start_seq, batch=batch) as reader:
         if reader.pending == 0:
             return
+        loop = asyncio.get_running_loop()
+        stalled_since: float | None = None
         while True:
             msgs = await reader.next_batch(timeout=timeout, fill_wait=0)
             if not msgs:
-                return
+                if await _nothing_more(reader):
+                    return
+                now = loop.time()
+                stalled_since = now if stalled_since is None else stalled_since
+                if now - stalled_since >= timeout:
+                    raise ReadStalled(
+                        f"{stream}: nothing delivered for {timeout:.1f} s after sequence {reader.last_seq}, "
+                        f"the stream holding messages up to {end} for {filters}"
+                    )
+                continue
+            stalled_since = None
             for m in msgs:
                 if m.seq > end:
                     return
@@ -401,4 +431,4 @@ async def read_all(
                     return
 
 
-__all__ = ["StoredMessage", "Reader", "read_all", "parse_ack_reply", "parse_headers", "fast_parser"]
+__all__ = ["StoredMessage", "Reader", "ReadStalled", "read_all", "parse_ack_reply", "parse_headers", "fast_parser"]
