@@ -80,9 +80,10 @@ async def test_an_event_the_tables_cannot_hold_is_dead_lettered_and_the_rest_goe
                 if m.headers["Mg-Original-Seq"] == str(ack.seq)
             ]
             assert len(dead) == 1 and parse_event(dead[0].data).event_id == poison.event_id
-            assert (
-                "CheckViolation" in dead[0].headers["Mg-Reason"] and str(CAP + 500) not in dead[0].headers["Mg-Reason"]
-            )
+            # the reason names the error, not the refused value (the constraint's name holds the municipality code,
+            # which may contain the value's digits: it is taken out before looking)
+            reason = dead[0].headers["Mg-Reason"]
+            assert "CheckViolation" in reason and str(CAP + 500) not in reason.replace(constraint, "")
             alerts = [
                 parse_event(m.data)
                 async for m in reader.read_all(
