@@ -16,9 +16,9 @@ from madoguchi_shared.events import calls as ev
 from tests.utils.servers import unique_municipality
 
 
-def _call_elsewhere() -> ev.CallReceived:
+def _call(municipality: str) -> ev.CallReceived:
     return ev.CallReceived(
-        municipality=unique_municipality(),
+        municipality=municipality,
         actor=SYSTEM,
         call_id=new_id(),
         line="main",
@@ -43,36 +43,27 @@ async def test_a_call_is_routed_on_what_another_worker_stored_just_before(settin
             b.operator,
             {"categories": ["other"], "resolution": "answered_on_spot"},
         )
-        await bus.append(a.service.js, _call_elsewhere())  # the stream's last message: no event of this municipality
+        await bus.append(
+            a.service.js, _call(unique_municipality())
+        )  # the stream's last message: no event of this municipality
         third = await asyncio.wait_for(a.post("/v1/calls", a.phone_system, {}, expect=201), 10)
         assert third["route"] == "ring"  # b's close, stored before another municipality's call, seen by a
 
 
 async def test_the_view_catches_up_past_another_municipality_s_last_message(municipality, nc):
     js = nc.jetstream()
-    mine = [
-        ev.CallReceived(
-            municipality=municipality,
-            actor=SYSTEM,
-            call_id=new_id(),
-            line="main",
-            within_hours=True,
-            seats_signed_in=0,
-            seats_free=0,
-        )
-        for _ in range(3000)
-    ]
+    mine = [_call(municipality) for _ in range(3000)]
     await bus.publish_many(js, mine)  # more than the view applies while it reads where to stop
     for _ in range(3):
-        await bus.append(js, _call_elsewhere())  # the stream's last messages: none of the view's
+        await bus.append(js, _call(unique_municipality()))  # the stream's last messages: none of the view's
     view = LineView(municipality)
     try:
         await asyncio.wait_for(view.start(nc), 10)  # ready once it has applied what was stored before
         assert all(e.call_id in view.calls for e in mine)
-        await bus.append(js, _call_elsewhere())
+        await bus.append(js, _call(unique_municipality()))
         await asyncio.wait_for(view.catch_up(), 10)  # nothing new of its own: answered, not waited out
         await bus.append(js, mine[0].model_copy(update={"event_id": new_id(), "call_id": new_id()}))
-        await bus.append(js, _call_elsewhere())
+        await bus.append(js, _call(unique_municipality()))
         await asyncio.wait_for(view.catch_up(), 10)
         assert len(view.calls) == len(mine) + 1
     finally:
