@@ -6,6 +6,7 @@ the last message of its own filter, and must then find its municipality's last o
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from calls_harness import jst, running_line
 
@@ -16,8 +17,9 @@ from madoguchi_shared.events import calls as ev
 from tests.utils.servers import unique_municipality
 
 
-def _call(municipality: str) -> ev.CallReceived:
+def _call(municipality: str, **fields: Any) -> ev.CallReceived:
     return ev.CallReceived(
+        **fields,
         municipality=municipality,
         actor=SYSTEM,
         call_id=new_id(),
@@ -78,16 +80,7 @@ async def test_own_calls_applied_at_their_ack_are_counted_once_around_another_pr
         view: LineView = await line.service.view(municipality)
         for _ in range(10):
             await line.post("/v1/calls", line.phone_system, {}, expect=201)
-        elsewhere = ev.CallReceived(
-            municipality=municipality,
-            occurred_at=jst(2021, 4, 8, 9, 0),
-            actor=SYSTEM,
-            call_id=new_id(),
-            line="main",
-            within_hours=True,
-            seats_signed_in=0,
-            seats_free=0,
-        )
+        elsewhere = _call(municipality, occurred_at=jst(2021, 4, 8, 9, 0))
         await bus.append(nc.jetstream(), elsewhere)  # another process's call between this process's
         await asyncio.gather(*(line.post("/v1/calls", line.phone_system, {}, expect=201) for _ in range(10)))
         await asyncio.wait_for(view.catch_up(), 10)
